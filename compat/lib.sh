@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Shared helpers for the compat suites: start, stop, kill and restart a gregor broker on a free
+# loopback port with a private data directory. Source it: `. "$(dirname "$0")/../lib.sh"`.
+#
+#   gregor_start [--override k=v ...]   start; sets GREGOR_PORT, GREGOR_DATA, GREGOR_PID, GREGOR_BOOTSTRAP
+#   gregor_stop                          SIGTERM and wait (clean shutdown)
+#   gregor_kill9                         SIGKILL and wait (crash)
+#   gregor_restart                       start again on the same port and data directory
+#
+# GREGOR_BIN overrides the binary (default: target/release/gregor of this checkout).
+
+COMPAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$COMPAT_ROOT/.." && pwd)"
+GREGOR_BIN="${GREGOR_BIN:-$REPO_ROOT/target/release/gregor}"
+
+gregor_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+gregor_wait_ready() {
+  local i
+  for i in $(seq 1 200); do
+    if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$GREGOR_PORT),0.2); s.close()" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$GREGOR_PID" 2>/dev/null; then
+      echo "gregor exited during start-up; log: $GREGOR_DATA.log" >&2
+      tail -n 30 "$GREGOR_DATA.log" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  echo "gregor did not open port $GREGOR_PORT" >&2
+  return 1
+}
+
+gregor_launch() {
+  "$GREGOR_BIN" --listen "127.0.0.1:$GREGOR_PORT" --data-dir "$GREGOR_DATA" "${GREGOR_ARGS[@]}" \
+    >>"$GREGOR_DATA.log" 2>&1 &
+  GREGOR_PID=$!
+  gregor_wait_ready
+}
+
+gregor_start() {
+  GREGOR_PORT="${GREGOR_PORT:-$(gregor_free_port)}"
+  GREGOR_DATA="$(mktemp -d /tmp/gregor-compat.XXXXXX)"
+  GREGOR_ARGS=("$@")
+  GREGOR_BOOTSTRAP="127.0.0.1:$GREGOR_PORT"
+  export GREGOR_PORT GREGOR_DATA GREGOR_BOOTSTRAP
+  gregor_launch
+}
+
+gregor_restart() { gregor_launch; }
+
+gregor_stop() {
+  [ -n "${GREGOR_PID:-}" ] || return 0
+  kill -TERM "$GREGOR_PID" 2>/dev/null
+  wait "$GREGOR_PID" 2>/dev/null
+  GREGOR_PID=
+}
+
+gregor_kill9() {
+  [ -n "${GREGOR_PID:-}" ] || return 0
+  kill -KILL "$GREGOR_PID" 2>/dev/null
+  wait "$GREGOR_PID" 2>/dev/null
+  GREGOR_PID=
+}
+
+# Removes the data directory; call from an EXIT trap after gregor_stop.
+gregor_cleanup() {
+  gregor_stop
+  [ -n "${GREGOR_DATA:-}" ] && rm -rf "$GREGOR_DATA" "$GREGOR_DATA.log"
+}
