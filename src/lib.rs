@@ -1,1 +1,123 @@
+//! gregor: a Kafka-wire-compatible broker.
+//!
+//! Module map (see DESIGN.md):
+//! - `config`: typed configuration under Kafka's names (CLI, server.properties, KAFKA_* env);
+//! - `server`: the network edge (tokio): listener and connections, framing, in-order replies;
+//! - `protocol`: one module per Kafka API, the API table, error-code mapping;
+//! - `log`: record batches, segments, indexes, partition logs, recovery, retention;
+//! - `metadata`: topics, topic ids, partitions and the catalog on disk;
+//! - `txn`: producer ids and idempotent-producer state;
+//! - `broker`: the shared state of a running broker and its life cycle on disk.
+//!
+//! `start` runs a broker inside the caller's tokio runtime; tests use it with port 0.
 
+pub mod broker;
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod protocol;
+pub mod server;
+pub mod txn;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use broker::{now_ms, Broker, Endpoint};
+pub use config::Config;
+
+/// How often background duties (flush.ms checks) run; retention runs every
+/// log.retention.check.interval.ms on top of it.
+const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
+
+/// A broker serving on a bound socket.
+pub struct RunningBroker {
+    pub local_addr: SocketAddr,
+    broker: Arc<Broker>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the data directory (recovering it if needed), binds the listener and starts serving.
+pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
+    let listener = TcpListener::bind(&config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let endpoint = match &config.advertised {
+        Some((host, port)) => Endpoint {
+            host: host.clone(),
+            port: *port,
+        },
+        None => Endpoint {
+            host: advertised_host(local_addr),
+            port: local_addr.port(),
+        },
+    };
+    let broker = Arc::new(Broker::open(config, endpoint)?);
+    let cancel = CancellationToken::new();
+    let tasks = vec![
+        tokio::spawn(server::accept_loop(
+            listener,
+            Arc::clone(&broker),
+            cancel.clone(),
+        )),
+        tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
+    ];
+    tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
+        cluster_id = %broker.cluster_id, "gregor is ready");
+    Ok(RunningBroker {
+        local_addr,
+        broker,
+        cancel,
+        tasks,
+    })
+}
+
+/// A wildcard bind address is not something a client can dial; advertise loopback instead.
+fn advertised_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    }
+}
+
+impl RunningBroker {
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting and serving, then flushes and closes every log (a clean shutdown).
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let broker = self.broker;
+        tokio::task::spawn_blocking(move || broker.close())
+            .await
+            .map_err(std::io::Error::other)?
+    }
+}
+
+async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
+    let retention_every = broker.config.log_retention_check_interval_ms as i64;
+    let mut last_retention = now_ms();
+    let mut tick = tokio::time::interval(HOUSEKEEPING_TICK);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        let retention = now - last_retention >= retention_every;
+        if retention {
+            last_retention = now;
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.housekeeping(now, retention)).await;
+    }
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! The `gregor` binary: parse the configuration, start the broker, stop cleanly on a signal.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use gregor::config::{Config, Sources};
+
+/// A Kafka-wire-compatible broker.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on, HOST:PORT [default: 127.0.0.1:9092, or `listeners`]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address Metadata gives to clients, HOST:PORT [default: the listen address]
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Data directory [default: /tmp/gregor-data, or `log.dirs`]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A Kafka server.properties file
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A Kafka setting, KEY=VALUE (repeatable), e.g. --override num.partitions=4
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let sources = Sources {
+        listen: cli.listen,
+        advertised_listener: cli.advertised_listener,
+        data_dir: cli.data_dir,
+        config_file: cli.config,
+        overrides: cli.overrides,
+    };
+    let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
+    for name in &config.unused {
+        tracing::warn!(setting = %name, "Kafka setting accepted but not used by gregor");
+    }
+    eprintln!("gregor: data directory {}", config.data_dir.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let running = gregor::start(config)
+            .await
+            .context("cannot start the broker")?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        running.shutdown().await.context("clean shutdown failed")
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

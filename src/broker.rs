@@ -1,0 +1,142 @@
+//! The shared state of a running broker and its life cycle on disk: the data-directory lock, the
+//! clean-shutdown marker, `meta.properties`, and opening and closing every log.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::metadata::topic::kafka_uuid_string;
+use crate::metadata::{write_atomically, Catalog};
+use crate::txn::producer_ids::ProducerIdAllocator;
+
+/// Kafka's name for the marker a cleanly stopped broker leaves in each log directory.
+const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+const LOCK_FILE: &str = ".lock";
+
+/// How clients reach this node (Metadata's broker list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct Broker {
+    pub config: Config,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub endpoint: Endpoint,
+    pub catalog: Catalog,
+    pub producer_ids: ProducerIdAllocator,
+    /// Woken after every append, so long-polling fetches re-check their partitions.
+    pub appended: Notify,
+    _lock: File,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Broker {
+    /// Opens the data directory: takes its lock, recovers every log (fully verified when the last
+    /// run did not shut down cleanly), and loads the catalog.
+    pub fn open(config: Config, endpoint: Endpoint) -> io::Result<Broker> {
+        let dir = config.data_dir.clone();
+        fs::create_dir_all(&dir)?;
+        let lock = File::create(dir.join(LOCK_FILE))?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "data directory {} is in use by another process",
+                    dir.display()
+                ),
+            )
+        })?;
+        let marker = dir.join(CLEAN_SHUTDOWN);
+        let clean = marker.exists();
+        if clean {
+            fs::remove_file(&marker)?;
+        } else if fs::read_dir(&dir)?.count() > 1 {
+            tracing::warn!(dir = %dir.display(), "previous run did not shut down cleanly: verifying logs");
+        }
+        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        let catalog = Catalog::open(&dir, config.log.clone(), clean, now_ms())?;
+        let max_pid = catalog
+            .partitions()
+            .iter()
+            .filter_map(|p| p.with_log(|l| l.producers().max_producer_id()))
+            .max()
+            .unwrap_or(-1);
+        let producer_ids = ProducerIdAllocator::open(&dir, max_pid + 1)?;
+        Ok(Broker {
+            node_id: config.node_id,
+            config,
+            cluster_id,
+            endpoint,
+            catalog,
+            producer_ids,
+            appended: Notify::new(),
+            _lock: lock,
+        })
+    }
+
+    /// Flushes and closes every log, then leaves the clean-shutdown marker.
+    pub fn close(&self) -> io::Result<()> {
+        let now = now_ms();
+        let mut failed = false;
+        for p in self.catalog.partitions() {
+            if let Err(e) = p.with_log(|l| l.close(now)) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "could not close log");
+                failed = true;
+            }
+        }
+        if !failed {
+            write_atomically(&self.config.data_dir.join(CLEAN_SHUTDOWN), "")?;
+        }
+        Ok(())
+    }
+
+    /// Background duties: time-based flush and retention. Returns how many segments were deleted.
+    pub fn housekeeping(&self, now: i64, retention: bool) -> usize {
+        let mut deleted = 0;
+        for p in self.catalog.partitions() {
+            p.with_log(|l| {
+                if let Err(e) = l.maybe_flush_on_time(now) {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                }
+                if retention {
+                    match l.apply_retention(now) {
+                        Ok(n) => deleted += n,
+                        Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                    }
+                }
+            });
+        }
+        deleted
+    }
+}
+
+/// Reads `meta.properties` for the cluster id, or writes a new one (Kafka's format).
+fn load_or_create_meta(dir: &Path, node_id: i32) -> io::Result<String> {
+    let path = dir.join("meta.properties");
+    if let Ok(text) = fs::read_to_string(&path) {
+        if let Some((_, id)) = crate::config::parse_properties(&text)
+            .into_iter()
+            .find(|(k, _)| k == "cluster.id")
+        {
+            return Ok(id);
+        }
+    }
+    let cluster_id = kafka_uuid_string(Uuid::new_v4());
+    let directory_id = kafka_uuid_string(Uuid::new_v4());
+    let text = format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n");
+    write_atomically(&path, &text)?;
+    Ok(cluster_id)
+}

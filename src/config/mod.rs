@@ -1,0 +1,703 @@
+//! Typed broker configuration under Kafka's own names.
+//!
+//! Sources, later ones winning: Kafka's defaults, a `server.properties` file (`--config`),
+//! `KAFKA_*` environment variables mapped as the apache/kafka container image maps them, repeated
+//! `--override key=value`, and finally the dedicated flags (`--listen`, `--advertised-listener`,
+//! `--data-dir`).
+//!
+//! Every name Kafka 4.1's broker accepts is known (`kafka_broker_configs.tsv`, generated from
+//! Kafka's own ConfigDef by `scripts/gen-kafka-configs`); names gregor does not use are accepted
+//! with a warning so that existing files keep working. Unknown names (typos) and values of the
+//! wrong type fail start-up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::log::{LogConfig, TimestampType};
+
+const BROKER_CONFIGS: &str = include_str!("kafka_broker_configs.tsv");
+const TOPIC_CONFIGS: &str = include_str!("kafka_topic_configs.tsv");
+
+/// Prefixes under which Kafka accepts open-ended names (per-listener settings, plugin configs).
+const OPEN_PREFIXES: &[&str] = &[
+    "listener.name.",
+    "rsm.config.",
+    "rlmm.config.",
+    "config.providers",
+];
+
+/// Names the apache/kafka image writes into server.properties from its own helper variables.
+const IMAGE_EXTRAS: &[&str] = &[
+    "jmx.port",
+    "ssl.keystore.filename",
+    "ssl.key.credentials",
+    "ssl.keystore.credentials",
+    "ssl.truststore.filename",
+    "ssl.truststore.credentials",
+];
+
+/// `KAFKA_*` variables the image reads for the JVM, not as configuration.
+const IMAGE_NON_CONFIG_ENV: &[&str] = &[
+    "KAFKA_VERSION",
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_ROOT_LOGLEVEL",
+    "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+    "KAFKA_JMX_HOSTNAME",
+];
+
+/// Broker settings gregor acts on; any other known name is accepted and reported as unused.
+const USED: &[&str] = &[
+    "advertised.listeners",
+    "auto.create.topics.enable",
+    "broker.id",
+    "default.replication.factor",
+    "fetch.max.bytes",
+    "listeners",
+    "log.dir",
+    "log.dirs",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.flush.scheduler.interval.ms",
+    "log.index.interval.bytes",
+    "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.roll.hours",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    "node.id",
+    "num.partitions",
+    "socket.request.max.bytes",
+];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("unknown configuration '{0}' (not a Kafka broker setting; a typo?)")]
+    Unknown(String),
+    #[error("invalid value '{value}' for '{name}': {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Kafka's ConfigDef type of a setting, as listed in the generated tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    Short,
+    Int,
+    Long,
+    Double,
+    String,
+    List,
+    Class,
+    Password,
+}
+
+impl ConfigType {
+    fn parse(s: &str) -> ConfigType {
+        match s {
+            "BOOLEAN" => ConfigType::Boolean,
+            "SHORT" => ConfigType::Short,
+            "INT" => ConfigType::Int,
+            "LONG" => ConfigType::Long,
+            "DOUBLE" => ConfigType::Double,
+            "LIST" => ConfigType::List,
+            "CLASS" => ConfigType::Class,
+            "PASSWORD" => ConfigType::Password,
+            _ => ConfigType::String,
+        }
+    }
+
+    /// Checks that `value` parses as this type, the way Kafka's ConfigDef.parseType does.
+    pub fn check(self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let v = value.trim();
+        let ok = match self {
+            ConfigType::Boolean => {
+                v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+            }
+            ConfigType::Short => v.parse::<i16>().is_ok(),
+            ConfigType::Int => v.parse::<i32>().is_ok(),
+            ConfigType::Long => v.parse::<i64>().is_ok(),
+            ConfigType::Double => v.parse::<f64>().is_ok(),
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(
+                name,
+                value,
+                format!("expected {self:?}").to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// One row of a generated table: a Kafka config name, its type and default.
+#[derive(Debug, Clone)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// Kafka's default as its docs show it; `None` when Kafka has none (null).
+    pub default: Option<&'static str>,
+    /// For topic configs: the broker setting that supplies the default.
+    pub synonym: Option<&'static str>,
+}
+
+fn parse_table(text: &'static str) -> Vec<ConfigDef> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut f = l.split('\t');
+            let name = f.next().unwrap_or_default();
+            let kind = ConfigType::parse(f.next().unwrap_or_default());
+            let default = match f.next().unwrap_or_default() {
+                "" => None,
+                "\"\"" => Some(""),
+                d => Some(d),
+            };
+            let synonym = f.next().filter(|s| !s.is_empty());
+            ConfigDef {
+                name,
+                kind,
+                default,
+                synonym,
+            }
+        })
+        .collect()
+}
+
+pub fn broker_config_defs() -> &'static [ConfigDef] {
+    static DEFS: std::sync::OnceLock<Vec<ConfigDef>> = std::sync::OnceLock::new();
+    DEFS.get_or_init(|| parse_table(BROKER_CONFIGS))
+}
+
+pub fn topic_config_defs() -> &'static [ConfigDef] {
+    static DEFS: std::sync::OnceLock<Vec<ConfigDef>> = std::sync::OnceLock::new();
+    DEFS.get_or_init(|| parse_table(TOPIC_CONFIGS))
+}
+
+fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    broker_config_defs().iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static ConfigDef> {
+    topic_config_defs().iter().find(|d| d.name == name)
+}
+
+/// Maps an environment variable to a config name as the apache/kafka image does
+/// (KafkaDockerWrapper.getServerConfigsFromEnv): drop `KAFKA_`, lowercase, `_` → `.`,
+/// then `...` → `-` and `..` → `_` (so `___` means `-` and `__` means `_`).
+pub fn env_to_config_name(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("KAFKA_")?;
+    if rest.is_empty() || IMAGE_NON_CONFIG_ENV.contains(&var) {
+        return None;
+    }
+    Some(
+        rest.to_lowercase()
+            .replace('_', ".")
+            .replace("...", "-")
+            .replace("..", "_"),
+    )
+}
+
+/// Parses Java properties text: `key=value` or `key: value` lines, `#`/`!` comments.
+/// Continuation lines and escapes beyond `\\` are rare in server.properties and not supported.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let i = l.find(['=', ':'])?;
+            Some((l[..i].trim().to_string(), l[i + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+/// Host and port of a listener: `HOST:PORT` or Kafka's `NAME://HOST:PORT` (an empty host means
+/// all interfaces, as in Kafka).
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// The settings the command line gives (see main.rs).
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub listen: Option<String>,
+    pub advertised_listener: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind, `host:port`.
+    pub listen: String,
+    /// What Metadata returns for this node; `None` means the bound address.
+    pub advertised: Option<(String, u16)>,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub fetch_max_bytes: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    /// Broker-wide defaults of every partition log.
+    pub log: LogConfig,
+    /// Every explicitly set setting, by Kafka name (for DescribeConfigs later).
+    pub explicit: BTreeMap<String, String>,
+    /// Known settings that were set but that gregor does not act on.
+    pub unused: Vec<String>,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/tmp/gregor-data";
+
+impl Config {
+    /// Builds the configuration from all sources; `env` is the process environment.
+    pub fn load(
+        src: &Sources,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut set: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = &src.config_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            set.extend(parse_properties(&text));
+        }
+        set.extend(
+            env.into_iter()
+                .filter_map(|(k, v)| Some((env_to_config_name(&k)?, v))),
+        );
+        for o in &src.overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| invalid("--override", o, "expected KEY=VALUE"))?;
+            set.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_settings(set, src)
+    }
+
+    /// Defaults for tests: a free loopback port and the given data directory.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        let src = Sources {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir),
+            ..Sources::default()
+        };
+        // The defaults always validate: an empty settings map cannot fail.
+        match Self::from_settings(BTreeMap::new(), &src) {
+            Ok(c) => c,
+            Err(e) => unreachable!("default config is invalid: {e}"),
+        }
+    }
+
+    pub fn from_settings(
+        set: BTreeMap<String, String>,
+        src: &Sources,
+    ) -> Result<Config, ConfigError> {
+        let mut unused = Vec::new();
+        for (name, value) in &set {
+            match broker_def(name) {
+                Some(def) => def.kind.check(name, value)?,
+                None if OPEN_PREFIXES.iter().any(|p| name.starts_with(p))
+                    || IMAGE_EXTRAS.contains(&name.as_str()) => {}
+                None => return Err(ConfigError::Unknown(name.clone())),
+            }
+            if !USED.contains(&name.as_str()) {
+                unused.push(name.clone());
+            }
+        }
+        let s = Settings(&set);
+        let listeners = s.str("listeners").map(|l| first_listener(&l));
+        let listen = match (&src.listen, listeners) {
+            (Some(l), _) => l.clone(),
+            (None, Some(Some((host, port)))) => {
+                format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host })
+            }
+            (None, Some(None)) => {
+                return Err(invalid(
+                    "listeners",
+                    &s.raw("listeners"),
+                    "expected NAME://HOST:PORT",
+                ))
+            }
+            (None, None) => "127.0.0.1:9092".to_string(),
+        };
+        if parse_host_port(&listen).is_none() {
+            return Err(invalid("--listen", &listen, "expected HOST:PORT"));
+        }
+        let advertised =
+            match (&src.advertised_listener, s.str("advertised.listeners")) {
+                (Some(a), _) => Some(
+                    parse_host_port(a)
+                        .ok_or_else(|| invalid("--advertised-listener", a, "expected HOST:PORT"))?,
+                ),
+                (None, Some(a)) => Some(first_listener(&a).ok_or_else(|| {
+                    invalid("advertised.listeners", &a, "expected NAME://HOST:PORT")
+                })?),
+                (None, None) => None,
+            };
+        let data_dir = match (
+            &src.data_dir,
+            s.str("log.dirs").or_else(|| s.str("log.dir")),
+        ) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => {
+                PathBuf::from(d.split(',').next().unwrap_or(DEFAULT_DATA_DIR).trim())
+            }
+            (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+        let log = broker_log_config(&s)?;
+        Ok(Config {
+            listen,
+            advertised,
+            data_dir,
+            node_id: s
+                .int("node.id")?
+                .or(s.int("broker.id")?.filter(|&id| id >= 0))
+                .unwrap_or(1),
+            num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
+            default_replication_factor: s.int("default.replication.factor")?.unwrap_or(1) as i16,
+            auto_create_topics_enable: s.bool("auto.create.topics.enable")?.unwrap_or(true),
+            socket_request_max_bytes: s
+                .positive_int("socket.request.max.bytes")?
+                .unwrap_or(104_857_600) as usize,
+            fetch_max_bytes: s.positive_int("fetch.max.bytes")?.unwrap_or(57_671_680) as usize,
+            log_retention_check_interval_ms: s
+                .positive_long("log.retention.check.interval.ms")?
+                .unwrap_or(300_000) as u64,
+            log_flush_scheduler_interval_ms: s
+                .positive_long("log.flush.scheduler.interval.ms")?
+                .unwrap_or(i64::MAX) as u64,
+            log,
+            unused,
+            explicit: set,
+        })
+    }
+}
+
+/// The first listener of a comma-separated `NAME://HOST:PORT` list that is not a controller one.
+fn first_listener(list: &str) -> Option<(String, u16)> {
+    list.split(',')
+        .map(str::trim)
+        .find(|l| !l.starts_with("CONTROLLER://"))
+        .and_then(parse_host_port)
+}
+
+/// Typed lookups over the explicit settings.
+struct Settings<'a>(&'a BTreeMap<String, String>);
+
+impl Settings<'_> {
+    fn raw(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+    fn str(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+    fn long(&self, name: &str) -> Result<Option<i64>, ConfigError> {
+        self.str(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| invalid(name, &v, "expected a number"))
+            })
+            .transpose()
+    }
+    fn int(&self, name: &str) -> Result<Option<i32>, ConfigError> {
+        self.long(name)?
+            .map(|v| i32::try_from(v).map_err(|_| invalid(name, &v.to_string(), "out of range")))
+            .transpose()
+    }
+    fn positive_long(&self, name: &str) -> Result<Option<i64>, ConfigError> {
+        match self.long(name)? {
+            Some(v) if v <= 0 => Err(invalid(name, &v.to_string(), "must be positive")),
+            v => Ok(v),
+        }
+    }
+    fn positive_int(&self, name: &str) -> Result<Option<i32>, ConfigError> {
+        match self.int(name)? {
+            Some(v) if v <= 0 => Err(invalid(name, &v.to_string(), "must be positive")),
+            v => Ok(v),
+        }
+    }
+    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        self.str(name)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(name, &v, "expected true or false")),
+            })
+            .transpose()
+    }
+}
+
+fn timestamp_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
+    match v {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        _ => Err(invalid(name, v, "expected CreateTime or LogAppendTime")),
+    }
+}
+
+/// Broker-wide log defaults; `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka.
+fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
+    let d = LogConfig::default();
+    let retention_ms = match (
+        s.long("log.retention.ms")?,
+        s.long("log.retention.minutes")?,
+        s.long("log.retention.hours")?,
+    ) {
+        (Some(ms), _, _) => ms,
+        (None, Some(m), _) => m.saturating_mul(60_000),
+        (None, None, Some(h)) => h.saturating_mul(3_600_000),
+        (None, None, None) => d.retention_ms,
+    };
+    let segment_ms = match (s.long("log.roll.ms")?, s.long("log.roll.hours")?) {
+        (Some(ms), _) => ms,
+        (None, Some(h)) => h.saturating_mul(3_600_000),
+        (None, None) => d.segment_ms,
+    };
+    let flush_messages = s
+        .positive_long("log.flush.interval.messages")?
+        .map_or(d.flush_messages, |v| v as u64);
+    let flush_ms = match s.long("log.flush.interval.ms")? {
+        Some(v) => v,
+        None => s
+            .long("log.flush.scheduler.interval.ms")?
+            .unwrap_or(d.flush_ms),
+    };
+    Ok(LogConfig {
+        segment_bytes: s
+            .positive_int("log.segment.bytes")?
+            .map_or(d.segment_bytes, |v| v as u64),
+        segment_ms,
+        index_interval_bytes: s
+            .int("log.index.interval.bytes")?
+            .map_or(d.index_interval_bytes, |v| v.max(0) as u64),
+        flush_messages,
+        flush_ms,
+        retention_ms,
+        retention_bytes: s.long("log.retention.bytes")?.unwrap_or(d.retention_bytes),
+        max_message_bytes: s
+            .positive_int("message.max.bytes")?
+            .map_or(d.max_message_bytes, |v| v as usize),
+        timestamp_type: match s.str("log.message.timestamp.type") {
+            Some(v) => timestamp_type("log.message.timestamp.type", &v)?,
+            None => d.timestamp_type,
+        },
+        timestamp_before_max_ms: s
+            .long("log.message.timestamp.before.max.ms")?
+            .unwrap_or(d.timestamp_before_max_ms),
+        timestamp_after_max_ms: s
+            .long("log.message.timestamp.after.max.ms")?
+            .unwrap_or(d.timestamp_after_max_ms),
+    })
+}
+
+/// Validates topic-level configs (CreateTopics) and overlays them on the broker's log defaults.
+/// Unknown names and bad values get INVALID_CONFIG with this error's text.
+pub fn topic_log_config(
+    base: &LogConfig,
+    topic: &BTreeMap<String, String>,
+) -> Result<LogConfig, ConfigError> {
+    let mut c = base.clone();
+    for (name, value) in topic {
+        let def = topic_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
+        def.kind.check(name, value)?;
+        let v = value.trim();
+        let num = || {
+            v.parse::<i64>()
+                .map_err(|_| invalid(name, v, "expected a number"))
+        };
+        let positive = || {
+            num().and_then(|n| {
+                if n > 0 {
+                    Ok(n)
+                } else {
+                    Err(invalid(name, v, "must be positive"))
+                }
+            })
+        };
+        match name.as_str() {
+            "segment.bytes" => c.segment_bytes = positive()? as u64,
+            "segment.ms" => c.segment_ms = positive()?,
+            "index.interval.bytes" => c.index_interval_bytes = num()?.max(0) as u64,
+            "flush.messages" => c.flush_messages = positive()? as u64,
+            "flush.ms" => c.flush_ms = num()?,
+            "retention.ms" => c.retention_ms = num()?,
+            "retention.bytes" => c.retention_bytes = num()?,
+            "max.message.bytes" => c.max_message_bytes = num()?.max(0) as usize,
+            "message.timestamp.type" => c.timestamp_type = timestamp_type(name, v)?,
+            "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num()?,
+            "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num()?,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(overrides: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let src = Sources {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Sources::default()
+        };
+        Config::load(
+            &src,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9092");
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.log, LogConfig::default());
+    }
+
+    #[test]
+    fn tables_have_kafkas_entries() {
+        let d = broker_def("log.segment.bytes").unwrap();
+        assert_eq!((d.kind, d.default), (ConfigType::Int, Some("1073741824")));
+        let t = topic_def("retention.ms").unwrap();
+        assert_eq!(t.synonym, Some("log.retention.ms"));
+        assert!(broker_config_defs().len() > 300);
+    }
+
+    #[test]
+    fn overrides_env_and_errors() {
+        let c = load(
+            &["num.partitions=4", "log.retention.hours=1"],
+            &[("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.num_partitions, 4);
+        assert!(!c.auto_create_topics_enable);
+        assert_eq!(c.log.retention_ms, 3_600_000);
+        assert!(matches!(
+            load(&["num.partitons=4"], &[]),
+            Err(ConfigError::Unknown(_))
+        ));
+        assert!(matches!(
+            load(&["num.partitions=four"], &[]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            load(&["auto.create.topics.enable=yes"], &[]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        // Known but unused settings are accepted and reported.
+        let c = load(
+            &[
+                "num.network.threads=3",
+                "listener.name.internal.ssl.keystore.location=/x",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.unused.len(), 2);
+        // JVM variables of the image are not configs.
+        assert!(load(&[], &[("KAFKA_HEAP_OPTS", "-Xmx1G")]).is_ok());
+    }
+
+    #[test]
+    fn env_names_map_like_the_kafka_image() {
+        assert_eq!(
+            env_to_config_name("KAFKA_ADVERTISED_LISTENERS").as_deref(),
+            Some("advertised.listeners")
+        );
+        assert_eq!(
+            env_to_config_name("KAFKA_ABC__DEF").as_deref(),
+            Some("abc_def")
+        );
+        assert_eq!(
+            env_to_config_name("KAFKA_ABC___DEF").as_deref(),
+            Some("abc-def")
+        );
+        assert_eq!(env_to_config_name("KAFKA_OPTS"), None);
+        assert_eq!(env_to_config_name("PATH"), None);
+    }
+
+    #[test]
+    fn listeners_from_kafka_syntax() {
+        let c = load(
+            &[
+                "listeners=PLAINTEXT://:9093,CONTROLLER://:9094",
+                "advertised.listeners=PLAINTEXT://kafka:19092",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9093");
+        assert_eq!(c.advertised, Some(("kafka".to_string(), 19092)));
+    }
+
+    #[test]
+    fn properties_file_syntax() {
+        let p = parse_properties("# c\n! c\nnum.partitions = 3\nlog.dirs: /x\n\n");
+        assert_eq!(
+            p,
+            vec![
+                ("num.partitions".into(), "3".into()),
+                ("log.dirs".into(), "/x".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn topic_overrides() {
+        let base = LogConfig::default();
+        let mut m = BTreeMap::new();
+        m.insert("retention.ms".to_string(), "1000".to_string());
+        m.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let c = topic_log_config(&base, &m).unwrap();
+        assert_eq!(c.retention_ms, 1000);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        m.insert("retention.msx".to_string(), "1".to_string());
+        assert!(topic_log_config(&base, &m).is_err());
+    }
+}

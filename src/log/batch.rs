@@ -1,0 +1,526 @@
+//! A view of a RecordBatch v2 (magic 2) header, its CRC, and the checks Kafka makes on produce.
+//!
+//! Header layout, big-endian (DefaultRecordBatch.java):
+//!
+//! | offset | field                | type  | in CRC |
+//! |--------|----------------------|-------|--------|
+//! | 0      | BaseOffset           | int64 | no     |
+//! | 8      | Length               | int32 | no     |  bytes after this field
+//! | 12     | PartitionLeaderEpoch | int32 | no     |
+//! | 16     | Magic                | int8  | no     |
+//! | 17     | CRC (CRC-32C)        | uint32| -      |  over [21, end)
+//! | 21     | Attributes           | int16 | yes    |
+//! | 23     | LastOffsetDelta      | int32 | yes    |
+//! | 27     | BaseTimestamp        | int64 | yes    |
+//! | 35     | MaxTimestamp         | int64 | yes    |
+//! | 43     | ProducerId           | int64 | yes    |
+//! | 51     | ProducerEpoch        | int16 | yes    |
+//! | 53     | BaseSequence         | int32 | yes    |
+//! | 57     | RecordCount          | int32 | yes    |
+//! | 61     | Records              | bytes | yes    |
+//!
+//! Produce validates only this header and the CRC: records are never decoded on the hot path.
+
+pub const HEADER_LEN: usize = 61;
+/// BaseOffset + Length: the bytes of a batch that `Length` does not count.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+
+pub const OFF_BASE_OFFSET: usize = 0;
+pub const OFF_LENGTH: usize = 8;
+pub const OFF_LEADER_EPOCH: usize = 12;
+pub const OFF_MAGIC: usize = 16;
+pub const OFF_CRC: usize = 17;
+pub const OFF_ATTRIBUTES: usize = 21;
+pub const OFF_LAST_OFFSET_DELTA: usize = 23;
+pub const OFF_BASE_TIMESTAMP: usize = 27;
+pub const OFF_MAX_TIMESTAMP: usize = 35;
+pub const OFF_PRODUCER_ID: usize = 43;
+pub const OFF_PRODUCER_EPOCH: usize = 51;
+pub const OFF_BASE_SEQUENCE: usize = 53;
+pub const OFF_RECORD_COUNT: usize = 57;
+
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+
+pub const COMPRESSION_ZSTD: i16 = 4;
+
+/// "No timestamp" in a record batch (RecordBatch.NO_TIMESTAMP).
+pub const NO_TIMESTAMP: i64 = -1;
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// The decoded fields of a batch header. Parsing copies 61 bytes into plain integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the first 61 bytes of `b`; `None` if fewer are present.
+    pub fn parse(b: &[u8]) -> Option<BatchHeader> {
+        if b.len() < HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: be_i64(b, OFF_BASE_OFFSET),
+            length: be_i32(b, OFF_LENGTH),
+            partition_leader_epoch: be_i32(b, OFF_LEADER_EPOCH),
+            magic: b[OFF_MAGIC] as i8,
+            crc: be_i32(b, OFF_CRC) as u32,
+            attributes: be_i16(b, OFF_ATTRIBUTES),
+            last_offset_delta: be_i32(b, OFF_LAST_OFFSET_DELTA),
+            base_timestamp: be_i64(b, OFF_BASE_TIMESTAMP),
+            max_timestamp: be_i64(b, OFF_MAX_TIMESTAMP),
+            producer_id: be_i64(b, OFF_PRODUCER_ID),
+            producer_epoch: be_i16(b, OFF_PRODUCER_EPOCH),
+            base_sequence: be_i32(b, OFF_BASE_SEQUENCE),
+            record_count: be_i32(b, OFF_RECORD_COUNT),
+        })
+    }
+
+    /// Whole batch size on disk and on the wire (12 + Length). Negative lengths give 0.
+    pub fn total_size(&self) -> usize {
+        LOG_OVERHEAD + usize::try_from(self.length).unwrap_or(0)
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// The offset after this batch: where the next batch starts.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// Sequence number of the last record, wrapping at i32::MAX as Kafka does
+    /// (DefaultRecordBatch.incrementSequence).
+    pub fn last_sequence(&self) -> i32 {
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+}
+
+/// `seq + delta`, wrapping from i32::MAX to 0.
+pub fn increment_sequence(seq: i32, delta: i32) -> i32 {
+    if seq > i32::MAX - delta {
+        delta - (i32::MAX - seq) - 1
+    } else {
+        seq + delta
+    }
+}
+
+/// CRC-32C over `[21, end)` of a whole batch.
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[OFF_ATTRIBUTES..])
+}
+
+/// True when `batch` is one whole batch whose stored CRC matches its bytes.
+pub fn crc_is_valid(batch: &[u8]) -> bool {
+    match BatchHeader::parse(batch) {
+        Some(h) => h.total_size() == batch.len() && compute_crc(batch) == h.crc,
+        None => false,
+    }
+}
+
+/// Walks whole batches laid end to end in `buf` (a segment file or a slice of one), yielding each
+/// batch's position in `buf` and its header. Stops at the first incomplete or nonsensical batch;
+/// `valid_len` then tells where the whole batches end.
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BatchIter<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        BatchIter { buf, pos: 0 }
+    }
+
+    /// Bytes of whole batches yielded so far.
+    pub fn valid_len(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Iterator for BatchIter<'_> {
+    type Item = (usize, BatchHeader);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.buf[self.pos..];
+        let header = BatchHeader::parse(rest)?;
+        let size = header.total_size();
+        if header.length < (HEADER_LEN - LOG_OVERHEAD) as i32 || size > rest.len() {
+            return None;
+        }
+        let at = self.pos;
+        self.pos += size;
+        Some((at, header))
+    }
+}
+
+/// Why a produced batch is refused; each maps to the error code Kafka gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// CORRUPT_MESSAGE (2)
+    #[error("corrupt record batch: {0}")]
+    Corrupt(&'static str),
+    /// INVALID_RECORD (87)
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(&'static str),
+    /// MESSAGE_TOO_LARGE (10)
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    /// UNSUPPORTED_COMPRESSION_TYPE (76)
+    #[error("zstd compression needs Produce v7 or later")]
+    UnsupportedCompression,
+    /// INVALID_TIMESTAMP (32)
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(&'static str),
+    /// INVALID_TXN_STATE (48): gregor has no transaction coordinator yet.
+    #[error("transactional batches are not supported")]
+    Transactional,
+}
+
+/// Timestamp bounds for CreateTime topics (message.timestamp.before/after.max.ms).
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampBounds {
+    pub now_ms: i64,
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
+}
+
+/// The per-batch checks of Kafka's produce path that need only the header and the CRC, in Kafka's
+/// order (ProduceRequest.validateRecords, UnifiedLog.analyzeAndValidateRecords,
+/// LogValidator.validateBatch). `records` is the whole `records` field of one partition.
+pub fn validate_produced(
+    records: &[u8],
+    max_message_bytes: usize,
+    produce_version: i16,
+    timestamps: Option<TimestampBounds>,
+) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(records).ok_or(BatchError::InvalidRecord(
+        "a produce request must contain exactly one record batch",
+    ))?;
+    if header.magic != MAGIC_V2 {
+        return Err(BatchError::InvalidRecord(
+            "Produce v3+ accepts only magic 2 record batches",
+        ));
+    }
+    if header.length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return Err(BatchError::Corrupt("batch length is below the header size"));
+    }
+    if header.total_size() != records.len() {
+        return Err(BatchError::InvalidRecord(
+            "a produce request must contain exactly one record batch",
+        ));
+    }
+    if header.compression() > COMPRESSION_ZSTD {
+        return Err(BatchError::Corrupt("unknown compression type"));
+    }
+    if header.compression() == COMPRESSION_ZSTD && produce_version < 7 {
+        return Err(BatchError::UnsupportedCompression);
+    }
+    if header.base_offset != 0 {
+        return Err(BatchError::InvalidRecord(
+            "the base offset of a produced batch must be 0",
+        ));
+    }
+    if records.len() > max_message_bytes {
+        return Err(BatchError::TooLarge {
+            size: records.len(),
+            max: max_message_bytes,
+        });
+    }
+    if compute_crc(records) != header.crc {
+        return Err(BatchError::Corrupt("CRC-32C mismatch"));
+    }
+    if header.record_count <= 0
+        || i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count)
+    {
+        return Err(BatchError::InvalidRecord("inconsistent batch offset range"));
+    }
+    if header.is_control() {
+        return Err(BatchError::InvalidRecord(
+            "clients may not send control batches",
+        ));
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::InvalidRecord(
+            "an idempotent batch needs a base sequence",
+        ));
+    }
+    if header.is_log_append_time() {
+        return Err(BatchError::InvalidTimestamp(
+            "clients may not set the LogAppendTime attribute",
+        ));
+    }
+    if header.is_transactional() {
+        return Err(BatchError::Transactional);
+    }
+    if let Some(b) = timestamps {
+        check_timestamps(&header, b)?;
+    }
+    Ok(header)
+}
+
+/// CreateTime bounds, checked on the header's base and max timestamps (Kafka checks each record;
+/// the max timestamp bounds the newest and, for ordered producers, the base the oldest).
+fn check_timestamps(h: &BatchHeader, b: TimestampBounds) -> Result<(), BatchError> {
+    if h.max_timestamp != NO_TIMESTAMP && h.max_timestamp.saturating_sub(b.now_ms) > b.after_max_ms
+    {
+        return Err(BatchError::InvalidTimestamp(
+            "timestamp is later than message.timestamp.after.max.ms allows",
+        ));
+    }
+    if h.base_timestamp != NO_TIMESTAMP
+        && b.now_ms.saturating_sub(h.base_timestamp) > b.before_max_ms
+    {
+        return Err(BatchError::InvalidTimestamp(
+            "timestamp is earlier than message.timestamp.before.max.ms allows",
+        ));
+    }
+    Ok(())
+}
+
+/// The header of a produced batch rewritten for the log: base offset and leader epoch (outside the
+/// CRC), and for LogAppendTime topics the timestamp attribute and MaxTimestamp with a new CRC.
+/// The record bytes after the header are untouched and never copied.
+pub fn assign_offsets(
+    batch: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&batch[..HEADER_LEN]);
+    header[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    header[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    if let Some(now) = log_append_time {
+        let attrs = be_i16(&header, OFF_ATTRIBUTES) | ATTR_LOG_APPEND_TIME;
+        header[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+        header[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&header[OFF_ATTRIBUTES..]),
+            &batch[HEADER_LEN..],
+        );
+        header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    header
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a valid uncompressed batch with `count` records carrying the given values.
+    pub fn make_batch(
+        values: &[&[u8]],
+        base_timestamp: i64,
+        producer: Option<(i64, i16, i32)>,
+    ) -> Vec<u8> {
+        let mut records = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let mut body = Vec::new();
+            body.push(0u8); // attributes
+            put_varint(&mut body, 0); // timestamp delta
+            put_varint(&mut body, i as i64); // offset delta
+            put_varint(&mut body, -1); // null key
+            put_varint(&mut body, v.len() as i64);
+            body.extend_from_slice(v);
+            put_varint(&mut body, 0); // headers
+            put_varint(&mut records, body.len() as i64);
+            records.extend_from_slice(&body);
+        }
+        let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
+        b.extend_from_slice(&base_timestamp.to_be_bytes());
+        b.extend_from_slice(&base_timestamp.to_be_bytes());
+        b.extend_from_slice(&pid.to_be_bytes());
+        b.extend_from_slice(&epoch.to_be_bytes());
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&(values.len() as i32).to_be_bytes());
+        b.extend_from_slice(&records);
+        let crc = compute_crc(&b);
+        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            if z < 0x80 {
+                out.push(z as u8);
+                return;
+            }
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+
+    #[test]
+    fn valid_batch_passes_and_parses() {
+        let b = make_batch(&[b"a", b"bb", b"ccc"], 1000, None);
+        let h = validate_produced(&b, 1 << 20, 9, None).unwrap();
+        assert_eq!(h.record_count, 3);
+        assert_eq!(h.last_offset_delta, 2);
+        assert_eq!(h.total_size(), b.len());
+        assert!(crc_is_valid(&b));
+    }
+
+    #[test]
+    fn each_header_fault_gets_kafkas_error() {
+        let good = make_batch(&[b"x"], 1000, None);
+        let mut bad_crc = good.clone();
+        *bad_crc.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            validate_produced(&bad_crc, 1 << 20, 9, None),
+            Err(BatchError::Corrupt(_))
+        ));
+
+        let mut magic = good.clone();
+        magic[OFF_MAGIC] = 1;
+        assert!(matches!(
+            validate_produced(&magic, 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+
+        let mut base = good.clone();
+        base[7] = 5;
+        assert!(matches!(
+            validate_produced(&base, 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+
+        assert!(matches!(
+            validate_produced(&good, 10, 9, None),
+            Err(BatchError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            validate_produced(&good[..good.len() - 1], 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+        let mut two = good.clone();
+        two.extend_from_slice(&good);
+        assert!(matches!(
+            validate_produced(&two, 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn count_mismatch_is_invalid_record() {
+        let mut b = make_batch(&[b"x", b"y"], 1000, None);
+        b[OFF_RECORD_COUNT + 3] = 7;
+        let crc = compute_crc(&b);
+        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produced(&b, 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn future_timestamp_is_rejected() {
+        let b = make_batch(&[b"x"], 10_000_000, None);
+        let bounds = TimestampBounds {
+            now_ms: 1_000,
+            before_max_ms: i64::MAX,
+            after_max_ms: 3_600_000,
+        };
+        assert!(matches!(
+            validate_produced(&b, 1 << 20, 9, Some(bounds)),
+            Err(BatchError::InvalidTimestamp(_))
+        ));
+        let ok = TimestampBounds {
+            now_ms: 9_000_000,
+            ..bounds
+        };
+        assert!(validate_produced(&b, 1 << 20, 9, Some(ok)).is_ok());
+    }
+
+    #[test]
+    fn assign_offsets_keeps_crc_valid() {
+        let b = make_batch(&[b"x", b"y"], 1000, None);
+        let h = assign_offsets(&b, 42, 0, None);
+        let mut out = h.to_vec();
+        out.extend_from_slice(&b[HEADER_LEN..]);
+        assert!(crc_is_valid(&out));
+        assert_eq!(BatchHeader::parse(&out).unwrap().base_offset, 42);
+
+        let h = assign_offsets(&b, 7, 0, Some(5555));
+        let mut out = h.to_vec();
+        out.extend_from_slice(&b[HEADER_LEN..]);
+        assert!(crc_is_valid(&out));
+        let p = BatchHeader::parse(&out).unwrap();
+        assert!(p.is_log_append_time());
+        assert_eq!(p.max_timestamp, 5555);
+    }
+
+    #[test]
+    fn sequence_wraps_like_kafka() {
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(increment_sequence(5, 3), 8);
+    }
+
+    #[test]
+    fn iter_stops_at_torn_tail() {
+        let a = make_batch(&[b"x"], 1, None);
+        let mut buf = a.clone();
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&a[..20]);
+        let mut it = BatchIter::new(&buf);
+        assert_eq!(it.by_ref().count(), 2);
+        assert_eq!(it.valid_len(), a.len() * 2);
+    }
+}

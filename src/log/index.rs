@@ -1,0 +1,297 @@
+//! The sparse offset index (`.index`) and time index (`.timeindex`) of a segment, in Kafka's
+//! on-disk format so that Kafka's own tools (kafka-dump-log) read them.
+//!
+//! `.index`: 8-byte entries, big-endian: relative offset (int32, offset - segment base offset) of
+//! the last record of a batch, then the batch's byte position in the `.log` file (int32).
+//! `.timeindex`: 12-byte entries, big-endian: a timestamp (int64), then the relative offset
+//! (int32) of the record that carries the largest timestamp seen up to that point.
+//!
+//! One entry of each is written about every `index.interval.bytes` of appended log (Kafka's
+//! LogSegment.append). Both are kept in memory as well; indexes are derived data: when a file is
+//! missing or does not make sense, the segment rebuilds it from the log.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const OFFSET_ENTRY: usize = 8;
+const TIME_ENTRY: usize = 12;
+
+/// Appends entries to an index file, tolerating nothing: an IO error is returned to the caller.
+struct IndexFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl IndexFile {
+    fn create(path: &Path) -> io::Result<IndexFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn open_append(path: &Path) -> io::Result<IndexFile> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        File::open(path)?.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+/// Sparse map from offsets to file positions of one segment.
+pub struct OffsetIndex {
+    entries: Vec<OffsetEntry>,
+    file: IndexFile,
+}
+
+impl OffsetIndex {
+    pub fn create(path: &Path) -> io::Result<OffsetIndex> {
+        Ok(OffsetIndex {
+            entries: Vec::new(),
+            file: IndexFile::create(path)?,
+        })
+    }
+
+    /// Loads an existing index; `None` when it is missing or inconsistent with a log of `log_size`
+    /// bytes (then the caller rebuilds it).
+    pub fn load(path: &Path, log_size: u64) -> io::Result<Option<OffsetIndex>> {
+        let Ok(bytes) = IndexFile::read_all(path) else {
+            return Ok(None);
+        };
+        if bytes.len() % OFFSET_ENTRY != 0 {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY);
+        for e in bytes.chunks_exact(OFFSET_ENTRY) {
+            let entry = OffsetEntry {
+                relative_offset: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+                position: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+            };
+            let ordered = entries.last().is_none_or(|p: &OffsetEntry| {
+                p.relative_offset < entry.relative_offset && p.position < entry.position
+            });
+            if !ordered || u64::from(entry.position) >= log_size {
+                return Ok(None);
+            }
+            entries.push(entry);
+        }
+        Ok(Some(OffsetIndex {
+            entries,
+            file: IndexFile::open_append(path)?,
+        }))
+    }
+
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+        if self
+            .entries
+            .last()
+            .is_some_and(|l| l.relative_offset >= relative_offset)
+        {
+            return Ok(());
+        }
+        let mut e = [0u8; OFFSET_ENTRY];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.file.file.write_all(&e)?;
+        self.entries.push(OffsetEntry {
+            relative_offset,
+            position,
+        });
+        Ok(())
+    }
+
+    /// Position of a batch at or before the one holding `relative_offset`: the entry with the
+    /// largest batch-last-offset `<=` the target (its batch ends at or before the target), else 0.
+    pub fn lookup(&self, relative_offset: u32) -> u32 {
+        let i = self
+            .entries
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        if i == 0 {
+            0
+        } else {
+            self.entries[i - 1].position
+        }
+    }
+
+    pub fn last(&self) -> Option<OffsetEntry> {
+        self.entries.last().copied()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.file.sync_data()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Sparse map from timestamps to offsets of one segment.
+pub struct TimeIndex {
+    entries: Vec<TimeEntry>,
+    file: IndexFile,
+}
+
+impl TimeIndex {
+    pub fn create(path: &Path) -> io::Result<TimeIndex> {
+        Ok(TimeIndex {
+            entries: Vec::new(),
+            file: IndexFile::create(path)?,
+        })
+    }
+
+    /// Loads an existing time index; `None` when missing or not monotonic.
+    pub fn load(path: &Path) -> io::Result<Option<TimeIndex>> {
+        let Ok(bytes) = IndexFile::read_all(path) else {
+            return Ok(None);
+        };
+        if bytes.len() % TIME_ENTRY != 0 {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(bytes.len() / TIME_ENTRY);
+        for e in bytes.chunks_exact(TIME_ENTRY) {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            let entry = TimeEntry {
+                timestamp: i64::from_be_bytes(ts),
+                relative_offset: u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
+            };
+            let ordered = entries.last().is_none_or(|p: &TimeEntry| {
+                p.timestamp < entry.timestamp && p.relative_offset < entry.relative_offset
+            });
+            if !ordered {
+                return Ok(None);
+            }
+            entries.push(entry);
+        }
+        Ok(Some(TimeIndex {
+            entries,
+            file: IndexFile::open_append(path)?,
+        }))
+    }
+
+    /// Adds an entry when the timestamp grew since the last one (Kafka's TimeIndex.maybeAppend).
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+        if self
+            .entries
+            .last()
+            .is_some_and(|l| l.timestamp >= timestamp || l.relative_offset >= relative_offset)
+        {
+            return Ok(());
+        }
+        let mut e = [0u8; TIME_ENTRY];
+        e[..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.file.file.write_all(&e)?;
+        self.entries.push(TimeEntry {
+            timestamp,
+            relative_offset,
+        });
+        Ok(())
+    }
+
+    /// An offset from which to scan for the first record with timestamp `>= target`: the entry
+    /// with the largest timestamp strictly below the target (all records up to it are older).
+    pub fn lookup(&self, target: i64) -> Option<u32> {
+        let i = self.entries.partition_point(|e| e.timestamp < target);
+        (i > 0).then(|| self.entries[i - 1].relative_offset)
+    }
+
+    pub fn last(&self) -> Option<TimeEntry> {
+        self.entries.last().copied()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.file.sync_data()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_round_trips_and_looks_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        let mut idx = OffsetIndex::create(&p).unwrap();
+        idx.append(9, 4100).unwrap();
+        idx.append(19, 8300).unwrap();
+        idx.append(19, 9000).unwrap(); // ignored: not increasing
+        assert_eq!(idx.lookup(5), 0);
+        assert_eq!(idx.lookup(9), 4100);
+        assert_eq!(idx.lookup(18), 4100);
+        assert_eq!(idx.lookup(25), 8300);
+        drop(idx);
+        let idx = OffsetIndex::load(&p, 10_000).unwrap().unwrap();
+        assert_eq!(
+            idx.last(),
+            Some(OffsetEntry {
+                relative_offset: 19,
+                position: 8300
+            })
+        );
+        assert!(
+            OffsetIndex::load(&p, 8000).unwrap().is_none(),
+            "position past the log end"
+        );
+        std::fs::write(&p, [0u8; 5]).unwrap();
+        assert!(
+            OffsetIndex::load(&p, 10_000).unwrap().is_none(),
+            "torn entry"
+        );
+    }
+
+    #[test]
+    fn time_index_lookup_is_strictly_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.timeindex");
+        let mut idx = TimeIndex::create(&p).unwrap();
+        idx.maybe_append(100, 3).unwrap();
+        idx.maybe_append(100, 5).unwrap(); // ignored: timestamp did not grow
+        idx.maybe_append(200, 8).unwrap();
+        assert_eq!(idx.lookup(50), None);
+        assert_eq!(idx.lookup(100), None);
+        assert_eq!(idx.lookup(101), Some(3));
+        assert_eq!(idx.lookup(1000), Some(8));
+        drop(idx);
+        assert_eq!(
+            TimeIndex::load(&p)
+                .unwrap()
+                .unwrap()
+                .last()
+                .unwrap()
+                .timestamp,
+            200
+        );
+    }
+}

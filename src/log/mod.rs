@@ -1,0 +1,55 @@
+//! Storage: record batches in a segmented log on local disk, in Kafka's on-disk layout.
+//!
+//! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
+//! - `index`: the sparse `.index` and `.timeindex` files;
+//! - `segment`: one `.log` file with its indexes, scanning and reading;
+//! - `partition`: a partition's log (append, read, recovery, retention, flush).
+
+pub mod batch;
+pub mod index;
+pub mod partition;
+pub mod segment;
+
+/// How record timestamps are set (message.timestamp.type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    #[default]
+    CreateTime,
+    LogAppendTime,
+}
+
+/// The effective settings of one partition log: broker defaults overlaid with topic configs.
+/// Field names follow the topic-level config names (segment.bytes → `segment_bytes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u64,
+    pub flush_messages: u64,
+    pub flush_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+}
+
+impl Default for LogConfig {
+    /// Kafka 4.1's defaults.
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX as u64,
+            flush_ms: i64::MAX,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+        }
+    }
+}

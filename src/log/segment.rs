@@ -1,0 +1,523 @@
+//! One segment of a partition log: `<20-digit base offset>.log` holding record batches exactly as
+//! they are on the wire (with the broker-assigned base offsets), plus its `.index` and
+//! `.timeindex` (see `index.rs`). The layout is Kafka's, so `kafka-dump-log` reads our files.
+//!
+//! Appends go straight to the file with `write(2)` (no user-space buffering), so an appended batch
+//! is in the OS page cache, and survives a killed process, before the produce is acknowledged.
+//! Readers use positional reads on a shared handle and never take the partition lock while reading.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch::{crc_is_valid, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_TIMESTAMP};
+use super::index::{OffsetIndex, TimeIndex};
+
+/// How much of a segment one positional read fetches while scanning headers.
+const SCAN_CHUNK: usize = 64 * 1024;
+/// How much one read fetches while verifying whole batches at recovery.
+const RECOVERY_CHUNK: usize = 4 * 1024 * 1024;
+
+pub fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}.{suffix}")
+}
+
+/// Parses `00000000000000000042.log` into 42.
+pub fn parse_log_file_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// What the scanner hands to its visitor for each batch.
+pub struct ScannedBatch<'a> {
+    pub position: u64,
+    pub header: BatchHeader,
+    /// The whole batch; present only when the scan was asked for bodies.
+    pub bytes: Option<&'a [u8]>,
+}
+
+/// Visits the whole batches in `[from, end)` of `file` in order until `visit` returns false.
+/// Returns the position where scanning stopped: the end of the last accepted batch, or the start of
+/// the batch `visit` refused, or of the first batch that is incomplete or whose header is nonsense.
+pub fn scan(
+    file: &File,
+    from: u64,
+    end: u64,
+    with_bodies: bool,
+    mut visit: impl FnMut(ScannedBatch<'_>) -> bool,
+) -> io::Result<u64> {
+    let chunk = if with_bodies {
+        RECOVERY_CHUNK
+    } else {
+        SCAN_CHUNK
+    };
+    let mut buf = Vec::new();
+    let mut buf_start = from;
+    let mut pos = from;
+    while pos < end {
+        let in_buf = (pos - buf_start) as usize;
+        let header = BatchHeader::parse(buf.get(in_buf..).unwrap_or(&[]));
+        let need = match header {
+            Some(_) if !with_bodies => Some(HEADER_LEN),
+            Some(h) => Some(h.total_size().max(HEADER_LEN)),
+            None => None,
+        };
+        let have = buf.len().saturating_sub(in_buf);
+        if header.is_none() || need.is_some_and(|n| n > have) {
+            // Refill the buffer at `pos` with at least what the next batch needs.
+            let need = need.unwrap_or(HEADER_LEN);
+            if ((end - pos) as usize) < need || buf_start == pos && have >= need {
+                // The file ends inside this batch (a torn tail), or nothing new can be read.
+                return Ok(pos);
+            }
+            let len = (need.max(chunk) as u64).min(end - pos) as usize;
+            buf.resize(len, 0);
+            file.read_exact_at(&mut buf, pos)?;
+            buf_start = pos;
+            continue;
+        }
+        let Some(h) = header else { return Ok(pos) };
+        let size = h.total_size() as u64;
+        if h.length < (HEADER_LEN - LOG_OVERHEAD) as i32 || h.magic != MAGIC_V2 || pos + size > end
+        {
+            return Ok(pos);
+        }
+        let bytes = with_bodies.then(|| &buf[in_buf..in_buf + size as usize]);
+        if !visit(ScannedBatch {
+            position: pos,
+            header: h,
+            bytes,
+        }) {
+            return Ok(pos);
+        }
+        pos += size;
+    }
+    Ok(pos)
+}
+
+/// How a segment is opened at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// After a clean shutdown: trust the file, load the indexes (rebuilding them if unusable).
+    Trust,
+    /// After a crash: verify every batch's CRC and offsets, cut a torn or corrupt tail, and rebuild
+    /// the indexes.
+    Recover,
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    /// When this segment took its first batch (for segment.ms rolling).
+    pub first_append_ms: Option<i64>,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let path = dir.join(file_name(base_offset, "log"));
+        // O_APPEND cannot be combined with O_TRUNC; a leftover file of that name is emptied instead.
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        file.set_len(0)?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")))?,
+            time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")))?,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+        })
+    }
+
+    /// Opens an existing segment. Returns the segment and how many bytes were cut from its tail.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        mode: OpenMode,
+        index_interval: u64,
+    ) -> io::Result<(Segment, u64)> {
+        let path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        if mode == OpenMode::Trust {
+            if let Some(seg) = Self::open_trusted(dir, base_offset, &file, size)? {
+                return Ok((seg, 0));
+            }
+        }
+        // Rebuild: scan every batch, verify it in Recover mode, re-create both indexes.
+        let mut seg = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")))?,
+            time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")))?,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+        };
+        let verify = mode == OpenMode::Recover;
+        let file = Arc::clone(&seg.file);
+        let mut index_err = None;
+        let valid_end = scan(&file, 0, size, verify, |b| {
+            if verify && !b.bytes.is_some_and(crc_is_valid) {
+                return false;
+            }
+            if b.header.base_offset < seg.next_offset || b.header.last_offset_delta < 0 {
+                return false;
+            }
+            if let Err(e) = seg.track_batch(b.position, &b.header, index_interval) {
+                index_err = Some(e);
+                return false;
+            }
+            seg.size = b.position + b.header.total_size() as u64;
+            true
+        })?;
+        if let Some(e) = index_err {
+            return Err(e);
+        }
+        let cut = size - valid_end;
+        if cut > 0 {
+            seg.file.set_len(valid_end)?;
+            seg.file.sync_all()?;
+        }
+        seg.size = valid_end;
+        Ok((seg, cut))
+    }
+
+    /// Loads the indexes of a cleanly closed segment and scans only the batches after the last
+    /// index entry, to learn the next offset and newest timestamp. `None` if an index is unusable.
+    fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        file: &File,
+        size: u64,
+    ) -> io::Result<Option<Segment>> {
+        let Some(index) = OffsetIndex::load(&dir.join(file_name(base_offset, "index")), size)?
+        else {
+            return Ok(None);
+        };
+        let Some(time_index) = TimeIndex::load(&dir.join(file_name(base_offset, "timeindex")))?
+        else {
+            return Ok(None);
+        };
+        let (mut next_offset, tail_from) = match index.last() {
+            Some(e) => (
+                base_offset + i64::from(e.relative_offset) + 1,
+                u64::from(e.position),
+            ),
+            None => (base_offset, 0),
+        };
+        let mut max_timestamp = time_index.last().map_or(NO_TIMESTAMP, |e| e.timestamp);
+        let end = scan(file, tail_from, size, false, |b| {
+            next_offset = next_offset.max(b.header.next_offset());
+            max_timestamp = max_timestamp.max(b.header.max_timestamp);
+            true
+        })?;
+        if end != size {
+            return Ok(None);
+        }
+        Ok(Some(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file.try_clone()?),
+            size,
+            next_offset,
+            max_timestamp,
+            index,
+            time_index,
+            bytes_since_index_entry: 0,
+            first_append_ms: None,
+        }))
+    }
+
+    /// Updates the in-memory state and the indexes for a batch written at `position`.
+    fn track_batch(
+        &mut self,
+        position: u64,
+        h: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<()> {
+        let size = h.total_size() as u64;
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+        }
+        self.next_offset = h.next_offset();
+        self.bytes_since_index_entry += size;
+        if self.bytes_since_index_entry > index_interval {
+            let rel = self.relative(h.last_offset());
+            // Positions and relative offsets fit in 32 bits: segments are capped below 2 GiB.
+            self.index.append(rel, position as u32)?;
+            self.time_index.maybe_append(self.max_timestamp, rel)?;
+            self.bytes_since_index_entry = 0;
+        }
+        Ok(())
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32
+    }
+
+    /// Appends one batch given as its rewritten header and the untouched rest of its bytes.
+    pub fn append(
+        &mut self,
+        header: &[u8; HEADER_LEN],
+        rest: &[u8],
+        h: &BatchHeader,
+        index_interval: u64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let position = self.size;
+        write_all_vectored(&self.file, &[IoSlice::new(header), IoSlice::new(rest)])?;
+        self.size += (HEADER_LEN + rest.len()) as u64;
+        self.first_append_ms.get_or_insert(now_ms);
+        self.track_batch(position, h, index_interval)
+    }
+
+    /// Position of the first batch whose last offset is `>= offset`, or `None` past the end.
+    pub fn find_position(&self, offset: i64) -> io::Result<Option<u64>> {
+        let start = u64::from(self.index.lookup(self.relative(offset)));
+        let mut found = None;
+        scan(&self.file, start, self.size, false, |b| {
+            if b.header.last_offset() >= offset {
+                found = Some(b.position);
+                return false;
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// Offset of the first batch whose max timestamp is `>= target`, with that batch's position.
+    pub fn find_timestamp(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let from_offset = self
+            .time_index
+            .lookup(target)
+            .map_or(self.base_offset, |rel| self.base_offset + i64::from(rel));
+        let start = u64::from(self.index.lookup(self.relative(from_offset)));
+        let mut found = None;
+        scan(&self.file, start, self.size, false, |b| {
+            if b.header.max_timestamp >= target {
+                found = Some((b.position, b.header));
+                return false;
+            }
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// A handle for reading outside the partition lock.
+    pub fn reader(&self) -> SegmentReader {
+        SegmentReader {
+            file: Arc::clone(&self.file),
+            size: self.size,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// fsync the log and its indexes.
+    pub fn flush(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Removes the segment's files (retention).
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(self.dir.join(file_name(self.base_offset, "log")))?;
+        let _ = std::fs::remove_file(self.index.path());
+        let _ = std::fs::remove_file(self.time_index.path());
+        Ok(())
+    }
+}
+
+/// A read-only view of a segment's file up to the size it had when the view was taken.
+#[derive(Clone)]
+pub struct SegmentReader {
+    file: Arc<File>,
+    size: u64,
+}
+
+impl SegmentReader {
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The segment's size when this view was taken.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whole batches from `position`, at most `max_bytes` of them, except that the first batch is
+    /// returned whole even if larger when `min_one` is set (KIP-74: consumers always progress).
+    pub fn read(&self, position: u64, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
+        let available = self.size.saturating_sub(position);
+        let mut want = (max_bytes as u64).min(available) as usize;
+        if min_one && want < HEADER_LEN.min(available as usize) {
+            want = HEADER_LEN.min(available as usize);
+        }
+        if want == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut buf = vec![0u8; want];
+        self.file.read_exact_at(&mut buf, position)?;
+        let mut whole = {
+            let mut it = super::batch::BatchIter::new(&buf);
+            it.by_ref().for_each(drop);
+            it.valid_len()
+        };
+        if whole == 0 && min_one {
+            if let Some(h) = BatchHeader::parse(&buf) {
+                let size = (h.total_size() as u64).min(available) as usize;
+                buf.resize(size, 0);
+                self.file.read_exact_at(&mut buf, position)?;
+                whole = size;
+            }
+        }
+        buf.truncate(whole);
+        Ok(Bytes::from(buf))
+    }
+
+    /// The whole batch at `position`.
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; header.total_size()];
+        self.file.read_exact_at(&mut buf, position)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// `write_all` for several slices with as few syscalls as the kernel allows.
+fn write_all_vectored(mut file: &File, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut written = file.write_vectored(bufs)?;
+    if written == total {
+        return Ok(());
+    }
+    // Rare short write: finish slice by slice from where the kernel stopped.
+    for b in bufs {
+        if written >= b.len() {
+            written -= b.len();
+            continue;
+        }
+        file.write_all(&b[written..])?;
+        written = 0;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::{assign_offsets, tests::make_batch};
+
+    fn append_n(seg: &mut Segment, n: usize, start: i64) {
+        for i in 0..n {
+            let b = make_batch(&[b"value-1", b"value-2"], 1000 + i as i64, None);
+            let base = start + 2 * i as i64;
+            let h = assign_offsets(&b, base, 0, None);
+            let parsed = BatchHeader::parse(&h).unwrap();
+            seg.append(&h, &b[HEADER_LEN..], &parsed, 100, 0).unwrap();
+        }
+    }
+
+    #[test]
+    fn append_find_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        append_n(&mut seg, 50, 0);
+        assert_eq!(seg.next_offset(), 100);
+        let pos = seg.find_position(51).unwrap().unwrap();
+        let data = seg.reader().read(pos, 1 << 20, true).unwrap();
+        let first = BatchHeader::parse(&data).unwrap();
+        assert_eq!(first.base_offset, 50);
+        assert!(seg.find_position(100).unwrap().is_none());
+        // A limit smaller than one batch still returns that batch whole.
+        let one = seg.reader().read(pos, 10, true).unwrap();
+        assert_eq!(one.len(), first.total_size());
+        assert_eq!(seg.reader().read(pos, 10, false).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn reopen_trusted_and_recover_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        append_n(&mut seg, 30, 0);
+        let size = seg.size();
+        drop(seg);
+        let (seg, cut) = Segment::open(dir.path(), 0, OpenMode::Trust, 100).unwrap();
+        assert_eq!((seg.next_offset(), cut), (60, 0));
+        drop(seg);
+
+        // Tear the last batch and flip a byte in the one before it.
+        let path = dir.path().join(file_name(0, "log"));
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(size - 5).unwrap();
+        let (seg, cut) = Segment::open(dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        assert_eq!(seg.next_offset(), 58);
+        assert!(cut > 0);
+        let pos = seg.find_position(56).unwrap().unwrap();
+        let mut byte = [0u8; 1];
+        f.read_exact_at(&mut byte, pos + 70).unwrap();
+        f.write_all_at(&[byte[0] ^ 0xff], pos + 70).unwrap();
+        drop(seg);
+        let (seg, _) = Segment::open(dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        assert_eq!(seg.next_offset(), 56);
+    }
+
+    #[test]
+    fn find_timestamp_finds_first_newer_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        append_n(&mut seg, 40, 0);
+        let (_, h) = seg.find_timestamp(1020).unwrap().unwrap();
+        assert_eq!(h.base_offset, 40);
+        assert!(seg.find_timestamp(5000).unwrap().is_none());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse_log_file_name(&file_name(42, "log")), Some(42));
+        assert_eq!(parse_log_file_name("42.log"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! The one table of supported APIs and versions. ApiVersions advertises exactly this, and
+//! `handle_frame` serves exactly this; every range lies within what kafka-protocol decodes
+//! (a unit test checks it).
+
+use kafka_protocol::messages::ApiKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    pub min: i16,
+    pub max: i16,
+}
+
+impl VersionRange {
+    pub fn contains(&self, v: i16) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+const fn r(min: i16, max: i16) -> VersionRange {
+    VersionRange { min, max }
+}
+
+/// Kafka 4 advertises Produce from v0 (KAFKA-18659: older librdkafka disables compression
+/// otherwise) but serves only v3+, closing the connection on v0-2.
+pub const PRODUCE_MIN_SERVED: i16 = 3;
+
+/// (API, versions advertised), in API key order.
+pub const APIS: &[(ApiKey, VersionRange)] = &[
+    (ApiKey::Produce, r(0, 13)),
+    (ApiKey::Fetch, r(4, 17)),
+    (ApiKey::ListOffsets, r(1, 9)),
+    (ApiKey::Metadata, r(0, 12)),
+    (ApiKey::ApiVersions, r(0, 4)),
+    (ApiKey::CreateTopics, r(2, 7)),
+    (ApiKey::InitProducerId, r(0, 5)),
+];
+
+pub fn supported(api: ApiKey) -> Option<VersionRange> {
+    APIS.iter().find(|(k, _)| *k == api).map(|(_, r)| *r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    fn decodable(api: ApiKey) -> VersionRange {
+        let v = match api {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            other => panic!("{other:?} advertised but not checked here"),
+        };
+        r(v.min, v.max)
+    }
+
+    #[test]
+    fn advertised_is_within_decodable() {
+        for (api, range) in APIS {
+            let d = decodable(*api);
+            let min = if *api == ApiKey::Produce {
+                PRODUCE_MIN_SERVED
+            } else {
+                range.min
+            };
+            assert!(
+                min >= d.min && range.max <= d.max,
+                "{api:?} {range:?} vs {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        let keys: Vec<i16> = APIS.iter().map(|(k, _)| *k as i16).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(keys, sorted);
+    }
+}

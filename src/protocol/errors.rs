@@ -1,0 +1,65 @@
+//! Kafka error codes (org.apache.kafka.common.protocol.Errors) and the mapping of each module's
+//! errors onto them: the one place where a gregor error becomes a wire code.
+
+use crate::log::batch::BatchError;
+use crate::log::partition::LogError;
+use crate::metadata::CreateTopicError;
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const INVALID_TIMESTAMP: i16 = 32;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const INVALID_CONFIG: i16 = 40;
+pub const INVALID_REQUEST: i16 = 42;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+pub fn batch_error_code(e: &BatchError) -> i16 {
+    match e {
+        BatchError::Corrupt(_) => CORRUPT_MESSAGE,
+        BatchError::InvalidRecord(_) => INVALID_RECORD,
+        BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
+        BatchError::UnsupportedCompression => UNSUPPORTED_COMPRESSION_TYPE,
+        BatchError::InvalidTimestamp(_) => INVALID_TIMESTAMP,
+        BatchError::Transactional => INVALID_TXN_STATE,
+    }
+}
+
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::Batch(b) => batch_error_code(b),
+        LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        LogError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        LogError::RecordListTooLarge => RECORD_LIST_TOO_LARGE,
+        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::Storage(_) | LogError::Offline => KAFKA_STORAGE_ERROR,
+    }
+}
+
+pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
+    match e {
+        CreateTopicError::AlreadyExists(_) => TOPIC_ALREADY_EXISTS,
+        CreateTopicError::InvalidName(_) => INVALID_TOPIC_EXCEPTION,
+        CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
+        CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+        CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
+        CreateTopicError::Storage(_) => KAFKA_STORAGE_ERROR,
+    }
+}

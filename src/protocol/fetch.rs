@@ -1,0 +1,173 @@
+//! Fetch (key 1): serve stored batches byte for byte, long-polling until `min_bytes` are
+//! available or `max_wait_ms` passes.
+//!
+//! Size rules (KIP-74): at most `partition_max_bytes` per partition and `max_bytes` (capped by the
+//! broker's fetch.max.bytes) per response, counting whole batches, except that the first batch of
+//! the first partition with data is returned whole even when larger, so consumers always progress.
+//! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
+//! as "send full requests".
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+use super::errors;
+use super::RequestContext;
+use crate::log::partition::{LogError, ReadPlan};
+use crate::metadata::Topic;
+
+/// First Fetch version that names topics by id.
+const TOPIC_ID_VERSION: i16 = 13;
+/// Upper bound on one long poll, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
+
+pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+    let max_wait =
+        Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
+    let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
+        req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    loop {
+        // Register for wake-ups before looking, so an append between the look and the wait is not
+        // missed.
+        let mut woken = pin!(ctx.broker.appended.notified());
+        woken.as_mut().enable();
+        let plans = plan(&topics);
+        let ready = plans.iter().flatten().any(|p| p.1.is_err())
+            || plans
+                .iter()
+                .flatten()
+                .map(|p| p.1.as_ref().map_or(0, ReadPlan::available))
+                .sum::<u64>()
+                >= min_bytes
+            || tokio::time::Instant::now() >= deadline;
+        if ready {
+            return respond(ctx, &req, &topics, plans);
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
+
+/// Locates every requested partition's data (or its error) without reading it.
+fn plan<'a>(topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)]) -> Vec<Vec<PartitionPlan<'a>>> {
+    topics
+        .iter()
+        .map(|(ft, topic)| {
+            ft.partitions
+                .iter()
+                .map(|fp| {
+                    let plan = match topic {
+                        Err(code) => Err(*code),
+                        Ok(t) => match t.partition(fp.partition) {
+                            None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                            Some(p) => p
+                                .plan_read(fp.fetch_offset)
+                                .map_err(|e| errors::log_error_code(&e)),
+                        },
+                    };
+                    (fp, plan)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn respond(
+    ctx: &RequestContext<'_>,
+    req: &FetchRequest,
+    topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
+    plans: Vec<Vec<PartitionPlan<'_>>>,
+) -> FetchResponse {
+    let limit = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(ctx.broker.config.fetch_max_bytes);
+    let mut budget = limit;
+    let mut sent_any = false;
+    let read_committed = req.isolation_level == 1;
+    let responses = topics
+        .iter()
+        .zip(plans)
+        .map(|((ft, topic), partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(fp, plan)| {
+                    let mut pd = PartitionData::default()
+                        .with_partition_index(fp.partition)
+                        .with_aborted_transactions(read_committed.then(Vec::new));
+                    match plan {
+                        Err(code) => {
+                            pd.error_code = code;
+                            pd.high_watermark = -1;
+                            pd.records = Some(Bytes::new());
+                            if code == errors::OFFSET_OUT_OF_RANGE {
+                                // The client needs the bounds to reset its position.
+                                if let Ok(t) = topic {
+                                    if let Some(p) = t.partition(fp.partition) {
+                                        let (start, hw) = p.offsets();
+                                        pd.high_watermark = hw;
+                                        pd.last_stable_offset = hw;
+                                        pd.log_start_offset = start;
+                                    }
+                                }
+                            }
+                        }
+                        Ok(plan) => {
+                            let max = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
+                            match plan.read(max, !sent_any) {
+                                Ok(records) => {
+                                    budget = budget.saturating_sub(records.len());
+                                    sent_any |= !records.is_empty();
+                                    pd.records = Some(records);
+                                }
+                                Err(e) => {
+                                    tracing::error!(topic = %ft.topic.as_str(), partition = fp.partition, error = %e, "fetch read failed");
+                                    pd.error_code = errors::log_error_code(&LogError::Storage(e));
+                                    pd.records = Some(Bytes::new());
+                                }
+                            }
+                            pd.high_watermark = plan.high_watermark;
+                            pd.last_stable_offset = plan.high_watermark;
+                            pd.log_start_offset = plan.log_start_offset;
+                        }
+                    }
+                    pd
+                })
+                .collect();
+            let mut t = FetchableTopicResponse::default().with_partitions(partitions);
+            if ctx.api_version >= TOPIC_ID_VERSION {
+                t.topic_id = ft.topic_id;
+            } else {
+                t.topic = ft.topic.clone();
+            }
+            t
+        })
+        .collect();
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
+}
+
+fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {
+    if ctx.api_version >= TOPIC_ID_VERSION {
+        ctx.broker
+            .catalog
+            .get_by_id(t.topic_id)
+            .ok_or(errors::UNKNOWN_TOPIC_ID)
+    } else {
+        ctx.broker
+            .catalog
+            .get(t.topic.as_str())
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}

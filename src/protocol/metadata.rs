@@ -1,0 +1,133 @@
+//! Metadata (key 3): this node as the only broker and controller, and the requested topics,
+//! auto-creating unknown ones when both the broker and the request allow it.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors;
+use super::RequestContext;
+use crate::broker::now_ms;
+use crate::metadata::{validate_topic_name, Topic};
+
+pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
+    let broker = ctx.broker;
+    let v = ctx.api_version;
+    let node = BrokerId(broker.node_id);
+    let endpoint = MetadataResponseBroker::default()
+        .with_node_id(node)
+        .with_host(StrBytes::from_string(broker.endpoint.host.clone()))
+        .with_port(i32::from(broker.endpoint.port));
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && v == 0,
+    };
+    // Auto-creation: always implied before v4, then the request's flag decides.
+    let may_create =
+        broker.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
+    let topics = if all {
+        broker
+            .catalog
+            .all()
+            .iter()
+            .map(|t| describe(t, v, node))
+            .collect()
+    } else {
+        req.topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| lookup(ctx, t, may_create, node))
+            .collect()
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![endpoint])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+}
+
+fn lookup(
+    ctx: &RequestContext<'_>,
+    t: kafka_protocol::messages::metadata_request::MetadataRequestTopic,
+    may_create: bool,
+    node: BrokerId,
+) -> MetadataResponseTopic {
+    let catalog = &ctx.broker.catalog;
+    let v = ctx.api_version;
+    let Some(name) = t.name.map(|n| n.0.to_string()) else {
+        // v10+: by topic id only.
+        return match catalog.get_by_id(t.topic_id) {
+            Some(topic) => describe(&topic, v, node),
+            None => error_topic(None, t.topic_id, errors::UNKNOWN_TOPIC_ID, v),
+        };
+    };
+    if let Some(topic) = catalog.get(&name) {
+        return describe(&topic, v, node);
+    }
+    if validate_topic_name(&name).is_err() {
+        return error_topic(
+            Some(name),
+            uuid::Uuid::nil(),
+            errors::INVALID_TOPIC_EXCEPTION,
+            v,
+        );
+    }
+    if !may_create {
+        return error_topic(
+            Some(name),
+            uuid::Uuid::nil(),
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            v,
+        );
+    }
+    match catalog.get_or_create(&name, ctx.broker.config.num_partitions, now_ms()) {
+        Ok(topic) => describe(&topic, v, node),
+        Err(e) => {
+            tracing::warn!(topic = %name, error = %e, "auto-create failed");
+            error_topic(
+                Some(name),
+                uuid::Uuid::nil(),
+                errors::create_topic_error_code(&e),
+                v,
+            )
+        }
+    }
+}
+
+fn describe(topic: &Arc<Topic>, v: i16, node: BrokerId) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_leader_id(node)
+                .with_leader_epoch(p.with_log(|l| l.leader_epoch()))
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    let mut t = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions);
+    if v >= 10 {
+        t.topic_id = topic.topic_id;
+    }
+    t
+}
+
+fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16, v: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n))));
+    if v >= 10 {
+        t.topic_id = id;
+    }
+    t
+}

@@ -1,0 +1,227 @@
+//! Kafka request handling: one frame in, at most one response frame out.
+//!
+//! `handle_frame` peeks the API key and version itself (kafka-protocol's header helper panics on
+//! short frames), applies Kafka's version rules (ApiVersions answers any version; every other API
+//! closes the connection on a version it does not serve), decodes with the vendored
+//! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
+//! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
+
+pub mod api_versions;
+pub mod apis;
+pub mod create_topics;
+pub mod errors;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::broker::Broker;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this frame (size prefix included).
+    Frame(BytesMut),
+    /// Send nothing (acks=0 produce).
+    Nothing,
+    /// Close the connection, as Kafka does for unparseable or unsupported requests.
+    Close(String),
+}
+
+/// What a handler knows about the request it serves.
+pub struct RequestContext<'a> {
+    pub broker: &'a Broker,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+/// Handles one request frame (without its size prefix).
+pub async fn handle_frame(broker: &Broker, mut frame: Bytes) -> Reply {
+    // api_key, api_version and correlation_id: the least any request header has.
+    if frame.len() < 8 {
+        return Reply::Close(format!(
+            "request of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let Ok(api) = ApiKey::try_from(key) else {
+        return Reply::Close(format!("unknown API key {key}"));
+    };
+    let supported = apis::supported(api).is_some_and(|r| r.contains(version));
+    if api == ApiKey::ApiVersions && !supported {
+        // KIP-511: answer in the v0 format with our range, so the client can retry; the body is
+        // not parsed because its format is unknown.
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        return encode(
+            correlation_id,
+            0,
+            0,
+            &api_versions::unsupported_version_response(),
+        );
+    }
+    if !supported || (api == ApiKey::Produce && version < apis::PRODUCE_MIN_SERVED) {
+        return Reply::Close(format!("{api:?} v{version} is not supported"));
+    }
+    let header = match RequestHeader::decode(&mut frame, api.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Reply::Close(format!("bad {api:?} request header: {e}")),
+    };
+    let ctx = RequestContext {
+        broker,
+        api_version: version,
+        correlation_id: header.correlation_id,
+    };
+    match dispatch(&ctx, api, frame).await {
+        Ok(reply) => reply,
+        Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("cannot decode request: {0}")]
+    Decode(String),
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, ProtocolError> {
+    T::decode(frame, version).map_err(|e| ProtocolError::Decode(e.to_string()))
+}
+
+/// Routes a decoded request. The match has no wildcard arm: a new API key in the crate breaks the
+/// build until someone decides what gregor does with it.
+async fn dispatch(
+    ctx: &RequestContext<'_>,
+    api: ApiKey,
+    mut frame: Bytes,
+) -> Result<Reply, ProtocolError> {
+    let v = ctx.api_version;
+    let f = &mut frame;
+    Ok(match api {
+        ApiKey::ApiVersions => respond(ctx, &api_versions::handle(ctx, decode(f, v)?)),
+        ApiKey::Metadata => respond(ctx, &metadata::handle(ctx, decode(f, v)?)),
+        ApiKey::Produce => produce::serve(ctx, decode(f, v)?),
+        ApiKey::Fetch => respond(ctx, &fetch::handle(ctx, decode(f, v)?).await),
+        ApiKey::ListOffsets => respond(ctx, &list_offsets::handle(ctx, decode(f, v)?)),
+        ApiKey::CreateTopics => respond(ctx, &create_topics::handle(ctx, decode(f, v)?)),
+        ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch
+        | ApiKey::FindCoordinator
+        | ApiKey::JoinGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::SyncGroup
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups
+        | ApiKey::SaslHandshake
+        | ApiKey::DeleteTopics
+        | ApiKey::DeleteRecords
+        | ApiKey::OffsetForLeaderEpoch
+        | ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::EndTxn
+        | ApiKey::WriteTxnMarkers
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::DescribeAcls
+        | ApiKey::CreateAcls
+        | ApiKey::DeleteAcls
+        | ApiKey::DescribeConfigs
+        | ApiKey::AlterConfigs
+        | ApiKey::AlterReplicaLogDirs
+        | ApiKey::DescribeLogDirs
+        | ApiKey::SaslAuthenticate
+        | ApiKey::CreatePartitions
+        | ApiKey::CreateDelegationToken
+        | ApiKey::RenewDelegationToken
+        | ApiKey::ExpireDelegationToken
+        | ApiKey::DescribeDelegationToken
+        | ApiKey::DeleteGroups
+        | ApiKey::ElectLeaders
+        | ApiKey::IncrementalAlterConfigs
+        | ApiKey::AlterPartitionReassignments
+        | ApiKey::ListPartitionReassignments
+        | ApiKey::OffsetDelete
+        | ApiKey::DescribeClientQuotas
+        | ApiKey::AlterClientQuotas
+        | ApiKey::DescribeUserScramCredentials
+        | ApiKey::AlterUserScramCredentials
+        | ApiKey::Vote
+        | ApiKey::BeginQuorumEpoch
+        | ApiKey::EndQuorumEpoch
+        | ApiKey::DescribeQuorum
+        | ApiKey::AlterPartition
+        | ApiKey::UpdateFeatures
+        | ApiKey::Envelope
+        | ApiKey::FetchSnapshot
+        | ApiKey::DescribeCluster
+        | ApiKey::DescribeProducers
+        | ApiKey::BrokerRegistration
+        | ApiKey::BrokerHeartbeat
+        | ApiKey::UnregisterBroker
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions
+        | ApiKey::AllocateProducerIds
+        | ApiKey::ConsumerGroupHeartbeat
+        | ApiKey::ConsumerGroupDescribe
+        | ApiKey::ControllerRegistration
+        | ApiKey::GetTelemetrySubscriptions
+        | ApiKey::PushTelemetry
+        | ApiKey::AssignReplicasToDirs
+        | ApiKey::ListConfigResources
+        | ApiKey::DescribeTopicPartitions
+        | ApiKey::ShareGroupHeartbeat
+        | ApiKey::ShareGroupDescribe
+        | ApiKey::ShareFetch
+        | ApiKey::ShareAcknowledge
+        | ApiKey::AddRaftVoter
+        | ApiKey::RemoveRaftVoter
+        | ApiKey::UpdateRaftVoter
+        | ApiKey::InitializeShareGroupState
+        | ApiKey::ReadShareGroupState
+        | ApiKey::WriteShareGroupState
+        | ApiKey::DeleteShareGroupState
+        | ApiKey::ReadShareGroupStateSummary
+        | ApiKey::DescribeShareGroupOffsets
+        | ApiKey::AlterShareGroupOffsets
+        | ApiKey::DeleteShareGroupOffsets => {
+            // Not in the API table, so handle_frame never gets here; close if it ever does.
+            Reply::Close(format!("{api:?} is not implemented"))
+        }
+    })
+}
+
+/// Encodes a response with the header version its type prescribes for the request's version.
+fn respond<T: Encodable + HeaderVersion>(ctx: &RequestContext<'_>, body: &T) -> Reply {
+    encode(
+        ctx.correlation_id,
+        T::header_version(ctx.api_version),
+        ctx.api_version,
+        body,
+    )
+}
+
+fn encode<T: Encodable>(correlation_id: i32, header_version: i16, version: i16, body: &T) -> Reply {
+    let mut out = BytesMut::with_capacity(body.compute_size(version).unwrap_or(256) + 16);
+    out.put_i32(0); // size, patched below
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header
+        .encode(&mut out, header_version)
+        .and_then(|_| body.encode(&mut out, version))
+    {
+        // A response we cannot encode is a bug of ours; the client gets a closed connection.
+        tracing::error!(error = %e, version, "failed to encode a response");
+        return Reply::Close(ProtocolError::Encode(e.to_string()).to_string());
+    }
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Reply::Frame(out)
+}

@@ -1,0 +1,116 @@
+//! Produce (key 0): validate each partition's single record batch by its header and CRC, append
+//! it, and answer per partition. acks=0 requests get no response; if one of their partitions
+//! fails, the connection is closed instead, as Kafka does, so the producer refreshes metadata.
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors;
+use super::{respond, Reply, RequestContext};
+use crate::broker::now_ms;
+use crate::metadata::Topic;
+
+/// First Produce version that names topics by id.
+const TOPIC_ID_VERSION: i16 = 13;
+
+pub fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
+    let acks = req.acks;
+    let resp = handle(ctx, req);
+    if acks != 0 {
+        return respond(ctx, &resp);
+    }
+    let failed = resp
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .find(|p| p.error_code != errors::NONE);
+    match failed {
+        Some(p) => Reply::Close(format!("acks=0 produce failed with error {}", p.error_code)),
+        None => Reply::Nothing,
+    }
+}
+
+pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
+    let now = now_ms();
+    let valid_acks = matches!(req.acks, -1..=1);
+    let mut appended = false;
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let topic = resolve(ctx, &topic_data);
+            let partition_responses = topic_data
+                .partition_data
+                .into_iter()
+                .map(|pd| {
+                    let r = match (&topic, valid_acks) {
+                        (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
+                        (Err(code), _) => failed(pd.index, *code, None),
+                        (Ok(t), true) => append(ctx, t, pd, now),
+                    };
+                    appended |= r.error_code == errors::NONE;
+                    r
+                })
+                .collect();
+            let mut t =
+                TopicProduceResponse::default().with_partition_responses(partition_responses);
+            if ctx.api_version >= TOPIC_ID_VERSION {
+                t.topic_id = topic_data.topic_id;
+            } else {
+                t.name = topic_data.name;
+            }
+            t
+        })
+        .collect();
+    if appended {
+        ctx.broker.appended.notify_waiters();
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::Arc<Topic>, i16> {
+    if ctx.api_version >= TOPIC_ID_VERSION {
+        ctx.broker
+            .catalog
+            .get_by_id(t.topic_id)
+            .ok_or(errors::UNKNOWN_TOPIC_ID)
+    } else {
+        ctx.broker
+            .catalog
+            .get(t.name.as_str())
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}
+
+fn append(
+    ctx: &RequestContext<'_>,
+    topic: &Topic,
+    pd: PartitionProduceData,
+    now: i64,
+) -> PartitionProduceResponse {
+    let Some(partition) = topic.partition(pd.index) else {
+        return failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
+    };
+    let records = pd.records.unwrap_or_default();
+    match partition.append(&records, ctx.api_version, now) {
+        Ok(info) => PartitionProduceResponse::default()
+            .with_index(pd.index)
+            .with_base_offset(info.base_offset)
+            .with_log_append_time_ms(info.log_append_time)
+            .with_log_start_offset(info.log_start_offset),
+        Err(e) => {
+            tracing::debug!(topic = %topic.name, partition = pd.index, error = %e, "produce rejected");
+            failed(pd.index, errors::log_error_code(&e), Some(e.to_string()))
+        }
+    }
+}
+
+fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}

@@ -1,0 +1,156 @@
+//! One client connection: size-prefixed frames in, responses out in request order.
+//!
+//! Requests are handled one after another, as Kafka does (it mutes a channel until its response
+//! is sent), so responses are in order by construction. Pipelined requests already buffered are
+//! handled back to back and their responses written together, which saves syscalls for producers
+//! with several requests in flight. A frame whose size prefix is negative or above
+//! socket.request.max.bytes closes the connection before anything of that size is allocated: the
+//! buffer grows only as bytes actually arrive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::broker::Broker;
+use crate::protocol::{handle_frame, Reply};
+
+/// Most bytes reserved ahead of arrival for one frame.
+const READ_RESERVE: usize = 256 * 1024;
+/// Queued response bytes that force a write even while more requests are buffered.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Fetch may long-poll: flush earlier responses before starting one.
+const FETCH_KEY: i16 = 1;
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("frame size {0} is negative")]
+    Negative(i32),
+    #[error("frame size {size} exceeds socket.request.max.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+}
+
+/// Splits the next whole frame (without its size prefix) off `buf`, if one is there.
+fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let size = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
+    if size > max {
+        return Err(FrameError::TooLarge { size, max });
+    }
+    if buf.len() < 4 + size {
+        buf.reserve((4 + size - buf.len()).min(READ_RESERVE));
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(size).freeze()))
+}
+
+fn api_key_of(frame: &[u8]) -> Option<i16> {
+    (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]))
+}
+
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    let _ = stream.set_nodelay(true);
+    let max = broker.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut out: Vec<BytesMut> = Vec::new();
+    let mut queued = 0usize;
+    loop {
+        loop {
+            let frame = match next_frame(&mut buf, max) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "closing connection");
+                    let _ = flush(&mut stream, &mut out).await;
+                    return;
+                }
+            };
+            if api_key_of(&frame) == Some(FETCH_KEY) && !out.is_empty() {
+                if flush(&mut stream, &mut out).await.is_err() {
+                    return;
+                }
+                queued = 0;
+            }
+            match handle_frame(&broker, frame).await {
+                Reply::Frame(resp) => {
+                    queued += resp.len();
+                    out.push(resp);
+                }
+                Reply::Nothing => {}
+                Reply::Close(reason) => {
+                    tracing::info!(%peer, %reason, "closing connection");
+                    let _ = flush(&mut stream, &mut out).await;
+                    return;
+                }
+            }
+            if queued >= WRITE_BATCH {
+                if flush(&mut stream, &mut out).await.is_err() {
+                    return;
+                }
+                queued = 0;
+            }
+        }
+        if !out.is_empty() {
+            if flush(&mut stream, &mut out).await.is_err() {
+                return;
+            }
+            queued = 0;
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes every queued response, in order.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<BytesMut>) -> std::io::Result<()> {
+    for resp in out.drain(..) {
+        stream.write_all(&resp).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_and_limits() {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&3i32.to_be_bytes());
+        b.extend_from_slice(b"abcde");
+        assert_eq!(
+            next_frame(&mut b, 100).unwrap().unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        assert_eq!(&b[..], b"de");
+        let mut b = BytesMut::from(&(-1i32).to_be_bytes()[..]);
+        assert!(matches!(
+            next_frame(&mut b, 100),
+            Err(FrameError::Negative(-1))
+        ));
+        let mut b = BytesMut::from(&(101i32).to_be_bytes()[..]);
+        assert!(matches!(
+            next_frame(&mut b, 100),
+            Err(FrameError::TooLarge { .. })
+        ));
+        // A large but allowed claim reserves only a bounded amount.
+        let mut b = BytesMut::from(&(100_000_000i32).to_be_bytes()[..]);
+        assert!(next_frame(&mut b, 104_857_600).unwrap().is_none());
+        assert!(b.capacity() <= READ_RESERVE + 64);
+    }
+}
