@@ -29,7 +29,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                         .with_partition_index(p.partition_index);
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(part) => lookup(part, p.timestamp, resp),
+                        Some(part) => lookup(part, p.timestamp, resp, ctx.api_version),
                     }
                 })
                 .collect();
@@ -47,6 +47,7 @@ fn lookup(
     part: &Partition,
     timestamp: i64,
     resp: ListOffsetsPartitionResponse,
+    v: i16,
 ) -> ListOffsetsPartitionResponse {
     let found = part.with_log(|log| -> Result<Option<(i64, i64)>, _> {
         Ok(match timestamp {
@@ -58,7 +59,12 @@ fn lookup(
             _ => None,
         })
     });
-    let epoch = part.with_log(|l| l.leader_epoch());
+    // leader_epoch exists from v4; setting it on older versions fails to encode.
+    let epoch = if v >= 4 {
+        part.with_log(|l| l.leader_epoch())
+    } else {
+        -1
+    };
     match found {
         Ok(Some((ts, offset))) => resp
             .with_timestamp(ts)
