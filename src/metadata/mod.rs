@@ -49,6 +49,8 @@ pub struct Catalog {
     data_dir: PathBuf,
     broker_log: LogConfig,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Topic id to name, for the APIs that name topics by id (Produce v13, Fetch v13+).
+    ids: RwLock<HashMap<Uuid, String>>,
     /// Serialises creations so two racing auto-creates of one topic make one topic.
     create_lock: Mutex<()>,
 }
@@ -84,10 +86,15 @@ impl Catalog {
             let topic = open_topic(data_dir, &name, desc, &log_config, clean, now_ms)?;
             topics.insert(name, Arc::new(topic));
         }
+        let ids = topics
+            .iter()
+            .map(|(name, t)| (t.topic_id, name.clone()))
+            .collect();
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
             broker_log,
             topics: RwLock::new(topics),
+            ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
         })
     }
