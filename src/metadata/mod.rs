@@ -104,11 +104,8 @@ impl Catalog {
     }
 
     pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .values()
-            .find(|t| t.topic_id == id)
-            .cloned()
+        let name = self.ids.read().get(&id).cloned()?;
+        self.get(&name)
     }
 
     /// All topics, sorted by name.
@@ -172,6 +169,7 @@ impl Catalog {
             &desc.render(),
         )?;
         let topic = Arc::new(topic);
+        self.ids.write().insert(topic.topic_id, name.to_string());
         self.topics
             .write()
             .insert(name.to_string(), Arc::clone(&topic));
