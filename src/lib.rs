@@ -11,6 +11,9 @@
 //!
 //! `start` runs a broker inside the caller's tokio runtime; tests use it with port 0.
 
+// Tests may unwrap: a panic there is a failed test, not a broker crash.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod broker;
 pub mod config;
 pub mod log;
@@ -91,15 +94,23 @@ impl RunningBroker {
     }
 
     /// Stops accepting and serving, then flushes and closes every log (a clean shutdown).
-    pub async fn shutdown(self) -> std::io::Result<()> {
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.cancel.cancel();
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
-        let broker = self.broker;
+        let broker = Arc::clone(&self.broker);
         tokio::task::spawn_blocking(move || broker.close())
             .await
             .map_err(std::io::Error::other)?
+    }
+}
+
+/// Dropping a running broker without `shutdown` stops its tasks without closing the logs, as a
+/// crash would (the next start recovers); the data directory lock is released once they end.
+impl Drop for RunningBroker {
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 

@@ -282,6 +282,13 @@ pub fn validate_produced(
     {
         return Err(BatchError::InvalidRecord("inconsistent batch offset range"));
     }
+    if header.compression() == 0
+        && count_records(&records[HEADER_LEN..]) != Some(header.record_count as usize)
+    {
+        return Err(BatchError::InvalidRecord(
+            "the records do not match the batch's record count",
+        ));
+    }
     if header.is_control() {
         return Err(BatchError::InvalidRecord(
             "clients may not send control batches",
@@ -304,6 +311,33 @@ pub fn validate_produced(
         check_timestamps(&header, b)?;
     }
     Ok(header)
+}
+
+/// Counts the records of an uncompressed batch by walking their length prefixes, without
+/// decoding or copying them. `None` if a length is malformed or the records do not end exactly at
+/// the end of the batch. (Compressed batches would need decompressing; see FINDINGS.)
+pub fn count_records(mut area: &[u8]) -> Option<usize> {
+    let mut count = 0;
+    while !area.is_empty() {
+        let (len, used) = read_varint(area)?;
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        area = area.get(used + len..)?;
+        count += 1;
+    }
+    Some(count)
+}
+
+/// A zig-zag varint (as in protobuf sint32): value and bytes used.
+fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &byte) in b.iter().take(5).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let v = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+            return Some((v, i + 1));
+        }
+    }
+    None
 }
 
 /// CreateTime bounds, checked on the header's base and max timestamps (Kafka checks each record;
@@ -465,6 +499,24 @@ pub(crate) mod tests {
         b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
             validate_produced(&b, 1 << 20, 9, None),
+            Err(BatchError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn records_must_match_the_count() {
+        let b = make_batch(&[b"x", b"y", b"z"], 1000, None);
+        assert_eq!(count_records(&b[HEADER_LEN..]), Some(3));
+        assert_eq!(count_records(&b[HEADER_LEN..b.len() - 1]), None);
+        // Claim more records than there are, with a consistent header and CRC.
+        let mut bad = b.clone();
+        bad[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        bad[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let crc = compute_crc(&bad);
+        bad[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produced(&bad, 1 << 20, 9, None),
             Err(BatchError::InvalidRecord(_))
         ));
     }

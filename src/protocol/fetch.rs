@@ -27,6 +27,10 @@ const TOPIC_ID_VERSION: i16 = 13;
 const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
 
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 {
+        // gregor never creates sessions (it answers session id 0), so no other id can exist.
+        return FetchResponse::default().with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
+    }
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;

@@ -60,7 +60,10 @@ fn lookup(
     let catalog = &ctx.broker.catalog;
     let v = ctx.api_version;
     let Some(name) = t.name.map(|n| n.0.to_string()) else {
-        // v10+: by topic id only.
+        // Lookups by topic id alone are served from v12 (KIP-516); v10-11 carry ids but need names.
+        if v < 12 {
+            return error_topic(None, t.topic_id, errors::INVALID_REQUEST, v);
+        }
         return match catalog.get_by_id(t.topic_id) {
             Some(topic) => describe(&topic, v, node),
             None => error_topic(None, t.topic_id, errors::UNKNOWN_TOPIC_ID, v),
