@@ -8,6 +8,7 @@ mod common;
 use anyhow::{bail, ensure, Context, Result};
 use common::*;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
 const TOPIC: &str = "versions";
@@ -46,6 +47,7 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::ApiVersions,
         ApiKey::CreateTopics,
         ApiKey::InitProducerId,
+        ApiKey::FindCoordinator,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -396,5 +398,53 @@ async fn init_producer_id_every_version() -> Result<()> {
         }
         seen.push(r.producer_id.0);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn find_coordinator_every_version() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::FindCoordinator)? {
+        let key = StrBytes::from_static_str("my-group");
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![key.clone()])
+        } else {
+            FindCoordinatorRequest::default().with_key(key.clone())
+        };
+        let r = c
+            .request(v, req)
+            .await
+            .with_context(|| format!("FindCoordinator v{v}"))?;
+        // The group coordinator is this node, at the address clients were given.
+        let (code, node, port) = if v >= 4 {
+            ensure!(r.coordinators.len() == 1, "v{v}: {r:?}");
+            let k = &r.coordinators[0];
+            ensure!(k.key == key, "v{v}: {r:?}");
+            (k.error_code, k.node_id.0, k.port)
+        } else {
+            (r.error_code, r.node_id.0, r.port)
+        };
+        ensure!(
+            code == NONE && node == 1 && port == i32::from(b.addr.port()),
+            "v{v}: {r:?}"
+        );
+    }
+    // Transaction coordinators do not exist yet: an error, not a coordinator that cannot serve.
+    let r = c
+        .request(
+            3,
+            FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_key(StrBytes::from_static_str("tx")),
+        )
+        .await?;
+    ensure!(
+        r.error_code == 15,
+        "COORDINATOR_NOT_AVAILABLE expected: {r:?}"
+    );
     Ok(())
 }

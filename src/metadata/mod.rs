@@ -2,8 +2,8 @@
 //!
 //! On disk (all under the data directory):
 //! - `meta.properties`: Kafka's `version=1`, `cluster.id=…`, `node.id=…` (the cluster id persists);
-//! - `gregor-metadata/topics/<topic>.properties`: one file per topic, Java properties text with
-//!   `topic.id` (Kafka's base64 form), `partitions`, and `config.<name>` for each topic config;
+//! - `gregor-metadata/topics/<topic id>.properties`: one file per topic, Java properties text with
+//!   `name`, `topic.id` (Kafka's base64 form), `partitions`, and `config.<name>` per topic config;
 //!   written to a temporary file and renamed, so it exists whole or not at all;
 //! - `<topic>-<partition>/partition.metadata`: Kafka's `version: 0` / `topic_id: …` file, so that
 //!   Kafka's tools recognise the partition directories.
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::config::{topic_log_config, ConfigError};
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::LogConfig;
-pub use topic::{validate_topic_name, Topic};
+pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
 
@@ -35,6 +35,8 @@ pub enum CreateTopicError {
     AlreadyExists(String),
     #[error("{0}")]
     InvalidName(String),
+    #[error("Topic '{0}' collides with existing topics: {1}")]
+    Collision(String, String),
     #[error("Number of partitions must be larger than 0.")]
     InvalidPartitions,
     #[error("Replication factor: {0} larger than available brokers: 1.")]
@@ -76,9 +78,7 @@ impl Catalog {
                 tracing::warn!(file = %path.display(), "skipping an unreadable topic file");
                 continue;
             };
-            let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
-                continue;
-            };
+            let name = desc.name.clone();
             let log_config = topic_log_config(&broker_log, &desc.configs).unwrap_or_else(|e| {
                 tracing::warn!(topic = %name, error = %e, "ignoring invalid stored topic configs");
                 broker_log.clone()
@@ -127,6 +127,19 @@ impl Catalog {
         if self.get(name).is_some() {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
         }
+        let clash: Vec<String> = self
+            .topics
+            .read()
+            .keys()
+            .filter(|t| topic::collides(name, t))
+            .cloned()
+            .collect();
+        if !clash.is_empty() {
+            return Err(CreateTopicError::Collision(
+                name.to_string(),
+                clash.join(", "),
+            ));
+        }
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
@@ -149,6 +162,7 @@ impl Catalog {
         let _guard = self.create_lock.lock();
         let log_config = self.validate(name, partitions, replication_factor, &configs)?;
         let desc = topic::TopicFile {
+            name: name.to_string(),
             topic_id: new_topic_id(),
             partitions,
             configs,
@@ -161,13 +175,8 @@ impl Catalog {
             true,
             now_ms,
         )?;
-        write_atomically(
-            &self
-                .data_dir
-                .join(TOPICS_DIR)
-                .join(format!("{name}.properties")),
-            &desc.render(),
-        )?;
+        let file = format!("{}.properties", topic::kafka_uuid_string(desc.topic_id));
+        write_atomically(&self.data_dir.join(TOPICS_DIR).join(file), &desc.render())?;
         let topic = Arc::new(topic);
         self.ids.write().insert(topic.topic_id, name.to_string());
         self.topics

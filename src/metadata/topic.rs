@@ -23,10 +23,20 @@ impl Topic {
             .and_then(|i| self.partitions.get(i))
     }
 
-    /// Kafka's internal topics (`__consumer_offsets`, `__transaction_state`).
     pub fn is_internal(&self) -> bool {
-        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+        is_internal_name(&self.name)
     }
+}
+
+/// Kafka's internal topics, which clients may not produce to and Metadata does not auto-create.
+pub fn is_internal_name(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+/// '.' and '_' collide in Kafka's metric names, so topics differing only there cannot coexist
+/// (Topic.hasCollision).
+pub fn collides(a: &str, b: &str) -> bool {
+    a != b && a.len() == b.len() && a.replace('.', "_") == b.replace('.', "_")
 }
 
 /// Kafka's text form of a Uuid: URL-safe base64 without padding (Uuid.toString).
@@ -63,9 +73,11 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The contents of `gregor-metadata/topics/<topic>.properties`.
+/// The contents of `gregor-metadata/topics/<topic id>.properties`. Files are named by id: a
+/// 249-character topic name plus a suffix would exceed the file system's name limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicFile {
+    pub name: String,
     pub topic_id: Uuid,
     pub partitions: i32,
     pub configs: BTreeMap<String, String>,
@@ -74,7 +86,8 @@ pub struct TopicFile {
 impl TopicFile {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "topic.id={}\npartitions={}\n",
+            "name={}\ntopic.id={}\npartitions={}\n",
+            self.name,
             kafka_uuid_string(self.topic_id),
             self.partitions
         );
@@ -85,11 +98,13 @@ impl TopicFile {
     }
 
     pub fn parse(text: &str) -> Option<TopicFile> {
+        let mut name = None;
         let mut topic_id = None;
         let mut partitions = None;
         let mut configs = BTreeMap::new();
         for (k, v) in crate::config::parse_properties(text) {
             match k.as_str() {
+                "name" => name = Some(v),
                 "topic.id" => topic_id = parse_kafka_uuid(&v),
                 "partitions" => partitions = v.parse().ok().filter(|&p: &i32| p > 0),
                 _ => {
@@ -100,6 +115,7 @@ impl TopicFile {
             }
         }
         Some(TopicFile {
+            name: name?,
             topic_id: topic_id?,
             partitions: partitions?,
             configs,
@@ -124,11 +140,19 @@ mod tests {
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "100".to_string());
         let f = TopicFile {
+            name: "t.1".into(),
             topic_id: Uuid::new_v4(),
             partitions: 4,
             configs,
         };
         assert_eq!(TopicFile::parse(&f.render()), Some(f));
+    }
+
+    #[test]
+    fn collisions() {
+        assert!(collides("a.b", "a_b"));
+        assert!(!collides("a.b", "a.b"));
+        assert!(!collides("a.b", "a-b"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Fetch, r(4, 17)),
     (ApiKey::ListOffsets, r(1, 9)),
     (ApiKey::Metadata, r(0, 12)),
+    (ApiKey::FindCoordinator, r(0, 6)),
     (ApiKey::ApiVersions, r(0, 4)),
     (ApiKey::CreateTopics, r(2, 7)),
     (ApiKey::InitProducerId, r(0, 5)),
@@ -54,6 +55,7 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

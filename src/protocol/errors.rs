@@ -57,7 +57,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
 pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
     match e {
         CreateTopicError::AlreadyExists(_) => TOPIC_ALREADY_EXISTS,
-        CreateTopicError::InvalidName(_) => INVALID_TOPIC_EXCEPTION,
+        CreateTopicError::InvalidName(_) | CreateTopicError::Collision(..) => {
+            INVALID_TOPIC_EXCEPTION
+        }
         CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
         CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,

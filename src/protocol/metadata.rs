@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
-use crate::metadata::{validate_topic_name, Topic};
+use crate::metadata::{is_internal_name, validate_topic_name, CreateTopicError, Topic};
 
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
@@ -80,7 +80,7 @@ fn lookup(
             v,
         );
     }
-    if !may_create {
+    if !may_create || is_internal_name(&name) {
         return error_topic(
             Some(name),
             uuid::Uuid::nil(),
@@ -90,6 +90,13 @@ fn lookup(
     }
     match catalog.get_or_create(&name, ctx.broker.config.num_partitions, now_ms()) {
         Ok(topic) => describe(&topic, v, node),
+        // Kafka leaves a colliding topic unknown rather than naming the collision here.
+        Err(CreateTopicError::Collision(..)) => error_topic(
+            Some(name),
+            uuid::Uuid::nil(),
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            v,
+        ),
         Err(e) => {
             tracing::warn!(topic = %name, error = %e, "auto-create failed");
             error_topic(

@@ -11,6 +11,7 @@ pub mod apis;
 pub mod create_topics;
 pub mod errors;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -113,9 +114,9 @@ async fn dispatch(
         ApiKey::ListOffsets => respond(ctx, &list_offsets::handle(ctx, decode(f, v)?)),
         ApiKey::CreateTopics => respond(ctx, &create_topics::handle(ctx, decode(f, v)?)),
         ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
+        ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetCommit
         | ApiKey::OffsetFetch
-        | ApiKey::FindCoordinator
         | ApiKey::JoinGroup
         | ApiKey::Heartbeat
         | ApiKey::LeaveGroup

@@ -90,6 +90,10 @@ fn append(
     pd: PartitionProduceData,
     now: i64,
 ) -> PartitionProduceResponse {
+    if topic.is_internal() {
+        let msg = format!("Cannot append to internal topic {}", topic.name);
+        return failed(pd.index, errors::INVALID_TOPIC_EXCEPTION, Some(msg));
+    }
     let Some(partition) = topic.partition(pd.index) else {
         return failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
     };
