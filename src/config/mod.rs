@@ -79,7 +79,9 @@ const USED: &[&str] = &[
     "message.max.bytes",
     "node.id",
     "num.partitions",
+    "offsets.topic.num.partitions",
     "socket.request.max.bytes",
+    "transaction.state.log.num.partitions",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -267,6 +269,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub num_partitions: i32,
+    /// Partitions of the internal topics, created on first use as Kafka does.
+    pub offsets_topic_num_partitions: i32,
+    pub transaction_state_log_num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
@@ -390,6 +395,12 @@ impl Config {
                 .or(s.int("broker.id")?.filter(|&id| id >= 0))
                 .unwrap_or(1),
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
+            offsets_topic_num_partitions: s
+                .positive_int("offsets.topic.num.partitions")?
+                .unwrap_or(50),
+            transaction_state_log_num_partitions: s
+                .positive_int("transaction.state.log.num.partitions")?
+                .unwrap_or(50),
             default_replication_factor: s.int("default.replication.factor")?.unwrap_or(1) as i16,
             auto_create_topics_enable: s.bool("auto.create.topics.enable")?.unwrap_or(true),
             socket_request_max_bytes: s

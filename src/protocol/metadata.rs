@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
-use crate::metadata::{is_internal_name, validate_topic_name, CreateTopicError, Topic};
+use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
 
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
@@ -80,7 +80,7 @@ fn lookup(
             v,
         );
     }
-    if !may_create || is_internal_name(&name) {
+    if !may_create {
         return error_topic(
             Some(name),
             uuid::Uuid::nil(),
@@ -88,7 +88,13 @@ fn lookup(
             v,
         );
     }
-    match catalog.get_or_create(&name, ctx.broker.config.num_partitions, now_ms()) {
+    // Internal topics are created on first use too, with their own partition counts.
+    let partitions = match name.as_str() {
+        "__consumer_offsets" => ctx.broker.config.offsets_topic_num_partitions,
+        "__transaction_state" => ctx.broker.config.transaction_state_log_num_partitions,
+        _ => ctx.broker.config.num_partitions,
+    };
+    match catalog.get_or_create(&name, partitions, now_ms()) {
         Ok(topic) => describe(&topic, v, node),
         // Kafka leaves a colliding topic unknown rather than naming the collision here.
         Err(CreateTopicError::Collision(..)) => error_topic(

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Stand-in for the gregor binary that runs Apache Kafka 4.1.0 (single KRaft node) instead, so the
+# suite itself can be checked against the reference implementation:
+#
+#   KAFKA_LIBS=/path/to/jars GREGOR_BIN="$PWD/compat/kcat/reference-kafka.sh" compat/kcat/run.sh
+#
+# KAFKA_LIBS holds the kafka_2.13:4.1.0 and kafka-tools:4.1.0 jars with their dependencies, e.g.
+# `mvn dependency:copy-dependencies` on a pom listing those two (and slf4j-simple). Not used by CI.
+# Accepts gregor's CLI: --listen HOST:PORT --data-dir DIR [--override key=value ...].
+set -euo pipefail
+
+listen="" data="" overrides=()
+while [ $# -gt 0 ]; do
+  case $1 in
+  --listen) listen=$2; shift 2 ;;
+  --data-dir) data=$2; shift 2 ;;
+  --override) overrides+=("$2"); shift 2 ;;
+  *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+: "${KAFKA_LIBS:?set KAFKA_LIBS to the directory holding the Kafka 4.1.0 jars}"
+host=${listen%:*}
+
+# The controller endpoint is part of the formatted metadata, so keep its port across restarts.
+if [ ! -f "$data/controller.port" ]; then
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' >"$data/controller.port"
+fi
+cport=$(cat "$data/controller.port")
+
+{
+  echo "process.roles=broker,controller"
+  echo "node.id=1"
+  echo "controller.quorum.bootstrap.servers=$host:$cport"
+  echo "listeners=PLAINTEXT://$listen,CONTROLLER://$host:$cport"
+  echo "advertised.listeners=PLAINTEXT://$listen"
+  echo "controller.listener.names=CONTROLLER"
+  echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  echo "log.dirs=$data/logs"
+  echo "offsets.topic.replication.factor=1"
+  echo "transaction.state.log.replication.factor=1"
+  echo "transaction.state.log.min.isr=1"
+  echo "group.initial.rebalance.delay.ms=0"
+  printf '%s\n' "${overrides[@]}"
+} >"$data/server.properties"
+
+if [ ! -f "$data/logs/meta.properties" ]; then
+  cluster_id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$data/server.properties" --standalone >"$data/format.log" 2>&1
+fi
+exec java -Xmx512m -cp "$KAFKA_LIBS/*" kafka.Kafka "$data/server.properties"
