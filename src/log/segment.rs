@@ -136,6 +136,11 @@ impl Segment {
             .append(true)
             .open(path)?;
         file.set_len(0)?;
+        Self::empty(dir, base_offset, file)
+    }
+
+    /// A segment over `file` with fresh, empty indexes and no batches tracked yet.
+    fn empty(dir: &Path, base_offset: i64, file: File) -> io::Result<Segment> {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -166,18 +171,7 @@ impl Segment {
             }
         }
         // Rebuild: scan every batch, verify it in Recover mode, re-create both indexes.
-        let mut seg = Segment {
-            base_offset,
-            dir: dir.to_path_buf(),
-            file: Arc::new(file),
-            size: 0,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")))?,
-            time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")))?,
-            bytes_since_index_entry: 0,
-            first_append_ms: None,
-        };
+        let mut seg = Self::empty(dir, base_offset, file)?;
         let verify = mode == OpenMode::Recover;
         let file = Arc::clone(&seg.file);
         let mut index_err = None;

@@ -17,7 +17,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::errors;
-use super::RequestContext;
+use super::{resolve_topic, RequestContext};
 use crate::log::partition::{LogError, ReadPlan};
 use crate::metadata::Topic;
 
@@ -163,15 +163,10 @@ fn respond(
 }
 
 fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {
-    if ctx.api_version >= TOPIC_ID_VERSION {
-        ctx.broker
-            .catalog
-            .get_by_id(t.topic_id)
-            .ok_or(errors::UNKNOWN_TOPIC_ID)
-    } else {
-        ctx.broker
-            .catalog
-            .get(t.topic.as_str())
-            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
-    }
+    resolve_topic(
+        ctx,
+        t.topic.as_str(),
+        t.topic_id,
+        ctx.api_version >= TOPIC_ID_VERSION,
+    )
 }

@@ -200,6 +200,22 @@ async fn dispatch(
     })
 }
 
+/// A topic named by id (when `by_id`: Produce v13, Fetch v13+) or by name, or the error code
+/// Kafka gives for an unknown one.
+fn resolve_topic(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    id: uuid::Uuid,
+    by_id: bool,
+) -> Result<std::sync::Arc<crate::metadata::Topic>, i16> {
+    let catalog = &ctx.broker.catalog;
+    if by_id {
+        catalog.get_by_id(id).ok_or(errors::UNKNOWN_TOPIC_ID)
+    } else {
+        catalog.get(name).ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}
+
 /// Encodes a response with the header version its type prescribes for the request's version.
 fn respond<T: Encodable + HeaderVersion>(ctx: &RequestContext<'_>, body: &T) -> Reply {
     encode(

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
-use super::{respond, Reply, RequestContext};
+use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::broker::now_ms;
 use crate::metadata::Topic;
 
@@ -71,17 +71,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse 
 }
 
 fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::Arc<Topic>, i16> {
-    if ctx.api_version >= TOPIC_ID_VERSION {
-        ctx.broker
-            .catalog
-            .get_by_id(t.topic_id)
-            .ok_or(errors::UNKNOWN_TOPIC_ID)
-    } else {
-        ctx.broker
-            .catalog
-            .get(t.name.as_str())
-            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)
-    }
+    resolve_topic(
+        ctx,
+        t.name.as_str(),
+        t.topic_id,
+        ctx.api_version >= TOPIC_ID_VERSION,
+    )
 }
 
 fn append(
