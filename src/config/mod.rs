@@ -541,6 +541,81 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
 }
 
 /// Validates topic-level configs (CreateTopics) and overlays them on the broker's log defaults.
+/// Kafka's value rules for topic configs (the validators of LogConfig's ConfigDef): a range for
+/// numbers, a set of words for enumerations. Types are checked before this.
+fn check_topic_value(name: &str, v: &str) -> Result<(), ConfigError> {
+    let at_least = |min: f64| -> Result<(), ConfigError> {
+        let n: f64 = v
+            .parse()
+            .map_err(|_| invalid(name, v, "expected a number"))?;
+        if n < min {
+            return Err(invalid(name, v, format!("Value must be at least {min}")));
+        }
+        Ok(())
+    };
+    let between = |min: f64, max: f64| -> Result<(), ConfigError> {
+        let n: f64 = v
+            .parse()
+            .map_err(|_| invalid(name, v, "expected a number"))?;
+        if n < min || n > max {
+            return Err(invalid(
+                name,
+                v,
+                format!("Value must be no less than {min} and no more than {max}"),
+            ));
+        }
+        Ok(())
+    };
+    let one_of = |words: &[&str]| -> Result<(), ConfigError> {
+        if words.contains(&v) {
+            Ok(())
+        } else {
+            Err(invalid(
+                name,
+                v,
+                format!("String must be one of: {}", words.join(", ")),
+            ))
+        }
+    };
+    match name {
+        "cleanup.policy" => {
+            let all_known = v
+                .split(',')
+                .map(str::trim)
+                .all(|p| p == "compact" || p == "delete");
+            if v.trim().is_empty() || !all_known {
+                return Err(invalid(name, v, "String must be one of: compact, delete"));
+            }
+            Ok(())
+        }
+        "compression.type" => {
+            one_of(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"])
+        }
+        "message.timestamp.type" => one_of(&["CreateTime", "LogAppendTime"]),
+        "segment.bytes" => at_least(1_048_576.0),
+        "segment.index.bytes" => at_least(4.0),
+        "segment.ms" | "flush.messages" | "max.compaction.lag.ms" | "min.insync.replicas" => {
+            at_least(1.0)
+        }
+        "retention.ms" | "local.retention.ms" => at_least(-2.0),
+        "segment.jitter.ms"
+        | "flush.ms"
+        | "index.interval.bytes"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "file.delete.delay.ms"
+        | "max.message.bytes"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => at_least(0.0),
+        "min.cleanable.dirty.ratio" => between(0.0, 1.0),
+        "compression.gzip.level" => between(-1.0, 9.0),
+        "compression.lz4.level" => between(1.0, 17.0),
+        "compression.zstd.level" => between(-131_072.0, 22.0),
+        _ => Ok(()),
+    }
+}
+
+/// Validates topic-level configs (CreateTopics) and overlays them on the broker's log defaults.
 /// Unknown names and bad values get INVALID_CONFIG with this error's text.
 pub fn topic_log_config(
     base: &LogConfig,
@@ -551,31 +626,21 @@ pub fn topic_log_config(
         let def = topic_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
         def.kind.check(name, value)?;
         let v = value.trim();
-        let num = || {
-            v.parse::<i64>()
-                .map_err(|_| invalid(name, v, "expected a number"))
-        };
-        let positive = || {
-            num().and_then(|n| {
-                if n > 0 {
-                    Ok(n)
-                } else {
-                    Err(invalid(name, v, "must be positive"))
-                }
-            })
-        };
+        check_topic_value(name, v)?;
+        // Past the checks above every numeric value parses.
+        let num = || v.parse::<i64>().unwrap_or_default();
         match name.as_str() {
-            "segment.bytes" => c.segment_bytes = positive()? as u64,
-            "segment.ms" => c.segment_ms = positive()?,
-            "index.interval.bytes" => c.index_interval_bytes = num()?.max(0) as u64,
-            "flush.messages" => c.flush_messages = positive()? as u64,
-            "flush.ms" => c.flush_ms = num()?,
-            "retention.ms" => c.retention_ms = num()?,
-            "retention.bytes" => c.retention_bytes = num()?,
-            "max.message.bytes" => c.max_message_bytes = num()?.max(0) as usize,
+            "segment.bytes" => c.segment_bytes = num() as u64,
+            "segment.ms" => c.segment_ms = num(),
+            "index.interval.bytes" => c.index_interval_bytes = num() as u64,
+            "flush.messages" => c.flush_messages = num() as u64,
+            "flush.ms" => c.flush_ms = num(),
+            "retention.ms" => c.retention_ms = num(),
+            "retention.bytes" => c.retention_bytes = num(),
+            "max.message.bytes" => c.max_message_bytes = num() as usize,
             "message.timestamp.type" => c.timestamp_type = timestamp_type(name, v)?,
-            "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num()?,
-            "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num()?,
+            "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num(),
+            "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
             _ => {}
         }
     }
@@ -710,5 +775,21 @@ mod tests {
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
         m.insert("retention.msx".to_string(), "1".to_string());
         assert!(topic_log_config(&base, &m).is_err());
+        for (k, bad) in [
+            ("cleanup.policy", "sometimes"),
+            ("min.insync.replicas", "0"),
+            ("segment.bytes", "1000"),
+        ] {
+            let m = BTreeMap::from([(k.to_string(), bad.to_string())]);
+            assert!(
+                matches!(
+                    topic_log_config(&base, &m),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{k}={bad}"
+            );
+        }
+        let m = BTreeMap::from([("cleanup.policy".to_string(), "compact,delete".to_string())]);
+        assert!(topic_log_config(&base, &m).is_ok());
     }
 }

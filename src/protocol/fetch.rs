@@ -43,7 +43,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
         let mut woken = pin!(ctx.broker.appended.notified());
         woken.as_mut().enable();
         let plans = plan(&topics);
-        let ready = plans.iter().flatten().any(|p| p.1.is_err())
+        // Kafka answers at once when nothing is asked for (a closing consumer sends such a
+        // request), when any partition has an error, or when enough bytes are there.
+        let ready = plans.iter().all(Vec::is_empty)
+            || plans.iter().flatten().any(|p| p.1.is_err())
             || plans
                 .iter()
                 .flatten()
