@@ -48,6 +48,7 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::CreateTopics,
         ApiKey::InitProducerId,
         ApiKey::FindCoordinator,
+        ApiKey::DescribeConfigs,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -446,5 +447,53 @@ async fn find_coordinator_every_version() -> Result<()> {
         r.error_code == 15,
         "COORDINATOR_NOT_AVAILABLE expected: {r:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_configs_every_version() -> Result<()> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "described", 1).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DescribeConfigs)? {
+        let topic = DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("described"));
+        let broker = DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("num.partitions")]));
+        let missing = DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("no-such-topic"));
+        let req = DescribeConfigsRequest::default()
+            .with_resources(vec![topic, broker, missing])
+            .with_include_synonyms(v >= 1);
+        let r = c
+            .request(v, req)
+            .await
+            .with_context(|| format!("DescribeConfigs v{v}"))?;
+        ensure!(r.results.len() == 3, "v{v}: {r:?}");
+        let t = &r.results[0];
+        ensure!(t.error_code == NONE, "v{v}: {t:?}");
+        let cp = t
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "cleanup.policy")
+            .with_context(|| format!("v{v}: no cleanup.policy"))?;
+        ensure!(
+            cp.value.as_ref().map(|x| x.as_str()) == Some("delete"),
+            "v{v}: {cp:?}"
+        );
+        ensure!(cp.config_source == 5, "DEFAULT_CONFIG expected: {cp:?}");
+        let np = &r.results[1].configs;
+        ensure!(
+            np.len() == 1 && np[0].name.as_str() == "num.partitions",
+            "v{v}: {np:?}"
+        );
+        ensure!(r.results[2].error_code == 3, "v{v}: {:?}", r.results[2]);
+    }
     Ok(())
 }

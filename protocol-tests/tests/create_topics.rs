@@ -41,7 +41,6 @@ async fn creates_with_partitions_and_configs() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "gap, issue 4 (topic configs): CreateTopics v5+ result has empty configs (Kafka returns the topic's configs)"]
 async fn v5_plus_results_carry_the_topic_configs() -> Result<()> {
     // Since v5 (KIP-525) Kafka answers each created topic with its configs; the Java admin client
     // builds CreateTopicsResult.config() from them.

@@ -10,6 +10,8 @@
 //! with a warning so that existing files keep working. Unknown names (typos) and values of the
 //! wrong type fail start-up.
 
+pub mod describe;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

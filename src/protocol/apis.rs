@@ -34,6 +34,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, r(0, 4)),
     (ApiKey::CreateTopics, r(2, 7)),
     (ApiKey::InitProducerId, r(0, 5)),
+    (ApiKey::DescribeConfigs, r(1, 4)),
 ];
 
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -56,6 +57,7 @@ mod tests {
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
+use crate::config::describe::{describe_topic, ConfigEntry};
 use crate::metadata::CreateTopicError;
 
 pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
@@ -38,12 +41,18 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
                 );
             }
             match create(ctx, t, req.validate_only) {
-                Ok((topic_id, partitions, rf)) => {
+                Ok(created) => {
                     let mut r = result
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(rf);
+                        .with_num_partitions(created.partitions)
+                        .with_replication_factor(created.replication_factor)
+                        .with_error_message(None);
                     if ctx.api_version >= 7 {
-                        r.topic_id = topic_id;
+                        r.topic_id = created.topic_id;
+                    }
+                    if ctx.api_version >= 5 {
+                        // KIP-525: the new topic's effective configs, as DescribeConfigs shows them.
+                        let entries = describe_topic(&ctx.broker.config, &created.configs);
+                        r.configs = Some(entries.iter().map(created_config).collect());
                     }
                     r
                 }
@@ -54,7 +63,21 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-type Created = (uuid::Uuid, i32, i16);
+struct Created {
+    topic_id: uuid::Uuid,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+}
+
+fn created_config(e: &ConfigEntry) -> CreatableTopicConfigs {
+    CreatableTopicConfigs::default()
+        .with_name(StrBytes::from_static_str(e.name))
+        .with_value(e.value.clone().map(StrBytes::from_string))
+        .with_read_only(e.read_only)
+        .with_config_source(e.source as i8)
+        .with_is_sensitive(e.sensitive)
+}
 
 fn create(
     ctx: &RequestContext<'_>,
@@ -114,12 +137,22 @@ fn create(
         catalog
             .validate(name, partitions, rf, &configs)
             .map_err(to_wire)?;
-        return Ok((uuid::Uuid::nil(), partitions, rf));
+        return Ok(Created {
+            topic_id: uuid::Uuid::nil(),
+            partitions,
+            replication_factor: rf,
+            configs,
+        });
     }
     let topic = catalog
-        .create(name, partitions, rf, configs, now_ms())
+        .create(name, partitions, rf, configs.clone(), now_ms())
         .map_err(to_wire)?;
-    Ok((topic.topic_id, partitions, rf))
+    Ok(Created {
+        topic_id: topic.topic_id,
+        partitions,
+        replication_factor: rf,
+        configs,
+    })
 }
 
 fn fail(r: CreatableTopicResult, code: i16, message: String) -> CreatableTopicResult {

@@ -14,9 +14,29 @@ use super::RequestContext;
 use crate::broker::now_ms;
 use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
 
+/// AclOperation codes: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+const fn bits(ops: &[u8]) -> i32 {
+    let mut v = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        v |= 1 << ops[i];
+        i += 1;
+    }
+    v
+}
+/// What a topic supports (AclEntry.supportedOperations(TOPIC)).
+const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// What the cluster supports (AclEntry.supportedOperations(CLUSTER)).
+const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
     let v = ctx.api_version;
+    let (req_topic_ops, req_cluster_ops) = (
+        req.include_topic_authorized_operations,
+        req.include_cluster_authorized_operations,
+    );
     let node = BrokerId(broker.node_id);
     let endpoint = MetadataResponseBroker::default()
         .with_node_id(node)
@@ -44,11 +64,21 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
             .map(|t| lookup(ctx, t, may_create, node))
             .collect()
     };
-    MetadataResponse::default()
+    let mut resp = MetadataResponse::default()
         .with_brokers(vec![endpoint])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(node)
-        .with_topics(topics)
+        .with_topics(topics);
+    // Without an authorizer Kafka grants everything and says so when asked (v8+).
+    if v >= 8 && req_topic_ops {
+        for t in &mut resp.topics {
+            t.topic_authorized_operations = TOPIC_OPERATIONS;
+        }
+    }
+    if (8..=10).contains(&v) && req_cluster_ops {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
+    resp
 }
 
 fn lookup(

@@ -9,6 +9,7 @@
 pub mod api_versions;
 pub mod apis;
 pub mod create_topics;
+pub mod describe_configs;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -115,6 +116,7 @@ async fn dispatch(
         ApiKey::CreateTopics => respond(ctx, &create_topics::handle(ctx, decode(f, v)?)),
         ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
         ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetCommit
         | ApiKey::OffsetFetch
         | ApiKey::JoinGroup
@@ -135,7 +137,6 @@ async fn dispatch(
         | ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
-        | ApiKey::DescribeConfigs
         | ApiKey::AlterConfigs
         | ApiKey::AlterReplicaLogDirs
         | ApiKey::DescribeLogDirs

@@ -1,0 +1,126 @@
+//! DescribeConfigs (key 32): the configs of topics and of this broker, with values, sources,
+//! synonyms and types, as `kafka-topics --describe`, `kafka-configs --describe` and AdminClient
+//! read them. Documentation strings are not carried (null, which clients accept).
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors;
+use super::RequestContext;
+use crate::config::describe::{describe_broker, describe_topic, ConfigEntry};
+use crate::config::ConfigType;
+use crate::metadata::validate_topic_name;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+pub fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match entries(ctx, r.resource_type, r.resource_name.as_str()) {
+                Ok(entries) => {
+                    // Null or empty keys mean every config (ConfigHelper.describeConfigs).
+                    let wanted = |e: &ConfigEntry| match &r.configuration_keys {
+                        Some(keys) if !keys.is_empty() => keys.iter().any(|k| k.as_str() == e.name),
+                        _ => true,
+                    };
+                    let configs = entries
+                        .iter()
+                        .filter(|e| wanted(e))
+                        .map(|e| to_wire(e, req.include_synonyms, ctx.api_version))
+                        .collect();
+                    result.with_configs(configs).with_error_message(None)
+                }
+                Err((code, message)) => result
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn entries(
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+) -> Result<Vec<ConfigEntry>, (i16, String)> {
+    let broker = ctx.broker;
+    match resource_type {
+        RESOURCE_TOPIC => {
+            validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
+            let topic = broker.catalog.get(name).ok_or_else(|| {
+                (
+                    errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("Topic {name} does not exist"),
+                )
+            })?;
+            Ok(describe_topic(&broker.config, &topic.configs))
+        }
+        // The empty name asks for cluster-wide dynamic defaults, which gregor does not have.
+        RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+        RESOURCE_BROKER if name == broker.node_id.to_string() => {
+            Ok(describe_broker(&broker.config))
+        }
+        RESOURCE_BROKER => Err((
+            errors::INVALID_REQUEST,
+            format!(
+                "Unexpected broker id, expected {} but received {name}",
+                broker.node_id
+            ),
+        )),
+        other => Err((
+            errors::INVALID_REQUEST,
+            format!("Unsupported resource type {other}"),
+        )),
+    }
+}
+
+pub fn config_type_code(kind: ConfigType) -> i8 {
+    match kind {
+        ConfigType::Boolean => 1,
+        ConfigType::String => 2,
+        ConfigType::Int => 3,
+        ConfigType::Short => 4,
+        ConfigType::Long => 5,
+        ConfigType::Double => 6,
+        ConfigType::List => 7,
+        ConfigType::Class => 8,
+        ConfigType::Password => 9,
+    }
+}
+
+fn to_wire(e: &ConfigEntry, include_synonyms: bool, version: i16) -> DescribeConfigsResourceResult {
+    let text = |v: &Option<String>| v.clone().map(StrBytes::from_string);
+    let mut r = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(e.name))
+        .with_value(text(&e.value))
+        .with_read_only(e.read_only)
+        .with_config_source(e.source as i8)
+        .with_is_sensitive(e.sensitive)
+        .with_documentation(None);
+    if include_synonyms {
+        r.synonyms = e
+            .synonyms
+            .iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(s.name.clone()))
+                    .with_value(text(&s.value))
+                    .with_source(s.source as i8)
+            })
+            .collect();
+    }
+    if version >= 3 {
+        r.config_type = config_type_code(e.kind);
+    }
+    r
+}
