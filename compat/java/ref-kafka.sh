@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Development aid, not used by CI: replaces lib.sh's gregor_* functions with ones that run a
+# single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM) from the tools-3.9
+# classpath, so the suite itself can be checked against the real thing:
+#
+#   JAVA_COMPAT_BROKER=kafka compat/java/run.sh
+#
+# Every case must pass against Kafka; a case that fails there is a broken test, not a finding.
+# Source it after lib.sh. Needs JAVA_COMPAT_TARGET (run.sh's target folder) to be set.
+
+kafka_launch() {
+  java -Xmx768m -Dlog4j.configuration="file:$JAVA_COMPAT_HOME/config/log4j.properties" \
+    -cp "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" kafka.Kafka "$GREGOR_DATA/server.properties" \
+    >>"$GREGOR_DATA.log" 2>&1 &
+  GREGOR_PID=$!
+  local i
+  for i in $(seq 1 600); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1',$GREGOR_PORT),0.2).close()" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$GREGOR_PID" 2>/dev/null || { tail -n 30 "$GREGOR_DATA.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "kafka did not open port $GREGOR_PORT" >&2
+  return 1
+}
+
+gregor_start() {
+  GREGOR_PORT="${GREGOR_PORT:-$(gregor_free_port)}"
+  local controller_port
+  controller_port="$(gregor_free_port)"
+  GREGOR_DATA="$(mktemp -d /tmp/kafka-compat.XXXXXX)"
+  GREGOR_BOOTSTRAP="127.0.0.1:$GREGOR_PORT"
+  export GREGOR_PORT GREGOR_DATA GREGOR_BOOTSTRAP
+  cat >"$GREGOR_DATA/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$GREGOR_DATA/logs
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+# The Kafka 4.x default (KIP-1030); 3.9 still defaults to Long.MAX.
+log.message.timestamp.after.max.ms=3600000
+PROPS
+  # gregor's --override k=v uses Kafka's names; later lines win in a properties file.
+  while [ $# -gt 0 ]; do
+    [ "$1" = --override ] && [ $# -ge 2 ] && { echo "$2" >>"$GREGOR_DATA/server.properties"; shift; }
+    shift
+  done
+  local cluster_id
+  cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  java -Dlog4j.configuration="file:$JAVA_COMPAT_HOME/config/log4j.properties" \
+    -cp "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$GREGOR_DATA/server.properties" >>"$GREGOR_DATA.log" 2>&1 || return 1
+  kafka_launch
+}
+
+gregor_restart() { kafka_launch; }

@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Java compatibility suite for gregor: Apache Kafka's own Java clients and console tools, at pinned
+# versions fetched from Maven Central, against a gregor broker started by ../lib.sh.
+#
+#   compat/java/run.sh
+#
+# Cases (each prints PASS or FAIL; the last line is "N passed, N failed"):
+#   clients-<v>/...   kafka-clients 4.1.x and 3.9.x: per codec, 10,000 records with keys, headers and
+#                     timestamps through the idempotent producer, read back exactly; ListOffsets;
+#                     CreateTopics (and its errors); a multi-partition round trip; fetch edge cases
+#                     (oversized batch, out of range, long poll, close); acks=0/1; topic configs
+#   console-<v>/...   kafka-console-producer / -consumer of Apache Kafka 3.9.x and 4.1.x, per codec;
+#                     kafka-topics --create / --list / --describe
+#   crash/...         SIGKILL the broker three times under an idempotent producer; every
+#                     acknowledged record must be in the log exactly once
+#   after-crash/...   the clients-4.1 round trips, re-read after those kills
+#   dedupe/...        a proxy loses Produce responses; the retries must not be appended twice,
+#                     also when the broker was killed and restarted in between
+#
+# Environment:
+#   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
+#   JAVA_COMPAT_COUNT    records per codec (default 10000)
+#   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9 (see ref-kafka.sh)
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe")
+#
+# Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
+# output and per-step logs go to compat/java/target (git-ignored).
+
+set -uo pipefail
+
+JAVA_COMPAT_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../lib.sh
+. "$JAVA_COMPAT_HOME/../lib.sh"
+JAVA_COMPAT_TARGET="$JAVA_COMPAT_HOME/target"
+export JAVA_COMPAT_HOME JAVA_COMPAT_TARGET
+if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+  # shellcheck source=ref-kafka.sh
+  . "$JAVA_COMPAT_HOME/ref-kafka.sh"
+fi
+
+COUNT="${JAVA_COMPAT_COUNT:-10000}"
+CODECS=(none gzip snappy lz4 zstd)
+LOGS="$JAVA_COMPAT_TARGET/run"
+PASSED=0
+FAILED=0
+
+# ---- reporting ------------------------------------------------------------------------------
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
+
+# fail_line "NAME: WHY": a FAIL line the Java program already formatted.
+fail_line() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
+
+# fail NAME WHY [LOG]: also shows the end of LOG, so CI output alone explains the failure.
+fail() {
+  FAILED=$((FAILED + 1))
+  echo "FAIL $1: $2"
+  if [ -n "${3:-}" ] && [ -s "$3" ]; then
+    echo "  --- last lines of $3"
+    tail -n 8 "$3" | cut -c1-300 | sed 's/^/  | /'
+  fi
+}
+
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+  exit
+}
+
+# One timestamp base for all JVMs of the run, an hour back (see Records.BASE_TIMESTAMP).
+BASE_TIMESTAMP=$(( ($(date +%s) - 3600) * 1000 ))
+JAVA_OPTS=(-Dfile.encoding=UTF-8 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn
+  -Dorg.slf4j.simpleLogger.logFile=System.err -Dgregor.compat.baseTimestamp="$BASE_TIMESTAMP")
+CLIENT_CP="$JAVA_COMPAT_TARGET/client-4.1/classes:$JAVA_COMPAT_TARGET/client-4.1/lib/*"
+
+# java_cases GROUP TIMEOUT_S CLASSPATH ARGS...: runs gregor.compat.Main, which prints PASS/FAIL
+# lines, and counts them (see tally).
+java_cases() {
+  local group="$1" limit="$2" cp="$3"
+  shift 3
+  timeout "$limit" java "${JAVA_OPTS[@]}" -cp "$cp" gregor.compat.Main "$@" \
+    >"$LOGS/$group.out" 2>"$LOGS/$group.err"
+  tally "$group" $? "$limit"
+}
+
+# tally GROUP RC TIMEOUT_S: counts the PASS/FAIL lines in $LOGS/GROUP.out. Main exits 1 when a
+# case failed; a JVM that timed out, was killed, or died without a FAIL line is one more failure
+# (its remaining cases never ran).
+tally() {
+  local group="$1" rc="$2" limit="$3"
+  local out="$LOGS/$group.out" err="$LOGS/$group.err" line
+  while IFS= read -r line; do
+    case "$line" in
+      PASS\ *) pass "${line#PASS }" ;;
+      FAIL\ *) fail_line "${line#FAIL }" ;;
+    esac
+  done <"$out"
+  if [ "$rc" -gt 1 ] || { [ "$rc" -eq 1 ] && ! grep -q '^FAIL ' "$out"; }; then
+    fail "$group" "exited with status $rc$([ "$rc" -eq 124 ] && echo " (timed out after ${limit}s)")" "$err"
+  elif [ "$rc" -ne 0 ]; then
+    echo "  (client log: $err)"
+  fi
+  return 0
+}
+
+# ---- broker ---------------------------------------------------------------------------------
+
+# After each group: a broker that died is a failure of that group, and gets restarted on the same
+# data so the remaining groups still run.
+broker_check() {
+  if [ -n "${GREGOR_PID:-}" ] && kill -0 "$GREGOR_PID" 2>/dev/null; then
+    return 0
+  fi
+  fail "$1/broker-still-running" "the broker exited during this group" "$GREGOR_DATA.log"
+  GREGOR_PID=
+  gregor_restart || { fail "$1/broker-restart" "could not restart the broker" "$GREGOR_DATA.log"; finish; }
+}
+
+# ---- build ----------------------------------------------------------------------------------
+
+build() {
+  echo "building (Maven, pinned versions in $JAVA_COMPAT_HOME/pom.xml)..."
+  mkdir -p "$JAVA_COMPAT_TARGET"
+  # clean: copy-dependencies never removes jars of a version that is no longer pinned.
+  if ! (cd "$JAVA_COMPAT_HOME" && mvn -q -B -Dmaven.repo.local="$REPO_ROOT/compat/.cache/m2" clean package) \
+    >"$JAVA_COMPAT_TARGET/build.log" 2>&1; then
+    fail build "mvn package failed" "$JAVA_COMPAT_TARGET/build.log"
+    finish
+  fi
+  rm -rf "$LOGS" && mkdir -p "$LOGS"
+}
+
+# Version of artifact $2 in module $1's copied classpath, e.g. "4.1.2".
+lib_version() {
+  local jar
+  jar="$(cd "$JAVA_COMPAT_TARGET/$1/lib" && ls "$2"-[0-9]*.jar)"
+  jar="${jar#"$2"-}"
+  echo "${jar%.jar}"
+}
+
+# ---- kafka-clients --------------------------------------------------------------------------
+
+client_tests() {
+  local module version
+  for module in client-4.1 client-3.9; do
+    version="$(lib_version "$module" kafka-clients)"
+    echo "== kafka-clients $version"
+    java_cases "clients-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
+      clients --bootstrap "$GREGOR_BOOTSTRAP" --label "clients-$version" --count "$COUNT"
+    CLIENTS_LABEL="${CLIENTS_LABEL:-clients-$version}"
+    broker_check "clients-$version"
+  done
+}
+
+# ---- console tools --------------------------------------------------------------------------
+
+# console_case LABEL CP LOG4J_OPT PRODUCER_CLASS CONSUMER_CLASS CODEC
+console_case() {
+  local label="$1" cp="$2" log_opt="$3" producer="$4" consumer="$5" codec="$6"
+  local name="$label/produce-consume-$codec" topic="${label//./-}-$codec"
+  local base="$LOGS/$label-$codec"
+  local java=(timeout 60 java -Dfile.encoding=UTF-8 "$log_opt" -cp "$cp")
+
+  "${java[@]}" "$producer" --bootstrap-server "$GREGOR_BOOTSTRAP" --topic "$topic" \
+    --compression-codec "$codec" --property parse.key=true --property parse.headers=true \
+    <"$LOGS/console-input.txt" >"$base.producer.log" 2>&1
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "$name" "console producer exited with status $rc" "$base.producer.log"
+    return
+  fi
+  # --partition/--offset: the consumer uses assign(), no group coordinator involved.
+  "${java[@]}" "$consumer" --bootstrap-server "$GREGOR_BOOTSTRAP" --topic "$topic" \
+    --partition 0 --offset earliest --max-messages "$COUNT" --timeout-ms 20000 \
+    --property print.partition=true --property print.offset=true \
+    --property print.headers=true --property print.key=true \
+    >"$base.out" 2>"$base.consumer.log"
+  rc=$?
+  if cmp -s "$LOGS/console-expected.txt" "$base.out"; then
+    pass "$name"
+  else
+    local first
+    first="$(diff "$LOGS/console-expected.txt" "$base.out" | head -n 3 | cut -c1-200 | tr '\n' ' ')"
+    fail "$name" "consumer output ($(wc -l <"$base.out") lines, exit $rc) differs from the input: $first" \
+      "$base.consumer.log"
+    [ -s "$base.producer.log" ] && echo "  (producer log: $base.producer.log)"
+  fi
+}
+
+# topics_cases LABEL CP LOG4J_OPT: kafka-topics.sh --create, --list and --describe.
+topics_cases() {
+  local label="$1" cp="$2" log_opt="$3" topic="${1//./-}-topics" step
+  local java=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  for step in create list describe; do
+    local out="$LOGS/$label-topics-$step.out" ok=0
+    case "$step" in
+      create)
+        "${java[@]}" --create --topic "$topic" --partitions 3 --replication-factor 1 >"$out" 2>&1
+        grep -qx "Created topic $topic." "$out" && ok=1 ;;
+      list)
+        "${java[@]}" --list >"$out" 2>&1
+        grep -qx "$topic" "$out" && ok=1 ;;
+      describe)
+        # A header line with the partition count, then one line per partition.
+        "${java[@]}" --describe --topic "$topic" >"$out" 2>&1
+        grep -q "PartitionCount: 3" "$out" && [ "$(grep -c "Partition: [0-2]" "$out")" -eq 3 ] && ok=1 ;;
+    esac
+    if [ "$ok" -eq 1 ]; then
+      pass "$label/kafka-topics-$step"
+    else
+      fail "$label/kafka-topics-$step" "unexpected output: $(grep -v '^\s*at ' "$out" | head -n 2 | cut -c1-200 | tr '\n' ' ')"
+    fi
+  done
+}
+
+console_tests() {
+  # Input and expected output come from the same generator as the client tests (ConsoleFiles).
+  java -cp "$CLIENT_CP" gregor.compat.Main console-files --count "$COUNT" \
+    --input "$LOGS/console-input.txt" --expected "$LOGS/console-expected.txt" || {
+    fail console "could not write the console input files"
+    return
+  }
+  local v39 v41
+  v39="$(lib_version tools-3.9 kafka_2.13)"
+  v41="$(lib_version tools-4.1 kafka-tools)"
+  local codec
+  echo "== Apache Kafka $v39 console tools"
+  # 3.9: the producer is still the Scala one in core; the consumer already moved to kafka-tools.
+  for codec in "${CODECS[@]}"; do
+    console_case "console-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
+      "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties" \
+      kafka.tools.ConsoleProducer org.apache.kafka.tools.consumer.ConsoleConsumer "$codec"
+  done
+  topics_cases "console-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
+    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+  broker_check "console-$v39"
+  echo "== Apache Kafka $v41 console tools"
+  for codec in "${CODECS[@]}"; do
+    console_case "console-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+      "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" \
+      org.apache.kafka.tools.ConsoleProducer org.apache.kafka.tools.consumer.ConsoleConsumer "$codec"
+  done
+  topics_cases "console-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  broker_check "console-$v41"
+}
+
+# ---- crash ----------------------------------------------------------------------------------
+
+CRASH_COUNT=${JAVA_COMPAT_CRASH_COUNT:-50000} # records; at CRASH_RATE per second the producer runs ~10 s plus the outages
+CRASH_RATE=${JAVA_COMPAT_CRASH_RATE:-5000}
+CRASH_KILLS=3
+
+acked_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+
+crash_test() {
+  echo "== crash: SIGKILL the broker $CRASH_KILLS times under an idempotent producer"
+  local topic=crash-idempotent acked="$LOGS/crash-acked.txt" plog="$LOGS/crash-producer.log"
+  rm -f "$acked"
+  timeout 300 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main crash-produce \
+    --bootstrap "$GREGOR_BOOTSTRAP" --topic "$topic" --count "$CRASH_COUNT" --rate "$CRASH_RATE" \
+    --acked "$acked" >"$plog" 2>&1 &
+  local producer=$! kill_no target deadline kills_ok=1
+  for kill_no in $(seq 1 "$CRASH_KILLS"); do
+    # Kill once the producer is a quarter, a half, three quarters through: mid-stream, in flight.
+    target=$((CRASH_COUNT * kill_no / (CRASH_KILLS + 1)))
+    deadline=$((SECONDS + 60))
+    while [ "$(acked_lines "$acked")" -lt "$target" ] && kill -0 "$producer" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+      sleep 0.05
+    done
+    if ! kill -0 "$producer" 2>/dev/null || [ "$(acked_lines "$acked")" -lt "$target" ]; then
+      fail "crash/kill-$kill_no" "producer stalled or exited before $target acks ($(acked_lines "$acked") acked)" "$plog"
+      kills_ok=0
+      break
+    fi
+    echo "  kill -9 broker at ~$(acked_lines "$acked") acked records"
+    gregor_kill9
+    sleep 1
+    if ! gregor_restart; then
+      fail "crash/restart-$kill_no" "broker did not come back after SIGKILL" "$GREGOR_DATA.log"
+      kill "$producer" 2>/dev/null
+      wait "$producer" 2>/dev/null
+      return
+    fi
+  done
+  [ "$kills_ok" -eq 1 ] && pass "crash/$CRASH_KILLS-kills-mid-stream"
+  wait "$producer"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "crash/producer-exit" "crash producer exited with status $rc" "$plog"
+  java_cases crash 120 "$CLIENT_CP" crash-verify --bootstrap "$GREGOR_BOOTSTRAP" --topic "$topic" \
+    --count "$CRASH_COUNT" --acked "$acked" --label crash
+  grep -q ' failed:' "$plog" && echo "  (producer errors: $plog)"
+  if [ -n "$CLIENTS_LABEL" ]; then
+    # The round trips written before the kills must still read back exactly, indexes included.
+    echo "== after the kills: re-read the $CLIENTS_LABEL round trips"
+    java_cases after-crash 180 "$CLIENT_CP" clients --bootstrap "$GREGOR_BOOTSTRAP" \
+      --label after-crash --topics-of "$CLIENTS_LABEL" --verify-only true --count "$COUNT"
+  fi
+  broker_check crash
+}
+
+# ---- dedupe ---------------------------------------------------------------------------------
+
+# Lost Produce responses, retried on a live broker and across a SIGKILL restart (DedupeTest).
+# Uses a broker of its own whose advertised listener is the proxy's port.
+dedupe_test() {
+  echo "== dedupe: lost Produce responses retried, live and across a kill -9 restart"
+  save_broker_log
+  gregor_cleanup
+  unset GREGOR_PORT
+  BROKER_NAME=dedupe
+  local proxy_port signals="$LOGS/dedupe-signals"
+  proxy_port="$(gregor_free_port)"
+  mkdir -p "$signals"
+  if ! gregor_start --override "advertised.listeners=PLAINTEXT://127.0.0.1:$proxy_port"; then
+    fail dedupe/broker-start "could not start a broker advertising 127.0.0.1:$proxy_port" "$GREGOR_DATA.log"
+    return
+  fi
+  timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main dedupe \
+    --broker-port "$GREGOR_PORT" --proxy-port "$proxy_port" --signal-dir "$signals" \
+    >"$LOGS/dedupe.out" 2>"$LOGS/dedupe.err" &
+  local pid=$! deadline=$((SECONDS + 60))
+  while [ ! -e "$signals/dropped" ] && kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+    sleep 0.05
+  done
+  if [ -e "$signals/dropped" ]; then
+    gregor_kill9
+    sleep 1
+    gregor_restart || fail dedupe/restart "broker did not come back after SIGKILL" "$GREGOR_DATA.log"
+    touch "$signals/restarted"
+  fi
+  wait "$pid"
+  tally dedupe $? 180
+  broker_check dedupe
+}
+
+# ---- main -----------------------------------------------------------------------------------
+
+# lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
+BROKER_NAME=main
+save_broker_log() {
+  [ -n "${GREGOR_DATA:-}" ] && [ -d "$LOGS" ] && cp "$GREGOR_DATA.log" "$LOGS/broker-$BROKER_NAME.log" 2>/dev/null
+  return 0
+}
+on_exit() {
+  gregor_stop
+  save_broker_log
+  gregor_cleanup
+}
+trap on_exit EXIT
+build
+if ! gregor_start; then
+  fail broker-start "could not start the broker ($GREGOR_BIN)" "${GREGOR_DATA:-}.log"
+  finish
+fi
+echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
+CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe}; do
+  case "$group" in
+    clients) client_tests ;;
+    console) console_tests ;;
+    crash) crash_test ;;
+    dedupe) dedupe_test ;;
+    *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
+  esac
+done
+finish

@@ -1,0 +1,64 @@
+package gregor.compat;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Entry point of the Java compatibility program. run.sh calls one sub-command per JVM:
+ *
+ * <pre>
+ *   clients        --bootstrap B --label L [--count N]     round trips, ListOffsets, admin, edge cases
+ *                  [--verify-only true --topics-of L0]     re-check the round trips run L0 wrote
+ *   console-files  --count N --input F --expected F        input and expected output for the console tools
+ *   crash-produce  --bootstrap B --topic T --count N --rate R --acked F
+ *   crash-verify   --bootstrap B --topic T --count N --acked F [--label L]
+ *   dedupe         --broker-port P --proxy-port Q --signal-dir D     (see DedupeTest)
+ * </pre>
+ *
+ * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
+ * which run.sh counts; the exit status is non-zero if any case failed.
+ */
+public final class Main {
+    public static void main(String[] argv) throws Exception {
+        if (argv.length == 0) {
+            usage();
+        }
+        Map<String, String> args = parseArgs(Arrays.copyOfRange(argv, 1, argv.length));
+        Report report = new Report();
+        switch (argv[0]) {
+            case "clients" -> ClientTests.run(args, report);
+            case "console-files" -> ConsoleFiles.write(args);
+            case "crash-produce" -> CrashProducer.run(args);
+            case "crash-verify" -> CrashVerify.run(args, report);
+            case "dedupe" -> DedupeTest.run(args, report);
+            default -> usage();
+        }
+        // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
+        System.exit(report.failed() == 0 ? 0 : 1);
+    }
+
+    private static Map<String, String> parseArgs(String[] argv) {
+        Map<String, String> args = new HashMap<>();
+        for (int i = 0; i < argv.length; i += 2) {
+            if (!argv[i].startsWith("--") || i + 1 >= argv.length) {
+                throw new IllegalArgumentException("expected --name value pairs, got " + Arrays.toString(argv));
+            }
+            args.put(argv[i].substring(2), argv[i + 1]);
+        }
+        return args;
+    }
+
+    static String required(Map<String, String> args, String name) {
+        String v = args.get(name);
+        if (v == null) {
+            throw new IllegalArgumentException("missing --" + name);
+        }
+        return v;
+    }
+
+    private static void usage() {
+        System.err.println("usage: Main clients|console-files|crash-produce|crash-verify|dedupe --name value ...");
+        System.exit(2);
+    }
+}

@@ -1,0 +1,222 @@
+"""Client-independent parts of the Python compat suites: the broker process, its pytest
+fixtures (loaded by conftest.py as a plugin) and deterministic test records.
+
+This file is kept identical in compat/confluent-kafka/ and compat/kafka-python/ so that each
+suite stays self-contained; change both copies together.
+
+The broker is gregor (GREGOR_BIN, default target/release/gregor of this checkout). To check the
+tests themselves against Apache Kafka, set KAFKA_REFERENCE_LIBS to a directory holding the jars
+of the kafka_2.13 artifact and its dependencies; a single-node KRaft broker is started instead.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique_topic(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Broker:
+    """One broker process on a free loopback port with a private data directory.
+
+    `overrides` are Kafka broker config names and values (e.g. {"num.partitions": 3}).
+    """
+
+    def __init__(self, overrides=None):
+        self.overrides = dict(overrides or {})
+        self.port = free_port()
+        self.data_dir = tempfile.mkdtemp(prefix="gregor-compat-")
+        self.log_path = self.data_dir + ".log"
+        self.kafka_libs = os.environ.get("KAFKA_REFERENCE_LIBS")
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def name(self):
+        return "Apache Kafka" if self.kafka_libs else "gregor"
+
+    def start(self, timeout=60):
+        command = self._kafka_command() if self.kafka_libs else self._gregor_command()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"broker did not open port {self.port}:\n{self.log_tail()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Sends `sig` and waits; returns the exit code (None if it was not running)."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"broker ignored signal {sig} for {timeout}s")
+        return proc.returncode
+
+    def clean_exit(self, code):
+        # The JVM reports death by SIGTERM as 143 even after an orderly shutdown.
+        return code == 0 or (self.kafka_libs is not None and code == 143)
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            if os.path.exists(self.log_path):
+                os.remove(self.log_path)
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return ANSI_ESCAPE.sub("", "".join(f.readlines()[-lines:]))
+        except OSError:
+            return ""
+
+    def _gregor_command(self):
+        binary = os.environ.get("GREGOR_BIN", str(REPO_ROOT / "target/release/gregor"))
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(f"gregor binary not found at {binary}; build it or set GREGOR_BIN")
+        command = [binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        for key, value in self.overrides.items():
+            command += ["--override", f"{key}={value}"]
+        return command
+
+    def _kafka_command(self):
+        props = Path(self.data_dir) / "server.properties"
+        classpath = os.path.join(self.kafka_libs, "*")
+        if not props.exists():
+            controller = free_port()
+            config = {
+                "process.roles": "broker,controller",
+                "node.id": 1,
+                "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+                "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{controller}",
+                "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+                "controller.listener.names": "CONTROLLER",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "log.dirs": os.path.join(self.data_dir, "logs"),
+                "offsets.topic.replication.factor": 1,
+                "transaction.state.log.replication.factor": 1,
+                "transaction.state.log.min.isr": 1,
+                **self.overrides,
+            }
+            props.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
+            subprocess.run(
+                ["java", "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", "q1Sh-9_ISia_zwGINzRvyQ", "-c", str(props)],
+                check=True, capture_output=True)
+        return ["java", "-Xmx512m", "-cp", classpath, "kafka.Kafka", str(props)]
+
+
+# Fixtures
+
+@pytest.fixture(scope="session")
+def shared_broker():
+    broker = Broker().start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def broker(shared_broker):
+    """The session's broker, started again if an earlier test left it dead."""
+    if shared_broker.proc is not None and shared_broker.proc.poll() is not None:
+        shared_broker.proc = None
+    if shared_broker.proc is None:
+        shared_broker.start()
+    return shared_broker
+
+
+@pytest.fixture
+def make_broker():
+    """Factory for private brokers (restarts, config overrides), closed after the test."""
+    def make(overrides=None):
+        make.brokers.append(Broker(overrides).start())
+        return make.brokers[-1]
+
+    make.brokers = []
+    yield make
+    for b in make.brokers:
+        b.close()
+
+
+@pytest.fixture
+def topic(request):
+    """A fresh topic name derived from the test's name."""
+    return unique_topic(request.node.name.split("[")[0].replace("_", "-"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Appends the tail of each broker's log to the report of a failed test."""
+    report = yield
+    if report.failed and report.when == "call":
+        brokers = [item.funcargs.get("broker")]
+        brokers += getattr(item.funcargs.get("make_broker"), "brokers", [])
+        for b in filter(None, brokers):
+            report.sections.append((f"{b.name} log (tail)", b.log_tail()))
+    return report
+
+
+# Test records: deterministic, so a consumer can check each one from its index alone.
+
+def make_record(i, base_timestamp_ms, null_header_values=True):
+    """Record number `i`: (key, value, headers, timestamp_ms).
+
+    Covers null and empty keys and values, empty and repeated header keys, null header values
+    (unless the client cannot send them), a UTF-8 header key, binary values of varying size.
+    """
+    key = None if i % 97 == 13 else b"" if i % 89 == 5 else f"key-{i % 1000:04d}".encode()
+    value = f"value-{i}|".encode() + bytes(range(i % 7, 256, 31)) * (i % 40)
+    if i % 83 == 2:
+        value = b""
+    elif i % 101 == 7 and key is not None:  # a null key and value together is not useful
+        value = None
+    if i % 10 == 3:
+        headers = []
+    else:
+        headers = [("seq", str(i).encode()), ("dup", b"first"), ("dup", b"second"),
+                   ("empty", b""), ("schlüssel", "wert-ü".encode())]
+        if i % 4 == 1 and null_header_values:
+            headers.append(("null", None))
+    return key, value, headers, base_timestamp_ms + 3 * i
+
+
+def base_timestamp_ms():
+    """A timestamp about 20 minutes ago: within Kafka's default timestamp bounds and retention."""
+    return int(time.time() * 1000) - 20 * 60 * 1000
