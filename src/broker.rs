@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
 use crate::txn::producer_ids::ProducerIdAllocator;
@@ -32,6 +33,7 @@ pub struct Broker {
     pub endpoint: Endpoint,
     pub catalog: Catalog,
     pub producer_ids: ProducerIdAllocator,
+    pub groups: GroupCoordinator,
     /// Woken after every append, so long-polling fetches re-check their partitions.
     pub appended: Notify,
     _lock: File,
@@ -75,7 +77,13 @@ impl Broker {
             .max()
             .unwrap_or(-1);
         let producer_ids = ProducerIdAllocator::open(&dir, max_pid + 1)?;
+        let groups = GroupCoordinator::new(config.group.clone());
+        let loaded = groups.load(&catalog, now_ms())?;
+        if loaded > 0 {
+            tracing::info!(records = loaded, "loaded committed offsets and groups");
+        }
         Ok(Broker {
+            groups,
             node_id: config.node_id,
             config,
             cluster_id,

@@ -5,6 +5,7 @@
 //! - `server`: the network edge (tokio): listener and connections, framing, in-order replies;
 //! - `protocol`: one module per Kafka API, the API table, error-code mapping;
 //! - `log`: record batches, segments, indexes, partition logs, recovery, retention;
+//! - `group`: the consumer-group coordinator and committed offsets;
 //! - `metadata`: topics, topic ids, partitions and the catalog on disk;
 //! - `txn`: producer ids and idempotent-producer state;
 //! - `broker`: the shared state of a running broker and its life cycle on disk.
@@ -16,6 +17,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
@@ -36,6 +38,8 @@ pub use config::Config;
 /// How often background duties (flush.ms checks) run; retention runs every
 /// log.retention.check.interval.ms on top of it.
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
+/// How often group timeouts are applied.
+const GROUP_TICK: Duration = Duration::from_millis(100);
 
 /// A broker serving on a bound socket.
 pub struct RunningBroker {
@@ -68,6 +72,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
             cancel.clone(),
         )),
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
     ];
     tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
@@ -111,6 +116,28 @@ impl RunningBroker {
 impl Drop for RunningBroker {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+/// Session, join and sync timeouts of consumer groups, checked often enough that a dead member
+/// is noticed within a fraction of a second of its session timeout.
+async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(GROUP_TICK);
+    let mut last_expiry = now_ms();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        broker.groups.tick(&broker.catalog, now);
+        if now - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
+            last_expiry = now;
+            let removed = broker.groups.expire_offsets(&broker.catalog, now);
+            if removed > 0 {
+                tracing::info!(removed, "expired committed offsets");
+            }
+        }
     }
 }
 

@@ -49,6 +49,16 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::InitProducerId,
         ApiKey::FindCoordinator,
         ApiKey::DescribeConfigs,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::DescribeGroups,
+        ApiKey::ListGroups,
+        ApiKey::DeleteGroups,
+        ApiKey::OffsetDelete,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -494,6 +504,656 @@ async fn describe_configs_every_version() -> Result<()> {
             "v{v}: {np:?}"
         );
         ensure!(r.results[2].error_code == 3, "v{v}: {:?}", r.results[2]);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classic consumer groups
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn join_group_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::JoinGroup)? {
+        let group = format!("join-v{v}");
+        // A first member: MEMBER_ID_REQUIRED from v4, an immediate member id below.
+        let spec_a = JoinSpec::consumer(&group, &[TOPIC]);
+        let mut a = b.client().await?;
+        let ja = join_new(&mut a, v, &spec_a)
+            .await
+            .with_context(|| format!("JoinGroup v{v}"))?;
+        let a_id = ja.member_id.to_string();
+        ensure!(
+            !a_id.is_empty() && ja.generation_id == 1 && ja.leader.as_str() == a_id,
+            "v{v}: {ja:?}"
+        );
+        ensure!(
+            ja.protocol_name.as_ref().map(|p| p.as_str()) == Some("range"),
+            "v{v}: {ja:?}"
+        );
+        ensure!(
+            ja.members.len() == 1 && ja.members[0].member_id.as_str() == a_id,
+            "v{v}: {ja:?}"
+        );
+        ensure!(
+            ja.members[0].metadata == spec_a.metadata(),
+            "v{v}: metadata not echoed: {ja:?}"
+        );
+        if v >= 7 {
+            ensure!(
+                ja.protocol_type.as_ref().map(|p| p.as_str()) == Some(CONSUMER),
+                "v{v}: {ja:?}"
+            );
+        }
+        if v >= 9 {
+            ensure!(!ja.skip_assignment, "v{v}: {ja:?}");
+        }
+        let sa = sync(&mut a, SYNC_V, &group, &a_id, 1, None, &[(&a_id, b"A1")]).await?;
+        ensure!(
+            sa.error_code == NONE && sa.assignment.as_ref() == b"A1",
+            "v{v}: {sa:?}"
+        );
+
+        // A second member (static from v5, so members carry a group instance id): a rebalance.
+        let mut spec_b = JoinSpec::consumer(&group, &[TOPIC, "other"]);
+        if v >= 5 {
+            spec_b = spec_b.instance(&format!("inst-{v}"));
+        }
+        let mut bc = b.client().await?;
+        let b_id = member_id_for(&mut bc, v, &spec_b).await?;
+        let b_req = send_join(&mut bc, v, &spec_b.clone().member(&b_id)).await?;
+        // The first member learns of the rebalance by heartbeat, then rejoins.
+        let mut code = NONE;
+        for _ in 0..100 {
+            code = heartbeat(&mut a, HEARTBEAT_V, &group, &a_id, 1, None).await?;
+            if code != NONE {
+                break;
+            }
+            sleep_ms(20).await;
+        }
+        ensure!(
+            code == REBALANCE_IN_PROGRESS,
+            "v{v}: heartbeat during rebalance: {code}"
+        );
+        let ja = join(&mut a, v, &spec_a.clone().member(&a_id)).await?;
+        let jb = read_join(&mut bc, v, b_req).await?;
+        ensure!(
+            ja.error_code == NONE && jb.error_code == NONE,
+            "v{v}: {ja:?} {jb:?}"
+        );
+        ensure!(
+            ja.generation_id == 2 && jb.generation_id == 2,
+            "v{v}: {ja:?} {jb:?}"
+        );
+        ensure!(
+            ja.leader == jb.leader && ja.leader.as_str() == a_id,
+            "v{v}: {ja:?} {jb:?}"
+        );
+        let new_b = jb.member_id.to_string();
+        ensure!(!new_b.is_empty() && new_b != a_id, "v{v}: {jb:?}");
+        ensure!(
+            jb.members.is_empty(),
+            "v{v}: a follower gets no member list: {jb:?}"
+        );
+        ensure!(ja.members.len() == 2, "v{v}: {ja:?}");
+        let mb = ja
+            .members
+            .iter()
+            .find(|m| m.member_id.as_str() == new_b)
+            .with_context(|| format!("v{v}: {new_b} missing from {ja:?}"))?;
+        ensure!(mb.metadata == spec_b.metadata(), "v{v}: {mb:?}");
+        if v >= 5 {
+            ensure!(
+                mb.group_instance_id.as_ref().map(|i| i.to_string()) == spec_b.instance,
+                "v{v}: {mb:?}"
+            );
+        }
+        let sb_req = bc
+            .send_request(
+                SYNC_V,
+                &sync_request(SYNC_V, &group, &new_b, 2, spec_b.instance.as_deref(), &[]),
+            )
+            .await?;
+        let sa = sync(
+            &mut a,
+            SYNC_V,
+            &group,
+            &a_id,
+            2,
+            None,
+            &[(&a_id, b"A2"), (&new_b, b"B2")],
+        )
+        .await?;
+        let sb = bc.read_response::<SyncGroupRequest>(SYNC_V, sb_req).await?;
+        ensure!(
+            sa.assignment.as_ref() == b"A2" && sb.assignment.as_ref() == b"B2",
+            "v{v}: {sa:?} {sb:?}"
+        );
+        let d = describe_group(&mut c, &group).await?;
+        ensure!(
+            d.group_state.as_str() == "Stable" && d.members.len() == 2,
+            "v{v}: {d:?}"
+        );
+        // An error answer at the same version.
+        let bad = JoinSpec {
+            session_ms: 1000,
+            ..JoinSpec::consumer(&group, &[TOPIC])
+        };
+        let r = join(&mut c, v, &bad).await?;
+        ensure!(r.error_code == INVALID_SESSION_TIMEOUT, "v{v}: {r:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sync_group_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::SyncGroup)? {
+        let group = format!("sync-v{v}");
+        let mut spec = JoinSpec::consumer(&group, &[TOPIC]);
+        if v >= 3 {
+            spec = spec.instance("static-1");
+        }
+        let mut m = b.client().await?;
+        let j = join_new(&mut m, JOIN_V, &spec).await?;
+        let id = j.member_id.to_string();
+        let inst = spec.instance.as_deref();
+        // Wrong generation first (the group waits in CompletingRebalance meanwhile).
+        let r = sync(&mut m, v, &group, &id, 7, inst, &[])
+            .await
+            .with_context(|| format!("SyncGroup v{v}"))?;
+        ensure!(
+            r.error_code == ILLEGAL_GENERATION && r.assignment.is_empty(),
+            "v{v}: {r:?}"
+        );
+        let assignment = format!("assignment at v{v}").into_bytes();
+        let r = sync(
+            &mut m,
+            v,
+            &group,
+            &id,
+            j.generation_id,
+            inst,
+            &[(&id, &assignment)],
+        )
+        .await?;
+        ensure!(
+            r.error_code == NONE && r.assignment.as_ref() == assignment.as_slice(),
+            "v{v}: {r:?}"
+        );
+        if v >= 5 {
+            ensure!(
+                r.protocol_type.as_ref().map(|x| x.as_str()) == Some(CONSUMER),
+                "v{v}: {r:?}"
+            );
+            ensure!(
+                r.protocol_name.as_ref().map(|x| x.as_str()) == Some("range"),
+                "v{v}: {r:?}"
+            );
+        }
+        // A repeated SyncGroup in the stable group gets the same assignment.
+        let r = sync(&mut m, v, &group, &id, j.generation_id, inst, &[]).await?;
+        ensure!(
+            r.error_code == NONE && r.assignment.as_ref() == assignment.as_slice(),
+            "v{v}: {r:?}"
+        );
+        let r = sync(&mut m, v, &group, "ghost", j.generation_id, None, &[]).await?;
+        ensure!(r.error_code == UNKNOWN_MEMBER_ID, "v{v}: {r:?}");
+        let d = describe_group(&mut c, &group).await?;
+        ensure!(d.group_state.as_str() == "Stable", "v{v}: {d:?}");
+        ensure!(
+            d.members[0].member_assignment.as_ref() == assignment.as_slice(),
+            "v{v}: {d:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn heartbeat_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::Heartbeat)? {
+        let group = format!("hb-v{v}");
+        let mut spec = JoinSpec::consumer(&group, &[TOPIC]);
+        if v >= 3 {
+            spec = spec.instance("hb-static");
+        }
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &spec, b"x").await?;
+        let inst = spec.instance.as_deref();
+        let hb = |id: &str, generation: i32| heartbeat_request(v, &group, id, generation, inst);
+        let r = m
+            .request(v, hb(&j.member_id, j.generation))
+            .await
+            .with_context(|| format!("Heartbeat v{v}"))?;
+        ensure!(r.error_code == NONE, "v{v}: {r:?}");
+        let r = m.request(v, hb(&j.member_id, j.generation + 1)).await?;
+        ensure!(r.error_code == ILLEGAL_GENERATION, "v{v}: {r:?}");
+        let r = m
+            .request(v, heartbeat_request(v, &group, "ghost", j.generation, None))
+            .await?;
+        ensure!(r.error_code == UNKNOWN_MEMBER_ID, "v{v}: {r:?}");
+        if v >= 3 {
+            // Another member id under this static member's instance id is fenced.
+            let r = m.request(v, hb("impostor", j.generation)).await?;
+            ensure!(r.error_code == FENCED_INSTANCE_ID, "v{v}: {r:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn leave_group_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::LeaveGroup)? {
+        let group = format!("leave-v{v}");
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &JoinSpec::consumer(&group, &[TOPIC]), b"x").await?;
+        if v < 3 {
+            let r = leave(&mut c, v, &group, &[(&j.member_id, None)])
+                .await
+                .with_context(|| format!("LeaveGroup v{v}"))?;
+            ensure!(r.error_code == NONE, "v{v}: {r:?}");
+            let r = leave(&mut c, v, &group, &[(&j.member_id, None)]).await?;
+            ensure!(r.error_code == UNKNOWN_MEMBER_ID, "v{v}: {r:?}");
+        } else {
+            let r = leave(&mut c, v, &group, &[(&j.member_id, None), ("ghost", None)])
+                .await
+                .with_context(|| format!("LeaveGroup v{v}"))?;
+            ensure!(r.error_code == NONE && r.members.len() == 2, "v{v}: {r:?}");
+            ensure!(
+                r.members[0].member_id.as_str() == j.member_id && r.members[0].error_code == NONE,
+                "v{v}: {r:?}"
+            );
+            ensure!(
+                r.members[1].member_id.as_str() == "ghost"
+                    && r.members[1].error_code == UNKNOWN_MEMBER_ID,
+                "v{v}: {r:?}"
+            );
+        }
+        let d = describe_group(&mut c, &group).await?;
+        ensure!(
+            d.group_state.as_str() == "Empty" && d.members.is_empty(),
+            "v{v}: {d:?}"
+        );
+        let code = heartbeat(
+            &mut m,
+            HEARTBEAT_V,
+            &group,
+            &j.member_id,
+            j.generation,
+            None,
+        )
+        .await?;
+        ensure!(
+            code == UNKNOWN_MEMBER_ID,
+            "v{v}: heartbeat after leaving: {code}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn offset_commit_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::OffsetCommit)? {
+        let group = format!("commit-v{v}");
+        let mut spec = JoinSpec::consumer(&group, &[TOPIC]);
+        if v >= 7 {
+            spec = spec.instance("committer");
+        }
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &spec, b"x").await?;
+        let inst = spec.instance.as_deref();
+        let meta = format!("meta-v{v}");
+        let o = 100 + i64::from(v);
+        let commits = [
+            (TOPIC, 0, o, meta.as_str()),
+            (TOPIC, 1, o + 1, ""),
+            ("no-such-topic", 0, 5, ""),
+        ];
+        let codes = commit(
+            &mut m,
+            v,
+            &group,
+            &j.member_id,
+            j.generation,
+            inst,
+            &commits,
+        )
+        .await
+        .with_context(|| format!("OffsetCommit v{v}"))?;
+        let want = vec![
+            (TOPIC.to_string(), 0, NONE),
+            (TOPIC.to_string(), 1, NONE),
+            ("no-such-topic".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ];
+        ensure!(codes == want, "v{v}: {codes:?}");
+        let (code, got) =
+            fetch_offsets(&mut c, OFFSET_FETCH_V, &group, Some(&[(TOPIC, &[0, 1])])).await?;
+        ensure!(code == NONE && got.len() == 2, "v{v}: {got:?}");
+        ensure!(
+            got[0].offset == o && got[0].metadata.as_deref() == Some(meta.as_str()),
+            "v{v}: {got:?}"
+        );
+        ensure!(got[1].offset == o + 1, "v{v}: {got:?}");
+        let epoch = if v >= 6 { 0 } else { -1 };
+        ensure!(got[0].leader_epoch == epoch, "v{v}: leader epoch: {got:?}");
+        // Group-level errors apply to every partition, at the same version.
+        let codes = commit(
+            &mut m,
+            v,
+            &group,
+            &j.member_id,
+            j.generation + 5,
+            inst,
+            &commits[..2],
+        )
+        .await?;
+        ensure!(
+            codes.iter().all(|x| x.2 == ILLEGAL_GENERATION) && codes.len() == 2,
+            "v{v}: {codes:?}"
+        );
+        let codes = commit(&mut m, v, &group, "", -1, None, &commits[..1]).await?;
+        ensure!(
+            codes == vec![(TOPIC.to_string(), 0, UNKNOWN_MEMBER_ID)],
+            "v{v}: {codes:?}"
+        );
+        // A group without members takes commits from outside any generation.
+        let codes = commit(
+            &mut c,
+            v,
+            &format!("simple-v{v}"),
+            "",
+            -1,
+            None,
+            &commits[..1],
+        )
+        .await?;
+        ensure!(
+            codes == vec![(TOPIC.to_string(), 0, NONE)],
+            "v{v}: {codes:?}"
+        );
+        ensure!(
+            committed(&mut c, &format!("simple-v{v}"), TOPIC, 0).await? == o,
+            "v{v}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn offset_fetch_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 3).await?;
+    create_topic(&mut c, "second", 1).await?;
+    let table = advertised(&mut c).await?;
+    let group = "fetched";
+    let mut m = b.client().await?;
+    let j = stable_member(&mut m, &JoinSpec::consumer(group, &[TOPIC]), b"x").await?;
+    commit_ok(
+        &mut m,
+        group,
+        &j.member_id,
+        j.generation,
+        &[
+            (TOPIC, 0, 42, "m0"),
+            (TOPIC, 2, 7, ""),
+            ("second", 0, 3, "s"),
+        ],
+    )
+    .await?;
+    for v in range_of(&table, ApiKey::OffsetFetch)? {
+        let (code, got) = fetch_offsets(
+            &mut c,
+            v,
+            group,
+            Some(&[(TOPIC, &[0, 1, 2]), ("second", &[0])]),
+        )
+        .await
+        .with_context(|| format!("OffsetFetch v{v}"))?;
+        ensure!(code == NONE && got.len() == 4, "v{v}: {got:?}");
+        let epoch = if v >= 5 { 0 } else { -1 };
+        let row = |t: &str, p: i32, o: i64, e: i32, meta: &str| OffsetEntry {
+            topic: t.to_string(),
+            partition: p,
+            offset: o,
+            leader_epoch: e,
+            metadata: Some(meta.to_string()),
+            error_code: NONE,
+        };
+        let want = vec![
+            row(TOPIC, 0, 42, epoch, "m0"),
+            row(TOPIC, 1, -1, -1, ""),
+            row(TOPIC, 2, 7, epoch, ""),
+            row("second", 0, 3, epoch, "s"),
+        ];
+        ensure!(got == want, "v{v}: got {got:?}\nwant {want:?}");
+        if v >= 2 {
+            // All of the group's offsets (null topics).
+            let (code, mut all) = fetch_offsets(&mut c, v, group, None).await?;
+            all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            let offsets: Vec<(String, i32, i64)> = all
+                .iter()
+                .map(|x| (x.topic.clone(), x.partition, x.offset))
+                .collect();
+            let want = vec![
+                ("second".to_string(), 0, 3),
+                (TOPIC.to_string(), 0, 42),
+                (TOPIC.to_string(), 2, 7),
+            ];
+            ensure!(code == NONE && offsets == want, "v{v}: {all:?}");
+        }
+        // An unknown group has nothing committed.
+        let (code, got) = fetch_offsets(&mut c, v, "nobody-here", Some(&[(TOPIC, &[0])])).await?;
+        ensure!(
+            code == NONE && got.len() == 1 && got[0].offset == -1,
+            "v{v}: {got:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_groups_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DescribeGroups)? {
+        let group = format!("described-v{v}");
+        let spec = JoinSpec::consumer(&group, &[TOPIC]).instance(&format!("inst-{v}"));
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &spec, b"assigned").await?;
+        let d = describe_group_at(&mut c, v, &group)
+            .await
+            .with_context(|| format!("DescribeGroups v{v}"))?;
+        ensure!(
+            d.error_code == NONE && d.group_state.as_str() == "Stable",
+            "v{v}: {d:?}"
+        );
+        ensure!(
+            d.protocol_type.as_str() == CONSUMER && d.protocol_data.as_str() == "range",
+            "v{v}: {d:?}"
+        );
+        ensure!(d.members.len() == 1, "v{v}: {d:?}");
+        let dm = &d.members[0];
+        ensure!(dm.member_id.as_str() == j.member_id, "v{v}: {dm:?}");
+        ensure!(
+            dm.client_id.as_str() == CLIENT_ID && dm.client_host.starts_with('/'),
+            "v{v}: {dm:?}"
+        );
+        ensure!(dm.member_metadata == spec.metadata(), "v{v}: {dm:?}");
+        ensure!(dm.member_assignment.as_ref() == b"assigned", "v{v}: {dm:?}");
+        if v >= 4 {
+            ensure!(
+                dm.group_instance_id.as_ref().map(|i| i.to_string()) == spec.instance,
+                "v{v}: {dm:?}"
+            );
+        }
+        if v >= 3 {
+            ensure!(
+                d.authorized_operations != i32::MIN && d.authorized_operations & (1 << 8) != 0,
+                "v{v}: {d:?}"
+            );
+        }
+        // The same group once empty.
+        let r = leave(&mut m, LEAVE_V, &group, &[("", spec.instance.as_deref())]).await?;
+        ensure!(
+            r.error_code == NONE && r.members.first().map(|x| x.error_code) == Some(NONE),
+            "v{v}: {r:?}"
+        );
+        let d = describe_group_at(&mut c, v, &group).await?;
+        ensure!(
+            d.group_state.as_str() == "Empty" && d.members.is_empty(),
+            "v{v}: {d:?}"
+        );
+        ensure!(d.protocol_type.as_str() == CONSUMER, "v{v}: {d:?}");
+        // An unknown group: Dead, and from v6 GROUP_ID_NOT_FOUND.
+        let d = describe_group_at(&mut c, v, "never-existed").await?;
+        ensure!(
+            d.group_state.as_str() == "Dead" && d.members.is_empty(),
+            "v{v}: {d:?}"
+        );
+        let want = if v >= 6 { GROUP_ID_NOT_FOUND } else { NONE };
+        ensure!(d.error_code == want, "v{v}: {d:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_groups_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    let mut m = b.client().await?;
+    stable_member(&mut m, &JoinSpec::consumer("listed-stable", &[TOPIC]), b"x").await?;
+    // A group that only holds offsets.
+    let codes = commit(
+        &mut c,
+        COMMIT_V,
+        "listed-simple",
+        "",
+        -1,
+        None,
+        &[(TOPIC, 0, 1, "")],
+    )
+    .await?;
+    ensure!(codes[0].2 == NONE, "{codes:?}");
+    for v in range_of(&table, ApiKey::ListGroups)? {
+        let mut got = list_groups(&mut c, v, &[], &[])
+            .await
+            .with_context(|| format!("ListGroups v{v}"))?;
+        got.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        ensure!(got.len() == 2, "v{v}: {got:?}");
+        ensure!(
+            got[0].group_id.as_str() == "listed-simple" && got[0].protocol_type.is_empty(),
+            "v{v}: {got:?}"
+        );
+        ensure!(
+            got[1].group_id.as_str() == "listed-stable"
+                && got[1].protocol_type.as_str() == CONSUMER,
+            "v{v}: {got:?}"
+        );
+        if v >= 4 {
+            ensure!(
+                got[0].group_state.as_str() == "Empty" && got[1].group_state.as_str() == "Stable",
+                "v{v}: {got:?}"
+            );
+            let stable = list_groups(&mut c, v, &["Stable"], &[]).await?;
+            ensure!(
+                stable.len() == 1 && stable[0].group_id.as_str() == "listed-stable",
+                "v{v}: {stable:?}"
+            );
+        }
+        if v >= 5 {
+            ensure!(
+                got.iter().all(|g| g.group_type.as_str() == "classic"),
+                "v{v}: {got:?}"
+            );
+            let classic = list_groups(&mut c, v, &[], &["classic"]).await?;
+            ensure!(classic.len() == 2, "v{v}: {classic:?}");
+            let consumer = list_groups(&mut c, v, &[], &["consumer"]).await?;
+            ensure!(consumer.is_empty(), "v{v}: {consumer:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_groups_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DeleteGroups)? {
+        let group = format!("deleted-v{v}");
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &JoinSpec::consumer(&group, &[TOPIC]), b"x").await?;
+        commit_ok(
+            &mut m,
+            &group,
+            &j.member_id,
+            j.generation,
+            &[(TOPIC, 0, 10, "")],
+        )
+        .await?;
+        let code = delete_group(&mut c, v, &group)
+            .await
+            .with_context(|| format!("DeleteGroups v{v}"))?;
+        ensure!(code == NON_EMPTY_GROUP, "v{v}: {code}");
+        let code = delete_group(&mut c, v, "no-such-group").await?;
+        ensure!(code == GROUP_ID_NOT_FOUND, "v{v}: {code}");
+        let r = leave(&mut m, LEAVE_V, &group, &[(&j.member_id, None)]).await?;
+        ensure!(r.members[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(committed(&mut c, &group, TOPIC, 0).await? == 10, "v{v}");
+        let code = delete_group(&mut c, v, &group).await?;
+        ensure!(code == NONE, "v{v}: {code}");
+        ensure!(
+            committed(&mut c, &group, TOPIC, 0).await? == -1,
+            "v{v}: offsets survived the delete"
+        );
+        let d = describe_group(&mut c, &group).await?;
+        ensure!(d.error_code == GROUP_ID_NOT_FOUND, "v{v}: {d:?}");
+        let code = delete_group(&mut c, v, &group).await?;
+        ensure!(code == GROUP_ID_NOT_FOUND, "v{v}: second delete: {code}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn offset_delete_every_version() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
+    create_topic(&mut c, "unsubscribed", 1).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::OffsetDelete)? {
+        let group = format!("offset-delete-v{v}");
+        let mut m = b.client().await?;
+        let j = stable_member(&mut m, &JoinSpec::consumer(&group, &[TOPIC]), b"x").await?;
+        commit_ok(
+            &mut m,
+            &group,
+            &j.member_id,
+            j.generation,
+            &[(TOPIC, 0, 5, ""), ("unsubscribed", 0, 6, "")],
+        )
+        .await?;
+        let (code, parts) = delete_offsets(&mut c, v, &group, &[(TOPIC, 0), ("unsubscribed", 0)])
+            .await
+            .with_context(|| format!("OffsetDelete v{v}"))?;
+        ensure!(code == NONE, "v{v}: {code} {parts:?}");
+        let want = vec![
+            (TOPIC.to_string(), 0, GROUP_SUBSCRIBED_TO_TOPIC),
+            ("unsubscribed".to_string(), 0, NONE),
+        ];
+        ensure!(parts == want, "v{v}: {parts:?}");
+        ensure!(committed(&mut c, &group, TOPIC, 0).await? == 5, "v{v}");
+        ensure!(
+            committed(&mut c, &group, "unsubscribed", 0).await? == -1,
+            "v{v}"
+        );
+        let (code, _) = delete_offsets(&mut c, v, "no-such-group", &[(TOPIC, 0)]).await?;
+        ensure!(code == GROUP_ID_NOT_FOUND, "v{v}: {code}");
     }
     Ok(())
 }

@@ -60,6 +60,10 @@ const USED: &[&str] = &[
     "broker.id",
     "default.replication.factor",
     "fetch.max.bytes",
+    "group.initial.rebalance.delay.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "group.min.session.timeout.ms",
     "listeners",
     "log.dir",
     "log.dirs",
@@ -80,6 +84,9 @@ const USED: &[&str] = &[
     "log.segment.bytes",
     "message.max.bytes",
     "node.id",
+    "offset.metadata.max.bytes",
+    "offsets.retention.check.interval.ms",
+    "offsets.retention.minutes",
     "num.partitions",
     "offsets.topic.num.partitions",
     "socket.request.max.bytes",
@@ -282,6 +289,8 @@ pub struct Config {
     pub log_flush_scheduler_interval_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
+    /// Consumer-group settings (group.*, offsets.*).
+    pub group: crate::group::GroupConfig,
     /// Every explicitly set setting, by Kafka name (for DescribeConfigs later).
     pub explicit: BTreeMap<String, String>,
     /// Known settings that were set but that gregor does not act on.
@@ -388,6 +397,33 @@ impl Config {
             (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
         };
         let log = broker_log_config(&s)?;
+        let d = crate::group::GroupConfig::default();
+        let group = crate::group::GroupConfig {
+            min_session_timeout_ms: s
+                .int("group.min.session.timeout.ms")?
+                .unwrap_or(d.min_session_timeout_ms),
+            max_session_timeout_ms: s
+                .int("group.max.session.timeout.ms")?
+                .unwrap_or(d.max_session_timeout_ms),
+            initial_rebalance_delay_ms: s
+                .int("group.initial.rebalance.delay.ms")?
+                .map_or(d.initial_rebalance_delay_ms, |v| i64::from(v.max(0))),
+            max_size: s
+                .positive_int("group.max.size")?
+                .map_or(d.max_size, |v| v as usize),
+            offsets_topic_partitions: s
+                .positive_int("offsets.topic.num.partitions")?
+                .unwrap_or(d.offsets_topic_partitions),
+            offset_metadata_max_bytes: s
+                .int("offset.metadata.max.bytes")?
+                .map_or(d.offset_metadata_max_bytes, |v| v.max(0) as usize),
+            offsets_retention_ms: s
+                .positive_int("offsets.retention.minutes")?
+                .map_or(d.offsets_retention_ms, |m| i64::from(m) * 60_000),
+            offsets_retention_check_interval_ms: s
+                .positive_long("offsets.retention.check.interval.ms")?
+                .unwrap_or(d.offsets_retention_check_interval_ms),
+        };
         Ok(Config {
             listen,
             advertised,
@@ -416,6 +452,7 @@ impl Config {
                 .positive_long("log.flush.scheduler.interval.ms")?
                 .unwrap_or(i64::MAX) as u64,
             log,
+            group,
             unused,
             explicit: set,
         })

@@ -30,11 +30,21 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Fetch, r(4, 17)),
     (ApiKey::ListOffsets, r(1, 9)),
     (ApiKey::Metadata, r(0, 12)),
+    (ApiKey::OffsetCommit, r(2, 9)),
+    (ApiKey::OffsetFetch, r(1, 9)),
     (ApiKey::FindCoordinator, r(0, 6)),
+    (ApiKey::JoinGroup, r(0, 9)),
+    (ApiKey::Heartbeat, r(0, 4)),
+    (ApiKey::LeaveGroup, r(0, 5)),
+    (ApiKey::SyncGroup, r(0, 5)),
+    (ApiKey::DescribeGroups, r(0, 6)),
+    (ApiKey::ListGroups, r(0, 5)),
     (ApiKey::ApiVersions, r(0, 4)),
     (ApiKey::CreateTopics, r(2, 7)),
     (ApiKey::InitProducerId, r(0, 5)),
     (ApiKey::DescribeConfigs, r(1, 4)),
+    (ApiKey::DeleteGroups, r(0, 2)),
+    (ApiKey::OffsetDelete, r(0, 0)),
 ];
 
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -58,6 +68,16 @@ mod tests {
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+            ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+            ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+            ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+            ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+            ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+            ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+            ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

@@ -9,14 +9,24 @@
 pub mod api_versions;
 pub mod apis;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -40,10 +50,13 @@ pub struct RequestContext<'a> {
     pub broker: &'a Broker,
     pub api_version: i16,
     pub correlation_id: i32,
+    pub client_id: String,
+    /// The peer's address as Kafka reports it ("/127.0.0.1").
+    pub client_host: String,
 }
 
 /// Handles one request frame (without its size prefix).
-pub async fn handle_frame(broker: &Broker, mut frame: Bytes) -> Reply {
+pub async fn handle_frame(broker: &Broker, peer: std::net::IpAddr, mut frame: Bytes) -> Reply {
     // api_key, api_version and correlation_id: the least any request header has.
     if frame.len() < 8 {
         return Reply::Close(format!(
@@ -79,6 +92,8 @@ pub async fn handle_frame(broker: &Broker, mut frame: Bytes) -> Reply {
         broker,
         api_version: version,
         correlation_id: header.correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{peer}"),
     };
     match dispatch(&ctx, api, frame).await {
         Ok(reply) => reply,
@@ -117,15 +132,17 @@ async fn dispatch(
         ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
         ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
-        ApiKey::OffsetCommit
-        | ApiKey::OffsetFetch
-        | ApiKey::JoinGroup
-        | ApiKey::Heartbeat
-        | ApiKey::LeaveGroup
-        | ApiKey::SyncGroup
-        | ApiKey::DescribeGroups
-        | ApiKey::ListGroups
-        | ApiKey::SaslHandshake
+        ApiKey::JoinGroup => respond(ctx, &join_group::handle(ctx, decode(f, v)?).await),
+        ApiKey::SyncGroup => respond(ctx, &sync_group::handle(ctx, decode(f, v)?).await),
+        ApiKey::Heartbeat => respond(ctx, &heartbeat::handle(ctx, decode(f, v)?)),
+        ApiKey::LeaveGroup => respond(ctx, &leave_group::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetCommit => respond(ctx, &offset_commit::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetFetch => respond(ctx, &offset_fetch::handle(ctx, decode(f, v)?)),
+        ApiKey::ListGroups => respond(ctx, &list_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetDelete => respond(ctx, &offset_delete::handle(ctx, decode(f, v)?)),
+        ApiKey::SaslHandshake
         | ApiKey::DeleteTopics
         | ApiKey::DeleteRecords
         | ApiKey::OffsetForLeaderEpoch
@@ -146,12 +163,10 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::DeleteGroups
         | ApiKey::ElectLeaders
         | ApiKey::IncrementalAlterConfigs
         | ApiKey::AlterPartitionReassignments
         | ApiKey::ListPartitionReassignments
-        | ApiKey::OffsetDelete
         | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas
         | ApiKey::DescribeUserScramCredentials

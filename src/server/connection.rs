@@ -77,7 +77,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 }
                 queued = 0;
             }
-            match handle_frame(&broker, frame).await {
+            match handle_frame(&broker, peer.ip(), frame).await {
                 Reply::Frame(resp) => {
                     queued += resp.len();
                     out.push(resp);

@@ -17,6 +17,10 @@ use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 pub use protocol_tests::client::*;
+
+pub mod groups;
+#[allow(unused_imports)]
+pub use groups::*;
 pub use uuid::Uuid;
 
 // Kafka error codes used by the tests (org.apache.kafka.common.protocol.Errors).

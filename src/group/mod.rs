@@ -1,0 +1,38 @@
+//! Consumer groups: the classic protocol's group state machine (`classic`), the coordinator that
+//! holds every group and its committed offsets (`coordinator`), and Kafka's record formats in
+//! `__consumer_offsets` (`offsets_topic`).
+
+pub mod classic;
+pub mod coordinator;
+pub mod offsets_topic;
+
+/// The group settings, under Kafka's names (group.*, offsets.*).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i64,
+    pub max_size: usize,
+    pub offsets_topic_partitions: i32,
+    pub offset_metadata_max_bytes: usize,
+    /// offsets.retention.minutes, in ms: committed offsets of an empty group expire this long
+    /// after they were committed.
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+}
+
+impl Default for GroupConfig {
+    /// Kafka 4.1's defaults.
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: i32::MAX as usize,
+            offsets_topic_partitions: 50,
+            offset_metadata_max_bytes: 4096,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+        }
+    }
+}

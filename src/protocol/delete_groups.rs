@@ -1,0 +1,25 @@
+//! DeleteGroups (key 42): removes empty groups and their committed offsets.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::RequestContext;
+use crate::broker::now_ms;
+
+pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let now = now_ms();
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let code = ctx
+                .broker
+                .groups
+                .delete_group(&ctx.broker.catalog, id.as_str(), now);
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

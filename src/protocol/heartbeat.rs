@@ -1,0 +1,22 @@
+//! Heartbeat (key 12): keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use super::RequestContext;
+use crate::broker::now_ms;
+use crate::group::coordinator::MemberRef;
+
+pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
+    let who = MemberRef {
+        group_id: req.group_id.as_str(),
+        member_id: req.member_id.as_str(),
+        instance_id: instance.as_deref(),
+        generation_id: req.generation_id,
+    };
+    let code = ctx
+        .broker
+        .groups
+        .heartbeat(&ctx.broker.catalog, who, now_ms());
+    HeartbeatResponse::default().with_error_code(code)
+}

@@ -1,0 +1,51 @@
+//! LeaveGroup (key 13): one member (v0-2) or a batch of members (v3+, KIP-345) leave.
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::broker::now_ms;
+
+const BATCH_VERSION: i16 = 3;
+
+pub fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    let batched = ctx.api_version >= BATCH_VERSION;
+    let members: Vec<(String, Option<String>)> = if batched {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let result = ctx.broker.groups.leave(
+        &ctx.broker.catalog,
+        req.group_id.as_str(),
+        &members,
+        now_ms(),
+    );
+    match result {
+        Err(code) => LeaveGroupResponse::default().with_error_code(code),
+        Ok(codes) if batched => {
+            let members = members
+                .into_iter()
+                .zip(codes)
+                .map(|((id, instance), code)| {
+                    MemberResponse::default()
+                        .with_member_id(StrBytes::from_string(id))
+                        .with_group_instance_id(instance.map(StrBytes::from_string))
+                        .with_error_code(code)
+                })
+                .collect();
+            LeaveGroupResponse::default().with_members(members)
+        }
+        Ok(codes) => LeaveGroupResponse::default()
+            .with_error_code(codes.first().copied().unwrap_or_default()),
+    }
+}
