@@ -59,6 +59,8 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::ListGroups,
         ApiKey::DeleteGroups,
         ApiKey::OffsetDelete,
+        ApiKey::ConsumerGroupHeartbeat,
+        ApiKey::ConsumerGroupDescribe,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -1155,5 +1157,154 @@ async fn offset_delete_every_version() -> Result<()> {
         let (code, _) = delete_offsets(&mut c, v, "no-such-group", &[(TOPIC, 0)]).await?;
         ensure!(code == GROUP_ID_NOT_FOUND, "v{v}: {code}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn consumer_group_heartbeat_every_version() -> Result<()> {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
+    let (b, mut c) = group_broker_with_topic("k848", 4).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::ConsumerGroupHeartbeat)? {
+        let group = format!("cg-v{v}");
+        let member = format!("member-v{v}");
+        // v0: the broker names the member; v1+: the client does (KIP-1082).
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_member_id(StrBytes::from_string(if v >= 1 {
+                member.clone()
+            } else {
+                String::new()
+            }))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("k848"))]))
+            .with_topic_partitions(Some(vec![]));
+        let r = c
+            .request(v, join)
+            .await
+            .with_context(|| format!("ConsumerGroupHeartbeat v{v}"))?;
+        ensure!(r.error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            r.member_epoch > 0 && r.heartbeat_interval_ms > 0,
+            "v{v}: {r:?}"
+        );
+        let id = r.member_id.clone().context("no member id")?;
+        if v >= 1 {
+            ensure!(
+                id.as_str() == member,
+                "v{v}: the client's member id must be kept: {r:?}"
+            );
+        }
+        let assigned: Vec<i32> = r
+            .assignment
+            .as_ref()
+            .map(|a| {
+                a.topic_partitions
+                    .iter()
+                    .flat_map(|t| t.partitions.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ensure!(
+            assigned.len() == 4,
+            "the only member gets all 4 partitions: {r:?}"
+        );
+        // A steady heartbeat repeats no assignment.
+        let owned = r.assignment.clone().map(|a| {
+            a.topic_partitions
+                .into_iter()
+                .map(|t| {
+                    Owned::default()
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(t.partitions)
+                })
+                .collect()
+        });
+        let beat = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_member_id(id.clone())
+            .with_member_epoch(r.member_epoch)
+            .with_topic_partitions(owned);
+        let r2 = c.request(v, beat).await?;
+        ensure!(
+            r2.error_code == NONE && r2.assignment.is_none(),
+            "v{v}: {r2:?}"
+        );
+        // A stale epoch is fenced; leaving answers epoch -1.
+        let stale = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_member_id(id.clone())
+            .with_member_epoch(r.member_epoch + 10);
+        ensure!(
+            c.request(v, stale).await?.error_code == 110,
+            "FENCED_MEMBER_EPOCH expected"
+        );
+        let leave = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_member_id(id)
+            .with_member_epoch(-1);
+        let r3 = c.request(v, leave).await?;
+        ensure!(
+            r3.error_code == NONE && r3.member_epoch == -1,
+            "v{v}: {r3:?}"
+        );
+    }
+    drop(b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn consumer_group_describe_every_version() -> Result<()> {
+    let (_b, mut c) = group_broker_with_topic("k848d", 2).await?;
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("cgd")))
+        .with_member_id(StrBytes::from_static_str("m1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("k848d"))]))
+        .with_topic_partitions(Some(vec![]));
+    ensure!(c.request(1, join).await?.error_code == NONE);
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::ConsumerGroupDescribe)? {
+        let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+            GroupId(StrBytes::from_static_str("cgd")),
+            GroupId(StrBytes::from_static_str("nope")),
+        ]);
+        let r = c
+            .request(v, req)
+            .await
+            .with_context(|| format!("ConsumerGroupDescribe v{v}"))?;
+        ensure!(r.groups.len() == 2, "v{v}: {r:?}");
+        let g = &r.groups[0];
+        ensure!(
+            g.error_code == NONE && g.group_state.as_str() == "Stable",
+            "v{v}: {g:?}"
+        );
+        ensure!(
+            g.members.len() == 1 && g.members[0].member_id.as_str() == "m1",
+            "v{v}: {g:?}"
+        );
+        let parts: usize = g.members[0]
+            .assignment
+            .topic_partitions
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum();
+        ensure!(parts == 2, "v{v}: {g:?}");
+        ensure!(
+            r.groups[1].error_code == 69,
+            "GROUP_ID_NOT_FOUND expected: {:?}",
+            r.groups[1]
+        );
+    }
+    // The consumer group is listed with its type (ListGroups v5).
+    let listed = c.request(5, ListGroupsRequest::default()).await?;
+    let cgd = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.as_str() == "cgd")
+        .context("cgd not listed")?;
+    ensure!(cgd.group_type.as_str() == "consumer", "{cgd:?}");
     Ok(())
 }

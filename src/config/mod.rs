@@ -60,6 +60,8 @@ const USED: &[&str] = &[
     "broker.id",
     "default.replication.factor",
     "fetch.max.bytes",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
@@ -420,6 +422,12 @@ impl Config {
             offsets_retention_ms: s
                 .positive_int("offsets.retention.minutes")?
                 .map_or(d.offsets_retention_ms, |m| i64::from(m) * 60_000),
+            consumer_session_timeout_ms: s
+                .positive_int("group.consumer.session.timeout.ms")?
+                .map_or(d.consumer_session_timeout_ms, i64::from),
+            consumer_heartbeat_interval_ms: s
+                .positive_int("group.consumer.heartbeat.interval.ms")?
+                .unwrap_or(d.consumer_heartbeat_interval_ms),
             offsets_retention_check_interval_ms: s
                 .positive_long("offsets.retention.check.interval.ms")?
                 .unwrap_or(d.offsets_retention_check_interval_ms),

@@ -14,6 +14,9 @@ use kafka_protocol::records::{
 use parking_lot::Mutex;
 
 use super::classic::{ClassicGroup, GroupState, JoinParams, JoinResult, Reply, SyncResult};
+use super::consumer::{
+    ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult, TopicsMetadata,
+};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::GroupConfig;
 use crate::metadata::Catalog;
@@ -40,6 +43,16 @@ pub struct MemberRef<'a> {
     pub generation_id: i32,
 }
 
+/// What ListGroups shows of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
+}
+
 /// What DescribeGroups shows of a member.
 #[derive(Debug, Clone)]
 pub struct MemberDescription {
@@ -62,6 +75,8 @@ pub struct GroupDescription {
 #[derive(Default)]
 struct Groups {
     groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 groups. A group id is either classic or consumer, never both.
+    consumer: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
@@ -273,6 +288,81 @@ impl GroupCoordinator {
         .ok_or(errors::UNKNOWN_MEMBER_ID)
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848). Membership is kept in memory only: after a broker
+    /// restart members get UNKNOWN_MEMBER_ID and rejoin with epoch 0; committed offsets persist.
+    pub fn consumer_heartbeat(
+        &self,
+        catalog: &Catalog,
+        group_id: &str,
+        p: HeartbeatParams,
+        now: i64,
+    ) -> HeartbeatResult {
+        let fail = |code: i16, msg: String| HeartbeatResult {
+            error_code: code,
+            error_message: Some(msg),
+            member_id: p.member_id.clone(),
+            member_epoch: -1,
+            assignment: None,
+        };
+        if group_id.is_empty() {
+            return fail(errors::INVALID_GROUP_ID, "the group id is empty".into());
+        }
+        let mut inner = self.inner.lock();
+        if inner.groups.get(group_id).is_some_and(|g| !g.is_empty()) {
+            return fail(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} is not a consumer group."),
+            );
+        }
+        if !inner.consumer.contains_key(group_id) {
+            if p.member_epoch != 0 {
+                return fail(
+                    errors::GROUP_ID_NOT_FOUND,
+                    format!("Group {group_id} not found."),
+                );
+            }
+            // An empty classic group (offsets only) becomes a consumer group; its offsets stay.
+            inner.groups.remove(group_id);
+            inner
+                .consumer
+                .insert(group_id.to_string(), ConsumerGroup::new(group_id));
+        }
+        let metadata = |names: &std::collections::BTreeSet<String>| -> TopicsMetadata {
+            names
+                .iter()
+                .filter_map(|n| {
+                    catalog
+                        .get(n)
+                        .map(|t| (n.clone(), (t.topic_id, t.partitions.len() as i32)))
+                })
+                .collect()
+        };
+        let cfg = self.consumer_cfg();
+        match inner.consumer.get_mut(group_id) {
+            Some(g) => g.heartbeat(p, &metadata, now, &cfg),
+            None => fail(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} not found."),
+            ),
+        }
+    }
+
+    pub fn consumer_cfg(&self) -> ConsumerGroupConfig {
+        ConsumerGroupConfig {
+            session_timeout_ms: self.cfg.consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.cfg.consumer_heartbeat_interval_ms,
+        }
+    }
+
+    /// Runs `f` on a consumer group, if there is one of that id.
+    pub fn with_consumer_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> R,
+    ) -> Option<R> {
+        self.inner.lock().consumer.get(group_id).map(f)
+    }
+
     /// Stores commits after the group's checks; per-partition errors in request order.
     pub fn commit_offsets(
         &self,
@@ -291,9 +381,15 @@ impl GroupCoordinator {
             return Err(errors::INVALID_GROUP_ID);
         }
         let mut inner = self.inner.lock();
+        if let Some(g) = inner.consumer.get(group_id) {
+            let check = g.validate_offset_commit(member_id, generation_id);
+            if check != errors::NONE {
+                return Err(check);
+            }
+        }
         // Commits from outside any generation create a group to hold them (a "simple" group).
         let simple = member_id.is_empty() && generation_id < 0;
-        if !inner.groups.contains_key(group_id) {
+        if !inner.groups.contains_key(group_id) && !inner.consumer.contains_key(group_id) {
             if !simple {
                 return Err(errors::ILLEGAL_GENERATION);
             }
@@ -375,20 +471,22 @@ impl GroupCoordinator {
     }
 
     /// (group id, state, protocol type) of every group.
-    pub fn list_groups(&self) -> Vec<(String, &'static str, String)> {
+    pub fn list_groups(&self) -> Vec<ListedGroup> {
         let inner = self.inner.lock();
-        let mut v: Vec<_> = inner
-            .groups
-            .values()
-            .map(|g| {
-                (
-                    g.group_id.clone(),
-                    g.state.name(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        v.sort();
+        let classic = inner.groups.values().map(|g| ListedGroup {
+            group_id: g.group_id.clone(),
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            group_type: "classic",
+        });
+        let consumer = inner.consumer.values().map(|g| ListedGroup {
+            group_id: g.group_id.clone(),
+            state: g.state(),
+            protocol_type: "consumer".into(),
+            group_type: "consumer",
+        });
+        let mut v: Vec<ListedGroup> = classic.chain(consumer).collect();
+        v.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         v
     }
 
@@ -432,6 +530,16 @@ impl GroupCoordinator {
     /// DeleteGroups: only empty groups; their offsets go too.
     pub fn delete_group(&self, catalog: &Catalog, group_id: &str, now: i64) -> i16 {
         let mut inner = self.inner.lock();
+        if let Some(g) = inner.consumer.get(group_id) {
+            if !g.members.is_empty() {
+                return errors::NON_EMPTY_GROUP;
+            }
+            // An empty consumer group is deleted like an empty classic one, offsets included.
+            inner.consumer.remove(group_id);
+            inner
+                .groups
+                .insert(group_id.to_string(), ClassicGroup::new(group_id));
+        }
         let Some(g) = inner.groups.get(group_id) else {
             return errors::GROUP_ID_NOT_FOUND;
         };
@@ -554,6 +662,9 @@ impl GroupCoordinator {
 
     /// Applies session, join and sync timeouts of every group.
     pub fn tick(&self, catalog: &Catalog, now: i64) {
+        for g in self.inner.lock().consumer.values_mut() {
+            g.expire(now);
+        }
         let ids: Vec<String> = self.inner.lock().groups.keys().cloned().collect();
         let cfg = self.cfg.clone();
         for id in ids {
@@ -696,7 +807,7 @@ mod tests {
         assert_eq!(g1.len(), 1);
         assert_eq!(g1[0].2.as_ref().map(|o| o.offset), Some(6));
         assert!(c.fetch_offsets("g2", None).is_empty());
-        let groups: Vec<String> = c.list_groups().into_iter().map(|g| g.0).collect();
+        let groups: Vec<String> = c.list_groups().into_iter().map(|g| g.group_id).collect();
         assert_eq!(groups, vec!["g1".to_string()]);
         // An uncommitted partition reads as "no offset".
         let one = c.fetch_offsets("g1", Some(vec![("t".into(), vec![1])]));

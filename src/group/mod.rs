@@ -3,6 +3,7 @@
 //! `__consumer_offsets` (`offsets_topic`).
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod offsets_topic;
 
@@ -19,6 +20,9 @@ pub struct GroupConfig {
     /// after they were committed.
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
+    /// group.consumer.session.timeout.ms and group.consumer.heartbeat.interval.ms (KIP-848).
+    pub consumer_session_timeout_ms: i64,
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -33,6 +37,8 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

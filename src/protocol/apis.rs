@@ -45,6 +45,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::DeleteGroups, r(0, 2)),
     (ApiKey::OffsetDelete, r(0, 0)),
+    (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
+    (ApiKey::ConsumerGroupDescribe, r(0, 1)),
 ];
 
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -78,6 +80,8 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

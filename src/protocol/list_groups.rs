@@ -7,42 +7,33 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 
-/// Classic-protocol groups are the only kind gregor has so far.
-const GROUP_TYPE: &str = "classic";
-
 pub fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;
-    let wanted_state = |s: &str| {
-        req.states_filter.is_empty()
-            || req
-                .states_filter
+    let matches = |filter: &[StrBytes], value: &str| {
+        filter.is_empty()
+            || filter
                 .iter()
-                .any(|f| f.as_str().eq_ignore_ascii_case(s))
-    };
-    let wanted_type = || {
-        req.types_filter.is_empty()
-            || req
-                .types_filter
-                .iter()
-                .any(|f| f.as_str().eq_ignore_ascii_case(GROUP_TYPE))
+                .any(|f| f.as_str().eq_ignore_ascii_case(value))
     };
     let groups = ctx
         .broker
         .groups
         .list_groups()
         .into_iter()
-        .filter(|(_, state, _)| wanted_state(state) && wanted_type())
-        .map(|(id, state, protocol_type)| {
-            let mut g = ListedGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(id)))
-                .with_protocol_type(StrBytes::from_string(protocol_type));
+        .filter(|g| {
+            matches(&req.states_filter, g.state) && matches(&req.types_filter, g.group_type)
+        })
+        .map(|g| {
+            let mut listed = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type));
             if v >= 4 {
-                g.group_state = StrBytes::from_static_str(state);
+                listed.group_state = StrBytes::from_static_str(g.state);
             }
             if v >= 5 {
-                g.group_type = StrBytes::from_static_str(GROUP_TYPE);
+                listed.group_type = StrBytes::from_static_str(g.group_type);
             }
-            g
+            listed
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -8,6 +8,8 @@
 
 pub mod api_versions;
 pub mod apis;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod describe_configs;
@@ -142,6 +144,12 @@ async fn dispatch(
         ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetDelete => respond(ctx, &offset_delete::handle(ctx, decode(f, v)?)),
+        ApiKey::ConsumerGroupHeartbeat => {
+            respond(ctx, &consumer_group_heartbeat::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            respond(ctx, &consumer_group_describe::handle(ctx, decode(f, v)?))
+        }
         ApiKey::SaslHandshake
         | ApiKey::DeleteTopics
         | ApiKey::DeleteRecords
@@ -187,8 +195,6 @@ async fn dispatch(
         | ApiKey::DescribeTransactions
         | ApiKey::ListTransactions
         | ApiKey::AllocateProducerIds
-        | ApiKey::ConsumerGroupHeartbeat
-        | ApiKey::ConsumerGroupDescribe
         | ApiKey::ControllerRegistration
         | ApiKey::GetTelemetrySubscriptions
         | ApiKey::PushTelemetry

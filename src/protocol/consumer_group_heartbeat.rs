@@ -1,0 +1,87 @@
+//! ConsumerGroupHeartbeat (key 68, KIP-848): joins, stays in, reconciles with and leaves a
+//! consumer group whose assignment the broker computes (see `group/consumer.rs`).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors;
+use super::RequestContext;
+use crate::broker::now_ms;
+use crate::group::consumer::{self, HeartbeatParams};
+
+/// From v1 the client generates its member id (KIP-1082).
+const CLIENT_MEMBER_ID_VERSION: i16 = 1;
+
+pub fn handle(
+    ctx: &RequestContext<'_>,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let interval = ctx.broker.groups.cfg.consumer_heartbeat_interval_ms;
+    let error = |code: i16, msg: &str| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(msg.to_string())))
+            .with_member_epoch(-1)
+    };
+    if ctx.api_version >= CLIENT_MEMBER_ID_VERSION && req.member_id.is_empty() {
+        return error(errors::INVALID_REQUEST, "MemberId can't be empty.");
+    }
+    if req.subscribed_topic_regex.is_some() && req.subscribed_topic_names.is_none() {
+        return error(
+            errors::INVALID_REQUEST,
+            "regular-expression subscriptions are not supported by gregor yet",
+        );
+    }
+    let params = HeartbeatParams {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|i| i.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .map(|ts| ts.into_iter().map(|t| t.to_string()).collect()),
+        server_assignor: req.server_assignor.map(|a| a.to_string()),
+        owned: req.topic_partitions.map(|tps| {
+            tps.iter()
+                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+                .collect()
+        }),
+        client_id: ctx.client_id.clone(),
+        client_host: ctx.client_host.clone(),
+    };
+    let r = ctx.broker.groups.consumer_heartbeat(
+        &ctx.broker.catalog,
+        req.group_id.as_str(),
+        params,
+        now_ms(),
+    );
+    let mut resp = ConsumerGroupHeartbeatResponse::default()
+        .with_error_code(r.error_code)
+        .with_error_message(r.error_message.map(StrBytes::from_string))
+        .with_member_id(Some(StrBytes::from_string(r.member_id)))
+        .with_member_epoch(r.member_epoch);
+    if r.error_code == errors::NONE {
+        resp.heartbeat_interval_ms = interval;
+        resp.assignment = r.assignment.map(to_wire);
+    }
+    resp
+}
+
+fn to_wire(a: consumer::Assignment) -> Assignment {
+    let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
+    for (topic_id, p) in a {
+        by_topic.entry(topic_id).or_default().push(p);
+    }
+    let topic_partitions = by_topic
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            TopicPartitions::default()
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Assignment::default().with_topic_partitions(topic_partitions)
+}
