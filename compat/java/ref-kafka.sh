@@ -46,6 +46,8 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# KIP-848 (group.protocol=consumer) is opt-in on 3.9; on by default from 4.0.
+group.coordinator.rebalance.protocols=classic,consumer
 # The Kafka 4.x default (KIP-1030); 3.9 still defaults to Long.MAX.
 log.message.timestamp.after.max.ms=3600000
 PROPS

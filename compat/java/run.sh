@@ -16,12 +16,20 @@
 #   after-crash/...   the clients-4.1 round trips, re-read after those kills
 #   dedupe/...        a proxy loses Produce responses; the retries must not be appended twice,
 #                     also when the broker was killed and restarted in between
+#   groups-<v>/...    consumer groups (classic protocol; KIP-848 when the broker advertises it) with
+#                     kafka-clients 4.1.x (all cases) and 3.9.x (quick subset): commitSync/auto-commit
+#                     and resume, three members splitting a topic under load (eager and cooperative),
+#                     a SIGKILLed member, static membership, AdminClient group APIs and their errors
+#   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker
+#   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list,
+#                     --describe (offsets, lag, --members, --state), --reset-offsets, --delete-offsets,
+#                     --delete, and the refusals while the group is active
 #
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9 (see ref-kafka.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe")
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -93,6 +101,7 @@ tally() {
     case "$line" in
       PASS\ *) pass "${line#PASS }" ;;
       FAIL\ *) fail_line "${line#FAIL }" ;;
+      SKIP\ *) echo "$line" ;;
     esac
   done <"$out"
   if [ "$rc" -gt 1 ] || { [ "$rc" -eq 1 ] && ! grep -q '^FAIL ' "$out"; }; then
@@ -334,6 +343,168 @@ dedupe_test() {
   broker_check dedupe
 }
 
+# ---- consumer groups ------------------------------------------------------------------------
+
+# wait_for_line FILE REGEX TIMEOUT_S PID: until FILE has a line matching REGEX, PID exits, or time is up.
+wait_for_line() {
+  local deadline=$((SECONDS + $3))
+  while ! grep -qE "$2" "$1" 2>/dev/null; do
+    { [ $SECONDS -lt $deadline ] && kill -0 "$4" 2>/dev/null; } || return 1
+    sleep 0.1
+  done
+}
+
+# cg_check NAME OUT [-v VAR=VALUE ...] PROGRAM: PASS if the awk PROGRAM, run over OUT, prints "ok".
+cg_check() {
+  local name="$1" out="$2"
+  shift 2
+  if [ "$(awk "$@" "$out")" = ok ]; then
+    pass "$name"
+  else
+    fail "$name" "unexpected output: $(grep -v '^\s*at ' "$out" | grep -v '^\s*$' | head -n 6 | cut -c1-200 | tr '\n' '|')"
+  fi
+}
+
+# consumer_groups_cases LABEL CP LOG4J_OPT: kafka-consumer-groups.sh against a group with one live
+# member (3 partitions, 30 records each, offset 20 committed: lag 10), then after it left.
+consumer_groups_cases() {
+  local label="$1" cp="$2" log_opt="$3"
+  local name="${label//./-}" base="$LOGS/$1-cg"
+  local topic="$name" group="$name-group" stop="$LOGS/$1-cg.stop"
+  local cg=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+    --bootstrap-server "$GREGOR_BOOTSTRAP")
+  if ! java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
+    --topic "$topic" --partitions 3 --records 30 >"$base-setup.log" 2>&1; then
+    fail "$label/setup" "could not create and fill $topic" "$base-setup.log"
+    return
+  fi
+  rm -f "$stop"
+  timeout 120 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
+    --group "$group" --topic "$topic" --commit 20 --partitions 3 --stop-file "$stop" --client-id cg-member \
+    >"$base-member.out" 2>"$base-member.err" &
+  local member=$!
+  if ! wait_for_line "$base-member.out" '^COMMITTED' 40 "$member"; then
+    fail "$label/group-member-joins-and-commits" "the member did not commit within 40 s (output: $(tr '\n' ' ' <"$base-member.out"))" "$base-member.err"
+    touch "$stop"; kill "$member" 2>/dev/null; wait "$member" 2>/dev/null
+    return
+  fi
+
+  "${cg[@]}" --list >"$base-list.out" 2>&1
+  cg_check "$label/list" "$base-list.out" -v g="$group" '$0 == g { n++ } END { if (n == 1) print "ok" }'
+  "${cg[@]}" --describe --group "$group" >"$base-describe.out" 2>&1
+  cg_check "$label/describe-offsets-lag-members" "$base-describe.out" -v g="$group" -v t="$topic" \
+    '$1 == g && $2 == t { n++; if ($4 == 20 && $5 == 30 && $6 == 10 && $7 != "-" && $9 == "cg-member") good++ }
+     END { if (n == 3 && good == 3) print "ok" }'
+  "${cg[@]}" --describe --group "$group" --members >"$base-members.out" 2>&1
+  cg_check "$label/describe-members" "$base-members.out" -v g="$group" \
+    '$1 == g { n++; if ($4 == "cg-member" && $5 == 3) good++ } END { if (n == 1 && good == 1) print "ok" }'
+  "${cg[@]}" --describe --group "$group" --state >"$base-state.out" 2>&1
+  cg_check "$label/describe-state" "$base-state.out" -v g="$group" \
+    '$1 == g { n++; if ($(NF-2) == "range" && $(NF-1) == "Stable" && $NF == 1) good++ } END { if (n == 1 && good == 1) print "ok" }'
+  "${cg[@]}" --delete --group "$group" >"$base-delete-active.out" 2>&1
+  cg_check "$label/delete-active-group-refused" "$base-delete-active.out" \
+    '/GroupNotEmptyException|NON_EMPTY_GROUP|is not empty/ { n++ } /was successful/ { bad++ } END { if (n > 0 && !bad) print "ok" }'
+  "${cg[@]}" --reset-offsets --group "$group" --topic "$topic" --to-earliest --execute >"$base-reset-active.out" 2>&1
+  cg_check "$label/reset-offsets-active-group-refused" "$base-reset-active.out" \
+    '/can only be reset if the group .* is inactive/ { n++ } END { if (n > 0) print "ok" }'
+
+  # The member leaves (close(): LeaveGroup); the group is empty at once and keeps its offsets.
+  touch "$stop"
+  wait "$member"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "$label/group-member-exit" "the member exited with status $rc" "$base-member.err"
+  "${cg[@]}" --describe --group "$group" >"$base-describe-empty.out" 2>&1
+  cg_check "$label/describe-inactive-group" "$base-describe-empty.out" -v g="$group" -v t="$topic" \
+    '/has no active members/ { inactive++ }
+     $1 == g && $2 == t { n++; if ($4 == 20 && $5 == 30 && $6 == 10 && $7 == "-") good++ }
+     END { if (inactive && n == 3 && good == 3) print "ok" }'
+  # The 3.9 tool prints the --reset-offsets and --delete-offsets tables without line breaks
+  # between rows, so their rows are picked out with grep -o and tagged.
+  "${cg[@]}" --reset-offsets --group "$group" --topic "$topic" --to-earliest --execute >"$base-reset.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-reset.out" 2>&1
+  { grep -oE "$group +$topic +[0-9]+ +-?[0-9]+" "$base-reset.out" | sed 's/^/RESET /'; cat "$base-describe-reset.out"; echo; } \
+    >"$base-reset-both.out"
+  cg_check "$label/reset-offsets-to-earliest" "$base-reset-both.out" -v g="$group" -v t="$topic" \
+    '$1 == "RESET" && $2 == g && $3 == t { r++; if ($5 == 0) rgood++ }
+     $1 == g && $2 == t { n++; if ($4 == 0 && $5 == 30 && $6 == 30) good++ }
+     END { if (r == 3 && rgood == 3 && n == 3 && good == 3) print "ok" }'
+  # One partition to an explicit offset: --dry-run shows it and commits nothing, --execute commits.
+  "${cg[@]}" --reset-offsets --group "$group" --topic "$topic:1" --to-offset 25 --dry-run >"$base-dry-run.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-dry-run.out" 2>&1
+  { grep -oE "$group +$topic +[0-9]+ +-?[0-9]+" "$base-dry-run.out" | sed 's/^/RESET /'; cat "$base-describe-dry-run.out"; echo; } \
+    >"$base-dry-run-both.out"
+  cg_check "$label/reset-offsets-dry-run" "$base-dry-run-both.out" -v g="$group" -v t="$topic" \
+    '$1 == "RESET" && $2 == g && $3 == t { r++; if ($4 == 1 && $5 == 25) rgood++ }
+     $1 == g && $2 == t { n++; if ($4 == 0 && $6 == 30) good++ }
+     END { if (r == 1 && rgood == 1 && n == 3 && good == 3) print "ok" }'
+  "${cg[@]}" --reset-offsets --group "$group" --topic "$topic:1" --to-offset 25 --execute >"$base-to-offset.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-to-offset.out" 2>&1
+  cg_check "$label/reset-offsets-to-offset-one-partition" "$base-describe-to-offset.out" -v g="$group" -v t="$topic" \
+    '$1 == g && $2 == t { n++; if (($3 == 1 && $4 == 25 && $6 == 5) || ($3 != 1 && $4 == 0 && $6 == 30)) good++ }
+     END { if (n == 3 && good == 3) print "ok" }'
+  "${cg[@]}" --delete-offsets --group "$group" --topic "$topic:0" >"$base-delete-offsets.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-deleted.out" 2>&1
+  { grep -oE "Request succeed|$topic +[0-9]+ +[A-Za-z]+ *$|$topic +[0-9]+ +[A-Za-z]+ " "$base-delete-offsets.out" | sed 's/^/DELETED /'
+    cat "$base-describe-deleted.out"; echo; } >"$base-delete-offsets-both.out"
+  cg_check "$label/delete-offsets" "$base-delete-offsets-both.out" -v g="$group" -v t="$topic" \
+    '$2 == "Request" { okmsg++ }
+     $1 == "DELETED" && $2 == t { rows++; if ($3 == 0 && $4 == "Successful") row++ }
+     $1 == g && $2 == t { n++; if ($3 == 0) p0++ }
+     END { if (okmsg && rows == 1 && row == 1 && n == 2 && !p0) print "ok" }'
+  "${cg[@]}" --delete --group "$group" >"$base-delete.out" 2>&1
+  "${cg[@]}" --list >"$base-list-after.out" 2>&1
+  { cat "$base-delete.out"; echo; cat "$base-list-after.out"; } >"$base-delete-both.out"
+  cg_check "$label/delete-group" "$base-delete-both.out" -v g="$group" \
+    'index($0, "Deletion of requested consumer groups") && index($0, "was successful") { okmsg++ }
+     $0 == g { listed++ } END { if (okmsg && !listed) print "ok" }'
+}
+
+groups_tests() {
+  echo "== consumer groups (broker of its own: group.initial.rebalance.delay.ms=0)"
+  save_broker_log
+  gregor_cleanup
+  unset GREGOR_PORT
+  BROKER_NAME=groups
+  if ! gregor_start --override group.initial.rebalance.delay.ms=0; then
+    fail groups/broker-start "could not start a broker" "$GREGOR_DATA.log"
+    return
+  fi
+  local module version
+  for module in client-4.1 client-3.9; do
+    version="$(lib_version "$module" kafka-clients)"
+    echo "== consumer groups, kafka-clients $version"
+    java_cases "groups-$version" 240 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
+      groups --bootstrap "$GREGOR_BOOTSTRAP" --label "groups-$version" $([ "$module" = client-3.9 ] && echo --quick true)
+    broker_check "groups-$version"
+  done
+
+  echo "== consumer groups: committed offsets across broker restarts (SIGTERM, then SIGKILL)"
+  local round how
+  for round in 1 2; do
+    how=$([ "$round" = 1 ] && echo sigterm || echo kill9)
+    java_cases "groups-restart-$how-commit" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
+      --step commit --round "$round" --label "groups-restart/$how"
+    if [ "$how" = sigterm ]; then gregor_stop; else gregor_kill9; fi
+    if ! gregor_restart; then
+      fail "groups-restart/$how-restart" "broker did not come back" "$GREGOR_DATA.log"
+      return
+    fi
+    java_cases "groups-restart-$how-verify" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
+      --step verify --round "$round" --label "groups-restart/$how"
+  done
+  broker_check groups-restart
+
+  local v39 v41
+  v39="$(lib_version tools-3.9 kafka_2.13)"
+  v41="$(lib_version tools-4.1 kafka-tools)"
+  echo "== kafka-consumer-groups $v39 and $v41"
+  consumer_groups_cases "consumer-groups-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
+    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+  consumer_groups_cases "consumer-groups-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  broker_check consumer-groups
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -355,12 +526,13 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
     crash) crash_test ;;
     dedupe) dedupe_test ;;
+    groups) groups_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -433,6 +433,15 @@ impl ClassicGroup {
         Reply::Later(rx)
     }
 
+    /// A rebalance step may take as long as the most patient member allows.
+    fn max_rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn prepare_rebalance(&mut self, now: i64, cfg: &GroupConfig) {
         // Members waiting for a SyncGroup answer must rejoin.
         for m in self.members.values_mut() {
@@ -440,12 +449,7 @@ impl ClassicGroup {
                 let _ = w.send(SyncResult::error(errors::REBALANCE_IN_PROGRESS));
             }
         }
-        let timeout = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
+        let timeout = self.max_rebalance_timeout_ms();
         self.rebalance_deadline_ms = now + timeout;
         self.initial_delay =
             (self.state == GroupState::Empty && cfg.initial_rebalance_delay_ms > 0).then(|| {
@@ -503,12 +507,7 @@ impl ClassicGroup {
             self.leader = self.members.keys().next().cloned();
         }
         self.state = GroupState::CompletingRebalance;
-        let timeout = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
+        let timeout = self.max_rebalance_timeout_ms();
         self.sync_deadline_ms = now + timeout;
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {

@@ -14,6 +14,7 @@ import java.util.Map;
  *   crash-produce  --bootstrap B --topic T --count N --rate R --acked F
  *   crash-verify   --bootstrap B --topic T --count N --acked F [--label L]
  *   dedupe         --broker-port P --proxy-port Q --signal-dir D     (see DedupeTest)
+ *   groups, group-member, groups-setup, groups-restart                  (see GroupTests)
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -32,6 +33,10 @@ public final class Main {
             case "crash-produce" -> CrashProducer.run(args);
             case "crash-verify" -> CrashVerify.run(args, report);
             case "dedupe" -> DedupeTest.run(args, report);
+            case "groups" -> GroupTests.run(args, report);
+            case "group-member" -> GroupTests.member(args);
+            case "groups-setup" -> GroupTests.setup(args);
+            case "groups-restart" -> GroupTests.restart(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
@@ -58,7 +63,7 @@ public final class Main {
     }
 
     private static void usage() {
-        System.err.println("usage: Main clients|console-files|crash-produce|crash-verify|dedupe --name value ...");
+        System.err.println("usage: Main clients|console-files|crash-produce|crash-verify|dedupe|groups|group-member|groups-setup|groups-restart --name value ...");
         System.exit(2);
     }
 }
