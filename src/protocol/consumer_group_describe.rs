@@ -11,12 +11,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized::GROUP_OPERATIONS;
 use super::errors;
 use super::RequestContext;
 use crate::group::consumer;
-
-/// READ, DELETE and DESCRIBE, as for classic groups without an authorizer.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub fn handle(
     ctx: &RequestContext<'_>,

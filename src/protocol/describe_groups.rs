@@ -5,11 +5,9 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized::GROUP_OPERATIONS;
 use super::errors;
 use super::RequestContext;
-
-/// READ, DELETE and DESCRIBE: what a group supports without an authorizer (AclOperation codes).
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = ctx.api_version;

@@ -9,26 +9,11 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized::{CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
 use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
-
-/// AclOperation codes: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
-/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const fn bits(ops: &[u8]) -> i32 {
-    let mut v = 0;
-    let mut i = 0;
-    while i < ops.len() {
-        v |= 1 << ops[i];
-        i += 1;
-    }
-    v
-}
-/// What a topic supports (AclEntry.supportedOperations(TOPIC)).
-const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
-/// What the cluster supports (AclEntry.supportedOperations(CLUSTER)).
-const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
 
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;

@@ -8,6 +8,7 @@
 
 pub mod api_versions;
 pub mod apis;
+pub mod authorized;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_topics;
