@@ -340,8 +340,8 @@ impl ClassicGroup {
         if let Some(w) = member.sync_waiter.take() {
             let _ = w.send(SyncResult::error(errors::FENCED_INSTANCE_ID));
         }
-        let unchanged = member.protocols == p.protocols;
         member.member_id = new_id.clone();
+        member.protocols = p.protocols.clone();
         member.deadline_ms = now + i64::from(p.session_timeout_ms);
         if let Some(instance) = &p.group_instance_id {
             self.static_members.insert(instance.clone(), new_id.clone());
@@ -350,8 +350,12 @@ impl ClassicGroup {
             self.leader = Some(new_id.clone());
         }
         self.members.insert(new_id.clone(), member);
+        // Kafka rebalances a stable group for a returning static member only if its protocols
+        // would change the group's protocol (GroupCoordinator.updateStaticMemberAndRebalance):
+        // its metadata (owned partitions, generation) naturally differs after a restart.
+        let same_protocol = self.select_protocol() == self.protocol_name;
         match self.state {
-            GroupState::Stable if unchanged => {
+            GroupState::Stable if same_protocol => {
                 let mut r = self.join_result_for(&new_id);
                 // The group keeps its assignment: a returning leader must not compute a new one.
                 r.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
