@@ -316,10 +316,10 @@ impl GroupCoordinator {
         }
         if !inner.consumer.contains_key(group_id) {
             if p.member_epoch != 0 {
-                return fail(
-                    errors::GROUP_ID_NOT_FOUND,
-                    format!("Group {group_id} not found."),
-                );
+                // Kafka would have the group in its log; gregor keeps consumer-group membership in
+                // memory, so after a restart the member is told to rejoin (epoch 0) instead.
+                let msg = format!("Member {} is not in group {group_id}.", p.member_id);
+                return fail(errors::UNKNOWN_MEMBER_ID, msg);
             }
             // An empty classic group (offsets only) becomes a consumer group; its offsets stay.
             inner.groups.remove(group_id);
