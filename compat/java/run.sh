@@ -20,10 +20,12 @@
 #                     kafka-clients 4.1.x (all cases) and 3.9.x (quick subset): commitSync/auto-commit
 #                     and resume, three members splitting a topic under load (eager and cooperative),
 #                     a SIGKILLed member, static membership, AdminClient group APIs and their errors
-#   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker
-#   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list,
-#                     --describe (offsets, lag, --members, --state), --reset-offsets, --delete-offsets,
-#                     --delete, and the refusals while the group is active
+#   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker, and a
+#                     member that stays subscribed through both restarts reads on, exactly once
+#   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list [--state],
+#                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
+#                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
+#                     refusals while the group is active
 #
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
@@ -401,6 +403,14 @@ consumer_groups_cases() {
   "${cg[@]}" --describe --group "$group" --state >"$base-state.out" 2>&1
   cg_check "$label/describe-state" "$base-state.out" -v g="$group" \
     '$1 == g { n++; if ($(NF-2) == "range" && $(NF-1) == "Stable" && $NF == 1) good++ } END { if (n == 1 && good == 1) print "ok" }'
+  # ListGroups with a states filter; DescribeGroups for every group at once (one request per coordinator).
+  "${cg[@]}" --list --state >"$base-list-state.out" 2>&1
+  cg_check "$label/list-with-state" "$base-list-state.out" -v g="$group" \
+    '$1 == g { n++; if ($2 == "Stable") good++ } END { if (n == 1 && good == 1) print "ok" }'
+  "${cg[@]}" --describe --all-groups >"$base-describe-all.out" 2>&1
+  cg_check "$label/describe-all-groups" "$base-describe-all.out" -v g="$group" -v t="$topic" \
+    '$1 == g && $2 == t { n++; if ($4 == 20 && $5 == 30 && $6 == 10 && $7 != "-") good++ }
+     /^Error/ { err++ } END { if (n == 3 && good == 3 && !err) print "ok" }'
   "${cg[@]}" --delete --group "$group" >"$base-delete-active.out" 2>&1
   cg_check "$label/delete-active-group-refused" "$base-delete-active.out" \
     '/GroupNotEmptyException|NON_EMPTY_GROUP|is not empty/ { n++ } /was successful/ { bad++ } END { if (n > 0 && !bad) print "ok" }'
@@ -478,20 +488,36 @@ groups_tests() {
     broker_check "groups-$version"
   done
 
+  # A second group keeps a live member subscribed through both restarts (group-member
+  # --record-file): it must go on reading afterwards, nothing skipped, nothing twice.
   echo "== consumer groups: committed offsets across broker restarts (SIGTERM, then SIGKILL)"
-  local round how
+  local round how live="" live_stop="$LOGS/groups-live.stop" live_records="$LOGS/groups-live-records.txt"
+  rm -f "$live_stop" "$live_records"
   for round in 1 2; do
     how=$([ "$round" = 1 ] && echo sigterm || echo kill9)
     java_cases "groups-restart-$how-commit" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step commit --round "$round" --label "groups-restart/$how"
+    if [ "$round" = 1 ]; then
+      timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
+        --group groups-restart-live --topic groups-restart --record-file "$live_records" --stop-file "$live_stop" \
+        --client-id live-member >"$LOGS/groups-live.out" 2>"$LOGS/groups-live.err" &
+      live=$!
+      wait_for_line "$LOGS/groups-live.out" '^ASSIGNED 0,1,2,3$' 40 "$live" ||
+        fail groups-restart/live-member-joins "the live member did not get all 4 partitions within 40 s" "$LOGS/groups-live.err"
+    fi
     if [ "$how" = sigterm ]; then gregor_stop; else gregor_kill9; fi
     if ! gregor_restart; then
       fail "groups-restart/$how-restart" "broker did not come back" "$GREGOR_DATA.log"
+      touch "$live_stop"
       return
     fi
     java_cases "groups-restart-$how-verify" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step verify --round "$round" --label "groups-restart/$how"
   done
+  java_cases groups-restart-live 60 "$CLIENT_CP" groups-live-verify --bootstrap "$GREGOR_BOOTSTRAP" \
+    --topic groups-restart --records "$live_records" --label groups-restart/live-member-reads-on-exactly-once
+  touch "$live_stop"
+  wait "$live" || echo "  (live member exited with status $?: $LOGS/groups-live.err)"
   broker_check groups-restart
 
   local v39 v41

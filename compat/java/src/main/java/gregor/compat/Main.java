@@ -37,6 +37,7 @@ public final class Main {
             case "group-member" -> GroupTests.member(args);
             case "groups-setup" -> GroupTests.setup(args);
             case "groups-restart" -> GroupTests.restart(args, report);
+            case "groups-live-verify" -> GroupTests.liveVerify(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
