@@ -57,7 +57,34 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// Where a read starts, taken under the lock and served without it.
+/// Where a read may start, taken under the partition lock: the segments that can hold the fetch
+/// offset, each with its sparse-index hint. `locate` then scans batch headers without the lock.
+pub struct ReadCandidates {
+    offset: i64,
+    segments: Vec<(SegmentReader, u64)>,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+impl ReadCandidates {
+    /// Finds the batch holding the offset (disk reads happen here, outside the lock).
+    pub fn locate(self) -> io::Result<ReadPlan> {
+        let mut reader = None;
+        for (r, hint) in self.segments {
+            if let Some(pos) = r.find_position(hint, self.offset)? {
+                reader = Some((r, pos));
+                break;
+            }
+        }
+        Ok(ReadPlan {
+            reader,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+        })
+    }
+}
+
+/// Where a read starts, served without the partition lock.
 pub struct ReadPlan {
     reader: Option<(SegmentReader, u64)>,
     pub high_watermark: i64,
@@ -367,8 +394,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Locates the bytes for a fetch at `offset`.
-    pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
+    /// The segments that may hold `offset`, for a fetch; see `ReadCandidates`.
+    pub fn read_candidates(&self, offset: i64) -> Result<ReadCandidates, LogError> {
         let (hw, start) = (self.high_watermark(), self.log_start_offset);
         if offset < start || offset > hw {
             return Err(LogError::OffsetOutOfRange {
@@ -377,23 +404,27 @@ impl PartitionLog {
                 log_end_offset: hw,
             });
         }
-        let mut plan = ReadPlan {
-            reader: None,
+        let segments = if offset == hw {
+            Vec::new()
+        } else {
+            // From the segment holding `offset` (the first whose end is past it) onwards.
+            let i = self.segments.partition_point(|s| s.next_offset() <= offset);
+            self.segments[i..]
+                .iter()
+                .map(|seg| (seg.reader(), seg.index_hint(offset)))
+                .collect()
+        };
+        Ok(ReadCandidates {
+            offset,
+            segments,
             high_watermark: hw,
             log_start_offset: start,
-        };
-        if offset == hw {
-            return Ok(plan);
-        }
-        // The segment holding `offset`: the first whose end is past it.
-        let i = self.segments.partition_point(|s| s.next_offset() <= offset);
-        for seg in &self.segments[i..] {
-            if let Some(pos) = seg.find_position(offset)? {
-                plan.reader = Some((seg.reader(), pos));
-                break;
-            }
-        }
-        Ok(plan)
+        })
+    }
+
+    /// Locates the bytes for a fetch at `offset` (callers holding no lock; see `Partition`).
+    pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
+        Ok(self.read_candidates(offset)?.locate()?)
     }
 
     /// The first batch holding a record with timestamp `>= target`, and its bytes.
@@ -546,8 +577,10 @@ impl Partition {
         self.log.lock().append(records, produce_version, now_ms)
     }
 
+    /// The lock is held only to pick candidate segments; the header scan runs without it.
     pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
-        self.log.lock().plan_read(offset)
+        let candidates = self.log.lock().read_candidates(offset)?;
+        Ok(candidates.locate()?)
     }
 
     /// (log start offset, high watermark)

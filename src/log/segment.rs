@@ -73,8 +73,8 @@ pub fn scan(
         if header.is_none() || need.is_some_and(|n| n > have) {
             // Refill the buffer at `pos` with at least what the next batch needs.
             let need = need.unwrap_or(HEADER_LEN);
-            if ((end - pos) as usize) < need || buf_start == pos && have >= need {
-                // The file ends inside this batch (a torn tail), or nothing new can be read.
+            if ((end - pos) as usize) < need {
+                // The file ends inside this batch: a torn tail.
                 return Ok(pos);
             }
             let len = (need.max(chunk) as u64).min(end - pos) as usize;
@@ -292,16 +292,12 @@ impl Segment {
 
     /// Position of the first batch whose last offset is `>= offset`, or `None` past the end.
     pub fn find_position(&self, offset: i64) -> io::Result<Option<u64>> {
-        let start = u64::from(self.index.lookup(self.relative(offset)));
-        let mut found = None;
-        scan(&self.file, start, self.size, false, |b| {
-            if b.header.last_offset() >= offset {
-                found = Some(b.position);
-                return false;
-            }
-            true
-        })?;
-        Ok(found)
+        self.reader().find_position(self.index_hint(offset), offset)
+    }
+
+    /// A position at or before the batch holding `offset`, from the in-memory sparse index.
+    pub fn index_hint(&self, offset: i64) -> u64 {
+        u64::from(self.index.lookup(self.relative(offset)))
     }
 
     /// Offset of the first batch whose max timestamp is `>= target`, with that batch's position.
@@ -407,6 +403,20 @@ impl SegmentReader {
         }
         buf.truncate(whole);
         Ok(Bytes::from(buf))
+    }
+
+    /// Position of the first batch at or after `start` whose last offset is `>= offset`, or
+    /// `None` past the end. Reads only batch headers.
+    pub fn find_position(&self, start: u64, offset: i64) -> io::Result<Option<u64>> {
+        let mut found = None;
+        scan(&self.file, start, self.size, false, |b| {
+            if b.header.last_offset() >= offset {
+                found = Some(b.position);
+                return false;
+            }
+            true
+        })?;
+        Ok(found)
     }
 
     /// The whole batch at `position`.
