@@ -10,6 +10,7 @@
 //! with a warning so that existing files keep working. Unknown names (typos) and values of the
 //! wrong type fail start-up.
 
+pub mod alter;
 pub mod describe;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ const USED: &[&str] = &[
     "group.max.size",
     "group.min.session.timeout.ms",
     "listeners",
+    "log.cleanup.policy",
     "log.dir",
     "log.dirs",
     "log.flush.interval.messages",
@@ -532,6 +534,12 @@ fn timestamp_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+/// (delete, compact) of a validated cleanup.policy list.
+fn cleanup_policy(v: &str) -> (bool, bool) {
+    let has = |w: &str| v.split(',').any(|p| p.trim() == w);
+    (has("delete"), has("compact"))
+}
+
 /// Broker-wide log defaults; `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka.
 fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
     let d = LogConfig::default();
@@ -584,6 +592,19 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
         timestamp_after_max_ms: s
             .long("log.message.timestamp.after.max.ms")?
             .unwrap_or(d.timestamp_after_max_ms),
+        ..match s.str("log.cleanup.policy") {
+            Some(v) => {
+                check_topic_value("cleanup.policy", &v)
+                    .map_err(|_| invalid("log.cleanup.policy", &v, "expected compact, delete"))?;
+                let (cleanup_delete, cleanup_compact) = cleanup_policy(&v);
+                LogConfig {
+                    cleanup_delete,
+                    cleanup_compact,
+                    ..d
+                }
+            }
+            None => d,
+        }
     })
 }
 
@@ -688,6 +709,7 @@ pub fn topic_log_config(
             "message.timestamp.type" => c.timestamp_type = timestamp_type(name, v)?,
             "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num(),
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
+            "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
             _ => {}
         }
     }

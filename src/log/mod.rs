@@ -33,6 +33,10 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// cleanup.policy contains `delete`: retention applies and DeleteRecords is allowed.
+    pub cleanup_delete: bool,
+    /// cleanup.policy contains `compact`: every produced record needs a key.
+    pub cleanup_compact: bool,
 }
 
 impl Default for LogConfig {
@@ -50,6 +54,8 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            cleanup_delete: true,
+            cleanup_compact: false,
         }
     }
 }
