@@ -59,6 +59,7 @@ const USED: &[&str] = &[
     "advertised.listeners",
     "auto.create.topics.enable",
     "broker.id",
+    "compression.type",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -534,6 +535,18 @@ fn timestamp_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+/// The batch codec of a validated compression.type; `None` for `producer`.
+fn compression_codec(v: &str) -> Option<i16> {
+    match v {
+        "uncompressed" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
 /// (delete, compact) of a validated cleanup.policy list.
 fn cleanup_policy(v: &str) -> (bool, bool) {
     let has = |w: &str| v.split(',').any(|p| p.trim() == w);
@@ -592,6 +605,13 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
         timestamp_after_max_ms: s
             .long("log.message.timestamp.after.max.ms")?
             .unwrap_or(d.timestamp_after_max_ms),
+        compression: match s.str("compression.type") {
+            Some(v) => {
+                check_topic_value("compression.type", &v)?;
+                compression_codec(&v)
+            }
+            None => d.compression,
+        },
         ..match s.str("log.cleanup.policy") {
             Some(v) => {
                 check_topic_value("cleanup.policy", &v)
@@ -710,6 +730,7 @@ pub fn topic_log_config(
             "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num(),
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
             "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
+            "compression.type" => c.compression = compression_codec(v),
             _ => {}
         }
     }

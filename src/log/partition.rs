@@ -53,6 +53,8 @@ pub enum LogError {
     DeletePastHighWatermark { offset: i64, high_watermark: i64 },
     #[error("Records can not be deleted due to the configured policy")]
     DeleteNotAllowedByPolicy,
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    NoKeyOnCompactedTopic(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +302,11 @@ impl PartitionLog {
             produce_version,
             bounds,
         )?;
+        let converted = self.convert_records(records, &header)?;
+        let (records, header) = match &converted {
+            Some((bytes, h)) => (bytes.as_slice(), *h),
+            None => (records, header),
+        };
         if header.has_producer_id() {
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
@@ -350,6 +357,38 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// The record-level work some topic configs need (LogValidator): every record keyed on a
+    /// compacted topic, and the batch recompressed when compression.type names another codec.
+    /// Returns the batch to store when it changed.
+    fn convert_records(
+        &self,
+        records: &[u8],
+        header: &BatchHeader,
+    ) -> Result<Option<(Vec<u8>, BatchHeader)>, LogError> {
+        let target = self
+            .config
+            .compression
+            .filter(|&c| c != header.compression());
+        if !self.config.cleanup_compact && target.is_none() {
+            return Ok(None);
+        }
+        let raw = super::records::uncompressed_records(records, header)?;
+        if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
+            let tp = self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(LogError::NoKeyOnCompactedTopic(tp));
+        }
+        let Some(codec) = target else {
+            return Ok(None);
+        };
+        let out = super::records::recompress(records, header, &raw, codec)?;
+        let h = BatchHeader::parse(&out).ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
+        Ok(Some((out, h)))
     }
 
     /// A write or fsync failure leaves the file in an unknown state: stop writing to this log

@@ -87,6 +87,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
             OFFSET_OUT_OF_RANGE
         }
         LogError::DeleteNotAllowedByPolicy => POLICY_VIOLATION,
+        LogError::NoKeyOnCompactedTopic(_) => INVALID_RECORD,
         LogError::Storage(_) | LogError::Offline => KAFKA_STORAGE_ERROR,
     }
 }
