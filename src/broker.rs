@@ -131,6 +131,37 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// One pass of log compaction over every compacted log that is due (see `log::cleaner`);
+    /// returns how many records were removed. The rewriting runs without the partition lock.
+    pub fn clean_logs(&self, now: i64) -> u64 {
+        let mut removed = 0;
+        for p in self.catalog.partitions() {
+            let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
+                continue;
+            };
+            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
+                    continue;
+                }
+            };
+            let records: u64 = cleaned.iter().map(|c| c.records_removed).sum();
+            match p.with_log(|l| l.install_cleaned(cleaned)) {
+                Ok(segments) => {
+                    removed += records;
+                    tracing::info!(topic = %p.topic, partition = p.index, segments, records, "log cleaned");
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "swapping cleaned segments failed")
+                }
+            }
+        }
+        removed
+    }
+}
+
 /// Reads `meta.properties` for the cluster id, or writes a new one (Kafka's format).
 fn load_or_create_meta(dir: &Path, node_id: i32) -> io::Result<String> {
     let path = dir.join("meta.properties");

@@ -992,7 +992,14 @@ async fn stable_members_survive_a_restart() -> Result<()> {
 async fn deleting_a_topic_removes_its_committed_offsets_for_good() -> Result<()> {
     let (mut b, mut c) = group_broker_with_topic(TOPIC, 1).await?;
     create_topic(&mut c, "doomed", 2).await?;
-    commit_ok(&mut c, "g-del", "", -1, &[(TOPIC, 0, 5, ""), ("doomed", 1, 7, "")]).await?;
+    commit_ok(
+        &mut c,
+        "g-del",
+        "",
+        -1,
+        &[(TOPIC, 0, 5, ""), ("doomed", 1, 7, "")],
+    )
+    .await?;
     let r = c
         .request(
             4,

@@ -292,6 +292,10 @@ pub struct Config {
     pub fetch_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
+    /// log.cleaner.enable and log.cleaner.backoff.ms: whether and how often compacted logs
+    /// are cleaned.
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
@@ -462,6 +466,9 @@ impl Config {
             log_flush_scheduler_interval_ms: s
                 .positive_long("log.flush.scheduler.interval.ms")?
                 .unwrap_or(i64::MAX) as u64,
+            log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
+            log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
+                as u64,
             log,
             group,
             unused,
@@ -612,6 +619,23 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
             }
             None => d.compression,
         },
+        min_compaction_lag_ms: s
+            .long("log.cleaner.min.compaction.lag.ms")?
+            .unwrap_or(d.min_compaction_lag_ms),
+        max_compaction_lag_ms: s
+            .positive_long("log.cleaner.max.compaction.lag.ms")?
+            .unwrap_or(d.max_compaction_lag_ms),
+        delete_retention_ms: s
+            .long("log.cleaner.delete.retention.ms")?
+            .unwrap_or(d.delete_retention_ms),
+        min_cleanable_dirty_ratio: match s.str("log.cleaner.min.cleanable.ratio") {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| invalid("log.cleaner.min.cleanable.ratio", &v, "expected 0..1"))?,
+            None => d.min_cleanable_dirty_ratio,
+        },
         ..match s.str("log.cleanup.policy") {
             Some(v) => {
                 check_topic_value("cleanup.policy", &v)
@@ -731,6 +755,12 @@ pub fn topic_log_config(
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
             "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
             "compression.type" => c.compression = compression_codec(v),
+            "min.compaction.lag.ms" => c.min_compaction_lag_ms = num(),
+            "max.compaction.lag.ms" => c.max_compaction_lag_ms = num(),
+            "delete.retention.ms" => c.delete_retention_ms = num(),
+            "min.cleanable.dirty.ratio" => {
+                c.min_cleanable_dirty_ratio = v.parse().unwrap_or(c.min_cleanable_dirty_ratio)
+            }
             _ => {}
         }
     }

@@ -53,7 +53,7 @@ pub fn first_keyless_record(mut records: &[u8]) -> Result<Option<usize>, BatchEr
 }
 
 /// A zig-zag varlong: value and bytes used.
-fn varint(b: &[u8]) -> Option<(i64, usize)> {
+pub(crate) fn varint(b: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
     for (i, &byte) in b.iter().take(10).enumerate() {
         raw |= u64::from(byte & 0x7f) << (7 * i);

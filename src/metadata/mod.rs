@@ -229,7 +229,7 @@ impl Catalog {
         if let Some(t) = self.get(name) {
             return Ok(t);
         }
-        match self.create(name, partitions, 1, BTreeMap::new(), now_ms) {
+        match self.create(name, partitions, 1, internal_topic_configs(name), now_ms) {
             Err(CreateTopicError::AlreadyExists(_)) => {
                 self.get(name).ok_or(CreateTopicError::InvalidPartitions)
             }
@@ -397,6 +397,22 @@ impl Catalog {
             .flat_map(|t| t.partitions.iter().cloned())
             .collect()
     }
+}
+
+/// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
+/// compacted (only the newest offset and group record per key matter) with
+/// offsets.topic.segment.bytes segments, as is `__transaction_state`.
+fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
+    if !is_internal_name(name) {
+        return BTreeMap::new();
+    }
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn open_topic(
