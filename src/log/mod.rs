@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod index;
 pub mod partition;
+pub mod records;
 pub mod segment;
 
 /// How record timestamps are set (message.timestamp.type).
