@@ -3,6 +3,8 @@
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `index`: the sparse `.index` and `.timeindex` files;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
+//! - `record_validator`: every record of a produced batch walked as Kafka's LogValidator does,
+//!   compressed ones through bounded streaming decoders;
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `cleaner`: log compaction for `cleanup.policy=compact`.
@@ -11,6 +13,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod index;
 pub mod partition;
+pub mod record_validator;
 pub mod records;
 pub mod segment;
 
