@@ -146,8 +146,8 @@ fn offset_map(plan: &CleanPlan) -> Result<HashMap<Vec<u8>, i64>, CleanError> {
             if h.is_control() {
                 return Ok(());
             }
-            let area =
-                uncompressed_records(bytes, h).map_err(|e| CleanError::Batch(h.base_offset, e))?;
+            let area = uncompressed_records(bytes, h, plan.config.max_message_bytes)
+                .map_err(|e| CleanError::Batch(h.base_offset, e))?;
             let records = walk_records(&area).map_err(|e| CleanError::Batch(h.base_offset, e))?;
             for r in records {
                 if let Some(k) = r.key {
@@ -228,7 +228,7 @@ fn clean_segment(
             size += bytes.len() as u64;
             return Ok(file.write_all(bytes)?);
         }
-        let area = uncompressed_records(bytes, h).map_err(bad)?;
+        let area = uncompressed_records(bytes, h, plan.config.max_message_bytes).map_err(bad)?;
         let records = walk_records(&area).map_err(bad)?;
         let kept: Vec<&[u8]> = records
             .iter()

@@ -385,7 +385,8 @@ impl PartitionLog {
         if !self.config.cleanup_compact && target.is_none() {
             return Ok(None);
         }
-        let raw = super::records::uncompressed_records(records, header)?;
+        let raw =
+            super::records::uncompressed_records(records, header, self.config.max_message_bytes)?;
         if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
             let tp = self
                 .dir

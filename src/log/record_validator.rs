@@ -63,27 +63,52 @@ pub fn validate_records(
     let check = RecordCheck { header, timestamps };
     match header.compression() {
         COMPRESSION_NONE => check.walk(&mut SliceSource { rest: records }),
-        COMPRESSION_GZIP => {
-            let decoder = flate2::bufread::MultiGzDecoder::new(records);
-            check.walk(&mut ReadSource::new(decoder, limit))
-        }
-        COMPRESSION_SNAPPY => check.walk(&mut ReadSource::new(
-            SnappyReader::new(records, limit),
-            limit,
-        )),
-        COMPRESSION_LZ4 => {
-            let decoder = lz4::Decoder::new(records).map_err(|_| codec_error())?;
-            check.walk(&mut ReadSource::new(decoder, limit))
-        }
+        codec => check.walk(&mut ReadSource::new(decoder(codec, records, limit)?, limit)),
+    }
+}
+
+/// A streaming decoder of a compressed records area.
+fn decoder<'a>(
+    codec: i16,
+    records: &'a [u8],
+    limit: u64,
+) -> Result<Box<dyn Read + 'a>, BatchError> {
+    Ok(match codec {
+        COMPRESSION_GZIP => Box::new(flate2::bufread::MultiGzDecoder::new(records)),
+        COMPRESSION_SNAPPY => Box::new(SnappyReader::new(records, limit)),
+        COMPRESSION_LZ4 => Box::new(lz4::Decoder::new(records).map_err(|_| codec_error())?),
         COMPRESSION_ZSTD => {
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(records).map_err(|_| codec_error())?;
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(|_| codec_error())?;
-            check.walk(&mut ReadSource::new(decoder, limit))
+            Box::new(decoder)
         }
-        _ => Err(BatchError::Corrupt("unknown compression type")),
+        _ => return Err(BatchError::Corrupt("unknown compression type")),
+    })
+}
+
+/// The records area of a batch, decompressed (at most `limit` bytes) when it is compressed: for
+/// the record-level work that needs the bytes themselves (key checks, recompression, the log
+/// cleaner).
+pub fn decompress(header: &BatchHeader, records: &[u8], limit: u64) -> Result<Vec<u8>, BatchError> {
+    match header.compression() {
+        COMPRESSION_NONE => Ok(records.to_vec()),
+        codec => {
+            let mut out = Vec::new();
+            decoder(codec, records, limit)?
+                .take(limit + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::FileTooLarge => too_large(),
+                    _ => codec_error(),
+                })?;
+            if out.len() as u64 > limit {
+                return Err(too_large());
+            }
+            Ok(out)
+        }
     }
 }
 
