@@ -51,6 +51,14 @@ pub struct RunningBroker {
 
 /// Opens the data directory (recovering it if needed), binds the listener and starts serving.
 pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
+    start_on(Arc::new(log::storage::FileStorage), config).await
+}
+
+/// `start`, with every segment file going through `storage` (tests inject storage faults).
+pub async fn start_on(
+    storage: Arc<dyn log::storage::Storage>,
+    config: Config,
+) -> std::io::Result<RunningBroker> {
     let listener = TcpListener::bind(&config.listen).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = match &config.advertised {
@@ -63,7 +71,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
             port: local_addr.port(),
         },
     };
-    let broker = Arc::new(Broker::open(config, endpoint)?);
+    let broker = Arc::new(Broker::open_on(storage, config, endpoint)?);
     let cancel = CancellationToken::new();
     let tasks = vec![
         tokio::spawn(server::accept_loop(

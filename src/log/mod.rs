@@ -7,7 +7,8 @@
 //!   compressed ones through bounded streaming decoders;
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
-//! - `cleaner`: log compaction for `cleanup.policy=compact`.
+//! - `cleaner`: log compaction for `cleanup.policy=compact`;
+//! - `storage`: the trait segment files are opened and written through (faults injected in tests).
 
 pub mod batch;
 pub mod cleaner;
@@ -16,6 +17,7 @@ pub mod partition;
 pub mod record_validator;
 pub mod records;
 pub mod segment;
+pub mod storage;
 
 /// How record timestamps are set (message.timestamp.type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,6 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -20,6 +21,7 @@ use super::batch::{
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, OpenMode, Segment, SegmentReader};
+use super::storage::{FileStorage, Storage};
 use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
@@ -134,12 +136,24 @@ pub struct PartitionLog {
     /// Log compaction: offsets from here on were written since the last cleaning (everything
     /// is dirty after a restart, which costs at most one extra cleaning).
     first_dirty_offset: i64,
+    storage: Arc<dyn Storage>,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`. `clean` says whether the previous run shut down
-    /// cleanly; if not, every segment is verified and a torn tail is cut.
+    /// Opens (or creates) the log in `dir` on the local file system. `clean` says whether the
+    /// previous run shut down cleanly; if not, every segment is verified and a torn tail is cut.
     pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<PartitionLog> {
+        Self::open_on(Arc::new(FileStorage), dir, config, clean, now_ms)
+    }
+
+    /// `open`, with segment files going through `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
         dir: &Path,
         config: LogConfig,
         clean: bool,
@@ -165,7 +179,8 @@ impl PartitionLog {
                 remove_segment_files(dir, base);
                 continue;
             }
-            let (seg, cut) = Segment::open(dir, base, mode, config.index_interval_bytes)?;
+            let (seg, cut) =
+                Segment::open(&*storage, dir, base, mode, config.index_interval_bytes)?;
             if cut > 0 {
                 tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, "cut a torn or corrupt log tail");
                 if i + 1 < bases.len() {
@@ -181,7 +196,7 @@ impl PartitionLog {
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0)?);
+            segments.push(Segment::create(&*storage, dir, 0)?);
         }
         let log_start_offset = stored_log_start_offset(dir)
             .filter(|&o| {
@@ -199,6 +214,7 @@ impl PartitionLog {
             leader_epoch: 0,
             offline: false,
             first_dirty_offset: 0,
+            storage,
         };
         log.load_producer_state()?;
         Ok(log)
@@ -427,7 +443,7 @@ impl PartitionLog {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        match Segment::create(&self.dir, base) {
+        match Segment::create(&*self.storage, &self.dir, base) {
             Ok(seg) => {
                 self.segments.push(seg);
                 Ok(())
@@ -694,6 +710,7 @@ impl PartitionLog {
                 );
             }
             let (seg, _) = Segment::open(
+                &*self.storage,
                 &self.dir,
                 c.base_offset,
                 OpenMode::Recover,
