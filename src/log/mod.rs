@@ -3,9 +3,11 @@
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `index`: the sparse `.index` and `.timeindex` files;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
-//! - `partition`: a partition's log (append, read, recovery, retention, flush).
+//! - `partition`: a partition's log (append, read, recovery, retention, flush);
+//! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
 pub mod batch;
+pub mod check;
 pub mod index;
 pub mod partition;
 pub mod segment;
