@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 TOPIC = "torture"
 GROUP = "torture-group"
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-KILL_SCENARIOS = ["kill", "kill-twice"]
+KILL_SCENARIOS = ["kill", "kill-twice", "kill-stopping"]
 DAMAGE_SCENARIOS = ["cut", "zero", "flip", "index-delete", "index-corrupt"]
 ALL_SCENARIOS = KILL_SCENARIOS + DAMAGE_SCENARIOS
 # Broker settings: small segments and a dense index so that rolls, many segments and many index
@@ -112,6 +112,17 @@ class Broker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+    def kill9_while_stopping(self, delay):
+        """SIGTERM, then SIGKILL `delay` seconds later: a crash in the middle of a clean shutdown.
+        Returns False when the broker had already finished stopping."""
+        self.proc.send_signal(signal.SIGTERM)
+        time.sleep(delay)
+        killed = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        return killed
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -533,9 +544,17 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         p.start()
     if scenario in KILL_SCENARIOS:
         time.sleep(rng.uniform(0.3, args.duration))
-        broker.kill9()
-        stats["kills"] += 1
-        crash_check(args, broker, stats, "SIGKILL under load")
+        if scenario == "kill-stopping":
+            delay = rng.uniform(0, 0.03)
+            if broker.kill9_while_stopping(delay):
+                stats["kills"] += 1
+                crash_check(args, broker, stats, f"SIGKILL {delay * 1000:.0f} ms into a clean shutdown")
+            else:
+                crash_check(args, broker, stats, f"clean shutdown finished within {delay * 1000:.0f} ms")
+        else:
+            broker.kill9()
+            stats["kills"] += 1
+            crash_check(args, broker, stats, "SIGKILL under load")
         time.sleep(rng.uniform(0, 1.0))
         if scenario == "kill-twice":
             # Kill again during start-up and recovery.
@@ -545,6 +564,11 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
             stats["kills"] += 1
             crash_check(args, broker, stats, "SIGKILL during start-up")
         broker.start()
+        # A producer that starts after the crash gets a new producer id while the older ones
+        # keep theirs: ids must not be handed out twice across a crash.
+        late = ProducerLoad(broker.bootstrap, f"r{n}-late", rng.choice(CODECS), args.partitions, args.rate, rng)
+        late.start()
+        producers.append(late)
         time.sleep(rng.uniform(1.0, 3.0))
     else:
         time.sleep(args.duration)
@@ -557,8 +581,10 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         stats["acked"] += len(p.acked)
         stats["failed"] += p.failed
         if p.fatal:
+            # An idempotent producer only fails fatally when the broker answers a sequence it
+            # should have accepted (OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID): lost producer state.
             stats["fatal"] += 1
-            log(f"  producer {p.name_} hit a fatal error: {p.fatal}")
+            raise Failure(f"producer {p.name_} hit a fatal error: {p.fatal}")
     stats["commits_acked_partitions"] += len(member.acked_commits)
     if scenario in DAMAGE_SCENARIOS:
         clean = scenario == "index-delete" and rng.random() < 0.5 or scenario == "index-corrupt" and rng.random() < 0.3
