@@ -329,12 +329,18 @@ def damage_log(rng, data_dir, kind, batch_list):
             at = rng.randrange(size)
             f.truncate(at)
             changed = at
+        elif kind == "zero" and rng.random() < 0.3:
+            # Zeros past the end, as a file system may leave after a crash that grew the file
+            # before its data reached the disk.
+            f.seek(size)
+            f.write(bytes(rng.randrange(1, 65536)))
+            changed = size
         elif kind == "zero":
             at = rng.randrange(size)
             f.seek(at)
             f.write(bytes(size - at))
             nonzero = [i for i in range(at, size) if data[i] != 0]
-            changed = nonzero[0] if nonzero else size
+            changed = nonzero[0] if nonzero else None
         else:  # flip: a byte the CRC covers or the length field (base offset and leader epoch
             # are outside the CRC in Kafka's format, so their damage is not detectable).
             while True:
@@ -345,10 +351,15 @@ def damage_log(rng, data_dir, kind, batch_list):
             changed = b[1] + rel
             f.seek(changed)
             f.write(bytes([data[changed] ^ rng.randrange(1, 256)]))
-    # Batches wholly before the first changed byte survive; the rest of the partition goes.
-    hit = [b for b in in_seg if b[1] + b[2] > changed]
+    # Batches wholly before the first changed byte survive; the rest of the partition goes (as in
+    # Kafka's recovery, the segments after a segment with a bad tail are deleted).
     old_end = max(b[4] for b in batches) + 1
-    new_end = hit[0][3] if hit else old_end
+    if changed is None:
+        new_end = old_end  # the zeros fell on zeros: nothing changed
+        changed = size
+    else:
+        hit = [b for b in in_seg if b[1] + b[2] > changed]
+        new_end = hit[0][3] if hit else in_seg[-1][4] + 1
     log(f"  damage {kind}: {TOPIC}-{partition} segment {seg} at byte {changed} of {size}: "
         f"log end {old_end} -> {new_end}")
     return partition, new_end
