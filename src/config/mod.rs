@@ -10,6 +10,7 @@
 //! with a warning so that existing files keep working. Unknown names (typos) and values of the
 //! wrong type fail start-up.
 
+pub mod alter;
 pub mod describe;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,7 @@ const USED: &[&str] = &[
     "advertised.listeners",
     "auto.create.topics.enable",
     "broker.id",
+    "compression.type",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -67,6 +69,7 @@ const USED: &[&str] = &[
     "group.max.size",
     "group.min.session.timeout.ms",
     "listeners",
+    "log.cleanup.policy",
     "log.dir",
     "log.dirs",
     "log.flush.interval.messages",
@@ -532,6 +535,24 @@ fn timestamp_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+/// The batch codec of a validated compression.type; `None` for `producer`.
+fn compression_codec(v: &str) -> Option<i16> {
+    match v {
+        "uncompressed" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
+/// (delete, compact) of a validated cleanup.policy list.
+fn cleanup_policy(v: &str) -> (bool, bool) {
+    let has = |w: &str| v.split(',').any(|p| p.trim() == w);
+    (has("delete"), has("compact"))
+}
+
 /// Broker-wide log defaults; `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka.
 fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
     let d = LogConfig::default();
@@ -584,6 +605,26 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
         timestamp_after_max_ms: s
             .long("log.message.timestamp.after.max.ms")?
             .unwrap_or(d.timestamp_after_max_ms),
+        compression: match s.str("compression.type") {
+            Some(v) => {
+                check_topic_value("compression.type", &v)?;
+                compression_codec(&v)
+            }
+            None => d.compression,
+        },
+        ..match s.str("log.cleanup.policy") {
+            Some(v) => {
+                check_topic_value("cleanup.policy", &v)
+                    .map_err(|_| invalid("log.cleanup.policy", &v, "expected compact, delete"))?;
+                let (cleanup_delete, cleanup_compact) = cleanup_policy(&v);
+                LogConfig {
+                    cleanup_delete,
+                    cleanup_compact,
+                    ..d
+                }
+            }
+            None => d,
+        }
     })
 }
 
@@ -688,6 +729,8 @@ pub fn topic_log_config(
             "message.timestamp.type" => c.timestamp_type = timestamp_type(name, v)?,
             "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num(),
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
+            "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
+            "compression.type" => c.compression = compression_codec(v),
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `index`: the sparse `.index` and `.timeindex` files;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
+//! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
@@ -10,6 +11,7 @@ pub mod batch;
 pub mod check;
 pub mod index;
 pub mod partition;
+pub mod records;
 pub mod segment;
 
 /// How record timestamps are set (message.timestamp.type).
@@ -35,6 +37,13 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// cleanup.policy contains `delete`: retention applies and DeleteRecords is allowed.
+    pub cleanup_delete: bool,
+    /// cleanup.policy contains `compact`: every produced record needs a key.
+    pub cleanup_compact: bool,
+    /// compression.type as a batch codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); `None` is
+    /// `producer`, which keeps the client's codec.
+    pub compression: Option<i16>,
 }
 
 impl Default for LogConfig {
@@ -52,6 +61,9 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            compression: None,
         }
     }
 }

@@ -23,6 +23,10 @@ use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
+/// The log start offset when DeleteRecords moved it past the first segment's base offset (Kafka
+/// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
+/// written to a temporary file and renamed.
+const LOG_START_OFFSET_FILE: &str = "log-start-offset.gregor";
 
 /// Why an append or read failed; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,12 @@ pub enum LogError {
     Storage(#[from] io::Error),
     #[error("the log is offline after an earlier storage error")]
     Offline,
+    #[error("Cannot increment the log start offset to {offset} since it is larger than the high watermark {high_watermark}")]
+    DeletePastHighWatermark { offset: i64, high_watermark: i64 },
+    #[error("Records can not be deleted due to the configured policy")]
+    DeleteNotAllowedByPolicy,
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    NoKeyOnCompactedTopic(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +178,11 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0)?);
         }
-        let log_start_offset = segments[0].base_offset;
+        let log_start_offset = stored_log_start_offset(dir)
+            .filter(|&o| {
+                o > segments[0].base_offset && o <= segments[segments.len() - 1].next_offset()
+            })
+            .unwrap_or(segments[0].base_offset);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -288,6 +302,11 @@ impl PartitionLog {
             produce_version,
             bounds,
         )?;
+        let converted = self.convert_records(records, &header)?;
+        let (records, header) = match &converted {
+            Some((bytes, h)) => (bytes.as_slice(), *h),
+            None => (records, header),
+        };
         if header.has_producer_id() {
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
@@ -338,6 +357,38 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
         })
+    }
+
+    /// The record-level work some topic configs need (LogValidator): every record keyed on a
+    /// compacted topic, and the batch recompressed when compression.type names another codec.
+    /// Returns the batch to store when it changed.
+    fn convert_records(
+        &self,
+        records: &[u8],
+        header: &BatchHeader,
+    ) -> Result<Option<(Vec<u8>, BatchHeader)>, LogError> {
+        let target = self
+            .config
+            .compression
+            .filter(|&c| c != header.compression());
+        if !self.config.cleanup_compact && target.is_none() {
+            return Ok(None);
+        }
+        let raw = super::records::uncompressed_records(records, header)?;
+        if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
+            let tp = self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(LogError::NoKeyOnCompactedTopic(tp));
+        }
+        let Some(codec) = target else {
+            return Ok(None);
+        };
+        let out = super::records::recompress(records, header, &raw, codec)?;
+        let h = BatchHeader::parse(&out).ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
+        Ok(Some((out, h)))
     }
 
     /// A write or fsync failure leaves the file in an unknown state: stop writing to this log
@@ -457,8 +508,11 @@ impl PartitionLog {
     /// Kafka's ListOffsets by timestamp: the first record with timestamp `>= target`, as
     /// (timestamp, offset). Only the one batch found through the time index is decoded.
     pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+        // Records below the log start offset (DeleteRecords) are gone even if their batch is not.
+        let start = self.log_start_offset;
         match self.find_timestamp(target)? {
-            Some((h, bytes)) => record_at(&h, bytes, |ts| ts >= target),
+            Some((h, bytes)) => Ok(record_at(&h, bytes, |ts| ts >= target)?
+                .map(|(ts, offset)| (ts, offset.max(start)))),
             None => Ok(None),
         }
     }
@@ -476,6 +530,10 @@ impl PartitionLog {
     /// Returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let c = &self.config;
+        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner).
+        if !c.cleanup_delete {
+            return Ok(0);
+        }
         let mut total = self.size_bytes() as i64;
         let mut deletable = 0;
         for seg in &self.segments {
@@ -500,13 +558,63 @@ impl PartitionLog {
             self.roll()?;
         }
         let removed: Vec<Segment> = self.segments.drain(..deletable).collect();
-        self.log_start_offset = self.segments[0].base_offset;
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
         for seg in removed {
             if let Err(e) = seg.delete() {
                 tracing::warn!(error = %e, "could not delete an expired segment");
             }
         }
         Ok(deletable)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
+    /// deletes the whole segments below it, as Kafka's UnifiedLog.deleteRecordsOnLeader /
+    /// maybeIncrementLogStartOffset do. The new start is persisted before segments go, so a
+    /// restart never shows records the client was told are deleted. Returns the new start.
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        if !self.config.cleanup_delete {
+            return Err(LogError::DeleteNotAllowedByPolicy);
+        }
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::DeletePastHighWatermark {
+                offset: target,
+                high_watermark: hw,
+            });
+        }
+        if target <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        if let Err(e) = write_log_start_offset(&self.dir, target) {
+            return Err(self.go_offline(e));
+        }
+        self.log_start_offset = target;
+        // Segments wholly below the new start hold nothing readable any more.
+        let mut below = self
+            .segments
+            .iter()
+            .take_while(|s| s.next_offset() <= target && !s.is_empty())
+            .count();
+        if below == self.segments.len() {
+            self.roll()?;
+            below = self.segments.len() - 1;
+        }
+        for seg in self.segments.drain(..below).collect::<Vec<_>>() {
+            if let Err(e) = seg.delete() {
+                tracing::warn!(error = %e, "could not delete a segment below the log start offset");
+            }
+        }
+        Ok(target)
+    }
+
+    /// The topic was deleted: refuse every further write, so that nothing appends to files that
+    /// are about to be removed.
+    pub fn mark_deleted(&mut self) {
+        self.offline = true;
     }
 
     /// Clean shutdown: fsync and save the producer state so the next start need not replay.
@@ -539,6 +647,22 @@ fn record_at(
         .iter()
         .find(|r| wanted(r.timestamp))
         .map(|r| (r.timestamp, r.offset)))
+}
+
+fn stored_log_start_offset(dir: &Path) -> Option<i64> {
+    fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+    fs::write(&tmp, format!("{offset}\n"))?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
+    fs::File::open(dir)?.sync_all()
 }
 
 fn remove_segment_files(dir: &Path, base: i64) {
@@ -724,5 +848,55 @@ mod tests {
         assert!(log.size_bytes() <= 4000 + 2000);
         assert!(log.size_bytes() >= 4000);
         assert!(log.log_start_offset() > 0);
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..60 {
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(matches!(
+            log.delete_records(61),
+            Err(LogError::DeletePastHighWatermark { .. })
+        ));
+        assert_eq!(log.delete_records(45).unwrap(), 45);
+        assert!(log.segment_count() < segments);
+        assert_eq!(log.log_start_offset(), 45);
+        assert!(matches!(
+            log.plan_read(44),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(read_all(&log, 45)[0].base_offset, 45);
+        // Never backwards.
+        assert_eq!(log.delete_records(10).unwrap(), 45);
+        // By timestamp: records below the start are not answered.
+        assert_eq!(log.offset_for_timestamp(0).unwrap().map(|x| x.1), Some(45));
+        drop(log);
+        for clean in [true, false] {
+            let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+            assert_eq!((log.log_start_offset(), log.high_watermark()), (45, 60));
+        }
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(log.delete_records(-1).unwrap(), 60);
+        assert_eq!(
+            log.append(&make_batch(&[b"n"], 1, None), 9, 0)
+                .unwrap()
+                .base_offset,
+            60
+        );
+        let compacted = LogConfig {
+            cleanup_delete: false,
+            cleanup_compact: true,
+            ..config()
+        };
+        log.set_config(compacted);
+        assert!(matches!(
+            log.delete_records(61),
+            Err(LogError::DeleteNotAllowedByPolicy)
+        ));
     }
 }

@@ -1,0 +1,191 @@
+//! AlterConfigs (key 33, legacy: a resource's overrides are replaced as a whole) and the checks it
+//! shares with IncrementalAlterConfigs (key 44). Topic overrides are validated with Kafka's rules,
+//! written to the topic file and applied to the live partition logs. Broker configs are static in
+//! gregor: every change is refused with the error Kafka gives for a config that cannot be updated
+//! dynamically.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::errors;
+use super::RequestContext;
+use crate::config::alter::{topic_config_message, AlterError};
+use crate::config::broker_config_defs;
+use crate::metadata::{validate_topic_name, TopicAdminError};
+
+pub fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let keys: Vec<(i8, String)> = req
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.to_string()))
+        .collect();
+    let dups = duplicate_resources(&keys);
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            let key = (r.resource_type, r.resource_name.to_string());
+            let outcome = if dups.contains(&key) {
+                Err((errors::INVALID_REQUEST, "Duplicate resource.".to_string()))
+            } else {
+                let configs: Vec<(String, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                    .collect();
+                alter(ctx, r.resource_type, &key.1, &configs, req.validate_only)
+            };
+            let (code, message) = match outcome {
+                Ok(()) => (errors::NONE, None),
+                Err((code, m)) => (code, Some(StrBytes::from_string(m))),
+            };
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+fn alter(
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    configs: &[(String, Option<String>)],
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    check_keys(configs.iter().map(|(k, v)| (k.as_str(), v.is_some())))?;
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let next: BTreeMap<String, String> = configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+                .collect();
+            set_topic(ctx, name, next, validate_only)
+        }
+        RESOURCE_BROKER => refuse_broker(ctx, name, configs.iter().map(|(k, _)| k.as_str())),
+        other => Err(unknown_resource(other)),
+    }
+}
+
+/// Kafka's checks on one resource's keys: no duplicates, and a value for every key (the caller
+/// says which keys may be null).
+pub fn check_keys<'a>(
+    keys: impl Iterator<Item = (&'a str, bool)> + Clone,
+) -> Result<(), (i16, String)> {
+    let mut seen = HashSet::new();
+    if keys.clone().any(|(k, _)| !seen.insert(k)) {
+        return Err((
+            errors::INVALID_REQUEST,
+            "Error due to duplicate config keys".into(),
+        ));
+    }
+    let nulls: Vec<&str> = keys.filter(|(_, has)| !has).map(|(k, _)| k).collect();
+    if !nulls.is_empty() {
+        return Err((
+            errors::INVALID_REQUEST,
+            format!("Null value not supported for : {}", nulls.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+pub fn duplicate_resources(keys: &[(i8, String)]) -> HashSet<(i8, String)> {
+    let mut seen = HashSet::new();
+    keys.iter()
+        .filter(|k| !seen.insert((*k).clone()))
+        .cloned()
+        .collect()
+}
+
+pub fn unknown_resource(t: i8) -> (i16, String) {
+    (
+        errors::INVALID_REQUEST,
+        format!("Unknown resource type {t}"),
+    )
+}
+
+/// Validates and applies a topic's complete new set of overrides.
+pub fn set_topic(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    next: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
+    match ctx
+        .broker
+        .catalog
+        .set_topic_configs(name, next, validate_only)
+    {
+        Ok(_) => Ok(()),
+        Err(TopicAdminError::UnknownTopic) => Err((
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("The topic '{name}' does not exist."),
+        )),
+        Err(TopicAdminError::InvalidConfig(e)) => {
+            Err((errors::INVALID_CONFIG, topic_config_message(&e)))
+        }
+        Err(e) => Err((errors::topic_admin_error_code(&e), e.to_string())),
+    }
+}
+
+pub fn alter_error(e: AlterError) -> (i16, String) {
+    match e {
+        AlterError::Config(m) => (errors::INVALID_CONFIG, m),
+        AlterError::Request(m) => (errors::INVALID_REQUEST, m),
+    }
+}
+
+/// gregor reads its broker configs once at start-up. The name must be this node's id or empty
+/// (cluster default), as in Kafka; then every key is refused as one Kafka cannot update
+/// dynamically (ConfigAdminManager / DynamicBrokerConfig.validateConfigs).
+pub fn refuse_broker<'a>(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<(), (i16, String)> {
+    if !name.is_empty() {
+        let Ok(id) = name.parse::<i32>() else {
+            return Err((
+                errors::INVALID_REQUEST,
+                format!("Node id must be an integer, but it is: {name}"),
+            ));
+        };
+        if id != ctx.broker.node_id {
+            return Err((
+                errors::INVALID_REQUEST,
+                format!(
+                    "Unexpected broker id, expected {}, but received {name}",
+                    ctx.broker.node_id
+                ),
+            ));
+        }
+    }
+    let keys: Vec<&str> = keys.collect();
+    if let Some(unknown) = keys
+        .iter()
+        .find(|k| !broker_config_defs().iter().any(|d| d.name == **k))
+    {
+        return Err((
+            errors::INVALID_CONFIG,
+            format!("Unknown config name: {unknown}"),
+        ));
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Err((
+        errors::INVALID_REQUEST,
+        format!(
+            "Cannot update these configs dynamically: Set({})",
+            keys.join(", ")
+        ),
+    ))
+}
