@@ -319,7 +319,9 @@ def damage_log(rng, data_dir, kind, batch_list):
             by_part.setdefault(int(name.rsplit("-", 1)[1]), []).append((seg, pos, size, base, last))
     partition = rng.choice(sorted(by_part))
     batches = by_part[partition]
-    seg = rng.choice(sorted({b[0] for b in batches}))
+    # Mostly the last segment, where a crash tears logs; sometimes an older one.
+    segs = sorted({b[0] for b in batches})
+    seg = segs[-1] if rng.random() < 0.7 else rng.choice(segs)
     in_seg = [b for b in batches if b[0] == seg]
     path = segment_path(data_dir, partition, seg, "log")
     size = os.path.getsize(path)
