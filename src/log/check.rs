@@ -41,6 +41,8 @@ pub struct BatchInfo {
 }
 
 /// The result for one partition directory. `problems` empty means the log is consistent.
+/// `log_start_offset` is the first segment's base offset: the files' view, before any DeleteRecords
+/// moved the logical start inside that segment.
 #[derive(Debug, Default)]
 pub struct PartitionReport {
     pub dir: PathBuf,
@@ -130,7 +132,10 @@ fn check_segment(
     let mut running_max = i64::MIN;
     let end = scan(&file, 0, size, true, |b| {
         if !b.bytes.is_some_and(crc_is_valid) {
-            problems.push(format!("segment {base} position {}: CRC mismatch", b.position));
+            problems.push(format!(
+                "segment {base} position {}: CRC mismatch",
+                b.position
+            ));
             return false;
         }
         let h: BatchHeader = b.header;
@@ -140,7 +145,8 @@ fn check_segment(
                 b.position, h.base_offset
             ));
         }
-        if h.last_offset_delta < 0 || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
+        if h.last_offset_delta < 0
+            || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
         {
             problems.push(format!(
                 "segment {base} position {}: {} records for offset delta {}",
@@ -183,11 +189,7 @@ fn check_segment(
 
 /// Reads an index file; a missing file is a problem unless a crash may have come between creating
 /// a new segment's `.log` and its indexes.
-fn read_index(
-    path: &Path,
-    missing_ok: bool,
-    report: &mut PartitionReport,
-) -> Option<Vec<u8>> {
+fn read_index(path: &Path, missing_ok: bool, report: &mut PartitionReport) -> Option<Vec<u8>> {
     match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
@@ -230,9 +232,9 @@ fn check_offset_index(
             && (entries[i - 1].relative_offset >= e.relative_offset
                 || entries[i - 1].position >= e.position)
         {
-            report
-                .problems
-                .push(format!("segment {base}: .index entry {i} is not increasing"));
+            report.problems.push(format!(
+                "segment {base}: .index entry {i} is not increasing"
+            ));
         }
         match batch_ending_at(found, base, e.relative_offset) {
             Some(f) if f.info.position == u64::from(e.position) => {}
@@ -375,10 +377,113 @@ mod tests {
         // Base offset 7 instead of 6: a gap (the base offset is outside the CRC).
         f.write_all_at(&7i64.to_be_bytes(), b.position).unwrap();
         let r = check_partition(dir.path(), strict()).unwrap();
-        assert!(r.problems.iter().any(|p| p.contains("7 but 6")), "{:?}", r.problems);
+        assert!(
+            r.problems.iter().any(|p| p.contains("7 but 6")),
+            "{:?}",
+            r.problems
+        );
         // A flipped byte in the records.
         f.write_all_at(&[0xff], b.position + b.size - 2).unwrap();
         let r = check_partition(dir.path(), strict()).unwrap();
-        assert!(r.problems.iter().any(|p| p.contains("CRC")), "{:?}", r.problems);
+        assert!(
+            r.problems.iter().any(|p| p.contains("CRC")),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    /// A tiny deterministic generator, so that the damage points are varied but reproducible.
+    fn next_random(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    /// Crash recovery keeps exactly the batches wholly before the first damaged byte (and drops
+    /// later segments), rebuilds indexes that agree with the log, and appends densely after it.
+    #[test]
+    fn recovery_keeps_exactly_the_prefix_before_damage() {
+        for seed in 0..40u64 {
+            let mut rng = seed + 1;
+            let dir = tempfile::tempdir().unwrap();
+            write_log(dir.path(), 60);
+            let before = check_partition(dir.path(), strict()).unwrap().batch_list;
+            let segs: Vec<i64> = before.iter().map(|b| b.segment_base).collect();
+            let seg = segs[next_random(&mut rng) as usize % segs.len()];
+            let in_seg: Vec<&BatchInfo> = before.iter().filter(|b| b.segment_base == seg).collect();
+            let size = in_seg.last().map_or(0, |b| b.position + b.size);
+            let at = next_random(&mut rng) % size;
+            let path = dir.path().join(file_name(seg, "log"));
+            let original = fs::read(&path).unwrap();
+            let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            match seed % 3 {
+                0 => f.set_len(at).unwrap(),
+                1 => f
+                    .write_all_at(&vec![0u8; (size - at) as usize], at)
+                    .unwrap(),
+                _ => {
+                    // One byte the CRC covers (not the base offset or leader epoch).
+                    let b = in_seg[next_random(&mut rng) as usize % in_seg.len()];
+                    let at = b.position + 21 + next_random(&mut rng) % (b.size - 21);
+                    f.write_all_at(&[original[at as usize] ^ 0x5a], at).unwrap();
+                }
+            }
+            drop(f);
+            // The first byte that changed (zeros written over zeros change nothing).
+            let damaged = fs::read(&path).unwrap();
+            let changed = (0..original.len())
+                .find(|&i| damaged.get(i) != Some(&original[i]))
+                .unwrap_or(original.len()) as u64;
+            let damaged_at = match in_seg.iter().find(|b| b.position + b.size > changed) {
+                Some(b) => b.base_offset,
+                None => before.last().unwrap().last_offset + 1,
+            };
+            let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+            assert_eq!(log.high_watermark(), damaged_at, "seed {seed}");
+            // Appends continue densely after the recovered end.
+            let b = make_batch(&[b"after"], 5000, None);
+            assert_eq!(log.append(&b, 9, 0).unwrap().base_offset, damaged_at);
+            log.close(0).unwrap();
+            drop(log);
+            let r = check_partition(dir.path(), strict()).unwrap();
+            assert!(r.problems.is_empty(), "seed {seed}: {:?}", r.problems);
+            assert_eq!(r.log_end_offset, damaged_at + 1);
+            let kept: Vec<&BatchInfo> = before
+                .iter()
+                .filter(|b| b.last_offset < damaged_at)
+                .collect();
+            assert_eq!(
+                &r.batch_list[..kept.len()],
+                &kept.into_iter().copied().collect::<Vec<_>>()[..]
+            );
+        }
+    }
+
+    /// Deleted or corrupt index files are rebuilt, after a crash and after a clean shutdown.
+    #[test]
+    fn missing_or_torn_indexes_are_rebuilt() {
+        for clean in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            write_log(dir.path(), 60);
+            let before = check_partition(dir.path(), strict()).unwrap();
+            fs::remove_file(dir.path().join(file_name(0, "index"))).unwrap();
+            let last = before.batch_list.last().unwrap().segment_base;
+            let torn = dir.path().join(file_name(last, "timeindex"));
+            let len = fs::metadata(&torn).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&torn)
+                .unwrap()
+                .set_len(len.saturating_sub(5))
+                .unwrap();
+            let mut log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+            assert_eq!(log.high_watermark(), before.log_end_offset);
+            log.close(0).unwrap();
+            drop(log);
+            let r = check_partition(dir.path(), strict()).unwrap();
+            assert!(r.problems.is_empty(), "clean {clean}: {:?}", r.problems);
+            assert_eq!(r.batch_list, before.batch_list);
+        }
     }
 }
