@@ -486,4 +486,37 @@ mod tests {
             assert_eq!(r.batch_list, before.batch_list);
         }
     }
+
+    /// Recovery deletes the segments after a damaged one newest first and only then cuts the
+    /// damaged one; a crash half-way leaves the damage, so the next start-up finishes the job.
+    #[test]
+    fn a_crash_while_dropping_later_segments_is_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 60);
+        let before = check_partition(dir.path(), strict()).unwrap();
+        let mut bases: Vec<i64> = before.batch_list.iter().map(|b| b.segment_base).collect();
+        bases.dedup();
+        assert!(bases.len() >= 3, "the test needs three segments");
+        // Damage a batch of the first segment where the CRC covers it.
+        let hit = before.batch_list[2];
+        let log = dir.path().join(file_name(0, "log"));
+        let f = fs::OpenOptions::new().write(true).open(&log).unwrap();
+        f.write_all_at(&[0xee], hit.position + 40).unwrap();
+        // The state a crash leaves after the newest segment's files were deleted.
+        let newest = bases[bases.len() - 1];
+        for suffix in ["index", "timeindex", "log"] {
+            fs::remove_file(dir.path().join(file_name(newest, suffix))).unwrap();
+        }
+        let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.high_watermark(), hit.base_offset);
+        assert_eq!(log.segment_count(), 1);
+        for &b in &bases[1..] {
+            assert!(!dir.path().join(file_name(b, "log")).exists());
+        }
+        log.close(0).unwrap();
+        drop(log);
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.log_end_offset, hit.base_offset);
+    }
 }
