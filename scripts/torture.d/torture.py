@@ -620,6 +620,13 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         else:
             damage_indexes(rng, broker.data_dir, scenario, clean)
         stats["damages"] += 1
+        if rng.random() < 0.5:
+            # Kill the recovery of the damage itself half of the time.
+            broker.start_no_wait()
+            time.sleep(rng.uniform(0, 0.03))
+            broker.kill9()
+            stats["kills"] += 1
+            log("  SIGKILL during the recovery of the damage")
         broker.start()
     marks, seen = check_round(broker, ledger)
     if scenario in ("cut", "zero", "flip"):
