@@ -8,9 +8,11 @@
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `cleaner`: log compaction for `cleanup.policy=compact`;
-//! - `storage`: the trait segment files are opened and written through (faults injected in tests).
+//! - `storage`: the trait segment files are opened and written through (faults injected in tests);
+//! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
 pub mod batch;
+pub mod check;
 pub mod cleaner;
 pub mod index;
 pub mod partition;

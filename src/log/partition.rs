@@ -172,25 +172,34 @@ impl PartitionLog {
             OpenMode::Recover
         };
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
-        let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
-            if cut_at.is_some() {
-                // Everything after a damaged segment is unreachable: Kafka deletes it too.
-                remove_segment_files(dir, base);
-                continue;
-            }
-            let (seg, cut) =
-                Segment::open(&*storage, dir, base, mode, config.index_interval_bytes)?;
-            if cut > 0 {
-                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, "cut a torn or corrupt log tail");
-                if i + 1 < bases.len() {
-                    cut_at = Some(seg.next_offset());
+            // Everything after a damaged segment is unreachable: Kafka deletes it too. Newest
+            // first, and before the damaged segment is cut, so that a crash half-way leaves the
+            // damage in place for the next start-up to find again (see `Segment::open_with`).
+            let later = &bases[i + 1..];
+            let delete_later = || {
+                for &b in later.iter().rev() {
+                    remove_segment_files(dir, b)?;
                 }
+                Ok(())
+            };
+            let (seg, cut) = Segment::open_with(
+                &*storage,
+                dir,
+                base,
+                mode,
+                config.index_interval_bytes,
+                delete_later,
+            )?;
+            if cut > 0 {
+                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, deleted_segments = later.len(), "cut a torn or corrupt log tail");
+                segments.push(seg);
+                break;
             }
-            if seg.is_empty() && i + 1 < bases.len() && cut_at.is_none() {
+            if seg.is_empty() && i + 1 < bases.len() {
                 // An empty segment in the middle holds nothing; keep the sequence tidy.
                 drop(seg);
-                remove_segment_files(dir, base);
+                remove_segment_files(dir, base)?;
                 continue;
             }
             segments.push(seg);
@@ -794,10 +803,16 @@ fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn remove_segment_files(dir: &Path, base: i64) {
-    for suffix in ["log", "index", "timeindex"] {
-        let _ = fs::remove_file(dir.join(super::segment::file_name(base, suffix)));
+/// Deletes a segment's files, the `.log` last: a segment whose `.log` is still there after a crash
+/// is a whole segment again at the next start-up (its indexes are rebuilt).
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in ["index", "timeindex", "log"] {
+        match fs::remove_file(dir.join(super::segment::file_name(base, suffix))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// A partition: its identity and its log behind a mutex that is never held across an await or

@@ -155,6 +155,21 @@ impl Segment {
         mode: OpenMode,
         index_interval: u64,
     ) -> io::Result<(Segment, u64)> {
+        Self::open_with(storage, dir, base_offset, mode, index_interval, || Ok(()))
+    }
+
+    /// `open`, calling `before_cut` once a bad tail is found and before the file is cut. The
+    /// partition log deletes the later segments there: were the cut made first, a crash before
+    /// those deletions would leave a clean, shorter segment followed by segments that start past
+    /// its end, and the next start-up would keep them behind a gap in the offsets.
+    pub fn open_with(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+        mode: OpenMode,
+        index_interval: u64,
+        before_cut: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<(Segment, u64)> {
         let file = storage.open_segment(&dir.join(file_name(base_offset, "log")), false)?;
         let size = file.size()?;
         if mode == OpenMode::Trust {
@@ -186,6 +201,7 @@ impl Segment {
         }
         let cut = size - valid_end;
         if cut > 0 {
+            before_cut()?;
             seg.file.truncate(valid_end)?;
         }
         seg.size = valid_end;
@@ -491,6 +507,47 @@ mod tests {
         drop(seg);
         let (seg, _) = Segment::open(&FileStorage, dir.path(), 0, OpenMode::Recover, 100).unwrap();
         assert_eq!(seg.next_offset(), 56);
+    }
+
+    #[test]
+    fn before_cut_runs_while_the_damage_is_still_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        append_n(&mut seg, 30, 0);
+        let torn = seg.size() - 5;
+        drop(seg);
+        let path = dir.path().join(file_name(0, "log"));
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(torn)
+            .unwrap();
+        // A crash inside the hook (here: an error) must leave the tail uncut for the next start.
+        let crashed =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                assert_eq!(std::fs::metadata(&path)?.len(), torn);
+                Err(io::Error::other("crash"))
+            });
+        assert!(crashed.is_err());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), torn);
+        let mut called = false;
+        let (seg, cut) =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                called = true;
+                Ok(())
+            })
+            .unwrap();
+        assert!(called && cut > 0);
+        assert_eq!(seg.next_offset(), 58);
+        // No damage, no call.
+        drop(seg);
+        let (_, cut) =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                panic!("no cut, no call")
+            })
+            .unwrap();
+        assert_eq!(cut, 0);
     }
 
     #[test]
