@@ -148,9 +148,20 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
 
 /// Writes every queued response, in order.
 async fn flush(stream: &mut TcpStream, out: &mut Vec<BytesMut>) -> std::io::Result<()> {
-    for resp in out.drain(..) {
-        stream.write_all(&resp).await?;
+    // One writev for every queued response (pipelined producers' acks go out together); the
+    // loop only repeats when the kernel takes part of them.
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        out.iter().map(|r| std::io::IoSlice::new(r)).collect();
+    let mut pending = &mut slices[..];
+    while !pending.is_empty() {
+        let n = stream.write_vectored(pending).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut pending, n);
     }
+    drop(slices);
+    out.clear();
     Ok(())
 }
 
