@@ -129,15 +129,20 @@ impl GroupCoordinator {
                     .plan_read(offset)
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let mut bytes = plan.read(16 << 20, true)?;
-                if bytes.is_empty() {
+                // Continue after the last batch read, whatever its records: compaction may leave
+                // batches with gaps or none, and one that does not decode must not stop progress.
+                let next = crate::log::batch::BatchIter::new(&bytes)
+                    .last()
+                    .map_or(offset, |(_, h)| h.next_offset());
+                if bytes.is_empty() || next <= offset {
                     break;
                 }
+                offset = next;
                 while !bytes.is_empty() {
                     let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
                         break;
                     };
                     for r in &set.records {
-                        offset = offset.max(r.offset + 1);
                         let Some(key) = &r.key else { continue };
                         if let Some(rec) = offsets_topic::decode(key, r.value.as_deref()) {
                             apply(&mut inner, rec, now);
