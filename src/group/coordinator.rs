@@ -152,6 +152,14 @@ impl GroupCoordinator {
                 }
             }
         }
+        // Offsets of topics deleted while their tombstones could not be written (a crash
+        // between the two) are dropped now.
+        let unknown: std::collections::BTreeSet<String> = inner
+            .offsets
+            .values()
+            .flat_map(|m| m.keys().map(|(t, _)| t.clone()))
+            .filter(|t| catalog.get(t).is_none())
+            .collect();
         let cfg = self.consumer_cfg();
         for (id, stored) in consumer {
             // A group id is either classic or consumer; the consumer group's records are the
@@ -160,6 +168,11 @@ impl GroupCoordinator {
             let g = ConsumerGroup::restore(&id, stored, catalog, now, &cfg);
             inner.consumer_persisted.insert(id.clone(), g.records());
             inner.consumer.insert(id, g);
+        }
+        drop(inner);
+        if !unknown.is_empty() {
+            let unknown: Vec<String> = unknown.into_iter().collect();
+            self.remove_offsets_of_topics(catalog, &unknown, now);
         }
         Ok(applied)
     }
@@ -718,6 +731,48 @@ impl GroupCoordinator {
         removed
     }
 
+    /// Removes every group's committed offsets of deleted topics, with tombstones (Kafka's
+    /// GroupCoordinator.onPartitionsDeleted); returns how many offsets went.
+    pub fn remove_offsets_of_topics(
+        &self,
+        catalog: &Catalog,
+        topics: &[String],
+        now: i64,
+    ) -> usize {
+        let mut inner = self.inner.lock();
+        let mut removed = 0;
+        let groups: Vec<String> = inner.offsets.keys().cloned().collect();
+        for group in groups {
+            let gone: Vec<(String, i32)> = inner.offsets[&group]
+                .keys()
+                .filter(|(t, _)| topics.contains(t))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let writes = gone
+                .iter()
+                .map(|(t, p)| (offsets_topic::offset_key(&group, t, *p), None))
+                .collect();
+            if let Err(code) = self.persist(catalog, &group, writes, now) {
+                // Still dropped from memory: the topic is gone; a restart purges them again.
+                tracing::warn!(
+                    group,
+                    code,
+                    "tombstones for a deleted topic's offsets not written"
+                );
+            }
+            if let Some(m) = inner.offsets.get_mut(&group) {
+                for k in &gone {
+                    m.remove(k);
+                }
+            }
+            removed += gone.len();
+        }
+        removed
+    }
+
     /// Applies session, join and sync timeouts of every group.
     pub fn tick(&self, catalog: &Catalog, now: i64) {
         {
@@ -1020,5 +1075,51 @@ mod tests {
             Some(assigned),
             "the full assignment is resent once"
         );
+    }
+
+    #[test]
+    fn offsets_of_deleted_topics_are_removed_and_stay_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 2,
+            ..GroupConfig::default()
+        };
+        {
+            let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+            for t in ["t", "gone", "crashed"] {
+                catalog.create(t, 2, 1, Default::default(), 0).unwrap();
+            }
+            let c = GroupCoordinator::new(cfg.clone());
+            for g in ["g1", "g2"] {
+                let commits = vec![
+                    commit("t", 0, 1),
+                    commit("gone", 1, 2),
+                    commit("crashed", 0, 3),
+                ];
+                c.commit_offsets(&catalog, who(g, "", -1), commits, 1)
+                    .unwrap();
+            }
+            catalog.delete("gone").unwrap();
+            assert_eq!(c.remove_offsets_of_topics(&catalog, &["gone".into()], 2), 2);
+            let left: Vec<String> = c
+                .fetch_offsets("g1", None)
+                .into_iter()
+                .map(|o| o.0)
+                .collect();
+            assert_eq!(left, vec!["crashed".to_string(), "t".to_string()]);
+            // Deleted without the coordinator hearing of it (as if the broker died in between).
+            catalog.delete("crashed").unwrap();
+        }
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 3).unwrap();
+        for g in ["g1", "g2"] {
+            let left: Vec<(String, i32)> = c
+                .fetch_offsets(g, None)
+                .into_iter()
+                .map(|o| (o.0, o.1))
+                .collect();
+            assert_eq!(left, vec![("t".to_string(), 0)], "{g}");
+        }
     }
 }

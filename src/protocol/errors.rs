@@ -73,7 +73,7 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::InvalidRecord(_) => INVALID_RECORD,
         BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
         BatchError::UnsupportedCompression => UNSUPPORTED_COMPRESSION_TYPE,
-        BatchError::InvalidTimestamp(_) => INVALID_TIMESTAMP,
+        BatchError::InvalidTimestamp(_) | BatchError::RecordTimestamps(_) => INVALID_TIMESTAMP,
         BatchError::Transactional => INVALID_TXN_STATE,
     }
 }
