@@ -26,6 +26,10 @@ struct Cli {
     /// Print every batch
     #[arg(long)]
     batches: bool,
+    /// Accept offset gaps in every partition, as compaction leaves them (compacted topics are
+    /// found from their stored configs without this flag)
+    #[arg(long)]
+    sparse_offsets: bool,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let opts = CheckOptions {
         allow_torn_tail: cli.allow_torn_tail,
         list_batches: cli.batches,
+        sparse_offsets: cli.sparse_offsets,
     };
     let reports = match check_data_dir(&cli.data_dir, opts) {
         Ok(r) => r,

@@ -7,7 +7,9 @@
 //!   crash, before the broker's own recovery has run);
 //! - offsets are dense: a segment's first batch starts at the segment's base offset, each batch
 //!   starts right after the previous one (also across segments), and each batch holds
-//!   `last_offset_delta + 1` records (gregor does not compact, so no batch has holes);
+//!   `last_offset_delta + 1` records. Compacted logs (`cleanup.policy` with `compact` in the
+//!   topic's file under `gregor-metadata/topics/`, or `sparse_offsets`) keep their offsets but
+//!   lose records: there offsets only have to increase, and a batch may hold fewer records;
 //! - the `.index` is strictly increasing and each entry points at the byte position of a batch whose
 //!   last offset is the entry's offset (Kafka's LogSegment.append indexes the batch's last offset);
 //! - the `.timeindex` is strictly increasing and each entry names a batch's last offset and the
@@ -28,6 +30,8 @@ pub struct CheckOptions {
     pub allow_torn_tail: bool,
     /// Keep the list of batches in the report.
     pub list_batches: bool,
+    /// Accept gaps between batches and batches with fewer records than offsets (compaction).
+    pub sparse_offsets: bool,
 }
 
 /// One batch as found on disk.
@@ -67,7 +71,42 @@ pub fn check_data_dir(data_dir: &Path, opts: CheckOptions) -> io::Result<Vec<Par
         }
     }
     dirs.sort();
-    dirs.iter().map(|d| check_partition(d, opts)).collect()
+    let compacted = compacted_topics(data_dir);
+    dirs.iter()
+        .map(|d| {
+            let topic = d
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.rsplit_once('-'))
+                .map_or("", |(t, _)| t);
+            let sparse_offsets = opts.sparse_offsets || compacted.iter().any(|c| c == topic);
+            check_partition(
+                d,
+                CheckOptions {
+                    sparse_offsets,
+                    ..opts
+                },
+            )
+        })
+        .collect()
+}
+
+/// Names of the topics whose stored configs make them compacted.
+fn compacted_topics(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(data_dir.join("gregor-metadata/topics")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter_map(|text| crate::metadata::topic::TopicFile::parse(&text))
+        .filter(|t| {
+            t.configs
+                .get("cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
+        })
+        .map(|t| t.name)
+        .collect()
 }
 
 fn log_bases(dir: &Path) -> io::Result<Vec<i64>> {
@@ -94,7 +133,7 @@ pub fn check_partition(dir: &Path, opts: CheckOptions) -> io::Result<PartitionRe
             report.log_start_offset = base;
         }
         if let Some(next) = expected_next {
-            if base != next {
+            if base != next && !(opts.sparse_offsets && base > next) {
                 report.problems.push(format!(
                     "segment {base}: base offset is not the previous segment's end {next}"
                 ));
@@ -139,15 +178,18 @@ fn check_segment(
             return false;
         }
         let h: BatchHeader = b.header;
-        if h.base_offset != next {
+        if h.base_offset != next && !(opts.sparse_offsets && h.base_offset > next) {
             problems.push(format!(
                 "segment {base} position {}: batch starts at offset {} but {next} was expected",
                 b.position, h.base_offset
             ));
         }
-        if h.last_offset_delta < 0
-            || i64::from(h.record_count) != i64::from(h.last_offset_delta) + 1
-        {
+        let records_ok = if opts.sparse_offsets {
+            (0..=i64::from(h.last_offset_delta) + 1).contains(&i64::from(h.record_count))
+        } else {
+            i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+        };
+        if h.last_offset_delta < 0 || !records_ok {
             problems.push(format!(
                 "segment {base} position {}: {} records for offset delta {}",
                 b.position, h.record_count, h.last_offset_delta
@@ -518,5 +560,34 @@ mod tests {
         let r = check_partition(dir.path(), strict()).unwrap();
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.log_end_offset, hit.base_offset);
+    }
+
+    #[test]
+    fn compacted_logs_may_have_gaps() {
+        use crate::log::batch::{assign_offsets, HEADER_LEN};
+        use crate::log::segment::Segment;
+        use crate::log::storage::FileStorage;
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        for (i, base) in [0i64, 2, 10, 12].into_iter().enumerate() {
+            let b = make_batch(&[b"k1", b"k2"], 1000 + i as i64, None);
+            let h = assign_offsets(&b, base, 0, None);
+            let parsed = BatchHeader::parse(&h).unwrap();
+            seg.append(&h, &b[HEADER_LEN..], &parsed, 100, 0).unwrap();
+        }
+        drop(seg);
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(
+            r.problems.iter().any(|p| p.contains("offset 10 but 4")),
+            "{:?}",
+            r.problems
+        );
+        let sparse = CheckOptions {
+            sparse_offsets: true,
+            ..strict()
+        };
+        let r = check_partition(dir.path(), sparse).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.log_end_offset, 14);
     }
 }
