@@ -112,6 +112,22 @@ async fn delete_topic_removes_its_files_and_only_them() -> Result<()> {
         )
         .await?;
     ensure!(m.topics[0].error_code == UNKNOWN_TOPIC_ID, "{m:?}");
+    // As the Java client asks: an empty name with the id.
+    let kept_id = topic_id(&mut c, "doomed-1").await?;
+    let m = c
+        .request(
+            12,
+            MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(name("")))
+                    .with_topic_id(kept_id),
+            ])),
+        )
+        .await?;
+    ensure!(
+        m.topics[0].error_code == NONE && m.topics[0].topic_id == kept_id,
+        "{m:?}"
+    );
     // Deleting again, or by the old id, is an error; the other topic kept its record.
     let again = DeleteTopicsRequest::default()
         .with_topics(vec![DeleteTopicState::default().with_topic_id(id)]);
