@@ -130,6 +130,7 @@ def test_alter_configs_unknown_topic_and_static_broker(broker, topic):
     assert error_of(client.incremental_alter_configs([b])[b]) == KafkaError.INVALID_REQUEST
 
 
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
 def test_legacy_alter_configs_replaces_overrides(broker, topic):
     client = admin(broker)
     create_topic(broker, topic, num_partitions=1, replication_factor=1,
