@@ -130,6 +130,27 @@ def test_alter_configs_unknown_topic_and_static_broker(broker, topic):
     assert error_of(client.incremental_alter_configs([b])[b]) == KafkaError.INVALID_REQUEST
 
 
+def test_dynamic_broker_config(broker, topic):
+    client = admin(broker)
+    node = str(client.describe_cluster().result(timeout=20).controller.id)
+    b = ConfigResource(ResourceType.BROKER, node, incremental_configs=[
+        ConfigEntry("log.retention.ms", "604800003", incremental_operation=AlterConfigOpType.SET)])
+    client.incremental_alter_configs([b])[b].result(timeout=20)
+    try:
+        r = ConfigResource(ResourceType.BROKER, node)
+        entry = client.describe_configs([r])[r].result(timeout=20)["log.retention.ms"]
+        assert entry.value == "604800003"
+        assert entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        assert not entry.is_read_only
+        create_topic(broker, topic, num_partitions=1, replication_factor=1)
+        assert topic_configs(client, topic)["retention.ms"].value == "604800003"
+    finally:
+        undo = ConfigResource(ResourceType.BROKER, node, incremental_configs=[
+            ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+        client.incremental_alter_configs([undo])[undo].result(timeout=20)
+    assert topic_configs(client, topic)["retention.ms"].value == "604800000"
+
+
 @pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
 def test_legacy_alter_configs_replaces_overrides(broker, topic):
     client = admin(broker)

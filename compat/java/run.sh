@@ -316,6 +316,17 @@ admin_tool_cases() {
   admin_check "$label/kafka-configs-describe-broker" "$base-configs-broker.out" "^ *num\.partitions=1 "
   "${configs[@]}" --entity-type brokers --entity-name 1 --alter --add-config log.dirs=/elsewhere >"$base-configs-broker-alter.out" 2>&1
   admin_check "$label/kafka-configs-broker-static-refused" "$base-configs-broker-alter.out" "Cannot update these configs dynamically|InvalidRequestException" "Completed"
+  # Dynamic broker configs (KIP-226), per broker and as the cluster default; removed again after.
+  "${configs[@]}" --entity-type brokers --entity-name 1 --alter --add-config log.retention.ms=604800002 >"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --alter --add-config log.retention.bytes=1099511627776 >>"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-name 1 --describe >>"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --describe >>"$base-configs-broker-dyn.out" 2>&1
+  admin_check "$label/kafka-configs-broker-dynamic" "$base-configs-broker-dyn.out" "^ *log\.retention\.ms=604800002 sensitive=false synonyms=\{DYNAMIC_BROKER_CONFIG"
+  admin_check "$label/kafka-configs-broker-dynamic-default" "$base-configs-broker-dyn.out" "^ *log\.retention\.bytes=1099511627776 sensitive=false synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG"
+  "${configs[@]}" --entity-type brokers --entity-name 1 --alter --delete-config log.retention.ms >"$base-configs-broker-undo.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --alter --delete-config log.retention.bytes >>"$base-configs-broker-undo.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-name 1 --describe >>"$base-configs-broker-undo.out" 2>&1
+  admin_check "$label/kafka-configs-broker-dynamic-delete" "$base-configs-broker-undo.out" "Completed updating" "log\.retention\.(ms|bytes)="
 
   if java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
     --topic "$t-data" --partitions 2 --records 30 >"$base-setup.log" 2>&1; then

@@ -644,3 +644,84 @@ async fn describe_topic_partitions_pages_with_a_cursor() -> Result<()> {
     ensure!(seen == want, "{seen:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn dynamic_broker_configs_apply_to_every_topic_and_persist() -> Result<()> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "dyn-plain", 1).await?;
+    let t = with_config(creatable("dyn-own", 1), "max.message.bytes", "100000");
+    ensure!(create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?[0].error_code == NONE);
+    let big = values_batch(&[&"x".repeat(3000)]);
+    produce_ok(&mut c, "dyn-plain", 0, big.clone()).await?;
+    // The cluster default, then this broker's value, which wins.
+    let r = incremental(
+        &mut c,
+        vec![(4, "", vec![op("message.max.bytes", 0, Some("50000"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 0, Some("2000"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    ensure!(
+        produce(&mut c, "dyn-plain", 0, big.clone())
+            .await?
+            .error_code
+            == MESSAGE_TOO_LARGE
+    );
+    // A topic override still beats the broker setting.
+    produce_ok(&mut c, "dyn-own", 0, big.clone()).await?;
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(
+        produce(&mut c, "dyn-plain", 0, big.clone())
+            .await?
+            .error_code
+            == MESSAGE_TOO_LARGE
+    );
+    let describe = |name: &str| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s(name))
+                .with_configuration_keys(Some(vec![s("message.max.bytes")]))])
+    };
+    let r = c.request(4, describe("1")).await?;
+    let e = &r.results[0].configs[0];
+    ensure!(
+        e.value.as_deref() == Some("2000") && e.config_source == 2 && !e.read_only,
+        "{e:?}"
+    );
+    ensure!(e.synonyms.len() == 3, "{e:?}");
+    let r = c.request(4, describe("")).await?;
+    let e = &r.results[0].configs;
+    ensure!(
+        e.len() == 1 && e[0].value.as_deref() == Some("50000") && e[0].config_source == 3,
+        "{e:?}"
+    );
+    // DELETE falls back to the cluster default.
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 1, None)])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    produce_ok(&mut c, "dyn-plain", 0, big).await?;
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 0, Some("x"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 != NONE, "{r:?}");
+    Ok(())
+}

@@ -76,7 +76,8 @@ pub enum TopicAdminError {
 
 pub struct Catalog {
     data_dir: PathBuf,
-    broker_log: LogConfig,
+    /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
+    broker_log: RwLock<LogConfig>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Topic id to name, for the APIs that name topics by id (Produce v13, Fetch v13+).
     ids: RwLock<HashMap<Uuid, String>>,
@@ -121,7 +122,7 @@ impl Catalog {
             .collect();
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
-            broker_log,
+            broker_log: RwLock::new(broker_log),
             topics: RwLock::new(topics),
             ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
@@ -177,7 +178,7 @@ impl Catalog {
                 replication_factor,
             ));
         }
-        Ok(topic_log_config(&self.broker_log, configs)?)
+        Ok(topic_log_config(&self.broker_log.read(), configs)?)
     }
 
     pub fn create(
@@ -312,7 +313,7 @@ impl Catalog {
         if validate_only {
             return Ok(topic);
         }
-        let log_config = topic_log_config(&self.broker_log, &topic.configs)?;
+        let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
         let mut partitions = topic.partitions.clone();
         for p in current..count {
             remove_stale_dir(&self.data_dir, name, p)?;
@@ -346,7 +347,7 @@ impl Catalog {
     ) -> Result<Arc<Topic>, TopicAdminError> {
         let _guard = self.create_lock.lock();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
-        let log_config = topic_log_config(&self.broker_log, &configs)?;
+        let log_config = topic_log_config(&self.broker_log.read(), &configs)?;
         if validate_only {
             return Ok(topic);
         }
@@ -361,6 +362,19 @@ impl Catalog {
             p.with_log(|l| l.set_config(log_config.clone()));
         }
         Ok(changed)
+    }
+
+    /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
+    /// topic overrides laid over them, at once.
+    pub fn set_broker_log(&self, log: LogConfig) {
+        let _guard = self.create_lock.lock();
+        *self.broker_log.write() = log.clone();
+        for t in self.all() {
+            let effective = topic_log_config(&log, &t.configs).unwrap_or_else(|_| log.clone());
+            for p in &t.partitions {
+                p.with_log(|l| l.set_config(effective.clone()));
+            }
+        }
     }
 
     /// Writes the topic file of `topic` and swaps it into the catalog (create_lock held).

@@ -10,7 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::config::describe::{describe_broker, describe_topic, ConfigEntry};
+use crate::config::describe::{
+    describe_broker, describe_cluster_default, describe_topic, ConfigEntry,
+};
 use crate::config::ConfigType;
 use crate::metadata::validate_topic_name;
 
@@ -63,12 +65,18 @@ fn entries(
                     format!("Topic {name} does not exist"),
                 )
             })?;
-            Ok(describe_topic(&broker.config, &topic.configs))
+            Ok(describe_topic(
+                &broker.config,
+                &broker.dynamic.layers(),
+                &topic.configs,
+            ))
         }
-        // The empty name asks for cluster-wide dynamic defaults, which gregor does not have.
-        RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+        // The empty name asks for the cluster-wide dynamic defaults.
+        RESOURCE_BROKER if name.is_empty() => {
+            Ok(describe_cluster_default(&broker.dynamic.layers()))
+        }
         RESOURCE_BROKER if name == broker.node_id.to_string() => {
-            Ok(describe_broker(&broker.config))
+            Ok(describe_broker(&broker.config, &broker.dynamic.layers()))
         }
         RESOURCE_BROKER => Err((
             errors::INVALID_REQUEST,

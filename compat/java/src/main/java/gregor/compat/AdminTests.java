@@ -72,6 +72,7 @@ final class AdminTests {
         report.run(t.label + "/incremental-alter-configs", t::incrementalAlterConfigs);
         report.run(t.label + "/alter-configs-errors", t::alterConfigsErrors);
         report.run(t.label + "/config-change-applies-live", t::configAppliesLive);
+        report.run(t.label + "/dynamic-broker-config", t::dynamicBrokerConfig);
         report.run(t.label + "/compacted-topic-needs-keys", t::compactedNeedsKeys);
         report.run(t.label + "/delete-records", t::deleteRecords);
         report.run(t.label + "/list-offsets-by-timestamp", t::listOffsetsByTimestamp);
@@ -262,11 +263,36 @@ final class AdminTests {
             expect(admin.incrementalAlterConfigs(Map.of(topicResource(prefix + "missing"), List.of(
                             new AlterConfigOp(new ConfigEntry("retention.ms", "1"), AlterConfigOp.OpType.SET)))).all(),
                     UnknownTopicOrPartitionException.class, "altering an unknown topic");
-            // gregor's broker configs are static: Kafka's answer for a non-dynamic config.
+            // A broker config Kafka cannot change at run time.
             String node = String.valueOf(admin.describeCluster().controller().get().id());
             expect(admin.incrementalAlterConfigs(Map.of(new ConfigResource(ConfigResource.Type.BROKER, node), List.of(
                             new AlterConfigOp(new ConfigEntry("log.dirs", "/elsewhere"), AlterConfigOp.OpType.SET)))).all(),
                     InvalidRequestException.class, "altering log.dirs");
+        }
+    }
+
+    /** A dynamic broker config (KIP-226): set, described with its source, deleted again. */
+    private void dynamicBrokerConfig() throws Exception {
+        try (Admin admin = admin()) {
+            String node = String.valueOf(admin.describeCluster().controller().get().id());
+            ConfigResource r = new ConfigResource(ConfigResource.Type.BROKER, node);
+            admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                    new ConfigEntry("log.retention.ms", "604800001"), AlterConfigOp.OpType.SET)))).all().get();
+            try {
+                ConfigEntry e = describe(admin, r).get("log.retention.ms");
+                check("604800001".equals(e.value()) && e.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG
+                        && !e.isReadOnly(), "broker log.retention.ms: %s", e);
+                String topic = prefix + "dyn";
+                create(admin, topic, 1, Map.of());
+                ConfigEntry t = describe(admin, topicResource(topic)).get("retention.ms");
+                check("604800001".equals(t.value()) && t.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG,
+                        "topic retention.ms: %s", t);
+            } finally {
+                admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                        new ConfigEntry("log.retention.ms", null), AlterConfigOp.OpType.DELETE)))).all().get();
+            }
+            ConfigEntry after = describe(admin, r).get("log.retention.ms");
+            check(after.source() != ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG, "after DELETE: %s", after);
         }
     }
 
