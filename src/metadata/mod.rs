@@ -70,6 +70,9 @@ pub enum TopicAdminError {
     InternalTopic(String),
     #[error("{0}")]
     InvalidConfig(#[from] ConfigError),
+    /// A config change refused before validation (IncrementalAlterConfigs' own checks).
+    #[error("{0:?}")]
+    Alter(crate::config::alter::AlterError),
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
 }
@@ -345,8 +348,22 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicAdminError> {
+        self.update_topic_configs(name, |_| Ok(configs), validate_only)
+    }
+
+    /// As `set_topic_configs`, with the new overrides computed from the current ones under the
+    /// catalog lock, so concurrent incremental changes cannot lose each other's updates.
+    pub fn update_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, TopicAdminError>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicAdminError> {
         let _guard = self.create_lock.lock();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+        let configs = change(&topic.configs)?;
         let log_config = topic_log_config(&self.broker_log.read(), &configs)?;
         if validate_only {
             return Ok(topic);

@@ -66,7 +66,7 @@ fn alter(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
                 .collect();
-            set_topic(ctx, name, next, validate_only)
+            set_topic(ctx, name, validate_only, |_| Ok(next))
         }
         RESOURCE_BROKER => {
             // Legacy AlterConfigs replaces the whole layer with the given settings.
@@ -117,18 +117,20 @@ pub fn unknown_resource(t: i8) -> (i16, String) {
     )
 }
 
-/// Validates and applies a topic's complete new set of overrides.
+/// Validates and applies a topic's new set of overrides, computed from the current ones by
+/// `change` under the catalog lock.
 pub fn set_topic(
     ctx: &RequestContext<'_>,
     name: &str,
-    next: BTreeMap<String, String>,
     validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AlterError>,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
+    let change = |cur: &BTreeMap<String, String>| change(cur).map_err(TopicAdminError::Alter);
     match ctx
         .broker
         .catalog
-        .set_topic_configs(name, next, validate_only)
+        .update_topic_configs(name, change, validate_only)
     {
         Ok(_) => Ok(()),
         Err(TopicAdminError::UnknownTopic) => Err((
@@ -138,6 +140,7 @@ pub fn set_topic(
         Err(TopicAdminError::InvalidConfig(e)) => {
             Err((errors::INVALID_CONFIG, topic_config_message(&e)))
         }
+        Err(TopicAdminError::Alter(e)) => Err(alter_error(e)),
         Err(e) => Err((errors::topic_admin_error_code(&e), e.to_string())),
     }
 }

@@ -62,6 +62,8 @@ pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
         TopicAdminError::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
         TopicAdminError::InternalTopic(_) => INVALID_REQUEST,
         TopicAdminError::InvalidConfig(_) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Config(_)) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Request(_)) => INVALID_REQUEST,
         TopicAdminError::Storage(_) => KAFKA_STORAGE_ERROR,
     }
 }

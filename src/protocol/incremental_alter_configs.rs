@@ -7,7 +7,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::{
-    alter_broker, alter_error, check_keys, duplicate_resources, set_topic, unknown_resource,
+    alter_broker, check_keys, duplicate_resources, set_topic, unknown_resource,
 };
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::errors;
@@ -79,16 +79,9 @@ fn alter(
         ));
     }
     match r.resource_type {
-        RESOURCE_TOPIC => {
-            let current = ctx
-                .broker
-                .catalog
-                .get(name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default();
-            let next = apply_incremental(Table::Topic, &current, &ops).map_err(alter_error)?;
-            set_topic(ctx, name, next, validate_only)
-        }
+        RESOURCE_TOPIC => set_topic(ctx, name, validate_only, |current| {
+            apply_incremental(Table::Topic, current, &ops)
+        }),
         RESOURCE_BROKER => alter_broker(ctx, name, validate_only, |current| {
             apply_incremental(Table::Broker, current, &ops)
         }),
