@@ -725,3 +725,31 @@ async fn dynamic_broker_configs_apply_to_every_topic_and_persist() -> Result<()>
     ensure!(r[0].0 != NONE, "{r:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn describe_configs_documentation_only_when_asked() -> Result<()> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "documented", 1).await?;
+    for (t, n, key) in [
+        (2, "documented", "retention.ms"),
+        (4, "1", "num.partitions"),
+    ] {
+        for asked in [false, true] {
+            let req = DescribeConfigsRequest::default()
+                .with_include_documentation(asked)
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(t)
+                    .with_resource_name(s(n))
+                    .with_configuration_keys(Some(vec![s(key)]))]);
+            let r = c.request(4, req).await?;
+            let e = &r.results[0].configs[0];
+            ensure!(
+                e.documentation.is_some() == asked,
+                "{key} asked={asked}: {e:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,8 @@
 //! that is its synonym (dynamic for this broker, dynamic cluster default, static), then Kafka's
 //! default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use super::dynamic::{is_dynamic, Layers};
 use super::{broker_config_defs, topic_config_defs, Config, ConfigDef, ConfigType};
@@ -36,6 +37,32 @@ pub struct ConfigEntry {
     pub read_only: bool,
     /// Most specific first, as Kafka lists them.
     pub synonyms: Vec<Synonym>,
+    /// Kafka's documentation of the config (DescribeConfigs v3+ include_documentation).
+    pub documentation: Option<&'static str>,
+}
+
+const BROKER_DOCS: &str = include_str!("kafka_broker_config_docs.tsv");
+const TOPIC_DOCS: &str = include_str!("kafka_topic_config_docs.tsv");
+
+fn doc_table(text: &'static str) -> HashMap<&'static str, &'static str> {
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
+}
+
+fn broker_doc(name: &str) -> Option<&'static str> {
+    static DOCS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    DOCS.get_or_init(|| doc_table(BROKER_DOCS))
+        .get(name)
+        .copied()
+}
+
+fn topic_doc(name: &str) -> Option<&'static str> {
+    static DOCS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    DOCS.get_or_init(|| doc_table(TOPIC_DOCS))
+        .get(name)
+        .copied()
 }
 
 /// Topic configs Kafka keeps out of DescribeConfigs (internal, for tests only).
@@ -131,7 +158,7 @@ pub fn describe_topic(
                     source: ConfigSource::Default,
                 });
             }
-            entry(d, synonyms, false)
+            entry(d, synonyms, false, topic_doc(d.name))
         })
         .collect()
 }
@@ -148,7 +175,7 @@ pub fn describe_broker(config: &Config, layers: &Layers) -> Vec<ConfigEntry> {
                 value: d.default.map(str::to_string),
                 source: ConfigSource::Default,
             });
-            entry(d, synonyms, !is_dynamic(d.name))
+            entry(d, synonyms, !is_dynamic(d.name), broker_doc(d.name))
         })
         .collect()
 }
@@ -164,12 +191,17 @@ pub fn describe_cluster_default(layers: &Layers) -> Vec<ConfigEntry> {
                 value: Some(v.clone()),
                 source: ConfigSource::DynamicDefaultBroker,
             }];
-            Some(entry(d, synonyms, false))
+            Some(entry(d, synonyms, false, broker_doc(d.name)))
         })
         .collect()
 }
 
-fn entry(d: &ConfigDef, synonyms: Vec<Synonym>, read_only: bool) -> ConfigEntry {
+fn entry(
+    d: &ConfigDef,
+    synonyms: Vec<Synonym>,
+    read_only: bool,
+    documentation: Option<&'static str>,
+) -> ConfigEntry {
     let sensitive = d.kind == ConfigType::Password;
     // The first synonym is the one in force; a topic config without any falls back to its own
     // default.
@@ -192,6 +224,7 @@ fn entry(d: &ConfigDef, synonyms: Vec<Synonym>, read_only: bool) -> ConfigEntry 
                 ..s
             })
             .collect(),
+        documentation,
     }
 }
 
@@ -236,6 +269,7 @@ mod tests {
             (Some("1048588"), ConfigSource::Default)
         );
         assert!(e.iter().all(|x| x.name != "internal.segment.bytes"));
+        assert!(cp.documentation.is_some_and(|d| d.contains("compact")));
     }
 
     #[test]

@@ -197,6 +197,10 @@ final class AdminTests {
             Config broker = describe(admin, new ConfigResource(ConfigResource.Type.BROKER, node));
             check(broker.get("num.partitions") != null && broker.get("log.segment.bytes") != null,
                     "broker configs lack num.partitions or log.segment.bytes");
+            Config documented = admin.describeConfigs(List.of(topicResource(topic)),
+                    new DescribeConfigsOptions().includeDocumentation(true)).all().get().get(topicResource(topic));
+            String doc = documented.get("retention.ms").documentation();
+            check(doc != null && doc.contains("retain"), "retention.ms documentation: %s", doc);
             expect(admin.describeConfigs(List.of(topicResource(prefix + "no-such-topic"))).all(),
                     UnknownTopicOrPartitionException.class, "describing an unknown topic's configs");
         }
