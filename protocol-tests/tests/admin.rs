@@ -248,6 +248,8 @@ async fn create_partitions_errors_leave_the_topic_alone() -> Result<()> {
             INVALID_REPLICA_ASSIGNMENT,
         ),
         (grow("cp-missing", 4, None), UNKNOWN_TOPIC_OR_PARTITION),
+        // Kafka's controller refuses more than 10000 records in one operation.
+        (grow("cp", i32::MAX, None), POLICY_VIOLATION),
     ];
     for (t, want) in cases {
         let r = c
@@ -259,6 +261,14 @@ async fn create_partitions_errors_leave_the_topic_alone() -> Result<()> {
         ensure!(r.results[0].error_code == want, "{t:?}: {r:?}");
         ensure!(r.results[0].error_message.is_some(), "{r:?}");
     }
+    let r = create_topics(
+        &mut c,
+        CREATE_TOPICS_V,
+        vec![creatable("cp-huge", 1_000_000)],
+        false,
+    )
+    .await?;
+    ensure!(r[0].error_code == POLICY_VIOLATION, "{r:?}");
     // validate_only changes nothing; a valid assignment grows the topic.
     let r = c
         .request(

@@ -32,6 +32,13 @@ pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
 
+/// Kafka's controller refuses an operation that would write more than 10000 metadata records
+/// (QuorumController.MAX_RECORDS_PER_USER_OP) with POLICY_VIOLATION; one record per partition, so
+/// this bounds the partitions one CreateTopics or CreatePartitions entry can create (and the
+/// directories and files a single request can make gregor open).
+pub const MAX_NEW_PARTITIONS: i32 = 10_000;
+const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTopicError {
     #[error("Topic '{0}' already exists.")]
@@ -44,6 +51,8 @@ pub enum CreateTopicError {
     InvalidPartitions,
     #[error("Replication factor: {0} larger than available brokers: 1.")]
     InvalidReplicationFactor(i16),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
     #[error("{0}")]
     InvalidConfig(#[from] ConfigError),
     #[error("storage error: {0}")]
@@ -66,6 +75,8 @@ pub enum TopicAdminError {
     },
     #[error("{0}")]
     InvalidReplicaAssignment(String),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
     #[error("gregor does not delete or grow the internal topic {0}: its group coordinator depends on its layout.")]
     InternalTopic(String),
     #[error("{0}")]
@@ -180,6 +191,9 @@ impl Catalog {
             return Err(CreateTopicError::InvalidReplicationFactor(
                 replication_factor,
             ));
+        }
+        if partitions > MAX_NEW_PARTITIONS {
+            return Err(CreateTopicError::TooManyPartitions);
         }
         Ok(topic_log_config(&self.broker_log.read(), configs)?)
     }
@@ -306,6 +320,9 @@ impl Catalog {
             });
         }
         let additional = count - current;
+        if additional > MAX_NEW_PARTITIONS {
+            return Err(TopicAdminError::TooManyPartitions);
+        }
         if let Some(n) = assignments {
             if n != additional as usize {
                 return Err(TopicAdminError::InvalidReplicaAssignment(format!(
