@@ -151,12 +151,15 @@ pub fn describe_topic(
                 } else {
                     synonyms.extend(direct);
                 }
-                let default = d.default.map(str::to_string);
-                synonyms.push(Synonym {
-                    name: syn.into(),
-                    value: default,
-                    source: ConfigSource::Default,
-                });
+                // Kafka lists the broker setting's own default, and only when it has one
+                // (log.retention.ms has none: its default comes from log.retention.hours).
+                if let Some(default) = super::broker_def(syn).and_then(|b| b.default) {
+                    synonyms.push(Synonym {
+                        name: syn.into(),
+                        value: Some(default.to_string()),
+                        source: ConfigSource::Default,
+                    });
+                }
             }
             entry(d, synonyms, false, topic_doc(d.name))
         })
