@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
@@ -52,6 +53,15 @@ impl Broker {
     /// Opens the data directory: takes its lock, recovers every log (fully verified when the last
     /// run did not shut down cleanly), and loads the catalog.
     pub fn open(config: Config, endpoint: Endpoint) -> io::Result<Broker> {
+        Self::open_on(Arc::new(crate::log::storage::FileStorage), config, endpoint)
+    }
+
+    /// `open`, with every segment file going through `storage` (tests inject faults there).
+    pub fn open_on(
+        storage: Arc<dyn crate::log::storage::Storage>,
+        config: Config,
+        endpoint: Endpoint,
+    ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir)?;
         let lock = File::create(dir.join(LOCK_FILE))?;
@@ -73,7 +83,8 @@ impl Broker {
         }
         let cluster_id = load_or_create_meta(&dir, config.node_id)?;
         let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
-        let catalog = Catalog::open(&dir, dynamic.log_config(&config), clean, now_ms())?;
+        let catalog =
+            Catalog::open_on(storage, &dir, dynamic.log_config(&config), clean, now_ms())?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -133,6 +144,37 @@ impl Broker {
             });
         }
         deleted
+    }
+}
+
+impl Broker {
+    /// One pass of log compaction over every compacted log that is due (see `log::cleaner`);
+    /// returns how many records were removed. The rewriting runs without the partition lock.
+    pub fn clean_logs(&self, now: i64) -> u64 {
+        let mut removed = 0;
+        for p in self.catalog.partitions() {
+            let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
+                continue;
+            };
+            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
+                    continue;
+                }
+            };
+            let records: u64 = cleaned.iter().map(|c| c.records_removed).sum();
+            match p.with_log(|l| l.install_cleaned(cleaned)) {
+                Ok(segments) => {
+                    removed += records;
+                    tracing::info!(topic = %p.topic, partition = p.index, segments, records, "log cleaned");
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "swapping cleaned segments failed")
+                }
+            }
+        }
+        removed
     }
 }
 

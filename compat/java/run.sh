@@ -607,22 +607,28 @@ groups_tests() {
     broker_check "groups-$version"
   done
 
-  # A second group keeps a live member subscribed through both restarts (group-member
-  # --record-file): it must go on reading afterwards, nothing skipped, nothing twice.
+  # Two more groups keep a live member subscribed through both restarts (group-member
+  # --record-file), one classic and one KIP-848 (group.protocol=consumer): each must go on
+  # reading afterwards, nothing skipped, nothing twice; the KIP-848 one also keeps its partitions
+  # without being reassigned (Kafka replays its group from __consumer_offsets).
   echo "== consumer groups: committed offsets across broker restarts (SIGTERM, then SIGKILL)"
-  local round how live="" live_stop="$LOGS/groups-live.stop" live_records="$LOGS/groups-live-records.txt"
-  rm -f "$live_stop" "$live_records"
+  local round how kind live_pids=() live_stop="$LOGS/groups-live.stop"
+  rm -f "$live_stop" "$LOGS"/groups-live-*-records.txt
   for round in 1 2; do
     how=$([ "$round" = 1 ] && echo sigterm || echo kill9)
     java_cases "groups-restart-$how-commit" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step commit --round "$round" --label "groups-restart/$how"
     if [ "$round" = 1 ]; then
-      timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
-        --group groups-restart-live --topic groups-restart --record-file "$live_records" --stop-file "$live_stop" \
-        --client-id live-member >"$LOGS/groups-live.out" 2>"$LOGS/groups-live.err" &
-      live=$!
-      wait_for_line "$LOGS/groups-live.out" '^ASSIGNED 0,1,2,3$' 40 "$live" ||
-        fail groups-restart/live-member-joins "the live member did not get all 4 partitions within 40 s" "$LOGS/groups-live.err"
+      for kind in classic consumer; do
+        timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
+          --group "groups-restart-live-$kind" --topic groups-restart --protocol "$kind" \
+          --record-file "$LOGS/groups-live-$kind-records.txt" --stop-file "$live_stop" \
+          --client-id "live-$kind" >"$LOGS/groups-live-$kind.out" 2>"$LOGS/groups-live-$kind.err" &
+        live_pids+=($!)
+        wait_for_line "$LOGS/groups-live-$kind.out" '^ASSIGNED 0,1,2,3$' 40 "$!" ||
+          fail "groups-restart/live-$kind-member-joins" "the live member did not get all 4 partitions within 40 s" \
+            "$LOGS/groups-live-$kind.err"
+      done
     fi
     if [ "$how" = sigterm ]; then gregor_stop; else gregor_kill9; fi
     if ! gregor_restart; then
@@ -633,10 +639,26 @@ groups_tests() {
     java_cases "groups-restart-$how-verify" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step verify --round "$round" --label "groups-restart/$how"
   done
-  java_cases groups-restart-live 60 "$CLIENT_CP" groups-live-verify --bootstrap "$GREGOR_BOOTSTRAP" \
-    --topic groups-restart --records "$live_records" --label groups-restart/live-member-reads-on-exactly-once
+  for kind in classic consumer; do
+    java_cases "groups-restart-live-$kind" 60 "$CLIENT_CP" groups-live-verify --bootstrap "$GREGOR_BOOTSTRAP" \
+      --topic groups-restart --records "$LOGS/groups-live-$kind-records.txt" \
+      --label "groups-restart/live-$kind-member-reads-on-exactly-once"
+    # Only the KIP-848 member can be held to "no rebalance": a classic Java 4.x consumer that
+    # loses every broker re-bootstraps its metadata (KIP-899), sees its topics change and rejoins
+    # by itself, against Apache Kafka too.
+    [ "$kind" = consumer ] || continue
+    if [ "$(grep -c '^ASSIGNED' "$LOGS/groups-live-$kind.out")" = 1 ]; then
+      pass "groups-restart/live-$kind-member-not-rebalanced"
+    else
+      fail "groups-restart/live-$kind-member-not-rebalanced" \
+        "the live member was reassigned across the restarts: $(grep '^ASSIGNED' "$LOGS/groups-live-$kind.out" | tr '\n' ' ')" \
+        "$LOGS/groups-live-$kind.err"
+    fi
+  done
   touch "$live_stop"
-  wait "$live" || echo "  (live member exited with status $?: $LOGS/groups-live.err)"
+  for kind in "${live_pids[@]}"; do
+    wait "$kind" || echo "  (a live member exited with status $?: $LOGS/groups-live-*.err)"
+  done
   broker_check groups-restart
 
   local v39 v41

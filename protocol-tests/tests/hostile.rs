@@ -190,7 +190,6 @@ async fn record_count_i32_max_is_refused() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "gap, issue 6 (compressed batch validation): a compressed batch claiming i32::MAX records is stored"]
 async fn compressed_record_count_i32_max_is_refused() -> Result<()> {
     record_count_i32_max_is_refused_for(Compression::Zstd).await
 }

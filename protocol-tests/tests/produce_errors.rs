@@ -155,7 +155,6 @@ async fn records_that_disagree_with_the_header_are_refused() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "gap, issue 6 (compressed batch validation): compressed records are not counted"]
 async fn compressed_records_that_disagree_with_the_header_are_refused() -> Result<()> {
     records_that_disagree_with_the_header_are_refused_for(Compression::Gzip).await
 }
@@ -375,7 +374,6 @@ async fn timestamps_outside_the_topic_bounds() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "gap, issue 6 (per-record validation): INVALID_TIMESTAMP without record_errors[batch_index] (Kafka v8+ lists them)"]
 async fn invalid_timestamp_names_the_records_in_record_errors() -> Result<()> {
     // Since Produce v8 (KIP-467) Kafka lists the offending records by index in record_errors, so
     // the producer fails only those.

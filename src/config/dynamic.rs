@@ -169,6 +169,11 @@ impl DynamicBrokerConfigs {
 
 /// Validates the merged settings the way start-up does and derives the log defaults.
 fn effective_log(config: &Config, layers: &Layers) -> Result<LogConfig, ConfigError> {
+    // Without dynamic values the static log config stands as built (tests and embedders may set
+    // its fields directly rather than through settings).
+    if layers.per_broker.is_empty() && layers.cluster_default.is_empty() {
+        return Ok(config.log.clone());
+    }
     let merged = layers.merged(config);
     for (k, v) in layers.per_broker.iter().chain(&layers.cluster_default) {
         if let Some(def) = broker_def(k) {

@@ -61,6 +61,7 @@ const USED: &[&str] = &[
     "auto.create.topics.enable",
     "broker.id",
     "compression.type",
+    "connections.max.idle.ms",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -70,6 +71,12 @@ const USED: &[&str] = &[
     "group.max.size",
     "group.min.session.timeout.ms",
     "listeners",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.enable",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
     "log.cleanup.policy",
     "log.dir",
     "log.dirs",
@@ -88,12 +95,15 @@ const USED: &[&str] = &[
     "log.roll.hours",
     "log.roll.ms",
     "log.segment.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
     "message.max.bytes",
     "node.id",
+    "num.partitions",
     "offset.metadata.max.bytes",
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
-    "num.partitions",
     "offsets.topic.num.partitions",
     "socket.request.max.bytes",
     "transaction.state.log.num.partitions",
@@ -293,6 +303,16 @@ pub struct Config {
     pub fetch_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
+    /// Connection limits: max.connections, max.connections.per.ip (with per-address
+    /// max.connections.per.ip.overrides) and connections.max.idle.ms.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
+    pub connections_max_idle_ms: u64,
+    /// log.cleaner.enable and log.cleaner.backoff.ms: whether and how often compacted logs
+    /// are cleaned.
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
@@ -463,6 +483,18 @@ impl Config {
             log_flush_scheduler_interval_ms: s
                 .positive_long("log.flush.scheduler.interval.ms")?
                 .unwrap_or(i64::MAX) as u64,
+            max_connections: s.positive_int("max.connections")?.unwrap_or(i32::MAX) as usize,
+            max_connections_per_ip: s.int("max.connections.per.ip")?.unwrap_or(i32::MAX).max(0)
+                as usize,
+            max_connections_per_ip_overrides: per_ip_overrides(
+                &s.raw("max.connections.per.ip.overrides"),
+            )?,
+            connections_max_idle_ms: s
+                .positive_long("connections.max.idle.ms")?
+                .unwrap_or(600_000) as u64,
+            log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
+            log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
+                as u64,
             log,
             group,
             unused,
@@ -548,6 +580,32 @@ fn compression_codec(v: &str) -> Option<i16> {
     }
 }
 
+/// max.connections.per.ip.overrides: `address:count` pairs, comma-separated. Kafka also takes
+/// host names here (resolved when a connection arrives); gregor takes IP addresses.
+fn per_ip_overrides(
+    v: &str,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+    let name = "max.connections.per.ip.overrides";
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(name, v, "expected address:count pairs"))?;
+            let ip = host
+                .trim()
+                .parse()
+                .map_err(|_| invalid(name, v, format!("'{host}' is not an IP address")))?;
+            let count = count
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| invalid(name, v, format!("'{count}' is not a count")))?;
+            Ok((ip, count))
+        })
+        .collect()
+}
+
 /// (delete, compact) of a validated cleanup.policy list.
 fn cleanup_policy(v: &str) -> (bool, bool) {
     let has = |w: &str| v.split(',').any(|p| p.trim() == w);
@@ -612,6 +670,23 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
                 compression_codec(&v)
             }
             None => d.compression,
+        },
+        min_compaction_lag_ms: s
+            .long("log.cleaner.min.compaction.lag.ms")?
+            .unwrap_or(d.min_compaction_lag_ms),
+        max_compaction_lag_ms: s
+            .positive_long("log.cleaner.max.compaction.lag.ms")?
+            .unwrap_or(d.max_compaction_lag_ms),
+        delete_retention_ms: s
+            .long("log.cleaner.delete.retention.ms")?
+            .unwrap_or(d.delete_retention_ms),
+        min_cleanable_dirty_ratio: match s.str("log.cleaner.min.cleanable.ratio") {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| invalid("log.cleaner.min.cleanable.ratio", &v, "expected 0..1"))?,
+            None => d.min_cleanable_dirty_ratio,
         },
         ..match s.str("log.cleanup.policy") {
             Some(v) => {
@@ -732,6 +807,12 @@ pub fn topic_log_config(
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
             "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
             "compression.type" => c.compression = compression_codec(v),
+            "min.compaction.lag.ms" => c.min_compaction_lag_ms = num(),
+            "max.compaction.lag.ms" => c.max_compaction_lag_ms = num(),
+            "delete.retention.ms" => c.delete_retention_ms = num(),
+            "min.cleanable.dirty.ratio" => {
+                c.min_cleanable_dirty_ratio = v.parse().unwrap_or(c.min_cleanable_dirty_ratio)
+            }
             _ => {}
         }
     }

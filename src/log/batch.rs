@@ -19,7 +19,8 @@
 //! | 57     | RecordCount          | int32 | yes    |
 //! | 61     | Records              | bytes | yes    |
 //!
-//! Produce validates only this header and the CRC: records are never decoded on the hot path.
+//! Produce validates this header and the CRC here, then walks the records (see `records.rs`):
+//! uncompressed ones in place without allocating, compressed ones through a bounded decoder.
 
 pub const HEADER_LEN: usize = 61;
 /// BaseOffset + Length: the bytes of a batch that `Length` does not count.
@@ -45,7 +46,8 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub const ATTR_CONTROL: i16 = 0x20;
 
-pub const COMPRESSION_ZSTD: i16 = 4;
+pub use super::record_validator::COMPRESSION_ZSTD;
+use super::record_validator::{decompressed_limit, validate_records};
 
 /// "No timestamp" in a record batch (RecordBatch.NO_TIMESTAMP).
 pub const NO_TIMESTAMP: i64 = -1;
@@ -219,6 +221,10 @@ pub enum BatchError {
     /// INVALID_TIMESTAMP (32)
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(&'static str),
+    /// INVALID_TIMESTAMP (32) with the offending records, which Produce v8+ lists in
+    /// record_errors (KIP-467).
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    RecordTimestamps(Vec<super::record_validator::TimestampError>),
     /// INVALID_TXN_STATE (48): gregor has no transaction coordinator yet.
     #[error("transactional batches are not supported")]
     Transactional,
@@ -282,13 +288,6 @@ pub fn validate_produced(
     {
         return Err(BatchError::InvalidRecord("inconsistent batch offset range"));
     }
-    if header.compression() == 0
-        && count_records(&records[HEADER_LEN..]) != Some(header.record_count as usize)
-    {
-        return Err(BatchError::InvalidRecord(
-            "the records do not match the batch's record count",
-        ));
-    }
     if header.is_control() {
         return Err(BatchError::InvalidRecord(
             "clients may not send control batches",
@@ -304,59 +303,17 @@ pub fn validate_produced(
             "clients may not set the LogAppendTime attribute",
         ));
     }
+    // Kafka's record iteration (LogValidator): framing, count, offsets and timestamps.
+    validate_records(
+        &header,
+        &records[HEADER_LEN..],
+        timestamps,
+        decompressed_limit(max_message_bytes),
+    )?;
     if header.is_transactional() {
         return Err(BatchError::Transactional);
     }
-    if let Some(b) = timestamps {
-        check_timestamps(&header, b)?;
-    }
     Ok(header)
-}
-
-/// Counts the records of an uncompressed batch by walking their length prefixes, without
-/// decoding or copying them. `None` if a length is malformed or the records do not end exactly at
-/// the end of the batch. (Compressed batches would need decompressing; see FINDINGS.)
-pub fn count_records(mut area: &[u8]) -> Option<usize> {
-    let mut count = 0;
-    while !area.is_empty() {
-        let (len, used) = read_varint(area)?;
-        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
-        area = area.get(used + len..)?;
-        count += 1;
-    }
-    Some(count)
-}
-
-/// A zig-zag varint (as in protobuf sint32): value and bytes used.
-fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, &byte) in b.iter().take(5).enumerate() {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let v = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-/// CreateTime bounds, checked on the header's base and max timestamps (Kafka checks each record;
-/// the max timestamp bounds the newest and, for ordered producers, the base the oldest).
-fn check_timestamps(h: &BatchHeader, b: TimestampBounds) -> Result<(), BatchError> {
-    if h.max_timestamp != NO_TIMESTAMP && h.max_timestamp.saturating_sub(b.now_ms) > b.after_max_ms
-    {
-        return Err(BatchError::InvalidTimestamp(
-            "timestamp is later than message.timestamp.after.max.ms allows",
-        ));
-    }
-    if h.base_timestamp != NO_TIMESTAMP
-        && b.now_ms.saturating_sub(h.base_timestamp) > b.before_max_ms
-    {
-        return Err(BatchError::InvalidTimestamp(
-            "timestamp is earlier than message.timestamp.before.max.ms allows",
-        ));
-    }
-    Ok(())
 }
 
 /// The header of a produced batch rewritten for the log: base offset and leader epoch (outside the
@@ -506,8 +463,6 @@ pub(crate) mod tests {
     #[test]
     fn records_must_match_the_count() {
         let b = make_batch(&[b"x", b"y", b"z"], 1000, None);
-        assert_eq!(count_records(&b[HEADER_LEN..]), Some(3));
-        assert_eq!(count_records(&b[HEADER_LEN..b.len() - 1]), None);
         // Claim more records than there are, with a consistent header and CRC.
         let mut bad = b.clone();
         bad[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
@@ -529,10 +484,14 @@ pub(crate) mod tests {
             before_max_ms: i64::MAX,
             after_max_ms: 3_600_000,
         };
-        assert!(matches!(
-            validate_produced(&b, 1 << 20, 9, Some(bounds)),
-            Err(BatchError::InvalidTimestamp(_))
-        ));
+        match validate_produced(&b, 1 << 20, 9, Some(bounds)) {
+            Err(BatchError::RecordTimestamps(bad)) => {
+                assert_eq!(bad.len(), 1);
+                assert_eq!(bad[0].batch_index, 0);
+                assert_eq!(bad[0].timestamp, 10_000_000);
+            }
+            other => panic!("expected INVALID_TIMESTAMP, got {other:?}"),
+        }
         let ok = TimestampBounds {
             now_ms: 9_000_000,
             ..bounds

@@ -3,14 +3,23 @@
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `index`: the sparse `.index` and `.timeindex` files;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
+//! - `record_validator`: every record of a produced batch walked as Kafka's LogValidator does,
+//!   compressed ones through bounded streaming decoders;
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
-//! - `partition`: a partition's log (append, read, recovery, retention, flush).
+//! - `partition`: a partition's log (append, read, recovery, retention, flush);
+//! - `cleaner`: log compaction for `cleanup.policy=compact`;
+//! - `storage`: the trait segment files are opened and written through (faults injected in tests);
+//! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
 pub mod batch;
+pub mod check;
+pub mod cleaner;
 pub mod index;
 pub mod partition;
+pub mod record_validator;
 pub mod records;
 pub mod segment;
+pub mod storage;
 
 /// How record timestamps are set (message.timestamp.type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +51,12 @@ pub struct LogConfig {
     /// compression.type as a batch codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); `None` is
     /// `producer`, which keeps the client's codec.
     pub compression: Option<i16>,
+    /// Compaction (see `cleaner`): min/max.compaction.lag.ms, delete.retention.ms and
+    /// min.cleanable.dirty.ratio.
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -62,6 +77,10 @@ impl Default for LogConfig {
             cleanup_delete: true,
             cleanup_compact: false,
             compression: None,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

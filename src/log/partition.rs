@@ -10,6 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -18,7 +19,9 @@ use super::batch::{
     assign_offsets, validate_produced, BatchError, BatchHeader, TimestampBounds, HEADER_LEN,
     NO_TIMESTAMP,
 };
+use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, OpenMode, Segment, SegmentReader};
+use super::storage::{FileStorage, Storage};
 use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
@@ -130,18 +133,34 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     leader_epoch: i32,
     offline: bool,
+    /// Log compaction: offsets from here on were written since the last cleaning (everything
+    /// is dirty after a restart, which costs at most one extra cleaning).
+    first_dirty_offset: i64,
+    storage: Arc<dyn Storage>,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`. `clean` says whether the previous run shut down
-    /// cleanly; if not, every segment is verified and a torn tail is cut.
+    /// Opens (or creates) the log in `dir` on the local file system. `clean` says whether the
+    /// previous run shut down cleanly; if not, every segment is verified and a torn tail is cut.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clean: bool,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
+        Self::open_on(Arc::new(FileStorage), dir, config, clean, now_ms)
+    }
+
+    /// `open`, with segment files going through `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<PartitionLog> {
         fs::create_dir_all(dir)?;
+        remove_unfinished_cleanings(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| parse_log_file_name(&e.file_name().to_string_lossy()))
@@ -153,30 +172,40 @@ impl PartitionLog {
             OpenMode::Recover
         };
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
-        let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
-            if cut_at.is_some() {
-                // Everything after a damaged segment is unreachable: Kafka deletes it too.
-                remove_segment_files(dir, base);
-                continue;
-            }
-            let (seg, cut) = Segment::open(dir, base, mode, config.index_interval_bytes)?;
-            if cut > 0 {
-                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, "cut a torn or corrupt log tail");
-                if i + 1 < bases.len() {
-                    cut_at = Some(seg.next_offset());
+            // Everything after a damaged segment is unreachable: Kafka deletes it too. Newest
+            // first, and before the damaged segment is cut, so that a crash half-way leaves the
+            // damage in place for the next start-up to find again (see `Segment::open_with`).
+            let later = &bases[i + 1..];
+            let delete_later = || {
+                for &b in later.iter().rev() {
+                    remove_segment_files(dir, b)?;
                 }
+                Ok(())
+            };
+            let (seg, cut) = Segment::open_with(
+                &*storage,
+                dir,
+                base,
+                mode,
+                config.index_interval_bytes,
+                delete_later,
+            )?;
+            if cut > 0 {
+                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, deleted_segments = later.len(), "cut a torn or corrupt log tail");
+                segments.push(seg);
+                break;
             }
-            if seg.is_empty() && i + 1 < bases.len() && cut_at.is_none() {
+            if seg.is_empty() && i + 1 < bases.len() {
                 // An empty segment in the middle holds nothing; keep the sequence tidy.
                 drop(seg);
-                remove_segment_files(dir, base);
+                remove_segment_files(dir, base)?;
                 continue;
             }
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0)?);
+            segments.push(Segment::create(&*storage, dir, 0)?);
         }
         let log_start_offset = stored_log_start_offset(dir)
             .filter(|&o| {
@@ -193,6 +222,8 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             leader_epoch: 0,
             offline: false,
+            first_dirty_offset: 0,
+            storage,
         };
         log.load_producer_state()?;
         Ok(log)
@@ -268,6 +299,11 @@ impl PartitionLog {
 
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Where the active segment (never cleaned, never deleted by retention) starts.
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset
     }
 
     fn active(&self) -> &Segment {
@@ -374,7 +410,8 @@ impl PartitionLog {
         if !self.config.cleanup_compact && target.is_none() {
             return Ok(None);
         }
-        let raw = super::records::uncompressed_records(records, header)?;
+        let raw =
+            super::records::uncompressed_records(records, header, self.config.max_message_bytes)?;
         if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
             let tp = self
                 .dir
@@ -415,7 +452,7 @@ impl PartitionLog {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        match Segment::create(&self.dir, base) {
+        match Segment::create(&*self.storage, &self.dir, base) {
             Ok(seg) => {
                 self.segments.push(seg);
                 Ok(())
@@ -613,6 +650,94 @@ impl PartitionLog {
 
     /// The topic was deleted: refuse every further write, so that nothing appends to files that
     /// are about to be removed.
+    /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
+    pub fn clean_plan(&self, now_ms: i64) -> Option<CleanPlan> {
+        if !self.config.cleanup_compact || self.offline {
+            return None;
+        }
+        let active = self.segments.len() - 1;
+        // Records newer than min.compaction.lag.ms, and everything after them, stay uncleaned.
+        let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        let cleanable: Vec<&Segment> = self.segments[..active]
+            .iter()
+            .take_while(|s| s.max_timestamp() <= lag_limit)
+            .collect();
+        let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+        let dirty: Vec<&&Segment> = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > self.first_dirty_offset)
+            .collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size()).sum();
+        if dirty_bytes == 0 {
+            return None;
+        }
+        let ratio = dirty_bytes as f64 / total as f64;
+        // max.compaction.lag.ms: the oldest dirty segment may wait no longer than this (judged by
+        // its newest record, so at most one segment's span later than Kafka, which uses the oldest).
+        let overdue = dirty.first().is_some_and(|s| {
+            s.max_timestamp() < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+        });
+        if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            sources: cleanable
+                .iter()
+                .map(|s| CleanSource {
+                    base_offset: s.base_offset,
+                    reader: s.reader(),
+                })
+                .collect(),
+            producer_last_offsets: self.producers.last_batch_offsets(),
+        })
+    }
+
+    /// Swaps rewritten segments in (rename over the `.log`, indexes rebuilt); a segment that
+    /// went away or changed meanwhile (retention, DeleteRecords) keeps its old file and the
+    /// rewrite is dropped. Returns how many segments were replaced.
+    pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> io::Result<usize> {
+        let mut replaced = 0;
+        for c in cleaned {
+            let active = self.segments.len() - 1;
+            let at = self.segments[..active]
+                .iter()
+                .position(|s| s.base_offset == c.base_offset && s.size() == c.source_size);
+            let Some(i) = at else {
+                let _ = fs::remove_file(&c.path);
+                continue;
+            };
+            let log = self
+                .dir
+                .join(super::segment::file_name(c.base_offset, "log"));
+            fs::rename(&c.path, &log)?;
+            for suffix in ["index", "timeindex"] {
+                let _ = fs::remove_file(
+                    self.dir
+                        .join(super::segment::file_name(c.base_offset, suffix)),
+                );
+            }
+            let (seg, _) = Segment::open(
+                &*self.storage,
+                &self.dir,
+                c.base_offset,
+                OpenMode::Recover,
+                self.config.index_interval_bytes,
+            )?;
+            self.first_dirty_offset = self.first_dirty_offset.max(self.segments[i].next_offset());
+            if seg.is_empty() {
+                // Nothing of it survived: the segment goes (readers skip to the next one).
+                seg.delete()?;
+                self.segments.remove(i);
+            } else {
+                self.segments[i] = seg;
+            }
+            replaced += 1;
+        }
+        Ok(replaced)
+    }
+
     pub fn mark_deleted(&mut self) {
         self.offline = true;
     }
@@ -665,10 +790,29 @@ fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-fn remove_segment_files(dir: &Path, base: i64) {
-    for suffix in ["log", "index", "timeindex"] {
-        let _ = fs::remove_file(dir.join(super::segment::file_name(base, suffix)));
+/// Rewritten segments of a cleaning the broker did not live to swap in.
+fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+        if e.file_name()
+            .to_string_lossy()
+            .ends_with(cleaner::CLEANED_SUFFIX)
+        {
+            fs::remove_file(e.path())?;
+        }
     }
+    Ok(())
+}
+
+/// Deletes a segment's files, the `.log` last: a segment whose `.log` is still there after a crash
+/// is a whole segment again at the next start-up (its indexes are rebuilt).
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in ["index", "timeindex", "log"] {
+        match fs::remove_file(dir.join(super::segment::file_name(base, suffix))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A partition: its identity and its log behind a mutex that is never held across an await or

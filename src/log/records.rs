@@ -4,28 +4,23 @@
 //! duplicate header keys): the records area is decompressed as a whole, walked by its length
 //! prefixes, and compressed again as a whole; only the header's attributes, length and CRC change.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::BytesMut;
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{
     compute_crc, BatchError, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD,
     OFF_ATTRIBUTES, OFF_CRC, OFF_LENGTH,
 };
 
-/// The uncompressed records area of a batch.
-pub fn uncompressed_records(batch: &[u8], h: &BatchHeader) -> Result<Vec<u8>, BatchError> {
-    let area = &batch[HEADER_LEN..];
-    let mut input = Bytes::copy_from_slice(area);
-    let out = |b: &mut Bytes| -> anyhow::Result<Vec<u8>> { Ok(b.to_vec()) };
-    let res = match h.compression() {
-        0 => return Ok(area.to_vec()),
-        1 => Gzip::decompress(&mut input, out),
-        2 => Snappy::decompress(&mut input, out),
-        3 => Lz4::decompress(&mut input, out),
-        4 => Zstd::decompress(&mut input, out),
-        _ => return Err(BatchError::Corrupt("unknown compression type")),
-    };
-    res.map_err(|_| BatchError::Corrupt("the records cannot be decompressed"))
+/// The uncompressed records area of a batch, bounded as Produce bounds it (see
+/// `record_validator::decompressed_limit`).
+pub fn uncompressed_records(
+    batch: &[u8],
+    h: &BatchHeader,
+    max_message_bytes: usize,
+) -> Result<Vec<u8>, BatchError> {
+    let limit = super::record_validator::decompressed_limit(max_message_bytes);
+    super::record_validator::decompress(h, &batch[HEADER_LEN..], limit)
 }
 
 /// The index of the first record without a key (key length -1), walking length prefixes.
@@ -53,7 +48,7 @@ pub fn first_keyless_record(mut records: &[u8]) -> Result<Option<usize>, BatchEr
 }
 
 /// A zig-zag varlong: value and bytes used.
-fn varint(b: &[u8]) -> Option<(i64, usize)> {
+pub(crate) fn varint(b: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
     for (i, &byte) in b.iter().take(10).enumerate() {
         raw |= u64::from(byte & 0x7f) << (7 * i);
@@ -113,7 +108,7 @@ mod tests {
     fn recompress_round_trips_through_every_codec() {
         let batch = make_batch(&[b"hello", b"world", b"again"], 1000, Some((5, 0, 0)));
         let h = BatchHeader::parse(&batch).unwrap();
-        let raw = uncompressed_records(&batch, &h).unwrap();
+        let raw = uncompressed_records(&batch, &h, 1 << 20).unwrap();
         for codec in [1, 2, 3, 4, 0] {
             let out = recompress(&batch, &h, &raw, codec).unwrap();
             let nh = validate_produced(&out, usize::MAX, 9, None).unwrap();
@@ -132,7 +127,7 @@ mod tests {
                     h.max_timestamp
                 )
             );
-            assert_eq!(uncompressed_records(&out, &nh).unwrap(), raw);
+            assert_eq!(uncompressed_records(&out, &nh, 1 << 20).unwrap(), raw);
         }
     }
 
@@ -141,7 +136,7 @@ mod tests {
         // make_batch writes records without keys.
         let batch = make_batch(&[b"a", b"b"], 1, None);
         let h = BatchHeader::parse(&batch).unwrap();
-        let raw = uncompressed_records(&batch, &h).unwrap();
+        let raw = uncompressed_records(&batch, &h, 1 << 20).unwrap();
         assert_eq!(first_keyless_record(&raw).unwrap(), Some(0));
         // A record with key "k": length, attributes, ts delta 0, offset delta 0, key len 1, key,
         // value len -1, 0 headers.

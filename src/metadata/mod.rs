@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::config::{topic_log_config, ConfigError};
 use crate::log::partition::{Partition, PartitionLog};
+use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
 pub use topic::{is_internal_name, validate_topic_name, Topic};
 
@@ -90,6 +91,8 @@ pub enum TopicAdminError {
 
 pub struct Catalog {
     data_dir: PathBuf,
+    /// Where segment files are opened (the file system; a faulty one in tests).
+    storage: Arc<dyn Storage>,
     /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
     broker_log: RwLock<LogConfig>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -103,6 +106,17 @@ pub struct Catalog {
 impl Catalog {
     /// Loads every topic named by a topic file and opens its partition logs.
     pub fn open(
+        data_dir: &Path,
+        broker_log: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<Catalog> {
+        Self::open_on(Arc::new(FileStorage), data_dir, broker_log, clean, now_ms)
+    }
+
+    /// `open`, with every segment file going through `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
         data_dir: &Path,
         broker_log: LogConfig,
         clean: bool,
@@ -127,7 +141,7 @@ impl Catalog {
                 tracing::warn!(topic = %name, error = %e, "ignoring invalid stored topic configs");
                 broker_log.clone()
             });
-            let topic = open_topic(data_dir, &name, desc, &log_config, clean, now_ms)?;
+            let topic = open_topic(data_dir, &storage, &name, desc, &log_config, clean, now_ms)?;
             topics.insert(name, Arc::new(topic));
         }
         let ids = topics
@@ -136,6 +150,7 @@ impl Catalog {
             .collect();
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
+            storage,
             broker_log: RwLock::new(broker_log),
             topics: RwLock::new(topics),
             ids: RwLock::new(ids),
@@ -221,6 +236,7 @@ impl Catalog {
         }
         let topic = open_topic(
             &self.data_dir,
+            &self.storage,
             name,
             desc.clone(),
             &log_config,
@@ -247,7 +263,7 @@ impl Catalog {
         if let Some(t) = self.get(name) {
             return Ok(t);
         }
-        match self.create(name, partitions, 1, BTreeMap::new(), now_ms) {
+        match self.create(name, partitions, 1, internal_topic_configs(name), now_ms) {
             Err(CreateTopicError::AlreadyExists(_)) => {
                 self.get(name).ok_or(CreateTopicError::InvalidPartitions)
             }
@@ -339,6 +355,7 @@ impl Catalog {
             remove_stale_dir(&self.data_dir, name, p)?;
             partitions.push(Arc::new(open_partition(
                 &self.data_dir,
+                &self.storage,
                 name,
                 topic.topic_id,
                 p,
@@ -447,8 +464,25 @@ impl Catalog {
     }
 }
 
+/// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
+/// compacted (only the newest offset and group record per key matter) with
+/// offsets.topic.segment.bytes segments, as is `__transaction_state`.
+fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
+    if !is_internal_name(name) {
+        return BTreeMap::new();
+    }
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn open_topic(
     data_dir: &Path,
+    storage: &Arc<dyn Storage>,
     name: &str,
     desc: topic::TopicFile,
     log_config: &LogConfig,
@@ -459,6 +493,7 @@ fn open_topic(
     for p in 0..desc.partitions {
         partitions.push(Arc::new(open_partition(
             data_dir,
+            storage,
             name,
             desc.topic_id,
             p,
@@ -475,8 +510,10 @@ fn open_topic(
     })
 }
 
+#[allow(clippy::too_many_arguments)] // the identity of a partition and how to open it
 fn open_partition(
     data_dir: &Path,
+    storage: &Arc<dyn Storage>,
     name: &str,
     topic_id: Uuid,
     p: i32,
@@ -494,7 +531,7 @@ fn open_partition(
         );
         write_atomically(&meta, &text)?;
     }
-    let log = PartitionLog::open(&dir, log_config.clone(), clean, now_ms)?;
+    let log = PartitionLog::open_on(Arc::clone(storage), &dir, log_config.clone(), clean, now_ms)?;
     Ok(Partition::new(name.to_string(), p, log))
 }
 

@@ -119,10 +119,15 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
     finish(results, ctx.api_version)
 }
 
-/// The names of the topics just deleted.
-/// lead: drop the committed offsets of these topics here (the group coordinator, src/group/).
-fn on_topics_deleted(_ctx: &RequestContext<'_>, deleted: &[String]) {
-    tracing::debug!(topics = ?deleted, "topics deleted");
+/// Every group's committed offsets of the deleted topics go too (tombstones in
+/// `__consumer_offsets`), as Kafka's coordinator does on partition deletion.
+fn on_topics_deleted(ctx: &RequestContext<'_>, deleted: &[String]) {
+    let removed = ctx.broker.groups.remove_offsets_of_topics(
+        &ctx.broker.catalog,
+        deleted,
+        crate::broker::now_ms(),
+    );
+    tracing::info!(topics = ?deleted, offsets = removed, "topics deleted");
 }
 
 fn duplicates<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashSet<T> {

@@ -47,6 +47,7 @@ pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
@@ -75,7 +76,7 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::InvalidRecord(_) => INVALID_RECORD,
         BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
         BatchError::UnsupportedCompression => UNSUPPORTED_COMPRESSION_TYPE,
-        BatchError::InvalidTimestamp(_) => INVALID_TIMESTAMP,
+        BatchError::InvalidTimestamp(_) | BatchError::RecordTimestamps(_) => INVALID_TIMESTAMP,
         BatchError::Transactional => INVALID_TXN_STATE,
     }
 }

@@ -1,15 +1,20 @@
-//! Produce (key 0): validate each partition's single record batch by its header and CRC, append
+//! Produce (key 0): validate each partition's single record batch (header, CRC, records), append
 //! it, and answer per partition. acks=0 requests get no response; if one of their partitions
 //! fails, the connection is closed instead, as Kafka does, so the producer refreshes metadata.
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::broker::now_ms;
+use crate::log::batch::BatchError;
+use crate::log::partition::LogError;
+use crate::log::record_validator::TimestampError;
 use crate::metadata::Topic;
 
 /// First Produce version that names topics by id.
@@ -101,9 +106,28 @@ fn append(
             .with_log_start_offset(info.log_start_offset),
         Err(e) => {
             tracing::debug!(topic = %topic.name, partition = pd.index, error = %e, "produce rejected");
-            failed(pd.index, errors::log_error_code(&e), Some(e.to_string()))
+            let resp = failed(pd.index, errors::log_error_code(&e), Some(e.to_string()));
+            match e {
+                // KIP-467 (Produce v8+): name the offending records so the producer fails only them.
+                LogError::Batch(BatchError::RecordTimestamps(bad)) if ctx.api_version >= 8 => {
+                    resp.with_record_errors(bad.iter().map(record_error).collect())
+                }
+                _ => resp,
+            }
         }
     }
+}
+
+fn record_error(e: &TimestampError) -> BatchIndexAndErrorMessage {
+    // Kafka's wording (LogValidator.validateTimestamp); before offsets are assigned a record's
+    // offset is its index in the batch.
+    let msg = format!(
+        "Timestamp {} of message with offset {} is out of range",
+        e.timestamp, e.batch_index
+    );
+    BatchIndexAndErrorMessage::default()
+        .with_batch_index(e.batch_index)
+        .with_batch_index_error_message(Some(StrBytes::from_string(msg)))
 }
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {

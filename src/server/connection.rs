@@ -25,15 +25,16 @@ const WRITE_BATCH: usize = 256 * 1024;
 const FETCH_KEY: i16 = 1;
 
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub enum FrameError {
     #[error("frame size {0} is negative")]
     Negative(i32),
     #[error("frame size {size} exceeds socket.request.max.bytes {max}")]
     TooLarge { size: usize, max: usize },
 }
 
-/// Splits the next whole frame (without its size prefix) off `buf`, if one is there.
-fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
+/// Splits the next whole frame (without its size prefix) off `buf`, if one is there. Public for
+/// the fuzz targets, which feed recorded byte streams through the same framing.
+pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -50,6 +51,27 @@ fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameErro
     Ok(Some(buf.split_to(size).freeze()))
 }
 
+/// Debugging aid that seeds the fuzz corpus with real client traffic: when GREGOR_RECORD_FRAMES
+/// names a directory, each connection appends the request frames it reads (size prefixes
+/// included, so a file is exactly the client's byte stream) to a file of its own there.
+fn frame_recorder(peer: SocketAddr) -> Option<std::fs::File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::var_os("GREGOR_RECORD_FRAMES")?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("{}-{}-{n}.bin", std::process::id(), peer.port());
+    std::fs::File::create(std::path::Path::new(&dir).join(name)).ok()
+}
+
+fn record_frame(recorder: &mut Option<std::fs::File>, frame: &[u8]) {
+    use std::io::Write;
+    if let Some(f) = recorder {
+        let size = (frame.len() as i32).to_be_bytes();
+        if f.write_all(&size).and_then(|_| f.write_all(frame)).is_err() {
+            *recorder = None;
+        }
+    }
+}
+
 fn api_key_of(frame: &[u8]) -> Option<i16> {
     (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]))
 }
@@ -57,9 +79,11 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
 pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let _ = stream.set_nodelay(true);
     let max = broker.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out: Vec<BytesMut> = Vec::new();
     let mut queued = 0usize;
+    let mut recorder = frame_recorder(peer);
     loop {
         loop {
             let frame = match next_frame(&mut buf, max) {
@@ -71,6 +95,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                     return;
                 }
             };
+            record_frame(&mut recorder, &frame);
             if api_key_of(&frame) == Some(FETCH_KEY) && !out.is_empty() {
                 if flush(&mut stream, &mut out).await.is_err() {
                     return;
@@ -105,10 +130,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
+        // Every response is written by now: waiting here is idle time (connections.max.idle.ms).
+        match tokio::time::timeout(idle, stream.read_buf(&mut buf)).await {
+            Err(_) => {
+                tracing::debug!(%peer, "closing an idle connection (connections.max.idle.ms)");
+                return;
+            }
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "read failed");
                 return;
             }
@@ -118,9 +148,20 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
 
 /// Writes every queued response, in order.
 async fn flush(stream: &mut TcpStream, out: &mut Vec<BytesMut>) -> std::io::Result<()> {
-    for resp in out.drain(..) {
-        stream.write_all(&resp).await?;
+    // One writev for every queued response (pipelined producers' acks go out together); the
+    // loop only repeats when the kernel takes part of them.
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        out.iter().map(|r| std::io::IoSlice::new(r)).collect();
+    let mut pending = &mut slices[..];
+    while !pending.is_empty() {
+        let n = stream.write_vectored(pending).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut pending, n);
     }
+    drop(slices);
+    out.clear();
     Ok(())
 }
 
