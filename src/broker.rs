@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
@@ -33,6 +34,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub endpoint: Endpoint,
     pub catalog: Catalog,
+    /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
+    pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
     /// Woken after every append, so long-polling fetches re-check their partitions.
@@ -79,7 +82,9 @@ impl Broker {
             tracing::warn!(dir = %dir.display(), "previous run did not shut down cleanly: verifying logs");
         }
         let cluster_id = load_or_create_meta(&dir, config.node_id)?;
-        let catalog = Catalog::open_on(storage, &dir, config.log.clone(), clean, now_ms())?;
+        let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
+        let catalog =
+            Catalog::open_on(storage, &dir, dynamic.log_config(&config), clean, now_ms())?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -99,6 +104,7 @@ impl Broker {
             cluster_id,
             endpoint,
             catalog,
+            dynamic,
             producer_ids,
             appended: Notify::new(),
             _lock: lock,

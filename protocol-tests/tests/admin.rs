@@ -112,6 +112,22 @@ async fn delete_topic_removes_its_files_and_only_them() -> Result<()> {
         )
         .await?;
     ensure!(m.topics[0].error_code == UNKNOWN_TOPIC_ID, "{m:?}");
+    // As the Java client asks: an empty name with the id.
+    let kept_id = topic_id(&mut c, "doomed-1").await?;
+    let m = c
+        .request(
+            12,
+            MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(name("")))
+                    .with_topic_id(kept_id),
+            ])),
+        )
+        .await?;
+    ensure!(
+        m.topics[0].error_code == NONE && m.topics[0].topic_id == kept_id,
+        "{m:?}"
+    );
     // Deleting again, or by the old id, is an error; the other topic kept its record.
     let again = DeleteTopicsRequest::default()
         .with_topics(vec![DeleteTopicState::default().with_topic_id(id)]);
@@ -232,6 +248,8 @@ async fn create_partitions_errors_leave_the_topic_alone() -> Result<()> {
             INVALID_REPLICA_ASSIGNMENT,
         ),
         (grow("cp-missing", 4, None), UNKNOWN_TOPIC_OR_PARTITION),
+        // Kafka's controller refuses more than 10000 records in one operation.
+        (grow("cp", i32::MAX, None), POLICY_VIOLATION),
     ];
     for (t, want) in cases {
         let r = c
@@ -243,6 +261,14 @@ async fn create_partitions_errors_leave_the_topic_alone() -> Result<()> {
         ensure!(r.results[0].error_code == want, "{t:?}: {r:?}");
         ensure!(r.results[0].error_message.is_some(), "{r:?}");
     }
+    let r = create_topics(
+        &mut c,
+        CREATE_TOPICS_V,
+        vec![creatable("cp-huge", 1_000_000)],
+        false,
+    )
+    .await?;
+    ensure!(r[0].error_code == POLICY_VIOLATION, "{r:?}");
     // validate_only changes nothing; a valid assignment grows the topic.
     let r = c
         .request(
@@ -626,5 +652,114 @@ async fn describe_topic_partitions_pages_with_a_cursor() -> Result<()> {
     .map(|(t, p)| (t.to_string(), *p))
     .collect();
     ensure!(seen == want, "{seen:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn dynamic_broker_configs_apply_to_every_topic_and_persist() -> Result<()> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "dyn-plain", 1).await?;
+    let t = with_config(creatable("dyn-own", 1), "max.message.bytes", "100000");
+    ensure!(create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?[0].error_code == NONE);
+    let big = values_batch(&[&"x".repeat(3000)]);
+    produce_ok(&mut c, "dyn-plain", 0, big.clone()).await?;
+    // The cluster default, then this broker's value, which wins.
+    let r = incremental(
+        &mut c,
+        vec![(4, "", vec![op("message.max.bytes", 0, Some("50000"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 0, Some("2000"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    ensure!(
+        produce(&mut c, "dyn-plain", 0, big.clone())
+            .await?
+            .error_code
+            == MESSAGE_TOO_LARGE
+    );
+    // A topic override still beats the broker setting.
+    produce_ok(&mut c, "dyn-own", 0, big.clone()).await?;
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(
+        produce(&mut c, "dyn-plain", 0, big.clone())
+            .await?
+            .error_code
+            == MESSAGE_TOO_LARGE
+    );
+    let describe = |name: &str| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s(name))
+                .with_configuration_keys(Some(vec![s("message.max.bytes")]))])
+    };
+    let r = c.request(4, describe("1")).await?;
+    let e = &r.results[0].configs[0];
+    ensure!(
+        e.value.as_deref() == Some("2000") && e.config_source == 2 && !e.read_only,
+        "{e:?}"
+    );
+    ensure!(e.synonyms.len() == 3, "{e:?}");
+    let r = c.request(4, describe("")).await?;
+    let e = &r.results[0].configs;
+    ensure!(
+        e.len() == 1 && e[0].value.as_deref() == Some("50000") && e[0].config_source == 3,
+        "{e:?}"
+    );
+    // DELETE falls back to the cluster default.
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 1, None)])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 == NONE, "{r:?}");
+    produce_ok(&mut c, "dyn-plain", 0, big).await?;
+    let r = incremental(
+        &mut c,
+        vec![(4, "1", vec![op("message.max.bytes", 0, Some("x"))])],
+        false,
+    )
+    .await?;
+    ensure!(r[0].0 != NONE, "{r:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_configs_documentation_only_when_asked() -> Result<()> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "documented", 1).await?;
+    for (t, n, key) in [
+        (2, "documented", "retention.ms"),
+        (4, "1", "num.partitions"),
+    ] {
+        for asked in [false, true] {
+            let req = DescribeConfigsRequest::default()
+                .with_include_documentation(asked)
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(t)
+                    .with_resource_name(s(n))
+                    .with_configuration_keys(Some(vec![s(key)]))]);
+            let r = c.request(4, req).await?;
+            let e = &r.results[0].configs[0];
+            ensure!(
+                e.documentation.is_some() == asked,
+                "{key} asked={asked}: {e:?}"
+            );
+        }
+    }
     Ok(())
 }

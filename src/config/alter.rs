@@ -4,7 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use super::{topic_def, ConfigError, ConfigType};
+use super::{broker_def, topic_def, ConfigDef, ConfigError, ConfigType};
+
+/// Which config table a resource uses (for the type of APPEND/SUBTRACT keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Topic,
+    Broker,
+}
+
+impl Table {
+    fn def(self, name: &str) -> Option<&'static ConfigDef> {
+        match self {
+            Table::Topic => topic_def(name),
+            Table::Broker => broker_def(name),
+        }
+    }
+}
 
 /// An IncrementalAlterConfigs operation (AlterConfigOp.OpType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +66,7 @@ pub fn topic_config_message(e: &ConfigError) -> String {
 /// Applies incremental operations to a topic's overrides. Keys are unique and non-DELETE values
 /// present (the caller checked); the result still needs `topic_log_config`.
 pub fn apply_incremental(
+    table: Table,
     current: &BTreeMap<String, String>,
     ops: &[(String, AlterOp, Option<String>)],
 ) -> Result<BTreeMap<String, String>, AlterError> {
@@ -64,8 +81,11 @@ pub fn apply_incremental(
                 next.remove(name);
             }
             AlterOp::Append | AlterOp::Subtract => {
-                let def = topic_def(name).ok_or_else(|| {
-                    AlterError::Config(format!("Unknown topic config name: {name}"))
+                let def = table.def(name).ok_or_else(|| {
+                    AlterError::Config(match table {
+                        Table::Topic => format!("Unknown topic config name: {name}"),
+                        Table::Broker => format!("Unknown config name: {name}"),
+                    })
                 })?;
                 if def.kind != ConfigType::List {
                     let verb = if *op == AlterOp::Append {
@@ -119,6 +139,7 @@ mod tests {
     fn set_delete_append_subtract() {
         let cur = BTreeMap::from([("retention.ms".to_string(), "1".to_string())]);
         let next = apply_incremental(
+            Table::Topic,
             &cur,
             &ops(&[
                 ("retention.ms", AlterOp::Delete, None),
@@ -132,13 +153,18 @@ mod tests {
         // Appended to Kafka's default "delete".
         assert_eq!(next["cleanup.policy"], "delete,compact");
         let next = apply_incremental(
+            Table::Topic,
             &next,
             &ops(&[("cleanup.policy", AlterOp::Subtract, Some("delete"))]),
         )
         .unwrap();
         assert_eq!(next["cleanup.policy"], "compact");
         assert!(matches!(
-            apply_incremental(&next, &ops(&[("retention.ms", AlterOp::Append, Some("1"))])),
+            apply_incremental(
+                Table::Topic,
+                &next,
+                &ops(&[("retention.ms", AlterOp::Append, Some("1"))])
+            ),
             Err(AlterError::Config(m)) if m.contains("because its type is not LIST")
         ));
     }

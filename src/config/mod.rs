@@ -12,6 +12,7 @@
 
 pub mod alter;
 pub mod describe;
+pub mod dynamic;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -228,7 +229,7 @@ pub fn topic_config_defs() -> &'static [ConfigDef] {
     DEFS.get_or_init(|| parse_table(TOPIC_CONFIGS))
 }
 
-fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
     broker_config_defs().iter().find(|d| d.name == name)
 }
 

@@ -33,6 +33,13 @@ pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
 
+/// Kafka's controller refuses an operation that would write more than 10000 metadata records
+/// (QuorumController.MAX_RECORDS_PER_USER_OP) with POLICY_VIOLATION; one record per partition, so
+/// this bounds the partitions one CreateTopics or CreatePartitions entry can create (and the
+/// directories and files a single request can make gregor open).
+pub const MAX_NEW_PARTITIONS: i32 = 10_000;
+const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTopicError {
     #[error("Topic '{0}' already exists.")]
@@ -45,6 +52,8 @@ pub enum CreateTopicError {
     InvalidPartitions,
     #[error("Replication factor: {0} larger than available brokers: 1.")]
     InvalidReplicationFactor(i16),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
     #[error("{0}")]
     InvalidConfig(#[from] ConfigError),
     #[error("storage error: {0}")]
@@ -67,10 +76,15 @@ pub enum TopicAdminError {
     },
     #[error("{0}")]
     InvalidReplicaAssignment(String),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
     #[error("gregor does not delete or grow the internal topic {0}: its group coordinator depends on its layout.")]
     InternalTopic(String),
     #[error("{0}")]
     InvalidConfig(#[from] ConfigError),
+    /// A config change refused before validation (IncrementalAlterConfigs' own checks).
+    #[error("{0:?}")]
+    Alter(crate::config::alter::AlterError),
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
 }
@@ -79,7 +93,8 @@ pub struct Catalog {
     data_dir: PathBuf,
     /// Where segment files are opened (the file system; a faulty one in tests).
     storage: Arc<dyn Storage>,
-    broker_log: LogConfig,
+    /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
+    broker_log: RwLock<LogConfig>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Topic id to name, for the APIs that name topics by id (Produce v13, Fetch v13+).
     ids: RwLock<HashMap<Uuid, String>>,
@@ -136,7 +151,7 @@ impl Catalog {
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
             storage,
-            broker_log,
+            broker_log: RwLock::new(broker_log),
             topics: RwLock::new(topics),
             ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
@@ -192,7 +207,10 @@ impl Catalog {
                 replication_factor,
             ));
         }
-        Ok(topic_log_config(&self.broker_log, configs)?)
+        if partitions > MAX_NEW_PARTITIONS {
+            return Err(CreateTopicError::TooManyPartitions);
+        }
+        Ok(topic_log_config(&self.broker_log.read(), configs)?)
     }
 
     pub fn create(
@@ -318,6 +336,9 @@ impl Catalog {
             });
         }
         let additional = count - current;
+        if additional > MAX_NEW_PARTITIONS {
+            return Err(TopicAdminError::TooManyPartitions);
+        }
         if let Some(n) = assignments {
             if n != additional as usize {
                 return Err(TopicAdminError::InvalidReplicaAssignment(format!(
@@ -328,7 +349,7 @@ impl Catalog {
         if validate_only {
             return Ok(topic);
         }
-        let log_config = topic_log_config(&self.broker_log, &topic.configs)?;
+        let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
         let mut partitions = topic.partitions.clone();
         for p in current..count {
             remove_stale_dir(&self.data_dir, name, p)?;
@@ -361,9 +382,23 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicAdminError> {
+        self.update_topic_configs(name, |_| Ok(configs), validate_only)
+    }
+
+    /// As `set_topic_configs`, with the new overrides computed from the current ones under the
+    /// catalog lock, so concurrent incremental changes cannot lose each other's updates.
+    pub fn update_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, TopicAdminError>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicAdminError> {
         let _guard = self.create_lock.lock();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
-        let log_config = topic_log_config(&self.broker_log, &configs)?;
+        let configs = change(&topic.configs)?;
+        let log_config = topic_log_config(&self.broker_log.read(), &configs)?;
         if validate_only {
             return Ok(topic);
         }
@@ -378,6 +413,19 @@ impl Catalog {
             p.with_log(|l| l.set_config(log_config.clone()));
         }
         Ok(changed)
+    }
+
+    /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
+    /// topic overrides laid over them, at once.
+    pub fn set_broker_log(&self, log: LogConfig) {
+        let _guard = self.create_lock.lock();
+        *self.broker_log.write() = log.clone();
+        for t in self.all() {
+            let effective = topic_log_config(&log, &t.configs).unwrap_or_else(|_| log.clone());
+            for p in &t.partitions {
+                p.with_log(|l| l.set_config(effective.clone()));
+            }
+        }
     }
 
     /// Writes the topic file of `topic` and swaps it into the catalog (create_lock held).

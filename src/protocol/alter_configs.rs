@@ -1,8 +1,8 @@
 //! AlterConfigs (key 33, legacy: a resource's overrides are replaced as a whole) and the checks it
 //! shares with IncrementalAlterConfigs (key 44). Topic overrides are validated with Kafka's rules,
-//! written to the topic file and applied to the live partition logs. Broker configs are static in
-//! gregor: every change is refused with the error Kafka gives for a config that cannot be updated
-//! dynamically.
+//! written to the topic file and applied to the live partition logs. Broker configs: the ones
+//! Kafka can change at run time (the log settings, see `config::dynamic`) are persisted and
+//! applied at once; any other gets Kafka's "Cannot update these configs dynamically".
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,7 +14,6 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::errors;
 use super::RequestContext;
 use crate::config::alter::{topic_config_message, AlterError};
-use crate::config::broker_config_defs;
 use crate::metadata::{validate_topic_name, TopicAdminError};
 
 pub fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -67,9 +66,16 @@ fn alter(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
                 .collect();
-            set_topic(ctx, name, next, validate_only)
+            set_topic(ctx, name, validate_only, |_| Ok(next))
         }
-        RESOURCE_BROKER => refuse_broker(ctx, name, configs.iter().map(|(k, _)| k.as_str())),
+        RESOURCE_BROKER => {
+            // Legacy AlterConfigs replaces the whole layer with the given settings.
+            let next: BTreeMap<String, String> = configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+                .collect();
+            alter_broker(ctx, name, validate_only, |_| Ok(next))
+        }
         other => Err(unknown_resource(other)),
     }
 }
@@ -111,18 +117,20 @@ pub fn unknown_resource(t: i8) -> (i16, String) {
     )
 }
 
-/// Validates and applies a topic's complete new set of overrides.
+/// Validates and applies a topic's new set of overrides, computed from the current ones by
+/// `change` under the catalog lock.
 pub fn set_topic(
     ctx: &RequestContext<'_>,
     name: &str,
-    next: BTreeMap<String, String>,
     validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AlterError>,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
+    let change = |cur: &BTreeMap<String, String>| change(cur).map_err(TopicAdminError::Alter);
     match ctx
         .broker
         .catalog
-        .set_topic_configs(name, next, validate_only)
+        .update_topic_configs(name, change, validate_only)
     {
         Ok(_) => Ok(()),
         Err(TopicAdminError::UnknownTopic) => Err((
@@ -132,6 +140,7 @@ pub fn set_topic(
         Err(TopicAdminError::InvalidConfig(e)) => {
             Err((errors::INVALID_CONFIG, topic_config_message(&e)))
         }
+        Err(TopicAdminError::Alter(e)) => Err(alter_error(e)),
         Err(e) => Err((errors::topic_admin_error_code(&e), e.to_string())),
     }
 }
@@ -143,13 +152,14 @@ pub fn alter_error(e: AlterError) -> (i16, String) {
     }
 }
 
-/// gregor reads its broker configs once at start-up. The name must be this node's id or empty
-/// (cluster default), as in Kafka; then every key is refused as one Kafka cannot update
-/// dynamically (ConfigAdminManager / DynamicBrokerConfig.validateConfigs).
-pub fn refuse_broker<'a>(
+/// A change to this broker's dynamic configs (name = this node's id) or to the cluster-wide
+/// default (empty name), as Kafka's ConfigAdminManager checks the name; `change` computes the
+/// layer's new contents. Applied to every partition log at once.
+pub fn alter_broker(
     ctx: &RequestContext<'_>,
     name: &str,
-    keys: impl Iterator<Item = &'a str>,
+    validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AlterError>,
 ) -> Result<(), (i16, String)> {
     if !name.is_empty() {
         let Ok(id) = name.parse::<i32>() else {
@@ -168,24 +178,15 @@ pub fn refuse_broker<'a>(
             ));
         }
     }
-    let keys: Vec<&str> = keys.collect();
-    if let Some(unknown) = keys
-        .iter()
-        .find(|k| !broker_config_defs().iter().any(|d| d.name == **k))
-    {
-        return Err((
-            errors::INVALID_CONFIG,
-            format!("Unknown config name: {unknown}"),
-        ));
-    }
-    if keys.is_empty() {
-        return Ok(());
-    }
-    Err((
-        errors::INVALID_REQUEST,
-        format!(
-            "Cannot update these configs dynamically: Set({})",
-            keys.join(", ")
-        ),
-    ))
+    let broker = ctx.broker;
+    broker
+        .dynamic
+        .alter(
+            &broker.config,
+            name.is_empty(),
+            validate_only,
+            change,
+            |log| broker.catalog.set_broker_log(log),
+        )
+        .map_err(alter_error)
 }

@@ -62,7 +62,10 @@ pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
         }
         TopicAdminError::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
         TopicAdminError::InternalTopic(_) => INVALID_REQUEST,
+        TopicAdminError::TooManyPartitions => POLICY_VIOLATION,
         TopicAdminError::InvalidConfig(_) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Config(_)) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Request(_)) => INVALID_REQUEST,
         TopicAdminError::Storage(_) => KAFKA_STORAGE_ERROR,
     }
 }
@@ -101,6 +104,7 @@ pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
         }
         CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
         CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+        CreateTopicError::TooManyPartitions => POLICY_VIOLATION,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
         CreateTopicError::Storage(_) => KAFKA_STORAGE_ERROR,
     }

@@ -7,12 +7,12 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::{
-    alter_error, check_keys, duplicate_resources, refuse_broker, set_topic, unknown_resource,
+    alter_broker, check_keys, duplicate_resources, set_topic, unknown_resource,
 };
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::errors;
 use super::RequestContext;
-use crate::config::alter::{apply_incremental, AlterOp};
+use crate::config::alter::{apply_incremental, AlterOp, Table};
 
 pub fn handle(
     ctx: &RequestContext<'_>,
@@ -79,17 +79,12 @@ fn alter(
         ));
     }
     match r.resource_type {
-        RESOURCE_TOPIC => {
-            let current = ctx
-                .broker
-                .catalog
-                .get(name)
-                .map(|t| t.configs.clone())
-                .unwrap_or_default();
-            let next = apply_incremental(&current, &ops).map_err(alter_error)?;
-            set_topic(ctx, name, next, validate_only)
-        }
-        RESOURCE_BROKER => refuse_broker(ctx, name, ops.iter().map(|(k, _, _)| k.as_str())),
+        RESOURCE_TOPIC => set_topic(ctx, name, validate_only, |current| {
+            apply_incremental(Table::Topic, current, &ops)
+        }),
+        RESOURCE_BROKER => alter_broker(ctx, name, validate_only, |current| {
+            apply_incremental(Table::Broker, current, &ops)
+        }),
         other => Err(unknown_resource(other)),
     }
 }
