@@ -1,0 +1,36 @@
+"""scripts/bench --publish: copy a run's table, JSON and chart to docs/bench/ and put the table
+into README.md between the bench markers of its Performance section (added before "## Status"
+if the README has none). Usage: publish.py RUN_DIR DOCS_DIR README"""
+import os
+import shutil
+import sys
+
+BEGIN = "<!-- bench:begin (scripts/bench --publish rewrites this block) -->"
+END = "<!-- bench:end -->"
+
+
+def main(run, docs, readme):
+    os.makedirs(docs, exist_ok=True)
+    for name in ("results.md", "results.json", "chart.png"):
+        shutil.copyfile(os.path.join(run, name), os.path.join(docs, name))
+    with open(os.path.join(run, "results.md")) as f:
+        table = f.read().strip()
+    rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
+    block = (f"{BEGIN}\n{table}\n\n![gregor vs Apache Kafka]({rel}/chart.png)\n\n"
+             f"Raw numbers per round: [`{rel}/results.json`]({rel}/results.json).\n{END}")
+    with open(readme) as f:
+        text = f.read()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        section = f"## Performance\n\n{block}\n\n"
+        text = text.replace("## Status", section + "## Status", 1) if "## Status" in text \
+            else text.rstrip("\n") + "\n\n" + section
+    with open(readme, "w") as f:
+        f.write(text)
+    print(f"published to {docs} and {readme}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
