@@ -460,14 +460,19 @@ def fmt_ratio(r):
 
 
 def markdown(meta, summary):
+    java = meta["java"].replace('"', "")
     lines = [
         f"Measured {meta['date']} with `scripts/bench{' --quick' if meta['quick'] else ''}`: "
-        f"gregor {meta['gregor_version']} (release build, commit {meta['gregor_commit']}) vs "
-        f"Apache Kafka {meta['kafka_version']} (single-node KRaft, default 1 GB heap), "
-        f"{meta['rounds']} round(s) alternating, median of rounds. Machine: {meta['machine']}.",
+        f"{meta['rounds']} round(s), gregor and Kafka alternating; medians over the rounds and the "
+        f"gregor/Kafka ratio of each round.",
         "",
-        f"Load average (1 min) {meta['loadavg_start'][0]:g} at the start, {meta['loadavg_end'][0]:g} at the end"
-        f" ({os.cpu_count()} CPUs).",
+        f"- gregor {meta['gregor_version']}, release build of commit {meta['gregor_commit']}",
+        f"- Apache Kafka {meta['kafka_version']}, single-node KRaft (broker and controller in one JVM), "
+        f"default 1 GB heap, {java}",
+        f"- clients: Kafka {meta['kafka_version']} ProducerPerformance/ConsumerPerformance, "
+        f"kcat {meta['kcat_version']}, scripts/bench.d/Bench.java (kafka-clients {meta['kafka_version']})",
+        f"- machine: {meta['machine']}; load average (1 min) {meta['loadavg_start'][0]:g} at the start, "
+        f"{meta['loadavg_end'][0]:g} at the end",
         "",
         "| workload / metric | unit | gregor | Kafka | gregor/Kafka | per round | target |",
         "|---|---|---:|---:|---:|---|---|",
@@ -536,6 +541,9 @@ def main():
                                     text=True).stdout.strip().split()[-1:] or ["?"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "?"
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                      text=True).stdout.strip():
+        commit += " with local changes"
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": args.quick, "rounds": cfg["rounds"], "config": cfg,

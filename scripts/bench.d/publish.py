@@ -1,6 +1,6 @@
-"""scripts/bench --publish: copy a run's table, JSON and chart to docs/bench/ and put the table
-into README.md between the bench markers of its Performance section (added before "## Status"
-if the README has none). Usage: publish.py RUN_DIR DOCS_DIR README"""
+"""scripts/bench --publish: copy a run's table, JSON, chart and raw tool output to docs/bench/
+and put the table into README.md between the bench markers of its Performance section (added
+before "## Status" if the README has none). Usage: publish.py RUN_DIR DOCS_DIR README"""
 import os
 import shutil
 import sys
@@ -13,11 +13,15 @@ def main(run, docs, readme):
     os.makedirs(docs, exist_ok=True)
     for name in ("results.md", "results.json", "chart.png"):
         shutil.copyfile(os.path.join(run, name), os.path.join(docs, name))
+    # Every tool's own output (small: the brokers log warnings only).
+    shutil.rmtree(os.path.join(docs, "raw"), ignore_errors=True)
+    shutil.copytree(os.path.join(run, "raw"), os.path.join(docs, "raw"))
     with open(os.path.join(run, "results.md")) as f:
         table = f.read().strip()
     rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
     block = (f"{BEGIN}\n{table}\n\n![gregor vs Apache Kafka]({rel}/chart.png)\n\n"
-             f"Raw numbers per round: [`{rel}/results.json`]({rel}/results.json).\n{END}")
+             f"Numbers per round: [`{rel}/results.json`]({rel}/results.json); every tool's output: "
+             f"[`{rel}/raw/`]({rel}/raw/).\n{END}")
     with open(readme) as f:
         text = f.read()
     if BEGIN in text and END in text:
