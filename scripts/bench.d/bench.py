@@ -96,10 +96,13 @@ class Proc:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
     def syscalls(self):
-        """read- and write-type syscalls of the whole process so far (/proc/PID/io)."""
-        with open(f"/proc/{self.pid}/io") as f:
-            io = dict(line.split(": ") for line in f.read().splitlines())
-        return int(io["syscr"]) + int(io["syscw"])
+        """read- and write-type syscalls of the whole process so far (/proc/PID/io), if readable."""
+        try:
+            with open(f"/proc/{self.pid}/io") as f:
+                io = dict(line.split(": ") for line in f.read().splitlines())
+            return int(io["syscr"]) + int(io["syscw"])
+        except (OSError, KeyError, ValueError):
+            return None
 
     def status_kb(self, key):
         with open(f"/proc/{self.pid}/status") as f:
@@ -372,7 +375,9 @@ def run_broker(env, cls, cfg, rnd, raw):
             r["wall_s"] = time.monotonic() - wall0
             r["cpu_s_per_gb"] = r["cpu_s"] / (r["bytes"] / 1e9)
             # Read/write-type syscalls (sockets and files) per MB moved: a hint at small IOs.
-            r["syscalls_per_mb"] = (proc.syscalls() - sys0) / (r["bytes"] / 1e6)
+            sys1 = proc.syscalls()
+            if sys0 is not None and sys1 is not None:
+                r["syscalls_per_mb"] = (sys1 - sys0) / (r["bytes"] / 1e6)
             res["workloads"][w] = r
             brief = (f"{r['records_per_s']:,.0f} rec/s, {r['mb_per_s']:.1f} MB/s" if "records_per_s" in r
                      else f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r['p999_ms']:.2f} ms")
@@ -537,12 +542,16 @@ def main():
     os.makedirs(raw, exist_ok=True)
     args.work = tempfile.mkdtemp(prefix="gregor-bench.")
     env = Env(args)
+    def output(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ""
+
     gregor_version = subprocess.run([args.gregor_bin, "--version"], capture_output=True,
                                     text=True).stdout.strip().split()[-1:] or ["?"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "?"
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                      text=True).stdout.strip():
+    commit = output(["git", "rev-parse", "--short", "HEAD"]) or "?"
+    if output(["git", "status", "--porcelain", "--untracked-files=no"]):
         commit += " with local changes"
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
