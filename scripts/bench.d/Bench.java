@@ -91,18 +91,28 @@ public class Bench {
     long[] lat = new long[(int) (total - warm)];
     AtomicBoolean stop = new AtomicBoolean();
     long[] received = new long[1];
+    // The worst latency of each second (by scheduled send time), for the raw log: periodic stalls
+    // (a timer, a flush, a GC) show up as a pattern here and vanish in the percentiles.
+    long[] worstPerSecond = new long[warmupS + seconds + 1];
+    long[] t0Holder = new long[1];
 
     try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cp, new ByteArrayDeserializer(), new ByteArrayDeserializer());
          KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(pp, new ByteArraySerializer(), new ByteArraySerializer())) {
       consumer.assign(List.of(tp));
       consumer.seekToEnd(List.of(tp));
       long start = consumer.position(tp); // forces the seek before the first record is sent
+      long interval = 1_000_000_000L / rate;
+      long t0 = System.nanoTime() + 10_000_000L;
+      t0Holder[0] = t0;
       Thread reader = new Thread(() -> {
         while (!stop.get()) {
           for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
             long now = System.nanoTime();
             long seq = r.offset() - start;
-            if (seq >= warm && seq < total) lat[(int) (seq - warm)] = now - ByteBuffer.wrap(r.value()).getLong();
+            long due = ByteBuffer.wrap(r.value()).getLong();
+            if (seq >= warm && seq < total) lat[(int) (seq - warm)] = now - due;
+            int sec = (int) Math.min(worstPerSecond.length - 1, Math.max(0, (due - t0Holder[0]) / 1_000_000_000L));
+            worstPerSecond[sec] = Math.max(worstPerSecond[sec], now - due);
             received[0]++;
             if (received[0] >= total) stop.set(true);
           }
@@ -111,8 +121,6 @@ public class Bench {
       reader.start();
       // Warm the producer's connection and metadata before the clock starts.
       producer.partitionsFor(topic);
-      long interval = 1_000_000_000L / rate;
-      long t0 = System.nanoTime() + 10_000_000L;
       for (long i = 0; i < total; i++) {
         long due = t0 + i * interval;
         long wait;
@@ -127,6 +135,9 @@ public class Bench {
       reader.join();
     }
     long missing = total - received[0];
+    StringBuilder worst = new StringBuilder("e2e worst per second (ms, warm-up included):");
+    for (long w : worstPerSecond) worst.append(String.format(" %.1f", w / 1e6));
+    System.out.println(worst);
     long[] got = Arrays.stream(lat).filter(x -> x > 0).sorted().toArray();
     System.out.printf("e2e count=%d missing=%d p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f%n",
         got.length, missing, pct(got, 0.50), pct(got, 0.99), pct(got, 0.999),
