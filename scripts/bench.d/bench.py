@@ -41,7 +41,8 @@ WORKLOADS = {
     "produce-1kb": ("2. Java producer, 1 KB, 16 partitions, acks=all", "java-produce", 1024, 16, "all"),
     "kcat-100b": ("3a. kcat producer, 100 B, 1 partition, acks=1", "kcat-produce", 100, 1, "1"),
     "kcat-1kb": ("3b. kcat producer, 1 KB, 16 partitions, acks=all", "kcat-produce", 1024, 16, "all"),
-    "consume-100b": ("4. Java consumer over the data of 1", "java-consume", 100, 1, None),
+    "consume-100b": ("4a. Java consumer over the data of 1", "java-consume", 100, 1, None),
+    "kcat-consume-100b": ("4b. kcat consumer over the data of 1", "kcat-consume", 100, 1, None),
     "e2e-1k": ("5a. end-to-end latency at 1,000 records/s", "e2e", 100, 1, "all"),
     "e2e-10k": ("5b. end-to-end latency at 10,000 records/s", "e2e", 100, 1, "all"),
 }
@@ -293,6 +294,17 @@ def java_consume(env, broker, topic, size, n, logfile):
     return {"records_per_s": rps, "mb_per_s": rps * size / 1e6, "records": n, "bytes": n * size}
 
 
+def kcat_consume(env, broker, topic, size, n, logfile):
+    # Exactly the n records there (-c; -e would add the final empty long poll, fetch.wait.max.ms),
+    # printing nothing (-f ''); librdkafka defaults otherwise.
+    if end_offsets(broker, topic, 1, logfile) != n:
+        raise RuntimeError(f"{topic} does not hold {n} records; see {logfile}")
+    _, secs = run(["kcat", "-b", broker.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning",
+                   "-c", str(n), "-q", "-f", ""], logfile, timeout=900)
+    return {"records_per_s": n / secs, "mb_per_s": n * size / secs / 1e6, "records": n,
+            "bytes": n * size}
+
+
 def end_offsets(broker, topic, partitions, logfile):
     args = []
     for p in range(partitions):
@@ -338,8 +350,11 @@ def run_broker(env, cls, cfg, rnd, raw):
         res["idle_rss_mb"] = proc.status_kb("VmRSS") / 1024
         log(f"{tag}: answered after {res['startup_ms']:.0f} ms, idle RSS {res['idle_rss_mb']:.1f} MB")
         chosen = cfg["workloads"]
-        topics = [f"{w}:{WORKLOADS[w][3]}" for w in chosen if WORKLOADS[w][1] != "java-consume"]
-        if "consume-100b" in chosen and "produce-100b" not in chosen:
+        consumers = [w for w in chosen if WORKLOADS[w][1].endswith("-consume")]
+        topics = [f"{w}:{WORKLOADS[w][3]}" for w in chosen if w not in consumers]
+        # The consumers read workload 1's topic; without workload 1 they write it first.
+        filled = "produce-100b" in chosen
+        if consumers and not filled:
             topics.append("produce-100b:1")
         run([*env.java(), "Bench", "create", b.bootstrap, *topics],
             os.path.join(raw, f"{tag}-create.log"), timeout=180)
@@ -356,11 +371,17 @@ def run_broker(env, cls, cfg, rnd, raw):
             cpu0, sys0, client0, wall0 = proc.cpu_seconds(), proc.syscalls(), children_cpu(), time.monotonic()
             if kind == "java-produce":
                 r = java_produce(env, b, w, size, acks, n, lf)
-            elif kind == "java-consume":
-                if "produce-100b" not in chosen:  # consume needs data: write it with workload 1's client
+            elif kind.endswith("-consume"):
+                if not filled:
                     java_produce(env, b, "produce-100b", 100, "1", n, lf)
-                    cpu0, sys0 = proc.cpu_seconds(), proc.syscalls()
-                r = java_consume(env, b, "produce-100b", size, n, lf)
+                    filled = True
+                    os.sync()
+                    cpu0, sys0, client0, wall0 = (proc.cpu_seconds(), proc.syscalls(), children_cpu(),
+                                                  time.monotonic())
+                if kind == "java-consume":
+                    r = java_consume(env, b, "produce-100b", size, n, lf)
+                else:
+                    r = kcat_consume(env, b, "produce-100b", size, n, lf)
             elif kind == "kcat-produce":
                 infile = os.path.join(env.work, f"kcat-{size}b-{n}.txt")
                 prepare_kcat_input(infile, size, n)
