@@ -365,6 +365,9 @@ def run_broker(env, cls, cfg, rnd, raw):
             _, kind, size, parts, acks = WORKLOADS[w]
             n = n100 if size == 100 else n1k
             lf = os.path.join(raw, f"{tag}-{w}.log")
+            if kind == "kcat-produce":
+                infile = os.path.join(env.work, f"kcat-{size}b-{n}.txt")
+                prepare_kcat_input(infile, size, n)
             # Write back what the previous workload left dirty, so that its writeback (charged to
             # the broker as stime when the kernel throttles its writes) does not land on this one.
             os.sync()
@@ -383,8 +386,6 @@ def run_broker(env, cls, cfg, rnd, raw):
                 else:
                     r = kcat_consume(env, b, "produce-100b", size, n, lf)
             elif kind == "kcat-produce":
-                infile = os.path.join(env.work, f"kcat-{size}b-{n}.txt")
-                prepare_kcat_input(infile, size, n)
                 r = kcat_produce(env, b, w, size, parts, acks, n, infile, lf)
             else:
                 rate = 1000 if w == "e2e-1k" else 10000
@@ -515,6 +516,32 @@ def markdown(meta, summary):
     return "\n".join(lines) + "\n"
 
 
+DIAG_HEADING = "### Where the time went"
+
+
+def diagnostics(results, workloads):
+    """Per workload and broker, medians over the rounds: wall time, the clients' CPU, the broker's
+    CPU and its read/write syscalls per MB. A client near one CPU per second of wall time set the
+    pace; a broker with little CPU and a slow result waited (round trips, wake-ups, the disk)."""
+    lines = [DIAG_HEADING, "",
+             "| workload | broker | wall s | client CPU s | broker CPU s | broker syscalls/MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for w in ORDER:
+        if w not in workloads:
+            continue
+        for b in ("gregor", "kafka"):
+            rs = [r["workloads"][w] for r in results if r["broker"] == b and w in r["workloads"]]
+            if not rs:
+                continue
+
+            def med(k):
+                xs = [r[k] for r in rs if r.get(k) is not None]
+                return statistics.median(xs) if xs else None
+            lines.append(f"| {w} | {b} | {fmt(med('wall_s'))} | {fmt(med('client_cpu_s'))} | "
+                         f"{fmt(med('cpu_s'))} | {fmt(med('syscalls_per_mb'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def machine():
     cpu = "?"
     try:
@@ -598,7 +625,7 @@ def main():
         json.dump({"meta": meta, "summary": summary, "runs": results}, f, indent=1)
     table = markdown(meta, summary)
     with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(table)
+        f.write(table + "\n" + diagnostics(results, cfg["workloads"]))
     print()
     print(table)
     log(f"done in {meta['duration_s']} s; results in {args.out}")

@@ -17,10 +17,12 @@ def main(run, docs, readme):
     shutil.rmtree(os.path.join(docs, "raw"), ignore_errors=True)
     shutil.copytree(os.path.join(run, "raw"), os.path.join(docs, "raw"))
     with open(os.path.join(run, "results.md")) as f:
-        table = f.read().strip()
+        # The main table only; the diagnostics below it stay in docs/bench/results.md.
+        table = f.read().split("### Where the time went")[0].strip()
     rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
     block = (f"{BEGIN}\n{table}\n\n![gregor vs Apache Kafka]({rel}/chart.png)\n\n"
-             f"Numbers per round: [`{rel}/results.json`]({rel}/results.json); every tool's output: "
+             f"Where the time went (client vs broker CPU): [`{rel}/results.md`]({rel}/results.md); "
+             f"numbers per round: [`{rel}/results.json`]({rel}/results.json); every tool's output: "
              f"[`{rel}/raw/`]({rel}/raw/).\n{END}")
     with open(readme) as f:
         text = f.read()
