@@ -1,0 +1,635 @@
+#!/usr/bin/env python3
+"""gregor side by side with Apache Kafka on this machine (run through scripts/bench).
+
+Each round starts one broker, runs every chosen workload against it with the same client, stops
+it, then does the same for the other broker (gregor, Kafka, gregor, Kafka, ...), each time on a
+fresh data directory. The report gives each metric's median over the rounds and the median of the
+per-round gregor/Kafka ratios, so slow drift of a shared machine cancels out within a round.
+
+Broker resources come from /proc for the broker process only: start-up is the time from spawn to
+the first answered ApiVersions request, idle memory is VmRSS a few seconds after that, peak
+memory is VmHWM at the end of the round, and CPU is utime+stime around each workload.
+
+Standard library only; the chart is drawn by plot.py in its own venv.
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# name -> (title, kind, record size, partitions, acks). Topics are named after the workload.
+WORKLOADS = {
+    "produce-100b": ("1. Java producer, 100 B, 1 partition, acks=1", "java-produce", 100, 1, "1"),
+    "produce-1kb": ("2. Java producer, 1 KB, 16 partitions, acks=all", "java-produce", 1024, 16, "all"),
+    "kcat-100b": ("3a. kcat producer, 100 B, 1 partition, acks=1", "kcat-produce", 100, 1, "1"),
+    "kcat-1kb": ("3b. kcat producer, 1 KB, 16 partitions, acks=all", "kcat-produce", 1024, 16, "all"),
+    "consume-100b": ("4a. Java consumer over the data of 1", "java-consume", 100, 1, None),
+    "kcat-consume-100b": ("4b. kcat consumer over the data of 1", "kcat-consume", 100, 1, None),
+    "e2e-1k": ("5a. end-to-end latency at 1,000 records/s", "e2e", 100, 1, "all"),
+    "e2e-10k": ("5b. end-to-end latency at 10,000 records/s", "e2e", 100, 1, "all"),
+}
+ORDER = list(WORKLOADS)
+
+FULL = dict(rounds=3, records_100b=5_000_000, records_1kb=1_000_000, e2e_warmup=5, e2e_seconds=20,
+            idle_wait=5, workloads=ORDER)
+QUICK = dict(rounds=1, records_100b=500_000, records_1kb=50_000, e2e_warmup=2, e2e_seconds=5,
+             idle_wait=2, workloads=["produce-100b", "consume-100b", "kcat-1kb", "e2e-1k"])
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def api_versions_answered(port):
+    """True once the broker answers ApiVersions v0 (the first request every client sends)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            client_id = b"bench"
+            body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = s.recv(8)
+            return len(head) == 8 and struct.unpack(">i", head[4:8])[0] == 1
+    except OSError:
+        return False
+
+
+class Proc:
+    """/proc numbers of one process."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def syscalls(self):
+        """read- and write-type syscalls of the whole process so far (/proc/PID/io), if readable."""
+        try:
+            with open(f"/proc/{self.pid}/io") as f:
+                io = dict(line.split(": ") for line in f.read().splitlines())
+            return int(io["syscr"]) + int(io["syscw"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def status_kb(self, key):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return None
+
+
+class Broker:
+    name = "?"
+
+    def __init__(self, env):
+        self.env = env
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.data = tempfile.mkdtemp(prefix=f"bench-{self.name}.", dir=env.work)
+        self.proc = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def prepare(self):
+        pass
+
+    def start(self, logfile):
+        """Spawns the broker and returns the ms until it answered its first ApiVersions."""
+        self.prepare()
+        self.log = open(logfile, "ab")
+        cmd, extra_env = self.command()
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **extra_env})
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited during start-up; see {logfile}")
+            if api_versions_answered(self.port):
+                return (time.monotonic() - t0) * 1000
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.name} did not answer within 120 s; see {logfile}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+# Settings both brokers get, so they differ only where they must: Kafka's defaults otherwise
+# (no per-message fsync, 1 GiB segments, one partition for auto-created topics).
+COMMON = {
+    "num.partitions": "1",
+    "log.segment.bytes": str(1 << 30),
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+class Gregor(Broker):
+    name = "gregor"
+
+    def command(self):
+        cmd = [self.env.gregor_bin, "--listen", self.bootstrap, "--data-dir", self.data]
+        for k, v in COMMON.items():
+            cmd += ["--override", f"{k}={v}"]
+        return cmd, {"RUST_LOG": "warn"}
+
+
+class Kafka(Broker):
+    """Single-node KRaft Kafka (broker and controller in one JVM), started as
+    bin/kafka-server-start.sh would: the distribution's default heap and GC options."""
+
+    name = "kafka"
+    JVM = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+           "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+           "-Djava.awt.headless=true"]
+
+    def prepare(self):
+        cport = free_port()
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{cport}",
+            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": os.path.join(self.data, "logs"),
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            **COMMON,
+        }
+        self.props = os.path.join(self.data, "server.properties")
+        with open(self.props, "w") as f:
+            f.writelines(f"{k}={v}\n" for k, v in props.items())
+        # Formatting the metadata log is a one-off install step, not part of start-up.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        run([*self.env.java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", self.props,
+             "--standalone"], os.path.join(self.data, "format.log"), timeout=120)
+
+    def command(self):
+        return [*self.env.java(self.JVM), "kafka.Kafka", self.props], {}
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(cmd, logfile, timeout):
+    """Runs a client to completion; returns (stdout text, seconds). Output is kept in logfile."""
+    t0 = time.monotonic()
+    with open(logfile, "ab") as out:
+        out.write(("$ " + " ".join(cmd) + "\n").encode())
+        out.flush()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=out, timeout=timeout)
+        out.write(p.stdout)
+    secs = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} ... exited {p.returncode}; see {logfile}")
+    return p.stdout.decode(errors="replace"), secs
+
+
+class Env:
+    def __init__(self, args):
+        self.kafka_lib = args.kafka_lib
+        self.classes = args.classes
+        self.gregor_bin = args.gregor_bin
+        self.log4j = args.log4j
+        self.work = args.work
+
+    def java(self, jvm=("-Xmx512m",)):
+        return ["java", *jvm, f"-Dlog4j2.configurationFile={self.log4j}",
+                "-cp", f"{self.classes}:{self.kafka_lib}/*"]
+
+
+def prepare_kcat_input(path, size, count):
+    """count lines of size bytes (the record value; kcat -P splits on the newline)."""
+    if os.path.exists(path) and os.path.getsize(path) == (size + 1) * count:
+        return
+    line = (b"0123456789abcdef" * (size // 16 + 1))[:size] + b"\n"
+    chunk = line * 1000
+    with open(path + ".tmp", "wb") as f:
+        for _ in range(count // 1000):
+            f.write(chunk)
+        f.write(line * (count % 1000))
+    os.replace(path + ".tmp", path)
+
+
+PRODUCER_PERF = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def java_produce(env, broker, topic, size, acks, n, logfile):
+    out, _ = run([*env.java(), "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                  "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
+                  "--producer-props", f"bootstrap.servers={broker.bootstrap}", f"acks={acks}"],
+                 logfile, timeout=900)
+    m = PRODUCER_PERF.findall(out)
+    if not m or int(m[-1][0]) != n:
+        raise RuntimeError(f"ProducerPerformance did not report {n} records; see {logfile}")
+    sent, rps, mbs, avg, mx, p50, p95, p99, p999 = m[-1]
+    return {"records_per_s": float(rps), "mb_per_s": float(rps) * size / 1e6,
+            "ack_p99_ms": float(p99), "records": n, "bytes": n * size}
+
+
+def java_consume(env, broker, topic, size, n, logfile):
+    out, _ = run([*env.java(), "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+                  broker.bootstrap, "--topic", topic, "--messages", str(n), "--timeout", "30000"],
+                 logfile, timeout=900)
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+    # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    rows = [line.split(", ") for line in out.splitlines() if line.count(", ") == 9]
+    rows = [r for r in rows if not r[0].startswith("start.time")]
+    if not rows or int(rows[-1][4]) < n:
+        raise RuntimeError(f"ConsumerPerformance did not consume {n} records; see {logfile}")
+    r = rows[-1]
+    # fetch.* leave out the consumer-group join, which is not what this workload measures.
+    rps = float(r[9])
+    return {"records_per_s": rps, "mb_per_s": rps * size / 1e6, "records": n, "bytes": n * size}
+
+
+def kcat_consume(env, broker, topic, size, n, logfile):
+    # Exactly the n records there (-c; -e would add the final empty long poll, fetch.wait.max.ms),
+    # printing nothing (-f ''); librdkafka defaults otherwise.
+    if end_offsets(broker, topic, 1, logfile) != n:
+        raise RuntimeError(f"{topic} does not hold {n} records; see {logfile}")
+    _, secs = run(["kcat", "-b", broker.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning",
+                   "-c", str(n), "-q", "-f", ""], logfile, timeout=900)
+    return {"records_per_s": n / secs, "mb_per_s": n * size / secs / 1e6, "records": n,
+            "bytes": n * size}
+
+
+def end_offsets(broker, topic, partitions, logfile):
+    args = []
+    for p in range(partitions):
+        args += ["-t", f"{topic}:{p}:-1"]
+    out, _ = run(["kcat", "-b", broker.bootstrap, "-Q", *args], logfile, timeout=60)
+    return sum(int(x) for x in re.findall(r"\[\d+\]\s+offset\s+(-?\d+)", out))
+
+
+def kcat_produce(env, broker, topic, size, partitions, acks, n, infile, logfile):
+    # librdkafka defaults otherwise (linger.ms=5, batch up to 10000 records / 1 MB).
+    _, secs = run(["kcat", "-b", broker.bootstrap, "-P", "-t", topic, "-X", f"acks={acks}",
+                   "-l", infile], logfile, timeout=900)
+    with open(logfile, "rb") as f:
+        if b"Delivery failed" in f.read():
+            raise RuntimeError(f"kcat reported failed deliveries; see {logfile}")
+    got = end_offsets(broker, topic, partitions, logfile)
+    if got != n:
+        raise RuntimeError(f"kcat produced {got} records, expected {n}; see {logfile}")
+    return {"records_per_s": n / secs, "mb_per_s": n * size / secs / 1e6, "records": n,
+            "bytes": n * size}
+
+
+def e2e(env, broker, topic, rate, warmup, seconds, logfile):
+    out, _ = run([*env.java(), "Bench", "e2e", broker.bootstrap, topic, str(rate), str(warmup),
+                  str(seconds)], logfile, timeout=warmup + seconds + 120)
+    m = re.search(r"e2e count=(\d+) missing=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+) p999_ms=([\d.]+)"
+                  r" max_ms=([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"no e2e result; see {logfile}")
+    return {"p50_ms": float(m[3]), "p99_ms": float(m[4]), "p999_ms": float(m[5]),
+            "max_ms": float(m[6]), "records": int(m[1]), "rate": rate,
+            "bytes": (warmup + seconds) * rate * 100}
+
+
+def run_broker(env, cls, cfg, rnd, raw):
+    b = cls(env)
+    tag = f"r{rnd}-{b.name}"
+    res = {"broker": b.name, "round": rnd, "workloads": {}, "loadavg_start": loadavg()}
+    try:
+        res["startup_ms"] = b.start(os.path.join(raw, f"{tag}-broker.log"))
+        proc = Proc(b.proc.pid)
+        time.sleep(cfg["idle_wait"])
+        res["idle_rss_mb"] = proc.status_kb("VmRSS") / 1024
+        log(f"{tag}: answered after {res['startup_ms']:.0f} ms, idle RSS {res['idle_rss_mb']:.1f} MB")
+        chosen = cfg["workloads"]
+        consumers = [w for w in chosen if WORKLOADS[w][1].endswith("-consume")]
+        topics = [f"{w}:{WORKLOADS[w][3]}" for w in chosen if w not in consumers]
+        # The consumers read workload 1's topic; without workload 1 they write it first.
+        filled = "produce-100b" in chosen
+        if consumers and not filled:
+            topics.append("produce-100b:1")
+        run([*env.java(), "Bench", "create", b.bootstrap, *topics],
+            os.path.join(raw, f"{tag}-create.log"), timeout=180)
+        n100, n1k = cfg["records_100b"], cfg["records_1kb"]
+        for w in ORDER:
+            if w not in chosen:
+                continue
+            _, kind, size, parts, acks = WORKLOADS[w]
+            n = n100 if size == 100 else n1k
+            lf = os.path.join(raw, f"{tag}-{w}.log")
+            if kind == "kcat-produce":
+                infile = os.path.join(env.work, f"kcat-{size}b-{n}.txt")
+                prepare_kcat_input(infile, size, n)
+            # Write back what the previous workload left dirty, so that its writeback (charged to
+            # the broker as stime when the kernel throttles its writes) does not land on this one.
+            os.sync()
+            cpu0, sys0, client0, wall0 = proc.cpu_seconds(), proc.syscalls(), children_cpu(), time.monotonic()
+            if kind == "java-produce":
+                r = java_produce(env, b, w, size, acks, n, lf)
+            elif kind.endswith("-consume"):
+                if not filled:
+                    java_produce(env, b, "produce-100b", 100, "1", n, lf)
+                    filled = True
+                    os.sync()
+                    cpu0, sys0, client0, wall0 = (proc.cpu_seconds(), proc.syscalls(), children_cpu(),
+                                                  time.monotonic())
+                if kind == "java-consume":
+                    r = java_consume(env, b, "produce-100b", size, n, lf)
+                else:
+                    r = kcat_consume(env, b, "produce-100b", size, n, lf)
+            elif kind == "kcat-produce":
+                r = kcat_produce(env, b, w, size, parts, acks, n, infile, lf)
+            else:
+                rate = 1000 if w == "e2e-1k" else 10000
+                r = e2e(env, b, w, rate, cfg["e2e_warmup"], cfg["e2e_seconds"], lf)
+            r["cpu_s"] = proc.cpu_seconds() - cpu0
+            # The clients' CPU (all of them in this workload, start-up included) against the wall
+            # time: near the machine's CPU count means the client, not the broker, set the pace.
+            r["client_cpu_s"] = children_cpu() - client0
+            r["wall_s"] = time.monotonic() - wall0
+            r["cpu_s_per_gb"] = r["cpu_s"] / (r["bytes"] / 1e9)
+            # Read/write-type syscalls (sockets and files) per MB moved: a hint at small IOs.
+            sys1 = proc.syscalls()
+            if sys0 is not None and sys1 is not None:
+                r["syscalls_per_mb"] = (sys1 - sys0) / (r["bytes"] / 1e6)
+            res["workloads"][w] = r
+            brief = (f"{r['records_per_s']:,.0f} rec/s, {r['mb_per_s']:.1f} MB/s" if "records_per_s" in r
+                     else f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r['p999_ms']:.2f} ms")
+            log(f"{tag}: {w}: {brief}, broker CPU {r['cpu_s']:.1f} s, clients {r['client_cpu_s']:.1f} s"
+                f" in {r['wall_s']:.1f} s")
+        res["peak_rss_mb"] = proc.status_kb("VmHWM") / 1024
+        res["loadavg_end"] = loadavg()
+        moved = [r for k, r in res["workloads"].items() if "records_per_s" in r]
+        gb = sum(r["bytes"] for r in moved) / 1e9
+        res["cpu_s_per_gb"] = sum(r["cpu_s"] for r in moved) / gb if gb else None
+        return res
+    finally:
+        b.stop()
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+# (label, key path, unit, higher is better, target ratio gregor/kafka or None)
+def metric_rows(workloads):
+    rows = []
+    for w in ORDER:
+        if w not in workloads:
+            continue
+        title, kind = WORKLOADS[w][:2]
+        if kind == "e2e":
+            rows.append((f"{title}: p50", (w, "p50_ms"), "ms", False, None))
+            rows.append((f"{title}: p99", (w, "p99_ms"), "ms", False, 0.5))
+            rows.append((f"{title}: p99.9", (w, "p999_ms"), "ms", False, None))
+        else:
+            rows.append((title, (w, "records_per_s"), "records/s", True, 1.5))
+            rows.append((f"{title}: broker CPU", (w, "cpu_s_per_gb"), "CPU s/GB", False, 0.5))
+    rows.append(("6. start-up to first answered request", (None, "startup_ms"), "ms", False, 0.01))
+    rows.append(("6. idle resident memory", (None, "idle_rss_mb"), "MB", False, 0.05))
+    rows.append(("6. peak resident memory (VmHWM)", (None, "peak_rss_mb"), "MB", False, None))
+    rows.append(("6. broker CPU per GB moved (workloads 1-4)", (None, "cpu_s_per_gb"), "CPU s/GB", False, 0.5))
+    return rows
+
+
+def value(res, key):
+    w, k = key
+    v = res["workloads"].get(w, {}).get(k) if w else res.get(k)
+    return v
+
+
+def summarize(results, workloads):
+    rounds = sorted({r["round"] for r in results})
+    by = {(r["round"], r["broker"]): r for r in results}
+    summary = []
+    for label, key, unit, higher, target in metric_rows(workloads):
+        g = [value(by[(n, "gregor")], key) for n in rounds if (n, "gregor") in by]
+        k = [value(by[(n, "kafka")], key) for n in rounds if (n, "kafka") in by]
+        ratios = [value(by[(n, "gregor")], key) / value(by[(n, "kafka")], key) for n in rounds
+                  if (n, "gregor") in by and (n, "kafka") in by
+                  and value(by[(n, "gregor")], key) is not None and value(by[(n, "kafka")], key)]
+        g = [x for x in g if x is not None]
+        k = [x for x in k if x is not None]
+        if not g or not k:
+            continue
+        ratio = statistics.median(ratios) if ratios else None
+        met = None
+        if target is not None and ratio is not None:
+            met = ratio >= target if higher else ratio <= target
+        summary.append({"metric": label, "key": list(key), "unit": unit, "higher_is_better": higher,
+                        "gregor": statistics.median(g), "kafka": statistics.median(k),
+                        "ratio": ratio, "ratios": ratios, "target": target, "met": met})
+    return summary
+
+
+def fmt(x):
+    if x is None:
+        return "–"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "–"
+    return f"{r:.3f}" if r < 0.1 else f"{r:.2f}"
+
+
+def markdown(meta, summary):
+    java = meta["java"].replace('"', "")
+    lines = [
+        f"Measured {meta['date']} with `scripts/bench{' --quick' if meta['quick'] else ''}`: "
+        f"{meta['rounds']} round(s), gregor and Kafka alternating; medians over the rounds and the "
+        f"gregor/Kafka ratio of each round.",
+        "",
+        f"- gregor {meta['gregor_version']}, release build of commit {meta['gregor_commit']}",
+        f"- Apache Kafka {meta['kafka_version']}, single-node KRaft (broker and controller in one JVM), "
+        f"default 1 GB heap, {java}",
+        f"- clients: Kafka {meta['kafka_version']} ProducerPerformance/ConsumerPerformance, "
+        f"kcat {meta['kcat_version']}, scripts/bench.d/Bench.java (kafka-clients {meta['kafka_version']})",
+        f"- machine: {meta['machine']}; load average (1 min) {meta['loadavg_start'][0]:g} at the start, "
+        f"{meta['loadavg_end'][0]:g} at the end",
+        "",
+        "| workload / metric | unit | gregor | Kafka | gregor/Kafka | per round | target |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for s in summary:
+        t = s["target"]
+        if t is None:
+            target = ""
+        else:
+            want = f"≥ {t:g}×" if s["higher_is_better"] else f"≤ {t:g}×"
+            target = f"{want} {'met' if s['met'] else '**missed**'}"
+        lines.append(f"| {s['metric']} | {s['unit']} | {fmt(s['gregor'])} | {fmt(s['kafka'])} | "
+                     f"{fmt_ratio(s['ratio'])} | {', '.join(fmt_ratio(r) for r in s['ratios'])} | {target} |")
+    return "\n".join(lines) + "\n"
+
+
+DIAG_HEADING = "### Where the time went"
+
+
+def diagnostics(results, workloads):
+    """Per workload and broker, medians over the rounds: wall time, the clients' CPU, the broker's
+    CPU and its read/write syscalls per MB. A client near one CPU per second of wall time set the
+    pace; a broker with little CPU and a slow result waited (round trips, wake-ups, the disk)."""
+    lines = [DIAG_HEADING, "",
+             "| workload | broker | wall s | client CPU s | broker CPU s | broker syscalls/MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for w in ORDER:
+        if w not in workloads:
+            continue
+        for b in ("gregor", "kafka"):
+            rs = [r["workloads"][w] for r in results if r["broker"] == b and w in r["workloads"]]
+            if not rs:
+                continue
+
+            def med(k):
+                xs = [r[k] for r in rs if r.get(k) is not None]
+                return statistics.median(xs) if xs else None
+            lines.append(f"| {w} | {b} | {fmt(med('wall_s'))} | {fmt(med('client_cpu_s'))} | "
+                         f"{fmt(med('cpu_s'))} | {fmt(med('syscalls_per_mb'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PHYS_PAGES") * PAGE / 2**30
+    return f"{os.cpu_count()} vCPU {cpu}, {mem_gb:.0f} GB RAM, Linux {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--workloads", help="comma-separated subset of: " + ",".join(ORDER))
+    ap.add_argument("--records-100b", type=int)
+    ap.add_argument("--records-1kb", type=int)
+    ap.add_argument("--e2e-seconds", type=int)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--kafka-lib", required=True)
+    ap.add_argument("--kafka-version", required=True)
+    ap.add_argument("--classes", required=True)
+    ap.add_argument("--gregor-bin", required=True)
+    ap.add_argument("--log4j", required=True)
+    ap.add_argument("--kcat-version", default="?")
+    args = ap.parse_args()
+
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.rounds:
+        cfg["rounds"] = args.rounds
+    if args.workloads:
+        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        bad = [w for w in chosen if w not in WORKLOADS]
+        if bad:
+            sys.exit(f"unknown workload(s) {bad}; choose from {ORDER}")
+        cfg["workloads"] = chosen
+    for k in ("records_100b", "records_1kb", "e2e_seconds"):
+        if getattr(args, k):
+            cfg[k] = getattr(args, k)
+
+    raw = os.path.join(args.out, "raw")
+    os.makedirs(raw, exist_ok=True)
+    args.work = tempfile.mkdtemp(prefix="gregor-bench.")
+    env = Env(args)
+    def output(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ""
+
+    gregor_version = subprocess.run([args.gregor_bin, "--version"], capture_output=True,
+                                    text=True).stdout.strip().split()[-1:] or ["?"]
+    commit = output(["git", "rev-parse", "--short", "HEAD"]) or "?"
+    if output(["git", "status", "--porcelain", "--untracked-files=no"]):
+        commit += " with local changes"
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick, "rounds": cfg["rounds"], "config": cfg,
+        "gregor_version": gregor_version[0], "gregor_commit": commit,
+        "kafka_version": args.kafka_version, "kcat_version": args.kcat_version,
+        "java": subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+        "machine": machine(), "loadavg_start": loadavg(),
+    }
+    log(f"{'quick' if args.quick else 'full'} run: {cfg['rounds']} round(s) of {', '.join(cfg['workloads'])}")
+    results = []
+    started = time.monotonic()
+    try:
+        for rnd in range(1, cfg["rounds"] + 1):
+            for cls in (Gregor, Kafka):
+                results.append(run_broker(env, cls, cfg, rnd, raw))
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+    meta["loadavg_end"] = loadavg()
+    meta["duration_s"] = round(time.monotonic() - started)
+    summary = summarize(results, cfg["workloads"])
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": results}, f, indent=1)
+    table = markdown(meta, summary)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(table + "\n" + diagnostics(results, cfg["workloads"]))
+    print()
+    print(table)
+    log(f"done in {meta['duration_s']} s; results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
