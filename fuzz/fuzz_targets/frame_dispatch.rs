@@ -50,14 +50,15 @@ fuzz_target!(|data: &[u8]| {
                 Ok(None) | Err(_) => return,
             };
             let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            let reply = tokio::time::timeout(
-                Duration::from_secs(600),
-                handle_frame(&broker, peer, frame),
-            )
-            .await;
+            let reply =
+                tokio::time::timeout(Duration::from_secs(600), handle_frame(&broker, peer, frame))
+                    .await;
             match reply {
                 Ok(Reply::Frame(resp)) => {
-                    assert!(resp.len() >= 8, "a response frame has a size and correlation id");
+                    assert!(
+                        resp.len() >= 8,
+                        "a response frame has a size and correlation id"
+                    );
                     let size = i32::from_be_bytes([resp[0], resp[1], resp[2], resp[3]]);
                     assert_eq!(size as usize, resp.len() - 4, "response size prefix");
                 }
