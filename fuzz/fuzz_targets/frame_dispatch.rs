@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
             if creates_too_many_partitions(&frame) {
                 continue;
             }
+            let key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
             let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
             let reply =
                 tokio::time::timeout(Duration::from_secs(600), handle_frame(&broker, peer, frame))
@@ -99,7 +100,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Ok(Reply::Nothing) => {}
                 Ok(Reply::Close(_)) => return,
-                Err(_) => panic!("a request handler did not finish within 600 s (virtual)"),
+                // JoinGroup and SyncGroup wait for other members, and the join delay and
+                // rebalance timeouts run on the wall clock via the group tick, which a single
+                // client's byte stream cannot drive: such a wait ends the input. Anything else
+                // must finish (a Fetch long poll runs on the paused clock).
+                Err(_) if matches!(key, Some(11) | Some(14)) => return,
+                Err(_) => panic!("API {key:?}: the handler did not finish within 600 s (virtual)"),
             }
         }
     });
