@@ -4,11 +4,13 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
@@ -32,6 +34,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub endpoint: Endpoint,
     pub catalog: Catalog,
+    /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
+    pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
     /// Woken after every append, so long-polling fetches re-check their partitions.
@@ -49,6 +53,15 @@ impl Broker {
     /// Opens the data directory: takes its lock, recovers every log (fully verified when the last
     /// run did not shut down cleanly), and loads the catalog.
     pub fn open(config: Config, endpoint: Endpoint) -> io::Result<Broker> {
+        Self::open_on(Arc::new(crate::log::storage::FileStorage), config, endpoint)
+    }
+
+    /// `open`, with every segment file going through `storage` (tests inject faults there).
+    pub fn open_on(
+        storage: Arc<dyn crate::log::storage::Storage>,
+        config: Config,
+        endpoint: Endpoint,
+    ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir)?;
         let lock = File::create(dir.join(LOCK_FILE))?;
@@ -69,7 +82,9 @@ impl Broker {
             tracing::warn!(dir = %dir.display(), "previous run did not shut down cleanly: verifying logs");
         }
         let cluster_id = load_or_create_meta(&dir, config.node_id)?;
-        let catalog = Catalog::open(&dir, config.log.clone(), clean, now_ms())?;
+        let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
+        let catalog =
+            Catalog::open_on(storage, &dir, dynamic.log_config(&config), clean, now_ms())?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -89,6 +104,7 @@ impl Broker {
             cluster_id,
             endpoint,
             catalog,
+            dynamic,
             producer_ids,
             appended: Notify::new(),
             _lock: lock,
@@ -128,6 +144,37 @@ impl Broker {
             });
         }
         deleted
+    }
+}
+
+impl Broker {
+    /// One pass of log compaction over every compacted log that is due (see `log::cleaner`);
+    /// returns how many records were removed. The rewriting runs without the partition lock.
+    pub fn clean_logs(&self, now: i64) -> u64 {
+        let mut removed = 0;
+        for p in self.catalog.partitions() {
+            let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
+                continue;
+            };
+            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
+                    continue;
+                }
+            };
+            let records: u64 = cleaned.iter().map(|c| c.records_removed).sum();
+            match p.with_log(|l| l.install_cleaned(cleaned)) {
+                Ok(segments) => {
+                    removed += records;
+                    tracing::info!(topic = %p.topic, partition = p.index, segments, records, "log cleaned");
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "swapping cleaned segments failed")
+                }
+            }
+        }
+        removed
     }
 }
 

@@ -51,6 +51,14 @@ pub struct RunningBroker {
 
 /// Opens the data directory (recovering it if needed), binds the listener and starts serving.
 pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
+    start_on(Arc::new(log::storage::FileStorage), config).await
+}
+
+/// `start`, with every segment file going through `storage` (tests inject storage faults).
+pub async fn start_on(
+    storage: Arc<dyn log::storage::Storage>,
+    config: Config,
+) -> std::io::Result<RunningBroker> {
     let listener = TcpListener::bind(&config.listen).await?;
     let local_addr = listener.local_addr()?;
     let endpoint = match &config.advertised {
@@ -63,7 +71,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
             port: local_addr.port(),
         },
     };
-    let broker = Arc::new(Broker::open(config, endpoint)?);
+    let broker = Arc::new(Broker::open_on(storage, config, endpoint)?);
     let cancel = CancellationToken::new();
     let tasks = vec![
         tokio::spawn(server::accept_loop(
@@ -72,6 +80,7 @@ pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
             cancel.clone(),
         )),
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
     ];
     tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
@@ -138,6 +147,23 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
                 tracing::info!(removed, "expired committed offsets");
             }
         }
+    }
+}
+
+/// Compacts the logs of `cleanup.policy=compact` topics every log.cleaner.backoff.ms (Kafka's
+/// cleaner threads sleep that long when there is nothing to clean).
+async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
+    if !broker.config.log_cleaner_enable {
+        return;
+    }
+    let every = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.clean_logs(now_ms())).await;
     }
 }
 

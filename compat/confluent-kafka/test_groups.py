@@ -257,14 +257,8 @@ def test_committed_offsets_survive_restart(make_broker, topic, group, sig):
 KIP848 = {"group.protocol": "consumer", "session.timeout.ms": None, "heartbeat.interval.ms": None}
 
 
-# KIP-848 membership is not persisted yet (FINDINGS.md, gap 1): strict xfail, so the day it
-# works the marker must go.
-_KIP848_RESTART_GAP = pytest.mark.xfail(strict=True, reason="open gap (FINDINGS 1): gregor keeps KIP-848 membership in memory only")
-
-
 @pytest.mark.parametrize("protocol,sig", [("classic", signal.SIGTERM), ("classic", signal.SIGKILL),
-                                          pytest.param("consumer", signal.SIGTERM, marks=_KIP848_RESTART_GAP),
-                                          pytest.param("consumer", signal.SIGKILL, marks=_KIP848_RESTART_GAP)],
+                                          ("consumer", signal.SIGTERM), ("consumer", signal.SIGKILL)],
                          ids=["sigterm", "sigkill", "kip848-sigterm", "kip848-sigkill"])
 def test_group_survives_broker_restart(make_broker, topic, group, protocol, sig):
     """Kafka keeps the group (generation or member epochs, members, assignment) in
@@ -483,6 +477,39 @@ def test_kip848_consumer_protocol_splits_evenly_without_duplicates(make_broker, 
     finally:
         flow.close()
         close_all(members)
+
+
+def test_kip848_regex_subscription_follows_new_topics(make_broker, group):
+    """KIP-848 regex subscription (SubscribedTopicRegex): the broker resolves the pattern
+    against whole topic names, and a matching topic created later joins the assignment."""
+    broker = make_broker({**FAST_GROUPS, "group.consumer.heartbeat.interval.ms": 1000,
+                          "group.consumer.min.heartbeat.interval.ms": 1000})
+    prefix = unique_topic("rx").replace("-", "_")
+    first, later, other = f"{prefix}_a", f"{prefix}_b", f"x{prefix}_c"
+    for t in (first, other):
+        create_topic(broker, t, num_partitions=2)
+        produce_numbered(broker, t, range(2), 5)
+    c = Consumer(group_config(broker, group, **KIP848))
+    try:
+        c.subscribe([f"^{prefix}_.*"])
+        seen = set()
+
+        def consumed(topic):
+            msg = c.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen.add((msg.topic(), msg.partition(), msg.offset()))
+            return len({(p, o) for (t, p, o) in seen if t == topic}) == 10
+
+        wait_until(lambda: consumed(first), 30, lambda: f"10 records of {first}, have {seen}")
+        create_topic(broker, later, num_partitions=2)
+        produce_numbered(broker, later, range(2), 5)
+        wait_until(lambda: consumed(later), 30, lambda: f"10 records of {later}, have {seen}")
+        assert {t for (t, _, _) in seen} == {first, later}, f"{other} does not match: {seen}"
+        d = describe(broker, group)
+        [member] = d.members
+        assert {tp.topic for tp in member.assignment.topic_partitions} == {first, later}
+    finally:
+        c.close()
 
 
 def test_default_initial_rebalance_delay(make_broker, topic, group):

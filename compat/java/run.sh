@@ -20,6 +20,13 @@
 #                     kafka-clients 4.1.x (all cases) and 3.9.x (quick subset): commitSync/auto-commit
 #                     and resume, three members splitting a topic under load (eager and cooperative),
 #                     a SIGKILLed member, static membership, AdminClient group APIs and their errors
+#   admin-<v>/...     topic administration through AdminClient 4.1.x and 3.9.x (AdminTests): DeleteTopics
+#                     by name and id, CreatePartitions, Describe/IncrementalAlterConfigs (topics and the
+#                     broker), DeleteRecords, ListOffsets by timestamp, DescribeCluster, DescribeLogDirs,
+#                     config enforcement (max.message.bytes, compacted topics need keys), with the errors
+#   admin-tools-<v>/. kafka-topics --create/--describe/--alter/--delete, kafka-configs --describe/--alter,
+#                     kafka-delete-records and kafka-get-offsets of Apache Kafka 3.9.x and 4.1.x, and
+#                     their error messages
 #   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker, and a
 #                     member that stays subscribed through both restarts reads on, exactly once
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list [--state],
@@ -31,7 +38,7 @@
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9 (see ref-kafka.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups")
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -254,6 +261,118 @@ console_tests() {
   topics_cases "console-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
   broker_check "console-$v41"
+}
+
+# ---- topic administration -------------------------------------------------------------------
+
+# admin_check NAME OUT PATTERN [ANTI_PATTERN]: PASS if OUT matches the extended regex PATTERN (and
+# not ANTI_PATTERN).
+admin_check() {
+  local name="$1" out="$2" want="$3" unwanted="${4:-}"
+  if grep -qE -- "$want" "$out" && { [ -z "$unwanted" ] || ! grep -qE -- "$unwanted" "$out"; }; then
+    pass "$name"
+  else
+    fail "$name" "expected /$want/$([ -n "$unwanted" ] && echo " and not /$unwanted/"): $(grep -v '^\s*at ' "$out" | grep -v '^\s*$' | head -n 4 | cut -c1-200 | tr '\n' '|')"
+  fi
+}
+
+# admin_tool_cases LABEL CP LOG4J_OPT: the admin command-line tools of one Kafka version.
+admin_tool_cases() {
+  local label="$1" cp="$2" log_opt="$3"
+  local t="${label//./-}" base="$LOGS/$1"
+  local java=(timeout 60 java "$log_opt" -cp "$cp")
+  local topics=("${java[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local configs=("${java[@]}" kafka.admin.ConfigCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local offsets=("${java[@]}" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local delrec=("${java[@]}" org.apache.kafka.tools.DeleteRecordsCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+
+  "${topics[@]}" --create --topic "$t-cfg" --partitions 2 --replication-factor 1 --config retention.ms=100000 >"$base-create.out" 2>&1
+  admin_check "$label/kafka-topics-create-with-config" "$base-create.out" "^Created topic $t-cfg\.$"
+  "${topics[@]}" --describe --topic "$t-cfg" >"$base-describe.out" 2>&1
+  admin_check "$label/kafka-topics-describe-configs" "$base-describe.out" "PartitionCount: 2.*Configs: .*retention\.ms=100000"
+  "${topics[@]}" --create --topic "$t-cfg" --partitions 1 --replication-factor 1 >"$base-create-again.out" 2>&1
+  admin_check "$label/kafka-topics-create-existing" "$base-create-again.out" "already exists"
+  "${topics[@]}" --create --topic "$t-rf3" --partitions 1 --replication-factor 3 >"$base-create-rf3.out" 2>&1
+  admin_check "$label/kafka-topics-create-rf3" "$base-create-rf3.out" "InvalidReplicationFactorException|larger than available brokers"
+  "${topics[@]}" --create --topic "$t-badcfg" --partitions 1 --config retention.ms=soon >"$base-create-badcfg.out" 2>&1
+  admin_check "$label/kafka-topics-create-bad-config" "$base-create-badcfg.out" "InvalidConfigurationException|Invalid value soon" "^Created"
+  "${topics[@]}" --alter --topic "$t-cfg" --partitions 4 >"$base-alter.out" 2>&1
+  "${topics[@]}" --describe --topic "$t-cfg" >"$base-describe-4.out" 2>&1
+  admin_check "$label/kafka-topics-alter-partitions" "$base-describe-4.out" "PartitionCount: 4"
+  "${topics[@]}" --alter --topic "$t-cfg" --partitions 2 >"$base-shrink.out" 2>&1
+  admin_check "$label/kafka-topics-alter-shrink-refused" "$base-shrink.out" "InvalidPartitionsException|would not be an increase"
+
+  "${configs[@]}" --entity-type topics --entity-name "$t-cfg" --alter \
+    --add-config 'retention.ms=200000,cleanup.policy=[delete,compact]' >"$base-configs-alter.out" 2>&1
+  "${configs[@]}" --entity-type topics --entity-name "$t-cfg" --describe >"$base-configs-describe.out" 2>&1
+  admin_check "$label/kafka-configs-alter-describe" "$base-configs-describe.out" "^ *retention\.ms=200000 "
+  admin_check "$label/kafka-configs-alter-list-value" "$base-configs-describe.out" "^ *cleanup\.policy=delete,compact "
+  "${configs[@]}" --entity-type topics --entity-name "$t-cfg" --alter --delete-config retention.ms >"$base-configs-delete.out" 2>&1
+  "${configs[@]}" --entity-type topics --entity-name "$t-cfg" --describe >"$base-configs-describe2.out" 2>&1
+  admin_check "$label/kafka-configs-delete-config" "$base-configs-describe2.out" "cleanup\.policy=delete,compact" "retention\.ms="
+  "${configs[@]}" --entity-type topics --entity-name "$t-cfg" --alter --add-config no.such.config=1 >"$base-configs-unknown.out" 2>&1
+  admin_check "$label/kafka-configs-unknown-config" "$base-configs-unknown.out" "InvalidConfigurationException|Unknown topic config|Invalid config" "Completed"
+  "${configs[@]}" --entity-type brokers --entity-name 1 --describe --all >"$base-configs-broker.out" 2>&1
+  admin_check "$label/kafka-configs-describe-broker" "$base-configs-broker.out" "^ *num\.partitions=1 "
+  "${configs[@]}" --entity-type brokers --entity-name 1 --alter --add-config log.dirs=/elsewhere >"$base-configs-broker-alter.out" 2>&1
+  admin_check "$label/kafka-configs-broker-static-refused" "$base-configs-broker-alter.out" "Cannot update these configs dynamically|InvalidRequestException" "Completed"
+  # Dynamic broker configs (KIP-226), per broker and as the cluster default; removed again after.
+  "${configs[@]}" --entity-type brokers --entity-name 1 --alter --add-config log.retention.ms=604800002 >"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --alter --add-config log.retention.bytes=1099511627776 >>"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-name 1 --describe >>"$base-configs-broker-dyn.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --describe >>"$base-configs-broker-dyn.out" 2>&1
+  admin_check "$label/kafka-configs-broker-dynamic" "$base-configs-broker-dyn.out" "^ *log\.retention\.ms=604800002 sensitive=false synonyms=\{DYNAMIC_BROKER_CONFIG"
+  admin_check "$label/kafka-configs-broker-dynamic-default" "$base-configs-broker-dyn.out" "^ *log\.retention\.bytes=1099511627776 sensitive=false synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG"
+  "${configs[@]}" --entity-type brokers --entity-name 1 --alter --delete-config log.retention.ms >"$base-configs-broker-undo.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-default --alter --delete-config log.retention.bytes >>"$base-configs-broker-undo.out" 2>&1
+  "${configs[@]}" --entity-type brokers --entity-name 1 --describe >>"$base-configs-broker-undo.out" 2>&1
+  admin_check "$label/kafka-configs-broker-dynamic-delete" "$base-configs-broker-undo.out" "Completed updating" "log\.retention\.(ms|bytes)="
+
+  if java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
+    --topic "$t-data" --partitions 2 --records 30 >"$base-setup.log" 2>&1; then
+    "${offsets[@]}" --topic "$t-data" >"$base-offsets.out" 2>&1
+    admin_check "$label/kafka-get-offsets-latest" "$base-offsets.out" "^$t-data:1:30$"
+    printf '{"version":1,"partitions":[{"topic":"%s","partition":0,"offset":12}]}' "$t-data" >"$base-delete.json"
+    "${delrec[@]}" --offset-json-file "$base-delete.json" >"$base-delrec.out" 2>&1
+    admin_check "$label/kafka-delete-records" "$base-delrec.out" "low_watermark: 12"
+    "${offsets[@]}" --topic "$t-data" --time -2 >"$base-offsets-earliest.out" 2>&1
+    admin_check "$label/kafka-get-offsets-earliest-after-delete" "$base-offsets-earliest.out" "^$t-data:0:12$" "^$t-data:1:[^0]"
+    "${offsets[@]}" --topic "$t-data" --time "$BASE_TIMESTAMP" >"$base-offsets-time.out" 2>&1
+    admin_check "$label/kafka-get-offsets-by-time" "$base-offsets-time.out" "^$t-data:1:[0-9]+$"
+    printf '{"version":1,"partitions":[{"topic":"%s","partition":1,"offset":99}]}' "$t-data" >"$base-delete-past.json"
+    "${delrec[@]}" --offset-json-file "$base-delete-past.json" >"$base-delrec-past.out" 2>&1
+    admin_check "$label/kafka-delete-records-past-end" "$base-delrec-past.out" "OffsetOutOfRange|error"
+  else
+    fail "$label/setup" "could not create and fill $t-data" "$base-setup.log"
+  fi
+
+  "${topics[@]}" --delete --topic "$t-cfg" >"$base-delete.out" 2>&1
+  "${topics[@]}" --list >"$base-list-after.out" 2>&1
+  admin_check "$label/kafka-topics-delete" "$base-list-after.out" "^$t-rf3$|^$t-data$" "^$t-cfg$"
+  "${topics[@]}" --delete --topic "$t-never" >"$base-delete-missing.out" 2>&1
+  admin_check "$label/kafka-topics-delete-unknown" "$base-delete-missing.out" "does not exist|UnknownTopicOrPartition"
+}
+
+admin_tests() {
+  local module version
+  for module in client-4.1 client-3.9; do
+    version="$(lib_version "$module" kafka-clients)"
+    echo "== AdminClient $version"
+    java_cases "admin-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
+      admin --bootstrap "$GREGOR_BOOTSTRAP" --label "admin-$version"
+    broker_check "admin-$version"
+  done
+  local v39 v41
+  v39="$(lib_version tools-3.9 kafka_2.13)"
+  v41="$(lib_version tools-4.1 kafka-tools)"
+  echo "== Apache Kafka $v39 admin tools"
+  admin_tool_cases "admin-tools-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
+    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+  broker_check "admin-tools-$v39"
+  echo "== Apache Kafka $v41 admin tools"
+  admin_tool_cases "admin-tools-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  broker_check "admin-tools-$v41"
 }
 
 # ---- crash ----------------------------------------------------------------------------------
@@ -488,22 +607,28 @@ groups_tests() {
     broker_check "groups-$version"
   done
 
-  # A second group keeps a live member subscribed through both restarts (group-member
-  # --record-file): it must go on reading afterwards, nothing skipped, nothing twice.
+  # Two more groups keep a live member subscribed through both restarts (group-member
+  # --record-file), one classic and one KIP-848 (group.protocol=consumer): each must go on
+  # reading afterwards, nothing skipped, nothing twice; the KIP-848 one also keeps its partitions
+  # without being reassigned (Kafka replays its group from __consumer_offsets).
   echo "== consumer groups: committed offsets across broker restarts (SIGTERM, then SIGKILL)"
-  local round how live="" live_stop="$LOGS/groups-live.stop" live_records="$LOGS/groups-live-records.txt"
-  rm -f "$live_stop" "$live_records"
+  local round how kind live_pids=() live_stop="$LOGS/groups-live.stop"
+  rm -f "$live_stop" "$LOGS"/groups-live-*-records.txt
   for round in 1 2; do
     how=$([ "$round" = 1 ] && echo sigterm || echo kill9)
     java_cases "groups-restart-$how-commit" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step commit --round "$round" --label "groups-restart/$how"
     if [ "$round" = 1 ]; then
-      timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
-        --group groups-restart-live --topic groups-restart --record-file "$live_records" --stop-file "$live_stop" \
-        --client-id live-member >"$LOGS/groups-live.out" 2>"$LOGS/groups-live.err" &
-      live=$!
-      wait_for_line "$LOGS/groups-live.out" '^ASSIGNED 0,1,2,3$' 40 "$live" ||
-        fail groups-restart/live-member-joins "the live member did not get all 4 partitions within 40 s" "$LOGS/groups-live.err"
+      for kind in classic consumer; do
+        timeout 180 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
+          --group "groups-restart-live-$kind" --topic groups-restart --protocol "$kind" \
+          --record-file "$LOGS/groups-live-$kind-records.txt" --stop-file "$live_stop" \
+          --client-id "live-$kind" >"$LOGS/groups-live-$kind.out" 2>"$LOGS/groups-live-$kind.err" &
+        live_pids+=($!)
+        wait_for_line "$LOGS/groups-live-$kind.out" '^ASSIGNED 0,1,2,3$' 40 "$!" ||
+          fail "groups-restart/live-$kind-member-joins" "the live member did not get all 4 partitions within 40 s" \
+            "$LOGS/groups-live-$kind.err"
+      done
     fi
     if [ "$how" = sigterm ]; then gregor_stop; else gregor_kill9; fi
     if ! gregor_restart; then
@@ -514,10 +639,26 @@ groups_tests() {
     java_cases "groups-restart-$how-verify" 60 "$CLIENT_CP" groups-restart --bootstrap "$GREGOR_BOOTSTRAP" \
       --step verify --round "$round" --label "groups-restart/$how"
   done
-  java_cases groups-restart-live 60 "$CLIENT_CP" groups-live-verify --bootstrap "$GREGOR_BOOTSTRAP" \
-    --topic groups-restart --records "$live_records" --label groups-restart/live-member-reads-on-exactly-once
+  for kind in classic consumer; do
+    java_cases "groups-restart-live-$kind" 60 "$CLIENT_CP" groups-live-verify --bootstrap "$GREGOR_BOOTSTRAP" \
+      --topic groups-restart --records "$LOGS/groups-live-$kind-records.txt" \
+      --label "groups-restart/live-$kind-member-reads-on-exactly-once"
+    # Only the KIP-848 member can be held to "no rebalance": a classic Java 4.x consumer that
+    # loses every broker re-bootstraps its metadata (KIP-899), sees its topics change and rejoins
+    # by itself, against Apache Kafka too.
+    [ "$kind" = consumer ] || continue
+    if [ "$(grep -c '^ASSIGNED' "$LOGS/groups-live-$kind.out")" = 1 ]; then
+      pass "groups-restart/live-$kind-member-not-rebalanced"
+    else
+      fail "groups-restart/live-$kind-member-not-rebalanced" \
+        "the live member was reassigned across the restarts: $(grep '^ASSIGNED' "$LOGS/groups-live-$kind.out" | tr '\n' ' ')" \
+        "$LOGS/groups-live-$kind.err"
+    fi
+  done
   touch "$live_stop"
-  wait "$live" || echo "  (live member exited with status $?: $LOGS/groups-live.err)"
+  for kind in "${live_pids[@]}"; do
+    wait "$kind" || echo "  (a live member exited with status $?: $LOGS/groups-live-*.err)"
+  done
   broker_check groups-restart
 
   local v39 v41
@@ -552,13 +693,14 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
     crash) crash_test ;;
     dedupe) dedupe_test ;;
     groups) groups_tests ;;
+    admin) admin_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -235,6 +235,7 @@ pub struct TestBroker {
     pub config: gregor::Config,
     running: Option<(tokio::runtime::Runtime, gregor::RunningBroker)>,
     dir: tempfile::TempDir,
+    storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
 }
 
 pub async fn start_broker() -> Result<TestBroker> {
@@ -247,15 +248,24 @@ pub async fn start_broker_with(f: impl FnOnce(&mut gregor::Config)) -> Result<Te
 
 impl TestBroker {
     pub async fn start_with(f: impl FnOnce(&mut gregor::Config)) -> Result<TestBroker> {
+        Self::start_on(std::sync::Arc::new(gregor::log::storage::FileStorage), f).await
+    }
+
+    /// A broker whose segment files go through `storage` (to inject storage faults).
+    pub async fn start_on(
+        storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
+        f: impl FnOnce(&mut gregor::Config),
+    ) -> Result<TestBroker> {
         let dir = tempfile::tempdir()?;
         let mut config = gregor::Config::for_tests(dir.path().to_path_buf());
         f(&mut config);
-        let (rt, running) = launch(config.clone()).await?;
+        let (rt, running) = launch(std::sync::Arc::clone(&storage), config.clone()).await?;
         Ok(TestBroker {
             addr: running.local_addr,
             config,
             running: Some((rt, running)),
             dir,
+            storage,
         })
     }
 
@@ -291,7 +301,8 @@ impl TestBroker {
         if self.running.is_some() {
             bail!("broker is still running");
         }
-        let (rt, running) = launch(self.config.clone()).await?;
+        let (rt, running) =
+            launch(std::sync::Arc::clone(&self.storage), self.config.clone()).await?;
         self.addr = running.local_addr;
         self.running = Some((rt, running));
         Ok(())
@@ -318,13 +329,14 @@ impl Drop for TestBroker {
 }
 
 async fn launch(
+    storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
     config: gregor::Config,
 ) -> Result<(tokio::runtime::Runtime, gregor::RunningBroker)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let running = rt.spawn(gregor::start(config)).await?;
+    let running = rt.spawn(gregor::start_on(storage, config)).await?;
     match running {
         Ok(r) => Ok((rt, r)),
         Err(e) => {

@@ -61,6 +61,14 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::OffsetDelete,
         ApiKey::ConsumerGroupHeartbeat,
         ApiKey::ConsumerGroupDescribe,
+        ApiKey::DeleteTopics,
+        ApiKey::DeleteRecords,
+        ApiKey::AlterConfigs,
+        ApiKey::DescribeLogDirs,
+        ApiKey::CreatePartitions,
+        ApiKey::IncrementalAlterConfigs,
+        ApiKey::DescribeCluster,
+        ApiKey::DescribeTopicPartitions,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -1306,5 +1314,317 @@ async fn consumer_group_describe_every_version() -> Result<()> {
         .find(|g| g.group_id.as_str() == "cgd")
         .context("cgd not listed")?;
     ensure!(cgd.group_type.as_str() == "consumer", "{cgd:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_topics_every_version() -> Result<()> {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DeleteTopics)? {
+        let (by_name, by_id) = (format!("del-name-v{v}"), format!("del-id-v{v}"));
+        create_topic(&mut c, &by_name, 2).await?;
+        create_topic(&mut c, &by_id, 1).await?;
+        let id = topic_id(&mut c, &by_id).await?;
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(10_000);
+        if v >= 6 {
+            req.topics = vec![
+                DeleteTopicState::default().with_name(Some(name(&by_name))),
+                DeleteTopicState::default().with_topic_id(id),
+                DeleteTopicState::default().with_name(Some(name("del-missing"))),
+            ];
+        } else {
+            req.topic_names = vec![name(&by_name), name(&by_id), name("del-missing")];
+        }
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        ensure!(r.responses.len() == 3, "v{v}: {r:?}");
+        let code_of = |n: &str| {
+            r.responses
+                .iter()
+                .find(|x| x.name.as_ref().map(|t| t.as_str()) == Some(n))
+                .map(|x| x.error_code)
+        };
+        ensure!(code_of(&by_name) == Some(NONE), "v{v}: {r:?}");
+        ensure!(code_of(&by_id) == Some(NONE), "v{v}: {r:?}");
+        ensure!(
+            code_of("del-missing") == Some(UNKNOWN_TOPIC_OR_PARTITION),
+            "v{v}: {r:?}"
+        );
+        let m = metadata(
+            &mut c,
+            METADATA_V,
+            metadata_topics(&[&by_name, &by_id]),
+            false,
+        )
+        .await?;
+        ensure!(
+            m.topics
+                .iter()
+                .all(|t| t.error_code == UNKNOWN_TOPIC_OR_PARTITION),
+            "v{v}: still there: {m:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_records_every_version() -> Result<()> {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "trimmed", 1).await?;
+    let table = advertised(&mut c).await?;
+    let mut start = 0;
+    for v in range_of(&table, ApiKey::DeleteRecords)? {
+        produce_ok(&mut c, "trimmed", 0, values_batch(&["a", "b", "c"])).await?;
+        start += 2;
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(name("trimmed"))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(start),
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(7)
+                        .with_offset(0),
+                ])]);
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        let ps = &r.topics[0].partitions;
+        ensure!(
+            ps[0].error_code == NONE && ps[0].low_watermark == start,
+            "v{v}: {r:?}"
+        );
+        ensure!(
+            ps[1].error_code == UNKNOWN_TOPIC_OR_PARTITION,
+            "v{v}: {r:?}"
+        );
+        let earliest = list_offset(&mut c, "trimmed", 0, -2).await?;
+        ensure!(earliest.offset == start, "v{v}: {earliest:?}");
+        start += 1;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn alter_configs_every_version() -> Result<()> {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "altered", 1).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::AlterConfigs)? {
+        let value = format!("{}", 1000 + i64::from(v));
+        let topic = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("altered"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("retention.ms"))
+                .with_value(Some(s(&value)))]);
+        let missing = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("no-such-topic"));
+        let req = AlterConfigsRequest::default().with_resources(vec![topic, missing]);
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        ensure!(r.responses.len() == 2, "v{v}: {r:?}");
+        ensure!(r.responses[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            r.responses[1].error_code == UNKNOWN_TOPIC_OR_PARTITION,
+            "v{v}: {r:?}"
+        );
+        ensure!(
+            topic_config(&mut c, "altered", "retention.ms")
+                .await?
+                .as_deref()
+                == Some(&*value),
+            "v{v}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn incremental_alter_configs_every_version() -> Result<()> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "incr", 1).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::IncrementalAlterConfigs)? {
+        let value = format!("{}", 2000 + i64::from(v));
+        let topic = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("incr"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("segment.ms"))
+                .with_config_operation(0)
+                .with_value(Some(s(&value)))]);
+        let bad = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("incr-missing"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s("segment.ms"))
+                .with_config_operation(0)
+                .with_value(Some(s("1")))]);
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![topic, bad]);
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        ensure!(r.responses[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            r.responses[1].error_code == UNKNOWN_TOPIC_OR_PARTITION,
+            "v{v}: {r:?}"
+        );
+        ensure!(
+            topic_config(&mut c, "incr", "segment.ms").await?.as_deref() == Some(&*value),
+            "v{v}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn create_partitions_every_version() -> Result<()> {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "growing", 1).await?;
+    let table = advertised(&mut c).await?;
+    let mut count = 1;
+    for v in range_of(&table, ApiKey::CreatePartitions)? {
+        count += 1;
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("growing"))
+                    .with_count(count)
+                    .with_assignments(None),
+                CreatePartitionsTopic::default()
+                    .with_name(name("growing-missing"))
+                    .with_count(3),
+            ]);
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        ensure!(r.results[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            r.results[1].error_code == UNKNOWN_TOPIC_OR_PARTITION,
+            "v{v}: {r:?}"
+        );
+        let m = metadata(&mut c, METADATA_V, metadata_topics(&["growing"]), false).await?;
+        ensure!(
+            m.topics[0].partitions.len() == count as usize,
+            "v{v}: {m:?}"
+        );
+        produce_ok(&mut c, "growing", count - 1, values_batch(&["new"])).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_cluster_every_version() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DescribeCluster)? {
+        let mut req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        if v >= 1 {
+            req.endpoint_type = 1;
+        }
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        ensure!(r.error_code == NONE && r.brokers.len() == 1, "v{v}: {r:?}");
+        ensure!(r.brokers[0].port == i32::from(b.addr.port()), "v{v}: {r:?}");
+        ensure!(
+            !r.cluster_id.is_empty() && r.controller_id == r.brokers[0].broker_id,
+            "v{v}: {r:?}"
+        );
+        ensure!(r.cluster_authorized_operations > 0, "v{v}: {r:?}");
+        if v >= 1 {
+            let r = c
+                .request(v, DescribeClusterRequest::default().with_endpoint_type(2))
+                .await?;
+            ensure!(r.error_code == 114, "v{v} controller endpoints: {r:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_log_dirs_every_version() -> Result<()> {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "sized", 2).await?;
+    produce_ok(&mut c, "sized", 1, values_batch(&["some bytes"])).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DescribeLogDirs)? {
+        let all = c.request(v, DescribeLogDirsRequest::default()).await?;
+        ensure!(
+            all.results.len() == 1 && all.results[0].error_code == NONE,
+            "v{v}: {all:?}"
+        );
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(name("sized"))
+                .with_partitions(vec![1]),
+        ]));
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        let topics = &r.results[0].topics;
+        ensure!(
+            topics.len() == 1 && topics[0].partitions.len() == 1,
+            "v{v}: {r:?}"
+        );
+        ensure!(topics[0].partitions[0].partition_size > 0, "v{v}: {r:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_topic_partitions_every_version() -> Result<()> {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "dtp-a", 3).await?;
+    create_topic(&mut c, "dtp-b", 2).await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::DescribeTopicPartitions)? {
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_response_partition_limit(2000)
+            .with_topics(
+                ["dtp-b", "dtp-a", "dtp-missing"]
+                    .iter()
+                    .map(|t| TopicRequest::default().with_name(name(t)))
+                    .collect(),
+            );
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        let got: Vec<(String, i16, usize)> = r
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                    t.error_code,
+                    t.partitions.len(),
+                )
+            })
+            .collect();
+        ensure!(
+            got == vec![
+                ("dtp-a".to_string(), NONE, 3),
+                ("dtp-b".to_string(), NONE, 2),
+                ("dtp-missing".to_string(), UNKNOWN_TOPIC_OR_PARTITION, 0)
+            ],
+            "v{v}: {got:?}"
+        );
+        ensure!(
+            r.next_cursor.is_none() && !r.topics[0].topic_id.is_nil(),
+            "v{v}: {r:?}"
+        );
+    }
     Ok(())
 }

@@ -987,3 +987,40 @@ async fn stable_members_survive_a_restart() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn deleting_a_topic_removes_its_committed_offsets_for_good() -> Result<()> {
+    let (mut b, mut c) = group_broker_with_topic(TOPIC, 1).await?;
+    create_topic(&mut c, "doomed", 2).await?;
+    commit_ok(
+        &mut c,
+        "g-del",
+        "",
+        -1,
+        &[(TOPIC, 0, 5, ""), ("doomed", 1, 7, "")],
+    )
+    .await?;
+    let r = c
+        .request(
+            4,
+            DeleteTopicsRequest::default()
+                .with_topic_names(vec![name("doomed")])
+                .with_timeout_ms(10_000),
+        )
+        .await?;
+    ensure!(r.responses[0].error_code == NONE, "{r:?}");
+    for restart in [false, true] {
+        if restart {
+            drop(c);
+            b.restart_clean().await?;
+            c = b.client().await?;
+        }
+        let (_, got) = fetch_offsets(&mut c, OFFSET_FETCH_V, "g-del", None).await?;
+        let topics: Vec<&str> = got.iter().map(|o| o.topic.as_str()).collect();
+        ensure!(topics == [TOPIC], "restart {restart}: {got:?}");
+    }
+    // A new topic of the same name starts with no committed offsets.
+    create_topic(&mut c, "doomed", 2).await?;
+    ensure!(committed(&mut c, "g-del", "doomed", 1).await? == -1);
+    Ok(())
+}

@@ -47,6 +47,16 @@ public class GenKafkaConfigs {
         return rows;
     }
 
+    /** name, documentation: the text DescribeConfigs returns when asked (KIP-569), on one line. */
+    static List<String> docs(Map<String, ConfigKey> keys) {
+        List<String> rows = new ArrayList<>();
+        for (ConfigKey k : new TreeMap<>(keys).values()) {
+            String doc = k.documentation == null ? "" : k.documentation.replaceAll("[\\t\\r\\n]+", " ").trim();
+            rows.add(k.name + '\t' + doc);
+        }
+        return rows;
+    }
+
     static void write(Path file, List<String> rows) throws IOException {
         Files.createDirectories(file.toAbsolutePath().getParent());
         Files.write(file, rows, StandardCharsets.UTF_8);
@@ -81,6 +91,8 @@ public class GenKafkaConfigs {
 
         write(out.resolve("kafka_broker_configs.tsv"), brokerRows);
         write(out.resolve("kafka_topic_configs.tsv"), topicRows);
+        write(out.resolve("kafka_broker_config_docs.tsv"), docs(broker.configKeys()));
+        write(out.resolve("kafka_topic_config_docs.tsv"), docs(topic));
 
         log.println("Kafka version: " + org.apache.kafka.common.utils.AppInfoParser.getVersion());
         log.println("broker configs: " + brokerRows.size() + " (internal: " + brokerInternal + ")");

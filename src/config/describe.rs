@@ -1,15 +1,20 @@
 //! The effective value and source of every config of a topic or of this broker, as Kafka's
 //! DescribeConfigs reports them (ConfigHelper): a topic override wins, then the broker setting
-//! that is its synonym, then Kafka's default.
+//! that is its synonym (dynamic for this broker, dynamic cluster default, static), then Kafka's
+//! default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
+use super::dynamic::{is_dynamic, Layers};
 use super::{broker_config_defs, topic_config_defs, Config, ConfigDef, ConfigType};
 
 /// Where a value comes from (DescribeConfigsResponse ConfigSource).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -32,26 +37,101 @@ pub struct ConfigEntry {
     pub read_only: bool,
     /// Most specific first, as Kafka lists them.
     pub synonyms: Vec<Synonym>,
+    /// Kafka's documentation of the config (DescribeConfigs v3+ include_documentation).
+    pub documentation: Option<&'static str>,
+}
+
+const BROKER_DOCS: &str = include_str!("kafka_broker_config_docs.tsv");
+const TOPIC_DOCS: &str = include_str!("kafka_topic_config_docs.tsv");
+
+fn doc_table(text: &'static str) -> HashMap<&'static str, &'static str> {
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
+}
+
+fn broker_doc(name: &str) -> Option<&'static str> {
+    static DOCS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    DOCS.get_or_init(|| doc_table(BROKER_DOCS))
+        .get(name)
+        .copied()
+}
+
+fn topic_doc(name: &str) -> Option<&'static str> {
+    static DOCS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    DOCS.get_or_init(|| doc_table(TOPIC_DOCS))
+        .get(name)
+        .copied()
 }
 
 /// Topic configs Kafka keeps out of DescribeConfigs (internal, for tests only).
 const HIDDEN_TOPIC_CONFIGS: &[&str] = &["internal.segment.bytes"];
 
+/// The broker-level values of a setting, most specific first: this broker's dynamic value, the
+/// dynamic cluster default, the static setting.
+fn broker_values(config: &Config, layers: &Layers, name: &str) -> Vec<Synonym> {
+    let mut v = Vec::new();
+    let mut push = |value: Option<&String>, source| {
+        if let Some(value) = value {
+            v.push(Synonym {
+                name: name.to_string(),
+                value: Some(value.clone()),
+                source,
+            });
+        }
+    };
+    push(layers.per_broker.get(name), ConfigSource::DynamicBroker);
+    push(
+        layers.cluster_default.get(name),
+        ConfigSource::DynamicDefaultBroker,
+    );
+    push(config.explicit.get(name), ConfigSource::StaticBroker);
+    v
+}
+
 /// The broker-level value of a topic config when the broker settings name it in another unit
 /// (log.retention.hours for retention.ms, log.roll.hours for segment.ms).
-fn broker_derived(config: &Config, topic_name: &str) -> Option<String> {
-    let set = |k: &str| config.explicit.contains_key(k);
-    match topic_name {
-        "retention.ms" if set("log.retention.minutes") || set("log.retention.hours") => {
-            Some(config.log.retention_ms.to_string())
+fn broker_derived(config: &Config, layers: &Layers, topic_name: &str) -> Option<Synonym> {
+    let merged = layers.merged(config);
+    let log = super::broker_log_config(&super::Settings(&merged)).ok()?;
+    let source_of = |keys: &[&str]| {
+        if keys.iter().any(|k| layers.per_broker.contains_key(*k)) {
+            Some(ConfigSource::DynamicBroker)
+        } else if keys.iter().any(|k| layers.cluster_default.contains_key(*k)) {
+            Some(ConfigSource::DynamicDefaultBroker)
+        } else if keys.iter().any(|k| config.explicit.contains_key(*k)) {
+            Some(ConfigSource::StaticBroker)
+        } else {
+            None
         }
-        "segment.ms" if set("log.roll.hours") => Some(config.log.segment_ms.to_string()),
-        _ => None,
-    }
+    };
+    let (name, value, source) = match topic_name {
+        "retention.ms" => (
+            "log.retention.ms",
+            log.retention_ms,
+            source_of(&["log.retention.minutes", "log.retention.hours"])?,
+        ),
+        "segment.ms" => (
+            "log.roll.ms",
+            log.segment_ms,
+            source_of(&["log.roll.hours"])?,
+        ),
+        _ => return None,
+    };
+    Some(Synonym {
+        name: name.into(),
+        value: Some(value.to_string()),
+        source,
+    })
 }
 
 /// Every public topic config with its effective value, for a topic with the given overrides.
-pub fn describe_topic(config: &Config, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+pub fn describe_topic(
+    config: &Config,
+    layers: &Layers,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     topic_config_defs()
         .iter()
         .filter(|d| !HIDDEN_TOPIC_CONFIGS.contains(&d.name))
@@ -65,55 +145,66 @@ pub fn describe_topic(config: &Config, overrides: &BTreeMap<String, String>) -> 
                 });
             }
             if let Some(syn) = d.synonym {
-                let broker_value = config
-                    .explicit
-                    .get(syn)
-                    .cloned()
-                    .or_else(|| broker_derived(config, d.name));
-                if let Some(v) = broker_value {
+                let direct = broker_values(config, layers, syn);
+                if direct.is_empty() {
+                    synonyms.extend(broker_derived(config, layers, d.name));
+                } else {
+                    synonyms.extend(direct);
+                }
+                // Kafka lists the broker setting's own default, and only when it has one
+                // (log.retention.ms has none: its default comes from log.retention.hours).
+                if let Some(default) = super::broker_def(syn).and_then(|b| b.default) {
                     synonyms.push(Synonym {
                         name: syn.into(),
-                        value: Some(v),
-                        source: ConfigSource::StaticBroker,
+                        value: Some(default.to_string()),
+                        source: ConfigSource::Default,
                     });
                 }
-                let default = d.default.map(str::to_string);
-                synonyms.push(Synonym {
-                    name: syn.into(),
-                    value: default,
-                    source: ConfigSource::Default,
-                });
             }
-            entry(d, synonyms, false)
+            entry(d, synonyms, false, topic_doc(d.name))
         })
         .collect()
 }
 
-/// Every broker config with its value: set explicitly (static) or Kafka's default. gregor cannot
-/// change broker configs at run time, so all are read-only.
-pub fn describe_broker(config: &Config) -> Vec<ConfigEntry> {
+/// Every broker config with its value: dynamic, static or Kafka's default. Only the dynamic ones
+/// (see `config::dynamic`) are not read-only.
+pub fn describe_broker(config: &Config, layers: &Layers) -> Vec<ConfigEntry> {
     broker_config_defs()
         .iter()
         .map(|d| {
-            let mut synonyms = Vec::new();
-            if let Some(v) = config.explicit.get(d.name) {
-                synonyms.push(Synonym {
-                    name: d.name.into(),
-                    value: Some(v.clone()),
-                    source: ConfigSource::StaticBroker,
-                });
-            }
+            let mut synonyms = broker_values(config, layers, d.name);
             synonyms.push(Synonym {
                 name: d.name.into(),
                 value: d.default.map(str::to_string),
                 source: ConfigSource::Default,
             });
-            entry(d, synonyms, true)
+            entry(d, synonyms, !is_dynamic(d.name), broker_doc(d.name))
         })
         .collect()
 }
 
-fn entry(d: &ConfigDef, synonyms: Vec<Synonym>, read_only: bool) -> ConfigEntry {
+/// The cluster-wide dynamic defaults that are set (the broker resource with the empty name).
+pub fn describe_cluster_default(layers: &Layers) -> Vec<ConfigEntry> {
+    broker_config_defs()
+        .iter()
+        .filter_map(|d| {
+            let v = layers.cluster_default.get(d.name)?;
+            let synonyms = vec![Synonym {
+                name: d.name.into(),
+                value: Some(v.clone()),
+                source: ConfigSource::DynamicDefaultBroker,
+            }];
+            Some(entry(d, synonyms, false, broker_doc(d.name)))
+        })
+        .collect()
+}
+
+fn entry(
+    d: &ConfigDef,
+    synonyms: Vec<Synonym>,
+    read_only: bool,
+    documentation: Option<&'static str>,
+) -> ConfigEntry {
     let sensitive = d.kind == ConfigType::Password;
     // The first synonym is the one in force; a topic config without any falls back to its own
     // default.
@@ -136,6 +227,7 @@ fn entry(d: &ConfigDef, synonyms: Vec<Synonym>, read_only: bool) -> ConfigEntry 
                 ..s
             })
             .collect(),
+        documentation,
     }
 }
 
@@ -160,7 +252,7 @@ mod tests {
     fn topic_value_precedence() {
         let c = config(&["log.retention.hours=1", "log.segment.bytes=2097152"]);
         let overrides = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        let e = describe_topic(&c, &overrides);
+        let e = describe_topic(&c, &Layers::default(), &overrides);
         let cp = find(&e, "cleanup.policy");
         assert_eq!(
             (cp.value.as_deref(), cp.source),
@@ -180,12 +272,13 @@ mod tests {
             (Some("1048588"), ConfigSource::Default)
         );
         assert!(e.iter().all(|x| x.name != "internal.segment.bytes"));
+        assert!(cp.documentation.is_some_and(|d| d.contains("compact")));
     }
 
     #[test]
     fn broker_values_and_secrets() {
         let c = config(&["num.partitions=3"]);
-        let e = describe_broker(&c);
+        let e = describe_broker(&c, &Layers::default());
         let np = find(&e, "num.partitions");
         assert_eq!(
             (np.value.as_deref(), np.source),
@@ -193,5 +286,31 @@ mod tests {
         );
         let pw = e.iter().find(|x| x.kind == ConfigType::Password).unwrap();
         assert!(pw.sensitive && pw.value.is_none());
+        assert!(np.read_only);
+        // Dynamic values win and are reported with their source, most specific first.
+        let layers = Layers {
+            per_broker: BTreeMap::from([("log.retention.ms".into(), "7".into())]),
+            cluster_default: BTreeMap::from([("log.retention.ms".into(), "8".into())]),
+        };
+        let e = describe_broker(&c, &layers);
+        let rm = find(&e, "log.retention.ms");
+        assert_eq!(
+            (
+                rm.value.as_deref(),
+                rm.source,
+                rm.read_only,
+                rm.synonyms.len()
+            ),
+            (Some("7"), ConfigSource::DynamicBroker, false, 3)
+        );
+        let t = describe_topic(&c, &layers, &BTreeMap::new());
+        let tr = find(&t, "retention.ms");
+        assert_eq!(
+            (tr.value.as_deref(), tr.source),
+            (Some("7"), ConfigSource::DynamicBroker)
+        );
+        let d = describe_cluster_default(&layers);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].source, ConfigSource::DynamicDefaultBroker);
     }
 }

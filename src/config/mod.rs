@@ -10,7 +10,9 @@
 //! with a warning so that existing files keep working. Unknown names (typos) and values of the
 //! wrong type fail start-up.
 
+pub mod alter;
 pub mod describe;
+pub mod dynamic;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +60,8 @@ const USED: &[&str] = &[
     "advertised.listeners",
     "auto.create.topics.enable",
     "broker.id",
+    "compression.type",
+    "connections.max.idle.ms",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -67,6 +71,13 @@ const USED: &[&str] = &[
     "group.max.size",
     "group.min.session.timeout.ms",
     "listeners",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.enable",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleanup.policy",
     "log.dir",
     "log.dirs",
     "log.flush.interval.messages",
@@ -84,12 +95,15 @@ const USED: &[&str] = &[
     "log.roll.hours",
     "log.roll.ms",
     "log.segment.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
     "message.max.bytes",
     "node.id",
+    "num.partitions",
     "offset.metadata.max.bytes",
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
-    "num.partitions",
     "offsets.topic.num.partitions",
     "socket.request.max.bytes",
     "transaction.state.log.num.partitions",
@@ -215,7 +229,7 @@ pub fn topic_config_defs() -> &'static [ConfigDef] {
     DEFS.get_or_init(|| parse_table(TOPIC_CONFIGS))
 }
 
-fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
     broker_config_defs().iter().find(|d| d.name == name)
 }
 
@@ -289,6 +303,16 @@ pub struct Config {
     pub fetch_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
+    /// Connection limits: max.connections, max.connections.per.ip (with per-address
+    /// max.connections.per.ip.overrides) and connections.max.idle.ms.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
+    pub connections_max_idle_ms: u64,
+    /// log.cleaner.enable and log.cleaner.backoff.ms: whether and how often compacted logs
+    /// are cleaned.
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
@@ -459,6 +483,18 @@ impl Config {
             log_flush_scheduler_interval_ms: s
                 .positive_long("log.flush.scheduler.interval.ms")?
                 .unwrap_or(i64::MAX) as u64,
+            max_connections: s.positive_int("max.connections")?.unwrap_or(i32::MAX) as usize,
+            max_connections_per_ip: s.int("max.connections.per.ip")?.unwrap_or(i32::MAX).max(0)
+                as usize,
+            max_connections_per_ip_overrides: per_ip_overrides(
+                &s.raw("max.connections.per.ip.overrides"),
+            )?,
+            connections_max_idle_ms: s
+                .positive_long("connections.max.idle.ms")?
+                .unwrap_or(600_000) as u64,
+            log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
+            log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
+                as u64,
             log,
             group,
             unused,
@@ -532,6 +568,50 @@ fn timestamp_type(name: &str, v: &str) -> Result<TimestampType, ConfigError> {
     }
 }
 
+/// The batch codec of a validated compression.type; `None` for `producer`.
+fn compression_codec(v: &str) -> Option<i16> {
+    match v {
+        "uncompressed" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
+/// max.connections.per.ip.overrides: `address:count` pairs, comma-separated. Kafka also takes
+/// host names here (resolved when a connection arrives); gregor takes IP addresses.
+fn per_ip_overrides(
+    v: &str,
+) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+    let name = "max.connections.per.ip.overrides";
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(name, v, "expected address:count pairs"))?;
+            let ip = host
+                .trim()
+                .parse()
+                .map_err(|_| invalid(name, v, format!("'{host}' is not an IP address")))?;
+            let count = count
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| invalid(name, v, format!("'{count}' is not a count")))?;
+            Ok((ip, count))
+        })
+        .collect()
+}
+
+/// (delete, compact) of a validated cleanup.policy list.
+fn cleanup_policy(v: &str) -> (bool, bool) {
+    let has = |w: &str| v.split(',').any(|p| p.trim() == w);
+    (has("delete"), has("compact"))
+}
+
 /// Broker-wide log defaults; `log.retention.ms` beats `.minutes` beats `.hours`, as in Kafka.
 fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
     let d = LogConfig::default();
@@ -584,6 +664,43 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
         timestamp_after_max_ms: s
             .long("log.message.timestamp.after.max.ms")?
             .unwrap_or(d.timestamp_after_max_ms),
+        compression: match s.str("compression.type") {
+            Some(v) => {
+                check_topic_value("compression.type", &v)?;
+                compression_codec(&v)
+            }
+            None => d.compression,
+        },
+        min_compaction_lag_ms: s
+            .long("log.cleaner.min.compaction.lag.ms")?
+            .unwrap_or(d.min_compaction_lag_ms),
+        max_compaction_lag_ms: s
+            .positive_long("log.cleaner.max.compaction.lag.ms")?
+            .unwrap_or(d.max_compaction_lag_ms),
+        delete_retention_ms: s
+            .long("log.cleaner.delete.retention.ms")?
+            .unwrap_or(d.delete_retention_ms),
+        min_cleanable_dirty_ratio: match s.str("log.cleaner.min.cleanable.ratio") {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| invalid("log.cleaner.min.cleanable.ratio", &v, "expected 0..1"))?,
+            None => d.min_cleanable_dirty_ratio,
+        },
+        ..match s.str("log.cleanup.policy") {
+            Some(v) => {
+                check_topic_value("cleanup.policy", &v)
+                    .map_err(|_| invalid("log.cleanup.policy", &v, "expected compact, delete"))?;
+                let (cleanup_delete, cleanup_compact) = cleanup_policy(&v);
+                LogConfig {
+                    cleanup_delete,
+                    cleanup_compact,
+                    ..d
+                }
+            }
+            None => d,
+        }
     })
 }
 
@@ -688,6 +805,14 @@ pub fn topic_log_config(
             "message.timestamp.type" => c.timestamp_type = timestamp_type(name, v)?,
             "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = num(),
             "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = num(),
+            "cleanup.policy" => (c.cleanup_delete, c.cleanup_compact) = cleanup_policy(v),
+            "compression.type" => c.compression = compression_codec(v),
+            "min.compaction.lag.ms" => c.min_compaction_lag_ms = num(),
+            "max.compaction.lag.ms" => c.max_compaction_lag_ms = num(),
+            "delete.retention.ms" => c.delete_retention_ms = num(),
+            "min.cleanable.dirty.ratio" => {
+                c.min_cleanable_dirty_ratio = v.parse().unwrap_or(c.min_cleanable_dirty_ratio)
+            }
             _ => {}
         }
     }

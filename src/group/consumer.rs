@@ -8,6 +8,11 @@
 //!   (its answer keeps only current ∩ target until it reports them released), then receives its
 //!   new partitions as soon as no other member still holds them, and takes the target epoch.
 //! - Members expire after group.consumer.session.timeout.ms without a heartbeat.
+//! - A member may subscribe by regular expression (KIP-848's SubscribedTopicRegex, RE2 syntax,
+//!   matching whole topic names, internal topics excluded); the group resolves it against the
+//!   cluster's topics at every heartbeat, so topics created later join the subscription.
+//! - The whole group state is expressible as Kafka's ConsumerGroup* records (`records`), which
+//!   the coordinator writes to `__consumer_offsets` and replays into `restore` at start-up.
 //!
 //! Plain state: every method takes `now` and the topic metadata it needs, nothing blocks.
 
@@ -16,6 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use indexmap::IndexMap;
 use uuid::Uuid;
 
+use super::consumer_records::{
+    self as rec, StoredConsumerGroup, StoredConsumerMember, StoredCurrentAssignment,
+};
 use crate::protocol::errors;
 
 /// (topic id, partition)
@@ -34,6 +42,8 @@ pub struct HeartbeatParams {
     pub rebalance_timeout_ms: i32,
     /// `None`: unchanged since the last heartbeat.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; an empty string clears the regular expression.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// Partitions the member says it owns; `None`: unchanged.
     pub owned: Option<Assignment>,
@@ -71,6 +81,7 @@ pub struct ConsumerMember {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Vec<String>,
+    pub subscribed_regex: Option<String>,
     pub assignor: Option<String>,
     pub member_epoch: i32,
     previous_epoch: i32,
@@ -83,6 +94,24 @@ pub struct ConsumerMember {
 /// Topic metadata for assignment: name → (topic id, partition count).
 pub type TopicsMetadata = BTreeMap<String, (Uuid, i32)>;
 
+/// What a group needs to know of the cluster's topics.
+pub trait TopicSource {
+    /// (topic id, partition count) of a topic, if it exists.
+    fn lookup(&self, name: &str) -> Option<(Uuid, i32)>;
+    /// Every topic a regular expression may match (internal topics excluded).
+    fn names(&self) -> Vec<String>;
+}
+
+/// Upper bound on a compiled subscription regex, so a hostile pattern cannot take memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles a subscription regex as Kafka (RE2J `matches()`) applies it: to the whole name.
+fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
 #[derive(Debug)]
 pub struct ConsumerGroup {
     pub group_id: String,
@@ -93,6 +122,8 @@ pub struct ConsumerGroup {
     /// The subscribed topics' metadata the target was computed from.
     topics: TopicsMetadata,
     static_members: HashMap<String, String>,
+    /// Each subscription regex in use → the topics it matched at the last heartbeat.
+    regex_matches: BTreeMap<String, Vec<String>>,
 }
 
 /// The assignors a client may pick (group.consumer.assignors).
@@ -114,6 +145,7 @@ impl ConsumerGroup {
             target: HashMap::new(),
             topics: TopicsMetadata::new(),
             static_members: HashMap::new(),
+            regex_matches: BTreeMap::new(),
         }
     }
 
@@ -139,18 +171,63 @@ impl ConsumerGroup {
         self.target.get(member_id).cloned().unwrap_or_default()
     }
 
+    /// A member's topics: those it names plus those its regex matched.
+    pub fn subscription_of(&self, m: &ConsumerMember) -> Vec<String> {
+        let matched = m
+            .subscribed_regex
+            .as_ref()
+            .and_then(|r| self.regex_matches.get(r));
+        match matched {
+            None => m.subscribed.clone(),
+            Some(extra) => {
+                let all: BTreeSet<&String> = m.subscribed.iter().chain(extra).collect();
+                all.into_iter().cloned().collect()
+            }
+        }
+    }
+
     /// The topics any member subscribes to.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| self.subscription_of(m))
             .collect()
+    }
+
+    /// Resolves the members' regexes and the subscribed topics' metadata against the cluster;
+    /// true if either changed (the subscription changed, so the group epoch must move).
+    fn refresh_topics(&mut self, topics: &dyn TopicSource) -> bool {
+        let regexes: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_regex.as_ref())
+            .collect();
+        let mut matches = BTreeMap::new();
+        if !regexes.is_empty() {
+            let names = topics.names();
+            for r in regexes {
+                // Validated when the member sent it; a pattern that no longer compiles matches nothing.
+                let Ok(re) = compile_regex(r) else { continue };
+                let hit = names.iter().filter(|n| re.is_match(n)).cloned().collect();
+                matches.insert(r.clone(), hit);
+            }
+        }
+        let regex_changed = matches != self.regex_matches;
+        self.regex_matches = matches;
+        let fresh: TopicsMetadata = self
+            .subscribed_topics()
+            .into_iter()
+            .filter_map(|n| topics.lookup(&n).map(|m| (n, m)))
+            .collect();
+        let topics_changed = fresh != self.topics;
+        self.topics = fresh;
+        regex_changed || topics_changed
     }
 
     pub fn heartbeat(
         &mut self,
         p: HeartbeatParams,
-        metadata: &dyn Fn(&BTreeSet<String>) -> TopicsMetadata,
+        topics: &dyn TopicSource,
         now: i64,
         cfg: &ConsumerGroupConfig,
     ) -> HeartbeatResult {
@@ -159,6 +236,21 @@ impl ConsumerGroup {
                 return HeartbeatResult::error(
                     errors::UNSUPPORTED_ASSIGNOR,
                     "unknown server assignor",
+                    &p.member_id,
+                );
+            }
+        }
+        if let Some(r) = p
+            .subscribed_topic_regex
+            .as_deref()
+            .filter(|r| !r.is_empty())
+        {
+            if let Err(e) = compile_regex(r) {
+                let msg =
+                    format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}");
+                return HeartbeatResult::error(
+                    errors::INVALID_REGULAR_EXPRESSION,
+                    &msg,
                     &p.member_id,
                 );
             }
@@ -172,10 +264,10 @@ impl ConsumerGroup {
             p.member_id.clone()
         };
         if p.member_epoch == 0 {
-            if p.subscribed_topic_names.is_none() {
+            if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
                 return HeartbeatResult::error(
                     errors::INVALID_REQUEST,
-                    "SubscribedTopicNames must be set when joining",
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
                     &member_id,
                 );
             }
@@ -209,16 +301,16 @@ impl ConsumerGroup {
             changed |= m.subscribed != topics;
             m.subscribed = topics;
         }
+        if let Some(r) = p.subscribed_topic_regex {
+            let r = Some(r).filter(|r| !r.is_empty());
+            changed |= m.subscribed_regex != r;
+            m.subscribed_regex = r;
+        }
         if p.server_assignor.is_some() && p.server_assignor != m.assignor {
             m.assignor = p.server_assignor;
             changed = true;
         }
-        if changed {
-            self.group_epoch += 1;
-        }
-        let fresh = metadata(&self.subscribed_topics());
-        if fresh != self.topics {
-            self.topics = fresh;
+        if self.refresh_topics(topics) || changed {
             self.group_epoch += 1;
         }
         if self.target_epoch < self.group_epoch {
@@ -258,6 +350,7 @@ impl ConsumerGroup {
                     client_host: p.client_host.clone(),
                     rebalance_timeout_ms: p.rebalance_timeout_ms,
                     subscribed: Vec::new(),
+                    subscribed_regex: None,
                     assignor: None,
                     member_epoch: 0,
                     previous_epoch: -1,
@@ -305,7 +398,7 @@ impl ConsumerGroup {
         let members: Vec<(String, Vec<String>)> = self
             .members
             .values()
-            .map(|m| (m.member_id.clone(), m.subscribed.clone()))
+            .map(|m| (m.member_id.clone(), self.subscription_of(m)))
             .collect();
         self.target = if assignor == "range" {
             assign_range(&members, &self.topics)
@@ -383,6 +476,116 @@ impl ConsumerGroup {
             Some(m) if m.member_epoch != member_epoch => errors::STALE_MEMBER_EPOCH,
             Some(_) => errors::NONE,
         }
+    }
+
+    /// The group as Kafka's ConsumerGroup* records (key → value), for `__consumer_offsets`.
+    /// The coordinator writes what changed since the last call and tombstones what vanished.
+    pub fn records(&self) -> BTreeMap<bytes::Bytes, bytes::Bytes> {
+        let g = &self.group_id;
+        let mut out = BTreeMap::new();
+        out.insert(
+            rec::group_key(rec::GROUP_METADATA_KEY, g),
+            rec::epoch_value(self.group_epoch),
+        );
+        out.insert(
+            rec::group_key(rec::TARGET_METADATA_KEY, g),
+            rec::epoch_value(self.target_epoch),
+        );
+        for m in self.members.values() {
+            let id = &m.member_id;
+            let stored = StoredConsumerMember {
+                instance_id: m.instance_id.clone(),
+                rack_id: None,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed.clone(),
+                subscribed_topic_regex: m.subscribed_regex.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                server_assignor: m.assignor.clone(),
+            };
+            out.insert(
+                rec::member_key(rec::MEMBER_METADATA_KEY, g, id),
+                rec::member_value(&stored),
+            );
+            let target = self.target_of(id);
+            out.insert(
+                rec::member_key(rec::TARGET_MEMBER_KEY, g, id),
+                rec::target_member_value(&target),
+            );
+            out.insert(
+                rec::member_key(rec::CURRENT_ASSIGNMENT_KEY, g, id),
+                rec::current_assignment_value(&current_record(m, &target)),
+            );
+        }
+        out
+    }
+
+    /// Rebuilds a group from its replayed records; members get a fresh session from `now`
+    /// (as Kafka schedules session timers when it loads a group) and are sent their full
+    /// assignment at their next heartbeat.
+    pub fn restore(
+        group_id: &str,
+        stored: StoredConsumerGroup,
+        topics: &dyn TopicSource,
+        now: i64,
+        cfg: &ConsumerGroupConfig,
+    ) -> ConsumerGroup {
+        let mut g = ConsumerGroup::new(group_id);
+        g.group_epoch = stored.group_epoch;
+        g.target_epoch = stored.target_epoch;
+        for (id, m) in stored.members {
+            let cur = stored.current.get(&id).cloned().unwrap_or_default();
+            if let Some(instance) = &m.instance_id {
+                g.static_members.insert(instance.clone(), id.clone());
+            }
+            if let Some(t) = stored.targets.get(&id) {
+                g.target.insert(id.clone(), t.clone());
+            }
+            let member = ConsumerMember {
+                member_id: id.clone(),
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                subscribed: m.subscribed_topic_names,
+                subscribed_regex: m.subscribed_topic_regex,
+                assignor: m.server_assignor,
+                member_epoch: cur.member_epoch,
+                previous_epoch: cur.previous_member_epoch,
+                current: cur
+                    .assigned
+                    .union(&cur.pending_revocation)
+                    .copied()
+                    .collect(),
+                last_sent: None,
+                deadline_ms: now + cfg.session_timeout_ms,
+            };
+            g.members.insert(id, member);
+        }
+        // The target was computed from these topics; resolving them now does not move the epoch.
+        g.refresh_topics(topics);
+        g
+    }
+}
+
+/// Kafka's current-assignment record of a member: what it keeps of its target, what it must
+/// still revoke, and its MemberState.
+fn current_record(m: &ConsumerMember, target: &Assignment) -> StoredCurrentAssignment {
+    let assigned: Assignment = m.current.intersection(target).copied().collect();
+    let pending_revocation: Assignment = m.current.difference(target).copied().collect();
+    let state = if !pending_revocation.is_empty() {
+        rec::MEMBER_STATE_UNREVOKED_PARTITIONS
+    } else if assigned != *target {
+        rec::MEMBER_STATE_UNRELEASED_PARTITIONS
+    } else {
+        rec::MEMBER_STATE_STABLE
+    };
+    StoredCurrentAssignment {
+        member_epoch: m.member_epoch,
+        previous_member_epoch: m.previous_epoch,
+        state,
+        assigned,
+        pending_revocation,
     }
 }
 
@@ -521,14 +724,25 @@ mod tests {
         Uuid::from_u128(7)
     }
 
-    fn meta(partitions: i32) -> impl Fn(&BTreeSet<String>) -> TopicsMetadata {
-        move |names: &BTreeSet<String>| {
-            names
-                .iter()
-                .filter(|n| *n == "t")
-                .map(|n| (n.clone(), (topic_id(), partitions)))
-                .collect()
+    /// Topics "t" (`partitions` partitions) and, for regex tests, "t2" and "other" (2 each).
+    struct Topics(i32);
+
+    impl TopicSource for Topics {
+        fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
+            match name {
+                "t" => Some((topic_id(), self.0)),
+                "t2" => Some((Uuid::from_u128(8), 2)),
+                "other" => Some((Uuid::from_u128(9), 2)),
+                _ => None,
+            }
         }
+        fn names(&self) -> Vec<String> {
+            vec!["t".into(), "t2".into(), "other".into()]
+        }
+    }
+
+    fn meta(partitions: i32) -> Topics {
+        Topics(partitions)
     }
 
     fn join(g: &mut ConsumerGroup, id: &str, now: i64) -> HeartbeatResult {
@@ -671,5 +885,81 @@ mod tests {
         }
         let range = assign_range(&members, &topics);
         assert_eq!(range["a"], (0..3).map(|p| (topic_id(), p)).collect());
+    }
+
+    #[test]
+    fn regex_subscriptions_match_whole_names_and_refuse_bad_patterns() {
+        let mut g = ConsumerGroup::new("g");
+        let p = HeartbeatParams {
+            member_id: "a".into(),
+            member_epoch: 0,
+            subscribed_topic_regex: Some("t.*".into()),
+            owned: Some(Assignment::new()),
+            ..HeartbeatParams::default()
+        };
+        let r = g.heartbeat(p, &meta(6), 0, &CFG);
+        assert_eq!(r.error_code, errors::NONE);
+        // "t" (6) and "t2" (2), not "other": the regex must match the whole name.
+        assert_eq!(r.assignment.map(|a| a.len()), Some(8));
+        let bad = HeartbeatParams {
+            member_id: "b".into(),
+            member_epoch: 0,
+            subscribed_topic_regex: Some("t(".into()),
+            ..HeartbeatParams::default()
+        };
+        let r = g.heartbeat(bad, &meta(6), 0, &CFG);
+        assert_eq!(r.error_code, errors::INVALID_REGULAR_EXPRESSION);
+        assert!(
+            !g.members.contains_key("b"),
+            "a refused member is not added"
+        );
+        // Clearing the regex (empty string) drops the topics it matched.
+        let clear = HeartbeatParams {
+            member_id: "a".into(),
+            member_epoch: g.members["a"].member_epoch,
+            subscribed_topic_regex: Some(String::new()),
+            subscribed_topic_names: Some(vec!["other".into()]),
+            ..HeartbeatParams::default()
+        };
+        let r = g.heartbeat(clear, &meta(6), 1, &CFG);
+        assert_eq!(r.error_code, errors::NONE);
+        assert_eq!(g.target_of("a").len(), 2);
+    }
+
+    /// Replays a group's records the way the coordinator does at start-up.
+    fn replayed(g: &ConsumerGroup, now: i64) -> ConsumerGroup {
+        let mut stored = StoredConsumerGroup::default();
+        for (k, v) in g.records() {
+            let (group, r) = rec::decode(&k, Some(&v)).unwrap();
+            assert_eq!(group, "g");
+            assert!(stored.apply(r));
+        }
+        ConsumerGroup::restore("g", stored, &meta(6), now, &CFG)
+    }
+
+    #[test]
+    fn a_restored_group_carries_on_mid_reconciliation() {
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", 0);
+        let owned_by_a = a.assignment.clone();
+        let b = join(&mut g, "b", 1);
+        // b waits for a to revoke; a is told to keep only its half.
+        assert_eq!(b.assignment.as_ref().map(|x| x.len()), Some(0));
+        let a2 = beat(&mut g, "a", a.member_epoch, owned_by_a, 2);
+        assert_eq!(a2.assignment.as_ref().map(|x| x.len()), Some(3));
+        let restored = replayed(&g, 100);
+        assert_eq!(restored.records(), g.records());
+        assert_eq!(restored.state(), g.state());
+        let mut g = restored;
+        // a reports the revocation at its epoch and moves on; b then gets its half.
+        let a3 = beat(&mut g, "a", a.member_epoch, a2.assignment, 101);
+        assert_eq!(a3.error_code, errors::NONE);
+        assert_eq!(a3.member_epoch, g.target_epoch);
+        let b2 = beat(&mut g, "b", b.member_epoch, Some(Assignment::new()), 102);
+        assert_eq!(b2.error_code, errors::NONE);
+        assert_eq!(b2.assignment.map(|x| x.len()), Some(3));
+        assert_eq!(g.state(), "Stable");
+        // Restored members got a fresh session from the load time.
+        assert!(!g.expire(100 + CFG.session_timeout_ms - 1));
     }
 }

@@ -15,8 +15,9 @@ use parking_lot::Mutex;
 
 use super::classic::{ClassicGroup, GroupState, JoinParams, JoinResult, Reply, SyncResult};
 use super::consumer::{
-    ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult, TopicsMetadata,
+    ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult, TopicSource,
 };
+use super::consumer_records::{self, ConsumerGroupRecord, StoredConsumerGroup};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::GroupConfig;
 use crate::metadata::Catalog;
@@ -78,6 +79,24 @@ struct Groups {
     /// KIP-848 groups. A group id is either classic or consumer, never both.
     consumer: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    /// The ConsumerGroup* records last written for each KIP-848 group (key → value), so that
+    /// a change writes only what differs and a removed member gets tombstones.
+    consumer_persisted: HashMap<String, BTreeMap<Bytes, Bytes>>,
+}
+
+/// The catalog as KIP-848 groups see it.
+impl TopicSource for Catalog {
+    fn lookup(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.get(name)
+            .map(|t| (t.topic_id, t.partitions.len() as i32))
+    }
+    fn names(&self) -> Vec<String> {
+        self.all()
+            .iter()
+            .filter(|t| !t.is_internal())
+            .map(|t| t.name.clone())
+            .collect()
+    }
 }
 
 pub struct GroupCoordinator {
@@ -102,6 +121,7 @@ impl GroupCoordinator {
         };
         let mut inner = self.inner.lock();
         let mut applied = 0;
+        let mut consumer: HashMap<String, StoredConsumerGroup> = HashMap::new();
         for p in &topic.partitions {
             let (mut offset, hw) = p.offsets();
             while offset < hw {
@@ -109,25 +129,89 @@ impl GroupCoordinator {
                     .plan_read(offset)
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let mut bytes = plan.read(16 << 20, true)?;
-                if bytes.is_empty() {
+                // Continue after the last batch read, whatever its records: compaction may leave
+                // batches with gaps or none, and one that does not decode must not stop progress.
+                let next = crate::log::batch::BatchIter::new(&bytes)
+                    .last()
+                    .map_or(offset, |(_, h)| h.next_offset());
+                if bytes.is_empty() || next <= offset {
                     break;
                 }
+                offset = next;
                 while !bytes.is_empty() {
                     let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
                         break;
                     };
                     for r in &set.records {
-                        offset = offset.max(r.offset + 1);
                         let Some(key) = &r.key else { continue };
                         if let Some(rec) = offsets_topic::decode(key, r.value.as_deref()) {
                             apply(&mut inner, rec, now);
+                            applied += 1;
+                        } else if let Some((group, rec)) =
+                            consumer_records::decode(key, r.value.as_deref())
+                        {
+                            apply_consumer(&mut consumer, group, rec);
                             applied += 1;
                         }
                     }
                 }
             }
         }
+        // Offsets of topics deleted while their tombstones could not be written (a crash
+        // between the two) are dropped now.
+        let unknown: std::collections::BTreeSet<String> = inner
+            .offsets
+            .values()
+            .flat_map(|m| m.keys().map(|(t, _)| t.clone()))
+            .filter(|t| catalog.get(t).is_none())
+            .collect();
+        let cfg = self.consumer_cfg();
+        for (id, stored) in consumer {
+            // A group id is either classic or consumer; the consumer group's records are the
+            // newer (an empty classic group is converted when a KIP-848 member joins).
+            inner.groups.remove(&id);
+            let g = ConsumerGroup::restore(&id, stored, catalog, now, &cfg);
+            inner.consumer_persisted.insert(id.clone(), g.records());
+            inner.consumer.insert(id, g);
+        }
+        drop(inner);
+        if !unknown.is_empty() {
+            let unknown: Vec<String> = unknown.into_iter().collect();
+            self.remove_offsets_of_topics(catalog, &unknown, now);
+        }
         Ok(applied)
+    }
+
+    /// Writes a KIP-848 group's changed records (and tombstones for what it no longer has, all
+    /// of it when the group is gone) to `__consumer_offsets`.
+    fn persist_consumer_group(&self, inner: &mut Groups, catalog: &Catalog, group: &str, now: i64) {
+        let new = inner
+            .consumer
+            .get(group)
+            .map(ConsumerGroup::records)
+            .unwrap_or_default();
+        let old = inner.consumer_persisted.remove(group).unwrap_or_default();
+        let mut writes: OffsetsWrite = new
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        writes.extend(
+            old.keys()
+                .filter(|k| !new.contains_key(*k))
+                .map(|k| (k.clone(), None)),
+        );
+        let kept = match self.persist(catalog, group, writes, now) {
+            Ok(()) => new,
+            Err(code) => {
+                // Retried with the next change: the diff is taken against what was written.
+                tracing::warn!(group, code, "consumer group records not persisted");
+                old
+            }
+        };
+        if !kept.is_empty() {
+            inner.consumer_persisted.insert(group.to_string(), kept);
+        }
     }
 
     fn persist(
@@ -288,8 +372,8 @@ impl GroupCoordinator {
         .ok_or(errors::UNKNOWN_MEMBER_ID)
     }
 
-    /// ConsumerGroupHeartbeat (KIP-848). Membership is kept in memory only: after a broker
-    /// restart members get UNKNOWN_MEMBER_ID and rejoin with epoch 0; committed offsets persist.
+    /// ConsumerGroupHeartbeat (KIP-848). Every change of the group is written as Kafka's
+    /// ConsumerGroup* records, so members carry on across a broker restart.
     pub fn consumer_heartbeat(
         &self,
         catalog: &Catalog,
@@ -316,8 +400,6 @@ impl GroupCoordinator {
         }
         if !inner.consumer.contains_key(group_id) {
             if p.member_epoch != 0 {
-                // Kafka would have the group in its log; gregor keeps consumer-group membership in
-                // memory, so after a restart the member is told to rejoin (epoch 0) instead.
                 let msg = format!("Member {} is not in group {group_id}.", p.member_id);
                 return fail(errors::UNKNOWN_MEMBER_ID, msg);
             }
@@ -327,24 +409,16 @@ impl GroupCoordinator {
                 .consumer
                 .insert(group_id.to_string(), ConsumerGroup::new(group_id));
         }
-        let metadata = |names: &std::collections::BTreeSet<String>| -> TopicsMetadata {
-            names
-                .iter()
-                .filter_map(|n| {
-                    catalog
-                        .get(n)
-                        .map(|t| (n.clone(), (t.topic_id, t.partitions.len() as i32)))
-                })
-                .collect()
-        };
         let cfg = self.consumer_cfg();
-        match inner.consumer.get_mut(group_id) {
-            Some(g) => g.heartbeat(p, &metadata, now, &cfg),
+        let result = match inner.consumer.get_mut(group_id) {
+            Some(g) => g.heartbeat(p, catalog, now, &cfg),
             None => fail(
                 errors::GROUP_ID_NOT_FOUND,
                 format!("Group {group_id} not found."),
             ),
-        }
+        };
+        self.persist_consumer_group(&mut inner, catalog, group_id, now);
+        result
     }
 
     pub fn consumer_cfg(&self) -> ConsumerGroupConfig {
@@ -534,8 +608,10 @@ impl GroupCoordinator {
             if !g.members.is_empty() {
                 return errors::NON_EMPTY_GROUP;
             }
-            // An empty consumer group is deleted like an empty classic one, offsets included.
+            // An empty consumer group is deleted like an empty classic one, offsets included;
+            // its own records get tombstones.
             inner.consumer.remove(group_id);
+            self.persist_consumer_group(&mut inner, catalog, group_id, now);
             inner
                 .groups
                 .insert(group_id.to_string(), ClassicGroup::new(group_id));
@@ -660,10 +736,60 @@ impl GroupCoordinator {
         removed
     }
 
+    /// Removes every group's committed offsets of deleted topics, with tombstones (Kafka's
+    /// GroupCoordinator.onPartitionsDeleted); returns how many offsets went.
+    pub fn remove_offsets_of_topics(
+        &self,
+        catalog: &Catalog,
+        topics: &[String],
+        now: i64,
+    ) -> usize {
+        let mut inner = self.inner.lock();
+        let mut removed = 0;
+        let groups: Vec<String> = inner.offsets.keys().cloned().collect();
+        for group in groups {
+            let gone: Vec<(String, i32)> = inner.offsets[&group]
+                .keys()
+                .filter(|(t, _)| topics.contains(t))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let writes = gone
+                .iter()
+                .map(|(t, p)| (offsets_topic::offset_key(&group, t, *p), None))
+                .collect();
+            if let Err(code) = self.persist(catalog, &group, writes, now) {
+                // Still dropped from memory: the topic is gone; a restart purges them again.
+                tracing::warn!(
+                    group,
+                    code,
+                    "tombstones for a deleted topic's offsets not written"
+                );
+            }
+            if let Some(m) = inner.offsets.get_mut(&group) {
+                for k in &gone {
+                    m.remove(k);
+                }
+            }
+            removed += gone.len();
+        }
+        removed
+    }
+
     /// Applies session, join and sync timeouts of every group.
     pub fn tick(&self, catalog: &Catalog, now: i64) {
-        for g in self.inner.lock().consumer.values_mut() {
-            g.expire(now);
+        {
+            let mut inner = self.inner.lock();
+            let expired: Vec<String> = inner
+                .consumer
+                .values_mut()
+                .filter_map(|g| g.expire(now).then(|| g.group_id.clone()))
+                .collect();
+            for id in expired {
+                self.persist_consumer_group(&mut inner, catalog, &id, now);
+            }
         }
         let ids: Vec<String> = self.inner.lock().groups.keys().cloned().collect();
         let cfg = self.cfg.clone();
@@ -699,6 +825,29 @@ fn group_record(g: &ClassicGroup, now: i64) -> Bytes {
         timestamp: now,
         members,
     })
+}
+
+/// Replays one ConsumerGroup* record; a tombstone for a group not (or no longer) known creates
+/// nothing, and the group epoch's tombstone deletes the group.
+#[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
+fn apply_consumer(
+    groups: &mut HashMap<String, StoredConsumerGroup>,
+    group: String,
+    rec: ConsumerGroupRecord,
+) {
+    match groups.get_mut(&group) {
+        Some(g) => {
+            if !g.apply(rec) {
+                groups.remove(&group);
+            }
+        }
+        None if !rec.is_tombstone() => {
+            let mut g = StoredConsumerGroup::default();
+            g.apply(rec);
+            groups.insert(group, g);
+        }
+        None => {}
+    }
 }
 
 fn apply(inner: &mut Groups, rec: OffsetsRecord, now: i64) {
@@ -845,5 +994,137 @@ mod tests {
             c.commit_offsets(&catalog, who("", "", -1), vec![], 0),
             Err(errors::INVALID_GROUP_ID)
         );
+    }
+
+    fn consumer_join(member: &str, topics: &[&str]) -> HeartbeatParams {
+        HeartbeatParams {
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(topics.iter().map(|t| t.to_string()).collect()),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        }
+    }
+
+    #[test]
+    fn consumer_groups_survive_a_restart_and_deletion_tombstones_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 2,
+            ..GroupConfig::default()
+        };
+        let (epoch, assigned) = {
+            let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+            catalog.create("t", 4, 1, Default::default(), 0).unwrap();
+            let c = GroupCoordinator::new(cfg.clone());
+            let a = c.consumer_heartbeat(&catalog, "g", consumer_join("a", &["t"]), 1);
+            assert_eq!(a.error_code, errors::NONE);
+            let gone = c.consumer_heartbeat(&catalog, "g", consumer_join("gone", &["t"]), 2);
+            let leave = HeartbeatParams {
+                member_id: "gone".into(),
+                member_epoch: super::super::consumer::LEAVE_EPOCH,
+                ..HeartbeatParams::default()
+            };
+            assert_eq!(gone.error_code, errors::NONE);
+            assert_eq!(c.consumer_heartbeat(&catalog, "g", leave, 3).error_code, 0);
+            let again = HeartbeatParams {
+                member_id: "a".into(),
+                member_epoch: a.member_epoch,
+                owned: a.assignment.clone(),
+                ..HeartbeatParams::default()
+            };
+            let a = c.consumer_heartbeat(&catalog, "g", again, 4);
+            assert_eq!(a.error_code, errors::NONE);
+            // A second group, emptied and deleted: nothing of it may come back.
+            c.consumer_heartbeat(&catalog, "d", consumer_join("x", &["t"]), 5);
+            let leave_d = HeartbeatParams {
+                member_id: "x".into(),
+                member_epoch: super::super::consumer::LEAVE_EPOCH,
+                ..HeartbeatParams::default()
+            };
+            c.consumer_heartbeat(&catalog, "d", leave_d, 6);
+            assert_eq!(c.delete_group(&catalog, "d", 7), errors::NONE);
+            let assigned = c.with_consumer_group("g", |g| g.target_of("a")).unwrap();
+            (a.member_epoch, assigned)
+        };
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 1_000).unwrap();
+        let listed: Vec<(String, &str)> = c
+            .list_groups()
+            .into_iter()
+            .map(|g| (g.group_id, g.group_type))
+            .collect();
+        assert_eq!(listed, vec![("g".to_string(), "consumer")]);
+        let (members, target) = c
+            .with_consumer_group("g", |g| {
+                (
+                    g.members.keys().cloned().collect::<Vec<_>>(),
+                    g.target_of("a"),
+                )
+            })
+            .unwrap();
+        assert_eq!(members, vec!["a".to_string()]);
+        assert_eq!(target, assigned);
+        // The member carries on at its epoch, without rejoining.
+        let beat = HeartbeatParams {
+            member_id: "a".into(),
+            member_epoch: epoch,
+            ..HeartbeatParams::default()
+        };
+        let r = c.consumer_heartbeat(&catalog, "g", beat, 1_001);
+        assert_eq!((r.error_code, r.member_epoch), (errors::NONE, epoch));
+        assert_eq!(
+            r.assignment,
+            Some(assigned),
+            "the full assignment is resent once"
+        );
+    }
+
+    #[test]
+    fn offsets_of_deleted_topics_are_removed_and_stay_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 2,
+            ..GroupConfig::default()
+        };
+        {
+            let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+            for t in ["t", "gone", "crashed"] {
+                catalog.create(t, 2, 1, Default::default(), 0).unwrap();
+            }
+            let c = GroupCoordinator::new(cfg.clone());
+            for g in ["g1", "g2"] {
+                let commits = vec![
+                    commit("t", 0, 1),
+                    commit("gone", 1, 2),
+                    commit("crashed", 0, 3),
+                ];
+                c.commit_offsets(&catalog, who(g, "", -1), commits, 1)
+                    .unwrap();
+            }
+            catalog.delete("gone").unwrap();
+            assert_eq!(c.remove_offsets_of_topics(&catalog, &["gone".into()], 2), 2);
+            let left: Vec<String> = c
+                .fetch_offsets("g1", None)
+                .into_iter()
+                .map(|o| o.0)
+                .collect();
+            assert_eq!(left, vec!["crashed".to_string(), "t".to_string()]);
+            // Deleted without the coordinator hearing of it (as if the broker died in between).
+            catalog.delete("crashed").unwrap();
+        }
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 3).unwrap();
+        for g in ["g1", "g2"] {
+            let left: Vec<(String, i32)> = c
+                .fetch_offsets(g, None)
+                .into_iter()
+                .map(|o| (o.0, o.1))
+                .collect();
+            assert_eq!(left, vec![("t".to_string(), 0)], "{g}");
+        }
     }
 }

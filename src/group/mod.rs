@@ -4,6 +4,7 @@
 
 pub mod classic;
 pub mod consumer;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod offsets_topic;
 

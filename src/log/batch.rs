@@ -46,8 +46,8 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub const ATTR_CONTROL: i16 = 0x20;
 
-pub use super::records::COMPRESSION_ZSTD;
-use super::records::{decompressed_limit, validate_records};
+pub use super::record_validator::COMPRESSION_ZSTD;
+use super::record_validator::{decompressed_limit, validate_records};
 
 /// "No timestamp" in a record batch (RecordBatch.NO_TIMESTAMP).
 pub const NO_TIMESTAMP: i64 = -1;
@@ -224,7 +224,7 @@ pub enum BatchError {
     /// INVALID_TIMESTAMP (32) with the offending records, which Produce v8+ lists in
     /// record_errors (KIP-467).
     #[error("One or more records have been rejected due to invalid timestamp")]
-    RecordTimestamps(Vec<super::records::TimestampError>),
+    RecordTimestamps(Vec<super::record_validator::TimestampError>),
     /// INVALID_TXN_STATE (48): gregor has no transaction coordinator yet.
     #[error("transactional batches are not supported")]
     Transactional,

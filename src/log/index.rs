@@ -77,22 +77,18 @@ impl OffsetIndex {
         let Ok(bytes) = IndexFile::read_all(path) else {
             return Ok(None);
         };
-        if bytes.len() % OFFSET_ENTRY != 0 {
+        let Some(entries) = parse_offset_entries(&bytes) else {
             return Ok(None);
-        }
-        let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY);
-        for e in bytes.chunks_exact(OFFSET_ENTRY) {
-            let entry = OffsetEntry {
-                relative_offset: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
-                position: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-            };
-            let ordered = entries.last().is_none_or(|p: &OffsetEntry| {
+        };
+        let mut prev: Option<&OffsetEntry> = None;
+        for entry in &entries {
+            let ordered = prev.is_none_or(|p| {
                 p.relative_offset < entry.relative_offset && p.position < entry.position
             });
             if !ordered || u64::from(entry.position) >= log_size {
                 return Ok(None);
             }
-            entries.push(entry);
+            prev = Some(entry);
         }
         Ok(Some(OffsetIndex {
             entries,
@@ -170,24 +166,14 @@ impl TimeIndex {
         let Ok(bytes) = IndexFile::read_all(path) else {
             return Ok(None);
         };
-        if bytes.len() % TIME_ENTRY != 0 {
+        let Some(entries) = parse_time_entries(&bytes) else {
             return Ok(None);
-        }
-        let mut entries = Vec::with_capacity(bytes.len() / TIME_ENTRY);
-        for e in bytes.chunks_exact(TIME_ENTRY) {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            let entry = TimeEntry {
-                timestamp: i64::from_be_bytes(ts),
-                relative_offset: u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
-            };
-            let ordered = entries.last().is_none_or(|p: &TimeEntry| {
-                p.timestamp < entry.timestamp && p.relative_offset < entry.relative_offset
-            });
-            if !ordered {
-                return Ok(None);
-            }
-            entries.push(entry);
+        };
+        let ordered = entries.windows(2).all(|w| {
+            w[0].timestamp < w[1].timestamp && w[0].relative_offset < w[1].relative_offset
+        });
+        if !ordered {
+            return Ok(None);
         }
         Ok(Some(TimeIndex {
             entries,
@@ -233,6 +219,42 @@ impl TimeIndex {
     pub fn path(&self) -> &Path {
         &self.file.path
     }
+}
+
+/// Decodes the entries of an `.index` file as they are, without judging them (the offline checker
+/// and `OffsetIndex::load` judge). `None` when the file ends inside an entry.
+pub fn parse_offset_entries(bytes: &[u8]) -> Option<Vec<OffsetEntry>> {
+    if !bytes.len().is_multiple_of(OFFSET_ENTRY) {
+        return None;
+    }
+    let entries = bytes
+        .chunks_exact(OFFSET_ENTRY)
+        .map(|e| OffsetEntry {
+            relative_offset: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+            position: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+        })
+        .collect();
+    Some(entries)
+}
+
+/// Decodes the entries of a `.timeindex` file as they are. `None` when the file ends inside an
+/// entry.
+pub fn parse_time_entries(bytes: &[u8]) -> Option<Vec<TimeEntry>> {
+    if !bytes.len().is_multiple_of(TIME_ENTRY) {
+        return None;
+    }
+    let entries = bytes
+        .chunks_exact(TIME_ENTRY)
+        .map(|e| {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            TimeEntry {
+                timestamp: i64::from_be_bytes(ts),
+                relative_offset: u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
+            }
+        })
+        .collect();
+    Some(entries)
 }
 
 #[cfg(test)]

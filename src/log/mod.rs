@@ -3,13 +3,23 @@
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `index`: the sparse `.index` and `.timeindex` files;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
-//! - `partition`: a partition's log (append, read, recovery, retention, flush).
+//! - `record_validator`: every record of a produced batch walked as Kafka's LogValidator does,
+//!   compressed ones through bounded streaming decoders;
+//! - `records`: record-level checks and recompression, only where a topic config needs them;
+//! - `partition`: a partition's log (append, read, recovery, retention, flush);
+//! - `cleaner`: log compaction for `cleanup.policy=compact`;
+//! - `storage`: the trait segment files are opened and written through (faults injected in tests);
+//! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
 pub mod batch;
+pub mod check;
+pub mod cleaner;
 pub mod index;
 pub mod partition;
+pub mod record_validator;
 pub mod records;
 pub mod segment;
+pub mod storage;
 
 /// How record timestamps are set (message.timestamp.type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +44,19 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// cleanup.policy contains `delete`: retention applies and DeleteRecords is allowed.
+    pub cleanup_delete: bool,
+    /// cleanup.policy contains `compact`: every produced record needs a key.
+    pub cleanup_compact: bool,
+    /// compression.type as a batch codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); `None` is
+    /// `producer`, which keeps the client's codec.
+    pub compression: Option<i16>,
+    /// Compaction (see `cleaner`): min/max.compaction.lag.ms, delete.retention.ms and
+    /// min.cleanable.dirty.ratio.
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -51,6 +74,13 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            compression: None,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

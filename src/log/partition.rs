@@ -10,6 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -18,11 +19,17 @@ use super::batch::{
     assign_offsets, validate_produced, BatchError, BatchHeader, TimestampBounds, HEADER_LEN,
     NO_TIMESTAMP,
 };
+use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, OpenMode, Segment, SegmentReader};
+use super::storage::{FileStorage, Storage};
 use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
+/// The log start offset when DeleteRecords moved it past the first segment's base offset (Kafka
+/// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
+/// written to a temporary file and renamed.
+const LOG_START_OFFSET_FILE: &str = "log-start-offset.gregor";
 
 /// Why an append or read failed; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +52,12 @@ pub enum LogError {
     Storage(#[from] io::Error),
     #[error("the log is offline after an earlier storage error")]
     Offline,
+    #[error("Cannot increment the log start offset to {offset} since it is larger than the high watermark {high_watermark}")]
+    DeletePastHighWatermark { offset: i64, high_watermark: i64 },
+    #[error("Records can not be deleted due to the configured policy")]
+    DeleteNotAllowedByPolicy,
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    NoKeyOnCompactedTopic(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +133,34 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     leader_epoch: i32,
     offline: bool,
+    /// Log compaction: offsets from here on were written since the last cleaning (everything
+    /// is dirty after a restart, which costs at most one extra cleaning).
+    first_dirty_offset: i64,
+    storage: Arc<dyn Storage>,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`. `clean` says whether the previous run shut down
-    /// cleanly; if not, every segment is verified and a torn tail is cut.
+    /// Opens (or creates) the log in `dir` on the local file system. `clean` says whether the
+    /// previous run shut down cleanly; if not, every segment is verified and a torn tail is cut.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clean: bool,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
+        Self::open_on(Arc::new(FileStorage), dir, config, clean, now_ms)
+    }
+
+    /// `open`, with segment files going through `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<PartitionLog> {
         fs::create_dir_all(dir)?;
+        remove_unfinished_cleanings(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| parse_log_file_name(&e.file_name().to_string_lossy()))
@@ -143,32 +172,46 @@ impl PartitionLog {
             OpenMode::Recover
         };
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
-        let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate() {
-            if cut_at.is_some() {
-                // Everything after a damaged segment is unreachable: Kafka deletes it too.
-                remove_segment_files(dir, base);
-                continue;
-            }
-            let (seg, cut) = Segment::open(dir, base, mode, config.index_interval_bytes)?;
-            if cut > 0 {
-                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, "cut a torn or corrupt log tail");
-                if i + 1 < bases.len() {
-                    cut_at = Some(seg.next_offset());
+            // Everything after a damaged segment is unreachable: Kafka deletes it too. Newest
+            // first, and before the damaged segment is cut, so that a crash half-way leaves the
+            // damage in place for the next start-up to find again (see `Segment::open_with`).
+            let later = &bases[i + 1..];
+            let delete_later = || {
+                for &b in later.iter().rev() {
+                    remove_segment_files(dir, b)?;
                 }
+                Ok(())
+            };
+            let (seg, cut) = Segment::open_with(
+                &*storage,
+                dir,
+                base,
+                mode,
+                config.index_interval_bytes,
+                delete_later,
+            )?;
+            if cut > 0 {
+                tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, deleted_segments = later.len(), "cut a torn or corrupt log tail");
+                segments.push(seg);
+                break;
             }
-            if seg.is_empty() && i + 1 < bases.len() && cut_at.is_none() {
+            if seg.is_empty() && i + 1 < bases.len() {
                 // An empty segment in the middle holds nothing; keep the sequence tidy.
                 drop(seg);
-                remove_segment_files(dir, base);
+                remove_segment_files(dir, base)?;
                 continue;
             }
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0)?);
+            segments.push(Segment::create(&*storage, dir, 0)?);
         }
-        let log_start_offset = segments[0].base_offset;
+        let log_start_offset = stored_log_start_offset(dir)
+            .filter(|&o| {
+                o > segments[0].base_offset && o <= segments[segments.len() - 1].next_offset()
+            })
+            .unwrap_or(segments[0].base_offset);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -179,6 +222,8 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             leader_epoch: 0,
             offline: false,
+            first_dirty_offset: 0,
+            storage,
         };
         log.load_producer_state()?;
         Ok(log)
@@ -256,6 +301,11 @@ impl PartitionLog {
         self.segments.len()
     }
 
+    /// Where the active segment (never cleaned, never deleted by retention) starts.
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset
+    }
+
     fn active(&self) -> &Segment {
         // `segments` is never empty: open() and roll() guarantee an active segment.
         &self.segments[self.segments.len() - 1]
@@ -288,6 +338,11 @@ impl PartitionLog {
             produce_version,
             bounds,
         )?;
+        let converted = self.convert_records(records, &header)?;
+        let (records, header) = match &converted {
+            Some((bytes, h)) => (bytes.as_slice(), *h),
+            None => (records, header),
+        };
         if header.has_producer_id() {
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
@@ -340,6 +395,39 @@ impl PartitionLog {
         })
     }
 
+    /// The record-level work some topic configs need (LogValidator): every record keyed on a
+    /// compacted topic, and the batch recompressed when compression.type names another codec.
+    /// Returns the batch to store when it changed.
+    fn convert_records(
+        &self,
+        records: &[u8],
+        header: &BatchHeader,
+    ) -> Result<Option<(Vec<u8>, BatchHeader)>, LogError> {
+        let target = self
+            .config
+            .compression
+            .filter(|&c| c != header.compression());
+        if !self.config.cleanup_compact && target.is_none() {
+            return Ok(None);
+        }
+        let raw =
+            super::records::uncompressed_records(records, header, self.config.max_message_bytes)?;
+        if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
+            let tp = self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(LogError::NoKeyOnCompactedTopic(tp));
+        }
+        let Some(codec) = target else {
+            return Ok(None);
+        };
+        let out = super::records::recompress(records, header, &raw, codec)?;
+        let h = BatchHeader::parse(&out).ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
+        Ok(Some((out, h)))
+    }
+
     /// A write or fsync failure leaves the file in an unknown state: stop writing to this log
     /// (KAFKA_STORAGE_ERROR) instead of appending after garbage.
     fn go_offline(&mut self, e: io::Error) -> LogError {
@@ -364,7 +452,7 @@ impl PartitionLog {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        match Segment::create(&self.dir, base) {
+        match Segment::create(&*self.storage, &self.dir, base) {
             Ok(seg) => {
                 self.segments.push(seg);
                 Ok(())
@@ -457,8 +545,11 @@ impl PartitionLog {
     /// Kafka's ListOffsets by timestamp: the first record with timestamp `>= target`, as
     /// (timestamp, offset). Only the one batch found through the time index is decoded.
     pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+        // Records below the log start offset (DeleteRecords) are gone even if their batch is not.
+        let start = self.log_start_offset;
         match self.find_timestamp(target)? {
-            Some((h, bytes)) => record_at(&h, bytes, |ts| ts >= target),
+            Some((h, bytes)) => Ok(record_at(&h, bytes, |ts| ts >= target)?
+                .map(|(ts, offset)| (ts, offset.max(start)))),
             None => Ok(None),
         }
     }
@@ -476,6 +567,10 @@ impl PartitionLog {
     /// Returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let c = &self.config;
+        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner).
+        if !c.cleanup_delete {
+            return Ok(0);
+        }
         let mut total = self.size_bytes() as i64;
         let mut deletable = 0;
         for seg in &self.segments {
@@ -500,13 +595,151 @@ impl PartitionLog {
             self.roll()?;
         }
         let removed: Vec<Segment> = self.segments.drain(..deletable).collect();
-        self.log_start_offset = self.segments[0].base_offset;
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
         for seg in removed {
             if let Err(e) = seg.delete() {
                 tracing::warn!(error = %e, "could not delete an expired segment");
             }
         }
         Ok(deletable)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
+    /// deletes the whole segments below it, as Kafka's UnifiedLog.deleteRecordsOnLeader /
+    /// maybeIncrementLogStartOffset do. The new start is persisted before segments go, so a
+    /// restart never shows records the client was told are deleted. Returns the new start.
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        if !self.config.cleanup_delete {
+            return Err(LogError::DeleteNotAllowedByPolicy);
+        }
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::DeletePastHighWatermark {
+                offset: target,
+                high_watermark: hw,
+            });
+        }
+        if target <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        if let Err(e) = write_log_start_offset(&self.dir, target) {
+            return Err(self.go_offline(e));
+        }
+        self.log_start_offset = target;
+        // Segments wholly below the new start hold nothing readable any more.
+        let mut below = self
+            .segments
+            .iter()
+            .take_while(|s| s.next_offset() <= target && !s.is_empty())
+            .count();
+        if below == self.segments.len() {
+            self.roll()?;
+            below = self.segments.len() - 1;
+        }
+        for seg in self.segments.drain(..below).collect::<Vec<_>>() {
+            if let Err(e) = seg.delete() {
+                tracing::warn!(error = %e, "could not delete a segment below the log start offset");
+            }
+        }
+        Ok(target)
+    }
+
+    /// The topic was deleted: refuse every further write, so that nothing appends to files that
+    /// are about to be removed.
+    /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
+    pub fn clean_plan(&self, now_ms: i64) -> Option<CleanPlan> {
+        if !self.config.cleanup_compact || self.offline {
+            return None;
+        }
+        let active = self.segments.len() - 1;
+        // Records newer than min.compaction.lag.ms, and everything after them, stay uncleaned.
+        let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        let cleanable: Vec<&Segment> = self.segments[..active]
+            .iter()
+            .take_while(|s| s.max_timestamp() <= lag_limit)
+            .collect();
+        let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+        let dirty: Vec<&&Segment> = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > self.first_dirty_offset)
+            .collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size()).sum();
+        if dirty_bytes == 0 {
+            return None;
+        }
+        let ratio = dirty_bytes as f64 / total as f64;
+        // max.compaction.lag.ms: the oldest dirty segment may wait no longer than this (judged by
+        // its newest record, so at most one segment's span later than Kafka, which uses the oldest).
+        let overdue = dirty.first().is_some_and(|s| {
+            s.max_timestamp() < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+        });
+        if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            sources: cleanable
+                .iter()
+                .map(|s| CleanSource {
+                    base_offset: s.base_offset,
+                    reader: s.reader(),
+                })
+                .collect(),
+            producer_last_offsets: self.producers.last_batch_offsets(),
+        })
+    }
+
+    /// Swaps rewritten segments in (rename over the `.log`, indexes rebuilt); a segment that
+    /// went away or changed meanwhile (retention, DeleteRecords) keeps its old file and the
+    /// rewrite is dropped. Returns how many segments were replaced.
+    pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> io::Result<usize> {
+        let mut replaced = 0;
+        for c in cleaned {
+            let active = self.segments.len() - 1;
+            let at = self.segments[..active]
+                .iter()
+                .position(|s| s.base_offset == c.base_offset && s.size() == c.source_size);
+            let Some(i) = at else {
+                let _ = fs::remove_file(&c.path);
+                continue;
+            };
+            let log = self
+                .dir
+                .join(super::segment::file_name(c.base_offset, "log"));
+            fs::rename(&c.path, &log)?;
+            for suffix in ["index", "timeindex"] {
+                let _ = fs::remove_file(
+                    self.dir
+                        .join(super::segment::file_name(c.base_offset, suffix)),
+                );
+            }
+            let (seg, _) = Segment::open(
+                &*self.storage,
+                &self.dir,
+                c.base_offset,
+                OpenMode::Recover,
+                self.config.index_interval_bytes,
+            )?;
+            self.first_dirty_offset = self.first_dirty_offset.max(self.segments[i].next_offset());
+            if seg.is_empty() {
+                // Nothing of it survived: the segment goes (readers skip to the next one).
+                seg.delete()?;
+                self.segments.remove(i);
+            } else {
+                self.segments[i] = seg;
+            }
+            replaced += 1;
+        }
+        Ok(replaced)
+    }
+
+    pub fn mark_deleted(&mut self) {
+        self.offline = true;
     }
 
     /// Clean shutdown: fsync and save the producer state so the next start need not replay.
@@ -541,10 +774,45 @@ fn record_at(
         .map(|r| (r.timestamp, r.offset)))
 }
 
-fn remove_segment_files(dir: &Path, base: i64) {
-    for suffix in ["log", "index", "timeindex"] {
-        let _ = fs::remove_file(dir.join(super::segment::file_name(base, suffix)));
+fn stored_log_start_offset(dir: &Path) -> Option<i64> {
+    fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+    fs::write(&tmp, format!("{offset}\n"))?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Rewritten segments of a cleaning the broker did not live to swap in.
+fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+        if e.file_name()
+            .to_string_lossy()
+            .ends_with(cleaner::CLEANED_SUFFIX)
+        {
+            fs::remove_file(e.path())?;
+        }
     }
+    Ok(())
+}
+
+/// Deletes a segment's files, the `.log` last: a segment whose `.log` is still there after a crash
+/// is a whole segment again at the next start-up (its indexes are rebuilt).
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for suffix in ["index", "timeindex", "log"] {
+        match fs::remove_file(dir.join(super::segment::file_name(base, suffix))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A partition: its identity and its log behind a mutex that is never held across an await or
@@ -724,5 +992,55 @@ mod tests {
         assert!(log.size_bytes() <= 4000 + 2000);
         assert!(log.size_bytes() >= 4000);
         assert!(log.log_start_offset() > 0);
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..60 {
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(matches!(
+            log.delete_records(61),
+            Err(LogError::DeletePastHighWatermark { .. })
+        ));
+        assert_eq!(log.delete_records(45).unwrap(), 45);
+        assert!(log.segment_count() < segments);
+        assert_eq!(log.log_start_offset(), 45);
+        assert!(matches!(
+            log.plan_read(44),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(read_all(&log, 45)[0].base_offset, 45);
+        // Never backwards.
+        assert_eq!(log.delete_records(10).unwrap(), 45);
+        // By timestamp: records below the start are not answered.
+        assert_eq!(log.offset_for_timestamp(0).unwrap().map(|x| x.1), Some(45));
+        drop(log);
+        for clean in [true, false] {
+            let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+            assert_eq!((log.log_start_offset(), log.high_watermark()), (45, 60));
+        }
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(log.delete_records(-1).unwrap(), 60);
+        assert_eq!(
+            log.append(&make_batch(&[b"n"], 1, None), 9, 0)
+                .unwrap()
+                .base_offset,
+            60
+        );
+        let compacted = LogConfig {
+            cleanup_delete: false,
+            cleanup_compact: true,
+            ..config()
+        };
+        log.set_config(compacted);
+        assert!(matches!(
+            log.delete_records(61),
+            Err(LogError::DeleteNotAllowedByPolicy)
+        ));
     }
 }

@@ -6,9 +6,7 @@
 //! is in the OS page cache, and survives a killed process, before the produce is acknowledged.
 //! Readers use positional reads on a shared handle and never take the partition lock while reading.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +14,7 @@ use bytes::Bytes;
 
 use super::batch::{crc_is_valid, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_TIMESTAMP};
 use super::index::{OffsetIndex, TimeIndex};
+use super::storage::{ReadAt, SegmentFile, Storage};
 
 /// How much of a segment one positional read fetches while scanning headers.
 const SCAN_CHUNK: usize = 64 * 1024;
@@ -46,8 +45,8 @@ pub struct ScannedBatch<'a> {
 /// Visits the whole batches in `[from, end)` of `file` in order until `visit` returns false.
 /// Returns the position where scanning stopped: the end of the last accepted batch, or the start of
 /// the batch `visit` refused, or of the first batch that is incomplete or whose header is nonsense.
-pub fn scan(
-    file: &File,
+pub fn scan<F: ReadAt + ?Sized>(
+    file: &F,
     from: u64,
     end: u64,
     with_bodies: bool,
@@ -79,7 +78,7 @@ pub fn scan(
             }
             let len = (need.max(chunk) as u64).min(end - pos) as usize;
             buf.resize(len, 0);
-            file.read_exact_at(&mut buf, pos)?;
+            file.pread_exact(&mut buf, pos)?;
             buf_start = pos;
             continue;
         }
@@ -115,7 +114,7 @@ pub enum OpenMode {
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
-    file: Arc<File>,
+    file: Arc<dyn SegmentFile>,
     size: u64,
     next_offset: i64,
     max_timestamp: i64,
@@ -127,24 +126,17 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
-        let path = dir.join(file_name(base_offset, "log"));
-        // O_APPEND cannot be combined with O_TRUNC; a leftover file of that name is emptied instead.
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
-        file.set_len(0)?;
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let file = storage.open_segment(&dir.join(file_name(base_offset, "log")), true)?;
         Self::empty(dir, base_offset, file)
     }
 
     /// A segment over `file` with fresh, empty indexes and no batches tracked yet.
-    fn empty(dir: &Path, base_offset: i64, file: File) -> io::Result<Segment> {
+    fn empty(dir: &Path, base_offset: i64, file: Arc<dyn SegmentFile>) -> io::Result<Segment> {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
@@ -157,14 +149,29 @@ impl Segment {
 
     /// Opens an existing segment. Returns the segment and how many bytes were cut from its tail.
     pub fn open(
+        storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
         mode: OpenMode,
         index_interval: u64,
     ) -> io::Result<(Segment, u64)> {
-        let path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new().read(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+        Self::open_with(storage, dir, base_offset, mode, index_interval, || Ok(()))
+    }
+
+    /// `open`, calling `before_cut` once a bad tail is found and before the file is cut. The
+    /// partition log deletes the later segments there: were the cut made first, a crash before
+    /// those deletions would leave a clean, shorter segment followed by segments that start past
+    /// its end, and the next start-up would keep them behind a gap in the offsets.
+    pub fn open_with(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+        mode: OpenMode,
+        index_interval: u64,
+        before_cut: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<(Segment, u64)> {
+        let file = storage.open_segment(&dir.join(file_name(base_offset, "log")), false)?;
+        let size = file.size()?;
         if mode == OpenMode::Trust {
             if let Some(seg) = Self::open_trusted(dir, base_offset, &file, size)? {
                 return Ok((seg, 0));
@@ -175,7 +182,7 @@ impl Segment {
         let verify = mode == OpenMode::Recover;
         let file = Arc::clone(&seg.file);
         let mut index_err = None;
-        let valid_end = scan(&file, 0, size, verify, |b| {
+        let valid_end = scan(&*file, 0, size, verify, |b| {
             if verify && !b.bytes.is_some_and(crc_is_valid) {
                 return false;
             }
@@ -194,8 +201,8 @@ impl Segment {
         }
         let cut = size - valid_end;
         if cut > 0 {
-            seg.file.set_len(valid_end)?;
-            seg.file.sync_all()?;
+            before_cut()?;
+            seg.file.truncate(valid_end)?;
         }
         seg.size = valid_end;
         Ok((seg, cut))
@@ -206,7 +213,7 @@ impl Segment {
     fn open_trusted(
         dir: &Path,
         base_offset: i64,
-        file: &File,
+        file: &Arc<dyn SegmentFile>,
         size: u64,
     ) -> io::Result<Option<Segment>> {
         let Some(index) = OffsetIndex::load(&dir.join(file_name(base_offset, "index")), size)?
@@ -225,7 +232,7 @@ impl Segment {
             None => (base_offset, 0),
         };
         let mut max_timestamp = time_index.last().map_or(NO_TIMESTAMP, |e| e.timestamp);
-        let end = scan(file, tail_from, size, false, |b| {
+        let end = scan(&**file, tail_from, size, false, |b| {
             next_offset = next_offset.max(b.header.next_offset());
             max_timestamp = max_timestamp.max(b.header.max_timestamp);
             true
@@ -236,7 +243,7 @@ impl Segment {
         Ok(Some(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file.try_clone()?),
+            file: Arc::clone(file),
             size,
             next_offset,
             max_timestamp,
@@ -284,7 +291,15 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<()> {
         let position = self.size;
-        write_all_vectored(&self.file, &[IoSlice::new(header), IoSlice::new(rest)])?;
+        if let Err(e) = self
+            .file
+            .append(&[IoSlice::new(header), IoSlice::new(rest)])
+        {
+            // A failed write (a full disk) may have left part of the batch: cut it off, so the
+            // file never holds half a batch (best effort; recovery would cut it too).
+            let _ = self.file.truncate(position);
+            return Err(e);
+        }
         self.size += (HEADER_LEN + rest.len()) as u64;
         self.first_append_ms.get_or_insert(now_ms);
         self.track_batch(position, h, index_interval)
@@ -308,7 +323,7 @@ impl Segment {
             .map_or(self.base_offset, |rel| self.base_offset + i64::from(rel));
         let start = u64::from(self.index.lookup(self.relative(from_offset)));
         let mut found = None;
-        scan(&self.file, start, self.size, false, |b| {
+        scan(&*self.file, start, self.size, false, |b| {
             if b.header.max_timestamp >= target {
                 found = Some((b.position, b.header));
                 return false;
@@ -361,13 +376,13 @@ impl Segment {
 /// A read-only view of a segment's file up to the size it had when the view was taken.
 #[derive(Clone)]
 pub struct SegmentReader {
-    file: Arc<File>,
+    file: Arc<dyn SegmentFile>,
     size: u64,
 }
 
 impl SegmentReader {
-    pub fn file(&self) -> &File {
-        &self.file
+    pub fn file(&self) -> &dyn SegmentFile {
+        &*self.file
     }
 
     /// The segment's size when this view was taken.
@@ -387,7 +402,7 @@ impl SegmentReader {
             return Ok(Bytes::new());
         }
         let mut buf = vec![0u8; want];
-        self.file.read_exact_at(&mut buf, position)?;
+        self.file.pread_exact(&mut buf, position)?;
         let mut whole = {
             let mut it = super::batch::BatchIter::new(&buf);
             it.by_ref().for_each(drop);
@@ -397,7 +412,7 @@ impl SegmentReader {
             if let Some(h) = BatchHeader::parse(&buf) {
                 let size = (h.total_size() as u64).min(available) as usize;
                 buf.resize(size, 0);
-                self.file.read_exact_at(&mut buf, position)?;
+                self.file.pread_exact(&mut buf, position)?;
                 whole = size;
             }
         }
@@ -409,7 +424,7 @@ impl SegmentReader {
     /// `None` past the end. Reads only batch headers.
     pub fn find_position(&self, start: u64, offset: i64) -> io::Result<Option<u64>> {
         let mut found = None;
-        scan(&self.file, start, self.size, false, |b| {
+        scan(&*self.file, start, self.size, false, |b| {
             if b.header.last_offset() >= offset {
                 found = Some(b.position);
                 return false;
@@ -422,34 +437,18 @@ impl SegmentReader {
     /// The whole batch at `position`.
     pub fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Bytes> {
         let mut buf = vec![0u8; header.total_size()];
-        self.file.read_exact_at(&mut buf, position)?;
+        self.file.pread_exact(&mut buf, position)?;
         Ok(Bytes::from(buf))
     }
-}
-
-/// `write_all` for several slices with as few syscalls as the kernel allows.
-fn write_all_vectored(mut file: &File, bufs: &[IoSlice<'_>]) -> io::Result<()> {
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let mut written = file.write_vectored(bufs)?;
-    if written == total {
-        return Ok(());
-    }
-    // Rare short write: finish slice by slice from where the kernel stopped.
-    for b in bufs {
-        if written >= b.len() {
-            written -= b.len();
-            continue;
-        }
-        file.write_all(&b[written..])?;
-        written = 0;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::batch::{assign_offsets, tests::make_batch};
+    use crate::log::storage::FileStorage;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
 
     fn append_n(seg: &mut Segment, n: usize, start: i64) {
         for i in 0..n {
@@ -464,7 +463,7 @@ mod tests {
     #[test]
     fn append_find_read() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
         append_n(&mut seg, 50, 0);
         assert_eq!(seg.next_offset(), 100);
         let pos = seg.find_position(51).unwrap().unwrap();
@@ -481,11 +480,11 @@ mod tests {
     #[test]
     fn reopen_trusted_and_recover_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
         append_n(&mut seg, 30, 0);
         let size = seg.size();
         drop(seg);
-        let (seg, cut) = Segment::open(dir.path(), 0, OpenMode::Trust, 100).unwrap();
+        let (seg, cut) = Segment::open(&FileStorage, dir.path(), 0, OpenMode::Trust, 100).unwrap();
         assert_eq!((seg.next_offset(), cut), (60, 0));
         drop(seg);
 
@@ -497,7 +496,8 @@ mod tests {
             .open(&path)
             .unwrap();
         f.set_len(size - 5).unwrap();
-        let (seg, cut) = Segment::open(dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        let (seg, cut) =
+            Segment::open(&FileStorage, dir.path(), 0, OpenMode::Recover, 100).unwrap();
         assert_eq!(seg.next_offset(), 58);
         assert!(cut > 0);
         let pos = seg.find_position(56).unwrap().unwrap();
@@ -505,14 +505,55 @@ mod tests {
         f.read_exact_at(&mut byte, pos + 70).unwrap();
         f.write_all_at(&[byte[0] ^ 0xff], pos + 70).unwrap();
         drop(seg);
-        let (seg, _) = Segment::open(dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        let (seg, _) = Segment::open(&FileStorage, dir.path(), 0, OpenMode::Recover, 100).unwrap();
         assert_eq!(seg.next_offset(), 56);
+    }
+
+    #[test]
+    fn before_cut_runs_while_the_damage_is_still_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        append_n(&mut seg, 30, 0);
+        let torn = seg.size() - 5;
+        drop(seg);
+        let path = dir.path().join(file_name(0, "log"));
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(torn)
+            .unwrap();
+        // A crash inside the hook (here: an error) must leave the tail uncut for the next start.
+        let crashed =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                assert_eq!(std::fs::metadata(&path)?.len(), torn);
+                Err(io::Error::other("crash"))
+            });
+        assert!(crashed.is_err());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), torn);
+        let mut called = false;
+        let (seg, cut) =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                called = true;
+                Ok(())
+            })
+            .unwrap();
+        assert!(called && cut > 0);
+        assert_eq!(seg.next_offset(), 58);
+        // No damage, no call.
+        drop(seg);
+        let (_, cut) =
+            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+                panic!("no cut, no call")
+            })
+            .unwrap();
+        assert_eq!(cut, 0);
     }
 
     #[test]
     fn find_timestamp_finds_first_newer_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
         append_n(&mut seg, 40, 0);
         let (_, h) = seg.find_timestamp(1020).unwrap().unwrap();
         assert_eq!(h.base_offset, 40);

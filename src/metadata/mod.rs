@@ -9,7 +9,10 @@
 //!   Kafka's tools recognise the partition directories.
 //!
 //! The topic file is written last when a topic is created: a crash half-way leaves only partition
-//! directories that no topic file names, which start-up ignores and a later create reuses.
+//! directories that no topic file names, which start-up ignores and a later create wipes before
+//! use. Deleting a topic removes its topic file first (the point of no return), then renames each
+//! partition directory to `<topic>-<partition>.<id>-delete` (Kafka's naming) and removes it;
+//! start-up removes any such directory a crash left behind.
 
 pub mod topic;
 
@@ -24,10 +27,18 @@ use uuid::Uuid;
 
 use crate::config::{topic_log_config, ConfigError};
 use crate::log::partition::{Partition, PartitionLog};
+use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
 pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
+
+/// Kafka's controller refuses an operation that would write more than 10000 metadata records
+/// (QuorumController.MAX_RECORDS_PER_USER_OP) with POLICY_VIOLATION; one record per partition, so
+/// this bounds the partitions one CreateTopics or CreatePartitions entry can create (and the
+/// directories and files a single request can make gregor open).
+pub const MAX_NEW_PARTITIONS: i32 = 10_000;
+const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTopicError {
@@ -41,19 +52,54 @@ pub enum CreateTopicError {
     InvalidPartitions,
     #[error("Replication factor: {0} larger than available brokers: 1.")]
     InvalidReplicationFactor(i16),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
     #[error("{0}")]
     InvalidConfig(#[from] ConfigError),
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TopicAdminError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("Topic already has {0} partition(s).")]
+    SamePartitionCount(i32),
+    #[error("The topic {name} currently has {current} partition(s); {requested} would not be an increase.")]
+    FewerPartitions {
+        name: String,
+        current: i32,
+        requested: i32,
+    },
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{EXCESSIVE}")]
+    TooManyPartitions,
+    #[error("gregor does not delete or grow the internal topic {0}: its group coordinator depends on its layout.")]
+    InternalTopic(String),
+    #[error("{0}")]
+    InvalidConfig(#[from] ConfigError),
+    /// A config change refused before validation (IncrementalAlterConfigs' own checks).
+    #[error("{0:?}")]
+    Alter(crate::config::alter::AlterError),
+    #[error("storage error: {0}")]
+    Storage(#[from] io::Error),
+}
+
 pub struct Catalog {
     data_dir: PathBuf,
-    broker_log: LogConfig,
+    /// Where segment files are opened (the file system; a faulty one in tests).
+    storage: Arc<dyn Storage>,
+    /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
+    broker_log: RwLock<LogConfig>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Topic id to name, for the APIs that name topics by id (Produce v13, Fetch v13+).
     ids: RwLock<HashMap<Uuid, String>>,
-    /// Serialises creations so two racing auto-creates of one topic make one topic.
+    /// Serialises creations, deletions and changes of topics, so two racing auto-creates of one
+    /// topic make one topic and a topic being deleted is not recreated half-way.
     create_lock: Mutex<()>,
 }
 
@@ -65,8 +111,20 @@ impl Catalog {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<Catalog> {
+        Self::open_on(Arc::new(FileStorage), data_dir, broker_log, clean, now_ms)
+    }
+
+    /// `open`, with every segment file going through `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        broker_log: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<Catalog> {
         let dir = data_dir.join(TOPICS_DIR);
         fs::create_dir_all(&dir)?;
+        remove_deleted_dirs(data_dir);
         let mut topics = HashMap::new();
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -83,7 +141,7 @@ impl Catalog {
                 tracing::warn!(topic = %name, error = %e, "ignoring invalid stored topic configs");
                 broker_log.clone()
             });
-            let topic = open_topic(data_dir, &name, desc, &log_config, clean, now_ms)?;
+            let topic = open_topic(data_dir, &storage, &name, desc, &log_config, clean, now_ms)?;
             topics.insert(name, Arc::new(topic));
         }
         let ids = topics
@@ -92,7 +150,8 @@ impl Catalog {
             .collect();
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
-            broker_log,
+            storage,
+            broker_log: RwLock::new(broker_log),
             topics: RwLock::new(topics),
             ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
@@ -148,7 +207,10 @@ impl Catalog {
                 replication_factor,
             ));
         }
-        Ok(topic_log_config(&self.broker_log, configs)?)
+        if partitions > MAX_NEW_PARTITIONS {
+            return Err(CreateTopicError::TooManyPartitions);
+        }
+        Ok(topic_log_config(&self.broker_log.read(), configs)?)
     }
 
     pub fn create(
@@ -167,16 +229,21 @@ impl Catalog {
             partitions,
             configs,
         };
+        // Directories of this name that no topic owns are left-overs of a crash; never let their
+        // records show up in the new topic.
+        for p in 0..partitions {
+            remove_stale_dir(&self.data_dir, name, p)?;
+        }
         let topic = open_topic(
             &self.data_dir,
+            &self.storage,
             name,
             desc.clone(),
             &log_config,
             true,
             now_ms,
         )?;
-        let file = format!("{}.properties", topic::kafka_uuid_string(desc.topic_id));
-        write_atomically(&self.data_dir.join(TOPICS_DIR).join(file), &desc.render())?;
+        write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
         let topic = Arc::new(topic);
         self.ids.write().insert(topic.topic_id, name.to_string());
         self.topics
@@ -196,12 +263,195 @@ impl Catalog {
         if let Some(t) = self.get(name) {
             return Ok(t);
         }
-        match self.create(name, partitions, 1, BTreeMap::new(), now_ms) {
+        match self.create(name, partitions, 1, internal_topic_configs(name), now_ms) {
             Err(CreateTopicError::AlreadyExists(_)) => {
                 self.get(name).ok_or(CreateTopicError::InvalidPartitions)
             }
             other => other,
         }
+    }
+
+    /// Deletes a topic: it disappears from the catalog at once (so no request finds it), its
+    /// partition logs refuse further writes, and its files are removed. Returns the topic.
+    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicAdminError> {
+        let _guard = self.create_lock.lock();
+        let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+        if topic.is_internal() {
+            return Err(TopicAdminError::InternalTopic(name.to_string()));
+        }
+        let file = self.topic_file_path(topic.topic_id);
+        fs::remove_file(&file)?;
+        if let Some(parent) = file.parent() {
+            fs::File::open(parent)?.sync_all()?;
+        }
+        self.topics.write().remove(name);
+        self.ids.write().remove(&topic.topic_id);
+        for p in &topic.partitions {
+            p.with_log(|l| l.mark_deleted());
+            let dir = self.data_dir.join(format!("{name}-{}", p.index));
+            let doomed = self.data_dir.join(format!(
+                "{name}-{}.{}-delete",
+                p.index,
+                topic.topic_id.simple()
+            ));
+            // A failure here leaves files but no topic: start-up or a later create cleans up.
+            if let Err(e) = fs::rename(&dir, &doomed).and_then(|_| fs::remove_dir_all(&doomed)) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// The name of the topic with this id, or UNKNOWN_TOPIC_ID.
+    pub fn name_of(&self, id: Uuid) -> Result<String, TopicAdminError> {
+        self.ids
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or(TopicAdminError::UnknownTopicId)
+    }
+
+    /// CreatePartitions: grows a topic to `count` partitions (Kafka never shrinks one).
+    /// `assignments`, when given, must name one replica list per new partition.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<usize>,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Arc<Topic>, TopicAdminError> {
+        let _guard = self.create_lock.lock();
+        let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+        let current = topic.partitions.len() as i32;
+        if count == current {
+            return Err(TopicAdminError::SamePartitionCount(current));
+        }
+        if count < current {
+            return Err(TopicAdminError::FewerPartitions {
+                name: name.to_string(),
+                current,
+                requested: count,
+            });
+        }
+        let additional = count - current;
+        if additional > MAX_NEW_PARTITIONS {
+            return Err(TopicAdminError::TooManyPartitions);
+        }
+        if let Some(n) = assignments {
+            if n != additional as usize {
+                return Err(TopicAdminError::InvalidReplicaAssignment(format!(
+                    "Attempted to add {additional} additional partition(s), but only {n} assignment(s) were specified."
+                )));
+            }
+        }
+        if validate_only {
+            return Ok(topic);
+        }
+        let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            remove_stale_dir(&self.data_dir, name, p)?;
+            partitions.push(Arc::new(open_partition(
+                &self.data_dir,
+                &self.storage,
+                name,
+                topic.topic_id,
+                p,
+                &log_config,
+                true,
+                now_ms,
+            )?));
+        }
+        let grown = Topic {
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
+            partitions,
+            configs: topic.configs.clone(),
+        };
+        self.replace(grown)
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
+    /// against Kafka's rules, persisted in the topic file, then applied to every partition log
+    /// at once, without a restart.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicAdminError> {
+        self.update_topic_configs(name, |_| Ok(configs), validate_only)
+    }
+
+    /// As `set_topic_configs`, with the new overrides computed from the current ones under the
+    /// catalog lock, so concurrent incremental changes cannot lose each other's updates.
+    pub fn update_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(
+            &BTreeMap<String, String>,
+        ) -> Result<BTreeMap<String, String>, TopicAdminError>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicAdminError> {
+        let _guard = self.create_lock.lock();
+        let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+        let configs = change(&topic.configs)?;
+        let log_config = topic_log_config(&self.broker_log.read(), &configs)?;
+        if validate_only {
+            return Ok(topic);
+        }
+        let changed = Topic {
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
+            partitions: topic.partitions.clone(),
+            configs,
+        };
+        let changed = self.replace(changed)?;
+        for p in &changed.partitions {
+            p.with_log(|l| l.set_config(log_config.clone()));
+        }
+        Ok(changed)
+    }
+
+    /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
+    /// topic overrides laid over them, at once.
+    pub fn set_broker_log(&self, log: LogConfig) {
+        let _guard = self.create_lock.lock();
+        *self.broker_log.write() = log.clone();
+        for t in self.all() {
+            let effective = topic_log_config(&log, &t.configs).unwrap_or_else(|_| log.clone());
+            for p in &t.partitions {
+                p.with_log(|l| l.set_config(effective.clone()));
+            }
+        }
+    }
+
+    /// Writes the topic file of `topic` and swaps it into the catalog (create_lock held).
+    fn replace(&self, topic: Topic) -> Result<Arc<Topic>, TopicAdminError> {
+        let desc = topic::TopicFile {
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
+            partitions: topic.partitions.len() as i32,
+            configs: topic.configs.clone(),
+        };
+        write_atomically(&self.topic_file_path(topic.topic_id), &desc.render())?;
+        let topic = Arc::new(topic);
+        self.topics
+            .write()
+            .insert(topic.name.clone(), Arc::clone(&topic));
+        Ok(topic)
+    }
+
+    fn topic_file_path(&self, id: Uuid) -> PathBuf {
+        let file = format!("{}.properties", topic::kafka_uuid_string(id));
+        self.data_dir.join(TOPICS_DIR).join(file)
+    }
+
+    /// The data directory (DescribeLogDirs).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Every partition of every topic, for background work (flush, retention, shutdown).
@@ -214,8 +464,25 @@ impl Catalog {
     }
 }
 
+/// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
+/// compacted (only the newest offset and group record per key matter) with
+/// offsets.topic.segment.bytes segments, as is `__transaction_state`.
+fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
+    if !is_internal_name(name) {
+        return BTreeMap::new();
+    }
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn open_topic(
     data_dir: &Path,
+    storage: &Arc<dyn Storage>,
     name: &str,
     desc: topic::TopicFile,
     log_config: &LogConfig,
@@ -224,18 +491,16 @@ fn open_topic(
 ) -> io::Result<Topic> {
     let mut partitions = Vec::with_capacity(desc.partitions as usize);
     for p in 0..desc.partitions {
-        let dir = data_dir.join(format!("{name}-{p}"));
-        fs::create_dir_all(&dir)?;
-        let meta = dir.join("partition.metadata");
-        if !meta.exists() {
-            let text = format!(
-                "version: 0\ntopic_id: {}\n",
-                topic::kafka_uuid_string(desc.topic_id)
-            );
-            write_atomically(&meta, &text)?;
-        }
-        let log = PartitionLog::open(&dir, log_config.clone(), clean, now_ms)?;
-        partitions.push(Arc::new(Partition::new(name.to_string(), p, log)));
+        partitions.push(Arc::new(open_partition(
+            data_dir,
+            storage,
+            name,
+            desc.topic_id,
+            p,
+            log_config,
+            clean,
+            now_ms,
+        )?));
     }
     Ok(Topic {
         name: name.to_string(),
@@ -243,6 +508,59 @@ fn open_topic(
         partitions,
         configs: desc.configs,
     })
+}
+
+#[allow(clippy::too_many_arguments)] // the identity of a partition and how to open it
+fn open_partition(
+    data_dir: &Path,
+    storage: &Arc<dyn Storage>,
+    name: &str,
+    topic_id: Uuid,
+    p: i32,
+    log_config: &LogConfig,
+    clean: bool,
+    now_ms: i64,
+) -> io::Result<Partition> {
+    let dir = data_dir.join(format!("{name}-{p}"));
+    fs::create_dir_all(&dir)?;
+    let meta = dir.join("partition.metadata");
+    if !meta.exists() {
+        let text = format!(
+            "version: 0\ntopic_id: {}\n",
+            topic::kafka_uuid_string(topic_id)
+        );
+        write_atomically(&meta, &text)?;
+    }
+    let log = PartitionLog::open_on(Arc::clone(storage), &dir, log_config.clone(), clean, now_ms)?;
+    Ok(Partition::new(name.to_string(), p, log))
+}
+
+/// Removes the directory of a partition that no topic owns (a crash during create or delete).
+fn remove_stale_dir(data_dir: &Path, name: &str, p: i32) -> io::Result<()> {
+    let dir = data_dir.join(format!("{name}-{p}"));
+    if dir.exists() {
+        tracing::warn!(dir = %dir.display(), "removing a partition directory no topic owns");
+        fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+/// Removes `*-delete` directories a crash left behind during a topic deletion.
+fn remove_deleted_dirs(data_dir: &Path) {
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let path = e.path();
+        let doomed = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("-delete"));
+        if doomed && path.is_dir() {
+            if let Err(err) = fs::remove_dir_all(&path) {
+                tracing::warn!(dir = %path.display(), error = %err, "could not remove a deleted partition");
+            }
+        }
+    }
 }
 
 /// A random topic id, avoiding the values Kafka reserves (zero, the metadata topic's id) and ids
@@ -307,5 +625,105 @@ mod tests {
         assert_eq!((t.topic_id, t.partitions.len()), (id, 3));
         assert_eq!(cat.get_by_id(id).unwrap().name, "orders");
         assert!(dir.path().join("orders-2/partition.metadata").exists());
+    }
+
+    #[test]
+    fn delete_removes_files_and_a_recreate_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.create("gone", 2, 1, BTreeMap::new(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
+        t.partitions[0].append(&batch, 9, 0).unwrap();
+        let keep = cat.create("kept", 1, 1, BTreeMap::new(), 0).unwrap();
+        keep.partitions[0].append(&batch, 9, 0).unwrap();
+        let id = t.topic_id;
+        cat.delete("gone").unwrap();
+        assert!(cat.get("gone").is_none() && cat.get_by_id(id).is_none());
+        assert!(!dir.path().join("gone-0").exists() && !dir.path().join("gone-1").exists());
+        // The old partition refuses writes; the other topic is untouched.
+        assert!(t.partitions[0].append(&batch, 9, 0).is_err());
+        assert_eq!(keep.partitions[0].offsets(), (0, 1));
+        assert!(matches!(
+            cat.delete("gone"),
+            Err(TopicAdminError::UnknownTopic)
+        ));
+        let again = cat.create("gone", 1, 1, BTreeMap::new(), 0).unwrap();
+        assert_ne!(again.topic_id, id);
+        assert_eq!(again.partitions[0].offsets(), (0, 0));
+        drop((cat, t, again, keep));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        assert_eq!(cat.all().len(), 2);
+        assert_eq!(cat.get("kept").unwrap().partitions[0].offsets(), (0, 1));
+    }
+
+    #[test]
+    fn stale_directories_never_leak_into_a_new_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.create("t", 1, 1, BTreeMap::new(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
+        t.partitions[0].append(&batch, 9, 0).unwrap();
+        // As after a crash between removing the topic file and the directories.
+        fs::remove_file(cat.topic_file_path(t.topic_id)).unwrap();
+        fs::create_dir_all(dir.path().join("t-0.abc-delete")).unwrap();
+        drop((cat, t));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        assert!(!dir.path().join("t-0.abc-delete").exists());
+        let t = cat.create("t", 2, 1, BTreeMap::new(), 0).unwrap();
+        assert_eq!(t.partitions[0].offsets(), (0, 0));
+    }
+
+    #[test]
+    fn partitions_grow_only_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        cat.create("g", 2, 1, BTreeMap::new(), 0).unwrap();
+        assert!(matches!(
+            cat.add_partitions("g", 2, None, false, 0),
+            Err(TopicAdminError::SamePartitionCount(2))
+        ));
+        assert!(matches!(
+            cat.add_partitions("g", 1, None, false, 0),
+            Err(TopicAdminError::FewerPartitions { .. })
+        ));
+        assert!(matches!(
+            cat.add_partitions("g", 4, Some(1), false, 0),
+            Err(TopicAdminError::InvalidReplicaAssignment(_))
+        ));
+        cat.add_partitions("g", 5, None, true, 0).unwrap();
+        assert_eq!(cat.get("g").unwrap().partitions.len(), 2);
+        cat.add_partitions("g", 5, None, false, 0).unwrap();
+        assert_eq!(cat.get("g").unwrap().partitions.len(), 5);
+        drop(cat);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        assert_eq!(cat.get("g").unwrap().partitions.len(), 5);
+    }
+
+    #[test]
+    fn topic_configs_apply_live_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        cat.create("c", 1, 1, BTreeMap::new(), 0).unwrap();
+        let bad = BTreeMap::from([("retention.ms".to_string(), "x".to_string())]);
+        assert!(matches!(
+            cat.set_topic_configs("c", bad, false),
+            Err(TopicAdminError::InvalidConfig(_))
+        ));
+        let small = BTreeMap::from([("max.message.bytes".to_string(), "10".to_string())]);
+        cat.set_topic_configs("c", small.clone(), true).unwrap();
+        assert!(cat.get("c").unwrap().configs.is_empty());
+        cat.set_topic_configs("c", small, false).unwrap();
+        let t = cat.get("c").unwrap();
+        assert_eq!(t.configs["max.message.bytes"], "10");
+        let batch = crate::log::batch::tests::make_batch(&[b"too big for ten bytes"], 1, None);
+        assert!(t.partitions[0].append(&batch, 9, 0).is_err());
+        drop((cat, t));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.get("c").unwrap();
+        assert_eq!(t.configs["max.message.bytes"], "10");
+        assert_eq!(
+            t.partitions[0].with_log(|l| l.config().max_message_bytes),
+            10
+        );
     }
 }

@@ -41,12 +41,20 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListGroups, r(0, 5)),
     (ApiKey::ApiVersions, r(0, 4)),
     (ApiKey::CreateTopics, r(2, 7)),
+    (ApiKey::DeleteTopics, r(1, 6)),
+    (ApiKey::DeleteRecords, r(0, 2)),
     (ApiKey::InitProducerId, r(0, 5)),
     (ApiKey::DescribeConfigs, r(1, 4)),
+    (ApiKey::AlterConfigs, r(0, 2)),
+    (ApiKey::DescribeLogDirs, r(1, 4)),
+    (ApiKey::CreatePartitions, r(0, 3)),
     (ApiKey::DeleteGroups, r(0, 2)),
+    (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
+    (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
     (ApiKey::ConsumerGroupDescribe, r(0, 1)),
+    (ApiKey::DescribeTopicPartitions, r(0, 0)),
 ];
 
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -82,6 +90,14 @@ mod tests {
             ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
             ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+            ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

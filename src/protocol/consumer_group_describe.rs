@@ -62,6 +62,11 @@ pub fn handle(
                                     .map(|t| TopicName(StrBytes::from_string(t.clone())))
                                     .collect(),
                             )
+                            .with_subscribed_topic_regex(
+                                m.subscribed_regex.clone().map(StrBytes::from_string),
+                            )
+                            // KIP-1099: 1 = a member speaking the consumer protocol.
+                            .with_member_type(1)
                             .with_assignment(assignment(m.current.clone()))
                             .with_target_assignment(assignment(g.target_of(&m.member_id)))
                     })

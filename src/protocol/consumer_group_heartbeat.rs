@@ -29,12 +29,6 @@ pub fn handle(
     if ctx.api_version >= CLIENT_MEMBER_ID_VERSION && req.member_id.is_empty() {
         return error(errors::INVALID_REQUEST, "MemberId can't be empty.");
     }
-    if req.subscribed_topic_regex.is_some() && req.subscribed_topic_names.is_none() {
-        return error(
-            errors::INVALID_REQUEST,
-            "regular-expression subscriptions are not supported by gregor yet",
-        );
-    }
     let params = HeartbeatParams {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,
@@ -43,6 +37,7 @@ pub fn handle(
         subscribed_topic_names: req
             .subscribed_topic_names
             .map(|ts| ts.into_iter().map(|t| t.to_string()).collect()),
+        subscribed_topic_regex: req.subscribed_topic_regex.map(|r| r.to_string()),
         server_assignor: req.server_assignor.map(|a| a.to_string()),
         owned: req.topic_partitions.map(|tps| {
             tps.iter()

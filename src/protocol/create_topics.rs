@@ -51,7 +51,11 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
                     }
                     if ctx.api_version >= 5 {
                         // KIP-525: the new topic's effective configs, as DescribeConfigs shows them.
-                        let entries = describe_topic(&ctx.broker.config, &created.configs);
+                        let entries = describe_topic(
+                            &ctx.broker.config,
+                            &ctx.broker.dynamic.layers(),
+                            &created.configs,
+                        );
                         r.configs = Some(entries.iter().map(created_config).collect());
                     }
                     r

@@ -1,6 +1,6 @@
 //! DescribeConfigs (key 32): the configs of topics and of this broker, with values, sources,
 //! synonyms and types, as `kafka-topics --describe`, `kafka-configs --describe` and AdminClient
-//! read them. Documentation strings are not carried (null, which clients accept).
+//! read them, with Kafka's documentation of each config when asked (v3+, KIP-569).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -10,7 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::config::describe::{describe_broker, describe_topic, ConfigEntry};
+use crate::config::describe::{
+    describe_broker, describe_cluster_default, describe_topic, ConfigEntry,
+};
 use crate::config::ConfigType;
 use crate::metadata::validate_topic_name;
 
@@ -35,7 +37,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> Describe
                     let configs = entries
                         .iter()
                         .filter(|e| wanted(e))
-                        .map(|e| to_wire(e, req.include_synonyms, ctx.api_version))
+                        .map(|e| {
+                            to_wire(
+                                e,
+                                req.include_synonyms,
+                                req.include_documentation,
+                                ctx.api_version,
+                            )
+                        })
                         .collect();
                     result.with_configs(configs).with_error_message(None)
                 }
@@ -63,12 +72,18 @@ fn entries(
                     format!("Topic {name} does not exist"),
                 )
             })?;
-            Ok(describe_topic(&broker.config, &topic.configs))
+            Ok(describe_topic(
+                &broker.config,
+                &broker.dynamic.layers(),
+                &topic.configs,
+            ))
         }
-        // The empty name asks for cluster-wide dynamic defaults, which gregor does not have.
-        RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+        // The empty name asks for the cluster-wide dynamic defaults.
+        RESOURCE_BROKER if name.is_empty() => {
+            Ok(describe_cluster_default(&broker.dynamic.layers()))
+        }
         RESOURCE_BROKER if name == broker.node_id.to_string() => {
-            Ok(describe_broker(&broker.config))
+            Ok(describe_broker(&broker.config, &broker.dynamic.layers()))
         }
         RESOURCE_BROKER => Err((
             errors::INVALID_REQUEST,
@@ -98,7 +113,12 @@ pub fn config_type_code(kind: ConfigType) -> i8 {
     }
 }
 
-fn to_wire(e: &ConfigEntry, include_synonyms: bool, version: i16) -> DescribeConfigsResourceResult {
+fn to_wire(
+    e: &ConfigEntry,
+    include_synonyms: bool,
+    include_documentation: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
     let text = |v: &Option<String>| v.clone().map(StrBytes::from_string);
     let mut r = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(e.name))
@@ -121,6 +141,9 @@ fn to_wire(e: &ConfigEntry, include_synonyms: bool, version: i16) -> DescribeCon
     }
     if version >= 3 {
         r.config_type = config_type_code(e.kind);
+        if include_documentation {
+            r.documentation = e.documentation.map(StrBytes::from_static_str);
+        }
     }
     r
 }

@@ -3,7 +3,7 @@
 
 use crate::log::batch::BatchError;
 use crate::log::partition::LogError;
-use crate::metadata::CreateTopicError;
+use crate::metadata::{CreateTopicError, TopicAdminError};
 
 pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -31,6 +31,7 @@ pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
+pub const POLICY_VIOLATION: i16 = 44;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_TXN_STATE: i16 = 48;
@@ -46,8 +47,28 @@ pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+
+pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
+    match e {
+        TopicAdminError::UnknownTopic => UNKNOWN_TOPIC_OR_PARTITION,
+        TopicAdminError::UnknownTopicId => UNKNOWN_TOPIC_ID,
+        TopicAdminError::SamePartitionCount(_) | TopicAdminError::FewerPartitions { .. } => {
+            INVALID_PARTITIONS
+        }
+        TopicAdminError::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
+        TopicAdminError::InternalTopic(_) => INVALID_REQUEST,
+        TopicAdminError::TooManyPartitions => POLICY_VIOLATION,
+        TopicAdminError::InvalidConfig(_) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Config(_)) => INVALID_CONFIG,
+        TopicAdminError::Alter(crate::config::alter::AlterError::Request(_)) => INVALID_REQUEST,
+        TopicAdminError::Storage(_) => KAFKA_STORAGE_ERROR,
+    }
+}
 
 pub fn batch_error_code(e: &BatchError) -> i16 {
     match e {
@@ -66,7 +87,11 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         LogError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         LogError::RecordListTooLarge => RECORD_LIST_TOO_LARGE,
-        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::OffsetOutOfRange { .. } | LogError::DeletePastHighWatermark { .. } => {
+            OFFSET_OUT_OF_RANGE
+        }
+        LogError::DeleteNotAllowedByPolicy => POLICY_VIOLATION,
+        LogError::NoKeyOnCompactedTopic(_) => INVALID_RECORD,
         LogError::Storage(_) | LogError::Offline => KAFKA_STORAGE_ERROR,
     }
 }
@@ -79,6 +104,7 @@ pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
         }
         CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
         CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+        CreateTopicError::TooManyPartitions => POLICY_VIOLATION,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
         CreateTopicError::Storage(_) => KAFKA_STORAGE_ERROR,
     }

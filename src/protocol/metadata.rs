@@ -74,7 +74,10 @@ fn lookup(
 ) -> MetadataResponseTopic {
     let catalog = &ctx.broker.catalog;
     let v = ctx.api_version;
-    let Some(name) = t.name.map(|n| n.0.to_string()) else {
+    // A topic id names the topic (KafkaApis: ids win over names); the Java client sends the empty
+    // string, not null, as the name of an id lookup.
+    let by_id = !t.topic_id.is_nil() && t.name.as_ref().is_none_or(|n| n.is_empty());
+    let Some(name) = t.name.filter(|_| !by_id).map(|n| n.0.to_string()) else {
         // Lookups by topic id alone are served from v12 (KIP-516); v10-11 carry ids but need names.
         if v < 12 {
             return error_topic(None, t.topic_id, errors::INVALID_REQUEST, v);

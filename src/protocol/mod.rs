@@ -6,19 +6,27 @@
 //! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
 //! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod apis;
 pub mod authorized;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -151,9 +159,19 @@ async fn dispatch(
         ApiKey::ConsumerGroupDescribe => {
             respond(ctx, &consumer_group_describe::handle(ctx, decode(f, v)?))
         }
+        ApiKey::DeleteTopics => respond(ctx, &delete_topics::handle(ctx, decode(f, v)?)),
+        ApiKey::DeleteRecords => respond(ctx, &delete_records::handle(ctx, decode(f, v)?)),
+        ApiKey::CreatePartitions => respond(ctx, &create_partitions::handle(ctx, decode(f, v)?)),
+        ApiKey::AlterConfigs => respond(ctx, &alter_configs::handle(ctx, decode(f, v)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            respond(ctx, &incremental_alter_configs::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::DescribeCluster => respond(ctx, &describe_cluster::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeLogDirs => respond(ctx, &describe_log_dirs::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeTopicPartitions => {
+            respond(ctx, &describe_topic_partitions::handle(ctx, decode(f, v)?))
+        }
         ApiKey::SaslHandshake
-        | ApiKey::DeleteTopics
-        | ApiKey::DeleteRecords
         | ApiKey::OffsetForLeaderEpoch
         | ApiKey::AddPartitionsToTxn
         | ApiKey::AddOffsetsToTxn
@@ -163,17 +181,13 @@ async fn dispatch(
         | ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
-        | ApiKey::AlterConfigs
         | ApiKey::AlterReplicaLogDirs
-        | ApiKey::DescribeLogDirs
         | ApiKey::SaslAuthenticate
-        | ApiKey::CreatePartitions
         | ApiKey::CreateDelegationToken
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
         | ApiKey::ElectLeaders
-        | ApiKey::IncrementalAlterConfigs
         | ApiKey::AlterPartitionReassignments
         | ApiKey::ListPartitionReassignments
         | ApiKey::DescribeClientQuotas
@@ -188,7 +202,6 @@ async fn dispatch(
         | ApiKey::UpdateFeatures
         | ApiKey::Envelope
         | ApiKey::FetchSnapshot
-        | ApiKey::DescribeCluster
         | ApiKey::DescribeProducers
         | ApiKey::BrokerRegistration
         | ApiKey::BrokerHeartbeat
@@ -201,7 +214,6 @@ async fn dispatch(
         | ApiKey::PushTelemetry
         | ApiKey::AssignReplicasToDirs
         | ApiKey::ListConfigResources
-        | ApiKey::DescribeTopicPartitions
         | ApiKey::ShareGroupHeartbeat
         | ApiKey::ShareGroupDescribe
         | ApiKey::ShareFetch

@@ -14,7 +14,7 @@ use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::broker::now_ms;
 use crate::log::batch::BatchError;
 use crate::log::partition::LogError;
-use crate::log::records::TimestampError;
+use crate::log::record_validator::TimestampError;
 use crate::metadata::Topic;
 
 /// First Produce version that names topics by id.

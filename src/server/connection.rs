@@ -79,6 +79,7 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
 pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let _ = stream.set_nodelay(true);
     let max = broker.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out: Vec<BytesMut> = Vec::new();
     let mut queued = 0usize;
@@ -129,10 +130,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
+        // Every response is written by now: waiting here is idle time (connections.max.idle.ms).
+        match tokio::time::timeout(idle, stream.read_buf(&mut buf)).await {
+            Err(_) => {
+                tracing::debug!(%peer, "closing an idle connection (connections.max.idle.ms)");
+                return;
+            }
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "read failed");
                 return;
             }
@@ -142,9 +148,20 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
 
 /// Writes every queued response, in order.
 async fn flush(stream: &mut TcpStream, out: &mut Vec<BytesMut>) -> std::io::Result<()> {
-    for resp in out.drain(..) {
-        stream.write_all(&resp).await?;
+    // One writev for every queued response (pipelined producers' acks go out together); the
+    // loop only repeats when the kernel takes part of them.
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        out.iter().map(|r| std::io::IoSlice::new(r)).collect();
+    let mut pending = &mut slices[..];
+    while !pending.is_empty() {
+        let n = stream.write_vectored(pending).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut pending, n);
     }
+    drop(slices);
+    out.clear();
     Ok(())
 }
 

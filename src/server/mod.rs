@@ -2,6 +2,7 @@
 //! connection (see `connection.rs`).
 
 pub mod connection;
+pub mod quotas;
 
 use std::sync::Arc;
 
@@ -9,19 +10,38 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use quotas::ConnectionQuotas;
 
-/// Accepts connections until `cancel` fires.
+/// Accepts connections until `cancel` fires, within the connection limits (see `quotas`).
 pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, cancel: CancellationToken) {
+    let c = &broker.config;
+    let quotas = ConnectionQuotas::new(
+        c.max_connections,
+        c.max_connections_per_ip,
+        c.max_connections_per_ip_overrides.clone(),
+    );
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
-            a = listener.accept() => a,
+            a = async {
+                quotas.wait_for_slot().await;
+                listener.accept().await
+            } => a,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let permit = match quotas.acquire(peer.ip()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "refusing a connection");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let broker = Arc::clone(&broker);
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
                         _ = connection::serve(stream, peer, broker) => {}

@@ -114,6 +114,15 @@ impl ProducerStateTable {
         self.producers.is_empty()
     }
 
+    /// Each producer's last batch: producer id → its last offset. Log compaction keeps these
+    /// batches (empty if need be) so that the state can be rebuilt from the log.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// The highest producer id seen, so that new ids never reuse one.
     pub fn max_producer_id(&self) -> Option<i64> {
         self.producers.keys().copied().max()

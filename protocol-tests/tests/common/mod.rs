@@ -368,3 +368,20 @@ pub async fn assert_serves(b: &TestBroker) -> Result<()> {
 pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
+
+/// A topic's effective config value, through DescribeConfigs.
+pub async fn topic_config(c: &mut Client, topic: &str, key: &str) -> Result<Option<String>> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configuration_keys(Some(vec![s(key)]))]);
+    let r = c.request(4, req).await?;
+    let res = &r.results[0];
+    ensure!(res.error_code == NONE, "describe {topic}: {res:?}");
+    Ok(res
+        .configs
+        .first()
+        .and_then(|e| e.value.as_ref().map(|v| v.to_string())))
+}

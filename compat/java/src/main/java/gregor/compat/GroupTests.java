@@ -62,7 +62,7 @@ import org.apache.kafka.common.errors.UnknownMemberIdException;
  * <pre>
  *   groups          --bootstrap B --label L [--quick true] [--only CASE,...]
  *                   the in-JVM cases (quick: the cheaper ones, for the second client version)
- *   group-member    --bootstrap B --group G --topic T [--commit N] [--stop-file F]
+ *   group-member    --bootstrap B --group G --topic T [--commit N] [--stop-file F] [--protocol classic|consumer]
  *                   one member in its own JVM (the SIGKILL case, run.sh's kafka-consumer-groups cases);
  *                   prints "ASSIGNED p,p,..." on each assignment and "COMMITTED" after --commit
  *   groups-setup    --bootstrap B --topic T --partitions P --records N    topic with N records per partition
@@ -1002,8 +1002,10 @@ final class GroupTests {
         java.io.PrintWriter recordFile = args.containsKey("record-file")
                 ? new java.io.PrintWriter(Files.newBufferedWriter(Path.of(args.get("record-file")), StandardCharsets.UTF_8))
                 : null;
+        // --protocol classic|consumer: the group protocol (KIP-848 with "consumer").
         var props = GroupMember.props(Main.required(args, "bootstrap"), Main.required(args, "group"),
-                args.getOrDefault("client-id", "group-member"), Map.of());
+                args.getOrDefault("client-id", "group-member"),
+                Map.of("group.protocol", args.getOrDefault("protocol", "classic")));
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(props)) {
             c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                 @Override

@@ -10,6 +10,7 @@ import java.util.Map;
  * <pre>
  *   clients        --bootstrap B --label L [--count N]     round trips, ListOffsets, admin, edge cases
  *                  [--verify-only true --topics-of L0]     re-check the round trips run L0 wrote
+ *   admin          --bootstrap B --label L                 topic administration through AdminClient
  *   console-files  --count N --input F --expected F        input and expected output for the console tools
  *   crash-produce  --bootstrap B --topic T --count N --rate R --acked F
  *   crash-verify   --bootstrap B --topic T --count N --acked F [--label L]
@@ -29,6 +30,7 @@ public final class Main {
         Report report = new Report();
         switch (argv[0]) {
             case "clients" -> ClientTests.run(args, report);
+            case "admin" -> AdminTests.run(args, report);
             case "console-files" -> ConsoleFiles.write(args);
             case "crash-produce" -> CrashProducer.run(args);
             case "crash-verify" -> CrashVerify.run(args, report);

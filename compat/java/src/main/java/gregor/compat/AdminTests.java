@@ -1,0 +1,450 @@
+package gregor.compat;
+
+import static gregor.compat.Report.check;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.AlterConfigsOptions;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.CreatePartitionsOptions;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeConfigsOptions;
+import org.apache.kafka.clients.admin.ListOffsetsResult;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.ReplicaInfo;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.InvalidRecordException;
+import org.apache.kafka.common.TopicCollection;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidRequestException;
+import org.apache.kafka.common.errors.OffsetOutOfRangeException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.UnknownTopicIdException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+
+/**
+ * Topic administration through AdminClient: DeleteTopics (by name and id), CreatePartitions,
+ * DescribeConfigs, IncrementalAlterConfigs (SET/DELETE/APPEND/SUBTRACT, topics and the broker),
+ * DeleteRecords, ListOffsets by timestamp, DescribeCluster, DescribeLogDirs, describeTopics, and
+ * the produce-time rules topic configs enforce (max.message.bytes, compacted topics need keys).
+ * Every error case checks the exception class Kafka's error code maps to.
+ */
+final class AdminTests {
+    private final String bootstrap;
+    private final String label;
+    private final String prefix;
+
+    private AdminTests(String bootstrap, String label) {
+        this.bootstrap = bootstrap;
+        this.label = label;
+        this.prefix = label.replace('.', '-') + "-adm-";
+    }
+
+    static void run(Map<String, String> args, Report report) {
+        AdminTests t = new AdminTests(Main.required(args, "bootstrap"), Main.required(args, "label"));
+        report.run(t.label + "/delete-topics-by-name-and-id", t::deleteTopics);
+        report.run(t.label + "/create-partitions", t::createPartitions);
+        report.run(t.label + "/describe-configs", t::describeConfigs);
+        report.run(t.label + "/incremental-alter-configs", t::incrementalAlterConfigs);
+        report.run(t.label + "/alter-configs-errors", t::alterConfigsErrors);
+        report.run(t.label + "/config-change-applies-live", t::configAppliesLive);
+        report.run(t.label + "/dynamic-broker-config", t::dynamicBrokerConfig);
+        report.run(t.label + "/compacted-topic-needs-keys", t::compactedNeedsKeys);
+        report.run(t.label + "/delete-records", t::deleteRecords);
+        report.run(t.label + "/list-offsets-by-timestamp", t::listOffsetsByTimestamp);
+        report.run(t.label + "/describe-cluster", t::describeCluster);
+        report.run(t.label + "/describe-topics", t::describeTopics);
+        report.run(t.label + "/describe-log-dirs", t::describeLogDirs);
+    }
+
+    private Admin admin() {
+        return Clients.admin(bootstrap, label + "-admin");
+    }
+
+    private static void expect(Future<?> f, Class<? extends Throwable> want, String what) throws InterruptedException {
+        try {
+            f.get();
+        } catch (ExecutionException e) {
+            check(want.isInstance(e.getCause()), "%s: expected %s, got %s", what, want.getSimpleName(),
+                    Report.describe(e.getCause()));
+            return;
+        }
+        check(false, "%s: expected %s, but it succeeded", what, want.getSimpleName());
+    }
+
+    private void create(Admin admin, String topic, int partitions, Map<String, String> configs) throws Exception {
+        admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1).configs(configs))).all().get();
+    }
+
+    private void produce(String topic, int partition, int count) throws Exception {
+        try (KafkaProducer<byte[], byte[]> p = Clients.producer(bootstrap, label + "-adm-producer", "none")) {
+            for (int i = 0; i < count; i++) {
+                byte[] v = ("v" + i).getBytes(StandardCharsets.UTF_8);
+                p.send(new ProducerRecord<>(topic, partition, Records.BASE_TIMESTAMP + i, ("k" + i).getBytes(StandardCharsets.UTF_8), v)).get();
+            }
+        }
+    }
+
+    // ---- DeleteTopics -------------------------------------------------------------------------
+
+    private void deleteTopics() throws Exception {
+        String byName = prefix + "del-name";
+        String byId = prefix + "del-id";
+        String kept = prefix + "del-kept";
+        try (Admin admin = admin()) {
+            create(admin, byName, 2, Map.of());
+            create(admin, byId, 1, Map.of());
+            create(admin, kept, 1, Map.of());
+            produce(kept, 0, 3);
+            Uuid id = admin.describeTopics(List.of(byId)).allTopicNames().get().get(byId).topicId();
+            admin.deleteTopics(TopicCollection.ofTopicNames(List.of(byName))).all().get();
+            admin.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all().get();
+            Set<String> names = admin.listTopics().names().get();
+            check(!names.contains(byName) && !names.contains(byId) && names.contains(kept),
+                    "after deletion listTopics shows %s", names);
+            expect(admin.deleteTopics(TopicCollection.ofTopicNames(List.of(byName))).all(),
+                    UnknownTopicOrPartitionException.class, "deleting a deleted topic by name");
+            expect(admin.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all(),
+                    UnknownTopicIdException.class, "deleting a deleted topic by id");
+            expect(admin.describeTopics(List.of(byName)).allTopicNames(),
+                    UnknownTopicOrPartitionException.class, "describing a deleted topic");
+            long end = admin.listOffsets(Map.of(new TopicPartition(kept, 0), OffsetSpec.latest())).all().get()
+                    .get(new TopicPartition(kept, 0)).offset();
+            check(end == 3, "the other topic's end offset is %d, expected 3", end);
+            // A topic of the same name starts empty.
+            create(admin, byName, 1, Map.of());
+            long again = admin.listOffsets(Map.of(new TopicPartition(byName, 0), OffsetSpec.latest())).all().get()
+                    .get(new TopicPartition(byName, 0)).offset();
+            check(again == 0, "the recreated topic's end offset is %d", again);
+        }
+    }
+
+    // ---- CreatePartitions ---------------------------------------------------------------------
+
+    private void createPartitions() throws Exception {
+        String topic = prefix + "grow";
+        try (Admin admin = admin()) {
+            create(admin, topic, 2, Map.of());
+            admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(5)),
+                    new CreatePartitionsOptions().validateOnly(true)).all().get();
+            check(partitions(admin, topic) == 2, "validateOnly grew the topic");
+            admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
+            check(partitions(admin, topic) == 4, "topic has %d partitions after growing to 4", partitions(admin, topic));
+            expect(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all(),
+                    InvalidPartitionsException.class, "shrinking");
+            expect(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all(),
+                    InvalidPartitionsException.class, "same count");
+            expect(admin.createPartitions(Map.of(prefix + "grow-missing", NewPartitions.increaseTo(4))).all(),
+                    UnknownTopicOrPartitionException.class, "unknown topic");
+            produce(topic, 3, 1);
+        }
+    }
+
+    private static int partitions(Admin admin, String topic) throws Exception {
+        return admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+    }
+
+    // ---- Configs ------------------------------------------------------------------------------
+
+    private static ConfigResource topicResource(String topic) {
+        return new ConfigResource(ConfigResource.Type.TOPIC, topic);
+    }
+
+    private static Config describe(Admin admin, ConfigResource r) throws Exception {
+        return admin.describeConfigs(List.of(r), new DescribeConfigsOptions().includeSynonyms(true)).all().get().get(r);
+    }
+
+    private void describeConfigs() throws Exception {
+        String topic = prefix + "described";
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of("retention.ms", "123456"));
+            Config c = describe(admin, topicResource(topic));
+            ConfigEntry retention = c.get("retention.ms");
+            check(retention != null && "123456".equals(retention.value())
+                            && retention.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    "retention.ms: %s", retention);
+            check(!retention.synonyms().isEmpty()
+                            && retention.synonyms().get(0).source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    "retention.ms synonyms: %s", retention.synonyms());
+            ConfigEntry segment = c.get("segment.bytes");
+            check(segment != null && "1073741824".equals(segment.value())
+                            && segment.source() == ConfigEntry.ConfigSource.DEFAULT_CONFIG,
+                    "segment.bytes: %s", segment);
+            check(c.entries().size() > 25, "only %d topic configs described", c.entries().size());
+            String node = String.valueOf(admin.describeCluster().controller().get().id());
+            Config broker = describe(admin, new ConfigResource(ConfigResource.Type.BROKER, node));
+            check(broker.get("num.partitions") != null && broker.get("log.segment.bytes") != null,
+                    "broker configs lack num.partitions or log.segment.bytes");
+            Config documented = admin.describeConfigs(List.of(topicResource(topic)),
+                    new DescribeConfigsOptions().includeDocumentation(true)).all().get().get(topicResource(topic));
+            String doc = documented.get("retention.ms").documentation();
+            check(doc != null && doc.contains("retain"), "retention.ms documentation: %s", doc);
+            expect(admin.describeConfigs(List.of(topicResource(prefix + "no-such-topic"))).all(),
+                    UnknownTopicOrPartitionException.class, "describing an unknown topic's configs");
+        }
+    }
+
+    private void incrementalAlterConfigs() throws Exception {
+        String topic = prefix + "altered";
+        ConfigResource r = topicResource(topic);
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of("retention.ms", "1000000"));
+            Map<ConfigResource, Collection<AlterConfigOp>> ops = Map.of(r, List.of(
+                    new AlterConfigOp(new ConfigEntry("segment.ms", "3600000"), AlterConfigOp.OpType.SET),
+                    new AlterConfigOp(new ConfigEntry("retention.ms", null), AlterConfigOp.OpType.DELETE),
+                    new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND)));
+            admin.incrementalAlterConfigs(ops).all().get();
+            Config c = describe(admin, r);
+            check("3600000".equals(c.get("segment.ms").value()), "segment.ms: %s", c.get("segment.ms"));
+            check(c.get("retention.ms").source() != ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG,
+                    "retention.ms still overridden: %s", c.get("retention.ms"));
+            check("delete,compact".equals(c.get("cleanup.policy").value()), "cleanup.policy: %s", c.get("cleanup.policy"));
+            admin.incrementalAlterConfigs(Map.of(r, List.of(
+                    new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.SUBTRACT))))
+                    .all().get();
+            check("delete".equals(describe(admin, r).get("cleanup.policy").value()),
+                    "cleanup.policy after SUBTRACT: %s", describe(admin, r).get("cleanup.policy"));
+            // validateOnly changes nothing.
+            admin.incrementalAlterConfigs(Map.of(r, List.of(
+                    new AlterConfigOp(new ConfigEntry("segment.ms", "7200000"), AlterConfigOp.OpType.SET))),
+                    new AlterConfigsOptions().validateOnly(true)).all().get();
+            check("3600000".equals(describe(admin, r).get("segment.ms").value()), "validateOnly changed segment.ms");
+        }
+    }
+
+    private void alterConfigsErrors() throws Exception {
+        String topic = prefix + "alter-errors";
+        ConfigResource r = topicResource(topic);
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            List<String> problems = new ArrayList<>();
+            record Case(AlterConfigOp op, Class<? extends Throwable> want) {}
+            List<Case> list = List.of(
+                    new Case(new AlterConfigOp(new ConfigEntry("no.such.config", "1"), AlterConfigOp.OpType.SET),
+                            InvalidConfigurationException.class),
+                    new Case(new AlterConfigOp(new ConfigEntry("retention.ms", "soon"), AlterConfigOp.OpType.SET),
+                            InvalidConfigurationException.class),
+                    new Case(new AlterConfigOp(new ConfigEntry("segment.bytes", "10"), AlterConfigOp.OpType.SET),
+                            InvalidConfigurationException.class),
+                    new Case(new AlterConfigOp(new ConfigEntry("retention.ms", "1"), AlterConfigOp.OpType.APPEND),
+                            InvalidConfigurationException.class));
+            for (Case c : list) {
+                try {
+                    admin.incrementalAlterConfigs(Map.of(r, List.of(c.op()))).all().get();
+                    problems.add(c.op() + " was accepted");
+                } catch (ExecutionException e) {
+                    if (!c.want().isInstance(e.getCause())) {
+                        problems.add(c.op() + " failed with " + Report.describe(e.getCause()));
+                    }
+                }
+            }
+            check(problems.isEmpty(), "%s", problems);
+            check(describe(admin, r).entries().stream()
+                            .noneMatch(e -> e.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG),
+                    "a refused change left an override");
+            expect(admin.incrementalAlterConfigs(Map.of(topicResource(prefix + "missing"), List.of(
+                            new AlterConfigOp(new ConfigEntry("retention.ms", "1"), AlterConfigOp.OpType.SET)))).all(),
+                    UnknownTopicOrPartitionException.class, "altering an unknown topic");
+            // A broker config Kafka cannot change at run time.
+            String node = String.valueOf(admin.describeCluster().controller().get().id());
+            expect(admin.incrementalAlterConfigs(Map.of(new ConfigResource(ConfigResource.Type.BROKER, node), List.of(
+                            new AlterConfigOp(new ConfigEntry("log.dirs", "/elsewhere"), AlterConfigOp.OpType.SET)))).all(),
+                    InvalidRequestException.class, "altering log.dirs");
+        }
+    }
+
+    /** A dynamic broker config (KIP-226): set, described with its source, deleted again. */
+    private void dynamicBrokerConfig() throws Exception {
+        try (Admin admin = admin()) {
+            String node = String.valueOf(admin.describeCluster().controller().get().id());
+            ConfigResource r = new ConfigResource(ConfigResource.Type.BROKER, node);
+            admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                    new ConfigEntry("log.retention.ms", "604800001"), AlterConfigOp.OpType.SET)))).all().get();
+            try {
+                // Kafka applies dynamic configs asynchronously (through its metadata log): poll.
+                ConfigEntry e = awaitEntry(admin, r, "log.retention.ms", "604800001");
+                check(e.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG && !e.isReadOnly(),
+                        "broker log.retention.ms: %s", e);
+                String topic = prefix + "dyn";
+                create(admin, topic, 1, Map.of());
+                ConfigEntry t = awaitEntry(admin, topicResource(topic), "retention.ms", "604800001");
+                check(t.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG, "topic retention.ms: %s", t);
+            } finally {
+                admin.incrementalAlterConfigs(Map.of(r, List.of(new AlterConfigOp(
+                        new ConfigEntry("log.retention.ms", null), AlterConfigOp.OpType.DELETE)))).all().get();
+            }
+            GroupTests.waitUntil(() -> {
+                try {
+                    return describe(admin, r).get("log.retention.ms").source()
+                            != ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG;
+                } catch (Exception ex) {
+                    return false;
+                }
+            }, Duration.ofSeconds(15), "log.retention.ms is no longer dynamic");
+        }
+    }
+
+    private static ConfigEntry awaitEntry(Admin admin, ConfigResource r, String name, String value) throws Exception {
+        ConfigEntry[] last = new ConfigEntry[1];
+        GroupTests.waitUntil(() -> {
+            try {
+                last[0] = describe(admin, r).get(name);
+                return last[0] != null && value.equals(last[0].value());
+            } catch (Exception ex) {
+                return false;
+            }
+        }, Duration.ofSeconds(15), "%s of %s is %s", name, r, value);
+        return last[0];
+    }
+
+    private void configAppliesLive() throws Exception {
+        String topic = prefix + "live";
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            admin.incrementalAlterConfigs(Map.of(topicResource(topic), List.of(
+                    new AlterConfigOp(new ConfigEntry("max.message.bytes", "2000"), AlterConfigOp.OpType.SET)))).all().get();
+        }
+        try (KafkaProducer<byte[], byte[]> p = Clients.producer(bootstrap, label + "-adm-live", "none",
+                Map.of("retries", "0", "enable.idempotence", "false", "acks", "1"))) {
+            p.send(new ProducerRecord<>(topic, 0, null, new byte[100])).get();
+            try {
+                p.send(new ProducerRecord<>(topic, 0, null, new byte[5000])).get();
+                check(false, "a 5000-byte record was accepted with max.message.bytes=2000");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof RecordTooLargeException, "expected RecordTooLargeException, got %s",
+                        Report.describe(e.getCause()));
+            }
+        }
+    }
+
+    private void compactedNeedsKeys() throws Exception {
+        String topic = prefix + "compacted";
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of("cleanup.policy", "compact"));
+        }
+        try (KafkaProducer<byte[], byte[]> p = Clients.producer(bootstrap, label + "-adm-compacted", "lz4",
+                Map.of("retries", "0", "enable.idempotence", "false", "acks", "1"))) {
+            p.send(new ProducerRecord<>(topic, 0, "k".getBytes(StandardCharsets.UTF_8), new byte[10])).get();
+            try {
+                p.send(new ProducerRecord<>(topic, 0, null, new byte[10])).get();
+                check(false, "a record without a key was accepted on a compacted topic");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof InvalidRecordException, "expected InvalidRecordException, got %s",
+                        Report.describe(e.getCause()));
+            }
+        }
+    }
+
+    // ---- DeleteRecords, ListOffsets -----------------------------------------------------------
+
+    private void deleteRecords() throws Exception {
+        String topic = prefix + "trim";
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            produce(topic, 0, 10);
+            long low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(4))).lowWatermarks().get(tp)
+                    .get().lowWatermark();
+            check(low == 4, "low watermark %d, expected 4", low);
+            expect(admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(11))).all(),
+                    OffsetOutOfRangeException.class, "deleting past the high watermark");
+            long earliest = admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).all().get().get(tp).offset();
+            check(earliest == 4, "earliest offset %d, expected 4", earliest);
+        }
+        try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(bootstrap, label + "-adm-trim")) {
+            List<ConsumerRecord<byte[], byte[]>> got = Clients.readFromBeginning(c, List.of(tp), 6, Duration.ofSeconds(20));
+            check(got.size() == 6 && got.get(0).offset() == 4, "read %d records from offset %s", got.size(),
+                    got.isEmpty() ? "-" : String.valueOf(got.get(0).offset()));
+        }
+    }
+
+    private void listOffsetsByTimestamp() throws Exception {
+        String topic = prefix + "times";
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            produce(topic, 0, 5); // timestamps BASE_TIMESTAMP + 0..4
+            ListOffsetsResult.ListOffsetsResultInfo at = admin.listOffsets(Map.of(tp,
+                    OffsetSpec.forTimestamp(Records.BASE_TIMESTAMP + 2))).all().get().get(tp);
+            check(at.offset() == 2 && at.timestamp() == Records.BASE_TIMESTAMP + 2, "forTimestamp: %s", at);
+            ListOffsetsResult.ListOffsetsResultInfo max = admin.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp()))
+                    .all().get().get(tp);
+            check(max.offset() == 4, "maxTimestamp: %s", max);
+            ListOffsetsResult.ListOffsetsResultInfo future = admin.listOffsets(Map.of(tp,
+                    OffsetSpec.forTimestamp(Records.BASE_TIMESTAMP + 1_000_000))).all().get().get(tp);
+            check(future.offset() == -1, "a timestamp after every record: %s", future);
+        }
+    }
+
+    // ---- Cluster, topics, log dirs ------------------------------------------------------------
+
+    private void describeCluster() throws Exception {
+        try (Admin admin = admin()) {
+            DescribeClusterResult r = admin.describeCluster();
+            String clusterId = r.clusterId().get();
+            var nodes = r.nodes().get();
+            var controller = r.controller().get();
+            check(clusterId != null && !clusterId.isEmpty(), "cluster id %s", clusterId);
+            check(nodes.size() == 1 && nodes.iterator().next().id() == controller.id(), "nodes %s, controller %s",
+                    nodes, controller);
+            check(bootstrap.endsWith(":" + controller.port()), "controller %s is not %s", controller, bootstrap);
+        }
+    }
+
+    private void describeTopics() throws Exception {
+        String topic = prefix + "described-topic";
+        try (Admin admin = admin()) {
+            create(admin, topic, 3, Map.of());
+            TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            check(d.partitions().size() == 3 && !d.isInternal() && d.topicId() != null
+                            && !Uuid.ZERO_UUID.equals(d.topicId()), "%s", d);
+            d.partitions().forEach(p -> check(p.leader() != null && p.replicas().size() == 1 && p.isr().size() == 1,
+                    "partition %s", p));
+            TopicDescription byId = admin.describeTopics(TopicCollection.ofTopicIds(List.of(d.topicId())))
+                    .allTopicIds().get().get(d.topicId());
+            check(topic.equals(byId.name()), "by id: %s", byId);
+            expect(admin.describeTopics(List.of(prefix + "nope")).allTopicNames(),
+                    UnknownTopicOrPartitionException.class, "describing an unknown topic");
+        }
+    }
+
+    private void describeLogDirs() throws Exception {
+        String topic = prefix + "sized";
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            produce(topic, 0, 3);
+            int node = admin.describeCluster().controller().get().id();
+            Map<String, LogDirDescription> dirs = admin.describeLogDirs(List.of(node)).allDescriptions().get().get(node);
+            check(dirs != null && dirs.size() == 1, "log dirs %s", dirs);
+            LogDirDescription dir = dirs.values().iterator().next();
+            ReplicaInfo info = dir.replicaInfos().get(new TopicPartition(topic, 0));
+            check(info != null && info.size() > 0, "replica info of %s-0: %s", topic, info);
+            Optional<Throwable> err = Optional.ofNullable(dir.error());
+            check(err.isEmpty(), "log dir error %s", err);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! KIP-848 consumer groups over the wire, beyond the per-version checks in all_versions.rs:
+//! regular-expression subscriptions and membership that survives broker restarts.
+
+mod common;
+
+use anyhow::{ensure, Result};
+use common::*;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
+use kafka_protocol::messages::*;
+
+/// ConsumerGroupHeartbeat with the client-chosen member ids of v1 (KIP-1082).
+const CGH_V: i16 = 1;
+const INVALID_REGULAR_EXPRESSION: i16 = 128;
+
+fn beat(group: &str, member: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+}
+
+fn partitions(r: &ConsumerGroupHeartbeatResponse) -> Option<usize> {
+    r.assignment
+        .as_ref()
+        .map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum())
+}
+
+fn owned(r: &ConsumerGroupHeartbeatResponse) -> Option<Vec<Owned>> {
+    r.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .map(|t| {
+                Owned::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions.clone())
+            })
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn regex_subscription_matches_whole_names_and_follows_new_topics() -> Result<()> {
+    let (_b, mut c) = group_broker_with_topic("rx-a", 2).await?;
+    create_topic(&mut c, "other-rx-a", 3).await?;
+    let bad = beat("rx", "bad", 0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(s("rx-(")));
+    let r = c.request(CGH_V, bad).await?;
+    ensure!(r.error_code == INVALID_REGULAR_EXPRESSION, "{r:?}");
+
+    let join = beat("rx", "m", 0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(s("rx-.*")))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.request(CGH_V, join).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    ensure!(partitions(&r) == Some(2), "only rx-a matches: {r:?}");
+
+    create_topic(&mut c, "rx-b", 2).await?;
+    let again = beat("rx", "m", r.member_epoch).with_topic_partitions(owned(&r));
+    let r2 = c.request(CGH_V, again).await?;
+    ensure!(r2.error_code == NONE, "{r2:?}");
+    ensure!(
+        r2.member_epoch > r.member_epoch,
+        "a new topic moves the epoch"
+    );
+    ensure!(
+        partitions(&r2) == Some(4),
+        "rx-b joins the assignment: {r2:?}"
+    );
+
+    let described = c
+        .request(
+            1,
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("rx"))]),
+        )
+        .await?;
+    let m = &described.groups[0].members[0];
+    ensure!(
+        m.subscribed_topic_regex.as_ref().map(|r| r.as_str()) == Some("rx-.*"),
+        "{m:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn members_carry_on_across_clean_and_crash_restarts() -> Result<()> {
+    let (mut b, mut c) = group_broker_with_topic("kept", 4).await?;
+    let join = |m: &str| {
+        beat("kept-group", m, 0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![name("kept")]))
+            .with_topic_partitions(Some(vec![]))
+    };
+    let a = c.request(CGH_V, join("a")).await?;
+    ensure!(a.error_code == NONE && partitions(&a) == Some(4), "{a:?}");
+    // b joins; a is asked to give up half, reports it, and b gets that half.
+    let b1 = c.request(CGH_V, join("b")).await?;
+    let a2 = c
+        .request(
+            CGH_V,
+            beat("kept-group", "a", a.member_epoch).with_topic_partitions(owned(&a)),
+        )
+        .await?;
+    ensure!(partitions(&a2) == Some(2), "{a2:?}");
+    let a3 = c
+        .request(
+            CGH_V,
+            beat("kept-group", "a", a.member_epoch).with_topic_partitions(owned(&a2)),
+        )
+        .await?;
+    let b2 = c
+        .request(
+            CGH_V,
+            beat("kept-group", "b", b1.member_epoch).with_topic_partitions(Some(vec![])),
+        )
+        .await?;
+    ensure!(partitions(&b2) == Some(2), "{b2:?}");
+    let epochs = [(a3.member_epoch, "a"), (b2.member_epoch, "b")];
+
+    for crash in [false, true] {
+        drop(c);
+        if crash {
+            b.restart_after_crash().await?;
+        } else {
+            b.restart_clean().await?;
+        }
+        c = b.client().await?;
+        for (epoch, member) in epochs {
+            let r = c.request(CGH_V, beat("kept-group", member, epoch)).await?;
+            ensure!(
+                r.error_code == NONE && r.member_epoch == epoch,
+                "{member} after restart (crash: {crash}): {r:?}"
+            );
+            ensure!(partitions(&r) == Some(2), "{member} keeps its half: {r:?}");
+        }
+    }
+    Ok(())
+}

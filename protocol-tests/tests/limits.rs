@@ -1,0 +1,138 @@
+//! Resource limits over the wire: max.connections, max.connections.per.ip,
+//! connections.max.idle.ms, and a client that does not read its responses (the broker stops
+//! reading from it instead of queueing without bound, and keeps serving everyone else).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use common::*;
+use kafka_protocol::messages::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn api_versions_ok(c: &mut Client) -> Result<()> {
+    let r = c.request(2, ApiVersionsRequest::default()).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn connections_over_the_per_ip_limit_are_closed() -> Result<()> {
+    let b = start_broker_with(|c| c.max_connections_per_ip = 2).await?;
+    let mut c1 = b.client().await?;
+    let mut c2 = b.client().await?;
+    api_versions_ok(&mut c1).await?;
+    api_versions_ok(&mut c2).await?;
+    let mut c3 = b.client().await?;
+    c3.send_request(2, &ApiVersionsRequest::default())
+        .await
+        .ok();
+    c3.expect_closed()
+        .await
+        .context("the third connection from 127.0.0.1")?;
+    drop(c1);
+    // The closed connection's slot comes back once the broker notices the close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = b.client().await?;
+        if api_versions_ok(&mut c).await.is_ok() {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no slot freed by closing a connection"
+        );
+        sleep_ms(50).await;
+    }
+    api_versions_ok(&mut c2).await
+}
+
+#[tokio::test]
+async fn at_max_connections_new_ones_wait_for_a_free_slot() -> Result<()> {
+    let b = start_broker_with(|c| c.max_connections = 2).await?;
+    let mut c1 = b.client().await?;
+    let mut c2 = b.client().await?;
+    api_versions_ok(&mut c1).await?;
+    api_versions_ok(&mut c2).await?;
+    // The kernel completes the handshake; the broker does not take the connection yet.
+    let mut c3 = b.client().await?;
+    let id = c3.send_request(2, &ApiVersionsRequest::default()).await?;
+    ensure!(
+        c3.try_read_frame(Duration::from_millis(500)).await.is_err(),
+        "a third connection was served at max.connections=2"
+    );
+    drop(c1);
+    let r = c3.read_response::<ApiVersionsRequest>(2, id).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    api_versions_ok(&mut c2).await
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() -> Result<()> {
+    let b = start_broker_with(|c| c.connections_max_idle_ms = 300).await?;
+    let mut c = b.client().await?;
+    api_versions_ok(&mut c).await?;
+    c.expect_closed().await.context("an idle connection")?;
+    // A busy one stays: requests closer together than the idle time.
+    let mut busy = b.client().await?;
+    for _ in 0..8 {
+        api_versions_ok(&mut busy).await?;
+        sleep_ms(100).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_not_read_either() -> Result<()> {
+    let b = start_broker().await?;
+    let encoder = b.client().await?;
+    // 300 pipelined Metadata requests for 5,000 unknown topics each: ~30 MB up and ~45 MB of
+    // answers, far more than the socket buffers on both sides hold, so the broker must stop
+    // reading while the client does not read.
+    const N: i32 = 300;
+    let names: Vec<_> = (0..5_000)
+        .map(|i| name(&format!("no-such-topic-{i:06}")))
+        .collect();
+    let req = MetadataRequest::default()
+        .with_topics(Some(
+            names
+                .into_iter()
+                .map(|n| metadata_request::MetadataRequestTopic::default().with_name(Some(n)))
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false);
+    let mut requests = Vec::new();
+    for id in 0..N {
+        requests.extend_from_slice(&encoder.encode_request(12, id, &req)?);
+    }
+    let stream = tokio::net::TcpStream::connect(b.addr).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move { wr.write_all(&requests).await.map(|_| wr) });
+    sleep_ms(500).await;
+    ensure!(
+        !writer.is_finished(),
+        "the broker read every request although no answer was read"
+    );
+    // Meanwhile everybody else is served.
+    let mut other = b.client().await?;
+    api_versions_ok(&mut other).await?;
+    // Reading the answers lets the rest in; they come back complete and in order.
+    let reader = tokio::spawn(async move {
+        let mut next = 0;
+        let mut size = [0u8; 4];
+        let mut frame = Vec::new();
+        while next < N {
+            rd.read_exact(&mut size).await?;
+            frame.resize(i32::from_be_bytes(size) as usize, 0);
+            rd.read_exact(&mut frame).await?;
+            let id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            anyhow::ensure!(id == next, "answer {id} where {next} was due");
+            next += 1;
+        }
+        anyhow::Ok(())
+    });
+    tokio::time::timeout(Duration::from_secs(60), reader).await???;
+    let _wr = tokio::time::timeout(Duration::from_secs(10), writer).await???;
+    Ok(())
+}

@@ -1,0 +1,715 @@
+#!/usr/bin/env python3
+"""Crash torture for gregor: kill the broker at random moments under a mixed load, damage its files
+while it is stopped, restart it, and verify after every round that nothing acknowledged was lost.
+
+Run through scripts/torture (it builds the binaries and the pinned venv). What each round asserts
+is documented in README.md ("Reliability" / "Crash torture") and in check_round() below.
+
+Load: one idempotent producer (enable.idempotence, acks=all) per codec (none, gzip, snappy, lz4,
+zstd), each writing records whose value is "<producer>|<seq>|<padding derived from seq>" to random
+partitions of one topic, and one consumer-group member that consumes and commits synchronously.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+TOPIC = "torture"
+GROUP = "torture-group"
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+KILL_SCENARIOS = ["kill", "kill-twice", "kill-stopping"]
+DAMAGE_SCENARIOS = ["cut", "zero", "flip", "index-delete", "index-corrupt"]
+ALL_SCENARIOS = KILL_SCENARIOS + DAMAGE_SCENARIOS
+# Broker settings: small segments and a dense index so that rolls, many segments and many index
+# entries are exercised; no initial rebalance delay so the group member starts at once.
+BROKER_OVERRIDES = [
+    "log.segment.bytes=262144",
+    "log.index.interval.bytes=512",
+    "group.initial.rebalance.delay.ms=0",
+    "offsets.topic.num.partitions=4",
+]
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def payload(name, seq):
+    # The padding is a function of the sequence so that a corrupted value is detected too.
+    pad = (seq * 7919) % 300
+    return f"{name}|{seq}|".encode() + bytes((seq + i) % 26 + 97 for i in range(pad))
+
+
+def parse_payload(value):
+    name, seq, _ = value.split(b"|", 2)
+    seq = int(seq)
+    if value != payload(name.decode(), seq):
+        raise Failure(f"record value does not match its producer and sequence: {value[:60]!r}")
+    return name.decode(), seq
+
+
+# ---------------------------------------------------------------------------------------------
+# The broker process
+
+
+class Broker:
+    def __init__(self, binary, data_dir, port):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = port
+        self.proc = None
+        self.log_path = data_dir + ".log"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        args = [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        for o in BROKER_OVERRIDES:
+            args += ["--override", o]
+        out = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=out, stderr=out)
+        out.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise Failure(f"broker exited during start-up with {self.proc.returncode}; see {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise Failure("broker did not open its port within 60 s")
+
+    def start_no_wait(self):
+        """Starts the broker without waiting for its port (to kill it during start-up)."""
+        args = [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        for o in BROKER_OVERRIDES:
+            args += ["--override", o]
+        out = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=out, stderr=out)
+        out.close()
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def kill9_while_stopping(self, delay):
+        """SIGTERM, then SIGKILL `delay` seconds later: a crash in the middle of a clean shutdown.
+        Returns False when the broker had already finished stopping."""
+        self.proc.send_signal(signal.SIGTERM)
+        time.sleep(delay)
+        killed = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        return killed
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            raise Failure("broker did not stop within 60 s of SIGTERM")
+        self.proc = None
+        if code != 0:
+            raise Failure(f"broker exited with {code} on SIGTERM; see {self.log_path}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline checker (gregor-check)
+
+
+def run_checker(check_bin, data_dir, torn_ok=False, batches=False):
+    args = [check_bin, data_dir]
+    if torn_ok:
+        args.append("--allow-torn-tail")
+    if batches:
+        args.append("--batches")
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Failure(f"gregor-check {'--allow-torn-tail ' if torn_ok else ''}failed ({r.returncode}):\n"
+                      + (r.stdout + r.stderr)[-4000:])
+    parts, batch_list = {}, []
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if f and f[0] == "partition":
+            kv = dict(x.split("=", 1) for x in f[2:])
+            parts[f[1]] = {k: (v if k == "status" else int(v)) for k, v in kv.items()}
+        elif f and f[0] == "batch":
+            batch_list.append((f[1],) + tuple(int(x) for x in f[2:]))
+    return parts, batch_list
+
+
+# ---------------------------------------------------------------------------------------------
+# The load
+
+
+class ProducerLoad(threading.Thread):
+    def __init__(self, bootstrap, name, codec, partitions, rate, rng):
+        super().__init__(daemon=True)
+        self.name_ = name
+        self.partitions = partitions
+        self.rate = rate
+        self.rng = random.Random(rng.random())
+        self.stop_flag = threading.Event()
+        self.acked = {}  # seq -> (partition, offset)
+        self.failed = 0
+        self.fatal = None
+        self.sent = 0
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "log_level": 2,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": codec,
+            "linger.ms": self.rng.choice([0, 2, 5, 20]),
+            "batch.num.messages": self.rng.choice([1, 10, 100, 1000]),
+            "message.timeout.ms": 120000,
+            "retry.backoff.ms": 50,
+            "reconnect.backoff.ms": 20,
+            "reconnect.backoff.max.ms": 300,
+            "error_cb": self.on_error,
+        })
+
+    def on_error(self, err):
+        if err.fatal():
+            self.fatal = str(err)
+
+    def on_delivery(self, err, msg):
+        seq = int(msg.value().split(b"|", 2)[1])
+        if err is None:
+            self.acked[seq] = (msg.partition(), msg.offset())
+        else:
+            self.failed += 1
+
+    def run(self):
+        seq = 0
+        start = time.time()
+        while not self.stop_flag.is_set() and self.fatal is None:
+            for _ in range(20):
+                value = payload(self.name_, seq)
+                try:
+                    self.producer.produce(TOPIC, value=value, key=self.name_.encode(),
+                                          partition=self.rng.randrange(self.partitions),
+                                          on_delivery=self.on_delivery)
+                except BufferError:
+                    self.producer.poll(0.05)
+                    continue
+                except KafkaException as e:
+                    self.fatal = str(e)
+                    break
+                seq += 1
+            self.sent = seq
+            self.producer.poll(0)
+            ahead = seq / self.rate - (time.time() - start)
+            if ahead > 0:
+                time.sleep(min(ahead, 0.2))
+
+    def finish(self):
+        """Stops producing and waits until every record is acknowledged or has failed."""
+        self.stop_flag.set()
+        self.join()
+        left = self.producer.flush(180)
+        if left:
+            raise Failure(f"producer {self.name_}: {left} records neither acknowledged nor failed after 180 s")
+
+
+class GroupMember(threading.Thread):
+    """Consumes the topic in a consumer group and commits synchronously; remembers, per partition,
+    the highest offset whose commit the broker acknowledged."""
+
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True)
+        self.stop_flag = threading.Event()
+        self.acked_commits = {}
+        self.consumed = 0
+        self.commit_errors = 0
+        self.commits_acked = 0
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "log_level": 2,
+            "group.id": GROUP,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "reconnect.backoff.ms": 20,
+            "reconnect.backoff.max.ms": 300,
+            "check.crcs": True,
+        })
+
+    def run(self):
+        self.consumer.subscribe([TOPIC])
+        positions = {}
+        last_commit = time.time()
+        while not self.stop_flag.is_set():
+            try:
+                for m in self.consumer.consume(500, 0.2):
+                    if m.error() is None:
+                        positions[m.partition()] = m.offset() + 1
+                        self.consumed += 1
+                if positions and time.time() - last_commit > 0.3:
+                    last_commit = time.time()
+                    self.commit(positions)
+                    positions = {}
+            except KafkaException:
+                self.commit_errors += 1
+        if positions:
+            try:
+                self.commit(positions)
+            except KafkaException:
+                self.commit_errors += 1
+
+    def commit(self, positions):
+        offsets = [TopicPartition(TOPIC, p, o) for p, o in positions.items()]
+        for tp in self.consumer.commit(offsets=offsets, asynchronous=False):
+            if tp.error is None:
+                self.commits_acked += 1
+                prev = self.acked_commits.get(tp.partition, -1)
+                self.acked_commits[tp.partition] = max(prev, tp.offset)
+            else:
+                self.commit_errors += 1
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join()
+        self.consumer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# File damage (broker stopped)
+
+
+def segment_path(data_dir, partition, base, suffix):
+    return os.path.join(data_dir, f"{TOPIC}-{partition}", f"{base:020d}.{suffix}")
+
+
+def damage_log(rng, data_dir, kind, batch_list):
+    """Cuts, zero-fills or flips a byte in a random non-empty segment of a random partition.
+    Returns (partition, expected new log end offset)."""
+    by_part = {}
+    for (name, seg, pos, size, base, last) in batch_list:
+        if name.startswith(TOPIC + "-"):
+            by_part.setdefault(int(name.rsplit("-", 1)[1]), []).append((seg, pos, size, base, last))
+    partition = rng.choice(sorted(by_part))
+    batches = by_part[partition]
+    # Mostly the last segment, where a crash tears logs; sometimes an older one.
+    segs = sorted({b[0] for b in batches})
+    seg = segs[-1] if rng.random() < 0.7 else rng.choice(segs)
+    in_seg = [b for b in batches if b[0] == seg]
+    path = segment_path(data_dir, partition, seg, "log")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        data = f.read()
+        if kind == "cut":
+            at = rng.randrange(size)
+            f.truncate(at)
+            changed = at
+        elif kind == "zero" and rng.random() < 0.3:
+            # Zeros past the end, as a file system may leave after a crash that grew the file
+            # before its data reached the disk.
+            f.seek(size)
+            f.write(bytes(rng.randrange(1, 65536)))
+            changed = size
+        elif kind == "zero":
+            at = rng.randrange(size)
+            f.seek(at)
+            f.write(bytes(size - at))
+            nonzero = [i for i in range(at, size) if data[i] != 0]
+            changed = nonzero[0] if nonzero else None
+        else:  # flip: a byte the CRC covers or the length field (base offset and leader epoch
+            # are outside the CRC in Kafka's format, so their damage is not detectable).
+            while True:
+                b = rng.choice(in_seg)
+                rel = rng.randrange(b[2])
+                if rel >= 16 or 8 <= rel < 12:
+                    break
+            changed = b[1] + rel
+            f.seek(changed)
+            f.write(bytes([data[changed] ^ rng.randrange(1, 256)]))
+    # Batches wholly before the first changed byte survive; the rest of the partition goes (as in
+    # Kafka's recovery, the segments after a segment with a bad tail are deleted).
+    old_end = max(b[4] for b in batches) + 1
+    if changed is None:
+        new_end = old_end  # the zeros fell on zeros: nothing changed
+        changed = size
+    else:
+        hit = [b for b in in_seg if b[1] + b[2] > changed]
+        new_end = hit[0][3] if hit else in_seg[-1][4] + 1
+    log(f"  damage {kind}: {TOPIC}-{partition} segment {seg} at byte {changed} of {size}: "
+        f"log end {old_end} -> {new_end}")
+    return partition, new_end
+
+
+def damage_indexes(rng, data_dir, kind, clean):
+    """Deletes or corrupts .index/.timeindex files of random segments of random partitions."""
+    files = []
+    for d in sorted(os.listdir(data_dir)):
+        full = os.path.join(data_dir, d)
+        if os.path.isdir(full):
+            files += [os.path.join(full, f) for f in os.listdir(full) if f.endswith(("index", "timeindex"))]
+    chosen = rng.sample(files, max(1, min(len(files), rng.randrange(1, 8))))
+    for path in chosen:
+        size = os.path.getsize(path)
+        entry = 12 if path.endswith(".timeindex") else 8
+        if kind == "index-delete":
+            os.remove(path)
+            what = "deleted"
+        elif clean:
+            # After a clean shutdown the broker trusts its indexes, as Kafka does, after a sanity
+            # check; only damage that check can see is injected: a torn last entry.
+            if size < entry:
+                os.remove(path)
+                what = "deleted (too small to tear)"
+            else:
+                with open(path, "r+b") as f:
+                    f.truncate(size - rng.randrange(1, entry))
+                what = "torn"
+        else:
+            how = rng.choice(["garbage", "truncate", "zero-tail", "append-garbage"])
+            with open(path, "r+b") as f:
+                if how == "garbage" and size:
+                    at = rng.randrange(size)
+                    f.seek(at)
+                    f.write(rng.randbytes(min(size - at, rng.randrange(1, 64))))
+                elif how == "truncate":
+                    f.truncate(rng.randrange(size + 1))
+                elif how == "zero-tail" and size:
+                    at = rng.randrange(size)
+                    f.seek(at)
+                    f.write(bytes(size - at))
+                else:
+                    f.seek(0, 2)
+                    f.write(rng.randbytes(rng.randrange(1, 40)))
+            what = how
+        log(f"  damage {kind}: {os.path.relpath(path, data_dir)} {what}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+class Ledger:
+    """Everything acknowledged so far: record id -> (partition, offset), and what was lost on
+    purpose (records at or after an injected damage point)."""
+
+    def __init__(self, partitions):
+        self.partitions = partitions
+        self.acked = {}
+        self.lost_by_damage = set()
+        self.commits = {}  # partition -> highest acknowledged committed offset
+        # Partitions whose end moved back through injected damage, until the group commits there
+        # again: their committed offset may lie beyond the new end.
+        self.damaged = set()
+
+    def add_round(self, producers, member):
+        for p in producers:
+            for seq, where in p.acked.items():
+                self.acked[(p.name_, seq)] = where
+        for part, off in member.acked_commits.items():
+            self.commits[part] = max(self.commits.get(part, -1), off)
+            # A commit acknowledged after the damage is again a valid offset of the new log.
+            self.damaged.discard(part)
+
+    def truncate(self, partition, new_end):
+        gone = [k for k, (p, o) in self.acked.items() if p == partition and o >= new_end]
+        for k in gone:
+            del self.acked[k]
+            self.lost_by_damage.add(k)
+        self.commits.pop(partition, None)
+        self.damaged.add(partition)
+        return len(gone)
+
+
+def read_everything(bootstrap, partitions):
+    """Reads every partition from its start to its high watermark; returns
+    ({partition: (low, high)}, {record id: (partition, offset)}); fails on gaps and duplicates."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "log_level": 2,
+        "group.id": "torture-reader",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "check.crcs": True,
+        "fetch.message.max.bytes": 4 * 1024 * 1024,
+    })
+    try:
+        marks = {}
+        for p in range(partitions):
+            marks[p] = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)
+        c.assign([TopicPartition(TOPIC, p, lo) for p, (lo, hi) in marks.items() if hi > lo])
+        expect = {p: lo for p, (lo, hi) in marks.items()}
+        pending = {p for p, (lo, hi) in marks.items() if hi > lo}
+        seen = {}
+        deadline = time.time() + 600
+        while pending:
+            if time.time() > deadline:
+                raise Failure(f"read-back did not reach the high watermark of partitions {sorted(pending)}")
+            for m in c.consume(10000, 1.0):
+                p = m.partition()
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        if expect[p] >= marks[p][1]:
+                            pending.discard(p)
+                        continue
+                    raise Failure(f"read-back error on partition {p}: {m.error()}")
+                off = m.offset()
+                if off != expect[p]:
+                    raise Failure(f"partition {p}: offset {off} follows {expect[p] - 1} (offsets not dense)")
+                expect[p] = off + 1
+                rid = parse_payload(m.value())
+                if rid in seen:
+                    raise Failure(f"record {rid} is stored twice: at {seen[rid]} and {(p, off)}")
+                seen[rid] = (p, off)
+                if expect[p] >= marks[p][1]:
+                    pending.discard(p)
+        return marks, seen
+    finally:
+        c.close()
+
+
+def committed_offsets(bootstrap, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                  "log_level": 2})
+    try:
+        tps = c.committed([TopicPartition(TOPIC, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+    finally:
+        c.close()
+
+
+def check_round(broker, ledger):
+    """What a round asserts through a client (the index check is gregor-check's):
+    - offsets of every partition are dense from its log start (0) to its high watermark;
+    - no record is stored twice (acknowledged or not), every value matches its producer and sequence;
+    - every acknowledged record not lost to injected damage is present at the offset its
+      acknowledgement gave; no record lost to injected damage is present;
+    - each partition's committed offset is >= the highest commit the broker acknowledged and
+      <= the high watermark (partitions damaged in this round are exempt: their end moved back)."""
+    marks, seen = read_everything(broker.bootstrap, ledger.partitions)
+    for p, (lo, hi) in marks.items():
+        if lo != 0:
+            raise Failure(f"partition {p}: log start offset {lo}, expected 0 (no retention)")
+    for rid, where in ledger.acked.items():
+        got = seen.get(rid)
+        if got != where:
+            raise Failure(f"acknowledged record {rid} at {where} is {'missing' if got is None else f'at {got}'}")
+    back = ledger.lost_by_damage.intersection(seen)
+    if back:
+        raise Failure(f"{len(back)} records lost to injected damage are present again, e.g. {next(iter(back))}")
+    committed = committed_offsets(broker.bootstrap, ledger.partitions)
+    for p, want in ledger.commits.items():
+        got = committed.get(p, -1)
+        if got < want:
+            raise Failure(f"partition {p}: committed offset {got} < acknowledged commit {want}")
+    for p, got in committed.items():
+        if p not in ledger.damaged and got > marks[p][1]:
+            raise Failure(f"partition {p}: committed offset {got} > high watermark {marks[p][1]}")
+    return marks, seen
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounds
+
+
+def crash_check(args, broker, stats, what):
+    """Right after a kill, before recovery: every file must be consistent up to a torn tail."""
+    parts, _ = run_checker(args.check_bin, broker.data_dir, torn_ok=True)
+    torn = sum(p["torn_tail_bytes"] for p in parts.values())
+    stats["torn_tail_bytes"] += torn
+    log(f"  {what}; logs consistent at the crash (torn tail bytes: {torn})")
+
+
+def run_round(n, scenario, args, rng, broker, ledger, stats):
+    expected_end = None
+    log(f"round {n}: {scenario}")
+    broker.start()
+    producers = [ProducerLoad(broker.bootstrap, f"r{n}-{codec}", codec, args.partitions, args.rate, rng)
+                 for codec in CODECS]
+    member = GroupMember(broker.bootstrap)
+    member.start()
+    for p in producers:
+        p.start()
+    if scenario in KILL_SCENARIOS:
+        time.sleep(rng.uniform(0.3, args.duration))
+        if scenario == "kill-stopping":
+            delay = rng.uniform(0, 0.03)
+            if broker.kill9_while_stopping(delay):
+                stats["kills"] += 1
+                crash_check(args, broker, stats, f"SIGKILL {delay * 1000:.0f} ms into a clean shutdown")
+            else:
+                crash_check(args, broker, stats, f"clean shutdown finished within {delay * 1000:.0f} ms")
+        else:
+            broker.kill9()
+            stats["kills"] += 1
+            crash_check(args, broker, stats, "SIGKILL under load")
+        time.sleep(rng.uniform(0, 1.0))
+        if scenario == "kill-twice":
+            # Kill again during start-up and recovery.
+            broker.start_no_wait()
+            time.sleep(rng.uniform(0, 0.05))
+            broker.kill9()
+            stats["kills"] += 1
+            crash_check(args, broker, stats, "SIGKILL during start-up")
+        broker.start()
+        # A producer that starts after the crash gets a new producer id while the older ones
+        # keep theirs: ids must not be handed out twice across a crash.
+        late = ProducerLoad(broker.bootstrap, f"r{n}-late", rng.choice(CODECS), args.partitions, args.rate, rng)
+        late.start()
+        producers.append(late)
+        time.sleep(rng.uniform(1.0, 3.0))
+    else:
+        time.sleep(args.duration)
+    for p in producers:
+        p.finish()
+    member.finish()
+    ledger.add_round(producers, member)
+    for p in producers:
+        stats["sent"] += p.sent
+        stats["acked"] += len(p.acked)
+        stats["failed"] += p.failed
+        if p.fatal:
+            # An idempotent producer only fails fatally when the broker answers a sequence it
+            # should have accepted (OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID): lost producer state.
+            stats["fatal"] += 1
+            raise Failure(f"producer {p.name_} hit a fatal error: {p.fatal}")
+    stats["commits_acked"] += member.commits_acked
+    if scenario in DAMAGE_SCENARIOS:
+        # Index damage also after a clean stop, when the broker trusts (and so must vet) its indexes.
+        clean = (scenario == "index-delete" and rng.random() < 0.5) or (
+            scenario == "index-corrupt" and rng.random() < 0.3)
+        if clean:
+            broker.stop()
+        else:
+            broker.kill9()
+            stats["kills"] += 1
+        _, batch_list = run_checker(args.check_bin, broker.data_dir, torn_ok=True, batches=True)
+        log(f"  broker {'stopped cleanly' if clean else 'killed'}; injecting {scenario}")
+        if scenario in ("cut", "zero", "flip"):
+            partition, new_end = damage_log(rng, broker.data_dir, scenario, batch_list)
+            stats["lost_by_damage"] += ledger.truncate(partition, new_end)
+            expected_end = (partition, new_end)
+        else:
+            damage_indexes(rng, broker.data_dir, scenario, clean)
+        stats["damages"] += 1
+        if rng.random() < 0.5:
+            # Kill the recovery of the damage itself half of the time.
+            broker.start_no_wait()
+            time.sleep(rng.uniform(0, 0.03))
+            broker.kill9()
+            stats["kills"] += 1
+            log("  SIGKILL during the recovery of the damage")
+        broker.start()
+    marks, seen = check_round(broker, ledger)
+    if scenario in ("cut", "zero", "flip"):
+        partition, new_end = expected_end
+        if marks[partition][1] != new_end:
+            raise Failure(f"partition {partition}: log end {marks[partition][1]} after damage, expected {new_end}")
+    broker.stop()
+    parts, _ = run_checker(args.check_bin, broker.data_dir)
+    for p, (lo, hi) in marks.items():
+        got = parts.get(f"{TOPIC}-{p}", {}).get("end", 0)
+        if got != hi:
+            raise Failure(f"gregor-check sees log end {got} for partition {p}, the broker served {hi}")
+    stats["rounds"] += 1
+    stats["records_verified"] = len(seen)
+    log(f"  ok: {len(seen)} records stored, {len(ledger.acked)} acknowledged and verified, "
+        f"committed offsets intact, {sum(x['segments'] for x in parts.values())} segments checked")
+
+
+def machine():
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs {model}, {platform.system()} {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds of load per round before the kill or damage")
+    ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
+                    help=f"comma-separated, rounds cycle through them: {','.join(ALL_SCENARIOS)}")
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--rate", type=int, default=400, help="records per second per producer")
+    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--check-bin", required=True)
+    args = ap.parse_args()
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    bad = [s for s in scenarios if s not in ALL_SCENARIOS]
+    if bad or not scenarios:
+        ap.error(f"unknown scenarios {bad}; known: {ALL_SCENARIOS}")
+    seed = args.seed if args.seed is not None else random.randrange(1 << 32)
+    rng = random.Random(seed)
+    log(f"crash torture: seed {seed}, {args.rounds} rounds, scenarios {','.join(scenarios)}, "
+        f"{args.duration} s of load per round; {machine()}")
+    work = tempfile.mkdtemp(prefix="gregor-torture.")
+    broker = Broker(args.bin, os.path.join(work, "data"), free_port())
+    ledger = Ledger(args.partitions)
+    stats = dict(rounds=0, kills=0, damages=0, sent=0, acked=0, failed=0, fatal=0, lost_by_damage=0,
+                 torn_tail_bytes=0, commits_acked=0, records_verified=0)
+    started = time.time()
+    ok = False
+    try:
+        broker.start()
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 2})
+        for f in admin.create_topics([NewTopic(TOPIC, args.partitions, 1)]).values():
+            f.result(30)
+        broker.stop()
+        for n in range(1, args.rounds + 1):
+            run_round(n, scenarios[(n - 1) % len(scenarios)], args, rng, broker, ledger, stats)
+        ok = True
+    except Failure as e:
+        log(f"FAILED: {e}")
+        log(f"seed {seed}; data directory and broker log kept in {work}")
+    finally:
+        if broker.proc is not None:
+            broker.kill9()
+        stats["seconds"] = round(time.time() - started)
+        stats["seed"] = seed
+        stats["machine"] = machine()
+        log("summary " + json.dumps(stats))
+        if ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif ok:
+            log(f"data directory kept in {work}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

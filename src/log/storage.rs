@@ -1,0 +1,293 @@
+//! The storage under the logs: every segment data file is opened through a `Storage` and used
+//! through a `SegmentFile`, so that tests can inject the faults a real disk has (a full disk, a
+//! failing write or fsync) and check that the affected log goes offline with
+//! KAFKA_STORAGE_ERROR, without half-written batches, while every other log keeps serving.
+//!
+//! `FileStorage` is the real thing (positional reads, `write(2)` appends on an O_APPEND file,
+//! fsync). `FaultyStorage` wraps it for tests: it fails writes or syncs of the files whose path
+//! contains a given text, optionally after writing part of the data first (as a full disk does).
+//! Index files are small, rebuilt from the log when unusable, and stay plain files.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// Positional reads (all a scan needs).
+pub trait ReadAt {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, pos)
+    }
+}
+
+/// A segment's data file.
+pub trait SegmentFile: ReadAt + Send + Sync {
+    /// Appends all of `bufs` at the end of the file.
+    fn append(&self, bufs: &[IoSlice<'_>]) -> io::Result<()>;
+    /// fdatasync.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Cuts (or extends) the file to `len` bytes and syncs it.
+    fn truncate(&self, len: u64) -> io::Result<()>;
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl SegmentFile for File {
+    fn append(&self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+        write_all_vectored(self, bufs)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.set_len(len)?;
+        self.sync_all()
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+/// `write_all` for several slices with as few syscalls as the kernel allows.
+fn write_all_vectored(mut file: &File, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut written = file.write_vectored(bufs)?;
+    if written == total {
+        return Ok(());
+    }
+    // Rare short write: finish slice by slice from where the kernel stopped.
+    for b in bufs {
+        if written >= b.len() {
+            written -= b.len();
+            continue;
+        }
+        file.write_all(&b[written..])?;
+        written = 0;
+    }
+    Ok(())
+}
+
+/// Where segment files come from.
+pub trait Storage: Send + Sync {
+    /// Opens a segment's data file for reading and appending; `create` makes it (empty).
+    fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>>;
+}
+
+/// Files on the local file system.
+pub struct FileStorage;
+
+impl Storage for FileStorage {
+    fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = OpenOptions::new()
+            .create(create)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        if create {
+            // O_APPEND cannot be combined with O_TRUNC; a leftover file of that name is emptied.
+            file.set_len(0)?;
+        }
+        Ok(Arc::new(file))
+    }
+}
+
+/// What `FaultyStorage` does to the files it targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Writes fail with ENOSPC after writing this many bytes of the data (a full disk).
+    WriteFailsAfter(usize),
+    /// fsync fails with EIO.
+    SyncFails,
+}
+
+/// Test storage: real files, with a fault injected into those whose path contains `target`.
+pub struct FaultyStorage {
+    state: Mutex<(String, Fault)>,
+}
+
+impl FaultyStorage {
+    pub fn new() -> Arc<FaultyStorage> {
+        Arc::new(FaultyStorage {
+            state: Mutex::new((String::new(), Fault::None)),
+        })
+    }
+
+    /// From now on, files whose path contains `target` suffer `fault` (`Fault::None` heals).
+    pub fn inject(&self, target: &str, fault: Fault) {
+        *self.state.lock() = (target.to_string(), fault);
+    }
+
+    fn fault_for(&self, path: &str) -> Fault {
+        let s = self.state.lock();
+        if !s.0.is_empty() && path.contains(&s.0) {
+            s.1
+        } else {
+            Fault::None
+        }
+    }
+}
+
+impl Storage for Arc<FaultyStorage> {
+    fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let inner = FileStorage.open_segment(path, create)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            path: path.to_string_lossy().into_owned(),
+            storage: Arc::clone(self),
+        }))
+    }
+}
+
+struct FaultyFile {
+    inner: Arc<dyn SegmentFile>,
+    path: String,
+    storage: Arc<FaultyStorage>,
+}
+
+impl ReadAt for FaultyFile {
+    fn pread_exact(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.inner.pread_exact(buf, pos)
+    }
+}
+
+impl SegmentFile for FaultyFile {
+    fn append(&self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+        match self.storage.fault_for(&self.path) {
+            Fault::WriteFailsAfter(n) => {
+                let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                let part = &all[..n.min(all.len())];
+                if !part.is_empty() {
+                    self.inner.append(&[IoSlice::new(part)])?;
+                }
+                Err(io::Error::from_raw_os_error(28)) // ENOSPC
+            }
+            _ => self.inner.append(bufs),
+        }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        match self.storage.fault_for(&self.path) {
+            Fault::SyncFails => Err(io::Error::from_raw_os_error(5)), // EIO
+            _ => self.inner.sync_data(),
+        }
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+    use crate::log::partition::{LogError, PartitionLog};
+    use crate::log::LogConfig;
+
+    fn values(log: &PartitionLog) -> u64 {
+        let bytes = log.plan_read(0).unwrap().read(usize::MAX, true).unwrap();
+        crate::log::batch::BatchIter::new(&bytes)
+            .map(|(_, h)| h.record_count as u64)
+            .sum()
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_half_batch_and_takes_only_that_log_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let open = |name: &str| {
+            PartitionLog::open_on(
+                Arc::new(Arc::clone(&storage)),
+                &dir.path().join(name),
+                LogConfig::default(),
+                true,
+                0,
+            )
+            .unwrap()
+        };
+        let (mut sick, mut well) = (open("sick-0"), open("well-0"));
+        for log in [&mut sick, &mut well] {
+            for i in 0..3 {
+                log.append(&make_batch(&[b"acknowledged"], i, None), 9, 0)
+                    .unwrap();
+            }
+        }
+        let size = std::fs::metadata(dir.path().join("sick-0/00000000000000000000.log"))
+            .unwrap()
+            .len();
+        // The disk fills up 20 bytes into the next batch.
+        storage.inject("sick-0", Fault::WriteFailsAfter(20));
+        let err = sick
+            .append(&make_batch(&[b"lost"], 9, None), 9, 0)
+            .unwrap_err();
+        assert!(matches!(err, LogError::Storage(_)), "{err:?}");
+        let after = std::fs::metadata(dir.path().join("sick-0/00000000000000000000.log"))
+            .unwrap()
+            .len();
+        assert_eq!(after, size, "the partial batch was cut off");
+        // Offline from now on, even once the disk has room again; reads still work.
+        storage.inject("", Fault::None);
+        let err = sick
+            .append(&make_batch(&[b"later"], 9, None), 9, 0)
+            .unwrap_err();
+        assert!(matches!(err, LogError::Offline), "{err:?}");
+        assert_eq!(values(&sick), 3);
+        // The other log never noticed.
+        well.append(&make_batch(&[b"more"], 9, None), 9, 0).unwrap();
+        assert_eq!(values(&well), 4);
+        // After a crash and restart every acknowledged record is there, nothing of the failed one.
+        drop(sick);
+        let mut sick = open("sick-0");
+        assert_eq!((values(&sick), sick.high_watermark()), (3, 3));
+        assert_eq!(
+            sick.append(&make_batch(&[b"x"], 9, None), 9, 0)
+                .unwrap()
+                .base_offset,
+            3
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_is_not_acknowledged_and_takes_the_log_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let config = LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open_on(
+            Arc::new(Arc::clone(&storage)),
+            &dir.path().join("t-0"),
+            config,
+            true,
+            0,
+        )
+        .unwrap();
+        log.append(&make_batch(&[b"synced"], 1, None), 9, 0)
+            .unwrap();
+        storage.inject("t-0", Fault::SyncFails);
+        let err = log
+            .append(&make_batch(&[b"unsynced"], 2, None), 9, 0)
+            .unwrap_err();
+        assert!(matches!(err, LogError::Storage(_)), "{err:?}");
+        assert!(matches!(
+            log.append(&make_batch(&[b"after"], 3, None), 9, 0),
+            Err(LogError::Offline)
+        ));
+    }
+}

@@ -1,0 +1,106 @@
+//! CreatePartitions (key 37): grows topics, per topic, with validate_only and explicit replica
+//! assignments (each new partition's replicas must be exactly this node), with Kafka's errors
+//! (ReplicationControlManager.createPartitions): INVALID_PARTITIONS for a count that does not
+//! grow, INVALID_REPLICA_ASSIGNMENT, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST for duplicates.
+
+use std::collections::HashSet;
+
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors;
+use super::RequestContext;
+use crate::broker::now_ms;
+use crate::metadata::TopicAdminError;
+
+pub fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut seen = HashSet::new();
+    let dups: HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    let mut results: Vec<CreatePartitionsTopicResult> = Vec::new();
+    for t in &req.topics {
+        let name = t.name.to_string();
+        if dups.contains(&name) {
+            continue;
+        }
+        let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match grow(ctx, t, req.validate_only) {
+            Ok(()) => r.with_error_message(None),
+            Err((code, message)) => r
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
+    for name in dups {
+        results.push(
+            CreatePartitionsTopicResult::default()
+                .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                    name,
+                )))
+                .with_error_code(errors::INVALID_REQUEST)
+                .with_error_message(Some(StrBytes::from_static_str("Duplicate topic name."))),
+        );
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn grow(
+    ctx: &RequestContext<'_>,
+    t: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let node = ctx.broker.node_id;
+    if let Some(assignments) = &t.assignments {
+        for a in assignments {
+            if a.broker_ids.is_empty() {
+                return Err((
+                    errors::INVALID_REPLICA_ASSIGNMENT,
+                    "The manual partition assignment includes an empty replica list.".into(),
+                ));
+            }
+            if let Some(b) = a.broker_ids.iter().find(|b| b.0 != node) {
+                return Err((
+                    errors::INVALID_REPLICA_ASSIGNMENT,
+                    format!(
+                        "The manual partition assignment includes broker {}, but no such broker is registered.",
+                        b.0
+                    ),
+                ));
+            }
+            if a.broker_ids.len() > 1 {
+                return Err((
+                    errors::INVALID_REPLICA_ASSIGNMENT,
+                    format!(
+                        "The manual partition assignment includes the broker {node} more than once."
+                    ),
+                ));
+            }
+        }
+    }
+    let catalog = &ctx.broker.catalog;
+    if catalog
+        .get(t.name.as_str())
+        .is_some_and(|t| t.is_internal())
+        && !validate_only
+    {
+        // Growing __consumer_offsets would move every group to another partition.
+        let e = TopicAdminError::InternalTopic(t.name.to_string());
+        return Err((errors::INVALID_REQUEST, e.to_string()));
+    }
+    catalog
+        .add_partitions(
+            t.name.as_str(),
+            t.count,
+            t.assignments.as_ref().map(Vec::len),
+            validate_only,
+            now_ms(),
+        )
+        .map(|_| ())
+        .map_err(|e| (errors::topic_admin_error_code(&e), e.to_string()))
+}

@@ -1,0 +1,174 @@
+//! DeleteTopics (key 20): by name (v1-5 `topic_names`, v6 `topics[].name`) or by topic id (v6,
+//! KIP-516), with Kafka's per-topic errors for duplicates, unknown names and ids (as
+//! ControllerApis.deleteTopics). A deleted topic is gone from the catalog before its files are
+//! removed, and its committed offsets are then dropped by the group coordinator.
+
+use std::collections::{HashMap, HashSet};
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::errors;
+use super::RequestContext;
+
+pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let catalog = &ctx.broker.catalog;
+    let mut results = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut ids: Vec<Uuid> = Vec::new();
+    for n in &req.topic_names {
+        names.push(n.to_string());
+    }
+    for t in &req.topics {
+        match (&t.name, t.topic_id.is_nil()) {
+            (None, true) => results.push(result(
+                None,
+                Uuid::nil(),
+                errors::INVALID_REQUEST,
+                Some("Neither topic name nor id were specified."),
+            )),
+            (None, false) => ids.push(t.topic_id),
+            (Some(n), true) => names.push(n.to_string()),
+            (Some(n), false) => results.push(result(
+                Some(n.to_string()),
+                t.topic_id,
+                errors::INVALID_REQUEST,
+                Some("You may not specify both topic name and topic id."),
+            )),
+        }
+    }
+    let dup_names = duplicates(&names);
+    let dup_ids = duplicates(&ids);
+    for n in &dup_names {
+        results.push(result(
+            Some(n.clone()),
+            Uuid::nil(),
+            errors::INVALID_REQUEST,
+            Some("Duplicate topic name."),
+        ));
+    }
+    for id in &dup_ids {
+        results.push(result(
+            None,
+            *id,
+            errors::INVALID_REQUEST,
+            Some("Duplicate topic id."),
+        ));
+    }
+    // Resolve everything to (id, name) first, so a name and an id of the same topic are caught.
+    let mut targets: HashMap<Uuid, String> = HashMap::new();
+    for id in ids.iter().filter(|i| !dup_ids.contains(i)) {
+        match catalog.name_of(*id) {
+            Ok(name) => {
+                targets.insert(*id, name);
+            }
+            Err(e) => results.push(result(
+                None,
+                *id,
+                errors::topic_admin_error_code(&e),
+                Some(&e.to_string()),
+            )),
+        }
+    }
+    let mut names_seen = HashSet::new();
+    for n in names.iter().filter(|n| !dup_names.contains(*n)) {
+        if !names_seen.insert(n.clone()) {
+            continue;
+        }
+        match catalog.get(n) {
+            None => results.push(result(
+                Some(n.clone()),
+                Uuid::nil(),
+                errors::UNKNOWN_TOPIC_OR_PARTITION,
+                Some("This server does not host this topic-partition."),
+            )),
+            Some(t) if targets.contains_key(&t.topic_id) => {
+                targets.remove(&t.topic_id);
+                results.push(result(
+                    Some(n.clone()),
+                    t.topic_id,
+                    errors::INVALID_REQUEST,
+                    Some("The provided topic name maps to an ID that was already supplied."),
+                ));
+            }
+            Some(t) => {
+                targets.insert(t.topic_id, n.clone());
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    for (id, name) in targets {
+        match catalog.delete(&name) {
+            Ok(_) => {
+                results.push(result(Some(name.clone()), id, errors::NONE, None));
+                deleted.push(name);
+            }
+            Err(e) => results.push(result(
+                Some(name),
+                id,
+                errors::topic_admin_error_code(&e),
+                Some(&e.to_string()),
+            )),
+        }
+    }
+    if !deleted.is_empty() {
+        on_topics_deleted(ctx, &deleted);
+    }
+    finish(results, ctx.api_version)
+}
+
+/// Every group's committed offsets of the deleted topics go too (tombstones in
+/// `__consumer_offsets`), as Kafka's coordinator does on partition deletion.
+fn on_topics_deleted(ctx: &RequestContext<'_>, deleted: &[String]) {
+    let removed = ctx.broker.groups.remove_offsets_of_topics(
+        &ctx.broker.catalog,
+        deleted,
+        crate::broker::now_ms(),
+    );
+    tracing::info!(topics = ?deleted, offsets = removed, "topics deleted");
+}
+
+fn duplicates<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashSet<T> {
+    let mut seen = HashSet::new();
+    items
+        .iter()
+        .filter(|i| !seen.insert((*i).clone()))
+        .cloned()
+        .collect()
+}
+
+fn result(
+    name: Option<String>,
+    id: Uuid,
+    code: i16,
+    message: Option<&str>,
+) -> DeletableTopicResult {
+    DeletableTopicResult::default()
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+        .with_topic_id(id)
+        .with_error_code(code)
+        .with_error_message(message.map(|m| StrBytes::from_string(m.to_string())))
+}
+
+/// Drops the fields a version lacks: topic ids and a null name exist from v6, error messages
+/// from v5.
+fn finish(results: Vec<DeletableTopicResult>, v: i16) -> DeleteTopicsResponse {
+    let responses = results
+        .into_iter()
+        .map(|mut r| {
+            if v < 6 {
+                r.topic_id = Uuid::nil();
+                if r.name.is_none() {
+                    r.name = Some(TopicName::default());
+                }
+            }
+            if v < 5 {
+                r.error_message = None;
+            }
+            r
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
