@@ -46,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
     // Mode bit 0: trust the files (clean shutdown); bit 1: a second segment, so a damaged first
     // one must also drop what follows it.
     let clean = mode & 1 != 0;
-    let split = if mode & 2 != 0 { segment.len() / 2 } else { segment.len() };
+    let split = if mode & 2 != 0 {
+        segment.len() / 2
+    } else {
+        segment.len()
+    };
     let _ = std::fs::write(dir.join("00000000000000000000.log"), &segment[..split]);
     if split < segment.len() {
         let _ = std::fs::write(dir.join("00000000000000000100.log"), &segment[split..]);
