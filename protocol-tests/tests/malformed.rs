@@ -16,31 +16,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::records::Compression;
 
-/// Request header v1 (key, version, correlation id 77, null client id).
-fn header_v1(key: i16, version: i16) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&key.to_be_bytes());
-    b.extend_from_slice(&version.to_be_bytes());
-    b.extend_from_slice(&77i32.to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b
-}
-
-/// Request header v2: v1 plus an empty tagged-field section.
-fn header_v2(key: i16, version: i16) -> Vec<u8> {
-    let mut b = header_v1(key, version);
-    b.push(0);
-    b
-}
-
-fn uvarint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn api_versions_request() -> ApiVersionsRequest {
     ApiVersionsRequest::default()
         .with_client_software_name(s("gregor-tests"))
