@@ -30,7 +30,7 @@ use super::batch::{
     compute_crc, BatchError, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD,
     OFF_ATTRIBUTES, OFF_CRC, OFF_LENGTH, OFF_RECORD_COUNT,
 };
-use super::records::{recompress, uncompressed_records, varint};
+use super::records::{recompress, uncompressed_records, walk_records};
 use super::segment::{file_name, scan, SegmentReader};
 use super::LogConfig;
 
@@ -70,53 +70,6 @@ pub enum CleanError {
     Io(#[from] io::Error),
     #[error("batch at offset {0}: {1}")]
     Batch(i64, BatchError),
-}
-
-/// One record of a records area, as the cleaner needs it.
-struct RecordRef<'a> {
-    /// The record's bytes, length prefix included.
-    raw: &'a [u8],
-    offset_delta: i64,
-    key: Option<&'a [u8]>,
-    tombstone: bool,
-}
-
-/// Walks an uncompressed records area by its length prefixes.
-fn walk_records(mut area: &[u8]) -> Result<Vec<RecordRef<'_>>, BatchError> {
-    let corrupt = || BatchError::Corrupt("malformed record");
-    let mut out = Vec::new();
-    while !area.is_empty() {
-        let (len, used) = varint(area).ok_or_else(corrupt)?;
-        let len = usize::try_from(len).map_err(|_| corrupt())?;
-        let end = used.checked_add(len).ok_or_else(corrupt)?;
-        let body = area.get(used..end).ok_or_else(corrupt)?;
-        let mut at = 1; // attributes
-        let next = |at: &mut usize| -> Result<i64, BatchError> {
-            let (v, n) = varint(body.get(*at..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-            *at += n;
-            Ok(v)
-        };
-        next(&mut at)?; // timestamp delta
-        let offset_delta = next(&mut at)?;
-        let key_len = next(&mut at)?;
-        let key = if key_len < 0 {
-            None
-        } else {
-            let k = usize::try_from(key_len).map_err(|_| corrupt())?;
-            let key = body.get(at..at + k).ok_or_else(corrupt)?;
-            at += k;
-            Some(key)
-        };
-        let value_len = next(&mut at)?;
-        out.push(RecordRef {
-            raw: &area[..end],
-            offset_delta,
-            key,
-            tombstone: value_len < 0,
-        });
-        area = &area[end..];
-    }
-    Ok(out)
 }
 
 /// Calls `f` with each batch (header, bytes) of a source; stops at the first error.
@@ -266,68 +219,6 @@ fn clean_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A record: zig-zag varint helpers as Kafka writes them.
-    fn zz(v: i64, out: &mut Vec<u8>) {
-        let mut u = ((v << 1) ^ (v >> 63)) as u64;
-        while u >= 0x80 {
-            out.push((u as u8) | 0x80);
-            u >>= 7;
-        }
-        out.push(u as u8);
-    }
-
-    pub(crate) fn record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
-        let mut body = vec![0u8];
-        zz(0, &mut body);
-        zz(offset_delta, &mut body);
-        match key {
-            Some(k) => {
-                zz(k.len() as i64, &mut body);
-                body.extend_from_slice(k);
-            }
-            None => zz(-1, &mut body),
-        }
-        match value {
-            Some(v) => {
-                zz(v.len() as i64, &mut body);
-                body.extend_from_slice(v);
-            }
-            None => zz(-1, &mut body),
-        }
-        zz(0, &mut body);
-        let mut out = Vec::new();
-        zz(body.len() as i64, &mut out);
-        out.extend_from_slice(&body);
-        out
-    }
-
-    #[test]
-    fn records_are_walked_with_keys_and_tombstones() {
-        let mut area = record(0, Some(b"k1"), Some(b"v"));
-        area.extend(record(1, None, Some(b"x")));
-        area.extend(record(2, Some(b"k2"), None));
-        let r = walk_records(&area).unwrap();
-        assert_eq!(r.len(), 3);
-        assert_eq!(
-            r.iter()
-                .map(|r| (r.offset_delta, r.key, r.tombstone))
-                .collect::<Vec<_>>(),
-            vec![
-                (0, Some(&b"k1"[..]), false),
-                (1, None, false),
-                (2, Some(&b"k2"[..]), true)
-            ]
-        );
-        assert_eq!(r.iter().map(|r| r.raw.len()).sum::<usize>(), area.len());
-        for cut in 1..area.len() {
-            // A cut inside the last record is refused, never misread.
-            if walk_records(&area[..cut]).is_ok() {
-                let ok = walk_records(&area[..cut]).unwrap();
-                assert_eq!(ok.iter().map(|r| r.raw.len()).sum::<usize>(), cut);
-            }
-        }
-    }
 
     use crate::log::partition::PartitionLog;
     use kafka_protocol::records::{

@@ -3,6 +3,7 @@
 //! compression.type. Records are never decoded into structs and re-encoded (that would merge
 //! duplicate header keys): the records area is decompressed as a whole, walked by its length
 //! prefixes, and compressed again as a whole; only the header's attributes, length and CRC change.
+//! `walk_records` is the one record parser for this work and for the log cleaner.
 
 use bytes::BytesMut;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
@@ -23,32 +24,60 @@ pub fn uncompressed_records(
     super::record_validator::decompress(h, &batch[HEADER_LEN..], limit)
 }
 
-/// The index of the first record without a key (key length -1), walking length prefixes.
-pub fn first_keyless_record(mut records: &[u8]) -> Result<Option<usize>, BatchError> {
+/// One record of a records area: its bytes and what key checks and the log cleaner need.
+pub struct RecordRef<'a> {
+    /// The record's bytes, length prefix included.
+    pub raw: &'a [u8],
+    pub offset_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub tombstone: bool,
+}
+
+/// Walks an uncompressed records area by its length prefixes.
+pub fn walk_records(mut area: &[u8]) -> Result<Vec<RecordRef<'_>>, BatchError> {
     let corrupt = || BatchError::Corrupt("malformed record");
-    let mut index = 0;
-    while !records.is_empty() {
-        let (len, used) = varint(records).ok_or_else(corrupt)?;
+    let mut out = Vec::new();
+    while !area.is_empty() {
+        let (len, used) = varint(area).ok_or_else(corrupt)?;
         let len = usize::try_from(len).map_err(|_| corrupt())?;
-        let body = records.get(used..used + len).ok_or_else(corrupt)?;
-        // attributes (1 byte), timestampDelta (varlong), offsetDelta (varint), keyLength (varint)
-        let mut at = 1;
-        for _ in 0..2 {
-            let (_, n) = varint(body.get(at..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-            at += n;
-        }
-        let (key_len, _) = varint(body.get(at..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-        if key_len < 0 {
-            return Ok(Some(index));
-        }
-        records = &records[used + len..];
-        index += 1;
+        let end = used.checked_add(len).ok_or_else(corrupt)?;
+        let body = area.get(used..end).ok_or_else(corrupt)?;
+        let mut at = 1; // attributes
+        let next = |at: &mut usize| -> Result<i64, BatchError> {
+            let (v, n) = varint(body.get(*at..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+            *at += n;
+            Ok(v)
+        };
+        next(&mut at)?; // timestamp delta
+        let offset_delta = next(&mut at)?;
+        let key_len = next(&mut at)?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let k = usize::try_from(key_len).map_err(|_| corrupt())?;
+            let key = body.get(at..at + k).ok_or_else(corrupt)?;
+            at += k;
+            Some(key)
+        };
+        let value_len = next(&mut at)?;
+        out.push(RecordRef {
+            raw: &area[..end],
+            offset_delta,
+            key,
+            tombstone: value_len < 0,
+        });
+        area = &area[end..];
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The index of the first record without a key (key length -1).
+pub fn first_keyless_record(records: &[u8]) -> Result<Option<usize>, BatchError> {
+    Ok(walk_records(records)?.iter().position(|r| r.key.is_none()))
 }
 
 /// A zig-zag varlong: value and bytes used.
-pub(crate) fn varint(b: &[u8]) -> Option<(i64, usize)> {
+fn varint(b: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
     for (i, &byte) in b.iter().take(10).enumerate() {
         raw |= u64::from(byte & 0x7f) << (7 * i);
@@ -145,5 +174,67 @@ mod tests {
         rec.extend_from_slice(&body);
         assert_eq!(first_keyless_record(&rec).unwrap(), None);
         assert!(first_keyless_record(&rec[..4]).is_err());
+    }
+
+    /// A record: zig-zag varint helpers as Kafka writes them.
+    fn zz(v: i64, out: &mut Vec<u8>) {
+        let mut u = ((v << 1) ^ (v >> 63)) as u64;
+        while u >= 0x80 {
+            out.push((u as u8) | 0x80);
+            u >>= 7;
+        }
+        out.push(u as u8);
+    }
+
+    pub(crate) fn record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+        let mut body = vec![0u8];
+        zz(0, &mut body);
+        zz(offset_delta, &mut body);
+        match key {
+            Some(k) => {
+                zz(k.len() as i64, &mut body);
+                body.extend_from_slice(k);
+            }
+            None => zz(-1, &mut body),
+        }
+        match value {
+            Some(v) => {
+                zz(v.len() as i64, &mut body);
+                body.extend_from_slice(v);
+            }
+            None => zz(-1, &mut body),
+        }
+        zz(0, &mut body);
+        let mut out = Vec::new();
+        zz(body.len() as i64, &mut out);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn records_are_walked_with_keys_and_tombstones() {
+        let mut area = record(0, Some(b"k1"), Some(b"v"));
+        area.extend(record(1, None, Some(b"x")));
+        area.extend(record(2, Some(b"k2"), None));
+        let r = walk_records(&area).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            r.iter()
+                .map(|r| (r.offset_delta, r.key, r.tombstone))
+                .collect::<Vec<_>>(),
+            vec![
+                (0, Some(&b"k1"[..]), false),
+                (1, None, false),
+                (2, Some(&b"k2"[..]), true)
+            ]
+        );
+        assert_eq!(r.iter().map(|r| r.raw.len()).sum::<usize>(), area.len());
+        for cut in 1..area.len() {
+            // A cut inside the last record is refused, never misread.
+            if walk_records(&area[..cut]).is_ok() {
+                let ok = walk_records(&area[..cut]).unwrap();
+                assert_eq!(ok.iter().map(|r| r.raw.len()).sum::<usize>(), cut);
+            }
+        }
     }
 }
