@@ -90,7 +90,9 @@ fuzz_target!(|data: &[u8]| {
                 tokio::time::timeout(Duration::from_secs(600), handle_frame(&broker, peer, frame))
                     .await;
             match reply {
-                Ok(Reply::Frame(resp)) => {
+                Ok(Reply::Frame(frame)) => {
+                    let resp = frame.to_bytes().expect("a response's file ranges are readable");
+                    assert_eq!(resp.len(), frame.len(), "response chunks add up");
                     assert!(
                         resp.len() >= 8,
                         "a response frame has a size and correlation id"

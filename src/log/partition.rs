@@ -20,7 +20,7 @@ use super::batch::{
     NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
-use super::segment::{parse_log_file_name, scan, OpenMode, Segment, SegmentReader};
+use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
@@ -111,6 +111,14 @@ impl ReadPlan {
         match &self.reader {
             Some((r, pos)) => r.read(*pos, max_bytes, min_one),
             None => Ok(Bytes::new()),
+        }
+    }
+
+    /// What a Fetch sends (see `SegmentReader::range`); `None` when there is nothing to read.
+    pub fn range(&self, max_bytes: usize, min_one: bool) -> io::Result<Option<FileRange>> {
+        match &self.reader {
+            Some((r, pos)) => r.range(*pos, max_bytes, min_one).map(Some),
+            None => Ok(None),
         }
     }
 

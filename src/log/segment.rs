@@ -420,6 +420,34 @@ impl SegmentReader {
         Ok(Bytes::from(buf))
     }
 
+    /// The bytes a Fetch sends from `position`, as Kafka's LogSegment.read chooses them: up to
+    /// `max_bytes`, ending wherever that falls (clients drop a trailing partial batch), except
+    /// that a first batch larger than `max_bytes` is sent whole when `min_one` is set (KIP-74)
+    /// and not at all otherwise. Reads at most the first batch's length field; the bytes
+    /// themselves go to the socket straight from the file.
+    pub fn range(&self, position: u64, max_bytes: usize, min_one: bool) -> io::Result<FileRange> {
+        let available = self.size.saturating_sub(position);
+        let mut len = (max_bytes as u64).min(available);
+        if len < available {
+            let mut head = [0u8; LOG_OVERHEAD];
+            let first = if available >= LOG_OVERHEAD as u64 {
+                self.file.pread_exact(&mut head, position)?;
+                let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+                (LOG_OVERHEAD as u64 + u64::try_from(length).unwrap_or(0)).min(available)
+            } else {
+                available
+            };
+            if first > len {
+                len = if min_one { first } else { 0 };
+            }
+        }
+        Ok(FileRange {
+            reader: self.clone(),
+            position,
+            len: len as usize,
+        })
+    }
+
     /// Position of the first batch at or after `start` whose last offset is `>= offset`, or
     /// `None` past the end. Reads only batch headers.
     pub fn find_position(&self, start: u64, offset: i64) -> io::Result<Option<u64>> {
@@ -442,6 +470,42 @@ impl SegmentReader {
     }
 }
 
+/// Bytes `position..position + len` of a segment file, taken below the size the segment had when
+/// the read was planned (so only complete, acknowledged appends), sent to the client as they are.
+/// The open file keeps the bytes readable even if retention deletes the segment meanwhile.
+#[derive(Clone)]
+pub struct FileRange {
+    reader: SegmentReader,
+    position: u64,
+    len: usize,
+}
+
+impl FileRange {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The file to send from, if the storage has a descriptor for it.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.reader.file.as_fd()
+    }
+
+    /// The bytes, copied into memory (when they cannot be sent from the file).
+    pub fn read(&self) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.reader.file.pread_exact(&mut buf, self.position)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +522,35 @@ mod tests {
             let parsed = BatchHeader::parse(&h).unwrap();
             seg.append(&h, &b[HEADER_LEN..], &parsed, 100, 0).unwrap();
         }
+    }
+
+    /// Fetch ranges follow Kafka's LogSegment.read: cut at the limit (a partial last batch), the
+    /// first batch whole when larger than the limit only if `min_one`.
+    #[test]
+    fn fetch_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        append_n(&mut seg, 10, 0);
+        let r = seg.reader();
+        let batch = BatchHeader::parse(&r.read(0, 1 << 20, true).unwrap())
+            .unwrap()
+            .total_size();
+        let size = r.size() as usize;
+        assert_eq!(r.range(0, usize::MAX, false).unwrap().len(), size);
+        let cut = r.range(0, batch + 5, false).unwrap();
+        assert_eq!((cut.position(), cut.len()), (0, batch + 5));
+        assert_eq!(r.range(0, 10, true).unwrap().len(), batch);
+        assert!(r.range(0, 10, false).unwrap().is_empty());
+        let tail = r.range(batch as u64, usize::MAX, true).unwrap();
+        assert_eq!((tail.position(), tail.len()), (batch as u64, size - batch));
+        assert_eq!(
+            &tail.read().unwrap()[..],
+            &r.read(batch as u64, size, true).unwrap()[..]
+        );
+        assert!(r.range(size as u64, 100, true).unwrap().is_empty());
+        // A view taken earlier never reaches bytes appended after it.
+        append_n(&mut seg, 1, 20);
+        assert_eq!(r.range(0, usize::MAX, true).unwrap().len(), size);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Fetch (key 1): serve stored batches byte for byte, long-polling until `min_bytes` are
 //! available or `max_wait_ms` passes.
 //!
-//! Size rules (KIP-74): at most `partition_max_bytes` per partition and `max_bytes` (capped by the
-//! broker's fetch.max.bytes) per response, counting whole batches, except that the first batch of
-//! the first partition with data is returned whole even when larger, so consumers always progress.
+//! Size rules (KIP-74), as Kafka's LogSegment.read applies them: at most `partition_max_bytes` per
+//! partition and `max_bytes` (capped by the broker's fetch.max.bytes) per response, cut wherever
+//! the limit falls (clients drop a trailing partial batch and fetch it again), except that the
+//! first batch of the first partition with data is returned whole even when larger, so consumers
+//! always progress. The record bytes are not read: they go from the segment file to the socket
+//! (`response::Splices`).
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
 
@@ -17,6 +20,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::errors;
+use super::response::Splices;
 use super::{resolve_topic, RequestContext};
 use crate::log::partition::{LogError, ReadPlan};
 use crate::metadata::Topic;
@@ -26,10 +30,11 @@ const TOPIC_ID_VERSION: i16 = 13;
 /// Upper bound on one long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
 
-pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, Splices) {
     if req.session_id != 0 {
         // gregor never creates sessions (it answers session id 0), so no other id can exist.
-        return FetchResponse::default().with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
+        let resp = FetchResponse::default().with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
+        return (resp, Splices::default());
     }
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
@@ -95,13 +100,14 @@ fn respond(
     req: &FetchRequest,
     topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
     plans: Vec<Vec<PartitionPlan<'_>>>,
-) -> FetchResponse {
+) -> (FetchResponse, Splices) {
     let limit = usize::try_from(req.max_bytes)
         .unwrap_or(0)
         .min(ctx.broker.config.fetch_max_bytes);
     let mut budget = limit;
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
+    let mut splices = Splices::default();
     let responses = topics
         .iter()
         .zip(plans)
@@ -131,7 +137,10 @@ fn respond(
                         }
                         Ok(plan) => {
                             let max = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
-                            match plan.read(max, !sent_any) {
+                            let records = plan
+                                .range(max, !sent_any)
+                                .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
+                            match records {
                                 Ok(records) => {
                                     budget = budget.saturating_sub(records.len());
                                     sent_any |= !records.is_empty();
@@ -160,9 +169,10 @@ fn respond(
             t
         })
         .collect();
-    FetchResponse::default()
+    let resp = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(responses)
+        .with_responses(responses);
+    (resp, splices)
 }
 
 fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {

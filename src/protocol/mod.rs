@@ -37,19 +37,21 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod response;
 pub mod sync_group;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
+use response::{ResponseFrame, Splices, SplicingBuf};
 
 /// What the connection does after a request.
 #[derive(Debug)]
 pub enum Reply {
     /// Send this frame (size prefix included).
-    Frame(BytesMut),
+    Frame(ResponseFrame),
     /// Send nothing (acks=0 produce).
     Nothing,
     /// Close the connection, as Kafka does for unparseable or unsupported requests.
@@ -90,6 +92,7 @@ pub async fn handle_frame(broker: &Broker, peer: std::net::IpAddr, mut frame: By
             0,
             0,
             &api_versions::unsupported_version_response(),
+            Splices::default(),
         );
     }
     if !supported || (api == ApiKey::Produce && version < apis::PRODUCE_MIN_SERVED) {
@@ -137,7 +140,10 @@ async fn dispatch(
         ApiKey::ApiVersions => respond(ctx, &api_versions::handle(ctx, decode(f, v)?)),
         ApiKey::Metadata => respond(ctx, &metadata::handle(ctx, decode(f, v)?)),
         ApiKey::Produce => produce::serve(ctx, decode(f, v)?),
-        ApiKey::Fetch => respond(ctx, &fetch::handle(ctx, decode(f, v)?).await),
+        ApiKey::Fetch => {
+            let (resp, records) = fetch::handle(ctx, decode(f, v)?).await;
+            respond_spliced(ctx, &resp, records)
+        }
         ApiKey::ListOffsets => respond(ctx, &list_offsets::handle(ctx, decode(f, v)?)),
         ApiKey::CreateTopics => respond(ctx, &create_topics::handle(ctx, decode(f, v)?)),
         ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
@@ -253,27 +259,46 @@ fn resolve_topic(
 
 /// Encodes a response with the header version its type prescribes for the request's version.
 fn respond<T: Encodable + HeaderVersion>(ctx: &RequestContext<'_>, body: &T) -> Reply {
+    respond_spliced(ctx, body, Splices::default())
+}
+
+/// `respond`, with the records fields in `records` sent from their files (see `response`).
+fn respond_spliced<T: Encodable + HeaderVersion>(
+    ctx: &RequestContext<'_>,
+    body: &T,
+    records: Splices,
+) -> Reply {
     encode(
         ctx.correlation_id,
         T::header_version(ctx.api_version),
         ctx.api_version,
         body,
+        records,
     )
 }
 
-fn encode<T: Encodable>(correlation_id: i32, header_version: i16, version: i16, body: &T) -> Reply {
-    let mut out = BytesMut::with_capacity(body.compute_size(version).unwrap_or(256) + 16);
-    out.put_i32(0); // size, patched below
+fn encode<T: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    body: &T,
+    records: Splices,
+) -> Reply {
+    let size = body.compute_size(version).unwrap_or(256) + 16;
+    let mut out = SplicingBuf::new(size, records);
+    out.put_i32(0); // size, set by finish
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    if let Err(e) = header
+    let encoded = header
         .encode(&mut out, header_version)
         .and_then(|_| body.encode(&mut out, version))
-    {
-        // A response we cannot encode is a bug of ours; the client gets a closed connection.
-        tracing::error!(error = %e, version, "failed to encode a response");
-        return Reply::Close(ProtocolError::Encode(e.to_string()).to_string());
+        .map_err(|e| e.to_string())
+        .and_then(|_| out.finish());
+    match encoded {
+        Ok(frame) => Reply::Frame(frame),
+        Err(e) => {
+            // A response we cannot encode is a bug of ours; the client gets a closed connection.
+            tracing::error!(error = %e, version, "failed to encode a response");
+            Reply::Close(ProtocolError::Encode(e).to_string())
+        }
     }
-    let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Reply::Frame(out)
 }

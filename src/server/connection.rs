@@ -7,14 +7,18 @@
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
 //! buffer grows only as bytes actually arrive.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::broker::Broker;
+use crate::log::segment::FileRange;
+use crate::protocol::response::Chunk;
 use crate::protocol::{handle_frame, Reply};
 
 /// Most bytes reserved ahead of arrival for one frame.
@@ -81,7 +85,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
     let max = broker.config.socket_request_max_bytes;
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut out: Vec<BytesMut> = Vec::new();
+    let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
     let mut recorder = frame_recorder(peer);
     loop {
@@ -105,7 +109,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
             match handle_frame(&broker, peer.ip(), frame).await {
                 Reply::Frame(resp) => {
                     queued += resp.len();
-                    out.push(resp);
+                    out.extend(resp.into_chunks());
                 }
                 Reply::Nothing => {}
                 Reply::Close(reason) => {
@@ -147,21 +151,71 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
 }
 
 /// Writes every queued response, in order.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<BytesMut>) -> std::io::Result<()> {
-    // One writev for every queued response (pipelined producers' acks go out together); the
-    // loop only repeats when the kernel takes part of them.
-    let mut slices: Vec<std::io::IoSlice<'_>> =
-        out.iter().map(|r| std::io::IoSlice::new(r)).collect();
+async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
+    let mut rest = &out[..];
+    while !rest.is_empty() {
+        // Bytes in memory up to the next file range go out in one writev (pipelined producers'
+        // acks together); file ranges go straight from the page cache.
+        let mem = rest
+            .iter()
+            .position(|c| matches!(c, Chunk::File(_)))
+            .unwrap_or(rest.len());
+        if mem > 0 {
+            write_all_vectored(stream, &rest[..mem]).await?;
+            rest = &rest[mem..];
+        } else if let Some(Chunk::File(range)) = rest.first() {
+            send_file(stream, range).await?;
+            rest = &rest[1..];
+        }
+    }
+    out.clear();
+    Ok(())
+}
+
+async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks
+        .iter()
+        .filter_map(|c| match c {
+            Chunk::Mem(b) => Some(io::IoSlice::new(b)),
+            Chunk::File(_) => None,
+        })
+        .collect();
     let mut pending = &mut slices[..];
     while !pending.is_empty() {
         let n = stream.write_vectored(pending).await?;
         if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+            return Err(io::ErrorKind::WriteZero.into());
         }
-        std::io::IoSlice::advance_slices(&mut pending, n);
+        io::IoSlice::advance_slices(&mut pending, n);
     }
-    drop(slices);
-    out.clear();
+    Ok(())
+}
+
+/// Largest piece handed to one sendfile call; the loop continues as the socket drains.
+const SENDFILE_MAX: usize = 1 << 20;
+
+/// Sends a segment file range with sendfile(2): the kernel moves the bytes from the page cache to
+/// the socket, gregor never copies them. A range without a descriptor is read and written.
+async fn send_file(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> {
+    let Some(fd) = range.fd() else {
+        let bytes = range.read()?;
+        return stream.write_all(&bytes).await;
+    };
+    let mut offset = range.position();
+    let end = offset + range.len() as u64;
+    while offset < end {
+        let want = usize::try_from(end - offset).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(&*stream, fd, Some(&mut offset), want).map_err(io::Error::from)
+        });
+        match sent {
+            // The file is shorter than when the fetch was planned: the frame cannot be completed.
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
