@@ -64,7 +64,7 @@ def test_consume_while_producing(broker, topic):
     c = consumer(broker, **{"fetch.wait.max.ms": 200})
     try:
         c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        p = producer(broker, **{"linger.ms": 0})
+        p = producer(broker, **{"linger.ms": 50})
         messages = []
         for i in range(1, 3000):
             p.produce(topic, partition=0, key=b"live", value=b"%d" % i, timestamp=base + i)
@@ -91,6 +91,20 @@ def test_fetch_smaller_than_a_batch(broker, topic):
         "fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024, "message.max.bytes": 1024,
         "receive.message.max.bytes": 1_000_000})
     assert [m.value() for m in messages] == [bytes([i]) * 5000 for i in range(40)]
+
+
+def test_fetch_limit_inside_a_batch(broker, topic):
+    """gregor cuts a partition's data where the fetch limit falls, as Kafka does, so responses end
+    in part of a batch: librdkafka drops it and fetches it again from there."""
+    base = base_timestamp_ms()
+    for n, codec in enumerate(["lz4", "none"]):
+        p = producer(broker, **{"compression.type": codec, "linger.ms": 50})
+        for b in range(20):  # batches of 50 records, about 8 KB uncompressed
+            first = (n * 20 + b) * 50
+            log = produce_all(p, topic, (make_record(i, base) for i in range(first, first + 50)))
+            assert log.errors == []
+    messages = consume_partition(broker, topic, 0, 2000, **{"max.partition.fetch.bytes": 25001})
+    check_messages(messages, base)
 
 
 def test_mixed_codecs_in_one_partition(broker, topic):

@@ -93,6 +93,23 @@ def test_fetch_smaller_than_a_batch(broker, topic):
     assert [r.value for r in records] == [bytes([i]) * 5000 for i in range(40)]
 
 
+def test_fetch_limit_inside_a_batch(broker, topic):
+    """gregor cuts a partition's data where the fetch limit falls, as Kafka does, so responses end
+    in part of a batch: the client drops it and fetches it again from there."""
+    base = base_timestamp_ms()
+    p = producer(broker, compression_type="lz4")
+    for n in range(20):  # 20 batches of about 8 KB (uncompressed)
+        produce_all(p, topic, (make_record(i, base) for i in range(n * 50, n * 50 + 50)))
+    p.close()
+    check_records(consume_partition(broker, topic, 0, 1000, max_partition_fetch_bytes=5001), base)
+    p = producer(broker)
+    for n in range(20, 40):
+        produce_all(p, topic, (make_record(i, base) for i in range(n * 50, n * 50 + 50)))
+    p.close()
+    check_records(consume_partition(broker, topic, 0, 1000, start=1000,
+                                    max_partition_fetch_bytes=25001), base, 1000, 1000)
+
+
 def test_mixed_codecs_in_one_partition(broker, topic):
     base = base_timestamp_ms()
     for n, codec in enumerate(["gzip", None, "zstd", "snappy", "lz4", None]):

@@ -464,7 +464,12 @@ impl SegmentReader {
 
     /// The whole batch at `position`.
     pub fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Bytes> {
-        let mut buf = vec![0u8; header.total_size()];
+        self.read_exact(position, header.total_size())
+    }
+
+    /// Exactly `len` bytes from `position`.
+    fn read_exact(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; len];
         self.file.pread_exact(&mut buf, position)?;
         Ok(Bytes::from(buf))
     }
@@ -500,9 +505,7 @@ impl FileRange {
 
     /// The bytes, copied into memory (when they cannot be sent from the file).
     pub fn read(&self) -> io::Result<Bytes> {
-        let mut buf = vec![0u8; self.len];
-        self.reader.file.pread_exact(&mut buf, self.position)?;
-        Ok(Bytes::from(buf))
+        self.reader.read_exact(self.position, self.len)
     }
 }
 
