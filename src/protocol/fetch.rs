@@ -10,7 +10,6 @@
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,11 +41,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
     let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
         req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    let mut watch = None;
     loop {
-        // Register for wake-ups before looking, so an append between the look and the wait is not
-        // missed.
-        let mut woken = pin!(ctx.broker.appended.notified());
-        woken.as_mut().enable();
         let plans = plan(&topics);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
@@ -62,11 +58,31 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         if ready {
             return respond(ctx, &req, &topics, plans);
         }
+        let Some(w) = &watch else {
+            // Park in the purgatory on the fetched partitions, then look once more before
+            // waiting (Kafka's tryCompleteElseWatch): an append in between is not missed.
+            watch = Some(ctx.broker.purgatory.watch(watched_partitions(&topics)));
+            continue;
+        };
         tokio::select! {
-            _ = woken => {}
+            _ = w.woken() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// The partitions a parked fetch waits on (resolved topics only: an unknown one answers at once).
+fn watched_partitions<'a>(
+    topics: &'a [(&FetchTopic, Result<Arc<Topic>, i16>)],
+) -> impl Iterator<Item = (&'a str, i32)> {
+    topics
+        .iter()
+        .filter_map(|(ft, topic)| Some((ft, topic.as_ref().ok()?)))
+        .flat_map(|(ft, t)| {
+            ft.partitions
+                .iter()
+                .map(|fp| (t.name.as_str(), fp.partition))
+        })
 }
 
 type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);

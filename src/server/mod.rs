@@ -1,7 +1,8 @@
 //! The network edge, and the only place that uses tokio's IO: the listener and one task per
-//! connection (see `connection.rs`).
+//! connection (see `connection.rs`), and the purgatory where long-polling requests wait.
 
 pub mod connection;
+pub mod purgatory;
 pub mod quotas;
 
 use std::sync::Arc;
