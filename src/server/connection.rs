@@ -7,9 +7,11 @@
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
 //! buffer grows only as bytes actually arrive.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::Interest;
@@ -83,7 +85,7 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
 pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let _ = stream.set_nodelay(true);
     let max = broker.config.socket_request_max_bytes;
-    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
@@ -95,13 +97,13 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 Ok(None) => break,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "closing connection");
-                    let _ = flush(&mut stream, &mut out).await;
+                    let _ = flush(&mut stream, &mut out, idle).await;
                     return;
                 }
             };
             record_frame(&mut recorder, &frame);
             if api_key_of(&frame) == Some(FETCH_KEY) && !out.is_empty() {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, idle).await.is_err() {
                     return;
                 }
                 queued = 0;
@@ -114,19 +116,19 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 Reply::Nothing => {}
                 Reply::Close(reason) => {
                     tracing::info!(%peer, %reason, "closing connection");
-                    let _ = flush(&mut stream, &mut out).await;
+                    let _ = flush(&mut stream, &mut out, idle).await;
                     return;
                 }
             }
             if queued >= WRITE_BATCH {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, idle).await.is_err() {
                     return;
                 }
                 queued = 0;
             }
         }
         if !out.is_empty() {
-            if flush(&mut stream, &mut out).await.is_err() {
+            if flush(&mut stream, &mut out, idle).await.is_err() {
                 return;
             }
             queued = 0;
@@ -150,8 +152,11 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
     }
 }
 
-/// Writes every queued response, in order.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
+/// Writes every queued response, in order. A client that takes nothing for `idle`
+/// (connections.max.idle.ms) gets an error, so the connection closes: Kafka's Selector counts
+/// only socket activity, and a channel whose response waits on a full socket has none. This
+/// also lets go of the segment files the queued responses hold open.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>, idle: Duration) -> io::Result<()> {
     let mut rest = &out[..];
     while !rest.is_empty() {
         // Bytes in memory up to the next file range go out in one writev (pipelined producers'
@@ -161,10 +166,10 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
             .position(|c| matches!(c, Chunk::File(_)))
             .unwrap_or(rest.len());
         if mem > 0 {
-            write_all_vectored(stream, &rest[..mem]).await?;
+            write_all_vectored(stream, &rest[..mem], idle).await?;
             rest = &rest[mem..];
         } else if let Some(Chunk::File(range)) = rest.first() {
-            send_file(stream, range).await?;
+            send_file(stream, range, idle).await?;
             rest = &rest[1..];
         }
     }
@@ -172,7 +177,11 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
     Ok(())
 }
 
-async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Result<()> {
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    chunks: &[Chunk],
+    idle: Duration,
+) -> io::Result<()> {
     let mut slices: Vec<io::IoSlice<'_>> = chunks
         .iter()
         .filter_map(|c| match c {
@@ -182,7 +191,7 @@ async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Res
         .collect();
     let mut pending = &mut slices[..];
     while !pending.is_empty() {
-        let n = stream.write_vectored(pending).await?;
+        let n = within(idle, stream.write_vectored(pending)).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -191,15 +200,25 @@ async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Res
     Ok(())
 }
 
+/// One wait on the socket, failed with `TimedOut` when it makes no progress for `idle`.
+async fn within<T>(idle: Duration, io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(idle, io).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client read nothing for connections.max.idle.ms",
+        )
+    })?
+}
+
 /// Largest piece handed to one sendfile call; the loop continues as the socket drains.
 const SENDFILE_MAX: usize = 1 << 20;
 
 /// Sends a segment file range with sendfile(2): the kernel moves the bytes from the page cache to
 /// the socket, gregor never copies them. A range without a descriptor is read and written.
-async fn send_file(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> {
+async fn send_file(stream: &mut TcpStream, range: &FileRange, idle: Duration) -> io::Result<()> {
     let Some(fd) = range.fd() else {
         let bytes = range.read()?;
-        return stream.write_all(&bytes).await;
+        return write_all_vectored(stream, &[Chunk::Mem(bytes)], idle).await;
     };
     let mut offset = range.position();
     let end = offset + range.len() as u64;
@@ -212,7 +231,9 @@ async fn send_file(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> 
             // The file is shorter than when the fetch was planned: the frame cannot be completed.
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                within(idle, stream.writable()).await?
+            }
             Err(e) => return Err(e),
         }
     }
