@@ -183,3 +183,40 @@ async fn a_client_that_never_reads_is_closed_after_the_idle_time() -> Result<()>
     // Everybody else is still served.
     api_versions_ok(&mut b.client().await?).await
 }
+
+#[tokio::test]
+async fn queued_request_bytes_stop_reading_until_memory_is_released() -> Result<()> {
+    // Kafka's SocketServer reads requests into a MemoryPool of queued.max.request.bytes: a frame
+    // takes its claimed size once its size prefix is read, and while the pool is exhausted no
+    // channel reads further (Selector mutes them) until a handled request gives memory back.
+    // Nothing is refused.
+    let b = start_broker_with(|c| {
+        c.socket_request_max_bytes = 100_000;
+        c.queued_max_request_bytes = 100_000;
+    })
+    .await?;
+    // A claims the whole pool with a frame it does not finish.
+    let mut a = b.client().await?;
+    a.send_raw(&100_000i32.to_be_bytes()).await?;
+    a.send_raw(&[0u8; 100]).await?;
+    // Until the broker has seen A's claim, probes are answered; then one is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut probe, id) = loop {
+        ensure!(
+            Instant::now() < deadline,
+            "requests were still read with the pool exhausted"
+        );
+        let mut c = b.client().await?;
+        let id = c.send_request(2, &ApiVersionsRequest::default()).await?;
+        if c.try_read_frame(Duration::from_millis(300)).await.is_err() {
+            break (c, id);
+        }
+    };
+    // A's frame completes (with bytes that are no valid request: the broker closes A) and its
+    // memory comes back: the held request is read and answered.
+    a.send_raw(&vec![0u8; 100_000 - 100]).await?;
+    a.expect_closed().await?;
+    let r = probe.read_response::<ApiVersionsRequest>(2, id).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    api_versions_ok(&mut b.client().await?).await
+}

@@ -5,7 +5,8 @@
 //! handled back to back and their responses written together, which saves syscalls for producers
 //! with several requests in flight. A frame whose size prefix is negative or above
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
-//! buffer grows only as bytes actually arrive.
+//! buffer grows only as bytes actually arrive. Each frame holds its claimed size of the
+//! queued.max.request.bytes pool (`memory_pool`) from its size prefix until it was handled.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +19,7 @@ use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::memory_pool::{Allocation, MemoryPool};
 use crate::broker::Broker;
 use crate::log::segment::FileRange;
 use crate::protocol::response::Chunk;
@@ -41,10 +43,9 @@ pub enum FrameError {
 /// Splits the next whole frame (without its size prefix) off `buf`, if one is there. Public for
 /// the fuzz targets, which feed recorded byte streams through the same framing.
 pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
-    if buf.len() < 4 {
+    let Some(size) = size_prefix(buf) else {
         return Ok(None);
-    }
-    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    };
     let size = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
     if size > max {
         return Err(FrameError::TooLarge { size, max });
@@ -55,6 +56,27 @@ pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
     }
     buf.advance(4);
     Ok(Some(buf.split_to(size).freeze()))
+}
+
+/// The size prefix of the first frame in `buf`, once its four bytes are there.
+fn size_prefix(buf: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(buf.get(..4)?.try_into().ok()?))
+}
+
+/// The pool's bytes for a frame of `size`. Responses already queued go out first when the pool
+/// is exhausted, so waiting for memory delays no answer.
+async fn allocate(
+    pool: &Arc<MemoryPool>,
+    size: usize,
+    stream: &mut TcpStream,
+    out: &mut Vec<Chunk>,
+    idle: Duration,
+) -> io::Result<Allocation> {
+    if let Some(a) = pool.try_allocate(size) {
+        return Ok(a);
+    }
+    flush(stream, out, idle).await?;
+    within(idle, pool.allocate(size)).await
 }
 
 /// Debugging aid that seeds the fuzz corpus with real client traffic: when GREGOR_RECORD_FRAMES
@@ -82,7 +104,12 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
     (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]))
 }
 
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    pool: Arc<MemoryPool>,
+) {
     let _ = stream.set_nodelay(true);
     let max = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
@@ -90,6 +117,9 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
     let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
     let mut recorder = frame_recorder(peer);
+    // What the first frame in `buf` holds of queued.max.request.bytes, from the moment its size
+    // is known until its request was handled (see `memory_pool`).
+    let mut allocation: Option<Allocation> = None;
     loop {
         loop {
             let frame = match next_frame(&mut buf, max) {
@@ -102,6 +132,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 }
             };
             record_frame(&mut recorder, &frame);
+            let _allocation = match allocation.take() {
+                Some(a) => a,
+                // It arrived whole within one read: it takes its bytes now, as every receive
+                // does in Kafka.
+                None => match allocate(&pool, frame.len(), &mut stream, &mut out, idle).await {
+                    Ok(a) => a,
+                    Err(_) => return,
+                },
+            };
             if api_key_of(&frame) == Some(FETCH_KEY) && !out.is_empty() {
                 if flush(&mut stream, &mut out, idle).await.is_err() {
                     return;
@@ -132,6 +171,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 return;
             }
             queued = 0;
+        }
+        if let (None, Some(size)) = (&allocation, size_prefix(&buf)) {
+            // A frame is partly here (its size was checked by next_frame): no more of it is read
+            // until the pool holds its size.
+            let size = usize::try_from(size).unwrap_or(max);
+            match allocate(&pool, size, &mut stream, &mut out, idle).await {
+                Ok(a) => allocation = Some(a),
+                Err(_) => return,
+            }
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
@@ -191,7 +239,7 @@ async fn write_all_vectored(
         .collect();
     let mut pending = &mut slices[..];
     while !pending.is_empty() {
-        let n = within(idle, stream.write_vectored(pending)).await?;
+        let n = within(idle, stream.write_vectored(pending)).await??;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -200,14 +248,15 @@ async fn write_all_vectored(
     Ok(())
 }
 
-/// One wait on the socket, failed with `TimedOut` when it makes no progress for `idle`.
-async fn within<T>(idle: Duration, io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    tokio::time::timeout(idle, io).await.map_err(|_| {
+/// One wait of a connection, failed with `TimedOut` when nothing happens for `idle`
+/// (connections.max.idle.ms).
+async fn within<F: Future>(idle: Duration, wait: F) -> io::Result<F::Output> {
+    tokio::time::timeout(idle, wait).await.map_err(|_| {
         io::Error::new(
             io::ErrorKind::TimedOut,
-            "the client read nothing for connections.max.idle.ms",
+            "no activity for connections.max.idle.ms",
         )
-    })?
+    })
 }
 
 /// Largest piece handed to one sendfile call; the loop continues as the socket drains.
@@ -232,7 +281,7 @@ async fn send_file(stream: &mut TcpStream, range: &FileRange, idle: Duration) ->
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                within(idle, stream.writable()).await?
+                within(idle, stream.writable()).await??
             }
             Err(e) => return Err(e),
         }
