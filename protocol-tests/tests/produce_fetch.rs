@@ -342,6 +342,31 @@ async fn long_poll_by_topic_id_wakes_on_its_partition_among_many() -> Result<()>
 }
 
 #[tokio::test]
+async fn min_bytes_above_max_bytes_answers_once_max_bytes_are_there() -> Result<()> {
+    // KafkaApis caps min_bytes at the response limit (max_bytes, fetch.max.bytes): a fetch whose
+    // min_bytes could never fit answers as soon as max_bytes are available, not at max_wait.
+    let (_b, mut c) = broker_with_topic("minmax", 1).await?;
+    let value = "x".repeat(500);
+    produce_ok(&mut c, "minmax", 0, values_batch(&[&value])).await?;
+    let mut req = fetch_request(
+        vec![fetch_topic("minmax", vec![fetch_partition(0, 0, 1 << 20)])],
+        300_000,
+        1 << 20,
+    );
+    req.max_bytes = 100;
+    // Answered long before max_wait (the read would time out otherwise), with the first batch.
+    let resp = c.request(FETCH_V, req).await?;
+    let recs = decode_records(
+        &resp.responses[0].partitions[0]
+            .records
+            .clone()
+            .unwrap_or_default(),
+    )?;
+    ensure!(recs.len() == 1, "{recs:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn min_bytes_not_reached_returns_after_max_wait_with_what_there_is() -> Result<()> {
     let (_b, mut c) = broker_with_topic("minbytes", 1).await?;
     produce_ok(&mut c, "minbytes", 0, values_batch(&["small"])).await?;

@@ -38,7 +38,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
-    let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
+    // Kafka (KafkaApis.handleFetchRequest) caps min_bytes at the response limit: a fetch asking
+    // for more than it may receive answers once the limit is available.
+    let min_bytes = u64::try_from(req.min_bytes)
+        .unwrap_or(0)
+        .min(response_limit(ctx, &req) as u64);
     let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
         req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
     let mut watch = None;
@@ -85,6 +89,13 @@ fn watched_partitions<'a>(
         })
 }
 
+/// The response's byte limit: the request's max_bytes, capped by fetch.max.bytes.
+fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
+    usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(ctx.broker.config.fetch_max_bytes)
+}
+
 type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
 
 /// Locates every requested partition's data (or its error) without reading it.
@@ -117,10 +128,7 @@ fn respond(
     topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
     plans: Vec<Vec<PartitionPlan<'_>>>,
 ) -> (FetchResponse, Splices) {
-    let limit = usize::try_from(req.max_bytes)
-        .unwrap_or(0)
-        .min(ctx.broker.config.fetch_max_bytes);
-    let mut budget = limit;
+    let mut budget = response_limit(ctx, req);
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
     let mut splices = Splices::default();
