@@ -108,6 +108,53 @@ async fn max_timestamp() -> Result<()> {
 }
 
 #[tokio::test]
+async fn special_timestamps_need_their_version() -> Result<()> {
+    // ReplicaManager.isListOffsetsTimestampUnsupported: MAX_TIMESTAMP (-3) needs v7,
+    // EARLIEST_LOCAL (-4) v8, LATEST_TIERED (-5) v9; other negative timestamps never work.
+    let (_b, mut c) = seeded().await?;
+    for (ts, since) in [(-3, 7), (-4, 8), (-5, 9)] {
+        for v in 1..since {
+            let p = list_offset_at(&mut c, v, "lo", 0, ts).await?;
+            ensure!(p.error_code == UNSUPPORTED_VERSION, "{ts} at v{v}: {p:?}");
+        }
+        let p = list_offset_at(&mut c, since, "lo", 0, ts).await?;
+        ensure!(p.error_code == NONE, "{ts} at v{since}: {p:?}");
+    }
+    let p = list_offset(&mut c, "lo", 0, -6).await?;
+    ensure!(p.error_code == UNSUPPORTED_VERSION, "{p:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_partition_named_twice_is_an_invalid_request() -> Result<()> {
+    // ReplicaManager.fetchOffset answers a partition the request names more than once with
+    // INVALID_REQUEST (once); the other partitions are answered as usual.
+    let (_b, mut c) = seeded().await?;
+    let part = |i: i32| {
+        ListOffsetsPartition::default()
+            .with_partition_index(i)
+            .with_timestamp(-1)
+    };
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("lo"))
+            .with_partitions(vec![part(0), part(1), part(0)])]);
+    let r = c.request(LIST_OFFSETS_V, req).await?;
+    let ps = &r.topics[0].partitions;
+    ensure!(ps.len() == 2, "{ps:?}");
+    ensure!(
+        ps[0].partition_index == 0 && ps[0].error_code == INVALID_REQUEST,
+        "{ps:?}"
+    );
+    ensure!(
+        ps[1].partition_index == 1 && ps[1].error_code == NONE,
+        "{ps:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn unknown_topic_and_partition() -> Result<()> {
     let (_b, mut c) = seeded().await?;
     let p = list_offset(&mut c, "lo", 5, -1).await?;

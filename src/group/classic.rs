@@ -17,6 +17,12 @@ use tokio::sync::oneshot;
 use super::GroupConfig;
 use crate::protocol::errors;
 
+/// How long a new member may wait in JoinGroup before it is removed (Kafka's
+/// GroupCoordinatorConfig.CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS, a constant there too; KAFKA-7610).
+/// Unknown members are bounded as in Kafka: member ids handed out with MEMBER_ID_REQUIRED expire
+/// after the session timeout, new members after this, and group.max.size caps both.
+const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -116,6 +122,9 @@ pub struct Member {
     sync_waiter: Option<oneshot::Sender<SyncResult>>,
     /// The session expires at this time unless a heartbeat (or join/sync) comes first.
     deadline_ms: i64,
+    /// Joined without a member id and not yet through a completed join: expires at
+    /// NEW_MEMBER_JOIN_TIMEOUT_MS even while its JoinGroup waits.
+    is_new: bool,
 }
 
 impl Member {
@@ -204,6 +213,7 @@ impl ClassicGroup {
                 join_waiter: None,
                 sync_waiter: None,
                 deadline_ms: now + i64::from(m.session_timeout_ms),
+                is_new: false,
             };
             g.members.insert(m.member_id, member);
         }
@@ -402,7 +412,11 @@ impl ClassicGroup {
             assignment: Bytes::new(),
             join_waiter: None,
             sync_waiter: None,
-            deadline_ms: now + i64::from(p.session_timeout_ms),
+            // Kafka's new-member join timeout: a new member cannot heartbeat and its disconnect
+            // goes unseen while its JoinGroup is parked, so retrying clients would otherwise pile
+            // up defunct members (and their client ids) for the whole rebalance timeout.
+            deadline_ms: now + NEW_MEMBER_JOIN_TIMEOUT_MS,
+            is_new: true,
         };
         self.members.insert(id.clone(), member);
         let reply = self.update_and_wait(&id, p, now);
@@ -432,7 +446,9 @@ impl ClassicGroup {
             m.rebalance_timeout_ms = p.rebalance_timeout_ms;
             m.client_id = p.client_id;
             m.client_host = p.client_host;
-            m.deadline_ms = now + i64::from(m.session_timeout_ms);
+            if !m.is_new {
+                m.deadline_ms = now + i64::from(m.session_timeout_ms);
+            }
         }
         Reply::Later(rx)
     }
@@ -518,6 +534,7 @@ impl ClassicGroup {
             let result = self.join_result_for(&id);
             if let Some(m) = self.members.get_mut(&id) {
                 m.deadline_ms = now + i64::from(m.session_timeout_ms);
+                m.is_new = false;
                 if let Some(w) = m.join_waiter.take() {
                     let _ = w.send(result);
                 }
@@ -735,7 +752,7 @@ impl ClassicGroup {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting() && m.deadline_ms <= now)
+            .filter(|m| (m.is_new || !m.awaiting()) && m.deadline_ms <= now)
             .map(|m| m.member_id.clone())
             .collect();
         for id in &expired {
@@ -962,6 +979,32 @@ mod tests {
         let jb = rb.try_recv().unwrap();
         assert_eq!((jb.generation_id, jb.leader.as_str()), (2, b.as_str()));
         assert!(!g.members.contains_key(&a));
+    }
+
+    // Kafka (KAFKA-7610): a new member parked in JoinGroup is removed after the new-member join
+    // timeout (5 min), not held for the rebalance timeout its client chose.
+    #[test]
+    fn a_new_member_parked_in_join_expires_after_the_new_member_timeout() {
+        let mut g = ClassicGroup::new("g");
+        let (a, mut ra) = join_new(&mut g, 0);
+        ra.try_recv().unwrap();
+        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        // A JoinGroup v3 (no KIP-394 round trip) with a day-long rebalance timeout; a heartbeats
+        // on but never rejoins, so the rebalance would wait the whole day.
+        let mut p = params("", &["range"]);
+        p.require_known_member_id = false;
+        p.rebalance_timeout_ms = 86_400_000;
+        let mut rb = later(g.join(p, 100, &cfg()));
+        let b = g.members.keys().find(|id| **id != a).unwrap().clone();
+        let mut t = 100;
+        while t < 100 + NEW_MEMBER_JOIN_TIMEOUT_MS {
+            t += 5_000;
+            g.heartbeat(&a, None, 1, t);
+            g.tick(t, &cfg());
+        }
+        assert!(!g.members.contains_key(&b), "the new member is still held");
+        assert_eq!(rb.try_recv().unwrap().error_code, errors::UNKNOWN_MEMBER_ID);
+        assert!(g.members.contains_key(&a));
     }
 
     #[test]

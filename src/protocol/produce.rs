@@ -40,7 +40,6 @@ pub fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
 pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
     let now = now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
-    let mut appended = false;
     let responses = req
         .topic_data
         .into_iter()
@@ -50,12 +49,17 @@ pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse 
                 .partition_data
                 .into_iter()
                 .map(|pd| {
+                    let index = pd.index;
                     let r = match (&topic, valid_acks) {
                         (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => append(ctx, t, pd, now),
                     };
-                    appended |= r.error_code == errors::NONE;
+                    if let (Ok(t), errors::NONE) = (&topic, r.error_code) {
+                        // As Kafka's ReplicaManager after an append: complete the delayed fetches
+                        // of that partition (and no other).
+                        ctx.broker.purgatory.check_and_complete(&t.name, index);
+                    }
                     r
                 })
                 .collect();
@@ -69,9 +73,6 @@ pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse 
             t
         })
         .collect();
-    if appended {
-        ctx.broker.appended.notify_waiters();
-    }
     ProduceResponse::default().with_responses(responses)
 }
 
