@@ -22,7 +22,7 @@ use super::batch::{
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
-use super::{LogConfig, TimestampType};
+use super::{AppendOrigin, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -40,6 +40,8 @@ pub enum LogError {
     InvalidProducerEpoch,
     #[error("out of order sequence number")]
     OutOfOrderSequence,
+    #[error("producer id {0} was not handed out by this broker")]
+    UnknownProducerId(i64),
     #[error("batch is larger than segment.bytes")]
     RecordListTooLarge,
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
@@ -324,12 +326,24 @@ impl PartitionLog {
         &mut self.segments[last]
     }
 
-    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    /// Validates and appends the broker's own `records` (exactly one batch), as `append_from`
+    /// with the coordinator's origin.
     pub fn append(
         &mut self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, produce_version, now_ms, AppendOrigin::Coordinator)
+    }
+
+    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, LogError> {
         if self.offline {
             return Err(LogError::Offline);
@@ -352,6 +366,18 @@ impl PartitionLog {
             None => (records, header),
         };
         if header.has_producer_id() {
+            // A producer id the broker never handed out has no state anywhere: refuse it
+            // (UNKNOWN_PRODUCER_ID) rather than let it claim an id a real producer gets later,
+            // where its remembered batches would turn the real producer's first writes into
+            // "duplicates" that are acknowledged and never written.
+            if let AppendOrigin::Client {
+                producer_ids_issued,
+            } = origin
+            {
+                if header.producer_id >= producer_ids_issued {
+                    return Err(LogError::UnknownProducerId(header.producer_id));
+                }
+            }
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(m) => {
@@ -844,6 +870,7 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
+    /// The broker's own records (see `PartitionLog::append`).
     pub fn append(
         &self,
         records: &[u8],
@@ -851,6 +878,19 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.log.lock().append(records, produce_version, now_ms)
+    }
+
+    /// Records from `origin` (a Produce request: `AppendOrigin::Client`).
+    pub fn append_from(
+        &self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
+        self.log
+            .lock()
+            .append_from(records, produce_version, now_ms, origin)
     }
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
