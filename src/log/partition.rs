@@ -16,8 +16,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_produced, BatchError, BatchHeader, TimestampBounds, HEADER_LEN,
-    NO_TIMESTAMP,
+    assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
+    HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
@@ -362,7 +362,14 @@ impl PartitionLog {
         )?;
         let converted = self.convert_records(records, &header)?;
         let (records, header) = match &converted {
-            Some((bytes, h)) => (bytes.as_slice(), *h),
+            // Recompression keeps the producer's header fields; the validated ones stand.
+            Some((bytes, h)) => (
+                bytes.as_slice(),
+                BatchHeader {
+                    max_timestamp: header.max_timestamp,
+                    ..*h
+                },
+            ),
             None => (records, header),
         };
         if header.has_producer_id() {
@@ -403,7 +410,12 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let new_header = assign_offsets(records, base_offset, self.leader_epoch, append_time);
+        let max_timestamp = match append_time {
+            Some(now) => MaxTimestamp::LogAppendTime(now),
+            None => MaxTimestamp::CreateTime(header.max_timestamp),
+        };
+        let new_header =
+            assign_offsets(records, base_offset, self.leader_epoch, Some(max_timestamp));
         let parsed = BatchHeader::parse(&new_header)
             .ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
         let interval = self.config.index_interval_bytes;
@@ -1022,6 +1034,46 @@ mod tests {
             .append(&make_batch(&[b"new"], 20_000, None), 9, 0)
             .unwrap();
         assert_eq!(info.base_offset, 60);
+    }
+
+    #[test]
+    fn retention_follows_the_records_not_the_claimed_max_timestamp() {
+        // Kafka's LogValidator recomputes a batch's max timestamp from its records, so a header
+        // claiming 0 does not expire records written now, and one claiming the far future does
+        // not keep old records (issue 11, item 2).
+        use crate::log::batch::{compute_crc, OFF_CRC, OFF_MAX_TIMESTAMP};
+        let claiming = |ts: i64, claimed: i64| {
+            let mut b = make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], ts, None);
+            b[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&claimed.to_be_bytes());
+            let crc = compute_crc(&b);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            b
+        };
+        let now = 1_000_000_000;
+        let year = 365 * 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(now, 0), 9, now).unwrap();
+        }
+        assert!(log.segment_count() > 2);
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), 0);
+        // Old records under a header from 100 years ahead expire on time.
+        let old = now + 1_000 - 700_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(old, now + 100 * year), 9, now)
+                .unwrap();
+        }
+        assert!(read_all(&log, 0).iter().all(|h| h.max_timestamp == old));
+        let segments = log.segment_count();
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), segments);
+        assert_eq!(log.log_start_offset(), 60);
     }
 
     #[test]
