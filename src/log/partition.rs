@@ -624,8 +624,9 @@ impl PartitionLog {
                 break;
             }
             let by_time = c.retention_ms >= 0
-                && seg.max_timestamp() != NO_TIMESTAMP
-                && now_ms - seg.max_timestamp() > c.retention_ms;
+                && seg
+                    .largest_timestamp()
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > c.retention_ms);
             let by_size = c.retention_bytes >= 0 && total - seg.size() as i64 >= c.retention_bytes;
             if !(by_time || by_size) {
                 break;
@@ -706,7 +707,7 @@ impl PartitionLog {
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let cleanable: Vec<&Segment> = self.segments[..active]
             .iter()
-            .take_while(|s| s.max_timestamp() <= lag_limit)
+            .take_while(|s| s.largest_timestamp().is_some_and(|ts| ts <= lag_limit))
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
         let dirty: Vec<&&Segment> = cleanable
@@ -721,7 +722,8 @@ impl PartitionLog {
         // max.compaction.lag.ms: the oldest dirty segment may wait no longer than this (judged by
         // its newest record, so at most one segment's span later than Kafka, which uses the oldest).
         let overdue = dirty.first().is_some_and(|s| {
-            s.max_timestamp() < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+            s.largest_timestamp()
+                .is_some_and(|ts| ts < now_ms.saturating_sub(self.config.max_compaction_lag_ms))
         });
         if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
             return None;
@@ -1074,6 +1076,46 @@ mod tests {
         let segments = log.segment_count();
         assert_eq!(log.apply_retention(now + 1_000).unwrap(), segments);
         assert_eq!(log.log_start_offset(), 60);
+    }
+
+    #[test]
+    fn records_without_timestamps_expire_by_the_segment_file_time() {
+        // Kafka's LogSegment.largestTimestamp falls back to the file's modification time when no
+        // record has a timestamp, so such segments expire (issue 11, item 3).
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(
+                &make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], NO_TIMESTAMP, None),
+                9,
+                0,
+            )
+            .unwrap();
+        }
+        let rolled = log.segment_count() - 1;
+        assert!(rolled >= 2);
+        let now = crate::broker::now_ms();
+        // Freshly written: kept.
+        assert_eq!(log.apply_retention(now).unwrap(), 0);
+        // The rolled segments' files were last written an hour ago; the active one just now.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for seg in &log.segments[..rolled] {
+            let path = dir
+                .path()
+                .join(super::super::segment::file_name(seg.base_offset, "log"));
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        assert_eq!(log.apply_retention(now).unwrap(), rolled);
+        assert_eq!(log.log_start_offset(), log.active_base_offset());
     }
 
     #[test]
