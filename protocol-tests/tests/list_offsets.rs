@@ -243,3 +243,52 @@ async fn log_append_time_topic() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_claimed_max_timestamp_is_replaced_by_the_records_one() -> Result<()> {
+    // Kafka's LogValidator recomputes MaxTimestamp from the records and rewrites the header (and
+    // its CRC) when the producer's value differs; the time index and ListOffsets follow the
+    // recomputed value (issue 11, item 2).
+    let (_b, mut c) = broker_with_topic("claims", 1).await?;
+    let century = 100 * 365 * 86_400_000;
+    for (ts, claimed) in [([0, 10], 0), ([20, 30], T0 + century)] {
+        let recs: Vec<Rec> = ts
+            .iter()
+            .map(|t| Rec::value("v").with_timestamp(T0 + t))
+            .collect();
+        let mut b = build_batch(Compression::None, &recs, None).to_vec();
+        put_i64_at(&mut b, header::MAX_TIMESTAMP, claimed);
+        fix_crc(&mut b);
+        produce_ok(&mut c, "claims", 0, b.into()).await?;
+    }
+    // (target, expected offset, expected timestamp)
+    for (target, offset, ts) in [
+        (T0 + 5, 1, T0 + 10),
+        (T0 + 25, 3, T0 + 30),
+        (T0 + 31, -1, -1),
+        (-3, 3, T0 + 30),
+    ] {
+        let p = list_offset(&mut c, "claims", 0, target).await?;
+        ensure!(
+            p.error_code == NONE && (p.offset, p.timestamp) == (offset, ts),
+            "target {target}: {p:?}"
+        );
+    }
+    let p = fetch_one(&mut c, "claims", 0, 0, 1 << 20).await?;
+    let records = p.records.unwrap_or_default();
+    let maxes: Vec<i64> = batches(&records)
+        .iter()
+        .scan(0, |at, info| {
+            let max = i64_at(&records[*at..], header::MAX_TIMESTAMP);
+            *at += info.size;
+            Some(max)
+        })
+        .collect();
+    ensure!(
+        maxes == vec![T0 + 10, T0 + 30],
+        "stored max timestamps {maxes:?}"
+    );
+    // The rewritten headers carry valid CRCs: the records decode.
+    ensure!(decode_records(&records)?.len() == 4);
+    Ok(())
+}

@@ -628,23 +628,44 @@ impl ClassicGroup {
                     m.deadline_ms = now + i64::from(m.session_timeout_ms);
                 }
                 if self.leader.as_deref() == Some(member_id) {
+                    // Stable with the leader's assignment; the waiting members are answered by
+                    // `assignment_stored` once the coordinator has written the group record.
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for m in self.members.values_mut() {
                         m.assignment = given.remove(&m.member_id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
-                    let ids: Vec<String> = self.members.keys().cloned().collect();
-                    for id in ids {
-                        let result = self.sync_result_for(&id);
-                        if let Some(w) =
-                            self.members.get_mut(&id).and_then(|m| m.sync_waiter.take())
-                        {
-                            let _ = w.send(result);
-                        }
-                    }
                 }
                 Reply::Later(rx)
             }
+        }
+    }
+
+    /// Answers the members waiting for SyncGroup after the leader's SyncGroup made the group
+    /// Stable and the coordinator tried to write the group record. When the write failed, Kafka
+    /// (GroupMetadataManager.classicGroupSyncToLeader) resets every assignment, fails the waiting
+    /// SyncGroups with the error and starts a new rebalance, so no member works from an
+    /// assignment a restart would not know.
+    pub fn assignment_stored(&mut self, stored: Result<(), i16>, now: i64, cfg: &GroupConfig) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = match stored {
+                Ok(()) => self.sync_result_for(&id),
+                Err(code) => SyncResult::error(code),
+            };
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
+            if stored.is_err() {
+                m.assignment = Bytes::new();
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(result);
+            }
+        }
+        if stored.is_err() {
+            self.state = GroupState::CompletingRebalance;
+            self.prepare_rebalance(now, cfg);
         }
     }
 
@@ -879,6 +900,44 @@ mod tests {
         }
     }
 
+    /// SyncGroup as the coordinator runs it: the group record written (`stored`) when the leader's
+    /// assignment made the group Stable.
+    fn sync_storing(
+        g: &mut ClassicGroup,
+        stored: Result<(), i16>,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: i64,
+    ) -> Reply<SyncResult> {
+        let before = g.state;
+        let reply = g.sync(member_id, instance_id, generation_id, assignments, now);
+        if before == GroupState::CompletingRebalance && g.state == GroupState::Stable {
+            g.assignment_stored(stored, now, &cfg());
+        }
+        reply
+    }
+
+    fn sync(
+        g: &mut ClassicGroup,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: i64,
+    ) -> Reply<SyncResult> {
+        sync_storing(
+            g,
+            Ok(()),
+            member_id,
+            instance_id,
+            generation_id,
+            assignments,
+            now,
+        )
+    }
+
     fn later<T>(r: Reply<T>) -> oneshot::Receiver<T> {
         match r {
             Reply::Later(rx) => rx,
@@ -905,7 +964,8 @@ mod tests {
         );
         assert_eq!(j.members.len(), 1);
         assert_eq!(g.state, GroupState::CompletingRebalance);
-        let mut s = later(g.sync(
+        let mut s = later(sync(
+            &mut g,
             &id,
             None,
             1,
@@ -920,11 +980,40 @@ mod tests {
     }
 
     #[test]
+    fn sync_fails_when_the_group_record_cannot_be_written() {
+        // Kafka's classicGroupSyncToLeader: a failed write of the group record resets the
+        // assignments, fails every waiting SyncGroup with the mapped error and rebalances
+        // (issue 11, item 5).
+        let mut g = ClassicGroup::new("g");
+        let (a, mut ra) = join_new(&mut g, 0);
+        ra.try_recv().unwrap();
+        let (b, mut rb) = join_new(&mut g, 10);
+        let mut ra = later(g.join(params(&a, &["range"]), 12, &cfg()));
+        ra.try_recv().unwrap();
+        rb.try_recv().unwrap();
+        let mut sb = later(sync(&mut g, &b, None, 2, vec![], 13));
+        let assignments = vec![(a.clone(), Bytes::from_static(b"A"))];
+        let failed = Err(errors::UNKNOWN_SERVER_ERROR);
+        let mut sa = later(sync_storing(&mut g, failed, &a, None, 2, assignments, 14));
+        assert_eq!(
+            sa.try_recv().unwrap().error_code,
+            errors::UNKNOWN_SERVER_ERROR
+        );
+        assert_eq!(
+            sb.try_recv().unwrap().error_code,
+            errors::UNKNOWN_SERVER_ERROR
+        );
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert!(g.members.values().all(|m| m.assignment.is_empty()));
+        assert_eq!(g.heartbeat(&a, None, 2, 15), errors::REBALANCE_IN_PROGRESS);
+    }
+
+    #[test]
     fn rebalance_with_two_members() {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         assert_eq!(ra.try_recv().unwrap().generation_id, 1);
-        let mut sa = later(g.sync(&a, None, 1, vec![], 0));
+        let mut sa = later(sync(&mut g, &a, None, 1, vec![], 0));
         sa.try_recv().unwrap();
         // b joins: a learns of the rebalance through its heartbeat and rejoins.
         let (b, mut rb) = join_new(&mut g, 10);
@@ -937,13 +1026,13 @@ mod tests {
         assert_eq!(ja.leader, a);
         assert_eq!((ja.members.len(), jb.members.len()), (2, 0));
         // Followers wait for the leader's assignment.
-        let mut sb = later(g.sync(&b, None, 2, vec![], 13));
+        let mut sb = later(sync(&mut g, &b, None, 2, vec![], 13));
         assert!(sb.try_recv().is_err());
         let assignments = vec![
             (a.clone(), Bytes::from_static(b"A")),
             (b.clone(), Bytes::from_static(b"B")),
         ];
-        let mut sa = later(g.sync(&a, None, 2, assignments, 14));
+        let mut sa = later(sync(&mut g, &a, None, 2, assignments, 14));
         assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from_static(b"A"));
         assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from_static(b"B"));
         assert_eq!(g.state, GroupState::Stable);
@@ -954,7 +1043,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         g.tick(9_999, &cfg());
         assert_eq!(g.state, GroupState::Stable);
         g.tick(10_001, &cfg());
@@ -968,7 +1059,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         let (b, mut rb) = join_new(&mut g, 100);
         // a keeps heartbeating but never rejoins; the rebalance completes without it.
         for t in (1000..30_000).step_by(1000) {
@@ -1057,7 +1150,7 @@ mod tests {
             errors::UNKNOWN_MEMBER_ID
         );
         assert_eq!(
-            now_result(g.sync(&a, None, 7, vec![], 1)).error_code,
+            now_result(sync(&mut g, &a, None, 7, vec![], 1)).error_code,
             errors::ILLEGAL_GENERATION
         );
         let full = GroupConfig {
@@ -1087,7 +1180,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         assert_eq!(g.leave(&a, None, 5, &cfg()), errors::NONE);
         assert_eq!(g.state, GroupState::Empty);
         assert_eq!(g.leave(&a, None, 5, &cfg()), errors::UNKNOWN_MEMBER_ID);
@@ -1101,7 +1196,8 @@ mod tests {
         let mut r1 = later(g.join(p.clone(), 0, &cfg()));
         let j1 = r1.try_recv().unwrap();
         let old = j1.member_id.clone();
-        later(g.sync(
+        later(sync(
+            &mut g,
             &old,
             Some("i1"),
             1,
@@ -1115,7 +1211,7 @@ mod tests {
         assert_eq!((j2.error_code, j2.generation_id), (errors::NONE, 1));
         assert_ne!(j2.member_id, old);
         assert_eq!(g.state, GroupState::Stable);
-        let s = now_result(g.sync(&j2.member_id, Some("i1"), 1, vec![], 101));
+        let s = now_result(sync(&mut g, &j2.member_id, Some("i1"), 1, vec![], 101));
         assert_eq!(s.assignment, Bytes::from_static(b"A"));
         assert_eq!(
             g.heartbeat(&old, Some("i1"), 1, 102),
@@ -1133,7 +1229,9 @@ mod tests {
             g.validate_offset_commit(&a, None, 1),
             errors::REBALANCE_IN_PROGRESS
         );
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         assert_eq!(g.validate_offset_commit(&a, None, 1), errors::NONE);
         assert_eq!(
             g.validate_offset_commit(&a, None, 0),

@@ -16,13 +16,13 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_produced, BatchError, BatchHeader, TimestampBounds, HEADER_LEN,
-    NO_TIMESTAMP,
+    assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
+    HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
-use super::{LogConfig, TimestampType};
+use super::{AppendOrigin, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -40,6 +40,8 @@ pub enum LogError {
     InvalidProducerEpoch,
     #[error("out of order sequence number")]
     OutOfOrderSequence,
+    #[error("producer id {0} was not handed out by this broker")]
+    UnknownProducerId(i64),
     #[error("batch is larger than segment.bytes")]
     RecordListTooLarge,
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
@@ -324,12 +326,24 @@ impl PartitionLog {
         &mut self.segments[last]
     }
 
-    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    /// Validates and appends the broker's own `records` (exactly one batch), as `append_from`
+    /// with the coordinator's origin.
     pub fn append(
         &mut self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, produce_version, now_ms, AppendOrigin::Coordinator)
+    }
+
+    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, LogError> {
         if self.offline {
             return Err(LogError::Offline);
@@ -348,10 +362,29 @@ impl PartitionLog {
         )?;
         let converted = self.convert_records(records, &header)?;
         let (records, header) = match &converted {
-            Some((bytes, h)) => (bytes.as_slice(), *h),
+            // Recompression keeps the producer's header fields; the validated ones stand.
+            Some((bytes, h)) => (
+                bytes.as_slice(),
+                BatchHeader {
+                    max_timestamp: header.max_timestamp,
+                    ..*h
+                },
+            ),
             None => (records, header),
         };
         if header.has_producer_id() {
+            // A producer id the broker never handed out has no state anywhere: refuse it
+            // (UNKNOWN_PRODUCER_ID) rather than let it claim an id a real producer gets later,
+            // where its remembered batches would turn the real producer's first writes into
+            // "duplicates" that are acknowledged and never written.
+            if let AppendOrigin::Client {
+                producer_ids_issued,
+            } = origin
+            {
+                if header.producer_id >= producer_ids_issued {
+                    return Err(LogError::UnknownProducerId(header.producer_id));
+                }
+            }
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(m) => {
@@ -377,7 +410,12 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let new_header = assign_offsets(records, base_offset, self.leader_epoch, append_time);
+        let max_timestamp = match append_time {
+            Some(now) => MaxTimestamp::LogAppendTime(now),
+            None => MaxTimestamp::CreateTime(header.max_timestamp),
+        };
+        let new_header =
+            assign_offsets(records, base_offset, self.leader_epoch, Some(max_timestamp));
         let parsed = BatchHeader::parse(&new_header)
             .ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
         let interval = self.config.index_interval_bytes;
@@ -586,8 +624,9 @@ impl PartitionLog {
                 break;
             }
             let by_time = c.retention_ms >= 0
-                && seg.max_timestamp() != NO_TIMESTAMP
-                && now_ms - seg.max_timestamp() > c.retention_ms;
+                && seg
+                    .largest_timestamp()
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > c.retention_ms);
             let by_size = c.retention_bytes >= 0 && total - seg.size() as i64 >= c.retention_bytes;
             if !(by_time || by_size) {
                 break;
@@ -668,7 +707,7 @@ impl PartitionLog {
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let cleanable: Vec<&Segment> = self.segments[..active]
             .iter()
-            .take_while(|s| s.max_timestamp() <= lag_limit)
+            .take_while(|s| s.largest_timestamp().is_some_and(|ts| ts <= lag_limit))
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
         let dirty: Vec<&&Segment> = cleanable
@@ -683,7 +722,8 @@ impl PartitionLog {
         // max.compaction.lag.ms: the oldest dirty segment may wait no longer than this (judged by
         // its newest record, so at most one segment's span later than Kafka, which uses the oldest).
         let overdue = dirty.first().is_some_and(|s| {
-            s.max_timestamp() < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+            s.largest_timestamp()
+                .is_some_and(|ts| ts < now_ms.saturating_sub(self.config.max_compaction_lag_ms))
         });
         if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
             return None;
@@ -844,6 +884,7 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
+    /// The broker's own records (see `PartitionLog::append`).
     pub fn append(
         &self,
         records: &[u8],
@@ -851,6 +892,19 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.log.lock().append(records, produce_version, now_ms)
+    }
+
+    /// Records from `origin` (a Produce request: `AppendOrigin::Client`).
+    pub fn append_from(
+        &self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
+        self.log
+            .lock()
+            .append_from(records, produce_version, now_ms, origin)
     }
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
@@ -982,6 +1036,86 @@ mod tests {
             .append(&make_batch(&[b"new"], 20_000, None), 9, 0)
             .unwrap();
         assert_eq!(info.base_offset, 60);
+    }
+
+    #[test]
+    fn retention_follows_the_records_not_the_claimed_max_timestamp() {
+        // Kafka's LogValidator recomputes a batch's max timestamp from its records, so a header
+        // claiming 0 does not expire records written now, and one claiming the far future does
+        // not keep old records (issue 11, item 2).
+        use crate::log::batch::{compute_crc, OFF_CRC, OFF_MAX_TIMESTAMP};
+        let claiming = |ts: i64, claimed: i64| {
+            let mut b = make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], ts, None);
+            b[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&claimed.to_be_bytes());
+            let crc = compute_crc(&b);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            b
+        };
+        let now = 1_000_000_000;
+        let year = 365 * 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(now, 0), 9, now).unwrap();
+        }
+        assert!(log.segment_count() > 2);
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), 0);
+        // Old records under a header from 100 years ahead expire on time.
+        let old = now + 1_000 - 700_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(old, now + 100 * year), 9, now)
+                .unwrap();
+        }
+        assert!(read_all(&log, 0).iter().all(|h| h.max_timestamp == old));
+        let segments = log.segment_count();
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), segments);
+        assert_eq!(log.log_start_offset(), 60);
+    }
+
+    #[test]
+    fn records_without_timestamps_expire_by_the_segment_file_time() {
+        // Kafka's LogSegment.largestTimestamp falls back to the file's modification time when no
+        // record has a timestamp, so such segments expire (issue 11, item 3).
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(
+                &make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], NO_TIMESTAMP, None),
+                9,
+                0,
+            )
+            .unwrap();
+        }
+        let rolled = log.segment_count() - 1;
+        assert!(rolled >= 2);
+        let now = crate::broker::now_ms();
+        // Freshly written: kept.
+        assert_eq!(log.apply_retention(now).unwrap(), 0);
+        // The rolled segments' files were last written an hour ago; the active one just now.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for seg in &log.segments[..rolled] {
+            let path = dir
+                .path()
+                .join(super::super::segment::file_name(seg.base_offset, "log"));
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        assert_eq!(log.apply_retention(now).unwrap(), rolled);
+        assert_eq!(log.log_start_offset(), log.active_base_offset());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::broker::now_ms;
 use crate::log::batch::BatchError;
 use crate::log::partition::LogError;
 use crate::log::record_validator::TimestampError;
+use crate::log::AppendOrigin;
 use crate::metadata::Topic;
 
 /// First Produce version that names topics by id.
@@ -99,7 +100,10 @@ fn append(
         return failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
     };
     let records = pd.records.unwrap_or_default();
-    match partition.append(&records, ctx.api_version, now) {
+    let origin = AppendOrigin::Client {
+        producer_ids_issued: ctx.broker.producer_ids.issued_end(),
+    };
+    match partition.append_from(&records, ctx.api_version, now, origin) {
         Ok(info) => PartitionProduceResponse::default()
             .with_index(pd.index)
             .with_base_offset(info.base_offset)
