@@ -156,8 +156,12 @@ impl Broker {
             let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
                 continue;
             };
-            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+            let cleaned = match crate::log::cleaner::clean(&plan, now, &*p) {
                 Ok(c) => c,
+                Err(crate::log::cleaner::CleanError::Aborted) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, "log cleaning aborted: the topic was deleted");
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
                     continue;

@@ -10,6 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,7 +20,7 @@ use super::batch::{
     assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
     HEADER_LEN, NO_TIMESTAMP,
 };
-use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
+use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
@@ -133,6 +134,8 @@ impl ReadPlan {
 }
 
 pub struct PartitionLog {
+    /// The log's own directory; it moves with the log when the topic is deleted (see
+    /// `mark_deleted`), so a path built from it never names another log's directory.
     dir: PathBuf,
     config: LogConfig,
     /// Oldest first; never empty; the last is the active segment.
@@ -147,6 +150,9 @@ pub struct PartitionLog {
     /// is dirty after a restart, which costs at most one extra cleaning).
     first_dirty_offset: i64,
     storage: Arc<dyn Storage>,
+    /// Set once the topic is deleted; shared with a cleaning in progress, which checks it as it
+    /// goes and stops (Kafka's LogCleanerManager.abortCleaning / LogCleaner.checkDone).
+    deleted: Arc<AtomicBool>,
 }
 
 impl PartitionLog {
@@ -234,6 +240,7 @@ impl PartitionLog {
             offline: false,
             first_dirty_offset: 0,
             storage,
+            deleted: Arc::new(AtomicBool::new(false)),
         };
         log.load_producer_state()?;
         Ok(log)
@@ -613,8 +620,9 @@ impl PartitionLog {
     /// Returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let c = &self.config;
-        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner).
-        if !c.cleanup_delete {
+        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner);
+        // a deleted log does no more work of any kind.
+        if !c.cleanup_delete || self.is_deleted() {
             return Ok(0);
         }
         let mut total = self.size_bytes() as i64;
@@ -695,8 +703,6 @@ impl PartitionLog {
         Ok(target)
     }
 
-    /// The topic was deleted: refuse every further write, so that nothing appends to files that
-    /// are about to be removed.
     /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
     pub fn clean_plan(&self, now_ms: i64) -> Option<CleanPlan> {
         if !self.config.cleanup_compact || self.offline {
@@ -729,7 +735,7 @@ impl PartitionLog {
             return None;
         }
         Some(CleanPlan {
-            dir: self.dir.clone(),
+            aborted: Arc::clone(&self.deleted),
             config: self.config.clone(),
             sources: cleanable
                 .iter()
@@ -746,6 +752,10 @@ impl PartitionLog {
     /// went away or changed meanwhile (retention, DeleteRecords) keeps its old file and the
     /// rewrite is dropped. Returns how many segments were replaced.
     pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> io::Result<usize> {
+        if self.is_deleted() {
+            // The rewritten files went with the log's directory.
+            return Ok(0);
+        }
         let mut replaced = 0;
         for c in cleaned {
             let active = self.segments.len() - 1;
@@ -753,13 +763,13 @@ impl PartitionLog {
                 .iter()
                 .position(|s| s.base_offset == c.base_offset && s.size() == c.source_size);
             let Some(i) = at else {
-                let _ = fs::remove_file(&c.path);
+                CleanedFiles::discard(self, c.base_offset);
                 continue;
             };
             let log = self
                 .dir
                 .join(super::segment::file_name(c.base_offset, "log"));
-            fs::rename(&c.path, &log)?;
+            fs::rename(self.cleaned_path(c.base_offset), &log)?;
             for suffix in ["index", "timeindex"] {
                 let _ = fs::remove_file(
                     self.dir
@@ -786,12 +796,40 @@ impl PartitionLog {
         Ok(replaced)
     }
 
-    pub fn mark_deleted(&mut self) {
+    /// The topic was deleted: from now on the log refuses every write and does no background
+    /// work, a cleaning in progress stops, and the directory is renamed to `renamed_to` under the
+    /// partition lock, the log's `dir` with it (Kafka's UnifiedLog.renameDir in
+    /// LogManager.asyncDelete). A path this log builds later names only its own doomed directory,
+    /// never that of a topic re-created under the same name.
+    pub fn mark_deleted(&mut self, renamed_to: &Path) -> io::Result<()> {
+        self.deleted.store(true, Ordering::Release);
         self.offline = true;
+        fs::rename(&self.dir, renamed_to)?;
+        self.dir = renamed_to.to_path_buf();
+        Ok(())
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// The directory the log lives in now.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cleaned_path(&self, base_offset: i64) -> PathBuf {
+        self.dir.join(super::segment::file_name(
+            base_offset,
+            cleaner::CLEANED_SUFFIX,
+        ))
     }
 
     /// Clean shutdown: fsync and save the producer state so the next start need not replay.
     pub fn close(&mut self, now_ms: i64) -> Result<(), LogError> {
+        if self.is_deleted() {
+            return Ok(());
+        }
         self.flush(now_ms)?;
         let snapshot = self.producers.encode_snapshot(self.log_end_offset());
         let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT}.tmp"));
@@ -799,6 +837,39 @@ impl PartitionLog {
         fs::File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT))?;
         Ok(())
+    }
+}
+
+/// A cleaning writes its rewritten segments through the log that planned it, which opens them in
+/// its own directory and refuses once the log is deleted: the file is then written through its
+/// descriptor, wherever the directory went, and never lands in another log's directory.
+impl CleanedFiles for PartitionLog {
+    fn create(&self, base_offset: i64) -> io::Result<fs::File> {
+        if self.is_deleted() {
+            return Err(io::Error::other("the log was deleted"));
+        }
+        fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.cleaned_path(base_offset))
+    }
+
+    fn discard(&self, base_offset: i64) {
+        if !self.is_deleted() {
+            let _ = fs::remove_file(self.cleaned_path(base_offset));
+        }
+    }
+}
+
+/// The same, taking the partition lock for each file (the cleaning itself runs without it).
+impl CleanedFiles for Partition {
+    fn create(&self, base_offset: i64) -> io::Result<fs::File> {
+        self.log.lock().create(base_offset)
+    }
+
+    fn discard(&self, base_offset: i64) {
+        self.log.lock().discard(base_offset)
     }
 }
 
