@@ -148,6 +148,17 @@ impl Broker {
 }
 
 impl Broker {
+    /// Forgets idle idempotent producers in every log (producer.id.expiration.ms); returns how
+    /// many were removed.
+    pub fn expire_producers(&self, now: i64) -> usize {
+        let expiration_ms = self.config.producer_id_expiration_ms;
+        self.catalog
+            .partitions()
+            .iter()
+            .map(|p| p.with_log(|l| l.remove_expired_producers(now, expiration_ms)))
+            .sum()
+    }
+
     /// One pass of log compaction over every compacted log that is due (see `log::cleaner`);
     /// returns how many records were removed. The rewriting runs without the partition lock.
     pub fn clean_logs(&self, now: i64) -> u64 {

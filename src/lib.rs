@@ -82,6 +82,7 @@ pub async fn start_on(
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
     ];
     tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
@@ -164,6 +165,26 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.clean_logs(now_ms())).await;
+    }
+}
+
+/// Expires idle producer state every producer.id.expiration.check.interval.ms (Kafka's
+/// PeriodicProducerExpirationCheck).
+async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
+    let every = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        // Partition locks may be held across an fsync: off the async workers.
+        let b = Arc::clone(&broker);
+        let removed = tokio::task::spawn_blocking(move || b.expire_producers(now_ms()))
+            .await
+            .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(removed, "expired idle producer ids");
+        }
     }
 }
 

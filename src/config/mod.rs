@@ -105,6 +105,8 @@ const USED: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "producer.id.expiration.check.interval.ms",
+    "producer.id.expiration.ms",
     "socket.request.max.bytes",
     "transaction.state.log.num.partitions",
 ];
@@ -313,6 +315,11 @@ pub struct Config {
     /// are cleaned.
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
+    /// producer.id.expiration.ms: idempotent-producer state whose last batch is older than this
+    /// is forgotten, checked every producer.id.expiration.check.interval.ms (Kafka's
+    /// ProducerStateManager.removeExpiredProducers).
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
@@ -495,6 +502,12 @@ impl Config {
             log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
             log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
                 as u64,
+            producer_id_expiration_ms: s
+                .positive_int("producer.id.expiration.ms")?
+                .map_or(86_400_000, i64::from),
+            producer_id_expiration_check_interval_ms: s
+                .positive_int("producer.id.expiration.check.interval.ms")?
+                .map_or(600_000, |v| v as u64),
             log,
             group,
             unused,

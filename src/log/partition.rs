@@ -303,6 +303,11 @@ impl PartitionLog {
         &self.producers
     }
 
+    /// See `ProducerStateTable::remove_expired`.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.segments.iter().map(Segment::size).sum()
     }
