@@ -167,7 +167,8 @@ impl Broker {
             let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
                 continue;
             };
-            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+            let dedupe_buffer_size = self.config.log_cleaner_dedupe_buffer_size;
+            let cleaned = match crate::log::cleaner::clean(&plan, dedupe_buffer_size, now) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");

@@ -740,9 +740,11 @@ impl PartitionLog {
                 .iter()
                 .map(|s| CleanSource {
                     base_offset: s.base_offset,
+                    next_offset: s.next_offset(),
                     reader: s.reader(),
                 })
                 .collect(),
+            first_dirty_offset: self.first_dirty_offset,
             producer_last_offsets: self.producers.last_batch_offsets(),
         })
     }
@@ -778,7 +780,7 @@ impl PartitionLog {
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
-            self.first_dirty_offset = self.first_dirty_offset.max(self.segments[i].next_offset());
+            self.first_dirty_offset = self.first_dirty_offset.max(c.cleaned_up_to);
             if seg.is_empty() {
                 // Nothing of it survived: the segment goes (readers skip to the next one).
                 seg.delete()?;
