@@ -148,6 +148,17 @@ impl Broker {
 }
 
 impl Broker {
+    /// Forgets idle idempotent producers in every log (producer.id.expiration.ms); returns how
+    /// many were removed.
+    pub fn expire_producers(&self, now: i64) -> usize {
+        let expiration_ms = self.config.producer_id_expiration_ms;
+        self.catalog
+            .partitions()
+            .iter()
+            .map(|p| p.with_log(|l| l.remove_expired_producers(now, expiration_ms)))
+            .sum()
+    }
+
     /// One pass of log compaction over every compacted log that is due (see `log::cleaner`);
     /// returns how many records were removed. The rewriting runs without the partition lock.
     pub fn clean_logs(&self, now: i64) -> u64 {
@@ -156,7 +167,8 @@ impl Broker {
             let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
                 continue;
             };
-            let cleaned = match crate::log::cleaner::clean(&plan, now, &*p) {
+            let dedupe_buffer_size = self.config.log_cleaner_dedupe_buffer_size;
+            let cleaned = match crate::log::cleaner::clean(&plan, dedupe_buffer_size, now, &*p) {
                 Ok(c) => c,
                 Err(crate::log::cleaner::CleanError::Aborted) => {
                     tracing::info!(topic = %p.topic, partition = p.index, "log cleaning aborted: the topic was deleted");

@@ -82,6 +82,7 @@ pub async fn start_on(
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
     ];
     tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
@@ -150,6 +151,22 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
     }
 }
 
+/// Runs `job` every `every` until `cancel`, each run off the async workers (jobs take partition
+/// locks, which may be held across an fsync).
+async fn periodically(
+    every: Duration,
+    cancel: CancellationToken,
+    job: impl Fn() + Clone + Send + 'static,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let _ = tokio::task::spawn_blocking(job.clone()).await;
+    }
+}
+
 /// Compacts the logs of `cleanup.policy=compact` topics every log.cleaner.backoff.ms (Kafka's
 /// cleaner threads sleep that long when there is nothing to clean).
 async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
@@ -157,14 +174,23 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
         return;
     }
     let every = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+    periodically(every, cancel, move || {
+        broker.clean_logs(now_ms());
+    })
+    .await;
+}
+
+/// Expires idle producer state every producer.id.expiration.check.interval.ms (Kafka's
+/// PeriodicProducerExpirationCheck).
+async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
+    let every = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms);
+    periodically(every, cancel, move || {
+        let removed = broker.expire_producers(now_ms());
+        if removed > 0 {
+            tracing::info!(removed, "expired idle producer ids");
         }
-        let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.clean_logs(now_ms())).await;
-    }
+    })
+    .await;
 }
 
 async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {

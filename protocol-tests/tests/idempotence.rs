@@ -268,3 +268,46 @@ async fn producer_id_not_handed_out_is_refused() -> Result<()> {
     ensure!(produce_ok(&mut c, "squat", 0, idempotent_batch(&["b"], last, 0, 1)).await? == 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn idle_producer_state_expires() -> Result<()> {
+    // Kafka's ProducerStateManager.removeExpiredProducers, run every
+    // producer.id.expiration.check.interval.ms: a producer whose last batch is older than
+    // producer.id.expiration.ms is forgotten, so it may then start at any sequence
+    // (issue 11, item 13).
+    let b = start_broker_with(|c| {
+        c.producer_id_expiration_ms = 60_000;
+        c.producer_id_expiration_check_interval_ms = 50;
+    })
+    .await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "idle", 1).await?;
+    let (pid, epoch) = init_producer_id(&mut c).await?;
+    let old = now_ms() - 120_000;
+    let batch = |seq: i32, ts: i64| {
+        build_batch(
+            Compression::None,
+            &[Rec::value("v").with_timestamp(ts)],
+            Some((pid, epoch, seq)),
+        )
+    };
+    produce_ok(&mut c, "idle", 0, batch(0, old)).await?;
+    // Wait for the periodic check: until then the gap is OUT_OF_ORDER_SEQUENCE_NUMBER.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let p = produce(&mut c, "idle", 0, batch(7, now_ms())).await?;
+        if p.error_code == NONE {
+            break;
+        }
+        ensure!(p.error_code == OUT_OF_ORDER_SEQUENCE_NUMBER, "{p:?}");
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "producer state never expired"
+        );
+        sleep_ms(20).await;
+    }
+    // A recent producer keeps its state.
+    let p = produce(&mut c, "idle", 0, batch(20, now_ms())).await?;
+    ensure!(p.error_code == OUT_OF_ORDER_SEQUENCE_NUMBER, "{p:?}");
+    Ok(())
+}

@@ -72,6 +72,7 @@ const USED: &[&str] = &[
     "group.min.session.timeout.ms",
     "listeners",
     "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
     "log.cleaner.delete.retention.ms",
     "log.cleaner.enable",
     "log.cleaner.max.compaction.lag.ms",
@@ -105,6 +106,8 @@ const USED: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "producer.id.expiration.check.interval.ms",
+    "producer.id.expiration.ms",
     "queued.max.request.bytes",
     "socket.request.max.bytes",
     "transaction.state.log.num.partitions",
@@ -317,6 +320,14 @@ pub struct Config {
     /// are cleaned.
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
+    /// log.cleaner.dedupe.buffer.size: the most memory one cleaning's offset map may take; a
+    /// log with more keys is cleaned in several passes (see `log::cleaner`).
+    pub log_cleaner_dedupe_buffer_size: usize,
+    /// producer.id.expiration.ms: idempotent-producer state whose last batch is older than this
+    /// is forgotten, checked every producer.id.expiration.check.interval.ms (Kafka's
+    /// ProducerStateManager.removeExpiredProducers).
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     /// Broker-wide defaults of every partition log.
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
@@ -512,6 +523,15 @@ impl Config {
             log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
             log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
                 as u64,
+            log_cleaner_dedupe_buffer_size: s
+                .positive_long("log.cleaner.dedupe.buffer.size")?
+                .map_or(134_217_728, |v| usize::try_from(v).unwrap_or(usize::MAX)),
+            producer_id_expiration_ms: s
+                .positive_int("producer.id.expiration.ms")?
+                .map_or(86_400_000, i64::from),
+            producer_id_expiration_check_interval_ms: s
+                .positive_int("producer.id.expiration.check.interval.ms")?
+                .map_or(600_000, |v| v as u64),
             log,
             group,
             unused,

@@ -5,9 +5,15 @@
 //!   record newer than `min.compaction.lag.ms`. A partition is cleaned when the bytes written
 //!   since its last cleaning are at least `min.cleanable.dirty.ratio` of that range, or when its
 //!   oldest uncleaned record is older than `max.compaction.lag.ms`.
-//! - An offset map (key → newest offset) is built over the cleanable range; each segment is
-//!   then rewritten to `<base>.log.cleaned` without the records a newer one of the same key
-//!   replaces, and swapped in by rename (`PartitionLog::install_cleaned`), with indexes rebuilt.
+//! - An offset map (key hash → newest offset, `OffsetMap`) is built over the dirty part of the
+//!   range (from the first offset no earlier cleaning covered) until it is full; every segment
+//!   from the log start up to the last mapped offset is then rewritten to `<base>.log.cleaned`
+//!   without the records a newer one of the same key replaces, and swapped in by rename
+//!   (`PartitionLog::install_cleaned`), with indexes rebuilt. The map's memory is bounded by
+//!   `log.cleaner.dedupe.buffer.size`: a dirty part with more keys is cleaned in several passes,
+//!   each continuing where the last one's map ended, as Kafka's cleaner does. Records past the
+//!   mapped range are kept as they are; records before it whose key is not in the map were
+//!   deduplicated by an earlier pass and are kept too.
 //! - A partly kept batch keeps its header (base offset, last offset delta, producer id, epoch,
 //!   base sequence, timestamps): offsets stay sparse and a producer's sequence numbers stay
 //!   what they were. Only the record count, length and CRC change; the kept records are copied
@@ -27,7 +33,9 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -46,6 +54,8 @@ pub const CLEANED_SUFFIX: &str = "log.cleaned";
 /// never change, so reading them afterwards is safe).
 pub struct CleanSource {
     pub base_offset: i64,
+    /// One past the segment's last offset.
+    pub next_offset: i64,
     pub reader: SegmentReader,
 }
 
@@ -55,6 +65,8 @@ pub struct CleanPlan {
     pub aborted: Arc<AtomicBool>,
     pub config: LogConfig,
     pub sources: Vec<CleanSource>,
+    /// Where the dirty part starts: earlier offsets were deduplicated by an earlier cleaning.
+    pub first_dirty_offset: i64,
     /// Producer id → last offset of its last batch (kept, see the module comment).
     pub producer_last_offsets: HashMap<i64, i64>,
 }
@@ -72,6 +84,9 @@ pub struct CleanedSegment {
     pub base_offset: i64,
     /// The size of the segment it replaces (to check it was not touched meanwhile).
     pub source_size: u64,
+    /// Offsets below this are deduplicated once it is installed (the log's next first dirty
+    /// offset): the segment's end, or less when the offset map filled up inside it.
+    pub cleaned_up_to: i64,
     pub size: u64,
     pub records_removed: u64,
 }
@@ -86,12 +101,12 @@ pub enum CleanError {
     Aborted,
 }
 
-/// Calls `f` with each batch (header, bytes) of a source; stops at the first error, or when the
-/// partition is deleted meanwhile.
+/// Calls `f` with each batch (header, bytes) of a source until it breaks; stops at the first
+/// error, or when the partition is deleted meanwhile.
 fn for_each_batch(
     plan: &CleanPlan,
     src: &CleanSource,
-    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), CleanError>,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<ControlFlow<()>, CleanError>,
 ) -> Result<(), CleanError> {
     let mut failed = None;
     scan(src.reader.file(), 0, src.reader.size(), true, |b| {
@@ -101,7 +116,7 @@ fn for_each_batch(
             return false;
         }
         match f(&b.header, bytes) {
-            Ok(()) => true,
+            Ok(flow) => flow.is_continue(),
             Err(e) => {
                 failed = Some(e);
                 false
@@ -111,26 +126,148 @@ fn for_each_batch(
     failed.map_or(Ok(()), Err)
 }
 
-/// Key → offset of its newest record over the whole cleanable range.
-fn offset_map(plan: &CleanPlan) -> Result<HashMap<Vec<u8>, i64>, CleanError> {
-    let mut latest = HashMap::new();
-    for src in &plan.sources {
-        for_each_batch(plan, src, |h, bytes| {
-            if h.is_control() {
-                return Ok(());
+/// Kafka's log.cleaner.io.buffer.load.factor: the offset map counts as full at this load.
+const OFFSET_MAP_LOAD_FACTOR: f64 = 0.9;
+/// Bytes per slot: a 128-bit key hash and an offset (Kafka's SkimpyOffsetMap: MD5 and offset).
+const OFFSET_MAP_SLOT_BYTES: usize = 24;
+/// Slots a map starts with; it doubles as keys arrive, within its budget.
+const OFFSET_MAP_INITIAL_SLOTS: usize = 1024;
+
+/// Key → newest offset for part of a log, in at most `log.cleaner.dedupe.buffer.size` bytes (Kafka's
+/// SkimpyOffsetMap): keys are held as 128-bit hashes, so the memory does not depend on their
+/// size. The hash is keyed with a random key, so clients cannot choose two keys that collide
+/// (which would make the cleaner drop the older one's record). Open addressing with linear
+/// probing; the table starts small and grows while the old and new tables together stay within
+/// the budget, so a log with few keys takes little memory.
+pub struct OffsetMap {
+    hasher: (RandomState, RandomState),
+    hashes: Vec<[u64; 2]>,
+    /// Offset + 1 per slot; 0 marks an empty slot.
+    offsets: Vec<i64>,
+    len: usize,
+    budget_slots: usize,
+}
+
+impl OffsetMap {
+    pub fn new(dedupe_buffer_size: usize) -> OffsetMap {
+        let budget_slots = (dedupe_buffer_size / OFFSET_MAP_SLOT_BYTES).max(2);
+        let slots = OFFSET_MAP_INITIAL_SLOTS.min(budget_slots);
+        OffsetMap {
+            hasher: (RandomState::new(), RandomState::new()),
+            hashes: vec![[0; 2]; slots],
+            offsets: vec![0; slots],
+            len: 0,
+            budget_slots,
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> [u64; 2] {
+        [self.hasher.0.hash_one(key), self.hasher.1.hash_one(key)]
+    }
+
+    /// The slot holding `hash`, or the empty slot where it goes.
+    fn slot(hashes: &[[u64; 2]], offsets: &[i64], hash: [u64; 2]) -> usize {
+        let n = hashes.len();
+        let mut i = ((u128::from(hash[0]) * n as u128) >> 64) as usize;
+        while offsets[i] != 0 && hashes[i] != hash {
+            i = (i + 1) % n;
+        }
+        i
+    }
+
+    fn max_len(slots: usize) -> usize {
+        ((slots as f64 * OFFSET_MAP_LOAD_FACTOR) as usize).clamp(1, slots - 1)
+    }
+
+    /// Records `offset` as the newest of `key`. False when the map is full: nothing is stored.
+    pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
+        let hash = self.hash(key);
+        let mut i = Self::slot(&self.hashes, &self.offsets, hash);
+        if self.offsets[i] == 0 {
+            if self.len >= Self::max_len(self.hashes.len()) {
+                if !self.grow() {
+                    return false;
+                }
+                i = Self::slot(&self.hashes, &self.offsets, hash);
             }
-            let area = uncompressed_records(bytes, h, plan.config.max_message_bytes)
-                .map_err(|e| CleanError::Batch(h.base_offset, e))?;
-            let records = walk_records(&area).map_err(|e| CleanError::Batch(h.base_offset, e))?;
-            for r in records {
-                if let Some(k) = r.key {
-                    latest.insert(k.to_vec(), h.base_offset + r.offset_delta);
+            self.len += 1;
+            self.hashes[i] = hash;
+        }
+        self.offsets[i] = offset + 1;
+        true
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
+        let i = Self::slot(&self.hashes, &self.offsets, self.hash(key));
+        (self.offsets[i] != 0).then(|| self.offsets[i] - 1)
+    }
+
+    /// Doubles the table, or grows it as far as the budget allows (old and new tables exist
+    /// together while entries move). False when it cannot grow.
+    fn grow(&mut self) -> bool {
+        let old_slots = self.hashes.len();
+        let slots = (old_slots * 2).min(self.budget_slots.saturating_sub(old_slots));
+        if slots <= old_slots {
+            return false;
+        }
+        let mut hashes = vec![[0; 2]; slots];
+        let mut offsets = vec![0; slots];
+        for (h, o) in self.hashes.iter().zip(&self.offsets) {
+            if *o != 0 {
+                let i = Self::slot(&hashes, &offsets, *h);
+                hashes[i] = *h;
+                offsets[i] = *o;
+            }
+        }
+        self.hashes = hashes;
+        self.offsets = offsets;
+        true
+    }
+
+    /// Bytes the table holds.
+    pub fn memory_bytes(&self) -> usize {
+        self.hashes.len() * OFFSET_MAP_SLOT_BYTES
+    }
+}
+
+/// Fills `map` from the plan's dirty part (Kafka's buildOffsetMap) until it is full or the
+/// cleanable range ends. Returns the last offset mapped: every record up to it is accounted for
+/// (below `first_dirty_offset` only if nothing was dirty).
+fn build_offset_map(plan: &CleanPlan, map: &mut OffsetMap) -> Result<i64, CleanError> {
+    let start = plan.first_dirty_offset;
+    let mut mapped_through = start - 1;
+    for src in plan.sources.iter().filter(|s| s.next_offset > start) {
+        let mut full = false;
+        for_each_batch(plan, src, |h, bytes| {
+            if h.last_offset() < start {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if !h.is_control() {
+                let area = uncompressed_records(bytes, h, plan.config.max_message_bytes)
+                    .map_err(|e| CleanError::Batch(h.base_offset, e))?;
+                let records =
+                    walk_records(&area).map_err(|e| CleanError::Batch(h.base_offset, e))?;
+                for r in records {
+                    let offset = h.base_offset + r.offset_delta;
+                    if let Some(k) = r.key.filter(|_| offset >= start) {
+                        if !map.put(k, offset) {
+                            full = true;
+                            mapped_through = mapped_through.max(offset - 1);
+                            return Ok(ControlFlow::Break(()));
+                        }
+                    }
                 }
             }
-            Ok(())
+            mapped_through = h.last_offset();
+            Ok(ControlFlow::Continue(()))
         })?;
+        if full {
+            return Ok(mapped_through);
+        }
+        // A whole segment is mapped, offset gaps at its end included.
+        mapped_through = src.next_offset - 1;
     }
-    Ok(latest)
+    Ok(mapped_through)
 }
 
 /// The batch with only `kept` records (their raw bytes), its header otherwise unchanged.
@@ -155,16 +292,27 @@ fn rebuild(batch: &[u8], h: &BatchHeader, kept: &[&[u8]]) -> Result<Vec<u8>, Bat
     Ok(out)
 }
 
-/// Rewrites every source segment of the plan into files opened through `files`; the results are
-/// swapped in by `PartitionLog::install_cleaned`.
+/// Rewrites the source segments of the plan, up to where an offset map of at most
+/// `dedupe_buffer_size` bytes reaches, into files opened through `files`; the results are swapped
+/// in by `PartitionLog::install_cleaned`, and a later cleaning continues from there.
 pub fn clean(
     plan: &CleanPlan,
+    dedupe_buffer_size: usize,
     now_ms: i64,
     files: &dyn CleanedFiles,
 ) -> Result<Vec<CleanedSegment>, CleanError> {
-    let latest = offset_map(plan)?;
+    let mut map = OffsetMap::new(dedupe_buffer_size);
+    let mapped_through = build_offset_map(plan, &mut map)?;
+    let latest = Mapped {
+        map,
+        through: mapped_through,
+    };
     let mut out = Vec::with_capacity(plan.sources.len());
-    for src in &plan.sources {
+    for src in plan
+        .sources
+        .iter()
+        .take_while(|s| s.base_offset <= mapped_through)
+    {
         let cleaned = files
             .create(src.base_offset)
             .map_err(CleanError::from)
@@ -182,10 +330,29 @@ pub fn clean(
     Ok(out)
 }
 
+/// An offset map and the last offset it covers.
+struct Mapped {
+    map: OffsetMap,
+    through: i64,
+}
+
+impl Mapped {
+    /// Kafka's shouldRetainRecord: records past the map are kept; before it, a keyed record is
+    /// kept when no newer record of its key is mapped (a tombstone only until
+    /// delete.retention.ms); records without a key go.
+    fn retains(&self, offset: i64, key: Option<&[u8]>, tombstone: bool, expired: bool) -> bool {
+        if offset > self.through {
+            return true;
+        }
+        key.is_some_and(|k| self.map.get(k).is_none_or(|newest| offset >= newest))
+            && !(tombstone && expired)
+    }
+}
+
 fn clean_segment(
     plan: &CleanPlan,
     src: &CleanSource,
-    latest: &HashMap<Vec<u8>, i64>,
+    latest: &Mapped,
     mut file: File,
     now_ms: i64,
 ) -> Result<CleanedSegment, CleanError> {
@@ -200,7 +367,8 @@ fn clean_segment(
         let bad = |e| CleanError::Batch(h.base_offset, e);
         if h.is_control() {
             size += bytes.len() as u64;
-            return Ok(file.write_all(bytes)?);
+            file.write_all(bytes)?;
+            return Ok(ControlFlow::Continue(()));
         }
         let area = uncompressed_records(bytes, h, plan.config.max_message_bytes).map_err(bad)?;
         let records = walk_records(&area).map_err(bad)?;
@@ -208,8 +376,7 @@ fn clean_segment(
             .iter()
             .filter(|r| {
                 let offset = h.base_offset + r.offset_delta;
-                r.key.is_some_and(|k| latest.get(k) == Some(&offset))
-                    && !(r.tombstone && tombstones_expired(h))
+                latest.retains(offset, r.key, r.tombstone, tombstones_expired(h))
             })
             .map(|r| r.raw)
             .collect();
@@ -219,18 +386,20 @@ fn clean_segment(
         let write: Option<Vec<u8>> = if kept.len() == records.len() {
             None // unchanged: copied as it is
         } else if kept.is_empty() && !producer_last {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         } else {
             Some(rebuild(bytes, h, &kept).map_err(bad)?)
         };
         let bytes = write.as_deref().unwrap_or(bytes);
         size += bytes.len() as u64;
-        Ok(file.write_all(bytes)?)
+        file.write_all(bytes)?;
+        Ok(ControlFlow::Continue(()))
     })?;
     file.sync_all()?;
     Ok(CleanedSegment {
         base_offset: src.base_offset,
         source_size: src.reader.size(),
+        cleaned_up_to: src.next_offset.min(latest.through + 1),
         size,
         records_removed: removed,
     })
@@ -327,65 +496,142 @@ mod tests {
         }
     }
 
+    /// Kafka's default log.cleaner.dedupe.buffer.size.
+    const DEDUPE_BUFFER: usize = 128 << 20;
+
     /// Runs one cleaning at `now` the way the broker does.
     fn clean_now(log: &mut PartitionLog, now: i64) -> usize {
+        clean_with(log, DEDUPE_BUFFER, now)
+    }
+
+    fn clean_with(log: &mut PartitionLog, dedupe_buffer_size: usize, now: i64) -> usize {
         let Some(plan) = log.clean_plan(now) else {
             return 0;
         };
-        let cleaned = clean(&plan, now, &*log).unwrap();
+        let cleaned = clean(&plan, dedupe_buffer_size, now, &*log).unwrap();
         log.install_cleaned(cleaned).unwrap()
     }
 
     const CODECS: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Zstd];
 
+    /// For `batches` of writes: cleaning (in as many passes as an offset map of
+    /// `dedupe_buffer_size` bytes needs) leaves every surviving record at the offset it was
+    /// written at; the cleaned part holds exactly the newest record of each key in it (tombstones
+    /// kept: delete.retention.ms is far away); nothing after it changed; and a crash-recovery
+    /// reopen reads the same.
+    fn compaction_case(
+        batches: &[(Vec<Write>, usize)],
+        dedupe_buffer_size: usize,
+    ) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), compact_config(), true, 0).unwrap();
+        let mut written: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (writes, codec) in batches {
+            let base = log
+                .append(&batch(writes, 1_000, CODECS[*codec], None), 9, 1_000)
+                .unwrap()
+                .base_offset;
+            for (i, (k, v)) in writes.iter().enumerate() {
+                written.push((
+                    base + i as i64,
+                    vec![b'k', *k],
+                    v.map(|v| vec![b'v'; 1 + v as usize]),
+                ));
+            }
+        }
+        let hw = log.high_watermark();
+        let before = read_log(&log);
+        prop_assert_eq!(&before, &written);
+        let active_base = log.active_base_offset();
+        let mut passes = 0;
+        while clean_with(&mut log, dedupe_buffer_size, 10_000) > 0 {
+            passes += 1;
+            prop_assert!(passes <= written.len(), "cleaning never finishes");
+        }
+        let after = read_log(&log);
+        prop_assert_eq!(log.high_watermark(), hw);
+        let keys: std::collections::HashSet<&Vec<u8>> = written
+            .iter()
+            .filter(|w| w.0 < active_base)
+            .map(|w| &w.1)
+            .collect();
+        let map_keys = OffsetMap::new(dedupe_buffer_size).budget_slots * 9 / 10;
+        prop_assert!(
+            keys.len() <= map_keys.max(1) || passes > 1,
+            "{} keys in one pass",
+            keys.len()
+        );
+        let newest_in_cleaned: std::collections::HashMap<Vec<u8>, i64> = written
+            .iter()
+            .filter(|w| w.0 < active_base)
+            .map(|w| (w.1.clone(), w.0))
+            .collect();
+        let expected: Vec<_> = written
+            .iter()
+            .filter(|w| w.0 >= active_base || newest_in_cleaned.get(&w.1) == Some(&w.0))
+            .cloned()
+            .collect();
+        prop_assert_eq!(&after, &expected);
+        // Once done, a cleaning finds nothing new to do; a reopen after a crash reads the same.
+        prop_assert_eq!(clean_now(&mut log, 10_000), 0);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), compact_config(), false, 20_000).unwrap();
+        prop_assert_eq!(read_log(&log), expected);
+        prop_assert_eq!(log.high_watermark(), hw);
+        Ok(())
+    }
+
+    fn writes() -> impl Strategy<Value = Vec<(Vec<Write>, usize)>> {
+        prop::collection::vec(
+            (
+                prop::collection::vec((0u8..6, prop::option::weighted(0.85, 0u8..40)), 1..5),
+                0usize..3,
+            ),
+            1..40,
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// For any sequence of writes: after cleaning, every surviving record is the one written
-        /// at its offset; the cleaned part holds exactly the newest record of each key in it
-        /// (tombstones kept: delete.retention.ms is far away); nothing after it changed; and a
-        /// crash-recovery reopen reads the same.
         #[test]
-        fn compaction_keeps_the_newest_record_of_each_key_at_its_offset(
-            batches in prop::collection::vec(
-                (prop::collection::vec((0u8..6, prop::option::weighted(0.85, 0u8..40)), 1..5), 0usize..3),
-                1..40,
-            )
-        ) {
-            let dir = tempfile::tempdir().unwrap();
-            let mut log = PartitionLog::open(dir.path(), compact_config(), true, 0).unwrap();
-            let mut written: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-            for (writes, codec) in &batches {
-                let base = log.append(&batch(writes, 1_000, CODECS[*codec], None), 9, 1_000).unwrap().base_offset;
-                for (i, (k, v)) in writes.iter().enumerate() {
-                    written.push((base + i as i64, vec![b'k', *k], v.map(|v| vec![b'v'; 1 + v as usize])));
-                }
-            }
-            let hw = log.high_watermark();
-            let before = read_log(&log);
-            prop_assert_eq!(&before, &written);
-            let active_base = log.active_base_offset();
-            clean_now(&mut log, 10_000);
-            let after = read_log(&log);
-            prop_assert_eq!(log.high_watermark(), hw);
-            let newest_in_cleaned: std::collections::HashMap<Vec<u8>, i64> = written
-                .iter()
-                .filter(|w| w.0 < active_base)
-                .map(|w| (w.1.clone(), w.0))
-                .collect();
-            let expected: Vec<_> = written
-                .iter()
-                .filter(|w| w.0 >= active_base || newest_in_cleaned.get(&w.1) == Some(&w.0))
-                .cloned()
-                .collect();
-            prop_assert_eq!(&after, &expected);
-            // A second cleaning finds nothing new to do; a reopen after a crash reads the same.
-            prop_assert_eq!(clean_now(&mut log, 10_000), 0);
-            drop(log);
-            let log = PartitionLog::open(dir.path(), compact_config(), false, 20_000).unwrap();
-            prop_assert_eq!(read_log(&log), expected);
-            prop_assert_eq!(log.high_watermark(), hw);
+        fn compaction_keeps_the_newest_record_of_each_key_at_its_offset(batches in writes()) {
+            compaction_case(&batches, DEDUPE_BUFFER)?;
         }
+
+        /// Kafka's cleaner with a full offset map: each pass cleans up to where its map reached
+        /// and the next continues from there; the end result is the same (issue 11, item 12).
+        #[test]
+        fn compaction_in_passes_with_an_offset_map_of_two_keys(batches in writes()) {
+            compaction_case(&batches, 3 * OFFSET_MAP_SLOT_BYTES)?;
+        }
+    }
+
+    #[test]
+    fn the_offset_map_stays_within_its_buffer() {
+        // Kafka bounds its offset map by log.cleaner.dedupe.buffer.size (SkimpyOffsetMap) and
+        // reports it full instead of growing (issue 11, item 12).
+        let budget = 100_000;
+        let mut map = OffsetMap::new(budget);
+        let mut stored = 0i64;
+        while map.put(&stored.to_be_bytes(), stored) {
+            assert!(map.memory_bytes() <= budget);
+            stored += 1;
+            assert!(stored < 10_000, "never full");
+        }
+        assert!(stored > 1_000, "{stored} keys in {budget} bytes");
+        // Full: a new key is refused, a known one still moves to its newer offset.
+        assert!(!map.put(b"new key", 1));
+        assert_eq!(map.get(b"new key"), None);
+        assert!(map.put(&5i64.to_be_bytes(), 50_000));
+        assert_eq!(map.get(&5i64.to_be_bytes()), Some(50_000));
+        assert_eq!(map.get(&7i64.to_be_bytes()), Some(7));
+        // A map for a few keys stays small.
+        let mut small = OffsetMap::new(128 << 20);
+        for i in 0..10i64 {
+            assert!(small.put(&i.to_be_bytes(), i));
+        }
+        assert!(small.memory_bytes() <= 1024 * OFFSET_MAP_SLOT_BYTES);
     }
 
     #[test]

@@ -310,6 +310,11 @@ impl PartitionLog {
         &self.producers
     }
 
+    /// See `ProducerStateTable::remove_expired`.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.segments.iter().map(Segment::size).sum()
     }
@@ -741,9 +746,11 @@ impl PartitionLog {
                 .iter()
                 .map(|s| CleanSource {
                     base_offset: s.base_offset,
+                    next_offset: s.next_offset(),
                     reader: s.reader(),
                 })
                 .collect(),
+            first_dirty_offset: self.first_dirty_offset,
             producer_last_offsets: self.producers.last_batch_offsets(),
         })
     }
@@ -783,7 +790,7 @@ impl PartitionLog {
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
-            self.first_dirty_offset = self.first_dirty_offset.max(self.segments[i].next_offset());
+            self.first_dirty_offset = self.first_dirty_offset.max(c.cleaned_up_to);
             if seg.is_empty() {
                 // Nothing of it survived: the segment goes (readers skip to the next one).
                 seg.delete()?;

@@ -106,6 +106,23 @@ impl ProducerStateTable {
         });
     }
 
+    /// Forgets every producer whose last batch's timestamp is `expiration_ms` or more before
+    /// `now_ms` (Kafka's ProducerStateManager.removeExpiredProducers, producer.id.expiration.ms):
+    /// the state of producers that went away stops costing memory, and a batch from one of them
+    /// later is taken as from a producer without state. Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.batches
+                .back()
+                .is_some_and(|b| now_ms.saturating_sub(b.timestamp) < expiration_ms)
+        });
+        if self.producers.capacity() > 2 * self.producers.len() + 64 {
+            self.producers.shrink_to_fit();
+        }
+        before - self.producers.len()
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }
@@ -276,6 +293,27 @@ mod tests {
             t.check(&header(9, 0, 2, 1, 0)),
             SequenceCheck::Duplicate(_)
         ));
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        // Kafka's isProducerExpired: currentTimeMs - lastTimestamp >= producer.id.expiration.ms,
+        // judged by the producer's last batch (issue 11, item 13).
+        let mut t = ProducerStateTable::default();
+        t.record(&header(1, 0, 0, 1, 0), 1_000);
+        t.record(&header(2, 0, 0, 1, 1), 1_000);
+        t.record(&header(2, 0, 1, 1, 2), 5_000);
+        assert_eq!(t.remove_expired(10_999, 10_000), 0);
+        assert_eq!(t.remove_expired(11_000, 10_000), 1);
+        assert_eq!(t.len(), 1);
+        // The forgotten producer may start again anywhere; the other keeps its checks.
+        assert_eq!(t.check(&header(1, 0, 7, 1, 0)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(2, 0, 7, 1, 0)),
+            SequenceCheck::OutOfOrderSequence
+        );
+        assert_eq!(t.remove_expired(15_000, 10_000), 1);
+        assert!(t.is_empty());
     }
 
     #[test]
