@@ -180,3 +180,28 @@ async fn a_deleted_topics_cleaning_never_lands_in_a_recreated_topic() -> Result<
     );
     Ok(())
 }
+
+/// Kafka renames a deleted partition's directory to `<topic>-<partition>.<id>-delete` with the
+/// topic part cut short so that the name fits in 255 bytes (UnifiedLog.logDeleteDirName): a
+/// topic with a name of the maximum length (249) is deleted, files and all, like any other.
+#[tokio::test]
+async fn a_topic_with_a_long_name_is_deleted_from_disk() -> Result<()> {
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    let long = "l".repeat(249);
+    create_topic(&mut c, &long, 2).await?;
+    produce_ok(&mut c, &long, 1, values_batch(&["x"])).await?;
+    delete_topic(&mut c, &long).await?;
+    let left: Vec<String> = std::fs::read_dir(b.data_dir())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lll"))
+        .collect();
+    ensure!(left.is_empty(), "left on disk: {left:?}");
+    // The name is free again, and the new topic starts empty, also after a restart.
+    create_topic(&mut c, &long, 1).await?;
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(list_offset(&mut c, &long, 0, -1).await?.offset == 0);
+    Ok(())
+}

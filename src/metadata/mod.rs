@@ -288,11 +288,9 @@ impl Catalog {
         self.ids.write().remove(&topic.topic_id);
         for p in &topic.partitions {
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self.data_dir.join(format!(
-                "{name}-{}.{}-delete",
-                p.index,
-                topic.topic_id.simple()
-            ));
+            let doomed = self
+                .data_dir
+                .join(delete_dir_name(name, p.index, topic.topic_id));
             // Renamed under the partition lock, so no background work of the old log (cleaning,
             // retention) can write into a directory of the same name created after this.
             // A failure leaves files but no topic: start-up or a later create cleans up.
@@ -549,6 +547,18 @@ fn remove_stale_dir(data_dir: &Path, name: &str, p: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The name a deleted partition's directory is renamed to before it is removed:
+/// `<topic>-<partition>.<topic id>-delete`, Kafka's form, with the topic cut short so that the
+/// whole name stays within the 255 bytes a file name may have (UnifiedLog.logDeleteDirName;
+/// topic names are ASCII, up to 249 characters). Start-up removes what a crash leaves of it.
+fn delete_dir_name(topic: &str, partition: i32, topic_id: Uuid) -> String {
+    const MAX_FILE_NAME: usize = 255;
+    let suffix = format!("-{partition}.{}-delete", topic_id.simple());
+    let keep = MAX_FILE_NAME.saturating_sub(suffix.len());
+    let prefix: String = topic.chars().take(keep).collect();
+    format!("{prefix}{suffix}")
+}
+
 /// Removes `*-delete` directories a crash left behind during a topic deletion.
 fn remove_deleted_dirs(data_dir: &Path) {
     let Ok(entries) = fs::read_dir(data_dir) else {
@@ -705,6 +715,31 @@ mod tests {
         drop((cat, old, new));
         let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         assert_eq!(cat.get("r").unwrap().partitions[0].offsets(), (0, 1));
+    }
+
+    /// UnifiedLog.logDeleteDirName: the topic part is cut so the name fits in 255 bytes; start-up
+    /// removes such a directory a crash left behind.
+    #[test]
+    fn delete_dir_names_fit_in_a_file_name_and_are_cleaned_at_start_up() {
+        let id = new_topic_id();
+        assert_eq!(
+            delete_dir_name("short", 3, id),
+            format!("short-3.{}-delete", id.simple())
+        );
+        let long = delete_dir_name(&"t".repeat(249), 12_345, id);
+        assert_eq!(long.len(), 255);
+        assert!(
+            long.starts_with("ttt") && long.ends_with(&format!("-12345.{}-delete", id.simple()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(&long)).unwrap();
+        fs::write(
+            dir.path().join(&long).join("00000000000000000000.log"),
+            b"x",
+        )
+        .unwrap();
+        let _cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        assert!(!dir.path().join(&long).exists());
     }
 
     #[test]
