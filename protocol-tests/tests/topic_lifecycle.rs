@@ -14,6 +14,7 @@ use anyhow::{ensure, Result};
 use bytes::Bytes;
 use common::*;
 use gregor::log::storage::{FileStorage, ReadAt, SegmentFile, Storage};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
@@ -203,5 +204,64 @@ async fn a_topic_with_a_long_name_is_deleted_from_disk() -> Result<()> {
     b.restart_clean().await?;
     let mut c = b.client().await?;
     ensure!(list_offset(&mut c, &long, 0, -1).await?.offset == 0);
+    Ok(())
+}
+
+/// Real files, but opening a segment whose path contains one of `targets` fails with EMFILE
+/// after the file was made, as when the descriptors run out between a segment and its indexes.
+struct FailingOpens {
+    targets: Vec<&'static str>,
+}
+
+impl Storage for FailingOpens {
+    fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = FileStorage.open_segment(path, create)?;
+        let path = path.to_string_lossy();
+        if self.targets.iter().any(|t| path.contains(t)) {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE
+        }
+        Ok(file)
+    }
+}
+
+fn entries_starting_with(dir: &Path, prefix: &str) -> Result<Vec<String>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect())
+}
+
+/// Kafka's controller creates a topic whole or not at all; a creation that fails half-way here
+/// (the fourth partition cannot be opened) leaves no directory behind, and the strict offline
+/// check passes. The same for partitions added by CreatePartitions.
+#[tokio::test]
+async fn a_failed_creation_leaves_nothing_behind() -> Result<()> {
+    let storage = FailingOpens {
+        targets: vec!["half-3/", "grow-3/"],
+    };
+    let mut b = TestBroker::start_on(Arc::new(storage), |_| {}).await?;
+    let mut c = b.client().await?;
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![creatable("half", 6)], false).await?;
+    ensure!(r[0].error_code != NONE, "{r:?}");
+    let left = entries_starting_with(b.data_dir(), "half")?;
+    ensure!(left.is_empty(), "left by a failed CreateTopics: {left:?}");
+    create_topic(&mut c, "grow", 1).await?;
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("grow"))
+            .with_count(6)]);
+    let r = c.request(3, req).await?;
+    ensure!(r.results[0].error_code != NONE, "{r:?}");
+    let left = entries_starting_with(b.data_dir(), "grow")?;
+    ensure!(
+        left == vec!["grow-0".to_string()],
+        "left by a failed CreatePartitions: {left:?}"
+    );
+    b.shutdown().await?;
+    let reports = gregor::log::check::check_data_dir(b.data_dir(), Default::default())?;
+    let problems: Vec<_> = reports.iter().flat_map(|r| r.problems.clone()).collect();
+    ensure!(problems.is_empty(), "strict check: {problems:?}");
     Ok(())
 }

@@ -38,7 +38,14 @@ const TOPICS_DIR: &str = "gregor-metadata/topics";
 /// this bounds the partitions one CreateTopics or CreatePartitions entry can create (and the
 /// directories and files a single request can make gregor open).
 pub const MAX_NEW_PARTITIONS: i32 = 10_000;
-const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+/// QuorumController.MAX_RECORDS_PER_USER_OP: the metadata records one operation may write (a
+/// BoundedList that fails the whole operation with POLICY_VIOLATION and `EXCESSIVE`).
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+/// ReplicationControlManager.MAX_PARTITIONS_PER_BATCH (Kafka 4.0, KAFKA-17870): the partitions
+/// one CreateTopics may ask for across all its topics.
+pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
+pub const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+pub const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTopicError {
@@ -234,7 +241,7 @@ impl Catalog {
         for p in 0..partitions {
             remove_stale_dir(&self.data_dir, name, p)?;
         }
-        let topic = open_topic(
+        let created = open_topic(
             &self.data_dir,
             &self.storage,
             name,
@@ -242,8 +249,14 @@ impl Catalog {
             &log_config,
             true,
             now_ms,
-        )?;
-        write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
+        )
+        .and_then(|topic| {
+            write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
+            Ok(topic)
+        });
+        // A creation that failed half-way (no descriptors or space left) leaves nothing behind:
+        // Kafka's controller creates a topic whole or not at all.
+        let topic = created.inspect_err(|_| self.remove_partition_dirs(name, 0..partitions))?;
         let topic = Arc::new(topic);
         self.ids.write().insert(topic.topic_id, name.to_string());
         self.topics
@@ -353,26 +366,40 @@ impl Catalog {
         }
         let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
         let mut partitions = topic.partitions.clone();
-        for p in current..count {
-            remove_stale_dir(&self.data_dir, name, p)?;
-            partitions.push(Arc::new(open_partition(
-                &self.data_dir,
-                &self.storage,
-                name,
-                topic.topic_id,
-                p,
-                &log_config,
-                true,
-                now_ms,
-            )?));
+        let grown = (current..count)
+            .try_for_each(|p| {
+                remove_stale_dir(&self.data_dir, name, p)?;
+                partitions.push(Arc::new(open_partition(
+                    &self.data_dir,
+                    &self.storage,
+                    name,
+                    topic.topic_id,
+                    p,
+                    &log_config,
+                    true,
+                    now_ms,
+                )?));
+                Ok::<_, io::Error>(())
+            })
+            .map_err(TopicAdminError::from)
+            .and_then(|()| {
+                self.replace(Topic {
+                    name: topic.name.clone(),
+                    topic_id: topic.topic_id,
+                    partitions,
+                    configs: topic.configs.clone(),
+                })
+            });
+        grown.inspect_err(|_| self.remove_partition_dirs(name, current..count))
+    }
+
+    /// Removes what a failed creation of these partitions made (their logs are closed by then).
+    fn remove_partition_dirs(&self, name: &str, partitions: std::ops::Range<i32>) {
+        for p in partitions {
+            if let Err(e) = remove_stale_dir(&self.data_dir, name, p) {
+                tracing::warn!(topic = name, partition = p, error = %e, "could not remove the directory of a failed creation");
+            }
         }
-        let grown = Topic {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions,
-            configs: topic.configs.clone(),
-        };
-        self.replace(grown)
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
