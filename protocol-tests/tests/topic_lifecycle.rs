@@ -51,10 +51,12 @@ impl Gate {
     }
 }
 
-/// Real files; reads of the file whose path ends with `target` pass the gate first.
+/// Real files; reads of the file whose path ends with `target` (or, `at_open`, its opening) pass
+/// the gate first.
 struct GateStorage {
     target: String,
     gate: Arc<Gate>,
+    at_open: bool,
 }
 
 struct GatedFile {
@@ -65,9 +67,12 @@ struct GatedFile {
 impl Storage for GateStorage {
     fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let gated = path.to_string_lossy().ends_with(&self.target);
+        if gated && self.at_open {
+            self.gate.wait();
+        }
         Ok(Arc::new(GatedFile {
             inner: FileStorage.open_segment(path, create)?,
-            gate: gated.then(|| Arc::clone(&self.gate)),
+            gate: (gated && !self.at_open).then(|| Arc::clone(&self.gate)),
         }))
     }
 }
@@ -140,6 +145,7 @@ async fn a_deleted_topics_cleaning_never_lands_in_a_recreated_topic() -> Result<
     let storage = GateStorage {
         target: "cmp-0/00000000000000000000.log".into(),
         gate: Arc::clone(&gate),
+        at_open: false,
     };
     let mut b = TestBroker::start_on(Arc::new(storage), |c| c.log_cleaner_backoff_ms = 50).await?;
     let mut c = b.client().await?;
@@ -263,5 +269,68 @@ async fn a_failed_creation_leaves_nothing_behind() -> Result<()> {
     let reports = gregor::log::check::check_data_dir(b.data_dir(), Default::default())?;
     let problems: Vec<_> = reports.iter().flat_map(|r| r.problems.clone()).collect();
     ensure!(problems.is_empty(), "strict check: {problems:?}");
+    Ok(())
+}
+
+/// Creating a topic's directories and files is slow for thousands of partitions; Kafka does it in
+/// its log manager, never on the threads that serve requests. Here the creation is held inside
+/// the opening of its first segment on a broker with a single request thread: another client is
+/// still answered meanwhile, and the creation then completes and is answered as before.
+#[tokio::test]
+async fn directory_work_never_holds_other_clients_up() -> Result<()> {
+    let gate = Arc::new(Gate::default());
+    let storage = GateStorage {
+        target: "slow-0/00000000000000000000.log".into(),
+        gate: Arc::clone(&gate),
+        at_open: true,
+    };
+    let dir = tempfile::tempdir()?;
+    let config = gregor::Config::for_tests(dir.path().to_path_buf());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let running = rt
+        .spawn(gregor::start_on(Arc::new(storage), config))
+        .await??;
+    let addr = running.local_addr;
+    let mut creator = Client::connect(addr).await?;
+    let create = tokio::spawn(async move {
+        create_topics(
+            &mut creator,
+            CREATE_TOPICS_V,
+            vec![creatable("slow", 3)],
+            false,
+        )
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gate.someone_waits() {
+        ensure!(
+            Instant::now() < deadline,
+            "the creation never reached its first segment"
+        );
+        sleep_ms(10).await;
+    }
+    // The client gives up after 20 s (a deadline, not a measurement): while the creation holds
+    // the request thread, the answer never comes.
+    let mut other = Client::connect(addr).await?;
+    let answered = metadata(
+        &mut other,
+        METADATA_V,
+        metadata_topics(&["elsewhere"]),
+        false,
+    )
+    .await;
+    gate.open();
+    let created = create.await;
+    drop(running);
+    rt.shutdown_background();
+    ensure!(
+        answered.is_ok(),
+        "another client was not served during the creation: {answered:?}"
+    );
+    let created = created??;
+    ensure!(created[0].error_code == NONE, "{created:?}");
     Ok(())
 }
