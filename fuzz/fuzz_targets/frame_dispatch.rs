@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
         host: "127.0.0.1".into(),
         port: 9092,
     };
-    let Ok(broker) = Broker::open(config, endpoint) else {
+    let Ok(broker) = Broker::open(config, endpoint).map(std::sync::Arc::new) else {
         return;
     };
     // Paused time: long polls, join delays and request timeouts elapse at once when the broker

@@ -218,3 +218,65 @@ async fn created_topics_survive_restart_with_their_configs() -> Result<()> {
     ensure!(r[0].error_code == TOPIC_ALREADY_EXISTS, "{r:?}");
     Ok(())
 }
+
+/// Kafka 4.x refuses a CreateTopics as a whole, every topic with POLICY_VIOLATION, when its
+/// topics together ask for more than 10,000 partitions (ReplicationControlManager
+/// .validateTotalNumberOfPartitions: "Excessively large number of partitions per request.") or
+/// when it would write more than 10,000 metadata records, one per topic, config and partition
+/// (QuorumController.MAX_RECORDS_PER_USER_OP: "Unable to perform excessively large batch
+/// operation."), so one topic of 10,000 partitions is refused too; validate_only as well.
+#[tokio::test]
+async fn too_many_partitions_in_one_request_are_refused_whole() -> Result<()> {
+    const POLICY_VIOLATION: i16 = 44;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    for validate_only in [true, false] {
+        let r = create_topics(
+            &mut c,
+            CREATE_TOPICS_V,
+            vec![
+                creatable("big-a", 5_000),
+                creatable("small", 1),
+                creatable("big-b", 5_000),
+            ],
+            validate_only,
+        )
+        .await?;
+        ensure!(r.len() == 3, "{r:?}");
+        for t in &r {
+            ensure!(t.error_code == POLICY_VIOLATION, "{r:?}");
+            ensure!(
+                t.error_message.as_deref()
+                    == Some("Excessively large number of partitions per request."),
+                "{r:?}"
+            );
+        }
+    }
+    let r = create_topics(
+        &mut c,
+        CREATE_TOPICS_V,
+        vec![creatable("ten-k", 10_000)],
+        true,
+    )
+    .await?;
+    ensure!(r[0].error_code == POLICY_VIOLATION, "{r:?}");
+    ensure!(
+        r[0].error_message.as_deref()
+            == Some("Unable to perform excessively large batch operation."),
+        "{r:?}"
+    );
+    // 9,998 partitions and one config: 10,000 records, the most one operation may write.
+    let t = with_config(creatable("just-fits", 9_998), "retention.ms", "1000");
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![t.clone()], true).await?;
+    ensure!(r[0].error_code == NONE, "{r:?}");
+    let r = create_topics(
+        &mut c,
+        CREATE_TOPICS_V,
+        vec![with_config(t, "segment.ms", "1000")],
+        true,
+    )
+    .await?;
+    ensure!(r[0].error_code == POLICY_VIOLATION, "{r:?}");
+    ensure!(exists(&mut c, "small").await?.is_none());
+    Ok(())
+}

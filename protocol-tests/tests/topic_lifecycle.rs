@@ -14,6 +14,7 @@ use anyhow::{ensure, Result};
 use bytes::Bytes;
 use common::*;
 use gregor::log::storage::{FileStorage, ReadAt, SegmentFile, Storage};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
@@ -50,10 +51,12 @@ impl Gate {
     }
 }
 
-/// Real files; reads of the file whose path ends with `target` pass the gate first.
+/// Real files; reads of the file whose path ends with `target` (or, `at_open`, its opening) pass
+/// the gate first.
 struct GateStorage {
     target: String,
     gate: Arc<Gate>,
+    at_open: bool,
 }
 
 struct GatedFile {
@@ -64,9 +67,12 @@ struct GatedFile {
 impl Storage for GateStorage {
     fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let gated = path.to_string_lossy().ends_with(&self.target);
+        if gated && self.at_open {
+            self.gate.wait();
+        }
         Ok(Arc::new(GatedFile {
             inner: FileStorage.open_segment(path, create)?,
-            gate: gated.then(|| Arc::clone(&self.gate)),
+            gate: (gated && !self.at_open).then(|| Arc::clone(&self.gate)),
         }))
     }
 }
@@ -139,6 +145,7 @@ async fn a_deleted_topics_cleaning_never_lands_in_a_recreated_topic() -> Result<
     let storage = GateStorage {
         target: "cmp-0/00000000000000000000.log".into(),
         gate: Arc::clone(&gate),
+        at_open: false,
     };
     let mut b = TestBroker::start_on(Arc::new(storage), |c| c.log_cleaner_backoff_ms = 50).await?;
     let mut c = b.client().await?;
@@ -178,5 +185,152 @@ async fn a_deleted_topics_cleaning_never_lands_in_a_recreated_topic() -> Result<
         !left.iter().any(|f| f.ends_with(".cleaned")),
         "no rewritten segment of the old topic in the new directory: {left:?}"
     );
+    Ok(())
+}
+
+/// Kafka renames a deleted partition's directory to `<topic>-<partition>.<id>-delete` with the
+/// topic part cut short so that the name fits in 255 bytes (UnifiedLog.logDeleteDirName): a
+/// topic with a name of the maximum length (249) is deleted, files and all, like any other.
+#[tokio::test]
+async fn a_topic_with_a_long_name_is_deleted_from_disk() -> Result<()> {
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    let long = "l".repeat(249);
+    create_topic(&mut c, &long, 2).await?;
+    produce_ok(&mut c, &long, 1, values_batch(&["x"])).await?;
+    delete_topic(&mut c, &long).await?;
+    let left: Vec<String> = std::fs::read_dir(b.data_dir())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lll"))
+        .collect();
+    ensure!(left.is_empty(), "left on disk: {left:?}");
+    // The name is free again, and the new topic starts empty, also after a restart.
+    create_topic(&mut c, &long, 1).await?;
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(list_offset(&mut c, &long, 0, -1).await?.offset == 0);
+    Ok(())
+}
+
+/// Real files, but opening a segment whose path contains one of `targets` fails with EMFILE
+/// after the file was made, as when the descriptors run out between a segment and its indexes.
+struct FailingOpens {
+    targets: Vec<&'static str>,
+}
+
+impl Storage for FailingOpens {
+    fn open_segment(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = FileStorage.open_segment(path, create)?;
+        let path = path.to_string_lossy();
+        if self.targets.iter().any(|t| path.contains(t)) {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE
+        }
+        Ok(file)
+    }
+}
+
+fn entries_starting_with(dir: &Path, prefix: &str) -> Result<Vec<String>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect())
+}
+
+/// Kafka's controller creates a topic whole or not at all; a creation that fails half-way here
+/// (the fourth partition cannot be opened) leaves no directory behind, and the strict offline
+/// check passes. The same for partitions added by CreatePartitions.
+#[tokio::test]
+async fn a_failed_creation_leaves_nothing_behind() -> Result<()> {
+    let storage = FailingOpens {
+        targets: vec!["half-3/", "grow-3/"],
+    };
+    let mut b = TestBroker::start_on(Arc::new(storage), |_| {}).await?;
+    let mut c = b.client().await?;
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![creatable("half", 6)], false).await?;
+    ensure!(r[0].error_code != NONE, "{r:?}");
+    let left = entries_starting_with(b.data_dir(), "half")?;
+    ensure!(left.is_empty(), "left by a failed CreateTopics: {left:?}");
+    create_topic(&mut c, "grow", 1).await?;
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("grow"))
+            .with_count(6)]);
+    let r = c.request(3, req).await?;
+    ensure!(r.results[0].error_code != NONE, "{r:?}");
+    let left = entries_starting_with(b.data_dir(), "grow")?;
+    ensure!(
+        left == vec!["grow-0".to_string()],
+        "left by a failed CreatePartitions: {left:?}"
+    );
+    b.shutdown().await?;
+    let reports = gregor::log::check::check_data_dir(b.data_dir(), Default::default())?;
+    let problems: Vec<_> = reports.iter().flat_map(|r| r.problems.clone()).collect();
+    ensure!(problems.is_empty(), "strict check: {problems:?}");
+    Ok(())
+}
+
+/// Creating a topic's directories and files is slow for thousands of partitions; Kafka does it in
+/// its log manager, never on the threads that serve requests. Here the creation is held inside
+/// the opening of its first segment on a broker with a single request thread: another client is
+/// still answered meanwhile, and the creation then completes and is answered as before.
+#[tokio::test]
+async fn directory_work_never_holds_other_clients_up() -> Result<()> {
+    let gate = Arc::new(Gate::default());
+    let storage = GateStorage {
+        target: "slow-0/00000000000000000000.log".into(),
+        gate: Arc::clone(&gate),
+        at_open: true,
+    };
+    let dir = tempfile::tempdir()?;
+    let config = gregor::Config::for_tests(dir.path().to_path_buf());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let running = rt
+        .spawn(gregor::start_on(Arc::new(storage), config))
+        .await??;
+    let addr = running.local_addr;
+    let mut creator = Client::connect(addr).await?;
+    let create = tokio::spawn(async move {
+        create_topics(
+            &mut creator,
+            CREATE_TOPICS_V,
+            vec![creatable("slow", 3)],
+            false,
+        )
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gate.someone_waits() {
+        ensure!(
+            Instant::now() < deadline,
+            "the creation never reached its first segment"
+        );
+        sleep_ms(10).await;
+    }
+    // The client gives up after 20 s (a deadline, not a measurement): while the creation holds
+    // the request thread, the answer never comes.
+    let mut other = Client::connect(addr).await?;
+    let answered = metadata(
+        &mut other,
+        METADATA_V,
+        metadata_topics(&["elsewhere"]),
+        false,
+    )
+    .await;
+    gate.open();
+    let created = create.await;
+    drop(running);
+    rt.shutdown_background();
+    ensure!(
+        answered.is_ok(),
+        "another client was not served during the creation: {answered:?}"
+    );
+    let created = created??;
+    ensure!(created[0].error_code == NONE, "{created:?}");
     Ok(())
 }

@@ -8,6 +8,8 @@ is documented in README.md ("Reliability" / "Crash torture") and in check_round(
 Load: one idempotent producer (enable.idempotence, acks=all) per codec (none, gzip, snappy, lz4,
 zstd), each writing records whose value is "<producer>|<seq>|<padding derived from seq>" to random
 partitions of one topic, and one consumer-group member that consumes and commits synchronously.
+The recreate scenario adds compacted topics that are deleted and re-created under load while the
+log cleaner runs (Churn below).
 """
 
 import argparse
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -32,7 +35,16 @@ GROUP = "torture-group"
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 KILL_SCENARIOS = ["kill", "kill-twice", "kill-stopping"]
 DAMAGE_SCENARIOS = ["cut", "zero", "flip", "index-delete", "index-corrupt"]
-ALL_SCENARIOS = KILL_SCENARIOS + DAMAGE_SCENARIOS
+ALL_SCENARIOS = KILL_SCENARIOS + DAMAGE_SCENARIOS + ["recreate"]
+# recreate: compacted topics deleted and re-created under load; their segments roll every 100 ms
+# and the cleaner looks for work every 50 ms, so deletions often catch a cleaning in progress.
+CHURN_TOPICS = ["churn0", "churn1"]
+CHURN_PARTITIONS = 2
+CHURN_KEYS = 600
+CHURN_REWRITES = 3
+CHURN_MIN_GENERATIONS = 3
+CHURN_CONFIG = {"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}
+CLEANER_OVERRIDES = ["log.cleaner.backoff.ms=50"]
 # Broker settings: small segments and a dense index so that rolls, many segments and many index
 # entries are exercised; no initial rebalance delay so the group member starts at once.
 BROKER_OVERRIDES = [
@@ -76,18 +88,14 @@ class Broker:
         self.port = port
         self.proc = None
         self.log_path = data_dir + ".log"
+        self.extra_overrides = []
 
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
     def start(self):
-        args = [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
-        for o in BROKER_OVERRIDES:
-            args += ["--override", o]
-        out = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=out, stderr=out)
-        out.close()
+        self.start_no_wait()
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -102,7 +110,7 @@ class Broker:
     def start_no_wait(self):
         """Starts the broker without waiting for its port (to kill it during start-up)."""
         args = [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
-        for o in BROKER_OVERRIDES:
+        for o in BROKER_OVERRIDES + self.extra_overrides:
             args += ["--override", o]
         out = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=out, stderr=out)
@@ -302,6 +310,150 @@ class GroupMember(threading.Thread):
         self.stop_flag.set()
         self.join()
         self.consumer.close()
+
+
+class Churn(threading.Thread):
+    """Deletes and re-creates compacted topics while the main load runs and the log cleaner works
+    on them. Each generation re-creates every churn topic, rewrites each key CHURN_REWRITES times
+    (flushed between rewrites, so the last value of a key is known), checks that the new topic
+    holds nothing of an earlier generation: over the wire, and in its files (values are
+    uncompressed and name their generation, so a deleted partition's cleaning that landed in the
+    new directory shows up as bytes of an old generation there), and ends with a burst of
+    rewrites, so that the next generation's deletion finds the cleaner busy with them."""
+
+    def __init__(self, bootstrap, data_dir):
+        super().__init__(daemon=True)
+        self.bootstrap = bootstrap
+        self.data_dir = data_dir
+        self.stop_flag = threading.Event()
+        self.admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+        self.gen = 0
+        self.last_rewrite = None
+        self.error = None
+        self.written = 0
+
+    def run(self):
+        try:
+            while not self.stop_flag.is_set() or self.gen < CHURN_MIN_GENERATIONS:
+                self.generation()
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+    def value(self, topic, key, rewrite):
+        return f"{topic}|g{self.gen}|k{key}|r{rewrite}|".encode() + b"x" * (40 + key % 100)
+
+    def recreate(self, topic):
+        deadline = time.time() + 30
+        if topic in self.admin.list_topics(timeout=10).topics:
+            self.admin.delete_topics([topic])[topic].result(30)
+        while True:
+            new = NewTopic(topic, CHURN_PARTITIONS, 1, config=CHURN_CONFIG)
+            try:
+                self.admin.create_topics([new])[topic].result(30)
+                return
+            except KafkaException as e:
+                # Kafka deletes asynchronously: the name may still be taken for a moment.
+                if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS or time.time() > deadline:
+                    raise Failure(f"re-creating {topic}: {e}")
+                time.sleep(0.05)
+
+    def generation(self):
+        self.gen += 1
+        for t in CHURN_TOPICS:
+            self.recreate(t)
+        producer = Producer({"bootstrap.servers": self.bootstrap, "log_level": 2, "acks": "all",
+                             "linger.ms": 5, "compression.type": "none", "message.timeout.ms": 60000})
+        for r in range(CHURN_REWRITES):
+            self.rewrite(producer, r)
+        self.verify()
+        for r in range(CHURN_REWRITES, CHURN_REWRITES + 2):
+            self.rewrite(producer, r)
+
+    def rewrite(self, producer, r):
+        failed = []
+        for t in CHURN_TOPICS:
+            for k in range(CHURN_KEYS):
+                while True:
+                    try:
+                        producer.produce(t, key=f"k{k}".encode(), value=self.value(t, k, r),
+                                         partition=k % CHURN_PARTITIONS,
+                                         on_delivery=lambda err, msg: err and failed.append(str(err)))
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+        if producer.flush(60) or failed:
+            raise Failure(f"churn generation {self.gen}: writes not acknowledged: {failed[:3]}")
+        self.written += CHURN_KEYS * len(CHURN_TOPICS)
+        self.last_rewrite = r
+        time.sleep(0.11)  # segment.ms: the next rewrite rolls a segment, the cleaner has work
+
+    def verify(self):
+        """Every churn topic holds this generation only, and each key's last value is its last
+        write (compaction may drop the older ones)."""
+        for t in CHURN_TOPICS:
+            for p in range(CHURN_PARTITIONS):
+                self.check_files(t, p)
+            self.check_read_back(t)
+
+    def check_files(self, topic, partition):
+        d = os.path.join(self.data_dir, f"{topic}-{partition}")
+        pattern = re.compile(re.escape(topic.encode()) + rb"\|g(\d+)\|")
+        for f in sorted(os.listdir(d)):
+            if not f.endswith((".log", ".cleaned")):
+                continue
+            try:
+                data = open(os.path.join(d, f), "rb").read()
+            except FileNotFoundError:
+                continue  # swapped or removed by the cleaner meanwhile
+            gens = {int(g) for g in pattern.findall(data)}
+            if gens - {self.gen}:
+                raise Failure(f"{topic}-{partition}/{f} of generation {self.gen} holds records of "
+                              f"generations {sorted(gens - {self.gen})}: a deleted topic's work landed there")
+
+    def check_read_back(self, topic):
+        c = Consumer({"bootstrap.servers": self.bootstrap, "log_level": 2, "group.id": "churn-reader",
+                      "enable.auto.commit": False, "enable.partition.eof": True})
+        try:
+            marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                     for p in range(CHURN_PARTITIONS)}
+            c.assign([TopicPartition(topic, p, lo) for p, (lo, hi) in marks.items() if hi > lo])
+            pending = {p for p, (lo, hi) in marks.items() if hi > lo}
+            last = {}
+            deadline = time.time() + 60
+            while pending:
+                if time.time() > deadline:
+                    raise Failure(f"{topic}: read-back did not reach the high watermark")
+                for m in c.consume(1000, 1.0):
+                    p = m.partition()
+                    if m.error() is not None:
+                        if m.error().code() == KafkaError._PARTITION_EOF:
+                            pending.discard(p)
+                            continue
+                        raise Failure(f"{topic}: read-back error: {m.error()}")
+                    name, gen, key, rewrite, _ = m.value().split(b"|", 4)
+                    if name.decode() != topic or gen != f"g{self.gen}".encode():
+                        raise Failure(f"{topic}-{p} offset {m.offset()} of generation {self.gen} holds "
+                                      f"{m.value()[:40]!r}")
+                    last[key] = rewrite
+                    if m.offset() + 1 >= marks[p][1]:
+                        pending.discard(p)
+            want = f"r{self.last_rewrite}".encode()
+            wrong = sorted((k, r) for k, r in last.items() if r != want)
+            if len(last) != CHURN_KEYS or wrong:
+                raise Failure(f"{topic}: {len(last)} keys of {CHURN_KEYS}; {len(wrong)} not at their last "
+                              f"write r{self.last_rewrite}, e.g. {wrong[:3]}")
+        finally:
+            c.close()
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join()
+        if self.error is not None:
+            raise self.error if isinstance(self.error, Failure) else Failure(f"churn: {self.error!r}")
+
+    def drop_topics(self):
+        for t, f in self.admin.delete_topics(CHURN_TOPICS).items():
+            f.result(30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,6 +703,7 @@ def crash_check(args, broker, stats, what):
 def run_round(n, scenario, args, rng, broker, ledger, stats):
     expected_end = None
     log(f"round {n}: {scenario}")
+    broker.extra_overrides = CLEANER_OVERRIDES if scenario == "recreate" else []
     broker.start()
     producers = [ProducerLoad(broker.bootstrap, f"r{n}-{codec}", codec, args.partitions, args.rate, rng)
                  for codec in CODECS]
@@ -558,6 +711,10 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
     member.start()
     for p in producers:
         p.start()
+    churn = None
+    if scenario == "recreate":
+        churn = Churn(broker.bootstrap, broker.data_dir)
+        churn.start()
     if scenario in KILL_SCENARIOS:
         time.sleep(rng.uniform(0.3, args.duration))
         if scenario == "kill-stopping":
@@ -588,6 +745,10 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         time.sleep(rng.uniform(1.0, 3.0))
     else:
         time.sleep(args.duration)
+    if churn is not None:
+        churn.finish()
+        log(f"  {churn.gen} generations of {len(CHURN_TOPICS)} compacted topics deleted and re-created "
+            f"under load, {churn.written} records written")
     for p in producers:
         p.finish()
     member.finish()
@@ -628,6 +789,15 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
             stats["kills"] += 1
             log("  SIGKILL during the recovery of the damage")
         broker.start()
+    if churn is not None:
+        # The files after a clean stop are what a deleted topic's late work would have damaged.
+        broker.stop()
+        run_checker(args.check_bin, broker.data_dir)
+        broker.start()
+        churn.verify()
+        churn.drop_topics()
+        log("  after a restart the last generation is intact; churn topics deleted")
+        stats["recreations"] += churn.gen * len(CHURN_TOPICS)
     marks, seen = check_round(broker, ledger)
     if scenario in ("cut", "zero", "flip"):
         partition, new_end = expected_end
@@ -635,6 +805,9 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
             raise Failure(f"partition {partition}: log end {marks[partition][1]} after damage, expected {new_end}")
     broker.stop()
     parts, _ = run_checker(args.check_bin, broker.data_dir)
+    doomed = [d for d in os.listdir(broker.data_dir) if d.endswith("-delete")]
+    if doomed:
+        raise Failure(f"directories of deleted partitions left after a clean stop: {doomed[:5]}")
     for p, (lo, hi) in marks.items():
         got = parts.get(f"{TOPIC}-{p}", {}).get("end", 0)
         if got != hi:
@@ -682,7 +855,7 @@ def main():
     broker = Broker(args.bin, os.path.join(work, "data"), free_port())
     ledger = Ledger(args.partitions)
     stats = dict(rounds=0, kills=0, damages=0, sent=0, acked=0, failed=0, fatal=0, lost_by_damage=0,
-                 torn_tail_bytes=0, commits_acked=0, records_verified=0)
+                 torn_tail_bytes=0, commits_acked=0, records_verified=0, recreations=0)
     started = time.time()
     ok = False
     try:

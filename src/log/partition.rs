@@ -820,11 +820,6 @@ impl PartitionLog {
         self.deleted.load(Ordering::Acquire)
     }
 
-    /// The directory the log lives in now.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn cleaned_path(&self, base_offset: i64) -> PathBuf {
         self.dir.join(super::segment::file_name(
             base_offset,

@@ -38,7 +38,14 @@ const TOPICS_DIR: &str = "gregor-metadata/topics";
 /// this bounds the partitions one CreateTopics or CreatePartitions entry can create (and the
 /// directories and files a single request can make gregor open).
 pub const MAX_NEW_PARTITIONS: i32 = 10_000;
-const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+/// QuorumController.MAX_RECORDS_PER_USER_OP: the metadata records one operation may write (a
+/// BoundedList that fails the whole operation with POLICY_VIOLATION and `EXCESSIVE`).
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+/// ReplicationControlManager.MAX_PARTITIONS_PER_BATCH (Kafka 4.0, KAFKA-17870): the partitions
+/// one CreateTopics may ask for across all its topics.
+pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
+pub const EXCESSIVE: &str = "Unable to perform excessively large batch operation.";
+pub const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTopicError {
@@ -234,7 +241,7 @@ impl Catalog {
         for p in 0..partitions {
             remove_stale_dir(&self.data_dir, name, p)?;
         }
-        let topic = open_topic(
+        let created = open_topic(
             &self.data_dir,
             &self.storage,
             name,
@@ -242,8 +249,14 @@ impl Catalog {
             &log_config,
             true,
             now_ms,
-        )?;
-        write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
+        )
+        .and_then(|topic| {
+            write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
+            Ok(topic)
+        });
+        // A creation that failed half-way (no descriptors or space left) leaves nothing behind:
+        // Kafka's controller creates a topic whole or not at all.
+        let topic = created.inspect_err(|_| self.remove_partition_dirs(name, 0..partitions))?;
         let topic = Arc::new(topic);
         self.ids.write().insert(topic.topic_id, name.to_string());
         self.topics
@@ -288,11 +301,9 @@ impl Catalog {
         self.ids.write().remove(&topic.topic_id);
         for p in &topic.partitions {
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self.data_dir.join(format!(
-                "{name}-{}.{}-delete",
-                p.index,
-                topic.topic_id.simple()
-            ));
+            let doomed = self
+                .data_dir
+                .join(delete_dir_name(name, p.index, topic.topic_id));
             // Renamed under the partition lock, so no background work of the old log (cleaning,
             // retention) can write into a directory of the same name created after this.
             // A failure leaves files but no topic: start-up or a later create cleans up.
@@ -355,26 +366,40 @@ impl Catalog {
         }
         let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
         let mut partitions = topic.partitions.clone();
-        for p in current..count {
-            remove_stale_dir(&self.data_dir, name, p)?;
-            partitions.push(Arc::new(open_partition(
-                &self.data_dir,
-                &self.storage,
-                name,
-                topic.topic_id,
-                p,
-                &log_config,
-                true,
-                now_ms,
-            )?));
+        let grown = (current..count)
+            .try_for_each(|p| {
+                remove_stale_dir(&self.data_dir, name, p)?;
+                partitions.push(Arc::new(open_partition(
+                    &self.data_dir,
+                    &self.storage,
+                    name,
+                    topic.topic_id,
+                    p,
+                    &log_config,
+                    true,
+                    now_ms,
+                )?));
+                Ok::<_, io::Error>(())
+            })
+            .map_err(TopicAdminError::from)
+            .and_then(|()| {
+                self.replace(Topic {
+                    name: topic.name.clone(),
+                    topic_id: topic.topic_id,
+                    partitions,
+                    configs: topic.configs.clone(),
+                })
+            });
+        grown.inspect_err(|_| self.remove_partition_dirs(name, current..count))
+    }
+
+    /// Removes what a failed creation of these partitions made (their logs are closed by then).
+    fn remove_partition_dirs(&self, name: &str, partitions: std::ops::Range<i32>) {
+        for p in partitions {
+            if let Err(e) = remove_stale_dir(&self.data_dir, name, p) {
+                tracing::warn!(topic = name, partition = p, error = %e, "could not remove the directory of a failed creation");
+            }
         }
-        let grown = Topic {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions,
-            configs: topic.configs.clone(),
-        };
-        self.replace(grown)
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
@@ -549,6 +574,18 @@ fn remove_stale_dir(data_dir: &Path, name: &str, p: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The name a deleted partition's directory is renamed to before it is removed:
+/// `<topic>-<partition>.<topic id>-delete`, Kafka's form, with the topic cut short so that the
+/// whole name stays within the 255 bytes a file name may have (UnifiedLog.logDeleteDirName;
+/// topic names are ASCII, up to 249 characters). Start-up removes what a crash leaves of it.
+fn delete_dir_name(topic: &str, partition: i32, topic_id: Uuid) -> String {
+    const MAX_FILE_NAME: usize = 255;
+    let suffix = format!("-{partition}.{}-delete", topic_id.simple());
+    let keep = MAX_FILE_NAME.saturating_sub(suffix.len());
+    let prefix: String = topic.chars().take(keep).collect();
+    format!("{prefix}{suffix}")
+}
+
 /// Removes `*-delete` directories a crash left behind during a topic deletion.
 fn remove_deleted_dirs(data_dir: &Path) {
     let Ok(entries) = fs::read_dir(data_dir) else {
@@ -705,6 +742,31 @@ mod tests {
         drop((cat, old, new));
         let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         assert_eq!(cat.get("r").unwrap().partitions[0].offsets(), (0, 1));
+    }
+
+    /// UnifiedLog.logDeleteDirName: the topic part is cut so the name fits in 255 bytes; start-up
+    /// removes such a directory a crash left behind.
+    #[test]
+    fn delete_dir_names_fit_in_a_file_name_and_are_cleaned_at_start_up() {
+        let id = new_topic_id();
+        assert_eq!(
+            delete_dir_name("short", 3, id),
+            format!("short-3.{}-delete", id.simple())
+        );
+        let long = delete_dir_name(&"t".repeat(249), 12_345, id);
+        assert_eq!(long.len(), 255);
+        assert!(
+            long.starts_with("ttt") && long.ends_with(&format!("-12345.{}-delete", id.simple()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(&long)).unwrap();
+        fs::write(
+            dir.path().join(&long).join("00000000000000000000.log"),
+            b"x",
+        )
+        .unwrap();
+        let _cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        assert!(!dir.path().join(&long).exists());
     }
 
     #[test]

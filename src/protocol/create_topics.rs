@@ -15,7 +15,10 @@ use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
 use crate::config::describe::{describe_topic, ConfigEntry};
-use crate::metadata::CreateTopicError;
+use crate::metadata::{
+    CreateTopicError, EXCESSIVE, EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH,
+    MAX_RECORDS_PER_USER_OP,
+};
 
 pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
@@ -25,46 +28,140 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
         .map(|t| t.name.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
-    let topics = req
+    let unique = || {
+        req.topics
+            .iter()
+            .filter(|t| !duplicates.contains(t.name.as_str()))
+    };
+    // Kafka's controller refuses the whole request, before looking at any topic, when its topics
+    // together ask for too many partitions (ReplicationControlManager.createTopics).
+    if requested_partitions(unique(), ctx.broker.config.num_partitions) > MAX_PARTITIONS_PER_BATCH {
+        return fail_all(&req, EXCESSIVE_PARTITIONS);
+    }
+    // Everything is checked before anything is created, so that the operation can be refused
+    // whole, as Kafka's controller refuses one that would write too many metadata records.
+    let planned: Vec<Result<Planned, (i16, String)>> = req
         .topics
         .iter()
         .map(|t| {
-            let name = t.name.to_string();
-            let result = CreatableTopicResult::default().with_name(t.name.clone());
-            if duplicates.contains(&name) {
-                return fail(
-                    result,
+            if duplicates.contains(t.name.as_str()) {
+                let name = t.name.as_str();
+                return Err((
                     errors::INVALID_REQUEST,
                     format!(
                         "Create topics request from client contains duplicate topic name: {name}"
                     ),
-                );
+                ));
             }
-            match create(ctx, t, req.validate_only) {
-                Ok(created) => {
-                    let mut r = result
-                        .with_num_partitions(created.partitions)
-                        .with_replication_factor(created.replication_factor)
-                        .with_error_message(None);
-                    if ctx.api_version >= 7 {
-                        r.topic_id = created.topic_id;
-                    }
-                    if ctx.api_version >= 5 {
-                        // KIP-525: the new topic's effective configs, as DescribeConfigs shows them.
-                        let entries = describe_topic(
-                            &ctx.broker.config,
-                            &ctx.broker.dynamic.layers(),
-                            &created.configs,
-                        );
-                        r.configs = Some(entries.iter().map(created_config).collect());
-                    }
-                    r
+            plan(ctx, t)
+        })
+        .collect();
+    let records: usize = planned
+        .iter()
+        .flatten()
+        .map(Planned::metadata_records)
+        .sum();
+    if records > MAX_RECORDS_PER_USER_OP {
+        return fail_all(&req, EXCESSIVE);
+    }
+    let topics = req
+        .topics
+        .iter()
+        .zip(planned)
+        .map(|(t, planned)| {
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            let created = planned.and_then(|p| {
+                if req.validate_only {
+                    Ok(p.into_created(uuid::Uuid::nil()))
+                } else {
+                    create(ctx, t, p)
                 }
+            });
+            match created {
+                Ok(created) => succeeded(ctx, result, created),
                 Err((code, message)) => fail(result, code, message),
             }
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// The partitions a request asks for, counted as Kafka's validateTotalNumberOfPartitions does:
+/// the assignments when given, else the partition count (-1: the broker default).
+fn requested_partitions<'a>(
+    topics: impl Iterator<Item = &'a CreatableTopic>,
+    default_partitions: i32,
+) -> i64 {
+    topics
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(default_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum()
+}
+
+/// Every topic of the request refused with POLICY_VIOLATION (CreateTopicsRequest.getErrorResponse
+/// of the controller's PolicyViolationException).
+fn fail_all(req: &CreateTopicsRequest, message: &str) -> CreateTopicsResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            fail(result, errors::POLICY_VIOLATION, message.to_string())
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn succeeded(
+    ctx: &RequestContext<'_>,
+    result: CreatableTopicResult,
+    created: Created,
+) -> CreatableTopicResult {
+    let mut r = result
+        .with_num_partitions(created.partitions)
+        .with_replication_factor(created.replication_factor)
+        .with_error_message(None);
+    if ctx.api_version >= 7 {
+        r.topic_id = created.topic_id;
+    }
+    if ctx.api_version >= 5 {
+        // KIP-525: the new topic's effective configs, as DescribeConfigs shows them.
+        let entries = describe_topic(
+            &ctx.broker.config,
+            &ctx.broker.dynamic.layers(),
+            &created.configs,
+        );
+        r.configs = Some(entries.iter().map(created_config).collect());
+    }
+    r
+}
+
+/// A topic that passed validation, with its effective partition count, replication factor and
+/// configs.
+struct Planned {
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+}
+
+impl Planned {
+    /// What Kafka's controller would write for it: a TopicRecord, a ConfigRecord per config and
+    /// a PartitionRecord per partition.
+    fn metadata_records(&self) -> usize {
+        1 + self.configs.len() + usize::try_from(self.partitions).unwrap_or(0)
+    }
+
+    fn into_created(self, topic_id: uuid::Uuid) -> Created {
+        Created {
+            topic_id,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            configs: self.configs,
+        }
+    }
 }
 
 struct Created {
@@ -83,11 +180,8 @@ fn created_config(e: &ConfigEntry) -> CreatableTopicConfigs {
         .with_is_sensitive(e.sensitive)
 }
 
-fn create(
-    ctx: &RequestContext<'_>,
-    t: &CreatableTopic,
-    validate_only: bool,
-) -> Result<Created, (i16, String)> {
+/// Validates one topic of the request without creating anything.
+fn plan(ctx: &RequestContext<'_>, t: &CreatableTopic) -> Result<Planned, (i16, String)> {
     let config = &ctx.broker.config;
     let (partitions, rf) = if t.assignments.is_empty() {
         let p = if t.num_partitions == -1 {
@@ -134,29 +228,38 @@ fn create(
             configs.insert(c.name.to_string(), v.to_string());
         }
     }
-    let catalog = &ctx.broker.catalog;
-    let name = t.name.as_str();
-    let to_wire = |e: CreateTopicError| (errors::create_topic_error_code(&e), e.to_string());
-    if validate_only {
-        catalog
-            .validate(name, partitions, rf, &configs)
-            .map_err(to_wire)?;
-        return Ok(Created {
-            topic_id: uuid::Uuid::nil(),
-            partitions,
-            replication_factor: rf,
-            configs,
-        });
-    }
-    let topic = catalog
-        .create(name, partitions, rf, configs.clone(), now_ms())
+    ctx.broker
+        .catalog
+        .validate(t.name.as_str(), partitions, rf, &configs)
         .map_err(to_wire)?;
-    Ok(Created {
-        topic_id: topic.topic_id,
+    Ok(Planned {
         partitions,
         replication_factor: rf,
         configs,
     })
+}
+
+fn to_wire(e: CreateTopicError) -> (i16, String) {
+    (errors::create_topic_error_code(&e), e.to_string())
+}
+
+fn create(
+    ctx: &RequestContext<'_>,
+    t: &CreatableTopic,
+    p: Planned,
+) -> Result<Created, (i16, String)> {
+    let topic = ctx
+        .broker
+        .catalog
+        .create(
+            t.name.as_str(),
+            p.partitions,
+            p.replication_factor,
+            p.configs.clone(),
+            now_ms(),
+        )
+        .map_err(to_wire)?;
+    Ok(p.into_created(topic.topic_id))
 }
 
 fn fail(r: CreatableTopicResult, code: i16, message: String) -> CreatableTopicResult {

@@ -40,6 +40,8 @@ pub mod produce;
 pub mod response;
 pub mod sync_group;
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
@@ -60,7 +62,7 @@ pub enum Reply {
 
 /// What a handler knows about the request it serves.
 pub struct RequestContext<'a> {
-    pub broker: &'a Broker,
+    pub broker: &'a Arc<Broker>,
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: String,
@@ -69,7 +71,7 @@ pub struct RequestContext<'a> {
 }
 
 /// Handles one request frame (without its size prefix).
-pub async fn handle_frame(broker: &Broker, peer: std::net::IpAddr, mut frame: Bytes) -> Reply {
+pub async fn handle_frame(broker: &Arc<Broker>, peer: std::net::IpAddr, mut frame: Bytes) -> Reply {
     // api_key, api_version and correlation_id: the least any request header has.
     if frame.len() < 8 {
         return Reply::Close(format!(
@@ -121,6 +123,8 @@ pub enum ProtocolError {
     Decode(String),
     #[error("cannot encode response: {0}")]
     Encode(String),
+    #[error("the handler failed: {0}")]
+    Handler(String),
 }
 
 fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, ProtocolError> {
@@ -145,7 +149,13 @@ async fn dispatch(
             respond_spliced(ctx, &resp, records)
         }
         ApiKey::ListOffsets => respond(ctx, &list_offsets::handle(ctx, decode(f, v)?)),
-        ApiKey::CreateTopics => respond(ctx, &create_topics::handle(ctx, decode(f, v)?)),
+        ApiKey::CreateTopics => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, create_topics::handle).await?,
+            )
+        }
         ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
         ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
@@ -165,9 +175,21 @@ async fn dispatch(
         ApiKey::ConsumerGroupDescribe => {
             respond(ctx, &consumer_group_describe::handle(ctx, decode(f, v)?))
         }
-        ApiKey::DeleteTopics => respond(ctx, &delete_topics::handle(ctx, decode(f, v)?)),
+        ApiKey::DeleteTopics => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, delete_topics::handle).await?,
+            )
+        }
         ApiKey::DeleteRecords => respond(ctx, &delete_records::handle(ctx, decode(f, v)?)),
-        ApiKey::CreatePartitions => respond(ctx, &create_partitions::handle(ctx, decode(f, v)?)),
+        ApiKey::CreatePartitions => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, create_partitions::handle).await?,
+            )
+        }
         ApiKey::AlterConfigs => respond(ctx, &alter_configs::handle(ctx, decode(f, v)?)),
         ApiKey::IncrementalAlterConfigs => {
             respond(ctx, &incremental_alter_configs::handle(ctx, decode(f, v)?))
@@ -239,6 +261,36 @@ async fn dispatch(
             Reply::Close(format!("{api:?} is not implemented"))
         }
     })
+}
+
+/// Runs a handler whose work is creating or removing partition directories and files (thousands
+/// of them for a large topic) on the blocking pool, so that the threads serving every other
+/// connection never wait for it; Kafka's request handlers leave that work to its log manager.
+/// The answer still comes once the work is done, as before.
+async fn off_request_threads<Req, Resp>(
+    ctx: &RequestContext<'_>,
+    req: Req,
+    handler: fn(&RequestContext<'_>, Req) -> Resp,
+) -> Result<Resp, ProtocolError>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let broker = Arc::clone(ctx.broker);
+    let (api_version, correlation_id) = (ctx.api_version, ctx.correlation_id);
+    let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
+    tokio::task::spawn_blocking(move || {
+        let ctx = RequestContext {
+            broker: &broker,
+            api_version,
+            correlation_id,
+            client_id,
+            client_host,
+        };
+        handler(&ctx, req)
+    })
+    .await
+    .map_err(|e| ProtocolError::Handler(e.to_string()))
 }
 
 /// A topic named by id (when `by_id`: Produce v13, Fetch v13+) or by name, or the error code
