@@ -711,3 +711,196 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod runtime_tests {
+    //! The group coordinator on the coordinator runtime: writes before state, replay shared
+    //! with loading.
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::log::LogConfig;
+
+    fn catalog(dir: &std::path::Path, create: bool, max_message_bytes: usize) -> Catalog {
+        let cfg = LogConfig {
+            max_message_bytes,
+            ..LogConfig::default()
+        };
+        Catalog::open(dir, cfg, create, 0).unwrap()
+    }
+
+    fn outside(group_id: &str) -> MemberRef<'_> {
+        MemberRef {
+            group_id,
+            member_id: "",
+            instance_id: None,
+            generation_id: -1,
+        }
+    }
+
+    fn commits(topic: &str, partitions: std::ops::Range<i32>, offset: i64) -> Vec<OffsetCommit> {
+        partitions
+            .map(|partition| OffsetCommit {
+                topic: topic.into(),
+                partition,
+                offset,
+                leader_epoch: -1,
+                metadata: Some("m".into()),
+            })
+            .collect()
+    }
+
+    fn consumer_join(member: &str, topic: &str) -> HeartbeatParams {
+        HeartbeatParams {
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec![topic.into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        }
+    }
+
+    fn classic_join(member_id: &str) -> JoinParams {
+        JoinParams {
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn now<T>(r: Reply<T>) -> T {
+        match r {
+            Reply::Now(t) => t,
+            Reply::Later(mut rx) => rx.try_recv().expect("answered once the write is decided"),
+        }
+    }
+
+    /// Everything a restart must bring back, per shard: committed offsets, classic groups'
+    /// persisted fields, KIP-848 groups' records.
+    fn image(c: &GroupCoordinator) -> BTreeMap<i32, String> {
+        (0..c.runtime.partitions())
+            .filter_map(|p| {
+                c.runtime.read(p, |s| {
+                    let offsets: BTreeMap<_, _> = s.offsets.iter().collect();
+                    let classic: BTreeMap<_, _> = s
+                        .classic
+                        .values()
+                        .map(|g| {
+                            let members: Vec<_> = g
+                                .members
+                                .values()
+                                .map(|m| (&m.member_id, &m.assignment))
+                                .collect();
+                            let fields = (g.state, g.generation_id, &g.protocol_name, &g.leader);
+                            (&g.group_id, format!("{fields:?} {members:?}"))
+                        })
+                        .collect();
+                    let consumer: BTreeMap<_, _> = s
+                        .consumer
+                        .values()
+                        .map(|g| (&g.group_id, g.records()))
+                        .collect();
+                    (p, format!("{offsets:?}\n{classic:?}\n{consumer:?}"))
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_append_leaves_groups_and_offsets_unchanged_and_answers_the_mapped_error() {
+        // Kafka's runtime writes an operation's records before its state changes are visible and
+        // reverts the shard when the append fails; the request gets handleOperationException's
+        // mapping (a batch over max.message.bytes: UNKNOWN_SERVER_ERROR).
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), true, 600);
+        catalog.create("t", 200, 1, Default::default(), 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig::default());
+        assert_eq!(
+            c.commit_offsets(&catalog, outside("g"), commits("t", 0..1, 5), 1),
+            Ok(vec![errors::NONE])
+        );
+        let before = image(&c);
+        // Too many offsets for one batch: none of them is committed, the first keeps its value.
+        assert_eq!(
+            c.commit_offsets(&catalog, outside("g"), commits("t", 0..50, 9), 2),
+            Err(errors::UNKNOWN_SERVER_ERROR)
+        );
+        assert_eq!(c.fetch_offsets("g", None).len(), 1);
+        // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
+        // classic group "g" stays classic with its offsets, and no group "c" appears.
+        for group in ["g", "c"] {
+            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), 3);
+            assert_eq!(r.error_code, errors::UNKNOWN_SERVER_ERROR, "{group}");
+            assert!(c.with_consumer_group(group, |_| ()).is_none(), "{group}");
+        }
+        assert_eq!(image(&c), before);
+        let listed: Vec<_> = c
+            .list_groups()
+            .into_iter()
+            .map(|g| (g.group_id, g.group_type))
+            .collect();
+        assert_eq!(listed, vec![("g".to_string(), "classic")]);
+    }
+
+    #[test]
+    fn live_operations_and_a_restart_replay_build_the_same_state() {
+        // Kafka loads a shard by replaying its partition with the same replay its writes use.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 4,
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        };
+        let live = {
+            let catalog = catalog(dir.path(), true, 1 << 20);
+            catalog.create("t", 4, 1, Default::default(), 0).unwrap();
+            let c = GroupCoordinator::new(cfg.clone());
+            for g in ["a", "b", "c", "d", "e"] {
+                c.commit_offsets(&catalog, outside(g), commits("t", 0..3, 7), 1)
+                    .unwrap();
+            }
+            c.delete_offsets(&catalog, "b", &[("t".into(), 1)], 2)
+                .unwrap();
+            assert_eq!(c.delete_group(&catalog, "c", 3), errors::NONE);
+            // A classic group through a rebalance to Stable, then a commit in its generation.
+            let j = now(c.join(&catalog, "classic", classic_join(""), 4));
+            assert_eq!(j.error_code, errors::NONE);
+            let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"parts"))];
+            let who = MemberRef {
+                group_id: "classic",
+                member_id: &j.member_id,
+                instance_id: None,
+                generation_id: j.generation_id,
+            };
+            assert_eq!(
+                now(c.sync(&catalog, who, assignment, 5)).error_code,
+                errors::NONE
+            );
+            c.commit_offsets(&catalog, who, commits("t", 0..4, 3), 6)
+                .unwrap();
+            // A KIP-848 group, with a member that leaves, over the offsets of group "d".
+            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), 7);
+            assert_eq!(r.error_code, errors::NONE);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), 8);
+            let leave = HeartbeatParams {
+                member_id: "y".into(),
+                member_epoch: super::super::consumer::LEAVE_EPOCH,
+                ..HeartbeatParams::default()
+            };
+            c.consumer_heartbeat(&catalog, "d", leave, 9);
+            image(&c)
+        };
+        let catalog = catalog(dir.path(), false, 1 << 20);
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 10).unwrap();
+        assert_eq!(image(&c), live);
+        assert!(live.values().any(|s| s.contains("Stable")), "{live:?}");
+    }
+}
