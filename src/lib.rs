@@ -5,6 +5,7 @@
 //! - `server`: the network edge (tokio): listener and connections, framing, in-order replies;
 //! - `protocol`: one module per Kafka API, the API table, error-code mapping;
 //! - `log`: record batches, segments, indexes, partition logs, recovery, retention;
+//! - `coordinator`: the coordinator runtime (Kafka's CoordinatorRuntime) coordinators run on;
 //! - `group`: the consumer-group coordinator and committed offsets;
 //! - `metadata`: topics, topic ids, partitions and the catalog on disk;
 //! - `txn`: producer ids and idempotent-producer state;
@@ -17,6 +18,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod group;
 pub mod log;
 pub mod metadata;

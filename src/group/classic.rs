@@ -1081,7 +1081,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         // A JoinGroup v3 (no KIP-394 round trip) with a day-long rebalance timeout; a heartbeats
         // on but never rejoins, so the rebalance would wait the whole day.
         let mut p = params("", &["range"]);

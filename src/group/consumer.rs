@@ -112,7 +112,7 @@ fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConsumerGroup {
     pub group_id: String,
     pub group_epoch: i32,
@@ -443,6 +443,11 @@ impl ConsumerGroup {
         }
         let current = m.current.clone();
         respond(m, Some(current))
+    }
+
+    /// Has a member's session expired?
+    pub fn has_expired(&self, now: i64) -> bool {
+        self.members.values().any(|m| m.deadline_ms <= now)
     }
 
     /// Removes members whose session expired; true if any was.

@@ -1,28 +1,22 @@
-//! The group coordinator of this node: every classic group, every group's committed offsets,
-//! and their persistence in `__consumer_offsets` (see `offsets_topic.rs`).
-//!
-//! One mutex guards all groups; it is held only for in-memory work and the append of a few
-//! records, never across an await, so a slow or misbehaving member never blocks other groups'
-//! requests for long. Waiting JoinGroup/SyncGroup requests wait on oneshot receivers outside it.
+//! The group coordinator of this node (Kafka's GroupCoordinatorService): routes each request to
+//! the shard of the group's `__consumer_offsets` partition and runs it there as an operation of
+//! the coordinator runtime (`coordinator::runtime`; the shard and its `replay` are in
+//! `shard.rs`). Each shard has its own lock, held only for in-memory work and the append of a few
+//! records, never across an await; waiting JoinGroup/SyncGroup requests wait on oneshot
+//! receivers outside it.
 
-use std::collections::{BTreeMap, HashMap};
+use bytes::Bytes;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use parking_lot::Mutex;
-
-use super::classic::{ClassicGroup, GroupState, JoinParams, JoinResult, Reply, SyncResult};
+use super::classic::{GroupState, JoinParams, JoinResult, Reply, SyncResult};
 use super::consumer::{
     ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult, TopicSource,
 };
-use super::consumer_records::{self, ConsumerGroupRecord, StoredConsumerGroup};
-use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
+use super::offsets_topic::{self, CommittedOffset};
+use super::shard::{GroupResult, GroupShard};
 use super::GroupConfig;
+use crate::coordinator::runtime::CoordinatorRuntime;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
-
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// One partition's commit in an OffsetCommit request.
@@ -73,17 +67,6 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
-#[derive(Default)]
-struct Groups {
-    groups: HashMap<String, ClassicGroup>,
-    /// KIP-848 groups. A group id is either classic or consumer, never both.
-    consumer: HashMap<String, ConsumerGroup>,
-    offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
-    /// The ConsumerGroup* records last written for each KIP-848 group (key → value), so that
-    /// a change writes only what differs and a removed member gets tombstones.
-    consumer_persisted: HashMap<String, BTreeMap<Bytes, Bytes>>,
-}
-
 /// The catalog as KIP-848 groups see it.
 impl TopicSource for Catalog {
     fn lookup(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
@@ -101,80 +84,37 @@ impl TopicSource for Catalog {
 
 pub struct GroupCoordinator {
     pub cfg: GroupConfig,
-    inner: Mutex<Groups>,
+    runtime: CoordinatorRuntime<GroupShard>,
 }
-
-type OffsetsWrite = Vec<(Bytes, Option<Bytes>)>;
 
 impl GroupCoordinator {
     pub fn new(cfg: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator {
-            cfg,
-            inner: Mutex::new(Groups::default()),
-        }
+        let runtime = CoordinatorRuntime::new(
+            OFFSETS_TOPIC,
+            cfg.offsets_topic_partitions,
+            GroupShard::default,
+        );
+        GroupCoordinator { cfg, runtime }
     }
 
-    /// Rebuilds committed offsets and known groups from `__consumer_offsets` at start-up.
+    /// Loads every shard by replaying its `__consumer_offsets` partition at start-up.
     pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
-        let Some(topic) = catalog.get(OFFSETS_TOPIC) else {
-            return Ok(0);
-        };
-        let mut inner = self.inner.lock();
-        let mut applied = 0;
-        let mut consumer: HashMap<String, StoredConsumerGroup> = HashMap::new();
-        for p in &topic.partitions {
-            let (mut offset, hw) = p.offsets();
-            while offset < hw {
-                let plan = p
-                    .plan_read(offset)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let mut bytes = plan.read(16 << 20, true)?;
-                // Continue after the last batch read, whatever its records: compaction may leave
-                // batches with gaps or none, and one that does not decode must not stop progress.
-                let next = crate::log::batch::BatchIter::new(&bytes)
-                    .last()
-                    .map_or(offset, |(_, h)| h.next_offset());
-                if bytes.is_empty() || next <= offset {
-                    break;
-                }
-                offset = next;
-                while !bytes.is_empty() {
-                    let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
-                        break;
-                    };
-                    for r in &set.records {
-                        let Some(key) = &r.key else { continue };
-                        if let Some(rec) = offsets_topic::decode(key, r.value.as_deref()) {
-                            apply(&mut inner, rec, now);
-                            applied += 1;
-                        } else if let Some((group, rec)) =
-                            consumer_records::decode(key, r.value.as_deref())
-                        {
-                            apply_consumer(&mut consumer, group, rec);
-                            applied += 1;
-                        }
-                    }
-                }
-            }
-        }
+        let cfg = self.consumer_cfg();
+        let applied = self
+            .runtime
+            .load_all(catalog, now, |s| s.on_loaded(catalog, now, &cfg))?;
         // Offsets of topics deleted while their tombstones could not be written (a crash
         // between the two) are dropped now.
-        let unknown: std::collections::BTreeSet<String> = inner
-            .offsets
-            .values()
-            .flat_map(|m| m.keys().map(|(t, _)| t.clone()))
-            .filter(|t| catalog.get(t).is_none())
-            .collect();
-        let cfg = self.consumer_cfg();
-        for (id, stored) in consumer {
-            // A group id is either classic or consumer; the consumer group's records are the
-            // newer (an empty classic group is converted when a KIP-848 member joins).
-            inner.groups.remove(&id);
-            let g = ConsumerGroup::restore(&id, stored, catalog, now, &cfg);
-            inner.consumer_persisted.insert(id.clone(), g.records());
-            inner.consumer.insert(id, g);
+        let mut unknown = std::collections::BTreeSet::new();
+        for p in 0..self.runtime.partitions() {
+            self.runtime.read(p, |s| {
+                unknown.extend(
+                    s.offset_topics()
+                        .filter(|t| catalog.get(t).is_none())
+                        .cloned(),
+                )
+            });
         }
-        drop(inner);
         if !unknown.is_empty() {
             let unknown: Vec<String> = unknown.into_iter().collect();
             self.remove_offsets_of_topics(catalog, &unknown, now);
@@ -182,141 +122,53 @@ impl GroupCoordinator {
         Ok(applied)
     }
 
-    /// Writes a KIP-848 group's changed records (and tombstones for what it no longer has, all
-    /// of it when the group is gone) to `__consumer_offsets`.
-    fn persist_consumer_group(&self, inner: &mut Groups, catalog: &Catalog, group: &str, now: i64) {
-        let new = inner
-            .consumer
-            .get(group)
-            .map(ConsumerGroup::records)
-            .unwrap_or_default();
-        let old = inner.consumer_persisted.remove(group).unwrap_or_default();
-        let mut writes: OffsetsWrite = new
-            .iter()
-            .filter(|(k, v)| old.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        writes.extend(
-            old.keys()
-                .filter(|k| !new.contains_key(*k))
-                .map(|k| (k.clone(), None)),
-        );
-        let kept = match self.persist(catalog, group, writes, now) {
-            Ok(()) => new,
-            Err(code) => {
-                // Retried with the next change: the diff is taken against what was written.
-                tracing::warn!(group, code, "consumer group records not persisted");
-                old
-            }
-        };
-        if !kept.is_empty() {
-            inner.consumer_persisted.insert(group.to_string(), kept);
-        }
+    fn partition_of(&self, group_id: &str) -> i32 {
+        offsets_topic::partition_for(group_id, self.runtime.partitions())
     }
 
-    /// `append`, with every failure answered as COORDINATOR_NOT_AVAILABLE.
-    fn persist(
+    /// Runs a write operation on the group's shard.
+    fn write<T>(
         &self,
         catalog: &Catalog,
-        group: &str,
-        writes: OffsetsWrite,
+        group_id: &str,
         now: i64,
-    ) -> Result<(), i16> {
-        self.append(catalog, group, writes, now)
-            .map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)
+        op: impl FnOnce(&mut GroupShard) -> GroupResult<T>,
+    ) -> Result<T, i16> {
+        self.runtime
+            .write(catalog, self.partition_of(group_id), now, op)
     }
 
-    /// Writes records to the group's `__consumer_offsets` partition; the error is the append's
-    /// Kafka error code.
-    fn append(
+    /// Looks at the group's shard.
+    fn read<R>(&self, group_id: &str, f: impl FnOnce(&GroupShard) -> R) -> Option<R> {
+        self.runtime.read(self.partition_of(group_id), f)
+    }
+
+    /// Runs a write operation on every shard; the answers of those that succeeded.
+    fn write_all<T>(
         &self,
         catalog: &Catalog,
-        group: &str,
-        writes: OffsetsWrite,
         now: i64,
-    ) -> Result<(), i16> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let topic = catalog
-            .get_or_create(OFFSETS_TOPIC, self.cfg.offsets_topic_partitions, now)
-            .map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
-        let index = offsets_topic::partition_for(group, topic.partitions.len() as i32);
-        let partition = topic
-            .partition(index)
-            .ok_or(errors::COORDINATOR_NOT_AVAILABLE)?;
-        let records: Vec<Record> = writes
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder batches records whose offset - sequence agree; no producer id, so
-                // the sequence has no other meaning here.
-                sequence: i as i32,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options)
-            .map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
-        partition.append(&buf, 9, now).map(|_| ()).map_err(|e| {
-            tracing::error!(group, error = %e, "cannot write to __consumer_offsets");
-            errors::log_error_code(&e)
-        })
+        op: impl Fn(&mut GroupShard) -> GroupResult<T>,
+    ) -> Vec<T> {
+        (0..self.runtime.partitions())
+            .filter_map(|p| self.runtime.write(catalog, p, now, &op).ok())
+            .collect()
     }
 
-    /// Runs `f` on the group (creating it when `create`), then persists the group record if its
-    /// generation or state changed.
+    /// Runs `f` on a classic group (creating it when `create`), writing its group record when
+    /// the group became Stable or Empty; None when there is no such group.
     fn with_group<R>(
         &self,
         catalog: &Catalog,
         group_id: &str,
         create: bool,
         now: i64,
-        f: impl FnOnce(&mut ClassicGroup) -> R,
-    ) -> Option<R> {
-        let mut inner = self.inner.lock();
-        if create && !inner.groups.contains_key(group_id) {
-            inner
-                .groups
-                .insert(group_id.to_string(), ClassicGroup::new(group_id));
-        }
-        let group = inner.groups.get_mut(group_id)?;
-        let before = (group.state, group.generation_id);
-        let result = f(group);
-        if before != (group.state, group.generation_id)
-            && matches!(group.state, GroupState::Stable | GroupState::Empty)
-        {
-            let write = vec![(
-                offsets_topic::group_key(group_id),
-                Some(group_record(group, now)),
-            )];
-            let stored = self
-                .append(catalog, group_id, write, now)
-                .map_err(group_metadata_error);
-            if let Err(code) = stored {
-                tracing::warn!(group = group_id, code, "group metadata not persisted");
-            }
-            // The leader's SyncGroup: its members learn the outcome of this write.
-            if before.0 == GroupState::CompletingRebalance && group.state == GroupState::Stable {
-                group.assignment_stored(stored, now, &self.cfg);
-            }
-        }
-        Some(result)
+        f: impl FnOnce(&mut super::classic::ClassicGroup) -> R,
+    ) -> Result<Option<R>, i16> {
+        let cfg = &self.cfg;
+        self.write(catalog, group_id, now, |s| {
+            s.classic_op(group_id, create, now, cfg, f)
+        })
     }
 
     pub fn join(
@@ -340,8 +192,11 @@ impl GroupCoordinator {
         }
         let create = p.member_id.is_empty();
         let cfg = self.cfg.clone();
-        self.with_group(catalog, group_id, create, now, |g| g.join(p, now, &cfg))
-            .unwrap_or_else(|| fail(errors::UNKNOWN_MEMBER_ID))
+        match self.with_group(catalog, group_id, create, now, |g| g.join(p, now, &cfg)) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => fail(errors::UNKNOWN_MEMBER_ID),
+            Err(code) => fail(code),
+        }
     }
 
     pub fn sync(
@@ -351,7 +206,7 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
         now: i64,
     ) -> Reply<SyncResult> {
-        self.with_group(catalog, who.group_id, false, now, |g| {
+        let result = self.with_group(catalog, who.group_id, false, now, |g| {
             g.sync(
                 who.member_id,
                 who.instance_id,
@@ -359,20 +214,25 @@ impl GroupCoordinator {
                 assignments,
                 now,
             )
-        })
-        .unwrap_or_else(|| {
-            Reply::Now(SyncResult {
-                error_code: errors::UNKNOWN_MEMBER_ID,
-                ..SyncResult::default()
-            })
+        });
+        let code = match result {
+            Ok(Some(reply)) => return reply,
+            Ok(None) => errors::UNKNOWN_MEMBER_ID,
+            Err(code) => code,
+        };
+        Reply::Now(SyncResult {
+            error_code: code,
+            ..SyncResult::default()
         })
     }
 
     pub fn heartbeat(&self, catalog: &Catalog, who: MemberRef<'_>, now: i64) -> i16 {
-        self.with_group(catalog, who.group_id, false, now, |g| {
+        let result = self.with_group(catalog, who.group_id, false, now, |g| {
             g.heartbeat(who.member_id, who.instance_id, who.generation_id, now)
-        })
-        .unwrap_or(errors::UNKNOWN_MEMBER_ID)
+        });
+        result
+            .and_then(|r| r.ok_or(errors::UNKNOWN_MEMBER_ID))
+            .unwrap_or_else(|code| code)
     }
 
     /// Removes members; the error of each, or the group's error.
@@ -389,7 +249,7 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(id, instance)| g.leave(id, instance.as_deref(), now, &cfg))
                 .collect()
-        })
+        })?
         .ok_or(errors::UNKNOWN_MEMBER_ID)
     }
 
@@ -412,34 +272,12 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(errors::INVALID_GROUP_ID, "the group id is empty".into());
         }
-        let mut inner = self.inner.lock();
-        if inner.groups.get(group_id).is_some_and(|g| !g.is_empty()) {
-            return fail(
-                errors::GROUP_ID_NOT_FOUND,
-                format!("Group {group_id} is not a consumer group."),
-            );
-        }
-        if !inner.consumer.contains_key(group_id) {
-            if p.member_epoch != 0 {
-                let msg = format!("Member {} is not in group {group_id}.", p.member_id);
-                return fail(errors::UNKNOWN_MEMBER_ID, msg);
-            }
-            // An empty classic group (offsets only) becomes a consumer group; its offsets stay.
-            inner.groups.remove(group_id);
-            inner
-                .consumer
-                .insert(group_id.to_string(), ConsumerGroup::new(group_id));
-        }
         let cfg = self.consumer_cfg();
-        let result = match inner.consumer.get_mut(group_id) {
-            Some(g) => g.heartbeat(p, catalog, now, &cfg),
-            None => fail(
-                errors::GROUP_ID_NOT_FOUND,
-                format!("Group {group_id} not found."),
-            ),
-        };
-        self.persist_consumer_group(&mut inner, catalog, group_id, now);
-        result
+        let params = p.clone();
+        self.write(catalog, group_id, now, |s| {
+            s.consumer_heartbeat(group_id, params, catalog, now, &cfg)
+        })
+        .unwrap_or_else(|code| fail(code, "the group's records could not be written".into()))
     }
 
     pub fn consumer_cfg(&self) -> ConsumerGroupConfig {
@@ -455,7 +293,8 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&ConsumerGroup) -> R,
     ) -> Option<R> {
-        self.inner.lock().consumer.get(group_id).map(f)
+        self.read(group_id, |s| s.consumer.get(group_id).map(f))
+            .flatten()
     }
 
     /// Stores commits after the group's checks; per-partition errors in request order.
@@ -466,75 +305,13 @@ impl GroupCoordinator {
         commits: Vec<OffsetCommit>,
         now: i64,
     ) -> Result<Vec<i16>, i16> {
-        let MemberRef {
-            group_id,
-            member_id,
-            instance_id,
-            generation_id,
-        } = who;
-        if group_id.is_empty() {
+        if who.group_id.is_empty() {
             return Err(errors::INVALID_GROUP_ID);
         }
-        let mut inner = self.inner.lock();
-        if let Some(g) = inner.consumer.get(group_id) {
-            let check = g.validate_offset_commit(member_id, generation_id);
-            if check != errors::NONE {
-                return Err(check);
-            }
-        }
-        // Commits from outside any generation create a group to hold them (a "simple" group).
-        let simple = member_id.is_empty() && generation_id < 0;
-        if !inner.groups.contains_key(group_id) && !inner.consumer.contains_key(group_id) {
-            if !simple {
-                return Err(errors::ILLEGAL_GENERATION);
-            }
-            inner
-                .groups
-                .insert(group_id.to_string(), ClassicGroup::new(group_id));
-        }
-        let check = inner.groups.get(group_id).map_or(errors::NONE, |g| {
-            g.validate_offset_commit(member_id, instance_id, generation_id)
-        });
-        if check != errors::NONE {
-            return Err(check);
-        }
-        let mut codes = Vec::with_capacity(commits.len());
-        let mut writes = Vec::new();
-        let mut accepted = Vec::new();
-        for c in commits {
-            let known = catalog
-                .get(&c.topic)
-                .is_some_and(|t| t.partition(c.partition).is_some());
-            let metadata = c.metadata.unwrap_or_default();
-            let code = if !known {
-                errors::UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > self.cfg.offset_metadata_max_bytes {
-                errors::OFFSET_METADATA_TOO_LARGE
-            } else {
-                errors::NONE
-            };
-            codes.push(code);
-            if code == errors::NONE {
-                let value = CommittedOffset {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata,
-                    commit_timestamp: now,
-                };
-                writes.push((
-                    offsets_topic::offset_key(group_id, &c.topic, c.partition),
-                    Some(offsets_topic::offset_value(&value)),
-                ));
-                accepted.push(((c.topic, c.partition), value));
-            }
-        }
-        self.persist(catalog, group_id, writes, now)?;
-        inner
-            .offsets
-            .entry(group_id.to_string())
-            .or_default()
-            .extend(accepted);
-        Ok(codes)
+        let cfg = &self.cfg;
+        self.write(catalog, who.group_id, now, |s| {
+            s.commit_offsets(who, commits, catalog, cfg, now)
+        })?
     }
 
     /// Committed offsets of a group: of the given (topic, partitions), or all when `None`.
@@ -543,122 +320,89 @@ impl GroupCoordinator {
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
     ) -> Vec<(String, i32, Option<CommittedOffset>)> {
-        let inner = self.inner.lock();
-        let committed = inner.offsets.get(group_id);
-        match wanted {
-            Some(topics) => topics
-                .into_iter()
-                .flat_map(|(t, ps)| {
-                    ps.into_iter().map(move |p| {
-                        let c = committed.and_then(|m| m.get(&(t.clone(), p))).cloned();
-                        (t.clone(), p, c)
+        self.read(group_id, |s| {
+            let committed = s.offsets.get(group_id);
+            match wanted {
+                Some(topics) => topics
+                    .into_iter()
+                    .flat_map(|(t, ps)| {
+                        ps.into_iter().map(move |p| {
+                            let c = committed.and_then(|m| m.get(&(t.clone(), p))).cloned();
+                            (t.clone(), p, c)
+                        })
                     })
-                })
-                .collect(),
-            None => committed
-                .map(|m| {
-                    m.iter()
-                        .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+                    .collect(),
+                None => committed
+                    .map(|m| {
+                        m.iter()
+                            .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .unwrap_or_default()
     }
 
     /// (group id, state, protocol type) of every group.
     pub fn list_groups(&self) -> Vec<ListedGroup> {
-        let inner = self.inner.lock();
-        let classic = inner.groups.values().map(|g| ListedGroup {
-            group_id: g.group_id.clone(),
-            state: g.state.name(),
-            protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            group_type: "classic",
-        });
-        let consumer = inner.consumer.values().map(|g| ListedGroup {
-            group_id: g.group_id.clone(),
-            state: g.state(),
-            protocol_type: "consumer".into(),
-            group_type: "consumer",
-        });
-        let mut v: Vec<ListedGroup> = classic.chain(consumer).collect();
+        let mut v = Vec::new();
+        for p in 0..self.runtime.partitions() {
+            self.runtime.read(p, |s| {
+                v.extend(s.classic.values().map(|g| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    state: g.state.name(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    group_type: "classic",
+                }));
+                v.extend(s.consumer.values().map(|g| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    state: g.state(),
+                    protocol_type: "consumer".into(),
+                    group_type: "consumer",
+                }));
+            });
+        }
         v.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         v
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let inner = self.inner.lock();
-        let g = inner.groups.get(group_id)?;
-        let protocol = g.protocol_name.clone().unwrap_or_default();
-        // Kafka shows member metadata and assignments only once the group is stable.
-        let stable = g.state == GroupState::Stable;
-        Some(GroupDescription {
-            state: g.state.name(),
-            protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: if stable {
-                protocol.clone()
-            } else {
-                String::new()
-            },
-            members: g
-                .members
-                .values()
-                .map(|m| MemberDescription {
-                    member_id: m.member_id.clone(),
-                    group_instance_id: m.group_instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: if stable {
-                        m.metadata(&protocol)
-                    } else {
-                        Bytes::new()
-                    },
-                    assignment: if stable {
-                        m.assignment.clone()
-                    } else {
-                        Bytes::new()
-                    },
-                })
-                .collect(),
+        self.read(group_id, |s| {
+            let g = s.classic.get(group_id)?;
+            let protocol = g.protocol_name.clone().unwrap_or_default();
+            // Kafka shows member metadata and assignments only once the group is stable.
+            let stable = g.state == GroupState::Stable;
+            let shown = |b: Bytes| if stable { b } else { Bytes::new() };
+            Some(GroupDescription {
+                state: g.state.name(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                protocol: if stable {
+                    protocol.clone()
+                } else {
+                    String::new()
+                },
+                members: g
+                    .members
+                    .values()
+                    .map(|m| MemberDescription {
+                        member_id: m.member_id.clone(),
+                        group_instance_id: m.group_instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: shown(m.metadata(&protocol)),
+                        assignment: shown(m.assignment.clone()),
+                    })
+                    .collect(),
+            })
         })
+        .flatten()
     }
 
     /// DeleteGroups: only empty groups; their offsets go too.
     pub fn delete_group(&self, catalog: &Catalog, group_id: &str, now: i64) -> i16 {
-        let mut inner = self.inner.lock();
-        if let Some(g) = inner.consumer.get(group_id) {
-            if !g.members.is_empty() {
-                return errors::NON_EMPTY_GROUP;
-            }
-            // An empty consumer group is deleted like an empty classic one, offsets included;
-            // its own records get tombstones.
-            inner.consumer.remove(group_id);
-            self.persist_consumer_group(&mut inner, catalog, group_id, now);
-            inner
-                .groups
-                .insert(group_id.to_string(), ClassicGroup::new(group_id));
-        }
-        let Some(g) = inner.groups.get(group_id) else {
-            return errors::GROUP_ID_NOT_FOUND;
-        };
-        if !g.is_empty() || g.state != GroupState::Empty {
-            return errors::NON_EMPTY_GROUP;
-        }
-        let mut writes: OffsetsWrite = inner
-            .offsets
-            .get(group_id)
-            .map(|m| {
-                m.keys()
-                    .map(|(t, p)| (offsets_topic::offset_key(group_id, t, *p), None))
-                    .collect()
-            })
-            .unwrap_or_default();
-        writes.push((offsets_topic::group_key(group_id), None));
-        if let Err(code) = self.persist(catalog, group_id, writes, now) {
-            return code;
-        }
-        inner.groups.remove(group_id);
-        inner.offsets.remove(group_id);
-        errors::NONE
+        self.write(catalog, group_id, now, |s| s.delete_group(group_id))
+            .unwrap_or_else(|code| code)
     }
 
     /// OffsetDelete: removes offsets of topics the group's members do not subscribe to.
@@ -669,258 +413,64 @@ impl GroupCoordinator {
         partitions: &[(String, i32)],
         now: i64,
     ) -> Result<Vec<i16>, i16> {
-        let mut inner = self.inner.lock();
-        let Some(g) = inner.groups.get(group_id) else {
-            return Err(errors::GROUP_ID_NOT_FOUND);
-        };
-        let subscribed = if g.state == GroupState::Empty {
-            Vec::new()
-        } else {
-            g.subscribed_topics()
-        };
-        let mut codes = Vec::with_capacity(partitions.len());
-        let mut writes = Vec::new();
-        for (t, p) in partitions {
-            if subscribed.contains(t) {
-                codes.push(errors::GROUP_SUBSCRIBED_TO_TOPIC);
-                continue;
-            }
-            let known = catalog
-                .get(t)
-                .is_some_and(|topic| topic.partition(*p).is_some());
-            codes.push(if known {
-                errors::NONE
-            } else {
-                errors::UNKNOWN_TOPIC_OR_PARTITION
-            });
-            if known {
-                writes.push((offsets_topic::offset_key(group_id, t, *p), None));
-            }
-        }
-        self.persist(catalog, group_id, writes, now)?;
-        if let Some(m) = inner.offsets.get_mut(group_id) {
-            for ((t, p), code) in partitions.iter().zip(&codes) {
-                if *code == errors::NONE {
-                    m.remove(&(t.clone(), *p));
-                }
-            }
-        }
-        Ok(codes)
+        self.write(catalog, group_id, now, |s| {
+            s.delete_offsets(group_id, partitions, catalog)
+        })?
     }
 
-    /// Expires committed offsets of empty groups older than offsets.retention.minutes (Kafka's
-    /// offset expiration for groups without members), and removes groups left with nothing.
-    /// Returns the number of offsets removed.
+    /// Expires committed offsets of empty groups older than offsets.retention.minutes, and
+    /// removes groups left with nothing. Returns the number of offsets removed.
     pub fn expire_offsets(&self, catalog: &Catalog, now: i64) -> usize {
-        let mut inner = self.inner.lock();
         let retention = self.cfg.offsets_retention_ms;
-        let empty: Vec<String> = inner
-            .groups
-            .values()
-            .filter(|g| g.state == GroupState::Empty && g.is_empty())
-            .map(|g| g.group_id.clone())
-            .collect();
-        let mut removed = 0;
-        for id in empty {
-            let expired: Vec<(String, i32)> = inner
-                .offsets
-                .get(&id)
-                .map(|m| {
-                    m.iter()
-                        .filter(|(_, c)| now - c.commit_timestamp > retention)
-                        .map(|(k, _)| k.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let left = inner.offsets.get(&id).map_or(0, BTreeMap::len) - expired.len();
-            let mut writes: OffsetsWrite = expired
-                .iter()
-                .map(|(t, p)| (offsets_topic::offset_key(&id, t, *p), None))
-                .collect();
-            if left == 0 {
-                writes.push((offsets_topic::group_key(&id), None));
-            }
-            if self.persist(catalog, &id, writes, now).is_err() {
-                continue;
-            }
-            removed += expired.len();
-            if let Some(m) = inner.offsets.get_mut(&id) {
-                for k in &expired {
-                    m.remove(k);
-                }
-            }
-            if left == 0 {
-                inner.offsets.remove(&id);
-                inner.groups.remove(&id);
-            }
-        }
-        removed
+        self.write_all(catalog, now, |s| s.expire_offsets(now, retention))
+            .into_iter()
+            .sum()
     }
 
     /// Removes every group's committed offsets of deleted topics, with tombstones (Kafka's
-    /// GroupCoordinator.onPartitionsDeleted); returns how many offsets went.
+    /// GroupCoordinator.onPartitionsDeleted); returns how many offsets went. A shard whose
+    /// tombstones cannot be written keeps them until the next start-up purges them.
     pub fn remove_offsets_of_topics(
         &self,
         catalog: &Catalog,
         topics: &[String],
         now: i64,
     ) -> usize {
-        let mut inner = self.inner.lock();
-        let mut removed = 0;
-        let groups: Vec<String> = inner.offsets.keys().cloned().collect();
-        for group in groups {
-            let gone: Vec<(String, i32)> = inner.offsets[&group]
-                .keys()
-                .filter(|(t, _)| topics.contains(t))
-                .cloned()
-                .collect();
-            if gone.is_empty() {
+        self.write_all(catalog, now, |s| s.remove_offsets_of_topics(topics))
+            .into_iter()
+            .sum()
+    }
+
+    /// Applies session, join and sync timeouts of every group, each as an operation of its
+    /// shard, so what they change is written like any request's change.
+    pub fn tick(&self, catalog: &Catalog, now: i64) {
+        let cfg = &self.cfg;
+        for p in 0..self.runtime.partitions() {
+            let Some((classic, consumer)) = self.runtime.read(p, |s| {
+                let expired = s.consumer.values().filter(|g| g.has_expired(now));
+                (
+                    s.classic.keys().cloned().collect::<Vec<_>>(),
+                    expired.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
+                )
+            }) else {
                 continue;
-            }
-            let writes = gone
-                .iter()
-                .map(|(t, p)| (offsets_topic::offset_key(&group, t, *p), None))
-                .collect();
-            if let Err(code) = self.persist(catalog, &group, writes, now) {
-                // Still dropped from memory: the topic is gone; a restart purges them again.
-                tracing::warn!(
-                    group,
-                    code,
-                    "tombstones for a deleted topic's offsets not written"
-                );
-            }
-            if let Some(m) = inner.offsets.get_mut(&group) {
-                for k in &gone {
-                    m.remove(k);
+            };
+            for id in consumer {
+                let done = self.runtime.write(catalog, p, now, |s| {
+                    s.consumer_op(&id, false, |g| g.expire(now))
+                });
+                if let Err(code) = done {
+                    tracing::warn!(group = id, code, "consumer group expiry not written");
                 }
             }
-            removed += gone.len();
-        }
-        removed
-    }
-
-    /// Applies session, join and sync timeouts of every group.
-    pub fn tick(&self, catalog: &Catalog, now: i64) {
-        {
-            let mut inner = self.inner.lock();
-            let expired: Vec<String> = inner
-                .consumer
-                .values_mut()
-                .filter_map(|g| g.expire(now).then(|| g.group_id.clone()))
-                .collect();
-            for id in expired {
-                self.persist_consumer_group(&mut inner, catalog, &id, now);
+            for id in classic {
+                let done = self.runtime.write(catalog, p, now, |s| {
+                    s.classic_op(&id, false, now, cfg, |g| g.tick(now, cfg))
+                });
+                if let Err(code) = done {
+                    tracing::warn!(group = id, code, "classic group timeout not written");
+                }
             }
-        }
-        let ids: Vec<String> = self.inner.lock().groups.keys().cloned().collect();
-        let cfg = self.cfg.clone();
-        for id in ids {
-            self.with_group(catalog, &id, false, now, |g| g.tick(now, &cfg));
-        }
-    }
-}
-
-/// The answer to a request whose group record could not be written (Kafka's
-/// GroupMetadataManager.appendGroupMetadataErrorToResponseError): a record over the offsets
-/// topic's max.message.bytes is UNKNOWN_SERVER_ERROR, a storage failure NOT_COORDINATOR.
-fn group_metadata_error(append_error: i16) -> i16 {
-    match append_error {
-        errors::UNKNOWN_TOPIC_OR_PARTITION => errors::COORDINATOR_NOT_AVAILABLE,
-        errors::KAFKA_STORAGE_ERROR => errors::NOT_COORDINATOR,
-        errors::MESSAGE_TOO_LARGE | errors::RECORD_LIST_TOO_LARGE => errors::UNKNOWN_SERVER_ERROR,
-        other => other,
-    }
-}
-
-fn group_record(g: &ClassicGroup, now: i64) -> Bytes {
-    let protocol = g.protocol_name.clone().unwrap_or_default();
-    let metadata: Vec<Bytes> = g.members.values().map(|m| m.metadata(&protocol)).collect();
-    let members = g
-        .members
-        .values()
-        .zip(&metadata)
-        .map(|(m, meta)| MemberRecord {
-            member_id: &m.member_id,
-            group_instance_id: m.group_instance_id.as_deref(),
-            client_id: &m.client_id,
-            client_host: &m.client_host,
-            rebalance_timeout_ms: m.rebalance_timeout_ms,
-            session_timeout_ms: m.session_timeout_ms,
-            subscription: meta,
-            assignment: &m.assignment,
-        })
-        .collect();
-    offsets_topic::group_value(&GroupRecord {
-        protocol_type: g.protocol_type.as_deref().unwrap_or(""),
-        generation: g.generation_id,
-        protocol: g.protocol_name.as_deref(),
-        leader: g.leader.as_deref(),
-        timestamp: now,
-        members,
-    })
-}
-
-/// Replays one ConsumerGroup* record; a tombstone for a group not (or no longer) known creates
-/// nothing, and the group epoch's tombstone deletes the group.
-#[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
-fn apply_consumer(
-    groups: &mut HashMap<String, StoredConsumerGroup>,
-    group: String,
-    rec: ConsumerGroupRecord,
-) {
-    match groups.get_mut(&group) {
-        Some(g) => {
-            if !g.apply(rec) {
-                groups.remove(&group);
-            }
-        }
-        None if !rec.is_tombstone() => {
-            let mut g = StoredConsumerGroup::default();
-            g.apply(rec);
-            groups.insert(group, g);
-        }
-        None => {}
-    }
-}
-
-fn apply(inner: &mut Groups, rec: OffsetsRecord, now: i64) {
-    match rec {
-        OffsetsRecord::Offset {
-            group,
-            topic,
-            partition,
-            value: Some(v),
-        } => {
-            inner
-                .groups
-                .entry(group.clone())
-                .or_insert_with(|| ClassicGroup::new(&group));
-            inner
-                .offsets
-                .entry(group)
-                .or_default()
-                .insert((topic, partition), v);
-        }
-        OffsetsRecord::Offset {
-            group,
-            topic,
-            partition,
-            value: None,
-        } => {
-            if let Some(m) = inner.offsets.get_mut(&group) {
-                m.remove(&(topic, partition));
-            }
-        }
-        OffsetsRecord::Group {
-            group,
-            value: Some(stored),
-        } => {
-            let restored = ClassicGroup::restore(&group, stored, now);
-            inner.groups.insert(group, restored);
-        }
-        OffsetsRecord::Group { group, value: None } => {
-            inner.groups.remove(&group);
-            inner.offsets.remove(&group);
         }
     }
 }
@@ -1159,5 +709,198 @@ mod tests {
                 .collect();
             assert_eq!(left, vec![("t".to_string(), 0)], "{g}");
         }
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    //! The group coordinator on the coordinator runtime: writes before state, replay shared
+    //! with loading.
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::log::LogConfig;
+
+    fn catalog(dir: &std::path::Path, create: bool, max_message_bytes: usize) -> Catalog {
+        let cfg = LogConfig {
+            max_message_bytes,
+            ..LogConfig::default()
+        };
+        Catalog::open(dir, cfg, create, 0).unwrap()
+    }
+
+    fn outside(group_id: &str) -> MemberRef<'_> {
+        MemberRef {
+            group_id,
+            member_id: "",
+            instance_id: None,
+            generation_id: -1,
+        }
+    }
+
+    fn commits(topic: &str, partitions: std::ops::Range<i32>, offset: i64) -> Vec<OffsetCommit> {
+        partitions
+            .map(|partition| OffsetCommit {
+                topic: topic.into(),
+                partition,
+                offset,
+                leader_epoch: -1,
+                metadata: Some("m".into()),
+            })
+            .collect()
+    }
+
+    fn consumer_join(member: &str, topic: &str) -> HeartbeatParams {
+        HeartbeatParams {
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec![topic.into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        }
+    }
+
+    fn classic_join(member_id: &str) -> JoinParams {
+        JoinParams {
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn now<T>(r: Reply<T>) -> T {
+        match r {
+            Reply::Now(t) => t,
+            Reply::Later(mut rx) => rx.try_recv().expect("answered once the write is decided"),
+        }
+    }
+
+    /// Everything a restart must bring back, per shard: committed offsets, classic groups'
+    /// persisted fields, KIP-848 groups' records.
+    fn image(c: &GroupCoordinator) -> BTreeMap<i32, String> {
+        (0..c.runtime.partitions())
+            .filter_map(|p| {
+                c.runtime.read(p, |s| {
+                    let offsets: BTreeMap<_, _> = s.offsets.iter().collect();
+                    let classic: BTreeMap<_, _> = s
+                        .classic
+                        .values()
+                        .map(|g| {
+                            let members: Vec<_> = g
+                                .members
+                                .values()
+                                .map(|m| (&m.member_id, &m.assignment))
+                                .collect();
+                            let fields = (g.state, g.generation_id, &g.protocol_name, &g.leader);
+                            (&g.group_id, format!("{fields:?} {members:?}"))
+                        })
+                        .collect();
+                    let consumer: BTreeMap<_, _> = s
+                        .consumer
+                        .values()
+                        .map(|g| (&g.group_id, g.records()))
+                        .collect();
+                    (p, format!("{offsets:?}\n{classic:?}\n{consumer:?}"))
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_append_leaves_groups_and_offsets_unchanged_and_answers_the_mapped_error() {
+        // Kafka's runtime writes an operation's records before its state changes are visible and
+        // reverts the shard when the append fails; the request gets handleOperationException's
+        // mapping (a batch over max.message.bytes: UNKNOWN_SERVER_ERROR).
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), true, 600);
+        catalog.create("t", 200, 1, Default::default(), 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig::default());
+        assert_eq!(
+            c.commit_offsets(&catalog, outside("g"), commits("t", 0..1, 5), 1),
+            Ok(vec![errors::NONE])
+        );
+        let before = image(&c);
+        // Too many offsets for one batch: none of them is committed, the first keeps its value.
+        assert_eq!(
+            c.commit_offsets(&catalog, outside("g"), commits("t", 0..50, 9), 2),
+            Err(errors::UNKNOWN_SERVER_ERROR)
+        );
+        assert_eq!(c.fetch_offsets("g", None).len(), 1);
+        // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
+        // classic group "g" stays classic with its offsets, and no group "c" appears.
+        for group in ["g", "c"] {
+            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), 3);
+            assert_eq!(r.error_code, errors::UNKNOWN_SERVER_ERROR, "{group}");
+            assert!(c.with_consumer_group(group, |_| ()).is_none(), "{group}");
+        }
+        assert_eq!(image(&c), before);
+        let listed: Vec<_> = c
+            .list_groups()
+            .into_iter()
+            .map(|g| (g.group_id, g.group_type))
+            .collect();
+        assert_eq!(listed, vec![("g".to_string(), "classic")]);
+    }
+
+    #[test]
+    fn live_operations_and_a_restart_replay_build_the_same_state() {
+        // Kafka loads a shard by replaying its partition with the same replay its writes use.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 4,
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        };
+        let live = {
+            let catalog = catalog(dir.path(), true, 1 << 20);
+            catalog.create("t", 4, 1, Default::default(), 0).unwrap();
+            let c = GroupCoordinator::new(cfg.clone());
+            for g in ["a", "b", "c", "d", "e"] {
+                c.commit_offsets(&catalog, outside(g), commits("t", 0..3, 7), 1)
+                    .unwrap();
+            }
+            c.delete_offsets(&catalog, "b", &[("t".into(), 1)], 2)
+                .unwrap();
+            assert_eq!(c.delete_group(&catalog, "c", 3), errors::NONE);
+            // A classic group through a rebalance to Stable, then a commit in its generation.
+            let j = now(c.join(&catalog, "classic", classic_join(""), 4));
+            assert_eq!(j.error_code, errors::NONE);
+            let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"parts"))];
+            let who = MemberRef {
+                group_id: "classic",
+                member_id: &j.member_id,
+                instance_id: None,
+                generation_id: j.generation_id,
+            };
+            assert_eq!(
+                now(c.sync(&catalog, who, assignment, 5)).error_code,
+                errors::NONE
+            );
+            c.commit_offsets(&catalog, who, commits("t", 0..4, 3), 6)
+                .unwrap();
+            // A KIP-848 group, with a member that leaves, over the offsets of group "d".
+            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), 7);
+            assert_eq!(r.error_code, errors::NONE);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), 8);
+            let leave = HeartbeatParams {
+                member_id: "y".into(),
+                member_epoch: super::super::consumer::LEAVE_EPOCH,
+                ..HeartbeatParams::default()
+            };
+            c.consumer_heartbeat(&catalog, "d", leave, 9);
+            image(&c)
+        };
+        let catalog = catalog(dir.path(), false, 1 << 20);
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 10).unwrap();
+        assert_eq!(image(&c), live);
+        assert!(live.values().any(|s| s.contains("Stable")), "{live:?}");
     }
 }

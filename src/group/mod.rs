@@ -1,12 +1,15 @@
-//! Consumer groups: the classic protocol's group state machine (`classic`), the coordinator that
-//! holds every group and its committed offsets (`coordinator`), and Kafka's record formats in
-//! `__consumer_offsets` (`offsets_topic`).
+//! Consumer groups: the classic protocol's group state machine (`classic`), the KIP-848 one
+//! (`consumer`), the shard of one `__consumer_offsets` partition with its groups, offsets and
+//! replay (`shard`), the coordinator that routes requests to shards on the coordinator runtime
+//! (`coordinator`), and Kafka's record formats in `__consumer_offsets` (`offsets_topic`,
+//! `consumer_records`).
 
 pub mod classic;
 pub mod consumer;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod offsets_topic;
+pub mod shard;
 
 /// The group settings, under Kafka's names (group.*, offsets.*).
 #[derive(Debug, Clone)]

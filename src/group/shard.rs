@@ -1,0 +1,487 @@
+//! One shard of the group coordinator (Kafka's GroupCoordinatorShard, with the parts of its
+//! GroupMetadataManager and OffsetMetadataManager we have): the groups and committed offsets of
+//! one `__consumer_offsets` partition, the write operations on them, and `replay`, which loading
+//! and every write share (see `coordinator::runtime`).
+//!
+//! - Committed offsets and deletions (offset and group tombstones) change only through `replay`.
+//! - Classic groups are live state machines (members parked in JoinGroup/SyncGroup): an
+//!   operation drives the `ClassicGroup` and returns its group record already applied, as Kafka
+//!   does (`replayRecords = false`); `replay` of a group record rebuilds the group at load.
+//!   A SyncGroup whose record cannot be written answers its members only in `on_append`.
+//! - KIP-848 groups likewise: an operation changes the `ConsumerGroup` and writes the records
+//!   that differ; when the append fails `on_append` puts the group back as it was (Kafka reverts
+//!   the shard to its last written offset). `replay` collects their records at load and
+//!   `on_loaded` turns them into groups; a live group's epoch tombstone deletes it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+
+use super::classic::{ClassicGroup, GroupState};
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult};
+use super::consumer_records::{self, ConsumerGroupRecord, StoredConsumerGroup};
+use super::coordinator::{MemberRef, OffsetCommit};
+use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
+use super::GroupConfig;
+use crate::coordinator::runtime::{CoordinatorRecord, CoordinatorResult, CoordinatorShard};
+use crate::metadata::Catalog;
+use crate::protocol::errors;
+
+pub type GroupResult<T> = CoordinatorResult<GroupShard, T>;
+
+/// A group's committed offsets by (topic, partition).
+pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+#[derive(Default)]
+pub struct GroupShard {
+    pub classic: HashMap<String, ClassicGroup>,
+    /// KIP-848 groups. A group id is either classic or consumer, never both.
+    pub consumer: HashMap<String, ConsumerGroup>,
+    pub offsets: HashMap<String, GroupOffsets>,
+    /// ConsumerGroup* records replayed while loading, made into groups by `on_loaded`.
+    restoring: HashMap<String, StoredConsumerGroup>,
+}
+
+impl CoordinatorShard for GroupShard {
+    fn replay(&mut self, record: &CoordinatorRecord, now: i64) {
+        let value = record.value.as_deref();
+        if let Some(rec) = offsets_topic::decode(&record.key, value) {
+            self.replay_offsets(rec, now);
+        } else if let Some((group, rec)) = consumer_records::decode(&record.key, value) {
+            self.replay_consumer(group, rec);
+        }
+    }
+}
+
+impl GroupShard {
+    fn replay_offsets(&mut self, rec: OffsetsRecord, now: i64) {
+        match rec {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value: Some(v),
+            } => {
+                // Offsets without a group record belong to a "simple" group (Kafka creates an
+                // empty classic group for them), unless a KIP-848 group holds them.
+                if !self.consumer.contains_key(&group) {
+                    self.classic
+                        .entry(group.clone())
+                        .or_insert_with(|| ClassicGroup::new(&group));
+                }
+                self.offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), v);
+            }
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value: None,
+            } => {
+                if let Some(m) = self.offsets.get_mut(&group) {
+                    m.remove(&(topic, partition));
+                }
+            }
+            OffsetsRecord::Group {
+                group,
+                value: Some(stored),
+            } => {
+                let restored = ClassicGroup::restore(&group, stored, now);
+                self.classic.insert(group, restored);
+            }
+            OffsetsRecord::Group { group, value: None } => {
+                self.classic.remove(&group);
+                self.offsets.remove(&group);
+            }
+        }
+    }
+
+    /// A live KIP-848 group wrote its own records; only its deletion (the group epoch's
+    /// tombstone) reaches it here. Otherwise the records are being loaded: a tombstone for a
+    /// group not (or no longer) known creates nothing.
+    #[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
+    fn replay_consumer(&mut self, group: String, rec: ConsumerGroupRecord) {
+        if self.consumer.contains_key(&group) {
+            if rec == ConsumerGroupRecord::GroupEpoch(None) {
+                self.consumer.remove(&group);
+            }
+            return;
+        }
+        match self.restoring.get_mut(&group) {
+            Some(g) => {
+                if !g.apply(rec) {
+                    self.restoring.remove(&group);
+                }
+            }
+            None if !rec.is_tombstone() => {
+                let mut g = StoredConsumerGroup::default();
+                g.apply(rec);
+                self.restoring.insert(group, g);
+            }
+            None => {}
+        }
+    }
+
+    /// After the partition's replay: KIP-848 groups from their records. A group id is either
+    /// classic or consumer; the consumer group's records are the newer (an empty classic group
+    /// is converted when a KIP-848 member joins).
+    pub fn on_loaded(&mut self, catalog: &Catalog, now: i64, cfg: &ConsumerGroupConfig) {
+        for (id, stored) in std::mem::take(&mut self.restoring) {
+            self.classic.remove(&id);
+            let g = ConsumerGroup::restore(&id, stored, catalog, now, cfg);
+            self.consumer.insert(id, g);
+        }
+    }
+
+    /// Topics this shard holds offsets of.
+    pub fn offset_topics(&self) -> impl Iterator<Item = &String> {
+        self.offsets.values().flat_map(|m| m.keys().map(|(t, _)| t))
+    }
+
+    /// OffsetCommit: the group's checks, then one offset record per accepted partition;
+    /// per-partition errors in request order.
+    pub fn commit_offsets(
+        &self,
+        who: MemberRef<'_>,
+        commits: Vec<OffsetCommit>,
+        catalog: &Catalog,
+        cfg: &GroupConfig,
+        now: i64,
+    ) -> GroupResult<Result<Vec<i16>, i16>> {
+        let check = self.validate_offset_commit(who);
+        if check != errors::NONE {
+            return CoordinatorResult::response(Err(check));
+        }
+        let mut codes = Vec::with_capacity(commits.len());
+        let mut records = Vec::new();
+        for c in commits {
+            let known = catalog
+                .get(&c.topic)
+                .is_some_and(|t| t.partition(c.partition).is_some());
+            let metadata = c.metadata.unwrap_or_default();
+            let code = if !known {
+                errors::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > cfg.offset_metadata_max_bytes {
+                errors::OFFSET_METADATA_TOO_LARGE
+            } else {
+                errors::NONE
+            };
+            codes.push(code);
+            if code == errors::NONE {
+                let value = CommittedOffset {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                };
+                records.push(CoordinatorRecord::new(
+                    offsets_topic::offset_key(who.group_id, &c.topic, c.partition),
+                    Some(offsets_topic::offset_value(&value)),
+                ));
+            }
+        }
+        CoordinatorResult::new(records, Ok(codes))
+    }
+
+    fn validate_offset_commit(&self, who: MemberRef<'_>) -> i16 {
+        let MemberRef {
+            group_id,
+            member_id,
+            instance_id,
+            generation_id,
+        } = who;
+        if let Some(g) = self.consumer.get(group_id) {
+            return g.validate_offset_commit(member_id, generation_id);
+        }
+        match self.classic.get(group_id) {
+            Some(g) => g.validate_offset_commit(member_id, instance_id, generation_id),
+            // Commits from outside any generation create a group to hold them (a "simple"
+            // group): replaying the first offset record does.
+            None if member_id.is_empty() && generation_id < 0 => errors::NONE,
+            None => errors::ILLEGAL_GENERATION,
+        }
+    }
+
+    /// Tombstones for the given offsets of a group.
+    fn offset_tombstones<'a>(
+        group_id: &'a str,
+        partitions: impl IntoIterator<Item = &'a (String, i32)> + 'a,
+    ) -> impl Iterator<Item = CoordinatorRecord> + 'a {
+        partitions.into_iter().map(move |(t, p)| {
+            CoordinatorRecord::new(offsets_topic::offset_key(group_id, t, *p), None)
+        })
+    }
+
+    /// DeleteGroups: only empty groups; their offsets (and a KIP-848 group's records) go too.
+    pub fn delete_group(&self, group_id: &str) -> GroupResult<i16> {
+        let mut records = Vec::new();
+        if let Some(g) = self.consumer.get(group_id) {
+            if !g.members.is_empty() {
+                return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
+            }
+            records.extend(
+                g.records()
+                    .into_keys()
+                    .map(|k| CoordinatorRecord::new(k, None)),
+            );
+        } else {
+            let Some(g) = self.classic.get(group_id) else {
+                return CoordinatorResult::response(errors::GROUP_ID_NOT_FOUND);
+            };
+            if !g.is_empty() || g.state != GroupState::Empty {
+                return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
+            }
+        }
+        if let Some(m) = self.offsets.get(group_id) {
+            records.extend(Self::offset_tombstones(group_id, m.keys()));
+        }
+        records.push(CoordinatorRecord::new(
+            offsets_topic::group_key(group_id),
+            None,
+        ));
+        CoordinatorResult::new(records, errors::NONE)
+    }
+
+    /// OffsetDelete: removes offsets of topics the group's members do not subscribe to.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+        catalog: &Catalog,
+    ) -> GroupResult<Result<Vec<i16>, i16>> {
+        let Some(g) = self.classic.get(group_id) else {
+            return CoordinatorResult::response(Err(errors::GROUP_ID_NOT_FOUND));
+        };
+        let subscribed = if g.state == GroupState::Empty {
+            Vec::new()
+        } else {
+            g.subscribed_topics()
+        };
+        let mut codes = Vec::with_capacity(partitions.len());
+        let mut deleted = Vec::new();
+        for (t, p) in partitions {
+            let code = if subscribed.contains(t) {
+                errors::GROUP_SUBSCRIBED_TO_TOPIC
+            } else if catalog
+                .get(t)
+                .is_some_and(|topic| topic.partition(*p).is_some())
+            {
+                deleted.push((t.clone(), *p));
+                errors::NONE
+            } else {
+                errors::UNKNOWN_TOPIC_OR_PARTITION
+            };
+            codes.push(code);
+        }
+        let records = Self::offset_tombstones(group_id, &deleted).collect();
+        CoordinatorResult::new(records, Ok(codes))
+    }
+
+    /// Expires committed offsets of empty classic groups older than offsets.retention.minutes
+    /// (Kafka's offset expiration for groups without members), and deletes groups left with
+    /// nothing. Answers the number of offsets removed.
+    pub fn expire_offsets(&self, now: i64, retention_ms: i64) -> GroupResult<usize> {
+        let mut records = Vec::new();
+        let mut removed = 0;
+        for g in self.classic.values() {
+            if g.state != GroupState::Empty || !g.is_empty() {
+                continue;
+            }
+            let id = g.group_id.as_str();
+            let offsets = self.offsets.get(id);
+            let expired: Vec<&(String, i32)> = offsets
+                .into_iter()
+                .flatten()
+                .filter(|(_, c)| now - c.commit_timestamp > retention_ms)
+                .map(|(k, _)| k)
+                .collect();
+            removed += expired.len();
+            let left = offsets.map_or(0, BTreeMap::len) - expired.len();
+            records.extend(Self::offset_tombstones(id, expired));
+            if left == 0 {
+                records.push(CoordinatorRecord::new(offsets_topic::group_key(id), None));
+            }
+        }
+        CoordinatorResult::new(records, removed)
+    }
+
+    /// Tombstones for every group's committed offsets of deleted topics (Kafka's
+    /// GroupCoordinator.onPartitionsDeleted); answers how many offsets go.
+    pub fn remove_offsets_of_topics(&self, topics: &[String]) -> GroupResult<usize> {
+        let mut records = Vec::new();
+        for (group, m) in &self.offsets {
+            let gone = m.keys().filter(|(t, _)| topics.contains(t));
+            records.extend(Self::offset_tombstones(group, gone));
+        }
+        let removed = records.len();
+        CoordinatorResult::new(records, removed)
+    }
+
+    /// Runs `f` on a classic group (creating it when `create`); when its generation or state
+    /// changed to Stable or Empty, its group record is written (GroupMetadataManager writes it at
+    /// the end of a join phase that leaves the group empty and on the leader's SyncGroup).
+    pub fn classic_op<R>(
+        &mut self,
+        group_id: &str,
+        create: bool,
+        now: i64,
+        cfg: &GroupConfig,
+        f: impl FnOnce(&mut ClassicGroup) -> R,
+    ) -> GroupResult<Option<R>> {
+        if create && !self.classic.contains_key(group_id) {
+            self.classic
+                .insert(group_id.to_string(), ClassicGroup::new(group_id));
+        }
+        let Some(group) = self.classic.get_mut(group_id) else {
+            return CoordinatorResult::response(None);
+        };
+        let before = (group.state, group.generation_id);
+        let result = f(group);
+        if before == (group.state, group.generation_id)
+            || !matches!(group.state, GroupState::Stable | GroupState::Empty)
+        {
+            return CoordinatorResult::response(Some(result));
+        }
+        let record = CoordinatorRecord::new(
+            offsets_topic::group_key(group_id),
+            Some(group_record(group, now)),
+        );
+        // The leader's SyncGroup: its members learn the outcome of this write.
+        let synced =
+            before.0 == GroupState::CompletingRebalance && group.state == GroupState::Stable;
+        let (id, cfg) = (group_id.to_string(), cfg.clone());
+        CoordinatorResult::applied(
+            vec![record],
+            Some(result),
+            move |s: &mut GroupShard, stored| {
+                if let Err(code) = stored {
+                    tracing::warn!(group = id, code, "group metadata not persisted");
+                }
+                if let Some(g) = s.classic.get_mut(&id).filter(|_| synced) {
+                    g.assignment_stored(stored, now, &cfg);
+                }
+            },
+        )
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848): the group's change is written as Kafka's ConsumerGroup*
+    /// records, so members carry on across a broker restart.
+    pub fn consumer_heartbeat(
+        &mut self,
+        group_id: &str,
+        p: HeartbeatParams,
+        catalog: &Catalog,
+        now: i64,
+        cfg: &ConsumerGroupConfig,
+    ) -> GroupResult<HeartbeatResult> {
+        let fail = |code: i16, msg: String| {
+            CoordinatorResult::response(HeartbeatResult {
+                error_code: code,
+                error_message: Some(msg),
+                member_id: p.member_id.clone(),
+                member_epoch: -1,
+                assignment: None,
+            })
+        };
+        if self.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
+            return fail(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} is not a consumer group."),
+            );
+        }
+        if !self.consumer.contains_key(group_id) && p.member_epoch != 0 {
+            let msg = format!("Member {} is not in group {group_id}.", p.member_id);
+            return fail(errors::UNKNOWN_MEMBER_ID, msg);
+        }
+        let r = self.consumer_op(group_id, true, |g| g.heartbeat(p, catalog, now, cfg));
+        CoordinatorResult {
+            records: r.records,
+            response: r.response.unwrap_or_default(),
+            replay_records: r.replay_records,
+            on_append: r.on_append,
+        }
+    }
+
+    /// Runs `f` on a KIP-848 group (creating it when `create`: an empty classic group, offsets
+    /// only, becomes a consumer group and its offsets stay) and writes the records that changed,
+    /// tombstones for those it no longer has. A failed append puts the group back as it was.
+    pub fn consumer_op<R>(
+        &mut self,
+        group_id: &str,
+        create: bool,
+        f: impl FnOnce(&mut ConsumerGroup) -> R,
+    ) -> GroupResult<Option<R>> {
+        let before = self.consumer.get(group_id).cloned();
+        let mut replaced = None;
+        if before.is_none() {
+            if !create {
+                return CoordinatorResult::response(None);
+            }
+            replaced = self.classic.remove(group_id);
+            self.consumer
+                .insert(group_id.to_string(), ConsumerGroup::new(group_id));
+        }
+        let Some(group) = self.consumer.get_mut(group_id) else {
+            return CoordinatorResult::response(None);
+        };
+        let result = f(group);
+        let old = before
+            .as_ref()
+            .map(ConsumerGroup::records)
+            .unwrap_or_default();
+        let new = group.records();
+        let mut records: Vec<CoordinatorRecord> = new
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| CoordinatorRecord::new(k.clone(), Some(v.clone())))
+            .collect();
+        records.extend(
+            old.into_keys()
+                .filter(|k| !new.contains_key(k))
+                .map(|k| CoordinatorRecord::new(k, None)),
+        );
+        let id = group_id.to_string();
+        CoordinatorResult::applied(records, Some(result), move |s: &mut GroupShard, stored| {
+            if let Err(code) = stored {
+                tracing::warn!(group = id, code, "consumer group records not persisted");
+                match before {
+                    Some(g) => s.consumer.insert(id.clone(), g),
+                    None => s.consumer.remove(&id),
+                };
+                if let Some(g) = replaced {
+                    s.classic.insert(id, g);
+                }
+            }
+        })
+    }
+}
+
+fn group_record(g: &ClassicGroup, now: i64) -> Bytes {
+    let protocol = g.protocol_name.clone().unwrap_or_default();
+    let metadata: Vec<Bytes> = g.members.values().map(|m| m.metadata(&protocol)).collect();
+    let members = g
+        .members
+        .values()
+        .zip(&metadata)
+        .map(|(m, meta)| MemberRecord {
+            member_id: &m.member_id,
+            group_instance_id: m.group_instance_id.as_deref(),
+            client_id: &m.client_id,
+            client_host: &m.client_host,
+            rebalance_timeout_ms: m.rebalance_timeout_ms,
+            session_timeout_ms: m.session_timeout_ms,
+            subscription: meta,
+            assignment: &m.assignment,
+        })
+        .collect();
+    offsets_topic::group_value(&GroupRecord {
+        protocol_type: g.protocol_type.as_deref().unwrap_or(""),
+        generation: g.generation_id,
+        protocol: g.protocol_name.as_deref(),
+        leader: g.leader.as_deref(),
+        timestamp: now,
+        members,
+    })
+}
