@@ -21,7 +21,7 @@ use super::batch::{
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
-use super::storage::{FileStorage, Storage};
+use super::storage::{FileStorage, SegmentFile, Storage};
 use super::{LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
@@ -130,6 +130,23 @@ impl ReadPlan {
     }
 }
 
+/// An fsync taken from a log under its lock and run without it (UnifiedLog.flush fsyncs the
+/// segments outside the log lock and takes the lock only to move the recovery point), so that
+/// appends and reads of the partition go on meanwhile and the caller can run it on a blocking
+/// thread. Only `.log` files: indexes are rebuilt from the log after any unclean shutdown, so
+/// fsyncing them before the clean one buys nothing.
+#[must_use]
+pub struct FlushJob {
+    upto: i64,
+    files: Vec<Arc<dyn SegmentFile>>,
+}
+
+impl FlushJob {
+    pub fn run(&self) -> io::Result<()> {
+        self.files.iter().try_for_each(|f| f.sync_data())
+    }
+}
+
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
@@ -137,7 +154,9 @@ pub struct PartitionLog {
     segments: Vec<Segment>,
     log_start_offset: i64,
     producers: ProducerStateTable,
-    unflushed_records: u64,
+    /// Kafka's recovery point: every offset below it is fsynced. Segments that end at or below it
+    /// are never fsynced again (UnifiedLog.flush flushes only from the recovery point on).
+    recovery_point: i64,
     last_flush_ms: i64,
     leader_epoch: i32,
     offline: bool,
@@ -226,13 +245,16 @@ impl PartitionLog {
             segments,
             log_start_offset,
             producers: ProducerStateTable::default(),
-            unflushed_records: 0,
+            // Set once the segments are known (below): what was on disk at start-up counts as
+            // flushed, as before a restart.
+            recovery_point: 0,
             last_flush_ms: now_ms,
             leader_epoch: 0,
             offline: false,
             first_dirty_offset: 0,
             storage,
         };
+        log.recovery_point = log.log_end_offset();
         log.load_producer_state()?;
         Ok(log)
     }
@@ -391,10 +413,6 @@ impl PartitionLog {
             return Err(self.go_offline(e));
         }
         self.producers.record(&parsed, parsed.max_timestamp);
-        self.unflushed_records += u64::try_from(parsed.record_count).unwrap_or(0);
-        if self.unflushed_records >= self.config.flush_messages {
-            self.flush(now_ms)?;
-        }
         Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
@@ -469,23 +487,74 @@ impl PartitionLog {
         }
     }
 
-    /// fsync everything written so far (flush.messages / flush.ms, and clean shutdown).
-    pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
-        // Older segments were fsynced when... not necessarily: sync all with unflushed data.
-        for seg in &self.segments {
-            if let Err(e) = seg.flush() {
-                return Err(self.go_offline(e));
-            }
+    /// Kafka's unflushedMessages: offsets appended since the recovery point.
+    fn unflushed_messages(&self) -> u64 {
+        u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0)
+    }
+
+    /// The fsync that flush.messages asks for after an append (UnifiedLog.append flushes once
+    /// `unflushedMessages >= flush.messages`), if due.
+    pub fn flush_due_after_append(&self) -> Option<FlushJob> {
+        if self.unflushed_messages() >= self.config.flush_messages.max(1) {
+            return self.flush_job(self.log_end_offset());
         }
-        self.unflushed_records = 0;
+        None
+    }
+
+    /// The fsync the background flusher owes this log, if any: everything when flush.ms has
+    /// passed since the last flush (LogManager.flushDirtyLogs), else the segments rolled since the
+    /// last flush (Kafka's roll schedules `flushUptoOffsetExclusive(new segment base)`), so that
+    /// a rolled segment is fsynced once and never again.
+    pub fn flush_due_in_background(&self, now_ms: i64) -> Option<FlushJob> {
+        if self.unflushed_messages() > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
+            return self.flush_job(self.log_end_offset());
+        }
+        self.flush_job(self.active().base_offset)
+    }
+
+    /// The files holding offsets `[recovery point, upto)`: the segments not yet fsynced, usually
+    /// just the active one. `None` when everything below `upto` is already flushed.
+    pub fn flush_job(&self, upto: i64) -> Option<FlushJob> {
+        if upto <= self.recovery_point {
+            return None;
+        }
+        let files = self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset() > self.recovery_point && s.base_offset < upto)
+            .map(Segment::log_file)
+            .collect();
+        Some(FlushJob { upto, files })
+    }
+
+    /// Records the outcome of a `FlushJob`: the recovery point moves up (never down: jobs may
+    /// finish out of order), or the log goes offline, since after a failed fsync the kernel may
+    /// have dropped the dirty pages and only a restart's recovery can tell what is on disk.
+    pub fn complete_flush(
+        &mut self,
+        upto: i64,
+        outcome: io::Result<()>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if let Err(e) = outcome {
+            return Err(self.go_offline(e));
+        }
+        self.recovery_point = self.recovery_point.max(upto);
         self.last_flush_ms = now_ms;
         Ok(())
     }
 
-    /// Flushes when flush.ms has passed since the last flush and something is unflushed.
-    pub fn maybe_flush_on_time(&mut self, now_ms: i64) -> Result<(), LogError> {
-        if self.unflushed_records > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
-            self.flush(now_ms)?;
+    /// fsync everything written so far, under the lock (clean shutdown); the indexes too.
+    pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let upto = self.log_end_offset();
+        if let Some(job) = self.flush_job(upto) {
+            let outcome = job.run();
+            self.complete_flush(upto, outcome, now_ms)?;
+        }
+        for seg in &self.segments {
+            if let Err(e) = seg.flush_indexes() {
+                return Err(self.go_offline(e));
+            }
         }
         Ok(())
     }
@@ -844,13 +913,46 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
+    /// Appends and, when flush.messages asks for it, fsyncs before returning (without the lock).
     pub fn append(
         &self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.log.lock().append(records, produce_version, now_ms)
+        let (info, flush) = self.append_unflushed(records, produce_version, now_ms)?;
+        if let Some(job) = flush {
+            self.run_flush(job, now_ms)?;
+        }
+        Ok(info)
+    }
+
+    /// Appends and hands back the fsync flush.messages asks for, for the caller to run (Produce
+    /// runs it on a blocking thread and answers once it is done).
+    pub fn append_unflushed(
+        &self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
+        let mut log = self.log.lock();
+        let info = log.append(records, produce_version, now_ms)?;
+        Ok((info, log.flush_due_after_append()))
+    }
+
+    /// Runs `job` without the partition lock, then records its outcome under it.
+    pub fn run_flush(&self, job: FlushJob, now_ms: i64) -> Result<(), LogError> {
+        let outcome = job.run();
+        self.log.lock().complete_flush(job.upto, outcome, now_ms)
+    }
+
+    /// The background flush (flush.ms, and segments rolled since the last flush).
+    pub fn flush_in_background(&self, now_ms: i64) -> Result<(), LogError> {
+        let job = self.log.lock().flush_due_in_background(now_ms);
+        match job {
+            Some(job) => self.run_flush(job, now_ms),
+            None => Ok(()),
+        }
     }
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.

@@ -357,9 +357,13 @@ impl Segment {
         self.size == 0
     }
 
-    /// fsync the log and its indexes.
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()?;
+    /// The `.log` file, for an fsync outside the partition lock (see `partition::FlushJob`).
+    pub fn log_file(&self) -> Arc<dyn SegmentFile> {
+        Arc::clone(&self.file)
+    }
+
+    /// fsync the indexes (clean shutdown).
+    pub fn flush_indexes(&self) -> io::Result<()> {
         self.index.sync()?;
         self.time_index.sync()
     }

@@ -122,15 +122,28 @@ pub enum Fault {
 }
 
 /// Test storage: real files, with a fault injected into those whose path contains `target`.
+/// It also counts the fsyncs of each file.
 pub struct FaultyStorage {
     state: Mutex<(String, Fault)>,
+    syncs: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl FaultyStorage {
     pub fn new() -> Arc<FaultyStorage> {
         Arc::new(FaultyStorage {
             state: Mutex::new((String::new(), Fault::None)),
+            syncs: Mutex::default(),
         })
+    }
+
+    /// How many times files whose path contains `target` were fsynced.
+    pub fn sync_count(&self, target: &str) -> usize {
+        let syncs = self.syncs.lock();
+        syncs
+            .iter()
+            .filter(|(path, _)| path.contains(target))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// From now on, files whose path contains `target` suffer `fault` (`Fault::None` heals).
@@ -187,6 +200,12 @@ impl SegmentFile for FaultyFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        *self
+            .storage
+            .syncs
+            .lock()
+            .entry(self.path.clone())
+            .or_default() += 1;
         match self.storage.fault_for(&self.path) {
             Fault::SyncFails => Err(io::Error::from_raw_os_error(5)), // EIO
             _ => self.inner.sync_data(),
@@ -210,7 +229,7 @@ impl SegmentFile for FaultyFile {
 mod tests {
     use super::*;
     use crate::log::batch::tests::make_batch;
-    use crate::log::partition::{LogError, PartitionLog};
+    use crate::log::partition::{LogError, Partition, PartitionLog};
     use crate::log::LogConfig;
 
     fn values(log: &PartitionLog) -> u64 {
@@ -284,7 +303,7 @@ mod tests {
             flush_messages: 1,
             ..LogConfig::default()
         };
-        let mut log = PartitionLog::open_on(
+        let log = PartitionLog::open_on(
             Arc::new(Arc::clone(&storage)),
             &dir.path().join("t-0"),
             config,
@@ -292,6 +311,7 @@ mod tests {
             0,
         )
         .unwrap();
+        let log = Partition::new("t".into(), 0, log);
         log.append(&make_batch(&[b"synced"], 1, None), 9, 0)
             .unwrap();
         storage.inject("t-0", Fault::SyncFails);
@@ -303,5 +323,93 @@ mod tests {
             log.append(&make_batch(&[b"after"], 3, None), 9, 0),
             Err(LogError::Offline)
         ));
+    }
+
+    /// Kafka's UnifiedLog.flush fsyncs only the segments from the recovery point on, and a
+    /// rolled segment is flushed once (the roll schedules `flushUptoOffsetExclusive`): with
+    /// flush.messages=1 an append fsyncs the active segment, never the older ones again.
+    #[test]
+    fn flush_messages_fsyncs_only_the_unflushed_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let config = LogConfig {
+            flush_messages: 1,
+            segment_bytes: 500,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open_on(
+            Arc::new(Arc::clone(&storage)),
+            &dir.path().join("t-0"),
+            config,
+            true,
+            0,
+        )
+        .unwrap();
+        let log = Partition::new("t".into(), 0, log);
+        let append = |n: i64| {
+            for i in 0..n {
+                log.append(&make_batch(&[b"some value"], i, None), 9, 0)
+                    .unwrap();
+            }
+        };
+        append(20);
+        let segments = log.with_log(|l| l.segment_count());
+        assert!(segments > 3, "{segments}");
+        let first = "00000000000000000000.log";
+        let synced = storage.sync_count(first);
+        assert!(synced >= 1, "the first segment was flushed");
+        append(20);
+        assert_eq!(storage.sync_count(first), synced, "flushed once only");
+        // The background flusher owes nothing: every rolled segment is flushed already.
+        let before = storage.sync_count(".log");
+        log.flush_in_background(i64::MAX).unwrap();
+        assert_eq!(storage.sync_count(".log"), before);
+    }
+
+    /// Without flush.messages, a rolled segment is still fsynced once, in the background
+    /// (Kafka's roll schedules a flush up to the new segment's base offset), and flush.ms
+    /// flushes the active segment.
+    #[test]
+    fn rolled_segments_are_flushed_once_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FaultyStorage::new();
+        let config = LogConfig {
+            segment_bytes: 500,
+            flush_ms: 1000,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open_on(
+            Arc::new(Arc::clone(&storage)),
+            &dir.path().join("t-0"),
+            config,
+            true,
+            0,
+        )
+        .unwrap();
+        let log = Partition::new("t".into(), 0, log);
+        for i in 0..20 {
+            log.append(&make_batch(&[b"some value"], i, None), 9, 0)
+                .unwrap();
+        }
+        assert_eq!(
+            storage.sync_count(".log"),
+            0,
+            "nothing fsynced on the append path"
+        );
+        let rolled = log.with_log(|l| l.segment_count()) - 1;
+        log.flush_in_background(1).unwrap();
+        assert_eq!(
+            storage.sync_count(".log"),
+            rolled,
+            "each rolled segment once"
+        );
+        log.flush_in_background(2).unwrap();
+        assert_eq!(storage.sync_count(".log"), rolled);
+        log.flush_in_background(1001).unwrap();
+        assert_eq!(
+            storage.sync_count(".log"),
+            rolled + 1,
+            "flush.ms: the active one"
+        );
     }
 }
