@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::dynamic::DynamicBrokerConfigs;
@@ -15,6 +14,7 @@ use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::server::purgatory::Purgatory;
 use crate::txn::producer_ids::ProducerIdAllocator;
 
 /// Kafka's name for the marker a cleanly stopped broker leaves in each log directory.
@@ -38,8 +38,8 @@ pub struct Broker {
     pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
-    /// Woken after every append, so long-polling fetches re-check their partitions.
-    pub appended: Notify,
+    /// Parked requests by the partition they wait on; appends wake only that partition's.
+    pub purgatory: Purgatory,
     _lock: File,
 }
 
@@ -106,7 +106,7 @@ impl Broker {
             catalog,
             dynamic,
             producer_ids,
-            appended: Notify::new(),
+            purgatory: Purgatory::new(),
             _lock: lock,
         })
     }
@@ -156,8 +156,12 @@ impl Broker {
             let Some(plan) = p.with_log(|l| l.clean_plan(now)) else {
                 continue;
             };
-            let cleaned = match crate::log::cleaner::clean(&plan, now) {
+            let cleaned = match crate::log::cleaner::clean(&plan, now, &*p) {
                 Ok(c) => c,
+                Err(crate::log::cleaner::CleanError::Aborted) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, "log cleaning aborted: the topic was deleted");
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log cleaning failed");
                     continue;

@@ -17,12 +17,18 @@ def group_consumer(broker, group, **config):
 
 
 def subscribe(consumer, topic, listener=None):
-    """subscribe() once the consumer has the topic's metadata. Without it the group's first
-    leader may assign nothing and rejoin at once; kafka-python 3.0.12 then sometimes spins
-    after the second SyncGroup without heartbeating or assigning (seen against gregor), which
-    is a client problem that the tests should not depend on."""
-    assert consumer.partitions_for_topic(topic), f"no metadata for {topic}"
+    """subscribe(), then a blocking metadata fetch, before the first poll() joins the group.
+
+    kafka-python 3.0.12's leader remembers the metadata snapshot it assigned with and rejoins
+    (a whole rebalance) as soon as a later metadata update differs from it. That snapshot is
+    rebuilt only by metadata updates that arrive after subscribe(): fetching metadata before
+    subscribing leaves it empty, so the first leader assigns against "no topics" and rebalances
+    again whenever the next update lands, at once or as late as the reconnect after a broker
+    restart (the flake of test_group_survives_broker_restart). Fetching after subscribing, and
+    before the first poll() sends JoinGroup, gives the leader the real partitions to assign and a
+    snapshot that matches every later update."""
     consumer.subscribe([topic], listener=listener)
+    assert consumer.partitions_for_topic(topic), f"no metadata for {topic}"
 
 
 class Admin:
@@ -116,6 +122,9 @@ class _Listener(ConsumerRebalanceListener):
         self.member.assignment = self.member.assignment - {tp.partition for tp in lost}
 
 
+POLL_MS = 5000
+
+
 class Member:
     """A consumer subscribed to `topic` in `group`, polled by its own thread.
 
@@ -146,10 +155,14 @@ class Member:
     def _run(self):
         while not self._stop.is_set():
             try:
-                # A long poll: kafka-python 3.0.12 can lose a JoinGroup/SyncGroup result that
-                # completes after a poll() timed out (the member then never gets its assignment
-                # and stops heartbeating).
-                batches = self.consumer.poll(timeout_ms=1000)
+                # A poll longer than any rebalance round of these tests: kafka-python 3.0.12
+                # drops a JoinGroup/SyncGroup result that completes after poll() gave up
+                # waiting for it (ensure_active_group starts a new join when it finds the old
+                # one done), so each poll that times out during a join risks one more
+                # rebalance, or a leader that never gets its assignment. A round waits for the
+                # other members' heartbeats (every 0.5 s), their commits and rejoins: over a
+                # second on a busy machine. poll() returns as soon as records arrive.
+                batches = self.consumer.poll(timeout_ms=POLL_MS)
             except Exception as e:  # noqa: BLE001 -- recorded, the test asserts there are none
                 # Retriable errors (e.g. connection refused while the broker restarts) are the
                 # client's to retry, not failures.
@@ -160,6 +173,10 @@ class Member:
             for records in batches.values():
                 self.consumed.extend((r.partition, r.offset) for r in records)
 
+    def stop(self):
+        """Asks the polling thread to stop after its current poll() (see close_all)."""
+        self._stop.set()
+
     def close(self):
         """Stops polling and closes the consumer (committing and leaving the group)."""
         if not self._closed:
@@ -167,6 +184,20 @@ class Member:
             self._stop.set()
             self._thread.join()
             self.consumer.close()
+
+
+def close_all(members, ignore=()):
+    """Closes the members (None entries skipped). Their polls are stopped together first, so
+    closing takes one poll's time, not one per member; errors of the `ignore` types are
+    expected (a fenced member's last commit)."""
+    members = [m for m in members if m is not None]
+    for m in members:
+        m.stop()
+    for m in members:
+        try:
+            m.close()
+        except ignore:
+            pass
 
 
 def assignments(members):

@@ -36,7 +36,7 @@ class Listener(ConsumerRebalanceListener):
 consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id="child",
                          auto_offset_reset="earliest", enable_auto_commit=False,
                          session_timeout_ms=int(session_timeout_ms), heartbeat_interval_ms=500)
-consumer.partitions_for_topic(topic)  # see group_clients.subscribe
 consumer.subscribe([topic], listener=Listener())
+consumer.partitions_for_topic(topic)  # after subscribe(): see group_clients.subscribe
 while True:
-    consumer.poll(timeout_ms=1000)  # see group_clients.Member._run
+    consumer.poll(timeout_ms=5000)  # see group_clients.Member._run (the test kills this process)

@@ -19,8 +19,8 @@ from kafka.structs import OffsetAndMetadata
 
 from clients import create_topic
 from compat_support import unique_topic
-from group_clients import (Admin, Flow, Member, assignments, group_consumer, produce_numbered,
-                           subscribe)
+from group_clients import (Admin, Flow, Member, assignments, close_all, group_consumer,
+                           produce_numbered, subscribe)
 from group_support import (FAST_GROUPS, MemberProcess, broker, check_consumed_once,  # noqa: F401
                            fast_group_broker, is_even_split, offsets_by_partition, wait_consumed,
                            wait_until)
@@ -88,6 +88,18 @@ def describe(broker, group):
         return a.describe_groups([group])[group]
 
 
+def settled_members(broker, group, count):
+    """{member id: assigned partitions} of a Stable group with `count` members that all have
+    partitions, else None."""
+    description = describe(broker, group)
+    members = {m["member_id"]: tuple(p for t in m["member_assignment"]["assigned_partitions"]
+                                     for p in t["partitions"])
+               for m in description["members"]}
+    if description["group_state"] == "Stable" and len(members) == count and all(members.values()):
+        return members
+    return None
+
+
 def listed_groups(broker, **kwargs):
     with Admin(broker) as a:
         return {g["group_id"]: g for g in a.list_groups(**kwargs)}
@@ -100,11 +112,6 @@ def join(members, member):
     members.append(member)
     wait_until(lambda: all(m.assignment for m in members), 30,
                lambda: f"every member to own partitions, have {members}")
-
-
-def close_all(members):
-    for m in members:
-        m.close()
 
 
 def tp_offsets(topic, pairs):
@@ -289,6 +296,9 @@ def test_group_survives_broker_restart(make_broker, topic, group, sig):
         wait_until(lambda: is_even_split(assignments(members), 4), 30,
                    lambda: f"a 2/2 split, have {members}")
         wait_until(lambda: sum(len(m.consumed) for m in members) >= 80, 20, "the first records")
+        # The broker's side of the same settled group: Stable, both members, both assigned.
+        stored = wait_until(lambda: settled_members(broker, group, 2), 20,
+                            lambda: f"a Stable group of two, have {describe(broker, group)}")
         before = [(m.assign_calls, m.revoke_calls, m.assignment) for m in members]
 
         code = broker.stop(sig)
@@ -298,9 +308,10 @@ def test_group_survives_broker_restart(make_broker, topic, group, sig):
 
         produce_numbered(broker, topic, range(4), 20, start=20)
         wait_consumed(members, 160)
-        time.sleep(1)
+        time.sleep(1)  # two more heartbeats of each member after the restart
         assert [(m.assign_calls, m.revoke_calls, m.assignment) for m in members] == before, \
             "the members were rebalanced after the restart"
+        assert settled_members(broker, group, 2) == stored, "the group changed in the restart"
         check_consumed_once([r for m in members for r in m.consumed],
                             [(p, o) for p in range(4) for o in range(40)])
     finally:
@@ -323,11 +334,7 @@ def test_static_member_with_a_taken_instance_id_fences_the_old_one(broker, topic
         [member] = describe(broker, group)["members"]  # Kafka keeps the first one's client_id
         assert member["group_instance_id"] == "twin"
     finally:
-        for m in filter(None, [second, first]):
-            try:
-                m.close()
-            except errors.KafkaError:
-                pass  # the fenced consumer
+        close_all([second, first], ignore=errors.KafkaError)  # the fenced consumer fails
 
 
 # Static membership (KIP-345) and the cooperative-sticky assignor (KIP-429).
@@ -363,8 +370,7 @@ def test_static_member_restart_keeps_partitions_without_rebalance(broker, topic,
         assert new["member_assignment"]["assigned_partitions"] == \
             [{"topic": topic, "partitions": sorted(owned)}]
     finally:
-        for m in filter(None, [static, dynamic]):
-            m.close()
+        close_all([static, dynamic])
 
 
 def test_static_member_that_stays_away_expires_after_session_timeout(broker, topic, group):
@@ -381,8 +387,8 @@ def test_static_member_that_stays_away_expires_after_session_timeout(broker, top
                    lambda: f"a 2/2 split, have {dynamic} {static}")
         time.sleep(1)
         before = (dynamic.assign_calls, dynamic.revoke_calls, set(dynamic.assignment))
+        static.close()  # the heartbeats stop here, so the session timeout counts from here
         started = time.monotonic()
-        static.close()
         time.sleep(3)
         assert (dynamic.assign_calls, dynamic.revoke_calls, dynamic.assignment) == before, \
             "closing a static member rebalanced the group at once"
@@ -392,8 +398,7 @@ def test_static_member_that_stays_away_expires_after_session_timeout(broker, top
         assert 5 <= elapsed < 6 + 5, f"took over after {elapsed:.1f}s"
         assert dynamic.errors == []
     finally:
-        for m in filter(None, [static, dynamic]):
-            m.close()
+        close_all([static, dynamic])
 
 
 def test_cooperative_sticky_splits_evenly_and_moves_only_orphans(broker, topic, group):

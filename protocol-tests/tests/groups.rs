@@ -1024,3 +1024,51 @@ async fn deleting_a_topic_removes_its_committed_offsets_for_good() -> Result<()>
     ensure!(committed(&mut c, "g-del", "doomed", 1).await? == -1);
     Ok(())
 }
+
+#[tokio::test]
+async fn sync_fails_when_the_group_record_is_too_large() -> Result<()> {
+    // Kafka fails the SyncGroup whose group record it cannot write: RECORD_TOO_LARGE from the
+    // append becomes UNKNOWN_SERVER_ERROR (GroupMetadataManager.
+    // appendGroupMetadataErrorToResponseError), the assignment is reset and the group rebalances,
+    // so no member works from an assignment a restart would forget (issue 11, item 5).
+    let b = start_broker_with(|c| {
+        c.group.initial_rebalance_delay_ms = 0;
+        c.log.max_message_bytes = 10_000;
+    })
+    .await?;
+    let mut c = b.client().await?;
+    let g = "bulky";
+    let mut spec = JoinSpec::consumer(g, &[TOPIC]);
+    spec.protocols[0].1 = vec![7u8; 20_000].into();
+    let j = join_new(&mut c, JOIN_V, &spec).await?;
+    let id = j.member_id.to_string();
+    let r = sync(
+        &mut c,
+        SYNC_V,
+        g,
+        &id,
+        j.generation_id,
+        None,
+        &[(&id, b"a")],
+    )
+    .await?;
+    ensure!(r.error_code == UNKNOWN_SERVER_ERROR, "sync: {r:?}");
+    let code = heartbeat(&mut c, HEARTBEAT_V, g, &id, j.generation_id, None).await?;
+    ensure!(
+        code == REBALANCE_IN_PROGRESS,
+        "heartbeat after the failed sync: {code}"
+    );
+    // With small metadata the member rejoins and the group becomes Stable.
+    let spec = JoinSpec::consumer(g, &[TOPIC]).member(&id);
+    let j = join(&mut c, JOIN_V, &spec).await?;
+    ensure!(
+        j.error_code == NONE && j.generation_id == 2,
+        "rejoin: {j:?}"
+    );
+    let r = sync(&mut c, SYNC_V, g, &id, 2, None, &[(&id, b"a")]).await?;
+    ensure!(
+        r.error_code == NONE && r.assignment.as_ref() == b"a",
+        "{r:?}"
+    );
+    Ok(())
+}

@@ -236,3 +236,35 @@ async fn duplicates_detected_after_clean_restart() -> Result<()> {
 async fn duplicates_detected_after_crash() -> Result<()> {
     duplicates_survive(true).await
 }
+
+#[tokio::test]
+async fn producer_id_not_handed_out_is_refused() -> Result<()> {
+    // Kafka allocates producer ids from its own counter only (ProducerIdControlManager), never
+    // from ids clients wrote. gregor refuses a batch naming an id it never handed out with
+    // UNKNOWN_PRODUCER_ID (no producer state for it), so one crafted batch can neither push the
+    // allocator to i64::MAX and negative ids after a restart (issue 11, item 4) nor squat on an
+    // id a real producer gets later.
+    let (mut b, mut c) = broker_with_topic("squat", 1).await?;
+    for pid in [i64::MAX - 1, i64::MAX, 0] {
+        let p = produce(&mut c, "squat", 0, idempotent_batch(&["x"], pid, 0, 0)).await?;
+        ensure!(p.error_code == UNKNOWN_PRODUCER_ID, "pid {pid}: {p:?}");
+    }
+    ensure!(hw(&mut c, "squat").await? == 0);
+    b.restart_after_crash().await?;
+    let mut c = b.client().await?;
+    let mut last = -1;
+    for _ in 0..3 {
+        let (pid, epoch) = init_producer_id(&mut c).await?;
+        ensure!(
+            pid > last && pid < 1_000_000 && epoch == 0,
+            "pid {pid} after {last}"
+        );
+        last = pid;
+    }
+    // The ids it did hand out keep working, across a restart too.
+    ensure!(produce_ok(&mut c, "squat", 0, idempotent_batch(&["a"], last, 0, 0)).await? == 0);
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(produce_ok(&mut c, "squat", 0, idempotent_batch(&["b"], last, 0, 1)).await? == 1);
+    Ok(())
+}

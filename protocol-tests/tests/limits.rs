@@ -136,3 +136,87 @@ async fn a_client_that_does_not_read_is_not_read_either() -> Result<()> {
     let _wr = tokio::time::timeout(Duration::from_secs(10), writer).await???;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_after_the_idle_time() -> Result<()> {
+    // Kafka's Selector closes a connection with no socket activity for connections.max.idle.ms,
+    // also when a response is waiting to be sent to a client that never reads.
+    let b = start_broker_with(|c| c.connections_max_idle_ms = 1000).await?;
+    let encoder = b.client().await?;
+    // Metadata for 5,000 unknown topics: ~100 KB up and ~150 KB of answer per request.
+    let names: Vec<_> = (0..5_000)
+        .map(|i| name(&format!("no-such-topic-{i:06}")))
+        .collect();
+    let req = MetadataRequest::default()
+        .with_topics(Some(
+            names
+                .into_iter()
+                .map(|n| metadata_request::MetadataRequestTopic::default().with_name(Some(n)))
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(false);
+    let mut requests = Vec::new();
+    for id in 0..20 {
+        requests.extend_from_slice(&encoder.encode_request(12, id, &req)?);
+    }
+    let stream = tokio::net::TcpStream::connect(b.addr).await?;
+    let (_rd, mut wr) = stream.into_split();
+    // Requests until the socket fails: the broker stops reading once its answers back up, so
+    // the writes block until the broker closes the connection (then they fail).
+    let writer = tokio::spawn(async move {
+        loop {
+            if let Err(e) = wr.write_all(&requests).await {
+                return e;
+            }
+        }
+    });
+    let e = tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .context("a client that never reads was not disconnected")??;
+    ensure!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{e:?}"
+    );
+    // Everybody else is still served.
+    api_versions_ok(&mut b.client().await?).await
+}
+
+#[tokio::test]
+async fn queued_request_bytes_stop_reading_until_memory_is_released() -> Result<()> {
+    // Kafka's SocketServer reads requests into a MemoryPool of queued.max.request.bytes: a frame
+    // takes its claimed size once its size prefix is read, and while the pool is exhausted no
+    // channel reads further (Selector mutes them) until a handled request gives memory back.
+    // Nothing is refused.
+    let b = start_broker_with(|c| {
+        c.socket_request_max_bytes = 100_000;
+        c.queued_max_request_bytes = 100_000;
+    })
+    .await?;
+    // A claims the whole pool with a frame it does not finish.
+    let mut a = b.client().await?;
+    a.send_raw(&100_000i32.to_be_bytes()).await?;
+    a.send_raw(&[0u8; 100]).await?;
+    // Until the broker has seen A's claim, probes are answered; then one is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut probe, id) = loop {
+        ensure!(
+            Instant::now() < deadline,
+            "requests were still read with the pool exhausted"
+        );
+        let mut c = b.client().await?;
+        let id = c.send_request(2, &ApiVersionsRequest::default()).await?;
+        if c.try_read_frame(Duration::from_millis(300)).await.is_err() {
+            break (c, id);
+        }
+    };
+    // A's frame completes (with bytes that are no valid request: the broker closes A) and its
+    // memory comes back: the held request is read and answered.
+    a.send_raw(&vec![0u8; 100_000 - 100]).await?;
+    a.expect_closed().await?;
+    let r = probe.read_response::<ApiVersionsRequest>(2, id).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    api_versions_ok(&mut b.client().await?).await
+}

@@ -108,6 +108,53 @@ async fn max_timestamp() -> Result<()> {
 }
 
 #[tokio::test]
+async fn special_timestamps_need_their_version() -> Result<()> {
+    // ReplicaManager.isListOffsetsTimestampUnsupported: MAX_TIMESTAMP (-3) needs v7,
+    // EARLIEST_LOCAL (-4) v8, LATEST_TIERED (-5) v9; other negative timestamps never work.
+    let (_b, mut c) = seeded().await?;
+    for (ts, since) in [(-3, 7), (-4, 8), (-5, 9)] {
+        for v in 1..since {
+            let p = list_offset_at(&mut c, v, "lo", 0, ts).await?;
+            ensure!(p.error_code == UNSUPPORTED_VERSION, "{ts} at v{v}: {p:?}");
+        }
+        let p = list_offset_at(&mut c, since, "lo", 0, ts).await?;
+        ensure!(p.error_code == NONE, "{ts} at v{since}: {p:?}");
+    }
+    let p = list_offset(&mut c, "lo", 0, -6).await?;
+    ensure!(p.error_code == UNSUPPORTED_VERSION, "{p:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_partition_named_twice_is_an_invalid_request() -> Result<()> {
+    // ReplicaManager.fetchOffset answers a partition the request names more than once with
+    // INVALID_REQUEST (once); the other partitions are answered as usual.
+    let (_b, mut c) = seeded().await?;
+    let part = |i: i32| {
+        ListOffsetsPartition::default()
+            .with_partition_index(i)
+            .with_timestamp(-1)
+    };
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("lo"))
+            .with_partitions(vec![part(0), part(1), part(0)])]);
+    let r = c.request(LIST_OFFSETS_V, req).await?;
+    let ps = &r.topics[0].partitions;
+    ensure!(ps.len() == 2, "{ps:?}");
+    ensure!(
+        ps[0].partition_index == 0 && ps[0].error_code == INVALID_REQUEST,
+        "{ps:?}"
+    );
+    ensure!(
+        ps[1].partition_index == 1 && ps[1].error_code == NONE,
+        "{ps:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn unknown_topic_and_partition() -> Result<()> {
     let (_b, mut c) = seeded().await?;
     let p = list_offset(&mut c, "lo", 5, -1).await?;
@@ -194,5 +241,54 @@ async fn log_append_time_topic() -> Result<()> {
         o.offset == 0 && o.timestamp == p.log_append_time_ms,
         "{o:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claimed_max_timestamp_is_replaced_by_the_records_one() -> Result<()> {
+    // Kafka's LogValidator recomputes MaxTimestamp from the records and rewrites the header (and
+    // its CRC) when the producer's value differs; the time index and ListOffsets follow the
+    // recomputed value (issue 11, item 2).
+    let (_b, mut c) = broker_with_topic("claims", 1).await?;
+    let century = 100 * 365 * 86_400_000;
+    for (ts, claimed) in [([0, 10], 0), ([20, 30], T0 + century)] {
+        let recs: Vec<Rec> = ts
+            .iter()
+            .map(|t| Rec::value("v").with_timestamp(T0 + t))
+            .collect();
+        let mut b = build_batch(Compression::None, &recs, None).to_vec();
+        put_i64_at(&mut b, header::MAX_TIMESTAMP, claimed);
+        fix_crc(&mut b);
+        produce_ok(&mut c, "claims", 0, b.into()).await?;
+    }
+    // (target, expected offset, expected timestamp)
+    for (target, offset, ts) in [
+        (T0 + 5, 1, T0 + 10),
+        (T0 + 25, 3, T0 + 30),
+        (T0 + 31, -1, -1),
+        (-3, 3, T0 + 30),
+    ] {
+        let p = list_offset(&mut c, "claims", 0, target).await?;
+        ensure!(
+            p.error_code == NONE && (p.offset, p.timestamp) == (offset, ts),
+            "target {target}: {p:?}"
+        );
+    }
+    let p = fetch_one(&mut c, "claims", 0, 0, 1 << 20).await?;
+    let records = p.records.unwrap_or_default();
+    let maxes: Vec<i64> = batches(&records)
+        .iter()
+        .scan(0, |at, info| {
+            let max = i64_at(&records[*at..], header::MAX_TIMESTAMP);
+            *at += info.size;
+            Some(max)
+        })
+        .collect();
+    ensure!(
+        maxes == vec![T0 + 10, T0 + 30],
+        "stored max timestamps {maxes:?}"
+    );
+    // The rewritten headers carry valid CRCs: the records decode.
+    ensure!(decode_records(&records)?.len() == 4);
     Ok(())
 }

@@ -297,6 +297,76 @@ async fn long_poll_on_another_partition_is_not_fooled() -> Result<()> {
 }
 
 #[tokio::test]
+async fn long_poll_by_topic_id_wakes_on_its_partition_among_many() -> Result<()> {
+    // Kafka parks a fetch in the purgatory under each partition it reads
+    // (TopicPartitionOperationKey); an append to any one of them completes it, whether the
+    // produce and the fetch name the topic by name or by id.
+    let (b, mut c) = broker_with_topic("park-a", 3).await?;
+    create_topic(&mut c, "park-b", 2).await?;
+    let id_a = topic_id(&mut c, "park-a").await?;
+    let id_b = topic_id(&mut c, "park-b").await?;
+    let mut consumer = b.client().await?;
+    let all = |n: i32| (0..n).map(|p| fetch_partition(p, 0, 1 << 20)).collect();
+    let req = fetch_request(
+        vec![
+            fetch_topic_by_id(id_a, all(3)),
+            fetch_topic_by_id(id_b, all(2)),
+        ],
+        60_000,
+        1,
+    );
+    let id = consumer.send_request(13, &req).await?;
+    sleep_ms(200).await;
+    let r = c
+        .request(
+            13,
+            produce_request(
+                -1,
+                vec![topic_data_by_id(id_b, vec![(1, values_batch(&["parked"]))])],
+            ),
+        )
+        .await?;
+    ensure!(
+        r.responses[0].partition_responses[0].error_code == NONE,
+        "{r:?}"
+    );
+    // Answered long before max_wait (the read would time out otherwise).
+    let resp = consumer.read_response::<FetchRequest>(13, id).await?;
+    let p = &resp.responses[1].partitions[1];
+    let recs = decode_records(&p.records.clone().unwrap_or_default())?;
+    ensure!(
+        recs.len() == 1 && recs[0].value == Some(bytes_of("parked")),
+        "{resp:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn min_bytes_above_max_bytes_answers_once_max_bytes_are_there() -> Result<()> {
+    // KafkaApis caps min_bytes at the response limit (max_bytes, fetch.max.bytes): a fetch whose
+    // min_bytes could never fit answers as soon as max_bytes are available, not at max_wait.
+    let (_b, mut c) = broker_with_topic("minmax", 1).await?;
+    let value = "x".repeat(500);
+    produce_ok(&mut c, "minmax", 0, values_batch(&[&value])).await?;
+    let mut req = fetch_request(
+        vec![fetch_topic("minmax", vec![fetch_partition(0, 0, 1 << 20)])],
+        300_000,
+        1 << 20,
+    );
+    req.max_bytes = 100;
+    // Answered long before max_wait (the read would time out otherwise), with the first batch.
+    let resp = c.request(FETCH_V, req).await?;
+    let recs = decode_records(
+        &resp.responses[0].partitions[0]
+            .records
+            .clone()
+            .unwrap_or_default(),
+    )?;
+    ensure!(recs.len() == 1, "{recs:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn min_bytes_not_reached_returns_after_max_wait_with_what_there_is() -> Result<()> {
     let (_b, mut c) = broker_with_topic("minbytes", 1).await?;
     produce_ok(&mut c, "minbytes", 0, values_batch(&["small"])).await?;

@@ -105,6 +105,7 @@ const USED: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "queued.max.request.bytes",
     "socket.request.max.bytes",
     "transaction.state.log.num.partitions",
 ];
@@ -300,6 +301,9 @@ pub struct Config {
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// Bytes of requests being read or waiting to be handled, across connections; zero or less
+    /// is unbounded (see `server::memory_pool`).
+    pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
@@ -423,6 +427,20 @@ impl Config {
             (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
         };
         let log = broker_log_config(&s)?;
+        let socket_request_max_bytes = s
+            .positive_int("socket.request.max.bytes")?
+            .unwrap_or(104_857_600) as usize;
+        let queued_max_request_bytes = s.long("queued.max.request.bytes")?.unwrap_or(-1);
+        // Kafka refuses to start otherwise: one frame must fit in the pool.
+        if queued_max_request_bytes > 0
+            && (queued_max_request_bytes as u64) < socket_request_max_bytes as u64
+        {
+            return Err(invalid(
+                "queued.max.request.bytes",
+                &queued_max_request_bytes.to_string(),
+                "must be larger or equal to socket.request.max.bytes",
+            ));
+        }
         let d = crate::group::GroupConfig::default();
         let group = crate::group::GroupConfig {
             min_session_timeout_ms: s
@@ -473,9 +491,8 @@ impl Config {
                 .unwrap_or(50),
             default_replication_factor: s.int("default.replication.factor")?.unwrap_or(1) as i16,
             auto_create_topics_enable: s.bool("auto.create.topics.enable")?.unwrap_or(true),
-            socket_request_max_bytes: s
-                .positive_int("socket.request.max.bytes")?
-                .unwrap_or(104_857_600) as usize,
+            socket_request_max_bytes,
+            queued_max_request_bytes,
             fetch_max_bytes: s.positive_int("fetch.max.bytes")?.unwrap_or(57_671_680) as usize,
             log_retention_check_interval_ms: s
                 .positive_long("log.retention.check.interval.ms")?
@@ -841,7 +858,33 @@ mod tests {
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.queued_max_request_bytes, -1);
         assert_eq!(c.log, LogConfig::default());
+    }
+
+    // KafkaConfig: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".
+    #[test]
+    fn the_request_pool_holds_at_least_one_frame() {
+        let small = load(&["queued.max.request.bytes=1000"], &[]);
+        assert!(
+            matches!(small, Err(ConfigError::Invalid { .. })),
+            "{small:?}"
+        );
+        let c = load(
+            &[
+                "queued.max.request.bytes=1000",
+                "socket.request.max.bytes=1000",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.queued_max_request_bytes, 1000);
+        assert_eq!(
+            load(&["queued.max.request.bytes=0"], &[])
+                .unwrap()
+                .queued_max_request_bytes,
+            0
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ use tokio::sync::oneshot;
 use super::GroupConfig;
 use crate::protocol::errors;
 
+/// How long a new member may wait in JoinGroup before it is removed (Kafka's
+/// GroupCoordinatorConfig.CLASSIC_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS, a constant there too; KAFKA-7610).
+/// Unknown members are bounded as in Kafka: member ids handed out with MEMBER_ID_REQUIRED expire
+/// after the session timeout, new members after this, and group.max.size caps both.
+const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -116,6 +122,9 @@ pub struct Member {
     sync_waiter: Option<oneshot::Sender<SyncResult>>,
     /// The session expires at this time unless a heartbeat (or join/sync) comes first.
     deadline_ms: i64,
+    /// Joined without a member id and not yet through a completed join: expires at
+    /// NEW_MEMBER_JOIN_TIMEOUT_MS even while its JoinGroup waits.
+    is_new: bool,
 }
 
 impl Member {
@@ -204,6 +213,7 @@ impl ClassicGroup {
                 join_waiter: None,
                 sync_waiter: None,
                 deadline_ms: now + i64::from(m.session_timeout_ms),
+                is_new: false,
             };
             g.members.insert(m.member_id, member);
         }
@@ -402,7 +412,11 @@ impl ClassicGroup {
             assignment: Bytes::new(),
             join_waiter: None,
             sync_waiter: None,
-            deadline_ms: now + i64::from(p.session_timeout_ms),
+            // Kafka's new-member join timeout: a new member cannot heartbeat and its disconnect
+            // goes unseen while its JoinGroup is parked, so retrying clients would otherwise pile
+            // up defunct members (and their client ids) for the whole rebalance timeout.
+            deadline_ms: now + NEW_MEMBER_JOIN_TIMEOUT_MS,
+            is_new: true,
         };
         self.members.insert(id.clone(), member);
         let reply = self.update_and_wait(&id, p, now);
@@ -432,7 +446,9 @@ impl ClassicGroup {
             m.rebalance_timeout_ms = p.rebalance_timeout_ms;
             m.client_id = p.client_id;
             m.client_host = p.client_host;
-            m.deadline_ms = now + i64::from(m.session_timeout_ms);
+            if !m.is_new {
+                m.deadline_ms = now + i64::from(m.session_timeout_ms);
+            }
         }
         Reply::Later(rx)
     }
@@ -518,6 +534,7 @@ impl ClassicGroup {
             let result = self.join_result_for(&id);
             if let Some(m) = self.members.get_mut(&id) {
                 m.deadline_ms = now + i64::from(m.session_timeout_ms);
+                m.is_new = false;
                 if let Some(w) = m.join_waiter.take() {
                     let _ = w.send(result);
                 }
@@ -611,23 +628,44 @@ impl ClassicGroup {
                     m.deadline_ms = now + i64::from(m.session_timeout_ms);
                 }
                 if self.leader.as_deref() == Some(member_id) {
+                    // Stable with the leader's assignment; the waiting members are answered by
+                    // `assignment_stored` once the coordinator has written the group record.
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for m in self.members.values_mut() {
                         m.assignment = given.remove(&m.member_id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
-                    let ids: Vec<String> = self.members.keys().cloned().collect();
-                    for id in ids {
-                        let result = self.sync_result_for(&id);
-                        if let Some(w) =
-                            self.members.get_mut(&id).and_then(|m| m.sync_waiter.take())
-                        {
-                            let _ = w.send(result);
-                        }
-                    }
                 }
                 Reply::Later(rx)
             }
+        }
+    }
+
+    /// Answers the members waiting for SyncGroup after the leader's SyncGroup made the group
+    /// Stable and the coordinator tried to write the group record. When the write failed, Kafka
+    /// (GroupMetadataManager.classicGroupSyncToLeader) resets every assignment, fails the waiting
+    /// SyncGroups with the error and starts a new rebalance, so no member works from an
+    /// assignment a restart would not know.
+    pub fn assignment_stored(&mut self, stored: Result<(), i16>, now: i64, cfg: &GroupConfig) {
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = match stored {
+                Ok(()) => self.sync_result_for(&id),
+                Err(code) => SyncResult::error(code),
+            };
+            let Some(m) = self.members.get_mut(&id) else {
+                continue;
+            };
+            if stored.is_err() {
+                m.assignment = Bytes::new();
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(result);
+            }
+        }
+        if stored.is_err() {
+            self.state = GroupState::CompletingRebalance;
+            self.prepare_rebalance(now, cfg);
         }
     }
 
@@ -735,7 +773,7 @@ impl ClassicGroup {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting() && m.deadline_ms <= now)
+            .filter(|m| (m.is_new || !m.awaiting()) && m.deadline_ms <= now)
             .map(|m| m.member_id.clone())
             .collect();
         for id in &expired {
@@ -862,6 +900,44 @@ mod tests {
         }
     }
 
+    /// SyncGroup as the coordinator runs it: the group record written (`stored`) when the leader's
+    /// assignment made the group Stable.
+    fn sync_storing(
+        g: &mut ClassicGroup,
+        stored: Result<(), i16>,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: i64,
+    ) -> Reply<SyncResult> {
+        let before = g.state;
+        let reply = g.sync(member_id, instance_id, generation_id, assignments, now);
+        if before == GroupState::CompletingRebalance && g.state == GroupState::Stable {
+            g.assignment_stored(stored, now, &cfg());
+        }
+        reply
+    }
+
+    fn sync(
+        g: &mut ClassicGroup,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: i64,
+    ) -> Reply<SyncResult> {
+        sync_storing(
+            g,
+            Ok(()),
+            member_id,
+            instance_id,
+            generation_id,
+            assignments,
+            now,
+        )
+    }
+
     fn later<T>(r: Reply<T>) -> oneshot::Receiver<T> {
         match r {
             Reply::Later(rx) => rx,
@@ -888,7 +964,8 @@ mod tests {
         );
         assert_eq!(j.members.len(), 1);
         assert_eq!(g.state, GroupState::CompletingRebalance);
-        let mut s = later(g.sync(
+        let mut s = later(sync(
+            &mut g,
             &id,
             None,
             1,
@@ -903,11 +980,40 @@ mod tests {
     }
 
     #[test]
+    fn sync_fails_when_the_group_record_cannot_be_written() {
+        // Kafka's classicGroupSyncToLeader: a failed write of the group record resets the
+        // assignments, fails every waiting SyncGroup with the mapped error and rebalances
+        // (issue 11, item 5).
+        let mut g = ClassicGroup::new("g");
+        let (a, mut ra) = join_new(&mut g, 0);
+        ra.try_recv().unwrap();
+        let (b, mut rb) = join_new(&mut g, 10);
+        let mut ra = later(g.join(params(&a, &["range"]), 12, &cfg()));
+        ra.try_recv().unwrap();
+        rb.try_recv().unwrap();
+        let mut sb = later(sync(&mut g, &b, None, 2, vec![], 13));
+        let assignments = vec![(a.clone(), Bytes::from_static(b"A"))];
+        let failed = Err(errors::UNKNOWN_SERVER_ERROR);
+        let mut sa = later(sync_storing(&mut g, failed, &a, None, 2, assignments, 14));
+        assert_eq!(
+            sa.try_recv().unwrap().error_code,
+            errors::UNKNOWN_SERVER_ERROR
+        );
+        assert_eq!(
+            sb.try_recv().unwrap().error_code,
+            errors::UNKNOWN_SERVER_ERROR
+        );
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert!(g.members.values().all(|m| m.assignment.is_empty()));
+        assert_eq!(g.heartbeat(&a, None, 2, 15), errors::REBALANCE_IN_PROGRESS);
+    }
+
+    #[test]
     fn rebalance_with_two_members() {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         assert_eq!(ra.try_recv().unwrap().generation_id, 1);
-        let mut sa = later(g.sync(&a, None, 1, vec![], 0));
+        let mut sa = later(sync(&mut g, &a, None, 1, vec![], 0));
         sa.try_recv().unwrap();
         // b joins: a learns of the rebalance through its heartbeat and rejoins.
         let (b, mut rb) = join_new(&mut g, 10);
@@ -920,13 +1026,13 @@ mod tests {
         assert_eq!(ja.leader, a);
         assert_eq!((ja.members.len(), jb.members.len()), (2, 0));
         // Followers wait for the leader's assignment.
-        let mut sb = later(g.sync(&b, None, 2, vec![], 13));
+        let mut sb = later(sync(&mut g, &b, None, 2, vec![], 13));
         assert!(sb.try_recv().is_err());
         let assignments = vec![
             (a.clone(), Bytes::from_static(b"A")),
             (b.clone(), Bytes::from_static(b"B")),
         ];
-        let mut sa = later(g.sync(&a, None, 2, assignments, 14));
+        let mut sa = later(sync(&mut g, &a, None, 2, assignments, 14));
         assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from_static(b"A"));
         assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from_static(b"B"));
         assert_eq!(g.state, GroupState::Stable);
@@ -937,7 +1043,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         g.tick(9_999, &cfg());
         assert_eq!(g.state, GroupState::Stable);
         g.tick(10_001, &cfg());
@@ -951,7 +1059,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         let (b, mut rb) = join_new(&mut g, 100);
         // a keeps heartbeating but never rejoins; the rebalance completes without it.
         for t in (1000..30_000).step_by(1000) {
@@ -962,6 +1072,32 @@ mod tests {
         let jb = rb.try_recv().unwrap();
         assert_eq!((jb.generation_id, jb.leader.as_str()), (2, b.as_str()));
         assert!(!g.members.contains_key(&a));
+    }
+
+    // Kafka (KAFKA-7610): a new member parked in JoinGroup is removed after the new-member join
+    // timeout (5 min), not held for the rebalance timeout its client chose.
+    #[test]
+    fn a_new_member_parked_in_join_expires_after_the_new_member_timeout() {
+        let mut g = ClassicGroup::new("g");
+        let (a, mut ra) = join_new(&mut g, 0);
+        ra.try_recv().unwrap();
+        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        // A JoinGroup v3 (no KIP-394 round trip) with a day-long rebalance timeout; a heartbeats
+        // on but never rejoins, so the rebalance would wait the whole day.
+        let mut p = params("", &["range"]);
+        p.require_known_member_id = false;
+        p.rebalance_timeout_ms = 86_400_000;
+        let mut rb = later(g.join(p, 100, &cfg()));
+        let b = g.members.keys().find(|id| **id != a).unwrap().clone();
+        let mut t = 100;
+        while t < 100 + NEW_MEMBER_JOIN_TIMEOUT_MS {
+            t += 5_000;
+            g.heartbeat(&a, None, 1, t);
+            g.tick(t, &cfg());
+        }
+        assert!(!g.members.contains_key(&b), "the new member is still held");
+        assert_eq!(rb.try_recv().unwrap().error_code, errors::UNKNOWN_MEMBER_ID);
+        assert!(g.members.contains_key(&a));
     }
 
     #[test]
@@ -1014,7 +1150,7 @@ mod tests {
             errors::UNKNOWN_MEMBER_ID
         );
         assert_eq!(
-            now_result(g.sync(&a, None, 7, vec![], 1)).error_code,
+            now_result(sync(&mut g, &a, None, 7, vec![], 1)).error_code,
             errors::ILLEGAL_GENERATION
         );
         let full = GroupConfig {
@@ -1044,7 +1180,9 @@ mod tests {
         let mut g = ClassicGroup::new("g");
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         assert_eq!(g.leave(&a, None, 5, &cfg()), errors::NONE);
         assert_eq!(g.state, GroupState::Empty);
         assert_eq!(g.leave(&a, None, 5, &cfg()), errors::UNKNOWN_MEMBER_ID);
@@ -1058,7 +1196,8 @@ mod tests {
         let mut r1 = later(g.join(p.clone(), 0, &cfg()));
         let j1 = r1.try_recv().unwrap();
         let old = j1.member_id.clone();
-        later(g.sync(
+        later(sync(
+            &mut g,
             &old,
             Some("i1"),
             1,
@@ -1072,7 +1211,7 @@ mod tests {
         assert_eq!((j2.error_code, j2.generation_id), (errors::NONE, 1));
         assert_ne!(j2.member_id, old);
         assert_eq!(g.state, GroupState::Stable);
-        let s = now_result(g.sync(&j2.member_id, Some("i1"), 1, vec![], 101));
+        let s = now_result(sync(&mut g, &j2.member_id, Some("i1"), 1, vec![], 101));
         assert_eq!(s.assignment, Bytes::from_static(b"A"));
         assert_eq!(
             g.heartbeat(&old, Some("i1"), 1, 102),
@@ -1090,7 +1229,9 @@ mod tests {
             g.validate_offset_commit(&a, None, 1),
             errors::REBALANCE_IN_PROGRESS
         );
-        later(g.sync(&a, None, 1, vec![], 0)).try_recv().unwrap();
+        later(sync(&mut g, &a, None, 1, vec![], 0))
+            .try_recv()
+            .unwrap();
         assert_eq!(g.validate_offset_commit(&a, None, 1), errors::NONE);
         assert_eq!(
             g.validate_offset_commit(&a, None, 0),

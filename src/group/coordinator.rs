@@ -214,7 +214,21 @@ impl GroupCoordinator {
         }
     }
 
+    /// `append`, with every failure answered as COORDINATOR_NOT_AVAILABLE.
     fn persist(
+        &self,
+        catalog: &Catalog,
+        group: &str,
+        writes: OffsetsWrite,
+        now: i64,
+    ) -> Result<(), i16> {
+        self.append(catalog, group, writes, now)
+            .map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// Writes records to the group's `__consumer_offsets` partition; the error is the append's
+    /// Kafka error code.
+    fn append(
         &self,
         catalog: &Catalog,
         group: &str,
@@ -261,7 +275,7 @@ impl GroupCoordinator {
             .map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
         partition.append(&buf, 9, now).map(|_| ()).map_err(|e| {
             tracing::error!(group, error = %e, "cannot write to __consumer_offsets");
-            errors::COORDINATOR_NOT_AVAILABLE
+            errors::log_error_code(&e)
         })
     }
 
@@ -291,8 +305,15 @@ impl GroupCoordinator {
                 offsets_topic::group_key(group_id),
                 Some(group_record(group, now)),
             )];
-            if let Err(code) = self.persist(catalog, group_id, write, now) {
+            let stored = self
+                .append(catalog, group_id, write, now)
+                .map_err(group_metadata_error);
+            if let Err(code) = stored {
                 tracing::warn!(group = group_id, code, "group metadata not persisted");
+            }
+            // The leader's SyncGroup: its members learn the outcome of this write.
+            if before.0 == GroupState::CompletingRebalance && group.state == GroupState::Stable {
+                group.assignment_stored(stored, now, &self.cfg);
             }
         }
         Some(result)
@@ -796,6 +817,18 @@ impl GroupCoordinator {
         for id in ids {
             self.with_group(catalog, &id, false, now, |g| g.tick(now, &cfg));
         }
+    }
+}
+
+/// The answer to a request whose group record could not be written (Kafka's
+/// GroupMetadataManager.appendGroupMetadataErrorToResponseError): a record over the offsets
+/// topic's max.message.bytes is UNKNOWN_SERVER_ERROR, a storage failure NOT_COORDINATOR.
+fn group_metadata_error(append_error: i16) -> i16 {
+    match append_error {
+        errors::UNKNOWN_TOPIC_OR_PARTITION => errors::COORDINATOR_NOT_AVAILABLE,
+        errors::KAFKA_STORAGE_ERROR => errors::NOT_COORDINATOR,
+        errors::MESSAGE_TOO_LARGE | errors::RECORD_LIST_TOO_LARGE => errors::UNKNOWN_SERVER_ERROR,
+        other => other,
     }
 }
 

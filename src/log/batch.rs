@@ -240,7 +240,8 @@ pub struct TimestampBounds {
 
 /// The per-batch checks of Kafka's produce path that need only the header and the CRC, in Kafka's
 /// order (ProduceRequest.validateRecords, UnifiedLog.analyzeAndValidateRecords,
-/// LogValidator.validateBatch). `records` is the whole `records` field of one partition.
+/// LogValidator.validateBatch). `records` is the whole `records` field of one partition. The
+/// returned header carries the MaxTimestamp recomputed from the records, not the producer's.
 pub fn validate_produced(
     records: &[u8],
     max_message_bytes: usize,
@@ -304,7 +305,7 @@ pub fn validate_produced(
         ));
     }
     // Kafka's record iteration (LogValidator): framing, count, offsets and timestamps.
-    validate_records(
+    let max_timestamp = validate_records(
         &header,
         &records[HEADER_LEN..],
         timestamps,
@@ -313,32 +314,56 @@ pub fn validate_produced(
     if header.is_transactional() {
         return Err(BatchError::Transactional);
     }
-    Ok(header)
+    // The batch as the log will store it: MaxTimestamp recomputed from the records
+    // (`assign_offsets` writes it into the header when the producer's value differs).
+    Ok(BatchHeader {
+        max_timestamp,
+        ..header
+    })
+}
+
+/// The MaxTimestamp a batch is stored with (Kafka's RecordBatch.setMaxTimestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTimestamp {
+    /// CreateTime: the largest record timestamp, as `validate_produced` recomputed it.
+    CreateTime(i64),
+    /// LogAppendTime: the broker's append time, with the timestamp-type attribute set.
+    LogAppendTime(i64),
 }
 
 /// The header of a produced batch rewritten for the log: base offset and leader epoch (outside the
-/// CRC), and for LogAppendTime topics the timestamp attribute and MaxTimestamp with a new CRC.
-/// The record bytes after the header are untouched and never copied.
+/// CRC) and, when `max_timestamp` differs from the header's, the MaxTimestamp and timestamp-type
+/// attribute with a new CRC (as DefaultRecordBatch.setMaxTimestamp: no CRC work when nothing
+/// changes). `None` keeps the header's timestamps. The record bytes after the header are untouched
+/// and never copied.
 pub fn assign_offsets(
     batch: &[u8],
     base_offset: i64,
     leader_epoch: i32,
-    log_append_time: Option<i64>,
+    max_timestamp: Option<MaxTimestamp>,
 ) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&batch[..HEADER_LEN]);
     header[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
     header[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
-    if let Some(now) = log_append_time {
-        let attrs = be_i16(&header, OFF_ATTRIBUTES) | ATTR_LOG_APPEND_TIME;
-        header[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
-        header[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
-        let crc = crc32c::crc32c_append(
-            crc32c::crc32c(&header[OFF_ATTRIBUTES..]),
-            &batch[HEADER_LEN..],
-        );
-        header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let Some(stamp) = max_timestamp else {
+        return header;
+    };
+    let attrs = be_i16(&header, OFF_ATTRIBUTES);
+    let (attrs, max) = match stamp {
+        MaxTimestamp::CreateTime(max) => (attrs & !ATTR_LOG_APPEND_TIME, max),
+        MaxTimestamp::LogAppendTime(now) => (attrs | ATTR_LOG_APPEND_TIME, now),
+    };
+    if attrs == be_i16(&header, OFF_ATTRIBUTES) && max == be_i64(&header, OFF_MAX_TIMESTAMP) {
+        return header;
     }
+    header[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+    header[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max.to_be_bytes());
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&header[OFF_ATTRIBUTES..]),
+        &batch[HEADER_LEN..],
+    );
+    header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     header
 }
 
@@ -508,13 +533,32 @@ pub(crate) mod tests {
         assert!(crc_is_valid(&out));
         assert_eq!(BatchHeader::parse(&out).unwrap().base_offset, 42);
 
-        let h = assign_offsets(&b, 7, 0, Some(5555));
+        let h = assign_offsets(&b, 7, 0, Some(MaxTimestamp::LogAppendTime(5555)));
         let mut out = h.to_vec();
         out.extend_from_slice(&b[HEADER_LEN..]);
         assert!(crc_is_valid(&out));
         let p = BatchHeader::parse(&out).unwrap();
         assert!(p.is_log_append_time());
         assert_eq!(p.max_timestamp, 5555);
+    }
+
+    #[test]
+    fn max_timestamp_is_recomputed_from_the_records() {
+        // Kafka's LogValidator computes the batch's max timestamp from its records and rewrites
+        // the header (and CRC) when the producer's value differs (issue 11, item 2).
+        let mut b = make_batch(&[b"x", b"y"], 1_000, None);
+        for claimed in [0, i64::MAX, -1] {
+            b[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&claimed.to_be_bytes());
+            let crc = compute_crc(&b);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            let h = validate_produced(&b, 1 << 20, 9, None).unwrap();
+            assert_eq!(h.max_timestamp, 1_000, "claimed {claimed}");
+            let header = assign_offsets(&b, 0, 0, Some(MaxTimestamp::CreateTime(h.max_timestamp)));
+            let mut out = header.to_vec();
+            out.extend_from_slice(&b[HEADER_LEN..]);
+            assert!(crc_is_valid(&out));
+            assert_eq!(BatchHeader::parse(&out).unwrap().max_timestamp, 1_000);
+        }
     }
 
     #[test]

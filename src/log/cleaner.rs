@@ -19,19 +19,24 @@
 //!   kept them by segment age; KIP-534's delete-horizon field is not written). Records without a
 //!   key are dropped, as Kafka's cleaner does.
 //!
-//! The heavy work (`clean`) runs without the partition lock; only planning and the swap take it.
+//! The heavy work (`clean`) runs without the partition lock; only planning, opening each output
+//! file and the swap take it. Output files are opened through the log (`CleanedFiles`), never by
+//! a path captured in the plan: a topic deleted (and perhaps re-created under the same name)
+//! while its partition is being cleaned aborts the cleaning, and nothing of it can land in the
+//! new topic's directory (Kafka aborts a partition's cleaning before deleting its log).
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::batch::{
     compute_crc, BatchError, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD,
     OFF_ATTRIBUTES, OFF_CRC, OFF_LENGTH, OFF_RECORD_COUNT,
 };
 use super::records::{recompress, uncompressed_records, walk_records};
-use super::segment::{file_name, scan, SegmentReader};
+use super::segment::{scan, SegmentReader};
 use super::LogConfig;
 
 /// Suffix of a segment's rewritten file until it is swapped in.
@@ -46,18 +51,25 @@ pub struct CleanSource {
 
 /// What `PartitionLog::clean_plan` hands to `clean`.
 pub struct CleanPlan {
-    pub dir: PathBuf,
+    /// Set when the partition is deleted: the cleaning stops at the next batch.
+    pub aborted: Arc<AtomicBool>,
     pub config: LogConfig,
     pub sources: Vec<CleanSource>,
     /// Producer id → last offset of its last batch (kept, see the module comment).
     pub producer_last_offsets: HashMap<i64, i64>,
 }
 
-/// A rewritten segment, ready to be swapped in.
+/// Where the rewritten segments go: `<base>.log.cleaned` in the directory of the log that made
+/// the plan, opened (and removed again) by that log, which refuses once it is deleted.
+pub trait CleanedFiles {
+    fn create(&self, base_offset: i64) -> io::Result<File>;
+    fn discard(&self, base_offset: i64);
+}
+
+/// A rewritten segment (`<base>.log.cleaned` in the log's directory), ready to be swapped in.
 #[derive(Debug)]
 pub struct CleanedSegment {
     pub base_offset: i64,
-    pub path: PathBuf,
     /// The size of the segment it replaces (to check it was not touched meanwhile).
     pub source_size: u64,
     pub size: u64,
@@ -70,16 +82,24 @@ pub enum CleanError {
     Io(#[from] io::Error),
     #[error("batch at offset {0}: {1}")]
     Batch(i64, BatchError),
+    #[error("the partition was deleted")]
+    Aborted,
 }
 
-/// Calls `f` with each batch (header, bytes) of a source; stops at the first error.
+/// Calls `f` with each batch (header, bytes) of a source; stops at the first error, or when the
+/// partition is deleted meanwhile.
 fn for_each_batch(
+    plan: &CleanPlan,
     src: &CleanSource,
     mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), CleanError>,
 ) -> Result<(), CleanError> {
     let mut failed = None;
     scan(src.reader.file(), 0, src.reader.size(), true, |b| {
         let Some(bytes) = b.bytes else { return false };
+        if plan.aborted.load(Ordering::Acquire) {
+            failed = Some(CleanError::Aborted);
+            return false;
+        }
         match f(&b.header, bytes) {
             Ok(()) => true,
             Err(e) => {
@@ -95,7 +115,7 @@ fn for_each_batch(
 fn offset_map(plan: &CleanPlan) -> Result<HashMap<Vec<u8>, i64>, CleanError> {
     let mut latest = HashMap::new();
     for src in &plan.sources {
-        for_each_batch(src, |h, bytes| {
+        for_each_batch(plan, src, |h, bytes| {
             if h.is_control() {
                 return Ok(());
             }
@@ -135,19 +155,25 @@ fn rebuild(batch: &[u8], h: &BatchHeader, kept: &[&[u8]]) -> Result<Vec<u8>, Bat
     Ok(out)
 }
 
-/// Rewrites every source segment of the plan; the results are swapped in by
-/// `PartitionLog::install_cleaned`.
-pub fn clean(plan: &CleanPlan, now_ms: i64) -> Result<Vec<CleanedSegment>, CleanError> {
+/// Rewrites every source segment of the plan into files opened through `files`; the results are
+/// swapped in by `PartitionLog::install_cleaned`.
+pub fn clean(
+    plan: &CleanPlan,
+    now_ms: i64,
+    files: &dyn CleanedFiles,
+) -> Result<Vec<CleanedSegment>, CleanError> {
     let latest = offset_map(plan)?;
     let mut out = Vec::with_capacity(plan.sources.len());
     for src in &plan.sources {
-        let path = plan.dir.join(file_name(src.base_offset, CLEANED_SUFFIX));
-        match clean_segment(plan, src, &latest, &path, now_ms) {
+        let cleaned = files
+            .create(src.base_offset)
+            .map_err(CleanError::from)
+            .and_then(|file| clean_segment(plan, src, &latest, file, now_ms));
+        match cleaned {
             Ok(cleaned) => out.push(cleaned),
             Err(e) => {
-                let _ = fs::remove_file(&path);
-                for c in &out {
-                    let _ = fs::remove_file(&c.path);
+                for base in out.iter().map(|c| c.base_offset).chain([src.base_offset]) {
+                    files.discard(base);
                 }
                 return Err(e);
             }
@@ -160,14 +186,9 @@ fn clean_segment(
     plan: &CleanPlan,
     src: &CleanSource,
     latest: &HashMap<Vec<u8>, i64>,
-    path: &Path,
+    mut file: File,
     now_ms: i64,
 ) -> Result<CleanedSegment, CleanError> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)?;
     let mut size = 0u64;
     let mut removed = 0u64;
     let tombstones_expired = |h: &BatchHeader| {
@@ -175,7 +196,7 @@ fn clean_segment(
             .saturating_add(plan.config.delete_retention_ms)
             < now_ms
     };
-    for_each_batch(src, |h, bytes| {
+    for_each_batch(plan, src, |h, bytes| {
         let bad = |e| CleanError::Batch(h.base_offset, e);
         if h.is_control() {
             size += bytes.len() as u64;
@@ -209,7 +230,6 @@ fn clean_segment(
     file.sync_all()?;
     Ok(CleanedSegment {
         base_offset: src.base_offset,
-        path: path.to_path_buf(),
         source_size: src.reader.size(),
         size,
         records_removed: removed,
@@ -312,7 +332,7 @@ mod tests {
         let Some(plan) = log.clean_plan(now) else {
             return 0;
         };
-        let cleaned = clean(&plan, now).unwrap();
+        let cleaned = clean(&plan, now, &*log).unwrap();
         log.install_cleaned(cleaned).unwrap()
     }
 

@@ -21,6 +21,17 @@ pub mod records;
 pub mod segment;
 pub mod storage;
 
+/// Who an append comes from (Kafka's AppendOrigin): client batches get the producer-state
+/// checks that internal writes of the broker's own coordinators do not need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A Produce request. Its producer id must be one the broker handed out: below
+    /// `producer_ids_issued` (see `txn::producer_ids`).
+    Client { producer_ids_issued: i64 },
+    /// The broker's own records (`__consumer_offsets`).
+    Coordinator,
+}
+
 /// How record timestamps are set (message.timestamp.type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimestampType {

@@ -10,19 +10,20 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_produced, BatchError, BatchHeader, TimestampBounds, HEADER_LEN,
-    NO_TIMESTAMP,
+    assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
+    HEADER_LEN, NO_TIMESTAMP,
 };
-use super::cleaner::{self, CleanPlan, CleanSource, CleanedSegment};
+use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, SegmentFile, Storage};
-use super::{LogConfig, TimestampType};
+use super::{AppendOrigin, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -40,6 +41,8 @@ pub enum LogError {
     InvalidProducerEpoch,
     #[error("out of order sequence number")]
     OutOfOrderSequence,
+    #[error("producer id {0} was not handed out by this broker")]
+    UnknownProducerId(i64),
     #[error("batch is larger than segment.bytes")]
     RecordListTooLarge,
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
@@ -148,6 +151,8 @@ impl FlushJob {
 }
 
 pub struct PartitionLog {
+    /// The log's own directory; it moves with the log when the topic is deleted (see
+    /// `mark_deleted`), so a path built from it never names another log's directory.
     dir: PathBuf,
     config: LogConfig,
     /// Oldest first; never empty; the last is the active segment.
@@ -164,6 +169,9 @@ pub struct PartitionLog {
     /// is dirty after a restart, which costs at most one extra cleaning).
     first_dirty_offset: i64,
     storage: Arc<dyn Storage>,
+    /// Set once the topic is deleted; shared with a cleaning in progress, which checks it as it
+    /// goes and stops (Kafka's LogCleanerManager.abortCleaning / LogCleaner.checkDone).
+    deleted: Arc<AtomicBool>,
 }
 
 impl PartitionLog {
@@ -253,6 +261,7 @@ impl PartitionLog {
             offline: false,
             first_dirty_offset: 0,
             storage,
+            deleted: Arc::new(AtomicBool::new(false)),
         };
         log.recovery_point = log.log_end_offset();
         log.load_producer_state()?;
@@ -346,12 +355,24 @@ impl PartitionLog {
         &mut self.segments[last]
     }
 
-    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    /// Validates and appends the broker's own `records` (exactly one batch), as `append_from`
+    /// with the coordinator's origin.
     pub fn append(
         &mut self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, produce_version, now_ms, AppendOrigin::Coordinator)
+    }
+
+    /// Validates and appends the `records` of one produced partition (exactly one batch).
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        produce_version: i16,
+        now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, LogError> {
         if self.offline {
             return Err(LogError::Offline);
@@ -370,10 +391,29 @@ impl PartitionLog {
         )?;
         let converted = self.convert_records(records, &header)?;
         let (records, header) = match &converted {
-            Some((bytes, h)) => (bytes.as_slice(), *h),
+            // Recompression keeps the producer's header fields; the validated ones stand.
+            Some((bytes, h)) => (
+                bytes.as_slice(),
+                BatchHeader {
+                    max_timestamp: header.max_timestamp,
+                    ..*h
+                },
+            ),
             None => (records, header),
         };
         if header.has_producer_id() {
+            // A producer id the broker never handed out has no state anywhere: refuse it
+            // (UNKNOWN_PRODUCER_ID) rather than let it claim an id a real producer gets later,
+            // where its remembered batches would turn the real producer's first writes into
+            // "duplicates" that are acknowledged and never written.
+            if let AppendOrigin::Client {
+                producer_ids_issued,
+            } = origin
+            {
+                if header.producer_id >= producer_ids_issued {
+                    return Err(LogError::UnknownProducerId(header.producer_id));
+                }
+            }
             match self.producers.check(&header) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(m) => {
@@ -399,7 +439,12 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let new_header = assign_offsets(records, base_offset, self.leader_epoch, append_time);
+        let max_timestamp = match append_time {
+            Some(now) => MaxTimestamp::LogAppendTime(now),
+            None => MaxTimestamp::CreateTime(header.max_timestamp),
+        };
+        let new_header =
+            assign_offsets(records, base_offset, self.leader_epoch, Some(max_timestamp));
         let parsed = BatchHeader::parse(&new_header)
             .ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
         let interval = self.config.index_interval_bytes;
@@ -644,8 +689,9 @@ impl PartitionLog {
     /// Returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let c = &self.config;
-        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner).
-        if !c.cleanup_delete {
+        // Only cleanup.policy=delete expires old segments (compaction is a separate cleaner);
+        // a deleted log does no more work of any kind.
+        if !c.cleanup_delete || self.is_deleted() {
             return Ok(0);
         }
         let mut total = self.size_bytes() as i64;
@@ -655,8 +701,9 @@ impl PartitionLog {
                 break;
             }
             let by_time = c.retention_ms >= 0
-                && seg.max_timestamp() != NO_TIMESTAMP
-                && now_ms - seg.max_timestamp() > c.retention_ms;
+                && seg
+                    .largest_timestamp()
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) > c.retention_ms);
             let by_size = c.retention_bytes >= 0 && total - seg.size() as i64 >= c.retention_bytes;
             if !(by_time || by_size) {
                 break;
@@ -725,8 +772,6 @@ impl PartitionLog {
         Ok(target)
     }
 
-    /// The topic was deleted: refuse every further write, so that nothing appends to files that
-    /// are about to be removed.
     /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
     pub fn clean_plan(&self, now_ms: i64) -> Option<CleanPlan> {
         if !self.config.cleanup_compact || self.offline {
@@ -737,7 +782,7 @@ impl PartitionLog {
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let cleanable: Vec<&Segment> = self.segments[..active]
             .iter()
-            .take_while(|s| s.max_timestamp() <= lag_limit)
+            .take_while(|s| s.largest_timestamp().is_some_and(|ts| ts <= lag_limit))
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
         let dirty: Vec<&&Segment> = cleanable
@@ -752,13 +797,14 @@ impl PartitionLog {
         // max.compaction.lag.ms: the oldest dirty segment may wait no longer than this (judged by
         // its newest record, so at most one segment's span later than Kafka, which uses the oldest).
         let overdue = dirty.first().is_some_and(|s| {
-            s.max_timestamp() < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+            s.largest_timestamp()
+                .is_some_and(|ts| ts < now_ms.saturating_sub(self.config.max_compaction_lag_ms))
         });
         if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
             return None;
         }
         Some(CleanPlan {
-            dir: self.dir.clone(),
+            aborted: Arc::clone(&self.deleted),
             config: self.config.clone(),
             sources: cleanable
                 .iter()
@@ -775,6 +821,10 @@ impl PartitionLog {
     /// went away or changed meanwhile (retention, DeleteRecords) keeps its old file and the
     /// rewrite is dropped. Returns how many segments were replaced.
     pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> io::Result<usize> {
+        if self.is_deleted() {
+            // The rewritten files went with the log's directory.
+            return Ok(0);
+        }
         let mut replaced = 0;
         for c in cleaned {
             let active = self.segments.len() - 1;
@@ -782,13 +832,13 @@ impl PartitionLog {
                 .iter()
                 .position(|s| s.base_offset == c.base_offset && s.size() == c.source_size);
             let Some(i) = at else {
-                let _ = fs::remove_file(&c.path);
+                CleanedFiles::discard(self, c.base_offset);
                 continue;
             };
             let log = self
                 .dir
                 .join(super::segment::file_name(c.base_offset, "log"));
-            fs::rename(&c.path, &log)?;
+            fs::rename(self.cleaned_path(c.base_offset), &log)?;
             for suffix in ["index", "timeindex"] {
                 let _ = fs::remove_file(
                     self.dir
@@ -815,12 +865,40 @@ impl PartitionLog {
         Ok(replaced)
     }
 
-    pub fn mark_deleted(&mut self) {
+    /// The topic was deleted: from now on the log refuses every write and does no background
+    /// work, a cleaning in progress stops, and the directory is renamed to `renamed_to` under the
+    /// partition lock, the log's `dir` with it (Kafka's UnifiedLog.renameDir in
+    /// LogManager.asyncDelete). A path this log builds later names only its own doomed directory,
+    /// never that of a topic re-created under the same name.
+    pub fn mark_deleted(&mut self, renamed_to: &Path) -> io::Result<()> {
+        self.deleted.store(true, Ordering::Release);
         self.offline = true;
+        fs::rename(&self.dir, renamed_to)?;
+        self.dir = renamed_to.to_path_buf();
+        Ok(())
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// The directory the log lives in now.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cleaned_path(&self, base_offset: i64) -> PathBuf {
+        self.dir.join(super::segment::file_name(
+            base_offset,
+            cleaner::CLEANED_SUFFIX,
+        ))
     }
 
     /// Clean shutdown: fsync and save the producer state so the next start need not replay.
     pub fn close(&mut self, now_ms: i64) -> Result<(), LogError> {
+        if self.is_deleted() {
+            return Ok(());
+        }
         self.flush(now_ms)?;
         let snapshot = self.producers.encode_snapshot(self.log_end_offset());
         let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT}.tmp"));
@@ -828,6 +906,39 @@ impl PartitionLog {
         fs::File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT))?;
         Ok(())
+    }
+}
+
+/// A cleaning writes its rewritten segments through the log that planned it, which opens them in
+/// its own directory and refuses once the log is deleted: the file is then written through its
+/// descriptor, wherever the directory went, and never lands in another log's directory.
+impl CleanedFiles for PartitionLog {
+    fn create(&self, base_offset: i64) -> io::Result<fs::File> {
+        if self.is_deleted() {
+            return Err(io::Error::other("the log was deleted"));
+        }
+        fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.cleaned_path(base_offset))
+    }
+
+    fn discard(&self, base_offset: i64) {
+        if !self.is_deleted() {
+            let _ = fs::remove_file(self.cleaned_path(base_offset));
+        }
+    }
+}
+
+/// The same, taking the partition lock for each file (the cleaning itself runs without it).
+impl CleanedFiles for Partition {
+    fn create(&self, base_offset: i64) -> io::Result<fs::File> {
+        self.log.lock().create(base_offset)
+    }
+
+    fn discard(&self, base_offset: i64) {
+        self.log.lock().discard(base_offset)
     }
 }
 
@@ -913,30 +1024,34 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
-    /// Appends and, when flush.messages asks for it, fsyncs before returning (without the lock).
+    /// The broker's own records (see `PartitionLog::append`). When flush.messages asks for it,
+    /// fsyncs before returning (without the lock).
     pub fn append(
         &self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let (info, flush) = self.append_unflushed(records, produce_version, now_ms)?;
+        let origin = AppendOrigin::Coordinator;
+        let (info, flush) = self.append_unflushed(records, produce_version, now_ms, origin)?;
         if let Some(job) = flush {
             self.run_flush(job, now_ms)?;
         }
         Ok(info)
     }
 
-    /// Appends and hands back the fsync flush.messages asks for, for the caller to run (Produce
-    /// runs it on a blocking thread and answers once it is done).
+    /// Appends records from `origin` (a Produce request: `AppendOrigin::Client`) and hands back
+    /// the fsync flush.messages asks for, for the caller to run (Produce runs it on a blocking
+    /// thread and answers once it is done).
     pub fn append_unflushed(
         &self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
         let mut log = self.log.lock();
-        let info = log.append(records, produce_version, now_ms)?;
+        let info = log.append_from(records, produce_version, now_ms, origin)?;
         Ok((info, log.flush_due_after_append()))
     }
 
@@ -1084,6 +1199,86 @@ mod tests {
             .append(&make_batch(&[b"new"], 20_000, None), 9, 0)
             .unwrap();
         assert_eq!(info.base_offset, 60);
+    }
+
+    #[test]
+    fn retention_follows_the_records_not_the_claimed_max_timestamp() {
+        // Kafka's LogValidator recomputes a batch's max timestamp from its records, so a header
+        // claiming 0 does not expire records written now, and one claiming the far future does
+        // not keep old records (issue 11, item 2).
+        use crate::log::batch::{compute_crc, OFF_CRC, OFF_MAX_TIMESTAMP};
+        let claiming = |ts: i64, claimed: i64| {
+            let mut b = make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], ts, None);
+            b[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&claimed.to_be_bytes());
+            let crc = compute_crc(&b);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            b
+        };
+        let now = 1_000_000_000;
+        let year = 365 * 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(now, 0), 9, now).unwrap();
+        }
+        assert!(log.segment_count() > 2);
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), 0);
+        // Old records under a header from 100 years ahead expire on time.
+        let old = now + 1_000 - 700_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&claiming(old, now + 100 * year), 9, now)
+                .unwrap();
+        }
+        assert!(read_all(&log, 0).iter().all(|h| h.max_timestamp == old));
+        let segments = log.segment_count();
+        assert_eq!(log.apply_retention(now + 1_000).unwrap(), segments);
+        assert_eq!(log.log_start_offset(), 60);
+    }
+
+    #[test]
+    fn records_without_timestamps_expire_by_the_segment_file_time() {
+        // Kafka's LogSegment.largestTimestamp falls back to the file's modification time when no
+        // record has a timestamp, so such segments expire (issue 11, item 3).
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: 600_000,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(
+                &make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], NO_TIMESTAMP, None),
+                9,
+                0,
+            )
+            .unwrap();
+        }
+        let rolled = log.segment_count() - 1;
+        assert!(rolled >= 2);
+        let now = crate::broker::now_ms();
+        // Freshly written: kept.
+        assert_eq!(log.apply_retention(now).unwrap(), 0);
+        // The rolled segments' files were last written an hour ago; the active one just now.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for seg in &log.segments[..rolled] {
+            let path = dir
+                .path()
+                .join(super::super::segment::file_name(seg.base_offset, "log"));
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        assert_eq!(log.apply_retention(now).unwrap(), rolled);
+        assert_eq!(log.log_start_offset(), log.active_base_offset());
     }
 
     #[test]

@@ -54,12 +54,16 @@ pub struct TimestampError {
 /// 61-byte header. Structural faults stop the walk with INVALID_RECORD (or CORRUPT_MESSAGE when
 /// the compressed payload does not decode); out-of-bounds timestamps are collected, as Kafka
 /// collects record errors, and reported together as INVALID_TIMESTAMP.
+///
+/// Returns the largest record timestamp (NO_TIMESTAMP when no record has one): like Kafka's
+/// LogValidator, the log stores this as the batch's MaxTimestamp and indexes by it, never the
+/// value the producer wrote in the header, which retention and ListOffsets would otherwise trust.
 pub fn validate_records(
     header: &BatchHeader,
     records: &[u8],
     timestamps: Option<TimestampBounds>,
     limit: u64,
-) -> Result<(), BatchError> {
+) -> Result<i64, BatchError> {
     let check = RecordCheck { header, timestamps };
     match header.compression() {
         COMPRESSION_NONE => check.walk(&mut SliceSource { rest: records }),
@@ -219,11 +223,13 @@ struct RecordCheck<'a> {
 }
 
 impl RecordCheck<'_> {
-    fn walk(&self, src: &mut impl Source) -> Result<(), BatchError> {
+    fn walk(&self, src: &mut impl Source) -> Result<i64, BatchError> {
         let mut bad_timestamps: Vec<TimestampError> = Vec::new();
+        let mut max_timestamp = NO_TIMESTAMP;
         let count = self.header.record_count;
         for index in 0..count {
             let timestamp = self.record(src, index)?;
+            max_timestamp = max_timestamp.max(timestamp);
             if let Some(b) = self.timestamps {
                 if timestamp != NO_TIMESTAMP && out_of_bounds(timestamp, b) {
                     bad_timestamps.push(TimestampError {
@@ -242,7 +248,7 @@ impl RecordCheck<'_> {
         if !bad_timestamps.is_empty() {
             return Err(BatchError::RecordTimestamps(bad_timestamps));
         }
-        Ok(())
+        Ok(max_timestamp)
     }
 
     /// Reads one record, checks its framing and offset delta, and returns its timestamp.

@@ -353,6 +353,24 @@ impl Segment {
         self.max_timestamp
     }
 
+    /// What time-based retention and compaction lags judge the segment by (Kafka's
+    /// LogSegment.largestTimestamp): its largest record timestamp, or, when no record carries one
+    /// (all NO_TIMESTAMP), the `.log` file's modification time, so that such segments still
+    /// expire instead of holding back every later one. `None` when that time cannot be read.
+    pub fn largest_timestamp(&self) -> Option<i64> {
+        if self.max_timestamp >= 0 {
+            return Some(self.max_timestamp);
+        }
+        let modified = std::fs::metadata(self.dir.join(file_name(self.base_offset, "log")))
+            .and_then(|m| m.modified())
+            .ok()?;
+        let ms = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis();
+        i64::try_from(ms).ok()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }

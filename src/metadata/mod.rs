@@ -287,15 +287,19 @@ impl Catalog {
         self.topics.write().remove(name);
         self.ids.write().remove(&topic.topic_id);
         for p in &topic.partitions {
-            p.with_log(|l| l.mark_deleted());
             let dir = self.data_dir.join(format!("{name}-{}", p.index));
             let doomed = self.data_dir.join(format!(
                 "{name}-{}.{}-delete",
                 p.index,
                 topic.topic_id.simple()
             ));
-            // A failure here leaves files but no topic: start-up or a later create cleans up.
-            if let Err(e) = fs::rename(&dir, &doomed).and_then(|_| fs::remove_dir_all(&doomed)) {
+            // Renamed under the partition lock, so no background work of the old log (cleaning,
+            // retention) can write into a directory of the same name created after this.
+            // A failure leaves files but no topic: start-up or a later create cleans up.
+            if let Err(e) = p
+                .with_log(|l| l.mark_deleted(&doomed))
+                .and_then(|_| fs::remove_dir_all(&doomed))
+            {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition");
             }
         }
@@ -671,6 +675,36 @@ mod tests {
         assert!(!dir.path().join("t-0.abc-delete").exists());
         let t = cat.create("t", 2, 1, BTreeMap::new(), 0).unwrap();
         assert_eq!(t.partitions[0].offsets(), (0, 0));
+    }
+
+    /// Kafka's log object never outlives its deletion: LogManager.asyncDelete renames the
+    /// directory (UnifiedLog.renameDir) and the deleted log is never scheduled again. Here
+    /// retention still runs on a deleted partition a background pass was holding while a topic of
+    /// the same name was created: it must not touch the new topic's files.
+    #[test]
+    fn a_deleted_partitions_retention_never_touches_a_recreated_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let expiring = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let old = cat.create("r", 1, 1, expiring.clone(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"old"], 1, None);
+        old.partitions[0].append(&batch, 9, 0).unwrap();
+        cat.delete("r").unwrap();
+        let new = cat.create("r", 1, 1, expiring, 0).unwrap();
+        let fresh = crate::log::batch::tests::make_batch(&[b"new"], 1_000_000, None);
+        new.partitions[0].append(&fresh, 9, 0).unwrap();
+        // The old partition's records are long expired.
+        let deleted = old.partitions[0].with_log(|l| l.apply_retention(1_000_500).unwrap());
+        assert_eq!(deleted, 0, "a deleted log does no more work");
+        let files: Vec<String> = fs::read_dir(dir.path().join("r-0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".log"))
+            .collect();
+        assert_eq!(files, vec!["00000000000000000000.log".to_string()]);
+        drop((cat, old, new));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        assert_eq!(cat.get("r").unwrap().partitions[0].offsets(), (0, 1));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::log::batch::BatchError;
 use crate::log::partition::LogError;
 use crate::metadata::{CreateTopicError, TopicAdminError};
 
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
@@ -36,6 +37,7 @@ pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_TXN_STATE: i16 = 48;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
@@ -86,6 +88,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Batch(b) => batch_error_code(b),
         LogError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         LogError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        LogError::UnknownProducerId(_) => UNKNOWN_PRODUCER_ID,
         LogError::RecordListTooLarge => RECORD_LIST_TOO_LARGE,
         LogError::OffsetOutOfRange { .. } | LogError::DeletePastHighWatermark { .. } => {
             OFFSET_OUT_OF_RANGE

@@ -10,7 +10,6 @@
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,14 +38,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + max_wait;
-    let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
+    // Kafka (KafkaApis.handleFetchRequest) caps min_bytes at the response limit: a fetch asking
+    // for more than it may receive answers once the limit is available.
+    let min_bytes = u64::try_from(req.min_bytes)
+        .unwrap_or(0)
+        .min(response_limit(ctx, &req) as u64);
     let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
         req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    let mut watch = None;
     loop {
-        // Register for wake-ups before looking, so an append between the look and the wait is not
-        // missed.
-        let mut woken = pin!(ctx.broker.appended.notified());
-        woken.as_mut().enable();
         let plans = plan(&topics);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
@@ -62,11 +62,38 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         if ready {
             return respond(ctx, &req, &topics, plans);
         }
+        let Some(w) = &watch else {
+            // Park in the purgatory on the fetched partitions, then look once more before
+            // waiting (Kafka's tryCompleteElseWatch): an append in between is not missed.
+            watch = Some(ctx.broker.purgatory.watch(watched_partitions(&topics)));
+            continue;
+        };
         tokio::select! {
-            _ = woken => {}
+            _ = w.woken() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// The partitions a parked fetch waits on (resolved topics only: an unknown one answers at once).
+fn watched_partitions<'a>(
+    topics: &'a [(&FetchTopic, Result<Arc<Topic>, i16>)],
+) -> impl Iterator<Item = (&'a str, i32)> {
+    topics
+        .iter()
+        .filter_map(|(ft, topic)| Some((ft, topic.as_ref().ok()?)))
+        .flat_map(|(ft, t)| {
+            ft.partitions
+                .iter()
+                .map(|fp| (t.name.as_str(), fp.partition))
+        })
+}
+
+/// The response's byte limit: the request's max_bytes, capped by fetch.max.bytes.
+fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
+    usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(ctx.broker.config.fetch_max_bytes)
 }
 
 type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
@@ -101,10 +128,7 @@ fn respond(
     topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
     plans: Vec<Vec<PartitionPlan<'_>>>,
 ) -> (FetchResponse, Splices) {
-    let limit = usize::try_from(req.max_bytes)
-        .unwrap_or(0)
-        .min(ctx.broker.config.fetch_max_bytes);
-    let mut budget = limit;
+    let mut budget = response_limit(ctx, req);
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
     let mut splices = Splices::default();

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::errors;
 use super::RequestContext;
+use crate::txn::producer_ids::ProducerIdError;
 
 pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
@@ -18,8 +19,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProdu
     match ctx.broker.producer_ids.next_id() {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
-            resp.with_error_code(errors::KAFKA_STORAGE_ERROR)
+            tracing::error!(error = %e, "cannot hand out a producer id");
+            resp.with_error_code(match e {
+                ProducerIdError::Storage(_) => errors::KAFKA_STORAGE_ERROR,
+                // Kafka's controller answers exhaustion with UnknownServerException.
+                ProducerIdError::Exhausted => errors::UNKNOWN_SERVER_ERROR,
+            })
         }
     }
 }

@@ -1,9 +1,13 @@
 //! ListOffsets (key 2): earliest, latest, by timestamp, and max timestamp (KIP-734).
+//!
+//! As Kafka's ReplicaManager.fetchOffset: a partition named more than once gets INVALID_REQUEST
+//! (once), and a special timestamp older than the version that introduced it UNSUPPORTED_VERSION.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::collections::HashSet;
 
 use super::errors;
 use super::RequestContext;
@@ -15,30 +19,74 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// The first version that knows each special timestamp (ReplicaManager's
+/// timestampMinSupportedVersion); any other negative timestamp is unsupported at every version.
+fn min_version(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST | EARLIEST => Some(1),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL => Some(8),
+        LATEST_TIERED => Some(9),
+        _ => None,
+    }
+}
+
+fn unsupported(timestamp: i64, version: i16) -> bool {
+    timestamp < 0 && min_version(timestamp).is_none_or(|v| version < v)
+}
+
 pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let duplicates = duplicate_partitions(&req);
+    let mut answered = HashSet::new();
     let topics = req
         .topics
-        .into_iter()
+        .iter()
         .map(|t| {
             let topic = ctx.broker.catalog.get(t.name.as_str());
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| {
+                .filter_map(|p| {
+                    let key = (t.name.as_str(), p.partition_index);
                     let resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                        None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(part) => lookup(part, p.timestamp, resp, ctx.api_version),
+                    if duplicates.contains(&key) {
+                        // Kafka answers a duplicated partition once.
+                        return answered
+                            .insert(key)
+                            .then(|| resp.with_error_code(errors::INVALID_REQUEST));
                     }
+                    if unsupported(p.timestamp, ctx.api_version) {
+                        return Some(resp.with_error_code(errors::UNSUPPORTED_VERSION));
+                    }
+                    Some(
+                        match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                            None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                            Some(part) => lookup(part, p.timestamp, resp, ctx.api_version),
+                        },
+                    )
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
-                .with_name(t.name)
+                .with_name(t.name.clone())
                 .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The (topic, partition) pairs the request names more than once.
+fn duplicate_partitions(req: &ListOffsetsRequest) -> HashSet<(&str, i32)> {
+    let mut seen = HashSet::new();
+    req.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.as_str(), p.partition_index))
+        })
+        .filter(|key| !seen.insert(*key))
+        .collect()
 }
 
 /// With no transactions the last stable offset is the high watermark, so read_committed and

@@ -17,6 +17,7 @@ use crate::broker::now_ms;
 use crate::log::batch::BatchError;
 use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
+use crate::log::AppendOrigin;
 use crate::metadata::Topic;
 
 /// First Produce version that names topics by id.
@@ -42,7 +43,6 @@ pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
 pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
     let now = now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
-    let mut appended = false;
     let mut flushes = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
@@ -55,6 +55,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                 .into_iter()
                 .enumerate()
                 .map(|(pi, pd)| {
+                    let index = pd.index;
                     let r = match (&topic, valid_acks) {
                         (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         (Err(code), _) => failed(pd.index, *code, None),
@@ -66,7 +67,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                             r
                         }
                     };
-                    appended |= r.error_code == errors::NONE;
+                    if let (Ok(t), errors::NONE) = (&topic, r.error_code) {
+                        // As Kafka's ReplicaManager after an append: complete the delayed fetches
+                        // of that partition (and no other).
+                        ctx.broker.purgatory.check_and_complete(&t.name, index);
+                    }
                     r
                 })
                 .collect();
@@ -87,9 +92,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
         {
             *r = failed(r.index, errors::log_error_code(&e), Some(e.to_string()));
         }
-    }
-    if appended {
-        ctx.broker.appended.notify_waiters();
     }
     ProduceResponse::default().with_responses(responses)
 }
@@ -158,7 +160,10 @@ fn append(
         );
     };
     let records = pd.records.unwrap_or_default();
-    match partition.append_unflushed(&records, ctx.api_version, now) {
+    let origin = AppendOrigin::Client {
+        producer_ids_issued: ctx.broker.producer_ids.issued_end(),
+    };
+    match partition.append_unflushed(&records, ctx.api_version, now, origin) {
         Ok((info, flush)) => (
             PartitionProduceResponse::default()
                 .with_index(pd.index)

@@ -5,17 +5,21 @@
 //! handled back to back and their responses written together, which saves syscalls for producers
 //! with several requests in flight. A frame whose size prefix is negative or above
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
-//! buffer grows only as bytes actually arrive.
+//! buffer grows only as bytes actually arrive. Each frame holds its claimed size of the
+//! queued.max.request.bytes pool (`memory_pool`) from its size prefix until it was handled.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::memory_pool::{Allocation, MemoryPool};
 use crate::broker::Broker;
 use crate::log::segment::FileRange;
 use crate::protocol::response::Chunk;
@@ -39,10 +43,9 @@ pub enum FrameError {
 /// Splits the next whole frame (without its size prefix) off `buf`, if one is there. Public for
 /// the fuzz targets, which feed recorded byte streams through the same framing.
 pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
-    if buf.len() < 4 {
+    let Some(size) = size_prefix(buf) else {
         return Ok(None);
-    }
-    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    };
     let size = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
     if size > max {
         return Err(FrameError::TooLarge { size, max });
@@ -53,6 +56,27 @@ pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, Frame
     }
     buf.advance(4);
     Ok(Some(buf.split_to(size).freeze()))
+}
+
+/// The size prefix of the first frame in `buf`, once its four bytes are there.
+fn size_prefix(buf: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(buf.get(..4)?.try_into().ok()?))
+}
+
+/// The pool's bytes for a frame of `size`. Responses already queued go out first when the pool
+/// is exhausted, so waiting for memory delays no answer.
+async fn allocate(
+    pool: &Arc<MemoryPool>,
+    size: usize,
+    stream: &mut TcpStream,
+    out: &mut Vec<Chunk>,
+    idle: Duration,
+) -> io::Result<Allocation> {
+    if let Some(a) = pool.try_allocate(size) {
+        return Ok(a);
+    }
+    flush(stream, out, idle).await?;
+    within(idle, pool.allocate(size)).await
 }
 
 /// Debugging aid that seeds the fuzz corpus with real client traffic: when GREGOR_RECORD_FRAMES
@@ -80,14 +104,22 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
     (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]))
 }
 
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    pool: Arc<MemoryPool>,
+) {
     let _ = stream.set_nodelay(true);
     let max = broker.config.socket_request_max_bytes;
-    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
     let mut recorder = frame_recorder(peer);
+    // What the first frame in `buf` holds of queued.max.request.bytes, from the moment its size
+    // is known until its request was handled (see `memory_pool`).
+    let mut allocation: Option<Allocation> = None;
     loop {
         loop {
             let frame = match next_frame(&mut buf, max) {
@@ -95,13 +127,22 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 Ok(None) => break,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "closing connection");
-                    let _ = flush(&mut stream, &mut out).await;
+                    let _ = flush(&mut stream, &mut out, idle).await;
                     return;
                 }
             };
             record_frame(&mut recorder, &frame);
+            let _allocation = match allocation.take() {
+                Some(a) => a,
+                // It arrived whole within one read: it takes its bytes now, as every receive
+                // does in Kafka.
+                None => match allocate(&pool, frame.len(), &mut stream, &mut out, idle).await {
+                    Ok(a) => a,
+                    Err(_) => return,
+                },
+            };
             if api_key_of(&frame) == Some(FETCH_KEY) && !out.is_empty() {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, idle).await.is_err() {
                     return;
                 }
                 queued = 0;
@@ -114,22 +155,31 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
                 Reply::Nothing => {}
                 Reply::Close(reason) => {
                     tracing::info!(%peer, %reason, "closing connection");
-                    let _ = flush(&mut stream, &mut out).await;
+                    let _ = flush(&mut stream, &mut out, idle).await;
                     return;
                 }
             }
             if queued >= WRITE_BATCH {
-                if flush(&mut stream, &mut out).await.is_err() {
+                if flush(&mut stream, &mut out, idle).await.is_err() {
                     return;
                 }
                 queued = 0;
             }
         }
         if !out.is_empty() {
-            if flush(&mut stream, &mut out).await.is_err() {
+            if flush(&mut stream, &mut out, idle).await.is_err() {
                 return;
             }
             queued = 0;
+        }
+        if let (None, Some(size)) = (&allocation, size_prefix(&buf)) {
+            // A frame is partly here (its size was checked by next_frame): no more of it is read
+            // until the pool holds its size.
+            let size = usize::try_from(size).unwrap_or(max);
+            match allocate(&pool, size, &mut stream, &mut out, idle).await {
+                Ok(a) => allocation = Some(a),
+                Err(_) => return,
+            }
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
@@ -150,8 +200,11 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>)
     }
 }
 
-/// Writes every queued response, in order.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
+/// Writes every queued response, in order. A client that takes nothing for `idle`
+/// (connections.max.idle.ms) gets an error, so the connection closes: Kafka's Selector counts
+/// only socket activity, and a channel whose response waits on a full socket has none. This
+/// also lets go of the segment files the queued responses hold open.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>, idle: Duration) -> io::Result<()> {
     let mut rest = &out[..];
     while !rest.is_empty() {
         // Bytes in memory up to the next file range go out in one writev (pipelined producers'
@@ -161,10 +214,10 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
             .position(|c| matches!(c, Chunk::File(_)))
             .unwrap_or(rest.len());
         if mem > 0 {
-            write_all_vectored(stream, &rest[..mem]).await?;
+            write_all_vectored(stream, &rest[..mem], idle).await?;
             rest = &rest[mem..];
         } else if let Some(Chunk::File(range)) = rest.first() {
-            send_file(stream, range).await?;
+            send_file(stream, range, idle).await?;
             rest = &rest[1..];
         }
     }
@@ -172,7 +225,11 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>) -> io::Result<()> {
     Ok(())
 }
 
-async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Result<()> {
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    chunks: &[Chunk],
+    idle: Duration,
+) -> io::Result<()> {
     let mut slices: Vec<io::IoSlice<'_>> = chunks
         .iter()
         .filter_map(|c| match c {
@@ -182,7 +239,7 @@ async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Res
         .collect();
     let mut pending = &mut slices[..];
     while !pending.is_empty() {
-        let n = stream.write_vectored(pending).await?;
+        let n = within(idle, stream.write_vectored(pending)).await??;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -191,15 +248,26 @@ async fn write_all_vectored(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Res
     Ok(())
 }
 
+/// One wait of a connection, failed with `TimedOut` when nothing happens for `idle`
+/// (connections.max.idle.ms).
+async fn within<F: Future>(idle: Duration, wait: F) -> io::Result<F::Output> {
+    tokio::time::timeout(idle, wait).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no activity for connections.max.idle.ms",
+        )
+    })
+}
+
 /// Largest piece handed to one sendfile call; the loop continues as the socket drains.
 const SENDFILE_MAX: usize = 1 << 20;
 
 /// Sends a segment file range with sendfile(2): the kernel moves the bytes from the page cache to
 /// the socket, gregor never copies them. A range without a descriptor is read and written.
-async fn send_file(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> {
+async fn send_file(stream: &mut TcpStream, range: &FileRange, idle: Duration) -> io::Result<()> {
     let Some(fd) = range.fd() else {
         let bytes = range.read()?;
-        return stream.write_all(&bytes).await;
+        return write_all_vectored(stream, &[Chunk::Mem(bytes)], idle).await;
     };
     let mut offset = range.position();
     let end = offset + range.len() as u64;
@@ -212,7 +280,9 @@ async fn send_file(stream: &mut TcpStream, range: &FileRange) -> io::Result<()> 
             // The file is shorter than when the fetch was planned: the frame cannot be completed.
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                within(idle, stream.writable()).await??
+            }
             Err(e) => return Err(e),
         }
     }

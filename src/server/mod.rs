@@ -1,7 +1,9 @@
 //! The network edge, and the only place that uses tokio's IO: the listener and one task per
-//! connection (see `connection.rs`).
+//! connection (see `connection.rs`), and the purgatory where long-polling requests wait.
 
 pub mod connection;
+pub mod memory_pool;
+pub mod purgatory;
 pub mod quotas;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, cancel: Can
         c.max_connections_per_ip,
         c.max_connections_per_ip_overrides.clone(),
     );
+    let pool = memory_pool::MemoryPool::new(c.queued_max_request_bytes);
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -39,12 +42,13 @@ pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, cancel: Can
                     }
                 };
                 let broker = Arc::clone(&broker);
+                let pool = Arc::clone(&pool);
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        _ = connection::serve(stream, peer, broker) => {}
+                        _ = connection::serve(stream, peer, broker, pool) => {}
                     }
                 });
             }

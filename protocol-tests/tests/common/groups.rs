@@ -38,6 +38,7 @@ pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 
 /// Versions used where a test is not about versions.
 pub const JOIN_V: i16 = 9;
