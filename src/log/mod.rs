@@ -8,6 +8,7 @@
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `cleaner`: log compaction for `cleanup.policy=compact`;
+//! - `open_files`: the bounded cache of open segment files (descriptors come back);
 //! - `storage`: the trait segment files are opened and written through (faults injected in tests);
 //! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
@@ -15,6 +16,7 @@ pub mod batch;
 pub mod check;
 pub mod cleaner;
 pub mod index;
+pub mod open_files;
 pub mod partition;
 pub mod record_validator;
 pub mod records;

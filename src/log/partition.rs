@@ -21,8 +21,9 @@ use super::batch::{
     HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
+use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
-use super::storage::{FileStorage, SegmentFile, Storage};
+use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
@@ -141,12 +142,27 @@ impl ReadPlan {
 #[must_use]
 pub struct FlushJob {
     upto: i64,
-    files: Vec<Arc<dyn SegmentFile>>,
+    files: Vec<LogFile>,
+}
+
+/// Why a `FlushJob` failed: a file could not be opened (perhaps for want of a descriptor; see
+/// `storage_error`), or an fsync failed, which always takes the log offline: after a failed
+/// fsync the kernel may have dropped the dirty pages, and only a restart's recovery can tell what
+/// is on disk.
+pub enum FlushError {
+    Open(io::Error),
+    Sync(io::Error),
 }
 
 impl FlushJob {
-    pub fn run(&self) -> io::Result<()> {
-        self.files.iter().try_for_each(|f| f.sync_data())
+    pub fn run(&self) -> Result<(), FlushError> {
+        for f in &self.files {
+            f.handle()
+                .map_err(FlushError::Open)?
+                .sync_data()
+                .map_err(FlushError::Sync)?;
+        }
+        Ok(())
     }
 }
 
@@ -219,13 +235,19 @@ impl PartitionLog {
                 Ok(())
             };
             let (seg, cut) = Segment::open_with(
-                &*storage,
+                &storage,
                 dir,
                 base,
                 mode,
                 config.index_interval_bytes,
                 delete_later,
             )?;
+            // Only the last segment stays active (its file open); the others' files are closed
+            // as the cache of open files needs the room, so that start-up over many segments
+            // never holds a descriptor for each.
+            if let Some(previous) = segments.last_mut() {
+                previous.deactivate();
+            }
             if cut > 0 {
                 tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, deleted_segments = later.len(), "cut a torn or corrupt log tail");
                 segments.push(seg);
@@ -240,7 +262,7 @@ impl PartitionLog {
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(&*storage, dir, 0)?);
+            segments.push(Segment::create(&storage, dir, 0)?);
         }
         let log_start_offset = stored_log_start_offset(dir)
             .filter(|&o| {
@@ -293,7 +315,7 @@ impl PartitionLog {
             let start = seg.find_position(from)?.unwrap_or(seg.size());
             let producers = &mut self.producers;
             let reader = seg.reader();
-            scan(reader.file(), start, seg.size(), false, |b| {
+            scan(&*reader.file()?, start, seg.size(), false, |b| {
                 if b.header.base_offset >= from {
                     producers.record(&b.header, b.header.max_timestamp);
                 }
@@ -455,7 +477,7 @@ impl PartitionLog {
             interval,
             now_ms,
         ) {
-            return Err(self.go_offline(e));
+            return Err(self.storage_error(e));
         }
         self.producers.record(&parsed, parsed.max_timestamp);
         Ok(AppendInfo {
@@ -499,6 +521,18 @@ impl PartitionLog {
         Ok(Some((out, h)))
     }
 
+    /// A storage error of an operation. Running out of something that comes back (descriptors,
+    /// disk space, quota: see `open_files::is_resource_exhaustion`) fails only that operation:
+    /// whatever it wrote half-way is cut off first (see `Segment::append`), and the log goes on
+    /// once the resource is back. Anything else is a failed device: the log goes offline.
+    fn storage_error(&mut self, e: io::Error) -> LogError {
+        if is_resource_exhaustion(&e) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "storage operation failed for want of a resource; the log stays online");
+            return LogError::Storage(e);
+        }
+        self.go_offline(e)
+    }
+
     /// A write or fsync failure leaves the file in an unknown state: stop writing to this log
     /// (KAFKA_STORAGE_ERROR) instead of appending after garbage.
     fn go_offline(&mut self, e: io::Error) -> LogError {
@@ -523,12 +557,13 @@ impl PartitionLog {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        match Segment::create(&*self.storage, &self.dir, base) {
+        match Segment::create(&self.storage, &self.dir, base) {
             Ok(seg) => {
+                self.active_mut().deactivate();
                 self.segments.push(seg);
                 Ok(())
             }
-            Err(e) => Err(self.go_offline(e)),
+            Err(e) => Err(self.storage_error(e)),
         }
     }
 
@@ -573,16 +608,17 @@ impl PartitionLog {
     }
 
     /// Records the outcome of a `FlushJob`: the recovery point moves up (never down: jobs may
-    /// finish out of order), or the log goes offline, since after a failed fsync the kernel may
-    /// have dropped the dirty pages and only a restart's recovery can tell what is on disk.
+    /// finish out of order), or the job failed (see `FlushError`).
     pub fn complete_flush(
         &mut self,
         upto: i64,
-        outcome: io::Result<()>,
+        outcome: Result<(), FlushError>,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        if let Err(e) = outcome {
-            return Err(self.go_offline(e));
+        match outcome {
+            Ok(()) => {}
+            Err(FlushError::Open(e)) => return Err(self.storage_error(e)),
+            Err(FlushError::Sync(e)) => return Err(self.go_offline(e)),
         }
         self.recovery_point = self.recovery_point.max(upto);
         self.last_flush_ms = now_ms;
@@ -596,12 +632,11 @@ impl PartitionLog {
             let outcome = job.run();
             self.complete_flush(upto, outcome, now_ms)?;
         }
-        for seg in &self.segments {
-            if let Err(e) = seg.flush_indexes() {
-                return Err(self.go_offline(e));
-            }
-        }
-        Ok(())
+        let written: io::Result<()> = self
+            .segments
+            .iter_mut()
+            .try_for_each(Segment::flush_indexes);
+        written.map_err(|e| self.storage_error(e))
     }
 
     /// The segments that may hold `offset`, for a fetch; see `ReadCandidates`.
@@ -730,8 +765,12 @@ impl PartitionLog {
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
     /// deletes the whole segments below it, as Kafka's UnifiedLog.deleteRecordsOnLeader /
-    /// maybeIncrementLogStartOffset do. The new start is persisted before segments go, so a
-    /// restart never shows records the client was told are deleted. Returns the new start.
+    /// maybeIncrementLogStartOffset do. Returns the new start.
+    ///
+    /// The segments wholly below the target go first and the new start is persisted after, so
+    /// that DeleteRecords can reclaim space on a full disk (persisting needs a block); a restart
+    /// still never shows records the client was told are deleted, since it is told only once the
+    /// start is persisted.
     pub fn delete_records(&mut self, offset: i64) -> Result<i64, LogError> {
         if self.offline {
             return Err(LogError::Offline);
@@ -750,26 +789,36 @@ impl PartitionLog {
         if target <= self.log_start_offset {
             return Ok(self.log_start_offset);
         }
-        if let Err(e) = write_log_start_offset(&self.dir, target) {
-            return Err(self.go_offline(e));
+        let wholly_below = |s: &Segment| s.next_offset() <= target && !s.is_empty();
+        let inactive = self.segments.len() - 1;
+        let below = self.segments[..inactive]
+            .iter()
+            .take_while(|s| wholly_below(s))
+            .count();
+        self.delete_oldest_segments(below);
+        if below == inactive && wholly_below(self.active()) {
+            self.roll()?;
+            self.delete_oldest_segments(1);
+        }
+        let persisted = self.storage.write_atomically(
+            &self.dir.join(LOG_START_OFFSET_FILE),
+            format!("{target}\n").as_bytes(),
+        );
+        if let Err(e) = persisted {
+            return Err(self.storage_error(e));
         }
         self.log_start_offset = target;
-        // Segments wholly below the new start hold nothing readable any more.
-        let mut below = self
-            .segments
-            .iter()
-            .take_while(|s| s.next_offset() <= target && !s.is_empty())
-            .count();
-        if below == self.segments.len() {
-            self.roll()?;
-            below = self.segments.len() - 1;
-        }
-        for seg in self.segments.drain(..below).collect::<Vec<_>>() {
+        Ok(target)
+    }
+
+    /// Drops the `n` oldest segments and their files; the log start moves to the next one.
+    fn delete_oldest_segments(&mut self, n: usize) {
+        for seg in self.segments.drain(..n).collect::<Vec<_>>() {
             if let Err(e) = seg.delete() {
                 tracing::warn!(error = %e, "could not delete a segment below the log start offset");
             }
         }
-        Ok(target)
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
     }
 
     /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
@@ -845,13 +894,14 @@ impl PartitionLog {
                         .join(super::segment::file_name(c.base_offset, suffix)),
                 );
             }
-            let (seg, _) = Segment::open(
-                &*self.storage,
+            let (mut seg, _) = Segment::open(
+                &self.storage,
                 &self.dir,
                 c.base_offset,
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
+            seg.deactivate();
             self.first_dirty_offset = self.first_dirty_offset.max(self.segments[i].next_offset());
             if seg.is_empty() {
                 // Nothing of it survived: the segment goes (readers skip to the next one).
@@ -873,7 +923,17 @@ impl PartitionLog {
     pub fn mark_deleted(&mut self, renamed_to: &Path) -> io::Result<()> {
         self.deleted.store(true, Ordering::Release);
         self.offline = true;
-        fs::rename(&self.dir, renamed_to)?;
+        // Segment files are reopened by path when the cache of open files closed them: point
+        // them at the new place first, so that no reopen ever finds a re-created topic's file.
+        for seg in &mut self.segments {
+            seg.moved_to(renamed_to);
+        }
+        if let Err(e) = fs::rename(&self.dir, renamed_to) {
+            for seg in &mut self.segments {
+                seg.moved_to(&self.dir);
+            }
+            return Err(e);
+        }
         self.dir = renamed_to.to_path_buf();
         Ok(())
     }
@@ -968,14 +1028,6 @@ fn stored_log_start_offset(dir: &Path) -> Option<i64> {
         .trim()
         .parse()
         .ok()
-}
-
-fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
-    fs::write(&tmp, format!("{offset}\n"))?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
-    fs::File::open(dir)?.sync_all()
 }
 
 /// Rewritten segments of a cleaning the broker did not live to swap in.
