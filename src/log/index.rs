@@ -193,6 +193,11 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// Kafka's AbstractIndex.isFull for an index of at most `max_bytes`.
+    pub fn is_full(&self, max_bytes: u64) -> bool {
+        self.entries.len() as u64 >= max_bytes / OFFSET_ENTRY as u64
+    }
+
     /// Writes the entries not in the file yet.
     pub fn write(&mut self) -> io::Result<()> {
         self.file.write()
@@ -283,6 +288,11 @@ impl TimeIndex {
 
     pub fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
+    }
+
+    /// Kafka's AbstractIndex.isFull for an index of at most `max_bytes`.
+    pub fn is_full(&self, max_bytes: u64) -> bool {
+        self.entries.len() as u64 >= max_bytes / TIME_ENTRY as u64
     }
 
     /// Writes the entries not in the file yet.

@@ -49,6 +49,9 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
     pub index_interval_bytes: u64,
+    /// segment.index.bytes: the most an offset or time index may hold; a full one rolls the
+    /// segment (Kafka's LogSegment.shouldRoll), which bounds the index entries kept in memory.
+    pub segment_index_bytes: u64,
     pub flush_messages: u64,
     pub flush_ms: i64,
     pub retention_ms: i64,
@@ -79,6 +82,7 @@ impl Default for LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
             index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
             retention_ms: 7 * 24 * 3600 * 1000,

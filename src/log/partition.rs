@@ -541,11 +541,12 @@ impl PartitionLog {
         LogError::Storage(e)
     }
 
-    /// Starts a new segment when the active one would exceed segment.bytes or is older than
-    /// segment.ms (LogSegment.shouldRoll).
+    /// Starts a new segment when the active one would exceed segment.bytes, is older than
+    /// segment.ms, or has an index at segment.index.bytes (LogSegment.shouldRoll).
     fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> Result<(), LogError> {
         let active = self.active();
-        let full = active.size() + incoming > self.config.segment_bytes;
+        let full = active.size() + incoming > self.config.segment_bytes
+            || active.index_is_full(self.config.segment_index_bytes);
         let old = active
             .first_append_ms
             .is_some_and(|t| now_ms - t >= self.config.segment_ms);
@@ -1174,6 +1175,40 @@ mod tests {
             assert_eq!(log.high_watermark(), 200);
             assert_eq!(read_all(&log, 199)[0].base_offset, 198);
         }
+    }
+
+    /// Kafka bounds each index by segment.index.bytes and rolls the segment when one is full
+    /// (LogSegment.shouldRoll: offsetIndex.isFull || timeIndex.isFull), so that index entries
+    /// for every batch (index.interval.bytes=0) cannot grow without bound.
+    #[test]
+    fn a_full_index_rolls_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            index_interval_bytes: 0,
+            segment_index_bytes: 80,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for i in 0..100 {
+            log.append(&make_batch(&[b"x"], 1000 + i, None), 9, 0)
+                .unwrap();
+        }
+        assert!(log.segment_count() >= 10, "{}", log.segment_count());
+        log.close(0).unwrap();
+        for e in fs::read_dir(dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|x| x == "index" || x == "timeindex")
+            {
+                assert!(
+                    fs::metadata(&path).unwrap().len() <= 80,
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+        assert_eq!(read_all(&log, 99)[0].base_offset, 99);
     }
 
     #[test]

@@ -374,6 +374,11 @@ impl Segment {
         self.size == 0
     }
 
+    /// Whether an index reached segment.index.bytes (`max_index_bytes`).
+    pub fn index_is_full(&self, max_index_bytes: u64) -> bool {
+        self.index.is_full(max_index_bytes) || self.time_index.is_full(max_index_bytes)
+    }
+
     /// The `.log` file, for an fsync outside the partition lock (see `partition::FlushJob`).
     pub fn log_file(&self) -> LogFile {
         self.log.clone()
