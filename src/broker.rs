@@ -131,17 +131,17 @@ impl Broker {
     pub fn housekeeping(&self, now: i64, retention: bool) -> usize {
         let mut deleted = 0;
         for p in self.catalog.partitions() {
-            p.with_log(|l| {
-                if let Err(e) = l.maybe_flush_on_time(now) {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
-                }
-                if retention {
-                    match l.apply_retention(now) {
-                        Ok(n) => deleted += n,
-                        Err(e) => tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+            if let Err(e) = p.flush_in_background(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+            if retention {
+                match p.with_log(|l| l.apply_retention(now)) {
+                    Ok(n) => deleted += n,
+                    Err(e) => {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
                     }
                 }
-            });
+            }
         }
         deleted
     }

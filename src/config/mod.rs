@@ -85,6 +85,7 @@ const USED: &[&str] = &[
     "log.flush.interval.ms",
     "log.flush.scheduler.interval.ms",
     "log.index.interval.bytes",
+    "log.index.size.max.bytes",
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "log.message.timestamp.type",
@@ -684,6 +685,9 @@ fn broker_log_config(s: &Settings<'_>) -> Result<LogConfig, ConfigError> {
         index_interval_bytes: s
             .int("log.index.interval.bytes")?
             .map_or(d.index_interval_bytes, |v| v.max(0) as u64),
+        segment_index_bytes: s
+            .positive_int("log.index.size.max.bytes")?
+            .map_or(d.segment_index_bytes, |v| v as u64),
         flush_messages,
         flush_ms,
         retention_ms,
@@ -834,6 +838,7 @@ pub fn topic_log_config(
             "segment.bytes" => c.segment_bytes = num() as u64,
             "segment.ms" => c.segment_ms = num(),
             "index.interval.bytes" => c.index_interval_bytes = num() as u64,
+            "segment.index.bytes" => c.segment_index_bytes = num() as u64,
             "flush.messages" => c.flush_messages = num() as u64,
             "flush.ms" => c.flush_ms = num(),
             "retention.ms" => c.retention_ms = num(),

@@ -109,7 +109,7 @@ fn for_each_batch(
     mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<ControlFlow<()>, CleanError>,
 ) -> Result<(), CleanError> {
     let mut failed = None;
-    scan(src.reader.file(), 0, src.reader.size(), true, |b| {
+    scan(&*src.reader.file()?, 0, src.reader.size(), true, |b| {
         let Some(bytes) = b.bytes else { return false };
         if plan.aborted.load(Ordering::Acquire) {
             failed = Some(CleanError::Aborted);

@@ -7,47 +7,109 @@
 //! (int32) of the record that carries the largest timestamp seen up to that point.
 //!
 //! One entry of each is written about every `index.interval.bytes` of appended log (Kafka's
-//! LogSegment.append). Both are kept in memory as well; indexes are derived data: when a file is
-//! missing or does not make sense, the segment rebuilds it from the log.
+//! LogSegment.append). Both are kept in memory, and the files are written in batches without
+//! being held open (see `IndexFile`); indexes are derived data: when a file is missing or does not
+//! make sense, the segment rebuilds it from the log.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use super::open_files::{open_retrying, OPEN_FILES};
 
 const OFFSET_ENTRY: usize = 8;
 const TIME_ENTRY: usize = 12;
 
-/// Appends entries to an index file, tolerating nothing: an IO error is returned to the caller.
+/// How many bytes of new entries are gathered before they are written to the file.
+const WRITE_BATCH: usize = 4096;
+
+/// An index file that is not held open: the entries live in memory (they are the index the broker
+/// uses) and are written to the file in batches of `WRITE_BATCH` bytes, when the segment rolls
+/// and at clean shutdown, each time opening and closing the file, so that a segment costs no
+/// descriptor for its indexes. After a crash the file may lag the log by a batch: recovery
+/// rebuilds the indexes from the log anyway, and a prefix of the entries is a consistent index.
 struct IndexFile {
     path: PathBuf,
-    file: File,
+    /// Bytes of the file holding entries already written; the next write goes there (not at the
+    /// file's end, so a write that failed half-way is overwritten by the retry).
+    written: u64,
+    /// Encoded entries not yet written.
+    pending: Vec<u8>,
+    /// Written since the last fsync.
+    dirty: bool,
 }
 
 impl IndexFile {
+    /// Creates the file empty (a leftover of the same name is emptied).
     fn create(path: &Path) -> io::Result<IndexFile> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(path)?;
+        open_retrying(&OPEN_FILES, || {
+            OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(path)
+        })?;
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
+            written: 0,
+            pending: Vec::new(),
+            dirty: true,
         })
     }
 
-    fn open_append(path: &Path) -> io::Result<IndexFile> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(IndexFile {
+    /// A file that holds `len` bytes of entries already.
+    fn loaded(path: &Path, len: usize) -> IndexFile {
+        IndexFile {
             path: path.to_path_buf(),
-            file,
-        })
+            written: len as u64,
+            pending: Vec::new(),
+            dirty: false,
+        }
     }
 
     fn read_all(path: &Path) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         File::open(path)?.read_to_end(&mut buf)?;
         Ok(buf)
+    }
+
+    /// Adds an encoded entry, writing the gathered ones once there are `WRITE_BATCH` bytes. A
+    /// failed write (a full disk, no descriptor left) keeps them for the next attempt: the
+    /// in-memory index is complete, so the append goes on.
+    fn push(&mut self, entry: &[u8]) {
+        self.pending.extend_from_slice(entry);
+        // Retry a failed write only each time another batch has gathered.
+        if self.pending.len() % WRITE_BATCH < entry.len() {
+            if let Err(e) = self.write() {
+                tracing::warn!(path = %self.path.display(), error = %e, "index entries not written yet");
+            }
+        }
+    }
+
+    /// Writes the gathered entries.
+    fn write(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let file = open_retrying(&OPEN_FILES, || {
+            OpenOptions::new().write(true).open(&self.path)
+        })?;
+        file.write_all_at(&self.pending, self.written)?;
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Writes the gathered entries and fsyncs the file if anything was written since the last time.
+    fn sync(&mut self) -> io::Result<()> {
+        self.write()?;
+        if self.dirty {
+            open_retrying(&OPEN_FILES, || File::open(&self.path))?.sync_data()?;
+            self.dirty = false;
+        }
+        Ok(())
     }
 }
 
@@ -91,28 +153,27 @@ impl OffsetIndex {
             prev = Some(entry);
         }
         Ok(Some(OffsetIndex {
+            file: IndexFile::loaded(path, entries.len() * OFFSET_ENTRY),
             entries,
-            file: IndexFile::open_append(path)?,
         }))
     }
 
-    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+    pub fn append(&mut self, relative_offset: u32, position: u32) {
         if self
             .entries
             .last()
             .is_some_and(|l| l.relative_offset >= relative_offset)
         {
-            return Ok(());
+            return;
         }
         let mut e = [0u8; OFFSET_ENTRY];
         e[..4].copy_from_slice(&relative_offset.to_be_bytes());
         e[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.file.write_all(&e)?;
+        self.file.push(&e);
         self.entries.push(OffsetEntry {
             relative_offset,
             position,
         });
-        Ok(())
     }
 
     /// Position of a batch at or before the one holding `relative_offset`: the entry with the
@@ -132,12 +193,30 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.file.sync_data()
+    /// Kafka's AbstractIndex.isFull for an index of at most `max_bytes`.
+    pub fn is_full(&self, max_bytes: u64) -> bool {
+        self.entries.len() as u64 >= max_bytes / OFFSET_ENTRY as u64
+    }
+
+    /// Writes the entries not in the file yet.
+    pub fn write(&mut self) -> io::Result<()> {
+        self.file.write()
+    }
+
+    /// Writes and fsyncs (clean shutdown).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
     }
 
     pub fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// The directory holding the file was renamed.
+    pub fn moved_to(&mut self, dir: &Path) {
+        if let Some(name) = self.file.path.file_name() {
+            self.file.path = dir.join(name);
+        }
     }
 }
 
@@ -176,29 +255,28 @@ impl TimeIndex {
             return Ok(None);
         }
         Ok(Some(TimeIndex {
+            file: IndexFile::loaded(path, entries.len() * TIME_ENTRY),
             entries,
-            file: IndexFile::open_append(path)?,
         }))
     }
 
     /// Adds an entry when the timestamp grew since the last one (Kafka's TimeIndex.maybeAppend).
-    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) {
         if self
             .entries
             .last()
             .is_some_and(|l| l.timestamp >= timestamp || l.relative_offset >= relative_offset)
         {
-            return Ok(());
+            return;
         }
         let mut e = [0u8; TIME_ENTRY];
         e[..8].copy_from_slice(&timestamp.to_be_bytes());
         e[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        self.file.file.write_all(&e)?;
+        self.file.push(&e);
         self.entries.push(TimeEntry {
             timestamp,
             relative_offset,
         });
-        Ok(())
     }
 
     /// An offset from which to scan for the first record with timestamp `>= target`: the entry
@@ -212,12 +290,30 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.file.sync_data()
+    /// Kafka's AbstractIndex.isFull for an index of at most `max_bytes`.
+    pub fn is_full(&self, max_bytes: u64) -> bool {
+        self.entries.len() as u64 >= max_bytes / TIME_ENTRY as u64
+    }
+
+    /// Writes the entries not in the file yet.
+    pub fn write(&mut self) -> io::Result<()> {
+        self.file.write()
+    }
+
+    /// Writes and fsyncs (clean shutdown).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
     }
 
     pub fn path(&self) -> &Path {
         &self.file.path
+    }
+
+    /// The directory holding the file was renamed.
+    pub fn moved_to(&mut self, dir: &Path) {
+        if let Some(name) = self.file.path.file_name() {
+            self.file.path = dir.join(name);
+        }
     }
 }
 
@@ -266,13 +362,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.index");
         let mut idx = OffsetIndex::create(&p).unwrap();
-        idx.append(9, 4100).unwrap();
-        idx.append(19, 8300).unwrap();
-        idx.append(19, 9000).unwrap(); // ignored: not increasing
+        idx.append(9, 4100);
+        idx.append(19, 8300);
+        idx.append(19, 9000); // ignored: not increasing
         assert_eq!(idx.lookup(5), 0);
         assert_eq!(idx.lookup(9), 4100);
         assert_eq!(idx.lookup(18), 4100);
         assert_eq!(idx.lookup(25), 8300);
+        idx.write().unwrap();
         drop(idx);
         let idx = OffsetIndex::load(&p, 10_000).unwrap().unwrap();
         assert_eq!(
@@ -298,13 +395,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.timeindex");
         let mut idx = TimeIndex::create(&p).unwrap();
-        idx.maybe_append(100, 3).unwrap();
-        idx.maybe_append(100, 5).unwrap(); // ignored: timestamp did not grow
-        idx.maybe_append(200, 8).unwrap();
+        idx.maybe_append(100, 3);
+        idx.maybe_append(100, 5); // ignored: timestamp did not grow
+        idx.maybe_append(200, 8);
         assert_eq!(idx.lookup(50), None);
         assert_eq!(idx.lookup(100), None);
         assert_eq!(idx.lookup(101), Some(3));
         assert_eq!(idx.lookup(1000), Some(8));
+        idx.sync().unwrap();
         drop(idx);
         assert_eq!(
             TimeIndex::load(&p)

@@ -8,6 +8,7 @@
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `cleaner`: log compaction for `cleanup.policy=compact`;
+//! - `open_files`: the bounded cache of open segment files (descriptors come back);
 //! - `storage`: the trait segment files are opened and written through (faults injected in tests);
 //! - `check`: the offline, read-only consistency check of logs and indexes (`gregor-check`).
 
@@ -15,6 +16,7 @@ pub mod batch;
 pub mod check;
 pub mod cleaner;
 pub mod index;
+pub mod open_files;
 pub mod partition;
 pub mod record_validator;
 pub mod records;
@@ -47,6 +49,9 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
     pub index_interval_bytes: u64,
+    /// segment.index.bytes: the most an offset or time index may hold; a full one rolls the
+    /// segment (Kafka's LogSegment.shouldRoll), which bounds the index entries kept in memory.
+    pub segment_index_bytes: u64,
     pub flush_messages: u64,
     pub flush_ms: i64,
     pub retention_ms: i64,
@@ -77,6 +82,7 @@ impl Default for LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
             index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
             flush_messages: i64::MAX as u64,
             flush_ms: i64::MAX,
             retention_ms: 7 * 24 * 3600 * 1000,

@@ -21,6 +21,7 @@ use super::batch::{
     HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
+use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
@@ -133,6 +134,38 @@ impl ReadPlan {
     }
 }
 
+/// An fsync taken from a log under its lock and run without it (UnifiedLog.flush fsyncs the
+/// segments outside the log lock and takes the lock only to move the recovery point), so that
+/// appends and reads of the partition go on meanwhile and the caller can run it on a blocking
+/// thread. Only `.log` files: indexes are rebuilt from the log after any unclean shutdown, so
+/// fsyncing them before the clean one buys nothing.
+#[must_use]
+pub struct FlushJob {
+    upto: i64,
+    files: Vec<LogFile>,
+}
+
+/// Why a `FlushJob` failed: a file could not be opened (perhaps for want of a descriptor; see
+/// `storage_error`), or an fsync failed, which always takes the log offline: after a failed
+/// fsync the kernel may have dropped the dirty pages, and only a restart's recovery can tell what
+/// is on disk.
+pub enum FlushError {
+    Open(io::Error),
+    Sync(io::Error),
+}
+
+impl FlushJob {
+    pub fn run(&self) -> Result<(), FlushError> {
+        for f in &self.files {
+            f.handle()
+                .map_err(FlushError::Open)?
+                .sync_data()
+                .map_err(FlushError::Sync)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct PartitionLog {
     /// The log's own directory; it moves with the log when the topic is deleted (see
     /// `mark_deleted`), so a path built from it never names another log's directory.
@@ -142,7 +175,9 @@ pub struct PartitionLog {
     segments: Vec<Segment>,
     log_start_offset: i64,
     producers: ProducerStateTable,
-    unflushed_records: u64,
+    /// Kafka's recovery point: every offset below it is fsynced. Segments that end at or below it
+    /// are never fsynced again (UnifiedLog.flush flushes only from the recovery point on).
+    recovery_point: i64,
     last_flush_ms: i64,
     leader_epoch: i32,
     offline: bool,
@@ -200,13 +235,19 @@ impl PartitionLog {
                 Ok(())
             };
             let (seg, cut) = Segment::open_with(
-                &*storage,
+                &storage,
                 dir,
                 base,
                 mode,
                 config.index_interval_bytes,
                 delete_later,
             )?;
+            // Only the last segment stays active (its file open); the others' files are closed
+            // as the cache of open files needs the room, so that start-up over many segments
+            // never holds a descriptor for each.
+            if let Some(previous) = segments.last_mut() {
+                previous.deactivate();
+            }
             if cut > 0 {
                 tracing::warn!(dir = %dir.display(), base_offset = base, bytes = cut, deleted_segments = later.len(), "cut a torn or corrupt log tail");
                 segments.push(seg);
@@ -221,7 +262,7 @@ impl PartitionLog {
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(&*storage, dir, 0)?);
+            segments.push(Segment::create(&storage, dir, 0)?);
         }
         let log_start_offset = stored_log_start_offset(dir)
             .filter(|&o| {
@@ -234,7 +275,9 @@ impl PartitionLog {
             segments,
             log_start_offset,
             producers: ProducerStateTable::default(),
-            unflushed_records: 0,
+            // Set once the segments are known (below): what was on disk at start-up counts as
+            // flushed, as before a restart.
+            recovery_point: 0,
             last_flush_ms: now_ms,
             leader_epoch: 0,
             offline: false,
@@ -242,6 +285,7 @@ impl PartitionLog {
             storage,
             deleted: Arc::new(AtomicBool::new(false)),
         };
+        log.recovery_point = log.log_end_offset();
         log.load_producer_state()?;
         Ok(log)
     }
@@ -271,7 +315,7 @@ impl PartitionLog {
             let start = seg.find_position(from)?.unwrap_or(seg.size());
             let producers = &mut self.producers;
             let reader = seg.reader();
-            scan(reader.file(), start, seg.size(), false, |b| {
+            scan(&*reader.file()?, start, seg.size(), false, |b| {
                 if b.header.base_offset >= from {
                     producers.record(&b.header, b.header.max_timestamp);
                 }
@@ -438,13 +482,9 @@ impl PartitionLog {
             interval,
             now_ms,
         ) {
-            return Err(self.go_offline(e));
+            return Err(self.storage_error(e));
         }
         self.producers.record(&parsed, parsed.max_timestamp);
-        self.unflushed_records += u64::try_from(parsed.record_count).unwrap_or(0);
-        if self.unflushed_records >= self.config.flush_messages {
-            self.flush(now_ms)?;
-        }
         Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
@@ -486,6 +526,18 @@ impl PartitionLog {
         Ok(Some((out, h)))
     }
 
+    /// A storage error of an operation. Running out of something that comes back (descriptors,
+    /// disk space, quota: see `open_files::is_resource_exhaustion`) fails only that operation:
+    /// whatever it wrote half-way is cut off first (see `Segment::append`), and the log goes on
+    /// once the resource is back. Anything else is a failed device: the log goes offline.
+    fn storage_error(&mut self, e: io::Error) -> LogError {
+        if is_resource_exhaustion(&e) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "storage operation failed for want of a resource; the log stays online");
+            return LogError::Storage(e);
+        }
+        self.go_offline(e)
+    }
+
     /// A write or fsync failure leaves the file in an unknown state: stop writing to this log
     /// (KAFKA_STORAGE_ERROR) instead of appending after garbage.
     fn go_offline(&mut self, e: io::Error) -> LogError {
@@ -494,11 +546,12 @@ impl PartitionLog {
         LogError::Storage(e)
     }
 
-    /// Starts a new segment when the active one would exceed segment.bytes or is older than
-    /// segment.ms (LogSegment.shouldRoll).
+    /// Starts a new segment when the active one would exceed segment.bytes, is older than
+    /// segment.ms, or has an index at segment.index.bytes (LogSegment.shouldRoll).
     fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> Result<(), LogError> {
         let active = self.active();
-        let full = active.size() + incoming > self.config.segment_bytes;
+        let full = active.size() + incoming > self.config.segment_bytes
+            || active.index_is_full(self.config.segment_index_bytes);
         let old = active
             .first_append_ms
             .is_some_and(|t| now_ms - t >= self.config.segment_ms);
@@ -510,34 +563,86 @@ impl PartitionLog {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        match Segment::create(&*self.storage, &self.dir, base) {
+        match Segment::create(&self.storage, &self.dir, base) {
             Ok(seg) => {
+                self.active_mut().deactivate();
                 self.segments.push(seg);
                 Ok(())
             }
-            Err(e) => Err(self.go_offline(e)),
+            Err(e) => Err(self.storage_error(e)),
         }
     }
 
-    /// fsync everything written so far (flush.messages / flush.ms, and clean shutdown).
-    pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
-        // Older segments were fsynced when... not necessarily: sync all with unflushed data.
-        for seg in &self.segments {
-            if let Err(e) = seg.flush() {
-                return Err(self.go_offline(e));
-            }
+    /// Kafka's unflushedMessages: offsets appended since the recovery point.
+    fn unflushed_messages(&self) -> u64 {
+        u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0)
+    }
+
+    /// The fsync that flush.messages asks for after an append (UnifiedLog.append flushes once
+    /// `unflushedMessages >= flush.messages`), if due.
+    pub fn flush_due_after_append(&self) -> Option<FlushJob> {
+        if self.unflushed_messages() >= self.config.flush_messages.max(1) {
+            return self.flush_job(self.log_end_offset());
         }
-        self.unflushed_records = 0;
+        None
+    }
+
+    /// The fsync the background flusher owes this log, if any: everything when flush.ms has
+    /// passed since the last flush (LogManager.flushDirtyLogs), else the segments rolled since the
+    /// last flush (Kafka's roll schedules `flushUptoOffsetExclusive(new segment base)`), so that
+    /// a rolled segment is fsynced once and never again.
+    pub fn flush_due_in_background(&self, now_ms: i64) -> Option<FlushJob> {
+        if self.unflushed_messages() > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
+            return self.flush_job(self.log_end_offset());
+        }
+        self.flush_job(self.active().base_offset)
+    }
+
+    /// The files holding offsets `[recovery point, upto)`: the segments not yet fsynced, usually
+    /// just the active one. `None` when everything below `upto` is already flushed.
+    pub fn flush_job(&self, upto: i64) -> Option<FlushJob> {
+        if upto <= self.recovery_point {
+            return None;
+        }
+        let files = self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset() > self.recovery_point && s.base_offset < upto)
+            .map(Segment::log_file)
+            .collect();
+        Some(FlushJob { upto, files })
+    }
+
+    /// Records the outcome of a `FlushJob`: the recovery point moves up (never down: jobs may
+    /// finish out of order), or the job failed (see `FlushError`).
+    pub fn complete_flush(
+        &mut self,
+        upto: i64,
+        outcome: Result<(), FlushError>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        match outcome {
+            Ok(()) => {}
+            Err(FlushError::Open(e)) => return Err(self.storage_error(e)),
+            Err(FlushError::Sync(e)) => return Err(self.go_offline(e)),
+        }
+        self.recovery_point = self.recovery_point.max(upto);
         self.last_flush_ms = now_ms;
         Ok(())
     }
 
-    /// Flushes when flush.ms has passed since the last flush and something is unflushed.
-    pub fn maybe_flush_on_time(&mut self, now_ms: i64) -> Result<(), LogError> {
-        if self.unflushed_records > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms {
-            self.flush(now_ms)?;
+    /// fsync everything written so far, under the lock (clean shutdown); the indexes too.
+    pub fn flush(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let upto = self.log_end_offset();
+        if let Some(job) = self.flush_job(upto) {
+            let outcome = job.run();
+            self.complete_flush(upto, outcome, now_ms)?;
         }
-        Ok(())
+        let written: io::Result<()> = self
+            .segments
+            .iter_mut()
+            .try_for_each(Segment::flush_indexes);
+        written.map_err(|e| self.storage_error(e))
     }
 
     /// The segments that may hold `offset`, for a fetch; see `ReadCandidates`.
@@ -666,8 +771,12 @@ impl PartitionLog {
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
     /// deletes the whole segments below it, as Kafka's UnifiedLog.deleteRecordsOnLeader /
-    /// maybeIncrementLogStartOffset do. The new start is persisted before segments go, so a
-    /// restart never shows records the client was told are deleted. Returns the new start.
+    /// maybeIncrementLogStartOffset do. Returns the new start.
+    ///
+    /// The segments wholly below the target go first and the new start is persisted after, so
+    /// that DeleteRecords can reclaim space on a full disk (persisting needs a block); a restart
+    /// still never shows records the client was told are deleted, since it is told only once the
+    /// start is persisted.
     pub fn delete_records(&mut self, offset: i64) -> Result<i64, LogError> {
         if self.offline {
             return Err(LogError::Offline);
@@ -686,26 +795,36 @@ impl PartitionLog {
         if target <= self.log_start_offset {
             return Ok(self.log_start_offset);
         }
-        if let Err(e) = write_log_start_offset(&self.dir, target) {
-            return Err(self.go_offline(e));
+        let wholly_below = |s: &Segment| s.next_offset() <= target && !s.is_empty();
+        let inactive = self.segments.len() - 1;
+        let below = self.segments[..inactive]
+            .iter()
+            .take_while(|s| wholly_below(s))
+            .count();
+        self.delete_oldest_segments(below);
+        if below == inactive && wholly_below(self.active()) {
+            self.roll()?;
+            self.delete_oldest_segments(1);
+        }
+        let persisted = self.storage.write_atomically(
+            &self.dir.join(LOG_START_OFFSET_FILE),
+            format!("{target}\n").as_bytes(),
+        );
+        if let Err(e) = persisted {
+            return Err(self.storage_error(e));
         }
         self.log_start_offset = target;
-        // Segments wholly below the new start hold nothing readable any more.
-        let mut below = self
-            .segments
-            .iter()
-            .take_while(|s| s.next_offset() <= target && !s.is_empty())
-            .count();
-        if below == self.segments.len() {
-            self.roll()?;
-            below = self.segments.len() - 1;
-        }
-        for seg in self.segments.drain(..below).collect::<Vec<_>>() {
+        Ok(target)
+    }
+
+    /// Drops the `n` oldest segments and their files; the log start moves to the next one.
+    fn delete_oldest_segments(&mut self, n: usize) {
+        for seg in self.segments.drain(..n).collect::<Vec<_>>() {
             if let Err(e) = seg.delete() {
                 tracing::warn!(error = %e, "could not delete a segment below the log start offset");
             }
         }
-        Ok(target)
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
     }
 
     /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
@@ -783,13 +902,14 @@ impl PartitionLog {
                         .join(super::segment::file_name(c.base_offset, suffix)),
                 );
             }
-            let (seg, _) = Segment::open(
-                &*self.storage,
+            let (mut seg, _) = Segment::open(
+                &self.storage,
                 &self.dir,
                 c.base_offset,
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
+            seg.deactivate();
             self.first_dirty_offset = self.first_dirty_offset.max(c.cleaned_up_to);
             if seg.is_empty() {
                 // Nothing of it survived: the segment goes (readers skip to the next one).
@@ -811,7 +931,17 @@ impl PartitionLog {
     pub fn mark_deleted(&mut self, renamed_to: &Path) -> io::Result<()> {
         self.deleted.store(true, Ordering::Release);
         self.offline = true;
-        fs::rename(&self.dir, renamed_to)?;
+        // Segment files are reopened by path when the cache of open files closed them: point
+        // them at the new place first, so that no reopen ever finds a re-created topic's file.
+        for seg in &mut self.segments {
+            seg.moved_to(renamed_to);
+        }
+        if let Err(e) = fs::rename(&self.dir, renamed_to) {
+            for seg in &mut self.segments {
+                seg.moved_to(&self.dir);
+            }
+            return Err(e);
+        }
         self.dir = renamed_to.to_path_buf();
         Ok(())
     }
@@ -903,14 +1033,6 @@ fn stored_log_start_offset(dir: &Path) -> Option<i64> {
         .ok()
 }
 
-fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
-    fs::write(&tmp, format!("{offset}\n"))?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, dir.join(LOG_START_OFFSET_FILE))?;
-    fs::File::open(dir)?.sync_all()
-}
-
 /// Rewritten segments of a cleaning the broker did not live to swap in.
 fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
     for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
@@ -957,27 +1079,50 @@ impl Partition {
         f(&mut self.log.lock())
     }
 
-    /// The broker's own records (see `PartitionLog::append`).
+    /// The broker's own records (see `PartitionLog::append`). When flush.messages asks for it,
+    /// fsyncs before returning (without the lock).
     pub fn append(
         &self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.log.lock().append(records, produce_version, now_ms)
+        let origin = AppendOrigin::Coordinator;
+        let (info, flush) = self.append_unflushed(records, produce_version, now_ms, origin)?;
+        if let Some(job) = flush {
+            self.run_flush(job, now_ms)?;
+        }
+        Ok(info)
     }
 
-    /// Records from `origin` (a Produce request: `AppendOrigin::Client`).
-    pub fn append_from(
+    /// Appends records from `origin` (a Produce request: `AppendOrigin::Client`) and hands back
+    /// the fsync flush.messages asks for, for the caller to run (Produce runs it on a blocking
+    /// thread and answers once it is done).
+    pub fn append_unflushed(
         &self,
         records: &[u8],
         produce_version: i16,
         now_ms: i64,
         origin: AppendOrigin,
-    ) -> Result<AppendInfo, LogError> {
-        self.log
-            .lock()
-            .append_from(records, produce_version, now_ms, origin)
+    ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
+        let mut log = self.log.lock();
+        let info = log.append_from(records, produce_version, now_ms, origin)?;
+        Ok((info, log.flush_due_after_append()))
+    }
+
+    /// Runs `job` without the partition lock, then records its outcome under it.
+    pub fn run_flush(&self, job: FlushJob, now_ms: i64) -> Result<(), LogError> {
+        let outcome = job.run();
+        self.log.lock().complete_flush(job.upto, outcome, now_ms)
+    }
+
+    /// The background flush (flush.ms, and segments rolled since the last flush).
+    pub fn flush_in_background(&self, now_ms: i64) -> Result<(), LogError> {
+        let job = self.log.lock().flush_due_in_background(now_ms);
+        match job {
+            Some(job) => self.run_flush(job, now_ms),
+            None => Ok(()),
+        }
     }
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
@@ -1032,6 +1177,40 @@ mod tests {
             assert_eq!(log.high_watermark(), 200);
             assert_eq!(read_all(&log, 199)[0].base_offset, 198);
         }
+    }
+
+    /// Kafka bounds each index by segment.index.bytes and rolls the segment when one is full
+    /// (LogSegment.shouldRoll: offsetIndex.isFull || timeIndex.isFull), so that index entries
+    /// for every batch (index.interval.bytes=0) cannot grow without bound.
+    #[test]
+    fn a_full_index_rolls_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            index_interval_bytes: 0,
+            segment_index_bytes: 80,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        for i in 0..100 {
+            log.append(&make_batch(&[b"x"], 1000 + i, None), 9, 0)
+                .unwrap();
+        }
+        assert!(log.segment_count() >= 10, "{}", log.segment_count());
+        log.close(0).unwrap();
+        for e in fs::read_dir(dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|x| x == "index" || x == "timeindex")
+            {
+                assert!(
+                    fs::metadata(&path).unwrap().len() <= 80,
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+        assert_eq!(read_all(&log, 99)[0].base_offset, 99);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::batch::{crc_is_valid, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_TIMESTAMP};
 use super::index::{OffsetIndex, TimeIndex};
+use super::open_files::LogFile;
 use super::storage::{ReadAt, SegmentFile, Storage};
 
 /// How much of a segment one positional read fetches while scanning headers.
@@ -114,7 +115,7 @@ pub enum OpenMode {
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
-    file: Arc<dyn SegmentFile>,
+    log: LogFile,
     size: u64,
     next_offset: i64,
     max_timestamp: i64,
@@ -123,20 +124,23 @@ pub struct Segment {
     bytes_since_index_entry: u64,
     /// When this segment took its first batch (for segment.ms rolling).
     pub first_append_ms: Option<i64>,
+    /// A failed append left bytes past `size` that could not be cut yet.
+    partial_tail: bool,
 }
 
 impl Segment {
-    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<Segment> {
-        let file = storage.open_segment(&dir.join(file_name(base_offset, "log")), true)?;
-        Self::empty(dir, base_offset, file)
+    /// A new, active segment.
+    pub fn create(storage: &Arc<dyn Storage>, dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let log = LogFile::open(storage, &dir.join(file_name(base_offset, "log")), true)?;
+        Self::empty(dir, base_offset, log)
     }
 
-    /// A segment over `file` with fresh, empty indexes and no batches tracked yet.
-    fn empty(dir: &Path, base_offset: i64, file: Arc<dyn SegmentFile>) -> io::Result<Segment> {
+    /// A segment over `log` with fresh, empty indexes and no batches tracked yet.
+    fn empty(dir: &Path, base_offset: i64, log: LogFile) -> io::Result<Segment> {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file,
+            log,
             size: 0,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
@@ -144,12 +148,13 @@ impl Segment {
             time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")))?,
             bytes_since_index_entry: 0,
             first_append_ms: None,
+            partial_tail: false,
         })
     }
 
     /// Opens an existing segment. Returns the segment and how many bytes were cut from its tail.
     pub fn open(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         base_offset: i64,
         mode: OpenMode,
@@ -163,25 +168,24 @@ impl Segment {
     /// those deletions would leave a clean, shorter segment followed by segments that start past
     /// its end, and the next start-up would keep them behind a gap in the offsets.
     pub fn open_with(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         base_offset: i64,
         mode: OpenMode,
         index_interval: u64,
         before_cut: impl FnOnce() -> io::Result<()>,
     ) -> io::Result<(Segment, u64)> {
-        let file = storage.open_segment(&dir.join(file_name(base_offset, "log")), false)?;
+        let log = LogFile::open(storage, &dir.join(file_name(base_offset, "log")), false)?;
+        let file = log.handle()?;
         let size = file.size()?;
         if mode == OpenMode::Trust {
-            if let Some(seg) = Self::open_trusted(dir, base_offset, &file, size)? {
+            if let Some(seg) = Self::open_trusted(dir, base_offset, &log, &*file, size)? {
                 return Ok((seg, 0));
             }
         }
         // Rebuild: scan every batch, verify it in Recover mode, re-create both indexes.
-        let mut seg = Self::empty(dir, base_offset, file)?;
+        let mut seg = Self::empty(dir, base_offset, log)?;
         let verify = mode == OpenMode::Recover;
-        let file = Arc::clone(&seg.file);
-        let mut index_err = None;
         let valid_end = scan(&*file, 0, size, verify, |b| {
             if verify && !b.bytes.is_some_and(crc_is_valid) {
                 return false;
@@ -189,22 +193,17 @@ impl Segment {
             if b.header.base_offset < seg.next_offset || b.header.last_offset_delta < 0 {
                 return false;
             }
-            if let Err(e) = seg.track_batch(b.position, &b.header, index_interval) {
-                index_err = Some(e);
-                return false;
-            }
+            seg.track_batch(b.position, &b.header, index_interval);
             seg.size = b.position + b.header.total_size() as u64;
             true
         })?;
-        if let Some(e) = index_err {
-            return Err(e);
-        }
         let cut = size - valid_end;
         if cut > 0 {
             before_cut()?;
-            seg.file.truncate(valid_end)?;
+            file.truncate(valid_end)?;
         }
         seg.size = valid_end;
+        seg.write_indexes();
         Ok((seg, cut))
     }
 
@@ -213,7 +212,8 @@ impl Segment {
     fn open_trusted(
         dir: &Path,
         base_offset: i64,
-        file: &Arc<dyn SegmentFile>,
+        log: &LogFile,
+        file: &dyn SegmentFile,
         size: u64,
     ) -> io::Result<Option<Segment>> {
         let Some(index) = OffsetIndex::load(&dir.join(file_name(base_offset, "index")), size)?
@@ -232,7 +232,7 @@ impl Segment {
             None => (base_offset, 0),
         };
         let mut max_timestamp = time_index.last().map_or(NO_TIMESTAMP, |e| e.timestamp);
-        let end = scan(&**file, tail_from, size, false, |b| {
+        let end = scan(file, tail_from, size, false, |b| {
             next_offset = next_offset.max(b.header.next_offset());
             max_timestamp = max_timestamp.max(b.header.max_timestamp);
             true
@@ -243,7 +243,7 @@ impl Segment {
         Ok(Some(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::clone(file),
+            log: log.clone(),
             size,
             next_offset,
             max_timestamp,
@@ -251,16 +251,12 @@ impl Segment {
             time_index,
             bytes_since_index_entry: 0,
             first_append_ms: None,
+            partial_tail: false,
         }))
     }
 
     /// Updates the in-memory state and the indexes for a batch written at `position`.
-    fn track_batch(
-        &mut self,
-        position: u64,
-        h: &BatchHeader,
-        index_interval: u64,
-    ) -> io::Result<()> {
+    fn track_batch(&mut self, position: u64, h: &BatchHeader, index_interval: u64) {
         let size = h.total_size() as u64;
         if h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
@@ -270,11 +266,10 @@ impl Segment {
         if self.bytes_since_index_entry > index_interval {
             let rel = self.relative(h.last_offset());
             // Positions and relative offsets fit in 32 bits: segments are capped below 2 GiB.
-            self.index.append(rel, position as u32)?;
-            self.time_index.maybe_append(self.max_timestamp, rel)?;
+            self.index.append(rel, position as u32);
+            self.time_index.maybe_append(self.max_timestamp, rel);
             self.bytes_since_index_entry = 0;
         }
-        Ok(())
     }
 
     fn relative(&self, offset: i64) -> u32 {
@@ -291,18 +286,22 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<()> {
         let position = self.size;
-        if let Err(e) = self
-            .file
-            .append(&[IoSlice::new(header), IoSlice::new(rest)])
-        {
+        let file = self.log.handle()?;
+        if self.partial_tail {
+            // An earlier write failed and its part could not be cut then: cut it now, or refuse.
+            file.truncate(position)?;
+            self.partial_tail = false;
+        }
+        if let Err(e) = file.append(&[IoSlice::new(header), IoSlice::new(rest)]) {
             // A failed write (a full disk) may have left part of the batch: cut it off, so the
-            // file never holds half a batch (best effort; recovery would cut it too).
-            let _ = self.file.truncate(position);
+            // file never holds half a batch; if even that fails, before the next append.
+            self.partial_tail = file.truncate(position).is_err();
             return Err(e);
         }
         self.size += (HEADER_LEN + rest.len()) as u64;
         self.first_append_ms.get_or_insert(now_ms);
-        self.track_batch(position, h, index_interval)
+        self.track_batch(position, h, index_interval);
+        Ok(())
     }
 
     /// Position of the first batch whose last offset is `>= offset`, or `None` past the end.
@@ -323,7 +322,7 @@ impl Segment {
             .map_or(self.base_offset, |rel| self.base_offset + i64::from(rel));
         let start = u64::from(self.index.lookup(self.relative(from_offset)));
         let mut found = None;
-        scan(&*self.file, start, self.size, false, |b| {
+        scan(&*self.log.handle()?, start, self.size, false, |b| {
             if b.header.max_timestamp >= target {
                 found = Some((b.position, b.header));
                 return false;
@@ -336,7 +335,7 @@ impl Segment {
     /// A handle for reading outside the partition lock.
     pub fn reader(&self) -> SegmentReader {
         SegmentReader {
-            file: Arc::clone(&self.file),
+            file: self.log.clone(),
             size: self.size,
         }
     }
@@ -375,11 +374,43 @@ impl Segment {
         self.size == 0
     }
 
-    /// fsync the log and its indexes.
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()?;
+    /// Whether an index reached segment.index.bytes (`max_index_bytes`).
+    pub fn index_is_full(&self, max_index_bytes: u64) -> bool {
+        self.index.is_full(max_index_bytes) || self.time_index.is_full(max_index_bytes)
+    }
+
+    /// The `.log` file, for an fsync outside the partition lock (see `partition::FlushJob`).
+    pub fn log_file(&self) -> LogFile {
+        self.log.clone()
+    }
+
+    /// Writes and fsyncs the indexes (clean shutdown).
+    pub fn flush_indexes(&mut self) -> io::Result<()> {
         self.index.sync()?;
         self.time_index.sync()
+    }
+
+    /// Writes the index entries not in the files yet; best effort (the in-memory index is whole,
+    /// and the files are written again at the next roll or clean shutdown).
+    fn write_indexes(&mut self) {
+        if let Err(e) = self.index.write().and_then(|()| self.time_index.write()) {
+            tracing::warn!(dir = %self.dir.display(), base_offset = self.base_offset, error = %e, "index entries not written yet");
+        }
+    }
+
+    /// The segment is no longer the active one (it rolled, or is an older one at start-up): its
+    /// index entries go to the files and its `.log` file may be closed when unused.
+    pub fn deactivate(&mut self) {
+        self.write_indexes();
+        self.log.deactivate();
+    }
+
+    /// The log's directory was renamed (its topic deleted): every later path names the new place.
+    pub fn moved_to(&mut self, dir: &Path) {
+        self.dir = dir.to_path_buf();
+        self.log.moved_to(dir);
+        self.index.moved_to(dir);
+        self.time_index.moved_to(dir);
     }
 
     /// Removes the segment's files (retention).
@@ -394,13 +425,14 @@ impl Segment {
 /// A read-only view of a segment's file up to the size it had when the view was taken.
 #[derive(Clone)]
 pub struct SegmentReader {
-    file: Arc<dyn SegmentFile>,
+    file: LogFile,
     size: u64,
 }
 
 impl SegmentReader {
-    pub fn file(&self) -> &dyn SegmentFile {
-        &*self.file
+    /// The open file (opened again if the cache of open files closed it).
+    pub fn file(&self) -> io::Result<Arc<dyn SegmentFile>> {
+        self.file.handle()
     }
 
     /// The segment's size when this view was taken.
@@ -419,8 +451,9 @@ impl SegmentReader {
         if want == 0 {
             return Ok(Bytes::new());
         }
+        let file = self.file.handle()?;
         let mut buf = vec![0u8; want];
-        self.file.pread_exact(&mut buf, position)?;
+        file.pread_exact(&mut buf, position)?;
         let mut whole = {
             let mut it = super::batch::BatchIter::new(&buf);
             it.by_ref().for_each(drop);
@@ -430,7 +463,7 @@ impl SegmentReader {
             if let Some(h) = BatchHeader::parse(&buf) {
                 let size = (h.total_size() as u64).min(available) as usize;
                 buf.resize(size, 0);
-                self.file.pread_exact(&mut buf, position)?;
+                file.pread_exact(&mut buf, position)?;
                 whole = size;
             }
         }
@@ -444,12 +477,13 @@ impl SegmentReader {
     /// and not at all otherwise. Reads at most the first batch's length field; the bytes
     /// themselves go to the socket straight from the file.
     pub fn range(&self, position: u64, max_bytes: usize, min_one: bool) -> io::Result<FileRange> {
+        let file = self.file.handle()?;
         let available = self.size.saturating_sub(position);
         let mut len = (max_bytes as u64).min(available);
         if len < available {
             let mut head = [0u8; LOG_OVERHEAD];
             let first = if available >= LOG_OVERHEAD as u64 {
-                self.file.pread_exact(&mut head, position)?;
+                file.pread_exact(&mut head, position)?;
                 let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
                 (LOG_OVERHEAD as u64 + u64::try_from(length).unwrap_or(0)).min(available)
             } else {
@@ -460,7 +494,7 @@ impl SegmentReader {
             }
         }
         Ok(FileRange {
-            reader: self.clone(),
+            file,
             position,
             len: len as usize,
         })
@@ -470,7 +504,7 @@ impl SegmentReader {
     /// `None` past the end. Reads only batch headers.
     pub fn find_position(&self, start: u64, offset: i64) -> io::Result<Option<u64>> {
         let mut found = None;
-        scan(&*self.file, start, self.size, false, |b| {
+        scan(&*self.file.handle()?, start, self.size, false, |b| {
             if b.header.last_offset() >= offset {
                 found = Some(b.position);
                 return false;
@@ -487,9 +521,7 @@ impl SegmentReader {
 
     /// Exactly `len` bytes from `position`.
     fn read_exact(&self, position: u64, len: usize) -> io::Result<Bytes> {
-        let mut buf = vec![0u8; len];
-        self.file.pread_exact(&mut buf, position)?;
-        Ok(Bytes::from(buf))
+        read_exact(&*self.file.handle()?, position, len)
     }
 }
 
@@ -498,7 +530,9 @@ impl SegmentReader {
 /// The open file keeps the bytes readable even if retention deletes the segment meanwhile.
 #[derive(Clone)]
 pub struct FileRange {
-    reader: SegmentReader,
+    /// The open file: holding it keeps the descriptor open while the bytes are sent, even if
+    /// the cache of open files lets go of it meanwhile.
+    file: Arc<dyn SegmentFile>,
     position: u64,
     len: usize,
 }
@@ -518,13 +552,20 @@ impl FileRange {
 
     /// The file to send from, if the storage has a descriptor for it.
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.reader.file.as_fd()
+        self.file.as_fd()
     }
 
     /// The bytes, copied into memory (when they cannot be sent from the file).
     pub fn read(&self) -> io::Result<Bytes> {
-        self.reader.read_exact(self.position, self.len)
+        read_exact(&*self.file, self.position, self.len)
     }
+}
+
+/// Exactly `len` bytes of `file` from `position`.
+fn read_exact(file: &dyn SegmentFile, position: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    file.pread_exact(&mut buf, position)?;
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]
@@ -550,7 +591,7 @@ mod tests {
     #[test]
     fn fetch_ranges() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
         append_n(&mut seg, 10, 0);
         let r = seg.reader();
         let batch = BatchHeader::parse(&r.read(0, 1 << 20, true).unwrap())
@@ -577,7 +618,7 @@ mod tests {
     #[test]
     fn append_find_read() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
         append_n(&mut seg, 50, 0);
         assert_eq!(seg.next_offset(), 100);
         let pos = seg.find_position(51).unwrap().unwrap();
@@ -594,11 +635,12 @@ mod tests {
     #[test]
     fn reopen_trusted_and_recover_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
         append_n(&mut seg, 30, 0);
         let size = seg.size();
         drop(seg);
-        let (seg, cut) = Segment::open(&FileStorage, dir.path(), 0, OpenMode::Trust, 100).unwrap();
+        let (seg, cut) =
+            Segment::open(&FileStorage::shared(), dir.path(), 0, OpenMode::Trust, 100).unwrap();
         assert_eq!((seg.next_offset(), cut), (60, 0));
         drop(seg);
 
@@ -610,8 +652,14 @@ mod tests {
             .open(&path)
             .unwrap();
         f.set_len(size - 5).unwrap();
-        let (seg, cut) =
-            Segment::open(&FileStorage, dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        let (seg, cut) = Segment::open(
+            &FileStorage::shared(),
+            dir.path(),
+            0,
+            OpenMode::Recover,
+            100,
+        )
+        .unwrap();
         assert_eq!(seg.next_offset(), 58);
         assert!(cut > 0);
         let pos = seg.find_position(56).unwrap().unwrap();
@@ -619,14 +667,21 @@ mod tests {
         f.read_exact_at(&mut byte, pos + 70).unwrap();
         f.write_all_at(&[byte[0] ^ 0xff], pos + 70).unwrap();
         drop(seg);
-        let (seg, _) = Segment::open(&FileStorage, dir.path(), 0, OpenMode::Recover, 100).unwrap();
+        let (seg, _) = Segment::open(
+            &FileStorage::shared(),
+            dir.path(),
+            0,
+            OpenMode::Recover,
+            100,
+        )
+        .unwrap();
         assert_eq!(seg.next_offset(), 56);
     }
 
     #[test]
     fn before_cut_runs_while_the_damage_is_still_in_place() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
         append_n(&mut seg, 30, 0);
         let torn = seg.size() - 5;
         drop(seg);
@@ -638,36 +693,52 @@ mod tests {
             .set_len(torn)
             .unwrap();
         // A crash inside the hook (here: an error) must leave the tail uncut for the next start.
-        let crashed =
-            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+        let crashed = Segment::open_with(
+            &FileStorage::shared(),
+            dir.path(),
+            0,
+            OpenMode::Recover,
+            100,
+            || {
                 assert_eq!(std::fs::metadata(&path)?.len(), torn);
                 Err(io::Error::other("crash"))
-            });
+            },
+        );
         assert!(crashed.is_err());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), torn);
         let mut called = false;
-        let (seg, cut) =
-            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
+        let (seg, cut) = Segment::open_with(
+            &FileStorage::shared(),
+            dir.path(),
+            0,
+            OpenMode::Recover,
+            100,
+            || {
                 called = true;
                 Ok(())
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert!(called && cut > 0);
         assert_eq!(seg.next_offset(), 58);
         // No damage, no call.
         drop(seg);
-        let (_, cut) =
-            Segment::open_with(&FileStorage, dir.path(), 0, OpenMode::Recover, 100, || {
-                panic!("no cut, no call")
-            })
-            .unwrap();
+        let (_, cut) = Segment::open_with(
+            &FileStorage::shared(),
+            dir.path(),
+            0,
+            OpenMode::Recover,
+            100,
+            || panic!("no cut, no call"),
+        )
+        .unwrap();
         assert_eq!(cut, 0);
     }
 
     #[test]
     fn find_timestamp_finds_first_newer_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage, dir.path(), 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
         append_n(&mut seg, 40, 0);
         let (_, h) = seg.find_timestamp(1020).unwrap().unwrap();
         assert_eq!(h.base_offset, 40);

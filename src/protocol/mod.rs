@@ -143,7 +143,7 @@ async fn dispatch(
     Ok(match api {
         ApiKey::ApiVersions => respond(ctx, &api_versions::handle(ctx, decode(f, v)?)),
         ApiKey::Metadata => respond(ctx, &metadata::handle(ctx, decode(f, v)?)),
-        ApiKey::Produce => produce::serve(ctx, decode(f, v)?),
+        ApiKey::Produce => produce::serve(ctx, decode(f, v)?).await,
         ApiKey::Fetch => {
             let (resp, records) = fetch::handle(ctx, decode(f, v)?).await;
             respond_spliced(ctx, &resp, records)

@@ -2,6 +2,8 @@
 //! it, and answer per partition. acks=0 requests get no response; if one of their partitions
 //! fails, the connection is closed instead, as Kafka does, so the producer refreshes metadata.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -13,7 +15,7 @@ use super::errors;
 use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::broker::now_ms;
 use crate::log::batch::BatchError;
-use crate::log::partition::LogError;
+use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::Topic;
@@ -21,9 +23,9 @@ use crate::metadata::Topic;
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
 
-pub fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
+pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     let acks = req.acks;
-    let resp = handle(ctx, req);
+    let resp = handle(ctx, req).await;
     if acks != 0 {
         return respond(ctx, &resp);
     }
@@ -38,23 +40,32 @@ pub fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     }
 }
 
-pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
+pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
     let now = now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
-    let responses = req
+    let mut flushes = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .into_iter()
-        .map(|topic_data| {
+        .enumerate()
+        .map(|(ti, topic_data)| {
             let topic = resolve(ctx, &topic_data);
             let partition_responses = topic_data
                 .partition_data
                 .into_iter()
-                .map(|pd| {
+                .enumerate()
+                .map(|(pi, pd)| {
                     let index = pd.index;
                     let r = match (&topic, valid_acks) {
                         (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         (Err(code), _) => failed(pd.index, *code, None),
-                        (Ok(t), true) => append(ctx, t, pd, now),
+                        (Ok(t), true) => {
+                            let (r, flush) = append(ctx, t, pd, now);
+                            if let Some((partition, job)) = flush {
+                                flushes.push(((ti, pi), partition, job));
+                            }
+                            r
+                        }
                     };
                     if let (Ok(t), errors::NONE) = (&topic, r.error_code) {
                         // As Kafka's ReplicaManager after an append: complete the delayed fetches
@@ -74,7 +85,49 @@ pub fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse 
             t
         })
         .collect();
+    for ((ti, pi), e) in run_flushes(flushes, now).await {
+        if let Some(r) = responses
+            .get_mut(ti)
+            .and_then(|t| t.partition_responses.get_mut(pi))
+        {
+            *r = failed(r.index, errors::log_error_code(&e), Some(e.to_string()));
+        }
+    }
     ProduceResponse::default().with_responses(responses)
+}
+
+/// Where a partition's answer sits in the response: (topic index, partition index).
+type Slot = (usize, usize);
+
+/// The fsyncs flush.messages asked for, run on a blocking thread so that a slow disk stalls only
+/// this produce, not every connection served by the same tokio worker; the produce is answered
+/// once they are done, as Kafka answers after UnifiedLog.append's flush. Returns the failures.
+async fn run_flushes(
+    flushes: Vec<(Slot, Arc<Partition>, FlushJob)>,
+    now: i64,
+) -> Vec<(Slot, LogError)> {
+    if flushes.is_empty() {
+        return Vec::new();
+    }
+    let slots: Vec<Slot> = flushes.iter().map(|f| f.0).collect();
+    let run = tokio::task::spawn_blocking(move || {
+        flushes
+            .into_iter()
+            .filter_map(|(slot, p, job)| p.run_flush(job, now).err().map(|e| (slot, e)))
+            .collect()
+    });
+    match run.await {
+        Ok(failures) => failures,
+        Err(e) => slots
+            .into_iter()
+            .map(|slot| {
+                (
+                    slot,
+                    LogError::Storage(std::io::Error::other(e.to_string())),
+                )
+            })
+            .collect(),
+    }
 }
 
 fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::Arc<Topic>, i16> {
@@ -86,39 +139,50 @@ fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::
     )
 }
 
+/// Appends one partition's batch; hands back the fsync flush.messages asks for, if any.
 fn append(
     ctx: &RequestContext<'_>,
     topic: &Topic,
     pd: PartitionProduceData,
     now: i64,
-) -> PartitionProduceResponse {
+) -> (PartitionProduceResponse, Option<(Arc<Partition>, FlushJob)>) {
     if topic.is_internal() {
         let msg = format!("Cannot append to internal topic {}", topic.name);
-        return failed(pd.index, errors::INVALID_TOPIC_EXCEPTION, Some(msg));
+        return (
+            failed(pd.index, errors::INVALID_TOPIC_EXCEPTION, Some(msg)),
+            None,
+        );
     }
     let Some(partition) = topic.partition(pd.index) else {
-        return failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None);
+        return (
+            failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None),
+            None,
+        );
     };
     let records = pd.records.unwrap_or_default();
     let origin = AppendOrigin::Client {
         producer_ids_issued: ctx.broker.producer_ids.issued_end(),
     };
-    match partition.append_from(&records, ctx.api_version, now, origin) {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(pd.index)
-            .with_base_offset(info.base_offset)
-            .with_log_append_time_ms(info.log_append_time)
-            .with_log_start_offset(info.log_start_offset),
+    match partition.append_unflushed(&records, ctx.api_version, now, origin) {
+        Ok((info, flush)) => (
+            PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(info.log_start_offset),
+            flush.map(|job| (Arc::clone(partition), job)),
+        ),
         Err(e) => {
             tracing::debug!(topic = %topic.name, partition = pd.index, error = %e, "produce rejected");
             let resp = failed(pd.index, errors::log_error_code(&e), Some(e.to_string()));
-            match e {
+            let resp = match e {
                 // KIP-467 (Produce v8+): name the offending records so the producer fails only them.
                 LogError::Batch(BatchError::RecordTimestamps(bad)) if ctx.api_version >= 8 => {
                     resp.with_record_errors(bad.iter().map(record_error).collect())
                 }
                 _ => resp,
-            }
+            };
+            (resp, None)
         }
     }
 }

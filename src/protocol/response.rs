@@ -249,7 +249,7 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
 
     fn segment(dir: &std::path::Path, batches: usize) -> Segment {
-        let mut seg = Segment::create(&FileStorage, dir, 0).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir, 0).unwrap();
         for i in 0..batches {
             let b = make_batch(&[b"value-1", b"value-2"], 1000 + i as i64, None);
             let h = assign_offsets(&b, 2 * i as i64, 0, None);
