@@ -19,7 +19,7 @@ const KAFKA_STORAGE_ERROR: i16 = 56;
 #[tokio::test]
 async fn a_full_disk_fails_only_its_writes_and_recovers_without_a_restart() -> Result<()> {
     let storage = FaultyStorage::new();
-    let mut b = TestBroker::start_on(Arc::new(Arc::clone(&storage)), |_| {}).await?;
+    let b = TestBroker::start_on(Arc::new(Arc::clone(&storage)), |_| {}).await?;
     let mut c = b.client().await?;
     create_topic(&mut c, "full", 2).await?;
     for p in [0, 1] {

@@ -99,6 +99,9 @@ impl SegmentFile for GatedFile {
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
     }
+    fn identity(&self) -> io::Result<(u64, u64)> {
+        self.inner.identity()
+    }
     fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         self.inner.as_fd()
     }

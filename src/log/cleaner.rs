@@ -32,7 +32,7 @@
 //! new topic's directory (Kafka aborts a partition's cleaning before deleting its log).
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{self, File};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
@@ -513,6 +513,36 @@ mod tests {
     }
 
     const CODECS: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Zstd];
+
+    #[test]
+    fn a_cleaned_segment_keeps_the_source_files_modification_time() {
+        // Kafka's cleanSegments carries the source's last-modified time over: records without a
+        // timestamp are judged by it (LogSegment.largestTimestamp), so a cleaning must not make
+        // an old segment young again, or a compact,delete topic of such records never expires.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), compact_config(), true, 0).unwrap();
+        // Key 9 is written once, so the first segment keeps a record and survives the cleaning.
+        log.append(&batch(&[(9, Some(1))], -1, Compression::None, None), 9, 0)
+            .unwrap();
+        for round in 0..40u8 {
+            let b = batch(&[(round % 3, Some(round))], -1, Compression::None, None);
+            log.append(&b, 9, 0).unwrap();
+        }
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        let first = dir.path().join(crate::log::segment::file_name(0, "log"));
+        fs::File::options()
+            .write(true)
+            .open(&first)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        assert!(
+            clean_now(&mut log, crate::broker::now_ms()) > 0,
+            "nothing was cleaned"
+        );
+        let modified = fs::metadata(&first).unwrap().modified().unwrap();
+        assert_eq!(modified, day_ago);
+    }
 
     /// For `batches` of writes: cleaning (in as many passes as an offset map of
     /// `dedupe_buffer_size` bytes needs) leaves every surviving record at the offset it was

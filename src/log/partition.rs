@@ -157,10 +157,16 @@ pub enum FlushError {
 impl FlushJob {
     pub fn run(&self) -> Result<(), FlushError> {
         for f in &self.files {
-            f.handle()
-                .map_err(FlushError::Open)?
-                .sync_data()
-                .map_err(FlushError::Sync)?;
+            let file = match f.handle() {
+                Ok(file) => file,
+                // The cache had closed an inactive segment that is gone since the job was made:
+                // deleted (retention, DeleteRecords: nothing of it is left to keep) or replaced
+                // by a cleaning (whose output the cleaner fsynced before the swap). Not a device
+                // failure, and taking the log offline for it would stop a healthy partition.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(FlushError::Open(e)),
+            };
+            file.sync_data().map_err(FlushError::Sync)?;
         }
         Ok(())
     }
@@ -895,7 +901,17 @@ impl PartitionLog {
             let log = self
                 .dir
                 .join(super::segment::file_name(c.base_offset, "log"));
-            fs::rename(self.cleaned_path(c.base_offset), &log)?;
+            // The cleaned segment keeps the source's modification time (Kafka's cleanSegments
+            // does the same): retention and the compaction lags judge a segment whose records
+            // carry no timestamp by that time, and a cleaning must not make it young again.
+            let cleaned_path = self.cleaned_path(c.base_offset);
+            if let Ok(modified) = fs::metadata(&log).and_then(|m| m.modified()) {
+                fs::File::options()
+                    .write(true)
+                    .open(&cleaned_path)
+                    .and_then(|f| f.set_modified(modified))?;
+            }
+            fs::rename(&cleaned_path, &log)?;
             for suffix in ["index", "timeindex"] {
                 let _ = fs::remove_file(
                     self.dir
