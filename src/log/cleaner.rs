@@ -32,7 +32,7 @@
 //! new topic's directory (Kafka aborts a partition's cleaning before deleting its log).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
@@ -415,6 +415,7 @@ mod tests {
         TimestampType,
     };
     use proptest::prelude::*;
+    use std::fs;
 
     type Write = (u8, Option<u8>); // key, value (None: tombstone)
 
