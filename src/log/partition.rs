@@ -1387,6 +1387,35 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_skips_a_segment_deleted_while_it_waited() {
+        // A flush job waits on the blocking pool while retention, DeleteRecords or a cleaning
+        // removes one of its segments, whose file the open-file cache had closed: there is
+        // nothing left to fsync, and the healthy log must stay online (Kafka's flush walks only
+        // the segments the log still has).
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for _ in 0..60 {
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], 1, None), 9, 0)
+                .unwrap();
+        }
+        assert!(log.segment_count() >= 2);
+        let upto = log.log_end_offset();
+        let job = log.flush_job(upto).unwrap();
+        assert!(
+            log.storage.open_files().shed() > 0,
+            "no inactive file was cached"
+        );
+        let first = dir.path().join(super::super::segment::file_name(
+            log.segments[0].base_offset,
+            "log",
+        ));
+        fs::remove_file(first).unwrap();
+        let outcome = job.run();
+        log.complete_flush(upto, outcome, 0).unwrap();
+        assert!(!log.offline);
+    }
+
+    #[test]
     fn size_retention_keeps_the_newest_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
