@@ -69,6 +69,8 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::IncrementalAlterConfigs,
         ApiKey::DescribeCluster,
         ApiKey::DescribeTopicPartitions,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;
@@ -1626,5 +1628,58 @@ async fn describe_topic_partitions_every_version() -> Result<()> {
             "v{v}: {r:?}"
         );
     }
+    Ok(())
+}
+
+// Kafka's PLAINTEXT listener (KafkaApis.handleSaslHandshakeRequest / handleSaslAuthenticateRequest,
+// calibrated on Kafka 4.4) answers both SASL requests with ILLEGAL_SASL_STATE and keeps the
+// connection open, so a client configured for SASL fails at once instead of timing out.
+const ILLEGAL_SASL_STATE: i16 = 34;
+
+#[tokio::test]
+async fn sasl_handshake_every_version() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::SaslHandshake)? {
+        let r = c
+            .request(
+                v,
+                SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+            )
+            .await
+            .with_context(|| format!("SaslHandshake v{v}"))?;
+        ensure!(r.error_code == ILLEGAL_SASL_STATE, "v{v}: {r:?}");
+        ensure!(r.mechanisms.is_empty(), "v{v}: {r:?}");
+    }
+    // The connection still serves requests, as Kafka's does.
+    metadata(&mut c, METADATA_V, None, false).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sasl_authenticate_every_version() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let table = advertised(&mut c).await?;
+    for v in range_of(&table, ApiKey::SaslAuthenticate)? {
+        let req = SaslAuthenticateRequest::default()
+            .with_auth_bytes(bytes::Bytes::from_static(b"\0a\0b"));
+        let r = c
+            .request(v, req)
+            .await
+            .with_context(|| format!("SaslAuthenticate v{v}"))?;
+        ensure!(r.error_code == ILLEGAL_SASL_STATE, "v{v}: {r:?}");
+        ensure!(
+            r.error_message.as_deref()
+                == Some("SaslAuthenticate request received after successful authentication"),
+            "v{v}: {r:?}"
+        );
+        ensure!(
+            r.auth_bytes.is_empty() && r.session_lifetime_ms == 0,
+            "v{v}: {r:?}"
+        );
+    }
+    metadata(&mut c, METADATA_V, None, false).await?;
     Ok(())
 }

@@ -39,6 +39,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::SyncGroup, r(0, 5)),
     (ApiKey::DescribeGroups, r(0, 6)),
     (ApiKey::ListGroups, r(0, 5)),
+    (ApiKey::SaslHandshake, r(0, 1)),
     (ApiKey::ApiVersions, r(0, 4)),
     (ApiKey::CreateTopics, r(2, 7)),
     (ApiKey::DeleteTopics, r(1, 6)),
@@ -47,6 +48,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),
+    (ApiKey::SaslAuthenticate, r(0, 2)),
     (ApiKey::CreatePartitions, r(0, 3)),
     (ApiKey::DeleteGroups, r(0, 2)),
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
@@ -98,6 +100,8 @@ mod tests {
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+            ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

@@ -38,6 +38,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod response;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::sync::Arc;
@@ -199,8 +201,9 @@ async fn dispatch(
         ApiKey::DescribeTopicPartitions => {
             respond(ctx, &describe_topic_partitions::handle(ctx, decode(f, v)?))
         }
-        ApiKey::SaslHandshake
-        | ApiKey::OffsetForLeaderEpoch
+        ApiKey::SaslHandshake => respond(ctx, &sasl_handshake::handle(ctx, decode(f, v)?)),
+        ApiKey::SaslAuthenticate => respond(ctx, &sasl_authenticate::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetForLeaderEpoch
         | ApiKey::AddPartitionsToTxn
         | ApiKey::AddOffsetsToTxn
         | ApiKey::EndTxn
@@ -210,7 +213,6 @@ async fn dispatch(
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
         | ApiKey::AlterReplicaLogDirs
-        | ApiKey::SaslAuthenticate
         | ApiKey::CreateDelegationToken
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
