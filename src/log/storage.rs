@@ -288,6 +288,11 @@ impl SegmentFile for FaultyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log at `path` whose files go through `storage`, where faults are injected by name.
+    fn faulty_log(storage: &Arc<FaultyStorage>, path: &Path, config: LogConfig) -> PartitionLog {
+        PartitionLog::open_on(Arc::new(Arc::clone(storage)), path, config, true, 0).unwrap()
+    }
     use crate::log::batch::tests::make_batch;
     use crate::log::partition::{LogError, Partition, PartitionLog};
     use crate::log::LogConfig;
@@ -310,16 +315,7 @@ mod tests {
             segment_bytes: 300,
             ..LogConfig::default()
         };
-        let open = |name: &str| {
-            PartitionLog::open_on(
-                Arc::new(Arc::clone(&storage)),
-                &dir.path().join(name),
-                config.clone(),
-                true,
-                0,
-            )
-            .unwrap()
-        };
+        let open = |name: &str| faulty_log(&storage, &dir.path().join(name), config.clone());
         let (mut sick, mut well) = (open("sick-0"), open("well-0"));
         for log in [&mut sick, &mut well] {
             for i in 0..10 {
@@ -374,14 +370,7 @@ mod tests {
     fn a_failing_device_takes_only_that_log_offline() {
         let dir = tempfile::tempdir().unwrap();
         let storage = FaultyStorage::new();
-        let mut log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &dir.path().join("t-0"),
-            LogConfig::default(),
-            true,
-            0,
-        )
-        .unwrap();
+        let mut log = faulty_log(&storage, &dir.path().join("t-0"), LogConfig::default());
         log.append(&make_batch(&[b"acknowledged"], 1, None), 9, 0)
             .unwrap();
         storage.inject("t-0", Fault::WriteFailsWithEio);
@@ -405,14 +394,7 @@ mod tests {
             flush_messages: 1,
             ..LogConfig::default()
         };
-        let log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &dir.path().join("t-0"),
-            config,
-            true,
-            0,
-        )
-        .unwrap();
+        let log = faulty_log(&storage, &dir.path().join("t-0"), config);
         let log = Partition::new("t".into(), 0, log);
         log.append(&make_batch(&[b"synced"], 1, None), 9, 0)
             .unwrap();
@@ -439,14 +421,7 @@ mod tests {
             segment_bytes: 500,
             ..LogConfig::default()
         };
-        let log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &dir.path().join("t-0"),
-            config,
-            true,
-            0,
-        )
-        .unwrap();
+        let log = faulty_log(&storage, &dir.path().join("t-0"), config);
         let log = Partition::new("t".into(), 0, log);
         let append = |n: i64| {
             for i in 0..n {
@@ -480,14 +455,7 @@ mod tests {
             flush_ms: 1000,
             ..LogConfig::default()
         };
-        let log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &dir.path().join("t-0"),
-            config,
-            true,
-            0,
-        )
-        .unwrap();
+        let log = faulty_log(&storage, &dir.path().join("t-0"), config);
         let log = Partition::new("t".into(), 0, log);
         for i in 0..20 {
             log.append(&make_batch(&[b"some value"], i, None), 9, 0)
@@ -537,14 +505,7 @@ mod tests {
             ..LogConfig::default()
         };
         let path = dir.path().join("t-0");
-        let log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &path,
-            config.clone(),
-            true,
-            0,
-        )
-        .unwrap();
+        let log = faulty_log(&storage, &path, config.clone());
         let log = Partition::new("t".into(), 0, log);
         for i in 0..40 {
             log.append(&make_batch(&[b"some value"], i, None), 9, 0)
@@ -578,8 +539,7 @@ mod tests {
         // After a clean shutdown the indexes are whole and trusted.
         log.with_log(|l| l.close(0)).unwrap();
         drop(log);
-        let log =
-            PartitionLog::open_on(Arc::new(Arc::clone(&storage)), &path, config, true, 0).unwrap();
+        let log = faulty_log(&storage, &path, config);
         assert_eq!(log.segment_count(), segments);
         assert!(open_descriptors_under(&path) <= 3);
         let report = crate::log::check::check_partition(&path, Default::default()).unwrap();
@@ -596,14 +556,7 @@ mod tests {
             segment_bytes: 300,
             ..LogConfig::default()
         };
-        let log = PartitionLog::open_on(
-            Arc::new(Arc::clone(&storage)),
-            &dir.path().join("t-0"),
-            config,
-            true,
-            0,
-        )
-        .unwrap();
+        let log = faulty_log(&storage, &dir.path().join("t-0"), config);
         let log = Partition::new("t".into(), 0, log);
         storage.inject("t-0", Fault::OpenFails);
         let mut failed = 0;
