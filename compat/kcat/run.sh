@@ -529,16 +529,22 @@ t_append_after_restart() {
 
 # Clean shutdown runs in the main shell (it owns the broker process). lib.sh's gregor_stop waits
 # forever, so a watchdog SIGKILLs a broker that ignores SIGTERM for 20 s and the test fails.
-# An optional third argument names a function started in the background one second before the
-# stop, to keep a client busy across it.
-stop_and_restart() { # stop_and_restart NAME stop|kill9 [BACKGROUND_FUNCTION]
-  local name="$PHASE$1" log pid=$GREGOR_PID rc=0 bg=""
+# An optional third argument names a function started in the background to keep a client busy
+# across the stop, and the fourth a command that succeeds once that client is busy: the stop
+# waits for it (a fixed sleep raced a slow start of the client on a loaded machine, and the
+# broker was killed and back before the client had sent anything).
+stop_and_restart() { # stop_and_restart NAME stop|kill9 [BACKGROUND_FUNCTION READY_COMMAND]
+  local name="$PHASE$1" log pid=$GREGOR_PID rc=0 bg="" i
   log="$(log_path "$1")"
   if [ "$BROKER_UP" != 1 ]; then echo "not run: the broker is not running" >"$log"; record "$name" 1 "$log"; return; fi
   if [ -n "${3:-}" ]; then
     "$3" >>"$log" 2>&1 &
     bg=$!
-    sleep 1
+    for i in $(seq 1 600); do
+      eval "$4" && break
+      kill -0 "$bg" 2>/dev/null || break
+      sleep 0.1
+    done
   fi
   if [ "$2" = kill9 ]; then
     gregor_kill9
@@ -973,7 +979,8 @@ main() {
     run_test "whole-topic consume (all partitions)" t_multi_whole_topic
     run_test "keyed records across partitions" t_multi_keyed
     run_test "-Q for several partitions at once" t_multi_query_offsets
-    stop_and_restart "kill -9 (during an idempotent produce) and restart" kill9 idempotent_producer_across_crash
+    stop_and_restart "kill -9 (during an idempotent produce) and restart" kill9 idempotent_producer_across_crash \
+      'grep -q delivered "$WORK/idem-crash.produce.log" 2>/dev/null'
     run_test "acknowledged records survive kill -9" t_multi_after_crash
     run_test "idempotent producer across kill -9: no loss, no duplicates" t_idempotent_across_crash
   fi
