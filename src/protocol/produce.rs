@@ -44,6 +44,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     let now = now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
     let mut flushes = Vec::new();
+    let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .into_iter()
@@ -68,9 +69,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                         }
                     };
                     if let (Ok(t), errors::NONE) = (&topic, r.error_code) {
-                        // As Kafka's ReplicaManager after an append: complete the delayed fetches
-                        // of that partition (and no other).
-                        ctx.broker.purgatory.check_and_complete(&t.name, index);
+                        appended.push(((ti, pi), std::sync::Arc::clone(t), index));
                     }
                     r
                 })
@@ -85,7 +84,16 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             t
         })
         .collect();
-    for ((ti, pi), e) in run_flushes(flushes, now).await {
+    let flush_failures = run_flushes(flushes, now).await;
+    // As Kafka's ReplicaManager after an append (its flush included): complete the delayed
+    // fetches of each appended partition, and no other, once what flush.messages asked for is on
+    // disk, so a parked fetch is not answered with records whose fsync then fails.
+    for (slot, topic, index) in &appended {
+        if !flush_failures.iter().any(|(s, _)| s == slot) {
+            ctx.broker.purgatory.check_and_complete(&topic.name, *index);
+        }
+    }
+    for ((ti, pi), e) in flush_failures {
         if let Some(r) = responses
             .get_mut(ti)
             .and_then(|t| t.partition_responses.get_mut(pi))
