@@ -18,6 +18,16 @@
 //!   completes what depends on the write in its `on_append` hook (Kafka's appendFuture), which
 //!   the runtime runs with the append's outcome before it answers. A deferred answer (SyncGroup's
 //!   waiting members) is therefore only sent once the write is decided.
+//! - A **transactional write** (Kafka's scheduleTransactionalWriteOperation: TxnOffsetCommit)
+//!   carries the producer id and epoch of the transaction: its records are appended as one
+//!   transactional batch of that producer (the log checks the epoch: a fenced producer gets
+//!   INVALID_PRODUCER_EPOCH) and replayed as belonging to it. The shard keeps them aside until
+//!   **`complete_transaction`** (Kafka's scheduleTransactionCompletion) writes the commit or
+//!   abort marker that the transaction coordinator sends, and replays the end of the
+//!   transaction: on commit the producer's records take effect, on abort they are dropped.
+//! - **Loading** replays the partition as Kafka's CoordinatorLoaderImpl does: each record with
+//!   its offset and its batch's producer id, and each control batch (a transaction marker) as
+//!   the end of that producer's transaction, never as a record of the coordinator.
 //! - Timers (session expiry, rebalance timeouts, offset expiry) are write operations too.
 //! - Reads take the shard's lock and look; they never change it.
 //!
@@ -34,6 +44,27 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::txn::TxnMarker;
+
+/// The producer id of a batch written outside any transaction (Kafka's NO_PRODUCER_ID).
+pub const NO_PRODUCER_ID: i64 = -1;
+
+/// The producer a transactional write belongs to (Kafka's ProducerIdAndEpoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// Where a replayed record sits in the log and which producer's batch holds it (the arguments
+/// of Kafka's CoordinatorPlayback.replay besides the record): `producer_id` is
+/// [`NO_PRODUCER_ID`] unless the record belongs to a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordContext {
+    pub offset: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
 
 /// One record of an internal topic as it is stored: its key and its value (`None`: a tombstone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +79,18 @@ impl CoordinatorRecord {
     }
 }
 
-/// A coordinator's state for one partition of its internal topic.
+/// A coordinator's state for one partition of its internal topic (Kafka's CoordinatorShard and
+/// CoordinatorPlayback).
 pub trait CoordinatorShard: Send {
     /// Applies one record of the partition: at load, and after every write whose result asks for
     /// it. Records the shard does not know are skipped (a newer broker may have written them).
-    fn replay(&mut self, record: &CoordinatorRecord, now: i64);
+    /// A record of a transaction (`at.producer_id` set) is held for that producer until
+    /// `replay_end_transaction`.
+    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord, now: i64);
+
+    /// Applies a transaction marker: the producer's records replayed since its last marker take
+    /// effect (commit) or are dropped (abort). A shard without transactional state ignores it.
+    fn replay_end_transaction(&mut self, _marker: &TxnMarker) {}
 }
 
 /// Runs once the append is decided, with its outcome (the mapped error on failure), under the
@@ -209,16 +247,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                 break;
             }
             offset = next;
-            while !bytes.is_empty() {
-                let Ok(set) = RecordBatchDecoder::decode(&mut bytes) else {
-                    break;
-                };
-                for r in set.records {
-                    let Some(key) = r.key else { continue };
-                    shard.replay(&CoordinatorRecord::new(key, r.value), now);
-                    replayed += 1;
-                }
-            }
+            replayed += replay_batches(&mut shard, &mut bytes, now);
         }
         Ok((shard, replayed))
     }
@@ -234,25 +263,82 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         now: i64,
         op: impl FnOnce(&mut S) -> CoordinatorResult<S, T>,
     ) -> Result<T, i16> {
+        self.run_write(catalog, partition, now, None, op)
+    }
+
+    /// A write operation inside a producer's transaction (Kafka's
+    /// scheduleTransactionalWriteOperation): its records are appended as one transactional batch
+    /// of `producer` and replayed as that producer's, pending until `complete_transaction`.
+    pub fn write_transactional<T>(
+        &self,
+        catalog: &Catalog,
+        partition: i32,
+        now: i64,
+        producer: ProducerIdAndEpoch,
+        op: impl FnOnce(&mut S) -> CoordinatorResult<S, T>,
+    ) -> Result<T, i16> {
+        self.run_write(catalog, partition, now, Some(producer), op)
+    }
+
+    fn run_write<T>(
+        &self,
+        catalog: &Catalog,
+        partition: i32,
+        now: i64,
+        producer: Option<ProducerIdAndEpoch>,
+        op: impl FnOnce(&mut S) -> CoordinatorResult<S, T>,
+    ) -> Result<T, i16> {
         let slot = self.slot(partition).ok_or(errors::NOT_COORDINATOR)?;
         let mut guard = slot.lock();
         let shard = guard.as_mut().ok_or(errors::NOT_COORDINATOR)?;
         let result = op(shard);
         let outcome = if result.records.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
-            self.append(catalog, partition, &result.records, now)
+            let batch = Batch::Records(&result.records, producer);
+            self.append(catalog, partition, batch, now)
+                .map(Some)
                 .map_err(operation_error)
         };
-        if outcome.is_ok() && result.replay_records {
-            for record in &result.records {
-                shard.replay(record, now);
+        if let (Ok(Some(base_offset)), true) = (outcome, result.replay_records) {
+            let (producer_id, producer_epoch) =
+                producer.map_or((NO_PRODUCER_ID, -1), |p| (p.producer_id, p.producer_epoch));
+            for (offset, record) in (base_offset..).zip(&result.records) {
+                let at = RecordContext {
+                    offset,
+                    producer_id,
+                    producer_epoch,
+                };
+                shard.replay(at, record, now);
             }
         }
+        let outcome = outcome.map(|_| ());
         if let Some(on_append) = result.on_append {
             on_append(shard, outcome);
         }
         outcome.map(|()| result.response)
+    }
+
+    /// Ends a producer's transaction on a shard (Kafka's scheduleTransactionCompletion, which the
+    /// transaction coordinator's markers reach through WriteTxnMarkers): writes the marker to the
+    /// partition, then replays it, so that the producer's pending records take effect (commit) or
+    /// vanish (abort). A marker that cannot be written changes nothing and answers the mapped
+    /// error (the log's: e.g. TRANSACTION_COORDINATOR_FENCED, INVALID_PRODUCER_EPOCH), for the
+    /// coordinator to retry.
+    pub fn complete_transaction(
+        &self,
+        catalog: &Catalog,
+        partition: i32,
+        marker: TxnMarker,
+        now: i64,
+    ) -> Result<(), i16> {
+        let slot = self.slot(partition).ok_or(errors::NOT_COORDINATOR)?;
+        let mut guard = slot.lock();
+        let shard = guard.as_mut().ok_or(errors::NOT_COORDINATOR)?;
+        self.append(catalog, partition, Batch::Marker(&marker), now)
+            .map_err(operation_error)?;
+        shard.replay_end_transaction(&marker);
+        Ok(())
     }
 
     /// Runs `f` on a loaded shard without changing it.
@@ -262,52 +348,147 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         guard.as_ref().map(f)
     }
 
-    /// Appends records as one batch to the partition; the error is the append's Kafka error code.
+    /// The one place a coordinator's writes reach its partition's log (Kafka's
+    /// PartitionWriter.append, origin COORDINATOR): creates the internal topic on the first
+    /// write, appends the batch, and answers its base offset, or the append's Kafka error code.
     fn append(
         &self,
         catalog: &Catalog,
         partition: i32,
-        records: &[CoordinatorRecord],
+        batch: Batch<'_>,
         now: i64,
-    ) -> Result<(), i16> {
+    ) -> Result<i64, i16> {
         let topic = catalog
             .get_or_create(self.topic, self.partitions(), now)
             .map_err(|_| errors::UNKNOWN_TOPIC_OR_PARTITION)?;
         let log = topic
             .partition(partition)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder batches records whose offset - sequence agree; no producer id, so
-                // the sequence has no other meaning here.
-                sequence: i as i32,
-                timestamp: now,
-                key: Some(r.key.clone()),
-                value: r.value.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
+        let appended = match batch {
+            Batch::Records(records, producer) => {
+                let buf = encode_batch(records, producer, now)?;
+                log.append(&buf, 9, now).map(|info| info.base_offset)
+            }
+            // Until the log writes control batches (AppendOrigin::Coordinator with
+            // append_txn_marker), a marker cannot be written: the transaction coordinator
+            // retries it.
+            Batch::Marker(marker) => {
+                tracing::warn!(
+                    topic = self.topic,
+                    partition,
+                    ?marker,
+                    "transaction markers cannot be written yet"
+                );
+                return Err(errors::COORDINATOR_NOT_AVAILABLE);
+            }
         };
-        RecordBatchEncoder::encode(&mut buf, &records, &options)
-            .map_err(|_| errors::UNKNOWN_SERVER_ERROR)?;
-        log.append(&buf, 9, now).map(|_| ()).map_err(|e| {
+        appended.map_err(|e| {
             tracing::error!(topic = self.topic, partition, error = %e, "coordinator append failed");
             errors::log_error_code(&e)
         })
+    }
+}
+
+/// What the runtime appends to a shard's partition.
+enum Batch<'a> {
+    /// An operation's records: one batch, transactional when a producer is given.
+    Records(&'a [CoordinatorRecord], Option<ProducerIdAndEpoch>),
+    /// A transaction's commit or abort marker (a control batch).
+    Marker(&'a TxnMarker),
+}
+
+/// One batch of records as Kafka's runtime builds it (CoordinatorRuntime.maybeAllocateNewBatch):
+/// CreateTime, uncompressed, and for a transaction that producer's id and epoch with the
+/// transactional flag and base sequence 0 (the log does not check a coordinator's sequences).
+fn encode_batch(
+    records: &[CoordinatorRecord],
+    producer: Option<ProducerIdAndEpoch>,
+    now: i64,
+) -> Result<BytesMut, i16> {
+    let (producer_id, producer_epoch) =
+        producer.map_or((NO_PRODUCER_ID, -1), |p| (p.producer_id, p.producer_epoch));
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: producer.is_some(),
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder batches records whose offset - sequence agree.
+            sequence: i as i32,
+            timestamp: now,
+            key: Some(r.key.clone()),
+            value: r.value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .map_err(|_| errors::UNKNOWN_SERVER_ERROR)?;
+    Ok(buf)
+}
+
+/// Replays every batch in `bytes` into `shard`, as Kafka's CoordinatorLoaderImpl: a control
+/// batch ends its producer's transaction (a COMMIT or ABORT marker; other control records are
+/// skipped), any other batch's records are replayed with their offset and the batch's producer.
+/// A batch that does not decode ends the read. Returns the number of records replayed.
+fn replay_batches<S: CoordinatorShard>(shard: &mut S, bytes: &mut Bytes, now: i64) -> usize {
+    let mut replayed = 0;
+    while !bytes.is_empty() {
+        let Ok(set) = RecordBatchDecoder::decode(bytes) else {
+            break;
+        };
+        for r in set.records {
+            if r.control {
+                if let Some(commit) = r.key.as_deref().and_then(marker_type) {
+                    let coordinator_epoch = r.value.as_deref().map_or(-1, marker_epoch);
+                    shard.replay_end_transaction(&TxnMarker {
+                        producer_id: r.producer_id,
+                        producer_epoch: r.producer_epoch,
+                        coordinator_epoch,
+                        commit,
+                    });
+                }
+                continue;
+            }
+            let Some(key) = r.key else { continue };
+            let at = RecordContext {
+                offset: r.offset,
+                producer_id: r.producer_id,
+                producer_epoch: r.producer_epoch,
+            };
+            shard.replay(at, &CoordinatorRecord::new(key, r.value), now);
+            replayed += 1;
+        }
+    }
+    replayed
+}
+
+/// The type of a control record's key (Kafka's ControlRecordType: `version int16 | type int16`,
+/// 0 ABORT, 1 COMMIT): whether it is a commit, or `None` for other control records.
+fn marker_type(key: &[u8]) -> Option<bool> {
+    match key {
+        [_, _, 0, 0, ..] => Some(false),
+        [_, _, 0, 1, ..] => Some(true),
+        _ => None,
+    }
+}
+
+/// The coordinator epoch of an EndTransactionMarker value (`version int16 | coordinator_epoch
+/// int32`), -1 when it is cut short.
+fn marker_epoch(value: &[u8]) -> i32 {
+    match value {
+        [_, _, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
+        _ => -1,
     }
 }
 
@@ -330,16 +511,37 @@ mod tests {
     use super::*;
     use crate::log::LogConfig;
 
-    /// A toy coordinator: a map of key → value, changed only by replay.
+    /// A toy coordinator: a map of key → value, changed only by replay; a transaction's records
+    /// wait by producer id for its marker.
     #[derive(Default, Debug, PartialEq)]
-    struct Kv(std::collections::BTreeMap<Bytes, Bytes>);
+    struct Kv(
+        std::collections::BTreeMap<Bytes, Bytes>,
+        std::collections::BTreeMap<i64, Vec<CoordinatorRecord>>,
+    );
 
-    impl CoordinatorShard for Kv {
-        fn replay(&mut self, r: &CoordinatorRecord, _now: i64) {
+    impl Kv {
+        fn apply(&mut self, r: &CoordinatorRecord) {
             match &r.value {
                 Some(v) => self.0.insert(r.key.clone(), v.clone()),
                 None => self.0.remove(&r.key),
             };
+        }
+    }
+
+    impl CoordinatorShard for Kv {
+        fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord, _now: i64) {
+            if at.producer_id == NO_PRODUCER_ID {
+                self.apply(r);
+            } else {
+                self.1.entry(at.producer_id).or_default().push(r.clone());
+            }
+        }
+
+        fn replay_end_transaction(&mut self, marker: &TxnMarker) {
+            let pending = self.1.remove(&marker.producer_id).unwrap_or_default();
+            if marker.commit {
+                pending.iter().for_each(|r| self.apply(r));
+            }
         }
     }
 
@@ -419,5 +621,110 @@ mod tests {
         );
         rt.load(&catalog, 2, 11).unwrap();
         assert_eq!(rt.read(2, |s| s.0.clone()).unwrap(), live);
+    }
+
+    /// A batch as it sits in the log: `records` of `producer` (transactional when given) from
+    /// `base_offset`.
+    fn log_batch(
+        base_offset: i64,
+        records: &[CoordinatorRecord],
+        producer: Option<ProducerIdAndEpoch>,
+    ) -> Vec<u8> {
+        let mut b = encode_batch(records, producer, 1).unwrap().to_vec();
+        b[..8].copy_from_slice(&base_offset.to_be_bytes());
+        b
+    }
+
+    /// A transaction marker as Kafka writes it (EndTransactionMarker: a control batch of one
+    /// record, key `version 0 | type`, value `version 0 | coordinator epoch`).
+    fn marker_batch(base_offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+        let record = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: 3,
+            timestamp_type: TimestampType::Creation,
+            offset: base_offset,
+            sequence: -1,
+            timestamp: 1,
+            key: Some(Bytes::from(vec![0, 0, 0, u8::from(commit)])),
+            value: Some(Bytes::from(vec![0, 0, 0, 0, 0, 5])),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.to_vec()
+    }
+
+    fn txn(producer_id: i64) -> Option<ProducerIdAndEpoch> {
+        Some(ProducerIdAndEpoch {
+            producer_id,
+            producer_epoch: 3,
+        })
+    }
+
+    #[test]
+    fn loading_replays_transactions_as_their_markers_end_them() {
+        // Kafka's CoordinatorLoaderImpl: records of a transactional batch are replayed with the
+        // batch's producer id; a control batch is replayed as the end of that producer's
+        // transaction (commit: its records take effect; abort: they are dropped), never as a
+        // record of the coordinator (the marker's key would otherwise read as one).
+        let mut log = Vec::new();
+        log.extend(log_batch(0, &[put("a", Some(vec![1]))], None));
+        log.extend(log_batch(
+            1,
+            &[put("b", Some(vec![2])), put("a", None)],
+            txn(7),
+        ));
+        log.extend(log_batch(3, &[put("c", Some(vec![3]))], txn(8)));
+        log.extend(marker_batch(4, 7, true));
+        log.extend(marker_batch(5, 8, false));
+        log.extend(log_batch(6, &[put("d", Some(vec![4]))], txn(9)));
+        let mut shard = Kv::default();
+        let replayed = replay_batches(&mut shard, &mut Bytes::from(log), 0);
+        assert_eq!(replayed, 5, "markers are not records");
+        let map: Vec<_> = shard.0.keys().cloned().collect();
+        assert_eq!(map, vec![Bytes::from("b")], "{shard:?}");
+        let open: Vec<_> = shard.1.keys().copied().collect();
+        assert_eq!(open, vec![9], "an unfinished transaction stays pending");
+    }
+
+    #[test]
+    fn replayed_records_carry_their_offsets_and_producer() {
+        struct Seen(Vec<(RecordContext, Bytes)>, Vec<TxnMarker>);
+        impl CoordinatorShard for Seen {
+            fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord, _now: i64) {
+                self.0.push((at, r.key.clone()));
+            }
+            fn replay_end_transaction(&mut self, marker: &TxnMarker) {
+                self.1.push(*marker);
+            }
+        }
+        let mut log = log_batch(10, &[put("x", None), put("y", None)], txn(4));
+        log.extend(marker_batch(12, 4, true));
+        let mut seen = Seen(Vec::new(), Vec::new());
+        replay_batches(&mut seen, &mut Bytes::from(log), 0);
+        let at = |offset| RecordContext {
+            offset,
+            producer_id: 4,
+            producer_epoch: 3,
+        };
+        assert_eq!(
+            seen.0,
+            vec![(at(10), Bytes::from("x")), (at(11), Bytes::from("y"))]
+        );
+        let marker = TxnMarker {
+            producer_id: 4,
+            producer_epoch: 3,
+            coordinator_epoch: 5,
+            commit: true,
+        };
+        assert_eq!(seen.1, vec![marker]);
     }
 }

@@ -23,7 +23,9 @@ use super::consumer_records::{self, ConsumerGroupRecord, StoredConsumerGroup};
 use super::coordinator::{MemberRef, OffsetCommit};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::GroupConfig;
-use crate::coordinator::runtime::{CoordinatorRecord, CoordinatorResult, CoordinatorShard};
+use crate::coordinator::runtime::{
+    CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext,
+};
 use crate::metadata::Catalog;
 use crate::protocol::errors;
 
@@ -43,7 +45,7 @@ pub struct GroupShard {
 }
 
 impl CoordinatorShard for GroupShard {
-    fn replay(&mut self, record: &CoordinatorRecord, now: i64) {
+    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, now: i64) {
         let value = record.value.as_deref();
         if let Some(rec) = offsets_topic::decode(&record.key, value) {
             self.replay_offsets(rec, now);
