@@ -813,27 +813,33 @@ impl ClassicGroup {
 
     /// Commits name a member and generation unless they come from outside the group (admin tools
     /// and manually assigned consumers use generation -1 with no member), which only an empty
-    /// group accepts (ClassicGroup.validateOffsetCommit).
+    /// group accepts (ClassicGroup.validateOffsetCommit). A transactional commit (TxnOffsetCommit)
+    /// without member and generation is accepted in any state: its versions before 3 carry
+    /// neither; nor does the group's state matter to it (no REBALANCE_IN_PROGRESS).
     pub fn validate_offset_commit(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
         generation_id: i32,
+        transactional: bool,
     ) -> i16 {
-        if member_id.is_empty() && generation_id < 0 {
-            return if self.members.is_empty() {
-                errors::NONE
-            } else {
-                errors::UNKNOWN_MEMBER_ID
-            };
+        if self.state == GroupState::Dead {
+            return errors::COORDINATOR_NOT_AVAILABLE;
         }
-        if let Err(code) = self.check_member(member_id, instance_id) {
-            return code;
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return errors::NONE;
         }
-        if generation_id != self.generation_id {
-            return errors::ILLEGAL_GENERATION;
+        if generation_id >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            if let Err(code) = self.check_member(member_id, instance_id) {
+                return code;
+            }
+            if generation_id != self.generation_id {
+                return errors::ILLEGAL_GENERATION;
+            }
+        } else if !transactional {
+            return errors::UNKNOWN_MEMBER_ID;
         }
-        if self.state == GroupState::CompletingRebalance {
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return errors::REBALANCE_IN_PROGRESS;
         }
         errors::NONE
@@ -1224,24 +1230,35 @@ mod tests {
     #[test]
     fn offset_commit_validation() {
         let mut g = ClassicGroup::new("g");
-        assert_eq!(g.validate_offset_commit("", None, -1), errors::NONE);
+        assert_eq!(g.validate_offset_commit("", None, -1, false), errors::NONE);
         let (a, mut ra) = join_new(&mut g, 0);
         ra.try_recv().unwrap();
         assert_eq!(
-            g.validate_offset_commit(&a, None, 1),
+            g.validate_offset_commit(&a, None, 1, false),
             errors::REBALANCE_IN_PROGRESS
         );
+        // Kafka's ClassicGroup.validateOffsetCommit: the group's state does not matter to a
+        // transactional commit.
+        assert_eq!(g.validate_offset_commit(&a, None, 1, true), errors::NONE);
         later(sync(&mut g, &a, None, 1, vec![], 0))
             .try_recv()
             .unwrap();
-        assert_eq!(g.validate_offset_commit(&a, None, 1), errors::NONE);
+        assert_eq!(g.validate_offset_commit(&a, None, 1, false), errors::NONE);
+        for transactional in [false, true] {
+            assert_eq!(
+                g.validate_offset_commit(&a, None, 0, transactional),
+                errors::ILLEGAL_GENERATION
+            );
+            assert_eq!(
+                g.validate_offset_commit("nope", None, 1, transactional),
+                errors::UNKNOWN_MEMBER_ID
+            );
+        }
         assert_eq!(
-            g.validate_offset_commit(&a, None, 0),
-            errors::ILLEGAL_GENERATION
-        );
-        assert_eq!(
-            g.validate_offset_commit("", None, -1),
+            g.validate_offset_commit("", None, -1, false),
             errors::UNKNOWN_MEMBER_ID
         );
+        // TxnOffsetCommit v0-2 carries no member: accepted while the group has members.
+        assert_eq!(g.validate_offset_commit("", None, -1, true), errors::NONE);
     }
 }

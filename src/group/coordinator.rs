@@ -14,10 +14,15 @@ use super::consumer::{
 use super::offsets_topic::{self, CommittedOffset};
 use super::shard::{GroupResult, GroupShard};
 use super::GroupConfig;
-use crate::coordinator::runtime::CoordinatorRuntime;
+use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::txn::TxnMarker;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// One partition of an OffsetFetch answer: its committed offset (`None`: no commit), or the
+/// partition's error.
+pub type FetchedOffset = (String, i32, Result<Option<CommittedOffset>, i16>);
 
 /// One partition's commit in an OffsetCommit request.
 #[derive(Debug, Clone)]
@@ -310,35 +315,90 @@ impl GroupCoordinator {
         }
         let cfg = &self.cfg;
         self.write(catalog, who.group_id, now, |s| {
-            s.commit_offsets(who, commits, catalog, cfg, now)
+            s.commit_offsets(who, commits, false, catalog, cfg, now)
         })?
     }
 
+    /// TxnOffsetCommit (sendOffsetsToTransaction): the group's checks as OffsetCommit's, the
+    /// offsets written as one transactional batch of the producer (the log fences an old epoch:
+    /// INVALID_PRODUCER_EPOCH) and held pending until the transaction's marker reaches
+    /// `complete_transaction`. Per-partition errors in request order, or the request's error.
+    pub fn commit_transactional_offsets(
+        &self,
+        catalog: &Catalog,
+        who: MemberRef<'_>,
+        producer: ProducerIdAndEpoch,
+        commits: Vec<OffsetCommit>,
+        now: i64,
+    ) -> Result<Vec<i16>, i16> {
+        if who.group_id.is_empty() {
+            return Err(errors::INVALID_GROUP_ID);
+        }
+        // No transaction can hold offsets without a producer id; Kafka's verification with the
+        // transaction coordinator answers such a request INVALID_PRODUCER_ID_MAPPING.
+        if producer.producer_id < 0 {
+            return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+        }
+        let (cfg, partition) = (&self.cfg, self.partition_of(who.group_id));
+        self.runtime
+            .write_transactional(catalog, partition, now, producer, |s| {
+                s.commit_offsets(who, commits, true, catalog, cfg, now)
+            })?
+    }
+
+    /// Ends a transaction on one `__consumer_offsets` partition: the entry the transaction
+    /// coordinator's marker dispatch calls (Kafka's GroupCoordinatorService.completeTransaction,
+    /// reached through WriteTxnMarkers) for each offsets partition of a transaction that sent
+    /// offsets. Writes the marker, then the producer's pending offsets become the committed ones
+    /// (`marker.commit`) or vanish. Errors: NOT_COORDINATOR (the partition is not loaded here),
+    /// COORDINATOR_NOT_AVAILABLE, or the log's (e.g. TRANSACTION_COORDINATOR_FENCED); the
+    /// coordinator retries them.
+    pub fn complete_transaction(
+        &self,
+        catalog: &Catalog,
+        offsets_partition: i32,
+        marker: TxnMarker,
+        now: i64,
+    ) -> Result<(), i16> {
+        self.runtime
+            .complete_transaction(catalog, offsets_partition, marker, now)
+    }
+
     /// Committed offsets of a group: of the given (topic, partitions), or all when `None`.
+    /// Offsets pending in open transactions are never shown; with `require_stable` (OffsetFetch
+    /// v7+, a read_committed consumer) a partition that has some answers UNSTABLE_OFFSET_COMMIT,
+    /// for the consumer to retry once the transaction ended (Kafka's OffsetMetadataManager
+    /// fetchOffsets / fetchAllOffsets).
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
         self.read(group_id, |s| {
             let committed = s.offsets.get(group_id);
+            let fetched = |t: &str, p: i32, c: Option<&CommittedOffset>| {
+                if require_stable && s.has_pending_offset(group_id, t, p) {
+                    Err(errors::UNSTABLE_OFFSET_COMMIT)
+                } else {
+                    Ok(c.cloned())
+                }
+            };
             match wanted {
                 Some(topics) => topics
                     .into_iter()
                     .flat_map(|(t, ps)| {
                         ps.into_iter().map(move |p| {
-                            let c = committed.and_then(|m| m.get(&(t.clone(), p))).cloned();
-                            (t.clone(), p, c)
+                            let c = committed.and_then(|m| m.get(&(t.clone(), p)));
+                            (t.clone(), p, fetched(&t, p, c))
                         })
                     })
                     .collect(),
                 None => committed
-                    .map(|m| {
-                        m.iter()
-                            .map(|((t, p), c)| (t.clone(), *p, Some(c.clone())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .flatten()
+                    .map(|((t, p), c)| (t.clone(), *p, fetched(t, *p, Some(c))))
+                    .collect(),
             }
         })
         .unwrap_or_default()
@@ -535,15 +595,18 @@ mod tests {
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
         assert!(c.load(&catalog, 0).unwrap() >= 4);
-        let g1 = c.fetch_offsets("g1", None);
+        let g1 = c.fetch_offsets("g1", None, false);
         assert_eq!(g1.len(), 1);
-        assert_eq!(g1[0].2.as_ref().map(|o| o.offset), Some(6));
-        assert!(c.fetch_offsets("g2", None).is_empty());
+        assert_eq!(
+            g1[0].2.as_ref().map(|o| o.as_ref().map(|o| o.offset)),
+            Ok(Some(6))
+        );
+        assert!(c.fetch_offsets("g2", None, false).is_empty());
         let groups: Vec<String> = c.list_groups().into_iter().map(|g| g.group_id).collect();
         assert_eq!(groups, vec!["g1".to_string()]);
         // An uncommitted partition reads as "no offset".
-        let one = c.fetch_offsets("g1", Some(vec![("t".into(), vec![1])]));
-        assert!(one[0].2.is_none());
+        let one = c.fetch_offsets("g1", Some(vec![("t".into(), vec![1])]), false);
+        assert_eq!(one[0].2, Ok(None));
     }
 
     #[test]
@@ -562,6 +625,58 @@ mod tests {
         assert_eq!(c.expire_offsets(&catalog, 500), 0);
         assert_eq!(c.expire_offsets(&catalog, 1500), 1);
         assert!(c.list_groups().is_empty());
+    }
+
+    #[test]
+    fn offset_fetch_hides_pending_offsets_and_require_stable_flags_them() {
+        // Kafka's OffsetMetadataManager.fetchOffsets/fetchAllOffsets: pending transactional
+        // offsets are never returned; with require_stable a partition that has some answers
+        // UNSTABLE_OFFSET_COMMIT (offset -1), without it the last committed offset.
+        use crate::coordinator::runtime::CoordinatorShard;
+        use crate::coordinator::runtime::{CoordinatorRecord, CoordinatorResult, RecordContext};
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        catalog.create("t", 2, 1, Default::default(), 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig::default());
+        c.commit_offsets(&catalog, who("g", "", -1), vec![commit("t", 0, 5)], 1)
+            .unwrap();
+        let pending = |partition, offset| {
+            let value = CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: 2,
+                record_offset: -1,
+            };
+            CoordinatorRecord::new(
+                offsets_topic::offset_key("g", "t", partition),
+                Some(offsets_topic::offset_value(&value)),
+            )
+        };
+        // As the replay of a transactional batch of producer 7 leaves the shard.
+        let at = RecordContext {
+            offset: 100,
+            producer_id: 7,
+            producer_epoch: 0,
+        };
+        c.write(&catalog, "g", 2, |s| {
+            s.replay(at, &pending(0, 9), 2);
+            s.replay(at, &pending(1, 9), 2);
+            CoordinatorResult::response(())
+        })
+        .unwrap();
+        let both = || Some(vec![("t".to_string(), vec![0, 1])]);
+        let offsets = |wanted, stable| -> Vec<Result<Option<i64>, i16>> {
+            c.fetch_offsets("g", wanted, stable)
+                .into_iter()
+                .map(|(_, _, r)| r.map(|o| o.map(|o| o.offset)))
+                .collect()
+        };
+        assert_eq!(offsets(both(), false), vec![Ok(Some(5)), Ok(None)]);
+        let unstable = Err(errors::UNSTABLE_OFFSET_COMMIT);
+        assert_eq!(offsets(both(), true), vec![unstable, unstable]);
+        assert_eq!(offsets(None, false), vec![Ok(Some(5))]);
+        assert_eq!(offsets(None, true), vec![unstable]);
     }
 
     #[test]
@@ -690,7 +805,7 @@ mod tests {
             catalog.delete("gone").unwrap();
             assert_eq!(c.remove_offsets_of_topics(&catalog, &["gone".into()], 2), 2);
             let left: Vec<String> = c
-                .fetch_offsets("g1", None)
+                .fetch_offsets("g1", None, false)
                 .into_iter()
                 .map(|o| o.0)
                 .collect();
@@ -703,7 +818,7 @@ mod tests {
         c.load(&catalog, 3).unwrap();
         for g in ["g1", "g2"] {
             let left: Vec<(String, i32)> = c
-                .fetch_offsets(g, None)
+                .fetch_offsets(g, None, false)
                 .into_iter()
                 .map(|o| (o.0, o.1))
                 .collect();
@@ -832,7 +947,7 @@ mod runtime_tests {
             c.commit_offsets(&catalog, outside("g"), commits("t", 0..50, 9), 2),
             Err(errors::UNKNOWN_SERVER_ERROR)
         );
-        assert_eq!(c.fetch_offsets("g", None).len(), 1);
+        assert_eq!(c.fetch_offsets("g", None, false).len(), 1);
         // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
         // classic group "g" stays classic with its offsets, and no group "c" appears.
         for group in ["g", "c"] {

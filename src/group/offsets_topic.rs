@@ -41,6 +41,10 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+    /// Where the record sits in `__consumer_offsets` (not part of the value; -1 until replayed):
+    /// of a transactional and a plain commit of one partition, the later record wins when the
+    /// transaction commits (Kafka's OffsetAndMetadata.recordOffset).
+    pub record_offset: i64,
 }
 
 /// One record of the offsets topic, decoded.
@@ -263,6 +267,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
                         leader_epoch,
                         metadata,
                         commit_timestamp,
+                        record_offset: -1,
                     })
                 }
             };
@@ -304,6 +309,7 @@ mod tests {
             leader_epoch: 3,
             metadata: "m".into(),
             commit_timestamp: 7,
+            record_offset: -1,
         };
         let r = decode(&offset_key("g", "t", 5), Some(&offset_value(&o))).unwrap();
         assert_eq!(

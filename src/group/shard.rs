@@ -4,6 +4,12 @@
 //! and every write share (see `coordinator::runtime`).
 //!
 //! - Committed offsets and deletions (offset and group tombstones) change only through `replay`.
+//! - Offsets committed inside a transaction (TxnOffsetCommit) are written as the producer's
+//!   transactional batch and kept aside by producer id (Kafka's OffsetMetadataManager
+//!   pendingTransactionalOffsets / openTransactionsByGroup) until the transaction's marker is
+//!   replayed: on commit they become the committed offsets (a later plain commit of the same
+//!   partition wins over them), on abort they vanish. OffsetFetch never shows them; with
+//!   require_stable a partition that has some answers UNSTABLE_OFFSET_COMMIT.
 //! - Classic groups are live state machines (members parked in JoinGroup/SyncGroup): an
 //!   operation drives the `ClassicGroup` and returns its group record already applied, as Kafka
 //!   does (`replayRecords = false`); `replay` of a group record rebuilds the group at load.
@@ -13,7 +19,7 @@
 //!   the shard to its last written offset). `replay` collects their records at load and
 //!   `on_loaded` turns them into groups; a live group's epoch tombstone deletes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -24,10 +30,11 @@ use super::coordinator::{MemberRef, OffsetCommit};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::GroupConfig;
 use crate::coordinator::runtime::{
-    CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext,
+    CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext, NO_PRODUCER_ID,
 };
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::txn::TxnMarker;
 
 pub type GroupResult<T> = CoordinatorResult<GroupShard, T>;
 
@@ -40,29 +47,65 @@ pub struct GroupShard {
     /// KIP-848 groups. A group id is either classic or consumer, never both.
     pub consumer: HashMap<String, ConsumerGroup>,
     pub offsets: HashMap<String, GroupOffsets>,
+    /// Offsets committed inside transactions not yet ended: producer id → group → offsets
+    /// (Kafka's pendingTransactionalOffsets).
+    pub pending_offsets: HashMap<i64, HashMap<String, GroupOffsets>>,
+    /// The producers with pending offsets in each group (Kafka's openTransactionsByGroup).
+    pub open_transactions: HashMap<String, BTreeSet<i64>>,
     /// ConsumerGroup* records replayed while loading, made into groups by `on_loaded`.
     restoring: HashMap<String, StoredConsumerGroup>,
 }
 
 impl CoordinatorShard for GroupShard {
-    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, now: i64) {
+    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord, now: i64) {
         let value = record.value.as_deref();
         if let Some(rec) = offsets_topic::decode(&record.key, value) {
-            self.replay_offsets(rec, now);
+            self.replay_offsets(at, rec, now);
         } else if let Some((group, rec)) = consumer_records::decode(&record.key, value) {
             self.replay_consumer(group, rec);
+        }
+    }
+
+    /// Kafka's OffsetMetadataManager.replayEndTransactionMarker.
+    fn replay_end_transaction(&mut self, marker: &TxnMarker) {
+        let Some(pending) = self.pending_offsets.remove(&marker.producer_id) else {
+            return;
+        };
+        for group in pending.keys() {
+            if let Some(open) = self.open_transactions.get_mut(group) {
+                open.remove(&marker.producer_id);
+                if open.is_empty() {
+                    self.open_transactions.remove(group);
+                }
+            }
+        }
+        if !marker.commit {
+            return;
+        }
+        for (group, offsets) in pending.into_iter().filter(|(_, o)| !o.is_empty()) {
+            let committed = self.offsets.entry(group).or_default();
+            for (partition, o) in offsets {
+                // The later record of a plain and a transactional commit wins, whatever order
+                // they end in (and whatever compaction of this topic kept).
+                if committed
+                    .get(&partition)
+                    .is_none_or(|c| o.record_offset > c.record_offset)
+                {
+                    committed.insert(partition, o);
+                }
+            }
         }
     }
 }
 
 impl GroupShard {
-    fn replay_offsets(&mut self, rec: OffsetsRecord, now: i64) {
+    fn replay_offsets(&mut self, at: RecordContext, rec: OffsetsRecord, now: i64) {
         match rec {
             OffsetsRecord::Offset {
                 group,
                 topic,
                 partition,
-                value: Some(v),
+                value: Some(mut v),
             } => {
                 // Offsets without a group record belong to a "simple" group (Kafka creates an
                 // empty classic group for them), unless a KIP-848 group holds them.
@@ -71,10 +114,24 @@ impl GroupShard {
                         .entry(group.clone())
                         .or_insert_with(|| ClassicGroup::new(&group));
                 }
-                self.offsets
-                    .entry(group)
-                    .or_default()
-                    .insert((topic, partition), v);
+                v.record_offset = at.offset;
+                if at.producer_id == NO_PRODUCER_ID {
+                    self.offsets
+                        .entry(group)
+                        .or_default()
+                        .insert((topic, partition), v);
+                } else {
+                    self.pending_offsets
+                        .entry(at.producer_id)
+                        .or_default()
+                        .entry(group.clone())
+                        .or_default()
+                        .insert((topic, partition), v);
+                    self.open_transactions
+                        .entry(group)
+                        .or_default()
+                        .insert(at.producer_id);
+                }
             }
             OffsetsRecord::Offset {
                 group,
@@ -82,8 +139,19 @@ impl GroupShard {
                 partition,
                 value: None,
             } => {
+                let key = (topic, partition);
                 if let Some(m) = self.offsets.get_mut(&group) {
-                    m.remove(&(topic, partition));
+                    m.remove(&key);
+                }
+                // The tombstone removes the partition's pending offsets too (Kafka's replay).
+                for producer_id in self.open_transactions.get(&group).into_iter().flatten() {
+                    if let Some(m) = self
+                        .pending_offsets
+                        .get_mut(producer_id)
+                        .and_then(|p| p.get_mut(&group))
+                    {
+                        m.remove(&key);
+                    }
                 }
             }
             OffsetsRecord::Group {
@@ -137,22 +205,48 @@ impl GroupShard {
         }
     }
 
-    /// Topics this shard holds offsets of.
+    /// Topics this shard holds offsets of, committed or pending.
     pub fn offset_topics(&self) -> impl Iterator<Item = &String> {
-        self.offsets.values().flat_map(|m| m.keys().map(|(t, _)| t))
+        let pending = self.pending_offsets.values().flat_map(HashMap::values);
+        self.offsets
+            .values()
+            .chain(pending)
+            .flat_map(|m| m.keys().map(|(t, _)| t))
     }
 
-    /// OffsetCommit: the group's checks, then one offset record per accepted partition;
+    /// The partitions of a group with offsets pending in open transactions.
+    fn pending_partitions<'a>(
+        &'a self,
+        group_id: &'a str,
+    ) -> impl Iterator<Item = &'a (String, i32)> {
+        self.open_transactions
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .filter_map(move |p| self.pending_offsets.get(p)?.get(group_id))
+            .flat_map(BTreeMap::keys)
+    }
+
+    /// Whether an open transaction holds an offset of the group's partition (Kafka's
+    /// hasPendingTransactionalOffsets).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_partitions(group_id)
+            .any(|(t, p)| t == topic && *p == partition)
+    }
+
+    /// OffsetCommit, or TxnOffsetCommit when `transactional` (the runtime then writes the records
+    /// as the producer's): the group's checks, then one offset record per accepted partition;
     /// per-partition errors in request order.
     pub fn commit_offsets(
         &self,
         who: MemberRef<'_>,
         commits: Vec<OffsetCommit>,
+        transactional: bool,
         catalog: &Catalog,
         cfg: &GroupConfig,
         now: i64,
     ) -> GroupResult<Result<Vec<i16>, i16>> {
-        let check = self.validate_offset_commit(who);
+        let check = self.validate_offset_commit(who, transactional);
         if check != errors::NONE {
             return CoordinatorResult::response(Err(check));
         }
@@ -177,6 +271,7 @@ impl GroupShard {
                     leader_epoch: c.leader_epoch,
                     metadata,
                     commit_timestamp: now,
+                    record_offset: -1,
                 };
                 records.push(CoordinatorRecord::new(
                     offsets_topic::offset_key(who.group_id, &c.topic, c.partition),
@@ -187,7 +282,7 @@ impl GroupShard {
         CoordinatorResult::new(records, Ok(codes))
     }
 
-    fn validate_offset_commit(&self, who: MemberRef<'_>) -> i16 {
+    fn validate_offset_commit(&self, who: MemberRef<'_>, transactional: bool) -> i16 {
         let MemberRef {
             group_id,
             member_id,
@@ -195,13 +290,19 @@ impl GroupShard {
             generation_id,
         } = who;
         if let Some(g) = self.consumer.get(group_id) {
-            return g.validate_offset_commit(member_id, generation_id);
+            return match g.validate_offset_commit(member_id, generation_id) {
+                // Kafka's validateTransactionalOffsetCommit: a stale epoch is a generation error.
+                errors::STALE_MEMBER_EPOCH if transactional => errors::ILLEGAL_GENERATION,
+                code => code,
+            };
         }
         match self.classic.get(group_id) {
-            Some(g) => g.validate_offset_commit(member_id, instance_id, generation_id),
+            Some(g) => {
+                g.validate_offset_commit(member_id, instance_id, generation_id, transactional)
+            }
             // Commits from outside any generation create a group to hold them (a "simple"
             // group): replaying the first offset record does.
-            None if member_id.is_empty() && generation_id < 0 => errors::NONE,
+            None if generation_id < 0 && (transactional || member_id.is_empty()) => errors::NONE,
             None => errors::ILLEGAL_GENERATION,
         }
     }
@@ -236,9 +337,15 @@ impl GroupShard {
                 return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
             }
         }
-        if let Some(m) = self.offsets.get(group_id) {
-            records.extend(Self::offset_tombstones(group_id, m.keys()));
-        }
+        // Its committed offsets, and those pending in open transactions (Kafka's
+        // deleteAllOffsets: one tombstone per partition).
+        let committed = self.offsets.get(group_id);
+        let partitions: BTreeSet<&(String, i32)> = committed
+            .into_iter()
+            .flat_map(BTreeMap::keys)
+            .chain(self.pending_partitions(group_id))
+            .collect();
+        records.extend(Self::offset_tombstones(group_id, partitions));
         records.push(CoordinatorRecord::new(
             offsets_topic::group_key(group_id),
             None,
@@ -293,16 +400,20 @@ impl GroupShard {
             }
             let id = g.group_id.as_str();
             let offsets = self.offsets.get(id);
+            // An offset with a pending transactional offset does not expire yet, nor does a
+            // group with open transactions go (Kafka's cleanupExpiredOffsets).
             let expired: Vec<&(String, i32)> = offsets
                 .into_iter()
                 .flatten()
-                .filter(|(_, c)| now - c.commit_timestamp > retention_ms)
+                .filter(|((t, p), c)| {
+                    now - c.commit_timestamp > retention_ms && !self.has_pending_offset(id, t, *p)
+                })
                 .map(|(k, _)| k)
                 .collect();
             removed += expired.len();
             let left = offsets.map_or(0, BTreeMap::len) - expired.len();
             records.extend(Self::offset_tombstones(id, expired));
-            if left == 0 {
+            if left == 0 && !self.open_transactions.contains_key(id) {
                 records.push(CoordinatorRecord::new(offsets_topic::group_key(id), None));
             }
         }
@@ -312,10 +423,21 @@ impl GroupShard {
     /// Tombstones for every group's committed offsets of deleted topics (Kafka's
     /// GroupCoordinator.onPartitionsDeleted); answers how many offsets go.
     pub fn remove_offsets_of_topics(&self, topics: &[String]) -> GroupResult<usize> {
+        // Committed and pending offsets alike (Kafka's onPartitionsDeleted), one tombstone each.
+        let pending = self
+            .pending_offsets
+            .values()
+            .flat_map(|groups| groups.iter());
+        let gone: BTreeSet<(&String, &(String, i32))> = self
+            .offsets
+            .iter()
+            .chain(pending)
+            .flat_map(|(group, m)| m.keys().map(move |k| (group, k)))
+            .filter(|(_, (t, _))| topics.contains(t))
+            .collect();
         let mut records = Vec::new();
-        for (group, m) in &self.offsets {
-            let gone = m.keys().filter(|(t, _)| topics.contains(t));
-            records.extend(Self::offset_tombstones(group, gone));
+        for (group, partition) in gone {
+            records.extend(Self::offset_tombstones(group, [partition]));
         }
         let removed = records.len();
         CoordinatorResult::new(records, removed)
@@ -486,4 +608,183 @@ fn group_record(g: &ClassicGroup, now: i64) -> Bytes {
         timestamp: now,
         members,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Transactional offsets in a shard (Kafka's OffsetMetadataManager and its tests).
+    use super::*;
+    use crate::log::LogConfig;
+
+    fn at(offset: i64, producer_id: i64) -> RecordContext {
+        RecordContext {
+            offset,
+            producer_id,
+            producer_epoch: if producer_id == NO_PRODUCER_ID { -1 } else { 0 },
+        }
+    }
+
+    fn offset_record(group: &str, partition: i32, offset: i64) -> CoordinatorRecord {
+        let value = CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+            record_offset: -1,
+        };
+        CoordinatorRecord::new(
+            offsets_topic::offset_key(group, "t", partition),
+            Some(offsets_topic::offset_value(&value)),
+        )
+    }
+
+    fn marker(producer_id: i64, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        }
+    }
+
+    fn committed(s: &GroupShard, group: &str) -> Vec<(i32, i64)> {
+        s.offsets
+            .get(group)
+            .into_iter()
+            .flatten()
+            .map(|((_, p), c)| (*p, c.offset))
+            .collect()
+    }
+
+    #[test]
+    fn transactional_offsets_wait_for_their_marker() {
+        // Kafka's OffsetMetadataManager.replay / replayEndTransactionMarker: a transactional
+        // commit is pending for its producer; commit makes it the committed offset, abort drops
+        // it; a simple group is created for it as for a plain commit.
+        let mut s = GroupShard::default();
+        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1), 0);
+        s.replay(at(1, 7), &offset_record("g", 0, 10), 0);
+        s.replay(at(2, 7), &offset_record("g", 1, 11), 0);
+        s.replay(at(3, 8), &offset_record("g", 2, 12), 0);
+        assert!(s.classic.contains_key("g"));
+        assert_eq!(committed(&s, "g"), vec![(0, 1)]);
+        assert!(s.has_pending_offset("g", "t", 0) && s.has_pending_offset("g", "t", 2));
+        assert!(!s.has_pending_offset("g", "t", 3) && !s.has_pending_offset("h", "t", 0));
+        s.replay_end_transaction(&marker(8, false));
+        assert!(!s.has_pending_offset("g", "t", 2));
+        assert_eq!(committed(&s, "g"), vec![(0, 1)]);
+        s.replay_end_transaction(&marker(7, true));
+        assert_eq!(committed(&s, "g"), vec![(0, 10), (1, 11)]);
+        assert!(s.open_transactions.is_empty() && s.pending_offsets.is_empty());
+        // A marker of a producer without pending offsets changes nothing.
+        s.replay_end_transaction(&marker(9, true));
+        assert_eq!(committed(&s, "g"), vec![(0, 10), (1, 11)]);
+    }
+
+    #[test]
+    fn the_later_record_wins_when_a_transaction_commits() {
+        // Kafka keeps the most recent committed offset when plain and transactional commits mix
+        // (OffsetAndMetadata.recordOffset).
+        let mut s = GroupShard::default();
+        s.replay(at(5, 7), &offset_record("g", 0, 50), 0);
+        s.replay(at(6, NO_PRODUCER_ID), &offset_record("g", 0, 60), 0);
+        s.replay(at(7, NO_PRODUCER_ID), &offset_record("g", 1, 70), 0);
+        s.replay(at(8, 7), &offset_record("g", 1, 80), 0);
+        s.replay_end_transaction(&marker(7, true));
+        assert_eq!(committed(&s, "g"), vec![(0, 60), (1, 80)]);
+    }
+
+    #[test]
+    fn a_tombstone_removes_pending_offsets_too() {
+        let mut s = GroupShard::default();
+        s.replay(at(0, 7), &offset_record("g", 0, 1), 0);
+        let tombstone = CoordinatorRecord::new(offsets_topic::offset_key("g", "t", 0), None);
+        s.replay(at(1, NO_PRODUCER_ID), &tombstone, 0);
+        assert!(!s.has_pending_offset("g", "t", 0));
+        s.replay_end_transaction(&marker(7, true));
+        assert!(committed(&s, "g").is_empty());
+    }
+
+    fn tombstoned(r: &GroupResult<impl Sized>) -> Vec<Option<OffsetsRecord>> {
+        r.records
+            .iter()
+            .filter(|r| r.value.is_none())
+            .map(|r| offsets_topic::decode(&r.key, None))
+            .collect()
+    }
+
+    fn offset_tombstone(group: &str, partition: i32) -> Option<OffsetsRecord> {
+        Some(OffsetsRecord::Offset {
+            group: group.into(),
+            topic: "t".into(),
+            partition,
+            value: None,
+        })
+    }
+
+    #[test]
+    fn deletion_and_expiry_account_for_pending_offsets() {
+        // Kafka: deleteAllOffsets tombstones pending partitions too, once each;
+        // cleanupExpiredOffsets keeps an offset with a pending one and a group with open
+        // transactions; onPartitionsDeleted covers pending offsets.
+        let mut s = GroupShard::default();
+        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1), 0);
+        s.replay(at(1, NO_PRODUCER_ID), &offset_record("g", 1, 1), 0);
+        s.replay(at(2, 7), &offset_record("g", 1, 2), 0);
+        s.replay(at(3, 7), &offset_record("g", 2, 2), 0);
+        let deleted = s.delete_group("g");
+        assert_eq!(deleted.response, errors::NONE);
+        let mut expected: Vec<_> = (0..3).map(|p| offset_tombstone("g", p)).collect();
+        expected.push(Some(OffsetsRecord::Group {
+            group: "g".into(),
+            value: None,
+        }));
+        assert_eq!(tombstoned(&deleted), expected);
+        let expired = s.expire_offsets(10_000, 1);
+        assert_eq!(expired.response, 1, "partition 1 has a pending offset");
+        assert_eq!(tombstoned(&expired), vec![offset_tombstone("g", 0)]);
+        let gone = s.remove_offsets_of_topics(&["t".into()]);
+        assert_eq!(gone.response, 3);
+        // Once the transaction ended, the group's offsets expire and the group goes.
+        s.replay_end_transaction(&marker(7, false));
+        let expired = s.expire_offsets(10_000, 1);
+        assert_eq!(expired.response, 2);
+        assert!(tombstoned(&expired).contains(&Some(OffsetsRecord::Group {
+            group: "g".into(),
+            value: None
+        })));
+    }
+
+    #[test]
+    fn transactional_commits_validate_as_kafka() {
+        // Kafka's validateTransactionalOffsetCommit: a generation-less commit to an unknown
+        // group creates a simple group; one with a generation is ILLEGAL_GENERATION; a KIP-848
+        // member's stale epoch is ILLEGAL_GENERATION too.
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        catalog.create("t", 1, 1, Default::default(), 0).unwrap();
+        let s = GroupShard::default();
+        let cfg = GroupConfig::default();
+        let commit = || {
+            vec![OffsetCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                leader_epoch: -1,
+                metadata: None,
+            }]
+        };
+        let who = |member_id, generation_id| MemberRef {
+            group_id: "g",
+            member_id,
+            instance_id: None,
+            generation_id,
+        };
+        let r = s.commit_offsets(who("m", -1), commit(), true, &catalog, &cfg, 0);
+        assert_eq!(r.response, Ok(vec![errors::NONE]));
+        let r = s.commit_offsets(who("m", -1), commit(), false, &catalog, &cfg, 0);
+        assert_eq!(r.response, Err(errors::ILLEGAL_GENERATION));
+        let r = s.commit_offsets(who("m", 2), commit(), true, &catalog, &cfg, 0);
+        assert_eq!(r.response, Err(errors::ILLEGAL_GENERATION));
+    }
 }

@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or of several (v8+, KIP-709);
-//! a partition without a commit answers offset -1.
+//! a partition without a commit answers offset -1. Offsets pending in an open transaction are
+//! never shown; with require_stable (v7+: a read_committed consumer) such a partition answers
+//! UNSTABLE_OFFSET_COMMIT and the consumer retries.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -9,15 +11,17 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::group::coordinator::FetchedOffset;
 use crate::group::offsets_topic::CommittedOffset;
+use crate::protocol::errors;
 
 const BATCH_VERSION: i16 = 8;
 
-type Found = Vec<(String, i32, Option<CommittedOffset>)>;
-type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
+type Fetched = Result<Option<CommittedOffset>, i16>;
+type TopicOffsets = (String, Vec<(i32, Fetched)>);
 
 /// Groups the flat (topic, partition, offset) list by topic, keeping order.
-fn by_topic(found: Found) -> Vec<TopicOffsets> {
+fn by_topic(found: Vec<FetchedOffset>) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
     for (t, p, c) in found {
         match out.last_mut() {
@@ -28,15 +32,24 @@ fn by_topic(found: Found) -> Vec<TopicOffsets> {
     out
 }
 
-fn fields(c: Option<CommittedOffset>) -> (i64, i32, StrBytes) {
+/// (error, offset, leader epoch, metadata) of one partition; an error comes with offset -1.
+fn fields(c: Fetched) -> (i16, i64, i32, StrBytes) {
     match c {
-        Some(c) => (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata)),
-        None => (-1, -1, StrBytes::default()),
+        Ok(Some(c)) => (
+            errors::NONE,
+            c.offset,
+            c.leader_epoch,
+            StrBytes::from_string(c.metadata),
+        ),
+        Ok(None) => (errors::NONE, -1, -1, StrBytes::default()),
+        Err(code) => (code, -1, -1, StrBytes::default()),
     }
 }
 
 pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let groups = &ctx.broker.groups;
+    // The field exists from v7; older versions decode it as false.
+    let stable = req.require_stable;
     if ctx.api_version >= BATCH_VERSION {
         let results = req
             .groups
@@ -47,15 +60,17 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = by_topic(groups.fetch_offsets(g.group_id.as_str(), wanted))
+                let found = groups.fetch_offsets(g.group_id.as_str(), wanted, stable);
+                let topics = by_topic(found)
                     .into_iter()
                     .map(|(t, ps)| {
                         let partitions = ps
                             .into_iter()
                             .map(|(p, c)| {
-                                let (offset, epoch, meta) = fields(c);
+                                let (code, offset, epoch, meta) = fields(c);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
+                                    .with_error_code(code)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(meta))
@@ -78,15 +93,16 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = by_topic(groups.fetch_offsets(req.group_id.as_str(), wanted))
+    let topics = by_topic(groups.fetch_offsets(req.group_id.as_str(), wanted, stable))
         .into_iter()
         .map(|(t, ps)| {
             let partitions = ps
                 .into_iter()
                 .map(|(p, c)| {
-                    let (offset, epoch, meta) = fields(c);
+                    let (code, offset, epoch, meta) = fields(c);
                     let mut r = OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
+                        .with_error_code(code)
                         .with_committed_offset(offset)
                         .with_metadata(Some(meta));
                     if ctx.api_version >= 5 {
