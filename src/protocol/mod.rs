@@ -41,6 +41,7 @@ pub mod response;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::sync::Arc;
 
@@ -167,6 +168,7 @@ async fn dispatch(
         ApiKey::LeaveGroup => respond(ctx, &leave_group::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetCommit => respond(ctx, &offset_commit::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetFetch => respond(ctx, &offset_fetch::handle(ctx, decode(f, v)?)),
+        ApiKey::TxnOffsetCommit => respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?)),
         ApiKey::ListGroups => respond(ctx, &list_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),
@@ -208,7 +210,6 @@ async fn dispatch(
         | ApiKey::AddOffsetsToTxn
         | ApiKey::EndTxn
         | ApiKey::WriteTxnMarkers
-        | ApiKey::TxnOffsetCommit
         | ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls

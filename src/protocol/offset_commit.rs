@@ -35,10 +35,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommi
         .broker
         .groups
         .commit_offsets(&ctx.broker.catalog, who, commits, now_ms());
-    let mut codes = match &result {
-        Ok(codes) => codes.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
+    let mut next_code = codes_in_request_order(result);
     let topics = req
         .topics
         .into_iter()
@@ -47,13 +44,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommi
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = match &result {
-                        Ok(_) => codes.next().unwrap_or_default(),
-                        Err(code) => *code,
-                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(next_code())
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -62,4 +55,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommi
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The error of each partition in request order: its own code, or the request's error for all.
+pub(super) fn codes_in_request_order(result: Result<Vec<i16>, i16>) -> impl FnMut() -> i16 {
+    let (mut codes, request_error) = match result {
+        Ok(codes) => (codes.into_iter(), None),
+        Err(code) => (Vec::new().into_iter(), Some(code)),
+    };
+    move || request_error.unwrap_or_else(|| codes.next().unwrap_or_default())
 }
