@@ -17,17 +17,22 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
+    assign_offsets, validate_batch, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
     HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
+use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::txn::TxnMarker;
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
+/// The Produce version the broker's own appends are validated as: the newest (only zstd depends on
+/// it, Produce v7+).
+const INTERNAL_PRODUCE_VERSION: i16 = i16::MAX;
 /// The log start offset when DeleteRecords moved it past the first segment's base offset (Kafka
 /// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
 /// written to a temporary file and renamed.
@@ -62,6 +67,12 @@ pub enum LogError {
     DeleteNotAllowedByPolicy,
     #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
     NoKeyOnCompactedTopic(String),
+    /// A non-transactional batch from a producer inside a transaction (ProducerAppendInfo).
+    #[error("Expected transactional write from the producer: its transaction is ongoing")]
+    InvalidTxnState,
+    /// A transaction marker from an older coordinator epoch than the producer's last marker.
+    #[error("Invalid coordinator epoch: older than the producer's last transaction marker")]
+    TransactionCoordinatorFenced,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +313,7 @@ impl PartitionLog {
     fn load_producer_state(&mut self) -> io::Result<()> {
         let path = self.dir.join(PRODUCER_SNAPSHOT);
         let mut from = self.log_start_offset;
+        let max_message_bytes = self.config.max_message_bytes;
         if let Ok(bytes) = fs::read(&path) {
             match ProducerStateTable::decode_snapshot(&bytes) {
                 Some((table, covers)) if covers <= self.log_end_offset() => {
@@ -321,12 +333,32 @@ impl PartitionLog {
             let start = seg.find_position(from)?.unwrap_or(seg.size());
             let producers = &mut self.producers;
             let reader = seg.reader();
+            let mut failed = None;
             scan(&*reader.file()?, start, seg.size(), false, |b| {
-                if b.header.base_offset >= from {
-                    producers.record(&b.header, b.header.max_timestamp);
+                if b.header.base_offset < from {
+                    return true;
                 }
+                // Markers end transactions: only their record says commit or abort.
+                let marker = match b.header.is_control() {
+                    false => None,
+                    true => match reader.read_batch(b.position, &b.header) {
+                        Ok(bytes) => parse_txn_marker(&bytes, &b.header, max_message_bytes)
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(offset = b.header.base_offset, error = %e, "skipping an unreadable control batch");
+                                None
+                            }),
+                        Err(e) => {
+                            failed = Some(e);
+                            return false;
+                        }
+                    },
+                };
+                producers.update(&b.header, marker.as_ref());
                 true
             })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -399,6 +431,18 @@ impl PartitionLog {
         self.append_from(records, produce_version, now_ms, AppendOrigin::Coordinator)
     }
 
+    /// Writes a transaction marker (a control batch: see `control`) for `marker`'s producer and
+    /// returns its offset. Kafka's checks for markers apply (ProducerAppendInfo.appendEndTxnMarker):
+    /// an older producer epoch than the partition's is INVALID_PRODUCER_EPOCH, an older
+    /// coordinator epoch than the producer's last marker TRANSACTION_COORDINATOR_FENCED.
+    pub fn append_txn_marker(&mut self, marker: &TxnMarker, now_ms: i64) -> Result<i64, LogError> {
+        let batch = end_txn_marker_batch(marker, now_ms);
+        let origin = AppendOrigin::Coordinator;
+        Ok(self
+            .append_from(&batch, INTERNAL_PRODUCE_VERSION, now_ms, origin)?
+            .base_offset)
+    }
+
     /// Validates and appends the `records` of one produced partition (exactly one batch).
     pub fn append_from(
         &mut self,
@@ -416,13 +460,24 @@ impl PartitionLog {
                 before_max_ms: self.config.timestamp_before_max_ms,
                 after_max_ms: self.config.timestamp_after_max_ms,
             });
-        let header = validate_produced(
+        let header = validate_batch(
             records,
             self.config.max_message_bytes,
             produce_version,
             bounds,
+            origin,
         )?;
-        let converted = self.convert_records(records, &header)?;
+        // A control batch (only a coordinator's: see `validate_batch`) is a transaction marker,
+        // checked as one; it is stored as written (LogValidator never recompresses one).
+        let marker = if header.is_control() {
+            parse_txn_marker(records, &header, self.config.max_message_bytes)?
+        } else {
+            None
+        };
+        let converted = match header.is_control() {
+            true => None,
+            false => self.convert_records(records, &header)?,
+        };
         let (records, header) = match &converted {
             // Recompression keeps the producer's header fields; the validated ones stand.
             Some((bytes, h)) => (
@@ -447,7 +502,11 @@ impl PartitionLog {
                     return Err(LogError::UnknownProducerId(header.producer_id));
                 }
             }
-            match self.producers.check(&header) {
+            let verdict = match &marker {
+                Some(m) => self.producers.check_marker(m),
+                None => self.producers.check(&header, origin),
+            };
+            match verdict {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(m) => {
                     let log_append_time = match self.config.timestamp_type {
@@ -463,6 +522,10 @@ impl PartitionLog {
                 }
                 SequenceCheck::InvalidProducerEpoch => return Err(LogError::InvalidProducerEpoch),
                 SequenceCheck::OutOfOrderSequence => return Err(LogError::OutOfOrderSequence),
+                SequenceCheck::InvalidTxnState => return Err(LogError::InvalidTxnState),
+                SequenceCheck::CoordinatorFenced => {
+                    return Err(LogError::TransactionCoordinatorFenced)
+                }
             }
         }
         if records.len() as u64 > self.config.segment_bytes {
@@ -490,7 +553,7 @@ impl PartitionLog {
         ) {
             return Err(self.storage_error(e));
         }
-        self.producers.record(&parsed, parsed.max_timestamp);
+        self.producers.update(&parsed, marker.as_ref());
         Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
@@ -1103,12 +1166,43 @@ impl Partition {
         produce_version: i16,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let origin = AppendOrigin::Coordinator;
-        let (info, flush) = self.append_unflushed(records, produce_version, now_ms, origin)?;
+        self.write_and_flush(now_ms, |log| log.append(records, produce_version, now_ms))
+    }
+
+    /// Appends one batch from `origin` (a coordinator's: `AppendOrigin::Coordinator`, which may be
+    /// transactional with producer id and epoch and sequence -1), flushing as `append` does.
+    pub fn append_with_origin(
+        &self,
+        batch: &[u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.write_and_flush(now_ms, |log| {
+            log.append_from(batch, INTERNAL_PRODUCE_VERSION, now_ms, origin)
+        })
+    }
+
+    /// Writes a transaction marker (see `PartitionLog::append_txn_marker`) and returns its
+    /// offset, flushing as `append` does.
+    pub fn append_txn_marker(&self, marker: &TxnMarker, now_ms: i64) -> Result<i64, LogError> {
+        self.write_and_flush(now_ms, |log| log.append_txn_marker(marker, now_ms))
+    }
+
+    /// Runs a write under the lock, then the fsync flush.messages asks for without it.
+    fn write_and_flush<R>(
+        &self,
+        now_ms: i64,
+        write: impl FnOnce(&mut PartitionLog) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        let (out, flush) = {
+            let mut log = self.log.lock();
+            let out = write(&mut log)?;
+            (out, log.flush_due_after_append())
+        };
         if let Some(job) = flush {
             self.run_flush(job, now_ms)?;
         }
-        Ok(info)
+        Ok(out)
     }
 
     /// Appends records from `origin` (a Produce request: `AppendOrigin::Client`) and hands back
@@ -1251,18 +1345,18 @@ mod tests {
         let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
         let b0 = make_batch(&[b"a", b"b"], 1, Some((7, 0, 0)));
         let b1 = make_batch(&[b"c"], 1, Some((7, 0, 2)));
-        assert_eq!(log.append(&b0, 9, 0).unwrap().base_offset, 0);
-        assert_eq!(log.append(&b1, 9, 0).unwrap().base_offset, 2);
-        let dup = log.append(&b0, 9, 0).unwrap();
+        assert_eq!(log.append_from(&b0, 9, 0, CLIENT).unwrap().base_offset, 0);
+        assert_eq!(log.append_from(&b1, 9, 0, CLIENT).unwrap().base_offset, 2);
+        let dup = log.append_from(&b0, 9, 0, CLIENT).unwrap();
         assert!(dup.duplicate);
         assert_eq!(dup.base_offset, 0);
         assert_eq!(log.high_watermark(), 3);
         drop(log); // no close(): as after kill -9
         let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
-        assert!(log.append(&b1, 9, 0).unwrap().duplicate);
+        assert!(log.append_from(&b1, 9, 0, CLIENT).unwrap().duplicate);
         let gap = make_batch(&[b"d"], 1, Some((7, 0, 9)));
         assert!(matches!(
-            log.append(&gap, 9, 0),
+            log.append_from(&gap, 9, 0, CLIENT),
             Err(LogError::OutOfOrderSequence)
         ));
     }
@@ -1481,5 +1575,88 @@ mod tests {
             log.delete_records(61),
             Err(LogError::DeleteNotAllowedByPolicy)
         ));
+    }
+
+    const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
+    fn marker(producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id: 7,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    #[test]
+    fn a_coordinator_writes_transactional_batches_without_sequences() {
+        // Kafka's LogValidator.validateBatch checks sequences (and refuses control batches) only
+        // for AppendOrigin.CLIENT; ProducerAppendInfo checks a coordinator's epoch, not its
+        // sequence: TxnOffsetCommit records carry producer id and epoch with NO_SEQUENCE.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let offsets = make_txn_batch(&[b"offset commit"], 1, (7, 2, -1));
+        let origin = AppendOrigin::Coordinator;
+        assert_eq!(
+            log.append_from(&offsets, 9, 0, origin).unwrap().base_offset,
+            0
+        );
+        assert_eq!(
+            log.append_from(&offsets, 9, 0, origin).unwrap().base_offset,
+            1
+        );
+        // An older epoch is fenced for the coordinator too.
+        let stale = make_txn_batch(&[b"zombie"], 1, (7, 1, -1));
+        assert!(matches!(
+            log.append_from(&stale, 9, 0, origin),
+            Err(LogError::InvalidProducerEpoch)
+        ));
+        // A client's batch without a sequence, or a control batch, is INVALID_RECORD.
+        assert!(matches!(
+            log.append_from(&offsets, 9, 0, CLIENT),
+            Err(LogError::Batch(BatchError::InvalidRecord(_)))
+        ));
+        let control = end_txn_marker_batch(&marker(2, 0, true), 1);
+        assert!(matches!(
+            log.append_from(&control, 9, 0, CLIENT),
+            Err(LogError::Batch(BatchError::InvalidRecord(_)))
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+    }
+
+    #[test]
+    fn markers_are_control_batches_checked_as_kafka_checks_them() {
+        // ProducerAppendInfo.appendEndTxnMarker: an older producer epoch is
+        // InvalidProducerEpochException, an older coordinator epoch than the producer's last
+        // marker TransactionCoordinatorFencedException; both survive a crash (replayed).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        // Transactional data (as a coordinator writes it: Produce does not take it from clients
+        // before the transaction coordinator can verify it).
+        let data = make_txn_batch(&[b"a", b"b"], 1, (7, 3, -1));
+        log.append_from(&data, 9, 0, AppendOrigin::Coordinator)
+            .unwrap();
+        assert_eq!(log.append_txn_marker(&marker(3, 5, true), 100).unwrap(), 2);
+        let stored = read_all(&log, 2)[0];
+        assert!(stored.is_control() && stored.is_transactional());
+        assert_eq!((stored.producer_id, stored.producer_epoch), (7, 3));
+        assert!(matches!(
+            log.append_txn_marker(&marker(2, 5, false), 100),
+            Err(LogError::InvalidProducerEpoch)
+        ));
+        assert!(matches!(
+            log.append_txn_marker(&marker(3, 4, false), 100),
+            Err(LogError::TransactionCoordinatorFenced)
+        ));
+        drop(log); // as after kill -9
+        let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert!(matches!(
+            log.append_txn_marker(&marker(3, 4, false), 100),
+            Err(LogError::TransactionCoordinatorFenced)
+        ));
+        // A newer epoch (of the producer or the coordinator) is accepted.
+        assert_eq!(log.append_txn_marker(&marker(4, 5, false), 100).unwrap(), 3);
     }
 }

@@ -7,16 +7,23 @@
 //! `partition.rs`), so duplicate detection survives restarts and crashes.
 //!
 //! Snapshot file format (`producer-state.gregor` in the partition directory), big-endian:
-//! `version int16 = 1 | covers_up_to_offset int64 | entry_count int32 | entries`, each entry
-//! `producer_id int64 | epoch int16 | batch_count int8 | batches`, each batch
+//! `version int16 = 2 | covers_up_to_offset int64 | entry_count int32 | entries`, each entry
+//! `producer_id int64 | epoch int16 | coordinator_epoch int32 | last_timestamp int64 |
+//! current_txn_first_offset int64 (-1: none) | batch_count int8 | batches` (version 1 has no
+//! coordinator epoch, last timestamp or transaction), each batch
 //! `first_seq int32 | last_seq int32 | first_offset int64 | last_offset int64 | timestamp int64`,
 //! followed by a CRC-32C of everything before it (uint32).
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::log::batch::{increment_sequence, BatchHeader};
+use crate::log::batch::{increment_sequence, BatchHeader, NO_TIMESTAMP};
+use crate::log::AppendOrigin;
+use crate::txn::TxnMarker;
 
 pub const BATCHES_TO_RETAIN: usize = 5;
+
+/// The snapshot format written; version 1 (before transactions) still loads.
+const SNAPSHOT_VERSION: i16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMetadata {
@@ -27,10 +34,55 @@ pub struct BatchMetadata {
     pub timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+/// RecordBatch.NO_PRODUCER_EPOCH: the epoch of a producer the partition has no batch of.
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// One producer's state (Kafka's ProducerStateEntry).
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The coordinator epoch of the producer's last transaction marker (-1 before any): a marker
+    /// from an older coordinator epoch is fenced.
+    coordinator_epoch: i32,
+    /// The timestamp of the producer's last batch or marker, which idle expiry judges by.
+    last_timestamp: i64,
+    /// The first offset of the producer's ongoing transaction: of its first transactional batch
+    /// since its last marker.
+    current_txn_first_offset: Option<i64>,
+}
+
+impl Default for ProducerEntry {
+    /// ProducerStateEntry.empty.
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            last_timestamp: NO_TIMESTAMP,
+            current_txn_first_offset: None,
+        }
+    }
+}
+
+impl ProducerEntry {
+    /// A new epoch forgets the batches of the old one (ProducerStateEntry.maybeUpdateProducerEpoch).
+    fn set_epoch(&mut self, epoch: i16) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
+}
+
+/// A transaction a marker ended (Kafka's CompletedTxn): `first_offset` of its first batch in this
+/// partition, `last_offset` the marker's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// The verdict on a produced batch from an idempotent producer.
@@ -44,6 +96,12 @@ pub enum SequenceCheck {
     InvalidProducerEpoch,
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence,
+    /// INVALID_TXN_STATE (48): a non-transactional batch while the producer's transaction is
+    /// ongoing (ProducerAppendInfo.appendDataBatch).
+    InvalidTxnState,
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch than the
+    /// producer's last marker (ProducerAppendInfo.checkCoordinatorEpoch).
+    CoordinatorFenced,
 }
 
 #[derive(Debug, Default)]
@@ -52,21 +110,33 @@ pub struct ProducerStateTable {
 }
 
 impl ProducerStateTable {
-    /// Kafka's checks in the order of ProducerAppendInfo.checkProducerEpoch/checkSequence, after
-    /// UnifiedLog's duplicate lookup. A producer with no state here may start at any sequence.
-    pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
+    /// Kafka's checks of a data batch in the order of UnifiedLog.analyzeAndValidateProducerState
+    /// and ProducerAppendInfo.appendDataBatch: the duplicate lookup, then the epoch, then (only
+    /// for client batches: a coordinator's transactional writes carry no sequence) the
+    /// sequence, then the transaction state. A producer with no state may start anywhere.
+    pub fn check(&self, h: &BatchHeader, origin: AppendOrigin) -> SequenceCheck {
         let Some(entry) = self.producers.get(&h.producer_id) else {
             return SequenceCheck::Append;
         };
+        let client = matches!(origin, AppendOrigin::Client { .. });
         if h.producer_epoch < entry.epoch {
             return SequenceCheck::InvalidProducerEpoch;
         }
+        if client {
+            if let Some(verdict) = Self::check_sequence(entry, h) {
+                return verdict;
+            }
+        }
+        if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
+            return SequenceCheck::InvalidTxnState;
+        }
+        SequenceCheck::Append
+    }
+
+    /// ProducerStateEntry.findDuplicateBatch and ProducerAppendInfo.checkSequence.
+    fn check_sequence(entry: &ProducerEntry, h: &BatchHeader) -> Option<SequenceCheck> {
         if h.producer_epoch != entry.epoch {
-            return if h.base_sequence == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::OutOfOrderSequence
-            };
+            return (h.base_sequence != 0).then_some(SequenceCheck::OutOfOrderSequence);
         }
         let last_seq = h.last_sequence();
         if let Some(dup) = entry
@@ -74,25 +144,67 @@ impl ProducerStateTable {
             .iter()
             .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
         {
-            return SequenceCheck::Duplicate(*dup);
+            return Some(SequenceCheck::Duplicate(*dup));
         }
-        match entry.batches.back() {
-            Some(last) if increment_sequence(last.last_seq, 1) != h.base_sequence => {
-                SequenceCheck::OutOfOrderSequence
-            }
-            _ => SequenceCheck::Append,
+        // An entry without batches (its epoch came with a marker) expects sequence 0.
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |last| increment_sequence(last.last_seq, 1));
+        (expected != h.base_sequence).then_some(SequenceCheck::OutOfOrderSequence)
+    }
+
+    /// Kafka's checks of a transaction marker (ProducerAppendInfo.appendEndTxnMarker): an older
+    /// producer epoch is INVALID_PRODUCER_EPOCH, an older coordinator epoch is fenced.
+    pub fn check_marker(&self, marker: &TxnMarker) -> SequenceCheck {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return SequenceCheck::Append;
+        };
+        if marker.producer_epoch < entry.epoch {
+            SequenceCheck::InvalidProducerEpoch
+        } else if marker.coordinator_epoch < entry.coordinator_epoch {
+            SequenceCheck::CoordinatorFenced
+        } else {
+            SequenceCheck::Append
         }
     }
 
-    /// Records an appended (or, at recovery, replayed) batch of an idempotent producer.
+    /// Records an appended (or replayed) marker at `offset`: the producer's ongoing transaction,
+    /// if it had one, is complete (ProducerAppendInfo.appendEndTxnMarker: a marker of a producer
+    /// without data in the partition completes nothing).
+    pub fn record_marker(
+        &mut self,
+        marker: &TxnMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self.producers.entry(marker.producer_id).or_default();
+        let completed = entry
+            .current_txn_first_offset
+            .take()
+            .map(|first_offset| CompletedTxn {
+                producer_id: marker.producer_id,
+                first_offset,
+                last_offset: offset,
+                aborted: !marker.commit,
+            });
+        entry.set_epoch(marker.producer_epoch);
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = timestamp;
+        completed
+    }
+
+    /// Records an appended (or, at recovery, replayed) data batch of an idempotent or
+    /// transactional producer; its first transactional batch since a marker starts a transaction.
     pub fn record(&mut self, h: &BatchHeader, timestamp: i64) {
         if !h.has_producer_id() {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
-        if entry.epoch != h.producer_epoch {
-            entry.epoch = h.producer_epoch;
-            entry.batches.clear();
+        entry.set_epoch(h.producer_epoch);
+        entry.last_timestamp = timestamp;
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
         }
         if entry.batches.len() == BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -106,16 +218,31 @@ impl ProducerStateTable {
         });
     }
 
-    /// Forgets every producer whose last batch's timestamp is `expiration_ms` or more before
+    /// Records an appended or replayed batch: a data batch (`record`), or a control batch with
+    /// the marker it carries (`record_marker`; an empty control batch changes nothing). The one
+    /// path for appends and for rebuilding the state from the log at start-up.
+    pub fn update(&mut self, h: &BatchHeader, marker: Option<&TxnMarker>) -> Option<CompletedTxn> {
+        match marker {
+            Some(m) => self.record_marker(m, h.base_offset, h.max_timestamp),
+            None if h.is_control() => None,
+            None => {
+                self.record(h, h.max_timestamp);
+                None
+            }
+        }
+    }
+
+    /// Forgets every producer whose last batch's (or marker's) timestamp is `expiration_ms` or more before
     /// `now_ms` (Kafka's ProducerStateManager.removeExpiredProducers, producer.id.expiration.ms):
     /// the state of producers that went away stops costing memory, and a batch from one of them
     /// later is taken as from a producer without state. Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
+        // Kafka's isProducerExpired: a producer inside a transaction is never expired, or its
+        // transaction would be forgotten and the last stable offset would pass it.
         self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| now_ms.saturating_sub(b.timestamp) < expiration_ms)
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
         });
         if self.producers.capacity() > 2 * self.producers.len() + 64 {
             self.producers.shrink_to_fit();
@@ -147,12 +274,15 @@ impl ProducerStateTable {
 
     pub fn encode_snapshot(&self, covers_up_to: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(14 + self.producers.len() * 64);
-        out.extend_from_slice(&1i16.to_be_bytes());
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         out.extend_from_slice(&covers_up_to.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
         for (pid, e) in &self.producers {
             out.extend_from_slice(&pid.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -174,7 +304,10 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        if r.i16()? != 1 {
+        // Version 1 (before transactions) has no coordinator epoch, last timestamp or
+        // transaction: its producers had none, and their last batch's timestamp stands in.
+        let version = r.i16()?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let covers = r.i64()?;
@@ -182,11 +315,18 @@ impl ProducerStateTable {
         let mut table = ProducerStateTable::default();
         for _ in 0..count {
             let pid = r.i64()?;
-            let epoch = r.i16()?;
+            let mut entry = ProducerEntry {
+                epoch: r.i16()?,
+                ..ProducerEntry::default()
+            };
+            if version >= 2 {
+                entry.coordinator_epoch = r.i32()?;
+                entry.last_timestamp = r.i64()?;
+                entry.current_txn_first_offset = Some(r.i64()?).filter(|&o| o >= 0);
+            }
             let n = r.u8()?;
-            let mut batches = VecDeque::with_capacity(usize::from(n).min(BATCHES_TO_RETAIN));
             for _ in 0..n {
-                batches.push_back(BatchMetadata {
+                entry.batches.push_back(BatchMetadata {
                     first_seq: r.i32()?,
                     last_seq: r.i32()?,
                     first_offset: r.i64()?,
@@ -194,9 +334,10 @@ impl ProducerStateTable {
                     timestamp: r.i64()?,
                 });
             }
-            table
-                .producers
-                .insert(pid, ProducerEntry { epoch, batches });
+            if version == 1 {
+                entry.last_timestamp = entry.batches.back().map_or(NO_TIMESTAMP, |b| b.timestamp);
+            }
+            table.producers.insert(pid, entry);
         }
         r.0.is_empty().then_some((table, covers))
     }
@@ -228,6 +369,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
     fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
         BatchHeader {
             base_offset,
@@ -249,7 +392,10 @@ mod tests {
     #[test]
     fn new_producer_accepts_any_sequence() {
         let t = ProducerStateTable::default();
-        assert_eq!(t.check(&header(1, 0, 42, 3, 0)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 0, 42, 3, 0), CLIENT),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
@@ -257,24 +403,30 @@ mod tests {
         let mut t = ProducerStateTable::default();
         let first = header(1, 0, 0, 3, 0);
         t.record(&first, 10);
-        assert_eq!(t.check(&header(1, 0, 3, 2, 0)), SequenceCheck::Append);
-        match t.check(&header(1, 0, 0, 3, 0)) {
+        assert_eq!(
+            t.check(&header(1, 0, 3, 2, 0), CLIENT),
+            SequenceCheck::Append
+        );
+        match t.check(&header(1, 0, 0, 3, 0), CLIENT) {
             SequenceCheck::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset), (0, 2)),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            t.check(&header(1, 0, 5, 1, 0)),
+            t.check(&header(1, 0, 5, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         // A bumped epoch must restart at 0; an older epoch is fenced.
         assert_eq!(
-            t.check(&header(1, 1, 3, 1, 0)),
+            t.check(&header(1, 1, 3, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
-        assert_eq!(t.check(&header(1, 1, 0, 1, 0)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 1, 0, 1, 0), CLIENT),
+            SequenceCheck::Append
+        );
         t.record(&header(1, 1, 0, 1, 3), 11);
         assert_eq!(
-            t.check(&header(1, 0, 3, 1, 0)),
+            t.check(&header(1, 0, 3, 1, 0), CLIENT),
             SequenceCheck::InvalidProducerEpoch
         );
     }
@@ -286,11 +438,11 @@ mod tests {
             t.record(&header(9, 0, i, 1, i64::from(i)), 0);
         }
         assert_eq!(
-            t.check(&header(9, 0, 1, 1, 0)),
+            t.check(&header(9, 0, 1, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         assert!(matches!(
-            t.check(&header(9, 0, 2, 1, 0)),
+            t.check(&header(9, 0, 2, 1, 0), CLIENT),
             SequenceCheck::Duplicate(_)
         ));
     }
@@ -307,9 +459,12 @@ mod tests {
         assert_eq!(t.remove_expired(11_000, 10_000), 1);
         assert_eq!(t.len(), 1);
         // The forgotten producer may start again anywhere; the other keeps its checks.
-        assert_eq!(t.check(&header(1, 0, 7, 1, 0)), SequenceCheck::Append);
         assert_eq!(
-            t.check(&header(2, 0, 7, 1, 0)),
+            t.check(&header(1, 0, 7, 1, 0), CLIENT),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            t.check(&header(2, 0, 7, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         assert_eq!(t.remove_expired(15_000, 10_000), 1);
@@ -326,7 +481,7 @@ mod tests {
         assert_eq!(covers, 105);
         assert_eq!(back.len(), 2);
         assert!(matches!(
-            back.check(&header(5, 2, 10, 4, 0)),
+            back.check(&header(5, 2, 10, 4, 0), CLIENT),
             SequenceCheck::Duplicate(_)
         ));
         let mut bad = snap.clone();
