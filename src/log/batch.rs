@@ -141,8 +141,11 @@ impl BatchHeader {
     }
 
     /// Sequence number of the last record, wrapping at i32::MAX as Kafka does
-    /// (DefaultRecordBatch.incrementSequence).
+    /// (DefaultRecordBatch.lastSequence); -1 for a batch without sequences (a coordinator's).
     pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence == -1 {
+            return -1;
+        }
         increment_sequence(self.base_sequence, self.last_offset_delta)
     }
 }

@@ -26,7 +26,7 @@ use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
-use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::txn::producer_state::{ProducerInfo, ProducerStateTable, SequenceCheck};
 use crate::txn::TxnMarker;
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -370,6 +370,16 @@ impl PartitionLog {
     /// With a single replica every appended record is committed at once.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
+    }
+
+    /// Kafka's last stable offset: below it every transaction is decided, so read_committed
+    /// reads stop here. The first offset of the oldest ongoing transaction, or the high
+    /// watermark without one (UnifiedLog.lastStableOffset).
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.producers
+            .first_unstable_offset()
+            .map_or(hw, |o| o.min(hw))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -1241,6 +1251,16 @@ impl Partition {
         Ok(candidates.locate()?)
     }
 
+    /// See `PartitionLog::last_stable_offset`.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.lock().last_stable_offset()
+    }
+
+    /// Every producer's state, for DescribeProducers.
+    pub fn active_producers(&self) -> Vec<ProducerInfo> {
+        self.log.lock().producers().active_producers()
+    }
+
     /// (log start offset, high watermark)
     pub fn offsets(&self) -> (i64, i64) {
         let log = self.log.lock();
@@ -1658,5 +1678,60 @@ mod tests {
         ));
         // A newer epoch (of the producer or the coordinator) is accepted.
         assert_eq!(log.append_txn_marker(&marker(4, 5, false), 100).unwrap(), 3);
+    }
+
+    #[test]
+    fn the_last_stable_offset_stops_at_the_oldest_open_transaction_across_restarts() {
+        // UnifiedLog.lastStableOffset: the first offset of the oldest ongoing transaction, else
+        // the high watermark; the producer snapshot (clean shutdown) and the replay of the log
+        // (after a crash, markers included) both bring it back.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        log.append(&make_batch(&[b"plain"], 1, None), 9, 0).unwrap();
+        assert_eq!(log.last_stable_offset(), 1);
+        log.append_from(&make_txn_batch(&[b"a"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"b"], 1, (8, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"c"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        assert_eq!((log.last_stable_offset(), log.high_watermark()), (1, 4));
+        let first = TxnMarker {
+            producer_id: 7,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit: true,
+        };
+        assert_eq!(log.append_txn_marker(&first, 0).unwrap(), 4);
+        assert_eq!(log.last_stable_offset(), 2);
+        log.close(0).unwrap();
+        drop(log);
+        for clean in [true, false] {
+            let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+            assert_eq!(log.last_stable_offset(), 2, "clean: {clean}");
+            let open: Vec<_> = log
+                .producers()
+                .active_producers()
+                .into_iter()
+                .filter(|p| p.current_txn_start_offset >= 0)
+                .map(|p| (p.producer_id, p.current_txn_start_offset))
+                .collect();
+            assert_eq!(open, vec![(8, 2)]);
+        }
+        let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        let second = TxnMarker {
+            producer_id: 8,
+            commit: false,
+            ..first
+        };
+        log.append_txn_marker(&second, 0).unwrap();
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        // Idle expiry never forgets a producer inside a transaction (isProducerExpired).
+        log.append_from(&make_txn_batch(&[b"d"], 1, (9, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.remove_expired_producers(i64::MAX, 1);
+        assert_eq!(log.last_stable_offset(), 6);
     }
 }

@@ -1,7 +1,9 @@
 //! Idempotent-producer state of one partition: for each producer id its epoch and the metadata of
 //! its last five batches (Kafka's ProducerStateEntry, NUM_BATCHES_TO_RETAIN = 5), used to reject
 //! out-of-order and fenced writes and to answer a retried batch with its original offset instead of
-//! appending it twice.
+//! appending it twice; and its transactions (Kafka's ProducerStateManager): the first offset of
+//! its ongoing transaction, which a marker ends, and the coordinator epoch of its last marker.
+//! The oldest ongoing transaction bounds the last stable offset.
 //!
 //! The state is rebuilt from batch headers at start-up (and saved at clean shutdown, see
 //! `partition.rs`), so duplicate detection survives restarts and crashes.
@@ -14,7 +16,7 @@
 //! `first_seq int32 | last_seq int32 | first_offset int64 | last_offset int64 | timestamp int64`,
 //! followed by a CRC-32C of everything before it (uint32).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::log::batch::{increment_sequence, BatchHeader, NO_TIMESTAMP};
 use crate::log::AppendOrigin;
@@ -104,9 +106,27 @@ pub enum SequenceCheck {
     CoordinatorFenced,
 }
 
+/// A producer's state as DescribeProducers shows it (Kafka's ReplicaManager.activeProducerState).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The last sequence of its last batch; -1 without one.
+    pub last_sequence: i32,
+    /// Of its last batch or marker; -1 without one.
+    pub last_timestamp: i64,
+    /// Of its last marker; -1 before any.
+    pub coordinator_epoch: i32,
+    /// The first offset of its ongoing transaction; -1 without one.
+    pub current_txn_start_offset: i64,
+}
+
 #[derive(Debug, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// The ongoing transactions: first offset → producer id (Kafka's ongoingTxns), so that the
+    /// first unstable offset is the first key.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateTable {
@@ -179,15 +199,15 @@ impl ProducerStateTable {
         timestamp: i64,
     ) -> Option<CompletedTxn> {
         let entry = self.producers.entry(marker.producer_id).or_default();
-        let completed = entry
-            .current_txn_first_offset
-            .take()
-            .map(|first_offset| CompletedTxn {
+        let completed = entry.current_txn_first_offset.take().map(|first_offset| {
+            self.ongoing.remove(&first_offset);
+            CompletedTxn {
                 producer_id: marker.producer_id,
                 first_offset,
                 last_offset: offset,
                 aborted: !marker.commit,
-            });
+            }
+        });
         entry.set_epoch(marker.producer_epoch);
         entry.coordinator_epoch = marker.coordinator_epoch;
         entry.last_timestamp = timestamp;
@@ -205,6 +225,7 @@ impl ProducerStateTable {
         entry.last_timestamp = timestamp;
         if h.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(h.base_offset);
+            self.ongoing.insert(h.base_offset, h.producer_id);
         }
         if entry.batches.len() == BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -248,6 +269,27 @@ impl ProducerStateTable {
             self.producers.shrink_to_fit();
         }
         before - self.producers.len()
+    }
+
+    /// The first offset of the oldest ongoing transaction (Kafka's firstUnstableOffset): the
+    /// last stable offset is this, or the high watermark when lower or without one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Every producer's state, for DescribeProducers (Kafka's ProducerStateManager.activeProducers).
+    pub fn active_producers(&self) -> Vec<ProducerInfo> {
+        self.producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerInfo {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -323,6 +365,9 @@ impl ProducerStateTable {
                 entry.coordinator_epoch = r.i32()?;
                 entry.last_timestamp = r.i64()?;
                 entry.current_txn_first_offset = Some(r.i64()?).filter(|&o| o >= 0);
+                if let Some(first) = entry.current_txn_first_offset {
+                    table.ongoing.insert(first, pid);
+                }
             }
             let n = r.u8()?;
             for _ in 0..n {
@@ -488,5 +533,144 @@ mod tests {
         bad[5] ^= 1;
         assert!(ProducerStateTable::decode_snapshot(&bad).is_none());
         assert!(ProducerStateTable::decode_snapshot(&snap[..3]).is_none());
+    }
+
+    fn txn_header(pid: i64, epoch: i16, count: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: crate::log::batch::ATTR_TRANSACTIONAL,
+            base_sequence: -1,
+            ..header(pid, epoch, 0, count, base_offset)
+        }
+    }
+
+    fn marker(pid: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    #[test]
+    fn transactions_start_with_a_transactional_batch_and_end_with_a_marker() {
+        // ProducerAppendInfo.appendDataBatch / appendEndTxnMarker and ProducerStateManager's
+        // firstUnstableOffset: the oldest ongoing transaction's first offset.
+        let mut t = ProducerStateTable::default();
+        t.record(&header(9, 0, 0, 1, 0), 1); // idempotent, no transaction
+        t.record(&txn_header(1, 0, 2, 1), 1);
+        t.record(&txn_header(2, 0, 1, 3), 1);
+        t.record(&txn_header(1, 0, 1, 4), 1);
+        assert_eq!(t.first_unstable_offset(), Some(1));
+        // A non-transactional batch inside a transaction is INVALID_TXN_STATE.
+        assert_eq!(
+            t.check(&header(1, 0, 3, 1, 0), AppendOrigin::Coordinator),
+            SequenceCheck::InvalidTxnState
+        );
+        let done = t.record_marker(&marker(1, 0, 0, false), 5, 2);
+        assert_eq!(
+            done,
+            Some(CompletedTxn {
+                producer_id: 1,
+                first_offset: 1,
+                last_offset: 5,
+                aborted: true
+            })
+        );
+        assert_eq!(t.first_unstable_offset(), Some(3));
+        // A marker of a producer without a transaction here completes nothing.
+        assert_eq!(t.record_marker(&marker(9, 0, 0, true), 6, 2), None);
+        assert!(t.record_marker(&marker(2, 0, 0, true), 7, 2).is_some());
+        assert_eq!(t.first_unstable_offset(), None);
+        let info = t
+            .active_producers()
+            .into_iter()
+            .find(|p| p.producer_id == 1)
+            .unwrap();
+        assert_eq!(
+            (
+                info.producer_epoch,
+                info.coordinator_epoch,
+                info.current_txn_start_offset
+            ),
+            (0, 0, -1)
+        );
+    }
+
+    #[test]
+    fn a_producer_inside_a_transaction_never_expires() {
+        // Kafka's ProducerStateManager.isProducerExpired: only producers without an ongoing
+        // transaction expire, judged by the last timestamp (of a batch or a marker).
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 0, 1, 0), 1_000);
+        t.record(&header(2, 0, 0, 1, 1), 1_000);
+        assert_eq!(t.remove_expired(100_000, 10_000), 1);
+        assert_eq!(t.first_unstable_offset(), Some(0));
+        t.record_marker(&marker(1, 0, 0, true), 2, 95_000);
+        assert_eq!(t.remove_expired(100_000, 10_000), 0);
+        assert_eq!(t.remove_expired(105_000, 10_000), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_snapshot_keeps_transactions_and_old_snapshots_still_load() {
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 3, 2, 10), 50);
+        t.record_marker(&marker(2, 0, 4, true), 12, 60);
+        let (back, covers) = ProducerStateTable::decode_snapshot(&t.encode_snapshot(13)).unwrap();
+        assert_eq!(covers, 13);
+        assert_eq!(back.first_unstable_offset(), Some(10));
+        let mut infos = back.active_producers();
+        infos.sort_by_key(|p| p.producer_id);
+        assert_eq!(
+            infos,
+            vec![
+                ProducerInfo {
+                    producer_id: 1,
+                    producer_epoch: 3,
+                    // Written without sequences (RecordBatch.NO_SEQUENCE), as a coordinator does.
+                    last_sequence: -1,
+                    last_timestamp: 50,
+                    coordinator_epoch: -1,
+                    current_txn_start_offset: 10
+                },
+                ProducerInfo {
+                    producer_id: 2,
+                    producer_epoch: 0,
+                    last_sequence: -1,
+                    last_timestamp: 60,
+                    coordinator_epoch: 4,
+                    current_txn_start_offset: -1
+                }
+            ]
+        );
+        assert_eq!(
+            back.check_marker(&marker(2, 0, 3, false)),
+            SequenceCheck::CoordinatorFenced
+        );
+        // Version 1, as written before transactions: producer 5, epoch 2, one batch.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&1i16.to_be_bytes());
+        v1.extend_from_slice(&8i64.to_be_bytes());
+        v1.extend_from_slice(&1i32.to_be_bytes());
+        v1.extend_from_slice(&5i64.to_be_bytes());
+        v1.extend_from_slice(&2i16.to_be_bytes());
+        v1.push(1);
+        for v in [0i32, 3] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [4i64, 7, 77] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let (old, covers) = ProducerStateTable::decode_snapshot(&v1).unwrap();
+        assert_eq!(covers, 8);
+        assert!(matches!(
+            old.check(&header(5, 2, 0, 4, 0), CLIENT),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert_eq!(old.active_producers()[0].last_timestamp, 77);
+        assert_eq!(old.first_unstable_offset(), None);
     }
 }
