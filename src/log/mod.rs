@@ -2,7 +2,8 @@
 //!
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
 //! - `control`: control batches, the transaction markers (EndTransactionMarker);
-//! - `index`: the sparse `.index` and `.timeindex` files;
+//! - `index`: the sparse `.index` and `.timeindex` files and the `.txnindex` of aborted
+//!   transactions;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
 //! - `record_validator`: every record of a produced batch walked as Kafka's LogValidator does,
 //!   compressed ones through bounded streaming decoders;

@@ -1,7 +1,7 @@
 //! The log of one partition: its segments, offsets, producer state and flush bookkeeping.
 //!
 //! Directory `DATA_DIR/<topic>-<partition>/` holds Kafka's files (`<base>.log`, `.index`,
-//! `.timeindex`, `partition.metadata`) plus `producer-state.gregor` (see
+//! `.timeindex`, `.txnindex`, `partition.metadata`) plus `producer-state.gregor` (see
 //! `txn/producer_state.rs`), written at clean shutdown and removed once loaded.
 //!
 //! `PartitionLog` is plain state behind `Partition`'s mutex; reads take the lock only to locate the
@@ -22,6 +22,7 @@ use super::batch::{
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::control::{end_txn_marker_batch, parse_txn_marker};
+use super::index::AbortedTxn;
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
@@ -303,30 +304,44 @@ impl PartitionLog {
             deleted: Arc::new(AtomicBool::new(false)),
         };
         log.recovery_point = log.log_end_offset();
-        log.load_producer_state()?;
+        log.load_producer_state(clean)?;
         Ok(log)
     }
 
     /// Loads the clean-shutdown snapshot when it is still valid and replays batch headers after
     /// it; without one, replays the whole log. The snapshot is removed once read so that a later
     /// crash never trusts it against a log that changed.
-    fn load_producer_state(&mut self) -> io::Result<()> {
+    ///
+    /// The replay also rebuilds the transaction indexes (Kafka's LogSegment.recover): all of
+    /// them, from the log start and without the snapshot, after a crash (their entries are
+    /// written lazily, as the other indexes') or when a segment's `.txnindex` is missing or
+    /// insane; else only the aborts after the snapshot are added.
+    fn load_producer_state(&mut self, clean: bool) -> io::Result<()> {
         let path = self.dir.join(PRODUCER_SNAPSHOT);
         let mut from = self.log_start_offset;
         let max_message_bytes = self.config.max_message_bytes;
+        let rebuild_txn_indexes = !clean || self.segments.iter().any(|s| !s.txn_index_loaded());
+        if rebuild_txn_indexes {
+            for seg in &mut self.segments {
+                seg.reset_txn_index()?;
+            }
+        }
         if let Ok(bytes) = fs::read(&path) {
             match ProducerStateTable::decode_snapshot(&bytes) {
-                Some((table, covers)) if covers <= self.log_end_offset() => {
+                Some((table, covers))
+                    if covers <= self.log_end_offset() && !rebuild_txn_indexes =>
+                {
                     self.producers = table;
                     from = covers;
                 }
+                Some(_) if rebuild_txn_indexes => {}
                 _ => {
                     tracing::warn!(dir = %self.dir.display(), "ignoring an unusable producer state snapshot")
                 }
             }
             fs::remove_file(&path)?;
         }
-        for seg in &self.segments {
+        for seg in &mut self.segments {
             if seg.next_offset() <= from {
                 continue;
             }
@@ -334,6 +349,7 @@ impl PartitionLog {
             let producers = &mut self.producers;
             let reader = seg.reader();
             let mut failed = None;
+            let mut aborted = Vec::new();
             scan(&*reader.file()?, start, seg.size(), false, |b| {
                 if b.header.base_offset < from {
                     return true;
@@ -353,11 +369,14 @@ impl PartitionLog {
                         }
                     },
                 };
-                producers.update(&b.header, marker.as_ref());
+                aborted.extend(update_producers(producers, &b.header, marker.as_ref()));
                 true
             })?;
             if let Some(e) = failed {
                 return Err(e);
+            }
+            for txn in aborted {
+                seg.add_aborted_txn(txn);
             }
         }
         Ok(())
@@ -563,7 +582,9 @@ impl PartitionLog {
         ) {
             return Err(self.storage_error(e));
         }
-        self.producers.update(&parsed, marker.as_ref());
+        if let Some(txn) = update_producers(&mut self.producers, &parsed, marker.as_ref()) {
+            self.active_mut().add_aborted_txn(txn);
+        }
         Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
@@ -750,6 +771,22 @@ impl PartitionLog {
             high_watermark: hw,
             log_start_offset: start,
         })
+    }
+
+    /// The aborted transactions a read_committed fetch of `[fetch_offset, upper_bound)` must
+    /// be told of: from the segment holding the fetch offset on, until an entry's last stable
+    /// offset reaches the bound (LocalLog.collectAbortedTransactions).
+    pub fn collect_aborted_txns(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let first = self
+            .segments
+            .partition_point(|s| s.next_offset() <= fetch_offset);
+        for seg in &self.segments[first..] {
+            if seg.txn_index().collect(fetch_offset, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// Locates the bytes for a fetch at `offset` (callers holding no lock; see `Partition`).
@@ -985,6 +1022,7 @@ impl PartitionLog {
                     .and_then(|f| f.set_modified(modified))?;
             }
             fs::rename(&cleaned_path, &log)?;
+            // The transaction index stays: the cleaned segment adopts it below.
             for suffix in ["index", "timeindex"] {
                 let _ = fs::remove_file(
                     self.dir
@@ -998,6 +1036,7 @@ impl PartitionLog {
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
+            seg.adopt_txn_index(&mut self.segments[i]);
             seg.deactivate();
             self.first_dirty_offset = self.first_dirty_offset.max(c.cleaned_up_to);
             if seg.is_empty() {
@@ -1114,6 +1153,26 @@ fn record_at(
         .map(|r| (r.timestamp, r.offset)))
 }
 
+/// Applies an appended or replayed batch to the producers' state; returns the aborted
+/// transaction it completed, for the transaction index of the segment holding its marker, with
+/// the last stable offset once it is complete (UnifiedLog.append: ProducerStateManager
+/// .lastStableOffset(completedTxn), the oldest other ongoing transaction or past the marker).
+fn update_producers(
+    producers: &mut ProducerStateTable,
+    h: &BatchHeader,
+    marker: Option<&TxnMarker>,
+) -> Option<AbortedTxn> {
+    let done = producers.update(h, marker)?;
+    done.aborted.then(|| AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: producers
+            .first_unstable_offset()
+            .unwrap_or(done.last_offset + 1),
+    })
+}
+
 fn stored_log_start_offset(dir: &Path) -> Option<i64> {
     fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
         .ok()?
@@ -1138,7 +1197,7 @@ fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
 /// Deletes a segment's files, the `.log` last: a segment whose `.log` is still there after a crash
 /// is a whole segment again at the next start-up (its indexes are rebuilt).
 fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
-    for suffix in ["index", "timeindex", "log"] {
+    for suffix in ["index", "timeindex", "txnindex", "log"] {
         match fs::remove_file(dir.join(super::segment::file_name(base, suffix))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -1733,5 +1792,77 @@ mod tests {
             .unwrap();
         log.remove_expired_producers(i64::MAX, 1);
         assert_eq!(log.last_stable_offset(), 6);
+    }
+
+    #[test]
+    fn aborts_go_to_the_txnindex_of_the_markers_segment_and_are_rebuilt() {
+        // UnifiedLog.append / LogSegment.updateTxnIndex: an abort marker adds an AbortedTxn
+        // (producer, first offset, marker offset, last stable offset) to the segment it lands
+        // in; LogSegment.recover rebuilds the index after a crash; it goes with its segment.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_bytes: 0,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        let abort = |pid| TxnMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit: false,
+        };
+        log.append_from(&make_txn_batch(&[b"a"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"b"], 1, (8, 0, -1)), 9, 0, coord)
+            .unwrap();
+        // Enough plain data for the markers to land in a later segment than the data.
+        while log.segment_count() < 2 {
+            log.append(&make_batch(&[b"xxxxxxxxxxxxxxxxxxxx"], 1, None), 9, 0)
+                .unwrap();
+        }
+        let m7 = log.append_txn_marker(&abort(7), 0).unwrap();
+        let m8 = log.append_txn_marker(&abort(8), 0).unwrap();
+        let expected = vec![
+            // Producer 8's transaction (from offset 1) was still open: the LSO stayed there.
+            AbortedTxn {
+                producer_id: 7,
+                first_offset: 0,
+                last_offset: m7,
+                last_stable_offset: 1,
+            },
+            AbortedTxn {
+                producer_id: 8,
+                first_offset: 1,
+                last_offset: m8,
+                last_stable_offset: m8 + 1,
+            },
+        ];
+        assert!(log.segments[0].txn_index().entries().is_empty());
+        assert_eq!(
+            log.segments.last().unwrap().txn_index().entries(),
+            &expected[..]
+        );
+        assert_eq!(log.collect_aborted_txns(0, 1), expected[..1].to_vec());
+        assert_eq!(log.collect_aborted_txns(0, m7), expected);
+        assert_eq!(log.collect_aborted_txns(m8 + 1, m8 + 1), vec![]);
+        let marker_segment = log.active_base_offset();
+        let txnindex = dir
+            .path()
+            .join(super::super::segment::file_name(marker_segment, "txnindex"));
+        drop(log); // as after kill -9: the entries were not written yet
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), false, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, m8 + 1), expected);
+        log.close(0).unwrap();
+        drop(log);
+        assert_eq!(fs::metadata(&txnindex).unwrap().len(), 2 * 34);
+        // A lost .txnindex is rebuilt even after a clean shutdown.
+        fs::remove_file(&txnindex).unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, m8 + 1), expected);
+        // Retention takes the .txnindex files with their segments.
+        assert!(log.apply_retention(0).unwrap() > 0);
+        assert!(!txnindex.exists());
     }
 }
