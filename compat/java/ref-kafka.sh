@@ -7,10 +7,19 @@
 #
 # Every case must pass against Kafka; a case that fails there is a broken test, not a finding.
 # Source it after lib.sh. Needs JAVA_COMPAT_TARGET (run.sh's target folder) to be set.
+# KAFKA_REFERENCE_LIBS=DIR (a folder of Kafka 4.x broker jars, as for the Python suites) runs that
+# Kafka instead of 3.9, e.g. the 4.4 the project matches.
+
+if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
+  KAFKA_REF_CP="$KAFKA_REFERENCE_LIBS/*"
+  KAFKA_REF_LOG="-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+else
+  KAFKA_REF_CP="$JAVA_COMPAT_TARGET/tools-3.9/lib/*"
+  KAFKA_REF_LOG="-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+fi
 
 kafka_launch() {
-  java -Xmx768m -Dlog4j.configuration="file:$JAVA_COMPAT_HOME/config/log4j.properties" \
-    -cp "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" kafka.Kafka "$GREGOR_DATA/server.properties" \
+  java -Xmx768m "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
     >>"$GREGOR_DATA.log" 2>&1 &
   GREGOR_PID=$!
   local i
@@ -58,8 +67,7 @@ PROPS
   done
   local cluster_id
   cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-  java -Dlog4j.configuration="file:$JAVA_COMPAT_HOME/config/log4j.properties" \
-    -cp "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" kafka.tools.StorageTool format \
+  java "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$GREGOR_DATA/server.properties" >>"$GREGOR_DATA.log" 2>&1 || return 1
   kafka_launch
 }

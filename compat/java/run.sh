@@ -29,6 +29,10 @@
 #                     their error messages
 #   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker, and a
 #                     member that stays subscribed through both restarts reads on, exactly once
+#   txn-<v>/...       transactions with kafka-clients 4.1.x and 3.9.x (TxnTests): commit and abort over
+#                     several partitions read back with read_committed and read_uncommitted, the last
+#                     stable offset of an open transaction, sendOffsetsToTransaction, a fenced zombie,
+#                     a timed-out transaction aborted by the coordinator
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -672,6 +676,52 @@ groups_tests() {
   broker_check consumer-groups
 }
 
+# ---- transactions ---------------------------------------------------------------------------
+
+txn_tests() {
+  local module version
+  for module in client-4.1 client-3.9; do
+    version="$(lib_version "$module" kafka-clients)"
+    echo "== transactions, kafka-clients $version"
+    java_cases "txn-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
+      txn --bootstrap "$GREGOR_BOOTSTRAP" --label "txn-$version"
+    broker_check "txn-$version"
+  done
+  local v41
+  v41="$(lib_version tools-4.1 kafka-tools)"
+  echo "== kafka-transactions $v41"
+  txn_tool_cases "txn-tools-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  broker_check "txn-tools-$v41"
+}
+
+# txn_tool_cases LABEL CP LOG4J_OPT: kafka-transactions.sh list / describe / describe-producers /
+# find-hanging / abort, on a transaction a producer left open (txn-open exits without committing).
+txn_tool_cases() {
+  local label="$1" cp="$2" log_opt="$3"
+  local t="${label//./-}" base="$LOGS/$1"
+  local tool=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.TransactionsCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local topics=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.TopicCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  "${topics[@]}" --create --topic "$t-open" --partitions 1 --replication-factor 1 >"$base-create.out" 2>&1
+  if ! timeout 60 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main txn-open --bootstrap "$GREGOR_BOOTSTRAP" \
+    --topic "$t-open" --transactional-id "$t-open-id" >"$base-open.out" 2>&1 || ! grep -qx OPEN "$base-open.out"; then
+    fail "$label/setup" "could not leave a transaction open" "$base-open.out"
+    return
+  fi
+  "${tool[@]}" list >"$base-list.out" 2>&1
+  admin_check "$label/list" "$base-list.out" "^$t-open-id[[:space:]]+1[[:space:]]+[0-9]+[[:space:]]+Ongoing[[:space:]]*$"
+  "${tool[@]}" describe --transactional-id "$t-open-id" >"$base-describe.out" 2>&1
+  admin_check "$label/describe" "$base-describe.out" "^1[[:space:]]+$t-open-id[[:space:]]+[0-9]+[[:space:]]+0[[:space:]]+Ongoing[[:space:]]+300000[[:space:]]+[0-9]+[[:space:]]+[0-9]+[[:space:]]+$t-open-0[[:space:]]*$"
+  "${tool[@]}" describe-producers --topic "$t-open" --partition 0 >"$base-producers.out" 2>&1
+  admin_check "$label/describe-producers" "$base-producers.out" "^[0-9]+[[:space:]]+0[[:space:]]+-?[0-9]+[[:space:]]+2[[:space:]]+[0-9]+[[:space:]]+0[[:space:]]*$"
+  # The coordinator knows the partition is in the transaction: not hanging.
+  "${tool[@]}" find-hanging --broker-id 1 >"$base-hanging.out" 2>&1
+  admin_check "$label/find-hanging-none" "$base-hanging.out" "^Topic[[:space:]]+Partition[[:space:]]+ProducerId" "$t-open"
+  "${tool[@]}" abort --topic "$t-open" --partition 0 --start-offset 0 >"$base-abort.out" 2>&1
+  "${tool[@]}" describe-producers --topic "$t-open" --partition 0 >"$base-producers-after.out" 2>&1
+  admin_check "$label/abort" "$base-producers-after.out" "^[0-9]+[[:space:]]+0[[:space:]]+-?[0-9]+[[:space:]]+2[[:space:]]+[0-9]+[[:space:]]+None[[:space:]]*$"
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -701,6 +751,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin}; d
     dedupe) dedupe_test ;;
     groups) groups_tests ;;
     admin) admin_tests ;;
+    txn) txn_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

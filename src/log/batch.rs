@@ -48,6 +48,7 @@ pub const ATTR_CONTROL: i16 = 0x20;
 
 pub use super::record_validator::COMPRESSION_ZSTD;
 use super::record_validator::{decompressed_limit, validate_records};
+use super::AppendOrigin;
 
 /// "No timestamp" in a record batch (RecordBatch.NO_TIMESTAMP).
 pub const NO_TIMESTAMP: i64 = -1;
@@ -140,8 +141,11 @@ impl BatchHeader {
     }
 
     /// Sequence number of the last record, wrapping at i32::MAX as Kafka does
-    /// (DefaultRecordBatch.incrementSequence).
+    /// (DefaultRecordBatch.lastSequence); -1 for a batch without sequences (a coordinator's).
     pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence == -1 {
+            return -1;
+        }
         increment_sequence(self.base_sequence, self.last_offset_delta)
     }
 }
@@ -248,6 +252,30 @@ pub fn validate_produced(
     produce_version: i16,
     timestamps: Option<TimestampBounds>,
 ) -> Result<BatchHeader, BatchError> {
+    let client = AppendOrigin::Client {
+        producer_ids_issued: i64::MAX,
+    };
+    validate_batch(
+        records,
+        max_message_bytes,
+        produce_version,
+        timestamps,
+        client,
+    )
+}
+
+/// `validate_produced` for a batch from `origin`: the checks LogValidator.validateBatch makes
+/// only of client batches (no control batch, an idempotent batch has a sequence; gregor's own:
+/// no transactional batch until Produce can verify a transaction) are skipped for the broker's
+/// own coordinators, which write markers and transactional offset commits without sequences.
+pub fn validate_batch(
+    records: &[u8],
+    max_message_bytes: usize,
+    produce_version: i16,
+    timestamps: Option<TimestampBounds>,
+    origin: AppendOrigin,
+) -> Result<BatchHeader, BatchError> {
+    let client = matches!(origin, AppendOrigin::Client { .. });
     let header = BatchHeader::parse(records).ok_or(BatchError::InvalidRecord(
         "a produce request must contain exactly one record batch",
     ))?;
@@ -289,12 +317,12 @@ pub fn validate_produced(
     {
         return Err(BatchError::InvalidRecord("inconsistent batch offset range"));
     }
-    if header.is_control() {
+    if client && header.is_control() {
         return Err(BatchError::InvalidRecord(
             "clients may not send control batches",
         ));
     }
-    if header.has_producer_id() && header.base_sequence < 0 {
+    if client && header.has_producer_id() && header.base_sequence < 0 {
         return Err(BatchError::InvalidRecord(
             "an idempotent batch needs a base sequence",
         ));
@@ -311,7 +339,7 @@ pub fn validate_produced(
         timestamps,
         decompressed_limit(max_message_bytes),
     )?;
-    if header.is_transactional() {
+    if client && header.is_transactional() {
         return Err(BatchError::Transactional);
     }
     // The batch as the log will store it: MaxTimestamp recomputed from the records
@@ -406,6 +434,19 @@ pub(crate) mod tests {
         b.extend_from_slice(&seq.to_be_bytes());
         b.extend_from_slice(&(values.len() as i32).to_be_bytes());
         b.extend_from_slice(&records);
+        let crc = compute_crc(&b);
+        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// `make_batch` with the transactional attribute: a transactional producer's batch.
+    pub fn make_txn_batch(
+        values: &[&[u8]],
+        base_timestamp: i64,
+        producer: (i64, i16, i32),
+    ) -> Vec<u8> {
+        let mut b = make_batch(values, base_timestamp, Some(producer));
+        b[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&ATTR_TRANSACTIONAL.to_be_bytes());
         let crc = compute_crc(&b);
         b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         b

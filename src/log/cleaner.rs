@@ -410,6 +410,7 @@ mod tests {
     use super::*;
 
     use crate::log::partition::PartitionLog;
+    use crate::log::AppendOrigin;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
         TimestampType,
@@ -705,10 +706,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(dir.path(), compact_config(), true, 0).unwrap();
         // The producer's only batch writes k0, then a non-idempotent writer overwrites k0.
-        log.append(
+        log.append_from(
             &batch(&[(0, Some(1))], 1, Compression::None, Some((7, 0))),
             9,
             1,
+            AppendOrigin::TEST_CLIENT,
         )
         .unwrap();
         for i in 0..20u8 {
@@ -723,10 +725,11 @@ mod tests {
         drop(log);
         let mut log = PartitionLog::open(dir.path(), compact_config(), false, 2).unwrap();
         let retry = log
-            .append(
+            .append_from(
                 &batch(&[(0, Some(1))], 1, Compression::None, Some((7, 0))),
                 9,
                 3,
+                AppendOrigin::TEST_CLIENT,
             )
             .unwrap();
         assert!(retry.duplicate);

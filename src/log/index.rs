@@ -6,8 +6,13 @@
 //! `.timeindex`: 12-byte entries, big-endian: a timestamp (int64), then the relative offset
 //! (int32) of the record that carries the largest timestamp seen up to that point.
 //!
-//! One entry of each is written about every `index.interval.bytes` of appended log (Kafka's
-//! LogSegment.append). Both are kept in memory, and the files are written in batches without
+//! `.txnindex`: Kafka's TransactionIndex, 34-byte entries (AbortedTxn), big-endian: version
+//! (int16 = 0), producer id (int64), first offset (int64), last offset (int64: the abort
+//! marker's), last stable offset (int64: when the marker was written), one per aborted
+//! transaction whose marker is in the segment, in marker order.
+//!
+//! One entry of `.index` and `.timeindex` is written about every `index.interval.bytes` of
+//! appended log (Kafka's LogSegment.append). Both are kept in memory, and the files are written in batches without
 //! being held open (see `IndexFile`); indexes are derived data: when a file is missing or does not
 //! make sense, the segment rebuilds it from the log.
 
@@ -20,6 +25,8 @@ use super::open_files::{open_retrying, OPEN_FILES};
 
 const OFFSET_ENTRY: usize = 8;
 const TIME_ENTRY: usize = 12;
+/// AbortedTxn.TOTAL_SIZE.
+const TXN_ENTRY: usize = 34;
 
 /// How many bytes of new entries are gathered before they are written to the file.
 const WRITE_BATCH: usize = 4096;
@@ -100,6 +107,13 @@ impl IndexFile {
         self.pending.clear();
         self.dirty = true;
         Ok(())
+    }
+
+    /// The directory holding the file was renamed.
+    fn moved_to(&mut self, dir: &Path) {
+        if let Some(name) = self.path.file_name() {
+            self.path = dir.join(name);
+        }
     }
 
     /// Writes the gathered entries and fsyncs the file if anything was written since the last time.
@@ -214,9 +228,128 @@ impl OffsetIndex {
 
     /// The directory holding the file was renamed.
     pub fn moved_to(&mut self, dir: &Path) {
-        if let Some(name) = self.file.path.file_name() {
-            self.file.path = dir.join(name);
+        self.file.moved_to(dir);
+    }
+}
+
+/// An aborted transaction (Kafka's AbortedTxn): what read_committed consumers need to drop its
+/// records, `first_offset..=last_offset` of `producer_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The abort marker's offset.
+    pub last_offset: i64,
+    /// The last stable offset once the marker was written: a search for the aborted
+    /// transactions of a fetch can stop at the first entry at or past the fetch's end.
+    pub last_stable_offset: i64,
+}
+
+/// The aborted transactions whose markers are in one segment (Kafka's TransactionIndex), in
+/// marker order; kept in memory as the other indexes are, and written with them.
+pub struct TxnIndex {
+    entries: Vec<AbortedTxn>,
+    file: IndexFile,
+}
+
+impl TxnIndex {
+    pub fn create(path: &Path) -> io::Result<TxnIndex> {
+        Ok(TxnIndex {
+            entries: Vec::new(),
+            file: IndexFile::create(path)?,
+        })
+    }
+
+    /// Loads an existing index; `None` when missing or not sane for a segment starting at
+    /// `base_offset` (TransactionIndex.sanityCheck: no entry ends before the segment; entries in
+    /// increasing last offsets, version 0): the partition then rebuilds it from the log.
+    pub fn load(path: &Path, base_offset: i64) -> io::Result<Option<TxnIndex>> {
+        let Ok(bytes) = IndexFile::read_all(path) else {
+            return Ok(None);
+        };
+        if bytes.len() % TXN_ENTRY != 0 {
+            return Ok(None);
         }
+        let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / TXN_ENTRY);
+        for e in bytes.chunks_exact(TXN_ENTRY) {
+            let at = |i: usize| i64::from_be_bytes(e[i..i + 8].try_into().unwrap_or([0; 8]));
+            let txn = AbortedTxn {
+                producer_id: at(2),
+                first_offset: at(10),
+                last_offset: at(18),
+                last_stable_offset: at(26),
+            };
+            let version = i16::from_be_bytes([e[0], e[1]]);
+            let increasing = entries
+                .last()
+                .is_none_or(|l| l.last_offset < txn.last_offset);
+            if version != 0 || txn.last_offset < base_offset || !increasing {
+                return Ok(None);
+            }
+            entries.push(txn);
+        }
+        Ok(Some(TxnIndex {
+            file: IndexFile::loaded(path, bytes.len()),
+            entries,
+        }))
+    }
+
+    /// Adds an aborted transaction; ignored unless its marker is past the last entry's (a
+    /// replay after a snapshot may meet markers the index already has).
+    pub fn append(&mut self, txn: AbortedTxn) {
+        if self
+            .entries
+            .last()
+            .is_some_and(|l| l.last_offset >= txn.last_offset)
+        {
+            return;
+        }
+        let mut e = [0u8; TXN_ENTRY];
+        // e[0..2]: version 0.
+        e[2..10].copy_from_slice(&txn.producer_id.to_be_bytes());
+        e[10..18].copy_from_slice(&txn.first_offset.to_be_bytes());
+        e[18..26].copy_from_slice(&txn.last_offset.to_be_bytes());
+        e[26..34].copy_from_slice(&txn.last_stable_offset.to_be_bytes());
+        self.file.push(&e);
+        self.entries.push(txn);
+    }
+
+    /// The aborted transactions overlapping a fetch of `[fetch_offset, upper_bound)`, and whether
+    /// the search is complete (an entry's last stable offset reached the bound), else it goes on
+    /// in the next segment (TransactionIndex.collectAbortedTxns).
+    pub fn collect(&self, fetch_offset: i64, upper_bound: i64, out: &mut Vec<AbortedTxn>) -> bool {
+        for t in &self.entries {
+            if t.last_offset >= fetch_offset && t.first_offset < upper_bound {
+                out.push(*t);
+            }
+            if t.last_stable_offset >= upper_bound {
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn entries(&self) -> &[AbortedTxn] {
+        &self.entries
+    }
+
+    /// Writes the entries not in the file yet.
+    pub fn write(&mut self) -> io::Result<()> {
+        self.file.write()
+    }
+
+    /// Writes and fsyncs (clean shutdown).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// The directory holding the file was renamed.
+    pub fn moved_to(&mut self, dir: &Path) {
+        self.file.moved_to(dir);
     }
 }
 
@@ -311,9 +444,7 @@ impl TimeIndex {
 
     /// The directory holding the file was renamed.
     pub fn moved_to(&mut self, dir: &Path) {
-        if let Some(name) = self.file.path.file_name() {
-            self.file.path = dir.join(name);
-        }
+        self.file.moved_to(dir);
     }
 }
 
@@ -413,5 +544,47 @@ mod tests {
                 .timestamp,
             200
         );
+    }
+
+    #[test]
+    fn txn_index_is_kafkas_format_and_collects_a_fetch_range() {
+        // TransactionIndex / AbortedTxn: 34-byte entries, version 0; collectAbortedTxns keeps the
+        // entries with last_offset >= fetch offset and first_offset < upper bound, and is complete
+        // once an entry's last stable offset reaches the bound.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("00000000000000000100.txnindex");
+        let mut idx = TxnIndex::create(&p).unwrap();
+        let txn = |pid, first, last, lso| AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: lso,
+        };
+        idx.append(txn(1, 100, 110, 105));
+        idx.append(txn(2, 105, 120, 121));
+        idx.append(txn(3, 90, 120, 121)); // ignored: not after the last marker
+        idx.append(txn(4, 130, 140, 141));
+        idx.sync().unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 3 * 34);
+        assert_eq!(&bytes[..2], &[0, 0]);
+        assert_eq!(
+            i64::from_be_bytes(bytes[34 + 2..34 + 10].try_into().unwrap()),
+            2
+        );
+        let idx = TxnIndex::load(&p, 100).unwrap().unwrap();
+        let mut out = Vec::new();
+        assert!(idx.collect(111, 125, &mut out));
+        assert_eq!(out, vec![txn(2, 105, 120, 121)]);
+        out.clear();
+        assert!(!idx.collect(100, 200, &mut out));
+        assert_eq!(out.len(), 3);
+        // Insane: an entry ending before the segment, or a torn entry.
+        assert!(TxnIndex::load(&p, 115).unwrap().is_none());
+        std::fs::write(&p, &bytes[..40]).unwrap();
+        assert!(TxnIndex::load(&p, 100).unwrap().is_none());
+        assert!(TxnIndex::load(&dir.path().join("missing"), 0)
+            .unwrap()
+            .is_none());
     }
 }

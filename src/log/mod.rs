@@ -1,7 +1,9 @@
 //! Storage: record batches in a segmented log on local disk, in Kafka's on-disk layout.
 //!
 //! - `batch`: the RecordBatch v2 header view, CRC and produce-time checks;
-//! - `index`: the sparse `.index` and `.timeindex` files;
+//! - `control`: control batches, the transaction markers (EndTransactionMarker);
+//! - `index`: the sparse `.index` and `.timeindex` files and the `.txnindex` of aborted
+//!   transactions;
 //! - `segment`: one `.log` file with its indexes, scanning and reading;
 //! - `record_validator`: every record of a produced batch walked as Kafka's LogValidator does,
 //!   compressed ones through bounded streaming decoders;
@@ -15,6 +17,7 @@
 pub mod batch;
 pub mod check;
 pub mod cleaner;
+pub mod control;
 pub mod index;
 pub mod open_files;
 pub mod partition;
@@ -24,14 +27,25 @@ pub mod segment;
 pub mod storage;
 
 /// Who an append comes from (Kafka's AppendOrigin): client batches get the producer-state
-/// checks that internal writes of the broker's own coordinators do not need.
+/// checks that internal writes of the broker's own coordinators do not need. (Kafka's
+/// REPLICATION comes with replication.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
     /// A Produce request. Its producer id must be one the broker handed out: below
     /// `producer_ids_issued` (see `txn::producer_ids`).
     Client { producer_ids_issued: i64 },
-    /// The broker's own records (`__consumer_offsets`).
+    /// The broker's own records: `__consumer_offsets`, transactional offset commits, transaction
+    /// markers. May write control batches and transactional batches without sequences; the
+    /// producer epoch is checked, sequences are not (ProducerAppendInfo.maybeValidateDataBatch).
     Coordinator,
+}
+
+#[cfg(test)]
+impl AppendOrigin {
+    /// A Produce request's origin in tests: every producer id counts as handed out.
+    pub const TEST_CLIENT: AppendOrigin = AppendOrigin::Client {
+        producer_ids_issued: i64::MAX,
+    };
 }
 
 /// How record timestamps are set (message.timestamp.type).

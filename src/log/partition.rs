@@ -1,7 +1,7 @@
 //! The log of one partition: its segments, offsets, producer state and flush bookkeeping.
 //!
 //! Directory `DATA_DIR/<topic>-<partition>/` holds Kafka's files (`<base>.log`, `.index`,
-//! `.timeindex`, `partition.metadata`) plus `producer-state.gregor` (see
+//! `.timeindex`, `.txnindex`, `partition.metadata`) plus `producer-state.gregor` (see
 //! `txn/producer_state.rs`), written at clean shutdown and removed once loaded.
 //!
 //! `PartitionLog` is plain state behind `Partition`'s mutex; reads take the lock only to locate the
@@ -17,17 +17,23 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_produced, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
+    assign_offsets, validate_batch, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
     HEADER_LEN, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
+use super::control::{end_txn_marker_batch, parse_txn_marker};
+use super::index::AbortedTxn;
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, LogConfig, TimestampType};
-use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::txn::producer_state::{ProducerInfo, ProducerStateTable, SequenceCheck};
+use crate::txn::TxnMarker;
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
+/// The Produce version the broker's own appends are validated as: the newest (only zstd depends on
+/// it, Produce v7+).
+const INTERNAL_PRODUCE_VERSION: i16 = i16::MAX;
 /// The log start offset when DeleteRecords moved it past the first segment's base offset (Kafka
 /// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
 /// written to a temporary file and renamed.
@@ -62,6 +68,12 @@ pub enum LogError {
     DeleteNotAllowedByPolicy,
     #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
     NoKeyOnCompactedTopic(String),
+    /// A non-transactional batch from a producer inside a transaction (ProducerAppendInfo).
+    #[error("Expected transactional write from the producer: its transaction is ongoing")]
+    InvalidTxnState,
+    /// A transaction marker from an older coordinator epoch than the producer's last marker.
+    #[error("Invalid coordinator epoch: older than the producer's last transaction marker")]
+    TransactionCoordinatorFenced,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,41 +304,80 @@ impl PartitionLog {
             deleted: Arc::new(AtomicBool::new(false)),
         };
         log.recovery_point = log.log_end_offset();
-        log.load_producer_state()?;
+        log.load_producer_state(clean)?;
         Ok(log)
     }
 
     /// Loads the clean-shutdown snapshot when it is still valid and replays batch headers after
     /// it; without one, replays the whole log. The snapshot is removed once read so that a later
     /// crash never trusts it against a log that changed.
-    fn load_producer_state(&mut self) -> io::Result<()> {
+    ///
+    /// The replay also rebuilds the transaction indexes (Kafka's LogSegment.recover): all of
+    /// them, from the log start and without the snapshot, after a crash (their entries are
+    /// written lazily, as the other indexes') or when a segment's `.txnindex` is missing or
+    /// insane; else only the aborts after the snapshot are added.
+    fn load_producer_state(&mut self, clean: bool) -> io::Result<()> {
         let path = self.dir.join(PRODUCER_SNAPSHOT);
         let mut from = self.log_start_offset;
+        let max_message_bytes = self.config.max_message_bytes;
+        let rebuild_txn_indexes = !clean || self.segments.iter().any(|s| !s.txn_index_loaded());
+        if rebuild_txn_indexes {
+            for seg in &mut self.segments {
+                seg.reset_txn_index()?;
+            }
+        }
         if let Ok(bytes) = fs::read(&path) {
             match ProducerStateTable::decode_snapshot(&bytes) {
-                Some((table, covers)) if covers <= self.log_end_offset() => {
+                Some((table, covers))
+                    if covers <= self.log_end_offset() && !rebuild_txn_indexes =>
+                {
                     self.producers = table;
                     from = covers;
                 }
+                Some(_) if rebuild_txn_indexes => {}
                 _ => {
                     tracing::warn!(dir = %self.dir.display(), "ignoring an unusable producer state snapshot")
                 }
             }
             fs::remove_file(&path)?;
         }
-        for seg in &self.segments {
+        for seg in &mut self.segments {
             if seg.next_offset() <= from {
                 continue;
             }
             let start = seg.find_position(from)?.unwrap_or(seg.size());
             let producers = &mut self.producers;
             let reader = seg.reader();
+            let mut failed = None;
+            let mut aborted = Vec::new();
             scan(&*reader.file()?, start, seg.size(), false, |b| {
-                if b.header.base_offset >= from {
-                    producers.record(&b.header, b.header.max_timestamp);
+                if b.header.base_offset < from {
+                    return true;
                 }
+                // Markers end transactions: only their record says commit or abort.
+                let marker = match b.header.is_control() {
+                    false => None,
+                    true => match reader.read_batch(b.position, &b.header) {
+                        Ok(bytes) => parse_txn_marker(&bytes, &b.header, max_message_bytes)
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(offset = b.header.base_offset, error = %e, "skipping an unreadable control batch");
+                                None
+                            }),
+                        Err(e) => {
+                            failed = Some(e);
+                            return false;
+                        }
+                    },
+                };
+                aborted.extend(update_producers(producers, &b.header, marker.as_ref()));
                 true
             })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            for txn in aborted {
+                seg.add_aborted_txn(txn);
+            }
         }
         Ok(())
     }
@@ -338,6 +389,16 @@ impl PartitionLog {
     /// With a single replica every appended record is committed at once.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
+    }
+
+    /// Kafka's last stable offset: below it every transaction is decided, so read_committed
+    /// reads stop here. The first offset of the oldest ongoing transaction, or the high
+    /// watermark without one (UnifiedLog.lastStableOffset).
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.producers
+            .first_unstable_offset()
+            .map_or(hw, |o| o.min(hw))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -399,6 +460,18 @@ impl PartitionLog {
         self.append_from(records, produce_version, now_ms, AppendOrigin::Coordinator)
     }
 
+    /// Writes a transaction marker (a control batch: see `control`) for `marker`'s producer and
+    /// returns its offset. Kafka's checks for markers apply (ProducerAppendInfo.appendEndTxnMarker):
+    /// an older producer epoch than the partition's is INVALID_PRODUCER_EPOCH, an older
+    /// coordinator epoch than the producer's last marker TRANSACTION_COORDINATOR_FENCED.
+    pub fn append_txn_marker(&mut self, marker: &TxnMarker, now_ms: i64) -> Result<i64, LogError> {
+        let batch = end_txn_marker_batch(marker, now_ms);
+        let origin = AppendOrigin::Coordinator;
+        Ok(self
+            .append_from(&batch, INTERNAL_PRODUCE_VERSION, now_ms, origin)?
+            .base_offset)
+    }
+
     /// Validates and appends the `records` of one produced partition (exactly one batch).
     pub fn append_from(
         &mut self,
@@ -416,13 +489,24 @@ impl PartitionLog {
                 before_max_ms: self.config.timestamp_before_max_ms,
                 after_max_ms: self.config.timestamp_after_max_ms,
             });
-        let header = validate_produced(
+        let header = validate_batch(
             records,
             self.config.max_message_bytes,
             produce_version,
             bounds,
+            origin,
         )?;
-        let converted = self.convert_records(records, &header)?;
+        // A control batch (only a coordinator's: see `validate_batch`) is a transaction marker,
+        // checked as one; it is stored as written (LogValidator never recompresses one).
+        let marker = if header.is_control() {
+            parse_txn_marker(records, &header, self.config.max_message_bytes)?
+        } else {
+            None
+        };
+        let converted = match header.is_control() {
+            true => None,
+            false => self.convert_records(records, &header)?,
+        };
         let (records, header) = match &converted {
             // Recompression keeps the producer's header fields; the validated ones stand.
             Some((bytes, h)) => (
@@ -447,7 +531,11 @@ impl PartitionLog {
                     return Err(LogError::UnknownProducerId(header.producer_id));
                 }
             }
-            match self.producers.check(&header) {
+            let verdict = match &marker {
+                Some(m) => self.producers.check_marker(m),
+                None => self.producers.check(&header, origin),
+            };
+            match verdict {
                 SequenceCheck::Append => {}
                 SequenceCheck::Duplicate(m) => {
                     let log_append_time = match self.config.timestamp_type {
@@ -463,6 +551,10 @@ impl PartitionLog {
                 }
                 SequenceCheck::InvalidProducerEpoch => return Err(LogError::InvalidProducerEpoch),
                 SequenceCheck::OutOfOrderSequence => return Err(LogError::OutOfOrderSequence),
+                SequenceCheck::InvalidTxnState => return Err(LogError::InvalidTxnState),
+                SequenceCheck::CoordinatorFenced => {
+                    return Err(LogError::TransactionCoordinatorFenced)
+                }
             }
         }
         if records.len() as u64 > self.config.segment_bytes {
@@ -490,7 +582,9 @@ impl PartitionLog {
         ) {
             return Err(self.storage_error(e));
         }
-        self.producers.record(&parsed, parsed.max_timestamp);
+        if let Some(txn) = update_producers(&mut self.producers, &parsed, marker.as_ref()) {
+            self.active_mut().add_aborted_txn(txn);
+        }
         Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
@@ -677,6 +771,22 @@ impl PartitionLog {
             high_watermark: hw,
             log_start_offset: start,
         })
+    }
+
+    /// The aborted transactions a read_committed fetch of `[fetch_offset, upper_bound)` must
+    /// be told of: from the segment holding the fetch offset on, until an entry's last stable
+    /// offset reaches the bound (LocalLog.collectAbortedTransactions).
+    pub fn collect_aborted_txns(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let first = self
+            .segments
+            .partition_point(|s| s.next_offset() <= fetch_offset);
+        for seg in &self.segments[first..] {
+            if seg.txn_index().collect(fetch_offset, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// Locates the bytes for a fetch at `offset` (callers holding no lock; see `Partition`).
@@ -912,6 +1022,7 @@ impl PartitionLog {
                     .and_then(|f| f.set_modified(modified))?;
             }
             fs::rename(&cleaned_path, &log)?;
+            // The transaction index stays: the cleaned segment adopts it below.
             for suffix in ["index", "timeindex"] {
                 let _ = fs::remove_file(
                     self.dir
@@ -925,6 +1036,7 @@ impl PartitionLog {
                 OpenMode::Recover,
                 self.config.index_interval_bytes,
             )?;
+            seg.adopt_txn_index(&mut self.segments[i]);
             seg.deactivate();
             self.first_dirty_offset = self.first_dirty_offset.max(c.cleaned_up_to);
             if seg.is_empty() {
@@ -1041,6 +1153,26 @@ fn record_at(
         .map(|r| (r.timestamp, r.offset)))
 }
 
+/// Applies an appended or replayed batch to the producers' state; returns the aborted
+/// transaction it completed, for the transaction index of the segment holding its marker, with
+/// the last stable offset once it is complete (UnifiedLog.append: ProducerStateManager
+/// .lastStableOffset(completedTxn), the oldest other ongoing transaction or past the marker).
+fn update_producers(
+    producers: &mut ProducerStateTable,
+    h: &BatchHeader,
+    marker: Option<&TxnMarker>,
+) -> Option<AbortedTxn> {
+    let done = producers.update(h, marker)?;
+    done.aborted.then(|| AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: producers
+            .first_unstable_offset()
+            .unwrap_or(done.last_offset + 1),
+    })
+}
+
 fn stored_log_start_offset(dir: &Path) -> Option<i64> {
     fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
         .ok()?
@@ -1065,7 +1197,7 @@ fn remove_unfinished_cleanings(dir: &Path) -> io::Result<()> {
 /// Deletes a segment's files, the `.log` last: a segment whose `.log` is still there after a crash
 /// is a whole segment again at the next start-up (its indexes are rebuilt).
 fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
-    for suffix in ["index", "timeindex", "log"] {
+    for suffix in ["index", "timeindex", "txnindex", "log"] {
         match fs::remove_file(dir.join(super::segment::file_name(base, suffix))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -1103,12 +1235,43 @@ impl Partition {
         produce_version: i16,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let origin = AppendOrigin::Coordinator;
-        let (info, flush) = self.append_unflushed(records, produce_version, now_ms, origin)?;
+        self.write_and_flush(now_ms, |log| log.append(records, produce_version, now_ms))
+    }
+
+    /// Appends one batch from `origin` (a coordinator's: `AppendOrigin::Coordinator`, which may be
+    /// transactional with producer id and epoch and sequence -1), flushing as `append` does.
+    pub fn append_with_origin(
+        &self,
+        batch: &[u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.write_and_flush(now_ms, |log| {
+            log.append_from(batch, INTERNAL_PRODUCE_VERSION, now_ms, origin)
+        })
+    }
+
+    /// Writes a transaction marker (see `PartitionLog::append_txn_marker`) and returns its
+    /// offset, flushing as `append` does.
+    pub fn append_txn_marker(&self, marker: &TxnMarker, now_ms: i64) -> Result<i64, LogError> {
+        self.write_and_flush(now_ms, |log| log.append_txn_marker(marker, now_ms))
+    }
+
+    /// Runs a write under the lock, then the fsync flush.messages asks for without it.
+    fn write_and_flush<R>(
+        &self,
+        now_ms: i64,
+        write: impl FnOnce(&mut PartitionLog) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        let (out, flush) = {
+            let mut log = self.log.lock();
+            let out = write(&mut log)?;
+            (out, log.flush_due_after_append())
+        };
         if let Some(job) = flush {
             self.run_flush(job, now_ms)?;
         }
-        Ok(info)
+        Ok(out)
     }
 
     /// Appends records from `origin` (a Produce request: `AppendOrigin::Client`) and hands back
@@ -1145,6 +1308,16 @@ impl Partition {
     pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
         let candidates = self.log.lock().read_candidates(offset)?;
         Ok(candidates.locate()?)
+    }
+
+    /// See `PartitionLog::last_stable_offset`.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.lock().last_stable_offset()
+    }
+
+    /// Every producer's state, for DescribeProducers.
+    pub fn active_producers(&self) -> Vec<ProducerInfo> {
+        self.log.lock().producers().active_producers()
     }
 
     /// (log start offset, high watermark)
@@ -1251,18 +1424,18 @@ mod tests {
         let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
         let b0 = make_batch(&[b"a", b"b"], 1, Some((7, 0, 0)));
         let b1 = make_batch(&[b"c"], 1, Some((7, 0, 2)));
-        assert_eq!(log.append(&b0, 9, 0).unwrap().base_offset, 0);
-        assert_eq!(log.append(&b1, 9, 0).unwrap().base_offset, 2);
-        let dup = log.append(&b0, 9, 0).unwrap();
+        assert_eq!(log.append_from(&b0, 9, 0, CLIENT).unwrap().base_offset, 0);
+        assert_eq!(log.append_from(&b1, 9, 0, CLIENT).unwrap().base_offset, 2);
+        let dup = log.append_from(&b0, 9, 0, CLIENT).unwrap();
         assert!(dup.duplicate);
         assert_eq!(dup.base_offset, 0);
         assert_eq!(log.high_watermark(), 3);
         drop(log); // no close(): as after kill -9
         let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
-        assert!(log.append(&b1, 9, 0).unwrap().duplicate);
+        assert!(log.append_from(&b1, 9, 0, CLIENT).unwrap().duplicate);
         let gap = make_batch(&[b"d"], 1, Some((7, 0, 9)));
         assert!(matches!(
-            log.append(&gap, 9, 0),
+            log.append_from(&gap, 9, 0, CLIENT),
             Err(LogError::OutOfOrderSequence)
         ));
     }
@@ -1481,5 +1654,215 @@ mod tests {
             log.delete_records(61),
             Err(LogError::DeleteNotAllowedByPolicy)
         ));
+    }
+
+    const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
+    fn marker(producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id: 7,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    #[test]
+    fn a_coordinator_writes_transactional_batches_without_sequences() {
+        // Kafka's LogValidator.validateBatch checks sequences (and refuses control batches) only
+        // for AppendOrigin.CLIENT; ProducerAppendInfo checks a coordinator's epoch, not its
+        // sequence: TxnOffsetCommit records carry producer id and epoch with NO_SEQUENCE.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let offsets = make_txn_batch(&[b"offset commit"], 1, (7, 2, -1));
+        let origin = AppendOrigin::Coordinator;
+        assert_eq!(
+            log.append_from(&offsets, 9, 0, origin).unwrap().base_offset,
+            0
+        );
+        assert_eq!(
+            log.append_from(&offsets, 9, 0, origin).unwrap().base_offset,
+            1
+        );
+        // An older epoch is fenced for the coordinator too.
+        let stale = make_txn_batch(&[b"zombie"], 1, (7, 1, -1));
+        assert!(matches!(
+            log.append_from(&stale, 9, 0, origin),
+            Err(LogError::InvalidProducerEpoch)
+        ));
+        // A client's batch without a sequence, or a control batch, is INVALID_RECORD.
+        assert!(matches!(
+            log.append_from(&offsets, 9, 0, CLIENT),
+            Err(LogError::Batch(BatchError::InvalidRecord(_)))
+        ));
+        let control = end_txn_marker_batch(&marker(2, 0, true), 1);
+        assert!(matches!(
+            log.append_from(&control, 9, 0, CLIENT),
+            Err(LogError::Batch(BatchError::InvalidRecord(_)))
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+    }
+
+    #[test]
+    fn markers_are_control_batches_checked_as_kafka_checks_them() {
+        // ProducerAppendInfo.appendEndTxnMarker: an older producer epoch is
+        // InvalidProducerEpochException, an older coordinator epoch than the producer's last
+        // marker TransactionCoordinatorFencedException; both survive a crash (replayed).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        // Transactional data (as a coordinator writes it: Produce does not take it from clients
+        // before the transaction coordinator can verify it).
+        let data = make_txn_batch(&[b"a", b"b"], 1, (7, 3, -1));
+        log.append_from(&data, 9, 0, AppendOrigin::Coordinator)
+            .unwrap();
+        assert_eq!(log.append_txn_marker(&marker(3, 5, true), 100).unwrap(), 2);
+        let stored = read_all(&log, 2)[0];
+        assert!(stored.is_control() && stored.is_transactional());
+        assert_eq!((stored.producer_id, stored.producer_epoch), (7, 3));
+        assert!(matches!(
+            log.append_txn_marker(&marker(2, 5, false), 100),
+            Err(LogError::InvalidProducerEpoch)
+        ));
+        assert!(matches!(
+            log.append_txn_marker(&marker(3, 4, false), 100),
+            Err(LogError::TransactionCoordinatorFenced)
+        ));
+        drop(log); // as after kill -9
+        let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert!(matches!(
+            log.append_txn_marker(&marker(3, 4, false), 100),
+            Err(LogError::TransactionCoordinatorFenced)
+        ));
+        // A newer epoch (of the producer or the coordinator) is accepted.
+        assert_eq!(log.append_txn_marker(&marker(4, 5, false), 100).unwrap(), 3);
+    }
+
+    #[test]
+    fn the_last_stable_offset_stops_at_the_oldest_open_transaction_across_restarts() {
+        // UnifiedLog.lastStableOffset: the first offset of the oldest ongoing transaction, else
+        // the high watermark; the producer snapshot (clean shutdown) and the replay of the log
+        // (after a crash, markers included) both bring it back.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        log.append(&make_batch(&[b"plain"], 1, None), 9, 0).unwrap();
+        assert_eq!(log.last_stable_offset(), 1);
+        log.append_from(&make_txn_batch(&[b"a"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"b"], 1, (8, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"c"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        assert_eq!((log.last_stable_offset(), log.high_watermark()), (1, 4));
+        let first = TxnMarker {
+            producer_id: 7,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit: true,
+        };
+        assert_eq!(log.append_txn_marker(&first, 0).unwrap(), 4);
+        assert_eq!(log.last_stable_offset(), 2);
+        log.close(0).unwrap();
+        drop(log);
+        for clean in [true, false] {
+            let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+            assert_eq!(log.last_stable_offset(), 2, "clean: {clean}");
+            let open: Vec<_> = log
+                .producers()
+                .active_producers()
+                .into_iter()
+                .filter(|p| p.current_txn_start_offset >= 0)
+                .map(|p| (p.producer_id, p.current_txn_start_offset))
+                .collect();
+            assert_eq!(open, vec![(8, 2)]);
+        }
+        let mut log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        let second = TxnMarker {
+            producer_id: 8,
+            commit: false,
+            ..first
+        };
+        log.append_txn_marker(&second, 0).unwrap();
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        // Idle expiry never forgets a producer inside a transaction (isProducerExpired).
+        log.append_from(&make_txn_batch(&[b"d"], 1, (9, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.remove_expired_producers(i64::MAX, 1);
+        assert_eq!(log.last_stable_offset(), 6);
+    }
+
+    #[test]
+    fn aborts_go_to_the_txnindex_of_the_markers_segment_and_are_rebuilt() {
+        // UnifiedLog.append / LogSegment.updateTxnIndex: an abort marker adds an AbortedTxn
+        // (producer, first offset, marker offset, last stable offset) to the segment it lands
+        // in; LogSegment.recover rebuilds the index after a crash; it goes with its segment.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_bytes: 0,
+            ..config()
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        let abort = |pid| TxnMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit: false,
+        };
+        log.append_from(&make_txn_batch(&[b"a"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap();
+        log.append_from(&make_txn_batch(&[b"b"], 1, (8, 0, -1)), 9, 0, coord)
+            .unwrap();
+        // Enough plain data for the markers to land in a later segment than the data.
+        while log.segment_count() < 2 {
+            log.append(&make_batch(&[b"xxxxxxxxxxxxxxxxxxxx"], 1, None), 9, 0)
+                .unwrap();
+        }
+        let m7 = log.append_txn_marker(&abort(7), 0).unwrap();
+        let m8 = log.append_txn_marker(&abort(8), 0).unwrap();
+        let expected = vec![
+            // Producer 8's transaction (from offset 1) was still open: the LSO stayed there.
+            AbortedTxn {
+                producer_id: 7,
+                first_offset: 0,
+                last_offset: m7,
+                last_stable_offset: 1,
+            },
+            AbortedTxn {
+                producer_id: 8,
+                first_offset: 1,
+                last_offset: m8,
+                last_stable_offset: m8 + 1,
+            },
+        ];
+        assert!(log.segments[0].txn_index().entries().is_empty());
+        assert_eq!(
+            log.segments.last().unwrap().txn_index().entries(),
+            &expected[..]
+        );
+        assert_eq!(log.collect_aborted_txns(0, 1), expected[..1].to_vec());
+        assert_eq!(log.collect_aborted_txns(0, m7), expected);
+        assert_eq!(log.collect_aborted_txns(m8 + 1, m8 + 1), vec![]);
+        let marker_segment = log.active_base_offset();
+        let txnindex = dir
+            .path()
+            .join(super::super::segment::file_name(marker_segment, "txnindex"));
+        drop(log); // as after kill -9: the entries were not written yet
+        let mut log = PartitionLog::open(dir.path(), cfg.clone(), false, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, m8 + 1), expected);
+        log.close(0).unwrap();
+        drop(log);
+        assert_eq!(fs::metadata(&txnindex).unwrap().len(), 2 * 34);
+        // A lost .txnindex is rebuilt even after a clean shutdown.
+        fs::remove_file(&txnindex).unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, m8 + 1), expected);
+        // Retention takes the .txnindex files with their segments.
+        assert!(log.apply_retention(0).unwrap() > 0);
+        assert!(!txnindex.exists());
     }
 }

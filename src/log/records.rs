@@ -30,6 +30,8 @@ pub struct RecordRef<'a> {
     pub raw: &'a [u8],
     pub offset_delta: i64,
     pub key: Option<&'a [u8]>,
+    /// The value; `None` for a tombstone (value length -1).
+    pub value: Option<&'a [u8]>,
     pub tombstone: bool,
 }
 
@@ -55,15 +57,24 @@ pub fn walk_records(mut area: &[u8]) -> Result<Vec<RecordRef<'_>>, BatchError> {
             None
         } else {
             let k = usize::try_from(key_len).map_err(|_| corrupt())?;
-            let key = body.get(at..at + k).ok_or_else(corrupt)?;
+            let key_end = at.checked_add(k).ok_or_else(corrupt)?;
+            let key = body.get(at..key_end).ok_or_else(corrupt)?;
             at += k;
             Some(key)
         };
         let value_len = next(&mut at)?;
+        let value = if value_len < 0 {
+            None
+        } else {
+            let v = usize::try_from(value_len).map_err(|_| corrupt())?;
+            let value_end = at.checked_add(v).ok_or_else(corrupt)?;
+            Some(body.get(at..value_end).ok_or_else(corrupt)?)
+        };
         out.push(RecordRef {
             raw: &area[..end],
             offset_delta,
             key,
+            value,
             tombstone: value_len < 0,
         });
         area = &area[end..];

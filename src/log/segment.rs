@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::batch::{crc_is_valid, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, NO_TIMESTAMP};
-use super::index::{OffsetIndex, TimeIndex};
+use super::index::{AbortedTxn, OffsetIndex, TimeIndex, TxnIndex};
 use super::open_files::LogFile;
 use super::storage::{ReadAt, SegmentFile, Storage};
 
@@ -121,6 +121,9 @@ pub struct Segment {
     max_timestamp: i64,
     index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TxnIndex,
+    /// The `.txnindex` was found sane at opening (else the partition rebuilds it from the log).
+    txn_index_loaded: bool,
     bytes_since_index_entry: u64,
     /// When this segment took its first batch (for segment.ms rolling).
     pub first_append_ms: Option<i64>,
@@ -132,11 +135,17 @@ impl Segment {
     /// A new, active segment.
     pub fn create(storage: &Arc<dyn Storage>, dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log = LogFile::open(storage, &dir.join(file_name(base_offset, "log")), true)?;
-        Self::empty(dir, base_offset, log)
+        let txn_index = TxnIndex::create(&dir.join(file_name(base_offset, "txnindex")))?;
+        Self::empty(dir, base_offset, log, txn_index)
     }
 
-    /// A segment over `log` with fresh, empty indexes and no batches tracked yet.
-    fn empty(dir: &Path, base_offset: i64, log: LogFile) -> io::Result<Segment> {
+    /// A segment over `log` with fresh, empty offset and time indexes and no batches tracked yet.
+    fn empty(
+        dir: &Path,
+        base_offset: i64,
+        log: LogFile,
+        txn_index: TxnIndex,
+    ) -> io::Result<Segment> {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -146,6 +155,8 @@ impl Segment {
             max_timestamp: NO_TIMESTAMP,
             index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")))?,
             time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")))?,
+            txn_index,
+            txn_index_loaded: false,
             bytes_since_index_entry: 0,
             first_append_ms: None,
             partial_tail: false,
@@ -178,13 +189,28 @@ impl Segment {
         let log = LogFile::open(storage, &dir.join(file_name(base_offset, "log")), false)?;
         let file = log.handle()?;
         let size = file.size()?;
-        if mode == OpenMode::Trust {
-            if let Some(seg) = Self::open_trusted(dir, base_offset, &log, &*file, size)? {
-                return Ok((seg, 0));
+        // The transaction index is loaded whatever happens to the others: only the partition can
+        // rebuild it (it needs the producers' state), and does when it is missing or insane.
+        let txn_path = dir.join(file_name(base_offset, "txnindex"));
+        let (txn_index, txn_index_loaded) = match TxnIndex::load(&txn_path, base_offset)? {
+            Some(t) => (t, true),
+            None => (TxnIndex::create(&txn_path)?, false),
+        };
+        let txn_index = match mode {
+            OpenMode::Trust => {
+                match Self::open_trusted(dir, base_offset, &log, &*file, size, txn_index)? {
+                    Ok(mut seg) => {
+                        seg.txn_index_loaded = txn_index_loaded;
+                        return Ok((seg, 0));
+                    }
+                    Err(txn_index) => txn_index,
+                }
             }
-        }
+            OpenMode::Recover => txn_index,
+        };
         // Rebuild: scan every batch, verify it in Recover mode, re-create both indexes.
-        let mut seg = Self::empty(dir, base_offset, log)?;
+        let mut seg = Self::empty(dir, base_offset, log, txn_index)?;
+        seg.txn_index_loaded = txn_index_loaded;
         let verify = mode == OpenMode::Recover;
         let valid_end = scan(&*file, 0, size, verify, |b| {
             if verify && !b.bytes.is_some_and(crc_is_valid) {
@@ -208,21 +234,23 @@ impl Segment {
     }
 
     /// Loads the indexes of a cleanly closed segment and scans only the batches after the last
-    /// index entry, to learn the next offset and newest timestamp. `None` if an index is unusable.
+    /// index entry, to learn the next offset and newest timestamp. Hands `txn_index` back if an
+    /// index is unusable.
     fn open_trusted(
         dir: &Path,
         base_offset: i64,
         log: &LogFile,
         file: &dyn SegmentFile,
         size: u64,
-    ) -> io::Result<Option<Segment>> {
+        txn_index: TxnIndex,
+    ) -> io::Result<Result<Segment, TxnIndex>> {
         let Some(index) = OffsetIndex::load(&dir.join(file_name(base_offset, "index")), size)?
         else {
-            return Ok(None);
+            return Ok(Err(txn_index));
         };
         let Some(time_index) = TimeIndex::load(&dir.join(file_name(base_offset, "timeindex")))?
         else {
-            return Ok(None);
+            return Ok(Err(txn_index));
         };
         let (mut next_offset, tail_from) = match index.last() {
             Some(e) => (
@@ -238,9 +266,9 @@ impl Segment {
             true
         })?;
         if end != size {
-            return Ok(None);
+            return Ok(Err(txn_index));
         }
-        Ok(Some(Segment {
+        Ok(Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
             log: log.clone(),
@@ -249,6 +277,8 @@ impl Segment {
             max_timestamp,
             index,
             time_index,
+            txn_index,
+            txn_index_loaded: false,
             bytes_since_index_entry: 0,
             first_append_ms: None,
             partial_tail: false,
@@ -374,6 +404,38 @@ impl Segment {
         self.size == 0
     }
 
+    /// The aborted transactions whose markers are in this segment.
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    /// Records an aborted transaction whose marker was appended to (or replayed from) this
+    /// segment (Kafka's LogSegment.updateTxnIndex).
+    pub fn add_aborted_txn(&mut self, txn: AbortedTxn) {
+        self.txn_index.append(txn);
+    }
+
+    /// Whether the `.txnindex` was loaded sane at opening; if not the partition rebuilds it.
+    pub fn txn_index_loaded(&self) -> bool {
+        self.txn_index_loaded
+    }
+
+    /// Empties the transaction index, for a rebuild from the log.
+    pub fn reset_txn_index(&mut self) -> io::Result<()> {
+        let path = self.txn_index.path().to_path_buf();
+        self.txn_index = TxnIndex::create(&path)?;
+        Ok(())
+    }
+
+    /// Takes over `other`'s transaction index (a cleaned copy of the same segment: the cleaner
+    /// keeps the markers' entries as they are).
+    pub fn adopt_txn_index(&mut self, other: &mut Segment) {
+        std::mem::swap(&mut self.txn_index, &mut other.txn_index);
+        if let Err(e) = self.txn_index.write() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "transaction index entries not written yet");
+        }
+    }
+
     /// Whether an index reached segment.index.bytes (`max_index_bytes`).
     pub fn index_is_full(&self, max_index_bytes: u64) -> bool {
         self.index.is_full(max_index_bytes) || self.time_index.is_full(max_index_bytes)
@@ -387,13 +449,16 @@ impl Segment {
     /// Writes and fsyncs the indexes (clean shutdown).
     pub fn flush_indexes(&mut self) -> io::Result<()> {
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Writes the index entries not in the files yet; best effort (the in-memory index is whole,
     /// and the files are written again at the next roll or clean shutdown).
     fn write_indexes(&mut self) {
-        if let Err(e) = self.index.write().and_then(|()| self.time_index.write()) {
+        let written = self.index.write();
+        let written = written.and_then(|()| self.time_index.write());
+        if let Err(e) = written.and_then(|()| self.txn_index.write()) {
             tracing::warn!(dir = %self.dir.display(), base_offset = self.base_offset, error = %e, "index entries not written yet");
         }
     }
@@ -411,6 +476,7 @@ impl Segment {
         self.log.moved_to(dir);
         self.index.moved_to(dir);
         self.time_index.moved_to(dir);
+        self.txn_index.moved_to(dir);
     }
 
     /// Removes the segment's files (retention).
@@ -418,6 +484,7 @@ impl Segment {
         std::fs::remove_file(self.dir.join(file_name(self.base_offset, "log")))?;
         let _ = std::fs::remove_file(self.index.path());
         let _ = std::fs::remove_file(self.time_index.path());
+        let _ = std::fs::remove_file(self.txn_index.path());
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const INVALID_TXN_STATE: i16 = 48;
 pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
@@ -98,6 +99,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         }
         LogError::DeleteNotAllowedByPolicy => POLICY_VIOLATION,
         LogError::NoKeyOnCompactedTopic(_) => INVALID_RECORD,
+        LogError::InvalidTxnState => INVALID_TXN_STATE,
+        LogError::TransactionCoordinatorFenced => TRANSACTION_COORDINATOR_FENCED,
         LogError::Storage(_) | LogError::Offline => KAFKA_STORAGE_ERROR,
     }
 }

@@ -1,22 +1,31 @@
 //! Idempotent-producer state of one partition: for each producer id its epoch and the metadata of
 //! its last five batches (Kafka's ProducerStateEntry, NUM_BATCHES_TO_RETAIN = 5), used to reject
 //! out-of-order and fenced writes and to answer a retried batch with its original offset instead of
-//! appending it twice.
+//! appending it twice; and its transactions (Kafka's ProducerStateManager): the first offset of
+//! its ongoing transaction, which a marker ends, and the coordinator epoch of its last marker.
+//! The oldest ongoing transaction bounds the last stable offset.
 //!
 //! The state is rebuilt from batch headers at start-up (and saved at clean shutdown, see
 //! `partition.rs`), so duplicate detection survives restarts and crashes.
 //!
 //! Snapshot file format (`producer-state.gregor` in the partition directory), big-endian:
-//! `version int16 = 1 | covers_up_to_offset int64 | entry_count int32 | entries`, each entry
-//! `producer_id int64 | epoch int16 | batch_count int8 | batches`, each batch
+//! `version int16 = 2 | covers_up_to_offset int64 | entry_count int32 | entries`, each entry
+//! `producer_id int64 | epoch int16 | coordinator_epoch int32 | last_timestamp int64 |
+//! current_txn_first_offset int64 (-1: none) | batch_count int8 | batches` (version 1 has no
+//! coordinator epoch, last timestamp or transaction), each batch
 //! `first_seq int32 | last_seq int32 | first_offset int64 | last_offset int64 | timestamp int64`,
 //! followed by a CRC-32C of everything before it (uint32).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::log::batch::{increment_sequence, BatchHeader};
+use crate::log::batch::{increment_sequence, BatchHeader, NO_TIMESTAMP};
+use crate::log::AppendOrigin;
+use crate::txn::TxnMarker;
 
 pub const BATCHES_TO_RETAIN: usize = 5;
+
+/// The snapshot format written; version 1 (before transactions) still loads.
+const SNAPSHOT_VERSION: i16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMetadata {
@@ -27,10 +36,55 @@ pub struct BatchMetadata {
     pub timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+/// RecordBatch.NO_PRODUCER_EPOCH: the epoch of a producer the partition has no batch of.
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// One producer's state (Kafka's ProducerStateEntry).
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The coordinator epoch of the producer's last transaction marker (-1 before any): a marker
+    /// from an older coordinator epoch is fenced.
+    coordinator_epoch: i32,
+    /// The timestamp of the producer's last batch or marker, which idle expiry judges by.
+    last_timestamp: i64,
+    /// The first offset of the producer's ongoing transaction: of its first transactional batch
+    /// since its last marker.
+    current_txn_first_offset: Option<i64>,
+}
+
+impl Default for ProducerEntry {
+    /// ProducerStateEntry.empty.
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            last_timestamp: NO_TIMESTAMP,
+            current_txn_first_offset: None,
+        }
+    }
+}
+
+impl ProducerEntry {
+    /// A new epoch forgets the batches of the old one (ProducerStateEntry.maybeUpdateProducerEpoch).
+    fn set_epoch(&mut self, epoch: i16) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
+}
+
+/// A transaction a marker ended (Kafka's CompletedTxn): `first_offset` of its first batch in this
+/// partition, `last_offset` the marker's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// The verdict on a produced batch from an idempotent producer.
@@ -44,29 +98,65 @@ pub enum SequenceCheck {
     InvalidProducerEpoch,
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence,
+    /// INVALID_TXN_STATE (48): a non-transactional batch while the producer's transaction is
+    /// ongoing (ProducerAppendInfo.appendDataBatch).
+    InvalidTxnState,
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch than the
+    /// producer's last marker (ProducerAppendInfo.checkCoordinatorEpoch).
+    CoordinatorFenced,
+}
+
+/// A producer's state as DescribeProducers shows it (Kafka's ReplicaManager.activeProducerState).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The last sequence of its last batch; -1 without one.
+    pub last_sequence: i32,
+    /// Of its last batch or marker; -1 without one.
+    pub last_timestamp: i64,
+    /// Of its last marker; -1 before any.
+    pub coordinator_epoch: i32,
+    /// The first offset of its ongoing transaction; -1 without one.
+    pub current_txn_start_offset: i64,
 }
 
 #[derive(Debug, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// The ongoing transactions: first offset → producer id (Kafka's ongoingTxns), so that the
+    /// first unstable offset is the first key.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateTable {
-    /// Kafka's checks in the order of ProducerAppendInfo.checkProducerEpoch/checkSequence, after
-    /// UnifiedLog's duplicate lookup. A producer with no state here may start at any sequence.
-    pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
+    /// Kafka's checks of a data batch in the order of UnifiedLog.analyzeAndValidateProducerState
+    /// and ProducerAppendInfo.appendDataBatch: the duplicate lookup, then the epoch, then (only
+    /// for client batches: a coordinator's transactional writes carry no sequence) the
+    /// sequence, then the transaction state. A producer with no state may start anywhere.
+    pub fn check(&self, h: &BatchHeader, origin: AppendOrigin) -> SequenceCheck {
         let Some(entry) = self.producers.get(&h.producer_id) else {
             return SequenceCheck::Append;
         };
+        let client = matches!(origin, AppendOrigin::Client { .. });
         if h.producer_epoch < entry.epoch {
             return SequenceCheck::InvalidProducerEpoch;
         }
+        if client {
+            if let Some(verdict) = Self::check_sequence(entry, h) {
+                return verdict;
+            }
+        }
+        if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
+            return SequenceCheck::InvalidTxnState;
+        }
+        SequenceCheck::Append
+    }
+
+    /// ProducerStateEntry.findDuplicateBatch and ProducerAppendInfo.checkSequence.
+    fn check_sequence(entry: &ProducerEntry, h: &BatchHeader) -> Option<SequenceCheck> {
         if h.producer_epoch != entry.epoch {
-            return if h.base_sequence == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::OutOfOrderSequence
-            };
+            return (h.base_sequence != 0).then_some(SequenceCheck::OutOfOrderSequence);
         }
         let last_seq = h.last_sequence();
         if let Some(dup) = entry
@@ -74,25 +164,68 @@ impl ProducerStateTable {
             .iter()
             .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
         {
-            return SequenceCheck::Duplicate(*dup);
+            return Some(SequenceCheck::Duplicate(*dup));
         }
-        match entry.batches.back() {
-            Some(last) if increment_sequence(last.last_seq, 1) != h.base_sequence => {
-                SequenceCheck::OutOfOrderSequence
-            }
-            _ => SequenceCheck::Append,
+        // An entry without batches (its epoch came with a marker) expects sequence 0.
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |last| increment_sequence(last.last_seq, 1));
+        (expected != h.base_sequence).then_some(SequenceCheck::OutOfOrderSequence)
+    }
+
+    /// Kafka's checks of a transaction marker (ProducerAppendInfo.appendEndTxnMarker): an older
+    /// producer epoch is INVALID_PRODUCER_EPOCH, an older coordinator epoch is fenced.
+    pub fn check_marker(&self, marker: &TxnMarker) -> SequenceCheck {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return SequenceCheck::Append;
+        };
+        if marker.producer_epoch < entry.epoch {
+            SequenceCheck::InvalidProducerEpoch
+        } else if marker.coordinator_epoch < entry.coordinator_epoch {
+            SequenceCheck::CoordinatorFenced
+        } else {
+            SequenceCheck::Append
         }
     }
 
-    /// Records an appended (or, at recovery, replayed) batch of an idempotent producer.
+    /// Records an appended (or replayed) marker at `offset`: the producer's ongoing transaction,
+    /// if it had one, is complete (ProducerAppendInfo.appendEndTxnMarker: a marker of a producer
+    /// without data in the partition completes nothing).
+    pub fn record_marker(
+        &mut self,
+        marker: &TxnMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self.producers.entry(marker.producer_id).or_default();
+        let completed = entry.current_txn_first_offset.take().map(|first_offset| {
+            self.ongoing.remove(&first_offset);
+            CompletedTxn {
+                producer_id: marker.producer_id,
+                first_offset,
+                last_offset: offset,
+                aborted: !marker.commit,
+            }
+        });
+        entry.set_epoch(marker.producer_epoch);
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = timestamp;
+        completed
+    }
+
+    /// Records an appended (or, at recovery, replayed) data batch of an idempotent or
+    /// transactional producer; its first transactional batch since a marker starts a transaction.
     pub fn record(&mut self, h: &BatchHeader, timestamp: i64) {
         if !h.has_producer_id() {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
-        if entry.epoch != h.producer_epoch {
-            entry.epoch = h.producer_epoch;
-            entry.batches.clear();
+        entry.set_epoch(h.producer_epoch);
+        entry.last_timestamp = timestamp;
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
+            self.ongoing.insert(h.base_offset, h.producer_id);
         }
         if entry.batches.len() == BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -106,21 +239,57 @@ impl ProducerStateTable {
         });
     }
 
-    /// Forgets every producer whose last batch's timestamp is `expiration_ms` or more before
+    /// Records an appended or replayed batch: a data batch (`record`), or a control batch with
+    /// the marker it carries (`record_marker`; an empty control batch changes nothing). The one
+    /// path for appends and for rebuilding the state from the log at start-up.
+    pub fn update(&mut self, h: &BatchHeader, marker: Option<&TxnMarker>) -> Option<CompletedTxn> {
+        match marker {
+            Some(m) => self.record_marker(m, h.base_offset, h.max_timestamp),
+            None if h.is_control() => None,
+            None => {
+                self.record(h, h.max_timestamp);
+                None
+            }
+        }
+    }
+
+    /// Forgets every producer whose last batch's (or marker's) timestamp is `expiration_ms` or more before
     /// `now_ms` (Kafka's ProducerStateManager.removeExpiredProducers, producer.id.expiration.ms):
     /// the state of producers that went away stops costing memory, and a batch from one of them
     /// later is taken as from a producer without state. Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
+        // Kafka's isProducerExpired: a producer inside a transaction is never expired, or its
+        // transaction would be forgotten and the last stable offset would pass it.
         self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| now_ms.saturating_sub(b.timestamp) < expiration_ms)
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
         });
         if self.producers.capacity() > 2 * self.producers.len() + 64 {
             self.producers.shrink_to_fit();
         }
         before - self.producers.len()
+    }
+
+    /// The first offset of the oldest ongoing transaction (Kafka's firstUnstableOffset): the
+    /// last stable offset is this, or the high watermark when lower or without one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Every producer's state, for DescribeProducers (Kafka's ProducerStateManager.activeProducers).
+    pub fn active_producers(&self) -> Vec<ProducerInfo> {
+        self.producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerInfo {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -147,12 +316,15 @@ impl ProducerStateTable {
 
     pub fn encode_snapshot(&self, covers_up_to: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(14 + self.producers.len() * 64);
-        out.extend_from_slice(&1i16.to_be_bytes());
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         out.extend_from_slice(&covers_up_to.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
         for (pid, e) in &self.producers {
             out.extend_from_slice(&pid.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -174,7 +346,10 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        if r.i16()? != 1 {
+        // Version 1 (before transactions) has no coordinator epoch, last timestamp or
+        // transaction: its producers had none, and their last batch's timestamp stands in.
+        let version = r.i16()?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let covers = r.i64()?;
@@ -182,11 +357,21 @@ impl ProducerStateTable {
         let mut table = ProducerStateTable::default();
         for _ in 0..count {
             let pid = r.i64()?;
-            let epoch = r.i16()?;
+            let mut entry = ProducerEntry {
+                epoch: r.i16()?,
+                ..ProducerEntry::default()
+            };
+            if version >= 2 {
+                entry.coordinator_epoch = r.i32()?;
+                entry.last_timestamp = r.i64()?;
+                entry.current_txn_first_offset = Some(r.i64()?).filter(|&o| o >= 0);
+                if let Some(first) = entry.current_txn_first_offset {
+                    table.ongoing.insert(first, pid);
+                }
+            }
             let n = r.u8()?;
-            let mut batches = VecDeque::with_capacity(usize::from(n).min(BATCHES_TO_RETAIN));
             for _ in 0..n {
-                batches.push_back(BatchMetadata {
+                entry.batches.push_back(BatchMetadata {
                     first_seq: r.i32()?,
                     last_seq: r.i32()?,
                     first_offset: r.i64()?,
@@ -194,9 +379,10 @@ impl ProducerStateTable {
                     timestamp: r.i64()?,
                 });
             }
-            table
-                .producers
-                .insert(pid, ProducerEntry { epoch, batches });
+            if version == 1 {
+                entry.last_timestamp = entry.batches.back().map_or(NO_TIMESTAMP, |b| b.timestamp);
+            }
+            table.producers.insert(pid, entry);
         }
         r.0.is_empty().then_some((table, covers))
     }
@@ -228,6 +414,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
     fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
         BatchHeader {
             base_offset,
@@ -249,7 +437,10 @@ mod tests {
     #[test]
     fn new_producer_accepts_any_sequence() {
         let t = ProducerStateTable::default();
-        assert_eq!(t.check(&header(1, 0, 42, 3, 0)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 0, 42, 3, 0), CLIENT),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
@@ -257,24 +448,30 @@ mod tests {
         let mut t = ProducerStateTable::default();
         let first = header(1, 0, 0, 3, 0);
         t.record(&first, 10);
-        assert_eq!(t.check(&header(1, 0, 3, 2, 0)), SequenceCheck::Append);
-        match t.check(&header(1, 0, 0, 3, 0)) {
+        assert_eq!(
+            t.check(&header(1, 0, 3, 2, 0), CLIENT),
+            SequenceCheck::Append
+        );
+        match t.check(&header(1, 0, 0, 3, 0), CLIENT) {
             SequenceCheck::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset), (0, 2)),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            t.check(&header(1, 0, 5, 1, 0)),
+            t.check(&header(1, 0, 5, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         // A bumped epoch must restart at 0; an older epoch is fenced.
         assert_eq!(
-            t.check(&header(1, 1, 3, 1, 0)),
+            t.check(&header(1, 1, 3, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
-        assert_eq!(t.check(&header(1, 1, 0, 1, 0)), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 1, 0, 1, 0), CLIENT),
+            SequenceCheck::Append
+        );
         t.record(&header(1, 1, 0, 1, 3), 11);
         assert_eq!(
-            t.check(&header(1, 0, 3, 1, 0)),
+            t.check(&header(1, 0, 3, 1, 0), CLIENT),
             SequenceCheck::InvalidProducerEpoch
         );
     }
@@ -286,11 +483,11 @@ mod tests {
             t.record(&header(9, 0, i, 1, i64::from(i)), 0);
         }
         assert_eq!(
-            t.check(&header(9, 0, 1, 1, 0)),
+            t.check(&header(9, 0, 1, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         assert!(matches!(
-            t.check(&header(9, 0, 2, 1, 0)),
+            t.check(&header(9, 0, 2, 1, 0), CLIENT),
             SequenceCheck::Duplicate(_)
         ));
     }
@@ -307,9 +504,12 @@ mod tests {
         assert_eq!(t.remove_expired(11_000, 10_000), 1);
         assert_eq!(t.len(), 1);
         // The forgotten producer may start again anywhere; the other keeps its checks.
-        assert_eq!(t.check(&header(1, 0, 7, 1, 0)), SequenceCheck::Append);
         assert_eq!(
-            t.check(&header(2, 0, 7, 1, 0)),
+            t.check(&header(1, 0, 7, 1, 0), CLIENT),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            t.check(&header(2, 0, 7, 1, 0), CLIENT),
             SequenceCheck::OutOfOrderSequence
         );
         assert_eq!(t.remove_expired(15_000, 10_000), 1);
@@ -326,12 +526,151 @@ mod tests {
         assert_eq!(covers, 105);
         assert_eq!(back.len(), 2);
         assert!(matches!(
-            back.check(&header(5, 2, 10, 4, 0)),
+            back.check(&header(5, 2, 10, 4, 0), CLIENT),
             SequenceCheck::Duplicate(_)
         ));
         let mut bad = snap.clone();
         bad[5] ^= 1;
         assert!(ProducerStateTable::decode_snapshot(&bad).is_none());
         assert!(ProducerStateTable::decode_snapshot(&snap[..3]).is_none());
+    }
+
+    fn txn_header(pid: i64, epoch: i16, count: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: crate::log::batch::ATTR_TRANSACTIONAL,
+            base_sequence: -1,
+            ..header(pid, epoch, 0, count, base_offset)
+        }
+    }
+
+    fn marker(pid: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id: pid,
+            producer_epoch: epoch,
+            coordinator_epoch,
+            commit,
+        }
+    }
+
+    #[test]
+    fn transactions_start_with_a_transactional_batch_and_end_with_a_marker() {
+        // ProducerAppendInfo.appendDataBatch / appendEndTxnMarker and ProducerStateManager's
+        // firstUnstableOffset: the oldest ongoing transaction's first offset.
+        let mut t = ProducerStateTable::default();
+        t.record(&header(9, 0, 0, 1, 0), 1); // idempotent, no transaction
+        t.record(&txn_header(1, 0, 2, 1), 1);
+        t.record(&txn_header(2, 0, 1, 3), 1);
+        t.record(&txn_header(1, 0, 1, 4), 1);
+        assert_eq!(t.first_unstable_offset(), Some(1));
+        // A non-transactional batch inside a transaction is INVALID_TXN_STATE.
+        assert_eq!(
+            t.check(&header(1, 0, 3, 1, 0), AppendOrigin::Coordinator),
+            SequenceCheck::InvalidTxnState
+        );
+        let done = t.record_marker(&marker(1, 0, 0, false), 5, 2);
+        assert_eq!(
+            done,
+            Some(CompletedTxn {
+                producer_id: 1,
+                first_offset: 1,
+                last_offset: 5,
+                aborted: true
+            })
+        );
+        assert_eq!(t.first_unstable_offset(), Some(3));
+        // A marker of a producer without a transaction here completes nothing.
+        assert_eq!(t.record_marker(&marker(9, 0, 0, true), 6, 2), None);
+        assert!(t.record_marker(&marker(2, 0, 0, true), 7, 2).is_some());
+        assert_eq!(t.first_unstable_offset(), None);
+        let info = t
+            .active_producers()
+            .into_iter()
+            .find(|p| p.producer_id == 1)
+            .unwrap();
+        assert_eq!(
+            (
+                info.producer_epoch,
+                info.coordinator_epoch,
+                info.current_txn_start_offset
+            ),
+            (0, 0, -1)
+        );
+    }
+
+    #[test]
+    fn a_producer_inside_a_transaction_never_expires() {
+        // Kafka's ProducerStateManager.isProducerExpired: only producers without an ongoing
+        // transaction expire, judged by the last timestamp (of a batch or a marker).
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 0, 1, 0), 1_000);
+        t.record(&header(2, 0, 0, 1, 1), 1_000);
+        assert_eq!(t.remove_expired(100_000, 10_000), 1);
+        assert_eq!(t.first_unstable_offset(), Some(0));
+        t.record_marker(&marker(1, 0, 0, true), 2, 95_000);
+        assert_eq!(t.remove_expired(100_000, 10_000), 0);
+        assert_eq!(t.remove_expired(105_000, 10_000), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_snapshot_keeps_transactions_and_old_snapshots_still_load() {
+        let mut t = ProducerStateTable::default();
+        t.record(&txn_header(1, 3, 2, 10), 50);
+        t.record_marker(&marker(2, 0, 4, true), 12, 60);
+        let (back, covers) = ProducerStateTable::decode_snapshot(&t.encode_snapshot(13)).unwrap();
+        assert_eq!(covers, 13);
+        assert_eq!(back.first_unstable_offset(), Some(10));
+        let mut infos = back.active_producers();
+        infos.sort_by_key(|p| p.producer_id);
+        assert_eq!(
+            infos,
+            vec![
+                ProducerInfo {
+                    producer_id: 1,
+                    producer_epoch: 3,
+                    // Written without sequences (RecordBatch.NO_SEQUENCE), as a coordinator does.
+                    last_sequence: -1,
+                    last_timestamp: 50,
+                    coordinator_epoch: -1,
+                    current_txn_start_offset: 10
+                },
+                ProducerInfo {
+                    producer_id: 2,
+                    producer_epoch: 0,
+                    last_sequence: -1,
+                    last_timestamp: 60,
+                    coordinator_epoch: 4,
+                    current_txn_start_offset: -1
+                }
+            ]
+        );
+        assert_eq!(
+            back.check_marker(&marker(2, 0, 3, false)),
+            SequenceCheck::CoordinatorFenced
+        );
+        // Version 1, as written before transactions: producer 5, epoch 2, one batch.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&1i16.to_be_bytes());
+        v1.extend_from_slice(&8i64.to_be_bytes());
+        v1.extend_from_slice(&1i32.to_be_bytes());
+        v1.extend_from_slice(&5i64.to_be_bytes());
+        v1.extend_from_slice(&2i16.to_be_bytes());
+        v1.push(1);
+        for v in [0i32, 3] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [4i64, 7, 77] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let (old, covers) = ProducerStateTable::decode_snapshot(&v1).unwrap();
+        assert_eq!(covers, 8);
+        assert!(matches!(
+            old.check(&header(5, 2, 0, 4, 0), CLIENT),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert_eq!(old.active_producers()[0].last_timestamp, 77);
+        assert_eq!(old.first_unstable_offset(), None);
     }
 }

@@ -16,6 +16,8 @@ import java.util.Map;
  *   crash-verify   --bootstrap B --topic T --count N --acked F [--label L]
  *   dedupe         --broker-port P --proxy-port Q --signal-dir D     (see DedupeTest)
  *   groups, group-member, groups-setup, groups-restart                  (see GroupTests)
+ *   txn            --bootstrap B --label L                 transactions (see TxnTests)
+ *   txn-open       --bootstrap B --topic T --transactional-id X   leaves a transaction open
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -40,6 +42,8 @@ public final class Main {
             case "groups-setup" -> GroupTests.setup(args);
             case "groups-restart" -> GroupTests.restart(args, report);
             case "groups-live-verify" -> GroupTests.liveVerify(args, report);
+            case "txn" -> TxnTests.run(args, report);
+            case "txn-open" -> TxnTests.open(args);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
