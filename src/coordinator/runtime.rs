@@ -42,6 +42,8 @@ use kafka_protocol::records::{
 };
 use parking_lot::{Mutex, RwLock};
 
+use crate::log::control::{CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
+use crate::log::AppendOrigin;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
 use crate::txn::TxnMarker;
@@ -367,20 +369,10 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let appended = match batch {
             Batch::Records(records, producer) => {
                 let buf = encode_batch(records, producer, now)?;
-                log.append(&buf, 9, now).map(|info| info.base_offset)
+                log.append_with_origin(&buf, AppendOrigin::Coordinator, now)
+                    .map(|info| info.base_offset)
             }
-            // Until the log writes control batches (AppendOrigin::Coordinator with
-            // append_txn_marker), a marker cannot be written: the transaction coordinator
-            // retries it.
-            Batch::Marker(marker) => {
-                tracing::warn!(
-                    topic = self.topic,
-                    partition,
-                    ?marker,
-                    "transaction markers cannot be written yet"
-                );
-                return Err(errors::COORDINATOR_NOT_AVAILABLE);
-            }
+            Batch::Marker(marker) => log.append_txn_marker(marker, now),
         };
         appended.map_err(|e| {
             tracing::error!(topic = self.topic, partition, error = %e, "coordinator append failed");
@@ -477,8 +469,11 @@ fn replay_batches<S: CoordinatorShard>(shard: &mut S, bytes: &mut Bytes, now: i6
 /// 0 ABORT, 1 COMMIT): whether it is a commit, or `None` for other control records.
 fn marker_type(key: &[u8]) -> Option<bool> {
     match key {
-        [_, _, 0, 0, ..] => Some(false),
-        [_, _, 0, 1, ..] => Some(true),
+        [_, _, a, b, ..] => match i16::from_be_bytes([*a, *b]) {
+            CONTROL_TYPE_COMMIT => Some(true),
+            CONTROL_TYPE_ABORT => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -635,31 +630,17 @@ mod tests {
         b
     }
 
-    /// A transaction marker as Kafka writes it (EndTransactionMarker: a control batch of one
-    /// record, key `version 0 | type`, value `version 0 | coordinator epoch`).
+    /// A transaction marker as the log writes it (EndTransactionMarker), at `base_offset`.
     fn marker_batch(base_offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
-        let record = Record {
-            transactional: true,
-            control: true,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
+        let marker = TxnMarker {
             producer_id,
             producer_epoch: 3,
-            timestamp_type: TimestampType::Creation,
-            offset: base_offset,
-            sequence: -1,
-            timestamp: 1,
-            key: Some(Bytes::from(vec![0, 0, 0, u8::from(commit)])),
-            value: Some(Bytes::from(vec![0, 0, 0, 0, 0, 5])),
-            headers: Default::default(),
+            coordinator_epoch: 5,
+            commit,
         };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
-        buf.to_vec()
+        let mut b = crate::log::control::end_txn_marker_batch(&marker, 1);
+        b[..8].copy_from_slice(&base_offset.to_be_bytes());
+        b
     }
 
     fn txn(producer_id: i64) -> Option<ProducerIdAndEpoch> {
@@ -726,5 +707,73 @@ mod tests {
             commit: true,
         };
         assert_eq!(seen.1, vec![marker]);
+    }
+
+    fn end(producer_id: i64, producer_epoch: i16, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch: 0,
+            commit,
+        }
+    }
+
+    #[test]
+    fn transactional_writes_take_effect_with_their_marker_live_and_after_a_restart() {
+        // Kafka's scheduleTransactionalWriteOperation / scheduleTransactionCompletion: the
+        // records are the producer's transactional batch, replayed as its; the marker written
+        // through the log makes them take effect (commit) or drops them (abort); loading the
+        // partition rebuilds the same state, an open transaction still pending.
+        let dir = tempfile::tempdir().unwrap();
+        let producer = |producer_id, producer_epoch| ProducerIdAndEpoch {
+            producer_id,
+            producer_epoch,
+        };
+        let write = |rt: &CoordinatorRuntime<Kv>, catalog, p: Option<ProducerIdAndEpoch>, r| {
+            let op = |_: &mut Kv| CoordinatorResult::new(vec![r], ());
+            match p {
+                Some(p) => rt.write_transactional(catalog, 0, 1, p, op),
+                None => rt.write(catalog, 0, 1, op),
+            }
+        };
+        let live = {
+            let catalog = catalog(dir.path(), 1 << 20, true);
+            let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
+            write(&rt, &catalog, None, put("a", Some(vec![1]))).unwrap();
+            write(&rt, &catalog, Some(producer(7, 0)), put("b", Some(vec![2]))).unwrap();
+            write(&rt, &catalog, Some(producer(8, 0)), put("c", Some(vec![3]))).unwrap();
+            let pending: Vec<i64> = rt.read(0, |s| s.1.keys().copied().collect()).unwrap();
+            assert_eq!(pending, vec![7, 8]);
+            assert_eq!(rt.read(0, |s| s.0.len()).unwrap(), 1);
+            rt.complete_transaction(&catalog, 0, end(7, 0, true), 2)
+                .unwrap();
+            rt.complete_transaction(&catalog, 0, end(8, 0, false), 2)
+                .unwrap();
+            let keys: Vec<Bytes> = rt.read(0, |s| s.0.keys().cloned().collect()).unwrap();
+            assert_eq!(keys, vec![Bytes::from("a"), Bytes::from("b")]);
+            // The same producer's next transaction (same size: not a duplicate), at a new epoch;
+            // its old epoch is then fenced by the log and changes nothing.
+            write(&rt, &catalog, Some(producer(7, 1)), put("d", Some(vec![4]))).unwrap();
+            let fenced = write(&rt, &catalog, Some(producer(7, 0)), put("e", Some(vec![5])));
+            assert_eq!(fenced, Err(errors::INVALID_PRODUCER_EPOCH));
+            assert_eq!(
+                rt.complete_transaction(&catalog, 0, end(7, 0, true), 3),
+                Err(errors::INVALID_PRODUCER_EPOCH)
+            );
+            rt.read(0, |s| format!("{s:?}")).unwrap()
+        };
+        assert!(
+            live.contains("7: [CoordinatorRecord { key: b\"d\""),
+            "{live}"
+        );
+        let catalog = catalog(dir.path(), 1 << 20, false);
+        let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
+        rt.load_all(&catalog, 9, |_| {}).unwrap();
+        assert_eq!(rt.read(0, |s| format!("{s:?}")).unwrap(), live);
+        rt.unload(0);
+        assert_eq!(
+            rt.complete_transaction(&catalog, 0, end(7, 1, true), 10),
+            Err(errors::NOT_COORDINATOR)
+        );
     }
 }

@@ -539,6 +539,7 @@ impl GroupCoordinator {
 mod tests {
     use super::*;
     use crate::log::LogConfig;
+    use crate::txn::TxnMarker;
 
     fn who<'a>(group_id: &'a str, member_id: &'a str, generation_id: i32) -> MemberRef<'a> {
         MemberRef {
@@ -627,56 +628,100 @@ mod tests {
         assert!(c.list_groups().is_empty());
     }
 
-    #[test]
-    fn offset_fetch_hides_pending_offsets_and_require_stable_flags_them() {
-        // Kafka's OffsetMetadataManager.fetchOffsets/fetchAllOffsets: pending transactional
-        // offsets are never returned; with require_stable a partition that has some answers
-        // UNSTABLE_OFFSET_COMMIT (offset -1), without it the last committed offset.
-        use crate::coordinator::runtime::CoordinatorShard;
-        use crate::coordinator::runtime::{CoordinatorRecord, CoordinatorResult, RecordContext};
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
-        catalog.create("t", 2, 1, Default::default(), 0).unwrap();
-        let c = GroupCoordinator::new(GroupConfig::default());
-        c.commit_offsets(&catalog, who("g", "", -1), vec![commit("t", 0, 5)], 1)
-            .unwrap();
-        let pending = |partition, offset| {
-            let value = CommittedOffset {
-                offset,
-                leader_epoch: -1,
-                metadata: String::new(),
-                commit_timestamp: 2,
-                record_offset: -1,
-            };
-            CoordinatorRecord::new(
-                offsets_topic::offset_key("g", "t", partition),
-                Some(offsets_topic::offset_value(&value)),
-            )
-        };
-        // As the replay of a transactional batch of producer 7 leaves the shard.
-        let at = RecordContext {
-            offset: 100,
-            producer_id: 7,
+    fn producer(producer_id: i64) -> ProducerIdAndEpoch {
+        ProducerIdAndEpoch {
+            producer_id,
             producer_epoch: 0,
+        }
+    }
+
+    fn marker(producer_id: i64, commit: bool) -> TxnMarker {
+        TxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        }
+    }
+
+    /// (error, offset) of each partition of topic "t" asked for, or of all when `None`.
+    fn offsets(
+        c: &GroupCoordinator,
+        partitions: Option<Vec<i32>>,
+        stable: bool,
+    ) -> Vec<Result<i64, i16>> {
+        let wanted = partitions.map(|ps| vec![("t".to_string(), ps)]);
+        c.fetch_offsets("g", wanted, stable)
+            .into_iter()
+            .map(|(_, _, r)| r.map(|o| o.map_or(-1, |o| o.offset)))
+            .collect()
+    }
+
+    #[test]
+    fn transactional_offsets_are_hidden_until_committed_and_survive_a_restart() {
+        // Kafka's OffsetMetadataManager: TxnOffsetCommit's offsets are pending; OffsetFetch
+        // never returns them, and with require_stable answers UNSTABLE_OFFSET_COMMIT for their
+        // partitions; the commit marker makes them the committed offsets, the abort marker drops
+        // them; loading rebuilds both, an open transaction still pending.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GroupConfig {
+            offsets_topic_partitions: 3,
+            ..GroupConfig::default()
         };
-        c.write(&catalog, "g", 2, |s| {
-            s.replay(at, &pending(0, 9), 2);
-            s.replay(at, &pending(1, 9), 2);
-            CoordinatorResult::response(())
-        })
-        .unwrap();
-        let both = || Some(vec![("t".to_string(), vec![0, 1])]);
-        let offsets = |wanted, stable| -> Vec<Result<Option<i64>, i16>> {
-            c.fetch_offsets("g", wanted, stable)
-                .into_iter()
-                .map(|(_, _, r)| r.map(|o| o.map(|o| o.offset)))
-                .collect()
-        };
-        assert_eq!(offsets(both(), false), vec![Ok(Some(5)), Ok(None)]);
+        let p = offsets_topic::partition_for("g", 3);
+        {
+            let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+            catalog.create("t", 3, 1, Default::default(), 0).unwrap();
+            let c = GroupCoordinator::new(cfg.clone());
+            c.commit_offsets(&catalog, who("g", "", -1), vec![commit("t", 0, 5)], 1)
+                .unwrap();
+            let txn = |pid, commits| {
+                c.commit_transactional_offsets(
+                    &catalog,
+                    who("g", "", -1),
+                    producer(pid),
+                    commits,
+                    2,
+                )
+            };
+            assert_eq!(
+                txn(7, vec![commit("t", 0, 9), commit("t", 1, 9)]),
+                Ok(vec![0, 0])
+            );
+            assert_eq!(txn(8, vec![commit("t", 2, 8)]), Ok(vec![0]));
+            let unstable = Err(errors::UNSTABLE_OFFSET_COMMIT);
+            assert_eq!(offsets(&c, Some(vec![0, 1]), false), vec![Ok(5), Ok(-1)]);
+            assert_eq!(
+                offsets(&c, Some(vec![0, 1]), true),
+                vec![unstable, unstable]
+            );
+            assert_eq!(offsets(&c, None, false), vec![Ok(5)]);
+            assert_eq!(offsets(&c, None, true), vec![unstable]);
+            c.complete_transaction(&catalog, p, marker(7, true), 3)
+                .unwrap();
+            c.complete_transaction(&catalog, p, marker(8, false), 3)
+                .unwrap();
+            let all = Some(vec![0, 1, 2]);
+            assert_eq!(offsets(&c, all.clone(), true), vec![Ok(9), Ok(9), Ok(-1)]);
+            // An open transaction at the time of the crash.
+            assert_eq!(txn(9, vec![commit("t", 2, 7)]), Ok(vec![0]));
+            assert_eq!(offsets(&c, all, true), vec![Ok(9), Ok(9), unstable]);
+            assert_eq!(
+                c.commit_transactional_offsets(&catalog, who("", "", -1), producer(9), vec![], 4),
+                Err(errors::INVALID_GROUP_ID)
+            );
+        }
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(cfg);
+        c.load(&catalog, 5).unwrap();
         let unstable = Err(errors::UNSTABLE_OFFSET_COMMIT);
-        assert_eq!(offsets(both(), true), vec![unstable, unstable]);
-        assert_eq!(offsets(None, false), vec![Ok(Some(5))]);
-        assert_eq!(offsets(None, true), vec![unstable]);
+        assert_eq!(
+            offsets(&c, Some(vec![0, 1, 2]), true),
+            vec![Ok(9), Ok(9), unstable]
+        );
+        c.complete_transaction(&catalog, p, marker(9, true), 6)
+            .unwrap();
+        assert_eq!(offsets(&c, Some(vec![2]), true), vec![Ok(7)]);
     }
 
     #[test]
