@@ -71,6 +71,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::DescribeTopicPartitions,
         ApiKey::SaslHandshake,
         ApiKey::SaslAuthenticate,
+        // Per-version tests in txn_offsets.rs.
+        ApiKey::TxnOffsetCommit,
+        ApiKey::DescribeProducers,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

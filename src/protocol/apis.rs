@@ -45,6 +45,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteTopics, r(1, 6)),
     (ApiKey::DeleteRecords, r(0, 2)),
     (ApiKey::InitProducerId, r(0, 5)),
+    // v5 is KIP-890's (TV2: the offsets partition joins the transaction implicitly).
+    (ApiKey::TxnOffsetCommit, r(0, 4)),
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),
@@ -54,6 +56,7 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
+    (ApiKey::DescribeProducers, r(0, 0)),
     (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
     (ApiKey::ConsumerGroupDescribe, r(0, 1)),
     (ApiKey::DescribeTopicPartitions, r(0, 0)),
@@ -102,6 +105,8 @@ mod tests {
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
             ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS,
+            ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

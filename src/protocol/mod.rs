@@ -21,6 +21,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod errors;
 pub mod fetch;
@@ -200,6 +201,7 @@ async fn dispatch(
         }
         ApiKey::DescribeCluster => respond(ctx, &describe_cluster::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeLogDirs => respond(ctx, &describe_log_dirs::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeProducers => respond(ctx, &describe_producers::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeTopicPartitions => {
             respond(ctx, &describe_topic_partitions::handle(ctx, decode(f, v)?))
         }
@@ -233,7 +235,6 @@ async fn dispatch(
         | ApiKey::UpdateFeatures
         | ApiKey::Envelope
         | ApiKey::FetchSnapshot
-        | ApiKey::DescribeProducers
         | ApiKey::BrokerRegistration
         | ApiKey::BrokerHeartbeat
         | ApiKey::UnregisterBroker
