@@ -538,8 +538,8 @@ impl GroupCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::shard::tests::marker;
     use crate::log::LogConfig;
-    use crate::txn::TxnMarker;
 
     fn who<'a>(group_id: &'a str, member_id: &'a str, generation_id: i32) -> MemberRef<'a> {
         MemberRef {
@@ -632,15 +632,6 @@ mod tests {
         ProducerIdAndEpoch {
             producer_id,
             producer_epoch: 0,
-        }
-    }
-
-    fn marker(producer_id: i64, commit: bool) -> TxnMarker {
-        TxnMarker {
-            producer_id,
-            producer_epoch: 0,
-            coordinator_epoch: 0,
-            commit,
         }
     }
 

@@ -611,7 +611,7 @@ fn group_record(g: &ClassicGroup, now: i64) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! Transactional offsets in a shard (Kafka's OffsetMetadataManager and its tests).
     use super::*;
     use crate::log::LogConfig;
@@ -638,7 +638,7 @@ mod tests {
         )
     }
 
-    fn marker(producer_id: i64, commit: bool) -> TxnMarker {
+    pub(crate) fn marker(producer_id: i64, commit: bool) -> TxnMarker {
         TxnMarker {
             producer_id,
             producer_epoch: 0,

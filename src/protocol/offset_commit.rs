@@ -8,22 +8,32 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::RequestContext;
 use crate::broker::now_ms;
-use crate::group::coordinator::{MemberRef, OffsetCommit};
+use crate::group::coordinator::MemberRef;
+
+/// The commits of an OffsetCommit or a TxnOffsetCommit request's topics (the two messages' topics
+/// and partitions have the same fields), in request order.
+macro_rules! offset_commits {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| crate::group::coordinator::OffsetCommit {
+                        topic: t.name.to_string(),
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    })
+            })
+            .collect::<Vec<_>>()
+    };
+}
+pub(super) use offset_commits;
 
 pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let commits: Vec<OffsetCommit> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| OffsetCommit {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            })
-        })
-        .collect();
+    let commits = offset_commits!(req.topics);
     let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
     let who = MemberRef {
         group_id: req.group_id.as_str(),

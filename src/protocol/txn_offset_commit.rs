@@ -10,26 +10,14 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::offset_commit::codes_in_request_order;
+use super::offset_commit::{codes_in_request_order, offset_commits};
 use super::RequestContext;
 use crate::broker::now_ms;
 use crate::coordinator::runtime::ProducerIdAndEpoch;
-use crate::group::coordinator::{MemberRef, OffsetCommit};
+use crate::group::coordinator::MemberRef;
 
 pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let commits: Vec<OffsetCommit> = req
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| OffsetCommit {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-            })
-        })
-        .collect();
+    let commits = offset_commits!(req.topics);
     let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
     let who = MemberRef {
         group_id: req.group_id.as_str(),
