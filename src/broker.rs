@@ -225,6 +225,22 @@ impl Broker {
         }
     }
 
+    /// One round of the transaction coordinator's timers (see `transaction_timers` in lib.rs).
+    pub fn transaction_timers(&self, now: i64, abort_timed_out: bool, expire_ids: bool) {
+        self.with_txn_context(|ctx| {
+            self.txns.complete_prepared(ctx, now);
+            if abort_timed_out {
+                self.txns.abort_timed_out(ctx, now);
+            }
+        });
+        if expire_ids {
+            let removed = self.txns.expire_transactional_ids(&self.catalog, now);
+            if removed > 0 {
+                tracing::info!(removed, "expired idle transactional ids");
+            }
+        }
+    }
+
     /// Runs `f` with what the transaction coordinator needs from this broker.
     pub fn with_txn_context<R>(&self, f: impl FnOnce(&TxnContext<'_>) -> R) -> R {
         let markers = self.marker_writer();

@@ -45,6 +45,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteTopics, r(1, 6)),
     (ApiKey::DeleteRecords, r(0, 2)),
     (ApiKey::InitProducerId, r(0, 5)),
+    (ApiKey::AddPartitionsToTxn, r(0, 5)),
+    (ApiKey::AddOffsetsToTxn, r(0, 4)),
+    // v5 is KIP-890's epoch bump per transaction (TV2), not served yet.
+    (ApiKey::EndTxn, r(0, 4)),
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),
@@ -56,6 +60,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
     (ApiKey::ConsumerGroupDescribe, r(0, 1)),
+    (ApiKey::DescribeTransactions, r(0, 0)),
+    (ApiKey::ListTransactions, r(0, 1)),
     (ApiKey::DescribeTopicPartitions, r(0, 0)),
 ];
 
@@ -102,6 +108,11 @@ mod tests {
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
             ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
+            ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+            ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

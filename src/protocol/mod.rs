@@ -6,6 +6,8 @@
 //! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
 //! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod apis;
@@ -22,6 +24,8 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -32,6 +36,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -203,10 +208,16 @@ async fn dispatch(
         }
         ApiKey::SaslHandshake => respond(ctx, &sasl_handshake::handle(ctx, decode(f, v)?)),
         ApiKey::SaslAuthenticate => respond(ctx, &sasl_authenticate::handle(ctx, decode(f, v)?)),
+        ApiKey::AddPartitionsToTxn => {
+            respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
+        ApiKey::EndTxn => respond(ctx, &end_txn::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeTransactions => {
+            respond(ctx, &describe_transactions::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::ListTransactions => respond(ctx, &list_transactions::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetForLeaderEpoch
-        | ApiKey::AddPartitionsToTxn
-        | ApiKey::AddOffsetsToTxn
-        | ApiKey::EndTxn
         | ApiKey::WriteTxnMarkers
         | ApiKey::TxnOffsetCommit
         | ApiKey::DescribeAcls
@@ -236,8 +247,6 @@ async fn dispatch(
         | ApiKey::BrokerRegistration
         | ApiKey::BrokerHeartbeat
         | ApiKey::UnregisterBroker
-        | ApiKey::DescribeTransactions
-        | ApiKey::ListTransactions
         | ApiKey::AllocateProducerIds
         | ApiKey::ControllerRegistration
         | ApiKey::GetTelemetrySubscriptions
