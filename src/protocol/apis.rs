@@ -58,10 +58,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
-    (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
-    (ApiKey::ConsumerGroupDescribe, r(0, 1)),
     (ApiKey::DescribeTransactions, r(0, 0)),
     (ApiKey::ListTransactions, r(0, 1)),
+    (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
+    (ApiKey::ConsumerGroupDescribe, r(0, 1)),
     (ApiKey::DescribeTopicPartitions, r(0, 0)),
 ];
 
