@@ -25,6 +25,7 @@ const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const CONCURRENT_TRANSACTIONS: i16 = 51;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
@@ -235,8 +236,15 @@ async fn init_producer_id_with_a_transactional_id_every_version() -> Result<()> 
                 INVALID_PRODUCER_EPOCH
             };
             ensure!(stale.error_code == fenced, "v{v}: {stale:?}");
-            // Only one of producer id and epoch: INVALID_REQUEST (KafkaApis).
+            // Only one of producer id and epoch: INVALID_REQUEST (KafkaApis), with or without
+            // a transactional id.
             let half = init_txn(&mut c, v, &id, (pe.0, -1)).await?;
+            ensure!(half.error_code == INVALID_REQUEST, "v{v}: {half:?}");
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(3);
+            let half = c.request(v, req).await?;
             ensure!(half.error_code == INVALID_REQUEST, "v{v}: {half:?}");
         }
     }
@@ -313,6 +321,14 @@ async fn add_partitions_to_txn_every_version() -> Result<()> {
         ensure!(
             state_of(&mut c, &id).await? == "Empty",
             "v{v}: nothing added"
+        );
+        // Internal topics are not the producer's to add (KafkaApis authorizes WRITE on
+        // non-internal topics only).
+        let internal = [("__consumer_offsets", 0), ("data", 1)];
+        let codes = add_partitions(&mut c, v, &id, pe, &internal).await?;
+        ensure!(
+            codes == vec![TOPIC_AUTHORIZATION_FAILED, OPERATION_NOT_ATTEMPTED],
+            "v{v}: {codes:?}"
         );
         let codes = add_partitions(&mut c, v, &id, pe, &[("data", 0), ("data", 2)]).await?;
         ensure!(codes == vec![NONE, NONE], "v{v}: {codes:?}");

@@ -3,7 +3,9 @@
 //! transactions (KafkaApis.handleAddPartitionsToTxnRequest).
 //!
 //! A partition that does not exist fails the whole transaction's request: it gets
-//! UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and nothing is added.
+//! UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and nothing is added. A
+//! producer may not name an internal topic (v0-3): Kafka's write authorization leaves them out,
+//! so they get TOPIC_AUTHORIZATION_FAILED (AddOffsetsToTxn is the way to `__consumer_offsets`).
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -14,6 +16,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use super::errors;
 use super::RequestContext;
 use crate::broker::now_ms;
+use crate::metadata::is_internal_name;
 
 /// First version of the batched, broker-to-broker form.
 const BATCHED_VERSION: i16 = 4;
@@ -71,20 +74,25 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
-    let exists = |(topic, p): &(String, i32)| {
-        catalog
+    let from_client = ctx.api_version < BATCHED_VERSION;
+    let refused = |(topic, p): &(String, i32)| {
+        if from_client && is_internal_name(topic) {
+            errors::TOPIC_AUTHORIZATION_FAILED
+        } else if catalog
             .get(topic)
             .is_some_and(|t| t.partition(*p).is_some())
+        {
+            errors::NONE
+        } else {
+            errors::UNKNOWN_TOPIC_OR_PARTITION
+        }
     };
-    let codes: Vec<i16> = if !partitions.iter().all(exists) {
+    let codes: Vec<i16> = if partitions.iter().any(|p| refused(p) != errors::NONE) {
         partitions
             .iter()
-            .map(|p| {
-                if exists(p) {
-                    errors::OPERATION_NOT_ATTEMPTED
-                } else {
-                    errors::UNKNOWN_TOPIC_OR_PARTITION
-                }
+            .map(|p| match refused(p) {
+                errors::NONE => errors::OPERATION_NOT_ATTEMPTED,
+                code => code,
             })
             .collect()
     } else if txn.verify_only {

@@ -49,6 +49,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AddOffsetsToTxn, r(0, 4)),
     // v5 is KIP-890's epoch bump per transaction (TV2), not served yet.
     (ApiKey::EndTxn, r(0, 4)),
+    // WriteTxnMarkers v1 (write_txn_markers.rs) joins once the marker writer's halves are in
+    // (txn::markers::LogMarkerWriter): the log's control batches, the group coordinator's
+    // transactional offsets.
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),
@@ -111,6 +114,7 @@ mod tests {
             ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
             ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
             ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),

@@ -17,28 +17,21 @@ pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProdu
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    let result = match &req.transactional_id {
-        None => ctx.broker.next_producer_id().map(|id| (id, 0)),
-        Some(id) => {
-            // KafkaApis: both the producer id and the epoch, or neither (KIP-360, v3+).
-            let expected = match (req.producer_id.0, req.producer_epoch) {
-                (-1, -1) => Ok(None),
-                (-1, _) | (_, -1) => Err(errors::INVALID_REQUEST),
-                (pid, epoch) => Ok(Some((pid, epoch))),
-            };
-            expected.and_then(|expected| {
-                ctx.broker.with_txn_context(|t| {
-                    ctx.broker.txns.init_producer_id(
-                        t,
-                        id,
-                        req.transaction_timeout_ms,
-                        expected,
-                        now_ms(),
-                    )
-                })
-            })
-        }
+    // KafkaApis: both the producer id and the epoch (KIP-360, v3+), or neither; checked before
+    // anything else, for idempotent producers too.
+    let expected = match (req.producer_id.0, req.producer_epoch) {
+        (-1, -1) => Ok(None),
+        (-1, _) | (_, -1) => Err(errors::INVALID_REQUEST),
+        (pid, epoch) => Ok(Some((pid, epoch))),
     };
+    let result = expected.and_then(|expected| match &req.transactional_id {
+        None => ctx.broker.next_producer_id().map(|id| (id, 0)),
+        Some(id) => ctx.broker.with_txn_context(|t| {
+            ctx.broker
+                .txns
+                .init_producer_id(t, id, req.transaction_timeout_ms, expected, now_ms())
+        }),
+    });
     match result {
         Ok((id, epoch)) => resp
             .with_producer_id(ProducerId(id))

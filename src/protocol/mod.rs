@@ -46,6 +46,7 @@ pub mod response;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -217,8 +218,8 @@ async fn dispatch(
             respond(ctx, &describe_transactions::handle(ctx, decode(f, v)?))
         }
         ApiKey::ListTransactions => respond(ctx, &list_transactions::handle(ctx, decode(f, v)?)),
+        ApiKey::WriteTxnMarkers => respond(ctx, &write_txn_markers::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetForLeaderEpoch
-        | ApiKey::WriteTxnMarkers
         | ApiKey::TxnOffsetCommit
         | ApiKey::DescribeAcls
         | ApiKey::CreateAcls
