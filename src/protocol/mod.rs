@@ -213,12 +213,22 @@ async fn dispatch(
             respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
         }
         ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
-        ApiKey::EndTxn => respond(ctx, &end_txn::handle(ctx, decode(f, v)?)),
+        // Markers go to every partition of the transaction: off the threads serving connections.
+        ApiKey::EndTxn => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, end_txn::handle).await?)
+        }
         ApiKey::DescribeTransactions => {
             respond(ctx, &describe_transactions::handle(ctx, decode(f, v)?))
         }
         ApiKey::ListTransactions => respond(ctx, &list_transactions::handle(ctx, decode(f, v)?)),
-        ApiKey::WriteTxnMarkers => respond(ctx, &write_txn_markers::handle(ctx, decode(f, v)?)),
+        ApiKey::WriteTxnMarkers => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, write_txn_markers::handle).await?,
+            )
+        }
         ApiKey::OffsetForLeaderEpoch
         | ApiKey::TxnOffsetCommit
         | ApiKey::DescribeAcls
@@ -276,7 +286,8 @@ async fn dispatch(
 }
 
 /// Runs a handler whose work is creating or removing partition directories and files (thousands
-/// of them for a large topic) on the blocking pool, so that the threads serving every other
+/// of them for a large topic), or writing transaction markers to many partitions, on the
+/// blocking pool, so that the threads serving every other
 /// connection never wait for it; Kafka's request handlers leave that work to its log manager.
 /// The answer still comes once the work is done, as before.
 async fn off_request_threads<Req, Resp>(

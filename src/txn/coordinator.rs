@@ -8,8 +8,9 @@
 //! partition of the transaction through a `TxnMarkerWriter` with no shard lock held (a marker to
 //! `__consumer_offsets` takes the group coordinator's locks), then the completion record under
 //! the lock again. Meanwhile the transaction is in a Prepare state, which requests for the id
-//! answer with CONCURRENT_TRANSACTIONS. Markers that could not be written are retried by `tick`,
-//! which also completes the transactions a restart found prepared.
+//! answer with CONCURRENT_TRANSACTIONS. Markers that could not be written are retried by
+//! `complete_prepared` (on a timer), which also completes the transactions a restart found
+//! prepared.
 
 use super::markers::{outcome, MarkerOutcome, TxnMarkerWriter};
 use super::metadata::TransactionState;
@@ -76,7 +77,8 @@ impl TransactionCoordinator {
     }
 
     /// Loads every shard by replaying its `__transaction_state` partition at start-up; prepared
-    /// transactions are completed by the next `tick` (Kafka resends their markers after a load).
+    /// transactions are completed by the next `complete_prepared` (Kafka resends their markers after
+    /// a load).
     pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
         self.runtime.load_all(catalog, now, |_| {})
     }
@@ -182,8 +184,10 @@ impl TransactionCoordinator {
         });
         match result {
             Ok(Ok(Some(markers))) => {
-                // The prepare record is written, so the outcome is decided: Kafka answers NONE
-                // here and completes the markers in the background, retrying failures.
+                // The prepare record is written, so the outcome is decided and the answer is NONE
+                // whatever the markers do (failures are retried by `complete_prepared`). Kafka answers before
+                // writing them; writing them first spares the producer CONCURRENT_TRANSACTIONS
+                // retries when it begins its next transaction.
                 self.send_markers(ctx, &markers, now);
                 errors::NONE
             }
