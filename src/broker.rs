@@ -15,7 +15,9 @@ use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
 use crate::server::purgatory::Purgatory;
-use crate::txn::producer_ids::ProducerIdAllocator;
+use crate::txn::coordinator::{TransactionCoordinator, TxnContext};
+use crate::txn::markers::{LogMarkerWriter, TxnMarkerWriter};
+use crate::txn::producer_ids::{ProducerIdAllocator, ProducerIdError};
 
 /// Kafka's name for the marker a cleanly stopped broker leaves in each log directory.
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
@@ -38,6 +40,7 @@ pub struct Broker {
     pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
     pub groups: GroupCoordinator,
+    pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
     pub purgatory: Purgatory,
     _lock: File,
@@ -97,8 +100,14 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded committed offsets and groups");
         }
+        let txns = TransactionCoordinator::new(config.txn.clone());
+        let loaded = txns.load(&catalog, now_ms())?;
+        if loaded > 0 {
+            tracing::info!(records = loaded, "loaded transaction state");
+        }
         Ok(Broker {
             groups,
+            txns,
             node_id: config.node_id,
             config,
             cluster_id,
@@ -191,6 +200,57 @@ impl Broker {
             }
         }
         removed
+    }
+}
+
+impl Broker {
+    /// A new producer id for InitProducerId, or the error Kafka answers when none can be had.
+    pub fn next_producer_id(&self) -> Result<i64, i16> {
+        self.producer_ids.next_id().map_err(|e| {
+            tracing::error!(error = %e, "cannot hand out a producer id");
+            match e {
+                ProducerIdError::Storage(_) => crate::protocol::errors::KAFKA_STORAGE_ERROR,
+                // Kafka's controller answers exhaustion with UnknownServerException.
+                ProducerIdError::Exhausted => crate::protocol::errors::UNKNOWN_SERVER_ERROR,
+            }
+        })
+    }
+
+    /// The transaction markers of this broker: data partitions through their logs,
+    /// `__consumer_offsets` through the group coordinator.
+    pub fn marker_writer(&self) -> LogMarkerWriter<'_> {
+        LogMarkerWriter {
+            catalog: &self.catalog,
+            groups: &self.groups,
+            purgatory: &self.purgatory,
+        }
+    }
+
+    /// One round of the transaction coordinator's timers (see `transaction_timers` in lib.rs).
+    pub fn transaction_timers(&self, now: i64, abort_timed_out: bool, expire_ids: bool) {
+        self.with_txn_context(|ctx| {
+            self.txns.complete_prepared(ctx, now);
+            if abort_timed_out {
+                self.txns.abort_timed_out(ctx, now);
+            }
+        });
+        if expire_ids {
+            let removed = self.txns.expire_transactional_ids(&self.catalog, now);
+            if removed > 0 {
+                tracing::info!(removed, "expired idle transactional ids");
+            }
+        }
+    }
+
+    /// Runs `f` with what the transaction coordinator needs from this broker.
+    pub fn with_txn_context<R>(&self, f: impl FnOnce(&TxnContext<'_>) -> R) -> R {
+        let markers = self.marker_writer();
+        let new_producer_id = || self.next_producer_id();
+        f(&TxnContext {
+            catalog: &self.catalog,
+            markers: &markers as &dyn TxnMarkerWriter,
+            new_producer_id: &new_producer_id,
+        })
     }
 }
 

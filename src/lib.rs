@@ -42,6 +42,9 @@ pub use config::Config;
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
 /// How often group timeouts are applied.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// How often transaction markers that could not be written are tried again (Kafka's marker
+/// channel requeues them for its next send).
+const TXN_MARKER_RETRY: Duration = Duration::from_millis(500);
 
 /// A broker serving on a bound socket.
 pub struct RunningBroker {
@@ -85,6 +88,7 @@ pub async fn start_on(
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
     ];
     tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
@@ -193,6 +197,32 @@ async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
         }
     })
     .await;
+}
+
+/// The transaction coordinator's timers: markers retried every TXN_MARKER_RETRY (which also
+/// completes transactions found prepared at start-up), timed-out transactions aborted every
+/// transaction.abort.timed.out.transaction.cleanup.interval.ms, idle transactional ids removed
+/// every transaction.remove.expired.transaction.cleanup.interval.ms.
+async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
+    let cfg = broker.txns.cfg.clone();
+    let (mut last_abort, mut last_expiry) = (now_ms(), now_ms());
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(TXN_MARKER_RETRY) => {}
+        }
+        let now = now_ms();
+        let abort = now - last_abort >= cfg.abort_timed_out_transaction_cleanup_interval_ms;
+        if abort {
+            last_abort = now;
+        }
+        let expire = now - last_expiry >= cfg.remove_expired_transaction_cleanup_interval_ms;
+        if expire {
+            last_expiry = now;
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
+    }
 }
 
 async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {

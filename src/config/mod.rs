@@ -111,7 +111,11 @@ const USED: &[&str] = &[
     "producer.id.expiration.ms",
     "queued.max.request.bytes",
     "socket.request.max.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.state.log.num.partitions",
+    "transactional.id.expiration.ms",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -333,6 +337,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Consumer-group settings (group.*, offsets.*).
     pub group: crate::group::GroupConfig,
+    /// Transaction-coordinator settings (transaction.*, transactional.id.*).
+    pub txn: crate::txn::TransactionConfig,
     /// Every explicitly set setting, by Kafka name (for DescribeConfigs later).
     pub explicit: BTreeMap<String, String>,
     /// Known settings that were set but that gregor does not act on.
@@ -486,6 +492,24 @@ impl Config {
                 .positive_long("offsets.retention.check.interval.ms")?
                 .unwrap_or(d.offsets_retention_check_interval_ms),
         };
+        let t = crate::txn::TransactionConfig::default();
+        let txn = crate::txn::TransactionConfig {
+            state_log_num_partitions: s
+                .positive_int("transaction.state.log.num.partitions")?
+                .unwrap_or(t.state_log_num_partitions),
+            max_timeout_ms: s
+                .positive_int("transaction.max.timeout.ms")?
+                .unwrap_or(t.max_timeout_ms),
+            transactional_id_expiration_ms: s
+                .positive_int("transactional.id.expiration.ms")?
+                .map_or(t.transactional_id_expiration_ms, i64::from),
+            abort_timed_out_transaction_cleanup_interval_ms: s
+                .positive_int("transaction.abort.timed.out.transaction.cleanup.interval.ms")?
+                .map_or(t.abort_timed_out_transaction_cleanup_interval_ms, i64::from),
+            remove_expired_transaction_cleanup_interval_ms: s
+                .positive_int("transaction.remove.expired.transaction.cleanup.interval.ms")?
+                .map_or(t.remove_expired_transaction_cleanup_interval_ms, i64::from),
+        };
         Ok(Config {
             listen,
             advertised,
@@ -498,9 +522,7 @@ impl Config {
             offsets_topic_num_partitions: s
                 .positive_int("offsets.topic.num.partitions")?
                 .unwrap_or(50),
-            transaction_state_log_num_partitions: s
-                .positive_int("transaction.state.log.num.partitions")?
-                .unwrap_or(50),
+            transaction_state_log_num_partitions: txn.state_log_num_partitions,
             default_replication_factor: s.int("default.replication.factor")?.unwrap_or(1) as i16,
             auto_create_topics_enable: s.bool("auto.create.topics.enable")?.unwrap_or(true),
             socket_request_max_bytes,
@@ -535,6 +557,7 @@ impl Config {
                 .map_or(600_000, |v| v as u64),
             log,
             group,
+            txn,
             unused,
             explicit: set,
         })

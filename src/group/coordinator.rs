@@ -127,7 +127,8 @@ impl GroupCoordinator {
         Ok(applied)
     }
 
-    fn partition_of(&self, group_id: &str) -> i32 {
+    /// The `__consumer_offsets` partition of a group (GroupCoordinator.partitionFor).
+    pub fn partition_of(&self, group_id: &str) -> i32 {
         offsets_topic::partition_for(group_id, self.runtime.partitions())
     }
 

@@ -495,18 +495,23 @@ impl Catalog {
 
 /// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
 /// compacted (only the newest offset and group record per key matter) with
-/// offsets.topic.segment.bytes segments, as is `__transaction_state`.
+/// offsets.topic.segment.bytes segments, as is `__transaction_state`, which is also
+/// uncompressed (TransactionStateManager.transactionTopicConfigs).
 fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
     if !is_internal_name(name) {
         return BTreeMap::new();
     }
-    [
+    let mut configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("segment.bytes", "104857600"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    .collect();
+    if name == crate::txn::coordinator::TRANSACTION_STATE_TOPIC {
+        configs.insert("compression.type".into(), "uncompressed".into());
+    }
+    configs
 }
 
 fn open_topic(

@@ -45,6 +45,12 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteTopics, r(1, 6)),
     (ApiKey::DeleteRecords, r(0, 2)),
     (ApiKey::InitProducerId, r(0, 5)),
+    (ApiKey::AddPartitionsToTxn, r(0, 5)),
+    (ApiKey::AddOffsetsToTxn, r(0, 4)),
+    // v5 is KIP-890's epoch bump per transaction (TV2), not served yet.
+    (ApiKey::EndTxn, r(0, 4)),
+    // kafka-transactions.sh abort; v0 was removed in Kafka 4.
+    (ApiKey::WriteTxnMarkers, r(1, 1)),
     // v5 is KIP-890's (TV2: the offsets partition joins the transaction implicitly).
     (ApiKey::TxnOffsetCommit, r(0, 4)),
     (ApiKey::DescribeConfigs, r(1, 4)),
@@ -57,6 +63,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
+    (ApiKey::DescribeTransactions, r(0, 0)),
+    (ApiKey::ListTransactions, r(0, 1)),
     (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
     (ApiKey::ConsumerGroupDescribe, r(0, 1)),
     (ApiKey::DescribeTopicPartitions, r(0, 0)),
@@ -107,6 +115,12 @@ mod tests {
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
             ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS,
             ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
+            ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+            ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this node coordinates every group. Transaction coordination does not
-//! exist yet, so transactional ids get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (key 10): this node coordinates every group (key type 0) and every
+//! transactional id (key type 1): it leads every partition of `__consumer_offsets` and
+//! `__transaction_state`.
 //!
 //! Advertising this API also matters to librdkafka, which takes "FindCoordinator is supported" as
 //! its test for LZ4 support and otherwise silently produces LZ4 batches uncompressed.
@@ -48,7 +49,7 @@ fn locate(ctx: &RequestContext<'_>, key_type: i8, key: StrBytes) -> Coordinator 
             .with_error_message(Some(StrBytes::from_string(msg.to_string())))
     };
     match key_type {
-        GROUP => {
+        GROUP | TRANSACTION => {
             let e = &ctx.broker.endpoint;
             Coordinator::default()
                 .with_key(key.clone())
@@ -56,10 +57,6 @@ fn locate(ctx: &RequestContext<'_>, key_type: i8, key: StrBytes) -> Coordinator 
                 .with_host(StrBytes::from_string(e.host.clone()))
                 .with_port(i32::from(e.port))
         }
-        TRANSACTION => unavailable(
-            errors::COORDINATOR_NOT_AVAILABLE,
-            "transactions are not supported yet",
-        ),
         _ => unavailable(errors::INVALID_REQUEST, "unknown coordinator key type"),
     }
 }

@@ -1,30 +1,45 @@
-//! InitProducerId (key 22): a fresh producer id with epoch 0 for idempotent producers, as Kafka's
-//! transaction coordinator does when no transactional id is given (also for KIP-360 epoch bumps of
-//! idempotent producers). Transactional producers need a transaction coordinator, which gregor does
-//! not have yet.
+//! InitProducerId (key 22): without a transactional id, a fresh producer id with epoch 0 for
+//! idempotent producers (also for KIP-360 epoch bumps of idempotent producers), as Kafka's
+//! transaction coordinator does; with one, the transaction coordinator's InitProducerId (epoch
+//! bump, fencing of the previous producer, KIP-360 recovery).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::errors;
 use super::RequestContext;
-use crate::txn::producer_ids::ProducerIdError;
+use crate::broker::now_ms;
+
+/// First version whose PRODUCER_FENCED older clients understand (KafkaApis maps it to
+/// INVALID_PRODUCER_EPOCH below).
+const PRODUCER_FENCED_VERSION: i16 = 4;
 
 pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return resp.with_error_code(errors::COORDINATOR_NOT_AVAILABLE);
-    }
-    match ctx.broker.producer_ids.next_id() {
-        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot hand out a producer id");
-            resp.with_error_code(match e {
-                ProducerIdError::Storage(_) => errors::KAFKA_STORAGE_ERROR,
-                // Kafka's controller answers exhaustion with UnknownServerException.
-                ProducerIdError::Exhausted => errors::UNKNOWN_SERVER_ERROR,
-            })
-        }
+    // KafkaApis: both the producer id and the epoch (KIP-360, v3+), or neither; checked before
+    // anything else, for idempotent producers too.
+    let expected = match (req.producer_id.0, req.producer_epoch) {
+        (-1, -1) => Ok(None),
+        (-1, _) | (_, -1) => Err(errors::INVALID_REQUEST),
+        (pid, epoch) => Ok(Some((pid, epoch))),
+    };
+    let result = expected.and_then(|expected| match &req.transactional_id {
+        None => ctx.broker.next_producer_id().map(|id| (id, 0)),
+        Some(id) => ctx.broker.with_txn_context(|t| {
+            ctx.broker
+                .txns
+                .init_producer_id(t, id, req.transaction_timeout_ms, expected, now_ms())
+        }),
+    });
+    match result {
+        Ok((id, epoch)) => resp
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Err(code) => resp.with_error_code(errors::fenced_for_version(
+            code,
+            ctx.api_version,
+            PRODUCER_FENCED_VERSION,
+        )),
     }
 }

@@ -6,6 +6,8 @@
 //! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
 //! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod apis;
@@ -23,6 +25,8 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -33,6 +37,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -43,6 +48,7 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -207,11 +213,27 @@ async fn dispatch(
         }
         ApiKey::SaslHandshake => respond(ctx, &sasl_handshake::handle(ctx, decode(f, v)?)),
         ApiKey::SaslAuthenticate => respond(ctx, &sasl_authenticate::handle(ctx, decode(f, v)?)),
+        ApiKey::AddPartitionsToTxn => {
+            respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
+        // Markers go to every partition of the transaction: off the threads serving connections.
+        ApiKey::EndTxn => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, end_txn::handle).await?)
+        }
+        ApiKey::DescribeTransactions => {
+            respond(ctx, &describe_transactions::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::ListTransactions => respond(ctx, &list_transactions::handle(ctx, decode(f, v)?)),
+        ApiKey::WriteTxnMarkers => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, write_txn_markers::handle).await?,
+            )
+        }
         ApiKey::OffsetForLeaderEpoch
-        | ApiKey::AddPartitionsToTxn
-        | ApiKey::AddOffsetsToTxn
-        | ApiKey::EndTxn
-        | ApiKey::WriteTxnMarkers
         | ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
@@ -238,8 +260,6 @@ async fn dispatch(
         | ApiKey::BrokerRegistration
         | ApiKey::BrokerHeartbeat
         | ApiKey::UnregisterBroker
-        | ApiKey::DescribeTransactions
-        | ApiKey::ListTransactions
         | ApiKey::AllocateProducerIds
         | ApiKey::ControllerRegistration
         | ApiKey::GetTelemetrySubscriptions
@@ -268,7 +288,8 @@ async fn dispatch(
 }
 
 /// Runs a handler whose work is creating or removing partition directories and files (thousands
-/// of them for a large topic) on the blocking pool, so that the threads serving every other
+/// of them for a large topic), or writing transaction markers to many partitions, on the
+/// blocking pool, so that the threads serving every other
 /// connection never wait for it; Kafka's request handlers leave that work to its log manager.
 /// The answer still comes once the work is done, as before.
 async fn off_request_threads<Req, Resp>(

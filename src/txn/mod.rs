@@ -1,7 +1,44 @@
-//! Producer ids, idempotence state and transactions.
+//! Producer ids, idempotence state and transactions: the transaction coordinator
+//! (`coordinator`, one `shard` per `__transaction_state` partition on the coordinator runtime),
+//! its state machine (`metadata`), its records (`transaction_log`) and the way its markers
+//! reach partitions (`markers`).
 
+pub mod coordinator;
+pub mod markers;
+pub mod metadata;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod shard;
+pub mod transaction_log;
+
+/// The transaction coordinator's settings, under Kafka's names (transaction.*,
+/// transactional.id.*).
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// transaction.state.log.num.partitions
+    pub state_log_num_partitions: i32,
+    /// transaction.max.timeout.ms: InitProducerId refuses a longer transaction.timeout.ms.
+    pub max_timeout_ms: i32,
+    /// transactional.id.expiration.ms: an idle transactional id is removed after this long.
+    pub transactional_id_expiration_ms: i64,
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms
+    pub abort_timed_out_transaction_cleanup_interval_ms: i64,
+    /// transaction.remove.expired.transaction.cleanup.interval.ms
+    pub remove_expired_transaction_cleanup_interval_ms: i64,
+}
+
+impl Default for TransactionConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        TransactionConfig {
+            state_log_num_partitions: 50,
+            max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+        }
+    }
+}
 
 /// A transaction marker as the transaction coordinator writes it to each partition of a
 /// transaction (Kafka's WriteTxnMarkers entry, written as a control batch: EndTransactionMarker).

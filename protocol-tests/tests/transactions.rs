@@ -1,0 +1,649 @@
+//! The transaction coordinator over the wire (Kafka's TransactionCoordinator and KafkaApis'
+//! handlers): FindCoordinator for transactional ids, InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions and ListTransactions at
+//! every advertised version, and the error codes of requests out of order.
+//!
+//! Transactions here either add no partition (AddPartitionsToTxn with an empty list is accepted
+//! by Kafka and opens the transaction) or are never ended: ending one with partitions needs the
+//! markers of the log and group sides.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use common::*;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnTopicResult;
+use kafka_protocol::messages::describe_transactions_response::TransactionState as Described;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const PRODUCER_FENCED: i16 = 90;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+const TRANSACTION_ABORTABLE: i16 = 120;
+
+fn txn_id(id: &str) -> TransactionalId {
+    TransactionalId(s(id))
+}
+
+async fn init_txn(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    pid_epoch: (i64, i16),
+) -> Result<InitProducerIdResponse> {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id(id)))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(pid_epoch.0))
+        .with_producer_epoch(pid_epoch.1);
+    c.request(v, req)
+        .await
+        .with_context(|| format!("InitProducerId v{v}"))
+}
+
+/// InitProducerId v4 without KIP-360 fields; the producer id and epoch.
+async fn init(c: &mut Client, id: &str) -> Result<(i64, i16)> {
+    let r = init_txn(c, 4, id, (-1, -1)).await?;
+    ensure!(r.error_code == NONE, "InitProducerId: {r:?}");
+    Ok((r.producer_id.0, r.producer_epoch))
+}
+
+fn topics(parts: &[(&str, i32)]) -> Vec<AddPartitionsToTxnTopic> {
+    let mut out: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (t, p) in parts {
+        match out.iter_mut().find(|x| x.name.as_str() == *t) {
+            Some(x) => x.partitions.push(*p),
+            None => out.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(name(t))
+                    .with_partitions(vec![*p]),
+            ),
+        }
+    }
+    out
+}
+
+/// AddPartitionsToTxn in the client form (v0-3): each partition's error code.
+async fn add_partitions(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    parts: &[(&str, i32)],
+) -> Result<Vec<i16>> {
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id(id))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(topics(parts));
+    let r = c
+        .request(v, req)
+        .await
+        .with_context(|| format!("AddPartitionsToTxn v{v}"))?;
+    Ok(codes_of(&r.results_by_topic_v3_and_below))
+}
+
+fn codes_of(results: &[AddPartitionsToTxnTopicResult]) -> Vec<i16> {
+    results
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
+        .collect()
+}
+
+async fn end_txn(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+) -> Result<i16> {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    Ok(c.request(v, req)
+        .await
+        .with_context(|| format!("EndTxn v{v}"))?
+        .error_code)
+}
+
+async fn add_offsets(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+) -> Result<i16> {
+    let req = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id(id))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s(group)));
+    Ok(c.request(v, req)
+        .await
+        .with_context(|| format!("AddOffsetsToTxn v{v}"))?
+        .error_code)
+}
+
+async fn describe(c: &mut Client, id: &str) -> Result<Described> {
+    let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]);
+    let mut r = c.request(0, req).await?;
+    ensure!(r.transaction_states.len() == 1, "{r:?}");
+    Ok(r.transaction_states.remove(0))
+}
+
+async fn state_of(c: &mut Client, id: &str) -> Result<String> {
+    Ok(describe(c, id).await?.transaction_state.to_string())
+}
+
+/// Waits (without a time threshold) until the transactional id is in `state`.
+async fn wait_for_state(c: &mut Client, id: &str, state: &str) -> Result<Described> {
+    for _ in 0..600 {
+        let d = describe(c, id).await?;
+        if d.transaction_state.as_str() == state {
+            return Ok(d);
+        }
+        sleep_ms(50).await;
+    }
+    bail!("{id} never reached {state}: {:?}", describe(c, id).await?)
+}
+
+#[tokio::test]
+async fn find_coordinator_names_this_node_for_transactional_ids() -> Result<()> {
+    // KafkaApis.getCoordinator for CoordinatorType.TRANSACTION: the leader of the id's
+    // __transaction_state partition, this node.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    // v0 has no key type: it always asks for a group's coordinator.
+    for v in 1..=6 {
+        let key = StrBytes::from_static_str("my-txn");
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![key.clone()])
+        } else {
+            FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_key(key)
+        };
+        let r = c.request(v, req).await.with_context(|| format!("v{v}"))?;
+        let (code, node, port) = match r.coordinators.first() {
+            Some(k) if v >= 4 => (k.error_code, k.node_id.0, k.port),
+            _ => (r.error_code, r.node_id.0, r.port),
+        };
+        ensure!(
+            code == NONE && node == 1 && port == i32::from(b.addr.port()),
+            "v{v}: {r:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn init_producer_id_with_a_transactional_id_every_version() -> Result<()> {
+    // TransactionCoordinator.handleInitProducerId: a new id gets epoch 0, each further call
+    // bumps the epoch of the same producer id; KIP-360 (v3+) bumps from the given epoch and
+    // answers a retry with the same epoch.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    for v in 0..=5 {
+        let id = format!("init-v{v}");
+        let first = init_txn(&mut c, v, &id, (-1, -1)).await?;
+        ensure!(
+            first.error_code == NONE && first.producer_epoch == 0,
+            "v{v}: {first:?}"
+        );
+        let again = init_txn(&mut c, v, &id, (-1, -1)).await?;
+        ensure!(
+            again.error_code == NONE
+                && again.producer_id == first.producer_id
+                && again.producer_epoch == 1,
+            "v{v}: {again:?}"
+        );
+        if v >= 3 {
+            let pe = (again.producer_id.0, again.producer_epoch);
+            let bumped = init_txn(&mut c, v, &id, pe).await?;
+            ensure!(
+                bumped.error_code == NONE && bumped.producer_epoch == 2,
+                "v{v}: {bumped:?}"
+            );
+            let retry = init_txn(&mut c, v, &id, pe).await?;
+            ensure!(
+                retry.error_code == NONE && retry.producer_epoch == 2,
+                "v{v}: {retry:?}"
+            );
+            // An epoch that is neither current nor last: fenced (INVALID_PRODUCER_EPOCH
+            // before v4, which does not know PRODUCER_FENCED).
+            let stale = init_txn(&mut c, v, &id, (pe.0, 0)).await?;
+            let fenced = if v >= 4 {
+                PRODUCER_FENCED
+            } else {
+                INVALID_PRODUCER_EPOCH
+            };
+            ensure!(stale.error_code == fenced, "v{v}: {stale:?}");
+            // Only one of producer id and epoch: INVALID_REQUEST (KafkaApis), with or without
+            // a transactional id.
+            let half = init_txn(&mut c, v, &id, (pe.0, -1)).await?;
+            ensure!(half.error_code == INVALID_REQUEST, "v{v}: {half:?}");
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(3);
+            let half = c.request(v, req).await?;
+            ensure!(half.error_code == INVALID_REQUEST, "v{v}: {half:?}");
+        }
+    }
+    // transaction.timeout.ms above transaction.max.timeout.ms (900000), or not positive.
+    for timeout in [900_001, 0] {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id("slow")))
+            .with_transaction_timeout_ms(timeout)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let r = c.request(4, req).await?;
+        ensure!(
+            r.error_code == INVALID_TRANSACTION_TIMEOUT && r.producer_id.0 == -1,
+            "{timeout}: {r:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn transactions_commit_and_abort_at_every_end_txn_version() -> Result<()> {
+    // An open transaction (AddPartitionsToTxn, here with no partition) ends with EndTxn:
+    // PrepareCommit/PrepareAbort then CompleteCommit/CompleteAbort; a retried EndTxn of the
+    // same outcome is answered NONE, the other outcome INVALID_TXN_STATE.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let pe = init(&mut c, "ender").await?;
+    for v in 0..=4 {
+        let commit = v % 2 == 0;
+        ensure!(add_partitions(&mut c, 3, "ender", pe, &[])
+            .await?
+            .is_empty());
+        ensure!(state_of(&mut c, "ender").await? == "Ongoing");
+        let code = end_txn(&mut c, v, "ender", pe, commit).await?;
+        ensure!(code == NONE, "v{v}: {code}");
+        let done = if commit {
+            "CompleteCommit"
+        } else {
+            "CompleteAbort"
+        };
+        ensure!(state_of(&mut c, "ender").await? == done, "v{v}");
+        ensure!(
+            end_txn(&mut c, v, "ender", pe, commit).await? == NONE,
+            "v{v} retry"
+        );
+        ensure!(
+            end_txn(&mut c, v, "ender", pe, !commit).await? == INVALID_TXN_STATE,
+            "v{v}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn add_partitions_to_txn_every_version() -> Result<()> {
+    // KafkaApis.handleAddPartitionsToTxnRequest: an unknown partition fails the request
+    // (UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED); v4+ batches
+    // transactions and verify_only checks membership (TRANSACTION_ABORTABLE when absent).
+    let (b, mut c) = broker_with_topic("data", 3).await?;
+    for v in 0..=3 {
+        let id = format!("add-v{v}");
+        let pe = init(&mut c, &id).await?;
+        let codes =
+            add_partitions(&mut c, v, &id, pe, &[("data", 0), ("nope", 0), ("data", 9)]).await?;
+        ensure!(
+            codes
+                == vec![
+                    OPERATION_NOT_ATTEMPTED,
+                    UNKNOWN_TOPIC_OR_PARTITION,
+                    UNKNOWN_TOPIC_OR_PARTITION
+                ],
+            "v{v}: {codes:?}"
+        );
+        ensure!(
+            state_of(&mut c, &id).await? == "Empty",
+            "v{v}: nothing added"
+        );
+        // Internal topics are not the producer's to add (KafkaApis authorizes WRITE on
+        // non-internal topics only).
+        let internal = [("__consumer_offsets", 0), ("data", 1)];
+        let codes = add_partitions(&mut c, v, &id, pe, &internal).await?;
+        ensure!(
+            codes == vec![TOPIC_AUTHORIZATION_FAILED, OPERATION_NOT_ATTEMPTED],
+            "v{v}: {codes:?}"
+        );
+        let codes = add_partitions(&mut c, v, &id, pe, &[("data", 0), ("data", 2)]).await?;
+        ensure!(codes == vec![NONE, NONE], "v{v}: {codes:?}");
+        let d = describe(&mut c, &id).await?;
+        ensure!(
+            d.transaction_state.as_str() == "Ongoing"
+                && d.topics.len() == 1
+                && d.topics[0].partitions == vec![0, 2],
+            "v{v}: {d:?}"
+        );
+        // Adding the same again answers at once.
+        ensure!(add_partitions(&mut c, v, &id, pe, &[("data", 2)]).await? == vec![NONE]);
+    }
+    for v in 4..=5 {
+        let id = format!("batch-v{v}");
+        let pe = init(&mut c, &id).await?;
+        let txn = |verify_only: bool, parts: &[(&str, i32)]| {
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(txn_id(&id))
+                .with_producer_id(ProducerId(pe.0))
+                .with_producer_epoch(pe.1)
+                .with_verify_only(verify_only)
+                .with_topics(topics(parts))
+        };
+        let req = AddPartitionsToTxnRequest::default()
+            .with_transactions(vec![txn(false, &[("data", 1)])]);
+        let r = c.request(v, req).await?;
+        ensure!(
+            r.error_code == NONE
+                && r.results_by_transaction.len() == 1
+                && codes_of(&r.results_by_transaction[0].topic_results) == vec![NONE],
+            "v{v}: {r:?}"
+        );
+        let req = AddPartitionsToTxnRequest::default()
+            .with_transactions(vec![txn(true, &[("data", 1), ("data", 2)])]);
+        let r = c.request(v, req).await?;
+        let codes = codes_of(&r.results_by_transaction[0].topic_results);
+        ensure!(codes == vec![NONE, TRANSACTION_ABORTABLE], "v{v}: {r:?}");
+        let d = describe(&mut c, &id).await?;
+        ensure!(
+            d.topics[0].partitions == vec![1],
+            "verify_only adds nothing: {d:?}"
+        );
+    }
+    drop(b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn add_offsets_to_txn_every_version() -> Result<()> {
+    // KafkaApis.handleAddOffsetsToTxnRequest: the group's __consumer_offsets partition
+    // (partitionFor(groupId), 50 partitions) joins the transaction.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    for v in 0..=4 {
+        let id = format!("offsets-v{v}");
+        let pe = init(&mut c, &id).await?;
+        ensure!(
+            add_offsets(&mut c, v, &id, pe, "my-group").await? == NONE,
+            "v{v}"
+        );
+        let d = describe(&mut c, &id).await?;
+        // Java's "my-group".hashCode() is -1906497762; abs % 50 == 12.
+        ensure!(
+            d.transaction_state.as_str() == "Ongoing"
+                && d.topics.len() == 1
+                && d.topics[0].topic.as_str() == "__consumer_offsets"
+                && d.topics[0].partitions == vec![12],
+            "v{v}: {d:?}"
+        );
+        ensure!(add_offsets(&mut c, v, "unknown", pe, "g").await? == INVALID_PRODUCER_ID_MAPPING);
+        let fenced = if v >= 2 {
+            PRODUCER_FENCED
+        } else {
+            INVALID_PRODUCER_EPOCH
+        };
+        ensure!(
+            add_offsets(&mut c, v, &id, (pe.0, pe.1 + 1), "g").await? == fenced,
+            "v{v}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn out_of_order_requests_get_kafkas_error_codes() -> Result<()> {
+    // TransactionCoordinator: an unknown id or another producer id is
+    // INVALID_PRODUCER_ID_MAPPING, another epoch PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for
+    // clients before v2), EndTxn without a transaction INVALID_TXN_STATE.
+    let (b, mut c) = broker_with_topic("data", 1).await?;
+    for v in 0..=4 {
+        ensure!(end_txn(&mut c, v, "never", (5, 0), true).await? == INVALID_PRODUCER_ID_MAPPING);
+    }
+    for v in 0..=3 {
+        let codes = add_partitions(&mut c, v, "never", (5, 0), &[("data", 0)]).await?;
+        ensure!(
+            codes == vec![INVALID_PRODUCER_ID_MAPPING],
+            "v{v}: {codes:?}"
+        );
+    }
+    let pe = init(&mut c, "ooo").await?;
+    for v in 0..=4 {
+        ensure!(
+            end_txn(&mut c, v, "ooo", pe, true).await? == INVALID_TXN_STATE,
+            "v{v}"
+        );
+        ensure!(
+            end_txn(&mut c, v, "ooo", pe, false).await? == INVALID_TXN_STATE,
+            "v{v}"
+        );
+        let fenced = if v >= 2 {
+            PRODUCER_FENCED
+        } else {
+            INVALID_PRODUCER_EPOCH
+        };
+        ensure!(
+            end_txn(&mut c, v, "ooo", (pe.0, pe.1 + 1), true).await? == fenced,
+            "v{v}"
+        );
+        ensure!(
+            end_txn(&mut c, v, "ooo", (pe.0 + 1, pe.1), true).await? == INVALID_PRODUCER_ID_MAPPING
+        );
+    }
+    for v in 0..=3 {
+        let fenced = if v >= 2 {
+            PRODUCER_FENCED
+        } else {
+            INVALID_PRODUCER_EPOCH
+        };
+        let codes = add_partitions(&mut c, v, "ooo", (pe.0, pe.1 + 1), &[("data", 0)]).await?;
+        ensure!(codes == vec![fenced], "v{v}: {codes:?}");
+        let codes = add_partitions(&mut c, v, "ooo", (pe.0 + 1, pe.1), &[("data", 0)]).await?;
+        ensure!(
+            codes == vec![INVALID_PRODUCER_ID_MAPPING],
+            "v{v}: {codes:?}"
+        );
+    }
+    ensure!(state_of(&mut c, "ooo").await? == "Empty");
+    // An empty transactional id is INVALID_REQUEST.
+    let r = init_txn(&mut c, 4, "", (-1, -1)).await?;
+    ensure!(r.error_code == INVALID_REQUEST, "{r:?}");
+    drop(b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_new_producer_fences_the_ongoing_transaction_of_the_previous_one() -> Result<()> {
+    // prepareInitProducerIdTransit on an Ongoing transaction: the epoch is bumped and the
+    // transaction aborted, the new producer gets CONCURRENT_TRANSACTIONS and, on retry, the
+    // epoch bumped once more; the previous producer is fenced.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let old = init(&mut c, "zombie").await?;
+    add_partitions(&mut c, 3, "zombie", old, &[]).await?;
+    let r = init_txn(&mut c, 4, "zombie", (-1, -1)).await?;
+    ensure!(r.error_code == CONCURRENT_TRANSACTIONS, "{r:?}");
+    let d = wait_for_state(&mut c, "zombie", "CompleteAbort").await?;
+    ensure!(d.producer_epoch == old.1 + 1, "{d:?}");
+    let new = init(&mut c, "zombie").await?;
+    ensure!(new == (old.0, old.1 + 2), "{new:?}");
+    ensure!(end_txn(&mut c, 4, "zombie", old, true).await? == PRODUCER_FENCED);
+    ensure!(add_partitions(&mut c, 3, "zombie", old, &[]).await? == Vec::<i16>::new());
+    ensure!(
+        state_of(&mut c, "zombie").await? == "Empty",
+        "the zombie added nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() -> Result<()> {
+    // TransactionCoordinator.abortTimedOutTransactions, run every
+    // transaction.abort.timed.out.transaction.cleanup.interval.ms: the epoch is bumped (the
+    // producer is a zombie now) and the transaction aborted.
+    let b = start_broker_with(|cfg| cfg.txn.abort_timed_out_transaction_cleanup_interval_ms = 100)
+        .await?;
+    let mut c = b.client().await?;
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id("sleepy")))
+        .with_transaction_timeout_ms(1)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r = c.request(4, req).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    let pe = (r.producer_id.0, r.producer_epoch);
+    add_partitions(&mut c, 3, "sleepy", pe, &[]).await?;
+    let d = wait_for_state(&mut c, "sleepy", "CompleteAbort").await?;
+    ensure!(d.producer_epoch == pe.1 + 1, "{d:?}");
+    ensure!(end_txn(&mut c, 4, "sleepy", pe, true).await? == PRODUCER_FENCED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn describe_and_list_transactions() -> Result<()> {
+    // TransactionStateManager.listTransactionStates: filters by state (unknown names echoed),
+    // producer id and (v1) running time; DescribeTransactions of an unknown id is
+    // TRANSACTIONAL_ID_NOT_FOUND.
+    let (b, mut c) = broker_with_topic("data", 2).await?;
+    let open = init(&mut c, "open").await?;
+    add_partitions(&mut c, 3, "open", open, &[("data", 1), ("data", 0)]).await?;
+    let idle = init(&mut c, "idle").await?;
+    let d = describe(&mut c, "open").await?;
+    ensure!(
+        d.error_code == NONE
+            && d.producer_id.0 == open.0
+            && d.producer_epoch == open.1
+            && d.transaction_timeout_ms == 60_000
+            && d.transaction_start_time_ms > 0
+            && d.topics[0].partitions == vec![0, 1],
+        "{d:?}"
+    );
+    let d = describe(&mut c, "missing").await?;
+    ensure!(d.error_code == TRANSACTIONAL_ID_NOT_FOUND, "{d:?}");
+    let list = |states: &[&str], pids: &[i64], duration: i64| {
+        ListTransactionsRequest::default()
+            .with_state_filters(states.iter().map(|x| s(x)).collect())
+            .with_producer_id_filters(pids.iter().map(|p| ProducerId(*p)).collect())
+            .with_duration_filter(duration)
+    };
+    let ids = |r: &ListTransactionsResponse| {
+        let mut v: Vec<String> = r
+            .transaction_states
+            .iter()
+            .map(|t| t.transactional_id.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    for v in 0..=1 {
+        let r = c.request(v, list(&[], &[], -1)).await?;
+        ensure!(
+            r.error_code == NONE && ids(&r) == vec!["idle", "open"],
+            "v{v}: {r:?}"
+        );
+        let r = c.request(v, list(&["Ongoing", "Bogus"], &[], -1)).await?;
+        ensure!(ids(&r) == vec!["open"], "v{v}: {r:?}");
+        ensure!(r.unknown_state_filters == vec![s("Bogus")], "v{v}: {r:?}");
+        ensure!(r.transaction_states[0].transaction_state.as_str() == "Ongoing");
+        let r = c.request(v, list(&[], &[idle.0], -1)).await?;
+        ensure!(ids(&r) == vec!["idle"], "v{v}: {r:?}");
+    }
+    // v1: only transactions running longer than the filter (an hour: none of the open one).
+    let r = c.request(1, list(&["Ongoing"], &[], 3_600_000)).await?;
+    ensure!(r.transaction_states.is_empty(), "{r:?}");
+    let r = c.request(1, list(&["Ongoing"], &[], 0)).await;
+    ensure!(r.is_ok());
+    drop(b);
+    Ok(())
+}
+
+#[tokio::test]
+async fn transactional_ids_survive_restarts() -> Result<()> {
+    // __transaction_state is replayed at start-up: the producer id stays, the epoch goes on.
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    let first = init(&mut c, "durable").await?;
+    add_partitions(&mut c, 3, "durable", first, &[]).await?;
+    ensure!(end_txn(&mut c, 3, "durable", first, true).await? == NONE);
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(state_of(&mut c, "durable").await? == "CompleteCommit");
+    let second = init(&mut c, "durable").await?;
+    ensure!(second == (first.0, first.1 + 1), "{second:?}");
+    add_partitions(&mut c, 3, "durable", second, &[]).await?;
+    b.restart_after_crash().await?;
+    let mut c = b.client().await?;
+    ensure!(state_of(&mut c, "durable").await? == "Ongoing");
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // The open transaction of the previous producer is aborted by the next one.
+        loop {
+            let r = init_txn(&mut c, 4, "durable", (-1, -1)).await?;
+            if r.error_code == NONE {
+                ensure!(
+                    r.producer_id.0 == first.0 && r.producer_epoch == second.1 + 2,
+                    "{r:?}"
+                );
+                return Ok(());
+            }
+            ensure!(r.error_code == CONCURRENT_TRANSACTIONS, "{r:?}");
+            sleep_ms(20).await;
+        }
+    })
+    .await?
+}
+
+#[tokio::test]
+async fn transaction_state_topic_is_created_as_kafka_creates_it() -> Result<()> {
+    // TransactionStateManager.transactionTopicConfigs: compacted, uncompressed, 100 MiB
+    // segments; transaction.state.log.num.partitions (50) partitions.
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    init(&mut c, "creator").await?;
+    let topic = "__transaction_state";
+    ensure!(
+        topic_config(&mut c, topic, "cleanup.policy")
+            .await?
+            .as_deref()
+            == Some("compact")
+    );
+    ensure!(
+        topic_config(&mut c, topic, "compression.type")
+            .await?
+            .as_deref()
+            == Some("uncompressed")
+    );
+    ensure!(
+        topic_config(&mut c, topic, "segment.bytes")
+            .await?
+            .as_deref()
+            == Some("104857600")
+    );
+    let md = metadata(&mut c, METADATA_V, metadata_topics(&[topic]), false).await?;
+    ensure!(
+        md.topics[0].partitions.len() == 50 && md.topics[0].is_internal,
+        "{md:?}"
+    );
+    Ok(())
+}

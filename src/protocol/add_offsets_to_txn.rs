@@ -1,0 +1,31 @@
+//! AddOffsetsToTxn (key 25): adds the group's `__consumer_offsets` partition to the transaction,
+//! so that its TxnOffsetCommits get the transaction's marker (KafkaApis.
+//! handleAddOffsetsToTxnRequest).
+
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+
+use super::errors;
+use super::RequestContext;
+use crate::broker::now_ms;
+use crate::group::coordinator::OFFSETS_TOPIC;
+
+/// First version whose clients understand PRODUCER_FENCED.
+const PRODUCER_FENCED_VERSION: i16 = 2;
+
+pub fn handle(ctx: &RequestContext<'_>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let broker = ctx.broker;
+    let partition = broker.groups.partition_of(req.group_id.as_str());
+    let code = broker.txns.add_partitions(
+        &broker.catalog,
+        req.transactional_id.as_str(),
+        req.producer_id.0,
+        req.producer_epoch,
+        &[(OFFSETS_TOPIC.to_string(), partition)],
+        now_ms(),
+    );
+    AddOffsetsToTxnResponse::default().with_error_code(errors::fenced_for_version(
+        code,
+        ctx.api_version,
+        PRODUCER_FENCED_VERSION,
+    ))
+}
