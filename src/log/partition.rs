@@ -432,12 +432,12 @@ impl PartitionLog {
 
     /// Kafka's last stable offset: below it every transaction is decided, so read_committed
     /// reads stop here. The first offset of the oldest ongoing transaction, or the high
-    /// watermark without one (UnifiedLog.lastStableOffset).
+    /// watermark without one (UnifiedLog.lastStableOffset); never below the log start offset
+    /// (DeleteRecords may pass an open transaction: UnifiedLog.maybeIncrementFirstUnstableOffset).
     pub fn last_stable_offset(&self) -> i64 {
         let hw = self.high_watermark();
-        self.producers
-            .first_unstable_offset()
-            .map_or(hw, |o| o.min(hw))
+        let first_unstable = self.producers.first_unstable_offset();
+        first_unstable.map_or(hw, |o| o.clamp(self.log_start_offset.min(hw), hw))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -1871,6 +1871,9 @@ mod tests {
             .unwrap();
         log.remove_expired_producers(i64::MAX, 1);
         assert_eq!(log.last_stable_offset(), 6);
+        // DeleteRecords past the open transaction: the LSO is the new log start.
+        log.delete_records(7).unwrap();
+        assert_eq!(log.last_stable_offset(), 7);
     }
 
     #[test]
