@@ -1025,9 +1025,13 @@ impl PartitionLog {
         let active = self.segments.len() - 1;
         // Records newer than min.compaction.lag.ms, and everything after them, stay uncleaned.
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        // Nor is anything at or past the last stable offset: whether an open transaction's
+        // records stay is not known yet (LogCleanerManager's firstUncleanableOffset).
+        let lso = self.last_stable_offset();
         let cleanable: Vec<&Segment> = self.segments[..active]
             .iter()
             .take_while(|s| s.largest_timestamp().is_some_and(|ts| ts <= lag_limit))
+            .take_while(|s| s.next_offset() <= lso)
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
         let dirty: Vec<&&Segment> = cleanable
@@ -1061,6 +1065,10 @@ impl PartitionLog {
                 .collect(),
             first_dirty_offset: self.first_dirty_offset,
             producer_last_offsets: self.producers.last_batch_offsets(),
+            aborted_txns: cleaner::AbortedRanges::new(self.collect_aborted_txns(
+                self.log_start_offset,
+                cleanable.last().map_or(0, |s| s.next_offset()),
+            )),
         })
     }
 
