@@ -20,6 +20,10 @@
 //!   byte for byte (recompressed with the batch's codec when it had one).
 //! - The last batch of each idempotent producer is kept even when none of its records is, as an
 //!   empty batch (Kafka's RETAIN_EMPTY), so the producer state can still be rebuilt from the log.
+//! - Transactions (Kafka's LogCleaner with transactional data): nothing at or past the last
+//!   stable offset is cleaned; the records of aborted transactions are removed and never
+//!   shadow a key; markers are kept (Kafka drops them after delete.retention.ms once their
+//!   transaction's records are gone: not done yet).
 //! - Tombstones (null values) stay while they are the newest record of their key and their
 //!   batch is younger than `delete.retention.ms` (by its max timestamp: Kafka before KIP-534
 //!   kept them by segment age; KIP-534's delete-horizon field is not written). Records without a
@@ -43,6 +47,7 @@ use super::batch::{
     compute_crc, BatchError, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD,
     OFF_ATTRIBUTES, OFF_CRC, OFF_LENGTH, OFF_RECORD_COUNT,
 };
+use super::index::AbortedTxn;
 use super::records::{recompress, uncompressed_records, walk_records};
 use super::segment::{scan, SegmentReader};
 use super::LogConfig;
@@ -69,6 +74,41 @@ pub struct CleanPlan {
     pub first_dirty_offset: i64,
     /// Producer id → last offset of its last batch (kept, see the module comment).
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// The aborted transactions of the cleanable range: their records go.
+    pub aborted_txns: AbortedRanges,
+}
+
+/// The aborted transactions of a range, by producer: (first offset, marker offset), in order
+/// (Kafka's CleanedTransactionMetadata, asked per batch instead of walked along).
+#[derive(Debug, Default)]
+pub struct AbortedRanges(HashMap<i64, Vec<(i64, i64)>>);
+
+impl AbortedRanges {
+    pub fn new(txns: Vec<AbortedTxn>) -> AbortedRanges {
+        let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for t in txns {
+            by_producer
+                .entry(t.producer_id)
+                .or_default()
+                .push((t.first_offset, t.last_offset));
+        }
+        for ranges in by_producer.values_mut() {
+            ranges.sort_unstable();
+        }
+        AbortedRanges(by_producer)
+    }
+
+    /// Whether `h` is a data batch of an aborted transaction.
+    fn contains(&self, h: &BatchHeader) -> bool {
+        if !h.is_transactional() || h.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.0.get(&h.producer_id) else {
+            return false;
+        };
+        let i = ranges.partition_point(|r| r.0 <= h.base_offset);
+        i > 0 && h.base_offset <= ranges[i - 1].1
+    }
 }
 
 /// Where the rewritten segments go: `<base>.log.cleaned` in the directory of the log that made
@@ -242,7 +282,9 @@ fn build_offset_map(plan: &CleanPlan, map: &mut OffsetMap) -> Result<i64, CleanE
             if h.last_offset() < start {
                 return Ok(ControlFlow::Continue(()));
             }
-            if !h.is_control() {
+            // Markers and aborted records never shadow a key (Kafka's buildOffsetMap skips
+            // both).
+            if !h.is_control() && !plan.aborted_txns.contains(h) {
                 let area = uncompressed_records(bytes, h, plan.config.max_message_bytes)
                     .map_err(|e| CleanError::Batch(h.base_offset, e))?;
                 let records =
@@ -372,8 +414,11 @@ fn clean_segment(
         }
         let area = uncompressed_records(bytes, h, plan.config.max_message_bytes).map_err(bad)?;
         let records = walk_records(&area).map_err(bad)?;
+        // An aborted transaction's records all go (LogCleaner's discardBatchRecords).
+        let aborted = plan.aborted_txns.contains(h);
         let kept: Vec<&[u8]> = records
             .iter()
+            .filter(|_| !aborted)
             .filter(|r| {
                 let offset = h.base_offset + r.offset_delta;
                 latest.retains(offset, r.key, r.tombstone, tombstones_expired(h))
@@ -733,5 +778,63 @@ mod tests {
             )
             .unwrap();
         assert!(retry.duplicate);
+    }
+
+    #[test]
+    fn aborted_records_go_markers_stay_and_open_transactions_are_not_cleaned() {
+        // Kafka's LogCleaner with transactional data: aborted records are discarded and never
+        // shadow an older value of their key; control batches are not deduplicated; nothing at
+        // or past the first unstable offset is cleanable (LogCleanerManager).
+        use crate::txn::TxnMarker;
+        let txn = |k: u8, v: u8, pid: i64| {
+            let mut b = batch(&[(k, Some(v))], 1, Compression::None, Some((pid, -1)));
+            let h = BatchHeader::parse(&b).unwrap();
+            let attrs = h.attributes | crate::log::batch::ATTR_TRANSACTIONAL;
+            b[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attrs.to_be_bytes());
+            let crc = compute_crc(&b);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            b
+        };
+        let end = |pid, commit| TxnMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        };
+        let coord = AppendOrigin::Coordinator;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), compact_config(), true, 0).unwrap();
+        log.append_from(&txn(0, 1, 7), 9, 1, coord).unwrap(); // 0
+        log.append_txn_marker(&end(7, true), 1).unwrap(); // 1
+        log.append_from(&txn(0, 2, 8), 9, 1, coord).unwrap(); // 2
+        log.append_txn_marker(&end(8, false), 1).unwrap(); // 3
+        while log.segment_count() < 2 {
+            log.append(&batch(&[(2, Some(0))], 1, Compression::None, None), 9, 1)
+                .unwrap();
+        }
+        let open_at = log
+            .append_from(&txn(1, 3, 9), 9, 1, coord)
+            .unwrap()
+            .base_offset;
+        let segments = log.segment_count();
+        let mut k3_written = 0;
+        while log.segment_count() < segments + 2 {
+            log.append(&batch(&[(3, Some(0))], 1, Compression::None, None), 9, 1)
+                .unwrap();
+            k3_written += 1;
+        }
+        assert_eq!(log.last_stable_offset(), open_at);
+        assert!(clean_now(&mut log, 1_000) > 0);
+        let all = read_log(&log);
+        let k0: Vec<_> = all.iter().filter(|r| r.1 == b"k\0").collect();
+        assert_eq!(k0.len(), 1);
+        assert_eq!((k0[0].0, k0[0].2.as_deref()), (0, Some(&b"vv"[..])));
+        // Both markers are still there (control records: key version 0, type 0/1).
+        let markers: Vec<i64> = all.iter().filter(|r| r.1.len() == 4).map(|r| r.0).collect();
+        assert_eq!(markers, vec![1, 3]);
+        // The open transaction's record, and every duplicate of k3 after it, stay.
+        assert!(all.iter().any(|r| r.0 == open_at));
+        let k3 = all.iter().filter(|r| r.1 == b"k\x03").count();
+        assert_eq!(k3, k3_written);
     }
 }

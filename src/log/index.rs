@@ -127,6 +127,30 @@ impl IndexFile {
     }
 }
 
+/// The file methods every index has, over its `file: IndexFile`.
+macro_rules! index_file_methods {
+    () => {
+        /// Writes the entries not in the file yet.
+        pub fn write(&mut self) -> io::Result<()> {
+            self.file.write()
+        }
+
+        /// Writes and fsyncs (clean shutdown).
+        pub fn sync(&mut self) -> io::Result<()> {
+            self.file.sync()
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.file.path
+        }
+
+        /// The directory holding the file was renamed.
+        pub fn moved_to(&mut self, dir: &Path) {
+            self.file.moved_to(dir);
+        }
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetEntry {
     pub relative_offset: u32,
@@ -212,24 +236,7 @@ impl OffsetIndex {
         self.entries.len() as u64 >= max_bytes / OFFSET_ENTRY as u64
     }
 
-    /// Writes the entries not in the file yet.
-    pub fn write(&mut self) -> io::Result<()> {
-        self.file.write()
-    }
-
-    /// Writes and fsyncs (clean shutdown).
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.file.path
-    }
-
-    /// The directory holding the file was renamed.
-    pub fn moved_to(&mut self, dir: &Path) {
-        self.file.moved_to(dir);
-    }
+    index_file_methods!();
 }
 
 /// An aborted transaction (Kafka's AbortedTxn): what read_committed consumers need to drop its
@@ -333,24 +340,7 @@ impl TxnIndex {
         &self.entries
     }
 
-    /// Writes the entries not in the file yet.
-    pub fn write(&mut self) -> io::Result<()> {
-        self.file.write()
-    }
-
-    /// Writes and fsyncs (clean shutdown).
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.file.path
-    }
-
-    /// The directory holding the file was renamed.
-    pub fn moved_to(&mut self, dir: &Path) {
-        self.file.moved_to(dir);
-    }
+    index_file_methods!();
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,24 +418,7 @@ impl TimeIndex {
         self.entries.len() as u64 >= max_bytes / TIME_ENTRY as u64
     }
 
-    /// Writes the entries not in the file yet.
-    pub fn write(&mut self) -> io::Result<()> {
-        self.file.write()
-    }
-
-    /// Writes and fsyncs (clean shutdown).
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.file.path
-    }
-
-    /// The directory holding the file was renamed.
-    pub fn moved_to(&mut self, dir: &Path) {
-        self.file.moved_to(dir);
-    }
+    index_file_methods!();
 }
 
 /// Decodes the entries of an `.index` file as they are, without judging them (the offline checker

@@ -48,6 +48,15 @@ impl AppendOrigin {
     };
 }
 
+/// How far a read may go (Kafka's FetchIsolation; LOG_END comes with replication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchIsolation {
+    /// read_uncommitted consumers: up to the high watermark, control batches included.
+    HighWatermark,
+    /// read_committed consumers (isolation_level 1): up to the last stable offset.
+    TxnCommitted,
+}
+
 /// How record timestamps are set (message.timestamp.type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimestampType {

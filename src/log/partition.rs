@@ -26,7 +26,7 @@ use super::index::AbortedTxn;
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
-use super::{AppendOrigin, LogConfig, TimestampType};
+use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
 use crate::txn::producer_state::{ProducerInfo, ProducerStateTable, SequenceCheck};
 use crate::txn::TxnMarker;
 
@@ -87,28 +87,63 @@ pub struct AppendInfo {
 }
 
 /// Where a read may start, taken under the partition lock: the segments that can hold the fetch
-/// offset, each with its sparse-index hint. `locate` then scans batch headers without the lock.
+/// offset, each with its sparse-index hint, the last one bounded at the isolation's upper offset.
+/// `locate` then scans batch headers without the lock.
 pub struct ReadCandidates {
     offset: i64,
-    segments: Vec<(SegmentReader, u64)>,
+    segments: Vec<Candidate>,
+    /// The isolation's bound: reads stop before it (the high watermark, or the last stable offset
+    /// for read_committed).
+    max_offset: i64,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// read_committed: the aborted transactions from the fetch offset up to `max_offset`;
+    /// `locate` keeps those overlapping the segment read.
+    aborted: Option<Vec<AbortedTxn>>,
+}
+
+struct Candidate {
+    reader: SegmentReader,
+    base_offset: i64,
+    hint: u64,
+    /// The segment holds `max_offset`: the index hint for it, where the read must stop.
+    bound_hint: Option<u64>,
 }
 
 impl ReadCandidates {
     /// Finds the batch holding the offset (disk reads happen here, outside the lock).
     pub fn locate(self) -> io::Result<ReadPlan> {
         let mut reader = None;
-        for (r, hint) in self.segments {
-            if let Some(pos) = r.find_position(hint, self.offset)? {
+        let mut upper_bound = self.max_offset;
+        let mut candidates = self.segments.into_iter().peekable();
+        while let Some(c) = candidates.next() {
+            let mut r = c.reader;
+            if let Some(hint) = c.bound_hint {
+                // `max_offset` starts a batch (the first of a transaction, or the end).
+                let end = r.find_position(hint, self.max_offset)?.unwrap_or(r.size());
+                r = r.up_to(end);
+            }
+            if let Some(pos) = r.find_position(c.hint, self.offset)? {
+                // A read never crosses a segment: the next one's base bounds the records read
+                // (LocalLog.addAbortedTransactions' fallback bound).
+                if let Some(next) = candidates.peek() {
+                    upper_bound = upper_bound.min(next.base_offset);
+                }
                 reader = Some((r, pos));
                 break;
             }
         }
+        let aborted = self.aborted.map(|mut txns| {
+            txns.retain(|t| t.first_offset < upper_bound);
+            txns
+        });
         Ok(ReadPlan {
             reader,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
+            aborted_transactions: aborted,
         })
     }
 }
@@ -117,7 +152,11 @@ impl ReadCandidates {
 pub struct ReadPlan {
     reader: Option<(SegmentReader, u64)>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records read (Fetch's
+    /// `aborted_transactions`); `None` for read_uncommitted.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 impl ReadPlan {
@@ -393,12 +432,12 @@ impl PartitionLog {
 
     /// Kafka's last stable offset: below it every transaction is decided, so read_committed
     /// reads stop here. The first offset of the oldest ongoing transaction, or the high
-    /// watermark without one (UnifiedLog.lastStableOffset).
+    /// watermark without one (UnifiedLog.lastStableOffset); never below the log start offset
+    /// (DeleteRecords may pass an open transaction: UnifiedLog.maybeIncrementFirstUnstableOffset).
     pub fn last_stable_offset(&self) -> i64 {
         let hw = self.high_watermark();
-        self.producers
-            .first_unstable_offset()
-            .map_or(hw, |o| o.min(hw))
+        let first_unstable = self.producers.first_unstable_offset();
+        first_unstable.map_or(hw, |o| o.clamp(self.log_start_offset.min(hw), hw))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -745,8 +784,20 @@ impl PartitionLog {
         written.map_err(|e| self.storage_error(e))
     }
 
-    /// The segments that may hold `offset`, for a fetch; see `ReadCandidates`.
+    /// The segments that may hold `offset`, for a read up to the high watermark; see
+    /// `ReadCandidates`.
     pub fn read_candidates(&self, offset: i64) -> Result<ReadCandidates, LogError> {
+        self.fetch_candidates(offset, FetchIsolation::HighWatermark)
+    }
+
+    /// The segments that may hold `offset`, for a fetch with `isolation` (UnifiedLog.read): an
+    /// offset past the log end is out of range; reads stop at the high watermark, or at the last
+    /// stable offset for read_committed, which also learns the aborted transactions.
+    pub fn fetch_candidates(
+        &self,
+        offset: i64,
+        isolation: FetchIsolation,
+    ) -> Result<ReadCandidates, LogError> {
         let (hw, start) = (self.high_watermark(), self.log_start_offset);
         if offset < start || offset > hw {
             return Err(LogError::OffsetOutOfRange {
@@ -755,21 +806,44 @@ impl PartitionLog {
                 log_end_offset: hw,
             });
         }
-        let segments = if offset == hw {
+        let lso = self.last_stable_offset();
+        let max_offset = match isolation {
+            FetchIsolation::HighWatermark => hw,
+            FetchIsolation::TxnCommitted => lso,
+        };
+        let segments = if offset >= max_offset {
             Vec::new()
         } else {
-            // From the segment holding `offset` (the first whose end is past it) onwards.
+            // From the segment holding `offset` (the first whose end is past it) onwards, up to
+            // the one holding `max_offset`.
             let i = self.segments.partition_point(|s| s.next_offset() <= offset);
             self.segments[i..]
                 .iter()
-                .map(|seg| (seg.reader(), seg.index_hint(offset)))
+                .take_while(|seg| seg.base_offset < max_offset)
+                .map(|seg| Candidate {
+                    reader: seg.reader(),
+                    base_offset: seg.base_offset,
+                    hint: seg.index_hint(offset),
+                    bound_hint: (seg.next_offset() > max_offset)
+                        .then(|| seg.index_hint(max_offset)),
+                })
                 .collect()
         };
+        let aborted = (isolation == FetchIsolation::TxnCommitted).then(|| {
+            if segments.is_empty() {
+                Vec::new()
+            } else {
+                self.collect_aborted_txns(offset, max_offset)
+            }
+        });
         Ok(ReadCandidates {
             offset,
             segments,
+            max_offset,
             high_watermark: hw,
+            last_stable_offset: lso,
             log_start_offset: start,
+            aborted,
         })
     }
 
@@ -951,9 +1025,13 @@ impl PartitionLog {
         let active = self.segments.len() - 1;
         // Records newer than min.compaction.lag.ms, and everything after them, stay uncleaned.
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        // Nor is anything at or past the last stable offset: whether an open transaction's
+        // records stay is not known yet (LogCleanerManager's firstUncleanableOffset).
+        let lso = self.last_stable_offset();
         let cleanable: Vec<&Segment> = self.segments[..active]
             .iter()
             .take_while(|s| s.largest_timestamp().is_some_and(|ts| ts <= lag_limit))
+            .take_while(|s| s.next_offset() <= lso)
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
         let dirty: Vec<&&Segment> = cleanable
@@ -987,6 +1065,10 @@ impl PartitionLog {
                 .collect(),
             first_dirty_offset: self.first_dirty_offset,
             producer_last_offsets: self.producers.last_batch_offsets(),
+            aborted_txns: cleaner::AbortedRanges::new(self.collect_aborted_txns(
+                self.log_start_offset,
+                cleanable.last().map_or(0, |s| s.next_offset()),
+            )),
         })
     }
 
@@ -1306,7 +1388,12 @@ impl Partition {
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
     pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
-        let candidates = self.log.lock().read_candidates(offset)?;
+        self.plan_fetch(offset, FetchIsolation::HighWatermark)
+    }
+
+    /// `plan_read` with a fetch isolation (read_committed: `FetchIsolation::TxnCommitted`).
+    pub fn plan_fetch(&self, offset: i64, isolation: FetchIsolation) -> Result<ReadPlan, LogError> {
+        let candidates = self.log.lock().fetch_candidates(offset, isolation)?;
         Ok(candidates.locate()?)
     }
 
@@ -1792,6 +1879,9 @@ mod tests {
             .unwrap();
         log.remove_expired_producers(i64::MAX, 1);
         assert_eq!(log.last_stable_offset(), 6);
+        // DeleteRecords past the open transaction: the LSO is the new log start.
+        log.delete_records(7).unwrap();
+        assert_eq!(log.last_stable_offset(), 7);
     }
 
     #[test]
@@ -1864,5 +1954,66 @@ mod tests {
         // Retention takes the .txnindex files with their segments.
         assert!(log.apply_retention(0).unwrap() > 0);
         assert!(!txnindex.exists());
+    }
+
+    #[test]
+    fn read_committed_stops_at_the_last_stable_offset_and_names_the_aborted() {
+        // UnifiedLog.read with FetchIsolation.TXN_COMMITTED: nothing at or past the LSO, and the
+        // aborted transactions overlapping the records read (LocalLog.addAbortedTransactions);
+        // read_uncommitted reads to the high watermark, markers (control batches) included.
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        let end = |pid, commit| TxnMarker {
+            producer_id: pid,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        };
+        let committed = |log: &PartitionLog, from| {
+            let plan = log
+                .fetch_candidates(from, FetchIsolation::TxnCommitted)
+                .unwrap()
+                .locate()
+                .unwrap();
+            let bytes = plan.read(usize::MAX, true).unwrap();
+            let offsets: Vec<i64> = crate::log::batch::BatchIter::new(&bytes)
+                .map(|(_, h)| h.base_offset)
+                .collect();
+            let aborted: Vec<(i64, i64)> = plan
+                .aborted_transactions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|t| (t.producer_id, t.first_offset))
+                .collect();
+            (offsets, aborted, plan.last_stable_offset, plan.available())
+        };
+        log.append(&make_batch(&[b"plain"], 1, None), 9, 0).unwrap(); // 0
+        log.append_from(&make_txn_batch(&[b"a"], 1, (7, 0, -1)), 9, 0, coord)
+            .unwrap(); // 1
+        log.append_from(&make_txn_batch(&[b"b"], 1, (8, 0, -1)), 9, 0, coord)
+            .unwrap(); // 2
+        log.append(&make_batch(&[b"plain"], 1, None), 9, 0).unwrap(); // 3
+        let (offsets, aborted, lso, available) = committed(&log, 0);
+        assert_eq!((offsets, aborted, lso), (vec![0], vec![], 1));
+        assert!(available > 0);
+        // A parked read_committed fetch at the LSO has nothing to count.
+        assert_eq!(committed(&log, 1).3, 0);
+        assert_eq!(committed(&log, 1).0, Vec::<i64>::new());
+        assert_eq!(log.append_txn_marker(&end(7, false), 0).unwrap(), 4);
+        let (offsets, aborted, lso, _) = committed(&log, 0);
+        assert_eq!((offsets, aborted, lso), (vec![0, 1], vec![(7, 1)], 2));
+        assert_eq!(log.append_txn_marker(&end(8, true), 0).unwrap(), 5);
+        let (offsets, aborted, lso, _) = committed(&log, 0);
+        assert_eq!(offsets, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!((aborted, lso), (vec![(7, 1)], 6));
+        // Past the aborted transaction's marker, it is no longer listed.
+        assert_eq!(committed(&log, 5).1, vec![]);
+        // read_uncommitted: everything up to the high watermark, markers included.
+        let all = read_all(&log, 0);
+        assert_eq!(all.len(), 6);
+        assert!(all[4].is_control() && all[5].is_control());
     }
 }

@@ -507,6 +507,14 @@ impl SegmentReader {
         self.size
     }
 
+    /// The view cut at `size` (a read bound that falls inside the segment).
+    pub fn up_to(self, size: u64) -> SegmentReader {
+        SegmentReader {
+            size: size.min(self.size),
+            ..self
+        }
+    }
+
     /// Whole batches from `position`, at most `max_bytes` of them, except that the first batch is
     /// returned whole even if larger when `min_one` is set (KIP-74: consumers always progress).
     pub fn read(&self, position: u64, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {

@@ -7,6 +7,9 @@
 //! first batch of the first partition with data is returned whole even when larger, so consumers
 //! always progress. The record bytes are not read: they go from the segment file to the socket
 //! (`response::Splices`).
+//! isolation_level 1 (read_committed) reads only below the last stable offset and lists the
+//! aborted transactions of the records read (UnifiedLog.read with FetchIsolation.TXN_COMMITTED);
+//! every answer carries the last stable offset.
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
 
@@ -15,13 +18,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 
 use super::errors;
 use super::response::Splices;
 use super::{resolve_topic, RequestContext};
+use crate::log::index::AbortedTxn;
 use crate::log::partition::{LogError, ReadPlan};
+use crate::log::FetchIsolation;
 use crate::metadata::Topic;
 
 /// First Fetch version that names topics by id.
@@ -45,9 +52,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         .min(response_limit(ctx, &req) as u64);
     let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
         req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    // Kafka's FetchIsolation from the request's isolation_level (1: read_committed).
+    let isolation = match req.isolation_level {
+        1 => FetchIsolation::TxnCommitted,
+        _ => FetchIsolation::HighWatermark,
+    };
     let mut watch = None;
     loop {
-        let plans = plan(&topics);
+        let plans = plan(&topics, isolation);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
         let ready = plans.iter().all(Vec::is_empty)
@@ -98,8 +110,12 @@ fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
 
 type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
 
-/// Locates every requested partition's data (or its error) without reading it.
-fn plan<'a>(topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)]) -> Vec<Vec<PartitionPlan<'a>>> {
+/// Locates every requested partition's data (or its error) without reading it. A read_committed
+/// plan ends at the last stable offset, so a parked fetch counts only the bytes below it.
+fn plan<'a>(
+    topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)],
+    isolation: FetchIsolation,
+) -> Vec<Vec<PartitionPlan<'a>>> {
     topics
         .iter()
         .map(|(ft, topic)| {
@@ -111,7 +127,7 @@ fn plan<'a>(topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)]) -> Vec<Vec<Par
                         Ok(t) => match t.partition(fp.partition) {
                             None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
                             Some(p) => p
-                                .plan_read(fp.fetch_offset)
+                                .plan_fetch(fp.fetch_offset, isolation)
                                 .map_err(|e| errors::log_error_code(&e)),
                         },
                     };
@@ -152,8 +168,10 @@ fn respond(
                                 if let Ok(t) = topic {
                                     if let Some(p) = t.partition(fp.partition) {
                                         let (start, hw) = p.offsets();
+                                        // No last stable offset, as Kafka's
+                                        // handleOffsetOutOfRangeError.
                                         pd.high_watermark = hw;
-                                        pd.last_stable_offset = hw;
+                                        pd.last_stable_offset = -1;
                                         pd.log_start_offset = start;
                                     }
                                 }
@@ -177,8 +195,12 @@ fn respond(
                                 }
                             }
                             pd.high_watermark = plan.high_watermark;
-                            pd.last_stable_offset = plan.high_watermark;
+                            pd.last_stable_offset = plan.last_stable_offset;
                             pd.log_start_offset = plan.log_start_offset;
+                            if let Some(aborted) = &plan.aborted_transactions {
+                                pd.aborted_transactions =
+                                    Some(aborted.iter().map(aborted_transaction).collect());
+                            }
                         }
                     }
                     pd
@@ -197,6 +219,12 @@ fn respond(
         .with_session_id(0)
         .with_responses(responses);
     (resp, splices)
+}
+
+fn aborted_transaction(t: &AbortedTxn) -> AbortedTransaction {
+    AbortedTransaction::default()
+        .with_producer_id(ProducerId(t.producer_id))
+        .with_first_offset(t.first_offset)
 }
 
 fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {

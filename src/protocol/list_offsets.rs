@@ -62,7 +62,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                     Some(
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                             None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(part) => lookup(part, p.timestamp, resp, ctx.api_version),
+                            Some(part) => lookup(
+                                part,
+                                p.timestamp,
+                                req.isolation_level,
+                                resp,
+                                ctx.api_version,
+                            ),
                         },
                     )
                 })
@@ -89,21 +95,28 @@ fn duplicate_partitions(req: &ListOffsetsRequest) -> HashSet<(&str, i32)> {
         .collect()
 }
 
-/// With no transactions the last stable offset is the high watermark, so read_committed and
-/// read_uncommitted agree on LATEST.
+/// As Kafka's Partition.fetchOffsetForTimestamp: the last fetchable offset is the last stable
+/// offset for read_committed (isolation_level 1), else the high watermark; LATEST answers it,
+/// and a timestamp lookup that lands at or past it finds nothing (ReplicaManager.fetchOffset).
 fn lookup(
     part: &Partition,
     timestamp: i64,
+    isolation_level: i8,
     resp: ListOffsetsPartitionResponse,
     v: i16,
 ) -> ListOffsetsPartitionResponse {
     let found = part.with_log(|log| -> Result<Option<(i64, i64)>, _> {
+        let last_fetchable = match isolation_level {
+            1 => log.last_stable_offset(),
+            _ => log.high_watermark(),
+        };
+        let by_timestamp = |found: Option<(i64, i64)>| found.filter(|f| f.1 < last_fetchable);
         Ok(match timestamp {
-            LATEST => Some((-1, log.high_watermark())),
+            LATEST => Some((-1, last_fetchable)),
             EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
-            MAX_TIMESTAMP => log.offset_of_max_timestamp()?,
+            MAX_TIMESTAMP => by_timestamp(log.offset_of_max_timestamp()?),
             LATEST_TIERED => None,
-            t if t >= 0 => log.offset_for_timestamp(t)?,
+            t if t >= 0 => by_timestamp(log.offset_for_timestamp(t)?),
             _ => None,
         })
     });
