@@ -229,9 +229,6 @@ pub enum BatchError {
     /// record_errors (KIP-467).
     #[error("One or more records have been rejected due to invalid timestamp")]
     RecordTimestamps(Vec<super::record_validator::TimestampError>),
-    /// INVALID_TXN_STATE (48): gregor has no transaction coordinator yet.
-    #[error("transactional batches are not supported")]
-    Transactional,
 }
 
 /// Timestamp bounds for CreateTime topics (message.timestamp.before/after.max.ms).
@@ -265,9 +262,10 @@ pub fn validate_produced(
 }
 
 /// `validate_produced` for a batch from `origin`: the checks LogValidator.validateBatch makes
-/// only of client batches (no control batch, an idempotent batch has a sequence; gregor's own:
-/// no transactional batch until Produce can verify a transaction) are skipped for the broker's
-/// own coordinators, which write markers and transactional offset commits without sequences.
+/// only of client batches (no control batch, an idempotent batch has a sequence) are skipped for
+/// the broker's own coordinators, which write markers and transactional offset commits without
+/// sequences. A client's transactional batch is verified against its transaction by Produce
+/// before it gets here (KIP-890 part 1).
 pub fn validate_batch(
     records: &[u8],
     max_message_bytes: usize,
@@ -339,9 +337,6 @@ pub fn validate_batch(
         timestamps,
         decompressed_limit(max_message_bytes),
     )?;
-    if client && header.is_transactional() {
-        return Err(BatchError::Transactional);
-    }
     // The batch as the log will store it: MaxTimestamp recomputed from the records
     // (`assign_offsets` writes it into the header when the producer's value differs).
     Ok(BatchHeader {

@@ -19,6 +19,7 @@ pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -44,6 +45,7 @@ pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 pub const CONCURRENT_TRANSACTIONS: i16 = 51;
 pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
@@ -103,7 +105,6 @@ pub fn batch_error_code(e: &BatchError) -> i16 {
         BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
         BatchError::UnsupportedCompression => UNSUPPORTED_COMPRESSION_TYPE,
         BatchError::InvalidTimestamp(_) | BatchError::RecordTimestamps(_) => INVALID_TIMESTAMP,
-        BatchError::Transactional => INVALID_TXN_STATE,
     }
 }
 

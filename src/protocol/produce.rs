@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::broker::now_ms;
-use crate::log::batch::BatchError;
+use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
@@ -43,6 +43,10 @@ pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
 pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
     let now = now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.to_string());
+    // KafkaApis.handleProduceRequest: transactional records need a transactional id (and, with
+    // ACLs, Write on it); without one the whole request is refused.
+    let refused = transactional_id.is_none() && has_transactional_records(&req);
     let mut flushes = Vec::new();
     let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = req
@@ -59,9 +63,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                     let index = pd.index;
                     let r = match (&topic, valid_acks) {
                         (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
+                        _ if refused => failed(
+                            pd.index,
+                            errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                            None,
+                        ),
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => {
-                            let (r, flush) = append(ctx, t, pd, now);
+                            let (r, flush) = append(ctx, t, pd, transactional_id.as_deref(), now);
                             if let Some((partition, job)) = flush {
                                 flushes.push(((ti, pi), partition, job));
                             }
@@ -147,11 +156,56 @@ fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::
     )
 }
 
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|pd| pd.records.as_deref().and_then(BatchHeader::parse))
+        .any(|h| h.is_transactional())
+}
+
+/// KIP-890 part 1 (ReplicaManager.appendRecordsWithTransactionVerification): a transactional
+/// batch is appended only if its partition was added to the producer's ongoing transaction, so
+/// a late write of a zombie, or a write after the transaction ended, cannot leave a transaction
+/// open on the partition that no coordinator will ever end. The coordinator's answers are
+/// translated as Kafka does for producers.
+fn verify_transaction(
+    ctx: &RequestContext<'_>,
+    transactional_id: &str,
+    topic: &str,
+    partition: i32,
+    header: &BatchHeader,
+) -> Result<(), i16> {
+    let partitions = [(topic.to_string(), partition)];
+    let code = match ctx.broker.txns.verify_partitions(
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        &partitions,
+    ) {
+        Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
+        Err(code) => code,
+    };
+    Err(match code {
+        errors::NONE => return Ok(()),
+        errors::PRODUCER_FENCED => errors::INVALID_PRODUCER_EPOCH,
+        // Produce v11+ clients know TRANSACTION_ABORTABLE; older ones abort on INVALID_TXN_STATE.
+        errors::TRANSACTION_ABORTABLE if ctx.api_version <= 10 => errors::INVALID_TXN_STATE,
+        // Retriable for every client, and no metadata refresh.
+        errors::CONCURRENT_TRANSACTIONS
+        | errors::COORDINATOR_LOAD_IN_PROGRESS
+        | errors::COORDINATOR_NOT_AVAILABLE
+        | errors::NOT_COORDINATOR => errors::NOT_ENOUGH_REPLICAS,
+        other => other,
+    })
+}
+
 /// Appends one partition's batch; hands back the fsync flush.messages asks for, if any.
 fn append(
     ctx: &RequestContext<'_>,
     topic: &Topic,
     pd: PartitionProduceData,
+    transactional_id: Option<&str>,
     now: i64,
 ) -> (PartitionProduceResponse, Option<(Arc<Partition>, FlushJob)>) {
     if topic.is_internal() {
@@ -168,6 +222,13 @@ fn append(
         );
     };
     let records = pd.records.unwrap_or_default();
+    if let (Some(id), Some(header)) = (transactional_id, BatchHeader::parse(&records)) {
+        if header.is_transactional() {
+            if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header) {
+                return (failed(pd.index, code, None), None);
+            }
+        }
+    }
     let origin = AppendOrigin::Client {
         producer_ids_issued: ctx.broker.producer_ids.issued_end(),
     };
