@@ -33,6 +33,8 @@
 #                     several partitions read back with read_committed and read_uncommitted, the last
 #                     stable offset of an open transaction, sendOffsetsToTransaction, a fenced zombie,
 #                     a timed-out transaction aborted by the coordinator
+#   streams-eos-<v>/. a Kafka Streams 4.4 word count with exactly_once_v2, SIGKILLed mid-stream and
+#                     restarted: every word's counts arrive exactly once, in order (EosWordCount)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -42,7 +44,7 @@
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9 (see ref-kafka.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin")
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -722,6 +724,65 @@ txn_tool_cases() {
   admin_check "$label/abort" "$base-producers-after.out" "^[0-9]+[[:space:]]+0[[:space:]]+-?[0-9]+[[:space:]]+2[[:space:]]+[0-9]+[[:space:]]+None[[:space:]]*$"
 }
 
+# ---- Kafka Streams, exactly once --------------------------------------------------------------
+
+# An exactly_once_v2 word count (EosWordCount) reads a steadily produced input; it is SIGKILLed
+# mid-stream, restarted on the same state directory, and must still produce exact counts: for
+# every word the updates 1, 2, ..., n, each once, as a read_committed reader sees them.
+STREAMS_LINES=${JAVA_COMPAT_STREAMS_LINES:-20000}
+STREAMS_RATE=${JAVA_COMPAT_STREAMS_RATE:-2000}
+
+streams_tests() {
+  local cp="$JAVA_COMPAT_TARGET/streams-4.4/classes:$JAVA_COMPAT_TARGET/streams-4.4/lib/*"
+  local version label app="$LOGS/streams-eos" state producer= pid run
+  version="$(lib_version streams-4.4 kafka-streams)"
+  label="streams-eos-$version"
+  state="$(mktemp -d /tmp/gregor-streams.XXXXXX)"
+  local java=(java "${JAVA_OPTS[@]}" -cp "$cp" gregor.streams.EosWordCount)
+  local topics=(--input streams-eos-in --output streams-eos-out)
+  echo "== Kafka Streams $version, exactly_once_v2, killed and restarted"
+  # The topics first (no lines): Streams refuses to assign a topology whose input is missing.
+  timeout 120 "${java[@]}" produce --bootstrap "$GREGOR_BOOTSTRAP" "${topics[@]}" --lines 0 \
+    >"$app-topics.out" 2>&1 || { fail "$label/create-topics" "could not create the topics" "$app-topics.out"; return; }
+  for run in 1 2; do
+    # No timeout wrapper: $! must be the JVM itself, which the kill -9 below is meant for.
+    "${java[@]}" run --bootstrap "$GREGOR_BOOTSTRAP" --app-id streams-eos "${topics[@]}" \
+      --state-dir "$state" >"$app-$run.out" 2>"$app-$run.err" &
+    pid=$!
+    if ! wait_for_line "$app-$run.out" '^RUNNING$' 120 "$pid"; then
+      fail "$label/running-$run" "the application did not reach RUNNING within 120 s" "$app-$run.err"
+      kill "$pid" $producer 2>/dev/null
+      rm -rf "$state"
+      return
+    fi
+    [ "$run" = 2 ] && break
+    # The input starts once the application runs, so the kill below lands mid-stream.
+    timeout 300 "${java[@]}" produce --bootstrap "$GREGOR_BOOTSTRAP" "${topics[@]}" \
+      --lines "$STREAMS_LINES" --rate "$STREAMS_RATE" >"$app-produce.out" 2>"$app-produce.err" &
+    producer=$!
+    wait_for_line "$app-1.out" '^PROCESSED 5000$' 120 "$pid" ||
+      fail "$label/processing" "the application processed fewer than 5,000 words within 120 s" "$app-1.err"
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    if kill -0 "$producer" 2>/dev/null; then
+      pass "$label/killed-mid-stream"
+    else
+      fail "$label/killed-mid-stream" "the input was complete before the kill: raise JAVA_COMPAT_STREAMS_LINES"
+    fi
+  done
+  if wait "$producer" && grep -q '^PRODUCED' "$app-produce.out"; then
+    timeout 300 "${java[@]}" verify --bootstrap "$GREGOR_BOOTSTRAP" --output streams-eos-out \
+      --lines "$STREAMS_LINES" --label "$label" >"$app-verify.out" 2>"$app-verify.err"
+    tally "$(basename "$app")-verify" $? 300
+  else
+    fail "$label/produce" "the input producer failed" "$app-produce.err"
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$state"
+  broker_check "$label"
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -743,7 +804,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -752,6 +813,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin}; d
     groups) groups_tests ;;
     admin) admin_tests ;;
     txn) txn_tests ;;
+    streams) streams_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done
