@@ -75,6 +75,7 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::TxnOffsetCommit,
         ApiKey::DescribeProducers,
         // Per-version tests in transactions.rs.
+        ApiKey::WriteTxnMarkers,
         ApiKey::AddPartitionsToTxn,
         ApiKey::AddOffsetsToTxn,
         ApiKey::EndTxn,

@@ -3,15 +3,15 @@
 //! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions and ListTransactions at
 //! every advertised version, and the error codes of requests out of order.
 //!
-//! Transactions here either add no partition (AddPartitionsToTxn with an empty list is accepted
-//! by Kafka and opens the transaction) or are never ended: ending one with partitions needs the
-//! markers of the log and group sides.
+//! The last tests run transactions with data end to end: Produce's verification (KIP-890 part
+//! 1), the markers EndTxn and WriteTxnMarkers write, and what read_committed then reads.
 
 mod common;
 
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -644,6 +644,203 @@ async fn transaction_state_topic_is_created_as_kafka_creates_it() -> Result<()> 
     ensure!(
         md.topics[0].partitions.len() == 50 && md.topics[0].is_internal,
         "{md:?}"
+    );
+    Ok(())
+}
+
+// ----- Transactional data over the wire: Produce's verification, markers, read_committed -----
+
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+/// The transactional attribute bit of a v2 batch.
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+
+/// A transactional producer's batch: an idempotent batch with the transactional attribute.
+fn txn_batch(values: &[&str], (pid, epoch): (i64, i16), base_seq: i32) -> Bytes {
+    let mut b = idempotent_batch(values, pid, epoch, base_seq).to_vec();
+    let at = header::ATTRIBUTES;
+    let attributes = i16::from_be_bytes([b[at], b[at + 1]]) | ATTR_TRANSACTIONAL;
+    b[at..at + 2].copy_from_slice(&attributes.to_be_bytes());
+    fix_crc(&mut b);
+    Bytes::from(b)
+}
+
+/// Produce of one batch with the request's transactional id; the partition's error code.
+async fn produce_txn(
+    c: &mut Client,
+    v: i16,
+    id: Option<&str>,
+    topic: &str,
+    batch: Bytes,
+) -> Result<i16> {
+    let req = produce_request(-1, vec![topic_data(topic, vec![(0, batch)])])
+        .with_transactional_id(id.map(txn_id));
+    let r = c.request(v, req).await.context("Produce")?;
+    Ok(r.responses[0].partition_responses[0].error_code)
+}
+
+/// ListOffsets LATEST of partition 0 for an isolation level (1: read_committed, the LSO).
+async fn latest(c: &mut Client, topic: &str, isolation: i8) -> Result<i64> {
+    let req = list_offsets_request(topic, 0, -1).with_isolation_level(isolation);
+    let r = c.request(LIST_OFFSETS_V, req).await?;
+    let p = &r.topics[0].partitions[0];
+    ensure!(p.error_code == NONE, "ListOffsets: {p:?}");
+    Ok(p.offset)
+}
+
+/// Fetch v4+ read_committed of partition 0 from offset 0: its records' batch count and the
+/// aborted transactions it lists.
+async fn fetch_committed(c: &mut Client, topic: &str) -> Result<(usize, Vec<(i64, i64)>)> {
+    let req = fetch_request(
+        vec![fetch_topic(topic, vec![fetch_partition(0, 0, 1 << 20)])],
+        0,
+        0,
+    )
+    .with_isolation_level(1);
+    let r = c.request(FETCH_V, req).await?;
+    let p = &r.responses[0].partitions[0];
+    ensure!(p.error_code == NONE, "Fetch: {p:?}");
+    let aborted = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect();
+    Ok((batch_count(&p.records.clone().unwrap_or_default()), aborted))
+}
+
+/// KIP-890 part 1 (ReplicaManager.appendRecordsWithTransactionVerification): a transactional
+/// batch is appended only to a partition of the producer's ongoing transaction. Produce v10 and
+/// older learn INVALID_TXN_STATE, v11+ TRANSACTION_ABORTABLE; a transactional batch without a
+/// transactional id in the request is TRANSACTIONAL_ID_AUTHORIZATION_FAILED (KafkaApis).
+#[tokio::test]
+async fn a_transactional_batch_outside_its_transaction_is_refused() -> Result<()> {
+    let (_b, mut c) = broker_with_topic("verify", 1).await?;
+    let producer = init(&mut c, "verify-id").await?;
+    let batch = || txn_batch(&["x"], producer, 0);
+    for (v, want) in [(9, INVALID_TXN_STATE), (11, TRANSACTION_ABORTABLE)] {
+        let code = produce_txn(&mut c, v, Some("verify-id"), "verify", batch()).await?;
+        ensure!(
+            code == want,
+            "Produce v{v} outside the transaction: {code}, want {want}"
+        );
+    }
+    let code = produce_txn(&mut c, 9, None, "verify", batch()).await?;
+    ensure!(
+        code == TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        "no transactional id: {code}"
+    );
+    ensure!(
+        latest(&mut c, "verify", 0).await? == 0,
+        "a refused batch was appended"
+    );
+    // Once the partition is in the transaction, the same batch is appended.
+    let codes = add_partitions(&mut c, 3, "verify-id", producer, &[("verify", 0)]).await?;
+    ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
+    let code = produce_txn(&mut c, 9, Some("verify-id"), "verify", batch()).await?;
+    ensure!(code == NONE, "Produce inside the transaction: {code}");
+    Ok(())
+}
+
+/// EndTxn writes the markers: a committed transaction becomes visible to read_committed at once
+/// (the LSO reaches the high watermark: one record and its marker), an aborted one is listed in
+/// Fetch's aborted_transactions and skipped.
+#[tokio::test]
+async fn end_txn_writes_markers_read_committed_sees_only_commits() -> Result<()> {
+    let (_b, mut c) = broker_with_topic("ended", 1).await?;
+    let id = "ended-id";
+    let producer = init(&mut c, id).await?;
+    for (seq, commit) in [(0, true), (1, false)] {
+        let codes = add_partitions(&mut c, 3, id, producer, &[("ended", 0)]).await?;
+        ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
+        let batch = txn_batch(&["v"], producer, seq);
+        let code = produce_txn(&mut c, 9, Some(id), "ended", batch).await?;
+        ensure!(code == NONE, "Produce: {code}");
+        ensure!(
+            latest(&mut c, "ended", 1).await? == 2 * seq as i64,
+            "LSO while open"
+        );
+        ensure!(
+            end_txn(&mut c, 3, id, producer, commit).await? == NONE,
+            "EndTxn"
+        );
+        ensure!(
+            latest(&mut c, "ended", 1).await? == 2 * seq as i64 + 2,
+            "the LSO did not move past the marker"
+        );
+    }
+    let (batches, aborted) = fetch_committed(&mut c, "ended").await?;
+    ensure!(
+        aborted == [(producer.0, 2)],
+        "aborted transactions: {aborted:?}"
+    );
+    // Fetch returns whole batches (the client drops the aborted one): two data batches and two
+    // markers.
+    ensure!(batches == 4, "batches read: {batches}");
+    Ok(())
+}
+
+/// WriteTxnMarkers v1 (kafka-transactions.sh abort): an abort marker for an open transaction
+/// ends it on that partition; a partition that does not exist answers
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn write_txn_markers_ends_a_transaction_on_its_partitions() -> Result<()> {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    let (_b, mut c) = broker_with_topic("markers", 1).await?;
+    let producer = init(&mut c, "markers-id").await?;
+    let codes = add_partitions(&mut c, 3, "markers-id", producer, &[("markers", 0)]).await?;
+    ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
+    let code = produce_txn(
+        &mut c,
+        9,
+        Some("markers-id"),
+        "markers",
+        txn_batch(&["v"], producer, 0),
+    )
+    .await?;
+    ensure!(code == NONE, "Produce: {code}");
+    ensure!(
+        latest(&mut c, "markers", 1).await? == 0,
+        "LSO of the open transaction"
+    );
+    let topic = |t: &str| {
+        WritableTxnMarkerTopic::default()
+            .with_name(name(t))
+            .with_partition_indexes(vec![0])
+    };
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_transaction_result(false)
+        .with_coordinator_epoch(0)
+        .with_topics(vec![topic("markers"), topic("no-such-topic")])]);
+    let r = c.request(1, req).await.context("WriteTxnMarkers v1")?;
+    let codes: Vec<(String, i16)> = r.markers[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.error_code))
+        })
+        .collect();
+    ensure!(
+        codes
+            == [
+                ("markers".to_string(), NONE),
+                ("no-such-topic".to_string(), UNKNOWN_TOPIC_OR_PARTITION)
+            ],
+        "WriteTxnMarkers: {codes:?}"
+    );
+    ensure!(
+        latest(&mut c, "markers", 1).await? == 2,
+        "the abort marker did not end it"
+    );
+    let (_, aborted) = fetch_committed(&mut c, "markers").await?;
+    ensure!(
+        aborted == [(producer.0, 0)],
+        "aborted transactions: {aborted:?}"
     );
     Ok(())
 }
