@@ -569,20 +569,37 @@ async fn compressed_batches_that_disagree_with_their_records() -> Result<()> {
 
 #[tokio::test]
 async fn control_batches_from_a_client() -> Result<()> {
-    // A client may not write control records (LogValidator), compressed or not, transactional
-    // or not.
+    // A client may not write control records (LogValidator), compressed or not. A transactional
+    // one in a request without a transactional id is refused before that, for the whole request
+    // (KafkaApis.handleProduceRequest: TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
     let (b, mut c) = broker_with_topic("control", 1).await?;
-    let mut cases = Vec::new();
+    let mut control = Vec::new();
+    let mut transactional = Vec::new();
     for codec in [Compression::None, Compression::Gzip] {
         let good = build_batch(codec, &[Rec::kv([0u8, 0, 0, 0], [0u8; 6])], None);
         for (attrs, name) in [(0x20u8, "control"), (0x30, "transactional control")] {
             let mut v = good.to_vec();
             v[header::ATTRIBUTES + 1] |= attrs;
             fix_crc(&mut v);
-            cases.push((format!("{codec:?} {name} batch"), Bytes::from(v)));
+            let case = (format!("{codec:?} {name} batch"), Bytes::from(v));
+            if attrs == 0x20 {
+                control.push(case);
+            } else {
+                transactional.push(case);
+            }
         }
     }
-    refuse_all(&b, &mut c, "control", INVALID_RECORD, cases).await
+    refuse_all(&b, &mut c, "control", INVALID_RECORD, control).await?;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    create_topic(&mut c, "control-txn", 1).await?;
+    refuse_all(
+        &b,
+        &mut c,
+        "control-txn",
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        transactional,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -39,14 +39,23 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 WORKLOADS = {
     "produce-100b": ("1. Java producer, 100 B, 1 partition, acks=1", "java-produce", 100, 1, "1"),
     "produce-1kb": ("2. Java producer, 1 KB, 16 partitions, acks=all", "java-produce", 1024, 16, "all"),
+    "produce-txn-1kb": ("2b. Java transactional producer, 1 KB, 16 partitions, 100 ms transactions",
+                        "java-produce", 1024, 16, "all"),
     "kcat-100b": ("3a. kcat producer, 100 B, 1 partition, acks=1", "kcat-produce", 100, 1, "1"),
     "kcat-1kb": ("3b. kcat producer, 1 KB, 16 partitions, acks=all", "kcat-produce", 1024, 16, "all"),
     "consume-100b": ("4a. Java consumer over the data of 1", "java-consume", 100, 1, None),
     "kcat-consume-100b": ("4b. kcat consumer over the data of 1", "kcat-consume", 100, 1, None),
+    "consume-rc-1kb": ("4c. Java read_committed consumer over the data of 2b", "java-consume", 1024, 16, None),
     "e2e-1k": ("5a. end-to-end latency at 1,000 records/s", "e2e", 100, 1, "all"),
     "e2e-10k": ("5b. end-to-end latency at 10,000 records/s", "e2e", 100, 1, "all"),
 }
 ORDER = list(WORKLOADS)
+# The producer workload whose topic each consumer reads (written first when not chosen).
+SOURCE = {"consume-100b": "produce-100b", "kcat-consume-100b": "produce-100b",
+          "consume-rc-1kb": "produce-txn-1kb"}
+# Producers that write in transactions (ProducerPerformance --transaction-duration-ms); their
+# consumers read with isolation.level=read_committed.
+TRANSACTIONAL = {"produce-txn-1kb"}
 
 FULL = dict(rounds=3, records_100b=5_000_000, records_1kb=1_000_000, e2e_warmup=5, e2e_seconds=20,
             idle_wait=5, workloads=ORDER)
@@ -266,8 +275,10 @@ PRODUCER_PERF = re.compile(
 
 
 def java_produce(env, broker, topic, size, acks, n, logfile):
+    txn = ["--transactional-id", f"bench-{topic}", "--transaction-duration-ms", "100"] \
+        if topic in TRANSACTIONAL else []
     out, _ = run([*env.java(), "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                  "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
+                  "--num-records", str(n), "--record-size", str(size), "--throughput", "-1", *txn,
                   "--producer-props", f"bootstrap.servers={broker.bootstrap}", f"acks={acks}"],
                  logfile, timeout=900)
     m = PRODUCER_PERF.findall(out)
@@ -279,9 +290,15 @@ def java_produce(env, broker, topic, size, acks, n, logfile):
 
 
 def java_consume(env, broker, topic, size, n, logfile):
+    config = []
+    if topic in TRANSACTIONAL:
+        path = os.path.join(env.work, "read-committed.properties")
+        with open(path, "w") as f:
+            f.write("isolation.level=read_committed\n")
+        config = ["--consumer.config", path]
     out, _ = run([*env.java(), "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
-                  broker.bootstrap, "--topic", topic, "--messages", str(n), "--timeout", "30000"],
-                 logfile, timeout=900)
+                  broker.bootstrap, "--topic", topic, "--messages", str(n), "--timeout", "30000",
+                  *config], logfile, timeout=900)
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
     # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
     rows = [line.split(", ") for line in out.splitlines() if line.count(", ") == 9]
@@ -351,11 +368,10 @@ def run_broker(env, cls, cfg, rnd, raw):
         log(f"{tag}: answered after {res['startup_ms']:.0f} ms, idle RSS {res['idle_rss_mb']:.1f} MB")
         chosen = cfg["workloads"]
         consumers = [w for w in chosen if WORKLOADS[w][1].endswith("-consume")]
-        topics = [f"{w}:{WORKLOADS[w][3]}" for w in chosen if w not in consumers]
-        # The consumers read workload 1's topic; without workload 1 they write it first.
-        filled = "produce-100b" in chosen
-        if consumers and not filled:
-            topics.append("produce-100b:1")
+        # Each consumer reads its producer workload's topic; one not chosen writes it first.
+        filled = {w for w in chosen if w not in consumers}
+        producers = sorted(filled | {SOURCE[w] for w in consumers}, key=ORDER.index)
+        topics = [f"{w}:{WORKLOADS[w][3]}" for w in producers]
         run([*env.java(), "Bench", "create", b.bootstrap, *topics],
             os.path.join(raw, f"{tag}-create.log"), timeout=180)
         n100, n1k = cfg["records_100b"], cfg["records_1kb"]
@@ -375,16 +391,17 @@ def run_broker(env, cls, cfg, rnd, raw):
             if kind == "java-produce":
                 r = java_produce(env, b, w, size, acks, n, lf)
             elif kind.endswith("-consume"):
-                if not filled:
-                    java_produce(env, b, "produce-100b", 100, "1", n, lf)
-                    filled = True
+                src = SOURCE[w]
+                if src not in filled:
+                    java_produce(env, b, src, size, WORKLOADS[src][4], n, lf)
+                    filled.add(src)
                     os.sync()
                     cpu0, sys0, client0, wall0 = (proc.cpu_seconds(), proc.syscalls(), children_cpu(),
                                                   time.monotonic())
                 if kind == "java-consume":
-                    r = java_consume(env, b, "produce-100b", size, n, lf)
+                    r = java_consume(env, b, src, size, n, lf)
                 else:
-                    r = kcat_consume(env, b, "produce-100b", size, n, lf)
+                    r = kcat_consume(env, b, src, size, n, lf)
             elif kind == "kcat-produce":
                 r = kcat_produce(env, b, w, size, parts, acks, n, infile, lf)
             else:
