@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -26,10 +27,17 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use crate::log::segment::FileRange;
 
 /// Largest records field sent from a file; larger ones (beyond any default fetch size) are read
-/// into memory. The placeholder is zero-initialised static memory that is never read, so it
-/// costs address space but no resident memory.
+/// into memory.
 const PLACEHOLDER_LEN: usize = 64 << 20;
-static PLACEHOLDER: [u8; PLACEHOLDER_LEN] = [0; PLACEHOLDER_LEN];
+
+/// The placeholder: zeroed memory that is never read or written, so it costs address space but
+/// no resident memory. Allocated once at run time (a zeroed allocation this large is fresh
+/// zero pages from the kernel, never touched) rather than as a `static` array, which the
+/// compiler stores in the binary's read-only data: 64 MiB of zeros in every copy of gregor.
+fn placeholder() -> &'static [u8] {
+    static PLACEHOLDER: OnceLock<&'static [u8]> = OnceLock::new();
+    PLACEHOLDER.get_or_init(|| Box::leak(vec![0u8; PLACEHOLDER_LEN].into_boxed_slice()))
+}
 
 /// One piece of a response frame.
 #[derive(Clone)]
@@ -54,7 +62,7 @@ impl Chunk {
     fn stands_for(&self, src: &[u8]) -> bool {
         let (addr, len) = match self {
             Chunk::Mem(b) => (b.as_ptr(), b.len()),
-            Chunk::File(r) => (PLACEHOLDER.as_ptr(), r.len()),
+            Chunk::File(r) => (placeholder().as_ptr(), r.len()),
         };
         !src.is_empty() && std::ptr::eq(src.as_ptr(), addr) && src.len() == len
     }
@@ -113,7 +121,7 @@ impl Splices {
             return Ok(Bytes::new());
         }
         if range.fd().is_some() && range.len() <= PLACEHOLDER_LEN {
-            let placeholder = Bytes::from_static(&PLACEHOLDER[..range.len()]);
+            let placeholder = Bytes::from_static(&placeholder()[..range.len()]);
             self.0.push_back(Chunk::File(range));
             return Ok(placeholder);
         }
