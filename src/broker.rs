@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
 use crate::txn::coordinator::{TransactionCoordinator, TxnContext};
 use crate::txn::markers::{LogMarkerWriter, TxnMarkerWriter};
@@ -43,9 +44,13 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
     pub purgatory: Purgatory,
+    /// What request handlers, coordinators and their timers take `now` from (tests move it).
+    pub clock: Clock,
     _lock: File,
 }
 
+/// The wall clock, for the log layer and start-up; everything that serves requests reads the
+/// broker's `clock` instead.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -116,6 +121,7 @@ impl Broker {
             dynamic,
             producer_ids,
             purgatory: Purgatory::new(),
+            clock: Clock::system(),
             _lock: lock,
         })
     }

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use broker::{now_ms, Broker, Endpoint};
+use broker::{Broker, Endpoint};
 pub use config::Config;
 
 /// How often background duties (flush.ms checks) run; retention runs every
@@ -135,17 +135,26 @@ impl Drop for RunningBroker {
     }
 }
 
+/// The group coordinator's timers alone, on the current runtime, until the returned token is
+/// cancelled: the fuzz target runs them on paused time so that joins and syncs that wait for
+/// other members end when their timeouts pass on the broker's clock.
+pub fn spawn_group_timers(broker: Arc<Broker>) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    tokio::spawn(group_timeouts(broker, cancel.clone()));
+    cancel
+}
+
 /// Session, join and sync timeouts of consumer groups, checked often enough that a dead member
 /// is noticed within a fraction of a second of its session timeout.
 async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(GROUP_TICK);
-    let mut last_expiry = now_ms();
+    let mut last_expiry = broker.clock.now_ms();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = now_ms();
+        let now = broker.clock.now_ms();
         broker.groups.tick(&broker.catalog, now);
         if now - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
             last_expiry = now;
@@ -181,7 +190,7 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
     }
     let every = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
     periodically(every, cancel, move || {
-        broker.clean_logs(now_ms());
+        broker.clean_logs(broker.clock.now_ms());
     })
     .await;
 }
@@ -191,7 +200,7 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
 async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
     let every = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms);
     periodically(every, cancel, move || {
-        let removed = broker.expire_producers(now_ms());
+        let removed = broker.expire_producers(broker.clock.now_ms());
         if removed > 0 {
             tracing::info!(removed, "expired idle producer ids");
         }
@@ -205,13 +214,13 @@ async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
 /// every transaction.remove.expired.transaction.cleanup.interval.ms.
 async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
     let cfg = broker.txns.cfg.clone();
-    let (mut last_abort, mut last_expiry) = (now_ms(), now_ms());
+    let (mut last_abort, mut last_expiry) = (broker.clock.now_ms(), broker.clock.now_ms());
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(TXN_MARKER_RETRY) => {}
         }
-        let now = now_ms();
+        let now = broker.clock.now_ms();
         let abort = now - last_abort >= cfg.abort_timed_out_transaction_cleanup_interval_ms;
         if abort {
             last_abort = now;
@@ -227,14 +236,14 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
 
 async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
     let retention_every = broker.config.log_retention_check_interval_ms as i64;
-    let mut last_retention = now_ms();
+    let mut last_retention = broker.clock.now_ms();
     let mut tick = tokio::time::interval(HOUSEKEEPING_TICK);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = now_ms();
+        let now = broker.clock.now_ms();
         let retention = now - last_retention >= retention_every;
         if retention {
             last_retention = now;

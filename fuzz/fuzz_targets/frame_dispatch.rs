@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use gregor::broker::{Broker, Endpoint};
 use gregor::protocol::{handle_frame, Reply};
+use gregor::server::clock::Clock;
 use gregor::server::connection::next_frame;
 use gregor::Config;
 use libfuzzer_sys::fuzz_target;
@@ -62,9 +63,6 @@ fuzz_target!(|data: &[u8]| {
         host: "127.0.0.1".into(),
         port: 9092,
     };
-    let Ok(broker) = Broker::open(config, endpoint).map(std::sync::Arc::new) else {
-        return;
-    };
     // Paused time: long polls, join delays and request timeouts elapse at once when the broker
     // has nothing else to do, so a waiting handler costs no wall time.
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -74,42 +72,58 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
+    let Ok(mut broker) = Broker::open(config, endpoint) else {
+        return;
+    };
+    // The broker's clock follows the runtime's paused clock, and the group timers run on it.
+    broker.clock = {
+        let _runtime = rt.enter();
+        Clock::tokio()
+    };
+    let broker = std::sync::Arc::new(broker);
     let mut buf = BytesMut::from(data);
     rt.block_on(async {
-        for _ in 0..MAX_FRAMES {
-            let frame = match next_frame(&mut buf, max) {
-                Ok(Some(f)) => f,
-                Ok(None) | Err(_) => return,
-            };
-            if creates_too_many_partitions(&frame) {
-                continue;
-            }
-            let key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
-            let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-            let reply =
-                tokio::time::timeout(Duration::from_secs(600), handle_frame(&broker, peer, frame))
-                    .await;
-            match reply {
-                Ok(Reply::Frame(frame)) => {
-                    let resp = frame.to_bytes().expect("a response's file ranges are readable");
-                    assert_eq!(resp.len(), frame.len(), "response chunks add up");
-                    assert!(
-                        resp.len() >= 8,
-                        "a response frame has a size and correlation id"
-                    );
-                    let size = i32::from_be_bytes([resp[0], resp[1], resp[2], resp[3]]);
-                    assert_eq!(size as usize, resp.len() - 4, "response size prefix");
-                }
-                Ok(Reply::Nothing) => {}
-                Ok(Reply::Close(_)) => return,
-                // JoinGroup and SyncGroup wait for other members, and the join delay and
-                // rebalance timeouts run on the wall clock via the group tick, which a single
-                // client's byte stream cannot drive: such a wait ends the input. Anything else
-                // must finish (a Fetch long poll runs on the paused clock).
-                Err(_) if matches!(key, Some(11) | Some(14)) => return,
-                Err(_) => panic!("API {key:?}: the handler did not finish within 600 s (virtual)"),
-            }
-        }
+        let timers = gregor::spawn_group_timers(std::sync::Arc::clone(&broker));
+        handle_frames(&broker, &mut buf, max).await;
+        timers.cancel();
     });
     broker.close().ok();
 });
+
+async fn handle_frames(broker: &std::sync::Arc<Broker>, buf: &mut BytesMut, max: usize) {
+    for _ in 0..MAX_FRAMES {
+        let frame = match next_frame(buf, max) {
+            Ok(Some(f)) => f,
+            Ok(None) | Err(_) => return,
+        };
+        if creates_too_many_partitions(&frame) {
+            continue;
+        }
+        let key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
+        let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let reply =
+            tokio::time::timeout(Duration::from_secs(600), handle_frame(broker, peer, frame)).await;
+        match reply {
+            Ok(Reply::Frame(frame)) => {
+                let resp = frame
+                    .to_bytes()
+                    .expect("a response's file ranges are readable");
+                assert_eq!(resp.len(), frame.len(), "response chunks add up");
+                assert!(
+                    resp.len() >= 8,
+                    "a response frame has a size and correlation id"
+                );
+                let size = i32::from_be_bytes([resp[0], resp[1], resp[2], resp[3]]);
+                assert_eq!(size as usize, resp.len() - 4, "response size prefix");
+            }
+            Ok(Reply::Nothing) => {}
+            Ok(Reply::Close(_)) => return,
+            // JoinGroup and SyncGroup wait for other members until the group timers (on the
+            // paused clock) end the wait at the join delay or rebalance timeout; a fuzzed
+            // rebalance timeout beyond the 600 s allowed here ends the input instead.
+            // Anything else must finish (a Fetch long poll runs on the paused clock).
+            Err(_) if matches!(key, Some(11) | Some(14)) => return,
+            Err(_) => panic!("API {key:?}: the handler did not finish within 600 s (virtual)"),
+        }
+    }
+}

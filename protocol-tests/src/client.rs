@@ -273,6 +273,12 @@ impl TestBroker {
         self.dir.path()
     }
 
+    /// The running broker, in this process (e.g. to move its clock).
+    pub fn broker(&self) -> &std::sync::Arc<gregor::broker::Broker> {
+        let (_, running) = self.running.as_ref().expect("the broker is running");
+        running.broker()
+    }
+
     pub async fn client(&self) -> Result<Client> {
         Client::connect(self.addr).await
     }

@@ -6,7 +6,6 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::coordinator::OFFSETS_TOPIC;
 
 /// First version whose clients understand PRODUCER_FENCED.
@@ -21,7 +20,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: AddOffsetsToTxnRequest) -> AddOffse
         req.producer_id.0,
         req.producer_epoch,
         &[(OFFSETS_TOPIC.to_string(), partition)],
-        now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     AddOffsetsToTxnResponse::default().with_error_code(errors::fenced_for_version(
         code,

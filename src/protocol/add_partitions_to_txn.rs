@@ -15,7 +15,6 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::metadata::is_internal_name;
 
 /// First version of the batched, broker-to-broker form.
@@ -107,7 +106,7 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
             txn.producer_id,
             txn.epoch,
             &partitions,
-            now_ms(),
+            ctx.broker.clock.now_ms(),
         );
         let code = errors::fenced_for_version(code, ctx.api_version, PRODUCER_FENCED_VERSION);
         vec![code; partitions.len()]

@@ -9,7 +9,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::consumer::{self, HeartbeatParams};
 
 /// From v1 the client generates its member id (KIP-1082).
@@ -51,7 +50,7 @@ pub fn handle(
         &ctx.broker.catalog,
         req.group_id.as_str(),
         params,
-        now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     let mut resp = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(r.error_code)

@@ -12,7 +12,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::metadata::TopicAdminError;
 
 pub fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -99,7 +98,7 @@ fn grow(
             t.count,
             t.assignments.as_ref().map(Vec::len),
             validate_only,
-            now_ms(),
+            ctx.broker.clock.now_ms(),
         )
         .map(|_| ())
         .map_err(|e| (errors::topic_admin_error_code(&e), e.to_string()))

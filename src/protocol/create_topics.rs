@@ -13,7 +13,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::config::describe::{describe_topic, ConfigEntry};
 use crate::metadata::{
     CreateTopicError, EXCESSIVE, EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH,
@@ -256,7 +255,7 @@ fn create(
             p.partitions,
             p.replication_factor,
             p.configs.clone(),
-            now_ms(),
+            ctx.broker.clock.now_ms(),
         )
         .map_err(to_wire)?;
     Ok(p.into_created(topic.topic_id))

@@ -4,10 +4,9 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::RequestContext;
-use crate::broker::now_ms;
 
 pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let now = now_ms();
+    let now = ctx.broker.clock.now_ms();
     let results = req
         .groups_names
         .into_iter()

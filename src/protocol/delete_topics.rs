@@ -125,7 +125,7 @@ fn on_topics_deleted(ctx: &RequestContext<'_>, deleted: &[String]) {
     let removed = ctx.broker.groups.remove_offsets_of_topics(
         &ctx.broker.catalog,
         deleted,
-        crate::broker::now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     tracing::info!(topics = ?deleted, offsets = removed, "topics deleted");
 }

@@ -6,7 +6,6 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 
 /// First version whose clients understand PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION: i16 = 2;
@@ -20,7 +19,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: EndTxnRequest) -> EndTxnResponse {
             req.producer_id.0,
             req.producer_epoch,
             req.committed,
-            now_ms(),
+            ctx.broker.clock.now_ms(),
         )
     });
     // The producer id and epoch fields are v5's and keep their defaults (-1).

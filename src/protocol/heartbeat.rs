@@ -3,7 +3,6 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::coordinator::MemberRef;
 
 pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
@@ -17,6 +16,6 @@ pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatRespo
     let code = ctx
         .broker
         .groups
-        .heartbeat(&ctx.broker.catalog, who, now_ms());
+        .heartbeat(&ctx.broker.catalog, who, ctx.broker.clock.now_ms());
     HeartbeatResponse::default().with_error_code(code)
 }

@@ -7,7 +7,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 
 /// First version whose PRODUCER_FENCED older clients understand (KafkaApis maps it to
 /// INVALID_PRODUCER_EPOCH below).
@@ -27,9 +26,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProdu
     let result = expected.and_then(|expected| match &req.transactional_id {
         None => ctx.broker.next_producer_id().map(|id| (id, 0)),
         Some(id) => ctx.broker.with_txn_context(|t| {
-            ctx.broker
-                .txns
-                .init_producer_id(t, id, req.transaction_timeout_ms, expected, now_ms())
+            ctx.broker.txns.init_producer_id(
+                t,
+                id,
+                req.transaction_timeout_ms,
+                expected,
+                ctx.broker.clock.now_ms(),
+            )
         }),
     });
     match result {

@@ -7,7 +7,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::classic::{JoinParams, JoinResult, Reply};
 
 /// From v4 a new member first gets its id with MEMBER_ID_REQUIRED (KIP-394).
@@ -36,10 +35,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
         require_known_member_id: v >= REQUIRE_MEMBER_ID_VERSION,
     };
     let member_id = params.member_id.clone();
-    let reply =
-        ctx.broker
-            .groups
-            .join(&ctx.broker.catalog, req.group_id.as_str(), params, now_ms());
+    let reply = ctx.broker.groups.join(
+        &ctx.broker.catalog,
+        req.group_id.as_str(),
+        params,
+        ctx.broker.clock.now_ms(),
+    );
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or(JoinResult {

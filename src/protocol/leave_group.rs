@@ -5,7 +5,6 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
-use crate::broker::now_ms;
 
 const BATCH_VERSION: i16 = 3;
 
@@ -28,7 +27,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupRes
         &ctx.broker.catalog,
         req.group_id.as_str(),
         &members,
-        now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     match result {
         Err(code) => LeaveGroupResponse::default().with_error_code(code),

@@ -10,7 +10,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::txn::coordinator::ListFilter;
 use crate::txn::metadata::TransactionState;
 
@@ -32,7 +31,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListTransactionsRequest) -> ListTra
     let listed = if !req.state_filters.is_empty() && filter.states.is_empty() {
         Vec::new()
     } else {
-        ctx.broker.txns.list(&filter, now_ms())
+        ctx.broker.txns.list(&filter, ctx.broker.clock.now_ms())
     };
     let states = listed
         .into_iter()

@@ -12,7 +12,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::authorized::{CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
 
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
@@ -112,7 +111,7 @@ fn lookup(
         "__transaction_state" => ctx.broker.config.transaction_state_log_num_partitions,
         _ => ctx.broker.config.num_partitions,
     };
-    match catalog.get_or_create(&name, partitions, now_ms()) {
+    match catalog.get_or_create(&name, partitions, ctx.broker.clock.now_ms()) {
         Ok(topic) => describe(&topic, v, node),
         // Kafka leaves a colliding topic unknown rather than naming the collision here.
         Err(CreateTopicError::Collision(..)) => error_topic(

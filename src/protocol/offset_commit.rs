@@ -7,7 +7,6 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::coordinator::MemberRef;
 
 /// The commits of an OffsetCommit or a TxnOffsetCommit request's topics (the two messages' topics
@@ -41,10 +40,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommi
         instance_id: instance.as_deref(),
         generation_id: req.generation_id_or_member_epoch,
     };
-    let result = ctx
-        .broker
-        .groups
-        .commit_offsets(&ctx.broker.catalog, who, commits, now_ms());
+    let result = ctx.broker.groups.commit_offsets(
+        &ctx.broker.catalog,
+        who,
+        commits,
+        ctx.broker.clock.now_ms(),
+    );
     let mut next_code = codes_in_request_order(result);
     let topics = req
         .topics

@@ -7,7 +7,6 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::RequestContext;
-use crate::broker::now_ms;
 
 pub fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = req
@@ -23,7 +22,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDelet
         &ctx.broker.catalog,
         req.group_id.as_str(),
         &partitions,
-        now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     let codes = match result {
         Ok(codes) => codes,

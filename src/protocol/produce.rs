@@ -13,7 +13,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::{resolve_topic, respond, Reply, RequestContext};
-use crate::broker::now_ms;
 use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
@@ -41,7 +40,7 @@ pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
-    let now = now_ms();
+    let now = ctx.broker.clock.now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
     let transactional_id = req.transactional_id.as_ref().map(|id| id.to_string());
     // KafkaApis.handleProduceRequest: transactional records need a transactional id (and, with

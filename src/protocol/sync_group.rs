@@ -5,7 +5,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::group::classic::{Reply, SyncResult};
 use crate::group::coordinator::MemberRef;
 
@@ -22,10 +21,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
         instance_id: instance.as_deref(),
         generation_id: req.generation_id,
     };
-    let reply = ctx
-        .broker
-        .groups
-        .sync(&ctx.broker.catalog, who, assignments, now_ms());
+    let reply = ctx.broker.groups.sync(
+        &ctx.broker.catalog,
+        who,
+        assignments,
+        ctx.broker.clock.now_ms(),
+    );
     let mut result = match reply {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or(SyncResult {

@@ -12,7 +12,6 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::offset_commit::{codes_in_request_order, offset_commits};
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::coordinator::runtime::ProducerIdAndEpoch;
 use crate::group::coordinator::MemberRef;
 
@@ -34,7 +33,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
         who,
         producer,
         commits,
-        now_ms(),
+        ctx.broker.clock.now_ms(),
     );
     let mut next_code = codes_in_request_order(result);
     let topics = req

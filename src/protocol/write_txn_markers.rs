@@ -10,7 +10,6 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use super::RequestContext;
-use crate::broker::now_ms;
 use crate::txn::markers::TxnMarkerWriter;
 use crate::txn::TxnMarker;
 
@@ -32,7 +31,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: WriteTxnMarkersRequest) -> WriteTxn
                 .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                 .collect();
             let mut codes = writer
-                .write_markers(marker, &partitions, now_ms())
+                .write_markers(marker, &partitions, ctx.broker.clock.now_ms())
                 .into_iter();
             let topics = m
                 .topics

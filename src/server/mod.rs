@@ -1,6 +1,7 @@
 //! The network edge, and the only place that uses tokio's IO: the listener and one task per
 //! connection (see `connection.rs`), and the purgatory where long-polling requests wait.
 
+pub mod clock;
 pub mod connection;
 pub mod memory_pool;
 pub mod purgatory;
