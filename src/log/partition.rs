@@ -1,8 +1,9 @@
 //! The log of one partition: its segments, offsets, producer state and flush bookkeeping.
 //!
 //! Directory `DATA_DIR/<topic>-<partition>/` holds Kafka's files (`<base>.log`, `.index`,
-//! `.timeindex`, `.txnindex`, `partition.metadata`) plus `producer-state.gregor` (see
-//! `txn/producer_state.rs`), written at clean shutdown and removed once loaded.
+//! `.timeindex`, `.txnindex`, `partition.metadata`, `leader-epoch-checkpoint`: see
+//! `leader_epoch`) plus `producer-state.gregor` (see `txn/producer_state.rs`), written at clean
+//! shutdown and removed once loaded.
 //!
 //! `PartitionLog` is plain state behind `Partition`'s mutex; reads take the lock only to locate the
 //! bytes and then read the file without it.
@@ -23,6 +24,7 @@ use super::batch::{
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
+use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
@@ -236,7 +238,11 @@ pub struct PartitionLog {
     /// are never fsynced again (UnifiedLog.flush flushes only from the recovery point on).
     recovery_point: i64,
     last_flush_ms: i64,
+    /// The epoch the partition leads in: every appended batch is stamped with it (see
+    /// `set_leader_epoch`).
     leader_epoch: i32,
+    /// Where each leader epoch's batches start, kept in `leader-epoch-checkpoint`.
+    leader_epochs: LeaderEpochCache,
     offline: bool,
     /// Log compaction: offsets from here on were written since the last cleaning (everything
     /// is dirty after a restart, which costs at most one extra cleaning).
@@ -337,6 +343,7 @@ impl PartitionLog {
             recovery_point: 0,
             last_flush_ms: now_ms,
             leader_epoch: 0,
+            leader_epochs: LeaderEpochCache::default(),
             offline: false,
             first_dirty_offset: 0,
             storage,
@@ -344,7 +351,77 @@ impl PartitionLog {
         };
         log.recovery_point = log.log_end_offset();
         log.load_producer_state(clean)?;
+        log.load_leader_epochs(clean)?;
         Ok(log)
+    }
+
+    /// Loads the leader epoch cache and brings it in line with the log, as Kafka's LogLoader
+    /// does: after a crash the recovered batches add the epochs they start
+    /// (LogSegment.recover: an epoch newer than the latest known), then entries past the log end
+    /// or before the log start go. Without a usable file (a data directory from before gregor kept
+    /// one, or a damaged file) every batch header is read for it. The partition then leads in
+    /// the latest epoch, which starts at the log end if the cache has none
+    /// (Partition.makeLeader's maybeAssignEpochStartOffset). The file is written if it changed.
+    fn load_leader_epochs(&mut self, clean: bool) -> io::Result<()> {
+        let (loaded, rebuild_from) = match LeaderEpochCache::read(&self.dir) {
+            Ok(Some(cache)) => (Some(cache), (!clean).then_some(self.log_start_offset)),
+            Ok(None) => (None, Some(self.log_start_offset)),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "rebuilding an unreadable leader epoch checkpoint");
+                (None, Some(self.log_start_offset))
+            }
+        };
+        let mut cache = loaded.clone().unwrap_or_default();
+        if let Some(from) = rebuild_from {
+            self.scan_leader_epochs(from, &mut cache)?;
+        }
+        cache.truncate_from_end(self.log_end_offset());
+        cache.truncate_from_start(self.log_start_offset);
+        self.leader_epoch = cache.latest_epoch().unwrap_or(0);
+        cache.assign(self.leader_epoch, self.log_end_offset());
+        self.leader_epochs = cache;
+        if loaded.as_ref() != Some(&self.leader_epochs) {
+            self.write_leader_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// Adds to `cache` the epochs the batches from `from` on start (only headers are read).
+    fn scan_leader_epochs(&self, from: i64, cache: &mut LeaderEpochCache) -> io::Result<()> {
+        for seg in self.segments.iter().filter(|s| s.next_offset() > from) {
+            let start = seg.find_position(from)?.unwrap_or(0);
+            scan(&*seg.reader().file()?, start, seg.size(), false, |b| {
+                let epoch = b.header.partition_leader_epoch;
+                if cache.latest_epoch().is_none_or(|latest| epoch > latest) {
+                    cache.assign(epoch, b.header.base_offset);
+                }
+                true
+            })?;
+        }
+        Ok(())
+    }
+
+    fn write_leader_epochs(&self) -> io::Result<()> {
+        let text = self.leader_epochs.to_checkpoint();
+        self.storage
+            .write_atomically(&self.dir.join(LEADER_EPOCH_CHECKPOINT), text.as_bytes())
+    }
+
+    /// Applies `change` to the leader epoch cache and writes the file if it changed; a failed
+    /// write leaves the cache as it was, so that it never holds what the file lacks.
+    fn update_leader_epochs(
+        &mut self,
+        change: impl FnOnce(&mut LeaderEpochCache) -> bool,
+    ) -> Result<(), LogError> {
+        let before = self.leader_epochs.clone();
+        if !change(&mut self.leader_epochs) {
+            return Ok(());
+        }
+        if let Err(e) = self.write_leader_epochs() {
+            self.leader_epochs = before;
+            return Err(self.storage_error(e));
+        }
+        Ok(())
     }
 
     /// Loads the clean-shutdown snapshot when it is still valid and replays batch headers after
@@ -446,6 +523,25 @@ impl PartitionLog {
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch
+    }
+
+    /// The partition leads in `epoch` from now on (the metadata layer sets it from the partition's
+    /// PartitionRecord / PartitionChangeRecord): appended batches are stamped with it, and it starts
+    /// at the log end (Partition.makeLeader: maybeAssignEpochStartOffset(leaderEpoch, LEO)). An
+    /// epoch older than the current one is a stale update and changes nothing.
+    pub fn set_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if epoch <= self.leader_epoch {
+            return Ok(());
+        }
+        let leo = self.log_end_offset();
+        self.update_leader_epochs(|c| c.assign(epoch, leo))?;
+        self.leader_epoch = epoch;
+        Ok(())
+    }
+
+    /// The leader epoch cache (see `leader_epoch`).
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -611,6 +707,13 @@ impl PartitionLog {
             assign_offsets(records, base_offset, self.leader_epoch, Some(max_timestamp));
         let parsed = BatchHeader::parse(&new_header)
             .ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
+        // The cache learns the batch's epoch before the batch is written (UnifiedLog.append), so
+        // the file never lacks the epoch of a batch in the log. Nearly every batch is in the
+        // latest epoch already: that is checked without touching the cache.
+        let epoch = parsed.partition_leader_epoch;
+        if self.leader_epochs.latest_epoch() != Some(epoch) {
+            self.update_leader_epochs(|c| c.assign(epoch, base_offset))?;
+        }
         let interval = self.config.index_interval_bytes;
         if let Err(e) = self.active_mut().append(
             &new_header,
@@ -956,6 +1059,8 @@ impl PartitionLog {
                 tracing::warn!(error = %e, "could not delete an expired segment");
             }
         }
+        let start = self.log_start_offset;
+        self.update_leader_epochs(|c| c.truncate_from_start(start))?;
         Ok(deletable)
     }
 
@@ -1004,6 +1109,7 @@ impl PartitionLog {
             return Err(self.storage_error(e));
         }
         self.log_start_offset = target;
+        self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
     }
 
@@ -1744,6 +1850,130 @@ mod tests {
     }
 
     const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
+    fn epoch_checkpoint(dir: &Path) -> String {
+        fs::read_to_string(dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap()
+    }
+
+    /// Kafka stamps every batch a leader appends with its leader epoch (LogValidator sets
+    /// partitionLeaderEpoch) and records where each epoch starts in `leader-epoch-checkpoint`
+    /// (LeaderEpochFileCache.assign, written at once); a new partition's leader starts epoch 0 at
+    /// offset 0 (Partition.makeLeader). A clean restart reads the file back and leads in the
+    /// latest epoch.
+    #[test]
+    fn batches_are_stamped_with_the_leader_epoch_and_the_checkpoint_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n0 0\n");
+        for i in 0..3 {
+            log.append(&make_batch(&[b"a"], i, None), 9, 0).unwrap();
+        }
+        log.set_leader_epoch(3).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 0\n3 3\n");
+        for i in 0..2 {
+            log.append(&make_batch(&[b"b"], i, None), 9, 0).unwrap();
+        }
+        // A stale epoch changes nothing.
+        log.set_leader_epoch(2).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        let epochs: Vec<(i64, i32)> = read_all(&log, 0)
+            .iter()
+            .map(|h| (h.base_offset, h.partition_leader_epoch))
+            .collect();
+        assert_eq!(epochs, vec![(0, 0), (1, 0), (2, 0), (3, 3), (4, 3)]);
+        assert_eq!(log.leader_epochs().end_offset_for(0, 5), (0, 3));
+        assert_eq!(log.leader_epochs().end_offset_for(3, 5), (3, 5));
+        log.close(0).unwrap();
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 0\n3 3\n");
+    }
+
+    /// LogLoader after a crash: the recovered batches restore epochs the file lacks, entries past
+    /// the recovered log end go (truncateFromEnd), and a missing or unreadable file is rebuilt
+    /// from the batches.
+    #[test]
+    fn the_epoch_cache_is_rebuilt_and_truncated_at_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        log.append(&make_batch(&[b"a"], 0, None), 9, 0).unwrap();
+        log.set_leader_epoch(2).unwrap();
+        for i in 0..2 {
+            log.append(&make_batch(&[b"b"], i, None), 9, 0).unwrap();
+        }
+        log.set_leader_epoch(5).unwrap();
+        drop(log);
+        let expected = "0\n2\n0 0\n2 1\n";
+        // Epoch 5 starts at the log end (3) with no batch of its own: a crash keeps it only
+        // if the file had it; an entry past the end goes.
+        let path = dir.path().join(LEADER_EPOCH_CHECKPOINT);
+        fs::write(&path, "0\n3\n0 0\n2 1\n5 7\n").unwrap();
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), expected);
+        assert_eq!(log.leader_epoch(), 2);
+        drop(log);
+        for damaged in [None, Some("0\n9\n0 0\n"), Some("garbage")] {
+            match damaged {
+                None => fs::remove_file(&path).unwrap(),
+                Some(text) => fs::write(&path, text).unwrap(),
+            }
+            for clean in [true, false] {
+                let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+                assert_eq!(
+                    epoch_checkpoint(dir.path()),
+                    expected,
+                    "{damaged:?} {clean}"
+                );
+                assert_eq!(log.leader_epoch(), 2);
+            }
+        }
+        // A torn tail cut at recovery takes its epoch with it.
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        log.set_leader_epoch(7).unwrap();
+        log.append(&make_batch(&[b"c"], 0, None), 9, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n7 3\n");
+        let end = log.active().size();
+        drop(log);
+        let seg = dir.path().join(crate::log::segment::file_name(0, "log"));
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(end - 1)
+            .unwrap();
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), expected);
+    }
+
+    /// The log start moving (retention, DeleteRecords) moves the first epoch's start with it
+    /// (UnifiedLog.maybeIncrementLogStartOffset: truncateFromStart).
+    #[test]
+    fn the_epoch_cache_follows_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..40 {
+            if i == 20 {
+                log.set_leader_epoch(1).unwrap();
+            }
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        assert_eq!(log.delete_records(10).unwrap(), 10);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 10\n1 20\n");
+        assert_eq!(log.delete_records(25).unwrap(), 25);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n1 25\n");
+        // Retention by time: every segment expires, the log starts at its end.
+        log.set_config(LogConfig {
+            retention_ms: 0,
+            ..config()
+        });
+        assert!(log.apply_retention(1_000_000).unwrap() > 0);
+        assert_eq!(log.log_start_offset(), 40);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n1 40\n");
+    }
 
     fn marker(producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
         TxnMarker {
