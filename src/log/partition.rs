@@ -24,7 +24,7 @@ use super::batch::{
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
-use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT};
+use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
@@ -40,6 +40,8 @@ const INTERNAL_PRODUCE_VERSION: i16 = i16::MAX;
 /// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
 /// written to a temporary file and renamed.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset.gregor";
+/// A request's current leader epoch when it names none (RecordBatch.NO_PARTITION_LEADER_EPOCH).
+const NO_PARTITION_LEADER_EPOCH: i32 = UNDEFINED_EPOCH;
 
 /// Why an append or read failed; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,12 @@ pub enum LogError {
     /// A transaction marker from an older coordinator epoch than the producer's last marker.
     #[error("Invalid coordinator epoch: older than the producer's last transaction marker")]
     TransactionCoordinatorFenced,
+    /// KIP-320: the request's current leader epoch is older than the partition's.
+    #[error("leader epoch {requested} is older than the current leader epoch {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// KIP-320: the request's current leader epoch is newer than the partition's.
+    #[error("leader epoch {requested} is newer than the current leader epoch {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,9 +367,12 @@ impl PartitionLog {
     /// does: after a crash the recovered batches add the epochs they start
     /// (LogSegment.recover: an epoch newer than the latest known), then entries past the log end
     /// or before the log start go. Without a usable file (a data directory from before gregor kept
-    /// one, or a damaged file) every batch header is read for it. The partition then leads in
-    /// the latest epoch, which starts at the log end if the cache has none
-    /// (Partition.makeLeader's maybeAssignEpochStartOffset). The file is written if it changed.
+    /// one, or a damaged file) every batch header is read for it.
+    ///
+    /// The partition then leads in the newest epoch it knew, which starts at the log end unless
+    /// it has batches (Partition.makeLeader's maybeAssignEpochStartOffset; Kafka takes that epoch
+    /// from the metadata, which here is the cache until the metadata image drives it), so that an
+    /// epoch never goes back across a restart. The file is written if it changed.
     fn load_leader_epochs(&mut self, clean: bool) -> io::Result<()> {
         let (loaded, rebuild_from) = match LeaderEpochCache::read(&self.dir) {
             Ok(Some(cache)) => (Some(cache), (!clean).then_some(self.log_start_offset)),
@@ -375,9 +386,9 @@ impl PartitionLog {
         if let Some(from) = rebuild_from {
             self.scan_leader_epochs(from, &mut cache)?;
         }
+        self.leader_epoch = cache.latest_epoch().unwrap_or(0);
         cache.truncate_from_end(self.log_end_offset());
         cache.truncate_from_start(self.log_start_offset);
-        self.leader_epoch = cache.latest_epoch().unwrap_or(0);
         cache.assign(self.leader_epoch, self.log_end_offset());
         self.leader_epochs = cache;
         if loaded.as_ref() != Some(&self.leader_epochs) {
@@ -542,6 +553,38 @@ impl PartitionLog {
     /// The leader epoch cache (see `leader_epoch`).
     pub fn leader_epochs(&self) -> &LeaderEpochCache {
         &self.leader_epochs
+    }
+
+    /// KIP-320's fencing of a request that names the leader epoch it believes current (Fetch,
+    /// ListOffsets, OffsetForLeaderEpoch; -1 names none and passes), as Kafka's
+    /// Partition.checkCurrentLeaderEpoch: an older epoch than the partition's is
+    /// FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one UNKNOWN_LEADER_EPOCH
+    /// (this broker has not learnt of it yet).
+    pub fn check_current_leader_epoch(&self, requested: i32) -> Result<(), LogError> {
+        let current = self.leader_epoch;
+        match requested {
+            NO_PARTITION_LEADER_EPOCH => Ok(()),
+            r if r < current => Err(LogError::FencedLeaderEpoch { requested, current }),
+            r if r > current => Err(LogError::UnknownLeaderEpoch { requested, current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// OffsetForLeaderEpoch: the (epoch, end offset) of `epoch` (UnifiedLog.endOffsetForEpoch,
+    /// answered from the log end for the latest epoch), once the request's current leader epoch
+    /// passes the fencing check (Partition.lastOffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<(i32, i64), LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        self.check_current_leader_epoch(current_leader_epoch)?;
+        Ok(self
+            .leader_epochs
+            .end_offset_for(epoch, self.log_end_offset()))
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -1513,6 +1556,15 @@ impl Partition {
         self.log.lock().producers().active_producers()
     }
 
+    /// See `PartitionLog::set_leader_epoch`.
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
+        self.log.lock().set_leader_epoch(epoch)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.log.lock().leader_epoch()
+    }
+
     /// (log start offset, high watermark)
     pub fn offsets(&self) -> (i64, i64) {
         let log = self.log.lock();
@@ -1905,15 +1957,16 @@ mod tests {
         }
         log.set_leader_epoch(5).unwrap();
         drop(log);
-        let expected = "0\n2\n0 0\n2 1\n";
-        // Epoch 5 starts at the log end (3) with no batch of its own: a crash keeps it only
-        // if the file had it; an entry past the end goes.
+        // Entries past the log end (3) go; the partition still leads in the newest epoch it knew,
+        // from the log end.
         let path = dir.path().join(LEADER_EPOCH_CHECKPOINT);
-        fs::write(&path, "0\n3\n0 0\n2 1\n5 7\n").unwrap();
+        fs::write(&path, "0\n4\n0 0\n2 1\n4 5\n5 7\n").unwrap();
         let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
-        assert_eq!(epoch_checkpoint(dir.path()), expected);
-        assert_eq!(log.leader_epoch(), 2);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n5 3\n");
+        assert_eq!(log.leader_epoch(), 5);
         drop(log);
+        // Without the file, the batches tell (epoch 5 wrote none).
+        let expected = "0\n2\n0 0\n2 1\n";
         for damaged in [None, Some("0\n9\n0 0\n"), Some("garbage")] {
             match damaged {
                 None => fs::remove_file(&path).unwrap(),
@@ -1929,23 +1982,27 @@ mod tests {
                 assert_eq!(log.leader_epoch(), 2);
             }
         }
-        // A torn tail cut at recovery takes its epoch with it.
+        // A torn tail cut at recovery takes the epochs it started with it; the partition
+        // still leads in the newest.
         let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let torn_at = log.active().size() + 1;
         log.set_leader_epoch(7).unwrap();
         log.append(&make_batch(&[b"c"], 0, None), 9, 0).unwrap();
-        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n7 3\n");
-        let end = log.active().size();
+        log.set_leader_epoch(8).unwrap();
+        log.append(&make_batch(&[b"d"], 0, None), 9, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n4\n0 0\n2 1\n7 3\n8 4\n");
         drop(log);
         let seg = dir.path().join(crate::log::segment::file_name(0, "log"));
         fs::OpenOptions::new()
             .write(true)
             .open(&seg)
             .unwrap()
-            .set_len(end - 1)
+            .set_len(torn_at)
             .unwrap();
         let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
         assert_eq!(log.log_end_offset(), 3);
-        assert_eq!(epoch_checkpoint(dir.path()), expected);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n8 3\n");
+        assert_eq!(log.leader_epoch(), 8);
     }
 
     /// The log start moving (retention, DeleteRecords) moves the first epoch's start with it
