@@ -134,14 +134,10 @@ async fn offset_for_leader_epoch_every_version() -> Result<()> {
     Ok(())
 }
 
-/// Batches carry the partition's leader epoch; after a restart the partition leads in the
-/// newest epoch of its `leader-epoch-checkpoint` (Kafka's file format), new batches carry it,
-/// and OffsetForLeaderEpoch answers from the cache: an older epoch ends where the next begins,
-/// an unknown epoch between two answers the one below (LeaderEpochFileCache.endOffsetFor). A
-/// current epoch older than the partition's is FENCED_LEADER_EPOCH, a newer one
-/// UNKNOWN_LEADER_EPOCH (Partition.checkCurrentLeaderEpoch).
-#[tokio::test]
-async fn epochs_from_the_checkpoint_are_stamped_answered_and_fence() -> Result<()> {
+/// A broker whose partition `TOPIC`-0 leads in epoch 3 since offset 2: offsets 0-1 written in
+/// epoch 0, offset 2 in epoch 3. Epoch 3 comes from the checkpoint file, written while the
+/// broker is stopped as Partition.makeLeader would have recorded a new leader's epoch.
+async fn broker_in_epoch_3() -> Result<(TestBroker, Client)> {
     let (mut b, mut c) = broker_with_topic(TOPIC, 1).await?;
     produce_ok(&mut c, TOPIC, 0, values_batch(&["a", "b"])).await?;
     let checkpoint = b
@@ -150,11 +146,25 @@ async fn epochs_from_the_checkpoint_are_stamped_answered_and_fence() -> Result<(
     ensure!(std::fs::read_to_string(&checkpoint)? == "0\n1\n0 0\n");
     ensure!(batch_epochs(&mut c).await? == vec![(0, 0)]);
     b.shutdown().await?;
-    // Epoch 3 began at the log end (as Partition.makeLeader records a new leader's epoch).
     std::fs::write(&checkpoint, "0\n2\n0 0\n3 2\n")?;
     b.start_again().await?;
     let mut c = b.client().await?;
     produce_ok(&mut c, TOPIC, 0, values_batch(&["c"])).await?;
+    Ok((b, c))
+}
+
+/// Batches carry the partition's leader epoch; after a restart the partition leads in the
+/// newest epoch of its `leader-epoch-checkpoint` (Kafka's file format), new batches carry it,
+/// and OffsetForLeaderEpoch answers from the cache: an older epoch ends where the next begins,
+/// an unknown epoch between two answers the one below (LeaderEpochFileCache.endOffsetFor). A
+/// current epoch older than the partition's is FENCED_LEADER_EPOCH, a newer one
+/// UNKNOWN_LEADER_EPOCH (Partition.checkCurrentLeaderEpoch).
+#[tokio::test]
+async fn epochs_from_the_checkpoint_are_stamped_answered_and_fence() -> Result<()> {
+    let (mut b, mut c) = broker_in_epoch_3().await?;
+    let checkpoint = b
+        .data_dir()
+        .join(format!("{TOPIC}-0/leader-epoch-checkpoint"));
     ensure!(batch_epochs(&mut c).await? == vec![(0, 0), (2, 3)]);
     ensure!(end_offset(&mut c, -1, 0).await? == (NONE, 0, 2));
     ensure!(end_offset(&mut c, 3, 3).await? == (NONE, 3, 3));
@@ -169,5 +179,101 @@ async fn epochs_from_the_checkpoint_are_stamped_answered_and_fence() -> Result<(
     let mut c = b.client().await?;
     ensure!(end_offset(&mut c, 3, 0).await? == (NONE, 0, 2));
     ensure!(std::fs::read_to_string(&checkpoint)? == "0\n2\n0 0\n3 2\n");
+    Ok(())
+}
+
+/// Metadata and DescribeTopicPartitions report the partition's real leader epoch; Fetch (v9+)
+/// and ListOffsets (v4+) check the request's current leader epoch as Kafka's
+/// Partition.checkCurrentLeaderEpoch: older is FENCED_LEADER_EPOCH (at Fetch v16+ with the
+/// current leader and its endpoint, KIP-951), newer UNKNOWN_LEADER_EPOCH, equal or -1 reads.
+/// ListOffsets answers the epoch of the offset it finds (UnifiedLog.fetchOffsetByTimestamp).
+#[tokio::test]
+async fn fetch_and_list_offsets_check_the_current_leader_epoch() -> Result<()> {
+    let (b, mut c) = broker_in_epoch_3().await?;
+    let m = metadata(&mut c, METADATA_V, metadata_topics(&[TOPIC]), false).await?;
+    let p = &m.topics[0].partitions[0];
+    ensure!(p.error_code == NONE && p.leader_epoch == 3, "{p:?}");
+    let node_id = m.brokers[0].node_id;
+
+    for v in 9..=17 {
+        for (current, want) in [
+            (-1, NONE),
+            (3, NONE),
+            (2, FENCED_LEADER_EPOCH),
+            (0, FENCED_LEADER_EPOCH),
+            (4, UNKNOWN_LEADER_EPOCH),
+        ] {
+            let mut fp = fetch_partition(0, 0, 1 << 20);
+            fp.current_leader_epoch = current;
+            let topic = if v >= 13 {
+                fetch_topic_by_id(topic_id(&mut c, TOPIC).await?, vec![fp])
+            } else {
+                fetch_topic(TOPIC, vec![fp])
+            };
+            let r = c.request(v, fetch_request(vec![topic], 0, 0)).await?;
+            let pd = &r.responses[0].partitions[0];
+            ensure!(
+                pd.error_code == want,
+                "Fetch v{v} current {current}: {pd:?}"
+            );
+            if want == NONE {
+                ensure!(pd.high_watermark == 3, "Fetch v{v}: {pd:?}");
+                continue;
+            }
+            ensure!(pd.high_watermark == -1, "Fetch v{v}: {pd:?}");
+            let told = (
+                pd.current_leader.leader_id.0,
+                pd.current_leader.leader_epoch,
+            );
+            if want == FENCED_LEADER_EPOCH && v >= 16 {
+                ensure!(told == (node_id.0, 3), "Fetch v{v}: {pd:?}");
+                ensure!(
+                    r.node_endpoints.len() == 1 && r.node_endpoints[0].node_id == node_id,
+                    "Fetch v{v}: {:?}",
+                    r.node_endpoints
+                );
+            } else {
+                ensure!(told == (-1, -1), "Fetch v{v}: {pd:?}");
+                ensure!(r.node_endpoints.is_empty(), "Fetch v{v}: {r:?}");
+            }
+        }
+    }
+
+    for v in 4..=9 {
+        let list = |current: i32, timestamp: i64| {
+            let mut req = list_offsets_request(TOPIC, 0, timestamp);
+            req.topics[0].partitions[0].current_leader_epoch = current;
+            req
+        };
+        for (current, want) in [
+            (-1, NONE),
+            (3, NONE),
+            (2, FENCED_LEADER_EPOCH),
+            (4, UNKNOWN_LEADER_EPOCH),
+        ] {
+            let r = c.request(v, list(current, -1)).await?;
+            let p = &r.topics[0].partitions[0];
+            ensure!(
+                p.error_code == want,
+                "ListOffsets v{v} current {current}: {p:?}"
+            );
+            if want == NONE {
+                ensure!((p.offset, p.leader_epoch) == (3, 3), "v{v}: {p:?}");
+            } else {
+                ensure!((p.offset, p.leader_epoch) == (-1, -1), "v{v}: {p:?}");
+            }
+        }
+        // Earliest and by timestamp: the epoch that wrote the offset found.
+        let r = c.request(v, list(3, -2)).await?;
+        let p = &r.topics[0].partitions[0];
+        ensure!((p.offset, p.leader_epoch) == (0, 0), "earliest v{v}: {p:?}");
+        let r = c.request(v, list(-1, 0)).await?;
+        let p = &r.topics[0].partitions[0];
+        ensure!(
+            (p.offset, p.leader_epoch) == (0, 0),
+            "timestamp 0 v{v}: {p:?}"
+        );
+    }
+    drop(b);
     Ok(())
 }

@@ -1537,12 +1537,27 @@ impl Partition {
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
     pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
-        self.plan_fetch(offset, FetchIsolation::HighWatermark)
+        self.plan_fetch(
+            offset,
+            FetchIsolation::HighWatermark,
+            NO_PARTITION_LEADER_EPOCH,
+        )
     }
 
-    /// `plan_read` with a fetch isolation (read_committed: `FetchIsolation::TxnCommitted`).
-    pub fn plan_fetch(&self, offset: i64, isolation: FetchIsolation) -> Result<ReadPlan, LogError> {
-        let candidates = self.log.lock().fetch_candidates(offset, isolation)?;
+    /// `plan_read` with a fetch isolation (read_committed: `FetchIsolation::TxnCommitted`), for
+    /// a fetch naming the leader epoch it believes current (Kafka's Partition.fetchRecords checks
+    /// it before the offset: see `PartitionLog::check_current_leader_epoch`).
+    pub fn plan_fetch(
+        &self,
+        offset: i64,
+        isolation: FetchIsolation,
+        current_leader_epoch: i32,
+    ) -> Result<ReadPlan, LogError> {
+        let candidates = {
+            let log = self.log.lock();
+            log.check_current_leader_epoch(current_leader_epoch)?;
+            log.fetch_candidates(offset, isolation)?
+        };
         Ok(candidates.locate()?)
     }
 
