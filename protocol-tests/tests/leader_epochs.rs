@@ -277,3 +277,21 @@ async fn fetch_and_list_offsets_check_the_current_leader_epoch() -> Result<()> {
     drop(b);
     Ok(())
 }
+
+/// The data directory keeps Kafka's `recovery-point-offset-checkpoint` (OffsetCheckpointFile:
+/// version, count, `<topic> <partition> <offset>` lines): written as the recovery points move
+/// and at shutdown, when every log is flushed to its end.
+#[tokio::test]
+async fn recovery_points_are_checkpointed_in_kafkas_format() -> Result<()> {
+    let (mut b, mut c) = broker_with_topic(TOPIC, 2).await?;
+    produce_ok(&mut c, TOPIC, 1, values_batch(&["a", "b", "c"])).await?;
+    b.shutdown().await?;
+    let text = std::fs::read_to_string(b.data_dir().join("recovery-point-offset-checkpoint"))?;
+    let mut lines: Vec<&str> = text.lines().collect();
+    ensure!(lines.len() >= 4 && lines[0] == "0", "{text}");
+    ensure!(lines[1].parse::<usize>()? == lines.len() - 2, "{text}");
+    lines.drain(..2);
+    ensure!(lines.contains(&"epochs 0 0"), "{text}");
+    ensure!(lines.contains(&"epochs 1 3"), "{text}");
+    Ok(())
+}

@@ -14,8 +14,17 @@
 //! reader takes an empty file (or one without a count line) as no entries, and refuses an unknown
 //! version, a malformed line or a count that does not match the lines.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+
+use super::partition::Recovery;
+use super::storage::Storage;
+
+/// The log directory's checkpoint of each partition's recovery point (LogManager's
+/// RecoveryPointCheckpointFile): every offset below it was fsynced, so after a crash only the
+/// segments from it on are verified.
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 
 /// The only version Kafka writes and reads (CURRENT_VERSION of every checkpoint file).
 pub const VERSION: i32 = 0;
@@ -86,6 +95,89 @@ pub fn read<T>(
         Ok(text) => parse(&text, entry).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The text of an offset checkpoint (OffsetCheckpointFile): `<topic> <partition> <offset>` lines.
+pub fn encode_offsets(entries: &[(String, i32, i64)]) -> String {
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(topic, partition, offset)| format!("{topic} {partition} {offset}"))
+        .collect();
+    encode(&lines)
+}
+
+fn parse_offset(fields: &[&str]) -> Option<((String, i32), i64)> {
+    match fields {
+        [topic, partition, offset] => Some((
+            (topic.to_string(), partition.parse().ok()?),
+            offset.parse().ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// Writes the recovery points of `dir`'s logs, unless the file already says exactly that (the
+/// housekeeping tick calls this every second; Kafka writes every
+/// log.flush.offset.checkpoint.interval.ms, and gregor only when something moved).
+pub fn write_recovery_points(
+    storage: &dyn Storage,
+    dir: &Path,
+    mut entries: Vec<(String, i32, i64)>,
+) -> io::Result<()> {
+    entries.sort();
+    let text = encode_offsets(&entries);
+    let path = dir.join(RECOVERY_POINT_CHECKPOINT);
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    storage.write_atomically(&path, text.as_bytes())
+}
+
+/// How the logs of a log directory open: after a clean shutdown every segment is trusted; after
+/// a crash each log verifies the segments from its checkpointed recovery point on (all of them
+/// when the checkpoint does not name it), as Kafka's LogLoader.recoverLog.
+pub struct RecoveryPoints {
+    clean: bool,
+    points: HashMap<(String, i32), i64>,
+}
+
+impl RecoveryPoints {
+    /// After a clean shutdown, or for logs created now.
+    pub fn clean() -> RecoveryPoints {
+        RecoveryPoints {
+            clean: true,
+            points: HashMap::new(),
+        }
+    }
+
+    /// After a crash: the recovery points checkpointed in `dir` (none when the file is missing or
+    /// unreadable, so every segment is verified).
+    pub fn after_crash(dir: &Path) -> RecoveryPoints {
+        let path = dir.join(RECOVERY_POINT_CHECKPOINT);
+        let points = match read(&path, parse_offset) {
+            Ok(entries) => entries.unwrap_or_default().into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable recovery point checkpoint: verifying every segment");
+                HashMap::new()
+            }
+        };
+        RecoveryPoints {
+            clean: false,
+            points,
+        }
+    }
+
+    pub fn for_partition(&self, topic: &str, partition: i32) -> Recovery {
+        if self.clean {
+            return Recovery::Clean;
+        }
+        let recovery_point = self
+            .points
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(0);
+        Recovery::Crashed { recovery_point }
     }
 }
 

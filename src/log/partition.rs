@@ -43,6 +43,25 @@ const LOG_START_OFFSET_FILE: &str = "log-start-offset.gregor";
 /// A request's current leader epoch when it names none (RecordBatch.NO_PARTITION_LEADER_EPOCH).
 const NO_PARTITION_LEADER_EPOCH: i32 = UNDEFINED_EPOCH;
 
+/// How the previous run left a log: shut down cleanly (every file is trusted), or crashed, when
+/// the segments from the recovery point on are verified (Kafka's LogLoader.recoverLog); a crash
+/// without a known recovery point (0) verifies them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    Clean,
+    Crashed { recovery_point: i64 },
+}
+
+impl From<bool> for Recovery {
+    /// `true`: a clean shutdown; `false`: a crash with every segment verified.
+    fn from(clean: bool) -> Recovery {
+        match clean {
+            true => Recovery::Clean,
+            false => Recovery::Crashed { recovery_point: 0 },
+        }
+    }
+}
+
 /// Why an append or read failed; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -267,10 +286,10 @@ impl PartitionLog {
     pub fn open(
         dir: &Path,
         config: LogConfig,
-        clean: bool,
+        recovery: impl Into<Recovery>,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
-        Self::open_on(Arc::new(FileStorage), dir, config, clean, now_ms)
+        Self::open_on(Arc::new(FileStorage), dir, config, recovery, now_ms)
     }
 
     /// `open`, with segment files going through `storage`.
@@ -278,9 +297,11 @@ impl PartitionLog {
         storage: Arc<dyn Storage>,
         dir: &Path,
         config: LogConfig,
-        clean: bool,
+        recovery: impl Into<Recovery>,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
+        let recovery = recovery.into();
+        let clean = recovery == Recovery::Clean;
         fs::create_dir_all(dir)?;
         remove_unfinished_cleanings(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
@@ -288,10 +309,15 @@ impl PartitionLog {
             .filter_map(|e| parse_log_file_name(&e.file_name().to_string_lossy()))
             .collect();
         bases.sort_unstable();
-        let mode = if clean {
-            OpenMode::Trust
-        } else {
-            OpenMode::Recover
+        // After a crash, a segment wholly below the recovery point (the next one starts at or
+        // below it) was fsynced: it is trusted as after a clean shutdown, its indexes sanity
+        // checked (Kafka recovers `segments.values(recoveryPoint, MAX)` only).
+        let mode_of = |i: usize| match recovery {
+            Recovery::Clean => OpenMode::Trust,
+            Recovery::Crashed { recovery_point } => match bases.get(i + 1) {
+                Some(&next) if next <= recovery_point => OpenMode::Trust,
+                _ => OpenMode::Recover,
+            },
         };
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
@@ -309,7 +335,7 @@ impl PartitionLog {
                 &storage,
                 dir,
                 base,
-                mode,
+                mode_of(i),
                 config.index_interval_bytes,
                 delete_later,
             )?;
@@ -357,9 +383,17 @@ impl PartitionLog {
             storage,
             deleted: Arc::new(AtomicBool::new(false)),
         };
-        log.recovery_point = log.log_end_offset();
+        // After a crash the verified segments are not known to be fsynced: the recovery point
+        // stays where it was (LogLoader: min(recovery point, log end)) and they are flushed later.
+        log.recovery_point = match recovery {
+            Recovery::Clean => log.log_end_offset(),
+            Recovery::Crashed { recovery_point } => recovery_point.clamp(
+                log.log_start_offset.min(log.log_end_offset()),
+                log.log_end_offset(),
+            ),
+        };
         log.load_producer_state(clean)?;
-        log.load_leader_epochs(clean)?;
+        log.load_leader_epochs(recovery)?;
         Ok(log)
     }
 
@@ -373,9 +407,13 @@ impl PartitionLog {
     /// it has batches (Partition.makeLeader's maybeAssignEpochStartOffset; Kafka takes that epoch
     /// from the metadata, which here is the cache until the metadata image drives it), so that an
     /// epoch never goes back across a restart. The file is written if it changed.
-    fn load_leader_epochs(&mut self, clean: bool) -> io::Result<()> {
+    fn load_leader_epochs(&mut self, recovery: Recovery) -> io::Result<()> {
+        let recovered_from = match recovery {
+            Recovery::Clean => None,
+            Recovery::Crashed { .. } => Some(self.recovery_point.max(self.log_start_offset)),
+        };
         let (loaded, rebuild_from) = match LeaderEpochCache::read(&self.dir) {
-            Ok(Some(cache)) => (Some(cache), (!clean).then_some(self.log_start_offset)),
+            Ok(Some(cache)) => (Some(cache), recovered_from),
             Ok(None) => (None, Some(self.log_start_offset)),
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "rebuilding an unreadable leader epoch checkpoint");
@@ -530,6 +568,11 @@ impl PartitionLog {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
+    }
+
+    /// Every offset below it is fsynced (see `complete_flush`).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -2018,6 +2061,49 @@ mod tests {
         assert_eq!(log.log_end_offset(), 3);
         assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n8 3\n");
         assert_eq!(log.leader_epoch(), 8);
+    }
+
+    /// After a crash only the segments from the recovery point on are verified (Kafka's
+    /// LogLoader.recoverLog over `segments.values(recoveryPoint, MAX)`): damage in a flushed
+    /// segment goes unread, damage after it is cut; the recovery point stays where it was.
+    #[test]
+    fn a_crash_verifies_only_the_segments_from_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..40 {
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        log.flush(0).unwrap();
+        assert_eq!(log.recovery_point(), 40);
+        let flushed_segments = log.segment_count();
+        assert!(flushed_segments >= 2);
+        for i in 0..20 {
+            log.append(&make_batch(&[b"bbbbbbbbbbbbbbbbbbbb"], i, None), 9, 0)
+                .unwrap();
+        }
+        let last_base = log.active_base_offset();
+        assert!(last_base > 40);
+        drop(log);
+        // A flipped byte in a record of the first segment and of the last one.
+        let flip = |base: i64| {
+            let path = dir.path().join(crate::log::segment::file_name(base, "log"));
+            let mut bytes = fs::read(&path).unwrap();
+            let at = bytes.len() - 3;
+            bytes[at] ^= 0xff;
+            fs::write(&path, bytes).unwrap();
+        };
+        flip(0);
+        flip(last_base);
+        let crashed = Recovery::Crashed { recovery_point: 40 };
+        let log = PartitionLog::open(dir.path(), config(), crashed, 0).unwrap();
+        // The last batch was cut; the first segment was trusted.
+        assert_eq!(log.log_end_offset(), 59);
+        assert_eq!(log.recovery_point(), 40);
+        drop(log);
+        // Without a recovery point every segment is verified.
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert!(log.log_end_offset() < 40);
     }
 
     /// The log start moving (retention, DeleteRecords) moves the first epoch's start with it
