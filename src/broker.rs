@@ -137,12 +137,14 @@ impl Broker {
             }
         }
         if !failed {
+            self.catalog.checkpoint_recovery_points()?;
             write_atomically(&self.config.data_dir.join(CLEAN_SHUTDOWN), "")?;
         }
         Ok(())
     }
 
-    /// Background duties: time-based flush and retention. Returns how many segments were deleted.
+    /// Background duties: time-based flush, retention and the recovery point checkpoint. Returns
+    /// how many segments were deleted.
     pub fn housekeeping(&self, now: i64, retention: bool) -> usize {
         let mut deleted = 0;
         for p in self.catalog.partitions() {
@@ -157,6 +159,9 @@ impl Broker {
                     }
                 }
             }
+        }
+        if let Err(e) = self.catalog.checkpoint_recovery_points() {
+            tracing::error!(error = %e, "could not write the recovery point checkpoint");
         }
         deleted
     }

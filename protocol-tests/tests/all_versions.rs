@@ -81,6 +81,8 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::EndTxn,
         ApiKey::DescribeTransactions,
         ApiKey::ListTransactions,
+        // Per-version tests in leader_epochs.rs.
+        ApiKey::OffsetForLeaderEpoch,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

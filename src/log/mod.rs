@@ -9,6 +9,9 @@
 //!   compressed ones through bounded streaming decoders;
 //! - `records`: record-level checks and recompression, only where a topic config needs them;
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
+//! - `leader_epoch`: the leader epoch cache (`leader-epoch-checkpoint`) OffsetForLeaderEpoch
+//!   answers from;
+//! - `checkpoint`: Kafka's text format of checkpoint files;
 //! - `cleaner`: log compaction for `cleanup.policy=compact`;
 //! - `open_files`: the bounded cache of open segment files (descriptors come back);
 //! - `storage`: the trait segment files are opened and written through (faults injected in tests);
@@ -16,9 +19,11 @@
 
 pub mod batch;
 pub mod check;
+pub mod checkpoint;
 pub mod cleaner;
 pub mod control;
 pub mod index;
+pub mod leader_epoch;
 pub mod open_files;
 pub mod partition;
 pub mod record_validator;

@@ -1,8 +1,9 @@
 //! The log of one partition: its segments, offsets, producer state and flush bookkeeping.
 //!
 //! Directory `DATA_DIR/<topic>-<partition>/` holds Kafka's files (`<base>.log`, `.index`,
-//! `.timeindex`, `.txnindex`, `partition.metadata`) plus `producer-state.gregor` (see
-//! `txn/producer_state.rs`), written at clean shutdown and removed once loaded.
+//! `.timeindex`, `.txnindex`, `partition.metadata`, `leader-epoch-checkpoint`: see
+//! `leader_epoch`) plus `producer-state.gregor` (see `txn/producer_state.rs`), written at clean
+//! shutdown and removed once loaded.
 //!
 //! `PartitionLog` is plain state behind `Partition`'s mutex; reads take the lock only to locate the
 //! bytes and then read the file without it.
@@ -23,6 +24,7 @@ use super::batch::{
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
+use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
@@ -38,6 +40,27 @@ const INTERNAL_PRODUCE_VERSION: i16 = i16::MAX;
 /// keeps the same number in the log directory's `log-start-offset-checkpoint`): one decimal line,
 /// written to a temporary file and renamed.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset.gregor";
+/// A request's current leader epoch when it names none (RecordBatch.NO_PARTITION_LEADER_EPOCH).
+const NO_PARTITION_LEADER_EPOCH: i32 = UNDEFINED_EPOCH;
+
+/// How the previous run left a log: shut down cleanly (every file is trusted), or crashed, when
+/// the segments from the recovery point on are verified (Kafka's LogLoader.recoverLog); a crash
+/// without a known recovery point (0) verifies them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    Clean,
+    Crashed { recovery_point: i64 },
+}
+
+impl From<bool> for Recovery {
+    /// `true`: a clean shutdown; `false`: a crash with every segment verified.
+    fn from(clean: bool) -> Recovery {
+        match clean {
+            true => Recovery::Clean,
+            false => Recovery::Crashed { recovery_point: 0 },
+        }
+    }
+}
 
 /// Why an append or read failed; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +97,12 @@ pub enum LogError {
     /// A transaction marker from an older coordinator epoch than the producer's last marker.
     #[error("Invalid coordinator epoch: older than the producer's last transaction marker")]
     TransactionCoordinatorFenced,
+    /// KIP-320: the request's current leader epoch is older than the partition's.
+    #[error("leader epoch {requested} is older than the current leader epoch {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// KIP-320: the request's current leader epoch is newer than the partition's.
+    #[error("leader epoch {requested} is newer than the current leader epoch {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +265,11 @@ pub struct PartitionLog {
     /// are never fsynced again (UnifiedLog.flush flushes only from the recovery point on).
     recovery_point: i64,
     last_flush_ms: i64,
+    /// The epoch the partition leads in: every appended batch is stamped with it (see
+    /// `set_leader_epoch`).
     leader_epoch: i32,
+    /// Where each leader epoch's batches start, kept in `leader-epoch-checkpoint`.
+    leader_epochs: LeaderEpochCache,
     offline: bool,
     /// Log compaction: offsets from here on were written since the last cleaning (everything
     /// is dirty after a restart, which costs at most one extra cleaning).
@@ -253,10 +286,10 @@ impl PartitionLog {
     pub fn open(
         dir: &Path,
         config: LogConfig,
-        clean: bool,
+        recovery: impl Into<Recovery>,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
-        Self::open_on(Arc::new(FileStorage), dir, config, clean, now_ms)
+        Self::open_on(Arc::new(FileStorage), dir, config, recovery, now_ms)
     }
 
     /// `open`, with segment files going through `storage`.
@@ -264,9 +297,11 @@ impl PartitionLog {
         storage: Arc<dyn Storage>,
         dir: &Path,
         config: LogConfig,
-        clean: bool,
+        recovery: impl Into<Recovery>,
         now_ms: i64,
     ) -> io::Result<PartitionLog> {
+        let recovery = recovery.into();
+        let clean = recovery == Recovery::Clean;
         fs::create_dir_all(dir)?;
         remove_unfinished_cleanings(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
@@ -274,10 +309,15 @@ impl PartitionLog {
             .filter_map(|e| parse_log_file_name(&e.file_name().to_string_lossy()))
             .collect();
         bases.sort_unstable();
-        let mode = if clean {
-            OpenMode::Trust
-        } else {
-            OpenMode::Recover
+        // After a crash, a segment wholly below the recovery point (the next one starts at or
+        // below it) was fsynced: it is trusted as after a clean shutdown, its indexes sanity
+        // checked (Kafka recovers `segments.values(recoveryPoint, MAX)` only).
+        let mode_of = |i: usize| match recovery {
+            Recovery::Clean => OpenMode::Trust,
+            Recovery::Crashed { recovery_point } => match bases.get(i + 1) {
+                Some(&next) if next <= recovery_point => OpenMode::Trust,
+                _ => OpenMode::Recover,
+            },
         };
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
@@ -295,7 +335,7 @@ impl PartitionLog {
                 &storage,
                 dir,
                 base,
-                mode,
+                mode_of(i),
                 config.index_interval_bytes,
                 delete_later,
             )?;
@@ -337,14 +377,100 @@ impl PartitionLog {
             recovery_point: 0,
             last_flush_ms: now_ms,
             leader_epoch: 0,
+            leader_epochs: LeaderEpochCache::default(),
             offline: false,
             first_dirty_offset: 0,
             storage,
             deleted: Arc::new(AtomicBool::new(false)),
         };
-        log.recovery_point = log.log_end_offset();
+        // After a crash the verified segments are not known to be fsynced: the recovery point
+        // stays where it was (LogLoader: min(recovery point, log end)) and they are flushed later.
+        log.recovery_point = match recovery {
+            Recovery::Clean => log.log_end_offset(),
+            Recovery::Crashed { recovery_point } => recovery_point.clamp(
+                log.log_start_offset.min(log.log_end_offset()),
+                log.log_end_offset(),
+            ),
+        };
         log.load_producer_state(clean)?;
+        log.load_leader_epochs(recovery)?;
         Ok(log)
+    }
+
+    /// Loads the leader epoch cache and brings it in line with the log, as Kafka's LogLoader
+    /// does: after a crash the recovered batches add the epochs they start
+    /// (LogSegment.recover: an epoch newer than the latest known), then entries past the log end
+    /// or before the log start go. Without a usable file (a data directory from before gregor kept
+    /// one, or a damaged file) every batch header is read for it.
+    ///
+    /// The partition then leads in the newest epoch it knew, which starts at the log end unless
+    /// it has batches (Partition.makeLeader's maybeAssignEpochStartOffset; Kafka takes that epoch
+    /// from the metadata, which here is the cache until the metadata image drives it), so that an
+    /// epoch never goes back across a restart. The file is written if it changed.
+    fn load_leader_epochs(&mut self, recovery: Recovery) -> io::Result<()> {
+        let recovered_from = match recovery {
+            Recovery::Clean => None,
+            Recovery::Crashed { .. } => Some(self.recovery_point.max(self.log_start_offset)),
+        };
+        let (loaded, rebuild_from) = match LeaderEpochCache::read(&self.dir) {
+            Ok(Some(cache)) => (Some(cache), recovered_from),
+            Ok(None) => (None, Some(self.log_start_offset)),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "rebuilding an unreadable leader epoch checkpoint");
+                (None, Some(self.log_start_offset))
+            }
+        };
+        let mut cache = loaded.clone().unwrap_or_default();
+        if let Some(from) = rebuild_from {
+            self.scan_leader_epochs(from, &mut cache)?;
+        }
+        self.leader_epoch = cache.latest_epoch().unwrap_or(0);
+        cache.truncate_from_end(self.log_end_offset());
+        cache.truncate_from_start(self.log_start_offset);
+        cache.assign(self.leader_epoch, self.log_end_offset());
+        self.leader_epochs = cache;
+        if loaded.as_ref() != Some(&self.leader_epochs) {
+            self.write_leader_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// Adds to `cache` the epochs the batches from `from` on start (only headers are read).
+    fn scan_leader_epochs(&self, from: i64, cache: &mut LeaderEpochCache) -> io::Result<()> {
+        for seg in self.segments.iter().filter(|s| s.next_offset() > from) {
+            let start = seg.find_position(from)?.unwrap_or(0);
+            scan(&*seg.reader().file()?, start, seg.size(), false, |b| {
+                let epoch = b.header.partition_leader_epoch;
+                if cache.latest_epoch().is_none_or(|latest| epoch > latest) {
+                    cache.assign(epoch, b.header.base_offset);
+                }
+                true
+            })?;
+        }
+        Ok(())
+    }
+
+    fn write_leader_epochs(&self) -> io::Result<()> {
+        let text = self.leader_epochs.to_checkpoint();
+        self.storage
+            .write_atomically(&self.dir.join(LEADER_EPOCH_CHECKPOINT), text.as_bytes())
+    }
+
+    /// Applies `change` to the leader epoch cache and writes the file if it changed; a failed
+    /// write leaves the cache as it was, so that it never holds what the file lacks.
+    fn update_leader_epochs(
+        &mut self,
+        change: impl FnOnce(&mut LeaderEpochCache) -> bool,
+    ) -> Result<(), LogError> {
+        let before = self.leader_epochs.clone();
+        if !change(&mut self.leader_epochs) {
+            return Ok(());
+        }
+        if let Err(e) = self.write_leader_epochs() {
+            self.leader_epochs = before;
+            return Err(self.storage_error(e));
+        }
+        Ok(())
     }
 
     /// Loads the clean-shutdown snapshot when it is still valid and replays batch headers after
@@ -444,8 +570,64 @@ impl PartitionLog {
         self.log_start_offset
     }
 
+    /// Every offset below it is fsynced (see `complete_flush`).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch
+    }
+
+    /// The partition leads in `epoch` from now on (the metadata layer sets it from the partition's
+    /// PartitionRecord / PartitionChangeRecord): appended batches are stamped with it, and it starts
+    /// at the log end (Partition.makeLeader: maybeAssignEpochStartOffset(leaderEpoch, LEO)). An
+    /// epoch older than the current one is a stale update and changes nothing.
+    pub fn set_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if epoch <= self.leader_epoch {
+            return Ok(());
+        }
+        let leo = self.log_end_offset();
+        self.update_leader_epochs(|c| c.assign(epoch, leo))?;
+        self.leader_epoch = epoch;
+        Ok(())
+    }
+
+    /// The leader epoch cache (see `leader_epoch`).
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
+    }
+
+    /// KIP-320's fencing of a request that names the leader epoch it believes current (Fetch,
+    /// ListOffsets, OffsetForLeaderEpoch; -1 names none and passes), as Kafka's
+    /// Partition.checkCurrentLeaderEpoch: an older epoch than the partition's is
+    /// FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one UNKNOWN_LEADER_EPOCH
+    /// (this broker has not learnt of it yet).
+    pub fn check_current_leader_epoch(&self, requested: i32) -> Result<(), LogError> {
+        let current = self.leader_epoch;
+        match requested {
+            NO_PARTITION_LEADER_EPOCH => Ok(()),
+            r if r < current => Err(LogError::FencedLeaderEpoch { requested, current }),
+            r if r > current => Err(LogError::UnknownLeaderEpoch { requested, current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// OffsetForLeaderEpoch: the (epoch, end offset) of `epoch` (UnifiedLog.endOffsetForEpoch,
+    /// answered from the log end for the latest epoch), once the request's current leader epoch
+    /// passes the fencing check (Partition.lastOffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<(i32, i64), LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        self.check_current_leader_epoch(current_leader_epoch)?;
+        Ok(self
+            .leader_epochs
+            .end_offset_for(epoch, self.log_end_offset()))
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -611,6 +793,13 @@ impl PartitionLog {
             assign_offsets(records, base_offset, self.leader_epoch, Some(max_timestamp));
         let parsed = BatchHeader::parse(&new_header)
             .ok_or(LogError::Batch(BatchError::Corrupt("header")))?;
+        // The cache learns the batch's epoch before the batch is written (UnifiedLog.append), so
+        // the file never lacks the epoch of a batch in the log. Nearly every batch is in the
+        // latest epoch already: that is checked without touching the cache.
+        let epoch = parsed.partition_leader_epoch;
+        if self.leader_epochs.latest_epoch() != Some(epoch) {
+            self.update_leader_epochs(|c| c.assign(epoch, base_offset))?;
+        }
         let interval = self.config.index_interval_bytes;
         if let Err(e) = self.active_mut().append(
             &new_header,
@@ -956,6 +1145,8 @@ impl PartitionLog {
                 tracing::warn!(error = %e, "could not delete an expired segment");
             }
         }
+        let start = self.log_start_offset;
+        self.update_leader_epochs(|c| c.truncate_from_start(start))?;
         Ok(deletable)
     }
 
@@ -1004,6 +1195,7 @@ impl PartitionLog {
             return Err(self.storage_error(e));
         }
         self.log_start_offset = target;
+        self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
     }
 
@@ -1388,12 +1580,27 @@ impl Partition {
 
     /// The lock is held only to pick candidate segments; the header scan runs without it.
     pub fn plan_read(&self, offset: i64) -> Result<ReadPlan, LogError> {
-        self.plan_fetch(offset, FetchIsolation::HighWatermark)
+        self.plan_fetch(
+            offset,
+            FetchIsolation::HighWatermark,
+            NO_PARTITION_LEADER_EPOCH,
+        )
     }
 
-    /// `plan_read` with a fetch isolation (read_committed: `FetchIsolation::TxnCommitted`).
-    pub fn plan_fetch(&self, offset: i64, isolation: FetchIsolation) -> Result<ReadPlan, LogError> {
-        let candidates = self.log.lock().fetch_candidates(offset, isolation)?;
+    /// `plan_read` with a fetch isolation (read_committed: `FetchIsolation::TxnCommitted`), for
+    /// a fetch naming the leader epoch it believes current (Kafka's Partition.fetchRecords checks
+    /// it before the offset: see `PartitionLog::check_current_leader_epoch`).
+    pub fn plan_fetch(
+        &self,
+        offset: i64,
+        isolation: FetchIsolation,
+        current_leader_epoch: i32,
+    ) -> Result<ReadPlan, LogError> {
+        let candidates = {
+            let log = self.log.lock();
+            log.check_current_leader_epoch(current_leader_epoch)?;
+            log.fetch_candidates(offset, isolation)?
+        };
         Ok(candidates.locate()?)
     }
 
@@ -1405,6 +1612,15 @@ impl Partition {
     /// Every producer's state, for DescribeProducers.
     pub fn active_producers(&self) -> Vec<ProducerInfo> {
         self.log.lock().producers().active_producers()
+    }
+
+    /// See `PartitionLog::set_leader_epoch`.
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
+        self.log.lock().set_leader_epoch(epoch)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.log.lock().leader_epoch()
     }
 
     /// (log start offset, high watermark)
@@ -1744,6 +1960,178 @@ mod tests {
     }
 
     const CLIENT: AppendOrigin = AppendOrigin::TEST_CLIENT;
+
+    fn epoch_checkpoint(dir: &Path) -> String {
+        fs::read_to_string(dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap()
+    }
+
+    /// Kafka stamps every batch a leader appends with its leader epoch (LogValidator sets
+    /// partitionLeaderEpoch) and records where each epoch starts in `leader-epoch-checkpoint`
+    /// (LeaderEpochFileCache.assign, written at once); a new partition's leader starts epoch 0 at
+    /// offset 0 (Partition.makeLeader). A clean restart reads the file back and leads in the
+    /// latest epoch.
+    #[test]
+    fn batches_are_stamped_with_the_leader_epoch_and_the_checkpoint_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n0 0\n");
+        for i in 0..3 {
+            log.append(&make_batch(&[b"a"], i, None), 9, 0).unwrap();
+        }
+        log.set_leader_epoch(3).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 0\n3 3\n");
+        for i in 0..2 {
+            log.append(&make_batch(&[b"b"], i, None), 9, 0).unwrap();
+        }
+        // A stale epoch changes nothing.
+        log.set_leader_epoch(2).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        let epochs: Vec<(i64, i32)> = read_all(&log, 0)
+            .iter()
+            .map(|h| (h.base_offset, h.partition_leader_epoch))
+            .collect();
+        assert_eq!(epochs, vec![(0, 0), (1, 0), (2, 0), (3, 3), (4, 3)]);
+        assert_eq!(log.leader_epochs().end_offset_for(0, 5), (0, 3));
+        assert_eq!(log.leader_epochs().end_offset_for(3, 5), (3, 5));
+        log.close(0).unwrap();
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        assert_eq!(log.leader_epoch(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 0\n3 3\n");
+    }
+
+    /// LogLoader after a crash: the recovered batches restore epochs the file lacks, entries past
+    /// the recovered log end go (truncateFromEnd), and a missing or unreadable file is rebuilt
+    /// from the batches.
+    #[test]
+    fn the_epoch_cache_is_rebuilt_and_truncated_at_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        log.append(&make_batch(&[b"a"], 0, None), 9, 0).unwrap();
+        log.set_leader_epoch(2).unwrap();
+        for i in 0..2 {
+            log.append(&make_batch(&[b"b"], i, None), 9, 0).unwrap();
+        }
+        log.set_leader_epoch(5).unwrap();
+        drop(log);
+        // Entries past the log end (3) go; the partition still leads in the newest epoch it knew,
+        // from the log end.
+        let path = dir.path().join(LEADER_EPOCH_CHECKPOINT);
+        fs::write(&path, "0\n4\n0 0\n2 1\n4 5\n5 7\n").unwrap();
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n5 3\n");
+        assert_eq!(log.leader_epoch(), 5);
+        drop(log);
+        // Without the file, the batches tell (epoch 5 wrote none).
+        let expected = "0\n2\n0 0\n2 1\n";
+        for damaged in [None, Some("0\n9\n0 0\n"), Some("garbage")] {
+            match damaged {
+                None => fs::remove_file(&path).unwrap(),
+                Some(text) => fs::write(&path, text).unwrap(),
+            }
+            for clean in [true, false] {
+                let log = PartitionLog::open(dir.path(), config(), clean, 0).unwrap();
+                assert_eq!(
+                    epoch_checkpoint(dir.path()),
+                    expected,
+                    "{damaged:?} {clean}"
+                );
+                assert_eq!(log.leader_epoch(), 2);
+            }
+        }
+        // A torn tail cut at recovery takes the epochs it started with it; the partition
+        // still leads in the newest.
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let torn_at = log.active().size() + 1;
+        log.set_leader_epoch(7).unwrap();
+        log.append(&make_batch(&[b"c"], 0, None), 9, 0).unwrap();
+        log.set_leader_epoch(8).unwrap();
+        log.append(&make_batch(&[b"d"], 0, None), 9, 0).unwrap();
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n4\n0 0\n2 1\n7 3\n8 4\n");
+        drop(log);
+        let seg = dir.path().join(crate::log::segment::file_name(0, "log"));
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(torn_at)
+            .unwrap();
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n3\n0 0\n2 1\n8 3\n");
+        assert_eq!(log.leader_epoch(), 8);
+    }
+
+    /// After a crash only the segments from the recovery point on are verified (Kafka's
+    /// LogLoader.recoverLog over `segments.values(recoveryPoint, MAX)`): damage in a flushed
+    /// segment goes unread, damage after it is cut; the recovery point stays where it was.
+    #[test]
+    fn a_crash_verifies_only_the_segments_from_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..40 {
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        log.flush(0).unwrap();
+        assert_eq!(log.recovery_point(), 40);
+        let flushed_segments = log.segment_count();
+        assert!(flushed_segments >= 2);
+        for i in 0..20 {
+            log.append(&make_batch(&[b"bbbbbbbbbbbbbbbbbbbb"], i, None), 9, 0)
+                .unwrap();
+        }
+        let last_base = log.active_base_offset();
+        assert!(last_base > 40);
+        drop(log);
+        // A flipped byte in a record of the first segment and of the last one.
+        let flip = |base: i64| {
+            let path = dir.path().join(crate::log::segment::file_name(base, "log"));
+            let mut bytes = fs::read(&path).unwrap();
+            let at = bytes.len() - 3;
+            bytes[at] ^= 0xff;
+            fs::write(&path, bytes).unwrap();
+        };
+        flip(0);
+        flip(last_base);
+        let crashed = Recovery::Crashed { recovery_point: 40 };
+        let log = PartitionLog::open(dir.path(), config(), crashed, 0).unwrap();
+        // The last batch was cut; the first segment was trusted.
+        assert_eq!(log.log_end_offset(), 59);
+        assert_eq!(log.recovery_point(), 40);
+        drop(log);
+        // Without a recovery point every segment is verified.
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert!(log.log_end_offset() < 40);
+    }
+
+    /// The log start moving (retention, DeleteRecords) moves the first epoch's start with it
+    /// (UnifiedLog.maybeIncrementLogStartOffset: truncateFromStart).
+    #[test]
+    fn the_epoch_cache_follows_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..40 {
+            if i == 20 {
+                log.set_leader_epoch(1).unwrap();
+            }
+            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
+                .unwrap();
+        }
+        assert_eq!(log.delete_records(10).unwrap(), 10);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n2\n0 10\n1 20\n");
+        assert_eq!(log.delete_records(25).unwrap(), 25);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n1 25\n");
+        // Retention by time: every segment expires, the log starts at its end.
+        log.set_config(LogConfig {
+            retention_ms: 0,
+            ..config()
+        });
+        assert!(log.apply_retention(1_000_000).unwrap() > 0);
+        assert_eq!(log.log_start_offset(), 40);
+        assert_eq!(epoch_checkpoint(dir.path()), "0\n1\n1 40\n");
+    }
 
     fn marker(producer_epoch: i16, coordinator_epoch: i32, commit: bool) -> TxnMarker {
         TxnMarker {

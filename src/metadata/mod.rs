@@ -26,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::config::{topic_log_config, ConfigError};
+use crate::log::checkpoint::RecoveryPoints;
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
@@ -132,6 +133,10 @@ impl Catalog {
         let dir = data_dir.join(TOPICS_DIR);
         fs::create_dir_all(&dir)?;
         remove_deleted_dirs(data_dir);
+        let recovery = match clean {
+            true => RecoveryPoints::clean(),
+            false => RecoveryPoints::after_crash(data_dir),
+        };
         let mut topics = HashMap::new();
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -148,7 +153,15 @@ impl Catalog {
                 tracing::warn!(topic = %name, error = %e, "ignoring invalid stored topic configs");
                 broker_log.clone()
             });
-            let topic = open_topic(data_dir, &storage, &name, desc, &log_config, clean, now_ms)?;
+            let topic = open_topic(
+                data_dir,
+                &storage,
+                &name,
+                desc,
+                &log_config,
+                &recovery,
+                now_ms,
+            )?;
             topics.insert(name, Arc::new(topic));
         }
         let ids = topics
@@ -247,7 +260,7 @@ impl Catalog {
             name,
             desc.clone(),
             &log_config,
-            true,
+            &RecoveryPoints::clean(),
             now_ms,
         )
         .and_then(|topic| {
@@ -376,7 +389,7 @@ impl Catalog {
                     topic.topic_id,
                     p,
                     &log_config,
-                    true,
+                    &RecoveryPoints::clean(),
                     now_ms,
                 )?));
                 Ok::<_, io::Error>(())
@@ -483,6 +496,18 @@ impl Catalog {
         &self.data_dir
     }
 
+    /// Writes every log's recovery point to the data directory's
+    /// `recovery-point-offset-checkpoint` (Kafka's LogManager.checkpointLogRecoveryOffsets), so
+    /// that a restart after a crash verifies only what was not flushed.
+    pub fn checkpoint_recovery_points(&self) -> io::Result<()> {
+        let entries = self
+            .partitions()
+            .iter()
+            .map(|p| (p.topic.clone(), p.index, p.with_log(|l| l.recovery_point())))
+            .collect();
+        crate::log::checkpoint::write_recovery_points(&*self.storage, &self.data_dir, entries)
+    }
+
     /// Every partition of every topic, for background work (flush, retention, shutdown).
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
@@ -520,7 +545,7 @@ fn open_topic(
     name: &str,
     desc: topic::TopicFile,
     log_config: &LogConfig,
-    clean: bool,
+    recovery: &RecoveryPoints,
     now_ms: i64,
 ) -> io::Result<Topic> {
     let mut partitions = Vec::with_capacity(desc.partitions as usize);
@@ -532,7 +557,7 @@ fn open_topic(
             desc.topic_id,
             p,
             log_config,
-            clean,
+            recovery,
             now_ms,
         )?));
     }
@@ -552,7 +577,7 @@ fn open_partition(
     topic_id: Uuid,
     p: i32,
     log_config: &LogConfig,
-    clean: bool,
+    recovery: &RecoveryPoints,
     now_ms: i64,
 ) -> io::Result<Partition> {
     let dir = data_dir.join(format!("{name}-{p}"));
@@ -565,7 +590,14 @@ fn open_partition(
         );
         write_atomically(&meta, &text)?;
     }
-    let log = PartitionLog::open_on(Arc::clone(storage), &dir, log_config.clone(), clean, now_ms)?;
+    let recovery = recovery.for_partition(name, p);
+    let log = PartitionLog::open_on(
+        Arc::clone(storage),
+        &dir,
+        log_config.clone(),
+        recovery,
+        now_ms,
+    )?;
     Ok(Partition::new(name.to_string(), p, log))
 }
 

@@ -45,6 +45,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteTopics, r(1, 6)),
     (ApiKey::DeleteRecords, r(0, 2)),
     (ApiKey::InitProducerId, r(0, 5)),
+    // Kafka 4 removed v0-1 (KIP-896); the Java consumer validates positions with it only when
+    // the broker advertises v3+.
+    (ApiKey::OffsetForLeaderEpoch, r(2, 4)),
     (ApiKey::AddPartitionsToTxn, r(0, 5)),
     (ApiKey::AddOffsetsToTxn, r(0, 4)),
     // v5 is KIP-890's epoch bump per transaction (TV2), not served yet.
@@ -105,6 +108,7 @@ mod tests {
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
             ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+            ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
             ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
             ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
             ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,

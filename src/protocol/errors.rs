@@ -54,6 +54,8 @@ pub const PRODUCER_FENCED: i16 = 90;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 pub const TRANSACTION_ABORTABLE: i16 = 120;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
@@ -122,6 +124,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::NoKeyOnCompactedTopic(_) => INVALID_RECORD,
         LogError::InvalidTxnState => INVALID_TXN_STATE,
         LogError::TransactionCoordinatorFenced => TRANSACTION_COORDINATOR_FENCED,
+        LogError::FencedLeaderEpoch { .. } => FENCED_LEADER_EPOCH,
+        LogError::UnknownLeaderEpoch { .. } => UNKNOWN_LEADER_EPOCH,
         LogError::Storage(_) | LogError::Offline => KAFKA_STORAGE_ERROR,
     }
 }

@@ -12,6 +12,8 @@
 //! every answer carries the last stable offset.
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
+//! A partition's current_leader_epoch (v9+) is checked first (KIP-320: FENCED_LEADER_EPOCH /
+//! UNKNOWN_LEADER_EPOCH); a fenced fetch at v16+ is told the current leader and epoch (KIP-951).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +21,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::response::Splices;
@@ -127,7 +130,7 @@ fn plan<'a>(
                         Ok(t) => match t.partition(fp.partition) {
                             None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
                             Some(p) => p
-                                .plan_fetch(fp.fetch_offset, isolation)
+                                .plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
                                 .map_err(|e| errors::log_error_code(&e)),
                         },
                     };
@@ -148,6 +151,7 @@ fn respond(
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
     let mut splices = Splices::default();
+    let mut leader_endpoint_needed = false;
     let responses = topics
         .iter()
         .zip(plans)
@@ -163,6 +167,16 @@ fn respond(
                             pd.error_code = code;
                             pd.high_watermark = -1;
                             pd.records = Some(Bytes::new());
+                            if code == errors::FENCED_LEADER_EPOCH && ctx.api_version >= 16 {
+                                // KIP-951: a fenced fetch learns the current leader and its epoch
+                                // at once (KafkaApis.handleFetchRequest, v16+).
+                                if let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(fp.partition)) {
+                                    pd.current_leader = LeaderIdAndEpoch::default()
+                                        .with_leader_id(BrokerId(ctx.broker.node_id))
+                                        .with_leader_epoch(p.leader_epoch());
+                                    leader_endpoint_needed = true;
+                                }
+                            }
                             if code == errors::OFFSET_OUT_OF_RANGE {
                                 // The client needs the bounds to reset its position.
                                 if let Ok(t) = topic {
@@ -215,9 +229,15 @@ fn respond(
             t
         })
         .collect();
-    let resp = FetchResponse::default()
+    let mut resp = FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses);
+    if leader_endpoint_needed {
+        resp.node_endpoints = vec![NodeEndpoint::default()
+            .with_node_id(BrokerId(ctx.broker.node_id))
+            .with_host(StrBytes::from_string(ctx.broker.endpoint.host.clone()))
+            .with_port(i32::from(ctx.broker.endpoint.port))];
+    }
     (resp, splices)
 }
 

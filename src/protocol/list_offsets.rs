@@ -3,6 +3,7 @@
 //! As Kafka's ReplicaManager.fetchOffset: a partition named more than once gets INVALID_REQUEST
 //! (once), and a special timestamp older than the version that introduced it UNSUPPORTED_VERSION.
 
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -62,13 +63,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                     Some(
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                             None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(part) => lookup(
-                                part,
-                                p.timestamp,
-                                req.isolation_level,
-                                resp,
-                                ctx.api_version,
-                            ),
+                            Some(part) => {
+                                lookup(part, p, req.isolation_level, resp, ctx.api_version)
+                            }
                         },
                     )
                 })
@@ -95,42 +92,47 @@ fn duplicate_partitions(req: &ListOffsetsRequest) -> HashSet<(&str, i32)> {
         .collect()
 }
 
-/// As Kafka's Partition.fetchOffsetForTimestamp: the last fetchable offset is the last stable
-/// offset for read_committed (isolation_level 1), else the high watermark; LATEST answers it,
-/// and a timestamp lookup that lands at or past it finds nothing (ReplicaManager.fetchOffset).
+/// As Kafka's Partition.fetchOffsetForTimestamp: the request's current leader epoch is checked
+/// first (KIP-320), the last fetchable offset is the last stable offset for read_committed
+/// (isolation_level 1), else the high watermark; LATEST answers it, and a timestamp lookup that
+/// lands at or past it finds nothing (ReplicaManager.fetchOffset). The epoch answered (v4+) is
+/// the partition's for LATEST, else the one that wrote the offset found (UnifiedLog
+/// .fetchOffsetByTimestamp: the earliest epoch entry, or the found batch's epoch).
 fn lookup(
     part: &Partition,
-    timestamp: i64,
+    p: &ListOffsetsPartition,
     isolation_level: i8,
     resp: ListOffsetsPartitionResponse,
     v: i16,
 ) -> ListOffsetsPartitionResponse {
-    let found = part.with_log(|log| -> Result<Option<(i64, i64)>, _> {
+    let timestamp = p.timestamp;
+    let found = part.with_log(|log| -> Result<Option<(i64, i64, i32)>, _> {
+        log.check_current_leader_epoch(p.current_leader_epoch)?;
         let last_fetchable = match isolation_level {
             1 => log.last_stable_offset(),
             _ => log.high_watermark(),
         };
         let by_timestamp = |found: Option<(i64, i64)>| found.filter(|f| f.1 < last_fetchable);
-        Ok(match timestamp {
+        let found = match timestamp {
             LATEST => Some((-1, last_fetchable)),
             EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
             MAX_TIMESTAMP => by_timestamp(log.offset_of_max_timestamp()?),
             LATEST_TIERED => None,
             t if t >= 0 => by_timestamp(log.offset_for_timestamp(t)?),
             _ => None,
-        })
+        };
+        let epoch_of = |offset| match timestamp {
+            LATEST => log.leader_epoch(),
+            _ => log.leader_epochs().epoch_for_offset(offset).unwrap_or(-1),
+        };
+        Ok(found.map(|(ts, offset)| (ts, offset, epoch_of(offset))))
     });
-    // leader_epoch exists from v4; setting it on older versions fails to encode.
-    let epoch = if v >= 4 {
-        part.with_log(|l| l.leader_epoch())
-    } else {
-        -1
-    };
     match found {
-        Ok(Some((ts, offset))) => resp
+        Ok(Some((ts, offset, epoch))) => resp
             .with_timestamp(ts)
             .with_offset(offset)
-            .with_leader_epoch(epoch),
+            // leader_epoch exists from v4; setting it on older versions fails to encode.
+            .with_leader_epoch(if v >= 4 { epoch } else { -1 }),
         Ok(None) => resp.with_timestamp(-1).with_offset(-1),
         Err(e) => resp.with_error_code(errors::log_error_code(&e)),
     }

@@ -42,6 +42,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod response;
 pub mod sasl_authenticate;
@@ -194,6 +195,9 @@ async fn dispatch(
             )
         }
         ApiKey::DeleteRecords => respond(ctx, &delete_records::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetForLeaderEpoch => {
+            respond(ctx, &offset_for_leader_epoch::handle(ctx, decode(f, v)?))
+        }
         ApiKey::CreatePartitions => {
             let req = decode(f, v)?;
             respond(
@@ -233,8 +237,7 @@ async fn dispatch(
                 &off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
-        ApiKey::OffsetForLeaderEpoch
-        | ApiKey::DescribeAcls
+        ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
         | ApiKey::AlterReplicaLogDirs
