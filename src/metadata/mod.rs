@@ -14,6 +14,8 @@
 //! partition directory to `<topic>-<partition>.<id>-delete` (Kafka's naming) and removes it;
 //! start-up removes any such directory a crash left behind.
 
+pub mod image;
+pub mod records;
 pub mod topic;
 
 use std::collections::{BTreeMap, HashMap};
