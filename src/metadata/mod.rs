@@ -15,6 +15,7 @@
 //! start-up removes any such directory a crash left behind.
 
 pub mod image;
+pub mod metadata_log;
 pub mod records;
 pub mod topic;
 
