@@ -608,21 +608,8 @@ mod tests {
     }
 
     fn partition(id: u128, p: i32, replicas: &[i32]) -> MetadataRecord {
-        MetadataRecord::Partition(PartitionRecord {
-            partition_id: p,
-            topic_id: Uuid::from_u128(id),
-            replicas: replicas.to_vec(),
-            isr: replicas.to_vec(),
-            removing_replicas: vec![],
-            adding_replicas: vec![],
-            leader: replicas[0],
-            leader_recovery_state: 0,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            directories: vec![],
-            eligible_leader_replicas: None,
-            last_known_elr: None,
-        })
+        let record = PartitionRecord::new_in_sync(Uuid::from_u128(id), p, replicas.to_vec());
+        MetadataRecord::Partition(record)
     }
 
     fn config(resource: &str, name: &str, value: Option<&str>) -> MetadataRecord {

@@ -112,6 +112,8 @@ pub trait MetadataLog: Send + Sync {
         image: &MetadataImage,
         now_ms: i64,
     ) -> Result<SnapshotId, MetadataLogError>;
+    /// Flushes what is written (clean shutdown).
+    fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per
@@ -190,11 +192,6 @@ impl LocalMetadataLog {
     /// The offset the next record gets.
     pub fn end_offset(&self) -> i64 {
         self.log.lock().log_end_offset()
-    }
-
-    /// Flushes the log (clean shutdown).
-    pub fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
-        Ok(self.log.lock().close(now_ms)?)
     }
 
     fn snapshot_ids(&self) -> io::Result<Vec<SnapshotId>> {
@@ -282,6 +279,10 @@ impl MetadataLog for LocalMetadataLog {
         self.storage
             .write_atomically(&self.snapshot_path(id), &bytes)?;
         Ok(id)
+    }
+
+    fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
+        Ok(self.log.lock().close(now_ms)?)
     }
 }
 

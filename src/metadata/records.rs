@@ -114,6 +114,28 @@ pub struct PartitionRecord {
     pub last_known_elr: Option<Vec<i32>>,
 }
 
+impl PartitionRecord {
+    /// A new partition as Kafka's controller writes it: every replica in sync, the first one
+    /// leading, leader and partition epochs 0.
+    pub fn new_in_sync(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> Self {
+        PartitionRecord {
+            partition_id,
+            topic_id,
+            isr: replicas.clone(),
+            leader: replicas.first().copied().unwrap_or(NO_LEADER),
+            replicas,
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader_recovery_state: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            directories: vec![],
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        }
+    }
+}
+
 /// A change to one partition: `None` (or the sentinels) leave a field as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionChangeRecord {
