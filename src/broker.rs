@@ -91,8 +91,9 @@ impl Broker {
         }
         let cluster_id = load_or_create_meta(&dir, config.node_id)?;
         let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
+        let log_config = dynamic.log_config(&config);
         let catalog =
-            Catalog::open_on(storage, &dir, dynamic.log_config(&config), clean, now_ms())?;
+            Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -135,6 +136,10 @@ impl Broker {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "could not close log");
                 failed = true;
             }
+        }
+        if let Err(e) = self.catalog.close_metadata_log(now) {
+            tracing::error!(error = %e, "could not close the metadata log");
+            failed = true;
         }
         if !failed {
             self.catalog.checkpoint_recovery_points()?;

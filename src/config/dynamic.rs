@@ -84,6 +84,10 @@ impl DynamicBrokerConfigs {
     /// Loads the stored layers; values that no longer validate are dropped with a warning.
     pub fn open(data_dir: &Path, config: &Config) -> io::Result<DynamicBrokerConfigs> {
         let path = data_dir.join(FILE);
+        // Topics moved to the metadata log; this file's directory is no longer made for them.
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         let mut layers = match std::fs::read_to_string(&path) {
             Ok(text) => Layers::parse(&text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Layers::default(),

@@ -2,18 +2,25 @@
 //!
 //! On disk (all under the data directory):
 //! - `meta.properties`: Kafka's `version=1`, `cluster.id=…`, `node.id=…` (the cluster id persists);
-//! - `gregor-metadata/topics/<topic id>.properties`: one file per topic, Java properties text with
-//!   `name`, `topic.id` (Kafka's base64 form), `partitions`, and `config.<name>` per topic config;
-//!   written to a temporary file and renamed, so it exists whole or not at all;
+//! - `__cluster_metadata-0/`: the metadata log (`metadata_log`), Kafka's metadata records; topics,
+//!   their ids, partitions and configs are what replaying it gives (`image::MetadataImage`);
 //! - `<topic>-<partition>/partition.metadata`: Kafka's `version: 0` / `topic_id: …` file, so that
 //!   Kafka's tools recognise the partition directories.
 //!
-//! The topic file is written last when a topic is created: a crash half-way leaves only partition
-//! directories that no topic file names, which start-up ignores and a later create wipes before
-//! use. Deleting a topic removes its topic file first (the point of no return), then renames each
-//! partition directory to `<topic>-<partition>.<id>-delete` (Kafka's naming) and removes it;
-//! start-up removes any such directory a crash left behind.
+//! A change is committed by appending its records to the metadata log, then replayed into the
+//! image. A topic's records are appended last when it is created: a crash half-way leaves only
+//! partition directories no topic owns, which start-up ignores and a later create wipes before
+//! use. Deleting a topic appends its RemoveTopicRecord first (the point of no return), then
+//! renames each partition directory to `<topic>-<partition>.<id>-delete` (Kafka's naming) and
+//! removes it; start-up removes any such directory a crash left behind.
+//!
+//! Earlier releases kept one file per topic, `gregor-metadata/topics/<topic id>.properties`
+//! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
+//! count and configs) and removes the file once its records are committed.
 
+pub mod image;
+pub mod metadata_log;
+pub mod records;
 pub mod topic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +37,9 @@ use crate::log::checkpoint::RecoveryPoints;
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
+use image::MetadataImage;
+use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
+use records::{ConfigRecord, MetadataRecord, PartitionRecord, RESOURCE_TOPIC};
 pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
@@ -60,6 +70,9 @@ pub enum CreateTopicError {
     InvalidPartitions,
     #[error("Replication factor: {0} larger than available brokers: 1.")]
     InvalidReplicationFactor(i16),
+    /// KafkaApis.createTopics: the metadata topic is never created by a client.
+    #[error("Creation of internal topic __cluster_metadata is prohibited.")]
+    MetadataTopic,
     #[error("{EXCESSIVE}")]
     TooManyPartitions,
     #[error("{0}")]
@@ -97,8 +110,17 @@ pub enum TopicAdminError {
     Storage(#[from] io::Error),
 }
 
+/// The node id a catalog opened without one names as every partition's replica and leader.
+pub const DEFAULT_NODE_ID: i32 = 1;
+
 pub struct Catalog {
     data_dir: PathBuf,
+    /// This broker: the replica and leader of every partition it creates.
+    node_id: i32,
+    /// Where topic changes are committed (see the module comment).
+    metadata_log: Box<dyn MetadataLog>,
+    /// The metadata log replayed; `topics` and `ids` hold the local logs of its topics.
+    image: RwLock<Arc<MetadataImage>>,
     /// Where segment files are opened (the file system; a faulty one in tests).
     storage: Arc<dyn Storage>,
     /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
@@ -130,23 +152,53 @@ impl Catalog {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<Catalog> {
-        let dir = data_dir.join(TOPICS_DIR);
-        fs::create_dir_all(&dir)?;
+        Self::open_node(
+            storage,
+            data_dir,
+            DEFAULT_NODE_ID,
+            broker_log,
+            clean,
+            now_ms,
+        )
+    }
+
+    /// Opens the metadata log (migrating an earlier release's topic files into it), replays it,
+    /// and opens the partition logs of every topic in the image.
+    pub fn open_node(
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        node_id: i32,
+        broker_log: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<Catalog> {
         remove_deleted_dirs(data_dir);
         let recovery = match clean {
             true => RecoveryPoints::clean(),
             false => RecoveryPoints::after_crash(data_dir),
         };
+        let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
+            .map_err(io::Error::other)?;
+        let mut image = load_image(&log).map_err(io::Error::other)?;
+        if !image
+            .features
+            .contains_key(records::METADATA_VERSION_FEATURE)
+        {
+            // A new metadata log starts with its metadata.version (Kafka's bootstrap records).
+            let bootstrap = [MetadataRecord::FeatureLevel {
+                name: records::METADATA_VERSION_FEATURE.into(),
+                feature_level: records::METADATA_VERSION,
+            }];
+            image = commit_to(&log, image, &bootstrap, now_ms)?;
+        }
+        image = migrate_topic_files(&log, data_dir, image, node_id, now_ms)?;
         let mut topics = HashMap::new();
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "properties") {
-                continue;
-            }
-            let text = fs::read_to_string(&path)?;
-            let Some(desc) = topic::TopicFile::parse(&text) else {
-                tracing::warn!(file = %path.display(), "skipping an unreadable topic file");
-                continue;
+        for t in image.topics.iter() {
+            let desc = topic::TopicFile {
+                name: t.name.clone(),
+                topic_id: t.id,
+                partitions: t.partitions.len() as i32,
+                configs: image.configs_of(RESOURCE_TOPIC, &t.name),
             };
             let name = desc.name.clone();
             let log_config = topic_log_config(&broker_log, &desc.configs).unwrap_or_else(|e| {
@@ -170,6 +222,9 @@ impl Catalog {
             .collect();
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
+            node_id,
+            metadata_log: Box::new(log),
+            image: RwLock::new(Arc::new(image)),
             storage,
             broker_log: RwLock::new(broker_log),
             topics: RwLock::new(topics),
@@ -203,6 +258,9 @@ impl Catalog {
         configs: &BTreeMap<String, String>,
     ) -> Result<LogConfig, CreateTopicError> {
         validate_topic_name(name).map_err(CreateTopicError::InvalidName)?;
+        if name == metadata_log::METADATA_TOPIC {
+            return Err(CreateTopicError::MetadataTopic);
+        }
         if self.get(name).is_some() {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
         }
@@ -264,7 +322,7 @@ impl Catalog {
             now_ms,
         )
         .and_then(|topic| {
-            write_atomically(&self.topic_file_path(desc.topic_id), &desc.render())?;
+            self.commit(&topic_records(&desc, 0, self.node_id))?;
             Ok(topic)
         });
         // A creation that failed half-way (no descriptors or space left) leaves nothing behind:
@@ -305,11 +363,9 @@ impl Catalog {
         if topic.is_internal() {
             return Err(TopicAdminError::InternalTopic(name.to_string()));
         }
-        let file = self.topic_file_path(topic.topic_id);
-        fs::remove_file(&file)?;
-        if let Some(parent) = file.parent() {
-            fs::File::open(parent)?.sync_all()?;
-        }
+        self.commit(&[MetadataRecord::RemoveTopic {
+            topic_id: topic.topic_id,
+        }])?;
         self.topics.write().remove(name);
         self.ids.write().remove(&topic.topic_id);
         for p in &topic.partitions {
@@ -396,12 +452,23 @@ impl Catalog {
             })
             .map_err(TopicAdminError::from)
             .and_then(|()| {
-                self.replace(Topic {
+                let desc = topic::TopicFile {
                     name: topic.name.clone(),
                     topic_id: topic.topic_id,
-                    partitions,
-                    configs: topic.configs.clone(),
-                })
+                    partitions: count,
+                    configs: BTreeMap::new(),
+                };
+                let records = topic_records(&desc, current, self.node_id);
+                // Only the partition records: the topic and its configs are there already.
+                self.replace(
+                    Topic {
+                        name: topic.name.clone(),
+                        topic_id: topic.topic_id,
+                        partitions,
+                        configs: topic.configs.clone(),
+                    },
+                    &records[1..],
+                )
             });
         grown.inspect_err(|_| self.remove_partition_dirs(name, current..count))
     }
@@ -444,13 +511,14 @@ impl Catalog {
         if validate_only {
             return Ok(topic);
         }
+        let records = config_changes(name, &topic.configs, &configs);
         let changed = Topic {
             name: topic.name.clone(),
             topic_id: topic.topic_id,
             partitions: topic.partitions.clone(),
             configs,
         };
-        let changed = self.replace(changed)?;
+        let changed = self.replace(changed, &records)?;
         for p in &changed.partitions {
             p.with_log(|l| l.set_config(log_config.clone()));
         }
@@ -470,15 +538,14 @@ impl Catalog {
         }
     }
 
-    /// Writes the topic file of `topic` and swaps it into the catalog (create_lock held).
-    fn replace(&self, topic: Topic) -> Result<Arc<Topic>, TopicAdminError> {
-        let desc = topic::TopicFile {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions: topic.partitions.len() as i32,
-            configs: topic.configs.clone(),
-        };
-        write_atomically(&self.topic_file_path(topic.topic_id), &desc.render())?;
+    /// Commits the `records` that change `topic` and swaps it into the catalog (create_lock
+    /// held).
+    fn replace(
+        &self,
+        topic: Topic,
+        records: &[MetadataRecord],
+    ) -> Result<Arc<Topic>, TopicAdminError> {
+        self.commit(records)?;
         let topic = Arc::new(topic);
         self.topics
             .write()
@@ -486,9 +553,23 @@ impl Catalog {
         Ok(topic)
     }
 
-    fn topic_file_path(&self, id: Uuid) -> PathBuf {
-        let file = format!("{}.properties", topic::kafka_uuid_string(id));
-        self.data_dir.join(TOPICS_DIR).join(file)
+    /// Appends `records` to the metadata log as one batch and replays them into the image
+    /// (create_lock held, so the image follows the log's order).
+    fn commit(&self, records: &[MetadataRecord]) -> io::Result<()> {
+        let image = Arc::clone(&self.image.read());
+        let next = commit_to(&*self.metadata_log, image, records, crate::broker::now_ms())?;
+        *self.image.write() = Arc::new(next);
+        Ok(())
+    }
+
+    /// The metadata image: topics, their partitions' replicas and leaders, configs.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.read())
+    }
+
+    /// Flushes the metadata log (clean shutdown).
+    pub fn close_metadata_log(&self, now_ms: i64) -> io::Result<()> {
+        self.metadata_log.close(now_ms).map_err(io::Error::other)
     }
 
     /// The data directory (DescribeLogDirs).
@@ -516,6 +597,108 @@ impl Catalog {
             .flat_map(|t| t.partitions.iter().cloned())
             .collect()
     }
+}
+
+/// Appends `records` to `log` as one batch and returns `image` with them replayed.
+fn commit_to(
+    log: &dyn MetadataLog,
+    image: impl Into<Arc<MetadataImage>>,
+    records: &[MetadataRecord],
+    now_ms: i64,
+) -> io::Result<MetadataImage> {
+    let image = image.into();
+    if records.is_empty() {
+        return Ok((*image).clone());
+    }
+    let last = log.append(records, now_ms).map_err(io::Error::other)?;
+    let batch = MetadataBatch {
+        base_offset: last + 1 - records.len() as i64,
+        epoch: image.provenance.last_epoch,
+        append_time_ms: now_ms,
+        records: records.to_vec(),
+    };
+    // Records the catalog validated always replay; a failure here is a bug, and the log, not
+    // the image, is what the next start-up believes.
+    replay_batch(image, &batch, 0).map_err(io::Error::other)
+}
+
+/// The records that create `desc`'s partitions from `first` on (a whole topic when `first` is
+/// 0: its TopicRecord, every PartitionRecord, a ConfigRecord per override). One replica, this
+/// node, in sync and leading at epoch 0, as Kafka's controller writes a new partition.
+fn topic_records(desc: &topic::TopicFile, first: i32, node_id: i32) -> Vec<MetadataRecord> {
+    let mut out = vec![MetadataRecord::Topic {
+        name: desc.name.clone(),
+        topic_id: desc.topic_id,
+    }];
+    for p in first..desc.partitions {
+        let replicas = vec![node_id];
+        let record = PartitionRecord::new_in_sync(desc.topic_id, p, replicas);
+        out.push(MetadataRecord::Partition(record));
+    }
+    let empty = BTreeMap::new();
+    out.extend(config_changes(&desc.name, &empty, &desc.configs));
+    out
+}
+
+/// ConfigRecords that turn a topic's overrides `old` into `new` (a null value removes one).
+fn config_changes(
+    topic: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let record = |name: &str, value: Option<&String>| {
+        MetadataRecord::Config(ConfigRecord {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: topic.to_string(),
+            name: name.to_string(),
+            value: value.cloned(),
+        })
+    };
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| record(k, None));
+    let set = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| record(k, Some(v)));
+    removed.chain(set).collect()
+}
+
+/// Moves an earlier release's topic files (`gregor-metadata/topics/*.properties`) into the
+/// metadata log: each topic the image lacks gets its records, then the file goes. A crash
+/// between the two leaves a file whose topic is already in the image, which is just removed.
+fn migrate_topic_files(
+    log: &dyn MetadataLog,
+    data_dir: &Path,
+    mut image: MetadataImage,
+    node_id: i32,
+    now_ms: i64,
+) -> io::Result<MetadataImage> {
+    let dir = data_dir.join(TOPICS_DIR);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(image);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "properties") {
+            continue;
+        }
+        let text = fs::read_to_string(&path)?;
+        let Some(desc) = topic::TopicFile::parse(&text) else {
+            tracing::warn!(file = %path.display(), "leaving an unreadable topic file alone");
+            continue;
+        };
+        let clash = image.topics.get_by_name(&desc.name).map(|t| t.id);
+        if image.topics.get(desc.topic_id).is_none() && clash.is_none() {
+            let records = topic_records(&desc, 0, node_id);
+            image = commit_to(log, image, &records, now_ms)?;
+            tracing::info!(topic = %desc.name, "migrated a topic into the metadata log");
+        }
+        fs::remove_file(&path)?;
+    }
+    fs::File::open(&dir)?.sync_all()?;
+    Ok(image)
 }
 
 /// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
@@ -741,8 +924,13 @@ mod tests {
         let t = cat.create("t", 1, 1, BTreeMap::new(), 0).unwrap();
         let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
         t.partitions[0].append(&batch, 9, 0).unwrap();
-        // As after a crash between removing the topic file and the directories.
-        fs::remove_file(cat.topic_file_path(t.topic_id)).unwrap();
+        // As after a crash between committing the removal and removing the directories.
+        let _guard = cat.create_lock.lock();
+        cat.commit(&[MetadataRecord::RemoveTopic {
+            topic_id: t.topic_id,
+        }])
+        .unwrap();
+        drop(_guard);
         fs::create_dir_all(dir.path().join("t-0.abc-delete")).unwrap();
         drop((cat, t));
         let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
@@ -858,5 +1046,93 @@ mod tests {
             t.partitions[0].with_log(|l| l.config().max_message_bytes),
             10
         );
+    }
+
+    /// A data directory as the previous release wrote it (one topic file per topic, with its
+    /// id, partition count and configs) opens with every topic, id, config and record kept, now
+    /// held by the metadata log, which Kafka's tools read (the file is gone once migrated).
+    #[test]
+    fn a_previous_release_data_directory_migrates_into_the_metadata_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = dir.path().join(TOPICS_DIR);
+        fs::create_dir_all(&topics).unwrap();
+        let old = topic::TopicFile {
+            name: "legacy".into(),
+            topic_id: new_topic_id(),
+            partitions: 2,
+            configs: BTreeMap::from([("retention.ms".to_string(), "86400000".to_string())]),
+        };
+        let internal = topic::TopicFile {
+            name: "__consumer_offsets".into(),
+            topic_id: new_topic_id(),
+            partitions: 1,
+            configs: internal_topic_configs("__consumer_offsets"),
+        };
+        for f in [&old, &internal] {
+            let path = topics.join(format!(
+                "{}.properties",
+                topic::kafka_uuid_string(f.topic_id)
+            ));
+            fs::write(path, f.render()).unwrap();
+        }
+        // The records of a partition written by the previous release.
+        let log_dir = dir.path().join("legacy-1");
+        let mut log = PartitionLog::open(&log_dir, LogConfig::default(), true, 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"kept"], 1, None);
+        log.append(&batch, 9, 0).unwrap();
+        log.close(0).unwrap();
+        drop(log);
+        for _ in 0..2 {
+            let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+            let t = cat.get("legacy").unwrap();
+            assert_eq!((t.topic_id, t.partitions.len()), (old.topic_id, 2));
+            assert_eq!(t.configs, old.configs);
+            assert_eq!(
+                t.partitions[0].with_log(|l| l.config().retention_ms),
+                86_400_000
+            );
+            assert_eq!(t.partitions[1].offsets(), (0, 1));
+            assert_eq!(
+                cat.get_by_id(internal.topic_id).unwrap().configs,
+                internal.configs
+            );
+            assert_eq!(fs::read_dir(&topics).unwrap().count(), 0);
+            let image = cat.image();
+            let legacy = image.topics.get_by_name("legacy").unwrap();
+            assert_eq!(legacy.id, old.topic_id);
+            assert_eq!(legacy.partitions[&1].replicas, vec![DEFAULT_NODE_ID]);
+            assert_eq!(image.configs_of(RESOURCE_TOPIC, "legacy"), old.configs);
+            cat.close_metadata_log(0).unwrap();
+        }
+        let log = LocalMetadataLog::open(Arc::new(FileStorage), dir.path(), true, 0).unwrap();
+        assert_eq!(load_image(&log).unwrap().topics.len(), 2);
+    }
+
+    /// Every change a topic goes through is a metadata record: a replay of the metadata log
+    /// alone gives the catalog's topics, partitions and configs.
+    #[test]
+    fn topic_changes_are_metadata_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        cat.create("a", 1, 1, configs, 0).unwrap();
+        cat.create("b", 1, 1, BTreeMap::new(), 0).unwrap();
+        cat.add_partitions("a", 3, None, false, 0).unwrap();
+        let retention = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
+        cat.set_topic_configs("a", retention.clone(), false)
+            .unwrap();
+        cat.delete("b").unwrap();
+        assert!(matches!(
+            cat.create("__cluster_metadata", 1, 1, BTreeMap::new(), 0),
+            Err(CreateTopicError::MetadataTopic)
+        ));
+        let log = LocalMetadataLog::open(Arc::new(FileStorage), dir.path(), true, 0).unwrap();
+        let image = load_image(&log).unwrap();
+        assert_eq!(image, *cat.image());
+        let names: Vec<_> = image.topics.iter().map(|t| t.name.clone()).collect();
+        assert_eq!(names, vec!["a"]);
+        assert_eq!(image.topics.get_by_name("a").unwrap().partitions.len(), 3);
+        assert_eq!(image.configs_of(RESOURCE_TOPIC, "a"), retention);
+        assert!(image.configs_of(RESOURCE_TOPIC, "b").is_empty());
     }
 }

@@ -137,6 +137,7 @@ pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
             INVALID_TOPIC_EXCEPTION
         }
         CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
+        CreateTopicError::MetadataTopic => INVALID_REQUEST,
         CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
         CreateTopicError::TooManyPartitions => POLICY_VIOLATION,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
