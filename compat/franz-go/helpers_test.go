@@ -88,6 +88,15 @@ func createTopic(t testing.TB, adm *kadm.Client, partitions int32, configs map[s
 	if err != nil || resp.Err != nil {
 		t.Fatalf("CreateTopic %s: %v / %v", topic, err, resp.Err)
 	}
+	waitTopic(t, adm, topic, partitions)
+	return topic
+}
+
+// waitTopic waits until the metadata has topic with n partitions, each with a leader (Kafka
+// propagates a new topic to its metadata cache after CreateTopics answers).
+func waitTopic(t testing.TB, adm *kadm.Client, topic string, partitions int32) {
+	t.Helper()
+	ctx := ctxFor(t, 30*time.Second)
 	waitFor(t, 30*time.Second, "topic "+topic+" has leaders", func() (bool, string) {
 		md, err := adm.Metadata(ctx, topic)
 		if err != nil {
@@ -104,7 +113,6 @@ func createTopic(t testing.TB, adm *kadm.Client, partitions int32, configs map[s
 		}
 		return true, ""
 	})
-	return topic
 }
 
 // waitFor polls cond until it holds or the deadline passes (then fails with cond's last note).

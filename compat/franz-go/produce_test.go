@@ -170,4 +170,3 @@ func TestProduceConsumeGzip(t *testing.T)   { testCodec(t, "gzip") }
 func TestProduceConsumeSnappy(t *testing.T) { testCodec(t, "snappy") }
 func TestProduceConsumeLz4(t *testing.T)    { testCodec(t, "lz4") }
 func TestProduceConsumeZstd(t *testing.T)   { testCodec(t, "zstd") }
-
