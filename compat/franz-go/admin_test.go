@@ -297,14 +297,19 @@ func TestAdminDeleteRecords(t *testing.T) {
 		t.Errorf("deleting in a missing partition: %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
 	}
 
-	// A consumer from the start reads partition 0 from offset 40 and nothing of partition 1.
-	c := newClient(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-		topic: {0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart()},
-	}))
-	got := consumeN(t, c, 60, 30*time.Second)
-	for i, r := range got {
-		if r.Partition != 0 || r.Offset != int64(40+i) {
-			t.Fatalf("record %d read from the start: %s[%d]@%d, want partition 0 offset %d", i, r.Topic, r.Partition, r.Offset, 40+i)
+	// A consumer from the start reads partition 0 from offset 40 and nothing of partition 1; one
+	// asking for offset 5 (now deleted) gets OFFSET_OUT_OF_RANGE and resets to the start, 40.
+	for _, from := range []kgo.Offset{kgo.NewOffset().AtStart(), kgo.NewOffset().At(5)} {
+		c := newClient(t,
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: from, 1: kgo.NewOffset().AtStart()}}),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		)
+		got := consumeN(t, c, 60, 30*time.Second)
+		for i, r := range got {
+			if r.Partition != 0 || r.Offset != int64(40+i) {
+				t.Fatalf("from %v: record %d is %s[%d]@%d, want partition 0 offset %d", from, i, r.Topic, r.Partition, r.Offset, 40+i)
+			}
 		}
+		c.Close()
 	}
 }

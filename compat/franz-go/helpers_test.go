@@ -57,7 +57,9 @@ func newClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 
 func newAdmin(t testing.TB) *kadm.Client {
 	t.Helper()
-	adm := kadm.NewClient(newClient(t))
+	// kgo caches topic metadata for MetadataMinAge (5 s) and reuses it for kadm's requests; a
+	// short age lets a test see a topic it just created or deleted without waiting that out.
+	adm := kadm.NewClient(newClient(t, kgo.MetadataMinAge(100*time.Millisecond)))
 	adm.SetTimeoutMillis(15000)
 	return adm
 }

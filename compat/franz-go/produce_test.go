@@ -1,11 +1,14 @@
 package compat
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -170,3 +173,40 @@ func TestProduceConsumeGzip(t *testing.T)   { testCodec(t, "gzip") }
 func TestProduceConsumeSnappy(t *testing.T) { testCodec(t, "snappy") }
 func TestProduceConsumeLz4(t *testing.T)    { testCodec(t, "lz4") }
 func TestProduceConsumeZstd(t *testing.T)   { testCodec(t, "zstd") }
+
+// TestProduceLogAppendTime: on a topic with message.timestamp.type=LogAppendTime the broker
+// stamps the batch; consumers read that time back as LogAppendTime, not the producer's.
+func TestProduceLogAppendTime(t *testing.T) {
+	adm := newAdmin(t)
+	topic := createTopic(t, adm, 1, map[string]*string{"message.timestamp.type": strp("LogAppendTime")})
+	p := newClient(t, kgo.DefaultProduceTopic(topic))
+	before := time.Now().Add(-time.Second)
+	r := &kgo.Record{Value: []byte("stamped"), Timestamp: time.Now().Add(-time.Hour)}
+	if err := p.ProduceSync(ctxFor(t, 30*time.Second), r).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	after := time.Now().Add(time.Second)
+	c := newClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := consumeN(t, c, 1, 30*time.Second)[0]
+	if got.Attrs.TimestampType() != 1 || got.Timestamp.Before(before) || got.Timestamp.After(after) {
+		t.Errorf("consumed timestamp %v type %d, want type 1 (LogAppendTime), the append time (between %v and %v)",
+			got.Timestamp, got.Attrs.TimestampType(), before, after)
+	}
+}
+
+// TestProduceMessageTooLarge: a batch over the topic's max.message.bytes is refused with
+// MESSAGE_TOO_LARGE; one under it is accepted.
+func TestProduceMessageTooLarge(t *testing.T) {
+	adm := newAdmin(t)
+	topic := createTopic(t, adm, 1, map[string]*string{"max.message.bytes": strp("4096")})
+	p := newClient(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordRetries(3))
+	ctx := ctxFor(t, 30*time.Second)
+	err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte("x"), 8192)}).FirstErr()
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		t.Errorf("producing 8 KiB to a 4 KiB topic: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: bytes.Repeat([]byte("x"), 1024)}).FirstErr(); err != nil {
+		t.Errorf("producing 1 KiB to a 4 KiB topic: %v", err)
+	}
+}

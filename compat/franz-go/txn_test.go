@@ -176,11 +176,11 @@ func TestTxnCommitAbort(t *testing.T) {
 	sameList(t, "read_uncommitted", readAll(t, topic, parts, kgo.ReadUncommitted()), all)
 }
 
-// TestTxnGroupTransactSession: a consume-transform-produce loop with kgo's GroupTransactSession.
+// testGroupTransactSession: a consume-transform-produce loop with kgo's GroupTransactSession.
 // The first transaction is aborted (its output is in the log, invisible to read_committed; the
 // session rewinds to the committed offsets), the rest commit. Afterwards the group's committed
 // offsets are the input's end and read_committed sees each input record transformed exactly once.
-func TestTxnGroupTransactSession(t *testing.T) {
+func testGroupTransactSession(t *testing.T, kip848 bool) {
 	adm := newAdmin(t)
 	ctx := ctxFor(t, 120*time.Second)
 	const parts = 2
@@ -197,7 +197,7 @@ func TestTxnGroupTransactSession(t *testing.T) {
 		t.Fatalf("produce input: %v", err)
 	}
 
-	s, err := kgo.NewGroupTransactSession(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap),
 		kgo.WithLogger(testLogger{t}),
 		kgo.TransactionalID(uniqueName(t, "txn")),
@@ -207,7 +207,11 @@ func TestTxnGroupTransactSession(t *testing.T) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DefaultProduceTopic(out),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
+	}
+	if kip848 {
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
+	s, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		t.Fatalf("NewGroupTransactSession: %v", err)
 	}
@@ -296,7 +300,16 @@ func TestTxnGroupTransactSession(t *testing.T) {
 	if aborted == 0 {
 		t.Errorf("the first transaction aborted nothing")
 	}
+	if kip848 {
+		lg, err := adm.ListGroups(ctx)
+		if err != nil || lg[group].GroupType != "consumer" {
+			t.Errorf("the session's group is listed as %+v (%v), want type consumer (KIP-848)", lg[group], err)
+		}
+	}
 }
+
+func TestTxnGroupTransactSessionClassic(t *testing.T)  { testGroupTransactSession(t, false) }
+func TestTxnGroupTransactSessionConsumer(t *testing.T) { testGroupTransactSession(t, true) }
 
 // TestTxnFencedZombie: a second producer with the same transactional id fences the first: the
 // first's open transaction is aborted, its later produce and commit fail with a fencing error,
