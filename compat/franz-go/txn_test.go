@@ -140,6 +140,20 @@ func TestTxnCommitAbort(t *testing.T) {
 	if d := dt[txnID]; d.Err != nil || d.State != "Ongoing" || len(d.Topics[topic]) != parts || d.ProducerID < 0 {
 		t.Errorf("open transaction described as %+v, want Ongoing over %d partitions of %s", d, parts, topic)
 	}
+	var ts kadm.TopicsSet
+	ts.Add(topic, 0, 1, 2)
+	dp, err := adm.DescribeProducers(ctx, ts)
+	if err != nil {
+		t.Fatalf("DescribeProducers: %v", err)
+	}
+	for part := int32(0); part < parts; part++ {
+		dpp := dp[topic].Partitions[part]
+		pr, ok := dpp.ActiveProducers[dt[txnID].ProducerID]
+		if dpp.Err != nil || !ok || pr.CurrentTxnStartOffset != 8 || pr.ProducerEpoch != dt[txnID].ProducerEpoch {
+			t.Errorf("partition %d producers %+v (err %v): want producer %d with its transaction from offset 8",
+				part, dpp.ActiveProducers, dpp.Err, dt[txnID].ProducerID)
+		}
+	}
 	lt, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
 	if err != nil {
 		t.Fatalf("ListTransactions: %v", err)
