@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # franz-go (Go) compatibility suite for gregor.
 #
-#   compat/franz-go/run.sh [go test args...]     e.g. -run 'Txn' to pick tests
+#   compat/franz-go/run.sh [test binary args...]     e.g. -test.run Txn to pick tests
 #
 # The pinned client (github.com/twmb/franz-go v1.22.3, pkg/kadm v1.20.0; go.mod + go.sum) is
 # fetched into the Go module cache the first time. Each Test* in *_test.go is one case; they run
@@ -17,9 +17,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/../lib.sh"
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null; then
   echo "go is not installed (the suite needs Go >= 1.26)" >&2
   exit 1
+fi
+if [ -z "${HOME:-}" ]; then
+  # go needs somewhere for its build and module caches; compat/.cache is git-ignored.
+  export GOPATH="${GOPATH:-$COMPAT_ROOT/.cache/go}" GOCACHE="${GOCACHE:-$COMPAT_ROOT/.cache/go-build}"
 fi
 
 if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
