@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# franz-go (Go) compatibility suite for gregor.
+#
+#   compat/franz-go/run.sh [test binary args...]     e.g. -test.run Txn to pick tests
+#
+# The pinned client (github.com/twmb/franz-go v1.22.3, pkg/kadm v1.20.0; go.mod + go.sum) is
+# fetched into the Go module cache the first time. Each Test* in *_test.go is one case; they run
+# against one broker started here on a free loopback port: gregor (GREGOR_BIN, default
+# target/release/gregor of this checkout) or, with KAFKA_REFERENCE_LIBS=DIR (a folder of Kafka 4.x
+# broker jars, e.g. the 4.4 the project matches), a single-node KRaft Apache Kafka, to check the
+# suite itself: every case must pass there. The per-test results are go test -v's "--- PASS/FAIL"
+# lines; the last line is "N passed, N failed"; the exit status is non-zero if anything failed.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+  echo "go is not installed (the suite needs Go >= 1.26)" >&2
+  exit 1
+fi
+if [ -z "${HOME:-}" ]; then
+  # go needs somewhere for its build and module caches; compat/.cache is git-ignored.
+  export GOPATH="${GOPATH:-$COMPAT_ROOT/.cache/go}" GOCACHE="${GOCACHE:-$COMPAT_ROOT/.cache/go-build}"
+fi
+
+if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
+  # The same single-node KRaft Kafka as compat/java/ref-kafka.sh, with its Kafka 4.x log4j2 config.
+  KAFKA_REF_CP="$KAFKA_REFERENCE_LIBS/*"
+  KAFKA_REF_LOG="-Dlog4j2.configurationFile=$REPO_ROOT/compat/java/config/log4j2.properties"
+  kafka_launch() {
+    java -Xmx768m "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
+      >>"$GREGOR_DATA.log" 2>&1 &
+    GREGOR_PID=$!
+    local i
+    for i in $(seq 1 600); do
+      if python3 -c "import socket; socket.create_connection(('127.0.0.1',$GREGOR_PORT),0.2).close()" 2>/dev/null; then
+        return 0
+      fi
+      kill -0 "$GREGOR_PID" 2>/dev/null || { tail -n 30 "$GREGOR_DATA.log" >&2; return 1; }
+      sleep 0.1
+    done
+    echo "kafka did not open port $GREGOR_PORT" >&2
+    return 1
+  }
+  gregor_start() {
+    GREGOR_PORT="${GREGOR_PORT:-$(gregor_free_port)}"
+    local controller_port cluster_id
+    controller_port="$(gregor_free_port)"
+    GREGOR_DATA="$(mktemp -d /tmp/kafka-compat.XXXXXX)"
+    GREGOR_BOOTSTRAP="127.0.0.1:$GREGOR_PORT"
+    export GREGOR_PORT GREGOR_DATA GREGOR_BOOTSTRAP
+    cat >"$GREGOR_DATA/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$GREGOR_DATA/logs
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+PROPS
+    cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    java "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.tools.StorageTool format \
+      -t "$cluster_id" -c "$GREGOR_DATA/server.properties" >>"$GREGOR_DATA.log" 2>&1 || return 1
+    kafka_launch
+  }
+  BROKER="Apache Kafka ($KAFKA_REFERENCE_LIBS)"
+else
+  if [ ! -x "$GREGOR_BIN" ]; then
+    echo "gregor binary not found at $GREGOR_BIN; run cargo build --release or set GREGOR_BIN" >&2
+    exit 1
+  fi
+  BROKER="gregor ($GREGOR_BIN)"
+fi
+
+cd "$HERE"
+if ! go list -m all >/dev/null 2>&1; then
+  echo "fetching the pinned franz-go modules (go.mod/go.sum)" >&2
+  go mod download || exit 1
+fi
+# Compile first, so the build does not count against the broker or the test timeout.
+go test -c -o "$HERE/target/franz-go-compat.test" . || exit 1
+
+LOG="$(mktemp /tmp/franz-go-compat.XXXXXX)"
+trap 'gregor_cleanup; rm -f "$LOG"' EXIT
+gregor_start || { echo "could not start $BROKER" >&2; exit 1; }
+echo "franz-go suite against $BROKER at $GREGOR_BOOTSTRAP"
+
+start=$(date +%s)
+"$HERE/target/franz-go-compat.test" -test.v -test.count=1 -test.timeout=300s "$@" 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+
+passed=$(grep -c '^--- PASS' "$LOG")
+failed=$(grep -c '^--- FAIL' "$LOG")
+skipped=$(grep -c '^--- SKIP' "$LOG")
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1 # a panic, timeout or build failure: count it
+  echo "the test binary exited with $status"
+  [ -n "${GREGOR_PID:-}" ] && ! kill -0 "$GREGOR_PID" 2>/dev/null && { echo "the broker died; its log:"; tail -n 40 "$GREGOR_DATA.log"; }
+fi
+echo
+grep -E '^--- (FAIL)' "$LOG" | sed 's/^/failed: /'
+echo "franz-go: $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
