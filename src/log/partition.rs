@@ -1239,7 +1239,7 @@ fn record_at(
 /// transaction it completed, for the transaction index of the segment holding its marker, with
 /// the last stable offset once it is complete (UnifiedLog.append: ProducerStateManager
 /// .lastStableOffset(completedTxn), the oldest other ongoing transaction or past the marker).
-fn update_producers(
+pub(super) fn update_producers(
     producers: &mut ProducerStateTable,
     h: &BatchHeader,
     marker: Option<&TxnMarker>,
