@@ -27,7 +27,9 @@ use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
-use crate::txn::producer_state::{ProducerInfo, ProducerStateTable, SequenceCheck};
+use crate::txn::producer_state::{
+    ProducerInfo, ProducerStateTable, SequenceCheck, VerificationGuard,
+};
 use crate::txn::TxnMarker;
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -564,6 +566,7 @@ impl PartitionLog {
             // "duplicates" that are acknowledged and never written.
             if let AppendOrigin::Client {
                 producer_ids_issued,
+                ..
             } = origin
             {
                 if header.producer_id >= producer_ids_issued {
@@ -1397,6 +1400,20 @@ impl Partition {
         Ok(candidates.locate()?)
     }
 
+    /// Begins (or joins) the verification of a producer's transactional batch, under the
+    /// partition lock (UnifiedLog.maybeStartTransactionVerification): the guard to append with
+    /// once the coordinator said yes (see `txn::producer_state::VerificationGuard`).
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        self.log
+            .lock()
+            .producers
+            .maybe_start_verification(producer_id, now_ms)
+    }
+
     /// See `PartitionLog::last_stable_offset`.
     pub fn last_stable_offset(&self) -> i64 {
         self.log.lock().last_stable_offset()
@@ -1789,6 +1806,65 @@ mod tests {
             Err(LogError::Batch(BatchError::InvalidRecord(_)))
         ));
         assert_eq!(log.log_end_offset(), 2);
+    }
+
+    #[test]
+    fn a_transactional_batch_verified_before_an_abort_marker_is_refused_after_it() {
+        // KIP-890 part 1, Kafka's VerificationGuard (UnifiedLog.maybeStartTransactionVerification
+        // and analyzeAndValidateProducerState): Produce takes a guard, asks the coordinator, then
+        // appends with the guard; a marker written in between (the coordinator aborted the
+        // transaction) clears it, so the late batch gets INVALID_TXN_STATE instead of opening a
+        // transaction that no coordinator will end (a hanging transaction: the LSO stuck).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let client = |verification_guard| AppendOrigin::Client {
+            producer_ids_issued: i64::MAX,
+            verification_guard,
+        };
+        let batch = |seq| make_txn_batch(&[b"x"], 1, (7, 0, seq));
+        let sentinel = VerificationGuard::SENTINEL;
+        let abort = marker(0, 0, false);
+        // Without a verification, no transaction starts (a new producer included).
+        assert!(matches!(
+            log.append_from(&batch(0), 9, 0, client(sentinel)),
+            Err(LogError::InvalidTxnState)
+        ));
+        // Verified: the first batch starts the transaction; the next ones need no guard.
+        let guard = log.producers.maybe_start_verification(7, 0);
+        assert_ne!(guard, sentinel);
+        log.append_from(&batch(0), 9, 0, client(guard)).unwrap();
+        assert_eq!(log.producers.maybe_start_verification(7, 0), sentinel);
+        log.append_from(&batch(1), 9, 0, client(sentinel)).unwrap();
+        // Verified inside the transaction, aborted, appended: refused.
+        let late = log.producers.maybe_start_verification(7, 0);
+        assert_eq!(log.append_txn_marker(&abort, 0).unwrap(), 2);
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(late)),
+            Err(LogError::InvalidTxnState)
+        ));
+        // The same for the first batch of the next transaction, with a real guard.
+        let stale = log.producers.maybe_start_verification(7, 0);
+        log.append_txn_marker(&abort, 0).unwrap();
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(stale)),
+            Err(LogError::InvalidTxnState)
+        ));
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        // The producer's retry verifies again and gets a new guard; the stale one stays void.
+        let fresh = log.producers.maybe_start_verification(7, 0);
+        assert_ne!(fresh, stale);
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(stale)),
+            Err(LogError::InvalidTxnState)
+        ));
+        assert_eq!(
+            log.append_from(&batch(2), 9, 0, client(fresh))
+                .unwrap()
+                .base_offset,
+            4
+        );
+        assert_eq!(log.last_stable_offset(), 4);
     }
 
     #[test]
