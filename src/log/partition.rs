@@ -420,6 +420,13 @@ impl PartitionLog {
                 seg.add_aborted_txn(txn);
             }
         }
+        // The segments before the active one were deactivated (their entries written) before
+        // the replay added theirs: write those now, as a roll would have, so that a crash before
+        // the next clean shutdown does not leave their `.txnindex` files empty or short.
+        let inactive = self.segments.len().saturating_sub(1);
+        for seg in &mut self.segments[..inactive] {
+            seg.write_indexes();
+        }
         Ok(())
     }
 
@@ -2030,6 +2037,36 @@ mod tests {
         // Retention takes the .txnindex files with their segments.
         assert!(log.apply_retention(0).unwrap() > 0);
         assert!(!txnindex.exists());
+    }
+
+    #[test]
+    fn txnindexes_rebuilt_after_a_crash_reach_their_files_before_the_next_one() {
+        // LogSegment.recover rebuilds a segment's transaction index and writes it with the
+        // segment: a second crash before any clean shutdown must find the rebuilt entries of
+        // the segments that are no longer active in their files (gregor-check after a crash).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        log.append_from(
+            &make_txn_batch(&[b"a"], 1, (7, 0, -1)),
+            9,
+            0,
+            AppendOrigin::Coordinator,
+        )
+        .unwrap();
+        log.append_txn_marker(&marker(0, 0, false), 0).unwrap();
+        while log.segment_count() < 2 {
+            log.append(&make_batch(&[b"xxxxxxxxxxxxxxxxxxxx"], 1, None), 9, 0)
+                .unwrap();
+        }
+        let txnindex = dir
+            .path()
+            .join(super::super::segment::file_name(0, "txnindex"));
+        drop(log); // kill -9
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, 2).len(), 1);
+        drop(log); // kill -9 again, before any clean shutdown
+        assert_eq!(fs::metadata(&txnindex).unwrap().len(), 34);
     }
 
     #[test]
