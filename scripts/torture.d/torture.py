@@ -484,6 +484,9 @@ TXN_BROKER_OVERRIDES = [
     "transaction.state.log.num.partitions=4",
 ]
 COMMITTED, ABORTED, UNKNOWN = "committed", "aborted", "unknown"
+# Set while some transactional producer is inside commit_transaction: half of the kills wait for
+# it, so that crashes land while commits are being flushed, prepared and marked.
+COMMITTING = threading.Event()
 
 
 def txn_payload(name, txn, i, count):
@@ -570,7 +573,11 @@ class TxnRunner:
             body(self.producer)
             if commit:
                 commit_asked = True
-                retrying(lambda: self.producer.commit_transaction(30), f"{self.txn_id} commit")
+                COMMITTING.set()
+                try:
+                    retrying(lambda: self.producer.commit_transaction(30), f"{self.txn_id} commit")
+                finally:
+                    COMMITTING.clear()
                 return COMMITTED
         except KafkaException as e:
             if not e.args[0].txn_requires_abort():
@@ -1161,6 +1168,9 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         churn.start()
     if scenario in KILL_SCENARIOS:
         time.sleep(rng.uniform(0.3, args.duration))
+        if rng.random() < 0.5 and COMMITTING.wait(2):
+            time.sleep(rng.uniform(0, 0.005))
+            log("  the kill comes while a transaction commits")
         if scenario == "kill-stopping":
             delay = rng.uniform(0, 0.03)
             if broker.kill9_while_stopping(delay):
