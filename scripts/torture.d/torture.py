@@ -970,16 +970,19 @@ def damage_log(rng, data_dir, kind, batch_list):
 
 
 def damage_indexes(rng, data_dir, kind, clean):
-    """Deletes or corrupts .index/.timeindex files of random segments of random partitions."""
+    """Deletes or corrupts .index/.timeindex files, and .txnindex files that hold aborted
+    transactions, of random segments of random partitions."""
     files = []
     for d in sorted(os.listdir(data_dir)):
         full = os.path.join(data_dir, d)
         if os.path.isdir(full):
             files += [os.path.join(full, f) for f in os.listdir(full) if f.endswith((".index", ".timeindex"))]
+            files += [os.path.join(full, f) for f in os.listdir(full)
+                      if f.endswith(".txnindex") and os.path.getsize(os.path.join(full, f))]
     chosen = rng.sample(files, max(1, min(len(files), rng.randrange(1, 8))))
     for path in chosen:
         size = os.path.getsize(path)
-        entry = 12 if path.endswith(".timeindex") else 8
+        entry = {".timeindex": 12, ".txnindex": 34}.get(os.path.splitext(path)[1], 8)
         if kind == "index-delete":
             os.remove(path)
             what = "deleted"
