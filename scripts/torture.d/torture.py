@@ -8,11 +8,15 @@ is documented in README.md ("Reliability" / "Crash torture") and in check_round(
 Load: one idempotent producer (enable.idempotence, acks=all) per codec (none, gzip, snappy, lz4,
 zstd), each writing records whose value is "<producer>|<seq>|<padding derived from seq>" to random
 partitions of one topic, and one consumer-group member that consumes and commits synchronously.
+Transactional load in every round (TxnLoad below): transactional producers over two topics, a
+consume-transform-produce loop with sendOffsetsToTransaction, and a producer that abandons its
+transaction; check_transactions() verifies what read_committed and read_uncommitted see.
 The recreate scenario adds compacted topics that are deleted and re-created under load while the
 log cleaner runs (Churn below).
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -27,8 +31,9 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException,
+                             Producer, TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 TOPIC = "torture"
 GROUP = "torture-group"
@@ -110,7 +115,7 @@ class Broker:
     def start_no_wait(self):
         """Starts the broker without waiting for its port (to kill it during start-up)."""
         args = [self.binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
-        for o in BROKER_OVERRIDES + self.extra_overrides:
+        for o in BROKER_OVERRIDES + TXN_BROKER_OVERRIDES + self.extra_overrides:
             args += ["--override", o]
         out = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=out, stderr=out)
@@ -181,9 +186,10 @@ def run_checker(check_bin, data_dir, torn_ok=False, batches=False):
 
 
 class ProducerLoad(threading.Thread):
-    def __init__(self, bootstrap, name, codec, partitions, rate, rng):
+    def __init__(self, bootstrap, name, codec, partitions, rate, rng, topic=TOPIC):
         super().__init__(daemon=True)
         self.name_ = name
+        self.topic = topic
         self.partitions = partitions
         self.rate = rate
         self.rng = random.Random(rng.random())
@@ -225,7 +231,7 @@ class ProducerLoad(threading.Thread):
             for _ in range(20):
                 value = payload(self.name_, seq)
                 try:
-                    self.producer.produce(TOPIC, value=value, key=self.name_.encode(),
+                    self.producer.produce(self.topic, value=value, key=self.name_.encode(),
                                           partition=self.rng.randrange(self.partitions),
                                           on_delivery=self.on_delivery)
                 except BufferError:
@@ -457,6 +463,448 @@ class Churn(threading.Thread):
 
 
 # ---------------------------------------------------------------------------------------------
+# Transactions: transactional producers over several topics, a consume-transform-produce loop
+# with sendOffsetsToTransaction, a producer that abandons its transaction, and the read_committed
+# checks of what they left.
+
+# Each TxnProducer transaction writes to partitions of both TXN_TOPICS; the EOS loop reads
+# TXN_SRC (fed by an idempotent producer) and writes TXN_EOS_OUT plus its consumed offsets.
+TXN_TOPICS = {"txn-a": 3, "txn-b": 2}
+TXN_SRC = "txn-src"
+TXN_EOS_OUT = "txn-eos-out"
+TXN_EOS_GROUP = "txn-eos-group"
+EOS_TOPICS = {TXN_SRC: 2, TXN_EOS_OUT: 2}
+TXN_PRODUCERS = 2
+# transaction.timeout.ms: short, so that what a crash or an abandoning producer leaves open is
+# aborted by the coordinator within the round (it looks every 500 ms).
+TXN_TIMEOUT_MS = 6000
+ABANDONED_TXN_TIMEOUT_MS = 2000
+TXN_BROKER_OVERRIDES = [
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms=500",
+    "transaction.state.log.num.partitions=4",
+]
+COMMITTED, ABORTED, UNKNOWN = "committed", "aborted", "unknown"
+# Set while some transactional producer is inside commit_transaction: half of the kills wait for
+# it, so that crashes land while commits are being flushed, prepared and marked.
+COMMITTING = threading.Event()
+
+
+def txn_payload(name, txn, i, count):
+    """Record i of `count` of transaction `txn` of producer `name`; padding derived from them."""
+    pad = (txn * 31 + i * 7) % 200
+    return f"{name}|{txn}|{i}|{count}|".encode() + bytes((txn + i + j) % 26 + 65 for j in range(pad))
+
+
+def parse_txn_payload(value):
+    try:
+        name, txn, i, count, _ = value.split(b"|", 4)
+        rid = (name.decode(), int(txn), int(i), int(count))
+    except ValueError:
+        raise Failure(f"not a record of a transactional producer (a control record?): {value[:60]!r}")
+    if value != txn_payload(*rid):
+        raise Failure(f"transactional record value does not match its id: {value[:60]!r}")
+    return rid
+
+
+def txn_producer(bootstrap, txn_id, timeout_ms, extra=None):
+    debug = os.environ.get("TORTURE_TXN_DEBUG")
+    extra = (extra or {}) | ({"debug": debug, "log_level": 7} if debug else {})
+    return Producer({
+        "bootstrap.servers": bootstrap,
+        "log_level": 2,
+        "transactional.id": txn_id,
+        "transaction.timeout.ms": timeout_ms,
+        "linger.ms": 5,
+        "retry.backoff.ms": 50,
+        "reconnect.backoff.ms": 20,
+        "reconnect.backoff.max.ms": 300,
+    } | extra)
+
+
+def retrying(call, what, seconds=90):
+    """Runs a transactional call again while it fails with a retriable error (the broker is
+    restarting), as librdkafka's documentation asks."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return call()
+        except KafkaException as e:
+            if not e.args[0].retriable() or time.time() > deadline:
+                raise
+            log(f"  {what}: {e.args[0].str()}; retrying")
+
+
+class TxnRunner:
+    """One transactional id's producer, replaced by a new instance (which fences the old one and
+    aborts what it left open) after an error it cannot recover from. Runs one transaction at a
+    time and says what became of it:
+    - committed: commit_transaction returned;
+    - unknown: commit was asked for but did not return (the broker may have committed it);
+    - aborted: commit was never asked for, so no EndTxn(commit) was sent and nothing of the
+      transaction may ever be visible, whether our abort returned or the coordinator aborted it."""
+
+    def __init__(self, bootstrap, txn_id, timeout_ms=TXN_TIMEOUT_MS, extra=None):
+        self.extra = extra or {}
+        self.bootstrap = bootstrap
+        self.txn_id = txn_id
+        self.timeout_ms = timeout_ms
+        self.producer = None
+        self.instances = 0
+
+    def ensure(self):
+        if self.producer is None:
+            p = txn_producer(self.bootstrap, self.txn_id, self.timeout_ms, self.extra)
+            try:
+                retrying(lambda: p.init_transactions(30), f"{self.txn_id} init_transactions", 120)
+            except KafkaException as e:
+                raise Failure(f"{self.txn_id}: init_transactions failed: {e}")
+            self.producer = p
+            self.instances += 1
+
+    def replace(self):
+        self.producer = None
+
+    def run(self, body, commit):
+        """Begins a transaction, runs body(producer), then commits (or aborts, commit=False)."""
+        self.ensure()
+        commit_asked = False
+        try:
+            self.producer.begin_transaction()
+            body(self.producer)
+            if commit:
+                commit_asked = True
+                COMMITTING.set()
+                try:
+                    retrying(lambda: self.producer.commit_transaction(30), f"{self.txn_id} commit")
+                finally:
+                    COMMITTING.clear()
+                return COMMITTED
+        except KafkaException as e:
+            if not e.args[0].txn_requires_abort():
+                self.replace()  # fatal (fenced, ...) or retries exhausted
+                return UNKNOWN if commit_asked else ABORTED
+        try:
+            retrying(lambda: self.producer.abort_transaction(30), f"{self.txn_id} abort")
+        except KafkaException:
+            self.replace()
+        return UNKNOWN if commit_asked else ABORTED
+
+
+class TxnProducer(threading.Thread):
+    """Transactions of 1-12 records over the partitions of TXN_TOPICS, a quarter aborted on
+    purpose (after their records are written); remembers each transaction's record count and
+    outcome."""
+
+    def __init__(self, bootstrap, txn_id, name, rng):
+        super().__init__(daemon=True)
+        self.runner = TxnRunner(bootstrap, txn_id)
+        self.name_ = name
+        self.rng = random.Random(rng.random())
+        self.stop_flag = threading.Event()
+        self.txns = {}  # transaction number -> [record count, outcome]
+        self.error = None
+
+    def run(self):
+        try:
+            n = 0
+            while not self.stop_flag.is_set():
+                count = self.rng.randint(1, 12)
+                commit = self.rng.random() >= 0.25
+                self.txns[n] = [count, UNKNOWN]  # until decided
+                self.txns[n][1] = self.runner.run(lambda p: self.produce(p, n, count, commit), commit)
+                n += 1
+                time.sleep(self.rng.uniform(0, 0.05))
+        except Exception as e:  # reported by TxnLoad.finish()
+            self.error = e
+
+    def produce(self, producer, n, count, commit):
+        for i in range(count):
+            topic = self.rng.choice(sorted(TXN_TOPICS))
+            partition = self.rng.randrange(TXN_TOPICS[topic])
+            while True:
+                try:
+                    producer.produce(topic, value=txn_payload(self.name_, n, i, count), partition=partition)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        if not commit:
+            # Written before the abort, which would otherwise purge them unsent: aborted data in
+            # the log for read_committed to skip.
+            producer.flush(30)
+        producer.poll(0)
+
+
+class Abandoner(threading.Thread):
+    """At a random moment, begins a transaction on a transactional id of its own, writes one
+    record to every partition of TXN_TOPICS and walks away without ending it (its producer is
+    kept, never closed): the coordinator must abort it after ABANDONED_TXN_TIMEOUT_MS, also when
+    the broker was killed meanwhile, or the last stable offset of those partitions never moves."""
+
+    def __init__(self, bootstrap, name, delay):
+        super().__init__(daemon=True)
+        self.bootstrap = bootstrap
+        self.name_ = name
+        self.delay = delay
+        self.count = sum(TXN_TOPICS.values())
+        self.producer = None
+        self.error = None
+
+    def run(self):
+        try:
+            time.sleep(self.delay)
+            p = txn_producer(self.bootstrap, f"torture-{self.name_}", ABANDONED_TXN_TIMEOUT_MS)
+            retrying(lambda: p.init_transactions(30), f"{self.name_} init_transactions", 120)
+            self.producer = p
+            p.begin_transaction()
+            i = 0
+            for topic in sorted(TXN_TOPICS):
+                for partition in range(TXN_TOPICS[topic]):
+                    p.produce(topic, value=txn_payload(self.name_, 0, i, self.count), partition=partition)
+                    i += 1
+            p.flush(10)
+        except Exception as e:
+            self.error = e
+
+
+class EosLoop(threading.Thread):
+    """Consume-transform-produce in transactions, as a Kafka Streams thread: reads TXN_SRC as a
+    member of TXN_EOS_GROUP (read_committed), writes one record per source record to TXN_EOS_OUT
+    and sends the consumed offsets to the transaction (sendOffsetsToTransaction). After a
+    transaction that did not commit, the consumer is replaced by a new member, which resumes from
+    the group's committed offsets. Exactly once: the output holds each source record below the
+    committed offset once and nothing at or above it (check_eos)."""
+
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True)
+        self.bootstrap = bootstrap
+        # librdkafka's send_offsets_to_transaction can wait forever for the group coordinator
+        # when it found the broker down and sees no later change of the broker's state
+        # (confluentinc/librdkafka#5456, #5511): idle connections closed by the client make one.
+        self.runner = TxnRunner(bootstrap, "torture-eos", extra={"connections.max.idle.ms": 2000})
+        self.consumer = None
+        self.stop_flag = threading.Event()
+        self.outcomes = {COMMITTED: 0, ABORTED: 0, UNKNOWN: 0}
+        self.error = None
+
+    def new_consumer(self):
+        if self.consumer is not None:
+            self.consumer.close()
+        self.consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "log_level": 2,
+            "group.id": TXN_EOS_GROUP,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "reconnect.backoff.ms": 20,
+            "reconnect.backoff.max.ms": 300,
+        })
+        self.consumer.subscribe([TXN_SRC])
+
+    def run(self):
+        try:
+            self.new_consumer()
+            while not self.stop_flag.is_set():
+                msgs = [m for m in self.consumer.consume(200, 0.2) if m.error() is None]
+                if not msgs:
+                    continue
+                outcome = self.runner.run(lambda p: self.transform(p, msgs), True)
+                self.outcomes[outcome] += 1
+                if outcome != COMMITTED:
+                    self.new_consumer()
+        except Exception as e:
+            self.error = e
+        finally:
+            if self.consumer is not None:
+                self.consumer.close()
+
+    def transform(self, producer, msgs):
+        offsets = {}
+        for m in msgs:
+            value = f"eos|{m.partition()}|{m.offset()}|".encode()
+            while True:
+                try:
+                    producer.produce(TXN_EOS_OUT, value=value, partition=m.partition() % EOS_TOPICS[TXN_EOS_OUT])
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            offsets[m.partition()] = m.offset() + 1
+        producer.send_offsets_to_transaction(
+            [TopicPartition(TXN_SRC, p, o) for p, o in sorted(offsets.items())],
+            self.consumer.consumer_group_metadata(), 30)
+
+
+class TxnLoad:
+    """The transactional part of a round's load."""
+
+    def __init__(self, bootstrap, round_no, duration, rng):
+        self.producers = [TxnProducer(bootstrap, f"torture-tx{i}", f"r{round_no}-tx{i}", rng)
+                          for i in range(TXN_PRODUCERS)]
+        self.feeder = ProducerLoad(bootstrap, f"r{round_no}-src", "none", EOS_TOPICS[TXN_SRC], 100, rng,
+                                   topic=TXN_SRC)
+        self.eos = EosLoop(bootstrap)
+        self.abandoner = Abandoner(bootstrap, f"r{round_no}-abandoned", rng.uniform(0, duration))
+
+    def threads(self):
+        return self.producers + [self.feeder, self.eos, self.abandoner]
+
+    def start(self):
+        for t in self.threads():
+            t.start()
+
+    def finish(self):
+        """Stops the load once each thread's transaction in flight is decided."""
+        for t in self.producers + [self.eos]:
+            t.stop_flag.set()
+        self.feeder.finish()
+        if self.feeder.fatal:
+            raise Failure(f"producer {self.feeder.name_} hit a fatal error: {self.feeder.fatal}")
+        for t in self.producers + [self.eos, self.abandoner]:
+            t.join(300)
+            if t.is_alive():
+                raise Failure(f"{type(t).__name__} did not finish within 300 s")
+            if t.error is not None:
+                raise t.error if isinstance(t.error, Failure) else Failure(f"{type(t).__name__}: {t.error!r}")
+
+    def ledger(self):
+        """(producer name, transaction number) -> (record count, outcome)."""
+        out = {(p.name_, n): tuple(v) for p in self.producers for n, v in p.txns.items()}
+        if self.abandoner.producer is not None:
+            out[(self.abandoner.name_, 0)] = (self.abandoner.count, ABORTED)
+        return out
+
+
+def list_offsets(admin, tps, isolation):
+    futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, isolation_level=isolation,
+                                 request_timeout=30)
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+
+def wait_stable(bootstrap, topics, seconds=60):
+    """Waits until the last stable offset (ListOffsets latest, read_committed) of every partition
+    reaches its high watermark: with no producer running, every transaction must end (its
+    producer's commit or abort, the coordinator's abort after the timeout, or the completion of a
+    prepared one after a restart). Returns the high watermarks."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    tps = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
+    deadline = time.time() + seconds
+    while True:
+        lso = list_offsets(admin, tps, IsolationLevel.READ_COMMITTED)
+        hw = list_offsets(admin, tps, IsolationLevel.READ_UNCOMMITTED)
+        behind = {tp: (lso[tp], hw[tp]) for tp in hw if lso[tp] != hw[tp]}
+        if not behind:
+            return hw
+        if time.time() > deadline:
+            raise Failure(f"last stable offset below the high watermark {seconds} s after the producers "
+                          f"stopped (a hanging transaction), (lso, hw) per partition: {behind}")
+        time.sleep(0.2)
+
+
+def read_topics(bootstrap, topics, isolation):
+    """Every record of the partitions of `topics` up to their end (the last stable offset with
+    read_committed): a list of (topic, partition, offset, value)."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "log_level": 2,
+        "group.id": "torture-txn-reader",
+        "isolation.level": isolation,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "check.crcs": True,
+    })
+    try:
+        tps = [TopicPartition(t, p, OFFSET_BEGINNING) for t, n in topics.items() for p in range(n)]
+        c.assign(tps)
+        pending = {(tp.topic, tp.partition) for tp in tps}
+        out = []
+        deadline = time.time() + 300
+        while pending:
+            if time.time() > deadline:
+                raise Failure(f"{isolation} read did not reach the end of {sorted(pending)}")
+            for m in c.consume(10000, 1.0):
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard((m.topic(), m.partition()))
+                        continue
+                    raise Failure(f"{isolation} read error on {m.topic()}-{m.partition()}: {m.error()}")
+                out.append((m.topic(), m.partition(), m.offset(), m.value()))
+        return out
+    finally:
+        c.close()
+
+
+def check_transactions(bootstrap, txn_ledger, stats):
+    """What a round asserts of the transactional load (txn_ledger: every transaction so far):
+    - the last stable offset reaches the high watermark of every transactional partition;
+    - read_committed: every committed transaction's records are present exactly once, nothing of
+      an aborted one is, an unknown one is all or nothing across its partitions, and nothing
+      else is there;
+    - read_uncommitted: only data records (a control record would not parse), including every
+      record read_committed saw;
+    - exactly once through sendOffsetsToTransaction (check_eos)."""
+    wait_stable(bootstrap, {**TXN_TOPICS, **EOS_TOPICS})
+    seen = {}
+    for topic, partition, offset, value in read_topics(bootstrap, TXN_TOPICS, "read_committed"):
+        name, txn, i, count = parse_txn_payload(value)
+        if (name, txn, i) in seen:
+            raise Failure(f"transactional record {(name, txn, i)} seen twice: at {seen[(name, txn, i)]} "
+                          f"and {(topic, partition, offset)}")
+        seen[(name, txn, i)] = (topic, partition, offset)
+    by_txn = {}
+    for name, txn, i in seen:
+        by_txn.setdefault((name, txn), set()).add(i)
+    tally = {COMMITTED: 0, ABORTED: 0, UNKNOWN + " (visible)": 0, UNKNOWN + " (not visible)": 0}
+    for key, (count, outcome) in txn_ledger.items():
+        got = len(by_txn.pop(key, ()))
+        if outcome == COMMITTED and got != count:
+            raise Failure(f"committed transaction {key} shows {got} of its {count} records to read_committed")
+        if outcome == ABORTED and got:
+            raise Failure(f"aborted transaction {key} shows {got} of its {count} records to read_committed")
+        if outcome == UNKNOWN and got not in (0, count):
+            raise Failure(f"transaction {key} (outcome unknown) shows {got} of its {count} records: not atomic")
+        tally[outcome if outcome != UNKNOWN else f"{UNKNOWN} ({'visible' if got else 'not visible'})"] += 1
+    if by_txn:
+        raise Failure(f"read_committed shows records of transactions never begun: {sorted(by_txn)[:5]}")
+    uncommitted = {parse_txn_payload(v)[:3]
+                   for _, _, _, v in read_topics(bootstrap, TXN_TOPICS, "read_uncommitted")}
+    missing = set(seen) - uncommitted
+    if missing:
+        raise Failure(f"read_uncommitted misses records read_committed sees, e.g. {sorted(missing)[:3]}")
+    eos = check_eos(bootstrap)
+    stats["txn_outcomes"] = tally
+    stats["eos_records"] = eos
+    log(f"  transactions ok: {tally}; {len(seen)} records visible to read_committed of "
+        f"{len(uncommitted)} written; exactly once through {TXN_EOS_GROUP}: {eos} source records")
+
+
+def check_eos(bootstrap):
+    """Each source record below TXN_EOS_GROUP's committed offset is in the read_committed output
+    exactly once; none at or above it. Returns how many source records were processed."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": TXN_EOS_GROUP, "enable.auto.commit": False,
+                  "isolation.level": "read_committed", "log_level": 2})
+    try:
+        tps = c.committed([TopicPartition(TXN_SRC, p) for p in range(EOS_TOPICS[TXN_SRC])], timeout=30)
+        committed = {tp.partition: max(tp.offset, 0) for tp in tps}
+    finally:
+        c.close()
+    got = {p: [] for p in committed}
+    for _, _, _, value in read_topics(bootstrap, {TXN_EOS_OUT: EOS_TOPICS[TXN_EOS_OUT]}, "read_committed"):
+        _, p, off, _ = value.split(b"|")
+        got[int(p)].append(int(off))
+    for p, want in committed.items():
+        offs = sorted(got[p])
+        if offs != list(range(want)):
+            dups = sorted({o for o in offs if offs.count(o) > 1})[:5]
+            gaps = sorted(set(range(want)) - set(offs))[:5]
+            extra = sorted(o for o in set(offs) if o >= want)[:5]
+            raise Failure(f"{TXN_SRC}-{p}: committed offset {want} but the output holds {len(offs)} records; "
+                          f"duplicated {dups}, missing {gaps}, beyond the committed offset {extra}")
+    return sum(committed.values())
+
+
+# ---------------------------------------------------------------------------------------------
 # File damage (broker stopped)
 
 
@@ -522,16 +970,19 @@ def damage_log(rng, data_dir, kind, batch_list):
 
 
 def damage_indexes(rng, data_dir, kind, clean):
-    """Deletes or corrupts .index/.timeindex files of random segments of random partitions."""
+    """Deletes or corrupts .index/.timeindex files, and .txnindex files that hold aborted
+    transactions, of random segments of random partitions."""
     files = []
     for d in sorted(os.listdir(data_dir)):
         full = os.path.join(data_dir, d)
         if os.path.isdir(full):
-            files += [os.path.join(full, f) for f in os.listdir(full) if f.endswith(("index", "timeindex"))]
+            files += [os.path.join(full, f) for f in os.listdir(full) if f.endswith((".index", ".timeindex"))]
+            files += [os.path.join(full, f) for f in os.listdir(full)
+                      if f.endswith(".txnindex") and os.path.getsize(os.path.join(full, f))]
     chosen = rng.sample(files, max(1, min(len(files), rng.randrange(1, 8))))
     for path in chosen:
         size = os.path.getsize(path)
-        entry = 12 if path.endswith(".timeindex") else 8
+        entry = {".timeindex": 12, ".txnindex": 34}.get(os.path.splitext(path)[1], 8)
         if kind == "index-delete":
             os.remove(path)
             what = "deleted"
@@ -578,6 +1029,7 @@ class Ledger:
         self.acked = {}
         self.lost_by_damage = set()
         self.commits = {}  # partition -> highest acknowledged committed offset
+        self.txns = {}  # (transactional producer, transaction number) -> (record count, outcome)
         # Partitions whose end moved back through injected damage, until the group commits there
         # again: their committed offset may lie beyond the new end.
         self.damaged = set()
@@ -711,12 +1163,17 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
     member.start()
     for p in producers:
         p.start()
+    txn = TxnLoad(broker.bootstrap, n, args.duration, rng)
+    txn.start()
     churn = None
     if scenario == "recreate":
         churn = Churn(broker.bootstrap, broker.data_dir)
         churn.start()
     if scenario in KILL_SCENARIOS:
         time.sleep(rng.uniform(0.3, args.duration))
+        if rng.random() < 0.5 and COMMITTING.wait(2):
+            time.sleep(rng.uniform(0, 0.005))
+            log("  the kill comes while a transaction commits")
         if scenario == "kill-stopping":
             delay = rng.uniform(0, 0.03)
             if broker.kill9_while_stopping(delay):
@@ -751,6 +1208,11 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
             f"under load, {churn.written} records written")
     for p in producers:
         p.finish()
+    txn.finish()
+    for count, outcome in txn.ledger().values():
+        stats[f"txn_{outcome}"] += 1
+    stats["eos_txn_committed"] += txn.eos.outcomes[COMMITTED]
+    ledger.txns.update(txn.ledger())
     member.finish()
     ledger.add_round(producers, member)
     for p in producers:
@@ -798,6 +1260,7 @@ def run_round(n, scenario, args, rng, broker, ledger, stats):
         churn.drop_topics()
         log("  after a restart the last generation is intact; churn topics deleted")
         stats["recreations"] += churn.gen * len(CHURN_TOPICS)
+    check_transactions(broker.bootstrap, ledger.txns, stats)
     marks, seen = check_round(broker, ledger)
     if scenario in ("cut", "zero", "flip"):
         partition, new_end = expected_end
@@ -843,6 +1306,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--check-bin", required=True)
     args = ap.parse_args()
+    # `kill -USR1 <pid>` prints every thread's stack (a hang).
+    faulthandler.register(signal.SIGUSR1)
     scenarios = [s for s in args.scenarios.split(",") if s]
     bad = [s for s in scenarios if s not in ALL_SCENARIOS]
     if bad or not scenarios:
@@ -855,13 +1320,16 @@ def main():
     broker = Broker(args.bin, os.path.join(work, "data"), free_port())
     ledger = Ledger(args.partitions)
     stats = dict(rounds=0, kills=0, damages=0, sent=0, acked=0, failed=0, fatal=0, lost_by_damage=0,
-                 torn_tail_bytes=0, commits_acked=0, records_verified=0, recreations=0)
+                 torn_tail_bytes=0, commits_acked=0, records_verified=0, recreations=0,
+                 txn_committed=0, txn_aborted=0, txn_unknown=0, eos_txn_committed=0)
     started = time.time()
     ok = False
     try:
         broker.start()
         admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 2})
-        for f in admin.create_topics([NewTopic(TOPIC, args.partitions, 1)]).values():
+        topics = [NewTopic(TOPIC, args.partitions, 1)]
+        topics += [NewTopic(t, n, 1) for t, n in {**TXN_TOPICS, **EOS_TOPICS}.items()]
+        for f in admin.create_topics(topics).values():
             f.result(30)
         broker.stop()
         for n in range(1, args.rounds + 1):

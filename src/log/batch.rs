@@ -251,6 +251,7 @@ pub fn validate_produced(
 ) -> Result<BatchHeader, BatchError> {
     let client = AppendOrigin::Client {
         producer_ids_issued: i64::MAX,
+        verification_guard: crate::txn::producer_state::VerificationGuard::SENTINEL,
     };
     validate_batch(
         records,

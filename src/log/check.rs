@@ -13,15 +13,27 @@
 //! - the `.index` is strictly increasing and each entry points at the byte position of a batch whose
 //!   last offset is the entry's offset (Kafka's LogSegment.append indexes the batch's last offset);
 //! - the `.timeindex` is strictly increasing and each entry names a batch's last offset and the
-//!   largest batch timestamp of the segment up to and including that batch.
+//!   largest batch timestamp of the segment up to and including that batch;
+//! - the `.txnindex` holds exactly the aborted transactions whose abort markers are in the
+//!   segment, in marker order, each with the first offset of its producer's transaction, the
+//!   marker's offset and the last stable offset after it, as replaying the producers' state
+//!   from the first segment finds them (the broker's own replay, `partition::update_producers`).
+//!   Where that replay cannot know a transaction's start (compacted logs, a log whose first
+//!   segments were deleted), each entry must still name an abort marker of its producer in the
+//!   segment. Right after a crash every segment's file may lag the log (a prefix): the broker
+//!   rebuilds all of them after an unclean shutdown, and a crash during that rebuild leaves
+//!   them short.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::batch::{crc_is_valid, BatchHeader};
-use super::index::{parse_offset_entries, parse_time_entries};
+use super::control::parse_txn_marker;
+use super::index::{parse_offset_entries, parse_time_entries, parse_txn_entries, AbortedTxn};
+use super::partition::update_producers;
 use super::segment::{file_name, parse_log_file_name, scan};
+use crate::txn::producer_state::ProducerStateTable;
 
 /// What the check tolerates and what it reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,6 +139,11 @@ pub fn check_partition(dir: &Path, opts: CheckOptions) -> io::Result<PartitionRe
         ..PartitionReport::default()
     };
     let mut expected_next: Option<i64> = None;
+    // The replay knows every transaction's start only from offset 0 and without compaction.
+    let mut txns = TxnReplay {
+        producers: ProducerStateTable::default(),
+        exact: !opts.sparse_offsets && bases.first().is_none_or(|&b| b == 0),
+    };
     for (i, &base) in bases.iter().enumerate() {
         let last = i + 1 == bases.len();
         if i == 0 {
@@ -139,7 +156,7 @@ pub fn check_partition(dir: &Path, opts: CheckOptions) -> io::Result<PartitionRe
                 ));
             }
         }
-        let batches = check_segment(dir, base, last, opts, &mut report)?;
+        let batches = check_segment(dir, base, last, opts, &mut txns, &mut report)?;
         expected_next = Some(batches.last().map_or(base, |b| b.last_offset + 1));
         if opts.list_batches {
             report.batch_list.extend(batches);
@@ -147,6 +164,21 @@ pub fn check_partition(dir: &Path, opts: CheckOptions) -> io::Result<PartitionRe
     }
     report.log_end_offset = expected_next.unwrap_or(0);
     Ok(report)
+}
+
+/// The producers' state replayed over the partition's batches, for the `.txnindex` check.
+struct TxnReplay {
+    producers: ProducerStateTable,
+    /// Whether the replay saw every transaction from its start (see the module comment).
+    exact: bool,
+}
+
+/// A segment's abort markers: the aborted transactions they complete (as the replay found them)
+/// and each marker's (producer id, offset).
+#[derive(Default)]
+struct Aborts {
+    expected: Vec<AbortedTxn>,
+    markers: Vec<(i64, i64)>,
 }
 
 /// A batch with what the index checks need.
@@ -161,9 +193,11 @@ fn check_segment(
     base: i64,
     last: bool,
     opts: CheckOptions,
+    txns: &mut TxnReplay,
     report: &mut PartitionReport,
 ) -> io::Result<Vec<BatchInfo>> {
     let file = File::open(dir.join(file_name(base, "log")))?;
+    let mut aborts = Aborts::default();
     let size = file.metadata()?.len();
     let mut found: Vec<Found> = Vec::new();
     let mut problems = Vec::new();
@@ -197,6 +231,20 @@ fn check_segment(
         }
         running_max = running_max.max(h.max_timestamp);
         report.records += u64::try_from(h.record_count).unwrap_or(0);
+        if h.has_producer_id() {
+            // The CRC held, so the batch is as the broker wrote it; a marker it cannot read is
+            // one the broker's replay would not have understood either.
+            let marker = match (h.is_control(), b.bytes) {
+                (true, Some(bytes)) => parse_txn_marker(bytes, &h, usize::MAX).ok().flatten(),
+                _ => None,
+            };
+            if marker.is_some_and(|m| !m.commit) {
+                aborts.markers.push((h.producer_id, h.base_offset));
+            }
+            if let Some(txn) = update_producers(&mut txns.producers, &h, marker.as_ref()) {
+                aborts.expected.push(txn);
+            }
+        }
         next = h.next_offset();
         found.push(Found {
             info: BatchInfo {
@@ -226,6 +274,7 @@ fn check_segment(
     let missing_ok = last && opts.allow_torn_tail;
     check_offset_index(dir, base, &found, missing_ok, report);
     check_time_index(dir, base, &found, missing_ok, report);
+    check_txn_index(dir, base, &aborts, txns.exact, opts.allow_torn_tail, report);
     Ok(found.into_iter().map(|f| f.info).collect())
 }
 
@@ -326,6 +375,65 @@ fn check_time_index(
     }
 }
 
+/// See the module comment. A missing `.txnindex` is an empty one (Kafka creates it only for the
+/// first aborted transaction of a segment).
+fn check_txn_index(
+    dir: &Path,
+    base: i64,
+    aborts: &Aborts,
+    exact: bool,
+    may_lag: bool,
+    report: &mut PartitionReport,
+) {
+    let bytes = match fs::read(dir.join(file_name(base, "txnindex"))) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            report
+                .problems
+                .push(format!("segment {base}: .txnindex cannot be read: {e}"));
+            return;
+        }
+    };
+    let Some(entries) = parse_txn_entries(&bytes) else {
+        if !may_lag {
+            report
+                .problems
+                .push(format!("segment {base}: .txnindex ends inside an entry"));
+        }
+        return;
+    };
+    for (i, (version, e)) in entries.iter().enumerate() {
+        if *version != 0 {
+            report.problems.push(format!(
+                "segment {base}: .txnindex entry {i} has version {version}"
+            ));
+        }
+        let marker = (e.producer_id, e.last_offset);
+        if !aborts.markers.contains(&marker) {
+            report.problems.push(format!(
+                "segment {base}: .txnindex entry {i} (producer {}, offsets {}..={}) names no abort marker of its producer in the segment",
+                e.producer_id, e.first_offset, e.last_offset
+            ));
+        } else if exact && aborts.expected.get(i) != Some(e) {
+            report.problems.push(format!(
+                "segment {base}: .txnindex entry {i} is {e:?}, the log says {:?}",
+                aborts.expected.get(i)
+            ));
+        }
+    }
+    // Only aborts that completed a transaction here get an entry: a marker for a producer
+    // without data in the partition completes nothing (ProducerAppendInfo.appendEndTxnMarker).
+    if exact && entries.len() < aborts.expected.len() && !may_lag {
+        let missing = &aborts.expected[entries.len()..];
+        report.problems.push(format!(
+            "segment {base}: .txnindex lacks {} aborted transactions, the first {:?}",
+            missing.len(),
+            missing[0]
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +478,74 @@ mod tests {
         assert_eq!((r.batches, r.records), (100, 200));
         assert!(r.segments > 3);
         assert_eq!(r.batch_list.len(), 100);
+    }
+
+    #[test]
+    fn the_txnindex_must_hold_exactly_the_aborted_transactions_of_the_segment() {
+        // Kafka's TransactionIndex: one AbortedTxn per abort marker that completed a
+        // transaction in the partition, with its first offset, the marker's offset and the LSO.
+        use crate::log::batch::tests::make_txn_batch;
+        use crate::log::AppendOrigin;
+        use crate::txn::TxnMarker;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        let end = |producer_id, commit| TxnMarker {
+            producer_id,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        };
+        for (pid, commit) in [(7, false), (8, true), (7, false), (9, false)] {
+            log.append_from(&make_txn_batch(&[b"a", b"b"], 1, (pid, 0, -1)), 9, 0, coord)
+                .unwrap();
+            log.append_txn_marker(&end(pid, commit), 0).unwrap();
+        }
+        // An abort of a producer without data here completes nothing: no entry.
+        log.append_txn_marker(&end(10, false), 0).unwrap();
+        log.close(0).unwrap();
+        drop(log);
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let path = dir.path().join(file_name(0, "txnindex"));
+        let good = fs::read(&path).unwrap();
+        assert_eq!(good.len(), 3 * 34);
+        // An entry dropped, then one whose first offset is wrong, then one without a marker.
+        fs::write(&path, &good[..68]).unwrap();
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(
+            r.problems.iter().any(|p| p.contains("lacks 1")),
+            "{:?}",
+            r.problems
+        );
+        let mut bad = good.clone();
+        bad[17] ^= 1;
+        fs::write(&path, &bad).unwrap();
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(
+            r.problems.iter().any(|p| p.contains("the log says")),
+            "{:?}",
+            r.problems
+        );
+        let mut bad = good.clone();
+        bad[9] ^= 1; // producer id 7 -> 6: no abort marker of producer 6
+        fs::write(&path, &bad).unwrap();
+        let r = check_partition(dir.path(), strict()).unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("names no abort marker")),
+            "{:?}",
+            r.problems
+        );
+        // Right after a crash the files may lag: a prefix passes.
+        fs::write(&path, &good[..34]).unwrap();
+        let lenient = CheckOptions {
+            allow_torn_tail: true,
+            ..strict()
+        };
+        let r = check_partition(dir.path(), lenient).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
     }
 
     #[test]

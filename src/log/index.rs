@@ -274,19 +274,11 @@ impl TxnIndex {
         let Ok(bytes) = IndexFile::read_all(path) else {
             return Ok(None);
         };
-        if bytes.len() % TXN_ENTRY != 0 {
+        let Some(parsed) = parse_txn_entries(&bytes) else {
             return Ok(None);
-        }
-        let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / TXN_ENTRY);
-        for e in bytes.chunks_exact(TXN_ENTRY) {
-            let at = |i: usize| i64::from_be_bytes(e[i..i + 8].try_into().unwrap_or([0; 8]));
-            let txn = AbortedTxn {
-                producer_id: at(2),
-                first_offset: at(10),
-                last_offset: at(18),
-                last_stable_offset: at(26),
-            };
-            let version = i16::from_be_bytes([e[0], e[1]]);
+        };
+        let mut entries: Vec<AbortedTxn> = Vec::with_capacity(parsed.len());
+        for (version, txn) in parsed {
             let increasing = entries
                 .last()
                 .is_none_or(|l| l.last_offset < txn.last_offset);
@@ -432,6 +424,32 @@ pub fn parse_offset_entries(bytes: &[u8]) -> Option<Vec<OffsetEntry>> {
         .map(|e| OffsetEntry {
             relative_offset: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
             position: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+        })
+        .collect();
+    Some(entries)
+}
+
+/// Decodes the entries of a `.txnindex` file as they are: (version, aborted transaction). `None`
+/// when the file ends inside an entry.
+pub fn parse_txn_entries(bytes: &[u8]) -> Option<Vec<(i16, AbortedTxn)>> {
+    if !bytes.len().is_multiple_of(TXN_ENTRY) {
+        return None;
+    }
+    let entries = bytes
+        .chunks_exact(TXN_ENTRY)
+        .map(|e| {
+            let at = |i: usize| {
+                let mut v = [0u8; 8];
+                v.copy_from_slice(&e[i..i + 8]);
+                i64::from_be_bytes(v)
+            };
+            let txn = AbortedTxn {
+                producer_id: at(2),
+                first_offset: at(10),
+                last_offset: at(18),
+                last_stable_offset: at(26),
+            };
+            (i16::from_be_bytes([e[0], e[1]]), txn)
         })
         .collect();
     Some(entries)

@@ -31,14 +31,21 @@ pub mod records;
 pub mod segment;
 pub mod storage;
 
+use crate::txn::producer_state::VerificationGuard;
+
 /// Who an append comes from (Kafka's AppendOrigin): client batches get the producer-state
 /// checks that internal writes of the broker's own coordinators do not need. (Kafka's
 /// REPLICATION comes with replication.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
     /// A Produce request. Its producer id must be one the broker handed out: below
-    /// `producer_ids_issued` (see `txn::producer_ids`).
-    Client { producer_ids_issued: i64 },
+    /// `producer_ids_issued` (see `txn::producer_ids`). A transactional batch that starts a
+    /// transaction in the partition carries the guard of its verification (see
+    /// `txn::producer_state`; SENTINEL otherwise).
+    Client {
+        producer_ids_issued: i64,
+        verification_guard: VerificationGuard,
+    },
     /// The broker's own records: `__consumer_offsets`, transactional offset commits, transaction
     /// markers. May write control batches and transactional batches without sequences; the
     /// producer epoch is checked, sequences are not (ProducerAppendInfo.maybeValidateDataBatch).
@@ -50,6 +57,7 @@ impl AppendOrigin {
     /// A Produce request's origin in tests: every producer id counts as handed out.
     pub const TEST_CLIENT: AppendOrigin = AppendOrigin::Client {
         producer_ids_issued: i64::MAX,
+        verification_guard: VerificationGuard::SENTINEL,
     };
 }
 

@@ -29,7 +29,9 @@ use super::open_files::{is_resource_exhaustion, LogFile};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
-use crate::txn::producer_state::{ProducerInfo, ProducerStateTable, SequenceCheck};
+use crate::txn::producer_state::{
+    ProducerInfo, ProducerStateTable, SequenceCheck, VerificationGuard,
+};
 use crate::txn::TxnMarker;
 
 const PRODUCER_SNAPSHOT: &str = "producer-state.gregor";
@@ -544,6 +546,13 @@ impl PartitionLog {
                 seg.add_aborted_txn(txn);
             }
         }
+        // The segments before the active one were deactivated (their entries written) before
+        // the replay added theirs: write those now, as a roll would have, so that a crash before
+        // the next clean shutdown does not leave their `.txnindex` files empty or short.
+        let inactive = self.segments.len().saturating_sub(1);
+        for seg in &mut self.segments[..inactive] {
+            seg.write_indexes();
+        }
         Ok(())
     }
 
@@ -746,6 +755,7 @@ impl PartitionLog {
             // "duplicates" that are acknowledged and never written.
             if let AppendOrigin::Client {
                 producer_ids_issued,
+                ..
             } = origin
             {
                 if header.producer_id >= producer_ids_issued {
@@ -1431,7 +1441,7 @@ fn record_at(
 /// transaction it completed, for the transaction index of the segment holding its marker, with
 /// the last stable offset once it is complete (UnifiedLog.append: ProducerStateManager
 /// .lastStableOffset(completedTxn), the oldest other ongoing transaction or past the marker).
-fn update_producers(
+pub(super) fn update_producers(
     producers: &mut ProducerStateTable,
     h: &BatchHeader,
     marker: Option<&TxnMarker>,
@@ -1602,6 +1612,20 @@ impl Partition {
             log.fetch_candidates(offset, isolation)?
         };
         Ok(candidates.locate()?)
+    }
+
+    /// Begins (or joins) the verification of a producer's transactional batch, under the
+    /// partition lock (UnifiedLog.maybeStartTransactionVerification): the guard to append with
+    /// once the coordinator said yes (see `txn::producer_state::VerificationGuard`).
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        self.log
+            .lock()
+            .producers
+            .maybe_start_verification(producer_id, now_ms)
     }
 
     /// See `PartitionLog::last_stable_offset`.
@@ -2180,6 +2204,65 @@ mod tests {
     }
 
     #[test]
+    fn a_transactional_batch_verified_before_an_abort_marker_is_refused_after_it() {
+        // KIP-890 part 1, Kafka's VerificationGuard (UnifiedLog.maybeStartTransactionVerification
+        // and analyzeAndValidateProducerState): Produce takes a guard, asks the coordinator, then
+        // appends with the guard; a marker written in between (the coordinator aborted the
+        // transaction) clears it, so the late batch gets INVALID_TXN_STATE instead of opening a
+        // transaction that no coordinator will end (a hanging transaction: the LSO stuck).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let client = |verification_guard| AppendOrigin::Client {
+            producer_ids_issued: i64::MAX,
+            verification_guard,
+        };
+        let batch = |seq| make_txn_batch(&[b"x"], 1, (7, 0, seq));
+        let sentinel = VerificationGuard::SENTINEL;
+        let abort = marker(0, 0, false);
+        // Without a verification, no transaction starts (a new producer included).
+        assert!(matches!(
+            log.append_from(&batch(0), 9, 0, client(sentinel)),
+            Err(LogError::InvalidTxnState)
+        ));
+        // Verified: the first batch starts the transaction; the next ones need no guard.
+        let guard = log.producers.maybe_start_verification(7, 0);
+        assert_ne!(guard, sentinel);
+        log.append_from(&batch(0), 9, 0, client(guard)).unwrap();
+        assert_eq!(log.producers.maybe_start_verification(7, 0), sentinel);
+        log.append_from(&batch(1), 9, 0, client(sentinel)).unwrap();
+        // Verified inside the transaction, aborted, appended: refused.
+        let late = log.producers.maybe_start_verification(7, 0);
+        assert_eq!(log.append_txn_marker(&abort, 0).unwrap(), 2);
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(late)),
+            Err(LogError::InvalidTxnState)
+        ));
+        // The same for the first batch of the next transaction, with a real guard.
+        let stale = log.producers.maybe_start_verification(7, 0);
+        log.append_txn_marker(&abort, 0).unwrap();
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(stale)),
+            Err(LogError::InvalidTxnState)
+        ));
+        assert_eq!(log.last_stable_offset(), log.high_watermark());
+        // The producer's retry verifies again and gets a new guard; the stale one stays void.
+        let fresh = log.producers.maybe_start_verification(7, 0);
+        assert_ne!(fresh, stale);
+        assert!(matches!(
+            log.append_from(&batch(2), 9, 0, client(stale)),
+            Err(LogError::InvalidTxnState)
+        ));
+        assert_eq!(
+            log.append_from(&batch(2), 9, 0, client(fresh))
+                .unwrap()
+                .base_offset,
+            4
+        );
+        assert_eq!(log.last_stable_offset(), 4);
+    }
+
+    #[test]
     fn markers_are_control_batches_checked_as_kafka_checks_them() {
         // ProducerAppendInfo.appendEndTxnMarker: an older producer epoch is
         // InvalidProducerEpochException, an older coordinator epoch than the producer's last
@@ -2342,6 +2425,36 @@ mod tests {
         // Retention takes the .txnindex files with their segments.
         assert!(log.apply_retention(0).unwrap() > 0);
         assert!(!txnindex.exists());
+    }
+
+    #[test]
+    fn txnindexes_rebuilt_after_a_crash_reach_their_files_before_the_next_one() {
+        // LogSegment.recover rebuilds a segment's transaction index and writes it with the
+        // segment: a second crash before any clean shutdown must find the rebuilt entries of
+        // the segments that are no longer active in their files (gregor-check after a crash).
+        use crate::log::batch::tests::make_txn_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        log.append_from(
+            &make_txn_batch(&[b"a"], 1, (7, 0, -1)),
+            9,
+            0,
+            AppendOrigin::Coordinator,
+        )
+        .unwrap();
+        log.append_txn_marker(&marker(0, 0, false), 0).unwrap();
+        while log.segment_count() < 2 {
+            log.append(&make_batch(&[b"xxxxxxxxxxxxxxxxxxxx"], 1, None), 9, 0)
+                .unwrap();
+        }
+        let txnindex = dir
+            .path()
+            .join(super::super::segment::file_name(0, "txnindex"));
+        drop(log); // kill -9
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.collect_aborted_txns(0, 2).len(), 1);
+        drop(log); // kill -9 again, before any clean shutdown
+        assert_eq!(fs::metadata(&txnindex).unwrap().len(), 34);
     }
 
     #[test]

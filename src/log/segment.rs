@@ -455,7 +455,7 @@ impl Segment {
 
     /// Writes the index entries not in the files yet; best effort (the in-memory index is whole,
     /// and the files are written again at the next roll or clean shutdown).
-    fn write_indexes(&mut self) {
+    pub fn write_indexes(&mut self) {
         let written = self.index.write();
         let written = written.and_then(|()| self.time_index.write());
         if let Err(e) = written.and_then(|()| self.txn_index.write()) {

@@ -18,6 +18,7 @@ use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::Topic;
+use crate::txn::producer_state::VerificationGuard;
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -221,8 +222,13 @@ fn append(
         );
     };
     let records = pd.records.unwrap_or_default();
+    let mut verification_guard = VerificationGuard::SENTINEL;
     if let (Some(id), Some(header)) = (transactional_id, BatchHeader::parse(&records)) {
         if header.is_transactional() {
+            // The guard is taken before the coordinator is asked, so a marker written between
+            // its answer and the append (an abort of the transaction) voids it.
+            verification_guard =
+                partition.maybe_start_transaction_verification(header.producer_id, now);
             if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header) {
                 return (failed(pd.index, code, None), None);
             }
@@ -230,6 +236,7 @@ fn append(
     }
     let origin = AppendOrigin::Client {
         producer_ids_issued: ctx.broker.producer_ids.issued_end(),
+        verification_guard,
     };
     match partition.append_unflushed(&records, ctx.api_version, now, origin) {
         Ok((info, flush)) => (

@@ -5,6 +5,13 @@
 //! its ongoing transaction, which a marker ends, and the coordinator epoch of its last marker.
 //! The oldest ongoing transaction bounds the last stable offset.
 //!
+//! A client's transactional batch that would start a transaction here needs a verification guard
+//! (Kafka's VerificationGuard, KIP-890 part 1): Produce takes one from the table before it asks
+//! the transaction coordinator whether the partition is in the producer's ongoing transaction,
+//! and appends with it; any transactional batch or marker of the producer clears it. So a batch
+//! verified before an abort marker but appended after it is refused, instead of opening a
+//! transaction on the partition that no coordinator will ever end (a hanging transaction).
+//!
 //! The state is rebuilt from batch headers at start-up (and saved at clean shutdown, see
 //! `partition.rs`), so duplicate detection survives restarts and crashes.
 //!
@@ -17,6 +24,7 @@
 //! followed by a CRC-32C of everything before it (uint32).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::log::batch::{increment_sequence, BatchHeader, NO_TIMESTAMP};
 use crate::log::AppendOrigin;
@@ -38,6 +46,36 @@ pub struct BatchMetadata {
 
 /// RecordBatch.NO_PRODUCER_EPOCH: the epoch of a producer the partition has no batch of.
 const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// A token of one transaction verification of one producer in one partition (Kafka's
+/// VerificationGuard): unique in the process, so a verification that an abort marker overtook
+/// cannot be mistaken for a later one (the ABA case: verified, aborted, a new transaction begun
+/// elsewhere, the stale batch appended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationGuard(u64);
+
+impl VerificationGuard {
+    /// VerificationGuard.SENTINEL: no verification; it verifies nothing.
+    pub const SENTINEL: VerificationGuard = VerificationGuard(0);
+
+    fn new() -> VerificationGuard {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        VerificationGuard(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// VerificationGuard.verify: `presented` is this (real) guard.
+    fn verify(self, presented: VerificationGuard) -> bool {
+        presented != Self::SENTINEL && presented == self
+    }
+}
+
+/// A verification in flight (Kafka's VerificationStateEntry): its guard, and when it began, for
+/// expiry with the producers.
+#[derive(Debug, Clone, Copy)]
+struct VerificationEntry {
+    guard: VerificationGuard,
+    timestamp: i64,
+}
 
 /// One producer's state (Kafka's ProducerStateEntry).
 #[derive(Debug, Clone)]
@@ -99,7 +137,9 @@ pub enum SequenceCheck {
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     OutOfOrderSequence,
     /// INVALID_TXN_STATE (48): a non-transactional batch while the producer's transaction is
-    /// ongoing (ProducerAppendInfo.appendDataBatch).
+    /// ongoing (ProducerAppendInfo.appendDataBatch), or a client's transactional batch that
+    /// would start a transaction without the guard of its verification (UnifiedLog
+    /// .analyzeAndValidateProducerState: "Record was not part of an ongoing transaction").
     InvalidTxnState,
     /// TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch than the
     /// producer's last marker (ProducerAppendInfo.checkCoordinatorEpoch).
@@ -127,6 +167,9 @@ pub struct ProducerStateTable {
     /// The ongoing transactions: first offset → producer id (Kafka's ongoingTxns), so that the
     /// first unstable offset is the first key.
     ongoing: BTreeMap<i64, i64>,
+    /// Transaction verifications in flight, by producer id (Kafka's verificationStates). Not
+    /// in the snapshot: a verification does not outlive the process that began it.
+    verifications: HashMap<i64, VerificationEntry>,
 }
 
 impl ProducerStateTable {
@@ -136,7 +179,7 @@ impl ProducerStateTable {
     /// sequence, then the transaction state. A producer with no state may start anywhere.
     pub fn check(&self, h: &BatchHeader, origin: AppendOrigin) -> SequenceCheck {
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            return SequenceCheck::Append;
+            return self.check_verification(h, origin);
         };
         let client = matches!(origin, AppendOrigin::Client { .. });
         if h.producer_epoch < entry.epoch {
@@ -150,7 +193,54 @@ impl ProducerStateTable {
         if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
             return SequenceCheck::InvalidTxnState;
         }
-        SequenceCheck::Append
+        self.check_verification(h, origin)
+    }
+
+    /// A client's transactional batch outside an ongoing transaction of its producer must
+    /// present the guard of a verification still in flight (UnifiedLog
+    /// .batchMissingRequiredVerification); markers and a coordinator's own writes need none.
+    fn check_verification(&self, h: &BatchHeader, origin: AppendOrigin) -> SequenceCheck {
+        let AppendOrigin::Client {
+            verification_guard, ..
+        } = origin
+        else {
+            return SequenceCheck::Append;
+        };
+        if !h.is_transactional() || h.is_control() || self.has_ongoing_transaction(h.producer_id) {
+            return SequenceCheck::Append;
+        }
+        let stored = self
+            .verifications
+            .get(&h.producer_id)
+            .map_or(VerificationGuard::SENTINEL, |v| v.guard);
+        match stored.verify(verification_guard) {
+            true => SequenceCheck::Append,
+            false => SequenceCheck::InvalidTxnState,
+        }
+    }
+
+    /// UnifiedLog.hasOngoingTransaction.
+    fn has_ongoing_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// UnifiedLog.maybeStartTransactionVerification: before Produce asks the coordinator whether
+    /// a transactional batch belongs to an ongoing transaction. A producer already inside a
+    /// transaction here needs no guard (SENTINEL: the marker that ends it makes the append fail);
+    /// otherwise the guard of its verification in flight, begun now if there is none.
+    pub fn maybe_start_verification(&mut self, producer_id: i64, now_ms: i64) -> VerificationGuard {
+        if self.has_ongoing_transaction(producer_id) {
+            return VerificationGuard::SENTINEL;
+        }
+        self.verifications
+            .entry(producer_id)
+            .or_insert_with(|| VerificationEntry {
+                guard: VerificationGuard::new(),
+                timestamp: now_ms,
+            })
+            .guard
     }
 
     /// ProducerStateEntry.findDuplicateBatch and ProducerAppendInfo.checkSequence.
@@ -198,6 +288,9 @@ impl ProducerStateTable {
         offset: i64,
         timestamp: i64,
     ) -> Option<CompletedTxn> {
+        // A marker ends the transaction a verification in flight was about: its batch, appended
+        // after the marker, must not open a new one (UnifiedLog.updateProducers).
+        self.verifications.remove(&marker.producer_id);
         let entry = self.producers.entry(marker.producer_id).or_default();
         let completed = entry.current_txn_first_offset.take().map(|first_offset| {
             self.ongoing.remove(&first_offset);
@@ -226,6 +319,10 @@ impl ProducerStateTable {
         if h.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(h.base_offset);
             self.ongoing.insert(h.base_offset, h.producer_id);
+        }
+        if h.is_transactional() {
+            // The transaction is ongoing here now, which guards the next batches.
+            self.verifications.remove(&h.producer_id);
         }
         if entry.batches.len() == BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -268,6 +365,9 @@ impl ProducerStateTable {
         if self.producers.capacity() > 2 * self.producers.len() + 64 {
             self.producers.shrink_to_fit();
         }
+        // Verifications whose batch never came (ProducerStateManager.removeExpiredProducers).
+        self.verifications
+            .retain(|_, v| now_ms.saturating_sub(v.timestamp) < expiration_ms);
         before - self.producers.len()
     }
 
