@@ -1,0 +1,189 @@
+//! Several brokers in one process (`--brokers N`): each registered in the metadata image and
+//! listening on its own port, topics' replicas placed over them as Kafka's StripedReplicaPlacer
+//! places them, and clients answered as a Kafka cluster answers them.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use anyhow::{ensure, Result};
+use common::*;
+
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::*;
+
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+
+async fn three_brokers() -> Result<TestBroker> {
+    TestBroker::start_with(|c| {
+        c.brokers = 3;
+        c.default_replication_factor = 3;
+    })
+    .await
+}
+
+fn assigned(topic: &str, lists: &[&[i32]]) -> CreatableTopic {
+    let assignments = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(i as i32)
+                .with_broker_ids(l.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(assignments)
+}
+
+/// Replicas, ISR and leader per partition, as Metadata shows them.
+async fn layout(c: &mut Client, topic: &str) -> Result<Vec<(Vec<i32>, Vec<i32>, i32)>> {
+    let m = metadata(c, METADATA_V, metadata_topics(&[topic]), false).await?;
+    let t = &m.topics[0];
+    ensure!(t.error_code == NONE, "{t:?}");
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+    Ok(t.partitions
+        .iter()
+        .map(|p| (ids(&p.replica_nodes), ids(&p.isr_nodes), p.leader_id.0))
+        .collect())
+}
+
+/// Every broker advertises all three (KRaftMetadataCache's alive brokers), each with the port it
+/// listens on, and names the same controller; DescribeCluster agrees; each broker describes its
+/// own broker configs (Kafka's "Unexpected broker id" otherwise).
+#[tokio::test]
+async fn each_broker_listens_on_its_own_port_and_all_are_advertised() -> Result<()> {
+    let b = three_brokers().await?;
+    ensure!(b.addrs.len() == 3, "{:?}", b.addrs);
+    let want: Vec<(i32, i32)> = (1..=3)
+        .zip(&b.addrs)
+        .map(|(id, a)| (id, i32::from(a.port())))
+        .collect();
+    for node in 1..=3 {
+        let mut c = b.client_of(node).await?;
+        let m = metadata(&mut c, METADATA_V, Some(vec![]), false).await?;
+        let got: Vec<(i32, i32)> = m.brokers.iter().map(|b| (b.node_id.0, b.port)).collect();
+        ensure!(got == want, "broker {node}: {m:?}");
+        ensure!(m.controller_id.0 == 1, "{m:?}");
+        let d = c
+            .request(1, DescribeClusterRequest::default().with_endpoint_type(1))
+            .await?;
+        let got: Vec<(i32, i32)> = d.brokers.iter().map(|b| (b.broker_id.0, b.port)).collect();
+        ensure!(got == want && d.controller_id.0 == 1, "{d:?}");
+        for (asked, code) in [(node, NONE), (node % 3 + 1, INVALID_REQUEST)] {
+            let r = c
+                .request(
+                    4,
+                    DescribeConfigsRequest::default().with_resources(vec![
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(4)
+                            .with_resource_name(s(&asked.to_string())),
+                    ]),
+                )
+                .await?;
+            ensure!(
+                r.results[0].error_code == code,
+                "broker {node} asked for {asked}: {r:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// StripedReplicaPlacer without racks: with 6 partitions of 3 replicas on 3 brokers every broker
+/// leads two, every replica list names each broker once, and all replicas are in sync (one copy
+/// of the data serves them). default.replication.factor applies to -1; a factor above the
+/// registered brokers is INVALID_REPLICATION_FACTOR (ReplicationControlManager.createTopic).
+#[tokio::test]
+async fn replicas_and_leaders_are_spread_over_the_brokers() -> Result<()> {
+    let b = three_brokers().await?;
+    let mut c = b.client_of(2).await?;
+    let t = creatable("spread", 6).with_replication_factor(-1);
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
+    ensure!(
+        r[0].error_code == NONE && r[0].replication_factor == 3,
+        "{r:?}"
+    );
+    let mut leaders = BTreeMap::new();
+    for (replicas, isr, leader) in layout(&mut c, "spread").await? {
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        ensure!(sorted == vec![1, 2, 3], "{replicas:?}");
+        ensure!(
+            isr == replicas && leader == replicas[0],
+            "{replicas:?} {isr:?} {leader}"
+        );
+        *leaders.entry(leader).or_insert(0) += 1;
+    }
+    ensure!(
+        leaders == BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+        "{leaders:?}"
+    );
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![creatable("rf1", 3)], false).await?;
+    ensure!(r[0].error_code == NONE, "{r:?}");
+    ensure!(
+        layout(&mut c, "rf1").await?.iter().all(|p| p.0.len() == 1),
+        "rf 1"
+    );
+    let too_many = creatable("rf4", 1).with_replication_factor(4);
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![too_many], false).await?;
+    ensure!(r[0].error_code == INVALID_REPLICATION_FACTOR, "{r:?}");
+    Ok(())
+}
+
+/// Replica assignments given by the client are kept as given (the first replica leads) and
+/// checked as ReplicationControlManager.validateManualPartitionAssignment checks them, in
+/// CreateTopics and CreatePartitions (whose new partitions must have the topic's factor).
+#[tokio::test]
+async fn explicit_assignments_are_honoured_and_validated() -> Result<()> {
+    let b = three_brokers().await?;
+    let mut c = b.client().await?;
+    let r = create_topics(
+        &mut c,
+        CREATE_TOPICS_V,
+        vec![
+            assigned("manual", &[&[3, 1], &[2, 3]]),
+            assigned("unknown-broker", &[&[1, 4]]),
+            assigned("twice", &[&[2, 2]]),
+            assigned("uneven", &[&[1, 2], &[3]]),
+        ],
+        false,
+    )
+    .await?;
+    let codes: Vec<i16> = r.iter().map(|t| t.error_code).collect();
+    let bad = INVALID_REPLICA_ASSIGNMENT;
+    ensure!(codes == vec![NONE, bad, bad, bad], "{r:?}");
+    let want = vec![(vec![3, 1], vec![3, 1], 3), (vec![2, 3], vec![2, 3], 2)];
+    ensure!(layout(&mut c, "manual").await? == want, "manual");
+    let grow = |lists: &[&[i32]]| {
+        let assignments = lists
+            .iter()
+            .map(|l| {
+                CreatePartitionsAssignment::default()
+                    .with_broker_ids(l.iter().copied().map(BrokerId).collect())
+            })
+            .collect();
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("manual"))
+            .with_count(2 + lists.len() as i32)
+            .with_assignments(Some(assignments))])
+    };
+    for bad_lists in [&[&[1, 2, 3][..]][..], &[&[1, 5]], &[&[1, 1]]] {
+        let r = c.request(3, grow(bad_lists)).await?;
+        ensure!(r.results[0].error_code == bad, "{bad_lists:?}: {r:?}");
+    }
+    let r = c.request(3, grow(&[&[1, 2]])).await?;
+    ensure!(r.results[0].error_code == NONE, "{r:?}");
+    let grown = layout(&mut c, "manual").await?;
+    ensure!(
+        grown.len() == 3 && grown[2] == (vec![1, 2], vec![1, 2], 1),
+        "{grown:?}"
+    );
+    Ok(())
+}

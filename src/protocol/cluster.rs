@@ -1,0 +1,101 @@
+//! What the metadata image says about brokers, replicas and leaders, in the shape requests need
+//! it (Kafka's KRaftMetadataCache): the live brokers and their endpoints, a partition's
+//! registration, and the leadership check of the partition APIs.
+
+use uuid::Uuid;
+
+use super::errors;
+use super::RequestContext;
+use crate::metadata::image::{MetadataImage, PartitionRegistration};
+use crate::metadata::Topic;
+
+/// A broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The registered, unfenced brokers (what Metadata and DescribeCluster list), by id.
+pub fn live_nodes(image: &MetadataImage) -> Vec<Node> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(Node {
+                id: b.id,
+                host: e.host.clone(),
+                port: i32::from(e.port),
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
+/// One live broker, or `None` when it is unknown or fenced.
+pub fn live_node(image: &MetadataImage, id: i32) -> Option<Node> {
+    live_nodes(image).into_iter().find(|n| n.id == id)
+}
+
+/// The broker KRaft brokers name as the controller to clients: one of the live brokers (Kafka
+/// picks one at random; gregor the lowest id, so that answers are stable). The connection's own
+/// broker when none is registered.
+pub fn controller_id(ctx: &RequestContext<'_>, image: &MetadataImage) -> i32 {
+    live_nodes(image).first().map_or(ctx.node_id, |n| n.id)
+}
+
+/// A partition's replicas, ISR and leader.
+pub fn partition(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+) -> Option<&PartitionRegistration> {
+    image.topics.get(topic_id)?.partitions.get(&partition)
+}
+
+/// Produce, Fetch, ListOffsets, DeleteRecords and OffsetForLeaderEpoch are served by the
+/// partition's leader only: any other broker answers NOT_LEADER_OR_FOLLOWER
+/// (ReplicaManager.getPartitionOrError), so the client refreshes its metadata and follows it.
+pub fn check_leader(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    topic_id: Uuid,
+    p: i32,
+) -> Result<(), i16> {
+    match partition(image, topic_id, p) {
+        Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_LEADER_OR_FOLLOWER),
+        _ => Ok(()),
+    }
+}
+
+/// The errors that make Produce (v10+) and Fetch (v16+) answer the partition's current leader
+/// (KIP-951).
+pub const KIP_951_ERRORS: [i16; 2] = [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH];
+
+/// KIP-951's `current_leader` of the partitions of one response, and the `node_endpoints` of
+/// those leaders, each once.
+#[derive(Default)]
+pub struct CurrentLeaders {
+    nodes: std::collections::BTreeMap<i32, Node>,
+}
+
+impl CurrentLeaders {
+    /// The current leader of a partition and its leader epoch (the epoch its log is at, which
+    /// is what KIP-320 checks compare), remembering the leader's endpoint.
+    pub fn add(&mut self, image: &MetadataImage, topic: &Topic, p: i32) -> Option<(i32, i32)> {
+        let reg = partition(image, topic.topic_id, p)?;
+        let epoch = topic.partition(p)?.leader_epoch();
+        if let Some(n) = live_node(image, reg.leader) {
+            self.nodes.insert(n.id, n);
+        }
+        Some((reg.leader, epoch))
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+}
