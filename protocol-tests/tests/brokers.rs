@@ -187,3 +187,183 @@ async fn explicit_assignments_are_honoured_and_validated() -> Result<()> {
     );
     Ok(())
 }
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+/// The leader of a partition and a broker that does not lead it.
+async fn leader_and_follower(c: &mut Client, topic: &str, p: usize) -> Result<(i32, i32)> {
+    let leader = layout(c, topic).await?[p].2;
+    Ok((leader, leader % 3 + 1))
+}
+
+/// ReplicaManager: a broker that does not lead a partition answers NOT_LEADER_OR_FOLLOWER to
+/// Produce, Fetch, ListOffsets, DeleteRecords and OffsetForLeaderEpoch; Produce v10+ and Fetch
+/// v16+ name the current leader, its epoch and its endpoint (KIP-951). The leader appends.
+#[tokio::test]
+async fn partition_requests_to_a_follower_are_not_leader_or_follower() -> Result<()> {
+    let b = three_brokers().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "lead", 3).await?;
+    let t = creatable("lead3", 3).with_replication_factor(3);
+    create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
+    for topic in ["lead", "lead3"] {
+        let (leader, other) = leader_and_follower(&mut c, topic, 0).await?;
+        let leader_port = i32::from(b.addrs[leader as usize - 1].port());
+        let mut follower = b.client_of(other).await?;
+        for v in [9, 10, 12] {
+            let r = c_produce(&mut follower, v, topic).await?;
+            let p = &r.responses[0].partition_responses[0];
+            ensure!(
+                p.error_code == NOT_LEADER_OR_FOLLOWER,
+                "{topic} v{v}: {r:?}"
+            );
+            let told = (p.current_leader.leader_id.0, p.current_leader.leader_epoch);
+            let endpoints: Vec<_> = r
+                .node_endpoints
+                .iter()
+                .map(|n| (n.node_id.0, n.port))
+                .collect();
+            if v >= 10 {
+                ensure!(told == (leader, 0), "{topic} v{v}: {r:?}");
+                ensure!(
+                    endpoints == vec![(leader, leader_port)],
+                    "{topic} v{v}: {r:?}"
+                );
+            } else {
+                ensure!(
+                    told == (-1, -1) && endpoints.is_empty(),
+                    "{topic} v{v}: {r:?}"
+                );
+            }
+        }
+        let mut at_leader = b.client_of(leader).await?;
+        ensure!(
+            produce_ok(&mut at_leader, topic, 0, values_batch(&["x"])).await? == 0,
+            "{topic}"
+        );
+
+        let fetch = fetch_request(
+            vec![fetch_topic(topic, vec![fetch_partition(0, 0, 1 << 20)])],
+            0,
+            0,
+        );
+        let r = follower.request(12, fetch.clone()).await?;
+        ensure!(
+            r.responses[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,
+            "{r:?}"
+        );
+        let pd = &at_leader.request(12, fetch).await?.responses[0].partitions[0];
+        ensure!(pd.error_code == NONE && pd.high_watermark == 1, "{pd:?}");
+        let fetch16 = fetch_request(
+            vec![fetch_topic_by_id(
+                topic_id(&mut c, topic).await?,
+                vec![fetch_partition(0, 0, 1 << 20)],
+            )],
+            0,
+            0,
+        );
+        let r = follower.request(16, fetch16).await?;
+        let pd = &r.responses[0].partitions[0];
+        ensure!(pd.error_code == NOT_LEADER_OR_FOLLOWER, "{r:?}");
+        ensure!(pd.current_leader.leader_id.0 == leader, "{r:?}");
+        ensure!(
+            r.node_endpoints.len() == 1 && r.node_endpoints[0].port == leader_port,
+            "{r:?}"
+        );
+
+        let lo = follower
+            .request(LIST_OFFSETS_V, list_offsets_request(topic, 0, -1))
+            .await?;
+        ensure!(
+            lo.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,
+            "{lo:?}"
+        );
+        let lo = at_leader
+            .request(LIST_OFFSETS_V, list_offsets_request(topic, 0, -1))
+            .await?;
+        ensure!(lo.topics[0].partitions[0].offset == 1, "{lo:?}");
+
+        let dr = DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(0),
+                ]),
+        ]);
+        let r = follower.request(2, dr).await?;
+        ensure!(
+            r.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,
+            "{r:?}"
+        );
+
+        let ofle = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(name(topic))
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_leader_epoch(0),
+                    ]),
+            ]);
+        let r = follower.request(4, ofle.clone()).await?;
+        ensure!(
+            r.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,
+            "{r:?}"
+        );
+        let r = at_leader.request(4, ofle).await?;
+        ensure!(r.topics[0].partitions[0].end_offset == 1, "{r:?}");
+    }
+    Ok(())
+}
+
+async fn c_produce(c: &mut Client, v: i16, topic: &str) -> Result<ProduceResponse> {
+    let req = produce_request(
+        -1,
+        vec![topic_data(topic, vec![(0, values_batch(&["no"]))])],
+    );
+    c.request(v, req).await
+}
+
+/// KafkaApis.getCoordinator: the coordinator of a group or transactional id is the leader of
+/// its `__consumer_offsets` / `__transaction_state` partition, and every broker says so.
+#[tokio::test]
+async fn the_coordinator_is_the_leader_of_the_coordinator_partition() -> Result<()> {
+    let b = three_brokers().await?;
+    for (key_type, key, topic) in [
+        (0, "g", "__consumer_offsets"),
+        (1, "tx", "__transaction_state"),
+    ] {
+        let mut answers = Vec::new();
+        for node in 1..=3 {
+            let mut c = b.client_of(node).await?;
+            let req = FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![s(key)]);
+            let r = c.request(4, req).await?;
+            let k = &r.coordinators[0];
+            ensure!(k.error_code == NONE, "{r:?}");
+            answers.push((k.node_id.0, k.port));
+        }
+        let mut c = b.client().await?;
+        let m = metadata(&mut c, METADATA_V, metadata_topics(&[topic]), false).await?;
+        let leaders: Vec<i32> = m.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.leader_id.0)
+            .collect();
+        ensure!(m.topics[0].partitions[0].replica_nodes.len() == 3, "{m:?}");
+        let (node, port) = answers[0];
+        ensure!(answers.iter().all(|a| *a == (node, port)), "{answers:?}");
+        ensure!(
+            i32::from(b.addrs[node as usize - 1].port()) == port,
+            "{answers:?}"
+        );
+        ensure!(leaders.contains(&node), "{leaders:?}");
+    }
+    Ok(())
+}

@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use super::errors;
 use super::RequestContext;
+use crate::log::partition::Partition;
 use crate::metadata::image::{MetadataImage, PartitionRegistration};
 use crate::metadata::Topic;
+use std::sync::Arc;
 
 /// A broker as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,22 @@ pub fn check_leader(
         Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_LEADER_OR_FOLLOWER),
         _ => Ok(()),
     }
+}
+
+/// The local log of a partition this broker leads: UNKNOWN_TOPIC_OR_PARTITION for an unknown
+/// topic or partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (`check_leader`).
+pub fn led_partition<'t>(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    topic: Option<&'t Arc<Topic>>,
+    p: i32,
+) -> Result<&'t Arc<Partition>, i16> {
+    let topic = topic.ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let partition = topic
+        .partition(p)
+        .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    check_leader(ctx, image, topic.topic_id, p)?;
+    Ok(partition)
 }
 
 /// The errors that make Produce (v10+) and Fetch (v16+) answer the partition's current leader
