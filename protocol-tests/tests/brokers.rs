@@ -367,3 +367,46 @@ async fn the_coordinator_is_the_leader_of_the_coordinator_partition() -> Result<
     }
     Ok(())
 }
+
+/// Group requests sent to a broker that is not the group's coordinator answer NOT_COORDINATOR
+/// (the client then asks FindCoordinator again); the coordinator serves them.
+#[tokio::test]
+async fn group_requests_to_another_broker_are_not_coordinator() -> Result<()> {
+    const NOT_COORDINATOR: i16 = 16;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    let b = three_brokers().await?;
+    let mut c = b.client().await?;
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![s("grp")]);
+    let coordinator = c.request(4, req).await?.coordinators[0].node_id.0;
+    let other = coordinator % 3 + 1;
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(GroupId(s("grp")))
+        .with_member_id(s("m"))
+        .with_generation_id(1);
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("grp")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s("consumer"))
+        .with_member_id(s(""));
+    for (node, want) in [(other, NOT_COORDINATOR), (coordinator, UNKNOWN_MEMBER_ID)] {
+        let mut c = b.client_of(node).await?;
+        let r = c.request(4, heartbeat.clone()).await?;
+        ensure!(r.error_code == want, "broker {node}: {r:?}");
+    }
+    let mut c = b.client_of(other).await?;
+    let r = c.request(9, join).await?;
+    ensure!(
+        r.error_code == NOT_COORDINATOR && r.member_id.is_empty(),
+        "{r:?}"
+    );
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("grp")))
+        .with_member_id(s("m"))
+        .with_generation_id(1);
+    let r = c.request(5, sync).await?;
+    ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
+    Ok(())
+}

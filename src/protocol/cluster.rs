@@ -117,3 +117,19 @@ impl CurrentLeaders {
         self.nodes.values()
     }
 }
+
+/// Group requests are served by the group's coordinator only, the leader of its
+/// `__consumer_offsets` partition: another broker answers NOT_COORDINATOR, so the client finds
+/// the coordinator again (GroupCoordinatorService: the shard is not loaded there). Before the
+/// topic exists the first write creates it, so any broker may take the group.
+pub fn check_group_coordinator(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), i16> {
+    let b = ctx.broker;
+    let Some(topic) = b.catalog.get(crate::group::coordinator::OFFSETS_TOPIC) else {
+        return Ok(());
+    };
+    let image = b.catalog.image();
+    match partition(&image, topic.topic_id, b.groups.partition_of(group_id)) {
+        Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_COORDINATOR),
+        _ => Ok(()),
+    }
+}
