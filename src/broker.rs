@@ -12,6 +12,9 @@ use uuid::Uuid;
 use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
+use crate::metadata::records::{
+    BrokerEndpoint, BrokerFeature, RegisterBrokerRecord, METADATA_VERSION, METADATA_VERSION_FEATURE,
+};
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
 use crate::server::clock::Clock;
@@ -33,9 +36,12 @@ pub struct Endpoint {
 
 pub struct Broker {
     pub config: Config,
+    /// The first of the brokers this process serves (node.id); the others follow it.
     pub node_id: i32,
     pub cluster_id: String,
-    pub endpoint: Endpoint,
+    /// How clients reach each broker this process serves, by node id (registered in the
+    /// metadata image at start-up, which is what requests read).
+    pub endpoints: Vec<(i32, Endpoint)>,
     pub catalog: Catalog,
     /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
     pub dynamic: DynamicBrokerConfigs,
@@ -61,14 +67,16 @@ impl Broker {
     /// Opens the data directory: takes its lock, recovers every log (fully verified when the last
     /// run did not shut down cleanly), and loads the catalog.
     pub fn open(config: Config, endpoint: Endpoint) -> io::Result<Broker> {
-        Self::open_on(Arc::new(crate::log::storage::FileStorage), config, endpoint)
+        let storage = Arc::new(crate::log::storage::FileStorage);
+        Self::open_on(storage, config, vec![endpoint])
     }
 
-    /// `open`, with every segment file going through `storage` (tests inject faults there).
+    /// `open` for one broker per endpoint (node ids from node.id on), with every segment file
+    /// going through `storage` (tests inject faults there).
     pub fn open_on(
         storage: Arc<dyn crate::log::storage::Storage>,
         config: Config,
-        endpoint: Endpoint,
+        endpoints: Vec<Endpoint>,
     ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir)?;
@@ -93,7 +101,10 @@ impl Broker {
         let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
         let log_config = dynamic.log_config(&config);
         let catalog =
-            Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?;
+            Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?
+                .with_default_replication_factor(config.default_replication_factor);
+        let endpoints: Vec<(i32, Endpoint)> = (config.node_id..).zip(endpoints).collect();
+        catalog.register_brokers(endpoints.iter().map(registration).collect())?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -117,7 +128,7 @@ impl Broker {
             node_id: config.node_id,
             config,
             cluster_id,
-            endpoint,
+            endpoints,
             catalog,
             dynamic,
             producer_ids,
@@ -267,6 +278,32 @@ impl Broker {
             markers: &markers as &dyn TxnMarkerWriter,
             new_producer_id: &new_producer_id,
         })
+    }
+}
+
+/// The RegisterBrokerRecord a broker of this process registers with (its epoch is set when
+/// committed). One PLAINTEXT endpoint, no rack, unfenced at once: there is no replica to catch up.
+fn registration((id, e): &(i32, Endpoint)) -> RegisterBrokerRecord {
+    RegisterBrokerRecord {
+        broker_id: *id,
+        is_migrating_zk_broker: false,
+        incarnation_id: Uuid::new_v4(),
+        broker_epoch: 0,
+        endpoints: vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: e.host.clone(),
+            port: e.port,
+            security_protocol: 0,
+        }],
+        features: vec![BrokerFeature {
+            name: METADATA_VERSION_FEATURE.into(),
+            min_supported_version: METADATA_VERSION,
+            max_supported_version: METADATA_VERSION,
+        }],
+        rack: None,
+        fenced: false,
+        in_controlled_shutdown: false,
+        log_dirs: vec![],
     }
 }
 

@@ -48,7 +48,10 @@ const TXN_MARKER_RETRY: Duration = Duration::from_millis(500);
 
 /// A broker serving on a bound socket.
 pub struct RunningBroker {
+    /// Where the first broker listens.
     pub local_addr: SocketAddr,
+    /// Where each broker listens, in node id order (`--brokers`).
+    pub local_addrs: Vec<SocketAddr>,
     broker: Arc<Broker>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -64,36 +67,60 @@ pub async fn start_on(
     storage: Arc<dyn log::storage::Storage>,
     config: Config,
 ) -> std::io::Result<RunningBroker> {
-    let listener = TcpListener::bind(&config.listen).await?;
-    let local_addr = listener.local_addr()?;
-    let endpoint = match &config.advertised {
-        Some((host, port)) => Endpoint {
-            host: host.clone(),
-            port: *port,
-        },
-        None => Endpoint {
-            host: advertised_host(local_addr),
-            port: local_addr.port(),
-        },
-    };
-    let broker = Arc::new(Broker::open_on(storage, config, endpoint)?);
+    // One listener per broker this process serves, on consecutive ports (all on free ports
+    // when the listen port is 0).
+    let (host, port) = config::parse_host_port(&config.listen)
+        .ok_or_else(|| std::io::Error::other(format!("bad listen address {}", config.listen)))?;
+    let mut listeners = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 0..config.brokers {
+        let port = if port == 0 {
+            0
+        } else {
+            port.checked_add(i)
+                .ok_or_else(|| std::io::Error::other("listen port out of range"))?
+        };
+        let listener = TcpListener::bind((host.as_str(), port)).await?;
+        let local_addr = listener.local_addr()?;
+        endpoints.push(match &config.advertised {
+            Some((host, port)) => Endpoint {
+                host: host.clone(),
+                port: port.saturating_add(i),
+            },
+            None => Endpoint {
+                host: advertised_host(local_addr),
+                port: local_addr.port(),
+            },
+        });
+        listeners.push(listener);
+    }
+    let local_addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let local_addr = local_addrs[0];
+    let broker = Arc::new(Broker::open_on(storage, config, endpoints)?);
     let cancel = CancellationToken::new();
-    let tasks = vec![
-        tokio::spawn(server::accept_loop(
-            listener,
-            Arc::clone(&broker),
-            cancel.clone(),
-        )),
+    let mut tasks = vec![
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
     ];
-    tracing::info!(listen = %local_addr, advertised = ?broker.endpoint, data_dir = %broker.config.data_dir.display(),
+    for (listener, (node_id, _)) in listeners.into_iter().zip(broker.endpoints.clone()) {
+        tasks.push(tokio::spawn(server::accept_loop(
+            listener,
+            node_id,
+            Arc::clone(&broker),
+            cancel.clone(),
+        )));
+    }
+    tracing::info!(listen = ?local_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
     Ok(RunningBroker {
         local_addr,
+        local_addrs,
         broker,
         cancel,
         tasks,

@@ -27,6 +27,10 @@ struct Cli {
     /// A Kafka setting, KEY=VALUE (repeatable), e.g. --override num.partitions=4
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Brokers to serve in this process (node ids from node.id on, ports consecutive from the
+    /// listen port), over one copy of the data [default: 1]
+    #[arg(long)]
+    brokers: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         config_file: cli.config,
         overrides: cli.overrides,
+        brokers: cli.brokers,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

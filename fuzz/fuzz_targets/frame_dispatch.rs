@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gregor::broker::{Broker, Endpoint};
-use gregor::protocol::{handle_frame, Reply};
+use gregor::protocol::{handle_frame, Reply, Session};
 use gregor::server::clock::Clock;
 use gregor::server::connection::next_frame;
 use gregor::Config;
@@ -100,9 +100,12 @@ async fn handle_frames(broker: &std::sync::Arc<Broker>, buf: &mut BytesMut, max:
             continue;
         }
         let key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
-        let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let session = Session {
+            node_id: broker.node_id,
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
         let reply =
-            tokio::time::timeout(Duration::from_secs(600), handle_frame(broker, peer, frame)).await;
+            tokio::time::timeout(Duration::from_secs(600), handle_frame(broker, &session, frame)).await;
         match reply {
             Ok(Reply::Frame(frame)) => {
                 let resp = frame

@@ -231,7 +231,10 @@ async fn read_exact_or_close(stream: &mut TcpStream, buf: &mut [u8]) -> Result<b
 /// once (as a killed process would) without running the clean-shutdown path, whatever the caller's
 /// runtime does.
 pub struct TestBroker {
+    /// Where the first broker listens.
     pub addr: SocketAddr,
+    /// Where each broker listens, node ids 1.. in order (`Config::brokers`).
+    pub addrs: Vec<SocketAddr>,
     pub config: gregor::Config,
     running: Option<(tokio::runtime::Runtime, gregor::RunningBroker)>,
     dir: tempfile::TempDir,
@@ -262,6 +265,7 @@ impl TestBroker {
         let (rt, running) = launch(std::sync::Arc::clone(&storage), config.clone()).await?;
         Ok(TestBroker {
             addr: running.local_addr,
+            addrs: running.local_addrs.clone(),
             config,
             running: Some((rt, running)),
             dir,
@@ -281,6 +285,16 @@ impl TestBroker {
 
     pub async fn client(&self) -> Result<Client> {
         Client::connect(self.addr).await
+    }
+
+    /// A client of broker `node_id` (node ids count from node.id, 1 by default).
+    pub async fn client_of(&self, node_id: i32) -> Result<Client> {
+        let first = self.config.node_id;
+        let addr = usize::try_from(node_id - first)
+            .ok()
+            .and_then(|i| self.addrs.get(i))
+            .ok_or_else(|| anyhow!("no broker {node_id}"))?;
+        Client::connect(*addr).await
     }
 
     /// Clean shutdown (flush, snapshots, clean-shutdown marker).
@@ -310,6 +324,7 @@ impl TestBroker {
         let (rt, running) =
             launch(std::sync::Arc::clone(&self.storage), self.config.clone()).await?;
         self.addr = running.local_addr;
+        self.addrs = running.local_addrs.clone();
         self.running = Some((rt, running));
         Ok(())
     }

@@ -292,6 +292,8 @@ pub struct Sources {
     pub data_dir: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
     pub overrides: Vec<String>,
+    /// `--brokers N`: brokers served by this process (default 1).
+    pub brokers: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +304,10 @@ pub struct Config {
     pub advertised: Option<(String, u16)>,
     pub data_dir: PathBuf,
     pub node_id: i32,
+    /// Brokers this process serves (`--brokers`): node ids node.id, node.id + 1, ..., each on its
+    /// own listener, the ports consecutive from the listen port (each on a free port when the
+    /// listen port is 0). One copy of the data underneath (see README, "Several brokers").
+    pub brokers: u16,
     pub num_partitions: i32,
     /// Partitions of the internal topics, created on first use as Kafka does.
     pub offsets_topic_num_partitions: i32,
@@ -518,6 +524,11 @@ impl Config {
                 .int("node.id")?
                 .or(s.int("broker.id")?.filter(|&id| id >= 0))
                 .unwrap_or(1),
+            brokers: match src.brokers {
+                Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
+                Some(n) => n,
+                None => 1,
+            },
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
             offsets_topic_num_partitions: s
                 .positive_int("offsets.topic.num.partitions")?

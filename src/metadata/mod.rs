@@ -20,6 +20,7 @@
 
 pub mod image;
 pub mod metadata_log;
+pub mod placement;
 pub mod records;
 pub mod topic;
 
@@ -37,9 +38,12 @@ use crate::log::checkpoint::RecoveryPoints;
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
-use image::MetadataImage;
+use image::{BrokerRegistration, MetadataImage};
 use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
-use records::{ConfigRecord, MetadataRecord, PartitionRecord, RESOURCE_TOPIC};
+use placement::PlacementError;
+use records::{
+    ConfigRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord, RESOURCE_TOPIC,
+};
 pub use topic::{is_internal_name, validate_topic_name, Topic};
 
 const TOPICS_DIR: &str = "gregor-metadata/topics";
@@ -68,8 +72,9 @@ pub enum CreateTopicError {
     Collision(String, String),
     #[error("Number of partitions must be larger than 0.")]
     InvalidPartitions,
-    #[error("Replication factor: {0} larger than available brokers: 1.")]
-    InvalidReplicationFactor(i16),
+    /// INVALID_REPLICATION_FACTOR or INVALID_REPLICA_ASSIGNMENT (see `placement`).
+    #[error("{0}")]
+    Placement(#[from] PlacementError),
     /// KafkaApis.createTopics: the metadata topic is never created by a client.
     #[error("Creation of internal topic __cluster_metadata is prohibited.")]
     MetadataTopic,
@@ -97,6 +102,8 @@ pub enum TopicAdminError {
     },
     #[error("{0}")]
     InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    Placement(#[from] PlacementError),
     #[error("{EXCESSIVE}")]
     TooManyPartitions,
     #[error("gregor does not delete or grow the internal topic {0}: its group coordinator depends on its layout.")]
@@ -112,11 +119,32 @@ pub enum TopicAdminError {
 
 /// The node id a catalog opened without one names as every partition's replica and leader.
 pub const DEFAULT_NODE_ID: i32 = 1;
+/// offsets.topic.replication.factor and transaction.state.log.replication.factor (Kafka's default
+/// for both), capped at the brokers there are, so that one broker serves as it always has.
+pub const INTERNAL_TOPIC_REPLICATION_FACTOR: i16 = 3;
+
+/// How the replicas of new partitions are chosen (CreateTopics, CreatePartitions).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assignment {
+    /// The striped placer puts `replication_factor` replicas on the registered brokers.
+    Placed {
+        partitions: i32,
+        replication_factor: i16,
+    },
+    /// The client's replica list per new partition, in order.
+    Manual(Vec<Vec<i32>>),
+}
+
+/// One new partition's replicas and in-sync replicas (the first replica leads).
+type Placed = Vec<(Vec<i32>, Vec<i32>)>;
 
 pub struct Catalog {
     data_dir: PathBuf,
-    /// This broker: the replica and leader of every partition it creates.
+    /// The replica and leader of every partition while no broker is registered (unit tests, and
+    /// the topics an earlier release's files migrate).
     node_id: i32,
+    /// default.replication.factor, for topics created on first use.
+    default_replication_factor: i16,
     /// Where topic changes are committed (see the module comment).
     metadata_log: Box<dyn MetadataLog>,
     /// The metadata log replayed; `topics` and `ids` hold the local logs of its topics.
@@ -223,6 +251,7 @@ impl Catalog {
         Ok(Catalog {
             data_dir: data_dir.to_path_buf(),
             node_id,
+            default_replication_factor: 1,
             metadata_log: Box::new(log),
             image: RwLock::new(Arc::new(image)),
             storage,
@@ -257,6 +286,22 @@ impl Catalog {
         replication_factor: i16,
         configs: &BTreeMap<String, String>,
     ) -> Result<LogConfig, CreateTopicError> {
+        let assignment = Assignment::Placed {
+            partitions,
+            replication_factor,
+        };
+        self.validate_assigned(name, &assignment, configs)
+            .map(|(config, _)| config)
+    }
+
+    /// `validate` for any assignment; answers the topic's log config and where each of its
+    /// partitions goes.
+    pub fn validate_assigned(
+        &self,
+        name: &str,
+        assignment: &Assignment,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(LogConfig, Placed), CreateTopicError> {
         validate_topic_name(name).map_err(CreateTopicError::InvalidName)?;
         if name == metadata_log::METADATA_TOPIC {
             return Err(CreateTopicError::MetadataTopic);
@@ -277,18 +322,26 @@ impl Catalog {
                 clash.join(", "),
             ));
         }
+        let partitions = match assignment {
+            Assignment::Placed { partitions, .. } => *partitions,
+            Assignment::Manual(lists) => i32::try_from(lists.len()).unwrap_or(i32::MAX),
+        };
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
-        if replication_factor != 1 {
-            return Err(CreateTopicError::InvalidReplicationFactor(
-                replication_factor,
-            ));
+        let brokers = self.brokers();
+        if let Assignment::Placed {
+            replication_factor, ..
+        } = assignment
+        {
+            // The factor is checked before the partition count, as it always was.
+            placement::place(&brokers, 0, *replication_factor, 0)?;
         }
         if partitions > MAX_NEW_PARTITIONS {
             return Err(CreateTopicError::TooManyPartitions);
         }
-        Ok(topic_log_config(&self.broker_log.read(), configs)?)
+        let placed = place(&brokers, assignment, 0)?;
+        Ok((topic_log_config(&self.broker_log.read(), configs)?, placed))
     }
 
     pub fn create(
@@ -299,8 +352,25 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         now_ms: i64,
     ) -> Result<Arc<Topic>, CreateTopicError> {
+        let assignment = Assignment::Placed {
+            partitions,
+            replication_factor,
+        };
+        self.create_assigned(name, &assignment, configs, now_ms)
+    }
+
+    /// Creates a topic whose partitions' replicas are placed or given by `assignment`, written
+    /// as PartitionRecords (every replica in sync: one copy of the data serves them all).
+    pub fn create_assigned(
+        &self,
+        name: &str,
+        assignment: &Assignment,
+        configs: BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Arc<Topic>, CreateTopicError> {
         let _guard = self.create_lock.lock();
-        let log_config = self.validate(name, partitions, replication_factor, &configs)?;
+        let (log_config, placed) = self.validate_assigned(name, assignment, &configs)?;
+        let partitions = placed.len() as i32;
         let desc = topic::TopicFile {
             name: name.to_string(),
             topic_id: new_topic_id(),
@@ -322,7 +392,7 @@ impl Catalog {
             now_ms,
         )
         .and_then(|topic| {
-            self.commit(&topic_records(&desc, 0, self.node_id))?;
+            self.commit(&topic_records(&desc, 0, &placed))?;
             Ok(topic)
         });
         // A creation that failed half-way (no descriptors or space left) leaves nothing behind:
@@ -337,6 +407,56 @@ impl Catalog {
         Ok(topic)
     }
 
+    /// The registered brokers (Kafka's ClusterImage); a catalog no broker registered with (unit
+    /// tests) has its own node as the one unfenced broker.
+    pub fn brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
+        let image = self.image();
+        if !image.brokers.is_empty() {
+            return (*image.brokers).clone();
+        }
+        let local = BrokerRegistration {
+            id: self.node_id,
+            epoch: 0,
+            incarnation_id: Uuid::nil(),
+            endpoints: vec![],
+            features: vec![],
+            rack: None,
+            fenced: false,
+            in_controlled_shutdown: false,
+            log_dirs: vec![],
+        };
+        BTreeMap::from([(self.node_id, local)])
+    }
+
+    /// Registers the brokers this process serves, as each Kafka broker registers with its
+    /// controller at start-up (RegisterBrokerRecord; the broker epoch is the record's offset).
+    /// Brokers an earlier run registered that are not started now stay registered, fenced.
+    pub fn register_brokers(&self, mut brokers: Vec<RegisterBrokerRecord>) -> io::Result<()> {
+        let _guard = self.create_lock.lock();
+        let image = self.image();
+        let next_offset = image.provenance.last_offset + 1;
+        let mut records = Vec::new();
+        for (i, b) in brokers.iter_mut().enumerate() {
+            b.broker_epoch = next_offset + i as i64;
+            records.push(MetadataRecord::RegisterBroker(b.clone()));
+        }
+        for (id, b) in image.brokers.iter() {
+            if !b.fenced && !brokers.iter().any(|n| n.broker_id == *id) {
+                records.push(MetadataRecord::FenceBroker {
+                    id: *id,
+                    epoch: b.epoch,
+                });
+            }
+        }
+        self.commit(&records)
+    }
+
+    /// default.replication.factor, for topics created on first use (Metadata auto-creation).
+    pub fn with_default_replication_factor(mut self, replication_factor: i16) -> Self {
+        self.default_replication_factor = replication_factor;
+        self
+    }
+
     /// Returns the topic, creating it with the broker defaults when it does not exist.
     pub fn get_or_create(
         &self,
@@ -347,7 +467,14 @@ impl Catalog {
         if let Some(t) = self.get(name) {
             return Ok(t);
         }
-        match self.create(name, partitions, 1, internal_topic_configs(name), now_ms) {
+        let replication_factor = if is_internal_name(name) {
+            let live = self.brokers().values().filter(|b| !b.fenced).count();
+            INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
+        } else {
+            self.default_replication_factor
+        };
+        let configs = internal_topic_configs(name);
+        match self.create(name, partitions, replication_factor, configs, now_ms) {
             Err(CreateTopicError::AlreadyExists(_)) => {
                 self.get(name).ok_or(CreateTopicError::InvalidPartitions)
             }
@@ -402,7 +529,7 @@ impl Catalog {
         &self,
         name: &str,
         count: i32,
-        assignments: Option<usize>,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
         now_ms: i64,
     ) -> Result<Arc<Topic>, TopicAdminError> {
@@ -423,13 +550,29 @@ impl Catalog {
         if additional > MAX_NEW_PARTITIONS {
             return Err(TopicAdminError::TooManyPartitions);
         }
-        if let Some(n) = assignments {
+        if let Some(lists) = &assignments {
+            let n = lists.len();
             if n != additional as usize {
                 return Err(TopicAdminError::InvalidReplicaAssignment(format!(
                     "Attempted to add {additional} additional partition(s), but only {n} assignment(s) were specified."
                 )));
             }
         }
+        // New partitions have as many replicas as the topic's first (Kafka's createPartitions).
+        let image = self.image();
+        let replication_factor = image
+            .topics
+            .get(topic.topic_id)
+            .and_then(|t| t.partitions.get(&0))
+            .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
+        let assignment = match assignments {
+            Some(lists) => Assignment::Manual(lists),
+            None => Assignment::Placed {
+                partitions: additional,
+                replication_factor,
+            },
+        };
+        let placed = place(&self.brokers(), &assignment, replication_factor as usize)?;
         if validate_only {
             return Ok(topic);
         }
@@ -458,7 +601,7 @@ impl Catalog {
                     partitions: count,
                     configs: BTreeMap::new(),
                 };
-                let records = topic_records(&desc, current, self.node_id);
+                let records = topic_records(&desc, current, &placed);
                 // Only the partition records: the topic and its configs are there already.
                 self.replace(
                     Topic {
@@ -622,17 +765,52 @@ fn commit_to(
     replay_batch(image, &batch, 0).map_err(io::Error::other)
 }
 
+/// Where the partitions of `assignment` go on `brokers`: placed by the striped placer from a
+/// random start, or the client's lists checked as Kafka's controller checks them (a manual list
+/// must have `replication_factor` replicas when that is not 0). The first replica leads.
+fn place(
+    brokers: &BTreeMap<i32, BrokerRegistration>,
+    assignment: &Assignment,
+    replication_factor: usize,
+) -> Result<Placed, PlacementError> {
+    match assignment {
+        Assignment::Placed {
+            partitions,
+            replication_factor,
+        } => {
+            let start = (Uuid::new_v4().as_u128() % brokers.len().max(1) as u128) as usize;
+            let lists = placement::place(brokers, *partitions, *replication_factor, start)?;
+            Ok(lists.into_iter().map(|r| (r.clone(), r)).collect())
+        }
+        Assignment::Manual(lists) => {
+            let rf = match replication_factor {
+                0 => lists.first().map(Vec::len),
+                n => Some(n),
+            };
+            let mut out = Vec::with_capacity(lists.len());
+            for (i, replicas) in lists.iter().enumerate() {
+                placement::validate_manual(brokers, replicas, rf)?;
+                let isr = placement::active_replicas(brokers, replicas, i as i32)?;
+                out.push((replicas.clone(), isr));
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// The records that create `desc`'s partitions from `first` on (a whole topic when `first` is
-/// 0: its TopicRecord, every PartitionRecord, a ConfigRecord per override). One replica, this
-/// node, in sync and leading at epoch 0, as Kafka's controller writes a new partition.
-fn topic_records(desc: &topic::TopicFile, first: i32, node_id: i32) -> Vec<MetadataRecord> {
+/// 0: its TopicRecord, every PartitionRecord, a ConfigRecord per override), the partitions'
+/// replicas and ISR from `placed` (one entry per new partition), led by their first in-sync
+/// replica at epoch 0, as Kafka's controller writes a new partition.
+fn topic_records(desc: &topic::TopicFile, first: i32, placed: &Placed) -> Vec<MetadataRecord> {
     let mut out = vec![MetadataRecord::Topic {
         name: desc.name.clone(),
         topic_id: desc.topic_id,
     }];
-    for p in first..desc.partitions {
-        let replicas = vec![node_id];
-        let record = PartitionRecord::new_in_sync(desc.topic_id, p, replicas);
+    for (p, (replicas, isr)) in (first..desc.partitions).zip(placed) {
+        let mut record = PartitionRecord::new_in_sync(desc.topic_id, p, replicas.clone());
+        record.leader = isr.first().copied().unwrap_or(records::NO_LEADER);
+        record.isr = isr.clone();
         out.push(MetadataRecord::Partition(record));
     }
     let empty = BTreeMap::new();
@@ -691,7 +869,8 @@ fn migrate_topic_files(
         };
         let clash = image.topics.get_by_name(&desc.name).map(|t| t.id);
         if image.topics.get(desc.topic_id).is_none() && clash.is_none() {
-            let records = topic_records(&desc, 0, node_id);
+            let placed = vec![(vec![node_id], vec![node_id]); desc.partitions as usize];
+            let records = topic_records(&desc, 0, &placed);
             image = commit_to(log, image, &records, now_ms)?;
             tracing::info!(topic = %desc.name, "migrated a topic into the metadata log");
         }
@@ -871,7 +1050,9 @@ mod tests {
         ));
         assert!(matches!(
             cat.create("x", 1, 3, BTreeMap::new(), 0),
-            Err(CreateTopicError::InvalidReplicationFactor(3))
+            Err(CreateTopicError::Placement(
+                PlacementError::ReplicationFactor(_)
+            ))
         ));
         let mut bad = BTreeMap::new();
         bad.insert("retention.mss".to_string(), "1".to_string());
@@ -1008,7 +1189,7 @@ mod tests {
             Err(TopicAdminError::FewerPartitions { .. })
         ));
         assert!(matches!(
-            cat.add_partitions("g", 4, Some(1), false, 0),
+            cat.add_partitions("g", 4, Some(vec![vec![1]]), false, 0),
             Err(TopicAdminError::InvalidReplicaAssignment(_))
         ));
         cat.add_partitions("g", 5, None, true, 0).unwrap();

@@ -168,12 +168,12 @@ pub fn alter_broker(
                 format!("Node id must be an integer, but it is: {name}"),
             ));
         };
-        if id != ctx.broker.node_id {
+        if id != ctx.node_id {
             return Err((
                 errors::INVALID_REQUEST,
                 format!(
                     "Unexpected broker id, expected {}, but received {name}",
-                    ctx.broker.node_id
+                    ctx.node_id
                 ),
             ));
         }

@@ -54,34 +54,6 @@ fn grow(
     t: &CreatePartitionsTopic,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    let node = ctx.broker.node_id;
-    if let Some(assignments) = &t.assignments {
-        for a in assignments {
-            if a.broker_ids.is_empty() {
-                return Err((
-                    errors::INVALID_REPLICA_ASSIGNMENT,
-                    "The manual partition assignment includes an empty replica list.".into(),
-                ));
-            }
-            if let Some(b) = a.broker_ids.iter().find(|b| b.0 != node) {
-                return Err((
-                    errors::INVALID_REPLICA_ASSIGNMENT,
-                    format!(
-                        "The manual partition assignment includes broker {}, but no such broker is registered.",
-                        b.0
-                    ),
-                ));
-            }
-            if a.broker_ids.len() > 1 {
-                return Err((
-                    errors::INVALID_REPLICA_ASSIGNMENT,
-                    format!(
-                        "The manual partition assignment includes the broker {node} more than once."
-                    ),
-                ));
-            }
-        }
-    }
     let catalog = &ctx.broker.catalog;
     if catalog
         .get(t.name.as_str())
@@ -96,7 +68,13 @@ fn grow(
         .add_partitions(
             t.name.as_str(),
             t.count,
-            t.assignments.as_ref().map(Vec::len),
+            // Checked by the catalog as Kafka's controller checks them (registered brokers, no
+            // broker twice, the topic's replication factor).
+            t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            }),
             validate_only,
             ctx.broker.clock.now_ms(),
         )

@@ -1,6 +1,6 @@
-//! CreateTopics (key 19): per-topic validation and creation, with validate_only. Only a
-//! replication factor of 1 can be honoured by a single node (INVALID_REPLICATION_FACTOR otherwise,
-//! as on a one-broker Kafka).
+//! CreateTopics (key 19): per-topic validation and creation, with validate_only. Replicas are
+//! placed on the registered brokers (INVALID_REPLICATION_FACTOR beyond their number), or taken
+//! from the request's assignments, checked as Kafka's controller checks them.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -15,7 +15,7 @@ use super::errors;
 use super::RequestContext;
 use crate::config::describe::{describe_topic, ConfigEntry};
 use crate::metadata::{
-    CreateTopicError, EXCESSIVE, EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH,
+    Assignment, CreateTopicError, EXCESSIVE, EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH,
     MAX_RECORDS_PER_USER_OP,
 };
 
@@ -144,6 +144,7 @@ struct Planned {
     partitions: i32,
     replication_factor: i16,
     configs: BTreeMap<String, String>,
+    assignment: Assignment,
 }
 
 impl Planned {
@@ -182,7 +183,7 @@ fn created_config(e: &ConfigEntry) -> CreatableTopicConfigs {
 /// Validates one topic of the request without creating anything.
 fn plan(ctx: &RequestContext<'_>, t: &CreatableTopic) -> Result<Planned, (i16, String)> {
     let config = &ctx.broker.config;
-    let (partitions, rf) = if t.assignments.is_empty() {
+    let (assignment, rf) = if t.assignments.is_empty() {
         let p = if t.num_partitions == -1 {
             config.num_partitions
         } else {
@@ -193,7 +194,11 @@ fn plan(ctx: &RequestContext<'_>, t: &CreatableTopic) -> Result<Planned, (i16, S
         } else {
             t.replication_factor
         };
-        (p, rf)
+        let assignment = Assignment::Placed {
+            partitions: p,
+            replication_factor: rf,
+        };
+        (assignment, rf)
     } else {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err((
@@ -201,25 +206,24 @@ fn plan(ctx: &RequestContext<'_>, t: &CreatableTopic) -> Result<Planned, (i16, S
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
-        let node = ctx.broker.node_id;
-        for (i, a) in t.assignments.iter().enumerate() {
-            if a.partition_index != i as i32 || a.broker_ids.iter().any(|b| b.0 != node) {
+        // ReplicationControlManager.createTopic: partition indexes 0, 1, ... in any order.
+        let mut lists = vec![None; t.assignments.len()];
+        for a in &t.assignments {
+            let slot = usize::try_from(a.partition_index)
+                .ok()
+                .and_then(|i| lists.get_mut(i))
+                .filter(|s| s.is_none());
+            let Some(slot) = slot else {
                 return Err((
                     errors::INVALID_REPLICA_ASSIGNMENT,
-                    format!(
-                        "Invalid replica assignment for partition {}",
-                        a.partition_index
-                    ),
+                    "partitions should be a consecutive 0-based integer sequence".into(),
                 ));
-            }
+            };
+            *slot = Some(a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>());
         }
-        let rf = t
-            .assignments
-            .iter()
-            .map(|a| a.broker_ids.len())
-            .max()
-            .unwrap_or(0) as i16;
-        (t.assignments.len() as i32, rf)
+        let lists: Vec<Vec<i32>> = lists.into_iter().flatten().collect();
+        let rf = lists.first().map_or(0, Vec::len) as i16;
+        (Assignment::Manual(lists), rf)
     };
     let mut configs = BTreeMap::new();
     for c in &t.configs {
@@ -227,14 +231,16 @@ fn plan(ctx: &RequestContext<'_>, t: &CreatableTopic) -> Result<Planned, (i16, S
             configs.insert(c.name.to_string(), v.to_string());
         }
     }
-    ctx.broker
+    let (_, placed) = ctx
+        .broker
         .catalog
-        .validate(t.name.as_str(), partitions, rf, &configs)
+        .validate_assigned(t.name.as_str(), &assignment, &configs)
         .map_err(to_wire)?;
     Ok(Planned {
-        partitions,
+        partitions: placed.len() as i32,
         replication_factor: rf,
         configs,
+        assignment,
     })
 }
 
@@ -250,10 +256,9 @@ fn create(
     let topic = ctx
         .broker
         .catalog
-        .create(
+        .create_assigned(
             t.name.as_str(),
-            p.partitions,
-            p.replication_factor,
+            &p.assignment,
             p.configs.clone(),
             ctx.broker.clock.now_ms(),
         )

@@ -9,10 +9,12 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::cluster;
 use super::errors;
 use super::RequestContext;
 
 pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let image = ctx.broker.catalog.image();
     let topics = req
         .topics
         .into_iter()
@@ -25,9 +27,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteReco
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
-                    else {
-                        return r.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
+                    let part = match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index) {
+                        Ok(part) => part,
+                        Err(code) => return r.with_error_code(code),
                     };
                     match part.with_log(|l| l.delete_records(p.offset)) {
                         Ok(low) => r.with_low_watermark(low),

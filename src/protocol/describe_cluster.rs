@@ -1,5 +1,5 @@
-//! DescribeCluster (key 60): this node as the only broker, and (as KRaft brokers report it) also
-//! as the controller id. Asking a broker for controller endpoints gets Kafka's error
+//! DescribeCluster (key 60): the live brokers of the metadata image, and (as KRaft brokers report
+//! it) one of them as the controller id. Asking a broker for controller endpoints gets Kafka's error
 //! (AuthHelper.computeDescribeClusterResponse).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -7,6 +7,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::authorized::CLUSTER_OPERATIONS;
+use super::cluster;
 use super::errors;
 use super::RequestContext;
 
@@ -42,16 +43,22 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> Describe
         }
         return r;
     }
-    let node = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id))
-        .with_host(StrBytes::from_string(broker.endpoint.host.clone()))
-        .with_port(i32::from(broker.endpoint.port))
-        .with_rack(None);
+    let image = broker.catalog.image();
+    let nodes = cluster::live_nodes(&image)
+        .into_iter()
+        .map(|n| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host))
+                .with_port(n.port)
+                .with_rack(n.rack.map(StrBytes::from_string))
+        })
+        .collect();
     let mut r = DescribeClusterResponse::default()
         .with_error_message(None)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id))
-        .with_brokers(vec![node]);
+        .with_controller_id(BrokerId(cluster::controller_id(ctx, &image)))
+        .with_brokers(nodes);
     if v >= 1 {
         r.endpoint_type = ENDPOINT_BROKERS;
     }

@@ -82,14 +82,15 @@ fn entries(
         RESOURCE_BROKER if name.is_empty() => {
             Ok(describe_cluster_default(&broker.dynamic.layers()))
         }
-        RESOURCE_BROKER if name == broker.node_id.to_string() => {
+        // Every broker of this process shares the one configuration.
+        RESOURCE_BROKER if name == ctx.node_id.to_string() => {
             Ok(describe_broker(&broker.config, &broker.dynamic.layers()))
         }
         RESOURCE_BROKER => Err((
             errors::INVALID_REQUEST,
             format!(
                 "Unexpected broker id, expected {} but received {name}",
-                broker.node_id
+                ctx.node_id
             ),
         )),
         other => Err((

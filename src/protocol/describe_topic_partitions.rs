@@ -15,8 +15,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::authorized::TOPIC_OPERATIONS;
+use super::cluster;
 use super::errors;
 use super::RequestContext;
+use crate::metadata::image::MetadataImage;
 use crate::metadata::{validate_topic_name, Topic};
 
 /// Kafka's max.request.partition.size.limit default.
@@ -27,7 +29,7 @@ pub fn handle(
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let catalog = &ctx.broker.catalog;
-    let node = BrokerId(ctx.broker.node_id);
+    let image = catalog.image();
     let (cursor_topic, cursor_partition) = match &req.cursor {
         Some(c) => (c.topic_name.to_string(), c.partition_index.max(0)),
         None => (String::new(), 0),
@@ -70,7 +72,7 @@ pub fn handle(
         let total = topic.partitions.len() as i32;
         let last = total.min(first.saturating_add(budget));
         budget -= last - first.min(last);
-        topics.push(describe(&topic, first..last, node));
+        topics.push(describe(&image, &topic, first..last));
         if last < total {
             next_cursor = Some(cursor(&name, last));
             break;
@@ -88,19 +90,21 @@ fn cursor(topic: &str, partition: i32) -> Cursor {
 }
 
 fn describe(
+    image: &MetadataImage,
     topic: &Arc<Topic>,
     range: std::ops::Range<i32>,
-    node: BrokerId,
 ) -> DescribeTopicPartitionsResponseTopic {
+    let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = range
         .filter_map(|i| topic.partition(i))
         .map(|p| {
+            let reg = cluster::partition(image, topic.topic_id, p.index);
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(node)
+                .with_leader_id(BrokerId(reg.map_or(-1, |r| r.leader)))
                 .with_leader_epoch(p.with_log(|l| l.leader_epoch()))
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(reg.map(|r| ids(&r.replicas)).unwrap_or_default())
+                .with_isr_nodes(reg.map(|r| ids(&r.isr)).unwrap_or_default())
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))
                 .with_offline_replicas(Vec::new())

@@ -91,6 +91,7 @@ pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
             INVALID_PARTITIONS
         }
         TopicAdminError::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
+        TopicAdminError::Placement(p) => placement_error_code(p),
         TopicAdminError::InternalTopic(_) => INVALID_REQUEST,
         TopicAdminError::TooManyPartitions => POLICY_VIOLATION,
         TopicAdminError::InvalidConfig(_) => INVALID_CONFIG,
@@ -138,9 +139,18 @@ pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
         }
         CreateTopicError::InvalidPartitions => INVALID_PARTITIONS,
         CreateTopicError::MetadataTopic => INVALID_REQUEST,
-        CreateTopicError::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+        CreateTopicError::Placement(p) => placement_error_code(p),
         CreateTopicError::TooManyPartitions => POLICY_VIOLATION,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
         CreateTopicError::Storage(_) => KAFKA_STORAGE_ERROR,
+    }
+}
+
+pub fn placement_error_code(e: &crate::metadata::placement::PlacementError) -> i16 {
+    match e {
+        crate::metadata::placement::PlacementError::ReplicationFactor(_) => {
+            INVALID_REPLICATION_FACTOR
+        }
+        crate::metadata::placement::PlacementError::Assignment(_) => INVALID_REPLICA_ASSIGNMENT,
     }
 }

@@ -12,8 +12,9 @@
 //! every answer carries the last stable offset.
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
-//! A partition's current_leader_epoch (v9+) is checked first (KIP-320: FENCED_LEADER_EPOCH /
-//! UNKNOWN_LEADER_EPOCH); a fenced fetch at v16+ is told the current leader and epoch (KIP-951).
+//! A broker that does not lead a partition answers NOT_LEADER_OR_FOLLOWER for it; then its
+//! current_leader_epoch (v9+) is checked (KIP-320: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH);
+//! at v16+ either error carries the current leader, its epoch and its endpoint (KIP-951).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +27,14 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
 
+use super::cluster::{self, CurrentLeaders, KIP_951_ERRORS};
 use super::errors;
 use super::response::Splices;
 use super::{resolve_topic, RequestContext};
 use crate::log::index::AbortedTxn;
 use crate::log::partition::{LogError, ReadPlan};
 use crate::log::FetchIsolation;
+use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 
 /// First Fetch version that names topics by id.
@@ -62,7 +65,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     };
     let mut watch = None;
     loop {
-        let plans = plan(&topics, isolation);
+        // Leadership as of this look: a parked fetch sees a leader change on its next wake.
+        let image = ctx.broker.catalog.image();
+        let plans = plan(ctx, &image, &topics, isolation);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
         let ready = plans.iter().all(Vec::is_empty)
@@ -75,7 +80,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 >= min_bytes
             || tokio::time::Instant::now() >= deadline;
         if ready {
-            return respond(ctx, &req, &topics, plans);
+            return respond(ctx, &image, &req, &topics, plans);
         }
         let Some(w) = &watch else {
             // Park in the purgatory on the fetched partitions, then look once more before
@@ -116,6 +121,8 @@ type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
 /// Locates every requested partition's data (or its error) without reading it. A read_committed
 /// plan ends at the last stable offset, so a parked fetch counts only the bytes below it.
 fn plan<'a>(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
     topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)],
     isolation: FetchIsolation,
 ) -> Vec<Vec<PartitionPlan<'a>>> {
@@ -129,9 +136,15 @@ fn plan<'a>(
                         Err(code) => Err(*code),
                         Ok(t) => match t.partition(fp.partition) {
                             None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(p) => p
-                                .plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
-                                .map_err(|e| errors::log_error_code(&e)),
+                            Some(p) => cluster::check_leader(ctx, image, t.topic_id, p.index)
+                                .and_then(|()| {
+                                    p.plan_fetch(
+                                        fp.fetch_offset,
+                                        isolation,
+                                        fp.current_leader_epoch,
+                                    )
+                                    .map_err(|e| errors::log_error_code(&e))
+                                }),
                         },
                     };
                     (fp, plan)
@@ -143,6 +156,7 @@ fn plan<'a>(
 
 fn respond(
     ctx: &RequestContext<'_>,
+    image: &MetadataImage,
     req: &FetchRequest,
     topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
     plans: Vec<Vec<PartitionPlan<'_>>>,
@@ -151,7 +165,7 @@ fn respond(
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
     let mut splices = Splices::default();
-    let mut leader_endpoint_needed = false;
+    let mut leaders = CurrentLeaders::default();
     let responses = topics
         .iter()
         .zip(plans)
@@ -167,14 +181,15 @@ fn respond(
                             pd.error_code = code;
                             pd.high_watermark = -1;
                             pd.records = Some(Bytes::new());
-                            if code == errors::FENCED_LEADER_EPOCH && ctx.api_version >= 16 {
-                                // KIP-951: a fenced fetch learns the current leader and its epoch
+                            if KIP_951_ERRORS.contains(&code) && ctx.api_version >= 16 {
+                                // KIP-951: the client learns the current leader and its epoch
                                 // at once (KafkaApis.handleFetchRequest, v16+).
-                                if let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(fp.partition)) {
-                                    pd.current_leader = LeaderIdAndEpoch::default()
-                                        .with_leader_id(BrokerId(ctx.broker.node_id))
-                                        .with_leader_epoch(p.leader_epoch());
-                                    leader_endpoint_needed = true;
+                                if let Ok(t) = topic.as_ref() {
+                                    if let Some((id, epoch)) = leaders.add(image, t, fp.partition) {
+                                        pd.current_leader = LeaderIdAndEpoch::default()
+                                            .with_leader_id(BrokerId(id))
+                                            .with_leader_epoch(epoch);
+                                    }
                                 }
                             }
                             if code == errors::OFFSET_OUT_OF_RANGE {
@@ -232,12 +247,16 @@ fn respond(
     let mut resp = FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses);
-    if leader_endpoint_needed {
-        resp.node_endpoints = vec![NodeEndpoint::default()
-            .with_node_id(BrokerId(ctx.broker.node_id))
-            .with_host(StrBytes::from_string(ctx.broker.endpoint.host.clone()))
-            .with_port(i32::from(ctx.broker.endpoint.port))];
-    }
+    resp.node_endpoints = leaders
+        .nodes()
+        .map(|n| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host.clone()))
+                .with_port(n.port)
+                .with_rack(n.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
     (resp, splices)
 }
 

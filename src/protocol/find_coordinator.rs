@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10): this node coordinates every group (key type 0) and every
-//! transactional id (key type 1): it leads every partition of `__consumer_offsets` and
-//! `__transaction_state`.
+//! FindCoordinator (key 10): the coordinator of a group (key type 0) or transactional id (key
+//! type 1) is the leader of its partition of `__consumer_offsets` / `__transaction_state`
+//! (KafkaApis.getCoordinator), which is created on first use as Kafka's broker creates it.
 //!
 //! Advertising this API also matters to librdkafka, which takes "FindCoordinator is supported" as
 //! its test for LZ4 support and otherwise silently produces LZ4 batches uncompressed.
@@ -9,8 +9,11 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::cluster;
 use super::errors;
 use super::RequestContext;
+use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::txn::coordinator::TRANSACTION_STATE_TOPIC;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -49,14 +52,37 @@ fn locate(ctx: &RequestContext<'_>, key_type: i8, key: StrBytes) -> Coordinator 
             .with_error_message(Some(StrBytes::from_string(msg.to_string())))
     };
     match key_type {
-        GROUP | TRANSACTION => {
-            let e = &ctx.broker.endpoint;
-            Coordinator::default()
+        GROUP | TRANSACTION => match coordinator(ctx, key_type, key.as_str()) {
+            Some(n) => Coordinator::default()
                 .with_key(key.clone())
-                .with_node_id(BrokerId(ctx.broker.node_id))
-                .with_host(StrBytes::from_string(e.host.clone()))
-                .with_port(i32::from(e.port))
-        }
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host))
+                .with_port(n.port),
+            None => unavailable(
+                errors::COORDINATOR_NOT_AVAILABLE,
+                "The coordinator is not available.",
+            ),
+        },
         _ => unavailable(errors::INVALID_REQUEST, "unknown coordinator key type"),
     }
+}
+
+/// The live leader of the key's coordinator partition, creating the internal topic if needed.
+fn coordinator(ctx: &RequestContext<'_>, key_type: i8, key: &str) -> Option<cluster::Node> {
+    let b = ctx.broker;
+    let (topic, partition, partitions) = if key_type == GROUP {
+        let n = b.config.offsets_topic_num_partitions;
+        (OFFSETS_TOPIC, b.groups.partition_of(key), n)
+    } else {
+        let n = b.config.transaction_state_log_num_partitions;
+        (TRANSACTION_STATE_TOPIC, b.txns.partition_for(key), n)
+    };
+    let topic = b
+        .catalog
+        .get_or_create(topic, partitions, b.clock.now_ms())
+        .inspect_err(|e| tracing::warn!(topic, error = %e, "cannot create a coordinator topic"))
+        .ok()?;
+    let image = b.catalog.image();
+    let leader = cluster::partition(&image, topic.topic_id, partition)?.leader;
+    cluster::live_node(&image, leader)
 }

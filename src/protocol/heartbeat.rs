@@ -6,6 +6,9 @@ use super::RequestContext;
 use crate::group::coordinator::MemberRef;
 
 pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
     let who = MemberRef {
         group_id: req.group_id.as_str(),

@@ -35,6 +35,16 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
         require_known_member_id: v >= REQUIRE_MEMBER_ID_VERSION,
     };
     let member_id = params.member_id.clone();
+    if let Err(error_code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+        // JoinGroupRequest.getErrorResponse: no member id, no generation.
+        let refused = JoinResult {
+            error_code,
+            generation_id: -1,
+            member_id: String::new(),
+            ..JoinResult::default()
+        };
+        return to_wire(refused, v);
+    }
     let reply = ctx.broker.groups.join(
         &ctx.broker.catalog,
         req.group_id.as_str(),

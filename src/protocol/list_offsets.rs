@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::collections::HashSet;
 
+use super::cluster;
 use super::errors;
 use super::RequestContext;
 use crate::log::partition::Partition;
@@ -38,6 +39,7 @@ fn unsupported(timestamp: i64, version: i16) -> bool {
 
 pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let duplicates = duplicate_partitions(&req);
+    let image = ctx.broker.catalog.image();
     let mut answered = HashSet::new();
     let topics = req
         .topics
@@ -60,14 +62,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                     if unsupported(p.timestamp, ctx.api_version) {
                         return Some(resp.with_error_code(errors::UNSUPPORTED_VERSION));
                     }
-                    Some(
-                        match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                            None => resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(part) => {
-                                lookup(part, p, req.isolation_level, resp, ctx.api_version)
-                            }
-                        },
-                    )
+                    let led =
+                        cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index);
+                    Some(match led {
+                        Err(code) => resp.with_error_code(code),
+                        Ok(part) => lookup(part, p, req.isolation_level, resp, ctx.api_version),
+                    })
                 })
                 .collect();
             ListOffsetsTopicResponse::default()

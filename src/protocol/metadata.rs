@@ -1,5 +1,6 @@
-//! Metadata (key 3): this node as the only broker and controller, and the requested topics,
-//! auto-creating unknown ones when both the broker and the request allow it.
+//! Metadata (key 3): the live brokers and the requested topics with their partitions' replicas,
+//! ISR and leaders, all from the metadata image, auto-creating unknown topics when both the
+//! broker and the request allow it.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::authorized::{CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
+use super::cluster;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
@@ -21,11 +23,6 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
         req.include_topic_authorized_operations,
         req.include_cluster_authorized_operations,
     );
-    let node = BrokerId(broker.node_id);
-    let endpoint = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(broker.endpoint.host.clone()))
-        .with_port(i32::from(broker.endpoint.port));
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &req.topics {
         None => true,
@@ -39,19 +36,31 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
             .catalog
             .all()
             .iter()
-            .map(|t| describe(t, v, node))
+            .map(|t| describe(ctx, t))
             .collect()
     } else {
         req.topics
             .unwrap_or_default()
             .into_iter()
-            .map(|t| lookup(ctx, t, may_create, node))
+            .map(|t| lookup(ctx, t, may_create))
             .collect()
     };
+    // After any auto-creation, so that new topics' partitions are in it.
+    let image = broker.catalog.image();
+    let brokers = cluster::live_nodes(&image)
+        .into_iter()
+        .map(|n| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host))
+                .with_port(n.port)
+                .with_rack(n.rack.map(StrBytes::from_string))
+        })
+        .collect();
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![endpoint])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_controller_id(BrokerId(cluster::controller_id(ctx, &image)))
         .with_topics(topics);
     // Without an authorizer Kafka grants everything and says so when asked (v8+).
     if v >= 8 && req_topic_ops {
@@ -69,7 +78,6 @@ fn lookup(
     ctx: &RequestContext<'_>,
     t: kafka_protocol::messages::metadata_request::MetadataRequestTopic,
     may_create: bool,
-    node: BrokerId,
 ) -> MetadataResponseTopic {
     let catalog = &ctx.broker.catalog;
     let v = ctx.api_version;
@@ -82,12 +90,12 @@ fn lookup(
             return error_topic(None, t.topic_id, errors::INVALID_REQUEST, v);
         }
         return match catalog.get_by_id(t.topic_id) {
-            Some(topic) => describe(&topic, v, node),
+            Some(topic) => describe(ctx, &topic),
             None => error_topic(None, t.topic_id, errors::UNKNOWN_TOPIC_ID, v),
         };
     };
     if let Some(topic) = catalog.get(&name) {
-        return describe(&topic, v, node);
+        return describe(ctx, &topic);
     }
     if validate_topic_name(&name).is_err() {
         return error_topic(
@@ -112,7 +120,7 @@ fn lookup(
         _ => ctx.broker.config.num_partitions,
     };
     match catalog.get_or_create(&name, partitions, ctx.broker.clock.now_ms()) {
-        Ok(topic) => describe(&topic, v, node),
+        Ok(topic) => describe(ctx, &topic),
         // Kafka leaves a colliding topic unknown rather than naming the collision here.
         Err(CreateTopicError::Collision(..)) => error_topic(
             Some(name),
@@ -132,17 +140,21 @@ fn lookup(
     }
 }
 
-fn describe(topic: &Arc<Topic>, v: i16, node: BrokerId) -> MetadataResponseTopic {
+fn describe(ctx: &RequestContext<'_>, topic: &Arc<Topic>) -> MetadataResponseTopic {
+    let v = ctx.api_version;
+    let image = ctx.broker.catalog.image();
+    let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
+            let reg = cluster::partition(&image, topic.topic_id, p.index);
             MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(node)
+                .with_leader_id(BrokerId(reg.map_or(-1, |r| r.leader)))
                 .with_leader_epoch(p.with_log(|l| l.leader_epoch()))
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(reg.map(|r| ids(&r.replicas)).unwrap_or_default())
+                .with_isr_nodes(reg.map(|r| ids(&r.isr)).unwrap_or_default())
         })
         .collect();
     let mut t = MetadataResponseTopic::default()

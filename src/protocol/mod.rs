@@ -12,6 +12,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod apis;
 pub mod authorized;
+pub mod cluster;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
@@ -71,9 +72,19 @@ pub enum Reply {
     Close(String),
 }
 
+/// The connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The broker the client connected to (`--brokers`: each has its own listener).
+    pub node_id: i32,
+    pub peer: std::net::IpAddr,
+}
+
 /// What a handler knows about the request it serves.
 pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
+    /// The broker the request was sent to (leadership and coordinators are answered for it).
+    pub node_id: i32,
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: String,
@@ -82,7 +93,8 @@ pub struct RequestContext<'a> {
 }
 
 /// Handles one request frame (without its size prefix).
-pub async fn handle_frame(broker: &Arc<Broker>, peer: std::net::IpAddr, mut frame: Bytes) -> Reply {
+pub async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Reply {
+    let peer = session.peer;
     // api_key, api_version and correlation_id: the least any request header has.
     if frame.len() < 8 {
         return Reply::Close(format!(
@@ -117,6 +129,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, peer: std::net::IpAddr, mut fram
     };
     let ctx = RequestContext {
         broker,
+        node_id: session.node_id,
         api_version: version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
@@ -305,11 +318,12 @@ where
     Resp: Send + 'static,
 {
     let broker = Arc::clone(ctx.broker);
-    let (api_version, correlation_id) = (ctx.api_version, ctx.correlation_id);
+    let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
+            node_id,
             api_version,
             correlation_id,
             client_id,

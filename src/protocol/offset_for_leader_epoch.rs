@@ -14,6 +14,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::cluster;
 use super::errors;
 use super::RequestContext;
 
@@ -21,6 +22,7 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    let image = ctx.broker.catalog.image();
     let topics = req
         .topics
         .into_iter()
@@ -32,9 +34,11 @@ pub fn handle(
                 .map(|p| {
                     // Defaults: leader epoch and end offset -1 (UNDEFINED_EPOCH[_OFFSET]).
                     let resp = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                        return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
-                    };
+                    let part =
+                        match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition) {
+                            Ok(part) => part,
+                            Err(code) => return resp.with_error_code(code),
+                        };
                     let found = part.with_log(|l| {
                         l.end_offset_for_epoch(p.current_leader_epoch, p.leader_epoch)
                     });

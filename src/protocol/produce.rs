@@ -6,17 +6,20 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::cluster::{self, CurrentLeaders};
 use super::errors;
 use super::{resolve_topic, respond, Reply, RequestContext};
 use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
+use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 use crate::txn::producer_state::VerificationGuard;
 
@@ -49,6 +52,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     let refused = transactional_id.is_none() && has_transactional_records(&req);
     let mut flushes = Vec::new();
     let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
+    let image = ctx.broker.catalog.image();
+    let mut leaders = CurrentLeaders::default();
     let mut responses: Vec<TopicProduceResponse> = req
         .topic_data
         .into_iter()
@@ -70,7 +75,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                         ),
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => {
-                            let (r, flush) = append(ctx, t, pd, transactional_id.as_deref(), now);
+                            let tx = transactional_id.as_deref();
+                            let (r, flush) = append(ctx, &image, t, pd, tx, now);
                             if let Some((partition, job)) = flush {
                                 flushes.push(((ti, pi), partition, job));
                             }
@@ -80,7 +86,23 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                     if let (Ok(t), errors::NONE) = (&topic, r.error_code) {
                         appended.push(((ti, pi), std::sync::Arc::clone(t), index));
                     }
-                    r
+                    match &topic {
+                        // KIP-951 (v10+): the producer learns the new leader without a Metadata
+                        // round trip (KafkaApis.handleProduceRequest).
+                        Ok(t)
+                            if r.error_code == errors::NOT_LEADER_OR_FOLLOWER
+                                && ctx.api_version >= 10 =>
+                        {
+                            let mut r = r;
+                            if let Some((id, epoch)) = leaders.add(&image, t, index) {
+                                r.current_leader = LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(id))
+                                    .with_leader_epoch(epoch);
+                            }
+                            r
+                        }
+                        _ => r,
+                    }
                 })
                 .collect();
             let mut t =
@@ -110,7 +132,19 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             *r = failed(r.index, errors::log_error_code(&e), Some(e.to_string()));
         }
     }
-    ProduceResponse::default().with_responses(responses)
+    let node_endpoints = leaders
+        .nodes()
+        .map(|n| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(StrBytes::from_string(n.host.clone()))
+                .with_port(n.port)
+                .with_rack(n.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_node_endpoints(node_endpoints)
 }
 
 /// Where a partition's answer sits in the response: (topic index, partition index).
@@ -203,6 +237,7 @@ fn verify_transaction(
 /// Appends one partition's batch; hands back the fsync flush.messages asks for, if any.
 fn append(
     ctx: &RequestContext<'_>,
+    image: &MetadataImage,
     topic: &Topic,
     pd: PartitionProduceData,
     transactional_id: Option<&str>,
@@ -221,6 +256,9 @@ fn append(
             None,
         );
     };
+    if let Err(code) = cluster::check_leader(ctx, image, topic.topic_id, pd.index) {
+        return (failed(pd.index, code, None), None);
+    }
     let records = pd.records.unwrap_or_default();
     let mut verification_guard = VerificationGuard::SENTINEL;
     if let (Some(id), Some(header)) = (transactional_id, BatchHeader::parse(&records)) {

@@ -9,6 +9,9 @@ use crate::group::classic::{Reply, SyncResult};
 use crate::group::coordinator::MemberRef;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGroupResponse {
+    if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let assignments = req
         .assignments
         .into_iter()

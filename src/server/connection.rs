@@ -23,7 +23,7 @@ use super::memory_pool::{Allocation, MemoryPool};
 use crate::broker::Broker;
 use crate::log::segment::FileRange;
 use crate::protocol::response::Chunk;
-use crate::protocol::{handle_frame, Reply};
+use crate::protocol::{handle_frame, Reply, Session};
 
 /// Most bytes reserved ahead of arrival for one frame.
 const READ_RESERVE: usize = 256 * 1024;
@@ -107,6 +107,7 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
 pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
+    node_id: i32,
     broker: Arc<Broker>,
     pool: Arc<MemoryPool>,
 ) {
@@ -117,6 +118,10 @@ pub async fn serve(
     let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
     let mut recorder = frame_recorder(peer);
+    let session = Session {
+        node_id,
+        peer: peer.ip(),
+    };
     // What the first frame in `buf` holds of queued.max.request.bytes, from the moment its size
     // is known until its request was handled (see `memory_pool`).
     let mut allocation: Option<Allocation> = None;
@@ -147,7 +152,7 @@ pub async fn serve(
                 }
                 queued = 0;
             }
-            match handle_frame(&broker, peer.ip(), frame).await {
+            match handle_frame(&broker, &session, frame).await {
                 Reply::Frame(resp) => {
                     queued += resp.len();
                     out.extend(resp.into_chunks());

@@ -15,8 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use quotas::ConnectionQuotas;
 
-/// Accepts connections until `cancel` fires, within the connection limits (see `quotas`).
-pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, cancel: CancellationToken) {
+/// Accepts connections to broker `node_id` until `cancel` fires, within that broker's connection
+/// limits (see `quotas`).
+pub async fn accept_loop(
+    listener: TcpListener,
+    node_id: i32,
+    broker: Arc<Broker>,
+    cancel: CancellationToken,
+) {
     let c = &broker.config;
     let quotas = ConnectionQuotas::new(
         c.max_connections,
@@ -49,7 +55,7 @@ pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, cancel: Can
                     let _permit = permit;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        _ = connection::serve(stream, peer, broker, pool) => {}
+                        _ = connection::serve(stream, peer, node_id, broker, pool) => {}
                     }
                 });
             }

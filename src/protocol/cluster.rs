@@ -1,0 +1,135 @@
+//! What the metadata image says about brokers, replicas and leaders, in the shape requests need
+//! it (Kafka's KRaftMetadataCache): the live brokers and their endpoints, a partition's
+//! registration, and the leadership check of the partition APIs.
+
+use uuid::Uuid;
+
+use super::errors;
+use super::RequestContext;
+use crate::log::partition::Partition;
+use crate::metadata::image::{MetadataImage, PartitionRegistration};
+use crate::metadata::Topic;
+use std::sync::Arc;
+
+/// A broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The registered, unfenced brokers (what Metadata and DescribeCluster list), by id.
+pub fn live_nodes(image: &MetadataImage) -> Vec<Node> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoints.first()?;
+            Some(Node {
+                id: b.id,
+                host: e.host.clone(),
+                port: i32::from(e.port),
+                rack: b.rack.clone(),
+            })
+        })
+        .collect()
+}
+
+/// One live broker, or `None` when it is unknown or fenced.
+pub fn live_node(image: &MetadataImage, id: i32) -> Option<Node> {
+    live_nodes(image).into_iter().find(|n| n.id == id)
+}
+
+/// The broker KRaft brokers name as the controller to clients: one of the live brokers (Kafka
+/// picks one at random; gregor the lowest id, so that answers are stable). The connection's own
+/// broker when none is registered.
+pub fn controller_id(ctx: &RequestContext<'_>, image: &MetadataImage) -> i32 {
+    live_nodes(image).first().map_or(ctx.node_id, |n| n.id)
+}
+
+/// A partition's replicas, ISR and leader.
+pub fn partition(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+) -> Option<&PartitionRegistration> {
+    image.topics.get(topic_id)?.partitions.get(&partition)
+}
+
+/// Produce, Fetch, ListOffsets, DeleteRecords and OffsetForLeaderEpoch are served by the
+/// partition's leader only: any other broker answers NOT_LEADER_OR_FOLLOWER
+/// (ReplicaManager.getPartitionOrError), so the client refreshes its metadata and follows it.
+pub fn check_leader(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    topic_id: Uuid,
+    p: i32,
+) -> Result<(), i16> {
+    match partition(image, topic_id, p) {
+        Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_LEADER_OR_FOLLOWER),
+        _ => Ok(()),
+    }
+}
+
+/// The local log of a partition this broker leads: UNKNOWN_TOPIC_OR_PARTITION for an unknown
+/// topic or partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (`check_leader`).
+pub fn led_partition<'t>(
+    ctx: &RequestContext<'_>,
+    image: &MetadataImage,
+    topic: Option<&'t Arc<Topic>>,
+    p: i32,
+) -> Result<&'t Arc<Partition>, i16> {
+    let topic = topic.ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    let partition = topic
+        .partition(p)
+        .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+    check_leader(ctx, image, topic.topic_id, p)?;
+    Ok(partition)
+}
+
+/// The errors that make Produce (v10+) and Fetch (v16+) answer the partition's current leader
+/// (KIP-951).
+pub const KIP_951_ERRORS: [i16; 2] = [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH];
+
+/// KIP-951's `current_leader` of the partitions of one response, and the `node_endpoints` of
+/// those leaders, each once.
+#[derive(Default)]
+pub struct CurrentLeaders {
+    nodes: std::collections::BTreeMap<i32, Node>,
+}
+
+impl CurrentLeaders {
+    /// The current leader of a partition and its leader epoch (the epoch its log is at, which
+    /// is what KIP-320 checks compare), remembering the leader's endpoint.
+    pub fn add(&mut self, image: &MetadataImage, topic: &Topic, p: i32) -> Option<(i32, i32)> {
+        let reg = partition(image, topic.topic_id, p)?;
+        let epoch = topic.partition(p)?.leader_epoch();
+        if let Some(n) = live_node(image, reg.leader) {
+            self.nodes.insert(n.id, n);
+        }
+        Some((reg.leader, epoch))
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+}
+
+/// Group requests are served by the group's coordinator only, the leader of its
+/// `__consumer_offsets` partition: another broker answers NOT_COORDINATOR, so the client finds
+/// the coordinator again (GroupCoordinatorService: the shard is not loaded there). Before the
+/// topic exists the first write creates it, so any broker may take the group.
+pub fn check_group_coordinator(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), i16> {
+    let b = ctx.broker;
+    let Some(topic) = b.catalog.get(crate::group::coordinator::OFFSETS_TOPIC) else {
+        return Ok(());
+    };
+    let image = b.catalog.image();
+    match partition(&image, topic.topic_id, b.groups.partition_of(group_id)) {
+        Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_COORDINATOR),
+        _ => Ok(()),
+    }
+}
