@@ -83,11 +83,11 @@ else
 fi
 
 cd "$HERE"
-# npm ci reinstalls when the lock file changed since the last install (node_modules keeps a copy).
-if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null ||
-  ! [ -f node_modules/kafkajs/package.json ]; then
+# npm ci (re)installs when the lock file changed since the last install (node_modules keeps a copy).
+if ! cmp -s package-lock.json node_modules/.gregor-installed-lock 2>/dev/null; then
   echo "installing the pinned Node clients (npm ci, package-lock.json)" >&2
   npm ci --cache "$COMPAT_ROOT/.cache/npm" --no-audit --no-fund --loglevel=error >&2 || exit 1
+  cp package-lock.json node_modules/.gregor-installed-lock
 fi
 
 LOG="$(mktemp /tmp/node-compat.XXXXXX)"
@@ -97,13 +97,21 @@ trap 'gregor_cleanup; rm -f "$LOG" "$NODE_COMPAT_LOG"' EXIT
 gregor_start || { echo "could not start $BROKER" >&2; exit 1; }
 echo "Node suite (kafkajs $(node -p 'require("kafkajs/package.json").version')) against $BROKER at $GREGOR_BOOTSTRAP"
 
+# Arguments ending in .test.js pick test files (default: all of test/); the rest go to node --test.
+files=() args=()
+for a in "$@"; do
+  case "$a" in *.test.js) files+=("$a") ;; *) args+=("$a") ;; esac
+done
+[ ${#files[@]} -gt 0 ] || files=(test/*.test.js)
+export KAFKAJS_NO_PARTITIONER_WARNING=1
+
 start=$(date +%s)
 # Test files run as separate processes, two at a time (the machine has two cores); the tests in
 # one file run in order. The TAP copy in $LOG is what the counts below are read from.
 node --test --test-concurrency=2 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$LOG" \
-  "$@" test/*.test.js
+  "${args[@]}" "${files[@]}"
 status=$?
 
 count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$LOG" | tail -n 1; }
