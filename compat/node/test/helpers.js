@@ -92,12 +92,25 @@ async function waitFor(what, cond, timeoutMs = 30000, pollMs = 50) {
   }
 }
 
+// Creates a topic and waits until the metadata shows every partition with a leader (on Kafka the
+// broker's metadata cache follows the controller a little later, and kafkajs's own wait gives up on
+// UNKNOWN_TOPIC_OR_PARTITION)...
 async function createTopic(adm, topic, numPartitions = 1, configEntries = undefined) {
   const created = await adm.createTopics({
     topics: [{ topic, numPartitions, replicationFactor: 1, configEntries }],
     timeout: 15000,
+    waitForLeaders: false,
   })
   if (!created) throw new Error(`topic ${topic} already existed`)
+  await waitFor(`metadata for the new topic ${topic}`, async () => {
+    const m = await adm.fetchTopicMetadata({ topics: [topic] })
+    const parts = m.topics[0]?.partitions || []
+    if (parts.length !== numPartitions || !parts.every(p => p.leader >= 0 && p.partitionErrorCode === 0)) {
+      return false
+    }
+    // ...and until the leader answers ListOffsets (Kafka says NOT_LEADER_FOR_PARTITION a moment longer).
+    return (await adm.fetchTopicOffsets(topic)).length === numPartitions
+  })
 }
 
 // Consumes from `topic` with a fresh consumer (its own group unless opts.groupId) until `n`
@@ -130,11 +143,13 @@ async function errorOf(promise) {
   throw new Error('expected the call to fail, it succeeded')
 }
 
+// The protocol error type (e.g. 'UNKNOWN_TOPIC_OR_PARTITION') under a kafkajs error: through retry
+// wrappers (cause), aggregate errors (errors[0]) and per-partition errors (partitions[0].error).
 function rootType(e) {
   let cur = e
   while (cur) {
     if (cur.type) return cur.type
-    cur = cur.cause || cur.originalError
+    cur = cur.cause || cur.originalError || cur.errors?.[0] || cur.partitions?.[0]?.error
   }
   return undefined
 }
