@@ -74,12 +74,14 @@ PROPS
     kafka_launch
   }
   BROKER="Apache Kafka ($KAFKA_REFERENCE_LIBS)"
+  export NODE_COMPAT_TARGET=kafka
 else
   if [ ! -x "$GREGOR_BIN" ]; then
     echo "gregor binary not found at $GREGOR_BIN; run cargo build --release or set GREGOR_BIN" >&2
     exit 1
   fi
   BROKER="gregor ($GREGOR_BIN)"
+  export NODE_COMPAT_TARGET=gregor # cases of an open gap in FINDINGS.md are skipped (h.gregorGap)
 fi
 
 cd "$HERE"

@@ -154,7 +154,14 @@ function rootType(e) {
   return undefined
 }
 
+// A test option for a case that fails on gregor because of an open gap in FINDINGS.md: the case is
+// skipped (with the reason) against gregor and runs against Apache Kafka.
+function gregorGap(reason) {
+  return process.env.NODE_COMPAT_TARGET === 'gregor' ? `gregor gap, see FINDINGS.md: ${reason}` : false
+}
+
 module.exports = {
+  gregorGap,
   bootstrap,
   kafka,
   admin,
