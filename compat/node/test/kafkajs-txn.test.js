@@ -132,3 +132,36 @@ test('a fenced zombie: the old producer of a transactional id fails', { timeout:
     'the zombie\'s first record is in the log, aborted'
   )
 })
+
+test('an open transaction holds read_committed at its first record', { timeout: 90000 }, async t => {
+  const adm = await h.admin()
+  const topic = h.uniqueName(t, 'topic')
+  await h.createTopic(adm, topic, 1)
+  const prod = await txnProducer(h.uniqueName(t, 'txn'))
+  const plain = await h.producer()
+
+  const txn = await prod.transaction()
+  await txn.send({ topic, messages: [{ value: 'open-1' }] })
+  await plain.send({ topic, messages: [{ value: 'plain-1' }] })
+
+  // A read_committed consumer running while the transaction is open.
+  const rc = await h.consumer({ groupId: h.uniqueName(t, 'rc'), readUncommitted: false })
+  const seen = []
+  await rc.subscribe({ topics: [topic], fromBeginning: true })
+  await rc.run({ eachMessage: async ({ message }) => void seen.push([message.offset, message.value.toString()]) })
+
+  // Both records are in the log (read_uncommitted reads them)...
+  const dirty = await h.consumeN(topic, 2, { readUncommitted: true })
+  assert.deepEqual(dirty.map(m => m.value.toString()), ['open-1', 'plain-1'])
+  // ...but the last stable offset is the open transaction's first record: kafkajs's ListOffsets
+  // is read_committed, so the high watermark it reports is 0, and the consumer has nothing yet.
+  const [{ high }] = await adm.fetchTopicOffsets(topic)
+  assert.equal(high, '0', 'ListOffsets (read_committed) stops at the open transaction')
+  assert.deepEqual(seen, [], 'read_committed delivered nothing past the open transaction')
+
+  await txn.commit()
+  await h.waitFor('read_committed to get both records', () => seen.length >= 2)
+  assert.deepEqual(seen, [['0', 'open-1'], ['1', 'plain-1']])
+  const [{ high: after }] = await adm.fetchTopicOffsets(topic)
+  assert.equal(after, '3', 'after the commit marker')
+})
