@@ -43,7 +43,8 @@
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
-#   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9 (see ref-kafka.sh)
+#   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
+#                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
@@ -57,8 +58,17 @@ JAVA_COMPAT_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JAVA_COMPAT_TARGET="$JAVA_COMPAT_HOME/target"
 export JAVA_COMPAT_HOME JAVA_COMPAT_TARGET
 if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
-  # shellcheck source=ref-kafka.sh
-  . "$JAVA_COMPAT_HOME/ref-kafka.sh"
+  if [ -z "${KAFKA_REFERENCE_LIBS:-}" ]; then
+    # Kafka 3.9 from the suite's own tools-3.9 classpath (log4j 1 there).
+    KAFKA_REF_CP="$JAVA_COMPAT_TARGET/tools-3.9/lib/*"
+    KAFKA_REF_LOG="-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+    # KIP-848 (group.protocol=consumer) is opt-in on 3.9, on by default from 4.0; and 3.9
+    # defaults log.message.timestamp.after.max.ms to Long.MAX, 4.x to an hour (KIP-1030).
+    KAFKA_REF_EXTRA="group.coordinator.rebalance.protocols=classic,consumer
+log.message.timestamp.after.max.ms=3600000"
+  fi
+  # shellcheck source=../ref-kafka.sh
+  . "$JAVA_COMPAT_HOME/../ref-kafka.sh"
 fi
 
 COUNT="${JAVA_COMPAT_COUNT:-10000}"

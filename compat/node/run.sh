@@ -29,50 +29,8 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
 fi
 
 if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
-  # The same single-node KRaft Kafka as compat/franz-go/run.sh, with its Kafka 4.x log4j2 config.
-  KAFKA_REF_CP="$KAFKA_REFERENCE_LIBS/*"
-  KAFKA_REF_LOG="-Dlog4j2.configurationFile=$REPO_ROOT/compat/java/config/log4j2.properties"
-  kafka_launch() {
-    java -Xmx768m "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
-      >>"$GREGOR_DATA.log" 2>&1 &
-    GREGOR_PID=$!
-    local i
-    for i in $(seq 1 600); do
-      if python3 -c "import socket; socket.create_connection(('127.0.0.1',$GREGOR_PORT),0.2).close()" 2>/dev/null; then
-        return 0
-      fi
-      kill -0 "$GREGOR_PID" 2>/dev/null || { tail -n 30 "$GREGOR_DATA.log" >&2; return 1; }
-      sleep 0.1
-    done
-    echo "kafka did not open port $GREGOR_PORT" >&2
-    return 1
-  }
-  gregor_start() {
-    GREGOR_PORT="${GREGOR_PORT:-$(gregor_free_port)}"
-    local controller_port cluster_id
-    controller_port="$(gregor_free_port)"
-    GREGOR_DATA="$(mktemp -d /tmp/kafka-compat.XXXXXX)"
-    GREGOR_BOOTSTRAP="127.0.0.1:$GREGOR_PORT"
-    export GREGOR_PORT GREGOR_DATA GREGOR_BOOTSTRAP
-    cat >"$GREGOR_DATA/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$GREGOR_DATA/logs
-num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-PROPS
-    cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    java "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$GREGOR_DATA/server.properties" >>"$GREGOR_DATA.log" 2>&1 || return 1
-    kafka_launch
-  }
+  # shellcheck source=../ref-kafka.sh
+  . "$COMPAT_ROOT/ref-kafka.sh"
   BROKER="Apache Kafka ($KAFKA_REFERENCE_LIBS)"
   export NODE_COMPAT_TARGET=kafka
 else

@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
 # Development aid, not used by CI: replaces lib.sh's gregor_* functions with ones that run a
-# single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM) from the tools-3.9
-# classpath, so the suite itself can be checked against the real thing:
+# single-node Apache Kafka (KRaft, broker+controller in one JVM), so a suite can be checked
+# against the real thing: every case must pass against Kafka; a case that fails there is a broken
+# test, not a finding. Source it after lib.sh, e.g. in a suite's run.sh:
 #
-#   JAVA_COMPAT_BROKER=kafka compat/java/run.sh
+#   [ -n "${KAFKA_REFERENCE_LIBS:-}" ] && . "$COMPAT_ROOT/ref-kafka.sh"
 #
-# Every case must pass against Kafka; a case that fails there is a broken test, not a finding.
-# Source it after lib.sh. Needs JAVA_COMPAT_TARGET (run.sh's target folder) to be set.
-# KAFKA_REFERENCE_LIBS=DIR (a folder of Kafka 4.x broker jars, as for the Python suites) runs that
-# Kafka instead of 3.9, e.g. the 4.4 the project matches.
+# KAFKA_REFERENCE_LIBS=DIR is a folder of Kafka 4.x broker jars (e.g. the 4.4 the project
+# matches; the Python suites take the same variable). A suite may instead set KAFKA_REF_CP and
+# KAFKA_REF_LOG (classpath and logging option) and KAFKA_REF_EXTRA (more server.properties lines)
+# before sourcing, as compat/java does for its Kafka 3.9 tools.
 
-if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
-  KAFKA_REF_CP="$KAFKA_REFERENCE_LIBS/*"
-  KAFKA_REF_LOG="-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
-else
-  KAFKA_REF_CP="$JAVA_COMPAT_TARGET/tools-3.9/lib/*"
-  KAFKA_REF_LOG="-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
-fi
+KAFKA_REF_CP="${KAFKA_REF_CP:-$KAFKA_REFERENCE_LIBS/*}"
+KAFKA_REF_LOG="${KAFKA_REF_LOG:--Dlog4j2.configurationFile=$COMPAT_ROOT/java/config/log4j2.properties}"
 
 kafka_launch() {
   java -Xmx768m "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
@@ -55,10 +51,7 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
-# KIP-848 (group.protocol=consumer) is opt-in on 3.9; on by default from 4.0.
-group.coordinator.rebalance.protocols=classic,consumer
-# The Kafka 4.x default (KIP-1030); 3.9 still defaults to Long.MAX.
-log.message.timestamp.after.max.ms=3600000
+${KAFKA_REF_EXTRA:-}
 PROPS
   # gregor's --override k=v uses Kafka's names; later lines win in a properties file.
   while [ $# -gt 0 ]; do
