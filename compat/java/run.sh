@@ -5,37 +5,37 @@
 #   compat/java/run.sh
 #
 # Cases (each prints PASS or FAIL; the last line is "N passed, N failed"):
-#   clients-<v>/...   kafka-clients 4.1.x and 3.9.x: per codec, 10,000 records with keys, headers and
+#   clients-<v>/...   kafka-clients 4.4.x and 3.9.x: per codec, 10,000 records with keys, headers and
 #                     timestamps through the idempotent producer, read back exactly; ListOffsets;
 #                     CreateTopics (and its errors); a multi-partition round trip; fetch edge cases
 #                     (oversized batch, out of range, long poll, close); acks=0/1; topic configs
-#   console-<v>/...   kafka-console-producer / -consumer of Apache Kafka 3.9.x and 4.1.x, per codec;
+#   console-<v>/...   kafka-console-producer / -consumer of Apache Kafka 3.9.x and 4.4.x, per codec;
 #                     kafka-topics --create / --list / --describe
 #   crash/...         SIGKILL the broker three times under an idempotent producer; every
 #                     acknowledged record must be in the log exactly once
-#   after-crash/...   the clients-4.1 round trips, re-read after those kills
+#   after-crash/...   the clients-4.4 round trips, re-read after those kills
 #   dedupe/...        a proxy loses Produce responses; the retries must not be appended twice,
 #                     also when the broker was killed and restarted in between
 #   groups-<v>/...    consumer groups (classic protocol; KIP-848 when the broker advertises it) with
-#                     kafka-clients 4.1.x (all cases) and 3.9.x (quick subset): commitSync/auto-commit
+#                     kafka-clients 4.4.x (all cases) and 3.9.x (quick subset): commitSync/auto-commit
 #                     and resume, three members splitting a topic under load (eager and cooperative),
 #                     a SIGKILLed member, static membership, AdminClient group APIs and their errors
-#   admin-<v>/...     topic administration through AdminClient 4.1.x and 3.9.x (AdminTests): DeleteTopics
+#   admin-<v>/...     topic administration through AdminClient 4.4.x and 3.9.x (AdminTests): DeleteTopics
 #                     by name and id, CreatePartitions, Describe/IncrementalAlterConfigs (topics and the
 #                     broker), DeleteRecords, ListOffsets by timestamp, DescribeCluster, DescribeLogDirs,
 #                     config enforcement (max.message.bytes, compacted topics need keys), with the errors
 #   admin-tools-<v>/. kafka-topics --create/--describe/--alter/--delete, kafka-configs --describe/--alter,
-#                     kafka-delete-records and kafka-get-offsets of Apache Kafka 3.9.x and 4.1.x, and
+#                     kafka-delete-records and kafka-get-offsets of Apache Kafka 3.9.x and 4.4.x, and
 #                     their error messages
 #   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker, and a
 #                     member that stays subscribed through both restarts reads on, exactly once
-#   txn-<v>/...       transactions with kafka-clients 4.1.x and 3.9.x (TxnTests): commit and abort over
+#   txn-<v>/...       transactions with kafka-clients 4.4.x and 3.9.x (TxnTests): commit and abort over
 #                     several partitions read back with read_committed and read_uncommitted, the last
 #                     stable offset of an open transaction, sendOffsetsToTransaction, a fenced zombie,
 #                     a timed-out transaction aborted by the coordinator
 #   streams-eos-<v>/. a Kafka Streams 4.4 word count with exactly_once_v2, SIGKILLed mid-stream and
 #                     restarted: every word's counts arrive exactly once, in order (EosWordCount)
-#   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.1.x: --list [--state],
+#   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
 #                     refusals while the group is active
@@ -104,7 +104,7 @@ finish() {
 BASE_TIMESTAMP=$(( ($(date +%s) - 3600) * 1000 ))
 JAVA_OPTS=(-Dfile.encoding=UTF-8 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn
   -Dorg.slf4j.simpleLogger.logFile=System.err -Dgregor.compat.baseTimestamp="$BASE_TIMESTAMP")
-CLIENT_CP="$JAVA_COMPAT_TARGET/client-4.1/classes:$JAVA_COMPAT_TARGET/client-4.1/lib/*"
+CLIENT_CP="$JAVA_COMPAT_TARGET/client-4.4/classes:$JAVA_COMPAT_TARGET/client-4.4/lib/*"
 
 # java_cases GROUP TIMEOUT_S CLASSPATH ARGS...: runs gregor.compat.Main, which prints PASS/FAIL
 # lines, and counts them (see tally).
@@ -164,7 +164,7 @@ build() {
   rm -rf "$LOGS" && mkdir -p "$LOGS"
 }
 
-# Version of artifact $2 in module $1's copied classpath, e.g. "4.1.2".
+# Version of artifact $2 in module $1's copied classpath, e.g. "4.4.0".
 lib_version() {
   local jar
   jar="$(cd "$JAVA_COMPAT_TARGET/$1/lib" && ls "$2"-[0-9]*.jar)"
@@ -176,7 +176,7 @@ lib_version() {
 
 client_tests() {
   local module version
-  for module in client-4.1 client-3.9; do
+  for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     echo "== kafka-clients $version"
     java_cases "clients-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
@@ -188,15 +188,19 @@ client_tests() {
 
 # ---- console tools --------------------------------------------------------------------------
 
-# console_case LABEL CP LOG4J_OPT PRODUCER_CLASS CONSUMER_CLASS CODEC
+# console_case LABEL CP LOG4J_OPT PRODUCER_CLASS CONSUMER_CLASS CODEC [READER_OPT FORMATTER_OPT]
+# (the option names for the line reader's and the formatter's properties: --property up to 4.1,
+# --reader-property and --formatter-property from 4.2, where --property prints a deprecation
+# warning into the consumer's output)
 console_case() {
   local label="$1" cp="$2" log_opt="$3" producer="$4" consumer="$5" codec="$6"
+  local reader="${7:---property}" formatter="${8:---property}"
   local name="$label/produce-consume-$codec" topic="${label//./-}-$codec"
   local base="$LOGS/$label-$codec"
   local java=(timeout 60 java -Dfile.encoding=UTF-8 "$log_opt" -cp "$cp")
 
   "${java[@]}" "$producer" --bootstrap-server "$GREGOR_BOOTSTRAP" --topic "$topic" \
-    --compression-codec "$codec" --property parse.key=true --property parse.headers=true \
+    --compression-codec "$codec" "$reader" parse.key=true "$reader" parse.headers=true \
     <"$LOGS/console-input.txt" >"$base.producer.log" 2>&1
   local rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -206,8 +210,8 @@ console_case() {
   # --partition/--offset: the consumer uses assign(), no group coordinator involved.
   "${java[@]}" "$consumer" --bootstrap-server "$GREGOR_BOOTSTRAP" --topic "$topic" \
     --partition 0 --offset earliest --max-messages "$COUNT" --timeout-ms 20000 \
-    --property print.partition=true --property print.offset=true \
-    --property print.headers=true --property print.key=true \
+    "$formatter" print.partition=true "$formatter" print.offset=true \
+    "$formatter" print.headers=true "$formatter" print.key=true \
     >"$base.out" 2>"$base.consumer.log"
   rc=$?
   if cmp -s "$LOGS/console-expected.txt" "$base.out"; then
@@ -254,9 +258,9 @@ console_tests() {
     fail console "could not write the console input files"
     return
   }
-  local v39 v41
+  local v39 v44
   v39="$(lib_version tools-3.9 kafka_2.13)"
-  v41="$(lib_version tools-4.1 kafka-tools)"
+  v44="$(lib_version tools-4.4 kafka-tools)"
   local codec
   echo "== Apache Kafka $v39 console tools"
   # 3.9: the producer is still the Scala one in core; the consumer already moved to kafka-tools.
@@ -268,15 +272,16 @@ console_tests() {
   topics_cases "console-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
     "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
   broker_check "console-$v39"
-  echo "== Apache Kafka $v41 console tools"
+  echo "== Apache Kafka $v44 console tools"
   for codec in "${CODECS[@]}"; do
-    console_case "console-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+    console_case "console-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
       "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" \
-      org.apache.kafka.tools.ConsoleProducer org.apache.kafka.tools.consumer.ConsoleConsumer "$codec"
+      org.apache.kafka.tools.ConsoleProducer org.apache.kafka.tools.consumer.ConsoleConsumer "$codec" \
+      --reader-property --formatter-property
   done
-  topics_cases "console-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+  topics_cases "console-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
-  broker_check "console-$v41"
+  broker_check "console-$v44"
 }
 
 # ---- topic administration -------------------------------------------------------------------
@@ -292,13 +297,14 @@ admin_check() {
   fi
 }
 
-# admin_tool_cases LABEL CP LOG4J_OPT: the admin command-line tools of one Kafka version.
+# admin_tool_cases LABEL CP LOG4J_OPT CONFIG_COMMAND: the admin command-line tools of one Kafka
+# version (kafka-configs.sh runs kafka.admin.ConfigCommand up to 4.1, then the tools module's).
 admin_tool_cases() {
-  local label="$1" cp="$2" log_opt="$3"
+  local label="$1" cp="$2" log_opt="$3" config_command="$4"
   local t="${label//./-}" base="$LOGS/$1"
   local java=(timeout 60 java "$log_opt" -cp "$cp")
   local topics=("${java[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
-  local configs=("${java[@]}" kafka.admin.ConfigCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local configs=("${java[@]}" "$config_command" --bootstrap-server "$GREGOR_BOOTSTRAP")
   local offsets=("${java[@]}" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$GREGOR_BOOTSTRAP")
   local delrec=("${java[@]}" org.apache.kafka.tools.DeleteRecordsCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
 
@@ -371,24 +377,24 @@ admin_tool_cases() {
 
 admin_tests() {
   local module version
-  for module in client-4.1 client-3.9; do
+  for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     echo "== AdminClient $version"
     java_cases "admin-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
       admin --bootstrap "$GREGOR_BOOTSTRAP" --label "admin-$version"
     broker_check "admin-$version"
   done
-  local v39 v41
+  local v39 v44
   v39="$(lib_version tools-3.9 kafka_2.13)"
-  v41="$(lib_version tools-4.1 kafka-tools)"
+  v44="$(lib_version tools-4.4 kafka-tools)"
   echo "== Apache Kafka $v39 admin tools"
   admin_tool_cases "admin-tools-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
-    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
+    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties" kafka.admin.ConfigCommand
   broker_check "admin-tools-$v39"
-  echo "== Apache Kafka $v41 admin tools"
-  admin_tool_cases "admin-tools-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
-    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
-  broker_check "admin-tools-$v41"
+  echo "== Apache Kafka $v44 admin tools"
+  admin_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" org.apache.kafka.tools.ConfigCommand
+  broker_check "admin-tools-$v44"
 }
 
 # ---- crash ----------------------------------------------------------------------------------
@@ -615,7 +621,7 @@ groups_tests() {
     return
   fi
   local module version
-  for module in client-4.1 client-3.9; do
+  for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     echo "== consumer groups, kafka-clients $version"
     java_cases "groups-$version" 240 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
@@ -677,13 +683,13 @@ groups_tests() {
   done
   broker_check groups-restart
 
-  local v39 v41
+  local v39 v44
   v39="$(lib_version tools-3.9 kafka_2.13)"
-  v41="$(lib_version tools-4.1 kafka-tools)"
-  echo "== kafka-consumer-groups $v39 and $v41"
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  echo "== kafka-consumer-groups $v39 and $v44"
   consumer_groups_cases "consumer-groups-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
     "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
-  consumer_groups_cases "consumer-groups-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+  consumer_groups_cases "consumer-groups-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
   broker_check consumer-groups
 }
@@ -692,19 +698,19 @@ groups_tests() {
 
 txn_tests() {
   local module version
-  for module in client-4.1 client-3.9; do
+  for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     echo "== transactions, kafka-clients $version"
     java_cases "txn-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
       txn --bootstrap "$GREGOR_BOOTSTRAP" --label "txn-$version"
     broker_check "txn-$version"
   done
-  local v41
-  v41="$(lib_version tools-4.1 kafka-tools)"
-  echo "== kafka-transactions $v41"
-  txn_tool_cases "txn-tools-$v41" "$JAVA_COMPAT_TARGET/tools-4.1/lib/*" \
+  local v44
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  echo "== kafka-transactions $v44"
+  txn_tool_cases "txn-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
-  broker_check "txn-tools-$v41"
+  broker_check "txn-tools-$v44"
 }
 
 # txn_tool_cases LABEL CP LOG4J_OPT: kafka-transactions.sh list / describe / describe-producers /
