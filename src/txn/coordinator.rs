@@ -14,7 +14,7 @@
 
 use super::markers::{outcome, MarkerOutcome, TxnMarkerWriter};
 use super::metadata::TransactionState;
-use super::shard::{InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
+use super::shard::{EndOutcome, InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
 use super::TransactionConfig;
 use crate::coordinator::runtime::CoordinatorRuntime;
 use crate::group::offsets_topic::partition_for;
@@ -129,21 +129,24 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition).
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition, and the
+    /// implicit adds of TV2's Produce v12+ and TxnOffsetCommit v5+), under the request's
+    /// `transaction.version` (metadata::TV_0 or TV_2).
     pub fn add_partitions(
         &self,
         catalog: &Catalog,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        producer: (i64, i16),
         partitions: &[(String, i32)],
+        transaction_version: i16,
         now: i64,
     ) -> i16 {
         if id.is_empty() {
             return errors::INVALID_REQUEST;
         }
+        let (producer_id, epoch) = producer;
         self.write(catalog, id, now, |s| {
-            s.add_partitions(id, producer_id, epoch, partitions, now)
+            s.add_partitions(id, producer_id, epoch, partitions, transaction_version, now)
         })
         .unwrap_or_else(|code| code)
     }
@@ -166,34 +169,33 @@ impl TransactionCoordinator {
             .unwrap_or(Err(errors::NOT_COORDINATOR))
     }
 
-    /// EndTxn: writes the prepare record, then the markers, then the completion.
+    /// EndTxn: writes the prepare record, then the markers, then the completion. Answers the
+    /// producer id and epoch the producer goes on with (EndTxn v5, TV2), or the error.
     pub fn end_txn(
         &self,
         ctx: &TxnContext<'_>,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        producer: (i64, i16),
         commit: bool,
+        transaction_version: i16,
         now: i64,
-    ) -> i16 {
+    ) -> Result<(i64, i16), i16> {
         if id.is_empty() {
-            return errors::INVALID_REQUEST;
+            return Err(errors::INVALID_REQUEST);
         }
-        let result = self.write(ctx.catalog, id, now, |s| {
-            s.end_txn(id, producer_id, epoch, commit, now)
-        });
-        match result {
-            Ok(Ok(Some(markers))) => {
-                // The prepare record is written, so the outcome is decided and the answer is NONE
-                // whatever the markers do (failures are retried by `complete_prepared`). Kafka answers before
-                // writing them; writing them first spares the producer CONCURRENT_TRANSACTIONS
-                // retries when it begins its next transaction.
-                self.send_markers(ctx, &markers, now);
-                errors::NONE
-            }
-            Ok(Ok(None)) => errors::NONE,
-            Ok(Err(code)) | Err(code) => code,
+        let (producer_id, epoch) = producer;
+        let new_id = ctx.new_producer_id;
+        let outcome: EndOutcome = self.write(ctx.catalog, id, now, |s| {
+            s.end_txn(id, producer_id, epoch, commit, transaction_version, new_id, now)
+        })??;
+        if let Some(markers) = &outcome.markers {
+            // The prepare record is written, so the outcome is decided and the answer is NONE
+            // whatever the markers do (failures are retried by `complete_prepared`). Kafka
+            // answers before writing them; writing them first spares the producer
+            // CONCURRENT_TRANSACTIONS retries when it begins its next transaction.
+            self.send_markers(ctx, markers, now);
         }
+        Ok((outcome.producer_id, outcome.producer_epoch))
     }
 
     /// Writes a prepared transaction's markers (no shard lock held), then records which
@@ -254,9 +256,10 @@ impl TransactionCoordinator {
                 .read(p, |s| s.timed_out(now))
                 .unwrap_or_default();
             for id in ids {
+                let new_id = ctx.new_producer_id;
                 let result = self
                     .runtime
-                    .write(ctx.catalog, p, now, |s| s.abort_if_timed_out(&id, now));
+                    .write(ctx.catalog, p, now, |s| s.abort_if_timed_out(&id, new_id, now));
                 match result {
                     Ok(Ok(Some(markers))) => {
                         tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
@@ -356,6 +359,7 @@ mod tests {
 
     use super::*;
     use crate::log::LogConfig;
+    use crate::txn::metadata::{TV_0, TV_2};
     use crate::txn::TxnMarker;
 
     /// Markers land in a list; a partition may be told to fail.
@@ -430,8 +434,23 @@ mod tests {
         env.ctx(|ctx| c.init_producer_id(ctx, id, 60_000, None, now))
     }
 
+    /// A TV1 EndTxn's error code.
     fn end(c: &TransactionCoordinator, env: &Env, id: &str, pe: (i64, i16), commit: bool) -> i16 {
-        env.ctx(|ctx| c.end_txn(ctx, id, pe.0, pe.1, commit, 50))
+        env.ctx(|ctx| c.end_txn(ctx, id, pe, commit, TV_0, 50))
+            .err()
+            .unwrap_or(errors::NONE)
+    }
+
+    /// A TV2 EndTxn (v5): the producer id and epoch to go on with, or the error.
+    fn end_v2(
+        c: &TransactionCoordinator,
+        env: &Env,
+        id: &str,
+        pe: (i64, i16),
+        commit: bool,
+        now: i64,
+    ) -> Result<(i64, i16), i16> {
+        env.ctx(|ctx| c.end_txn(ctx, id, pe, commit, TV_2, now))
     }
 
     fn state(c: &TransactionCoordinator, id: &str) -> TransactionState {
@@ -447,7 +466,7 @@ mod tests {
         let pe = init(&c, &env, "tx", 1).unwrap();
         assert_eq!(pe, (100, 0));
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0), tp(2)], 10),
+            c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0), tp(2)], TV_0, 10),
             0
         );
         let d = c.describe("tx").unwrap();
@@ -488,7 +507,7 @@ mod tests {
         );
         // Unknown transactional id.
         assert_eq!(
-            c.add_partitions(cx, "nope", 1, 0, &[tp(0)], 1),
+            c.add_partitions(cx, "nope", (1, 0), &[tp(0)], TV_0, 1),
             errors::INVALID_PRODUCER_ID_MAPPING
         );
         assert_eq!(
@@ -504,11 +523,11 @@ mod tests {
         );
         // Wrong producer id, wrong epoch.
         assert_eq!(
-            c.add_partitions(cx, "tx", pid + 1, epoch, &[tp(0)], 1),
+            c.add_partitions(cx, "tx", (pid + 1, epoch), &[tp(0)], TV_0, 1),
             errors::INVALID_PRODUCER_ID_MAPPING
         );
         assert_eq!(
-            c.add_partitions(cx, "tx", pid, epoch + 1, &[tp(0)], 1),
+            c.add_partitions(cx, "tx", (pid, epoch + 1), &[tp(0)], TV_0, 1),
             errors::PRODUCER_FENCED
         );
         assert_eq!(
@@ -526,7 +545,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let pe = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0), tp(1)], 2);
+        c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0), tp(1)], TV_0, 2);
         env.markers
             .failing
             .lock()
@@ -535,7 +554,7 @@ mod tests {
         assert_eq!(state(&c, "tx"), TransactionState::PrepareCommit);
         assert_eq!(c.describe("tx").unwrap().topic_partitions, vec![tp(1)]);
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0)], 3),
+            c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0)], TV_0, 3),
             errors::CONCURRENT_TRANSACTIONS
         );
         assert_eq!(
@@ -573,7 +592,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let pe = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(2)], 2);
+        c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(2)], TV_0, 2);
         env.markers
             .failing
             .lock()
@@ -599,7 +618,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let old = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", old.0, old.1, &[tp(0)], 2);
+        c.add_partitions(&env.catalog, "tx", (old.0, old.1), &[tp(0)], TV_0, 2);
         assert_eq!(
             init(&c, &env, "tx", 3),
             Err(errors::CONCURRENT_TRANSACTIONS)
@@ -614,7 +633,7 @@ mod tests {
         assert_eq!(init(&c, &env, "tx", 4).unwrap(), (old.0, 2));
         assert_eq!(end(&c, &env, "tx", old, true), errors::PRODUCER_FENCED);
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", old.0, old.1, &[tp(0)], 5),
+            c.add_partitions(&env.catalog, "tx", (old.0, old.1), &[tp(0)], TV_0, 5),
             errors::PRODUCER_FENCED
         );
     }
@@ -666,7 +685,7 @@ mod tests {
         let pe = env
             .ctx(|ctx| c.init_producer_id(ctx, "slow", 1_000, None, 0))
             .unwrap();
-        c.add_partitions(&env.catalog, "slow", pe.0, pe.1, &[tp(0)], 100);
+        c.add_partitions(&env.catalog, "slow", (pe.0, pe.1), &[tp(0)], TV_0, 100);
         let idle = init(&c, &env, "idle", 0).unwrap();
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_100)), 0);
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
@@ -676,7 +695,7 @@ mod tests {
             (TransactionState::CompleteAbort, pe.1 + 1)
         );
         assert_eq!(
-            c.add_partitions(&env.catalog, "slow", pe.0, pe.1, &[tp(0)], 1_200),
+            c.add_partitions(&env.catalog, "slow", (pe.0, pe.1), &[tp(0)], TV_0, 1_200),
             errors::PRODUCER_FENCED
         );
         let week = c.cfg.transactional_id_expiration_ms;
