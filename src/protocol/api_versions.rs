@@ -122,7 +122,10 @@ mod tests {
         );
         assert_eq!(v4.finalized_features_epoch, 7);
         let v3 = features(3);
-        assert!(v3.supported_features.is_empty(), "a 0 minimum is left out below v4");
+        assert!(
+            v3.supported_features.is_empty(),
+            "a 0 minimum is left out below v4"
+        );
         assert_eq!(v3.finalized_features, v4.finalized_features);
     }
 

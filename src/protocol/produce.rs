@@ -224,11 +224,12 @@ fn verify_transaction(
         let txns = &ctx.broker.txns;
         txns.add_partitions(catalog, transactional_id, producer, &partitions, TV_2, now)
     } else {
-        match ctx
-            .broker
-            .txns
-            .verify_partitions(transactional_id, producer.0, producer.1, &partitions)
-        {
+        match ctx.broker.txns.verify_partitions(
+            transactional_id,
+            producer.0,
+            producer.1,
+            &partitions,
+        ) {
             Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
             Err(code) => code,
         }

@@ -186,7 +186,15 @@ impl TransactionCoordinator {
         let (producer_id, epoch) = producer;
         let new_id = ctx.new_producer_id;
         let outcome: EndOutcome = self.write(ctx.catalog, id, now, |s| {
-            s.end_txn(id, producer_id, epoch, commit, transaction_version, new_id, now)
+            s.end_txn(
+                id,
+                producer_id,
+                epoch,
+                commit,
+                transaction_version,
+                new_id,
+                now,
+            )
         })??;
         if let Some(markers) = &outcome.markers {
             // The prepare record is written, so the outcome is decided and the answer is NONE
@@ -257,9 +265,9 @@ impl TransactionCoordinator {
                 .unwrap_or_default();
             for id in ids {
                 let new_id = ctx.new_producer_id;
-                let result = self
-                    .runtime
-                    .write(ctx.catalog, p, now, |s| s.abort_if_timed_out(&id, new_id, now));
+                let result = self.runtime.write(ctx.catalog, p, now, |s| {
+                    s.abort_if_timed_out(&id, new_id, now)
+                });
                 match result {
                     Ok(Ok(Some(markers))) => {
                         tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
@@ -730,6 +738,198 @@ mod tests {
             c2.describe("idle").unwrap().producer_epoch,
             0,
             "the tombstone is replayed"
+        );
+    }
+
+    /// Sets a transactional id's stored epoch (a record written as a transition would).
+    fn set_epoch(c: &TransactionCoordinator, env: &Env, id: &str, epoch: i16) {
+        c.runtime
+            .write(&env.catalog, c.partition_for(id), 5, |s| {
+                let mut m = s.txns[id].clone();
+                m.producer_epoch = epoch;
+                let r = crate::coordinator::runtime::CoordinatorRecord::new(
+                    crate::txn::transaction_log::key(id),
+                    Some(crate::txn::transaction_log::value(&m.to_log_value())),
+                );
+                crate::coordinator::runtime::CoordinatorResult::new(vec![r], ())
+            })
+            .unwrap();
+    }
+
+    fn stored(c: &TransactionCoordinator, id: &str) -> crate::txn::metadata::TransactionMetadata {
+        c.runtime
+            .read(c.partition_for(id), |s| s.txns[id].clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn tv2_ends_bump_the_epoch_and_retries_get_the_current_one() {
+        // TransactionCoordinator.endTransaction under TV2: every end bumps the epoch, the
+        // markers carry the bumped one, the answer is the completion's id and epoch; a retry
+        // (the epoch before the bump) is answered with the current ones and writes nothing.
+        let env = Env::new();
+        let c = coordinator();
+        let pe = init(&c, &env, "tx", 1).unwrap();
+        assert_eq!(pe, (100, 0));
+        let cx = &env.catalog;
+        assert_eq!(c.add_partitions(cx, "tx", pe, &[tp(0)], TV_2, 10), 0);
+        assert_eq!(stored(&c, "tx").client_transaction_version, TV_2);
+        assert_eq!(end_v2(&c, &env, "tx", pe, true, 20), Ok((100, 1)));
+        let written = env.markers.written.lock().clone();
+        assert_eq!(written.len(), 1);
+        assert!(written[0].0.commit && written[0].0.producer_epoch == 1);
+        let d = c.describe("tx").unwrap();
+        assert_eq!(
+            (d.state, d.producer_epoch),
+            (TransactionState::CompleteCommit, 1)
+        );
+        // Retries of the end just done, with the pre-bump epoch.
+        assert_eq!(end_v2(&c, &env, "tx", pe, true, 21), Ok((100, 1)));
+        assert_eq!(
+            end_v2(&c, &env, "tx", pe, false, 21),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        // The current epoch is the next end: a commit of nothing is refused, an abort of
+        // nothing bumps the epoch and writes no marker.
+        let now = (100, 1);
+        assert_eq!(
+            end_v2(&c, &env, "tx", now, true, 22),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        assert_eq!(end_v2(&c, &env, "tx", now, false, 23), Ok((100, 2)));
+        assert_eq!(env.markers.written.lock().len(), 1);
+        assert_eq!(state(&c, "tx"), TransactionState::CompleteAbort);
+        // An epoch two behind is a zombie.
+        assert_eq!(
+            end_v2(&c, &env, "tx", pe, false, 24),
+            Err(errors::PRODUCER_FENCED)
+        );
+        assert_eq!(
+            c.add_partitions(cx, "tx", pe, &[tp(0)], TV_2, 24),
+            errors::PRODUCER_FENCED
+        );
+        // The next transaction at the bumped epoch, after a restart: the TV2 state is replayed,
+        // and a retry of the last end is still recognised.
+        let before = stored(&c, "tx");
+        let env = env.reopen();
+        let c = coordinator();
+        c.load(&env.catalog, 30).unwrap();
+        let after = stored(&c, "tx");
+        assert_eq!(after.client_transaction_version, TV_2);
+        assert_eq!(
+            (
+                after.state,
+                after.producer_epoch,
+                after.previous_producer_id
+            ),
+            (
+                before.state,
+                before.producer_epoch,
+                before.previous_producer_id
+            )
+        );
+        assert_eq!(end_v2(&c, &env, "tx", now, false, 31), Ok((100, 2)));
+        let cx = &env.catalog;
+        assert_eq!(c.add_partitions(cx, "tx", (100, 2), &[tp(1)], TV_2, 32), 0);
+        assert_eq!(end_v2(&c, &env, "tx", (100, 2), false, 33), Ok((100, 3)));
+    }
+
+    #[test]
+    fn a_tv1_end_keeps_the_epoch_even_after_tv2_ends() {
+        // EndTxn v0-4 (endTransactionWithTV1): strict epoch equality, no bump.
+        let env = Env::new();
+        let c = coordinator();
+        let pe = init(&c, &env, "tx", 1).unwrap();
+        c.add_partitions(&env.catalog, "tx", pe, &[tp(0)], TV_0, 2);
+        assert_eq!(
+            env.ctx(|ctx| c.end_txn(ctx, "tx", pe, true, TV_0, 3)),
+            Ok(pe)
+        );
+        assert_eq!(stored(&c, "tx").producer_epoch, pe.1);
+        assert_eq!(stored(&c, "tx").client_transaction_version, TV_0);
+        let written = env.markers.written.lock().clone();
+        assert_eq!(written[0].0.producer_epoch, pe.1);
+    }
+
+    #[test]
+    fn a_tv2_end_at_exhausted_epochs_moves_to_the_next_producer_id() {
+        // At epoch i16::MAX - 1 the end allocates the next producer id: the markers carry the
+        // old id with i16::MAX, the answer the new id with epoch 0; a retry from the old id and
+        // epoch is recognised (retryOnOverflow), also after a restart.
+        let env = Env::new();
+        let c = coordinator();
+        let first = init(&c, &env, "tx", 1).unwrap();
+        set_epoch(&c, &env, "tx", i16::MAX - 1);
+        let old = (first.0, i16::MAX - 1);
+        assert_eq!(
+            c.add_partitions(&env.catalog, "tx", old, &[tp(0)], TV_2, 10),
+            0
+        );
+        let rotated = end_v2(&c, &env, "tx", old, true, 20).unwrap();
+        assert_ne!(rotated.0, first.0);
+        assert_eq!(rotated.1, 0);
+        let written = env.markers.written.lock().clone();
+        assert_eq!(
+            (written[0].0.producer_id, written[0].0.producer_epoch),
+            (first.0, i16::MAX)
+        );
+        let d = c.describe("tx").unwrap();
+        assert_eq!((d.producer_id, d.producer_epoch), rotated);
+        assert_eq!(stored(&c, "tx").previous_producer_id, first.0);
+        assert_eq!(end_v2(&c, &env, "tx", old, true, 21), Ok(rotated));
+        let env = env.reopen();
+        let c = coordinator();
+        c.load(&env.catalog, 30).unwrap();
+        assert_eq!(end_v2(&c, &env, "tx", old, true, 31), Ok(rotated));
+        // The new producer id goes on from epoch 0.
+        assert_eq!(
+            c.add_partitions(&env.catalog, "tx", rotated, &[tp(1)], TV_2, 32),
+            0
+        );
+        assert_eq!(
+            end_v2(&c, &env, "tx", rotated, false, 33),
+            Ok((rotated.0, 1))
+        );
+    }
+
+    #[test]
+    fn a_timed_out_tv2_transaction_is_aborted_with_one_bump() {
+        // abortTimedOutTransactions under TV2: the abort's own bump fences the producer (one
+        // bump, not a fence and then a bump); its late EndTxn abort with the old epoch is a
+        // retry of that abort. At exhausted epochs the abort moves to the next producer id.
+        let env = Env::new();
+        let c = coordinator();
+        let pe = env
+            .ctx(|ctx| c.init_producer_id(ctx, "slow", 1_000, None, 0))
+            .unwrap();
+        c.add_partitions(&env.catalog, "slow", pe, &[tp(0)], TV_2, 100);
+        assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
+        let written = env.markers.written.lock().clone();
+        assert!(!written[0].0.commit && written[0].0.producer_epoch == pe.1 + 1);
+        let d = c.describe("slow").unwrap();
+        assert_eq!(
+            (d.state, d.producer_epoch),
+            (TransactionState::CompleteAbort, pe.1 + 1)
+        );
+        assert_eq!(
+            end_v2(&c, &env, "slow", pe, false, 1_200),
+            Ok((pe.0, pe.1 + 1))
+        );
+        assert_eq!(
+            end_v2(&c, &env, "slow", pe, true, 1_200),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        // Timed out at an exhausted epoch.
+        set_epoch(&c, &env, "slow", i16::MAX - 1);
+        let old = (pe.0, i16::MAX - 1);
+        c.add_partitions(&env.catalog, "slow", old, &[tp(1)], TV_2, 2_000);
+        assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 3_001)), 1);
+        let d = c.describe("slow").unwrap();
+        assert_ne!(d.producer_id, pe.0);
+        assert_eq!(d.producer_epoch, 0);
+        assert_eq!(
+            end_v2(&c, &env, "slow", old, false, 3_100),
+            Ok((d.producer_id, 0))
         );
     }
 }

@@ -302,7 +302,8 @@ impl TransactionMetadata {
         now: i64,
         no_partition_added: bool,
     ) -> Result<Self, i16> {
-        let mut next = self.transition_to(if commit { PrepareCommit } else { PrepareAbort }, now)?;
+        let mut next =
+            self.transition_to(if commit { PrepareCommit } else { PrepareAbort }, now)?;
         if supports_epoch_bump(transaction_version) {
             if self.producer_epoch == i16::MAX && !commit {
                 tracing::error!(transactional_id = %self.transactional_id,
@@ -651,7 +652,11 @@ mod tests {
         let back = TransactionMetadata::from_log_value("tx", &read).unwrap();
         assert_eq!(back, rotating);
         assert_eq!(
-            (back.next_producer_id, back.previous_producer_id, back.client_transaction_version),
+            (
+                back.next_producer_id,
+                back.previous_producer_id,
+                back.client_transaction_version
+            ),
             (77, 5, TV_2)
         );
         assert_eq!(initialized().to_log_value().transaction_partitions, None);

@@ -12,9 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::metadata::{
-    supports_epoch_bump, TransactionMetadata, TransactionState, NO_PRODUCER_ID,
-};
+use super::metadata::{supports_epoch_bump, TransactionMetadata, TransactionState, NO_PRODUCER_ID};
 use super::transaction_log;
 use super::TxnMarker;
 use crate::coordinator::runtime::{
@@ -222,11 +220,10 @@ impl TxnShard {
         now: i64,
         respond: impl FnOnce(PendingMarkers) -> T,
     ) -> TxnResult<Result<T, i16>> {
-        let next = next_producer_id(m, SERVER_TRANSACTION_VERSION, new_producer_id).and_then(
-            |next_pid| {
+        let next =
+            next_producer_id(m, SERVER_TRANSACTION_VERSION, new_producer_id).and_then(|next_pid| {
                 m.prepare_abort_or_commit(false, SERVER_TRANSACTION_VERSION, next_pid, now, false)
-            },
-        );
+            });
         match next {
             Ok(next) => {
                 let markers = pending_markers(&next);
@@ -338,7 +335,13 @@ impl TxnShard {
             Err(code) => return CoordinatorResult::response(Err(code)),
         };
         let next = next_producer_id(m, transaction_version, new_producer_id).and_then(|next_pid| {
-            m.prepare_abort_or_commit(commit, transaction_version, next_pid, now, no_partition_added)
+            m.prepare_abort_or_commit(
+                commit,
+                transaction_version,
+                next_pid,
+                now,
+                no_partition_added,
+            )
         });
         match next {
             Ok(next) => {
@@ -507,9 +510,8 @@ fn end_txn_v2(
     commit: bool,
 ) -> Result<EndDecision, i16> {
     use TransactionState::*;
-    let retry_on_overflow = m.previous_producer_id == producer_id
-        && epoch == i16::MAX - 1
-        && m.producer_epoch == 0;
+    let retry_on_overflow =
+        m.previous_producer_id == producer_id && epoch == i16::MAX - 1 && m.producer_epoch == 0;
     let retry_on_epoch_bump = i32::from(m.producer_epoch) == i32::from(epoch) + 1;
     let valid_epoch = match m.state {
         Ongoing | Empty | Dead | PrepareEpochFence => epoch == m.producer_epoch,
