@@ -185,17 +185,41 @@ impl TransactionCoordinator {
         }
         let (producer_id, epoch) = producer;
         let new_id = ctx.new_producer_id;
-        let outcome: EndOutcome = self.write(ctx.catalog, id, now, |s| {
-            s.end_txn(
-                id,
-                producer_id,
-                epoch,
-                commit,
-                transaction_version,
-                new_id,
-                now,
-            )
-        })??;
+        let outcome: EndOutcome = self
+            .write(ctx.catalog, id, now, |s| {
+                s.end_txn(
+                    id,
+                    producer_id,
+                    epoch,
+                    commit,
+                    transaction_version,
+                    new_id,
+                    now,
+                )
+            })
+            .and_then(|r| r)
+            .inspect_err(|code| {
+                tracing::debug!(
+                    transactional_id = id,
+                    producer_id,
+                    epoch,
+                    commit,
+                    transaction_version,
+                    code,
+                    "EndTxn refused"
+                );
+            })?;
+        tracing::debug!(
+            transactional_id = id,
+            producer_id,
+            epoch,
+            commit,
+            transaction_version,
+            next_producer_id = outcome.producer_id,
+            next_epoch = outcome.producer_epoch,
+            retry = outcome.markers.is_none(),
+            "EndTxn"
+        );
         if let Some(markers) = &outcome.markers {
             // The prepare record is written, so the outcome is decided and the answer is NONE
             // whatever the markers do (failures are retried by `complete_prepared`). Kafka
