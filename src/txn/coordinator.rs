@@ -187,15 +187,7 @@ impl TransactionCoordinator {
         let new_id = ctx.new_producer_id;
         let outcome: EndOutcome = self
             .write(ctx.catalog, id, now, |s| {
-                s.end_txn(
-                    id,
-                    producer_id,
-                    epoch,
-                    commit,
-                    transaction_version,
-                    new_id,
-                    now,
-                )
+                s.end_txn(id, producer, commit, transaction_version, new_id, now)
             })
             .and_then(|r| r)
             .inspect_err(|code| {

@@ -308,8 +308,7 @@ impl TxnShard {
     pub fn end_txn(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
         transaction_version: i16,
         new_producer_id: NewProducerId<'_>,
