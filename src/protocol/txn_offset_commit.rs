@@ -16,7 +16,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::offset_commit::{codes_in_request_order, offset_commits};
 use super::{errors, RequestContext};
 use crate::coordinator::runtime::ProducerIdAndEpoch;
-use crate::group::coordinator::{MemberRef, OFFSETS_TOPIC};
+use crate::group::coordinator::MemberRef;
 use crate::txn::metadata::TV_2;
 
 /// First version of TV2: the offsets partition is added to the transaction implicitly.
@@ -37,7 +37,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
     };
     let now = ctx.broker.clock.now_ms();
     let added = if ctx.api_version >= ADD_PARTITION_VERSION && !req.group_id.is_empty() {
-        add_offsets_partition(ctx, &req, now)
+        add_offsets_partition(ctx, &req)
     } else {
         errors::NONE
     };
@@ -76,16 +76,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
 /// Adds the group's `__consumer_offsets` partition to the producer's transaction (TV2); the
 /// coordinator's PRODUCER_FENCED reaches the producer as INVALID_PRODUCER_EPOCH, as Kafka's
 /// AddPartitionsToTxnManager translates it.
-fn add_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest, now: i64) -> i16 {
-    let broker = ctx.broker;
-    let partition = broker.groups.partition_of(req.group_id.as_str());
-    let code = broker.txns.add_partitions(
-        &broker.catalog,
+fn add_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest) -> i16 {
+    let code = super::add_offsets_to_txn::add_offsets_partition(
+        ctx,
         req.transactional_id.as_str(),
         (req.producer_id.0, req.producer_epoch),
-        &[(OFFSETS_TOPIC.to_string(), partition)],
+        req.group_id.as_str(),
         TV_2,
-        now,
     );
     match code {
         errors::PRODUCER_FENCED => errors::INVALID_PRODUCER_EPOCH,

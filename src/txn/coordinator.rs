@@ -185,33 +185,25 @@ impl TransactionCoordinator {
         }
         let (producer_id, epoch) = producer;
         let new_id = ctx.new_producer_id;
-        let outcome: EndOutcome = self
+        let result: Result<EndOutcome, i16> = self
             .write(ctx.catalog, id, now, |s| {
                 s.end_txn(id, producer, commit, transaction_version, new_id, now)
             })
-            .and_then(|r| r)
-            .inspect_err(|code| {
-                tracing::debug!(
-                    transactional_id = id,
-                    producer_id,
-                    epoch,
-                    commit,
-                    transaction_version,
-                    code,
-                    "EndTxn refused"
-                );
-            })?;
+            .and_then(|r| r);
+        // The answer: (producer id, epoch, whether it was a retry), or the error code.
+        let answer = result
+            .as_ref()
+            .map(|o| (o.producer_id, o.producer_epoch, o.markers.is_none()));
         tracing::debug!(
             transactional_id = id,
             producer_id,
             epoch,
             commit,
             transaction_version,
-            next_producer_id = outcome.producer_id,
-            next_epoch = outcome.producer_epoch,
-            retry = outcome.markers.is_none(),
+            ?answer,
             "EndTxn"
         );
+        let outcome = result?;
         if let Some(markers) = &outcome.markers {
             // The prepare record is written, so the outcome is decided and the answer is NONE
             // whatever the markers do (failures are retried by `complete_prepared`). Kafka
@@ -699,17 +691,24 @@ mod tests {
         assert_eq!(rotated.1, 0);
     }
 
-    #[test]
-    fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
-        // abortTimedOutTransactions fences the producer (epoch bump) and aborts;
-        // removeExpiredTransactionalIds writes tombstones for ids idle past
-        // transactional.id.expiration.ms, never for an open transaction.
+    /// "slow", with a 1 s transaction timeout, opened at 100 under `transaction_version`.
+    fn open_slow(transaction_version: i16) -> (Env, TransactionCoordinator, (i64, i16)) {
         let env = Env::new();
         let c = coordinator();
         let pe = env
             .ctx(|ctx| c.init_producer_id(ctx, "slow", 1_000, None, 0))
             .unwrap();
-        c.add_partitions(&env.catalog, "slow", (pe.0, pe.1), &[tp(0)], TV_0, 100);
+        let cx = &env.catalog;
+        c.add_partitions(cx, "slow", pe, &[tp(0)], transaction_version, 100);
+        (env, c, pe)
+    }
+
+    #[test]
+    fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
+        // abortTimedOutTransactions fences the producer (epoch bump) and aborts;
+        // removeExpiredTransactionalIds writes tombstones for ids idle past
+        // transactional.id.expiration.ms, never for an open transaction.
+        let (env, c, pe) = open_slow(TV_0);
         let idle = init(&c, &env, "idle", 0).unwrap();
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_100)), 0);
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
@@ -778,14 +777,20 @@ mod tests {
             .unwrap()
     }
 
+    /// A coordinator with `id` initialized at 1: its producer id and epoch.
+    fn initialized(id: &str) -> (Env, TransactionCoordinator, (i64, i16)) {
+        let env = Env::new();
+        let c = coordinator();
+        let pe = init(&c, &env, id, 1).unwrap();
+        (env, c, pe)
+    }
+
     #[test]
     fn tv2_ends_bump_the_epoch_and_retries_get_the_current_one() {
         // TransactionCoordinator.endTransaction under TV2: every end bumps the epoch, the
         // markers carry the bumped one, the answer is the completion's id and epoch; a retry
         // (the epoch before the bump) is answered with the current ones and writes nothing.
-        let env = Env::new();
-        let c = coordinator();
-        let pe = init(&c, &env, "tx", 1).unwrap();
+        let (env, c, pe) = initialized("tx");
         assert_eq!(pe, (100, 0));
         let cx = &env.catalog;
         assert_eq!(c.add_partitions(cx, "tx", pe, &[tp(0)], TV_2, 10), 0);
@@ -853,9 +858,7 @@ mod tests {
     #[test]
     fn a_tv1_end_keeps_the_epoch_even_after_tv2_ends() {
         // EndTxn v0-4 (endTransactionWithTV1): strict epoch equality, no bump.
-        let env = Env::new();
-        let c = coordinator();
-        let pe = init(&c, &env, "tx", 1).unwrap();
+        let (env, c, pe) = initialized("tx");
         c.add_partitions(&env.catalog, "tx", pe, &[tp(0)], TV_0, 2);
         assert_eq!(
             env.ctx(|ctx| c.end_txn(ctx, "tx", pe, true, TV_0, 3)),
@@ -872,9 +875,7 @@ mod tests {
         // At epoch i16::MAX - 1 the end allocates the next producer id: the markers carry the
         // old id with i16::MAX, the answer the new id with epoch 0; a retry from the old id and
         // epoch is recognised (retryOnOverflow), also after a restart.
-        let env = Env::new();
-        let c = coordinator();
-        let first = init(&c, &env, "tx", 1).unwrap();
+        let (env, c, first) = initialized("tx");
         set_epoch(&c, &env, "tx", i16::MAX - 1);
         let old = (first.0, i16::MAX - 1);
         assert_eq!(
@@ -913,12 +914,7 @@ mod tests {
         // abortTimedOutTransactions under TV2: the abort's own bump fences the producer (one
         // bump, not a fence and then a bump); its late EndTxn abort with the old epoch is a
         // retry of that abort. At exhausted epochs the abort moves to the next producer id.
-        let env = Env::new();
-        let c = coordinator();
-        let pe = env
-            .ctx(|ctx| c.init_producer_id(ctx, "slow", 1_000, None, 0))
-            .unwrap();
-        c.add_partitions(&env.catalog, "slow", pe, &[tp(0)], TV_2, 100);
+        let (env, c, pe) = open_slow(TV_2);
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
         let written = env.markers.written.lock().clone();
         assert!(!written[0].0.commit && written[0].0.producer_epoch == pe.1 + 1);
