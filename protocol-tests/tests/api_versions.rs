@@ -322,3 +322,40 @@ async fn header_without_client_id_is_served() -> Result<()> {
     ensure!(r.error_code == NONE);
     Ok(())
 }
+
+/// ApiVersions v3+ shows the transaction.version feature as Kafka 4.4 does: finalized at 2
+/// (min = max = level) with a non-negative epoch, supported 0-2 only from v4 on (a 0 minimum is
+/// left out below v4); v0-2 have no features.
+#[tokio::test]
+async fn api_versions_finalizes_transaction_version_2() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    for v in 0..=4 {
+        let r = c.request(v, api_versions_request(v)).await?;
+        ensure!(r.error_code == NONE, "v{v}: {}", r.error_code);
+        let finalized: Vec<(String, i16, i16)> = r
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+            .collect();
+        let supported: Vec<(String, i16, i16)> = r
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        let tv = |min, max| vec![("transaction.version".to_string(), min, max)];
+        let (want_finalized, want_supported) = match v {
+            0..=2 => (vec![], vec![]),
+            3 => (tv(2, 2), vec![]),
+            _ => (tv(2, 2), tv(0, 2)),
+        };
+        ensure!(finalized == want_finalized, "v{v} finalized: {finalized:?}");
+        ensure!(supported == want_supported, "v{v} supported: {supported:?}");
+        ensure!(
+            v < 3 || r.finalized_features_epoch >= 0,
+            "v{v}: epoch {}",
+            r.finalized_features_epoch
+        );
+    }
+    Ok(())
+}

@@ -108,18 +108,29 @@ async fn end_txn(
     c: &mut Client,
     v: i16,
     id: &str,
-    (pid, epoch): (i64, i16),
+    producer: (i64, i16),
     commit: bool,
 ) -> Result<i16> {
+    Ok(end_txn_response(c, v, id, producer, commit)
+        .await?
+        .error_code)
+}
+
+async fn end_txn_response(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+) -> Result<EndTxnResponse> {
     let req = EndTxnRequest::default()
         .with_transactional_id(txn_id(id))
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch)
         .with_committed(commit);
-    Ok(c.request(v, req)
+    c.request(v, req)
         .await
-        .with_context(|| format!("EndTxn v{v}"))?
-        .error_code)
+        .with_context(|| format!("EndTxn v{v}"))
 }
 
 async fn add_offsets(
@@ -842,5 +853,162 @@ async fn write_txn_markers_ends_a_transaction_on_its_partitions() -> Result<()> 
         aborted == [(producer.0, 0)],
         "aborted transactions: {aborted:?}"
     );
+    Ok(())
+}
+
+// ----- KIP-890 part 2 (transaction.version 2): what a Kafka 4.x client does once it is finalized -----
+
+/// EndTxn v5: (error, producer id, producer epoch).
+async fn end_v5(
+    c: &mut Client,
+    id: &str,
+    producer: (i64, i16),
+    commit: bool,
+) -> Result<(i16, i64, i16)> {
+    let r = end_txn_response(c, 5, id, producer, commit).await?;
+    Ok((r.error_code, r.producer_id.0, r.producer_epoch))
+}
+
+/// The partitions DescribeTransactions shows in the transaction.
+async fn partitions_of(c: &mut Client, id: &str) -> Result<Vec<(String, i32)>> {
+    Ok(describe(c, id)
+        .await?
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic.to_string(), *p)))
+        .collect())
+}
+
+/// Produce v12+ (TV2): a transactional batch adds its partition to the producer's transaction
+/// (the coordinator's add, with its epoch checks) where v11 refuses it; a fenced epoch is
+/// INVALID_PRODUCER_EPOCH and appends nothing.
+#[tokio::test]
+async fn produce_v12_adds_the_partition_to_the_transaction() -> Result<()> {
+    let (_b, mut c) = broker_with_topic("implicit", 1).await?;
+    let id = "implicit-id";
+    let producer = init(&mut c, id).await?;
+    let batch = |producer, seq| txn_batch(&["x"], producer, seq);
+    let code = produce_txn(&mut c, 11, Some(id), "implicit", batch(producer, 0)).await?;
+    ensure!(code == TRANSACTION_ABORTABLE, "Produce v11: {code}");
+    ensure!(state_of(&mut c, id).await? == "Empty");
+    let zombie = (producer.0, producer.1 + 1);
+    let code = produce_txn(&mut c, 12, Some(id), "implicit", batch(zombie, 0)).await?;
+    ensure!(
+        code == INVALID_PRODUCER_EPOCH,
+        "Produce v12, fenced: {code}"
+    );
+    let code = produce_txn(
+        &mut c,
+        12,
+        Some("no-such-id"),
+        "implicit",
+        batch(producer, 0),
+    )
+    .await?;
+    ensure!(
+        code == INVALID_PRODUCER_ID_MAPPING,
+        "Produce v12, unknown id: {code}"
+    );
+    ensure!(
+        latest(&mut c, "implicit", 0).await? == 0,
+        "a refused batch was appended"
+    );
+    for seq in 0..2 {
+        let code = produce_txn(&mut c, 12, Some(id), "implicit", batch(producer, seq)).await?;
+        ensure!(code == NONE, "Produce v12 #{seq}: {code}");
+    }
+    ensure!(state_of(&mut c, id).await? == "Ongoing");
+    ensure!(partitions_of(&mut c, id).await? == [("implicit".to_string(), 0)]);
+    ensure!(
+        latest(&mut c, "implicit", 1).await? == 0,
+        "LSO of the open transaction"
+    );
+    Ok(())
+}
+
+/// EndTxn v5 (TV2): every end bumps the epoch, the markers carry the bumped one, and the
+/// response names the producer id and epoch to go on with; a retry (the epoch before the bump)
+/// gets the same answer; the next transaction runs at the new epoch from sequence 0; an abort
+/// with nothing open still bumps, a commit of nothing is INVALID_TXN_STATE.
+#[tokio::test]
+async fn end_txn_v5_bumps_the_epoch_on_every_end() -> Result<()> {
+    let (_b, mut c) = broker_with_topic("bumped", 1).await?;
+    let id = "bumped-id";
+    let (pid, e0) = init(&mut c, id).await?;
+    /// Produce v12 of one transactional batch of `id` at `epoch` from `seq`.
+    async fn produce(c: &mut Client, (pid, epoch): (i64, i16), seq: i32) -> Result<i16> {
+        let batch = txn_batch(&["v"], (pid, epoch), seq);
+        produce_txn(c, 12, Some("bumped-id"), "bumped", batch).await
+    }
+    ensure!(produce(&mut c, (pid, e0), 0).await? == NONE);
+    ensure!(end_v5(&mut c, id, (pid, e0), true).await? == (NONE, pid, e0 + 1));
+    ensure!(
+        latest(&mut c, "bumped", 1).await? == 2,
+        "LSO past the commit marker"
+    );
+    ensure!(state_of(&mut c, id).await? == "CompleteCommit");
+    // A retry of that commit; the other outcome with the old epoch is not a retry.
+    ensure!(end_v5(&mut c, id, (pid, e0), true).await? == (NONE, pid, e0 + 1));
+    let refused = end_v5(&mut c, id, (pid, e0), false).await?;
+    ensure!(refused == (INVALID_TXN_STATE, -1, -1), "{refused:?}");
+    // The zombie's batch at the old epoch is fenced; the next transaction starts at seq 0.
+    ensure!(produce(&mut c, (pid, e0), 1).await? == INVALID_PRODUCER_EPOCH);
+    ensure!(produce(&mut c, (pid, e0 + 1), 0).await? == NONE);
+    ensure!(end_v5(&mut c, id, (pid, e0 + 1), false).await? == (NONE, pid, e0 + 2));
+    let (_, aborted) = fetch_committed(&mut c, "bumped").await?;
+    ensure!(aborted == [(pid, 2)], "aborted transactions: {aborted:?}");
+    // Nothing open: an abort bumps, a commit is refused.
+    ensure!(end_v5(&mut c, id, (pid, e0 + 2), false).await? == (NONE, pid, e0 + 3));
+    let refused = end_v5(&mut c, id, (pid, e0 + 3), true).await?;
+    ensure!(refused == (INVALID_TXN_STATE, -1, -1), "{refused:?}");
+    // A TV1 end (v4) of a TV2 producer keeps the epoch, strictly.
+    ensure!(produce(&mut c, (pid, e0 + 3), 0).await? == NONE);
+    ensure!(end_txn(&mut c, 4, id, (pid, e0 + 2), true).await? == PRODUCER_FENCED);
+    ensure!(end_txn(&mut c, 4, id, (pid, e0 + 3), true).await? == NONE);
+    ensure!(describe(&mut c, id).await?.producer_epoch == e0 + 3);
+    Ok(())
+}
+
+/// TxnOffsetCommit v5 (TV2): the group's offsets partition joins the transaction without
+/// AddOffsetsToTxn; the offsets stay pending until EndTxn v5 commits them. A fenced epoch is
+/// INVALID_PRODUCER_EPOCH, as Kafka's AddPartitionsToTxnManager answers.
+#[tokio::test]
+async fn txn_offset_commit_v5_adds_the_offsets_partition() -> Result<()> {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let (_b, mut c) = group_broker_with_topic("consumed", 1).await?;
+    let id = "offsets-id";
+    let producer = init(&mut c, id).await?;
+    let commit = |producer: (i64, i16)| {
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_group_id(GroupId(s("tv2-group")))
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(name("consumed"))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)])])
+    };
+    let code_of = |r: TxnOffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    let fenced = code_of(c.request(5, commit((producer.0, producer.1 + 1))).await?);
+    ensure!(fenced == INVALID_PRODUCER_EPOCH, "fenced: {fenced}");
+    ensure!(state_of(&mut c, id).await? == "Empty");
+    let code = code_of(c.request(5, commit(producer)).await?);
+    ensure!(code == NONE, "TxnOffsetCommit v5: {code}");
+    let parts = partitions_of(&mut c, id).await?;
+    ensure!(
+        parts.len() == 1 && parts[0].0 == "__consumer_offsets",
+        "transaction partitions: {parts:?}"
+    );
+    // Pending: a stable fetch is asked to come back (UNSTABLE_OFFSET_COMMIT).
+    let wanted: &[(&str, &[i32])] = &[("consumed", &[0])];
+    let (_, parts) = fetch_offsets(&mut c, OFFSET_FETCH_V, "tv2-group", Some(wanted)).await?;
+    ensure!(parts[0].error_code == 88, "pending: {parts:?}");
+    let ended = end_v5(&mut c, id, producer, true).await?;
+    ensure!(ended == (NONE, producer.0, producer.1 + 1), "{ended:?}");
+    ensure!(committed(&mut c, "tv2-group", "consumed", 0).await? == 42);
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! AddPartitionsToTxn (key 24): v0-3, the producer's form, adds partitions to its transaction;
 //! v4+, the brokers' batched form, adds or (verify_only, KIP-890) checks partitions of several
-//! transactions (KafkaApis.handleAddPartitionsToTxnRequest).
+//! transactions (KafkaApis.handleAddPartitionsToTxnRequest). Kafka's brokers send v4+ to add a
+//! partition implicitly for a TV2 producer (Produce v12+), so an add at v4+ makes the
+//! transaction TV2 (TransactionVersion.transactionVersionForAddPartitionsToTxn).
 //!
 //! A partition that does not exist fails the whole transaction's request: it gets
 //! UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and nothing is added. A
@@ -16,6 +18,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use super::errors;
 use super::RequestContext;
 use crate::metadata::is_internal_name;
+use crate::txn::metadata::{TV_0, TV_2};
 
 /// First version of the batched, broker-to-broker form.
 const BATCHED_VERSION: i16 = 4;
@@ -100,12 +103,13 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
             .verify_partitions(txn.id, txn.producer_id, txn.epoch, &partitions)
             .unwrap_or_else(|code| vec![code; partitions.len()])
     } else {
+        let transaction_version = if from_client { TV_0 } else { TV_2 };
         let code = ctx.broker.txns.add_partitions(
             catalog,
             txn.id,
-            txn.producer_id,
-            txn.epoch,
+            (txn.producer_id, txn.epoch),
             &partitions,
+            transaction_version,
             ctx.broker.clock.now_ms(),
         );
         let code = errors::fenced_for_version(code, ctx.api_version, PRODUCER_FENCED_VERSION);

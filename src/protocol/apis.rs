@@ -24,7 +24,8 @@ const fn r(min: i16, max: i16) -> VersionRange {
 /// otherwise) but serves only v3+, closing the connection on v0-2.
 pub const PRODUCE_MIN_SERVED: i16 = 3;
 
-/// (API, versions advertised), in API key order.
+/// (API, versions advertised), in API key order. Produce v12+ is TV2's (KIP-890 part 2): a
+/// transactional batch adds its partition to the transaction.
 pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::Produce, r(0, 13)),
     (ApiKey::Fetch, r(4, 17)),
@@ -50,12 +51,13 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::OffsetForLeaderEpoch, r(2, 4)),
     (ApiKey::AddPartitionsToTxn, r(0, 5)),
     (ApiKey::AddOffsetsToTxn, r(0, 4)),
-    // v5 is KIP-890's epoch bump per transaction (TV2), not served yet.
-    (ApiKey::EndTxn, r(0, 4)),
+    // v5 is KIP-890 part 2 (TV2): every end bumps the epoch, the response carries it.
+    (ApiKey::EndTxn, r(0, 5)),
     // kafka-transactions.sh abort; v0 was removed in Kafka 4.
     (ApiKey::WriteTxnMarkers, r(1, 1)),
-    // v5 is KIP-890's (TV2: the offsets partition joins the transaction implicitly).
-    (ApiKey::TxnOffsetCommit, r(0, 4)),
+    // v5 is KIP-890 part 2 (TV2): the offsets partition joins the transaction implicitly. v6
+    // (topic ids, KIP-1319) is past what kafka-protocol decodes.
+    (ApiKey::TxnOffsetCommit, r(0, 5)),
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),

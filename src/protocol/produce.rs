@@ -21,10 +21,15 @@ use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
+use crate::txn::metadata::TV_2;
 use crate::txn::producer_state::VerificationGuard;
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
+/// First Produce version of TV2 (KIP-890 part 2): a transactional batch adds its partition to
+/// the transaction (AddPartitionsToTxnManager.produceRequestVersionToTransactionSupportedOperation:
+/// ADD_PARTITION above v11).
+const ADD_PARTITION_VERSION: i16 = 12;
 
 pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     let acks = req.acks;
@@ -201,24 +206,33 @@ fn has_transactional_records(req: &ProduceRequest) -> bool {
 /// KIP-890 part 1 (ReplicaManager.appendRecordsWithTransactionVerification): a transactional
 /// batch is appended only if its partition was added to the producer's ongoing transaction, so
 /// a late write of a zombie, or a write after the transaction ended, cannot leave a transaction
-/// open on the partition that no coordinator will ever end. The coordinator's answers are
-/// translated as Kafka does for producers.
+/// open on the partition that no coordinator will ever end. From v12 on (TV2, KIP-890 part 2)
+/// the check is the coordinator's add itself, with its epoch checks: the producer sends no
+/// AddPartitionsToTxn. The coordinator's answers are translated as Kafka does for producers.
 fn verify_transaction(
     ctx: &RequestContext<'_>,
     transactional_id: &str,
     topic: &str,
     partition: i32,
     header: &BatchHeader,
+    now: i64,
 ) -> Result<(), i16> {
     let partitions = [(topic.to_string(), partition)];
-    let code = match ctx.broker.txns.verify_partitions(
-        transactional_id,
-        header.producer_id,
-        header.producer_epoch,
-        &partitions,
-    ) {
-        Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
-        Err(code) => code,
+    let producer = (header.producer_id, header.producer_epoch);
+    let code = if ctx.api_version >= ADD_PARTITION_VERSION {
+        let catalog = &ctx.broker.catalog;
+        let txns = &ctx.broker.txns;
+        txns.add_partitions(catalog, transactional_id, producer, &partitions, TV_2, now)
+    } else {
+        match ctx.broker.txns.verify_partitions(
+            transactional_id,
+            producer.0,
+            producer.1,
+            &partitions,
+        ) {
+            Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
+            Err(code) => code,
+        }
     };
     Err(match code {
         errors::NONE => return Ok(()),
@@ -267,7 +281,7 @@ fn append(
             // its answer and the append (an abort of the transaction) voids it.
             verification_guard =
                 partition.maybe_start_transaction_verification(header.producer_id, now);
-            if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header) {
+            if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header, now) {
                 return (failed(pd.index, code, None), None);
             }
         }

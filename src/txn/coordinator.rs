@@ -14,7 +14,7 @@
 
 use super::markers::{outcome, MarkerOutcome, TxnMarkerWriter};
 use super::metadata::TransactionState;
-use super::shard::{InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
+use super::shard::{EndOutcome, InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
 use super::TransactionConfig;
 use crate::coordinator::runtime::CoordinatorRuntime;
 use crate::group::offsets_topic::partition_for;
@@ -129,21 +129,24 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition).
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's offsets partition, and the
+    /// implicit adds of TV2's Produce v12+ and TxnOffsetCommit v5+), under the request's
+    /// `transaction.version` (metadata::TV_0 or TV_2).
     pub fn add_partitions(
         &self,
         catalog: &Catalog,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        producer: (i64, i16),
         partitions: &[(String, i32)],
+        transaction_version: i16,
         now: i64,
     ) -> i16 {
         if id.is_empty() {
             return errors::INVALID_REQUEST;
         }
+        let (producer_id, epoch) = producer;
         self.write(catalog, id, now, |s| {
-            s.add_partitions(id, producer_id, epoch, partitions, now)
+            s.add_partitions(id, producer_id, epoch, partitions, transaction_version, now)
         })
         .unwrap_or_else(|code| code)
     }
@@ -166,34 +169,49 @@ impl TransactionCoordinator {
             .unwrap_or(Err(errors::NOT_COORDINATOR))
     }
 
-    /// EndTxn: writes the prepare record, then the markers, then the completion.
+    /// EndTxn: writes the prepare record, then the markers, then the completion. Answers the
+    /// producer id and epoch the producer goes on with (EndTxn v5, TV2), or the error.
     pub fn end_txn(
         &self,
         ctx: &TxnContext<'_>,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        producer: (i64, i16),
         commit: bool,
+        transaction_version: i16,
         now: i64,
-    ) -> i16 {
+    ) -> Result<(i64, i16), i16> {
         if id.is_empty() {
-            return errors::INVALID_REQUEST;
+            return Err(errors::INVALID_REQUEST);
         }
-        let result = self.write(ctx.catalog, id, now, |s| {
-            s.end_txn(id, producer_id, epoch, commit, now)
-        });
-        match result {
-            Ok(Ok(Some(markers))) => {
-                // The prepare record is written, so the outcome is decided and the answer is NONE
-                // whatever the markers do (failures are retried by `complete_prepared`). Kafka answers before
-                // writing them; writing them first spares the producer CONCURRENT_TRANSACTIONS
-                // retries when it begins its next transaction.
-                self.send_markers(ctx, &markers, now);
-                errors::NONE
-            }
-            Ok(Ok(None)) => errors::NONE,
-            Ok(Err(code)) | Err(code) => code,
+        let (producer_id, epoch) = producer;
+        let new_id = ctx.new_producer_id;
+        let result: Result<EndOutcome, i16> = self
+            .write(ctx.catalog, id, now, |s| {
+                s.end_txn(id, producer, commit, transaction_version, new_id, now)
+            })
+            .and_then(|r| r);
+        // The answer: (producer id, epoch, whether it was a retry), or the error code.
+        let answer = result
+            .as_ref()
+            .map(|o| (o.producer_id, o.producer_epoch, o.markers.is_none()));
+        tracing::debug!(
+            transactional_id = id,
+            producer_id,
+            epoch,
+            commit,
+            transaction_version,
+            ?answer,
+            "EndTxn"
+        );
+        let outcome = result?;
+        if let Some(markers) = &outcome.markers {
+            // The prepare record is written, so the outcome is decided and the answer is NONE
+            // whatever the markers do (failures are retried by `complete_prepared`). Kafka
+            // answers before writing them; writing them first spares the producer
+            // CONCURRENT_TRANSACTIONS retries when it begins its next transaction.
+            self.send_markers(ctx, markers, now);
         }
+        Ok((outcome.producer_id, outcome.producer_epoch))
     }
 
     /// Writes a prepared transaction's markers (no shard lock held), then records which
@@ -254,9 +272,10 @@ impl TransactionCoordinator {
                 .read(p, |s| s.timed_out(now))
                 .unwrap_or_default();
             for id in ids {
-                let result = self
-                    .runtime
-                    .write(ctx.catalog, p, now, |s| s.abort_if_timed_out(&id, now));
+                let new_id = ctx.new_producer_id;
+                let result = self.runtime.write(ctx.catalog, p, now, |s| {
+                    s.abort_if_timed_out(&id, new_id, now)
+                });
                 match result {
                     Ok(Ok(Some(markers))) => {
                         tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
@@ -356,6 +375,7 @@ mod tests {
 
     use super::*;
     use crate::log::LogConfig;
+    use crate::txn::metadata::{TV_0, TV_2};
     use crate::txn::TxnMarker;
 
     /// Markers land in a list; a partition may be told to fail.
@@ -430,8 +450,23 @@ mod tests {
         env.ctx(|ctx| c.init_producer_id(ctx, id, 60_000, None, now))
     }
 
+    /// A TV1 EndTxn's error code.
     fn end(c: &TransactionCoordinator, env: &Env, id: &str, pe: (i64, i16), commit: bool) -> i16 {
-        env.ctx(|ctx| c.end_txn(ctx, id, pe.0, pe.1, commit, 50))
+        env.ctx(|ctx| c.end_txn(ctx, id, pe, commit, TV_0, 50))
+            .err()
+            .unwrap_or(errors::NONE)
+    }
+
+    /// A TV2 EndTxn (v5): the producer id and epoch to go on with, or the error.
+    fn end_v2(
+        c: &TransactionCoordinator,
+        env: &Env,
+        id: &str,
+        pe: (i64, i16),
+        commit: bool,
+        now: i64,
+    ) -> Result<(i64, i16), i16> {
+        env.ctx(|ctx| c.end_txn(ctx, id, pe, commit, TV_2, now))
     }
 
     fn state(c: &TransactionCoordinator, id: &str) -> TransactionState {
@@ -447,7 +482,7 @@ mod tests {
         let pe = init(&c, &env, "tx", 1).unwrap();
         assert_eq!(pe, (100, 0));
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0), tp(2)], 10),
+            c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0), tp(2)], TV_0, 10),
             0
         );
         let d = c.describe("tx").unwrap();
@@ -488,7 +523,7 @@ mod tests {
         );
         // Unknown transactional id.
         assert_eq!(
-            c.add_partitions(cx, "nope", 1, 0, &[tp(0)], 1),
+            c.add_partitions(cx, "nope", (1, 0), &[tp(0)], TV_0, 1),
             errors::INVALID_PRODUCER_ID_MAPPING
         );
         assert_eq!(
@@ -504,11 +539,11 @@ mod tests {
         );
         // Wrong producer id, wrong epoch.
         assert_eq!(
-            c.add_partitions(cx, "tx", pid + 1, epoch, &[tp(0)], 1),
+            c.add_partitions(cx, "tx", (pid + 1, epoch), &[tp(0)], TV_0, 1),
             errors::INVALID_PRODUCER_ID_MAPPING
         );
         assert_eq!(
-            c.add_partitions(cx, "tx", pid, epoch + 1, &[tp(0)], 1),
+            c.add_partitions(cx, "tx", (pid, epoch + 1), &[tp(0)], TV_0, 1),
             errors::PRODUCER_FENCED
         );
         assert_eq!(
@@ -526,7 +561,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let pe = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0), tp(1)], 2);
+        c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0), tp(1)], TV_0, 2);
         env.markers
             .failing
             .lock()
@@ -535,7 +570,7 @@ mod tests {
         assert_eq!(state(&c, "tx"), TransactionState::PrepareCommit);
         assert_eq!(c.describe("tx").unwrap().topic_partitions, vec![tp(1)]);
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(0)], 3),
+            c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(0)], TV_0, 3),
             errors::CONCURRENT_TRANSACTIONS
         );
         assert_eq!(
@@ -573,7 +608,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let pe = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", pe.0, pe.1, &[tp(2)], 2);
+        c.add_partitions(&env.catalog, "tx", (pe.0, pe.1), &[tp(2)], TV_0, 2);
         env.markers
             .failing
             .lock()
@@ -599,7 +634,7 @@ mod tests {
         let env = Env::new();
         let c = coordinator();
         let old = init(&c, &env, "tx", 1).unwrap();
-        c.add_partitions(&env.catalog, "tx", old.0, old.1, &[tp(0)], 2);
+        c.add_partitions(&env.catalog, "tx", (old.0, old.1), &[tp(0)], TV_0, 2);
         assert_eq!(
             init(&c, &env, "tx", 3),
             Err(errors::CONCURRENT_TRANSACTIONS)
@@ -614,7 +649,7 @@ mod tests {
         assert_eq!(init(&c, &env, "tx", 4).unwrap(), (old.0, 2));
         assert_eq!(end(&c, &env, "tx", old, true), errors::PRODUCER_FENCED);
         assert_eq!(
-            c.add_partitions(&env.catalog, "tx", old.0, old.1, &[tp(0)], 5),
+            c.add_partitions(&env.catalog, "tx", (old.0, old.1), &[tp(0)], TV_0, 5),
             errors::PRODUCER_FENCED
         );
     }
@@ -656,17 +691,24 @@ mod tests {
         assert_eq!(rotated.1, 0);
     }
 
-    #[test]
-    fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
-        // abortTimedOutTransactions fences the producer (epoch bump) and aborts;
-        // removeExpiredTransactionalIds writes tombstones for ids idle past
-        // transactional.id.expiration.ms, never for an open transaction.
+    /// "slow", with a 1 s transaction timeout, opened at 100 under `transaction_version`.
+    fn open_slow(transaction_version: i16) -> (Env, TransactionCoordinator, (i64, i16)) {
         let env = Env::new();
         let c = coordinator();
         let pe = env
             .ctx(|ctx| c.init_producer_id(ctx, "slow", 1_000, None, 0))
             .unwrap();
-        c.add_partitions(&env.catalog, "slow", pe.0, pe.1, &[tp(0)], 100);
+        let cx = &env.catalog;
+        c.add_partitions(cx, "slow", pe, &[tp(0)], transaction_version, 100);
+        (env, c, pe)
+    }
+
+    #[test]
+    fn timed_out_transactions_are_aborted_and_idle_ids_expire() {
+        // abortTimedOutTransactions fences the producer (epoch bump) and aborts;
+        // removeExpiredTransactionalIds writes tombstones for ids idle past
+        // transactional.id.expiration.ms, never for an open transaction.
+        let (env, c, pe) = open_slow(TV_0);
         let idle = init(&c, &env, "idle", 0).unwrap();
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_100)), 0);
         assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
@@ -676,7 +718,7 @@ mod tests {
             (TransactionState::CompleteAbort, pe.1 + 1)
         );
         assert_eq!(
-            c.add_partitions(&env.catalog, "slow", pe.0, pe.1, &[tp(0)], 1_200),
+            c.add_partitions(&env.catalog, "slow", (pe.0, pe.1), &[tp(0)], TV_0, 1_200),
             errors::PRODUCER_FENCED
         );
         let week = c.cfg.transactional_id_expiration_ms;
@@ -711,6 +753,195 @@ mod tests {
             c2.describe("idle").unwrap().producer_epoch,
             0,
             "the tombstone is replayed"
+        );
+    }
+
+    /// Sets a transactional id's stored epoch (a record written as a transition would).
+    fn set_epoch(c: &TransactionCoordinator, env: &Env, id: &str, epoch: i16) {
+        c.runtime
+            .write(&env.catalog, c.partition_for(id), 5, |s| {
+                let mut m = s.txns[id].clone();
+                m.producer_epoch = epoch;
+                let r = crate::coordinator::runtime::CoordinatorRecord::new(
+                    crate::txn::transaction_log::key(id),
+                    Some(crate::txn::transaction_log::value(&m.to_log_value())),
+                );
+                crate::coordinator::runtime::CoordinatorResult::new(vec![r], ())
+            })
+            .unwrap();
+    }
+
+    fn stored(c: &TransactionCoordinator, id: &str) -> crate::txn::metadata::TransactionMetadata {
+        c.runtime
+            .read(c.partition_for(id), |s| s.txns[id].clone())
+            .unwrap()
+    }
+
+    /// A coordinator with `id` initialized at 1: its producer id and epoch.
+    fn initialized(id: &str) -> (Env, TransactionCoordinator, (i64, i16)) {
+        let env = Env::new();
+        let c = coordinator();
+        let pe = init(&c, &env, id, 1).unwrap();
+        (env, c, pe)
+    }
+
+    #[test]
+    fn tv2_ends_bump_the_epoch_and_retries_get_the_current_one() {
+        // TransactionCoordinator.endTransaction under TV2: every end bumps the epoch, the
+        // markers carry the bumped one, the answer is the completion's id and epoch; a retry
+        // (the epoch before the bump) is answered with the current ones and writes nothing.
+        let (env, c, pe) = initialized("tx");
+        assert_eq!(pe, (100, 0));
+        let cx = &env.catalog;
+        assert_eq!(c.add_partitions(cx, "tx", pe, &[tp(0)], TV_2, 10), 0);
+        assert_eq!(stored(&c, "tx").client_transaction_version, TV_2);
+        assert_eq!(end_v2(&c, &env, "tx", pe, true, 20), Ok((100, 1)));
+        let written = env.markers.written.lock().clone();
+        assert_eq!(written.len(), 1);
+        assert!(written[0].0.commit && written[0].0.producer_epoch == 1);
+        let d = c.describe("tx").unwrap();
+        assert_eq!(
+            (d.state, d.producer_epoch),
+            (TransactionState::CompleteCommit, 1)
+        );
+        // Retries of the end just done, with the pre-bump epoch.
+        assert_eq!(end_v2(&c, &env, "tx", pe, true, 21), Ok((100, 1)));
+        assert_eq!(
+            end_v2(&c, &env, "tx", pe, false, 21),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        // The current epoch is the next end: a commit of nothing is refused, an abort of
+        // nothing bumps the epoch and writes no marker.
+        let now = (100, 1);
+        assert_eq!(
+            end_v2(&c, &env, "tx", now, true, 22),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        assert_eq!(end_v2(&c, &env, "tx", now, false, 23), Ok((100, 2)));
+        assert_eq!(env.markers.written.lock().len(), 1);
+        assert_eq!(state(&c, "tx"), TransactionState::CompleteAbort);
+        // An epoch two behind is a zombie.
+        assert_eq!(
+            end_v2(&c, &env, "tx", pe, false, 24),
+            Err(errors::PRODUCER_FENCED)
+        );
+        assert_eq!(
+            c.add_partitions(cx, "tx", pe, &[tp(0)], TV_2, 24),
+            errors::PRODUCER_FENCED
+        );
+        // The next transaction at the bumped epoch, after a restart: the TV2 state is replayed,
+        // and a retry of the last end is still recognised.
+        let before = stored(&c, "tx");
+        let env = env.reopen();
+        let c = coordinator();
+        c.load(&env.catalog, 30).unwrap();
+        let after = stored(&c, "tx");
+        assert_eq!(after.client_transaction_version, TV_2);
+        assert_eq!(
+            (
+                after.state,
+                after.producer_epoch,
+                after.previous_producer_id
+            ),
+            (
+                before.state,
+                before.producer_epoch,
+                before.previous_producer_id
+            )
+        );
+        assert_eq!(end_v2(&c, &env, "tx", now, false, 31), Ok((100, 2)));
+        let cx = &env.catalog;
+        assert_eq!(c.add_partitions(cx, "tx", (100, 2), &[tp(1)], TV_2, 32), 0);
+        assert_eq!(end_v2(&c, &env, "tx", (100, 2), false, 33), Ok((100, 3)));
+    }
+
+    #[test]
+    fn a_tv1_end_keeps_the_epoch_even_after_tv2_ends() {
+        // EndTxn v0-4 (endTransactionWithTV1): strict epoch equality, no bump.
+        let (env, c, pe) = initialized("tx");
+        c.add_partitions(&env.catalog, "tx", pe, &[tp(0)], TV_0, 2);
+        assert_eq!(
+            env.ctx(|ctx| c.end_txn(ctx, "tx", pe, true, TV_0, 3)),
+            Ok(pe)
+        );
+        assert_eq!(stored(&c, "tx").producer_epoch, pe.1);
+        assert_eq!(stored(&c, "tx").client_transaction_version, TV_0);
+        let written = env.markers.written.lock().clone();
+        assert_eq!(written[0].0.producer_epoch, pe.1);
+    }
+
+    #[test]
+    fn a_tv2_end_at_exhausted_epochs_moves_to_the_next_producer_id() {
+        // At epoch i16::MAX - 1 the end allocates the next producer id: the markers carry the
+        // old id with i16::MAX, the answer the new id with epoch 0; a retry from the old id and
+        // epoch is recognised (retryOnOverflow), also after a restart.
+        let (env, c, first) = initialized("tx");
+        set_epoch(&c, &env, "tx", i16::MAX - 1);
+        let old = (first.0, i16::MAX - 1);
+        assert_eq!(
+            c.add_partitions(&env.catalog, "tx", old, &[tp(0)], TV_2, 10),
+            0
+        );
+        let rotated = end_v2(&c, &env, "tx", old, true, 20).unwrap();
+        assert_ne!(rotated.0, first.0);
+        assert_eq!(rotated.1, 0);
+        let written = env.markers.written.lock().clone();
+        assert_eq!(
+            (written[0].0.producer_id, written[0].0.producer_epoch),
+            (first.0, i16::MAX)
+        );
+        let d = c.describe("tx").unwrap();
+        assert_eq!((d.producer_id, d.producer_epoch), rotated);
+        assert_eq!(stored(&c, "tx").previous_producer_id, first.0);
+        assert_eq!(end_v2(&c, &env, "tx", old, true, 21), Ok(rotated));
+        let env = env.reopen();
+        let c = coordinator();
+        c.load(&env.catalog, 30).unwrap();
+        assert_eq!(end_v2(&c, &env, "tx", old, true, 31), Ok(rotated));
+        // The new producer id goes on from epoch 0.
+        assert_eq!(
+            c.add_partitions(&env.catalog, "tx", rotated, &[tp(1)], TV_2, 32),
+            0
+        );
+        assert_eq!(
+            end_v2(&c, &env, "tx", rotated, false, 33),
+            Ok((rotated.0, 1))
+        );
+    }
+
+    #[test]
+    fn a_timed_out_tv2_transaction_is_aborted_with_one_bump() {
+        // abortTimedOutTransactions under TV2: the abort's own bump fences the producer (one
+        // bump, not a fence and then a bump); its late EndTxn abort with the old epoch is a
+        // retry of that abort. At exhausted epochs the abort moves to the next producer id.
+        let (env, c, pe) = open_slow(TV_2);
+        assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 1_101)), 1);
+        let written = env.markers.written.lock().clone();
+        assert!(!written[0].0.commit && written[0].0.producer_epoch == pe.1 + 1);
+        let d = c.describe("slow").unwrap();
+        assert_eq!(
+            (d.state, d.producer_epoch),
+            (TransactionState::CompleteAbort, pe.1 + 1)
+        );
+        assert_eq!(
+            end_v2(&c, &env, "slow", pe, false, 1_200),
+            Ok((pe.0, pe.1 + 1))
+        );
+        assert_eq!(
+            end_v2(&c, &env, "slow", pe, true, 1_200),
+            Err(errors::INVALID_TXN_STATE)
+        );
+        // Timed out at an exhausted epoch.
+        set_epoch(&c, &env, "slow", i16::MAX - 1);
+        let old = (pe.0, i16::MAX - 1);
+        c.add_partitions(&env.catalog, "slow", old, &[tp(1)], TV_2, 2_000);
+        assert_eq!(env.ctx(|ctx| c.abort_timed_out(ctx, 3_001)), 1);
+        let d = c.describe("slow").unwrap();
+        assert_ne!(d.producer_id, pe.0);
+        assert_eq!(d.producer_epoch, 0);
+        assert_eq!(
+            end_v2(&c, &env, "slow", old, false, 3_100),
+            Ok((d.producer_id, 0))
         );
     }
 }

@@ -6,9 +6,17 @@
 //! record, and the shard's replay of that record is what changes the state (see `shard`).
 //!
 //! Kafka's `pendingState` has no equivalent: an operation and its write run under the shard's
-//! lock, so no other request sees a transition half-done. PrepareEpochFence is still a state a
-//! transition passes through (InitProducerId or a timeout fencing an ongoing transaction bumps
-//! the epoch, then aborts), but it is never written, as in Kafka.
+//! lock, so no other request sees a transition half-done. PrepareEpochFence is a state no
+//! transition of this coordinator enters: with `transaction.version` 2 finalized, Kafka's fence
+//! (InitProducerId or a timeout aborting an ongoing transaction) is dropped again before the
+//! abort, which bumps the epoch once itself (TransactionCoordinator.endTransaction under TV2).
+//!
+//! Transaction versions (KIP-890 part 2) are Kafka's `transaction.version` feature levels: 0 for
+//! the original protocol, 2 for a client that ends its transactions with EndTxn v5 and adds its
+//! partitions implicitly (Produce v12+, TxnOffsetCommit v5+). A transaction remembers the version
+//! of the request that last changed it (`client_transaction_version`); under TV2 every end bumps
+//! the epoch (`prepare_abort_or_commit`), and at an exhausted epoch the end allocates the next
+//! producer id, which the completion switches to (`prepare_complete`).
 
 use std::collections::BTreeSet;
 
@@ -18,6 +26,16 @@ use crate::protocol::errors;
 /// Kafka's RecordBatch.NO_PRODUCER_ID / NO_PRODUCER_EPOCH.
 pub const NO_PRODUCER_ID: i64 = -1;
 pub const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// `transaction.version` feature levels (Kafka's TransactionVersion): TV_0, the original protocol,
+/// and TV_2, the epoch bump on every end (TransactionVersion.supportsEpochBump).
+pub const TV_0: i16 = 0;
+pub const TV_2: i16 = 2;
+
+/// TransactionVersion.supportsEpochBump.
+pub fn supports_epoch_bump(transaction_version: i16) -> bool {
+    transaction_version >= TV_2
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransactionState {
@@ -93,7 +111,14 @@ impl TransactionState {
             Empty => &[Empty, CompleteCommit, CompleteAbort],
             Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
             PrepareCommit => &[Ongoing],
-            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            // TV2 aborts a transaction with no partitions too (KIP-890 part 2).
+            PrepareAbort => &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort,
+            ],
             CompleteCommit => &[PrepareCommit],
             CompleteAbort => &[PrepareAbort],
             Dead => &[Empty, CompleteAbort, CompleteCommit],
@@ -112,8 +137,12 @@ impl TransactionState {
 pub struct TransactionMetadata {
     pub transactional_id: String,
     pub producer_id: i64,
-    /// The producer id before the last rotation (written only by flexible values).
+    /// The producer id before the last transition (Kafka's prevProducerId: every transition
+    /// records the id it came from; it differs from `producer_id` right after a rotation).
+    /// Written only by flexible values.
     pub previous_producer_id: i64,
+    /// The producer id a TV2 end allocated because the epochs are exhausted; the completion
+    /// switches to it with epoch 0. Written only by flexible values.
     pub next_producer_id: i64,
     pub producer_epoch: i16,
     /// The epoch before the last InitProducerId, for KIP-360 retries; kept in memory only (as
@@ -124,6 +153,9 @@ pub struct TransactionMetadata {
     pub topic_partitions: BTreeSet<(String, i32)>,
     pub txn_start_timestamp: i64,
     pub txn_last_update_timestamp: i64,
+    /// The `transaction.version` of the request that last changed the transaction (Kafka's
+    /// clientTransactionVersion): TV_2 once a TV2 client added partitions or ended it.
+    pub client_transaction_version: i16,
 }
 
 /// Kafka does not hand out an epoch equal to i16::MAX, so that the coordinator can always fence
@@ -148,6 +180,7 @@ impl TransactionMetadata {
             topic_partitions: BTreeSet::new(),
             txn_start_timestamp: -1,
             txn_last_update_timestamp: now,
+            client_transaction_version: TV_0,
         }
     }
 
@@ -171,20 +204,9 @@ impl TransactionMetadata {
         let mut next = self.clone();
         next.state = to;
         next.txn_last_update_timestamp = now;
-        Ok(next)
-    }
-
-    /// Bumps the epoch so that the current producer is fenced, before its transaction is
-    /// aborted (prepareFenceProducerEpoch). The last-update time is unchanged.
-    pub fn prepare_fence_producer_epoch(&self) -> Result<Self, i16> {
-        if self.producer_epoch == i16::MAX {
-            tracing::error!(transactional_id = %self.transactional_id,
-                "cannot fence a producer whose epoch is i16::MAX");
-            return Err(errors::UNKNOWN_SERVER_ERROR);
-        }
-        let mut next = self.transition_to(PrepareEpochFence, self.txn_last_update_timestamp)?;
-        next.producer_epoch = self.producer_epoch + 1;
-        next.last_producer_epoch = NO_PRODUCER_EPOCH;
+        // TransactionMetadata.prepareTransitionTo: the transit's prevProducerId is the id the
+        // transaction had before it.
+        next.previous_producer_id = self.producer_id;
         Ok(next)
     }
 
@@ -236,7 +258,6 @@ impl TransactionMetadata {
             return Err(errors::UNKNOWN_SERVER_ERROR);
         }
         let mut next = self.transition_to(Empty, now)?;
-        next.previous_producer_id = self.producer_id;
         next.producer_id = new_producer_id;
         next.producer_epoch = 0;
         next.last_producer_epoch = if record_last_epoch {
@@ -250,11 +271,13 @@ impl TransactionMetadata {
         Ok(next)
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn: the transaction starts (or goes on) with these
-    /// partitions too (prepareAddPartitions).
+    /// AddPartitionsToTxn / AddOffsetsToTxn / a TV2 implicit add: the transaction starts (or
+    /// goes on) with these partitions too, under the request's transaction version
+    /// (prepareAddPartitions).
     pub fn prepare_add_partitions(
         &self,
         added: impl IntoIterator<Item = (String, i32)>,
+        transaction_version: i16,
         now: i64,
     ) -> Result<Self, i16> {
         let mut next = self.transition_to(Ongoing, now)?;
@@ -262,17 +285,45 @@ impl TransactionMetadata {
             next.txn_start_timestamp = now;
         }
         next.topic_partitions.extend(added);
+        next.client_transaction_version = transaction_version;
         Ok(next)
     }
 
-    /// EndTxn: PrepareCommit or PrepareAbort with the same partitions (prepareAbortOrCommit;
-    /// TV1 keeps the epoch).
-    pub fn prepare_abort_or_commit(&self, commit: bool, now: i64) -> Result<Self, i16> {
-        self.transition_to(if commit { PrepareCommit } else { PrepareAbort }, now)
+    /// EndTxn (or the coordinator's own abort): PrepareCommit or PrepareAbort with the same
+    /// partitions (prepareAbortOrCommit). TV1 keeps the epoch; TV2 bumps it (not past i16::MAX)
+    /// and remembers the old one as the last epoch, records `next_producer_id` (allocated when
+    /// the epochs are exhausted, else NO_PRODUCER_ID), and, for an abort of a transaction that
+    /// added no partition, starts the transaction now.
+    pub fn prepare_abort_or_commit(
+        &self,
+        commit: bool,
+        transaction_version: i16,
+        next_producer_id: i64,
+        now: i64,
+        no_partition_added: bool,
+    ) -> Result<Self, i16> {
+        let mut next =
+            self.transition_to(if commit { PrepareCommit } else { PrepareAbort }, now)?;
+        if supports_epoch_bump(transaction_version) {
+            if self.producer_epoch == i16::MAX && !commit {
+                tracing::error!(transactional_id = %self.transactional_id,
+                    "aborting a producer whose epoch is i16::MAX");
+            } else {
+                next.producer_epoch = self.producer_epoch.saturating_add(1);
+            }
+            next.last_producer_epoch = self.producer_epoch;
+        }
+        if no_partition_added {
+            next.txn_start_timestamp = now;
+        }
+        next.next_producer_id = next_producer_id;
+        next.client_transaction_version = transaction_version;
+        Ok(next)
     }
 
     /// Every partition has its marker: CompleteCommit or CompleteAbort, no partitions
-    /// (prepareComplete).
+    /// (prepareComplete). A TV2 end that allocated the next producer id switches to it, with
+    /// epoch 0.
     pub fn prepare_complete(&self, now: i64) -> Result<Self, i16> {
         let to = if self.state == PrepareCommit {
             CompleteCommit
@@ -280,8 +331,27 @@ impl TransactionMetadata {
             CompleteAbort
         };
         let mut next = self.transition_to(to, now)?;
+        if supports_epoch_bump(self.client_transaction_version)
+            && self.next_producer_id != NO_PRODUCER_ID
+        {
+            next.producer_id = self.next_producer_id;
+            next.producer_epoch = 0;
+        }
+        next.next_producer_id = NO_PRODUCER_ID;
         next.topic_partitions.clear();
         Ok(next)
+    }
+
+    /// The producer id and epoch the transaction will have once its markers are written: what
+    /// EndTxn v5 answers (the completion's, TransactionCoordinator's newPreSendMetadata).
+    pub fn completed_producer(&self) -> (i64, i16) {
+        if supports_epoch_bump(self.client_transaction_version)
+            && self.next_producer_id != NO_PRODUCER_ID
+        {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
+        }
     }
 
     /// The transactional id expired; it is removed with a tombstone (prepareDead).
@@ -317,7 +387,7 @@ impl TransactionMetadata {
             transaction_partitions: partitions,
             last_update_timestamp_ms: self.txn_last_update_timestamp,
             start_timestamp_ms: self.txn_start_timestamp,
-            client_transaction_version: 0,
+            client_transaction_version: self.client_transaction_version,
         }
     }
 
@@ -344,6 +414,7 @@ impl TransactionMetadata {
             topic_partitions,
             txn_start_timestamp: v.start_timestamp_ms,
             txn_last_update_timestamp: v.last_update_timestamp_ms,
+            client_transaction_version: v.client_transaction_version,
         })
     }
 }
@@ -379,7 +450,13 @@ mod tests {
         }
         assert_eq!(
             PrepareAbort.valid_previous_states(),
-            &[Ongoing, PrepareEpochFence]
+            &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort
+            ]
         );
         assert!(!CompleteCommit.valid_previous_states().contains(&Ongoing));
         for s in TransactionState::ALL {
@@ -389,6 +466,11 @@ mod tests {
         assert_eq!(TransactionState::from_id(8), None);
     }
 
+    /// A TV1 end: PrepareCommit / PrepareAbort, no next producer id.
+    fn end_v1(m: &TransactionMetadata, commit: bool, now: i64) -> Result<TransactionMetadata, i16> {
+        m.prepare_abort_or_commit(commit, TV_0, NO_PRODUCER_ID, now, false)
+    }
+
     #[test]
     fn a_transaction_goes_through_its_states() {
         let m = initialized();
@@ -396,27 +478,28 @@ mod tests {
             (m.state, m.producer_epoch, m.last_producer_epoch),
             (Empty, 0, -1)
         );
-        let on = m.prepare_add_partitions([tp("a", 0)], 10).unwrap();
+        let on = m.prepare_add_partitions([tp("a", 0)], TV_0, 10).unwrap();
         assert_eq!((on.state, on.txn_start_timestamp), (Ongoing, 10));
-        let on = on.prepare_add_partitions([tp("b", 1)], 20).unwrap();
+        let on = on.prepare_add_partitions([tp("b", 1)], TV_0, 20).unwrap();
         assert_eq!(on.txn_start_timestamp, 10, "adding more keeps the start");
         assert_eq!(on.topic_partitions.len(), 2);
-        let prep = on.prepare_abort_or_commit(true, 30).unwrap();
+        let prep = end_v1(&on, true, 30).unwrap();
         assert_eq!(
             (prep.state, prep.producer_epoch),
             (PrepareCommit, 0),
             "TV1 keeps the epoch"
         );
         assert_eq!(prep.topic_partitions, on.topic_partitions);
+        assert_eq!(prep.completed_producer(), (5, 0));
         let done = prep.prepare_complete(40).unwrap();
         assert_eq!(done.state, CompleteCommit);
         assert!(done.topic_partitions.is_empty());
         // The next transaction starts afresh.
-        let next = done.prepare_add_partitions([tp("a", 0)], 50).unwrap();
+        let next = done.prepare_add_partitions([tp("a", 0)], TV_0, 50).unwrap();
         assert_eq!(next.txn_start_timestamp, 50);
         // Completion without a prepare, and a commit from Empty, are refused.
         assert!(on.prepare_complete(60).is_err());
-        assert!(m.prepare_abort_or_commit(true, 60).is_err());
+        assert!(end_v1(&m, true, 60).is_err());
         assert!(
             on.prepare_dead().is_err(),
             "an open transaction never expires"
@@ -425,25 +508,86 @@ mod tests {
     }
 
     #[test]
-    fn fencing_bumps_the_epoch_then_aborts() {
+    fn a_tv2_end_bumps_the_epoch_and_records_the_version() {
+        // prepareAbortOrCommit under TV2: epoch + 1, the old one as the last epoch, the
+        // client's transaction version recorded; the completion keeps the bumped epoch.
         let on = initialized()
-            .prepare_add_partitions([tp("a", 0)], 10)
+            .prepare_add_partitions([tp("a", 0)], TV_2, 10)
             .unwrap();
-        let fenced = on.prepare_fence_producer_epoch().unwrap();
+        assert_eq!(on.client_transaction_version, TV_2);
+        let prep = on
+            .prepare_abort_or_commit(true, TV_2, NO_PRODUCER_ID, 20, false)
+            .unwrap();
         assert_eq!(
-            (fenced.state, fenced.producer_epoch),
-            (PrepareEpochFence, 1)
+            (prep.state, prep.producer_epoch, prep.last_producer_epoch),
+            (PrepareCommit, 1, 0)
         );
-        assert_eq!(fenced.txn_last_update_timestamp, 10);
-        let abort = fenced.prepare_abort_or_commit(false, 20).unwrap();
-        assert_eq!((abort.state, abort.producer_epoch), (PrepareAbort, 1));
-        assert!(
-            fenced.prepare_abort_or_commit(true, 20).is_err(),
-            "a fence only aborts"
+        assert_eq!(prep.txn_start_timestamp, 10);
+        assert_eq!(prep.completed_producer(), (5, 1));
+        let done = prep.prepare_complete(30).unwrap();
+        assert_eq!(
+            (done.state, done.producer_id, done.producer_epoch),
+            (CompleteCommit, 5, 1)
         );
+        assert_eq!(
+            done.previous_producer_id, 5,
+            "every transit records the id it left"
+        );
+        // An abort with no transaction open: allowed from Empty and Complete*, starts now.
+        let empty_abort = done
+            .prepare_abort_or_commit(false, TV_2, NO_PRODUCER_ID, 40, true)
+            .unwrap();
+        assert_eq!(
+            (
+                empty_abort.state,
+                empty_abort.producer_epoch,
+                empty_abort.txn_start_timestamp
+            ),
+            (PrepareAbort, 2, 40)
+        );
+        assert!(empty_abort.topic_partitions.is_empty());
+        assert!(initialized()
+            .prepare_abort_or_commit(false, TV_2, NO_PRODUCER_ID, 40, true)
+            .is_ok());
+        // A commit of nothing is no transition.
+        assert!(done
+            .prepare_abort_or_commit(true, TV_2, NO_PRODUCER_ID, 40, true)
+            .is_err());
+    }
+
+    #[test]
+    fn a_tv2_end_at_exhausted_epochs_rotates_the_producer_id() {
+        // The end at epoch i16::MAX - 1 writes its markers with i16::MAX and allocates the next
+        // producer id; the completion moves to it with epoch 0, and remembers the old id.
+        let mut on = initialized()
+            .prepare_add_partitions([tp("a", 0)], TV_2, 10)
+            .unwrap();
+        on.producer_epoch = i16::MAX - 1;
+        assert!(on.is_producer_epoch_exhausted());
+        let prep = on
+            .prepare_abort_or_commit(false, TV_2, 77, 20, false)
+            .unwrap();
+        assert_eq!((prep.producer_id, prep.producer_epoch), (5, i16::MAX));
+        assert_eq!(prep.next_producer_id, 77);
+        assert_eq!(prep.completed_producer(), (77, 0));
+        let done = prep.prepare_complete(30).unwrap();
+        assert_eq!(
+            (done.producer_id, done.producer_epoch, done.next_producer_id),
+            (77, 0, NO_PRODUCER_ID)
+        );
+        assert_eq!(done.previous_producer_id, 5);
+        assert_eq!(done.last_producer_epoch, i16::MAX - 1);
+        // An abort never bumps past i16::MAX.
         let mut max = on.clone();
         max.producer_epoch = i16::MAX;
-        assert!(max.prepare_fence_producer_epoch().is_err());
+        let aborted = max
+            .prepare_abort_or_commit(false, TV_2, 78, 20, false)
+            .unwrap();
+        assert_eq!(aborted.producer_epoch, i16::MAX);
+        // Under TV1 a next producer id is never switched to.
+        let mut tv1 = prep.clone();
+        tv1.client_transaction_version = TV_0;
+        assert_eq!(tv1.prepare_complete(30).unwrap().producer_id, 5);
     }
 
     #[test]
@@ -487,7 +631,7 @@ mod tests {
     #[test]
     fn log_values_round_trip() {
         let on = initialized()
-            .prepare_add_partitions([tp("b", 1), tp("a", 2), tp("a", 0)], 10)
+            .prepare_add_partitions([tp("b", 1), tp("a", 2), tp("a", 0)], TV_2, 10)
             .unwrap();
         let v = on.to_log_value();
         let parts = v.transaction_partitions.clone().unwrap();
@@ -495,6 +639,26 @@ mod tests {
         assert_eq!(parts[0].partition_ids, vec![0, 2]);
         let back = TransactionMetadata::from_log_value("tx", &v).unwrap();
         assert_eq!(back, on);
+        // The TV2 fields travel through the record (TransactionLogValue's tagged fields).
+        let mut rotating = on
+            .prepare_abort_or_commit(true, TV_2, 77, 20, false)
+            .unwrap();
+        rotating.last_producer_epoch = NO_PRODUCER_EPOCH; // in memory only
+        let bytes = crate::txn::transaction_log::value(&rotating.to_log_value());
+        let read = crate::txn::transaction_log::decode(&[0, 0, 0, 2, b't', b'x'], Some(&bytes))
+            .unwrap()
+            .value
+            .unwrap();
+        let back = TransactionMetadata::from_log_value("tx", &read).unwrap();
+        assert_eq!(back, rotating);
+        assert_eq!(
+            (
+                back.next_producer_id,
+                back.previous_producer_id,
+                back.client_transaction_version
+            ),
+            (77, 5, TV_2)
+        );
         assert_eq!(initialized().to_log_value().transaction_partitions, None);
     }
 }

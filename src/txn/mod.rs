@@ -11,6 +11,14 @@ pub mod producer_state;
 pub mod shard;
 pub mod transaction_log;
 
+/// Kafka's `transaction.version` feature (KIP-890 part 2), as ApiVersions v3+ shows it: the
+/// levels this broker supports, and the one finalized for the cluster. A 4.x client ends its
+/// transactions the TV2 way (EndTxn v5, Produce v12+ and TxnOffsetCommit v5+ adding partitions
+/// implicitly) once the finalized level is 2; others go on with TV1 (EndTxn v0-4).
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+pub const TRANSACTION_VERSION_SUPPORTED: (i16, i16) = (metadata::TV_0, metadata::TV_2);
+pub const FINALIZED_TRANSACTION_VERSION: i16 = metadata::TV_2;
+
 /// The transaction coordinator's settings, under Kafka's names (transaction.*,
 /// transactional.id.*).
 #[derive(Debug, Clone)]

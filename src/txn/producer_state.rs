@@ -653,6 +653,50 @@ mod tests {
     }
 
     #[test]
+    fn tv2_markers_bump_the_epoch_and_the_next_transaction_starts_at_sequence_0() {
+        // KIP-890 part 2: the coordinator ends a TV2 transaction with markers at the bumped
+        // epoch (ProducerAppendInfo.appendEndTxnMarker accepts an epoch above the producer's),
+        // and the producer's next transaction comes at that epoch from sequence 0.
+        let mut t = ProducerStateTable::default();
+        let batch = |epoch, seq, count, offset| BatchHeader {
+            attributes: crate::log::batch::ATTR_TRANSACTIONAL,
+            ..header(1, epoch, seq, count, offset)
+        };
+        let verified = |t: &mut ProducerStateTable| AppendOrigin::Client {
+            producer_ids_issued: i64::MAX,
+            verification_guard: t.maybe_start_verification(1, 0),
+        };
+        let origin = verified(&mut t);
+        assert_eq!(t.check(&batch(0, 0, 3, 0), origin), SequenceCheck::Append);
+        t.record(&batch(0, 0, 3, 0), 1);
+        let bumped = marker(1, 1, 0, true);
+        assert_eq!(t.check_marker(&bumped), SequenceCheck::Append);
+        assert!(t.record_marker(&bumped, 3, 2).is_some());
+        assert_eq!(t.first_unstable_offset(), None);
+        let origin = verified(&mut t);
+        assert_eq!(
+            t.check(&batch(1, 3, 1, 0), origin),
+            SequenceCheck::OutOfOrderSequence,
+            "the old epoch's sequence does not go on"
+        );
+        assert_eq!(t.check(&batch(1, 0, 2, 0), origin), SequenceCheck::Append);
+        t.record(&batch(1, 0, 2, 4), 3);
+        assert_eq!(t.first_unstable_offset(), Some(4));
+        // The zombie at the old epoch is fenced, data and marker alike.
+        assert_eq!(
+            t.check(&batch(0, 3, 1, 0), CLIENT),
+            SequenceCheck::InvalidProducerEpoch
+        );
+        assert_eq!(
+            t.check_marker(&marker(1, 0, 0, false)),
+            SequenceCheck::InvalidProducerEpoch
+        );
+        // The next end's marker, bumped again, ends it.
+        assert!(t.record_marker(&marker(1, 2, 0, false), 6, 4).is_some());
+        assert_eq!(t.first_unstable_offset(), None);
+    }
+
+    #[test]
     fn transactions_start_with_a_transactional_batch_and_end_with_a_marker() {
         // ProducerAppendInfo.appendDataBatch / appendEndTxnMarker and ProducerStateManager's
         // firstUnstableOffset: the oldest ongoing transaction's first offset.

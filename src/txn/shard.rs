@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::metadata::{TransactionMetadata, TransactionState};
+use super::metadata::{supports_epoch_bump, TransactionMetadata, TransactionState, NO_PRODUCER_ID};
 use super::transaction_log;
 use super::TxnMarker;
 use crate::coordinator::runtime::{
@@ -44,8 +44,25 @@ pub enum InitOutcome {
     Fencing(PendingMarkers),
 }
 
+/// What EndTxn leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndOutcome {
+    /// The markers to write, for an end that wrote its prepare record; None for a retry of an
+    /// end that already completed.
+    pub markers: Option<PendingMarkers>,
+    /// The producer id and epoch EndTxn v5 answers: once the markers are written, the
+    /// transaction's (after a TV2 end: the bumped epoch, or the next producer id with epoch 0).
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
 /// A new producer id, or the error to answer when none can be had.
 pub type NewProducerId<'a> = &'a dyn Fn() -> Result<i64, i16>;
+
+/// The `transaction.version` this coordinator runs its own aborts under (InitProducerId fencing
+/// an ongoing transaction, timeouts): the finalized level, as Kafka's
+/// `txnManager.transactionVersionLevel()`.
+const SERVER_TRANSACTION_VERSION: i16 = super::FINALIZED_TRANSACTION_VERSION;
 
 /// The single node is the only coordinator its `__transaction_state` partitions ever had.
 const COORDINATOR_EPOCH: i32 = 0;
@@ -173,7 +190,7 @@ impl TxnShard {
             }
             // The epoch bumped here is never handed out: the client gets CONCURRENT_TRANSACTIONS
             // and its retry bumps again (rotating the id if this bump exhausted the epochs).
-            Ongoing => return self.fence_and_abort(&m, now, InitOutcome::Fencing),
+            Ongoing => return self.fence_and_abort(&m, new_producer_id, now, InitOutcome::Fencing),
             Dead | PrepareEpochFence => {
                 tracing::error!(transactional_id = id, state = ?m.state, "unexpected stored state");
                 return fail(errors::UNKNOWN_SERVER_ERROR);
@@ -192,16 +209,21 @@ impl TxnShard {
     }
 
     /// Bumps the epoch of an ongoing transaction's producer and writes PrepareAbort: the
-    /// coordinator's own abort (InitProducerId of a new producer, a transaction timeout).
+    /// coordinator's own abort (InitProducerId of a new producer, a transaction timeout). Kafka
+    /// fences (PrepareEpochFence) and then aborts under the finalized transaction version; under
+    /// TV2 the abort's own bump is the fence (one bump, the next producer id allocated when that
+    /// exhausts the epochs), which is what this writes.
     fn fence_and_abort<T: Send + 'static>(
         &self,
         m: &TransactionMetadata,
+        new_producer_id: NewProducerId<'_>,
         now: i64,
         respond: impl FnOnce(PendingMarkers) -> T,
     ) -> TxnResult<Result<T, i16>> {
-        let next = m
-            .prepare_fence_producer_epoch()
-            .and_then(|fenced| fenced.prepare_abort_or_commit(false, now));
+        let next =
+            next_producer_id(m, SERVER_TRANSACTION_VERSION, new_producer_id).and_then(|next_pid| {
+                m.prepare_abort_or_commit(false, SERVER_TRANSACTION_VERSION, next_pid, now, false)
+            });
         match next {
             Ok(next) => {
                 let markers = pending_markers(&next);
@@ -233,14 +255,15 @@ impl TxnShard {
         Ok(m)
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn (handleAddPartitionsToTransaction): partitions
-    /// already in the ongoing transaction are answered without a write.
+    /// AddPartitionsToTxn / AddOffsetsToTxn / a TV2 implicit add (handleAddPartitionsToTransaction):
+    /// partitions already in the ongoing transaction are answered without a write.
     pub fn add_partitions(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        transaction_version: i16,
         now: i64,
     ) -> TxnResult<i16> {
         let m = match self.current(id, producer_id, epoch) {
@@ -252,7 +275,7 @@ impl TxnShard {
         {
             return CoordinatorResult::response(errors::NONE);
         }
-        match m.prepare_add_partitions(partitions.iter().cloned(), now) {
+        match m.prepare_add_partitions(partitions.iter().cloned(), transaction_version, now) {
             Ok(next) => write_transition(next, errors::NONE),
             Err(code) => CoordinatorResult::response(code),
         }
@@ -280,46 +303,57 @@ impl TxnShard {
             .collect())
     }
 
-    /// EndTxn from a TV1 client (TransactionCoordinator.endTransaction): PrepareCommit or
-    /// PrepareAbort is written and its markers are returned; a retry of a completed end is
-    /// answered NONE without markers.
+    /// EndTxn (TransactionCoordinator.handleEndTransaction): v0-4 are TV1 (`end_txn_v1`), v5 TV2
+    /// (`end_txn_v2`). An end that is written returns its markers.
     pub fn end_txn(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
+        transaction_version: i16,
+        new_producer_id: NewProducerId<'_>,
         now: i64,
-    ) -> TxnResult<Result<Option<PendingMarkers>, i16>> {
-        let fail = |code| CoordinatorResult::response(Err(code));
+    ) -> TxnResult<Result<EndOutcome, i16>> {
         let Some(m) = self.txns.get(id) else {
-            return fail(errors::INVALID_PRODUCER_ID_MAPPING);
+            return CoordinatorResult::response(Err(errors::INVALID_PRODUCER_ID_MAPPING));
         };
-        if m.producer_id != producer_id {
-            return fail(errors::INVALID_PRODUCER_ID_MAPPING);
-        }
-        // TV1: a client's epoch must be the current one.
-        if epoch != m.producer_epoch {
-            return fail(errors::PRODUCER_FENCED);
-        }
-        use TransactionState::*;
-        match (m.state, commit) {
-            (Ongoing, _) => match m.prepare_abort_or_commit(commit, now) {
-                Ok(next) => {
-                    let markers = pending_markers(&next);
-                    write_transition(next, Ok(Some(markers)))
-                }
-                Err(code) => fail(code),
-            },
-            (CompleteCommit, true) | (CompleteAbort, false) => {
-                CoordinatorResult::response(Ok(None))
+        let decision = if supports_epoch_bump(transaction_version) {
+            end_txn_v2(m, producer_id, epoch, commit)
+        } else {
+            end_txn_v1(m, producer_id, epoch, commit)
+        };
+        let no_partition_added = match decision {
+            Ok(EndDecision::Retried) => {
+                return CoordinatorResult::response(Ok(EndOutcome {
+                    markers: None,
+                    producer_id: m.producer_id,
+                    producer_epoch: m.producer_epoch,
+                }))
             }
-            (PrepareCommit, true) | (PrepareAbort, false) => fail(errors::CONCURRENT_TRANSACTIONS),
-            (Dead | PrepareEpochFence, _) => {
-                tracing::error!(transactional_id = id, state = ?m.state, "unexpected stored state");
-                fail(errors::UNKNOWN_SERVER_ERROR)
+            Ok(EndDecision::Prepare { no_partition_added }) => no_partition_added,
+            Err(code) => return CoordinatorResult::response(Err(code)),
+        };
+        let next = next_producer_id(m, transaction_version, new_producer_id).and_then(|next_pid| {
+            m.prepare_abort_or_commit(
+                commit,
+                transaction_version,
+                next_pid,
+                now,
+                no_partition_added,
+            )
+        });
+        match next {
+            Ok(next) => {
+                let (producer_id, producer_epoch) = next.completed_producer();
+                let markers = Some(pending_markers(&next));
+                let outcome = EndOutcome {
+                    markers,
+                    producer_id,
+                    producer_epoch,
+                };
+                write_transition(next, Ok(outcome))
             }
-            _ => fail(errors::INVALID_TXN_STATE),
+            Err(code) => CoordinatorResult::response(Err(code)),
         }
     }
 
@@ -383,11 +417,12 @@ impl TxnShard {
     pub fn abort_if_timed_out(
         &self,
         id: &str,
+        new_producer_id: NewProducerId<'_>,
         now: i64,
     ) -> TxnResult<Result<Option<PendingMarkers>, i16>> {
         match self.txns.get(id) {
             Some(m) if is_timed_out(m, now) && !self.sending.contains(id) => {
-                self.fence_and_abort(m, now, Some)
+                self.fence_and_abort(m, new_producer_id, now, Some)
             }
             _ => CoordinatorResult::response(Ok(None)),
         }
@@ -424,6 +459,105 @@ impl TxnShard {
             .collect();
         let n = records.len();
         CoordinatorResult::new(records, n)
+    }
+}
+
+/// What an EndTxn does, once its checks passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndDecision {
+    /// Write PrepareCommit / PrepareAbort.
+    Prepare { no_partition_added: bool },
+    /// A retry of an end that completed: answer NONE with the current producer id and epoch.
+    Retried,
+}
+
+/// A TV1 client's EndTxn (TransactionCoordinator.endTransactionWithTV1): its epoch must be the
+/// current one; a retry of a completed end is answered without a write.
+fn end_txn_v1(
+    m: &TransactionMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+) -> Result<EndDecision, i16> {
+    if m.producer_id != producer_id {
+        return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+    }
+    if epoch != m.producer_epoch {
+        return Err(errors::PRODUCER_FENCED);
+    }
+    use TransactionState::*;
+    match (m.state, commit) {
+        (Ongoing, _) => Ok(EndDecision::Prepare {
+            no_partition_added: false,
+        }),
+        (CompleteCommit, true) | (CompleteAbort, false) => Ok(EndDecision::Retried),
+        (PrepareCommit, true) | (PrepareAbort, false) => Err(errors::CONCURRENT_TRANSACTIONS),
+        (Dead | PrepareEpochFence, _) => unexpected_state(m),
+        _ => Err(errors::INVALID_TXN_STATE),
+    }
+}
+
+/// A TV2 client's EndTxn (TransactionCoordinator.endTransaction). The same epoch as the
+/// transaction's means the next end, not a retry: a retry carries the epoch before the bump it
+/// caused (or, after a rotation, the exhausted epoch of the previous producer id). An abort with
+/// no transaction open still bumps the epoch (the producer may have sent batches that never
+/// added a partition); a commit of nothing is INVALID_TXN_STATE.
+fn end_txn_v2(
+    m: &TransactionMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+) -> Result<EndDecision, i16> {
+    use TransactionState::*;
+    let retry_on_overflow =
+        m.previous_producer_id == producer_id && epoch == i16::MAX - 1 && m.producer_epoch == 0;
+    let retry_on_epoch_bump = i32::from(m.producer_epoch) == i32::from(epoch) + 1;
+    let valid_epoch = match m.state {
+        Ongoing | Empty | Dead | PrepareEpochFence => epoch == m.producer_epoch,
+        PrepareCommit | PrepareAbort => retry_on_epoch_bump,
+        CompleteCommit | CompleteAbort => {
+            retry_on_epoch_bump || retry_on_overflow || epoch == m.producer_epoch
+        }
+    };
+    let is_retry = retry_on_epoch_bump || retry_on_overflow;
+    if m.producer_id != producer_id && !retry_on_overflow {
+        return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+    }
+    if !valid_epoch {
+        return Err(errors::PRODUCER_FENCED);
+    }
+    let empty_abort = Ok(EndDecision::Prepare {
+        no_partition_added: true,
+    });
+    match (m.state, commit) {
+        (Ongoing, _) => Ok(EndDecision::Prepare {
+            no_partition_added: false,
+        }),
+        (CompleteCommit, true) | (CompleteAbort, false) if is_retry => Ok(EndDecision::Retried),
+        (CompleteCommit, false) if is_retry => Err(errors::INVALID_TXN_STATE),
+        (CompleteCommit | CompleteAbort | Empty, false) => empty_abort,
+        (PrepareCommit, true) | (PrepareAbort, false) => Err(errors::CONCURRENT_TRANSACTIONS),
+        (Dead | PrepareEpochFence, _) => unexpected_state(m),
+        _ => Err(errors::INVALID_TXN_STATE),
+    }
+}
+
+fn unexpected_state<T>(m: &TransactionMetadata) -> Result<T, i16> {
+    tracing::error!(transactional_id = %m.transactional_id, state = ?m.state, "unexpected stored state");
+    Err(errors::UNKNOWN_SERVER_ERROR)
+}
+
+/// The producer id a TV2 end moves to when it exhausts the epochs (Kafka allocates it with the
+/// prepare record, and the completion switches to it); NO_PRODUCER_ID otherwise.
+fn next_producer_id(
+    m: &TransactionMetadata,
+    transaction_version: i16,
+    new_producer_id: NewProducerId<'_>,
+) -> Result<i64, i16> {
+    if supports_epoch_bump(transaction_version) && m.is_producer_epoch_exhausted() {
+        new_producer_id()
+    } else {
+        Ok(NO_PRODUCER_ID)
     }
 }
 

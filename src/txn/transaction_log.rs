@@ -5,15 +5,20 @@
 //!
 //! All fields big-endian, each record prefixed by its version (int16):
 //! - key, version 0 (non-flexible): `transactional_id string` (int16 length + UTF-8);
-//! - value, version 0 (non-flexible; what a TV1 coordinator writes):
+//! - value, version 0 (non-flexible; what a coordinator writes with `transaction.version` 0, read
+//!   here):
 //!   `producer_id int64 | producer_epoch int16 | transaction_timeout_ms int32 |
 //!   transaction_status int8 | transaction_partitions array? (int32 count, -1 for null; each:
 //!   topic string | partition_ids [int32]) | last_update_timestamp_ms int64 |
 //!   start_timestamp_ms int64`;
-//! - value, version 1 (flexible; written by TV2 coordinators, read here): the same fields with
+//! - value, version 1 (flexible; what a coordinator writes with `transaction.version` 1+
+//!   finalized, as this one: TransactionVersion.transactionLogValueVersion): the same fields with
 //!   compact strings and arrays (unsigned varint length + 1, 0 for null), a tagged-field section
-//!   ending each partition entry and the value; the value's tags are 0 `previous_producer_id
-//!   int64`, 1 `next_producer_id int64`, 2 `client_transaction_version int16`.
+//!   (unsigned varint count, then each field's varint tag, varint size and bytes, in tag order)
+//!   ending each partition entry (always empty) and the value; the value's tags, each written only
+//!   when it is not its default, are 0 `previous_producer_id int64` (default -1), 1
+//!   `next_producer_id int64` (-1), 2 `client_transaction_version int16` (0); 3
+//!   `next_producer_epoch int16` (KIP-939) is read past.
 //!
 //! The status is Kafka's TransactionState id (see `metadata`). An Empty transaction has null
 //! partitions; a null value (tombstone) removes an expired transactional id.
@@ -21,8 +26,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 const KEY_VERSION: i16 = 0;
-/// Kafka writes version 0 until `transaction.version` 1+ is finalized (TV1 here).
+/// Kafka writes version 0 until `transaction.version` 1+ is finalized.
 const VALUE_VERSION: i16 = 0;
+/// What this coordinator writes (`transaction.version` 2 is finalized).
 const FLEXIBLE_VALUE_VERSION: i16 = 1;
 
 /// The partitions of one topic in a transaction (TransactionLogValue.PartitionsSchema).
@@ -86,29 +92,62 @@ pub fn key(transactional_id: &str) -> Bytes {
     b.freeze()
 }
 
-/// The value bytes of a transaction's state, at version 0.
+/// An unsigned varint (the flexible versions' lengths, counts and tags).
+fn put_uvarint(b: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        b.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+}
+
+/// A compact string (length + 1).
+fn put_compact_string(b: &mut BytesMut, s: &str) {
+    put_uvarint(b, s.len() as u64 + 1);
+    b.put_slice(s.as_bytes());
+}
+
+/// The value bytes of a transaction's state, at version 1 (TransactionLog.valueToBytes with
+/// `transaction.version` 2).
 pub fn value(v: &TransactionLogValue) -> Bytes {
     let mut b = BytesMut::new();
-    b.put_i16(VALUE_VERSION);
+    b.put_i16(FLEXIBLE_VALUE_VERSION);
     b.put_i64(v.producer_id);
     b.put_i16(v.producer_epoch);
     b.put_i32(v.transaction_timeout_ms);
     b.put_i8(v.transaction_status);
     match &v.transaction_partitions {
-        None => b.put_i32(-1),
+        None => put_uvarint(&mut b, 0),
         Some(topics) => {
-            b.put_i32(topics.len() as i32);
+            put_uvarint(&mut b, topics.len() as u64 + 1);
             for t in topics {
-                put_string(&mut b, &t.topic);
-                b.put_i32(t.partition_ids.len() as i32);
+                put_compact_string(&mut b, &t.topic);
+                put_uvarint(&mut b, t.partition_ids.len() as u64 + 1);
                 for p in &t.partition_ids {
                     b.put_i32(*p);
                 }
+                put_uvarint(&mut b, 0); // the entry's tagged fields
             }
         }
     }
     b.put_i64(v.last_update_timestamp_ms);
     b.put_i64(v.start_timestamp_ms);
+    let mut tagged: Vec<(u64, Vec<u8>)> = Vec::new();
+    if v.previous_producer_id != -1 {
+        tagged.push((0, v.previous_producer_id.to_be_bytes().to_vec()));
+    }
+    if v.next_producer_id != -1 {
+        tagged.push((1, v.next_producer_id.to_be_bytes().to_vec()));
+    }
+    if v.client_transaction_version != 0 {
+        tagged.push((2, v.client_transaction_version.to_be_bytes().to_vec()));
+    }
+    put_uvarint(&mut b, tagged.len() as u64);
+    for (tag, bytes) in tagged {
+        put_uvarint(&mut b, tag);
+        put_uvarint(&mut b, bytes.len() as u64);
+        b.put_slice(&bytes);
+    }
     b.freeze()
 }
 
@@ -259,27 +298,68 @@ mod tests {
     }
 
     #[test]
-    fn version_0_bytes_are_kafkas() {
-        // TransactionLog.keyToBytes / valueToBytes at version 0, field by field.
+    fn version_0_values_are_read() {
+        // TransactionLog.keyToBytes, and valueToBytes at version 0 (transaction.version 0),
+        // field by field.
         assert_eq!(&key("tx")[..], &[0, 0, 0, 2, b't', b'x']);
-        let bytes = value(&sample());
-        let mut expected = vec![0, 0]; // version
-        expected.extend(7i64.to_be_bytes());
-        expected.extend(3i16.to_be_bytes());
-        expected.extend(60_000i32.to_be_bytes());
-        expected.push(1);
-        expected.extend(1i32.to_be_bytes()); // one topic
-        expected.extend([0, 1, b't']);
-        expected.extend(2i32.to_be_bytes());
-        expected.extend(0i32.to_be_bytes());
-        expected.extend(2i32.to_be_bytes());
-        expected.extend(1_000i64.to_be_bytes());
-        expected.extend(900i64.to_be_bytes());
-        assert_eq!(&bytes[..], &expected[..]);
+        let mut bytes = vec![0, 0]; // version
+        bytes.extend(7i64.to_be_bytes());
+        bytes.extend(3i16.to_be_bytes());
+        bytes.extend(60_000i32.to_be_bytes());
+        bytes.push(1);
+        bytes.extend(1i32.to_be_bytes()); // one topic
+        bytes.extend([0, 1, b't']);
+        bytes.extend(2i32.to_be_bytes());
+        bytes.extend(0i32.to_be_bytes());
+        bytes.extend(2i32.to_be_bytes());
+        bytes.extend(1_000i64.to_be_bytes());
+        bytes.extend(900i64.to_be_bytes());
         let r = decode(&key("tx"), Some(&bytes)).unwrap();
         assert_eq!(r.transactional_id, "tx");
         assert_eq!(r.value, Some(sample()));
         assert_eq!(decode(&key("tx"), None).unwrap().value, None);
+    }
+
+    #[test]
+    fn version_1_bytes_are_kafkas() {
+        // valueToBytes with transaction.version 2: version 1, compact fields, and the tagged
+        // fields that differ from their defaults, in tag order.
+        let v = TransactionLogValue {
+            previous_producer_id: 6,
+            next_producer_id: -1,
+            client_transaction_version: 2,
+            ..sample()
+        };
+        let bytes = value(&v);
+        let mut expected = vec![0, 1]; // version
+        expected.extend(7i64.to_be_bytes());
+        expected.extend(3i16.to_be_bytes());
+        expected.extend(60_000i32.to_be_bytes());
+        expected.push(1);
+        expected.push(2); // one topic (compact: n + 1)
+        expected.extend([2, b't']);
+        expected.push(3); // two partitions
+        expected.extend(0i32.to_be_bytes());
+        expected.extend(2i32.to_be_bytes());
+        expected.push(0); // the topic's tagged fields
+        expected.extend(1_000i64.to_be_bytes());
+        expected.extend(900i64.to_be_bytes());
+        expected.push(2); // two tagged fields: 0 and 2 (next_producer_id is its default)
+        expected.extend([0, 8]);
+        expected.extend(6i64.to_be_bytes());
+        expected.extend([2, 2]);
+        expected.extend(2i16.to_be_bytes());
+        assert_eq!(&bytes[..], &expected[..]);
+        assert_eq!(decode(&key("tx"), Some(&bytes)).unwrap().value, Some(v));
+        // An Empty transaction's null partitions, and no tagged field at all.
+        let empty = TransactionLogValue {
+            transaction_partitions: None,
+            ..sample()
+        };
+        let bytes = value(&empty);
+        assert_eq!(bytes[2 + 8 + 2 + 4 + 1], 0, "null partitions");
+        assert_eq!(*bytes.last().unwrap(), 0, "no tagged fields");
+        assert_eq!(decode(&key("tx"), Some(&bytes)).unwrap().value, Some(empty));
     }
 
     #[test]
