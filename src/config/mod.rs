@@ -59,6 +59,7 @@ const IMAGE_NON_CONFIG_ENV: &[&str] = &[
 const USED: &[&str] = &[
     "advertised.listeners",
     "auto.create.topics.enable",
+    "auto.leader.rebalance.enable",
     "broker.id",
     "compression.type",
     "connections.max.idle.ms",
@@ -116,6 +117,7 @@ const USED: &[&str] = &[
     "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.state.log.num.partitions",
     "transactional.id.expiration.ms",
+    "unclean.leader.election.enable",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -294,6 +296,8 @@ pub struct Sources {
     pub overrides: Vec<String>,
     /// `--brokers N`: brokers served by this process (default 1).
     pub brokers: Option<u16>,
+    /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +312,11 @@ pub struct Config {
     /// own listener, the ports consecutive from the listen port (each on a free port when the
     /// listen port is 0). One copy of the data underneath (see README, "Several brokers").
     pub brokers: u16,
+    /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
+    pub admin_listen: Option<String>,
+    /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
+    /// default of unclean.leader.election.enable (see `metadata::election`).
+    pub elections: crate::metadata::election::ElectionPolicy,
     pub num_partitions: i32,
     /// Partitions of the internal topics, created on first use as Kafka does.
     pub offsets_topic_num_partitions: i32,
@@ -528,6 +537,16 @@ impl Config {
                 Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
                 Some(n) => n,
                 None => 1,
+            },
+            admin_listen: match &src.admin_listen {
+                Some(a) if parse_host_port(a).is_none() => {
+                    return Err(invalid("--admin-listen", a, "expected HOST:PORT"))
+                }
+                a => a.clone(),
+            },
+            elections: crate::metadata::election::ElectionPolicy {
+                auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
+                unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),
             },
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
             offsets_topic_num_partitions: s

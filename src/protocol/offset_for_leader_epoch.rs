@@ -34,8 +34,14 @@ pub fn handle(
                 .map(|p| {
                     // Defaults: leader epoch and end offset -1 (UNDEFINED_EPOCH[_OFFSET]).
                     let resp = EpochEndOffset::default().with_partition(p.partition);
-                    let part =
-                        match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition) {
+                    let led = cluster::led_partition(
+                        ctx,
+                        &image,
+                        topic.as_ref(),
+                        p.partition,
+                        p.current_leader_epoch,
+                    );
+                    let part = match led {
                             Ok(part) => part,
                             Err(code) => return resp.with_error_code(code),
                         };

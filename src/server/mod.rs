@@ -4,19 +4,22 @@
 pub mod clock;
 pub mod connection;
 pub mod memory_pool;
+pub mod nodes;
 pub mod purgatory;
 pub mod quotas;
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use quotas::ConnectionQuotas;
 
 /// Accepts connections to broker `node_id` until `cancel` fires, within that broker's connection
-/// limits (see `quotas`).
+/// limits (see `quotas`). When it returns, the listener and every connection it accepted are
+/// closed (a broker stopped through the admin listener goes away as in a crash).
 pub async fn accept_loop(
     listener: TcpListener,
     node_id: i32,
@@ -30,9 +33,12 @@ pub async fn accept_loop(
         c.max_connections_per_ip_overrides.clone(),
     );
     let pool = memory_pool::MemoryPool::new(c.queued_max_request_bytes);
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
+            // Reaps finished connections, so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             a = async {
                 quotas.wait_for_slot().await;
                 listener.accept().await
@@ -50,13 +56,9 @@ pub async fn accept_loop(
                 };
                 let broker = Arc::clone(&broker);
                 let pool = Arc::clone(&pool);
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _permit = permit;
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = connection::serve(stream, peer, node_id, broker, pool) => {}
-                    }
+                    connection::serve(stream, peer, node_id, broker, pool).await;
                 });
             }
             Err(e) => {
@@ -66,4 +68,6 @@ pub async fn accept_loop(
             }
         }
     }
+    drop(listener);
+    connections.shutdown().await;
 }
