@@ -302,7 +302,9 @@ impl TestBroker {
 
     /// One request to the admin HTTP listener (HTTP/1.1, no body): the status code and the body.
     pub async fn admin(&self, method: &str, path: &str) -> Result<(u16, String)> {
-        let addr = self.admin_addr.ok_or_else(|| anyhow!("no admin listener"))?;
+        let addr = self
+            .admin_addr
+            .ok_or_else(|| anyhow!("no admin listener"))?;
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

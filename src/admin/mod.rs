@@ -103,7 +103,10 @@ async fn changed(nodes: &Nodes, id: i32, result: Result<(), NodeError>) -> (Stat
     }
     match nodes.status().await.iter().find(|n| n.id == id) {
         Some(n) => (StatusCode::OK, broker_json(n)),
-        None => (StatusCode::NOT_FOUND, json!({"error": format!("no broker {id}")})),
+        None => (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no broker {id}")}),
+        ),
     }
 }
 
@@ -177,8 +180,8 @@ async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, nodes
         let nodes = Arc::clone(&nodes);
         async move { Ok::<_, Infallible>(respond(&nodes, req).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     if let Err(e) = conn.await {
         tracing::debug!(%peer, error = %e, "admin connection ended");
     }
@@ -212,7 +215,14 @@ mod tests {
             route(&Method::POST, "/v1/brokers/x/stop"),
             Err(Refused::BadRequest(_))
         ));
-        for path in ["/", "", "/v1", "/v1/brokers/2/restart", "/v2/healthz", "/v1/brokers/2"] {
+        for path in [
+            "/",
+            "",
+            "/v1",
+            "/v1/brokers/2/restart",
+            "/v2/healthz",
+            "/v1/brokers/2",
+        ] {
             assert_eq!(route(&Method::GET, path), Err(Refused::NotFound), "{path}");
         }
     }

@@ -141,11 +141,14 @@ fn elect(
 }
 
 /// Every partition of the image, topics by name, partitions in order.
-fn partitions(image: &MetadataImage) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
-    image
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(move |(&p, reg)| (t.as_ref(), p, reg)))
+fn partitions(
+    image: &MetadataImage,
+) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
+    image.topics.iter().flat_map(|t| {
+        t.partitions
+            .iter()
+            .map(move |(&p, reg)| (t.as_ref(), p, reg))
+    })
 }
 
 /// `f`'s change of every partition it names, as records.
@@ -161,7 +164,11 @@ fn changes(
 
 /// ReplicationControlManager.handleBrokerFenced: broker `id` leaves the ISR of every partition
 /// it is in, leaders are elected where it led, then the FenceBrokerRecord.
-pub fn broker_fenced(image: &MetadataImage, id: i32, policy: &ElectionPolicy) -> Vec<MetadataRecord> {
+pub fn broker_fenced(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
     let acceptable = |r: i32| r != id && is_active(image, r);
     let mut out = changes(image, |t, p, reg| {
         if !reg.isr.contains(&id) {
@@ -220,7 +227,10 @@ pub fn broker_restarted(
     incarnation_id: Uuid,
     policy: &ElectionPolicy,
 ) -> Result<Vec<MetadataRecord>, ReplayError> {
-    let b = image.brokers.get(&id).ok_or(ReplayError::UnknownBroker(id))?;
+    let b = image
+        .brokers
+        .get(&id)
+        .ok_or(ReplayError::UnknownBroker(id))?;
     let mut registration = b.to_record();
     registration.incarnation_id = incarnation_id;
     registration.broker_epoch = image.provenance.last_offset + 1;
@@ -283,7 +293,13 @@ pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
     changes(image, |t, p, reg| {
         let imbalanced = reg.replicas.first().is_some_and(|&r| r != reg.leader);
         imbalanced.then(|| {
-            partition_change((t.id, p), reg, reg.isr.clone(), Election::Preferred, &acceptable)
+            partition_change(
+                (t.id, p),
+                reg,
+                reg.isr.clone(),
+                Election::Preferred,
+                &acceptable,
+            )
         })?
     })
 }
@@ -333,7 +349,12 @@ mod tests {
 
     /// (replicas' leader, ISR, leader epoch) of each partition.
     fn layout(image: &MetadataImage) -> Vec<(i32, Vec<i32>, i32)> {
-        image.topics.get(T).unwrap().partitions.values()
+        image
+            .topics
+            .get(T)
+            .unwrap()
+            .partitions
+            .values()
             .map(|r| (r.leader, r.isr.clone(), r.leader_epoch))
             .collect()
     }
@@ -374,10 +395,7 @@ mod tests {
         let back2 = apply(&after, &broker_unfenced(&after, 2, &policy).unwrap());
         assert_eq!(layout(&back2), layout(&after));
         let back1 = apply(&back2, &broker_unfenced(&back2, 1, &policy).unwrap());
-        assert_eq!(
-            layout(&back1),
-            vec![(1, vec![1], 2), (1, vec![1, 2], 2)]
-        );
+        assert_eq!(layout(&back1), vec![(1, vec![1], 2), (1, vec![1, 2], 2)]);
     }
 
     #[test]
@@ -410,7 +428,11 @@ mod tests {
         assert!(!back.brokers[&1].fenced);
         assert_eq!(
             layout(&back),
-            vec![(1, vec![2, 3, 1], 2), (2, vec![2, 3, 1], 0), (3, vec![3, 1], 0)]
+            vec![
+                (1, vec![2, 3, 1], 2),
+                (2, vec![2, 3, 1], 0),
+                (3, vec![3, 1], 0)
+            ]
         );
         // Without auto.leader.rebalance.enable the leader stays where it moved.
         let manual = ElectionPolicy {
@@ -433,7 +455,10 @@ mod tests {
         let all = |_: i32| true;
         let isr = vec![1, 2, 3];
         // Online keeps a valid leader; preferred moves to the first replica.
-        assert_eq!(partition_change((T, 0), &reg, isr.clone(), Election::Online, &all), None);
+        assert_eq!(
+            partition_change((T, 0), &reg, isr.clone(), Election::Online, &all),
+            None
+        );
         let c = partition_change((T, 0), &reg, isr.clone(), Election::Preferred, &all).unwrap();
         assert_eq!((c.leader, c.isr), (1, None));
         // Preferred with the first replica out of the ISR keeps the leader.

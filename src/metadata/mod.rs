@@ -530,7 +530,10 @@ impl Catalog {
         else {
             return;
         };
-        let Some(partition) = self.get_by_id(topic_id).and_then(|t| t.partition(p).cloned()) else {
+        let Some(partition) = self
+            .get_by_id(topic_id)
+            .and_then(|t| t.partition(p).cloned())
+        else {
             return;
         };
         if let Err(e) = partition.set_leader_epoch(epoch) {

@@ -127,7 +127,10 @@ pub fn partition_view(image: &MetadataImage, reg: &PartitionRegistration) -> Par
     let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     let (error_code, leader) = match live(reg.leader) {
         true => (errors::NONE, reg.leader),
-        false => (errors::LEADER_NOT_AVAILABLE, crate::metadata::records::NO_LEADER),
+        false => (
+            errors::LEADER_NOT_AVAILABLE,
+            crate::metadata::records::NO_LEADER,
+        ),
     };
     PartitionView {
         error_code,

@@ -103,7 +103,9 @@ fn describe(
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()));
             let Some(reg) = cluster::partition(image, topic.topic_id, p.index) else {
-                return resp.with_leader_id(BrokerId(-1)).with_leader_epoch(p.leader_epoch());
+                return resp
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(p.leader_epoch());
             };
             // No error code here, unlike Metadata (KRaftMetadataCache
             // .getPartitionMetadataForDescribeTopicResponse).

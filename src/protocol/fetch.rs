@@ -145,13 +145,9 @@ fn plan<'a>(
                                 fp.current_leader_epoch,
                             )
                             .and_then(|()| {
-                                    p.plan_fetch(
-                                        fp.fetch_offset,
-                                        isolation,
-                                        fp.current_leader_epoch,
-                                    )
+                                p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
                                     .map_err(|e| errors::log_error_code(&e))
-                                }),
+                            }),
                         },
                     };
                     (fp, plan)

@@ -150,7 +150,9 @@ fn describe(ctx: &RequestContext<'_>, topic: &Arc<Topic>) -> MetadataResponseTop
         .map(|p| {
             let resp = MetadataResponsePartition::default().with_partition_index(p.index);
             let Some(reg) = cluster::partition(&image, topic.topic_id, p.index) else {
-                return resp.with_leader_id(BrokerId(-1)).with_leader_epoch(p.leader_epoch());
+                return resp
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(p.leader_epoch());
             };
             let view = cluster::partition_view(&image, reg);
             resp.with_error_code(view.error_code)

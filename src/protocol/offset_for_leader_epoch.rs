@@ -42,9 +42,9 @@ pub fn handle(
                         p.current_leader_epoch,
                     );
                     let part = match led {
-                            Ok(part) => part,
-                            Err(code) => return resp.with_error_code(code),
-                        };
+                        Ok(part) => part,
+                        Err(code) => return resp.with_error_code(code),
+                    };
                     let found = part.with_log(|l| {
                         l.end_offset_for_epoch(p.current_leader_epoch, p.leader_epoch)
                     });

@@ -158,7 +158,9 @@ fn spawn(
 }
 
 /// A metadata change (it appends to the metadata log, with fsync) off the async workers.
-async fn blocking(f: impl FnOnce() -> std::io::Result<()> + Send + 'static) -> Result<(), NodeError> {
+async fn blocking(
+    f: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<(), NodeError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(NodeError::Metadata),
         Err(e) => Err(NodeError::Metadata(std::io::Error::other(e))),
