@@ -9,6 +9,7 @@ mod common;
 use anyhow::{ensure, Result};
 use common::*;
 
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
@@ -310,8 +311,8 @@ async fn a_partition_without_live_in_sync_replicas_is_offline_until_one_returns(
 
 /// The group coordinator follows the leader of the group's `__consumer_offsets` partition: when
 /// its broker stops, FindCoordinator names the new leader, which serves the same group (one copy
-/// of the state underneath); when it comes back and takes its leadership back, the interim
-/// coordinator answers NOT_COORDINATOR.
+/// of the state underneath); when it comes back and takes its leadership back, every group API of
+/// the interim coordinator answers NOT_COORDINATOR and only the coordinator lists the group.
 #[tokio::test]
 async fn the_group_coordinator_moves_with_its_partition() -> Result<()> {
     let b = three_brokers().await?;
@@ -320,13 +321,13 @@ async fn the_group_coordinator_moves_with_its_partition() -> Result<()> {
     let (first, _) = find_group_coordinator(&mut c).await?;
     let mut at_first = b.client_of(first).await?;
     let spec = JoinSpec::consumer("grp", &["gt"]);
-    let joined = stable_member(&mut at_first, &spec, b"a").await?;
+    let m = stable_member(&mut at_first, &spec, b"a").await?;
     commit_ok(
         &mut at_first,
         "grp",
-        &joined.member_id,
-        joined.generation,
-        &[("gt", 0, 5, "m")],
+        &m.member_id,
+        m.generation,
+        &[("gt", 0, 5, "")],
     )
     .await?;
 
@@ -343,66 +344,59 @@ async fn the_group_coordinator_moves_with_its_partition() -> Result<()> {
     );
     let mut at_second = b.client_of(second).await?;
     ensure!(
-        heartbeat(
-            &mut at_second,
-            4,
-            "grp",
-            &joined.member_id,
-            joined.generation,
-            None
-        )
-        .await?
-            == NONE,
+        hb(&mut at_second, &m).await? == NONE,
         "the group moved with its state"
     );
     ensure!(committed(&mut at_second, "grp", "gt", 0).await? == 5);
-    let third = 6 - first - second;
-    let mut at_third = b.client_of(third).await?;
-    ensure!(
-        heartbeat(
-            &mut at_third,
-            4,
-            "grp",
-            &joined.member_id,
-            joined.generation,
-            None
-        )
-        .await?
-            == NOT_COORDINATOR
-    );
+    let mut at_third = b.client_of(6 - first - second).await?;
+    ensure!(hb(&mut at_third, &m).await? == NOT_COORDINATOR);
 
     admin_ok(&b, "POST", &format!("/v1/brokers/{first}/start")).await?;
-    ensure!(
-        find_group_coordinator(&mut at_third).await?.0 == first,
-        "the preferred leader returns"
-    );
-    ensure!(
-        heartbeat(
-            &mut at_second,
-            4,
-            "grp",
-            &joined.member_id,
-            joined.generation,
-            None
-        )
-        .await?
-            == NOT_COORDINATOR
-    );
+    let (back, _) = find_group_coordinator(&mut at_third).await?;
+    ensure!(back == first, "the preferred leader returns: {back}");
+    ensure!(hb(&mut at_second, &m).await? == NOT_COORDINATOR);
     let mut at_first = b.client_of(first).await?;
+    ensure!(hb(&mut at_first, &m).await? == NONE);
+    let commits = [("gt", 0, 6, "")];
+    let codes = commit(
+        &mut at_second,
+        COMMIT_V,
+        "grp",
+        &m.member_id,
+        m.generation,
+        None,
+        &commits,
+    )
+    .await?;
     ensure!(
-        heartbeat(
-            &mut at_first,
-            4,
-            "grp",
-            &joined.member_id,
-            joined.generation,
-            None
-        )
-        .await?
-            == NONE
+        codes == vec![("gt".to_string(), 0, NOT_COORDINATOR)],
+        "{codes:?}"
     );
+    for v in [1, 5, 8] {
+        let (code, parts) = fetch_offsets(&mut at_second, v, "grp", Some(&[("gt", &[0])])).await?;
+        let code = if v < 2 { parts[0].error_code } else { code };
+        ensure!(
+            code == NOT_COORDINATOR,
+            "OffsetFetch v{v}: {code} {parts:?}"
+        );
+    }
+    let d = describe_group(&mut at_second, "grp").await?;
+    ensure!(d.error_code == NOT_COORDINATOR, "{d:?}");
+    let r = leave(&mut at_second, LEAVE_V, "grp", &[(&m.member_id, None)]).await?;
+    ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
+    let listed = |gs: Vec<ListedGroup>| gs.iter().any(|g| g.group_id.as_str() == "grp");
+    ensure!(!listed(
+        list_groups(&mut at_second, LIST_GROUPS_V, &[], &[]).await?
+    ));
+    ensure!(listed(
+        list_groups(&mut at_first, LIST_GROUPS_V, &[], &[]).await?
+    ));
     ensure!(committed(&mut at_first, "grp", "gt", 0).await? == 5);
     Ok(())
+}
+
+async fn hb(c: &mut Client, m: &Joined) -> Result<i16> {
+    heartbeat(c, HEARTBEAT_V, "grp", &m.member_id, m.generation, None).await
 }
 
 /// The coordinator of group "grp": (node id, port).

@@ -262,15 +262,41 @@ impl Catalog {
             ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
         };
-        // Each log leads in its partition's current leader epoch (an earlier run may have
-        // elected leaders after the log's last batch).
-        let image = catalog.image();
+        catalog.reconcile_leader_epochs()?;
+        Ok(catalog)
+    }
+
+    /// At start-up, the image and the logs agree on each partition's leader epoch, the image's
+    /// being the one clients are told: a log behind the image (an earlier run elected leaders
+    /// after its last batch) moves up to it; a log ahead of it (its leader-epoch-checkpoint knows
+    /// epochs the metadata log does not, as in a data directory from elsewhere) has its
+    /// partition restated at the log's epoch (a PartitionRecord, as the controller writes one).
+    fn reconcile_leader_epochs(&self) -> io::Result<()> {
+        let image = self.image();
+        let mut restated = Vec::new();
         for t in image.topics.iter() {
-            for &p in t.partitions.keys() {
-                catalog.sync_leader_epoch(&image, t.id, p);
+            for (&p, reg) in &t.partitions {
+                let Some(log_epoch) = self
+                    .get_by_id(t.id)
+                    .and_then(|x| Some(x.partition(p)?.leader_epoch()))
+                else {
+                    continue;
+                };
+                if log_epoch > reg.leader_epoch {
+                    let mut record = reg.to_record(t.id, p);
+                    record.leader_epoch = log_epoch;
+                    record.partition_epoch += 1;
+                    restated.push(MetadataRecord::Partition(record));
+                } else {
+                    self.sync_leader_epoch(&image, t.id, p);
+                }
             }
         }
-        Ok(catalog)
+        if !restated.is_empty() {
+            let _guard = self.create_lock.lock();
+            self.commit(&restated)?;
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
