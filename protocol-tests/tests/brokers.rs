@@ -298,18 +298,7 @@ async fn partition_requests_to_a_follower_are_not_leader_or_follower() -> Result
             "{r:?}"
         );
 
-        let ofle = OffsetForLeaderEpochRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
-                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
-                    .with_topic(name(topic))
-                    .with_partitions(vec![
-                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
-                            .with_partition(0)
-                            .with_current_leader_epoch(-1)
-                            .with_leader_epoch(0),
-                    ]),
-            ]);
+        let ofle = offset_for_leader_epoch_request(topic, 0, -1, 0);
         let r = follower.request(4, ofle.clone()).await?;
         ensure!(
             r.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,

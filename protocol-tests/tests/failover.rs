@@ -26,6 +26,17 @@ async fn three_brokers() -> Result<TestBroker> {
     .await
 }
 
+/// Three brokers with `topic`, and its partition 0 as Metadata shows it.
+async fn three_brokers_with(topic: &str, partitions: i32, rf: i16) -> Result<(TestBroker, Shown)> {
+    let b = three_brokers().await?;
+    let mut c = b.client().await?;
+    let t = creatable(topic, partitions).with_replication_factor(rf);
+    let r = create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
+    ensure!(r[0].error_code == NONE, "{r:?}");
+    let (_, shown) = shown(&mut c, topic, 0).await?;
+    Ok((b, shown))
+}
+
 /// One partition as Metadata shows it.
 #[derive(Debug, Clone, PartialEq)]
 struct Shown {
@@ -107,11 +118,7 @@ async fn the_admin_listener_lists_brokers_and_refuses_bad_requests() -> Result<(
 /// back into the ISR and its preferred leadership back with another epoch.
 #[tokio::test]
 async fn a_stopped_leaders_partitions_move_and_come_back() -> Result<()> {
-    let b = three_brokers().await?;
-    let mut c = b.client().await?;
-    let t = creatable("fo", 3).with_replication_factor(3);
-    create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
-    let (_, before) = shown(&mut c, "fo", 0).await?;
+    let (b, before) = three_brokers_with("fo", 3, 3).await?;
     let old = before.leader;
     ensure!(
         before.epoch == 0 && before.isr == before.replicas && old == before.replicas[0],
@@ -256,18 +263,7 @@ async fn offset_for_leader_epoch(
 ) -> Result<Vec<(i16, i32, i64)>> {
     let mut out = Vec::new();
     for &e in epochs {
-        let req = OffsetForLeaderEpochRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
-                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
-                    .with_topic(name(topic))
-                    .with_partitions(vec![
-                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
-                            .with_partition(0)
-                            .with_current_leader_epoch(current)
-                            .with_leader_epoch(e),
-                    ]),
-            ]);
+        let req = offset_for_leader_epoch_request(topic, 0, current, e);
         let r = c.request(4, req).await?;
         let p = &r.topics[0].partitions[0];
         out.push((p.error_code, p.leader_epoch, p.end_offset));
@@ -279,11 +275,7 @@ async fn offset_for_leader_epoch(
 /// LEADER_NOT_AVAILABLE), keeping its last ISR member, and comes back with that broker.
 #[tokio::test]
 async fn a_partition_without_live_in_sync_replicas_is_offline_until_one_returns() -> Result<()> {
-    let b = three_brokers().await?;
-    let mut c = b.client().await?;
-    let t = creatable("solo", 1).with_replication_factor(1);
-    create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
-    let (_, before) = shown(&mut c, "solo", 0).await?;
+    let (b, before) = three_brokers_with("solo", 1, 1).await?;
     let only = before.leader;
     let mut at = b.client_of(only).await?;
     produce_ok(&mut at, "solo", 0, values_batch(&["kept"])).await?;

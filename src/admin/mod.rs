@@ -14,6 +14,7 @@
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane and metrics extend it there.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,13 +28,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
+use crate::server::quotas::ConnectionQuotas;
 
-/// Admin connections served at once; more wait in the listen backlog.
+/// Admin connections served at once (from one address or all); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
 
 /// What a request does, from its method and path.
@@ -144,35 +144,13 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind((host.as_str(), port)).await
 }
 
-/// Serves admin requests until `cancel`.
+/// Serves admin requests until `cancel`, at most MAX_CONNECTIONS connections at once.
 pub async fn serve(listener: TcpListener, nodes: Arc<Nodes>, cancel: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            a = async {
-                let permit = Arc::clone(&slots).acquire_owned().await;
-                (permit, listener.accept().await)
-            } => a,
-        };
-        match accepted {
-            (Ok(permit), Ok((stream, peer))) => {
-                let nodes = Arc::clone(&nodes);
-                connections.spawn(async move {
-                    let _permit = permit;
-                    serve_connection(stream, peer, nodes).await;
-                });
-            }
-            (_, Err(e)) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            (Err(_), _) => break,
-        }
-    }
-    connections.shutdown().await;
+    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new());
+    crate::server::accept_until(listener, quotas, cancel, |stream, peer| {
+        serve_connection(stream, peer, Arc::clone(&nodes))
+    })
+    .await
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, nodes: Arc<Nodes>) {

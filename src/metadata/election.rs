@@ -306,32 +306,19 @@ pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::records::{
-        ConfigRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER_CHANGE,
-    };
+    use super::super::records::{ConfigRecord, PartitionRecord, NO_LEADER_CHANGE};
     use super::*;
 
     const T: Uuid = Uuid::from_u128(7);
 
-    fn broker(id: i32) -> MetadataRecord {
-        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
-            broker_id: id,
-            is_migrating_zk_broker: false,
-            incarnation_id: Uuid::nil(),
-            broker_epoch: i64::from(id) * 10,
-            endpoints: vec![],
-            features: vec![],
-            rack: None,
-            fenced: false,
-            in_controlled_shutdown: false,
-            log_dirs: vec![],
-        })
-    }
-
     /// Brokers 1-3 and topic "t" with one partition per replica list (every replica in sync,
     /// the first leading).
     fn image(lists: &[&[i32]]) -> MetadataImage {
-        let mut records: Vec<MetadataRecord> = (1..=3).map(broker).collect();
+        let brokers = super::super::placement::tests::brokers(&[1, 2, 3], &[]);
+        let mut records: Vec<MetadataRecord> = brokers
+            .values()
+            .map(|b| MetadataRecord::RegisterBroker(b.to_record()))
+            .collect();
         records.push(MetadataRecord::Topic {
             name: "t".into(),
             topic_id: T,
@@ -365,7 +352,7 @@ mod tests {
         let records = broker_fenced(&before, 2, &ElectionPolicy::default());
         // One change per partition with 2 in its ISR, then the fence record.
         assert_eq!(records.len(), 5);
-        assert_eq!(records[4], MetadataRecord::FenceBroker { id: 2, epoch: 20 });
+        assert_eq!(records[4], MetadataRecord::FenceBroker { id: 2, epoch: 0 });
         let after = apply(&before, &records);
         assert!(after.brokers[&2].fenced);
         assert_eq!(

@@ -111,34 +111,41 @@ pub fn led_partition<'t>(
 }
 
 /// A partition as Metadata and DescribeTopicPartitions show it (KRaftMetadataCache
-/// .getPartitionMetadata): without a live leader, LEADER_NOT_AVAILABLE and leader -1; replicas
-/// on fenced or unregistered brokers are listed offline; the epoch is the image's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionView {
-    pub error_code: i16,
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub offline_replicas: Vec<i32>,
+/// .getPartitionMetadata): its registration's replicas, ISR and leader epoch; without a live
+/// leader, leader -1 (and LEADER_NOT_AVAILABLE in Metadata); replicas on fenced or unregistered
+/// brokers listed offline.
+pub struct PartitionView<'a> {
+    image: &'a MetadataImage,
+    pub reg: &'a PartitionRegistration,
 }
 
-pub fn partition_view(image: &MetadataImage, reg: &PartitionRegistration) -> PartitionView {
-    let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
-    let (error_code, leader) = match live(reg.leader) {
-        true => (errors::NONE, reg.leader),
-        false => (
-            errors::LEADER_NOT_AVAILABLE,
-            crate::metadata::records::NO_LEADER,
-        ),
-    };
-    PartitionView {
-        error_code,
-        leader,
-        leader_epoch: reg.leader_epoch,
-        replicas: reg.replicas.clone(),
-        isr: reg.isr.clone(),
-        offline_replicas: reg.replicas.iter().copied().filter(|&r| !live(r)).collect(),
+impl<'a> PartitionView<'a> {
+    pub fn new(image: &'a MetadataImage, reg: &'a PartitionRegistration) -> Self {
+        PartitionView { image, reg }
+    }
+
+    fn live(&self, id: i32) -> bool {
+        self.image.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    pub fn leader(&self) -> i32 {
+        match self.live(self.reg.leader) {
+            true => self.reg.leader,
+            false => crate::metadata::records::NO_LEADER,
+        }
+    }
+
+    /// Metadata's partition error.
+    pub fn error_code(&self) -> i16 {
+        match self.live(self.reg.leader) {
+            true => errors::NONE,
+            false => errors::LEADER_NOT_AVAILABLE,
+        }
+    }
+
+    pub fn offline_replicas(&self) -> Vec<i32> {
+        let replicas = self.reg.replicas.iter().copied();
+        replicas.filter(|&r| !self.live(r)).collect()
     }
 }
 

@@ -109,12 +109,12 @@ fn describe(
             };
             // No error code here, unlike Metadata (KRaftMetadataCache
             // .getPartitionMetadataForDescribeTopicResponse).
-            let view = cluster::partition_view(image, reg);
-            resp.with_leader_id(BrokerId(view.leader))
-                .with_leader_epoch(view.leader_epoch)
-                .with_replica_nodes(ids(&view.replicas))
-                .with_isr_nodes(ids(&view.isr))
-                .with_offline_replicas(ids(&view.offline_replicas))
+            let view = cluster::PartitionView::new(image, reg);
+            resp.with_leader_id(BrokerId(view.leader()))
+                .with_leader_epoch(reg.leader_epoch)
+                .with_replica_nodes(ids(&reg.replicas))
+                .with_isr_nodes(ids(&reg.isr))
+                .with_offline_replicas(ids(&view.offline_replicas()))
         })
         .collect();
     DescribeTopicPartitionsResponseTopic::default()

@@ -12,6 +12,9 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
@@ -291,7 +294,23 @@ pub async fn topic_id(c: &mut Client, topic: &str) -> Result<Uuid> {
     Ok(t.topic_id)
 }
 
-// ----- ListOffsets -----
+// ----- OffsetForLeaderEpoch, ListOffsets -----
+
+/// OffsetForLeaderEpoch of one partition, as a consumer asks it.
+pub fn offset_for_leader_epoch_request(
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+    leader_epoch: i32,
+) -> OffsetForLeaderEpochRequest {
+    let mut p = OffsetForLeaderPartition::default().with_partition(partition);
+    (p.current_leader_epoch, p.leader_epoch) = (current_leader_epoch, leader_epoch);
+    let t = OffsetForLeaderTopic::default().with_topic(name(topic));
+    // A consumer's replica id (v3+).
+    OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![t.with_partitions(vec![p])])
+}
 
 pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
     ListOffsetsRequest::default()
