@@ -299,6 +299,21 @@ impl Broker {
         Ok(())
     }
 
+    /// Commits the partition changes `f` computes from the image (`Catalog::change_partitions`).
+    pub fn change_partitions(
+        &self,
+        f: impl FnOnce(
+            &crate::metadata::image::MetadataImage,
+        ) -> Result<
+            Vec<crate::metadata::records::MetadataRecord>,
+            crate::metadata::image::ReplayError,
+        >,
+    ) -> io::Result<()> {
+        let moved = self.catalog.change_partitions(f)?;
+        self.leaders_moved(&moved);
+        Ok(())
+    }
+
     /// Parked fetches of partitions whose leader moved answer now (Kafka's DelayedFetch
     /// completes when "this broker is no longer the leader" of a partition it waits on).
     fn leaders_moved(&self, partitions: &[(String, i32)]) {

@@ -188,8 +188,6 @@ async fn explicit_assignments_are_honoured_and_validated() -> Result<()> {
     Ok(())
 }
 
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-
 /// The leader of a partition and a broker that does not lead it.
 async fn leader_and_follower(c: &mut Client, topic: &str, p: usize) -> Result<(i32, i32)> {
     let leader = layout(c, topic).await?[p].2;
@@ -361,7 +359,6 @@ async fn the_coordinator_is_the_leader_of_the_coordinator_partition() -> Result<
 /// (the client then asks FindCoordinator again); the coordinator serves them.
 #[tokio::test]
 async fn group_requests_to_another_broker_are_not_coordinator() -> Result<()> {
-    const NOT_COORDINATOR: i16 = 16;
     const UNKNOWN_MEMBER_ID: i16 = 25;
     let b = three_brokers().await?;
     let mut c = b.client().await?;

@@ -12,16 +12,17 @@ use common::*;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-const NOT_COORDINATOR: i16 = 16;
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
-
 async fn three_brokers() -> Result<TestBroker> {
+    three_brokers_rebalancing(true).await
+}
+
+/// Three brokers; `auto.leader.rebalance.enable` as given.
+async fn three_brokers_rebalancing(rebalance: bool) -> Result<TestBroker> {
     TestBroker::start_with(|c| {
         c.brokers = 3;
         c.default_replication_factor = 3;
         c.admin_listen = Some("127.0.0.1:0".into());
+        c.elections.auto_leader_rebalance = rebalance;
     })
     .await
 }
@@ -400,4 +401,147 @@ async fn find_group_coordinator(c: &mut Client) -> Result<(i32, i32)> {
     let k = &r.coordinators[0];
     ensure!(k.error_code == NONE, "{r:?}");
     Ok((k.node_id.0, k.port))
+}
+
+/// ElectLeaders of some partitions (None: all) at version `v`: (topic, partition, error) of
+/// each result.
+async fn elect(
+    c: &mut Client,
+    v: i16,
+    election_type: i8,
+    asked: Option<&[(&str, &[i32])]>,
+) -> Result<Vec<(String, i32, i16)>> {
+    let topic_partitions = asked.map(|a| {
+        a.iter()
+            .map(|(t, ps)| {
+                elect_leaders_request::TopicPartitions::default()
+                    .with_topic(name(t))
+                    .with_partitions(ps.to_vec())
+            })
+            .collect()
+    });
+    let req = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_topic_partitions(topic_partitions)
+        .with_timeout_ms(30_000);
+    let r = c.request(v, req).await?;
+    ensure!(r.error_code == NONE, "v{v}: {r:?}");
+    Ok(r.replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result
+                .iter()
+                .map(|p| (t.topic.to_string(), p.partition_id, p.error_code))
+        })
+        .collect())
+}
+
+/// Stops and starts `broker` (without auto.leader.rebalance.enable its leaderships stay moved).
+async fn bounce(b: &TestBroker, broker: i32) -> Result<()> {
+    admin_ok(b, "POST", &format!("/v1/brokers/{broker}/stop")).await?;
+    admin_ok(b, "POST", &format!("/v1/brokers/{broker}/start")).await?;
+    Ok(())
+}
+
+/// ElectLeaders as Kafka's controller answers it, at every advertised version: a preferred
+/// election moves a partition back to its first replica (v0 knows no other kind), answers
+/// ELECTION_NOT_NEEDED where it leads already (left out when every partition is asked for),
+/// PREFERRED_LEADER_NOT_AVAILABLE when it cannot lead, UNKNOWN_TOPIC_OR_PARTITION for what does
+/// not exist; an unclean election (v1+) lets a live replica outside the ISR lead an offline
+/// partition and answers ELIGIBLE_LEADERS_NOT_AVAILABLE when there is none.
+#[tokio::test]
+async fn elect_leaders_every_version() -> Result<()> {
+    let b = three_brokers_rebalancing(false).await?;
+    let mut c = b.client().await?;
+    let t = creatable("el", 2).with_replication_factor(3);
+    create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
+    let (_, p0) = shown(&mut c, "el", 0).await?;
+    let (_, p1) = shown(&mut c, "el", 1).await?;
+    let preferred = p0.replicas[0];
+    let other = *p1.replicas.iter().find(|&&r| r != preferred).unwrap_or(&0);
+    let r = c.request(3, ApiVersionsRequest::default()).await?;
+    let k = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ElectLeaders as i16);
+    ensure!(
+        k.map(|k| (k.min_version, k.max_version)) == Some((0, 2)),
+        "{r:?}"
+    );
+    for v in 0..=2 {
+        bounce(&b, preferred).await?;
+        let mut c = b.client_of(other).await?;
+        let (_, moved) = shown(&mut c, "el", 0).await?;
+        ensure!(moved.leader != preferred, "v{v}: {moved:?}");
+        let asked: &[(&str, &[i32])] = &[("el", &[0, 9]), ("nope", &[0])];
+        let got = elect(&mut c, v, 0, Some(asked)).await?;
+        let want = vec![
+            ("el".to_string(), 0, NONE),
+            ("el".to_string(), 9, UNKNOWN_TOPIC_OR_PARTITION),
+            ("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ];
+        ensure!(got == want, "v{v}: {got:?}");
+        let (_, back) = shown(&mut c, "el", 0).await?;
+        ensure!(
+            back.leader == preferred && back.epoch == moved.epoch + 1,
+            "v{v}: {back:?}"
+        );
+        let got = elect(&mut c, v, 0, Some(&[("el", &[0])])).await?;
+        ensure!(
+            got == vec![("el".to_string(), 0, ELECTION_NOT_NEEDED)],
+            "v{v}: {got:?}"
+        );
+        // Every partition: those that need no election are left out.
+        bounce(&b, preferred).await?;
+        let got = elect(&mut c, v, 0, None).await?;
+        let el: Vec<_> = got.iter().filter(|r| r.0 == "el").collect();
+        ensure!(el == vec![&("el".to_string(), 0, NONE)], "v{v}: {got:?}");
+    }
+
+    // Unclean elections (v1+): broker `a` stops, then `bb`; `bb` comes back outside the ISR.
+    // The third broker, never stopped, is asked.
+    let (a, bb) = (preferred, other);
+    let mut c = b.client_of(6 - a - bb).await?;
+    for v in 1..=2 {
+        let topic = format!("uncl{v}");
+        let t = creatable(&topic, -1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(a), BrokerId(bb)]),
+            ]);
+        let r = create_topics(&mut c, CREATE_TOPICS_V, vec![t], false).await?;
+        ensure!(r[0].error_code == NONE, "{r:?}");
+        admin_ok(&b, "POST", &format!("/v1/brokers/{bb}/stop")).await?;
+        admin_ok(&b, "POST", &format!("/v1/brokers/{a}/stop")).await?;
+        let asked: &[(&str, &[i32])] = &[(&topic, &[0])];
+        let got = elect(&mut c, v, 1, Some(asked)).await?;
+        ensure!(
+            got == vec![(topic.clone(), 0, ELIGIBLE_LEADERS_NOT_AVAILABLE)],
+            "v{v}: {got:?}"
+        );
+        let got = elect(&mut c, v, 0, Some(asked)).await?;
+        ensure!(
+            got == vec![(topic.clone(), 0, PREFERRED_LEADER_NOT_AVAILABLE)],
+            "v{v}: {got:?}"
+        );
+        admin_ok(&b, "POST", &format!("/v1/brokers/{bb}/start")).await?;
+        let (_, offline) = shown(&mut c, &topic, 0).await?;
+        ensure!(
+            offline.leader == -1 && offline.isr == vec![a],
+            "v{v}: {offline:?}"
+        );
+        let got = elect(&mut c, v, 1, Some(asked)).await?;
+        ensure!(got == vec![(topic.clone(), 0, NONE)], "v{v}: {got:?}");
+        let (_, led) = shown(&mut c, &topic, 0).await?;
+        ensure!(led.leader == bb && led.isr == vec![bb], "v{v}: {led:?}");
+        let got = elect(&mut c, v, 1, Some(asked)).await?;
+        ensure!(
+            got == vec![(topic.clone(), 0, ELECTION_NOT_NEEDED)],
+            "v{v}: {got:?}"
+        );
+        admin_ok(&b, "POST", &format!("/v1/brokers/{a}/start")).await?;
+    }
+    Ok(())
 }

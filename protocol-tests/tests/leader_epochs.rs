@@ -14,8 +14,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::EpochEndOffset;
 use kafka_protocol::messages::*;
 
 const TOPIC: &str = "epochs";
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
 /// The newest OffsetForLeaderEpoch version (flexible).
 const OFFSET_FOR_LEADER_EPOCH_V: i16 = 4;
 

@@ -242,6 +242,59 @@ pub fn broker_restarted(
     Ok(out.records)
 }
 
+/// Why ElectLeaders elects no leader for a partition (ReplicationControlManager.electLeader).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElectError {
+    #[error("No such topic as {0}")]
+    UnknownTopic(String),
+    #[error("No such partition as {0}-{1}")]
+    UnknownPartition(String, i32),
+    /// The preferred replica leads already (preferred), or a leader exists (unclean).
+    #[error("Leader election not needed for topic partition.")]
+    NotNeeded,
+    #[error("The preferred leader was not available.")]
+    PreferredNotAvailable,
+    #[error("Eligible topic partition leaders are not available.")]
+    EligibleNotAvailable,
+}
+
+/// ElectLeaders for one partition (`Election::Preferred` or `Election::Unclean`): the change
+/// that elects its leader among the live replicas, as ReplicationControlManager.electLeader.
+pub fn elect_leader(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    election: Election,
+) -> Result<PartitionChangeRecord, ElectError> {
+    let t = image
+        .topics
+        .get_by_name(topic)
+        .ok_or_else(|| ElectError::UnknownTopic(topic.to_string()))?;
+    let reg = t
+        .partitions
+        .get(&partition)
+        .ok_or_else(|| ElectError::UnknownPartition(topic.to_string(), partition))?;
+    let not_needed = match election {
+        Election::Unclean => reg.leader != NO_LEADER,
+        _ => reg.replicas.first() == Some(&reg.leader),
+    };
+    if not_needed {
+        return Err(ElectError::NotNeeded);
+    }
+    let acceptable = |r: i32| is_active(image, r);
+    partition_change(
+        (t.id, partition),
+        reg,
+        reg.isr.clone(),
+        election,
+        &acceptable,
+    )
+    .ok_or(match election {
+        Election::Unclean => ElectError::EligibleNotAvailable,
+        _ => ElectError::PreferredNotAvailable,
+    })
+}
+
 /// Records to commit in one batch, and the image they make so far (each step of a change reads
 /// what the steps before it did, as the controller's successive operations would).
 pub struct Pending {
@@ -455,5 +508,59 @@ mod tests {
         let not2 = |r: i32| r != 2;
         let c = partition_change((T, 0), &reg, vec![3, 1], Election::Online, &not2).unwrap();
         assert_eq!((c.leader, c.isr), (1, Some(vec![3, 1])));
+    }
+
+    /// ReplicationControlManager.electLeader's answers.
+    #[test]
+    fn elect_leaders_as_the_controller_does() {
+        let policy = ElectionPolicy {
+            auto_leader_rebalance: false,
+            ..ElectionPolicy::default()
+        };
+        let before = image(&[&[1, 2], &[3]]);
+        let stopped = apply(&before, &broker_fenced(&before, 1, &policy));
+        let stopped = apply(&stopped, &broker_fenced(&stopped, 3, &policy));
+        let back = apply(&stopped, &broker_unfenced(&stopped, 1, &policy).unwrap());
+        // Partition 0 is led by 2, its preferred replica 1 back in sync; 1 has no live replica.
+        assert_eq!(layout(&back)[0], (2, vec![2, 1], 1));
+        let c = elect_leader(&back, "t", 0, Election::Preferred).unwrap();
+        assert_eq!(c.leader, 1);
+        let elected = apply(&back, &[MetadataRecord::PartitionChange(c)]);
+        let refused = [
+            (&elected, "t", 0, Election::Preferred, ElectError::NotNeeded),
+            (&back, "t", 0, Election::Unclean, ElectError::NotNeeded),
+            (
+                &back,
+                "t",
+                1,
+                Election::Preferred,
+                ElectError::PreferredNotAvailable,
+            ),
+            (
+                &back,
+                "t",
+                1,
+                Election::Unclean,
+                ElectError::EligibleNotAvailable,
+            ),
+            (
+                &back,
+                "t",
+                2,
+                Election::Preferred,
+                ElectError::UnknownPartition("t".into(), 2),
+            ),
+            (
+                &back,
+                "u",
+                0,
+                Election::Preferred,
+                ElectError::UnknownTopic("u".into()),
+            ),
+        ];
+        for (image, topic, p, election, error) in refused {
+            let got = elect_leader(image, topic, p, election);
+            assert_eq!(got, Err(error), "{topic}-{p} {election:?}");
+        }
     }
 }

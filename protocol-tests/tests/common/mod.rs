@@ -47,6 +47,13 @@ pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const NOT_COORDINATOR: i16 = 16;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+pub const ELECTION_NOT_NEEDED: i16 = 84;
 
 /// Versions used where a test is not about versions: the newest that still name topics.
 pub const PRODUCE_V: i16 = 12;
