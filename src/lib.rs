@@ -105,8 +105,14 @@ pub async fn start_on(
         .map(|l| l.local_addr())
         .collect::<std::io::Result<Vec<_>>>()?;
     let local_addr = local_addrs[0];
+    let admin_listener = match &config.admin_listen {
+        Some(addr) => Some(admin::bind(addr).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker::open_on(storage, config, endpoints)?);
+    // A start that fails half-way stops what it had started.
     let cancel = CancellationToken::new();
+    let stop_on_error = cancel.clone().drop_guard();
     let mut tasks = vec![
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
@@ -119,20 +125,15 @@ pub async fn start_on(
         listeners,
         cancel.clone(),
     )?);
-    let admin_addr = match &broker.config.admin_listen {
-        Some(addr) => {
-            let listener = admin::bind(addr).await?;
-            let bound = listener.local_addr()?;
-            tasks.push(tokio::spawn(admin::serve(
-                listener,
-                Arc::clone(&nodes),
-                cancel.clone(),
-            )));
-            tracing::info!(listen = %bound, "admin listener is ready");
-            Some(bound)
-        }
-        None => None,
-    };
+    let mut admin_addr = None;
+    if let Some(listener) = admin_listener {
+        admin_addr = Some(listener.local_addr()?);
+        let serve = admin::serve(listener, Arc::clone(&nodes), cancel.clone());
+        tasks.push(tokio::spawn(serve));
+        tracing::info!(listen = ?admin_addr, "admin listener is ready");
+    }
+    // Started: from here on RunningBroker's drop or shutdown stops the tasks.
+    stop_on_error.disarm();
     tracing::info!(listen = ?local_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
     Ok(RunningBroker {

@@ -62,8 +62,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::SaslAuthenticate, r(0, 2)),
     (ApiKey::CreatePartitions, r(0, 3)),
     (ApiKey::DeleteGroups, r(0, 2)),
-    (ApiKey::IncrementalAlterConfigs, r(0, 1)),
+    // kafka-leader-election.sh (preferred from v0, unclean from v1).
     (ApiKey::ElectLeaders, r(0, 2)),
+    (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
