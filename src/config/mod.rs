@@ -917,6 +917,7 @@ pub fn topic_log_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::election::ElectionPolicy;
 
     fn load(overrides: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let src = Sources {
@@ -938,6 +939,41 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.queued_max_request_bytes, -1);
         assert_eq!(c.log, LogConfig::default());
+    }
+
+    /// Elections follow Kafka's defaults (auto.leader.rebalance.enable true, unclean elections
+    /// off) and their settings; the admin listener is off unless an address is given.
+    #[test]
+    fn election_settings_and_the_admin_listener() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!(c.elections, ElectionPolicy::default());
+        assert!(c.elections.auto_leader_rebalance && !c.elections.unclean_default);
+        assert_eq!(c.admin_listen, None);
+        let settings = [
+            "auto.leader.rebalance.enable=false",
+            "unclean.leader.election.enable=true",
+        ];
+        let c = load(&settings, &[]).unwrap();
+        assert!(!c.elections.auto_leader_rebalance && c.elections.unclean_default);
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        let with_admin = |a: &str| {
+            let src = Sources {
+                admin_listen: Some(a.to_string()),
+                ..Sources::default()
+            };
+            Config::load(&src, std::iter::empty())
+        };
+        assert_eq!(
+            with_admin("127.0.0.1:9100")
+                .unwrap()
+                .admin_listen
+                .as_deref(),
+            Some("127.0.0.1:9100")
+        );
+        assert!(matches!(
+            with_admin("nowhere"),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     // KafkaConfig: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".
