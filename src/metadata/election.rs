@@ -8,13 +8,15 @@
 //!   or has no leader (-1, offline) when there is none; the ISR of such a partition keeps its last
 //!   member, as Kafka keeps it, so that the partition comes back clean with that broker.
 //! - A broker that comes back (`broker_unfenced`) leads the leaderless partitions it is in the
-//!   ISR of, rejoins the ISR of the others (at once: one copy of the data serves every replica,
-//!   so it is caught up as soon as it is up; Kafka's leader adds it by AlterPartition once it has
-//!   fetched up to the high watermark), and, under auto.leader.rebalance.enable, the preferred
+//!   ISR of; then every live replica of a partition that has a leader is back in its ISR (at
+//!   once: one copy of the data serves every replica, so a replica is caught up as soon as it is
+//!   up; Kafka's leader adds it by AlterPartition once it has fetched up to the high watermark),
+//!   and, under auto.leader.rebalance.enable, the preferred
 //!   replica (the first) takes the lead back where it is in sync (Kafka's controller does that
 //!   every leader.imbalance.check.interval.seconds; gregor at once, so tests need not wait).
 //! - unclean.leader.election.enable lets a live replica outside the ISR lead an offline
 //!   partition; its ISR becomes that replica alone.
+//! - ElectLeaders (`elect_leader`) runs a preferred or an unclean election of one partition.
 //!
 //! A new leader bumps the leader epoch (`PartitionRegistration::merge`); ISR changes alone do not
 //! at metadata.version 3.6-IV2 (Kafka bumps on shrinks only before 3.6, KAFKA-15021).
