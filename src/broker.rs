@@ -104,7 +104,8 @@ impl Broker {
             Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?
                 .with_default_replication_factor(config.default_replication_factor);
         let endpoints: Vec<(i32, Endpoint)> = (config.node_id..).zip(endpoints).collect();
-        catalog.register_brokers(endpoints.iter().map(registration).collect())?;
+        let registrations = endpoints.iter().map(registration).collect();
+        catalog.register_brokers(registrations, &config.elections)?;
         let max_pid = catalog
             .partitions()
             .iter()
@@ -278,6 +279,48 @@ impl Broker {
             markers: &markers as &dyn TxnMarkerWriter,
             new_producer_id: &new_producer_id,
         })
+    }
+}
+
+impl Broker {
+    /// Broker `id` of this process has stopped: fenced in the metadata image, out of every ISR,
+    /// its partitions led by other in-sync replicas (see `metadata::election`).
+    pub fn fence_broker(&self, id: i32) -> io::Result<()> {
+        let moved = self.catalog.fence_broker(id, &self.config.elections)?;
+        self.leaders_moved(&moved);
+        Ok(())
+    }
+
+    /// Broker `id` of this process has started again: registered, unfenced, back in the ISRs,
+    /// preferred leaders restored under auto.leader.rebalance.enable.
+    pub fn restart_broker(&self, id: i32) -> io::Result<()> {
+        let moved = self.catalog.restart_broker(id, &self.config.elections)?;
+        self.leaders_moved(&moved);
+        Ok(())
+    }
+
+    /// Commits the partition changes `f` computes from the image (`Catalog::change_partitions`).
+    pub fn change_partitions(
+        &self,
+        f: impl FnOnce(
+            &crate::metadata::image::MetadataImage,
+        ) -> Result<
+            Vec<crate::metadata::records::MetadataRecord>,
+            crate::metadata::image::ReplayError,
+        >,
+    ) -> io::Result<()> {
+        let moved = self.catalog.change_partitions(f)?;
+        self.leaders_moved(&moved);
+        Ok(())
+    }
+
+    /// Parked fetches of partitions whose leader moved answer now (Kafka's DelayedFetch
+    /// completes when "this broker is no longer the leader" of a partition it waits on).
+    fn leaders_moved(&self, partitions: &[(String, i32)]) {
+        tracing::info!(partitions = partitions.len(), "partition leaders moved");
+        for (topic, p) in partitions {
+            self.purgatory.check_and_complete(topic, *p);
+        }
     }
 }
 

@@ -9,13 +9,15 @@
 //! - `group`: the consumer-group coordinator and committed offsets;
 //! - `metadata`: topics, topic ids, partitions and the catalog on disk;
 //! - `txn`: producer ids and idempotent-producer state;
-//! - `broker`: the shared state of a running broker and its life cycle on disk.
+//! - `broker`: the shared state of a running broker and its life cycle on disk;
+//! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for.
 //!
 //! `start` runs a broker inside the caller's tokio runtime; tests use it with port 0.
 
 // Tests may unwrap: a panic there is a failed test, not a broker crash.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod coordinator;
@@ -52,7 +54,11 @@ pub struct RunningBroker {
     pub local_addr: SocketAddr,
     /// Where each broker listens, in node id order (`--brokers`).
     pub local_addrs: Vec<SocketAddr>,
+    /// Where the admin HTTP listener listens (`--admin-listen`), when it was asked for.
+    pub admin_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
+    /// Each broker's listener, stopped and started through the admin listener.
+    nodes: Arc<server::nodes::Nodes>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -99,8 +105,14 @@ pub async fn start_on(
         .map(|l| l.local_addr())
         .collect::<std::io::Result<Vec<_>>>()?;
     let local_addr = local_addrs[0];
+    let admin_listener = match &config.admin_listen {
+        Some(addr) => Some(admin::bind(addr).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker::open_on(storage, config, endpoints)?);
+    // A start that fails half-way stops what it had started.
     let cancel = CancellationToken::new();
+    let stop_on_error = cancel.clone().drop_guard();
     let mut tasks = vec![
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
@@ -108,20 +120,28 @@ pub async fn start_on(
         tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
     ];
-    for (listener, (node_id, _)) in listeners.into_iter().zip(broker.endpoints.clone()) {
-        tasks.push(tokio::spawn(server::accept_loop(
-            listener,
-            node_id,
-            Arc::clone(&broker),
-            cancel.clone(),
-        )));
+    let nodes = Arc::new(server::nodes::Nodes::serve(
+        Arc::clone(&broker),
+        listeners,
+        cancel.clone(),
+    )?);
+    let mut admin_addr = None;
+    if let Some(listener) = admin_listener {
+        admin_addr = Some(listener.local_addr()?);
+        let serve = admin::serve(listener, Arc::clone(&nodes), cancel.clone());
+        tasks.push(tokio::spawn(serve));
+        tracing::info!(listen = ?admin_addr, "admin listener is ready");
     }
+    // Started: from here on RunningBroker's drop or shutdown stops the tasks.
+    stop_on_error.disarm();
     tracing::info!(listen = ?local_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
     Ok(RunningBroker {
         local_addr,
         local_addrs,
+        admin_addr,
         broker,
+        nodes,
         cancel,
         tasks,
     })
@@ -141,12 +161,18 @@ impl RunningBroker {
         &self.broker
     }
 
+    /// The brokers' listeners (stop and start them as the admin listener does).
+    pub fn nodes(&self) -> &Arc<server::nodes::Nodes> {
+        &self.nodes
+    }
+
     /// Stops accepting and serving, then flushes and closes every log (a clean shutdown).
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.cancel.cancel();
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
+        self.nodes.closed().await;
         let broker = Arc::clone(&self.broker);
         tokio::task::spawn_blocking(move || broker.close())
             .await

@@ -31,6 +31,9 @@ struct Cli {
     /// listen port), over one copy of the data [default: 1]
     #[arg(long)]
     brokers: Option<u16>,
+    /// Serve the admin HTTP API (JSON: health, broker stop/start) on HOST:PORT [default: off]
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         config_file: cli.config,
         overrides: cli.overrides,
         brokers: cli.brokers,
+        admin_listen: cli.admin_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

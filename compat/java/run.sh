@@ -35,6 +35,9 @@
 #                     a timed-out transaction aborted by the coordinator
 #   streams-eos-<v>/. a Kafka Streams 4.4 word count with exactly_once_v2, SIGKILLed mid-stream and
 #                     restarted: every word's counts arrive exactly once, in order (EosWordCount)
+#   failover-<v>/...  kafka-topics --describe of Apache Kafka 4.4.x through a stop and start of a
+#                     broker (a second gregor, --brokers 3, driven by its admin listener), then
+#                     kafka-leader-election --election-type preferred
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -45,7 +48,7 @@
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams")
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -395,6 +398,89 @@ admin_tests() {
   admin_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" org.apache.kafka.tools.ConfigCommand
   broker_check "admin-tools-$v44"
+}
+
+# ---- failover -------------------------------------------------------------------------------
+
+# failover_tests: a second gregor serving three brokers (--brokers 3) with its admin listener;
+# kafka-topics --describe through a stop and start of broker 1 (its leaderships move, it leaves
+# and rejoins the ISRs; auto.leader.rebalance.enable=false keeps them moved), then
+# kafka-leader-election brings the preferred leaders back. gregor only: the admin listener is
+# its own (JAVA_COMPAT_BROKER=kafka skips the group).
+failover_tests() {
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    echo "SKIP failover: needs gregor's admin listener"
+    return 0
+  fi
+  local v44 label cp log_opt base port admin data pid
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  label="failover-$v44"
+  cp="$JAVA_COMPAT_TARGET/tools-4.4/lib/*"
+  log_opt="-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  base="$LOGS/$label"
+  echo "== Apache Kafka $v44 tools through a broker stop and start"
+  # Three consecutive free ports for the brokers, one more for the admin listener.
+  read -r port admin < <(python3 -c '
+import socket
+def free(n):
+    while True:
+        s0 = socket.socket(); s0.bind(("127.0.0.1", 0)); p = s0.getsockname()[1]; s0.close()
+        socks = []
+        try:
+            for q in range(p, p + n):
+                s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            pass
+        finally:
+            for s in socks: s.close()
+print(free(3), free(1))')
+  data="$(mktemp -d /tmp/gregor-failover.XXXXXX)"
+  "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --brokers 3 --admin-listen "127.0.0.1:$admin" \
+    --override default.replication.factor=3 --override auto.leader.rebalance.enable=false \
+    >"$base-broker.log" 2>&1 &
+  pid=$!
+  local i up=
+  for i in $(seq 1 200); do
+    if curl -sf "http://127.0.0.1:$admin/v1/healthz" >/dev/null 2>&1; then up=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -z "$up" ]; then
+    fail "$label/broker-start" "the three-broker gregor did not start" "$base-broker.log"
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"
+    return 0
+  fi
+  local bootstrap="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
+  local java=(timeout 60 java "$log_opt" -cp "$cp")
+  local topics=("${java[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap")
+  local elect=("${java[@]}" org.apache.kafka.tools.LeaderElectionCommand --bootstrap-server "$bootstrap")
+  "${topics[@]}" --create --topic fo --partitions 3 >"$base-create.out" 2>&1
+  "${topics[@]}" --describe --topic fo >"$base-describe.out" 2>&1
+  admin_check "$label/kafka-topics-describe-replicas" "$base-describe.out" \
+    "Partition: 0.*Leader: ([123]).*Replicas: \1,[123],[123].*Isr: \1,[123],[123]"
+  curl -sf -X POST "http://127.0.0.1:$admin/v1/brokers/1/stop" >"$base-stop.out" 2>&1
+  admin_check "$label/admin-stop" "$base-stop.out" '"state":"stopped"'
+  "${topics[@]}" --describe --topic fo >"$base-describe-stopped.out" 2>&1
+  admin_check "$label/kafka-topics-describe-after-stop" "$base-describe-stopped.out" \
+    "Partition: 2.*Leader: [23].*Isr: [23],[23]\s" "Leader: 1|Isr: .*1"
+  curl -sf -X POST "http://127.0.0.1:$admin/v1/brokers/1/start" >"$base-start.out" 2>&1
+  admin_check "$label/admin-start" "$base-start.out" '"state":"running"'
+  "${topics[@]}" --describe --topic fo >"$base-describe-started.out" 2>&1
+  admin_check "$label/kafka-topics-describe-after-start" "$base-describe-started.out" \
+    "Replicas: 1,[23],[23].*Isr: [23],[23],1\s" "Leader: 1"
+  "${elect[@]}" --election-type preferred --all-topic-partitions >"$base-elect.out" 2>&1
+  admin_check "$label/kafka-leader-election-preferred" "$base-elect.out" \
+    "Successfully completed leader election \(PREFERRED\) for partitions fo-[0-9]"
+  "${topics[@]}" --describe --topic fo >"$base-describe-elected.out" 2>&1
+  admin_check "$label/kafka-topics-describe-after-election" "$base-describe-elected.out" \
+    "Leader: 1.*Replicas: 1,"
+  "${elect[@]}" --election-type preferred --topic fo --partition 0 >"$base-elect-again.out" 2>&1
+  admin_check "$label/kafka-leader-election-not-needed" "$base-elect-again.out" \
+    "Valid replica already elected for partitions fo-0"
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$data"
 }
 
 # ---- crash ----------------------------------------------------------------------------------
@@ -820,7 +906,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -830,6 +916,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     admin) admin_tests ;;
     txn) txn_tests ;;
     streams) streams_tests ;;
+    failover) failover_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -9,6 +9,7 @@ tests themselves against Apache Kafka, set KAFKA_REFERENCE_LIBS to a directory h
 of the kafka_2.13 artifact and its dependencies; a single-node KRaft broker is started instead.
 """
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,6 +35,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(count):
+    """The first of `count` consecutive free loopback ports (`--brokers N` listens on them)."""
+    while True:
+        first = free_port()
+        try:
+            socks = []
+            for port in range(first, first + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+
+
 def unique_topic(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -40,11 +61,15 @@ class Broker:
     """One broker process on a free loopback port with a private data directory.
 
     `overrides` are Kafka broker config names and values (e.g. {"num.partitions": 3}).
+    `brokers` > 1 serves that many brokers in the one process on consecutive ports (gregor's
+    `--brokers`); `admin` turns on gregor's admin HTTP listener (`--admin-listen`, see `admin`).
     """
 
-    def __init__(self, overrides=None):
+    def __init__(self, overrides=None, brokers=1, admin=False):
         self.overrides = dict(overrides or {})
-        self.port = free_port()
+        self.brokers = brokers
+        self.port = free_ports(brokers)
+        self.admin_port = free_port() if admin else None
         self.data_dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.log_path = self.data_dir + ".log"
         self.kafka_libs = os.environ.get("KAFKA_REFERENCE_LIBS")
@@ -52,7 +77,16 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    def admin(self, method, path):
+        """One request to the admin HTTP listener: (status, decoded JSON body)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     @property
     def name(self):
@@ -111,7 +145,11 @@ class Broker:
         binary = os.environ.get("GREGOR_BIN", str(REPO_ROOT / "target/release/gregor"))
         if not os.access(binary, os.X_OK):
             raise RuntimeError(f"gregor binary not found at {binary}; build it or set GREGOR_BIN")
-        command = [binary, "--listen", self.bootstrap, "--data-dir", self.data_dir]
+        command = [binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir]
+        if self.brokers > 1:
+            command += ["--brokers", str(self.brokers)]
+        if self.admin_port is not None:
+            command += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
         for key, value in self.overrides.items():
             command += ["--override", f"{key}={value}"]
         return command
@@ -165,8 +203,8 @@ def broker(shared_broker):
 @pytest.fixture
 def make_broker():
     """Factory for private brokers (restarts, config overrides), closed after the test."""
-    def make(overrides=None):
-        make.brokers.append(Broker(overrides).start())
+    def make(overrides=None, **options):
+        make.brokers.append(Broker(overrides, **options).start())
         return make.brokers[-1]
 
     make.brokers = []

@@ -235,6 +235,8 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     /// Where each broker listens, node ids 1.. in order (`Config::brokers`).
     pub addrs: Vec<SocketAddr>,
+    /// Where the admin HTTP listener listens, when `config.admin_listen` asked for one.
+    pub admin_addr: Option<SocketAddr>,
     pub config: gregor::Config,
     running: Option<(tokio::runtime::Runtime, gregor::RunningBroker)>,
     dir: tempfile::TempDir,
@@ -266,6 +268,7 @@ impl TestBroker {
         Ok(TestBroker {
             addr: running.local_addr,
             addrs: running.local_addrs.clone(),
+            admin_addr: running.admin_addr,
             config,
             running: Some((rt, running)),
             dir,
@@ -297,6 +300,29 @@ impl TestBroker {
         Client::connect(*addr).await
     }
 
+    /// One request to the admin HTTP listener (HTTP/1.1, no body): the status code and the body.
+    pub async fn admin(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        let addr = self
+            .admin_addr
+            .ok_or_else(|| anyhow!("no admin listener"))?;
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("no HTTP answer: {answer:?}"))?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("no status in {head:?}"))?;
+        Ok((status, body.to_string()))
+    }
+
     /// Clean shutdown (flush, snapshots, clean-shutdown marker).
     pub async fn shutdown(&mut self) -> Result<()> {
         let Some((rt, running)) = self.running.take() else {
@@ -325,6 +351,7 @@ impl TestBroker {
             launch(std::sync::Arc::clone(&self.storage), self.config.clone()).await?;
         self.addr = running.local_addr;
         self.addrs = running.local_addrs.clone();
+        self.admin_addr = running.admin_addr;
         self.running = Some((rt, running));
         Ok(())
     }

@@ -83,6 +83,8 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::ListTransactions,
         // Per-version tests in leader_epochs.rs.
         ApiKey::OffsetForLeaderEpoch,
+        // Per-version tests in failover.rs.
+        ApiKey::ElectLeaders,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

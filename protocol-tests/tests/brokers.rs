@@ -188,8 +188,6 @@ async fn explicit_assignments_are_honoured_and_validated() -> Result<()> {
     Ok(())
 }
 
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-
 /// The leader of a partition and a broker that does not lead it.
 async fn leader_and_follower(c: &mut Client, topic: &str, p: usize) -> Result<(i32, i32)> {
     let leader = layout(c, topic).await?[p].2;
@@ -298,18 +296,7 @@ async fn partition_requests_to_a_follower_are_not_leader_or_follower() -> Result
             "{r:?}"
         );
 
-        let ofle = OffsetForLeaderEpochRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
-                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
-                    .with_topic(name(topic))
-                    .with_partitions(vec![
-                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
-                            .with_partition(0)
-                            .with_current_leader_epoch(-1)
-                            .with_leader_epoch(0),
-                    ]),
-            ]);
+        let ofle = offset_for_leader_epoch_request(topic, 0, -1, 0);
         let r = follower.request(4, ofle.clone()).await?;
         ensure!(
             r.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER,
@@ -372,7 +359,6 @@ async fn the_coordinator_is_the_leader_of_the_coordinator_partition() -> Result<
 /// (the client then asks FindCoordinator again); the coordinator serves them.
 #[tokio::test]
 async fn group_requests_to_another_broker_are_not_coordinator() -> Result<()> {
-    const NOT_COORDINATOR: i16 = 16;
     const UNKNOWN_MEMBER_ID: i16 = 25;
     let b = three_brokers().await?;
     let mut c = b.client().await?;

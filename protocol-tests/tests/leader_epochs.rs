@@ -10,34 +10,12 @@ mod common;
 
 use anyhow::{ensure, Context, Result};
 use common::*;
-use kafka_protocol::messages::offset_for_leader_epoch_request::{
-    OffsetForLeaderPartition, OffsetForLeaderTopic,
-};
 use kafka_protocol::messages::offset_for_leader_epoch_response::EpochEndOffset;
 use kafka_protocol::messages::*;
 
 const TOPIC: &str = "epochs";
-const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 75;
 /// The newest OffsetForLeaderEpoch version (flexible).
 const OFFSET_FOR_LEADER_EPOCH_V: i16 = 4;
-
-fn offset_for_leader_epoch_request(
-    topic: &str,
-    partition: i32,
-    current_leader_epoch: i32,
-    leader_epoch: i32,
-) -> OffsetForLeaderEpochRequest {
-    OffsetForLeaderEpochRequest::default()
-        // A consumer's replica id (v3+).
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![OffsetForLeaderTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![OffsetForLeaderPartition::default()
-                .with_partition(partition)
-                .with_current_leader_epoch(current_leader_epoch)
-                .with_leader_epoch(leader_epoch)])])
-}
 
 async fn end_offset_at(
     c: &mut Client,

@@ -59,6 +59,7 @@ const IMAGE_NON_CONFIG_ENV: &[&str] = &[
 const USED: &[&str] = &[
     "advertised.listeners",
     "auto.create.topics.enable",
+    "auto.leader.rebalance.enable",
     "broker.id",
     "compression.type",
     "connections.max.idle.ms",
@@ -116,6 +117,7 @@ const USED: &[&str] = &[
     "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.state.log.num.partitions",
     "transactional.id.expiration.ms",
+    "unclean.leader.election.enable",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -294,6 +296,8 @@ pub struct Sources {
     pub overrides: Vec<String>,
     /// `--brokers N`: brokers served by this process (default 1).
     pub brokers: Option<u16>,
+    /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +312,11 @@ pub struct Config {
     /// own listener, the ports consecutive from the listen port (each on a free port when the
     /// listen port is 0). One copy of the data underneath (see README, "Several brokers").
     pub brokers: u16,
+    /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
+    pub admin_listen: Option<String>,
+    /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
+    /// default of unclean.leader.election.enable (see `metadata::election`).
+    pub elections: crate::metadata::election::ElectionPolicy,
     pub num_partitions: i32,
     /// Partitions of the internal topics, created on first use as Kafka does.
     pub offsets_topic_num_partitions: i32,
@@ -528,6 +537,16 @@ impl Config {
                 Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
                 Some(n) => n,
                 None => 1,
+            },
+            admin_listen: match &src.admin_listen {
+                Some(a) if parse_host_port(a).is_none() => {
+                    return Err(invalid("--admin-listen", a, "expected HOST:PORT"))
+                }
+                a => a.clone(),
+            },
+            elections: crate::metadata::election::ElectionPolicy {
+                auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
+                unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),
             },
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
             offsets_topic_num_partitions: s
@@ -898,6 +917,7 @@ pub fn topic_log_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::election::ElectionPolicy;
 
     fn load(overrides: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let src = Sources {
@@ -919,6 +939,41 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.queued_max_request_bytes, -1);
         assert_eq!(c.log, LogConfig::default());
+    }
+
+    /// Elections follow Kafka's defaults (auto.leader.rebalance.enable true, unclean elections
+    /// off) and their settings; the admin listener is off unless an address is given.
+    #[test]
+    fn election_settings_and_the_admin_listener() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!(c.elections, ElectionPolicy::default());
+        assert!(c.elections.auto_leader_rebalance && !c.elections.unclean_default);
+        assert_eq!(c.admin_listen, None);
+        let settings = [
+            "auto.leader.rebalance.enable=false",
+            "unclean.leader.election.enable=true",
+        ];
+        let c = load(&settings, &[]).unwrap();
+        assert!(!c.elections.auto_leader_rebalance && c.elections.unclean_default);
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        let with_admin = |a: &str| {
+            let src = Sources {
+                admin_listen: Some(a.to_string()),
+                ..Sources::default()
+            };
+            Config::load(&src, std::iter::empty())
+        };
+        assert_eq!(
+            with_admin("127.0.0.1:9100")
+                .unwrap()
+                .admin_listen
+                .as_deref(),
+            Some("127.0.0.1:9100")
+        );
+        assert!(matches!(
+            with_admin("nowhere"),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     // KafkaConfig: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".

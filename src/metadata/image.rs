@@ -77,7 +77,7 @@ impl BrokerRegistration {
         }
     }
 
-    fn to_record(&self) -> RegisterBrokerRecord {
+    pub fn to_record(&self) -> RegisterBrokerRecord {
         RegisterBrokerRecord {
             broker_id: self.id,
             is_migrating_zk_broker: false,

@@ -18,6 +18,7 @@
 //! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
 //! count and configs) and removes the file once its records are committed.
 
+pub mod election;
 pub mod image;
 pub mod metadata_log;
 pub mod placement;
@@ -38,6 +39,7 @@ use crate::log::checkpoint::RecoveryPoints;
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
+use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataImage};
 use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
 use placement::PlacementError;
@@ -248,7 +250,7 @@ impl Catalog {
             .iter()
             .map(|(name, t)| (t.topic_id, name.clone()))
             .collect();
-        Ok(Catalog {
+        let catalog = Catalog {
             data_dir: data_dir.to_path_buf(),
             node_id,
             default_replication_factor: 1,
@@ -259,7 +261,42 @@ impl Catalog {
             topics: RwLock::new(topics),
             ids: RwLock::new(ids),
             create_lock: Mutex::new(()),
-        })
+        };
+        catalog.reconcile_leader_epochs()?;
+        Ok(catalog)
+    }
+
+    /// At start-up, the image and the logs agree on each partition's leader epoch, the image's
+    /// being the one clients are told: a log behind the image (an earlier run elected leaders
+    /// after its last batch) moves up to it; a log ahead of it (its leader-epoch-checkpoint knows
+    /// epochs the metadata log does not, as in a data directory from elsewhere) has its
+    /// partition restated at the log's epoch (a PartitionRecord, as the controller writes one).
+    fn reconcile_leader_epochs(&self) -> io::Result<()> {
+        let image = self.image();
+        let mut restated = Vec::new();
+        for t in image.topics.iter() {
+            for (&p, reg) in &t.partitions {
+                let Some(log_epoch) = self
+                    .get_by_id(t.id)
+                    .and_then(|x| Some(x.partition(p)?.leader_epoch()))
+                else {
+                    continue;
+                };
+                if log_epoch > reg.leader_epoch {
+                    let mut record = reg.to_record(t.id, p);
+                    record.leader_epoch = log_epoch;
+                    record.partition_epoch += 1;
+                    restated.push(MetadataRecord::Partition(record));
+                } else {
+                    self.sync_leader_epoch(&image, t.id, p);
+                }
+            }
+        }
+        if !restated.is_empty() {
+            let _guard = self.create_lock.lock();
+            self.commit(&restated)?;
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -430,25 +467,104 @@ impl Catalog {
 
     /// Registers the brokers this process serves, as each Kafka broker registers with its
     /// controller at start-up (RegisterBrokerRecord; the broker epoch is the record's offset).
-    /// Brokers an earlier run registered that are not started now stay registered, fenced.
-    pub fn register_brokers(&self, mut brokers: Vec<RegisterBrokerRecord>) -> io::Result<()> {
+    /// Brokers an earlier run registered that are not started now are fenced (they leave the
+    /// ISRs, their partitions elect other leaders); those started lead again what they may
+    /// (`election::broker_unfenced`: an earlier run may have stopped them).
+    pub fn register_brokers(
+        &self,
+        mut brokers: Vec<RegisterBrokerRecord>,
+        policy: &ElectionPolicy,
+    ) -> io::Result<()> {
+        self.change_partitions(|image| {
+            let next_offset = image.provenance.last_offset + 1;
+            let mut out = election::Pending::new(image);
+            for (i, b) in brokers.iter_mut().enumerate() {
+                b.broker_epoch = next_offset + i as i64;
+            }
+            let records = brokers.iter().cloned().map(MetadataRecord::RegisterBroker);
+            out.push(records.collect())?;
+            let gone: Vec<i32> = image
+                .brokers
+                .keys()
+                .copied()
+                .filter(|id| !brokers.iter().any(|n| n.broker_id == *id))
+                .collect();
+            for id in gone {
+                let fenced = election::broker_fenced(&out.image, id, policy);
+                out.push(fenced)?;
+            }
+            for b in &brokers {
+                let back = election::broker_unfenced(&out.image, b.broker_id, policy)?;
+                out.push(back)?;
+            }
+            Ok(out.records)
+        })
+        .map(drop)
+    }
+
+    /// A broker of this process stops (`election::broker_fenced`); answers the partitions whose
+    /// leader changed.
+    pub fn fence_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<Vec<(String, i32)>> {
+        self.change_partitions(|image| Ok(election::broker_fenced(image, id, policy)))
+    }
+
+    /// A stopped broker of this process starts again (`election::broker_restarted`); answers
+    /// the partitions whose leader changed.
+    pub fn restart_broker(
+        &self,
+        id: i32,
+        policy: &ElectionPolicy,
+    ) -> io::Result<Vec<(String, i32)>> {
+        self.change_partitions(|image| {
+            election::broker_restarted(image, id, Uuid::new_v4(), policy)
+        })
+    }
+
+    /// Commits the records `f` computes from the image (under the catalog lock, so no other
+    /// change comes in between), then moves every partition log whose leader changed to its new
+    /// leader epoch, which it stamps on the batches it appends from then on (Kafka's
+    /// Partition.makeLeader). Answers those partitions (topic name, index).
+    pub fn change_partitions(
+        &self,
+        f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
+    ) -> io::Result<Vec<(String, i32)>> {
         let _guard = self.create_lock.lock();
+        let records = f(&self.image()).map_err(io::Error::other)?;
+        self.commit(&records)?;
         let image = self.image();
-        let next_offset = image.provenance.last_offset + 1;
-        let mut records = Vec::new();
-        for (i, b) in brokers.iter_mut().enumerate() {
-            b.broker_epoch = next_offset + i as i64;
-            records.push(MetadataRecord::RegisterBroker(b.clone()));
-        }
-        for (id, b) in image.brokers.iter() {
-            if !b.fenced && !brokers.iter().any(|n| n.broker_id == *id) {
-                records.push(MetadataRecord::FenceBroker {
-                    id: *id,
-                    epoch: b.epoch,
-                });
+        let mut moved = Vec::new();
+        for r in &records {
+            if let MetadataRecord::PartitionChange(c) = r {
+                if c.leader != records::NO_LEADER_CHANGE {
+                    self.sync_leader_epoch(&image, c.topic_id, c.partition_id);
+                    if let Some(t) = image.topics.get(c.topic_id) {
+                        moved.push((t.name.clone(), c.partition_id));
+                    }
+                }
             }
         }
-        self.commit(&records)
+        Ok(moved)
+    }
+
+    /// Brings a partition log's leader epoch up to the image's.
+    fn sync_leader_epoch(&self, image: &MetadataImage, topic_id: Uuid, p: i32) {
+        let Some(epoch) = image
+            .topics
+            .get(topic_id)
+            .and_then(|t| t.partitions.get(&p))
+            .map(|r| r.leader_epoch)
+        else {
+            return;
+        };
+        let Some(partition) = self
+            .get_by_id(topic_id)
+            .and_then(|t| t.partition(p).cloned())
+        else {
+            return;
+        };
+        if let Err(e) = partition.set_leader_epoch(epoch) {
+            tracing::error!(topic = %partition.topic, partition = p, error = %e, "could not move the log to its new leader epoch");
+        }
     }
 
     /// default.replication.factor, for topics created on first use (Metadata auto-creation).

@@ -64,6 +64,8 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::SaslAuthenticate, r(0, 2)),
     (ApiKey::CreatePartitions, r(0, 3)),
     (ApiKey::DeleteGroups, r(0, 2)),
+    // kafka-leader-election.sh (preferred from v0, unclean from v1).
+    (ApiKey::ElectLeaders, r(0, 2)),
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
@@ -116,6 +118,7 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
             ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,

@@ -59,35 +59,94 @@ pub fn partition(
     image.topics.get(topic_id)?.partitions.get(&partition)
 }
 
+/// No current leader epoch in a request (KIP-320: the check is skipped).
+pub const NO_LEADER_EPOCH: i32 = -1;
+
 /// Produce, Fetch, ListOffsets, DeleteRecords and OffsetForLeaderEpoch are served by the
-/// partition's leader only: any other broker answers NOT_LEADER_OR_FOLLOWER
-/// (ReplicaManager.getPartitionOrError), so the client refreshes its metadata and follows it.
+/// partition's leader only, checked in Kafka's order (Partition.getLocalLog): a follower first
+/// compares the request's current leader epoch (KIP-320; `NO_LEADER_EPOCH` skips it) with the
+/// partition's, an older one FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH, then answers
+/// NOT_LEADER_OR_FOLLOWER; a broker with no replica answers NOT_LEADER_OR_FOLLOWER at once
+/// (ReplicaManager.getPartitionOrError). The client refreshes its metadata and follows. The
+/// leader's own epoch check is its log's (`PartitionLog::check_current_leader_epoch`).
 pub fn check_leader(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     topic_id: Uuid,
     p: i32,
+    current_leader_epoch: i32,
 ) -> Result<(), i16> {
-    match partition(image, topic_id, p) {
-        Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_LEADER_OR_FOLLOWER),
-        _ => Ok(()),
+    let Some(reg) = partition(image, topic_id, p) else {
+        return Ok(());
+    };
+    if reg.leader == ctx.node_id {
+        return Ok(());
     }
+    if reg.replicas.contains(&ctx.node_id) && current_leader_epoch != NO_LEADER_EPOCH {
+        if current_leader_epoch < reg.leader_epoch {
+            return Err(errors::FENCED_LEADER_EPOCH);
+        }
+        if current_leader_epoch > reg.leader_epoch {
+            return Err(errors::UNKNOWN_LEADER_EPOCH);
+        }
+    }
+    Err(errors::NOT_LEADER_OR_FOLLOWER)
 }
 
 /// The local log of a partition this broker leads: UNKNOWN_TOPIC_OR_PARTITION for an unknown
-/// topic or partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (`check_leader`).
+/// topic or partition, else as `check_leader`.
 pub fn led_partition<'t>(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     topic: Option<&'t Arc<Topic>>,
     p: i32,
+    current_leader_epoch: i32,
 ) -> Result<&'t Arc<Partition>, i16> {
     let topic = topic.ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
     let partition = topic
         .partition(p)
         .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-    check_leader(ctx, image, topic.topic_id, p)?;
+    check_leader(ctx, image, topic.topic_id, p, current_leader_epoch)?;
     Ok(partition)
+}
+
+/// A partition as Metadata and DescribeTopicPartitions show it (KRaftMetadataCache
+/// .getPartitionMetadata): its registration's replicas, ISR and leader epoch; without a live
+/// leader, leader -1 (and LEADER_NOT_AVAILABLE in Metadata); replicas on fenced or unregistered
+/// brokers listed offline.
+pub struct PartitionView<'a> {
+    image: &'a MetadataImage,
+    pub reg: &'a PartitionRegistration,
+}
+
+impl<'a> PartitionView<'a> {
+    pub fn new(image: &'a MetadataImage, reg: &'a PartitionRegistration) -> Self {
+        PartitionView { image, reg }
+    }
+
+    fn live(&self, id: i32) -> bool {
+        self.image.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    pub fn leader(&self) -> i32 {
+        match self.live(self.reg.leader) {
+            true => self.reg.leader,
+            false => crate::metadata::records::NO_LEADER,
+        }
+    }
+
+    /// Metadata's partition error.
+    pub fn error_code(&self) -> i16 {
+        match self.live(self.reg.leader) {
+            true => errors::NONE,
+            false => errors::LEADER_NOT_AVAILABLE,
+        }
+    }
+
+    pub fn offline_replicas(&self) -> Vec<i32> {
+        let replicas = self.reg.replicas.iter().copied();
+        replicas.filter(|&r| !self.live(r)).collect()
+    }
 }
 
 /// The errors that make Produce (v10+) and Fetch (v16+) answer the partition's current leader
@@ -102,15 +161,14 @@ pub struct CurrentLeaders {
 }
 
 impl CurrentLeaders {
-    /// The current leader of a partition and its leader epoch (the epoch its log is at, which
-    /// is what KIP-320 checks compare), remembering the leader's endpoint.
+    /// The current leader of a partition and its leader epoch (the image's, which the leader's
+    /// log follows), remembering the leader's endpoint.
     pub fn add(&mut self, image: &MetadataImage, topic: &Topic, p: i32) -> Option<(i32, i32)> {
         let reg = partition(image, topic.topic_id, p)?;
-        let epoch = topic.partition(p)?.leader_epoch();
         if let Some(n) = live_node(image, reg.leader) {
             self.nodes.insert(n.id, n);
         }
-        Some((reg.leader, epoch))
+        Some((reg.leader, reg.leader_epoch))
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {

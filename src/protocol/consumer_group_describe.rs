@@ -45,6 +45,11 @@ pub fn handle(
         .group_ids
         .into_iter()
         .map(|id| {
+            if let Err(code) = super::cluster::check_group_coordinator(ctx, id.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(code);
+            }
             let found = ctx.broker.groups.with_consumer_group(id.as_str(), |g| {
                 let members = g
                     .members

@@ -28,6 +28,9 @@ pub fn handle(
     if ctx.api_version >= CLIENT_MEMBER_ID_VERSION && req.member_id.is_empty() {
         return error(errors::INVALID_REQUEST, "MemberId can't be empty.");
     }
+    if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+        return error(code, "This is not the correct coordinator.");
+    }
     let params = HeartbeatParams {
         member_id: req.member_id.to_string(),
         member_epoch: req.member_epoch,

@@ -11,10 +11,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroup
         .groups_names
         .into_iter()
         .map(|id| {
-            let code = ctx
-                .broker
-                .groups
-                .delete_group(&ctx.broker.catalog, id.as_str(), now);
+            let code = match super::cluster::check_group_coordinator(ctx, id.as_str()) {
+                Ok(()) => ctx
+                    .broker
+                    .groups
+                    .delete_group(&ctx.broker.catalog, id.as_str(), now),
+                Err(code) => code,
+            };
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(code)

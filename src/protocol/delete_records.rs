@@ -27,7 +27,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteReco
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let part = match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index) {
+                    let part = match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index, cluster::NO_LEADER_EPOCH) {
                         Ok(part) => part,
                         Err(code) => return r.with_error_code(code),
                     };

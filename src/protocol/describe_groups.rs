@@ -17,6 +17,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeG
         .into_iter()
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
+            if let Err(code) = super::cluster::check_group_coordinator(ctx, id.as_str()) {
+                return g.with_error_code(code);
+            }
             match ctx.broker.groups.describe(id.as_str()) {
                 Some(d) => {
                     g.group_state = StrBytes::from_static_str(d.state);

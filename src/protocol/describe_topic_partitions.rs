@@ -98,16 +98,23 @@ fn describe(
     let partitions = range
         .filter_map(|i| topic.partition(i))
         .map(|p| {
-            let reg = cluster::partition(image, topic.topic_id, p.index);
-            DescribeTopicPartitionsResponsePartition::default()
+            let resp = DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(BrokerId(reg.map_or(-1, |r| r.leader)))
-                .with_leader_epoch(p.with_log(|l| l.leader_epoch()))
-                .with_replica_nodes(reg.map(|r| ids(&r.replicas)).unwrap_or_default())
-                .with_isr_nodes(reg.map(|r| ids(&r.isr)).unwrap_or_default())
                 .with_eligible_leader_replicas(Some(Vec::new()))
-                .with_last_known_elr(Some(Vec::new()))
-                .with_offline_replicas(Vec::new())
+                .with_last_known_elr(Some(Vec::new()));
+            let Some(reg) = cluster::partition(image, topic.topic_id, p.index) else {
+                return resp
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(p.leader_epoch());
+            };
+            // No error code here, unlike Metadata (KRaftMetadataCache
+            // .getPartitionMetadataForDescribeTopicResponse).
+            let view = cluster::PartitionView::new(image, reg);
+            resp.with_leader_id(BrokerId(view.leader()))
+                .with_leader_epoch(reg.leader_epoch)
+                .with_replica_nodes(ids(&reg.replicas))
+                .with_isr_nodes(ids(&reg.isr))
+                .with_offline_replicas(ids(&view.offline_replicas()))
         })
         .collect();
     DescribeTopicPartitionsResponseTopic::default()

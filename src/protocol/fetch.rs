@@ -12,9 +12,10 @@
 //! every answer carries the last stable offset.
 //! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
 //! as "send full requests".
-//! A broker that does not lead a partition answers NOT_LEADER_OR_FOLLOWER for it; then its
-//! current_leader_epoch (v9+) is checked (KIP-320: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH);
-//! at v16+ either error carries the current leader, its epoch and its endpoint (KIP-951).
+//! The current_leader_epoch (v9+) is checked first (KIP-320: FENCED_LEADER_EPOCH /
+//! UNKNOWN_LEADER_EPOCH), then a broker that does not lead a partition answers
+//! NOT_LEADER_OR_FOLLOWER for it (`cluster::check_leader`); at v16+ NOT_LEADER_OR_FOLLOWER and
+//! FENCED_LEADER_EPOCH carry the current leader, its epoch and its endpoint (KIP-951).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,15 +137,17 @@ fn plan<'a>(
                         Err(code) => Err(*code),
                         Ok(t) => match t.partition(fp.partition) {
                             None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(p) => cluster::check_leader(ctx, image, t.topic_id, p.index)
-                                .and_then(|()| {
-                                    p.plan_fetch(
-                                        fp.fetch_offset,
-                                        isolation,
-                                        fp.current_leader_epoch,
-                                    )
+                            Some(p) => cluster::check_leader(
+                                ctx,
+                                image,
+                                t.topic_id,
+                                p.index,
+                                fp.current_leader_epoch,
+                            )
+                            .and_then(|()| {
+                                p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
                                     .map_err(|e| errors::log_error_code(&e))
-                                }),
+                            }),
                         },
                     };
                     (fp, plan)

@@ -23,12 +23,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupRes
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let result = ctx.broker.groups.leave(
-        &ctx.broker.catalog,
-        req.group_id.as_str(),
-        &members,
-        ctx.broker.clock.now_ms(),
-    );
+    let (group_id, now) = (req.group_id.as_str(), ctx.broker.clock.now_ms());
+    let result = super::cluster::check_group_coordinator(ctx, group_id)
+        .and_then(|()| (ctx.broker.groups).leave(&ctx.broker.catalog, group_id, &members, now));
     match result {
         Err(code) => LeaveGroupResponse::default().with_error_code(code),
         Ok(codes) if batched => {

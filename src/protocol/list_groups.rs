@@ -23,6 +23,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsRes
         .filter(|g| {
             matches(&req.states_filter, g.state) && matches(&req.types_filter, g.group_type)
         })
+        // Each broker lists the groups it coordinates (GroupCoordinatorService.listGroups asks
+        // its own shards); admin clients ask every broker.
+        .filter(|g| super::cluster::check_group_coordinator(ctx, &g.group_id).is_ok())
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))

@@ -62,8 +62,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                     if unsupported(p.timestamp, ctx.api_version) {
                         return Some(resp.with_error_code(errors::UNSUPPORTED_VERSION));
                     }
-                    let led =
-                        cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index);
+                    let led = cluster::led_partition(
+                        ctx,
+                        &image,
+                        topic.as_ref(),
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    );
                     Some(match led {
                         Err(code) => resp.with_error_code(code),
                         Ok(part) => lookup(part, p, req.isolation_level, resp, ctx.api_version),

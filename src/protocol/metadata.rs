@@ -148,13 +148,19 @@ fn describe(ctx: &RequestContext<'_>, topic: &Arc<Topic>) -> MetadataResponseTop
         .partitions
         .iter()
         .map(|p| {
-            let reg = cluster::partition(&image, topic.topic_id, p.index);
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(BrokerId(reg.map_or(-1, |r| r.leader)))
-                .with_leader_epoch(p.with_log(|l| l.leader_epoch()))
-                .with_replica_nodes(reg.map(|r| ids(&r.replicas)).unwrap_or_default())
-                .with_isr_nodes(reg.map(|r| ids(&r.isr)).unwrap_or_default())
+            let resp = MetadataResponsePartition::default().with_partition_index(p.index);
+            let Some(reg) = cluster::partition(&image, topic.topic_id, p.index) else {
+                return resp
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(p.leader_epoch());
+            };
+            let view = cluster::PartitionView::new(&image, reg);
+            resp.with_error_code(view.error_code())
+                .with_leader_id(BrokerId(view.leader()))
+                .with_leader_epoch(reg.leader_epoch)
+                .with_replica_nodes(ids(&reg.replicas))
+                .with_isr_nodes(ids(&reg.isr))
+                .with_offline_replicas(ids(&view.offline_replicas()))
         })
         .collect();
     let mut t = MetadataResponseTopic::default()

@@ -27,6 +27,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
 pub mod fetch;
@@ -223,6 +224,13 @@ async fn dispatch(
             respond(ctx, &incremental_alter_configs::handle(ctx, decode(f, v)?))
         }
         ApiKey::DescribeCluster => respond(ctx, &describe_cluster::handle(ctx, decode(f, v)?)),
+        ApiKey::ElectLeaders => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, elect_leaders::handle).await?,
+            )
+        }
         ApiKey::DescribeLogDirs => respond(ctx, &describe_log_dirs::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeProducers => respond(ctx, &describe_producers::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeTopicPartitions => {
@@ -258,7 +266,6 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::ElectLeaders
         | ApiKey::AlterPartitionReassignments
         | ApiKey::ListPartitionReassignments
         | ApiKey::DescribeClientQuotas

@@ -40,12 +40,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommi
         instance_id: instance.as_deref(),
         generation_id: req.generation_id_or_member_epoch,
     };
-    let result = ctx.broker.groups.commit_offsets(
-        &ctx.broker.catalog,
-        who,
-        commits,
-        ctx.broker.clock.now_ms(),
-    );
+    let result = super::cluster::check_group_coordinator(ctx, who.group_id).and_then(|()| {
+        ctx.broker.groups.commit_offsets(
+            &ctx.broker.catalog,
+            who,
+            commits,
+            ctx.broker.clock.now_ms(),
+        )
+    });
     let mut next_code = codes_in_request_order(result);
     let topics = req
         .topics

@@ -18,12 +18,10 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDelet
                 .map(move |p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let result = ctx.broker.groups.delete_offsets(
-        &ctx.broker.catalog,
-        req.group_id.as_str(),
-        &partitions,
-        ctx.broker.clock.now_ms(),
-    );
+    let (group_id, now) = (req.group_id.as_str(), ctx.broker.clock.now_ms());
+    let groups = &ctx.broker.groups;
+    let result = super::cluster::check_group_coordinator(ctx, group_id)
+        .and_then(|()| groups.delete_offsets(&ctx.broker.catalog, group_id, &partitions, now));
     let codes = match result {
         Ok(codes) => codes,
         Err(code) => return OffsetDeleteResponse::default().with_error_code(code),

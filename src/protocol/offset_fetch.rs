@@ -55,6 +55,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .groups
             .into_iter()
             .map(|g| {
+                if let Err(code) = super::cluster::check_group_coordinator(ctx, g.group_id.as_str())
+                {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code);
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes))
@@ -88,6 +94,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .collect();
         return OffsetFetchResponse::default().with_groups(results);
     }
+    if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+        return not_coordinator(ctx.api_version, req, code);
+    }
     let wanted = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.to_string(), t.partition_indexes))
@@ -113,6 +122,36 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
                 .collect();
             OffsetFetchResponseTopic::default()
                 .with_name(TopicName(StrBytes::from_string(t)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// OffsetFetch below v8 sent to another broker than the group's coordinator: the error at the
+/// top level (v2+), or on each requested partition before v2, where there is no top level.
+fn not_coordinator(v: i16, req: OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
+    if v >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
+    let topics = req
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(code)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(StrBytes::default()))
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name)
                 .with_partitions(partitions)
         })
         .collect();

@@ -34,11 +34,17 @@ pub fn handle(
                 .map(|p| {
                     // Defaults: leader epoch and end offset -1 (UNDEFINED_EPOCH[_OFFSET]).
                     let resp = EpochEndOffset::default().with_partition(p.partition);
-                    let part =
-                        match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition) {
-                            Ok(part) => part,
-                            Err(code) => return resp.with_error_code(code),
-                        };
+                    let led = cluster::led_partition(
+                        ctx,
+                        &image,
+                        topic.as_ref(),
+                        p.partition,
+                        p.current_leader_epoch,
+                    );
+                    let part = match led {
+                        Ok(part) => part,
+                        Err(code) => return resp.with_error_code(code),
+                    };
                     let found = part.with_log(|l| {
                         l.end_offset_for_epoch(p.current_leader_epoch, p.leader_epoch)
                     });

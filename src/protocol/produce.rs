@@ -270,7 +270,13 @@ fn append(
             None,
         );
     };
-    if let Err(code) = cluster::check_leader(ctx, image, topic.topic_id, pd.index) {
+    if let Err(code) = cluster::check_leader(
+        ctx,
+        image,
+        topic.topic_id,
+        pd.index,
+        cluster::NO_LEADER_EPOCH,
+    ) {
         return (failed(pd.index, code, None), None);
     }
     let records = pd.records.unwrap_or_default();

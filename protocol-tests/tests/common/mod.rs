@@ -12,6 +12,9 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
@@ -44,6 +47,13 @@ pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const NOT_COORDINATOR: i16 = 16;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+pub const ELECTION_NOT_NEEDED: i16 = 84;
 
 /// Versions used where a test is not about versions: the newest that still name topics.
 pub const PRODUCE_V: i16 = 12;
@@ -291,7 +301,23 @@ pub async fn topic_id(c: &mut Client, topic: &str) -> Result<Uuid> {
     Ok(t.topic_id)
 }
 
-// ----- ListOffsets -----
+// ----- OffsetForLeaderEpoch, ListOffsets -----
+
+/// OffsetForLeaderEpoch of one partition, as a consumer asks it.
+pub fn offset_for_leader_epoch_request(
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+    leader_epoch: i32,
+) -> OffsetForLeaderEpochRequest {
+    let mut p = OffsetForLeaderPartition::default().with_partition(partition);
+    (p.current_leader_epoch, p.leader_epoch) = (current_leader_epoch, leader_epoch);
+    let t = OffsetForLeaderTopic::default().with_topic(name(topic));
+    // A consumer's replica id (v3+).
+    OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![t.with_partitions(vec![p])])
+}
 
 pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
     ListOffsetsRequest::default()

@@ -1,0 +1,568 @@
+//! Leader elections and ISR changes, as Kafka's controller makes them (the part of
+//! `PartitionChangeBuilder` and of `ReplicationControlManager`'s broker handlers that gregor
+//! needs; no eligible leader replicas, no reassignments). Sans-IO: each function reads an image
+//! and returns the metadata records to commit; the catalog commits them and replays them.
+//!
+//! - A broker that stops is fenced (`broker_fenced`): it leaves every ISR, and each partition it
+//!   led elects the first replica (in replica order) that is in the new ISR and on a live broker,
+//!   or has no leader (-1, offline) when there is none; the ISR of such a partition keeps its last
+//!   member, as Kafka keeps it, so that the partition comes back clean with that broker.
+//! - A broker that comes back (`broker_unfenced`) leads the leaderless partitions it is in the
+//!   ISR of; then every live replica of a partition that has a leader is back in its ISR (at
+//!   once: one copy of the data serves every replica, so a replica is caught up as soon as it is
+//!   up; Kafka's leader adds it by AlterPartition once it has fetched up to the high watermark),
+//!   and, under auto.leader.rebalance.enable, the preferred
+//!   replica (the first) takes the lead back where it is in sync (Kafka's controller does that
+//!   every leader.imbalance.check.interval.seconds; gregor at once, so tests need not wait).
+//! - unclean.leader.election.enable lets a live replica outside the ISR lead an offline
+//!   partition; its ISR becomes that replica alone.
+//! - ElectLeaders (`elect_leader`) runs a preferred or an unclean election of one partition.
+//!
+//! A new leader bumps the leader epoch (`PartitionRegistration::merge`); ISR changes alone do not
+//! at metadata.version 3.6-IV2 (Kafka bumps on shrinks only before 3.6, KAFKA-15021).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::image::{replay_all, MetadataImage, PartitionRegistration, ReplayError, TopicImage};
+use super::records::{MetadataRecord, PartitionChangeRecord, NO_LEADER, RESOURCE_TOPIC};
+
+/// The topic config (and broker default) that allows unclean elections.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// Kafka's PartitionChangeBuilder.Election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// Keep a valid leader, else the first valid replica.
+    Online,
+    /// The first replica when valid, else as `Online`.
+    Preferred,
+    /// As `Online`, then any live replica even outside the ISR.
+    Unclean,
+}
+
+/// The broker settings elections follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectionPolicy {
+    /// auto.leader.rebalance.enable (Kafka's default: true).
+    pub auto_leader_rebalance: bool,
+    /// unclean.leader.election.enable, the broker default a topic config overrides (false).
+    pub unclean_default: bool,
+}
+
+impl Default for ElectionPolicy {
+    fn default() -> Self {
+        ElectionPolicy {
+            auto_leader_rebalance: true,
+            unclean_default: false,
+        }
+    }
+}
+
+impl ElectionPolicy {
+    /// Unclean elections are allowed for this topic (its override, else the broker default).
+    fn unclean(&self, image: &MetadataImage, topic: &str) -> bool {
+        image
+            .configs
+            .get(&(RESOURCE_TOPIC, topic.to_string()))
+            .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+            .map_or(self.unclean_default, |v| v.eq_ignore_ascii_case("true"))
+    }
+
+    fn election_for(&self, image: &MetadataImage, topic: &str) -> Election {
+        match self.unclean(image, topic) {
+            true => Election::Unclean,
+            false => Election::Online,
+        }
+    }
+}
+
+/// A broker that may lead: registered, unfenced and not shutting down (Kafka's
+/// ClusterControlManager.isActive).
+pub fn is_active(image: &MetadataImage, id: i32) -> bool {
+    image
+        .brokers
+        .get(&id)
+        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+}
+
+/// The change one partition needs to reach `target_isr` with a leader chosen by `election`
+/// among the replicas `acceptable` allows (PartitionChangeBuilder.build); `None` when nothing
+/// changes.
+pub fn partition_change(
+    (topic_id, partition): (Uuid, i32),
+    reg: &PartitionRegistration,
+    target_isr: Vec<i32>,
+    election: Election,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> Option<PartitionChangeRecord> {
+    let mut change = PartitionChangeRecord::new(topic_id, partition);
+    let (leader, unclean) = elect(reg, &target_isr, election, acceptable);
+    if leader != reg.leader {
+        change.leader = leader;
+        if unclean {
+            // An unclean leader is the whole ISR (Kafka: "This can result in data loss!"; here
+            // it cannot, one copy of the data serves every replica).
+            change.isr = Some(vec![leader]);
+        }
+    }
+    // Without eligible leader replicas the ISR never becomes empty: its last member stays.
+    if change.isr.is_none() && !target_isr.is_empty() && target_isr != reg.isr {
+        change.isr = Some(target_isr);
+    }
+    let unchanged = change.leader == super::records::NO_LEADER_CHANGE && change.isr.is_none();
+    (!unchanged).then_some(change)
+}
+
+/// The leader `election` picks, and whether the pick is unclean (electLeader).
+fn elect(
+    reg: &PartitionRegistration,
+    target_isr: &[i32],
+    election: Election,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> (i32, bool) {
+    let valid = |r: i32| target_isr.contains(&r) && acceptable(r);
+    if election == Election::Preferred {
+        if let Some(&preferred) = reg.replicas.first().filter(|&&r| valid(r)) {
+            return (preferred, false);
+        }
+    }
+    if valid(reg.leader) {
+        return (reg.leader, false);
+    }
+    if let Some(&r) = reg.replicas.iter().find(|&&r| valid(r)) {
+        return (r, false);
+    }
+    if election == Election::Unclean {
+        if let Some(&r) = reg.replicas.iter().find(|&&r| acceptable(r)) {
+            return (r, true);
+        }
+    }
+    (NO_LEADER, false)
+}
+
+/// Every partition of the image, topics by name, partitions in order.
+fn partitions(
+    image: &MetadataImage,
+) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
+    image.topics.iter().flat_map(|t| {
+        t.partitions
+            .iter()
+            .map(move |(&p, reg)| (t.as_ref(), p, reg))
+    })
+}
+
+/// `f`'s change of every partition it names, as records.
+fn changes(
+    image: &MetadataImage,
+    mut f: impl FnMut(&TopicImage, i32, &PartitionRegistration) -> Option<PartitionChangeRecord>,
+) -> Vec<MetadataRecord> {
+    partitions(image)
+        .filter_map(|(t, p, reg)| f(t, p, reg))
+        .map(MetadataRecord::PartitionChange)
+        .collect()
+}
+
+/// ReplicationControlManager.handleBrokerFenced: broker `id` leaves the ISR of every partition
+/// it is in, leaders are elected where it led, then the FenceBrokerRecord.
+pub fn broker_fenced(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r != id && is_active(image, r);
+    let mut out = changes(image, |t, p, reg| {
+        if !reg.isr.contains(&id) {
+            return None;
+        }
+        let target: Vec<i32> = reg.isr.iter().copied().filter(|&r| r != id).collect();
+        let election = policy.election_for(image, &t.name);
+        partition_change((t.id, p), reg, target, election, &acceptable)
+    });
+    if let Some(b) = image.brokers.get(&id).filter(|b| !b.fenced) {
+        out.push(MetadataRecord::FenceBroker { id, epoch: b.epoch });
+    }
+    out
+}
+
+/// Broker `id` comes back unfenced: the UnfenceBrokerRecord (when it was fenced) and the
+/// leaderless partitions it may lead (handleBrokerUnfenced), then the return of live replicas
+/// to the ISRs (its own, and others' of a partition that was offline) and,
+/// under auto.leader.rebalance.enable, preferred leaders (see the module comment). Each step
+/// reads the image the previous one made.
+pub fn broker_unfenced(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Result<Vec<MetadataRecord>, ReplayError> {
+    let mut out = Pending::new(image);
+    if let Some(b) = image.brokers.get(&id).filter(|b| b.fenced) {
+        out.push(vec![MetadataRecord::UnfenceBroker { id, epoch: b.epoch }])?;
+    }
+    let leaderless = {
+        let image = &out.image;
+        let acceptable = |r: i32| r == id || is_active(image, r);
+        changes(image, |t, p, reg| {
+            let leaderless = reg.leader == NO_LEADER && reg.replicas.contains(&id);
+            let election = policy.election_for(image, &t.name);
+            leaderless
+                .then(|| partition_change((t.id, p), reg, reg.isr.clone(), election, &acceptable))?
+        })
+    };
+    out.push(leaderless)?;
+    let rejoined = rejoin_isrs(&out.image);
+    out.push(rejoined)?;
+    if policy.auto_leader_rebalance {
+        let preferred = preferred_leaders(&out.image);
+        out.push(preferred)?;
+    }
+    Ok(out.records)
+}
+
+/// Broker `id` starts again: it registers anew (a new incarnation; the broker epoch is the
+/// offset of its RegisterBrokerRecord, the first of the batch) and is unfenced at once, there
+/// being nothing to catch up (`broker_unfenced`).
+pub fn broker_restarted(
+    image: &MetadataImage,
+    id: i32,
+    incarnation_id: Uuid,
+    policy: &ElectionPolicy,
+) -> Result<Vec<MetadataRecord>, ReplayError> {
+    let b = image
+        .brokers
+        .get(&id)
+        .ok_or(ReplayError::UnknownBroker(id))?;
+    let mut registration = b.to_record();
+    registration.incarnation_id = incarnation_id;
+    registration.broker_epoch = image.provenance.last_offset + 1;
+    registration.fenced = true;
+    let mut out = Pending::new(image);
+    out.push(vec![MetadataRecord::RegisterBroker(registration)])?;
+    let unfenced = broker_unfenced(&out.image, id, policy)?;
+    out.push(unfenced)?;
+    Ok(out.records)
+}
+
+/// Why ElectLeaders elects no leader for a partition (ReplicationControlManager.electLeader).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElectError {
+    #[error("No such topic as {0}")]
+    UnknownTopic(String),
+    #[error("No such partition as {0}-{1}")]
+    UnknownPartition(String, i32),
+    /// The preferred replica leads already (preferred), or a leader exists (unclean).
+    #[error("Leader election not needed for topic partition.")]
+    NotNeeded,
+    #[error("The preferred leader was not available.")]
+    PreferredNotAvailable,
+    #[error("Eligible topic partition leaders are not available.")]
+    EligibleNotAvailable,
+}
+
+/// ElectLeaders for one partition (`Election::Preferred` or `Election::Unclean`): the change
+/// that elects its leader among the live replicas, as ReplicationControlManager.electLeader.
+pub fn elect_leader(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    election: Election,
+) -> Result<PartitionChangeRecord, ElectError> {
+    let t = image
+        .topics
+        .get_by_name(topic)
+        .ok_or_else(|| ElectError::UnknownTopic(topic.to_string()))?;
+    let reg = t
+        .partitions
+        .get(&partition)
+        .ok_or_else(|| ElectError::UnknownPartition(topic.to_string(), partition))?;
+    let not_needed = match election {
+        Election::Unclean => reg.leader != NO_LEADER,
+        _ => reg.replicas.first() == Some(&reg.leader),
+    };
+    if not_needed {
+        return Err(ElectError::NotNeeded);
+    }
+    let acceptable = |r: i32| is_active(image, r);
+    partition_change(
+        (t.id, partition),
+        reg,
+        reg.isr.clone(),
+        election,
+        &acceptable,
+    )
+    .ok_or(match election {
+        Election::Unclean => ElectError::EligibleNotAvailable,
+        _ => ElectError::PreferredNotAvailable,
+    })
+}
+
+/// Records to commit in one batch, and the image they make so far (each step of a change reads
+/// what the steps before it did, as the controller's successive operations would).
+pub struct Pending {
+    pub image: MetadataImage,
+    pub records: Vec<MetadataRecord>,
+}
+
+impl Pending {
+    pub fn new(image: &MetadataImage) -> Self {
+        Pending {
+            image: image.clone(),
+            records: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, records: Vec<MetadataRecord>) -> Result<(), ReplayError> {
+        if !records.is_empty() {
+            self.image = replay_all(Arc::new(self.image.clone()), &records)?;
+            self.records.extend(records);
+        }
+        Ok(())
+    }
+}
+
+/// Every live replica back in the ISR of its partition where the partition has a leader (the
+/// leader's AlterPartition once the replica caught up, which with one copy of the data is at
+/// once; appended last, in replica order, as Kafka's Partition.expandIsr appends).
+fn rejoin_isrs(image: &MetadataImage) -> Vec<MetadataRecord> {
+    changes(image, |t, p, reg| {
+        if reg.leader == NO_LEADER {
+            return None;
+        }
+        let behind = reg
+            .replicas
+            .iter()
+            .filter(|r| !reg.isr.contains(r) && is_active(image, **r));
+        let isr: Vec<i32> = reg.isr.iter().chain(behind).copied().collect();
+        (isr.len() > reg.isr.len()).then(|| PartitionChangeRecord {
+            isr: Some(isr),
+            ..PartitionChangeRecord::new(t.id, p)
+        })
+    })
+}
+
+/// A preferred election for every partition not led by its first replica (Kafka's
+/// maybeBalancePartitionLeaders over its imbalanced partitions).
+pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| is_active(image, r);
+    changes(image, |t, p, reg| {
+        let imbalanced = reg.replicas.first().is_some_and(|&r| r != reg.leader);
+        imbalanced.then(|| {
+            partition_change(
+                (t.id, p),
+                reg,
+                reg.isr.clone(),
+                Election::Preferred,
+                &acceptable,
+            )
+        })?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::{ConfigRecord, PartitionRecord, NO_LEADER_CHANGE};
+    use super::*;
+
+    const T: Uuid = Uuid::from_u128(7);
+
+    /// Brokers 1-3 and topic "t" with one partition per replica list (every replica in sync,
+    /// the first leading).
+    fn image(lists: &[&[i32]]) -> MetadataImage {
+        let brokers = super::super::placement::tests::brokers(&[1, 2, 3], &[]);
+        let mut records: Vec<MetadataRecord> = brokers
+            .values()
+            .map(|b| MetadataRecord::RegisterBroker(b.to_record()))
+            .collect();
+        records.push(MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: T,
+        });
+        for (p, r) in lists.iter().enumerate() {
+            let record = PartitionRecord::new_in_sync(T, p as i32, r.to_vec());
+            records.push(MetadataRecord::Partition(record));
+        }
+        replay_all(Arc::new(MetadataImage::empty()), &records).unwrap()
+    }
+
+    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        replay_all(Arc::new(image.clone()), records).unwrap()
+    }
+
+    /// (replicas' leader, ISR, leader epoch) of each partition.
+    fn layout(image: &MetadataImage) -> Vec<(i32, Vec<i32>, i32)> {
+        image
+            .topics
+            .get(T)
+            .unwrap()
+            .partitions
+            .values()
+            .map(|r| (r.leader, r.isr.clone(), r.leader_epoch))
+            .collect()
+    }
+
+    #[test]
+    fn a_fenced_broker_leaves_every_isr_and_its_partitions_move_to_the_next_in_sync_replica() {
+        let before = image(&[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[2, 3]]);
+        let records = broker_fenced(&before, 2, &ElectionPolicy::default());
+        // One change per partition with 2 in its ISR, then the fence record.
+        assert_eq!(records.len(), 5);
+        assert_eq!(records[4], MetadataRecord::FenceBroker { id: 2, epoch: 0 });
+        let after = apply(&before, &records);
+        assert!(after.brokers[&2].fenced);
+        assert_eq!(
+            layout(&after),
+            vec![
+                (1, vec![1, 3], 0),
+                (3, vec![3, 1], 1),
+                (3, vec![3, 1], 0),
+                (3, vec![3], 1),
+            ]
+        );
+        // A second fence changes nothing.
+        assert!(broker_fenced(&after, 2, &ElectionPolicy::default()).is_empty());
+    }
+
+    #[test]
+    fn a_partition_without_a_live_in_sync_replica_goes_offline_and_keeps_its_last_isr_member() {
+        let before = image(&[&[1], &[1, 2]]);
+        let policy = ElectionPolicy::default();
+        let after = apply(&before, &broker_fenced(&before, 2, &policy));
+        let after = apply(&after, &broker_fenced(&after, 1, &policy));
+        assert_eq!(
+            layout(&after),
+            vec![(NO_LEADER, vec![1], 1), (NO_LEADER, vec![1], 1)]
+        );
+        // Broker 2 is not in the ISR: coming back it cannot lead cleanly; broker 1 can.
+        let back2 = apply(&after, &broker_unfenced(&after, 2, &policy).unwrap());
+        assert_eq!(layout(&back2), layout(&after));
+        let back1 = apply(&back2, &broker_unfenced(&back2, 1, &policy).unwrap());
+        assert_eq!(layout(&back1), vec![(1, vec![1], 2), (1, vec![1, 2], 2)]);
+    }
+
+    #[test]
+    fn unclean_election_lets_a_live_replica_outside_the_isr_lead() {
+        let mut before = image(&[&[1, 2]]);
+        let policy = ElectionPolicy::default();
+        before = apply(&before, &broker_fenced(&before, 2, &policy));
+        before = apply(&before, &broker_fenced(&before, 1, &policy));
+        let unclean = MetadataRecord::Config(ConfigRecord {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: "t".into(),
+            name: UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+            value: Some("true".into()),
+        });
+        let before = apply(&before, &[unclean]);
+        let after = apply(&before, &broker_unfenced(&before, 2, &policy).unwrap());
+        assert_eq!(layout(&after), vec![(2, vec![2], 2)]);
+    }
+
+    #[test]
+    fn a_returning_broker_rejoins_the_isrs_and_its_preferred_leadership_returns() {
+        let before = image(&[&[1, 2, 3], &[2, 3, 1], &[3, 1]]);
+        let policy = ElectionPolicy::default();
+        let stopped = apply(&before, &broker_fenced(&before, 1, &policy));
+        assert_eq!(
+            layout(&stopped),
+            vec![(2, vec![2, 3], 1), (2, vec![2, 3], 0), (3, vec![3], 0)]
+        );
+        let back = apply(&stopped, &broker_unfenced(&stopped, 1, &policy).unwrap());
+        assert!(!back.brokers[&1].fenced);
+        assert_eq!(
+            layout(&back),
+            vec![
+                (1, vec![2, 3, 1], 2),
+                (2, vec![2, 3, 1], 0),
+                (3, vec![3, 1], 0)
+            ]
+        );
+        // Without auto.leader.rebalance.enable the leader stays where it moved.
+        let manual = ElectionPolicy {
+            auto_leader_rebalance: false,
+            ..policy
+        };
+        let back = apply(&stopped, &broker_unfenced(&stopped, 1, &manual).unwrap());
+        assert_eq!(layout(&back)[0], (2, vec![2, 3, 1], 1));
+        assert!(preferred_leaders(&back).len() == 1);
+    }
+
+    #[test]
+    fn elections_choose_as_kafka_does() {
+        let reg = PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader: 2,
+            ..image(&[&[1]]).topics.get(T).unwrap().partitions[&0].clone()
+        };
+        let all = |_: i32| true;
+        let isr = vec![1, 2, 3];
+        // Online keeps a valid leader; preferred moves to the first replica.
+        assert_eq!(
+            partition_change((T, 0), &reg, isr.clone(), Election::Online, &all),
+            None
+        );
+        let c = partition_change((T, 0), &reg, isr.clone(), Election::Preferred, &all).unwrap();
+        assert_eq!((c.leader, c.isr), (1, None));
+        // Preferred with the first replica out of the ISR keeps the leader.
+        let c = partition_change((T, 0), &reg, vec![2, 3], Election::Preferred, &all).unwrap();
+        assert_eq!((c.leader, c.isr), (NO_LEADER_CHANGE, Some(vec![2, 3])));
+        // A leader that may no longer lead is replaced by the first valid replica in order.
+        let not2 = |r: i32| r != 2;
+        let c = partition_change((T, 0), &reg, vec![3, 1], Election::Online, &not2).unwrap();
+        assert_eq!((c.leader, c.isr), (1, Some(vec![3, 1])));
+    }
+
+    /// ReplicationControlManager.electLeader's answers.
+    #[test]
+    fn elect_leaders_as_the_controller_does() {
+        let policy = ElectionPolicy {
+            auto_leader_rebalance: false,
+            ..ElectionPolicy::default()
+        };
+        let before = image(&[&[1, 2], &[3]]);
+        let stopped = apply(&before, &broker_fenced(&before, 1, &policy));
+        let stopped = apply(&stopped, &broker_fenced(&stopped, 3, &policy));
+        let back = apply(&stopped, &broker_unfenced(&stopped, 1, &policy).unwrap());
+        // Partition 0 is led by 2, its preferred replica 1 back in sync; 1 has no live replica.
+        assert_eq!(layout(&back)[0], (2, vec![2, 1], 1));
+        let c = elect_leader(&back, "t", 0, Election::Preferred).unwrap();
+        assert_eq!(c.leader, 1);
+        let elected = apply(&back, &[MetadataRecord::PartitionChange(c)]);
+        let refused = [
+            (&elected, "t", 0, Election::Preferred, ElectError::NotNeeded),
+            (&back, "t", 0, Election::Unclean, ElectError::NotNeeded),
+            (
+                &back,
+                "t",
+                1,
+                Election::Preferred,
+                ElectError::PreferredNotAvailable,
+            ),
+            (
+                &back,
+                "t",
+                1,
+                Election::Unclean,
+                ElectError::EligibleNotAvailable,
+            ),
+            (
+                &back,
+                "t",
+                2,
+                Election::Preferred,
+                ElectError::UnknownPartition("t".into(), 2),
+            ),
+            (
+                &back,
+                "u",
+                0,
+                Election::Preferred,
+                ElectError::UnknownTopic("u".into()),
+            ),
+        ];
+        for (image, topic, p, election, error) in refused {
+            let got = elect_leader(image, topic, p, election);
+            assert_eq!(got, Err(error), "{topic}-{p} {election:?}");
+        }
+    }
+}
