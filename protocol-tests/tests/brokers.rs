@@ -396,3 +396,114 @@ async fn group_requests_to_another_broker_are_not_coordinator() -> Result<()> {
     ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
     Ok(())
 }
+
+/// Transaction requests sent to a broker that is not the transactional id's coordinator answer
+/// NOT_COORDINATOR (TransactionStateManager: the partition is not owned there), so the producer
+/// finds its coordinator again; the coordinator serves them. TxnOffsetCommit belongs to the
+/// group's coordinator; ListTransactions lists only what the broker asked coordinates.
+#[tokio::test]
+async fn transaction_requests_to_another_broker_are_not_coordinator() -> Result<()> {
+    const INVALID_TXN_STATE: i16 = 48;
+    let b = three_brokers().await?;
+    let mut c = b.client().await?;
+    let find = |key_type: i8, key: &str| {
+        FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![s(key)])
+    };
+    let coordinator = c.request(4, find(1, "tx")).await?.coordinators[0].node_id.0;
+    let other = coordinator % 3 + 1;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("tx"))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let mut off = b.client_of(other).await?;
+    let r = off.request(4, init.clone()).await?;
+    ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
+    let mut on = b.client_of(coordinator).await?;
+    let r = on.request(4, init).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    let (pid, epoch) = (r.producer_id, r.producer_epoch);
+
+    let end = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let r = off.request(4, end.clone()).await?;
+    ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
+    // The coordinator answers: there is nothing to commit.
+    let r = on.request(4, end).await?;
+    ensure!(r.error_code == INVALID_TXN_STATE, "{r:?}");
+
+    let add_offsets = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s("grp")));
+    let r = off.request(4, add_offsets.clone()).await?;
+    ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
+    let r = on.request(4, add_offsets).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+
+    create_topic(&mut c, "t", 1).await?;
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![0]),
+        ]);
+    let code = |r: &AddPartitionsToTxnResponse| {
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    };
+    let r = off.request(3, add.clone()).await?;
+    ensure!(code(&r) == NOT_COORDINATOR, "{r:?}");
+    let r = on.request(3, add).await?;
+    ensure!(code(&r) == NONE, "{r:?}");
+
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(s("tx"))]);
+    let r = off.request(0, describe.clone()).await?;
+    ensure!(
+        r.transaction_states[0].error_code == NOT_COORDINATOR,
+        "{r:?}"
+    );
+    let r = on.request(0, describe).await?;
+    ensure!(r.transaction_states[0].error_code == NONE, "{r:?}");
+
+    let list = ListTransactionsRequest::default();
+    let r = off.request(0, list.clone()).await?;
+    ensure!(r.transaction_states.is_empty(), "{r:?}");
+    let r = on.request(0, list).await?;
+    ensure!(r.transaction_states.len() == 1, "{r:?}");
+
+    // TxnOffsetCommit goes to the group's coordinator.
+    let group_coordinator = c.request(4, find(0, "grp")).await?.coordinators[0]
+        .node_id
+        .0;
+    let mut group_off = b.client_of(group_coordinator % 3 + 1).await?;
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_group_id(GroupId(s("grp")))
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let r = group_off.request(3, commit).await?;
+    ensure!(
+        r.topics[0].partitions[0].error_code == NOT_COORDINATOR,
+        "{r:?}"
+    );
+    Ok(())
+}

@@ -14,13 +14,17 @@ use crate::txn::metadata::TV_0;
 const PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub fn handle(ctx: &RequestContext<'_>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
-    let code = add_offsets_partition(
-        ctx,
-        req.transactional_id.as_str(),
-        (req.producer_id.0, req.producer_epoch),
-        req.group_id.as_str(),
-        TV_0,
-    );
+    let id = req.transactional_id.as_str();
+    let code = match super::cluster::check_txn_coordinator(ctx, id) {
+        Ok(()) => add_offsets_partition(
+            ctx,
+            id,
+            (req.producer_id.0, req.producer_epoch),
+            req.group_id.as_str(),
+            TV_0,
+        ),
+        Err(code) => code,
+    };
     AddOffsetsToTxnResponse::default().with_error_code(errors::fenced_for_version(
         code,
         ctx.api_version,

@@ -97,6 +97,8 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
                 code => code,
             })
             .collect()
+    } else if let Err(code) = super::cluster::check_txn_coordinator(ctx, txn.id) {
+        vec![code; partitions.len()]
     } else if txn.verify_only {
         ctx.broker
             .txns

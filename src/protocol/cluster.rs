@@ -181,12 +181,35 @@ impl CurrentLeaders {
 /// the coordinator again (GroupCoordinatorService: the shard is not loaded there). Before the
 /// topic exists the first write creates it, so any broker may take the group.
 pub fn check_group_coordinator(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), i16> {
+    let partition = ctx.broker.groups.partition_of(group_id);
+    check_coordinator(ctx, crate::group::coordinator::OFFSETS_TOPIC, partition)
+}
+
+/// The same for a transactional id and its `__transaction_state` partition
+/// (TransactionStateManager.getTransactionState: NOT_COORDINATOR where the partition is not
+/// owned).
+pub fn check_txn_coordinator(ctx: &RequestContext<'_>, transactional_id: &str) -> Result<(), i16> {
+    let partition = ctx.broker.txns.partition_for(transactional_id);
+    check_coordinator(
+        ctx,
+        crate::txn::coordinator::TRANSACTION_STATE_TOPIC,
+        partition,
+    )
+}
+
+/// NOT_COORDINATOR unless this broker leads `partition` of the internal topic (or the topic does
+/// not exist yet).
+fn check_coordinator(
+    ctx: &RequestContext<'_>,
+    topic: &str,
+    partition_index: i32,
+) -> Result<(), i16> {
     let b = ctx.broker;
-    let Some(topic) = b.catalog.get(crate::group::coordinator::OFFSETS_TOPIC) else {
+    let Some(topic) = b.catalog.get(topic) else {
         return Ok(());
     };
     let image = b.catalog.image();
-    match partition(&image, topic.topic_id, b.groups.partition_of(group_id)) {
+    match partition(&image, topic.topic_id, partition_index) {
         Some(reg) if reg.leader != ctx.node_id => Err(errors::NOT_COORDINATOR),
         _ => Ok(()),
     }

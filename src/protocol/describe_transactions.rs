@@ -21,7 +21,9 @@ pub fn handle(
         .into_iter()
         .map(|id| {
             let state = TransactionState::default().with_transactional_id(id.clone());
-            match ctx.broker.txns.describe(id.as_str()) {
+            let described = super::cluster::check_txn_coordinator(ctx, id.as_str())
+                .and_then(|()| ctx.broker.txns.describe(id.as_str()));
+            match described {
                 Err(code) => state.with_error_code(code),
                 Ok(d) => {
                     let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();

@@ -19,15 +19,18 @@ const TV2_VERSION: i16 = 5;
 pub fn handle(ctx: &RequestContext<'_>, req: EndTxnRequest) -> EndTxnResponse {
     let broker = ctx.broker;
     let tv2 = ctx.api_version >= TV2_VERSION;
-    let result = broker.with_txn_context(|t| {
-        broker.txns.end_txn(
-            t,
-            req.transactional_id.as_str(),
-            (req.producer_id.0, req.producer_epoch),
-            req.committed,
-            if tv2 { TV_2 } else { TV_0 },
-            ctx.broker.clock.now_ms(),
-        )
+    let checked = super::cluster::check_txn_coordinator(ctx, req.transactional_id.as_str());
+    let result = checked.and_then(|()| {
+        broker.with_txn_context(|t| {
+            broker.txns.end_txn(
+                t,
+                req.transactional_id.as_str(),
+                (req.producer_id.0, req.producer_epoch),
+                req.committed,
+                if tv2 { TV_2 } else { TV_0 },
+                ctx.broker.clock.now_ms(),
+            )
+        })
     });
     let (code, (producer_id, producer_epoch)) = match result {
         Ok(producer) => (errors::NONE, producer),

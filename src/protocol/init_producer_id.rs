@@ -25,14 +25,16 @@ pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProdu
     };
     let result = expected.and_then(|expected| match &req.transactional_id {
         None => ctx.broker.next_producer_id().map(|id| (id, 0)),
-        Some(id) => ctx.broker.with_txn_context(|t| {
-            ctx.broker.txns.init_producer_id(
-                t,
-                id,
-                req.transaction_timeout_ms,
-                expected,
-                ctx.broker.clock.now_ms(),
-            )
+        Some(id) => super::cluster::check_txn_coordinator(ctx, id).and_then(|()| {
+            ctx.broker.with_txn_context(|t| {
+                ctx.broker.txns.init_producer_id(
+                    t,
+                    id,
+                    req.transaction_timeout_ms,
+                    expected,
+                    ctx.broker.clock.now_ms(),
+                )
+            })
         }),
     });
     match result {

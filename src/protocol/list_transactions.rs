@@ -33,8 +33,11 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListTransactionsRequest) -> ListTra
     } else {
         ctx.broker.txns.list(&filter, ctx.broker.clock.now_ms())
     };
-    let states = listed
+    // Each broker lists the transactions it coordinates; the admin client asks every broker.
+    let listed = listed
         .into_iter()
+        .filter(|t| super::cluster::check_txn_coordinator(ctx, &t.transactional_id).is_ok());
+    let states = listed
         .map(|t| {
             Listed::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))

@@ -36,7 +36,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
         producer_epoch: req.producer_epoch,
     };
     let now = ctx.broker.clock.now_ms();
-    let added = if ctx.api_version >= ADD_PARTITION_VERSION && !req.group_id.is_empty() {
+    let added = if let Err(code) = super::cluster::check_group_coordinator(ctx, who.group_id) {
+        code
+    } else if ctx.api_version >= ADD_PARTITION_VERSION && !req.group_id.is_empty() {
         add_offsets_partition(ctx, &req)
     } else {
         errors::NONE
