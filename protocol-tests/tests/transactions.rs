@@ -51,13 +51,6 @@ async fn init_txn(
         .with_context(|| format!("InitProducerId v{v}"))
 }
 
-/// InitProducerId v4 without KIP-360 fields; the producer id and epoch.
-async fn init(c: &mut Client, id: &str) -> Result<(i64, i16)> {
-    let r = init_txn(c, 4, id, (-1, -1)).await?;
-    ensure!(r.error_code == NONE, "InitProducerId: {r:?}");
-    Ok((r.producer_id.0, r.producer_epoch))
-}
-
 fn topics(parts: &[(&str, i32)]) -> Vec<AddPartitionsToTxnTopic> {
     let mut out: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in parts {
@@ -131,24 +124,6 @@ async fn end_txn_response(
     c.request(v, req)
         .await
         .with_context(|| format!("EndTxn v{v}"))
-}
-
-async fn add_offsets(
-    c: &mut Client,
-    v: i16,
-    id: &str,
-    (pid, epoch): (i64, i16),
-    group: &str,
-) -> Result<i16> {
-    let req = AddOffsetsToTxnRequest::default()
-        .with_transactional_id(txn_id(id))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_group_id(GroupId(s(group)));
-    Ok(c.request(v, req)
-        .await
-        .with_context(|| format!("AddOffsetsToTxn v{v}"))?
-        .error_code)
 }
 
 async fn describe(c: &mut Client, id: &str) -> Result<Described> {
@@ -282,7 +257,7 @@ async fn transactions_commit_and_abort_at_every_end_txn_version() -> Result<()> 
     // same outcome is answered NONE, the other outcome INVALID_TXN_STATE.
     let b = start_broker().await?;
     let mut c = b.client().await?;
-    let pe = init(&mut c, "ender").await?;
+    let pe = init_transactional(&mut c, "ender").await?;
     for v in 0..=4 {
         let commit = v % 2 == 0;
         ensure!(add_partitions(&mut c, 3, "ender", pe, &[])
@@ -317,7 +292,7 @@ async fn add_partitions_to_txn_every_version() -> Result<()> {
     let (b, mut c) = broker_with_topic("data", 3).await?;
     for v in 0..=3 {
         let id = format!("add-v{v}");
-        let pe = init(&mut c, &id).await?;
+        let pe = init_transactional(&mut c, &id).await?;
         let codes =
             add_partitions(&mut c, v, &id, pe, &[("data", 0), ("nope", 0), ("data", 9)]).await?;
         ensure!(
@@ -355,7 +330,7 @@ async fn add_partitions_to_txn_every_version() -> Result<()> {
     }
     for v in 4..=5 {
         let id = format!("batch-v{v}");
-        let pe = init(&mut c, &id).await?;
+        let pe = init_transactional(&mut c, &id).await?;
         let txn = |verify_only: bool, parts: &[(&str, i32)]| {
             AddPartitionsToTxnTransaction::default()
                 .with_transactional_id(txn_id(&id))
@@ -396,7 +371,7 @@ async fn add_offsets_to_txn_every_version() -> Result<()> {
     let mut c = b.client().await?;
     for v in 0..=4 {
         let id = format!("offsets-v{v}");
-        let pe = init(&mut c, &id).await?;
+        let pe = init_transactional(&mut c, &id).await?;
         ensure!(
             add_offsets(&mut c, v, &id, pe, "my-group").await? == NONE,
             "v{v}"
@@ -440,7 +415,7 @@ async fn out_of_order_requests_get_kafkas_error_codes() -> Result<()> {
             "v{v}: {codes:?}"
         );
     }
-    let pe = init(&mut c, "ooo").await?;
+    let pe = init_transactional(&mut c, "ooo").await?;
     for v in 0..=4 {
         ensure!(
             end_txn(&mut c, v, "ooo", pe, true).await? == INVALID_TXN_STATE,
@@ -492,13 +467,13 @@ async fn a_new_producer_fences_the_ongoing_transaction_of_the_previous_one() -> 
     // epoch bumped once more; the previous producer is fenced.
     let b = start_broker().await?;
     let mut c = b.client().await?;
-    let old = init(&mut c, "zombie").await?;
+    let old = init_transactional(&mut c, "zombie").await?;
     add_partitions(&mut c, 3, "zombie", old, &[]).await?;
     let r = init_txn(&mut c, 4, "zombie", (-1, -1)).await?;
     ensure!(r.error_code == CONCURRENT_TRANSACTIONS, "{r:?}");
     let d = wait_for_state(&mut c, "zombie", "CompleteAbort").await?;
     ensure!(d.producer_epoch == old.1 + 1, "{d:?}");
-    let new = init(&mut c, "zombie").await?;
+    let new = init_transactional(&mut c, "zombie").await?;
     ensure!(new == (old.0, old.1 + 2), "{new:?}");
     ensure!(end_txn(&mut c, 4, "zombie", old, true).await? == PRODUCER_FENCED);
     ensure!(add_partitions(&mut c, 3, "zombie", old, &[]).await? == Vec::<i16>::new());
@@ -538,9 +513,9 @@ async fn describe_and_list_transactions() -> Result<()> {
     // producer id and (v1) running time; DescribeTransactions of an unknown id is
     // TRANSACTIONAL_ID_NOT_FOUND.
     let (b, mut c) = broker_with_topic("data", 2).await?;
-    let open = init(&mut c, "open").await?;
+    let open = init_transactional(&mut c, "open").await?;
     add_partitions(&mut c, 3, "open", open, &[("data", 1), ("data", 0)]).await?;
-    let idle = init(&mut c, "idle").await?;
+    let idle = init_transactional(&mut c, "idle").await?;
     let d = describe(&mut c, "open").await?;
     ensure!(
         d.error_code == NONE
@@ -595,13 +570,13 @@ async fn transactional_ids_survive_restarts() -> Result<()> {
     // __transaction_state is replayed at start-up: the producer id stays, the epoch goes on.
     let mut b = start_broker().await?;
     let mut c = b.client().await?;
-    let first = init(&mut c, "durable").await?;
+    let first = init_transactional(&mut c, "durable").await?;
     add_partitions(&mut c, 3, "durable", first, &[]).await?;
     ensure!(end_txn(&mut c, 3, "durable", first, true).await? == NONE);
     b.restart_clean().await?;
     let mut c = b.client().await?;
     ensure!(state_of(&mut c, "durable").await? == "CompleteCommit");
-    let second = init(&mut c, "durable").await?;
+    let second = init_transactional(&mut c, "durable").await?;
     ensure!(second == (first.0, first.1 + 1), "{second:?}");
     add_partitions(&mut c, 3, "durable", second, &[]).await?;
     b.restart_after_crash().await?;
@@ -631,7 +606,7 @@ async fn transaction_state_topic_is_created_as_kafka_creates_it() -> Result<()> 
     // segments; transaction.state.log.num.partitions (50) partitions.
     let b = start_broker().await?;
     let mut c = b.client().await?;
-    init(&mut c, "creator").await?;
+    init_transactional(&mut c, "creator").await?;
     let topic = "__transaction_state";
     ensure!(
         topic_config(&mut c, topic, "cleanup.policy")
@@ -726,7 +701,7 @@ async fn fetch_committed(c: &mut Client, topic: &str) -> Result<(usize, Vec<(i64
 #[tokio::test]
 async fn a_transactional_batch_outside_its_transaction_is_refused() -> Result<()> {
     let (_b, mut c) = broker_with_topic("verify", 1).await?;
-    let producer = init(&mut c, "verify-id").await?;
+    let producer = init_transactional(&mut c, "verify-id").await?;
     let batch = || txn_batch(&["x"], producer, 0);
     for (v, want) in [(9, INVALID_TXN_STATE), (11, TRANSACTION_ABORTABLE)] {
         let code = produce_txn(&mut c, v, Some("verify-id"), "verify", batch()).await?;
@@ -759,7 +734,7 @@ async fn a_transactional_batch_outside_its_transaction_is_refused() -> Result<()
 async fn end_txn_writes_markers_read_committed_sees_only_commits() -> Result<()> {
     let (_b, mut c) = broker_with_topic("ended", 1).await?;
     let id = "ended-id";
-    let producer = init(&mut c, id).await?;
+    let producer = init_transactional(&mut c, id).await?;
     for (seq, commit) in [(0, true), (1, false)] {
         let codes = add_partitions(&mut c, 3, id, producer, &[("ended", 0)]).await?;
         ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
@@ -799,7 +774,7 @@ async fn write_txn_markers_ends_a_transaction_on_its_partitions() -> Result<()> 
         WritableTxnMarker, WritableTxnMarkerTopic,
     };
     let (_b, mut c) = broker_with_topic("markers", 1).await?;
-    let producer = init(&mut c, "markers-id").await?;
+    let producer = init_transactional(&mut c, "markers-id").await?;
     let codes = add_partitions(&mut c, 3, "markers-id", producer, &[("markers", 0)]).await?;
     ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
     let code = produce_txn(
@@ -886,7 +861,7 @@ async fn partitions_of(c: &mut Client, id: &str) -> Result<Vec<(String, i32)>> {
 async fn produce_v12_adds_the_partition_to_the_transaction() -> Result<()> {
     let (_b, mut c) = broker_with_topic("implicit", 1).await?;
     let id = "implicit-id";
-    let producer = init(&mut c, id).await?;
+    let producer = init_transactional(&mut c, id).await?;
     let batch = |producer, seq| txn_batch(&["x"], producer, seq);
     let code = produce_txn(&mut c, 11, Some(id), "implicit", batch(producer, 0)).await?;
     ensure!(code == TRANSACTION_ABORTABLE, "Produce v11: {code}");
@@ -934,7 +909,7 @@ async fn produce_v12_adds_the_partition_to_the_transaction() -> Result<()> {
 async fn end_txn_v5_bumps_the_epoch_on_every_end() -> Result<()> {
     let (_b, mut c) = broker_with_topic("bumped", 1).await?;
     let id = "bumped-id";
-    let (pid, e0) = init(&mut c, id).await?;
+    let (pid, e0) = init_transactional(&mut c, id).await?;
     /// Produce v12 of one transactional batch of `id` at `epoch` from `seq`.
     async fn produce(c: &mut Client, (pid, epoch): (i64, i16), seq: i32) -> Result<i16> {
         let batch = txn_batch(&["v"], (pid, epoch), seq);
@@ -979,7 +954,7 @@ async fn txn_offset_commit_v5_adds_the_offsets_partition() -> Result<()> {
     };
     let (_b, mut c) = group_broker_with_topic("consumed", 1).await?;
     let id = "offsets-id";
-    let producer = init(&mut c, id).await?;
+    let producer = init_transactional(&mut c, id).await?;
     let commit = |producer: (i64, i16)| {
         TxnOffsetCommitRequest::default()
             .with_transactional_id(txn_id(id))

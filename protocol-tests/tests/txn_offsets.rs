@@ -21,6 +21,23 @@ const TXN_COMMIT_V: i16 = 4;
 const INVALID_GROUP_ID: i16 = 24;
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+const INVALID_TXN_STATE: i16 = 48;
+const TRANSACTION_ABORTABLE: i16 = 120;
+
+/// The transactional id whose transactions commit offsets for `group` here.
+fn txn_of(group: &str) -> String {
+    format!("txn-{group}")
+}
+
+/// A transaction of `txn_of(group)` that holds the group's offsets partition (InitProducerId,
+/// AddOffsetsToTxn, as a producer's sendOffsetsToTransaction does): its producer id and epoch.
+/// Kafka writes the offsets of a TxnOffsetCommit up to v4 only inside such a transaction.
+async fn open_txn(c: &mut Client, group: &str) -> Result<(i64, i16)> {
+    let producer = init_transactional(c, &txn_of(group)).await?;
+    let code = add_offsets(c, 3, &txn_of(group), producer, group).await?;
+    ensure!(code == NONE, "AddOffsetsToTxn {group}: {code}");
+    Ok(producer)
+}
 
 /// A TxnOffsetCommit of `offsets` (partition, offset) of TOPIC; member and generation (v3+)
 /// when given.
@@ -47,7 +64,7 @@ fn txn_commit(
         }
     }
     let mut req = TxnOffsetCommitRequest::default()
-        .with_transactional_id(TransactionalId(s("txn")))
+        .with_transactional_id(TransactionalId(s(&txn_of(group))))
         .with_group_id(GroupId(s(group)))
         .with_producer_id(ProducerId(producer.0))
         .with_producer_epoch(producer.1)
@@ -93,13 +110,8 @@ async fn txn_offset_commit_every_version_stays_pending() -> Result<()> {
     for v in 0..=TXN_COMMIT_V {
         let group = format!("pending-v{v}");
         commit_ok(&mut c, &group, "", -1, &[(TOPIC, 1, 5, "")]).await?;
-        let req = txn_commit(
-            v,
-            &group,
-            (1000 + i64::from(v), 0),
-            None,
-            &[(TOPIC, 0, 10), (TOPIC, 1, 11)],
-        );
+        let producer = open_txn(&mut c, &group).await?;
+        let req = txn_commit(v, &group, producer, None, &[(TOPIC, 0, 10), (TOPIC, 1, 11)]);
         ensure!(
             txn_commit_codes(&mut c, v, req).await? == vec![NONE, NONE],
             "v{v}"
@@ -134,7 +146,10 @@ async fn txn_offset_commit_every_version_stays_pending() -> Result<()> {
 async fn txn_offset_commit_errors_as_kafka() -> Result<()> {
     let (_b, mut c) = group_broker_with_topic(TOPIC, 1).await?;
     let v = TXN_COMMIT_V;
-    let producer = (2000, 1);
+    // Epoch 1 of the transactional id, so that epoch 0 is a fenced one.
+    init_transactional(&mut c, &txn_of("errors")).await?;
+    let producer = open_txn(&mut c, "errors").await?;
+    ensure!(producer.1 == 1, "{producer:?}");
     // KafkaApis: an unknown topic or partition is answered per partition, the rest committed.
     let req = txn_commit(
         v,
@@ -151,14 +166,30 @@ async fn txn_offset_commit_errors_as_kafka() -> Result<()> {
     // GroupCoordinatorService: an empty group id is INVALID_GROUP_ID.
     let req = txn_commit(v, "", producer, None, &[(TOPIC, 0, 1)]);
     ensure!(txn_commit_codes(&mut c, v, req).await? == vec![INVALID_GROUP_ID]);
+    // KIP-890 part 1: offsets of a transaction that does not hold the group's offsets partition
+    // (no AddOffsetsToTxn) are refused: TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE for
+    // the clients before it; nothing is written.
+    let bare = init_transactional(&mut c, &txn_of("bare")).await?;
+    for (v, want) in [
+        (0, INVALID_TXN_STATE),
+        (3, INVALID_TXN_STATE),
+        (4, TRANSACTION_ABORTABLE),
+    ] {
+        let req = txn_commit(v, "bare", bare, None, &[(TOPIC, 0, 1)]);
+        let codes = txn_commit_codes(&mut c, v, req).await?;
+        ensure!(codes == vec![want], "v{v}: {codes:?}");
+    }
+    ensure!(fetch_at_v7(&mut c, "bare", 0, true).await? == (NONE, -1));
     // offset.metadata.max.bytes: OFFSET_METADATA_TOO_LARGE for that partition.
     let mut req = txn_commit(v, "errors", producer, None, &[(TOPIC, 0, 1)]);
     req.topics[0].partitions[0].committed_metadata = Some(s(&"x".repeat(5000)));
     ensure!(txn_commit_codes(&mut c, v, req).await? == vec![OFFSET_METADATA_TOO_LARGE]);
-    // The log fences an older epoch of the producer (INVALID_PRODUCER_EPOCH).
-    let req = txn_commit(v, "errors", (2000, 0), None, &[(TOPIC, 0, 2)]);
+    // An older epoch of the producer is fenced (the coordinator's PRODUCER_FENCED, as
+    // INVALID_PRODUCER_EPOCH).
+    let req = txn_commit(v, "errors", (producer.0, 0), None, &[(TOPIC, 0, 2)]);
     ensure!(txn_commit_codes(&mut c, v, req).await? == vec![INVALID_PRODUCER_EPOCH]);
     // v3+ (KIP-447): a generation of a group that does not exist is ILLEGAL_GENERATION ...
+    let producer = open_txn(&mut c, "no-such-group").await?;
     let req = txn_commit(
         v,
         "no-such-group",
@@ -171,6 +202,7 @@ async fn txn_offset_commit_errors_as_kafka() -> Result<()> {
     let spec = JoinSpec::consumer("members", &[TOPIC]);
     let joined = stable_member(&mut c, &spec, b"").await?;
     let id = joined.member_id.as_str();
+    let producer = open_txn(&mut c, "members").await?;
     for (member, generation, want) in [
         (id, joined.generation, NONE),
         (id, joined.generation + 1, ILLEGAL_GENERATION),
@@ -198,7 +230,8 @@ async fn pending_offsets_are_still_pending_after_a_restart() -> Result<()> {
     // Kafka's CoordinatorLoaderImpl replays the transactional batch as the producer's: after a
     // restart the offsets are still pending, not committed.
     let (mut b, mut c) = group_broker_with_topic(TOPIC, 1).await?;
-    let req = txn_commit(TXN_COMMIT_V, "restart", (3000, 0), None, &[(TOPIC, 0, 42)]);
+    let producer = open_txn(&mut c, "restart").await?;
+    let req = txn_commit(TXN_COMMIT_V, "restart", producer, None, &[(TOPIC, 0, 42)]);
     ensure!(txn_commit_codes(&mut c, TXN_COMMIT_V, req).await? == vec![NONE]);
     b.restart_after_crash().await?;
     let mut c = b.client().await?;
@@ -229,7 +262,8 @@ async fn describe_producers_v0_shows_each_partitions_producers() -> Result<()> {
     // with the first offset of an open transaction (here the offsets partition of a pending
     // TxnOffsetCommit); unknown topics and partitions as KafkaApis.handleDescribeProducersRequest.
     let (_b, mut c) = group_broker_with_topic(TOPIC, 2).await?;
-    let req = txn_commit(TXN_COMMIT_V, "described", (4000, 2), None, &[(TOPIC, 0, 1)]);
+    let producer = open_txn(&mut c, "described").await?;
+    let req = txn_commit(TXN_COMMIT_V, "described", producer, None, &[(TOPIC, 0, 1)]);
     ensure!(txn_commit_codes(&mut c, TXN_COMMIT_V, req).await? == vec![NONE]);
     let all: Vec<i32> = (0..50).collect();
     let parts = describe_producers(&mut c, "__consumer_offsets", all).await?;
@@ -240,8 +274,7 @@ async fn describe_producers_v0_shows_each_partitions_producers() -> Result<()> {
     ensure!(with_producer.len() == 1, "{parts:?}");
     let state = &with_producer[0].active_producers[0];
     ensure!(
-        state.producer_id.0 == 4000
-            && state.producer_epoch == 2
+        (state.producer_id.0, state.producer_epoch) == (producer.0, i32::from(producer.1))
             && state.last_sequence == 0
             && state.last_timestamp > 0
             && state.current_txn_start_offset >= 0,

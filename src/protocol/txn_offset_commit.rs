@@ -16,11 +16,13 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::offset_commit::{codes_in_request_order, offset_commits};
 use super::{errors, RequestContext};
 use crate::coordinator::runtime::ProducerIdAndEpoch;
-use crate::group::coordinator::MemberRef;
+use crate::group::coordinator::{MemberRef, OFFSETS_TOPIC};
 use crate::txn::metadata::TV_2;
 
 /// First version of TV2: the offsets partition is added to the transaction implicitly.
 const ADD_PARTITION_VERSION: i16 = 5;
+/// First version whose clients know TRANSACTION_ABORTABLE (KIP-890 part 1's genericError).
+const ABORTABLE_VERSION: i16 = 4;
 
 pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let commits = offset_commits!(req.topics);
@@ -38,10 +40,10 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
     let now = ctx.broker.clock.now_ms();
     let added = if let Err(code) = super::cluster::check_group_coordinator(ctx, who.group_id) {
         code
-    } else if ctx.api_version >= ADD_PARTITION_VERSION && !req.group_id.is_empty() {
-        add_offsets_partition(ctx, &req)
-    } else {
+    } else if req.group_id.is_empty() {
         errors::NONE
+    } else {
+        verify_offsets_partition(ctx, &req)
     };
     let result = match added {
         errors::NONE => ctx.broker.groups.commit_transactional_offsets(
@@ -75,19 +77,36 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Adds the group's `__consumer_offsets` partition to the producer's transaction (TV2); the
-/// coordinator's PRODUCER_FENCED reaches the producer as INVALID_PRODUCER_EPOCH, as Kafka's
-/// AddPartitionsToTxnManager translates it.
-fn add_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest) -> i16 {
-    let code = super::add_offsets_to_txn::add_offsets_partition(
-        ctx,
-        req.transactional_id.as_str(),
-        (req.producer_id.0, req.producer_epoch),
-        req.group_id.as_str(),
-        TV_2,
-    );
+/// KIP-890 for offsets (CoordinatorRuntime.scheduleTransactionalWriteOperation verifies before
+/// it writes): up to v4 the offsets are written only if the group's `__consumer_offsets`
+/// partition is in the producer's ongoing transaction (AddOffsetsToTxn put it there), so a
+/// zombie's late commit cannot leave offsets pending that no marker will ever resolve; v5 (TV2)
+/// adds the partition itself. The coordinator's answers reach the producer as Kafka's
+/// AddPartitionsToTxnManager translates them: PRODUCER_FENCED as INVALID_PRODUCER_EPOCH, and
+/// TRANSACTION_ABORTABLE as INVALID_TXN_STATE below v4, whose clients do not know it.
+fn verify_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest) -> i16 {
+    let id = req.transactional_id.as_str();
+    let producer = (req.producer_id.0, req.producer_epoch);
+    let code = if ctx.api_version >= ADD_PARTITION_VERSION {
+        let group = req.group_id.as_str();
+        super::add_offsets_to_txn::add_offsets_partition(ctx, id, producer, group, TV_2)
+    } else {
+        let partition = ctx.broker.groups.partition_of(req.group_id.as_str());
+        let partitions = [(OFFSETS_TOPIC.to_string(), partition)];
+        match ctx
+            .broker
+            .txns
+            .verify_partitions(id, producer.0, producer.1, &partitions)
+        {
+            Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
+            Err(code) => code,
+        }
+    };
     match code {
         errors::PRODUCER_FENCED => errors::INVALID_PRODUCER_EPOCH,
+        errors::TRANSACTION_ABORTABLE if ctx.api_version < ABORTABLE_VERSION => {
+            errors::INVALID_TXN_STATE
+        }
         other => other,
     }
 }

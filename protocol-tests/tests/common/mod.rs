@@ -356,14 +356,42 @@ pub async fn list_offset(
 // ----- InitProducerId -----
 
 pub async fn init_producer_id(c: &mut Client) -> Result<(i64, i16)> {
+    init_producer(c, None).await
+}
+
+/// InitProducerId v4 for a transactional id (no KIP-360 fields): its producer id and epoch.
+pub async fn init_transactional(c: &mut Client, id: &str) -> Result<(i64, i16)> {
+    init_producer(c, Some(id)).await
+}
+
+async fn init_producer(c: &mut Client, id: Option<&str>) -> Result<(i64, i16)> {
     let req = InitProducerIdRequest::default()
-        .with_transactional_id(None)
+        .with_transactional_id(id.map(|id| TransactionalId(s(id))))
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     let r = c.request(4, req).await?;
     ensure!(r.error_code == NONE, "InitProducerId: {r:?}");
     Ok((r.producer_id.0, r.producer_epoch))
+}
+
+/// AddOffsetsToTxn at version `v`: the error code.
+pub async fn add_offsets(
+    c: &mut Client,
+    v: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+) -> Result<i16> {
+    let req = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s(group)));
+    Ok(c.request(v, req)
+        .await
+        .with_context(|| format!("AddOffsetsToTxn v{v}"))?
+        .error_code)
 }
 
 // ----- misc -----
