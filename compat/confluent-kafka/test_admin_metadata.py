@@ -120,7 +120,10 @@ def test_topic_configs_apply(broker, topic):
     assert [e.code() for e in log.errors] == [KafkaError.MSG_SIZE_TOO_LARGE]
     assert log.delivered == [(0, 0)]
     # A compressed batch: the broker rewrites only the batch header (max timestamp and CRC).
-    lz4 = producer(broker, **{"compression.type": "lz4", "linger.ms": 100})
+    # All ten records are queued long before the linger ends, and flush() sends them as one
+    # batch: with 100 ms a busy machine once let the linger end between two produce() calls,
+    # and two batches got two append times (flake hunt).
+    lz4 = producer(broker, **{"compression.type": "lz4", "linger.ms": 10000})
     log = produce_all(lz4, topic, [(None, b"z%d" % i, [], 1_000_000 + i) for i in range(10)])
     assert log.errors == [] and log.delivered == [(0, i) for i in range(1, 11)]
 
