@@ -139,7 +139,9 @@ def test_topic_configs_apply(broker, topic):
     assert produce_all(p, topic, [(None, b"y" * 1000, [], 1_000_000)]) == [(0, 0)]
     p.close()
     # A compressed batch: the broker rewrites only the batch header (max timestamp and CRC).
-    lz4 = producer(broker, compression_type="lz4", linger_ms=100)
+    # All ten records are queued long before the linger ends, and flush() sends them as one
+    # batch (with 100 ms a stall between two send() calls on a busy machine could split them).
+    lz4 = producer(broker, compression_type="lz4", linger_ms=10000)
     records = [(None, b"z%d" % i, [], 1_000_000 + i) for i in range(10)]
     assert produce_all(lz4, topic, records) == [(0, i) for i in range(1, 11)]
     lz4.close()
