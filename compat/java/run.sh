@@ -426,21 +426,8 @@ failover_tests() {
   base="$LOGS/$label"
   echo "== Apache Kafka $v44 tools through a broker stop and start"
   # Three consecutive free ports for the brokers, one more for the admin listener.
-  read -r port admin < <(python3 -c '
-import socket
-def free(n):
-    while True:
-        s0 = socket.socket(); s0.bind(("127.0.0.1", 0)); p = s0.getsockname()[1]; s0.close()
-        socks = []
-        try:
-            for q in range(p, p + n):
-                s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
-            return p
-        except OSError:
-            pass
-        finally:
-            for s in socks: s.close()
-print(free(3), free(1))')
+  port="$(gregor_free_ports 3)"
+  admin="$(gregor_free_port)"
   data="$(mktemp -d /tmp/gregor-failover.XXXXXX)"
   "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --brokers 3 --admin-listen "127.0.0.1:$admin" \
     --override default.replication.factor=3 --override auto.leader.rebalance.enable=false \
