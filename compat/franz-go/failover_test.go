@@ -56,16 +56,24 @@ func (f failoverCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	base := []kgo.Opt{
 		kgo.SeedBrokers(f.seeds...),
-		kgo.WithLogger(testLogger{t}),
 		kgo.RetryTimeout(60 * time.Second),
 		kgo.MetadataMinAge(100 * time.Millisecond),
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
-	if err != nil {
-		t.Fatalf("kgo.NewClient: %v", err)
+	return newClient(t, append(base, opts...)...)
+}
+
+// setup: the cluster, an admin client, a context for the test, and a new topic of `partitions`
+// partitions on all three brokers.
+func failoverSetup(t *testing.T, partitions int32) (failoverCluster, *kadm.Client, context.Context, string) {
+	t.Helper()
+	f := failoverFor(t)
+	adm := f.adm(t)
+	ctx := ctxFor(t, 90*time.Second)
+	topic := uniqueName(t, "t")
+	if resp, err := adm.CreateTopic(ctx, partitions, 3, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("CreateTopic: %v / %v", err, resp.Err)
 	}
-	t.Cleanup(cl.Close)
-	return cl
+	return f, adm, ctx, topic
 }
 
 func (f failoverCluster) adm(t *testing.T) *kadm.Client {
@@ -125,13 +133,8 @@ func (l *ledger) progress(t *testing.T, step string) {
 }
 
 func TestFailoverProduceConsumeThroughElectionsReassignmentsAndStops(t *testing.T) {
-	f := failoverFor(t)
-	adm := f.adm(t)
-	ctx := ctxFor(t, 90*time.Second)
-	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
-	if resp, err := adm.CreateTopic(ctx, 3, 3, nil, topic); err != nil || resp.Err != nil {
-		t.Fatalf("CreateTopic: %v / %v", err, resp.Err)
-	}
+	f, adm, ctx, topic := failoverSetup(t, 3)
+	group := uniqueName(t, "g")
 	l := &ledger{acked: map[string]bool{}, read: map[string]int{}, position: map[int32]int64{}}
 
 	// The producer: idempotent, acks=all (franz-go's defaults, spelled out), partitions in turn.
@@ -342,13 +345,8 @@ func TestFailoverProduceConsumeThroughElectionsReassignmentsAndStops(t *testing.
 // Three transactions through a stop of the transaction coordinator's broker; read_committed
 // reads them exactly.
 func TestFailoverTransactionalProducerFollowsItsCoordinator(t *testing.T) {
-	f := failoverFor(t)
-	adm := f.adm(t)
-	ctx := ctxFor(t, 90*time.Second)
-	topic, txnID := uniqueName(t, "t"), uniqueName(t, "x")
-	if resp, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil || resp.Err != nil {
-		t.Fatalf("CreateTopic: %v / %v", err, resp.Err)
-	}
+	f, _, ctx, topic := failoverSetup(t, 1)
+	txnID := uniqueName(t, "x")
 	p := f.client(t, kgo.TransactionalID(txnID), kgo.DefaultProduceTopic(topic))
 	transaction := func(n int) {
 		if err := p.BeginTransaction(); err != nil {

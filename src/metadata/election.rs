@@ -121,14 +121,10 @@ impl ChangeTarget {
         if self.removing.is_empty() && self.adding.is_empty() {
             return;
         }
-        let kept = |list: &[i32]| -> Vec<i32> {
-            let removing = &self.removing;
-            list.iter()
-                .copied()
-                .filter(|r| !removing.contains(r))
-                .collect()
-        };
-        let (isr, replicas) = (kept(&self.isr), kept(&self.replicas));
+        let (isr, replicas) = (
+            without(&self.isr, &self.removing),
+            without(&self.replicas, &self.removing),
+        );
         if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
             return;
         }
@@ -137,6 +133,11 @@ impl ChangeTarget {
         self.removing.clear();
         self.adding.clear();
     }
+}
+
+/// `list` in order, less the brokers in `gone`.
+pub fn without(list: &[i32], gone: &[i32]) -> Vec<i32> {
+    list.iter().copied().filter(|r| !gone.contains(r)).collect()
 }
 
 /// The change one partition needs to reach `target_isr` with a leader chosen by `election`
@@ -453,7 +454,7 @@ pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::records::{ConfigRecord, PartitionRecord};
     use super::*;
 
@@ -462,23 +463,35 @@ mod tests {
     /// Brokers 1-3 and topic "t" with one partition per replica list (every replica in sync,
     /// the first leading).
     fn image(lists: &[&[i32]]) -> MetadataImage {
-        let brokers = super::super::placement::tests::brokers(&[1, 2, 3], &[]);
+        image_of(&[1, 2, 3], &[], T, lists)
+    }
+
+    /// Brokers `ids` (those in `fenced` fenced, out of every ISR) and topic "t" (id `topic_id`)
+    /// with one partition per replica list, the first replica leading.
+    pub(crate) fn image_of(
+        ids: &[i32],
+        fenced: &[i32],
+        topic_id: Uuid,
+        lists: &[&[i32]],
+    ) -> MetadataImage {
+        let brokers = super::super::placement::tests::brokers(ids, fenced);
         let mut records: Vec<MetadataRecord> = brokers
             .values()
             .map(|b| MetadataRecord::RegisterBroker(b.to_record()))
             .collect();
         records.push(MetadataRecord::Topic {
             name: "t".into(),
-            topic_id: T,
+            topic_id,
         });
         for (p, r) in lists.iter().enumerate() {
-            let record = PartitionRecord::new_in_sync(T, p as i32, r.to_vec());
+            let mut record = PartitionRecord::new_in_sync(topic_id, p as i32, r.to_vec());
+            record.isr.retain(|b| !fenced.contains(b));
             records.push(MetadataRecord::Partition(record));
         }
         replay_all(Arc::new(MetadataImage::empty()), &records).unwrap()
     }
 
-    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+    pub(crate) fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
         replay_all(Arc::new(image.clone()), records).unwrap()
     }
 

@@ -17,7 +17,7 @@
 //! replicas.
 
 use super::election::{
-    self, build_change, is_active, ChangeTarget, Election, ElectionPolicy, Pending,
+    self, build_change, is_active, without, ChangeTarget, Election, ElectionPolicy, Pending,
 };
 use super::image::{MetadataImage, PartitionRegistration, ReplayError, TopicImage};
 use super::records::{MetadataRecord, PartitionChangeRecord};
@@ -152,7 +152,7 @@ fn change(
 
 /// The brokers of `a` not in `b`, ascending (Kafka's TreeSet difference).
 fn sorted_difference(a: &[i32], b: &[i32]) -> Vec<i32> {
-    let mut out: Vec<i32> = a.iter().copied().filter(|r| !b.contains(r)).collect();
+    let mut out = without(a, b);
     out.sort_unstable();
     out.dedup();
     out
@@ -172,15 +172,8 @@ fn cancel(
     if !in_progress(reg) {
         return Err(ReassignError::NoReassignmentInProgress);
     }
-    let not_added = |list: &[i32]| -> Vec<i32> {
-        let adding = &reg.adding_replicas;
-        list.iter()
-            .copied()
-            .filter(|r| !adding.contains(r))
-            .collect()
-    };
-    let replicas = not_added(&reg.replicas);
-    let mut isr = not_added(&reg.isr);
+    let replicas = without(&reg.replicas, &reg.adding_replicas);
+    let mut isr = without(&reg.isr, &reg.adding_replicas);
     let unclean_allowed = policy.unclean(image, &t.name);
     if isr.is_empty() {
         let Some(&first) = replicas.first() else {
@@ -276,38 +269,18 @@ pub fn list(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use uuid::Uuid;
 
-    use super::super::image::replay_all;
-    use super::super::records::{ConfigRecord, PartitionRecord, NO_LEADER, RESOURCE_TOPIC};
+    use super::super::election::tests::apply;
+    use super::super::records::{ConfigRecord, NO_LEADER, RESOURCE_TOPIC};
     use super::*;
 
     const T: Uuid = Uuid::from_u128(9);
 
-    /// Brokers 1-4 (those in `fenced` fenced, out of every ISR) and topic "t" with one partition
-    /// per replica list, the first replica leading.
+    /// Brokers 1-4 (those in `fenced` fenced, out of every ISR) and topic "t" with one
+    /// partition per replica list, the first replica leading.
     fn image(lists: &[&[i32]], fenced: &[i32]) -> MetadataImage {
-        let brokers = super::super::placement::tests::brokers(&[1, 2, 3, 4], fenced);
-        let mut records: Vec<MetadataRecord> = brokers
-            .values()
-            .map(|b| MetadataRecord::RegisterBroker(b.to_record()))
-            .collect();
-        records.push(MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id: T,
-        });
-        for (p, r) in lists.iter().enumerate() {
-            let mut record = PartitionRecord::new_in_sync(T, p as i32, r.to_vec());
-            record.isr.retain(|b| !fenced.contains(b));
-            records.push(MetadataRecord::Partition(record));
-        }
-        replay_all(Arc::new(MetadataImage::empty()), &records).unwrap()
-    }
-
-    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
-        replay_all(Arc::new(image.clone()), records).unwrap()
+        election::tests::image_of(&[1, 2, 3, 4], fenced, T, lists)
     }
 
     fn reg(image: &MetadataImage, p: i32) -> PartitionRegistration {
