@@ -10,6 +10,7 @@
 # broker jars, e.g. the 4.4 the project matches), a single-node KRaft Apache Kafka, to check the
 # suite itself: every case must pass there. The per-test results are go test -v's "--- PASS/FAIL"
 # lines; the last line is "N passed, N failed"; the exit status is non-zero if anything failed.
+# The failover tests run against a second gregor, three brokers with the admin listener.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,9 +49,35 @@ fi
 go test -c -o "$HERE/target/franz-go-compat.test" . || exit 1
 
 LOG="$(mktemp /tmp/franz-go-compat.XXXXXX)"
-trap 'gregor_cleanup; rm -f "$LOG"' EXIT
+FAILOVER_PID= FAILOVER_DATA=
+failover_cleanup() {
+  [ -n "$FAILOVER_PID" ] && kill "$FAILOVER_PID" 2>/dev/null && wait "$FAILOVER_PID" 2>/dev/null
+  [ -n "$FAILOVER_DATA" ] && rm -rf "$FAILOVER_DATA"
+}
+trap 'gregor_cleanup; failover_cleanup; rm -f "$LOG"' EXIT
 gregor_start || { echo "could not start $BROKER" >&2; exit 1; }
 echo "franz-go suite against $BROKER at $GREGOR_BOOTSTRAP"
+
+# The failover tests (failover_test.go) get a second gregor of their own: three brokers
+# (--brokers 3) with the admin listener that stops and starts them, leaders left where failover
+# puts them (auto.leader.rebalance.enable=false) until an election. Not against the reference
+# Kafka (one node, no admin listener): those tests skip.
+if [ -z "${KAFKA_REFERENCE_LIBS:-}" ]; then
+  fport="$(gregor_free_ports 3)"
+  fadmin="$(gregor_free_port)"
+  FAILOVER_DATA="$(mktemp -d /tmp/franz-go-failover.XXXXXX)"
+  "$GREGOR_BIN" --listen "127.0.0.1:$fport" --data-dir "$FAILOVER_DATA/data" --brokers 3 \
+    --admin-listen "127.0.0.1:$fadmin" --override default.replication.factor=3 \
+    --override auto.leader.rebalance.enable=false >"$FAILOVER_DATA/broker.log" 2>&1 &
+  FAILOVER_PID=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$fadmin/v1/healthz" >/dev/null 2>&1 && break
+    kill -0 "$FAILOVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  export GREGOR_FAILOVER_BOOTSTRAP="127.0.0.1:$fport,127.0.0.1:$((fport + 1)),127.0.0.1:$((fport + 2))"
+  export GREGOR_FAILOVER_ADMIN="127.0.0.1:$fadmin"
+fi
 
 start=$(date +%s)
 "$HERE/target/franz-go-compat.test" -test.v -test.count=1 -test.timeout=300s "$@" 2>&1 | tee "$LOG"

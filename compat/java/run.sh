@@ -37,7 +37,13 @@
 #                     restarted: every word's counts arrive exactly once, in order (EosWordCount)
 #   failover-<v>/...  kafka-topics --describe of Apache Kafka 4.4.x through a stop and start of a
 #                     broker (a second gregor, --brokers 3, driven by its admin listener), then
-#                     kafka-leader-election --election-type preferred
+#                     kafka-leader-election --election-type preferred, kafka-reassign-partitions
+#                     (--generate/--execute/--verify/--list/--cancel), kafka-dump-log
+#                     --cluster-metadata-decoder of gregor's metadata log
+#   failover-clients-<v>/...  kafka-clients 4.4.x (FailoverTests) on that gregor: an idempotent
+#                     producer and a group consumer through stops, ElectLeaders, reassignments and
+#                     a coordinator stop, every acknowledged record read once, offsets kept; a
+#                     transactional producer following its coordinator
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -420,21 +426,8 @@ failover_tests() {
   base="$LOGS/$label"
   echo "== Apache Kafka $v44 tools through a broker stop and start"
   # Three consecutive free ports for the brokers, one more for the admin listener.
-  read -r port admin < <(python3 -c '
-import socket
-def free(n):
-    while True:
-        s0 = socket.socket(); s0.bind(("127.0.0.1", 0)); p = s0.getsockname()[1]; s0.close()
-        socks = []
-        try:
-            for q in range(p, p + n):
-                s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
-            return p
-        except OSError:
-            pass
-        finally:
-            for s in socks: s.close()
-print(free(3), free(1))')
+  port="$(gregor_free_ports 3)"
+  admin="$(gregor_free_port)"
   data="$(mktemp -d /tmp/gregor-failover.XXXXXX)"
   "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --brokers 3 --admin-listen "127.0.0.1:$admin" \
     --override default.replication.factor=3 --override auto.leader.rebalance.enable=false \
@@ -478,9 +471,61 @@ print(free(3), free(1))')
   "${elect[@]}" --election-type preferred --topic fo --partition 0 >"$base-elect-again.out" 2>&1
   admin_check "$label/kafka-leader-election-not-needed" "$base-elect-again.out" \
     "Valid replica already elected for partitions fo-0"
+  reassign_cases "$label" "$bootstrap" "${java[@]}"
+  # Kafka's DumpLogSegments decodes gregor's metadata log, reassignments and fencing included
+  # (kafka-metadata-shell is not published to Maven Central, so this is the reader used).
+  "${java[@]}" org.apache.kafka.tools.DumpLogSegments --cluster-metadata-decoder \
+    --files "$data/__cluster_metadata-0/00000000000000000000.log" >"$base-dump-log.out" 2>&1
+  admin_check "$label/kafka-dump-log-cluster-metadata" "$base-dump-log.out" \
+    '"type":"PARTITION_CHANGE_RECORD".*"removingReplicas":\[[123]\],"addingReplicas":\[[123]\]'
+  admin_check "$label/kafka-dump-log-brokers-fenced" "$base-dump-log.out" \
+    '"type":"FENCE_BROKER_RECORD","version":0,"data":\{"id":1,'
+  # Clients through it all (FailoverTests): elections, reassignments, stops, coordinators moving.
+  local clients
+  clients="failover-clients-$(lib_version client-4.4 kafka-clients)"
+  echo "== kafka-clients through broker stops, elections, reassignments and coordinator moves"
+  java_cases "$clients" 180 "$CLIENT_CP" failover --bootstrap "$bootstrap" \
+    --admin "127.0.0.1:$admin" --label "$clients"
   kill "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   rm -rf "$data"
+}
+
+# reassign_cases LABEL BOOTSTRAP JAVA...: kafka-reassign-partitions of the three-broker gregor:
+# --generate a move off broker 1, --execute it (new replicas are in sync at once: it completes in
+# the request), --verify, --list, --describe, --cancel of a completed one, and a broker the
+# cluster does not have. Outputs as Kafka 4.4's tool prints them (checked against a single 4.4
+# broker where one broker suffices: --list, --verify, --cancel, unknown brokers).
+reassign_cases() {
+  local label="$1" bootstrap="$2"
+  shift 2
+  local java=("$@") base
+  base="$LOGS/$label-reassign"
+  local reassign=("${java[@]}" org.apache.kafka.tools.reassign.ReassignPartitionsCommand --bootstrap-server "$bootstrap")
+  local topics=("${java[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap")
+  "${topics[@]}" --create --topic mv --partitions 3 --replication-factor 2 >"$base-create.out" 2>&1
+  echo '{"topics":[{"topic":"mv"}],"version":1}' >"$base-topics.json"
+  "${reassign[@]}" --generate --topics-to-move-json-file "$base-topics.json" --broker-list 2,3 >"$base-generate.out" 2>&1
+  admin_check "$label/kafka-reassign-generate" "$base-generate.out" \
+    '^\{"version":1,"partitions":\[\{"topic":"mv","partition":0,"replicas":\[[23],[23]\],"log_dirs":\["any","any"\]\}'
+  tail -n 1 "$base-generate.out" >"$base-plan.json"
+  "${reassign[@]}" --execute --reassignment-json-file "$base-plan.json" >"$base-execute.out" 2>&1
+  admin_check "$label/kafka-reassign-execute" "$base-execute.out" \
+    "^Successfully started partition reassignments for mv-0,mv-1,mv-2$"
+  "${reassign[@]}" --verify --reassignment-json-file "$base-plan.json" >"$base-verify.out" 2>&1
+  admin_check "$label/kafka-reassign-verify" "$base-verify.out" \
+    "^Reassignment of partition mv-2 is completed\.$" "Error|is still in progress"
+  "${reassign[@]}" --list >"$base-list.out" 2>&1
+  admin_check "$label/kafka-reassign-list" "$base-list.out" "^No partition reassignments found\.$"
+  "${topics[@]}" --describe --topic mv >"$base-describe.out" 2>&1
+  admin_check "$label/kafka-reassign-describe-moved" "$base-describe.out" \
+    "Partition: 0.*Leader: [23].*Replicas: [23],[23]\s" "Replicas: .*1|Leader: 1"
+  "${reassign[@]}" --cancel --reassignment-json-file "$base-plan.json" >"$base-cancel.out" 2>&1
+  admin_check "$label/kafka-reassign-cancel-none-active" "$base-cancel.out" \
+    "^None of the specified partition reassignments are active\.$"
+  echo '{"version":1,"partitions":[{"topic":"mv","partition":0,"replicas":[9,2],"log_dirs":["any","any"]}]}' >"$base-unknown.json"
+  "${reassign[@]}" --execute --reassignment-json-file "$base-unknown.json" >"$base-unknown.out" 2>&1
+  admin_check "$label/kafka-reassign-unknown-broker" "$base-unknown.out" "^Error: Unknown broker id 9$"
 }
 
 # ---- crash ----------------------------------------------------------------------------------

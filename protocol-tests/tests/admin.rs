@@ -20,7 +20,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 
 const POLICY_VIOLATION: i16 = 44;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 
 fn op(name: &str, op: i8, value: Option<&str>) -> AlterableConfig {
     AlterableConfig::default()

@@ -15,8 +15,6 @@ use kafka_protocol::messages::create_partitions_request::{
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::*;
 
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-
 async fn three_brokers() -> Result<TestBroker> {
     TestBroker::start_with(|c| {
         c.brokers = 3;

@@ -1,7 +1,9 @@
 //! Leader elections and ISR changes, as Kafka's controller makes them (the part of
 //! `PartitionChangeBuilder` and of `ReplicationControlManager`'s broker handlers that gregor
-//! needs; no eligible leader replicas, no reassignments). Sans-IO: each function reads an image
-//! and returns the metadata records to commit; the catalog commits them and replays them.
+//! needs; no eligible leader replicas). Sans-IO: each function reads an image and returns the
+//! metadata records to commit; the catalog commits them and replays them. Every change goes
+//! through `build_change`, which also completes a partition reassignment (`reassignment`) once
+//! its new replicas are in sync.
 //!
 //! - A broker that stops is fenced (`broker_fenced`): it leaves every ISR, and each partition it
 //!   led elects the first replica (in replica order) that is in the new ISR and on a live broker,
@@ -26,7 +28,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::image::{replay_all, MetadataImage, PartitionRegistration, ReplayError, TopicImage};
-use super::records::{MetadataRecord, PartitionChangeRecord, NO_LEADER, RESOURCE_TOPIC};
+use super::records::{
+    MetadataRecord, PartitionChangeRecord, NO_LEADER, NO_LEADER_CHANGE, RESOURCE_TOPIC,
+};
 
 /// The topic config (and broker default) that allows unclean elections.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
@@ -62,7 +66,7 @@ impl Default for ElectionPolicy {
 
 impl ElectionPolicy {
     /// Unclean elections are allowed for this topic (its override, else the broker default).
-    fn unclean(&self, image: &MetadataImage, topic: &str) -> bool {
+    pub fn unclean(&self, image: &MetadataImage, topic: &str) -> bool {
         image
             .configs
             .get(&(RESOURCE_TOPIC, topic.to_string()))
@@ -87,18 +91,85 @@ pub fn is_active(image: &MetadataImage, id: i32) -> bool {
         .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
 }
 
+/// What a change of one partition aims for (the targets of Kafka's PartitionChangeBuilder);
+/// `ChangeTarget::of` starts from the partition as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeTarget {
+    pub isr: Vec<i32>,
+    pub replicas: Vec<i32>,
+    pub removing: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub election: Election,
+}
+
+impl ChangeTarget {
+    /// The partition's own replicas, ISR and reassignment, with an online election.
+    pub fn of(reg: &PartitionRegistration) -> Self {
+        ChangeTarget {
+            isr: reg.isr.clone(),
+            replicas: reg.replicas.clone(),
+            removing: reg.removing_replicas.clone(),
+            adding: reg.adding_replicas.clone(),
+            election: Election::Online,
+        }
+    }
+
+    /// PartitionReassignmentReplicas.maybeCompleteReassignment: a reassignment whose target
+    /// replicas are all in the ISR (and that keeps some ISR member) ends; the replicas it
+    /// removes leave both lists.
+    fn complete_reassignment(&mut self) {
+        if self.removing.is_empty() && self.adding.is_empty() {
+            return;
+        }
+        let (isr, replicas) = (
+            without(&self.isr, &self.removing),
+            without(&self.replicas, &self.removing),
+        );
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
+            return;
+        }
+        self.isr = isr;
+        self.replicas = replicas;
+        self.removing.clear();
+        self.adding.clear();
+    }
+}
+
+/// `list` in order, less the brokers in `gone`.
+pub fn without(list: &[i32], gone: &[i32]) -> Vec<i32> {
+    list.iter().copied().filter(|r| !gone.contains(r)).collect()
+}
+
 /// The change one partition needs to reach `target_isr` with a leader chosen by `election`
-/// among the replicas `acceptable` allows (PartitionChangeBuilder.build); `None` when nothing
-/// changes.
+/// among the replicas `acceptable` allows; `None` when nothing changes.
 pub fn partition_change(
-    (topic_id, partition): (Uuid, i32),
+    id: (Uuid, i32),
     reg: &PartitionRegistration,
     target_isr: Vec<i32>,
     election: Election,
     acceptable: &dyn Fn(i32) -> bool,
 ) -> Option<PartitionChangeRecord> {
+    let target = ChangeTarget {
+        isr: target_isr,
+        election,
+        ..ChangeTarget::of(reg)
+    };
+    build_change(id, reg, target, acceptable)
+}
+
+/// The record that takes one partition to `target` (PartitionChangeBuilder.build): a
+/// reassignment whose new replicas are all in sync completes first, then the leader is elected
+/// among the target replicas; a replica list that loses a replica bumps the leader epoch even
+/// when the leader stays; only what differs from the partition is set. `None` when nothing does.
+pub fn build_change(
+    (topic_id, partition): (Uuid, i32),
+    reg: &PartitionRegistration,
+    mut target: ChangeTarget,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> Option<PartitionChangeRecord> {
+    target.complete_reassignment();
     let mut change = PartitionChangeRecord::new(topic_id, partition);
-    let (leader, unclean) = elect(reg, &target_isr, election, acceptable);
+    let (leader, unclean) = elect(reg, &target, acceptable);
     if leader != reg.leader {
         change.leader = leader;
         if unclean {
@@ -107,35 +178,51 @@ pub fn partition_change(
             change.isr = Some(vec![leader]);
         }
     }
-    // Without eligible leader replicas the ISR never becomes empty: its last member stays.
-    if change.isr.is_none() && !target_isr.is_empty() && target_isr != reg.isr {
-        change.isr = Some(target_isr);
+    // triggerLeaderEpochBumpForReplicaReassignmentIfNeeded: a replica that leaves must not
+    // be able to act on the old epoch, so the leader is "elected" again.
+    if change.leader == NO_LEADER_CHANGE
+        && !reg.replicas.iter().all(|r| target.replicas.contains(r))
+    {
+        change.leader = reg.leader;
     }
-    let unchanged = change.leader == super::records::NO_LEADER_CHANGE && change.isr.is_none();
+    // Without eligible leader replicas the ISR never becomes empty: its last member stays.
+    if change.isr.is_none() && !target.isr.is_empty() && target.isr != reg.isr {
+        change.isr = Some(target.isr);
+    }
+    if !target.replicas.is_empty() && target.replicas != reg.replicas {
+        change.replicas = Some(target.replicas);
+    }
+    if target.removing != reg.removing_replicas {
+        change.removing_replicas = Some(target.removing);
+    }
+    if target.adding != reg.adding_replicas {
+        change.adding_replicas = Some(target.adding);
+    }
+    let unchanged = change == PartitionChangeRecord::new(topic_id, partition);
     (!unchanged).then_some(change)
 }
 
-/// The leader `election` picks, and whether the pick is unclean (electLeader).
+/// The leader the target's election picks among its replicas, and whether the pick is unclean
+/// (electPreferredLeader / electAnyLeader).
 fn elect(
     reg: &PartitionRegistration,
-    target_isr: &[i32],
-    election: Election,
+    target: &ChangeTarget,
     acceptable: &dyn Fn(i32) -> bool,
 ) -> (i32, bool) {
-    let valid = |r: i32| target_isr.contains(&r) && acceptable(r);
-    if election == Election::Preferred {
-        if let Some(&preferred) = reg.replicas.first().filter(|&&r| valid(r)) {
+    let valid = |r: i32| target.isr.contains(&r) && acceptable(r);
+    if target.election == Election::Preferred {
+        if let Some(&preferred) = target.replicas.first().filter(|&&r| valid(r)) {
             return (preferred, false);
         }
     }
     if valid(reg.leader) {
         return (reg.leader, false);
     }
-    if let Some(&r) = reg.replicas.iter().find(|&&r| valid(r)) {
+    if let Some(&r) = target.replicas.iter().find(|&&r| valid(r)) {
         return (r, false);
     }
-    if election == Election::Unclean {
-        if let Some(&r) = reg.replicas.iter().find(|&&r| acceptable(r)) {
+    if target.election == Election::Unclean {
+        if let Some(&r) = target.replicas.iter().find(|&&r| acceptable(r)) {
             return (r, true);
         }
     }
@@ -323,8 +410,11 @@ impl Pending {
 
 /// Every live replica back in the ISR of its partition where the partition has a leader (the
 /// leader's AlterPartition once the replica caught up, which with one copy of the data is at
-/// once; appended last, in replica order, as Kafka's Partition.expandIsr appends).
-fn rejoin_isrs(image: &MetadataImage) -> Vec<MetadataRecord> {
+/// once; appended last, in replica order, as Kafka's Partition.expandIsr appends). A
+/// reassignment whose new replicas are then all in sync completes in the same change, as the
+/// controller completes it on that AlterPartition.
+pub fn rejoin_isrs(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| is_active(image, r);
     changes(image, |t, p, reg| {
         if reg.leader == NO_LEADER {
             return None;
@@ -334,10 +424,14 @@ fn rejoin_isrs(image: &MetadataImage) -> Vec<MetadataRecord> {
             .iter()
             .filter(|r| !reg.isr.contains(r) && is_active(image, **r));
         let isr: Vec<i32> = reg.isr.iter().chain(behind).copied().collect();
-        (isr.len() > reg.isr.len()).then(|| PartitionChangeRecord {
-            isr: Some(isr),
-            ..PartitionChangeRecord::new(t.id, p)
-        })
+        if isr.len() == reg.isr.len() {
+            return None;
+        }
+        let target = ChangeTarget {
+            isr,
+            ..ChangeTarget::of(reg)
+        };
+        build_change((t.id, p), reg, target, &acceptable)
     })
 }
 
@@ -360,8 +454,8 @@ pub fn preferred_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::records::{ConfigRecord, PartitionRecord, NO_LEADER_CHANGE};
+pub(crate) mod tests {
+    use super::super::records::{ConfigRecord, PartitionRecord};
     use super::*;
 
     const T: Uuid = Uuid::from_u128(7);
@@ -369,23 +463,35 @@ mod tests {
     /// Brokers 1-3 and topic "t" with one partition per replica list (every replica in sync,
     /// the first leading).
     fn image(lists: &[&[i32]]) -> MetadataImage {
-        let brokers = super::super::placement::tests::brokers(&[1, 2, 3], &[]);
+        image_of(&[1, 2, 3], &[], T, lists)
+    }
+
+    /// Brokers `ids` (those in `fenced` fenced, out of every ISR) and topic "t" (id `topic_id`)
+    /// with one partition per replica list, the first replica leading.
+    pub(crate) fn image_of(
+        ids: &[i32],
+        fenced: &[i32],
+        topic_id: Uuid,
+        lists: &[&[i32]],
+    ) -> MetadataImage {
+        let brokers = super::super::placement::tests::brokers(ids, fenced);
         let mut records: Vec<MetadataRecord> = brokers
             .values()
             .map(|b| MetadataRecord::RegisterBroker(b.to_record()))
             .collect();
         records.push(MetadataRecord::Topic {
             name: "t".into(),
-            topic_id: T,
+            topic_id,
         });
         for (p, r) in lists.iter().enumerate() {
-            let record = PartitionRecord::new_in_sync(T, p as i32, r.to_vec());
+            let mut record = PartitionRecord::new_in_sync(topic_id, p as i32, r.to_vec());
+            record.isr.retain(|b| !fenced.contains(b));
             records.push(MetadataRecord::Partition(record));
         }
         replay_all(Arc::new(MetadataImage::empty()), &records).unwrap()
     }
 
-    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+    pub(crate) fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
         replay_all(Arc::new(image.clone()), records).unwrap()
     }
 

@@ -22,6 +22,7 @@ pub mod election;
 pub mod image;
 pub mod metadata_log;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod topic;
 

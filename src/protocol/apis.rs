@@ -67,6 +67,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     // kafka-leader-election.sh (preferred from v0, unclean from v1).
     (ApiKey::ElectLeaders, r(0, 2)),
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
+    // kafka-reassign-partitions.sh; v1 is KIP-860 (allow_replication_factor_change).
+    (ApiKey::AlterPartitionReassignments, r(0, 1)),
+    (ApiKey::ListPartitionReassignments, r(0, 0)),
     (ApiKey::OffsetDelete, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
@@ -119,6 +122,8 @@ mod tests {
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
             ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
+            ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
+            ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
             ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,

@@ -9,6 +9,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod apis;
 pub mod authorized;
@@ -39,6 +40,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -231,6 +233,17 @@ async fn dispatch(
                 &off_request_threads(ctx, req, elect_leaders::handle).await?,
             )
         }
+        ApiKey::AlterPartitionReassignments => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, alter_partition_reassignments::handle).await?,
+            )
+        }
+        ApiKey::ListPartitionReassignments => respond(
+            ctx,
+            &list_partition_reassignments::handle(ctx, decode(f, v)?),
+        ),
         ApiKey::DescribeLogDirs => respond(ctx, &describe_log_dirs::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeProducers => respond(ctx, &describe_producers::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeTopicPartitions => {
@@ -266,8 +279,6 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::AlterPartitionReassignments
-        | ApiKey::ListPartitionReassignments
         | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas
         | ApiKey::DescribeUserScramCredentials

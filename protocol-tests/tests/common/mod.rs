@@ -54,6 +54,8 @@ pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
 pub const ELECTION_NOT_NEEDED: i16 = 84;
+pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 /// Versions used where a test is not about versions: the newest that still name topics.
 pub const PRODUCE_V: i16 = 12;
