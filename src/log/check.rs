@@ -8,7 +8,8 @@
 //! - offsets are dense: a segment's first batch starts at the segment's base offset, each batch
 //!   starts right after the previous one (also across segments), and each batch holds
 //!   `last_offset_delta + 1` records. Compacted logs (`cleanup.policy` with `compact` in the
-//!   topic's file under `gregor-metadata/topics/`, or `sparse_offsets`) keep their offsets but
+//!   topic's configs in the metadata log, or in its file under `gregor-metadata/topics/` in a
+//!   directory from before that log; or `sparse_offsets`) keep their offsets but
 //!   lose records: there offsets only have to increase, and a batch may hold fewer records;
 //! - the `.index` is strictly increasing and each entry points at the byte position of a batch whose
 //!   last offset is the entry's offset (Kafka's LogSegment.append indexes the batch's last offset);
@@ -103,8 +104,62 @@ pub fn check_data_dir(data_dir: &Path, opts: CheckOptions) -> io::Result<Vec<Par
         .collect()
 }
 
-/// Names of the topics whose stored configs make them compacted.
+/// Names of the topics whose stored configs make them compacted: as the metadata log says, or
+/// the topic files of a directory from before that log.
 fn compacted_topics(data_dir: &Path) -> Vec<String> {
+    compacted_in_metadata_log(data_dir).unwrap_or_else(|| compacted_in_topic_files(data_dir))
+}
+
+fn is_compacted(configs: &std::collections::BTreeMap<String, String>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
+}
+
+/// The compacted topics of the image `__cluster_metadata-0` holds, read from a copy of it in a
+/// temporary directory: opening a log may repair its files, and the checker changes nothing.
+/// `None` when the directory has no metadata log or it cannot be read.
+fn compacted_in_metadata_log(data_dir: &Path) -> Option<Vec<String>> {
+    use crate::metadata::metadata_log::{load_image, LocalMetadataLog, METADATA_DIR};
+    let src = data_dir.join(METADATA_DIR);
+    if !src.is_dir() {
+        return None;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let copy = std::env::temp_dir().join(format!("gregor-check-{}-{nanos}", std::process::id()));
+    let read = || -> Option<Vec<String>> {
+        let dst = copy.join(METADATA_DIR);
+        fs::create_dir_all(&dst).ok()?;
+        for entry in fs::read_dir(&src).ok()? {
+            let entry = entry.ok()?;
+            if entry.file_type().ok()?.is_file() {
+                fs::copy(entry.path(), dst.join(entry.file_name())).ok()?;
+            }
+        }
+        let storage = std::sync::Arc::new(crate::log::storage::FileStorage);
+        let log = LocalMetadataLog::open(storage, &copy, false, 0).ok()?;
+        let image = load_image(&log).ok()?;
+        Some(
+            image
+                .topics
+                .iter()
+                .filter(|t| {
+                    is_compacted(
+                        &image.configs_of(crate::metadata::records::RESOURCE_TOPIC, &t.name),
+                    )
+                })
+                .map(|t| t.name.clone())
+                .collect(),
+        )
+    };
+    let compacted = read();
+    let _ = fs::remove_dir_all(&copy);
+    compacted
+}
+
+fn compacted_in_topic_files(data_dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(data_dir.join("gregor-metadata/topics")) else {
         return Vec::new();
     };
@@ -112,11 +167,7 @@ fn compacted_topics(data_dir: &Path) -> Vec<String> {
         .filter_map(|e| e.ok())
         .filter_map(|e| fs::read_to_string(e.path()).ok())
         .filter_map(|text| crate::metadata::topic::TopicFile::parse(&text))
-        .filter(|t| {
-            t.configs
-                .get("cleanup.policy")
-                .is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
-        })
+        .filter(|t| is_compacted(&t.configs))
         .map(|t| t.name)
         .collect()
 }
@@ -740,20 +791,69 @@ mod tests {
         assert_eq!(r.log_end_offset, hit.base_offset);
     }
 
-    #[test]
-    fn compacted_logs_may_have_gaps() {
+    /// A segment of four two-record batches at offsets 0, 2, 10 and 12: a compacted log's gaps.
+    fn write_gapped_log(dir: &Path) {
         use crate::log::batch::{assign_offsets, HEADER_LEN};
         use crate::log::segment::Segment;
         use crate::log::storage::FileStorage;
-        let dir = tempfile::tempdir().unwrap();
-        let mut seg = Segment::create(&FileStorage::shared(), dir.path(), 0).unwrap();
+        fs::create_dir_all(dir).unwrap();
+        let mut seg = Segment::create(&FileStorage::shared(), dir, 0).unwrap();
         for (i, base) in [0i64, 2, 10, 12].into_iter().enumerate() {
             let b = make_batch(&[b"k1", b"k2"], 1000 + i as i64, None);
             let h = assign_offsets(&b, base, 0, None);
             let parsed = BatchHeader::parse(&h).unwrap();
             seg.append(&h, &b[HEADER_LEN..], &parsed, 100, 0).unwrap();
         }
-        drop(seg);
+    }
+
+    #[test]
+    fn compacted_topics_are_known_from_the_metadata_log() {
+        use crate::metadata::metadata_log::{LocalMetadataLog, MetadataLog, METADATA_DIR};
+        use crate::metadata::records::{ConfigRecord, MetadataRecord, RESOURCE_TOPIC};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = std::sync::Arc::new(crate::log::storage::FileStorage);
+        let log = LocalMetadataLog::open(storage, dir.path(), true, 0).unwrap();
+        let topic = |name: &str| MetadataRecord::Topic {
+            name: name.to_string(),
+            topic_id: uuid::Uuid::new_v4(),
+        };
+        let compact = MetadataRecord::Config(ConfigRecord {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: "kept".to_string(),
+            name: "cleanup.policy".to_string(),
+            value: Some("compact,delete".to_string()),
+        });
+        log.append(&[topic("kept"), compact, topic("dense")], 0)
+            .unwrap();
+        log.close(0).unwrap();
+        drop(log);
+        write_gapped_log(&dir.path().join("kept-0"));
+        write_gapped_log(&dir.path().join("dense-0"));
+        let listing = |d: &Path| {
+            let mut names: Vec<_> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing(&dir.path().join(METADATA_DIR));
+        let reports = check_data_dir(dir.path(), strict()).unwrap();
+        let problems = |name: &str| {
+            let r = reports.iter().find(|r| r.dir.ends_with(name)).unwrap();
+            r.problems.clone()
+        };
+        // The compacted topic's gaps are allowed, the other topic's are not.
+        assert!(problems("kept-0").is_empty(), "{:?}", problems("kept-0"));
+        assert!(!problems("dense-0").is_empty());
+        // The metadata log itself was read from a copy: its files are as they were.
+        assert_eq!(listing(&dir.path().join(METADATA_DIR)), before);
+    }
+
+    #[test]
+    fn compacted_logs_may_have_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        write_gapped_log(dir.path());
         let r = check_partition(dir.path(), strict()).unwrap();
         assert!(
             r.problems.iter().any(|p| p.contains("offset 10 but 4")),
