@@ -68,6 +68,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ElectLeaders, r(0, 2)),
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
+    // kafka-configs --entity-type users: SCRAM credentials in the metadata log.
+    (ApiKey::DescribeUserScramCredentials, r(0, 0)),
+    (ApiKey::AlterUserScramCredentials, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
     (ApiKey::DescribeTransactions, r(0, 0)),
@@ -130,6 +133,8 @@ mod tests {
             ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
+            ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
+            ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)
