@@ -85,6 +85,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::OffsetForLeaderEpoch,
         // Per-version tests in failover.rs.
         ApiKey::ElectLeaders,
+        // Per-version tests in security.rs.
+        ApiKey::DescribeUserScramCredentials,
+        ApiKey::AlterUserScramCredentials,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -68,6 +68,7 @@ const USED: &[&str] = &[
     "broker.id",
     "compression.type",
     "connections.max.idle.ms",
+    "controller.listener.names",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -76,6 +77,8 @@ const USED: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "group.min.session.timeout.ms",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
     "log.cleaner.dedupe.buffer.size",
@@ -116,7 +119,19 @@ const USED: &[&str] = &[
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
     "queued.max.request.bytes",
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "sasl.server.max.receive.size",
     "socket.request.max.bytes",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
@@ -124,6 +139,25 @@ const USED: &[&str] = &[
     "transactional.id.expiration.ms",
     "unclean.leader.election.enable",
 ];
+
+/// Whether gregor acts on a setting: one of USED, also per listener
+/// (`listener.name.<l>.ssl.client.auth`) and per listener and mechanism
+/// (`listener.name.<l>.plain.sasl.jaas.config`).
+fn is_used(name: &str) -> bool {
+    if USED.contains(&name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("listener.name.") else {
+        return false;
+    };
+    let Some((_, setting)) = rest.split_once('.') else {
+        return false;
+    };
+    USED.contains(&setting)
+        || setting.split_once('.').is_some_and(|(mechanism, s)| {
+            s == "sasl.jaas.config" && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
+        })
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -406,7 +440,7 @@ impl Config {
                     || IMAGE_EXTRAS.contains(&name.as_str()) => {}
                 None => return Err(ConfigError::Unknown(name.clone())),
             }
-            if !USED.contains(&name.as_str()) {
+            if !is_used(name) {
                 unused.push(name.clone());
             }
         }
@@ -1002,12 +1036,20 @@ mod tests {
         let c = load(
             &[
                 "num.network.threads=3",
+                "listener.name.internal.ssl.keystore.password=x",
                 "listener.name.internal.ssl.keystore.location=/x",
+                "listener.name.internal.scram-sha-512.sasl.jaas.config=x",
             ],
             &[],
         )
         .unwrap();
-        assert_eq!(c.unused.len(), 2);
+        assert_eq!(
+            c.unused,
+            vec![
+                "listener.name.internal.ssl.keystore.password".to_string(),
+                "num.network.threads".to_string()
+            ]
+        );
         // JVM variables of the image are not configs.
         assert!(load(&[], &[("KAFKA_HEAP_OPTS", "-Xmx1G")]).is_ok());
     }

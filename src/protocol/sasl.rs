@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
     ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
     SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 
 use super::response::ResponseFrame;
 use super::{apis, encode, errors, Reply, Session};
@@ -225,7 +225,8 @@ fn handshake(session: &mut Session, sasl: &SaslSettings, mut frame: Bytes, versi
             errors::UNSUPPORTED_SASL_MECHANISM
         })
         .with_mechanisms(mechanisms);
-    let reply = encode(h.correlation_id, 0, version, &resp, Default::default());
+    let hv = <SaslHandshakeResponse as HeaderVersion>::header_version(version);
+    let reply = encode(h.correlation_id, hv, version, &resp, Default::default());
     match chosen {
         Some(m) => {
             let server = MechanismServer::new(m);
@@ -270,7 +271,7 @@ fn authenticate(
         Ok(p) => p,
         Err(e) => return Reply::Close(e),
     };
-    let hv = if version >= 2 { 1 } else { 0 };
+    let hv = <SaslAuthenticateResponse as HeaderVersion>::header_version(version);
     let SaslState::Authenticate(server) = &mut session.sasl else {
         return Reply::Close("SaslAuthenticate outside the exchange".into());
     };
@@ -285,6 +286,7 @@ fn authenticate(
             }
             // connections.max.reauth.ms is 0 (no re-authentication): lifetime 0.
             let resp = SaslAuthenticateResponse::default()
+                .with_error_message(None)
                 .with_auth_bytes(Bytes::from(token))
                 .with_session_lifetime_ms(0);
             encode(h.correlation_id, hv, version, &resp, Default::default())

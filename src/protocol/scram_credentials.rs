@@ -35,7 +35,9 @@ pub fn describe(
 ) -> DescribeUserScramCredentialsResponse {
     let image = ctx.broker.catalog.image();
     let results = describe_image(&image, req.users.map(|u| u.into_iter().map(|n| n.name.to_string()).collect()));
-    DescribeUserScramCredentialsResponse::default().with_results(results)
+    DescribeUserScramCredentialsResponse::default()
+        .with_error_message(None)
+        .with_results(results)
 }
 
 fn result(user: &str, code: i16, message: Option<String>) -> DescribeUserScramCredentialsResult {
