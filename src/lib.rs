@@ -94,7 +94,11 @@ pub async fn start_on(
                     .checked_add(i)
                     .ok_or_else(|| std::io::Error::other("listen port out of range"))?
             };
-            let host = if c.host.is_empty() { "0.0.0.0" } else { c.host.as_str() };
+            let host = if c.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                c.host.as_str()
+            };
             let tcp = TcpListener::bind((host, port)).await?;
             let local = tcp.local_addr()?;
             let (host, port) = match &c.advertised {

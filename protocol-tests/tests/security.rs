@@ -30,9 +30,15 @@ const INVALID_SCRAM: &str =
 /// A broker with a PLAINTEXT and a SASL_PLAINTEXT listener (PLAIN and SCRAM-SHA-512).
 async fn sasl_broker(extra: &[(&str, &str)]) -> Result<TestBroker> {
     let mut props = vec![
-        ("listeners", "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        ),
         ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
-        ("listener.name.sasl_plaintext.plain.sasl.jaas.config", PLAIN_JAAS),
+        (
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            PLAIN_JAAS,
+        ),
     ];
     props.extend_from_slice(extra);
     TestBroker::start_with_properties(&props).await
@@ -55,7 +61,11 @@ async fn handshake(c: &mut Client, version: i16, mechanism: &str) -> Result<Sasl
     .await
 }
 
-async fn authenticate(c: &mut Client, version: i16, token: &[u8]) -> Result<SaslAuthenticateResponse> {
+async fn authenticate(
+    c: &mut Client,
+    version: i16,
+    token: &[u8],
+) -> Result<SaslAuthenticateResponse> {
     c.request(
         version,
         SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
@@ -67,7 +77,11 @@ fn mechanisms(r: &SaslHandshakeResponse) -> Vec<String> {
     r.mechanisms.iter().map(|m| m.to_string()).collect()
 }
 
-async fn plain_login(c: &mut Client, user: &str, password: &str) -> Result<SaslAuthenticateResponse> {
+async fn plain_login(
+    c: &mut Client,
+    user: &str,
+    password: &str,
+) -> Result<SaslAuthenticateResponse> {
     api_versions(c).await?;
     let h = handshake(c, 1, "PLAIN").await?;
     ensure!(h.error_code == NONE, "{h:?}");
@@ -83,22 +97,26 @@ async fn the_gate_closes_on_other_requests_before_authentication() -> Result<()>
     let b = sasl_broker(&[]).await?;
     // Metadata first.
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
-    c.send_request(METADATA_V, &MetadataRequest::default()).await?;
+    c.send_request(METADATA_V, &MetadataRequest::default())
+        .await?;
     c.expect_closed().await?;
     // After ApiVersions, still nothing but the handshake.
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
     api_versions(&mut c).await?;
-    c.send_request(METADATA_V, &MetadataRequest::default()).await?;
+    c.send_request(METADATA_V, &MetadataRequest::default())
+        .await?;
     c.expect_closed().await?;
     // Once the handshake chose a mechanism, only SaslAuthenticate.
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
     api_versions(&mut c).await?;
     ensure!(handshake(&mut c, 1, "PLAIN").await?.error_code == NONE);
-    c.send_request(METADATA_V, &MetadataRequest::default()).await?;
+    c.send_request(METADATA_V, &MetadataRequest::default())
+        .await?;
     c.expect_closed().await?;
     // A SaslAuthenticate before any handshake.
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
-    c.send_request(2, &SaslAuthenticateRequest::default()).await?;
+    c.send_request(2, &SaslAuthenticateRequest::default())
+        .await?;
     c.expect_closed().await?;
     // A frame above sasl.server.max.receive.size before authentication.
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
@@ -108,7 +126,10 @@ async fn the_gate_closes_on_other_requests_before_authentication() -> Result<()>
     let mut c = b.client_on("PLAINTEXT").await?;
     metadata_ok(&mut c).await?;
     let h = handshake(&mut c, 1, "PLAIN").await?;
-    ensure!(h.error_code == ILLEGAL_SASL_STATE && h.mechanisms.is_empty(), "{h:?}");
+    ensure!(
+        h.error_code == ILLEGAL_SASL_STATE && h.mechanisms.is_empty(),
+        "{h:?}"
+    );
     Ok(())
 }
 
@@ -132,12 +153,21 @@ async fn plain_at_every_authenticate_version() -> Result<()> {
         ensure!(h.error_code == NONE, "{h:?}");
         ensure!(mechanisms(&h) == ["PLAIN", "SCRAM-SHA-512"], "{h:?}");
         let r = authenticate(&mut c, v, b"\0alice\0alice-secret").await?;
-        ensure!(r.error_code == NONE && r.error_message.is_none(), "v{v}: {r:?}");
-        ensure!(r.auth_bytes.is_empty() && r.session_lifetime_ms == 0, "v{v}: {r:?}");
+        ensure!(
+            r.error_code == NONE && r.error_message.is_none(),
+            "v{v}: {r:?}"
+        );
+        ensure!(
+            r.auth_bytes.is_empty() && r.session_lifetime_ms == 0,
+            "v{v}: {r:?}"
+        );
         // Authenticated: requests are served, and Metadata names this listener's endpoint.
         let m = metadata_ok(&mut c).await?;
         let port = b.listener_addr("SASL_PLAINTEXT")?.port();
-        ensure!(m.brokers.len() == 1 && m.brokers[0].port == i32::from(port), "{m:?}");
+        ensure!(
+            m.brokers.len() == 1 && m.brokers[0].port == i32::from(port),
+            "{m:?}"
+        );
         // A second handshake now reaches the usual handler.
         let h = handshake(&mut c, 1, "PLAIN").await?;
         ensure!(h.error_code == ILLEGAL_SASL_STATE, "{h:?}");
@@ -195,7 +225,12 @@ async fn sasl_handshake_v0_exchanges_raw_tokens() -> Result<()> {
 
 // ----- SCRAM -----
 
-fn upsertion(user: &str, m: ScramMechanism, password: &str, iterations: i32) -> ScramCredentialUpsertion {
+fn upsertion(
+    user: &str,
+    m: ScramMechanism,
+    password: &str,
+    iterations: i32,
+) -> ScramCredentialUpsertion {
     let salt = b"a-salt-of-the-client".to_vec();
     let salted = m.salted_password(password.as_bytes(), &salt, iterations.max(1) as u32);
     ScramCredentialUpsertion::default()
@@ -253,23 +288,42 @@ async fn scram_login(
             _ => {}
         }
     }
-    ensure!(nonce.starts_with("clientnonce123") && nonce.len() > 14, "{server_first}");
-    let nonce = if spoil_nonce { format!("{nonce}x") } else { nonce.to_string() };
+    ensure!(
+        nonce.starts_with("clientnonce123") && nonce.len() > 14,
+        "{server_first}"
+    );
+    let nonce = if spoil_nonce {
+        format!("{nonce}x")
+    } else {
+        nonce.to_string()
+    };
     let without_proof = format!("c=biws,r={nonce}");
     let auth = format!("{bare},{server_first},{without_proof}");
     let salted = m.salted_password(password.as_bytes(), &salt, iterations);
     let client_key = m.hmac(&salted, b"Client Key");
     let signature = m.hmac(&m.hash(&client_key), auth.as_bytes());
-    let mut proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+    let mut proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(a, b)| a ^ b)
+        .collect();
     if spoil_proof {
         proof[0] ^= 1;
     }
-    let r = authenticate(c, 2, format!("{without_proof},p={}", B64.encode(&proof)).as_bytes()).await?;
+    let r = authenticate(
+        c,
+        2,
+        format!("{without_proof},p={}", B64.encode(&proof)).as_bytes(),
+    )
+    .await?;
     if r.error_code == NONE {
         // The server proves it knows the credential too.
         let server_key = m.hmac(&salted, b"Server Key");
         let expected = format!("v={}", B64.encode(m.hmac(&server_key, auth.as_bytes())));
-        ensure!(r.auth_bytes == expected.as_bytes(), "server signature {r:?}");
+        ensure!(
+            r.auth_bytes == expected.as_bytes(),
+            "server signature {r:?}"
+        );
     }
     Ok(r)
 }
@@ -279,7 +333,12 @@ async fn scram_users_are_managed_and_authenticate() -> Result<()> {
     let mut b = sasl_broker(&[]).await?;
     let m = ScramMechanism::Sha512;
     let mut admin = b.client_on("PLAINTEXT").await?;
-    let r = alter(&mut admin, vec![], vec![upsertion("alice", m, "alice-scram", 8192)]).await?;
+    let r = alter(
+        &mut admin,
+        vec![],
+        vec![upsertion("alice", m, "alice-scram", 8192)],
+    )
+    .await?;
     ensure!(r == [("alice".to_string(), NONE)], "{r:?}");
 
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
@@ -328,7 +387,10 @@ async fn describe_and_alter_user_scram_credentials_v0() -> Result<()> {
     let versions = api_versions(&mut c).await?;
     for key in [50, 51] {
         let k = versions.api_keys.iter().find(|k| k.api_key == key);
-        ensure!(k.is_some_and(|k| (k.min_version, k.max_version) == (0, 0)), "{key}: {k:?}");
+        ensure!(
+            k.is_some_and(|k| (k.min_version, k.max_version) == (0, 0)),
+            "{key}: {k:?}"
+        );
     }
     let r = alter(
         &mut c,
@@ -360,12 +422,19 @@ async fn describe_and_alter_user_scram_credentials_v0() -> Result<()> {
         );
     }
     ensure!(r.len() == expect.len(), "{r:?}");
-    alter(&mut c, vec![], vec![upsertion("alice", ScramMechanism::Sha512, "a", 8192)]).await?;
+    alter(
+        &mut c,
+        vec![],
+        vec![upsertion("alice", ScramMechanism::Sha512, "a", 8192)],
+    )
+    .await?;
 
     let describe = |users: Option<Vec<&str>>| {
-        DescribeUserScramCredentialsRequest::default().with_users(
-            users.map(|u| u.into_iter().map(|n| UserName::default().with_name(s(n))).collect()),
-        )
+        DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
+            u.into_iter()
+                .map(|n| UserName::default().with_name(s(n)))
+                .collect()
+        }))
     };
     let all = c.request(0, describe(None)).await?;
     ensure!(all.error_code == NONE && all.results.len() == 1, "{all:?}");
@@ -374,15 +443,24 @@ async fn describe_and_alter_user_scram_credentials_v0() -> Result<()> {
         .iter()
         .map(|i| (i.mechanism, i.iterations))
         .collect();
-    ensure!(all.results[0].user.as_str() == "alice" && infos == [(1, 4096), (2, 8192)], "{all:?}");
-    let some = c.request(0, describe(Some(vec!["nobody", "alice", "alice"]))).await?;
+    ensure!(
+        all.results[0].user.as_str() == "alice" && infos == [(1, 4096), (2, 8192)],
+        "{all:?}"
+    );
+    let some = c
+        .request(0, describe(Some(vec!["nobody", "alice", "alice"])))
+        .await?;
     let codes: Vec<(&str, i16)> = some
         .results
         .iter()
         .map(|r| (r.user.as_str(), r.error_code))
         .collect();
     ensure!(
-        codes == [("nobody", RESOURCE_NOT_FOUND), ("alice", DUPLICATE_RESOURCE)],
+        codes
+            == [
+                ("nobody", RESOURCE_NOT_FOUND),
+                ("alice", DUPLICATE_RESOURCE)
+            ],
         "{some:?}"
     );
     Ok(())
@@ -405,14 +483,21 @@ async fn metadata_answers_the_endpoints_of_the_listener_asked() -> Result<()> {
     let mut c = b.client_on("INTERNAL").await?;
     let m = metadata_ok(&mut c).await?;
     let port = i32::from(b.listener_addr("INTERNAL")?.port());
-    ensure!(m.brokers[0].host.as_str() == "127.0.0.1" && m.brokers[0].port == port, "{m:?}");
+    ensure!(
+        m.brokers[0].host.as_str() == "127.0.0.1" && m.brokers[0].port == port,
+        "{m:?}"
+    );
     let mut c = b.client_on("EXTERNAL").await?;
     let m = metadata_ok(&mut c).await?;
-    ensure!(m.brokers[0].host.as_str() == "kafka.example" && m.brokers[0].port == 19092, "{m:?}");
-    let d = c
-        .request(0, DescribeClusterRequest::default())
-        .await?;
-    ensure!(d.brokers[0].host.as_str() == "kafka.example" && d.brokers[0].port == 19092, "{d:?}");
+    ensure!(
+        m.brokers[0].host.as_str() == "kafka.example" && m.brokers[0].port == 19092,
+        "{m:?}"
+    );
+    let d = c.request(0, DescribeClusterRequest::default()).await?;
+    ensure!(
+        d.brokers[0].host.as_str() == "kafka.example" && d.brokers[0].port == 19092,
+        "{d:?}"
+    );
     Ok(())
 }
 
@@ -420,7 +505,10 @@ async fn metadata_answers_the_endpoints_of_the_listener_asked() -> Result<()> {
 async fn several_brokers_each_listen_on_every_listener() -> Result<()> {
     let b = TestBroker::start_with_properties_and(
         &[
-            ("listeners", "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            ),
             ("sasl.enabled.mechanisms", "PLAIN"),
             ("sasl.jaas.config", PLAIN_JAAS),
         ],
@@ -434,7 +522,12 @@ async fn several_brokers_each_listen_on_every_listener() -> Result<()> {
         .find(|(n, _)| n == "SASL_PLAINTEXT")
         .ok_or_else(|| anyhow::anyhow!("no SASL listener on broker 2"))?;
     let mut c = connect(*sasl2).await?;
-    ensure!(plain_login(&mut c, "alice", "alice-secret").await?.error_code == NONE);
+    ensure!(
+        plain_login(&mut c, "alice", "alice-secret")
+            .await?
+            .error_code
+            == NONE
+    );
     let m = metadata_ok(&mut c).await?;
     let ports: Vec<i32> = m.brokers.iter().map(|b| b.port).collect();
     let expected: Vec<i32> = b
@@ -462,17 +555,65 @@ impl Certs {
                 .args(args)
                 .current_dir(dir.path())
                 .output()?;
-            ensure!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            ensure!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             Ok(())
         };
         std::fs::write(
             dir.path().join("server.ext"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )?;
-        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=gregor-test-ca"])?;
-        for (name, subject) in [("server", "/CN=localhost"), ("client", "/O=acme/OU=eng/CN=alice")] {
-            run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", subject])?;
-            run(&["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{name}.pem"), "-days", "2", "-extfile", "server.ext"])?;
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gregor-test-ca",
+        ])?;
+        for (name, subject) in [
+            ("server", "/CN=localhost"),
+            ("client", "/O=acme/OU=eng/CN=alice"),
+        ] {
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
+            ])?;
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ])?;
         }
         Ok(Certs { dir })
     }
@@ -487,7 +628,9 @@ impl Certs {
 
     fn roots(&self) -> Result<rustls::RootCertStore> {
         let mut roots = rustls::RootCertStore::empty();
-        for (_, der) in gregor::security::tls::pem_blocks(&self.read("ca.pem")?).map_err(anyhow::Error::msg)? {
+        for (_, der) in
+            gregor::security::tls::pem_blocks(&self.read("ca.pem")?).map_err(anyhow::Error::msg)?
+        {
             roots.add(rustls::pki_types::CertificateDer::from(der))?;
         }
         Ok(roots)
@@ -495,9 +638,14 @@ impl Certs {
 
     fn client_identity(
         &self,
-    ) -> Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>)> {
-        let certs = gregor::security::tls::pem_blocks(&self.read("client.pem")?).map_err(anyhow::Error::msg)?;
-        let key = gregor::security::tls::pem_blocks(&self.read("client.key")?).map_err(anyhow::Error::msg)?;
+    ) -> Result<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )> {
+        let certs = gregor::security::tls::pem_blocks(&self.read("client.pem")?)
+            .map_err(anyhow::Error::msg)?;
+        let key = gregor::security::tls::pem_blocks(&self.read("client.key")?)
+            .map_err(anyhow::Error::msg)?;
         Ok((
             certs.into_iter().map(|(_, d)| d.into()).collect(),
             rustls::pki_types::PrivateKeyDer::Pkcs8(key[0].1.clone().into()),
@@ -554,7 +702,11 @@ async fn tls_listener_serves_produce_and_fetch_and_refuses_plaintext() -> Result
         produce_ok(&mut c, &topic, 0, values_batch(&["a", "b", "c"])).await?;
         // Fetch's file bytes go through the TLS stream (no sendfile under TLS).
         let p = fetch_one(&mut c, &topic, 0, 0, 1 << 20).await?;
-        let records = decode_records(p.records.as_ref().ok_or_else(|| anyhow::anyhow!("no records"))?)?;
+        let records = decode_records(
+            p.records
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("no records"))?,
+        )?;
         ensure!(records.len() == 3, "{records:?}");
     }
     // Plaintext Kafka bytes on the TLS port: closed, the broker unaffected.
@@ -574,7 +726,11 @@ async fn tls_listener_serves_produce_and_fetch_and_refuses_plaintext() -> Result
 #[tokio::test]
 async fn tls_client_auth_required_and_inline_pem() -> Result<()> {
     let certs = Certs::make()?;
-    let (key, chain, ca) = (certs.read("server.key")?, certs.read("server.pem")?, certs.read("ca.pem")?);
+    let (key, chain, ca) = (
+        certs.read("server.key")?,
+        certs.read("server.pem")?,
+        certs.read("ca.pem")?,
+    );
     // Inline PEM values, joined into single lines as continuation lines would make them.
     let one_line = |s: &str| s.replace('\n', " ");
     let (key, chain, ca) = (one_line(&key), one_line(&chain), one_line(&ca));
@@ -603,10 +759,16 @@ async fn tls_client_auth_required_and_inline_pem() -> Result<()> {
     // SASL over TLS: the gate and PLAIN as on SASL_PLAINTEXT.
     let sasl_ssl = b.listener_addr("SASL_SSL")?;
     let mut c = tls_client(sasl_ssl, &certs, false).await?;
-    c.send_request(METADATA_V, &MetadataRequest::default()).await?;
+    c.send_request(METADATA_V, &MetadataRequest::default())
+        .await?;
     c.expect_closed().await?;
     let mut c = tls_client(sasl_ssl, &certs, false).await?;
-    ensure!(plain_login(&mut c, "alice", "alice-secret").await?.error_code == NONE);
+    ensure!(
+        plain_login(&mut c, "alice", "alice-secret")
+            .await?
+            .error_code
+            == NONE
+    );
     let m = metadata_ok(&mut c).await?;
     ensure!(m.brokers[0].port == i32::from(sasl_ssl.port()), "{m:?}");
     Ok(())

@@ -50,7 +50,10 @@ impl SecurityProtocol {
     }
 
     pub fn is_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 
     pub fn is_tls(self) -> bool {
@@ -97,14 +100,20 @@ fn parse_endpoint(s: &str) -> Option<(String, String, u16)> {
     if name.is_empty() {
         return None;
     }
-    Some((name.to_ascii_uppercase(), host.to_string(), port.parse().ok()?))
+    Some((
+        name.to_ascii_uppercase(),
+        host.to_string(),
+        port.parse().ok()?,
+    ))
 }
 
 fn endpoints(setting: &str, list: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| parse_endpoint(l).ok_or_else(|| invalid(setting, list, "expected NAME://HOST:PORT")))
+        .map(|l| {
+            parse_endpoint(l).ok_or_else(|| invalid(setting, list, "expected NAME://HOST:PORT"))
+        })
         .collect()
 }
 
@@ -132,9 +141,7 @@ fn protocol_map(map: Option<&str>) -> Result<Vec<(String, SecurityProtocol)>, Co
 }
 
 /// The listeners the settings describe (see the module comment). `get` looks a setting up.
-pub fn listeners(
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<ListenerConfig>, ConfigError> {
+pub fn listeners(get: impl Fn(&str) -> Option<String>) -> Result<Vec<ListenerConfig>, ConfigError> {
     let map = protocol_map(get("listener.security.protocol.map").as_deref())?;
     let controllers: Vec<String> = get("controller.listener.names")
         .unwrap_or_default()
@@ -153,7 +160,11 @@ pub fn listeners(
             continue;
         }
         if out.iter().any(|l| l.name == name) {
-            return Err(invalid("listeners", &list, format!("listener {name} appears twice")));
+            return Err(invalid(
+                "listeners",
+                &list,
+                format!("listener {name} appears twice"),
+            ));
         }
         let protocol = map
             .iter()
@@ -180,7 +191,11 @@ pub fn listeners(
     if let Some(adv) = get("advertised.listeners") {
         for (name, host, port) in endpoints("advertised.listeners", &adv)? {
             let l = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
-                invalid("advertised.listeners", &adv, format!("{name} is not in listeners"))
+                invalid(
+                    "advertised.listeners",
+                    &adv,
+                    format!("{name} is not in listeners"),
+                )
             })?;
             l.advertised = Some((host, port));
         }

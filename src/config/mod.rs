@@ -155,7 +155,8 @@ fn is_used(name: &str) -> bool {
     };
     USED.contains(&setting)
         || setting.split_once('.').is_some_and(|(mechanism, s)| {
-            s == "sasl.jaas.config" && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
+            s == "sasl.jaas.config"
+                && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
         })
 }
 
@@ -933,7 +934,10 @@ mod tests {
     #[test]
     fn defaults_match_kafka() {
         let c = load(&[], &[]).unwrap();
-        assert_eq!(c.listeners, vec![ListenerConfig::plaintext("127.0.0.1", 9092)]);
+        assert_eq!(
+            c.listeners,
+            vec![ListenerConfig::plaintext("127.0.0.1", 9092)]
+        );
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
@@ -1083,8 +1087,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listeners.len(), 1);
-        assert_eq!((c.listeners[0].host.as_str(), c.listeners[0].port), ("", 9093));
-        assert_eq!(c.listeners[0].advertised, Some(("kafka".to_string(), 19092)));
+        assert_eq!(
+            (c.listeners[0].host.as_str(), c.listeners[0].port),
+            ("", 9093)
+        );
+        assert_eq!(
+            c.listeners[0].advertised,
+            Some(("kafka".to_string(), 19092))
+        );
     }
 
     #[test]

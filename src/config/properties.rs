@@ -121,7 +121,13 @@ mod tests {
         let p = props("# comment\n! also\n\n  a=1\nb: 2\nc 3\nd = 4\ne\n");
         assert_eq!(
             p,
-            vec![kv("a", "1"), kv("b", "2"), kv("c", "3"), kv("d", "4"), kv("e", "")]
+            vec![
+                kv("a", "1"),
+                kv("b", "2"),
+                kv("c", "3"),
+                kv("d", "4"),
+                kv("e", "")
+            ]
         );
     }
 
@@ -140,7 +146,10 @@ mod tests {
     #[test]
     fn escapes() {
         let p = props("a\\=b=c\\:d\nu=\\u0041\\t\\\\\nend=x\\\\\n");
-        assert_eq!(p, vec![kv("a=b", "c:d"), kv("u", "A\t\\"), kv("end", "x\\")]);
+        assert_eq!(
+            p,
+            vec![kv("a=b", "c:d"), kv("u", "A\t\\"), kv("end", "x\\")]
+        );
     }
 
     #[test]

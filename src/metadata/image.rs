@@ -264,7 +264,11 @@ impl MetadataImage {
     }
 
     /// A user's credential for one SCRAM mechanism.
-    pub fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<&ScramCredential> {
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
         self.scram.get(&(user.to_string(), mechanism))
     }
 
@@ -307,14 +311,16 @@ impl MetadataImage {
             }
         }
         for ((name, mechanism), c) in self.scram.iter() {
-            out.push(MetadataRecord::UserScramCredential(UserScramCredentialRecord {
-                name: name.clone(),
-                mechanism: mechanism.type_id(),
-                salt: c.salt.clone(),
-                stored_key: c.stored_key.clone(),
-                server_key: c.server_key.clone(),
-                iterations: c.iterations,
-            }));
+            out.push(MetadataRecord::UserScramCredential(
+                UserScramCredentialRecord {
+                    name: name.clone(),
+                    mechanism: mechanism.type_id(),
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                },
+            ));
         }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
@@ -509,7 +515,8 @@ impl MetadataDelta {
                     server_key: c.server_key.clone(),
                     iterations: c.iterations,
                 };
-                self.scram.insert((c.name.clone(), mechanism), Some(credential));
+                self.scram
+                    .insert((c.name.clone(), mechanism), Some(credential));
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 let m = ScramMechanism::from_type(*mechanism)
@@ -520,7 +527,10 @@ impl MetadataDelta {
                     None => self.base.scram.contains_key(&key),
                 };
                 if !exists {
-                    return Err(ReplayError::UnknownScramCredential(name.clone(), *mechanism));
+                    return Err(ReplayError::UnknownScramCredential(
+                        name.clone(),
+                        *mechanism,
+                    ));
                 }
                 self.scram.insert(key, None);
             }
@@ -747,9 +757,16 @@ mod tests {
         assert!(image.configs_of(RESOURCE_TOPIC, "orders").is_empty());
         // alice's SCRAM-SHA-512 credential stays; bob's was removed.
         assert_eq!(image.scram.len(), 1);
-        let alice = image.scram_credential("alice", ScramMechanism::Sha512).unwrap();
-        assert_eq!((alice.iterations, alice.salt.as_slice()), (8192, &[1u8, 2, 3][..]));
-        assert!(image.scram_credential("bob", ScramMechanism::Sha256).is_none());
+        let alice = image
+            .scram_credential("alice", ScramMechanism::Sha512)
+            .unwrap();
+        assert_eq!(
+            (alice.iterations, alice.salt.as_slice()),
+            (8192, &[1u8, 2, 3][..])
+        );
+        assert!(image
+            .scram_credential("bob", ScramMechanism::Sha256)
+            .is_none());
         // Removing a credential that is not there fails the replay, as in Kafka.
         let again = MetadataRecord::RemoveUserScramCredential {
             name: "bob".into(),

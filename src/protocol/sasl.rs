@@ -20,8 +20,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 
@@ -62,7 +62,7 @@ impl std::fmt::Debug for SaslState {
 /// The server side of one mechanism's exchange.
 pub enum MechanismServer {
     Plain,
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
 }
 
 /// One step of an exchange: the token to send, and the user once it succeeded.
@@ -72,7 +72,7 @@ impl MechanismServer {
     fn new(m: SaslMechanism) -> MechanismServer {
         match m {
             SaslMechanism::Plain => MechanismServer::Plain,
-            SaslMechanism::Scram(s) => MechanismServer::Scram(ScramServer::new(s)),
+            SaslMechanism::Scram(s) => MechanismServer::Scram(Box::new(ScramServer::new(s))),
         }
     }
 
@@ -140,7 +140,7 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
     let peer = session.peer;
     if let SaslState::RawTokens(server) = &mut session.sasl {
         return Gate::Reply(raw_token(broker, peer, &sasl, server, frame).map_or_else(
-            |reason| Reply::Close(reason),
+            Reply::Close,
             |(token, user)| {
                 if let Some(user) = user {
                     complete(session, &user);
@@ -150,7 +150,9 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
         ));
     }
     if frame.len() < 8 {
-        return Gate::Reply(Reply::Close("short request during SASL authentication".into()));
+        return Gate::Reply(Reply::Close(
+            "short request during SASL authentication".into(),
+        ));
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -239,7 +241,10 @@ fn handshake(session: &mut Session, sasl: &SaslSettings, mut frame: Bytes, versi
         }
         None => {
             failed(session, req.mechanism.as_str(), "mechanism not enabled");
-            then_close(reply, format!("unsupported SASL mechanism {}", req.mechanism.as_str()))
+            then_close(
+                reply,
+                format!("unsupported SASL mechanism {}", req.mechanism.as_str()),
+            )
         }
     }
 }
@@ -339,10 +344,18 @@ mod tests {
         let invalid = Err("Authentication failed: Invalid username or password".to_string());
         assert_eq!(plain(&s, b"\0alice\0wrong"), invalid);
         assert_eq!(plain(&s, b"\0bob\0secret"), invalid);
-        assert!(plain(&s, b"\0alice\0secret\0x").unwrap_err().contains("expected 3 tokens, got 4"));
+        assert!(plain(&s, b"\0alice\0secret\0x")
+            .unwrap_err()
+            .contains("expected 3 tokens, got 4"));
         assert!(plain(&s, b"alice").unwrap_err().contains("got 1"));
-        assert!(plain(&s, b"\0\0secret").unwrap_err().contains("username not specified"));
-        assert!(plain(&s, b"\0alice\0").unwrap_err().contains("password not specified"));
-        assert!(plain(&s, b"bob\0alice\0secret").unwrap_err().contains("authorization id"));
+        assert!(plain(&s, b"\0\0secret")
+            .unwrap_err()
+            .contains("username not specified"));
+        assert!(plain(&s, b"\0alice\0")
+            .unwrap_err()
+            .contains("password not specified"));
+        assert!(plain(&s, b"bob\0alice\0secret")
+            .unwrap_err()
+            .contains("authorization id"));
     }
 }

@@ -34,7 +34,11 @@ pub fn describe(
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let image = ctx.broker.catalog.image();
-    let results = describe_image(&image, req.users.map(|u| u.into_iter().map(|n| n.name.to_string()).collect()));
+    let results = describe_image(
+        &image,
+        req.users
+            .map(|u| u.into_iter().map(|n| n.name.to_string()).collect()),
+    );
     DescribeUserScramCredentialsResponse::default()
         .with_error_message(None)
         .with_results(results)
@@ -115,10 +119,15 @@ type ApiError = (i16, &'static str);
 
 fn mechanism_of(user: &str, mechanism: i8) -> Result<ScramMechanism, ApiError> {
     if user.is_empty() {
-        return Err((errors::UNACCEPTABLE_CREDENTIAL, "Username must not be empty"));
+        return Err((
+            errors::UNACCEPTABLE_CREDENTIAL,
+            "Username must not be empty",
+        ));
     }
-    ScramMechanism::from_type(mechanism)
-        .ok_or((errors::UNSUPPORTED_SASL_MECHANISM, "Unknown SCRAM mechanism"))
+    ScramMechanism::from_type(mechanism).ok_or((
+        errors::UNSUPPORTED_SASL_MECHANISM,
+        "Unknown SCRAM mechanism",
+    ))
 }
 
 pub fn alter(
@@ -334,18 +343,27 @@ mod tests {
 
         let d = describe_image(&image, None);
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].user.as_str(), d[0].credential_infos[0].iterations), ("alice", 8192));
+        assert_eq!(
+            (d[0].user.as_str(), d[0].credential_infos[0].iterations),
+            ("alice", 8192)
+        );
         let d = describe_image(
             &image,
             Some(vec!["alice".into(), "nobody".into(), "alice".into()]),
         );
         assert_eq!(
-            d.iter().map(|r| (r.user.as_str(), r.error_code)).collect::<Vec<_>>(),
-            vec![("alice", errors::DUPLICATE_RESOURCE), ("nobody", errors::RESOURCE_NOT_FOUND)]
+            d.iter()
+                .map(|r| (r.user.as_str(), r.error_code))
+                .collect::<Vec<_>>(),
+            vec![
+                ("alice", errors::DUPLICATE_RESOURCE),
+                ("nobody", errors::RESOURCE_NOT_FOUND)
+            ]
         );
 
         // Deleting what exists.
-        let req = AlterUserScramCredentialsRequest::default().with_deletions(vec![delete("alice", 2)]);
+        let req =
+            AlterUserScramCredentialsRequest::default().with_deletions(vec![delete("alice", 2)]);
         let (records, results) = alter_image(&image, &req);
         assert_eq!(codes(&results), vec![("alice", errors::NONE)]);
         let image = replay_all(Arc::new(image), &records).unwrap();

@@ -165,9 +165,18 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(plain_users(&e).is_empty());
         assert_eq!(parse(""), Err(JaasError::Empty));
-        assert!(matches!(parse("a.B required x=\"1\""), Err(JaasError::MissingSemicolon(_))));
+        assert!(matches!(
+            parse("a.B required x=\"1\""),
+            Err(JaasError::MissingSemicolon(_))
+        ));
         assert!(matches!(parse("a.B always;"), Err(JaasError::BadFlag(_))));
-        assert!(matches!(parse("a.B required x;"), Err(JaasError::BadOption(_))));
-        assert_eq!(parse("a.B required x=\"1;"), Err(JaasError::UnterminatedQuote));
+        assert!(matches!(
+            parse("a.B required x;"),
+            Err(JaasError::BadOption(_))
+        ));
+        assert_eq!(
+            parse("a.B required x=\"1;"),
+            Err(JaasError::UnterminatedQuote)
+        );
     }
 }

@@ -206,7 +206,10 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
             )
         })?;
         let entries = jaas::parse(text).map_err(|e| s.error(&name, e.to_string()))?;
-        if !entries.iter().any(|e| e.login_module == jaas::PLAIN_LOGIN_MODULE) {
+        if !entries
+            .iter()
+            .any(|e| e.login_module == jaas::PLAIN_LOGIN_MODULE)
+        {
             return Err(s.error(&name, format!("no {} entry", jaas::PLAIN_LOGIN_MODULE)));
         }
         plain_users = jaas::plain_users(&entries);
@@ -216,14 +219,13 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
             jaas::parse(text).map_err(|e| s.error(&name, e.to_string()))?;
         }
     }
-    let max_receive_size = match s.get("sasl.server.max.receive.size") {
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| s.error("sasl.server.max.receive.size", "expected a positive int"))?,
-        None => DEFAULT_SASL_SERVER_MAX_RECEIVE_SIZE,
-    };
+    let max_receive_size =
+        match s.get("sasl.server.max.receive.size") {
+            Some(v) => v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                s.error("sasl.server.max.receive.size", "expected a positive int")
+            })?,
+            None => DEFAULT_SASL_SERVER_MAX_RECEIVE_SIZE,
+        };
     Ok(SaslSettings {
         mechanisms,
         plain_users,
@@ -278,7 +280,10 @@ mod tests {
         let sasl = l.sasl.unwrap();
         assert_eq!(
             sasl.mechanisms,
-            vec![SaslMechanism::Plain, SaslMechanism::Scram(ScramMechanism::Sha512)]
+            vec![
+                SaslMechanism::Plain,
+                SaslMechanism::Scram(ScramMechanism::Sha512)
+            ]
         );
         assert!(sasl.plain_password_matches("alice", "alice-secret"));
         assert!(!sasl.plain_password_matches("alice", "alice-secreT"));
@@ -287,24 +292,37 @@ mod tests {
         // The unprefixed form serves as every listener's default.
         let l = listener(
             "SASL_PLAINTEXT",
-            &[("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", JAAS)],
+            &[
+                ("sasl.enabled.mechanisms", "PLAIN"),
+                ("sasl.jaas.config", JAAS),
+            ],
         )
         .unwrap();
-        assert!(l.sasl.unwrap().plain_password_matches("alice", "alice-secret"));
+        assert!(l
+            .sasl
+            .unwrap()
+            .plain_password_matches("alice", "alice-secret"));
     }
 
     #[test]
     fn sasl_listener_errors() {
         // GSSAPI (Kafka's default) and OAUTHBEARER are not served.
         assert!(listener("SASL_PLAINTEXT", &[]).is_err());
-        assert!(listener("SASL_PLAINTEXT", &[("sasl.enabled.mechanisms", "OAUTHBEARER")]).is_err());
+        assert!(listener(
+            "SASL_PLAINTEXT",
+            &[("sasl.enabled.mechanisms", "OAUTHBEARER")]
+        )
+        .is_err());
         // PLAIN without users.
         assert!(listener("SASL_PLAINTEXT", &[("sasl.enabled.mechanisms", "PLAIN")]).is_err());
         assert!(listener(
             "SASL_PLAINTEXT",
             &[
                 ("sasl.enabled.mechanisms", "PLAIN"),
-                ("listener.name.external.plain.sasl.jaas.config", "x.Y required")
+                (
+                    "listener.name.external.plain.sasl.jaas.config",
+                    "x.Y required"
+                )
             ]
         )
         .is_err());

@@ -140,8 +140,7 @@ impl ScramCredential {
         salt: &[u8],
         iterations: i32,
     ) -> ScramCredential {
-        let salted =
-            mechanism.salted_password(password.as_bytes(), salt, iterations.max(1) as u32);
+        let salted = mechanism.salted_password(password.as_bytes(), salt, iterations.max(1) as u32);
         Self::from_salted_password(mechanism, salt, &salted, iterations)
     }
 }
@@ -252,7 +251,13 @@ impl ScramServer {
                 nonce,
                 credential,
             } => self
-                .client_final(message, &client_first_bare, &server_first, &nonce, &credential)
+                .client_final(
+                    message,
+                    &client_first_bare,
+                    &server_first,
+                    &nonce,
+                    &credential,
+                )
                 .map(|m| (m, Some(user))),
             State::Ended => Err(ScramError::Ended),
         };
@@ -336,7 +341,8 @@ impl ScramServer {
             .next()
             .and_then(|c| c.strip_prefix("c="))
             .ok_or(ScramError::BadClientFinal)?;
-        B64.decode(binding).map_err(|_| ScramError::BadClientFinal)?;
+        B64.decode(binding)
+            .map_err(|_| ScramError::BadClientFinal)?;
         let client_nonce = parts
             .next()
             .and_then(|r| r.strip_prefix("r="))
@@ -403,7 +409,10 @@ mod tests {
                 Some(rfc_credential())
             })
             .unwrap();
-        assert_eq!((String::from_utf8(first).unwrap().as_str(), done), (SERVER_FIRST, None));
+        assert_eq!(
+            (String::from_utf8(first).unwrap().as_str(), done),
+            (SERVER_FIRST, None)
+        );
         let (last, done) = s.evaluate(CLIENT_FINAL.as_bytes(), |_| None).unwrap();
         assert_eq!(String::from_utf8(last).unwrap(), SERVER_FINAL);
         assert_eq!(done.as_deref(), Some("user"));
@@ -415,7 +424,12 @@ mod tests {
         let mut s = server();
         s.evaluate(CLIENT_FIRST.as_bytes(), |_| {
             let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
-            Some(ScramCredential::from_password(ScramMechanism::Sha256, "pencils", &salt, 4096))
+            Some(ScramCredential::from_password(
+                ScramMechanism::Sha256,
+                "pencils",
+                &salt,
+                4096,
+            ))
         })
         .unwrap();
         assert_eq!(
@@ -424,7 +438,8 @@ mod tests {
         );
 
         let mut s = server();
-        s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential())).unwrap();
+        s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential()))
+            .unwrap();
         let bad_nonce = CLIENT_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(
             s.evaluate(bad_nonce.as_bytes(), |_| None),
@@ -450,7 +465,11 @@ mod tests {
             "n,a=other,n=user,r=abc",
         ] {
             let mut s = server();
-            assert!(s.evaluate(bad.as_bytes(), |_| Some(rfc_credential())).is_err(), "{bad}");
+            assert!(
+                s.evaluate(bad.as_bytes(), |_| Some(rfc_credential()))
+                    .is_err(),
+                "{bad}"
+            );
         }
         let mut low = rfc_credential();
         low.iterations = 4095;
@@ -472,7 +491,9 @@ mod tests {
         assert_eq!((cred.stored_key.len(), cred.server_key.len()), (64, 64));
         let mut s = ScramServer::with_nonce(m, "srv".into());
         let first = "n,,n=alice,r=cli";
-        let (sf, _) = s.evaluate(first.as_bytes(), |_| Some(cred.clone())).unwrap();
+        let (sf, _) = s
+            .evaluate(first.as_bytes(), |_| Some(cred.clone()))
+            .unwrap();
         let sf = String::from_utf8(sf).unwrap();
         let without_proof = "c=biws,r=clisrv";
         let auth = format!("n=alice,r=cli,{sf},{without_proof}");

@@ -51,7 +51,9 @@ pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after.find("-----").ok_or("a PEM BEGIN line without its dashes")?;
+        let label_end = after
+            .find("-----")
+            .ok_or("a PEM BEGIN line without its dashes")?;
         let label = after[..label_end].trim().to_string();
         let body_and_more = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
@@ -81,15 +83,17 @@ fn certificates(blocks: &[(String, Vec<u8>)]) -> Vec<CertificateDer<'static>> {
 
 fn private_key(blocks: &[(String, Vec<u8>)]) -> Result<PrivateKeyDer<'static>, String> {
     for (label, der) in blocks {
-        let key = match label.as_str() {
-            "PRIVATE KEY" => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
-            "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.clone())),
-            "EC PRIVATE KEY" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der.clone())),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err("encrypted private keys are not supported yet: use an unencrypted PKCS#8 key".into())
-            }
-            _ => continue,
-        };
+        let key =
+            match label.as_str() {
+                "PRIVATE KEY" => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
+                "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.clone())),
+                "EC PRIVATE KEY" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der.clone())),
+                "ENCRYPTED PRIVATE KEY" => return Err(
+                    "encrypted private keys are not supported yet: use an unencrypted PKCS#8 key"
+                        .into(),
+                ),
+                _ => continue,
+            };
         return Ok(key);
     }
     Err("no private key".into())
@@ -106,7 +110,10 @@ fn require_pem(s: &ListenerSettings<'_>, setting: &str) -> Result<(), SecurityEr
             "gregor reads PEM stores only: set it to PEM (Kafka's default JKS is not supported)",
         )),
         Some(t) if t.eq_ignore_ascii_case("PEM") => Ok(()),
-        Some(t) => Err(s.error(setting, format!("{t} stores are not supported yet: use PEM"))),
+        Some(t) => Err(s.error(
+            setting,
+            format!("{t} stores are not supported yet: use PEM"),
+        )),
     }
 }
 
@@ -181,18 +188,28 @@ fn protocol_versions(
             "TLSv1.3" => out.push(&rustls::version::TLS13),
             // Kafka drops versions the JVM does not offer; older ones are not offered here.
             "TLSv1" | "TLSv1.1" => {}
-            other => return Err(s.error("ssl.enabled.protocols", format!("unknown protocol {other}"))),
+            other => {
+                return Err(s.error("ssl.enabled.protocols", format!("unknown protocol {other}")))
+            }
         }
     }
     if out.is_empty() {
-        return Err(s.error("ssl.enabled.protocols", "no TLS version gregor serves (TLSv1.2, TLSv1.3)"));
+        return Err(s.error(
+            "ssl.enabled.protocols",
+            "no TLS version gregor serves (TLSv1.2, TLSv1.3)",
+        ));
     }
     Ok(out)
 }
 
 impl TlsSettings {
     pub fn build(s: &ListenerSettings<'_>) -> Result<TlsSettings, SecurityError> {
-        let client_auth = match s.get("ssl.client.auth").unwrap_or("none").to_ascii_lowercase().as_str() {
+        let client_auth = match s
+            .get("ssl.client.auth")
+            .unwrap_or("none")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "none" => ClientAuth::None,
             "requested" => ClientAuth::Requested,
             "required" => ClientAuth::Required,
@@ -259,7 +276,9 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (bytes, r) = rest.split_at(n);
         rest = r;
-        bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     if rest.len() < len {
         return None;
@@ -285,7 +304,11 @@ fn oid_string(bytes: &[u8]) -> String {
             v = 0;
         }
     }
-    parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The keywords Java's RFC 2253 form uses; other attributes are written as OID=#hex.
@@ -364,7 +387,8 @@ pub fn subject_rfc2253(cert: &[u8]) -> Option<String> {
             let text = match (keyword(&oid), string_value(vtag, value)) {
                 (Some(k), Some(v)) => format!("{k}={}", escape(&v)),
                 _ => {
-                    let whole = &value_and_rest[..value_and_rest.len() - der(value_and_rest)?.2.len()];
+                    let whole =
+                        &value_and_rest[..value_and_rest.len() - der(value_and_rest)?.2.len()];
                     let hex: String = whole.iter().map(|b| format!("{b:02x}")).collect();
                     format!("{oid}=#{hex}")
                 }
@@ -429,8 +453,14 @@ mod tests {
             Some("CN=alice,OU=eng,O=acme\\, inc,C=US")
         );
         let der = CertificateDer::from(cert);
-        assert_eq!(principal(Some(&[der])), "User:CN=alice,OU=eng,O=acme\\, inc,C=US");
+        assert_eq!(
+            principal(Some(&[der])),
+            "User:CN=alice,OU=eng,O=acme\\, inc,C=US"
+        );
         assert_eq!(principal(None), "User:ANONYMOUS");
-        assert_eq!(oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]), "1.2.840.113549");
+        assert_eq!(
+            oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
+            "1.2.840.113549"
+        );
     }
 }

@@ -52,7 +52,12 @@ pub async fn accept_loop(
                 Arc::clone(&pool),
             )
         };
-        loops.spawn(accept_until(tcp, Arc::clone(&quotas), cancel.clone(), serve));
+        loops.spawn(accept_until(
+            tcp,
+            Arc::clone(&quotas),
+            cancel.clone(),
+            serve,
+        ));
     }
     while loops.join_next().await.is_some() {}
 }

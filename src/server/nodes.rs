@@ -127,11 +127,13 @@ impl Nodes {
         }
         let mut bound = Vec::new();
         for (listener, addr) in &slot.listens {
-            let tcp = TcpListener::bind(addr).await.map_err(|source| NodeError::Bind {
-                id,
-                addr: *addr,
-                source,
-            })?;
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    id,
+                    addr: *addr,
+                    source,
+                })?;
             bound.push((Arc::clone(listener), tcp));
         }
         slot.serving = Some(spawn(bound, id, &self.broker, &self.cancel));
