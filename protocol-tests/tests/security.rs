@@ -15,13 +15,6 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
 
-const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-const ILLEGAL_SASL_STATE: i16 = 34;
-const SASL_AUTHENTICATION_FAILED: i16 = 58;
-const RESOURCE_NOT_FOUND: i16 = 91;
-const DUPLICATE_RESOURCE: i16 = 92;
-const UNACCEPTABLE_CREDENTIAL: i16 = 93;
-
 const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
 const INVALID_PLAIN: &str = "Authentication failed: Invalid username or password";
 const INVALID_SCRAM: &str =
@@ -90,6 +83,13 @@ async fn plain_login(
 
 async fn metadata_ok(c: &mut Client) -> Result<MetadataResponse> {
     metadata(c, METADATA_V, Some(vec![]), false).await
+}
+
+/// Logs in as alice with PLAIN, then asks for Metadata.
+async fn alice_metadata(c: &mut Client) -> Result<MetadataResponse> {
+    let r = plain_login(c, "alice", "alice-secret").await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    metadata_ok(c).await
 }
 
 #[tokio::test]
@@ -522,13 +522,7 @@ async fn several_brokers_each_listen_on_every_listener() -> Result<()> {
         .find(|(n, _)| n == "SASL_PLAINTEXT")
         .ok_or_else(|| anyhow::anyhow!("no SASL listener on broker 2"))?;
     let mut c = connect(*sasl2).await?;
-    ensure!(
-        plain_login(&mut c, "alice", "alice-secret")
-            .await?
-            .error_code
-            == NONE
-    );
-    let m = metadata_ok(&mut c).await?;
+    let m = alice_metadata(&mut c).await?;
     let ports: Vec<i32> = m.brokers.iter().map(|b| b.port).collect();
     let expected: Vec<i32> = b
         .listener_addrs
@@ -763,13 +757,7 @@ async fn tls_client_auth_required_and_inline_pem() -> Result<()> {
         .await?;
     c.expect_closed().await?;
     let mut c = tls_client(sasl_ssl, &certs, false).await?;
-    ensure!(
-        plain_login(&mut c, "alice", "alice-secret")
-            .await?
-            .error_code
-            == NONE
-    );
-    let m = metadata_ok(&mut c).await?;
+    let m = alice_metadata(&mut c).await?;
     ensure!(m.brokers[0].port == i32::from(sasl_ssl.port()), "{m:?}");
     Ok(())
 }

@@ -188,29 +188,24 @@ fn failed(session: &Session, mechanism: &str, message: &str) {
     tracing::info!(peer = %session.peer, listener = %session.listener.name(), mechanism, reason = %message, "failed authentication");
 }
 
-/// The request header of a frame whose API and version the gate already checked.
-fn header(frame: &mut Bytes, api: ApiKey, version: i16) -> Result<RequestHeader, String> {
-    RequestHeader::decode(frame, api.request_header_version(version))
-        .map_err(|e| format!("bad {api:?} request header: {e}"))
-}
-
-fn in_table(api: ApiKey, version: i16) -> Result<(), String> {
-    match apis::supported(api) {
-        Some(r) if r.contains(version) => Ok(()),
-        _ => Err(format!("{api:?} v{version} is not supported")),
+/// The header and body of a SASL request at a version the API table serves; `Err` closes the
+/// connection.
+fn parse<R: Decodable>(
+    mut frame: Bytes,
+    api: ApiKey,
+    version: i16,
+) -> Result<(RequestHeader, R), String> {
+    if !apis::supported(api).is_some_and(|r| r.contains(version)) {
+        return Err(format!("{api:?} v{version} is not supported"));
     }
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| format!("bad {api:?} request header: {e}"))?;
+    let body = R::decode(&mut frame, version).map_err(|e| format!("bad {api:?} request: {e}"))?;
+    Ok((header, body))
 }
 
-fn handshake(session: &mut Session, sasl: &SaslSettings, mut frame: Bytes, version: i16) -> Reply {
-    let api = ApiKey::SaslHandshake;
-    let parsed = in_table(api, version)
-        .and_then(|_| header(&mut frame, api, version))
-        .and_then(|h| {
-            SaslHandshakeRequest::decode(&mut frame, version)
-                .map(|r| (h, r))
-                .map_err(|e| e.to_string())
-        });
-    let (h, req) = match parsed {
+fn handshake(session: &mut Session, sasl: &SaslSettings, frame: Bytes, version: i16) -> Reply {
+    let (h, req) = match parse::<SaslHandshakeRequest>(frame, ApiKey::SaslHandshake, version) {
         Ok(p) => p,
         Err(e) => return Reply::Close(e),
     };
@@ -261,17 +256,10 @@ fn authenticate(
     broker: &Broker,
     session: &mut Session,
     sasl: &SaslSettings,
-    mut frame: Bytes,
+    frame: Bytes,
     version: i16,
 ) -> Reply {
-    let api = ApiKey::SaslAuthenticate;
-    let parsed = in_table(api, version)
-        .and_then(|_| header(&mut frame, api, version))
-        .and_then(|h| {
-            SaslAuthenticateRequest::decode(&mut frame, version)
-                .map(|r| (h, r))
-                .map_err(|e| e.to_string())
-        });
+    let parsed = parse::<SaslAuthenticateRequest>(frame, ApiKey::SaslAuthenticate, version);
     let (h, req) = match parsed {
         Ok(p) => p,
         Err(e) => return Reply::Close(e),

@@ -174,76 +174,59 @@ fn alter_image(
     image: &MetadataImage,
     req: &AlterUserScramCredentialsRequest,
 ) -> (Vec<MetadataRecord>, Vec<AlterResult>) {
-    let mut valid: BTreeMap<String, Alteration> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut failed: BTreeMap<String, ApiError> = BTreeMap::new();
-    let mut failed_order: Vec<String> = Vec::new();
-    let mut fail = |user: &str, e: ApiError, failed_order: &mut Vec<String>| {
-        if failed.insert(user.to_string(), e).is_none() {
-            failed_order.push(user.to_string());
-        }
-    };
-    const TWICE: ApiError = (
-        errors::DUPLICATE_RESOURCE,
-        "A user credential cannot be altered twice in the same request",
-    );
-    for d in &req.deletions {
+    // Each alteration checked on its own, deletions first as Kafka walks them.
+    let deletions = req.deletions.iter().map(|d| {
         let user = d.name.as_str();
-        if failed_order.iter().any(|u| u == user) {
-            continue;
-        }
-        if valid.remove(user).is_some() {
-            fail(user, TWICE, &mut failed_order);
-            continue;
-        }
         let checked = mechanism_of(user, d.mechanism).and_then(|m| {
-            if image.scram_credential(user, m).is_none() {
-                Err((
+            image
+                .scram_credential(user, m)
+                .map(|_| Alteration::Delete(m))
+                .ok_or((
                     errors::RESOURCE_NOT_FOUND,
                     "Attempt to delete a user credential that does not exist",
                 ))
-            } else {
-                Ok(m)
-            }
         });
-        match checked {
-            Ok(m) => {
-                valid.insert(user.to_string(), Alteration::Delete(m));
-                order.push(user.to_string());
-            }
-            Err(e) => fail(user, e, &mut failed_order),
-        }
-    }
-    for u in &req.upsertions {
+        (user, checked)
+    });
+    let upsertions = req.upsertions.iter().map(|u| {
         let user = u.name.as_str();
-        if failed_order.iter().any(|f| f == user) {
+        let checked = mechanism_of(user, u.mechanism).and_then(|m| {
+            if u.iterations < MIN_ITERATIONS {
+                return Err((errors::UNACCEPTABLE_CREDENTIAL, "Too few iterations"));
+            }
+            if u.iterations > MAX_ITERATIONS {
+                return Err((errors::UNACCEPTABLE_CREDENTIAL, "Too many iterations"));
+            }
+            let c =
+                ScramCredential::from_salted_password(m, &u.salt, &u.salted_password, u.iterations);
+            Ok(Alteration::Upsert(m, c))
+        });
+        (user, checked)
+    });
+    // A user altered twice fails as a whole, and stays failed.
+    let mut valid: BTreeMap<String, Alteration> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut failed: Vec<(String, ApiError)> = Vec::new();
+    for (user, checked) in deletions.chain(upsertions) {
+        if failed.iter().any(|(u, _)| u == user) {
             continue;
         }
         if valid.remove(user).is_some() {
-            fail(user, TWICE, &mut failed_order);
+            failed.push((
+                user.to_string(),
+                (
+                    errors::DUPLICATE_RESOURCE,
+                    "A user credential cannot be altered twice in the same request",
+                ),
+            ));
             continue;
         }
-        let checked = mechanism_of(user, u.mechanism).and_then(|m| {
-            if u.iterations < MIN_ITERATIONS {
-                Err((errors::UNACCEPTABLE_CREDENTIAL, "Too few iterations"))
-            } else if u.iterations > MAX_ITERATIONS {
-                Err((errors::UNACCEPTABLE_CREDENTIAL, "Too many iterations"))
-            } else {
-                Ok(m)
-            }
-        });
         match checked {
-            Ok(m) => {
-                let c = ScramCredential::from_salted_password(
-                    m,
-                    &u.salt,
-                    &u.salted_password,
-                    u.iterations,
-                );
-                valid.insert(user.to_string(), Alteration::Upsert(m, c));
+            Ok(a) => {
+                valid.insert(user.to_string(), a);
                 order.push(user.to_string());
             }
-            Err(e) => fail(user, e, &mut failed_order),
+            Err(e) => failed.push((user.to_string(), e)),
         }
     }
     let mut records = Vec::new();
@@ -270,10 +253,8 @@ fn alter_image(
         });
         results.push((user, errors::NONE, None));
     }
-    for user in failed_order {
-        if let Some((code, message)) = failed.get(&user) {
-            results.push((user, *code, Some(message.to_string())));
-        }
+    for (user, (code, message)) in failed {
+        results.push((user, code, Some(message.to_string())));
     }
     (records, results)
 }
