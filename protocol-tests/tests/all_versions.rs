@@ -86,6 +86,7 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         // Per-version tests in failover.rs.
         ApiKey::ElectLeaders,
         // Per-version tests in security.rs.
+        ApiKey::DescribeClientQuotas,
         ApiKey::DescribeUserScramCredentials,
         ApiKey::AlterUserScramCredentials,
     ];

@@ -466,6 +466,51 @@ async fn describe_and_alter_user_scram_credentials_v0() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn describe_client_quotas_every_version() -> Result<()> {
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let component = |t: &str, match_type: i8, m: Option<&str>| {
+        ComponentData::default()
+            .with_entity_type(s(t))
+            .with_match_type(match_type)
+            .with__match(m.map(s))
+    };
+    for v in 0..=1 {
+        // What kafka-configs --entity-type users --entity-name alice --describe asks.
+        let req = DescribeClientQuotasRequest::default()
+            .with_components(vec![component("user", 0, Some("alice"))])
+            .with_strict(true);
+        let r = c.request(v, req).await?;
+        ensure!(
+            r.error_code == NONE && r.entries == Some(vec![]),
+            "v{v}: {r:?}"
+        );
+        for (bad, code) in [
+            (vec![component("user", 0, None)], INVALID_REQUEST),
+            (
+                vec![component("user", 2, None), component("user", 1, None)],
+                INVALID_REQUEST,
+            ),
+            (
+                vec![component("ip", 2, None), component("client-id", 2, None)],
+                INVALID_REQUEST,
+            ),
+            (vec![component("group", 2, None)], UNSUPPORTED_VERSION),
+        ] {
+            let r = c
+                .request(
+                    v,
+                    DescribeClientQuotasRequest::default().with_components(bad),
+                )
+                .await?;
+            ensure!(r.error_code == code && r.entries.is_none(), "v{v}: {r:?}");
+        }
+    }
+    Ok(())
+}
+
 // ----- Listeners -----
 
 #[tokio::test]

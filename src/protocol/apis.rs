@@ -68,7 +68,9 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ElectLeaders, r(0, 2)),
     (ApiKey::IncrementalAlterConfigs, r(0, 1)),
     (ApiKey::OffsetDelete, r(0, 0)),
-    // kafka-configs --entity-type users: SCRAM credentials in the metadata log.
+    // kafka-configs --entity-type users --describe asks for quotas (none: gregor has no client
+    // quotas), then for SCRAM credentials (in the metadata log).
+    (ApiKey::DescribeClientQuotas, r(0, 1)),
     (ApiKey::DescribeUserScramCredentials, r(0, 0)),
     (ApiKey::AlterUserScramCredentials, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
@@ -133,6 +135,7 @@ mod tests {
             ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
+            ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
             ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),

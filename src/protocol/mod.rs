@@ -20,6 +20,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -301,6 +302,9 @@ async fn dispatch(
             respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
         }
         ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeClientQuotas => {
+            respond(ctx, &describe_client_quotas::handle(ctx, decode(f, v)?))
+        }
         ApiKey::DescribeUserScramCredentials => {
             respond(ctx, &scram_credentials::describe(ctx, decode(f, v)?))
         }
@@ -338,7 +342,6 @@ async fn dispatch(
         | ApiKey::DescribeDelegationToken
         | ApiKey::AlterPartitionReassignments
         | ApiKey::ListPartitionReassignments
-        | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch

@@ -18,6 +18,7 @@ import java.util.Map;
  *   groups, group-member, groups-setup, groups-restart                  (see GroupTests)
  *   txn            --bootstrap B --label L                 transactions (see TxnTests)
  *   txn-open       --bootstrap B --topic T --transactional-id X   leaves a transaction open
+ *   security       --bootstrap B --label L --client-config F [--bad-config G]   (see SecurityTests)
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -44,6 +45,7 @@ public final class Main {
             case "groups-live-verify" -> GroupTests.liveVerify(args, report);
             case "txn" -> TxnTests.run(args, report);
             case "txn-open" -> TxnTests.open(args);
+            case "security" -> SecurityTests.run(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
