@@ -475,7 +475,7 @@ async fn describe_client_quotas_every_version() -> Result<()> {
         ComponentData::default()
             .with_entity_type(s(t))
             .with_match_type(match_type)
-            .with__match(m.map(s))
+            .with_match(m.map(s))
     };
     for v in 0..=1 {
         // What kafka-configs --entity-type users --entity-name alice --describe asks.
