@@ -9,7 +9,9 @@
 # KAFKA_REFERENCE_LIBS=DIR is a folder of Kafka 4.x broker jars (e.g. the 4.4 the project
 # matches; the Python suites take the same variable). A suite may instead set KAFKA_REF_CP and
 # KAFKA_REF_LOG (classpath and logging option) and KAFKA_REF_EXTRA (more server.properties lines)
-# before sourcing, as compat/java does for its Kafka 3.9 tools.
+# before sourcing, as compat/java does for its Kafka 3.9 tools. KAFKA_REF_LISTENERS, when set at
+# gregor_start, adds listeners (e.g. SASL_SSL://127.0.0.1:PORT) after the PLAINTEXT one, each
+# advertised as it listens, their protocols mapped by name.
 
 KAFKA_REF_CP="${KAFKA_REF_CP:-$KAFKA_REFERENCE_LIBS/*}"
 KAFKA_REF_LOG="${KAFKA_REF_LOG:--Dlog4j2.configurationFile=$COMPAT_ROOT/java/config/log4j2.properties}"
@@ -41,10 +43,11 @@ gregor_start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT
+listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT${KAFKA_REF_LISTENERS:+,$KAFKA_REF_LISTENERS},CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT${KAFKA_REF_LISTENERS:+,$KAFKA_REF_LISTENERS}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$GREGOR_DATA/logs
 num.partitions=1
 offsets.topic.replication.factor=1

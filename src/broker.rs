@@ -27,11 +27,26 @@ use crate::txn::producer_ids::{ProducerIdAllocator, ProducerIdError};
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
 const LOCK_FILE: &str = ".lock";
 
-/// How clients reach this node (Metadata's broker list).
+/// How clients reach this node on one listener (Metadata's broker list on that listener).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The listener's name (PLAINTEXT, SASL_SSL, ...).
+    pub listener: String,
+    pub security_protocol: crate::config::SecurityProtocol,
     pub host: String,
     pub port: u16,
+}
+
+impl Endpoint {
+    /// A PLAINTEXT endpoint (tests and fuzzing).
+    pub fn plaintext(host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            listener: "PLAINTEXT".into(),
+            security_protocol: crate::config::SecurityProtocol::Plaintext,
+            host: host.to_string(),
+            port,
+        }
+    }
 }
 
 pub struct Broker {
@@ -39,9 +54,9 @@ pub struct Broker {
     /// The first of the brokers this process serves (node.id); the others follow it.
     pub node_id: i32,
     pub cluster_id: String,
-    /// How clients reach each broker this process serves, by node id (registered in the
-    /// metadata image at start-up, which is what requests read).
-    pub endpoints: Vec<(i32, Endpoint)>,
+    /// How clients reach each broker this process serves, by node id, one endpoint per
+    /// listener (registered in the metadata image at start-up, which is what requests read).
+    pub endpoints: Vec<(i32, Vec<Endpoint>)>,
     pub catalog: Catalog,
     /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
     pub dynamic: DynamicBrokerConfigs,
@@ -68,15 +83,15 @@ impl Broker {
     /// run did not shut down cleanly), and loads the catalog.
     pub fn open(config: Config, endpoint: Endpoint) -> io::Result<Broker> {
         let storage = Arc::new(crate::log::storage::FileStorage);
-        Self::open_on(storage, config, vec![endpoint])
+        Self::open_on(storage, config, vec![vec![endpoint]])
     }
 
-    /// `open` for one broker per endpoint (node ids from node.id on), with every segment file
-    /// going through `storage` (tests inject faults there).
+    /// `open` for one broker per list of endpoints (node ids from node.id on), with every
+    /// segment file going through `storage` (tests inject faults there).
     pub fn open_on(
         storage: Arc<dyn crate::log::storage::Storage>,
         config: Config,
-        endpoints: Vec<Endpoint>,
+        endpoints: Vec<Vec<Endpoint>>,
     ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
         fs::create_dir_all(&dir)?;
@@ -103,7 +118,7 @@ impl Broker {
         let catalog =
             Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?
                 .with_default_replication_factor(config.default_replication_factor);
-        let endpoints: Vec<(i32, Endpoint)> = (config.node_id..).zip(endpoints).collect();
+        let endpoints: Vec<(i32, Vec<Endpoint>)> = (config.node_id..).zip(endpoints).collect();
         let registrations = endpoints.iter().map(registration).collect();
         catalog.register_brokers(registrations, &config.elections)?;
         let max_pid = catalog
@@ -325,19 +340,23 @@ impl Broker {
 }
 
 /// The RegisterBrokerRecord a broker of this process registers with (its epoch is set when
-/// committed). One PLAINTEXT endpoint, no rack, unfenced at once: there is no replica to catch up.
-fn registration((id, e): &(i32, Endpoint)) -> RegisterBrokerRecord {
+/// committed). One endpoint per listener, no rack, unfenced at once: there is no replica to
+/// catch up.
+fn registration((id, endpoints): &(i32, Vec<Endpoint>)) -> RegisterBrokerRecord {
     RegisterBrokerRecord {
         broker_id: *id,
         is_migrating_zk_broker: false,
         incarnation_id: Uuid::new_v4(),
         broker_epoch: 0,
-        endpoints: vec![BrokerEndpoint {
-            name: "PLAINTEXT".into(),
-            host: e.host.clone(),
-            port: e.port,
-            security_protocol: 0,
-        }],
+        endpoints: endpoints
+            .iter()
+            .map(|e| BrokerEndpoint {
+                name: e.listener.clone(),
+                host: e.host.clone(),
+                port: e.port,
+                security_protocol: e.security_protocol.id(),
+            })
+            .collect(),
         features: vec![BrokerFeature {
             name: METADATA_VERSION_FEATURE.into(),
             min_supported_version: METADATA_VERSION,

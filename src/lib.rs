@@ -9,6 +9,7 @@
 //! - `group`: the consumer-group coordinator and committed offsets;
 //! - `metadata`: topics, topic ids, partitions and the catalog on disk;
 //! - `txn`: producer ids and idempotent-producer state;
+//! - `security`: listeners' authentication: SASL mechanisms (PLAIN, SCRAM), TLS, principals;
 //! - `broker`: the shared state of a running broker and its life cycle on disk;
 //! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for.
 //!
@@ -25,6 +26,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod txn;
 
@@ -48,12 +50,14 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 /// channel requeues them for its next send).
 const TXN_MARKER_RETRY: Duration = Duration::from_millis(500);
 
-/// A broker serving on a bound socket.
+/// A broker serving on bound sockets.
 pub struct RunningBroker {
-    /// Where the first broker listens.
+    /// Where the first broker's first listener listens.
     pub local_addr: SocketAddr,
-    /// Where each broker listens, in node id order (`--brokers`).
+    /// Where each broker's first listener listens, in node id order (`--brokers`).
     pub local_addrs: Vec<SocketAddr>,
+    /// Each broker's listeners (name, address), in node id order.
+    pub listener_addrs: Vec<Vec<(String, SocketAddr)>>,
     /// Where the admin HTTP listener listens (`--admin-listen`), when it was asked for.
     pub admin_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
@@ -73,37 +77,48 @@ pub async fn start_on(
     storage: Arc<dyn log::storage::Storage>,
     config: Config,
 ) -> std::io::Result<RunningBroker> {
-    // One listener per broker this process serves, on consecutive ports (all on free ports
-    // when the listen port is 0).
-    let (host, port) = config::parse_host_port(&config.listen)
-        .ok_or_else(|| std::io::Error::other(format!("bad listen address {}", config.listen)))?;
-    let mut listeners = Vec::new();
+    // Every listener of every broker this process serves: broker i on each listener's port + i
+    // (all on free ports when a listener's port is 0).
+    let listeners = security::listeners(&config).map_err(std::io::Error::other)?;
+    let mut bound = Vec::new();
     let mut endpoints = Vec::new();
+    let mut listener_addrs = Vec::new();
     for i in 0..config.brokers {
-        let port = if port == 0 {
-            0
-        } else {
-            port.checked_add(i)
-                .ok_or_else(|| std::io::Error::other("listen port out of range"))?
-        };
-        let listener = TcpListener::bind((host.as_str(), port)).await?;
-        let local_addr = listener.local_addr()?;
-        endpoints.push(match &config.advertised {
-            Some((host, port)) => Endpoint {
-                host: host.clone(),
-                port: port.saturating_add(i),
-            },
-            None => Endpoint {
-                host: advertised_host(local_addr),
-                port: local_addr.port(),
-            },
-        });
-        listeners.push(listener);
+        let (mut mine, mut eps, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
+        for l in &listeners {
+            let c = &l.config;
+            let port = if c.port == 0 {
+                0
+            } else {
+                c.port
+                    .checked_add(i)
+                    .ok_or_else(|| std::io::Error::other("listen port out of range"))?
+            };
+            let host = if c.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                c.host.as_str()
+            };
+            let tcp = TcpListener::bind((host, port)).await?;
+            let local = tcp.local_addr()?;
+            let (host, port) = match &c.advertised {
+                Some((host, port)) => (host.clone(), port.saturating_add(i)),
+                None => (advertised_host(local), local.port()),
+            };
+            eps.push(Endpoint {
+                listener: c.name.clone(),
+                security_protocol: c.protocol,
+                host,
+                port,
+            });
+            addrs.push((c.name.clone(), local));
+            mine.push((std::sync::Arc::clone(l), tcp));
+        }
+        bound.push(mine);
+        endpoints.push(eps);
+        listener_addrs.push(addrs);
     }
-    let local_addrs = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let local_addrs: Vec<SocketAddr> = listener_addrs.iter().map(|a| a[0].1).collect();
     let local_addr = local_addrs[0];
     let admin_listener = match &config.admin_listen {
         Some(addr) => Some(admin::bind(addr).await?),
@@ -122,7 +137,7 @@ pub async fn start_on(
     ];
     let nodes = Arc::new(server::nodes::Nodes::serve(
         Arc::clone(&broker),
-        listeners,
+        bound,
         cancel.clone(),
     )?);
     let mut admin_addr = None;
@@ -134,11 +149,12 @@ pub async fn start_on(
     }
     // Started: from here on RunningBroker's drop or shutdown stops the tasks.
     stop_on_error.disarm();
-    tracing::info!(listen = ?local_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
+    tracing::info!(listen = ?listener_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
     Ok(RunningBroker {
         local_addr,
         local_addrs,
+        listener_addrs,
         admin_addr,
         broker,
         nodes,
@@ -157,6 +173,15 @@ fn advertised_host(addr: SocketAddr) -> String {
 }
 
 impl RunningBroker {
+    /// Where the first broker's listener `name` listens.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .first()?
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }

@@ -44,6 +44,10 @@
 #                     producer and a group consumer through stops, ElectLeaders, reassignments and
 #                     a coordinator stop, every acknowledged record read once, offsets kept; a
 #                     transactional producer following its coordinator
+#   security-<v>/...  kafka-clients 4.4.x and 3.9.x over SASL_PLAINTEXT (PLAIN; SCRAM-SHA-512 after
+#                     kafka-configs 4.4 created the user), SSL with client certificates and SASL_SSL
+#                     (SCRAM-SHA-512), PEM certificates made with openssl: produce, consume in a group,
+#                     admin; wrong credentials refused (a broker of its own, see security_tests)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -54,7 +58,8 @@
 #   JAVA_COMPAT_COUNT    records per codec (default 10000)
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover")
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
+#                        security")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -528,6 +533,129 @@ reassign_cases() {
   admin_check "$label/kafka-reassign-unknown-broker" "$base-unknown.out" "^Error: Unknown broker id 9$"
 }
 
+# ---- security -------------------------------------------------------------------------------
+
+# security_certs DIR: a CA, a server certificate for 127.0.0.1 and localhost and a client
+# certificate (CN=alice), each key with its chain in one PEM keystore file as ssl.keystore.type=PEM
+# reads it, made with openssl.
+security_certs() {
+  local d="$1" n subject
+  mkdir -p "$d"
+  (
+    cd "$d" || exit 1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=gregor-compat-ca || exit 1
+    for n in server client; do
+      subject=/O=gregor-compat/CN=localhost
+      [ "$n" = client ] && subject=/O=gregor-compat/OU=tests/CN=alice
+      openssl req -newkey rsa:2048 -nodes -keyout "$n.key" -out "$n.csr" -subj "$subject" &&
+        openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$n.pem" -days 2 -extfile san.ext &&
+        cat "$n.key" "$n.pem" >"$n-keystore.pem" || exit 1
+    done
+  ) >"$d/openssl.log" 2>&1
+}
+
+# security_client_configs DIR: the client settings of each case (and a bad twin of each).
+security_client_configs() {
+  local d="$1" certs="$1/certs"
+  local plain='org.apache.kafka.common.security.plain.PlainLoginModule required'
+  local scram='org.apache.kafka.common.security.scram.ScramLoginModule required'
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=PLAIN" \
+    "sasl.jaas.config=$plain username=\"alice\" password=\"alice-secret\";" >"$d/plain.properties"
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=PLAIN" \
+    "sasl.jaas.config=$plain username=\"alice\" password=\"not-alice-secret\";" >"$d/plain-bad.properties"
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.jaas.config=$scram username=\"alice\" password=\"alice-scram\";" >"$d/scram.properties"
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.jaas.config=$scram username=\"alice\" password=\"alice-scram!\";" >"$d/scram-bad.properties"
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
+    "ssl.keystore.type=PEM" "ssl.keystore.location=$certs/client-keystore.pem" >"$d/ssl.properties"
+  # No client certificate where one is required.
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
+    >"$d/ssl-bad.properties"
+  printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
+    "sasl.mechanism=SCRAM-SHA-512" "sasl.jaas.config=$scram username=\"alice\" password=\"alice-scram\";" \
+    >"$d/sasl-ssl.properties"
+  printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
+    "sasl.mechanism=SCRAM-SHA-512" "sasl.jaas.config=$scram username=\"bob\" password=\"alice-scram\";" \
+    >"$d/sasl-ssl-bad.properties"
+}
+
+# security_tests: a broker of its own with PLAINTEXT, SASL_PLAINTEXT (PLAIN and SCRAM-SHA-512),
+# SSL (client certificate required) and SASL_SSL (SCRAM-SHA-512) listeners and PEM certificates
+# made at test time; kafka-configs 4.4 creates the SCRAM user on the PLAINTEXT listener; then
+# kafka-clients 4.4 and 3.9 produce, consume in a group and administer over each secured listener,
+# and clients with wrong credentials are refused (SecurityTests). The same server settings run on
+# Apache Kafka with JAVA_COMPAT_BROKER=kafka (ref-kafka.sh adds the listeners).
+security_tests() {
+  echo "== security: SASL_PLAINTEXT (PLAIN, SCRAM-SHA-512), SSL (client certificates), SASL_SSL (SCRAM-SHA-512)"
+  local d="$LOGS/security" v44 label module version
+  mkdir -p "$d"
+  if ! security_certs "$d/certs"; then
+    fail security/certificates "openssl failed" "$d/certs/openssl.log"
+    return 0
+  fi
+  security_client_configs "$d"
+  save_broker_log
+  gregor_cleanup
+  BROKER_NAME=security
+  GREGOR_PORT="$(gregor_free_port)"
+  local p1 p2 p3
+  p1="$(gregor_free_port)"
+  p2="$(gregor_free_port)"
+  p3="$(gregor_free_port)"
+  local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3"
+  local plain_users='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
+  local scram_login='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+  local settings=(
+    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"
+    --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_users"
+    --override "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_login"
+    --override "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512"
+    --override "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_login"
+    --override "ssl.keystore.type=PEM"
+    --override "ssl.keystore.location=$d/certs/server-keystore.pem"
+    --override "ssl.truststore.type=PEM"
+    --override "ssl.truststore.location=$d/certs/ca.pem"
+    --override "listener.name.ssl.ssl.client.auth=required"
+  )
+  local started
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    KAFKA_REF_LISTENERS="$extra" gregor_start "${settings[@]}" && started=1
+  else
+    gregor_start --override "listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,$extra" "${settings[@]}" && started=1
+  fi
+  if [ -z "${started:-}" ]; then
+    fail security/broker-start "could not start a broker with secured listeners" "$GREGOR_DATA.log"
+    return 0
+  fi
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  label="security-tools-$v44"
+  local configs=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+    -cp "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" org.apache.kafka.tools.ConfigCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  "${configs[@]}" --entity-type users --entity-name alice --alter \
+    --add-config 'SCRAM-SHA-512=[iterations=8192,password=alice-scram]' >"$d/configs-alter.out" 2>&1
+  admin_check "$label/kafka-configs-add-scram-user" "$d/configs-alter.out" "Completed updating config for user alice"
+  "${configs[@]}" --entity-type users --entity-name alice --describe >"$d/configs-describe.out" 2>&1
+  admin_check "$label/kafka-configs-describe-scram-user" "$d/configs-describe.out" \
+    "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-512=iterations=8192"
+  "${configs[@]}" --entity-type users --entity-name nobody --alter --delete-config SCRAM-SHA-512 >"$d/configs-delete-missing.out" 2>&1
+  admin_check "$label/kafka-configs-delete-missing-scram-user" "$d/configs-delete-missing.out" \
+    "ResourceNotFoundException|does not exist" "Completed updating"
+  for module in client-4.4 client-3.9; do
+    version="$(lib_version "$module" kafka-clients)"
+    local cp="$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" case port
+    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3; do
+      port="${case#*:}"
+      case="${case%%:*}"
+      java_cases "security-$version-$case" 120 "$cp" security --bootstrap "127.0.0.1:$port" \
+        --label "security-$version/$case" --client-config "$d/$case.properties" \
+        --bad-config "$d/$case-bad.properties"
+    done
+  done
+  broker_check security
+}
+
 # ---- crash ----------------------------------------------------------------------------------
 
 CRASH_COUNT=${JAVA_COMPAT_CRASH_COUNT:-50000} # records; at CRASH_RATE per second the producer runs ~10 s plus the outages
@@ -951,7 +1079,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -962,6 +1090,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     txn) txn_tests ;;
     streams) streams_tests ;;
     failover) failover_tests ;;
+    security) security_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -63,11 +63,14 @@ class Broker:
     `overrides` are Kafka broker config names and values (e.g. {"num.partitions": 3}).
     `brokers` > 1 serves that many brokers in the one process on consecutive ports (gregor's
     `--brokers`); `admin` turns on gregor's admin HTTP listener (`--admin-listen`, see `admin`).
+    `listeners` adds listeners after the PLAINTEXT one, by name (SSL, SASL_PLAINTEXT, SASL_SSL),
+    each on a free port of its own (see `listener`).
     """
 
-    def __init__(self, overrides=None, brokers=1, admin=False):
+    def __init__(self, overrides=None, brokers=1, admin=False, listeners=()):
         self.overrides = dict(overrides or {})
         self.brokers = brokers
+        self.listeners = {name: free_port() for name in listeners}
         self.port = free_ports(brokers)
         self.admin_port = free_port() if admin else None
         self.data_dir = tempfile.mkdtemp(prefix="gregor-compat-")
@@ -78,6 +81,14 @@ class Broker:
     @property
     def bootstrap(self):
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    def listener(self, name):
+        """The bootstrap address of an extra listener."""
+        return f"127.0.0.1:{self.listeners[name]}"
+
+    def _listener_list(self):
+        extra = "".join(f",{n}://127.0.0.1:{p}" for n, p in self.listeners.items())
+        return f"PLAINTEXT://{self.bootstrap}{extra}"
 
     def admin(self, method, path):
         """One request to the admin HTTP listener: (status, decoded JSON body)."""
@@ -150,6 +161,8 @@ class Broker:
             command += ["--brokers", str(self.brokers)]
         if self.admin_port is not None:
             command += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        if self.listeners:
+            command += ["--override", f"listeners={self._listener_list()}"]
         for key, value in self.overrides.items():
             command += ["--override", f"{key}={value}"]
         return command
@@ -163,10 +176,12 @@ class Broker:
                 "process.roles": "broker,controller",
                 "node.id": 1,
                 "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-                "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{controller}",
-                "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+                "listeners": f"{self._listener_list()},CONTROLLER://127.0.0.1:{controller}",
+                "advertised.listeners": self._listener_list(),
                 "controller.listener.names": "CONTROLLER",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+                "SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
                 "log.dirs": os.path.join(self.data_dir, "logs"),
                 "offsets.topic.replication.factor": 1,
                 "transaction.state.log.replication.factor": 1,

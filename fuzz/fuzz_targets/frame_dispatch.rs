@@ -59,10 +59,7 @@ fuzz_target!(|data: &[u8]| {
     // The fuzzer's inputs are small; a small cap makes the size-limit paths reachable.
     config.socket_request_max_bytes = 1 << 20;
     let max = config.socket_request_max_bytes;
-    let endpoint = Endpoint {
-        host: "127.0.0.1".into(),
-        port: 9092,
-    };
+    let endpoint = Endpoint::plaintext("127.0.0.1", 9092);
     // Paused time: long polls, join delays and request timeouts elapse at once when the broker
     // has nothing else to do, so a waiting handler costs no wall time.
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -100,12 +97,12 @@ async fn handle_frames(broker: &std::sync::Arc<Broker>, buf: &mut BytesMut, max:
             continue;
         }
         let key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
-        let session = Session {
-            node_id: broker.node_id,
-            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        };
+        let mut session = Session::plaintext(
+            broker.node_id,
+            std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000),
+        );
         let reply =
-            tokio::time::timeout(Duration::from_secs(600), handle_frame(broker, &session, frame)).await;
+            tokio::time::timeout(Duration::from_secs(600), handle_frame(broker, &mut session, frame)).await;
         match reply {
             Ok(Reply::Frame(frame)) => {
                 let resp = frame
@@ -120,7 +117,7 @@ async fn handle_frames(broker: &std::sync::Arc<Broker>, buf: &mut BytesMut, max:
                 assert_eq!(size as usize, resp.len() - 4, "response size prefix");
             }
             Ok(Reply::Nothing) => {}
-            Ok(Reply::Close(_)) => return,
+            Ok(Reply::Close(_) | Reply::FrameThenClose(..)) => return,
             // JoinGroup and SyncGroup wait for other members until the group timers (on the
             // paused clock) end the wait at the join delay or rebalance timeout; a fuzzed
             // rebalance timeout beyond the 600 s allowed here ends the input instead.

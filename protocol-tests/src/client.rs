@@ -22,8 +22,12 @@ use tokio::net::TcpStream;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CLIENT_ID: &str = "gregor-protocol-tests";
 
+/// What a client talks over: TCP, or TLS over TCP.
+pub trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientStream for T {}
+
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn ClientStream>,
     next_correlation_id: i32,
     pub client_id: Option<String>,
     pub timeout: Duration,
@@ -40,12 +44,17 @@ impl Client {
             .context("connect timed out")?
             .with_context(|| format!("connect to {addr}"))?;
         stream.set_nodelay(true)?;
-        Ok(Client {
+        Ok(Self::over(Box::new(stream)))
+    }
+
+    /// A client over a stream already open (a TLS stream).
+    pub fn over(stream: Box<dyn ClientStream>) -> Client {
+        Client {
             stream,
             next_correlation_id: 1,
             client_id: Some(CLIENT_ID.to_string()),
             timeout: READ_TIMEOUT,
-        })
+        }
     }
 
     /// Writes `bytes` as they are: no size prefix is added.
@@ -182,7 +191,7 @@ pub fn decode_response<R: Request>(
     Ok(body)
 }
 
-async fn read_frame_inner(stream: &mut TcpStream) -> Result<Option<Bytes>> {
+async fn read_frame_inner(stream: &mut Box<dyn ClientStream>) -> Result<Option<Bytes>> {
     let mut size = [0u8; 4];
     if !read_exact_or_close(stream, &mut size).await? {
         return Ok(None);
@@ -199,7 +208,7 @@ async fn read_frame_inner(stream: &mut TcpStream) -> Result<Option<Bytes>> {
 }
 
 /// Fills `buf`; false if the peer closed (EOF or reset) first.
-async fn read_exact_or_close(stream: &mut TcpStream, buf: &mut [u8]) -> Result<bool> {
+async fn read_exact_or_close(stream: &mut Box<dyn ClientStream>, buf: &mut [u8]) -> Result<bool> {
     let mut at = 0;
     while at < buf.len() {
         match stream.read(&mut buf[at..]).await {
@@ -211,6 +220,8 @@ async fn read_exact_or_close(stream: &mut TcpStream, buf: &mut [u8]) -> Result<b
                     std::io::ErrorKind::ConnectionReset
                         | std::io::ErrorKind::ConnectionAborted
                         | std::io::ErrorKind::BrokenPipe
+                        // TLS: the peer closed without close_notify.
+                        | std::io::ErrorKind::UnexpectedEof
                 ) =>
             {
                 return Ok(false)
@@ -237,6 +248,8 @@ pub struct TestBroker {
     pub addrs: Vec<SocketAddr>,
     /// Where the admin HTTP listener listens, when `config.admin_listen` asked for one.
     pub admin_addr: Option<SocketAddr>,
+    /// Each broker's listeners (name, address), node ids in order.
+    pub listener_addrs: Vec<Vec<(String, SocketAddr)>>,
     pub config: gregor::Config,
     running: Option<(tokio::runtime::Runtime, gregor::RunningBroker)>,
     dir: tempfile::TempDir,
@@ -264,11 +277,47 @@ impl TestBroker {
         let dir = tempfile::tempdir()?;
         let mut config = gregor::Config::for_tests(dir.path().to_path_buf());
         f(&mut config);
+        Self::launch_in(dir, storage, config).await
+    }
+
+    /// A broker configured as from a server.properties with these settings (Kafka's names), on
+    /// 127.0.0.1:0 unless they name `listeners` (use port 0 there too).
+    pub async fn start_with_properties(props: &[(&str, &str)]) -> Result<TestBroker> {
+        Self::start_with_properties_and(props, |_| {}).await
+    }
+
+    /// `start_with_properties`, then `f` changes the configuration (e.g. `brokers`).
+    pub async fn start_with_properties_and(
+        props: &[(&str, &str)],
+        f: impl FnOnce(&mut gregor::Config),
+    ) -> Result<TestBroker> {
+        let dir = tempfile::tempdir()?;
+        let settings: std::collections::BTreeMap<String, String> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let src = gregor::config::Sources {
+            listen: (!settings.contains_key("listeners")).then(|| "127.0.0.1:0".to_string()),
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let mut config = gregor::Config::from_settings(settings, &src)?;
+        f(&mut config);
+        let storage = std::sync::Arc::new(gregor::log::storage::FileStorage);
+        Self::launch_in(dir, storage, config).await
+    }
+
+    async fn launch_in(
+        dir: tempfile::TempDir,
+        storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
+        config: gregor::Config,
+    ) -> Result<TestBroker> {
         let (rt, running) = launch(std::sync::Arc::clone(&storage), config.clone()).await?;
         Ok(TestBroker {
             addr: running.local_addr,
             addrs: running.local_addrs.clone(),
             admin_addr: running.admin_addr,
+            listener_addrs: running.listener_addrs.clone(),
             config,
             running: Some((rt, running)),
             dir,
@@ -288,6 +337,20 @@ impl TestBroker {
 
     pub async fn client(&self) -> Result<Client> {
         Client::connect(self.addr).await
+    }
+
+    /// Where the first broker's listener `name` listens.
+    pub fn listener_addr(&self, name: &str) -> Result<SocketAddr> {
+        self.listener_addrs
+            .first()
+            .and_then(|l| l.iter().find(|(n, _)| n == name))
+            .map(|(_, a)| *a)
+            .ok_or_else(|| anyhow!("no listener {name}"))
+    }
+
+    /// A client of the first broker's listener `name` (plain TCP: no TLS).
+    pub async fn client_on(&self, name: &str) -> Result<Client> {
+        Client::connect(self.listener_addr(name)?).await
     }
 
     /// A client of broker `node_id` (node ids count from node.id, 1 by default).
@@ -351,6 +414,7 @@ impl TestBroker {
             launch(std::sync::Arc::clone(&self.storage), self.config.clone()).await?;
         self.addr = running.local_addr;
         self.addrs = running.local_addrs.clone();
+        self.listener_addrs = running.listener_addrs.clone();
         self.admin_addr = running.admin_addr;
         self.running = Some((rt, running));
         Ok(())

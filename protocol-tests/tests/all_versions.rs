@@ -88,6 +88,10 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         // Per-version tests in reassignments.rs.
         ApiKey::AlterPartitionReassignments,
         ApiKey::ListPartitionReassignments,
+        // Per-version tests in security.rs.
+        ApiKey::DescribeClientQuotas,
+        ApiKey::DescribeUserScramCredentials,
+        ApiKey::AlterUserScramCredentials,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -13,6 +13,11 @@
 pub mod alter;
 pub mod describe;
 pub mod dynamic;
+pub mod listeners;
+pub mod properties;
+
+pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use properties::parse_properties;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,6 +68,7 @@ const USED: &[&str] = &[
     "broker.id",
     "compression.type",
     "connections.max.idle.ms",
+    "controller.listener.names",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -71,6 +77,8 @@ const USED: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "group.min.session.timeout.ms",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
     "log.cleaner.dedupe.buffer.size",
@@ -111,7 +119,19 @@ const USED: &[&str] = &[
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
     "queued.max.request.bytes",
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "sasl.server.max.receive.size",
     "socket.request.max.bytes",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
@@ -119,6 +139,26 @@ const USED: &[&str] = &[
     "transactional.id.expiration.ms",
     "unclean.leader.election.enable",
 ];
+
+/// Whether gregor acts on a setting: one of USED, also per listener
+/// (`listener.name.<l>.ssl.client.auth`) and per listener and mechanism
+/// (`listener.name.<l>.plain.sasl.jaas.config`).
+fn is_used(name: &str) -> bool {
+    if USED.contains(&name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("listener.name.") else {
+        return false;
+    };
+    let Some((_, setting)) = rest.split_once('.') else {
+        return false;
+    };
+    USED.contains(&setting)
+        || setting.split_once('.').is_some_and(|(mechanism, s)| {
+            s == "sasl.jaas.config"
+                && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
+        })
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -264,19 +304,6 @@ pub fn env_to_config_name(var: &str) -> Option<String> {
     )
 }
 
-/// Parses Java properties text: `key=value` or `key: value` lines, `#`/`!` comments.
-/// Continuation lines and escapes beyond `\\` are rare in server.properties and not supported.
-pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .filter_map(|l| {
-            let i = l.find(['=', ':'])?;
-            Some((l[..i].trim().to_string(), l[i + 1..].trim().to_string()))
-        })
-        .collect()
-}
-
 /// Host and port of a listener: `HOST:PORT` or Kafka's `NAME://HOST:PORT` (an empty host means
 /// all interfaces, as in Kafka).
 pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
@@ -302,10 +329,9 @@ pub struct Sources {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to bind, `host:port`.
-    pub listen: String,
-    /// What Metadata returns for this node; `None` means the bound address.
-    pub advertised: Option<(String, u16)>,
+    /// The listeners, in `listeners` order (see `listeners`); the first is the one
+    /// `--listen` and `--advertised-listener` change.
+    pub listeners: Vec<ListenerConfig>,
     pub data_dir: PathBuf,
     pub node_id: i32,
     /// Brokers this process serves (`--brokers`): node ids node.id, node.id + 1, ..., each on its
@@ -415,40 +441,24 @@ impl Config {
                     || IMAGE_EXTRAS.contains(&name.as_str()) => {}
                 None => return Err(ConfigError::Unknown(name.clone())),
             }
-            if !USED.contains(&name.as_str()) {
+            if !is_used(name) {
                 unused.push(name.clone());
             }
         }
         let s = Settings(&set);
-        let listeners = s.str("listeners").map(|l| first_listener(&l));
-        let listen = match (&src.listen, listeners) {
-            (Some(l), _) => l.clone(),
-            (None, Some(Some((host, port)))) => {
-                format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host })
-            }
-            (None, Some(None)) => {
-                return Err(invalid(
-                    "listeners",
-                    &s.raw("listeners"),
-                    "expected NAME://HOST:PORT",
-                ))
-            }
-            (None, None) => "127.0.0.1:9092".to_string(),
-        };
-        if parse_host_port(&listen).is_none() {
-            return Err(invalid("--listen", &listen, "expected HOST:PORT"));
+        let mut listeners = listeners::listeners(|k| s.str(k))?;
+        if let Some(l) = &src.listen {
+            let (host, port) =
+                parse_host_port(l).ok_or_else(|| invalid("--listen", l, "expected HOST:PORT"))?;
+            listeners[0].host = host;
+            listeners[0].port = port;
         }
-        let advertised =
-            match (&src.advertised_listener, s.str("advertised.listeners")) {
-                (Some(a), _) => Some(
-                    parse_host_port(a)
-                        .ok_or_else(|| invalid("--advertised-listener", a, "expected HOST:PORT"))?,
-                ),
-                (None, Some(a)) => Some(first_listener(&a).ok_or_else(|| {
-                    invalid("advertised.listeners", &a, "expected NAME://HOST:PORT")
-                })?),
-                (None, None) => None,
-            };
+        if let Some(a) = &src.advertised_listener {
+            listeners[0].advertised = Some(
+                parse_host_port(a)
+                    .ok_or_else(|| invalid("--advertised-listener", a, "expected HOST:PORT"))?,
+            );
+        }
         let data_dir = match (
             &src.data_dir,
             s.str("log.dirs").or_else(|| s.str("log.dir")),
@@ -526,8 +536,7 @@ impl Config {
                 .map_or(t.remove_expired_transaction_cleanup_interval_ms, i64::from),
         };
         Ok(Config {
-            listen,
-            advertised,
+            listeners,
             data_dir,
             node_id: s
                 .int("node.id")?
@@ -592,14 +601,6 @@ impl Config {
             explicit: set,
         })
     }
-}
-
-/// The first listener of a comma-separated `NAME://HOST:PORT` list that is not a controller one.
-fn first_listener(list: &str) -> Option<(String, u16)> {
-    list.split(',')
-        .map(str::trim)
-        .find(|l| !l.starts_with("CONTROLLER://"))
-        .and_then(parse_host_port)
 }
 
 /// Typed lookups over the explicit settings.
@@ -933,7 +934,10 @@ mod tests {
     #[test]
     fn defaults_match_kafka() {
         let c = load(&[], &[]).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:9092");
+        assert_eq!(
+            c.listeners,
+            vec![ListenerConfig::plaintext("127.0.0.1", 9092)]
+        );
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
@@ -1036,12 +1040,20 @@ mod tests {
         let c = load(
             &[
                 "num.network.threads=3",
+                "listener.name.internal.ssl.keystore.password=x",
                 "listener.name.internal.ssl.keystore.location=/x",
+                "listener.name.internal.scram-sha-512.sasl.jaas.config=x",
             ],
             &[],
         )
         .unwrap();
-        assert_eq!(c.unused.len(), 2);
+        assert_eq!(
+            c.unused,
+            vec![
+                "listener.name.internal.ssl.keystore.password".to_string(),
+                "num.network.threads".to_string()
+            ]
+        );
         // JVM variables of the image are not configs.
         assert!(load(&[], &[("KAFKA_HEAP_OPTS", "-Xmx1G")]).is_ok());
     }
@@ -1074,8 +1086,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(c.listen, "0.0.0.0:9093");
-        assert_eq!(c.advertised, Some(("kafka".to_string(), 19092)));
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(
+            (c.listeners[0].host.as_str(), c.listeners[0].port),
+            ("", 9093)
+        );
+        assert_eq!(
+            c.listeners[0].advertised,
+            Some(("kafka".to_string(), 19092))
+        );
     }
 
     #[test]

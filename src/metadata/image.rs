@@ -16,8 +16,10 @@ use uuid::Uuid;
 
 use super::records::{
     BrokerEndpoint, ConfigRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord, METADATA_VERSION_FEATURE, NO_LEADER_CHANGE,
+    ProducerIdsRecord, RegisterBrokerRecord, UserScramCredentialRecord, METADATA_VERSION_FEATURE,
+    NO_LEADER_CHANGE,
 };
+use crate::security::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ReplayError {
@@ -27,7 +29,14 @@ pub enum ReplayError {
     UnknownPartition(Uuid, i32),
     #[error("no broker {0}")]
     UnknownBroker(i32),
+    #[error("no SCRAM credential of mechanism {1} for user {0}")]
+    UnknownScramCredential(String, i8),
+    #[error("unknown SCRAM mechanism {0}")]
+    UnknownScramMechanism(i8),
 }
+
+/// A user's SCRAM credential key in the image: (user name, mechanism).
+pub type ScramKey = (String, ScramMechanism);
 
 /// Where an image stands in the metadata log: the offset and epoch of the last record in it
 /// (Kafka's MetadataProvenance); -1 before any record.
@@ -234,6 +243,8 @@ pub struct MetadataImage {
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     /// The next producer id block starts here (Kafka's ProducerIdsImage); -1 before any block.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user and mechanism (Kafka's ScramImage).
+    pub scram: Arc<BTreeMap<ScramKey, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -250,6 +261,15 @@ impl MetadataImage {
             .get(&(resource_type, name.to_string()))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// A user's credential for one SCRAM mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram.get(&(user.to_string(), mechanism))
     }
 
     /// The image as records, in the order of Kafka's snapshots (MetadataImage.write): features
@@ -289,6 +309,18 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 }));
             }
+        }
+        for ((name, mechanism), c) in self.scram.iter() {
+            out.push(MetadataRecord::UserScramCredential(
+                UserScramCredentialRecord {
+                    name: name.clone(),
+                    mechanism: mechanism.type_id(),
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                },
+            ));
         }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
@@ -346,6 +378,7 @@ pub struct MetadataDelta {
     /// Resources whose every config goes (their topic was removed) before `configs` apply.
     cleared_configs: BTreeSet<ConfigResource>,
     next_producer_id: Option<i64>,
+    scram: BTreeMap<ScramKey, Option<ScramCredential>>,
 }
 
 impl MetadataDelta {
@@ -359,6 +392,7 @@ impl MetadataDelta {
             configs: BTreeMap::new(),
             cleared_configs: BTreeSet::new(),
             next_producer_id: None,
+            scram: BTreeMap::new(),
         }
     }
 
@@ -472,6 +506,34 @@ impl MetadataDelta {
                     .insert(c.name.clone(), c.value.clone());
             }
             MetadataRecord::ProducerIds(p) => self.next_producer_id = Some(p.next_producer_id),
+            MetadataRecord::UserScramCredential(c) => {
+                let mechanism = ScramMechanism::from_type(c.mechanism)
+                    .ok_or(ReplayError::UnknownScramMechanism(c.mechanism))?;
+                let credential = ScramCredential {
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                };
+                self.scram
+                    .insert((c.name.clone(), mechanism), Some(credential));
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                let m = ScramMechanism::from_type(*mechanism)
+                    .ok_or(ReplayError::UnknownScramMechanism(*mechanism))?;
+                let key = (name.clone(), m);
+                let exists = match self.scram.get(&key) {
+                    Some(c) => c.is_some(),
+                    None => self.base.scram.contains_key(&key),
+                };
+                if !exists {
+                    return Err(ReplayError::UnknownScramCredential(
+                        name.clone(),
+                        *mechanism,
+                    ));
+                }
+                self.scram.insert(key, None);
+            }
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -517,6 +579,7 @@ impl MetadataDelta {
             topics: self.apply_topics(),
             configs: self.apply_configs(),
             next_producer_id: self.next_producer_id.unwrap_or(base.next_producer_id),
+            scram: apply_map(&base.scram, &self.scram),
         }
     }
 
@@ -692,6 +755,24 @@ mod tests {
         );
         assert!(image.configs_of(RESOURCE_TOPIC, "b").is_empty());
         assert!(image.configs_of(RESOURCE_TOPIC, "orders").is_empty());
+        // alice's SCRAM-SHA-512 credential stays; bob's was removed.
+        assert_eq!(image.scram.len(), 1);
+        let alice = image
+            .scram_credential("alice", ScramMechanism::Sha512)
+            .unwrap();
+        assert_eq!(
+            (alice.iterations, alice.salt.as_slice()),
+            (8192, &[1u8, 2, 3][..])
+        );
+        assert!(image
+            .scram_credential("bob", ScramMechanism::Sha256)
+            .is_none());
+        // Removing a credential that is not there fails the replay, as in Kafka.
+        let again = MetadataRecord::RemoveUserScramCredential {
+            name: "bob".into(),
+            mechanism: 1,
+        };
+        assert!(replay_all(Arc::new(image), [&again]).is_err());
     }
 
     /// PartitionChangeRecord fields Kafka's PartitionRegistration.merge applies.

@@ -822,6 +822,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// A change of the image alone (no log to create or delete), decided on the image it
+    /// applies to: `decide` returns the records to commit and its answer; the records are
+    /// appended and replayed before the answer is given back (SCRAM credentials).
+    pub fn change_image<R>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, R),
+    ) -> io::Result<R> {
+        let _guard = self.create_lock.lock();
+        let (records, answer) = decide(&self.image());
+        if !records.is_empty() {
+            self.commit(&records)?;
+        }
+        Ok(answer)
+    }
+
     /// The metadata image: topics, their partitions' replicas and leaders, configs.
     pub fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.image.read())

@@ -21,7 +21,9 @@
 //! | UnfenceBroker (8) v0        | id i32, epoch i64                                            |
 //! | RemoveTopic (9) v0          | topic_id uuid                                                |
 //! | FeatureLevel (12) v0        | name, feature_level i16                                      |
+//! | UserScramCredential (11) v0 | name, mechanism i8, salt bytes, stored_key bytes, server_key bytes, iterations i32 |
 //! | ProducerIds (15) v0         | broker_id i32, broker_epoch i64, next_producer_id i64        |
+//! | RemoveUserScramCredential (22) v0 | name, mechanism i8                                     |
 //! | NoOp (20) v0                | (nothing)                                                    |
 //!
 //! Hand-written like the other internal formats (`group::offsets_topic`): kafka-protocol has
@@ -189,6 +191,26 @@ pub struct ProducerIdsRecord {
     pub next_producer_id: i64,
 }
 
+/// A user's SCRAM credential (never the password): mechanism 1 is SCRAM-SHA-256, 2 SCRAM-SHA-512.
+#[derive(Clone, PartialEq)]
+pub struct UserScramCredentialRecord {
+    pub name: String,
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for UserScramCredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserScramCredentialRecord")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One metadata record, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetadataRecord {
@@ -203,6 +225,8 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     FeatureLevel { name: String, feature_level: i16 },
     ProducerIds(ProducerIdsRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential { name: String, mechanism: i8 },
     NoOp,
 }
 
@@ -219,8 +243,10 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker { .. } => 8,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::FeatureLevel { .. } => 12,
+            MetadataRecord::UserScramCredential(_) => 11,
             MetadataRecord::ProducerIds(_) => 15,
             MetadataRecord::NoOp => 20,
+            MetadataRecord::RemoveUserScramCredential { .. } => 22,
         }
     }
 
@@ -292,6 +318,20 @@ impl MetadataRecord {
                 w.i64(p.next_producer_id);
                 w.tags(&[]);
             }
+            MetadataRecord::UserScramCredential(c) => {
+                w.string(&c.name);
+                w.i8(c.mechanism);
+                w.bytes(&c.salt);
+                w.bytes(&c.stored_key);
+                w.bytes(&c.server_key);
+                w.i32(c.iterations);
+                w.tags(&[]);
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                w.string(name);
+                w.i8(*mechanism);
+                w.tags(&[]);
+            }
             MetadataRecord::NoOp => w.tags(&[]),
         }
     }
@@ -308,7 +348,7 @@ impl MetadataRecord {
         let max_version = match api_key {
             0 => 3,
             3 | 5 => 2,
-            1 | 2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => 0,
+            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 22 => 0,
             _ => return Err(RecordError::UnknownType(api_key)),
         };
         if version > max_version {
@@ -361,7 +401,19 @@ fn decode_body(r: &mut Reader, api_key: u32, version: u32) -> Result<MetadataRec
             broker_epoch: r.i64()?,
             next_producer_id: r.i64()?,
         }),
+        11 => MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: r.string()?,
+            mechanism: r.i8()?,
+            salt: r.bytes()?,
+            stored_key: r.bytes()?,
+            server_key: r.bytes()?,
+            iterations: r.i32()?,
+        }),
         20 => MetadataRecord::NoOp,
+        22 => MetadataRecord::RemoveUserScramCredential {
+            name: r.string()?,
+            mechanism: r.i8()?,
+        },
         _ => return Err(RecordError::UnknownType(api_key)),
     };
     // The records decoded above in one go have no tagged fields of their own to read.
@@ -616,6 +668,11 @@ impl Writer {
             self.buf.put_slice(s.as_bytes());
         }
     }
+    /// Compact bytes: `uvarint len+1 | bytes`.
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(Some(b.len()));
+        self.buf.put_slice(b);
+    }
     /// A compact length prefix: `n + 1`, 0 for null.
     fn len(&mut self, n: Option<usize>) {
         self.uvarint(n.map_or(0, |n| n as u32 + 1));
@@ -694,6 +751,12 @@ impl Reader {
                     .map(Some)
                     .map_err(malformed)
             }
+        }
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, RecordError> {
+        match self.uvarint()? {
+            0 => Err(malformed("null bytes in a non-nullable field")),
+            n => Ok(self.take((n - 1) as usize)?.to_vec()),
         }
     }
     fn i32s(&mut self) -> Result<Vec<i32>, RecordError> {
@@ -819,6 +882,26 @@ pub(crate) mod tests {
                 next_producer_id: 2000,
             }),
             MetadataRecord::NoOp,
+            MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                name: "alice".into(),
+                mechanism: 2,
+                salt: vec![1, 2, 3],
+                stored_key: vec![4; 64],
+                server_key: vec![5; 64],
+                iterations: 8192,
+            }),
+            MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                name: "bob".into(),
+                mechanism: 1,
+                salt: vec![6],
+                stored_key: vec![7; 32],
+                server_key: vec![8; 32],
+                iterations: 4096,
+            }),
+            MetadataRecord::RemoveUserScramCredential {
+                name: "bob".into(),
+                mechanism: 1,
+            },
             MetadataRecord::RemoveTopic { topic_id },
             MetadataRecord::UnregisterBroker {
                 broker_id: 2,

@@ -71,6 +71,11 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AlterPartitionReassignments, r(0, 1)),
     (ApiKey::ListPartitionReassignments, r(0, 0)),
     (ApiKey::OffsetDelete, r(0, 0)),
+    // kafka-configs --entity-type users --describe asks for quotas (none: gregor has no client
+    // quotas), then for SCRAM credentials (in the metadata log).
+    (ApiKey::DescribeClientQuotas, r(0, 1)),
+    (ApiKey::DescribeUserScramCredentials, r(0, 0)),
+    (ApiKey::AlterUserScramCredentials, r(0, 0)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
     (ApiKey::DescribeTransactions, r(0, 0)),
@@ -135,6 +140,9 @@ mod tests {
             ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
+            ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
+            ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
+            ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

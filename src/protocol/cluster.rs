@@ -20,14 +20,16 @@ pub struct Node {
     pub rack: Option<String>,
 }
 
-/// The registered, unfenced brokers (what Metadata and DescribeCluster list), by id.
-pub fn live_nodes(image: &MetadataImage) -> Vec<Node> {
+/// The registered, unfenced brokers (what Metadata and DescribeCluster list), by id, as reached
+/// on `listener` (KRaftMetadataCache.getAliveBrokerNodes: a broker without that listener is
+/// left out).
+pub fn live_nodes(image: &MetadataImage, listener: &str) -> Vec<Node> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced)
         .filter_map(|b| {
-            let e = b.endpoints.first()?;
+            let e = b.endpoints.iter().find(|e| e.name == listener)?;
             Some(Node {
                 id: b.id,
                 host: e.host.clone(),
@@ -38,16 +40,18 @@ pub fn live_nodes(image: &MetadataImage) -> Vec<Node> {
         .collect()
 }
 
-/// One live broker, or `None` when it is unknown or fenced.
-pub fn live_node(image: &MetadataImage, id: i32) -> Option<Node> {
-    live_nodes(image).into_iter().find(|n| n.id == id)
+/// One live broker on `listener`, or `None` when it is unknown or fenced.
+pub fn live_node(image: &MetadataImage, id: i32, listener: &str) -> Option<Node> {
+    live_nodes(image, listener).into_iter().find(|n| n.id == id)
 }
 
 /// The broker KRaft brokers name as the controller to clients: one of the live brokers (Kafka
 /// picks one at random; gregor the lowest id, so that answers are stable). The connection's own
 /// broker when none is registered.
 pub fn controller_id(ctx: &RequestContext<'_>, image: &MetadataImage) -> i32 {
-    live_nodes(image).first().map_or(ctx.node_id, |n| n.id)
+    live_nodes(image, ctx.listener.name())
+        .first()
+        .map_or(ctx.node_id, |n| n.id)
 }
 
 /// A partition's replicas, ISR and leader.
@@ -163,9 +167,15 @@ pub struct CurrentLeaders {
 impl CurrentLeaders {
     /// The current leader of a partition and its leader epoch (the image's, which the leader's
     /// log follows), remembering the leader's endpoint.
-    pub fn add(&mut self, image: &MetadataImage, topic: &Topic, p: i32) -> Option<(i32, i32)> {
+    pub fn add(
+        &mut self,
+        ctx: &RequestContext<'_>,
+        image: &MetadataImage,
+        topic: &Topic,
+        p: i32,
+    ) -> Option<(i32, i32)> {
         let reg = partition(image, topic.topic_id, p)?;
-        if let Some(n) = live_node(image, reg.leader) {
+        if let Some(n) = live_node(image, reg.leader, ctx.listener.name()) {
             self.nodes.insert(n.id, n);
         }
         Some((reg.leader, reg.leader_epoch))

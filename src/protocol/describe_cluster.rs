@@ -44,7 +44,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> Describe
         return r;
     }
     let image = broker.catalog.image();
-    let nodes = cluster::live_nodes(&image)
+    let nodes = cluster::live_nodes(&image, ctx.listener.name())
         .into_iter()
         .map(|n| {
             DescribeClusterBroker::default()

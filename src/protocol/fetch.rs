@@ -188,7 +188,7 @@ fn respond(
                                 // KIP-951: the client learns the current leader and its epoch
                                 // at once (KafkaApis.handleFetchRequest, v16+).
                                 if let Ok(t) = topic.as_ref() {
-                                    if let Some((id, epoch)) = leaders.add(image, t, fp.partition) {
+                                    if let Some((id, epoch)) = leaders.add(ctx, image, t, fp.partition) {
                                         pd.current_leader = LeaderIdAndEpoch::default()
                                             .with_leader_id(BrokerId(id))
                                             .with_leader_epoch(epoch);

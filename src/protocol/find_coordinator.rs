@@ -84,5 +84,5 @@ fn coordinator(ctx: &RequestContext<'_>, key_type: i8, key: &str) -> Option<clus
         .ok()?;
     let image = b.catalog.image();
     let leader = cluster::partition(&image, topic.topic_id, partition)?.leader;
-    cluster::live_node(&image, leader)
+    cluster::live_node(&image, leader, ctx.listener.name())
 }

@@ -47,7 +47,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
     };
     // After any auto-creation, so that new topics' partitions are in it.
     let image = broker.catalog.image();
-    let brokers = cluster::live_nodes(&image)
+    let brokers = cluster::live_nodes(&image, ctx.listener.name())
         .into_iter()
         .map(|n| {
             MetadataResponseBroker::default()

@@ -21,6 +21,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -49,8 +50,10 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod response;
+pub mod sasl;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -62,6 +65,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
+use crate::security::{Listener, ANONYMOUS};
 use response::{ResponseFrame, Splices, SplicingBuf};
 
 /// What the connection does after a request.
@@ -73,14 +77,59 @@ pub enum Reply {
     Nothing,
     /// Close the connection, as Kafka does for unparseable or unsupported requests.
     Close(String),
+    /// Send this frame, then close the connection (a failed SASL authentication).
+    FrameThenClose(ResponseFrame, String),
 }
 
-/// The connection a request came on.
-#[derive(Debug, Clone)]
+/// The connection a request came on: which broker and listener, who the client is and where
+/// it is in authenticating.
+#[derive(Debug)]
 pub struct Session {
-    /// The broker the client connected to (`--brokers`: each has its own listener).
+    /// The broker the client connected to (`--brokers`: each has its own listeners).
     pub node_id: i32,
-    pub peer: std::net::IpAddr,
+    pub peer: std::net::SocketAddr,
+    pub listener: Arc<Listener>,
+    /// `User:ANONYMOUS` until authenticated (a plaintext listener stays so), `User:<name>` after
+    /// SASL, `User:<subject DN>` with a TLS client certificate.
+    pub principal: Arc<str>,
+    pub sasl: sasl::SaslState,
+}
+
+impl Session {
+    pub fn new(
+        node_id: i32,
+        peer: std::net::SocketAddr,
+        listener: Arc<Listener>,
+        principal: Arc<str>,
+    ) -> Session {
+        let sasl = if listener.sasl.is_some() {
+            sasl::SaslState::Initial
+        } else {
+            sasl::SaslState::Complete
+        };
+        Session {
+            node_id,
+            peer,
+            listener,
+            principal,
+            sasl,
+        }
+    }
+
+    /// A PLAINTEXT connection (tests and fuzzing).
+    pub fn plaintext(node_id: i32, peer: std::net::SocketAddr) -> Session {
+        let config = crate::config::ListenerConfig::plaintext("127.0.0.1", 0);
+        let listener = Arc::new(Listener {
+            config,
+            sasl: None,
+            tls: None,
+        });
+        Session::new(node_id, peer, listener, Arc::from(ANONYMOUS))
+    }
+
+    pub fn authenticated(&self) -> bool {
+        matches!(self.sasl, sasl::SaslState::Complete)
+    }
 }
 
 /// What a handler knows about the request it serves.
@@ -93,11 +142,20 @@ pub struct RequestContext<'a> {
     pub client_id: String,
     /// The peer's address as Kafka reports it ("/127.0.0.1").
     pub client_host: String,
+    /// The listener the request came in on (Metadata answers its endpoints).
+    pub listener: Arc<Listener>,
+    pub principal: Arc<str>,
 }
 
 /// Handles one request frame (without its size prefix).
-pub async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Reply {
-    let peer = session.peer;
+pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame: Bytes) -> Reply {
+    // The authentication gate: until a SASL connection is authenticated, only the exchange.
+    if !session.authenticated() {
+        if let sasl::Gate::Reply(reply) = sasl::gate(broker, session, &frame) {
+            return reply;
+        }
+    }
+    let peer = session.peer.ip();
     // api_key, api_version and correlation_id: the least any request header has.
     if frame.len() < 8 {
         return Reply::Close(format!(
@@ -137,6 +195,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: By
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{peer}"),
+        listener: Arc::clone(&session.listener),
+        principal: Arc::clone(&session.principal),
     };
     match dispatch(&ctx, api, frame).await {
         Ok(reply) => reply,
@@ -255,6 +315,20 @@ async fn dispatch(
             respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
         }
         ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeClientQuotas => {
+            respond(ctx, &describe_client_quotas::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            respond(ctx, &scram_credentials::describe(ctx, decode(f, v)?))
+        }
+        // Appends to the metadata log (with fsync): off the threads serving connections.
+        ApiKey::AlterUserScramCredentials => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, scram_credentials::alter).await?,
+            )
+        }
         // Markers go to every partition of the transaction: off the threads serving connections.
         ApiKey::EndTxn => {
             let req = decode(f, v)?;
@@ -279,10 +353,7 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::DescribeClientQuotas
         | ApiKey::AlterClientQuotas
-        | ApiKey::DescribeUserScramCredentials
-        | ApiKey::AlterUserScramCredentials
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch
         | ApiKey::EndQuorumEpoch
@@ -338,6 +409,7 @@ where
     let broker = Arc::clone(ctx.broker);
     let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
+    let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
@@ -346,6 +418,8 @@ where
             correlation_id,
             client_id,
             client_host,
+            listener,
+            principal,
         };
         handler(&ctx, req)
     })

@@ -99,7 +99,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                                 && ctx.api_version >= 10 =>
                         {
                             let mut r = r;
-                            if let Some((id, epoch)) = leaders.add(&image, t, index) {
+                            if let Some((id, epoch)) = leaders.add(ctx, &image, t, index) {
                                 r.current_leader = LeaderIdAndEpoch::default()
                                     .with_leader_id(BrokerId(id))
                                     .with_leader_epoch(epoch);

@@ -96,6 +96,18 @@ impl ResponseFrame {
         self.chunks
     }
 
+    /// `payload` behind a size prefix, without a response header: a SASL token after a v0
+    /// SaslHandshake (Kafka's raw SASL framing).
+    pub fn size_prefixed(payload: &[u8]) -> ResponseFrame {
+        let mut out = BytesMut::with_capacity(payload.len() + 4);
+        out.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+        out.extend_from_slice(payload);
+        ResponseFrame {
+            len: out.len(),
+            chunks: vec![Chunk::Mem(out.freeze())],
+        }
+    }
+
     /// The whole frame in memory (tests and fuzzing).
     pub fn to_bytes(&self) -> io::Result<Bytes> {
         let mut out = BytesMut::with_capacity(self.len);

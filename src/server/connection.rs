@@ -7,6 +7,12 @@
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
 //! buffer grows only as bytes actually arrive. Each frame holds its claimed size of the
 //! queued.max.request.bytes pool (`memory_pool`) from its size prefix until it was handled.
+//!
+//! The stream is TCP or TLS (`Transport`). Fetch's file ranges go from the page cache to a TCP
+//! socket with sendfile; under TLS they are read and written through the TLS stream. Until a
+//! SASL connection is authenticated, frames are bounded by sasl.server.max.receive.size and the
+//! whole exchange by connections.max.idle.ms from the connection's start (a client that never
+//! finishes, or trickles bytes, is closed).
 
 use std::future::Future;
 use std::io;
@@ -16,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::memory_pool::{Allocation, MemoryPool};
@@ -24,6 +30,25 @@ use crate::broker::Broker;
 use crate::log::segment::FileRange;
 use crate::protocol::response::Chunk;
 use crate::protocol::{handle_frame, Reply, Session};
+
+/// A connection's byte stream.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP socket itself when bytes written to it reach the client as they are (sendfile);
+    /// `None` under TLS.
+    fn socket(&self) -> Option<&TcpStream>;
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
 
 /// Most bytes reserved ahead of arrival for one frame.
 const READ_RESERVE: usize = 256 * 1024;
@@ -65,10 +90,10 @@ fn size_prefix(buf: &[u8]) -> Option<i32> {
 
 /// The pool's bytes for a frame of `size`. Responses already queued go out first when the pool
 /// is exhausted, so waiting for memory delays no answer.
-async fn allocate(
+async fn allocate<S: Transport>(
     pool: &Arc<MemoryPool>,
     size: usize,
-    stream: &mut TcpStream,
+    stream: &mut S,
     out: &mut Vec<Chunk>,
     idle: Duration,
 ) -> io::Result<Allocation> {
@@ -104,29 +129,36 @@ fn api_key_of(frame: &[u8]) -> Option<i16> {
     (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]))
 }
 
-pub async fn serve(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    node_id: i32,
+/// The largest frame the session may send now: sasl.server.max.receive.size until a SASL
+/// connection is authenticated (SaslServerAuthenticator's receive), socket.request.max.bytes
+/// after.
+fn frame_limit(session: &Session, broker: &Broker) -> usize {
+    match (&session.listener.sasl, session.authenticated()) {
+        (Some(sasl), false) => sasl.max_receive_size,
+        _ => broker.config.socket_request_max_bytes,
+    }
+}
+
+pub async fn serve<S: Transport>(
+    mut stream: S,
+    mut session: Session,
     broker: Arc<Broker>,
     pool: Arc<MemoryPool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let max = broker.config.socket_request_max_bytes;
+    let peer: SocketAddr = session.peer;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    // Authentication must end by then.
+    let auth_deadline = tokio::time::Instant::now() + idle;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out: Vec<Chunk> = Vec::new();
     let mut queued = 0usize;
     let mut recorder = frame_recorder(peer);
-    let session = Session {
-        node_id,
-        peer: peer.ip(),
-    };
     // What the first frame in `buf` holds of queued.max.request.bytes, from the moment its size
     // is known until its request was handled (see `memory_pool`).
     let mut allocation: Option<Allocation> = None;
     loop {
         loop {
+            let max = frame_limit(&session, &broker);
             let frame = match next_frame(&mut buf, max) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -152,12 +184,18 @@ pub async fn serve(
                 }
                 queued = 0;
             }
-            match handle_frame(&broker, &session, frame).await {
+            match handle_frame(&broker, &mut session, frame).await {
                 Reply::Frame(resp) => {
                     queued += resp.len();
                     out.extend(resp.into_chunks());
                 }
                 Reply::Nothing => {}
+                Reply::FrameThenClose(resp, reason) => {
+                    out.extend(resp.into_chunks());
+                    tracing::info!(%peer, %reason, "closing connection");
+                    let _ = flush(&mut stream, &mut out, idle).await;
+                    return;
+                }
                 Reply::Close(reason) => {
                     tracing::info!(%peer, %reason, "closing connection");
                     let _ = flush(&mut stream, &mut out, idle).await;
@@ -180,7 +218,7 @@ pub async fn serve(
         if let (None, Some(size)) = (&allocation, size_prefix(&buf)) {
             // A frame is partly here (its size was checked by next_frame): no more of it is read
             // until the pool holds its size.
-            let size = usize::try_from(size).unwrap_or(max);
+            let size = usize::try_from(size).unwrap_or(broker.config.socket_request_max_bytes);
             match allocate(&pool, size, &mut stream, &mut out, idle).await {
                 Ok(a) => allocation = Some(a),
                 Err(_) => return,
@@ -189,8 +227,18 @@ pub async fn serve(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        // Every response is written by now: waiting here is idle time (connections.max.idle.ms).
-        match tokio::time::timeout(idle, stream.read_buf(&mut buf)).await {
+        // Every response is written by now: waiting here is idle time (connections.max.idle.ms),
+        // and before authentication it counts towards the exchange's deadline.
+        let wait = if session.authenticated() {
+            idle
+        } else {
+            auth_deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        match tokio::time::timeout(wait, stream.read_buf(&mut buf)).await {
+            Err(_) if !session.authenticated() => {
+                tracing::info!(%peer, listener = %session.listener.name(), "closing a connection that did not authenticate within connections.max.idle.ms");
+                return;
+            }
             Err(_) => {
                 tracing::debug!(%peer, "closing an idle connection (connections.max.idle.ms)");
                 return;
@@ -209,7 +257,11 @@ pub async fn serve(
 /// (connections.max.idle.ms) gets an error, so the connection closes: Kafka's Selector counts
 /// only socket activity, and a channel whose response waits on a full socket has none. This
 /// also lets go of the segment files the queued responses hold open.
-async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>, idle: Duration) -> io::Result<()> {
+async fn flush<S: Transport>(
+    stream: &mut S,
+    out: &mut Vec<Chunk>,
+    idle: Duration,
+) -> io::Result<()> {
     let mut rest = &out[..];
     while !rest.is_empty() {
         // Bytes in memory up to the next file range go out in one writev (pipelined producers'
@@ -222,16 +274,25 @@ async fn flush(stream: &mut TcpStream, out: &mut Vec<Chunk>, idle: Duration) -> 
             write_all_vectored(stream, &rest[..mem], idle).await?;
             rest = &rest[mem..];
         } else if let Some(Chunk::File(range)) = rest.first() {
-            send_file(stream, range, idle).await?;
+            match stream.socket() {
+                Some(socket) => send_file(socket, range, idle).await?,
+                // TLS: the bytes go through the stream, which encrypts them.
+                None => {
+                    let bytes = range.read()?;
+                    write_all_vectored(stream, &[Chunk::Mem(bytes)], idle).await?
+                }
+            }
             rest = &rest[1..];
         }
     }
     out.clear();
+    // TLS holds written bytes until flushed; TCP writes through.
+    within(idle, stream.flush()).await??;
     Ok(())
 }
 
-async fn write_all_vectored(
-    stream: &mut TcpStream,
+async fn write_all_vectored<S: Transport>(
+    stream: &mut S,
     chunks: &[Chunk],
     idle: Duration,
 ) -> io::Result<()> {
@@ -269,17 +330,27 @@ const SENDFILE_MAX: usize = 1 << 20;
 
 /// Sends a segment file range with sendfile(2): the kernel moves the bytes from the page cache to
 /// the socket, gregor never copies them. A range without a descriptor is read and written.
-async fn send_file(stream: &mut TcpStream, range: &FileRange, idle: Duration) -> io::Result<()> {
+async fn send_file(stream: &TcpStream, range: &FileRange, idle: Duration) -> io::Result<()> {
     let Some(fd) = range.fd() else {
         let bytes = range.read()?;
-        return write_all_vectored(stream, &[Chunk::Mem(bytes)], idle).await;
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            within(idle, stream.writable()).await??;
+            match stream.try_write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(());
     };
     let mut offset = range.position();
     let end = offset + range.len() as u64;
     while offset < end {
         let want = usize::try_from(end - offset).map_or(SENDFILE_MAX, |n| n.min(SENDFILE_MAX));
         let sent = stream.try_io(Interest::WRITABLE, || {
-            rustix::fs::sendfile(&*stream, fd, Some(&mut offset), want).map_err(io::Error::from)
+            rustix::fs::sendfile(stream, fd, Some(&mut offset), want).map_err(io::Error::from)
         });
         match sent {
             // The file is shorter than when the fetch was planned: the frame cannot be completed.

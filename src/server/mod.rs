@@ -1,5 +1,6 @@
-//! The network edge, and the only place that uses tokio's IO: the listener and one task per
-//! connection (see `connection.rs`), and the purgatory where long-polling requests wait.
+//! The network edge, and the only place that uses tokio's IO: one accept loop per listener, one
+//! task per connection (see `connection.rs`; TLS listeners finish the TLS handshake first), and
+//! the purgatory where long-polling requests wait.
 
 pub mod clock;
 pub mod connection;
@@ -17,13 +18,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::protocol::Session;
+use crate::security::{self, Listener};
 use quotas::ConnectionQuotas;
 
-/// Accepts connections to broker `node_id` until `cancel` fires, within that broker's connection
-/// limits (see `quotas`). When it returns, the listener and every connection it accepted are
-/// closed (a broker stopped through the admin listener goes away as in a crash).
+/// Accepts connections to broker `node_id` on each of its listeners, one accept loop per
+/// listener, until `cancel` fires, within that broker's connection limits (see `quotas`, shared
+/// by its listeners as Kafka's are). When it returns, the listeners and every connection they
+/// accepted are closed (a broker stopped through the admin listener goes away as in a crash).
 pub async fn accept_loop(
-    listener: TcpListener,
+    listeners: Vec<(Arc<Listener>, TcpListener)>,
     node_id: i32,
     broker: Arc<Broker>,
     cancel: CancellationToken,
@@ -35,16 +39,60 @@ pub async fn accept_loop(
         c.max_connections_per_ip_overrides.clone(),
     );
     let pool = memory_pool::MemoryPool::new(c.queued_max_request_bytes);
-    accept_until(listener, quotas, cancel, |stream, peer| {
-        connection::serve(
-            stream,
-            peer,
-            node_id,
-            Arc::clone(&broker),
-            Arc::clone(&pool),
-        )
-    })
-    .await
+    let mut loops = JoinSet::new();
+    for (listener, tcp) in listeners {
+        let (broker, pool) = (Arc::clone(&broker), Arc::clone(&pool));
+        let serve = move |stream: TcpStream, peer: SocketAddr| {
+            serve_connection(
+                stream,
+                peer,
+                node_id,
+                Arc::clone(&listener),
+                Arc::clone(&broker),
+                Arc::clone(&pool),
+            )
+        };
+        loops.spawn(accept_until(
+            tcp,
+            Arc::clone(&quotas),
+            cancel.clone(),
+            serve,
+        ));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+/// One accepted connection: the TLS handshake on a TLS listener (bounded by
+/// connections.max.idle.ms; plaintext bytes there fail it and close the connection), then the
+/// requests.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    node_id: i32,
+    listener: Arc<Listener>,
+    broker: Arc<Broker>,
+    pool: Arc<memory_pool::MemoryPool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &listener.tls else {
+        let session = Session::new(node_id, peer, listener, Arc::from(security::ANONYMOUS));
+        return connection::serve(stream, session, broker, pool).await;
+    };
+    let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
+    let stream = match tokio::time::timeout(idle, tls.acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %listener.name(), error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.name(), "TLS handshake timed out");
+            return;
+        }
+    };
+    let principal = security::tls::principal(stream.get_ref().1.peer_certificates());
+    let session = Session::new(node_id, peer, listener, Arc::from(principal));
+    connection::serve(stream, session, broker, pool).await
 }
 
 /// Accepts connections on `listener` within `quotas` until `cancel` fires, each served by

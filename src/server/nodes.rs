@@ -1,4 +1,4 @@
-//! The brokers this process serves (`--brokers N`), each on its own listener, stopped and
+//! The brokers this process serves (`--brokers N`), each on its own listeners, stopped and
 //! started at run time (the admin listener's `POST /v1/brokers/{id}/stop` and `/start`).
 //!
 //! A stop is a crash as clients see it: the broker's listener closes (new connections are
@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::security::Listener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -43,13 +44,14 @@ pub struct NodeStatus {
     /// Where clients reach it (Metadata's broker list).
     pub host: String,
     pub port: u16,
-    /// Where it listens.
+    /// Where it listens (its first listener).
     pub listen: SocketAddr,
     pub running: bool,
 }
 
 struct Slot {
-    listen: SocketAddr,
+    /// Each listener and where it listens.
+    listens: Vec<(Arc<Listener>, SocketAddr)>,
     /// The accept loop and what stops it, while the broker runs.
     serving: Option<(CancellationToken, JoinHandle<()>)>,
 }
@@ -62,17 +64,21 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    /// Serves each bound listener as the broker of the same position in `broker.endpoints`.
+    /// Serves each broker's bound listeners as the broker of the same position in
+    /// `broker.endpoints`.
     pub fn serve(
         broker: Arc<Broker>,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Vec<(Arc<Listener>, TcpListener)>>,
         cancel: CancellationToken,
     ) -> std::io::Result<Nodes> {
         let mut slots = BTreeMap::new();
-        for (listener, (id, _)) in listeners.into_iter().zip(broker.endpoints.clone()) {
-            let listen = listener.local_addr()?;
-            let serving = Some(spawn(listener, id, &broker, &cancel));
-            slots.insert(id, Slot { listen, serving });
+        for (bound, (id, _)) in listeners.into_iter().zip(broker.endpoints.clone()) {
+            let listens = bound
+                .iter()
+                .map(|(l, tcp)| Ok((Arc::clone(l), tcp.local_addr()?)))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let serving = Some(spawn(bound, id, &broker, &cancel));
+            slots.insert(id, Slot { listens, serving });
         }
         Ok(Nodes {
             broker,
@@ -88,11 +94,12 @@ impl Nodes {
             .iter()
             .filter_map(|(id, e)| {
                 let slot = slots.get(id)?;
+                let (e, (_, listen)) = (e.first()?, slot.listens.first()?);
                 Some(NodeStatus {
                     id: *id,
                     host: e.host.clone(),
                     port: e.port,
-                    listen: slot.listen,
+                    listen: *listen,
                     running: slot.serving.is_some(),
                 })
             })
@@ -111,19 +118,26 @@ impl Nodes {
         blocking(move || broker.fence_broker(id)).await
     }
 
-    /// Starts broker `id` again on the address it listened on, then registers and unfences it.
+    /// Starts broker `id` again on the addresses it listened on, then registers and unfences it.
     pub async fn start(&self, id: i32) -> Result<(), NodeError> {
         let mut slots = self.slots.lock().await;
         let slot = slots.get_mut(&id).ok_or(NodeError::Unknown(id))?;
         if slot.serving.is_some() {
             return Err(NodeError::AlreadyRunning(id));
         }
-        let addr = slot.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| NodeError::Bind { id, addr, source })?;
-        slot.serving = Some(spawn(listener, id, &self.broker, &self.cancel));
-        tracing::info!(broker = id, listen = %addr, "broker started");
+        let mut bound = Vec::new();
+        for (listener, addr) in &slot.listens {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    id,
+                    addr: *addr,
+                    source,
+                })?;
+            bound.push((Arc::clone(listener), tcp));
+        }
+        slot.serving = Some(spawn(bound, id, &self.broker, &self.cancel));
+        tracing::info!(broker = id, listen = ?slot.listens.iter().map(|(_, a)| *a).collect::<Vec<_>>(), "broker started");
         let broker = Arc::clone(&self.broker);
         blocking(move || broker.restart_broker(id)).await
     }
@@ -142,14 +156,14 @@ impl Nodes {
 }
 
 fn spawn(
-    listener: TcpListener,
+    listeners: Vec<(Arc<Listener>, TcpListener)>,
     id: i32,
     broker: &Arc<Broker>,
     cancel: &CancellationToken,
 ) -> (CancellationToken, JoinHandle<()>) {
     let cancel = cancel.child_token();
     let task = tokio::spawn(super::accept_loop(
-        listener,
+        listeners,
         id,
         Arc::clone(broker),
         cancel.clone(),

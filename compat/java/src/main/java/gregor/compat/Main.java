@@ -20,6 +20,7 @@ import java.util.Map;
  *   txn-open       --bootstrap B --topic T --transactional-id X   leaves a transaction open
  *   failover       --bootstrap B --admin HOST:PORT --label L   clients through broker stops, elections,
  *                  reassignments and coordinator moves of a three-broker gregor (see FailoverTests)
+ *   security       --bootstrap B --label L --client-config F [--bad-config G]   (see SecurityTests)
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -47,6 +48,7 @@ public final class Main {
             case "txn" -> TxnTests.run(args, report);
             case "txn-open" -> TxnTests.open(args);
             case "failover" -> FailoverTests.run(args, report);
+            case "security" -> SecurityTests.run(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.

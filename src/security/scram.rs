@@ -1,0 +1,508 @@
+//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka's ScramSaslServer runs them:
+//! the credentials (salt, iterations, stored key, server key, never the password), the
+//! computations (Hi is PBKDF2 with the mechanism's HMAC), and the server side of the exchange:
+//! client-first (`n,[a=authzid],n=user,r=nonce[,ext=value]*`, gs2 flag `n` only, as Kafka's
+//! pattern), server-first (`r=client+server nonce,s=salt,i=iterations`), client-final
+//! (`c=binding,r=nonce[,ext]*,p=proof`), server-final (`v=signature`).
+//!
+//! Failures carry no detail to the client (SaslServerAuthenticator answers one generic message
+//! for every SaslException); the reason goes to the broker's log.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256, Sha512};
+
+/// org.apache.kafka.clients.admin.ScramMechanism: the type ids of the admin API and of
+/// UserScramCredentialRecord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScramMechanism {
+    Sha256,
+    Sha512,
+}
+
+/// ScramMechanism.minIterations (both mechanisms) and ScramControlManager.MAX_ITERATIONS.
+pub const MIN_ITERATIONS: i32 = 4096;
+pub const MAX_ITERATIONS: i32 = 16384;
+
+impl ScramMechanism {
+    pub fn from_type(t: i8) -> Option<ScramMechanism> {
+        match t {
+            1 => Some(ScramMechanism::Sha256),
+            2 => Some(ScramMechanism::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn type_id(self) -> i8 {
+        match self {
+            ScramMechanism::Sha256 => 1,
+            ScramMechanism::Sha512 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ScramMechanism> {
+        match name {
+            "SCRAM-SHA-256" => Some(ScramMechanism::Sha256),
+            "SCRAM-SHA-512" => Some(ScramMechanism::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        // Any key length is valid for HMAC, so new_from_slice cannot fail.
+        match self {
+            ScramMechanism::Sha256 => match Hmac::<Sha256>::new_from_slice(key) {
+                Ok(mut m) => {
+                    m.update(data);
+                    m.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            },
+            ScramMechanism::Sha512 => match Hmac::<Sha512>::new_from_slice(key) {
+                Ok(mut m) => {
+                    m.update(data);
+                    m.finalize().into_bytes().to_vec()
+                }
+                Err(_) => Vec::new(),
+            },
+        }
+    }
+
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
+            ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
+        }
+    }
+
+    /// Hi(password, salt, i) (RFC 5802 section 2.2), which is PBKDF2 with this HMAC.
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        match self {
+            ScramMechanism::Sha256 => {
+                let mut out = [0u8; 32];
+                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
+                out.to_vec()
+            }
+            ScramMechanism::Sha512 => {
+                let mut out = [0u8; 64];
+                pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut out);
+                out.to_vec()
+            }
+        }
+    }
+}
+
+/// What the broker keeps of a SCRAM password (Kafka's ScramCredential).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As Kafka's ScramCredentialValue: never the keys in a log line.
+        f.write_str("ScramCredential([hidden])")
+    }
+}
+
+impl ScramCredential {
+    /// The credential of a salted password (ScramFormatter.generateCredential): what
+    /// AlterUserScramCredentials stores of an upsertion.
+    pub fn from_salted_password(
+        mechanism: ScramMechanism,
+        salt: &[u8],
+        salted_password: &[u8],
+        iterations: i32,
+    ) -> ScramCredential {
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
+        ScramCredential {
+            salt: salt.to_vec(),
+            stored_key: mechanism.hash(&client_key),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
+            iterations,
+        }
+    }
+
+    pub fn from_password(
+        mechanism: ScramMechanism,
+        password: &str,
+        salt: &[u8],
+        iterations: i32,
+    ) -> ScramCredential {
+        let salted = mechanism.salted_password(password.as_bytes(), salt, iterations.max(1) as u32);
+        Self::from_salted_password(mechanism, salt, &salted, iterations)
+    }
+}
+
+/// Why an exchange failed (for the broker's log only).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScramError {
+    #[error("invalid SCRAM client first message")]
+    BadClientFirst,
+    #[error("invalid SCRAM client final message")]
+    BadClientFinal,
+    #[error("unknown user or no {0} credential")]
+    UnknownUser(&'static str),
+    #[error("an authorization id different from the user name")]
+    AuthorizationId,
+    #[error("delegation token authentication is not supported")]
+    TokenAuth,
+    #[error("credential iterations below the minimum")]
+    TooFewIterations,
+    #[error("invalid client nonce in the final client message")]
+    BadNonce,
+    #[error("invalid client proof")]
+    BadProof,
+    #[error("unexpected message after the exchange ended")]
+    Ended,
+}
+
+enum State {
+    ClientFirst,
+    ClientFinal {
+        user: String,
+        client_first_bare: String,
+        server_first: String,
+        nonce: String,
+        credential: ScramCredential,
+    },
+    Ended,
+}
+
+/// The server side of one SCRAM exchange.
+pub struct ScramServer {
+    mechanism: ScramMechanism,
+    server_nonce: String,
+    state: State,
+}
+
+/// A printable random nonce (Kafka sends 130 random bits in base 36; this is 128 in hex).
+pub fn random_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: a nonce from a fresh v4 uuid (also from the OS) is the fallback.
+        bytes = *uuid::Uuid::new_v4().as_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `=2C` and `=3D` back to `,` and `=`; any other `=` makes the name invalid
+/// (ScramFormatter.username).
+fn username(sasl_name: &str) -> Option<String> {
+    let s = sasl_name.replace("=2C", ",");
+    if s.replace("=3D", "").contains('=') {
+        return None;
+    }
+    Some(s.replace("=3D", "="))
+}
+
+fn printable(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+}
+
+/// `alpha=value` attributes, as the pattern's EXTENSIONS allow.
+fn extension(s: &str) -> Option<(&str, &str)> {
+    let (k, v) = s.split_once('=')?;
+    (!k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic()) && !v.is_empty()).then_some((k, v))
+}
+
+impl ScramServer {
+    pub fn new(mechanism: ScramMechanism) -> ScramServer {
+        Self::with_nonce(mechanism, random_nonce())
+    }
+
+    /// A server whose nonce is given (tests replay RFC 7677's exchange).
+    pub fn with_nonce(mechanism: ScramMechanism, server_nonce: String) -> ScramServer {
+        ScramServer {
+            mechanism,
+            server_nonce,
+            state: State::ClientFirst,
+        }
+    }
+
+    pub fn mechanism(&self) -> ScramMechanism {
+        self.mechanism
+    }
+
+    /// One client message in, the server's answer out; `Some(user)` once the exchange succeeded.
+    /// `credential` looks a user's credential for this mechanism up.
+    pub fn evaluate(
+        &mut self,
+        message: &[u8],
+        credential: impl FnOnce(&str) -> Option<ScramCredential>,
+    ) -> Result<(Vec<u8>, Option<String>), ScramError> {
+        let result = match std::mem::replace(&mut self.state, State::Ended) {
+            State::ClientFirst => self.client_first(message, credential).map(|m| (m, None)),
+            State::ClientFinal {
+                user,
+                client_first_bare,
+                server_first,
+                nonce,
+                credential,
+            } => self
+                .client_final(
+                    message,
+                    &client_first_bare,
+                    &server_first,
+                    &nonce,
+                    &credential,
+                )
+                .map(|m| (m, Some(user))),
+            State::Ended => Err(ScramError::Ended),
+        };
+        if result.is_err() {
+            self.state = State::Ended;
+        }
+        result
+    }
+
+    fn client_first(
+        &mut self,
+        message: &[u8],
+        credential: impl FnOnce(&str) -> Option<ScramCredential>,
+    ) -> Result<Vec<u8>, ScramError> {
+        let msg = std::str::from_utf8(message).map_err(|_| ScramError::BadClientFirst)?;
+        if !msg.bytes().all(|b| (0x01..=0x7f).contains(&b)) {
+            return Err(ScramError::BadClientFirst);
+        }
+        let rest = msg.strip_prefix("n,").ok_or(ScramError::BadClientFirst)?;
+        let (authzid, bare) = rest.split_once(',').ok_or(ScramError::BadClientFirst)?;
+        let authzid = match authzid {
+            "" => "",
+            a => a.strip_prefix("a=").ok_or(ScramError::BadClientFirst)?,
+        };
+        let mut parts = bare.split(',');
+        let mut first = parts.next().ok_or(ScramError::BadClientFirst)?;
+        if first.starts_with("m=") {
+            first = parts.next().ok_or(ScramError::BadClientFirst)?;
+        }
+        let sasl_name = first.strip_prefix("n=").ok_or(ScramError::BadClientFirst)?;
+        let client_nonce = parts
+            .next()
+            .and_then(|p| p.strip_prefix("r="))
+            .filter(|n| printable(n))
+            .ok_or(ScramError::BadClientFirst)?;
+        for ext in parts {
+            let (k, v) = extension(ext).ok_or(ScramError::BadClientFirst)?;
+            if k == "tokenauth" && v.eq_ignore_ascii_case("true") {
+                return Err(ScramError::TokenAuth);
+            }
+        }
+        let user = username(sasl_name)
+            .filter(|u| !u.is_empty())
+            .ok_or(ScramError::BadClientFirst)?;
+        let credential = credential(&user).ok_or(ScramError::UnknownUser(self.mechanism.name()))?;
+        let authzid = username(authzid).ok_or(ScramError::BadClientFirst)?;
+        if !authzid.is_empty() && authzid != user {
+            return Err(ScramError::AuthorizationId);
+        }
+        if credential.iterations < MIN_ITERATIONS {
+            return Err(ScramError::TooFewIterations);
+        }
+        let nonce = format!("{client_nonce}{}", self.server_nonce);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&credential.salt),
+            credential.iterations
+        );
+        self.state = State::ClientFinal {
+            user,
+            client_first_bare: bare.to_string(),
+            server_first: server_first.clone(),
+            nonce,
+            credential,
+        };
+        Ok(server_first.into_bytes())
+    }
+
+    fn client_final(
+        &self,
+        message: &[u8],
+        client_first_bare: &str,
+        server_first: &str,
+        nonce: &str,
+        credential: &ScramCredential,
+    ) -> Result<Vec<u8>, ScramError> {
+        let msg = std::str::from_utf8(message).map_err(|_| ScramError::BadClientFinal)?;
+        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(ScramError::BadClientFinal)?;
+        let mut parts = without_proof.split(',');
+        let binding = parts
+            .next()
+            .and_then(|c| c.strip_prefix("c="))
+            .ok_or(ScramError::BadClientFinal)?;
+        B64.decode(binding)
+            .map_err(|_| ScramError::BadClientFinal)?;
+        let client_nonce = parts
+            .next()
+            .and_then(|r| r.strip_prefix("r="))
+            .filter(|n| printable(n))
+            .ok_or(ScramError::BadClientFinal)?;
+        if parts.any(|e| extension(e).is_none()) {
+            return Err(ScramError::BadClientFinal);
+        }
+        let proof = B64.decode(proof).map_err(|_| ScramError::BadClientFinal)?;
+        if !client_nonce.ends_with(nonce) {
+            return Err(ScramError::BadNonce);
+        }
+        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+        let m = self.mechanism;
+        let client_signature = m.hmac(&credential.stored_key, auth_message.as_bytes());
+        if proof.len() != client_signature.len() {
+            return Err(ScramError::BadProof);
+        }
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        if !constant_time_eq(&m.hash(&client_key), &credential.stored_key) {
+            return Err(ScramError::BadProof);
+        }
+        let server_signature = m.hmac(&credential.server_key, auth_message.as_bytes());
+        Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
+    }
+}
+
+/// Equality that takes as long whatever the first differing byte (MessageDigest.isEqual).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7677 section 3: user "user", password "pencil".
+    const CLIENT_FIRST: &str = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+    const SERVER_NONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const SERVER_FIRST: &str =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+    fn rfc_credential() -> ScramCredential {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        ScramCredential::from_password(ScramMechanism::Sha256, "pencil", &salt, 4096)
+    }
+
+    fn server() -> ScramServer {
+        ScramServer::with_nonce(ScramMechanism::Sha256, SERVER_NONCE.to_string())
+    }
+
+    #[test]
+    fn rfc7677_exchange() {
+        let mut s = server();
+        let (first, done) = s
+            .evaluate(CLIENT_FIRST.as_bytes(), |u| {
+                assert_eq!(u, "user");
+                Some(rfc_credential())
+            })
+            .unwrap();
+        assert_eq!(
+            (String::from_utf8(first).unwrap().as_str(), done),
+            (SERVER_FIRST, None)
+        );
+        let (last, done) = s.evaluate(CLIENT_FINAL.as_bytes(), |_| None).unwrap();
+        assert_eq!(String::from_utf8(last).unwrap(), SERVER_FINAL);
+        assert_eq!(done.as_deref(), Some("user"));
+        assert_eq!(s.evaluate(b"more", |_| None), Err(ScramError::Ended));
+    }
+
+    #[test]
+    fn wrong_password_nonce_and_unknown_user_fail() {
+        let mut s = server();
+        s.evaluate(CLIENT_FIRST.as_bytes(), |_| {
+            let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+            Some(ScramCredential::from_password(
+                ScramMechanism::Sha256,
+                "pencils",
+                &salt,
+                4096,
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            s.evaluate(CLIENT_FINAL.as_bytes(), |_| None),
+            Err(ScramError::BadProof)
+        );
+
+        let mut s = server();
+        s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential()))
+            .unwrap();
+        let bad_nonce = CLIENT_FINAL.replace("k0,p=", "k1,p=");
+        assert_eq!(
+            s.evaluate(bad_nonce.as_bytes(), |_| None),
+            Err(ScramError::BadNonce)
+        );
+
+        let mut s = server();
+        assert_eq!(
+            s.evaluate(CLIENT_FIRST.as_bytes(), |_| None),
+            Err(ScramError::UnknownUser("SCRAM-SHA-256"))
+        );
+    }
+
+    #[test]
+    fn malformed_and_refused_first_messages() {
+        for bad in [
+            "y,,n=user,r=abc",
+            "n,,r=abc,n=user",
+            "n,,n=user",
+            "n,,n=us=er,r=abc",
+            "n,,n=user,r=a,b",
+            "n,,n=user,r=abc,tokenauth=true",
+            "n,a=other,n=user,r=abc",
+        ] {
+            let mut s = server();
+            assert!(
+                s.evaluate(bad.as_bytes(), |_| Some(rfc_credential()))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        let mut low = rfc_credential();
+        low.iterations = 4095;
+        let mut s = server();
+        assert_eq!(
+            s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(low)),
+            Err(ScramError::TooFewIterations)
+        );
+    }
+
+    #[test]
+    fn escaped_names_and_sha512() {
+        assert_eq!(username("a=2Cb=3Dc").as_deref(), Some("a,b=c"));
+        // The stored key and server key of SHA-512 are 64 bytes; a SHA-512 exchange with the
+        // client side computed here succeeds.
+        let m = ScramMechanism::Sha512;
+        let salt = b"saltsalt";
+        let cred = ScramCredential::from_password(m, "secret", salt, 4096);
+        assert_eq!((cred.stored_key.len(), cred.server_key.len()), (64, 64));
+        let mut s = ScramServer::with_nonce(m, "srv".into());
+        let first = "n,,n=alice,r=cli";
+        let (sf, _) = s
+            .evaluate(first.as_bytes(), |_| Some(cred.clone()))
+            .unwrap();
+        let sf = String::from_utf8(sf).unwrap();
+        let without_proof = "c=biws,r=clisrv";
+        let auth = format!("n=alice,r=cli,{sf},{without_proof}");
+        let salted = m.salted_password(b"secret", salt, 4096);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let sig = m.hmac(&m.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        let fin = format!("{without_proof},p={}", B64.encode(proof));
+        let (_, user) = s.evaluate(fin.as_bytes(), |_| None).unwrap();
+        assert_eq!(user.as_deref(), Some("alice"));
+    }
+}
