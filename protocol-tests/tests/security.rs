@@ -122,6 +122,21 @@ async fn the_gate_closes_on_other_requests_before_authentication() -> Result<()>
     let mut c = b.client_on("SASL_PLAINTEXT").await?;
     c.send_raw(&(600_000i32).to_be_bytes()).await?;
     c.expect_closed().await?;
+    // ApiVersions at a version the broker does not serve gets KIP-511's answer, and the client
+    // may ask again before the handshake; a third ApiVersions closes the connection.
+    let mut c = b.client_on("SASL_PLAINTEXT").await?;
+    // key 18, version 99, correlation id 7, null client id; a body no version defines.
+    c.send_frame(&[0, 18, 0, 99, 0, 0, 0, 7, 0xff, 0xff])
+        .await?;
+    let frame = c
+        .read_frame()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("closed"))?;
+    let r = decode_response::<ApiVersionsRequest>(frame, 0, 7)?;
+    ensure!(r.error_code == UNSUPPORTED_VERSION, "{r:?}");
+    api_versions(&mut c).await?;
+    c.send_request(3, &ApiVersionsRequest::default()).await?;
+    c.expect_closed().await?;
     // The plaintext listener is unaffected: authenticated from the start.
     let mut c = b.client_on("PLAINTEXT").await?;
     metadata_ok(&mut c).await?;

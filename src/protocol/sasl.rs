@@ -160,7 +160,11 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
     let close = |what: String| Gate::Reply(Reply::Close(what));
     match (&session.sasl, api) {
         (SaslState::Initial, Some(ApiKey::ApiVersions)) => {
-            session.sasl = SaslState::HandshakeOnly;
+            // An unsupported version gets KIP-511's answer and the client may ask again at a
+            // version it then knows we serve (SaslServerAuthenticator stays in its state).
+            if apis::supported(ApiKey::ApiVersions).is_some_and(|r| r.contains(version)) {
+                session.sasl = SaslState::HandshakeOnly;
+            }
             Gate::Pass
         }
         (SaslState::Initial | SaslState::HandshakeOnly, Some(ApiKey::SaslHandshake)) => {
