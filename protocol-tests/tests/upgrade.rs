@@ -1,12 +1,13 @@
-//! A data directory written by the previous release (gregor 28bd00d, the last main before the
-//! metadata log: topics were one file each under `gregor-metadata/topics/`) opens in this one
-//! with every topic, id, config, record, committed offset and producer state kept, and opens the
-//! same way again once migrated.
+//! Data directories written by earlier releases open in this one with every topic, id, config,
+//! record, committed offset and producer state kept, and open the same way again:
+//! - gregor 28bd00d, the last main before the metadata log, kept topics as one file each under
+//!   `gregor-metadata/topics/`, which start-up migrates into `__cluster_metadata-0`;
+//! - gregor f72168b, the first release with the metadata log, whose records still replay.
 //!
-//! The fixture `fixtures/data-28bd00d.tar.gz` holds `data/` (the directory that release wrote)
+//! A fixture `fixtures/data-<commit>.tar.gz` holds `data/` (the directory that release wrote)
 //! and `expected.properties` (the cluster id, topic ids and producer id it answered); it is made
-//! by `fixtures/make-data-28bd00d.sh`, which runs the old binary and `write_fixture` below against
-//! it. What was written is `CONTENT` (and the functions beside it), which both sides use.
+//! by `fixtures/make-data.sh <commit>`, which runs the old binary and `write_fixture` below
+//! against it. What was written is `CONTENT` (and the functions beside it), which both sides use.
 
 mod common;
 
@@ -24,8 +25,6 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
-
-const FIXTURE: &str = "fixtures/data-28bd00d.tar.gz";
 
 /// Record timestamps: 2026-01-01T00:00:00Z onwards (fixed, so that the fixture is reproducible).
 const BASE_TS: i64 = 1_767_225_600_000;
@@ -228,9 +227,9 @@ fn produced(got: &[Fetched]) -> Vec<Rec> {
 // ----- Writing the fixture (with the old release) -----
 
 /// Writes `CONTENT` to the broker at `GREGOR_OLD_ADDR` and the ids it answered to
-/// `GREGOR_OLD_EXPECTED`; `fixtures/make-data-28bd00d.sh` runs it against the old binary.
+/// `GREGOR_OLD_EXPECTED`; `fixtures/make-data.sh` runs it against the old binary.
 #[tokio::test]
-#[ignore = "run by fixtures/make-data-28bd00d.sh against the old release"]
+#[ignore = "run by fixtures/make-data.sh against an earlier release"]
 async fn write_fixture() -> Result<()> {
     let addr = std::env::var("GREGOR_OLD_ADDR").context("GREGOR_OLD_ADDR")?;
     let out = std::env::var("GREGOR_OLD_EXPECTED").context("GREGOR_OLD_EXPECTED")?;
@@ -469,8 +468,10 @@ fn unpack(archive: &Path, into: &Path) -> Result<()> {
 }
 
 /// The fixture's data directory in a temporary directory, and what the old broker answered.
-fn unpack_fixture() -> Result<(tempfile::TempDir, Expected)> {
-    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+fn unpack_fixture(commit: &str) -> Result<(tempfile::TempDir, Expected)> {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("data-{commit}.tar.gz"));
     let work = tempfile::tempdir()?;
     unpack(&archive, work.path())?;
     let text = std::fs::read_to_string(work.path().join("expected.properties"))?;
@@ -498,15 +499,17 @@ fn topic_records(data_dir: &Path) -> Result<Vec<(String, Uuid)>> {
         .collect())
 }
 
-#[tokio::test]
-async fn a_previous_release_data_directory_opens_with_everything_kept() -> Result<()> {
-    let (dir, expected) = unpack_fixture()?;
+/// Opens the fixture of `commit` (whose topics are files to migrate, or already metadata
+/// records), checks it, stops, checks the metadata log, and opens it once more.
+async fn opens_with_everything_kept(commit: &str, topic_files_to_migrate: usize) -> Result<()> {
+    let (dir, expected) = unpack_fixture(commit)?;
     let topic_files = dir.path().join("gregor-metadata/topics");
+    let files = std::fs::read_dir(&topic_files).map_or(0, |d| d.count());
     ensure!(
-        std::fs::read_dir(&topic_files)?.count() == 4,
-        "the fixture's topic files"
+        files == topic_files_to_migrate,
+        "the fixture's topic files: {files}"
     );
-    ensure!(!dir.path().join("__cluster_metadata-0").exists());
+    ensure!(dir.path().join("__cluster_metadata-0").exists() == (files == 0));
     let storage = Arc::new(gregor::log::storage::FileStorage);
     let mut b = TestBroker::start_in(dir, storage, |_| {}).await?;
     let mut c = b.client().await?;
@@ -526,10 +529,8 @@ async fn a_previous_release_data_directory_opens_with_everything_kept() -> Resul
     }
     want.sort();
     ensure!(migrated == want, "topic records: {migrated:?}");
-    ensure!(
-        std::fs::read_dir(&topic_files)?.count() == 0,
-        "topic files left"
-    );
+    let left = std::fs::read_dir(&topic_files).map_or(0, |d| d.count());
+    ensure!(left == 0, "topic files left: {left}");
     // Opened again, the migrated directory holds the same, and nothing migrates twice.
     b.start_again().await?;
     let mut c = b.client().await?;
@@ -541,4 +542,15 @@ async fn a_previous_release_data_directory_opens_with_everything_kept() -> Resul
     again.sort();
     ensure!(again == want, "topic records after a restart: {again:?}");
     Ok(())
+}
+
+#[tokio::test]
+async fn a_data_directory_with_topic_files_migrates_with_everything_kept() -> Result<()> {
+    opens_with_everything_kept("28bd00d", 4).await
+}
+
+#[tokio::test]
+async fn a_data_directory_of_the_first_metadata_log_release_opens_with_everything_kept(
+) -> Result<()> {
+    opens_with_everything_kept("f72168b", 0).await
 }
