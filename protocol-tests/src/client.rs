@@ -274,7 +274,15 @@ impl TestBroker {
         storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
         f: impl FnOnce(&mut gregor::Config),
     ) -> Result<TestBroker> {
-        let dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, storage, f).await
+    }
+
+    /// A broker on a data directory made beforehand (e.g. unpacked from a fixture).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
+        f: impl FnOnce(&mut gregor::Config),
+    ) -> Result<TestBroker> {
         let mut config = gregor::Config::for_tests(dir.path().to_path_buf());
         f(&mut config);
         Self::launch_in(dir, storage, config).await
