@@ -39,7 +39,7 @@
 #                     broker (a second gregor, --brokers 3, driven by its admin listener), then
 #                     kafka-leader-election --election-type preferred, kafka-reassign-partitions
 #                     (--generate/--execute/--verify/--list/--cancel), kafka-dump-log
-#                     --cluster-metadata-decoder of gregor's metadata log
+#                     --cluster-metadata-decoder and kafka-metadata-shell (4.2) on gregor's metadata log
 #   failover-clients-<v>/...  kafka-clients 4.4.x (FailoverTests) on that gregor: an idempotent
 #                     producer and a group consumer through stops, ElectLeaders, reassignments and
 #                     a coordinator stop, every acknowledged record read once, offsets kept; a
@@ -477,14 +477,24 @@ failover_tests() {
   admin_check "$label/kafka-leader-election-not-needed" "$base-elect-again.out" \
     "Valid replica already elected for partitions fo-0"
   reassign_cases "$label" "$bootstrap" "${java[@]}"
-  # Kafka's DumpLogSegments decodes gregor's metadata log, reassignments and fencing included
-  # (kafka-metadata-shell is not published to Maven Central, so this is the reader used).
+  # Kafka's DumpLogSegments decodes gregor's metadata log, reassignments and fencing included.
   "${java[@]}" org.apache.kafka.tools.DumpLogSegments --cluster-metadata-decoder \
     --files "$data/__cluster_metadata-0/00000000000000000000.log" >"$base-dump-log.out" 2>&1
   admin_check "$label/kafka-dump-log-cluster-metadata" "$base-dump-log.out" \
     '"type":"PARTITION_CHANGE_RECORD".*"removingReplicas":\[[123]\],"addingReplicas":\[[123]\]'
   admin_check "$label/kafka-dump-log-brokers-fenced" "$base-dump-log.out" \
     '"type":"FENCE_BROKER_RECORD","version":0,"data":\{"id":1,'
+  # kafka-metadata-shell reads it as an image: the topic, the three brokers, a partition's
+  # registration (4.2, the newest kafka-shell on Maven Central; module shell-4.2).
+  local shell=(timeout 60 java -cp "$JAVA_COMPAT_TARGET/shell-4.2/lib/*" org.apache.kafka.shell.MetadataShell
+    --snapshot "$data/__cluster_metadata-0/00000000000000000000.log")
+  "${shell[@]}" ls /image/topics/byName >"$base-shell-topics.out" 2>&1
+  admin_check "$label/kafka-metadata-shell-topics" "$base-shell-topics.out" "^fo$"
+  "${shell[@]}" ls /image/cluster/brokers >"$base-shell-brokers.out" 2>&1
+  admin_check "$label/kafka-metadata-shell-brokers" "$base-shell-brokers.out" "^3$"
+  "${shell[@]}" cat /image/topics/byName/fo/0 >"$base-shell-partition.out" 2>&1
+  admin_check "$label/kafka-metadata-shell-partition" "$base-shell-partition.out" \
+    "^PartitionRegistration\(replicas=\[[123], [123], [123]\].*isr=\[[123], [123], [123]\].*leader=[123],"
   # Clients through it all (FailoverTests): elections, reassignments, stops, coordinators moving.
   local clients
   clients="failover-clients-$(lib_version client-4.4 kafka-clients)"
