@@ -150,10 +150,9 @@ pub fn listeners(get: impl Fn(&str) -> Option<String>) -> Result<Vec<ListenerCon
         .filter(|n| !n.is_empty())
         .chain(["CONTROLLER".to_string()])
         .collect();
-    let raw = get("listeners");
-    let Some(list) = raw else {
-        return Ok(vec![ListenerConfig::plaintext("127.0.0.1", 9092)]);
-    };
+    // Without `listeners`, Kafka's default PLAINTEXT listener (whose advertised address
+    // `advertised.listeners` may still set).
+    let list = get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092".to_string());
     let mut out: Vec<ListenerConfig> = Vec::new();
     for (name, host, port) in endpoints("listeners", &list)? {
         if controllers.contains(&name) {
@@ -232,6 +231,16 @@ mod tests {
             parse(&[]).unwrap(),
             vec![ListenerConfig::plaintext("127.0.0.1", 9092)]
         );
+    }
+
+    #[test]
+    fn advertised_listeners_apply_to_the_default_listener() {
+        // Kafka: without `listeners` the broker listens on PLAINTEXT and advertises what
+        // `advertised.listeners` says (a broker behind a proxy or NAT).
+        let l = parse(&[("advertised.listeners", "PLAINTEXT://proxy.example:9999")]).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].port, 9092);
+        assert_eq!(l[0].advertised, Some(("proxy.example".to_string(), 9999)));
     }
 
     #[test]
