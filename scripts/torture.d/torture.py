@@ -60,6 +60,22 @@ BROKER_OVERRIDES = [
 ]
 
 
+
+def group_consumer(bootstrap, group, **extra):
+    """A manually committing group member that rides out the broker's restarts quickly."""
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "log_level": 2,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+        "reconnect.backoff.ms": 20,
+        "reconnect.backoff.max.ms": 300,
+        **extra,
+    })
+
 class Failure(Exception):
     pass
 
@@ -267,18 +283,7 @@ class GroupMember(threading.Thread):
         self.consumed = 0
         self.commit_errors = 0
         self.commits_acked = 0
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "log_level": 2,
-            "group.id": GROUP,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-            "reconnect.backoff.ms": 20,
-            "reconnect.backoff.max.ms": 300,
-            "check.crcs": True,
-        })
+        self.consumer = group_consumer(bootstrap, GROUP, **{"check.crcs": True})
 
     def run(self):
         self.consumer.subscribe([TOPIC])
@@ -689,18 +694,8 @@ class EosLoop(threading.Thread):
     def new_consumer(self):
         if self.consumer is not None:
             self.consumer.close()
-        self.consumer = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "log_level": 2,
-            "group.id": TXN_EOS_GROUP,
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-            "reconnect.backoff.ms": 20,
-            "reconnect.backoff.max.ms": 300,
-        })
+        self.consumer = group_consumer(self.bootstrap, TXN_EOS_GROUP,
+                                       **{"isolation.level": "read_committed"})
         self.consumer.subscribe([TXN_SRC])
 
     def run(self):

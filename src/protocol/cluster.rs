@@ -157,6 +157,30 @@ impl<'a> PartitionView<'a> {
 /// (KIP-951).
 pub const KIP_951_ERRORS: [i16; 2] = [errors::NOT_LEADER_OR_FOLLOWER, errors::FENCED_LEADER_EPOCH];
 
+/// KIP-951: the endpoints of the leaders a Produce or Fetch answer names (`CurrentLeaders`);
+/// each response has its own `NodeEndpoint` type, hence a macro.
+macro_rules! node_endpoints {
+    ($leaders:expr, $endpoint:ty) => {
+        $leaders
+            .nodes()
+            .map(|n| {
+                <$endpoint>::default()
+                    .with_node_id(kafka_protocol::messages::BrokerId(n.id))
+                    .with_host(kafka_protocol::protocol::StrBytes::from_string(
+                        n.host.clone(),
+                    ))
+                    .with_port(n.port)
+                    .with_rack(
+                        n.rack
+                            .clone()
+                            .map(kafka_protocol::protocol::StrBytes::from_string),
+                    )
+            })
+            .collect()
+    };
+}
+pub(crate) use node_endpoints;
+
 /// KIP-951's `current_leader` of the partitions of one response, and the `node_endpoints` of
 /// those leaders, each once.
 #[derive(Default)]

@@ -26,7 +26,6 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
-use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::{self, CurrentLeaders, KIP_951_ERRORS};
 use super::errors;
@@ -250,16 +249,7 @@ fn respond(
     let mut resp = FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses);
-    resp.node_endpoints = leaders
-        .nodes()
-        .map(|n| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(n.id))
-                .with_host(StrBytes::from_string(n.host.clone()))
-                .with_port(n.port)
-                .with_rack(n.rack.clone().map(StrBytes::from_string))
-        })
-        .collect();
+    resp.node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
     (resp, splices)
 }
 

@@ -137,16 +137,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             *r = failed(r.index, errors::log_error_code(&e), Some(e.to_string()));
         }
     }
-    let node_endpoints = leaders
-        .nodes()
-        .map(|n| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(n.id))
-                .with_host(StrBytes::from_string(n.host.clone()))
-                .with_port(n.port)
-                .with_rack(n.rack.clone().map(StrBytes::from_string))
-        })
-        .collect();
+    let node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
     ProduceResponse::default()
         .with_responses(responses)
         .with_node_endpoints(node_endpoints)
