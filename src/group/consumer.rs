@@ -466,15 +466,12 @@ impl ConsumerGroup {
         !expired.is_empty()
     }
 
-    /// OffsetCommit/OffsetFetch checks for this protocol: a known member at its current epoch
-    /// (STALE_MEMBER_EPOCH otherwise), or an outside commit (no member, epoch -1) to an empty group.
+    /// OffsetCommit/TxnOffsetCommit checks for this protocol (ConsumerGroup.validateOffsetCommit):
+    /// an outside commit (epoch -1) to a group without members, or a known member at its current
+    /// epoch (STALE_MEMBER_EPOCH otherwise).
     pub fn validate_offset_commit(&self, member_id: &str, member_epoch: i32) -> i16 {
-        if member_id.is_empty() && member_epoch < 0 {
-            return if self.members.is_empty() {
-                errors::NONE
-            } else {
-                errors::UNKNOWN_MEMBER_ID
-            };
+        if member_epoch < 0 && self.members.is_empty() {
+            return errors::NONE;
         }
         match self.members.get(member_id) {
             None => errors::UNKNOWN_MEMBER_ID,
@@ -860,6 +857,8 @@ mod tests {
     #[test]
     fn offset_commit_checks_the_epoch() {
         let mut g = ConsumerGroup::new("g");
+        // Kafka: epoch -1 commits to a group without members, whatever the member id.
+        assert_eq!(g.validate_offset_commit("x", -1), errors::NONE);
         let a = join(&mut g, "a", 0);
         assert_eq!(g.validate_offset_commit("a", a.member_epoch), errors::NONE);
         assert_eq!(

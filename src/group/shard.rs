@@ -302,7 +302,7 @@ impl GroupShard {
             }
             // Commits from outside any generation create a group to hold them (a "simple"
             // group): replaying the first offset record does.
-            None if generation_id < 0 && (transactional || member_id.is_empty()) => errors::NONE,
+            None if generation_id < 0 => errors::NONE,
             None => errors::ILLEGAL_GENERATION,
         }
     }
@@ -757,9 +757,9 @@ pub(super) mod tests {
 
     #[test]
     fn transactional_commits_validate_as_kafka() {
-        // Kafka's validateTransactionalOffsetCommit: a generation-less commit to an unknown
-        // group creates a simple group; one with a generation is ILLEGAL_GENERATION; a KIP-848
-        // member's stale epoch is ILLEGAL_GENERATION too.
+        // Kafka's validateOffsetCommit / validateTransactionalOffsetCommit: a generation-less
+        // commit to an unknown group creates a simple group, whatever its member id; one with a
+        // generation is ILLEGAL_GENERATION.
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
         catalog.create("t", 1, 1, Default::default(), 0).unwrap();
@@ -783,8 +783,46 @@ pub(super) mod tests {
         let r = s.commit_offsets(who("m", -1), commit(), true, &catalog, &cfg, 0);
         assert_eq!(r.response, Ok(vec![errors::NONE]));
         let r = s.commit_offsets(who("m", -1), commit(), false, &catalog, &cfg, 0);
+        assert_eq!(r.response, Ok(vec![errors::NONE]));
+        let r = s.commit_offsets(who("m", 2), commit(), false, &catalog, &cfg, 0);
         assert_eq!(r.response, Err(errors::ILLEGAL_GENERATION));
         let r = s.commit_offsets(who("m", 2), commit(), true, &catalog, &cfg, 0);
         assert_eq!(r.response, Err(errors::ILLEGAL_GENERATION));
+        // A KIP-848 member's stale epoch: STALE_MEMBER_EPOCH for OffsetCommit, but
+        // ILLEGAL_GENERATION for TxnOffsetCommit (GroupCoordinatorShard maps it).
+        let mut s = GroupShard::default();
+        let join = HeartbeatParams {
+            member_id: "m".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        };
+        let consumer_cfg = ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+        };
+        let epoch = s
+            .consumer_heartbeat("g", join, &catalog, 0, &consumer_cfg)
+            .response
+            .member_epoch;
+        assert!(epoch > 0);
+        for (transactional, want) in [
+            (false, errors::STALE_MEMBER_EPOCH),
+            (true, errors::ILLEGAL_GENERATION),
+        ] {
+            let r = s.commit_offsets(
+                who("m", epoch - 1),
+                commit(),
+                transactional,
+                &catalog,
+                &cfg,
+                0,
+            );
+            assert_eq!(r.response, Err(want), "transactional: {transactional}");
+        }
+        let r = s.commit_offsets(who("m", epoch), commit(), true, &catalog, &cfg, 0);
+        assert_eq!(r.response, Ok(vec![errors::NONE]));
     }
 }
