@@ -45,6 +45,13 @@ const IMAGE_EXTRAS: &[&str] = &[
     "ssl.truststore.credentials",
 ];
 
+/// Settings of the authorizer plugin Kafka loads (StandardAuthorizer's own), not in Kafka's
+/// broker config table.
+const AUTHORIZER_SETTINGS: &[&str] = &[
+    crate::security::authorizer::SUPER_USERS,
+    crate::security::authorizer::ALLOW_EVERYONE_IF_NO_ACL_FOUND,
+];
+
 /// `KAFKA_*` variables the image reads for the JVM, not as configuration.
 const IMAGE_NON_CONFIG_ENV: &[&str] = &[
     "KAFKA_VERSION",
@@ -63,6 +70,8 @@ const IMAGE_NON_CONFIG_ENV: &[&str] = &[
 /// Broker settings gregor acts on; any other known name is accepted and reported as unused.
 const USED: &[&str] = &[
     "advertised.listeners",
+    "allow.everyone.if.no.acl.found",
+    "authorizer.class.name",
     "auto.create.topics.enable",
     "auto.leader.rebalance.enable",
     "broker.id",
@@ -124,6 +133,7 @@ const USED: &[&str] = &[
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
     "ssl.client.auth",
+    "super.users",
     "ssl.enabled.protocols",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
@@ -380,6 +390,9 @@ pub struct Config {
     pub group: crate::group::GroupConfig,
     /// Transaction-coordinator settings (transaction.*, transactional.id.*).
     pub txn: crate::txn::TransactionConfig,
+    /// authorizer.class.name (StandardAuthorizer, the only one) with super.users and
+    /// allow.everyone.if.no.acl.found; `None`: no authorizer, everything is allowed.
+    pub authorizer: Option<crate::security::authorizer::Authorizer>,
     /// Every explicitly set setting, by Kafka name (for DescribeConfigs later).
     pub explicit: BTreeMap<String, String>,
     /// Known settings that were set but that gregor does not act on.
@@ -438,7 +451,8 @@ impl Config {
             match broker_def(name) {
                 Some(def) => def.kind.check(name, value)?,
                 None if OPEN_PREFIXES.iter().any(|p| name.starts_with(p))
-                    || IMAGE_EXTRAS.contains(&name.as_str()) => {}
+                    || IMAGE_EXTRAS.contains(&name.as_str())
+                    || AUTHORIZER_SETTINGS.contains(&name.as_str()) => {}
                 None => return Err(ConfigError::Unknown(name.clone())),
             }
             if !is_used(name) {
@@ -598,9 +612,36 @@ impl Config {
             group,
             txn,
             unused,
+            authorizer: authorizer(&s)?,
             explicit: set,
         })
     }
+}
+
+/// The authorizer the settings name. Kafka 4 loads the class named, so a name that is not
+/// StandardAuthorizer (including ZooKeeper's `kafka.security.authorizer.AclAuthorizer`, gone in
+/// Kafka 4) stops it at start-up; gregor refuses it too rather than run without authorization.
+fn authorizer(
+    s: &Settings<'_>,
+) -> Result<Option<crate::security::authorizer::Authorizer>, ConfigError> {
+    use crate::security::authorizer::{self as a, Authorizer};
+    let Some(class) = s.str("authorizer.class.name") else {
+        return Ok(None);
+    };
+    if class != a::STANDARD_AUTHORIZER {
+        return Err(invalid(
+            "authorizer.class.name",
+            &class,
+            format!(
+                "gregor's authorizer is {} (Kafka 4 has no other)",
+                a::STANDARD_AUTHORIZER
+            ),
+        ));
+    }
+    Ok(Some(Authorizer::new(
+        &s.raw(a::SUPER_USERS),
+        s.bool(a::ALLOW_EVERYONE_IF_NO_ACL_FOUND)?.unwrap_or(false),
+    )))
 }
 
 /// Typed lookups over the explicit settings.
@@ -1012,6 +1053,37 @@ mod tests {
         let t = topic_def("retention.ms").unwrap();
         assert_eq!(t.synonym, Some("log.retention.ms"));
         assert!(broker_config_defs().len() > 300);
+    }
+
+    #[test]
+    fn authorizer_settings() {
+        assert_eq!(load(&[], &[]).unwrap().authorizer, None);
+        let c = load(
+            &[
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users=User:admin;User:CN=broker",
+                "allow.everyone.if.no.acl.found=true",
+            ],
+            &[],
+        )
+        .unwrap();
+        let a = c.authorizer.unwrap();
+        assert!(a.allow_everyone_if_no_acl_found);
+        assert!(a.super_users.contains("User:CN=broker"));
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        // Kafka 4 refuses to start with ZooKeeper's authorizer, or any class it cannot load.
+        assert!(matches!(
+            load(
+                &["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
+                &[]
+            ),
+            Err(ConfigError::Invalid { .. })
+        ));
+        // An empty class name is no authorizer, as in Kafka.
+        assert_eq!(
+            load(&["authorizer.class.name="], &[]).unwrap().authorizer,
+            None
+        );
     }
 
     #[test]
