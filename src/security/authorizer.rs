@@ -49,8 +49,24 @@ macro_rules! code_enum {
             pub fn code(self) -> i8 {
                 match self { $($name::$v => $c),* }
             }
+
+            /// The Java enum constant's name (`TRANSACTIONAL_ID`), as Kafka's messages print it.
+            pub fn name(self) -> String {
+                screaming_snake(&format!("{self:?}"))
+            }
         }
     };
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }
 
 code_enum!(
@@ -643,6 +659,8 @@ mod tests {
         assert_eq!(AclOperation::from_code(42), AclOperation::Unknown);
         assert_eq!(ResourceType::from_code(-1), ResourceType::Unknown);
         assert_eq!(PatternType::from_code(4), PatternType::Prefixed);
+        assert_eq!(ResourceType::TransactionalId.name(), "TRANSACTIONAL_ID");
+        assert_eq!(AclOperation::Read.name(), "READ");
     }
 
     #[test]
