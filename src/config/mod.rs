@@ -325,6 +325,8 @@ pub struct Sources {
     pub brokers: Option<u16>,
     /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
     pub admin_listen: Option<String>,
+    /// `--journal-size N`: requests the request journal keeps (see `admin::journal`).
+    pub journal_size: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +342,8 @@ pub struct Config {
     pub brokers: u16,
     /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
     pub admin_listen: Option<String>,
+    /// Requests the admin listener's request journal keeps (`--journal-size`; 0 turns it off).
+    pub journal_size: usize,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -553,6 +557,9 @@ impl Config {
                 }
                 a => a.clone(),
             },
+            journal_size: src
+                .journal_size
+                .unwrap_or(crate::admin::journal::DEFAULT_SIZE),
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
                 unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),

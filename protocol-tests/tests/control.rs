@@ -1,0 +1,364 @@
+//! The test control plane on the admin HTTP listener: fault rules (an error answered as Kafka
+//! answers it, a connection closed before or after the request ran, a delay, a black hole), the
+//! request journal, and the rule that an idle control plane changes nothing a client sees.
+//!
+//! Kafka has no control plane: what is calibrated is the answer a client gets, which is the one
+//! Kafka's `getErrorResponse` builds for the same error (see `protocol::error_response`).
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use common::*;
+use kafka_protocol::messages::*;
+use serde_json::{json, Value};
+
+async fn controlled() -> Result<TestBroker> {
+    TestBroker::start_with(|c| c.admin_listen = Some("127.0.0.1:0".into())).await
+}
+
+async fn arm(b: &TestBroker, rule: Value) -> Result<Value> {
+    let (status, answer) = b.admin_json("POST", "/v1/faults", rule).await?;
+    ensure!(status == 200, "arming: {status} {answer}");
+    Ok(answer)
+}
+
+async fn faults(b: &TestBroker) -> Result<Vec<Value>> {
+    let (status, answer) = b.admin_json("GET", "/v1/faults", Value::Null).await?;
+    ensure!(status == 200, "{status} {answer}");
+    Ok(answer["faults"].as_array().cloned().unwrap_or_default())
+}
+
+async fn journal(b: &TestBroker, query: &str) -> Result<Vec<Value>> {
+    let (status, answer) = b
+        .admin_json("GET", &format!("/v1/journal?{query}"), Value::Null)
+        .await?;
+    ensure!(status == 200, "{status} {answer}");
+    Ok(answer["entries"].as_array().cloned().unwrap_or_default())
+}
+
+fn apis_of(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["api"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_injected_error_answers_every_partition_then_the_rule_is_spent() -> Result<()> {
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "t", 2).await?;
+    arm(
+        &b,
+        json!({"api": "Produce", "topic": "t", "times": 1,
+               "action": "error", "error": "NOT_LEADER_OR_FOLLOWER"}),
+    )
+    .await?;
+    let both = || {
+        produce_request(
+            -1,
+            vec![topic_data(
+                "t",
+                vec![(0, values_batch(&["a"])), (1, values_batch(&["b"]))],
+            )],
+        )
+    };
+    let resp = c.request(PRODUCE_V, both()).await?;
+    let answered: Vec<(i32, i16, i64)> = resp.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| (p.index, p.error_code, p.base_offset))
+        .collect();
+    ensure!(
+        answered
+            == [
+                (0, NOT_LEADER_OR_FOLLOWER, -1),
+                (1, NOT_LEADER_OR_FOLLOWER, -1)
+            ],
+        "{resp:?}"
+    );
+    // Spent: the retry goes through, and the failed attempt wrote nothing.
+    let resp = c.request(PRODUCE_V, both()).await?;
+    for p in &resp.responses[0].partition_responses {
+        ensure!((p.error_code, p.base_offset) == (NONE, 0), "{resp:?}");
+    }
+    let rules = faults(&b).await?;
+    ensure!(rules.len() == 1, "{rules:?}");
+    ensure!(
+        rules[0]["matched"] == 2 && rules[0]["fired"] == 1,
+        "{rules:?}"
+    );
+    ensure!(rules[0]["id"] == 1 && rules[0]["error"] == "NOT_LEADER_OR_FOLLOWER");
+    Ok(())
+}
+
+#[tokio::test]
+async fn close_after_writes_and_loses_the_answer_close_before_writes_nothing() -> Result<()> {
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "t", 1).await?;
+    arm(
+        &b,
+        json!({"api": "Produce", "times": 1, "action": "close_after"}),
+    )
+    .await?;
+    let req = produce_request(-1, vec![topic_data("t", vec![(0, values_batch(&["x"]))])]);
+    c.send_request(PRODUCE_V, &req).await?;
+    c.expect_closed().await?;
+    let mut c = b.client().await?;
+    ensure!(
+        fetch_all(&mut c, "t", 0).await?.len() == 1,
+        "the write happened"
+    );
+
+    arm(
+        &b,
+        json!({"api": "Produce", "times": 1, "action": "close_before"}),
+    )
+    .await?;
+    c.send_request(PRODUCE_V, &req).await?;
+    c.expect_closed().await?;
+    let mut c = b.client().await?;
+    ensure!(
+        fetch_all(&mut c, "t", 0).await?.len() == 1,
+        "no second write"
+    );
+    // Both spent: the next produce is answered.
+    ensure!(produce_ok(&mut c, "t", 0, values_batch(&["y"])).await? == 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_black_hole_answers_nothing_on_that_connection_until_the_client_closes() -> Result<()> {
+    let b = controlled().await?;
+    arm(
+        &b,
+        json!({"api": "Metadata", "client_id": "hole", "action": "black_hole"}),
+    )
+    .await?;
+    let mut c = b.client().await?;
+    c.client_id = Some("hole".into());
+    c.send_request(METADATA_V, &MetadataRequest::default())
+        .await?;
+    // Neither this request nor the next one on the connection is answered, nor is it closed.
+    ensure!(c.try_read_frame(Duration::from_millis(300)).await.is_err());
+    c.client_id = Some("other".into());
+    c.send_request(0, &ApiVersionsRequest::default()).await?;
+    ensure!(c.try_read_frame(Duration::from_millis(300)).await.is_err());
+    // Other clients are served.
+    let mut other = b.client().await?;
+    metadata(&mut other, METADATA_V, None, false).await?;
+    let entries = journal(&b, "client_id=hole").await?;
+    ensure!(entries.len() == 1, "{entries:?}");
+    ensure!(entries[0]["outcome"] == "black_hole", "{entries:?}");
+    ensure!(entries[0]["fault"]["rule"] == 1, "{entries:?}");
+    drop(c);
+    // The rule stays armed until removed; then the same client is answered again.
+    let (status, _) = b.admin_json("DELETE", "/v1/faults/1", Value::Null).await?;
+    ensure!(status == 200);
+    let (status, _) = b.admin_json("DELETE", "/v1/faults/1", Value::Null).await?;
+    ensure!(status == 404);
+    let mut c = b.client().await?;
+    c.client_id = Some("hole".into());
+    metadata(&mut c, METADATA_V, None, false).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_delay_still_answers_and_group_rules_match_the_group_named() -> Result<()> {
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    arm(
+        &b,
+        json!({"api": "ApiVersions", "times": 1, "action": "delay", "delay_ms": 20}),
+    )
+    .await?;
+    let v = c.request(2, ApiVersionsRequest::default()).await?;
+    ensure!(v.error_code == NONE);
+    arm(
+        &b,
+        json!({"api": "FindCoordinator", "group": "g",
+               "action": "error", "error": "COORDINATOR_LOAD_IN_PROGRESS"}),
+    )
+    .await?;
+    let find = |key: &str| FindCoordinatorRequest::default().with_coordinator_keys(vec![s(key)]);
+    let r = c.request(4, find("g")).await?;
+    ensure!(r.coordinators[0].error_code == 14, "{r:?}");
+    ensure!(r.coordinators[0].node_id.0 == -1, "{r:?}");
+    let r = c.request(4, find("h")).await?;
+    ensure!(r.coordinators[0].error_code == NONE, "{r:?}");
+    let rules = faults(&b).await?;
+    ensure!(
+        rules[0]["fired"] == 1 && rules[1]["fired"] == 1,
+        "{rules:?}"
+    );
+    // Rules the broker cannot honour are refused with a reason.
+    let (status, answer) = b
+        .admin_json(
+            "POST",
+            "/v1/faults",
+            json!({"api": "DescribeConfigs", "action": "error", "error": "NOT_CONTROLLER"}),
+        )
+        .await?;
+    ensure!(status == 400 && answer["error"].is_string(), "{answer}");
+    let (status, _) = b.admin_json("DELETE", "/v1/faults", Value::Null).await?;
+    ensure!(status == 200 && faults(&b).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_journal_shows_what_a_client_sent_and_what_it_was_answered() -> Result<()> {
+    let b = controlled().await?;
+    let mut admin = b.client().await?;
+    create_topic(&mut admin, "t", 1).await?;
+    let mut c = b.client().await?;
+    c.client_id = Some("journal-app".into());
+    let hello = ApiVersionsRequest::default()
+        .with_client_software_name(s("gregor-tests"))
+        .with_client_software_version(s("1.0"));
+    c.request(3, hello).await?;
+    metadata(&mut c, METADATA_V, metadata_topics(&["t"]), false).await?;
+    produce_ok(&mut c, "t", 0, values_batch(&["a"])).await?;
+    arm(
+        &b,
+        json!({"api": "Produce", "client_id": "journal-app", "times": 1,
+               "action": "error", "error": "NOT_LEADER_OR_FOLLOWER"}),
+    )
+    .await?;
+    let p = produce(&mut c, "t", 0, values_batch(&["b"])).await?;
+    ensure!(p.error_code == NOT_LEADER_OR_FOLLOWER);
+    let absent = produce(&mut c, "nope", 0, values_batch(&["c"])).await?;
+    ensure!(absent.error_code == UNKNOWN_TOPIC_OR_PARTITION);
+
+    let entries = journal(&b, "client_id=journal-app").await?;
+    ensure!(
+        apis_of(&entries) == ["ApiVersions", "Metadata", "Produce", "Produce", "Produce"],
+        "{entries:?}"
+    );
+    let first = &entries[0];
+    ensure!(
+        first["api_version"] == 3 && first["correlation_id"] == 1,
+        "{first}"
+    );
+    ensure!(first["broker"] == 1 && first["peer"].is_string(), "{first}");
+    for e in &entries {
+        ensure!(e["client_software_name"] == "gregor-tests", "{e}");
+        ensure!(e["client_software_version"] == "1.0", "{e}");
+        ensure!(e["connection_id"] == first["connection_id"], "{e}");
+    }
+    ensure!(entries[1]["topics"] == json!([{"topic": "t", "partitions": []}]));
+    let ok = &entries[2];
+    ensure!(
+        ok["topics"] == json!([{"topic": "t", "partitions": [0]}]),
+        "{ok}"
+    );
+    ensure!(
+        ok["error_codes"] == json!([0]) && ok["fault"].is_null(),
+        "{ok}"
+    );
+    let injected = &entries[3];
+    ensure!(
+        injected["errors"] == json!(["NOT_LEADER_OR_FOLLOWER"]),
+        "{injected}"
+    );
+    ensure!(injected["fault"]["rule"] == 1, "{injected}");
+    ensure!(entries[4]["errors"] == json!(["UNKNOWN_TOPIC_OR_PARTITION"]));
+    // Filters: by API and the most recent N.
+    let last = journal(&b, "client_id=journal-app&api=Produce&limit=1").await?;
+    ensure!(
+        last.len() == 1 && last[0]["seq"] == entries[4]["seq"],
+        "{last:?}"
+    );
+    let other = journal(&b, "api=CreateTopics").await?;
+    ensure!(
+        other.len() == 1 && other[0]["client_id"] == CLIENT_ID,
+        "{other:?}"
+    );
+    let (status, _) = b.admin("GET", "/v1/journal?api=NoSuchApi").await?;
+    ensure!(status == 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_journal_keeps_the_most_recent_journal_size_requests() -> Result<()> {
+    let b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.journal_size = 3;
+    })
+    .await?;
+    let mut c = b.client().await?;
+    for _ in 0..5 {
+        c.request(0, ApiVersionsRequest::default()).await?;
+    }
+    let entries = journal(&b, "").await?;
+    let ids: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e["correlation_id"].as_i64())
+        .collect();
+    ensure!(ids == [3, 4, 5], "{entries:?}");
+    Ok(())
+}
+
+/// What a client sees of one scripted session, without what differs between two brokers by
+/// design (cluster id, ports, topic ids, timestamps).
+async fn scripted_session(b: &TestBroker) -> Result<Vec<String>> {
+    let mut seen = Vec::new();
+    let mut c = b.client().await?;
+    let versions = c.request(2, ApiVersionsRequest::default()).await?;
+    seen.push(format!("{:?}", versions.api_keys));
+    let created = create_topics(&mut c, CREATE_TOPICS_V, vec![creatable("t", 2)], false).await?;
+    seen.push(format!(
+        "{:?}",
+        created.iter().map(|t| t.error_code).collect::<Vec<_>>()
+    ));
+    for (partition, values) in [(0, &["a", "b"][..]), (1, &["c"][..]), (0, &["d"][..])] {
+        let p = produce(&mut c, "t", partition, values_batch(values)).await?;
+        seen.push(format!("{} {}", p.error_code, p.base_offset));
+    }
+    let missing = produce(&mut c, "missing", 0, values_batch(&["x"])).await?;
+    seen.push(format!("{}", missing.error_code));
+    for partition in [0, 1] {
+        let records = fetch_all(&mut c, "t", partition).await?;
+        let values: Vec<_> = records
+            .iter()
+            .map(|r| (r.offset, r.value.clone()))
+            .collect();
+        seen.push(format!("{values:?}"));
+    }
+    let m = metadata(
+        &mut c,
+        METADATA_V,
+        metadata_topics(&["t", "missing"]),
+        false,
+    )
+    .await?;
+    for t in &m.topics {
+        seen.push(format!(
+            "{:?} {} {}",
+            t.name,
+            t.error_code,
+            t.partitions.len()
+        ));
+    }
+    let offsets = list_offset(&mut c, "t", 0, -1).await?;
+    seen.push(format!("{offsets:?}"));
+    Ok(seen)
+}
+
+/// Issue 16's rule: with the admin listener on, no rule armed and the clock real, the broker
+/// answers exactly as without it.
+#[tokio::test]
+async fn an_idle_control_plane_changes_nothing_a_client_sees() -> Result<()> {
+    let plain = start_broker().await?;
+    let controlled = controlled().await?;
+    let without = scripted_session(&plain).await?;
+    let with = scripted_session(&controlled).await?;
+    ensure!(without == with, "without: {without:?}\nwith: {with:?}");
+    ensure!(
+        !journal(&controlled, "").await?.is_empty(),
+        "the journal recorded"
+    );
+    Ok(())
+}
