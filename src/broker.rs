@@ -142,6 +142,10 @@ impl Broker {
             tracing::info!(records = loaded, "loaded transaction state");
         }
         let control = crate::admin::Control::new(&config);
+        let clock = match config.manual_clock {
+            true => Clock::manual(),
+            false => Clock::system(),
+        };
         Ok(Broker {
             groups,
             txns,
@@ -153,7 +157,7 @@ impl Broker {
             dynamic,
             producer_ids,
             purgatory: Purgatory::new(),
-            clock: Clock::system(),
+            clock,
             control,
             _lock: lock,
         })

@@ -37,6 +37,11 @@ struct Cli {
     /// Requests the admin API's request journal keeps (GET /v1/journal; 0: none) [default: 10000]
     #[arg(long)]
     journal_size: Option<usize>,
+    /// The broker's clock for the expiries it decides itself (session, rebalance and
+    /// transaction timeouts, retention): `system`, or `manual` (starts at the wall clock, moves
+    /// only on POST /v1/clock/advance; needs --admin-listen) [default: system]
+    #[arg(long, value_name = "system|manual")]
+    clock: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         brokers: cli.brokers,
         admin_listen: cli.admin_listen,
         journal_size: cli.journal_size,
+        clock: cli.clock,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

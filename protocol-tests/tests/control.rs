@@ -362,3 +362,96 @@ async fn an_idle_control_plane_changes_nothing_a_client_sees() -> Result<()> {
     );
     Ok(())
 }
+
+/// `--clock manual`: the broker's clock stands at the wall clock of the start until advanced;
+/// an advance ends what became due at once: the initial rebalance delay a join waits out, then
+/// a 45 s session (the timers wake on the advance, no tick to wait for).
+#[tokio::test]
+async fn a_manual_clock_stands_still_until_advanced_and_an_advance_acts_at_once() -> Result<()> {
+    let b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.manual_clock = true;
+        c.group.initial_rebalance_delay_ms = 3_000;
+    })
+    .await?;
+    let (_, clock) = b.admin_json("GET", "/v1/clock", Value::Null).await?;
+    ensure!(clock["mode"] == "manual", "{clock}");
+    let start = clock["now_ms"].as_i64().unwrap_or_default();
+    let mut c = b.client().await?;
+    create_topic(&mut c, "t", 1).await?;
+    let mut spec = JoinSpec::consumer("g", &["t"]);
+    spec.session_ms = 45_000;
+    let id = member_id_for(&mut c, JOIN_V, &spec).await?;
+    let spec = spec.member(&id);
+    let join = send_join(&mut c, JOIN_V, &spec).await?;
+    // The join waits for group.initial.rebalance.delay.ms of the broker's time, which stands.
+    ensure!(c.try_read_frame(Duration::from_millis(300)).await.is_err());
+    let (status, _) = b
+        .admin_json("POST", "/v1/clock/advance", json!({"ms": 3_000}))
+        .await?;
+    ensure!(status == 200);
+    let joined = read_join(&mut c, JOIN_V, join).await?;
+    ensure!(
+        joined.error_code == NONE && joined.leader.as_str() == id,
+        "{joined:?}"
+    );
+    let synced = sync(
+        &mut c,
+        SYNC_V,
+        "g",
+        &id,
+        joined.generation_id,
+        None,
+        &[(&id, b"")],
+    )
+    .await?;
+    ensure!(synced.error_code == NONE, "{synced:?}");
+    ensure!(describe_group(&mut c, "g").await?.members.len() == 1);
+
+    // 46 s past the last heartbeat: the member is gone, with no wait for a timer tick beyond
+    // the broker noticing (bounded by the read timeout, not slept for).
+    let (_, after) = b
+        .admin_json("POST", "/v1/clock/advance", json!({"ms": 46_000}))
+        .await?;
+    ensure!(after["now_ms"].as_i64() == Some(start + 49_000), "{after}");
+    let mut gone = false;
+    for _ in 0..200 {
+        let g = describe_group(&mut c, "g").await?;
+        if g.members.is_empty() {
+            ensure!(g.group_state.as_str() == "Empty", "{g:?}");
+            gone = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    ensure!(
+        gone,
+        "the member outlived its session on the advanced clock"
+    );
+    let hb = heartbeat(&mut c, 4, "g", &id, joined.generation_id, None).await?;
+    ensure!(hb == UNKNOWN_MEMBER_ID, "{hb}");
+    let (_, clock) = b.admin_json("GET", "/v1/clock", Value::Null).await?;
+    ensure!(
+        clock["now_ms"] == after["now_ms"],
+        "real time moved it: {clock}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_system_clock_is_not_advanced_and_a_manual_one_needs_the_admin_listener() -> Result<()>
+{
+    let b = controlled().await?;
+    let (status, answer) = b
+        .admin_json("POST", "/v1/clock/advance", json!({"ms": 1}))
+        .await?;
+    ensure!(status == 409, "{answer}");
+    let (_, clock) = b.admin_json("GET", "/v1/clock", Value::Null).await?;
+    ensure!(clock["mode"] == "system", "{clock}");
+    let src = gregor::config::Sources {
+        clock: Some("manual".into()),
+        ..Default::default()
+    };
+    ensure!(gregor::Config::from_settings(Default::default(), &src).is_err());
+    Ok(())
+}

@@ -11,6 +11,8 @@
 //! | `GET /v1/faults`              | `{"faults":[rule with id, matched, fired]}`              |
 //! | `DELETE /v1/faults[/{id}]`    | removes one rule, or all                                 |
 //! | `GET /v1/journal?client_id=&api=&limit=` | `{"entries":[...]}` (see `journal`)           |
+//! | `GET /v1/clock`               | `{"now_ms","mode"}` (`system` or `manual`)               |
+//! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
@@ -80,6 +82,8 @@ enum Route {
     /// One rule, or all.
     RemoveFaults(Option<u64>),
     Journal(journal::Query),
+    Clock,
+    AdvanceClock,
 }
 
 /// Why a request has no route.
@@ -117,6 +121,8 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
             (Method::DELETE, Route::RemoveFaults(Some(id)))
         }
         ["v1", "journal"] => (Method::GET, Route::Journal(journal_query(query)?)),
+        ["v1", "clock"] => (Method::GET, Route::Clock),
+        ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         _ => return Err(Refused::NotFound),
     };
     match *method == want {
@@ -201,6 +207,40 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
         Route::Journal(q) => (
             StatusCode::OK,
             json!({"entries": control.journal.query(&q)}),
+        ),
+        Route::Clock => (StatusCode::OK, clock_json(&nodes.broker().clock)),
+        Route::AdvanceClock => advance_clock(&nodes.broker().clock, body),
+    }
+}
+
+fn clock_json(clock: &crate::server::clock::Clock) -> Value {
+    let mode = if clock.is_manual() {
+        "manual"
+    } else {
+        "system"
+    };
+    json!({"now_ms": clock.now_ms(), "mode": mode})
+}
+
+/// Only a manual clock is advanced: with the system clock the broker keeps real time, as the
+/// control plane promises when no one asked for a manual clock.
+fn advance_clock(clock: &crate::server::clock::Clock, body: Option<Value>) -> (StatusCode, Value) {
+    if !clock.is_manual() {
+        let e = "the clock is the system clock: start gregor with --clock manual to advance it";
+        return (StatusCode::CONFLICT, json!({ "error": e }));
+    }
+    let ms = body
+        .as_ref()
+        .and_then(|b| b.get("ms"))
+        .and_then(Value::as_i64);
+    match ms {
+        Some(ms) if ms >= 0 => {
+            clock.advance(ms);
+            (StatusCode::OK, clock_json(clock))
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "the body must be {\"ms\": N} with N >= 0"}),
         ),
     }
 }
@@ -355,6 +395,11 @@ mod tests {
     #[test]
     fn routes_the_control_plane() {
         assert_eq!(route(&Method::GET, "/v1/faults", None), Ok(Route::Faults));
+        assert_eq!(route(&Method::GET, "/v1/clock", None), Ok(Route::Clock));
+        assert_eq!(
+            route(&Method::POST, "/v1/clock/advance", None),
+            Ok(Route::AdvanceClock)
+        );
         assert_eq!(
             route(&Method::POST, "/v1/faults", None),
             Ok(Route::ArmFault)

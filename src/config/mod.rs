@@ -327,6 +327,8 @@ pub struct Sources {
     pub admin_listen: Option<String>,
     /// `--journal-size N`: requests the request journal keeps (see `admin::journal`).
     pub journal_size: Option<usize>,
+    /// `--clock system|manual` (see `server::clock`).
+    pub clock: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +346,9 @@ pub struct Config {
     pub admin_listen: Option<String>,
     /// Requests the admin listener's request journal keeps (`--journal-size`; 0 turns it off).
     pub journal_size: usize,
+    /// `--clock manual`: the broker's clock moves only through the admin listener's
+    /// `POST /v1/clock/advance` (see `server::clock`).
+    pub manual_clock: bool,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -560,6 +565,18 @@ impl Config {
             journal_size: src
                 .journal_size
                 .unwrap_or(crate::admin::journal::DEFAULT_SIZE),
+            manual_clock: match src.clock.as_deref() {
+                None | Some("system") => false,
+                Some("manual") if src.admin_listen.is_some() => true,
+                Some("manual") => {
+                    return Err(invalid(
+                        "--clock",
+                        "manual",
+                        "a manual clock moves only through the admin listener: give --admin-listen",
+                    ))
+                }
+                Some(other) => return Err(invalid("--clock", other, "system or manual")),
+            },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
                 unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),
