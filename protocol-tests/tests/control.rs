@@ -455,3 +455,102 @@ async fn the_system_clock_is_not_advanced_and_a_manual_one_needs_the_admin_liste
     ensure!(gregor::Config::from_settings(Default::default(), &src).is_err());
     Ok(())
 }
+
+async fn reset(b: &TestBroker, body: Value) -> Result<Value> {
+    let (status, answer) = b.admin_json("POST", "/v1/reset", body).await?;
+    ensure!(status == 200, "reset: {status} {answer}");
+    Ok(answer)
+}
+
+async fn txn_state(c: &mut Client, id: &str) -> Result<(i16, String)> {
+    let req =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s(id))]);
+    let r = c.request(0, req).await?;
+    let t = &r.transaction_states[0];
+    Ok((t.error_code, t.transaction_state.to_string()))
+}
+
+/// `POST /v1/reset`: topics, groups, committed offsets, transactions and producer state are
+/// gone, the client's connection stays and sees what Kafka gives after such removals; the data
+/// directory checks clean.
+#[tokio::test]
+async fn reset_removes_topics_groups_offsets_and_transactions_clients_stay_connected() -> Result<()>
+{
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "a", 2).await?;
+    create_topic(&mut c, "b", 1).await?;
+    produce_ok(&mut c, "a", 1, values_batch(&["x", "y"])).await?;
+    let (pid, epoch) = init_producer_id(&mut c).await?;
+    produce_ok(&mut c, "b", 0, idempotent_batch(&["i"], pid, epoch, 0)).await?;
+    let mut spec = JoinSpec::consumer("g", &["a"]);
+    spec.session_ms = 45_000;
+    let m = stable_member(&mut c, &spec, b"").await?;
+    commit_ok(&mut c, "g", &m.member_id, m.generation, &[("a", 1, 2, "")]).await?;
+    let (tpid, tepoch) = init_transactional(&mut c, "tx").await?;
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+        .with_v3_and_below_producer_id(ProducerId(tpid))
+        .with_v3_and_below_producer_epoch(tepoch)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name("a"))
+                .with_partitions(vec![0]),
+        ]);
+    c.request(3, add).await?;
+    ensure!(txn_state(&mut c, "tx").await?.1 == "Ongoing");
+
+    let summary = reset(&b, Value::Null).await?;
+    eprintln!("reset: {summary}");
+    ensure!(summary["topics_deleted"] == 2, "{summary}");
+    ensure!(summary["groups_deleted"] == 1, "{summary}");
+    ensure!(summary["not_reset"] == json!([]), "{summary}");
+
+    // The same connection: the topics are unknown, the group and its offsets gone, the member
+    // expired, the transaction no longer open.
+    let m2 = metadata(&mut c, METADATA_V, metadata_topics(&["a", "b"]), false).await?;
+    for t in &m2.topics {
+        ensure!(t.error_code == UNKNOWN_TOPIC_OR_PARTITION, "{t:?}");
+    }
+    let hb = heartbeat(&mut c, 4, "g", &m.member_id, m.generation, None).await?;
+    ensure!(hb == UNKNOWN_MEMBER_ID, "{hb}");
+    ensure!(list_groups(&mut c, 4, &[], &[]).await?.is_empty());
+    let (code, state) = txn_state(&mut c, "tx").await?;
+    ensure!(state != "Ongoing", "{code} {state}");
+    // A topic of the same name starts afresh, and nothing of the group's offsets comes back.
+    create_topic(&mut c, "a", 2).await?;
+    ensure!(produce_ok(&mut c, "a", 1, values_batch(&["z"])).await? == 0);
+    ensure!(committed(&mut c, "g", "a", 1).await? == -1);
+    let mut b = b;
+    b.shutdown().await?;
+    let reports = gregor::log::check::check_data_dir(b.data_dir(), Default::default())?;
+    let problems: Vec<_> = reports.iter().flat_map(|r| r.problems.clone()).collect();
+    ensure!(problems.is_empty(), "gregor-check: {problems:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn reset_keep_topics_empties_them_and_keeps_their_ids() -> Result<()> {
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "kept", 1).await?;
+    produce_ok(&mut c, "kept", 0, values_batch(&["a", "b", "c"])).await?;
+    let id = topic_id(&mut c, "kept").await?;
+    let summary = reset(&b, json!({"keep_topics": true})).await?;
+    ensure!(
+        summary["topics_emptied"] == 1 && summary["topics_deleted"] == 0,
+        "{summary}"
+    );
+    ensure!(topic_id(&mut c, "kept").await? == id);
+    let earliest = list_offset(&mut c, "kept", 0, -2).await?;
+    ensure!(earliest.offset == 3, "{earliest:?}");
+    ensure!(
+        fetch_all(&mut c, "kept", 0).await.is_err(),
+        "offset 0 is gone"
+    );
+    let (status, _) = b
+        .admin_json("POST", "/v1/reset", json!({"keep_topics": "yes"}))
+        .await?;
+    ensure!(status == 400);
+    Ok(())
+}

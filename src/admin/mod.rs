@@ -13,6 +13,7 @@
 //! | `GET /v1/journal?client_id=&api=&limit=` | `{"entries":[...]}` (see `journal`)           |
 //! | `GET /v1/clock`               | `{"now_ms","mode"}` (`system` or `manual`)               |
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
+//! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
@@ -43,6 +44,7 @@ use crate::server::quotas::ConnectionQuotas;
 
 pub mod faults;
 pub mod journal;
+pub mod reset;
 
 /// Admin connections served at once (from one address or all); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -84,6 +86,7 @@ enum Route {
     Journal(journal::Query),
     Clock,
     AdvanceClock,
+    Reset,
 }
 
 /// Why a request has no route.
@@ -123,6 +126,7 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
         ["v1", "journal"] => (Method::GET, Route::Journal(journal_query(query)?)),
         ["v1", "clock"] => (Method::GET, Route::Clock),
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
+        ["v1", "reset"] => (Method::POST, Route::Reset),
         _ => return Err(Refused::NotFound),
     };
     match *method == want {
@@ -210,6 +214,25 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
         ),
         Route::Clock => (StatusCode::OK, clock_json(&nodes.broker().clock)),
         Route::AdvanceClock => advance_clock(&nodes.broker().clock, body),
+        Route::Reset => {
+            let keep_topics = match body.as_ref().map(|b| b.get("keep_topics")) {
+                None | Some(None) => false,
+                Some(Some(Value::Bool(keep))) => *keep,
+                Some(Some(_)) => {
+                    let e = "keep_topics must be true or false";
+                    return (StatusCode::BAD_REQUEST, json!({ "error": e }));
+                }
+            };
+            // Deleting topics removes files and syncs the metadata log: off the async workers.
+            let broker = std::sync::Arc::clone(nodes.broker());
+            match tokio::task::spawn_blocking(move || reset::reset(&broker, keep_topics)).await {
+                Ok(summary) => (StatusCode::OK, summary),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": e.to_string()}),
+                ),
+            }
+        }
     }
 }
 
@@ -396,6 +419,7 @@ mod tests {
     fn routes_the_control_plane() {
         assert_eq!(route(&Method::GET, "/v1/faults", None), Ok(Route::Faults));
         assert_eq!(route(&Method::GET, "/v1/clock", None), Ok(Route::Clock));
+        assert_eq!(route(&Method::POST, "/v1/reset", None), Ok(Route::Reset));
         assert_eq!(
             route(&Method::POST, "/v1/clock/advance", None),
             Ok(Route::AdvanceClock)
