@@ -67,6 +67,9 @@ pub struct Broker {
     pub purgatory: Purgatory,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
     pub clock: Clock,
+    /// The test control plane's state (fault rules, the request journal); idle unless the
+    /// admin listener is on.
+    pub control: crate::admin::Control,
     _lock: File,
 }
 
@@ -138,6 +141,11 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded transaction state");
         }
+        let control = crate::admin::Control::new(&config);
+        let clock = match config.manual_clock {
+            true => Clock::manual(),
+            false => Clock::system(),
+        };
         Ok(Broker {
             groups,
             txns,
@@ -149,7 +157,8 @@ impl Broker {
             dynamic,
             producer_ids,
             purgatory: Purgatory::new(),
-            clock: Clock::system(),
+            clock,
+            control,
             _lock: lock,
         })
     }

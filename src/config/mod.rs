@@ -335,6 +335,10 @@ pub struct Sources {
     pub brokers: Option<u16>,
     /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
     pub admin_listen: Option<String>,
+    /// `--journal-size N`: requests the request journal keeps (see `admin::journal`).
+    pub journal_size: Option<usize>,
+    /// `--clock system|manual` (see `server::clock`).
+    pub clock: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +354,11 @@ pub struct Config {
     pub brokers: u16,
     /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
     pub admin_listen: Option<String>,
+    /// Requests the admin listener's request journal keeps (`--journal-size`; 0 turns it off).
+    pub journal_size: usize,
+    /// `--clock manual`: the broker's clock moves only through the admin listener's
+    /// `POST /v1/clock/advance` (see `server::clock`).
+    pub manual_clock: bool,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -566,6 +575,21 @@ impl Config {
                     return Err(invalid("--admin-listen", a, "expected HOST:PORT"))
                 }
                 a => a.clone(),
+            },
+            journal_size: src
+                .journal_size
+                .unwrap_or(crate::admin::journal::DEFAULT_SIZE),
+            manual_clock: match src.clock.as_deref() {
+                None | Some("system") => false,
+                Some("manual") if src.admin_listen.is_some() => true,
+                Some("manual") => {
+                    return Err(invalid(
+                        "--clock",
+                        "manual",
+                        "a manual clock moves only through the admin listener: give --admin-listen",
+                    ))
+                }
+                Some(other) => return Err(invalid("--clock", other, "system or manual")),
             },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),

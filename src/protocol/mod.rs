@@ -32,6 +32,7 @@ pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
+pub mod error_response;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -45,6 +46,7 @@ pub mod list_offsets;
 pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
+pub mod named;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
@@ -57,6 +59,7 @@ pub mod sasl_handshake;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+mod watched;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
@@ -80,6 +83,8 @@ pub enum Reply {
     Close(String),
     /// Send this frame, then close the connection (a failed SASL authentication).
     FrameThenClose(ResponseFrame, String),
+    /// Answer nothing more on this connection until the client closes it (an injected fault).
+    BlackHole,
 }
 
 /// The connection a request came on: which broker and listener, who the client is and where
@@ -94,6 +99,11 @@ pub struct Session {
     /// SASL, `User:<subject DN>` with a TLS client certificate.
     pub principal: Arc<str>,
     pub sasl: sasl::SaslState,
+    /// Numbers this process's connections (the request journal's `connection_id`).
+    pub connection_id: u64,
+    /// The client software's name and version from ApiVersions v3+ (KIP-511), kept only while
+    /// the request journal records.
+    pub client_software: Option<(String, String)>,
 }
 
 impl Session {
@@ -108,12 +118,15 @@ impl Session {
         } else {
             sasl::SaslState::Complete
         };
+        static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Session {
             node_id,
             peer,
             listener,
             principal,
             sasl,
+            connection_id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            client_software: None,
         }
     }
 
@@ -148,6 +161,8 @@ pub struct RequestContext<'a> {
     /// The listener the request came in on (Metadata answers its endpoints).
     pub listener: Arc<Listener>,
     pub principal: Arc<str>,
+    /// While the request journal records: the error codes of the response (see `respond`).
+    pub answered: Option<parking_lot::Mutex<Vec<i16>>>,
 }
 
 /// Handles one request frame (without its size prefix).
@@ -201,7 +216,12 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         host: crate::security::authorizer::host_address(peer),
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
+        answered: None,
     };
+    // The test control plane (fault rules, the request journal): one atomic load when off.
+    if broker.control.watching() {
+        return watched::serve(ctx, session, api, frame).await;
+    }
     match dispatch(&ctx, api, frame).await {
         Ok(reply) => reply,
         Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
@@ -433,6 +453,7 @@ where
             host,
             listener,
             principal,
+            answered: None,
         };
         handler(&ctx, req)
     })
@@ -457,16 +478,23 @@ fn resolve_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion>(ctx: &RequestContext<'_>, body: &T) -> Reply {
+fn respond<T: Encodable + HeaderVersion + std::fmt::Debug>(
+    ctx: &RequestContext<'_>,
+    body: &T,
+) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
 
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
-fn respond_spliced<T: Encodable + HeaderVersion>(
+/// While the request journal records, the response's error codes are noted for it.
+fn respond_spliced<T: Encodable + HeaderVersion + std::fmt::Debug>(
     ctx: &RequestContext<'_>,
     body: &T,
     records: Splices,
 ) -> Reply {
+    if let Some(answered) = &ctx.answered {
+        *answered.lock() = crate::admin::journal::error_codes_of(&format!("{body:?}"));
+    }
     encode(
         ctx.correlation_id,
         T::header_version(ctx.api_version),
