@@ -118,6 +118,7 @@ const USED: &[&str] = &[
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "max.incremental.fetch.session.cache.slots",
     "message.max.bytes",
     "node.id",
     "num.partitions",
@@ -373,6 +374,8 @@ pub struct Config {
     /// is unbounded (see `server::memory_pool`).
     pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: usize,
+    /// KIP-227 fetch sessions the broker keeps (see `protocol::fetch_session`).
+    pub max_incremental_fetch_session_cache_slots: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     /// Connection limits: max.connections, max.connections.per.ip (with per-address
@@ -605,6 +608,9 @@ impl Config {
             socket_request_max_bytes,
             queued_max_request_bytes,
             fetch_max_bytes: s.positive_int("fetch.max.bytes")?.unwrap_or(57_671_680) as usize,
+            max_incremental_fetch_session_cache_slots: s
+                .non_negative_int("max.incremental.fetch.session.cache.slots")?
+                .unwrap_or(1000) as usize,
             log_retention_check_interval_ms: s
                 .positive_long("log.retention.check.interval.ms")?
                 .unwrap_or(300_000) as u64,
@@ -697,6 +703,12 @@ impl Settings<'_> {
     fn positive_long(&self, name: &str) -> Result<Option<i64>, ConfigError> {
         match self.long(name)? {
             Some(v) if v <= 0 => Err(invalid(name, &v.to_string(), "must be positive")),
+            v => Ok(v),
+        }
+    }
+    fn non_negative_int(&self, name: &str) -> Result<Option<i32>, ConfigError> {
+        match self.int(name)? {
+            Some(v) if v < 0 => Err(invalid(name, &v.to_string(), "must be at least 0")),
             v => Ok(v),
         }
     }

@@ -35,6 +35,7 @@ pub mod end_txn;
 pub mod error_response;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
