@@ -34,6 +34,10 @@ struct Cli {
     /// Serve the admin HTTP API (JSON: health, broker stop/start) on HOST:PORT [default: off]
     #[arg(long)]
     admin_listen: Option<String>,
+    /// Serve the Confluent Schema Registry REST API on HOST:PORT, schemas stored in the
+    /// `_schemas` topic [default: off]
+    #[arg(long)]
+    schema_registry_listen: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         overrides: cli.overrides,
         brokers: cli.brokers,
         admin_listen: cli.admin_listen,
+        schema_registry_listen: cli.schema_registry_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

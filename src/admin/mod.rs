@@ -10,31 +10,25 @@
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
-//! broker), 405 (another method on a known path), 409 (already stopped / running) or 500.
+//! broker), 405 (another method on a known path), 409 (already stopped / running), 413 (a body
+//! over 64 KiB) or 500. The HTTP plumbing is `crate::http`'s, shared with the schema registry.
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane and metrics extend it there.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::{HttpLimits, HttpRequest, HttpResponse};
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
-use crate::server::quotas::ConnectionQuotas;
 
 /// Admin connections served at once (from one address or all); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
+/// No admin request has a body worth reading.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What a request does, from its method and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,49 +114,46 @@ fn broker_json(n: &NodeStatus) -> Value {
     })
 }
 
-async fn respond(nodes: &Nodes, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, body) = match route(req.method(), req.uri().path()) {
+fn respond(status: StatusCode, body: Value) -> HttpResponse {
+    HttpResponse::json(status, "application/json", &body)
+}
+
+async fn answer(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
+    let path = format!("/{}", req.segments.join("/"));
+    let (status, body) = match route(&req.method, &path) {
         Ok(r) => handle(nodes, r).await,
         Err(Refused::NotFound) => (StatusCode::NOT_FOUND, json!({"error": "no such path"})),
         Err(Refused::MethodNotAllowed) => (
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": format!("{} is not allowed here", req.method())}),
+            json!({"error": format!("{} is not allowed here", req.method)}),
         ),
         Err(Refused::BadRequest(m)) => (StatusCode::BAD_REQUEST, json!({"error": m})),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    respond(status, body)
 }
 
 /// Binds the admin listener.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    let (host, port) = crate::config::parse_host_port(addr)
-        .ok_or_else(|| std::io::Error::other(format!("bad admin listen address {addr}")))?;
-    TcpListener::bind((host.as_str(), port)).await
+    crate::http::bind(addr, "admin").await
 }
 
 /// Serves admin requests until `cancel`, at most MAX_CONNECTIONS connections at once.
 pub async fn serve(listener: TcpListener, nodes: Arc<Nodes>, cancel: CancellationToken) {
-    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new());
-    crate::server::accept_until(listener, quotas, cancel, |stream, peer| {
-        serve_connection(stream, peer, Arc::clone(&nodes))
+    let limits = HttpLimits {
+        max_connections: MAX_CONNECTIONS,
+        max_body_bytes: MAX_BODY_BYTES,
+    };
+    let too_large = || {
+        respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "request body too large"}),
+        )
+    };
+    crate::http::serve(listener, limits, cancel, too_large, move |req| {
+        let nodes = Arc::clone(&nodes);
+        async move { answer(&nodes, req).await }
     })
     .await
-}
-
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, nodes: Arc<Nodes>) {
-    let service = service_fn(move |req| {
-        let nodes = Arc::clone(&nodes);
-        async move { Ok::<_, Infallible>(respond(&nodes, req).await) }
-    });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "admin connection ended");
-    }
 }
 
 #[cfg(test)]

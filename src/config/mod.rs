@@ -325,6 +325,8 @@ pub struct Sources {
     pub brokers: Option<u16>,
     /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
     pub admin_listen: Option<String>,
+    /// `--schema-registry-listen HOST:PORT`: the schema registry's REST API (off unless given).
+    pub schema_registry_listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +342,9 @@ pub struct Config {
     pub brokers: u16,
     /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
     pub admin_listen: Option<String>,
+    /// Where the schema registry's REST API binds (`--schema-registry-listen`; see
+    /// `schema_registry`); `None`: off.
+    pub schema_registry_listen: Option<String>,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -550,6 +555,12 @@ impl Config {
             admin_listen: match &src.admin_listen {
                 Some(a) if parse_host_port(a).is_none() => {
                     return Err(invalid("--admin-listen", a, "expected HOST:PORT"))
+                }
+                a => a.clone(),
+            },
+            schema_registry_listen: match &src.schema_registry_listen {
+                Some(a) if parse_host_port(a).is_none() => {
+                    return Err(invalid("--schema-registry-listen", a, "expected HOST:PORT"))
                 }
                 a => a.clone(),
             },
