@@ -401,7 +401,10 @@ impl SchemaRegistry {
             if effective_mode(s, subject).read_only() {
                 return Err(read_only(subject));
             }
-            let v = find_version(s, subject, spec, permanent)?;
+            // A numbered version is found soft-deleted or not (to say which it is); `latest`
+            // is the latest live one, or for a hard delete the latest of all.
+            let deleted = permanent || matches!(spec, VersionSpec::Exact(_));
+            let v = find_version(s, subject, spec, deleted)?;
             if !referrers(s, subject, v.version).is_empty() {
                 return Err(RegistryError::ReferenceExists(
                     subject.to_string(),

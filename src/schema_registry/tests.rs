@@ -139,7 +139,7 @@ fn deletes_soft_then_hard() {
     assert_eq!(r.delete_version("s", VersionSpec::Exact(1), false), Ok(1));
     assert_eq!(
         r.delete_version("s", VersionSpec::Exact(1), false),
-        Err(RegistryError::VersionNotFound(1))
+        Err(RegistryError::VersionSoftDeleted("s".into(), 1))
     );
     assert_eq!(r.versions("s", false), Ok(vec![2]));
     assert_eq!(r.versions("s", true), Ok(vec![1, 2]));
