@@ -42,6 +42,10 @@ struct Cli {
     /// only on POST /v1/clock/advance; needs --admin-listen) [default: system]
     #[arg(long, value_name = "system|manual")]
     clock: Option<String>,
+    /// Serve the Confluent Schema Registry REST API on HOST:PORT, schemas stored in the
+    /// `_schemas` topic [default: off]
+    #[arg(long)]
+    schema_registry_listen: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         admin_listen: cli.admin_listen,
         journal_size: cli.journal_size,
         clock: cli.clock,
+        schema_registry_listen: cli.schema_registry_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

@@ -340,6 +340,8 @@ pub struct Sources {
     pub journal_size: Option<usize>,
     /// `--clock system|manual` (see `server::clock`).
     pub clock: Option<String>,
+    /// `--schema-registry-listen HOST:PORT`: the schema registry's REST API (off unless given).
+    pub schema_registry_listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +362,9 @@ pub struct Config {
     /// `--clock manual`: the broker's clock moves only through the admin listener's
     /// `POST /v1/clock/advance` (see `server::clock`).
     pub manual_clock: bool,
+    /// Where the schema registry's REST API binds (`--schema-registry-listen`; see
+    /// `schema_registry`); `None`: off.
+    pub schema_registry_listen: Option<String>,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -593,6 +598,12 @@ impl Config {
                     ))
                 }
                 Some(other) => return Err(invalid("--clock", other, "system or manual")),
+            },
+            schema_registry_listen: match &src.schema_registry_listen {
+                Some(a) if parse_host_port(a).is_none() => {
+                    return Err(invalid("--schema-registry-listen", a, "expected HOST:PORT"))
+                }
+                a => a.clone(),
             },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
