@@ -92,6 +92,8 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::DescribeClientQuotas,
         ApiKey::DescribeUserScramCredentials,
         ApiKey::AlterUserScramCredentials,
+        // Per-version tests in features.rs.
+        ApiKey::UpdateFeatures,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -57,6 +57,7 @@ pub mod sasl_handshake;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
@@ -346,6 +347,7 @@ async fn dispatch(
                 &off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
+        ApiKey::UpdateFeatures => respond(ctx, &update_features::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
@@ -360,7 +362,6 @@ async fn dispatch(
         | ApiKey::EndQuorumEpoch
         | ApiKey::DescribeQuorum
         | ApiKey::AlterPartition
-        | ApiKey::UpdateFeatures
         | ApiKey::Envelope
         | ApiKey::FetchSnapshot
         | ApiKey::BrokerRegistration
