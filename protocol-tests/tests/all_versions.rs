@@ -94,6 +94,7 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::AlterUserScramCredentials,
         // Per-version tests in features.rs.
         ApiKey::UpdateFeatures,
+        ApiKey::DescribeQuorum,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

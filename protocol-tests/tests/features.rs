@@ -218,3 +218,48 @@ async fn accepted_updates_are_written_to_the_metadata_log() -> Result<()> {
     );
     Ok(())
 }
+
+fn describe_quorum(topic: &str, partition: i32) -> DescribeQuorumRequest {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(name(topic))
+        .with_partitions(vec![
+            PartitionData::default().with_partition_index(partition)
+        ])])
+}
+
+/// kafka-metadata-quorum describe: the first node is the only voter and the leader of the
+/// metadata log, at its end offset; the other brokers of the process are observers.
+#[tokio::test]
+async fn describe_quorum_every_version() -> Result<()> {
+    let b = start_broker_with(|c| c.brokers = 3).await?;
+    let mut c = b.client().await?;
+    for v in 0..=2 {
+        let r = c
+            .request(v, describe_quorum("__cluster_metadata", 0))
+            .await?;
+        ensure!(r.error_code == NONE && r.topics.len() == 1, "v{v}: {r:?}");
+        let p = &r.topics[0].partitions[0];
+        ensure!(p.error_code == NONE && p.leader_id.0 == 1, "v{v}: {p:?}");
+        ensure!(p.high_watermark > 0, "v{v}: {p:?}");
+        let voters: Vec<(i32, i64)> = p
+            .current_voters
+            .iter()
+            .map(|r| (r.replica_id.0, r.log_end_offset))
+            .collect();
+        ensure!(voters == [(1, p.high_watermark)], "v{v}: {p:?}");
+        let observers: Vec<i32> = p.observers.iter().map(|r| r.replica_id.0).collect();
+        ensure!(observers == [2, 3], "v{v}: {p:?}");
+        let ts = p.current_voters[0].last_caught_up_timestamp;
+        ensure!(if v >= 1 { ts > 0 } else { ts == -1 }, "v{v}: {p:?}");
+        // Only the metadata partition has a quorum.
+        for (topic, partition) in [("__cluster_metadata", 1), ("other", 0)] {
+            let r = c.request(v, describe_quorum(topic, partition)).await?;
+            ensure!(
+                r.error_code == UNKNOWN_TOPIC_OR_PARTITION && r.topics.is_empty(),
+                "v{v} {topic}-{partition}: {r:?}"
+            );
+        }
+    }
+    Ok(())
+}

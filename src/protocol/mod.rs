@@ -27,6 +27,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
@@ -348,6 +349,7 @@ async fn dispatch(
             )
         }
         ApiKey::UpdateFeatures => respond(ctx, &update_features::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeQuorum => respond(ctx, &describe_quorum::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeAcls
         | ApiKey::CreateAcls
         | ApiKey::DeleteAcls
@@ -360,7 +362,6 @@ async fn dispatch(
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch
         | ApiKey::EndQuorumEpoch
-        | ApiKey::DescribeQuorum
         | ApiKey::AlterPartition
         | ApiKey::Envelope
         | ApiKey::FetchSnapshot
