@@ -8,7 +8,8 @@
 #   clients-<v>/...   kafka-clients 4.4.x and 3.9.x: per codec, 10,000 records with keys, headers and
 #                     timestamps through the idempotent producer, read back exactly; ListOffsets;
 #                     CreateTopics (and its errors); a multi-partition round trip; fetch edge cases
-#                     (oversized batch, out of range, long poll, close); acks=0/1; topic configs
+#                     (oversized batch, out of range, long poll, close); KIP-227 incremental fetch
+#                     sessions (the consumer's own log); acks=0/1; topic configs
 #   console-<v>/...   kafka-console-producer / -consumer of Apache Kafka 3.9.x and 4.4.x, per codec;
 #                     kafka-topics --create / --list / --describe
 #   crash/...         SIGKILL the broker three times under an idempotent producer; every
