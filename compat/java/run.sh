@@ -8,7 +8,8 @@
 #   clients-<v>/...   kafka-clients 4.4.x and 3.9.x: per codec, 10,000 records with keys, headers and
 #                     timestamps through the idempotent producer, read back exactly; ListOffsets;
 #                     CreateTopics (and its errors); a multi-partition round trip; fetch edge cases
-#                     (oversized batch, out of range, long poll, close); acks=0/1; topic configs
+#                     (oversized batch, out of range, long poll, close); KIP-227 incremental fetch
+#                     sessions (the consumer's own log); acks=0/1; topic configs
 #   console-<v>/...   kafka-console-producer / -consumer of Apache Kafka 3.9.x and 4.4.x, per codec;
 #                     kafka-topics --create / --list / --describe
 #   crash/...         SIGKILL the broker three times under an idempotent producer; every
@@ -25,6 +26,7 @@
 #                     broker), DeleteRecords, ListOffsets by timestamp, DescribeCluster, DescribeLogDirs,
 #                     config enforcement (max.message.bytes, compacted topics need keys), with the errors
 #   admin-tools-<v>/. kafka-topics --create/--describe/--alter/--delete, kafka-configs --describe/--alter,
+#                     kafka-features describe/upgrade and kafka-metadata-quorum describe (4.4 only),
 #                     kafka-delete-records and kafka-get-offsets of Apache Kafka 3.9.x and 4.4.x, and
 #                     their error messages
 #   groups-restart/.. committed offsets survive a SIGTERM and a SIGKILL restart of the broker, and a
@@ -389,6 +391,31 @@ admin_tool_cases() {
   admin_check "$label/kafka-topics-delete-unknown" "$base-delete-missing.out" "does not exist|UnknownTopicOrPartition"
 }
 
+# cluster_tool_cases LABEL CP LOG4J_OPT: kafka-features.sh and kafka-metadata-quorum.sh (4.4).
+cluster_tool_cases() {
+  local label="$1" cp="$2" log_opt="$3" base="$LOGS/$1"
+  local java=(timeout 60 java "$log_opt" -cp "$cp")
+  local features=("${java[@]}" org.apache.kafka.tools.FeatureCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local quorum=("${java[@]}" org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  "${features[@]}" describe >"$base-features.out" 2>&1
+  admin_check "$label/kafka-features-describe-metadata-version" "$base-features.out" \
+    "^Feature: metadata\.version[[:space:]]+SupportedMinVersion: [0-9]+\.[0-9]+-IV[0-9]+[[:space:]]+SupportedMaxVersion: [0-9.]+-IV[0-9]+[[:space:]]+FinalizedVersionLevel: [0-9.]+-IV[0-9]+"
+  admin_check "$label/kafka-features-describe-transaction-version" "$base-features.out" \
+    "^Feature: transaction\.version[[:space:]]+SupportedMinVersion: 0[[:space:]]+SupportedMaxVersion: 2[[:space:]]+FinalizedVersionLevel: 2[[:space:]]"
+  admin_check "$label/kafka-features-describe-group-version" "$base-features.out" \
+    "^Feature: group\.version[[:space:]]+SupportedMinVersion: 0[[:space:]]+SupportedMaxVersion: 1[[:space:]]+FinalizedVersionLevel: 1[[:space:]]"
+  "${features[@]}" upgrade --feature group.version=1 >"$base-features-same.out" 2>&1
+  admin_check "$label/kafka-features-upgrade-to-current" "$base-features-same.out" "group\.version was upgraded to 1\." "Could not"
+  "${features[@]}" upgrade --feature transaction.version=9 >"$base-features-bad.out" 2>&1
+  admin_check "$label/kafka-features-upgrade-refused" "$base-features-bad.out" \
+    "Could not upgrade transaction\.version to 9\..*Invalid update version 9 for feature transaction\.version\..*only supports versions" "was upgraded"
+  "${quorum[@]}" describe --status >"$base-quorum-status.out" 2>&1
+  admin_check "$label/kafka-metadata-quorum-status" "$base-quorum-status.out" '^CurrentVoters:[[:space:]]+\[\{"id": [0-9]+'
+  admin_check "$label/kafka-metadata-quorum-status-leader" "$base-quorum-status.out" "^HighWatermark:[[:space:]]+[1-9][0-9]*$"
+  "${quorum[@]}" describe --replication >"$base-quorum-replication.out" 2>&1
+  admin_check "$label/kafka-metadata-quorum-replication" "$base-quorum-replication.out" "^[0-9]+[[:space:]]+[^[:space:]]+[[:space:]]+[1-9][0-9]*[[:space:]]+0[[:space:]]+.*Leader"
+}
+
 admin_tests() {
   local module version
   for module in client-4.4 client-3.9; do
@@ -408,6 +435,8 @@ admin_tests() {
   echo "== Apache Kafka $v44 admin tools"
   admin_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" org.apache.kafka.tools.ConfigCommand
+  cluster_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
   broker_check "admin-tools-$v44"
 }
 

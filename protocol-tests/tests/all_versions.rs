@@ -96,6 +96,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::DescribeAcls,
         ApiKey::CreateAcls,
         ApiKey::DeleteAcls,
+        // Per-version tests in features.rs.
+        ApiKey::UpdateFeatures,
+        ApiKey::DescribeQuorum,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -54,6 +54,7 @@ const AUTHORIZER_SETTINGS: &[&str] = &[
 
 /// `KAFKA_*` variables the image reads for the JVM, not as configuration.
 const IMAGE_NON_CONFIG_ENV: &[&str] = &[
+    "KAFKA_HOME",
     "KAFKA_VERSION",
     "KAFKA_HEAP_OPTS",
     "KAFKA_LOG4J_OPTS",
@@ -299,6 +300,15 @@ pub fn topic_def(name: &str) -> Option<&'static ConfigDef> {
     topic_config_defs().iter().find(|d| d.name == name)
 }
 
+/// Whether `name` is a setting Kafka accepts: a broker config, an open-ended prefix, or one the
+/// apache/kafka image writes.
+fn known_name(name: &str) -> bool {
+    broker_def(name).is_some()
+        || OPEN_PREFIXES.iter().any(|p| name.starts_with(p))
+        || IMAGE_EXTRAS.contains(&name)
+        || AUTHORIZER_SETTINGS.contains(&name)
+}
+
 /// Maps an environment variable to a config name as the apache/kafka image does
 /// (KafkaDockerWrapper.getServerConfigsFromEnv): drop `KAFKA_`, lowercase, `_` → `.`,
 /// then `...` → `-` and `..` → `_` (so `___` means `-` and `__` means `_`).
@@ -432,10 +442,19 @@ impl Config {
             })?;
             set.extend(parse_properties(&text));
         }
-        set.extend(
-            env.into_iter()
-                .filter_map(|(k, v)| Some((env_to_config_name(&k)?, v))),
-        );
+        // A shell or image sets KAFKA_* variables of its own (KAFKA_HOME, a tool's options):
+        // one that names no broker setting is not a typo in gregor's configuration, so it is
+        // skipped with a warning, not a refusal to start (a file or flag still fails on one).
+        for (var, value) in env {
+            let Some(name) = env_to_config_name(&var) else {
+                continue;
+            };
+            if known_name(&name) {
+                set.insert(name, value);
+            } else {
+                tracing::warn!(variable = %var, setting = %name, "ignoring an environment variable that names no broker setting");
+            }
+        }
         for o in &src.overrides {
             let (k, v) = o
                 .split_once('=')
@@ -467,9 +486,7 @@ impl Config {
         for (name, value) in &set {
             match broker_def(name) {
                 Some(def) => def.kind.check(name, value)?,
-                None if OPEN_PREFIXES.iter().any(|p| name.starts_with(p))
-                    || IMAGE_EXTRAS.contains(&name.as_str())
-                    || AUTHORIZER_SETTINGS.contains(&name.as_str()) => {}
+                None if known_name(name) => {}
                 None => return Err(ConfigError::Unknown(name.clone())),
             }
             if !is_used(name) {
@@ -1177,6 +1194,28 @@ mod tests {
         assert!(load(&[], &[("KAFKA_HEAP_OPTS", "-Xmx1G")]).is_ok());
     }
 
+    /// Variables a shell or the Kafka scripts set do not stop start-up; an unknown name in a
+    /// flag (or a file) is still a typo.
+    #[test]
+    fn unknown_environment_names_are_skipped_not_fatal() {
+        let env = [
+            ("KAFKA_HOME", "/opt/kafka"),
+            ("KAFKA_OPTS", "-Dx=y"),
+            ("KAFKA_CLUSTER_ID", "abc"),
+            ("KAFKA_NUM_PARTITIONS", "3"),
+        ];
+        let c = load(&[], &env).unwrap();
+        assert_eq!(c.num_partitions, 3, "a known name still applies");
+        assert!(matches!(
+            load(&["cluster.id=abc"], &[]),
+            Err(ConfigError::Unknown(n)) if n == "cluster.id"
+        ));
+        assert!(matches!(
+            load(&[], &[("KAFKA_NUM_PARTITIONS", "many")]),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
     #[test]
     fn env_names_map_like_the_kafka_image() {
         assert_eq!(
@@ -1192,6 +1231,7 @@ mod tests {
             Some("abc-def")
         );
         assert_eq!(env_to_config_name("KAFKA_OPTS"), None);
+        assert_eq!(env_to_config_name("KAFKA_HOME"), None);
         assert_eq!(env_to_config_name("PATH"), None);
     }
 

@@ -19,6 +19,7 @@
 //! count and configs) and removes the file once its records are committed.
 
 pub mod election;
+pub mod features;
 pub mod image;
 pub mod metadata_log;
 pub mod placement;
@@ -211,15 +212,10 @@ impl Catalog {
         let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
             .map_err(io::Error::other)?;
         let mut image = load_image(&log).map_err(io::Error::other)?;
-        if !image
-            .features
-            .contains_key(records::METADATA_VERSION_FEATURE)
-        {
-            // A new metadata log starts with its metadata.version (Kafka's bootstrap records).
-            let bootstrap = [MetadataRecord::FeatureLevel {
-                name: records::METADATA_VERSION_FEATURE.into(),
-                feature_level: records::METADATA_VERSION,
-            }];
+        // A new metadata log starts with its finalized features, metadata.version first
+        // (Kafka's bootstrap records); an older one gains those it lacks.
+        let bootstrap = features::bootstrap_records(&image);
+        if !bootstrap.is_empty() {
             image = commit_to(&log, image, &bootstrap, now_ms)?;
         }
         image = migrate_topic_files(&log, data_dir, image, node_id, now_ms)?;

@@ -1,7 +1,8 @@
 //! ApiVersions (key 18): the first request on every connection. Advertises the API table, and
-//! from v3 on the features (KIP-584): only `transaction.version`, the one feature whose levels
-//! gregor implements, supported 0-2 and finalized at 2 (KIP-890 part 2), as a Kafka 4.4 broker
-//! says it (DefaultApiVersionManager.apiVersionResponse).
+//! from v3 on the features (KIP-584): every feature of `metadata::features` with the levels
+//! gregor supports, and those the metadata log finalized (transaction.version 2, KIP-890 part 2;
+//! group.version 1, ...), as a Kafka 4.4 broker says them
+//! (DefaultApiVersionManager.apiVersionResponse). `kafka-features.sh describe` reads these.
 
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
@@ -12,9 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::apis::{self, APIS};
 use super::errors;
 use super::RequestContext;
-use crate::txn::{
-    FINALIZED_TRANSACTION_VERSION, TRANSACTION_VERSION_FEATURE, TRANSACTION_VERSION_SUPPORTED,
-};
+use crate::metadata::features::FEATURES;
+use crate::metadata::image::MetadataImage;
 
 /// First version with features.
 const FEATURES_VERSION: i16 = 3;
@@ -27,8 +27,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsR
     if ctx.api_version >= FEATURES_VERSION {
         // The epoch of the finalized features is the metadata offset they are as of
         // (FinalizedFeatures.finalizedFeaturesEpoch); a client re-reads them when it grows.
-        let epoch = ctx.broker.catalog.image().provenance.last_offset.max(0);
-        add_features(&mut resp, ctx.api_version, epoch);
+        add_features(&mut resp, ctx.api_version, &ctx.broker.catalog.image());
     }
     // v3+ requests name the client software; Kafka rejects names outside its pattern.
     if ctx.api_version >= 3
@@ -56,22 +55,31 @@ pub fn unsupported_version_response() -> ApiVersionsResponse {
 
 /// The supported and finalized features (ApiVersionsResponse.Builder.build): a supported
 /// feature with minimum 0 only from v4 on; a finalized level as min = max = level, none for 0.
-fn add_features(resp: &mut ApiVersionsResponse, version: i16, finalized_epoch: i64) {
-    let (min, max) = TRANSACTION_VERSION_SUPPORTED;
-    let name = || StrBytes::from_static_str(TRANSACTION_VERSION_FEATURE);
-    if min != 0 || version >= FEATURE_LEVEL_0_VERSION {
-        resp.supported_features = vec![SupportedFeatureKey::default()
-            .with_name(name())
-            .with_min_version(min)
-            .with_max_version(max)];
-    }
-    if FINALIZED_TRANSACTION_VERSION != 0 {
-        resp.finalized_features = vec![FinalizedFeatureKey::default()
-            .with_name(name())
-            .with_min_version_level(FINALIZED_TRANSACTION_VERSION)
-            .with_max_version_level(FINALIZED_TRANSACTION_VERSION)];
-    }
-    resp.finalized_features_epoch = finalized_epoch;
+/// Their epoch is the metadata offset they are as of (FinalizedFeatures.finalizedFeaturesEpoch):
+/// a client re-reads them when it grows.
+fn add_features(resp: &mut ApiVersionsResponse, version: i16, image: &MetadataImage) {
+    resp.supported_features = FEATURES
+        .iter()
+        .filter(|f| f.supported.0 != 0 || version >= FEATURE_LEVEL_0_VERSION)
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.supported.0)
+                .with_max_version(f.supported.1)
+        })
+        .collect();
+    resp.finalized_features = image
+        .features
+        .iter()
+        .filter(|(_, &level)| level != 0)
+        .map(|(name, &level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
+    resp.finalized_features_epoch = image.provenance.last_offset.max(0);
 }
 
 fn api_list() -> Vec<ApiVersion> {
@@ -103,27 +111,47 @@ mod tests {
 
     #[test]
     fn features_are_kafka_4_4s() {
+        let mut image = MetadataImage::empty();
+        image.provenance.last_offset = 7;
+        image.features = std::sync::Arc::new(
+            [("metadata.version", 14), ("transaction.version", 2)]
+                .map(|(n, l)| (n.to_string(), l))
+                .into(),
+        );
         let features = |version| {
             let mut resp = ApiVersionsResponse::default();
-            add_features(&mut resp, version, 7);
+            add_features(&mut resp, version, &image);
             resp
         };
         let v4 = features(4);
-        assert_eq!(v4.supported_features.len(), 1);
-        let s = &v4.supported_features[0];
+        let supported: Vec<_> = v4
+            .supported_features
+            .iter()
+            .map(|s| (s.name.as_str(), s.min_version, s.max_version))
+            .collect();
+        assert_eq!(supported.len(), FEATURES.len());
+        assert!(supported.contains(&("transaction.version", 0, 2)));
+        assert!(supported.contains(&("metadata.version", 14, 14)));
+        assert!(supported.contains(&("share.version", 0, 0)));
+        let finalized: Vec<_> = v4
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.as_str(), f.min_version_level, f.max_version_level))
+            .collect();
         assert_eq!(
-            (s.name.as_str(), s.min_version, s.max_version),
-            ("transaction.version", 0, 2)
-        );
-        let f = &v4.finalized_features[0];
-        assert_eq!(
-            (f.name.as_str(), f.min_version_level, f.max_version_level),
-            ("transaction.version", 2, 2)
+            finalized,
+            [("metadata.version", 14, 14), ("transaction.version", 2, 2)]
         );
         assert_eq!(v4.finalized_features_epoch, 7);
         let v3 = features(3);
-        assert!(
-            v3.supported_features.is_empty(),
+        let names: Vec<_> = v3
+            .supported_features
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["metadata.version"],
             "a 0 minimum is left out below v4"
         );
         assert_eq!(v3.finalized_features, v4.finalized_features);

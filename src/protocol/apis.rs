@@ -80,6 +80,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DescribeClientQuotas, r(0, 1)),
     (ApiKey::DescribeUserScramCredentials, r(0, 0)),
     (ApiKey::AlterUserScramCredentials, r(0, 0)),
+    // kafka-metadata-quorum.sh describe --status / --replication.
+    (ApiKey::DescribeQuorum, r(0, 2)),
+    // kafka-features.sh upgrade / downgrade (describe reads ApiVersions).
+    (ApiKey::UpdateFeatures, r(0, 2)),
     (ApiKey::DescribeCluster, r(0, 2)),
     (ApiKey::DescribeProducers, r(0, 0)),
     (ApiKey::DescribeTransactions, r(0, 0)),
@@ -133,6 +137,8 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::UpdateFeatures => UpdateFeaturesRequest::VERSIONS,
+            ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
             ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
             ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
             ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,

@@ -28,6 +28,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
@@ -61,6 +62,7 @@ pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
 mod watched;
+pub mod update_features;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
@@ -370,6 +372,8 @@ async fn dispatch(
                 &off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
+        ApiKey::UpdateFeatures => respond(ctx, &update_features::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeQuorum => respond(ctx, &describe_quorum::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeAcls => respond(ctx, &acls::describe(ctx, decode(f, v)?)?),
         // Append to the metadata log (with fsync): off the threads serving connections.
         ApiKey::CreateAcls => {
@@ -389,9 +393,7 @@ async fn dispatch(
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch
         | ApiKey::EndQuorumEpoch
-        | ApiKey::DescribeQuorum
         | ApiKey::AlterPartition
-        | ApiKey::UpdateFeatures
         | ApiKey::Envelope
         | ApiKey::FetchSnapshot
         | ApiKey::BrokerRegistration

@@ -1,0 +1,59 @@
+//! DescribeQuorum (key 55): `kafka-metadata-quorum.sh describe --status / --replication`.
+//!
+//! gregor's metadata log (`__cluster_metadata-0`) is written by this process alone, so the quorum
+//! it shows is a combined node's as Kafka shows it: the first node is the only voter and the
+//! leader, at the log's end offset and epoch, caught up now (KafkaRaftClient's leader describes
+//! itself so); the other nodes of `--brokers N` share that log and appear as observers at the
+//! same offset, as a Kafka broker that is not a voter would. Directory ids are zero (kraft.version
+//! 0, a static quorum) and no node lists controller endpoints: gregor has no controller listener.
+//! A request for any other partition gets Kafka's top-level UNKNOWN_TOPIC_OR_PARTITION
+//! (KafkaRaftClient.handleDescribeQuorumRequest).
+
+use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+
+use super::errors;
+use super::RequestContext;
+
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+pub fn handle(ctx: &RequestContext<'_>, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let resp = DescribeQuorumResponse::default().with_error_message(None);
+    let asks_metadata_partition = matches!(
+        req.topics.as_slice(),
+        [t] if t.topic_name.as_str() == METADATA_TOPIC
+            && matches!(t.partitions.as_slice(), [p] if p.partition_index == 0)
+    );
+    if !asks_metadata_partition {
+        return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    let image = ctx.broker.catalog.image();
+    let log_end_offset = image.provenance.last_offset + 1;
+    let now = ctx.broker.clock.now_ms();
+    let replica = |id: i32| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(log_end_offset)
+            .with_last_fetch_timestamp(now)
+            .with_last_caught_up_timestamp(now)
+    };
+    let leader = ctx.broker.node_id;
+    let observers = ctx
+        .broker
+        .endpoints
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != leader)
+        .map(replica)
+        .collect();
+    let partition = PartitionData::default()
+        .with_error_message(None)
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(image.provenance.last_epoch)
+        .with_high_watermark(log_end_offset)
+        .with_current_voters(vec![replica(leader)])
+        .with_observers(observers);
+    resp.with_topics(vec![TopicData::default()
+        .with_topic_name(req.topics[0].topic_name.clone())
+        .with_partitions(vec![partition])])
+}
