@@ -42,6 +42,9 @@ struct Cli {
     /// only on POST /v1/clock/advance; needs --admin-listen) [default: system]
     #[arg(long, value_name = "system|manual")]
     clock: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on every admin API request [default: none]
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         admin_listen: cli.admin_listen,
         journal_size: cli.journal_size,
         clock: cli.clock,
+        admin_token: cli.admin_token,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

@@ -554,3 +554,23 @@ async fn reset_keep_topics_empties_them_and_keeps_their_ids() -> Result<()> {
     ensure!(status == 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn with_an_admin_token_every_request_needs_it() -> Result<()> {
+    let b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.admin_token = Some("s3cret".into());
+    })
+    .await?;
+    for token in [None, Some("wrong"), Some("s3cret2"), Some("")] {
+        let (status, _) = b.admin_as(token, "GET", "/v1/healthz", "").await?;
+        ensure!(status == 401, "{token:?}: {status}");
+        let rule = r#"{"api": "Produce", "action": "close_before"}"#;
+        let (status, _) = b.admin_as(token, "POST", "/v1/faults", rule).await?;
+        ensure!(status == 401, "{token:?}: {status}");
+    }
+    ensure!(faults(&b).await?.is_empty(), "nothing was armed");
+    let (status, _) = b.admin_as(Some("s3cret"), "GET", "/v1/healthz", "").await?;
+    ensure!(status == 200);
+    Ok(())
+}

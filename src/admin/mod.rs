@@ -18,6 +18,7 @@
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
 //! broker, rule), 405 (another method on a known path), 409 (already stopped / running) or 500.
+//! With `--admin-token T` every request must carry `Authorization: Bearer T` (401 otherwise).
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane (faults, journal) and metrics extend it there. Bodies are JSON, at most
 //! MAX_BODY_BYTES.
@@ -316,7 +317,33 @@ async fn json_body(req: Request<Incoming>) -> Result<Option<Value>, Refused> {
         .map_err(|e| Refused::BadRequest(format!("the body is not JSON: {e}")))
 }
 
+/// Whether the request may be served: always without `--admin-token`, else only with
+/// `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn respond(nodes: &Nodes, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !authorized(nodes.broker().config.admin_token.as_deref(), &req) {
+        let body = json!({"error": "missing or wrong bearer token (--admin-token)"});
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
     let method = req.method().clone();
     let routed = route(&method, req.uri().path(), req.uri().query());
     let routed = match routed {

@@ -329,6 +329,8 @@ pub struct Sources {
     pub journal_size: Option<usize>,
     /// `--clock system|manual` (see `server::clock`).
     pub clock: Option<String>,
+    /// `--admin-token T`: the bearer token the admin listener requires.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +351,8 @@ pub struct Config {
     /// `--clock manual`: the broker's clock moves only through the admin listener's
     /// `POST /v1/clock/advance` (see `server::clock`).
     pub manual_clock: bool,
+    /// The bearer token every admin request must carry (`--admin-token`); `None`: none.
+    pub admin_token: Option<String>,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -576,6 +580,18 @@ impl Config {
                     ))
                 }
                 Some(other) => return Err(invalid("--clock", other, "system or manual")),
+            },
+            admin_token: match &src.admin_token {
+                Some(t)
+                    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return Err(invalid(
+                        "--admin-token",
+                        "(hidden)",
+                        "a non-empty token without spaces",
+                    ))
+                }
+                t => t.clone(),
             },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
