@@ -14,6 +14,7 @@
 //! | `GET /v1/clock`               | `{"now_ms","mode"}` (`system` or `manual`)               |
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
+//! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
@@ -43,6 +44,7 @@ use crate::config::Config;
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
 use crate::server::quotas::ConnectionQuotas;
 
+pub mod awaits;
 pub mod faults;
 pub mod journal;
 pub mod reset;
@@ -88,6 +90,7 @@ enum Route {
     Clock,
     AdvanceClock,
     Reset,
+    Await(awaits::Await),
 }
 
 /// Why a request has no route.
@@ -128,6 +131,11 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
         ["v1", "clock"] => (Method::GET, Route::Clock),
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         ["v1", "reset"] => (Method::POST, Route::Reset),
+        ["v1", "await"] => {
+            let pairs = query_pairs(query.unwrap_or(""))?;
+            let a = awaits::parse(&pairs).map_err(Refused::BadRequest)?;
+            (Method::GET, Route::Await(a))
+        }
         _ => return Err(Refused::NotFound),
     };
     match *method == want {
@@ -215,6 +223,14 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
         ),
         Route::Clock => (StatusCode::OK, clock_json(&nodes.broker().clock)),
         Route::AdvanceClock => advance_clock(&nodes.broker().clock, body),
+        Route::Await(a) => {
+            let (holds, observed) = awaits::wait(nodes.broker(), &a).await;
+            let status = match holds {
+                true => StatusCode::OK,
+                false => StatusCode::REQUEST_TIMEOUT,
+            };
+            (status, json!({"holds": holds, "observed": observed}))
+        }
         Route::Reset => {
             let keep_topics = match body.as_ref().map(|b| b.get("keep_topics")) {
                 None | Some(None) => false,
