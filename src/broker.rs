@@ -17,6 +17,7 @@ use crate::metadata::records::{
 };
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::protocol::fetch_session::FetchManager;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
 use crate::txn::coordinator::{TransactionCoordinator, TxnContext};
@@ -65,6 +66,8 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
     pub purgatory: Purgatory,
+    /// KIP-227 incremental fetch sessions.
+    pub fetch_sessions: FetchManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
     pub clock: Clock,
     /// The test control plane's state (fault rules, the request journal); idle unless the
@@ -150,6 +153,7 @@ impl Broker {
             groups,
             txns,
             node_id: config.node_id,
+            fetch_sessions: FetchManager::new(config.max_incremental_fetch_session_cache_slots),
             config,
             cluster_id,
             endpoints,

@@ -11,7 +11,9 @@
 //! - `txn`: producer ids and idempotent-producer state;
 //! - `security`: listeners' authentication: SASL mechanisms (PLAIN, SCRAM), TLS, principals;
 //! - `broker`: the shared state of a running broker and its life cycle on disk;
-//! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for.
+//! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for;
+//! - `schema_registry`: the Confluent-compatible schema registry, off unless asked for;
+//! - `http`: the HTTP/JSON plumbing both listeners share.
 //!
 //! `start` runs a broker inside the caller's tokio runtime; tests use it with port 0.
 
@@ -23,9 +25,11 @@ pub mod broker;
 pub mod config;
 pub mod coordinator;
 pub mod group;
+pub mod http;
 pub mod log;
 pub mod metadata;
 pub mod protocol;
+pub mod schema_registry;
 pub mod security;
 pub mod server;
 pub mod txn;
@@ -60,6 +64,8 @@ pub struct RunningBroker {
     pub listener_addrs: Vec<Vec<(String, SocketAddr)>>,
     /// Where the admin HTTP listener listens (`--admin-listen`), when it was asked for.
     pub admin_addr: Option<SocketAddr>,
+    /// Where the schema registry listens (`--schema-registry-listen`), when it was asked for.
+    pub schema_registry_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
     /// Each broker's listener, stopped and started through the admin listener.
     nodes: Arc<server::nodes::Nodes>,
@@ -124,6 +130,10 @@ pub async fn start_on(
         Some(addr) => Some(admin::bind(addr).await?),
         None => None,
     };
+    let registry_listener = match &config.schema_registry_listen {
+        Some(addr) => Some(schema_registry::rest::bind(addr).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker::open_on(storage, config, endpoints)?);
     // A start that fails half-way stops what it had started.
     let cancel = CancellationToken::new();
@@ -147,6 +157,18 @@ pub async fn start_on(
         tasks.push(tokio::spawn(serve));
         tracing::info!(listen = ?admin_addr, "admin listener is ready");
     }
+    let mut schema_registry_addr = None;
+    if let Some(listener) = registry_listener {
+        schema_registry_addr = Some(listener.local_addr()?);
+        let b = Arc::clone(&broker);
+        let registry =
+            tokio::task::spawn_blocking(move || schema_registry::SchemaRegistry::open(b))
+                .await
+                .map_err(std::io::Error::other)??;
+        let serve = schema_registry::rest::serve(listener, Arc::new(registry), cancel.clone());
+        tasks.push(tokio::spawn(serve));
+        tracing::info!(listen = ?schema_registry_addr, "schema registry is ready");
+    }
     // Started: from here on RunningBroker's drop or shutdown stops the tasks.
     stop_on_error.disarm();
     tracing::info!(listen = ?listener_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
@@ -156,6 +178,7 @@ pub async fn start_on(
         local_addrs,
         listener_addrs,
         admin_addr,
+        schema_registry_addr,
         broker,
         nodes,
         cancel,

@@ -45,6 +45,10 @@ struct Cli {
     /// Require `Authorization: Bearer TOKEN` on every admin API request [default: none]
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
+    /// Serve the Confluent Schema Registry REST API on HOST:PORT, schemas stored in the
+    /// `_schemas` topic [default: off]
+    #[arg(long)]
+    schema_registry_listen: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         journal_size: cli.journal_size,
         clock: cli.clock,
         admin_token: cli.admin_token,
+        schema_registry_listen: cli.schema_registry_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

@@ -64,15 +64,17 @@ class Broker:
     `brokers` > 1 serves that many brokers in the one process on consecutive ports (gregor's
     `--brokers`); `admin` turns on gregor's admin HTTP listener (`--admin-listen`, see `admin`).
     `listeners` adds listeners after the PLAINTEXT one, by name (SSL, SASL_PLAINTEXT, SASL_SSL),
-    each on a free port of its own (see `listener`).
+    each on a free port of its own (see `listener`). `schema_registry` turns on gregor's schema
+    registry (`--schema-registry-listen`) at `registry_url`; Apache Kafka has none.
     """
 
-    def __init__(self, overrides=None, brokers=1, admin=False, listeners=()):
+    def __init__(self, overrides=None, brokers=1, admin=False, listeners=(), schema_registry=False):
         self.overrides = dict(overrides or {})
         self.brokers = brokers
         self.listeners = {name: free_port() for name in listeners}
         self.port = free_ports(brokers)
         self.admin_port = free_port() if admin else None
+        self.registry_port = free_port() if schema_registry else None
         self.data_dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.log_path = self.data_dir + ".log"
         self.kafka_libs = os.environ.get("KAFKA_REFERENCE_LIBS")
@@ -81,6 +83,10 @@ class Broker:
     @property
     def bootstrap(self):
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    @property
+    def registry_url(self):
+        return f"http://127.0.0.1:{self.registry_port}"
 
     def listener(self, name):
         """The bootstrap address of an extra listener."""
@@ -165,6 +171,8 @@ class Broker:
             command += ["--brokers", str(self.brokers)]
         if self.admin_port is not None:
             command += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        if self.registry_port is not None:
+            command += ["--schema-registry-listen", f"127.0.0.1:{self.registry_port}"]
         if self.listeners:
             command += ["--override", f"listeners={self._listener_list()}"]
         for key, value in self.overrides.items():

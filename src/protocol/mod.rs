@@ -6,6 +6,7 @@
 //! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
 //! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -34,6 +35,7 @@ pub mod end_txn;
 pub mod error_response;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -155,6 +157,8 @@ pub struct RequestContext<'a> {
     pub client_id: String,
     /// The peer's address as Kafka reports it ("/127.0.0.1").
     pub client_host: String,
+    /// The peer's address as ACL hosts name it ("127.0.0.1").
+    pub host: String,
     /// The listener the request came in on (Metadata answers its endpoints).
     pub listener: Arc<Listener>,
     pub principal: Arc<str>,
@@ -210,6 +214,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{peer}"),
+        host: crate::security::authorizer::host_address(peer),
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
         answered: None,
@@ -365,10 +370,17 @@ async fn dispatch(
                 &off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
-        ApiKey::DescribeAcls
-        | ApiKey::CreateAcls
-        | ApiKey::DeleteAcls
-        | ApiKey::AlterReplicaLogDirs
+        ApiKey::DescribeAcls => respond(ctx, &acls::describe(ctx, decode(f, v)?)?),
+        // Append to the metadata log (with fsync): off the threads serving connections.
+        ApiKey::CreateAcls => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, acls::create).await??)
+        }
+        ApiKey::DeleteAcls => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, acls::delete).await??)
+        }
+        ApiKey::AlterReplicaLogDirs
         | ApiKey::CreateDelegationToken
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
@@ -429,6 +441,7 @@ where
     let broker = Arc::clone(ctx.broker);
     let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
+    let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
@@ -438,6 +451,7 @@ where
             correlation_id,
             client_id,
             client_host,
+            host,
             listener,
             principal,
             answered: None,

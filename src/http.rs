@@ -1,0 +1,240 @@
+//! The HTTP/1.1 + JSON plumbing the broker's HTTP listeners share (the admin listener and the
+//! schema registry): binding, accepting under a connection bound, reading a request with a
+//! bounded body, splitting its path and query, and answering JSON. Each listener keeps only its
+//! routes and handlers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::quotas::ConnectionQuotas;
+
+/// A request as the handlers see it: its body read whole (within the listener's bound), its
+/// path split into percent-decoded segments, its query into decoded pairs.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// The path's segments after the leading `/`, percent-decoded; a trailing `/` is ignored.
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// A request built from its parts (tests, and `read` below).
+    pub fn new(method: Method, path_and_query: &str, body: Bytes) -> HttpRequest {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let segments = path
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .map(percent_decode)
+            .collect();
+        let query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        HttpRequest {
+            method,
+            segments,
+            query,
+            body,
+        }
+    }
+
+    /// The path's segments as `&str`, for matching on a slice.
+    pub fn path(&self) -> Vec<&str> {
+        self.segments.iter().map(String::as_str).collect()
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether query parameter `name` is `true` (as Jersey reads a boolean: case-insensitive).
+    pub fn flag(&self, name: &str) -> bool {
+        self.param(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// An answer: a status, a content type and a body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn json(status: StatusCode, content_type: &'static str, body: &Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            content_type,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn into_hyper(self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(self.body));
+        *resp.status_mut() = self.status;
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        resp
+    }
+}
+
+/// `%XX` escapes decoded (and `+` left as it is: paths and Confluent's clients use `%20`);
+/// a malformed escape or invalid UTF-8 is kept as written rather than refused.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+/// Binds an HTTP listener on `addr` (HOST:PORT); `what` names it in the error.
+pub async fn bind(addr: &str, what: &str) -> std::io::Result<TcpListener> {
+    let (host, port) = crate::config::parse_host_port(addr)
+        .ok_or_else(|| std::io::Error::other(format!("bad {what} listen address {addr}")))?;
+    TcpListener::bind((host.as_str(), port)).await
+}
+
+/// How one HTTP listener is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Connections served at once (from one address or all); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The largest request body read; a larger one is answered `too_large` unread.
+    pub max_body_bytes: usize,
+}
+
+/// Serves requests with `handler` until `cancel`. A body over the limit gets `too_large`'s
+/// answer without reaching the handler.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    limits: HttpLimits,
+    cancel: CancellationToken,
+    too_large: fn() -> HttpResponse,
+    handler: H,
+) where
+    H: Fn(HttpRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let n = limits.max_connections;
+    let quotas = ConnectionQuotas::new(n, n, HashMap::new());
+    crate::server::accept_until(listener, quotas, cancel, move |stream, peer| {
+        serve_connection(
+            stream,
+            peer,
+            limits.max_body_bytes,
+            too_large,
+            Arc::clone(&handler),
+        )
+    })
+    .await
+}
+
+async fn serve_connection<H, F>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    max_body_bytes: usize,
+    too_large: fn() -> HttpResponse,
+    handler: Arc<H>,
+) where
+    H: Fn(HttpRequest) -> F + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let handler = Arc::clone(&handler);
+        async move {
+            let resp = match read(req, max_body_bytes).await {
+                Some(req) => handler(req).await,
+                None => too_large(),
+            };
+            Ok::<_, Infallible>(resp.into_hyper())
+        }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "http connection ended");
+    }
+}
+
+/// The request with its body, or `None` when the body is larger than `max_body_bytes` (or the
+/// connection failed while it was read).
+async fn read(req: Request<Incoming>, max_body_bytes: usize) -> Option<HttpRequest> {
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, max_body_bytes)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    Some(HttpRequest::new(parts.method, &target, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_decodes_the_target() {
+        let r = HttpRequest::new(
+            Method::GET,
+            "/subjects/a%2Fb%20c/versions/?deleted=true&x=%3D1&flag",
+            Bytes::new(),
+        );
+        assert_eq!(r.path(), ["subjects", "a/b c", "versions"]);
+        assert_eq!(r.param("x"), Some("=1"));
+        assert_eq!(r.param("flag"), Some(""));
+        assert!(r.flag("deleted") && !r.flag("flag") && !r.flag("missing"));
+        assert!(HttpRequest::new(Method::GET, "/", Bytes::new())
+            .path()
+            .is_empty());
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%ff"), "%ff");
+    }
+}
