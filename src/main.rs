@@ -42,6 +42,9 @@ struct Cli {
     /// only on POST /v1/clock/advance; needs --admin-listen) [default: system]
     #[arg(long, value_name = "system|manual")]
     clock: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on every admin API request [default: none]
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Serve the Confluent Schema Registry REST API on HOST:PORT, schemas stored in the
     /// `_schemas` topic [default: off]
     #[arg(long)]
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         admin_listen: cli.admin_listen,
         journal_size: cli.journal_size,
         clock: cli.clock,
+        admin_token: cli.admin_token,
         schema_registry_listen: cli.schema_registry_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;

@@ -31,7 +31,8 @@ def arm(broker, rule):
 
 
 def records(first, count):
-    return [(str(i).encode(), str(i).encode(), None, None) for i in range(first, first + count)]
+    # timestamp 0: the producer stamps the current time.
+    return [(str(i).encode(), str(i).encode(), None, 0) for i in range(first, first + count)]
 
 
 def test_idempotent_producer_retries_through_injected_faults_without_duplicates(make_broker,

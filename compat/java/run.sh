@@ -50,6 +50,9 @@
 #                     kafka-configs 4.4 created the user), SSL with client certificates and SASL_SSL
 #                     (SCRAM-SHA-512), PEM certificates made with openssl: produce, consume in a group,
 #                     admin; wrong credentials refused (a broker of its own, see security_tests)
+#   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
+#                     of its own): a member that left without LeaveGroup expired by advancing the clock
+#                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -61,7 +64,7 @@
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
-#                        security")
+#                        security control")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -447,6 +450,18 @@ admin_tests() {
 # and rejoins the ISRs; auto.leader.rebalance.enable=false keeps them moved), then
 # kafka-leader-election brings the preferred leaders back. gregor only: the admin listener is
 # its own (JAVA_COMPAT_BROKER=kafka skips the group).
+# admin_up ADMIN_PORT PID: waits until the admin listener of gregor PID answers (false if the
+# process exits or 10 s pass).
+admin_up() {
+  local i
+  for i in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$1/v1/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
 failover_tests() {
   if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
     echo "SKIP failover: needs gregor's admin listener"
@@ -467,13 +482,7 @@ failover_tests() {
     --override default.replication.factor=3 --override auto.leader.rebalance.enable=false \
     >"$base-broker.log" 2>&1 &
   pid=$!
-  local i up=
-  for i in $(seq 1 200); do
-    if curl -sf "http://127.0.0.1:$admin/v1/healthz" >/dev/null 2>&1; then up=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if [ -z "$up" ]; then
+  if ! admin_up "$admin" "$pid"; then
     fail "$label/broker-start" "the three-broker gregor did not start" "$base-broker.log"
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"
     return 0
@@ -1099,6 +1108,37 @@ streams_tests() {
   broker_check "$label"
 }
 
+# ---- the test control plane -------------------------------------------------------------------
+
+# control_tests: a gregor of its own with the admin listener and --clock manual (ControlTests): a
+# member expired by advancing the clock 46 s, POST /v1/reset between 100 tests. Kafka has no
+# control plane: gregor only.
+control_tests() {
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    echo "SKIP control: needs gregor's admin listener"
+    return 0
+  fi
+  local label port admin data pid
+  label="control-$(lib_version client-4.4 kafka-clients)"
+  echo "== kafka-clients against the test control plane (--clock manual)"
+  port="$(gregor_free_port)"
+  admin="$(gregor_free_port)"
+  data="$(mktemp -d /tmp/gregor-control.XXXXXX)"
+  "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --admin-listen "127.0.0.1:$admin" \
+    --clock manual --override group.initial.rebalance.delay.ms=0 >"$LOGS/$label-broker.log" 2>&1 &
+  pid=$!
+  if ! admin_up "$admin" "$pid"; then
+    fail "$label/broker-start" "the --clock manual gregor did not start" "$LOGS/$label-broker.log"
+  else
+    java_cases "$label" 180 "$CLIENT_CP" control --bootstrap "127.0.0.1:$port" \
+      --admin "127.0.0.1:$admin" --label "$label"
+    grep -E '^(member expired|[0-9]+ resets took)' "$LOGS/$label.out" | sed 's/^/  /'
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$data"
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -1120,7 +1160,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -1132,6 +1172,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     streams) streams_tests ;;
     failover) failover_tests ;;
     security) security_tests ;;
+    control) control_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -394,14 +394,28 @@ impl TestBroker {
         Ok((status, json))
     }
 
-    /// One request to the admin HTTP listener with `body` (empty: none).
+    /// One request to the admin HTTP listener with `body` (empty: none), with the bearer token
+    /// of `config.admin_token` when it has one.
     pub async fn admin_with(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        let token = self.config.admin_token.clone();
+        self.admin_as(token.as_deref(), method, path, body).await
+    }
+
+    /// `admin_with` with the given bearer token, or none.
+    pub async fn admin_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
         let addr = self
             .admin_addr
             .ok_or_else(|| anyhow!("no admin listener"))?;
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(req.as_bytes()).await?;

@@ -516,7 +516,10 @@ async fn reset_removes_topics_groups_offsets_and_transactions_clients_stay_conne
     ensure!(hb == UNKNOWN_MEMBER_ID, "{hb}");
     ensure!(list_groups(&mut c, 4, &[], &[]).await?.is_empty());
     let (code, state) = txn_state(&mut c, "tx").await?;
-    ensure!(state != "Ongoing", "{code} {state}");
+    ensure!(
+        code == 105,
+        "TRANSACTIONAL_ID_NOT_FOUND, not {code} {state}"
+    );
     // A topic of the same name starts afresh, and nothing of the group's offsets comes back.
     create_topic(&mut c, "a", 2).await?;
     ensure!(produce_ok(&mut c, "a", 1, values_batch(&["z"])).await? == 0);
@@ -551,6 +554,124 @@ async fn reset_keep_topics_empties_them_and_keeps_their_ids() -> Result<()> {
     let (status, _) = b
         .admin_json("POST", "/v1/reset", json!({"keep_topics": "yes"}))
         .await?;
+    ensure!(status == 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_an_admin_token_every_request_needs_it() -> Result<()> {
+    let b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.admin_token = Some("s3cret".into());
+    })
+    .await?;
+    for token in [None, Some("wrong"), Some("s3cret2"), Some("")] {
+        let (status, _) = b.admin_as(token, "GET", "/v1/healthz", "").await?;
+        ensure!(status == 401, "{token:?}: {status}");
+        let rule = r#"{"api": "Produce", "action": "close_before"}"#;
+        let (status, _) = b.admin_as(token, "POST", "/v1/faults", rule).await?;
+        ensure!(status == 401, "{token:?}: {status}");
+    }
+    ensure!(faults(&b).await?.is_empty(), "nothing was armed");
+    let (status, _) = b.admin_as(Some("s3cret"), "GET", "/v1/healthz", "").await?;
+    ensure!(status == 200);
+    Ok(())
+}
+
+/// `GET /v1/await`: answers as soon as the condition holds while the client makes it so
+/// (concurrently), and 408 with what it saw when it does not hold in time.
+#[tokio::test]
+async fn await_answers_when_the_condition_holds_or_408_with_what_it_saw() -> Result<()> {
+    let b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.group.initial_rebalance_delay_ms = 0;
+    })
+    .await?;
+    let mut c = b.client().await?;
+    let (status, answer) = b
+        .admin_json("GET", "/v1/await?topic=w&timeout_ms=20", Value::Null)
+        .await?;
+    ensure!(
+        status == 408 && answer["observed"]["exists"] == false,
+        "{answer}"
+    );
+
+    let (waited, created) = tokio::join!(
+        b.admin_json("GET", "/v1/await?topic=w&partitions=2", Value::Null),
+        create_topic(&mut c, "w", 2)
+    );
+    created?;
+    let (status, answer) = waited?;
+    ensure!(
+        status == 200 && answer["observed"]["partitions"] == 2,
+        "{answer}"
+    );
+
+    let (waited, produced) = tokio::join!(
+        b.admin_json(
+            "GET",
+            "/v1/await?topic=w&partition=1&high_watermark=2",
+            Value::Null
+        ),
+        produce_ok(&mut c, "w", 1, values_batch(&["a", "b"]))
+    );
+    produced?;
+    let (status, answer) = waited?;
+    ensure!(
+        status == 200 && answer["observed"]["high_watermark"] == 2,
+        "{answer}"
+    );
+    let (status, answer) = b
+        .admin_json(
+            "GET",
+            "/v1/await?topic=w&partition=1&last_stable_offset=2&timeout_ms=0",
+            Value::Null,
+        )
+        .await?;
+    ensure!(status == 200, "{answer}");
+
+    let spec = JoinSpec::consumer("wg", &["w"]);
+    let (waited, joined) = tokio::join!(
+        b.admin_json(
+            "GET",
+            "/v1/await?group=wg&state=stable&members=1",
+            Value::Null
+        ),
+        stable_member(&mut c, &spec, b"")
+    );
+    let m = joined?;
+    let (status, answer) = waited?;
+    ensure!(
+        status == 200 && answer["observed"]["state"] == "Stable",
+        "{answer}"
+    );
+
+    let (waited, committed) = tokio::join!(
+        b.admin_json(
+            "GET",
+            "/v1/await?group=wg&topic=w&partition=1&committed_offset=2",
+            Value::Null
+        ),
+        commit_ok(&mut c, "wg", &m.member_id, m.generation, &[("w", 1, 2, "")])
+    );
+    committed?;
+    let (status, answer) = waited?;
+    ensure!(
+        status == 200 && answer["observed"]["committed_offset"] == 2,
+        "{answer}"
+    );
+    let (status, answer) = b
+        .admin_json(
+            "GET",
+            "/v1/await?group=wg&members=2&timeout_ms=20",
+            Value::Null,
+        )
+        .await?;
+    ensure!(
+        status == 408 && answer["observed"]["members"] == 1,
+        "{answer}"
+    );
+    let (status, _) = b.admin("GET", "/v1/await?state=Stable").await?;
     ensure!(status == 400);
     Ok(())
 }

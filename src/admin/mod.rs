@@ -14,10 +14,12 @@
 //! | `GET /v1/clock`               | `{"now_ms","mode"}` (`system` or `manual`)               |
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
+//! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
 //! broker, rule), 405 (another method on a known path), 409 (already stopped / running) or 500.
+//! With `--admin-token T` every request must carry `Authorization: Bearer T` (401 otherwise).
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane (faults, journal) and metrics extend it there. Bodies are JSON, at most
 //! MAX_BODY_BYTES.
@@ -42,6 +44,7 @@ use crate::config::Config;
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
 use crate::server::quotas::ConnectionQuotas;
 
+pub mod awaits;
 pub mod faults;
 pub mod journal;
 pub mod reset;
@@ -87,6 +90,7 @@ enum Route {
     Clock,
     AdvanceClock,
     Reset,
+    Await(awaits::Await),
 }
 
 /// Why a request has no route.
@@ -127,6 +131,11 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
         ["v1", "clock"] => (Method::GET, Route::Clock),
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         ["v1", "reset"] => (Method::POST, Route::Reset),
+        ["v1", "await"] => {
+            let pairs = query_pairs(query.unwrap_or(""))?;
+            let a = awaits::parse(&pairs).map_err(Refused::BadRequest)?;
+            (Method::GET, Route::Await(a))
+        }
         _ => return Err(Refused::NotFound),
     };
     match *method == want {
@@ -214,6 +223,14 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
         ),
         Route::Clock => (StatusCode::OK, clock_json(&nodes.broker().clock)),
         Route::AdvanceClock => advance_clock(&nodes.broker().clock, body),
+        Route::Await(a) => {
+            let (holds, observed) = awaits::wait(nodes.broker(), &a).await;
+            let status = match holds {
+                true => StatusCode::OK,
+                false => StatusCode::REQUEST_TIMEOUT,
+            };
+            (status, json!({"holds": holds, "observed": observed}))
+        }
         Route::Reset => {
             let keep_topics = match body.as_ref().map(|b| b.get("keep_topics")) {
                 None | Some(None) => false,
@@ -316,7 +333,33 @@ async fn json_body(req: Request<Incoming>) -> Result<Option<Value>, Refused> {
         .map_err(|e| Refused::BadRequest(format!("the body is not JSON: {e}")))
 }
 
+/// Whether the request may be served: always without `--admin-token`, else only with
+/// `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn respond(nodes: &Nodes, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !authorized(nodes.broker().config.admin_token.as_deref(), &req) {
+        let body = json!({"error": "missing or wrong bearer token (--admin-token)"});
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
     let method = req.method().clone();
     let routed = route(&method, req.uri().path(), req.uri().query());
     let routed = match routed {

@@ -27,14 +27,18 @@ use crate::protocol::errors;
 pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
     let started = std::time::Instant::now();
     let now = broker.clock.now_ms();
+    // Twice that: what the first expiries left (an aborted transaction, a member whose join
+    // the first tick completed) is itself past every timeout then.
     let beyond_any_timeout = now.saturating_add(i64::from(i32::MAX));
+    let beyond_that = beyond_any_timeout.saturating_add(i64::from(i32::MAX));
     let mut failures = Vec::new();
 
     broker.transaction_timers(beyond_any_timeout, true, false);
     // The aborts' markers are written by now (or retried by the marker timer): the ids go.
-    broker.transaction_timers(beyond_any_timeout, false, true);
+    broker.transaction_timers(beyond_that, false, true);
 
     broker.groups.tick(&broker.catalog, beyond_any_timeout);
+    broker.groups.tick(&broker.catalog, beyond_that);
     let mut groups_deleted = 0;
     for g in broker.groups.list_groups() {
         match broker
@@ -72,7 +76,7 @@ pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
             .groups
             .remove_offsets_of_topics(&broker.catalog, &deleted, now);
     }
-    let producers_expired = broker.expire_producers(beyond_any_timeout);
+    let producers_expired = broker.expire_producers(beyond_that);
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
         topics = deleted.len(),

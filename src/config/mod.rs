@@ -350,6 +350,8 @@ pub struct Sources {
     pub journal_size: Option<usize>,
     /// `--clock system|manual` (see `server::clock`).
     pub clock: Option<String>,
+    /// `--admin-token T`: the bearer token the admin listener requires.
+    pub admin_token: Option<String>,
     /// `--schema-registry-listen HOST:PORT`: the schema registry's REST API (off unless given).
     pub schema_registry_listen: Option<String>,
 }
@@ -372,6 +374,8 @@ pub struct Config {
     /// `--clock manual`: the broker's clock moves only through the admin listener's
     /// `POST /v1/clock/advance` (see `server::clock`).
     pub manual_clock: bool,
+    /// The bearer token every admin request must carry (`--admin-token`); `None`: none.
+    pub admin_token: Option<String>,
     /// Where the schema registry's REST API binds (`--schema-registry-listen`; see
     /// `schema_registry`); `None`: off.
     pub schema_registry_listen: Option<String>,
@@ -615,6 +619,18 @@ impl Config {
                     ))
                 }
                 Some(other) => return Err(invalid("--clock", other, "system or manual")),
+            },
+            admin_token: match &src.admin_token {
+                Some(t)
+                    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return Err(invalid(
+                        "--admin-token",
+                        "(hidden)",
+                        "a non-empty token without spaces",
+                    ))
+                }
+                t => t.clone(),
             },
             schema_registry_listen: match &src.schema_registry_listen {
                 Some(a) if parse_host_port(a).is_none() => {

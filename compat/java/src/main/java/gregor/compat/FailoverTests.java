@@ -2,10 +2,6 @@ package gregor.compat;
 
 import static gregor.compat.Report.check;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -50,14 +46,13 @@ final class FailoverTests {
     private static final Duration WAIT = Duration.ofSeconds(30);
 
     private final String bootstrap;
-    private final String admin;
+    private final AdminApi admin;
     private final String label;
     private final String prefix;
-    private final HttpClient http = HttpClient.newHttpClient();
 
     private FailoverTests(String bootstrap, String admin, String label) {
         this.bootstrap = bootstrap;
-        this.admin = admin;
+        this.admin = new AdminApi(admin);
         this.label = label;
         this.prefix = label.replace('.', '-') + "-";
     }
@@ -72,23 +67,13 @@ final class FailoverTests {
     // ---- the admin listener --------------------------------------------------------------------
 
     private void broker(int id, String action) throws Exception {
-        HttpRequest req = HttpRequest.newBuilder(URI.create("http://" + admin + "/v1/brokers/" + id + "/" + action))
-                .POST(HttpRequest.BodyPublishers.noBody())
-                .timeout(WAIT)
-                .build();
-        HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
-        check(r.statusCode() == 200, "POST %s broker %d: %d %s", action, id, r.statusCode(), r.body());
+        admin.post("/v1/brokers/" + id + "/" + action, "");
     }
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    /** Waits for a condition (never a fixed sleep); fails the case with `what` at the deadline. */
     private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            check(System.nanoTime() < deadline, "timed out waiting for %s", what);
-            Thread.sleep(20);
-        }
+        AdminApi.await(what, condition);
     }
 
     private static Map<Integer, TopicPartitionInfo> partitions(Admin a, String topic) throws Exception {

@@ -21,6 +21,8 @@ import java.util.Map;
  *   failover       --bootstrap B --admin HOST:PORT --label L   clients through broker stops, elections,
  *                  reassignments and coordinator moves of a three-broker gregor (see FailoverTests)
  *   security       --bootstrap B --label L --client-config F [--bad-config G]   (see SecurityTests)
+ *   control        --bootstrap B --admin HOST:PORT --label L   the test control plane of a gregor
+ *                  started with --clock manual: clock advance, reset (see ControlTests)
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -52,6 +54,7 @@ public final class Main {
             case "txn-open" -> TxnTests.open(args);
             case "failover" -> FailoverTests.run(args, report);
             case "security" -> SecurityTests.run(args, report);
+            case "control" -> ControlTests.run(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
