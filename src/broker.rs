@@ -17,6 +17,7 @@ use crate::metadata::records::{
 };
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::protocol::fetch_session::FetchManager;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
 use crate::txn::coordinator::{TransactionCoordinator, TxnContext};
@@ -65,8 +66,13 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
     pub purgatory: Purgatory,
+    /// KIP-227 incremental fetch sessions.
+    pub fetch_sessions: FetchManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
     pub clock: Clock,
+    /// The test control plane's state (fault rules, the request journal); idle unless the
+    /// admin listener is on.
+    pub control: crate::admin::Control,
     _lock: File,
 }
 
@@ -138,10 +144,16 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded transaction state");
         }
+        let control = crate::admin::Control::new(&config);
+        let clock = match config.manual_clock {
+            true => Clock::manual(),
+            false => Clock::system(),
+        };
         Ok(Broker {
             groups,
             txns,
             node_id: config.node_id,
+            fetch_sessions: FetchManager::new(config.max_incremental_fetch_session_cache_slots),
             config,
             cluster_id,
             endpoints,
@@ -149,7 +161,8 @@ impl Broker {
             dynamic,
             producer_ids,
             purgatory: Purgatory::new(),
-            clock: Clock::system(),
+            clock,
+            control,
             _lock: lock,
         })
     }

@@ -246,14 +246,17 @@ pub fn spawn_group_timers(broker: Arc<Broker>) -> CancellationToken {
 }
 
 /// Session, join and sync timeouts of consumer groups, checked often enough that a dead member
-/// is noticed within a fraction of a second of its session timeout.
+/// is noticed within a fraction of a second of its session timeout, and at once when the clock
+/// is advanced.
 async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(GROUP_TICK);
+    let mut advanced = broker.clock.subscribe();
     let mut last_expiry = broker.clock.now_ms();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+            _ = advanced.changed() => {}
         }
         let now = broker.clock.now_ms();
         broker.groups.tick(&broker.catalog, now);
@@ -268,18 +271,31 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
 }
 
 /// Runs `job` every `every` until `cancel`, each run off the async workers (jobs take partition
-/// locks, which may be held across an fsync).
+/// locks, which may be held across an fsync); also as soon as an advance of the broker's clock
+/// (`--clock manual`) makes `every` pass on it.
 async fn periodically(
+    broker: Arc<Broker>,
     every: Duration,
     cancel: CancellationToken,
-    job: impl Fn() + Clone + Send + 'static,
+    job: impl Fn(i64) + Clone + Send + 'static,
 ) {
+    let mut advanced = broker.clock.subscribe();
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    let mut last = broker.clock.now_ms();
+    let mut next = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep_until(next) => next = tokio::time::Instant::now() + every,
+            _ = advanced.changed() => {
+                if broker.clock.now_ms() - last < every_ms {
+                    continue;
+                }
+            }
         }
-        let _ = tokio::task::spawn_blocking(job.clone()).await;
+        last = broker.clock.now_ms();
+        let job = job.clone();
+        let _ = tokio::task::spawn_blocking(move || job(last)).await;
     }
 }
 
@@ -290,8 +306,9 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
         return;
     }
     let every = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
-    periodically(every, cancel, move || {
-        broker.clean_logs(broker.clock.now_ms());
+    let b = Arc::clone(&broker);
+    periodically(broker, every, cancel, move |now| {
+        b.clean_logs(now);
     })
     .await;
 }
@@ -300,8 +317,9 @@ async fn log_cleaner(broker: Arc<Broker>, cancel: CancellationToken) {
 /// PeriodicProducerExpirationCheck).
 async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
     let every = Duration::from_millis(broker.config.producer_id_expiration_check_interval_ms);
-    periodically(every, cancel, move || {
-        let removed = broker.expire_producers(broker.clock.now_ms());
+    let b = Arc::clone(&broker);
+    periodically(broker, every, cancel, move |now| {
+        let removed = b.expire_producers(now);
         if removed > 0 {
             tracing::info!(removed, "expired idle producer ids");
         }
@@ -312,14 +330,17 @@ async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
 /// The transaction coordinator's timers: markers retried every TXN_MARKER_RETRY (which also
 /// completes transactions found prepared at start-up), timed-out transactions aborted every
 /// transaction.abort.timed.out.transaction.cleanup.interval.ms, idle transactional ids removed
-/// every transaction.remove.expired.transaction.cleanup.interval.ms.
+/// every transaction.remove.expired.transaction.cleanup.interval.ms (those two by the broker's
+/// clock, so also at once when an advance makes them due).
 async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
     let cfg = broker.txns.cfg.clone();
+    let mut advanced = broker.clock.subscribe();
     let (mut last_abort, mut last_expiry) = (broker.clock.now_ms(), broker.clock.now_ms());
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(TXN_MARKER_RETRY) => {}
+            _ = advanced.changed() => {}
         }
         let now = broker.clock.now_ms();
         let abort = now - last_abort >= cfg.abort_timed_out_transaction_cleanup_interval_ms;
@@ -339,10 +360,12 @@ async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
     let retention_every = broker.config.log_retention_check_interval_ms as i64;
     let mut last_retention = broker.clock.now_ms();
     let mut tick = tokio::time::interval(HOUSEKEEPING_TICK);
+    let mut advanced = broker.clock.subscribe();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+            _ = advanced.changed() => {}
         }
         let now = broker.clock.now_ms();
         let retention = now - last_retention >= retention_every;

@@ -31,9 +31,17 @@ struct Cli {
     /// listen port), over one copy of the data [default: 1]
     #[arg(long)]
     brokers: Option<u16>,
-    /// Serve the admin HTTP API (JSON: health, broker stop/start) on HOST:PORT [default: off]
+    /// Serve the admin HTTP API (JSON: health, broker stop/start, the test control plane) on HOST:PORT [default: off]
     #[arg(long)]
     admin_listen: Option<String>,
+    /// Requests the admin API's request journal keeps (GET /v1/journal; 0: none) [default: 10000]
+    #[arg(long)]
+    journal_size: Option<usize>,
+    /// The broker's clock for the expiries it decides itself (session, rebalance and
+    /// transaction timeouts, retention): `system`, or `manual` (starts at the wall clock, moves
+    /// only on POST /v1/clock/advance; needs --admin-listen) [default: system]
+    #[arg(long, value_name = "system|manual")]
+    clock: Option<String>,
     /// Serve the Confluent Schema Registry REST API on HOST:PORT, schemas stored in the
     /// `_schemas` topic [default: off]
     #[arg(long)]
@@ -57,6 +65,8 @@ fn main() -> anyhow::Result<()> {
         overrides: cli.overrides,
         brokers: cli.brokers,
         admin_listen: cli.admin_listen,
+        journal_size: cli.journal_size,
+        clock: cli.clock,
         schema_registry_listen: cli.schema_registry_listen,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;

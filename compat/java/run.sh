@@ -783,8 +783,10 @@ consumer_groups_cases() {
   local label="$1" cp="$2" log_opt="$3"
   local name="${label//./-}" base="$LOGS/$1-cg"
   local topic="$name" group="$name-group" stop="$LOGS/$1-cg.stop"
+  # --timeout: the tool's admin calls default to 5 s, which a JVM on a loaded 2-core machine can
+  # spend before its first answer (a 3.9 --delete once timed out "waiting for a node assignment").
   local cg=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
-    --bootstrap-server "$GREGOR_BOOTSTRAP")
+    --bootstrap-server "$GREGOR_BOOTSTRAP" --timeout 30000)
   if ! java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
     --topic "$topic" --partitions 3 --records 30 >"$base-setup.log" 2>&1; then
     fail "$label/setup" "could not create and fill $topic" "$base-setup.log"

@@ -5,7 +5,8 @@
 #
 # Environment: GREGOR_BIN (binary under test, default target/release/gregor), KCAT_TIMEOUT (seconds
 # per kcat call, default 30), KCAT_KEEP=1 (keep the work directory even when everything passed),
-# KCAT_PHASES (which phases to run, default "A B C D"; D is consumer groups, kcat -G).
+# KCAT_PHASES (which phases to run, default "A B C D E"; D is consumer groups, kcat -G; E the test
+# control plane, gregor only).
 #
 # kcat is a thin CLI over librdkafka, so this suite is really "does librdkafka 2.0.2 (what Debian
 # bookworm ships) work against gregor". Every test drives the real kcat binary against a real
@@ -902,8 +903,38 @@ t_group_member_killed() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Phase E: the test control plane (gregor only: Kafka has no admin listener)
 
-want_phase() { case " ${KCAT_PHASES:-A B C D} " in *" $1 "*) return 0 ;; esac; return 1; }
+admin_get() { # admin_get PATH: the admin listener's JSON answer
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())' \
+    "http://127.0.0.1:$ADMIN_PORT$1"
+}
+
+t_journal() {
+  local client=kcat-journal
+  printf 'k1\tv1\nk2\tv2\n' >"$WORK/journal.in"
+  produce journal-t "$WORK/journal.in" -X client.id=$client
+  admin_get "/v1/journal?client_id=$client" >"$WORK/journal.json" || fail "GET /v1/journal failed"
+  python3 - "$WORK/journal.json" <<'PY' || fail "the journal does not show the kcat run" "$WORK/journal.json"
+import json, sys
+entries = json.load(open(sys.argv[1]))["entries"]
+apis = [e["api"] for e in entries]
+print("journal:", apis)
+for api in ("ApiVersions", "Metadata", "Produce"):
+    assert api in apis, f"no {api} in {apis}"
+hello = next(e for e in entries if e["api"] == "ApiVersions" and e["api_version"] >= 3)
+# kcat names itself (client.software.name) on top of librdkafka; either way a name and version.
+print("client software:", hello["client_software_name"], hello["client_software_version"])
+assert hello["client_software_name"] in ("kcat", "librdkafka"), hello
+assert hello["client_software_version"], hello
+produced = [e for e in entries if e["api"] == "Produce"]
+assert all(e["topics"][0]["topic"] == "journal-t" and e["errors"] == ["NONE"] for e in produced), produced
+PY
+}
+
+# ---------------------------------------------------------------------------------------------
+
+want_phase() { case " ${KCAT_PHASES:-A B C D E} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 start_phase() { # start_phase LABEL [gregor_start args...]
   finish_phase
@@ -930,7 +961,7 @@ main() {
 
   WORK="$(mktemp -d /tmp/kcat-compat.XXXXXX)"
   LOGS="$WORK/logs"
-  mkdir -p "$LOGS/A" "$LOGS/B" "$LOGS/C" "$LOGS/D"
+  mkdir -p "$LOGS/A" "$LOGS/B" "$LOGS/C" "$LOGS/D" "$LOGS/E"
   trap 'finish_phase' EXIT
 
   if want_phase A; then
@@ -1003,6 +1034,12 @@ main() {
     run_test "kcat -G resumes at the committed offsets after SIGTERM" t_group_resume_after_restart 3
     stop_and_restart "kill -9 with committed offsets" kill9
     run_test "kcat -G resumes at the committed offsets after kill -9" t_group_resume_after_restart 4
+  fi
+  # The control plane is gregor's own: the reference Kafka stand-in has no --admin-listen.
+  if want_phase E && [ "$(basename "$GREGOR_BIN")" = gregor ]; then
+    ADMIN_PORT="$(gregor_free_port)"
+    start_phase E --admin-listen "127.0.0.1:$ADMIN_PORT"
+    run_test "the request journal shows kcat's ApiVersions, Metadata and Produce" t_journal
   fi
   finish_phase
 

@@ -96,9 +96,13 @@ class Broker:
         extra = "".join(f",{n}://127.0.0.1:{p}" for n, p in self.listeners.items())
         return f"PLAINTEXT://{self.bootstrap}{extra}"
 
-    def admin(self, method, path):
-        """One request to the admin HTTP listener: (status, decoded JSON body)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
+    def admin(self, method, path, body=None):
+        """One request to the admin HTTP listener, with `body` sent as JSON when given:
+        (status, decoded JSON body)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data,
+                                         method=method,
+                                         headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:
                 return resp.status, json.loads(resp.read())

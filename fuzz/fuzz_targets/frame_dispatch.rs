@@ -117,7 +117,7 @@ async fn handle_frames(broker: &std::sync::Arc<Broker>, buf: &mut BytesMut, max:
                 assert_eq!(size as usize, resp.len() - 4, "response size prefix");
             }
             Ok(Reply::Nothing) => {}
-            Ok(Reply::Close(_) | Reply::FrameThenClose(..)) => return,
+            Ok(Reply::Close(_) | Reply::FrameThenClose(..) | Reply::BlackHole) => return,
             // JoinGroup and SyncGroup wait for other members until the group timers (on the
             // paused clock) end the wait at the join delay or rebalance timeout; a fuzzed
             // rebalance timeout beyond the 600 s allowed here ends the input instead.

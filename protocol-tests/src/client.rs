@@ -373,12 +373,36 @@ impl TestBroker {
 
     /// One request to the admin HTTP listener (HTTP/1.1, no body): the status code and the body.
     pub async fn admin(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        self.admin_with(method, path, "").await
+    }
+
+    /// One request to the admin HTTP listener with a JSON body; the status code and the JSON
+    /// answer.
+    pub async fn admin_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (status, answer) = self.admin_with(method, path, &body).await?;
+        let json = serde_json::from_str(&answer).with_context(|| format!("not JSON: {answer}"))?;
+        Ok((status, json))
+    }
+
+    /// One request to the admin HTTP listener with `body` (empty: none).
+    pub async fn admin_with(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
         let addr = self
             .admin_addr
             .ok_or_else(|| anyhow!("no admin listener"))?;
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         );
         stream.write_all(req.as_bytes()).await?;
         let mut answer = String::new();

@@ -92,6 +92,10 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::DescribeClientQuotas,
         ApiKey::DescribeUserScramCredentials,
         ApiKey::AlterUserScramCredentials,
+        // Per-version tests in acls.rs.
+        ApiKey::DescribeAcls,
+        ApiKey::CreateAcls,
+        ApiKey::DeleteAcls,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -594,47 +594,6 @@ async fn many_partitions_in_one_produce() -> Result<()> {
 }
 
 #[tokio::test]
-async fn fetch_sessions() -> Result<()> {
-    let (_b, mut c) = broker_with_topic("sessions", 1).await?;
-    produce_ok(&mut c, "sessions", 0, values_batch(&["s"])).await?;
-    let parts = || {
-        vec![fetch_topic(
-            "sessions",
-            vec![fetch_partition(0, 0, 1 << 20)],
-        )]
-    };
-    // epoch 0 asks for a new session: the broker may create one or decline (session id 0); either
-    // way this is a full response.
-    let mut req = fetch_request(parts(), 0, 0);
-    req.session_id = 0;
-    req.session_epoch = 0;
-    let r = c.request(FETCH_V, req).await?;
-    ensure!(r.error_code == NONE, "{r:?}");
-    ensure!(
-        batch_count(
-            r.responses[0].partitions[0]
-                .records
-                .as_deref()
-                .unwrap_or_default()
-        ) == 1
-    );
-    // An incremental fetch in a session the broker never handed out: FETCH_SESSION_ID_NOT_FOUND.
-    let mut req = fetch_request(parts(), 0, 0);
-    req.session_id = if r.session_id != 0 {
-        r.session_id.wrapping_add(7919)
-    } else {
-        424242
-    };
-    req.session_epoch = 1;
-    let r = c.request(FETCH_V, req).await?;
-    ensure!(
-        r.error_code == 70,
-        "FETCH_SESSION_ID_NOT_FOUND expected: {r:?}"
-    );
-    Ok(())
-}
-
-#[tokio::test]
 async fn pipelined_requests_are_answered_in_order_around_a_long_poll() -> Result<()> {
     let (_b, mut c) = broker_with_topic("order", 1).await?;
     // Many produces in flight on one connection: answered in order, offsets dense.

@@ -37,50 +37,6 @@ async fn sasl_broker(extra: &[(&str, &str)]) -> Result<TestBroker> {
     TestBroker::start_with_properties(&props).await
 }
 
-async fn api_versions(c: &mut Client) -> Result<ApiVersionsResponse> {
-    let req = ApiVersionsRequest::default()
-        .with_client_software_name(s("gregor-tests"))
-        .with_client_software_version(s("1"));
-    let r = c.request(3, req).await?;
-    ensure!(r.error_code == NONE, "ApiVersions error {}", r.error_code);
-    Ok(r)
-}
-
-async fn handshake(c: &mut Client, version: i16, mechanism: &str) -> Result<SaslHandshakeResponse> {
-    c.request(
-        version,
-        SaslHandshakeRequest::default().with_mechanism(s(mechanism)),
-    )
-    .await
-}
-
-async fn authenticate(
-    c: &mut Client,
-    version: i16,
-    token: &[u8],
-) -> Result<SaslAuthenticateResponse> {
-    c.request(
-        version,
-        SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
-    )
-    .await
-}
-
-fn mechanisms(r: &SaslHandshakeResponse) -> Vec<String> {
-    r.mechanisms.iter().map(|m| m.to_string()).collect()
-}
-
-async fn plain_login(
-    c: &mut Client,
-    user: &str,
-    password: &str,
-) -> Result<SaslAuthenticateResponse> {
-    api_versions(c).await?;
-    let h = handshake(c, 1, "PLAIN").await?;
-    ensure!(h.error_code == NONE, "{h:?}");
-    authenticate(c, 2, format!("\0{user}\0{password}").as_bytes()).await
-}
-
 async fn metadata_ok(c: &mut Client) -> Result<MetadataResponse> {
     metadata(c, METADATA_V, Some(vec![]), false).await
 }

@@ -45,6 +45,13 @@ const IMAGE_EXTRAS: &[&str] = &[
     "ssl.truststore.credentials",
 ];
 
+/// Settings of the authorizer plugin Kafka loads (StandardAuthorizer's own), not in Kafka's
+/// broker config table.
+const AUTHORIZER_SETTINGS: &[&str] = &[
+    crate::security::authorizer::SUPER_USERS,
+    crate::security::authorizer::ALLOW_EVERYONE_IF_NO_ACL_FOUND,
+];
+
 /// `KAFKA_*` variables the image reads for the JVM, not as configuration.
 const IMAGE_NON_CONFIG_ENV: &[&str] = &[
     "KAFKA_VERSION",
@@ -63,6 +70,8 @@ const IMAGE_NON_CONFIG_ENV: &[&str] = &[
 /// Broker settings gregor acts on; any other known name is accepted and reported as unused.
 const USED: &[&str] = &[
     "advertised.listeners",
+    "allow.everyone.if.no.acl.found",
+    "authorizer.class.name",
     "auto.create.topics.enable",
     "auto.leader.rebalance.enable",
     "broker.id",
@@ -109,6 +118,7 @@ const USED: &[&str] = &[
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "max.incremental.fetch.session.cache.slots",
     "message.max.bytes",
     "node.id",
     "num.partitions",
@@ -124,6 +134,7 @@ const USED: &[&str] = &[
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
     "ssl.client.auth",
+    "super.users",
     "ssl.enabled.protocols",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
@@ -325,6 +336,10 @@ pub struct Sources {
     pub brokers: Option<u16>,
     /// `--admin-listen HOST:PORT`: the admin HTTP listener (off unless given).
     pub admin_listen: Option<String>,
+    /// `--journal-size N`: requests the request journal keeps (see `admin::journal`).
+    pub journal_size: Option<usize>,
+    /// `--clock system|manual` (see `server::clock`).
+    pub clock: Option<String>,
     /// `--schema-registry-listen HOST:PORT`: the schema registry's REST API (off unless given).
     pub schema_registry_listen: Option<String>,
 }
@@ -342,6 +357,11 @@ pub struct Config {
     pub brokers: u16,
     /// Where the admin HTTP listener binds (`--admin-listen`; see `admin`); `None`: off.
     pub admin_listen: Option<String>,
+    /// Requests the admin listener's request journal keeps (`--journal-size`; 0 turns it off).
+    pub journal_size: usize,
+    /// `--clock manual`: the broker's clock moves only through the admin listener's
+    /// `POST /v1/clock/advance` (see `server::clock`).
+    pub manual_clock: bool,
     /// Where the schema registry's REST API binds (`--schema-registry-listen`; see
     /// `schema_registry`); `None`: off.
     pub schema_registry_listen: Option<String>,
@@ -359,6 +379,8 @@ pub struct Config {
     /// is unbounded (see `server::memory_pool`).
     pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: usize,
+    /// KIP-227 fetch sessions the broker keeps (see `protocol::fetch_session`).
+    pub max_incremental_fetch_session_cache_slots: usize,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     /// Connection limits: max.connections, max.connections.per.ip (with per-address
@@ -385,6 +407,9 @@ pub struct Config {
     pub group: crate::group::GroupConfig,
     /// Transaction-coordinator settings (transaction.*, transactional.id.*).
     pub txn: crate::txn::TransactionConfig,
+    /// authorizer.class.name (StandardAuthorizer, the only one) with super.users and
+    /// allow.everyone.if.no.acl.found; `None`: no authorizer, everything is allowed.
+    pub authorizer: Option<crate::security::authorizer::Authorizer>,
     /// Every explicitly set setting, by Kafka name (for DescribeConfigs later).
     pub explicit: BTreeMap<String, String>,
     /// Known settings that were set but that gregor does not act on.
@@ -443,7 +468,8 @@ impl Config {
             match broker_def(name) {
                 Some(def) => def.kind.check(name, value)?,
                 None if OPEN_PREFIXES.iter().any(|p| name.starts_with(p))
-                    || IMAGE_EXTRAS.contains(&name.as_str()) => {}
+                    || IMAGE_EXTRAS.contains(&name.as_str())
+                    || AUTHORIZER_SETTINGS.contains(&name.as_str()) => {}
                 None => return Err(ConfigError::Unknown(name.clone())),
             }
             if !is_used(name) {
@@ -558,6 +584,21 @@ impl Config {
                 }
                 a => a.clone(),
             },
+            journal_size: src
+                .journal_size
+                .unwrap_or(crate::admin::journal::DEFAULT_SIZE),
+            manual_clock: match src.clock.as_deref() {
+                None | Some("system") => false,
+                Some("manual") if src.admin_listen.is_some() => true,
+                Some("manual") => {
+                    return Err(invalid(
+                        "--clock",
+                        "manual",
+                        "a manual clock moves only through the admin listener: give --admin-listen",
+                    ))
+                }
+                Some(other) => return Err(invalid("--clock", other, "system or manual")),
+            },
             schema_registry_listen: match &src.schema_registry_listen {
                 Some(a) if parse_host_port(a).is_none() => {
                     return Err(invalid("--schema-registry-listen", a, "expected HOST:PORT"))
@@ -578,6 +619,9 @@ impl Config {
             socket_request_max_bytes,
             queued_max_request_bytes,
             fetch_max_bytes: s.positive_int("fetch.max.bytes")?.unwrap_or(57_671_680) as usize,
+            max_incremental_fetch_session_cache_slots: s
+                .non_negative_int("max.incremental.fetch.session.cache.slots")?
+                .unwrap_or(1000) as usize,
             log_retention_check_interval_ms: s
                 .positive_long("log.retention.check.interval.ms")?
                 .unwrap_or(300_000) as u64,
@@ -609,9 +653,36 @@ impl Config {
             group,
             txn,
             unused,
+            authorizer: authorizer(&s)?,
             explicit: set,
         })
     }
+}
+
+/// The authorizer the settings name. Kafka 4 loads the class named, so a name that is not
+/// StandardAuthorizer (including ZooKeeper's `kafka.security.authorizer.AclAuthorizer`, gone in
+/// Kafka 4) stops it at start-up; gregor refuses it too rather than run without authorization.
+fn authorizer(
+    s: &Settings<'_>,
+) -> Result<Option<crate::security::authorizer::Authorizer>, ConfigError> {
+    use crate::security::authorizer::{self as a, Authorizer};
+    let Some(class) = s.str("authorizer.class.name") else {
+        return Ok(None);
+    };
+    if class != a::STANDARD_AUTHORIZER {
+        return Err(invalid(
+            "authorizer.class.name",
+            &class,
+            format!(
+                "gregor's authorizer is {} (Kafka 4 has no other)",
+                a::STANDARD_AUTHORIZER
+            ),
+        ));
+    }
+    Ok(Some(Authorizer::new(
+        &s.raw(a::SUPER_USERS),
+        s.bool(a::ALLOW_EVERYONE_IF_NO_ACL_FOUND)?.unwrap_or(false),
+    )))
 }
 
 /// Typed lookups over the explicit settings.
@@ -643,6 +714,12 @@ impl Settings<'_> {
     fn positive_long(&self, name: &str) -> Result<Option<i64>, ConfigError> {
         match self.long(name)? {
             Some(v) if v <= 0 => Err(invalid(name, &v.to_string(), "must be positive")),
+            v => Ok(v),
+        }
+    }
+    fn non_negative_int(&self, name: &str) -> Result<Option<i32>, ConfigError> {
+        match self.int(name)? {
+            Some(v) if v < 0 => Err(invalid(name, &v.to_string(), "must be at least 0")),
             v => Ok(v),
         }
     }
@@ -1023,6 +1100,37 @@ mod tests {
         let t = topic_def("retention.ms").unwrap();
         assert_eq!(t.synonym, Some("log.retention.ms"));
         assert!(broker_config_defs().len() > 300);
+    }
+
+    #[test]
+    fn authorizer_settings() {
+        assert_eq!(load(&[], &[]).unwrap().authorizer, None);
+        let c = load(
+            &[
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users=User:admin;User:CN=broker",
+                "allow.everyone.if.no.acl.found=true",
+            ],
+            &[],
+        )
+        .unwrap();
+        let a = c.authorizer.unwrap();
+        assert!(a.allow_everyone_if_no_acl_found);
+        assert!(a.super_users.contains("User:CN=broker"));
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        // Kafka 4 refuses to start with ZooKeeper's authorizer, or any class it cannot load.
+        assert!(matches!(
+            load(
+                &["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
+                &[]
+            ),
+            Err(ConfigError::Invalid { .. })
+        ));
+        // An empty class name is no authorizer, as in Kafka.
+        assert_eq!(
+            load(&["authorizer.class.name="], &[]).unwrap().authorizer,
+            None
+        );
     }
 
     #[test]

@@ -15,9 +15,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::{
-    BrokerEndpoint, ConfigRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord, UserScramCredentialRecord, METADATA_VERSION_FEATURE,
-    NO_LEADER_CHANGE,
+    AccessControlEntryRecord, BrokerEndpoint, ConfigRecord, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, UserScramCredentialRecord,
+    METADATA_VERSION_FEATURE, NO_LEADER_CHANGE,
+};
+use crate::security::authorizer::{
+    AclOperation, AclPermissionType, PatternType, ResourceType, StandardAcl,
 };
 use crate::security::scram::{ScramCredential, ScramMechanism};
 
@@ -33,6 +36,8 @@ pub enum ReplayError {
     UnknownScramCredential(String, i8),
     #[error("unknown SCRAM mechanism {0}")]
     UnknownScramMechanism(i8),
+    #[error("no ACL with id {0}")]
+    UnknownAcl(Uuid),
 }
 
 /// A user's SCRAM credential key in the image: (user name, mechanism).
@@ -245,6 +250,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by user and mechanism (Kafka's ScramImage).
     pub scram: Arc<BTreeMap<ScramKey, ScramCredential>>,
+    /// ACLs by id (Kafka's AclsImage), what the authorizer decides by.
+    pub acls: Arc<BTreeMap<Uuid, StandardAcl>>,
 }
 
 impl MetadataImage {
@@ -322,6 +329,9 @@ impl MetadataImage {
                 },
             ));
         }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(acl_record(*id, acl)));
+        }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,
@@ -379,6 +389,33 @@ pub struct MetadataDelta {
     cleared_configs: BTreeSet<ConfigResource>,
     next_producer_id: Option<i64>,
     scram: BTreeMap<ScramKey, Option<ScramCredential>>,
+    acls: BTreeMap<Uuid, Option<StandardAcl>>,
+}
+
+/// The record of an ACL (StandardAclWithId.toRecord).
+pub fn acl_record(id: Uuid, acl: &StandardAcl) -> AccessControlEntryRecord {
+    AccessControlEntryRecord {
+        id,
+        resource_type: acl.resource_type.code(),
+        resource_name: acl.resource_name.clone(),
+        pattern_type: acl.pattern_type.code(),
+        principal: acl.principal.clone(),
+        host: acl.host.clone(),
+        operation: acl.operation.code(),
+        permission_type: acl.permission_type.code(),
+    }
+}
+
+fn acl_of(r: &AccessControlEntryRecord) -> StandardAcl {
+    StandardAcl {
+        resource_type: ResourceType::from_code(r.resource_type),
+        resource_name: r.resource_name.clone(),
+        pattern_type: PatternType::from_code(r.pattern_type),
+        principal: r.principal.clone(),
+        host: r.host.clone(),
+        operation: AclOperation::from_code(r.operation),
+        permission_type: AclPermissionType::from_code(r.permission_type),
+    }
 }
 
 impl MetadataDelta {
@@ -393,6 +430,7 @@ impl MetadataDelta {
             cleared_configs: BTreeSet::new(),
             next_producer_id: None,
             scram: BTreeMap::new(),
+            acls: BTreeMap::new(),
         }
     }
 
@@ -534,6 +572,19 @@ impl MetadataDelta {
                 }
                 self.scram.insert(key, None);
             }
+            MetadataRecord::AccessControlEntry(a) => {
+                self.acls.insert(a.id, Some(acl_of(a)));
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                let exists = match self.acls.get(id) {
+                    Some(a) => a.is_some(),
+                    None => self.base.acls.contains_key(id),
+                };
+                if !exists {
+                    return Err(ReplayError::UnknownAcl(*id));
+                }
+                self.acls.insert(*id, None);
+            }
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -580,6 +631,7 @@ impl MetadataDelta {
             configs: self.apply_configs(),
             next_producer_id: self.next_producer_id.unwrap_or(base.next_producer_id),
             scram: apply_map(&base.scram, &self.scram),
+            acls: apply_map(&base.acls, &self.acls),
         }
     }
 
@@ -721,6 +773,16 @@ mod tests {
                 next_producer_id: 3000,
             }),
             MetadataRecord::FenceBroker { id: 1, epoch: 3 },
+            MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+                id: Uuid::from_u128(0xac2),
+                resource_type: 3,
+                resource_name: "*".into(),
+                pattern_type: 3,
+                principal: "User:bob".into(),
+                host: "*".into(),
+                operation: 3,
+                permission_type: 2,
+            }),
         ]);
         h
     }
@@ -772,7 +834,27 @@ mod tests {
             name: "bob".into(),
             mechanism: 1,
         };
-        assert!(replay_all(Arc::new(image), [&again]).is_err());
+        assert!(replay_all(Arc::new(image.clone()), [&again]).is_err());
+        // samples() added an ACL and removed it again; the history's other one stays.
+        assert_eq!(
+            image.acls.values().collect::<Vec<_>>(),
+            vec![&StandardAcl {
+                resource_type: ResourceType::Group,
+                resource_name: "*".into(),
+                pattern_type: PatternType::Literal,
+                principal: "User:bob".into(),
+                host: "*".into(),
+                operation: AclOperation::Read,
+                permission_type: AclPermissionType::Deny,
+            }]
+        );
+        let gone = MetadataRecord::RemoveAccessControlEntry {
+            id: Uuid::from_u128(0xac1),
+        };
+        assert_eq!(
+            replay_all(Arc::new(image), [&gone]),
+            Err(ReplayError::UnknownAcl(Uuid::from_u128(0xac1)))
+        );
     }
 
     /// PartitionChangeRecord fields Kafka's PartitionRegistration.merge applies.

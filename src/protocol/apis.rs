@@ -58,6 +58,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     // v5 is KIP-890 part 2 (TV2): the offsets partition joins the transaction implicitly. v6
     // (topic ids, KIP-1319) is past what kafka-protocol decodes.
     (ApiKey::TxnOffsetCommit, r(0, 5)),
+    // kafka-acls.sh; SECURITY_DISABLED without an authorizer, as Kafka (v0 was removed in 4).
+    (ApiKey::DescribeAcls, r(1, 3)),
+    (ApiKey::CreateAcls, r(1, 3)),
+    (ApiKey::DeleteAcls, r(1, 3)),
     (ApiKey::DescribeConfigs, r(1, 4)),
     (ApiKey::AlterConfigs, r(0, 2)),
     (ApiKey::DescribeLogDirs, r(1, 4)),
@@ -106,6 +110,9 @@ mod tests {
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::DescribeAcls => DescribeAclsRequest::VERSIONS,
+            ApiKey::CreateAcls => CreateAclsRequest::VERSIONS,
+            ApiKey::DeleteAcls => DeleteAclsRequest::VERSIONS,
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
             ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
             ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,

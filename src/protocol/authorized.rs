@@ -20,3 +20,84 @@ pub const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
 /// AclEntry.supportedOperations(GROUP): group configs (KIP-848) added DESCRIBE_CONFIGS and
 /// ALTER_CONFIGS.
 pub const GROUP_OPERATIONS: i32 = bits(&[3, 6, 8, 10, 11]);
+
+use super::RequestContext;
+use crate::security::authorizer::{AclOperation, Requester, ResourceType, CLUSTER_NAME};
+
+/// Authorization as KafkaApis asks for it (AuthHelper): every answer is "yes" without an
+/// authorizer; with one, the session's principal and address against the image's ACLs.
+impl RequestContext<'_> {
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            principal: &self.principal,
+            host: &self.host,
+        }
+    }
+
+    /// Whether the session may do `op` on the resource (AuthHelper.authorize). A denial is
+    /// logged as Kafka's authorizer logs it.
+    pub fn authorize(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
+        let Some(authorizer) = &self.broker.config.authorizer else {
+            return true;
+        };
+        let image = self.broker.catalog.image();
+        let allowed = authorizer.authorize(
+            image.acls.values(),
+            self.requester(),
+            op,
+            resource_type,
+            name,
+        );
+        if !allowed {
+            tracing::info!(
+                principal = %self.principal, host = %self.host, operation = ?op,
+                resource = ?resource_type, name, "denied"
+            );
+        }
+        allowed
+    }
+
+    /// `authorize` on the cluster resource.
+    pub fn authorize_cluster(&self, op: AclOperation) -> bool {
+        self.authorize(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether `op` is allowed on some resource of the type (Authorizer.authorizeByResourceType).
+    pub fn authorize_by_resource_type(
+        &self,
+        op: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        let Some(authorizer) = &self.broker.config.authorizer else {
+            return true;
+        };
+        let image = self.broker.catalog.image();
+        authorizer.authorize_by_resource_type(
+            image.acls.values(),
+            self.requester(),
+            op,
+            resource_type,
+        )
+    }
+
+    /// KIP-430: of the operations `supported` (a bit field as above), those the session may do
+    /// on the resource; all of them without an authorizer.
+    pub fn authorized_operations(
+        &self,
+        supported: i32,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        let Some(authorizer) = &self.broker.config.authorizer else {
+            return supported;
+        };
+        let image = self.broker.catalog.image();
+        authorizer.authorized_operations(
+            image.acls.values(),
+            self.requester(),
+            supported,
+            resource_type,
+            name,
+        )
+    }
+}

@@ -29,6 +29,9 @@ pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const INVALID_TIMESTAMP: i16 = 32;
 pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const SECURITY_DISABLED: i16 = 54;
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -59,6 +62,8 @@ pub const PRODUCER_FENCED: i16 = 90;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 pub const TRANSACTION_ABORTABLE: i16 = 120;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const NON_EMPTY_GROUP: i16 = 68;
@@ -84,6 +89,35 @@ pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// Clients older than `since` know PRODUCER_FENCED as INVALID_PRODUCER_EPOCH (KafkaApis maps it
 /// for InitProducerId < v4, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn < v2).
+/// A code's name as Kafka's `Errors` spells it (`NOT_LEADER_OR_FOLLOWER`), from the names
+/// kafka-protocol gives them (`NotLeaderOrFollower`); `NONE` for 0, the number for a code
+/// neither knows.
+pub fn name_of(code: i16) -> String {
+    let Some(e) = kafka_protocol::ResponseError::try_from_code(code) else {
+        return "NONE".into();
+    };
+    if let kafka_protocol::ResponseError::Unknown(c) = e {
+        return c.to_string();
+    }
+    let mut out = String::new();
+    for (i, ch) in e.to_string().chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+/// The code of a Kafka error name (any case), or of a number given as text.
+pub fn code_by_name(name: &str) -> Option<i16> {
+    if let Ok(code) = name.parse::<i16>() {
+        return Some(code);
+    }
+    // Kafka's codes run from -1 up, without gaps today; 200 leaves room for new ones.
+    (-1..200).find(|&c| name_of(c).eq_ignore_ascii_case(name) && name_of(c) != c.to_string())
+}
+
 pub fn fenced_for_version(code: i16, version: i16, since: i16) -> i16 {
     if code == PRODUCER_FENCED && version < since {
         INVALID_PRODUCER_EPOCH
@@ -161,5 +195,23 @@ pub fn placement_error_code(e: &crate::metadata::placement::PlacementError) -> i
             INVALID_REPLICATION_FACTOR
         }
         crate::metadata::placement::PlacementError::Assignment(_) => INVALID_REPLICA_ASSIGNMENT,
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kafkas() {
+        assert_eq!(name_of(NOT_LEADER_OR_FOLLOWER), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(name_of(INVALID_TOPIC_EXCEPTION), "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(name_of(UNKNOWN_SERVER_ERROR), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(name_of(NONE), "NONE");
+        assert_eq!(code_by_name("coordinator_load_in_progress"), Some(14));
+        assert_eq!(code_by_name("REQUEST_TIMED_OUT"), Some(7));
+        assert_eq!(code_by_name("6"), Some(6));
+        assert_eq!(code_by_name("NONE"), Some(0));
+        assert_eq!(code_by_name("NO_SUCH_ERROR"), None);
     }
 }

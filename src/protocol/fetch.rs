@@ -10,8 +10,9 @@
 //! isolation_level 1 (read_committed) reads only below the last stable offset and lists the
 //! aborted transactions of the records read (UnifiedLog.read with FetchIsolation.TXN_COMMITTED);
 //! every answer carries the last stable offset.
-//! Incremental fetch sessions (KIP-227) are declined by answering session id 0, which clients treat
-//! as "send full requests".
+//! Incremental fetch sessions (KIP-227, `fetch_session`) decide which partitions a fetch reads (the
+//! request's, or its whole session's) and which of them the answer carries (an incremental one
+//! only those with news); a parked fetch of a session waits on all of the session's partitions.
 //! The current_leader_epoch (v9+) is checked first (KIP-320: FENCED_LEADER_EPOCH /
 //! UNKNOWN_LEADER_EPOCH), then a broker that does not lead a partition answers
 //! NOT_LEADER_OR_FOLLOWER for it (`cluster::check_leader`); at v16+ NOT_LEADER_OR_FOLLOWER and
@@ -21,14 +22,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::cluster::{self, CurrentLeaders, KIP_951_ERRORS};
 use super::errors;
+use super::fetch_session::{
+    FetchContext, FetchMetadata, FetchPartitionData, PartitionKey, TopicKey,
+};
 use super::response::Splices;
 use super::{resolve_topic, RequestContext};
 use crate::log::index::AbortedTxn;
@@ -38,14 +44,28 @@ use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 
 /// First Fetch version that names topics by id.
-const TOPIC_ID_VERSION: i16 = 13;
+pub const TOPIC_ID_VERSION: i16 = 13;
 /// Upper bound on one long poll, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
 
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, Splices) {
-    if req.session_id != 0 {
-        // gregor never creates sessions (it answers session id 0), so no other id can exist.
-        let resp = FetchResponse::default().with_error_code(errors::FETCH_SESSION_ID_NOT_FOUND);
+    let by_id = ctx.api_version >= TOPIC_ID_VERSION;
+    let sessions = &ctx.broker.fetch_sessions;
+    let meta = FetchMetadata {
+        version: ctx.api_version,
+        session_id: req.session_id,
+        epoch: req.session_epoch,
+        is_from_follower: req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0,
+    };
+    let (context, targets) = sessions.new_context(
+        meta,
+        fetch_data(ctx, &req, by_id),
+        &forgotten(&req, by_id),
+        |id| ctx.broker.catalog.get_by_id(id).map(|t| t.name.clone()),
+        ctx.broker.clock.now_ms(),
+    );
+    if let FetchContext::SessionError(code) = context {
+        let resp = FetchResponse::default().with_error_code(code);
         return (resp, Splices::default());
     }
     let max_wait =
@@ -56,8 +76,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let min_bytes = u64::try_from(req.min_bytes)
         .unwrap_or(0)
         .min(response_limit(ctx, &req) as u64);
-    let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
-        req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .map(|t| {
+            let topic = resolve(ctx, &t, by_id);
+            (t, topic)
+        })
+        .collect();
     // Kafka's FetchIsolation from the request's isolation_level (1: read_committed).
     let isolation = match req.isolation_level {
         1 => FetchIsolation::TxnCommitted,
@@ -67,25 +92,34 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     loop {
         // Leadership as of this look: a parked fetch sees a leader change on its next wake.
         let image = ctx.broker.catalog.image();
-        let plans = plan(ctx, &image, &topics, isolation);
+        let plans = plan(ctx, &image, &targets, isolation);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
-        let ready = plans.iter().all(Vec::is_empty)
-            || plans.iter().flatten().any(|p| p.1.is_err())
+        let ready = plans.is_empty()
+            || plans.iter().any(Result::is_err)
             || plans
                 .iter()
-                .flatten()
-                .map(|p| p.1.as_ref().map_or(0, ReadPlan::available))
+                .map(|p| p.as_ref().map_or(0, ReadPlan::available))
                 .sum::<u64>()
                 >= min_bytes
             || tokio::time::Instant::now() >= deadline;
         if ready {
-            return respond(ctx, &image, &req, &topics, plans);
+            let (partitions, splices, leaders) = respond(ctx, &image, &req, &targets, plans);
+            let now = ctx.broker.clock.now_ms();
+            let (error_code, session_id, partitions) =
+                sessions.update_and_generate(&context, now, partitions);
+            let mut resp = FetchResponse::default()
+                .with_error_code(error_code)
+                .with_session_id(session_id)
+                .with_responses(by_topic(partitions, by_id));
+            resp.node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
+            return (resp, splices);
         }
         let Some(w) = &watch else {
-            // Park in the purgatory on the fetched partitions, then look once more before
-            // waiting (Kafka's tryCompleteElseWatch): an append in between is not missed.
-            watch = Some(ctx.broker.purgatory.watch(watched_partitions(&topics)));
+            // Park in the purgatory on the fetched partitions (for an incremental fetch, all of
+            // its session's), then look once more before waiting (Kafka's
+            // tryCompleteElseWatch): an append in between is not missed.
+            watch = Some(ctx.broker.purgatory.watch(watched_partitions(&targets)));
             continue;
         };
         tokio::select! {
@@ -95,18 +129,64 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     }
 }
 
-/// The partitions a parked fetch waits on (resolved topics only: an unknown one answers at once).
-fn watched_partitions<'a>(
-    topics: &'a [(&FetchTopic, Result<Arc<Topic>, i16>)],
-) -> impl Iterator<Item = (&'a str, i32)> {
-    topics
+/// A partition to read, with its topic (or the error that answers it).
+type Target = (FetchPartitionData, Result<Arc<Topic>, i16>);
+
+/// The request's partitions, in order, a repeated one once (Kafka's LinkedHashMap: the last
+/// occurrence's parameters at the first one's place). From v13 topics are named by id; one this
+/// broker does not know keeps no name.
+fn fetch_data(
+    ctx: &RequestContext<'_>,
+    req: &FetchRequest,
+    by_id: bool,
+) -> IndexMap<PartitionKey, FetchPartitionData> {
+    let mut data = IndexMap::new();
+    for ft in &req.topics {
+        let topic = if by_id {
+            ctx.broker
+                .catalog
+                .get_by_id(ft.topic_id)
+                .map(|t| t.name.clone())
+        } else {
+            Some(ft.topic.to_string())
+        };
+        for fp in &ft.partitions {
+            let p = FetchPartitionData {
+                topic_id: if by_id { ft.topic_id } else { Uuid::nil() },
+                topic: topic.clone(),
+                partition: fp.partition,
+                fetch_offset: fp.fetch_offset,
+                current_leader_epoch: fp.current_leader_epoch,
+                partition_max_bytes: fp.partition_max_bytes,
+                log_start_offset: fp.log_start_offset,
+                last_fetched_epoch: fp.last_fetched_epoch,
+            };
+            data.insert(p.key(by_id), p);
+        }
+    }
+    data
+}
+
+/// The partitions an incremental fetch drops from its session (v7+).
+fn forgotten(req: &FetchRequest, by_id: bool) -> Vec<PartitionKey> {
+    req.forgotten_topics_data
         .iter()
-        .filter_map(|(ft, topic)| Some((ft, topic.as_ref().ok()?)))
-        .flat_map(|(ft, t)| {
-            ft.partitions
-                .iter()
-                .map(|fp| (t.name.as_str(), fp.partition))
+        .flat_map(|ft| {
+            let topic = if by_id {
+                TopicKey::Id(ft.topic_id)
+            } else {
+                TopicKey::Name(ft.topic.to_string())
+            };
+            ft.partitions.iter().map(move |p| (topic.clone(), *p))
         })
+        .collect()
+}
+
+/// The partitions a parked fetch waits on (resolved topics only: an unknown one answers at once).
+fn watched_partitions(targets: &[Target]) -> impl Iterator<Item = (&str, i32)> {
+    targets
+        .iter()
+        .filter_map(|(fp, topic)| Some((topic.as_ref().ok()?.name.as_str(), fp.partition)))
 }
 
 /// The response's byte limit: the request's max_bytes, capped by fetch.max.bytes.
@@ -116,141 +196,137 @@ fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
         .min(ctx.broker.config.fetch_max_bytes)
 }
 
-type PartitionPlan<'a> = (&'a FetchPartition, Result<ReadPlan, i16>);
-
-/// Locates every requested partition's data (or its error) without reading it. A read_committed
-/// plan ends at the last stable offset, so a parked fetch counts only the bytes below it.
-fn plan<'a>(
+/// Locates every partition's data (or its error) without reading it. A read_committed plan ends
+/// at the last stable offset, so a parked fetch counts only the bytes below it.
+fn plan(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
-    topics: &[(&'a FetchTopic, Result<Arc<Topic>, i16>)],
+    targets: &[Target],
     isolation: FetchIsolation,
-) -> Vec<Vec<PartitionPlan<'a>>> {
-    topics
+) -> Vec<Result<ReadPlan, i16>> {
+    targets
         .iter()
-        .map(|(ft, topic)| {
-            ft.partitions
-                .iter()
-                .map(|fp| {
-                    let plan = match topic {
-                        Err(code) => Err(*code),
-                        Ok(t) => match t.partition(fp.partition) {
-                            None => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
-                            Some(p) => cluster::check_leader(
-                                ctx,
-                                image,
-                                t.topic_id,
-                                p.index,
-                                fp.current_leader_epoch,
-                            )
-                            .and_then(|()| {
-                                p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
-                                    .map_err(|e| errors::log_error_code(&e))
-                            }),
-                        },
-                    };
-                    (fp, plan)
-                })
-                .collect()
+        .map(|(fp, topic)| {
+            let t = topic.as_ref().map_err(|code| *code)?;
+            let p = t
+                .partition(fp.partition)
+                .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+            cluster::check_leader(ctx, image, t.topic_id, p.index, fp.current_leader_epoch)?;
+            p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
+                .map_err(|e| errors::log_error_code(&e))
         })
         .collect()
 }
 
+/// Reads the planned data: each partition's answer, in the order of `targets`.
 fn respond(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     req: &FetchRequest,
-    topics: &[(&FetchTopic, Result<Arc<Topic>, i16>)],
-    plans: Vec<Vec<PartitionPlan<'_>>>,
-) -> (FetchResponse, Splices) {
+    targets: &[Target],
+    plans: Vec<Result<ReadPlan, i16>>,
+) -> (
+    Vec<(FetchPartitionData, PartitionData)>,
+    Splices,
+    CurrentLeaders,
+) {
     let mut budget = response_limit(ctx, req);
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
     let mut splices = Splices::default();
     let mut leaders = CurrentLeaders::default();
-    let responses = topics
+    let partitions = targets
         .iter()
         .zip(plans)
-        .map(|((ft, topic), partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(fp, plan)| {
-                    let mut pd = PartitionData::default()
-                        .with_partition_index(fp.partition)
-                        .with_aborted_transactions(read_committed.then(Vec::new));
-                    match plan {
-                        Err(code) => {
-                            pd.error_code = code;
-                            pd.high_watermark = -1;
-                            pd.records = Some(Bytes::new());
-                            if KIP_951_ERRORS.contains(&code) && ctx.api_version >= 16 {
-                                // KIP-951: the client learns the current leader and its epoch
-                                // at once (KafkaApis.handleFetchRequest, v16+).
-                                if let Ok(t) = topic.as_ref() {
-                                    if let Some((id, epoch)) = leaders.add(ctx, image, t, fp.partition) {
-                                        pd.current_leader = LeaderIdAndEpoch::default()
-                                            .with_leader_id(BrokerId(id))
-                                            .with_leader_epoch(epoch);
-                                    }
-                                }
-                            }
-                            if code == errors::OFFSET_OUT_OF_RANGE {
-                                // The client needs the bounds to reset its position.
-                                if let Ok(t) = topic {
-                                    if let Some(p) = t.partition(fp.partition) {
-                                        let (start, hw) = p.offsets();
-                                        // No last stable offset, as Kafka's
-                                        // handleOffsetOutOfRangeError.
-                                        pd.high_watermark = hw;
-                                        pd.last_stable_offset = -1;
-                                        pd.log_start_offset = start;
-                                    }
-                                }
-                            }
-                        }
-                        Ok(plan) => {
-                            let max = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
-                            let records = plan
-                                .range(max, !sent_any)
-                                .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
-                            match records {
-                                Ok(records) => {
-                                    budget = budget.saturating_sub(records.len());
-                                    sent_any |= !records.is_empty();
-                                    pd.records = Some(records);
-                                }
-                                Err(e) => {
-                                    tracing::error!(topic = %ft.topic.as_str(), partition = fp.partition, error = %e, "fetch read failed");
-                                    pd.error_code = errors::log_error_code(&LogError::Storage(e));
-                                    pd.records = Some(Bytes::new());
-                                }
-                            }
-                            pd.high_watermark = plan.high_watermark;
-                            pd.last_stable_offset = plan.last_stable_offset;
-                            pd.log_start_offset = plan.log_start_offset;
-                            if let Some(aborted) = &plan.aborted_transactions {
-                                pd.aborted_transactions =
-                                    Some(aborted.iter().map(aborted_transaction).collect());
+        .map(|((fp, topic), plan)| {
+            let mut pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_aborted_transactions(read_committed.then(Vec::new));
+            match plan {
+                Err(code) => {
+                    pd.error_code = code;
+                    pd.high_watermark = -1;
+                    pd.records = Some(Bytes::new());
+                    if KIP_951_ERRORS.contains(&code) && ctx.api_version >= 16 {
+                        // KIP-951: the client learns the current leader and its epoch at once
+                        // (KafkaApis.handleFetchRequest, v16+).
+                        if let Ok(t) = topic.as_ref() {
+                            if let Some((id, epoch)) = leaders.add(ctx, image, t, fp.partition) {
+                                pd.current_leader = LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(id))
+                                    .with_leader_epoch(epoch);
                             }
                         }
                     }
-                    pd
-                })
-                .collect();
-            let mut t = FetchableTopicResponse::default().with_partitions(partitions);
-            if ctx.api_version >= TOPIC_ID_VERSION {
-                t.topic_id = ft.topic_id;
-            } else {
-                t.topic = ft.topic.clone();
+                    if code == errors::OFFSET_OUT_OF_RANGE {
+                        // The client needs the bounds to reset its position.
+                        if let Some(p) = topic.as_ref().ok().and_then(|t| t.partition(fp.partition)) {
+                            let (start, hw) = p.offsets();
+                            // No last stable offset, as Kafka's handleOffsetOutOfRangeError.
+                            pd.high_watermark = hw;
+                            pd.last_stable_offset = -1;
+                            pd.log_start_offset = start;
+                        }
+                    }
+                }
+                Ok(plan) => {
+                    let max = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(budget);
+                    let records = plan
+                        .range(max, !sent_any)
+                        .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
+                    match records {
+                        Ok(records) => {
+                            budget = budget.saturating_sub(records.len());
+                            sent_any |= !records.is_empty();
+                            pd.records = Some(records);
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = ?fp.topic, partition = fp.partition, error = %e, "fetch read failed");
+                            pd.error_code = errors::log_error_code(&LogError::Storage(e));
+                            pd.records = Some(Bytes::new());
+                        }
+                    }
+                    pd.high_watermark = plan.high_watermark;
+                    pd.last_stable_offset = plan.last_stable_offset;
+                    pd.log_start_offset = plan.log_start_offset;
+                    if let Some(aborted) = &plan.aborted_transactions {
+                        pd.aborted_transactions =
+                            Some(aborted.iter().map(aborted_transaction).collect());
+                    }
+                }
             }
-            t
+            (fp.clone(), pd)
         })
         .collect();
-    let mut resp = FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses);
-    resp.node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
-    (resp, splices)
+    (partitions, splices, leaders)
+}
+
+/// Groups the answered partitions into topics, a run of the same topic into one entry
+/// (FetchResponse.toMessage), named by id from v13, by name before.
+fn by_topic(
+    partitions: Vec<(FetchPartitionData, PartitionData)>,
+    by_id: bool,
+) -> Vec<FetchableTopicResponse> {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last: Option<PartitionKey> = None;
+    for (fp, pd) in partitions {
+        let key = fp.key(by_id);
+        let same = last.as_ref().is_some_and(|k| k.0 == key.0);
+        match topics.last_mut() {
+            Some(t) if same => t.partitions.push(pd),
+            _ => {
+                let mut t = FetchableTopicResponse::default().with_partitions(vec![pd]);
+                if by_id {
+                    t.topic_id = fp.topic_id;
+                } else {
+                    t.topic = TopicName(StrBytes::from_string(fp.topic.unwrap_or_default()));
+                }
+                topics.push(t);
+            }
+        }
+        last = Some(key);
+    }
+    topics
 }
 
 fn aborted_transaction(t: &AbortedTxn) -> AbortedTransaction {
@@ -259,11 +335,11 @@ fn aborted_transaction(t: &AbortedTxn) -> AbortedTransaction {
         .with_first_offset(t.first_offset)
 }
 
-fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {
-    resolve_topic(
-        ctx,
-        t.topic.as_str(),
-        t.topic_id,
-        ctx.api_version >= TOPIC_ID_VERSION,
-    )
+/// The topic of a partition to read: by id from v13 (UNKNOWN_TOPIC_ID), by name before.
+fn resolve(
+    ctx: &RequestContext<'_>,
+    t: &FetchPartitionData,
+    by_id: bool,
+) -> Result<Arc<Topic>, i16> {
+    resolve_topic(ctx, t.topic.as_deref().unwrap_or(""), t.topic_id, by_id)
 }

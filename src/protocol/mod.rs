@@ -6,6 +6,7 @@
 //! kafka-protocol crate (whose pre-allocations are bounded by the frame), and routes to one module
 //! per API. The API table in `apis.rs` drives both this routing and the ApiVersions response.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -31,8 +32,10 @@ pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
+pub mod error_response;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
@@ -44,6 +47,7 @@ pub mod list_offsets;
 pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
+pub mod named;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
@@ -56,6 +60,7 @@ pub mod sasl_handshake;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
+mod watched;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
@@ -79,6 +84,8 @@ pub enum Reply {
     Close(String),
     /// Send this frame, then close the connection (a failed SASL authentication).
     FrameThenClose(ResponseFrame, String),
+    /// Answer nothing more on this connection until the client closes it (an injected fault).
+    BlackHole,
 }
 
 /// The connection a request came on: which broker and listener, who the client is and where
@@ -93,6 +100,11 @@ pub struct Session {
     /// SASL, `User:<subject DN>` with a TLS client certificate.
     pub principal: Arc<str>,
     pub sasl: sasl::SaslState,
+    /// Numbers this process's connections (the request journal's `connection_id`).
+    pub connection_id: u64,
+    /// The client software's name and version from ApiVersions v3+ (KIP-511), kept only while
+    /// the request journal records.
+    pub client_software: Option<(String, String)>,
 }
 
 impl Session {
@@ -107,12 +119,15 @@ impl Session {
         } else {
             sasl::SaslState::Complete
         };
+        static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Session {
             node_id,
             peer,
             listener,
             principal,
             sasl,
+            connection_id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            client_software: None,
         }
     }
 
@@ -142,9 +157,13 @@ pub struct RequestContext<'a> {
     pub client_id: String,
     /// The peer's address as Kafka reports it ("/127.0.0.1").
     pub client_host: String,
+    /// The peer's address as ACL hosts name it ("127.0.0.1").
+    pub host: String,
     /// The listener the request came in on (Metadata answers its endpoints).
     pub listener: Arc<Listener>,
     pub principal: Arc<str>,
+    /// While the request journal records: the error codes of the response (see `respond`).
+    pub answered: Option<parking_lot::Mutex<Vec<i16>>>,
 }
 
 /// Handles one request frame (without its size prefix).
@@ -195,9 +214,15 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: format!("/{peer}"),
+        host: crate::security::authorizer::host_address(peer),
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
+        answered: None,
     };
+    // The test control plane (fault rules, the request journal): one atomic load when off.
+    if broker.control.watching() {
+        return watched::serve(ctx, session, api, frame).await;
+    }
     match dispatch(&ctx, api, frame).await {
         Ok(reply) => reply,
         Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
@@ -345,10 +370,17 @@ async fn dispatch(
                 &off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
-        ApiKey::DescribeAcls
-        | ApiKey::CreateAcls
-        | ApiKey::DeleteAcls
-        | ApiKey::AlterReplicaLogDirs
+        ApiKey::DescribeAcls => respond(ctx, &acls::describe(ctx, decode(f, v)?)?),
+        // Append to the metadata log (with fsync): off the threads serving connections.
+        ApiKey::CreateAcls => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, acls::create).await??)
+        }
+        ApiKey::DeleteAcls => {
+            let req = decode(f, v)?;
+            respond(ctx, &off_request_threads(ctx, req, acls::delete).await??)
+        }
+        ApiKey::AlterReplicaLogDirs
         | ApiKey::CreateDelegationToken
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
@@ -409,6 +441,7 @@ where
     let broker = Arc::clone(ctx.broker);
     let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
+    let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
@@ -418,8 +451,10 @@ where
             correlation_id,
             client_id,
             client_host,
+            host,
             listener,
             principal,
+            answered: None,
         };
         handler(&ctx, req)
     })
@@ -444,16 +479,23 @@ fn resolve_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion>(ctx: &RequestContext<'_>, body: &T) -> Reply {
+fn respond<T: Encodable + HeaderVersion + std::fmt::Debug>(
+    ctx: &RequestContext<'_>,
+    body: &T,
+) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
 
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
-fn respond_spliced<T: Encodable + HeaderVersion>(
+/// While the request journal records, the response's error codes are noted for it.
+fn respond_spliced<T: Encodable + HeaderVersion + std::fmt::Debug>(
     ctx: &RequestContext<'_>,
     body: &T,
     records: Splices,
 ) -> Reply {
+    if let Some(answered) = &ctx.answered {
+        *answered.lock() = crate::admin::journal::error_codes_of(&format!("{body:?}"));
+    }
     encode(
         ctx.correlation_id,
         T::header_version(ctx.api_version),

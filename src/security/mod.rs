@@ -9,6 +9,7 @@
 //! The SASL exchange itself (SaslHandshake, SaslAuthenticate and the gate before it) is in
 //! `protocol::sasl`, where requests are dispatched.
 
+pub mod authorizer;
 pub mod jaas;
 pub mod scram;
 pub mod tls;

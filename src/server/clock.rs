@@ -4,16 +4,25 @@
 //! (a session timeout, a transaction timeout, offset retention), and a runtime with paused time
 //! (the fuzz targets) drives it.
 //!
-//! The log layer keeps the wall clock: segment file times, retention by file age and the
-//! flush scheduler compare against what the file system records.
+//! `--clock manual` (the test control plane, `POST /v1/clock/advance`) starts the clock at the
+//! wall clock and moves it only when advanced. An advance wakes the broker's timers
+//! (`subscribe`), so what became due happens at once, not at their next tick.
+//!
+//! The log layer keeps the wall clock for what the file system records (segment file times, the
+//! flush scheduler, recovery); retention and compaction lag compare record timestamps against the
+//! `now` the housekeeping and cleaner timers take from this clock, so they follow it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
 
 pub struct Clock {
     source: Source,
     /// How far `advance` has moved the clock ahead of its source.
     offset_ms: AtomicI64,
+    /// Counts advances; timers wait on it beside their ticks.
+    advances: watch::Sender<u64>,
 }
 
 enum Source {
@@ -25,26 +34,41 @@ enum Source {
         base_ms: i64,
         base: tokio::time::Instant,
     },
+    /// Stands at `base_ms` (the wall clock when made) until advanced.
+    Manual { base_ms: i64 },
 }
 
 impl Clock {
-    pub fn system() -> Clock {
+    fn with(source: Source) -> Clock {
         Clock {
-            source: Source::System,
+            source,
             offset_ms: AtomicI64::new(0),
+            advances: watch::Sender::new(0),
         }
+    }
+
+    pub fn system() -> Clock {
+        Self::with(Source::System)
+    }
+
+    /// A clock that starts at the wall clock and moves only when advanced (`--clock manual`).
+    pub fn manual() -> Clock {
+        Self::with(Source::Manual {
+            base_ms: system_ms(),
+        })
+    }
+
+    pub fn is_manual(&self) -> bool {
+        matches!(self.source, Source::Manual { .. })
     }
 
     /// A clock that starts at the system time and then moves with tokio's clock (call it inside
     /// the runtime it should follow).
     pub fn tokio() -> Clock {
-        Clock {
-            source: Source::Tokio {
-                base_ms: system_ms(),
-                base: tokio::time::Instant::now(),
-            },
-            offset_ms: AtomicI64::new(0),
-        }
+        Self::with(Source::Tokio {
+            base_ms: system_ms(),
+            base: tokio::time::Instant::now(),
+        })
     }
 
     /// Milliseconds since the epoch, as this broker sees them.
@@ -54,16 +78,23 @@ impl Clock {
             Source::Tokio { base_ms, base } => {
                 base_ms + i64::try_from(base.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
             }
+            Source::Manual { base_ms } => *base_ms,
         };
         source.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Moves the clock forward by `ms` (negative values are ignored: the coordinators' deadlines
-    /// assume time never runs backwards). Timers see the new time at their next tick.
+    /// assume time never runs backwards) and wakes the timers waiting on `subscribe`.
     pub fn advance(&self, ms: i64) {
         if ms > 0 {
             self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+            self.advances.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Changes each time the clock is advanced: a timer selects on it beside its tick.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.advances.subscribe()
     }
 }
 
@@ -86,6 +117,23 @@ mod tests {
         assert!(after >= before + 60_000, "{before} -> {after}");
         c.advance(-120_000);
         assert!(c.now_ms() >= after);
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_moves_only_when_advanced_and_wakes_subscribers() {
+        let c = Clock::manual();
+        let start = c.now_ms();
+        assert!(
+            (start - system_ms()).abs() < 60_000,
+            "starts at the wall clock"
+        );
+        let mut woken = c.subscribe();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(c.now_ms(), start, "real time does not move it");
+        c.advance(46_000);
+        assert_eq!(c.now_ms(), start + 46_000);
+        woken.changed().await.unwrap();
+        assert!(c.is_manual() && !Clock::system().is_manual());
     }
 
     #[tokio::test]

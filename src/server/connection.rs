@@ -201,6 +201,14 @@ pub async fn serve<S: Transport>(
                     let _ = flush(&mut stream, &mut out, idle).await;
                     return;
                 }
+                Reply::BlackHole => {
+                    // Earlier answers go out; from here the client's bytes are read (so its
+                    // writes do not block) and nothing is answered until it closes.
+                    if flush(&mut stream, &mut out, idle).await.is_ok() {
+                        discard_until_closed(&mut stream).await;
+                    }
+                    return;
+                }
             }
             if queued >= WRITE_BATCH {
                 if flush(&mut stream, &mut out, idle).await.is_err() {
@@ -249,6 +257,15 @@ pub async fn serve<S: Transport>(
                 tracing::debug!(%peer, error = %e, "read failed");
                 return;
             }
+        }
+    }
+}
+
+async fn discard_until_closed<S: Transport>(stream: &mut S) {
+    let mut sink = vec![0u8; 16 * 1024];
+    while let Ok(n) = stream.read(&mut sink).await {
+        if n == 0 {
+            return;
         }
     }
 }

@@ -87,6 +87,10 @@ impl Nodes {
         })
     }
 
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     pub async fn status(&self) -> Vec<NodeStatus> {
         let slots = self.slots.lock().await;
         self.broker

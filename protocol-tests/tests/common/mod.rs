@@ -476,3 +476,53 @@ pub fn uvarint(mut v: u64, out: &mut Vec<u8>) {
     }
     out.push(v as u8);
 }
+
+/// ApiVersions v3, as a client starts.
+pub async fn api_versions(c: &mut Client) -> Result<ApiVersionsResponse> {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(s("gregor-tests"))
+        .with_client_software_version(s("1"));
+    let r = c.request(3, req).await?;
+    ensure!(r.error_code == NONE, "ApiVersions error {}", r.error_code);
+    Ok(r)
+}
+
+pub async fn handshake(
+    c: &mut Client,
+    version: i16,
+    mechanism: &str,
+) -> Result<SaslHandshakeResponse> {
+    c.request(
+        version,
+        SaslHandshakeRequest::default().with_mechanism(s(mechanism)),
+    )
+    .await
+}
+
+pub async fn authenticate(
+    c: &mut Client,
+    version: i16,
+    token: &[u8],
+) -> Result<SaslAuthenticateResponse> {
+    c.request(
+        version,
+        SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
+    )
+    .await
+}
+
+pub fn mechanisms(r: &SaslHandshakeResponse) -> Vec<String> {
+    r.mechanisms.iter().map(|m| m.to_string()).collect()
+}
+
+/// Authenticates with SASL PLAIN (SaslHandshake v1, SaslAuthenticate v2).
+pub async fn plain_login(
+    c: &mut Client,
+    user: &str,
+    password: &str,
+) -> Result<SaslAuthenticateResponse> {
+    api_versions(c).await?;
+    let h = handshake(c, 1, "PLAIN").await?;
+    ensure!(h.error_code == NONE, "{h:?}");
+    authenticate(c, 2, format!("\0{user}\0{password}").as_bytes()).await
+}

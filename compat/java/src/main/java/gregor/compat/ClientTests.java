@@ -87,6 +87,7 @@ final class ClientTests {
         t.runCase(report, "out-of-range-position-resets", () -> t.outOfRange(none));
         t.runCase(report, "consumer-close-is-prompt", () -> t.promptClose(none));
         t.runCase(report, "fetch-long-poll-wakes-on-produce", t::longPollWakeup);
+        t.runCase(report, "incremental-fetch-sessions", t::incrementalFetchSessions);
         t.runCase(report, "record-too-large-rejected", t::recordTooLarge);
         if (t.runCase(report, "create-topics", t::createTopics)) {
             // Both need the topic create-topics made; without it they would only repeat its failure.
@@ -593,6 +594,64 @@ final class ClientTests {
                 consumer.close(Duration.ZERO);
             }
         }
+    }
+
+    /**
+     * KIP-227: a consumer of several partitions opens a fetch session with its first (full) fetch
+     * and then fetches incrementally in it; every record still arrives once, in order.
+     */
+    private void incrementalFetchSessions() throws Exception {
+        String topic = topicPrefix + "fetch-sessions";
+        int partitions = 4;
+        try (Admin admin = Clients.admin(bootstrap, label + "-fetch-sessions")) {
+            admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+        }
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) {
+            tps.add(new TopicPartition(topic, p));
+        }
+        int rounds = 5;
+        FetchSessionLog.clear();
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, label + "-fetch-sessions", "none");
+                KafkaConsumer<byte[], byte[]> consumer = Clients.consumer(bootstrap, label + "-fetch-sessions",
+                        Map.of("fetch.max.wait.ms", "200"))) {
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            Map<Integer, List<String>> got = new HashMap<>();
+            long deadline = System.nanoTime() + CONSUME_TIMEOUT.toNanos();
+            for (int round = 0; round < rounds; round++) {
+                // Each round writes to one partition only: the others have nothing new, which an
+                // incremental response leaves out.
+                int p = round % partitions;
+                producer.send(new ProducerRecord<>(topic, p, null,
+                        ("r" + round).getBytes(StandardCharsets.UTF_8))).get();
+                int want = round + 1;
+                while (got.values().stream().mapToInt(List::size).sum() < want && System.nanoTime() < deadline) {
+                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+                        got.computeIfAbsent(r.partition(), k -> new ArrayList<>())
+                                .add(new String(r.value(), StandardCharsets.UTF_8));
+                    }
+                }
+            }
+            // A few more polls: incremental fetches with nothing new.
+            for (int i = 0; i < 3; i++) {
+                check(consumer.poll(Duration.ofMillis(300)).isEmpty(), "records beyond those produced");
+            }
+            for (int p = 0; p < partitions; p++) {
+                List<String> want = new ArrayList<>();
+                for (int round = p; round < rounds; round += partitions) {
+                    want.add("r" + round);
+                }
+                check(got.getOrDefault(p, List.of()).equals(want), "partition %d: got %s, want %s", p,
+                        got.get(p), want);
+            }
+        }
+        List<Long> created = FetchSessionLog.created();
+        List<Long> incremental = FetchSessionLog.incrementalResponses();
+        check(!created.isEmpty() && created.stream().allMatch(id -> id != 0),
+                "no full fetch response created a session (the broker answered session id 0)");
+        check(incremental.stream().anyMatch(created::contains),
+                "no incremental fetch response in a created session %s: %s", created, incremental);
     }
 
     /** Larger than max.message.bytes (1048588 by default): MESSAGE_TOO_LARGE, nothing appended. */

@@ -32,6 +32,9 @@ public final class Main {
             usage();
         }
         Map<String, String> args = parseArgs(Arrays.copyOfRange(argv, 1, argv.length));
+        if (argv[0].equals("clients")) {
+            FetchSessionLog.install(); // before any Kafka logger exists
+        }
         Report report = new Report();
         switch (argv[0]) {
             case "clients" -> ClientTests.run(args, report);
