@@ -683,29 +683,33 @@ fn referrers(s: &RegistryState, subject: &str, version: i32) -> Vec<i32> {
     ids
 }
 
-fn global_level(s: &RegistryState) -> CompatibilityLevel {
-    s.config
-        .get(&None)
+/// A subject's setting, else the global one, else `default`.
+fn effective<T: Copy>(
+    settings: &BTreeMap<Option<String>, T>,
+    subject: Option<&str>,
+    default: T,
+) -> T {
+    subject
+        .and_then(|name| settings.get(&Some(name.to_string())))
+        .or_else(|| settings.get(&None))
         .copied()
-        .unwrap_or(CompatibilityLevel::DEFAULT)
+        .unwrap_or(default)
+}
+
+fn global_level(s: &RegistryState) -> CompatibilityLevel {
+    effective(&s.config, None, CompatibilityLevel::DEFAULT)
 }
 
 fn effective_level(s: &RegistryState, subject: &str) -> CompatibilityLevel {
-    s.config
-        .get(&Some(subject.to_string()))
-        .copied()
-        .unwrap_or_else(|| global_level(s))
+    effective(&s.config, Some(subject), CompatibilityLevel::DEFAULT)
 }
 
 fn global_mode(s: &RegistryState) -> Mode {
-    s.mode.get(&None).copied().unwrap_or(Mode::ReadWrite)
+    effective(&s.mode, None, Mode::ReadWrite)
 }
 
 fn effective_mode(s: &RegistryState, subject: &str) -> Mode {
-    s.mode
-        .get(&Some(subject.to_string()))
-        .copied()
-        .unwrap_or_else(|| global_mode(s))
+    effective(&s.mode, Some(subject), Mode::ReadWrite)
 }
 
 fn read_only(subject: &str) -> RegistryError {

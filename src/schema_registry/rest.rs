@@ -231,13 +231,8 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
                 M::GET => r
                     .config(subject, req.flag("defaultToGlobal"))
                     .map(|l| Reply::Json(json!({"compatibilityLevel": l.name()}))),
-                M::PUT => body(req)
-                    .and_then(|b| {
-                        b.get("compatibility")
-                            .and_then(Value::as_str)
-                            .and_then(CompatibilityLevel::parse)
-                            .ok_or(RegistryError::InvalidCompatibilityLevel)
-                    })
+                M::PUT => body_field(req, "compatibility", CompatibilityLevel::parse)
+                    .and_then(|level| level.ok_or(RegistryError::InvalidCompatibilityLevel))
                     .and_then(|level| {
                         r.set_config(subject, level)?;
                         Ok(Reply::Json(json!({"compatibility": level.name()})))
@@ -258,13 +253,8 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
                 (&M::GET, _) => r
                     .mode(subject, req.flag("defaultToGlobal"))
                     .map(|m| Reply::Json(json!({"mode": m.name()}))),
-                (&M::PUT, _) => body(req)
-                    .and_then(|b| {
-                        b.get("mode")
-                            .and_then(Value::as_str)
-                            .and_then(Mode::parse)
-                            .ok_or(RegistryError::InvalidMode)
-                    })
+                (&M::PUT, _) => body_field(req, "mode", Mode::parse)
+                    .and_then(|mode| mode.ok_or(RegistryError::InvalidMode))
                     .and_then(|mode| {
                         r.set_mode(subject, mode, req.flag("force"))?;
                         Ok(Reply::Json(json!({"mode": mode.name()})))
@@ -320,6 +310,15 @@ fn add_type_and_references(out: &mut Value, content: &SchemaContent) {
 fn body(req: &HttpRequest) -> Result<Value, RegistryError> {
     serde_json::from_slice(&req.body)
         .map_err(|e| RegistryError::BadRequest(format!("Unrecognized request body: {e}")))
+}
+
+/// A body's string field `name` as `parse` reads it (`None`: missing or not understood).
+fn body_field<T>(
+    req: &HttpRequest,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, RegistryError> {
+    Ok(body(req)?.get(name).and_then(Value::as_str).and_then(parse))
 }
 
 /// A register / lookup / compatibility body: `schema` (required), `schemaType`, `references`,

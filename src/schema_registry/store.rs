@@ -144,19 +144,15 @@ impl RegistryRecord {
             }
             "CONFIG" => Some(RegistryRecord::Config {
                 subject,
-                level: match field("compatibilityLevel") {
-                    Some(l) => Some(CompatibilityLevel::parse(l.as_str()?)?),
-                    None if value.is_some() => return None,
-                    None => None,
-                },
+                level: setting(
+                    value.as_ref(),
+                    "compatibilityLevel",
+                    CompatibilityLevel::parse,
+                )?,
             }),
             "MODE" => Some(RegistryRecord::Mode {
                 subject,
-                mode: match field("mode") {
-                    Some(m) => Some(Mode::parse(m.as_str()?)?),
-                    None if value.is_some() => return None,
-                    None => None,
-                },
+                mode: setting(value.as_ref(), "mode", Mode::parse)?,
             }),
             "DELETE_SUBJECT" => Some(RegistryRecord::DeleteSubject {
                 subject: subject?,
@@ -166,6 +162,27 @@ impl RegistryRecord {
             _ => None,
         }
     }
+}
+
+/// A CONFIG or MODE value's setting: `Some(None)` for a tombstone (the setting removed), `None`
+/// for a value that does not parse.
+fn setting<T>(
+    value: Option<&Value>,
+    field: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Option<Option<T>> {
+    match value {
+        None => Some(None),
+        Some(v) => Some(Some(parse(v.get(field)?.as_str()?)?)),
+    }
+}
+
+/// Sets a subject's (or the global) setting, or removes it.
+fn set<T>(settings: &mut BTreeMap<Option<String>, T>, subject: Option<String>, value: Option<T>) {
+    match value {
+        Some(v) => settings.insert(subject, v),
+        None => settings.remove(&subject),
+    };
 }
 
 fn schema_value(v: &SchemaVersion) -> Value {
@@ -249,22 +266,8 @@ impl RegistryState {
                     self.subjects.entry(subject).or_default().insert(version, v);
                 }
             }
-            RegistryRecord::Config { subject, level } => match level {
-                Some(l) => {
-                    self.config.insert(subject, l);
-                }
-                None => {
-                    self.config.remove(&subject);
-                }
-            },
-            RegistryRecord::Mode { subject, mode } => match mode {
-                Some(m) => {
-                    self.mode.insert(subject, m);
-                }
-                None => {
-                    self.mode.remove(&subject);
-                }
-            },
+            RegistryRecord::Config { subject, level } => set(&mut self.config, subject, level),
+            RegistryRecord::Mode { subject, mode } => set(&mut self.mode, subject, mode),
             RegistryRecord::DeleteSubject { subject, version } => {
                 if let Some(versions) = self.subjects.get_mut(&subject) {
                     for v in versions.range_mut(..=version) {
