@@ -151,6 +151,14 @@ impl LogManager {
         now_ms: i64,
     ) -> io::Result<()> {
         let made = self.new_partitions(delta).try_for_each(|(t, p)| {
+            // The directory of a topic of this name that still has logs is that topic's, until
+            // its removal is published: never make a new log in it.
+            if self.get(&t.name).is_some_and(|x| x.topic_id != t.id) {
+                return Err(io::Error::other(format!(
+                    "topic {} still has the logs of its previous id",
+                    t.name
+                )));
+            }
             // A directory of this name that no partition owns is a left-over of a crash (or a
             // stray a failed removal kept): never let its records show up in the new partition.
             remove_dir(&self.data_dir, &t.name, p)?;

@@ -1103,6 +1103,35 @@ mod tests {
         assert!(meta.contains(&topic::kafka_uuid_string(new.topic_id)));
     }
 
+    /// A removal and a creation under the same name in one batch (gregor commits them apart;
+    /// another writer of the metadata might not): the new topic's logs are never made in the
+    /// directories the old topic's logs still hold, so the change is refused.
+    #[test]
+    fn a_batch_reusing_a_name_never_touches_the_old_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let old = cat.create("r", 1, 1, BTreeMap::new(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"old"], 1, None);
+        old.partitions[0].append(&batch, 9, 0).unwrap();
+        let new = topic::TopicFile {
+            name: "r".into(),
+            topic_id: new_topic_id(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
+        let placed = vec![(vec![DEFAULT_NODE_ID], vec![DEFAULT_NODE_ID])];
+        let mut records = vec![MetadataRecord::RemoveTopic {
+            topic_id: old.topic_id,
+        }];
+        records.extend(topic_records(&new, 0, &placed));
+        let guard = cat.create_lock.lock();
+        assert!(cat.commit(&records).is_err());
+        drop(guard);
+        assert_eq!(cat.get("r").unwrap().topic_id, old.topic_id);
+        assert_eq!(old.partitions[0].offsets(), (0, 1));
+        assert!(old.partitions[0].append(&batch, 9, 0).is_ok());
+    }
+
     /// A change whose logs cannot be made is not committed: the metadata log, the image and
     /// the data directory are as before it.
     #[test]
