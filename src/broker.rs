@@ -62,10 +62,10 @@ pub struct Broker {
     /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
     pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
-    pub groups: GroupCoordinator,
+    pub groups: Arc<GroupCoordinator>,
     pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
-    pub purgatory: Purgatory,
+    pub purgatory: Arc<Purgatory>,
     /// KIP-227 incremental fetch sessions.
     pub fetch_sessions: FetchManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
@@ -134,8 +134,11 @@ impl Broker {
             .max()
             .unwrap_or(-1);
         let producer_ids = ProducerIdAllocator::open(&dir, max_pid + 1)?;
-        let groups = GroupCoordinator::new(config.group.clone());
+        let groups = Arc::new(GroupCoordinator::new(config.group.clone()));
         let loaded = groups.load(&catalog, now_ms())?;
+        catalog.subscribe(Arc::clone(&groups) as _);
+        let purgatory = Arc::new(Purgatory::new());
+        catalog.subscribe(Arc::clone(&purgatory) as _);
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded committed offsets and groups");
         }
@@ -160,7 +163,7 @@ impl Broker {
             catalog,
             dynamic,
             producer_ids,
-            purgatory: Purgatory::new(),
+            purgatory,
             clock,
             control,
             _lock: lock,
@@ -312,43 +315,16 @@ impl Broker {
 
 impl Broker {
     /// Broker `id` of this process has stopped: fenced in the metadata image, out of every ISR,
-    /// its partitions led by other in-sync replicas (see `metadata::election`).
+    /// its partitions led by other in-sync replicas (see `metadata::election`); the purgatory
+    /// hears of the leaders that moved.
     pub fn fence_broker(&self, id: i32) -> io::Result<()> {
-        let moved = self.catalog.fence_broker(id, &self.config.elections)?;
-        self.leaders_moved(&moved);
-        Ok(())
+        self.catalog.fence_broker(id, &self.config.elections)
     }
 
     /// Broker `id` of this process has started again: registered, unfenced, back in the ISRs,
     /// preferred leaders restored under auto.leader.rebalance.enable.
     pub fn restart_broker(&self, id: i32) -> io::Result<()> {
-        let moved = self.catalog.restart_broker(id, &self.config.elections)?;
-        self.leaders_moved(&moved);
-        Ok(())
-    }
-
-    /// Commits the partition changes `f` computes from the image (`Catalog::change_partitions`).
-    pub fn change_partitions(
-        &self,
-        f: impl FnOnce(
-            &crate::metadata::image::MetadataImage,
-        ) -> Result<
-            Vec<crate::metadata::records::MetadataRecord>,
-            crate::metadata::image::ReplayError,
-        >,
-    ) -> io::Result<()> {
-        let moved = self.catalog.change_partitions(f)?;
-        self.leaders_moved(&moved);
-        Ok(())
-    }
-
-    /// Parked fetches of partitions whose leader moved answer now (Kafka's DelayedFetch
-    /// completes when "this broker is no longer the leader" of a partition it waits on).
-    fn leaders_moved(&self, partitions: &[(String, i32)]) {
-        tracing::info!(partitions = partitions.len(), "partition leaders moved");
-        for (topic, p) in partitions {
-            self.purgatory.check_and_complete(topic, *p);
-        }
+        self.catalog.restart_broker(id, &self.config.elections)
     }
 }
 

@@ -71,11 +71,8 @@ pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
             }
         }
     }
-    if !deleted.is_empty() {
-        broker
-            .groups
-            .remove_offsets_of_topics(&broker.catalog, &deleted, now);
-    }
+    // Offsets of the deleted topics: the group coordinator removes them as a publisher of the
+    // committed metadata (log::manager), as for DeleteTopics.
     let producers_expired = broker.expire_producers(beyond_that);
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(

@@ -15,6 +15,8 @@ use super::offsets_topic::{self, CommittedOffset};
 use super::shard::{GroupResult, GroupShard};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
+use crate::metadata::image::{MetadataDelta, MetadataImage};
+use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
 use crate::txn::TxnMarker;
@@ -536,6 +538,27 @@ impl GroupCoordinator {
     }
 }
 
+/// Topic deletion reaches the group coordinator as committed metadata (Kafka's
+/// GroupCoordinator.onPartitionsDeleted, called from BrokerMetadataPublisher): every group's
+/// offsets of the removed topics go, with tombstones written when the change was committed.
+impl MetadataPublisher for GroupCoordinator {
+    fn name(&self) -> &'static str {
+        "GroupCoordinator"
+    }
+
+    fn on_metadata_update(&self, catalog: &Catalog, delta: &MetadataDelta, image: &MetadataImage) {
+        let deleted: Vec<String> = delta.topics().deleted().map(|t| t.name.clone()).collect();
+        // Without `__consumer_offsets` there is no offset to remove, and no write may make it:
+        // publishers run under the lock a creation takes.
+        if deleted.is_empty() || catalog.get(OFFSETS_TOPIC).is_none() {
+            return;
+        }
+        let now = image.provenance.last_timestamp;
+        let removed = self.remove_offsets_of_topics(catalog, &deleted, now);
+        tracing::info!(topics = ?deleted, offsets = removed, "offsets of deleted topics removed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,7 +852,7 @@ mod tests {
             for t in ["t", "gone", "crashed"] {
                 catalog.create(t, 2, 1, Default::default(), 0).unwrap();
             }
-            let c = GroupCoordinator::new(cfg.clone());
+            let c = std::sync::Arc::new(GroupCoordinator::new(cfg.clone()));
             for g in ["g1", "g2"] {
                 let commits = vec![
                     commit("t", 0, 1),
@@ -839,16 +862,25 @@ mod tests {
                 c.commit_offsets(&catalog, who(g, "", -1), commits, 1)
                     .unwrap();
             }
+            // The coordinator hears of the deletion as a publisher of committed metadata.
+            catalog.subscribe(std::sync::Arc::clone(&c) as _);
             catalog.delete("gone").unwrap();
-            assert_eq!(c.remove_offsets_of_topics(&catalog, &["gone".into()], 2), 2);
-            let left: Vec<String> = c
-                .fetch_offsets("g1", None, false)
-                .into_iter()
-                .map(|o| o.0)
-                .collect();
-            assert_eq!(left, vec!["crashed".to_string(), "t".to_string()]);
-            // Deleted without the coordinator hearing of it (as if the broker died in between).
-            catalog.delete("crashed").unwrap();
+            for g in ["g1", "g2"] {
+                let left: Vec<String> = c
+                    .fetch_offsets(g, None, false)
+                    .into_iter()
+                    .map(|o| o.0)
+                    .collect();
+                assert_eq!(left, vec!["crashed".to_string(), "t".to_string()], "{g}");
+            }
+            assert_eq!(c.remove_offsets_of_topics(&catalog, &["gone".into()], 2), 0);
+            let crashed = catalog.get("crashed").unwrap().topic_id;
+            drop((catalog, c));
+            // Deleted without the coordinator hearing of it (the broker died in between).
+            crate::metadata::append_unpublished(
+                dir.path(),
+                &[crate::metadata::records::MetadataRecord::RemoveTopic { topic_id: crashed }],
+            );
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);

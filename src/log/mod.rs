@@ -12,6 +12,8 @@
 //! - `leader_epoch`: the leader epoch cache (`leader-epoch-checkpoint`) OffsetForLeaderEpoch
 //!   answers from;
 //! - `checkpoint`: Kafka's text format of checkpoint files;
+//! - `manager`: the log manager, which makes, opens and deletes partition logs as the metadata
+//!   image changes;
 //! - `cleaner`: log compaction for `cleanup.policy=compact`;
 //! - `open_files`: the bounded cache of open segment files (descriptors come back);
 //! - `storage`: the trait segment files are opened and written through (faults injected in tests);
@@ -24,6 +26,7 @@ pub mod cleaner;
 pub mod control;
 pub mod index;
 pub mod leader_epoch;
+pub mod manager;
 pub mod open_files;
 pub mod partition;
 pub mod record_validator;

@@ -252,7 +252,8 @@ fn changes(
 }
 
 /// ReplicationControlManager.handleBrokerFenced: broker `id` leaves the ISR of every partition
-/// it is in, leaders are elected where it led, then the FenceBrokerRecord.
+/// it is in, leaders are elected where it led, then the BrokerRegistrationChangeRecord that fences it (Kafka's
+/// record for it from 3.3-IV2 on).
 pub fn broker_fenced(
     image: &MetadataImage,
     id: i32,
@@ -268,12 +269,18 @@ pub fn broker_fenced(
         partition_change((t.id, p), reg, target, election, &acceptable)
     });
     if let Some(b) = image.brokers.get(&id).filter(|b| !b.fenced) {
-        out.push(MetadataRecord::FenceBroker { id, epoch: b.epoch });
+        out.push(MetadataRecord::BrokerRegistrationChange {
+            broker_id: id,
+            broker_epoch: b.epoch,
+            fenced: 1,
+            in_controlled_shutdown: 0,
+        });
     }
     out
 }
 
-/// Broker `id` comes back unfenced: the UnfenceBrokerRecord (when it was fenced) and the
+/// Broker `id` comes back unfenced: the BrokerRegistrationChangeRecord that unfences it (when it
+/// was fenced) and the
 /// leaderless partitions it may lead (handleBrokerUnfenced), then the return of live replicas
 /// to the ISRs (its own, and others' of a partition that was offline) and,
 /// under auto.leader.rebalance.enable, preferred leaders (see the module comment). Each step
@@ -285,7 +292,12 @@ pub fn broker_unfenced(
 ) -> Result<Vec<MetadataRecord>, ReplayError> {
     let mut out = Pending::new(image);
     if let Some(b) = image.brokers.get(&id).filter(|b| b.fenced) {
-        out.push(vec![MetadataRecord::UnfenceBroker { id, epoch: b.epoch }])?;
+        out.push(vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: id,
+            broker_epoch: b.epoch,
+            fenced: -1,
+            in_controlled_shutdown: 0,
+        }])?;
     }
     let leaderless = {
         let image = &out.image;
@@ -513,7 +525,15 @@ pub(crate) mod tests {
         let records = broker_fenced(&before, 2, &ElectionPolicy::default());
         // One change per partition with 2 in its ISR, then the fence record.
         assert_eq!(records.len(), 5);
-        assert_eq!(records[4], MetadataRecord::FenceBroker { id: 2, epoch: 0 });
+        assert_eq!(
+            records[4],
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id: 2,
+                broker_epoch: 0,
+                fenced: 1,
+                in_controlled_shutdown: 0,
+            }
+        );
         let after = apply(&before, &records);
         assert!(after.brokers[&2].fenced);
         assert_eq!(

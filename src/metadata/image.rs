@@ -510,6 +510,22 @@ impl MetadataDelta {
             }
             MetadataRecord::FenceBroker { id, .. } => self.broker_mut(*id)?.fenced = true,
             MetadataRecord::UnfenceBroker { id, .. } => self.broker_mut(*id)?.fenced = false,
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                fenced,
+                in_controlled_shutdown,
+                ..
+            } => {
+                let b = self.broker_mut(*broker_id)?;
+                match fenced {
+                    1 => b.fenced = true,
+                    -1 => b.fenced = false,
+                    _ => {}
+                }
+                if *in_controlled_shutdown == 1 {
+                    b.in_controlled_shutdown = true;
+                }
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 let topic = TopicImage {
                     name: name.clone(),

@@ -8,11 +8,12 @@
 //!   Kafka's tools recognise the partition directories.
 //!
 //! A change is committed by appending its records to the metadata log, then replayed into the
-//! image. A topic's records are appended last when it is created: a crash half-way leaves only
-//! partition directories no topic owns, which start-up ignores and a later create wipes before
-//! use. Deleting a topic appends its RemoveTopicRecord first (the point of no return), then
-//! renames each partition directory to `<topic>-<partition>.<id>-delete` (Kafka's naming) and
-//! removes it; start-up removes any such directory a crash left behind.
+//! image; the publishers (`publisher`) are then given what changed: first the log manager
+//! (`crate::log::manager`), which makes, opens and deletes the partition logs, then the
+//! coordinators that subscribed (the group coordinator drops the offsets of removed topics).
+//! A change that makes logs has them made before its records are appended, so a failure leaves
+//! nothing. A crash between the records and the local change is repaired at start-up, when the
+//! log manager replays the image against the data directory.
 //!
 //! Earlier releases kept one file per topic, `gregor-metadata/topics/<topic id>.properties`
 //! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
@@ -23,11 +24,12 @@ pub mod features;
 pub mod image;
 pub mod metadata_log;
 pub mod placement;
+pub mod publisher;
 pub mod reassignment;
 pub mod records;
 pub mod topic;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,13 +40,15 @@ use uuid::Uuid;
 
 use crate::config::{topic_log_config, ConfigError};
 use crate::log::checkpoint::RecoveryPoints;
-use crate::log::partition::{Partition, PartitionLog};
+use crate::log::manager::LogManager;
+use crate::log::partition::Partition;
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
 use election::ElectionPolicy;
-use image::{BrokerRegistration, MetadataImage};
+use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
 use placement::PlacementError;
+use publisher::MetadataPublisher;
 use records::{
     ConfigRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord, RESOURCE_TOPIC,
 };
@@ -151,15 +155,12 @@ pub struct Catalog {
     default_replication_factor: i16,
     /// Where topic changes are committed (see the module comment).
     metadata_log: Box<dyn MetadataLog>,
-    /// The metadata log replayed; `topics` and `ids` hold the local logs of its topics.
+    /// The metadata log replayed.
     image: RwLock<Arc<MetadataImage>>,
-    /// Where segment files are opened (the file system; a faulty one in tests).
-    storage: Arc<dyn Storage>,
-    /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
-    broker_log: RwLock<LogConfig>,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Topic id to name, for the APIs that name topics by id (Produce v13, Fetch v13+).
-    ids: RwLock<HashMap<Uuid, String>>,
+    /// The local logs of the image's partitions.
+    logs: Arc<LogManager>,
+    /// What each committed change is published to, the log manager first.
+    publishers: RwLock<Vec<Arc<dyn MetadataPublisher>>>,
     /// Serialises creations, deletions and changes of topics, so two racing auto-creates of one
     /// topic make one topic and a topic being deleted is not recreated half-way.
     create_lock: Mutex<()>,
@@ -204,7 +205,6 @@ impl Catalog {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<Catalog> {
-        remove_deleted_dirs(data_dir);
         let recovery = match clean {
             true => RecoveryPoints::clean(),
             false => RecoveryPoints::after_crash(data_dir),
@@ -219,44 +219,17 @@ impl Catalog {
             image = commit_to(&log, image, &bootstrap, now_ms)?;
         }
         image = migrate_topic_files(&log, data_dir, image, node_id, now_ms)?;
-        let mut topics = HashMap::new();
-        for t in image.topics.iter() {
-            let desc = topic::TopicFile {
-                name: t.name.clone(),
-                topic_id: t.id,
-                partitions: t.partitions.len() as i32,
-                configs: image.configs_of(RESOURCE_TOPIC, &t.name),
-            };
-            let name = desc.name.clone();
-            let log_config = topic_log_config(&broker_log, &desc.configs).unwrap_or_else(|e| {
-                tracing::warn!(topic = %name, error = %e, "ignoring invalid stored topic configs");
-                broker_log.clone()
-            });
-            let topic = open_topic(
-                data_dir,
-                &storage,
-                &name,
-                desc,
-                &log_config,
-                &recovery,
-                now_ms,
-            )?;
-            topics.insert(name, Arc::new(topic));
-        }
-        let ids = topics
-            .iter()
-            .map(|(name, t)| (t.topic_id, name.clone()))
-            .collect();
+        let logs = Arc::new(LogManager::startup(
+            storage, data_dir, broker_log, &image, &recovery, now_ms,
+        )?);
         let catalog = Catalog {
             data_dir: data_dir.to_path_buf(),
             node_id,
             default_replication_factor: 1,
             metadata_log: Box::new(log),
             image: RwLock::new(Arc::new(image)),
-            storage,
-            broker_log: RwLock::new(broker_log),
-            topics: RwLock::new(topics),
-            ids: RwLock::new(ids),
+            publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
+            logs,
             create_lock: Mutex::new(()),
         };
         catalog.reconcile_leader_epochs()?;
@@ -285,7 +258,7 @@ impl Catalog {
                     record.partition_epoch += 1;
                     restated.push(MetadataRecord::Partition(record));
                 } else {
-                    self.sync_leader_epoch(&image, t.id, p);
+                    self.logs.sync_leader_epoch(t.id, p, reg.leader_epoch);
                 }
             }
         }
@@ -296,20 +269,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// Adds a publisher of committed changes, after those there are (see `publisher`).
+    pub fn subscribe(&self, publisher: Arc<dyn MetadataPublisher>) {
+        self.publishers.write().push(publisher);
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().get(name).cloned()
+        self.logs.get(name)
     }
 
     pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        let name = self.ids.read().get(&id).cloned()?;
-        self.get(&name)
+        self.logs.get_by_id(id)
     }
 
     /// All topics, sorted by name.
     pub fn all(&self) -> Vec<Arc<Topic>> {
-        let mut v: Vec<_> = self.topics.read().values().cloned().collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        self.logs.all()
     }
 
     /// Checks a creation without performing it (CreateTopics validate_only, and before creating).
@@ -344,11 +319,11 @@ impl Catalog {
             return Err(CreateTopicError::AlreadyExists(name.to_string()));
         }
         let clash: Vec<String> = self
+            .image()
             .topics
-            .read()
-            .keys()
-            .filter(|t| topic::collides(name, t))
-            .cloned()
+            .iter()
+            .filter(|t| topic::collides(name, &t.name))
+            .map(|t| t.name.clone())
             .collect();
         if !clash.is_empty() {
             return Err(CreateTopicError::Collision(
@@ -375,7 +350,7 @@ impl Catalog {
             return Err(CreateTopicError::TooManyPartitions);
         }
         let placed = place(&brokers, assignment, 0)?;
-        Ok((topic_log_config(&self.broker_log.read(), configs)?, placed))
+        Ok((topic_log_config(&self.logs.broker_log(), configs)?, placed))
     }
 
     pub fn create(
@@ -403,7 +378,7 @@ impl Catalog {
         now_ms: i64,
     ) -> Result<Arc<Topic>, CreateTopicError> {
         let _guard = self.create_lock.lock();
-        let (log_config, placed) = self.validate_assigned(name, assignment, &configs)?;
+        let (_, placed) = self.validate_assigned(name, assignment, &configs)?;
         let partitions = placed.len() as i32;
         let desc = topic::TopicFile {
             name: name.to_string(),
@@ -411,32 +386,11 @@ impl Catalog {
             partitions,
             configs,
         };
-        // Directories of this name that no topic owns are left-overs of a crash; never let their
-        // records show up in the new topic.
-        for p in 0..partitions {
-            remove_stale_dir(&self.data_dir, name, p)?;
-        }
-        let created = open_topic(
-            &self.data_dir,
-            &self.storage,
-            name,
-            desc.clone(),
-            &log_config,
-            &RecoveryPoints::clean(),
-            now_ms,
-        )
-        .and_then(|topic| {
-            self.commit(&topic_records(&desc, 0, &placed))?;
-            Ok(topic)
-        });
-        // A creation that failed half-way (no descriptors or space left) leaves nothing behind:
-        // Kafka's controller creates a topic whole or not at all.
-        let topic = created.inspect_err(|_| self.remove_partition_dirs(name, 0..partitions))?;
-        let topic = Arc::new(topic);
-        self.ids.write().insert(topic.topic_id, name.to_string());
-        self.topics
-            .write()
-            .insert(name.to_string(), Arc::clone(&topic));
+        // The log manager makes the logs before the records are committed: a creation that
+        // fails half-way (no descriptors or space left) leaves nothing behind, as Kafka's
+        // controller creates a topic whole or not at all.
+        self.commit_at(&topic_records(&desc, 0, &placed), now_ms)?;
+        let topic = self.get(name).ok_or_else(|| missing_log(name))?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -496,72 +450,31 @@ impl Catalog {
             }
             Ok(out.records)
         })
-        .map(drop)
     }
 
-    /// A broker of this process stops (`election::broker_fenced`); answers the partitions whose
-    /// leader changed.
-    pub fn fence_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<Vec<(String, i32)>> {
+    /// A broker of this process stops (`election::broker_fenced`).
+    pub fn fence_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<()> {
         self.change_partitions(|image| Ok(election::broker_fenced(image, id, policy)))
     }
 
-    /// A stopped broker of this process starts again (`election::broker_restarted`); answers
-    /// the partitions whose leader changed.
-    pub fn restart_broker(
-        &self,
-        id: i32,
-        policy: &ElectionPolicy,
-    ) -> io::Result<Vec<(String, i32)>> {
+    /// A stopped broker of this process starts again (`election::broker_restarted`).
+    pub fn restart_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<()> {
         self.change_partitions(|image| {
             election::broker_restarted(image, id, Uuid::new_v4(), policy)
         })
     }
 
     /// Commits the records `f` computes from the image (under the catalog lock, so no other
-    /// change comes in between), then moves every partition log whose leader changed to its new
-    /// leader epoch, which it stamps on the batches it appends from then on (Kafka's
-    /// Partition.makeLeader). Answers those partitions (topic name, index).
+    /// change comes in between). The publishers hear of it: the log manager moves every
+    /// partition log whose leader changed to its new leader epoch, the purgatory completes the
+    /// requests parked on them.
     pub fn change_partitions(
         &self,
         f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
-    ) -> io::Result<Vec<(String, i32)>> {
+    ) -> io::Result<()> {
         let _guard = self.create_lock.lock();
         let records = f(&self.image()).map_err(io::Error::other)?;
-        self.commit(&records)?;
-        let image = self.image();
-        let mut moved = Vec::new();
-        for r in &records {
-            if let MetadataRecord::PartitionChange(c) = r {
-                if c.leader != records::NO_LEADER_CHANGE {
-                    self.sync_leader_epoch(&image, c.topic_id, c.partition_id);
-                    if let Some(t) = image.topics.get(c.topic_id) {
-                        moved.push((t.name.clone(), c.partition_id));
-                    }
-                }
-            }
-        }
-        Ok(moved)
-    }
-
-    /// Brings a partition log's leader epoch up to the image's.
-    fn sync_leader_epoch(&self, image: &MetadataImage, topic_id: Uuid, p: i32) {
-        let Some(epoch) = image
-            .topics
-            .get(topic_id)
-            .and_then(|t| t.partitions.get(&p))
-            .map(|r| r.leader_epoch)
-        else {
-            return;
-        };
-        let Some(partition) = self
-            .get_by_id(topic_id)
-            .and_then(|t| t.partition(p).cloned())
-        else {
-            return;
-        };
-        if let Err(e) = partition.set_leader_epoch(epoch) {
-            tracing::error!(topic = %partition.topic, partition = p, error = %e, "could not move the log to its new leader epoch");
-        }
+        self.commit(&records)
     }
 
     /// default.replication.factor, for topics created on first use (Metadata auto-creation).
@@ -595,8 +508,9 @@ impl Catalog {
         }
     }
 
-    /// Deletes a topic: it disappears from the catalog at once (so no request finds it), its
-    /// partition logs refuse further writes, and its files are removed. Returns the topic.
+    /// Deletes a topic: its RemoveTopicRecord is the point of no return; the log manager then
+    /// takes it away from lookups, its partition logs refuse further writes and background work,
+    /// and its files are removed. Returns the topic.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicAdminError> {
         let _guard = self.create_lock.lock();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
@@ -606,34 +520,13 @@ impl Catalog {
         self.commit(&[MetadataRecord::RemoveTopic {
             topic_id: topic.topic_id,
         }])?;
-        self.topics.write().remove(name);
-        self.ids.write().remove(&topic.topic_id);
-        for p in &topic.partitions {
-            let dir = self.data_dir.join(format!("{name}-{}", p.index));
-            let doomed = self
-                .data_dir
-                .join(delete_dir_name(name, p.index, topic.topic_id));
-            // Renamed under the partition lock, so no background work of the old log (cleaning,
-            // retention) can write into a directory of the same name created after this.
-            // A failure leaves files but no topic: start-up or a later create cleans up.
-            if let Err(e) = p
-                .with_log(|l| l.mark_deleted(&doomed))
-                .and_then(|_| fs::remove_dir_all(&doomed))
-            {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition");
-            }
-        }
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
 
     /// The name of the topic with this id, or UNKNOWN_TOPIC_ID.
     pub fn name_of(&self, id: Uuid) -> Result<String, TopicAdminError> {
-        self.ids
-            .read()
-            .get(&id)
-            .cloned()
-            .ok_or(TopicAdminError::UnknownTopicId)
+        self.logs.name_of(id).ok_or(TopicAdminError::UnknownTopicId)
     }
 
     /// CreatePartitions: grows a topic to `count` partitions (Kafka never shrinks one).
@@ -689,53 +582,17 @@ impl Catalog {
         if validate_only {
             return Ok(topic);
         }
-        let log_config = topic_log_config(&self.broker_log.read(), &topic.configs)?;
-        let mut partitions = topic.partitions.clone();
-        let grown = (current..count)
-            .try_for_each(|p| {
-                remove_stale_dir(&self.data_dir, name, p)?;
-                partitions.push(Arc::new(open_partition(
-                    &self.data_dir,
-                    &self.storage,
-                    name,
-                    topic.topic_id,
-                    p,
-                    &log_config,
-                    &RecoveryPoints::clean(),
-                    now_ms,
-                )?));
-                Ok::<_, io::Error>(())
-            })
-            .map_err(TopicAdminError::from)
-            .and_then(|()| {
-                let desc = topic::TopicFile {
-                    name: topic.name.clone(),
-                    topic_id: topic.topic_id,
-                    partitions: count,
-                    configs: BTreeMap::new(),
-                };
-                let records = topic_records(&desc, current, &placed);
-                // Only the partition records: the topic and its configs are there already.
-                self.replace(
-                    Topic {
-                        name: topic.name.clone(),
-                        topic_id: topic.topic_id,
-                        partitions,
-                        configs: topic.configs.clone(),
-                    },
-                    &records[1..],
-                )
-            });
-        grown.inspect_err(|_| self.remove_partition_dirs(name, current..count))
-    }
-
-    /// Removes what a failed creation of these partitions made (their logs are closed by then).
-    fn remove_partition_dirs(&self, name: &str, partitions: std::ops::Range<i32>) {
-        for p in partitions {
-            if let Err(e) = remove_stale_dir(&self.data_dir, name, p) {
-                tracing::warn!(topic = name, partition = p, error = %e, "could not remove the directory of a failed creation");
-            }
-        }
+        let desc = topic::TopicFile {
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
+            partitions: count,
+            configs: BTreeMap::new(),
+        };
+        let records = topic_records(&desc, current, &placed);
+        // Only the partition records: the topic and its configs are there already. The log
+        // manager makes the new logs first, so a failure leaves nothing behind.
+        self.commit_at(&records[1..], now_ms)?;
+        self.get(name).ok_or_else(|| missing_log(name).into())
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
@@ -763,59 +620,68 @@ impl Catalog {
         let _guard = self.create_lock.lock();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
         let configs = change(&topic.configs)?;
-        let log_config = topic_log_config(&self.broker_log.read(), &configs)?;
+        topic_log_config(&self.logs.broker_log(), &configs)?;
         if validate_only {
             return Ok(topic);
         }
-        let records = config_changes(name, &topic.configs, &configs);
-        let changed = Topic {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions: topic.partitions.clone(),
-            configs,
-        };
-        let changed = self.replace(changed, &records)?;
-        for p in &changed.partitions {
-            p.with_log(|l| l.set_config(log_config.clone()));
-        }
-        Ok(changed)
+        // The log manager applies the committed overrides to every partition log.
+        self.commit(&config_changes(name, &topic.configs, &configs))?;
+        self.get(name).ok_or_else(|| missing_log(name).into())
     }
 
     /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
     /// topic overrides laid over them, at once.
     pub fn set_broker_log(&self, log: LogConfig) {
         let _guard = self.create_lock.lock();
-        *self.broker_log.write() = log.clone();
-        for t in self.all() {
-            let effective = topic_log_config(&log, &t.configs).unwrap_or_else(|_| log.clone());
-            for p in &t.partitions {
-                p.with_log(|l| l.set_config(effective.clone()));
-            }
-        }
+        self.logs.set_broker_log(log);
     }
 
-    /// Commits the `records` that change `topic` and swaps it into the catalog (create_lock
-    /// held).
-    fn replace(
-        &self,
-        topic: Topic,
-        records: &[MetadataRecord],
-    ) -> Result<Arc<Topic>, TopicAdminError> {
-        self.commit(records)?;
-        let topic = Arc::new(topic);
-        self.topics
-            .write()
-            .insert(topic.name.clone(), Arc::clone(&topic));
-        Ok(topic)
-    }
-
-    /// Appends `records` to the metadata log as one batch and replays them into the image
-    /// (create_lock held, so the image follows the log's order).
+    /// Appends `records` to the metadata log as one batch, replays them into the image and
+    /// publishes the change (create_lock held, so the image and the publishers follow the log's
+    /// order). The logs the change makes are made first (`LogManager::prepare`).
     fn commit(&self, records: &[MetadataRecord]) -> io::Result<()> {
-        let image = Arc::clone(&self.image.read());
-        let next = commit_to(&*self.metadata_log, image, records, crate::broker::now_ms())?;
-        *self.image.write() = Arc::new(next);
+        self.commit_at(records, crate::broker::now_ms())
+    }
+
+    /// `commit`, the logs it makes starting at `logs_now_ms` (the broker's clock; the metadata
+    /// log's append time is the wall clock's).
+    fn commit_at(&self, records: &[MetadataRecord], logs_now_ms: i64) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let base = self.image();
+        let mut delta = MetadataDelta::new(Arc::clone(&base));
+        for r in records {
+            // Records the catalog validated always replay; a failure here is a bug.
+            delta.replay(r).map_err(io::Error::other)?;
+        }
+        self.logs.prepare(&delta, &delta.apply(), logs_now_ms)?;
+        let now_ms = crate::broker::now_ms();
+        let last = match self.metadata_log.append(records, now_ms) {
+            Ok(last) => last,
+            Err(e) => {
+                self.logs.abort();
+                return Err(io::Error::other(e));
+            }
+        };
+        delta.set_provenance(Provenance {
+            last_offset: last,
+            last_epoch: base.provenance.last_epoch,
+            last_timestamp: now_ms,
+        });
+        let image = Arc::new(delta.apply());
+        *self.image.write() = Arc::clone(&image);
+        self.publish(&delta, &image);
         Ok(())
+    }
+
+    /// Gives a committed change to every publisher, in order.
+    fn publish(&self, delta: &MetadataDelta, image: &MetadataImage) {
+        let publishers = self.publishers.read().clone();
+        for p in publishers {
+            tracing::trace!(publisher = p.name(), "publishing a metadata change");
+            p.on_metadata_update(self, delta, image);
+        }
     }
 
     /// A change of the image alone (no log to create or delete), decided on the image it
@@ -852,22 +718,18 @@ impl Catalog {
     /// `recovery-point-offset-checkpoint` (Kafka's LogManager.checkpointLogRecoveryOffsets), so
     /// that a restart after a crash verifies only what was not flushed.
     pub fn checkpoint_recovery_points(&self) -> io::Result<()> {
-        let entries = self
-            .partitions()
-            .iter()
-            .map(|p| (p.topic.clone(), p.index, p.with_log(|l| l.recovery_point())))
-            .collect();
-        crate::log::checkpoint::write_recovery_points(&*self.storage, &self.data_dir, entries)
+        self.logs.checkpoint_recovery_points()
     }
 
     /// Every partition of every topic, for background work (flush, retention, shutdown).
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics
-            .read()
-            .values()
-            .flat_map(|t| t.partitions.iter().cloned())
-            .collect()
+        self.logs.partitions()
     }
+}
+
+/// A committed topic or partition whose log the log manager could not make (it says why).
+fn missing_log(name: &str) -> io::Error {
+    io::Error::other(format!("the log of topic {name} could not be made"))
 }
 
 /// Appends `records` to `log` as one batch and returns `image` with them replayed.
@@ -1029,106 +891,13 @@ fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
     configs
 }
 
-fn open_topic(
-    data_dir: &Path,
-    storage: &Arc<dyn Storage>,
-    name: &str,
-    desc: topic::TopicFile,
-    log_config: &LogConfig,
-    recovery: &RecoveryPoints,
-    now_ms: i64,
-) -> io::Result<Topic> {
-    let mut partitions = Vec::with_capacity(desc.partitions as usize);
-    for p in 0..desc.partitions {
-        partitions.push(Arc::new(open_partition(
-            data_dir,
-            storage,
-            name,
-            desc.topic_id,
-            p,
-            log_config,
-            recovery,
-            now_ms,
-        )?));
-    }
-    Ok(Topic {
-        name: name.to_string(),
-        topic_id: desc.topic_id,
-        partitions,
-        configs: desc.configs,
-    })
-}
-
-#[allow(clippy::too_many_arguments)] // the identity of a partition and how to open it
-fn open_partition(
-    data_dir: &Path,
-    storage: &Arc<dyn Storage>,
-    name: &str,
-    topic_id: Uuid,
-    p: i32,
-    log_config: &LogConfig,
-    recovery: &RecoveryPoints,
-    now_ms: i64,
-) -> io::Result<Partition> {
-    let dir = data_dir.join(format!("{name}-{p}"));
-    fs::create_dir_all(&dir)?;
-    let meta = dir.join("partition.metadata");
-    if !meta.exists() {
-        let text = format!(
-            "version: 0\ntopic_id: {}\n",
-            topic::kafka_uuid_string(topic_id)
-        );
-        write_atomically(&meta, &text)?;
-    }
-    let recovery = recovery.for_partition(name, p);
-    let log = PartitionLog::open_on(
-        Arc::clone(storage),
-        &dir,
-        log_config.clone(),
-        recovery,
-        now_ms,
-    )?;
-    Ok(Partition::new(name.to_string(), p, log))
-}
-
-/// Removes the directory of a partition that no topic owns (a crash during create or delete).
-fn remove_stale_dir(data_dir: &Path, name: &str, p: i32) -> io::Result<()> {
-    let dir = data_dir.join(format!("{name}-{p}"));
-    if dir.exists() {
-        tracing::warn!(dir = %dir.display(), "removing a partition directory no topic owns");
-        fs::remove_dir_all(&dir)?;
-    }
-    Ok(())
-}
-
-/// The name a deleted partition's directory is renamed to before it is removed:
-/// `<topic>-<partition>.<topic id>-delete`, Kafka's form, with the topic cut short so that the
-/// whole name stays within the 255 bytes a file name may have (UnifiedLog.logDeleteDirName;
-/// topic names are ASCII, up to 249 characters). Start-up removes what a crash leaves of it.
-fn delete_dir_name(topic: &str, partition: i32, topic_id: Uuid) -> String {
-    const MAX_FILE_NAME: usize = 255;
-    let suffix = format!("-{partition}.{}-delete", topic_id.simple());
-    let keep = MAX_FILE_NAME.saturating_sub(suffix.len());
-    let prefix: String = topic.chars().take(keep).collect();
-    format!("{prefix}{suffix}")
-}
-
-/// Removes `*-delete` directories a crash left behind during a topic deletion.
-fn remove_deleted_dirs(data_dir: &Path) {
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
-    for e in entries.filter_map(|e| e.ok()) {
-        let path = e.path();
-        let doomed = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().ends_with("-delete"));
-        if doomed && path.is_dir() {
-            if let Err(err) = fs::remove_dir_all(&path) {
-                tracing::warn!(dir = %path.display(), error = %err, "could not remove a deleted partition");
-            }
-        }
-    }
+/// Appends `records` to the metadata log of a closed data directory, as a run that died between
+/// committing them and publishing them would leave it.
+#[cfg(test)]
+pub(crate) fn append_unpublished(data_dir: &Path, records: &[MetadataRecord]) {
+    let log = LocalMetadataLog::open(Arc::new(FileStorage), data_dir, false, 0).unwrap();
+    log.append(records, 0).unwrap();
+    log.close(0).unwrap();
 }
 
 /// A random topic id, avoiding the values Kafka reserves (zero, the metadata topic's id) and ids
@@ -1157,6 +926,8 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::manager::delete_dir_name;
+    use crate::log::partition::PartitionLog;
 
     #[test]
     fn create_reopen_and_errors() {
@@ -1226,26 +997,165 @@ mod tests {
         assert_eq!(cat.get("kept").unwrap().partitions[0].offsets(), (0, 1));
     }
 
+    fn files_of(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A crash between a topic's RemoveTopicRecord and the removal of its logs (the record is
+    /// committed, the publishers never ran): start-up removes the stray logs and what a rename
+    /// left, and a topic created again under the name starts empty.
     #[test]
-    fn stale_directories_never_leak_into_a_new_topic() {
+    fn a_removal_committed_before_a_crash_is_finished_at_start_up() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
-        let t = cat.create("t", 1, 1, BTreeMap::new(), 0).unwrap();
+        let t = cat.create("t", 2, 1, BTreeMap::new(), 0).unwrap();
         let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
         t.partitions[0].append(&batch, 9, 0).unwrap();
-        // As after a crash between committing the removal and removing the directories.
-        let _guard = cat.create_lock.lock();
-        cat.commit(&[MetadataRecord::RemoveTopic {
-            topic_id: t.topic_id,
-        }])
-        .unwrap();
-        drop(_guard);
-        fs::create_dir_all(dir.path().join("t-0.abc-delete")).unwrap();
+        let id = t.topic_id;
         drop((cat, t));
-        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
-        assert!(!dir.path().join("t-0.abc-delete").exists());
+        append_unpublished(dir.path(), &[MetadataRecord::RemoveTopic { topic_id: id }]);
+        fs::create_dir_all(dir.path().join("t-0.abc-delete")).unwrap();
+        // A directory no creation committed (a crash while a CreatePartitions made it).
+        fs::create_dir_all(dir.path().join("kept-1")).unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        assert!(cat.get("t").is_none() && cat.get_by_id(id).is_none());
+        let left: Vec<String> = files_of(dir.path())
+            .into_iter()
+            .filter(|n| n.starts_with("t-") || n.starts_with("kept"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         let t = cat.create("t", 2, 1, BTreeMap::new(), 0).unwrap();
+        assert_ne!(t.topic_id, id);
         assert_eq!(t.partitions[0].offsets(), (0, 0));
+    }
+
+    /// A crash between a topic's records and its logs: start-up makes the logs of every
+    /// partition the image has.
+    #[test]
+    fn a_creation_committed_before_a_crash_gets_its_logs_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        cat.create("grown", 1, 1, BTreeMap::new(), 0).unwrap();
+        let grown = cat.get("grown").unwrap().topic_id;
+        drop(cat);
+        let made = topic::TopicFile {
+            name: "made".into(),
+            topic_id: new_topic_id(),
+            partitions: 2,
+            configs: BTreeMap::from([("retention.ms".to_string(), "5000".to_string())]),
+        };
+        let placed = vec![(vec![DEFAULT_NODE_ID], vec![DEFAULT_NODE_ID]); 2];
+        let more = topic::TopicFile {
+            name: "grown".into(),
+            topic_id: grown,
+            partitions: 3,
+            configs: BTreeMap::new(),
+        };
+        let mut records = topic_records(&made, 0, &placed);
+        records.extend(topic_records(&more, 1, &placed).into_iter().skip(1));
+        append_unpublished(dir.path(), &records);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let t = cat.get("made").unwrap();
+        assert_eq!((t.topic_id, t.partitions.len()), (made.topic_id, 2));
+        assert_eq!(t.partitions[1].with_log(|l| l.config().retention_ms), 5000);
+        let meta = fs::read_to_string(dir.path().join("made-1/partition.metadata")).unwrap();
+        assert!(meta.contains(&topic::kafka_uuid_string(made.topic_id)));
+        assert_eq!(cat.get("grown").unwrap().partitions.len(), 3);
+        assert!(dir.path().join("grown-2").is_dir());
+    }
+
+    /// A topic removed and created again under its name while the old directory stayed (a crash
+    /// before the removal reached the disk): the old log names the old topic id in its
+    /// `partition.metadata`, so it is a stray, and its records never show in the new topic.
+    #[test]
+    fn an_old_log_never_shows_in_a_topic_recreated_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let old = cat.create("s", 1, 1, BTreeMap::new(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"old"], 1, None);
+        old.partitions[0].append(&batch, 9, 0).unwrap();
+        let old_id = old.topic_id;
+        drop((cat, old));
+        let new = topic::TopicFile {
+            name: "s".into(),
+            topic_id: new_topic_id(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
+        let placed = vec![(vec![DEFAULT_NODE_ID], vec![DEFAULT_NODE_ID])];
+        let mut records = vec![MetadataRecord::RemoveTopic { topic_id: old_id }];
+        records.extend(topic_records(&new, 0, &placed));
+        append_unpublished(dir.path(), &records);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let t = cat.get("s").unwrap();
+        assert_eq!(t.topic_id, new.topic_id);
+        assert_eq!(t.partitions[0].offsets(), (0, 0));
+        let meta = fs::read_to_string(dir.path().join("s-0/partition.metadata")).unwrap();
+        assert!(meta.contains(&topic::kafka_uuid_string(new.topic_id)));
+    }
+
+    /// A removal and a creation under the same name in one batch (gregor commits them apart;
+    /// another writer of the metadata might not): the new topic's logs are never made in the
+    /// directories the old topic's logs still hold, so the change is refused.
+    #[test]
+    fn a_batch_reusing_a_name_never_touches_the_old_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let old = cat.create("r", 1, 1, BTreeMap::new(), 0).unwrap();
+        let batch = crate::log::batch::tests::make_batch(&[b"old"], 1, None);
+        old.partitions[0].append(&batch, 9, 0).unwrap();
+        let new = topic::TopicFile {
+            name: "r".into(),
+            topic_id: new_topic_id(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
+        let placed = vec![(vec![DEFAULT_NODE_ID], vec![DEFAULT_NODE_ID])];
+        let mut records = vec![MetadataRecord::RemoveTopic {
+            topic_id: old.topic_id,
+        }];
+        records.extend(topic_records(&new, 0, &placed));
+        let guard = cat.create_lock.lock();
+        assert!(cat.commit(&records).is_err());
+        drop(guard);
+        assert_eq!(cat.get("r").unwrap().topic_id, old.topic_id);
+        assert_eq!(old.partitions[0].offsets(), (0, 1));
+        assert!(old.partitions[0].append(&batch, 9, 0).is_ok());
+    }
+
+    /// A change whose logs cannot be made is not committed: the metadata log, the image and
+    /// the data directory are as before it.
+    #[test]
+    fn a_change_whose_logs_cannot_be_made_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        cat.create("g", 1, 1, BTreeMap::new(), 0).unwrap();
+        // A file where the third partition's directory must go.
+        fs::write(dir.path().join("g-2"), b"in the way").unwrap();
+        let before = cat.image();
+        assert!(matches!(
+            cat.add_partitions("g", 4, None, false, 0),
+            Err(TopicAdminError::Storage(_))
+        ));
+        assert_eq!(*cat.image(), *before);
+        assert_eq!(cat.get("g").unwrap().partitions.len(), 1);
+        assert!(!dir.path().join("g-1").exists());
+        drop(cat);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        assert_eq!(
+            cat.image()
+                .topics
+                .get_by_name("g")
+                .unwrap()
+                .partitions
+                .len(),
+            1
+        );
     }
 
     /// Kafka's log object never outlives its deletion: LogManager.asyncDelete renames the

@@ -19,6 +19,7 @@
 //! | PartitionChange (5) v0-2    | partition_id i32, topic_id; tags 0 isr, 1 leader i32 (-2 unchanged), 2 replicas, 3 removing, 4 adding, 5 leader_recovery_state i8 (-1 unchanged), 6 elr, 7 last_known_elr (v2+), 8 directories (v1+) |
 //! | FenceBroker (7) v0          | id i32, epoch i64                                            |
 //! | UnfenceBroker (8) v0        | id i32, epoch i64                                            |
+//! | BrokerRegistrationChange (17) v0-2 | broker_id i32, broker_epoch i64; tag 0: fenced i8 (1 fenced, -1 unfenced, 0 no change), tag 1 (v1+): in_controlled_shutdown i8, tag 2 (v2+): log_dirs [uuid] |
 //! | RemoveTopic (9) v0          | topic_id uuid                                                |
 //! | FeatureLevel (12) v0        | name, feature_level i16                                      |
 //! | UserScramCredential (11) v0 | name, mechanism i8, salt bytes, stored_key bytes, server_key bytes, iterations i32 |
@@ -230,20 +231,52 @@ pub struct AccessControlEntryRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetadataRecord {
     RegisterBroker(RegisterBrokerRecord),
-    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
-    Topic { name: String, topic_id: Uuid },
+    UnregisterBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
     Partition(PartitionRecord),
     Config(ConfigRecord),
     PartitionChange(PartitionChangeRecord),
-    FenceBroker { id: i32, epoch: i64 },
-    UnfenceBroker { id: i32, epoch: i64 },
-    RemoveTopic { topic_id: Uuid },
-    FeatureLevel { name: String, feature_level: i16 },
+    /// Read from logs of other writers; Kafka writes BrokerRegistrationChange from 3.3-IV2 on.
+    FenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    UnfenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// How Kafka's controller fences and unfences a broker (`fenced` 1 and -1;
+    /// ReplicationControlManager.handleBrokerFenced / handleBrokerUnfenced), and marks one in
+    /// controlled shutdown (`in_controlled_shutdown` 1).
+    BrokerRegistrationChange {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: i8,
+        in_controlled_shutdown: i8,
+    },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
+    FeatureLevel {
+        name: String,
+        feature_level: i16,
+    },
     ProducerIds(ProducerIdsRecord),
     UserScramCredential(UserScramCredentialRecord),
-    RemoveUserScramCredential { name: String, mechanism: i8 },
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
     AccessControlEntry(AccessControlEntryRecord),
-    RemoveAccessControlEntry { id: Uuid },
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
     NoOp,
 }
 
@@ -258,6 +291,7 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange(_) => 5,
             MetadataRecord::FenceBroker { .. } => 7,
             MetadataRecord::UnfenceBroker { .. } => 8,
+            MetadataRecord::BrokerRegistrationChange { .. } => 17,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::FeatureLevel { .. } => 12,
             MetadataRecord::UserScramCredential(_) => 11,
@@ -270,10 +304,15 @@ impl MetadataRecord {
     }
 
     /// The version written: what Kafka writes at METADATA_VERSION (RegisterBrokerRecord v2 from
-    /// 3.4, PartitionRecord and PartitionChangeRecord v0 before 3.7-IV2).
+    /// 3.4, PartitionRecord and PartitionChangeRecord v0 before 3.7-IV2,
+    /// BrokerRegistrationChangeRecord v1 once it carries a controlled shutdown, v0 otherwise).
     pub fn version(&self) -> u32 {
         match self {
             MetadataRecord::RegisterBroker(_) => 2,
+            MetadataRecord::BrokerRegistrationChange {
+                in_controlled_shutdown,
+                ..
+            } => u32::from(*in_controlled_shutdown != 0),
             _ => 0,
         }
     }
@@ -318,6 +357,17 @@ impl MetadataRecord {
                 w.i32(*id);
                 w.i64(*epoch);
                 w.tags(&[]);
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                w.i32(*broker_id);
+                w.i64(*broker_epoch);
+                let tag = |v: i8| (v != 0).then(|| field(|w| w.i8(v)));
+                w.tags(&[(0, tag(*fenced)), (1, tag(*in_controlled_shutdown))]);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 w.uuid(*topic_id);
@@ -381,7 +431,7 @@ impl MetadataRecord {
         let version = r.uvarint()?;
         let max_version = match api_key {
             0 => 3,
-            3 | 5 => 2,
+            3 | 5 | 17 => 2,
             1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 => 0,
             _ => return Err(RecordError::UnknownType(api_key)),
         };
@@ -426,6 +476,7 @@ fn decode_body(r: &mut Reader, api_key: u32, version: u32) -> Result<MetadataRec
         9 => MetadataRecord::RemoveTopic {
             topic_id: r.uuid()?,
         },
+        17 => decode_broker_registration_change(r, version)?,
         12 => MetadataRecord::FeatureLevel {
             name: r.string()?,
             feature_level: r.i16()?,
@@ -462,10 +513,33 @@ fn decode_body(r: &mut Reader, api_key: u32, version: u32) -> Result<MetadataRec
         _ => return Err(RecordError::UnknownType(api_key)),
     };
     // The records decoded above in one go have no tagged fields of their own to read.
-    if !matches!(api_key, 0 | 3 | 5) {
+    if !matches!(api_key, 0 | 3 | 5 | 17) {
         r.tags(|_, _| Ok(()))?;
     }
     Ok(record)
+}
+
+fn decode_broker_registration_change(
+    r: &mut Reader,
+    version: u32,
+) -> Result<MetadataRecord, RecordError> {
+    let broker_id = r.i32()?;
+    let broker_epoch = r.i64()?;
+    let (mut fenced, mut in_controlled_shutdown) = (0, 0);
+    r.tags(|tag, f| {
+        match tag {
+            0 => fenced = f.i8()?,
+            1 if version >= 1 => in_controlled_shutdown = f.i8()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(MetadataRecord::BrokerRegistrationChange {
+        broker_id,
+        broker_epoch,
+        fenced,
+        in_controlled_shutdown,
+    })
 }
 
 fn encode_register_broker(w: &mut Writer, r: &RegisterBrokerRecord, version: u32) {
@@ -921,6 +995,18 @@ pub(crate) mod tests {
             }),
             MetadataRecord::FenceBroker { id: 2, epoch: 8 },
             MetadataRecord::UnfenceBroker { id: 2, epoch: 8 },
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id: 2,
+                broker_epoch: 8,
+                fenced: 1,
+                in_controlled_shutdown: 0,
+            },
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id: 2,
+                broker_epoch: 8,
+                fenced: -1,
+                in_controlled_shutdown: 1,
+            },
             MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: 1,
                 broker_epoch: 3,

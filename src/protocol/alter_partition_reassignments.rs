@@ -30,7 +30,7 @@ pub fn handle(
     let allow = req.allow_replication_factor_change;
     let policy = ctx.broker.config.elections;
     let mut responses = Vec::with_capacity(req.topics.len());
-    let committed = ctx.broker.change_partitions(|image| {
+    let committed = ctx.broker.catalog.change_partitions(|image| {
         // Every partition's change is computed from the image the request found (the
         // controller's records are committed together, atomically).
         let mut changes = Vec::new();

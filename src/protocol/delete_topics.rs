@@ -1,7 +1,7 @@
 //! DeleteTopics (key 20): by name (v1-5 `topic_names`, v6 `topics[].name`) or by topic id (v6,
 //! KIP-516), with Kafka's per-topic errors for duplicates, unknown names and ids (as
-//! ControllerApis.deleteTopics). A deleted topic is gone from the catalog before its files are
-//! removed, and its committed offsets are then dropped by the group coordinator.
+//! ControllerApis.deleteTopics). Each deletion is a committed RemoveTopicRecord; the log manager
+//! and the group coordinator (its committed offsets) react to it as publishers of the metadata.
 
 use std::collections::{HashMap, HashSet};
 
@@ -98,13 +98,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
             }
         }
     }
-    let mut deleted = Vec::new();
     for (id, name) in targets {
         match catalog.delete(&name) {
-            Ok(_) => {
-                results.push(result(Some(name.clone()), id, errors::NONE, None));
-                deleted.push(name);
-            }
+            Ok(_) => results.push(result(Some(name), id, errors::NONE, None)),
             Err(e) => results.push(result(
                 Some(name),
                 id,
@@ -113,21 +109,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
             )),
         }
     }
-    if !deleted.is_empty() {
-        on_topics_deleted(ctx, &deleted);
-    }
     finish(results, ctx.api_version)
-}
-
-/// Every group's committed offsets of the deleted topics go too (tombstones in
-/// `__consumer_offsets`), as Kafka's coordinator does on partition deletion.
-fn on_topics_deleted(ctx: &RequestContext<'_>, deleted: &[String]) {
-    let removed = ctx.broker.groups.remove_offsets_of_topics(
-        &ctx.broker.catalog,
-        deleted,
-        ctx.broker.clock.now_ms(),
-    );
-    tracing::info!(topics = ?deleted, offsets = removed, "topics deleted");
 }
 
 fn duplicates<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashSet<T> {

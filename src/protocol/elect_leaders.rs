@@ -22,7 +22,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ElectLeadersRequest) -> ElectLeader
         _ => return ElectLeadersResponse::default().with_error_code(errors::INVALID_REQUEST),
     };
     let mut results: Vec<ReplicaElectionResult> = Vec::new();
-    let committed = ctx.broker.change_partitions(|image| {
+    let committed = ctx.broker.catalog.change_partitions(|image| {
         let asked: Vec<(String, Vec<i32>, bool)> = match &req.topic_partitions {
             None => image
                 .topics

@@ -22,6 +22,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::metadata::image::{MetadataDelta, MetadataImage};
+use crate::metadata::publisher::MetadataPublisher;
+use crate::metadata::Catalog;
+
 /// Watchers of one partition, by watch id.
 type Watchers = HashMap<u64, Arc<Notify>>;
 
@@ -95,6 +99,35 @@ impl Purgatory {
             if by_partition.is_empty() {
                 watchers.remove(topic.as_str());
             }
+        }
+    }
+}
+
+/// A partition whose leader moved completes the requests parked on it (Kafka's DelayedFetch
+/// completes when "this broker is no longer the leader" of a partition it waits on): they
+/// answer now, with the error that sends the client to the new leader.
+impl MetadataPublisher for Purgatory {
+    fn name(&self) -> &'static str {
+        "Purgatory"
+    }
+
+    fn on_metadata_update(&self, _: &Catalog, delta: &MetadataDelta, _: &MetadataImage) {
+        let before = delta.image();
+        let mut moved = 0;
+        for (t, partitions) in delta.topics().changed_partitions() {
+            for p in partitions {
+                let leader = |topics: &crate::metadata::image::TopicImage| {
+                    topics.partitions.get(p).map(|r| (r.leader, r.leader_epoch))
+                };
+                let old = before.topics.get(t.id).and_then(|x| leader(x));
+                if old.is_some() && old != leader(t) {
+                    self.check_and_complete(&t.name, *p);
+                    moved += 1;
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(partitions = moved, "partition leaders moved");
         }
     }
 }

@@ -34,8 +34,10 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 
 /**
- * Failover as an application lives through it, against a three-broker gregor (--brokers 3) driven
- * by its admin listener: an idempotent acks=all producer and a consumer in a group run on while
+ * Failover as an application lives through it, against three brokers: a gregor (--brokers 3)
+ * driven by its admin listener (--admin HOST:PORT), or three Apache Kafka nodes stopped and
+ * started by a command (--control, compat/ref-kafka-cluster.sh: a format with %s for "stop" or
+ * "start" and %d for the node id, which returns once the change is done). An idempotent acks=all producer and a consumer in a group run on while
  * brokers stop and start, leaders are elected (ElectLeaders, preferred), partitions are
  * reassigned, and the group's coordinator goes away; every acknowledged record is read back
  * exactly once and the committed offsets are where the consumer left them. A transactional
@@ -46,28 +48,53 @@ final class FailoverTests {
     private static final Duration WAIT = Duration.ofSeconds(30);
 
     private final String bootstrap;
-    private final AdminApi admin;
+    private final BrokerControl control;
     private final String label;
     private final String prefix;
 
-    private FailoverTests(String bootstrap, String admin, String label) {
+    private FailoverTests(String bootstrap, BrokerControl control, String label) {
         this.bootstrap = bootstrap;
-        this.admin = new AdminApi(admin);
+        this.control = control;
         this.label = label;
         this.prefix = label.replace('.', '-') + "-";
     }
 
     static void run(Map<String, String> args, Report report) {
-        FailoverTests t = new FailoverTests(
-                Main.required(args, "bootstrap"), Main.required(args, "admin"), Main.required(args, "label"));
+        BrokerControl control = args.containsKey("control")
+                ? new CommandControl(args.get("control"))
+                : new AdminListener(new AdminApi(Main.required(args, "admin")));
+        FailoverTests t = new FailoverTests(Main.required(args, "bootstrap"), control, Main.required(args, "label"));
         report.run(t.label + "/produce-consume-through-elections-reassignments-and-stops", t::produceConsumeThroughFailover);
         report.run(t.label + "/transactional-producer-follows-its-coordinator", t::transactionsFollowTheCoordinator);
     }
 
-    // ---- the admin listener --------------------------------------------------------------------
+    // ---- stopping and starting a broker ---------------------------------------------------------
+
+    /** Stops ("stop") or starts ("start") broker `id`, returning once it is done. */
+    private interface BrokerControl {
+        void broker(int id, String action) throws Exception;
+    }
+
+    /** gregor's admin listener: a stop is a crash, and leaderships have moved when it answers. */
+    private record AdminListener(AdminApi api) implements BrokerControl {
+        public void broker(int id, String action) throws Exception {
+            api.post("/v1/brokers/" + id + "/" + action, "");
+        }
+    }
+
+    /** A command (run by bash) that stops or starts a Kafka node and waits for the cluster to see it. */
+    private record CommandControl(String format) implements BrokerControl {
+        public void broker(int id, String action) throws Exception {
+            Process p = new ProcessBuilder("bash", "-c", String.format(format, action, id))
+                    .redirectErrorStream(true)
+                    .start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            check(p.waitFor() == 0, "%s broker %d: %s", action, id, out);
+        }
+    }
 
     private void broker(int id, String action) throws Exception {
-        admin.post("/v1/brokers/" + id + "/" + action, "");
+        control.broker(id, action);
     }
 
     // ---- helpers --------------------------------------------------------------------------------

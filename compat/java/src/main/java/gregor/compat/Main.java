@@ -18,7 +18,7 @@ import java.util.Map;
  *   groups, group-member, groups-setup, groups-restart                  (see GroupTests)
  *   txn            --bootstrap B --label L                 transactions (see TxnTests)
  *   txn-open       --bootstrap B --topic T --transactional-id X   leaves a transaction open
- *   failover       --bootstrap B --admin HOST:PORT --label L   clients through broker stops, elections,
+ *   failover       --bootstrap B (--admin HOST:PORT | --control FORMAT) --label L   clients through broker stops, elections,
  *                  reassignments and coordinator moves of a three-broker gregor (see FailoverTests)
  *   security       --bootstrap B --label L --client-config F [--bad-config G]   (see SecurityTests)
  *   control        --bootstrap B --admin HOST:PORT --label L   the test control plane of a gregor
