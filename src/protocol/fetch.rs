@@ -30,12 +30,13 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use super::cluster::{self, CurrentLeaders, KIP_951_ERRORS};
 use super::errors;
 use super::response::Splices;
-use super::{resolve_topic, RequestContext};
+use super::{resolve_authorized_topic, resolve_topic, RequestContext};
 use crate::log::index::AbortedTxn;
 use crate::log::partition::{LogError, ReadPlan};
 use crate::log::FetchIsolation;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
+use crate::security::authorizer::AclOperation;
 
 /// First Fetch version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -56,8 +57,27 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let min_bytes = u64::try_from(req.min_bytes)
         .unwrap_or(0)
         .min(response_limit(ctx, &req) as u64);
-    let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> =
-        req.topics.iter().map(|t| (t, resolve(ctx, t))).collect();
+    // A follower's fetch (a replica id) needs CLUSTER_ACTION, a consumer's READ on each topic
+    // (KafkaApis.handleFetchRequest).
+    let from_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    let follower_allowed = from_follower && ctx.authorize_cluster(AclOperation::ClusterAction);
+    let topics: Vec<(&FetchTopic, Result<Arc<Topic>, i16>)> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = match (from_follower, follower_allowed) {
+                (false, _) => resolve(ctx, t),
+                (true, true) => resolve_topic(
+                    ctx,
+                    t.topic.as_str(),
+                    t.topic_id,
+                    ctx.api_version >= TOPIC_ID_VERSION,
+                ),
+                (true, false) => Err(errors::TOPIC_AUTHORIZATION_FAILED),
+            };
+            (t, topic)
+        })
+        .collect();
     // Kafka's FetchIsolation from the request's isolation_level (1: read_committed).
     let isolation = match req.isolation_level {
         1 => FetchIsolation::TxnCommitted,
@@ -259,11 +279,13 @@ fn aborted_transaction(t: &AbortedTxn) -> AbortedTransaction {
         .with_first_offset(t.first_offset)
 }
 
+/// A consumer's topic, with READ on it.
 fn resolve(ctx: &RequestContext<'_>, t: &FetchTopic) -> Result<Arc<Topic>, i16> {
-    resolve_topic(
+    resolve_authorized_topic(
         ctx,
         t.topic.as_str(),
         t.topic_id,
         ctx.api_version >= TOPIC_ID_VERSION,
+        AclOperation::Read,
     )
 }
