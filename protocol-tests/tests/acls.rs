@@ -791,3 +791,128 @@ async fn authorization_matrix() -> Result<()> {
         |c| c.request(4, AddPartitionsToTxnRequest::default()).await?.error_code);
     Ok(())
 }
+
+/// Listings show only what the session may describe; KIP-430 authorized operations are its own;
+/// super users pass every check.
+#[tokio::test]
+async fn listings_authorized_operations_and_super_users() -> Result<()> {
+    let b = secured_broker(&[]).await?;
+    let admin = &mut login(&b, "admin").await?;
+    for t in ["a-1", "a-2", "b-1"] {
+        create_topic(admin, t, 1).await?;
+    }
+    grant(
+        admin,
+        vec![
+            acl(TOPIC, "a-", PREFIXED, "User:alice", READ, ALLOW),
+            allow(GROUP, "ga", "User:alice", DESCRIBE),
+            allow(TRANSACTIONAL_ID, "txa", "User:alice", WRITE),
+        ],
+    )
+    .await?;
+    // Metadata for all topics: alice sees a-1 and a-2, with READ and DESCRIBE (bits 3 and 8).
+    let mut c = login(&b, "alice").await?;
+    let m = c
+        .request(
+            METADATA_V,
+            MetadataRequest::default()
+                .with_topics(None)
+                .with_include_topic_authorized_operations(true),
+        )
+        .await?;
+    let mut seen: Vec<(String, i32)> = m
+        .topics
+        .iter()
+        .map(|t| {
+            let n = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            (n, t.topic_authorized_operations)
+        })
+        .collect();
+    seen.sort();
+    let ops = (1 << 3) | (1 << 8);
+    ensure!(
+        seen == vec![("a-1".to_string(), ops), ("a-2".to_string(), ops)],
+        "{seen:?}"
+    );
+    // Auto-creation of a topic alice may describe but not create is refused.
+    let m = metadata(&mut c, METADATA_V, metadata_topics(&["a-new"]), true).await?;
+    ensure!(metadata_code(&m) == TOPIC_AUTHORIZATION_FAILED, "{m:?}");
+    // DescribeCluster: no cluster operations without DESCRIBE on it.
+    let r = c
+        .request(
+            1,
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await?;
+    ensure!(r.cluster_authorized_operations == 0, "{r:?}");
+    // ListGroups and ListTransactions: only alice's.
+    for g in ["ga", "gb"] {
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("a-1"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(0)])]);
+        let r = admin.request(8, commit).await?;
+        ensure!(r.topics[0].partitions[0].error_code == NONE, "{r:?}");
+    }
+    let r = c.request(5, ListGroupsRequest::default()).await?;
+    let groups: Vec<&str> = r.groups.iter().map(|g| g.group_id.as_str()).collect();
+    let all = admin.request(5, ListGroupsRequest::default()).await?;
+    ensure!(
+        groups == ["ga"] && all.groups.len() >= 2,
+        "{groups:?} {all:?}"
+    );
+    init_transactional(admin, "txa").await?;
+    init_transactional(admin, "txb").await?;
+    let r = c.request(1, ListTransactionsRequest::default()).await?;
+    let ids: Vec<&str> = r
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.as_str())
+        .collect();
+    ensure!(ids == ["txa"], "{ids:?}");
+    // The super user's operations are all of them, with or without ACLs.
+    let r = admin
+        .request(
+            1,
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await?;
+    ensure!(
+        r.cluster_authorized_operations == 0b1_1111_1010_0000,
+        "{r:?}"
+    );
+    // An anonymous plaintext client with no ACLs sees nothing and may do nothing.
+    let mut anon = b.client_on("PLAINTEXT").await?;
+    let m = metadata(&mut anon, METADATA_V, None, false).await?;
+    ensure!(m.topics.is_empty(), "{m:?}");
+    let p = produce(&mut anon, "a-1", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == TOPIC_AUTHORIZATION_FAILED, "{p:?}");
+    Ok(())
+}
+
+/// allow.everyone.if.no.acl.found: a resource no ACL names is open; one with ACLs is not.
+#[tokio::test]
+async fn allow_everyone_if_no_acl_found() -> Result<()> {
+    let b = secured_broker(&[("allow.everyone.if.no.acl.found", "true")]).await?;
+    let admin = &mut login(&b, "admin").await?;
+    create_topic(admin, "open", 1).await?;
+    create_topic(admin, "closed", 1).await?;
+    grant(admin, vec![allow(TOPIC, "closed", "User:bob", WRITE)]).await?;
+    let mut alice = login(&b, "alice").await?;
+    let p = produce(&mut alice, "open", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == NONE, "{p:?}");
+    let p = produce(&mut alice, "closed", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == TOPIC_AUTHORIZATION_FAILED, "{p:?}");
+    let mut bob = login(&b, "bob").await?;
+    let p = produce(&mut bob, "closed", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == NONE, "{p:?}");
+    Ok(())
+}
