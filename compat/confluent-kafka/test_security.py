@@ -91,3 +91,48 @@ def test_sasl_ssl_scram_sha_512(make_broker, certs, topic):
     while not errors and time.monotonic() < deadline:
         bad.poll(0.2)
     assert [e.code() for e in errors[:1]] == [KafkaError._AUTHENTICATION], errors
+
+
+PLAIN_USERS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+               'user_alice="alice-secret";')
+
+
+def test_acls_refuse_then_allow_a_producer(make_broker, topic):
+    """StandardAuthorizer: alice's produce is refused with TOPIC_AUTHORIZATION_FAILED until an
+    ACL (created with AdminClient over the PLAINTEXT listener, whose ANONYMOUS principal is a
+    super user here) allows her to write."""
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    broker = make_broker({
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_USERS,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",
+    }, listeners=["SASL_PLAINTEXT"])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=30)
+    alice = {"bootstrap.servers": broker.listener("SASL_PLAINTEXT"),
+             "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+             "sasl.username": "alice", "sasl.password": "alice-secret"}
+
+    def produce_one():
+        results = []
+        p = Producer({**alice, "message.timeout.ms": 10000})
+        p.produce(topic, value=b"v", on_delivery=lambda err, msg: results.append(err))
+        p.flush(20)
+        return results
+
+    [err] = produce_one()
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+
+    write = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
+                       AclOperation.WRITE, AclPermissionType.ALLOW)
+    for f in admin.create_acls([write]).values():
+        f.result(timeout=20)
+    # ACLs reach every broker through the metadata log (at once on gregor).
+    deadline = time.monotonic() + 20
+    while True:
+        results = produce_one()
+        if results == [None] or time.monotonic() > deadline:
+            break
+    assert results == [None], results

@@ -366,3 +366,570 @@ async fn unknown_authorizers_stop_start_up() -> Result<()> {
     ensure!(r.is_err(), "started with ZooKeeper's authorizer");
     Ok(())
 }
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+const MEMBER_ID_REQUIRED: i16 = 79;
+const ALTER: i8 = 7;
+const DELETE: i8 = 6;
+const CREATE: i8 = 5;
+const DESCRIBE_CONFIGS: i8 = 10;
+const ALTER_CONFIGS: i8 = 11;
+const IDEMPOTENT_WRITE: i8 = 12;
+
+/// Removes every ACL of a principal.
+async fn clear_acls(admin: &mut Client, principal: &str) -> Result<()> {
+    let r = admin
+        .request(
+            3,
+            DeleteAclsRequest::default().with_filters(vec![
+                delete_filter_all().with_principal_filter(Some(s(principal)))
+            ]),
+        )
+        .await?;
+    ensure!(r.filter_results[0].error_code == NONE, "{r:?}");
+    Ok(())
+}
+
+/// One row of the authorization matrix, as alice: with none of her ACLs the call gets
+/// `refused`; with `grants` it passes `allowed`; with a DENY added (on top of the grants) it
+/// gets `refused` again.
+macro_rules! row {
+    ($b:expr, $admin:expr, $name:expr, grants: $grants:expr, deny: $deny:expr,
+     refused: $refused:expr, allowed: $allowed:expr, |$c:ident| $call:expr) => {{
+        clear_acls($admin, "User:alice").await?;
+        let mut $c = login($b, "alice").await?;
+        let code: i16 = $call;
+        ensure!(code == $refused, "{} without ACLs: {code}", $name);
+        grant($admin, $grants).await?;
+        let code: i16 = $call;
+        let allowed: &dyn Fn(i16) -> bool = &$allowed;
+        ensure!(allowed(code), "{} with its ACLs: {code}", $name);
+        let deny: AclCreation = $deny;
+        grant($admin, vec![deny.with_permission_type(DENY)]).await?;
+        let code: i16 = $call;
+        ensure!(code == $refused, "{} with a DENY: {code}", $name);
+    }};
+}
+
+fn alice(rt: i8, name: &str, op: i8) -> AclCreation {
+    allow(rt, name, "User:alice", op)
+}
+
+fn ok(code: i16) -> bool {
+    code == NONE
+}
+
+fn metadata_code(r: &MetadataResponse) -> i16 {
+    r.topics.first().map_or(-100, |t| t.error_code)
+}
+
+/// Every API with a topic, group, transactional id or cluster check, called as a principal
+/// without the ACL it needs, with it, and with a DENY (Kafka's KafkaApis / ControllerApis).
+#[tokio::test]
+async fn authorization_matrix() -> Result<()> {
+    use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest as Cgd;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let b = secured_broker(&[]).await?;
+    let admin = &mut login(&b, "admin").await?;
+    create_topic(admin, "t", 1).await?;
+    create_topic(admin, "d1", 1).await?;
+    produce_ok(admin, "t", 0, values_batch(&["v"])).await?;
+
+    row!(&b, admin, "Metadata", grants: vec![alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(TOPIC, "t", DESCRIBE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| metadata_code(&metadata(&mut c, METADATA_V, metadata_topics(&["t"]), false).await?));
+    row!(&b, admin, "Produce", grants: vec![alice(TOPIC, "t", WRITE)],
+        deny: acl(TOPIC, "t", PREFIXED, "User:alice", WRITE, DENY),
+        refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| produce(&mut c, "t", 0, values_batch(&["a"])).await?.error_code);
+    row!(&b, admin, "Fetch", grants: vec![alice(TOPIC, "*", READ)],
+        deny: alice(TOPIC, "t", READ), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| fetch_one(&mut c, "t", 0, 0, 1 << 20).await?.error_code);
+    row!(&b, admin, "ListOffsets", grants: vec![alice(TOPIC, "t", READ)],
+        deny: alice(TOPIC, "t", DESCRIBE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| list_offset(&mut c, "t", 0, -1).await?.error_code);
+    row!(&b, admin, "OffsetForLeaderEpoch", grants: vec![alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(TOPIC, "t", DESCRIBE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, offset_for_leader_epoch_request("t", 0, -1, 0)).await?
+            .topics[0].partitions[0].error_code);
+    row!(&b, admin, "DescribeProducers", grants: vec![alice(TOPIC, "t", READ)],
+        deny: alice(TOPIC, "t", READ), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, DescribeProducersRequest::default().with_topics(vec![
+            TopicRequest::default().with_name(name("t")).with_partition_indexes(vec![0])])).await?
+            .topics[0].partitions[0].error_code);
+    row!(&b, admin, "DescribeTopicPartitions", grants: vec![alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(TOPIC, "t", DESCRIBE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![kafka_protocol::messages::describe_topic_partitions_request::TopicRequest::default().with_name(name("t"))])
+            .with_response_partition_limit(10)).await?.topics[0].error_code);
+    let describe_topic_configs = || {
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t"))
+            .with_configuration_keys(None)])
+    };
+    row!(&b, admin, "DescribeConfigs (topic)", grants: vec![alice(TOPIC, "t", ALTER_CONFIGS)],
+        deny: alice(TOPIC, "t", DESCRIBE_CONFIGS), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, describe_topic_configs()).await?.results[0].error_code);
+    let describe_broker_configs = || {
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(""))
+            .with_configuration_keys(None)])
+    };
+    row!(&b, admin, "DescribeConfigs (broker)",
+        grants: vec![alice(CLUSTER, "kafka-cluster", DESCRIBE_CONFIGS)],
+        deny: alice(CLUSTER, "kafka-cluster", DESCRIBE_CONFIGS),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, describe_broker_configs()).await?.results[0].error_code);
+    let alter_topic_configs = || {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("100000")))]),
+        ])
+    };
+    row!(&b, admin, "IncrementalAlterConfigs", grants: vec![alice(TOPIC, "t", ALTER_CONFIGS)],
+        deny: alice(TOPIC, "t", ALTER_CONFIGS), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, alter_topic_configs()).await?.responses[0].error_code);
+    let grow = || {
+        CreatePartitionsRequest::default()
+            .with_validate_only(true)
+            .with_topics(vec![
+        kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name("t")).with_count(3).with_assignments(None)])
+    };
+    row!(&b, admin, "CreatePartitions", grants: vec![alice(TOPIC, "t", ALTER)],
+        deny: alice(TOPIC, "t", ALTER), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(3, grow()).await?.results[0].error_code);
+    let create = || {
+        CreateTopicsRequest::default()
+            .with_validate_only(true)
+            .with_topics(vec![creatable("c1", 1)])
+    };
+    row!(&b, admin, "CreateTopics", grants: vec![alice(TOPIC, "c1", CREATE)],
+        deny: alice(TOPIC, "c1", CREATE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(CREATE_TOPICS_V, create()).await?.topics[0].error_code);
+    row!(&b, admin, "CreateTopics (cluster)", grants: vec![alice(CLUSTER, "kafka-cluster", CREATE)],
+        deny: alice(CLUSTER, "kafka-cluster", CREATE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(CREATE_TOPICS_V, create()).await?.topics[0].error_code);
+    let delete_records = || {
+        DeleteRecordsRequest::default().with_topics(vec![
+            kafka_protocol::messages::delete_records_request::DeleteRecordsTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![
+                kafka_protocol::messages::delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0).with_offset(0)]),
+        ])
+    };
+    row!(&b, admin, "DeleteRecords", grants: vec![alice(TOPIC, "t", DELETE)],
+        deny: alice(TOPIC, "t", DELETE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(2, delete_records()).await?.topics[0].partitions[0].error_code);
+    let delete_topic = || DeleteTopicsRequest::default().with_topic_names(vec![name("d1")]);
+    row!(&b, admin, "DeleteTopics", grants: vec![alice(TOPIC, "d1", DELETE)],
+        deny: alice(TOPIC, "d1", DELETE), refused: TOPIC_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(5, delete_topic()).await?.responses[0].error_code);
+
+    // Groups.
+    let find = |key_type: i8, key: &str| {
+        FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![s(key)])
+    };
+    row!(&b, admin, "FindCoordinator (group)", grants: vec![alice(GROUP, "g", DESCRIBE)],
+        deny: alice(GROUP, "g", DESCRIBE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, find(0, "g")).await?.coordinators[0].error_code);
+    let join = || {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(s(""))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(bytes::Bytes::new()),
+            ])
+    };
+    row!(&b, admin, "JoinGroup", grants: vec![alice(GROUP, "g", READ)],
+        deny: alice(GROUP, "g", READ), refused: GROUP_AUTHORIZATION_FAILED,
+        allowed: |c| c == MEMBER_ID_REQUIRED,
+        |c| c.request(9, join()).await?.error_code);
+    let heartbeat = || {
+        HeartbeatRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s("m"))
+            .with_generation_id(1)
+    };
+    row!(&b, admin, "Heartbeat", grants: vec![alice(GROUP, "g", READ)],
+        deny: alice(GROUP, "g", READ), refused: GROUP_AUTHORIZATION_FAILED,
+        allowed: |c| c != GROUP_AUTHORIZATION_FAILED,
+        |c| c.request(4, heartbeat()).await?.error_code);
+    let sync = || {
+        SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s("m"))
+            .with_generation_id(1)
+    };
+    row!(&b, admin, "SyncGroup", grants: vec![alice(GROUP, "g", READ)],
+        deny: alice(GROUP, "g", READ), refused: GROUP_AUTHORIZATION_FAILED,
+        allowed: |c| c != GROUP_AUTHORIZATION_FAILED,
+        |c| c.request(5, sync()).await?.error_code);
+    let leave = || {
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_members(vec![
+                kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                    .with_member_id(s("m")),
+            ])
+    };
+    row!(&b, admin, "LeaveGroup", grants: vec![alice(GROUP, "g", READ)],
+        deny: alice(GROUP, "g", READ), refused: GROUP_AUTHORIZATION_FAILED,
+        allowed: |c| c != GROUP_AUTHORIZATION_FAILED,
+        |c| c.request(5, leave()).await?.error_code);
+    let commit = |topic: &str| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])])
+    };
+    row!(&b, admin, "OffsetCommit", grants: vec![alice(GROUP, "g", READ), alice(TOPIC, "t", READ)],
+        deny: alice(GROUP, "g", READ), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(8, commit("t")).await?.topics[0].partitions[0].error_code);
+    // With the group but not the topic: that topic's partitions only.
+    clear_acls(admin, "User:alice").await?;
+    grant(admin, vec![alice(GROUP, "g", READ)]).await?;
+    let mut c = login(&b, "alice").await?;
+    let code = c.request(8, commit("t")).await?.topics[0].partitions[0].error_code;
+    ensure!(
+        code == TOPIC_AUTHORIZATION_FAILED,
+        "OffsetCommit without the topic: {code}"
+    );
+    let fetch_offsets = || {
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(None)
+    };
+    row!(&b, admin, "OffsetFetch", grants: vec![alice(GROUP, "g", DESCRIBE)],
+        deny: alice(GROUP, "g", DESCRIBE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(7, fetch_offsets()).await?.error_code);
+    // All offsets of the group: only the topics alice may describe.
+    let r = c.request(7, fetch_offsets()).await?;
+    ensure!(r.error_code == GROUP_AUTHORIZATION_FAILED, "{r:?}");
+    clear_acls(admin, "User:alice").await?;
+    grant(admin, vec![alice(GROUP, "g", DESCRIBE)]).await?;
+    let r = c.request(7, fetch_offsets()).await?;
+    ensure!(r.error_code == NONE && r.topics.is_empty(), "{r:?}");
+    grant(admin, vec![alice(TOPIC, "t", DESCRIBE)]).await?;
+    let r = c.request(7, fetch_offsets()).await?;
+    ensure!(r.topics.len() == 1, "{r:?}");
+    let describe_groups = || {
+        DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("g"))])
+            .with_include_authorized_operations(true)
+    };
+    row!(&b, admin, "DescribeGroups", grants: vec![alice(GROUP, "g", DESCRIBE)],
+        deny: alice(GROUP, "g", DESCRIBE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(5, describe_groups()).await?.groups[0].error_code);
+    let offset_delete = || {
+        OffsetDeleteRequest::default().with_group_id(GroupId(s("g")))
+        .with_topics(vec![kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic::default()
+            .with_name(name("t")).with_partitions(vec![
+                kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestPartition::default()
+                    .with_partition_index(0)])])
+    };
+    row!(&b, admin, "OffsetDelete", grants: vec![alice(GROUP, "g", DELETE), alice(TOPIC, "t", READ)],
+        deny: alice(GROUP, "g", DELETE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, offset_delete()).await?.error_code);
+    let delete_groups = || DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    row!(&b, admin, "DeleteGroups", grants: vec![alice(GROUP, "g", DELETE)],
+        deny: alice(GROUP, "g", DELETE), refused: GROUP_AUTHORIZATION_FAILED,
+        allowed: |c| c != GROUP_AUTHORIZATION_FAILED,
+        |c| c.request(2, delete_groups()).await?.results[0].error_code);
+    let cg_heartbeat = || {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g2")))
+            .with_member_id(s("alice-member-1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![name("t")]))
+            .with_topic_partitions(Some(vec![]))
+    };
+    row!(&b, admin, "ConsumerGroupHeartbeat",
+        grants: vec![alice(GROUP, "g2", READ), alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(GROUP, "g2", READ), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, cg_heartbeat()).await?.error_code);
+    let cg_describe = || {
+        Cgd::default()
+            .with_group_ids(vec![GroupId(s("g2"))])
+            .with_include_authorized_operations(true)
+    };
+    row!(&b, admin, "ConsumerGroupDescribe",
+        grants: vec![alice(GROUP, "g2", DESCRIBE), alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(GROUP, "g2", DESCRIBE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, cg_describe()).await?.groups[0].error_code);
+    // A group whose members use a topic alice may not describe is not shown to her.
+    clear_acls(admin, "User:alice").await?;
+    grant(admin, vec![alice(GROUP, "g2", DESCRIBE)]).await?;
+    let code = c.request(0, cg_describe()).await?.groups[0].error_code;
+    ensure!(
+        code == TOPIC_AUTHORIZATION_FAILED,
+        "ConsumerGroupDescribe without the topic: {code}"
+    );
+
+    // Producers and transactions.
+    let init = |id: Option<&str>| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(id.map(|i| TransactionalId(s(i))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    row!(&b, admin, "InitProducerId (idempotent)",
+        grants: vec![alice(CLUSTER, "kafka-cluster", IDEMPOTENT_WRITE)],
+        deny: alice(CLUSTER, "kafka-cluster", IDEMPOTENT_WRITE),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, init(None)).await?.error_code);
+    // WRITE on some topic is enough too (authorizeByResourceType).
+    row!(&b, admin, "InitProducerId (idempotent, topic WRITE)",
+        grants: vec![acl(TOPIC, "app-", PREFIXED, "User:alice", WRITE, ALLOW)],
+        deny: acl(TOPIC, "app", PREFIXED, "User:alice", WRITE, DENY),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, init(None)).await?.error_code);
+    row!(&b, admin, "InitProducerId (transactional)", grants: vec![alice(TRANSACTIONAL_ID, "tx", WRITE)],
+        deny: alice(TRANSACTIONAL_ID, "tx", WRITE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: ok, |c| c.request(4, init(Some("tx"))).await?.error_code);
+    row!(&b, admin, "FindCoordinator (transaction)", grants: vec![alice(TRANSACTIONAL_ID, "tx", WRITE)],
+        deny: alice(TRANSACTIONAL_ID, "tx", DESCRIBE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: ok, |c| c.request(4, find(1, "tx")).await?.coordinators[0].error_code);
+    let add_partitions = || {
+        AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+        .with_v3_and_below_producer_id(ProducerId(999)).with_v3_and_below_producer_epoch(0)
+        .with_v3_and_below_topics(vec![kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+            .with_name(name("t")).with_partitions(vec![0])])
+    };
+    row!(&b, admin, "AddPartitionsToTxn",
+        grants: vec![alice(TRANSACTIONAL_ID, "tx", WRITE), alice(TOPIC, "t", WRITE)],
+        deny: alice(TRANSACTIONAL_ID, "tx", WRITE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: |c| c != TRANSACTIONAL_ID_AUTHORIZATION_FAILED && c != TOPIC_AUTHORIZATION_FAILED,
+        |c| c.request(3, add_partitions()).await?.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code);
+    row!(&b, admin, "AddOffsetsToTxn",
+        grants: vec![alice(TRANSACTIONAL_ID, "tx", WRITE), alice(GROUP, "g", READ)],
+        deny: alice(TRANSACTIONAL_ID, "tx", WRITE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: |c| c != TRANSACTIONAL_ID_AUTHORIZATION_FAILED && c != GROUP_AUTHORIZATION_FAILED,
+        |c| add_offsets(&mut c, 3, "tx", (999, 0), "g").await?);
+    let end = || {
+        EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_producer_id(ProducerId(999))
+            .with_producer_epoch(0)
+            .with_committed(false)
+    };
+    row!(&b, admin, "EndTxn", grants: vec![alice(TRANSACTIONAL_ID, "tx", WRITE)],
+        deny: alice(TRANSACTIONAL_ID, "tx", WRITE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: |c| c != TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        |c| c.request(3, end()).await?.error_code);
+    let describe_txn = || {
+        DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(s("tx"))])
+    };
+    row!(&b, admin, "DescribeTransactions", grants: vec![alice(TRANSACTIONAL_ID, "tx", DESCRIBE)],
+        deny: alice(TRANSACTIONAL_ID, "tx", DESCRIBE), refused: TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        allowed: ok, |c| c.request(0, describe_txn()).await?.transaction_states[0].error_code);
+
+    // The cluster.
+    let cluster = |op| alice(CLUSTER, "kafka-cluster", op);
+    row!(&b, admin, "ElectLeaders", grants: vec![cluster(ALTER)], deny: cluster(ALTER),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: |c| c != CLUSTER_AUTHORIZATION_FAILED,
+        |c| c.request(2, ElectLeadersRequest::default().with_election_type(0)
+            .with_topic_partitions(None)).await?.error_code);
+    row!(&b, admin, "AlterPartitionReassignments", grants: vec![cluster(ALTER)], deny: cluster(ALTER),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, AlterPartitionReassignmentsRequest::default()).await?.error_code);
+    row!(&b, admin, "ListPartitionReassignments", grants: vec![cluster(DESCRIBE)],
+        deny: cluster(DESCRIBE), refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, ListPartitionReassignmentsRequest::default().with_topics(None)).await?.error_code);
+    row!(&b, admin, "DescribeLogDirs", grants: vec![cluster(DESCRIBE)], deny: cluster(DESCRIBE),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, DescribeLogDirsRequest::default().with_topics(None)).await?.error_code);
+    row!(&b, admin, "DescribeUserScramCredentials", grants: vec![cluster(DESCRIBE)],
+        deny: cluster(DESCRIBE), refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, DescribeUserScramCredentialsRequest::default().with_users(None)).await?.error_code);
+    let delete_credential = || {
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![
+        kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+            .with_name(s("nobody")).with_mechanism(1)])
+    };
+    row!(&b, admin, "AlterUserScramCredentials", grants: vec![cluster(ALTER)], deny: cluster(ALTER),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: |c| c == RESOURCE_NOT_FOUND,
+        |c| c.request(0, delete_credential()).await?.results[0].error_code);
+    row!(&b, admin, "DescribeClientQuotas", grants: vec![cluster(DESCRIBE_CONFIGS)],
+        deny: cluster(DESCRIBE_CONFIGS), refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, DescribeClientQuotasRequest::default()).await?.error_code);
+    let update_features = || {
+        UpdateFeaturesRequest::default().with_feature_updates(vec![
+            kafka_protocol::messages::update_features_request::FeatureUpdateKey::default()
+                .with_feature(s("group.version")).with_max_version_level(1).with_upgrade_type(1)])
+    };
+    row!(&b, admin, "UpdateFeatures", grants: vec![cluster(ALTER)], deny: cluster(ALTER),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, update_features()).await?.error_code);
+    let describe_quorum = || {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(s("__cluster_metadata")))
+            .with_partitions(vec![PartitionData::default()])])
+    };
+    row!(&b, admin, "DescribeQuorum", grants: vec![cluster(DESCRIBE)], deny: cluster(DESCRIBE),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, describe_quorum()).await?.error_code);
+    row!(&b, admin, "AddPartitionsToTxn (brokers)", grants: vec![cluster(9)], deny: cluster(9),
+        refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(4, AddPartitionsToTxnRequest::default()).await?.error_code);
+    Ok(())
+}
+
+/// Listings show only what the session may describe; KIP-430 authorized operations are its own;
+/// super users pass every check.
+#[tokio::test]
+async fn listings_authorized_operations_and_super_users() -> Result<()> {
+    let b = secured_broker(&[]).await?;
+    let admin = &mut login(&b, "admin").await?;
+    for t in ["a-1", "a-2", "b-1"] {
+        create_topic(admin, t, 1).await?;
+    }
+    grant(
+        admin,
+        vec![
+            acl(TOPIC, "a-", PREFIXED, "User:alice", READ, ALLOW),
+            allow(GROUP, "ga", "User:alice", DESCRIBE),
+            allow(TRANSACTIONAL_ID, "txa", "User:alice", WRITE),
+        ],
+    )
+    .await?;
+    // Metadata for all topics: alice sees a-1 and a-2, with READ and DESCRIBE (bits 3 and 8).
+    let mut c = login(&b, "alice").await?;
+    let m = c
+        .request(
+            METADATA_V,
+            MetadataRequest::default()
+                .with_topics(None)
+                .with_include_topic_authorized_operations(true),
+        )
+        .await?;
+    let mut seen: Vec<(String, i32)> = m
+        .topics
+        .iter()
+        .map(|t| {
+            let n = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            (n, t.topic_authorized_operations)
+        })
+        .collect();
+    seen.sort();
+    let ops = (1 << 3) | (1 << 8);
+    ensure!(
+        seen == vec![("a-1".to_string(), ops), ("a-2".to_string(), ops)],
+        "{seen:?}"
+    );
+    // Auto-creation of a topic alice may describe but not create is refused.
+    let m = metadata(&mut c, METADATA_V, metadata_topics(&["a-new"]), true).await?;
+    ensure!(metadata_code(&m) == TOPIC_AUTHORIZATION_FAILED, "{m:?}");
+    // DescribeCluster: no cluster operations without DESCRIBE on it.
+    let r = c
+        .request(
+            1,
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await?;
+    ensure!(r.cluster_authorized_operations == 0, "{r:?}");
+    // ListGroups and ListTransactions: only alice's.
+    for g in ["ga", "gb"] {
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("a-1"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(0)])]);
+        let r = admin.request(8, commit).await?;
+        ensure!(r.topics[0].partitions[0].error_code == NONE, "{r:?}");
+    }
+    let r = c.request(5, ListGroupsRequest::default()).await?;
+    let groups: Vec<&str> = r.groups.iter().map(|g| g.group_id.as_str()).collect();
+    let all = admin.request(5, ListGroupsRequest::default()).await?;
+    ensure!(
+        groups == ["ga"] && all.groups.len() >= 2,
+        "{groups:?} {all:?}"
+    );
+    init_transactional(admin, "txa").await?;
+    init_transactional(admin, "txb").await?;
+    let r = c.request(1, ListTransactionsRequest::default()).await?;
+    let ids: Vec<&str> = r
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.as_str())
+        .collect();
+    ensure!(ids == ["txa"], "{ids:?}");
+    // The super user's operations are all of them, with or without ACLs.
+    let r = admin
+        .request(
+            1,
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await?;
+    ensure!(
+        r.cluster_authorized_operations == 0b1_1111_1010_0000,
+        "{r:?}"
+    );
+    // An anonymous plaintext client with no ACLs sees nothing and may do nothing.
+    let mut anon = b.client_on("PLAINTEXT").await?;
+    let m = metadata(&mut anon, METADATA_V, None, false).await?;
+    ensure!(m.topics.is_empty(), "{m:?}");
+    let p = produce(&mut anon, "a-1", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == TOPIC_AUTHORIZATION_FAILED, "{p:?}");
+    Ok(())
+}
+
+/// allow.everyone.if.no.acl.found: a resource no ACL names is open; one with ACLs is not.
+#[tokio::test]
+async fn allow_everyone_if_no_acl_found() -> Result<()> {
+    let b = secured_broker(&[("allow.everyone.if.no.acl.found", "true")]).await?;
+    let admin = &mut login(&b, "admin").await?;
+    create_topic(admin, "open", 1).await?;
+    create_topic(admin, "closed", 1).await?;
+    grant(admin, vec![allow(TOPIC, "closed", "User:bob", WRITE)]).await?;
+    let mut alice = login(&b, "alice").await?;
+    let p = produce(&mut alice, "open", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == NONE, "{p:?}");
+    let p = produce(&mut alice, "closed", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == TOPIC_AUTHORIZATION_FAILED, "{p:?}");
+    let mut bob = login(&b, "bob").await?;
+    let p = produce(&mut bob, "closed", 0, values_batch(&["x"])).await?;
+    ensure!(p.error_code == NONE, "{p:?}");
+    Ok(())
+}

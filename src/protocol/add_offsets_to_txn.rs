@@ -8,6 +8,7 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use super::errors;
 use super::RequestContext;
 use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::security::authorizer::AclOperation;
 use crate::txn::metadata::TV_0;
 
 /// First version whose clients understand PRODUCER_FENCED.
@@ -15,7 +16,15 @@ const PRODUCER_FENCED_VERSION: i16 = 2;
 
 pub fn handle(ctx: &RequestContext<'_>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
     let id = req.transactional_id.as_str();
-    let code = match super::cluster::check_txn_coordinator(ctx, id) {
+    // WRITE on the transactional id, then READ on the group (KafkaApis).
+    let authorized = if !ctx.authorize_transactional_id(AclOperation::Write, id) {
+        Err(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+        Err(errors::GROUP_AUTHORIZATION_FAILED)
+    } else {
+        Ok(())
+    };
+    let code = match authorized.and_then(|()| super::cluster::check_txn_coordinator(ctx, id)) {
         Ok(()) => add_offsets_partition(
             ctx,
             id,

@@ -8,6 +8,10 @@
 //! UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED, and nothing is added. A
 //! producer may not name an internal topic (v0-3): Kafka's write authorization leaves them out,
 //! so they get TOPIC_AUTHORIZATION_FAILED (AddOffsetsToTxn is the way to `__consumer_offsets`).
+//!
+//! Authorization: a producer (v0-3) needs WRITE on the transactional id (else every partition is
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the
+//! others OPERATION_NOT_ATTEMPTED); the brokers' form needs CLUSTER_ACTION, or the request fails.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -18,6 +22,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use super::errors;
 use super::RequestContext;
 use crate::metadata::is_internal_name;
+use crate::security::authorizer::AclOperation;
 use crate::txn::metadata::{TV_0, TV_2};
 
 /// First version of the batched, broker-to-broker form.
@@ -49,6 +54,10 @@ pub fn handle(
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(add(ctx, &txn));
     }
+    if !ctx.authorize_cluster(AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let results = req
         .transactions
         .iter()
@@ -77,8 +86,16 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let from_client = ctx.api_version < BATCHED_VERSION;
+    let unwritable: std::collections::HashSet<&str> = txn
+        .topics
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|t| {
+            from_client && (is_internal_name(t) || !ctx.authorize_topic(AclOperation::Write, t))
+        })
+        .collect();
     let refused = |(topic, p): &(String, i32)| {
-        if from_client && is_internal_name(topic) {
+        if unwritable.contains(topic.as_str()) {
             errors::TOPIC_AUTHORIZATION_FAILED
         } else if catalog
             .get(topic)
@@ -89,34 +106,37 @@ fn add(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToTxnTopicRe
             errors::UNKNOWN_TOPIC_OR_PARTITION
         }
     };
-    let codes: Vec<i16> = if partitions.iter().any(|p| refused(p) != errors::NONE) {
-        partitions
-            .iter()
-            .map(|p| match refused(p) {
-                errors::NONE => errors::OPERATION_NOT_ATTEMPTED,
-                code => code,
-            })
-            .collect()
-    } else if let Err(code) = super::cluster::check_txn_coordinator(ctx, txn.id) {
-        vec![code; partitions.len()]
-    } else if txn.verify_only {
-        ctx.broker
-            .txns
-            .verify_partitions(txn.id, txn.producer_id, txn.epoch, &partitions)
-            .unwrap_or_else(|code| vec![code; partitions.len()])
-    } else {
-        let transaction_version = if from_client { TV_0 } else { TV_2 };
-        let code = ctx.broker.txns.add_partitions(
-            catalog,
-            txn.id,
-            (txn.producer_id, txn.epoch),
-            &partitions,
-            transaction_version,
-            ctx.broker.clock.now_ms(),
-        );
-        let code = errors::fenced_for_version(code, ctx.api_version, PRODUCER_FENCED_VERSION);
-        vec![code; partitions.len()]
-    };
+    let codes: Vec<i16> =
+        if from_client && !ctx.authorize_transactional_id(AclOperation::Write, txn.id) {
+            vec![errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED; partitions.len()]
+        } else if partitions.iter().any(|p| refused(p) != errors::NONE) {
+            partitions
+                .iter()
+                .map(|p| match refused(p) {
+                    errors::NONE => errors::OPERATION_NOT_ATTEMPTED,
+                    code => code,
+                })
+                .collect()
+        } else if let Err(code) = super::cluster::check_txn_coordinator(ctx, txn.id) {
+            vec![code; partitions.len()]
+        } else if txn.verify_only {
+            ctx.broker
+                .txns
+                .verify_partitions(txn.id, txn.producer_id, txn.epoch, &partitions)
+                .unwrap_or_else(|code| vec![code; partitions.len()])
+        } else {
+            let transaction_version = if from_client { TV_0 } else { TV_2 };
+            let code = ctx.broker.txns.add_partitions(
+                catalog,
+                txn.id,
+                (txn.producer_id, txn.epoch),
+                &partitions,
+                transaction_version,
+                ctx.broker.clock.now_ms(),
+            );
+            let code = errors::fenced_for_version(code, ctx.api_version, PRODUCER_FENCED_VERSION);
+            vec![code; partitions.len()]
+        };
     let mut codes = codes.into_iter();
     txn.topics
         .iter()

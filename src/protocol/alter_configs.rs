@@ -15,6 +15,7 @@ use super::errors;
 use super::RequestContext;
 use crate::config::alter::{topic_config_message, AlterError};
 use crate::metadata::{validate_topic_name, TopicAdminError};
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let keys: Vec<(i8, String)> = req
@@ -28,8 +29,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfig
         .iter()
         .map(|r| {
             let key = (r.resource_type, r.resource_name.to_string());
+            let authorized =
+                ctx.authorize_configs(AclOperation::AlterConfigs, r.resource_type, &key.1);
             let outcome = if dups.contains(&key) {
                 Err((errors::INVALID_REQUEST, "Duplicate resource.".to_string()))
+            } else if let Err(code) = authorized {
+                Err((code, String::new()))
             } else {
                 let configs: Vec<(String, Option<String>)> = r
                     .configs
@@ -38,8 +43,10 @@ pub fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> AlterConfig
                     .collect();
                 alter(ctx, r.resource_type, &key.1, &configs, req.validate_only)
             };
+            // (An authorization failure carries no message, as in Kafka.)
             let (code, message) = match outcome {
                 Ok(()) => (errors::NONE, None),
+                Err((code, m)) if m.is_empty() => (code, None),
                 Err((code, m)) => (code, Some(StrBytes::from_string(m))),
             };
             AlterConfigsResourceResponse::default()

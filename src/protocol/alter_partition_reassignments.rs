@@ -22,11 +22,40 @@ use super::RequestContext;
 use crate::metadata::election::Pending;
 use crate::metadata::reassignment::{alter, settle, ReassignError};
 use crate::metadata::records::MetadataRecord;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    // ALTER on the cluster (ControllerApis): else every partition, and the request, fail.
+    if !ctx.authorize_cluster(AclOperation::Alter) {
+        let code = errors::CLUSTER_AUTHORIZATION_FAILED;
+        let message = Some(StrBytes::from_static_str("Cluster authorization failed."));
+        let responses = req
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        ReassignablePartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code)
+                            .with_error_message(message.clone())
+                    })
+                    .collect();
+                ReassignableTopicResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions)
+            })
+            .collect();
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_responses(responses);
+    }
     let allow = req.allow_replication_factor_change;
     let policy = ctx.broker.config.elections;
     let mut responses = Vec::with_capacity(req.topics.len());

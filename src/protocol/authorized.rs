@@ -34,8 +34,8 @@ impl RequestContext<'_> {
         }
     }
 
-    /// Whether the session may do `op` on the resource (AuthHelper.authorize). A denial is
-    /// logged as Kafka's authorizer logs it.
+    /// Whether the session may do `op` on the resource (AuthHelper.authorize); denials are
+    /// logged at debug level.
     pub fn authorize(&self, op: AclOperation, resource_type: ResourceType, name: &str) -> bool {
         let Some(authorizer) = &self.broker.config.authorizer else {
             return true;
@@ -49,12 +49,24 @@ impl RequestContext<'_> {
             name,
         );
         if !allowed {
-            tracing::info!(
+            tracing::debug!(
                 principal = %self.principal, host = %self.host, operation = ?op,
                 resource = ?resource_type, name, "denied"
             );
         }
         allowed
+    }
+
+    pub fn authorize_topic(&self, op: AclOperation, topic: &str) -> bool {
+        self.authorize(op, ResourceType::Topic, topic)
+    }
+
+    pub fn authorize_group(&self, op: AclOperation, group_id: &str) -> bool {
+        self.authorize(op, ResourceType::Group, group_id)
+    }
+
+    pub fn authorize_transactional_id(&self, op: AclOperation, id: &str) -> bool {
+        self.authorize(op, ResourceType::TransactionalId, id)
     }
 
     /// `authorize` on the cluster resource.
@@ -99,5 +111,46 @@ impl RequestContext<'_> {
             resource_type,
             name,
         )
+    }
+}
+
+/// ConfigResource.Type ids (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs).
+const CONFIG_TOPIC: i8 = 2;
+const CONFIG_BROKER: i8 = 4;
+const CONFIG_BROKER_LOGGER: i8 = 8;
+const CONFIG_GROUP: i8 = 32;
+
+impl RequestContext<'_> {
+    /// Whether the session may `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) the configs of a
+    /// resource, else the error Kafka gives (KafkaApis.configsAuthorizationApiError): a topic's
+    /// on the topic, a broker's on the cluster, a group's on the group. Other types are left to
+    /// the handler, which refuses them.
+    pub fn authorize_configs(
+        &self,
+        op: AclOperation,
+        resource_type: i8,
+        name: &str,
+    ) -> Result<(), i16> {
+        use super::errors;
+        let (allowed, code) = match resource_type {
+            CONFIG_TOPIC => (
+                self.authorize_topic(op, name),
+                errors::TOPIC_AUTHORIZATION_FAILED,
+            ),
+            CONFIG_BROKER | CONFIG_BROKER_LOGGER => (
+                self.authorize_cluster(op),
+                errors::CLUSTER_AUTHORIZATION_FAILED,
+            ),
+            CONFIG_GROUP => (
+                self.authorize_group(op, name),
+                errors::GROUP_AUTHORIZATION_FAILED,
+            ),
+            _ => (true, errors::NONE),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(code)
+        }
     }
 }

@@ -15,6 +15,20 @@ use super::authorized::GROUP_OPERATIONS;
 use super::errors;
 use super::RequestContext;
 use crate::group::consumer;
+use crate::security::authorizer::{AclOperation, ResourceType};
+
+/// Every topic a described group's members subscribe to or are assigned.
+fn topics_of(g: &DescribedGroup) -> impl Iterator<Item = &str> {
+    g.members.iter().flat_map(|m| {
+        let assigned = [&m.assignment, &m.target_assignment]
+            .into_iter()
+            .flat_map(|a| a.topic_partitions.iter().map(|t| t.topic_name.as_str()));
+        m.subscribed_topic_names
+            .iter()
+            .map(|t| t.as_str())
+            .chain(assigned)
+    })
+}
 
 pub fn handle(
     ctx: &RequestContext<'_>,
@@ -45,6 +59,14 @@ pub fn handle(
         .group_ids
         .into_iter()
         .map(|id| {
+            if !ctx.authorize_group(AclOperation::Describe, id.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Group authorization failed.",
+                    )));
+            }
             if let Err(code) = super::cluster::check_group_coordinator(ctx, id.as_str()) {
                 return DescribedGroup::default()
                     .with_group_id(id)
@@ -97,8 +119,23 @@ pub fn handle(
                     ))))
             });
             described.group_id = id;
+            // A group whose members name topics the session may not describe is not shown.
+            if !topics_of(&described)
+                .all(|t| ctx.authorize_topic(AclOperation::Describe, t))
+            {
+                return DescribedGroup::default()
+                    .with_group_id(described.group_id)
+                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    )));
+            }
             if req.include_authorized_operations {
-                described.authorized_operations = GROUP_OPERATIONS;
+                described.authorized_operations = ctx.authorized_operations(
+                    GROUP_OPERATIONS,
+                    ResourceType::Group,
+                    described.group_id.as_str(),
+                );
             }
             described
         })

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::group::consumer::{self, HeartbeatParams};
+use crate::security::authorizer::AclOperation;
 
 /// From v1 the client generates its member id (KIP-1082).
 const CLIENT_MEMBER_ID_VERSION: i16 = 1;
@@ -25,6 +26,23 @@ pub fn handle(
             .with_error_message(Some(StrBytes::from_string(msg.to_string())))
             .with_member_epoch(-1)
     };
+    // READ on the group, then DESCRIBE on every topic subscribed by name (KafkaApis).
+    if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+        return error(
+            errors::GROUP_AUTHORIZATION_FAILED,
+            "Group authorization failed.",
+        );
+    }
+    let subscribed = req.subscribed_topic_names.iter().flatten();
+    if !subscribed
+        .into_iter()
+        .all(|t| ctx.authorize_topic(AclOperation::Describe, t.as_str()))
+    {
+        return error(
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            "Topic authorization failed.",
+        );
+    }
     if ctx.api_version >= CLIENT_MEMBER_ID_VERSION && req.member_id.is_empty() {
         return error(errors::INVALID_REQUEST, "MemberId can't be empty.");
     }

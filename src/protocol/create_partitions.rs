@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::TopicAdminError;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
@@ -29,6 +30,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreateP
             continue;
         }
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        // ALTER on the topic (ControllerApis.createPartitions).
+        if !ctx.authorize_topic(AclOperation::Alter, &name) {
+            results.push(
+                r.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(None),
+            );
+            continue;
+        }
         results.push(match grow(ctx, t, req.validate_only) {
             Ok(()) => r.with_error_message(None),
             Err((code, message)) => r

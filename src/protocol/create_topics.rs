@@ -18,6 +18,7 @@ use crate::metadata::{
     Assignment, CreateTopicError, EXCESSIVE, EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH,
     MAX_RECORDS_PER_USER_OP,
 };
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
@@ -27,10 +28,19 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
         .map(|t| t.name.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
+    // CREATE on the cluster or on each topic (ControllerApis.createTopics); the others are
+    // TOPIC_AUTHORIZATION_FAILED and count for nothing.
+    let cluster_create = ctx.authorize_cluster(AclOperation::Create);
+    let authorized: HashSet<&str> = req
+        .topics
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| cluster_create || ctx.authorize_topic(AclOperation::Create, n))
+        .collect();
     let unique = || {
-        req.topics
-            .iter()
-            .filter(|t| !duplicates.contains(t.name.as_str()))
+        req.topics.iter().filter(|t| {
+            !duplicates.contains(t.name.as_str()) && authorized.contains(t.name.as_str())
+        })
     };
     // Kafka's controller refuses the whole request, before looking at any topic, when its topics
     // together ask for too many partitions (ReplicationControlManager.createTopics).
@@ -50,6 +60,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
                     format!(
                         "Create topics request from client contains duplicate topic name: {name}"
                     ),
+                ));
+            }
+            if !authorized.contains(t.name.as_str()) {
+                return Err((
+                    errors::TOPIC_AUTHORIZATION_FAILED,
+                    "Authorization failed.".to_string(),
                 ));
             }
             plan(ctx, t)
@@ -126,7 +142,12 @@ fn succeeded(
     if ctx.api_version >= 7 {
         r.topic_id = created.topic_id;
     }
-    if ctx.api_version >= 5 {
+    // KIP-525's configs only with DESCRIBE_CONFIGS on the topic.
+    if ctx.api_version >= 5 && !ctx.authorize_topic(AclOperation::DescribeConfigs, r.name.as_str())
+    {
+        r.topic_config_error_code = errors::TOPIC_AUTHORIZATION_FAILED;
+        r.configs = Some(Vec::new());
+    } else if ctx.api_version >= 5 {
         // KIP-525: the new topic's effective configs, as DescribeConfigs shows them.
         let entries = describe_topic(
             &ctx.broker.config,

@@ -3,7 +3,8 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::RequestContext;
+use super::{errors, RequestContext};
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let now = ctx.broker.clock.now_ms();
@@ -11,7 +12,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroup
         .groups_names
         .into_iter()
         .map(|id| {
-            let code = match super::cluster::check_group_coordinator(ctx, id.as_str()) {
+            let checked = if ctx.authorize_group(AclOperation::Delete, id.as_str()) {
+                super::cluster::check_group_coordinator(ctx, id.as_str())
+            } else {
+                Err(errors::GROUP_AUTHORIZATION_FAILED)
+            };
+            let code = match checked {
                 Ok(()) => ctx
                     .broker
                     .groups

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use super::cluster;
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = ctx.broker.catalog.image();
@@ -20,6 +21,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteReco
         .into_iter()
         .map(|t| {
             let topic = ctx.broker.catalog.get(t.name.as_str());
+            // DELETE on the topic, before anything else (KafkaApis.handleDeleteRecordsRequest).
+            let denied = !ctx.authorize_topic(AclOperation::Delete, t.name.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -27,6 +30,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteRecordsRequest) -> DeleteReco
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if denied {
+                        return r.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let part = match cluster::led_partition(ctx, &image, topic.as_ref(), p.partition_index, cluster::NO_LEADER_EPOCH) {
                         Ok(part) => part,
                         Err(code) => return r.with_error_code(code),

@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
+
+/// Errors.TOPIC_AUTHORIZATION_FAILED's message, which ApiError carries by default.
+const TAF: &str = "Topic authorization failed.";
 
 pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let catalog = &ctx.broker.catalog;
@@ -61,6 +65,17 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
     let mut targets: HashMap<Uuid, String> = HashMap::new();
     for id in ids.iter().filter(|i| !dup_ids.contains(i)) {
         match catalog.name_of(*id) {
+            // DESCRIBE, then DELETE (ControllerApis.deleteTopics): a topic named by an id the
+            // session may not describe is not named back.
+            Ok(name) if !ctx.authorize_topic(AclOperation::Describe, &name) => results.push(
+                result(None, *id, errors::TOPIC_AUTHORIZATION_FAILED, Some(TAF)),
+            ),
+            Ok(name) if !ctx.authorize_topic(AclOperation::Delete, &name) => results.push(result(
+                Some(name),
+                *id,
+                errors::TOPIC_AUTHORIZATION_FAILED,
+                Some(TAF),
+            )),
             Ok(name) => {
                 targets.insert(*id, name);
             }
@@ -75,6 +90,16 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
     let mut names_seen = HashSet::new();
     for n in names.iter().filter(|n| !dup_names.contains(*n)) {
         if !names_seen.insert(n.clone()) {
+            continue;
+        }
+        // Whether the topic exists is not told without DELETE on it.
+        if !ctx.authorize_topic(AclOperation::Delete, n) {
+            results.push(result(
+                Some(n.clone()),
+                Uuid::nil(),
+                errors::TOPIC_AUTHORIZATION_FAILED,
+                Some(TAF),
+            ));
             continue;
         }
         match catalog.get(n) {

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 const MATCH_TYPE_EXACT: i8 = 0;
 const MATCH_TYPE_DEFAULT: i8 = 1;
@@ -63,10 +64,19 @@ fn check_filter(req: &DescribeClientQuotasRequest) -> Result<(), (i16, String)> 
 }
 
 pub fn handle(
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
-    match check_filter(&req) {
+    // DESCRIBE_CONFIGS on the cluster (KafkaApis.handleDescribeClientQuotasRequest).
+    let checked = if ctx.authorize_cluster(AclOperation::DescribeConfigs) {
+        check_filter(&req)
+    } else {
+        Err((
+            errors::CLUSTER_AUTHORIZATION_FAILED,
+            "Cluster authorization failed.".to_string(),
+        ))
+    };
+    match checked {
         Ok(()) => DescribeClientQuotasResponse::default()
             .with_error_message(None)
             .with_entries(Some(Vec::new())),

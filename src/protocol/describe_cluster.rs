@@ -10,6 +10,7 @@ use super::authorized::CLUSTER_OPERATIONS;
 use super::cluster;
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::{AclOperation, ResourceType, CLUSTER_NAME};
 
 const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
@@ -62,11 +63,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> Describe
     if v >= 1 {
         r.endpoint_type = ENDPOINT_BROKERS;
     }
-    // Without an authorizer Kafka grants everything and says so when asked.
-    r.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
-    } else {
+    // KIP-430, as AuthHelper.computeDescribeClusterResponse: none without DESCRIBE.
+    r.cluster_authorized_operations = if !req.include_cluster_authorized_operations {
         i32::MIN
+    } else if ctx.authorize_cluster(AclOperation::Describe) {
+        ctx.authorized_operations(CLUSTER_OPERATIONS, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
     };
     r
 }

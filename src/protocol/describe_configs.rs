@@ -15,6 +15,7 @@ use crate::config::describe::{
 };
 use crate::config::ConfigType;
 use crate::metadata::validate_topic_name;
+use crate::security::authorizer::AclOperation;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -27,7 +28,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> Describe
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            match entries(ctx, r.resource_type, r.resource_name.as_str()) {
+            let name = r.resource_name.as_str();
+            let described = ctx
+                .authorize_configs(AclOperation::DescribeConfigs, r.resource_type, name)
+                .map_err(|code| (code, None))
+                .and_then(|()| {
+                    entries(ctx, r.resource_type, name).map_err(|(code, m)| (code, Some(m)))
+                });
+            match described {
                 Ok(entries) => {
                     // Null or empty keys mean every config (ConfigHelper.describeConfigs).
                     let wanted = |e: &ConfigEntry| match &r.configuration_keys {
@@ -50,7 +58,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeConfigsRequest) -> Describe
                 }
                 Err((code, message)) => result
                     .with_error_code(code)
-                    .with_error_message(Some(StrBytes::from_string(message))),
+                    .with_error_message(message.map(StrBytes::from_string)),
             }
         })
         .collect();

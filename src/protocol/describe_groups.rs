@@ -8,6 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::authorized::GROUP_OPERATIONS;
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = ctx.api_version;
@@ -17,6 +18,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeG
         .into_iter()
         .map(|id| {
             let mut g = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx.authorize_group(AclOperation::Describe, id.as_str()) {
+                return g.with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+            }
             if let Err(code) = super::cluster::check_group_coordinator(ctx, id.as_str()) {
                 return g.with_error_code(code);
             }
@@ -50,7 +54,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeG
                 None => g.group_state = StrBytes::from_static_str("Dead"),
             }
             if v >= 3 && req.include_authorized_operations {
-                g.authorized_operations = GROUP_OPERATIONS;
+                g.authorized_operations =
+                    ctx.authorized_operations(GROUP_OPERATIONS, ResourceType::Group, id.as_str());
             }
             g
         })

@@ -10,9 +10,15 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::metadata::Topic;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let catalog = &ctx.broker.catalog;
+    // DESCRIBE on the cluster, else no directories (and the error from v3).
+    if !ctx.authorize_cluster(AclOperation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(super::errors::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let topics: Vec<DescribeLogDirsTopic> = match req.topics {
         None => catalog.all().iter().map(|t| describe(t, None)).collect(),
         Some(wanted) => wanted

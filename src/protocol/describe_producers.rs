@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{errors, RequestContext};
 use crate::metadata::validate_topic_name;
+use crate::security::authorizer::AclOperation;
 
 /// Kafka's message for UNKNOWN_TOPIC_OR_PARTITION (Errors.message(), as ApiError sets it).
 const UNKNOWN_TOPIC_MESSAGE: &str = "This server does not host this topic-partition.";
@@ -26,7 +27,13 @@ pub fn handle(
         .topics
         .into_iter()
         .map(|t| {
+            // READ on the topic before anything about it (KafkaApis).
+            let readable = ctx.authorize_topic(AclOperation::Read, t.name.as_str());
             let topic = match validate_topic_name(t.name.as_str()) {
+                _ if !readable => Err((
+                    errors::TOPIC_AUTHORIZATION_FAILED,
+                    "Topic authorization failed.".to_string(),
+                )),
                 Err(message) => Err((errors::INVALID_TOPIC_EXCEPTION, message)),
                 Ok(()) => ctx.broker.catalog.get(t.name.as_str()).ok_or((
                     errors::UNKNOWN_TOPIC_OR_PARTITION,

@@ -14,11 +14,16 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub fn handle(ctx: &RequestContext<'_>, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let resp = DescribeQuorumResponse::default().with_error_message(None);
+    // DESCRIBE on the cluster (KafkaApis.handleDescribeQuorumRequest).
+    if !ctx.authorize_cluster(AclOperation::Describe) {
+        return resp.with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let asks_metadata_partition = matches!(
         req.topics.as_slice(),
         [t] if t.topic_name.as_str() == METADATA_TOPIC

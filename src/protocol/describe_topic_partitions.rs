@@ -20,6 +20,7 @@ use super::errors;
 use super::RequestContext;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::{validate_topic_name, Topic};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 /// Kafka's max.request.partition.size.limit default.
 const PARTITION_LIMIT: i32 = 2000;
@@ -34,7 +35,8 @@ pub fn handle(
         Some(c) => (c.topic_name.to_string(), c.partition_index.max(0)),
         None => (String::new(), 0),
     };
-    let mut names: Vec<String> = if req.topics.is_empty() {
+    let all = req.topics.is_empty();
+    let mut names: Vec<String> = if all {
         catalog.all().iter().map(|t| t.name.clone()).collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
@@ -51,6 +53,18 @@ pub fn handle(
         } else {
             0
         };
+        // DESCRIBE on the topic: a listing leaves the others out, a named one is refused.
+        if !ctx.authorize_topic(AclOperation::Describe, &name) {
+            if !all {
+                topics.push(
+                    DescribeTopicPartitionsResponseTopic::default()
+                        .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
+                        .with_name(Some(TopicName(StrBytes::from_string(name))))
+                        .with_topic_authorized_operations(i32::MIN),
+                );
+            }
+            continue;
+        }
         let Some(topic) = catalog.get(&name) else {
             let code = if validate_topic_name(&name).is_err() {
                 errors::INVALID_TOPIC_EXCEPTION
@@ -72,7 +86,8 @@ pub fn handle(
         let total = topic.partitions.len() as i32;
         let last = total.min(first.saturating_add(budget));
         budget -= last - first.min(last);
-        topics.push(describe(&image, &topic, first..last));
+        let ops = ctx.authorized_operations(TOPIC_OPERATIONS, ResourceType::Topic, &name);
+        topics.push(describe(&image, &topic, first..last).with_topic_authorized_operations(ops));
         if last < total {
             next_cursor = Some(cursor(&name, last));
             break;
@@ -122,5 +137,4 @@ fn describe(
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(TOPIC_OPERATIONS)
 }

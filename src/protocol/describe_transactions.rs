@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
@@ -21,13 +22,23 @@ pub fn handle(
         .into_iter()
         .map(|id| {
             let state = TransactionState::default().with_transactional_id(id.clone());
-            let described = super::cluster::check_txn_coordinator(ctx, id.as_str())
-                .and_then(|()| ctx.broker.txns.describe(id.as_str()));
+            // DESCRIBE on the transactional id; topics the session may not describe are left
+            // out of the answer (KafkaApis.handleDescribeTransactionsRequest).
+            let described = if ctx.authorize_transactional_id(AclOperation::Describe, id.as_str()) {
+                super::cluster::check_txn_coordinator(ctx, id.as_str())
+                    .and_then(|()| ctx.broker.txns.describe(id.as_str()))
+            } else {
+                Err(super::errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            };
             match described {
                 Err(code) => state.with_error_code(code),
                 Ok(d) => {
                     let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                    for (topic, p) in d.topic_partitions {
+                    let describable = d
+                        .topic_partitions
+                        .into_iter()
+                        .filter(|(t, _)| ctx.authorize_topic(AclOperation::Describe, t));
+                    for (topic, p) in describable {
                         topics.entry(topic).or_default().push(p);
                     }
                     state

@@ -14,8 +14,37 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::election::{elect_leader, ElectError, Election, Pending};
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    // ALTER on the cluster: else the request's error and each partition named gets it
+    // (ElectLeadersRequest.getErrorResponse).
+    if !ctx.authorize_cluster(AclOperation::Alter) {
+        let code = errors::CLUSTER_AUTHORIZATION_FAILED;
+        let results = req
+            .topic_partitions
+            .iter()
+            .flatten()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        PartitionResult::default()
+                            .with_partition_id(*p)
+                            .with_error_code(code)
+                            .with_error_message(None)
+                    })
+                    .collect();
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic.clone())
+                    .with_partition_result(partitions)
+            })
+            .collect();
+        return ElectLeadersResponse::default()
+            .with_error_code(code)
+            .with_replica_election_results(results);
+    }
     let election = match req.election_type {
         0 => Election::Preferred,
         1 => Election::Unclean,

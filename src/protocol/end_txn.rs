@@ -9,6 +9,7 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 use crate::txn::metadata::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TV_0, TV_2};
 
 /// First version whose clients understand PRODUCER_FENCED.
@@ -19,7 +20,12 @@ const TV2_VERSION: i16 = 5;
 pub fn handle(ctx: &RequestContext<'_>, req: EndTxnRequest) -> EndTxnResponse {
     let broker = ctx.broker;
     let tv2 = ctx.api_version >= TV2_VERSION;
-    let checked = super::cluster::check_txn_coordinator(ctx, req.transactional_id.as_str());
+    let id = req.transactional_id.as_str();
+    let checked = if ctx.authorize_transactional_id(AclOperation::Write, id) {
+        super::cluster::check_txn_coordinator(ctx, id)
+    } else {
+        Err(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    };
     let result = checked.and_then(|()| {
         broker.with_txn_context(|t| {
             broker.txns.end_txn(

@@ -36,12 +36,13 @@ use super::fetch_session::{
     FetchContext, FetchMetadata, FetchPartitionData, PartitionKey, TopicKey,
 };
 use super::response::Splices;
-use super::{resolve_topic, RequestContext};
+use super::{resolve_authorized_topic, resolve_topic, RequestContext};
 use crate::log::index::AbortedTxn;
 use crate::log::partition::{LogError, ReadPlan};
 use crate::log::FetchIsolation;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
+use crate::security::authorizer::AclOperation;
 
 /// First Fetch version that names topics by id.
 pub const TOPIC_ID_VERSION: i16 = 13;
@@ -51,11 +52,12 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(300);
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchResponse, Splices) {
     let by_id = ctx.api_version >= TOPIC_ID_VERSION;
     let sessions = &ctx.broker.fetch_sessions;
+    let from_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
     let meta = FetchMetadata {
         version: ctx.api_version,
         session_id: req.session_id,
         epoch: req.session_epoch,
-        is_from_follower: req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0,
+        is_from_follower: from_follower,
     };
     let (context, targets) = sessions.new_context(
         meta,
@@ -76,10 +78,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let min_bytes = u64::try_from(req.min_bytes)
         .unwrap_or(0)
         .min(response_limit(ctx, &req) as u64);
+    // A follower's fetch (a replica id) needs CLUSTER_ACTION, a consumer's READ on each topic
+    // (KafkaApis.handleFetchRequest), checked on every fetch of a session too.
+    let follower_allowed =
+        from_follower && ctx.authorize_cluster(AclOperation::ClusterAction);
     let targets: Vec<Target> = targets
         .into_iter()
         .map(|t| {
-            let topic = resolve(ctx, &t, by_id);
+            let topic = match (from_follower, follower_allowed) {
+                (false, _) => resolve(ctx, &t, by_id),
+                (true, true) => {
+                    resolve_topic(ctx, t.topic.as_deref().unwrap_or(""), t.topic_id, by_id)
+                }
+                (true, false) => Err(errors::TOPIC_AUTHORIZATION_FAILED),
+            };
             (t, topic)
         })
         .collect();
@@ -335,11 +347,17 @@ fn aborted_transaction(t: &AbortedTxn) -> AbortedTransaction {
         .with_first_offset(t.first_offset)
 }
 
-/// The topic of a partition to read: by id from v13 (UNKNOWN_TOPIC_ID), by name before.
+/// A consumer's topic, with READ on it: by id from v13 (UNKNOWN_TOPIC_ID), by name before.
 fn resolve(
     ctx: &RequestContext<'_>,
     t: &FetchPartitionData,
     by_id: bool,
 ) -> Result<Arc<Topic>, i16> {
-    resolve_topic(ctx, t.topic.as_deref().unwrap_or(""), t.topic_id, by_id)
+    resolve_authorized_topic(
+        ctx,
+        t.topic.as_deref().unwrap_or(""),
+        t.topic_id,
+        by_id,
+        AclOperation::Read,
+    )
 }

@@ -13,6 +13,7 @@ use super::cluster;
 use super::errors;
 use super::RequestContext;
 use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::security::authorizer::AclOperation;
 use crate::txn::coordinator::TRANSACTION_STATE_TOPIC;
 
 const GROUP: i8 = 0;
@@ -51,6 +52,21 @@ fn locate(ctx: &RequestContext<'_>, key_type: i8, key: StrBytes) -> Coordinator 
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(msg.to_string())))
     };
+    // DESCRIBE on the group or transactional id (KafkaApis.getCoordinator).
+    if key_type == GROUP && !ctx.authorize_group(AclOperation::Describe, key.as_str()) {
+        return unavailable(
+            errors::GROUP_AUTHORIZATION_FAILED,
+            "Group authorization failed.",
+        );
+    }
+    if key_type == TRANSACTION
+        && !ctx.authorize_transactional_id(AclOperation::Describe, key.as_str())
+    {
+        return unavailable(
+            errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "Transactional Id authorization failed.",
+        );
+    }
     match key_type {
         GROUP | TRANSACTION => match coordinator(ctx, key_type, key.as_str()) {
             Some(n) => Coordinator::default()

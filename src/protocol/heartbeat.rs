@@ -2,10 +2,14 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use super::RequestContext;
+use super::{errors, RequestContext};
 use crate::group::coordinator::MemberRef;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+        return HeartbeatResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
         return HeartbeatResponse::default().with_error_code(code);
     }

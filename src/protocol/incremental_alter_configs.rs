@@ -13,6 +13,7 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::errors;
 use super::RequestContext;
 use crate::config::alter::{apply_incremental, AlterOp, Table};
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
@@ -34,11 +35,17 @@ pub fn handle(
                     errors::INVALID_REQUEST,
                     "Each resource must appear at most once.".to_string(),
                 ))
+            } else if let Err(code) =
+                ctx.authorize_configs(AclOperation::AlterConfigs, r.resource_type, &name)
+            {
+                Err((code, String::new()))
             } else {
                 alter(ctx, r, &name, req.validate_only)
             };
+            // (An authorization failure carries no message, as in Kafka.)
             let (code, message) = match outcome {
                 Ok(()) => (errors::NONE, None),
+                Err((code, m)) if m.is_empty() => (code, None),
                 Err((code, m)) => (code, Some(StrBytes::from_string(m))),
             };
             AlterConfigsResourceResponse::default()

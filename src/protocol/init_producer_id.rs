@@ -7,6 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 /// First version whose PRODUCER_FENCED older clients understand (KafkaApis maps it to
 /// INVALID_PRODUCER_EPOCH below).
@@ -16,8 +17,20 @@ pub fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProdu
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    // KafkaApis: both the producer id and the epoch (KIP-360, v3+), or neither; checked before
-    // anything else, for idempotent producers too.
+    // KafkaApis: WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on
+    // the cluster or WRITE on some topic.
+    let refused = match &req.transactional_id {
+        Some(id) => (!ctx.authorize_transactional_id(AclOperation::Write, id))
+            .then_some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        None => (!ctx.authorize_cluster(AclOperation::IdempotentWrite)
+            && !ctx.authorize_by_resource_type(AclOperation::Write, ResourceType::Topic))
+        .then_some(errors::CLUSTER_AUTHORIZATION_FAILED),
+    };
+    if let Some(code) = refused {
+        return resp.with_error_code(code);
+    }
+    // Then both the producer id and the epoch (KIP-360, v3+), or neither, for idempotent
+    // producers too.
     let expected = match (req.producer_id.0, req.producer_epoch) {
         (-1, -1) => Ok(None),
         (-1, _) | (_, -1) => Err(errors::INVALID_REQUEST),

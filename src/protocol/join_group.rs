@@ -8,6 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::group::classic::{JoinParams, JoinResult, Reply};
+use crate::security::authorizer::AclOperation;
 
 /// From v4 a new member first gets its id with MEMBER_ID_REQUIRED (KIP-394).
 const REQUIRE_MEMBER_ID_VERSION: i16 = 4;
@@ -35,7 +36,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
         require_known_member_id: v >= REQUIRE_MEMBER_ID_VERSION,
     };
     let member_id = params.member_id.clone();
-    if let Err(error_code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
+    let checked = if ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+        super::cluster::check_group_coordinator(ctx, req.group_id.as_str())
+    } else {
+        Err(errors::GROUP_AUTHORIZATION_FAILED)
+    };
+    if let Err(error_code) = checked {
         // JoinGroupRequest.getErrorResponse: no member id, no generation.
         let refused = JoinResult {
             error_code,

@@ -4,7 +4,8 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::RequestContext;
+use super::{errors, RequestContext};
+use crate::security::authorizer::AclOperation;
 
 const BATCH_VERSION: i16 = 3;
 
@@ -24,8 +25,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupRes
         vec![(req.member_id.to_string(), None)]
     };
     let (group_id, now) = (req.group_id.as_str(), ctx.broker.clock.now_ms());
-    let result = super::cluster::check_group_coordinator(ctx, group_id)
-        .and_then(|()| (ctx.broker.groups).leave(&ctx.broker.catalog, group_id, &members, now));
+    let authorized = ctx.authorize_group(AclOperation::Read, group_id);
+    let result = (if authorized {
+        Ok(())
+    } else {
+        Err(errors::GROUP_AUTHORIZATION_FAILED)
+    })
+    .and_then(|()| super::cluster::check_group_coordinator(ctx, group_id))
+    .and_then(|()| (ctx.broker.groups).leave(&ctx.broker.catalog, group_id, &members, now));
     match result {
         Err(code) => LeaveGroupResponse::default().with_error_code(code),
         Ok(codes) if batched => {

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;
@@ -15,6 +16,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsRes
                 .iter()
                 .any(|f| f.as_str().eq_ignore_ascii_case(value))
     };
+    // Every group with DESCRIBE on the cluster, else those the session may DESCRIBE.
+    let all = ctx.authorize_cluster(AclOperation::Describe);
     let groups = ctx
         .broker
         .groups
@@ -26,6 +29,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsRes
         // Each broker lists the groups it coordinates (GroupCoordinatorService.listGroups asks
         // its own shards); admin clients ask every broker.
         .filter(|g| super::cluster::check_group_coordinator(ctx, &g.group_id).is_ok())
+        .filter(|g| all || ctx.authorize_group(AclOperation::Describe, &g.group_id))
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))

@@ -14,6 +14,7 @@ use super::cluster;
 use super::errors;
 use super::RequestContext;
 use crate::log::partition::Partition;
+use crate::security::authorizer::AclOperation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -46,6 +47,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
         .iter()
         .map(|t| {
             let topic = ctx.broker.catalog.get(t.name.as_str());
+            // DESCRIBE on the topic, before anything else (KafkaApis.handleListOffsetRequest).
+            let denied = !ctx.authorize_topic(AclOperation::Describe, t.name.as_str());
             let partitions = t
                 .partitions
                 .iter()
@@ -53,6 +56,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsR
                     let key = (t.name.as_str(), p.partition_index);
                     let resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if denied {
+                        return Some(resp.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED));
+                    }
                     if duplicates.contains(&key) {
                         // Kafka answers a duplicated partition once.
                         return answered

@@ -14,11 +14,19 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::metadata::reassignment::list;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.authorize_cluster(AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(super::errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let asked: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|topics| {
         topics
             .into_iter()

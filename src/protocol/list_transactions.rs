@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 use crate::txn::coordinator::ListFilter;
 use crate::txn::metadata::TransactionState;
 
@@ -36,7 +37,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: ListTransactionsRequest) -> ListTra
     // Each broker lists the transactions it coordinates; the admin client asks every broker.
     let listed = listed
         .into_iter()
-        .filter(|t| super::cluster::check_txn_coordinator(ctx, &t.transactional_id).is_ok());
+        .filter(|t| super::cluster::check_txn_coordinator(ctx, &t.transactional_id).is_ok())
+        // Only those the session may DESCRIBE (KafkaApis.handleListTransactionsRequest).
+        .filter(|t| ctx.authorize_transactional_id(AclOperation::Describe, &t.transactional_id));
     let states = listed
         .map(|t| {
             Listed::default()

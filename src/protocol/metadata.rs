@@ -1,6 +1,11 @@
 //! Metadata (key 3): the live brokers and the requested topics with their partitions' replicas,
 //! ISR and leaders, all from the metadata image, auto-creating unknown topics when both the
 //! broker and the request allow it.
+//!
+//! With an authorizer (KafkaApis.handleTopicMetadataRequest): a listing of all topics shows only
+//! those the session may DESCRIBE; a named topic it may not is TOPIC_AUTHORIZATION_FAILED,
+//! whether or not it exists; auto-creation needs CREATE on the cluster or on the topic. Authorized
+//! operations (KIP-430) are the session's own.
 
 use std::sync::Arc;
 
@@ -15,6 +20,7 @@ use super::cluster;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::{validate_topic_name, CreateTopicError, Topic};
+use crate::security::authorizer::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
@@ -36,6 +42,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
             .catalog
             .all()
             .iter()
+            .filter(|t| ctx.authorize_topic(AclOperation::Describe, &t.name))
             .map(|t| describe(ctx, t))
             .collect()
     } else {
@@ -62,14 +69,26 @@ pub fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataRespons
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(cluster::controller_id(ctx, &image)))
         .with_topics(topics);
-    // Without an authorizer Kafka grants everything and says so when asked (v8+).
+    // The session's operations when asked (v8+); none for a topic it may not describe or an
+    // unknown topic id, and none on the cluster without DESCRIBE there.
     if v >= 8 && req_topic_ops {
         for t in &mut resp.topics {
-            t.topic_authorized_operations = TOPIC_OPERATIONS;
+            let refused = matches!(
+                t.error_code,
+                errors::TOPIC_AUTHORIZATION_FAILED | errors::UNKNOWN_TOPIC_ID
+            );
+            if let (false, Some(name)) = (refused, &t.name) {
+                t.topic_authorized_operations =
+                    ctx.authorized_operations(TOPIC_OPERATIONS, ResourceType::Topic, name.as_str());
+            }
         }
     }
     if (8..=10).contains(&v) && req_cluster_ops {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations = if ctx.authorize_cluster(AclOperation::Describe) {
+            ctx.authorized_operations(CLUSTER_OPERATIONS, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
     }
     resp
 }
@@ -90,12 +109,36 @@ fn lookup(
             return error_topic(None, t.topic_id, errors::INVALID_REQUEST, v);
         }
         return match catalog.get_by_id(t.topic_id) {
+            // Topic ids are not secret: Kafka names the id it refuses.
+            Some(topic) if !ctx.authorize_topic(AclOperation::Describe, &topic.name) => {
+                error_topic(None, t.topic_id, errors::TOPIC_AUTHORIZATION_FAILED, v)
+            }
             Some(topic) => describe(ctx, &topic),
             None => error_topic(None, t.topic_id, errors::UNKNOWN_TOPIC_ID, v),
         };
     };
+    // Whether the topic exists is not disclosed to a session that may not describe it.
+    if !ctx.authorize_topic(AclOperation::Describe, &name) {
+        return error_topic(
+            Some(name),
+            uuid::Uuid::nil(),
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            v,
+        );
+    }
     if let Some(topic) = catalog.get(&name) {
         return describe(ctx, &topic);
+    }
+    if may_create
+        && !ctx.authorize_cluster(AclOperation::Create)
+        && !ctx.authorize_topic(AclOperation::Create, &name)
+    {
+        return error_topic(
+            Some(name),
+            uuid::Uuid::nil(),
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            v,
+        );
     }
     if validate_topic_name(&name).is_err() {
         return error_topic(

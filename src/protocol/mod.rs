@@ -480,6 +480,28 @@ fn resolve_topic(
     }
 }
 
+/// `resolve_topic` for a request that needs `op` on the topic, in KafkaApis' order: an unknown
+/// topic id is UNKNOWN_TOPIC_ID, then a topic the session may not `op` (existing or not) is
+/// TOPIC_AUTHORIZATION_FAILED, then an unknown name UNKNOWN_TOPIC_OR_PARTITION.
+fn resolve_authorized_topic(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    id: uuid::Uuid,
+    by_id: bool,
+    op: crate::security::authorizer::AclOperation,
+) -> Result<std::sync::Arc<crate::metadata::Topic>, i16> {
+    let topic = resolve_topic(ctx, name, id, by_id);
+    let name = match &topic {
+        Ok(t) => t.name.as_str(),
+        Err(_) if by_id => return topic,
+        Err(_) => name,
+    };
+    if !ctx.authorize_topic(op, name) {
+        return Err(errors::TOPIC_AUTHORIZATION_FAILED);
+    }
+    topic
+}
+
 /// Encodes a response with the header version its type prescribes for the request's version.
 fn respond<T: Encodable + HeaderVersion + std::fmt::Debug>(
     ctx: &RequestContext<'_>,

@@ -6,13 +6,26 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::RequestContext;
+use super::{errors, RequestContext};
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    // DELETE on the group, then READ on each topic: the others' partitions are
+    // TOPIC_AUTHORIZATION_FAILED and keep their offsets (KafkaApis.handleOffsetDeleteRequest).
+    if !ctx.authorize_group(AclOperation::Delete, req.group_id.as_str()) {
+        return OffsetDeleteResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+    }
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| ctx.authorize_topic(AclOperation::Read, t.name.as_str()))
+        .collect();
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&allowed)
+        .filter(|(_, allowed)| **allowed)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.to_string(), p.partition_index))
@@ -30,14 +43,20 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDelet
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(allowed)
+        .map(|(t, allowed)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
+                    let code = if allowed {
+                        codes.next().unwrap_or_default()
+                    } else {
+                        errors::TOPIC_AUTHORIZATION_FAILED
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or_default())
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()

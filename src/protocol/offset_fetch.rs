@@ -14,6 +14,7 @@ use super::RequestContext;
 use crate::group::coordinator::FetchedOffset;
 use crate::group::offsets_topic::CommittedOffset;
 use crate::protocol::errors;
+use crate::security::authorizer::AclOperation;
 
 const BATCH_VERSION: i16 = 8;
 
@@ -30,6 +31,29 @@ fn by_topic(found: Vec<FetchedOffset>) -> Vec<TopicOffsets> {
         }
     }
     out
+}
+
+/// The topics the session may DESCRIBE (KafkaApis.handleOffsetFetchRequest): when the request
+/// named none (`all`), the others are left out; when it named them, their partitions are
+/// TOPIC_AUTHORIZATION_FAILED.
+fn describable(
+    ctx: &RequestContext<'_>,
+    topics: Vec<TopicOffsets>,
+    all: bool,
+) -> Vec<TopicOffsets> {
+    topics
+        .into_iter()
+        .filter_map(|(t, ps)| {
+            if ctx.authorize_topic(AclOperation::Describe, &t) {
+                return Some((t, ps));
+            }
+            let refused = ps
+                .into_iter()
+                .map(|(p, _)| (p, Err(errors::TOPIC_AUTHORIZATION_FAILED)))
+                .collect();
+            (!all).then_some((t, refused))
+        })
+        .collect()
 }
 
 /// (error, offset, leader epoch, metadata) of one partition; an error comes with offset -1.
@@ -55,8 +79,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .groups
             .into_iter()
             .map(|g| {
-                if let Err(code) = super::cluster::check_group_coordinator(ctx, g.group_id.as_str())
-                {
+                let checked = if ctx.authorize_group(AclOperation::Describe, g.group_id.as_str()) {
+                    super::cluster::check_group_coordinator(ctx, g.group_id.as_str())
+                } else {
+                    Err(errors::GROUP_AUTHORIZATION_FAILED)
+                };
+                if let Err(code) = checked {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
                         .with_error_code(code);
@@ -66,8 +94,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
+                let all = wanted.is_none();
                 let found = groups.fetch_offsets(g.group_id.as_str(), wanted, stable);
-                let topics = by_topic(found)
+                let topics = describable(ctx, by_topic(found), all)
                     .into_iter()
                     .map(|(t, ps)| {
                         let partitions = ps
@@ -94,6 +123,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .collect();
         return OffsetFetchResponse::default().with_groups(results);
     }
+    if !ctx.authorize_group(AclOperation::Describe, req.group_id.as_str()) {
+        return not_coordinator(ctx.api_version, req, errors::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
         return not_coordinator(ctx.api_version, req, code);
     }
@@ -102,7 +134,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = by_topic(groups.fetch_offsets(req.group_id.as_str(), wanted, stable))
+    let all = wanted.is_none();
+    let found = by_topic(groups.fetch_offsets(req.group_id.as_str(), wanted, stable));
+    let topics = describable(ctx, found, all)
         .into_iter()
         .map(|(t, ps)| {
             let partitions = ps
@@ -128,7 +162,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-/// OffsetFetch below v8 sent to another broker than the group's coordinator: the error at the
+/// OffsetFetch below v8 refused as a whole (not the coordinator, no DESCRIBE on the group): the error at the
 /// top level (v2+), or on each requested partition before v2, where there is no top level.
 fn not_coordinator(v: i16, req: OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
     if v >= 2 {

@@ -17,23 +17,31 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use super::cluster;
 use super::errors;
 use super::RequestContext;
+use crate::security::authorizer::AclOperation;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = ctx.broker.catalog.image();
+    // A replica may ask about every topic (CLUSTER_ACTION), a client about those it may
+    // DESCRIBE (KafkaApis.handleOffsetForLeaderEpochRequest).
+    let replica = ctx.authorize_cluster(AclOperation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let topic = ctx.broker.catalog.get(t.topic.as_str());
+            let denied = !replica && !ctx.authorize_topic(AclOperation::Describe, t.topic.as_str());
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     // Defaults: leader epoch and end offset -1 (UNDEFINED_EPOCH[_OFFSET]).
                     let resp = EpochEndOffset::default().with_partition(p.partition);
+                    if denied {
+                        return resp.with_error_code(errors::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let led = cluster::led_partition(
                         ctx,
                         &image,

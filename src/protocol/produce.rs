@@ -14,13 +14,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::{self, CurrentLeaders};
 use super::errors;
-use super::{resolve_topic, respond, Reply, RequestContext};
+use super::{resolve_authorized_topic, respond, Reply, RequestContext};
 use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::partition::{FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
+use crate::security::authorizer::AclOperation;
 use crate::txn::metadata::TV_2;
 use crate::txn::producer_state::VerificationGuard;
 
@@ -52,9 +53,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     let now = ctx.broker.clock.now_ms();
     let valid_acks = matches!(req.acks, -1..=1);
     let transactional_id = req.transactional_id.as_ref().map(|id| id.to_string());
-    // KafkaApis.handleProduceRequest: transactional records need a transactional id (and, with
-    // ACLs, Write on it); without one the whole request is refused.
-    let refused = transactional_id.is_none() && has_transactional_records(&req);
+    // KafkaApis.handleProduceRequest: transactional records need a transactional id and WRITE
+    // on it; without them the whole request is refused.
+    let refused = has_transactional_records(&req)
+        && !transactional_id
+            .as_deref()
+            .is_some_and(|id| ctx.authorize_transactional_id(AclOperation::Write, id));
     let mut flushes = Vec::new();
     let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
     let image = ctx.broker.catalog.image();
@@ -72,12 +76,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                 .map(|(pi, pd)| {
                     let index = pd.index;
                     let r = match (&topic, valid_acks) {
-                        (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         _ if refused => failed(
                             pd.index,
                             errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                             None,
                         ),
+                        (Err(code @ errors::TOPIC_AUTHORIZATION_FAILED), _) => {
+                            failed(pd.index, *code, None)
+                        }
+                        (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => {
                             let tx = transactional_id.as_deref();
@@ -177,12 +184,14 @@ async fn run_flushes(
     }
 }
 
+/// The topic, with WRITE on it.
 fn resolve(ctx: &RequestContext<'_>, t: &TopicProduceData) -> Result<std::sync::Arc<Topic>, i16> {
-    resolve_topic(
+    resolve_authorized_topic(
         ctx,
         t.name.as_str(),
         t.topic_id,
         ctx.api_version >= TOPIC_ID_VERSION,
+        AclOperation::Write,
     )
 }
 

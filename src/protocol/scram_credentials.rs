@@ -27,12 +27,21 @@ use super::errors;
 use super::RequestContext;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{MetadataRecord, UserScramCredentialRecord};
+use crate::security::authorizer::AclOperation;
 use crate::security::scram::{ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 pub fn describe(
     ctx: &RequestContext<'_>,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    // DESCRIBE on the cluster (KafkaApis.handleDescribeUserScramCredentialsRequest).
+    if !ctx.authorize_cluster(AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let image = ctx.broker.catalog.image();
     let results = describe_image(
         &image,
@@ -134,21 +143,23 @@ pub fn alter(
     ctx: &RequestContext<'_>,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let outcome = ctx
-        .broker
-        .catalog
-        .change_image(|image| alter_image(image, &req));
+    // ALTER on the cluster: else every user named fails (ControllerApis).
+    let outcome = if ctx.authorize_cluster(AclOperation::Alter) {
+        ctx.broker
+            .catalog
+            .change_image(|image| alter_image(image, &req))
+    } else {
+        let refused = |u| {
+            let message = Some("Cluster authorization failed.".to_string());
+            (u, errors::CLUSTER_AUTHORIZATION_FAILED, message)
+        };
+        Ok(users_named(&req).into_iter().map(refused).collect())
+    };
     let results = match outcome {
         Ok(results) => results,
         Err(e) => {
             tracing::error!(error = %e, "cannot commit SCRAM credentials");
-            let users: BTreeSet<String> = req
-                .deletions
-                .iter()
-                .map(|d| d.name.to_string())
-                .chain(req.upsertions.iter().map(|u| u.name.to_string()))
-                .collect();
-            users
+            users_named(&req)
                 .into_iter()
                 .map(|u| (u, errors::UNKNOWN_SERVER_ERROR, Some(e.to_string())))
                 .collect()
@@ -167,6 +178,15 @@ pub fn alter(
 }
 
 type AlterResult = (String, i16, Option<String>);
+
+/// Every user an alteration names, once.
+fn users_named(req: &AlterUserScramCredentialsRequest) -> BTreeSet<String> {
+    req.deletions
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+        .collect()
+}
 
 /// ScramControlManager.alterCredentials on one image: the records to commit and each user's
 /// result (the successful ones first, then the failed ones, as Kafka lists them).

@@ -7,8 +7,12 @@ use super::errors;
 use super::RequestContext;
 use crate::group::classic::{Reply, SyncResult};
 use crate::group::coordinator::MemberRef;
+use crate::security::authorizer::AclOperation;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGroupResponse {
+    if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+        return SyncGroupResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
         return SyncGroupResponse::default().with_error_code(code);
     }

@@ -13,10 +13,11 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::offset_commit::{codes_in_request_order, offset_commits};
+use super::offset_commit::{codes_in_request_order, commit_code, offset_commits, readable_topics};
 use super::{errors, RequestContext};
 use crate::coordinator::runtime::ProducerIdAndEpoch;
 use crate::group::coordinator::{MemberRef, OFFSETS_TOPIC};
+use crate::security::authorizer::AclOperation;
 use crate::txn::metadata::TV_2;
 
 /// First version of TV2: the offsets partition is added to the transaction implicitly.
@@ -25,7 +26,22 @@ const ADD_PARTITION_VERSION: i16 = 5;
 const ABORTABLE_VERSION: i16 = 4;
 
 pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let commits = offset_commits!(req.topics);
+    // WRITE on the transactional id, then READ on the group, then READ on each topic
+    // (KafkaApis.handleTxnOffsetCommitRequest).
+    let refused =
+        if !ctx.authorize_transactional_id(AclOperation::Write, req.transactional_id.as_str()) {
+            Some(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        } else if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
+            Some(errors::GROUP_AUTHORIZATION_FAILED)
+        } else {
+            None
+        };
+    let allowed = readable_topics(
+        ctx,
+        req.topics.iter().map(|t| t.name.as_str()),
+        refused.is_some(),
+    );
+    let commits = offset_commits!(req.topics, allowed);
     let instance = req.group_instance_id.as_ref().map(|i| i.to_string());
     let who = MemberRef {
         group_id: req.group_id.as_str(),
@@ -38,7 +54,9 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
         producer_epoch: req.producer_epoch,
     };
     let now = ctx.broker.clock.now_ms();
-    let added = if let Err(code) = super::cluster::check_group_coordinator(ctx, who.group_id) {
+    let added = if let Some(code) = refused {
+        code
+    } else if let Err(code) = super::cluster::check_group_coordinator(ctx, who.group_id) {
         code
     } else if req.group_id.is_empty() {
         errors::NONE
@@ -59,14 +77,15 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(allowed)
+        .map(|(t, allowed)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(next_code())
+                        .with_error_code(commit_code(allowed, &mut next_code))
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()

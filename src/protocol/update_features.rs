@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::features::{self, FeatureUpdate, SAFE_DOWNGRADE, UPGRADE};
+use crate::security::authorizer::AclOperation;
 
 /// v0 has allow_downgrade where v1 has upgrade_type.
 const UPGRADE_TYPE_VERSION: i16 = 1;
@@ -19,6 +20,15 @@ const UPGRADE_TYPE_VERSION: i16 = 1;
 const RESULTS_MAX_VERSION: i16 = 1;
 
 pub fn handle(ctx: &RequestContext<'_>, req: UpdateFeaturesRequest) -> UpdateFeaturesResponse {
+    // ALTER on the cluster (ControllerApis.handleUpdateFeatures); the error response has no
+    // per-feature results (UpdateFeaturesResponse.createWithErrors).
+    if !ctx.authorize_cluster(AclOperation::Alter) {
+        return UpdateFeaturesResponse::default()
+            .with_error_code(errors::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let updates: Vec<FeatureUpdate> = req
         .feature_updates
         .iter()

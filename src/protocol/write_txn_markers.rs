@@ -9,11 +9,15 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
-use super::RequestContext;
+use super::{errors, RequestContext};
+use crate::security::authorizer::AclOperation;
 use crate::txn::markers::TxnMarkerWriter;
 use crate::txn::TxnMarker;
 
 pub fn handle(ctx: &RequestContext<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    // ALTER or CLUSTER_ACTION on the cluster (KafkaApis.handleWriteTxnMarkersRequest).
+    let allowed = ctx.authorize_cluster(AclOperation::Alter)
+        || ctx.authorize_cluster(AclOperation::ClusterAction);
     let writer = ctx.broker.marker_writer();
     let markers = req
         .markers
@@ -30,9 +34,12 @@ pub fn handle(ctx: &RequestContext<'_>, req: WriteTxnMarkersRequest) -> WriteTxn
                 .iter()
                 .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                 .collect();
-            let mut codes = writer
-                .write_markers(marker, &partitions, ctx.broker.clock.now_ms())
-                .into_iter();
+            let mut codes = if allowed {
+                writer.write_markers(marker, &partitions, ctx.broker.clock.now_ms())
+            } else {
+                vec![errors::CLUSTER_AUTHORIZATION_FAILED; partitions.len()]
+            }
+            .into_iter();
             let topics = m
                 .topics
                 .into_iter()
