@@ -516,6 +516,14 @@ async fn compacted_topics_need_keys_and_refuse_delete_records() -> Result<()> {
                 .is_some_and(|m| m.contains("Compacted topic cannot accept message without key")),
             "{p:?}"
         );
+        // KIP-467: the keyless record is named, so a producer fails only it.
+        let named: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+        ensure!(named == [1], "{codec:?}: {p:?}");
+        ensure!(
+            p.record_errors[0].batch_index_error_message.as_deref()
+                == Some("Compacted topic cannot accept message without key in topic partition compacted-0."),
+            "{p:?}"
+        );
         let keyed = build_batch(codec, &[Rec::kv("k", "v"), Rec::kv("k2", "v")], None);
         produce_ok(&mut c, "compacted", 0, keyed).await?;
     }

@@ -395,7 +395,6 @@ async fn invalid_timestamp_names_the_records_in_record_errors() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "gap, issue 4 (compaction): null-key record accepted on a cleanup.policy=compact topic (Kafka: INVALID_RECORD)"]
 async fn compacted_topic_needs_keys() -> Result<()> {
     // LogValidator: "Compacted topic cannot accept message without key" (INVALID_RECORD).
     let b = start_broker().await?;

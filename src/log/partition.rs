@@ -91,8 +91,10 @@ pub enum LogError {
     DeletePastHighWatermark { offset: i64, high_watermark: i64 },
     #[error("Records can not be deleted due to the configured policy")]
     DeleteNotAllowedByPolicy,
-    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
-    NoKeyOnCompactedTopic(String),
+    /// Records without a key for a compacted topic: their indices in the batch, each a KIP-467
+    /// record error (LogValidator.validateKey, then processRecordErrors' summary as the message).
+    #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]", .records.len(), keyless_summary(.partition, .records))]
+    NoKeyOnCompactedTopic { partition: String, records: Vec<i32> },
     /// A non-transactional batch from a producer inside a transaction (ProducerAppendInfo).
     #[error("Expected transactional write from the producer: its transaction is ongoing")]
     InvalidTxnState,
@@ -848,13 +850,20 @@ impl PartitionLog {
         }
         let raw =
             super::records::uncompressed_records(records, header, self.config.max_message_bytes)?;
-        if self.config.cleanup_compact && super::records::first_keyless_record(&raw)?.is_some() {
-            let tp = self
+        let keyless = match self.config.cleanup_compact {
+            true => super::records::keyless_records(&raw)?,
+            false => Vec::new(),
+        };
+        if !keyless.is_empty() {
+            let partition = self
                 .dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            return Err(LogError::NoKeyOnCompactedTopic(tp));
+            return Err(LogError::NoKeyOnCompactedTopic {
+                partition,
+                records: keyless,
+            });
         }
         let Some(codec) = target else {
             return Ok(None);
@@ -1652,6 +1661,22 @@ impl Partition {
         let log = self.log.lock();
         (log.log_start_offset(), log.high_watermark())
     }
+}
+
+/// Kafka's message for a keyless record sent to a compacted topic (LogValidator.validateKey).
+pub fn keyless_record_message(partition: &str) -> String {
+    format!("Compacted topic cannot accept message without key in topic partition {partition}.")
+}
+
+/// The first three record errors as Java prints a list of RecordError.
+fn keyless_summary(partition: &str, records: &[i32]) -> String {
+    let message = keyless_record_message(partition);
+    records
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

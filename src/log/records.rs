@@ -82,9 +82,14 @@ pub fn walk_records(mut area: &[u8]) -> Result<Vec<RecordRef<'_>>, BatchError> {
     Ok(out)
 }
 
-/// The index of the first record without a key (key length -1).
-pub fn first_keyless_record(records: &[u8]) -> Result<Option<usize>, BatchError> {
-    Ok(walk_records(records)?.iter().position(|r| r.key.is_none()))
+/// The index in the batch of every record without a key (key length -1).
+pub fn keyless_records(records: &[u8]) -> Result<Vec<i32>, BatchError> {
+    Ok(walk_records(records)?
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect())
 }
 
 /// A zig-zag varlong: value and bytes used.
@@ -177,14 +182,14 @@ mod tests {
         let batch = make_batch(&[b"a", b"b"], 1, None);
         let h = BatchHeader::parse(&batch).unwrap();
         let raw = uncompressed_records(&batch, &h, 1 << 20).unwrap();
-        assert_eq!(first_keyless_record(&raw).unwrap(), Some(0));
+        assert_eq!(keyless_records(&raw).unwrap(), vec![0, 1]);
         // A record with key "k": length, attributes, ts delta 0, offset delta 0, key len 1, key,
         // value len -1, 0 headers.
         let body = [0u8, 0, 0, 2, b'k', 1, 0];
         let mut rec = vec![(body.len() as u8) << 1];
         rec.extend_from_slice(&body);
-        assert_eq!(first_keyless_record(&rec).unwrap(), None);
-        assert!(first_keyless_record(&rec[..4]).is_err());
+        assert!(keyless_records(&rec).unwrap().is_empty());
+        assert!(keyless_records(&rec[..4]).is_err());
     }
 
     /// A record: zig-zag varint helpers as Kafka writes them.

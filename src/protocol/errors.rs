@@ -166,7 +166,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
             OFFSET_OUT_OF_RANGE
         }
         LogError::DeleteNotAllowedByPolicy => POLICY_VIOLATION,
-        LogError::NoKeyOnCompactedTopic(_) => INVALID_RECORD,
+        LogError::NoKeyOnCompactedTopic { .. } => INVALID_RECORD,
         LogError::InvalidTxnState => INVALID_TXN_STATE,
         LogError::TransactionCoordinatorFenced => TRANSACTION_COORDINATOR_FENCED,
         LogError::FencedLeaderEpoch { .. } => FENCED_LEADER_EPOCH,

@@ -16,7 +16,7 @@ use super::cluster::{self, CurrentLeaders};
 use super::errors;
 use super::{resolve_authorized_topic, respond, Reply, RequestContext};
 use crate::log::batch::{BatchError, BatchHeader};
-use crate::log::partition::{FlushJob, LogError, Partition};
+use crate::log::partition::{keyless_record_message, FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
@@ -312,6 +312,21 @@ fn append(
                 // KIP-467 (Produce v8+): name the offending records so the producer fails only them.
                 LogError::Batch(BatchError::RecordTimestamps(bad)) if ctx.api_version >= 8 => {
                     resp.with_record_errors(bad.iter().map(record_error).collect())
+                }
+                LogError::NoKeyOnCompactedTopic { partition, records } if ctx.api_version >= 8 => {
+                    let message = keyless_record_message(&partition);
+                    resp.with_record_errors(
+                        records
+                            .iter()
+                            .map(|&i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        message.clone(),
+                                    )))
+                            })
+                            .collect(),
+                    )
                 }
                 _ => resp,
             };
