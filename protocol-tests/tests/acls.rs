@@ -789,7 +789,10 @@ async fn authorization_matrix() -> Result<()> {
     let update_features = || {
         UpdateFeaturesRequest::default().with_feature_updates(vec![
             kafka_protocol::messages::update_features_request::FeatureUpdateKey::default()
-                .with_feature(s("group.version")).with_max_version_level(1).with_upgrade_type(1)])
+                .with_feature(s("group.version"))
+                .with_max_version_level(1)
+                .with_upgrade_type(1),
+        ])
     };
     row!(&b, admin, "UpdateFeatures", grants: vec![cluster(ALTER)], deny: cluster(ALTER),
         refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,

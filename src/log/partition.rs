@@ -94,7 +94,10 @@ pub enum LogError {
     /// Records without a key for a compacted topic: their indices in the batch, each a KIP-467
     /// record error (LogValidator.validateKey, then processRecordErrors' summary as the message).
     #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]", .records.len(), keyless_summary(.partition, .records))]
-    NoKeyOnCompactedTopic { partition: String, records: Vec<i32> },
+    NoKeyOnCompactedTopic {
+        partition: String,
+        records: Vec<i32>,
+    },
     /// A non-transactional batch from a producer inside a transaction (ProducerAppendInfo).
     #[error("Expected transactional write from the producer: its transaction is ongoing")]
     InvalidTxnState,

@@ -80,8 +80,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
         .min(response_limit(ctx, &req) as u64);
     // A follower's fetch (a replica id) needs CLUSTER_ACTION, a consumer's READ on each topic
     // (KafkaApis.handleFetchRequest), checked on every fetch of a session too.
-    let follower_allowed =
-        from_follower && ctx.authorize_cluster(AclOperation::ClusterAction);
+    let follower_allowed = from_follower && ctx.authorize_cluster(AclOperation::ClusterAction);
     let targets: Vec<Target> = targets
         .into_iter()
         .map(|t| {

@@ -61,8 +61,8 @@ pub mod sasl_handshake;
 pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
-mod watched;
 pub mod update_features;
+mod watched;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
