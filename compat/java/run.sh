@@ -585,13 +585,25 @@ failover_tests() {
     mkdir -p "$(dirname "$copy")" && cp "$CLUSTER_METADATA_LOG" "$copy"
     local shell=(timeout 60 java -cp "$JAVA_COMPAT_TARGET/shell-4.2/lib/*" org.apache.kafka.shell.MetadataShell
       --snapshot "$copy")
-    "${shell[@]}" ls /image/topics/byName >"$base-shell-topics.out" 2>&1
-    admin_check "$label/kafka-metadata-shell-topics" "$base-shell-topics.out" "^fo$"
-    "${shell[@]}" ls /image/cluster/brokers >"$base-shell-brokers.out" 2>&1
-    admin_check "$label/kafka-metadata-shell-brokers" "$base-shell-brokers.out" "^3$"
-    "${shell[@]}" cat /image/topics/byName/fo/0 >"$base-shell-partition.out" 2>&1
-    admin_check "$label/kafka-metadata-shell-partition" "$base-shell-partition.out" \
-      "^PartitionRegistration\(replicas=\[[123], [123], [123]\].*isr=\[[123], [123], [123]\].*leader=[123],"
+    # The shell's one-shot mode is racy: MetadataShell.waitUntilCaughtUp returns once the loader
+    # has applied any offset above 0, but the loader publishes the image only after the file
+    # reader's shutdown event exposes the high-water mark, so on a loaded machine the command can
+    # run against an empty image (seen in CI: `ls` printed nothing while the next two calls on the
+    # same copy saw everything). Each call is retried a few times while its output lacks the line.
+    shell_check() {
+      local name=$1 out=$2 pattern=$3 try
+      shift 3
+      for try in 1 2 3 4 5; do
+        "${shell[@]}" "$@" >"$out" 2>&1
+        grep -qE -- "$pattern" "$out" && break
+      done
+      admin_check "$label/$name" "$out" "$pattern"
+    }
+    shell_check kafka-metadata-shell-topics "$base-shell-topics.out" "^fo$" ls /image/topics/byName
+    shell_check kafka-metadata-shell-brokers "$base-shell-brokers.out" "^3$" ls /image/cluster/brokers
+    shell_check kafka-metadata-shell-partition "$base-shell-partition.out" \
+      "^PartitionRegistration\(replicas=\[[123], [123], [123]\].*isr=\[[123], [123], [123]\].*leader=[123]," \
+      cat /image/topics/byName/fo/0
   fi
   # Clients through it all (FailoverTests): elections, reassignments, stops, coordinators moving.
   local clients
