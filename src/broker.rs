@@ -73,6 +73,8 @@ pub struct Broker {
     /// The test control plane's state (fault rules, the request journal); idle unless the
     /// admin listener is on.
     pub control: crate::admin::Control,
+    /// Counters for `GET /metrics` (see `metrics`).
+    pub metrics: crate::metrics::BrokerMetrics,
     _lock: File,
 }
 
@@ -166,6 +168,7 @@ impl Broker {
             purgatory,
             clock,
             control,
+            metrics: Default::default(),
             _lock: lock,
         })
     }

@@ -15,6 +15,7 @@
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
 //! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
+//! | `GET /metrics`                | Prometheus text format (see `crate::metrics`)            |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
@@ -313,6 +314,10 @@ async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
         let body = json!({"error": "missing or wrong bearer token (--admin-token)"});
         return answer(StatusCode::UNAUTHORIZED, &body)
             .with_header(hyper::header::WWW_AUTHENTICATE, "Bearer");
+    }
+    if req.method == Method::GET && req.path() == ["metrics"] {
+        let text = crate::metrics::render(nodes.broker());
+        return HttpResponse::text(StatusCode::OK, crate::metrics::CONTENT_TYPE, text);
     }
     let routed = route(&req).and_then(|r| Ok((r, json_body(&req)?)));
     let (status, body) = match routed {

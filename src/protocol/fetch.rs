@@ -253,8 +253,14 @@ fn respond(
             let mut pd = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_aborted_transactions(read_committed.then(Vec::new));
+            let stats = (topic.as_ref().ok())
+                .and_then(|t| t.partition(fp.partition))
+                .map(|p| &p.stats);
             match plan {
                 Err(code) => {
+                    if let Some(stats) = stats {
+                        ctx.broker.metrics.fetched(stats, None);
+                    }
                     pd.error_code = code;
                     pd.high_watermark = -1;
                     pd.records = Some(Bytes::new());
@@ -285,6 +291,10 @@ fn respond(
                     let records = plan
                         .range(max, !sent_any)
                         .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
+                    if let Some(stats) = stats {
+                        let sent = records.as_ref().ok().map(|r| r.len() as u64);
+                        ctx.broker.metrics.fetched(stats, sent);
+                    }
                     match records {
                         Ok(records) => {
                             budget = budget.saturating_sub(records.len());

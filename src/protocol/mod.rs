@@ -33,6 +33,7 @@ pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
+pub mod error_codes;
 pub mod error_response;
 pub mod errors;
 pub mod fetch;
@@ -73,6 +74,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
 use crate::security::{Listener, ANONYMOUS};
+use error_codes::ErrorCodes;
 use response::{ResponseFrame, Splices, SplicingBuf};
 
 /// What the connection does after a request.
@@ -152,6 +154,7 @@ impl Session {
 /// What a handler knows about the request it serves.
 pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
+    pub api: ApiKey,
     /// The broker the request was sent to (leadership and coordinators are answered for it).
     pub node_id: i32,
     pub api_version: i16,
@@ -211,6 +214,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
     };
     let ctx = RequestContext {
         broker,
+        api,
         node_id: session.node_id,
         api_version: version,
         correlation_id: header.correlation_id,
@@ -221,14 +225,18 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         principal: Arc::clone(&session.principal),
         answered: None,
     };
+    let started = std::time::Instant::now();
     // The test control plane (fault rules, the request journal): one atomic load when off.
-    if broker.control.watching() {
-        return watched::serve(ctx, session, api, frame).await;
-    }
-    match dispatch(&ctx, api, frame).await {
-        Ok(reply) => reply,
-        Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
-    }
+    let reply = if broker.control.watching() {
+        watched::serve(ctx, session, api, frame).await
+    } else {
+        match dispatch(&ctx, api, frame).await {
+            Ok(reply) => reply,
+            Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
+        }
+    };
+    broker.metrics.request(api, started.elapsed());
+    reply
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -441,13 +449,15 @@ where
     Resp: Send + 'static,
 {
     let broker = Arc::clone(ctx.broker);
-    let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
+    let (api, node_id, api_version) = (ctx.api, ctx.node_id, ctx.api_version);
+    let correlation_id = ctx.correlation_id;
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
     let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
+            api,
             node_id,
             api_version,
             correlation_id,
@@ -503,22 +513,21 @@ fn resolve_authorized_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion + std::fmt::Debug>(
-    ctx: &RequestContext<'_>,
-    body: &T,
-) -> Reply {
+fn respond<T: Encodable + HeaderVersion + ErrorCodes>(ctx: &RequestContext<'_>, body: &T) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
 
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
-/// While the request journal records, the response's error codes are noted for it.
-fn respond_spliced<T: Encodable + HeaderVersion + std::fmt::Debug>(
+/// Its error codes are counted for the metrics, and noted for the request journal while it
+/// records.
+fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes>(
     ctx: &RequestContext<'_>,
     body: &T,
     records: Splices,
 ) -> Reply {
+    ctx.broker.metrics.response_errors(ctx.api, body);
     if let Some(answered) = &ctx.answered {
-        *answered.lock() = crate::admin::journal::error_codes_of(&format!("{body:?}"));
+        *answered.lock() = error_codes::distinct(body);
     }
     encode(
         ctx.correlation_id,

@@ -296,7 +296,17 @@ fn append(
         producer_ids_issued: ctx.broker.producer_ids.issued_end(),
         verification_guard,
     };
-    match partition.append_unflushed(&records, ctx.api_version, now, origin) {
+    let appended = partition.append_unflushed(&records, ctx.api_version, now, origin);
+    let written = appended.as_ref().ok().map(|(info, _)| {
+        let bytes = if info.duplicate {
+            0
+        } else {
+            records.len() as u64
+        };
+        (bytes, u64::from(info.records))
+    });
+    ctx.broker.metrics.produced(&partition.stats, written);
+    match appended {
         Ok((info, flush)) => (
             PartitionProduceResponse::default()
                 .with_index(pd.index)
