@@ -385,60 +385,62 @@ fn connection_families(m: &BrokerMetrics) -> Vec<Family> {
     vec![open]
 }
 
-/// Logs (size, offsets, segments) and partition health from the metadata image.
-fn partition_families(broker: &Broker) -> Vec<Family> {
-    use MetricType::Gauge;
-    let mut size = Family::new(
-        "kafka_log_log_size",
-        "Bytes of a partition's log on disk.",
-        Gauge,
-    );
-    let mut start = Family::new(
+/// Per-partition gauges, in the order `partition_families` fills them: the log's (read under its
+/// lock), then health from the metadata image.
+const PARTITION_GAUGES: [(&str, &str); 10] = [
+    ("kafka_log_log_size", "Bytes of a partition's log on disk."),
+    (
         "kafka_log_log_logstartoffset",
         "A partition's log start offset.",
-        Gauge,
-    );
-    let mut end = Family::new(
+    ),
+    (
         "kafka_log_log_logendoffset",
         "A partition's log end offset.",
-        Gauge,
-    );
-    let mut segments = Family::new(
+    ),
+    (
         "kafka_log_log_numlogsegments",
         "Segments of a partition's log.",
-        Gauge,
-    );
-    let mut current = Family::new(
+    ),
+    (
         "kafka_topic_partition_current_offset",
         "A partition's high watermark (kafka-exporter's current offset).",
-        Gauge,
-    );
-    let mut oldest = Family::new(
+    ),
+    (
         "kafka_topic_partition_oldest_offset",
         "A partition's log start offset (kafka-exporter's oldest offset).",
-        Gauge,
-    );
-    let mut isr = Family::new(
+    ),
+    (
         "kafka_topic_partition_in_sync_replica",
         "In-sync replicas of a partition.",
-        Gauge,
-    );
-    let mut replicas = Family::new(
-        "kafka_topic_partition_replicas",
-        "Replicas of a partition.",
-        Gauge,
-    );
-    let mut leader = Family::new(
+    ),
+    ("kafka_topic_partition_replicas", "Replicas of a partition."),
+    (
         "kafka_topic_partition_leader",
         "A partition's leader (-1: none).",
-        Gauge,
-    );
-    let mut under = Family::new(
+    ),
+    (
         "kafka_topic_partition_under_replicated_partition",
         "1 when a partition has fewer in-sync replicas than replicas.",
-        Gauge,
+    ),
+];
+
+/// A gauge without labels.
+fn single(name: &'static str, help: &'static str, v: impl TryInto<i64>) -> Family {
+    let mut f = Family::new(name, help, MetricType::Gauge);
+    f.add(Vec::new(), v);
+    f
+}
+
+/// Logs (size, offsets, segments) and partition health from the metadata image.
+fn partition_families(broker: &Broker) -> Vec<Family> {
+    let mut gauges: Vec<Family> = (PARTITION_GAUGES.iter())
+        .map(|(name, help)| Family::new(name, help, MetricType::Gauge))
+        .collect();
+    let mut partitions = Family::new(
+        "kafka_topic_partitions",
+        "Partitions of a topic.",
+        MetricType::Gauge,
     );
-    let mut partitions = Family::new("kafka_topic_partitions", "Partitions of a topic.", Gauge);
     let (mut total, mut under_total, mut offline) = (0u64, 0u64, 0u64);
     let image = broker.catalog.image();
     for topic in broker.catalog.all() {
@@ -449,72 +451,60 @@ fn partition_families(broker: &Broker) -> Vec<Family> {
                 ("topic", topic.name.clone()),
                 ("partition", p.index.to_string()),
             ];
-            let (bytes, log_start, log_end, hw, n_segments) = p.with_log(|l| {
-                let s = l.size_bytes();
-                let o = (l.log_start_offset(), l.log_end_offset(), l.high_watermark());
-                (s, o.0, o.1, o.2, l.segment_count())
+            let mut values = p.with_log(|l| {
+                let start = l.log_start_offset();
+                let (size, segments) = (l.size_bytes() as i64, l.segment_count() as i64);
+                vec![
+                    size,
+                    start,
+                    l.log_end_offset(),
+                    segments,
+                    l.high_watermark(),
+                    start,
+                ]
             });
-            size.add(labels.clone(), bytes);
-            start.add(labels.clone(), log_start);
-            end.add(labels.clone(), log_end);
-            segments.add(labels.clone(), n_segments);
-            current.add(labels.clone(), hw);
-            oldest.add(labels.clone(), log_start);
             total += 1;
             if let Some(r) = registered.and_then(|t| t.partitions.get(&p.index)) {
                 let is_under = r.isr.len() < r.replicas.len();
                 under_total += u64::from(is_under);
                 offline += u64::from(r.leader < 0);
-                isr.add(labels.clone(), r.isr.len());
-                replicas.add(labels.clone(), r.replicas.len());
-                leader.add(labels.clone(), r.leader);
-                under.add(labels, u8::from(is_under));
+                let (isr, replicas) = (r.isr.len() as i64, r.replicas.len() as i64);
+                values.extend([isr, replicas, i64::from(r.leader), i64::from(is_under)]);
+            }
+            for (f, v) in gauges.iter_mut().zip(values) {
+                f.add(labels.clone(), v);
             }
         }
     }
-    let summary = |name, help, v: u64| {
-        let mut f = Family::new(name, help, Gauge);
-        f.add(Vec::new(), v);
-        f
-    };
-    vec![
-        size,
-        start,
-        end,
-        segments,
-        current,
-        oldest,
-        isr,
-        replicas,
-        leader,
-        under,
+    gauges.extend([
         partitions,
-        summary(
+        single(
             "kafka_server_replicamanager_partitioncount",
             "Partitions this process holds.",
             total,
         ),
-        summary(
+        single(
             "kafka_server_replicamanager_underreplicatedpartitions",
             "Partitions with fewer in-sync replicas than replicas.",
             under_total,
         ),
-        summary(
+        single(
             "kafka_controller_kafkacontroller_offlinepartitionscount",
             "Partitions without a leader.",
             offline,
         ),
-        summary(
+        single(
             "kafka_controller_kafkacontroller_globaltopiccount",
             "Topics in the cluster.",
-            image.topics.len() as u64,
+            image.topics.len(),
         ),
-        summary(
+        single(
             "kafka_controller_kafkacontroller_activecontrollercount",
             "1: this process runs the metadata log.",
             1,
         ),
-    ]
+    ]);
+    gauges
 }
 
 /// Groups by protocol and state, committed offsets and lag (what kafka-exporter and Burrow
