@@ -291,6 +291,7 @@ impl Collector for Scrape {
             .chain(connection_families(m))
             .chain(partition_families(broker))
             .chain(group_families(broker))
+            .chain(quota_families(broker))
         {
             f.encode(&mut encoder)?;
         }
@@ -505,6 +506,45 @@ fn partition_families(broker: &Broker) -> Vec<Family> {
         ),
     ]);
     gauges
+}
+
+/// Clients with a byte-rate quota: their rate and last throttle time (Kafka's `Produce` and
+/// `Fetch` quota metrics, `kafka.server:type=Produce,user=..,client-id=..`).
+fn quota_families(broker: &Broker) -> Vec<Family> {
+    use crate::server::client_quotas::QuotaType;
+    let now = broker.clock.now_ms();
+    let snapshot = broker.client_quotas.snapshot(now);
+    let mut families = Vec::new();
+    for (q, rate_name, throttle_name) in [
+        (
+            QuotaType::Produce,
+            "kafka_server_produce_byte_rate",
+            "kafka_server_produce_throttle_time",
+        ),
+        (
+            QuotaType::Fetch,
+            "kafka_server_fetch_byte_rate",
+            "kafka_server_fetch_throttle_time",
+        ),
+    ] {
+        let mut rate = Family::new(
+            rate_name,
+            "Bytes per second over the quota window, by client.",
+            MetricType::Gauge,
+        );
+        let mut throttle = Family::new(
+            throttle_name,
+            "The last throttle time given, ms, by client.",
+            MetricType::Gauge,
+        );
+        for (_, user, client, r, t) in snapshot.iter().filter(|s| s.0 == q) {
+            let labels = vec![("user", user.clone()), ("client_id", client.clone())];
+            rate.add(labels.clone(), r.round() as i64);
+            throttle.add(labels, *t);
+        }
+        families.extend([rate, throttle]);
+    }
+    families
 }
 
 /// Groups by protocol and state, committed offsets and lag (what kafka-exporter and Burrow

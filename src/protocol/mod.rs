@@ -9,6 +9,7 @@
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -67,6 +68,7 @@ mod watched;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -109,6 +111,8 @@ pub struct Session {
     /// The client software's name and version from ApiVersions v3+ (KIP-511), kept only while
     /// the request journal records.
     pub client_software: Option<(String, String)>,
+    /// A client over its quota: nothing more is read from it before this (KIP-219).
+    pub throttled_until: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -132,6 +136,7 @@ impl Session {
             sasl,
             connection_id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             client_software: None,
+            throttled_until: None,
         }
     }
 
@@ -169,6 +174,34 @@ pub struct RequestContext<'a> {
     pub principal: Arc<str>,
     /// While the request journal records: the error codes of the response (see `respond`).
     pub answered: Option<parking_lot::Mutex<Vec<i16>>>,
+    /// Set by a handler whose client went over its quota: the connection reads nothing more
+    /// for this long after the response (KIP-219; see `server::client_quotas`).
+    pub throttle_ms: std::sync::atomic::AtomicI32,
+}
+
+impl RequestContext<'_> {
+    /// The principal's name, as quotas know users ("User:alice" → "alice").
+    pub fn user(&self) -> &str {
+        self.principal
+            .split_once(':')
+            .map_or(&*self.principal, |(_, name)| name)
+    }
+
+    /// Records `bytes` against the client's `quota` and returns the throttle time (0 within it),
+    /// which the connection also honours.
+    pub fn record_quota(
+        &self,
+        quota: crate::server::client_quotas::QuotaType,
+        bytes: usize,
+    ) -> i32 {
+        let image = self.broker.catalog.image();
+        let now = self.broker.clock.now_ms();
+        let quotas = &self.broker.client_quotas;
+        let ms = quotas.record(&image, quota, self.user(), &self.client_id, bytes, now);
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        ms
+    }
 }
 
 /// Handles one request frame (without its size prefix).
@@ -224,11 +257,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
         answered: None,
+        throttle_ms: Default::default(),
     };
     let started = std::time::Instant::now();
+    let mut ctx = ctx;
     // The test control plane (fault rules, the request journal): one atomic load when off.
     let reply = if broker.control.watching() {
-        watched::serve(ctx, session, api, frame).await
+        watched::serve(&mut ctx, session, api, frame).await
     } else {
         match dispatch(&ctx, api, frame).await {
             Ok(reply) => reply,
@@ -236,6 +271,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         }
     };
     broker.metrics.request(api, started.elapsed());
+    let throttle_ms = ctx.throttle_ms.into_inner();
+    if throttle_ms > 0 {
+        session.throttled_until =
+            Some(tokio::time::Instant::now() + Duration::from_millis(throttle_ms as u64));
+    }
     reply
 }
 
@@ -353,6 +393,14 @@ async fn dispatch(
         ApiKey::DescribeClientQuotas => {
             respond(ctx, &describe_client_quotas::handle(ctx, decode(f, v)?))
         }
+        // Appends to the metadata log (with fsync): off the threads serving connections.
+        ApiKey::AlterClientQuotas => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, alter_client_quotas::handle).await?,
+            )
+        }
         ApiKey::DescribeUserScramCredentials => {
             respond(ctx, &scram_credentials::describe(ctx, decode(f, v)?))
         }
@@ -397,7 +445,6 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::AlterClientQuotas
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch
         | ApiKey::EndQuorumEpoch
@@ -467,6 +514,7 @@ where
             listener,
             principal,
             answered: None,
+            throttle_ms: Default::default(),
         };
         handler(&ctx, req)
     })

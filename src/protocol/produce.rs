@@ -22,6 +22,7 @@ use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 use crate::security::authorizer::AclOperation;
+use crate::server::client_quotas::QuotaType;
 use crate::txn::metadata::TV_2;
 use crate::txn::producer_state::VerificationGuard;
 
@@ -34,7 +35,13 @@ const ADD_PARTITION_VERSION: i16 = 12;
 
 pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     let acks = req.acks;
-    let resp = handle(ctx, req).await;
+    // The producer byte rate counts the records sent, served or not (Kafka records the request).
+    let bytes: usize = (req.topic_data.iter())
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let mut resp = handle(ctx, req).await;
+    resp.throttle_time_ms = ctx.record_quota(QuotaType::Produce, bytes);
     if acks != 0 {
         return respond(ctx, &resp);
     }
