@@ -1,0 +1,20 @@
+//! Share groups (KIP-932, "queues for Kafka"): the members of a share group read the same
+//! partitions cooperatively, and the broker tracks, per group and partition, which records are
+//! acquired by whom, acknowledged, released or rejected (`partition`, after Kafka's
+//! `SharePartition`).
+//!
+//! Kafka 4.4 turns share groups on with the `share.version` feature (level 1 serves share groups,
+//! level 2 adds KIP-1191 dead-letter queues; a 4.4 metadata version bootstraps level 2). The
+//! broker configs `group.share.enable` and `group.coordinator.rebalance.protocols=...,share` of
+//! early-access releases are gone: with `share.version` 0 Kafka still lists the share APIs in
+//! ApiVersions and answers each with UNSUPPORTED_VERSION.
+
+pub mod partition;
+
+/// The `share.version` feature (Kafka's `ShareVersion.FEATURE_NAME`).
+pub const SHARE_VERSION_FEATURE: &str = "share.version";
+
+/// `ShareVersion.supportsShareGroups`: share groups are served from level 1.
+pub fn share_groups_enabled(share_version: i16) -> bool {
+    share_version >= 1
+}
