@@ -1,7 +1,8 @@
 //! Share groups (KIP-932, "queues for Kafka"): the members of a share group read the same
 //! partitions cooperatively, and the broker tracks, per group and partition, which records are
 //! acquired by whom, acknowledged, released or rejected (`partition`, after Kafka's
-//! `SharePartition`).
+//! `SharePartition`), and what each consumer's ShareFetch session holds (`session`, after
+//! `ShareSessionCache`). The share group's membership is in `crate::group::share`.
 //!
 //! Kafka 4.4 turns share groups on with the `share.version` feature (level 1 serves share groups,
 //! level 2 adds KIP-1191 dead-letter queues; a 4.4 metadata version bootstraps level 2). The
@@ -10,6 +11,7 @@
 //! ApiVersions and answers each with UNSUPPORTED_VERSION.
 
 pub mod partition;
+pub mod session;
 
 /// The `share.version` feature (Kafka's `ShareVersion.FEATURE_NAME`).
 pub const SHARE_VERSION_FEATURE: &str = "share.version";
