@@ -137,13 +137,13 @@ impl StoredConsumerGroup {
     }
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     let n = s.len().min(i16::MAX as usize);
     b.put_i16(n as i16);
     b.put_slice(&s.as_bytes()[..n]);
 }
 
-fn put_uvarint(b: &mut BytesMut, mut v: u64) {
+pub(crate) fn put_uvarint(b: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         b.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -151,7 +151,7 @@ fn put_uvarint(b: &mut BytesMut, mut v: u64) {
     b.put_u8(v as u8);
 }
 
-fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
+pub(crate) fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
     match s {
         None => put_uvarint(b, 0),
         Some(s) => {
@@ -177,13 +177,13 @@ fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
     }
 }
 
-fn value_header() -> BytesMut {
+pub(crate) fn value_header() -> BytesMut {
     let mut b = BytesMut::new();
     b.put_i16(0);
     b
 }
 
-fn finish(mut b: BytesMut) -> Bytes {
+pub(crate) fn finish(mut b: BytesMut) -> Bytes {
     put_uvarint(&mut b, 0); // no tagged fields
     b.freeze()
 }
@@ -244,30 +244,41 @@ pub fn current_assignment_value(c: &StoredCurrentAssignment) -> Bytes {
 
 /// A reader over untrusted bytes: every read is bounds-checked, counts are checked against what
 /// is left before anything is allocated.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
         Some(head)
     }
-    fn i8(&mut self) -> Option<i8> {
+    pub(crate) fn i8(&mut self) -> Option<i8> {
         self.take(1).map(|b| b[0] as i8)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(crate) fn i16(&mut self) -> Option<i16> {
         self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        let b: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(i64::from_be_bytes(b))
+    }
+    pub(crate) fn uuid(&mut self) -> Option<Uuid> {
+        Uuid::from_slice(self.take(16)?).ok()
+    }
+    /// Nothing left: a record that decoded with bytes to spare is not what it claims to be.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub(crate) fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.i16()?).ok()?;
         self.take(n)
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
-    fn uvarint(&mut self) -> Option<u64> {
+    pub(crate) fn uvarint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1)?[0];
@@ -279,7 +290,7 @@ impl<'a> Reader<'a> {
         None
     }
     /// A compact array's length, refused when it claims more elements than bytes remain.
-    fn compact_len(&mut self) -> Option<Option<usize>> {
+    pub(crate) fn compact_len(&mut self) -> Option<Option<usize>> {
         let n = self.uvarint()?;
         if n == 0 {
             return Some(None);
@@ -287,7 +298,7 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(n - 1).ok()?;
         (n <= self.0.len()).then_some(Some(n))
     }
-    fn compact_str(&mut self) -> Option<Option<String>> {
+    pub(crate) fn compact_str(&mut self) -> Option<Option<String>> {
         match self.compact_len()? {
             None => Some(None),
             Some(n) => self
@@ -295,7 +306,7 @@ impl<'a> Reader<'a> {
                 .map(|b| Some(String::from_utf8_lossy(b).into_owned())),
         }
     }
-    fn skip_tagged(&mut self) -> Option<()> {
+    pub(crate) fn skip_tagged(&mut self) -> Option<()> {
         let count = self.uvarint()?;
         for _ in 0..count {
             self.uvarint()?;
@@ -304,7 +315,7 @@ impl<'a> Reader<'a> {
         }
         Some(())
     }
-    fn topic_partitions(&mut self) -> Option<Assignment> {
+    pub(crate) fn topic_partitions(&mut self) -> Option<Assignment> {
         let mut a = Assignment::new();
         for _ in 0..self.compact_len()?.unwrap_or(0) {
             let id = Uuid::from_slice(self.take(16)?).ok()?;
@@ -315,7 +326,7 @@ impl<'a> Reader<'a> {
         }
         Some(a)
     }
-    fn value_version(&mut self) -> Option<()> {
+    pub(crate) fn value_version(&mut self) -> Option<()> {
         (self.i16()? == 0).then_some(())
     }
 }

@@ -2,7 +2,8 @@
 //! partitions cooperatively, and the broker tracks, per group and partition, which records are
 //! acquired by whom, acknowledged, released or rejected (`partition`, after Kafka's
 //! `SharePartition`), and what each consumer's ShareFetch session holds (`session`, after
-//! `ShareSessionCache`). The share group's membership is in `crate::group::share`.
+//! `ShareSessionCache`), and the share-partition state's records in `__share_group_state`
+//! (`state_records`). The share group's membership is in `crate::group::share`.
 //!
 //! Kafka 4.4 turns share groups on with the `share.version` feature (level 1 serves share groups,
 //! level 2 adds KIP-1191 dead-letter queues; a 4.4 metadata version bootstraps level 2). The
@@ -12,6 +13,7 @@
 
 pub mod partition;
 pub mod session;
+pub mod state_records;
 
 /// The `share.version` feature (Kafka's `ShareVersion.FEATURE_NAME`).
 pub const SHARE_VERSION_FEATURE: &str = "share.version";
