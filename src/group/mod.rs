@@ -2,7 +2,7 @@
 //! (`consumer`), the KIP-932 share group's (`share`), the shard of one `__consumer_offsets`
 //! partition with its groups, offsets and replay (`shard`), the coordinator that routes requests to shards on the coordinator runtime
 //! (`coordinator`), and Kafka's record formats in `__consumer_offsets` (`offsets_topic`,
-//! `consumer_records`).
+//! `consumer_records`, `share_records`).
 
 pub mod classic;
 pub mod consumer;
@@ -11,6 +11,7 @@ pub mod coordinator;
 pub mod offsets_topic;
 pub mod shard;
 pub mod share;
+pub mod share_records;
 
 /// The members of a KIP-848 or share group whose session deadline passed by `now`, by id.
 pub fn expired_members<M>(

@@ -16,9 +16,14 @@
 //!
 //! Plain state: every method takes `now` and the topic metadata it needs, nothing blocks.
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use indexmap::IndexMap;
 
 use super::consumer::{topics_metadata, Assignment, TopicSource, TopicsMetadata};
+use super::consumer_records as rec;
+use super::share_records::{self as srec, StoredShareCurrent, StoredShareGroup, StoredShareMember};
 use crate::protocol::errors;
 
 /// The epoch a member leaves with.
@@ -283,6 +288,80 @@ impl ShareGroup {
         expired
     }
 
+    /// The whole group as Kafka's share-group records (`share_records`), by key; the shard
+    /// writes those that differ from what it wrote last.
+    pub fn records(&self) -> BTreeMap<Bytes, Bytes> {
+        let g = &self.group_id;
+        let mut out = BTreeMap::new();
+        out.insert(
+            rec::group_key(srec::LAYOUT.group_metadata, g),
+            srec::group_metadata_value(self.group_epoch),
+        );
+        out.insert(
+            rec::group_key(srec::LAYOUT.target_metadata, g),
+            srec::target_metadata_value(self.assignment_epoch),
+        );
+        for m in self.members.values() {
+            let id = &m.member_id;
+            let stored = StoredShareMember {
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.clone(),
+            };
+            out.insert(
+                rec::member_key(srec::LAYOUT.member_metadata, g, id),
+                srec::member_value(&stored),
+            );
+            out.insert(
+                rec::member_key(srec::LAYOUT.target_member, g, id),
+                rec::target_member_value(&m.assignment),
+            );
+            let current = StoredShareCurrent {
+                member_epoch: m.member_epoch,
+                previous_member_epoch: m.previous_member_epoch,
+                assigned: m.assignment.clone(),
+            };
+            out.insert(
+                rec::member_key(srec::LAYOUT.current_assignment, g, id),
+                srec::current_assignment_value(&current),
+            );
+        }
+        out
+    }
+
+    /// Rebuilds a group from its replayed records; members get a fresh session from `now`, as
+    /// Kafka arms session timers when it loads a group.
+    pub fn restore(
+        group_id: &str,
+        stored: StoredShareGroup,
+        topics: &dyn TopicSource,
+        now: i64,
+        cfg: &ShareGroupConfig,
+    ) -> ShareGroup {
+        let mut g = ShareGroup::new(group_id);
+        g.group_epoch = stored.group_epoch;
+        g.assignment_epoch = stored.target_epoch;
+        for (id, m) in stored.members {
+            let cur = stored.current.get(&id).cloned().unwrap_or_default();
+            let member = ShareMember {
+                member_id: id.clone(),
+                member_epoch: cur.member_epoch,
+                previous_member_epoch: cur.previous_member_epoch,
+                rack_id: m.rack_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                subscribed_topic_names: m.subscribed_topic_names,
+                assignment: cur.assigned,
+                deadline_ms: now.saturating_add(cfg.session_timeout_ms),
+            };
+            g.members.insert(id, member);
+        }
+        // The assignment was computed from these topics; resolving them does not move the epoch.
+        g.refresh_topics(topics);
+        g
+    }
+
     /// The subscribed topics' metadata, fresh from the cluster; true if it changed.
     fn refresh_topics(&mut self, topics: &dyn TopicSource) -> bool {
         let fresh = topics_metadata(self.subscribed_topics(), topics);
@@ -449,6 +528,42 @@ mod tests {
         assert!(g.expire(84_999).is_empty());
         assert_eq!(g.expire(85_000), vec!["b".to_string()]);
         assert_eq!(g.state(), "Empty");
+    }
+
+    #[test]
+    fn the_group_comes_back_from_its_records() {
+        let mut g = ShareGroup::new("g");
+        let t = topics(2);
+        g.heartbeat(hb("a", 0, Some(&["t1"])), &t, 0, &CFG);
+        let mut b = hb("b", 0, Some(&["t2", "t1"]));
+        b.rack_id = Some("r1".into());
+        g.heartbeat(b, &t, 0, &CFG);
+        g.heartbeat(hb("a", 1, None), &t, 0, &CFG);
+        // Replay every record as the shard would at load.
+        let mut stored = StoredShareGroup::default();
+        for (k, v) in g.records() {
+            let (group, r) = srec::decode(&k, Some(&v)).unwrap();
+            assert_eq!(group, "g");
+            assert!(stored.apply(r));
+        }
+        let back = ShareGroup::restore("g", stored, &t, 100, &CFG);
+        assert_eq!((back.group_epoch, back.assignment_epoch), (2, 2));
+        assert_eq!(back.members.len(), 2);
+        for (id, m) in &g.members {
+            let r = &back.members[id];
+            assert_eq!(
+                (&r.subscribed_topic_names, &r.assignment, r.member_epoch),
+                (&m.subscribed_topic_names, &m.assignment, m.member_epoch)
+            );
+            assert_eq!(r.previous_member_epoch, m.previous_member_epoch);
+            assert_eq!(r.rack_id, m.rack_id);
+            assert_eq!(r.deadline_ms, 100 + CFG.session_timeout_ms);
+        }
+        // Loading does not move the epoch: the next heartbeat finds nothing changed.
+        let mut back = back;
+        let a = back.heartbeat(hb("a", 2, None), &t, 200, &CFG);
+        assert_eq!((a.error_code, a.member_epoch, a.assignment), (0, 2, None));
+        assert_eq!(back.records(), g.records());
     }
 
     #[test]
