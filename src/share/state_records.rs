@@ -166,6 +166,88 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(SharePartitionKey, Sh
     Some((k, rec))
 }
 
+/// The persisted state of one share-partition, as replaying its records rebuilds it (Kafka's
+/// `ShareGroupOffset` in the share coordinator's shard): the last snapshot with every later
+/// update laid over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareGroupOffset {
+    pub snapshot_epoch: i32,
+    pub state_epoch: i32,
+    pub leader_epoch: i32,
+    pub start_offset: i64,
+    pub state_batches: Vec<StateBatch>,
+}
+
+impl ShareGroupOffset {
+    pub fn from_snapshot(s: ShareSnapshot) -> ShareGroupOffset {
+        ShareGroupOffset {
+            snapshot_epoch: s.snapshot_epoch,
+            state_epoch: s.state_epoch,
+            leader_epoch: s.leader_epoch,
+            start_offset: s.start_offset,
+            state_batches: combine(Vec::new(), &s.state_batches, s.start_offset),
+        }
+    }
+
+    /// Lays an update over the state: its start offset (-1: unchanged) and its batches win over
+    /// what they overlap; batches wholly below the start offset are dropped.
+    pub fn apply_update(&mut self, u: &ShareUpdate) {
+        if u.start_offset >= 0 {
+            self.start_offset = u.start_offset;
+        }
+        if u.leader_epoch >= 0 {
+            self.leader_epoch = u.leader_epoch;
+        }
+        let current = std::mem::take(&mut self.state_batches);
+        self.state_batches = combine(current, &u.state_batches, self.start_offset);
+    }
+}
+
+/// `current` (sorted, disjoint) with `newer` painted over it in order, cut at `start_offset`,
+/// touching equal neighbours joined (Kafka's PersisterStateBatchCombiner).
+fn combine(current: Vec<StateBatch>, newer: &[StateBatch], start_offset: i64) -> Vec<StateBatch> {
+    let mut out = current;
+    for n in newer.iter().filter(|n| n.first_offset <= n.last_offset) {
+        let mut next = Vec::with_capacity(out.len() + 2);
+        for b in out {
+            if b.last_offset < n.first_offset || b.first_offset > n.last_offset {
+                next.push(b);
+                continue;
+            }
+            if b.first_offset < n.first_offset {
+                next.push(StateBatch {
+                    last_offset: n.first_offset - 1,
+                    ..b
+                });
+            }
+            if b.last_offset > n.last_offset {
+                next.push(StateBatch {
+                    first_offset: n.last_offset + 1,
+                    ..b
+                });
+            }
+        }
+        next.push(*n);
+        next.sort_by_key(|b| b.first_offset);
+        out = next;
+    }
+    let mut joined: Vec<StateBatch> = Vec::with_capacity(out.len());
+    for mut b in out.into_iter().filter(|b| b.last_offset >= start_offset) {
+        b.first_offset = b.first_offset.max(start_offset);
+        match joined.last_mut() {
+            Some(p)
+                if p.last_offset + 1 == b.first_offset
+                    && (p.delivery_state, p.delivery_count)
+                        == (b.delivery_state, b.delivery_count) =>
+            {
+                p.last_offset = b.last_offset;
+            }
+            _ => joined.push(b),
+        }
+    }
+    joined
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +328,48 @@ mod tests {
         assert_eq!(
             decode(&k, Some(&update_value(&upd))),
             Some((sp_key(), ShareStateRecord::Update(Some(upd))))
+        );
+    }
+
+    #[test]
+    fn updates_lay_over_the_snapshot() {
+        let mut state = ShareGroupOffset::from_snapshot(ShareSnapshot {
+            snapshot_epoch: 1,
+            state_epoch: 0,
+            leader_epoch: 0,
+            start_offset: 0,
+            create_timestamp: 0,
+            write_timestamp: 0,
+            state_batches: vec![batch(0, 9, 1, 1)],
+        });
+        // 3-4 accepted, 6 released: the acquired run splits around them.
+        state.apply_update(&ShareUpdate {
+            snapshot_epoch: 1,
+            leader_epoch: -1,
+            start_offset: -1,
+            state_batches: vec![batch(3, 4, 2, 1), batch(6, 6, 0, 1)],
+        });
+        assert_eq!(
+            state.state_batches,
+            vec![
+                batch(0, 2, 1, 1),
+                batch(3, 4, 2, 1),
+                batch(5, 5, 1, 1),
+                batch(6, 6, 0, 1),
+                batch(7, 9, 1, 1)
+            ]
+        );
+        // 0-2 accepted and the start offset moves: what is below it goes, equal neighbours join.
+        state.apply_update(&ShareUpdate {
+            snapshot_epoch: 1,
+            leader_epoch: -1,
+            start_offset: 5,
+            state_batches: vec![batch(0, 2, 2, 1), batch(5, 5, 0, 1)],
+        });
+        assert_eq!(state.start_offset, 5);
+        assert_eq!(
+            state.state_batches,
+            vec![batch(5, 6, 0, 1), batch(7, 9, 1, 1)]
         );
     }
 
