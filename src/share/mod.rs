@@ -3,7 +3,8 @@
 //! acquired by whom, acknowledged, released or rejected (`partition`, after Kafka's
 //! `SharePartition`), and what each consumer's ShareFetch session holds (`session`, after
 //! `ShareSessionCache`), and the share-partition state's records in `__share_group_state`
-//! (`state_records`). The share group's membership is in `crate::group::share`.
+//! (`state_records`), kept by the share coordinator's shard on the coordinator runtime
+//! (`coordinator`). The share group's membership is in `crate::group::share`.
 //!
 //! Kafka 4.4 turns share groups on with the `share.version` feature (level 1 serves share groups,
 //! level 2 adds KIP-1191 dead-letter queues; a 4.4 metadata version bootstraps level 2). The
@@ -11,6 +12,7 @@
 //! early-access releases are gone: with `share.version` 0 Kafka still lists the share APIs in
 //! ApiVersions and answers each with UNSUPPORTED_VERSION.
 
+pub mod coordinator;
 pub mod partition;
 pub mod session;
 pub mod state_records;
