@@ -429,7 +429,7 @@ impl SharePartition {
         let span = batch
             .last_offset
             .checked_sub(batch.first_offset)
-            .map(|d| d + 1);
+            .and_then(|d| d.checked_add(1));
         if batch.last_offset < batch.first_offset || (n != 1 && Some(n) != span) || n == 0 {
             return Err(ShareError::InvalidRequest(
                 "Invalid acknowledge type list for the batch.",
@@ -899,6 +899,13 @@ mod tests {
             sp.acknowledge("m", &[ack(12, 10, &[ACCEPT])])
         ));
         assert!(invalid_request(sp.acknowledge("m", &[ack(10, 12, &[])])));
+        // Ranges at the ends of i64 are refused, not overflowed.
+        assert!(invalid_request(
+            sp.acknowledge("m", &[ack(0, i64::MAX, &[ACCEPT, ACCEPT])])
+        ));
+        assert!(invalid_request(
+            sp.acknowledge("m", &[ack(i64::MIN, i64::MAX, &[ACCEPT])])
+        ));
         // Another member's records.
         assert!(invalid_state(
             sp.acknowledge("x", &[ack(10, 19, &[ACCEPT])])
