@@ -7,6 +7,7 @@
 //! - `log`: record batches, segments, indexes, partition logs, recovery, retention;
 //! - `coordinator`: the coordinator runtime (Kafka's CoordinatorRuntime) coordinators run on;
 //! - `group`: the consumer-group coordinator and committed offsets;
+//! - `share`: share groups (KIP-932): the state of each share-partition;
 //! - `metadata`: topics, topic ids, partitions and the catalog on disk;
 //! - `txn`: producer ids and idempotent-producer state;
 //! - `security`: listeners' authentication: SASL mechanisms (PLAIN, SCRAM), TLS, principals;
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod schema_registry;
 pub mod security;
 pub mod server;
+pub mod share;
 pub mod txn;
 
 use std::net::SocketAddr;

@@ -102,6 +102,17 @@ pub trait TopicSource {
     fn names(&self) -> Vec<String>;
 }
 
+/// The metadata of those of `names` that exist.
+pub fn topics_metadata(
+    names: impl IntoIterator<Item = String>,
+    topics: &dyn TopicSource,
+) -> TopicsMetadata {
+    names
+        .into_iter()
+        .filter_map(|n| topics.lookup(&n).map(|m| (n, m)))
+        .collect()
+}
+
 /// Upper bound on a compiled subscription regex, so a hostile pattern cannot take memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -214,11 +225,7 @@ impl ConsumerGroup {
         }
         let regex_changed = matches != self.regex_matches;
         self.regex_matches = matches;
-        let fresh: TopicsMetadata = self
-            .subscribed_topics()
-            .into_iter()
-            .filter_map(|n| topics.lookup(&n).map(|m| (n, m)))
-            .collect();
+        let fresh = topics_metadata(self.subscribed_topics(), topics);
         let topics_changed = fresh != self.topics;
         self.topics = fresh;
         regex_changed || topics_changed
@@ -452,12 +459,7 @@ impl ConsumerGroup {
 
     /// Removes members whose session expired; true if any was.
     pub fn expire(&mut self, now: i64) -> bool {
-        let expired: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.deadline_ms <= now)
-            .map(|m| m.member_id.clone())
-            .collect();
+        let expired = super::expired_members(&self.members, now, |m| m.deadline_ms);
         for id in &expired {
             tracing::info!(group = %self.group_id, member = %id, "consumer group member session expired");
             let instance = self.members.get(id).and_then(|m| m.instance_id.clone());

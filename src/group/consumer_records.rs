@@ -61,13 +61,14 @@ pub struct StoredCurrentAssignment {
     pub pending_revocation: Assignment,
 }
 
-/// One consumer-group record, decoded. `None` values are tombstones.
+/// One record of a KIP-848 or share group, decoded, over the group type's member-metadata and
+/// current-assignment values. `None` values are tombstones.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ConsumerGroupRecord {
+pub enum GroupRecord<M, C> {
     GroupEpoch(Option<i32>),
     Member {
         member_id: String,
-        value: Option<StoredConsumerMember>,
+        value: Option<M>,
     },
     TargetEpoch(Option<i32>),
     TargetMember {
@@ -76,74 +77,87 @@ pub enum ConsumerGroupRecord {
     },
     CurrentAssignment {
         member_id: String,
-        value: Option<StoredCurrentAssignment>,
+        value: Option<C>,
     },
 }
 
-/// A consumer group rebuilt from its records (what replay accumulates).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredConsumerGroup {
+pub type ConsumerGroupRecord = GroupRecord<StoredConsumerMember, StoredCurrentAssignment>;
+
+/// A group rebuilt from its records (what replay accumulates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredGroup<M, C> {
     pub group_epoch: i32,
     pub target_epoch: i32,
-    pub members: BTreeMap<String, StoredConsumerMember>,
+    pub members: BTreeMap<String, M>,
     pub targets: BTreeMap<String, Assignment>,
-    pub current: BTreeMap<String, StoredCurrentAssignment>,
+    pub current: BTreeMap<String, C>,
 }
 
-impl ConsumerGroupRecord {
-    pub fn is_tombstone(&self) -> bool {
-        match self {
-            ConsumerGroupRecord::GroupEpoch(v) | ConsumerGroupRecord::TargetEpoch(v) => v.is_none(),
-            ConsumerGroupRecord::Member { value, .. } => value.is_none(),
-            ConsumerGroupRecord::TargetMember { value, .. } => value.is_none(),
-            ConsumerGroupRecord::CurrentAssignment { value, .. } => value.is_none(),
+pub type StoredConsumerGroup = StoredGroup<StoredConsumerMember, StoredCurrentAssignment>;
+
+impl<M, C> Default for StoredGroup<M, C> {
+    fn default() -> Self {
+        StoredGroup {
+            group_epoch: 0,
+            target_epoch: 0,
+            members: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            current: BTreeMap::new(),
         }
     }
 }
 
-impl StoredConsumerGroup {
+impl<M, C> GroupRecord<M, C> {
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            GroupRecord::GroupEpoch(v) | GroupRecord::TargetEpoch(v) => v.is_none(),
+            GroupRecord::Member { value, .. } => value.is_none(),
+            GroupRecord::TargetMember { value, .. } => value.is_none(),
+            GroupRecord::CurrentAssignment { value, .. } => value.is_none(),
+        }
+    }
+}
+
+/// Puts or removes (tombstone) one member's entry.
+fn put_or_remove<V>(map: &mut BTreeMap<String, V>, member_id: String, value: Option<V>) {
+    match value {
+        Some(v) => {
+            map.insert(member_id, v);
+        }
+        None => {
+            map.remove(&member_id);
+        }
+    }
+}
+
+impl<M, C> StoredGroup<M, C> {
     /// Applies one record; false when the group itself was deleted (its epoch tombstoned).
-    pub fn apply(&mut self, rec: ConsumerGroupRecord) -> bool {
+    pub fn apply(&mut self, rec: GroupRecord<M, C>) -> bool {
         match rec {
-            ConsumerGroupRecord::GroupEpoch(None) => return false,
-            ConsumerGroupRecord::GroupEpoch(Some(e)) => self.group_epoch = e,
-            ConsumerGroupRecord::TargetEpoch(e) => self.target_epoch = e.unwrap_or(0),
-            ConsumerGroupRecord::Member { member_id, value } => match value {
-                Some(v) => {
-                    self.members.insert(member_id, v);
-                }
-                None => {
-                    self.members.remove(&member_id);
-                }
-            },
-            ConsumerGroupRecord::TargetMember { member_id, value } => match value {
-                Some(v) => {
-                    self.targets.insert(member_id, v);
-                }
-                None => {
-                    self.targets.remove(&member_id);
-                }
-            },
-            ConsumerGroupRecord::CurrentAssignment { member_id, value } => match value {
-                Some(v) => {
-                    self.current.insert(member_id, v);
-                }
-                None => {
-                    self.current.remove(&member_id);
-                }
-            },
+            GroupRecord::GroupEpoch(None) => return false,
+            GroupRecord::GroupEpoch(Some(e)) => self.group_epoch = e,
+            GroupRecord::TargetEpoch(e) => self.target_epoch = e.unwrap_or(0),
+            GroupRecord::Member { member_id, value } => {
+                put_or_remove(&mut self.members, member_id, value)
+            }
+            GroupRecord::TargetMember { member_id, value } => {
+                put_or_remove(&mut self.targets, member_id, value)
+            }
+            GroupRecord::CurrentAssignment { member_id, value } => {
+                put_or_remove(&mut self.current, member_id, value)
+            }
         }
         true
     }
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     let n = s.len().min(i16::MAX as usize);
     b.put_i16(n as i16);
     b.put_slice(&s.as_bytes()[..n]);
 }
 
-fn put_uvarint(b: &mut BytesMut, mut v: u64) {
+pub(crate) fn put_uvarint(b: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         b.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -151,7 +165,7 @@ fn put_uvarint(b: &mut BytesMut, mut v: u64) {
     b.put_u8(v as u8);
 }
 
-fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
+pub(crate) fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
     match s {
         None => put_uvarint(b, 0),
         Some(s) => {
@@ -161,7 +175,15 @@ fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
     }
 }
 
-fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
+/// A compact array of compact strings.
+pub(crate) fn put_compact_strings(b: &mut BytesMut, strings: &[String]) {
+    put_uvarint(b, strings.len() as u64 + 1);
+    for s in strings {
+        put_compact_str(b, Some(s));
+    }
+}
+
+pub(crate) fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
     let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
     for (t, p) in a {
         by_topic.entry(*t).or_default().push(*p);
@@ -177,13 +199,13 @@ fn put_topic_partitions(b: &mut BytesMut, a: &Assignment) {
     }
 }
 
-fn value_header() -> BytesMut {
+pub(crate) fn value_header() -> BytesMut {
     let mut b = BytesMut::new();
     b.put_i16(0);
     b
 }
 
-fn finish(mut b: BytesMut) -> Bytes {
+pub(crate) fn finish(mut b: BytesMut) -> Bytes {
     put_uvarint(&mut b, 0); // no tagged fields
     b.freeze()
 }
@@ -216,10 +238,7 @@ pub fn member_value(m: &StoredConsumerMember) -> Bytes {
     put_compact_str(&mut b, m.rack_id.as_deref());
     put_compact_str(&mut b, Some(&m.client_id));
     put_compact_str(&mut b, Some(&m.client_host));
-    put_uvarint(&mut b, m.subscribed_topic_names.len() as u64 + 1);
-    for t in &m.subscribed_topic_names {
-        put_compact_str(&mut b, Some(t));
-    }
+    put_compact_strings(&mut b, &m.subscribed_topic_names);
     put_compact_str(&mut b, m.subscribed_topic_regex.as_deref());
     b.put_i32(m.rebalance_timeout_ms);
     put_compact_str(&mut b, m.server_assignor.as_deref());
@@ -244,30 +263,41 @@ pub fn current_assignment_value(c: &StoredCurrentAssignment) -> Bytes {
 
 /// A reader over untrusted bytes: every read is bounds-checked, counts are checked against what
 /// is left before anything is allocated.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let (head, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
         Some(head)
     }
-    fn i8(&mut self) -> Option<i8> {
+    pub(crate) fn i8(&mut self) -> Option<i8> {
         self.take(1).map(|b| b[0] as i8)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(crate) fn i16(&mut self) -> Option<i16> {
         self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         self.take(4)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        let b: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(i64::from_be_bytes(b))
+    }
+    pub(crate) fn uuid(&mut self) -> Option<Uuid> {
+        Uuid::from_slice(self.take(16)?).ok()
+    }
+    /// Nothing left: a record that decoded with bytes to spare is not what it claims to be.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub(crate) fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.i16()?).ok()?;
         self.take(n)
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
-    fn uvarint(&mut self) -> Option<u64> {
+    pub(crate) fn uvarint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.take(1)?[0];
@@ -279,7 +309,7 @@ impl<'a> Reader<'a> {
         None
     }
     /// A compact array's length, refused when it claims more elements than bytes remain.
-    fn compact_len(&mut self) -> Option<Option<usize>> {
+    pub(crate) fn compact_len(&mut self) -> Option<Option<usize>> {
         let n = self.uvarint()?;
         if n == 0 {
             return Some(None);
@@ -287,7 +317,7 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(n - 1).ok()?;
         (n <= self.0.len()).then_some(Some(n))
     }
-    fn compact_str(&mut self) -> Option<Option<String>> {
+    pub(crate) fn compact_str(&mut self) -> Option<Option<String>> {
         match self.compact_len()? {
             None => Some(None),
             Some(n) => self
@@ -295,7 +325,7 @@ impl<'a> Reader<'a> {
                 .map(|b| Some(String::from_utf8_lossy(b).into_owned())),
         }
     }
-    fn skip_tagged(&mut self) -> Option<()> {
+    pub(crate) fn skip_tagged(&mut self) -> Option<()> {
         let count = self.uvarint()?;
         for _ in 0..count {
             self.uvarint()?;
@@ -304,7 +334,7 @@ impl<'a> Reader<'a> {
         }
         Some(())
     }
-    fn topic_partitions(&mut self) -> Option<Assignment> {
+    pub(crate) fn topic_partitions(&mut self) -> Option<Assignment> {
         let mut a = Assignment::new();
         for _ in 0..self.compact_len()?.unwrap_or(0) {
             let id = Uuid::from_slice(self.take(16)?).ok()?;
@@ -315,9 +345,29 @@ impl<'a> Reader<'a> {
         }
         Some(a)
     }
-    fn value_version(&mut self) -> Option<()> {
+    pub(crate) fn value_version(&mut self) -> Option<()> {
         (self.i16()? == 0).then_some(())
     }
+    /// A compact array of (non-null) compact strings.
+    pub(crate) fn compact_strings(&mut self) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for _ in 0..self.compact_len()?.unwrap_or(0) {
+            out.push(self.compact_str()?.unwrap_or_default());
+        }
+        Some(out)
+    }
+}
+
+/// A version-0 flexible value: its fields as `fields` reads them, then its tagged fields.
+pub(crate) fn read_value<T>(
+    v: &[u8],
+    fields: impl FnOnce(&mut Reader<'_>) -> Option<T>,
+) -> Option<T> {
+    let mut r = Reader(v);
+    r.value_version()?;
+    let value = fields(&mut r)?;
+    r.skip_tagged()?;
+    Some(value)
 }
 
 fn decode_member(v: &[u8]) -> Option<StoredConsumerMember> {
@@ -327,10 +377,7 @@ fn decode_member(v: &[u8]) -> Option<StoredConsumerMember> {
     let rack_id = r.compact_str()?;
     let client_id = r.compact_str()?.unwrap_or_default();
     let client_host = r.compact_str()?.unwrap_or_default();
-    let mut subscribed_topic_names = Vec::new();
-    for _ in 0..r.compact_len()?.unwrap_or(0) {
-        subscribed_topic_names.push(r.compact_str()?.unwrap_or_default());
-    }
+    let subscribed_topic_names = r.compact_strings()?;
     let m = StoredConsumerMember {
         instance_id,
         rack_id,
@@ -375,45 +422,126 @@ fn decode_target(v: &[u8]) -> Option<Assignment> {
     Some(a)
 }
 
-/// Decodes a consumer-group record: (group id, record); `None` for other key versions or
-/// malformed bytes.
-pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(String, ConsumerGroupRecord)> {
+/// How one group type lays out its records: the key type of each, and the decoders of the
+/// values that differ between types.
+pub(crate) struct RecordLayout<M, C> {
+    pub group_metadata: i16,
+    pub member_metadata: i16,
+    pub target_metadata: i16,
+    pub target_member: i16,
+    pub current_assignment: i16,
+    pub group_epoch: fn(&[u8]) -> Option<i32>,
+    pub member: fn(&[u8]) -> Option<M>,
+    pub current: fn(&[u8]) -> Option<C>,
+}
+
+const CONSUMER_LAYOUT: RecordLayout<StoredConsumerMember, StoredCurrentAssignment> = RecordLayout {
+    group_metadata: GROUP_METADATA_KEY,
+    member_metadata: MEMBER_METADATA_KEY,
+    target_metadata: TARGET_METADATA_KEY,
+    target_member: TARGET_MEMBER_KEY,
+    current_assignment: CURRENT_ASSIGNMENT_KEY,
+    group_epoch: decode_epoch,
+    member: decode_member,
+    current: decode_current,
+};
+
+/// Decodes a group record of the given layout: (group id, record); `None` for other key types
+/// or malformed bytes.
+pub(crate) fn decode_with<M, C>(
+    layout: &RecordLayout<M, C>,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Option<(String, GroupRecord<M, C>)> {
+    fn opt<T>(value: Option<&[u8]>, f: fn(&[u8]) -> Option<T>) -> Option<Option<T>> {
+        match value {
+            Some(v) => Some(Some(f(v)?)),
+            None => Some(None),
+        }
+    }
     let mut k = Reader(key);
     let version = k.i16()?;
     let group = k.string()?;
-    let rec = match version {
-        GROUP_METADATA_KEY => ConsumerGroupRecord::GroupEpoch(match value {
-            Some(v) => Some(decode_epoch(v)?),
-            None => None,
-        }),
-        TARGET_METADATA_KEY => ConsumerGroupRecord::TargetEpoch(match value {
-            Some(v) => Some(decode_epoch(v)?),
-            None => None,
-        }),
-        MEMBER_METADATA_KEY => ConsumerGroupRecord::Member {
+    let rec = if version == layout.group_metadata {
+        GroupRecord::GroupEpoch(opt(value, layout.group_epoch)?)
+    } else if version == layout.target_metadata {
+        GroupRecord::TargetEpoch(opt(value, decode_epoch)?)
+    } else if version == layout.member_metadata {
+        GroupRecord::Member {
             member_id: k.string()?,
-            value: match value {
-                Some(v) => Some(decode_member(v)?),
-                None => None,
-            },
-        },
-        TARGET_MEMBER_KEY => ConsumerGroupRecord::TargetMember {
+            value: opt(value, layout.member)?,
+        }
+    } else if version == layout.target_member {
+        GroupRecord::TargetMember {
             member_id: k.string()?,
-            value: match value {
-                Some(v) => Some(decode_target(v)?),
-                None => None,
-            },
-        },
-        CURRENT_ASSIGNMENT_KEY => ConsumerGroupRecord::CurrentAssignment {
+            value: opt(value, decode_target)?,
+        }
+    } else if version == layout.current_assignment {
+        GroupRecord::CurrentAssignment {
             member_id: k.string()?,
-            value: match value {
-                Some(v) => Some(decode_current(v)?),
-                None => None,
-            },
-        },
-        _ => return None,
+            value: opt(value, layout.current)?,
+        }
+    } else {
+        return None;
     };
     Some((group, rec))
+}
+
+/// Decodes a consumer-group record: (group id, record); `None` for other key versions or
+/// malformed bytes.
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(String, ConsumerGroupRecord)> {
+    decode_with(&CONSUMER_LAYOUT, key, value)
+}
+
+/// Checks that each of a group type's five records, written by its writers (`values`: group
+/// epoch 7, target epoch 6, member, target, current), decodes to what was
+/// written, and that every truncation is refused, never misread or panicking.
+#[cfg(test)]
+pub(crate) fn check_round_trips<M, C>(
+    layout: &RecordLayout<M, C>,
+    values: [Bytes; 5],
+    (member, target, current): (M, Assignment, C),
+) where
+    M: std::fmt::Debug + PartialEq,
+    C: std::fmt::Debug + PartialEq,
+{
+    let m = |id: &str| id.to_string();
+    let wants = [
+        GroupRecord::GroupEpoch(Some(7)),
+        GroupRecord::TargetEpoch(Some(6)),
+        GroupRecord::Member {
+            member_id: m("m"),
+            value: Some(member),
+        },
+        GroupRecord::TargetMember {
+            member_id: m("m"),
+            value: Some(target),
+        },
+        GroupRecord::CurrentAssignment {
+            member_id: m("m"),
+            value: Some(current),
+        },
+    ];
+    let decode = |k: &[u8], v: Option<&[u8]>| decode_with(layout, k, v);
+    let keys = [
+        layout.group_metadata,
+        layout.target_metadata,
+        layout.member_metadata,
+        layout.target_member,
+        layout.current_assignment,
+    ];
+    for ((k, value), want) in keys.into_iter().zip(values).zip(wants) {
+        let key = if k == keys[0] || k == keys[1] {
+            group_key(k, "g")
+        } else {
+            member_key(k, "g", "m")
+        };
+        assert_eq!(decode(&key, Some(&value)), Some(("g".into(), want)));
+        assert!(decode(&key, None).is_some_and(|(_, r)| r.is_tombstone()));
+        for cut in 0..value.len() {
+            assert_eq!(decode(&key, Some(&value[..cut])), None, "cut at {cut}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -444,49 +572,14 @@ mod tests {
             assigned: [tp(1, 0)].into(),
             pending_revocation: [tp(2, 3)].into(),
         };
-        let cases = [
-            (
-                group_key(GROUP_METADATA_KEY, "g"),
-                epoch_value(7),
-                ConsumerGroupRecord::GroupEpoch(Some(7)),
-            ),
-            (
-                group_key(TARGET_METADATA_KEY, "g"),
-                epoch_value(6),
-                ConsumerGroupRecord::TargetEpoch(Some(6)),
-            ),
-            (
-                member_key(MEMBER_METADATA_KEY, "g", "m"),
-                member_value(&member),
-                ConsumerGroupRecord::Member {
-                    member_id: "m".into(),
-                    value: Some(member.clone()),
-                },
-            ),
-            (
-                member_key(TARGET_MEMBER_KEY, "g", "m"),
-                target_member_value(&target),
-                ConsumerGroupRecord::TargetMember {
-                    member_id: "m".into(),
-                    value: Some(target.clone()),
-                },
-            ),
-            (
-                member_key(CURRENT_ASSIGNMENT_KEY, "g", "m"),
-                current_assignment_value(&current),
-                ConsumerGroupRecord::CurrentAssignment {
-                    member_id: "m".into(),
-                    value: Some(current.clone()),
-                },
-            ),
+        let values = [
+            epoch_value(7),
+            epoch_value(6),
+            member_value(&member),
+            target_member_value(&target),
+            current_assignment_value(&current),
         ];
-        for (key, value, want) in cases {
-            assert_eq!(decode(&key, Some(&value)), Some(("g".into(), want)));
-            // Every truncation is refused, never misread or panicking.
-            for cut in 0..value.len() {
-                assert_eq!(decode(&key, Some(&value[..cut])), None, "cut at {cut}");
-            }
-        }
+        check_round_trips(&CONSUMER_LAYOUT, values, (member, target, current));
         let tomb = decode(&member_key(TARGET_MEMBER_KEY, "g", "m"), None);
         assert_eq!(
             tomb,

@@ -1,8 +1,8 @@
 //! Consumer groups: the classic protocol's group state machine (`classic`), the KIP-848 one
-//! (`consumer`), the shard of one `__consumer_offsets` partition with its groups, offsets and
-//! replay (`shard`), the coordinator that routes requests to shards on the coordinator runtime
+//! (`consumer`), the KIP-932 share group's (`share`), the shard of one `__consumer_offsets`
+//! partition with its groups, offsets and replay (`shard`), the coordinator that routes requests to shards on the coordinator runtime
 //! (`coordinator`), and Kafka's record formats in `__consumer_offsets` (`offsets_topic`,
-//! `consumer_records`).
+//! `consumer_records`, `share_records`).
 
 pub mod classic;
 pub mod consumer;
@@ -10,6 +10,21 @@ pub mod consumer_records;
 pub mod coordinator;
 pub mod offsets_topic;
 pub mod shard;
+pub mod share;
+pub mod share_records;
+
+/// The members of a KIP-848 or share group whose session deadline passed by `now`, by id.
+pub fn expired_members<M>(
+    members: &indexmap::IndexMap<String, M>,
+    now: i64,
+    deadline_ms: impl Fn(&M) -> i64,
+) -> Vec<String> {
+    members
+        .iter()
+        .filter(|(_, m)| deadline_ms(m) <= now)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
 
 /// The group settings, under Kafka's names (group.*, offsets.*).
 #[derive(Debug, Clone)]

@@ -83,6 +83,10 @@ pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+pub const INVALID_RECORD_STATE: i16 = 121;
+pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
+pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
@@ -124,6 +128,14 @@ pub fn fenced_for_version(code: i16, version: i16, since: i16) -> i16 {
         INVALID_PRODUCER_EPOCH
     } else {
         code
+    }
+}
+
+pub fn share_error_code(e: &crate::share::partition::ShareError) -> i16 {
+    use crate::share::partition::ShareError;
+    match e {
+        ShareError::InvalidRequest(_) => INVALID_REQUEST,
+        ShareError::InvalidRecordState(_) => INVALID_RECORD_STATE,
     }
 }
 
