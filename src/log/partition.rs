@@ -527,7 +527,9 @@ impl PartitionLog {
                     return true;
                 }
                 // Markers end transactions: only their record says commit or abort.
-                let marker = match b.header.is_control() {
+                // (A control batch without a producer, as the metadata quorum's Raft batches,
+                // is no marker.)
+                let marker = match b.header.is_control() && b.header.has_producer_id() {
                     false => None,
                     true => match reader.read_batch(b.position, &b.header) {
                         Ok(bytes) => parse_txn_marker(&bytes, &b.header, max_message_bytes)
@@ -1251,10 +1253,7 @@ impl PartitionLog {
             Ok(p) => p.unwrap_or(active.size()),
             Err(e) => return Err(self.storage_error(e)),
         };
-        let cut = active
-            .reader()
-            .file()
-            .and_then(|f| f.truncate(position));
+        let cut = active.reader().file().and_then(|f| f.truncate(position));
         if let Err(e) = cut {
             return Err(self.storage_error(e));
         }

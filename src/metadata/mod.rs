@@ -25,6 +25,7 @@ pub mod image;
 pub mod metadata_log;
 pub mod placement;
 pub mod publisher;
+pub mod quorum;
 pub mod reassignment;
 pub mod records;
 pub mod topic;
