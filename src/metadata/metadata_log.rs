@@ -118,6 +118,12 @@ pub trait MetadataLog: Send + Sync {
     ) -> Result<SnapshotId, MetadataLogError>;
     /// Flushes what is written (clean shutdown).
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
+    /// Where other nodes append too (a quorum), the committed end offset as it moves: the
+    /// catalog replays and publishes what it did not write itself (`Catalog::follow`). `None`
+    /// where this process is the only writer.
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per
@@ -157,6 +163,30 @@ pub fn replay_batch(
         last_timestamp: batch.append_time_ms,
     });
     Ok(delta.apply())
+}
+
+/// The change one committed batch makes to `image` (records before `from`, already in it,
+/// skipped). A batch that does not replay was committed all the same, and the log is what every
+/// node holds alike: it is logged and passed over (its offsets counted), as on every node.
+pub fn batch_delta(image: Arc<MetadataImage>, batch: &MetadataBatch, from: i64) -> MetadataDelta {
+    let provenance = Provenance {
+        last_offset: batch.last_offset(),
+        last_epoch: batch.epoch,
+        last_timestamp: batch.append_time_ms,
+    };
+    let mut delta = MetadataDelta::new(Arc::clone(&image));
+    let skip = (from - batch.base_offset).max(0) as usize;
+    let replayed = batch
+        .records
+        .iter()
+        .skip(skip)
+        .try_for_each(|r| delta.replay(r));
+    if let Err(e) = replayed {
+        tracing::error!(offset = batch.base_offset, error = %e, "a committed metadata batch does not replay; passing over it");
+        delta = MetadataDelta::new(image);
+    }
+    delta.set_provenance(provenance);
+    delta
 }
 
 /// The single-node metadata log in `<data dir>/__cluster_metadata-0`.

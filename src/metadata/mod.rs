@@ -47,7 +47,9 @@ use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
-use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
+use metadata_log::{
+    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog,
+};
 use placement::PlacementError;
 use publisher::MetadataPublisher;
 use records::{
@@ -206,20 +208,45 @@ impl Catalog {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<Catalog> {
+        let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
+            .map_err(io::Error::other)?;
+        Self::open_with_log(
+            storage,
+            Box::new(log),
+            data_dir,
+            node_id,
+            broker_log,
+            clean,
+            now_ms,
+        )
+    }
+
+    /// `open_node` over any metadata log (a quorum's: `quorum::RaftMetadataLog`).
+    pub fn open_with_log(
+        storage: Arc<dyn Storage>,
+        log: Box<dyn MetadataLog>,
+        data_dir: &Path,
+        node_id: i32,
+        broker_log: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<Catalog> {
         let recovery = match clean {
             true => RecoveryPoints::clean(),
             false => RecoveryPoints::after_crash(data_dir),
         };
-        let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
-            .map_err(io::Error::other)?;
-        let mut image = load_image(&log).map_err(io::Error::other)?;
+        let mut image = load_image(&*log).map_err(io::Error::other)?;
         // A new metadata log starts with its finalized features, metadata.version first
         // (Kafka's bootstrap records); an older one gains those it lacks.
         let bootstrap = features::bootstrap_records(&image);
         if !bootstrap.is_empty() {
-            image = commit_to(&log, image, &bootstrap, now_ms)?;
+            image = commit_to(&*log, image, &bootstrap, now_ms)?;
         }
-        image = migrate_topic_files(&log, data_dir, image, node_id, now_ms)?;
+        image = migrate_topic_files(&*log, data_dir, image, node_id, now_ms)?;
+        if log.committed().is_some() {
+            // Other nodes may have committed between this node's appends: the log says all.
+            image = load_image(&*log).map_err(io::Error::other)?;
+        }
         let logs = Arc::new(LogManager::startup(
             storage, data_dir, broker_log, &image, &recovery, now_ms,
         )?);
@@ -227,7 +254,7 @@ impl Catalog {
             data_dir: data_dir.to_path_buf(),
             node_id,
             default_replication_factor: 1,
-            metadata_log: Box::new(log),
+            metadata_log: log,
             image: RwLock::new(Arc::new(image)),
             publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
             logs,
@@ -665,6 +692,13 @@ impl Catalog {
                 return Err(io::Error::other(e));
             }
         };
+        if last + 1 - records.len() as i64 != base.provenance.last_offset + 1 {
+            // Other batches came between the image and this one (a quorum's other writers, a
+            // new leader's control batch): the log has them all, in order, this one too.
+            let caught_up = self.catch_up_locked();
+            self.logs.abort();
+            return caught_up;
+        }
         delta.set_provenance(Provenance {
             last_offset: last,
             last_epoch: base.provenance.last_epoch,
@@ -674,6 +708,32 @@ impl Catalog {
         *self.image.write() = Arc::clone(&image);
         self.publish(&delta, &image);
         Ok(())
+    }
+
+    /// Replays and publishes the committed batches after the image, one change each, as
+    /// `commit` does its own (create_lock held).
+    fn catch_up_locked(&self) -> io::Result<()> {
+        let mut image = self.image();
+        let from = image.provenance.last_offset + 1;
+        for batch in self.metadata_log.read(from).map_err(io::Error::other)? {
+            let delta = batch_delta(Arc::clone(&image), &batch, from);
+            image = Arc::new(delta.apply());
+            *self.image.write() = Arc::clone(&image);
+            self.publish(&delta, &image);
+        }
+        Ok(())
+    }
+
+    /// Where other nodes append to the metadata log too (see `MetadataLog::committed`), the
+    /// committed end offset as it moves: `catch_up` on each move (see `follow_metadata` in lib.rs).
+    pub fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        self.metadata_log.committed()
+    }
+
+    /// Replays and publishes the batches other nodes committed since the image.
+    pub fn catch_up(&self) -> io::Result<()> {
+        let _guard = self.create_lock.lock();
+        self.catch_up_locked()
     }
 
     /// Gives a committed change to every publisher, in order.

@@ -257,6 +257,10 @@ impl MetadataLog for RaftMetadataLog {
         ))
     }
 
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        Some(self.quorum.applied.watch_end_offset())
+    }
+
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
         let raft = self.quorum.raft.clone();
         wait_on(&self.runtime, async move { raft.shutdown().await })?

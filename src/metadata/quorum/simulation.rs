@@ -416,3 +416,87 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
         rt.block_on(run(seed));
     }
 }
+
+/// Catalogs over two nodes of a quorum, each `MetadataLog` a `RaftMetadataLog` on its own
+/// runtime (real time): a topic the leader's catalog creates is replayed and published on the
+/// follower's (its image and its partition logs), and a write on the follower fails, not hangs.
+#[test]
+fn a_follower_catalog_replays_what_the_leader_commits() {
+    use crate::log::LogConfig;
+    use crate::metadata::metadata_log::MetadataLog;
+    use crate::metadata::quorum::RaftMetadataLog;
+    use crate::metadata::Catalog;
+
+    let root = tempfile::tempdir().unwrap();
+    let sim = Sim::new(7, root.path());
+    let mut logs = Vec::new();
+    for id in 1..=3u64 {
+        let store = QuorumLogStore::open(Arc::new(FileStorage), &sim.dirs[&id], true, 0).unwrap();
+        let (net, voters) = (sim.net.clone(), sim.voters.clone());
+        let log = RaftMetadataLog::new(async move {
+            let factory = NodeNet {
+                from: id,
+                net: net.clone(),
+            };
+            let q = Quorum::start(id, store, factory).await?;
+            net.0.lock().up.insert(id, q.clone());
+            q.bootstrap(voters).await?;
+            Ok(q)
+        })
+        .unwrap();
+        logs.push(log);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = logs[0].quorum().raft.clone();
+    let wait = first.wait(Some(Duration::from_secs(60)));
+    let leader = rt
+        .block_on(wait.metrics(|m| m.current_leader.is_some(), "a leader"))
+        .unwrap()
+        .current_leader
+        .unwrap();
+    let follower = if leader == 1 { 2 } else { 1 };
+    let take = |logs: &mut Vec<RaftMetadataLog>, id: u64| {
+        let at = logs.iter().position(|l| l.quorum().id == id).unwrap();
+        logs.remove(at)
+    };
+    let open = |log: RaftMetadataLog, id: u64| {
+        let dir = &sim.dirs[&id];
+        let storage = Arc::new(FileStorage);
+        let log = Box::new(log);
+        Catalog::open_with_log(storage, log, dir, id as i32, LogConfig::default(), true, 0).unwrap()
+    };
+    let (leader_log, follower_log) = (take(&mut logs, leader), take(&mut logs, follower));
+    let follower_q = follower_log.quorum().clone();
+    let leader_catalog = open(leader_log, leader);
+    // The follower's catalog opens on what it has applied of the leader's start-up records.
+    let end = leader_catalog.committed().unwrap().borrow().to_owned();
+    let mut applied = follower_q.applied.watch_end_offset();
+    rt.block_on(applied.wait_for(|&e| e >= end)).unwrap();
+    let follower_catalog = open(follower_log, follower);
+    assert_eq!(follower_catalog.image(), leader_catalog.image());
+
+    leader_catalog
+        .create("orders", 3, 1, Default::default(), 0)
+        .unwrap();
+    let end = leader_catalog.committed().unwrap().borrow().to_owned();
+    rt.block_on(applied.wait_for(|&e| e >= end)).unwrap();
+    follower_catalog.catch_up().unwrap();
+    let orders = follower_catalog
+        .get("orders")
+        .expect("the follower has the topic");
+    assert_eq!(orders.partitions.len(), 3);
+    assert!(sim.dirs[&follower].join("orders-2").is_dir());
+    assert_eq!(follower_catalog.image(), leader_catalog.image());
+    // Only the leader takes writes (forwarding comes with the controller listener).
+    let refused = follower_catalog.create("other", 1, 1, Default::default(), 0);
+    assert!(refused.is_err());
+    assert!(follower_catalog.get("other").is_none());
+    leader_catalog.close_metadata_log(0).unwrap();
+    follower_catalog.close_metadata_log(0).unwrap();
+    for log in logs {
+        log.close(0).unwrap();
+    }
+}

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::{NodeId, QuorumNode, TypeConfig};
 use crate::metadata::image::MetadataImage;
-use crate::metadata::metadata_log::{replay_batch, MetadataBatch};
+use crate::metadata::metadata_log::{batch_delta, MetadataBatch};
 
 /// What the applied log holds, shared with the `MetadataLog` facade.
 pub struct Applied {
@@ -109,15 +109,7 @@ impl RaftStateMachine<TypeConfig> for QuorumStateMachine {
                         append_time_ms: e.append_time_ms,
                         records: e.records,
                     };
-                    match replay_batch(Arc::clone(&s.image), &batch, base) {
-                        Ok(image) => s.image = Arc::new(image),
-                        // The proposer checked the records against its image; one that does not
-                        // replay is a bug there, and the log (which every node holds alike)
-                        // stays the truth: it is skipped here as on every node.
-                        Err(e) => {
-                            tracing::error!(offset = base, error = %e, "a committed metadata batch does not replay")
-                        }
-                    }
+                    s.image = Arc::new(batch_delta(Arc::clone(&s.image), &batch, base).apply());
                     batch.records.len() as i64
                 }
             };
