@@ -16,6 +16,7 @@ pub mod log_store;
 #[cfg(test)]
 mod simulation;
 pub mod state_machine;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,15 +38,55 @@ use super::records::MetadataRecord;
 pub type NodeId = u64;
 
 /// A normal entry: metadata records appended together, stamped with the proposer's clock so
-/// that every node's log and image agree on the batch's time.
-#[derive(Debug, Clone, PartialEq)]
+/// that every node's log and image agree on the batch's time. On the wire (see `transport`)
+/// each record is its Kafka encoding, in base64.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "WireEntry", into = "WireEntry")]
 pub struct MetadataEntry {
     pub records: Vec<MetadataRecord>,
     pub append_time_ms: i64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireEntry {
+    time: i64,
+    records: Vec<String>,
+}
+
+impl From<MetadataEntry> for WireEntry {
+    fn from(e: MetadataEntry) -> WireEntry {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        WireEntry {
+            time: e.append_time_ms,
+            records: e.records.iter().map(|r| b64.encode(r.encode())).collect(),
+        }
+    }
+}
+
+impl TryFrom<WireEntry> for MetadataEntry {
+    type Error = String;
+
+    fn try_from(w: WireEntry) -> Result<MetadataEntry, String> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let records = w
+            .records
+            .iter()
+            .map(|r| {
+                let bytes = b64.decode(r).map_err(|e| e.to_string())?;
+                MetadataRecord::decode(&bytes).map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(MetadataEntry {
+            records,
+            append_time_ms: w.time,
+        })
+    }
+}
+
 /// Where a voter listens (its endpoint on the controller listener).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumNode {
     pub host: String,
     pub port: u16,
@@ -96,6 +137,9 @@ pub struct Quorum {
     pub raft: Raft<TypeConfig>,
     pub store: QuorumLogStore,
     pub applied: Arc<Applied>,
+    /// A write on a node that does not lead goes to the leader over the controller listener
+    /// (`transport::forward`); without it (the simulation), it fails naming the leader.
+    pub forward: bool,
 }
 
 impl Quorum {
@@ -117,6 +161,7 @@ impl Quorum {
             raft,
             store,
             applied,
+            forward: false,
         })
     }
 
@@ -138,7 +183,8 @@ impl Quorum {
     }
 
     /// Appends `records` as one entry and returns the offset of the last once it is committed
-    /// and applied here. Only the leader takes writes: elsewhere the error names the leader.
+    /// and applied here. On a node that does not lead, the write is forwarded to the leader
+    /// (with `forward`) and this node waits until it has applied it too.
     pub async fn append(
         &self,
         records: Vec<MetadataRecord>,
@@ -148,18 +194,46 @@ impl Quorum {
             records,
             append_time_ms: now_ms,
         };
+        let mut written = self.write(entry.clone()).await;
+        // During an election no node leads: the write waits for one (the caller bounds how
+        // long), as a Kafka broker's controller channel does.
+        while let Err(Written::Elsewhere(None)) = written {
+            let mut metrics = self.raft.metrics();
+            let elected = metrics
+                .wait_for(|m| m.current_leader.is_some())
+                .await
+                .is_ok();
+            if !elected {
+                break;
+            }
+            written = self.write(entry.clone()).await;
+        }
+        match written {
+            Err(Written::Elsewhere(Some(node))) if self.forward => {
+                let last = transport::forward(&node, entry).await?;
+                let mut applied = self.applied.watch_end_offset();
+                applied
+                    .wait_for(|&end| end > last)
+                    .await
+                    .map_err(|_| MetadataLogError::Quorum("the metadata quorum stopped".into()))?;
+                Ok(last)
+            }
+            r => r.map_err(Written::into_error),
+        }
+    }
+
+    /// `append` on this node only (a write forwarded to it: never forwarded again).
+    pub async fn append_here(&self, entry: MetadataEntry) -> Result<i64, MetadataLogError> {
+        self.write(entry).await.map_err(Written::into_error)
+    }
+
+    async fn write(&self, entry: MetadataEntry) -> Result<i64, Written> {
         match self.raft.client_write(entry).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(MetadataLogError::Quorum(match f.leader_id {
-                    Some(l) => format!("node {} does not lead the quorum; node {l} does", self.id),
-                    None => format!(
-                        "node {} does not lead the quorum; no leader is known",
-                        self.id
-                    ),
-                }))
+                Err(Written::Elsewhere(f.leader_node))
             }
-            Err(e) => Err(MetadataLogError::Quorum(e.to_string())),
+            Err(e) => Err(Written::Failed(e.to_string())),
         }
     }
 
@@ -173,6 +247,25 @@ impl Quorum {
     /// The image of the committed log.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.applied.image()
+    }
+}
+
+/// Why a write was not committed here.
+enum Written {
+    /// Another node leads (where it listens, if known).
+    Elsewhere(Option<QuorumNode>),
+    Failed(String),
+}
+
+impl Written {
+    fn into_error(self) -> MetadataLogError {
+        MetadataLogError::Quorum(match self {
+            Written::Elsewhere(Some(node)) => {
+                format!("this node does not lead the metadata quorum; the leader is at {node}")
+            }
+            Written::Elsewhere(None) => "the metadata quorum has no leader".into(),
+            Written::Failed(why) => why,
+        })
     }
 }
 
@@ -200,6 +293,43 @@ impl RaftMetadataLog {
             .build()?;
         let quorum = wait_on(&runtime, start)??;
         Ok(RaftMetadataLog { quorum, runtime })
+    }
+
+    /// A voter of a quorum between processes: its RPCs served on `listener` (the controller
+    /// listener), the other voters reached over TCP, writes forwarded to the leader. Returns
+    /// once a leader is known and this node has applied what its log holds, so that the image
+    /// it starts from is the quorum's (as a Kafka broker waits to catch up before serving).
+    pub fn start_tcp(
+        id: NodeId,
+        store: QuorumLogStore,
+        listener: std::net::TcpListener,
+        voters: BTreeMap<NodeId, QuorumNode>,
+    ) -> Result<RaftMetadataLog, MetadataLogError> {
+        listener.set_nonblocking(true)?;
+        let log = RaftMetadataLog::new(async move {
+            let mut q = Quorum::start(id, store, transport::TcpNetwork).await?;
+            q.forward = true;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(transport::serve(listener, q.clone()));
+            q.bootstrap(voters).await?;
+            Ok(q)
+        })?;
+        let raft = log.quorum.raft.clone();
+        let ready = async move {
+            raft.wait(None)
+                .metrics(
+                    |m| {
+                        m.current_leader.is_some()
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    },
+                    "a leader, and this node's log applied",
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| MetadataLogError::Quorum(e.to_string()))
+        };
+        wait_on(&log.runtime, ready)??;
+        Ok(log)
     }
 
     pub fn quorum(&self) -> &Quorum {
@@ -382,5 +512,79 @@ mod tests {
             std::fs::read_to_string(dir.path().join("__cluster_metadata-0/quorum-state")).unwrap();
         assert!(json.contains("\"leaderId\":1"), "{json}");
         log.close(0).unwrap();
+    }
+
+    /// Three voters over TCP on loopback: they elect a leader, a write on a node that does not
+    /// lead is forwarded to the leader and applied everywhere, and after the leader stops the
+    /// other two elect another and take writes.
+    #[test]
+    fn three_voters_over_tcp_forward_writes_and_fail_over() {
+        let root = tempfile::tempdir().unwrap();
+        let listeners: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let voters: BTreeMap<NodeId, QuorumNode> = listeners
+            .iter()
+            .zip(1..)
+            .map(|(l, id)| {
+                let port = l.local_addr().unwrap().port();
+                let host = "127.0.0.1".to_string();
+                (id, QuorumNode { host, port })
+            })
+            .collect();
+        // Started together, as three processes are: each waits for a leader.
+        let starts: Vec<_> = listeners
+            .into_iter()
+            .zip(1..)
+            .map(|(l, id)| {
+                let dir = root.path().join(format!("node-{id}"));
+                let voters = voters.clone();
+                std::thread::spawn(move || {
+                    let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
+                    RaftMetadataLog::start_tcp(id, store, l, voters)
+                })
+            })
+            .collect();
+        let mut logs: Vec<RaftMetadataLog> = starts
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+        let leader_of = |l: &RaftMetadataLog| l.quorum().raft.metrics().borrow().current_leader;
+        let leader = leader_of(&logs[0]).unwrap();
+        let s = samples();
+        let follower = logs.iter().find(|l| l.quorum().id != leader).unwrap();
+        let last = follower.append(&s[..1], 5).unwrap();
+        assert!(follower.quorum().applied.end_offset() > last);
+        for l in &logs {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut end = l.quorum().applied.watch_end_offset();
+            rt.block_on(end.wait_for(|&e| e > last)).unwrap();
+            assert_eq!(l.read(0).unwrap().last().unwrap().records, s[..1].to_vec());
+        }
+        // The leader stops: the other two elect one of them and go on.
+        let at = logs.iter().position(|l| l.quorum().id == leader).unwrap();
+        logs.remove(at).close(0).unwrap();
+        let mut next = None;
+        while next.is_none() {
+            let m = logs[0].quorum().raft.metrics();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut m = m;
+            next = rt
+                .block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), m.changed()).await;
+                    m.borrow().current_leader
+                })
+                .filter(|&l| l != leader);
+        }
+        let again = logs[1].append(&s[2..5], 6).unwrap();
+        assert!(again > last);
+        for l in logs {
+            l.close(0).unwrap();
+        }
     }
 }
