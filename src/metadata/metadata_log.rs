@@ -124,6 +124,23 @@ pub trait MetadataLog: Send + Sync {
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         None
     }
+    /// A quorum's state as this node knows it (DescribeQuorum); `None` for a single node's log.
+    fn quorum_state(&self) -> Option<QuorumState> {
+        None
+    }
+}
+
+/// The metadata quorum as one node sees it (Kafka's DescribeQuorum partition data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuorumState {
+    /// -1 while no leader is known.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    /// The committed end offset this node knows.
+    pub high_watermark: i64,
+    /// Each voter's log end offset: known for every voter on the leader, for itself elsewhere
+    /// (-1 when unknown).
+    pub voters: Vec<(i32, i64)>,
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per

@@ -167,6 +167,8 @@ pub struct Catalog {
     /// Serialises creations, deletions and changes of topics, so two racing auto-creates of one
     /// topic make one topic and a topic being deleted is not recreated half-way.
     create_lock: Mutex<()>,
+    /// The brokers whose logs this process holds (`with_data_brokers`); `None`: all.
+    data_brokers: Option<std::collections::BTreeSet<i32>>,
 }
 
 impl Catalog {
@@ -259,6 +261,7 @@ impl Catalog {
             publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
             logs,
             create_lock: Mutex::new(()),
+            data_brokers: None,
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -366,7 +369,7 @@ impl Catalog {
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
-        let brokers = self.brokers();
+        let brokers = self.placement_brokers();
         if let Assignment::Placed {
             replication_factor, ..
         } = assignment
@@ -423,6 +426,30 @@ impl Catalog {
         Ok(topic)
     }
 
+    /// The brokers whose partition logs this process holds, where new partitions may go: every
+    /// registered broker, unless `with_data_brokers` says otherwise.
+    fn placement_brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
+        let mut brokers = self.brokers();
+        brokers.retain(|id, _| self.holds_data_of(*id));
+        brokers
+    }
+
+    /// Whether this process holds the logs of broker `id`'s replicas (in one process every
+    /// broker's; in a quorum of processes, until data replication lands, only its own).
+    pub fn holds_data_of(&self, id: i32) -> bool {
+        self.data_brokers
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&id))
+    }
+
+    /// Only the brokers `ids` hold their data here: new partitions, their replicas, and
+    /// reassignments stay on them (a quorum of processes without data replication: a replica
+    /// placed in another process would have no data there).
+    pub fn with_data_brokers(mut self, ids: impl IntoIterator<Item = i32>) -> Self {
+        self.data_brokers = Some(ids.into_iter().collect());
+        self
+    }
+
     /// The registered brokers (Kafka's ClusterImage); a catalog no broker registered with (unit
     /// tests) has its own node as the one unfenced broker.
     pub fn brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
@@ -462,11 +489,14 @@ impl Catalog {
             }
             let records = brokers.iter().cloned().map(MetadataRecord::RegisterBroker);
             out.push(records.collect())?;
+            // Brokers of this process not started now (in a quorum of processes, the others'
+            // brokers are theirs to register).
             let gone: Vec<i32> = image
                 .brokers
                 .keys()
                 .copied()
                 .filter(|id| !brokers.iter().any(|n| n.broker_id == *id))
+                .filter(|id| self.holds_data_of(*id))
                 .collect();
             for id in gone {
                 let fenced = election::broker_fenced(&out.image, id, policy);
@@ -522,7 +552,11 @@ impl Catalog {
             return Ok(t);
         }
         let replication_factor = if is_internal_name(name) {
-            let live = self.brokers().values().filter(|b| !b.fenced).count();
+            let live = self
+                .placement_brokers()
+                .values()
+                .filter(|b| !b.fenced)
+                .count();
             INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
         } else {
             self.default_replication_factor
@@ -606,7 +640,11 @@ impl Catalog {
                 replication_factor,
             },
         };
-        let placed = place(&self.brokers(), &assignment, replication_factor as usize)?;
+        let placed = place(
+            &self.placement_brokers(),
+            &assignment,
+            replication_factor as usize,
+        )?;
         if validate_only {
             return Ok(topic);
         }
@@ -728,6 +766,11 @@ impl Catalog {
     /// committed end offset as it moves: `catch_up` on each move (see `follow_metadata` in lib.rs).
     pub fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         self.metadata_log.committed()
+    }
+
+    /// The metadata quorum as this node sees it; `None` for a single node's local log.
+    pub fn quorum_state(&self) -> Option<metadata_log::QuorumState> {
+        self.metadata_log.quorum_state()
     }
 
     /// Replays and publishes the batches other nodes committed since the image.

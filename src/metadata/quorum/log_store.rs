@@ -124,6 +124,15 @@ impl QuorumLogStore {
         )
     }
 
+    /// The Kafka offset after the entry at `index` (its batch's end).
+    pub fn end_offset_after(&self, index: u64) -> i64 {
+        let inner = self.inner.lock();
+        let next = usize::try_from(index)
+            .ok()
+            .and_then(|i| inner.starts.get(i + 1));
+        next.copied().unwrap_or_else(|| inner.log.log_end_offset())
+    }
+
     /// Whether this node has taken part in a quorum (it holds a log entry or a vote).
     pub fn is_used(&self) -> bool {
         let inner = self.inner.lock();

@@ -30,7 +30,7 @@ use self::log_store::QuorumLogStore;
 use self::state_machine::{Applied, QuorumStateMachine};
 use super::image::MetadataImage;
 use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, SnapshotId,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
 };
 use super::records::MetadataRecord;
 
@@ -194,31 +194,51 @@ impl Quorum {
             records,
             append_time_ms: now_ms,
         };
-        let mut written = self.write(entry.clone()).await;
-        // During an election no node leads: the write waits for one (the caller bounds how
-        // long), as a Kafka broker's controller channel does.
-        while let Err(Written::Elsewhere(None)) = written {
+        loop {
+            match self.write(entry.clone()).await {
+                // During an election no node leads: the write waits for one (the caller bounds
+                // how long), as a Kafka broker's controller channel does.
+                Err(Written::Elsewhere(None, _)) => {}
+                Err(Written::Elsewhere(Some(leader), Some(node))) if self.forward => {
+                    match transport::forward(&node, entry.clone()).await {
+                        Ok(last) => {
+                            let mut applied = self.applied.watch_end_offset();
+                            let applied = applied.wait_for(|&end| end > last).await;
+                            applied.map_err(|_| {
+                                MetadataLogError::Quorum("the metadata quorum stopped".into())
+                            })?;
+                            return Ok(last);
+                        }
+                        // The leader this node knows is gone (the request was never sent):
+                        // wait for the quorum to elect another.
+                        Err(transport::ForwardError::Unreachable(_)) => {
+                            let mut metrics = self.raft.metrics();
+                            let moved = metrics
+                                .wait_for(|m| m.current_leader != Some(leader))
+                                .await
+                                .is_ok();
+                            if !moved {
+                                return Err(MetadataLogError::Quorum(
+                                    "the metadata quorum stopped".into(),
+                                ));
+                            }
+                            continue;
+                        }
+                        Err(transport::ForwardError::Failed(e)) => return Err(e),
+                    }
+                }
+                r => return r.map_err(Written::into_error),
+            }
             let mut metrics = self.raft.metrics();
             let elected = metrics
                 .wait_for(|m| m.current_leader.is_some())
                 .await
                 .is_ok();
             if !elected {
-                break;
+                return Err(MetadataLogError::Quorum(
+                    "the metadata quorum stopped".into(),
+                ));
             }
-            written = self.write(entry.clone()).await;
-        }
-        match written {
-            Err(Written::Elsewhere(Some(node))) if self.forward => {
-                let last = transport::forward(&node, entry).await?;
-                let mut applied = self.applied.watch_end_offset();
-                applied
-                    .wait_for(|&end| end > last)
-                    .await
-                    .map_err(|_| MetadataLogError::Quorum("the metadata quorum stopped".into()))?;
-                Ok(last)
-            }
-            r => r.map_err(Written::into_error),
         }
     }
 
@@ -231,7 +251,7 @@ impl Quorum {
         match self.raft.client_write(entry).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(Written::Elsewhere(f.leader_node))
+                Err(Written::Elsewhere(f.leader_id, f.leader_node))
             }
             Err(e) => Err(Written::Failed(e.to_string())),
         }
@@ -252,18 +272,18 @@ impl Quorum {
 
 /// Why a write was not committed here.
 enum Written {
-    /// Another node leads (where it listens, if known).
-    Elsewhere(Option<QuorumNode>),
+    /// Another node leads (which, and where it listens, if known).
+    Elsewhere(Option<NodeId>, Option<QuorumNode>),
     Failed(String),
 }
 
 impl Written {
     fn into_error(self) -> MetadataLogError {
         MetadataLogError::Quorum(match self {
-            Written::Elsewhere(Some(node)) => {
+            Written::Elsewhere(_, Some(node)) => {
                 format!("this node does not lead the metadata quorum; the leader is at {node}")
             }
-            Written::Elsewhere(None) => "the metadata quorum has no leader".into(),
+            Written::Elsewhere(_, None) => "the metadata quorum has no leader".into(),
             Written::Failed(why) => why,
         })
     }
@@ -389,6 +409,33 @@ impl MetadataLog for RaftMetadataLog {
 
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         Some(self.quorum.applied.watch_end_offset())
+    }
+
+    fn quorum_state(&self) -> Option<QuorumState> {
+        let m = self.quorum.raft.metrics().borrow().clone();
+        let store = &self.quorum.store;
+        let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
+            log_id.map_or(0, |l| store.end_offset_after(l.index))
+        };
+        let voters = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let end = match &m.replication {
+                    Some(progress) => progress.get(&id).map_or(-1, end_of),
+                    None if id == self.quorum.id => store.end_offset(),
+                    None => -1,
+                };
+                (id as i32, end)
+            })
+            .collect();
+        Some(QuorumState {
+            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            high_watermark: self.quorum.applied.end_offset(),
+            voters,
+        })
     }
 
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {

@@ -238,20 +238,31 @@ impl RaftNetwork<TypeConfig> for TcpClient {
     }
 }
 
+/// Why a forwarded write failed.
+pub enum ForwardError {
+    /// The leader could not be reached: the write was not sent.
+    Unreachable(io::Error),
+    /// Sent, and refused or unanswered (it may or may not be committed).
+    Failed(MetadataLogError),
+}
+
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
 /// once the leader has committed it.
-pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, MetadataLogError> {
+pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
     let mut client = TcpClient {
         target: 0,
         node: node.clone(),
         conn: None,
     };
     let failed = |why: String| {
-        MetadataLogError::Quorum(format!("forwarding to the leader at {node}: {why}"))
+        ForwardError::Failed(MetadataLogError::Quorum(format!(
+            "forwarding to the leader at {node}: {why}"
+        )))
     };
     match client.call(&Request::Append(entry), FORWARD_TIMEOUT).await {
         Ok(Response::Append(r)) => r.map_err(failed),
         Ok(_) => Err(failed("an answer to another request".into())),
-        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
+        Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
+        Err(CallError::Network(e)) => Err(failed(e.to_string())),
     }
 }
