@@ -452,11 +452,11 @@ mod tests {
     use crate::log::storage::FileStorage;
     use crate::metadata::metadata_log::load_image;
     use crate::metadata::records::tests::samples;
-    use openraft::error::{InstallSnapshotError, RPCError, Unreachable};
+    use openraft::error::{RPCError, Unreachable};
     use openraft::network::RPCOption;
     use openraft::raft::{
-        AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest,
-        InstallSnapshotResponse, VoteRequest, VoteResponse,
+        AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+        VoteResponse,
     };
     use openraft::RaftNetwork;
 
@@ -488,11 +488,8 @@ mod tests {
             &mut self,
             _rpc: InstallSnapshotRequest<TypeConfig>,
             _option: RPCOption,
-        ) -> Result<
-            InstallSnapshotResponse<NodeId>,
-            RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
-        > {
-            Err(alone())
+        ) -> transport::SnapshotRpc {
+            transport::no_snapshots()
         }
 
         async fn vote(

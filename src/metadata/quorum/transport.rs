@@ -186,6 +186,21 @@ impl TcpClient {
     }
 }
 
+/// openraft's answer to a snapshot sent to a voter.
+pub type SnapshotRpc = Result<
+    InstallSnapshotResponse<NodeId>,
+    RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
+>;
+
+/// The quorum keeps its whole log and never sends snapshots (see `raft_config`): every network
+/// answers one so. (The error is openraft's type, large as it is.)
+#[allow(clippy::result_large_err)]
+pub fn no_snapshots() -> SnapshotRpc {
+    Err(RPCError::Unreachable(Unreachable::new(&io::Error::other(
+        "snapshots of the metadata quorum are not supported yet",
+    ))))
+}
+
 fn mismatched<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
     RPCError::Network(NetworkError::new(&io::Error::other(
         "an answer to another request",
@@ -213,14 +228,8 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         &mut self,
         _rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        // The quorum keeps its whole log and never sends snapshots (see `raft_config`).
-        Err(RPCError::Unreachable(Unreachable::new(&io::Error::other(
-            "snapshots of the metadata quorum are not supported yet",
-        ))))
+    ) -> SnapshotRpc {
+        no_snapshots()
     }
 
     async fn vote(
