@@ -363,10 +363,15 @@ async fn follow_metadata(broker: Arc<Broker>, cancel: CancellationToken) {
     let Some(mut committed) = broker.catalog.committed() else {
         return;
     };
+    // What was committed between the catalog's opening and this subscription is replayed
+    // first; from then on, each move of the committed offset.
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            changed = committed.changed() => if changed.is_err() { return },
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = committed.changed() => if changed.is_err() { return },
+            }
         }
         let b = Arc::clone(&broker);
         let caught_up = tokio::task::spawn_blocking(move || b.catalog.catch_up()).await;
