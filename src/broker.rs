@@ -62,6 +62,10 @@ pub struct Broker {
     /// Broker configs changed at run time (kafka-configs --entity-type brokers --alter).
     pub dynamic: DynamicBrokerConfigs,
     pub producer_ids: ProducerIdAllocator,
+    /// In a quorum of processes, the block of producer ids this broker hands out (next, end),
+    /// reserved cluster-wide by a ProducerIdsRecord (Kafka's AllocateProducerIds): ids are
+    /// unique across the processes, and every broker knows which were issued.
+    quorum_producer_ids: Option<parking_lot::Mutex<(i64, i64)>>,
     pub groups: Arc<GroupCoordinator>,
     pub txns: TransactionCoordinator,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
@@ -122,12 +126,30 @@ impl Broker {
         } else if fs::read_dir(&dir)?.count() > 1 {
             tracing::warn!(dir = %dir.display(), "previous run did not shut down cleanly: verifying logs");
         }
-        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        // A quorum's processes share one cluster id, derived from the voters (Kafka formats
+        // each node's storage with the same id).
+        let shared_id = config.quorum.as_ref().map(quorum_cluster_id);
+        let cluster_id = load_or_create_meta(&dir, config.node_id, shared_id)?;
         let dynamic = DynamicBrokerConfigs::open(&dir, &config)?;
         let log_config = dynamic.log_config(&config);
-        let catalog =
-            Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?
-                .with_default_replication_factor(config.default_replication_factor);
+        let catalog = match &config.quorum {
+            None => Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?,
+            Some(q) => {
+                let log = open_quorum(&storage, &dir, config.node_id, q, clean)?;
+                let log = Box::new(log);
+                Catalog::open_with_log(
+                    storage,
+                    log,
+                    &dir,
+                    config.node_id,
+                    log_config,
+                    clean,
+                    now_ms(),
+                )?
+                .with_data_brokers([config.node_id])
+            }
+        }
+        .with_default_replication_factor(config.default_replication_factor);
         let endpoints: Vec<(i32, Vec<Endpoint>)> = (config.node_id..).zip(endpoints).collect();
         let registrations = endpoints.iter().map(registration).collect();
         catalog.register_brokers(registrations, &config.elections)?;
@@ -160,6 +182,10 @@ impl Broker {
             true => Clock::manual(),
             false => Clock::system(),
         };
+        let quorum_producer_ids = config
+            .quorum
+            .as_ref()
+            .map(|_| parking_lot::Mutex::new((0, 0)));
         Ok(Broker {
             groups,
             txns,
@@ -171,6 +197,7 @@ impl Broker {
             catalog,
             dynamic,
             producer_ids,
+            quorum_producer_ids,
             purgatory,
             clock,
             control,
@@ -273,8 +300,45 @@ impl Broker {
 }
 
 impl Broker {
+    /// The producer ids handed out so far (`0..` this): a Produce with an id past it is
+    /// UNKNOWN_PRODUCER_ID (see `AppendOrigin::Client`).
+    pub fn producer_ids_issued(&self) -> i64 {
+        match &self.quorum_producer_ids {
+            Some(_) => self.catalog.image().next_producer_id.max(0),
+            None => self.producer_ids.issued_end(),
+        }
+    }
+
     /// A new producer id for InitProducerId, or the error Kafka answers when none can be had.
     pub fn next_producer_id(&self) -> Result<i64, i16> {
+        if let Some(block) = &self.quorum_producer_ids {
+            let mut block = block.lock();
+            if block.0 >= block.1 {
+                const BLOCK: i64 = 1000;
+                let node = self.node_id;
+                let reserved = self.catalog.change_image(|image| {
+                    let start = image.next_producer_id.max(0);
+                    let record = crate::metadata::records::ProducerIdsRecord {
+                        broker_id: node,
+                        broker_epoch: image.brokers.get(&node).map_or(-1, |b| b.epoch),
+                        next_producer_id: start + BLOCK,
+                    };
+                    (
+                        vec![crate::metadata::records::MetadataRecord::ProducerIds(
+                            record,
+                        )],
+                        start,
+                    )
+                });
+                let start = reserved.map_err(|e| {
+                    tracing::error!(error = %e, "cannot reserve producer ids from the quorum");
+                    crate::protocol::errors::UNKNOWN_SERVER_ERROR
+                })?;
+                *block = (start, start + BLOCK);
+            }
+            block.0 += 1;
+            return Ok(block.0 - 1);
+        }
         self.producer_ids.next_id().map_err(|e| {
             tracing::error!(error = %e, "cannot hand out a producer id");
             match e {
@@ -369,7 +433,54 @@ fn registration((id, endpoints): &(i32, Vec<Endpoint>)) -> RegisterBrokerRecord 
 }
 
 /// Reads `meta.properties` for the cluster id, or writes a new one (Kafka's format).
-fn load_or_create_meta(dir: &Path, node_id: i32) -> io::Result<String> {
+/// The cluster id of a quorum: from its voters, so that every process derives the same one.
+fn quorum_cluster_id(q: &crate::config::QuorumSettings) -> String {
+    use sha2::Digest;
+    let text: Vec<String> = q
+        .voters
+        .iter()
+        .map(|(id, (host, port))| format!("{id}@{host}:{port}"))
+        .collect();
+    let digest = sha2::Sha256::digest(text.join(",").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    kafka_uuid_string(Uuid::from_bytes(bytes))
+}
+
+/// Starts this node's voter of the metadata quorum: its log in the data directory, its RPCs on
+/// the controller listener; returns once it knows a leader (see `RaftMetadataLog::start_tcp`).
+fn open_quorum(
+    storage: &Arc<dyn crate::log::storage::Storage>,
+    dir: &Path,
+    node_id: i32,
+    q: &crate::config::QuorumSettings,
+    clean: bool,
+) -> io::Result<crate::metadata::quorum::RaftMetadataLog> {
+    use crate::metadata::quorum::{log_store::QuorumLogStore, QuorumNode, RaftMetadataLog};
+    let (host, port) = &q.listen;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let listener = std::net::TcpListener::bind((host, *port))?;
+    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
+        .map_err(io::Error::other)?;
+    let voters = q
+        .voters
+        .iter()
+        .map(|(&id, (host, port))| {
+            let node = QuorumNode {
+                host: host.clone(),
+                port: *port,
+            };
+            (id as u64, node)
+        })
+        .collect();
+    tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
+    let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters)
+        .map_err(io::Error::other)?;
+    tracing::info!(node = node_id, "the metadata quorum has a leader");
+    Ok(log)
+}
+
+fn load_or_create_meta(dir: &Path, node_id: i32, shared_id: Option<String>) -> io::Result<String> {
     let path = dir.join("meta.properties");
     if let Ok(text) = fs::read_to_string(&path) {
         if let Some((_, id)) = crate::config::parse_properties(&text)
@@ -379,7 +490,7 @@ fn load_or_create_meta(dir: &Path, node_id: i32) -> io::Result<String> {
             return Ok(id);
         }
     }
-    let cluster_id = kafka_uuid_string(Uuid::new_v4());
+    let cluster_id = shared_id.unwrap_or_else(|| kafka_uuid_string(Uuid::new_v4()));
     let directory_id = kafka_uuid_string(Uuid::new_v4());
     let text = format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n");
     write_atomically(&path, &text)?;

@@ -147,6 +147,7 @@ pub async fn start_on(
         tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
     ];
     let nodes = Arc::new(server::nodes::Nodes::serve(
         Arc::clone(&broker),
@@ -356,6 +357,30 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
+    }
+}
+
+/// Where other nodes append to the metadata log (a quorum), replays and publishes what they
+/// commit as it commits; nothing to do where this process is the only writer.
+async fn follow_metadata(broker: Arc<Broker>, cancel: CancellationToken) {
+    let Some(mut committed) = broker.catalog.committed() else {
+        return;
+    };
+    // What was committed between the catalog's opening and this subscription is replayed
+    // first; from then on, each move of the committed offset.
+    let mut first = true;
+    loop {
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = committed.changed() => if changed.is_err() { return },
+            }
+        }
+        let b = Arc::clone(&broker);
+        let caught_up = tokio::task::spawn_blocking(move || b.catalog.catch_up()).await;
+        if let Ok(Err(e)) = caught_up {
+            tracing::error!(error = %e, "could not replay the committed metadata");
+        }
     }
 }
 

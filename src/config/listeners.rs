@@ -140,6 +140,26 @@ fn protocol_map(map: Option<&str>) -> Result<Vec<(String, SecurityProtocol)>, Co
         .collect()
 }
 
+/// Where the controller listener binds: the first `listeners` entry that
+/// `controller.listener.names` names (the quorum's RPCs; see `metadata::quorum::transport`).
+pub fn controller_endpoint(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, u16)>, ConfigError> {
+    let names: Vec<String> = get("controller.listener.names")
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().to_ascii_uppercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let Some(list) = get("listeners") else {
+        return Ok(None);
+    };
+    Ok(endpoints("listeners", &list)?
+        .into_iter()
+        .find(|(name, _, _)| names.contains(name))
+        .map(|(_, host, port)| (host, port)))
+}
+
 /// The listeners the settings describe (see the module comment). `get` looks a setting up.
 pub fn listeners(get: impl Fn(&str) -> Option<String>) -> Result<Vec<ListenerConfig>, ConfigError> {
     let map = protocol_map(get("listener.security.protocol.map").as_deref())?;

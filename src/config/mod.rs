@@ -79,6 +79,7 @@ const USED: &[&str] = &[
     "compression.type",
     "connections.max.idle.ms",
     "controller.listener.names",
+    "controller.quorum.voters",
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
@@ -127,6 +128,7 @@ const USED: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "process.roles",
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
     "queued.max.request.bytes",
@@ -358,6 +360,17 @@ pub struct Sources {
     pub schema_registry_listen: Option<String>,
 }
 
+/// The metadata quorum this process is a voter of (`process.roles=broker,controller`): see
+/// `metadata::quorum`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuorumSettings {
+    /// controller.quorum.voters: each voter's node id and controller endpoint.
+    pub voters: BTreeMap<i32, (String, u16)>,
+    /// Where this node's controller listener binds (the `listeners` entry named in
+    /// controller.listener.names).
+    pub listen: (String, u16),
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The listeners, in `listeners` order (see `listeners`); the first is the one
@@ -365,6 +378,9 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub data_dir: PathBuf,
     pub node_id: i32,
+    /// `process.roles=broker,controller`: this process is a voter of a metadata quorum between
+    /// processes; `None`: the single node of today (the metadata log is local).
+    pub quorum: Option<QuorumSettings>,
     /// Brokers this process serves (`--brokers`): node ids node.id, node.id + 1, ..., each on its
     /// own listener, the ports consecutive from the listen port (each on a free port when the
     /// listen port is 0). One copy of the data underneath (see README, "Several brokers").
@@ -437,6 +453,89 @@ pub struct Config {
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/tmp/gregor-data";
+
+/// Kafka's KRaft settings for a quorum between processes: `process.roles`, `node.id`,
+/// `controller.quorum.voters` (`id@host:port,...`), and the controller listener
+/// (`controller.listener.names` naming a `listeners` entry). Only the combined role is
+/// supported yet: a broker needs a controller in its own process, a controller a broker.
+fn quorum_settings(
+    s: &Settings<'_>,
+    node_id: i32,
+    brokers: Option<u16>,
+) -> Result<Option<QuorumSettings>, ConfigError> {
+    let Some(roles) = s.str("process.roles") else {
+        return Ok(None);
+    };
+    let mut set: Vec<String> = roles
+        .split(',')
+        .map(|r| r.trim().to_ascii_lowercase())
+        .filter(|r| !r.is_empty())
+        .collect();
+    set.sort();
+    set.dedup();
+    if set != ["broker", "controller"] {
+        return Err(invalid(
+            "process.roles",
+            &roles,
+            "only broker,controller (combined mode) is supported yet",
+        ));
+    }
+    if brokers.is_some_and(|n| n > 1) {
+        return Err(invalid(
+            "--brokers",
+            &brokers.unwrap_or(1).to_string(),
+            "a quorum process serves one broker",
+        ));
+    }
+    let voters_text = s.str("controller.quorum.voters").unwrap_or_default();
+    if voters_text.trim().is_empty() {
+        let why = match s.str("controller.quorum.bootstrap.servers") {
+            Some(_) => "controller.quorum.bootstrap.servers (a dynamic quorum, KIP-853) is not supported yet: name the voters",
+            None => "a quorum needs its voters",
+        };
+        return Err(invalid("controller.quorum.voters", &voters_text, why));
+    }
+    let mut voters = BTreeMap::new();
+    for v in voters_text
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        let parsed = v.split_once('@').and_then(|(id, addr)| {
+            let id: i32 = id.trim().parse().ok().filter(|&id| id >= 0)?;
+            Some((id, parse_host_port(addr.trim())?))
+        });
+        let (id, addr) = parsed.ok_or_else(|| {
+            invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                "expected ID@HOST:PORT,...",
+            )
+        })?;
+        if voters.insert(id, addr).is_some() {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                format!("voter {id} appears twice"),
+            ));
+        }
+    }
+    if !voters.contains_key(&node_id) {
+        return Err(invalid(
+            "controller.quorum.voters",
+            &voters_text,
+            format!("node.id {node_id} is not one of the voters"),
+        ));
+    }
+    let listen = listeners::controller_endpoint(|k| s.str(k))?.ok_or_else(|| {
+        invalid(
+            "controller.listener.names",
+            &s.str("controller.listener.names").unwrap_or_default(),
+            "no listeners entry is a controller listener",
+        )
+    })?;
+    Ok(Some(QuorumSettings { voters, listen }))
+}
 
 impl Config {
     /// Builds the configuration from all sources; `env` is the process environment.
@@ -593,13 +692,16 @@ impl Config {
                 .positive_int("transaction.remove.expired.transaction.cleanup.interval.ms")?
                 .map_or(t.remove_expired_transaction_cleanup_interval_ms, i64::from),
         };
+        let node_id = s
+            .int("node.id")?
+            .or(s.int("broker.id")?.filter(|&id| id >= 0))
+            .unwrap_or(1);
+        let quorum = quorum_settings(&s, node_id, src.brokers)?;
         Ok(Config {
             listeners,
             data_dir,
-            node_id: s
-                .int("node.id")?
-                .or(s.int("broker.id")?.filter(|&id| id >= 0))
-                .unwrap_or(1),
+            node_id,
+            quorum,
             brokers: match src.brokers {
                 Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
                 Some(n) => n,
@@ -1073,6 +1175,52 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.queued_max_request_bytes, -1);
         assert_eq!(c.log, LogConfig::default());
+    }
+
+    /// KRaft's settings make a voter of a quorum between processes (combined mode only); without
+    /// process.roles there is none, as before.
+    #[test]
+    fn kraft_settings_make_a_quorum_voter() {
+        assert_eq!(load(&[], &[]).unwrap().quorum, None);
+        let base = [
+            "process.roles=broker,controller",
+            "node.id=2",
+            "controller.quorum.voters=1@h1:9093,2@127.0.0.1:9095,3@h3:9093",
+            "controller.listener.names=CONTROLLER",
+            "listeners=PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+        ];
+        let c = load(&base, &[]).unwrap();
+        let q = c.quorum.unwrap();
+        assert_eq!(q.listen, ("127.0.0.1".to_string(), 9095));
+        assert_eq!(q.voters.len(), 3);
+        assert_eq!(q.voters[&1], ("h1".to_string(), 9093));
+        assert_eq!(
+            c.listeners,
+            vec![ListenerConfig::plaintext("127.0.0.1", 9094)]
+        );
+        assert!(!c.unused.contains(&"process.roles".to_string()));
+        let with = |change: &str| {
+            let key = change.split('=').next().unwrap();
+            let mut o: Vec<&str> = base
+                .iter()
+                .copied()
+                .filter(|b| !b.starts_with(key))
+                .collect();
+            o.push(change);
+            load(&o, &[])
+        };
+        for bad in [
+            "process.roles=broker",
+            "process.roles=controller",
+            "node.id=4",
+            "controller.quorum.voters=",
+            "controller.quorum.voters=1@h1:9093,1@h2:9093",
+            "controller.quorum.voters=x@h1:9093",
+            "controller.listener.names=OTHER",
+        ] {
+            assert!(with(bad).is_err(), "{bad} is refused");
+        }
+        assert!(load(&[&base[..], &["controller.quorum.voters="]].concat(), &[]).is_err());
     }
 
     /// Elections follow Kafka's defaults (auto.leader.rebalance.enable true, unclean elections

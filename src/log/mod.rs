@@ -53,6 +53,9 @@ pub enum AppendOrigin {
     /// markers. May write control batches and transactional batches without sequences; the
     /// producer epoch is checked, sequences are not (ProducerAppendInfo.maybeValidateDataBatch).
     Coordinator,
+    /// The metadata quorum's own batches (Kafka's RAFT_LEADER): its control batches are Raft's
+    /// (LeaderChange, Voters), not transaction markers, and are stored as written.
+    RaftLeader,
 }
 
 #[cfg(test)]

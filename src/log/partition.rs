@@ -529,7 +529,9 @@ impl PartitionLog {
                     return true;
                 }
                 // Markers end transactions: only their record says commit or abort.
-                let marker = match b.header.is_control() {
+                // (A control batch without a producer, as the metadata quorum's Raft batches,
+                // is no marker.)
+                let marker = match b.header.is_control() && b.header.has_producer_id() {
                     false => None,
                     true => match reader.read_batch(b.position, &b.header) {
                         Ok(bytes) => parse_txn_marker(&bytes, &b.header, max_message_bytes)
@@ -735,7 +737,7 @@ impl PartitionLog {
         )?;
         // A control batch (only a coordinator's: see `validate_batch`) is a transaction marker,
         // checked as one; it is stored as written (LogValidator never recompresses one).
-        let marker = if header.is_control() {
+        let marker = if header.is_control() && origin != AppendOrigin::RaftLeader {
             parse_txn_marker(records, &header, self.config.max_message_bytes)?
         } else {
             None
@@ -1223,6 +1225,54 @@ impl PartitionLog {
         self.log_start_offset = target;
         self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
+    }
+
+    /// Removes every batch from `offset` on (a Raft follower's log conflicting with its leader's;
+    /// Kafka's UnifiedLog.truncateTo): later segments are deleted, the one holding `offset` is cut
+    /// there and its indexes rebuilt, and the leader epochs after it are forgotten. `offset` must
+    /// start a batch; at or past the log end nothing changes.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return Err(LogError::Storage(io::Error::other(format!(
+                "cannot truncate to {offset}, before the log start {}",
+                self.log_start_offset
+            ))));
+        }
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            if let Some(seg) = self.segments.pop() {
+                if let Err(e) = seg.delete() {
+                    return Err(self.storage_error(e));
+                }
+            }
+        }
+        let active = self.active();
+        let base = active.base_offset;
+        let position = match active.find_position(offset) {
+            Ok(p) => p.unwrap_or(active.size()),
+            Err(e) => return Err(self.storage_error(e)),
+        };
+        let cut = active.reader().file().and_then(|f| f.truncate(position));
+        if let Err(e) = cut {
+            return Err(self.storage_error(e));
+        }
+        // Reopened as after a crash: the indexes are rebuilt from what is left of the file.
+        let interval = self.config.index_interval_bytes;
+        let reopened = Segment::open(&self.storage, &self.dir, base, OpenMode::Recover, interval);
+        match reopened {
+            Ok((seg, _)) => *self.active_mut() = seg,
+            Err(e) => return Err(self.storage_error(e)),
+        }
+        let end = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(end);
+        self.update_leader_epochs(|c| c.truncate_from_end(end))?;
+        self.leader_epoch = self.leader_epochs.latest_epoch().unwrap_or(0);
+        Ok(())
     }
 
     /// Drops the `n` oldest segments and their files; the log start moves to the next one.
@@ -1728,6 +1778,41 @@ mod tests {
             assert_eq!(log.high_watermark(), 200);
             assert_eq!(read_all(&log, 199)[0].base_offset, 198);
         }
+    }
+
+    /// UnifiedLog.truncateTo: the suffix from a batch boundary goes, across segments, the
+    /// epochs it started are forgotten, appends continue at the cut, and a reopen agrees.
+    #[test]
+    fn truncation_removes_a_suffix_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..100 {
+            if i == 80 {
+                log.set_leader_epoch(2).unwrap();
+            }
+            let b = make_batch(&[b"aaaaaaaaaa", b"bbbbbbbbbb"], 1000 + i, None);
+            log.append(&b, 9, 0).unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(segments > 3);
+        log.truncate_to(150).unwrap();
+        assert_eq!(log.log_end_offset(), 150);
+        assert!(log.segment_count() < segments);
+        assert_eq!(log.leader_epoch(), 0);
+        assert_eq!(log.leader_epochs().latest_epoch(), Some(0));
+        assert_eq!(read_all(&log, 147).last().unwrap().base_offset, 148);
+        // Past the end: nothing changes.
+        log.truncate_to(190).unwrap();
+        assert_eq!(log.log_end_offset(), 150);
+        log.set_leader_epoch(3).unwrap();
+        let b = make_batch(&[b"c"], 7, None);
+        assert_eq!(log.append(&b, 9, 0).unwrap().base_offset, 150);
+        log.close(0).unwrap();
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 151);
+        let last = *read_all(&log, 149).last().unwrap();
+        assert_eq!((last.base_offset, last.partition_leader_epoch), (150, 3));
     }
 
     /// Kafka bounds each index by segment.index.bytes and rolls the segment when one is full

@@ -66,6 +66,10 @@ pub enum MetadataLogError {
     Replay(#[from] ReplayError),
     #[error("metadata log {0}: {1}")]
     Corrupt(PathBuf, String),
+    /// The metadata quorum could not commit the append (this node does not lead, the quorum
+    /// lost its leader, or the quorum is shutting down).
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
 }
 
 /// A snapshot's identity (Kafka's OffsetAndEpoch): it holds everything before `end_offset`.
@@ -114,6 +118,29 @@ pub trait MetadataLog: Send + Sync {
     ) -> Result<SnapshotId, MetadataLogError>;
     /// Flushes what is written (clean shutdown).
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
+    /// Where other nodes append too (a quorum), the committed end offset as it moves: the
+    /// catalog replays and publishes what it did not write itself (`Catalog::follow`). `None`
+    /// where this process is the only writer.
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
+    /// A quorum's state as this node knows it (DescribeQuorum); `None` for a single node's log.
+    fn quorum_state(&self) -> Option<QuorumState> {
+        None
+    }
+}
+
+/// The metadata quorum as one node sees it (Kafka's DescribeQuorum partition data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuorumState {
+    /// -1 while no leader is known.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    /// The committed end offset this node knows.
+    pub high_watermark: i64,
+    /// Each voter's log end offset: known for every voter on the leader, for itself elsewhere
+    /// (-1 when unknown).
+    pub voters: Vec<(i32, i64)>,
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per
@@ -155,6 +182,30 @@ pub fn replay_batch(
     Ok(delta.apply())
 }
 
+/// The change one committed batch makes to `image` (records before `from`, already in it,
+/// skipped). A batch that does not replay was committed all the same, and the log is what every
+/// node holds alike: it is logged and passed over (its offsets counted), as on every node.
+pub fn batch_delta(image: Arc<MetadataImage>, batch: &MetadataBatch, from: i64) -> MetadataDelta {
+    let provenance = Provenance {
+        last_offset: batch.last_offset(),
+        last_epoch: batch.epoch,
+        last_timestamp: batch.append_time_ms,
+    };
+    let mut delta = MetadataDelta::new(Arc::clone(&image));
+    let skip = (from - batch.base_offset).max(0) as usize;
+    let replayed = batch
+        .records
+        .iter()
+        .skip(skip)
+        .try_for_each(|r| delta.replay(r));
+    if let Err(e) = replayed {
+        tracing::error!(offset = batch.base_offset, error = %e, "a committed metadata batch does not replay; passing over it");
+        delta = MetadataDelta::new(image);
+    }
+    delta.set_provenance(provenance);
+    delta
+}
+
 /// The single-node metadata log in `<data dir>/__cluster_metadata-0`.
 pub struct LocalMetadataLog {
     dir: PathBuf,
@@ -169,15 +220,7 @@ impl LocalMetadataLog {
         clean: bool,
         now_ms: i64,
     ) -> Result<LocalMetadataLog, MetadataLogError> {
-        let dir = data_dir.join(METADATA_DIR);
-        fs::create_dir_all(&dir)?;
-        let meta = dir.join("partition.metadata");
-        if !meta.exists() {
-            let text = format!("version: 0\ntopic_id: {METADATA_TOPIC_ID}\n");
-            storage.write_atomically(&meta, text.as_bytes())?;
-        }
-        let config = metadata_log_config();
-        let log = PartitionLog::open_on(Arc::clone(&storage), &dir, config, clean, now_ms)?;
+        let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
         Ok(LocalMetadataLog {
             dir,
             storage,
@@ -208,6 +251,49 @@ impl LocalMetadataLog {
     }
 }
 
+/// Opens (or creates) `<data dir>/__cluster_metadata-0` as a partition log, with its fixed topic id.
+pub(super) fn open_metadata_partition(
+    storage: &Arc<dyn Storage>,
+    data_dir: &Path,
+    clean: bool,
+    now_ms: i64,
+) -> Result<(PathBuf, PartitionLog), MetadataLogError> {
+    let dir = data_dir.join(METADATA_DIR);
+    fs::create_dir_all(&dir)?;
+    let meta = dir.join("partition.metadata");
+    if !meta.exists() {
+        let text = format!("version: 0\ntopic_id: {METADATA_TOPIC_ID}\n");
+        storage.write_atomically(&meta, text.as_bytes())?;
+    }
+    let config = metadata_log_config();
+    let log = PartitionLog::open_on(Arc::clone(storage), &dir, config, clean, now_ms)?;
+    Ok((dir, log))
+}
+
+/// Every batch, data and control, from the one holding `from_offset` up to (not including)
+/// `until`, `candidates` giving the log's read candidates at an offset.
+pub(super) fn read_batches(
+    candidates: impl Fn(i64) -> Result<crate::log::partition::ReadCandidates, LogError>,
+    from_offset: i64,
+    until: i64,
+) -> Result<Vec<ReadBatch>, MetadataLogError> {
+    let mut batches = Vec::new();
+    let mut offset = from_offset;
+    while offset < until {
+        let bytes = candidates(offset)?.locate()?.read(READ_CHUNK_BYTES, true)?;
+        if bytes.is_empty() {
+            break;
+        }
+        let read = decode_batches(bytes).map_err(MetadataLogError::Quorum)?;
+        let Some(last) = read.last() else {
+            break;
+        };
+        offset = last.next_offset;
+        batches.extend(read.into_iter().filter(|b| b.base_offset < until));
+    }
+    Ok(batches)
+}
+
 /// The metadata log keeps everything (no retention, no compaction) and takes Kafka's largest
 /// metadata batch.
 fn metadata_log_config() -> LogConfig {
@@ -234,21 +320,16 @@ impl MetadataLog for LocalMetadataLog {
     }
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
-        let mut batches = Vec::new();
-        let mut offset = from_offset;
-        loop {
-            let candidates = self.log.lock().read_candidates(offset)?;
-            let bytes = candidates.locate()?.read(READ_CHUNK_BYTES, true)?;
-            if bytes.is_empty() {
-                return Ok(batches);
-            }
-            let read = decode_batches(bytes).map_err(|e| self.corrupt(&e))?;
-            let Some(last) = read.last() else {
-                return Ok(batches);
-            };
-            offset = last.next_offset;
-            batches.extend(read.into_iter().filter_map(|b| b.data));
-        }
+        let read = read_batches(
+            |o| self.log.lock().read_candidates(o),
+            from_offset,
+            i64::MAX,
+        );
+        let read = read.map_err(|e| match e {
+            MetadataLogError::Quorum(why) => self.corrupt(&why),
+            e => e,
+        })?;
+        Ok(read.into_iter().filter_map(|b| b.data).collect())
     }
 
     fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
@@ -311,7 +392,7 @@ fn parse_snapshot_name(name: &str) -> Option<SnapshotId> {
 
 /// One record batch of `values` (Kafka's BatchAccumulator: CreateTime, uncompressed, no
 /// producer), offsets from `base_offset`.
-fn encode_batch(
+pub(super) fn encode_batch(
     values: impl Iterator<Item = Bytes>,
     base_offset: i64,
     epoch: i32,
@@ -330,7 +411,13 @@ fn encode_batch(
     encode_records(&records)
 }
 
-fn batch_record(offset: i64, epoch: i32, now_ms: i64, key: Option<Bytes>, value: Bytes) -> Record {
+pub(super) fn batch_record(
+    offset: i64,
+    epoch: i32,
+    now_ms: i64,
+    key: Option<Bytes>,
+    value: Bytes,
+) -> Record {
     Record {
         transactional: false,
         control: key.is_some(),
@@ -348,7 +435,7 @@ fn batch_record(offset: i64, epoch: i32, now_ms: i64, key: Option<Bytes>, value:
     }
 }
 
-fn encode_records(records: &[Record]) -> Result<BytesMut, MetadataLogError> {
+pub(super) fn encode_records(records: &[Record]) -> Result<BytesMut, MetadataLogError> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -360,14 +447,14 @@ fn encode_records(records: &[Record]) -> Result<BytesMut, MetadataLogError> {
 }
 
 /// A control record's key: `version int16 = 0 | type int16` (ControlRecordType.recordKey).
-fn control_key(control_type: i16) -> Bytes {
+pub(super) fn control_key(control_type: i16) -> Bytes {
     let mut k = Vec::with_capacity(4);
     k.extend_from_slice(&0i16.to_be_bytes());
     k.extend_from_slice(&control_type.to_be_bytes());
     Bytes::from(k)
 }
 
-fn encode_message(m: &impl Encodable) -> Result<Bytes, MetadataLogError> {
+pub(super) fn encode_message(m: &impl Encodable) -> Result<Bytes, MetadataLogError> {
     let mut b = BytesMut::new();
     m.encode(&mut b, 0)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -376,7 +463,7 @@ fn encode_message(m: &impl Encodable) -> Result<Bytes, MetadataLogError> {
 
 /// A snapshot file (RecordsSnapshotWriter): header batch, the image's records in batches of at
 /// most 1024 records, footer batch, offsets from 0, every batch stamped with the snapshot epoch.
-fn encode_snapshot(
+pub(super) fn encode_snapshot(
     image: &MetadataImage,
     id: SnapshotId,
     now_ms: i64,
@@ -404,14 +491,17 @@ fn encode_snapshot(
 
 /// A batch as read: where the next one starts, its metadata records (`None` for a control
 /// batch), and its control records' (type, value).
-struct ReadBatch {
-    next_offset: i64,
-    data: Option<MetadataBatch>,
-    control: Vec<(i16, Bytes)>,
+pub(super) struct ReadBatch {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    /// The partition leader epoch (the Raft term, in the quorum's log).
+    pub epoch: i32,
+    pub data: Option<MetadataBatch>,
+    pub control: Vec<(i16, Bytes)>,
 }
 
 /// Decodes whole record batches (a partial one at the end of a read is left for the next).
-fn decode_batches(mut bytes: Bytes) -> Result<Vec<ReadBatch>, String> {
+pub(super) fn decode_batches(mut bytes: Bytes) -> Result<Vec<ReadBatch>, String> {
     let mut out = Vec::new();
     while bytes.len() >= crate::log::batch::HEADER_LEN {
         let Some(header) = crate::log::batch::BatchHeader::parse(&bytes) else {
@@ -435,7 +525,9 @@ fn decode_batches(mut bytes: Bytes) -> Result<Vec<ReadBatch>, String> {
             }
         }
         out.push(ReadBatch {
+            base_offset: header.base_offset,
             next_offset: header.next_offset(),
+            epoch: header.partition_leader_epoch,
             data: (!header.is_control()).then_some(MetadataBatch {
                 base_offset: header.base_offset,
                 epoch: header.partition_leader_epoch,
@@ -450,7 +542,7 @@ fn decode_batches(mut bytes: Bytes) -> Result<Vec<ReadBatch>, String> {
 
 /// Reads a snapshot file: it must start with a header and end with a footer (Kafka's
 /// RecordsSnapshotReader checks both).
-fn read_snapshot(bytes: &[u8], id: SnapshotId) -> Result<MetadataSnapshot, String> {
+pub(super) fn read_snapshot(bytes: &[u8], id: SnapshotId) -> Result<MetadataSnapshot, String> {
     let batches = decode_batches(Bytes::copy_from_slice(bytes))?;
     let first = batches.first().and_then(|b| b.control.first());
     let Some((SNAPSHOT_HEADER, header)) = first else {

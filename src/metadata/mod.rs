@@ -25,6 +25,7 @@ pub mod image;
 pub mod metadata_log;
 pub mod placement;
 pub mod publisher;
+pub mod quorum;
 pub mod reassignment;
 pub mod records;
 pub mod topic;
@@ -46,7 +47,9 @@ use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
-use metadata_log::{load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog};
+use metadata_log::{
+    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog,
+};
 use placement::PlacementError;
 use publisher::MetadataPublisher;
 use records::{
@@ -164,6 +167,8 @@ pub struct Catalog {
     /// Serialises creations, deletions and changes of topics, so two racing auto-creates of one
     /// topic make one topic and a topic being deleted is not recreated half-way.
     create_lock: Mutex<()>,
+    /// The brokers whose logs this process holds (`with_data_brokers`); `None`: all.
+    data_brokers: Option<std::collections::BTreeSet<i32>>,
 }
 
 impl Catalog {
@@ -205,20 +210,45 @@ impl Catalog {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<Catalog> {
+        let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
+            .map_err(io::Error::other)?;
+        Self::open_with_log(
+            storage,
+            Box::new(log),
+            data_dir,
+            node_id,
+            broker_log,
+            clean,
+            now_ms,
+        )
+    }
+
+    /// `open_node` over any metadata log (a quorum's: `quorum::RaftMetadataLog`).
+    pub fn open_with_log(
+        storage: Arc<dyn Storage>,
+        log: Box<dyn MetadataLog>,
+        data_dir: &Path,
+        node_id: i32,
+        broker_log: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<Catalog> {
         let recovery = match clean {
             true => RecoveryPoints::clean(),
             false => RecoveryPoints::after_crash(data_dir),
         };
-        let log = LocalMetadataLog::open(Arc::clone(&storage), data_dir, clean, now_ms)
-            .map_err(io::Error::other)?;
-        let mut image = load_image(&log).map_err(io::Error::other)?;
+        let mut image = load_image(&*log).map_err(io::Error::other)?;
         // A new metadata log starts with its finalized features, metadata.version first
         // (Kafka's bootstrap records); an older one gains those it lacks.
         let bootstrap = features::bootstrap_records(&image);
         if !bootstrap.is_empty() {
-            image = commit_to(&log, image, &bootstrap, now_ms)?;
+            image = commit_to(&*log, image, &bootstrap, now_ms)?;
         }
-        image = migrate_topic_files(&log, data_dir, image, node_id, now_ms)?;
+        image = migrate_topic_files(&*log, data_dir, image, node_id, now_ms)?;
+        if log.committed().is_some() {
+            // Other nodes may have committed between this node's appends: the log says all.
+            image = load_image(&*log).map_err(io::Error::other)?;
+        }
         let logs = Arc::new(LogManager::startup(
             storage, data_dir, broker_log, &image, &recovery, now_ms,
         )?);
@@ -226,11 +256,12 @@ impl Catalog {
             data_dir: data_dir.to_path_buf(),
             node_id,
             default_replication_factor: 1,
-            metadata_log: Box::new(log),
+            metadata_log: log,
             image: RwLock::new(Arc::new(image)),
             publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
             logs,
             create_lock: Mutex::new(()),
+            data_brokers: None,
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -338,7 +369,7 @@ impl Catalog {
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
-        let brokers = self.brokers();
+        let brokers = self.placement_brokers();
         if let Assignment::Placed {
             replication_factor, ..
         } = assignment
@@ -395,6 +426,30 @@ impl Catalog {
         Ok(topic)
     }
 
+    /// The brokers whose partition logs this process holds, where new partitions may go: every
+    /// registered broker, unless `with_data_brokers` says otherwise.
+    fn placement_brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
+        let mut brokers = self.brokers();
+        brokers.retain(|id, _| self.holds_data_of(*id));
+        brokers
+    }
+
+    /// Whether this process holds the logs of broker `id`'s replicas (in one process every
+    /// broker's; in a quorum of processes, until data replication lands, only its own).
+    pub fn holds_data_of(&self, id: i32) -> bool {
+        self.data_brokers
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&id))
+    }
+
+    /// Only the brokers `ids` hold their data here: new partitions, their replicas, and
+    /// reassignments stay on them (a quorum of processes without data replication: a replica
+    /// placed in another process would have no data there).
+    pub fn with_data_brokers(mut self, ids: impl IntoIterator<Item = i32>) -> Self {
+        self.data_brokers = Some(ids.into_iter().collect());
+        self
+    }
+
     /// The registered brokers (Kafka's ClusterImage); a catalog no broker registered with (unit
     /// tests) has its own node as the one unfenced broker.
     pub fn brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
@@ -434,11 +489,14 @@ impl Catalog {
             }
             let records = brokers.iter().cloned().map(MetadataRecord::RegisterBroker);
             out.push(records.collect())?;
+            // Brokers of this process not started now (in a quorum of processes, the others'
+            // brokers are theirs to register).
             let gone: Vec<i32> = image
                 .brokers
                 .keys()
                 .copied()
                 .filter(|id| !brokers.iter().any(|n| n.broker_id == *id))
+                .filter(|id| self.holds_data_of(*id))
                 .collect();
             for id in gone {
                 let fenced = election::broker_fenced(&out.image, id, policy);
@@ -494,7 +552,11 @@ impl Catalog {
             return Ok(t);
         }
         let replication_factor = if is_internal_name(name) {
-            let live = self.brokers().values().filter(|b| !b.fenced).count();
+            let live = self
+                .placement_brokers()
+                .values()
+                .filter(|b| !b.fenced)
+                .count();
             INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
         } else {
             self.default_replication_factor
@@ -578,7 +640,11 @@ impl Catalog {
                 replication_factor,
             },
         };
-        let placed = place(&self.brokers(), &assignment, replication_factor as usize)?;
+        let placed = place(
+            &self.placement_brokers(),
+            &assignment,
+            replication_factor as usize,
+        )?;
         if validate_only {
             return Ok(topic);
         }
@@ -664,6 +730,13 @@ impl Catalog {
                 return Err(io::Error::other(e));
             }
         };
+        if last + 1 - records.len() as i64 != base.provenance.last_offset + 1 {
+            // Other batches came between the image and this one (a quorum's other writers, a
+            // new leader's control batch): the log has them all, in order, this one too.
+            let caught_up = self.catch_up_locked();
+            self.logs.abort();
+            return caught_up;
+        }
         delta.set_provenance(Provenance {
             last_offset: last,
             last_epoch: base.provenance.last_epoch,
@@ -673,6 +746,37 @@ impl Catalog {
         *self.image.write() = Arc::clone(&image);
         self.publish(&delta, &image);
         Ok(())
+    }
+
+    /// Replays and publishes the committed batches after the image, one change each, as
+    /// `commit` does its own (create_lock held).
+    fn catch_up_locked(&self) -> io::Result<()> {
+        let mut image = self.image();
+        let from = image.provenance.last_offset + 1;
+        for batch in self.metadata_log.read(from).map_err(io::Error::other)? {
+            let delta = batch_delta(Arc::clone(&image), &batch, from);
+            image = Arc::new(delta.apply());
+            *self.image.write() = Arc::clone(&image);
+            self.publish(&delta, &image);
+        }
+        Ok(())
+    }
+
+    /// Where other nodes append to the metadata log too (see `MetadataLog::committed`), the
+    /// committed end offset as it moves: `catch_up` on each move (see `follow_metadata` in lib.rs).
+    pub fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        self.metadata_log.committed()
+    }
+
+    /// The metadata quorum as this node sees it; `None` for a single node's local log.
+    pub fn quorum_state(&self) -> Option<metadata_log::QuorumState> {
+        self.metadata_log.quorum_state()
+    }
+
+    /// Replays and publishes the batches other nodes committed since the image.
+    pub fn catch_up(&self) -> io::Result<()> {
+        let _guard = self.create_lock.lock();
+        self.catch_up_locked()
     }
 
     /// Gives a committed change to every publisher, in order.

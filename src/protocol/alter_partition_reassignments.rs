@@ -68,14 +68,25 @@ pub fn handle(
             for p in &topic.partitions {
                 let target: Option<Vec<i32>> =
                     p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-                let altered = alter(
-                    image,
-                    topic.name.as_str(),
-                    p.partition_index,
-                    target.as_deref(),
-                    allow,
-                    &policy,
-                );
+                let elsewhere = target
+                    .iter()
+                    .flatten()
+                    .find(|&&b| !ctx.broker.catalog.holds_data_of(b));
+                let altered = match elsewhere {
+                    // A quorum of processes without data replication: the broker would have
+                    // none of the partition's data.
+                    Some(b) => Err(ReassignError::InvalidAssignment(format!(
+                        "The manual partition assignment includes broker {b}, which runs in another process: replicas cannot move between processes until data replication lands."
+                    ))),
+                    None => alter(
+                        image,
+                        topic.name.as_str(),
+                        p.partition_index,
+                        target.as_deref(),
+                        allow,
+                        &policy,
+                    ),
+                };
                 let (code, message) = match altered {
                     Ok(change) => {
                         changes.extend(change.map(MetadataRecord::PartitionChange));

@@ -32,6 +32,11 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeQuorumRequest) -> DescribeQ
     if !asks_metadata_partition {
         return resp.with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION);
     }
+    if let Some(q) = ctx.broker.catalog.quorum_state() {
+        return resp.with_topics(vec![TopicData::default()
+            .with_topic_name(req.topics[0].topic_name.clone())
+            .with_partitions(vec![quorum_partition(&q)])]);
+    }
     let image = ctx.broker.catalog.image();
     let log_end_offset = image.provenance.last_offset + 1;
     let now = ctx.broker.clock.now_ms();
@@ -61,4 +66,29 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeQuorumRequest) -> DescribeQ
     resp.with_topics(vec![TopicData::default()
         .with_topic_name(req.topics[0].topic_name.clone())
         .with_partitions(vec![partition])])
+}
+
+/// A quorum of processes: the raft state this node knows (the leader knows every voter's log
+/// end; elsewhere only its own is known, the others -1). Every process is a voter (combined
+/// mode): there are no observers. Fetch times are not tracked: -1, as Kafka answers for a
+/// replica it has not heard from.
+fn quorum_partition(q: &crate::metadata::metadata_log::QuorumState) -> PartitionData {
+    let voters = q
+        .voters
+        .iter()
+        .map(|&(id, end)| {
+            ReplicaState::default()
+                .with_replica_id(BrokerId(id))
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(-1)
+                .with_last_caught_up_timestamp(-1)
+        })
+        .collect();
+    PartitionData::default()
+        .with_error_message(None)
+        .with_leader_id(BrokerId(q.leader_id))
+        .with_leader_epoch(q.leader_epoch)
+        .with_high_watermark(q.high_watermark)
+        .with_current_voters(voters)
+        .with_observers(vec![])
 }

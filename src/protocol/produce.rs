@@ -300,7 +300,7 @@ fn append(
         }
     }
     let origin = AppendOrigin::Client {
-        producer_ids_issued: ctx.broker.producer_ids.issued_end(),
+        producer_ids_issued: ctx.broker.producer_ids_issued(),
         verification_guard,
     };
     let appended = partition.append_unflushed(&records, ctx.api_version, now, origin);

@@ -1,0 +1,595 @@
+//! openraft's log and vote on disk, kept as Kafka's KRaft keeps them, so that Kafka's tools read
+//! them:
+//! - the log is `__cluster_metadata-0`, a partition log of record batches, one batch per Raft
+//!   entry, its partition leader epoch the entry's term (one leader per term, as in Kafka). A
+//!   normal entry is a batch of metadata records (as `LocalMetadataLog` writes them); the entry a
+//!   new leader commits first (openraft's blank entry) is a control batch holding a
+//!   LeaderChangeMessage (control type 2); a membership entry is a control batch holding a
+//!   VotersRecord (type 6). An entry therefore spans as many offsets as it has records; the
+//!   Raft index of an entry is its position among the batches (the log is not purged yet, so
+//!   index 0 is the first batch);
+//! - the vote is `__cluster_metadata-0/quorum-state`, Kafka's FileQuorumStateStore JSON
+//!   (`leaderEpoch` the term, `votedId` the node voted for, `leaderId` once the vote is
+//!   committed), replaced atomically and fsynced before openraft is told it is saved.
+//!
+//! Appends are fsynced before openraft hears they are written (Raft's durability); a conflicting
+//! uncommitted suffix is cut with `PartitionLog::truncate_to`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::voters_record::{Endpoint, Voter, VotersRecord};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::LeaderChangeMessage;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{
+    CommittedLeaderId, Entry, EntryPayload, LeaderId, LogId, Membership, StorageError,
+    StorageIOError, Vote,
+};
+use parking_lot::Mutex;
+
+use super::{MetadataEntry, NodeId, QuorumNode, TypeConfig};
+use crate::log::partition::PartitionLog;
+use crate::log::storage::Storage;
+use crate::log::AppendOrigin;
+use crate::metadata::metadata_log::{
+    batch_record, control_key, encode_batch, encode_message, encode_records,
+    open_metadata_partition, read_batches, MetadataLogError, ReadBatch,
+};
+use crate::metadata::records::MetadataRecord;
+
+/// Kafka's quorum state file (FileQuorumStateStore.DEFAULT_FILE_NAME).
+pub const QUORUM_STATE_FILE: &str = "quorum-state";
+/// ControlRecordType ids of Raft's own batches.
+const LEADER_CHANGE: i16 = 2;
+const KRAFT_VOTERS: i16 = 6;
+/// The listener name a voter's endpoint is recorded under.
+const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The log and vote store openraft drives (a cheap handle: the reader openraft asks for shares it).
+#[derive(Clone)]
+pub struct QuorumLogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+pub(super) struct LogInner {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    log: PartitionLog,
+    /// The Kafka offset each entry starts at, by Raft index.
+    starts: Vec<i64>,
+    /// Each entry's term, by Raft index.
+    terms: Vec<u64>,
+    vote: Option<Vote<NodeId>>,
+    /// openraft's purge point: entries are kept (no snapshots yet), only remembered as purged.
+    purged: Option<LogId<NodeId>>,
+}
+
+impl QuorumLogStore {
+    /// Opens the log in `<data_dir>/__cluster_metadata-0` and learns where each entry starts.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        clean: bool,
+        now_ms: i64,
+    ) -> Result<QuorumLogStore, MetadataLogError> {
+        let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
+        let mut starts = Vec::new();
+        let mut terms = Vec::new();
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let bytes = log.read_candidates(offset)?.locate()?.read(1 << 20, true)?;
+            let mut next = offset;
+            for (_, h) in crate::log::batch::BatchIter::new(&bytes) {
+                starts.push(h.base_offset);
+                terms.push(h.partition_leader_epoch.max(0) as u64);
+                next = h.next_offset();
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
+        }
+        let vote = read_quorum_state(&dir.join(QUORUM_STATE_FILE))?;
+        Ok(QuorumLogStore {
+            inner: Arc::new(Mutex::new(LogInner {
+                dir,
+                storage,
+                log,
+                starts,
+                terms,
+                vote,
+                purged: None,
+            })),
+        })
+    }
+
+    /// Every batch, data and control, from the one holding `from_offset` to before `until`.
+    pub(super) fn read_batches(
+        &self,
+        from_offset: i64,
+        until: i64,
+    ) -> Result<Vec<ReadBatch>, MetadataLogError> {
+        read_batches(
+            |o| self.inner.lock().log.read_candidates(o),
+            from_offset,
+            until,
+        )
+    }
+
+    /// The Kafka offset after the entry at `index` (its batch's end).
+    pub fn end_offset_after(&self, index: u64) -> i64 {
+        let inner = self.inner.lock();
+        let next = usize::try_from(index)
+            .ok()
+            .and_then(|i| inner.starts.get(i + 1));
+        next.copied().unwrap_or_else(|| inner.log.log_end_offset())
+    }
+
+    /// Whether this node has taken part in a quorum (it holds a log entry or a vote).
+    pub fn is_used(&self) -> bool {
+        let inner = self.inner.lock();
+        !inner.starts.is_empty() || inner.vote.is_some()
+    }
+
+    /// The offset the next record gets.
+    pub fn end_offset(&self) -> i64 {
+        self.inner.lock().log.log_end_offset()
+    }
+
+    /// Flushes what is written (clean shutdown).
+    pub fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
+        Ok(self.inner.lock().log.close(now_ms)?)
+    }
+
+    fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry<TypeConfig>>, MetadataLogError> {
+        let (start, until, count) = {
+            let inner = self.inner.lock();
+            let to = to.min(inner.starts.len() as u64);
+            if from >= to {
+                return Ok(Vec::new());
+            }
+            let until = inner
+                .starts
+                .get(to as usize)
+                .copied()
+                .unwrap_or_else(|| inner.log.log_end_offset());
+            (inner.starts[from as usize], until, (to - from) as usize)
+        };
+        let batches = self.read_batches(start, until)?;
+        if batches.len() != count {
+            return Err(MetadataLogError::Quorum(format!(
+                "read {} batches of the metadata quorum's log where {count} entries are",
+                batches.len()
+            )));
+        }
+        batches
+            .into_iter()
+            .zip(from..)
+            .map(|(b, index)| entry_of(b, index))
+            .collect()
+    }
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_logs(&e).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_logs(&e).into()
+}
+
+impl RaftLogReader<TypeConfig> for QuorumLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let from = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.entries(from, to).map_err(read_err)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for QuorumLogStore {
+    type LogReader = QuorumLogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let inner = self.inner.lock();
+        let last = inner.terms.last().map(|&term| {
+            LogId::new(
+                CommittedLeaderId::new(term, 0),
+                inner.terms.len() as u64 - 1,
+            )
+        });
+        Ok(LogState {
+            last_purged_log_id: inner.purged,
+            last_log_id: last.or(inner.purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.inner.lock();
+        let path = inner.dir.join(QUORUM_STATE_FILE);
+        let text = quorum_state_json(vote);
+        inner
+            .storage
+            .write_atomically(&path, text.as_bytes())
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
+        inner.vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(self.inner.lock().vote)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let flushed = self.append_entries(entries).map_err(write_err)?;
+        callback.log_io_completed(flushed.map_err(io::Error::other));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.truncate_from(log_id.index).map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.inner.lock();
+        if inner.purged < Some(log_id) {
+            inner.purged = Some(log_id);
+        }
+        Ok(())
+    }
+}
+
+impl QuorumLogStore {
+    /// Writes `entries` (each a batch stamped with its term) and fsyncs them: the outer error is
+    /// a write that failed, the inner one the fsync.
+    fn append_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+    ) -> Result<Result<(), crate::log::partition::LogError>, MetadataLogError> {
+        let mut inner = self.inner.lock();
+        let leader = inner.vote.and_then(|v| v.leader_id().voted_for());
+        for entry in entries {
+            let index = entry.log_id.index;
+            if index != inner.starts.len() as u64 {
+                return Err(MetadataLogError::Quorum(format!(
+                    "entry {index} appended where entry {} is due",
+                    inner.starts.len()
+                )));
+            }
+            let term = entry.log_id.leader_id.term;
+            let epoch = i32::try_from(term)
+                .map_err(|_| MetadataLogError::Quorum(format!("term {term} is past an epoch")))?;
+            let batch = encode_entry(&entry.payload, epoch, leader)?;
+            inner.log.set_leader_epoch(epoch)?;
+            let now = crate::broker::now_ms();
+            let info = inner
+                .log
+                .append_from(&batch, i16::MAX, now, AppendOrigin::RaftLeader)?;
+            inner.starts.push(info.base_offset);
+            inner.terms.push(term);
+        }
+        // Raft counts an entry once it is durable: fsynced before openraft hears of it.
+        Ok(inner.log.flush(crate::broker::now_ms()))
+    }
+
+    /// Removes the entries from `index` on (a suffix that conflicts with the leader's log).
+    fn truncate_from(&self, index: u64) -> Result<(), MetadataLogError> {
+        let mut inner = self.inner.lock();
+        let index = index as usize;
+        if let Some(&offset) = inner.starts.get(index) {
+            inner.log.truncate_to(offset)?;
+            inner.starts.truncate(index);
+            inner.terms.truncate(index);
+        }
+        Ok(())
+    }
+}
+
+/// An entry as its batch: see the module comment.
+fn encode_entry(
+    payload: &EntryPayload<TypeConfig>,
+    epoch: i32,
+    leader: Option<NodeId>,
+) -> Result<bytes::BytesMut, MetadataLogError> {
+    match payload {
+        EntryPayload::Normal(e) => {
+            if e.records.is_empty() {
+                return Err(MetadataLogError::Quorum("an empty metadata entry".into()));
+            }
+            encode_batch(
+                e.records.iter().map(MetadataRecord::encode),
+                0,
+                epoch,
+                e.append_time_ms,
+            )
+        }
+        EntryPayload::Blank => {
+            let leader = leader.map_or(-1, |l| l as i32);
+            let message = LeaderChangeMessage::default()
+                .with_version(0)
+                .with_leader_id(BrokerId(leader));
+            control_batch(LEADER_CHANGE, encode_message(&message)?, epoch)
+        }
+        EntryPayload::Membership(m) => {
+            let record = voters_record(m)?;
+            control_batch(KRAFT_VOTERS, encode_message(&record)?, epoch)
+        }
+    }
+}
+
+/// A control batch of one record. Its time is 0: Raft's own batches are the same on every node.
+fn control_batch(kind: i16, value: Bytes, epoch: i32) -> Result<bytes::BytesMut, MetadataLogError> {
+    let mut r = batch_record(0, epoch, 0, Some(control_key(kind)), value);
+    r.sequence = -1;
+    encode_records(&[r])
+}
+
+/// A uniform membership as Kafka's VotersRecord (each voter's address as its CONTROLLER endpoint).
+/// A joint membership (a change in progress) has no Kafka form: the quorum's voters are fixed by
+/// `controller.quorum.voters` and never changed yet.
+fn voters_record(m: &Membership<NodeId, QuorumNode>) -> Result<VotersRecord, MetadataLogError> {
+    let configs = m.get_joint_config();
+    let [voters] = configs.as_slice() else {
+        return Err(MetadataLogError::Quorum(
+            "a joint membership cannot be written as a VotersRecord".into(),
+        ));
+    };
+    let mut out = Vec::new();
+    for id in voters {
+        let node = m.get_node(id).cloned().unwrap_or_default();
+        let endpoint = Endpoint::default()
+            .with_name(StrBytes::from_static_str(CONTROLLER_LISTENER))
+            .with_host(StrBytes::from_string(node.host))
+            .with_port(node.port);
+        out.push(
+            Voter::default()
+                .with_voter_id(BrokerId(*id as i32))
+                .with_endpoints(vec![endpoint]),
+        );
+    }
+    Ok(VotersRecord::default().with_version(0).with_voters(out))
+}
+
+/// A batch read back as the entry at `index`.
+fn entry_of(b: ReadBatch, index: u64) -> Result<Entry<TypeConfig>, MetadataLogError> {
+    let log_id = LogId::new(CommittedLeaderId::new(b.epoch.max(0) as u64, 0), index);
+    let payload = match (b.data, b.control.first()) {
+        (Some(batch), _) => EntryPayload::Normal(MetadataEntry {
+            records: batch.records,
+            append_time_ms: batch.append_time_ms,
+        }),
+        (None, Some((LEADER_CHANGE, _))) => EntryPayload::Blank,
+        (None, Some((KRAFT_VOTERS, value))) => {
+            let record = VotersRecord::decode(&mut value.clone(), 0)
+                .map_err(|e| MetadataLogError::Quorum(format!("a VotersRecord: {e}")))?;
+            let mut ids = BTreeSet::new();
+            let mut nodes = BTreeMap::new();
+            for v in record.voters {
+                let id = v.voter_id.0 as NodeId;
+                let node = v
+                    .endpoints
+                    .first()
+                    .map_or_else(QuorumNode::default, |e| QuorumNode {
+                        host: e.host.to_string(),
+                        port: e.port,
+                    });
+                ids.insert(id);
+                nodes.insert(id, node);
+            }
+            EntryPayload::Membership(Membership::new(vec![ids], nodes))
+        }
+        (None, other) => {
+            return Err(MetadataLogError::Quorum(format!(
+                "an unknown control batch (type {:?}) at offset {}",
+                other.map(|c| c.0),
+                b.base_offset
+            )))
+        }
+    };
+    Ok(Entry { log_id, payload })
+}
+
+/// Kafka's quorum-state (FileQuorumStateStore, data_version 1).
+fn quorum_state_json(vote: &Vote<NodeId>) -> String {
+    let voted = vote.leader_id().voted_for().map_or(-1, |v| v as i64);
+    let leader = if vote.is_committed() { voted } else { -1 };
+    serde_json::json!({
+        "leaderId": leader,
+        "leaderEpoch": vote.leader_id().get_term(),
+        "votedId": voted,
+        "votedDirectoryId": "AAAAAAAAAAAAAAAAAAAAAA",
+        "data_version": 1,
+    })
+    .to_string()
+}
+
+fn read_quorum_state(path: &Path) -> Result<Option<Vote<NodeId>>, MetadataLogError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |why: &str| MetadataLogError::Corrupt(path.to_path_buf(), why.to_string());
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(&e.to_string()))?;
+    let field = |name: &str| json.get(name).and_then(serde_json::Value::as_i64);
+    let term = field("leaderEpoch").ok_or_else(|| corrupt("no leaderEpoch"))?;
+    let term = u64::try_from(term).map_err(|_| corrupt("a negative leaderEpoch"))?;
+    let leader = field("leaderId").filter(|&l| l >= 0);
+    let voted = field("votedId").filter(|&v| v >= 0);
+    Ok(Some(match (leader, voted) {
+        (Some(l), _) => Vote::new_committed(term, l as NodeId),
+        (None, Some(v)) => Vote::new(term, v as NodeId),
+        (None, None) => Vote {
+            leader_id: LeaderId {
+                term,
+                voted_for: None,
+            },
+            committed: false,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::storage::FileStorage;
+    use crate::metadata::records::tests::samples;
+
+    fn open(dir: &Path) -> QuorumLogStore {
+        QuorumLogStore::open(Arc::new(FileStorage), dir, false, 0).unwrap()
+    }
+
+    fn entry(term: u64, index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 0), index),
+            payload,
+        }
+    }
+
+    fn voters() -> Membership<NodeId, QuorumNode> {
+        let nodes: BTreeMap<NodeId, QuorumNode> = (1..=3)
+            .map(|i| {
+                let node = QuorumNode {
+                    host: format!("h{i}"),
+                    port: 9090 + i as u16,
+                };
+                (i, node)
+            })
+            .collect();
+        Membership::new(vec![nodes.keys().copied().collect()], nodes)
+    }
+
+    fn normal(records: Vec<MetadataRecord>, at: i64) -> EntryPayload<TypeConfig> {
+        EntryPayload::Normal(MetadataEntry {
+            records,
+            append_time_ms: at,
+        })
+    }
+
+    fn read_all(store: &mut QuorumLogStore) -> Vec<Entry<TypeConfig>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(store.try_get_log_entries(0..)).unwrap()
+    }
+
+    /// Every kind of entry is a Kafka batch (offsets per record, epoch = term) and reads back
+    /// as itself, after a reopen too; a conflicting suffix is cut and the log goes on from there.
+    #[test]
+    fn entries_are_kafka_batches_and_a_suffix_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let s = samples();
+        let written = vec![
+            entry(0, 0, EntryPayload::Membership(voters())),
+            entry(1, 1, EntryPayload::Blank),
+            entry(1, 2, normal(s[..3].to_vec(), 100)),
+            entry(2, 3, EntryPayload::Blank),
+            entry(2, 4, normal(s[3..5].to_vec(), 200)),
+        ];
+        store.append_entries(written.clone()).unwrap().unwrap();
+        assert_eq!(store.end_offset(), 1 + 1 + 3 + 1 + 2);
+        // Out of order: refused.
+        let gap = entry(2, 9, EntryPayload::Blank);
+        assert!(store.append_entries(vec![gap]).is_err());
+        let batches = store.read_batches(0, i64::MAX).unwrap();
+        let shape: Vec<(i64, i32, Option<i16>)> = batches
+            .iter()
+            .map(|b| (b.base_offset, b.epoch, b.control.first().map(|c| c.0)))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (0, 0, Some(KRAFT_VOTERS)),
+                (1, 1, Some(LEADER_CHANGE)),
+                (2, 1, None),
+                (5, 2, Some(LEADER_CHANGE)),
+                (6, 2, None)
+            ]
+        );
+        assert_eq!(read_all(&mut store), written);
+        store.close(0).unwrap();
+        drop(store);
+
+        let mut store = open(dir.path());
+        assert_eq!(read_all(&mut store), written);
+        store.truncate_from(3).unwrap();
+        assert_eq!(store.end_offset(), 5);
+        let replacement = vec![entry(3, 3, normal(s[5..6].to_vec(), 300))];
+        store.append_entries(replacement.clone()).unwrap().unwrap();
+        let mut want = written[..3].to_vec();
+        want.extend(replacement);
+        assert_eq!(read_all(&mut store), want);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let state = rt.block_on(store.get_log_state()).unwrap();
+        assert_eq!(
+            state.last_log_id.map(|l| (l.leader_id.term, l.index)),
+            Some((3, 3))
+        );
+        // The metadata log's epochs follow the terms (leader-epoch-checkpoint: epoch 2 is gone).
+        let epochs = std::fs::read_to_string(
+            dir.path()
+                .join("__cluster_metadata-0/leader-epoch-checkpoint"),
+        )
+        .unwrap();
+        assert_eq!(epochs, "0\n3\n0 0\n1 1\n3 5\n");
+    }
+
+    /// The vote is Kafka's quorum-state file, and survives a reopen.
+    #[test]
+    fn the_vote_is_kafkas_quorum_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(store.read_vote()).unwrap(), None);
+        assert!(!store.is_used());
+        for vote in [Vote::new(4, 2), Vote::new_committed(5, 3)] {
+            rt.block_on(store.save_vote(&vote)).unwrap();
+            let mut reopened = open(dir.path());
+            assert_eq!(rt.block_on(reopened.read_vote()).unwrap(), Some(vote));
+            assert!(reopened.is_used());
+        }
+        let path = dir.path().join("__cluster_metadata-0/quorum-state");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(json["leaderId"], 3);
+        assert_eq!(json["leaderEpoch"], 5);
+        assert_eq!(json["votedId"], 3);
+        assert_eq!(json["data_version"], 1);
+    }
+}

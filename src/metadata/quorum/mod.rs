@@ -1,0 +1,634 @@
+//! The metadata quorum: Kafka's KRaft metadata log as a Raft group on openraft. Its entries are
+//! batches of Kafka's metadata records and its state machine is the `MetadataImage`; it is
+//! another implementation of `MetadataLog` (`RaftMetadataLog`), not a second metadata path: the
+//! catalog, the replay, and the publishers stay the shared ones.
+//!
+//! - `log_store`: openraft's log as Kafka's `__cluster_metadata-0` (one record batch per entry,
+//!   the partition leader epoch the Raft term) and its vote as Kafka's `quorum-state` file;
+//! - `state_machine`: the image the committed entries replay to, and the committed end offset;
+//! - `Quorum`: one node of the group (async, on any tokio runtime), over any network
+//!   (`openraft::RaftNetworkFactory`: an in-memory one in the simulation test).
+//!
+//! Not yet: snapshots of the quorum (the log is kept whole and replayed at start-up),
+//! membership changes (the voters are fixed when the quorum is first formed).
+
+pub mod log_store;
+#[cfg(test)]
+mod simulation;
+pub mod state_machine;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, Raft, RaftNetworkFactory, SnapshotPolicy};
+
+use self::log_store::QuorumLogStore;
+use self::state_machine::{Applied, QuorumStateMachine};
+use super::image::MetadataImage;
+use super::metadata_log::{
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
+};
+use super::records::MetadataRecord;
+
+/// A node id of the quorum (Kafka's `node.id`).
+pub type NodeId = u64;
+
+/// A normal entry: metadata records appended together, stamped with the proposer's clock so
+/// that every node's log and image agree on the batch's time. On the wire (see `transport`)
+/// each record is its Kafka encoding, in base64.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "WireEntry", into = "WireEntry")]
+pub struct MetadataEntry {
+    pub records: Vec<MetadataRecord>,
+    pub append_time_ms: i64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireEntry {
+    time: i64,
+    records: Vec<String>,
+}
+
+impl From<MetadataEntry> for WireEntry {
+    fn from(e: MetadataEntry) -> WireEntry {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        WireEntry {
+            time: e.append_time_ms,
+            records: e.records.iter().map(|r| b64.encode(r.encode())).collect(),
+        }
+    }
+}
+
+impl TryFrom<WireEntry> for MetadataEntry {
+    type Error = String;
+
+    fn try_from(w: WireEntry) -> Result<MetadataEntry, String> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let records = w
+            .records
+            .iter()
+            .map(|r| {
+                let bytes = b64.decode(r).map_err(|e| e.to_string())?;
+                MetadataRecord::decode(&bytes).map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(MetadataEntry {
+            records,
+            append_time_ms: w.time,
+        })
+    }
+}
+
+/// Where a voter listens (its endpoint on the controller listener).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuorumNode {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for QuorumNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The quorum's types: entries of metadata records, answered with their last offset.
+    pub TypeConfig:
+        D = MetadataEntry,
+        R = i64,
+        NodeId = NodeId,
+        Node = QuorumNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// Kafka's controller.quorum.election.timeout.ms (1 s) as the shortest election timeout; a
+/// leader's heartbeat well inside it. openraft checks the election timeout on a tick of 1.5
+/// heartbeats: a short heartbeat keeps the tick fine against the timeouts' random spread, so
+/// that two nodes rarely stand for election on the same tick.
+fn raft_config() -> Result<Arc<Config>, MetadataLogError> {
+    let config = Config {
+        cluster_name: "gregor".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        // No snapshots of the quorum yet: the log is kept whole, and a follower behind is
+        // always sent entries, never a snapshot.
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        ..Config::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| MetadataLogError::Quorum(e.to_string()))
+}
+
+/// One node of the metadata quorum.
+#[derive(Clone)]
+pub struct Quorum {
+    pub id: NodeId,
+    pub raft: Raft<TypeConfig>,
+    pub store: QuorumLogStore,
+    pub applied: Arc<Applied>,
+    /// A write on a node that does not lead goes to the leader over the controller listener
+    /// (`transport::forward`); without it (the simulation), it fails naming the leader.
+    pub forward: bool,
+}
+
+impl Quorum {
+    /// Starts the node over its opened log; `network` reaches the other voters.
+    pub async fn start<N: RaftNetworkFactory<TypeConfig>>(
+        id: NodeId,
+        store: QuorumLogStore,
+        network: N,
+    ) -> Result<Quorum, MetadataLogError> {
+        let applied = Applied::new();
+        let sm = QuorumStateMachine {
+            applied: Arc::clone(&applied),
+        };
+        let raft = Raft::new(id, raft_config()?, network, store.clone(), sm)
+            .await
+            .map_err(|e| MetadataLogError::Quorum(e.to_string()))?;
+        Ok(Quorum {
+            id,
+            raft,
+            store,
+            applied,
+            forward: false,
+        })
+    }
+
+    /// Forms the quorum of `voters` if this node has never been part of one (every voter is
+    /// started with the same list, Kafka's `controller.quorum.voters`; a node that already
+    /// holds a log or a vote keeps what it has).
+    pub async fn bootstrap(
+        &self,
+        voters: BTreeMap<NodeId, QuorumNode>,
+    ) -> Result<(), MetadataLogError> {
+        if self.store.is_used() {
+            return Ok(());
+        }
+        match self.raft.initialize(voters).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(MetadataLogError::Quorum(e.to_string())),
+        }
+    }
+
+    /// Appends `records` as one entry and returns the offset of the last once it is committed
+    /// and applied here. On a node that does not lead, the write is forwarded to the leader
+    /// (with `forward`) and this node waits until it has applied it too.
+    pub async fn append(
+        &self,
+        records: Vec<MetadataRecord>,
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        let entry = MetadataEntry {
+            records,
+            append_time_ms: now_ms,
+        };
+        loop {
+            match self.write(entry.clone()).await {
+                // During an election no node leads: the write waits for one (the caller bounds
+                // how long), as a Kafka broker's controller channel does.
+                Err(Written::Elsewhere(None, _)) => {}
+                Err(Written::Elsewhere(Some(leader), Some(node))) if self.forward => {
+                    match transport::forward(&node, entry.clone()).await {
+                        Ok(last) => {
+                            let mut applied = self.applied.watch_end_offset();
+                            let applied = applied.wait_for(|&end| end > last).await;
+                            applied.map_err(|_| {
+                                MetadataLogError::Quorum("the metadata quorum stopped".into())
+                            })?;
+                            return Ok(last);
+                        }
+                        // The leader this node knows is gone (the request was never sent):
+                        // wait for the quorum to elect another.
+                        Err(transport::ForwardError::Unreachable(_)) => {
+                            let mut metrics = self.raft.metrics();
+                            let moved = metrics
+                                .wait_for(|m| m.current_leader != Some(leader))
+                                .await
+                                .is_ok();
+                            if !moved {
+                                return Err(MetadataLogError::Quorum(
+                                    "the metadata quorum stopped".into(),
+                                ));
+                            }
+                            continue;
+                        }
+                        Err(transport::ForwardError::Failed(e)) => return Err(e),
+                    }
+                }
+                r => return r.map_err(Written::into_error),
+            }
+            let mut metrics = self.raft.metrics();
+            let elected = metrics
+                .wait_for(|m| m.current_leader.is_some())
+                .await
+                .is_ok();
+            if !elected {
+                return Err(MetadataLogError::Quorum(
+                    "the metadata quorum stopped".into(),
+                ));
+            }
+        }
+    }
+
+    /// `append` on this node only (a write forwarded to it: never forwarded again).
+    pub async fn append_here(&self, entry: MetadataEntry) -> Result<i64, MetadataLogError> {
+        self.write(entry).await.map_err(Written::into_error)
+    }
+
+    async fn write(&self, entry: MetadataEntry) -> Result<i64, Written> {
+        match self.raft.client_write(entry).await {
+            Ok(r) => Ok(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(Written::Elsewhere(f.leader_id, f.leader_node))
+            }
+            Err(e) => Err(Written::Failed(e.to_string())),
+        }
+    }
+
+    /// The committed batches from the one holding `from_offset` on.
+    pub fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
+        let until = self.applied.end_offset();
+        let batches = self.store.read_batches(from_offset, until)?;
+        Ok(batches.into_iter().filter_map(|b| b.data).collect())
+    }
+
+    /// The image of the committed log.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.applied.image()
+    }
+}
+
+/// Why a write was not committed here.
+enum Written {
+    /// Another node leads (which, and where it listens, if known).
+    Elsewhere(Option<NodeId>, Option<QuorumNode>),
+    Failed(String),
+}
+
+impl Written {
+    fn into_error(self) -> MetadataLogError {
+        MetadataLogError::Quorum(match self {
+            Written::Elsewhere(_, Some(node)) => {
+                format!("this node does not lead the metadata quorum; the leader is at {node}")
+            }
+            Written::Elsewhere(_, None) => "the metadata quorum has no leader".into(),
+            Written::Failed(why) => why,
+        })
+    }
+}
+
+/// How long an append waits for the quorum to commit it before giving up (Kafka's
+/// request.timeout.ms), so that a caller never hangs on a quorum without a leader.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `MetadataLog` over a quorum node, for the broker's synchronous callers: the node runs on a
+/// runtime of its own, and a call waits on it without blocking that runtime.
+pub struct RaftMetadataLog {
+    quorum: Quorum,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl RaftMetadataLog {
+    /// Runs `start` (which starts the node) on a runtime of its own.
+    pub fn new<F>(start: F) -> Result<RaftMetadataLog, MetadataLogError>
+    where
+        F: std::future::Future<Output = Result<Quorum, MetadataLogError>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("metadata-quorum")
+            .enable_all()
+            .build()?;
+        let quorum = wait_on(&runtime, start)??;
+        Ok(RaftMetadataLog { quorum, runtime })
+    }
+
+    /// A voter of a quorum between processes: its RPCs served on `listener` (the controller
+    /// listener), the other voters reached over TCP, writes forwarded to the leader. Returns
+    /// once a leader is known and this node has applied what its log holds, so that the image
+    /// it starts from is the quorum's (as a Kafka broker waits to catch up before serving).
+    pub fn start_tcp(
+        id: NodeId,
+        store: QuorumLogStore,
+        listener: std::net::TcpListener,
+        voters: BTreeMap<NodeId, QuorumNode>,
+    ) -> Result<RaftMetadataLog, MetadataLogError> {
+        listener.set_nonblocking(true)?;
+        let log = RaftMetadataLog::new(async move {
+            let mut q = Quorum::start(id, store, transport::TcpNetwork).await?;
+            q.forward = true;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(transport::serve(listener, q.clone()));
+            q.bootstrap(voters).await?;
+            Ok(q)
+        })?;
+        let raft = log.quorum.raft.clone();
+        let ready = async move {
+            raft.wait(None)
+                .metrics(
+                    |m| {
+                        m.current_leader.is_some()
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    },
+                    "a leader, and this node's log applied",
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| MetadataLogError::Quorum(e.to_string()))
+        };
+        wait_on(&log.runtime, ready)??;
+        Ok(log)
+    }
+
+    pub fn quorum(&self) -> &Quorum {
+        &self.quorum
+    }
+}
+
+/// Runs `f` on `runtime` and waits for it from a thread that may itself be a runtime's.
+fn wait_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, MetadataLogError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv()
+        .map_err(|_| MetadataLogError::Quorum("the metadata quorum stopped".into()))
+}
+
+impl MetadataLog for RaftMetadataLog {
+    fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError> {
+        if records.is_empty() {
+            return Ok(self.quorum.applied.end_offset() - 1);
+        }
+        let quorum = self.quorum.clone();
+        let records = records.to_vec();
+        let append = async move {
+            tokio::time::timeout(APPEND_TIMEOUT, quorum.append(records, now_ms))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(MetadataLogError::Quorum(
+                        "the metadata quorum did not commit the append in time".into(),
+                    ))
+                })
+        };
+        wait_on(&self.runtime, append)?
+    }
+
+    fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
+        self.quorum.read(from_offset)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        Ok(None)
+    }
+
+    fn create_snapshot(
+        &self,
+        _image: &MetadataImage,
+        _now_ms: i64,
+    ) -> Result<SnapshotId, MetadataLogError> {
+        Err(MetadataLogError::Quorum(
+            "snapshots of the metadata quorum are not supported yet".into(),
+        ))
+    }
+
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        Some(self.quorum.applied.watch_end_offset())
+    }
+
+    fn quorum_state(&self) -> Option<QuorumState> {
+        let m = self.quorum.raft.metrics().borrow().clone();
+        let store = &self.quorum.store;
+        let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
+            log_id.map_or(0, |l| store.end_offset_after(l.index))
+        };
+        let voters = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let end = match &m.replication {
+                    Some(progress) => progress.get(&id).map_or(-1, end_of),
+                    None if id == self.quorum.id => store.end_offset(),
+                    None => -1,
+                };
+                (id as i32, end)
+            })
+            .collect();
+        Some(QuorumState {
+            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            high_watermark: self.quorum.applied.end_offset(),
+            voters,
+        })
+    }
+
+    fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
+        let raft = self.quorum.raft.clone();
+        wait_on(&self.runtime, async move { raft.shutdown().await })?
+            .map_err(|e| MetadataLogError::Quorum(e.to_string()))?;
+        self.quorum.store.close(now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::storage::FileStorage;
+    use crate::metadata::metadata_log::load_image;
+    use crate::metadata::records::tests::samples;
+    use openraft::error::{RPCError, Unreachable};
+    use openraft::network::RPCOption;
+    use openraft::raft::{
+        AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+        VoteResponse,
+    };
+    use openraft::RaftNetwork;
+
+    /// A single voter's network: there is no one to reach.
+    struct Alone;
+
+    fn alone<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
+        RPCError::Unreachable(Unreachable::new(&std::io::Error::other("a single voter")))
+    }
+
+    impl RaftNetworkFactory<TypeConfig> for Alone {
+        type Network = Alone;
+        async fn new_client(&mut self, _target: NodeId, _node: &QuorumNode) -> Alone {
+            Alone
+        }
+    }
+
+    impl RaftNetwork<TypeConfig> for Alone {
+        async fn append_entries(
+            &mut self,
+            _rpc: AppendEntriesRequest<TypeConfig>,
+            _option: RPCOption,
+        ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>>
+        {
+            Err(alone())
+        }
+
+        async fn install_snapshot(
+            &mut self,
+            _rpc: InstallSnapshotRequest<TypeConfig>,
+            _option: RPCOption,
+        ) -> transport::SnapshotRpc {
+            transport::no_snapshots()
+        }
+
+        async fn vote(
+            &mut self,
+            _rpc: VoteRequest<NodeId>,
+            _option: RPCOption,
+        ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
+            Err(alone())
+        }
+    }
+
+    fn start(dir: &std::path::Path) -> RaftMetadataLog {
+        let store = QuorumLogStore::open(Arc::new(FileStorage), dir, false, 0).unwrap();
+        RaftMetadataLog::new(async move {
+            let q = Quorum::start(1, store, Alone).await?;
+            let node = QuorumNode {
+                host: "127.0.0.1".into(),
+                port: 9093,
+            };
+            q.bootstrap(BTreeMap::from([(1, node)])).await?;
+            Ok(q)
+        })
+        .unwrap()
+    }
+
+    /// The `MetadataLog` contract over a one-voter quorum, called from plain threads: an append
+    /// returns its last offset once committed, a read gives the committed batches (Raft's own
+    /// control batches left out), and a restart replays the log to the same image.
+    #[test]
+    fn a_single_voter_quorum_is_a_metadata_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = start(dir.path());
+        let s = samples();
+        let first = log.append(&s[..1], 10).unwrap();
+        let second = log.append(&s[2..5], 20).unwrap();
+        // Offsets 0 and 1 are the VotersRecord and the leader's LeaderChangeMessage.
+        assert_eq!((first, second), (2, 5));
+        let read = log.read(0).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[1].base_offset, 3);
+        assert_eq!(read[1].records, s[2..5].to_vec());
+        assert_eq!(read[1].append_time_ms, 20);
+        assert!(read[1].epoch >= 1, "the batch carries the term");
+        assert_eq!(log.read(4).unwrap().len(), 1);
+        let image = load_image(&log).unwrap();
+        assert_eq!(image, *log.quorum().image());
+        log.close(0).unwrap();
+        drop(log);
+
+        let log = start(dir.path());
+        // The restarted voter leads again and replays the committed log.
+        let third = log.append(&s[5..6], 30).unwrap();
+        assert!(third > second);
+        let read = log.read(0).unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(
+            read[..2]
+                .iter()
+                .map(|b| b.records.clone())
+                .collect::<Vec<_>>(),
+            vec![s[..1].to_vec(), s[2..5].to_vec()]
+        );
+        let json =
+            std::fs::read_to_string(dir.path().join("__cluster_metadata-0/quorum-state")).unwrap();
+        assert!(json.contains("\"leaderId\":1"), "{json}");
+        log.close(0).unwrap();
+    }
+
+    /// Three voters over TCP on loopback: they elect a leader, a write on a node that does not
+    /// lead is forwarded to the leader and applied everywhere, and after the leader stops the
+    /// other two elect another and take writes.
+    #[test]
+    fn three_voters_over_tcp_forward_writes_and_fail_over() {
+        let root = tempfile::tempdir().unwrap();
+        let listeners: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let voters: BTreeMap<NodeId, QuorumNode> = listeners
+            .iter()
+            .zip(1..)
+            .map(|(l, id)| {
+                let port = l.local_addr().unwrap().port();
+                let host = "127.0.0.1".to_string();
+                (id, QuorumNode { host, port })
+            })
+            .collect();
+        // Started together, as three processes are: each waits for a leader.
+        let starts: Vec<_> = listeners
+            .into_iter()
+            .zip(1..)
+            .map(|(l, id)| {
+                let dir = root.path().join(format!("node-{id}"));
+                let voters = voters.clone();
+                std::thread::spawn(move || {
+                    let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
+                    RaftMetadataLog::start_tcp(id, store, l, voters)
+                })
+            })
+            .collect();
+        let mut logs: Vec<RaftMetadataLog> = starts
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+        let leader_of = |l: &RaftMetadataLog| l.quorum().raft.metrics().borrow().current_leader;
+        let leader = leader_of(&logs[0]).unwrap();
+        let s = samples();
+        let follower = logs.iter().find(|l| l.quorum().id != leader).unwrap();
+        let last = follower.append(&s[..1], 5).unwrap();
+        assert!(follower.quorum().applied.end_offset() > last);
+        for l in &logs {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut end = l.quorum().applied.watch_end_offset();
+            rt.block_on(end.wait_for(|&e| e > last)).unwrap();
+            assert_eq!(l.read(0).unwrap().last().unwrap().records, s[..1].to_vec());
+        }
+        // The leader stops: the other two elect one of them and go on.
+        let at = logs.iter().position(|l| l.quorum().id == leader).unwrap();
+        logs.remove(at).close(0).unwrap();
+        let mut next = None;
+        while next.is_none() {
+            let m = logs[0].quorum().raft.metrics();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut m = m;
+            next = rt
+                .block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), m.changed()).await;
+                    m.borrow().current_leader
+                })
+                .filter(|&l| l != leader);
+        }
+        let again = logs[1].append(&s[2..5], 6).unwrap();
+        assert!(again > last);
+        for l in logs {
+            l.close(0).unwrap();
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The quorum's RPCs between processes, on the controller listener (`controller.listener.names`).
+//!
+//! Own framing, not Kafka's KRaft RPCs: Kafka's quorum is pull-based (followers Fetch from the
+//! leader; Vote, BeginQuorumEpoch, EndQuorumEpoch) while openraft pushes (AppendEntries, Vote),
+//! so the two do not interoperate and a Kafka controller cannot join a gregor quorum. A frame is
+//! a 4-byte big-endian length and a JSON message (openraft's own serde forms; a metadata record
+//! as its Kafka encoding in base64). One request at a time per connection, answered in order.
+//! Besides Raft's two RPCs, a node that does not lead forwards a metadata write to the leader
+//! (Kafka's brokers forward their admin writes to the active controller likewise).
+
+use std::io;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{RaftNetwork, RaftNetworkFactory};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{MetadataEntry, NodeId, Quorum, QuorumNode, TypeConfig};
+use crate::metadata::metadata_log::MetadataLogError;
+
+/// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
+/// from a stranger does not make us allocate gigabytes.
+const MAX_FRAME: usize = 64 << 20;
+/// How long a forwarded write waits for the leader's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    /// A metadata write from a node that does not lead.
+    Append(MetadataEntry),
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// The offset of the write's last record once committed, or why not.
+    Append(Result<i64, String>),
+}
+
+async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match s.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!("a {len}-byte quorum frame")));
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+async fn write_frame(
+    s: &mut (impl AsyncWrite + Unpin),
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len()).map_err(io::Error::other)?;
+    s.write_all(&len.to_be_bytes()).await?;
+    s.write_all(&body).await?;
+    s.flush().await
+}
+
+/// Answers the quorum's RPCs on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, quorum: Quorum) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "controller listener accept failed");
+                continue;
+            }
+        };
+        let q = quorum.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, q).await {
+                tracing::debug!(%peer, error = %e, "controller connection closed");
+            }
+        });
+    }
+}
+
+/// One connection: a bad frame closes it.
+async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    while let Some(frame) = read_frame(&mut stream).await? {
+        let request: Request = serde_json::from_slice(&frame).map_err(io::Error::other)?;
+        let response = match request {
+            Request::AppendEntries(rpc) => {
+                Response::AppendEntries(q.raft.append_entries(rpc).await)
+            }
+            Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
+            Request::Append(entry) => {
+                Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
+            }
+        };
+        write_frame(&mut stream, &response).await?;
+    }
+    Ok(())
+}
+
+/// openraft's connections to the other voters, over TCP.
+pub struct TcpNetwork;
+
+impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
+    type Network = TcpClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> TcpClient {
+        TcpClient {
+            target,
+            node: node.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// A connection to one voter, made on first use and again after any failure.
+pub struct TcpClient {
+    target: NodeId,
+    node: QuorumNode,
+    conn: Option<TcpStream>,
+}
+
+/// How a call failed: the node could not be reached, or the exchange broke half-way.
+enum CallError {
+    Unreachable(io::Error),
+    Network(io::Error),
+}
+
+impl CallError {
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, QuorumNode, E> {
+        match self {
+            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+}
+
+impl TcpClient {
+    async fn call(&mut self, request: &Request, ttl: Duration) -> Result<Response, CallError> {
+        let result = tokio::time::timeout(ttl, self.exchange(request)).await;
+        let result = result.unwrap_or_else(|_| {
+            Err(CallError::Network(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer in time",
+            )))
+        });
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self, request: &Request) -> Result<Response, CallError> {
+        if self.conn.is_none() {
+            let addr = (self.node.host.as_str(), self.node.port);
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(CallError::Unreachable)?;
+            stream.set_nodelay(true).map_err(CallError::Unreachable)?;
+            self.conn = Some(stream);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(CallError::Unreachable(io::Error::other("not connected")));
+        };
+        write_frame(conn, request)
+            .await
+            .map_err(CallError::Network)?;
+        let frame = read_frame(conn).await.map_err(CallError::Network)?;
+        let frame = frame.ok_or_else(|| CallError::Network(io::ErrorKind::UnexpectedEof.into()))?;
+        serde_json::from_slice(&frame).map_err(|e| CallError::Network(io::Error::other(e)))
+    }
+}
+
+/// openraft's answer to a snapshot sent to a voter.
+pub type SnapshotRpc = Result<
+    InstallSnapshotResponse<NodeId>,
+    RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
+>;
+
+/// The quorum keeps its whole log and never sends snapshots (see `raft_config`): every network
+/// answers one so. (The error is openraft's type, large as it is.)
+#[allow(clippy::result_large_err)]
+pub fn no_snapshots() -> SnapshotRpc {
+    Err(RPCError::Unreachable(Unreachable::new(&io::Error::other(
+        "snapshots of the metadata quorum are not supported yet",
+    ))))
+}
+
+fn mismatched<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
+    RPCError::Network(NetworkError::new(&io::Error::other(
+        "an answer to another request",
+    )))
+}
+
+impl RaftNetwork<TypeConfig> for TcpClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>>
+    {
+        let request = Request::AppendEntries(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(Response::AppendEntries(r)) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> SnapshotRpc {
+        no_snapshots()
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
+        match self.call(&Request::Vote(rpc), option.hard_ttl()).await {
+            Ok(Response::Vote(r)) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+}
+
+/// Why a forwarded write failed.
+pub enum ForwardError {
+    /// The leader could not be reached: the write was not sent.
+    Unreachable(io::Error),
+    /// Sent, and refused or unanswered (it may or may not be committed).
+    Failed(MetadataLogError),
+}
+
+/// Sends a metadata write to the leader at `node` and returns the offset of its last record
+/// once the leader has committed it.
+pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
+    let mut client = TcpClient {
+        target: 0,
+        node: node.clone(),
+        conn: None,
+    };
+    let failed = |why: String| {
+        ForwardError::Failed(MetadataLogError::Quorum(format!(
+            "forwarding to the leader at {node}: {why}"
+        )))
+    };
+    match client.call(&Request::Append(entry), FORWARD_TIMEOUT).await {
+        Ok(Response::Append(r)) => r.map_err(failed),
+        Ok(_) => Err(failed("an answer to another request".into())),
+        Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
+        Err(CallError::Network(e)) => Err(failed(e.to_string())),
+    }
+}
