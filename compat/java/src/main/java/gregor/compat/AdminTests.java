@@ -420,38 +420,57 @@ final class AdminTests {
         return new ClientQuotaAlteration(entity, List.of(new ClientQuotaAlteration.Op(key, value)));
     }
 
-    private static Map<String, Double> quotasOf(Admin admin, String clientId) throws Exception {
-        var filter = ClientQuotaFilter.containsOnly(
-                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
-        var all = admin.describeClientQuotas(filter).entities().get();
-        return all.getOrDefault(new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId)), Map.of());
+    /**
+     * The entities and quotas {@code filter} describes, once they equal {@code want}: Kafka's
+     * brokers learn an alteration from the metadata log a moment after it is acknowledged, so a
+     * describe right after may still show the old quotas (gregor's answer already has them).
+     */
+    private static Map<ClientQuotaEntity, Map<String, Double>> awaitQuotas(Admin admin, ClientQuotaFilter filter,
+            Map<ClientQuotaEntity, Map<String, Double>> want, String what) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        Map<ClientQuotaEntity, Map<String, Double>> got;
+        do {
+            got = admin.describeClientQuotas(filter).entities().get();
+            if (got.equals(want)) {
+                return got;
+            }
+            Thread.sleep(100);
+        } while (System.nanoTime() < deadline);
+        check(false, "%s: %s, expected %s", what, got, want);
+        return got;
     }
 
     /** AlterClientQuotas / DescribeClientQuotas (what kafka-configs --entity-type clients uses). */
     private void clientQuotas() throws Exception {
         String clientId = prefix + "quota-client";
         var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+        var only = ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
         try (Admin admin = admin()) {
-            admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", 1048576.0)),
+            var validated = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId + "-validated"));
+            admin.alterClientQuotas(List.of(quota(validated, "producer_byte_rate", 1048576.0)),
                     new AlterClientQuotasOptions().validateOnly(true)).all().get();
-            check(quotasOf(admin, clientId).isEmpty(), "validate_only stored %s", quotasOf(admin, clientId));
             admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
                     new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0),
                     new ClientQuotaAlteration.Op("consumer_byte_rate", 2097152.0))))).all().get();
-            check(quotasOf(admin, clientId).equals(Map.of("producer_byte_rate", 1048576.0,
-                    "consumer_byte_rate", 2097152.0)), "after set: %s", quotasOf(admin, clientId));
-            // A user-and-client entity is another entity: the client-only filter does not show it.
+            awaitQuotas(admin, only, Map.of(entity, Map.of("producer_byte_rate", 1048576.0,
+                    "consumer_byte_rate", 2097152.0)), "after set");
+            // What was only validated, before what is seen above, was never stored.
+            var validatedOnly = admin.describeClientQuotas(ClientQuotaFilter.containsOnly(List.of(
+                    ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId + "-validated"))))
+                    .entities().get();
+            check(validatedOnly.isEmpty(), "validate_only stored %s", validatedOnly);
+            // A user-and-client entity is another entity: only the non-strict filter shows it.
             var both = new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, prefix + "u",
                     ClientQuotaEntity.CLIENT_ID, clientId));
             admin.alterClientQuotas(List.of(quota(both, "consumer_byte_rate", 4096.0))).all().get();
-            var specified = admin.describeClientQuotas(ClientQuotaFilter.contains(List.of(
-                    ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)))).entities().get();
-            check(specified.size() == 2 && specified.get(both).equals(Map.of("consumer_byte_rate", 4096.0)),
-                    "non-strict filter: %s", specified);
+            awaitQuotas(admin, ClientQuotaFilter.contains(List.of(
+                    ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId))),
+                    Map.of(entity, Map.of("producer_byte_rate", 1048576.0, "consumer_byte_rate", 2097152.0),
+                            both, Map.of("consumer_byte_rate", 4096.0)), "non-strict filter");
             admin.alterClientQuotas(List.of(quota(entity, "consumer_byte_rate", null),
                     quota(both, "consumer_byte_rate", null))).all().get();
-            check(quotasOf(admin, clientId).equals(Map.of("producer_byte_rate", 1048576.0)),
-                    "after removing one: %s", quotasOf(admin, clientId));
+            awaitQuotas(admin, only, Map.of(entity, Map.of("producer_byte_rate", 1048576.0)), "after removing one");
             expect(admin.alterClientQuotas(List.of(quota(entity, "no_such_rate", 5.0))).all(),
                     InvalidRequestException.class, "an unknown quota key");
             expect(admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", -5.0))).all(),
@@ -459,7 +478,7 @@ final class AdminTests {
             expect(admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", 1.5))).all(),
                     InvalidRequestException.class, "a fractional byte rate");
             admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", null))).all().get();
-            check(quotasOf(admin, clientId).isEmpty(), "after removing all: %s", quotasOf(admin, clientId));
+            awaitQuotas(admin, only, Map.of(), "after removing all");
         }
     }
 
