@@ -56,8 +56,9 @@
 #                     producer goes on (a broker of its own, see security_tests);
 #                     then kafka-acls 4.4 --add/--list/--remove of topic, group, prefixed and
 #                     transactional-id ACLs (and a DENY), a producer, a consumer and a transactional
-#                     producer refused and then allowed, super users (security_acl_tests; the group
-#                     name security-acls runs this part alone)
+#                     producer refused and then allowed, super users, a client certificate whose
+#                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
+#                     group name security-acls runs this part alone)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -857,19 +858,31 @@ security_tests() {
 # The same server settings run on Apache Kafka with JAVA_COMPAT_BROKER=kafka.
 security_acl_tests() {
   echo "== security-acls: kafka-acls.sh, producers and consumers refused and allowed"
-  local d="$LOGS/security-acls" v44 label p1 u
+  local d="$LOGS/security-acls" v44 label p1 p2 u
   mkdir -p "$d"
+  if ! security_certs "$d/certs"; then
+    fail security-acls/certificates "openssl failed" "$d/certs/openssl.log"
+    return 0
+  fi
   save_broker_log
   gregor_cleanup
   BROKER_NAME=security-acls
   GREGOR_PORT="$(gregor_free_port)"
   p1="$(gregor_free_port)"
+  p2="$(gregor_free_port)"
   local plain='org.apache.kafka.common.security.plain.PlainLoginModule required'
   local users='user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret"'
-  if ! security_broker_start "SASL_PLAINTEXT://127.0.0.1:$p1" --override "sasl.enabled.mechanisms=PLAIN" \
+  # The SSL listener maps the client certificate CN=alice,OU=tests,O=gregor-compat to User:alice
+  # (ssl.principal.mapping.rules), so alice's ACLs apply to it.
+  if ! security_broker_start "SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2" \
+    --override "sasl.enabled.mechanisms=PLAIN" \
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain $users;" \
     --override "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
-    --override "super.users=User:admin;User:ANONYMOUS"; then
+    --override "super.users=User:admin;User:ANONYMOUS" \
+    --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$d/certs/server-keystore.pem" \
+    --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$d/certs/ca.pem" \
+    --override "listener.name.ssl.ssl.client.auth=required" \
+    --override "listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]*),OU=tests,.*\$/\$1/,DEFAULT"; then
     fail security-acls/broker-start "could not start a broker with an authorizer" "$GREGOR_DATA.log"
     return 0
   fi
@@ -877,16 +890,20 @@ security_acl_tests() {
     printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=PLAIN" \
       "sasl.jaas.config=$plain username=\"$u\" password=\"$u-secret\";" >"$d/$u.properties"
   done
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$d/certs/ca.pem" \
+    "ssl.keystore.type=PEM" "ssl.keystore.location=$d/certs/client-keystore.pem" >"$d/alice-ssl.properties"
   v44="$(lib_version tools-4.4 kafka-tools)"
   label="security-acls-$v44"
   local acls=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
     -cp "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" org.apache.kafka.tools.AclCommand
     --bootstrap-server "127.0.0.1:$p1" --command-config "$d/admin.properties")
-  # acl_step NAME USER ACTION TOPIC EXPECT [--group G | --transactional-id X]
+  # acl_step NAME USER ACTION TOPIC EXPECT [--group G | --transactional-id X]: USER's client
+  # settings ($d/USER.properties; alice-ssl: the SSL listener with alice's certificate).
   acl_step() {
-    local name="$1" user="$2" action="$3" topic="$4" expect="$5"
+    local name="$1" user="$2" action="$3" topic="$4" expect="$5" port="$p1"
     shift 5
-    java_cases "security-acls-$name" 90 "$CLIENT_CP" acl-client --bootstrap "127.0.0.1:$p1" \
+    [ "$user" = alice-ssl ] && port="$p2"
+    java_cases "security-acls-$name" 90 "$CLIENT_CP" acl-client --bootstrap "127.0.0.1:$port" \
       --label "$label/$name" --client-config "$d/$user.properties" --action "$action" --topic "$topic" \
       --expect "$expect" "$@"
   }
@@ -917,6 +934,8 @@ security_acl_tests() {
   acl_tool add-producer "Adding ACLs for resource \`$orders\`" "Error|Exception" \
     --add --allow-principal User:alice --producer --topic acl-orders
   acl_step producer-allowed alice produce acl-orders ok
+  # The certificate's principal, mapped to User:alice, has alice's ACLs.
+  acl_step mapped-certificate-principal-allowed alice-ssl produce acl-orders ok
   # Group and topic READ, one at a time.
   acl_step consumer-refused-group alice consume acl-orders GroupAuthorizationException --group acl-group
   acl_tool add-group-read "Adding ACLs for resource \`ResourcePattern\(resourceType=GROUP, name=acl-group, patternType=LITERAL\)\`" \

@@ -27,6 +27,11 @@ fn unsecured(claims: &str) -> String {
     format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(claims))
 }
 
+/// An unsigned token for alice with the scope the unsecured broker requires.
+fn alice_token(exp: i64) -> String {
+    unsecured(&format!(r#"{{"sub":"alice","exp":{exp},"scope":"kafka"}}"#))
+}
+
 /// The client's first message (RFC 7628) as Kafka's OAuthBearerSaslClient sends it.
 fn first_message(token: &str) -> Vec<u8> {
     format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
@@ -127,10 +132,7 @@ async fn unsecured_tokens_are_validated_as_kafka_does() -> Result<()> {
 async fn truncated_and_oversized_tokens() -> Result<()> {
     let b = unsecured_broker().await?;
     let t = now_s();
-    let good = unsecured(&format!(
-        r#"{{"sub":"alice","exp":{},"scope":"kafka"}}"#,
-        t + 60
-    ));
+    let good = alice_token(t + 60);
     // A first message cut short: Kafka's SaslException, one generic message.
     let whole = first_message(&good);
     for cut in [whole.len() - 1, whole.len() / 2, 3, 0] {
@@ -251,5 +253,35 @@ async fn jwks_validated_tokens() -> Result<()> {
         INVALID_TOKEN,
     )
     .await?;
+    assert_serves(&b).await
+}
+
+/// KIP-368 with OAUTHBEARER: the session ends when the token expires; re-authenticating with a
+/// fresh token on the live connection extends it; past its end the next request closes the
+/// connection (the broker's clock moved, no wall-clock wait).
+#[tokio::test]
+async fn a_session_lasts_as_long_as_its_token() -> Result<()> {
+    let (b, t) = (unsecured_broker().await?, now_s());
+    let mut c = oauth_client(&b).await?;
+    let r = authenticate(&mut c, 2, &first_message(&alice_token(t + 60))).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    b.broker().clock.advance(30_000);
+    let h = handshake(&mut c, 1, "OAUTHBEARER").await?;
+    ensure!(h.error_code == NONE, "{h:?}");
+    let r = authenticate(&mut c, 2, &first_message(&alice_token(t + 120))).await?;
+    ensure!(
+        r.error_code == NONE && r.session_lifetime_ms > 60_000,
+        "{r:?}"
+    );
+    // Past the first token's expiry the session goes on; past the second's it ends.
+    b.broker().clock.advance(40_000);
+    metadata(&mut c, METADATA_V, None, false).await?;
+    b.broker().clock.advance(60_000);
+    c.send_request(
+        METADATA_V,
+        &kafka_protocol::messages::MetadataRequest::default(),
+    )
+    .await?;
+    c.expect_closed().await?;
     assert_serves(&b).await
 }
