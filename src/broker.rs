@@ -73,6 +73,10 @@ pub struct Broker {
     /// The test control plane's state (fault rules, the request journal); idle unless the
     /// admin listener is on.
     pub control: crate::admin::Control,
+    /// Counters for `GET /metrics` (see `metrics`).
+    pub metrics: crate::metrics::BrokerMetrics,
+    /// Produce and fetch byte-rate quotas and who is over them.
+    pub client_quotas: crate::server::client_quotas::ClientQuotaManager,
     _lock: File,
 }
 
@@ -148,6 +152,10 @@ impl Broker {
             tracing::info!(records = loaded, "loaded transaction state");
         }
         let control = crate::admin::Control::new(&config);
+        let client_quotas = crate::server::client_quotas::ClientQuotaManager::new(
+            config.quota_window_size_seconds,
+            config.quota_window_num,
+        );
         let clock = match config.manual_clock {
             true => Clock::manual(),
             false => Clock::system(),
@@ -166,6 +174,8 @@ impl Broker {
             purgatory,
             clock,
             control,
+            metrics: Default::default(),
+            client_quotas,
             _lock: lock,
         })
     }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
+use hyper::HeaderMap;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
@@ -23,13 +24,16 @@ use tokio_util::sync::CancellationToken;
 use crate::server::quotas::ConnectionQuotas;
 
 /// A request as the handlers see it: its body read whole (within the listener's bound), its
-/// path split into percent-decoded segments, its query into decoded pairs.
+/// path split into percent-decoded segments, its query into decoded pairs, its headers.
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
     pub method: Method,
     /// The path's segments after the leading `/`, percent-decoded; a trailing `/` is ignored.
     pub segments: Vec<String>,
+    /// `key=value` pairs, percent-decoded, `+` read as a space (as form encoders and Jersey's
+    /// query parameters do).
     pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -50,15 +54,22 @@ impl HttpRequest {
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
+                let decode = |s: &str| percent_decode(&s.replace('+', " "));
+                (decode(k), decode(v))
             })
             .collect();
         HttpRequest {
             method,
             segments,
             query,
+            headers: HeaderMap::new(),
             body,
         }
+    }
+
+    /// The value of header `name`, if it is present and text.
+    pub fn header(&self, name: HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The path's segments as `&str`, for matching on a slice.
@@ -81,28 +92,42 @@ impl HttpRequest {
     }
 }
 
-/// An answer: a status, a content type and a body.
+/// An answer: a status, a content type, a body and any other headers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpResponse {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: Bytes,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HttpResponse {
     pub fn json(status: StatusCode, content_type: &'static str, body: &Value) -> HttpResponse {
+        HttpResponse::text(status, content_type, body.to_string())
+    }
+
+    pub fn text(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
         HttpResponse {
             status,
             content_type,
-            body: Bytes::from(body.to_string()),
+            body: Bytes::from(body),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> HttpResponse {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
     }
 
     fn into_hyper(self) -> Response<Full<Bytes>> {
         let mut resp = Response::new(Full::new(self.body));
         *resp.status_mut() = self.status;
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
         resp
     }
 }
@@ -213,7 +238,9 @@ async fn read(req: Request<Incoming>, max_body_bytes: usize) -> Option<HttpReque
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    Some(HttpRequest::new(parts.method, &target, body))
+    let mut req = HttpRequest::new(parts.method, &target, body);
+    req.headers = parts.headers;
+    Some(req)
 }
 
 #[cfg(test)]
@@ -224,11 +251,11 @@ mod tests {
     fn splits_and_decodes_the_target() {
         let r = HttpRequest::new(
             Method::GET,
-            "/subjects/a%2Fb%20c/versions/?deleted=true&x=%3D1&flag",
+            "/subjects/a%2Fb%20c+d/versions/?deleted=true&x=%3D1+2&flag",
             Bytes::new(),
         );
-        assert_eq!(r.path(), ["subjects", "a/b c", "versions"]);
-        assert_eq!(r.param("x"), Some("=1"));
+        assert_eq!(r.path(), ["subjects", "a/b c+d", "versions"]);
+        assert_eq!(r.param("x"), Some("=1 2"));
         assert_eq!(r.param("flag"), Some(""));
         assert!(r.flag("deleted") && !r.flag("flag") && !r.flag("missing"));
         assert!(HttpRequest::new(Method::GET, "/", Bytes::new())

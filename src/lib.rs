@@ -28,6 +28,7 @@ pub mod group;
 pub mod http;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod protocol;
 pub mod schema_registry;
 pub mod security;

@@ -986,6 +986,21 @@ async fn authorization_matrix() -> Result<()> {
     row!(m, &b, admin, "DescribeClientQuotas", grants: vec![cluster(DESCRIBE_CONFIGS)],
         deny: cluster(DESCRIBE_CONFIGS), refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
         |c| c.request(1, DescribeClientQuotasRequest::default()).await?.error_code);
+    let alter_quota = || {
+        use kafka_protocol::messages::alter_client_quotas_request::{
+            EntityData, EntryData, OpData,
+        };
+        AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(s("client-id"))
+                .with_entity_name(Some(s("q")))])
+            .with_ops(vec![OpData::default()
+                .with_key(s("producer_byte_rate"))
+                .with_value(1e6)])])
+    };
+    row!(m, &b, admin, "AlterClientQuotas", grants: vec![cluster(ALTER_CONFIGS)],
+        deny: cluster(ALTER_CONFIGS), refused: CLUSTER_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, alter_quota()).await?.entries[0].error_code);
     let update_features = || {
         UpdateFeaturesRequest::default().with_feature_updates(vec![
             kafka_protocol::messages::update_features_request::FeatureUpdateKey::default()

@@ -88,8 +88,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         // Per-version tests in reassignments.rs.
         ApiKey::AlterPartitionReassignments,
         ApiKey::ListPartitionReassignments,
-        // Per-version tests in security.rs.
+        // Per-version tests in security.rs and client_quotas.rs.
         ApiKey::DescribeClientQuotas,
+        ApiKey::AlterClientQuotas,
         ApiKey::DescribeUserScramCredentials,
         ApiKey::AlterUserScramCredentials,
         // Per-version tests in acls.rs.

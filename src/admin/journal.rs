@@ -7,7 +7,7 @@
 //! process's life, the peer), the client id and client software (name and version from the
 //! connection's ApiVersions, KIP-511), the API and version, the correlation id, the topics (with
 //! partitions), groups and transactional ids the request named, the error codes answered (every
-//! `error_code` in the response), what happened (`answered`, `no_answer` for an acks=0 produce,
+//! `error_code` in the response, see `protocol::error_codes`), what happened (`answered`, `no_answer` for an acks=0 produce,
 //! `closed`, `black_hole`) and the fault rule that fired, if any.
 
 use std::collections::VecDeque;
@@ -148,30 +148,6 @@ impl Journal {
     }
 }
 
-/// Every error code a response carries, for the journal: the `error_code` fields (top-level,
-/// per topic, partition, group, ...) of the response as kafka-protocol's derived `Debug` prints
-/// it. One generic walk instead of one per response type of every API; it runs only while the
-/// journal records. (Record bytes held in memory print too, so a record whose bytes spell
-/// "error_code: N" would add N; fetched records are sent from their files and are not in it.)
-pub fn error_codes_of(debug: &str) -> Vec<i16> {
-    const FIELD: &str = "error_code: ";
-    let mut codes = Vec::new();
-    let mut rest = debug;
-    while let Some(at) = rest.find(FIELD) {
-        rest = &rest[at + FIELD.len()..];
-        let end = (rest.char_indices())
-            .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
-            .map_or(rest.len(), |(i, _)| i);
-        if let Ok(code) = rest[..end].parse::<i16>() {
-            if !codes.contains(&code) {
-                codes.push(code);
-            }
-        }
-    }
-    codes.sort_unstable();
-    codes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,18 +202,5 @@ mod tests {
         let j = Journal::new(false, 10);
         j.record(entry("a", ApiKey::Metadata));
         assert!(j.query(&Query::default()).is_empty());
-    }
-
-    #[test]
-    fn error_codes_from_a_responses_debug() {
-        use kafka_protocol::messages::produce_response::*;
-        let p = |code| PartitionProduceResponse::default().with_error_code(code);
-        let resp = ProduceResponse::default().with_responses(vec![
-            TopicProduceResponse::default().with_partition_responses(vec![p(6), p(0), p(6)]),
-            TopicProduceResponse::default().with_partition_responses(vec![p(-1)]),
-        ]);
-        assert_eq!(error_codes_of(&format!("{resp:?}")), [-1, 0, 6]);
-        assert_eq!(error_codes_of("partition_error_code: 49, x"), [49]);
-        assert!(error_codes_of("nothing").is_empty());
     }
 }

@@ -15,34 +15,27 @@
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
 //! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
+//! | `GET /metrics`                | Prometheus text format (see `crate::metrics`)            |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
-//! broker, rule), 405 (another method on a known path), 409 (already stopped / running) or 500.
+//! broker, rule), 405 (another method on a known path), 409 (already stopped / running), 413 (a
+//! body over MAX_BODY_BYTES) or 500.
 //! With `--admin-token T` every request must carry `Authorization: Bearer T` (401 otherwise).
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane (faults, journal) and metrics extend it there. Bodies are JSON, at most
 //! MAX_BODY_BYTES.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::{HttpLimits, HttpRequest, HttpResponse};
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
-use crate::server::quotas::ConnectionQuotas;
 
 pub mod awaits;
 pub mod faults;
@@ -101,9 +94,9 @@ enum Refused {
     BadRequest(String),
 }
 
-fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refused> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (want, route) = match segments.as_slice() {
+fn route(req: &HttpRequest) -> Result<Route, Refused> {
+    let method = &req.method;
+    let (want, route) = match req.path().as_slice() {
         ["v1", "healthz"] => (Method::GET, Route::Healthz),
         ["v1", "brokers"] => (Method::GET, Route::Brokers),
         ["v1", "brokers", id, action @ ("stop" | "start")] => {
@@ -127,13 +120,12 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
                 .map_err(|_| Refused::BadRequest(format!("bad fault rule id '{id}'")))?;
             (Method::DELETE, Route::RemoveFaults(Some(id)))
         }
-        ["v1", "journal"] => (Method::GET, Route::Journal(journal_query(query)?)),
+        ["v1", "journal"] => (Method::GET, Route::Journal(journal_query(&req.query)?)),
         ["v1", "clock"] => (Method::GET, Route::Clock),
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         ["v1", "reset"] => (Method::POST, Route::Reset),
         ["v1", "await"] => {
-            let pairs = query_pairs(query.unwrap_or(""))?;
-            let a = awaits::parse(&pairs).map_err(Refused::BadRequest)?;
+            let a = awaits::parse(&req.query).map_err(Refused::BadRequest)?;
             (Method::GET, Route::Await(a))
         }
         _ => return Err(Refused::NotFound),
@@ -145,9 +137,10 @@ fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Route, Refu
 }
 
 /// `client_id=&api=&limit=` (percent-encoded as in any URL query).
-fn journal_query(query: Option<&str>) -> Result<journal::Query, Refused> {
+fn journal_query(pairs: &[(String, String)]) -> Result<journal::Query, Refused> {
     let mut q = journal::Query::default();
-    for (key, value) in query_pairs(query.unwrap_or(""))? {
+    for (key, value) in pairs {
+        let value = value.clone();
         match key.as_str() {
             "client_id" => q.client_id = Some(value),
             "api" => {
@@ -164,35 +157,6 @@ fn journal_query(query: Option<&str>) -> Result<journal::Query, Refused> {
         }
     }
     Ok(q)
-}
-
-/// A query string's `key=value` pairs, percent-decoded ('+' is a space, as forms send it).
-fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Refused> {
-    let decode = |s: &str| -> Result<String, Refused> {
-        let bad = || Refused::BadRequest(format!("bad percent-encoding in '{s}'"));
-        let mut out = Vec::with_capacity(s.len());
-        let mut bytes = s.bytes();
-        while let Some(b) = bytes.next() {
-            match b {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-                    let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
-                    out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                }
-                b => out.push(b),
-            }
-        }
-        String::from_utf8(out).map_err(|_| bad())
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
 }
 
 async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode, Value) {
@@ -318,127 +282,108 @@ fn broker_json(n: &NodeStatus) -> Value {
 }
 
 /// The request's JSON body (`None` when empty), or why it cannot be read.
-async fn json_body(req: Request<Incoming>) -> Result<Option<Value>, Refused> {
-    use http_body_util::BodyExt;
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
-    let bytes = match limited.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => return Err(Refused::BadRequest(format!("cannot read the body: {e}"))),
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+fn json_body(req: &HttpRequest) -> Result<Option<Value>, Refused> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(&req.body)
         .map(Some)
         .map_err(|e| Refused::BadRequest(format!("the body is not JSON: {e}")))
 }
 
 /// Whether the request may be served: always without `--admin-token`, else only with
 /// `Authorization: Bearer <token>` (compared in constant time).
-fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
+fn authorized(token: Option<&str>, req: &HttpRequest) -> bool {
     let Some(token) = token else {
         return true;
     };
     let given = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .header(hyper::header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let (a, b) = (given.as_bytes(), token.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn respond(nodes: &Nodes, req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::json(status, "application/json", body)
+}
+
+async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
     if !authorized(nodes.broker().config.admin_token.as_deref(), &req) {
         let body = json!({"error": "missing or wrong bearer token (--admin-token)"});
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-        *resp.status_mut() = StatusCode::UNAUTHORIZED;
-        resp.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return resp;
+        return answer(StatusCode::UNAUTHORIZED, &body)
+            .with_header(hyper::header::WWW_AUTHENTICATE, "Bearer");
     }
-    let method = req.method().clone();
-    let routed = route(&method, req.uri().path(), req.uri().query());
-    let routed = match routed {
-        Ok(r) => json_body(req).await.map(|body| (r, body)),
-        Err(e) => Err(e),
-    };
+    if req.method == Method::GET && req.path() == ["metrics"] {
+        let text = crate::metrics::render(nodes.broker());
+        return HttpResponse::text(StatusCode::OK, crate::metrics::CONTENT_TYPE, text);
+    }
+    let routed = route(&req).and_then(|r| Ok((r, json_body(&req)?)));
     let (status, body) = match routed {
         Ok((r, body)) => handle(nodes, r, body).await,
         Err(Refused::NotFound) => (StatusCode::NOT_FOUND, json!({"error": "no such path"})),
         Err(Refused::MethodNotAllowed) => (
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": format!("{method} is not allowed here")}),
+            json!({"error": format!("{} is not allowed here", req.method)}),
         ),
         Err(Refused::BadRequest(m)) => (StatusCode::BAD_REQUEST, json!({"error": m})),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    answer(status, &body)
 }
 
 /// Binds the admin listener.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
-    let (host, port) = crate::config::parse_host_port(addr)
-        .ok_or_else(|| std::io::Error::other(format!("bad admin listen address {addr}")))?;
-    TcpListener::bind((host.as_str(), port)).await
+    crate::http::bind(addr, "admin").await
 }
 
 /// Serves admin requests until `cancel`, at most MAX_CONNECTIONS connections at once.
 pub async fn serve(listener: TcpListener, nodes: Arc<Nodes>, cancel: CancellationToken) {
-    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new());
-    crate::server::accept_until(listener, quotas, cancel, |stream, peer| {
-        serve_connection(stream, peer, Arc::clone(&nodes))
+    let limits = HttpLimits {
+        max_connections: MAX_CONNECTIONS,
+        max_body_bytes: MAX_BODY_BYTES,
+    };
+    let too_large = || {
+        let e = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+        answer(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": e }))
+    };
+    crate::http::serve(listener, limits, cancel, too_large, move |req| {
+        let nodes = Arc::clone(&nodes);
+        async move { respond(&nodes, req).await }
     })
     .await
-}
-
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, nodes: Arc<Nodes>) {
-    let service = service_fn(move |req| {
-        let nodes = Arc::clone(&nodes);
-        async move { Ok::<_, Infallible>(respond(&nodes, req).await) }
-    });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "admin connection ended");
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn get(method: Method, target: &str) -> HttpRequest {
+        HttpRequest::new(method, target, bytes::Bytes::new())
+    }
+
     #[test]
     fn routes_by_method_and_path() {
-        assert_eq!(route(&Method::GET, "/v1/healthz", None), Ok(Route::Healthz));
+        assert_eq!(route(&get(Method::GET, "/v1/healthz")), Ok(Route::Healthz));
+        assert_eq!(route(&get(Method::GET, "/v1/brokers/")), Ok(Route::Brokers));
         assert_eq!(
-            route(&Method::GET, "/v1/brokers/", None),
-            Ok(Route::Brokers)
-        );
-        assert_eq!(
-            route(&Method::POST, "/v1/brokers/2/stop", None),
+            route(&get(Method::POST, "/v1/brokers/2/stop")),
             Ok(Route::StopBroker(2))
         );
         assert_eq!(
-            route(&Method::POST, "/v1/brokers/3/start", None),
+            route(&get(Method::POST, "/v1/brokers/3/start")),
             Ok(Route::StartBroker(3))
         );
         assert_eq!(
-            route(&Method::GET, "/v1/brokers/2/stop", None),
+            route(&get(Method::GET, "/v1/brokers/2/stop")),
             Err(Refused::MethodNotAllowed)
         );
         assert_eq!(
-            route(&Method::POST, "/v1/healthz", None),
+            route(&get(Method::POST, "/v1/healthz")),
             Err(Refused::MethodNotAllowed)
         );
         assert!(matches!(
-            route(&Method::POST, "/v1/brokers/x/stop", None),
+            route(&get(Method::POST, "/v1/brokers/x/stop")),
             Err(Refused::BadRequest(_))
         ));
         for path in [
@@ -451,7 +396,7 @@ mod tests {
             "/v1/faults/1/x",
         ] {
             assert_eq!(
-                route(&Method::GET, path, None),
+                route(&get(Method::GET, path)),
                 Err(Refused::NotFound),
                 "{path}"
             );
@@ -460,47 +405,43 @@ mod tests {
 
     #[test]
     fn routes_the_control_plane() {
-        assert_eq!(route(&Method::GET, "/v1/faults", None), Ok(Route::Faults));
-        assert_eq!(route(&Method::GET, "/v1/clock", None), Ok(Route::Clock));
-        assert_eq!(route(&Method::POST, "/v1/reset", None), Ok(Route::Reset));
+        assert_eq!(route(&get(Method::GET, "/v1/faults")), Ok(Route::Faults));
+        assert_eq!(route(&get(Method::GET, "/v1/clock")), Ok(Route::Clock));
+        assert_eq!(route(&get(Method::POST, "/v1/reset")), Ok(Route::Reset));
         assert_eq!(
-            route(&Method::POST, "/v1/clock/advance", None),
+            route(&get(Method::POST, "/v1/clock/advance")),
             Ok(Route::AdvanceClock)
         );
+        assert_eq!(route(&get(Method::POST, "/v1/faults")), Ok(Route::ArmFault));
         assert_eq!(
-            route(&Method::POST, "/v1/faults", None),
-            Ok(Route::ArmFault)
-        );
-        assert_eq!(
-            route(&Method::DELETE, "/v1/faults", None),
+            route(&get(Method::DELETE, "/v1/faults")),
             Ok(Route::RemoveFaults(None))
         );
         assert_eq!(
-            route(&Method::DELETE, "/v1/faults/3", None),
+            route(&get(Method::DELETE, "/v1/faults/3")),
             Ok(Route::RemoveFaults(Some(3)))
         );
         assert_eq!(
-            route(&Method::PUT, "/v1/faults", None),
+            route(&get(Method::PUT, "/v1/faults")),
             Err(Refused::MethodNotAllowed)
         );
         assert!(matches!(
-            route(&Method::DELETE, "/v1/faults/x", None),
+            route(&get(Method::DELETE, "/v1/faults/x")),
             Err(Refused::BadRequest(_))
         ));
-        let Ok(Route::Journal(q)) = route(
-            &Method::GET,
-            "/v1/journal",
-            Some("client_id=my%20app+1&api=produce&limit=5"),
-        ) else {
+        let Ok(Route::Journal(q)) = route(&get(
+            Method::GET,
+            "/v1/journal?client_id=my%20app+1&api=produce&limit=5",
+        )) else {
             panic!("not the journal")
         };
         assert_eq!(q.client_id.as_deref(), Some("my app 1"));
         assert_eq!(q.api, Some(kafka_protocol::messages::ApiKey::Produce));
         assert_eq!(q.limit, Some(5));
-        for bad in ["api=nope", "limit=-1", "x=1", "client_id=%zz"] {
+        for bad in ["api=nope", "limit=-1", "x=1"] {
             assert!(
                 matches!(
-                    route(&Method::GET, "/v1/journal", Some(bad)),
+                    route(&get(Method::GET, &format!("/v1/journal?{bad}"))),
                     Err(Refused::BadRequest(_))
                 ),
                 "{bad}"

@@ -158,6 +158,8 @@ const USED: &[&str] = &[
     "transaction.state.log.num.partitions",
     "transactional.id.expiration.ms",
     "unclean.leader.election.enable",
+    "quota.window.num",
+    "quota.window.size.seconds",
 ];
 
 /// Whether gregor acts on a setting: one of USED, also per listener
@@ -416,6 +418,10 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: u64,
+    /// quota.window.num and quota.window.size.seconds: the samples client quotas' rates are
+    /// measured over (see `server::client_quotas`).
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
     /// log.cleaner.enable and log.cleaner.backoff.ms: whether and how often compacted logs
     /// are cleaned.
     pub log_cleaner_enable: bool,
@@ -683,6 +689,9 @@ impl Config {
             connections_max_idle_ms: s
                 .positive_long("connections.max.idle.ms")?
                 .unwrap_or(600_000) as u64,
+            quota_window_num: s.positive_int("quota.window.num")?.unwrap_or(11) as u32,
+            quota_window_size_seconds: s.positive_int("quota.window.size.seconds")?.unwrap_or(1)
+                as u32,
             log_cleaner_enable: s.bool("log.cleaner.enable")?.unwrap_or(true),
             log_cleaner_backoff_ms: s.positive_long("log.cleaner.backoff.ms")?.unwrap_or(15_000)
                 as u64,

@@ -407,6 +407,23 @@ impl GroupCoordinator {
         .unwrap_or_default()
     }
 
+    /// Every committed offset: (group, topic, partition, offset), sorted (the metrics' lag).
+    pub fn all_committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let mut v = Vec::new();
+        for p in 0..self.runtime.partitions() {
+            self.runtime.read(p, |s| {
+                for (group, offsets) in &s.offsets {
+                    v.extend(
+                        (offsets.iter())
+                            .map(|((t, p), c)| (group.clone(), t.clone(), *p, c.offset)),
+                    );
+                }
+            });
+        }
+        v.sort();
+        v
+    }
+
     /// (group id, state, protocol type) of every group.
     pub fn list_groups(&self) -> Vec<ListedGroup> {
         let mut v = Vec::new();

@@ -120,6 +120,8 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// True when the batch was a retried duplicate and was not written again.
     pub duplicate: bool,
+    /// Records written (0 for a duplicate): the messages-in metric counts them.
+    pub records: u32,
 }
 
 /// Where a read may start, taken under the partition lock: the segments that can hold the fetch
@@ -783,6 +785,7 @@ impl PartitionLog {
                         log_append_time,
                         log_start_offset: self.log_start_offset,
                         duplicate: true,
+                        records: 0,
                     });
                 }
                 SequenceCheck::InvalidProducerEpoch => return Err(LogError::InvalidProducerEpoch),
@@ -833,6 +836,7 @@ impl PartitionLog {
             log_append_time: append_time.unwrap_or(NO_TIMESTAMP),
             log_start_offset: self.log_start_offset,
             duplicate: false,
+            records: u32::try_from(parsed.record_count).unwrap_or(0),
         })
     }
 
@@ -1508,6 +1512,8 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     log: Mutex<PartitionLog>,
+    /// Bytes and messages in and out, for the metrics (counted without the log's lock).
+    pub stats: crate::metrics::PartitionStats,
 }
 
 impl Partition {
@@ -1516,6 +1522,7 @@ impl Partition {
             topic,
             index,
             log: Mutex::new(log),
+            stats: Default::default(),
         }
     }
 

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::{
-    AccessControlEntryRecord, BrokerEndpoint, ConfigRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, UserScramCredentialRecord,
-    METADATA_VERSION_FEATURE, NO_LEADER_CHANGE,
+    AccessControlEntryRecord, BrokerEndpoint, ClientQuotaRecord, ConfigRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    UserScramCredentialRecord, METADATA_VERSION_FEATURE, NO_LEADER_CHANGE,
 };
 use crate::security::authorizer::{
     AclOperation, AclPermissionType, PatternType, ResourceType, StandardAcl,
@@ -252,7 +252,13 @@ pub struct MetadataImage {
     pub scram: Arc<BTreeMap<ScramKey, ScramCredential>>,
     /// ACLs by id (Kafka's AclsImage), what the authorizer decides by.
     pub acls: Arc<BTreeMap<Uuid, StandardAcl>>,
+    /// Client quotas by entity and key (Kafka's ClientQuotasImage).
+    pub client_quotas: Arc<BTreeMap<(QuotaEntity, String), f64>>,
 }
+
+/// A client quota's entity: entity type (`user`, `client-id`, `ip`) → name, `None` for the
+/// type's default (ClientQuotaEntity).
+pub type QuotaEntity = BTreeMap<String, Option<String>>;
 
 impl MetadataImage {
     pub fn empty() -> Self {
@@ -332,6 +338,14 @@ impl MetadataImage {
         for (id, acl) in self.acls.iter() {
             out.push(MetadataRecord::AccessControlEntry(acl_record(*id, acl)));
         }
+        for ((entity, key), value) in self.client_quotas.iter() {
+            out.push(MetadataRecord::ClientQuota(ClientQuotaRecord {
+                entity: entity.iter().map(|(t, n)| (t.clone(), n.clone())).collect(),
+                key: key.clone(),
+                value: *value,
+                remove: false,
+            }));
+        }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,
@@ -390,6 +404,7 @@ pub struct MetadataDelta {
     next_producer_id: Option<i64>,
     scram: BTreeMap<ScramKey, Option<ScramCredential>>,
     acls: BTreeMap<Uuid, Option<StandardAcl>>,
+    client_quotas: BTreeMap<(QuotaEntity, String), Option<f64>>,
 }
 
 /// The record of an ACL (StandardAclWithId.toRecord).
@@ -431,6 +446,7 @@ impl MetadataDelta {
             next_producer_id: None,
             scram: BTreeMap::new(),
             acls: BTreeMap::new(),
+            client_quotas: BTreeMap::new(),
         }
     }
 
@@ -591,6 +607,11 @@ impl MetadataDelta {
             MetadataRecord::AccessControlEntry(a) => {
                 self.acls.insert(a.id, Some(acl_of(a)));
             }
+            MetadataRecord::ClientQuota(q) => {
+                let entity = q.entity.iter().cloned().collect();
+                let value = (!q.remove).then_some(q.value);
+                self.client_quotas.insert((entity, q.key.clone()), value);
+            }
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 let exists = match self.acls.get(id) {
                     Some(a) => a.is_some(),
@@ -648,6 +669,7 @@ impl MetadataDelta {
             next_producer_id: self.next_producer_id.unwrap_or(base.next_producer_id),
             scram: apply_map(&base.scram, &self.scram),
             acls: apply_map(&base.acls, &self.acls),
+            client_quotas: apply_map(&base.client_quotas, &self.client_quotas),
         }
     }
 

@@ -22,6 +22,7 @@
 //! | BrokerRegistrationChange (17) v0-2 | broker_id i32, broker_epoch i64; tag 0: fenced i8 (1 fenced, -1 unfenced, 0 no change), tag 1 (v1+): in_controlled_shutdown i8, tag 2 (v2+): log_dirs [uuid] |
 //! | RemoveTopic (9) v0          | topic_id uuid                                                |
 //! | FeatureLevel (12) v0        | name, feature_level i16                                      |
+//! | ClientQuota (14) v0         | entity [entity_type, entity_name string?], key, value f64, remove bool |
 //! | UserScramCredential (11) v0 | name, mechanism i8, salt bytes, stored_key bytes, server_key bytes, iterations i32 |
 //! | ProducerIds (15) v0         | broker_id i32, broker_epoch i64, next_producer_id i64        |
 //! | AccessControlEntry (18) v0  | id uuid, resource_type i8, resource_name, pattern_type i8, principal, host, operation i8, permission_type i8 |
@@ -178,6 +179,16 @@ impl PartitionChangeRecord {
     }
 }
 
+/// A client quota set or removed (ClientQuotaRecord). The entity is its (type, name) pairs:
+/// `user`, `client-id` or `ip`, a `None` name meaning the type's default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientQuotaRecord {
+    pub entity: Vec<(String, Option<String>)>,
+    pub key: String,
+    pub value: f64,
+    pub remove: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigRecord {
     pub resource_type: i8,
@@ -277,6 +288,7 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: Uuid,
     },
+    ClientQuota(ClientQuotaRecord),
     NoOp,
 }
 
@@ -298,6 +310,7 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds(_) => 15,
             MetadataRecord::AccessControlEntry(_) => 18,
             MetadataRecord::RemoveAccessControlEntry { .. } => 19,
+            MetadataRecord::ClientQuota(_) => 14,
             MetadataRecord::NoOp => 20,
             MetadataRecord::RemoveUserScramCredential { .. } => 22,
         }
@@ -416,6 +429,18 @@ impl MetadataRecord {
                 w.uuid(*id);
                 w.tags(&[]);
             }
+            MetadataRecord::ClientQuota(q) => {
+                w.len(Some(q.entity.len()));
+                for (entity_type, entity_name) in &q.entity {
+                    w.string(entity_type);
+                    w.opt_string(entity_name.as_deref());
+                    w.tags(&[]);
+                }
+                w.string(&q.key);
+                w.i64(q.value.to_bits() as i64);
+                w.bool(q.remove);
+                w.tags(&[]);
+            }
             MetadataRecord::NoOp => w.tags(&[]),
         }
     }
@@ -432,7 +457,7 @@ impl MetadataRecord {
         let max_version = match api_key {
             0 => 3,
             3 | 5 | 17 => 2,
-            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 => 0,
+            1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 18 | 19 | 20 | 22 => 0,
             _ => return Err(RecordError::UnknownType(api_key)),
         };
         if version > max_version {
@@ -505,6 +530,16 @@ fn decode_body(r: &mut Reader, api_key: u32, version: u32) -> Result<MetadataRec
             permission_type: r.i8()?,
         }),
         19 => MetadataRecord::RemoveAccessControlEntry { id: r.uuid()? },
+        14 => MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: r.array(|r| {
+                let entity = (r.string()?, r.opt_string()?);
+                r.tags(|_, _| Ok(()))?;
+                Ok(entity)
+            })?,
+            key: r.string()?,
+            value: f64::from_bits(r.i64()? as u64),
+            remove: r.bool()?,
+        }),
         20 => MetadataRecord::NoOp,
         22 => MetadataRecord::RemoveUserScramCredential {
             name: r.string()?,
@@ -1102,6 +1137,30 @@ pub(crate) mod tests {
         want.extend_from_slice(&2u128.to_be_bytes());
         want.push(0);
         assert_eq!(remove.encode().as_ref(), &want[..]);
+    }
+
+    /// ClientQuotaRecord as Kafka's generated writer lays it out: frame 1, api key 14, version
+    /// 0, the entity array (type, nullable name, tags), key, the value as an IEEE double, remove.
+    #[test]
+    fn client_quota_record_matches_kafkas_bytes() {
+        let r = MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: vec![
+                ("user".into(), None),
+                ("client-id".into(), Some("c".into())),
+            ],
+            key: "k".into(),
+            value: 1024.0,
+            remove: false,
+        });
+        let mut want = vec![1, 14, 0, 3, 5];
+        want.extend_from_slice(b"user");
+        want.extend_from_slice(&[0, 0, 10]);
+        want.extend_from_slice(b"client-id");
+        want.extend_from_slice(&[2, b'c', 0, 2, b'k']);
+        want.extend_from_slice(&1024f64.to_be_bytes());
+        want.extend_from_slice(&[0, 0]);
+        assert_eq!(r.encode().as_ref(), &want[..]);
+        assert_eq!(MetadataRecord::decode(&r.encode()), Ok(r));
     }
 
     /// PartitionRecord v2 and PartitionChangeRecord v2 (what Kafka writes with ELR enabled) and

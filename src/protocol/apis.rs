@@ -75,9 +75,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::AlterPartitionReassignments, r(0, 1)),
     (ApiKey::ListPartitionReassignments, r(0, 0)),
     (ApiKey::OffsetDelete, r(0, 0)),
-    // kafka-configs --entity-type users --describe asks for quotas (none: gregor has no client
-    // quotas), then for SCRAM credentials (in the metadata log).
+    // kafka-configs --entity-type users/clients: client quotas (the byte rates are enforced,
+    // `server::client_quotas`), then SCRAM credentials (both in the metadata log).
     (ApiKey::DescribeClientQuotas, r(0, 1)),
+    (ApiKey::AlterClientQuotas, r(0, 1)),
     (ApiKey::DescribeUserScramCredentials, r(0, 0)),
     (ApiKey::AlterUserScramCredentials, r(0, 0)),
     // kafka-metadata-quorum.sh describe --status / --replication.
@@ -154,6 +155,7 @@ mod tests {
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
+            ApiKey::AlterClientQuotas => AlterClientQuotasRequest::VERSIONS,
             ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),

@@ -43,6 +43,7 @@ use crate::log::FetchIsolation;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 use crate::security::authorizer::AclOperation;
+use crate::server::client_quotas::QuotaType;
 
 /// First Fetch version that names topics by id.
 pub const TOPIC_ID_VERSION: i16 = 13;
@@ -124,6 +125,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 .with_session_id(session_id)
                 .with_responses(by_topic(partitions, by_id));
             resp.node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
+            if !from_follower {
+                return throttled(ctx, resp, splices);
+            }
             return (resp, splices);
         }
         let Some(w) = &watch else {
@@ -202,9 +206,19 @@ fn watched_partitions(targets: &[Target]) -> impl Iterator<Item = (&str, i32)> {
 
 /// The response's byte limit: the request's max_bytes, capped by fetch.max.bytes.
 fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
-    usize::try_from(req.max_bytes)
+    let limit = usize::try_from(req.max_bytes)
         .unwrap_or(0)
-        .min(ctx.broker.config.fetch_max_bytes)
+        .min(ctx.broker.config.fetch_max_bytes);
+    // A consumer with a byte-rate quota gets at most a quota window's worth (v3+, which has
+    // max_bytes), as KafkaApis.handleFetchRequest bounds it.
+    let from_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    if from_follower || ctx.api_version <= 2 {
+        return limit;
+    }
+    let image = ctx.broker.catalog.image();
+    let quotas = &ctx.broker.client_quotas;
+    (quotas.max_in_window(&image, QuotaType::Fetch, ctx.user(), &ctx.client_id))
+        .map_or(limit, |window| limit.min(window))
 }
 
 /// Locates every partition's data (or its error) without reading it. A read_committed plan ends
@@ -227,6 +241,40 @@ fn plan(
                 .map_err(|e| errors::log_error_code(&e))
         })
         .collect()
+}
+
+/// A consumer's fetch counted against its byte-rate quota. Over it, the answer carries the
+/// throttle time and no data, and its bytes are taken back (Kafka's getThrottledResponse and
+/// unrecordQuotaSensor); the session keeps what it learned, so the next fetch sends the data.
+fn throttled(
+    ctx: &RequestContext<'_>,
+    resp: FetchResponse,
+    splices: Splices,
+) -> (FetchResponse, Splices) {
+    let bytes: usize = (resp.responses.iter())
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let throttle = ctx.record_quota(QuotaType::Fetch, bytes);
+    if throttle == 0 {
+        return (resp, splices);
+    }
+    let b = ctx.broker;
+    let image = b.catalog.image();
+    let now = b.clock.now_ms();
+    (b.client_quotas).unrecord(
+        &image,
+        QuotaType::Fetch,
+        ctx.user(),
+        &ctx.client_id,
+        bytes,
+        now,
+    );
+    let resp = FetchResponse::default()
+        .with_throttle_time_ms(throttle)
+        .with_error_code(resp.error_code)
+        .with_session_id(resp.session_id);
+    (resp, Splices::default())
 }
 
 /// Reads the planned data: each partition's answer, in the order of `targets`.
@@ -253,8 +301,14 @@ fn respond(
             let mut pd = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_aborted_transactions(read_committed.then(Vec::new));
+            let stats = (topic.as_ref().ok())
+                .and_then(|t| t.partition(fp.partition))
+                .map(|p| &p.stats);
             match plan {
                 Err(code) => {
+                    if let Some(stats) = stats {
+                        ctx.broker.metrics.fetched(stats, None);
+                    }
                     pd.error_code = code;
                     pd.high_watermark = -1;
                     pd.records = Some(Bytes::new());
@@ -285,6 +339,10 @@ fn respond(
                     let records = plan
                         .range(max, !sent_any)
                         .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
+                    if let Some(stats) = stats {
+                        let sent = records.as_ref().ok().map(|r| r.len() as u64);
+                        ctx.broker.metrics.fetched(stats, sent);
+                    }
                     match records {
                         Ok(records) => {
                             budget = budget.saturating_sub(records.len());

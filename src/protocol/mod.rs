@@ -9,6 +9,7 @@
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -33,6 +34,7 @@ pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
+pub mod error_codes;
 pub mod error_response;
 pub mod errors;
 pub mod fetch;
@@ -66,6 +68,7 @@ mod watched;
 pub mod write_txn_markers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -73,6 +76,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
 use crate::security::{Listener, ANONYMOUS};
+use error_codes::ErrorCodes;
 use response::{ResponseFrame, Splices, SplicingBuf};
 
 /// What the connection does after a request.
@@ -116,6 +120,8 @@ pub struct Session {
     pub reauthenticating: bool,
     /// When the last re-authentication began (ms): Kafka begins at most one a second.
     pub reauthentication_began_ms: Option<i64>,
+    /// A client over its quota: nothing more is read from it before this (KIP-219).
+    pub throttled_until: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -143,6 +149,7 @@ impl Session {
             reauthenticate_with: None,
             reauthenticating: false,
             reauthentication_began_ms: None,
+            throttled_until: None,
         }
     }
 
@@ -165,6 +172,7 @@ impl Session {
 /// What a handler knows about the request it serves.
 pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
+    pub api: ApiKey,
     /// The broker the request was sent to (leadership and coordinators are answered for it).
     pub node_id: i32,
     pub api_version: i16,
@@ -179,6 +187,34 @@ pub struct RequestContext<'a> {
     pub principal: Arc<str>,
     /// While the request journal records: the error codes of the response (see `respond`).
     pub answered: Option<parking_lot::Mutex<Vec<i16>>>,
+    /// Set by a handler whose client went over its quota: the connection reads nothing more
+    /// for this long after the response (KIP-219; see `server::client_quotas`).
+    pub throttle_ms: std::sync::atomic::AtomicI32,
+}
+
+impl RequestContext<'_> {
+    /// The principal's name, as quotas know users ("User:alice" → "alice").
+    pub fn user(&self) -> &str {
+        self.principal
+            .split_once(':')
+            .map_or(&*self.principal, |(_, name)| name)
+    }
+
+    /// Records `bytes` against the client's `quota` and returns the throttle time (0 within it),
+    /// which the connection also honours.
+    pub fn record_quota(
+        &self,
+        quota: crate::server::client_quotas::QuotaType,
+        bytes: usize,
+    ) -> i32 {
+        let image = self.broker.catalog.image();
+        let now = self.broker.clock.now_ms();
+        let quotas = &self.broker.client_quotas;
+        let ms = quotas.record(&image, quota, self.user(), &self.client_id, bytes, now);
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+        ms
+    }
 }
 
 /// Handles one request frame (without its size prefix).
@@ -226,6 +262,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
     };
     let ctx = RequestContext {
         broker,
+        api,
         node_id: session.node_id,
         api_version: version,
         correlation_id: header.correlation_id,
@@ -235,15 +272,26 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
         answered: None,
+        throttle_ms: Default::default(),
     };
+    let started = std::time::Instant::now();
+    let mut ctx = ctx;
     // The test control plane (fault rules, the request journal): one atomic load when off.
-    if broker.control.watching() {
-        return watched::serve(ctx, session, api, frame).await;
+    let reply = if broker.control.watching() {
+        watched::serve(&mut ctx, session, api, frame).await
+    } else {
+        match dispatch(&ctx, api, frame).await {
+            Ok(reply) => reply,
+            Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
+        }
+    };
+    broker.metrics.request(api, started.elapsed());
+    let throttle_ms = ctx.throttle_ms.into_inner();
+    if throttle_ms > 0 {
+        session.throttled_until =
+            Some(tokio::time::Instant::now() + Duration::from_millis(throttle_ms as u64));
     }
-    match dispatch(&ctx, api, frame).await {
-        Ok(reply) => reply,
-        Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
-    }
+    reply
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -360,6 +408,14 @@ async fn dispatch(
         ApiKey::DescribeClientQuotas => {
             respond(ctx, &describe_client_quotas::handle(ctx, decode(f, v)?))
         }
+        // Appends to the metadata log (with fsync): off the threads serving connections.
+        ApiKey::AlterClientQuotas => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, alter_client_quotas::handle).await?,
+            )
+        }
         ApiKey::DescribeUserScramCredentials => {
             respond(ctx, &scram_credentials::describe(ctx, decode(f, v)?))
         }
@@ -404,7 +460,6 @@ async fn dispatch(
         | ApiKey::RenewDelegationToken
         | ApiKey::ExpireDelegationToken
         | ApiKey::DescribeDelegationToken
-        | ApiKey::AlterClientQuotas
         | ApiKey::Vote
         | ApiKey::BeginQuorumEpoch
         | ApiKey::EndQuorumEpoch
@@ -456,13 +511,15 @@ where
     Resp: Send + 'static,
 {
     let broker = Arc::clone(ctx.broker);
-    let (node_id, api_version, correlation_id) = (ctx.node_id, ctx.api_version, ctx.correlation_id);
+    let (api, node_id, api_version) = (ctx.api, ctx.node_id, ctx.api_version);
+    let correlation_id = ctx.correlation_id;
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
     let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
+            api,
             node_id,
             api_version,
             correlation_id,
@@ -472,6 +529,7 @@ where
             listener,
             principal,
             answered: None,
+            throttle_ms: Default::default(),
         };
         handler(&ctx, req)
     })
@@ -518,22 +576,21 @@ fn resolve_authorized_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion + std::fmt::Debug>(
-    ctx: &RequestContext<'_>,
-    body: &T,
-) -> Reply {
+fn respond<T: Encodable + HeaderVersion + ErrorCodes>(ctx: &RequestContext<'_>, body: &T) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
 
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
-/// While the request journal records, the response's error codes are noted for it.
-fn respond_spliced<T: Encodable + HeaderVersion + std::fmt::Debug>(
+/// Its error codes are counted for the metrics, and noted for the request journal while it
+/// records.
+fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes>(
     ctx: &RequestContext<'_>,
     body: &T,
     records: Splices,
 ) -> Reply {
+    ctx.broker.metrics.response_errors(ctx.api, body);
     if let Some(answered) = &ctx.answered {
-        *answered.lock() = crate::admin::journal::error_codes_of(&format!("{body:?}"));
+        *answered.lock() = error_codes::distinct(body);
     }
     encode(
         ctx.correlation_id,

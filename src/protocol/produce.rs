@@ -22,6 +22,7 @@ use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Topic;
 use crate::security::authorizer::AclOperation;
+use crate::server::client_quotas::QuotaType;
 use crate::txn::metadata::TV_2;
 use crate::txn::producer_state::VerificationGuard;
 
@@ -34,7 +35,13 @@ const ADD_PARTITION_VERSION: i16 = 12;
 
 pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     let acks = req.acks;
-    let resp = handle(ctx, req).await;
+    // The producer byte rate counts the records sent, served or not (Kafka records the request).
+    let bytes: usize = (req.topic_data.iter())
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let mut resp = handle(ctx, req).await;
+    resp.throttle_time_ms = ctx.record_quota(QuotaType::Produce, bytes);
     if acks != 0 {
         return respond(ctx, &resp);
     }
@@ -296,7 +303,17 @@ fn append(
         producer_ids_issued: ctx.broker.producer_ids.issued_end(),
         verification_guard,
     };
-    match partition.append_unflushed(&records, ctx.api_version, now, origin) {
+    let appended = partition.append_unflushed(&records, ctx.api_version, now, origin);
+    let written = appended.as_ref().ok().map(|(info, _)| {
+        let bytes = if info.duplicate {
+            0
+        } else {
+            records.len() as u64
+        };
+        (bytes, u64::from(info.records))
+    });
+    ctx.broker.metrics.produced(&partition.stats, written);
+    match appended {
         Ok((info, flush)) => (
             PartitionProduceResponse::default()
                 .with_index(pd.index)

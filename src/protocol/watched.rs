@@ -13,7 +13,7 @@ use crate::admin::faults::{Action, Call, Fired};
 use crate::admin::journal::Entry;
 
 pub(super) async fn serve(
-    mut ctx: RequestContext<'_>,
+    ctx: &mut RequestContext<'_>,
     session: &mut Session,
     api: ApiKey,
     body: Bytes,
@@ -46,14 +46,14 @@ pub(super) async fn serve(
     };
     let mut error_codes = None;
     let reply = match fired.as_ref().map(|f| &f.action) {
-        None => run(&ctx, api, body).await,
+        None => run(ctx, api, body).await,
         Some(Action::Error(code)) => {
             error_codes = Some(vec![*code]);
             error_response::build(api, version, ctx.correlation_id, body, *code)
                 .unwrap_or_else(|| Reply::Close(format!("{api:?} v{version}: cannot decode")))
         }
         Some(Action::Delay(d)) => {
-            let reply = run(&ctx, api, body).await;
+            let reply = run(ctx, api, body).await;
             tokio::time::sleep(*d).await;
             reply
         }
@@ -61,7 +61,7 @@ pub(super) async fn serve(
             Reply::Close("injected fault: close before the request".into())
         }
         Some(Action::CloseAfter) => {
-            let _lost = run(&ctx, api, body).await;
+            let _lost = run(ctx, api, body).await;
             Reply::Close("injected fault: close after the request, its answer lost".into())
         }
         Some(Action::BlackHole) => Reply::BlackHole,

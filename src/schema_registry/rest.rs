@@ -97,11 +97,7 @@ enum Unrouted {
 pub fn answer(registry: &SchemaRegistry, req: &HttpRequest) -> HttpResponse {
     match route(registry, req) {
         Ok(Ok(Reply::Json(v))) => HttpResponse::json(StatusCode::OK, CONTENT_TYPE, &v),
-        Ok(Ok(Reply::Text(t))) => HttpResponse {
-            status: StatusCode::OK,
-            content_type: CONTENT_TYPE,
-            body: t.into(),
-        },
+        Ok(Ok(Reply::Text(t))) => HttpResponse::text(StatusCode::OK, CONTENT_TYPE, t),
         Ok(Err(e)) => error(e.status(), e.code(), &e.to_string()),
         Err(Unrouted::NotFound) => error(404, 404, "HTTP 404 Not Found"),
         Err(Unrouted::MethodNotAllowed) => error(405, 405, "HTTP 405 Method Not Allowed"),

@@ -1,7 +1,8 @@
 //! One client connection: size-prefixed frames in, responses out in request order.
 //!
 //! Requests are handled one after another, as Kafka does (it mutes a channel until its response
-//! is sent), so responses are in order by construction. Pipelined requests already buffered are
+//! is sent), so responses are in order by construction. A client over its quota is muted after
+//! its response for the throttle time (`client_quotas`). Pipelined requests already buffered are
 //! handled back to back and their responses written together, which saves syscalls for producers
 //! with several requests in flight. A frame whose size prefix is negative or above
 //! socket.request.max.bytes closes the connection before anything of that size is allocated: the
@@ -209,6 +210,15 @@ pub async fn serve<S: Transport>(
                     }
                     return;
                 }
+            }
+            if let Some(until) = session.throttled_until.take() {
+                // A client over its quota (KIP-219): its response goes out now, then nothing
+                // more of its requests is read or handled until the throttle time has passed.
+                if flush(&mut stream, &mut out, idle).await.is_err() {
+                    return;
+                }
+                queued = 0;
+                tokio::time::sleep_until(until).await;
             }
             if queued >= WRITE_BATCH {
                 if flush(&mut stream, &mut out, idle).await.is_err() {

@@ -2,6 +2,7 @@
 //! task per connection (see `connection.rs`; TLS listeners finish the TLS handshake first), and
 //! the purgatory where long-polling requests wait.
 
+pub mod client_quotas;
 pub mod clock;
 pub mod connection;
 pub mod memory_pool;
@@ -74,6 +75,7 @@ async fn serve_connection(
     pool: Arc<memory_pool::MemoryPool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let _open = broker.metrics.connection_opened(node_id, listener.name());
     let Some(tls) = &listener.tls else {
         let session = Session::new(node_id, peer, listener, Arc::from(security::ANONYMOUS));
         return connection::serve(stream, session, broker, pool).await;

@@ -45,6 +45,11 @@ import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
+import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
 
 /**
  * Topic administration through AdminClient: DeleteTopics (by name and id), CreatePartitions,
@@ -79,6 +84,8 @@ final class AdminTests {
         report.run(t.label + "/describe-cluster", t::describeCluster);
         report.run(t.label + "/describe-topics", t::describeTopics);
         report.run(t.label + "/describe-log-dirs", t::describeLogDirs);
+        report.run(t.label + "/client-quotas", t::clientQuotas);
+        report.run(t.label + "/byte-rate-quotas-throttle", t::byteRateQuotasThrottle);
     }
 
     private Admin admin() {
@@ -408,6 +415,120 @@ final class AdminTests {
     }
 
     // ---- Cluster, topics, log dirs ------------------------------------------------------------
+
+    private static ClientQuotaAlteration quota(ClientQuotaEntity entity, String key, Double value) {
+        return new ClientQuotaAlteration(entity, List.of(new ClientQuotaAlteration.Op(key, value)));
+    }
+
+    private static Map<String, Double> quotasOf(Admin admin, String clientId) throws Exception {
+        var filter = ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
+        var all = admin.describeClientQuotas(filter).entities().get();
+        return all.getOrDefault(new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId)), Map.of());
+    }
+
+    /** AlterClientQuotas / DescribeClientQuotas (what kafka-configs --entity-type clients uses). */
+    private void clientQuotas() throws Exception {
+        String clientId = prefix + "quota-client";
+        var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+        try (Admin admin = admin()) {
+            admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", 1048576.0)),
+                    new AlterClientQuotasOptions().validateOnly(true)).all().get();
+            check(quotasOf(admin, clientId).isEmpty(), "validate_only stored %s", quotasOf(admin, clientId));
+            admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+                    new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0),
+                    new ClientQuotaAlteration.Op("consumer_byte_rate", 2097152.0))))).all().get();
+            check(quotasOf(admin, clientId).equals(Map.of("producer_byte_rate", 1048576.0,
+                    "consumer_byte_rate", 2097152.0)), "after set: %s", quotasOf(admin, clientId));
+            // A user-and-client entity is another entity: the client-only filter does not show it.
+            var both = new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, prefix + "u",
+                    ClientQuotaEntity.CLIENT_ID, clientId));
+            admin.alterClientQuotas(List.of(quota(both, "consumer_byte_rate", 4096.0))).all().get();
+            var specified = admin.describeClientQuotas(ClientQuotaFilter.contains(List.of(
+                    ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)))).entities().get();
+            check(specified.size() == 2 && specified.get(both).equals(Map.of("consumer_byte_rate", 4096.0)),
+                    "non-strict filter: %s", specified);
+            admin.alterClientQuotas(List.of(quota(entity, "consumer_byte_rate", null),
+                    quota(both, "consumer_byte_rate", null))).all().get();
+            check(quotasOf(admin, clientId).equals(Map.of("producer_byte_rate", 1048576.0)),
+                    "after removing one: %s", quotasOf(admin, clientId));
+            expect(admin.alterClientQuotas(List.of(quota(entity, "no_such_rate", 5.0))).all(),
+                    InvalidRequestException.class, "an unknown quota key");
+            expect(admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", -5.0))).all(),
+                    InvalidRequestException.class, "a negative quota");
+            expect(admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", 1.5))).all(),
+                    InvalidRequestException.class, "a fractional byte rate");
+            admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", null))).all().get();
+            check(quotasOf(admin, clientId).isEmpty(), "after removing all: %s", quotasOf(admin, clientId));
+        }
+    }
+
+    private static double metric(Map<org.apache.kafka.common.MetricName, ? extends org.apache.kafka.common.Metric> metrics,
+            String group, String name) {
+        return metrics.entrySet().stream()
+                .filter(e -> e.getKey().group().equals(group) && e.getKey().name().equals(name))
+                .mapToDouble(e -> ((Number) e.getValue().metricValue()).doubleValue())
+                .findFirst().orElse(Double.NaN);
+    }
+
+    /**
+     * A producer and a consumer over their byte-rate quotas are throttled: the broker's throttle
+     * time shows in the clients' metrics, and moving the bytes takes at least as long as the
+     * quota allows (its rate is measured over quota.window.num - 1 = 10 one-second windows, so a
+     * burst of up to ten seconds' worth passes at once). A lower bound only: a slow machine makes
+     * it longer, never shorter.
+     */
+    private void byteRateQuotasThrottle() throws Exception {
+        String topic = prefix + "quota-topic";
+        String clientId = prefix + "throttled";
+        // 2 MB at 140 kB/s: about 14 s of quota, of which the first 10 s pass at once.
+        double producerRate = 140_000, consumerRate = 140_000;
+        int records = 200, size = 10_000;
+        var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+                    new ClientQuotaAlteration.Op("producer_byte_rate", producerRate),
+                    new ClientQuotaAlteration.Op("consumer_byte_rate", consumerRate))))).all().get();
+            long started = System.nanoTime();
+            try (KafkaProducer<byte[], byte[]> p = Clients.producer(bootstrap, clientId, "none",
+                    Map.of("acks", "1", "enable.idempotence", "false", "batch.size", "65536"))) {
+                byte[] value = new byte[size];
+                for (int i = 0; i < records; i++) {
+                    p.send(new ProducerRecord<>(topic, value));
+                }
+                p.flush();
+                double throttled = metric(p.metrics(), "producer-metrics", "produce-throttle-time-max");
+                check(throttled > 0, "the producer was never throttled (produce-throttle-time-max %s)", throttled);
+            }
+            double seconds = (System.nanoTime() - started) / 1e9;
+            double floor = records * (double) size / producerRate - 11;
+            check(seconds >= floor, "%d bytes produced in %.1f s, faster than the quota allows (%.1f s)",
+                    records * size, seconds, floor);
+            started = System.nanoTime();
+            // Small fetches, so that the rate is paced by many throttled fetches, not one big one.
+            try (KafkaConsumer<byte[], byte[]> c = Clients.consumer(bootstrap, clientId,
+                    Map.of("max.partition.fetch.bytes", "65536"))) {
+                c.assign(List.of(new TopicPartition(topic, 0)));
+                c.seekToBeginning(List.of(new TopicPartition(topic, 0)));
+                int read = 0;
+                long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+                while (read < records && System.nanoTime() < deadline) {
+                    read += c.poll(Duration.ofMillis(500)).count();
+                }
+                check(read == records, "read %d of %d records", read, records);
+                double throttled = metric(c.metrics(), "consumer-fetch-manager-metrics", "fetch-throttle-time-max");
+                check(throttled > 0, "the consumer was never throttled (fetch-throttle-time-max %s)", throttled);
+            }
+            seconds = (System.nanoTime() - started) / 1e9;
+            floor = records * (double) size / consumerRate - 11;
+            check(seconds >= floor, "%d bytes fetched in %.1f s, faster than the quota allows (%.1f s)",
+                    records * size, seconds, floor);
+            admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+                    new ClientQuotaAlteration.Op("producer_byte_rate", null),
+                    new ClientQuotaAlteration.Op("consumer_byte_rate", null))))).all().get();
+        }
+    }
 
     private void describeCluster() throws Exception {
         try (Admin admin = admin()) {

@@ -1,0 +1,335 @@
+//! Client quotas: AlterClientQuotas and DescribeClientQuotas at every version (Kafka's checks
+//! and errors, the metadata log keeping them over a restart), and the produce and fetch byte
+//! rates enforced as Kafka's ClientQuotaManager does: throttle_time_ms in the answer, the
+//! connection muted for that long after it, a throttled fetch answered without its data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use common::*;
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, ApiVersionsRequest, DescribeClientQuotasRequest,
+};
+
+fn entity(parts: &[(&str, Option<&str>)]) -> Vec<EntityData> {
+    parts
+        .iter()
+        .map(|(t, n)| {
+            EntityData::default()
+                .with_entity_type(s(t))
+                .with_entity_name(n.map(s))
+        })
+        .collect()
+}
+
+fn op(key: &str, value: Option<f64>) -> OpData {
+    OpData::default()
+        .with_key(s(key))
+        .with_value(value.unwrap_or(0.0))
+        .with_remove(value.is_none())
+}
+
+fn alter(parts: &[(&str, Option<&str>)], ops: Vec<OpData>) -> AlterClientQuotasRequest {
+    AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(entity(parts))
+        .with_ops(ops)])
+}
+
+/// The quotas of the one entity `strict` filter (type, name) finds.
+async fn quotas_of(
+    c: &mut Client,
+    v: i16,
+    parts: &[(&str, Option<&str>)],
+) -> Result<Vec<(String, f64)>> {
+    let components = parts
+        .iter()
+        .map(|(t, n)| {
+            ComponentData::default()
+                .with_entity_type(s(t))
+                .with_match_type(if n.is_some() { 0 } else { 1 })
+                .with_match(n.map(s))
+        })
+        .collect();
+    let req = DescribeClientQuotasRequest::default()
+        .with_components(components)
+        .with_strict(true);
+    let r = c.request(v, req).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    let entries = r.entries.unwrap_or_default();
+    ensure!(entries.len() <= 1, "{entries:?}");
+    Ok(entries
+        .into_iter()
+        .flat_map(|e| e.values)
+        .map(|q| (q.key.to_string(), q.value))
+        .collect())
+}
+
+#[tokio::test]
+async fn quotas_are_set_described_and_removed_at_every_version() -> Result<()> {
+    let mut b = start_broker().await?;
+    let mut c = b.client().await?;
+    let client = [("client-id", Some("c1"))];
+    let default_user = [("user", None)];
+    for v in 0..=1 {
+        let r = c
+            .request(
+                v,
+                alter(&client, vec![op("producer_byte_rate", Some(1024.0))])
+                    .with_validate_only(true),
+            )
+            .await?;
+        ensure!(r.entries[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            quotas_of(&mut c, v, &client).await?.is_empty(),
+            "v{v}: validate_only stored it"
+        );
+        let r = c
+            .request(
+                v,
+                alter(
+                    &client,
+                    vec![
+                        op("producer_byte_rate", Some(1024.0)),
+                        op("consumer_byte_rate", Some(2048.0)),
+                    ],
+                ),
+            )
+            .await?;
+        ensure!(r.entries[0].error_code == NONE, "v{v}: {r:?}");
+        let r = c
+            .request(
+                v,
+                alter(&default_user, vec![op("producer_byte_rate", Some(4096.0))]),
+            )
+            .await?;
+        ensure!(r.entries[0].error_code == NONE, "v{v}: {r:?}");
+        let mut got = quotas_of(&mut c, v, &client).await?;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        ensure!(
+            got == [
+                ("consumer_byte_rate".to_string(), 2048.0),
+                ("producer_byte_rate".to_string(), 1024.0)
+            ],
+            "v{v}: {got:?}"
+        );
+        ensure!(
+            quotas_of(&mut c, v, &default_user).await?
+                == [("producer_byte_rate".to_string(), 4096.0)],
+            "v{v}"
+        );
+        // Removing one key, then a key that is not set (no error, nothing changes).
+        let r = c
+            .request(
+                v,
+                alter(
+                    &client,
+                    vec![op("consumer_byte_rate", None), op("no_such_rate", None)],
+                ),
+            )
+            .await?;
+        ensure!(r.entries[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            quotas_of(&mut c, v, &client).await? == [("producer_byte_rate".to_string(), 1024.0)],
+            "v{v}"
+        );
+        for (parts, ops, what) in [
+            (
+                &client[..],
+                vec![op("no_such_rate", Some(1.0))],
+                "unknown key",
+            ),
+            (
+                &client[..],
+                vec![op("producer_byte_rate", Some(0.0))],
+                "zero",
+            ),
+            (
+                &client[..],
+                vec![op("producer_byte_rate", Some(-1.0))],
+                "negative",
+            ),
+            (
+                &client[..],
+                vec![op("producer_byte_rate", Some(1.5))],
+                "fractional",
+            ),
+            (
+                &client[..],
+                vec![op("request_percentage", Some(50.0))],
+                "not enforced",
+            ),
+            (
+                &client[..],
+                vec![
+                    op("producer_byte_rate", Some(1.0)),
+                    op("producer_byte_rate", Some(2.0)),
+                ],
+                "a key twice",
+            ),
+            (
+                &[][..],
+                vec![op("producer_byte_rate", Some(1.0))],
+                "no entity",
+            ),
+            (
+                &[("group", Some("g"))][..],
+                vec![op("producer_byte_rate", Some(1.0))],
+                "entity type",
+            ),
+            (
+                &[("user", Some(""))][..],
+                vec![op("producer_byte_rate", Some(1.0))],
+                "empty name",
+            ),
+            (
+                &[("ip", Some("127.0.0.1")), ("user", Some("u"))][..],
+                vec![op("connection_creation_rate", Some(1.0))],
+                "ip with user",
+            ),
+        ] {
+            let r = c.request(v, alter(parts, ops)).await?;
+            ensure!(
+                r.entries[0].error_code == INVALID_REQUEST,
+                "v{v} {what}: {r:?}"
+            );
+        }
+        // Clean up for the next version.
+        c.request(v, alter(&client, vec![op("producer_byte_rate", None)]))
+            .await?;
+        c.request(
+            v,
+            alter(&default_user, vec![op("producer_byte_rate", None)]),
+        )
+        .await?;
+        ensure!(quotas_of(&mut c, v, &client).await?.is_empty(), "v{v}");
+    }
+    // Quotas are in the metadata log: they survive a restart.
+    c.request(
+        1,
+        alter(&client, vec![op("consumer_byte_rate", Some(5000.0))]),
+    )
+    .await?;
+    drop(c);
+    b.restart_clean().await?;
+    let mut c = b.client().await?;
+    ensure!(quotas_of(&mut c, 1, &client).await? == [("consumer_byte_rate".to_string(), 5000.0)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_producer_over_its_quota_is_throttled_and_muted() -> Result<()> {
+    let (b, mut c) = broker_with_topic("quota-produce", 1).await?;
+    let client_id = c.client_id.clone().unwrap_or_default();
+    let r = c
+        .request(
+            1,
+            alter(
+                &[("client-id", Some(&client_id))],
+                vec![op("producer_byte_rate", Some(1000.0))],
+            ),
+        )
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    // Another client id, without a quota, is never throttled.
+    let mut other = b.client().await?;
+    other.client_id = Some("unlimited".into());
+    let big = "x".repeat(20_000);
+    let r = other
+        .request(
+            PRODUCE_V,
+            produce_request(
+                -1,
+                vec![topic_data(
+                    "quota-produce",
+                    vec![(0, values_batch(&[&big]))],
+                )],
+            ),
+        )
+        .await?;
+    ensure!(r.throttle_time_ms == 0, "{r:?}");
+    // 5 kB is within 1000 B/s over the 10 s the rate is measured over at first.
+    let small = "x".repeat(5_000);
+    let r = c
+        .request(
+            PRODUCE_V,
+            produce_request(
+                -1,
+                vec![topic_data(
+                    "quota-produce",
+                    vec![(0, values_batch(&[&small]))],
+                )],
+            ),
+        )
+        .await?;
+    ensure!(r.throttle_time_ms == 0, "{r:?}");
+    // 5.5 kB more: over 10 s that is about 1060 B/s, so about 600 ms of throttle.
+    let more = "x".repeat(5_500);
+    let r = c
+        .request(
+            PRODUCE_V,
+            produce_request(
+                -1,
+                vec![topic_data(
+                    "quota-produce",
+                    vec![(0, values_batch(&[&more]))],
+                )],
+            ),
+        )
+        .await?;
+    let throttle = r.throttle_time_ms;
+    ensure!((100..3_000).contains(&throttle), "{r:?}");
+    ensure!(
+        r.responses[0].partition_responses[0].error_code == NONE,
+        "{r:?}"
+    );
+    // The connection reads nothing more until the throttle time has passed (KIP-219).
+    let asked = Instant::now();
+    c.request(3, ApiVersionsRequest::default()).await?;
+    let waited = asked.elapsed();
+    ensure!(
+        waited >= Duration::from_millis(throttle as u64 - 50),
+        "answered after {waited:?}, throttled for {throttle} ms"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consumer_over_its_quota_gets_no_data_until_it_may() -> Result<()> {
+    let (b, mut c) = broker_with_topic("quota-fetch", 1).await?;
+    let big = "y".repeat(30_000);
+    produce_ok(&mut c, "quota-fetch", 0, values_batch(&[&big])).await?;
+    let mut consumer = b.client().await?;
+    consumer.client_id = Some("slow-reader".into());
+    let r = c
+        .request(
+            1,
+            alter(
+                &[("client-id", Some("slow-reader"))],
+                vec![op("consumer_byte_rate", Some(1000.0))],
+            ),
+        )
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    // 30 kB over 10 s is 3000 B/s, three times the quota: the answer carries no data.
+    let req = fetch_request(
+        vec![fetch_topic(
+            "quota-fetch",
+            vec![fetch_partition(0, 0, 1 << 20)],
+        )],
+        0,
+        0,
+    );
+    let r = consumer.request(FETCH_V, req.clone()).await?;
+    ensure!(r.throttle_time_ms > 0 && r.responses.is_empty(), "{r:?}");
+    // Its bytes were taken back; another client id reads the data at once.
+    let p = fetch_one(&mut c, "quota-fetch", 0, 0, 1 << 20).await?;
+    ensure!(
+        p.records.as_ref().is_some_and(|r| r.len() > 30_000),
+        "{p:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Client quotas (Kafka's ClientQuotaManager for the produce and fetch byte rates): how many
+//! bytes a client may produce or fetch per second, and for how long a client over its quota is
+//! throttled.
+//!
+//! Quotas are set with AlterClientQuotas (`kafka-configs --entity-type users/clients`) and live
+//! in the metadata image (`client_quotas`, from ClientQuotaRecords). A request's quota is the
+//! most specific one set for its principal's user name and client id, in Kafka's order
+//! (DefaultQuotaCallback): user + client id, user + default client, user alone, default user +
+//! client id, default user + default client, default user, client id alone, default client. The
+//! entity that matched decides who shares a rate: a quota on a user alone is shared by all that
+//! user's clients, one on `clients/<default>` is had by each client id separately.
+//!
+//! A rate is measured as Kafka's Rate over a SampledStat: `quota.window.num` samples of
+//! `quota.window.size.seconds` each; the bytes in the samples still in the window, over the time
+//! they cover but never less than `quota.window.num - 1` windows (so a client's first second
+//! cannot already be over). A request that takes the rate over the quota is still served; the
+//! client is throttled for `(rate - quota) / quota * window` milliseconds: the response says so
+//! in `throttle_time_ms` and the connection reads nothing more from the client for that long
+//! (KIP-219). A throttled fetch is answered without its data, as Kafka's
+//! `getThrottledResponse` answers (its bytes are not counted).
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::Mutex;
+
+use crate::metadata::image::{MetadataImage, QuotaEntity};
+
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+
+/// Which byte rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaType {
+    Produce,
+    Fetch,
+}
+
+impl QuotaType {
+    fn key(self) -> &'static str {
+        match self {
+            QuotaType::Produce => PRODUCER_BYTE_RATE,
+            QuotaType::Fetch => CONSUMER_BYTE_RATE,
+        }
+    }
+}
+
+/// Who shares one rate: Kafka's quota metric tags (user, client id), either empty when the
+/// matching quota does not name it.
+type SensorKey = (QuotaType, String, String);
+
+/// Bytes per sample window, oldest first.
+#[derive(Debug, Default)]
+struct Sensor {
+    /// (window start ms, bytes)
+    samples: VecDeque<(i64, f64)>,
+    /// The last throttle time given (Kafka's throttle-time metric).
+    last_throttle_ms: i32,
+}
+
+/// A rate as the metrics show it: (quota type, user, client id, bytes per second, last throttle
+/// time in ms).
+pub type RateSnapshot = (QuotaType, String, String, f64, i32);
+
+impl Sensor {
+    fn purge(&mut self, now: i64, window_ms: i64, windows: usize) {
+        let expire = window_ms * windows as i64;
+        while self
+            .samples
+            .front()
+            .is_some_and(|(start, _)| now - start >= expire)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    fn record(&mut self, value: f64, now: i64, window_ms: i64, windows: usize) {
+        self.purge(now, window_ms, windows);
+        match self.samples.back_mut() {
+            Some((start, total)) if now < *start + window_ms => *total += value,
+            _ => {
+                self.samples.push_back((now, value));
+                if self.samples.len() > windows {
+                    self.samples.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The time the rate is measured over (Rate.windowSize).
+    fn window_size(&self, now: i64, window_ms: i64, windows: usize) -> i64 {
+        let oldest = self.samples.front().map_or(now, |(start, _)| *start);
+        let mut elapsed = now - oldest;
+        let full = elapsed / window_ms;
+        let min_full = windows as i64 - 1;
+        if full < min_full {
+            elapsed += (min_full - full) * window_ms;
+        }
+        elapsed.max(1)
+    }
+
+    /// Bytes per second now, and the window size it was measured over.
+    fn rate(&self, now: i64, window_ms: i64, windows: usize) -> (f64, i64) {
+        let size = self.window_size(now, window_ms, windows);
+        let total: f64 = self.samples.iter().map(|(_, v)| v).sum();
+        (total / (size as f64 / 1000.0), size)
+    }
+}
+
+pub struct ClientQuotaManager {
+    window_ms: i64,
+    windows: usize,
+    sensors: Mutex<HashMap<SensorKey, Sensor>>,
+}
+
+/// The quota that applies to (user, client id), and whose rate it is (the sensor's tags).
+pub fn find_quota(
+    image: &MetadataImage,
+    quota: QuotaType,
+    user: &str,
+    client_id: &str,
+) -> Option<(f64, String, String)> {
+    if image.client_quotas.is_empty() {
+        return None;
+    }
+    let entity = |user: Option<Option<&str>>, client: Option<Option<&str>>| {
+        let mut e = QuotaEntity::new();
+        if let Some(u) = user {
+            e.insert("user".to_string(), u.map(str::to_string));
+        }
+        if let Some(c) = client {
+            e.insert("client-id".to_string(), c.map(str::to_string));
+        }
+        e
+    };
+    let (u, c) = (Some(Some(user)), Some(Some(client_id)));
+    let (du, dc) = (Some(None), Some(None));
+    // (entity, shares by user, shares by client id), most specific first.
+    let order = [
+        (entity(u, c), true, true),
+        (entity(u, dc), true, true),
+        (entity(u, None), true, false),
+        (entity(du, c), true, true),
+        (entity(du, dc), true, true),
+        (entity(du, None), true, false),
+        (entity(None, c), false, true),
+        (entity(None, dc), false, true),
+    ];
+    order.into_iter().find_map(|(e, by_user, by_client)| {
+        let bound = image.client_quotas.get(&(e, quota.key().to_string()))?;
+        let tag = |on: bool, v: &str| if on { v.to_string() } else { String::new() };
+        Some((*bound, tag(by_user, user), tag(by_client, client_id)))
+    })
+}
+
+impl ClientQuotaManager {
+    /// `quota.window.size.seconds` and `quota.window.num`.
+    pub fn new(window_seconds: u32, windows: u32) -> ClientQuotaManager {
+        ClientQuotaManager {
+            window_ms: i64::from(window_seconds.max(1)) * 1000,
+            windows: windows.max(1) as usize,
+            sensors: Mutex::default(),
+        }
+    }
+
+    /// Records `bytes` for the client and returns how long it is throttled (0 when within its
+    /// quota or without one). Nothing is kept for a client without a quota.
+    pub fn record(
+        &self,
+        image: &MetadataImage,
+        quota: QuotaType,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+        now: i64,
+    ) -> i32 {
+        let Some((bound, u, c)) = find_quota(image, quota, user, client_id) else {
+            return 0;
+        };
+        let (w, n) = (self.window_ms, self.windows);
+        let mut sensors = self.sensors.lock();
+        if sensors.len() > 10_000 {
+            // Forget clients idle for a whole window (Kafka expires sensors after an hour).
+            sensors.retain(|_, s| {
+                s.purge(now, w, n);
+                !s.samples.is_empty()
+            });
+        }
+        let sensor = sensors.entry((quota, u, c)).or_default();
+        sensor.record(bytes as f64, now, w, n);
+        let (rate, window) = sensor.rate(now, w, n);
+        let throttle = match rate <= bound {
+            true => 0,
+            false => ((rate - bound) / bound * window as f64).min(i32::MAX as f64) as i32,
+        };
+        sensor.last_throttle_ms = throttle;
+        throttle
+    }
+
+    /// Every client's rate now (`kafka_server_{produce,fetch}_byte_rate` and `_throttle_time`).
+    pub fn snapshot(&self, now: i64) -> Vec<RateSnapshot> {
+        let (w, n) = (self.window_ms, self.windows);
+        let sensors = self.sensors.lock();
+        let mut out: Vec<RateSnapshot> = (sensors.iter())
+            .map(|((q, u, c), s)| {
+                (
+                    *q,
+                    u.clone(),
+                    c.clone(),
+                    s.rate(now, w, n).0,
+                    s.last_throttle_ms,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| (a.1.as_str(), a.2.as_str()).cmp(&(b.1.as_str(), b.2.as_str())));
+        out
+    }
+
+    /// The most a client may take in one quota window (getMaxValueInQuotaWindow): a consumer's
+    /// fetch is bounded by it, so one answer never holds more than the quota lets through.
+    pub fn max_in_window(
+        &self,
+        image: &MetadataImage,
+        quota: QuotaType,
+        user: &str,
+        client_id: &str,
+    ) -> Option<usize> {
+        let (bound, _, _) = find_quota(image, quota, user, client_id)?;
+        let window_s = self.window_ms as f64 / 1000.0;
+        Some((bound * (self.windows - 1) as f64 * window_s).min(usize::MAX as f64) as usize)
+    }
+
+    /// Takes back bytes recorded for a request that was not served after all (a throttled fetch
+    /// sends no data).
+    pub fn unrecord(
+        &self,
+        image: &MetadataImage,
+        quota: QuotaType,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+        now: i64,
+    ) {
+        let Some((_, u, c)) = find_quota(image, quota, user, client_id) else {
+            return;
+        };
+        if let Some(s) = self.sensors.lock().get_mut(&(quota, u, c)) {
+            s.record(-(bytes as f64), now, self.window_ms, self.windows);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// (entity as (type, name) pairs, key, value)
+    type Quota<'a> = (&'a [(&'a str, Option<&'a str>)], &'a str, f64);
+
+    fn image(quotas: &[Quota<'_>]) -> MetadataImage {
+        let mut image = MetadataImage::empty();
+        let mut map = std::collections::BTreeMap::new();
+        for (entity, key, value) in quotas {
+            let e: QuotaEntity = entity
+                .iter()
+                .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
+                .collect();
+            map.insert((e, key.to_string()), *value);
+        }
+        image.client_quotas = Arc::new(map);
+        image
+    }
+
+    #[test]
+    fn the_most_specific_quota_wins_and_decides_who_shares_it() {
+        let img = image(&[
+            (&[("user", Some("alice"))], PRODUCER_BYTE_RATE, 100.0),
+            (
+                &[("user", Some("alice")), ("client-id", None)],
+                PRODUCER_BYTE_RATE,
+                200.0,
+            ),
+            (&[("client-id", None)], PRODUCER_BYTE_RATE, 300.0),
+            (&[("client-id", Some("c1"))], CONSUMER_BYTE_RATE, 400.0),
+        ]);
+        let q = |u, c| find_quota(&img, QuotaType::Produce, u, c);
+        assert_eq!(q("alice", "c1"), Some((200.0, "alice".into(), "c1".into())));
+        assert_eq!(q("bob", "c1"), Some((300.0, String::new(), "c1".into())));
+        let f = find_quota(&img, QuotaType::Fetch, "bob", "c1");
+        assert_eq!(f, Some((400.0, String::new(), "c1".into())));
+        assert_eq!(find_quota(&img, QuotaType::Fetch, "bob", "c2"), None);
+        let only_user = image(&[(&[("user", Some("alice"))], PRODUCER_BYTE_RATE, 100.0)]);
+        let a = find_quota(&only_user, QuotaType::Produce, "alice", "any");
+        assert_eq!(a, Some((100.0, "alice".into(), String::new())));
+    }
+
+    #[test]
+    fn over_the_rate_is_throttled_in_proportion() {
+        let img = image(&[(&[("client-id", Some("c"))], PRODUCER_BYTE_RATE, 1000.0)]);
+        let m = ClientQuotaManager::new(1, 11);
+        // 10 s of 1000 B/s fits: the rate is measured over at least 10 windows.
+        assert_eq!(m.record(&img, QuotaType::Produce, "u", "c", 10_000, 0), 0);
+        // 10 kB more in the same instant: 20 kB over 10 s is 2000 B/s, twice the quota, so the
+        // client waits one more window size: (2000 - 1000) / 1000 * 10 s.
+        assert_eq!(
+            m.record(&img, QuotaType::Produce, "u", "c", 10_000, 0),
+            10_000
+        );
+        // Another client id has no quota.
+        assert_eq!(m.record(&img, QuotaType::Produce, "u", "d", 1 << 30, 0), 0);
+        // Unrecorded bytes no longer count.
+        m.unrecord(&img, QuotaType::Produce, "u", "c", 10_000, 0);
+        assert_eq!(m.record(&img, QuotaType::Produce, "u", "c", 0, 0), 0);
+    }
+
+    #[test]
+    fn old_samples_leave_the_window() {
+        let img = image(&[(&[("client-id", None)], CONSUMER_BYTE_RATE, 1000.0)]);
+        let m = ClientQuotaManager::new(1, 11);
+        assert!(m.record(&img, QuotaType::Fetch, "u", "c", 50_000, 0) > 0);
+        // 11 windows later the burst is forgotten.
+        assert_eq!(m.record(&img, QuotaType::Fetch, "u", "c", 100, 11_000), 0);
+    }
+}
