@@ -17,7 +17,9 @@ KAFKA_REF_CP="${KAFKA_REF_CP:-$KAFKA_REFERENCE_LIBS/*}"
 KAFKA_REF_LOG="${KAFKA_REF_LOG:--Dlog4j2.configurationFile=$COMPAT_ROOT/java/config/log4j2.properties}"
 
 kafka_launch() {
-  java -Xmx768m "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
+  # KAFKA_REF_JAVA_OPTS: JVM options of the broker (e.g. a -D system property), space-separated.
+  # shellcheck disable=SC2086
+  java -Xmx768m ${KAFKA_REF_JAVA_OPTS:-} "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.Kafka "$GREGOR_DATA/server.properties" \
     >>"$GREGOR_DATA.log" 2>&1 &
   GREGOR_PID=$!
   local i

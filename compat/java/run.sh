@@ -48,9 +48,17 @@
 #                     a coordinator stop, every acknowledged record read once, offsets kept; a
 #                     transactional producer following its coordinator
 #   security-<v>/...  kafka-clients 4.4.x and 3.9.x over SASL_PLAINTEXT (PLAIN; SCRAM-SHA-512 after
-#                     kafka-configs 4.4 created the user), SSL with client certificates and SASL_SSL
-#                     (SCRAM-SHA-512), PEM certificates made with openssl: produce, consume in a group,
-#                     admin; wrong credentials refused (a broker of its own, see security_tests)
+#                     kafka-configs 4.4 created the user; OAUTHBEARER with the unsecured login module),
+#                     SSL with client certificates and SASL_SSL (SCRAM-SHA-512; OAUTHBEARER with an
+#                     RS256 token checked against a JWKS file), PEM certificates made with openssl:
+#                     produce, consume in a group, admin; wrong credentials and a token for another
+#                     audience refused; PLAIN sessions of 3 s re-authenticated (KIP-368) while a
+#                     producer goes on (a broker of its own, see security_tests);
+#                     then kafka-acls 4.4 --add/--list/--remove of topic, group, prefixed and
+#                     transactional-id ACLs (and a DENY), a producer, a consumer and a transactional
+#                     producer refused and then allowed, super users, a client certificate whose
+#                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
+#                     group name security-acls runs this part alone)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -673,6 +681,35 @@ security_certs() {
   ) >"$d/openssl.log" 2>&1
 }
 
+# security_jwt DIR: an RSA key, its JWKS (jwks.json) and RS256 tokens signed with it, as an
+# identity provider issues them (sub alice, issuer https://issuer.gregor.test, an hour long):
+# token.jwt for the audience kafka, token-other-audience.jwt for billing.
+security_jwt() {
+  local d="$1"
+  (
+    cd "$d" || exit 1
+    openssl genrsa -out jwt.key 2048 || exit 1
+    python3 - <<'PY'
+import base64, json, subprocess, time
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+modulus = subprocess.check_output(["openssl", "rsa", "-in", "jwt.key", "-noout", "-modulus"]).decode()
+n = bytes.fromhex(modulus.strip().split("=", 1)[1])
+key = {"kty": "RSA", "kid": "gregor-compat", "use": "sig", "alg": "RS256", "n": b64(n), "e": b64((65537).to_bytes(3, "big"))}
+open("jwks.json", "w").write(json.dumps({"keys": [key]}))
+now = int(time.time())
+def token(aud):
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "gregor-compat"}).encode())
+    claims = b64(json.dumps({"sub": "alice", "iss": "https://issuer.gregor.test", "aud": aud,
+                             "iat": now, "exp": now + 3600, "scope": "kafka"}).encode())
+    signature = subprocess.check_output(["openssl", "dgst", "-sha256", "-sign", "jwt.key"],
+                                        input=f"{header}.{claims}".encode())
+    return f"{header}.{claims}.{b64(signature)}"
+open("token.jwt", "w").write(token("kafka"))
+open("token-other-audience.jwt", "w").write(token("billing"))
+PY
+  ) >"$d/jwt.log" 2>&1
+}
+
 # security_client_configs DIR: the client settings of each case (and a bad twin of each).
 security_client_configs() {
   local d="$1" certs="$1/certs"
@@ -697,6 +734,31 @@ security_client_configs() {
   printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
     "sasl.mechanism=SCRAM-SHA-512" "sasl.jaas.config=$scram username=\"bob\" password=\"alice-scram\";" \
     >"$d/sasl-ssl-bad.properties"
+  # OAUTHBEARER: Kafka's unsecured login module (an unsigned token with sub alice), and a token
+  # from a file (the token endpoint's file:// form) that the broker checks against its JWKS.
+  local oauth='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=OAUTHBEARER" \
+    "sasl.jaas.config=$oauth unsecuredLoginStringClaim_sub=\"alice\";" >"$d/oauth-unsecured.properties"
+  local t
+  for t in token:oauth-jwks token-other-audience:oauth-jwks-bad; do
+    printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
+      "sasl.mechanism=OAUTHBEARER" "sasl.jaas.config=$oauth;" \
+      "sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler" \
+      "sasl.oauthbearer.token.endpoint.url=file://$certs/${t%%:*}.jwt" >"$d/${t#*:}.properties"
+  done
+}
+
+# security_broker_start LISTENERS SETTINGS...: a broker (gregor, or Kafka with
+# JAVA_COMPAT_BROKER=kafka) on GREGOR_PORT (PLAINTEXT) and the extra LISTENERS
+# (e.g. SASL_SSL://127.0.0.1:PORT), with the --override SETTINGS.
+security_broker_start() {
+  local extra="$1"
+  shift
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    KAFKA_REF_LISTENERS="$extra" gregor_start "$@"
+  else
+    gregor_start --override "listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,$extra" "$@"
+  fi
 }
 
 # security_tests: a broker of its own with PLAINTEXT, SASL_PLAINTEXT (PLAIN and SCRAM-SHA-512),
@@ -713,7 +775,16 @@ security_tests() {
     fail security/certificates "openssl failed" "$d/certs/openssl.log"
     return 0
   fi
+  if ! security_jwt "$d/certs"; then
+    fail security/jwt "openssl or python3 failed" "$d/certs/jwt.log"
+    return 0
+  fi
   security_client_configs "$d"
+  # Kafka 4 reads OAUTHBEARER files and URLs only when this system property lists them
+  # (clients and brokers alike).
+  local allowed="file://$d/certs/jwks.json,file://$d/certs/token.jwt,file://$d/certs/token-other-audience.jwt"
+  local JAVA_OPTS=("${JAVA_OPTS[@]}" "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed")
+  local KAFKA_REF_JAVA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed"
   save_broker_log
   gregor_cleanup
   BROKER_NAME=security
@@ -725,25 +796,27 @@ security_tests() {
   local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3"
   local plain_users='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
   local scram_login='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+  local oauth_login='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
   local settings=(
-    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"
+    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_users"
     --override "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_login"
-    --override "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512"
+    --override "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=$oauth_login unsecuredLoginStringClaim_sub=\"admin\";"
+    --override "listener.name.sasl_plaintext.plain.connections.max.reauth.ms=3000"
+    --override "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_login"
+    --override "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$oauth_login;"
+    --override "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+    --override "sasl.oauthbearer.jwks.endpoint.url=file://$d/certs/jwks.json"
+    --override "sasl.oauthbearer.expected.audience=kafka"
+    --override "sasl.oauthbearer.expected.issuer=https://issuer.gregor.test"
     --override "ssl.keystore.type=PEM"
     --override "ssl.keystore.location=$d/certs/server-keystore.pem"
     --override "ssl.truststore.type=PEM"
     --override "ssl.truststore.location=$d/certs/ca.pem"
     --override "listener.name.ssl.ssl.client.auth=required"
   )
-  local started
-  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
-    KAFKA_REF_LISTENERS="$extra" gregor_start "${settings[@]}" && started=1
-  else
-    gregor_start --override "listeners=PLAINTEXT://127.0.0.1:$GREGOR_PORT,$extra" "${settings[@]}" && started=1
-  fi
-  if [ -z "${started:-}" ]; then
+  if ! security_broker_start "$extra" "${settings[@]}"; then
     fail security/broker-start "could not start a broker with secured listeners" "$GREGOR_DATA.log"
     return 0
   fi
@@ -763,15 +836,142 @@ security_tests() {
   for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     local cp="$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" case port
-    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3; do
+    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3 oauth-unsecured:$p1 oauth-jwks:$p3; do
       port="${case#*:}"
       case="${case%%:*}"
-      java_cases "security-$version-$case" 120 "$cp" security --bootstrap "127.0.0.1:$port" \
-        --label "security-$version/$case" --client-config "$d/$case.properties" \
-        --bad-config "$d/$case-bad.properties"
+      local more=()
+      [ -f "$d/$case-bad.properties" ] && more+=(--bad-config "$d/$case-bad.properties")
+      # PLAIN sessions on SASL_PLAINTEXT last 3 s (connections.max.reauth.ms): KIP-368.
+      [ "$case" = plain ] && more+=(--reauthentications 2)
+      java_cases "security-$version-$case" 180 "$cp" security --bootstrap "127.0.0.1:$port" \
+        --label "security-$version/$case" --client-config "$d/$case.properties" "${more[@]}"
     done
   done
   broker_check security
+}
+
+# security_acl_tests: a broker of its own with the StandardAuthorizer, a SASL_PLAINTEXT listener
+# with PLAIN users admin, alice and bob, and super.users admin and ANONYMOUS (on Kafka the
+# PLAINTEXT listener carries its own broker-to-controller requests, which need CLUSTER_ACTION).
+# kafka-acls.sh 4.4 adds, lists and removes topic, group, prefixed and transactional-id ACLs
+# between client steps (AclTests, kafka-clients 4.4) that must be refused, or served, accordingly.
+# The same server settings run on Apache Kafka with JAVA_COMPAT_BROKER=kafka.
+security_acl_tests() {
+  echo "== security-acls: kafka-acls.sh, producers and consumers refused and allowed"
+  local d="$LOGS/security-acls" v44 label p1 p2 u
+  mkdir -p "$d"
+  if ! security_certs "$d/certs"; then
+    fail security-acls/certificates "openssl failed" "$d/certs/openssl.log"
+    return 0
+  fi
+  save_broker_log
+  gregor_cleanup
+  BROKER_NAME=security-acls
+  GREGOR_PORT="$(gregor_free_port)"
+  p1="$(gregor_free_port)"
+  p2="$(gregor_free_port)"
+  local plain='org.apache.kafka.common.security.plain.PlainLoginModule required'
+  local users='user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret"'
+  # The SSL listener maps the client certificate CN=alice,OU=tests,O=gregor-compat to User:alice
+  # (ssl.principal.mapping.rules), so alice's ACLs apply to it.
+  if ! security_broker_start "SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2" \
+    --override "sasl.enabled.mechanisms=PLAIN" \
+    --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain $users;" \
+    --override "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
+    --override "super.users=User:admin;User:ANONYMOUS" \
+    --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$d/certs/server-keystore.pem" \
+    --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$d/certs/ca.pem" \
+    --override "listener.name.ssl.ssl.client.auth=required" \
+    --override "listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]*),OU=tests,.*\$/\$1/,DEFAULT"; then
+    fail security-acls/broker-start "could not start a broker with an authorizer" "$GREGOR_DATA.log"
+    return 0
+  fi
+  for u in admin alice bob; do
+    printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=PLAIN" \
+      "sasl.jaas.config=$plain username=\"$u\" password=\"$u-secret\";" >"$d/$u.properties"
+  done
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$d/certs/ca.pem" \
+    "ssl.keystore.type=PEM" "ssl.keystore.location=$d/certs/client-keystore.pem" >"$d/alice-ssl.properties"
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  label="security-acls-$v44"
+  local acls=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+    -cp "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" org.apache.kafka.tools.AclCommand
+    --bootstrap-server "127.0.0.1:$p1" --command-config "$d/admin.properties")
+  # acl_step NAME USER ACTION TOPIC EXPECT [--group G | --transactional-id X]: USER's client
+  # settings ($d/USER.properties; alice-ssl: the SSL listener with alice's certificate).
+  acl_step() {
+    local name="$1" user="$2" action="$3" topic="$4" expect="$5" port="$p1"
+    shift 5
+    [ "$user" = alice-ssl ] && port="$p2"
+    java_cases "security-acls-$name" 90 "$CLIENT_CP" acl-client --bootstrap "127.0.0.1:$port" \
+      --label "$label/$name" --client-config "$d/$user.properties" --action "$action" --topic "$topic" \
+      --expect "$expect" "$@"
+  }
+  # acl_tool NAME WANT UNWANTED ARGS...: kafka-acls.sh with ARGS must exit 0, its output match
+  # WANT (empty: anything, even nothing, as --remove and an empty --list print) and not UNWANTED.
+  acl_tool() {
+    local name="$1" want="$2" unwanted="$3" rc
+    shift 3
+    "${acls[@]}" "$@" >"$d/$name.out" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+      fail "$label/$name" "kafka-acls exited $rc" "$d/$name.out"
+    elif [ -n "$want" ]; then
+      admin_check "$label/$name" "$d/$name.out" "$want" "$unwanted"
+    elif grep -qE -- "$unwanted" "$d/$name.out"; then
+      fail "$label/$name" "unexpected /$unwanted/" "$d/$name.out"
+    else
+      pass "$label/$name"
+    fi
+  }
+  local orders='ResourcePattern\(resourceType=TOPIC, name=acl-orders, patternType=LITERAL\)'
+  # The super user needs no ACL.
+  acl_step super-user-creates-topics admin create-topic acl-orders ok
+  acl_step super-user-creates-prefixed-topic admin create-topic acl-logs-1 ok
+  acl_step super-user-produces admin produce acl-orders ok
+  # Topic ACLs (kafka-acls --producer: WRITE, DESCRIBE, CREATE).
+  acl_step producer-refused alice produce acl-orders TopicAuthorizationException
+  acl_tool add-producer "Adding ACLs for resource \`$orders\`" "Error|Exception" \
+    --add --allow-principal User:alice --producer --topic acl-orders
+  acl_step producer-allowed alice produce acl-orders ok
+  # The certificate's principal, mapped to User:alice, has alice's ACLs.
+  acl_step mapped-certificate-principal-allowed alice-ssl produce acl-orders ok
+  # Group and topic READ, one at a time.
+  acl_step consumer-refused-group alice consume acl-orders GroupAuthorizationException --group acl-group
+  acl_tool add-group-read "Adding ACLs for resource \`ResourcePattern\(resourceType=GROUP, name=acl-group, patternType=LITERAL\)\`" \
+    "Error|Exception" --add --allow-principal User:alice --operation Read --group acl-group
+  acl_step consumer-refused-topic alice consume acl-orders TopicAuthorizationException --group acl-group
+  acl_tool add-topic-read "Adding ACLs for resource" "Error|Exception" \
+    --add --allow-principal User:alice --operation Read --topic acl-orders
+  acl_step consumer-allowed alice consume acl-orders ok --group acl-group
+  acl_tool list-topic "User:alice, host=\*, operation=READ, permissionType=ALLOW" "Error|Exception" \
+    --list --topic acl-orders
+  admin_check "$label/list-topic-producer-acls" "$d/list-topic.out" \
+    "User:alice, host=\*, operation=WRITE, permissionType=ALLOW"
+  # Prefixed ACLs.
+  acl_step prefixed-refused bob produce acl-logs-1 TopicAuthorizationException
+  acl_tool add-prefixed "Adding ACLs for resource \`ResourcePattern\(resourceType=TOPIC, name=acl-logs-, patternType=PREFIXED\)\`" \
+    "Error|Exception" --add --allow-principal User:bob --producer --topic acl-logs- --resource-pattern-type prefixed
+  acl_step prefixed-allowed bob produce acl-logs-1 ok
+  acl_step prefixed-other-topic-refused bob produce acl-orders TopicAuthorizationException
+  # A DENY wins over the prefixed ALLOW.
+  acl_tool add-deny "Adding ACLs for resource" "Error|Exception" \
+    --add --deny-principal User:bob --operation Write --topic acl-logs-1
+  acl_step deny-refused bob produce acl-logs-1 TopicAuthorizationException
+  # Transactional ids.
+  acl_step transactional-id-refused alice transaction acl-orders TransactionalIdAuthorizationException \
+    --transactional-id acl-tx
+  acl_tool add-transactional-id "Adding ACLs for resource \`ResourcePattern\(resourceType=TRANSACTIONAL_ID, name=acl-tx, patternType=LITERAL\)\`" \
+    "Error|Exception" --add --allow-principal User:alice --operation Write --transactional-id acl-tx
+  acl_step transactional-id-allowed alice transaction acl-orders ok --transactional-id acl-tx
+  # --remove takes the group READ away again.
+  acl_tool remove-group-read "" "Error|Exception" \
+    --remove --allow-principal User:alice --operation Read --group acl-group --force
+  acl_tool list-group-after-remove "" "User:alice|Error|Exception" --list --group acl-group
+  acl_step consumer-refused-after-remove alice consume acl-orders GroupAuthorizationException --group acl-group
+  acl_tool list-all "name=acl-logs-, patternType=PREFIXED" "Error|Exception" --list
+  acl_step super-user-consumes admin consume acl-orders ok --group admin-group
+  broker_check security-acls
 }
 
 # ---- crash ----------------------------------------------------------------------------------
@@ -1241,7 +1441,8 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     txn) txn_tests ;;
     streams) streams_tests ;;
     failover) failover_tests ;;
-    security) security_tests ;;
+    security) security_tests; security_acl_tests ;;
+    security-acls) security_acl_tests ;;
     control) control_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac

@@ -386,10 +386,13 @@ async fn group_requests_to_another_broker_are_not_coordinator() -> Result<()> {
         r.error_code == NOT_COORDINATOR && r.member_id.is_empty(),
         "{r:?}"
     );
+    // v5 names its protocol (without it Kafka answers INCONSISTENT_GROUP_PROTOCOL first).
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(s("grp")))
         .with_member_id(s("m"))
-        .with_generation_id(1);
+        .with_generation_id(1)
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")));
     let r = c.request(5, sync).await?;
     ensure!(r.error_code == NOT_COORDINATOR, "{r:?}");
     Ok(())

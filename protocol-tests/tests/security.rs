@@ -628,6 +628,13 @@ impl Certs {
         Ok(Certs { dir })
     }
 
+    /// The server's key and certificate in one PEM keystore file; its path.
+    fn server_keystore(&self) -> Result<String> {
+        let key_and_chain = format!("{}{}", self.read("server.key")?, self.read("server.pem")?);
+        std::fs::write(self.dir.path().join("server-keystore.pem"), key_and_chain)?;
+        Ok(self.path("server-keystore.pem"))
+    }
+
     fn path(&self, f: &str) -> String {
         self.dir.path().join(f).display().to_string()
     }
@@ -686,12 +693,7 @@ async fn tls_client(addr: std::net::SocketAddr, certs: &Certs, with_cert: bool) 
 #[tokio::test]
 async fn tls_listener_serves_produce_and_fetch_and_refuses_plaintext() -> Result<()> {
     let certs = Certs::make()?;
-    let (ks, ca) = (certs.path("server.pem"), certs.path("ca.pem"));
-    let key_and_chain = format!("{}{}", certs.read("server.key")?, certs.read("server.pem")?);
-    let keystore = certs.dir.path().join("server-keystore.pem");
-    std::fs::write(&keystore, key_and_chain)?;
-    let keystore = keystore.display().to_string();
-    let _ = ks;
+    let (keystore, ca) = (certs.server_keystore()?, certs.path("ca.pem"));
     let b = TestBroker::start_with_properties(&[
         ("listeners", "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"),
         ("ssl.keystore.type", "PEM"),
@@ -775,5 +777,162 @@ async fn tls_client_auth_required_and_inline_pem() -> Result<()> {
     let mut c = tls_client(sasl_ssl, &certs, false).await?;
     let m = alice_metadata(&mut c).await?;
     ensure!(m.brokers[0].port == i32::from(sasl_ssl.port()), "{m:?}");
+    Ok(())
+}
+
+/// KIP-368: with connections.max.reauth.ms the session has a lifetime; the client may
+/// re-authenticate on the live connection (same principal, same mechanism); a request after the
+/// session ended closes the connection, unanswered (SaslServerAuthenticator, SocketServer).
+#[tokio::test]
+async fn reauthentication_and_expired_sessions() -> Result<()> {
+    const PLAIN_JAAS_BOB: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
+    let b = sasl_broker(&[
+        ("connections.max.reauth.ms", "60000"),
+        (
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            PLAIN_JAAS_BOB,
+        ),
+    ])
+    .await?;
+    let mut c = b.client_on("SASL_PLAINTEXT").await?;
+    let r = plain_login(&mut c, "alice", "alice-secret").await?;
+    ensure!(
+        r.error_code == NONE && r.session_lifetime_ms == 60_000,
+        "{r:?}"
+    );
+    // Re-authentication before the end, then after it: the connection goes on.
+    for advance in [30_000, 61_000] {
+        b.broker().clock.advance(advance);
+        let h = handshake(&mut c, 1, "PLAIN").await?;
+        ensure!(h.error_code == NONE, "{h:?}");
+        let r = authenticate(&mut c, 2, b"\0alice\0alice-secret").await?;
+        ensure!(
+            r.error_code == NONE && r.session_lifetime_ms == 60_000,
+            "{r:?}"
+        );
+        metadata_ok(&mut c).await?;
+    }
+    // Not re-authenticated in time: the next request closes the connection.
+    b.broker().clock.advance(60_000);
+    c.send_request(
+        METADATA_V,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    )
+    .await?;
+    c.expect_closed().await?;
+
+    // Another principal, or another mechanism: refused, and closed.
+    let (mut c, r) = reauthenticate(&b, "PLAIN", b"\0bob\0bob-secret").await?;
+    ensure!(r.error_code == SASL_AUTHENTICATION_FAILED, "{r:?}");
+    ensure!(
+        r.error_message.as_deref()
+            == Some("Cannot change principals during re-authentication from User.alice: User.bob"),
+        "{r:?}"
+    );
+    c.expect_closed().await?;
+    let (mut c, r) = reauthenticate(&b, "SCRAM-SHA-512", b"n,,n=alice,r=abc").await?;
+    ensure!(r.error_code == SASL_AUTHENTICATION_FAILED, "{r:?}");
+    c.expect_closed().await?;
+
+    // At most one re-authentication a second: a second handshake within it is a request like
+    // any other (ILLEGAL_SASL_STATE).
+    let (mut c, r) = reauthenticate(&b, "PLAIN", b"\0alice\0alice-secret").await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    let h = handshake(&mut c, 1, "PLAIN").await?;
+    ensure!(h.error_code == ILLEGAL_SASL_STATE, "{h:?}");
+    assert_serves(&b).await
+}
+
+/// A new connection logged in as alice (PLAIN), then re-authenticating with `mechanism` and
+/// `token`.
+async fn reauthenticate(
+    b: &TestBroker,
+    mechanism: &str,
+    token: &[u8],
+) -> Result<(Client, SaslAuthenticateResponse)> {
+    let mut c = b.client_on("SASL_PLAINTEXT").await?;
+    plain_login(&mut c, "alice", "alice-secret").await?;
+    let h = handshake(&mut c, 1, mechanism).await?;
+    ensure!(h.error_code == NONE, "{h:?}");
+    let r = authenticate(&mut c, 2, token).await?;
+    Ok((c, r))
+}
+
+/// Without connections.max.reauth.ms a session does not end (lifetime 0).
+#[tokio::test]
+async fn sessions_without_a_lifetime_do_not_expire() -> Result<()> {
+    let b = sasl_broker(&[]).await?;
+    let mut c = b.client_on("SASL_PLAINTEXT").await?;
+    let r = plain_login(&mut c, "alice", "alice-secret").await?;
+    ensure!(r.error_code == NONE && r.session_lifetime_ms == 0, "{r:?}");
+    b.broker().clock.advance(365 * 24 * 3_600_000);
+    metadata_ok(&mut c).await?;
+    Ok(())
+}
+
+/// ssl.principal.mapping.rules (KIP-371): the client certificate's subject
+/// (`CN=alice,OU=eng,O=acme`) becomes the name the first applicable rule makes of it; a subject
+/// no rule applies to gets no principal and its connection is closed; bad rules stop start-up.
+#[tokio::test]
+async fn ssl_principal_mapping_rules() -> Result<()> {
+    let certs = Certs::make()?;
+    let (keystore, ca) = (certs.server_keystore()?, certs.path("ca.pem"));
+    let start = |rules: &str| {
+        let props: Vec<(String, String)> = [
+            ("listeners", "SSL://127.0.0.1:0"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", keystore.as_str()),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", ca.as_str()),
+            ("ssl.client.auth", "required"),
+            ("ssl.principal.mapping.rules", rules),
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("super.users", "User:ALICE@ENG"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        async move {
+            let props: Vec<(&str, &str)> = props
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            TestBroker::start_with_properties(&props).await
+        }
+    };
+    let describe_acls = || {
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1)
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+    };
+    // Mapped to the super user: DescribeAcls is allowed.
+    let b = start("RULE:^CN=([^,]*),OU=([^,]*),.*$/$1@$2/U, DEFAULT").await?;
+    let mut c = tls_client(b.listener_addr("SSL")?, &certs, true).await?;
+    let r = c.request(3, describe_acls()).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    // DEFAULT: the whole subject, not a super user.
+    let b = start("RULE:^CN=bob,.*$/bob/,DEFAULT").await?;
+    let mut c = tls_client(b.listener_addr("SSL")?, &certs, true).await?;
+    let r = c.request(3, describe_acls()).await?;
+    ensure!(r.error_code == 31, "{r:?}");
+    // No rule applies: the connection is closed.
+    let b = start("RULE:^O=.*$/x/").await?;
+    let refused = match tls_client(b.listener_addr("SSL")?, &certs, true).await {
+        Err(_) => true,
+        Ok(mut c) => c.request(3, describe_acls()).await.is_err(),
+    };
+    ensure!(refused, "a certificate no rule maps was served");
+    ensure!(
+        start("RULE:^CN=(.*)$/$1/X").await.is_err(),
+        "started with an invalid rule"
+    );
     Ok(())
 }

@@ -78,6 +78,7 @@ const USED: &[&str] = &[
     "broker.id",
     "compression.type",
     "connections.max.idle.ms",
+    "connections.max.reauth.ms",
     "controller.listener.names",
     "controller.quorum.voters",
     "default.replication.factor",
@@ -134,6 +135,12 @@ const USED: &[&str] = &[
     "queued.max.request.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
     "ssl.client.auth",
@@ -143,6 +150,7 @@ const USED: &[&str] = &[
     "ssl.keystore.key",
     "ssl.keystore.location",
     "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
     "ssl.truststore.type",
@@ -158,7 +166,8 @@ const USED: &[&str] = &[
 
 /// Whether gregor acts on a setting: one of USED, also per listener
 /// (`listener.name.<l>.ssl.client.auth`) and per listener and mechanism
-/// (`listener.name.<l>.plain.sasl.jaas.config`).
+/// (`listener.name.<l>.plain.sasl.jaas.config`, `...oauthbearer.sasl.server.callback.handler.class`,
+/// `...<mechanism>.connections.max.reauth.ms`).
 fn is_used(name: &str) -> bool {
     if USED.contains(&name) {
         return true;
@@ -171,8 +180,12 @@ fn is_used(name: &str) -> bool {
     };
     USED.contains(&setting)
         || setting.split_once('.').is_some_and(|(mechanism, s)| {
-            s == "sasl.jaas.config"
-                && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
+            matches!(
+                s,
+                "sasl.jaas.config"
+                    | "sasl.server.callback.handler.class"
+                    | "connections.max.reauth.ms"
+            ) && crate::security::SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some()
         })
 }
 

@@ -92,14 +92,18 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
         if !names_seen.insert(n.clone()) {
             continue;
         }
-        // Whether the topic exists is not told without DELETE on it.
-        if !ctx.authorize_topic(AclOperation::Delete, n) {
-            results.push(result(
+        // ControllerApis.deleteTopics: whether the topic exists is not told without DESCRIBE on
+        // it; an existing one needs DELETE.
+        let refused = || {
+            result(
                 Some(n.clone()),
                 Uuid::nil(),
                 errors::TOPIC_AUTHORIZATION_FAILED,
                 Some(TAF),
-            ));
+            )
+        };
+        if !ctx.authorize_topic(AclOperation::Describe, n) {
+            results.push(refused());
             continue;
         }
         match catalog.get(n) {
@@ -109,6 +113,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
                 errors::UNKNOWN_TOPIC_OR_PARTITION,
                 Some("This server does not host this topic-partition."),
             )),
+            Some(_) if !ctx.authorize_topic(AclOperation::Delete, n) => results.push(refused()),
             Some(t) if targets.contains_key(&t.topic_id) => {
                 targets.remove(&t.topic_id);
                 results.push(result(

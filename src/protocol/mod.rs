@@ -111,6 +111,15 @@ pub struct Session {
     /// The client software's name and version from ApiVersions v3+ (KIP-511), kept only while
     /// the request journal records.
     pub client_software: Option<(String, String)>,
+    /// KIP-368: the SASL session's end (ms, the broker clock); a request other than a
+    /// re-authentication's SaslHandshake at or after it closes the connection.
+    pub session_expires_ms: Option<i64>,
+    /// The mechanism of the completed SASL exchange: a re-authentication must use it.
+    pub reauthenticate_with: Option<crate::security::SaslMechanism>,
+    /// A re-authentication is under way (the principal must not change).
+    pub reauthenticating: bool,
+    /// When the last re-authentication began (ms): Kafka begins at most one a second.
+    pub reauthentication_began_ms: Option<i64>,
     /// A client over its quota: nothing more is read from it before this (KIP-219).
     pub throttled_until: Option<tokio::time::Instant>,
 }
@@ -136,6 +145,10 @@ impl Session {
             sasl,
             connection_id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             client_software: None,
+            session_expires_ms: None,
+            reauthenticate_with: None,
+            reauthenticating: false,
+            reauthentication_began_ms: None,
             throttled_until: None,
         }
     }
@@ -211,6 +224,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         if let sasl::Gate::Reply(reply) = sasl::gate(broker, session, &frame) {
             return reply;
         }
+    } else if let Some(reply) = sasl::reauthentication_or_expiry(broker, session, &frame) {
+        return reply;
     }
     let peer = session.peer.ip();
     // api_key, api_version and correlation_id: the least any request header has.

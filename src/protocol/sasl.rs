@@ -14,6 +14,10 @@
 //! - Once the exchange succeeds the connection is authenticated as `User:<name>` and requests go
 //!   to the usual handlers (where a further SaslHandshake or SaslAuthenticate gets
 //!   ILLEGAL_SASL_STATE, as from KafkaApis).
+//! - KIP-368: a session whose credential expires (OAUTHBEARER) or whose listener sets
+//!   connections.max.reauth.ms has an end, told in SaslAuthenticate's session_lifetime_ms; a
+//!   SaslHandshake then re-authenticates on the live connection (same mechanism and principal),
+//!   and any other request after the end closes the connection.
 //!
 //! The frame limit before authentication is sasl.server.max.receive.size, and the whole exchange
 //! must end within connections.max.idle.ms of the connection's start (`server::connection`).
@@ -28,6 +32,7 @@ use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 use super::response::ResponseFrame;
 use super::{apis, encode, errors, Reply, Session};
 use crate::broker::Broker;
+use crate::security::oauthbearer::{OAuthBearerServer, Step as OAuthStep};
 use crate::security::scram::{ScramError, ScramServer};
 use crate::security::{SaslMechanism, SaslSettings};
 
@@ -45,6 +50,8 @@ pub enum SaslState {
     Authenticate(MechanismServer),
     /// After SaslHandshake v0: raw size-prefixed tokens.
     RawTokens(MechanismServer),
+    /// A re-authentication asked for another mechanism: its SaslAuthenticate fails with this.
+    ReauthBadMechanism(String),
 }
 
 impl std::fmt::Debug for SaslState {
@@ -55,6 +62,7 @@ impl std::fmt::Debug for SaslState {
             SaslState::HandshakeOnly => "HandshakeOnly",
             SaslState::Authenticate(_) => "Authenticate",
             SaslState::RawTokens(_) => "RawTokens",
+            SaslState::ReauthBadMechanism(_) => "ReauthBadMechanism",
         })
     }
 }
@@ -63,6 +71,7 @@ impl std::fmt::Debug for SaslState {
 pub enum MechanismServer {
     Plain,
     Scram(Box<ScramServer>),
+    OAuthBearer(OAuthBearerServer),
 }
 
 /// One step of an exchange: the token to send, and the user once it succeeded.
@@ -73,6 +82,9 @@ impl MechanismServer {
         match m {
             SaslMechanism::Plain => MechanismServer::Plain,
             SaslMechanism::Scram(s) => MechanismServer::Scram(Box::new(ScramServer::new(s))),
+            SaslMechanism::OAuthBearer => {
+                MechanismServer::OAuthBearer(OAuthBearerServer::default())
+            }
         }
     }
 
@@ -92,6 +104,33 @@ impl MechanismServer {
                         _ => format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {}", mechanism.name()),
                     })
             }
+            MechanismServer::OAuthBearer(s) => {
+                let Some(validator) = &sasl.oauthbearer else {
+                    return Err("OAUTHBEARER is not configured".into());
+                };
+                match s.evaluate(validator, token, broker.clock.now_ms()) {
+                    OAuthStep::Done(v) => Ok((Vec::new(), Some(v.principal))),
+                    OAuthStep::Challenge(json) => Ok((json.into_bytes(), None)),
+                    OAuthStep::Failed(message) => Err(message),
+                }
+            }
+        }
+    }
+
+    /// When the credential the exchange proved expires (ms): an OAUTHBEARER token's `exp`
+    /// (the CREDENTIAL_LIFETIME_MS negotiated property of Kafka's servers).
+    fn credential_expires_ms(&self) -> Option<i64> {
+        match self {
+            MechanismServer::OAuthBearer(s) => s.expires_ms(),
+            _ => None,
+        }
+    }
+
+    fn mechanism(&self) -> &'static str {
+        match self {
+            MechanismServer::Plain => "PLAIN",
+            MechanismServer::Scram(s) => s.mechanism().name(),
+            MechanismServer::OAuthBearer(_) => "OAUTHBEARER",
         }
     }
 }
@@ -143,7 +182,9 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
             Reply::Close,
             |(token, user)| {
                 if let Some(user) = user {
-                    complete(session, &user);
+                    if let SaslState::RawTokens(server) = std::mem::take(&mut session.sasl) {
+                        complete(session, &sasl, &server, &user, broker.clock.now_ms());
+                    }
                 }
                 Reply::Frame(ResponseFrame::size_prefixed(&token))
             },
@@ -170,9 +211,10 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
         (SaslState::Initial | SaslState::HandshakeOnly, Some(ApiKey::SaslHandshake)) => {
             Gate::Reply(handshake(session, &sasl, frame.clone(), version))
         }
-        (SaslState::Authenticate(_), Some(ApiKey::SaslAuthenticate)) => {
-            Gate::Reply(authenticate(broker, session, &sasl, frame.clone(), version))
-        }
+        (
+            SaslState::Authenticate(_) | SaslState::ReauthBadMechanism(_),
+            Some(ApiKey::SaslAuthenticate),
+        ) => Gate::Reply(authenticate(broker, session, &sasl, frame.clone(), version)),
         (SaslState::Initial | SaslState::HandshakeOnly, _) => close(format!(
             "unexpected request (key {key}) during SASL handshake"
         )),
@@ -182,10 +224,64 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
     }
 }
 
-fn complete(session: &mut Session, user: &str) {
+/// The exchange succeeded: the session's principal, and its lifetime (KIP-368, as
+/// SaslServerAuthenticator computes it: the credential's remaining life, capped by
+/// connections.max.reauth.ms when that is set; 0 when neither applies). Returns the lifetime.
+fn complete(
+    session: &mut Session,
+    sasl: &SaslSettings,
+    server: &MechanismServer,
+    user: &str,
+    now_ms: i64,
+) -> i64 {
+    let mechanism = SaslMechanism::parse(server.mechanism());
+    let max_reauth_ms = mechanism.map_or(0, |m| sasl.max_reauth_ms(m));
+    let credential = server.credential_expires_ms().map(|e| (e - now_ms).max(0));
+    let lifetime = match (credential, max_reauth_ms > 0) {
+        (None, false) => None,
+        (None, true) => Some(max_reauth_ms),
+        (Some(c), false) => Some(c),
+        (Some(c), true) => Some(c.min(max_reauth_ms)),
+    };
+    session.session_expires_ms = lifetime.map(|l| now_ms + l);
     session.principal = format!("User:{user}").into();
     session.sasl = SaslState::Complete;
-    tracing::debug!(peer = %session.peer, listener = %session.listener.name(), principal = %session.principal, "authenticated");
+    session.reauthenticating = false;
+    tracing::debug!(peer = %session.peer, listener = %session.listener.name(), principal = %session.principal, ?lifetime, "authenticated");
+    lifetime.unwrap_or(0)
+}
+
+/// On an authenticated SASL connection (KIP-368, KafkaChannel.maybeBeginServerReauthentication):
+/// a SaslHandshake starts a re-authentication when the session has an end and none began in
+/// the last second (otherwise it goes to the usual handler, ILLEGAL_SASL_STATE); any other
+/// request after the session ended closes the connection, unanswered, as Kafka's SocketServer
+/// does.
+pub fn reauthentication_or_expiry(
+    broker: &Broker,
+    session: &mut Session,
+    frame: &Bytes,
+) -> Option<Reply> {
+    let sasl = session.listener.sasl.clone()?;
+    let now = broker.clock.now_ms();
+    if frame.len() >= 8 && session.session_expires_ms.is_some() {
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let recent = session
+            .reauthentication_began_ms
+            .is_some_and(|began| now - began < 1_000);
+        if key == ApiKey::SaslHandshake as i16 && session.reauthenticate_with.is_some() && !recent {
+            session.reauthenticating = true;
+            session.reauthentication_began_ms = Some(now);
+            return Some(handshake(session, &sasl, frame.clone(), version));
+        }
+    }
+    if session.session_expires_ms.is_some_and(|end| now >= end) {
+        tracing::debug!(peer = %session.peer, principal = %session.principal, "session expired without re-authentication");
+        return Some(Reply::Close(
+            "the SASL session expired and the client did not re-authenticate".into(),
+        ));
+    }
+    None
 }
 
 fn failed(session: &Session, mechanism: &str, message: &str) {
@@ -219,6 +315,22 @@ fn handshake(session: &mut Session, sasl: &SaslSettings, frame: Bytes, version: 
         .map(|m| StrBytes::from_static_str(m.name()))
         .collect();
     let chosen = sasl.enabled(req.mechanism.as_str());
+    if session.reauthenticating && chosen.is_some() && chosen != session.reauthenticate_with {
+        // SaslServerAuthenticator answers the handshake and fails the SaslAuthenticate after it.
+        session.sasl = SaslState::ReauthBadMechanism(format!(
+            "SASL mechanism '{}' requested by client is not supported for re-authentication of mechanism '{}'",
+            req.mechanism.as_str(),
+            session.reauthenticate_with.map_or("", |m| m.name())
+        ));
+        let resp = SaslHandshakeResponse::default().with_mechanisms(
+            sasl.mechanisms
+                .iter()
+                .map(|m| StrBytes::from_static_str(m.name()))
+                .collect(),
+        );
+        let hv = <SaslHandshakeResponse as HeaderVersion>::header_version(version);
+        return encode(h.correlation_id, hv, version, &resp, Default::default());
+    }
     let resp = SaslHandshakeResponse::default()
         .with_error_code(if chosen.is_some() {
             errors::NONE
@@ -269,23 +381,47 @@ fn authenticate(
         Err(e) => return Reply::Close(e),
     };
     let hv = <SaslAuthenticateResponse as HeaderVersion>::header_version(version);
+    if let SaslState::ReauthBadMechanism(message) = &session.sasl {
+        let message = message.clone();
+        failed(session, "", &message);
+        let resp = SaslAuthenticateResponse::default()
+            .with_error_code(errors::SASL_AUTHENTICATION_FAILED)
+            .with_error_message(Some(StrBytes::from_string(message.clone())));
+        return then_close(
+            encode(h.correlation_id, hv, version, &resp, Default::default()),
+            message,
+        );
+    }
     let SaslState::Authenticate(server) = &mut session.sasl else {
         return Reply::Close("SaslAuthenticate outside the exchange".into());
     };
-    let mechanism = match server {
-        MechanismServer::Plain => "PLAIN",
-        MechanismServer::Scram(s) => s.mechanism().name(),
-    };
-    match server.evaluate(broker, sasl, &req.auth_bytes) {
+    let mechanism = server.mechanism();
+    let mut outcome = server.evaluate(broker, sasl, &req.auth_bytes);
+    if let Ok((_, Some(user))) = &outcome {
+        let principal = format!("User:{user}");
+        if session.reauthenticating && *session.principal != *principal {
+            outcome = Err(format!(
+                "Cannot change principals during re-authentication from User.{}: User.{user}",
+                session
+                    .principal
+                    .strip_prefix("User:")
+                    .unwrap_or(&session.principal)
+            ));
+        }
+    }
+    match outcome {
         Ok((token, user)) => {
+            let mut lifetime = 0;
             if let Some(user) = user {
-                complete(session, &user);
+                if let SaslState::Authenticate(server) = std::mem::take(&mut session.sasl) {
+                    lifetime = complete(session, sasl, &server, &user, broker.clock.now_ms());
+                }
+                session.reauthenticate_with = SaslMechanism::parse(mechanism);
             }
-            // connections.max.reauth.ms is 0 (no re-authentication): lifetime 0.
             let resp = SaslAuthenticateResponse::default()
                 .with_error_message(None)
                 .with_auth_bytes(Bytes::from(token))
-                .with_session_lifetime_ms(0);
+                .with_session_lifetime_ms(lifetime);
             encode(h.correlation_id, hv, version, &resp, Default::default())
         }
         Err(message) => {
@@ -325,6 +461,8 @@ mod tests {
             mechanisms: vec![SaslMechanism::Plain],
             plain_users: BTreeMap::from([("alice".to_string(), "secret".to_string())]),
             max_receive_size: 1024,
+            oauthbearer: None,
+            reauth_ms_by_mechanism: BTreeMap::new(),
         }
     }
 

@@ -10,6 +10,10 @@ use crate::group::coordinator::MemberRef;
 use crate::security::authorizer::AclOperation;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGroupResponse {
+    // From v5 the protocol type and name are mandatory; KafkaApis checks before authorizing.
+    if ctx.api_version >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
+        return SyncGroupResponse::default().with_error_code(errors::INCONSISTENT_GROUP_PROTOCOL);
+    }
     if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
         return SyncGroupResponse::default().with_error_code(errors::GROUP_AUTHORIZATION_FAILED);
     }

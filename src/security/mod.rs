@@ -4,14 +4,18 @@
 //!   mechanisms it enables with their settings, and its TLS acceptor.
 //! - `jaas`: Kafka's inline JAAS config (`...sasl.jaas.config`), where PLAIN's users are.
 //! - `scram`: SCRAM-SHA-256/512 credentials and the server side of the exchange.
-//! - `tls`: rustls server configs from Kafka's `ssl.*` settings; client certificate principals.
+//! - `oauthbearer`: OAUTHBEARER tokens, Kafka's unsecured and JWKS validators.
+//! - `tls`: rustls server configs from Kafka's `ssl.*` settings; client certificate principals,
+//!   mapped by `ssl_principal_mapper` (ssl.principal.mapping.rules).
 //!
 //! The SASL exchange itself (SaslHandshake, SaslAuthenticate and the gate before it) is in
 //! `protocol::sasl`, where requests are dispatched.
 
 pub mod authorizer;
 pub mod jaas;
+pub mod oauthbearer;
 pub mod scram;
+pub mod ssl_principal_mapper;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -33,12 +37,14 @@ pub const DEFAULT_SASL_SERVER_MAX_RECEIVE_SIZE: usize = 524_288;
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
     pub fn parse(name: &str) -> Option<SaslMechanism> {
         match name {
             "PLAIN" => Some(SaslMechanism::Plain),
+            "OAUTHBEARER" => Some(SaslMechanism::OAuthBearer),
             other => ScramMechanism::from_name(other).map(SaslMechanism::Scram),
         }
     }
@@ -47,6 +53,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -71,11 +78,23 @@ pub struct SaslSettings {
     pub plain_users: BTreeMap<String, String>,
     /// sasl.server.max.receive.size: larger frames before authentication close the connection.
     pub max_receive_size: usize,
+    /// How OAUTHBEARER tokens are validated, when it is enabled.
+    pub oauthbearer: Option<oauthbearer::Validator>,
+    /// connections.max.reauth.ms by mechanism name (Kafka's `listener.name.<l>.<mechanism>.`
+    /// prefix first, then the listener's, then the broker's; 0: no re-authentication asked).
+    pub reauth_ms_by_mechanism: BTreeMap<String, i64>,
 }
 
 impl SaslSettings {
     pub fn enabled(&self, name: &str) -> Option<SaslMechanism> {
         self.mechanisms.iter().copied().find(|m| m.name() == name)
+    }
+
+    pub fn max_reauth_ms(&self, m: SaslMechanism) -> i64 {
+        self.reauth_ms_by_mechanism
+            .get(m.name())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// PLAIN's check, in constant time over the password (PlainServerCallbackHandler).
@@ -188,7 +207,7 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
         let m = SaslMechanism::parse(name).ok_or_else(|| {
             s.error(
                 "sasl.enabled.mechanisms",
-                format!("{name} is not supported by gregor (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+                format!("{name} is not supported by gregor (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"),
             )
         })?;
         if !mechanisms.contains(&m) {
@@ -220,6 +239,11 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
             jaas::parse(text).map_err(|e| s.error(&name, e.to_string()))?;
         }
     }
+    let oauthbearer = if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+        Some(oauthbearer_validator(s)?)
+    } else {
+        None
+    };
     let max_receive_size =
         match s.get("sasl.server.max.receive.size") {
             Some(v) => v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
@@ -227,11 +251,77 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
             })?,
             None => DEFAULT_SASL_SERVER_MAX_RECEIVE_SIZE,
         };
+    let mut reauth_ms_by_mechanism = BTreeMap::new();
+    for m in &mechanisms {
+        let prefixed = format!(
+            "{}{}.connections.max.reauth.ms",
+            s.listener.config_prefix(),
+            m.name().to_ascii_lowercase()
+        );
+        let (name, value) = match s.settings.get(&prefixed) {
+            Some(v) => (prefixed, Some(v.trim())),
+            None => (
+                "connections.max.reauth.ms".to_string(),
+                s.get("connections.max.reauth.ms"),
+            ),
+        };
+        if let Some(v) = value {
+            let ms = v
+                .parse::<i64>()
+                .map_err(|_| s.error(&name, format!("{v} is not a long")))?;
+            reauth_ms_by_mechanism.insert(m.name().to_string(), ms);
+        }
+    }
     Ok(SaslSettings {
         mechanisms,
         plain_users,
         max_receive_size,
+        oauthbearer,
+        reauth_ms_by_mechanism,
     })
+}
+
+/// OAUTHBEARER's validator: the listener's `oauthbearer.sasl.server.callback.handler.class`
+/// picks Kafka's JWKS validator (configured by the `sasl.oauthbearer.*` settings), else the
+/// unsecured one (configured by the OAuthBearerLoginModule's JAAS options).
+fn oauthbearer_validator(
+    s: &ListenerSettings<'_>,
+) -> Result<oauthbearer::Validator, SecurityError> {
+    let handler = format!(
+        "{}oauthbearer.sasl.server.callback.handler.class",
+        s.listener.config_prefix()
+    );
+    let jaas_options = match s.jaas(SaslMechanism::OAuthBearer) {
+        Some((name, text)) => {
+            let entries = jaas::parse(text).map_err(|e| s.error(&name, e.to_string()))?;
+            entries
+                .into_iter()
+                .find(|e| e.login_module == oauthbearer::OAUTHBEARER_LOGIN_MODULE)
+                .map(|e| e.options)
+                .ok_or_else(|| {
+                    s.error(
+                        &name,
+                        format!("no {} entry", oauthbearer::OAUTHBEARER_LOGIN_MODULE),
+                    )
+                })?
+        }
+        None => BTreeMap::new(),
+    };
+    let settings = oauthbearer::ValidatorSettings {
+        handler_class: s
+            .settings
+            .get(&handler)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty()),
+        jaas_options,
+        jwks_url: s.get("sasl.oauthbearer.jwks.endpoint.url"),
+        expected_issuer: s.get("sasl.oauthbearer.expected.issuer"),
+        expected_audience: s.get("sasl.oauthbearer.expected.audience"),
+        clock_skew_seconds: s.get("sasl.oauthbearer.clock.skew.seconds"),
+        sub_claim: s.get("sasl.oauthbearer.sub.claim.name"),
+        scope_claim: s.get("sasl.oauthbearer.scope.claim.name"),
+    };
+    oauthbearer::Validator::build(&settings).map_err(|e| s.error(&handler, e))
 }
 
 /// Every listener of the configuration, built (see `Listener::build`).
@@ -307,13 +397,41 @@ mod tests {
 
     #[test]
     fn sasl_listener_errors() {
-        // GSSAPI (Kafka's default) and OAUTHBEARER are not served.
+        // GSSAPI (Kafka's default) is not served; nor are validators gregor does not know.
         assert!(listener("SASL_PLAINTEXT", &[]).is_err());
+        assert!(listener(
+            "SASL_PLAINTEXT",
+            &[
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                (
+                    "listener.name.external.oauthbearer.sasl.server.callback.handler.class",
+                    "com.example.Validator"
+                )
+            ]
+        )
+        .is_err());
+        // The JWKS validator needs its JWKS.
+        assert!(listener(
+            "SASL_PLAINTEXT",
+            &[
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                (
+                    "listener.name.external.oauthbearer.sasl.server.callback.handler.class",
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+                )
+            ]
+        )
+        .is_err());
+        // Kafka's default: the unsecured validator.
         assert!(listener(
             "SASL_PLAINTEXT",
             &[("sasl.enabled.mechanisms", "OAUTHBEARER")]
         )
-        .is_err());
+        .unwrap()
+        .sasl
+        .unwrap()
+        .oauthbearer
+        .is_some());
         // PLAIN without users.
         assert!(listener("SASL_PLAINTEXT", &[("sasl.enabled.mechanisms", "PLAIN")]).is_err());
         assert!(listener(

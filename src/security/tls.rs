@@ -43,6 +43,8 @@ pub enum ClientAuth {
 pub struct TlsSettings {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub client_auth: ClientAuth,
+    /// ssl.principal.mapping.rules: a client certificate's subject to a principal name.
+    pub principal_mapper: super::ssl_principal_mapper::SslPrincipalMapper,
 }
 
 /// The PEM blocks of `text` as (label, DER bytes).
@@ -247,20 +249,33 @@ impl TlsSettings {
         let config = builder
             .with_single_cert(certs, key)
             .map_err(|e| s.error("ssl.keystore.key", e.to_string()))?;
+        let principal_mapper = match s.get("ssl.principal.mapping.rules") {
+            Some(rules) => super::ssl_principal_mapper::SslPrincipalMapper::parse(rules)
+                .map_err(|e| s.error("ssl.principal.mapping.rules", e))?,
+            None => Default::default(),
+        };
         Ok(TlsSettings {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             client_auth,
+            principal_mapper,
         })
     }
 }
 
-/// The principal of a TLS connection: the client certificate's subject, or ANONYMOUS without
-/// one (Kafka's DefaultKafkaPrincipalBuilder with the default ssl.principal.mapping.rules).
-pub fn principal(peer_certificates: Option<&[CertificateDer<'_>]>) -> String {
-    peer_certificates
+/// The principal of a TLS connection: the client certificate's subject mapped by
+/// ssl.principal.mapping.rules, or ANONYMOUS without one (Kafka's DefaultKafkaPrincipalBuilder).
+/// None when no rule applies to the subject: Kafka fails such a connection.
+pub fn principal(
+    peer_certificates: Option<&[CertificateDer<'_>]>,
+    mapper: &super::ssl_principal_mapper::SslPrincipalMapper,
+) -> Option<String> {
+    match peer_certificates
         .and_then(|c| c.first())
         .and_then(|c| subject_rfc2253(c.as_ref()))
-        .map_or_else(|| super::ANONYMOUS.to_string(), |dn| format!("User:{dn}"))
+    {
+        Some(dn) => mapper.name(&dn).map(|name| format!("User:{name}")),
+        None => Some(super::ANONYMOUS.to_string()),
+    }
 }
 
 /// A DER element: (tag, contents, rest).
@@ -403,6 +418,7 @@ pub fn subject_rfc2253(cert: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ssl_principal_mapper::SslPrincipalMapper;
     use super::*;
 
     #[test]
@@ -454,10 +470,21 @@ mod tests {
         );
         let der = CertificateDer::from(cert);
         assert_eq!(
-            principal(Some(&[der])),
-            "User:CN=alice,OU=eng,O=acme\\, inc,C=US"
+            principal(Some(std::slice::from_ref(&der)), &Default::default()).as_deref(),
+            Some("User:CN=alice,OU=eng,O=acme\\, inc,C=US")
         );
-        assert_eq!(principal(None), "User:ANONYMOUS");
+        // ssl.principal.mapping.rules: the CN alone, or no principal when no rule applies.
+        let cn = SslPrincipalMapper::parse("RULE:^CN=([^,]*),.*$/$1/U").unwrap();
+        assert_eq!(
+            principal(Some(std::slice::from_ref(&der)), &cn).as_deref(),
+            Some("User:ALICE")
+        );
+        let none = SslPrincipalMapper::parse("RULE:^O=.*$/x/").unwrap();
+        assert_eq!(principal(Some(&[der]), &none), None);
+        assert_eq!(
+            principal(None, &Default::default()).as_deref(),
+            Some("User:ANONYMOUS")
+        );
         assert_eq!(
             oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
             "1.2.840.113549"

@@ -92,7 +92,13 @@ async fn serve_connection(
             return;
         }
     };
-    let principal = security::tls::principal(stream.get_ref().1.peer_certificates());
+    let Some(principal) = security::tls::principal(
+        stream.get_ref().1.peer_certificates(),
+        &tls.principal_mapper,
+    ) else {
+        tracing::info!(%peer, listener = %listener.name(), "no ssl.principal.mapping.rules rule applies to the client certificate");
+        return;
+    };
     let session = Session::new(node_id, peer, listener, Arc::from(principal));
     connection::serve(stream, session, broker, pool).await
 }

@@ -21,6 +21,8 @@ import java.util.Map;
  *   failover       --bootstrap B (--admin HOST:PORT | --control FORMAT) --label L   clients through broker stops, elections,
  *                  reassignments and coordinator moves of a three-broker gregor (see FailoverTests)
  *   security       --bootstrap B --label L --client-config F [--bad-config G]   (see SecurityTests)
+ *   acl-client     --bootstrap B --label L --client-config F --action A --topic T --expect E
+ *                  one client action under ACLs, ok or refused (see AclTests)
  *   control        --bootstrap B --admin HOST:PORT --label L   the test control plane of a gregor
  *                  started with --clock manual: clock advance, reset (see ControlTests)
  * </pre>
@@ -54,6 +56,7 @@ public final class Main {
             case "txn-open" -> TxnTests.open(args);
             case "failover" -> FailoverTests.run(args, report);
             case "security" -> SecurityTests.run(args, report);
+            case "acl-client" -> AclTests.run(args, report);
             case "control" -> ControlTests.run(args, report);
             default -> usage();
         }

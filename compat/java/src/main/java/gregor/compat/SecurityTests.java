@@ -26,7 +26,7 @@ import org.apache.kafka.common.errors.TopicExistsException;
  * settings of a properties file (security.protocol, sasl.*, ssl.*):
  *
  * <pre>
- *   security --bootstrap B --label L --client-config F [--bad-config G]
+ *   security --bootstrap B --label L --client-config F [--bad-config G] [--reauthentications N]
  * </pre>
  *
  * <ul>
@@ -35,6 +35,8 @@ import org.apache.kafka.common.errors.TopicExistsException;
  *   <li>{@code L/produce-consume}: a topic created through the admin client, 200 records through
  *       the idempotent producer (acks=all), read back in order by a consumer in a group (so
  *       FindCoordinator, JoinGroup and the coordinator's endpoint go through the same listener).
+ *   <li>{@code L/reauthenticates-and-keeps-producing} (with --reauthentications N): see
+ *       {@link #reauthenticates}.
  * </ul>
  */
 final class SecurityTests {
@@ -65,6 +67,43 @@ final class SecurityTests {
             report.run(label + "/bad-credentials-refused", () -> refused(bootstrap, topic, badSecurity));
         }
         report.run(label + "/produce-consume", () -> produceConsume(bootstrap, topic, security));
+        if (args.containsKey("reauthentications")) {
+            int times = Integer.parseInt(args.get("reauthentications"));
+            report.run(label + "/reauthenticates-and-keeps-producing",
+                () -> reauthenticates(bootstrap, topic + "-reauth", security, times));
+        }
+    }
+
+    /**
+     * KIP-368: with a short session lifetime (connections.max.reauth.ms on the broker) the
+     * producer re-authenticates on its live connections and keeps producing; a broker that did
+     * not let it would close them and fail the sends. Produces until the client counted
+     * {@code times} successful re-authentications, every record acknowledged.
+     */
+    private static void reauthenticates(String bootstrap, String topic, Map<String, String> security, int times)
+            throws Exception {
+        Map<String, String> settings = new HashMap<>(security);
+        settings.put("metadata.max.age.ms", "600000"); // no connection churn of its own
+        int sent = 0;
+        try (KafkaProducer<byte[], byte[]> producer = Clients.producer(bootstrap, topic + "-producer", "none", settings)) {
+            long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+            while (reauthentications(producer) < times && System.nanoTime() < deadline) {
+                producer.send(new ProducerRecord<>(topic, ("k" + sent).getBytes(), ("v" + sent).getBytes()))
+                    .get(30, TimeUnit.SECONDS);
+                sent++;
+                Thread.sleep(100); // a steady trickle, so the connection is in use when its session ends
+            }
+            Report.check(reauthentications(producer) >= times, "%.0f re-authentications within 90 s, %d records",
+                reauthentications(producer), sent);
+        }
+    }
+
+    /** The client's successful-reauthentication-total (its selector's metric). */
+    private static double reauthentications(KafkaProducer<byte[], byte[]> producer) {
+        return producer.metrics().entrySet().stream()
+            .filter(e -> e.getKey().name().equals("successful-reauthentication-total"))
+            .mapToDouble(e -> ((Number) e.getValue().metricValue()).doubleValue())
+            .sum();
     }
 
     private static Admin admin(String bootstrap, Map<String, String> security) {

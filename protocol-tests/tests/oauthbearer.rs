@@ -1,0 +1,287 @@
+//! SASL/OAUTHBEARER: Kafka's unsecured validator and JWKS validation, and the refusals
+//! (OAuthBearerSaslServer: a bad token gets the error JSON as a challenge, then
+//! SASL_AUTHENTICATION_FAILED with it once the client acknowledged it with 0x01).
+
+mod common;
+
+use anyhow::{ensure, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::*;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+const INVALID_TOKEN: &str = r#"{"status":"invalid_token"}"#;
+const JWKS_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+
+fn b64(v: &str) -> String {
+    URL_SAFE_NO_PAD.encode(v)
+}
+
+fn now_s() -> i64 {
+    now_ms() / 1000
+}
+
+fn unsecured(claims: &str) -> String {
+    format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(claims))
+}
+
+/// An unsigned token for alice with the scope the unsecured broker requires.
+fn alice_token(exp: i64) -> String {
+    unsecured(&format!(r#"{{"sub":"alice","exp":{exp},"scope":"kafka"}}"#))
+}
+
+/// The client's first message (RFC 7628) as Kafka's OAuthBearerSaslClient sends it.
+fn first_message(token: &str) -> Vec<u8> {
+    format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
+}
+
+async fn oauth_client(b: &TestBroker) -> Result<Client> {
+    let mut c = b.client_on("SASL_PLAINTEXT").await?;
+    api_versions(&mut c).await?;
+    let h = handshake(&mut c, 1, "OAUTHBEARER").await?;
+    ensure!(h.error_code == NONE, "{h:?}");
+    Ok(c)
+}
+
+/// Authenticates with `token`; the connection then serves requests. The session lasts until
+/// the token expires (KIP-368: the credential's lifetime, without connections.max.reauth.ms).
+async fn accepted(b: &TestBroker, token: &str, exp_s: i64) -> Result<()> {
+    let mut c = oauth_client(b).await?;
+    let before = now_ms();
+    let r = authenticate(&mut c, 2, &first_message(token)).await?;
+    ensure!(r.error_code == NONE && r.auth_bytes.is_empty(), "{r:?}");
+    let lifetime = r.session_lifetime_ms;
+    ensure!(
+        lifetime > 0 && lifetime <= exp_s * 1000 - before,
+        "session lifetime {lifetime} for a token expiring at {exp_s}"
+    );
+    let m = metadata(&mut c, METADATA_V, None, false).await?;
+    ensure!(!m.brokers.is_empty(), "{m:?}");
+    Ok(())
+}
+
+/// The token is refused as Kafka refuses it: the error JSON as a challenge, then
+/// SASL_AUTHENTICATION_FAILED carrying it, and the connection closed.
+async fn refused(b: &TestBroker, token: &str, json: &str) -> Result<()> {
+    let mut c = oauth_client(b).await?;
+    let r = authenticate(&mut c, 2, &first_message(token)).await?;
+    ensure!(
+        r.error_code == NONE && r.auth_bytes.as_ref() == json.as_bytes(),
+        "challenge: {r:?}"
+    );
+    let r = authenticate(&mut c, 2, &[1]).await?;
+    ensure!(r.error_code == SASL_AUTHENTICATION_FAILED, "{r:?}");
+    ensure!(r.error_message.as_deref() == Some(json), "{r:?}");
+    c.expect_closed().await
+}
+
+async fn unsecured_broker() -> Result<TestBroker> {
+    TestBroker::start_with_properties(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope=\"kafka\";",
+        ),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn unsecured_tokens_are_validated_as_kafka_does() -> Result<()> {
+    let b = unsecured_broker().await?;
+    let t = now_s();
+    accepted(
+        &b,
+        &unsecured(&format!(
+            r#"{{"sub":"alice","iat":{t},"exp":{},"scope":"kafka other"}}"#,
+            t + 60
+        )),
+        t + 60,
+    )
+    .await?;
+    // Expired; no sub; issued in the future.
+    for claims in [
+        format!(r#"{{"sub":"alice","exp":{},"scope":"kafka"}}"#, t - 1),
+        format!(r#"{{"exp":{},"scope":"kafka"}}"#, t + 60),
+        format!(
+            r#"{{"sub":"alice","iat":{},"exp":{},"scope":"kafka"}}"#,
+            t + 30,
+            t + 60
+        ),
+    ] {
+        refused(&b, &unsecured(&claims), INVALID_TOKEN).await?;
+    }
+    // Without the required scope.
+    let claims = format!(r#"{{"sub":"alice","exp":{},"scope":"other"}}"#, t + 60);
+    refused(
+        &b,
+        &unsecured(&claims),
+        r#"{"status":"insufficient_scope", "scope":"[kafka]"}"#,
+    )
+    .await?;
+    assert_serves(&b).await
+}
+
+#[tokio::test]
+async fn truncated_and_oversized_tokens() -> Result<()> {
+    let b = unsecured_broker().await?;
+    let t = now_s();
+    let good = alice_token(t + 60);
+    // A first message cut short: Kafka's SaslException, one generic message.
+    let whole = first_message(&good);
+    for cut in [whole.len() - 1, whole.len() / 2, 3, 0] {
+        let mut c = oauth_client(&b).await?;
+        let r = authenticate(&mut c, 2, &whole[..cut]).await?;
+        ensure!(
+            r.error_code == SASL_AUTHENTICATION_FAILED,
+            "cut at {cut}: {r:?}"
+        );
+        c.expect_closed().await?;
+    }
+    // A token cut short is no JWS.
+    refused(&b, &good[..good.len() / 2], INVALID_TOKEN).await?;
+    // A large token within sasl.server.max.receive.size is just invalid.
+    refused(&b, &"A".repeat(200_000), INVALID_TOKEN).await?;
+    // One beyond it closes the connection unanswered, as Kafka does.
+    let mut c = oauth_client(&b).await?;
+    c.send_request(
+        2,
+        &kafka_protocol::messages::SaslAuthenticateRequest::default()
+            .with_auth_bytes(first_message(&"A".repeat(600_000)).into()),
+    )
+    .await?;
+    c.expect_closed().await?;
+    assert_serves(&b).await
+}
+
+/// A P-256 key (ES256) whose public half is in a JWKS file.
+struct Issuer {
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl Issuer {
+    fn new() -> Result<Issuer> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Issuer { pair, rng })
+    }
+
+    fn jwks(&self) -> String {
+        let p = self.pair.public_key().as_ref();
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":"{}","y":"{}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode(&p[1..33]),
+            URL_SAFE_NO_PAD.encode(&p[33..65])
+        )
+    }
+
+    fn sign(&self, claims: &str) -> Result<String> {
+        let input = format!("{}.{}", b64(r#"{"alg":"ES256","kid":"k1"}"#), b64(claims));
+        let sig = self
+            .pair
+            .sign(&self.rng, input.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+    }
+}
+
+#[tokio::test]
+async fn jwks_validated_tokens() -> Result<()> {
+    let issuer = Issuer::new()?;
+    let dir = tempfile::tempdir()?;
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks())?;
+    let url = format!("file://{}", jwks.display());
+    let b = TestBroker::start_with_properties(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+            JWKS_VALIDATOR,
+        ),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        ),
+        ("sasl.oauthbearer.jwks.endpoint.url", &url),
+        ("sasl.oauthbearer.expected.issuer", "https://issuer.test"),
+        ("sasl.oauthbearer.expected.audience", "kafka"),
+    ])
+    .await?;
+    let t = now_s();
+    let claims = |iss: &str, aud: &str, iat: i64, exp: i64| {
+        format!(r#"{{"sub":"svc","iss":"{iss}","aud":"{aud}","iat":{iat},"exp":{exp}}}"#)
+    };
+    let good = issuer.sign(&claims("https://issuer.test", "kafka", t, t + 600))?;
+    accepted(&b, &good, t + 600).await?;
+    // A bad signature: the last signature byte changed.
+    let (input, sig) = good.rsplit_once('.').unwrap_or_default();
+    let mut sig = URL_SAFE_NO_PAD.decode(sig)?;
+    if let Some(last) = sig.last_mut() {
+        *last ^= 1;
+    }
+    let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    refused(&b, &forged, INVALID_TOKEN).await?;
+    // Signed by a key the JWKS does not have.
+    let other = Issuer::new()?.sign(&claims("https://issuer.test", "kafka", t, t + 600))?;
+    refused(&b, &other, INVALID_TOKEN).await?;
+    // Expired (beyond the 30 s clock skew), for another audience, from another issuer.
+    for c in [
+        claims("https://issuer.test", "kafka", t - 600, t - 60),
+        claims("https://issuer.test", "billing", t, t + 600),
+        claims("https://other.test", "kafka", t, t + 600),
+    ] {
+        refused(&b, &issuer.sign(&c)?, INVALID_TOKEN).await?;
+    }
+    // An unsigned token is not accepted by the JWKS validator.
+    refused(
+        &b,
+        &unsecured(&claims("https://issuer.test", "kafka", t, t + 600)),
+        INVALID_TOKEN,
+    )
+    .await?;
+    assert_serves(&b).await
+}
+
+/// KIP-368 with OAUTHBEARER: the session ends when the token expires; re-authenticating with a
+/// fresh token on the live connection extends it; past its end the next request closes the
+/// connection (the broker's clock moved, no wall-clock wait).
+#[tokio::test]
+async fn a_session_lasts_as_long_as_its_token() -> Result<()> {
+    let (b, t) = (unsecured_broker().await?, now_s());
+    let mut c = oauth_client(&b).await?;
+    let r = authenticate(&mut c, 2, &first_message(&alice_token(t + 60))).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    b.broker().clock.advance(30_000);
+    let h = handshake(&mut c, 1, "OAUTHBEARER").await?;
+    ensure!(h.error_code == NONE, "{h:?}");
+    let r = authenticate(&mut c, 2, &first_message(&alice_token(t + 120))).await?;
+    ensure!(
+        r.error_code == NONE && r.session_lifetime_ms > 60_000,
+        "{r:?}"
+    );
+    // Past the first token's expiry the session goes on; past the second's it ends.
+    b.broker().clock.advance(40_000);
+    metadata(&mut c, METADATA_V, None, false).await?;
+    b.broker().clock.advance(60_000);
+    c.send_request(
+        METADATA_V,
+        &kafka_protocol::messages::MetadataRequest::default(),
+    )
+    .await?;
+    c.expect_closed().await?;
+    assert_serves(&b).await
+}
