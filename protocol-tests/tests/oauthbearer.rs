@@ -149,14 +149,19 @@ async fn truncated_and_oversized_tokens() -> Result<()> {
     // A large token within sasl.server.max.receive.size is just invalid.
     refused(&b, &"A".repeat(200_000), INVALID_TOKEN).await?;
     // One beyond it closes the connection unanswered, as Kafka does.
+    // The broker may close while the client is still writing the frame (it reads only the size
+    // prefix): a failed write is that same close.
     let mut c = oauth_client(&b).await?;
-    c.send_request(
-        2,
-        &kafka_protocol::messages::SaslAuthenticateRequest::default()
-            .with_auth_bytes(first_message(&"A".repeat(600_000)).into()),
-    )
-    .await?;
-    c.expect_closed().await?;
+    let sent = c
+        .send_request(
+            2,
+            &kafka_protocol::messages::SaslAuthenticateRequest::default()
+                .with_auth_bytes(first_message(&"A".repeat(600_000)).into()),
+        )
+        .await;
+    if sent.is_ok() {
+        c.expect_closed().await?;
+    }
     assert_serves(&b).await
 }
 
