@@ -220,6 +220,14 @@ async fn quotas_are_set_described_and_removed_at_every_version() -> Result<()> {
     Ok(())
 }
 
+/// A Produce of one record with `value` to partition 0 of `topic`.
+fn produce_one(topic: &str, value: &str) -> kafka_protocol::messages::ProduceRequest {
+    produce_request(
+        -1,
+        vec![topic_data(topic, vec![(0, values_batch(&[value]))])],
+    )
+}
+
 #[tokio::test]
 async fn a_producer_over_its_quota_is_throttled_and_muted() -> Result<()> {
     let (b, mut c) = broker_with_topic("quota-produce", 1).await?;
@@ -239,46 +247,19 @@ async fn a_producer_over_its_quota_is_throttled_and_muted() -> Result<()> {
     other.client_id = Some("unlimited".into());
     let big = "x".repeat(20_000);
     let r = other
-        .request(
-            PRODUCE_V,
-            produce_request(
-                -1,
-                vec![topic_data(
-                    "quota-produce",
-                    vec![(0, values_batch(&[&big]))],
-                )],
-            ),
-        )
+        .request(PRODUCE_V, produce_one("quota-produce", &big))
         .await?;
     ensure!(r.throttle_time_ms == 0, "{r:?}");
     // 5 kB is within 1000 B/s over the 10 s the rate is measured over at first.
     let small = "x".repeat(5_000);
     let r = c
-        .request(
-            PRODUCE_V,
-            produce_request(
-                -1,
-                vec![topic_data(
-                    "quota-produce",
-                    vec![(0, values_batch(&[&small]))],
-                )],
-            ),
-        )
+        .request(PRODUCE_V, produce_one("quota-produce", &small))
         .await?;
     ensure!(r.throttle_time_ms == 0, "{r:?}");
     // 5.5 kB more: over 10 s that is about 1060 B/s, so about 600 ms of throttle.
     let more = "x".repeat(5_500);
     let r = c
-        .request(
-            PRODUCE_V,
-            produce_request(
-                -1,
-                vec![topic_data(
-                    "quota-produce",
-                    vec![(0, values_batch(&[&more]))],
-                )],
-            ),
-        )
+        .request(PRODUCE_V, produce_one("quota-produce", &more))
         .await?;
     let throttle = r.throttle_time_ms;
     ensure!((100..3_000).contains(&throttle), "{r:?}");
