@@ -111,13 +111,27 @@ impl BatchHeader {
         LOG_OVERHEAD + usize::try_from(self.length).unwrap_or(0)
     }
 
+    /// Saturating: a header read from disk or the wire may claim offsets past i64::MAX (callers
+    /// that trust a header check `offsets_fit` first).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// The offset after this batch: where the next batch starts.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
+    }
+
+    /// Whether every offset of the batch, and the one after it, lies in a segment starting at
+    /// `segment_base`: offsets relative to it fit an index entry's 32 bits, as Kafka's
+    /// LogSegment requires (its recovery stops at a batch that does not fit).
+    pub fn offsets_fit(&self, segment_base: i64) -> bool {
+        (self
+            .base_offset
+            .checked_add(i64::from(self.last_offset_delta)))
+        .and_then(|last| last.checked_add(1))
+        .is_some_and(|next| next.saturating_sub(segment_base) <= i64::from(i32::MAX))
     }
 
     pub fn compression(&self) -> i16 {
@@ -393,6 +407,32 @@ pub fn assign_offsets(
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn offsets_past_i64_max_never_overflow() {
+        let h = |base: i64, delta: i32| {
+            let mut b = vec![0u8; HEADER_LEN];
+            b[..8].copy_from_slice(&base.to_be_bytes());
+            b[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4]
+                .copy_from_slice(&delta.to_be_bytes());
+            BatchHeader::parse(&b).expect("a header")
+        };
+        // The fuzzer's log_recovery input (fuzz/seeds/log_recovery/offsets-past-i64-max).
+        let past = h(0x7fff_ffff_ffff_fff8, 0x0808_0808);
+        assert_eq!(past.last_offset(), i64::MAX);
+        assert_eq!(past.next_offset(), i64::MAX);
+        assert!(!past.offsets_fit(0));
+        assert!(
+            !h(i64::MAX, 0).offsets_fit(i64::MAX),
+            "its next offset overflows"
+        );
+        assert!(h(100, 9).offsets_fit(100));
+        assert!(
+            !h(0, i32::MAX).offsets_fit(0),
+            "the offset after it is past 32 bits"
+        );
+        assert!(h(0, i32::MAX - 1).offsets_fit(0));
+    }
     use super::*;
 
     /// Builds a valid uncompressed batch with `count` records carrying the given values.

@@ -216,7 +216,10 @@ impl Segment {
             if verify && !b.bytes.is_some_and(crc_is_valid) {
                 return false;
             }
-            if b.header.base_offset < seg.next_offset || b.header.last_offset_delta < 0 {
+            if b.header.base_offset < seg.next_offset
+                || b.header.last_offset_delta < 0
+                || !b.header.offsets_fit(base_offset)
+            {
                 return false;
             }
             seg.track_batch(b.position, &b.header, index_interval);
