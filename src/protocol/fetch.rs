@@ -116,7 +116,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 >= min_bytes
             || tokio::time::Instant::now() >= deadline;
         if ready {
-            let (partitions, splices, leaders) = respond(ctx, &image, &req, &targets, plans);
+            let (partitions, splices, leaders, reads) = respond(ctx, &image, &req, &targets, plans);
             let now = ctx.broker.clock.now_ms();
             let (error_code, session_id, partitions) =
                 sessions.update_and_generate(&context, now, partitions);
@@ -125,8 +125,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
                 .with_session_id(session_id)
                 .with_responses(by_topic(partitions, by_id));
             resp.node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
-            if !from_follower {
-                return throttled(ctx, resp, splices);
+            let (resp, splices, sent) = match from_follower {
+                true => (resp, splices, true),
+                false => throttled(ctx, resp, splices),
+            };
+            // Bytes out are the bytes sent: none of a throttled answer's.
+            for (stats, read) in reads {
+                let bytes = read.map(|b| if sent { b } else { 0 });
+                ctx.broker.metrics.fetched(stats, bytes);
             }
             return (resp, splices);
         }
@@ -217,7 +223,7 @@ fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
     }
     let image = ctx.broker.catalog.image();
     let quotas = &ctx.broker.client_quotas;
-    (quotas.max_in_window(&image, QuotaType::Fetch, ctx.user(), &ctx.client_id))
+    (quotas.max_in_window(&image, ctx.quota_client(QuotaType::Fetch)))
         .map_or(limit, |window| limit.min(window))
 }
 
@@ -246,49 +252,48 @@ fn plan(
 /// A consumer's fetch counted against its byte-rate quota. Over it, the answer carries the
 /// throttle time and no data, and its bytes are taken back (Kafka's getThrottledResponse and
 /// unrecordQuotaSensor); the session keeps what it learned, so the next fetch sends the data.
+/// The flag says whether the data goes out.
 fn throttled(
     ctx: &RequestContext<'_>,
     resp: FetchResponse,
     splices: Splices,
-) -> (FetchResponse, Splices) {
+) -> (FetchResponse, Splices, bool) {
     let bytes: usize = (resp.responses.iter())
         .flat_map(|t| &t.partitions)
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
     let throttle = ctx.record_quota(QuotaType::Fetch, bytes);
     if throttle == 0 {
-        return (resp, splices);
+        return (resp, splices, true);
     }
     let b = ctx.broker;
-    let image = b.catalog.image();
-    let now = b.clock.now_ms();
-    (b.client_quotas).unrecord(
-        &image,
-        QuotaType::Fetch,
-        ctx.user(),
-        &ctx.client_id,
-        bytes,
-        now,
-    );
+    let client = ctx.quota_client(QuotaType::Fetch);
+    (b.client_quotas).unrecord(&b.catalog.image(), client, bytes, b.clock.now_ms());
     let resp = FetchResponse::default()
         .with_throttle_time_ms(throttle)
         .with_error_code(resp.error_code)
         .with_session_id(resp.session_id);
-    (resp, Splices::default())
+    (resp, Splices::default(), false)
 }
 
-/// Reads the planned data: each partition's answer, in the order of `targets`.
-fn respond(
+/// A partition read, for the metrics: its counters and the bytes read (`None`: it failed).
+type Read<'t> = (&'t crate::metrics::PartitionStats, Option<u64>);
+
+/// Reads the planned data: each partition's answer, in the order of `targets`, and what was
+/// read of each existing partition.
+fn respond<'t>(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     req: &FetchRequest,
-    targets: &[Target],
+    targets: &'t [Target],
     plans: Vec<Result<ReadPlan, i16>>,
 ) -> (
     Vec<(FetchPartitionData, PartitionData)>,
     Splices,
     CurrentLeaders,
+    Vec<Read<'t>>,
 ) {
+    let mut reads = Vec::new();
     let mut budget = response_limit(ctx, req);
     let mut sent_any = false;
     let read_committed = req.isolation_level == 1;
@@ -307,7 +312,7 @@ fn respond(
             match plan {
                 Err(code) => {
                     if let Some(stats) = stats {
-                        ctx.broker.metrics.fetched(stats, None);
+                        reads.push((stats, None));
                     }
                     pd.error_code = code;
                     pd.high_watermark = -1;
@@ -340,8 +345,7 @@ fn respond(
                         .range(max, !sent_any)
                         .and_then(|r| r.map_or(Ok(Bytes::new()), |r| splices.add(r)));
                     if let Some(stats) = stats {
-                        let sent = records.as_ref().ok().map(|r| r.len() as u64);
-                        ctx.broker.metrics.fetched(stats, sent);
+                        reads.push((stats, records.as_ref().ok().map(|r| r.len() as u64)));
                     }
                     match records {
                         Ok(records) => {
@@ -367,7 +371,7 @@ fn respond(
             (fp.clone(), pd)
         })
         .collect();
-    (partitions, splices, leaders)
+    (partitions, splices, leaders, reads)
 }
 
 /// Groups the answered partitions into topics, a run of the same topic into one entry

@@ -200,6 +200,18 @@ impl RequestContext<'_> {
             .map_or(&*self.principal, |(_, name)| name)
     }
 
+    /// This request's client as `quota` counts it.
+    pub fn quota_client(
+        &self,
+        quota: crate::server::client_quotas::QuotaType,
+    ) -> crate::server::client_quotas::QuotaClient<'_> {
+        crate::server::client_quotas::QuotaClient {
+            quota,
+            user: self.user(),
+            client_id: &self.client_id,
+        }
+    }
+
     /// Records `bytes` against the client's `quota` and returns the throttle time (0 within it),
     /// which the connection also honours.
     pub fn record_quota(
@@ -210,7 +222,7 @@ impl RequestContext<'_> {
         let image = self.broker.catalog.image();
         let now = self.broker.clock.now_ms();
         let quotas = &self.broker.client_quotas;
-        let ms = quotas.record(&image, quota, self.user(), &self.client_id, bytes, now);
+        let ms = quotas.record(&image, self.quota_client(quota), bytes, now);
         self.throttle_ms
             .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
         ms

@@ -106,6 +106,22 @@ impl Sensor {
     }
 }
 
+/// Who a request is counted for: which rate, and the principal's user name and client id.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaClient<'a> {
+    pub quota: QuotaType,
+    pub user: &'a str,
+    pub client_id: &'a str,
+}
+
+impl QuotaClient<'_> {
+    /// The quota that applies, and the sensor its bytes go to.
+    fn find(&self, image: &MetadataImage) -> Option<(f64, SensorKey)> {
+        let (bound, u, c) = find_quota(image, self.quota, self.user, self.client_id)?;
+        Some((bound, (self.quota, u, c)))
+    }
+}
+
 pub struct ClientQuotaManager {
     window_ms: i64,
     windows: usize,
@@ -167,13 +183,11 @@ impl ClientQuotaManager {
     pub fn record(
         &self,
         image: &MetadataImage,
-        quota: QuotaType,
-        user: &str,
-        client_id: &str,
+        client: QuotaClient<'_>,
         bytes: usize,
         now: i64,
     ) -> i32 {
-        let Some((bound, u, c)) = find_quota(image, quota, user, client_id) else {
+        let Some((bound, key)) = client.find(image) else {
             return 0;
         };
         let (w, n) = (self.window_ms, self.windows);
@@ -185,7 +199,7 @@ impl ClientQuotaManager {
                 !s.samples.is_empty()
             });
         }
-        let sensor = sensors.entry((quota, u, c)).or_default();
+        let sensor = sensors.entry(key).or_default();
         sensor.record(bytes as f64, now, w, n);
         let (rate, window) = sensor.rate(now, w, n);
         let throttle = match rate <= bound {
@@ -217,33 +231,19 @@ impl ClientQuotaManager {
 
     /// The most a client may take in one quota window (getMaxValueInQuotaWindow): a consumer's
     /// fetch is bounded by it, so one answer never holds more than the quota lets through.
-    pub fn max_in_window(
-        &self,
-        image: &MetadataImage,
-        quota: QuotaType,
-        user: &str,
-        client_id: &str,
-    ) -> Option<usize> {
-        let (bound, _, _) = find_quota(image, quota, user, client_id)?;
+    pub fn max_in_window(&self, image: &MetadataImage, client: QuotaClient<'_>) -> Option<usize> {
+        let (bound, _) = client.find(image)?;
         let window_s = self.window_ms as f64 / 1000.0;
         Some((bound * (self.windows - 1) as f64 * window_s).min(usize::MAX as f64) as usize)
     }
 
     /// Takes back bytes recorded for a request that was not served after all (a throttled fetch
     /// sends no data).
-    pub fn unrecord(
-        &self,
-        image: &MetadataImage,
-        quota: QuotaType,
-        user: &str,
-        client_id: &str,
-        bytes: usize,
-        now: i64,
-    ) {
-        let Some((_, u, c)) = find_quota(image, quota, user, client_id) else {
+    pub fn unrecord(&self, image: &MetadataImage, client: QuotaClient<'_>, bytes: usize, now: i64) {
+        let Some((_, key)) = client.find(image) else {
             return;
         };
-        if let Some(s) = self.sensors.lock().get_mut(&(quota, u, c)) {
+        if let Some(s) = self.sensors.lock().get_mut(&key) {
             s.record(-(bytes as f64), now, self.window_ms, self.windows);
         }
     }
@@ -256,6 +256,14 @@ mod tests {
 
     /// (entity as (type, name) pairs, key, value)
     type Quota<'a> = (&'a [(&'a str, Option<&'a str>)], &'a str, f64);
+
+    fn qc<'a>(quota: QuotaType, user: &'a str, client_id: &'a str) -> QuotaClient<'a> {
+        QuotaClient {
+            quota,
+            user,
+            client_id,
+        }
+    }
 
     fn image(quotas: &[Quota<'_>]) -> MetadataImage {
         let mut image = MetadataImage::empty();
@@ -299,26 +307,35 @@ mod tests {
         let img = image(&[(&[("client-id", Some("c"))], PRODUCER_BYTE_RATE, 1000.0)]);
         let m = ClientQuotaManager::new(1, 11);
         // 10 s of 1000 B/s fits: the rate is measured over at least 10 windows.
-        assert_eq!(m.record(&img, QuotaType::Produce, "u", "c", 10_000, 0), 0);
+        assert_eq!(
+            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0),
+            0
+        );
         // 10 kB more in the same instant: 20 kB over 10 s is 2000 B/s, twice the quota, so the
         // client waits one more window size: (2000 - 1000) / 1000 * 10 s.
         assert_eq!(
-            m.record(&img, QuotaType::Produce, "u", "c", 10_000, 0),
+            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0),
             10_000
         );
         // Another client id has no quota.
-        assert_eq!(m.record(&img, QuotaType::Produce, "u", "d", 1 << 30, 0), 0);
+        assert_eq!(
+            m.record(&img, qc(QuotaType::Produce, "u", "d"), 1 << 30, 0),
+            0
+        );
         // Unrecorded bytes no longer count.
-        m.unrecord(&img, QuotaType::Produce, "u", "c", 10_000, 0);
-        assert_eq!(m.record(&img, QuotaType::Produce, "u", "c", 0, 0), 0);
+        m.unrecord(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0);
+        assert_eq!(m.record(&img, qc(QuotaType::Produce, "u", "c"), 0, 0), 0);
     }
 
     #[test]
     fn old_samples_leave_the_window() {
         let img = image(&[(&[("client-id", None)], CONSUMER_BYTE_RATE, 1000.0)]);
         let m = ClientQuotaManager::new(1, 11);
-        assert!(m.record(&img, QuotaType::Fetch, "u", "c", 50_000, 0) > 0);
+        assert!(m.record(&img, qc(QuotaType::Fetch, "u", "c"), 50_000, 0) > 0);
         // 11 windows later the burst is forgotten.
-        assert_eq!(m.record(&img, QuotaType::Fetch, "u", "c", 100, 11_000), 0);
+        assert_eq!(
+            m.record(&img, qc(QuotaType::Fetch, "u", "c"), 100, 11_000),
+            0
+        );
     }
 }
