@@ -128,44 +128,62 @@ pub struct ClientQuotaManager {
     sensors: Mutex<HashMap<SensorKey, Sensor>>,
 }
 
-/// The quota that applies to (user, client id), and whose rate it is (the sensor's tags).
+/// How an entity's name for one type matches a request: the request's own name, the type's
+/// default, or the entity does not name the type.
+#[derive(Clone, Copy, PartialEq)]
+enum Names {
+    Own,
+    Default,
+    Absent,
+}
+
+/// Where an entity stands in Kafka's order of precedence for (user, client id) (lower wins), or
+/// `None` when it does not apply to them.
+fn precedence(entity: &QuotaEntity, user: &str, client_id: &str) -> Option<u8> {
+    let names = |t: &str, own: &str| match entity.get(t) {
+        None => Some(Names::Absent),
+        Some(None) => Some(Names::Default),
+        Some(Some(n)) if n == own => Some(Names::Own),
+        Some(Some(_)) => None,
+    };
+    if entity.keys().any(|t| t != "user" && t != "client-id") {
+        return None;
+    }
+    use Names::*;
+    Some(
+        match (names("user", user)?, names("client-id", client_id)?) {
+            (Own, Own) => 0,
+            (Own, Default) => 1,
+            (Own, Absent) => 2,
+            (Default, Own) => 3,
+            (Default, Default) => 4,
+            (Default, Absent) => 5,
+            (Absent, Own) => 6,
+            (Absent, Default) => 7,
+            (Absent, Absent) => return None,
+        },
+    )
+}
+
+/// The quota that applies to (user, client id), and whose rate it is (the sensor's tags: the
+/// user when the entity names users, the client id when it names clients). One pass over the
+/// quotas set, without allocating unless one applies.
 pub fn find_quota(
     image: &MetadataImage,
     quota: QuotaType,
     user: &str,
     client_id: &str,
 ) -> Option<(f64, String, String)> {
-    if image.client_quotas.is_empty() {
-        return None;
-    }
-    let entity = |user: Option<Option<&str>>, client: Option<Option<&str>>| {
-        let mut e = QuotaEntity::new();
-        if let Some(u) = user {
-            e.insert("user".to_string(), u.map(str::to_string));
-        }
-        if let Some(c) = client {
-            e.insert("client-id".to_string(), c.map(str::to_string));
-        }
-        e
+    let ((entity, _), bound) = (image.client_quotas.iter())
+        .filter(|((_, key), _)| key == quota.key())
+        .filter_map(|(k, v)| Some((precedence(&k.0, user, client_id)?, (k, v))))
+        .min_by_key(|(rank, _)| *rank)?
+        .1;
+    let tag = |t: &str, v: &str| match entity.contains_key(t) {
+        true => v.to_string(),
+        false => String::new(),
     };
-    let (u, c) = (Some(Some(user)), Some(Some(client_id)));
-    let (du, dc) = (Some(None), Some(None));
-    // (entity, shares by user, shares by client id), most specific first.
-    let order = [
-        (entity(u, c), true, true),
-        (entity(u, dc), true, true),
-        (entity(u, None), true, false),
-        (entity(du, c), true, true),
-        (entity(du, dc), true, true),
-        (entity(du, None), true, false),
-        (entity(None, c), false, true),
-        (entity(None, dc), false, true),
-    ];
-    order.into_iter().find_map(|(e, by_user, by_client)| {
-        let bound = image.client_quotas.get(&(e, quota.key().to_string()))?;
-        let tag = |on: bool, v: &str| if on { v.to_string() } else { String::new() };
-        Some((*bound, tag(by_user, user), tag(by_client, client_id)))
-    })
+    Some((*bound, tag("user", user), tag("client-id", client_id)))
 }
 
 impl ClientQuotaManager {
