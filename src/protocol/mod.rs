@@ -272,7 +272,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         Ok(h) => h,
         Err(e) => return Reply::Close(format!("bad {api:?} request header: {e}")),
     };
-    let ctx = RequestContext {
+    let mut ctx = RequestContext {
         broker,
         api,
         node_id: session.node_id,
@@ -287,7 +287,6 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         throttle_ms: Default::default(),
     };
     let started = std::time::Instant::now();
-    let mut ctx = ctx;
     // The test control plane (fault rules, the request journal): one atomic load when off.
     let reply = if broker.control.watching() {
         watched::serve(&mut ctx, session, api, frame).await
