@@ -87,6 +87,17 @@ gregor_kill9() {
   GREGOR_PID=
 }
 
+# npm_ci_locked: installs the current directory's pinned npm packages with `npm ci` when
+# package-lock.json changed since the last install (node_modules keeps a copy of it); the npm
+# cache is the git-ignored compat/.cache/npm.
+npm_ci_locked() {
+  if ! cmp -s package-lock.json node_modules/.gregor-installed-lock 2>/dev/null; then
+    echo "installing the pinned npm packages (npm ci, package-lock.json)" >&2
+    npm ci --cache "$COMPAT_ROOT/.cache/npm" --no-audit --no-fund --loglevel=error >&2 || return 1
+    cp package-lock.json node_modules/.gregor-installed-lock
+  fi
+}
+
 # Removes the data directory; call from an EXIT trap after gregor_stop.
 gregor_cleanup() {
   gregor_stop

@@ -49,19 +49,10 @@ impl HttpRequest {
             .skip(1)
             .map(percent_decode)
             .collect();
-        let query = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let decode = |s: &str| percent_decode(&s.replace('+', " "));
-                (decode(k), decode(v))
-            })
-            .collect();
         HttpRequest {
             method,
             segments,
-            query,
+            query: form_pairs(query),
             headers: HeaderMap::new(),
             body,
         }
@@ -83,6 +74,16 @@ impl HttpRequest {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The body's fields when it is a form (`application/x-www-form-urlencoded`, as an HTML
+    /// form posts it); empty for any other body.
+    pub fn form(&self) -> Vec<(String, String)> {
+        let content_type = self.header(CONTENT_TYPE).unwrap_or("");
+        match content_type.starts_with("application/x-www-form-urlencoded") {
+            true => form_pairs(&String::from_utf8_lossy(&self.body)),
+            false => Vec::new(),
+        }
     }
 
     /// Whether query parameter `name` is `true` (as Jersey reads a boolean: case-insensitive).
@@ -120,6 +121,20 @@ impl HttpResponse {
         self
     }
 
+    /// A header whose value is built at run time; one that is not a valid header value (a
+    /// control character) is left out.
+    pub fn with_header_string(mut self, name: HeaderName, value: &str) -> HttpResponse {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    /// A redirect's target.
+    pub fn with_location(self, href: &str) -> HttpResponse {
+        self.with_header_string(hyper::header::LOCATION, href)
+    }
+
     fn into_hyper(self) -> Response<Full<Bytes>> {
         let mut resp = Response::new(Full::new(self.body));
         *resp.status_mut() = self.status;
@@ -130,6 +145,19 @@ impl HttpResponse {
         }
         resp
     }
+}
+
+/// `key=value&...` pairs as a query string or a form body carries them: percent-decoded, `+`
+/// read as a space.
+fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let decode = |s: &str| percent_decode(&s.replace('+', " "));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 /// `%XX` escapes decoded (and `+` left as it is: paths and Confluent's clients use `%20`);
@@ -262,6 +290,17 @@ mod tests {
             .path()
             .is_empty());
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        let mut post = HttpRequest::new(Method::POST, "/", Bytes::from("k=a+b%26c&v=&x"));
+        assert!(
+            post.form().is_empty(),
+            "not a form without its content type"
+        );
+        post.headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8"),
+        );
+        let pairs = [("k", "a b&c"), ("v", ""), ("x", "")].map(|(k, v)| (k.into(), v.into()));
+        assert_eq!(post.form(), pairs);
         assert_eq!(percent_decode("%ff"), "%ff");
     }
 }

@@ -13,6 +13,7 @@
 //! - `security`: listeners' authentication: SASL mechanisms (PLAIN, SCRAM), TLS, principals;
 //! - `broker`: the shared state of a running broker and its life cycle on disk;
 //! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for;
+//! - `console`: the web console the admin listener serves at `/ui`;
 //! - `schema_registry`: the Confluent-compatible schema registry, off unless asked for;
 //! - `http`: the HTTP/JSON plumbing both listeners share.
 //!
@@ -24,6 +25,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod console;
 pub mod coordinator;
 pub mod group;
 pub mod http;

@@ -43,12 +43,7 @@ else
 fi
 
 cd "$HERE"
-# npm ci (re)installs when the lock file changed since the last install (node_modules keeps a copy).
-if ! cmp -s package-lock.json node_modules/.gregor-installed-lock 2>/dev/null; then
-  echo "installing the pinned Node clients (npm ci, package-lock.json)" >&2
-  npm ci --cache "$COMPAT_ROOT/.cache/npm" --no-audit --no-fund --loglevel=error >&2 || exit 1
-  cp package-lock.json node_modules/.gregor-installed-lock
-fi
+npm_ci_locked || exit 1
 
 LOG="$(mktemp /tmp/node-compat.XXXXXX)"
 export NODE_COMPAT_LOG="$LOG.kafkajs"

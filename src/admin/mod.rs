@@ -16,12 +16,15 @@
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
 //! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
 //! | `GET /metrics`                | Prometheus text format (see `crate::metrics`)            |
+//! | `GET /ui...`                  | the web console (HTML; see `crate::console`)             |
 //!
 //! `state` is `running` or `stopped`; stop and start answer the broker as `GET /v1/brokers`
 //! shows it. Errors are `{"error": "..."}` with 400 (a malformed id), 404 (no such path or
 //! broker, rule), 405 (another method on a known path), 409 (already stopped / running), 413 (a
 //! body over MAX_BODY_BYTES) or 500.
-//! With `--admin-token T` every request must carry `Authorization: Bearer T` (401 otherwise).
+//! With `--admin-token T` every request must carry `Authorization: Bearer T` (401 otherwise),
+//! or the cookie a browser gets from the console's login form. A request that changes
+//! something and names another site's page as its `Origin` is refused (403).
 //! Routing is one `match` on the method and the path's segments (`route`): the test control
 //! plane (faults, journal) and metrics extend it there. Bodies are JSON, at most
 //! MAX_BODY_BYTES.
@@ -292,17 +295,71 @@ fn json_body(req: &HttpRequest) -> Result<Option<Value>, Refused> {
 }
 
 /// Whether the request may be served: always without `--admin-token`, else only with
-/// `Authorization: Bearer <token>` (compared in constant time).
+/// `Authorization: Bearer <token>`, or (a browser on the console) the token's cookie.
 fn authorized(token: Option<&str>, req: &HttpRequest) -> bool {
     let Some(token) = token else {
         return true;
     };
-    let given = req
+    let bearer = req
         .header(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = req.header(hyper::header::COOKIE).and_then(|c| {
+        c.split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == crate::console::TOKEN_COOKIE)
+            .map(|(_, value)| value)
+    });
+    same_token(bearer.or(cookie).unwrap_or(""), token)
+}
+
+/// Compared in constant time.
+fn same_token(given: &str, token: &str) -> bool {
     let (a, b) = (given.as_bytes(), token.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request that changes something came from a page of this listener, or from no page
+/// at all (curl, a test's HTTP client): a browser names the page's origin in `Origin` on every
+/// cross-origin POST, so another site cannot make a developer's browser reset the broker or
+/// produce through the console (cross-site request forgery).
+fn same_origin(req: &HttpRequest) -> bool {
+    if matches!(req.method, Method::GET | Method::HEAD) {
+        return true;
+    }
+    let Some(origin) = req.header(hyper::header::ORIGIN) else {
+        return true;
+    };
+    let origin_host = origin.split_once("://").map(|(_, host)| host);
+    origin_host.is_some() && origin_host == req.header(hyper::header::HOST)
+}
+
+/// `POST /ui/login`: the form's token, kept by the browser in an HttpOnly cookie when right.
+fn login(token: Option<&str>, req: &HttpRequest) -> HttpResponse {
+    let form = req.form();
+    let given = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map_or("", |(_, v)| v);
+    match token {
+        Some(token) if !same_token(given, token) => HttpResponse::text(
+            StatusCode::UNAUTHORIZED,
+            "text/html; charset=utf-8",
+            crate::console::login_page(Some("Wrong token.")),
+        ),
+        _ => {
+            let cookie = format!(
+                "{}={given}; Path=/; HttpOnly; SameSite=Strict",
+                crate::console::TOKEN_COOKIE
+            );
+            HttpResponse::text(
+                StatusCode::SEE_OTHER,
+                "text/html; charset=utf-8",
+                String::new(),
+            )
+            .with_location("/ui")
+            .with_header_string(hyper::header::SET_COOKIE, &cookie)
+        }
+    }
 }
 
 fn answer(status: StatusCode, body: &Value) -> HttpResponse {
@@ -310,10 +367,31 @@ fn answer(status: StatusCode, body: &Value) -> HttpResponse {
 }
 
 async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
-    if !authorized(nodes.broker().config.admin_token.as_deref(), &req) {
+    if !same_origin(&req) {
+        let body = json!({"error": "a request from another site's page (Origin) is refused"});
+        return answer(StatusCode::FORBIDDEN, &body);
+    }
+    let token = nodes.broker().config.admin_token.as_deref();
+    let path = req.path();
+    let console = path.first() == Some(&"ui");
+    if console && path == ["ui", "login"] && req.method == Method::POST {
+        return login(token, &req);
+    }
+    if !authorized(token, &req) {
+        if console {
+            let page = crate::console::login_page(None);
+            return HttpResponse::text(StatusCode::UNAUTHORIZED, "text/html; charset=utf-8", page);
+        }
         let body = json!({"error": "missing or wrong bearer token (--admin-token)"});
         return answer(StatusCode::UNAUTHORIZED, &body)
             .with_header(hyper::header::WWW_AUTHENTICATE, "Bearer");
+    }
+    if console {
+        return crate::console::respond(nodes, req).await;
+    }
+    if req.method == Method::GET && req.segments.is_empty() {
+        return HttpResponse::text(StatusCode::SEE_OTHER, "text/plain", String::new())
+            .with_location("/ui");
     }
     if req.method == Method::GET && req.path() == ["metrics"] {
         let text = crate::metrics::render(nodes.broker());
@@ -401,6 +479,43 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    fn with(mut req: HttpRequest, name: hyper::header::HeaderName, value: &str) -> HttpRequest {
+        req.headers.insert(name, value.parse().unwrap());
+        req
+    }
+
+    #[test]
+    fn the_token_comes_as_a_bearer_or_the_consoles_cookie() {
+        use hyper::header::{AUTHORIZATION, COOKIE};
+        let req = || get(Method::GET, "/ui");
+        assert!(authorized(None, &req()));
+        assert!(!authorized(Some("s3cret"), &req()));
+        assert!(authorized(
+            Some("s3cret"),
+            &with(req(), AUTHORIZATION, "Bearer s3cret")
+        ));
+        assert!(!authorized(
+            Some("s3cret"),
+            &with(req(), AUTHORIZATION, "Bearer s3cre")
+        ));
+        let cookie = "a=1; gregor_admin_token=s3cret; b=2";
+        assert!(authorized(Some("s3cret"), &with(req(), COOKIE, cookie)));
+        let wrong = "gregor_admin_token=nope; other=s3cret";
+        assert!(!authorized(Some("s3cret"), &with(req(), COOKIE, wrong)));
+    }
+
+    #[test]
+    fn changes_from_another_sites_page_are_refused() {
+        use hyper::header::{HOST, ORIGIN};
+        let post = || with(get(Method::POST, "/v1/reset"), HOST, "127.0.0.1:9644");
+        assert!(same_origin(&post()), "no Origin: not a browser page");
+        assert!(same_origin(&with(post(), ORIGIN, "http://127.0.0.1:9644")));
+        assert!(!same_origin(&with(post(), ORIGIN, "http://evil.example")));
+        assert!(!same_origin(&with(post(), ORIGIN, "null")));
+        let read = with(get(Method::GET, "/ui"), ORIGIN, "http://evil.example");
+        assert!(same_origin(&read), "reads change nothing");
     }
 
     #[test]

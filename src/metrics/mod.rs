@@ -577,23 +577,59 @@ fn group_families(broker: &Broker) -> Vec<Family> {
         "A partition's high watermark minus the group's committed offset.",
         Gauge,
     );
-    let mut hw_of: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
-    for (group, topic, partition, committed) in broker.groups.all_committed_offsets() {
-        let hw = *hw_of.entry((topic.clone(), partition)).or_insert_with(|| {
-            let t = broker.catalog.get(&topic)?;
-            Some(t.partition(partition)?.offsets().1)
-        });
+    for c in committed_offsets(broker) {
+        let group_lag = c.lag();
         let labels = vec![
-            ("consumergroup", group),
-            ("topic", topic),
-            ("partition", partition.to_string()),
+            ("consumergroup", c.group),
+            ("topic", c.topic),
+            ("partition", c.partition.to_string()),
         ];
-        offset.add(labels.clone(), committed);
-        if let Some(hw) = hw {
-            lag.add(labels, (hw - committed).max(0));
+        offset.add(labels.clone(), c.committed);
+        if let Some(group_lag) = group_lag {
+            lag.add(labels, group_lag);
         }
     }
     vec![count, offset, lag]
+}
+
+/// A group's committed offset for a partition, beside the partition's high watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    /// `None` when the partition is gone.
+    pub high_watermark: Option<i64>,
+}
+
+impl CommittedOffset {
+    /// The high watermark minus the committed offset, never below 0.
+    pub fn lag(&self) -> Option<i64> {
+        self.high_watermark.map(|hw| (hw - self.committed).max(0))
+    }
+}
+
+/// Every group's committed offsets with their partitions' high watermarks, sorted by group,
+/// topic and partition (what the metrics and the console compute lag from).
+pub fn committed_offsets(broker: &Broker) -> Vec<CommittedOffset> {
+    let mut hw_of: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+    let all = broker.groups.all_committed_offsets();
+    (all.into_iter())
+        .map(|(group, topic, partition, committed)| {
+            let high_watermark = *hw_of.entry((topic.clone(), partition)).or_insert_with(|| {
+                let t = broker.catalog.get(&topic)?;
+                Some(t.partition(partition)?.offsets().1)
+            });
+            CommittedOffset {
+                group,
+                topic,
+                partition,
+                committed,
+                high_watermark,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -192,6 +192,41 @@ pub struct RequestContext<'a> {
     pub throttle_ms: std::sync::atomic::AtomicI32,
 }
 
+impl<'a> RequestContext<'a> {
+    /// A request the broker makes of its own handlers for an operator (the web console): no
+    /// connection, the given principal, answered as broker `node_id` on its first listener.
+    pub fn internal(
+        broker: &'a Arc<Broker>,
+        api: ApiKey,
+        api_version: i16,
+        node_id: i32,
+        client_id: &str,
+        principal: &str,
+    ) -> RequestContext<'a> {
+        let (host, port) = (broker.endpoints.first())
+            .and_then(|(_, e)| e.first())
+            .map_or(("127.0.0.1", 0), |e| (e.host.as_str(), e.port));
+        RequestContext {
+            broker,
+            api,
+            node_id,
+            api_version,
+            correlation_id: 0,
+            client_id: client_id.to_string(),
+            client_host: "/127.0.0.1".into(),
+            host: "127.0.0.1".into(),
+            listener: Arc::new(Listener {
+                config: crate::config::ListenerConfig::plaintext(host, port),
+                sasl: None,
+                tls: None,
+            }),
+            principal: Arc::from(principal),
+            answered: None,
+            throttle_ms: Default::default(),
+        }
+    }
+}
+
 impl RequestContext<'_> {
     /// The principal's name, as quotas know users ("User:alice" → "alice").
     pub fn user(&self) -> &str {
