@@ -49,17 +49,28 @@ struct Cli {
     /// `_schemas` topic [default: off]
     #[arg(long)]
     schema_registry_listen: Option<String>,
+    /// Log lines as `text` or as `json` objects, one per line, for log shippers; RUST_LOG
+    /// filters either [default: text]
+    #[arg(long, value_name = "text|json", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let cli_log_json = cli.log_format == "json";
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format.as_str() {
+        // One JSON object per line: timestamp, level, target, and the event's fields flattened
+        // beside its message, as log shippers (Vector, Fluent Bit, Loki's promtail) read them.
+        "json" => logs.json().flatten_event(true).init(),
+        _ => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let sources = Sources {
         listen: cli.listen,
         advertised_listener: cli.advertised_listener,
@@ -77,7 +88,10 @@ fn main() -> anyhow::Result<()> {
     for name in &config.unused {
         tracing::warn!(setting = %name, "Kafka setting accepted but not used by gregor");
     }
-    eprintln!("gregor: data directory {}", config.data_dir.display());
+    // The ready line names the data directory too; a JSON stream holds only JSON lines.
+    if !cli_log_json {
+        eprintln!("gregor: data directory {}", config.data_dir.display());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
