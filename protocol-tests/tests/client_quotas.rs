@@ -1,9 +1,13 @@
 //! Client quotas: AlterClientQuotas and DescribeClientQuotas at every version (Kafka's checks
 //! and errors, the metadata log keeping them over a restart), and the produce and fetch byte
 //! rates enforced as Kafka's ClientQuotaManager does: throttle_time_ms in the answer, the
-//! connection muted for that long after it, a throttled fetch answered without its data.
+//! connection muted for that long after it, a throttled fetch answered without its data; and the
+//! controller mutation rate (KIP-599) on CreateTopics, CreatePartitions and DeleteTopics.
 
 mod common;
+
+/// Kafka's THROTTLING_QUOTA_EXCEEDED (KIP-599).
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +16,7 @@ use common::*;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, ApiVersionsRequest, DescribeClientQuotasRequest,
+    AlterClientQuotasRequest, ApiVersionsRequest, CreateTopicsRequest, DescribeClientQuotasRequest,
 };
 
 fn entity(parts: &[(&str, Option<&str>)]) -> Vec<EntityData> {
@@ -312,5 +316,96 @@ async fn a_consumer_over_its_quota_gets_no_data_until_it_may() -> Result<()> {
         p.records.as_ref().is_some_and(|r| r.len() > 30_000),
         "{p:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn partition_mutations_over_the_quota_are_refused_or_throttled() -> Result<()> {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::{CreatePartitionsRequest, DeleteTopicsRequest, TopicName};
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let client_id = c.client_id.clone().unwrap_or_default();
+    // One partition per second; with quota.window.num 11 of 1 s, a burst of 10.
+    let r = c
+        .request(
+            1,
+            alter(
+                &[("client-id", Some(&client_id))],
+                vec![op("controller_mutation_rate", Some(1.0))],
+            ),
+        )
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    // Strict (v6+): the burst, then one topic that overdraws it, both created without throttle;
+    // the next is refused while the bucket is below zero, for the 5 s it needs to refill.
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            creatable("mut-a", 10),
+            creatable("mut-b", 5),
+            creatable("mut-c", 1),
+        ])
+        .with_timeout_ms(10_000);
+    let r = c.request(7, req).await?;
+    let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+    ensure!(codes == [NONE, NONE, THROTTLING_QUOTA_EXCEEDED], "{r:?}");
+    ensure!((4_000..=5_000).contains(&r.throttle_time_ms), "{r:?}");
+    // The same client id on a new connection (the first one is muted for those seconds).
+    let mut c2 = b.client().await?;
+    c2.client_id = Some(client_id.clone());
+    // Growing and deleting are refused the same way while the bucket is empty.
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(s("mut-b")))
+            .with_count(6)
+            .with_assignments(None)])
+        .with_timeout_ms(10_000);
+    let r = c2.request(3, grow).await?;
+    ensure!(
+        r.results[0].error_code == THROTTLING_QUOTA_EXCEEDED,
+        "{r:?}"
+    );
+    ensure!(r.throttle_time_ms > 3_000, "{r:?}");
+    let mut c3 = b.client().await?;
+    c3.client_id = Some(client_id.clone());
+    let delete = DeleteTopicsRequest::default()
+        .with_topics(vec![
+            DeleteTopicState::default().with_name(Some(TopicName(s("mut-a"))))
+        ])
+        .with_timeout_ms(10_000);
+    let r = c3.request(6, delete).await?;
+    ensure!(
+        r.responses[0].error_code == THROTTLING_QUOTA_EXCEEDED,
+        "{r:?}"
+    );
+    // Permissive (CreateTopics v5): created, and throttled for the overdraft it adds.
+    let mut c4 = b.client().await?;
+    c4.client_id = Some(client_id.clone());
+    let r = create_topics(&mut c4, 5, vec![creatable("mut-d", 2)], false).await?;
+    ensure!(r[0].error_code == NONE, "{r:?}");
+    // Another client id, without a quota, is neither refused nor throttled.
+    let mut other = b.client().await?;
+    other.client_id = Some("no-quota".into());
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![creatable("mut-e", 50)])
+        .with_timeout_ms(10_000);
+    let r = other.request(7, req).await?;
+    ensure!(
+        r.topics[0].error_code == NONE && r.throttle_time_ms == 0,
+        "{r:?}"
+    );
+    // What exists: the refused topic only was never created.
+    let names = ["mut-a", "mut-b", "mut-c", "mut-d"];
+    let check = names.iter().map(|n| creatable(n, 1)).collect();
+    let r = create_topics(&mut other, 7, check, true).await?;
+    let codes: Vec<i16> = r.iter().map(|t| t.error_code).collect();
+    let expected = [
+        TOPIC_ALREADY_EXISTS,
+        TOPIC_ALREADY_EXISTS,
+        NONE,
+        TOPIC_ALREADY_EXISTS,
+    ];
+    ensure!(codes == expected, "{r:?}");
     Ok(())
 }

@@ -6,8 +6,8 @@
 //! ClientQuotaRecords in the metadata log, only for values that change. ALTER_CONFIGS on the
 //! cluster is needed.
 //!
-//! gregor enforces the byte rates (`server::client_quotas`). The keys Kafka also knows but gregor
-//! does not enforce (`request_percentage`, `controller_mutation_rate`, an ip's
+//! gregor enforces the byte rates and the controller mutation rate (`server::client_quotas`). The
+//! keys Kafka also knows but gregor does not enforce (`request_percentage`, an ip's
 //! `connection_creation_rate`) are refused with INVALID_REQUEST saying so, rather than stored and
 //! silently ignored.
 
@@ -20,7 +20,9 @@ use super::RequestContext;
 use crate::metadata::image::{MetadataImage, QuotaEntity};
 use crate::metadata::records::{ClientQuotaRecord, MetadataRecord};
 use crate::security::authorizer::AclOperation;
-use crate::server::client_quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use crate::server::client_quotas::{
+    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
+};
 
 /// The keys Kafka accepts for users and client ids (QuotaConfig.userAndClientQuotaConfigs) and
 /// for ips (ipConfigs); `true` for the ones gregor enforces.
@@ -28,7 +30,7 @@ const USER_AND_CLIENT_KEYS: [(&str, bool); 4] = [
     (PRODUCER_BYTE_RATE, true),
     (CONSUMER_BYTE_RATE, true),
     ("request_percentage", false),
-    ("controller_mutation_rate", false),
+    (CONTROLLER_MUTATION_RATE, true),
 ];
 const IP_KEYS: [(&str, bool); 1] = [("connection_creation_rate", false)];
 

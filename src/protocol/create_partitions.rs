@@ -55,8 +55,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> CreateP
                 .with_error_message(Some(StrBytes::from_static_str("Duplicate topic name."))),
         );
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(ctx.throttle_time_ms())
 }
+
+/// CreatePartitions refuses mutations over the quota from this version (older ones are
+/// throttled).
+const MUTATION_QUOTA_STRICT_SINCE: i16 = 3;
 
 fn grow(
     ctx: &RequestContext<'_>,
@@ -73,20 +79,36 @@ fn grow(
         let e = TopicAdminError::InternalTopic(t.name.to_string());
         return Err((errors::INVALID_REQUEST, e.to_string()));
     }
-    catalog
-        .add_partitions(
-            t.name.as_str(),
-            t.count,
-            // Checked by the catalog as Kafka's controller checks them (registered brokers, no
-            // broker twice, the topic's replication factor).
-            t.assignments.as_ref().map(|a| {
-                a.iter()
-                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                    .collect()
-            }),
-            validate_only,
-            ctx.broker.clock.now_ms(),
-        )
-        .map(|_| ())
-        .map_err(|e| (errors::topic_admin_error_code(&e), e.to_string()))
+    let add = |validate_only: bool| {
+        catalog
+            .add_partitions(
+                t.name.as_str(),
+                t.count,
+                // Checked by the catalog as Kafka's controller checks them (registered brokers,
+                // no broker twice, the topic's replication factor).
+                t.assignments.as_ref().map(|a| {
+                    a.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                }),
+                validate_only,
+                ctx.broker.clock.now_ms(),
+            )
+            .map(|_| ())
+            .map_err(|e| (errors::topic_admin_error_code(&e), e.to_string()))
+    };
+    // Validated first, then the partitions added are drawn on the controller mutation quota
+    // (KIP-599), then added: as ReplicationControlManager.createPartitions.
+    add(true)?;
+    let current = catalog
+        .get(t.name.as_str())
+        .map_or(0, |t| t.partitions.len());
+    let added = usize::try_from(t.count)
+        .unwrap_or(0)
+        .saturating_sub(current);
+    ctx.controller_mutation(added, MUTATION_QUOTA_STRICT_SINCE)?;
+    match validate_only {
+        true => Ok(()),
+        false => add(false),
+    }
 }

@@ -85,6 +85,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
         .zip(planned)
         .map(|(t, planned)| {
             let result = CreatableTopicResult::default().with_name(t.name.clone());
+            // The controller mutation quota (KIP-599, strict from v6) is drawn on after the
+            // topic is validated and before it is created, validate_only or not, as
+            // ReplicationControlManager.createTopic does.
+            let planned = planned.and_then(|p| {
+                let permits = usize::try_from(p.partitions).unwrap_or(0);
+                ctx.controller_mutation(permits, MUTATION_QUOTA_STRICT_SINCE)
+                    .map(|()| p)
+            });
             let created = planned.and_then(|p| {
                 if req.validate_only {
                     Ok(p.into_created(uuid::Uuid::nil()))
@@ -98,8 +106,13 @@ pub fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> CreateTopic
             }
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    CreateTopicsResponse::default()
+        .with_topics(topics)
+        .with_throttle_time_ms(ctx.throttle_time_ms())
 }
+
+/// CreateTopics refuses mutations over the quota from this version (older ones are throttled).
+const MUTATION_QUOTA_STRICT_SINCE: i16 = 6;
 
 /// The partitions a request asks for, counted as Kafka's validateTotalNumberOfPartitions does:
 /// the assignments when given, else the partition count (-1: the broker default).

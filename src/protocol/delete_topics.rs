@@ -129,6 +129,15 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
         }
     }
     for (id, name) in targets {
+        // Its partitions are drawn on the controller mutation quota (KIP-599, strict from v5)
+        // before it is deleted, as ReplicationControlManager.deleteTopic does.
+        let partitions = catalog.get(&name).map_or(0, |t| t.partitions.len());
+        if let Err((code, message)) =
+            ctx.controller_mutation(partitions, MUTATION_QUOTA_STRICT_SINCE)
+        {
+            results.push(result(Some(name), id, code, Some(&message)));
+            continue;
+        }
         match catalog.delete(&name) {
             Ok(_) => results.push(result(Some(name), id, errors::NONE, None)),
             Err(e) => results.push(result(
@@ -139,8 +148,11 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> DeleteTopic
             )),
         }
     }
-    finish(results, ctx.api_version)
+    finish(results, ctx.api_version).with_throttle_time_ms(ctx.throttle_time_ms())
 }
+
+/// DeleteTopics refuses mutations over the quota from this version (older ones are throttled).
+const MUTATION_QUOTA_STRICT_SINCE: i16 = 5;
 
 fn duplicates<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> HashSet<T> {
     let mut seen = HashSet::new();

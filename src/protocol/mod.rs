@@ -258,9 +258,49 @@ impl RequestContext<'_> {
         let now = self.broker.clock.now_ms();
         let quotas = &self.broker.client_quotas;
         let ms = quotas.record(&image, self.quota_client(quota), bytes, now);
+        self.throttle(ms);
+        ms
+    }
+
+    /// Mutes the connection for at least `ms` after the response (see `throttle_ms`).
+    pub fn throttle(&self, ms: i32) {
         self.throttle_ms
             .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
-        ms
+    }
+
+    /// The throttle time the response carries: the longest any quota asked for.
+    pub fn throttle_time_ms(&self) -> i32 {
+        self.throttle_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A mutation of `permits` partitions (created, added or deleted) under the client's
+    /// `controller_mutation_rate` (KIP-599), strict from version `strict_since` of the request
+    /// (ControllerMutationQuotaManager.newQuotaFor): THROTTLING_QUOTA_EXCEEDED when refused.
+    pub fn controller_mutation(
+        &self,
+        permits: usize,
+        strict_since: i16,
+    ) -> Result<(), (i16, String)> {
+        use crate::server::client_quotas::{Mutation, QuotaType};
+        let image = self.broker.catalog.image();
+        let now = self.broker.clock.now_ms();
+        let strict = self.api_version >= strict_since;
+        let client = self.quota_client(QuotaType::ControllerMutation);
+        match self
+            .broker
+            .client_quotas
+            .mutate(&image, client, permits, strict, now)
+        {
+            Mutation::Allowed { throttle_ms } => {
+                self.throttle(throttle_ms);
+                Ok(())
+            }
+            Mutation::Refused { throttle_ms } => {
+                self.throttle(throttle_ms);
+                let message = "The throttling quota has been exceeded.".to_string();
+                Err((errors::THROTTLING_QUOTA_EXCEEDED, message))
+            }
+        }
     }
 }
 

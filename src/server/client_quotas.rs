@@ -1,6 +1,7 @@
-//! Client quotas (Kafka's ClientQuotaManager for the produce and fetch byte rates): how many
-//! bytes a client may produce or fetch per second, and for how long a client over its quota is
-//! throttled.
+//! Client quotas (Kafka's ClientQuotaManager for the produce and fetch byte rates, and its
+//! ControllerMutationQuotaManager): how many bytes a client may produce or fetch per second, how
+//! many partitions it may create or delete per second, and for how long a client over its quota
+//! is throttled.
 //!
 //! Quotas are set with AlterClientQuotas (`kafka-configs --entity-type users/clients`) and live
 //! in the metadata image (`client_quotas`, from ClientQuotaRecords). A request's quota is the
@@ -27,12 +28,15 @@ use crate::metadata::image::{MetadataImage, QuotaEntity};
 
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 
-/// Which byte rate.
+/// Which quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuotaType {
     Produce,
     Fetch,
+    /// Partitions created or deleted per second (KIP-599; see `ClientQuotaManager::mutate`).
+    ControllerMutation,
 }
 
 impl QuotaType {
@@ -40,8 +44,42 @@ impl QuotaType {
         match self {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
+            QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
         }
     }
+}
+
+/// Kafka's TokenBucket, the controller mutation quota's measure: it holds up to a burst of
+/// `(quota.window.num - 1) * quota.window.size.seconds * quota` permits, starts full, refills at
+/// the quota per second, and goes below zero when a mutation takes more than it holds.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    updated_ms: i64,
+}
+
+impl TokenBucket {
+    fn new(burst: f64, now: i64) -> TokenBucket {
+        TokenBucket {
+            tokens: burst,
+            updated_ms: now,
+        }
+    }
+
+    fn refill(&mut self, quota: f64, burst: f64, now: i64) {
+        let elapsed = (now - self.updated_ms).max(0) as f64 / 1000.0;
+        self.tokens = burst.min(self.tokens + quota * elapsed);
+        self.updated_ms = now;
+    }
+}
+
+/// What a controller mutation may do under its client's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Done; the client is throttled this long (a permissive quota's overdraft), or 0.
+    Allowed { throttle_ms: i32 },
+    /// Refused with THROTTLING_QUOTA_EXCEEDED: the client's bucket is empty until then.
+    Refused { throttle_ms: i32 },
 }
 
 /// Who shares one rate: Kafka's quota metric tags (user, client id), either empty when the
@@ -126,6 +164,7 @@ pub struct ClientQuotaManager {
     window_ms: i64,
     windows: usize,
     sensors: Mutex<HashMap<SensorKey, Sensor>>,
+    buckets: Mutex<HashMap<SensorKey, TokenBucket>>,
 }
 
 /// How an entity's name for one type matches a request: the request's own name, the type's
@@ -193,6 +232,7 @@ impl ClientQuotaManager {
             window_ms: i64::from(window_seconds.max(1)) * 1000,
             windows: windows.max(1) as usize,
             sensors: Mutex::default(),
+            buckets: Mutex::default(),
         }
     }
 
@@ -253,6 +293,49 @@ impl ClientQuotaManager {
         let (bound, _) = client.find(image)?;
         let window_s = self.window_ms as f64 / 1000.0;
         Some((bound * (self.windows - 1) as f64 * window_s).min(usize::MAX as f64) as usize)
+    }
+
+    /// A controller mutation of `permits` partitions (created, added or deleted) by the client,
+    /// as Kafka's ControllerMutationQuotaManager decides it. A strict quota (the request versions
+    /// that know THROTTLING_QUOTA_EXCEEDED) refuses a mutation while the bucket is below zero and
+    /// otherwise takes the permits, even into overdraft, without throttling; a permissive one
+    /// (older versions) always takes them and throttles for an overdraft. A throttle is the time
+    /// the bucket needs to refill to zero.
+    pub fn mutate(
+        &self,
+        image: &MetadataImage,
+        client: QuotaClient<'_>,
+        permits: usize,
+        strict: bool,
+        now: i64,
+    ) -> Mutation {
+        let Some((bound, key)) = client.find(image) else {
+            return Mutation::Allowed { throttle_ms: 0 };
+        };
+        let burst = (self.windows - 1) as f64 * (self.window_ms as f64 / 1000.0) * bound;
+        let mut buckets = self.buckets.lock();
+        if buckets.len() > 10_000 {
+            // Forget full buckets: a new one starts full too.
+            buckets.retain(|_, b| {
+                b.refill(bound, burst, now);
+                b.tokens < burst
+            });
+        }
+        let bucket = (buckets.entry(key)).or_insert_with(|| TokenBucket::new(burst, now));
+        bucket.refill(bound, burst, now);
+        let throttle = |tokens: f64| (-tokens / bound * 1000.0).round().min(i32::MAX as f64) as i32;
+        if strict && bucket.tokens < 0.0 {
+            return Mutation::Refused {
+                throttle_ms: throttle(bucket.tokens),
+            };
+        }
+        bucket.tokens = burst.min(bucket.tokens - permits as f64);
+        match (strict, bucket.tokens < 0.0) {
+            (false, true) => Mutation::Allowed {
+                throttle_ms: throttle(bucket.tokens),
+            },
+            _ => Mutation::Allowed { throttle_ms: 0 },
+        }
     }
 
     /// Takes back bytes recorded for a request that was not served after all (a throttled fetch
@@ -343,6 +426,40 @@ mod tests {
         // Unrecorded bytes no longer count.
         m.unrecord(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0);
         assert_eq!(m.record(&img, qc(QuotaType::Produce, "u", "c"), 0, 0), 0);
+    }
+
+    #[test]
+    fn mutations_draw_on_a_token_bucket() {
+        use Mutation::*;
+        // 2 partitions per second; 11 windows of 1 s: a burst of 20.
+        let img = image(&[(&[("user", Some("u"))], CONTROLLER_MUTATION_RATE, 2.0)]);
+        let m = ClientQuotaManager::new(1, 11);
+        let client = qc(QuotaType::ControllerMutation, "u", "c");
+        let other = qc(QuotaType::ControllerMutation, "v", "c");
+        let allowed = Allowed { throttle_ms: 0 };
+        // The burst, then one more mutation that overdraws it: strict quotas let it through.
+        assert_eq!(m.mutate(&img, client, 15, true, 0), allowed);
+        assert_eq!(m.mutate(&img, client, 9, true, 0), allowed);
+        // 4 permits short at 2 per second: refused for 2 s, and less as time passes.
+        assert_eq!(
+            m.mutate(&img, client, 1, true, 0),
+            Refused { throttle_ms: 2000 }
+        );
+        assert_eq!(
+            m.mutate(&img, client, 1, true, 500),
+            Refused { throttle_ms: 1500 }
+        );
+        // Back to zero after 2 s: allowed again.
+        assert_eq!(m.mutate(&img, client, 1, true, 2000), allowed);
+        // A permissive quota never refuses; it throttles for the overdraft.
+        assert_eq!(
+            m.mutate(&img, client, 3, false, 2000),
+            Allowed { throttle_ms: 2000 }
+        );
+        // Without a quota, or for another user, nothing is counted.
+        assert_eq!(m.mutate(&img, other, 1000, true, 2000), allowed);
+        let none = ClientQuotaManager::new(1, 11);
+        assert_eq!(none.mutate(&image(&[]), client, 1000, true, 0), allowed);
     }
 
     #[test]

@@ -19,6 +19,7 @@ import org.apache.kafka.clients.admin.AlterConfigsOptions;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.CreatePartitionsOptions;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.DescribeConfigsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
@@ -43,6 +44,7 @@ import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.ThrottlingQuotaExceededException;
 import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
@@ -86,6 +88,7 @@ final class AdminTests {
         report.run(t.label + "/describe-log-dirs", t::describeLogDirs);
         report.run(t.label + "/client-quotas", t::clientQuotas);
         report.run(t.label + "/byte-rate-quotas-throttle", t::byteRateQuotasThrottle);
+        report.run(t.label + "/controller-mutation-quota", t::controllerMutationQuota);
     }
 
     private Admin admin() {
@@ -546,6 +549,44 @@ final class AdminTests {
             admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
                     new ClientQuotaAlteration.Op("producer_byte_rate", null),
                     new ClientQuotaAlteration.Op("consumer_byte_rate", null))))).all().get();
+        }
+    }
+
+    /**
+     * controller_mutation_rate (KIP-599): partitions created per second, drawn from a token bucket
+     * of (quota.window.num - 1) seconds' worth that starts full. At 1 per second: 10 partitions
+     * pass, 5 more overdraw the bucket and still pass (the quota is strict only once exhausted),
+     * then a topic is refused with THROTTLING_QUOTA_EXCEEDED and the time to wait, while a client
+     * without the quota creates as it likes.
+     */
+    private void controllerMutationQuota() throws Exception {
+        String clientId = prefix + "mutator";
+        var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+        var only = ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
+        try (Admin admin = admin()) {
+            admin.alterClientQuotas(List.of(quota(entity, "controller_mutation_rate", 1.0))).all().get();
+            awaitQuotas(admin, only, Map.of(entity, Map.of("controller_mutation_rate", 1.0)), "after set");
+            var noRetry = new CreateTopicsOptions().retryOnQuotaViolation(false);
+            try (Admin limited = Clients.admin(bootstrap, clientId)) {
+                limited.createTopics(List.of(new NewTopic(prefix + "mut-10", 10, (short) 1)), noRetry).all().get();
+                limited.createTopics(List.of(new NewTopic(prefix + "mut-5", 5, (short) 1)), noRetry).all().get();
+                try {
+                    limited.createTopics(List.of(new NewTopic(prefix + "mut-1", 1, (short) 1)), noRetry).all().get();
+                    check(false, "a topic beyond the quota was created");
+                } catch (ExecutionException e) {
+                    check(e.getCause() instanceof ThrottlingQuotaExceededException, "expected throttling, got %s",
+                            Report.describe(e.getCause()));
+                    int wait = ((ThrottlingQuotaExceededException) e.getCause()).throttleTimeMs();
+                    check(wait > 0 && wait <= 5000, "throttle time %d ms, not within the 5 s overdraft", wait);
+                }
+            }
+            create(admin, prefix + "mut-free", 20, Map.of());
+            var names = admin.listTopics().names().get();
+            check(names.contains(prefix + "mut-10") && names.contains(prefix + "mut-5")
+                    && !names.contains(prefix + "mut-1"), "topics %s", names);
+            admin.alterClientQuotas(List.of(quota(entity, "controller_mutation_rate", null))).all().get();
+            admin.deleteTopics(List.of(prefix + "mut-10", prefix + "mut-5", prefix + "mut-free")).all().get();
         }
     }
 
