@@ -19,6 +19,7 @@
 //! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
 //! count and configs) and removes the file once its records are committed.
 
+pub mod broker_heartbeat;
 pub mod election;
 pub mod features;
 pub mod image;
@@ -45,6 +46,7 @@ use crate::log::manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
+use broker_heartbeat::{BrokerHeartbeat, ControllerDuties, HeartbeatReply};
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{
@@ -510,9 +512,72 @@ impl Catalog {
         })
     }
 
+    /// Registers the broker of this process in a quorum of processes: its RegisterBrokerRecord
+    /// alone, fenced (the broker epoch is the record's offset as this node expects it). Whatever
+    /// follows is the active controller's to decide on its own image, as Kafka's controller
+    /// does: the broker's first heartbeat that shows it caught up unfences it
+    /// (`broker_heartbeat::decide`), and a broker that stops heartbeating is fenced.
+    pub fn register_fenced(&self, mut broker: RegisterBrokerRecord) -> io::Result<()> {
+        self.change_partitions(|image| {
+            broker.broker_epoch = image.provenance.last_offset + 1;
+            broker.fenced = true;
+            Ok(vec![MetadataRecord::RegisterBroker(broker)])
+        })
+    }
+
     /// A broker of this process stops (`election::broker_fenced`).
     pub fn fence_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<()> {
         self.change_partitions(|image| Ok(election::broker_fenced(image, id, policy)))
+    }
+
+    /// The active controller fences broker `id` whose session expired at `epoch`
+    /// (`broker_heartbeat`), unless it registered again or was fenced in the meantime.
+    pub fn fence_expired_broker(
+        &self,
+        id: i32,
+        epoch: i64,
+        policy: &ElectionPolicy,
+    ) -> io::Result<bool> {
+        let mut fenced = false;
+        let _guard = self.create_lock.lock();
+        // The controller decides on everything committed (it leads: all of it is applied).
+        self.catch_up_locked()?;
+        self.change_partitions_locked(|image| {
+            let current = image.brokers.get(&id);
+            if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
+                return Ok(vec![]);
+            }
+            fenced = true;
+            Ok(election::broker_fenced(image, id, policy))
+        })?;
+        Ok(fenced)
+    }
+
+    /// The active controller's answer to a broker's heartbeat, once the unfencing it causes is
+    /// committed (`broker_heartbeat::decide`).
+    pub fn broker_heartbeat(
+        &self,
+        heartbeat: &BrokerHeartbeat,
+        policy: &ElectionPolicy,
+    ) -> io::Result<HeartbeatReply> {
+        let _guard = self.create_lock.lock();
+        self.catch_up_locked()?;
+        let (records, reply) =
+            broker_heartbeat::decide(&self.image(), heartbeat, policy).map_err(io::Error::other)?;
+        self.commit(&records)?;
+        Ok(reply)
+    }
+
+    /// Sends this node's broker's heartbeat to the active controller (a quorum of processes).
+    pub fn send_broker_heartbeat(&self, heartbeat: BrokerHeartbeat) -> io::Result<HeartbeatReply> {
+        self.metadata_log
+            .broker_heartbeat(heartbeat)
+            .map_err(io::Error::other)
+    }
+
+    /// Where this node comes to lead the metadata quorum, `duties` answer the brokers.
+    pub fn serve_controller(&self, duties: std::sync::Weak<dyn ControllerDuties>) {
+        self.metadata_log.serve_controller(duties);
     }
 
     /// A stopped broker of this process starts again (`election::broker_restarted`).
@@ -531,6 +596,14 @@ impl Catalog {
         f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
     ) -> io::Result<()> {
         let _guard = self.create_lock.lock();
+        self.change_partitions_locked(f)
+    }
+
+    /// `change_partitions`, the catalog lock held.
+    fn change_partitions_locked(
+        &self,
+        f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
+    ) -> io::Result<()> {
         let records = f(&self.image()).map_err(io::Error::other)?;
         self.commit(&records)
     }

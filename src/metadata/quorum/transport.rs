@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{MetadataEntry, NodeId, Quorum, QuorumNode, TypeConfig};
+use crate::metadata::broker_heartbeat::{BrokerHeartbeat, HeartbeatReply};
 use crate::metadata::metadata_log::MetadataLogError;
 
 /// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
@@ -38,6 +39,8 @@ enum Request {
     Vote(VoteRequest<NodeId>),
     /// A metadata write from a node that does not lead.
     Append(MetadataEntry),
+    /// A broker's heartbeat to the active controller (see `metadata::broker_heartbeat`).
+    BrokerHeartbeat(BrokerHeartbeat),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -46,6 +49,7 @@ enum Response {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, String>),
+    BrokerHeartbeat(HeartbeatReply),
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -107,6 +111,7 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             Request::Append(entry) => {
                 Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
             }
+            Request::BrokerHeartbeat(hb) => Response::BrokerHeartbeat(q.answer_heartbeat(hb).await),
         };
         write_frame(&mut stream, &response).await?;
     }
@@ -273,5 +278,30 @@ pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, For
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         Err(CallError::Network(e)) => Err(failed(e.to_string())),
+    }
+}
+
+/// Sends a broker's heartbeat to the controller at `node` (the quorum's leader) and returns its
+/// answer.
+pub async fn heartbeat(
+    node: &QuorumNode,
+    heartbeat: BrokerHeartbeat,
+    timeout: Duration,
+) -> Result<HeartbeatReply, MetadataLogError> {
+    let mut client = TcpClient {
+        target: 0,
+        node: node.clone(),
+        conn: None,
+    };
+    let failed = |why: String| {
+        MetadataLogError::Quorum(format!("heartbeat to the controller at {node}: {why}"))
+    };
+    match client
+        .call(&Request::BrokerHeartbeat(heartbeat), timeout)
+        .await
+    {
+        Ok(Response::BrokerHeartbeat(reply)) => Ok(reply),
+        Ok(_) => Err(failed("an answer to another request".into())),
+        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
     }
 }
