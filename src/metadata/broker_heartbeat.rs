@@ -176,18 +176,7 @@ mod tests {
     use uuid::Uuid;
 
     fn register(id: i32, epoch: i64, fenced: bool) -> MetadataRecord {
-        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
-            broker_id: id,
-            is_migrating_zk_broker: false,
-            incarnation_id: Uuid::from_u128(id as u128),
-            broker_epoch: epoch,
-            endpoints: vec![],
-            features: vec![],
-            rack: None,
-            fenced,
-            in_controlled_shutdown: false,
-            log_dirs: vec![],
-        })
+        MetadataRecord::RegisterBroker(RegisterBrokerRecord::bare(id, epoch, fenced))
     }
 
     const TOPIC: Uuid = Uuid::from_u128(0x70);

@@ -19,6 +19,7 @@
 //! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
 //! count and configs) and removes the file once its records are committed.
 
+pub mod alter_partition;
 pub mod broker_heartbeat;
 pub mod election;
 pub mod features;
@@ -530,42 +531,58 @@ impl Catalog {
         self.change_partitions(|image| Ok(election::broker_fenced(image, id, policy)))
     }
 
+    /// A decision of the active controller: `decide` reads the image with everything committed
+    /// replayed (this node leads: all of it is applied here) and returns the records to commit
+    /// and its answer, given back once they are committed (as Kafka's QuorumController runs
+    /// each operation on its latest state).
+    pub fn decide_as_controller<R>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), image::ReplayError>,
+    ) -> io::Result<R> {
+        let _guard = self.create_lock.lock();
+        self.catch_up_locked()?;
+        let (records, answer) = decide(&self.image()).map_err(io::Error::other)?;
+        self.commit(&records)?;
+        Ok(answer)
+    }
+
     /// The active controller fences broker `id` whose session expired at `epoch`
-    /// (`broker_heartbeat`), unless it registered again or was fenced in the meantime.
+    /// (`broker_heartbeat`), unless it registered again or was fenced in the meantime; returns
+    /// whether it did.
     pub fn fence_expired_broker(
         &self,
         id: i32,
         epoch: i64,
         policy: &ElectionPolicy,
     ) -> io::Result<bool> {
-        let mut fenced = false;
-        let _guard = self.create_lock.lock();
-        // The controller decides on everything committed (it leads: all of it is applied).
-        self.catch_up_locked()?;
-        self.change_partitions_locked(|image| {
+        self.decide_as_controller(|image| {
             let current = image.brokers.get(&id);
             if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
-                return Ok(vec![]);
+                return Ok((vec![], false));
             }
-            fenced = true;
-            Ok(election::broker_fenced(image, id, policy))
-        })?;
-        Ok(fenced)
+            Ok((election::broker_fenced(image, id, policy), true))
+        })
     }
 
-    /// The active controller's answer to a broker's heartbeat, once the unfencing it causes is
-    /// committed (`broker_heartbeat::decide`).
+    /// The active controller's answer to a broker's heartbeat (`broker_heartbeat::decide`).
     pub fn broker_heartbeat(
         &self,
         heartbeat: &BrokerHeartbeat,
         policy: &ElectionPolicy,
     ) -> io::Result<HeartbeatReply> {
-        let _guard = self.create_lock.lock();
-        self.catch_up_locked()?;
-        let (records, reply) =
-            broker_heartbeat::decide(&self.image(), heartbeat, policy).map_err(io::Error::other)?;
-        self.commit(&records)?;
-        Ok(reply)
+        self.decide_as_controller(|image| broker_heartbeat::decide(image, heartbeat, policy))
+    }
+
+    /// The active controller's answer to a partition leader's AlterPartition
+    /// (`alter_partition::alter_partition`).
+    pub fn alter_partition(
+        &self,
+        request: &alter_partition::AlterPartitionRequest,
+        policy: &ElectionPolicy,
+    ) -> io::Result<alter_partition::AlterPartitionResponse> {
+        self.decide_as_controller(|image| {
+            Ok(alter_partition::alter_partition(image, request, policy))
+        })
     }
 
     /// Sends this node's broker's heartbeat to the active controller (a quorum of processes).
@@ -596,14 +613,6 @@ impl Catalog {
         f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
     ) -> io::Result<()> {
         let _guard = self.create_lock.lock();
-        self.change_partitions_locked(f)
-    }
-
-    /// `change_partitions`, the catalog lock held.
-    fn change_partitions_locked(
-        &self,
-        f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
-    ) -> io::Result<()> {
         let records = f(&self.image()).map_err(io::Error::other)?;
         self.commit(&records)
     }
@@ -1143,6 +1152,65 @@ mod tests {
         assert_eq!((t.topic_id, t.partitions.len()), (id, 3));
         assert_eq!(cat.get_by_id(id).unwrap().name, "orders");
         assert!(dir.path().join("orders-2/partition.metadata").exists());
+    }
+
+    /// The active controller's decisions commit to the metadata log: an AlterPartition from a
+    /// partition's leader shrinks its ISR (and a stale repeat is refused), a broker whose
+    /// session expired is fenced once (its partitions elect another leader), and the image after
+    /// a restart has both.
+    #[test]
+    fn controller_decisions_are_committed() {
+        use crate::metadata::alter_partition::AlterPartitionRequest;
+        let dir = tempfile::tempdir().unwrap();
+        let policy = ElectionPolicy::default();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let brokers = (1..=3)
+            .map(|id| RegisterBrokerRecord::bare(id, 0, false))
+            .collect();
+        cat.register_brokers(brokers, &policy).unwrap();
+        let t = cat.create("t", 1, 3, BTreeMap::new(), 0).unwrap();
+        let image = cat.image();
+        let reg = image.topics.get(t.topic_id).unwrap().partitions[&0].clone();
+        let follower = reg
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| r != reg.leader)
+            .unwrap();
+        let request = AlterPartitionRequest {
+            broker_id: reg.leader,
+            broker_epoch: image.brokers[&reg.leader].epoch,
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch: reg.leader_epoch,
+            partition_epoch: reg.partition_epoch,
+            new_isr: vec![(reg.leader, -1), (follower, -1)],
+        };
+        let answer = cat.alter_partition(&request, &policy).unwrap();
+        assert_eq!(answer.error_code, crate::protocol::errors::NONE);
+        let isr = |cat: &Catalog| {
+            cat.image().topics.get(t.topic_id).unwrap().partitions[&0]
+                .isr
+                .clone()
+        };
+        assert_eq!(isr(&cat), vec![reg.leader, follower]);
+        let again = cat.alter_partition(&request, &policy).unwrap();
+        assert_eq!(
+            again.error_code,
+            crate::protocol::errors::INVALID_UPDATE_VERSION
+        );
+        let epoch = cat.image().brokers[&reg.leader].epoch;
+        assert!(cat
+            .fence_expired_broker(reg.leader, epoch, &policy)
+            .unwrap());
+        assert!(!cat
+            .fence_expired_broker(reg.leader, epoch, &policy)
+            .unwrap());
+        drop(cat);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let after = cat.image().topics.get(t.topic_id).unwrap().partitions[&0].clone();
+        assert_eq!((after.leader, after.isr), (follower, vec![follower]));
+        assert!(cat.image().brokers[&reg.leader].fenced);
     }
 
     #[test]
