@@ -12,14 +12,14 @@ use uuid::Uuid;
 use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
-use crate::metadata::broker_heartbeat::{
-    BrokerHeartbeat, BrokerHeartbeatManager, ControllerDuties, HeartbeatReply,
-};
+use crate::metadata::broker_heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatReply};
+use crate::metadata::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use crate::metadata::records::{
     BrokerEndpoint, BrokerFeature, RegisterBrokerRecord, METADATA_VERSION, METADATA_VERSION_FEATURE,
 };
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::protocol::errors;
 use crate::protocol::fetch_session::FetchManager;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
@@ -432,8 +432,9 @@ impl Broker {
             broker_epoch: reg.epoch,
             current_metadata_offset: image.provenance.last_offset,
         };
-        match self.catalog.send_broker_heartbeat(heartbeat) {
-            Ok(r) if r.error_code == crate::protocol::errors::NONE => {
+        let request = ControllerRequest::BrokerHeartbeat(heartbeat);
+        match self.catalog.send_to_controller(request) {
+            Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == errors::NONE => {
                 if r.is_fenced {
                     tracing::info!(
                         broker = self.node_id,
@@ -444,7 +445,7 @@ impl Broker {
             }
             Ok(r) => tracing::debug!(
                 broker = self.node_id,
-                error = r.error_code,
+                error = r.error_code(),
                 "heartbeat refused"
             ),
             Err(e) => tracing::debug!(broker = self.node_id, error = %e, "heartbeat not answered"),
@@ -486,25 +487,45 @@ impl Broker {
     }
 }
 
-impl ControllerDuties for Broker {
-    fn broker_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
+impl Broker {
+    /// The active controller's answer to a heartbeat; the broker's session starts again.
+    fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
         let Some(liveness) = &self.liveness else {
-            return HeartbeatReply::error(crate::protocol::errors::NOT_CONTROLLER);
+            return HeartbeatReply::error(errors::NOT_CONTROLLER);
         };
         let reply = self
             .catalog
             .broker_heartbeat(&heartbeat, &self.config.elections)
             .unwrap_or_else(|e| {
                 tracing::warn!(broker = heartbeat.broker_id, error = %e, "could not answer a heartbeat");
-                HeartbeatReply::error(crate::protocol::errors::UNKNOWN_SERVER_ERROR)
+                HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
-        if reply.error_code == crate::protocol::errors::NONE {
+        if reply.error_code == errors::NONE {
             let now = self.clock.now_ms();
             liveness
                 .lock()
                 .touch(heartbeat.broker_id, heartbeat.broker_epoch, now);
         }
         reply
+    }
+}
+
+impl ControllerDuties for Broker {
+    fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        match request {
+            ControllerRequest::BrokerHeartbeat(hb) => {
+                ControllerResponse::BrokerHeartbeat(self.answer_heartbeat(hb))
+            }
+            ControllerRequest::AlterPartition(r) => {
+                match self.catalog.alter_partition(&r, &self.config.elections) {
+                    Ok(answer) => ControllerResponse::AlterPartition(answer),
+                    Err(e) => {
+                        tracing::warn!(broker = r.broker_id, error = %e, "could not alter a partition");
+                        ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR)
+                    }
+                }
+            }
+        }
     }
 }
 

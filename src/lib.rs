@@ -153,7 +153,7 @@ pub async fn start_on(
         tokio::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
     ];
     if let Some(q) = &broker.config.quorum {
-        let duties: std::sync::Weak<dyn metadata::broker_heartbeat::ControllerDuties> =
+        let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
             Arc::downgrade(&broker) as _;
         broker.catalog.serve_controller(duties);
         let heartbeat_every = Duration::from_millis(q.broker_heartbeat_interval_ms);

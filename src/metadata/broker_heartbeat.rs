@@ -58,12 +58,6 @@ impl HeartbeatReply {
     }
 }
 
-/// What the active controller does for the brokers (served on the controller listener).
-pub trait ControllerDuties: Send + Sync {
-    /// A broker's heartbeat, answered once what it changes (an unfencing) is committed.
-    fn broker_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply;
-}
-
 /// The heartbeat's effect on the image: the records that unfence the broker (none when it stays
 /// as it is) and the answer, or the error for an unknown broker or a stale epoch.
 pub fn decide(

@@ -34,7 +34,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 
-use super::broker_heartbeat::{BrokerHeartbeat, ControllerDuties, HeartbeatReply};
+use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::{replay_all, MetadataDelta, MetadataImage, Provenance, ReplayError};
 use super::records::{MetadataRecord, RecordError};
 use crate::log::partition::{LogError, PartitionLog};
@@ -129,18 +129,18 @@ pub trait MetadataLog: Send + Sync {
     fn quorum_state(&self) -> Option<QuorumState> {
         None
     }
-    /// Sends a broker's heartbeat to the active controller and returns its answer (a quorum:
-    /// see `broker_heartbeat`); a single node's log has no controller to send it to.
-    fn broker_heartbeat(
+    /// Sends a broker's request to the active controller and returns its answer (a quorum:
+    /// see `controller`); a single node's log has no controller to send it to.
+    fn send_to_controller(
         &self,
-        _heartbeat: BrokerHeartbeat,
-    ) -> Result<HeartbeatReply, MetadataLogError> {
+        _request: ControllerRequest,
+    ) -> Result<ControllerResponse, MetadataLogError> {
         Err(MetadataLogError::Quorum(
-            "no metadata quorum to heartbeat to".into(),
+            "no metadata quorum to send to".into(),
         ))
     }
     /// Where this node is the active controller (a quorum's leader), `duties` answers the
-    /// brokers' heartbeats. A single node's log has no brokers in other processes.
+    /// brokers' requests. A single node's log has no brokers in other processes.
     fn serve_controller(&self, _duties: std::sync::Weak<dyn ControllerDuties>) {}
 }
 

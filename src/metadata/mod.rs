@@ -21,6 +21,7 @@
 
 pub mod alter_partition;
 pub mod broker_heartbeat;
+pub mod controller;
 pub mod election;
 pub mod features;
 pub mod image;
@@ -47,7 +48,8 @@ use crate::log::manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
-use broker_heartbeat::{BrokerHeartbeat, ControllerDuties, HeartbeatReply};
+use broker_heartbeat::{BrokerHeartbeat, HeartbeatReply};
+use controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{
@@ -585,14 +587,14 @@ impl Catalog {
         })
     }
 
-    /// Sends this node's broker's heartbeat to the active controller (a quorum of processes).
-    pub fn send_broker_heartbeat(&self, heartbeat: BrokerHeartbeat) -> io::Result<HeartbeatReply> {
+    /// Sends a request of this node's broker to the active controller (a quorum of processes).
+    pub fn send_to_controller(&self, request: ControllerRequest) -> io::Result<ControllerResponse> {
         self.metadata_log
-            .broker_heartbeat(heartbeat)
+            .send_to_controller(request)
             .map_err(io::Error::other)
     }
 
-    /// Where this node comes to lead the metadata quorum, `duties` answer the brokers.
+    /// Where this node comes to lead the metadata quorum, `duties` answer the brokers' requests.
     pub fn serve_controller(&self, duties: std::sync::Weak<dyn ControllerDuties>) {
         self.metadata_log.serve_controller(duties);
     }

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{MetadataEntry, NodeId, Quorum, QuorumNode, TypeConfig};
-use crate::metadata::broker_heartbeat::{BrokerHeartbeat, HeartbeatReply};
+use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::MetadataLogError;
 
 /// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
@@ -39,8 +39,8 @@ enum Request {
     Vote(VoteRequest<NodeId>),
     /// A metadata write from a node that does not lead.
     Append(MetadataEntry),
-    /// A broker's heartbeat to the active controller (see `metadata::broker_heartbeat`).
-    BrokerHeartbeat(BrokerHeartbeat),
+    /// A broker's request to the active controller (see `metadata::controller`).
+    Controller(ControllerRequest),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -49,7 +49,7 @@ enum Response {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, String>),
-    BrokerHeartbeat(HeartbeatReply),
+    Controller(ControllerResponse),
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -111,7 +111,7 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             Request::Append(entry) => {
                 Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
             }
-            Request::BrokerHeartbeat(hb) => Response::BrokerHeartbeat(q.answer_heartbeat(hb).await),
+            Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         };
         write_frame(&mut stream, &response).await?;
     }
@@ -281,26 +281,23 @@ pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, For
     }
 }
 
-/// Sends a broker's heartbeat to the controller at `node` (the quorum's leader) and returns its
+/// Sends a broker's request to the controller at `node` (the quorum's leader) and returns its
 /// answer.
-pub async fn heartbeat(
+pub async fn to_controller(
     node: &QuorumNode,
-    heartbeat: BrokerHeartbeat,
+    request: ControllerRequest,
     timeout: Duration,
-) -> Result<HeartbeatReply, MetadataLogError> {
+) -> Result<ControllerResponse, MetadataLogError> {
     let mut client = TcpClient {
         target: 0,
         node: node.clone(),
         conn: None,
     };
     let failed = |why: String| {
-        MetadataLogError::Quorum(format!("heartbeat to the controller at {node}: {why}"))
+        MetadataLogError::Quorum(format!("request to the controller at {node}: {why}"))
     };
-    match client
-        .call(&Request::BrokerHeartbeat(heartbeat), timeout)
-        .await
-    {
-        Ok(Response::BrokerHeartbeat(reply)) => Ok(reply),
+    match client.call(&Request::Controller(request), timeout).await {
+        Ok(Response::Controller(reply)) => Ok(reply),
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
     }
