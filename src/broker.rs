@@ -422,10 +422,11 @@ impl Broker {
     /// Sends this broker's heartbeat to the active controller (every
     /// broker.heartbeat.interval.ms); a refusal or a controller out of reach is logged, and the
     /// next heartbeat tries again (the controller fences this broker if none arrives in time).
-    pub fn send_heartbeat(&self) {
+    /// Returns whether this node's image has the broker unfenced.
+    pub fn send_heartbeat(&self) -> bool {
         let image = self.catalog.image();
         let Some(reg) = image.brokers.get(&self.node_id) else {
-            return;
+            return false;
         };
         let heartbeat = BrokerHeartbeat {
             broker_id: self.node_id,
@@ -435,6 +436,12 @@ impl Broker {
         let request = ControllerRequest::BrokerHeartbeat(heartbeat);
         match self.catalog.send_to_controller(request) {
             Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == errors::NONE => {
+                if !r.is_fenced && reg.fenced {
+                    // Unfenced just now: replay that here at once, not on the next change.
+                    if let Err(e) = self.catalog.catch_up() {
+                        tracing::warn!(error = %e, "could not replay the committed metadata");
+                    }
+                }
                 if r.is_fenced {
                     tracing::info!(
                         broker = self.node_id,
@@ -450,6 +457,8 @@ impl Broker {
             ),
             Err(e) => tracing::debug!(broker = self.node_id, error = %e, "heartbeat not answered"),
         }
+        let image = self.catalog.image();
+        image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced)
     }
 
     /// While this node is the active controller, fences the brokers whose session expired at

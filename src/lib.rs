@@ -54,6 +54,8 @@ const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
 /// How often the active controller of a quorum looks for brokers whose session expired (at
 /// most; more often when broker.heartbeat.interval.ms is shorter).
 const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+/// How often a fenced broker heartbeats (at most; broker.heartbeat.interval.ms when shorter).
+const FENCED_HEARTBEAT: Duration = Duration::from_millis(100);
 /// How often group timeouts are applied.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 /// How often transaction markers that could not be written are tried again (Kafka's marker
@@ -157,11 +159,24 @@ pub async fn start_on(
             Arc::downgrade(&broker) as _;
         broker.catalog.serve_controller(duties);
         let heartbeat_every = Duration::from_millis(q.broker_heartbeat_interval_ms);
+        let (unfenced, mut let_in) = tokio::sync::watch::channel(false);
         tasks.push(tokio::spawn(broker_heartbeats(
             Arc::clone(&broker),
             heartbeat_every,
+            unfenced,
             cancel.clone(),
         )));
+        // As Kafka's BrokerServer, clients are served once the controller has unfenced this
+        // broker (its metadata caught up), so that its first answers are the cluster's.
+        tracing::info!(
+            node = broker.node_id,
+            "waiting for the controller to unfence this broker"
+        );
+        if let_in.wait_for(|&unfenced| unfenced).await.is_err() {
+            return Err(std::io::Error::other(
+                "the broker stopped before it was unfenced",
+            ));
+        }
         // The controller looks for expired sessions a few times per heartbeat interval, so a
         // broker is fenced soon after broker.session.timeout.ms.
         let b = Arc::clone(&broker);
@@ -389,14 +404,27 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
 
 /// This broker's heartbeats to the active controller of a quorum: the first at once (the broker
 /// registered fenced; this one brings it in), then every broker.heartbeat.interval.ms of real
-/// time (the controller's sessions are what the broker's clock measures).
-async fn broker_heartbeats(broker: Arc<Broker>, every: Duration, cancel: CancellationToken) {
+/// time (the controller's sessions are what the broker's clock measures); more often while it is
+/// fenced, so that it is let in soon after the controller would. `unfenced` tells whether this
+/// node's image has it unfenced.
+async fn broker_heartbeats(
+    broker: Arc<Broker>,
+    every: Duration,
+    unfenced: tokio::sync::watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
     loop {
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.send_heartbeat()).await;
+        let live = tokio::task::spawn_blocking(move || b.send_heartbeat()).await;
+        let live = live.unwrap_or(false);
+        unfenced.send_replace(live);
+        let wait = match live {
+            true => every,
+            false => every.min(FENCED_HEARTBEAT),
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
