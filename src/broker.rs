@@ -12,11 +12,14 @@ use uuid::Uuid;
 use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
+use crate::metadata::broker_heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatReply};
+use crate::metadata::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use crate::metadata::records::{
     BrokerEndpoint, BrokerFeature, RegisterBrokerRecord, METADATA_VERSION, METADATA_VERSION_FEATURE,
 };
 use crate::metadata::topic::kafka_uuid_string;
 use crate::metadata::{write_atomically, Catalog};
+use crate::protocol::errors;
 use crate::protocol::fetch_session::FetchManager;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
@@ -81,6 +84,9 @@ pub struct Broker {
     pub metrics: crate::metrics::BrokerMetrics,
     /// Produce and fetch byte-rate quotas and who is over them.
     pub client_quotas: crate::server::client_quotas::ClientQuotaManager,
+    /// In a quorum of processes, when the active controller last heard from each broker (used
+    /// while this node leads; see `metadata::broker_heartbeat`).
+    liveness: Option<parking_lot::Mutex<BrokerHeartbeatManager>>,
     _lock: File,
 }
 
@@ -151,8 +157,13 @@ impl Broker {
         }
         .with_default_replication_factor(config.default_replication_factor);
         let endpoints: Vec<(i32, Vec<Endpoint>)> = (config.node_id..).zip(endpoints).collect();
-        let registrations = endpoints.iter().map(registration).collect();
-        catalog.register_brokers(registrations, &config.elections)?;
+        let rack = config.broker_rack.clone();
+        let registrations: Vec<_> = endpoints.iter().map(|e| registration(e, &rack)).collect();
+        match (&config.quorum, registrations.first()) {
+            // One broker per process: fenced until the controller hears its first heartbeat.
+            (Some(_), Some(r)) => catalog.register_fenced(r.clone())?,
+            _ => catalog.register_brokers(registrations, &config.elections)?,
+        }
         let max_pid = catalog
             .partitions()
             .iter()
@@ -186,6 +197,9 @@ impl Broker {
             .quorum
             .as_ref()
             .map(|_| parking_lot::Mutex::new((0, 0)));
+        let liveness = config.quorum.as_ref().map(|q| {
+            parking_lot::Mutex::new(BrokerHeartbeatManager::new(q.broker_session_timeout_ms))
+        });
         Ok(Broker {
             groups,
             txns,
@@ -203,6 +217,7 @@ impl Broker {
             control,
             metrics: Default::default(),
             client_quotas,
+            liveness,
             _lock: lock,
         })
     }
@@ -402,10 +417,134 @@ impl Broker {
     }
 }
 
+/// Broker liveness across processes (a quorum; see `metadata::broker_heartbeat`).
+impl Broker {
+    /// Sends this broker's heartbeat to the active controller (every
+    /// broker.heartbeat.interval.ms); a refusal or a controller out of reach is logged, and the
+    /// next heartbeat tries again (the controller fences this broker if none arrives in time).
+    /// Returns whether this node's image has the broker unfenced.
+    pub fn send_heartbeat(&self) -> bool {
+        let image = self.catalog.image();
+        let Some(reg) = image.brokers.get(&self.node_id) else {
+            return false;
+        };
+        let heartbeat = BrokerHeartbeat {
+            broker_id: self.node_id,
+            broker_epoch: reg.epoch,
+            current_metadata_offset: image.provenance.last_offset,
+        };
+        let request = ControllerRequest::BrokerHeartbeat(heartbeat);
+        match self.catalog.send_to_controller(request) {
+            Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == errors::NONE => {
+                if !r.is_fenced && reg.fenced {
+                    // Unfenced just now: replay that here at once, not on the next change.
+                    if let Err(e) = self.catalog.catch_up() {
+                        tracing::warn!(error = %e, "could not replay the committed metadata");
+                    }
+                }
+                if r.is_fenced {
+                    tracing::info!(
+                        broker = self.node_id,
+                        caught_up = r.is_caught_up,
+                        "fenced by the controller"
+                    );
+                }
+            }
+            Ok(r) => tracing::debug!(
+                broker = self.node_id,
+                error = r.error_code(),
+                "heartbeat refused"
+            ),
+            Err(e) => tracing::debug!(broker = self.node_id, error = %e, "heartbeat not answered"),
+        }
+        let image = self.catalog.image();
+        image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// While this node is the active controller, fences the brokers whose session expired at
+    /// `now`; returns which.
+    pub fn fence_expired_brokers(&self, now: i64) -> Vec<i32> {
+        let (Some(liveness), Some(state)) = (&self.liveness, self.catalog.quorum_state()) else {
+            return vec![];
+        };
+        let expired = {
+            let mut liveness = liveness.lock();
+            match state.leader_id == self.node_id {
+                true => liveness.activate(state.leader_epoch),
+                false => liveness.deactivate(),
+            }
+            liveness.expired(&self.catalog.image(), now)
+        };
+        let mut fenced = Vec::new();
+        for (id, epoch) in expired {
+            match self
+                .catalog
+                .fence_expired_broker(id, epoch, &self.config.elections)
+            {
+                Ok(true) => {
+                    tracing::warn!(
+                        broker = id,
+                        "fenced: no heartbeat within broker.session.timeout.ms"
+                    );
+                    fenced.push(id);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(broker = id, error = %e, "could not fence a broker"),
+            }
+        }
+        fenced
+    }
+}
+
+impl Broker {
+    /// The active controller's answer to a heartbeat; the broker's session starts again.
+    fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
+        let Some(liveness) = &self.liveness else {
+            return HeartbeatReply::error(errors::NOT_CONTROLLER);
+        };
+        let reply = self
+            .catalog
+            .broker_heartbeat(&heartbeat, &self.config.elections)
+            .unwrap_or_else(|e| {
+                tracing::warn!(broker = heartbeat.broker_id, error = %e, "could not answer a heartbeat");
+                HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
+            });
+        if reply.error_code == errors::NONE {
+            let now = self.clock.now_ms();
+            liveness
+                .lock()
+                .touch(heartbeat.broker_id, heartbeat.broker_epoch, now);
+        }
+        reply
+    }
+}
+
+impl ControllerDuties for Broker {
+    fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        match request {
+            ControllerRequest::BrokerHeartbeat(hb) => {
+                ControllerResponse::BrokerHeartbeat(self.answer_heartbeat(hb))
+            }
+            ControllerRequest::AlterPartition(r) => {
+                match self.catalog.alter_partition(&r, &self.config.elections) {
+                    Ok(answer) => ControllerResponse::AlterPartition(answer),
+                    Err(e) => {
+                        tracing::warn!(broker = r.broker_id, error = %e, "could not alter a partition");
+                        ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The RegisterBrokerRecord a broker of this process registers with (its epoch is set when
-/// committed). One endpoint per listener, no rack, unfenced at once: there is no replica to
-/// catch up.
-fn registration((id, endpoints): &(i32, Vec<Endpoint>)) -> RegisterBrokerRecord {
+/// committed). One endpoint per listener, broker.rack, unfenced at once (in a quorum of
+/// processes, fenced until its first heartbeat: `Catalog::register_fenced`).
+fn registration(
+    (id, endpoints): &(i32, Vec<Endpoint>),
+    rack: &Option<String>,
+) -> RegisterBrokerRecord {
     RegisterBrokerRecord {
         broker_id: *id,
         is_migrating_zk_broker: false,
@@ -425,7 +564,7 @@ fn registration((id, endpoints): &(i32, Vec<Endpoint>)) -> RegisterBrokerRecord 
             min_supported_version: METADATA_VERSION,
             max_supported_version: METADATA_VERSION,
         }],
-        rack: None,
+        rack: rack.clone(),
         fenced: false,
         in_controlled_shutdown: false,
         log_dirs: vec![],

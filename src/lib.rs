@@ -53,6 +53,11 @@ pub use config::Config;
 /// How often background duties (flush.ms checks) run; retention runs every
 /// log.retention.check.interval.ms on top of it.
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
+/// How often the active controller of a quorum looks for brokers whose session expired (at
+/// most; more often when broker.heartbeat.interval.ms is shorter).
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+/// How often a fenced broker heartbeats (at most; broker.heartbeat.interval.ms when shorter).
+const FENCED_HEARTBEAT: Duration = Duration::from_millis(100);
 /// How often group timeouts are applied.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 /// How often transaction markers that could not be written are tried again (Kafka's marker
@@ -151,6 +156,43 @@ pub async fn start_on(
         tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
     ];
+    if let Some(q) = &broker.config.quorum {
+        let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
+            Arc::downgrade(&broker) as _;
+        broker.catalog.serve_controller(duties);
+        let heartbeat_every = Duration::from_millis(q.broker_heartbeat_interval_ms);
+        let (unfenced, mut let_in) = tokio::sync::watch::channel(false);
+        tasks.push(tokio::spawn(broker_heartbeats(
+            Arc::clone(&broker),
+            heartbeat_every,
+            unfenced,
+            cancel.clone(),
+        )));
+        // As Kafka's BrokerServer, clients are served once the controller has unfenced this
+        // broker (its metadata caught up), so that its first answers are the cluster's.
+        tracing::info!(
+            node = broker.node_id,
+            "waiting for the controller to unfence this broker"
+        );
+        if let_in.wait_for(|&unfenced| unfenced).await.is_err() {
+            return Err(std::io::Error::other(
+                "the broker stopped before it was unfenced",
+            ));
+        }
+        // The controller looks for expired sessions a few times per heartbeat interval, so a
+        // broker is fenced soon after broker.session.timeout.ms.
+        let b = Arc::clone(&broker);
+        let check_every = heartbeat_every.min(LIVENESS_CHECK);
+        let check = periodically(
+            Arc::clone(&broker),
+            check_every,
+            cancel.clone(),
+            move |now| {
+                b.fence_expired_brokers(now);
+            },
+        );
+        tasks.push(tokio::spawn(check));
+    }
     let nodes = Arc::new(server::nodes::Nodes::serve(
         Arc::clone(&broker),
         bound,
@@ -359,6 +401,33 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
+    }
+}
+
+/// This broker's heartbeats to the active controller of a quorum: the first at once (the broker
+/// registered fenced; this one brings it in), then every broker.heartbeat.interval.ms of real
+/// time (the controller's sessions are what the broker's clock measures); more often while it is
+/// fenced, so that it is let in soon after the controller would. `unfenced` tells whether this
+/// node's image has it unfenced.
+async fn broker_heartbeats(
+    broker: Arc<Broker>,
+    every: Duration,
+    unfenced: tokio::sync::watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let b = Arc::clone(&broker);
+        let live = tokio::task::spawn_blocking(move || b.send_heartbeat()).await;
+        let live = live.unwrap_or(false);
+        unfenced.send_replace(live);
+        let wait = match live {
+            true => every,
+            false => every.min(FENCED_HEARTBEAT),
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 

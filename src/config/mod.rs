@@ -75,7 +75,10 @@ const USED: &[&str] = &[
     "authorizer.class.name",
     "auto.create.topics.enable",
     "auto.leader.rebalance.enable",
+    "broker.heartbeat.interval.ms",
     "broker.id",
+    "broker.rack",
+    "broker.session.timeout.ms",
     "compression.type",
     "connections.max.idle.ms",
     "connections.max.reauth.ms",
@@ -382,6 +385,11 @@ pub struct QuorumSettings {
     /// Where this node's controller listener binds (the `listeners` entry named in
     /// controller.listener.names).
     pub listen: (String, u16),
+    /// broker.heartbeat.interval.ms: how often this node's broker heartbeats to the active
+    /// controller (see `metadata::broker_heartbeat`).
+    pub broker_heartbeat_interval_ms: u64,
+    /// broker.session.timeout.ms: a broker not heard from for this long is fenced.
+    pub broker_session_timeout_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -391,6 +399,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub data_dir: PathBuf,
     pub node_id: i32,
+    /// broker.rack: registered with the broker, listed in Metadata and DescribeCluster.
+    pub broker_rack: Option<String>,
     /// `process.roles=broker,controller`: this process is a voter of a metadata quorum between
     /// processes; `None`: the single node of today (the metadata log is local).
     pub quorum: Option<QuorumSettings>,
@@ -547,7 +557,17 @@ fn quorum_settings(
             "no listeners entry is a controller listener",
         )
     })?;
-    Ok(Some(QuorumSettings { voters, listen }))
+    Ok(Some(QuorumSettings {
+        voters,
+        listen,
+        broker_heartbeat_interval_ms: s
+            .positive_int("broker.heartbeat.interval.ms")?
+            .unwrap_or(2000) as u64,
+        broker_session_timeout_ms: s
+            .positive_int("broker.session.timeout.ms")?
+            .unwrap_or(9000)
+            .into(),
+    }))
 }
 
 impl Config {
@@ -714,6 +734,7 @@ impl Config {
             listeners,
             data_dir,
             node_id,
+            broker_rack: s.str("broker.rack").filter(|r| !r.is_empty()),
             quorum,
             brokers: match src.brokers {
                 Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
@@ -1212,6 +1233,25 @@ mod tests {
             vec![ListenerConfig::plaintext("127.0.0.1", 9094)]
         );
         assert!(!c.unused.contains(&"process.roles".to_string()));
+        // Broker liveness: Kafka's defaults, or the settings (broker.rack for the registration).
+        assert_eq!(
+            (q.broker_heartbeat_interval_ms, q.broker_session_timeout_ms),
+            (2000, 9000)
+        );
+        assert_eq!(c.broker_rack, None);
+        let liveness = [
+            "broker.heartbeat.interval.ms=500",
+            "broker.session.timeout.ms=3000",
+            "broker.rack=r1",
+        ];
+        let c = load(&[&base[..], &liveness[..]].concat(), &[]).unwrap();
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        assert_eq!(c.broker_rack.as_deref(), Some("r1"));
+        let q = c.quorum.unwrap();
+        assert_eq!(
+            (q.broker_heartbeat_interval_ms, q.broker_session_timeout_ms),
+            (500, 3000)
+        );
         let with = |change: &str| {
             let key = change.split('=').next().unwrap();
             let mut o: Vec<&str> = base

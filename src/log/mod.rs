@@ -11,6 +11,8 @@
 //! - `partition`: a partition's log (append, read, recovery, retention, flush);
 //! - `leader_epoch`: the leader epoch cache (`leader-epoch-checkpoint`) OffsetForLeaderEpoch
 //!   answers from;
+//! - `replication`: a partition's replication state (the leader's view of its followers, the
+//!   high watermark, ISR shrink and expand candidates, KIP-279 divergence and truncation);
 //! - `checkpoint`: Kafka's text format of checkpoint files;
 //! - `manager`: the log manager, which makes, opens and deletes partition logs as the metadata
 //!   image changes;
@@ -31,6 +33,7 @@ pub mod open_files;
 pub mod partition;
 pub mod record_validator;
 pub mod records;
+pub mod replication;
 pub mod segment;
 pub mod storage;
 

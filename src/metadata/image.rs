@@ -161,7 +161,7 @@ impl PartitionRegistration {
     /// PartitionRegistration.merge: the fields the change names are replaced; a new leader
     /// (even the same broker again) bumps the leader epoch, and every change bumps the
     /// partition epoch.
-    fn merge(&self, c: &PartitionChangeRecord) -> Self {
+    pub fn merge(&self, c: &PartitionChangeRecord) -> Self {
         let pick = |new: &Option<Vec<i32>>, old: &Vec<i32>| new.clone().unwrap_or(old.clone());
         let (leader, leader_epoch) = if c.leader == NO_LEADER_CHANGE {
             (self.leader, self.leader_epoch)

@@ -34,6 +34,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 
+use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::{replay_all, MetadataDelta, MetadataImage, Provenance, ReplayError};
 use super::records::{MetadataRecord, RecordError};
 use crate::log::partition::{LogError, PartitionLog};
@@ -128,6 +129,19 @@ pub trait MetadataLog: Send + Sync {
     fn quorum_state(&self) -> Option<QuorumState> {
         None
     }
+    /// Sends a broker's request to the active controller and returns its answer (a quorum:
+    /// see `controller`); a single node's log has no controller to send it to.
+    fn send_to_controller(
+        &self,
+        _request: ControllerRequest,
+    ) -> Result<ControllerResponse, MetadataLogError> {
+        Err(MetadataLogError::Quorum(
+            "no metadata quorum to send to".into(),
+        ))
+    }
+    /// Where this node is the active controller (a quorum's leader), `duties` answers the
+    /// brokers' requests. A single node's log has no brokers in other processes.
+    fn serve_controller(&self, _duties: std::sync::Weak<dyn ControllerDuties>) {}
 }
 
 /// The metadata quorum as one node sees it (Kafka's DescribeQuorum partition data).

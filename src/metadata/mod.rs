@@ -19,6 +19,9 @@
 //! (`topic::TopicFile`); start-up migrates each into the metadata log (same name, id, partition
 //! count and configs) and removes the file once its records are committed.
 
+pub mod alter_partition;
+pub mod broker_heartbeat;
+pub mod controller;
 pub mod election;
 pub mod features;
 pub mod image;
@@ -45,6 +48,8 @@ use crate::log::manager::LogManager;
 use crate::log::partition::Partition;
 use crate::log::storage::{FileStorage, Storage};
 use crate::log::LogConfig;
+use broker_heartbeat::{BrokerHeartbeat, HeartbeatReply};
+use controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{
@@ -510,9 +515,88 @@ impl Catalog {
         })
     }
 
+    /// Registers the broker of this process in a quorum of processes: its RegisterBrokerRecord
+    /// alone, fenced (the broker epoch is the record's offset as this node expects it). Whatever
+    /// follows is the active controller's to decide on its own image, as Kafka's controller
+    /// does: the broker's first heartbeat that shows it caught up unfences it
+    /// (`broker_heartbeat::decide`), and a broker that stops heartbeating is fenced.
+    pub fn register_fenced(&self, mut broker: RegisterBrokerRecord) -> io::Result<()> {
+        self.change_partitions(|image| {
+            broker.broker_epoch = image.provenance.last_offset + 1;
+            broker.fenced = true;
+            Ok(vec![MetadataRecord::RegisterBroker(broker)])
+        })
+    }
+
     /// A broker of this process stops (`election::broker_fenced`).
     pub fn fence_broker(&self, id: i32, policy: &ElectionPolicy) -> io::Result<()> {
         self.change_partitions(|image| Ok(election::broker_fenced(image, id, policy)))
+    }
+
+    /// A decision of the active controller: `decide` reads the image with everything committed
+    /// replayed (this node leads: all of it is applied here) and returns the records to commit
+    /// and its answer, given back once they are committed (as Kafka's QuorumController runs
+    /// each operation on its latest state).
+    pub fn decide_as_controller<R>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), image::ReplayError>,
+    ) -> io::Result<R> {
+        let _guard = self.create_lock.lock();
+        self.catch_up_locked()?;
+        let (records, answer) = decide(&self.image()).map_err(io::Error::other)?;
+        self.commit(&records)?;
+        Ok(answer)
+    }
+
+    /// The active controller fences broker `id` whose session expired at `epoch`
+    /// (`broker_heartbeat`), unless it registered again or was fenced in the meantime; returns
+    /// whether it did.
+    pub fn fence_expired_broker(
+        &self,
+        id: i32,
+        epoch: i64,
+        policy: &ElectionPolicy,
+    ) -> io::Result<bool> {
+        self.decide_as_controller(|image| {
+            let current = image.brokers.get(&id);
+            if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
+                return Ok((vec![], false));
+            }
+            Ok((election::broker_fenced(image, id, policy), true))
+        })
+    }
+
+    /// The active controller's answer to a broker's heartbeat (`broker_heartbeat::decide`).
+    pub fn broker_heartbeat(
+        &self,
+        heartbeat: &BrokerHeartbeat,
+        policy: &ElectionPolicy,
+    ) -> io::Result<HeartbeatReply> {
+        self.decide_as_controller(|image| broker_heartbeat::decide(image, heartbeat, policy))
+    }
+
+    /// The active controller's answer to a partition leader's AlterPartition
+    /// (`alter_partition::alter_partition`).
+    pub fn alter_partition(
+        &self,
+        request: &alter_partition::AlterPartitionRequest,
+        policy: &ElectionPolicy,
+    ) -> io::Result<alter_partition::AlterPartitionResponse> {
+        self.decide_as_controller(|image| {
+            Ok(alter_partition::alter_partition(image, request, policy))
+        })
+    }
+
+    /// Sends a request of this node's broker to the active controller (a quorum of processes).
+    pub fn send_to_controller(&self, request: ControllerRequest) -> io::Result<ControllerResponse> {
+        self.metadata_log
+            .send_to_controller(request)
+            .map_err(io::Error::other)
+    }
+
+    /// Where this node comes to lead the metadata quorum, `duties` answer the brokers' requests.
+    pub fn serve_controller(&self, duties: std::sync::Weak<dyn ControllerDuties>) {
+        self.metadata_log.serve_controller(duties);
     }
 
     /// A stopped broker of this process starts again (`election::broker_restarted`).
@@ -1070,6 +1154,65 @@ mod tests {
         assert_eq!((t.topic_id, t.partitions.len()), (id, 3));
         assert_eq!(cat.get_by_id(id).unwrap().name, "orders");
         assert!(dir.path().join("orders-2/partition.metadata").exists());
+    }
+
+    /// The active controller's decisions commit to the metadata log: an AlterPartition from a
+    /// partition's leader shrinks its ISR (and a stale repeat is refused), a broker whose
+    /// session expired is fenced once (its partitions elect another leader), and the image after
+    /// a restart has both.
+    #[test]
+    fn controller_decisions_are_committed() {
+        use crate::metadata::alter_partition::AlterPartitionRequest;
+        let dir = tempfile::tempdir().unwrap();
+        let policy = ElectionPolicy::default();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let brokers = (1..=3)
+            .map(|id| RegisterBrokerRecord::bare(id, 0, false))
+            .collect();
+        cat.register_brokers(brokers, &policy).unwrap();
+        let t = cat.create("t", 1, 3, BTreeMap::new(), 0).unwrap();
+        let image = cat.image();
+        let reg = image.topics.get(t.topic_id).unwrap().partitions[&0].clone();
+        let follower = reg
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| r != reg.leader)
+            .unwrap();
+        let request = AlterPartitionRequest {
+            broker_id: reg.leader,
+            broker_epoch: image.brokers[&reg.leader].epoch,
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch: reg.leader_epoch,
+            partition_epoch: reg.partition_epoch,
+            new_isr: vec![(reg.leader, -1), (follower, -1)],
+        };
+        let answer = cat.alter_partition(&request, &policy).unwrap();
+        assert_eq!(answer.error_code, crate::protocol::errors::NONE);
+        let isr = |cat: &Catalog| {
+            cat.image().topics.get(t.topic_id).unwrap().partitions[&0]
+                .isr
+                .clone()
+        };
+        assert_eq!(isr(&cat), vec![reg.leader, follower]);
+        let again = cat.alter_partition(&request, &policy).unwrap();
+        assert_eq!(
+            again.error_code,
+            crate::protocol::errors::INVALID_UPDATE_VERSION
+        );
+        let epoch = cat.image().brokers[&reg.leader].epoch;
+        assert!(cat
+            .fence_expired_broker(reg.leader, epoch, &policy)
+            .unwrap());
+        assert!(!cat
+            .fence_expired_broker(reg.leader, epoch, &policy)
+            .unwrap());
+        drop(cat);
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let after = cat.image().topics.get(t.topic_id).unwrap().partitions[&0].clone();
+        assert_eq!((after.leader, after.isr), (follower, vec![follower]));
+        assert!(cat.image().brokers[&reg.leader].fenced);
     }
 
     #[test]

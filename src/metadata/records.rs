@@ -103,6 +103,25 @@ pub struct RegisterBrokerRecord {
     pub log_dirs: Vec<Uuid>,
 }
 
+#[cfg(test)]
+impl RegisterBrokerRecord {
+    /// Broker `id` at `epoch`, without endpoints or features (tests of the controller).
+    pub fn bare(id: i32, epoch: i64, fenced: bool) -> Self {
+        RegisterBrokerRecord {
+            broker_id: id,
+            is_migrating_zk_broker: false,
+            incarnation_id: Uuid::from_u128(id as u128),
+            broker_epoch: epoch,
+            endpoints: vec![],
+            features: vec![],
+            rack: None,
+            fenced,
+            in_controlled_shutdown: false,
+            log_dirs: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionRecord {
     pub partition_id: i32,

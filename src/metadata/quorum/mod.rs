@@ -20,7 +20,7 @@ pub mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -28,6 +28,7 @@ use openraft::{Config, Raft, RaftNetworkFactory, SnapshotPolicy};
 
 use self::log_store::QuorumLogStore;
 use self::state_machine::{Applied, QuorumStateMachine};
+use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
 use super::metadata_log::{
     MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
@@ -140,6 +141,9 @@ pub struct Quorum {
     /// A write on a node that does not lead goes to the leader over the controller listener
     /// (`transport::forward`); without it (the simulation), it fails naming the leader.
     pub forward: bool,
+    /// What answers the brokers' requests while this node leads (the broker of this process,
+    /// once it is up; see `metadata::controller`).
+    pub duties: Arc<OnceLock<Weak<dyn ControllerDuties>>>,
 }
 
 impl Quorum {
@@ -162,6 +166,7 @@ impl Quorum {
             store,
             applied,
             forward: false,
+            duties: Arc::new(OnceLock::new()),
         })
     }
 
@@ -257,6 +262,49 @@ impl Quorum {
         }
     }
 
+    /// A broker's request, sent to the leader (the active controller): answered here when this
+    /// node leads, forwarded over the controller listener when another does.
+    pub async fn send_to_controller(
+        &self,
+        request: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerResponse, MetadataLogError> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(leader) = m.current_leader else {
+            return Err(MetadataLogError::Quorum(
+                "the metadata quorum has no leader".into(),
+            ));
+        };
+        if leader == self.id {
+            return Ok(self.answer_controller_request(request).await);
+        }
+        let node = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+            .ok_or_else(|| MetadataLogError::Quorum(format!("no address for leader {leader}")))?;
+        transport::to_controller(&node, request, timeout).await
+    }
+
+    /// A broker's request that reached this node: answered by the controller's duties when this
+    /// node leads, NOT_CONTROLLER otherwise (the broker asks the leader it learns of next time).
+    pub async fn answer_controller_request(
+        &self,
+        request: ControllerRequest,
+    ) -> ControllerResponse {
+        use crate::protocol::errors;
+        let leads = self.raft.metrics().borrow().current_leader == Some(self.id);
+        let duties = self.duties.get().and_then(Weak::upgrade);
+        let (true, Some(duties)) = (leads, duties) else {
+            return ControllerResponse::Error(errors::NOT_CONTROLLER);
+        };
+        // The duties commit to the quorum and wait for it: off this runtime's worker.
+        tokio::task::spawn_blocking(move || duties.handle(request))
+            .await
+            .unwrap_or(ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR))
+    }
+
     /// The committed batches from the one holding `from_offset` on.
     pub fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
         let until = self.applied.end_offset();
@@ -292,6 +340,9 @@ impl Written {
 /// How long an append waits for the quorum to commit it before giving up (Kafka's
 /// request.timeout.ms), so that a caller never hangs on a quorum without a leader.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a broker's request waits for the controller's answer: what it changes is committed
+/// first, within an election timeout or two.
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `MetadataLog` over a quorum node, for the broker's synchronous callers: the node runs on a
 /// runtime of its own, and a call waits on it without blocking that runtime.
@@ -438,6 +489,19 @@ impl MetadataLog for RaftMetadataLog {
         })
     }
 
+    fn send_to_controller(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, MetadataLogError> {
+        let quorum = self.quorum.clone();
+        let send = async move { quorum.send_to_controller(request, CONTROLLER_TIMEOUT).await };
+        wait_on(&self.runtime, send)?
+    }
+
+    fn serve_controller(&self, duties: Weak<dyn ControllerDuties>) {
+        let _ = self.quorum.duties.set(duties);
+    }
+
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError> {
         let raft = self.quorum.raft.clone();
         wait_on(&self.runtime, async move { raft.shutdown().await })?
@@ -450,6 +514,8 @@ impl MetadataLog for RaftMetadataLog {
 mod tests {
     use super::*;
     use crate::log::storage::FileStorage;
+    use crate::metadata::alter_partition::AlterPartitionRequest;
+    use crate::metadata::broker_heartbeat::BrokerHeartbeat;
     use crate::metadata::metadata_log::load_image;
     use crate::metadata::records::tests::samples;
     use openraft::error::{RPCError, Unreachable};
@@ -459,6 +525,22 @@ mod tests {
         VoteResponse,
     };
     use openraft::RaftNetwork;
+
+    /// A controller whose answer tells which request it had.
+    struct EchoController;
+
+    impl ControllerDuties for EchoController {
+        fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+            match request {
+                ControllerRequest::BrokerHeartbeat(hb) => {
+                    ControllerResponse::Error(hb.broker_id as i16)
+                }
+                ControllerRequest::AlterPartition(r) => {
+                    ControllerResponse::Error(-r.partition as i16)
+                }
+            }
+        }
+    }
 
     /// A single voter's network: there is no one to reach.
     struct Alone;
@@ -607,6 +689,32 @@ mod tests {
             rt.block_on(end.wait_for(|&e| e > last)).unwrap();
             assert_eq!(l.read(0).unwrap().last().unwrap().records, s[..1].to_vec());
         }
+        // A broker's request on a follower goes to the leader, whose controller answers it;
+        // NOT_CONTROLLER until the leader's duties are served.
+        let hb = ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
+            broker_id: 7,
+            broker_epoch: 3,
+            current_metadata_offset: last,
+        });
+        let reply = follower.send_to_controller(hb.clone()).unwrap();
+        assert_eq!(reply.error_code(), crate::protocol::errors::NOT_CONTROLLER);
+        let duties: Arc<dyn ControllerDuties> = Arc::new(EchoController);
+        let leading = logs.iter().find(|l| l.quorum().id == leader).unwrap();
+        leading.serve_controller(Arc::downgrade(&duties));
+        let reply = follower.send_to_controller(hb.clone()).unwrap();
+        assert_eq!(reply, ControllerResponse::Error(7));
+        assert_eq!(leading.send_to_controller(hb.clone()).unwrap(), reply);
+        let alter = ControllerRequest::AlterPartition(AlterPartitionRequest {
+            broker_id: 1,
+            broker_epoch: 1,
+            topic_id: uuid::Uuid::from_u128(1),
+            partition: 5,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            new_isr: vec![(1, -1)],
+        });
+        let reply = follower.send_to_controller(alter).unwrap();
+        assert_eq!(reply, ControllerResponse::Error(-5));
         // The leader stops: the other two elect one of them and go on.
         let at = logs.iter().position(|l| l.quorum().id == leader).unwrap();
         logs.remove(at).close(0).unwrap();

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{MetadataEntry, NodeId, Quorum, QuorumNode, TypeConfig};
+use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::MetadataLogError;
 
 /// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
@@ -38,6 +39,8 @@ enum Request {
     Vote(VoteRequest<NodeId>),
     /// A metadata write from a node that does not lead.
     Append(MetadataEntry),
+    /// A broker's request to the active controller (see `metadata::controller`).
+    Controller(ControllerRequest),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -46,6 +49,7 @@ enum Response {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, String>),
+    Controller(ControllerResponse),
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -107,6 +111,7 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             Request::Append(entry) => {
                 Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
             }
+            Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         };
         write_frame(&mut stream, &response).await?;
     }
@@ -273,5 +278,27 @@ pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, For
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         Err(CallError::Network(e)) => Err(failed(e.to_string())),
+    }
+}
+
+/// Sends a broker's request to the controller at `node` (the quorum's leader) and returns its
+/// answer.
+pub async fn to_controller(
+    node: &QuorumNode,
+    request: ControllerRequest,
+    timeout: Duration,
+) -> Result<ControllerResponse, MetadataLogError> {
+    let mut client = TcpClient {
+        target: 0,
+        node: node.clone(),
+        conn: None,
+    };
+    let failed = |why: String| {
+        MetadataLogError::Quorum(format!("request to the controller at {node}: {why}"))
+    };
+    match client.call(&Request::Controller(request), timeout).await {
+        Ok(Response::Controller(reply)) => Ok(reply),
+        Ok(_) => Err(failed("an answer to another request".into())),
+        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
     }
 }
