@@ -170,7 +170,8 @@ final class AdminTests {
                     new CreatePartitionsOptions().validateOnly(true)).all().get();
             check(partitions(admin, topic) == 2, "validateOnly grew the topic");
             admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
-            check(partitions(admin, topic) == 4, "topic has %d partitions after growing to 4", partitions(admin, topic));
+            int grown = awaitPartitions(admin, topic, 4);
+            check(grown == 4, "topic has %d partitions after growing to 4", grown);
             expect(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all(),
                     InvalidPartitionsException.class, "shrinking");
             expect(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all(),
@@ -183,6 +184,21 @@ final class AdminTests {
 
     private static int partitions(Admin admin, String topic) throws Exception {
         return admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+    }
+
+    /**
+     * The topic's partition count once it is {@code want}, or what it is after 15 s: Kafka's
+     * brokers learn new partitions from the metadata log a moment after CreatePartitions is
+     * answered (a flake of the Kafka calibration run).
+     */
+    private static int awaitPartitions(Admin admin, String topic, int want) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        int n = partitions(admin, topic);
+        while (n != want && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+            n = partitions(admin, topic);
+        }
+        return n;
     }
 
     // ---- Configs ------------------------------------------------------------------------------
@@ -581,12 +597,24 @@ final class AdminTests {
                     check(wait > 0 && wait <= 5000, "throttle time %d ms, not within the 5 s overdraft", wait);
                 }
             }
-            create(admin, prefix + "mut-free", 20, Map.of());
-            var names = admin.listTopics().names().get();
-            check(names.contains(prefix + "mut-10") && names.contains(prefix + "mut-5")
-                    && !names.contains(prefix + "mut-1"), "topics %s", names);
-            admin.alterClientQuotas(List.of(quota(entity, "controller_mutation_rate", null))).all().get();
-            admin.deleteTopics(List.of(prefix + "mut-10", prefix + "mut-5", prefix + "mut-free")).all().get();
+            try {
+                create(admin, prefix + "mut-free", 20, Map.of());
+                // Kafka's brokers learn new topics from the metadata log a moment after they are
+                // created: wait until the created ones are listed, then the refused one is not.
+                var created = Set.of(prefix + "mut-10", prefix + "mut-5", prefix + "mut-free");
+                long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+                var names = admin.listTopics().names().get();
+                while (!names.containsAll(created) && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                    names = admin.listTopics().names().get();
+                }
+                check(names.containsAll(created) && !names.contains(prefix + "mut-1"), "topics %s", names);
+            } finally {
+                admin.alterClientQuotas(List.of(quota(entity, "controller_mutation_rate", null))).all().get();
+                var existing = new java.util.HashSet<>(admin.listTopics().names().get());
+                existing.retainAll(Set.of(prefix + "mut-10", prefix + "mut-5", prefix + "mut-free"));
+                admin.deleteTopics(existing).all().get();
+            }
         }
     }
 
