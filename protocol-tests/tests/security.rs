@@ -645,8 +645,8 @@ impl Certs {
 
     fn roots(&self) -> Result<rustls::RootCertStore> {
         let mut roots = rustls::RootCertStore::empty();
-        for (_, der) in
-            gregor::security::tls::pem_blocks(&self.read("ca.pem")?).map_err(anyhow::Error::msg)?
+        for (_, der) in gregor::security::keystore::pem_blocks(&self.read("ca.pem")?)
+            .map_err(anyhow::Error::msg)?
         {
             roots.add(rustls::pki_types::CertificateDer::from(der))?;
         }
@@ -659,9 +659,9 @@ impl Certs {
         Vec<rustls::pki_types::CertificateDer<'static>>,
         rustls::pki_types::PrivateKeyDer<'static>,
     )> {
-        let certs = gregor::security::tls::pem_blocks(&self.read("client.pem")?)
+        let certs = gregor::security::keystore::pem_blocks(&self.read("client.pem")?)
             .map_err(anyhow::Error::msg)?;
-        let key = gregor::security::tls::pem_blocks(&self.read("client.key")?)
+        let key = gregor::security::keystore::pem_blocks(&self.read("client.key")?)
             .map_err(anyhow::Error::msg)?;
         Ok((
             certs.into_iter().map(|(_, d)| d.into()).collect(),

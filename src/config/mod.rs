@@ -146,13 +146,16 @@ const USED: &[&str] = &[
     "ssl.client.auth",
     "super.users",
     "ssl.enabled.protocols",
+    "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
     "ssl.keystore.location",
+    "ssl.keystore.password",
     "ssl.keystore.type",
     "ssl.principal.mapping.rules",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
+    "ssl.truststore.password",
     "ssl.truststore.type",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
@@ -1362,7 +1365,7 @@ mod tests {
         let c = load(
             &[
                 "num.network.threads=3",
-                "listener.name.internal.ssl.keystore.password=x",
+                "listener.name.internal.ssl.keymanager.algorithm=x",
                 "listener.name.internal.ssl.keystore.location=/x",
                 "listener.name.internal.scram-sha-512.sasl.jaas.config=x",
             ],
@@ -1372,7 +1375,7 @@ mod tests {
         assert_eq!(
             c.unused,
             vec![
-                "listener.name.internal.ssl.keystore.password".to_string(),
+                "listener.name.internal.ssl.keymanager.algorithm".to_string(),
                 "num.network.threads".to_string()
             ]
         );

@@ -5,6 +5,8 @@
 //! - `jaas`: Kafka's inline JAAS config (`...sasl.jaas.config`), where PLAIN's users are.
 //! - `scram`: SCRAM-SHA-256/512 credentials and the server side of the exchange.
 //! - `oauthbearer`: OAUTHBEARER tokens, Kafka's unsecured and JWKS validators.
+//! - `keystore`: JKS, PKCS12 and PEM keystores and truststores (`ssl.keystore.*`,
+//!   `ssl.truststore.*`).
 //! - `tls`: rustls server configs from Kafka's `ssl.*` settings; client certificate principals,
 //!   mapped by `ssl_principal_mapper` (ssl.principal.mapping.rules).
 //!
@@ -13,6 +15,7 @@
 
 pub mod authorizer;
 pub mod jaas;
+pub mod keystore;
 pub mod oauthbearer;
 pub mod scram;
 pub mod ssl_principal_mapper;
