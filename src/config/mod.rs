@@ -143,6 +143,7 @@ const USED: &[&str] = &[
     "sasl.oauthbearer.sub.claim.name",
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
+    "ssl.cipher.suites",
     "ssl.client.auth",
     "super.users",
     "ssl.enabled.protocols",

@@ -44,8 +44,8 @@ fn protocol_versions(
         match p {
             "TLSv1.2" => out.push(&rustls::version::TLS12),
             "TLSv1.3" => out.push(&rustls::version::TLS13),
-            // Kafka drops versions the JVM does not offer; older ones are not offered here.
-            "TLSv1" | "TLSv1.1" => {}
+            // Versions Java knows that gregor does not serve (Java disables them by default).
+            "TLSv1" | "TLSv1.1" | "SSLv3" | "SSLv2Hello" => {}
             other => {
                 return Err(s.error("ssl.enabled.protocols", format!("unknown protocol {other}")))
             }
@@ -56,6 +56,117 @@ fn protocol_versions(
             "ssl.enabled.protocols",
             "no TLS version gregor serves (TLSv1.2, TLSv1.3)",
         ));
+    }
+    Ok(out)
+}
+
+/// The rustls suite of a Java (JSSE) cipher suite name. JSSE names TLS 1.2 suites as IANA does
+/// and TLS 1.3 suites without the "13" rustls puts after TLS; rustls' own names are taken too.
+fn suite_named(
+    name: &str,
+    suites: &[rustls::SupportedCipherSuite],
+) -> Option<rustls::SupportedCipherSuite> {
+    let rustls_name = match name.strip_prefix("TLS_") {
+        Some(rest) if !rest.contains("_WITH_") => format!("TLS13_{rest}"),
+        _ => name.to_string(),
+    };
+    suites.iter().copied().find(|suite| {
+        suite
+            .suite()
+            .as_str()
+            .is_some_and(|n| n == rustls_name || n == name)
+    })
+}
+
+/// The suites Java 17+ (JSSE) supports that rustls does not serve (DHE and RSA key exchange,
+/// CBC modes): Kafka accepts them, gregor leaves them out of a list with a warning.
+const JSSE_ONLY_SUITES: &[&str] = &[
+    "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384",
+    "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_DHE_DSS_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    "TLS_DHE_DSS_WITH_AES_256_CBC_SHA256",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_DHE_DSS_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_DHE_DSS_WITH_AES_256_CBC_SHA",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_DHE_DSS_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+];
+
+/// `ssl.cipher.suites` (Kafka's default, empty: every suite the provider has), with Java's
+/// names. A name Java does not know fails the start: on Kafka it fails every connection of the
+/// listener ("Unsupported CipherSuite" from the SSLEngine) while the broker runs on. Suites
+/// only Java serves are left out with a warning; a list left empty fails the start.
+fn cipher_suites(
+    s: &ListenerSettings<'_>,
+    available: &[rustls::SupportedCipherSuite],
+) -> Result<Vec<rustls::SupportedCipherSuite>, SecurityError> {
+    let Some(list) = s.get("ssl.cipher.suites") else {
+        return Ok(available.to_vec());
+    };
+    let served = || {
+        available
+            .iter()
+            .filter_map(|suite| suite.suite().as_str())
+            .map(|n| n.replacen("TLS13_", "TLS_", 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match suite_named(name, available) {
+            Some(suite) if !out.contains(&suite) => out.push(suite),
+            Some(_) => {}
+            None if JSSE_ONLY_SUITES.contains(&name) => left_out.push(name),
+            None => {
+                return Err(s.error(
+                    "ssl.cipher.suites",
+                    format!(
+                        "unsupported cipher suite {name} (gregor serves {})",
+                        served()
+                    ),
+                ))
+            }
+        }
+    }
+    if out.is_empty() && !left_out.is_empty() {
+        return Err(s.error(
+            "ssl.cipher.suites",
+            format!(
+                "none of these suites is served by gregor (rustls): {} (gregor serves {})",
+                left_out.join(", "),
+                served()
+            ),
+        ));
+    }
+    if !left_out.is_empty() {
+        tracing::warn!(
+            listener = %s.listener.name,
+            "ssl.cipher.suites: {} not served by gregor (rustls), left out",
+            left_out.join(", ")
+        );
+    }
+    if out.is_empty() {
+        return Ok(available.to_vec());
     }
     Ok(out)
 }
@@ -82,10 +193,17 @@ impl TlsSettings {
         // ring rather than aws-lc-rs keeps the binary small and the build free of cmake; rustls
         // marks it deprecated only because it lacks post-quantum key exchange.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = cipher_suites(s, &provider.cipher_suites)?;
+        let provider = Arc::new(provider);
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&protocol_versions(s)?)
-            .map_err(|e| s.error("ssl.enabled.protocols", e.to_string()))?;
+            .map_err(|e| {
+                s.error(
+                    "ssl.cipher.suites",
+                    format!("no cipher suite for the ssl.enabled.protocols: {e}"),
+                )
+            })?;
         let builder = match client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             ClientAuth::Requested | ClientAuth::Required => {
@@ -344,5 +462,31 @@ mod tests {
             oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
             "1.2.840.113549"
         );
+    }
+
+    #[test]
+    fn java_cipher_suite_names() {
+        #[allow(deprecated)]
+        let all = rustls::crypto::ring::default_provider().cipher_suites;
+        let name = |n: &str| suite_named(n, &all).and_then(|s| s.suite().as_str());
+        assert_eq!(
+            name("TLS_AES_256_GCM_SHA384"),
+            Some("TLS13_AES_256_GCM_SHA384")
+        );
+        assert_eq!(
+            name("TLS_CHACHA20_POLY1305_SHA256"),
+            Some("TLS13_CHACHA20_POLY1305_SHA256")
+        );
+        assert_eq!(
+            name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+        );
+        assert_eq!(
+            name("TLS13_AES_128_GCM_SHA256"),
+            Some("TLS13_AES_128_GCM_SHA256")
+        );
+        // Known to Java, not served by rustls (CBC, RSA key exchange), and a typo.
+        assert_eq!(name("TLS_RSA_WITH_AES_128_CBC_SHA"), None);
+        assert_eq!(name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265"), None);
     }
 }
