@@ -50,7 +50,8 @@
 #   security-<v>/...  kafka-clients 4.4.x and 3.9.x over SASL_PLAINTEXT (PLAIN; SCRAM-SHA-512 after
 #                     kafka-configs 4.4 created the user; OAUTHBEARER with the unsecured login module),
 #                     SSL with client certificates and SASL_SSL (SCRAM-SHA-512; OAUTHBEARER with an
-#                     RS256 token checked against a JWKS file), PEM certificates made with openssl:
+#                     RS256 token checked against a JWKS file), PEM certificates made with openssl,
+#                     and SSL listeners with JKS and PKCS12 stores made by keytool (ssl-jks, ssl-p12):
 #                     produce, consume in a group, admin; wrong credentials and a token for another
 #                     audience refused; PLAIN sessions of 3 s re-authenticated (KIP-368) while a
 #                     producer goes on (a broker of its own, see security_tests);
@@ -58,7 +59,7 @@
 #                     transactional-id ACLs (and a DENY), a producer, a consumer and a transactional
 #                     producer refused and then allowed, super users, a client certificate whose
 #                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
-#                     group name security-acls runs this part alone)
+#                     group name security-acls runs this part alone, security-authn the first part)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -677,6 +678,20 @@ security_certs() {
       openssl req -newkey rsa:2048 -nodes -keyout "$n.key" -out "$n.csr" -subj "$subject" &&
         openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$n.pem" -days 2 -extfile san.ext &&
         cat "$n.key" "$n.pem" >"$n-keystore.pem" || exit 1
+      # The same key and chain in the stores Java users have, made by keytool: JKS (a key
+      # password of its own) and PKCS12; and the CA as JKS and PKCS12 truststores.
+      openssl pkcs12 -export -inkey "$n.key" -in "$n.pem" -certfile ca.pem -name "$n" \
+        -passout pass:openssl-secret -out "$n-openssl.p12" &&
+        keytool -importkeystore -noprompt -srckeystore "$n-openssl.p12" -srcstoretype PKCS12 \
+          -srcstorepass openssl-secret -destkeystore "$n.jks" -deststoretype JKS \
+          -deststorepass store-secret -destkeypass key-secret &&
+        keytool -importkeystore -noprompt -srckeystore "$n-openssl.p12" -srcstoretype PKCS12 \
+          -srcstorepass openssl-secret -destkeystore "$n.p12" -deststoretype PKCS12 \
+          -deststorepass store-secret || exit 1
+    done
+    for n in jks p12; do
+      keytool -importcert -noprompt -alias ca -file ca.pem -keystore "truststore.$n" \
+        -storetype "$([ "$n" = jks ] && echo JKS || echo PKCS12)" -storepass trust-secret || exit 1
     done
   ) >"$d/openssl.log" 2>&1
 }
@@ -734,6 +749,14 @@ security_client_configs() {
   printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
     "sasl.mechanism=SCRAM-SHA-512" "sasl.jaas.config=$scram username=\"bob\" password=\"alice-scram\";" \
     >"$d/sasl-ssl-bad.properties"
+  # Client certificates from keytool's JKS and PKCS12 stores (on listeners whose own stores
+  # are JKS and PKCS12).
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=JKS" "ssl.truststore.location=$certs/truststore.jks" \
+    "ssl.truststore.password=trust-secret" "ssl.keystore.type=JKS" "ssl.keystore.location=$certs/client.jks" \
+    "ssl.keystore.password=store-secret" "ssl.key.password=key-secret" >"$d/ssl-jks.properties"
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PKCS12" "ssl.truststore.location=$certs/truststore.p12" \
+    "ssl.truststore.password=trust-secret" "ssl.keystore.type=PKCS12" "ssl.keystore.location=$certs/client.p12" \
+    "ssl.keystore.password=store-secret" >"$d/ssl-p12.properties"
   # OAUTHBEARER: Kafka's unsecured login module (an unsigned token with sub alice), and a token
   # from a file (the token endpoint's file:// form) that the broker checks against its JWKS.
   local oauth='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
@@ -789,11 +812,13 @@ security_tests() {
   gregor_cleanup
   BROKER_NAME=security
   GREGOR_PORT="$(gregor_free_port)"
-  local p1 p2 p3
+  local p1 p2 p3 p4 p5
   p1="$(gregor_free_port)"
   p2="$(gregor_free_port)"
   p3="$(gregor_free_port)"
-  local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3"
+  p4="$(gregor_free_port)"
+  p5="$(gregor_free_port)"
+  local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3,JKS://127.0.0.1:$p4,PKCS12://127.0.0.1:$p5"
   local plain_users='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
   local scram_login='org.apache.kafka.common.security.scram.ScramLoginModule required;'
   local oauth_login='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
@@ -815,6 +840,23 @@ security_tests() {
     --override "ssl.truststore.type=PEM"
     --override "ssl.truststore.location=$d/certs/ca.pem"
     --override "listener.name.ssl.ssl.client.auth=required"
+    # Two more SSL listeners with keytool's stores: JKS (the key's own password) and PKCS12.
+    --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,JKS:SSL,PKCS12:SSL"
+    --override "listener.name.jks.ssl.keystore.type=JKS"
+    --override "listener.name.jks.ssl.keystore.location=$d/certs/server.jks"
+    --override "listener.name.jks.ssl.keystore.password=store-secret"
+    --override "listener.name.jks.ssl.key.password=key-secret"
+    --override "listener.name.jks.ssl.truststore.type=JKS"
+    --override "listener.name.jks.ssl.truststore.location=$d/certs/truststore.jks"
+    --override "listener.name.jks.ssl.truststore.password=trust-secret"
+    --override "listener.name.jks.ssl.client.auth=required"
+    --override "listener.name.pkcs12.ssl.keystore.type=PKCS12"
+    --override "listener.name.pkcs12.ssl.keystore.location=$d/certs/server.p12"
+    --override "listener.name.pkcs12.ssl.keystore.password=store-secret"
+    --override "listener.name.pkcs12.ssl.truststore.type=PKCS12"
+    --override "listener.name.pkcs12.ssl.truststore.location=$d/certs/truststore.p12"
+    --override "listener.name.pkcs12.ssl.truststore.password=trust-secret"
+    --override "listener.name.pkcs12.ssl.client.auth=required"
   )
   if ! security_broker_start "$extra" "${settings[@]}"; then
     fail security/broker-start "could not start a broker with secured listeners" "$GREGOR_DATA.log"
@@ -836,7 +878,7 @@ security_tests() {
   for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     local cp="$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" case port
-    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3 oauth-unsecured:$p1 oauth-jwks:$p3; do
+    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3 oauth-unsecured:$p1 oauth-jwks:$p3 ssl-jks:$p4 ssl-p12:$p5; do
       port="${case#*:}"
       case="${case%%:*}"
       local more=()
@@ -1443,6 +1485,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     failover) failover_tests ;;
     security) security_tests; security_acl_tests ;;
     security-acls) security_acl_tests ;;
+    security-authn) security_tests ;;
     control) control_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
