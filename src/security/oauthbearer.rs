@@ -8,11 +8,16 @@
 //!   The options come from the listener's OAuthBearerLoginModule JAAS entry.
 //! - JWKS (`OAuthBearerValidatorCallbackHandler` as the listener's
 //!   `oauthbearer.sasl.server.callback.handler.class`): an RS256 or ES256 JWS verified with a key
-//!   of `sasl.oauthbearer.jwks.endpoint.url` (a file:// URL; read at start-up), `exp` and `iat`
+//!   of `sasl.oauthbearer.jwks.endpoint.url` (a file:// URL read at start-up, or an http(s) one
+//!   fetched at start-up and every `sasl.oauthbearer.jwks.endpoint.refresh.ms`: see `jwks`),
+//!   `exp` and `iat`
 //!   required, `nbf` checked, with `sasl.oauthbearer.clock.skew.seconds`; `iss` must be
 //!   `sasl.oauthbearer.expected.issuer` and `aud` contain one of
 //!   `sasl.oauthbearer.expected.audience` when set (and a token with an `aud` is refused when no
 //!   audience is expected, as jose4j does); the principal is `sasl.oauthbearer.sub.claim.name`.
+//!
+//! SASL extensions (KIP-342, `key=value` pairs beside `auth` in the client's first message) are
+//! accepted and not used, as Kafka's two validators mark every extension valid.
 //!
 //! A token that fails validation is answered, as Kafka answers it, with the error JSON as a
 //! server challenge (`{"status":"invalid_token"}`, or `insufficient_scope` with the scope); the
@@ -20,6 +25,9 @@
 //! that JSON as the message.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -113,7 +121,8 @@ struct Jwk {
 
 #[derive(Clone)]
 pub struct JwksValidator {
-    keys: Vec<Jwk>,
+    /// Shared with the refresh thread of an http(s) JWKS endpoint.
+    keys: Arc<RwLock<Vec<Jwk>>>,
     pub expected_issuer: Option<String>,
     pub expected_audience: Vec<String>,
     pub clock_skew_ms: i64,
@@ -124,7 +133,7 @@ pub struct JwksValidator {
 impl std::fmt::Debug for JwksValidator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksValidator")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys.read().len())
             .field("expected_issuer", &self.expected_issuer)
             .field("expected_audience", &self.expected_audience)
             .finish()
@@ -138,11 +147,42 @@ pub struct ValidatorSettings<'a> {
     /// The OAuthBearerLoginModule options of the listener's JAAS config.
     pub jaas_options: BTreeMap<String, String>,
     pub jwks_url: Option<&'a str>,
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
+    pub jwks_refresh_ms: Option<&'a str>,
     pub expected_issuer: Option<&'a str>,
     pub expected_audience: Option<&'a str>,
     pub clock_skew_seconds: Option<&'a str>,
     pub sub_claim: Option<&'a str>,
     pub scope_claim: Option<&'a str>,
+}
+
+/// The keys of the JWKS at `url`: a file read once, or an http(s) endpoint fetched now and
+/// refreshed every `sasl.oauthbearer.jwks.endpoint.refresh.ms` while the keys are in use.
+fn jwks_keys(url: &str, s: &ValidatorSettings<'_>) -> Result<Arc<RwLock<Vec<Jwk>>>, String> {
+    let setting = |e: String| format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}");
+    if let Some(path) = url.strip_prefix("file://") {
+        let text = std::fs::read_to_string(path).map_err(|e| setting(e.to_string()))?;
+        let keys = parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?;
+        return Ok(Arc::new(RwLock::new(keys)));
+    }
+    let refresh_ms = match s.jwks_refresh_ms {
+        None => 3_600_000,
+        Some(v) => v.parse::<u64>().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            format!("sasl.oauthbearer.jwks.endpoint.refresh.ms: {v} is not a positive long")
+        })?,
+    };
+    let endpoint = super::jwks::Endpoint::new(url, &s.jaas_options).map_err(setting)?;
+    let text = endpoint.fetch_blocking().map_err(setting)?;
+    let keys = Arc::new(RwLock::new(
+        parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?,
+    ));
+    super::jwks::spawn_refresh(
+        endpoint,
+        std::time::Duration::from_millis(refresh_ms),
+        Arc::downgrade(&keys),
+        parse_jwks,
+    );
+    Ok(keys)
 }
 
 impl Validator {
@@ -157,12 +197,7 @@ impl Validator {
                 let url = s.jwks_url.ok_or(
                     "OAuthBearerValidatorCallbackHandler needs sasl.oauthbearer.jwks.endpoint.url",
                 )?;
-                let path = url.strip_prefix("file://").ok_or_else(|| {
-                    format!("sasl.oauthbearer.jwks.endpoint.url {url}: gregor reads JWKS from file:// URLs only")
-                })?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}"))?;
-                let keys = parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?;
+                let keys = jwks_keys(url, s)?;
                 let clock_skew_ms = match s.clock_skew_seconds {
                     None => 30_000,
                     Some(v) => {
@@ -345,6 +380,7 @@ impl JwksValidator {
         let kid = jws.header.get("kid").and_then(Value::as_str);
         let verified = self
             .keys
+            .read()
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
             .any(|k| verify(alg, &k.key, jws.signing_input.as_bytes(), &jws.signature));
@@ -714,7 +750,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(&point[33..65])
         );
         let v = JwksValidator {
-            keys: parse_jwks(&jwks).unwrap(),
+            keys: Arc::new(RwLock::new(parse_jwks(&jwks).unwrap())),
             expected_issuer: Some("https://issuer".into()),
             expected_audience: vec!["kafka".into()],
             clock_skew_ms: 30_000,
