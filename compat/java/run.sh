@@ -50,7 +50,8 @@
 #   security-<v>/...  kafka-clients 4.4.x and 3.9.x over SASL_PLAINTEXT (PLAIN; SCRAM-SHA-512 after
 #                     kafka-configs 4.4 created the user; OAUTHBEARER with the unsecured login module),
 #                     SSL with client certificates and SASL_SSL (SCRAM-SHA-512; OAUTHBEARER with an
-#                     RS256 token checked against a JWKS file), PEM certificates made with openssl,
+#                     RS256 token checked against a JWKS from an https endpoint on 127.0.0.1; the
+#                     unsecured login module sends a SASL extension), PEM certificates made with openssl,
 #                     and SSL listeners with JKS and PKCS12 stores made by keytool (ssl-jks, ssl-p12):
 #                     produce, consume in a group, admin; wrong credentials and a token for another
 #                     audience refused; PLAIN sessions of 3 s re-authenticated (KIP-368) while a
@@ -725,6 +726,32 @@ PY
   ) >"$d/jwt.log" 2>&1
 }
 
+# security_jwks_server DIR PORT: serves DIR/certs/jwks.json at https://127.0.0.1:PORT/jwks.json
+# (the server certificate of security_certs), as an identity provider publishes its keys; sets
+# JWKS_SERVER_PID once it listens.
+security_jwks_server() {
+  local d="$1" port="$2" i
+  mkdir -p "$d/jwks-www"
+  cp "$d/certs/jwks.json" "$d/jwks-www/"
+  python3 - "$port" "$d/jwks-www" "$d/certs" >"$d/jwks-server.log" 2>&1 <<'PY' &
+import functools, http.server, ssl, sys
+port, www, certs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=www)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(f"{certs}/server.pem", f"{certs}/server.key")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+PY
+  JWKS_SERVER_PID=$!
+  for i in $(seq 1 300); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2).close()" 2>/dev/null && return 0
+    kill -0 "$JWKS_SERVER_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 # security_client_configs DIR: the client settings of each case (and a bad twin of each).
 security_client_configs() {
   local d="$1" certs="$1/certs"
@@ -761,7 +788,8 @@ security_client_configs() {
   # from a file (the token endpoint's file:// form) that the broker checks against its JWKS.
   local oauth='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
   printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=OAUTHBEARER" \
-    "sasl.jaas.config=$oauth unsecuredLoginStringClaim_sub=\"alice\";" >"$d/oauth-unsecured.properties"
+    "sasl.jaas.config=$oauth unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginExtension_traceId=\"compat-1\";" \
+    >"$d/oauth-unsecured.properties"
   local t
   for t in token:oauth-jwks token-other-audience:oauth-jwks-bad; do
     printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
@@ -803,9 +831,18 @@ security_tests() {
     return 0
   fi
   security_client_configs "$d"
+  # The SASL_SSL listener's JWKS comes from an https endpoint (its certificate checked against
+  # the truststore of the login module's JAAS options, as Kafka's JaasOptionsUtils does).
+  local jwks_port
+  jwks_port="$(gregor_free_port)"
+  if ! security_jwks_server "$d" "$jwks_port"; then
+    fail security/jwks-server "the https JWKS server did not start" "$d/jwks-server.log"
+    return 0
+  fi
+  local jwks_url="https://127.0.0.1:$jwks_port/jwks.json"
   # Kafka 4 reads OAUTHBEARER files and URLs only when this system property lists them
   # (clients and brokers alike).
-  local allowed="file://$d/certs/jwks.json,file://$d/certs/token.jwt,file://$d/certs/token-other-audience.jwt"
+  local allowed="$jwks_url,file://$d/certs/token.jwt,file://$d/certs/token-other-audience.jwt"
   local JAVA_OPTS=("${JAVA_OPTS[@]}" "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed")
   local KAFKA_REF_JAVA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed"
   save_broker_log
@@ -830,9 +867,10 @@ security_tests() {
     --override "listener.name.sasl_plaintext.plain.connections.max.reauth.ms=3000"
     --override "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_login"
-    --override "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$oauth_login;"
+    # (With options, Kafka's broker also logs in as the module says: hence the sub claim.)
+    --override "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$oauth_login unsecuredLoginStringClaim_sub=\"broker\" ssl.truststore.type=\"PEM\" ssl.truststore.location=\"$d/certs/ca.pem\";"
     --override "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
-    --override "sasl.oauthbearer.jwks.endpoint.url=file://$d/certs/jwks.json"
+    --override "sasl.oauthbearer.jwks.endpoint.url=$jwks_url"
     --override "sasl.oauthbearer.expected.audience=kafka"
     --override "sasl.oauthbearer.expected.issuer=https://issuer.gregor.test"
     --override "ssl.keystore.type=PEM"
@@ -860,6 +898,7 @@ security_tests() {
   )
   if ! security_broker_start "$extra" "${settings[@]}"; then
     fail security/broker-start "could not start a broker with secured listeners" "$GREGOR_DATA.log"
+    kill "$JWKS_SERVER_PID" 2>/dev/null
     return 0
   fi
   v44="$(lib_version tools-4.4 kafka-tools)"
@@ -890,6 +929,8 @@ security_tests() {
     done
   done
   broker_check security
+  kill "$JWKS_SERVER_PID" 2>/dev/null
+  wait "$JWKS_SERVER_PID" 2>/dev/null
 }
 
 # security_acl_tests: a broker of its own with the StandardAuthorizer, a SASL_PLAINTEXT listener

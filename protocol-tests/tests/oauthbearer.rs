@@ -368,7 +368,14 @@ impl JwksServer {
     }
 }
 
-async fn https_jwks_broker(url: &str, jaas_options: &str, refresh_ms: &str) -> Result<TestBroker> {
+/// A broker whose JWKS is at `url`; tokens' issuers are not checked unless `allow_unverified_issuer`
+/// is "false" (Kafka 4.4 then requires sasl.oauthbearer.expected.issuer, unset here).
+async fn https_jwks_broker(
+    url: &str,
+    jaas_options: &str,
+    refresh_ms: &str,
+    allow_unverified_issuer: &str,
+) -> Result<TestBroker> {
     let jaas = format!(
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {jaas_options};"
     );
@@ -389,6 +396,10 @@ async fn https_jwks_broker(url: &str, jaas_options: &str, refresh_ms: &str) -> R
         ("sasl.oauthbearer.jwks.endpoint.url", url),
         ("sasl.oauthbearer.jwks.endpoint.refresh.ms", refresh_ms),
         ("sasl.oauthbearer.expected.audience", "kafka"),
+        (
+            "sasl.oauthbearer.allow.unverified.issuer",
+            allow_unverified_issuer,
+        ),
     ])
     .await
 }
@@ -406,7 +417,7 @@ async fn jwks_from_an_https_endpoint_refreshed() -> Result<()> {
         "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
         certs.path("ca.pem")
     );
-    let b = https_jwks_broker(&server.url(), &truststore, "100").await?;
+    let b = https_jwks_broker(&server.url(), &truststore, "100", "true").await?;
     let t = now_s();
     let claims = format!(
         r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
@@ -445,11 +456,23 @@ async fn jwks_from_an_https_endpoint_refreshed() -> Result<()> {
         .local_addr()?
         .port();
     let nobody = format!("https://127.0.0.1:{closed}/jwks.json");
-    for (url, options, why) in [
-        (nobody.as_str(), truststore.as_str(), "cannot connect"),
-        (server.url().as_str(), "", "TLS"),
+    // And without an expected issuer, unless unverified issuers are allowed (Kafka 4.4).
+    for (url, options, allow, why) in [
+        (
+            nobody.as_str(),
+            truststore.as_str(),
+            "true",
+            "cannot connect",
+        ),
+        (server.url().as_str(), "", "true", "TLS"),
+        (
+            server.url().as_str(),
+            truststore.as_str(),
+            "false",
+            "requires sasl.oauthbearer.expected.issuer",
+        ),
     ] {
-        let refused = https_jwks_broker(url, options, "3600000").await;
+        let refused = https_jwks_broker(url, options, "3600000", allow).await;
         let message = format!(
             "{:#}",
             refused

@@ -323,6 +323,8 @@ fn oauthbearer_validator(
         jwks_refresh_ms: s.get("sasl.oauthbearer.jwks.endpoint.refresh.ms"),
         expected_issuer: s.get("sasl.oauthbearer.expected.issuer"),
         expected_audience: s.get("sasl.oauthbearer.expected.audience"),
+        allow_unverified_issuer: s.get("sasl.oauthbearer.allow.unverified.issuer"),
+        allow_unverified_audience: s.get("sasl.oauthbearer.allow.unverified.audience"),
         clock_skew_seconds: s.get("sasl.oauthbearer.clock.skew.seconds"),
         sub_claim: s.get("sasl.oauthbearer.sub.claim.name"),
         scope_claim: s.get("sasl.oauthbearer.scope.claim.name"),

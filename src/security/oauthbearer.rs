@@ -10,11 +10,11 @@
 //!   `oauthbearer.sasl.server.callback.handler.class`): an RS256 or ES256 JWS verified with a key
 //!   of `sasl.oauthbearer.jwks.endpoint.url` (a file:// URL read at start-up, or an http(s) one
 //!   fetched at start-up and every `sasl.oauthbearer.jwks.endpoint.refresh.ms`: see `jwks`),
-//!   `exp` and `iat`
-//!   required, `nbf` checked, with `sasl.oauthbearer.clock.skew.seconds`; `iss` must be
-//!   `sasl.oauthbearer.expected.issuer` and `aud` contain one of
-//!   `sasl.oauthbearer.expected.audience` when set (and a token with an `aud` is refused when no
-//!   audience is expected, as jose4j does); the principal is `sasl.oauthbearer.sub.claim.name`.
+//!   `exp` and `iat` required, `nbf` checked, with `sasl.oauthbearer.clock.skew.seconds`; `iss`
+//!   must be `sasl.oauthbearer.expected.issuer` and `aud` contain one of
+//!   `sasl.oauthbearer.expected.audience`, both required settings as in Kafka 4.4 unless
+//!   `sasl.oauthbearer.allow.unverified.issuer` / `.audience` lift the check; the principal is
+//!   `sasl.oauthbearer.sub.claim.name`.
 //!
 //! SASL extensions (KIP-342, `key=value` pairs beside `auth` in the client's first message) are
 //! accepted and not used, as Kafka's two validators mark every extension valid.
@@ -123,8 +123,10 @@ struct Jwk {
 pub struct JwksValidator {
     /// Shared with the refresh thread of an http(s) JWKS endpoint.
     keys: Arc<RwLock<Vec<Jwk>>>,
+    /// None: `sasl.oauthbearer.allow.unverified.issuer` (the `iss` claim is not checked).
     pub expected_issuer: Option<String>,
-    pub expected_audience: Vec<String>,
+    /// None: `sasl.oauthbearer.allow.unverified.audience` (the `aud` claim is not checked).
+    pub expected_audience: Option<Vec<String>>,
     pub clock_skew_ms: i64,
     pub sub_claim: String,
     pub scope_claim: String,
@@ -151,6 +153,8 @@ pub struct ValidatorSettings<'a> {
     pub jwks_refresh_ms: Option<&'a str>,
     pub expected_issuer: Option<&'a str>,
     pub expected_audience: Option<&'a str>,
+    pub allow_unverified_issuer: Option<&'a str>,
+    pub allow_unverified_audience: Option<&'a str>,
     pub clock_skew_seconds: Option<&'a str>,
     pub sub_claim: Option<&'a str>,
     pub scope_claim: Option<&'a str>,
@@ -197,6 +201,42 @@ impl Validator {
                 let url = s.jwks_url.ok_or(
                     "OAuthBearerValidatorCallbackHandler needs sasl.oauthbearer.jwks.endpoint.url",
                 )?;
+                // Kafka 4.4's BrokerJwtValidator: both claims are checked unless the operator
+                // opted out, and the start fails without what to check them against.
+                let allowed = |name: &str, v: Option<&str>| match v {
+                    None => Ok(false),
+                    Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+                    Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+                    Some(v) => Err(format!("{name}: {v} is not a boolean")),
+                };
+                let expected_issuer = if allowed(
+                    "sasl.oauthbearer.allow.unverified.issuer",
+                    s.allow_unverified_issuer,
+                )? {
+                    None
+                } else {
+                    Some(s.expected_issuer.map(String::from).ok_or(
+                        "the OAuth validator requires sasl.oauthbearer.expected.issuer (or sasl.oauthbearer.allow.unverified.issuer=true)",
+                    )?)
+                };
+                let expected_audience = if allowed(
+                    "sasl.oauthbearer.allow.unverified.audience",
+                    s.allow_unverified_audience,
+                )? {
+                    None
+                } else {
+                    let list: Vec<String> = s
+                        .expected_audience
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                    if list.is_empty() {
+                        return Err("the OAuth validator requires sasl.oauthbearer.expected.audience (or sasl.oauthbearer.allow.unverified.audience=true)".into());
+                    }
+                    Some(list)
+                };
                 let keys = jwks_keys(url, s)?;
                 let clock_skew_ms = match s.clock_skew_seconds {
                     None => 30_000,
@@ -212,11 +252,8 @@ impl Validator {
                 };
                 Ok(Validator::Jwks(JwksValidator {
                     keys,
-                    expected_issuer: s.expected_issuer.map(Into::into),
-                    expected_audience: s
-                        .expected_audience
-                        .map(|a| a.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-                        .unwrap_or_default(),
+                    expected_issuer,
+                    expected_audience,
                     clock_skew_ms,
                     sub_claim: s.sub_claim.unwrap_or("sub").to_string(),
                     scope_claim: s.scope_claim.unwrap_or("scope").to_string(),
@@ -405,21 +442,16 @@ impl JwksValidator {
                 return Err("unexpected issuer".into());
             }
         }
-        let audiences: Vec<&str> = match c.get("aud") {
-            None => Vec::new(),
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            Some(_) => return Err("malformed aud claim".into()),
-        };
-        if self.expected_audience.is_empty() {
-            if !audiences.is_empty() {
-                return Err("an aud claim, but no expected audience".into());
+        if let Some(expected) = &self.expected_audience {
+            let audiences: Vec<&str> = match c.get("aud") {
+                None => Vec::new(),
+                Some(Value::String(a)) => vec![a.as_str()],
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(_) => return Err("malformed aud claim".into()),
+            };
+            if !audiences.iter().any(|a| expected.iter().any(|e| e == a)) {
+                return Err("unexpected audience".into());
             }
-        } else if !audiences
-            .iter()
-            .any(|a| self.expected_audience.iter().any(|e| e == a))
-        {
-            return Err("unexpected audience".into());
         }
         let principal = match c.get(&self.sub_claim) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
@@ -752,7 +784,7 @@ mod tests {
         let v = JwksValidator {
             keys: Arc::new(RwLock::new(parse_jwks(&jwks).unwrap())),
             expected_issuer: Some("https://issuer".into()),
-            expected_audience: vec!["kafka".into()],
+            expected_audience: Some(vec!["kafka".into()]),
             clock_skew_ms: 30_000,
             sub_claim: "sub".into(),
             scope_claim: "scope".into(),
