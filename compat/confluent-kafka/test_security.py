@@ -49,6 +49,25 @@ def secured(broker, certs, password):
             "ssl.ca.location": str(certs / "ca.pem")}
 
 
+def consume_in_group(config, topic, count):
+    """The values a consumer in the group TOPIC-group reads from the start (at most count, within
+    30 s); its offsets committed."""
+    c = Consumer({**config, "group.id": f"{topic}-group", "auto.offset.reset": "earliest"})
+    try:
+        c.subscribe([topic])
+        values = []
+        deadline = time.monotonic() + 30
+        while len(values) < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                values.append(m.value())
+        if values:
+            c.commit(asynchronous=False)
+        return values
+    finally:
+        c.close()
+
+
 def test_sasl_ssl_scram_sha_512(make_broker, certs, topic):
     broker = make_broker({
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",
@@ -81,19 +100,7 @@ def test_sasl_ssl_scram_sha_512(make_broker, certs, topic):
                   on_delivery=lambda err, msg: delivered.append(err or msg.offset()))
     assert p.flush(30) == 0
     assert delivered == list(range(100))
-    c = Consumer({**config, "group.id": f"{topic}-group", "auto.offset.reset": "earliest"})
-    try:
-        c.subscribe([topic])
-        values = []
-        deadline = time.monotonic() + 30
-        while len(values) < 100 and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                values.append(m.value())
-        assert values == [f"v{i}".encode() for i in range(100)]
-        c.commit(asynchronous=False)
-    finally:
-        c.close()
+    assert consume_in_group(config, topic, 100) == [f"v{i}".encode() for i in range(100)]
 
     # Wrong password: librdkafka reports an authentication error (through error_cb, on poll).
     errors = []
@@ -206,18 +213,7 @@ def test_mutual_tls(make_broker, certs, topic):
 
     allow(ResourceType.TOPIC, topic, AclOperation.READ)
     allow(ResourceType.GROUP, f"{topic}-group", AclOperation.READ)
-    c = Consumer({**alice, "group.id": f"{topic}-group", "auto.offset.reset": "earliest"})
-    try:
-        c.subscribe([topic])
-        values = []
-        deadline = time.monotonic() + 30
-        while len(values) < 10 and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                values.append(m.value())
-        assert values == [f"v{i}".encode() for i in range(10)]
-    finally:
-        c.close()
+    assert consume_in_group(alice, topic, 10) == [f"v{i}".encode() for i in range(10)]
 
     # No certificate, or one the truststore does not vouch for: the handshake fails and nothing
     # is delivered.

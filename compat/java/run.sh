@@ -859,6 +859,7 @@ security_tests() {
   local plain_users='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
   local scram_login='org.apache.kafka.common.security.scram.ScramLoginModule required;'
   local oauth_login='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
+  pem_tls_overrides "$d/certs"
   local settings=(
     --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_users"
@@ -873,11 +874,7 @@ security_tests() {
     --override "sasl.oauthbearer.jwks.endpoint.url=$jwks_url"
     --override "sasl.oauthbearer.expected.audience=kafka"
     --override "sasl.oauthbearer.expected.issuer=https://issuer.gregor.test"
-    --override "ssl.keystore.type=PEM"
-    --override "ssl.keystore.location=$d/certs/server-keystore.pem"
-    --override "ssl.truststore.type=PEM"
-    --override "ssl.truststore.location=$d/certs/ca.pem"
-    --override "listener.name.ssl.ssl.client.auth=required"
+    "${PEM_TLS_OVERRIDES[@]}"
     # Two more SSL listeners with keytool's stores: JKS (the key's own password) and PKCS12.
     --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,JKS:SSL,PKCS12:SSL"
     --override "listener.name.jks.ssl.keystore.type=JKS"
@@ -957,14 +954,13 @@ security_acl_tests() {
   local users='user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret"'
   # The SSL listener maps the client certificate CN=alice,OU=tests,O=gregor-compat to User:alice
   # (ssl.principal.mapping.rules), so alice's ACLs apply to it.
+  pem_tls_overrides "$d/certs"
   if ! security_broker_start "SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2" \
     --override "sasl.enabled.mechanisms=PLAIN" \
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain $users;" \
     --override "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
     --override "super.users=User:admin;User:ANONYMOUS" \
-    --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$d/certs/server-keystore.pem" \
-    --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$d/certs/ca.pem" \
-    --override "listener.name.ssl.ssl.client.auth=required" \
+    "${PEM_TLS_OVERRIDES[@]}" \
     --override "listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]*),OU=tests,.*\$/\$1/,DEFAULT"; then
     fail security-acls/broker-start "could not start a broker with an authorizer" "$GREGOR_DATA.log"
     return 0

@@ -1136,14 +1136,13 @@ main() {
     ssl_port="$(gregor_free_port)"
     SASL_SSL_BOOTSTRAP="127.0.0.1:$sasl_ssl_port"
     SSL_BOOTSTRAP="127.0.0.1:$ssl_port"
+    pem_tls_overrides "$CERTS"
     start_phase F \
       --override "listeners=PLAINTEXT://127.0.0.1:$PHASE_PORT,SASL_SSL://$SASL_SSL_BOOTSTRAP,SSL://$SSL_BOOTSTRAP" \
       --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512" \
       --override "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";" \
       --override "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;" \
-      --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$CERTS/server-keystore.pem" \
-      --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$CERTS/ca.pem" \
-      --override "listener.name.ssl.ssl.client.auth=required"
+      "${PEM_TLS_OVERRIDES[@]}"
     PHASE_PORT=
     run_test "SASL_SSL: 1000 records produced and consumed as alice (PLAIN)" t_sasl_ssl_plain_round_trip
     run_test "SASL_SSL: a wrong password is refused" t_sasl_ssl_wrong_password

@@ -207,24 +207,11 @@ async fn jwks_validated_tokens() -> Result<()> {
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, issuer.jwks())?;
     let url = format!("file://{}", jwks.display());
-    let b = TestBroker::start_with_properties(&[
-        (
-            "listeners",
-            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        ),
-        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
-        (
-            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
-            JWKS_VALIDATOR,
-        ),
-        (
-            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
-            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
-        ),
-        ("sasl.oauthbearer.jwks.endpoint.url", &url),
-        ("sasl.oauthbearer.expected.issuer", "https://issuer.test"),
-        ("sasl.oauthbearer.expected.audience", "kafka"),
-    ])
+    let b = jwks_broker(
+        &url,
+        "",
+        &[("sasl.oauthbearer.expected.issuer", "https://issuer.test")],
+    )
     .await?;
     let t = now_s();
     let claims = |iss: &str, aud: &str, iat: i64, exp: i64| {
@@ -368,18 +355,13 @@ impl JwksServer {
     }
 }
 
-/// A broker whose JWKS is at `url`; tokens' issuers are not checked unless `allow_unverified_issuer`
-/// is "false" (Kafka 4.4 then requires sasl.oauthbearer.expected.issuer, unset here).
-async fn https_jwks_broker(
-    url: &str,
-    jaas_options: &str,
-    refresh_ms: &str,
-    allow_unverified_issuer: &str,
-) -> Result<TestBroker> {
+/// A broker whose OAUTHBEARER tokens are checked against the JWKS at `url` (audience kafka),
+/// with `jaas_options` for the login module and `extra` settings.
+async fn jwks_broker(url: &str, jaas_options: &str, extra: &[(&str, &str)]) -> Result<TestBroker> {
     let jaas = format!(
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {jaas_options};"
     );
-    TestBroker::start_with_properties(&[
+    let mut settings = vec![
         (
             "listeners",
             "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
@@ -394,13 +376,32 @@ async fn https_jwks_broker(
             &jaas,
         ),
         ("sasl.oauthbearer.jwks.endpoint.url", url),
-        ("sasl.oauthbearer.jwks.endpoint.refresh.ms", refresh_ms),
         ("sasl.oauthbearer.expected.audience", "kafka"),
-        (
-            "sasl.oauthbearer.allow.unverified.issuer",
-            allow_unverified_issuer,
-        ),
-    ])
+    ];
+    settings.extend_from_slice(extra);
+    TestBroker::start_with_properties(&settings).await
+}
+
+/// A broker whose JWKS is at an http(s) `url`, refreshed every `refresh_ms`; tokens' issuers are
+/// not checked unless `allow_unverified_issuer` is "false" (Kafka 4.4 then requires
+/// sasl.oauthbearer.expected.issuer, unset here).
+async fn https_jwks_broker(
+    url: &str,
+    jaas_options: &str,
+    refresh_ms: &str,
+    allow_unverified_issuer: &str,
+) -> Result<TestBroker> {
+    jwks_broker(
+        url,
+        jaas_options,
+        &[
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", refresh_ms),
+            (
+                "sasl.oauthbearer.allow.unverified.issuer",
+                allow_unverified_issuer,
+            ),
+        ],
+    )
     .await
 }
 
