@@ -11,6 +11,17 @@
 # GREGOR_BIN overrides the binary (default: target/release/gregor of this checkout).
 
 COMPAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# pem_tls_overrides DIR: sets PEM_TLS_OVERRIDES, the --override arguments of the PEM server
+# keystore (DIR/server-keystore.pem) and CA truststore (DIR/ca.pem) the suites make with
+# openssl, with client certificates required on the listener named SSL.
+pem_tls_overrides() {
+  PEM_TLS_OVERRIDES=(
+    --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$1/server-keystore.pem"
+    --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$1/ca.pem"
+    --override "listener.name.ssl.ssl.client.auth=required"
+  )
+}
 REPO_ROOT="$(cd "$COMPAT_ROOT/.." && pwd)"
 GREGOR_BIN="${GREGOR_BIN:-$REPO_ROOT/target/release/gregor}"
 

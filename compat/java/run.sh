@@ -50,7 +50,9 @@
 #   security-<v>/...  kafka-clients 4.4.x and 3.9.x over SASL_PLAINTEXT (PLAIN; SCRAM-SHA-512 after
 #                     kafka-configs 4.4 created the user; OAUTHBEARER with the unsecured login module),
 #                     SSL with client certificates and SASL_SSL (SCRAM-SHA-512; OAUTHBEARER with an
-#                     RS256 token checked against a JWKS file), PEM certificates made with openssl:
+#                     RS256 token checked against a JWKS from an https endpoint on 127.0.0.1; the
+#                     unsecured login module sends a SASL extension), PEM certificates made with openssl,
+#                     and SSL listeners with JKS and PKCS12 stores made by keytool (ssl-jks, ssl-p12):
 #                     produce, consume in a group, admin; wrong credentials and a token for another
 #                     audience refused; PLAIN sessions of 3 s re-authenticated (KIP-368) while a
 #                     producer goes on (a broker of its own, see security_tests);
@@ -58,7 +60,7 @@
 #                     transactional-id ACLs (and a DENY), a producer, a consumer and a transactional
 #                     producer refused and then allowed, super users, a client certificate whose
 #                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
-#                     group name security-acls runs this part alone)
+#                     group name security-acls runs this part alone, security-authn the first part)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -677,6 +679,20 @@ security_certs() {
       openssl req -newkey rsa:2048 -nodes -keyout "$n.key" -out "$n.csr" -subj "$subject" &&
         openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$n.pem" -days 2 -extfile san.ext &&
         cat "$n.key" "$n.pem" >"$n-keystore.pem" || exit 1
+      # The same key and chain in the stores Java users have, made by keytool: JKS (a key
+      # password of its own) and PKCS12; and the CA as JKS and PKCS12 truststores.
+      openssl pkcs12 -export -inkey "$n.key" -in "$n.pem" -certfile ca.pem -name "$n" \
+        -passout pass:openssl-secret -out "$n-openssl.p12" &&
+        keytool -importkeystore -noprompt -srckeystore "$n-openssl.p12" -srcstoretype PKCS12 \
+          -srcstorepass openssl-secret -destkeystore "$n.jks" -deststoretype JKS \
+          -deststorepass store-secret -destkeypass key-secret &&
+        keytool -importkeystore -noprompt -srckeystore "$n-openssl.p12" -srcstoretype PKCS12 \
+          -srcstorepass openssl-secret -destkeystore "$n.p12" -deststoretype PKCS12 \
+          -deststorepass store-secret || exit 1
+    done
+    for n in jks p12; do
+      keytool -importcert -noprompt -alias ca -file ca.pem -keystore "truststore.$n" \
+        -storetype "$([ "$n" = jks ] && echo JKS || echo PKCS12)" -storepass trust-secret || exit 1
     done
   ) >"$d/openssl.log" 2>&1
 }
@@ -710,6 +726,32 @@ PY
   ) >"$d/jwt.log" 2>&1
 }
 
+# security_jwks_server DIR PORT: serves DIR/certs/jwks.json at https://127.0.0.1:PORT/jwks.json
+# (the server certificate of security_certs), as an identity provider publishes its keys; sets
+# JWKS_SERVER_PID once it listens.
+security_jwks_server() {
+  local d="$1" port="$2" i
+  mkdir -p "$d/jwks-www"
+  cp "$d/certs/jwks.json" "$d/jwks-www/"
+  python3 - "$port" "$d/jwks-www" "$d/certs" >"$d/jwks-server.log" 2>&1 <<'PY' &
+import functools, http.server, ssl, sys
+port, www, certs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=www)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(f"{certs}/server.pem", f"{certs}/server.key")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+PY
+  JWKS_SERVER_PID=$!
+  for i in $(seq 1 300); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2).close()" 2>/dev/null && return 0
+    kill -0 "$JWKS_SERVER_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 # security_client_configs DIR: the client settings of each case (and a bad twin of each).
 security_client_configs() {
   local d="$1" certs="$1/certs"
@@ -734,11 +776,20 @@ security_client_configs() {
   printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
     "sasl.mechanism=SCRAM-SHA-512" "sasl.jaas.config=$scram username=\"bob\" password=\"alice-scram\";" \
     >"$d/sasl-ssl-bad.properties"
+  # Client certificates from keytool's JKS and PKCS12 stores (on listeners whose own stores
+  # are JKS and PKCS12).
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=JKS" "ssl.truststore.location=$certs/truststore.jks" \
+    "ssl.truststore.password=trust-secret" "ssl.keystore.type=JKS" "ssl.keystore.location=$certs/client.jks" \
+    "ssl.keystore.password=store-secret" "ssl.key.password=key-secret" >"$d/ssl-jks.properties"
+  printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PKCS12" "ssl.truststore.location=$certs/truststore.p12" \
+    "ssl.truststore.password=trust-secret" "ssl.keystore.type=PKCS12" "ssl.keystore.location=$certs/client.p12" \
+    "ssl.keystore.password=store-secret" >"$d/ssl-p12.properties"
   # OAUTHBEARER: Kafka's unsecured login module (an unsigned token with sub alice), and a token
   # from a file (the token endpoint's file:// form) that the broker checks against its JWKS.
   local oauth='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
   printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=OAUTHBEARER" \
-    "sasl.jaas.config=$oauth unsecuredLoginStringClaim_sub=\"alice\";" >"$d/oauth-unsecured.properties"
+    "sasl.jaas.config=$oauth unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginExtension_traceId=\"compat-1\";" \
+    >"$d/oauth-unsecured.properties"
   local t
   for t in token:oauth-jwks token-other-audience:oauth-jwks-bad; do
     printf '%s\n' "security.protocol=SASL_SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$certs/ca.pem" \
@@ -780,23 +831,35 @@ security_tests() {
     return 0
   fi
   security_client_configs "$d"
+  # The SASL_SSL listener's JWKS comes from an https endpoint (its certificate checked against
+  # the truststore of the login module's JAAS options, as Kafka's JaasOptionsUtils does).
+  local jwks_port
+  jwks_port="$(gregor_free_port)"
+  if ! security_jwks_server "$d" "$jwks_port"; then
+    fail security/jwks-server "the https JWKS server did not start" "$d/jwks-server.log"
+    return 0
+  fi
+  local jwks_url="https://127.0.0.1:$jwks_port/jwks.json"
   # Kafka 4 reads OAUTHBEARER files and URLs only when this system property lists them
   # (clients and brokers alike).
-  local allowed="file://$d/certs/jwks.json,file://$d/certs/token.jwt,file://$d/certs/token-other-audience.jwt"
+  local allowed="$jwks_url,file://$d/certs/token.jwt,file://$d/certs/token-other-audience.jwt"
   local JAVA_OPTS=("${JAVA_OPTS[@]}" "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed")
   local KAFKA_REF_JAVA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$allowed"
   save_broker_log
   gregor_cleanup
   BROKER_NAME=security
   GREGOR_PORT="$(gregor_free_port)"
-  local p1 p2 p3
+  local p1 p2 p3 p4 p5
   p1="$(gregor_free_port)"
   p2="$(gregor_free_port)"
   p3="$(gregor_free_port)"
-  local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3"
+  p4="$(gregor_free_port)"
+  p5="$(gregor_free_port)"
+  local extra="SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2,SASL_SSL://127.0.0.1:$p3,JKS://127.0.0.1:$p4,PKCS12://127.0.0.1:$p5"
   local plain_users='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";'
   local scram_login='org.apache.kafka.common.security.scram.ScramLoginModule required;'
   local oauth_login='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required'
+  pem_tls_overrides "$d/certs"
   local settings=(
     --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_users"
@@ -805,19 +868,34 @@ security_tests() {
     --override "listener.name.sasl_plaintext.plain.connections.max.reauth.ms=3000"
     --override "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER"
     --override "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_login"
-    --override "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$oauth_login;"
+    # (With options, Kafka's broker also logs in as the module says: hence the sub claim.)
+    --override "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$oauth_login unsecuredLoginStringClaim_sub=\"broker\" ssl.truststore.type=\"PEM\" ssl.truststore.location=\"$d/certs/ca.pem\";"
     --override "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
-    --override "sasl.oauthbearer.jwks.endpoint.url=file://$d/certs/jwks.json"
+    --override "sasl.oauthbearer.jwks.endpoint.url=$jwks_url"
     --override "sasl.oauthbearer.expected.audience=kafka"
     --override "sasl.oauthbearer.expected.issuer=https://issuer.gregor.test"
-    --override "ssl.keystore.type=PEM"
-    --override "ssl.keystore.location=$d/certs/server-keystore.pem"
-    --override "ssl.truststore.type=PEM"
-    --override "ssl.truststore.location=$d/certs/ca.pem"
-    --override "listener.name.ssl.ssl.client.auth=required"
+    "${PEM_TLS_OVERRIDES[@]}"
+    # Two more SSL listeners with keytool's stores: JKS (the key's own password) and PKCS12.
+    --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,JKS:SSL,PKCS12:SSL"
+    --override "listener.name.jks.ssl.keystore.type=JKS"
+    --override "listener.name.jks.ssl.keystore.location=$d/certs/server.jks"
+    --override "listener.name.jks.ssl.keystore.password=store-secret"
+    --override "listener.name.jks.ssl.key.password=key-secret"
+    --override "listener.name.jks.ssl.truststore.type=JKS"
+    --override "listener.name.jks.ssl.truststore.location=$d/certs/truststore.jks"
+    --override "listener.name.jks.ssl.truststore.password=trust-secret"
+    --override "listener.name.jks.ssl.client.auth=required"
+    --override "listener.name.pkcs12.ssl.keystore.type=PKCS12"
+    --override "listener.name.pkcs12.ssl.keystore.location=$d/certs/server.p12"
+    --override "listener.name.pkcs12.ssl.keystore.password=store-secret"
+    --override "listener.name.pkcs12.ssl.truststore.type=PKCS12"
+    --override "listener.name.pkcs12.ssl.truststore.location=$d/certs/truststore.p12"
+    --override "listener.name.pkcs12.ssl.truststore.password=trust-secret"
+    --override "listener.name.pkcs12.ssl.client.auth=required"
   )
   if ! security_broker_start "$extra" "${settings[@]}"; then
     fail security/broker-start "could not start a broker with secured listeners" "$GREGOR_DATA.log"
+    kill "$JWKS_SERVER_PID" 2>/dev/null
     return 0
   fi
   v44="$(lib_version tools-4.4 kafka-tools)"
@@ -836,7 +914,7 @@ security_tests() {
   for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     local cp="$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" case port
-    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3 oauth-unsecured:$p1 oauth-jwks:$p3; do
+    for case in plain:$p1 scram:$p1 ssl:$p2 sasl-ssl:$p3 oauth-unsecured:$p1 oauth-jwks:$p3 ssl-jks:$p4 ssl-p12:$p5; do
       port="${case#*:}"
       case="${case%%:*}"
       local more=()
@@ -848,6 +926,8 @@ security_tests() {
     done
   done
   broker_check security
+  kill "$JWKS_SERVER_PID" 2>/dev/null
+  wait "$JWKS_SERVER_PID" 2>/dev/null
 }
 
 # security_acl_tests: a broker of its own with the StandardAuthorizer, a SASL_PLAINTEXT listener
@@ -874,14 +954,13 @@ security_acl_tests() {
   local users='user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret"'
   # The SSL listener maps the client certificate CN=alice,OU=tests,O=gregor-compat to User:alice
   # (ssl.principal.mapping.rules), so alice's ACLs apply to it.
+  pem_tls_overrides "$d/certs"
   if ! security_broker_start "SASL_PLAINTEXT://127.0.0.1:$p1,SSL://127.0.0.1:$p2" \
     --override "sasl.enabled.mechanisms=PLAIN" \
     --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain $users;" \
     --override "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" \
     --override "super.users=User:admin;User:ANONYMOUS" \
-    --override "ssl.keystore.type=PEM" --override "ssl.keystore.location=$d/certs/server-keystore.pem" \
-    --override "ssl.truststore.type=PEM" --override "ssl.truststore.location=$d/certs/ca.pem" \
-    --override "listener.name.ssl.ssl.client.auth=required" \
+    "${PEM_TLS_OVERRIDES[@]}" \
     --override "listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]*),OU=tests,.*\$/\$1/,DEFAULT"; then
     fail security-acls/broker-start "could not start a broker with an authorizer" "$GREGOR_DATA.log"
     return 0
@@ -1443,6 +1522,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     failover) failover_tests ;;
     security) security_tests; security_acl_tests ;;
     security-acls) security_acl_tests ;;
+    security-authn) security_tests ;;
     control) control_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac

@@ -25,6 +25,8 @@ Subcommands (each exits 1 with a short explanation on the first mismatches):
   metadata --json FILE --bootstrap HOST:PORT [--topic NAME:PARTITIONS ...] [--absent NAME ...]
   json-envelope --json FILE --output FILE --tstype create|logappend
   batches --log FILE --codec C                               check librdkafka's MessageSet lines
+  scram-user --bootstrap HOST:PORT --user U --password P     create a SCRAM-SHA-512 user (kcat
+                                                             has no admin API: a raw request)
 """
 
 import argparse
@@ -339,6 +341,52 @@ def batches(args):
     print(f"ok: {len(sets)} batches, {len(with_codec)} with {codec}, Produce v{sets[0][2]}")
 
 
+def scram_user(args):
+    """AlterUserScramCredentials v0 (API key 51, flexible) upserting a SCRAM-SHA-512 credential,
+    as kafka-configs --add-config 'SCRAM-SHA-512=[iterations=N,password=P]' sends it: the
+    client salts and hashes the password (RFC 5802's Hi), the broker stores what it derives."""
+    import hashlib
+    import os
+    import socket
+    import struct
+
+    def uvarint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def compact(b):
+        return uvarint(len(b) + 1) + b
+
+    salt = os.urandom(32)
+    salted = hashlib.pbkdf2_hmac("sha512", args.password.encode(), salt, args.iterations)
+    upsertion = (compact(args.user.encode()) + struct.pack(">bi", 2, args.iterations)
+                 + compact(salt) + compact(salted) + b"\x00")
+    body = uvarint(1) + uvarint(2) + upsertion + b"\x00"  # no deletions, one upsertion
+    client_id = b"kcat-compat"
+    header = struct.pack(">hhih", 51, 0, 1, len(client_id)) + client_id + b"\x00"
+    host, port = args.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        request = header + body
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise Failed("the broker closed the connection")
+            data += chunk
+    # correlation id, header tags, throttle time, results (one), user name, error code
+    at = 4 + 4 + 1 + 4 + 1
+    name_len = data[at] - 1
+    at += 1 + name_len
+    (error_code,) = struct.unpack(">h", data[at:at + 2])
+    if error_code != 0:
+        raise Failed(f"AlterUserScramCredentials for {args.user}: error code {error_code}")
+    print(f"SCRAM-SHA-512 credential for {args.user} ({args.iterations} iterations)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -407,6 +455,13 @@ def main():
     s.add_argument("--codec", required=True)
     s.add_argument("--idempotent", action="store_true")
     s.set_defaults(func=batches)
+
+    s = sub.add_parser("scram-user")
+    s.add_argument("--bootstrap", required=True)
+    s.add_argument("--user", required=True)
+    s.add_argument("--password", required=True)
+    s.add_argument("--iterations", type=int, default=8192)
+    s.set_defaults(func=scram_user)
 
     args = p.parse_args()
     try:

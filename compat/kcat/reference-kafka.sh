@@ -27,20 +27,27 @@ if [ ! -f "$data/controller.port" ]; then
 fi
 cport=$(cat "$data/controller.port")
 
+# A `listeners` override (phase F) replaces the PLAINTEXT-only one; the controller's is added.
+listeners="PLAINTEXT://$listen"
+for o in "${overrides[@]}"; do
+  case $o in listeners=*) listeners=${o#listeners=} ;; esac
+done
+
 {
   echo "process.roles=broker,controller"
   echo "node.id=1"
   echo "controller.quorum.bootstrap.servers=$host:$cport"
-  echo "listeners=PLAINTEXT://$listen,CONTROLLER://$host:$cport"
-  echo "advertised.listeners=PLAINTEXT://$listen"
+  echo "listeners=$listeners,CONTROLLER://$host:$cport"
+  echo "advertised.listeners=$listeners"
   echo "controller.listener.names=CONTROLLER"
-  echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  echo "inter.broker.listener.name=PLAINTEXT"
+  echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL"
   echo "log.dirs=$data/logs"
   echo "offsets.topic.replication.factor=1"
   echo "transaction.state.log.replication.factor=1"
   echo "transaction.state.log.min.isr=1"
   echo "group.initial.rebalance.delay.ms=0"
-  printf '%s\n' "${overrides[@]}"
+  printf '%s\n' "${overrides[@]}" | grep -v '^listeners=' || true
 } >"$data/server.properties"
 
 if [ ! -f "$data/logs/meta.properties" ]; then

@@ -207,24 +207,11 @@ async fn jwks_validated_tokens() -> Result<()> {
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, issuer.jwks())?;
     let url = format!("file://{}", jwks.display());
-    let b = TestBroker::start_with_properties(&[
-        (
-            "listeners",
-            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        ),
-        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
-        (
-            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
-            JWKS_VALIDATOR,
-        ),
-        (
-            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
-            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
-        ),
-        ("sasl.oauthbearer.jwks.endpoint.url", &url),
-        ("sasl.oauthbearer.expected.issuer", "https://issuer.test"),
-        ("sasl.oauthbearer.expected.audience", "kafka"),
-    ])
+    let b = jwks_broker(
+        &url,
+        "",
+        &[("sasl.oauthbearer.expected.issuer", "https://issuer.test")],
+    )
     .await?;
     let t = now_s();
     let claims = |iss: &str, aud: &str, iat: i64, exp: i64| {
@@ -289,4 +276,211 @@ async fn a_session_lasts_as_long_as_its_token() -> Result<()> {
     .await?;
     c.expect_closed().await?;
     assert_serves(&b).await
+}
+
+/// A JWKS served over https on 127.0.0.1 by a thread with its own runtime (the broker's
+/// start-up fetch waits for it), the document swappable, the requests counted.
+struct JwksServer {
+    port: u16,
+    document: std::sync::Arc<std::sync::Mutex<String>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    fn start(certs: &Certs, document: String) -> Result<JwksServer> {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let chain = gregor::security::keystore::pem_blocks(&certs.read("server.pem")?)
+            .map_err(anyhow::Error::msg)?;
+        let key = gregor::security::keystore::pem_blocks(&certs.read("server.key")?)
+            .map_err(anyhow::Error::msg)?;
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                chain.into_iter().map(|(_, d)| d.into()).collect(),
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key[0].1.clone().into()),
+            )?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let server = JwksServer {
+            port,
+            document: std::sync::Arc::new(std::sync::Mutex::new(document)),
+            requests: Default::default(),
+        };
+        let (document, requests) = (server.document.clone(), server.requests.clone());
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        continue;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = document.lock().map(|d| d.clone()).unwrap_or_default();
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        });
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/jwks.json", self.port)
+    }
+}
+
+/// A broker whose OAUTHBEARER tokens are checked against the JWKS at `url` (audience kafka),
+/// with `jaas_options` for the login module and `extra` settings.
+async fn jwks_broker(url: &str, jaas_options: &str, extra: &[(&str, &str)]) -> Result<TestBroker> {
+    let jaas = format!(
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {jaas_options};"
+    );
+    let mut settings = vec![
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+            JWKS_VALIDATOR,
+        ),
+        (
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            &jaas,
+        ),
+        ("sasl.oauthbearer.jwks.endpoint.url", url),
+        ("sasl.oauthbearer.expected.audience", "kafka"),
+    ];
+    settings.extend_from_slice(extra);
+    TestBroker::start_with_properties(&settings).await
+}
+
+/// A broker whose JWKS is at an http(s) `url`, refreshed every `refresh_ms`; tokens' issuers are
+/// not checked unless `allow_unverified_issuer` is "false" (Kafka 4.4 then requires
+/// sasl.oauthbearer.expected.issuer, unset here).
+async fn https_jwks_broker(
+    url: &str,
+    jaas_options: &str,
+    refresh_ms: &str,
+    allow_unverified_issuer: &str,
+) -> Result<TestBroker> {
+    jwks_broker(
+        url,
+        jaas_options,
+        &[
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", refresh_ms),
+            (
+                "sasl.oauthbearer.allow.unverified.issuer",
+                allow_unverified_issuer,
+            ),
+        ],
+    )
+    .await
+}
+
+/// The JWKS from an https endpoint, verified with the truststore of the login module's JAAS
+/// options, fetched at start-up and refreshed: a rotated key is taken up, the old one then
+/// refused. A client's SASL extensions (KIP-342) are accepted, as Kafka's validator accepts
+/// them. An endpoint that cannot be reached, or not verified, stops start-up.
+#[tokio::test]
+async fn jwks_from_an_https_endpoint_refreshed() -> Result<()> {
+    let certs = Certs::make()?;
+    let (old, new) = (Issuer::new()?, Issuer::new()?);
+    let server = JwksServer::start(&certs, old.jwks())?;
+    let truststore = format!(
+        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
+        certs.path("ca.pem")
+    );
+    let b = https_jwks_broker(&server.url(), &truststore, "100", "true").await?;
+    let t = now_s();
+    let claims = format!(
+        r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
+        t + 600
+    );
+    let (old_token, new_token) = (old.sign(&claims)?, new.sign(&claims)?);
+    accepted(&b, &old_token, t + 600).await?;
+    // Extensions beside auth (traceId here) are accepted and not used.
+    let mut c = oauth_client(&b).await?;
+    let with_extension = format!("n,,\u{1}traceId=abc-1\u{1}auth=Bearer {old_token}\u{1}\u{1}");
+    let r = authenticate(&mut c, 2, with_extension.as_bytes()).await?;
+    ensure!(r.error_code == NONE && r.auth_bytes.is_empty(), "{r:?}");
+
+    // The identity provider rotates its key; a refresh (every 100 ms here) takes it up.
+    let fetched = server.requests.load(std::sync::atomic::Ordering::SeqCst);
+    *server
+        .document
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))? = new.jwks();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.requests.load(std::sync::atomic::Ordering::SeqCst) < fetched + 2 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no refresh of the JWKS"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    accepted(&b, &new_token, t + 600).await?;
+    refused(&b, &old_token, INVALID_TOKEN).await?;
+    drop(b);
+
+    // Start-up fails on an endpoint nobody serves, and on one the truststore does not vouch
+    // for (no JAAS truststore: the system's CAs do not know the test CA).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let nobody = format!("https://127.0.0.1:{closed}/jwks.json");
+    // And without an expected issuer, unless unverified issuers are allowed (Kafka 4.4).
+    for (url, options, allow, why) in [
+        (
+            nobody.as_str(),
+            truststore.as_str(),
+            "true",
+            "cannot connect",
+        ),
+        (server.url().as_str(), "", "true", "TLS"),
+        (
+            server.url().as_str(),
+            truststore.as_str(),
+            "false",
+            "requires sasl.oauthbearer.expected.issuer",
+        ),
+    ] {
+        let refused = https_jwks_broker(url, options, "3600000", allow).await;
+        let message = format!(
+            "{:#}",
+            refused
+                .err()
+                .ok_or_else(|| anyhow::anyhow!("{url} started"))?
+        );
+        ensure!(message.contains(why), "{message}");
+    }
+    Ok(())
 }

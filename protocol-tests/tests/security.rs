@@ -551,125 +551,6 @@ async fn several_brokers_each_listen_on_every_listener() -> Result<()> {
 
 // ----- TLS -----
 
-/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, made with
-/// the openssl command line.
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn make() -> Result<Certs> {
-        let dir = tempfile::tempdir()?;
-        let run = |args: &[&str]| -> Result<()> {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()?;
-            ensure!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(())
-        };
-        std::fs::write(
-            dir.path().join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )?;
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=gregor-test-ca",
-        ])?;
-        for (name, subject) in [
-            ("server", "/CN=localhost"),
-            ("client", "/O=acme/OU=eng/CN=alice"),
-        ] {
-            run(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                subject,
-            ])?;
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ])?;
-        }
-        Ok(Certs { dir })
-    }
-
-    /// The server's key and certificate in one PEM keystore file; its path.
-    fn server_keystore(&self) -> Result<String> {
-        let key_and_chain = format!("{}{}", self.read("server.key")?, self.read("server.pem")?);
-        std::fs::write(self.dir.path().join("server-keystore.pem"), key_and_chain)?;
-        Ok(self.path("server-keystore.pem"))
-    }
-
-    fn path(&self, f: &str) -> String {
-        self.dir.path().join(f).display().to_string()
-    }
-
-    fn read(&self, f: &str) -> Result<String> {
-        Ok(std::fs::read_to_string(self.dir.path().join(f))?)
-    }
-
-    fn roots(&self) -> Result<rustls::RootCertStore> {
-        let mut roots = rustls::RootCertStore::empty();
-        for (_, der) in
-            gregor::security::tls::pem_blocks(&self.read("ca.pem")?).map_err(anyhow::Error::msg)?
-        {
-            roots.add(rustls::pki_types::CertificateDer::from(der))?;
-        }
-        Ok(roots)
-    }
-
-    fn client_identity(
-        &self,
-    ) -> Result<(
-        Vec<rustls::pki_types::CertificateDer<'static>>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    )> {
-        let certs = gregor::security::tls::pem_blocks(&self.read("client.pem")?)
-            .map_err(anyhow::Error::msg)?;
-        let key = gregor::security::tls::pem_blocks(&self.read("client.key")?)
-            .map_err(anyhow::Error::msg)?;
-        Ok((
-            certs.into_iter().map(|(_, d)| d.into()).collect(),
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key[0].1.clone().into()),
-        ))
-    }
-}
-
 async fn tls_client(addr: std::net::SocketAddr, certs: &Certs, with_cert: bool) -> Result<Client> {
     #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -732,6 +613,119 @@ async fn tls_listener_serves_produce_and_fetch_and_refuses_plaintext() -> Result
     api_versions(&mut c).await?;
     let mut c = b.client_on("PLAINTEXT").await?;
     metadata_ok(&mut c).await?;
+    Ok(())
+}
+
+/// The TLS version and cipher suite a handshake with `versions` settles on.
+async fn tls_negotiated(
+    addr: std::net::SocketAddr,
+    certs: &Certs,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite)> {
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_root_certificates(certs.roots()?)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let (_, session) = tls.get_ref();
+    let version = session
+        .protocol_version()
+        .ok_or_else(|| anyhow::anyhow!("no version"))?;
+    let suite = session
+        .negotiated_cipher_suite()
+        .ok_or_else(|| anyhow::anyhow!("no suite"))?
+        .suite();
+    Ok((version, suite))
+}
+
+/// ssl.enabled.protocols and ssl.cipher.suites with Java's names; a suite gregor does not serve
+/// fails the start.
+#[tokio::test]
+async fn tls_cipher_suites_and_protocols() -> Result<()> {
+    let certs = Certs::make()?;
+    let keystore = certs.server_keystore()?;
+    let settings = |suites: &'static str, protocols: &'static str| {
+        vec![
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0".to_string(),
+            ),
+            ("ssl.keystore.type", "PEM".to_string()),
+            ("ssl.keystore.location", keystore.clone()),
+            ("ssl.cipher.suites", suites.to_string()),
+            ("ssl.enabled.protocols", protocols.to_string()),
+        ]
+    };
+    let start = |pairs: Vec<(&'static str, String)>| async move {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        TestBroker::start_with_properties(&pairs).await
+    };
+    use rustls::{CipherSuite, ProtocolVersion};
+    // A suite only Java serves is left out of the list.
+    let b = start(settings(
+        "TLS_RSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLSv1.2",
+    ))
+    .await?;
+    let addr = b.listener_addr("SSL")?;
+    let all = [&rustls::version::TLS13, &rustls::version::TLS12];
+    ensure!(
+        tls_negotiated(addr, &certs, &all).await?
+            == (
+                ProtocolVersion::TLSv1_2,
+                CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+            )
+    );
+    ensure!(
+        tls_negotiated(addr, &certs, &[&rustls::version::TLS13])
+            .await
+            .is_err(),
+        "a TLS 1.3 client on a TLSv1.2 listener"
+    );
+    drop(b);
+    let b = start(settings("TLS_AES_256_GCM_SHA384", "TLSv1.2,TLSv1.3")).await?;
+    let addr = b.listener_addr("SSL")?;
+    ensure!(
+        tls_negotiated(addr, &certs, &all).await?
+            == (
+                ProtocolVersion::TLSv1_3,
+                CipherSuite::TLS13_AES_256_GCM_SHA384
+            )
+    );
+    drop(b);
+    for (suites, protocols, why) in [
+        (
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265",
+            "TLSv1.2",
+            "unsupported cipher suite",
+        ),
+        (
+            "TLS_RSA_WITH_AES_128_CBC_SHA",
+            "TLSv1.2",
+            "none of these suites is served",
+        ),
+        (
+            "TLS_AES_128_GCM_SHA256",
+            "TLSv1.2",
+            "no cipher suite for the ssl.enabled.protocols",
+        ),
+        ("", "TLSv1.4", "unknown protocol"),
+    ] {
+        let refused = start(settings(suites, protocols)).await;
+        let message = format!(
+            "{:#}",
+            refused
+                .err()
+                .ok_or_else(|| anyhow::anyhow!("{suites} started"))?
+        );
+        ensure!(message.contains(why), "{message}");
+    }
     Ok(())
 }
 

@@ -138,24 +138,31 @@ const USED: &[&str] = &[
     "queued.max.request.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
+    "sasl.oauthbearer.allow.unverified.audience",
+    "sasl.oauthbearer.allow.unverified.issuer",
     "sasl.oauthbearer.clock.skew.seconds",
     "sasl.oauthbearer.expected.audience",
     "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
     "sasl.oauthbearer.jwks.endpoint.url",
     "sasl.oauthbearer.scope.claim.name",
     "sasl.oauthbearer.sub.claim.name",
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
+    "ssl.cipher.suites",
     "ssl.client.auth",
     "super.users",
     "ssl.enabled.protocols",
+    "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
     "ssl.keystore.location",
+    "ssl.keystore.password",
     "ssl.keystore.type",
     "ssl.principal.mapping.rules",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
+    "ssl.truststore.password",
     "ssl.truststore.type",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
@@ -1402,7 +1409,7 @@ mod tests {
         let c = load(
             &[
                 "num.network.threads=3",
-                "listener.name.internal.ssl.keystore.password=x",
+                "listener.name.internal.ssl.keymanager.algorithm=x",
                 "listener.name.internal.ssl.keystore.location=/x",
                 "listener.name.internal.scram-sha-512.sasl.jaas.config=x",
             ],
@@ -1412,7 +1419,7 @@ mod tests {
         assert_eq!(
             c.unused,
             vec![
-                "listener.name.internal.ssl.keystore.password".to_string(),
+                "listener.name.internal.ssl.keymanager.algorithm".to_string(),
                 "num.network.threads".to_string()
             ]
         );

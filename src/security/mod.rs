@@ -4,7 +4,10 @@
 //!   mechanisms it enables with their settings, and its TLS acceptor.
 //! - `jaas`: Kafka's inline JAAS config (`...sasl.jaas.config`), where PLAIN's users are.
 //! - `scram`: SCRAM-SHA-256/512 credentials and the server side of the exchange.
-//! - `oauthbearer`: OAUTHBEARER tokens, Kafka's unsecured and JWKS validators.
+//! - `oauthbearer`: OAUTHBEARER tokens, Kafka's unsecured and JWKS validators; `jwks` fetches
+//!   and refreshes a JWKS from an http(s) endpoint.
+//! - `keystore`: JKS, PKCS12 and PEM keystores and truststores (`ssl.keystore.*`,
+//!   `ssl.truststore.*`).
 //! - `tls`: rustls server configs from Kafka's `ssl.*` settings; client certificate principals,
 //!   mapped by `ssl_principal_mapper` (ssl.principal.mapping.rules).
 //!
@@ -13,6 +16,8 @@
 
 pub mod authorizer;
 pub mod jaas;
+pub mod jwks;
+pub mod keystore;
 pub mod oauthbearer;
 pub mod scram;
 pub mod ssl_principal_mapper;
@@ -315,8 +320,11 @@ fn oauthbearer_validator(
             .filter(|v| !v.is_empty()),
         jaas_options,
         jwks_url: s.get("sasl.oauthbearer.jwks.endpoint.url"),
+        jwks_refresh_ms: s.get("sasl.oauthbearer.jwks.endpoint.refresh.ms"),
         expected_issuer: s.get("sasl.oauthbearer.expected.issuer"),
         expected_audience: s.get("sasl.oauthbearer.expected.audience"),
+        allow_unverified_issuer: s.get("sasl.oauthbearer.allow.unverified.issuer"),
+        allow_unverified_audience: s.get("sasl.oauthbearer.allow.unverified.audience"),
         clock_skew_seconds: s.get("sasl.oauthbearer.clock.skew.seconds"),
         sub_claim: s.get("sasl.oauthbearer.sub.claim.name"),
         scope_claim: s.get("sasl.oauthbearer.scope.claim.name"),

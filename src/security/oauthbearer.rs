@@ -8,11 +8,16 @@
 //!   The options come from the listener's OAuthBearerLoginModule JAAS entry.
 //! - JWKS (`OAuthBearerValidatorCallbackHandler` as the listener's
 //!   `oauthbearer.sasl.server.callback.handler.class`): an RS256 or ES256 JWS verified with a key
-//!   of `sasl.oauthbearer.jwks.endpoint.url` (a file:// URL; read at start-up), `exp` and `iat`
-//!   required, `nbf` checked, with `sasl.oauthbearer.clock.skew.seconds`; `iss` must be
-//!   `sasl.oauthbearer.expected.issuer` and `aud` contain one of
-//!   `sasl.oauthbearer.expected.audience` when set (and a token with an `aud` is refused when no
-//!   audience is expected, as jose4j does); the principal is `sasl.oauthbearer.sub.claim.name`.
+//!   of `sasl.oauthbearer.jwks.endpoint.url` (a file:// URL read at start-up, or an http(s) one
+//!   fetched at start-up and every `sasl.oauthbearer.jwks.endpoint.refresh.ms`: see `jwks`),
+//!   `exp` and `iat` required, `nbf` checked, with `sasl.oauthbearer.clock.skew.seconds`; `iss`
+//!   must be `sasl.oauthbearer.expected.issuer` and `aud` contain one of
+//!   `sasl.oauthbearer.expected.audience`, both required settings as in Kafka 4.4 unless
+//!   `sasl.oauthbearer.allow.unverified.issuer` / `.audience` lift the check; the principal is
+//!   `sasl.oauthbearer.sub.claim.name`.
+//!
+//! SASL extensions (KIP-342, `key=value` pairs beside `auth` in the client's first message) are
+//! accepted and not used, as Kafka's two validators mark every extension valid.
 //!
 //! A token that fails validation is answered, as Kafka answers it, with the error JSON as a
 //! server challenge (`{"status":"invalid_token"}`, or `insufficient_scope` with the scope); the
@@ -20,6 +25,9 @@
 //! that JSON as the message.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -113,9 +121,12 @@ struct Jwk {
 
 #[derive(Clone)]
 pub struct JwksValidator {
-    keys: Vec<Jwk>,
+    /// Shared with the refresh thread of an http(s) JWKS endpoint.
+    keys: Arc<RwLock<Vec<Jwk>>>,
+    /// None: `sasl.oauthbearer.allow.unverified.issuer` (the `iss` claim is not checked).
     pub expected_issuer: Option<String>,
-    pub expected_audience: Vec<String>,
+    /// None: `sasl.oauthbearer.allow.unverified.audience` (the `aud` claim is not checked).
+    pub expected_audience: Option<Vec<String>>,
     pub clock_skew_ms: i64,
     pub sub_claim: String,
     pub scope_claim: String,
@@ -124,7 +135,7 @@ pub struct JwksValidator {
 impl std::fmt::Debug for JwksValidator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksValidator")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys.read().len())
             .field("expected_issuer", &self.expected_issuer)
             .field("expected_audience", &self.expected_audience)
             .finish()
@@ -138,11 +149,44 @@ pub struct ValidatorSettings<'a> {
     /// The OAuthBearerLoginModule options of the listener's JAAS config.
     pub jaas_options: BTreeMap<String, String>,
     pub jwks_url: Option<&'a str>,
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
+    pub jwks_refresh_ms: Option<&'a str>,
     pub expected_issuer: Option<&'a str>,
     pub expected_audience: Option<&'a str>,
+    pub allow_unverified_issuer: Option<&'a str>,
+    pub allow_unverified_audience: Option<&'a str>,
     pub clock_skew_seconds: Option<&'a str>,
     pub sub_claim: Option<&'a str>,
     pub scope_claim: Option<&'a str>,
+}
+
+/// The keys of the JWKS at `url`: a file read once, or an http(s) endpoint fetched now and
+/// refreshed every `sasl.oauthbearer.jwks.endpoint.refresh.ms` while the keys are in use.
+fn jwks_keys(url: &str, s: &ValidatorSettings<'_>) -> Result<Arc<RwLock<Vec<Jwk>>>, String> {
+    let setting = |e: String| format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}");
+    if let Some(path) = url.strip_prefix("file://") {
+        let text = std::fs::read_to_string(path).map_err(|e| setting(e.to_string()))?;
+        let keys = parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?;
+        return Ok(Arc::new(RwLock::new(keys)));
+    }
+    let refresh_ms = match s.jwks_refresh_ms {
+        None => 3_600_000,
+        Some(v) => v.parse::<u64>().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            format!("sasl.oauthbearer.jwks.endpoint.refresh.ms: {v} is not a positive long")
+        })?,
+    };
+    let endpoint = super::jwks::Endpoint::new(url, &s.jaas_options).map_err(setting)?;
+    let text = endpoint.fetch_blocking().map_err(setting)?;
+    let keys = Arc::new(RwLock::new(
+        parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?,
+    ));
+    super::jwks::spawn_refresh(
+        endpoint,
+        std::time::Duration::from_millis(refresh_ms),
+        Arc::downgrade(&keys),
+        parse_jwks,
+    );
+    Ok(keys)
 }
 
 impl Validator {
@@ -157,12 +201,43 @@ impl Validator {
                 let url = s.jwks_url.ok_or(
                     "OAuthBearerValidatorCallbackHandler needs sasl.oauthbearer.jwks.endpoint.url",
                 )?;
-                let path = url.strip_prefix("file://").ok_or_else(|| {
-                    format!("sasl.oauthbearer.jwks.endpoint.url {url}: gregor reads JWKS from file:// URLs only")
-                })?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}"))?;
-                let keys = parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?;
+                // Kafka 4.4's BrokerJwtValidator: both claims are checked unless the operator
+                // opted out, and the start fails without what to check them against.
+                let allowed = |name: &str, v: Option<&str>| match v {
+                    None => Ok(false),
+                    Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+                    Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+                    Some(v) => Err(format!("{name}: {v} is not a boolean")),
+                };
+                let expected_issuer = if allowed(
+                    "sasl.oauthbearer.allow.unverified.issuer",
+                    s.allow_unverified_issuer,
+                )? {
+                    None
+                } else {
+                    Some(s.expected_issuer.map(String::from).ok_or(
+                        "the OAuth validator requires sasl.oauthbearer.expected.issuer (or sasl.oauthbearer.allow.unverified.issuer=true)",
+                    )?)
+                };
+                let expected_audience = if allowed(
+                    "sasl.oauthbearer.allow.unverified.audience",
+                    s.allow_unverified_audience,
+                )? {
+                    None
+                } else {
+                    let list: Vec<String> = s
+                        .expected_audience
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                    if list.is_empty() {
+                        return Err("the OAuth validator requires sasl.oauthbearer.expected.audience (or sasl.oauthbearer.allow.unverified.audience=true)".into());
+                    }
+                    Some(list)
+                };
+                let keys = jwks_keys(url, s)?;
                 let clock_skew_ms = match s.clock_skew_seconds {
                     None => 30_000,
                     Some(v) => {
@@ -177,11 +252,8 @@ impl Validator {
                 };
                 Ok(Validator::Jwks(JwksValidator {
                     keys,
-                    expected_issuer: s.expected_issuer.map(Into::into),
-                    expected_audience: s
-                        .expected_audience
-                        .map(|a| a.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-                        .unwrap_or_default(),
+                    expected_issuer,
+                    expected_audience,
                     clock_skew_ms,
                     sub_claim: s.sub_claim.unwrap_or("sub").to_string(),
                     scope_claim: s.scope_claim.unwrap_or("scope").to_string(),
@@ -345,6 +417,7 @@ impl JwksValidator {
         let kid = jws.header.get("kid").and_then(Value::as_str);
         let verified = self
             .keys
+            .read()
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
             .any(|k| verify(alg, &k.key, jws.signing_input.as_bytes(), &jws.signature));
@@ -369,21 +442,16 @@ impl JwksValidator {
                 return Err("unexpected issuer".into());
             }
         }
-        let audiences: Vec<&str> = match c.get("aud") {
-            None => Vec::new(),
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            Some(_) => return Err("malformed aud claim".into()),
-        };
-        if self.expected_audience.is_empty() {
-            if !audiences.is_empty() {
-                return Err("an aud claim, but no expected audience".into());
+        if let Some(expected) = &self.expected_audience {
+            let audiences: Vec<&str> = match c.get("aud") {
+                None => Vec::new(),
+                Some(Value::String(a)) => vec![a.as_str()],
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(_) => return Err("malformed aud claim".into()),
+            };
+            if !audiences.iter().any(|a| expected.iter().any(|e| e == a)) {
+                return Err("unexpected audience".into());
             }
-        } else if !audiences
-            .iter()
-            .any(|a| self.expected_audience.iter().any(|e| e == a))
-        {
-            return Err("unexpected audience".into());
         }
         let principal = match c.get(&self.sub_claim) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
@@ -714,9 +782,9 @@ mod tests {
             URL_SAFE_NO_PAD.encode(&point[33..65])
         );
         let v = JwksValidator {
-            keys: parse_jwks(&jwks).unwrap(),
+            keys: Arc::new(RwLock::new(parse_jwks(&jwks).unwrap())),
             expected_issuer: Some("https://issuer".into()),
-            expected_audience: vec!["kafka".into()],
+            expected_audience: Some(vec!["kafka".into()]),
             clock_skew_ms: 30_000,
             sub_claim: "sub".into(),
             scope_claim: "scope".into(),

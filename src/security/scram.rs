@@ -352,7 +352,9 @@ impl ScramServer {
             return Err(ScramError::BadClientFinal);
         }
         let proof = B64.decode(proof).map_err(|_| ScramError::BadClientFinal)?;
-        if !client_nonce.ends_with(nonce) {
+        // The nonce of server-first, exactly (RFC 5802; Kafka 4's ScramSaslServer compares with
+        // equals, where 3.x took any nonce ending with it, as librdkafka < 2.6.1 sends).
+        if client_nonce != nonce {
             return Err(ScramError::BadNonce);
         }
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
@@ -443,6 +445,15 @@ mod tests {
         let bad_nonce = CLIENT_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(
             s.evaluate(bad_nonce.as_bytes(), |_| None),
+            Err(ScramError::BadNonce)
+        );
+        // librdkafka before 2.6.1 puts its own nonce before the combined one again.
+        let mut s = server();
+        s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential()))
+            .unwrap();
+        let repeated = CLIENT_FINAL.replace("r=", "r=rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(
+            s.evaluate(repeated.as_bytes(), |_| None),
             Err(ScramError::BadNonce)
         );
 

@@ -1,19 +1,11 @@
 //! TLS on SSL and SASL_SSL listeners, with rustls, from Kafka's `ssl.*` settings (each also per
 //! listener as `listener.name.<l>.ssl.*`):
 //!
-//! - `ssl.keystore.type=PEM`: the key and certificate chain inline
-//!   (`ssl.keystore.key`, `ssl.keystore.certificate.chain`) or in one file
-//!   (`ssl.keystore.location`, key and certificates together). The key is unencrypted PKCS#8
-//!   (`PRIVATE KEY`; PKCS#1 and SEC1 keys are read too). JKS and PKCS12 stores are refused at
-//!   start-up with a message saying so.
-//! - `ssl.truststore.type=PEM`: CA certificates inline (`ssl.truststore.certificates`) or in a
-//!   file (`ssl.truststore.location`), used to verify client certificates.
+//! - the key and certificate chain from the keystore, and the CA certificates client
+//!   certificates are verified against from the truststore (`keystore`: JKS, PKCS12 or PEM).
 //! - `ssl.client.auth`: `none` (default), `requested` (a certificate is verified when sent),
 //!   `required`.
 //! - `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
-//!
-//! PEM text is read as Kafka's PemStore reads it: whatever lies between the BEGIN and END
-//! lines, whitespace ignored, so a value joined from continuation lines works.
 //!
 //! A client certificate's subject becomes the principal, `User:` + the distinguished name in
 //! RFC 2253 form (Java's X500Principal.getName(), Kafka's default principal builder), e.g.
@@ -21,11 +13,7 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
-};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 
@@ -47,138 +35,6 @@ pub struct TlsSettings {
     pub principal_mapper: super::ssl_principal_mapper::SslPrincipalMapper,
 }
 
-/// The PEM blocks of `text` as (label, DER bytes).
-pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after
-            .find("-----")
-            .ok_or("a PEM BEGIN line without its dashes")?;
-        let label = after[..label_end].trim().to_string();
-        let body_and_more = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let end = body_and_more
-            .find(&end_marker)
-            .ok_or_else(|| format!("no END line for PEM {label}"))?;
-        let body: String = body_and_more[..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = B64
-            .decode(body)
-            .map_err(|e| format!("PEM {label} is not base64: {e}"))?;
-        out.push((label, der));
-        rest = &body_and_more[end + end_marker.len()..];
-    }
-    Ok(out)
-}
-
-fn certificates(blocks: &[(String, Vec<u8>)]) -> Vec<CertificateDer<'static>> {
-    blocks
-        .iter()
-        .filter(|(l, _)| l == "CERTIFICATE")
-        .map(|(_, d)| CertificateDer::from(d.clone()))
-        .collect()
-}
-
-fn private_key(blocks: &[(String, Vec<u8>)]) -> Result<PrivateKeyDer<'static>, String> {
-    for (label, der) in blocks {
-        let key =
-            match label.as_str() {
-                "PRIVATE KEY" => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
-                "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.clone())),
-                "EC PRIVATE KEY" => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der.clone())),
-                "ENCRYPTED PRIVATE KEY" => return Err(
-                    "encrypted private keys are not supported yet: use an unencrypted PKCS#8 key"
-                        .into(),
-                ),
-                _ => continue,
-            };
-        return Ok(key);
-    }
-    Err("no private key".into())
-}
-
-fn read_file(s: &ListenerSettings<'_>, setting: &str, path: &str) -> Result<String, SecurityError> {
-    std::fs::read_to_string(path).map_err(|e| s.error(setting, format!("cannot read {path}: {e}")))
-}
-
-fn require_pem(s: &ListenerSettings<'_>, setting: &str) -> Result<(), SecurityError> {
-    match s.get(setting) {
-        None => Err(s.error(
-            setting,
-            "gregor reads PEM stores only: set it to PEM (Kafka's default JKS is not supported)",
-        )),
-        Some(t) if t.eq_ignore_ascii_case("PEM") => Ok(()),
-        Some(t) => Err(s.error(
-            setting,
-            format!("{t} stores are not supported yet: use PEM"),
-        )),
-    }
-}
-
-/// The key and certificate chain of the listener.
-fn keystore(
-    s: &ListenerSettings<'_>,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SecurityError> {
-    require_pem(s, "ssl.keystore.type")?;
-    let (setting, text) = match (
-        s.get("ssl.keystore.certificate.chain"),
-        s.get("ssl.keystore.key"),
-        s.get("ssl.keystore.location"),
-    ) {
-        (Some(chain), Some(key), _) => ("ssl.keystore.key", format!("{key}\n{chain}")),
-        (_, _, Some(path)) => (
-            "ssl.keystore.location",
-            read_file(s, "ssl.keystore.location", path)?,
-        ),
-        _ => {
-            return Err(s.error(
-                "ssl.keystore.location",
-                "a TLS listener needs a key and certificate (ssl.keystore.location, or ssl.keystore.key and ssl.keystore.certificate.chain)",
-            ))
-        }
-    };
-    let blocks = pem_blocks(&text).map_err(|e| s.error(setting, e))?;
-    let certs = certificates(&blocks);
-    if certs.is_empty() {
-        return Err(s.error(setting, "no certificate"));
-    }
-    let key = private_key(&blocks).map_err(|e| s.error(setting, e))?;
-    Ok((certs, key))
-}
-
-/// The CA certificates client certificates are verified against.
-fn truststore(s: &ListenerSettings<'_>) -> Result<rustls::RootCertStore, SecurityError> {
-    require_pem(s, "ssl.truststore.type")?;
-    let (setting, text) = match (s.get("ssl.truststore.certificates"), s.get("ssl.truststore.location")) {
-        (Some(inline), _) => ("ssl.truststore.certificates", inline.to_string()),
-        (None, Some(path)) => (
-            "ssl.truststore.location",
-            read_file(s, "ssl.truststore.location", path)?,
-        ),
-        (None, None) => {
-            return Err(s.error(
-                "ssl.truststore.location",
-                "ssl.client.auth needs a truststore (ssl.truststore.location or ssl.truststore.certificates)",
-            ))
-        }
-    };
-    let blocks = pem_blocks(&text).map_err(|e| s.error(setting, e))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(&blocks) {
-        roots
-            .add(cert)
-            .map_err(|e| s.error(setting, format!("bad CA certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(s.error(setting, "no certificate"));
-    }
-    Ok(roots)
-}
-
 fn protocol_versions(
     s: &ListenerSettings<'_>,
 ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, SecurityError> {
@@ -188,8 +44,8 @@ fn protocol_versions(
         match p {
             "TLSv1.2" => out.push(&rustls::version::TLS12),
             "TLSv1.3" => out.push(&rustls::version::TLS13),
-            // Kafka drops versions the JVM does not offer; older ones are not offered here.
-            "TLSv1" | "TLSv1.1" => {}
+            // Versions Java knows that gregor does not serve (Java disables them by default).
+            "TLSv1" | "TLSv1.1" | "SSLv3" | "SSLv2Hello" => {}
             other => {
                 return Err(s.error("ssl.enabled.protocols", format!("unknown protocol {other}")))
             }
@@ -200,6 +56,117 @@ fn protocol_versions(
             "ssl.enabled.protocols",
             "no TLS version gregor serves (TLSv1.2, TLSv1.3)",
         ));
+    }
+    Ok(out)
+}
+
+/// The rustls suite of a Java (JSSE) cipher suite name. JSSE names TLS 1.2 suites as IANA does
+/// and TLS 1.3 suites without the "13" rustls puts after TLS; rustls' own names are taken too.
+fn suite_named(
+    name: &str,
+    suites: &[rustls::SupportedCipherSuite],
+) -> Option<rustls::SupportedCipherSuite> {
+    let rustls_name = match name.strip_prefix("TLS_") {
+        Some(rest) if !rest.contains("_WITH_") => format!("TLS13_{rest}"),
+        _ => name.to_string(),
+    };
+    suites.iter().copied().find(|suite| {
+        suite
+            .suite()
+            .as_str()
+            .is_some_and(|n| n == rustls_name || n == name)
+    })
+}
+
+/// The suites Java 17+ (JSSE) supports that rustls does not serve (DHE and RSA key exchange,
+/// CBC modes): Kafka accepts them, gregor leaves them out of a list with a warning.
+const JSSE_ONLY_SUITES: &[&str] = &[
+    "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384",
+    "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_DHE_DSS_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    "TLS_DHE_DSS_WITH_AES_256_CBC_SHA256",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_DHE_DSS_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_DHE_DSS_WITH_AES_256_CBC_SHA",
+    "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_DHE_DSS_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+];
+
+/// `ssl.cipher.suites` (Kafka's default, empty: every suite the provider has), with Java's
+/// names. A name Java does not know fails the start: on Kafka it fails every connection of the
+/// listener ("Unsupported CipherSuite" from the SSLEngine) while the broker runs on. Suites
+/// only Java serves are left out with a warning; a list left empty fails the start.
+fn cipher_suites(
+    s: &ListenerSettings<'_>,
+    available: &[rustls::SupportedCipherSuite],
+) -> Result<Vec<rustls::SupportedCipherSuite>, SecurityError> {
+    let Some(list) = s.get("ssl.cipher.suites") else {
+        return Ok(available.to_vec());
+    };
+    let served = || {
+        available
+            .iter()
+            .filter_map(|suite| suite.suite().as_str())
+            .map(|n| n.replacen("TLS13_", "TLS_", 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match suite_named(name, available) {
+            Some(suite) if !out.contains(&suite) => out.push(suite),
+            Some(_) => {}
+            None if JSSE_ONLY_SUITES.contains(&name) => left_out.push(name),
+            None => {
+                return Err(s.error(
+                    "ssl.cipher.suites",
+                    format!(
+                        "unsupported cipher suite {name} (gregor serves {})",
+                        served()
+                    ),
+                ))
+            }
+        }
+    }
+    if out.is_empty() && !left_out.is_empty() {
+        return Err(s.error(
+            "ssl.cipher.suites",
+            format!(
+                "none of these suites is served by gregor (rustls): {} (gregor serves {})",
+                left_out.join(", "),
+                served()
+            ),
+        ));
+    }
+    if !left_out.is_empty() {
+        tracing::warn!(
+            listener = %s.listener.name,
+            "ssl.cipher.suites: {} not served by gregor (rustls), left out",
+            left_out.join(", ")
+        );
+    }
+    if out.is_empty() {
+        return Ok(available.to_vec());
     }
     Ok(out)
 }
@@ -222,18 +189,34 @@ impl TlsSettings {
                 ))
             }
         };
-        let (certs, key) = keystore(s)?;
+        let super::keystore::KeyStore { certs, key } = super::keystore::keystore(s)?;
         // ring rather than aws-lc-rs keeps the binary small and the build free of cmake; rustls
         // marks it deprecated only because it lacks post-quantum key exchange.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = cipher_suites(s, &provider.cipher_suites)?;
+        let provider = Arc::new(provider);
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&protocol_versions(s)?)
-            .map_err(|e| s.error("ssl.enabled.protocols", e.to_string()))?;
+            .map_err(|e| {
+                s.error(
+                    "ssl.cipher.suites",
+                    format!("no cipher suite for the ssl.enabled.protocols: {e}"),
+                )
+            })?;
         let builder = match client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             ClientAuth::Requested | ClientAuth::Required => {
-                let roots = Arc::new(truststore(s)?);
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in super::keystore::truststore(s)? {
+                    roots.add(cert).map_err(|e| {
+                        s.error(
+                            "ssl.truststore.location",
+                            format!("bad CA certificate: {e}"),
+                        )
+                    })?;
+                }
+                let roots = Arc::new(roots);
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
                 let verifier = if client_auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
@@ -279,7 +262,7 @@ pub fn principal(
 }
 
 /// A DER element: (tag, contents, rest).
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -421,16 +404,6 @@ mod tests {
     use super::super::ssl_principal_mapper::SslPrincipalMapper;
     use super::*;
 
-    #[test]
-    fn pem_joined_from_continuation_lines() {
-        let text = "-----BEGIN CERTIFICATE----- AAEC AwQ= -----END CERTIFICATE----------BEGIN PRIVATE KEY-----\nBQY=\n-----END PRIVATE KEY-----";
-        let b = pem_blocks(text).unwrap();
-        assert_eq!(b[0], ("CERTIFICATE".to_string(), vec![0, 1, 2, 3, 4]));
-        assert_eq!(b[1], ("PRIVATE KEY".to_string(), vec![5, 6]));
-        assert!(private_key(&b).is_ok());
-        assert!(pem_blocks("-----BEGIN CERTIFICATE----- AAEC").is_err());
-    }
-
     /// A certificate made with `openssl req -x509 -subj '/C=US/O=acme, inc/OU=eng/CN=alice'`.
     #[test]
     fn subject_in_rfc2253_order_and_escaping() {
@@ -489,5 +462,31 @@ mod tests {
             oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
             "1.2.840.113549"
         );
+    }
+
+    #[test]
+    fn java_cipher_suite_names() {
+        #[allow(deprecated)]
+        let all = rustls::crypto::ring::default_provider().cipher_suites;
+        let name = |n: &str| suite_named(n, &all).and_then(|s| s.suite().as_str());
+        assert_eq!(
+            name("TLS_AES_256_GCM_SHA384"),
+            Some("TLS13_AES_256_GCM_SHA384")
+        );
+        assert_eq!(
+            name("TLS_CHACHA20_POLY1305_SHA256"),
+            Some("TLS13_CHACHA20_POLY1305_SHA256")
+        );
+        assert_eq!(
+            name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+        );
+        assert_eq!(
+            name("TLS13_AES_128_GCM_SHA256"),
+            Some("TLS13_AES_128_GCM_SHA256")
+        );
+        // Known to Java, not served by rustls (CBC, RSA key exchange), and a typo.
+        assert_eq!(name("TLS_RSA_WITH_AES_128_CBC_SHA"), None);
+        assert_eq!(name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265"), None);
     }
 }

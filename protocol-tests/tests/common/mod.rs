@@ -21,6 +21,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 pub use protocol_tests::client::*;
 
+pub mod certs;
+pub use certs::*;
 pub mod groups;
 #[allow(unused_imports)]
 pub use groups::*;
