@@ -72,6 +72,8 @@ pub struct Broker {
     pub purgatory: Arc<Purgatory>,
     /// KIP-227 incremental fetch sessions.
     pub fetch_sessions: FetchManager,
+    /// KIP-932 share-partitions and share sessions.
+    pub shares: crate::share::manager::SharePartitionManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
     pub clock: Clock,
     /// The test control plane's state (fault rules, the request journal); idle unless the
@@ -191,6 +193,10 @@ impl Broker {
             txns,
             node_id: config.node_id,
             fetch_sessions: FetchManager::new(config.max_incremental_fetch_session_cache_slots),
+            shares: crate::share::manager::SharePartitionManager::new(
+                config.group.share_partition,
+                Arc::clone(&purgatory),
+            ),
             config,
             cluster_id,
             endpoints,
