@@ -170,6 +170,15 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded committed offsets and groups");
         }
+        let shares = crate::share::manager::SharePartitionManager::new(
+            config.group.share_partition,
+            Arc::clone(&purgatory),
+            crate::share::coordinator::ShareCoordinator::new(config.share_state_partitions),
+        );
+        let loaded = shares.load(&catalog, now_ms())?;
+        if loaded > 0 {
+            tracing::info!(records = loaded, "loaded share-partition state");
+        }
         let txns = TransactionCoordinator::new(config.txn.clone());
         let loaded = txns.load(&catalog, now_ms())?;
         if loaded > 0 {
@@ -193,10 +202,7 @@ impl Broker {
             txns,
             node_id: config.node_id,
             fetch_sessions: FetchManager::new(config.max_incremental_fetch_session_cache_slots),
-            shares: crate::share::manager::SharePartitionManager::new(
-                config.group.share_partition,
-                Arc::clone(&purgatory),
-            ),
+            shares,
             config,
             cluster_id,
             endpoints,

@@ -168,6 +168,7 @@ const USED: &[&str] = &[
     "unclean.leader.election.enable",
     "quota.window.num",
     "quota.window.size.seconds",
+    "share.coordinator.state.topic.num.partitions",
 ];
 
 /// Whether gregor acts on a setting: one of USED, also per listener
@@ -462,6 +463,8 @@ pub struct Config {
     pub group: crate::group::GroupConfig,
     /// Transaction-coordinator settings (transaction.*, transactional.id.*).
     pub txn: crate::txn::TransactionConfig,
+    /// share.coordinator.state.topic.num.partitions: partitions of `__share_group_state`.
+    pub share_state_partitions: i32,
     /// authorizer.class.name (StandardAuthorizer, the only one) with super.users and
     /// allow.everyone.if.no.acl.found; `None`: no authorizer, everything is allowed.
     pub authorizer: Option<crate::security::authorizer::Authorizer>,
@@ -841,6 +844,9 @@ impl Config {
             producer_id_expiration_check_interval_ms: s
                 .positive_int("producer.id.expiration.check.interval.ms")?
                 .map_or(600_000, |v| v as u64),
+            share_state_partitions: s
+                .positive_int("share.coordinator.state.topic.num.partitions")?
+                .unwrap_or(crate::share::coordinator::STATE_TOPIC_PARTITIONS),
             log,
             group,
             txn,

@@ -1014,10 +1014,22 @@ fn migrate_topic_files(
 /// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
 /// compacted (only the newest offset and group record per key matter) with
 /// offsets.topic.segment.bytes segments, as is `__transaction_state`, which is also
-/// uncompressed (TransactionStateManager.transactionTopicConfigs).
+/// uncompressed (TransactionStateManager.transactionTopicConfigs). `__share_group_state` is kept
+/// whole instead (ShareCoordinatorService: delete policy, no retention): its snapshots make old
+/// updates redundant, not later records with the same key.
 fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
     if !is_internal_name(name) {
         return BTreeMap::new();
+    }
+    if name == crate::share::coordinator::SHARE_GROUP_STATE_TOPIC {
+        return [
+            ("cleanup.policy", "delete"),
+            ("retention.ms", "-1"),
+            ("segment.bytes", "104857600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     }
     let mut configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::{errors, resolve_authorized_topic, RequestContext};
 use crate::security::authorizer::AclOperation;
+use crate::share::manager::AcknowledgeError;
 use crate::share::partition::{acknowledge_type, AcknowledgementBatch};
 use crate::share::session::FINAL_EPOCH;
 
@@ -90,9 +91,11 @@ pub(super) fn acknowledge_partition(
         return (errors::INVALID_REQUEST, Some(msg.into()));
     }
     let key = (group_id.to_string(), topic_id, partition);
-    match ctx.broker.shares.acknowledge(&key, member_id, &batches) {
+    let b = ctx.broker;
+    match (b.shares).acknowledge(&b.catalog, &key, member_id, &batches, b.clock.now_ms()) {
         Ok(()) => (errors::NONE, None),
-        Err(e) => (errors::share_error_code(&e), Some(e.to_string())),
+        Err(AcknowledgeError::Refused(e)) => (errors::share_error_code(&e), Some(e.to_string())),
+        Err(AcknowledgeError::NotPersisted(code)) => (code, None),
     }
 }
 
@@ -152,7 +155,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: ShareAcknowledgeRequest) -> ShareAc
     let ids = (group_id.as_str(), member_id.as_str());
     let epoch = req.share_session_epoch;
     let shares = &ctx.broker.shares;
-    let update = shares.with_sessions(&group_id, &member_id, |s| {
+    let (catalog, now) = (&ctx.broker.catalog, ctx.broker.clock.now_ms());
+    let update = shares.with_sessions(catalog, ids, now, |s| {
         (
             s.acknowledge_session_update(&group_id, &member_id, epoch),
             None,
@@ -192,7 +196,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: ShareAcknowledgeRequest) -> ShareAc
         })
         .collect();
     if epoch == FINAL_EPOCH {
-        shares.close_session(&group_id, &member_id);
+        shares.close_session(catalog, &group_id, &member_id, now);
     }
     ShareAcknowledgeResponse::default().with_responses(responses)
 }

@@ -68,7 +68,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ShareFetchRequest) -> ShareFe
         .any(|p| !p.acknowledgement_batches.is_empty());
     let shares = &ctx.broker.shares;
     let epoch = req.share_session_epoch;
-    let context = shares.with_sessions(&group_id, &member_id, |s| {
+    let (catalog, now) = (&ctx.broker.catalog, ctx.broker.clock.now_ms());
+    let context = shares.with_sessions(catalog, (&group_id, &member_id), now, |s| {
         match s.new_context(
             &group_id,
             &member_id,
@@ -107,7 +108,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ShareFetchRequest) -> ShareFe
     }
     let partitions = match context {
         ShareFetchContext::Final => {
-            shares.close_session(&group_id, &member_id);
+            shares.close_session(catalog, &group_id, &member_id, now);
             Vec::new()
         }
         ShareFetchContext::Session(partitions) => partitions,
@@ -259,8 +260,8 @@ fn acquire(
         };
         let key = (group_id.to_string(), topic_id, p);
         match ctx.broker.shares.acquire(
-            &key,
-            &topic.name,
+            &ctx.broker.catalog,
+            (&key, &topic.name),
             member_id,
             records_left,
             log_start,

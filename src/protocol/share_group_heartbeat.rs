@@ -58,7 +58,8 @@ pub fn handle(
         .share_heartbeat(&broker.catalog, group_id, hb, broker.clock.now_ms());
     if leaving && r.error_code == errors::NONE {
         // What the member still holds is available to the others at once.
-        broker.shares.member_left(group_id, &member_id);
+        let now = broker.clock.now_ms();
+        (broker.shares).close_session(&broker.catalog, group_id, &member_id, now);
     }
     let mut resp = ShareGroupHeartbeatResponse::default()
         .with_error_code(r.error_code)

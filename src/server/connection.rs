@@ -149,7 +149,9 @@ struct ShareSessionsOf {
 
 impl Drop for ShareSessionsOf {
     fn drop(&mut self) {
-        self.broker.shares.connection_closed(self.connection_id);
+        let (b, now) = (&self.broker, self.broker.clock.now_ms());
+        b.shares
+            .connection_closed(&b.catalog, self.connection_id, now);
     }
 }
 
