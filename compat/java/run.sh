@@ -64,8 +64,9 @@
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
 #   share-<v>/...     share groups (KIP-932) with KafkaShareConsumer 4.4.x (ShareTests): implicit
 #                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
-#                     redelivery after a consumer closed without acknowledging, the delivery-count
-#                     limit; kafka-share-groups --list / --describe --state / --members (4.4)
+#                     redelivery after a consumer closed without acknowledging and after one was
+#                     killed (kill -9) holding records, the delivery-count limit;
+#                     kafka-share-groups --list / --describe --state / --members (4.4)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -1386,7 +1387,8 @@ streams_tests() {
 
 # share_tests: KafkaShareConsumer 4.4 (ShareTests: implicit and explicit acknowledgement, two
 # consumers on one partition, redelivery after a consumer left, the delivery-count limit), then
-# kafka-share-groups --list and --describe (--members, --state) with one live member.
+# kafka-share-groups --list and --describe (--members, --state) with one live member, then a
+# consumer killed with kill -9 while it holds records.
 share_tests() {
   local cp="$JAVA_COMPAT_TARGET/share-4.4/classes:$JAVA_COMPAT_TARGET/share-4.4/lib/*"
   local version label
@@ -1426,6 +1428,26 @@ share_tests() {
   exec 9>&-
   wait "$pid" 2>/dev/null
   rm -f "$base.fifo"
+  broker_check "$label"
+  # A consumer killed (kill -9) while it holds records: they go to the next one.
+  label="share-$version"
+  group="${label//./-}-killed"
+  base="$LOGS/share-killed"
+  echo "== a share consumer killed while holding records"
+  # No timeout wrapper: $! must be the JVM itself, which the kill -9 below is meant for.
+  java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+    --hold-group "$group" --topic "$group" >"$base-holder.out" 2>"$base-holder.err" &
+  pid=$!
+  if wait_for_line "$base-holder.out" '^HELD$' 120 "$pid"; then
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    timeout 180 java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+      --label "$label" --verify-group "$group" --topic "$group" >"$LOGS/share-killed.out" 2>"$LOGS/share-killed.err"
+    tally share-killed $? 180
+  else
+    fail "$label/killed-consumer-holds" "the consumer did not acquire its records within 120 s" "$base-holder.err"
+    kill "$pid" 2>/dev/null
+  fi
   broker_check "$label"
 }
 

@@ -40,9 +40,11 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * consumer calls commitSync before close: Kafka 4.4 accepts a poll's records at the next poll or
  * commit, and close alone releases them.
  *
- * Usage: ShareTests --bootstrap B --label L [--setup-group G --topic T] (the latter: a group with
- * one member that read one record, for the kafka-share-groups cases of run.sh, printing READY
- * and staying until stdin closes).
+ * Usage: ShareTests --bootstrap B --label L, or with --topic T and one of: --setup-group G (a group
+ * with one member that read one record, for the kafka-share-groups cases of run.sh, printing
+ * READY and staying until stdin closes); --hold-group G (an explicit-mode member that acquired
+ * three records and prints HELD, never acknowledging them, for run.sh to kill -9); --verify-group
+ * G (those three records come to the next member, delivered a second time).
  */
 public final class ShareTests {
     private static final Duration POLL = Duration.ofMillis(500);
@@ -67,6 +69,15 @@ public final class ShareTests {
         if (args.containsKey("setup-group")) {
             t.member(args.get("setup-group"), args.get("topic"));
             return;
+        }
+        if (args.containsKey("hold-group")) {
+            t.hold(args.get("hold-group"), args.get("topic"));
+            return;
+        }
+        if (args.containsKey("verify-group")) {
+            String group = args.get("verify-group"), topic = args.get("topic");
+            t.run("killed-consumer-records-redelivered", n -> t.verifyRedelivered(group, topic));
+            System.exit(t.failed == 0 ? 0 : 1);
         }
         t.run("implicit-ack", t::implicitAck);
         t.run("explicit-accept-release-reject", t::explicitAcks);
@@ -329,6 +340,34 @@ public final class ShareTests {
         }
         check(counts.equals(List.of((short) 1, (short) 2, (short) 3, (short) 4, (short) 5)),
                 "delivery counts %s", counts);
+        expectOnlyMarker(group, topic);
+    }
+
+    /** Acquires the three records of a new topic and holds them until the JVM is killed. */
+    private void hold(String group, String topic) throws Exception {
+        setup(topic, group);
+        produce(topic, values("held", 3));
+        KafkaShareConsumer<String, String> c = consumer(group, topic, true);
+        List<ConsumerRecord<String, String>> got = pollSome(c);
+        check(got.size() == 3, "acquired %d records", got.size());
+        System.out.println("HELD");
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
+    }
+
+    /** After the holder was killed: its records come to another member, a second delivery. */
+    private void verifyRedelivered(String group, String topic) throws Exception {
+        List<String> again = new ArrayList<>();
+        try (KafkaShareConsumer<String, String> c = consumer(group, topic, false)) {
+            while (again.size() < 3) {
+                for (ConsumerRecord<String, String> r : pollSome(c)) {
+                    check(deliveries(r) == 2, "%s redelivered with count %d", r.value(), deliveries(r));
+                    again.add(r.value());
+                }
+            }
+            c.commitSync();
+        }
+        check(again.equals(values("held", 3)), "redelivered %s", again);
         expectOnlyMarker(group, topic);
     }
 
