@@ -135,6 +135,13 @@ public final class ShareTests {
         }
     }
 
+    /** A case's topic and group (both named `name`), with `values` in the topic. */
+    private String prepare(String name, List<String> values) throws Exception {
+        setup(name, name);
+        produce(name, values);
+        return name;
+    }
+
     private void produce(String topic, List<String> values) throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
@@ -179,6 +186,27 @@ public final class ShareTests {
         throw new AssertionError("no record delivered within " + DEADLINE_MS + " ms");
     }
 
+    /**
+     * Polls until n records came, each checked to be its delivery number `delivery`; with an
+     * acknowledgement type (explicit mode), each is acknowledged so and committed after its poll.
+     */
+    private static List<String> read(KafkaShareConsumer<String, String> c, int n, int delivery, AcknowledgeType ack) {
+        List<String> got = new ArrayList<>();
+        while (got.size() < n) {
+            for (ConsumerRecord<String, String> r : pollSome(c)) {
+                check(deliveries(r) == delivery, "%s delivered with count %d", r.value(), deliveries(r));
+                got.add(r.value());
+                if (ack != null) {
+                    c.acknowledge(r, ack);
+                }
+            }
+            if (ack != null) {
+                c.commitSync();
+            }
+        }
+        return got;
+    }
+
     private static short deliveries(ConsumerRecord<String, String> r) {
         return r.deliveryCount().orElse((short) -1);
     }
@@ -198,17 +226,10 @@ public final class ShareTests {
 
     /** Implicit mode: what a poll returned is accepted by the next poll (or close). */
     private void implicitAck(String name) throws Exception {
-        String topic = name, group = name;
-        setup(topic, group);
-        produce(topic, values("v", 10));
+        String topic = prepare(name, values("v", 10)), group = name;
         List<String> seen = new ArrayList<>();
         try (KafkaShareConsumer<String, String> c = consumer(group, topic, false)) {
-            while (seen.size() < 10) {
-                for (ConsumerRecord<String, String> r : pollSome(c)) {
-                    check(deliveries(r) == 1, "%s delivered %d times", r.value(), deliveries(r));
-                    seen.add(r.value());
-                }
-            }
+            seen.addAll(read(c, 10, 1, null));
             // The last poll's records are accepted by the next poll or commitSync: close alone
             // releases them (Kafka 4.4).
             c.commitSync();
@@ -219,9 +240,7 @@ public final class ShareTests {
 
     /** ACCEPT is final, RELEASE delivers again (delivery count 2), REJECT never again. */
     private void explicitAcks(String name) throws Exception {
-        String topic = name, group = name;
-        setup(topic, group);
-        produce(topic, values("v", 9));
+        String topic = prepare(name, values("v", 9)), group = name;
         Map<String, Integer> firstRound = new HashMap<>();
         try (KafkaShareConsumer<String, String> c = consumer(group, topic, true)) {
             while (firstRound.size() < 9) {
@@ -232,15 +251,7 @@ public final class ShareTests {
                 }
                 c.commitSync();
             }
-            List<String> again = new ArrayList<>();
-            while (again.size() < 3) {
-                for (ConsumerRecord<String, String> r : pollSome(c)) {
-                    check(deliveries(r) == 2, "%s redelivered with count %d", r.value(), deliveries(r));
-                    again.add(r.value());
-                    c.acknowledge(r, AcknowledgeType.ACCEPT);
-                }
-                c.commitSync();
-            }
+            List<String> again = read(c, 3, 2, AcknowledgeType.ACCEPT);
             Collections.sort(again);
             check(again.equals(List.of("v3", "v4", "v5")), "released records redelivered: %s", again);
         }
@@ -250,9 +261,7 @@ public final class ShareTests {
 
     /** Two members read one partition together; no record reaches both (implicit acks). */
     private void twoConsumers(String name) throws Exception {
-        String topic = name, group = name;
-        setup(topic, group);
-        produce(topic, values("v", 200));
+        String topic = prepare(name, values("v", 200)), group = name;
         Map<String, String> owner = new ConcurrentHashMap<>();
         List<String> duplicates = Collections.synchronizedList(new ArrayList<>());
         AtomicInteger total = new AtomicInteger();
@@ -294,9 +303,7 @@ public final class ShareTests {
 
     /** A consumer that closes without acknowledging: its records go to the next one. */
     private void redeliveredAfterExit(String name) throws Exception {
-        String topic = name, group = name;
-        setup(topic, group);
-        produce(topic, values("v", 5));
+        String topic = prepare(name, values("v", 5)), group = name;
         Set<String> held = new HashSet<>();
         try (KafkaShareConsumer<String, String> c = consumer(group, topic, true)) {
             while (held.size() < 5) {
@@ -309,25 +316,14 @@ public final class ShareTests {
             }
             // Closes without acknowledging anything.
         }
-        Set<String> again = new HashSet<>();
-        try (KafkaShareConsumer<String, String> c = consumer(group, topic, false)) {
-            while (again.size() < 5) {
-                for (ConsumerRecord<String, String> r : pollSome(c)) {
-                    check(deliveries(r) == 2, "%s redelivered with count %d", r.value(), deliveries(r));
-                    again.add(r.value());
-                }
-            }
-            c.commitSync();
-        }
-        check(again.equals(held), "redelivered %s, held %s", again, held);
+        List<String> again = secondDeliveries(group, topic, 5);
+        check(new HashSet<>(again).equals(held), "redelivered %s, held %s", again, held);
         expectOnlyMarker(group, topic);
     }
 
     /** A record released five times (group.share.delivery.count.limit) is archived. */
     private void deliveryCountLimit(String name) throws Exception {
-        String topic = name, group = name;
-        setup(topic, group);
-        produce(topic, List.of("poison"));
+        String topic = prepare(name, List.of("poison")), group = name;
         List<Short> counts = new ArrayList<>();
         try (KafkaShareConsumer<String, String> c = consumer(group, topic, true)) {
             while (counts.size() < 5) {
@@ -357,18 +353,20 @@ public final class ShareTests {
 
     /** After the holder was killed: its records come to another member, a second delivery. */
     private void verifyRedelivered(String group, String topic) throws Exception {
-        List<String> again = new ArrayList<>();
-        try (KafkaShareConsumer<String, String> c = consumer(group, topic, false)) {
-            while (again.size() < 3) {
-                for (ConsumerRecord<String, String> r : pollSome(c)) {
-                    check(deliveries(r) == 2, "%s redelivered with count %d", r.value(), deliveries(r));
-                    again.add(r.value());
-                }
-            }
-            c.commitSync();
-        }
+        List<String> again = secondDeliveries(group, topic, 3);
         check(again.equals(values("held", 3)), "redelivered %s", again);
         expectOnlyMarker(group, topic);
+    }
+
+    /** The next n records a new member gets, each checked to be a second delivery, accepted. */
+    private List<String> secondDeliveries(String group, String topic, int n) throws Exception {
+        List<String> again;
+        try (KafkaShareConsumer<String, String> c = consumer(group, topic, false)) {
+            again = read(c, n, 2, null);
+            c.commitSync();
+        }
+        Collections.sort(again);
+        return again;
     }
 
     /** For run.sh's kafka-share-groups cases: one member that read one record, until stdin closes. */
