@@ -27,7 +27,6 @@ const INVALID_RECORD_STATE: i16 = 121;
 const SHARE_SESSION_NOT_FOUND: i16 = 122;
 const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
 const FENCED_MEMBER_EPOCH: i16 = 110;
-const GROUP_ID_NOT_FOUND: i16 = 69;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
 const ACCEPT: i8 = 1;
@@ -226,6 +225,11 @@ async fn share_group_heartbeat_and_describe_every_version() -> Result<()> {
         ensure!(
             r.error_code == GROUP_ID_NOT_FOUND,
             "not a consumer group: {r:?}"
+        );
+        let classic = join(&mut c, 9, &JoinSpec::consumer(&g, &["sg-t"])).await?;
+        ensure!(
+            classic.error_code == INCONSISTENT_GROUP_PROTOCOL,
+            "not a classic group: {classic:?}"
         );
 
         let left = c.request(v, beat(&g, "m1", -1, None)).await?;

@@ -200,6 +200,14 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(errors::INVALID_GROUP_ID);
         }
+        // GroupMetadataManager.classicGroupJoin: a share group's id is no classic group's.
+        if self.with_share_group(group_id, |_| ()).is_some() {
+            return Reply::Now(JoinResult {
+                error_code: errors::INCONSISTENT_GROUP_PROTOCOL,
+                generation_id: -1,
+                ..JoinResult::default()
+            });
+        }
         let create = p.member_id.is_empty();
         let cfg = self.cfg.clone();
         match self.with_group(catalog, group_id, create, now, |g| g.join(p, now, &cfg)) {
