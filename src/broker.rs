@@ -361,6 +361,20 @@ impl Broker {
         })
     }
 
+    /// DeleteGroups of one group: a share group's share-partition state goes with it (Kafka's
+    /// GroupCoordinatorService deletes it through the persister before the group).
+    pub fn delete_group(&self, group_id: &str, now: i64) -> i16 {
+        let share = self
+            .groups
+            .with_share_group(group_id, |g| g.members.is_empty());
+        if share == Some(true) {
+            if let Err(code) = self.shares.group_deleted(&self.catalog, group_id, now) {
+                return code;
+            }
+        }
+        self.groups.delete_group(&self.catalog, group_id, now)
+    }
+
     /// The transaction markers of this broker: data partitions through their logs,
     /// `__consumer_offsets` through the group coordinator.
     pub fn marker_writer(&self) -> LogMarkerWriter<'_> {

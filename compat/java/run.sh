@@ -66,7 +66,7 @@
 #                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
 #                     redelivery after a consumer closed without acknowledging and after one was
 #                     killed (kill -9) holding records, the delivery-count limit;
-#                     kafka-share-groups --list / --describe --state / --members (4.4)
+#                     kafka-share-groups --list / --describe --state / --members / --delete (4.4)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -1387,8 +1387,8 @@ streams_tests() {
 
 # share_tests: KafkaShareConsumer 4.4 (ShareTests: implicit and explicit acknowledgement, two
 # consumers on one partition, redelivery after a consumer left, the delivery-count limit), then
-# kafka-share-groups --list and --describe (--members, --state) with one live member, then a
-# consumer killed with kill -9 while it holds records.
+# kafka-share-groups --list and --describe (--members, --state) with one live member and --delete
+# once it left, then a consumer killed with kill -9 while it holds records.
 share_tests() {
   local cp="$JAVA_COMPAT_TARGET/share-4.4/classes:$JAVA_COMPAT_TARGET/share-4.4/lib/*"
   local version label
@@ -1428,6 +1428,15 @@ share_tests() {
   exec 9>&-
   wait "$pid" 2>/dev/null
   rm -f "$base.fifo"
+  # The member left: the empty group can be deleted (DeleteGroups), its share state with it.
+  if [ -n "${tool+x}" ]; then
+    "${tool[@]}" --delete --group "$group" >"$base-delete.out" 2>&1
+    cg_check "$label/delete" "$base-delete.out" -v g="$group" \
+      'index($0, "Deletion of requested share groups") && index($0, g) && /successful/ { ok = 1 } END { if (ok) print "ok" }'
+    "${tool[@]}" --list >"$base-list-after.out" 2>&1
+    cg_check "$label/list-after-delete" "$base-list-after.out" -v g="$group" \
+      '$1 == g { seen = 1 } END { if (!seen) print "ok" }'
+  fi
   broker_check "$label"
   # A consumer killed (kill -9) while it holds records: they go to the next one.
   label="share-$version"

@@ -442,5 +442,30 @@ async fn share_state_survives_clean_and_crash_restarts() -> Result<()> {
         ensure!(r.responses[0].partitions[0].error_code == NONE, "{r:?}");
         next += 1;
     }
+    // DeleteGroups: refused while m1 is a member; once it left, the group and its share-partition
+    // state go, and the group starts over from the earliest offset.
+    ensure!(
+        delete_group(&mut c, 2, g).await? == NON_EMPTY_GROUP,
+        "m1 is a member"
+    );
+    let left = c.request(V, beat(g, "m1", -1, None)).await?;
+    ensure!(left.error_code == NONE, "{left:?}");
+    ensure!(
+        delete_group(&mut c, 2, g).await? == NONE,
+        "the empty share group is deleted"
+    );
+    let d = c
+        .request(
+            V,
+            ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(g))]),
+        )
+        .await?;
+    ensure!(d.groups[0].error_code == GROUP_ID_NOT_FOUND, "{d:?}");
+    earliest(&mut c, g).await?;
+    let r = c.request(V, fetch(g, "m3", 0, id, vec![], 5_000)).await?;
+    ensure!(
+        acquired(&r) == vec![(0, 5, 1)],
+        "a new start after the deletion: {r:?}"
+    );
     Ok(())
 }

@@ -317,15 +317,19 @@ impl GroupShard {
         })
     }
 
-    /// DeleteGroups: only empty groups; their offsets (and a KIP-848 group's records) go too.
+    /// DeleteGroups: only empty groups; their offsets (and a KIP-848 or share group's records)
+    /// go too.
     pub fn delete_group(&self, group_id: &str) -> GroupResult<i16> {
         let mut records = Vec::new();
-        if let Some(g) = self.consumer.get(group_id) {
-            if !g.members.is_empty() {
+        let kept = (self.consumer.get(group_id))
+            .map(|g| (g.members.is_empty(), g.records()))
+            .or_else(|| (self.share.get(group_id)).map(|g| (g.members.is_empty(), g.records())));
+        if let Some((empty, group_records)) = kept {
+            if !empty {
                 return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
             }
             records.extend(
-                g.records()
+                group_records
                     .into_keys()
                     .map(|k| CoordinatorRecord::new(k, None)),
             );

@@ -86,6 +86,22 @@ impl ShareCoordinator {
             .flatten()
     }
 
+    /// DeleteShareGroupState for every share-partition of a deleted group; the first write error,
+    /// if any.
+    pub fn delete_group(&self, catalog: &Catalog, group_id: &str, now: i64) -> Result<(), i16> {
+        let mut outcome = Ok(());
+        for p in 0..self.runtime.partitions() {
+            let keys = self.runtime.read(p, |s| s.keys_of_group(group_id));
+            for key in keys.into_iter().flatten() {
+                let deleted = self
+                    .runtime
+                    .write(catalog, p, now, |s| s.delete_state(&key));
+                outcome = outcome.and(deleted.map(|_| ()));
+            }
+        }
+        outcome
+    }
+
     /// WriteShareGroupState: a share-partition's start offset and changed ranges (the first
     /// write of a share-partition is its initial snapshot).
     pub fn write_state(
@@ -237,6 +253,14 @@ impl ShareCoordinatorShard {
             record(SHARE_UPDATE_KEY, key, Some(srec::update_value(&update)))
         };
         CoordinatorResult::new(vec![rec], ())
+    }
+
+    /// The share-partitions of a group that have a state here.
+    pub fn keys_of_group(&self, group_id: &str) -> Vec<SharePartitionKey> {
+        (self.state.keys())
+            .filter(|k| k.0 == group_id)
+            .cloned()
+            .collect()
     }
 
     /// Deletes a share-partition's state (its group was deleted).

@@ -224,6 +224,12 @@ impl SharePartitionManager {
         }
     }
 
+    /// A share group was deleted: its share-partitions go, in memory and persisted.
+    pub fn group_deleted(&self, catalog: &Catalog, group_id: &str, now: i64) -> Result<(), i16> {
+        self.partitions.lock().retain(|k, _| k.0 != group_id);
+        self.coordinator.delete_group(catalog, group_id, now)
+    }
+
     /// Runs `f` on a share-partition, if it exists (tests and describe).
     pub fn state_of<R>(
         &self,
