@@ -75,6 +75,8 @@ pub struct Broker {
     pub purgatory: Arc<Purgatory>,
     /// KIP-227 incremental fetch sessions.
     pub fetch_sessions: FetchManager,
+    /// KIP-932 share-partitions and share sessions.
+    pub shares: crate::share::manager::SharePartitionManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
     pub clock: Clock,
     /// The test control plane's state (fault rules, the request journal); idle unless the
@@ -179,6 +181,15 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded committed offsets and groups");
         }
+        let shares = crate::share::manager::SharePartitionManager::new(
+            config.group.share_partition,
+            Arc::clone(&purgatory),
+            crate::share::coordinator::ShareCoordinator::new(config.share_state_partitions),
+        );
+        let loaded = shares.load(&catalog, now_ms())?;
+        if loaded > 0 {
+            tracing::info!(records = loaded, "loaded share-partition state");
+        }
         let txns = TransactionCoordinator::new(config.txn.clone());
         let loaded = txns.load(&catalog, now_ms())?;
         if loaded > 0 {
@@ -205,6 +216,7 @@ impl Broker {
             txns,
             node_id: config.node_id,
             fetch_sessions: FetchManager::new(config.max_incremental_fetch_session_cache_slots),
+            shares,
             config,
             cluster_id,
             endpoints,
@@ -362,6 +374,20 @@ impl Broker {
                 ProducerIdError::Exhausted => crate::protocol::errors::UNKNOWN_SERVER_ERROR,
             }
         })
+    }
+
+    /// DeleteGroups of one group: a share group's share-partition state goes with it (Kafka's
+    /// GroupCoordinatorService deletes it through the persister before the group).
+    pub fn delete_group(&self, group_id: &str, now: i64) -> i16 {
+        let share = self
+            .groups
+            .with_share_group(group_id, |g| g.members.is_empty());
+        if share == Some(true) {
+            if let Err(code) = self.shares.group_deleted(&self.catalog, group_id, now) {
+                return code;
+            }
+        }
+        self.groups.delete_group(&self.catalog, group_id, now)
     }
 
     /// The transaction markers of this broker: data partitions through their logs,

@@ -307,7 +307,12 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
             _ = advanced.changed() => {}
         }
         let now = broker.clock.now_ms();
-        broker.groups.tick(&broker.catalog, now);
+        for (group, member) in broker.groups.tick(&broker.catalog, now) {
+            broker
+                .shares
+                .close_session(&broker.catalog, &group, &member, now);
+        }
+        broker.shares.expire_locks(&broker.catalog, now);
         if now - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
             last_expiry = now;
             let removed = broker.groups.expire_offsets(&broker.catalog, now);

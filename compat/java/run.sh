@@ -64,6 +64,11 @@
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
+#   share-<v>/...     share groups (KIP-932) with KafkaShareConsumer 4.4.x (ShareTests): implicit
+#                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
+#                     redelivery after a consumer closed without acknowledging and after one was
+#                     killed (kill -9) holding records, the delivery-count limit;
+#                     kafka-share-groups --list / --describe --state / --members / --delete (4.4)
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
@@ -76,7 +81,7 @@
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
-#                        security control")
+#                        security control share")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -1457,6 +1462,83 @@ streams_tests() {
   broker_check "$label"
 }
 
+# ---- share groups --------------------------------------------------------------------------
+
+# share_tests: KafkaShareConsumer 4.4 (ShareTests: implicit and explicit acknowledgement, two
+# consumers on one partition, redelivery after a consumer left, the delivery-count limit), then
+# kafka-share-groups --list and --describe (--members, --state) with one live member and --delete
+# once it left, then a consumer killed with kill -9 while it holds records.
+share_tests() {
+  local cp="$JAVA_COMPAT_TARGET/share-4.4/classes:$JAVA_COMPAT_TARGET/share-4.4/lib/*"
+  local version label
+  version="$(lib_version share-4.4 kafka-clients)"
+  label="share-$version"
+  echo "== share groups, KafkaShareConsumer $version"
+  timeout 300 java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+    --label "$label" >"$LOGS/$label.out" 2>"$LOGS/$label.err"
+  tally "$label" $? 300
+  broker_check "$label"
+  local v44 tools="$JAVA_COMPAT_TARGET/tools-4.4/lib/*" base="$LOGS/share-groups" group topic pid
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  label="share-groups-$v44"
+  group="${label//./-}-g"
+  topic="${label//./-}-t"
+  echo "== kafka-share-groups $v44"
+  # The member reads stdin until it closes: the fifo's writer (fd 9) ends it.
+  rm -f "$base.fifo" && mkfifo "$base.fifo"
+  java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+    --setup-group "$group" --topic "$topic" <"$base.fifo" >"$base-member.out" 2>"$base-member.err" &
+  pid=$!
+  exec 9>"$base.fifo"
+  if ! wait_for_line "$base-member.out" '^READY$' 120 "$pid"; then
+    fail "$label/member" "the share consumer did not read its record within 120 s" "$base-member.err"
+  else
+    local tool=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" -cp "$tools"
+      org.apache.kafka.tools.consumer.group.ShareGroupCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+    "${tool[@]}" --list >"$base-list.out" 2>&1
+    cg_check "$label/list" "$base-list.out" -v g="$group" '$1 == g { ok = 1 } END { if (ok) print "ok" }'
+    "${tool[@]}" --describe --group "$group" --state >"$base-state.out" 2>&1
+    cg_check "$label/describe-state" "$base-state.out" -v g="$group" \
+      '$1 == g && /Stable/ && $NF == 1 { ok = 1 } END { if (ok) print "ok" }'
+    "${tool[@]}" --describe --group "$group" --members >"$base-members.out" 2>&1
+    cg_check "$label/describe-members" "$base-members.out" -v g="$group" -v t="$topic" \
+      '$1 == g && index($0, t ":0") { ok = 1 } END { if (ok) print "ok" }'
+  fi
+  exec 9>&-
+  wait "$pid" 2>/dev/null
+  rm -f "$base.fifo"
+  # The member left: the empty group can be deleted (DeleteGroups), its share state with it.
+  if [ -n "${tool+x}" ]; then
+    "${tool[@]}" --delete --group "$group" >"$base-delete.out" 2>&1
+    cg_check "$label/delete" "$base-delete.out" -v g="$group" \
+      'index($0, "Deletion of requested share groups") && index($0, g) && /successful/ { ok = 1 } END { if (ok) print "ok" }'
+    "${tool[@]}" --list >"$base-list-after.out" 2>&1
+    cg_check "$label/list-after-delete" "$base-list-after.out" -v g="$group" \
+      '$1 == g { seen = 1 } END { if (!seen) print "ok" }'
+  fi
+  broker_check "$label"
+  # A consumer killed (kill -9) while it holds records: they go to the next one.
+  label="share-$version"
+  group="${label//./-}-killed"
+  base="$LOGS/share-killed"
+  echo "== a share consumer killed while holding records"
+  # No timeout wrapper: $! must be the JVM itself, which the kill -9 below is meant for.
+  java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+    --hold-group "$group" --topic "$group" >"$base-holder.out" 2>"$base-holder.err" &
+  pid=$!
+  if wait_for_line "$base-holder.out" '^HELD$' 120 "$pid"; then
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    timeout 180 java "${JAVA_OPTS[@]}" -cp "$cp" gregor.share.ShareTests --bootstrap "$GREGOR_BOOTSTRAP" \
+      --label "$label" --verify-group "$group" --topic "$group" >"$LOGS/share-killed.out" 2>"$LOGS/share-killed.err"
+    tally share-killed $? 180
+  else
+    fail "$label/killed-consumer-holds" "the consumer did not acquire its records within 120 s" "$base-holder.err"
+    kill "$pid" 2>/dev/null
+  fi
+  broker_check "$label"
+}
+
 # ---- the test control plane -------------------------------------------------------------------
 
 # control_tests: a gregor of its own with the admin listener and --clock manual (ControlTests): a
@@ -1509,7 +1591,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control share}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -1524,6 +1606,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     security-acls) security_acl_tests ;;
     security-authn) security_tests ;;
     control) control_tests ;;
+    share) share_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

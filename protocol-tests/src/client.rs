@@ -475,6 +475,15 @@ impl TestBroker {
         self.crash().await;
         self.start_again().await
     }
+
+    /// `restart_after_crash` or `restart_clean`, then a new client.
+    pub async fn restart(&mut self, crash: bool) -> Result<Client> {
+        match crash {
+            true => self.restart_after_crash().await?,
+            false => self.restart_clean().await?,
+        }
+        self.client().await
+    }
 }
 
 impl Drop for TestBroker {

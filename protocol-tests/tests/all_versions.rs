@@ -100,6 +100,11 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         // Per-version tests in features.rs.
         ApiKey::UpdateFeatures,
         ApiKey::DescribeQuorum,
+        // Per-version tests in share_groups.rs.
+        ApiKey::ShareGroupHeartbeat,
+        ApiKey::ShareGroupDescribe,
+        ApiKey::ShareFetch,
+        ApiKey::ShareAcknowledge,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

@@ -120,12 +120,7 @@ async fn members_carry_on_across_clean_and_crash_restarts() -> Result<()> {
 
     for crash in [false, true] {
         drop(c);
-        if crash {
-            b.restart_after_crash().await?;
-        } else {
-            b.restart_clean().await?;
-        }
-        c = b.client().await?;
+        c = b.restart(crash).await?;
         for (epoch, member) in epochs {
             let r = c.request(CGH_V, beat("kept-group", member, epoch)).await?;
             ensure!(

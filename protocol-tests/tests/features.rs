@@ -40,9 +40,10 @@ fn levels(l: &[(&str, i16, i16)]) -> Levels {
     l.iter().map(|(n, a, b)| (n.to_string(), *a, *b)).collect()
 }
 
-/// Finalized: metadata.version 14 (3.6-IV2), transaction.version 2 (KIP-890 part 2) and
-/// group.version 1 (KIP-848), in a new metadata log; a level 0 is not listed. Supported: every
-/// feature Kafka 4.4 knows, a 0 minimum only from v4 on; v0-2 have no features.
+/// Finalized: metadata.version 14 (3.6-IV2), transaction.version 2 (KIP-890 part 2),
+/// group.version 1 (KIP-848) and share.version 1 (KIP-932), in a new metadata log; a level 0 is
+/// not listed. Supported: every feature Kafka 4.4 knows, a 0 minimum only from v4 on; v0-2 have
+/// no features.
 #[tokio::test]
 async fn api_versions_shows_the_features() -> Result<()> {
     let b = start_broker().await?;
@@ -50,6 +51,7 @@ async fn api_versions_shows_the_features() -> Result<()> {
     let finalized = levels(&[
         ("group.version", 1, 1),
         ("metadata.version", 14, 14),
+        ("share.version", 1, 1),
         ("transaction.version", 2, 2),
     ]);
     for v in 0..=4 {
@@ -65,7 +67,7 @@ async fn api_versions_shows_the_features() -> Result<()> {
                     ("group.version", 0, 1),
                     ("kraft.version", 0, 0),
                     ("metadata.version", 14, 14),
-                    ("share.version", 0, 0),
+                    ("share.version", 0, 1),
                     ("streams.version", 0, 0),
                     ("transaction.version", 0, 2),
                 ]),
@@ -109,7 +111,7 @@ async fn update_features_every_version() -> Result<()> {
         // The levels gregor is at: accepted, with per-feature results up to v1.
         let ok = request(vec![
             at(update("group.version", 1, 1)),
-            at(update("share.version", 0, 2)),
+            at(update("share.version", 1, 1)),
         ]);
         let r = c.request(v, ok).await?;
         ensure!(
@@ -133,7 +135,7 @@ async fn update_features_every_version() -> Result<()> {
         // One level gregor does not implement fails the whole request, with Kafka's message.
         let bad = request(vec![
             at(update("group.version", 1, 1)),
-            at(update("share.version", 1, 1)),
+            at(update("streams.version", 1, 1)),
         ]);
         let r = c.request(v, bad).await?;
         ensure!(
@@ -143,7 +145,7 @@ async fn update_features_every_version() -> Result<()> {
         let msg = r.error_message.as_deref().unwrap_or_default().to_string();
         ensure!(
             msg == "The update failed for all features since the following feature had an \
-                    error: Invalid update version 1 for feature share.version. Local controller \
+                    error: Invalid update version 1 for feature streams.version. Local controller \
                     1 does not support this feature.",
             "v{v}: {msg}"
         );

@@ -37,14 +37,16 @@ pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
     // The aborts' markers are written by now (or retried by the marker timer): the ids go.
     broker.transaction_timers(beyond_that, false, true);
 
-    broker.groups.tick(&broker.catalog, beyond_any_timeout);
-    broker.groups.tick(&broker.catalog, beyond_that);
+    for at in [beyond_any_timeout, beyond_that] {
+        for (group, member) in broker.groups.tick(&broker.catalog, at) {
+            broker
+                .shares
+                .close_session(&broker.catalog, &group, &member, now);
+        }
+    }
     let mut groups_deleted = 0;
     for g in broker.groups.list_groups() {
-        match broker
-            .groups
-            .delete_group(&broker.catalog, &g.group_id, now)
-        {
+        match broker.delete_group(&g.group_id, now) {
             errors::NONE => groups_deleted += 1,
             code => failures.push(format!("group {}: {}", g.group_id, errors::name_of(code))),
         }

@@ -17,6 +17,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group config override (Kafka's GROUP_CONFIG).
+    DynamicGroup = 8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +129,33 @@ fn broker_derived(config: &Config, layers: &Layers, topic_name: &str) -> Option<
 }
 
 /// Every public topic config with its effective value, for a topic with the given overrides.
+/// The group configs gregor serves, with a group's overrides over Kafka's defaults.
+pub fn describe_group(overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    crate::group::group_config::GROUP_CONFIGS
+        .iter()
+        .map(|&(name, default, doc)| {
+            let (value, source) = match overrides.get(name) {
+                Some(v) => (v.clone(), ConfigSource::DynamicGroup),
+                None => (default.to_string(), ConfigSource::Default),
+            };
+            ConfigEntry {
+                name,
+                value: Some(value.clone()),
+                source,
+                kind: ConfigType::String,
+                sensitive: false,
+                read_only: false,
+                synonyms: vec![Synonym {
+                    name: name.into(),
+                    value: Some(value),
+                    source,
+                }],
+                documentation: Some(doc),
+            }
+        })
+        .collect()
+}
+
 pub fn describe_topic(
     config: &Config,
     layers: &Layers,

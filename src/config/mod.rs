@@ -91,6 +91,12 @@ const USED: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
+    "group.share.delivery.count.limit",
+    "group.share.heartbeat.interval.ms",
+    "group.share.max.size",
+    "group.share.partition.max.record.locks",
+    "group.share.record.lock.duration.ms",
+    "group.share.session.timeout.ms",
     "group.min.session.timeout.ms",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -172,6 +178,7 @@ const USED: &[&str] = &[
     "unclean.leader.election.enable",
     "quota.window.num",
     "quota.window.size.seconds",
+    "share.coordinator.state.topic.num.partitions",
 ];
 
 /// Whether gregor acts on a setting: one of USED, also per listener
@@ -473,6 +480,8 @@ pub struct Config {
     pub group: crate::group::GroupConfig,
     /// Transaction-coordinator settings (transaction.*, transactional.id.*).
     pub txn: crate::txn::TransactionConfig,
+    /// share.coordinator.state.topic.num.partitions: partitions of `__share_group_state`.
+    pub share_state_partitions: i32,
     /// authorizer.class.name (StandardAuthorizer, the only one) with super.users and
     /// allow.everyone.if.no.acl.found; `None`: no authorizer, everything is allowed.
     pub authorizer: Option<crate::security::authorizer::Authorizer>,
@@ -682,6 +691,10 @@ impl Config {
             ));
         }
         let d = crate::group::GroupConfig::default();
+        // A positive int setting, widened (the share-group settings are ints in Kafka).
+        let long = |name: &str, default: i64| -> Result<i64, ConfigError> {
+            Ok(s.positive_int(name)?.map_or(default, i64::from))
+        };
         let group = crate::group::GroupConfig {
             min_session_timeout_ms: s
                 .int("group.min.session.timeout.ms")?
@@ -713,6 +726,31 @@ impl Config {
             offsets_retention_check_interval_ms: s
                 .positive_long("offsets.retention.check.interval.ms")?
                 .unwrap_or(d.offsets_retention_check_interval_ms),
+            share: crate::group::share::ShareGroupConfig {
+                session_timeout_ms: long(
+                    "group.share.session.timeout.ms",
+                    d.share.session_timeout_ms,
+                )?,
+                heartbeat_interval_ms: s
+                    .positive_int("group.share.heartbeat.interval.ms")?
+                    .unwrap_or(d.share.heartbeat_interval_ms),
+                max_size: long("group.share.max.size", d.share.max_size as i64)? as usize,
+            },
+            share_partition: crate::share::partition::SharePartitionConfig {
+                record_lock_duration_ms: long(
+                    "group.share.record.lock.duration.ms",
+                    d.share_partition.record_lock_duration_ms,
+                )?,
+                delivery_count_limit: long(
+                    "group.share.delivery.count.limit",
+                    d.share_partition.delivery_count_limit.into(),
+                )?
+                .min(i16::MAX.into()) as i16,
+                max_record_locks: long(
+                    "group.share.partition.max.record.locks",
+                    d.share_partition.max_record_locks,
+                )?,
+            },
         };
         let t = crate::txn::TransactionConfig::default();
         let txn = crate::txn::TransactionConfig {
@@ -834,6 +872,9 @@ impl Config {
             producer_id_expiration_check_interval_ms: s
                 .positive_int("producer.id.expiration.check.interval.ms")?
                 .map_or(600_000, |v| v as u64),
+            share_state_partitions: s
+                .positive_int("share.coordinator.state.topic.num.partitions")?
+                .unwrap_or(crate::share::coordinator::STATE_TOPIC_PARTITIONS),
             log,
             group,
             txn,

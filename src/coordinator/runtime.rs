@@ -124,6 +124,16 @@ impl<S, T> CoordinatorResult<S, T> {
         CoordinatorResult::new(Vec::new(), response)
     }
 
+    /// The same records and append handling, with the response mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> CoordinatorResult<S, U> {
+        CoordinatorResult {
+            records: self.records,
+            response: f(self.response),
+            replay_records: self.replay_records,
+            on_append: self.on_append,
+        }
+    }
+
     /// Records the operation already applied to its live state; `on_append` completes or undoes
     /// that state once the append is decided.
     pub fn applied(

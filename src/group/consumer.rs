@@ -30,6 +30,22 @@ use crate::protocol::errors;
 pub type TopicPartition = (Uuid, i32);
 pub type Assignment = BTreeSet<TopicPartition>;
 
+/// An assignment's partitions by topic id, in topic id order (as the responses list them), each
+/// topic made into a response's entry by `make`.
+pub fn partitions_by_topic<T>(
+    a: &Assignment,
+    make: impl FnMut((uuid::Uuid, Vec<i32>)) -> T,
+) -> Vec<T> {
+    let mut out: Vec<(uuid::Uuid, Vec<i32>)> = Vec::new();
+    for &(topic_id, p) in a {
+        match out.last_mut() {
+            Some((id, ps)) if *id == topic_id => ps.push(p),
+            _ => out.push((topic_id, vec![p])),
+        }
+    }
+    out.into_iter().map(make).collect()
+}
+
 /// Leaving for good (-1) or, for a static member, for a moment (-2).
 pub const LEAVE_EPOCH: i32 = -1;
 pub const STATIC_LEAVE_EPOCH: i32 = -2;

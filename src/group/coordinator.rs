@@ -13,6 +13,7 @@ use super::consumer::{
 };
 use super::offsets_topic::{self, CommittedOffset};
 use super::shard::{GroupResult, GroupShard};
+use super::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
 use crate::metadata::image::{MetadataDelta, MetadataImage};
@@ -107,9 +108,10 @@ impl GroupCoordinator {
     /// Loads every shard by replaying its `__consumer_offsets` partition at start-up.
     pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
         let cfg = self.consumer_cfg();
-        let applied = self
-            .runtime
-            .load_all(catalog, now, |s| s.on_loaded(catalog, now, &cfg))?;
+        let share_cfg = self.cfg.share;
+        let applied = self.runtime.load_all(catalog, now, |s| {
+            s.on_loaded(catalog, now, &cfg, &share_cfg)
+        })?;
         // Offsets of topics deleted while their tombstones could not be written (a crash
         // between the two) are dropped now.
         let mut unknown = std::collections::BTreeSet::new();
@@ -197,6 +199,14 @@ impl GroupCoordinator {
         };
         if group_id.is_empty() {
             return fail(errors::INVALID_GROUP_ID);
+        }
+        // GroupMetadataManager.classicGroupJoin: a share group's id is no classic group's.
+        if self.with_share_group(group_id, |_| ()).is_some() {
+            return Reply::Now(JoinResult {
+                error_code: errors::INCONSISTENT_GROUP_PROTOCOL,
+                generation_id: -1,
+                ..JoinResult::default()
+            });
         }
         let create = p.member_id.is_empty();
         let cfg = self.cfg.clone();
@@ -288,6 +298,24 @@ impl GroupCoordinator {
         .unwrap_or_else(|code| fail(code, "the group's records could not be written".into()))
     }
 
+    /// ShareGroupHeartbeat (KIP-932): the group's changes are written as Kafka's ShareGroup*
+    /// records, so members carry on across a broker restart.
+    pub fn share_heartbeat(
+        &self,
+        catalog: &Catalog,
+        group_id: &str,
+        hb: ShareHeartbeat,
+        now: i64,
+    ) -> ShareHeartbeatResult {
+        let cfg = self.cfg.share;
+        self.write(catalog, group_id, now, |s| {
+            s.share_heartbeat(group_id, hb, catalog, now, &cfg)
+        })
+        .unwrap_or_else(|code| {
+            ShareHeartbeatResult::error(code, "the group's records could not be written")
+        })
+    }
+
     pub fn consumer_cfg(&self) -> ConsumerGroupConfig {
         ConsumerGroupConfig {
             session_timeout_ms: self.cfg.consumer_session_timeout_ms,
@@ -301,8 +329,26 @@ impl GroupCoordinator {
         group_id: &str,
         f: impl FnOnce(&ConsumerGroup) -> R,
     ) -> Option<R> {
-        self.read(group_id, |s| s.consumer.get(group_id).map(f))
-            .flatten()
+        self.read_group(group_id, |s| s.consumer.get(group_id), f)
+    }
+
+    /// Runs `f` on a share group, if there is one of that id.
+    pub fn with_share_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ShareGroup) -> R,
+    ) -> Option<R> {
+        self.read_group(group_id, |s| s.share.get(group_id), f)
+    }
+
+    /// Runs `f` on the group `pick` finds in the group's shard.
+    fn read_group<G, R>(
+        &self,
+        group_id: &str,
+        pick: impl FnOnce(&GroupShard) -> Option<&G>,
+        f: impl FnOnce(&G) -> R,
+    ) -> Option<R> {
+        self.read(group_id, |s| pick(s).map(f)).flatten()
     }
 
     /// Stores commits after the group's checks; per-partition errors in request order.
@@ -441,6 +487,12 @@ impl GroupCoordinator {
                     protocol_type: "consumer".into(),
                     group_type: "consumer",
                 }));
+                v.extend(s.share.values().map(|g| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    state: g.state(),
+                    protocol_type: "share".into(),
+                    group_type: "share",
+                }));
             });
         }
         v.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -522,15 +574,19 @@ impl GroupCoordinator {
     }
 
     /// Applies session, join and sync timeouts of every group, each as an operation of its
-    /// shard, so what they change is written like any request's change.
-    pub fn tick(&self, catalog: &Catalog, now: i64) {
+    /// shard, so what they change is written like any request's change. Returns the share-group
+    /// members whose session expired (group, member): what they hold must be released.
+    pub fn tick(&self, catalog: &Catalog, now: i64) -> Vec<(String, String)> {
         let cfg = &self.cfg;
+        let mut gone = Vec::new();
         for p in 0..self.runtime.partitions() {
-            let Some((classic, consumer)) = self.runtime.read(p, |s| {
+            let Some((classic, consumer, share)) = self.runtime.read(p, |s| {
                 let expired = s.consumer.values().filter(|g| g.has_expired(now));
+                let share = s.share.values().filter(|g| g.has_expired(now));
                 (
                     s.classic.keys().cloned().collect::<Vec<_>>(),
                     expired.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
+                    share.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
                 )
             }) else {
                 continue;
@@ -543,6 +599,17 @@ impl GroupCoordinator {
                     tracing::warn!(group = id, code, "consumer group expiry not written");
                 }
             }
+            for id in share {
+                let done = self.runtime.write(catalog, p, now, |s| {
+                    s.share_op(&id, false, |g| g.expire(now))
+                });
+                match done {
+                    Ok(members) => {
+                        gone.extend(members.into_iter().flatten().map(|m| (id.clone(), m)))
+                    }
+                    Err(code) => tracing::warn!(group = id, code, "share group expiry not written"),
+                }
+            }
             for id in classic {
                 let done = self.runtime.write(catalog, p, now, |s| {
                     s.classic_op(&id, false, now, cfg, |g| g.tick(now, cfg))
@@ -552,6 +619,7 @@ impl GroupCoordinator {
                 }
             }
         }
+        gone
     }
 }
 

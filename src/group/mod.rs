@@ -8,6 +8,7 @@ pub mod classic;
 pub mod consumer;
 pub mod consumer_records;
 pub mod coordinator;
+pub mod group_config;
 pub mod offsets_topic;
 pub mod shard;
 pub mod share;
@@ -42,6 +43,11 @@ pub struct GroupConfig {
     /// group.consumer.session.timeout.ms and group.consumer.heartbeat.interval.ms (KIP-848).
     pub consumer_session_timeout_ms: i64,
     pub consumer_heartbeat_interval_ms: i32,
+    /// group.share.session.timeout.ms, group.share.heartbeat.interval.ms, group.share.max.size.
+    pub share: share::ShareGroupConfig,
+    /// group.share.record.lock.duration.ms, group.share.delivery.count.limit and
+    /// group.share.partition.max.record.locks: each share-partition's limits.
+    pub share_partition: crate::share::partition::SharePartitionConfig,
 }
 
 impl Default for GroupConfig {
@@ -58,6 +64,8 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            share: share::ShareGroupConfig::default(),
+            share_partition: crate::share::partition::SharePartitionConfig::default(),
         }
     }
 }

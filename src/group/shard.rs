@@ -18,6 +18,8 @@
 //!   that differ; when the append fails `on_append` puts the group back as it was (Kafka reverts
 //!   the shard to its last written offset). `replay` collects their records at load and
 //!   `on_loaded` turns them into groups; a live group's epoch tombstone deletes it.
+//! - Share groups (KIP-932) the same way, with their ShareGroup* records (`share_records`). A
+//!   group id is of one type: classic, consumer or share.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -25,9 +27,12 @@ use bytes::Bytes;
 
 use super::classic::{ClassicGroup, GroupState};
 use super::consumer::{ConsumerGroup, ConsumerGroupConfig, HeartbeatParams, HeartbeatResult};
-use super::consumer_records::{self, ConsumerGroupRecord, StoredConsumerGroup};
+use super::consumer_records::{self, StoredConsumerGroup};
+use super::consumer_records::{GroupRecord as KeyedGroupRecord, StoredGroup};
 use super::coordinator::{MemberRef, OffsetCommit};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
+use super::share::{ShareGroup, ShareGroupConfig, ShareHeartbeat, ShareHeartbeatResult};
+use super::share_records::{self, StoredShareGroup};
 use super::GroupConfig;
 use crate::coordinator::runtime::{
     CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext, NO_PRODUCER_ID,
@@ -54,6 +59,10 @@ pub struct GroupShard {
     pub open_transactions: HashMap<String, BTreeSet<i64>>,
     /// ConsumerGroup* records replayed while loading, made into groups by `on_loaded`.
     restoring: HashMap<String, StoredConsumerGroup>,
+    /// KIP-932 share groups.
+    pub share: HashMap<String, ShareGroup>,
+    /// ShareGroup* records replayed while loading, made into groups by `on_loaded`.
+    restoring_share: HashMap<String, StoredShareGroup>,
 }
 
 impl CoordinatorShard for GroupShard {
@@ -62,7 +71,13 @@ impl CoordinatorShard for GroupShard {
         if let Some(rec) = offsets_topic::decode(&record.key, value) {
             self.replay_offsets(at, rec, now);
         } else if let Some((group, rec)) = consumer_records::decode(&record.key, value) {
-            self.replay_consumer(group, rec);
+            if replay_group_record(&self.consumer, &mut self.restoring, &group, rec) {
+                self.consumer.remove(&group);
+            }
+        } else if let Some((group, rec)) = share_records::decode(&record.key, value) {
+            if replay_group_record(&self.share, &mut self.restoring_share, &group, rec) {
+                self.share.remove(&group);
+            }
         }
     }
 
@@ -168,40 +183,25 @@ impl GroupShard {
         }
     }
 
-    /// A live KIP-848 group wrote its own records; only its deletion (the group epoch's
-    /// tombstone) reaches it here. Otherwise the records are being loaded: a tombstone for a
-    /// group not (or no longer) known creates nothing.
-    #[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
-    fn replay_consumer(&mut self, group: String, rec: ConsumerGroupRecord) {
-        if self.consumer.contains_key(&group) {
-            if rec == ConsumerGroupRecord::GroupEpoch(None) {
-                self.consumer.remove(&group);
-            }
-            return;
-        }
-        match self.restoring.get_mut(&group) {
-            Some(g) => {
-                if !g.apply(rec) {
-                    self.restoring.remove(&group);
-                }
-            }
-            None if !rec.is_tombstone() => {
-                let mut g = StoredConsumerGroup::default();
-                g.apply(rec);
-                self.restoring.insert(group, g);
-            }
-            None => {}
-        }
-    }
-
     /// After the partition's replay: KIP-848 groups from their records. A group id is either
     /// classic or consumer; the consumer group's records are the newer (an empty classic group
     /// is converted when a KIP-848 member joins).
-    pub fn on_loaded(&mut self, catalog: &Catalog, now: i64, cfg: &ConsumerGroupConfig) {
+    pub fn on_loaded(
+        &mut self,
+        catalog: &Catalog,
+        now: i64,
+        cfg: &ConsumerGroupConfig,
+        share_cfg: &ShareGroupConfig,
+    ) {
         for (id, stored) in std::mem::take(&mut self.restoring) {
             self.classic.remove(&id);
             let g = ConsumerGroup::restore(&id, stored, catalog, now, cfg);
             self.consumer.insert(id, g);
+        }
+        for (id, stored) in std::mem::take(&mut self.restoring_share) {
+            self.classic.remove(&id);
+            let g = ShareGroup::restore(&id, stored, catalog, now, share_cfg);
+            self.share.insert(id, g);
         }
     }
 
@@ -317,15 +317,19 @@ impl GroupShard {
         })
     }
 
-    /// DeleteGroups: only empty groups; their offsets (and a KIP-848 group's records) go too.
+    /// DeleteGroups: only empty groups; their offsets (and a KIP-848 or share group's records)
+    /// go too.
     pub fn delete_group(&self, group_id: &str) -> GroupResult<i16> {
         let mut records = Vec::new();
-        if let Some(g) = self.consumer.get(group_id) {
-            if !g.members.is_empty() {
+        let kept = (self.consumer.get(group_id))
+            .map(|g| (g.members.is_empty(), g.records()))
+            .or_else(|| (self.share.get(group_id)).map(|g| (g.members.is_empty(), g.records())));
+        if let Some((empty, group_records)) = kept {
+            if !empty {
                 return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
             }
             records.extend(
-                g.records()
+                group_records
                     .into_keys()
                     .map(|k| CoordinatorRecord::new(k, None)),
             );
@@ -509,7 +513,9 @@ impl GroupShard {
                 assignment: None,
             })
         };
-        if self.classic.get(group_id).is_some_and(|g| !g.is_empty()) {
+        if self.classic.get(group_id).is_some_and(|g| !g.is_empty())
+            || self.share.contains_key(group_id)
+        {
             return fail(
                 errors::GROUP_ID_NOT_FOUND,
                 format!("Group {group_id} is not a consumer group."),
@@ -519,13 +525,8 @@ impl GroupShard {
             let msg = format!("Member {} is not in group {group_id}.", p.member_id);
             return fail(errors::UNKNOWN_MEMBER_ID, msg);
         }
-        let r = self.consumer_op(group_id, true, |g| g.heartbeat(p, catalog, now, cfg));
-        CoordinatorResult {
-            records: r.records,
-            response: r.response.unwrap_or_default(),
-            replay_records: r.replay_records,
-            on_append: r.on_append,
-        }
+        self.consumer_op(group_id, true, |g| g.heartbeat(p, catalog, now, cfg))
+            .map(Option::unwrap_or_default)
     }
 
     /// Runs `f` on a KIP-848 group (creating it when `create`: an empty classic group, offsets
@@ -555,17 +556,7 @@ impl GroupShard {
             .as_ref()
             .map(ConsumerGroup::records)
             .unwrap_or_default();
-        let new = group.records();
-        let mut records: Vec<CoordinatorRecord> = new
-            .iter()
-            .filter(|(k, v)| old.get(*k) != Some(*v))
-            .map(|(k, v)| CoordinatorRecord::new(k.clone(), Some(v.clone())))
-            .collect();
-        records.extend(
-            old.into_keys()
-                .filter(|k| !new.contains_key(k))
-                .map(|k| CoordinatorRecord::new(k, None)),
-        );
+        let records = changed_records(old, &group.records());
         let id = group_id.to_string();
         CoordinatorResult::applied(records, Some(result), move |s: &mut GroupShard, stored| {
             if let Err(code) = stored {
@@ -580,6 +571,120 @@ impl GroupShard {
             }
         })
     }
+
+    /// ShareGroupHeartbeat (KIP-932): joins, stays in or leaves a share group; every change is
+    /// written as Kafka's ShareGroup* records. A group id of another type is refused as Kafka
+    /// refuses it (GROUP_ID_NOT_FOUND, "is not a share group").
+    pub fn share_heartbeat(
+        &mut self,
+        group_id: &str,
+        hb: ShareHeartbeat,
+        catalog: &Catalog,
+        now: i64,
+        cfg: &ShareGroupConfig,
+    ) -> GroupResult<ShareHeartbeatResult> {
+        if self.classic.contains_key(group_id) || self.consumer.contains_key(group_id) {
+            return CoordinatorResult::response(ShareHeartbeatResult::error(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} is not a share group."),
+            ));
+        }
+        let leaving = hb.member_epoch == super::share::LEAVE_EPOCH;
+        if !self.share.contains_key(group_id) && hb.member_epoch != 0 {
+            return CoordinatorResult::response(ShareHeartbeatResult::error(
+                errors::UNKNOWN_MEMBER_ID,
+                format!(
+                    "Member {} is not a member of group {group_id}.",
+                    hb.member_id
+                ),
+            ));
+        }
+        self.share_op(group_id, true, |g| match leaving {
+            true => g.leave(&hb.member_id),
+            false => g.heartbeat(hb, catalog, now, cfg),
+        })
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Runs `f` on a share group (creating it when `create`) and writes the records that
+    /// changed; a failed append puts the group back as it was.
+    pub fn share_op<R>(
+        &mut self,
+        group_id: &str,
+        create: bool,
+        f: impl FnOnce(&mut ShareGroup) -> R,
+    ) -> GroupResult<Option<R>> {
+        let before = self.share.get(group_id).cloned();
+        if before.is_none() && !create {
+            return CoordinatorResult::response(None);
+        }
+        let group = self
+            .share
+            .entry(group_id.to_string())
+            .or_insert_with(|| ShareGroup::new(group_id));
+        let result = f(group);
+        let old = before.as_ref().map(ShareGroup::records).unwrap_or_default();
+        let records = changed_records(old, &group.records());
+        let id = group_id.to_string();
+        CoordinatorResult::applied(records, Some(result), move |s: &mut GroupShard, stored| {
+            if let Err(code) = stored {
+                tracing::warn!(group = id, code, "share group records not persisted");
+                match before {
+                    Some(g) => s.share.insert(id, g),
+                    None => s.share.remove(&id),
+                };
+            }
+        })
+    }
+}
+
+/// The records a change of a group kept as records (KIP-848 and share groups) writes: those that
+/// differ from what it wrote last (`old`), and tombstones for those it no longer has.
+fn changed_records(
+    old: BTreeMap<Bytes, Bytes>,
+    new: &BTreeMap<Bytes, Bytes>,
+) -> Vec<CoordinatorRecord> {
+    let mut records: Vec<CoordinatorRecord> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| CoordinatorRecord::new(k.clone(), Some(v.clone())))
+        .collect();
+    records.extend(
+        old.into_keys()
+            .filter(|k| !new.contains_key(k))
+            .map(|k| CoordinatorRecord::new(k, None)),
+    );
+    records
+}
+
+/// Replays one record of a group kept as records. A live group wrote its own records, so only its
+/// deletion (the group epoch's tombstone) concerns it: true when the live group must go.
+/// Otherwise the records are being loaded into `restoring`; a tombstone for a group not (or no
+/// longer) known creates nothing.
+#[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
+fn replay_group_record<G, M, C>(
+    live: &HashMap<String, G>,
+    restoring: &mut HashMap<String, StoredGroup<M, C>>,
+    group: &str,
+    rec: KeyedGroupRecord<M, C>,
+) -> bool {
+    if live.contains_key(group) {
+        return matches!(rec, KeyedGroupRecord::GroupEpoch(None));
+    }
+    match restoring.get_mut(group) {
+        Some(g) => {
+            if !g.apply(rec) {
+                restoring.remove(group);
+            }
+        }
+        None if !rec.is_tombstone() => {
+            let mut g = StoredGroup::default();
+            g.apply(rec);
+            restoring.insert(group.to_string(), g);
+        }
+        None => {}
+    }
+    false
 }
 
 fn group_record(g: &ClassicGroup, now: i64) -> Bytes {

@@ -277,6 +277,11 @@ impl ShareGroup {
         }
     }
 
+    /// Whether some member's session expired by `now`.
+    pub fn has_expired(&self, now: i64) -> bool {
+        self.members.values().any(|m| m.deadline_ms <= now)
+    }
+
     /// Removes the members whose session expired by `now`; their ids, so their share sessions
     /// can release what they hold.
     pub fn expire(&mut self, now: i64) -> Vec<String> {

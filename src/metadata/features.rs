@@ -59,9 +59,15 @@ pub const FEATURES: &[FeatureSpec] = &[
     // KIP-966 eligible leader replicas: not implemented.
     not_implemented("eligible.leader.replicas.version"),
     // KIP-932 share groups. Kafka 4.4 supports 0-2 (1: share groups, 2: KIP-1191 dead-letter
-    // queues) and bootstraps 2 with a 4.4 metadata version; gregor has the share-partition state
-    // (`crate::share`) but no share-group APIs yet, so it stays at 0 until they are served.
-    not_implemented(crate::share::SHARE_VERSION_FEATURE),
+    // queues) and bootstraps 2 with a 4.4 metadata version; gregor serves share groups without
+    // dead-letter topics, so it bootstraps 1 (an older log is upgraded to it at start-up), and 0
+    // turns them off (the share APIs then answer UNSUPPORTED_VERSION, as Kafka's do).
+    FeatureSpec {
+        name: crate::share::SHARE_VERSION_FEATURE,
+        supported: (0, 1),
+        settable: (0, 1),
+        bootstrap: 1,
+    },
     // KIP-1071 streams groups: not implemented.
     not_implemented("streams.version"),
 ];
@@ -202,7 +208,7 @@ mod tests {
         assert_eq!(finalized(&image, "metadata.version"), 14);
         assert_eq!(finalized(&image, "transaction.version"), 2);
         assert_eq!(finalized(&image, "group.version"), 1);
-        assert_eq!(finalized(&image, "share.version"), 0);
+        assert_eq!(finalized(&image, "share.version"), 1);
         assert!(bootstrap_records(&image).is_empty());
         for f in FEATURES {
             assert!(
@@ -221,8 +227,8 @@ mod tests {
         let image = image();
         let err = |u| update(&image, 1, &[u]).unwrap_err();
         assert_eq!(
-            err(upd("share.version", 1, UPGRADE)),
-            "Invalid update version 1 for feature share.version. Local controller 1 does not \
+            err(upd("streams.version", 1, UPGRADE)),
+            "Invalid update version 1 for feature streams.version. Local controller 1 does not \
              support this feature."
         );
         assert_eq!(
@@ -241,7 +247,7 @@ mod tests {
         assert_eq!(update(&image, 1, &ok).map(|r| r.len()), Ok(2));
         let mixed = [
             upd("group.version", 1, UPGRADE),
-            upd("share.version", 1, UPGRADE),
+            upd("share.version", 2, UPGRADE),
         ];
         assert!(update(&image, 1, &mixed).is_err());
     }

@@ -58,7 +58,8 @@ use metadata_log::{
 use placement::PlacementError;
 use publisher::MetadataPublisher;
 use records::{
-    ConfigRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord, RESOURCE_TOPIC,
+    ConfigRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord, RESOURCE_GROUP,
+    RESOURCE_TOPIC,
 };
 pub use topic::{is_internal_name, validate_topic_name, Topic};
 
@@ -775,8 +776,38 @@ impl Catalog {
             return Ok(topic);
         }
         // The log manager applies the committed overrides to every partition log.
-        self.commit(&config_changes(name, &topic.configs, &configs))?;
+        self.commit(&config_changes(
+            RESOURCE_TOPIC,
+            name,
+            &topic.configs,
+            &configs,
+        ))?;
         self.get(name).ok_or_else(|| missing_log(name).into())
+    }
+
+    /// A group's config overrides (Kafka's GROUP config resource: `share.auto.offset.reset`),
+    /// computed from the current ones under the catalog lock and committed as ConfigRecords.
+    pub fn update_group_configs<E>(
+        &self,
+        group_id: &str,
+        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, E>,
+        validate_only: bool,
+    ) -> Result<Result<(), E>, io::Error> {
+        let _guard = self.create_lock.lock();
+        let current = self.image().configs_of(RESOURCE_GROUP, group_id);
+        let configs = match change(&current) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !validate_only {
+            self.commit(&config_changes(
+                RESOURCE_GROUP,
+                group_id,
+                &current,
+                &configs,
+            ))?;
+        }
+        Ok(Ok(()))
     }
 
     /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
@@ -992,20 +1023,26 @@ fn topic_records(desc: &topic::TopicFile, first: i32, placed: &Placed) -> Vec<Me
         out.push(MetadataRecord::Partition(record));
     }
     let empty = BTreeMap::new();
-    out.extend(config_changes(&desc.name, &empty, &desc.configs));
+    out.extend(config_changes(
+        RESOURCE_TOPIC,
+        &desc.name,
+        &empty,
+        &desc.configs,
+    ));
     out
 }
 
 /// ConfigRecords that turn a topic's overrides `old` into `new` (a null value removes one).
 fn config_changes(
-    topic: &str,
+    resource_type: i8,
+    resource: &str,
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> Vec<MetadataRecord> {
     let record = |name: &str, value: Option<&String>| {
         MetadataRecord::Config(ConfigRecord {
-            resource_type: RESOURCE_TOPIC,
-            resource_name: topic.to_string(),
+            resource_type,
+            resource_name: resource.to_string(),
             name: name.to_string(),
             value: value.cloned(),
         })
@@ -1061,10 +1098,22 @@ fn migrate_topic_files(
 /// The configs Kafka gives its internal topics when it creates them: `__consumer_offsets` is
 /// compacted (only the newest offset and group record per key matter) with
 /// offsets.topic.segment.bytes segments, as is `__transaction_state`, which is also
-/// uncompressed (TransactionStateManager.transactionTopicConfigs).
+/// uncompressed (TransactionStateManager.transactionTopicConfigs). `__share_group_state` is kept
+/// whole instead (ShareCoordinatorService: delete policy, no retention): its snapshots make old
+/// updates redundant, not later records with the same key.
 fn internal_topic_configs(name: &str) -> BTreeMap<String, String> {
     if !is_internal_name(name) {
         return BTreeMap::new();
+    }
+    if name == crate::share::coordinator::SHARE_GROUP_STATE_TOPIC {
+        return [
+            ("cleanup.policy", "delete"),
+            ("retention.ms", "-1"),
+            ("segment.bytes", "104857600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     }
     let mut configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),

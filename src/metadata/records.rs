@@ -55,6 +55,8 @@ pub const NO_LEADER_CHANGE: i32 = -2;
 /// ConfigResource.Type ids as ConfigRecord stores them.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// KIP-848/KIP-932 group configs (`share.auto.offset.reset`, ...).
+pub const RESOURCE_GROUP: i8 = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RecordError {

@@ -30,7 +30,7 @@ impl Topic {
 
 /// Kafka's internal topics, which clients may not produce to and Metadata does not auto-create.
 pub fn is_internal_name(name: &str) -> bool {
-    name == "__consumer_offsets" || name == "__transaction_state"
+    name == "__consumer_offsets" || name == "__transaction_state" || name == "__share_group_state"
 }
 
 /// '.' and '_' collide in Kafka's metric names, so topics differing only there cannot coexist

@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(supported.len(), FEATURES.len());
         assert!(supported.contains(&("transaction.version", 0, 2)));
         assert!(supported.contains(&("metadata.version", 14, 14)));
-        assert!(supported.contains(&("share.version", 0, 0)));
+        assert!(supported.contains(&("share.version", 0, 1)));
         let finalized: Vec<_> = v4
             .finalized_features
             .iter()

@@ -92,6 +92,13 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ConsumerGroupHeartbeat, r(0, 1)),
     (ApiKey::ConsumerGroupDescribe, r(0, 1)),
     (ApiKey::DescribeTopicPartitions, r(0, 0)),
+    // KIP-932 share groups, served while share.version >= 1 (UNSUPPORTED_VERSION otherwise, as
+    // Kafka 4.4). v0 was 4.0's early access; ShareFetch/ShareAcknowledge v2 (KIP-1206
+    // acquire modes, KIP-1222 RENEW) are past what kafka-protocol decodes.
+    (ApiKey::ShareGroupHeartbeat, r(1, 1)),
+    (ApiKey::ShareGroupDescribe, r(1, 1)),
+    (ApiKey::ShareFetch, r(1, 1)),
+    (ApiKey::ShareAcknowledge, r(1, 1)),
 ];
 
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -158,6 +165,10 @@ mod tests {
             ApiKey::AlterClientQuotas => AlterClientQuotasRequest::VERSIONS,
             ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
+            ApiKey::ShareGroupHeartbeat => ShareGroupHeartbeatRequest::VERSIONS,
+            ApiKey::ShareGroupDescribe => ShareGroupDescribeRequest::VERSIONS,
+            ApiKey::ShareFetch => ShareFetchRequest::VERSIONS,
+            ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

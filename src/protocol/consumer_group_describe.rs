@@ -30,6 +30,42 @@ fn topics_of(g: &DescribedGroup) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Why a KIP-848 or share group is not described: an error code and Kafka's message.
+pub(super) type NotDescribed = (i16, Option<&'static str>);
+
+/// KafkaApis' checks before a group is looked at: DESCRIBE on it, then this broker coordinating
+/// it.
+pub(super) fn check_group(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), NotDescribed> {
+    if !ctx.authorize_group(AclOperation::Describe, group_id) {
+        return Err((
+            errors::GROUP_AUTHORIZATION_FAILED,
+            Some("Group authorization failed."),
+        ));
+    }
+    super::cluster::check_group_coordinator(ctx, group_id).map_err(|code| (code, None))
+}
+
+/// A group whose members name topics the session may not describe is not shown; with
+/// `include_authorized_operations`, the session's operations on the group.
+pub(super) fn check_topics<'t>(
+    ctx: &RequestContext<'_>,
+    group_id: &str,
+    topics: impl IntoIterator<Item = &'t str>,
+    include_authorized_operations: bool,
+) -> Result<Option<i32>, NotDescribed> {
+    if !topics
+        .into_iter()
+        .all(|t| ctx.authorize_topic(AclOperation::Describe, t))
+    {
+        return Err((
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            Some("The group has described topic(s) that the client is not authorized to describe."),
+        ));
+    }
+    Ok(include_authorized_operations
+        .then(|| ctx.authorized_operations(GROUP_OPERATIONS, ResourceType::Group, group_id)))
+}
+
 pub fn handle(
     ctx: &RequestContext<'_>,
     req: ConsumerGroupDescribeRequest,
@@ -59,18 +95,14 @@ pub fn handle(
         .group_ids
         .into_iter()
         .map(|id| {
-            if !ctx.authorize_group(AclOperation::Describe, id.as_str()) {
-                return DescribedGroup::default()
+            let failed = |id, (code, message): NotDescribed| {
+                DescribedGroup::default()
                     .with_group_id(id)
-                    .with_error_code(errors::GROUP_AUTHORIZATION_FAILED)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "Group authorization failed.",
-                    )));
-            }
-            if let Err(code) = super::cluster::check_group_coordinator(ctx, id.as_str()) {
-                return DescribedGroup::default()
-                    .with_group_id(id)
-                    .with_error_code(code);
+                    .with_error_code(code)
+                    .with_error_message(message.map(StrBytes::from_static_str))
+            };
+            if let Err(e) = check_group(ctx, id.as_str()) {
+                return failed(id, e);
             }
             let found = ctx.broker.groups.with_consumer_group(id.as_str(), |g| {
                 let members = g
@@ -119,23 +151,17 @@ pub fn handle(
                     ))))
             });
             described.group_id = id;
-            // A group whose members name topics the session may not describe is not shown.
-            if !topics_of(&described)
-                .all(|t| ctx.authorize_topic(AclOperation::Describe, t))
-            {
-                return DescribedGroup::default()
-                    .with_group_id(described.group_id)
-                    .with_error_code(errors::TOPIC_AUTHORIZATION_FAILED)
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "The group has described topic(s) that the client is not authorized to describe.",
-                    )));
-            }
-            if req.include_authorized_operations {
-                described.authorized_operations = ctx.authorized_operations(
-                    GROUP_OPERATIONS,
-                    ResourceType::Group,
-                    described.group_id.as_str(),
-                );
+            let include = req.include_authorized_operations;
+            match check_topics(
+                ctx,
+                described.group_id.as_str(),
+                topics_of(&described),
+                include,
+            ) {
+                Ok(ops) => {
+                    described.authorized_operations = ops.unwrap_or(described.authorized_operations)
+                }
+                Err(e) => return failed(described.group_id, e),
             }
             described
         })

@@ -1,8 +1,6 @@
 //! ConsumerGroupHeartbeat (key 68, KIP-848): joins, stays in, reconciles with and leaves a
 //! consumer group whose assignment the broker computes (see `group/consumer.rs`).
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -15,6 +13,31 @@ use crate::security::authorizer::AclOperation;
 /// From v1 the client generates its member id (KIP-1082).
 const CLIENT_MEMBER_ID_VERSION: i16 = 1;
 
+/// A group heartbeat's authorization (KIP-848 and share groups), as KafkaApis checks it: READ on
+/// the group, then DESCRIBE on every topic subscribed by name.
+pub(super) fn authorize_heartbeat<'t>(
+    ctx: &RequestContext<'_>,
+    group_id: &str,
+    subscribed: impl IntoIterator<Item = &'t str>,
+) -> Result<(), (i16, &'static str)> {
+    if !ctx.authorize_group(AclOperation::Read, group_id) {
+        return Err((
+            errors::GROUP_AUTHORIZATION_FAILED,
+            "Group authorization failed.",
+        ));
+    }
+    if !subscribed
+        .into_iter()
+        .all(|t| ctx.authorize_topic(AclOperation::Describe, t))
+    {
+        return Err((
+            errors::TOPIC_AUTHORIZATION_FAILED,
+            "Topic authorization failed.",
+        ));
+    }
+    Ok(())
+}
+
 pub fn handle(
     ctx: &RequestContext<'_>,
     req: ConsumerGroupHeartbeatRequest,
@@ -26,22 +49,11 @@ pub fn handle(
             .with_error_message(Some(StrBytes::from_string(msg.to_string())))
             .with_member_epoch(-1)
     };
-    // READ on the group, then DESCRIBE on every topic subscribed by name (KafkaApis).
-    if !ctx.authorize_group(AclOperation::Read, req.group_id.as_str()) {
-        return error(
-            errors::GROUP_AUTHORIZATION_FAILED,
-            "Group authorization failed.",
-        );
-    }
     let subscribed = req.subscribed_topic_names.iter().flatten();
-    if !subscribed
-        .into_iter()
-        .all(|t| ctx.authorize_topic(AclOperation::Describe, t.as_str()))
+    if let Err((code, msg)) =
+        authorize_heartbeat(ctx, req.group_id.as_str(), subscribed.map(|t| t.as_str()))
     {
-        return error(
-            errors::TOPIC_AUTHORIZATION_FAILED,
-            "Topic authorization failed.",
-        );
+        return error(code, msg);
     }
     if ctx.api_version >= CLIENT_MEMBER_ID_VERSION && req.member_id.is_empty() {
         return error(errors::INVALID_REQUEST, "MemberId can't be empty.");
@@ -86,17 +98,10 @@ pub fn handle(
 }
 
 fn to_wire(a: consumer::Assignment) -> Assignment {
-    let mut by_topic: BTreeMap<uuid::Uuid, Vec<i32>> = BTreeMap::new();
-    for (topic_id, p) in a {
-        by_topic.entry(topic_id).or_default().push(p);
-    }
-    let topic_partitions = by_topic
-        .into_iter()
-        .map(|(topic_id, partitions)| {
-            TopicPartitions::default()
-                .with_topic_id(topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
-    Assignment::default().with_topic_partitions(topic_partitions)
+    let tps = consumer::partitions_by_topic(&a, |(id, partitions)| {
+        TopicPartitions::default()
+            .with_topic_id(id)
+            .with_partitions(partitions)
+    });
+    Assignment::default().with_topic_partitions(tps)
 }

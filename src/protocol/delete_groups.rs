@@ -18,10 +18,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> DeleteGroup
                 Err(errors::GROUP_AUTHORIZATION_FAILED)
             };
             let code = match checked {
-                Ok(()) => ctx
-                    .broker
-                    .groups
-                    .delete_group(&ctx.broker.catalog, id.as_str(), now),
+                Ok(()) => ctx.broker.delete_group(id.as_str(), now),
                 Err(code) => code,
             };
             DeletableGroupResult::default()

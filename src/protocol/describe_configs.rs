@@ -101,6 +101,13 @@ fn entries(
                 ctx.node_id
             ),
         )),
+        crate::metadata::records::RESOURCE_GROUP => {
+            let overrides = broker
+                .catalog
+                .image()
+                .configs_of(crate::metadata::records::RESOURCE_GROUP, name);
+            Ok(crate::config::describe::describe_group(&overrides))
+        }
         other => Err((
             errors::INVALID_REQUEST,
             format!("Unsupported resource type {other}"),

@@ -13,6 +13,7 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::errors;
 use super::RequestContext;
 use crate::config::alter::{apply_incremental, AlterOp, Table};
+use crate::metadata::records::RESOURCE_GROUP;
 use crate::security::authorizer::AclOperation;
 
 pub fn handle(
@@ -92,6 +93,45 @@ fn alter(
         RESOURCE_BROKER => alter_broker(ctx, name, validate_only, |current| {
             apply_incremental(Table::Broker, current, &ops)
         }),
+        RESOURCE_GROUP => alter_group(ctx, name, validate_only, &ops),
         other => Err(unknown_resource(other)),
+    }
+}
+
+/// A group's configs (`share.auto.offset.reset`): SET and DELETE; the values are not lists.
+fn alter_group(
+    ctx: &RequestContext<'_>,
+    name: &str,
+    validate_only: bool,
+    ops: &[(String, AlterOp, Option<String>)],
+) -> Result<(), (i16, String)> {
+    let change = |current: &std::collections::BTreeMap<String, String>| {
+        let mut next = current.clone();
+        for (key, op, value) in ops {
+            match op {
+                AlterOp::Set => {
+                    next.insert(key.clone(), value.clone().unwrap_or_default());
+                }
+                AlterOp::Delete => {
+                    next.remove(key);
+                }
+                AlterOp::Append | AlterOp::Subtract => {
+                    return Err(format!(
+                        "Config value append is not allowed for config key: {key}"
+                    ));
+                }
+            }
+        }
+        crate::group::group_config::validate(&next)?;
+        Ok(next)
+    };
+    match ctx
+        .broker
+        .catalog
+        .update_group_configs(name, change, validate_only)
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err((errors::INVALID_CONFIG, message)),
+        Err(e) => Err((errors::UNKNOWN_SERVER_ERROR, e.to_string())),
     }
 }

@@ -61,6 +61,10 @@ pub mod sasl;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod scram_credentials;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -185,6 +189,8 @@ pub struct RequestContext<'a> {
     /// The listener the request came in on (Metadata answers its endpoints).
     pub listener: Arc<Listener>,
     pub principal: Arc<str>,
+    /// The connection's number (`Session::connection_id`): share sessions end with it.
+    pub connection_id: u64,
     /// While the request journal records: the error codes of the response (see `respond`).
     pub answered: Option<parking_lot::Mutex<Vec<i16>>>,
     /// Set by a handler whose client went over its quota: the connection reads nothing more
@@ -304,6 +310,14 @@ impl RequestContext<'_> {
     }
 }
 
+/// Whether share groups are served: the `share.version` feature is finalized at 1 or more (Kafka
+/// 4.4 answers the share APIs with UNSUPPORTED_VERSION otherwise).
+pub fn share_groups_enabled(ctx: &RequestContext<'_>) -> bool {
+    let image = ctx.broker.catalog.image();
+    let level = crate::metadata::features::finalized(&image, crate::share::SHARE_VERSION_FEATURE);
+    crate::share::share_groups_enabled(level)
+}
+
 /// Handles one request frame (without its size prefix).
 pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame: Bytes) -> Reply {
     // The authentication gate: until a SASL connection is authenticated, only the exchange.
@@ -358,6 +372,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         host: crate::security::authorizer::host_address(peer),
         listener: Arc::clone(&session.listener),
         principal: Arc::clone(&session.principal),
+        connection_id: session.connection_id,
         answered: None,
         throttle_ms: Default::default(),
     };
@@ -537,6 +552,14 @@ async fn dispatch(
             let req = decode(f, v)?;
             respond(ctx, &off_request_threads(ctx, req, acls::create).await??)
         }
+        ApiKey::ShareGroupHeartbeat => {
+            respond(ctx, &share_group_heartbeat::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::ShareGroupDescribe => {
+            respond(ctx, &share_group_describe::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::ShareFetch => respond(ctx, &share_fetch::handle(ctx, decode(f, v)?).await),
+        ApiKey::ShareAcknowledge => respond(ctx, &share_acknowledge::handle(ctx, decode(f, v)?)),
         ApiKey::DeleteAcls => {
             let req = decode(f, v)?;
             respond(ctx, &off_request_threads(ctx, req, acls::delete).await??)
@@ -561,10 +584,6 @@ async fn dispatch(
         | ApiKey::PushTelemetry
         | ApiKey::AssignReplicasToDirs
         | ApiKey::ListConfigResources
-        | ApiKey::ShareGroupHeartbeat
-        | ApiKey::ShareGroupDescribe
-        | ApiKey::ShareFetch
-        | ApiKey::ShareAcknowledge
         | ApiKey::AddRaftVoter
         | ApiKey::RemoveRaftVoter
         | ApiKey::UpdateRaftVoter
@@ -602,6 +621,7 @@ where
     let (client_id, client_host) = (ctx.client_id.clone(), ctx.client_host.clone());
     let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
+    let connection_id = ctx.connection_id;
     tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
@@ -614,6 +634,7 @@ where
             host,
             listener,
             principal,
+            connection_id,
             answered: None,
             throttle_ms: Default::default(),
         };

@@ -140,6 +140,21 @@ fn frame_limit(session: &Session, broker: &Broker) -> usize {
     }
 }
 
+/// Ends the share sessions a connection opened when it closes, whichever way it closes (Kafka
+/// 4.1+ ties a share session to its connection), so what their members held is released.
+struct ShareSessionsOf {
+    broker: Arc<Broker>,
+    connection_id: u64,
+}
+
+impl Drop for ShareSessionsOf {
+    fn drop(&mut self) {
+        let (b, now) = (&self.broker, self.broker.clock.now_ms());
+        b.shares
+            .connection_closed(&b.catalog, self.connection_id, now);
+    }
+}
+
 pub async fn serve<S: Transport>(
     mut stream: S,
     mut session: Session,
@@ -147,6 +162,10 @@ pub async fn serve<S: Transport>(
     pool: Arc<MemoryPool>,
 ) {
     let peer: SocketAddr = session.peer;
+    let _share_sessions = ShareSessionsOf {
+        broker: Arc::clone(&broker),
+        connection_id: session.connection_id,
+    };
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     // Authentication must end by then.
     let auth_deadline = tokio::time::Instant::now() + idle;

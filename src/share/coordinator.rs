@@ -24,10 +24,11 @@ use super::state_records::{
     ShareUpdate, SHARE_SNAPSHOT_KEY, SHARE_UPDATE_KEY,
 };
 use crate::coordinator::runtime::{
-    CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext,
+    CoordinatorRecord, CoordinatorResult, CoordinatorRuntime, CoordinatorShard, RecordContext,
 };
 use crate::group::offsets_topic::partition_for;
 use crate::metadata::topic::kafka_uuid_string;
+use crate::metadata::Catalog;
 
 /// The internal topic (Kafka's `Topic.SHARE_GROUP_STATE_TOPIC_NAME`).
 pub const SHARE_GROUP_STATE_TOPIC: &str = "__share_group_state";
@@ -47,6 +48,76 @@ pub fn partition_for_key(
 }
 
 pub type ShareStateResult<T> = CoordinatorResult<ShareCoordinatorShard, T>;
+
+/// share.coordinator.state.topic.num.partitions's default.
+pub const STATE_TOPIC_PARTITIONS: i32 = 50;
+
+/// The share coordinator of this node (Kafka's ShareCoordinatorService, with the persister the
+/// share-partitions call, which in Kafka speaks Read/WriteShareGroupState to it): the shards of
+/// `__share_group_state` on the coordinator runtime.
+pub struct ShareCoordinator {
+    runtime: CoordinatorRuntime<ShareCoordinatorShard>,
+}
+
+impl ShareCoordinator {
+    pub fn new(partitions: i32) -> ShareCoordinator {
+        ShareCoordinator {
+            runtime: CoordinatorRuntime::new(
+                SHARE_GROUP_STATE_TOPIC,
+                partitions,
+                ShareCoordinatorShard::default,
+            ),
+        }
+    }
+
+    /// Replays every `__share_group_state` partition at start-up.
+    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
+        self.runtime.load_all(catalog, now, |_| {})
+    }
+
+    fn partition_of(&self, key: &SharePartitionKey) -> i32 {
+        partition_for_key(key, self.runtime.partitions())
+    }
+
+    /// ReadShareGroupState: the persisted state of a share-partition, if it has one.
+    pub fn read_state(&self, key: &SharePartitionKey) -> Option<ShareGroupOffset> {
+        (self.runtime)
+            .read(self.partition_of(key), |s| s.read_state(key).cloned())
+            .flatten()
+    }
+
+    /// DeleteShareGroupState for every share-partition of a deleted group; the first write error,
+    /// if any.
+    pub fn delete_group(&self, catalog: &Catalog, group_id: &str, now: i64) -> Result<(), i16> {
+        let mut outcome = Ok(());
+        for p in 0..self.runtime.partitions() {
+            let keys = self.runtime.read(p, |s| s.keys_of_group(group_id));
+            for key in keys.into_iter().flatten() {
+                let deleted = self
+                    .runtime
+                    .write(catalog, p, now, |s| s.delete_state(&key));
+                outcome = outcome.and(deleted.map(|_| ()));
+            }
+        }
+        outcome
+    }
+
+    /// WriteShareGroupState: a share-partition's start offset and changed ranges (the first
+    /// write of a share-partition is its initial snapshot).
+    pub fn write_state(
+        &self,
+        catalog: &Catalog,
+        key: &SharePartitionKey,
+        start_offset: i64,
+        batches: &[StateBatch],
+        now: i64,
+    ) -> Result<(), i16> {
+        let partition = self.partition_of(key);
+        (self.runtime).write(catalog, partition, now, |s| {
+            s.write_state(key, start_offset, batches, now)
+        })
+    }
+}
 
 pub struct ShareCoordinatorShard {
     updates_per_snapshot: usize,
@@ -182,6 +253,14 @@ impl ShareCoordinatorShard {
             record(SHARE_UPDATE_KEY, key, Some(srec::update_value(&update)))
         };
         CoordinatorResult::new(vec![rec], ())
+    }
+
+    /// The share-partitions of a group that have a state here.
+    pub fn keys_of_group(&self, group_id: &str) -> Vec<SharePartitionKey> {
+        (self.state.keys())
+            .filter(|k| k.0 == group_id)
+            .cloned()
+            .collect()
     }
 
     /// Deletes a share-partition's state (its group was deleted).

@@ -13,6 +13,7 @@
 //! ApiVersions and answers each with UNSUPPORTED_VERSION.
 
 pub mod coordinator;
+pub mod manager;
 pub mod partition;
 pub mod session;
 pub mod state_records;
