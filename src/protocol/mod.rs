@@ -218,6 +218,8 @@ impl<'a> RequestContext<'a> {
             node_id,
             api_version,
             correlation_id: 0,
+            // No connection: numbered 0, which no connection has (they count from 1).
+            connection_id: 0,
             client_id: client_id.to_string(),
             client_host: "/127.0.0.1".into(),
             host: "127.0.0.1".into(),
