@@ -459,12 +459,21 @@ final class AdminTests {
         return got;
     }
 
+    private static ClientQuotaEntity clientEntity(String clientId) {
+        return new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
+    }
+
+    /** The quotas of exactly this client id's entity. */
+    private static ClientQuotaFilter onlyClient(String clientId) {
+        return ClientQuotaFilter.containsOnly(
+                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
+    }
+
     /** AlterClientQuotas / DescribeClientQuotas (what kafka-configs --entity-type clients uses). */
     private void clientQuotas() throws Exception {
         String clientId = prefix + "quota-client";
-        var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
-        var only = ClientQuotaFilter.containsOnly(
-                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
+        var entity = clientEntity(clientId);
+        var only = onlyClient(clientId);
         try (Admin admin = admin()) {
             var validated = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId + "-validated"));
             admin.alterClientQuotas(List.of(quota(validated, "producer_byte_rate", 1048576.0)),
@@ -577,9 +586,8 @@ final class AdminTests {
      */
     private void controllerMutationQuota() throws Exception {
         String clientId = prefix + "mutator";
-        var entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, clientId));
-        var only = ClientQuotaFilter.containsOnly(
-                List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, clientId)));
+        var entity = clientEntity(clientId);
+        var only = onlyClient(clientId);
         try (Admin admin = admin()) {
             admin.alterClientQuotas(List.of(quota(entity, "controller_mutation_rate", 1.0))).all().get();
             awaitQuotas(admin, only, Map.of(entity, Map.of("controller_mutation_rate", 1.0)), "after set");
