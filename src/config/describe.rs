@@ -88,8 +88,39 @@ fn broker_values(config: &Config, layers: &Layers, name: &str) -> Vec<Synonym> {
         layers.cluster_default.get(name),
         ConfigSource::DynamicDefaultBroker,
     );
-    push(config.explicit.get(name), ConfigSource::StaticBroker);
+    let effective = config
+        .explicit
+        .get(name)
+        .cloned()
+        .or_else(|| start_up_value(config, name));
+    push(effective.as_ref(), ConfigSource::StaticBroker);
     v
+}
+
+/// What the broker was started with for the settings the command line can give instead of a
+/// setting (`--listen`, `--advertised-listener`, `--data-dir`, the node id), so DescribeConfigs
+/// reports them as Kafka reports its static configuration (STATIC_BROKER_CONFIG with the value
+/// in force) rather than as unset defaults.
+fn start_up_value(config: &Config, name: &str) -> Option<String> {
+    let endpoint = |l: &super::ListenerConfig, (host, port): (&str, u16)| {
+        format!("{}://{host}:{port}", l.name)
+    };
+    let list = |f: &dyn Fn(&super::ListenerConfig) -> String| {
+        config.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    match name {
+        "listeners" => Some(list(&|l| endpoint(l, (&l.host, l.port)))),
+        "advertised.listeners" => Some(list(&|l| {
+            let (host, port) = l
+                .advertised
+                .as_ref()
+                .map_or((l.host.as_str(), l.port), |(h, p)| (h.as_str(), *p));
+            endpoint(l, (host, port))
+        })),
+        "log.dirs" => Some(config.data_dir.display().to_string()),
+        "node.id" | "broker.id" => Some(config.node_id.to_string()),
+        _ => None,
+    }
 }
 
 /// The broker-level value of a topic config when the broker settings name it in another unit
@@ -302,6 +333,36 @@ mod tests {
         );
         assert!(e.iter().all(|x| x.name != "internal.segment.bytes"));
         assert!(cp.documentation.is_some_and(|d| d.contains("compact")));
+    }
+
+    #[test]
+    fn the_command_lines_settings_are_static_broker_configs() {
+        let src = Sources {
+            listen: Some("127.0.0.1:19092".into()),
+            advertised_listener: Some("kafka.example:9999".into()),
+            data_dir: Some("/var/lib/gregor".into()),
+            ..Sources::default()
+        };
+        let c = Config::load(&src, std::iter::empty()).unwrap();
+        let e = describe_broker(&c, &Layers::default());
+        for (name, want) in [
+            ("listeners", "PLAINTEXT://127.0.0.1:19092"),
+            ("advertised.listeners", "PLAINTEXT://kafka.example:9999"),
+            ("log.dirs", "/var/lib/gregor"),
+            ("node.id", &c.node_id.to_string()),
+            ("broker.id", &c.node_id.to_string()),
+        ] {
+            let entry = find(&e, name);
+            assert_eq!(
+                (entry.value.as_deref(), entry.source),
+                (Some(want), ConfigSource::StaticBroker),
+                "{name}"
+            );
+        }
+        // A setting given in Kafka's own name wins over what it would be derived from.
+        let c = config(&["log.dirs=/data/a"]);
+        let e = describe_broker(&c, &Layers::default());
+        assert_eq!(find(&e, "log.dirs").value.as_deref(), Some("/data/a"));
     }
 
     #[test]
