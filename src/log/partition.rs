@@ -26,9 +26,11 @@ use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
+use super::replication::LeaderState;
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
+use crate::metadata::image::PartitionRegistration;
 use crate::txn::producer_state::{
     ProducerInfo, ProducerStateTable, SequenceCheck, VerificationGuard,
 };
@@ -1693,9 +1695,19 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     log: Mutex<PartitionLog>,
+    /// The leader's view of its followers while this broker leads a replicated partition (see
+    /// `make_leader`). Locked after `log`, never before it, so that the high watermark moves
+    /// with the log end it is computed from.
+    leader: Mutex<Option<LeaderState>>,
     /// Bytes and messages in and out, for the metrics (counted without the log's lock).
     pub stats: crate::metrics::PartitionStats,
 }
+
+/// A fetch from a broker that is not a follower of this leader (Kafka answers it
+/// NOT_LEADER_OR_FOLLOWER): this broker does not lead the replicated partition, or the broker is
+/// not one of its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAFollower;
 
 impl Partition {
     pub fn new(topic: String, index: i32, log: PartitionLog) -> Partition {
@@ -1703,6 +1715,7 @@ impl Partition {
             topic,
             index,
             log: Mutex::new(log),
+            leader: Mutex::new(None),
             stats: Default::default(),
         }
     }
@@ -1750,6 +1763,7 @@ impl Partition {
         let (out, flush) = {
             let mut log = self.log.lock();
             let out = write(&mut log)?;
+            self.after_leader_append(&mut log);
             (out, log.flush_due_after_append())
         };
         if let Some(job) = flush {
@@ -1770,7 +1784,85 @@ impl Partition {
     ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
         let mut log = self.log.lock();
         let info = log.append_from(records, produce_version, now_ms, origin)?;
+        self.after_leader_append(&mut log);
         Ok((info, log.flush_due_after_append()))
+    }
+
+    /// A leader whose ISR is itself alone commits what it appends at once
+    /// (Partition.appendRecordsToLeader: maybeIncrementLeaderHW).
+    fn after_leader_append(&self, log: &mut PartitionLog) {
+        if let Some(state) = self.leader.lock().as_mut() {
+            if let Some(hw) = state.on_leader_append(log.log_end_offset()) {
+                log.set_high_watermark(hw);
+            }
+        }
+    }
+
+    /// This broker leads the replicated partition `reg` registers from now on
+    /// (Partition.makeLeader): its followers are tracked from `now_ms`, each given
+    /// `max_lag_ms` (replica.lag.time.max.ms) to catch up, and the high watermark is kept
+    /// apart from the log end, starting where the log had it.
+    pub fn make_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) {
+        let mut log = self.log.lock();
+        let (leo, hw) = (log.log_end_offset(), log.high_watermark());
+        let state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
+        log.set_high_watermark(state.high_watermark());
+        *self.leader.lock() = Some(state);
+    }
+
+    /// This broker follows the replicated partition from now on (Partition.makeFollower): it
+    /// no longer tracks followers, and its high watermark comes from its leader's answers.
+    pub fn make_follower(&self) {
+        let mut log = self.log.lock();
+        *self.leader.lock() = None;
+        let hw = log.high_watermark();
+        log.set_high_watermark(hw);
+    }
+
+    /// Whether this broker leads the partition as a replicated one (see `make_leader`).
+    pub fn is_replicated_leader(&self) -> bool {
+        self.leader.lock().is_some()
+    }
+
+    /// A follower `replica_id` fetched at `fetch_offset` (its log end) at `now_ms`
+    /// (Partition.updateFollowerFetchState): its state moves, and the high watermark with it.
+    /// Returns the new high watermark when it moved (parked fetches and acks=all produces wait
+    /// on it).
+    pub fn record_follower_fetch(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, NotAFollower> {
+        let mut log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let state = leader.as_mut().ok_or(NotAFollower)?;
+        if state.follower(replica_id).is_none() {
+            return Err(NotAFollower);
+        }
+        let leo = log.log_end_offset();
+        Ok(state
+            .on_follower_fetch(replica_id, fetch_offset, now_ms, leo)
+            .map(|hw| log.set_high_watermark(hw)))
+    }
+
+    /// A follower's append of what its leader sent (see `PartitionLog::append_as_follower`),
+    /// and the leader's high watermark from the same answer, which the follower takes as far
+    /// as its own log goes (ReplicaFetcherThread.processPartitionData). Returns the log end.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<i64, LogError> {
+        let mut log = self.log.lock();
+        let leo = log.append_as_follower(records, now_ms)?;
+        // It only moves forward (UnifiedLog.maybeUpdateHighWatermark).
+        let current = log.tracks_high_watermark().then(|| log.high_watermark());
+        if current.is_none_or(|hw| leader_high_watermark > hw) {
+            log.set_high_watermark(leader_high_watermark);
+        }
+        Ok(leo)
     }
 
     /// Runs `job` without the partition lock, then records its outcome under it.
@@ -2172,6 +2264,67 @@ mod tests {
         let rest = read_to_log_end(&leader, 2);
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    fn registration(isr: Vec<i32>) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            directories: vec![],
+            isr,
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader: 1,
+            leader_recovery_state: 0,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        }
+    }
+
+    /// A replicated leader commits a record once every ISR member has fetched past it; its
+    /// consumers see nothing before. A follower partition replicating from it shows its
+    /// consumers what the leader said is committed, and never less than before.
+    #[test]
+    fn the_high_watermark_follows_the_isrs_fetches() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let open = |d: &tempfile::TempDir| PartitionLog::open(d.path(), config(), true, 0);
+        let leader = Partition::new("t".into(), 0, open(&ldir).unwrap());
+        let follower = Partition::new("t".into(), 0, open(&fdir).unwrap());
+        leader.make_leader(&registration(vec![1, 2, 3]), 30_000, 0);
+        follower.make_follower();
+        for i in 0..5 {
+            let b = make_batch(&[b"x"], i, None);
+            leader.append_with_origin(&b, CLIENT, 0).unwrap();
+        }
+        assert_eq!(leader.offsets(), (0, 0));
+        assert_eq!(leader.plan_read(0).unwrap().available(), 0);
+        assert_eq!(leader.record_follower_fetch(9, 5, 1), Err(NotAFollower));
+        assert_eq!(leader.record_follower_fetch(1, 5, 1), Err(NotAFollower));
+        assert_eq!(leader.record_follower_fetch(2, 5, 1), Ok(None));
+        assert_eq!(leader.record_follower_fetch(3, 3, 1), Ok(Some(3)));
+        assert_eq!(leader.offsets(), (0, 3));
+
+        // Replica 3 replicates what the leader has and learns its high watermark.
+        let fetched = leader.with_log(|l| read_to_log_end(l, 0));
+        assert_eq!(follower.append_as_follower(&fetched, 3, 1).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 3));
+        assert_eq!(leader.record_follower_fetch(3, 5, 2), Ok(Some(5)));
+        assert_eq!(follower.append_as_follower(&[], 5, 2).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 5));
+        assert_eq!(follower.append_as_follower(&[], 4, 3).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 5), "never goes back");
+
+        // An ISR of the leader alone commits appends at once; a follower no longer counts.
+        leader.make_leader(&registration(vec![1]), 30_000, 3);
+        let b = make_batch(&[b"y"], 5, None);
+        leader.append_with_origin(&b, CLIENT, 3).unwrap();
+        assert_eq!(leader.offsets(), (0, 6));
+        // Leading no more: no follower's fetch is recorded.
+        leader.make_follower();
+        assert!(!leader.is_replicated_leader());
+        assert_eq!(leader.record_follower_fetch(2, 6, 4), Err(NotAFollower));
+        assert_eq!(leader.offsets(), (0, 6));
     }
 
     #[test]
