@@ -1966,6 +1966,7 @@ fn keyless_summary(partition: &str, records: &[i32]) -> String {
 mod tests {
     use super::*;
     use crate::log::batch::tests::make_batch;
+    use crate::log::replication::tests::registration;
 
     fn config() -> LogConfig {
         LogConfig {
@@ -2145,15 +2146,7 @@ mod tests {
     #[test]
     fn retention_keeps_segments_past_the_high_watermark() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            retention_ms: 1000,
-            ..config()
-        };
-        let mut log = PartitionLog::open(dir.path(), cfg, true, 0).unwrap();
-        for i in 0..60 {
-            log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
-                .unwrap();
-        }
+        let mut log = sixty_batches_expiring_after_1s(&dir);
         log.set_high_watermark(0);
         assert_eq!(log.apply_retention(10_000).unwrap(), 0);
         log.set_high_watermark(30);
@@ -2266,22 +2259,6 @@ mod tests {
         assert_eq!(read_to_log_end(&follower, 0), fetched);
     }
 
-    fn registration(isr: Vec<i32>) -> PartitionRegistration {
-        PartitionRegistration {
-            replicas: vec![1, 2, 3],
-            directories: vec![],
-            isr,
-            removing_replicas: vec![],
-            adding_replicas: vec![],
-            leader: 1,
-            leader_recovery_state: 0,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            eligible_leader_replicas: None,
-            last_known_elr: None,
-        }
-    }
-
     /// A replicated leader commits a record once every ISR member has fetched past it; its
     /// consumers see nothing before. A follower partition replicating from it shows its
     /// consumers what the leader said is committed, and never less than before.
@@ -2366,9 +2343,8 @@ mod tests {
         assert_eq!(h.max_timestamp, 123_456);
     }
 
-    #[test]
-    fn retention_deletes_old_segments_and_moves_start() {
-        let dir = tempfile::tempdir().unwrap();
+    /// 60 one-record batches over several segments, stamped 0..60 ms, with retention.ms=1000.
+    fn sixty_batches_expiring_after_1s(dir: &tempfile::TempDir) -> PartitionLog {
         let cfg = LogConfig {
             retention_ms: 1000,
             ..config()
@@ -2378,6 +2354,13 @@ mod tests {
             log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
                 .unwrap();
         }
+        log
+    }
+
+    #[test]
+    fn retention_deletes_old_segments_and_moves_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = sixty_batches_expiring_after_1s(&dir);
         let deleted = log.apply_retention(10_000).unwrap();
         assert!(deleted > 0);
         assert_eq!(log.log_start_offset(), 60);
