@@ -70,13 +70,15 @@ impl AppendOrigin {
     };
 }
 
-/// How far a read may go (Kafka's FetchIsolation; LOG_END comes with replication).
+/// How far a read may go (Kafka's FetchIsolation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchIsolation {
     /// read_uncommitted consumers: up to the high watermark, control batches included.
     HighWatermark,
     /// read_committed consumers (isolation_level 1): up to the last stable offset.
     TxnCommitted,
+    /// A follower replicating the partition: everything the leader has (LOG_END).
+    LogEnd,
 }
 
 /// How record timestamps are set (message.timestamp.type).

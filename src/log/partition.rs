@@ -18,17 +18,19 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{
-    assign_offsets, validate_batch, BatchError, BatchHeader, MaxTimestamp, TimestampBounds,
-    HEADER_LEN, NO_TIMESTAMP,
+    assign_offsets, compute_crc, validate_batch, BatchError, BatchHeader, MaxTimestamp,
+    TimestampBounds, HEADER_LEN, MAGIC_V2, NO_TIMESTAMP,
 };
 use super::cleaner::{self, CleanPlan, CleanSource, CleanedFiles, CleanedSegment};
 use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
+use super::replication::LeaderState;
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
+use crate::metadata::image::PartitionRegistration;
 use crate::txn::producer_state::{
     ProducerInfo, ProducerStateTable, SequenceCheck, VerificationGuard,
 };
@@ -91,6 +93,14 @@ pub enum LogError {
     DeletePastHighWatermark { offset: i64, high_watermark: i64 },
     #[error("Records can not be deleted due to the configured policy")]
     DeleteNotAllowedByPolicy,
+    /// A follower was handed batches that do not continue its log: their first offset is below
+    /// its log end, or their offsets go backwards (UnexpectedAppendOffsetException,
+    /// OffsetsOutOfOrderException). The replica fetcher treats it as a divergence.
+    #[error("replicated batches starting at {first_offset} do not continue the log ending at {log_end_offset}")]
+    UnexpectedAppendOffset {
+        first_offset: i64,
+        log_end_offset: i64,
+    },
     /// Records without a key for a compacted topic: their indices in the batch, each a KIP-467
     /// record error (LogValidator.validateKey, then processRecordErrors' summary as the message).
     #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]", .records.len(), keyless_summary(.partition, .records))]
@@ -269,6 +279,11 @@ pub struct PartitionLog {
     /// Oldest first; never empty; the last is the active segment.
     segments: Vec<Segment>,
     log_start_offset: i64,
+    /// The high watermark once the partition is replicated (see `set_high_watermark`): records
+    /// from it on are not committed yet and consumers do not see them. `None` for a partition
+    /// with a single replica, where every appended record is committed at once and the high
+    /// watermark is the log end offset.
+    high_watermark: Option<i64>,
     producers: ProducerStateTable,
     /// Kafka's recovery point: every offset below it is fsynced. Segments that end at or below it
     /// are never fsynced again (UnifiedLog.flush flushes only from the recovery point on).
@@ -380,6 +395,7 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset,
+            high_watermark: None,
             producers: ProducerStateTable::default(),
             // Set once the segments are known (below): what was on disk at start-up counts as
             // flushed, as before a restart.
@@ -569,9 +585,33 @@ impl PartitionLog {
         self.active().next_offset()
     }
 
-    /// With a single replica every appended record is committed at once.
+    /// Below it every record is committed: reads for consumers stop here. With a single
+    /// replica that is every appended record.
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.high_watermark.unwrap_or_else(|| self.log_end_offset())
+    }
+
+    /// The partition is replicated and `offset` is its high watermark from now on: the leader's
+    /// from its view of the ISR, a follower's from the leader's fetch answers. It is kept within
+    /// [log start, log end] as Kafka's UnifiedLog.updateHighWatermark does (a follower may learn
+    /// a high watermark past what it has fetched yet). Returns the high watermark set.
+    pub fn set_high_watermark(&mut self, offset: i64) -> i64 {
+        let hw = offset.clamp(self.log_start_offset, self.log_end_offset());
+        self.high_watermark = Some(hw);
+        hw
+    }
+
+    /// Whether the high watermark is kept apart from the log end (see `set_high_watermark`).
+    pub fn tracks_high_watermark(&self) -> bool {
+        self.high_watermark.is_some()
+    }
+
+    /// Keeps a tracked high watermark within the log after its start or end moved
+    /// (UnifiedLog.maybeIncrementLogStartOffset and truncateTo).
+    fn bound_high_watermark(&mut self) {
+        if let Some(hw) = self.high_watermark {
+            self.high_watermark = Some(hw.clamp(self.log_start_offset, self.log_end_offset()));
+        }
     }
 
     /// Kafka's last stable offset: below it every transaction is decided, so read_committed
@@ -842,6 +882,80 @@ impl PartitionLog {
         })
     }
 
+    /// A follower's append of the batches its leader sent (UnifiedLog.appendAsFollower, origin
+    /// REPLICATION): stored byte for byte with the leader's offsets, epochs and timestamps.
+    /// Each batch must be whole, magic 2 and pass its CRC (a damaged fetch response must not
+    /// reach the log), and the offsets must continue the log; a compacted leader's gaps are
+    /// kept. The epochs the batches start go into the leader epoch cache, and the producers'
+    /// state is rebuilt from them as at recovery, without a leader's sequence checks. Returns
+    /// the new log end offset; at most the leading whole batches are taken when an error stops
+    /// the append half-way.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<i64, LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        // Checked before anything is written, so that a bad response leaves the log as it was.
+        let mut batches = Vec::new();
+        let mut next = self.log_end_offset();
+        let mut it = crate::log::batch::BatchIter::new(records);
+        for (at, h) in it.by_ref() {
+            let batch = &records[at..at + h.total_size()];
+            if h.magic != MAGIC_V2 {
+                return Err(LogError::Batch(BatchError::Corrupt("not a magic 2 batch")));
+            }
+            if compute_crc(batch) != h.crc {
+                return Err(LogError::Batch(BatchError::Corrupt("CRC-32C mismatch")));
+            }
+            if h.base_offset < next || h.last_offset() < h.base_offset {
+                return Err(LogError::UnexpectedAppendOffset {
+                    first_offset: h.base_offset,
+                    log_end_offset: next,
+                });
+            }
+            if batch.len() as u64 > self.config.segment_bytes {
+                return Err(LogError::RecordListTooLarge);
+            }
+            next = h.last_offset() + 1;
+            batches.push((batch, h));
+        }
+        // A fetch response may end with a partial batch (it was cut at the size limit): it comes
+        // again in the next fetch. Anything else left over is not batches.
+        let rest = &records[it.valid_len()..];
+        if !rest.is_empty() && BatchHeader::parse(rest).is_none_or(|h| h.total_size() <= rest.len())
+        {
+            return Err(LogError::Batch(BatchError::Corrupt("not a record batch")));
+        }
+        for (batch, h) in batches {
+            let marker = match h.is_control() {
+                true => parse_txn_marker(batch, &h, self.config.max_message_bytes)?,
+                false => None,
+            };
+            self.maybe_roll(batch.len() as u64, now_ms)?;
+            // A segment's offsets are 32-bit relative to its base: a compacted leader's gap
+            // past that starts a segment at the batch (LogSegment.canConvertToRelativeOffset).
+            if h.last_offset() - self.active().base_offset > i64::from(i32::MAX) {
+                self.roll_at(h.base_offset)?;
+            }
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && self.leader_epochs.latest_epoch().is_none_or(|l| epoch > l) {
+                self.update_leader_epochs(|c| c.assign(epoch, h.base_offset))?;
+            }
+            let mut header = [0u8; HEADER_LEN];
+            header.copy_from_slice(&batch[..HEADER_LEN]);
+            let interval = self.config.index_interval_bytes;
+            if let Err(e) =
+                self.active_mut()
+                    .append(&header, &batch[HEADER_LEN..], &h, interval, now_ms)
+            {
+                return Err(self.storage_error(e));
+            }
+            if let Some(txn) = update_producers(&mut self.producers, &h, marker.as_ref()) {
+                self.active_mut().add_aborted_txn(txn);
+            }
+        }
+        Ok(self.log_end_offset())
+    }
+
     /// The record-level work some topic configs need (LogValidator): every record keyed on a
     /// compacted topic, and the batch recompressed when compression.type names another codec.
     /// Returns the batch to store when it changed.
@@ -918,7 +1032,11 @@ impl PartitionLog {
     }
 
     fn roll(&mut self) -> Result<(), LogError> {
-        let base = self.log_end_offset();
+        self.roll_at(self.log_end_offset())
+    }
+
+    /// Starts a new active segment at `base` (at or past the log end).
+    fn roll_at(&mut self, base: i64) -> Result<(), LogError> {
         match Segment::create(&self.storage, &self.dir, base) {
             Ok(seg) => {
                 self.active_mut().deactivate();
@@ -1015,18 +1133,25 @@ impl PartitionLog {
         offset: i64,
         isolation: FetchIsolation,
     ) -> Result<ReadCandidates, LogError> {
-        let (hw, start) = (self.high_watermark(), self.log_start_offset);
-        if offset < start || offset > hw {
+        let (hw, start, end) = (
+            self.high_watermark(),
+            self.log_start_offset,
+            self.log_end_offset(),
+        );
+        // Past the log end is out of range; between the high watermark and the log end a
+        // consumer gets nothing yet (LocalLog.read checks against the log end).
+        if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 offset,
                 log_start_offset: start,
-                log_end_offset: hw,
+                log_end_offset: end,
             });
         }
         let lso = self.last_stable_offset();
         let max_offset = match isolation {
             FetchIsolation::HighWatermark => hw,
             FetchIsolation::TxnCommitted => lso,
+            FetchIsolation::LogEnd => end,
         };
         let segments = if offset >= max_offset {
             Vec::new()
@@ -1144,8 +1269,12 @@ impl PartitionLog {
         }
         let mut total = self.size_bytes() as i64;
         let mut deletable = 0;
+        let hw = self.high_watermark();
         for seg in &self.segments {
-            if seg.is_empty() {
+            // Only committed segments expire: the next one starts at or below the high
+            // watermark (UnifiedLog.deletableSegments), so a replicated log never loses records
+            // its followers may still need to see committed.
+            if seg.is_empty() || seg.next_offset() > hw {
                 break;
             }
             let by_time = c.retention_ms >= 0
@@ -1168,6 +1297,7 @@ impl PartitionLog {
         }
         let removed: Vec<Segment> = self.segments.drain(..deletable).collect();
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
+        self.bound_high_watermark();
         for seg in removed {
             if let Err(e) = seg.delete() {
                 tracing::warn!(error = %e, "could not delete an expired segment");
@@ -1223,6 +1353,7 @@ impl PartitionLog {
             return Err(self.storage_error(e));
         }
         self.log_start_offset = target;
+        self.bound_high_watermark();
         self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
     }
@@ -1270,6 +1401,7 @@ impl PartitionLog {
         }
         let end = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(end);
+        self.bound_high_watermark();
         self.update_leader_epochs(|c| c.truncate_from_end(end))?;
         self.leader_epoch = self.leader_epochs.latest_epoch().unwrap_or(0);
         Ok(())
@@ -1283,6 +1415,7 @@ impl PartitionLog {
             }
         }
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
+        self.bound_high_watermark();
     }
 
     /// What a cleaning would rewrite now, if this compacted log is due one (see `cleaner`).
@@ -1562,9 +1695,19 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     log: Mutex<PartitionLog>,
+    /// The leader's view of its followers while this broker leads a replicated partition (see
+    /// `make_leader`). Locked after `log`, never before it, so that the high watermark moves
+    /// with the log end it is computed from.
+    leader: Mutex<Option<LeaderState>>,
     /// Bytes and messages in and out, for the metrics (counted without the log's lock).
     pub stats: crate::metrics::PartitionStats,
 }
+
+/// A fetch from a broker that is not a follower of this leader (Kafka answers it
+/// NOT_LEADER_OR_FOLLOWER): this broker does not lead the replicated partition, or the broker is
+/// not one of its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAFollower;
 
 impl Partition {
     pub fn new(topic: String, index: i32, log: PartitionLog) -> Partition {
@@ -1572,6 +1715,7 @@ impl Partition {
             topic,
             index,
             log: Mutex::new(log),
+            leader: Mutex::new(None),
             stats: Default::default(),
         }
     }
@@ -1619,6 +1763,7 @@ impl Partition {
         let (out, flush) = {
             let mut log = self.log.lock();
             let out = write(&mut log)?;
+            self.after_leader_append(&mut log);
             (out, log.flush_due_after_append())
         };
         if let Some(job) = flush {
@@ -1639,7 +1784,85 @@ impl Partition {
     ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
         let mut log = self.log.lock();
         let info = log.append_from(records, produce_version, now_ms, origin)?;
+        self.after_leader_append(&mut log);
         Ok((info, log.flush_due_after_append()))
+    }
+
+    /// A leader whose ISR is itself alone commits what it appends at once
+    /// (Partition.appendRecordsToLeader: maybeIncrementLeaderHW).
+    fn after_leader_append(&self, log: &mut PartitionLog) {
+        if let Some(state) = self.leader.lock().as_mut() {
+            if let Some(hw) = state.on_leader_append(log.log_end_offset()) {
+                log.set_high_watermark(hw);
+            }
+        }
+    }
+
+    /// This broker leads the replicated partition `reg` registers from now on
+    /// (Partition.makeLeader): its followers are tracked from `now_ms`, each given
+    /// `max_lag_ms` (replica.lag.time.max.ms) to catch up, and the high watermark is kept
+    /// apart from the log end, starting where the log had it.
+    pub fn make_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) {
+        let mut log = self.log.lock();
+        let (leo, hw) = (log.log_end_offset(), log.high_watermark());
+        let state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
+        log.set_high_watermark(state.high_watermark());
+        *self.leader.lock() = Some(state);
+    }
+
+    /// This broker follows the replicated partition from now on (Partition.makeFollower): it
+    /// no longer tracks followers, and its high watermark comes from its leader's answers.
+    pub fn make_follower(&self) {
+        let mut log = self.log.lock();
+        *self.leader.lock() = None;
+        let hw = log.high_watermark();
+        log.set_high_watermark(hw);
+    }
+
+    /// Whether this broker leads the partition as a replicated one (see `make_leader`).
+    pub fn is_replicated_leader(&self) -> bool {
+        self.leader.lock().is_some()
+    }
+
+    /// A follower `replica_id` fetched at `fetch_offset` (its log end) at `now_ms`
+    /// (Partition.updateFollowerFetchState): its state moves, and the high watermark with it.
+    /// Returns the new high watermark when it moved (parked fetches and acks=all produces wait
+    /// on it).
+    pub fn record_follower_fetch(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, NotAFollower> {
+        let mut log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let state = leader.as_mut().ok_or(NotAFollower)?;
+        if state.follower(replica_id).is_none() {
+            return Err(NotAFollower);
+        }
+        let leo = log.log_end_offset();
+        Ok(state
+            .on_follower_fetch(replica_id, fetch_offset, now_ms, leo)
+            .map(|hw| log.set_high_watermark(hw)))
+    }
+
+    /// A follower's append of what its leader sent (see `PartitionLog::append_as_follower`),
+    /// and the leader's high watermark from the same answer, which the follower takes as far
+    /// as its own log goes (ReplicaFetcherThread.processPartitionData). Returns the log end.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<i64, LogError> {
+        let mut log = self.log.lock();
+        let leo = log.append_as_follower(records, now_ms)?;
+        // It only moves forward (UnifiedLog.maybeUpdateHighWatermark).
+        let current = log.tracks_high_watermark().then(|| log.high_watermark());
+        if current.is_none_or(|hw| leader_high_watermark > hw) {
+            log.set_high_watermark(leader_high_watermark);
+        }
+        Ok(leo)
     }
 
     /// Runs `job` without the partition lock, then records its outcome under it.
@@ -1743,6 +1966,7 @@ fn keyless_summary(partition: &str, records: &[i32]) -> String {
 mod tests {
     use super::*;
     use crate::log::batch::tests::make_batch;
+    use crate::log::replication::tests::registration;
 
     fn config() -> LogConfig {
         LogConfig {
@@ -1865,6 +2089,221 @@ mod tests {
         assert_eq!(log.plan_read(1).unwrap().available(), 0);
     }
 
+    /// A replicated partition's high watermark is apart from its log end: consumers read to it
+    /// and get nothing (not OFFSET_OUT_OF_RANGE) between it and the log end, a follower's read
+    /// (LogEnd) gets everything, and truncation and a moved log start keep it inside the log.
+    #[test]
+    fn a_tracked_high_watermark_bounds_consumer_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..10 {
+            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
+        }
+        assert!(!log.tracks_high_watermark());
+        assert_eq!(log.high_watermark(), 10);
+        assert_eq!(log.set_high_watermark(4), 4);
+        assert!(log.tracks_high_watermark());
+        let last = |isolation| {
+            let plan = log
+                .fetch_candidates(0, isolation)
+                .unwrap()
+                .locate()
+                .unwrap();
+            let bytes = plan.read(usize::MAX, true).unwrap();
+            crate::log::batch::BatchIter::new(&bytes)
+                .map(|(_, h)| h.base_offset)
+                .last()
+        };
+        assert_eq!(last(FetchIsolation::HighWatermark), Some(3));
+        assert_eq!(last(FetchIsolation::TxnCommitted), Some(3));
+        assert_eq!(last(FetchIsolation::LogEnd), Some(9));
+        assert_eq!(log.plan_read(7).unwrap().available(), 0);
+        assert_eq!(log.plan_read(7).unwrap().high_watermark, 4);
+        assert!(matches!(
+            log.plan_read(11),
+            Err(LogError::OffsetOutOfRange {
+                log_end_offset: 10,
+                ..
+            })
+        ));
+        // Appends do not move it; a high watermark past the log end is cut to it.
+        log.append(&make_batch(&[b"y"], 10, None), 9, 0).unwrap();
+        assert_eq!(log.high_watermark(), 4);
+        assert_eq!(log.set_high_watermark(50), 11);
+        log.truncate_to(6).unwrap();
+        assert_eq!(log.high_watermark(), 6);
+        // DeleteRecords stops at it.
+        assert!(matches!(
+            log.delete_records(7),
+            Err(LogError::DeletePastHighWatermark { .. })
+        ));
+        assert_eq!(log.delete_records(6).unwrap(), 6);
+        assert_eq!(log.high_watermark(), 6);
+    }
+
+    /// Retention deletes only committed segments: one whose records are past the high watermark
+    /// waits for its followers (UnifiedLog.deletableSegments).
+    #[test]
+    fn retention_keeps_segments_past_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = sixty_batches_expiring_after_1s(&dir);
+        log.set_high_watermark(0);
+        assert_eq!(log.apply_retention(10_000).unwrap(), 0);
+        log.set_high_watermark(30);
+        assert!(log.apply_retention(10_000).unwrap() > 0);
+        assert!(log.log_start_offset() > 0 && log.log_start_offset() <= 30);
+        assert_eq!(log.high_watermark(), 30);
+        log.set_high_watermark(60);
+        log.apply_retention(10_000).unwrap();
+        assert_eq!((log.log_start_offset(), log.high_watermark()), (60, 60));
+    }
+
+    /// What a follower reads from its leader: everything to the log end, as stored.
+    fn read_to_log_end(log: &PartitionLog, from: i64) -> Bytes {
+        let plan = log.fetch_candidates(from, FetchIsolation::LogEnd).unwrap();
+        plan.locate().unwrap().read(usize::MAX, true).unwrap()
+    }
+
+    /// UnifiedLog.appendAsFollower: the leader's batches land byte for byte with its offsets and
+    /// epochs; the follower's epoch cache, aborted transactions and producer state match the
+    /// leader's, also after a crash, so that the follower can take over as leader (a retry of an
+    /// acknowledged batch is still a duplicate there).
+    #[test]
+    fn a_follower_appends_the_leaders_batches_as_they_are() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = PartitionLog::open(ldir.path(), config(), true, 0).unwrap();
+        let coord = AppendOrigin::Coordinator;
+        let b0 = make_batch(&[b"a", b"b"], 1, Some((7, 0, 0)));
+        leader.append_from(&b0, 9, 0, CLIENT).unwrap();
+        leader.set_leader_epoch(3).unwrap();
+        let txn = crate::log::batch::tests::make_txn_batch(&[b"t"], 2, (8, 0, 0));
+        leader.append_from(&txn, 9, 0, coord).unwrap();
+        let abort = TxnMarker {
+            producer_id: 8,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit: false,
+        };
+        leader.append_txn_marker(&abort, 0).unwrap();
+        let b1 = make_batch(&[b"c"], 3, Some((7, 0, 2)));
+        leader.append_from(&b1, 9, 0, CLIENT).unwrap();
+        let end = leader.log_end_offset();
+
+        let mut follower = PartitionLog::open(fdir.path(), config(), true, 0).unwrap();
+        follower.set_high_watermark(0);
+        let fetched = read_to_log_end(&leader, 0);
+        assert_eq!(follower.append_as_follower(&fetched, 0).unwrap(), end);
+        let same = |f: &PartitionLog| {
+            assert_eq!(read_to_log_end(f, 0), fetched);
+            assert_eq!(
+                f.leader_epochs().to_checkpoint(),
+                leader.leader_epochs().to_checkpoint()
+            );
+            assert_eq!(
+                f.collect_aborted_txns(0, end),
+                leader.collect_aborted_txns(0, end)
+            );
+            assert_eq!(
+                f.producers().last_batch_offsets(),
+                leader.producers().last_batch_offsets()
+            );
+        };
+        same(&follower);
+        // Consumers of the follower see only what the leader said is committed.
+        assert_eq!(follower.high_watermark(), 0);
+        assert_eq!(follower.set_high_watermark(end), end);
+        assert_eq!(follower.last_stable_offset(), end);
+        drop(follower); // no close(): as after kill -9
+        let mut follower = PartitionLog::open(fdir.path(), config(), false, 0).unwrap();
+        same(&follower);
+        assert!(follower.append_from(&b1, 9, 0, CLIENT).unwrap().duplicate);
+
+        // The same batches again do not continue the log: refused, nothing written.
+        assert!(matches!(
+            follower.append_as_follower(&fetched, 0),
+            Err(LogError::UnexpectedAppendOffset { first_offset: 0, log_end_offset })
+                if log_end_offset == end
+        ));
+        assert_eq!(follower.log_end_offset(), end);
+    }
+
+    /// A damaged response never reaches the follower's log; a batch cut at the response's size
+    /// limit waits for the next fetch.
+    #[test]
+    fn a_follower_refuses_damaged_batches_and_keeps_whole_ones() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = PartitionLog::open(ldir.path(), config(), true, 0).unwrap();
+        for i in 0..3 {
+            leader
+                .append(&make_batch(&[b"xyz"], i, None), 9, 0)
+                .unwrap();
+        }
+        let fetched = read_to_log_end(&leader, 0);
+        let mut follower = PartitionLog::open(fdir.path(), config(), true, 0).unwrap();
+        let mut damaged = fetched.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(matches!(
+            follower.append_as_follower(&damaged, 0),
+            Err(LogError::Batch(BatchError::Corrupt(_)))
+        ));
+        assert_eq!(follower.log_end_offset(), 0);
+        assert!(matches!(
+            follower.append_as_follower(&[0u8; 70], 0),
+            Err(LogError::Batch(BatchError::Corrupt(_)))
+        ));
+        let cut = &fetched[..fetched.len() - 2];
+        assert_eq!(follower.append_as_follower(cut, 0).unwrap(), 2);
+        let rest = read_to_log_end(&leader, 2);
+        assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
+        assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    /// A replicated leader commits a record once every ISR member has fetched past it; its
+    /// consumers see nothing before. A follower partition replicating from it shows its
+    /// consumers what the leader said is committed, and never less than before.
+    #[test]
+    fn the_high_watermark_follows_the_isrs_fetches() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let open = |d: &tempfile::TempDir| PartitionLog::open(d.path(), config(), true, 0);
+        let leader = Partition::new("t".into(), 0, open(&ldir).unwrap());
+        let follower = Partition::new("t".into(), 0, open(&fdir).unwrap());
+        leader.make_leader(&registration(vec![1, 2, 3]), 30_000, 0);
+        follower.make_follower();
+        for i in 0..5 {
+            let b = make_batch(&[b"x"], i, None);
+            leader.append_with_origin(&b, CLIENT, 0).unwrap();
+        }
+        assert_eq!(leader.offsets(), (0, 0));
+        assert_eq!(leader.plan_read(0).unwrap().available(), 0);
+        assert_eq!(leader.record_follower_fetch(9, 5, 1), Err(NotAFollower));
+        assert_eq!(leader.record_follower_fetch(1, 5, 1), Err(NotAFollower));
+        assert_eq!(leader.record_follower_fetch(2, 5, 1), Ok(None));
+        assert_eq!(leader.record_follower_fetch(3, 3, 1), Ok(Some(3)));
+        assert_eq!(leader.offsets(), (0, 3));
+
+        // Replica 3 replicates what the leader has and learns its high watermark.
+        let fetched = leader.with_log(|l| read_to_log_end(l, 0));
+        assert_eq!(follower.append_as_follower(&fetched, 3, 1).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 3));
+        assert_eq!(leader.record_follower_fetch(3, 5, 2), Ok(Some(5)));
+        assert_eq!(follower.append_as_follower(&[], 5, 2).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 5));
+        assert_eq!(follower.append_as_follower(&[], 4, 3).unwrap(), 5);
+        assert_eq!(follower.offsets(), (0, 5), "never goes back");
+
+        // An ISR of the leader alone commits appends at once; a follower no longer counts.
+        leader.make_leader(&registration(vec![1]), 30_000, 3);
+        let b = make_batch(&[b"y"], 5, None);
+        leader.append_with_origin(&b, CLIENT, 3).unwrap();
+        assert_eq!(leader.offsets(), (0, 6));
+        // Leading no more: no follower's fetch is recorded.
+        leader.make_follower();
+        assert!(!leader.is_replicated_leader());
+        assert_eq!(leader.record_follower_fetch(2, 6, 4), Err(NotAFollower));
+        assert_eq!(leader.offsets(), (0, 6));
+    }
+
     #[test]
     fn idempotent_retry_is_not_appended_twice_even_after_crash() {
         let dir = tempfile::tempdir().unwrap();
@@ -1904,9 +2343,8 @@ mod tests {
         assert_eq!(h.max_timestamp, 123_456);
     }
 
-    #[test]
-    fn retention_deletes_old_segments_and_moves_start() {
-        let dir = tempfile::tempdir().unwrap();
+    /// 60 one-record batches over several segments, stamped 0..60 ms, with retention.ms=1000.
+    fn sixty_batches_expiring_after_1s(dir: &tempfile::TempDir) -> PartitionLog {
         let cfg = LogConfig {
             retention_ms: 1000,
             ..config()
@@ -1916,6 +2354,13 @@ mod tests {
             log.append(&make_batch(&[b"aaaaaaaaaaaaaaaaaaaa"], i, None), 9, 0)
                 .unwrap();
         }
+        log
+    }
+
+    #[test]
+    fn retention_deletes_old_segments_and_moves_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = sixty_batches_expiring_after_1s(&dir);
         let deleted = log.apply_retention(10_000).unwrap();
         assert!(deleted > 0);
         assert_eq!(log.log_start_offset(), 60);

@@ -291,15 +291,15 @@ pub fn truncation_offset(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::log::leader_epoch::LeaderEpochCache;
 
     const LAG: i64 = 30_000;
 
-    /// Leader 1 of replicas 1, 2, 3 with `isr`, at leader epoch 5, from offset 100 at time 0.
-    fn leading(isr: Vec<i32>) -> LeaderState {
-        let reg = PartitionRegistration {
+    /// Leader 1 of replicas 1, 2, 3 with `isr`, at leader epoch 5 and partition epoch 7.
+    pub(crate) fn registration(isr: Vec<i32>) -> PartitionRegistration {
+        PartitionRegistration {
             replicas: vec![1, 2, 3],
             directories: vec![],
             isr,
@@ -311,8 +311,12 @@ mod tests {
             partition_epoch: 7,
             eligible_leader_replicas: None,
             last_known_elr: None,
-        };
-        LeaderState::new(&reg, 100, 100, LAG, 0)
+        }
+    }
+
+    /// `registration`'s leader, from offset 100 at time 0.
+    fn leading(isr: Vec<i32>) -> LeaderState {
+        LeaderState::new(&registration(isr), 100, 100, LAG, 0)
     }
 
     fn leader() -> LeaderState {

@@ -184,6 +184,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
             OFFSET_OUT_OF_RANGE
         }
         LogError::DeleteNotAllowedByPolicy => POLICY_VIOLATION,
+        // Only a replica fetcher appends replicated batches; it never answers a client with this.
+        LogError::UnexpectedAppendOffset { .. } => UNKNOWN_SERVER_ERROR,
         LogError::NoKeyOnCompactedTopic { .. } => INVALID_RECORD,
         LogError::InvalidTxnState => INVALID_TXN_STATE,
         LogError::TransactionCoordinatorFenced => TRANSACTION_COORDINATOR_FENCED,
