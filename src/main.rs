@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use gregor::config::{Config, Sources};
 
@@ -58,17 +60,22 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cli_log_json = cli.log_format == "json";
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
+    // RUST_LOG as `level` and `target=level` directives, comma-separated; unset, empty or
+    // unreadable: info.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match cli.log_format.as_str() {
         // One JSON object per line: timestamp, level, target, and the event's fields flattened
         // beside its message, as log shippers (Vector, Fluent Bit, Loki's promtail) read them.
-        "json" => logs.json().flatten_event(true).init(),
+        "json" => logs.json().flatten_event(true).finish().with(filter).init(),
         _ => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(filter)
             .init(),
     }
     let sources = Sources {

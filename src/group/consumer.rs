@@ -133,8 +133,10 @@ pub fn topics_metadata(
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles a subscription regex as Kafka (RE2J `matches()`) applies it: to the whole name.
-fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+/// regex-lite: RE2J's syntax on topic names (ASCII by Kafka's rule) without the regex crate's
+/// Unicode tables and lazy DFA; subscriptions are matched when metadata changes, not per record.
+fn compile_regex(pattern: &str) -> Result<regex_lite::Regex, regex_lite::Error> {
+    regex_lite::RegexBuilder::new(&format!("^(?:{pattern})$"))
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
 }

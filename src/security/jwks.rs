@@ -11,9 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 
 /// The largest JWKS document read (a JWKS is a few KB).
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -29,6 +26,7 @@ const SYSTEM_CA_BUNDLES: &[&str] = &[
 /// An http(s) JWKS endpoint and how to reach it.
 #[derive(Clone)]
 pub struct Endpoint {
+    /// Parsed by the `http` crate the admin listener's hyper server links anyway.
     url: hyper::Uri,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -76,21 +74,15 @@ impl Endpoint {
         let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let path = self
-            .url
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let request = hyper::Request::get(path)
-            .header(
-                hyper::header::HOST,
-                self.url.authority().map_or(host, |a| a.as_str()),
-            )
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+        let path = self.url.path_and_query().map_or("/", |p| p.as_str());
+        let authority = self.url.authority().map_or(host, |a| a.as_str());
+        // One request on a connection of its own: `Connection: close` lets a body without a
+        // length end at the end of the stream.
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        );
         match &self.tls {
-            None => send(TokioIo::new(tcp), request).await,
+            None => exchange(tcp, &request).await,
             Some(config) => {
                 let name = rustls::pki_types::ServerName::try_from(
                     host.trim_matches(['[', ']']).to_string(),
@@ -100,38 +92,135 @@ impl Endpoint {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| format!("TLS: {e}"))?;
-                send(TokioIo::new(tls), request).await
+                exchange(tls, &request).await
             }
         }
     }
 }
 
-/// One HTTP/1.1 exchange on `io`: the body of a 200 answer, at most MAX_JWKS_BYTES.
-async fn send<T>(io: TokioIo<T>, request: hyper::Request<Empty<Bytes>>) -> Result<String, String>
+/// One HTTP/1.1 GET on `io`: the body of a 200 answer, at most MAX_JWKS_BYTES. A client of
+/// its own rather than hyper's: one request, read whole into a bounded buffer.
+async fn exchange<T>(mut io: T, request: &str) -> Result<String, String>
 where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io.write_all(request.as_bytes())
         .await
         .map_err(|e| format!("HTTP: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("HTTP: {e}"));
-    let result = match response {
-        Err(e) => Err(e),
-        Ok(r) if r.status() != hyper::StatusCode::OK => Err(format!("HTTP status {}", r.status())),
-        Ok(r) => Limited::new(r.into_body(), MAX_JWKS_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the body: {e}"))
-            .and_then(|body| {
-                String::from_utf8(body.to_bytes().to_vec()).map_err(|_| "not UTF-8".to_string())
-            }),
+    io.flush().await.map_err(|e| format!("HTTP: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match io.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS server that closes without close_notify: the end of the stream (a body whose
+            // length was announced is still checked against it).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(format!("HTTP: {e}")),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_HEAD_BYTES + MAX_JWKS_BYTES {
+            return Err(format!("the answer is over {MAX_JWKS_BYTES} bytes"));
+        }
+        if let Some(body) = response_body(&buf, n == 0)? {
+            return String::from_utf8(body).map_err(|_| "not UTF-8".to_string());
+        }
+        if n == 0 {
+            return Err("HTTP: the connection closed mid-answer".into());
+        }
+    }
+}
+
+/// The largest status line and headers read.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// The body of the HTTP/1.1 answer in `buf` once it is whole (None: read more), or why it is
+/// refused: a status other than 200, a body over MAX_JWKS_BYTES, a malformed answer. `eof`: the
+/// server has closed, which ends a body that has neither a length nor chunks.
+fn response_body(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > MAX_HEAD_BYTES {
+            Err("HTTP: headers too long".into())
+        } else {
+            Ok(None)
+        };
     };
-    driver.abort();
-    result
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| "HTTP: bad headers")?;
+    let body = &buf[head_end + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    let mut parts = status.splitn(3, ' ');
+    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("HTTP: not an HTTP/1 answer: {status:?}"));
+    }
+    if code != "200" {
+        return Err(format!("HTTP status {}", status.get(version.len() + 1..).unwrap_or(code)));
+    }
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!("HTTP: bad header line {line:?}"));
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>().map_err(|_| "HTTP: bad Content-Length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        }
+    }
+    if chunked {
+        return dechunk(body, eof);
+    }
+    match length {
+        Some(n) if n > MAX_JWKS_BYTES => Err(format!("the answer is over {MAX_JWKS_BYTES} bytes")),
+        Some(n) if body.len() >= n => Ok(Some(body[..n].to_vec())),
+        Some(_) if eof => Err("HTTP: the body is shorter than its Content-Length".into()),
+        Some(_) => Ok(None),
+        None if eof => Ok(Some(body.to_vec())),
+        None => Ok(None),
+    }
+}
+
+/// A chunked body (RFC 9112 7.1) once its last chunk is in, without its extensions and trailers.
+fn dechunk(mut rest: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
+    let incomplete = || {
+        if eof {
+            Err("HTTP: the connection closed mid-body".to_string())
+        } else {
+            Ok(None)
+        }
+    };
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return incomplete();
+        };
+        let line = std::str::from_utf8(&rest[..line_end]).map_err(|_| "HTTP: bad chunk")?;
+        let size = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| "HTTP: bad chunk size")?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            // Trailers, if any, end with an empty line; the body is whole either way.
+            return Ok(Some(body));
+        }
+        if size > MAX_JWKS_BYTES - body.len().min(MAX_JWKS_BYTES) {
+            return Err(format!("the answer is over {MAX_JWKS_BYTES} bytes"));
+        }
+        if rest.len() < size + 2 {
+            return incomplete();
+        }
+        if &rest[size..size + 2] != b"\r\n" {
+            return Err("HTTP: bad chunk".into());
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
 }
 
 /// The TLS client config of an https endpoint.
@@ -192,5 +281,40 @@ pub fn spawn_refresh<K: Send + Sync + 'static>(
         });
     if let Err(e) = spawned {
         tracing::warn!("cannot start the JWKS refresh thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_with_a_length_chunks_or_the_end_of_the_stream() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdEXTRA";
+        assert_eq!(response_body(ok, false).unwrap().unwrap(), b"abcd");
+        assert_eq!(response_body(&ok[..20], false).unwrap(), None);
+        assert!(response_body(&ok[..40], true).is_err());
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(response_body(chunked, false).unwrap().unwrap(), b"abcde");
+        assert_eq!(response_body(&chunked[..chunked.len() - 6], false).unwrap(), None);
+        assert!(response_body(&chunked[..chunked.len() - 6], true).is_err());
+        let to_eof = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n{}";
+        assert_eq!(response_body(to_eof, false).unwrap(), None);
+        assert_eq!(response_body(to_eof, true).unwrap().unwrap(), b"{}");
+    }
+
+    #[test]
+    fn refusals_are_errors_never_unbounded() {
+        let missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(response_body(missing, false).unwrap_err(), "HTTP status 404 Not Found");
+        let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n";
+        assert!(response_body(huge, false).is_err());
+        let huge_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n";
+        assert!(response_body(huge_chunk, false).is_err());
+        let overflow = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n";
+        assert!(response_body(overflow, false).is_err());
+        assert!(response_body(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert!(response_body(&vec![b'a'; MAX_HEAD_BYTES + 1], false).is_err());
+        assert!(response_body(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
     }
 }

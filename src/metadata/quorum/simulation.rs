@@ -393,10 +393,16 @@ async fn run(seed: u64) {
 
 #[test]
 fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("SIM_LOG").unwrap_or_else(|_| "off".into()))
-        .with_test_writer()
-        .try_init();
+    let filter: tracing_subscriber::filter::Targets = std::env::var("SIM_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(
+        tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::fmt().with_test_writer().finish(),
+            filter,
+        ),
+    );
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => (1..=8).collect(),
