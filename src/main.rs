@@ -103,21 +103,19 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Caught from before the broker says it is ready: a SIGTERM that a supervisor sends
+        // right after the ready line is a clean shutdown, not the default disposition's kill.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let running = gregor::start(config)
             .await
             .context("cannot start the broker")?;
-        wait_for_signal().await?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
         tracing::info!("shutting down");
         running.shutdown().await.context("clean shutdown failed")
     })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
