@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-
 /// The largest JWKS document read (a JWKS is a few KB).
 const MAX_JWKS_BYTES: usize = 1 << 20;
 /// How long one fetch may take.
@@ -151,12 +150,18 @@ fn response_body(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
     let mut lines = head.split("\r\n");
     let status = lines.next().unwrap_or_default();
     let mut parts = status.splitn(3, ' ');
-    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (version, code) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     if !version.starts_with("HTTP/1.") {
         return Err(format!("HTTP: not an HTTP/1 answer: {status:?}"));
     }
     if code != "200" {
-        return Err(format!("HTTP status {}", status.get(version.len() + 1..).unwrap_or(code)));
+        return Err(format!(
+            "HTTP status {}",
+            status.get(version.len() + 1..).unwrap_or(code)
+        ));
     }
     let mut length = None;
     let mut chunked = false;
@@ -166,7 +171,11 @@ fn response_body(buf: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| "HTTP: bad Content-Length")?);
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| "HTTP: bad Content-Length")?,
+            );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value
                 .rsplit(',')
@@ -296,7 +305,10 @@ mod tests {
         assert!(response_body(&ok[..40], true).is_err());
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         assert_eq!(response_body(chunked, false).unwrap().unwrap(), b"abcde");
-        assert_eq!(response_body(&chunked[..chunked.len() - 6], false).unwrap(), None);
+        assert_eq!(
+            response_body(&chunked[..chunked.len() - 6], false).unwrap(),
+            None
+        );
         assert!(response_body(&chunked[..chunked.len() - 6], true).is_err());
         let to_eof = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n{}";
         assert_eq!(response_body(to_eof, false).unwrap(), None);
@@ -306,12 +318,16 @@ mod tests {
     #[test]
     fn refusals_are_errors_never_unbounded() {
         let missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(response_body(missing, false).unwrap_err(), "HTTP status 404 Not Found");
+        assert_eq!(
+            response_body(missing, false).unwrap_err(),
+            "HTTP status 404 Not Found"
+        );
         let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n";
         assert!(response_body(huge, false).is_err());
         let huge_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n";
         assert!(response_body(huge_chunk, false).is_err());
-        let overflow = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n";
+        let overflow =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n";
         assert!(response_body(overflow, false).is_err());
         assert!(response_body(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
         assert!(response_body(&vec![b'a'; MAX_HEAD_BYTES + 1], false).is_err());
