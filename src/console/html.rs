@@ -66,7 +66,7 @@ pub fn page(title: &str, body: &str) -> String {
 /// A table whose cells are HTML already (escape text with `escape`, or use `Cell`).
 pub struct Table {
     id: &'static str,
-    head: Vec<&'static str>,
+    head: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
@@ -75,7 +75,16 @@ impl Table {
     pub fn new(id: &'static str, head: &[&'static str]) -> Table {
         Table {
             id,
-            head: head.to_vec(),
+            head: head.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// A table whose columns are known only at run time (the keys of JSON objects).
+    pub fn with_head(id: &'static str, head: Vec<String>) -> Table {
+        Table {
+            id,
+            head,
             rows: Vec::new(),
         }
     }

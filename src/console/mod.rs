@@ -678,28 +678,18 @@ fn json_table(id: &'static str, values: &[Value]) -> String {
             }
         }
     }
-    let mut out = format!("<table id=\"{id}\"><thead><tr>");
-    for k in &keys {
-        out.push_str(&format!("<th>{}</th>", escape(k)));
-    }
-    out.push_str("</tr></thead><tbody>");
+    let mut table = Table::with_head(id, keys.clone());
     for v in values {
-        out.push_str("<tr>");
-        for k in &keys {
-            let cell = match v.get(k) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            };
-            out.push_str(&td(cell));
-        }
-        out.push_str("</tr>");
+        let cells = (keys.iter())
+            .map(|k| match v.get(k) {
+                None | Some(Value::Null) => td(""),
+                Some(Value::String(s)) => td(s),
+                Some(other) => td(other.to_string()),
+            })
+            .collect();
+        table.row(cells);
     }
-    out.push_str("</tbody></table>");
-    if values.is_empty() {
-        out.push_str("<p>None.</p>");
-    }
-    out
+    table.render()
 }
 
 fn journal(broker: &Broker, req: &HttpRequest) -> Page {
