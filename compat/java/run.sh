@@ -372,6 +372,14 @@ admin_tool_cases() {
   admin_check "$label/kafka-configs-unknown-config" "$base-configs-unknown.out" "InvalidConfigurationException|Unknown topic config|Invalid config" "Completed"
   "${configs[@]}" --entity-type brokers --entity-name 1 --describe --all >"$base-configs-broker.out" 2>&1
   admin_check "$label/kafka-configs-describe-broker" "$base-configs-broker.out" "^ *num\.partitions=1 "
+  # What the broker was started with is STATIC_BROKER_CONFIG with its value (gregor's --listen,
+  # --data-dir and node id; Kafka's server.properties).
+  admin_check "$label/kafka-configs-broker-static-listeners" "$base-configs-broker.out" \
+    "^ *listeners=PLAINTEXT://127\.0\.0\.1:$GREGOR_PORT[, ].*synonyms=\{STATIC_BROKER_CONFIG:listeners="
+  admin_check "$label/kafka-configs-broker-static-log-dirs" "$base-configs-broker.out" \
+    "^ *log\.dirs=/[^ ]+ sensitive=false synonyms=\{STATIC_BROKER_CONFIG:log\.dirs="
+  admin_check "$label/kafka-configs-broker-static-node-id" "$base-configs-broker.out" \
+    "^ *node\.id=1 sensitive=false synonyms=\{STATIC_BROKER_CONFIG:node\.id=1"
   "${configs[@]}" --entity-type brokers --entity-name 1 --alter --add-config log.dirs=/elsewhere >"$base-configs-broker-alter.out" 2>&1
   admin_check "$label/kafka-configs-broker-static-refused" "$base-configs-broker-alter.out" "Cannot update these configs dynamically|InvalidRequestException" "Completed"
   # Dynamic broker configs (KIP-226), per broker and as the cluster default; removed again after.
