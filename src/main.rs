@@ -51,6 +51,10 @@ struct Cli {
     /// `_schemas` topic [default: off]
     #[arg(long)]
     schema_registry_listen: Option<String>,
+    /// Advertise and serve only the API versions of this Apache Kafka release (2.8 to 4.4), to
+    /// test a client against an older cluster [default: gregor's own, Kafka 4.4's]
+    #[arg(long, value_name = "X.Y")]
+    emulate_kafka_version: Option<String>,
     /// Log lines as `text` or as `json` objects, one per line, for log shippers; RUST_LOG
     /// filters either [default: text]
     #[arg(long, value_name = "text|json", default_value = "text", value_parser = ["text", "json"])]
@@ -90,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         clock: cli.clock,
         admin_token: cli.admin_token,
         schema_registry_listen: cli.schema_registry_listen,
+        emulate_kafka_version: cli.emulate_kafka_version,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

@@ -61,6 +61,7 @@
 #                     producer refused and then allowed, super users, a client certificate whose
 #                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
 #                     group name security-acls runs this part alone, security-authn the first part)
+#   emulation-2.8-<v>/...  kafka-clients 4.4.x against gregor --emulate-kafka-version 2.8 (in group control)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -1549,33 +1550,47 @@ share_tests() {
 
 # ---- the test control plane -------------------------------------------------------------------
 
-# control_tests: a gregor of its own with the admin listener and --clock manual (ControlTests): a
-# member expired by advancing the clock 46 s, POST /v1/reset between 100 tests. Kafka has no
-# control plane: gregor only.
+# admin_gregor_cases LABEL SUBCOMMAND TIMEOUT SHOW -- GREGOR_ARGS...: a gregor of its own with the
+# admin listener and GREGOR_ARGS, the Java SUBCOMMAND's cases against it (--bootstrap, --admin,
+# --label), then the lines of their output that match the regex SHOW.
+admin_gregor_cases() {
+  local label=$1 subcommand=$2 timeout=$3 show=$4 port admin data pid
+  shift 5
+  port="$(gregor_free_port)"
+  admin="$(gregor_free_port)"
+  data="$(mktemp -d "/tmp/gregor-$subcommand.XXXXXX")"
+  "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --admin-listen "127.0.0.1:$admin" \
+    "$@" >"$LOGS/$label-broker.log" 2>&1 &
+  pid=$!
+  if ! admin_up "$admin" "$pid"; then
+    fail "$label/broker-start" "gregor $* did not start" "$LOGS/$label-broker.log"
+  else
+    java_cases "$label" "$timeout" "$CLIENT_CP" "$subcommand" --bootstrap "127.0.0.1:$port" \
+      --admin "127.0.0.1:$admin" --label "$label"
+    grep -E "$show" "$LOGS/$label.out" | sed 's/^/  /'
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$data"
+}
+
+# control_tests: gregors of their own with the admin listener. With --clock manual
+# (ControlTests): a member expired by advancing the clock 46 s, POST /v1/reset between 100 tests.
+# With --emulate-kafka-version 2.8 (EmulationTests): 4.4 clients use 2.8's request versions.
+# Kafka has neither: gregor only.
 control_tests() {
   if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
     echo "SKIP control: needs gregor's admin listener"
     return 0
   fi
-  local label port admin data pid
-  label="control-$(lib_version client-4.4 kafka-clients)"
+  local v
+  v="$(lib_version client-4.4 kafka-clients)"
   echo "== kafka-clients against the test control plane (--clock manual)"
-  port="$(gregor_free_port)"
-  admin="$(gregor_free_port)"
-  data="$(mktemp -d /tmp/gregor-control.XXXXXX)"
-  "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" --admin-listen "127.0.0.1:$admin" \
-    --clock manual --override group.initial.rebalance.delay.ms=0 >"$LOGS/$label-broker.log" 2>&1 &
-  pid=$!
-  if ! admin_up "$admin" "$pid"; then
-    fail "$label/broker-start" "the --clock manual gregor did not start" "$LOGS/$label-broker.log"
-  else
-    java_cases "$label" 180 "$CLIENT_CP" control --bootstrap "127.0.0.1:$port" \
-      --admin "127.0.0.1:$admin" --label "$label"
-    grep -E '^(member expired|[0-9]+ resets took)' "$LOGS/$label.out" | sed 's/^/  /'
-  fi
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  rm -rf "$data"
+  admin_gregor_cases "control-$v" control 180 '^(member expired|[0-9]+ resets took)' -- \
+    --clock manual --override group.initial.rebalance.delay.ms=0
+  echo "== kafka-clients against gregor --emulate-kafka-version 2.8"
+  admin_gregor_cases "emulation-2.8-$v" emulation 120 '^newest versions sent' -- \
+    --emulate-kafka-version 2.8 --override group.initial.rebalance.delay.ms=0
 }
 
 # ---- main -----------------------------------------------------------------------------------

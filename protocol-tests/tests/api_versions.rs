@@ -322,3 +322,109 @@ async fn header_without_client_id_is_served() -> Result<()> {
     ensure!(r.error_code == NONE);
     Ok(())
 }
+
+/// `--emulate-kafka-version 2.8`: ApiVersions advertises Kafka 2.8's versions narrowed to
+/// gregor's, without features (a ZooKeeper-era broker had none), a v4 ApiVersions gets
+/// KIP-511's answer with 2.8's range (0-3), and a request above 2.8's version is refused as one
+/// above gregor's own is (the connection closes).
+#[tokio::test]
+async fn an_emulated_kafka_2_8_advertises_and_serves_only_2_8s_versions() -> Result<()> {
+    use gregor::protocol::emulation::Release;
+    let r28 = Release::named("2.8").unwrap();
+    let b = start_broker_with(|c| c.emulate_kafka_version = Some(r28)).await?;
+    let mut c = b.client().await?;
+    let r = c.request(3, api_versions_request(3)).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    let table = as_tuples(&r.api_keys);
+    let expected: Vec<_> = gregor::protocol::apis::advertised(Some(r28))
+        .map(|(k, v)| (k as i16, v.min, v.max))
+        .collect();
+    ensure!(table == expected, "{table:?}");
+    for (api, max) in [(0, 9), (1, 12), (3, 11), (18, 3), (19, 7)] {
+        ensure!(
+            table.iter().any(|&(k, _, m)| k == api && m == max),
+            "API {api}: {table:?}"
+        );
+    }
+    // Not in 2.8: KIP-848 groups, share groups, DescribeTopicPartitions.
+    for absent in [68, 69, 75, 76] {
+        ensure!(
+            table.iter().all(|&(k, _, _)| k != absent),
+            "{absent}: {table:?}"
+        );
+    }
+    ensure!(
+        r.supported_features.is_empty() && r.finalized_features.is_empty(),
+        "{r:?}"
+    );
+
+    // ApiVersions v4 (4.4's newest) is above 2.8's: KIP-511's answer, then v3 works.
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&18i16.to_be_bytes());
+    frame.extend_from_slice(&4i16.to_be_bytes());
+    frame.extend_from_slice(&77i32.to_be_bytes());
+    frame.extend_from_slice(&(-1i16).to_be_bytes());
+    frame.push(0);
+    frame.extend_from_slice(&[0, 0, 0]);
+    c.send_frame(&frame).await?;
+    let mut resp = c.read_frame().await?.expect("a response, not a close");
+    ensure!(ResponseHeader::decode(&mut resp, 0)?.correlation_id == 77);
+    let body = ApiVersionsResponse::decode(&mut resp, 0)?;
+    ensure!(body.error_code == UNSUPPORTED_VERSION, "{body:?}");
+    ensure!(as_tuples(&body.api_keys) == vec![(18, 0, 3)], "{body:?}");
+    ensure!(c.request(3, api_versions_request(3)).await?.error_code == NONE);
+
+    // Metadata v12 is gregor's and 4.4's, not 2.8's: closed, as gregor closes any version it
+    // does not serve. The broker keeps serving.
+    let mut m = b.client().await?;
+    m.send_frame(&raw_request(3, 12, 5, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0]))
+        .await?;
+    m.expect_closed().await?;
+    let mut ok = b.client().await?;
+    ok.request(11, MetadataRequest::default()).await?;
+    Ok(())
+}
+
+/// Emulating 3.9 keeps the KRaft features a 3.9 broker had (metadata.version) and drops the
+/// ones that came with 4.0 (transaction.version, group.version), so a 4.4 client does not take
+/// transactions V2 from it.
+#[tokio::test]
+async fn an_emulated_kafka_3_9_has_only_3_9s_features() -> Result<()> {
+    use gregor::protocol::emulation::Release;
+    let b = start_broker_with(|c| c.emulate_kafka_version = Release::named("3.9")).await?;
+    let mut c = b.client().await?;
+    let r = c.request(4, api_versions_request(4)).await?;
+    let supported: Vec<String> = r
+        .supported_features
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    let finalized: Vec<String> = r
+        .finalized_features
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    ensure!(
+        supported.contains(&"metadata.version".to_string()),
+        "{supported:?}"
+    );
+    for newer in ["transaction.version", "group.version", "share.version"] {
+        ensure!(
+            !supported.iter().any(|n| n == newer),
+            "{newer} in {supported:?}"
+        );
+        ensure!(
+            !finalized.iter().any(|n| n == newer),
+            "{newer} in {finalized:?}"
+        );
+    }
+    // 3.9's EndTxn is v4 (transactions V2 is v5, 4.0's).
+    ensure!(
+        as_tuples(&r.api_keys)
+            .iter()
+            .any(|&(k, _, m)| k == 26 && m == 4),
+        "{:?}",
+        r.api_keys
+    );
+    Ok(())
+}

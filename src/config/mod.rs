@@ -388,6 +388,8 @@ pub struct Sources {
     pub admin_token: Option<String>,
     /// `--schema-registry-listen HOST:PORT`: the schema registry's REST API (off unless given).
     pub schema_registry_listen: Option<String>,
+    /// `--emulate-kafka-version X.Y`: advertise and serve only that Kafka release's API versions.
+    pub emulate_kafka_version: Option<String>,
 }
 
 /// The metadata quorum this process is a voter of (`process.roles=broker,controller`): see
@@ -434,6 +436,9 @@ pub struct Config {
     /// Where the schema registry's REST API binds (`--schema-registry-listen`; see
     /// `schema_registry`); `None`: off.
     pub schema_registry_listen: Option<String>,
+    /// `--emulate-kafka-version`: the Kafka release whose API versions are advertised and served
+    /// (see `protocol::emulation`); `None`: gregor's own.
+    pub emulate_kafka_version: Option<&'static crate::protocol::emulation::Release>,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -824,6 +829,15 @@ impl Config {
                     return Err(invalid("--schema-registry-listen", a, "expected HOST:PORT"))
                 }
                 a => a.clone(),
+            },
+            emulate_kafka_version: match &src.emulate_kafka_version {
+                None => None,
+                Some(v) => Some(crate::protocol::emulation::Release::named(v).ok_or_else(
+                    || {
+                        let known = crate::protocol::emulation::Release::known();
+                        invalid("--emulate-kafka-version", v, format!("one of {known}"))
+                    },
+                )?),
             },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),

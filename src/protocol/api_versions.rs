@@ -10,7 +10,8 @@ use kafka_protocol::messages::api_versions_response::{
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::apis::{self, APIS};
+use super::apis;
+use super::emulation::Release;
 use super::errors;
 use super::RequestContext;
 use crate::metadata::features::FEATURES;
@@ -23,11 +24,17 @@ const FEATURES_VERSION: i16 = 3;
 const FEATURE_LEVEL_0_VERSION: i16 = 4;
 
 pub fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsResponse {
-    let mut resp = ApiVersionsResponse::default().with_api_keys(api_list());
+    let emulated = ctx.broker.config.emulate_kafka_version;
+    let mut resp = ApiVersionsResponse::default().with_api_keys(api_list(emulated));
     if ctx.api_version >= FEATURES_VERSION {
         // The epoch of the finalized features is the metadata offset they are as of
         // (FinalizedFeatures.finalizedFeaturesEpoch); a client re-reads them when it grows.
-        add_features(&mut resp, ctx.api_version, &ctx.broker.catalog.image());
+        add_features(
+            &mut resp,
+            ctx.api_version,
+            &ctx.broker.catalog.image(),
+            emulated,
+        );
     }
     // v3+ requests name the client software; Kafka rejects names outside its pattern.
     if ctx.api_version >= 3
@@ -41,8 +48,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsR
 
 /// The answer to an ApiVersions request at a version we do not know (KIP-511): v0 body,
 /// UNSUPPORTED_VERSION, and only ApiVersions' own range, so the client retries within it.
-pub fn unsupported_version_response() -> ApiVersionsResponse {
-    let own = apis::supported(ApiKey::ApiVersions).map(|r| {
+pub fn unsupported_version_response(emulated: Option<&Release>) -> ApiVersionsResponse {
+    let own = apis::served(ApiKey::ApiVersions, emulated).map(|r| {
         ApiVersion::default()
             .with_api_key(ApiKey::ApiVersions as i16)
             .with_min_version(r.min)
@@ -56,10 +63,18 @@ pub fn unsupported_version_response() -> ApiVersionsResponse {
 /// The supported and finalized features (ApiVersionsResponse.Builder.build): a supported
 /// feature with minimum 0 only from v4 on; a finalized level as min = max = level, none for 0.
 /// Their epoch is the metadata offset they are as of (FinalizedFeatures.finalizedFeaturesEpoch):
-/// a client re-reads them when it grows.
-fn add_features(resp: &mut ApiVersionsResponse, version: i16, image: &MetadataImage) {
+/// a client re-reads them when it grows. An emulated release advertises only the features it
+/// had.
+fn add_features(
+    resp: &mut ApiVersionsResponse,
+    version: i16,
+    image: &MetadataImage,
+    emulated: Option<&Release>,
+) {
+    let had = |name: &str| emulated.is_none_or(|r| r.has_feature(name));
     resp.supported_features = FEATURES
         .iter()
+        .filter(|f| had(f.name))
         .filter(|f| f.supported.0 != 0 || version >= FEATURE_LEVEL_0_VERSION)
         .map(|f| {
             SupportedFeatureKey::default()
@@ -71,7 +86,7 @@ fn add_features(resp: &mut ApiVersionsResponse, version: i16, image: &MetadataIm
     resp.finalized_features = image
         .features
         .iter()
-        .filter(|(_, &level)| level != 0)
+        .filter(|(name, &level)| level != 0 && had(name))
         .map(|(name, &level)| {
             FinalizedFeatureKey::default()
                 .with_name(StrBytes::from_string(name.clone()))
@@ -82,11 +97,11 @@ fn add_features(resp: &mut ApiVersionsResponse, version: i16, image: &MetadataIm
     resp.finalized_features_epoch = image.provenance.last_offset.max(0);
 }
 
-fn api_list() -> Vec<ApiVersion> {
-    APIS.iter()
+fn api_list(emulated: Option<&Release>) -> Vec<ApiVersion> {
+    apis::advertised(emulated)
         .map(|(key, r)| {
             ApiVersion::default()
-                .with_api_key(*key as i16)
+                .with_api_key(key as i16)
                 .with_min_version(r.min)
                 .with_max_version(r.max)
         })
@@ -120,7 +135,7 @@ mod tests {
         );
         let features = |version| {
             let mut resp = ApiVersionsResponse::default();
-            add_features(&mut resp, version, &image);
+            add_features(&mut resp, version, &image, None);
             resp
         };
         let v4 = features(4);

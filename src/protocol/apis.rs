@@ -4,6 +4,8 @@
 
 use kafka_protocol::messages::ApiKey;
 
+use super::emulation::Release;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionRange {
     pub min: i16,
@@ -101,8 +103,28 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ShareAcknowledge, r(1, 1)),
 ];
 
+/// gregor's own range for `api` (what it serves without `--emulate-kafka-version`).
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
     APIS.iter().find(|(k, _)| *k == api).map(|(_, r)| *r)
+}
+
+/// The versions of `api` advertised and served: gregor's own range, narrowed to what the
+/// emulated Kafka release advertised (`--emulate-kafka-version`, see `emulation`); `None` when
+/// nothing is left.
+pub fn served(api: ApiKey, emulated: Option<&Release>) -> Option<VersionRange> {
+    let own = supported(api)?;
+    let Some(release) = emulated else {
+        return Some(own);
+    };
+    let theirs = release.range(api)?;
+    let range = r(own.min.max(theirs.min), own.max.min(theirs.max));
+    (range.min <= range.max).then_some(range)
+}
+
+/// Every API with the versions `served` gives it, in API key order: ApiVersions' table.
+pub fn advertised(emulated: Option<&Release>) -> impl Iterator<Item = (ApiKey, VersionRange)> + '_ {
+    APIS.iter()
+        .filter_map(move |(api, _)| served(*api, emulated).map(|range| (*api, range)))
 }
 
 #[cfg(test)]
@@ -187,6 +209,43 @@ mod tests {
                 min >= d.min && range.max <= d.max,
                 "{api:?} {range:?} vs {d:?}"
             );
+        }
+    }
+
+    #[test]
+    fn emulation_narrows_to_the_release_and_keeps_produce_v0_advertised() {
+        let r28 = Release::named("2.8").unwrap();
+        // 2.8: Produce 0-9, Fetch 0-12 (gregor: Fetch from v4), no ConsumerGroupHeartbeat.
+        assert_eq!(served(ApiKey::Produce, Some(r28)), Some(r(0, 9)));
+        assert_eq!(served(ApiKey::Fetch, Some(r28)), Some(r(4, 12)));
+        assert_eq!(served(ApiKey::ConsumerGroupHeartbeat, Some(r28)), None);
+        assert!(advertised(Some(r28)).all(|(api, _)| r28.range(api).is_some()));
+        // Emulating 4.4 changes nothing gregor advertises today but what 4.4 lacks.
+        let r44 = Release::named("4.4").unwrap();
+        for (api, own) in APIS {
+            let theirs = r44
+                .range(*api)
+                .expect("Kafka 4.4 has every API gregor serves");
+            assert_eq!(
+                served(*api, Some(r44)).unwrap().max,
+                own.max.min(theirs.max)
+            );
+        }
+        assert_eq!(advertised(None).count(), APIS.len());
+    }
+
+    #[test]
+    fn sasl_versions_are_the_same_in_every_release() {
+        // The SASL exchange checks versions before the broker's settings are at hand.
+        for release in super::super::emulation::RELEASES {
+            for api in [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate] {
+                assert_eq!(
+                    served(api, Some(release)),
+                    supported(api),
+                    "{}",
+                    release.version
+                );
+            }
         }
     }
 

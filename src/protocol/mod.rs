@@ -33,6 +33,7 @@ pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod emulation;
 pub mod end_txn;
 pub mod error_codes;
 pub mod error_response;
@@ -44,6 +45,8 @@ pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
+#[rustfmt::skip]
+mod kafka_releases;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
@@ -343,7 +346,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
     let Ok(api) = ApiKey::try_from(key) else {
         return Reply::Close(format!("unknown API key {key}"));
     };
-    let supported = apis::supported(api).is_some_and(|r| r.contains(version));
+    let emulated = broker.config.emulate_kafka_version;
+    let supported = apis::served(api, emulated).is_some_and(|r| r.contains(version));
     if api == ApiKey::ApiVersions && !supported {
         // KIP-511: answer in the v0 format with our range, so the client can retry; the body is
         // not parsed because its format is unknown.
@@ -352,7 +356,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
             correlation_id,
             0,
             0,
-            &api_versions::unsupported_version_response(),
+            &api_versions::unsupported_version_response(emulated),
             Splices::default(),
         );
     }

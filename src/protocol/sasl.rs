@@ -203,7 +203,8 @@ pub fn gate(broker: &Broker, session: &mut Session, frame: &Bytes) -> Gate {
         (SaslState::Initial, Some(ApiKey::ApiVersions)) => {
             // An unsupported version gets KIP-511's answer and the client may ask again at a
             // version it then knows we serve (SaslServerAuthenticator stays in its state).
-            if apis::supported(ApiKey::ApiVersions).is_some_and(|r| r.contains(version)) {
+            let emulated = broker.config.emulate_kafka_version;
+            if apis::served(ApiKey::ApiVersions, emulated).is_some_and(|r| r.contains(version)) {
                 session.sasl = SaslState::HandshakeOnly;
             }
             Gate::Pass
@@ -290,6 +291,7 @@ fn failed(session: &Session, mechanism: &str, message: &str) {
 
 /// The header and body of a SASL request at a version the API table serves; `Err` closes the
 /// connection.
+/// (Every emulated Kafka release has the same SASL versions as gregor: see `apis` tests.)
 fn parse<R: Decodable>(
     mut frame: Bytes,
     api: ApiKey,

@@ -35,6 +35,14 @@ final class AdminApi {
         return r.body();
     }
 
+    /** GETs `path`; fails the case unless the answer is 200. */
+    String get(String path) throws Exception {
+        HttpRequest req = HttpRequest.newBuilder(URI.create("http://" + hostPort + path)).GET().timeout(WAIT).build();
+        HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
+        check(r.statusCode() == 200, "GET %s: %d %s", path, r.statusCode(), r.body());
+        return r.body();
+    }
+
     /** Waits for a condition (never a fixed sleep); fails the case with `what` at the deadline. */
     static void await(String what, BooleanSupplier condition) throws InterruptedException {
         long deadline = System.nanoTime() + WAIT.toNanos();

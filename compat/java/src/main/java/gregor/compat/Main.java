@@ -25,6 +25,8 @@ import java.util.Map;
  *                  one client action under ACLs, ok or refused (see AclTests)
  *   control        --bootstrap B --admin HOST:PORT --label L   the test control plane of a gregor
  *                  started with --clock manual: clock advance, reset (see ControlTests)
+ *   emulation      --bootstrap B --admin HOST:PORT --label L   4.4 clients against a gregor started with
+ *                  --emulate-kafka-version 2.8 use 2.8's request versions (see EmulationTests)
  * </pre>
  *
  * Test sub-commands print one line per test case, {@code PASS <name>} or {@code FAIL <name>: why},
@@ -58,6 +60,7 @@ public final class Main {
             case "security" -> SecurityTests.run(args, report);
             case "acl-client" -> AclTests.run(args, report);
             case "control" -> ControlTests.run(args, report);
+            case "emulation" -> EmulationTests.run(args, report);
             default -> usage();
         }
         // Client threads (e.g. a producer stuck in close) must not keep the JVM alive.
