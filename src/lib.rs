@@ -193,6 +193,19 @@ pub async fn start_on(
         );
         tasks.push(tokio::spawn(check));
     }
+    if let Some(seed) = &broker.config.seed {
+        // Before the listeners open, so a client's first look finds the data; once only: a
+        // restart on the same data directory must not write the records again.
+        let own_topics = broker.catalog.all().iter().any(|t| !t.is_internal());
+        if own_topics {
+            tracing::info!("--seed not applied: the broker has topics already");
+        } else {
+            let summary = admin::seed::apply(&broker, seed)
+                .await
+                .map_err(|e| std::io::Error::other(format!("--seed: {e}")))?;
+            tracing::info!(%summary, "seed data applied");
+        }
+    }
     let nodes = Arc::new(server::nodes::Nodes::serve(
         Arc::clone(&broker),
         bound,

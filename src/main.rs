@@ -55,6 +55,10 @@ struct Cli {
     /// test a client against an older cluster [default: gregor's own, Kafka 4.4's]
     #[arg(long, value_name = "X.Y")]
     emulate_kafka_version: Option<String>,
+    /// Seed data: topics with configs, records and committed group offsets from a JSON document
+    /// (README, "Testing with gregor"), applied at start-up when the broker has no topics yet
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
     /// Log lines as `text` or as `json` objects, one per line, for log shippers; RUST_LOG
     /// filters either [default: text]
     #[arg(long, value_name = "text|json", default_value = "text", value_parser = ["text", "json"])]
@@ -95,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         admin_token: cli.admin_token,
         schema_registry_listen: cli.schema_registry_listen,
         emulate_kafka_version: cli.emulate_kafka_version,
+        seed: cli.seed,
     };
     let config = Config::load(&sources, std::env::vars()).context("invalid configuration")?;
     for name in &config.unused {

@@ -65,10 +65,12 @@ class Broker:
     `--brokers`); `admin` turns on gregor's admin HTTP listener (`--admin-listen`, see `admin`).
     `listeners` adds listeners after the PLAINTEXT one, by name (SSL, SASL_PLAINTEXT, SASL_SSL),
     each on a free port of its own (see `listener`). `schema_registry` turns on gregor's schema
-    registry (`--schema-registry-listen`) at `registry_url`; Apache Kafka has none.
+    registry (`--schema-registry-listen`) at `registry_url`; Apache Kafka has none. `seed` (a
+    dict) is gregor's seed data document, applied at start-up (`--seed`).
     """
 
-    def __init__(self, overrides=None, brokers=1, admin=False, listeners=(), schema_registry=False):
+    def __init__(self, overrides=None, brokers=1, admin=False, listeners=(), schema_registry=False,
+                 seed=None):
         self.overrides = dict(overrides or {})
         self.brokers = brokers
         self.listeners = {name: free_port() for name in listeners}
@@ -77,6 +79,10 @@ class Broker:
         self.registry_port = free_port() if schema_registry else None
         self.data_dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.log_path = self.data_dir + ".log"
+        self.seed_path = None
+        if seed is not None:
+            self.seed_path = self.data_dir + ".seed.json"
+            Path(self.seed_path).write_text(json.dumps(seed))
         self.kafka_libs = os.environ.get("KAFKA_REFERENCE_LIBS")
         self.proc = None
 
@@ -152,8 +158,9 @@ class Broker:
             self.stop()
         finally:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-            if os.path.exists(self.log_path):
-                os.remove(self.log_path)
+            for path in (self.log_path, self.seed_path):
+                if path and os.path.exists(path):
+                    os.remove(path)
 
     def log_tail(self, lines=40):
         try:
@@ -173,6 +180,8 @@ class Broker:
             command += ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
         if self.registry_port is not None:
             command += ["--schema-registry-listen", f"127.0.0.1:{self.registry_port}"]
+        if self.seed_path is not None:
+            command += ["--seed", self.seed_path]
         if self.listeners:
             command += ["--override", f"listeners={self._listener_list()}"]
         for key, value in self.overrides.items():

@@ -14,6 +14,7 @@
 //! | `GET /v1/clock`               | `{"now_ms","mode"}` (`system` or `manual`)               |
 //! | `POST /v1/clock/advance`      | body `{"ms": N}`: a manual clock moves N ms forward      |
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
+//! | `POST /v1/seed`               | topics, records and group offsets from a JSON document (`seed`) |
 //! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
 //! | `GET /metrics`                | Prometheus text format (see `crate::metrics`)            |
 //! | `GET /ui...`                  | the web console (HTML; see `crate::console`)             |
@@ -44,6 +45,7 @@ pub mod awaits;
 pub mod faults;
 pub mod journal;
 pub mod reset;
+pub mod seed;
 
 /// Admin connections served at once (from one address or all); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -86,6 +88,7 @@ enum Route {
     Clock,
     AdvanceClock,
     Reset,
+    Seed,
     Await(awaits::Await),
 }
 
@@ -127,6 +130,7 @@ fn route(req: &HttpRequest) -> Result<Route, Refused> {
         ["v1", "clock"] => (Method::GET, Route::Clock),
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         ["v1", "reset"] => (Method::POST, Route::Reset),
+        ["v1", "seed"] => (Method::POST, Route::Seed),
         ["v1", "await"] => {
             let a = awaits::parse(&req.query).map_err(Refused::BadRequest)?;
             (Method::GET, Route::Await(a))
@@ -197,6 +201,16 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
                 false => StatusCode::REQUEST_TIMEOUT,
             };
             (status, json!({"holds": holds, "observed": observed}))
+        }
+        Route::Seed => {
+            let seed = match seed::Seed::parse(&body.unwrap_or(Value::Null)) {
+                Ok(seed) => seed,
+                Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
+            };
+            match seed::apply(nodes.broker(), &seed).await {
+                Ok(summary) => (StatusCode::OK, summary),
+                Err(e) => (StatusCode::CONFLICT, json!({ "error": e })),
+            }
         }
         Route::Reset => {
             let keep_topics = match body.as_ref().map(|b| b.get("keep_topics")) {

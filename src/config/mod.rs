@@ -390,6 +390,8 @@ pub struct Sources {
     pub schema_registry_listen: Option<String>,
     /// `--emulate-kafka-version X.Y`: advertise and serve only that Kafka release's API versions.
     pub emulate_kafka_version: Option<String>,
+    /// `--seed FILE`: seed data (JSON, see `admin::seed`) for a broker with no topics yet.
+    pub seed: Option<PathBuf>,
 }
 
 /// The metadata quorum this process is a voter of (`process.roles=broker,controller`): see
@@ -439,6 +441,9 @@ pub struct Config {
     /// `--emulate-kafka-version`: the Kafka release whose API versions are advertised and served
     /// (see `protocol::emulation`); `None`: gregor's own.
     pub emulate_kafka_version: Option<&'static crate::protocol::emulation::Release>,
+    /// `--seed FILE`, read and checked at start-up: applied once the broker serves, if it has
+    /// no topics of its own yet (see `admin::seed`).
+    pub seed: Option<std::sync::Arc<crate::admin::seed::Seed>>,
     /// Leader elections: auto.leader.rebalance.enable (preferred leaders return) and the broker
     /// default of unclean.leader.election.enable (see `metadata::election`).
     pub elections: crate::metadata::election::ElectionPolicy,
@@ -838,6 +843,19 @@ impl Config {
                         invalid("--emulate-kafka-version", v, format!("one of {known}"))
                     },
                 )?),
+            },
+            seed: match &src.seed {
+                None => None,
+                Some(path) => {
+                    let shown = path.display().to_string();
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| invalid("--seed", &shown, e.to_string()))?;
+                    let json = serde_json::from_str(&text)
+                        .map_err(|e| invalid("--seed", &shown, format!("not JSON: {e}")))?;
+                    let seed = crate::admin::seed::Seed::parse(&json)
+                        .map_err(|e| invalid("--seed", &shown, e))?;
+                    Some(std::sync::Arc::new(seed))
+                }
             },
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),

@@ -473,6 +473,7 @@ fn record_of(
             key,
             value,
             headers,
+            timestamp: None,
         },
     ))
 }
@@ -486,7 +487,7 @@ async fn produce(broker: &Arc<Broker>, name: &str, req: &HttpRequest) -> HttpRes
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
-    let batch = match records::batch_of(&record, broker.clock.now_ms()) {
+    let batch = match records::batch_of(std::slice::from_ref(&record), broker.clock.now_ms()) {
         Ok(b) => b,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };

@@ -238,46 +238,54 @@ fn shown(r: Record) -> Shown {
     }
 }
 
-/// One record to produce from the console's form.
+/// One record to produce: from the console's form, or from seed data (`admin::seed`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewRecord {
     pub key: Option<String>,
     /// `None`: a tombstone.
     pub value: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The record's CreateTime; `None`: the time it is produced.
+    pub timestamp: Option<i64>,
 }
 
-/// The record as one uncompressed RecordBatch v2 without a producer id (a plain, not
-/// idempotent, producer's), stamped `now`.
-pub fn batch_of(record: &NewRecord, now: i64) -> Result<Bytes, String> {
-    let mut headers = IndexMap::new();
-    for (k, v) in &record.headers {
-        headers.insert(
-            StrBytes::from_string(k.clone()),
-            Some(Bytes::from(v.clone())),
-        );
-    }
-    let r = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now,
-        key: record.key.clone().map(Bytes::from),
-        value: record.value.clone().map(Bytes::from),
-        headers,
-        delete_horizon: false,
-    };
+/// The records as one uncompressed RecordBatch v2 without a producer id (a plain, not
+/// idempotent, producer's), each stamped with its own timestamp or `now`.
+pub fn batch_of(records: &[NewRecord], now: i64) -> Result<Bytes, String> {
+    let records: Vec<Record> = (records.iter().enumerate())
+        .map(|(i, record)| {
+            let mut headers = IndexMap::new();
+            for (k, v) in &record.headers {
+                headers.insert(
+                    StrBytes::from_string(k.clone()),
+                    Some(Bytes::from(v.clone())),
+                );
+            }
+            Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder keeps records in one batch while offset - sequence stays the same;
+                // the batch's base sequence is the first record's: -1, no producer id.
+                sequence: i as i32 - 1,
+                timestamp: record.timestamp.unwrap_or(now),
+                key: record.key.clone().map(Bytes::from),
+                value: record.value.clone().map(Bytes::from),
+                headers,
+                delete_horizon: false,
+            }
+        })
+        .collect();
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, [&r], &options).map_err(|e| e.to_string())?;
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
     Ok(buf.freeze())
 }
 
@@ -364,8 +372,9 @@ mod tests {
             key: Some("k".into()),
             value: None,
             headers: vec![("h".into(), "v".into())],
+            timestamp: None,
         };
-        let mut bytes = batch_of(&rec, 42).unwrap();
+        let mut bytes = batch_of(std::slice::from_ref(&rec), 42).unwrap();
         let header = crate::log::batch::BatchHeader::parse(&bytes).unwrap();
         assert_eq!((header.producer_id, header.max_timestamp), (-1, 42));
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
@@ -373,5 +382,22 @@ mod tests {
         assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
         assert!(r.value.is_none());
         assert_eq!(r.headers.len(), 1);
+    }
+
+    #[test]
+    fn several_records_are_one_batch_with_their_own_timestamps() {
+        let rec = |i: i64, ts| NewRecord {
+            value: Some(format!("v{i}")),
+            timestamp: ts,
+            ..NewRecord::default()
+        };
+        let records = [rec(0, Some(7)), rec(1, None), rec(2, Some(9))];
+        let mut bytes = batch_of(&records, 42).unwrap();
+        let header = crate::log::batch::BatchHeader::parse(&bytes).unwrap();
+        assert_eq!(header.length as usize + 12, bytes.len(), "one batch");
+        assert_eq!((header.base_sequence, header.last_offset_delta), (-1, 2));
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        let stamps: Vec<i64> = set.records.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, [7, 42, 9]);
     }
 }
