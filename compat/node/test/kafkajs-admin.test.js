@@ -193,7 +193,7 @@ test('deleteTopicRecords', { timeout: 60000 }, async t => {
 
 test(
   'ACLs without an authorizer: SECURITY_DISABLED',
-  { timeout: 30000, skip: h.gregorGap('no ACL APIs (DescribeAcls is not in ApiVersions)') }, async () => {
+  { timeout: 30000 }, async () => {
   const adm = await quickAdmin()
   const err = await h.errorOf(
     adm.describeAcls({
