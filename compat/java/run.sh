@@ -62,6 +62,8 @@
 #                     principal ssl.principal.mapping.rules maps to alice (security_acl_tests; the
 #                     group name security-acls runs this part alone, security-authn the first part)
 #   emulation-2.8-<v>/...  kafka-clients 4.4.x against gregor --emulate-kafka-version 2.8 (in group control)
+#   junit-<v>/...     gregor's JUnit 5 extension (testing/java) in its example test class, each test
+#                     method a case (group junit, gregor only)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
@@ -82,7 +84,7 @@
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
-#                        security control share")
+#                        security control share junit")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -1593,6 +1595,32 @@ control_tests() {
     --emulate-kafka-version 2.8 --override group.initial.rebalance.delay.ms=0
 }
 
+# junit_tests: gregor's JUnit 5 extension (testing/java/gregor/testing/GregorExtension.java) in
+# its example test class, run by JUnit's console launcher; each test method is a case. The
+# extension starts gregors of its own. Kafka has no control plane: gregor only.
+junit_tests() {
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    echo "SKIP junit: gregor's test extension"
+    return 0
+  fi
+  local label rc
+  label="junit-$(lib_version junit-4.4 junit-jupiter-api)"
+  echo "== gregor's JUnit 5 extension, JUnit $(lib_version junit-4.4 junit-jupiter-api)"
+  timeout 180 java "${JAVA_OPTS[@]}" -Dgregor.bin="$GREGOR_BIN" \
+    -cp "$JAVA_COMPAT_TARGET/junit-4.4/classes:$JAVA_COMPAT_TARGET/junit-4.4/lib/*" \
+    org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors \
+    --details=testfeed --select-class gregor.testing.GregorExtensionExampleTest \
+    >"$LOGS/$label.feed" 2>"$LOGS/$label.err"
+  rc=$?
+  # "JUnit Jupiter > Class > test() :: SUCCESSFUL|FAILED", a failure's "=> exception" after it.
+  awk -v label="$label" '
+    / :: SUCCESSFUL$/ { split($0, p, " > "); sub(/ :: SUCCESSFUL$/, "", p[3]); print "PASS " label "/" p[3] }
+    / :: FAILED$/ { split($0, p, " > "); sub(/ :: FAILED$/, "", p[3]); failed = label "/" p[3]; next }
+    failed != "" && /=>/ { sub(/^[ \t]*=> /, ""); print "FAIL " failed ": " $0; failed = "" }
+  ' "$LOGS/$label.feed" >"$LOGS/$label.out"
+  tally "$label" "$rc" 180
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -1614,7 +1642,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control share}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control share junit}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -1629,6 +1657,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     security-acls) security_acl_tests ;;
     security-authn) security_tests ;;
     control) control_tests ;;
+    junit) junit_tests ;;
     share) share_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
