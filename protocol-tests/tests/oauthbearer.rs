@@ -169,29 +169,36 @@ async fn truncated_and_oversized_tokens() -> Result<()> {
 struct Issuer {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
+    kid: &'static str,
 }
 
 impl Issuer {
     fn new() -> Result<Issuer> {
+        Issuer::with_kid("k1")
+    }
+
+    fn with_kid(kid: &'static str) -> Result<Issuer> {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Issuer { pair, rng })
+        Ok(Issuer { pair, rng, kid })
     }
 
     fn jwks(&self) -> String {
         let p = self.pair.public_key().as_ref();
         format!(
-            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256","x":"{}","y":"{}"}}]}}"#,
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"{}","use":"sig","alg":"ES256","x":"{}","y":"{}"}}]}}"#,
+            self.kid,
             URL_SAFE_NO_PAD.encode(&p[1..33]),
             URL_SAFE_NO_PAD.encode(&p[33..65])
         )
     }
 
     fn sign(&self, claims: &str) -> Result<String> {
-        let input = format!("{}.{}", b64(r#"{"alg":"ES256","kid":"k1"}"#), b64(claims));
+        let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, self.kid);
+        let input = format!("{}.{}", b64(&header), b64(claims));
         let sig = self
             .pair
             .sign(&self.rng, input.as_bytes())
@@ -403,6 +410,74 @@ async fn https_jwks_broker(
         ],
     )
     .await
+}
+
+/// A token naming a key id the JWKS lacks makes the broker fetch the JWKS at once, as Kafka's
+/// RefreshingHttpsJwks.maybeExpediteRefresh does, not an hour later: that token is refused, a
+/// retry after the fetch is accepted. The same unknown id does not fetch again within a minute.
+#[tokio::test]
+async fn an_unknown_key_id_refreshes_the_jwks_at_once() -> Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let certs = Certs::make()?;
+    let (old, rotated) = (Issuer::with_kid("k1")?, Issuer::with_kid("k2")?);
+    let server = JwksServer::start(&certs, old.jwks())?;
+    let truststore = format!(
+        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
+        certs.path("ca.pem")
+    );
+    // Refreshed every hour: only an expedited fetch can take up the rotated key in this test.
+    let b = https_jwks_broker(&server.url(), &truststore, "3600000", "true").await?;
+    let t = now_s();
+    let claims = format!(
+        r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
+        t + 600
+    );
+    accepted(&b, &old.sign(&claims)?, t + 600).await?;
+    let fetched = server.requests.load(SeqCst);
+
+    *server
+        .document
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))? = rotated.jwks();
+    let token = rotated.sign(&claims)?;
+    refused(&b, &token, INVALID_TOKEN).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.requests.load(SeqCst) == fetched {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no expedited JWKS fetch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The fetch may still be on its way into the keys: retry as a client would.
+    loop {
+        let mut c = oauth_client(&b).await?;
+        let r = authenticate(&mut c, 2, &first_message(&token)).await?;
+        // A refusal is a challenge first (the error JSON), an acceptance an empty answer.
+        if r.error_code == NONE && r.auth_bytes.is_empty() {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the rotated key was not taken up: {r:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // k1 is gone now; asking for it again fetches once, and not again within the minute.
+    let before = server.requests.load(SeqCst);
+    refused(&b, &old.sign(&claims)?, INVALID_TOKEN).await?;
+    while server.requests.load(SeqCst) == before {
+        ensure!(std::time::Instant::now() < deadline, "no fetch for k1");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let after = server.requests.load(SeqCst);
+    refused(&b, &old.sign(&claims)?, INVALID_TOKEN).await?;
+    accepted(&b, &token, t + 600).await?;
+    ensure!(
+        server.requests.load(SeqCst) == after,
+        "a second fetch within the minute"
+    );
+    Ok(())
 }
 
 /// The JWKS from an https endpoint, verified with the truststore of the login module's JAAS

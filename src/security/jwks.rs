@@ -269,17 +269,63 @@ fn client_config(jaas_options: &BTreeMap<String, String>) -> Result<rustls::Clie
         .with_no_client_auth())
 }
 
-/// Refreshes `keys` from `endpoint` every `every` until nothing holds them any more.
+/// Key ids a token named that the JWKS did not have, remembered so that each asks for at most
+/// one early refresh a minute, and at most this many of them (RefreshingHttpsJwks'
+/// MISSING_KEY_ID_CACHE_MAX_ENTRIES, _IN_FLIGHT_MS and _MAX_KEY_LENGTH).
+const MISSING_KIDS: usize = 16;
+const MISSING_KID_IN_FLIGHT: Duration = Duration::from_secs(60);
+const MISSING_KID_MAX_LEN: usize = 1000;
+
+/// The handle on a JWKS endpoint's refresh thread: an unknown key id asks it for a refresh now,
+/// as Kafka's RefreshingHttpsJwks.maybeExpediteRefresh does (the token that named it is still
+/// refused; a client retrying after the identity provider rotated its keys gets in).
+pub struct Refresher {
+    now: parking_lot::Mutex<std::sync::mpsc::Sender<()>>,
+    /// Key id, and when it may ask again; oldest first.
+    missing: parking_lot::Mutex<std::collections::VecDeque<(String, std::time::Instant)>>,
+}
+
+impl Refresher {
+    /// Asks for a refresh now unless `kid` asked within the last minute; whether it did.
+    pub fn expedite(&self, kid: &str) -> bool {
+        if kid.len() > MISSING_KID_MAX_LEN {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let mut missing = self.missing.lock();
+        if let Some(i) = missing.iter().position(|(k, _)| k == kid) {
+            if missing[i].1 > now {
+                return false;
+            }
+            missing.remove(i);
+        }
+        if missing.len() == MISSING_KIDS {
+            missing.pop_front();
+        }
+        missing.push_back((kid.to_string(), now + MISSING_KID_IN_FLIGHT));
+        // A refresh already asked for and not yet done serves this one too.
+        let _ = self.now.lock().send(());
+        true
+    }
+}
+
+/// Refreshes `keys` from `endpoint` every `every`, and at once when the returned handle asks,
+/// until nothing holds the keys or the handle any more.
 pub fn spawn_refresh<K: Send + Sync + 'static>(
     endpoint: Endpoint,
     every: Duration,
     keys: Weak<parking_lot::RwLock<K>>,
     parse: fn(&str) -> Result<K, String>,
-) {
+) -> Arc<Refresher> {
+    let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("jwks-refresh".into())
         .spawn(move || loop {
-            std::thread::sleep(every);
+            match rx.recv_timeout(every) {
+                Ok(()) => while rx.try_recv().is_ok() {},
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
             let Some(keys) = keys.upgrade() else {
                 return;
             };
@@ -291,11 +337,35 @@ pub fn spawn_refresh<K: Send + Sync + 'static>(
     if let Err(e) = spawned {
         tracing::warn!("cannot start the JWKS refresh thread: {e}");
     }
+    Arc::new(Refresher {
+        now: parking_lot::Mutex::new(tx),
+        missing: Default::default(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_key_id_asks_for_one_refresh_a_minute() {
+        let endpoint = Endpoint::new("http://127.0.0.1:9/jwks.json", &BTreeMap::new()).unwrap();
+        // No keys to refresh: the thread ends at its first wake-up.
+        let keys: Weak<parking_lot::RwLock<()>> = Weak::new();
+        let r = spawn_refresh(endpoint, Duration::from_secs(3600), keys, |_| Ok(()));
+        assert!(r.expedite("k2"));
+        assert!(!r.expedite("k2"), "again within a minute");
+        assert!(r.expedite("k3"));
+        assert!(
+            !r.expedite(&"x".repeat(MISSING_KID_MAX_LEN + 1)),
+            "too long to remember"
+        );
+        // Only the newest 16 are remembered: k2 may ask again once 16 others did.
+        for i in 0..MISSING_KIDS {
+            assert!(r.expedite(&format!("other-{i}")));
+        }
+        assert!(r.expedite("k2"));
+    }
 
     #[test]
     fn answers_with_a_length_chunks_or_the_end_of_the_stream() {

@@ -123,6 +123,9 @@ struct Jwk {
 pub struct JwksValidator {
     /// Shared with the refresh thread of an http(s) JWKS endpoint.
     keys: Arc<RwLock<Vec<Jwk>>>,
+    /// That thread, asked for a refresh now by a token whose key id the keys lack; `None` for a
+    /// JWKS file, read once.
+    refresher: Option<Arc<super::jwks::Refresher>>,
     /// None: `sasl.oauthbearer.allow.unverified.issuer` (the `iss` claim is not checked).
     pub expected_issuer: Option<String>,
     /// None: `sasl.oauthbearer.allow.unverified.audience` (the `aud` claim is not checked).
@@ -162,12 +165,14 @@ pub struct ValidatorSettings<'a> {
 
 /// The keys of the JWKS at `url`: a file read once, or an http(s) endpoint fetched now and
 /// refreshed every `sasl.oauthbearer.jwks.endpoint.refresh.ms` while the keys are in use.
-fn jwks_keys(url: &str, s: &ValidatorSettings<'_>) -> Result<Arc<RwLock<Vec<Jwk>>>, String> {
+type JwksKeys = (Arc<RwLock<Vec<Jwk>>>, Option<Arc<super::jwks::Refresher>>);
+
+fn jwks_keys(url: &str, s: &ValidatorSettings<'_>) -> Result<JwksKeys, String> {
     let setting = |e: String| format!("sasl.oauthbearer.jwks.endpoint.url {url}: {e}");
     if let Some(path) = url.strip_prefix("file://") {
         let text = std::fs::read_to_string(path).map_err(|e| setting(e.to_string()))?;
         let keys = parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?;
-        return Ok(Arc::new(RwLock::new(keys)));
+        return Ok((Arc::new(RwLock::new(keys)), None));
     }
     let refresh_ms = match s.jwks_refresh_ms {
         None => 3_600_000,
@@ -180,13 +185,13 @@ fn jwks_keys(url: &str, s: &ValidatorSettings<'_>) -> Result<Arc<RwLock<Vec<Jwk>
     let keys = Arc::new(RwLock::new(
         parse_jwks(&text).map_err(|e| format!("JWKS {url}: {e}"))?,
     ));
-    super::jwks::spawn_refresh(
+    let refresher = super::jwks::spawn_refresh(
         endpoint,
         std::time::Duration::from_millis(refresh_ms),
         Arc::downgrade(&keys),
         parse_jwks,
     );
-    Ok(keys)
+    Ok((keys, Some(refresher)))
 }
 
 impl Validator {
@@ -237,7 +242,7 @@ impl Validator {
                     }
                     Some(list)
                 };
-                let keys = jwks_keys(url, s)?;
+                let (keys, refresher) = jwks_keys(url, s)?;
                 let clock_skew_ms = match s.clock_skew_seconds {
                     None => 30_000,
                     Some(v) => {
@@ -252,6 +257,7 @@ impl Validator {
                 };
                 Ok(Validator::Jwks(JwksValidator {
                     keys,
+                    refresher,
                     expected_issuer,
                     expected_audience,
                     clock_skew_ms,
@@ -415,12 +421,20 @@ impl JwksValidator {
         let jws = split_jws(token)?;
         let alg = jws.header.get("alg").and_then(Value::as_str).unwrap_or("");
         let kid = jws.header.get("kid").and_then(Value::as_str);
-        let verified = self
-            .keys
-            .read()
+        let keys = self.keys.read();
+        let mut candidates = keys
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
-            .any(|k| verify(alg, &k.key, jws.signing_input.as_bytes(), &jws.signature));
+            .peekable();
+        if let (None, Some(kid), Some(refresher)) = (candidates.peek(), kid, &self.refresher) {
+            // The identity provider may have rotated its keys since the last refresh.
+            if refresher.expedite(kid) {
+                tracing::debug!(kid, "no JWKS key with this id: refreshing the JWKS now");
+            }
+        }
+        let verified =
+            candidates.any(|k| verify(alg, &k.key, jws.signing_input.as_bytes(), &jws.signature));
+        drop(keys);
         if !verified {
             return Err(format!("no key of the JWKS verifies the {alg} signature"));
         }
@@ -783,6 +797,7 @@ mod tests {
         );
         let v = JwksValidator {
             keys: Arc::new(RwLock::new(parse_jwks(&jwks).unwrap())),
+            refresher: None,
             expected_issuer: Some("https://issuer".into()),
             expected_audience: Some(vec!["kafka".into()]),
             clock_skew_ms: 30_000,
