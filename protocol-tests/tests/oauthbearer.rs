@@ -412,6 +412,22 @@ async fn https_jwks_broker(
     .await
 }
 
+/// The JAAS options that make the login module trust the test CA (the JWKS server's).
+fn truststore_options(certs: &Certs) -> String {
+    format!(
+        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
+        certs.path("ca.pem")
+    )
+}
+
+/// Claims of a token for `svc`, audience kafka, issued at `t` (seconds), valid 10 minutes.
+fn svc_claims(t: i64) -> String {
+    format!(
+        r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
+        t + 600
+    )
+}
+
 /// A token naming a key id the JWKS lacks makes the broker fetch the JWKS at once, as Kafka's
 /// RefreshingHttpsJwks.maybeExpediteRefresh does, not an hour later: that token is refused, a
 /// retry after the fetch is accepted. The same unknown id does not fetch again within a minute.
@@ -421,17 +437,11 @@ async fn an_unknown_key_id_refreshes_the_jwks_at_once() -> Result<()> {
     let certs = Certs::make()?;
     let (old, rotated) = (Issuer::with_kid("k1")?, Issuer::with_kid("k2")?);
     let server = JwksServer::start(&certs, old.jwks())?;
-    let truststore = format!(
-        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
-        certs.path("ca.pem")
-    );
+    let truststore = truststore_options(&certs);
     // Refreshed every hour: only an expedited fetch can take up the rotated key in this test.
     let b = https_jwks_broker(&server.url(), &truststore, "3600000", "true").await?;
     let t = now_s();
-    let claims = format!(
-        r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
-        t + 600
-    );
+    let claims = svc_claims(t);
     accepted(&b, &old.sign(&claims)?, t + 600).await?;
     let fetched = server.requests.load(SeqCst);
 
@@ -489,16 +499,10 @@ async fn jwks_from_an_https_endpoint_refreshed() -> Result<()> {
     let certs = Certs::make()?;
     let (old, new) = (Issuer::new()?, Issuer::new()?);
     let server = JwksServer::start(&certs, old.jwks())?;
-    let truststore = format!(
-        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
-        certs.path("ca.pem")
-    );
+    let truststore = truststore_options(&certs);
     let b = https_jwks_broker(&server.url(), &truststore, "100", "true").await?;
     let t = now_s();
-    let claims = format!(
-        r#"{{"sub":"svc","aud":"kafka","iat":{t},"exp":{}}}"#,
-        t + 600
-    );
+    let claims = svc_claims(t);
     let (old_token, new_token) = (old.sign(&claims)?, new.sign(&claims)?);
     accepted(&b, &old_token, t + 600).await?;
     // Extensions beside auth (traceId here) are accepted and not used.
