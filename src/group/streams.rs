@@ -40,8 +40,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::consumer::TopicSource;
 use super::streams_records::{
-    self as rec, current_member_assignment as cur, member_metadata as mm, CurrentValue,
-    MemberValue, MetadataValue, StoredStreamsGroup, Tasks, TopologyValue,
+    self as rec, values, CurrentValue, MemberValue, MetadataValue, StoredStreamsGroup, Tasks,
+    TopologyValue,
 };
 use crate::protocol::errors;
 
@@ -430,7 +430,7 @@ pub fn configure(t: &TopologyValue, topics: &dyn TopicSource) -> ConfiguredTopol
             );
             return fail(out, INCORRECTLY_PARTITIONED_TOPICS, detail);
         };
-        let internal = |info: &rec::topology::TopicInfo, partitions: i32| InternalTopic {
+        let internal = |info: &rec::values::TopicInfo, partitions: i32| InternalTopic {
             name: info.name.to_string(),
             partitions,
             replication_factor: info.replication_factor,
@@ -564,7 +564,7 @@ impl StreamsMember {
     fn metadata(&self) -> MemberValue {
         let client_tags = (self.client_tags.iter())
             .map(|(k, val)| {
-                mm::KeyValue::default()
+                values::KeyValue::default()
                     .with_key(StrBytes::from_string(k.clone()))
                     .with_value(StrBytes::from_string(val.clone()))
             })
@@ -578,7 +578,7 @@ impl StreamsMember {
             topology_epoch: self.topology_epoch,
             process_id: StrBytes::from_string(self.process_id.clone()),
             user_endpoint: self.user_endpoint.as_ref().map(|(h, p)| {
-                mm::Endpoint::default()
+                values::Endpoint::default()
                     .with_host(StrBytes::from_string(h.clone()))
                     .with_port(*p)
             }),
@@ -603,7 +603,7 @@ impl StreamsMember {
     fn current_value(&self) -> CurrentValue {
         let ids = |t: &Tasks| {
             rec::task_ids(t, |s, p| {
-                cur::TaskIds::default()
+                values::TaskIds::default()
                     .with_subtopology_id(s)
                     .with_partitions(p)
             })
@@ -1157,7 +1157,7 @@ impl StreamsGroup {
                 .map(|kv| (kv.key.to_string(), kv.value.to_string()))
                 .collect();
             if let Some(c) = stored.current.get(&id) {
-                let tasks = |l: &[cur::TaskIds]| {
+                let tasks = |l: &[values::TaskIds]| {
                     rec::tasks_of(
                         l.iter()
                             .map(|t| (&t.subtopology_id, t.partitions.as_slice())),
@@ -1238,7 +1238,7 @@ fn check_tasks(c: &ConfiguredTopology, tasks: Option<&Tasks>) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rec::topology::{Subtopology, TopicInfo};
+    use rec::values::{Subtopology, TopicInfo};
     use uuid::Uuid;
 
     struct Topics(BTreeMap<String, (Uuid, i32)>);

@@ -118,7 +118,7 @@ fn describe(g: &StreamsGroup) -> DescribedGroup {
         let ready = g.configured.as_ref().filter(|c| c.is_ready());
         let subs = ready.and_then(|c| c.subtopologies.as_ref());
         let names = |v: &[StrBytes]| v.iter().map(|n| TopicName(n.clone())).collect::<Vec<_>>();
-        let infos = |v: &[rec::topology::TopicInfo], resolved: Option<&Vec<(String, i32)>>| {
+        let infos = |v: &[rec::values::TopicInfo], resolved: Option<&Vec<(String, i32)>>| {
             (v.iter())
                 .map(|i| {
                     let partitions = (resolved.into_iter().flatten())

@@ -22,7 +22,7 @@ use super::RequestContext;
 use crate::group::streams::{
     validate_heartbeat, InternalTopic, StreamsHeartbeat, MISSING_INTERNAL_TOPICS,
 };
-use crate::group::streams_records::{self as rec, topology as t, Tasks, TopologyValue};
+use crate::group::streams_records::{self as rec, values as t, Tasks, TopologyValue};
 use crate::security::authorizer::AclOperation;
 
 /// The feature that turns streams groups on (Kafka's StreamsVersion; level 1 serves them).
@@ -88,7 +88,7 @@ fn check_topology_topics(
     Ok(())
 }
 
-/// The request's topology as the topology record keeps it.
+/// The request's values as the topology record keeps it.
 fn topology_value(t: &req_m::Topology) -> TopologyValue {
     let info = |i: &req_m::TopicInfo| {
         t::TopicInfo::default()

@@ -18,12 +18,7 @@
 //! (Kafka's validated/stored topology epochs, assignment timestamps and per-task epochs) are
 //! kept as unknown ones when read.
 
-pub mod current_member_assignment;
-pub mod member_metadata;
-pub mod metadata;
-pub mod target_assignment_member;
-pub mod target_assignment_metadata;
-pub mod topology;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,10 +26,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::consumer_records::{group_key, member_key, Reader};
-pub use current_member_assignment::StreamsGroupCurrentMemberAssignmentValue as CurrentValue;
-pub use member_metadata::StreamsGroupMemberMetadataValue as MemberValue;
-pub use metadata::StreamsGroupMetadataValue as MetadataValue;
-pub use topology::StreamsGroupTopologyValue as TopologyValue;
+pub use values::StreamsGroupCurrentMemberAssignmentValue as CurrentValue;
+pub use values::StreamsGroupMemberMetadataValue as MemberValue;
+pub use values::StreamsGroupMetadataValue as MetadataValue;
+pub use values::StreamsGroupTopologyValue as TopologyValue;
 
 pub const GROUP_METADATA_KEY: i16 = 17;
 pub const MEMBER_METADATA_KEY: i16 = 19;
@@ -87,7 +82,7 @@ pub fn current_assignment_key(group: &str, member: &str) -> Bytes {
 }
 
 pub fn target_metadata_value(epoch: i32) -> Bytes {
-    use target_assignment_metadata::StreamsGroupTargetAssignmentMetadataValue as V;
+    use values::StreamsGroupTargetAssignmentMetadataValue as V;
     value(&V {
         assignment_epoch: epoch,
         ..V::default()
@@ -122,7 +117,7 @@ pub fn tasks_of<'a>(list: impl IntoIterator<Item = (&'a StrBytes, &'a [i32])>) -
 }
 
 pub fn target_member_value(tasks: &Tasks) -> Bytes {
-    use target_assignment_member::{StreamsGroupTargetAssignmentMemberValue, TaskIds};
+    use values::{StreamsGroupTargetAssignmentMemberValue, TaskIds};
     value(&StreamsGroupTargetAssignmentMemberValue {
         active_tasks: task_ids(tasks, |s, p| {
             TaskIds::default().with_subtopology_id(s).with_partitions(p)
@@ -132,7 +127,7 @@ pub fn target_member_value(tasks: &Tasks) -> Bytes {
 }
 
 fn target_member_tasks(v: &[u8]) -> Option<Tasks> {
-    use target_assignment_member::StreamsGroupTargetAssignmentMemberValue;
+    use values::StreamsGroupTargetAssignmentMemberValue;
     let v: StreamsGroupTargetAssignmentMemberValue = decode_value(v)?;
     Some(tasks_of(
         v.active_tasks
@@ -208,9 +203,7 @@ impl StoredStreamsGroup {
             },
             TOPOLOGY_KEY => self.topology = decode_value(v),
             TARGET_METADATA_KEY => {
-                let t: Option<
-                    target_assignment_metadata::StreamsGroupTargetAssignmentMetadataValue,
-                > = decode_value(v);
+                let t: Option<values::StreamsGroupTargetAssignmentMetadataValue> = decode_value(v);
                 self.target_epoch = t.map_or(0, |t| t.assignment_epoch);
             }
             MEMBER_METADATA_KEY => put(&mut self.members, &rec.member, decode_value(v)),
