@@ -65,9 +65,10 @@
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
 #   streams-protocol-<v>/...  a Kafka Streams 4.4 word count with group.protocol=streams (KIP-1071)
-#                     on two instances: internal topics made by the broker, tasks spread over both,
-#                     moved when one stops, every input counted once (StreamsProtocol); then
-#                     kafka-streams-groups --list / --describe --state / --members (4.4)
+#                     on two instances, at_least_once then exactly_once_v2: internal topics made by
+#                     the broker, tasks spread over both, moved when one stops, every input counted
+#                     once (StreamsProtocol); then kafka-streams-groups --list / --describe --state /
+#                     --members (4.4). About 45 s on gregor, 75 s on Kafka 4.4
 #   share-<v>/...     share groups (KIP-932) with KafkaShareConsumer 4.4.x (ShareTests): implicit
 #                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
 #                     redelivery after a consumer closed without acknowledging and after one was
@@ -84,7 +85,7 @@
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams streams-protocol failover
 #                        security control share")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
@@ -1479,8 +1480,8 @@ streams_tests() {
 # A word count (StreamsProtocol: a repartition topic, a changelogged store) with
 # group.protocol=streams on two instances: the broker creates the internal topics and spreads
 # the eight tasks (four partitions, two subtopologies) over both; one instance is stopped
-# mid-stream and the other takes all its tasks; every input is counted once in the end
-# (at_least_once, clean stop). Then kafka-streams-groups --list / --describe (4.4).
+# mid-stream and the other takes all its tasks; every input is counted once in the end (a clean
+# stop: at_least_once counts once too, exactly_once_v2 is read read_committed). Then kafka-streams-groups --list / --describe (4.4).
 STREAMS_PROTOCOL_LINES=${JAVA_COMPAT_STREAMS_PROTOCOL_LINES:-6000}
 
 # last_tasks FILE: the active-task count of an instance's last TASKS line (-1 before any).
@@ -1511,23 +1512,31 @@ wait_tasks() {
 }
 
 streams_protocol_tests() {
+  streams_protocol_case at_least_once
+  streams_protocol_case exactly_once_v2 tools
+}
+
+# streams_protocol_case GUARANTEE [tools]: the scenario with one processing guarantee, then
+# (with "tools") kafka-streams-groups against the surviving instance.
+streams_protocol_case() {
+  local guarantee="$1" tools_too="${2:-}"
   local cp="$JAVA_COMPAT_TARGET/streams-4.4/classes:$JAVA_COMPAT_TARGET/streams-4.4/lib/*"
-  local version label base="$LOGS/streams-protocol" app pa pb producer= sa sb started=$SECONDS
+  local version label base="$LOGS/streams-protocol-$1" app pa pb producer= sa sb started=$SECONDS
   version="$(lib_version streams-4.4 kafka-streams)"
-  label="streams-protocol-$version"
-  app="${label//./-}"
+  label="streams-protocol-$version/$guarantee"
+  app="streams-protocol-${version//./-}-${guarantee//_/-}"
   local java=(java "${JAVA_OPTS[@]}" -cp "$cp" gregor.streams.StreamsProtocol)
   local topics=(--input "$app-in" --output "$app-out")
-  echo "== Kafka Streams $version, group.protocol=streams, two instances"
+  echo "== Kafka Streams $version, group.protocol=streams, $guarantee, two instances"
   timeout 120 "${java[@]}" produce --bootstrap "$GREGOR_BOOTSTRAP" "${topics[@]}" --lines 0 --partitions 4 \
     >"$base-topics.out" 2>&1 || { fail "$label/create-topics" "could not create the topics" "$base-topics.out"; return; }
   sa="$(mktemp -d /tmp/gregor-streams-a.XXXXXX)"
   sb="$(mktemp -d /tmp/gregor-streams-b.XXXXXX)"
   "${java[@]}" run --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" "${topics[@]}" --state-dir "$sa" \
-    >"$base-a.out" 2>"$base-a.err" &
+    --guarantee "$guarantee" >"$base-a.out" 2>"$base-a.err" &
   pa=$!
   "${java[@]}" run --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" "${topics[@]}" --state-dir "$sb" \
-    >"$base-b.out" 2>"$base-b.err" &
+    --guarantee "$guarantee" >"$base-b.out" 2>"$base-b.err" &
   pb=$!
   # The broker spreads the eight tasks over both instances.
   if wait_tasks "$base-a.out" "$base-b.out" + + 180 &&
@@ -1552,13 +1561,14 @@ streams_protocol_tests() {
   fi
   if wait "$producer" && grep -q '^PRODUCED' "$base-produce.out"; then
     timeout 300 "${java[@]}" verify --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" --output "$app-out" \
-      --lines "$STREAMS_PROTOCOL_LINES" --label "$label" >"$LOGS/streams-protocol-verify.out" 2>"$LOGS/streams-protocol-verify.err"
-    tally streams-protocol-verify $? 300
+      --lines "$STREAMS_PROTOCOL_LINES" --label "$label" >"$base-verify.out" 2>"$base-verify.err"
+    tally "streams-protocol-$guarantee-verify" $? 300
   else
     fail "$label/produce" "the input producer failed" "$base-produce.err"
   fi
   # kafka-streams-groups (4.4) while b is the one member.
   local v44 tools="$JAVA_COMPAT_TARGET/tools-4.4/lib/*"
+  [ -n "$tools_too" ] || { streams_protocol_stop "$pb" "$sa" "$sb" "$started" "$label"; return; }
   v44="$(lib_version tools-4.4 kafka-tools)"
   local tool=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" -cp "$tools"
     org.apache.kafka.tools.streams.StreamsGroupCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
@@ -1571,11 +1581,16 @@ streams_protocol_tests() {
   "${tool[@]}" --describe --group "$app" --members >"$base-members.out" 2>&1
   cg_check "$label/describe-members" "$base-members.out" -v g="$app" \
     '$1 == g && /ACTIVE: / && /0:\[0,1,2,3\]/ && /1:\[0,1,2,3\]/ { ok = 1 } END { if (ok) print "ok" }'
-  kill -TERM "$pb" 2>/dev/null
-  wait "$pb" 2>/dev/null
-  rm -rf "$sa" "$sb"
-  echo "  (streams-protocol took $((SECONDS - started)) s)"
-  broker_check "$label"
+  streams_protocol_stop "$pb" "$sa" "$sb" "$started" "$label"
+}
+
+# streams_protocol_stop PID STATE_A STATE_B STARTED LABEL: stops the surviving instance.
+streams_protocol_stop() {
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  rm -rf "$2" "$3"
+  echo "  (took $((SECONDS - $4)) s)"
+  broker_check "$5"
 }
 
 # ---- share groups --------------------------------------------------------------------------
@@ -1707,7 +1722,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control share}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams streams-protocol failover security control share}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;

@@ -191,6 +191,8 @@ public final class StreamsProtocol {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args.get("bootstrap"));
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        // exactly_once_v2 writes in transactions: only committed counts count.
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         long deadline = System.nanoTime() + Duration.ofSeconds(Long.parseLong(args.getOrDefault("timeout-s", "120"))).toNanos();
         Map<String, Long> last = new TreeMap<>();
         try (KafkaConsumer<String, Long> c = new KafkaConsumer<>(p, new StringDeserializer(), new LongDeserializer())) {
