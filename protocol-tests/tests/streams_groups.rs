@@ -304,6 +304,21 @@ async fn bad_heartbeats_get_kafkas_errors() -> Result<()> {
     j.topology.as_mut().unwrap().subtopologies[0].source_topics = vec![name("__consumer_offsets")];
     let i = c.request(1, j).await?;
     ensure!(i.error_code == STREAMS_INVALID_TOPOLOGY, "{i:?}");
+    // A changelog topic with a partition count, and a repartition topic no subtopology writes.
+    let mut j = join("bad2", "m");
+    j.topology.as_mut().unwrap().subtopologies[1].state_changelog_topics[0].partitions = 2;
+    let i = c.request(1, j).await?;
+    ensure!(i.error_code == STREAMS_INVALID_TOPOLOGY, "{i:?}");
+    // (Its source exists: a missing source would be reported first.)
+    let mut j = join("bad", "m");
+    j.group_id = GroupId(s("bad3"));
+    j.topology.as_mut().unwrap().subtopologies[0]
+        .repartition_sink_topics
+        .clear();
+    let i = c.request(1, j).await?;
+    ensure!(i.error_code == STREAMS_INVALID_TOPOLOGY, "{i:?}");
+    // Nothing was made of those.
+    ensure!(list_groups(&mut c, 5, &[], &["streams"]).await?.len() == 1);
     // A consumer group's id is not a streams group's, and the other way round.
     let cg = ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(s("cg")))

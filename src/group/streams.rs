@@ -218,8 +218,23 @@ pub fn validate_heartbeat(group_id: &str, hb: &StreamsHeartbeat) -> Result<(), S
     Ok(())
 }
 
-/// GroupCoordinatorService.throwIfInvalidTopology: every subtopology reads something, and the
-/// copartition groups' indexes point into their subtopology's lists.
+/// GroupCoordinatorService.throwIfInvalidTopology: changelog topics leave their partition count
+/// to the broker; answered STREAMS_INVALID_TOPOLOGY.
+pub fn invalid_topology(hb: &StreamsHeartbeat) -> Option<String> {
+    let t = hb.topology.as_ref().filter(|_| hb.member_epoch == 0)?;
+    let subs = t.subtopologies.iter();
+    let fixed = subs
+        .flat_map(|s| s.state_changelog_topics.iter())
+        .find(|c| c.partitions != 0)?;
+    Some(format!(
+        "Changelog topic {} must have an undefined partition count, but it is set to {}.",
+        fixed.name, fixed.partitions
+    ))
+}
+
+/// The topology's own consistency, which Kafka assumes: subtopology ids are unique and the
+/// copartition groups' indexes point into their subtopology's lists (INVALID_REQUEST otherwise,
+/// where Kafka would fail the request with an internal error).
 fn validate_topology(t: &TopologyValue) -> Result<(), String> {
     let mut ids = BTreeSet::new();
     for s in &t.subtopologies {
@@ -264,11 +279,14 @@ pub struct ConfiguredTopology {
     /// Why the topology is not ready: (status code, detail).
     pub status: Option<(i8, String)>,
     pub topics_to_create: Vec<InternalTopic>,
+    /// The topology cannot be configured whatever the topics (Kafka's
+    /// StreamsInvalidTopologyException): why.
+    pub invalid: Option<String>,
 }
 
 impl ConfiguredTopology {
     pub fn is_ready(&self) -> bool {
-        self.status.is_none() && self.subtopologies.is_some()
+        self.status.is_none() && self.invalid.is_none() && self.subtopologies.is_some()
     }
 
     /// Every task of the topology, by subtopology.
@@ -301,6 +319,11 @@ pub fn configure(t: &TopologyValue, topics: &dyn TopicSource) -> ConfiguredTopol
     };
     let fail = |mut out: ConfiguredTopology, code: i8, detail: String| {
         out.status = Some((code, detail));
+        out
+    };
+    // Kafka's StreamsInvalidTopologyException: the heartbeat fails (STREAMS_INVALID_TOPOLOGY).
+    let invalid = |mut out: ConfiguredTopology, detail: String| {
+        out.invalid = Some(detail);
         out
     };
     let existing = |name: &str| topics.lookup(name).map(|(_, n)| n);
@@ -352,19 +375,19 @@ pub fn configure(t: &TopologyValue, topics: &dyn TopicSource) -> ConfiguredTopol
         if !progress {
             let detail = "Failed to compute number of partitions for all repartition topics. \
                           There may be loops in the topology that cannot be resolved.";
-            return fail(out, INCORRECTLY_PARTITIONED_TOPICS, detail.into());
+            return invalid(out, detail.into());
         }
     }
     for s in &t.subtopologies {
-        if let Some(r) =
-            (s.repartition_source_topics.iter()).find(|r| count(&decided, &r.name).is_none())
-        {
+        // Decided by the topology alone (RepartitionTopics.setup), an existing topic or not.
+        let undecided = |r: &&rec::values::TopicInfo| !decided.contains_key(r.name.as_str());
+        if let Some(r) = s.repartition_source_topics.iter().find(undecided) {
             let detail = format!(
                 "Failed to compute number of partitions for all repartition topics, because a \
                  repartition source topic ({}) is never used as a sink topic.",
                 r.name
             );
-            return fail(out, INCORRECTLY_PARTITIONED_TOPICS, detail);
+            return invalid(out, detail);
         }
     }
     // CopartitionedTopicsEnforcer: the group's topics agree; flexible repartition topics follow.
@@ -428,7 +451,7 @@ pub fn configure(t: &TopologyValue, topics: &dyn TopicSource) -> ConfiguredTopol
                 "No source topics found for subtopology {}",
                 s.subtopology_id
             );
-            return fail(out, INCORRECTLY_PARTITIONED_TOPICS, detail);
+            return invalid(out, detail);
         };
         let internal = |info: &rec::values::TopicInfo, partitions: i32| InternalTopic {
             name: info.name.to_string(),
@@ -688,8 +711,24 @@ impl StreamsGroup {
         }
     }
 
-    /// One heartbeat (not a leave: see `leave`). The caller checked `validate_heartbeat`.
+    /// One heartbeat (not a leave: see `leave`). The caller checked `validate_heartbeat`. A
+    /// heartbeat that fails changes nothing (Kafka writes the records of a successful one only).
     pub fn heartbeat(
+        &mut self,
+        hb: StreamsHeartbeat,
+        topics: &dyn TopicSource,
+        now: i64,
+        cfg: &StreamsGroupConfig,
+    ) -> StreamsHeartbeatResult {
+        let saved = self.clone();
+        let r = self.try_heartbeat(hb, topics, now, cfg);
+        if r.error_code != errors::NONE {
+            *self = saved;
+        }
+        r
+    }
+
+    fn try_heartbeat(
         &mut self,
         hb: StreamsHeartbeat,
         topics: &dyn TopicSource,
@@ -791,16 +830,14 @@ impl StreamsGroup {
                 self.configured = Some(configure(t, topics));
             }
         }
+        if let Some(msg) = self.configured.as_ref().and_then(|c| c.invalid.clone()) {
+            return StreamsHeartbeatResult::error(errors::STREAMS_INVALID_TOPOLOGY, msg);
+        }
         let ready = self.configured.as_ref().filter(|c| c.is_ready());
         let validated = ready.map_or(-1, |c| c.epoch);
         if let Some(c) = ready {
             for owned in [&hb.owned_active, &hb.owned_standby, &hb.owned_warmup] {
                 if let Err(msg) = check_tasks(c, owned.as_ref()) {
-                    // Nothing of this heartbeat is kept.
-                    match &before {
-                        Some(b) => self.members.insert(hb.member_id.clone(), b.clone()),
-                        None => self.members.shift_remove(&hb.member_id),
-                    };
                     return StreamsHeartbeatResult::error(errors::INVALID_REQUEST, msg);
                 }
             }
@@ -1241,24 +1278,14 @@ mod tests {
     use rec::values::{Subtopology, TopicInfo};
     use uuid::Uuid;
 
-    struct Topics(BTreeMap<String, (Uuid, i32)>);
-
-    impl TopicSource for Topics {
-        fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
-            self.0.get(name).copied()
-        }
-        fn names(&self) -> Vec<String> {
-            self.0.keys().cloned().collect()
-        }
-    }
+    /// Topics by name: (id, partition count); see the map's TopicSource in `consumer`.
+    type Topics = BTreeMap<String, (Uuid, i32)>;
 
     fn topics(list: &[(&str, i32)]) -> Topics {
-        Topics(
-            list.iter()
-                .enumerate()
-                .map(|(i, (n, p))| (n.to_string(), (Uuid::from_u128(i as u128 + 1), *p)))
-                .collect(),
-        )
+        list.iter()
+            .enumerate()
+            .map(|(i, (n, p))| (n.to_string(), (Uuid::from_u128(i as u128 + 1), *p)))
+            .collect()
     }
 
     fn s(v: &str) -> StrBytes {
@@ -1471,6 +1498,31 @@ mod tests {
         assert_eq!(g.expire(46_000), vec!["a".to_string()]);
         assert_eq!(g.expire(85_000), vec!["b".to_string()]);
         assert_eq!(g.state(), "Empty");
+    }
+
+    #[test]
+    fn an_invalid_topology_fails_the_heartbeat_and_changes_nothing() {
+        // A repartition topic nobody writes: STREAMS_INVALID_TOPOLOGY, no member, no group.
+        let mut j = join("a");
+        let t = j.topology.as_mut().unwrap();
+        t.subtopologies[0].repartition_sink_topics.clear();
+        let mut g = StreamsGroup::new("g");
+        let r = g.heartbeat(j, &topics(&[("input", 1)]), 0, &CFG);
+        assert_eq!(r.error_code, errors::STREAMS_INVALID_TOPOLOGY);
+        assert!(r
+            .error_message
+            .unwrap()
+            .contains("never used as a sink topic"));
+        assert!(g.members.is_empty() && g.topology.is_none());
+        assert_eq!(g.group_epoch, 0);
+        // A changelog topic with a partition count is refused before the group is looked at.
+        let mut j = join("a");
+        j.topology.as_mut().unwrap().subtopologies[1].state_changelog_topics[0].partitions = 3;
+        assert_eq!(
+            invalid_topology(&j).unwrap(),
+            "Changelog topic log must have an undefined partition count, but it is set to 3."
+        );
+        assert_eq!(invalid_topology(&join("a")), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::consumer_group_describe::{check_group, check_topics};
+use super::consumer_group_describe::{check_group, check_topics, not_found_message};
 use super::errors;
 use super::streams_group_heartbeat::streams_groups_enabled;
 use super::RequestContext;
@@ -51,11 +51,7 @@ pub fn handle(
             }
             let found = (ctx.broker.groups).with_streams_group(id.as_str(), describe);
             let Some(mut described) = found else {
-                let groups = ctx.broker.groups.list_groups();
-                let msg = match groups.iter().any(|g| g.group_id == id.as_str()) {
-                    true => format!("Group {} is not a streams group.", id.as_str()),
-                    false => format!("Group {} not found.", id.as_str()),
-                };
+                let msg = not_found_message(ctx, id.as_str(), "streams");
                 return failed(id, errors::GROUP_ID_NOT_FOUND, Some(msg));
             };
             described.group_id = id;

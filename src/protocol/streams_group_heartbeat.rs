@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors;
 use super::RequestContext;
 use crate::group::streams::{
-    validate_heartbeat, InternalTopic, StreamsHeartbeat, MISSING_INTERNAL_TOPICS,
+    invalid_topology, validate_heartbeat, InternalTopic, StreamsHeartbeat, MISSING_INTERNAL_TOPICS,
 };
 use crate::group::streams_records::{self as rec, values as t, Tasks, TopologyValue};
 use crate::security::authorizer::AclOperation;
@@ -185,6 +185,9 @@ pub fn handle(
     };
     if let Err(msg) = validate_heartbeat(&group_id, &hb) {
         return error(errors::INVALID_REQUEST, Some(msg));
+    }
+    if let Some(msg) = invalid_topology(&hb) {
+        return error(errors::STREAMS_INVALID_TOPOLOGY, Some(msg));
     }
     if let Err(code) = super::cluster::check_group_coordinator(ctx, &group_id) {
         return error(code, None);

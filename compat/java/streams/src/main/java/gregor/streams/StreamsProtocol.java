@@ -10,25 +10,16 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.LongDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
@@ -139,42 +130,8 @@ public final class StreamsProtocol {
     }
 
     private static void produce(Map<String, String> args) throws Exception {
-        String bootstrap = args.get("bootstrap");
         int partitions = Integer.parseInt(args.getOrDefault("partitions", "4"));
-        Properties a = new Properties();
-        a.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        try (Admin admin = Admin.create(a)) {
-            for (String topic : List.of(args.get("input"), args.get("output"))) {
-                try {
-                    admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
-                } catch (ExecutionException e) {
-                    if (!(e.getCause() instanceof TopicExistsException)) {
-                        throw e;
-                    }
-                }
-            }
-        }
-        Properties p = new Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(ProducerConfig.ACKS_CONFIG, "all");
-        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-        p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
-        long lines = Long.parseLong(args.get("lines"));
-        long rate = Long.parseLong(args.getOrDefault("rate", "1000"));
-        long start = System.nanoTime();
-        try (KafkaProducer<String, String> producer =
-                     new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
-            for (long i = 0; i < lines; i++) {
-                long due = start + i * 1_000_000_000L / rate;
-                long wait = due - System.nanoTime();
-                if (wait > 0) {
-                    Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
-                }
-                producer.send(new ProducerRecord<>(args.get("input"), "line-" + i, String.join(" ", words(i))));
-            }
-            producer.flush();
-        }
-        System.out.println("PRODUCED " + lines);
+        EosWordCount.produceLines(args, StreamsProtocol::words, partitions);
     }
 
     private static boolean verify(Map<String, String> args) throws Exception {
