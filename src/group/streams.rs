@@ -799,6 +799,14 @@ impl StreamsGroup {
 
         // The topology: the first member's, kept; a member behind it is told so.
         let mut reconfigure = false;
+        if let (Some(t), Some(kept)) = (&hb.topology, &self.topology) {
+            // GroupMetadataManager.maybeUpdateTopology: an older epoch is stale (told below), the
+            // same or a newer one must be the group's topology.
+            if t.epoch >= kept.epoch && !same_topology(t, kept) {
+                let msg = "Topology updates are not supported yet.";
+                return StreamsHeartbeatResult::error(errors::INVALID_REQUEST, msg);
+            }
+        }
         if let (Some(t), None) = (&hb.topology, &self.topology) {
             tracing::info!(group = %self.group_id, member = %hb.member_id, epoch = t.epoch,
                 "member initialized the streams topology");
@@ -1224,6 +1232,16 @@ impl StreamsGroup {
     }
 }
 
+/// StreamsTopology's equality: the epoch, and the subtopologies by id.
+fn same_topology(a: &TopologyValue, b: &TopologyValue) -> bool {
+    fn by_id(t: &TopologyValue) -> Vec<&rec::values::Subtopology> {
+        let mut subs: Vec<_> = t.subtopologies.iter().collect();
+        subs.sort_by(|x, y| x.subtopology_id.cmp(&y.subtopology_id));
+        subs
+    }
+    a.epoch == b.epoch && by_id(a) == by_id(b)
+}
+
 fn expired(m: &StreamsMember, now: i64) -> bool {
     m.deadline_ms <= now || m.revocation_deadline_ms.is_some_and(|d| d <= now)
 }
@@ -1523,6 +1541,28 @@ mod tests {
             "Changelog topic log must have an undefined partition count, but it is set to 3."
         );
         assert_eq!(invalid_topology(&join("a")), None);
+    }
+
+    #[test]
+    fn a_different_topology_is_refused_an_older_one_is_stale() {
+        let t = topics(&[("input", 1), ("rep", 1), ("log", 1)]);
+        let mut g = StreamsGroup::new("g");
+        g.heartbeat(join("a"), &t, 0, &CFG);
+        let mut changed = join("b");
+        changed.topology.as_mut().unwrap().subtopologies[0]
+            .source_topics
+            .clear();
+        let r = g.heartbeat(changed, &t, 0, &CFG);
+        assert_eq!(r.error_code, errors::INVALID_REQUEST);
+        assert_eq!(
+            r.error_message.unwrap(),
+            "Topology updates are not supported yet."
+        );
+        assert_eq!(g.members.len(), 1);
+        // The same topology, its subtopologies in another order, joins.
+        let mut same = join("b");
+        same.topology.as_mut().unwrap().subtopologies.reverse();
+        assert_eq!(g.heartbeat(same, &t, 0, &CFG).error_code, errors::NONE);
     }
 
     #[test]
