@@ -98,7 +98,6 @@ const USED: &[&str] = &[
     "group.share.record.lock.duration.ms",
     "group.share.session.timeout.ms",
     "group.streams.heartbeat.interval.ms",
-    "group.streams.initial.rebalance.delay.ms",
     "group.streams.max.size",
     "group.streams.session.timeout.ms",
     "group.min.session.timeout.ms",
@@ -749,9 +748,6 @@ impl Config {
                     .positive_int("group.streams.heartbeat.interval.ms")?
                     .unwrap_or(d.streams.heartbeat_interval_ms),
                 max_size: long("group.streams.max.size", d.streams.max_size as i64)? as usize,
-                initial_rebalance_delay_ms: s
-                    .non_negative_int("group.streams.initial.rebalance.delay.ms")?
-                    .map_or(d.streams.initial_rebalance_delay_ms, i64::from),
                 ..d.streams
             },
             share_partition: crate::share::partition::SharePartitionConfig {

@@ -55,7 +55,6 @@ pub const MISSING_SOURCE_TOPICS: i8 = 1;
 pub const INCORRECTLY_PARTITIONED_TOPICS: i8 = 2;
 pub const MISSING_INTERNAL_TOPICS: i8 = 3;
 pub const SHUTDOWN_APPLICATION: i8 = 4;
-pub const ASSIGNMENT_DELAYED: i8 = 5;
 
 /// Kafka's streams MemberState values.
 const STABLE: i8 = 0;
@@ -73,10 +72,6 @@ pub struct StreamsGroupConfig {
     pub max_size: usize,
     /// group.streams.task.offset.interval.ms
     pub task_offset_interval_ms: i32,
-    /// group.streams.initial.rebalance.delay.ms: a group's first target assignment waits this
-    /// long after a member joined it empty, so that instances starting together share the tasks
-    /// at once.
-    pub initial_rebalance_delay_ms: i64,
 }
 
 impl Default for StreamsGroupConfig {
@@ -87,7 +82,6 @@ impl Default for StreamsGroupConfig {
             heartbeat_interval_ms: 5_000,
             max_size: i32::MAX as usize,
             task_offset_interval_ms: 60_000,
-            initial_rebalance_delay_ms: 3_000,
         }
     }
 }
@@ -681,8 +675,6 @@ pub struct StreamsGroup {
     pub members: IndexMap<String, StreamsMember>,
     pub endpoint_information_epoch: i32,
     pub shutdown_requested_by: Option<String>,
-    /// While the initial rebalance delay runs: its end (Kafka's timer, not persisted either).
-    pub assignment_delayed_until: Option<i64>,
 }
 
 impl StreamsGroup {
@@ -699,7 +691,6 @@ impl StreamsGroup {
             members: IndexMap::new(),
             endpoint_information_epoch: 0,
             shutdown_requested_by: None,
-            assignment_delayed_until: None,
         }
     }
 
@@ -745,7 +736,6 @@ impl StreamsGroup {
         cfg: &StreamsGroupConfig,
     ) -> StreamsHeartbeatResult {
         let joining = hb.member_epoch == 0;
-        let was_empty = self.members.is_empty();
         let before = match self.members.get(&hb.member_id) {
             Some(m) => Some(m.clone()),
             None if !joining => {
@@ -867,23 +857,7 @@ impl StreamsGroup {
         if bump {
             self.group_epoch += 1;
         }
-        // The initial rebalance delay: armed by a member joining the empty group, and over at the
-        // first heartbeat after it (Kafka's timer assigns at its end; members learn it at their
-        // next heartbeat either way).
-        let delay = cfg.initial_rebalance_delay_ms;
-        if was_empty && delay > 0 && self.assignment_delayed_until.is_none() {
-            self.assignment_delayed_until = Some(now.saturating_add(delay));
-        }
-        if self
-            .assignment_delayed_until
-            .is_some_and(|until| now >= until)
-        {
-            self.assignment_delayed_until = None;
-        }
-        if self.assignment_delayed_until.is_some() {
-            let detail = "Assignment delayed due to the configured initial rebalance delay.";
-            status.push((ASSIGNMENT_DELAYED, detail.to_string()));
-        } else if self.assignment_epoch < self.group_epoch {
+        if self.assignment_epoch < self.group_epoch {
             self.assign();
         }
         self.reconcile(&hb.member_id, hb.owned_active.as_ref(), now);
@@ -964,11 +938,8 @@ impl StreamsGroup {
         self.group_epoch += 1;
         if self.members.is_empty() {
             self.shutdown_requested_by = None;
-            self.assignment_delayed_until = None;
         }
-        if self.assignment_delayed_until.is_none() {
-            self.assign();
-        }
+        self.assign();
     }
 
     /// Whether some member's session (or revocation) expired by `now`.
@@ -1365,7 +1336,6 @@ mod tests {
         heartbeat_interval_ms: 5_000,
         max_size: 3,
         task_offset_interval_ms: 60_000,
-        initial_rebalance_delay_ms: 0,
     };
 
     fn join(member: &str) -> StreamsHeartbeat {
@@ -1593,38 +1563,6 @@ mod tests {
         let mut same = join("b");
         same.topology.as_mut().unwrap().subtopologies.reverse();
         assert_eq!(g.heartbeat(same, &t, 0, &CFG).error_code, errors::NONE);
-    }
-
-    #[test]
-    fn the_first_assignment_waits_for_the_initial_delay() {
-        let t = topics(&[("input", 2), ("rep", 2), ("log", 2)]);
-        let cfg = StreamsGroupConfig {
-            initial_rebalance_delay_ms: 3_000,
-            ..CFG
-        };
-        let mut g = StreamsGroup::new("g");
-        let a = g.heartbeat(join("a"), &t, 0, &cfg);
-        assert_eq!(
-            a.status,
-            vec![(
-                ASSIGNMENT_DELAYED,
-                "Assignment delayed due to the configured initial rebalance delay.".to_string()
-            )]
-        );
-        assert_eq!(count(&a.active_tasks.unwrap()), 0);
-        let b = g.heartbeat(join("b"), &t, 1_000, &cfg);
-        assert_eq!(b.status[0].0, ASSIGNMENT_DELAYED);
-        assert_eq!(g.state(), "Assigning");
-        // After the delay both get their share at once: nothing to revoke.
-        let a = g.heartbeat(hb("a", a.member_epoch, None), &t, 3_000, &cfg);
-        assert!(a.status.is_empty());
-        assert_eq!(count(&a.active_tasks.unwrap()), 2);
-        let b = g.heartbeat(hb("b", b.member_epoch, None), &t, 3_100, &cfg);
-        assert_eq!(count(&b.active_tasks.unwrap()), 2);
-        assert_eq!(g.state(), "Stable");
-        // A member joining the group now waits for nothing.
-        let c = g.heartbeat(join("c"), &t, 4_000, &cfg);
-        assert!(c.status.is_empty());
     }
 
     #[test]

@@ -57,11 +57,7 @@ pub const SESSION_MS: i32 = 10_000;
 
 /// A broker whose groups rebalance without the initial delay.
 pub async fn group_broker() -> Result<TestBroker> {
-    start_broker_with(|c| {
-        c.group.initial_rebalance_delay_ms = 0;
-        c.group.streams.initial_rebalance_delay_ms = 0;
-    })
-    .await
+    start_broker_with(|c| c.group.initial_rebalance_delay_ms = 0).await
 }
 
 /// `group_broker` with topic `topic` of `partitions` partitions and a connected client.
