@@ -67,6 +67,11 @@
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
 #                     of its own): a member that left without LeaveGroup expired by advancing the clock
 #                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
+#   streams-protocol-<v>/...  a Kafka Streams 4.4 word count with group.protocol=streams (KIP-1071)
+#                     on two instances, at_least_once then exactly_once_v2: internal topics made by
+#                     the broker, tasks spread over both, moved when one stops, every input counted
+#                     once (StreamsProtocol); then kafka-streams-groups --list / --describe --state /
+#                     --members (4.4). About 45 s on gregor, 75 s on Kafka 4.4
 #   share-<v>/...     share groups (KIP-932) with KafkaShareConsumer 4.4.x (ShareTests): implicit
 #                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
 #                     redelivery after a consumer closed without acknowledging and after one was
@@ -83,7 +88,7 @@
 #   JAVA_COMPAT_BROKER   "kafka" checks the suite itself against Apache Kafka 3.9, or the Kafka
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
-#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams failover
+#   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams streams-protocol failover
 #                        security control share junit")
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
@@ -1473,6 +1478,124 @@ streams_tests() {
   broker_check "$label"
 }
 
+# ---- Kafka Streams, the streams rebalance protocol (KIP-1071) --------------------------------
+
+# A word count (StreamsProtocol: a repartition topic, a changelogged store) with
+# group.protocol=streams on two instances: the broker creates the internal topics and spreads
+# the eight tasks (four partitions, two subtopologies) over both; one instance is stopped
+# mid-stream and the other takes all its tasks; every input is counted once in the end (a clean
+# stop: at_least_once counts once too, exactly_once_v2 is read read_committed). Then kafka-streams-groups --list / --describe (4.4).
+STREAMS_PROTOCOL_LINES=${JAVA_COMPAT_STREAMS_PROTOCOL_LINES:-6000}
+
+# last_tasks FILE: the active-task count of an instance's last TASKS line (-1 before any).
+last_tasks() {
+  awk '/^TASKS / { n = $2 } END { print (n == "" ? -1 : n) }' "$1" 2>/dev/null
+}
+
+# wait_tasks A B WANT_A WANT_B TIMEOUT_S: until the instances' last TASKS lines say so (a WANT of
+# "+" is any count above 0, "*" any at all).
+want_tasks() {
+  case "$2" in
+    '*') return 0 ;;
+    +) [ "$1" -gt 0 ] ;;
+    *) [ "$1" = "$2" ] ;;
+  esac
+}
+
+wait_tasks() {
+  local deadline=$((SECONDS + $5)) a b
+  while :; do
+    a="$(last_tasks "$1")" b="$(last_tasks "$2")"
+    if want_tasks "$a" "$3" && want_tasks "$b" "$4"; then
+      return 0
+    fi
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+
+streams_protocol_tests() {
+  streams_protocol_case at_least_once
+  streams_protocol_case exactly_once_v2 tools
+}
+
+# streams_protocol_case GUARANTEE [tools]: the scenario with one processing guarantee, then
+# (with "tools") kafka-streams-groups against the surviving instance.
+streams_protocol_case() {
+  local guarantee="$1" tools_too="${2:-}"
+  local cp="$JAVA_COMPAT_TARGET/streams-4.4/classes:$JAVA_COMPAT_TARGET/streams-4.4/lib/*"
+  local version label base="$LOGS/streams-protocol-$1" app pa pb producer= sa sb started=$SECONDS
+  version="$(lib_version streams-4.4 kafka-streams)"
+  label="streams-protocol-$version/$guarantee"
+  app="streams-protocol-${version//./-}-${guarantee//_/-}"
+  local java=(java "${JAVA_OPTS[@]}" -cp "$cp" gregor.streams.StreamsProtocol)
+  local topics=(--input "$app-in" --output "$app-out")
+  echo "== Kafka Streams $version, group.protocol=streams, $guarantee, two instances"
+  timeout 120 "${java[@]}" produce --bootstrap "$GREGOR_BOOTSTRAP" "${topics[@]}" --lines 0 --partitions 4 \
+    >"$base-topics.out" 2>&1 || { fail "$label/create-topics" "could not create the topics" "$base-topics.out"; return; }
+  sa="$(mktemp -d /tmp/gregor-streams-a.XXXXXX)"
+  sb="$(mktemp -d /tmp/gregor-streams-b.XXXXXX)"
+  "${java[@]}" run --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" "${topics[@]}" --state-dir "$sa" \
+    --guarantee "$guarantee" >"$base-a.out" 2>"$base-a.err" &
+  pa=$!
+  "${java[@]}" run --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" "${topics[@]}" --state-dir "$sb" \
+    --guarantee "$guarantee" >"$base-b.out" 2>"$base-b.err" &
+  pb=$!
+  # The broker spreads the eight tasks over both instances.
+  if wait_tasks "$base-a.out" "$base-b.out" + + 180 &&
+    [ $(($(last_tasks "$base-a.out") + $(last_tasks "$base-b.out"))) = 8 ]; then
+    pass "$label/tasks-spread ($(last_tasks "$base-a.out") + $(last_tasks "$base-b.out"))"
+  else
+    fail "$label/tasks-spread" "tasks a=$(last_tasks "$base-a.out") b=$(last_tasks "$base-b.out") after 180 s" "$base-b.err"
+  fi
+  timeout 300 "${java[@]}" produce --bootstrap "$GREGOR_BOOTSTRAP" "${topics[@]}" \
+    --lines "$STREAMS_PROTOCOL_LINES" --rate 1000 >"$base-produce.out" 2>"$base-produce.err" &
+  producer=$!
+  # Mid-stream, a stops (closes and leaves the group): b takes all its tasks.
+  wait_for_line "$base-a.out" '^PROCESSED 1000$' 120 "$pa" ||
+    wait_for_line "$base-b.out" '^PROCESSED 1000$' 10 "$pb" ||
+    fail "$label/processing" "no instance processed 1,000 words within 120 s" "$base-a.err"
+  kill -TERM "$pa" 2>/dev/null
+  wait "$pa" 2>/dev/null
+  if wait_tasks "$base-a.out" "$base-b.out" '*' 8 120; then
+    pass "$label/tasks-moved"
+  else
+    fail "$label/tasks-moved" "b has $(last_tasks "$base-b.out") tasks 120 s after a stopped" "$base-b.err"
+  fi
+  if wait "$producer" && grep -q '^PRODUCED' "$base-produce.out"; then
+    timeout 300 "${java[@]}" verify --bootstrap "$GREGOR_BOOTSTRAP" --app-id "$app" --output "$app-out" \
+      --lines "$STREAMS_PROTOCOL_LINES" --label "$label" >"$base-verify.out" 2>"$base-verify.err"
+    tally "streams-protocol-$guarantee-verify" $? 300
+  else
+    fail "$label/produce" "the input producer failed" "$base-produce.err"
+  fi
+  # kafka-streams-groups (4.4) while b is the one member.
+  local v44 tools="$JAVA_COMPAT_TARGET/tools-4.4/lib/*"
+  [ -n "$tools_too" ] || { streams_protocol_stop "$pb" "$sa" "$sb" "$started" "$label"; return; }
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  local tool=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" -cp "$tools"
+    org.apache.kafka.tools.streams.StreamsGroupCommand --bootstrap-server "$GREGOR_BOOTSTRAP")
+  label="streams-groups-$v44"
+  "${tool[@]}" --list >"$base-list.out" 2>&1
+  cg_check "$label/list" "$base-list.out" -v g="$app" '$1 == g { ok = 1 } END { if (ok) print "ok" }'
+  "${tool[@]}" --describe --group "$app" --state >"$base-state.out" 2>&1
+  cg_check "$label/describe-state" "$base-state.out" -v g="$app" \
+    '$1 == g && tolower($0) ~ /stable/ && $NF == 1 { ok = 1 } END { if (ok) print "ok" }'
+  "${tool[@]}" --describe --group "$app" --members >"$base-members.out" 2>&1
+  cg_check "$label/describe-members" "$base-members.out" -v g="$app" \
+    '$1 == g && /ACTIVE: / && /0:\[0,1,2,3\]/ && /1:\[0,1,2,3\]/ { ok = 1 } END { if (ok) print "ok" }'
+  streams_protocol_stop "$pb" "$sa" "$sb" "$started" "$label"
+}
+
+# streams_protocol_stop PID STATE_A STATE_B STARTED LABEL: stops the surviving instance.
+streams_protocol_stop() {
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  rm -rf "$2" "$3"
+  echo "  (took $((SECONDS - $4)) s)"
+  broker_check "$5"
+}
+
 # ---- share groups --------------------------------------------------------------------------
 
 # share_tests: KafkaShareConsumer 4.4 (ShareTests: implicit and explicit acknowledgement, two
@@ -1642,7 +1765,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams failover security control share junit}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams streams-protocol failover security control share junit}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -1652,6 +1775,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     admin) admin_tests ;;
     txn) txn_tests ;;
     streams) streams_tests ;;
+    streams-protocol) streams_protocol_tests ;;
     failover) failover_tests ;;
     security) security_tests; security_acl_tests ;;
     security-acls) security_acl_tests ;;

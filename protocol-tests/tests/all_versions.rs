@@ -105,6 +105,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::ShareGroupDescribe,
         ApiKey::ShareFetch,
         ApiKey::ShareAcknowledge,
+        // Per-version tests in streams_groups.rs.
+        ApiKey::StreamsGroupHeartbeat,
+        ApiKey::StreamsGroupDescribe,
     ];
     let b = start_broker().await?;
     let mut c = b.client().await?;

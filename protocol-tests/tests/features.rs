@@ -41,7 +41,8 @@ fn levels(l: &[(&str, i16, i16)]) -> Levels {
 }
 
 /// Finalized: metadata.version 14 (3.6-IV2), transaction.version 2 (KIP-890 part 2),
-/// group.version 1 (KIP-848) and share.version 1 (KIP-932), in a new metadata log; a level 0 is
+/// group.version 1 (KIP-848), share.version 1 (KIP-932) and streams.version 1 (KIP-1071), in a
+/// new metadata log; a level 0 is
 /// not listed. Supported: every feature Kafka 4.4 knows, a 0 minimum only from v4 on; v0-2 have
 /// no features.
 #[tokio::test]
@@ -52,6 +53,7 @@ async fn api_versions_shows_the_features() -> Result<()> {
         ("group.version", 1, 1),
         ("metadata.version", 14, 14),
         ("share.version", 1, 1),
+        ("streams.version", 1, 1),
         ("transaction.version", 2, 2),
     ]);
     for v in 0..=4 {
@@ -68,7 +70,7 @@ async fn api_versions_shows_the_features() -> Result<()> {
                     ("kraft.version", 0, 0),
                     ("metadata.version", 14, 14),
                     ("share.version", 0, 1),
-                    ("streams.version", 0, 0),
+                    ("streams.version", 0, 1),
                     ("transaction.version", 0, 2),
                 ]),
                 finalized.clone(),
@@ -135,7 +137,7 @@ async fn update_features_every_version() -> Result<()> {
         // One level gregor does not implement fails the whole request, with Kafka's message.
         let bad = request(vec![
             at(update("group.version", 1, 1)),
-            at(update("streams.version", 1, 1)),
+            at(update("eligible.leader.replicas.version", 1, 1)),
         ]);
         let r = c.request(v, bad).await?;
         ensure!(
@@ -145,8 +147,8 @@ async fn update_features_every_version() -> Result<()> {
         let msg = r.error_message.as_deref().unwrap_or_default().to_string();
         ensure!(
             msg == "The update failed for all features since the following feature had an \
-                    error: Invalid update version 1 for feature streams.version. Local controller \
-                    1 does not support this feature.",
+                    error: Invalid update version 1 for feature eligible.leader.replicas.version. \
+                    Local controller 1 does not support this feature.",
             "v{v}: {msg}"
         );
     }

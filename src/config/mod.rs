@@ -97,6 +97,9 @@ const USED: &[&str] = &[
     "group.share.partition.max.record.locks",
     "group.share.record.lock.duration.ms",
     "group.share.session.timeout.ms",
+    "group.streams.heartbeat.interval.ms",
+    "group.streams.max.size",
+    "group.streams.session.timeout.ms",
     "group.min.session.timeout.ms",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -745,6 +748,17 @@ impl Config {
                     .positive_int("group.share.heartbeat.interval.ms")?
                     .unwrap_or(d.share.heartbeat_interval_ms),
                 max_size: long("group.share.max.size", d.share.max_size as i64)? as usize,
+            },
+            streams: crate::group::streams::StreamsGroupConfig {
+                session_timeout_ms: long(
+                    "group.streams.session.timeout.ms",
+                    d.streams.session_timeout_ms,
+                )?,
+                heartbeat_interval_ms: s
+                    .positive_int("group.streams.heartbeat.interval.ms")?
+                    .unwrap_or(d.streams.heartbeat_interval_ms),
+                max_size: long("group.streams.max.size", d.streams.max_size as i64)? as usize,
+                ..d.streams
             },
             share_partition: crate::share::partition::SharePartitionConfig {
                 record_lock_duration_ms: long(

@@ -118,6 +118,18 @@ pub trait TopicSource {
     fn names(&self) -> Vec<String>;
 }
 
+/// Topics by name, (id, partition count): what the unit tests of the group types look topics up
+/// in.
+#[cfg(test)]
+impl TopicSource for std::collections::BTreeMap<String, (Uuid, i32)> {
+    fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
+        self.get(name).copied()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
+
 /// The metadata of those of `names` that exist.
 pub fn topics_metadata(
     names: impl IntoIterator<Item = String>,

@@ -14,6 +14,7 @@ use super::consumer::{
 use super::offsets_topic::{self, CommittedOffset};
 use super::shard::{GroupResult, GroupShard};
 use super::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult};
+use super::streams::{StreamsGroup, StreamsHeartbeat, StreamsHeartbeatResult};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
 use crate::metadata::image::{MetadataDelta, MetadataImage};
@@ -108,9 +109,9 @@ impl GroupCoordinator {
     /// Loads every shard by replaying its `__consumer_offsets` partition at start-up.
     pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
         let cfg = self.consumer_cfg();
-        let share_cfg = self.cfg.share;
+        let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
         let applied = self.runtime.load_all(catalog, now, |s| {
-            s.on_loaded(catalog, now, &cfg, &share_cfg)
+            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
         })?;
         // Offsets of topics deleted while their tombstones could not be written (a crash
         // between the two) are dropped now.
@@ -200,8 +201,11 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(errors::INVALID_GROUP_ID);
         }
-        // GroupMetadataManager.classicGroupJoin: a share group's id is no classic group's.
-        if self.with_share_group(group_id, |_| ()).is_some() {
+        // GroupMetadataManager.classicGroupJoin: a share or streams group's id is no classic
+        // group's.
+        if self.with_share_group(group_id, |_| ()).is_some()
+            || self.with_streams_group(group_id, |_| ()).is_some()
+        {
             return Reply::Now(JoinResult {
                 error_code: errors::INCONSISTENT_GROUP_PROTOCOL,
                 generation_id: -1,
@@ -314,6 +318,33 @@ impl GroupCoordinator {
         .unwrap_or_else(|code| {
             ShareHeartbeatResult::error(code, "the group's records could not be written")
         })
+    }
+
+    /// StreamsGroupHeartbeat (KIP-1071): the group's changes are written as Kafka's
+    /// StreamsGroup* records, so the topology and members carry on across a broker restart.
+    pub fn streams_heartbeat(
+        &self,
+        catalog: &Catalog,
+        group_id: &str,
+        hb: StreamsHeartbeat,
+        now: i64,
+    ) -> StreamsHeartbeatResult {
+        let cfg = self.cfg.streams;
+        self.write(catalog, group_id, now, |s| {
+            s.streams_heartbeat(group_id, hb, catalog, now, &cfg)
+        })
+        .unwrap_or_else(|code| {
+            StreamsHeartbeatResult::error(code, "the group's records could not be written")
+        })
+    }
+
+    /// Runs `f` on a streams group, if there is one of that id.
+    pub fn with_streams_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&StreamsGroup) -> R,
+    ) -> Option<R> {
+        self.read_group(group_id, |s| s.streams.get(group_id), f)
     }
 
     pub fn consumer_cfg(&self) -> ConsumerGroupConfig {
@@ -493,6 +524,12 @@ impl GroupCoordinator {
                     protocol_type: "share".into(),
                     group_type: "share",
                 }));
+                v.extend(s.streams.values().map(|g| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    state: g.state(),
+                    protocol_type: "streams".into(),
+                    group_type: "streams",
+                }));
             });
         }
         v.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -580,17 +617,27 @@ impl GroupCoordinator {
         let cfg = &self.cfg;
         let mut gone = Vec::new();
         for p in 0..self.runtime.partitions() {
-            let Some((classic, consumer, share)) = self.runtime.read(p, |s| {
+            let Some((classic, consumer, share, streams)) = self.runtime.read(p, |s| {
                 let expired = s.consumer.values().filter(|g| g.has_expired(now));
                 let share = s.share.values().filter(|g| g.has_expired(now));
+                let streams = s.streams.values().filter(|g| g.has_expired(now));
                 (
                     s.classic.keys().cloned().collect::<Vec<_>>(),
                     expired.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
                     share.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
+                    streams.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
                 )
             }) else {
                 continue;
             };
+            for id in streams {
+                let done = self.runtime.write(catalog, p, now, |s| {
+                    s.streams_op(&id, false, |g| g.expire(now))
+                });
+                if let Err(code) = done {
+                    tracing::warn!(group = id, code, "streams group expiry not written");
+                }
+            }
             for id in consumer {
                 let done = self.runtime.write(catalog, p, now, |s| {
                     s.consumer_op(&id, false, |g| g.expire(now))

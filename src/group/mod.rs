@@ -1,8 +1,8 @@
 //! Consumer groups: the classic protocol's group state machine (`classic`), the KIP-848 one
-//! (`consumer`), the KIP-932 share group's (`share`), the shard of one `__consumer_offsets`
+//! (`consumer`), the KIP-932 share group's (`share`), the KIP-1071 streams group's (`streams`), the shard of one `__consumer_offsets`
 //! partition with its groups, offsets and replay (`shard`), the coordinator that routes requests to shards on the coordinator runtime
 //! (`coordinator`), and Kafka's record formats in `__consumer_offsets` (`offsets_topic`,
-//! `consumer_records`, `share_records`).
+//! `consumer_records`, `share_records`, `streams_records`).
 
 pub mod classic;
 pub mod consumer;
@@ -13,6 +13,8 @@ pub mod offsets_topic;
 pub mod shard;
 pub mod share;
 pub mod share_records;
+pub mod streams;
+pub mod streams_records;
 
 /// The members of a KIP-848 or share group whose session deadline passed by `now`, by id.
 pub fn expired_members<M>(
@@ -45,6 +47,9 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// group.share.session.timeout.ms, group.share.heartbeat.interval.ms, group.share.max.size.
     pub share: share::ShareGroupConfig,
+    /// group.streams.session.timeout.ms, group.streams.heartbeat.interval.ms,
+    /// group.streams.max.size (KIP-1071).
+    pub streams: streams::StreamsGroupConfig,
     /// group.share.record.lock.duration.ms, group.share.delivery.count.limit and
     /// group.share.partition.max.record.locks: each share-partition's limits.
     pub share_partition: crate::share::partition::SharePartitionConfig,
@@ -65,6 +70,7 @@ impl Default for GroupConfig {
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
             share: share::ShareGroupConfig::default(),
+            streams: streams::StreamsGroupConfig::default(),
             share_partition: crate::share::partition::SharePartitionConfig::default(),
         }
     }

@@ -18,8 +18,9 @@
 //!   that differ; when the append fails `on_append` puts the group back as it was (Kafka reverts
 //!   the shard to its last written offset). `replay` collects their records at load and
 //!   `on_loaded` turns them into groups; a live group's epoch tombstone deletes it.
-//! - Share groups (KIP-932) the same way, with their ShareGroup* records (`share_records`). A
-//!   group id is of one type: classic, consumer or share.
+//! - Share groups (KIP-932) the same way, with their ShareGroup* records (`share_records`), and
+//!   streams groups (KIP-1071) with their StreamsGroup* records (`streams_records`). A group id
+//!   is of one type: classic, consumer, share or streams.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,6 +34,8 @@ use super::coordinator::{MemberRef, OffsetCommit};
 use super::offsets_topic::{self, CommittedOffset, GroupRecord, MemberRecord, OffsetsRecord};
 use super::share::{ShareGroup, ShareGroupConfig, ShareHeartbeat, ShareHeartbeatResult};
 use super::share_records::{self, StoredShareGroup};
+use super::streams::{StreamsGroup, StreamsGroupConfig, StreamsHeartbeat, StreamsHeartbeatResult};
+use super::streams_records::{self, StoredStreamsGroup};
 use super::GroupConfig;
 use crate::coordinator::runtime::{
     CoordinatorRecord, CoordinatorResult, CoordinatorShard, RecordContext, NO_PRODUCER_ID,
@@ -63,6 +66,10 @@ pub struct GroupShard {
     pub share: HashMap<String, ShareGroup>,
     /// ShareGroup* records replayed while loading, made into groups by `on_loaded`.
     restoring_share: HashMap<String, StoredShareGroup>,
+    /// KIP-1071 streams groups.
+    pub streams: HashMap<String, StreamsGroup>,
+    /// StreamsGroup* records replayed while loading, made into groups by `on_loaded`.
+    restoring_streams: HashMap<String, StoredStreamsGroup>,
 }
 
 impl CoordinatorShard for GroupShard {
@@ -78,6 +85,8 @@ impl CoordinatorShard for GroupShard {
             if replay_group_record(&self.share, &mut self.restoring_share, &group, rec) {
                 self.share.remove(&group);
             }
+        } else if let Some(rec) = streams_records::decode_key(&record.key, value) {
+            self.replay_streams(&rec);
         }
     }
 
@@ -114,6 +123,33 @@ impl CoordinatorShard for GroupShard {
 }
 
 impl GroupShard {
+    /// A streams-group record: collected while loading; of a live group (which wrote it), only
+    /// the deletion (the metadata tombstone) matters.
+    #[allow(clippy::collapsible_match)] // apply() mutates: not a pattern guard
+    fn replay_streams(&mut self, rec: &streams_records::StreamsRecord<'_>) {
+        let group = &rec.group;
+        if self.streams.contains_key(group) {
+            if rec.kind == streams_records::GROUP_METADATA_KEY && rec.value.is_none() {
+                self.streams.remove(group);
+            }
+            return;
+        }
+        match self.restoring_streams.get_mut(group) {
+            Some(g) => {
+                if !g.apply(rec) {
+                    self.restoring_streams.remove(group);
+                }
+            }
+            None if rec.value.is_some() => {
+                let mut g = StoredStreamsGroup::default();
+                if g.apply(rec) {
+                    self.restoring_streams.insert(group.clone(), g);
+                }
+            }
+            None => {}
+        }
+    }
+
     fn replay_offsets(&mut self, at: RecordContext, rec: OffsetsRecord, now: i64) {
         match rec {
             OffsetsRecord::Offset {
@@ -124,7 +160,7 @@ impl GroupShard {
             } => {
                 // Offsets without a group record belong to a "simple" group (Kafka creates an
                 // empty classic group for them), unless a KIP-848 group holds them.
-                if !self.consumer.contains_key(&group) {
+                if !self.consumer.contains_key(&group) && !self.streams.contains_key(&group) {
                     self.classic
                         .entry(group.clone())
                         .or_insert_with(|| ClassicGroup::new(&group));
@@ -192,6 +228,7 @@ impl GroupShard {
         now: i64,
         cfg: &ConsumerGroupConfig,
         share_cfg: &ShareGroupConfig,
+        streams_cfg: &StreamsGroupConfig,
     ) {
         for (id, stored) in std::mem::take(&mut self.restoring) {
             self.classic.remove(&id);
@@ -202,6 +239,16 @@ impl GroupShard {
             self.classic.remove(&id);
             let g = ShareGroup::restore(&id, stored, catalog, now, share_cfg);
             self.share.insert(id, g);
+        }
+        for (id, stored) in std::mem::take(&mut self.restoring_streams) {
+            // A group whose metadata record was never read (compacted away with the rest) is
+            // not restored from stray member records.
+            if stored.metadata.is_none() {
+                continue;
+            }
+            self.classic.remove(&id);
+            let g = StreamsGroup::restore(&id, stored, catalog, now, streams_cfg);
+            self.streams.insert(id, g);
         }
     }
 
@@ -289,6 +336,12 @@ impl GroupShard {
             instance_id,
             generation_id,
         } = who;
+        if let Some(g) = self.streams.get(group_id) {
+            return match g.validate_offset_commit(member_id, generation_id) {
+                errors::STALE_MEMBER_EPOCH if transactional => errors::ILLEGAL_GENERATION,
+                code => code,
+            };
+        }
         if let Some(g) = self.consumer.get(group_id) {
             return match g.validate_offset_commit(member_id, generation_id) {
                 // Kafka's validateTransactionalOffsetCommit: a stale epoch is a generation error.
@@ -323,7 +376,8 @@ impl GroupShard {
         let mut records = Vec::new();
         let kept = (self.consumer.get(group_id))
             .map(|g| (g.members.is_empty(), g.records()))
-            .or_else(|| (self.share.get(group_id)).map(|g| (g.members.is_empty(), g.records())));
+            .or_else(|| (self.share.get(group_id)).map(|g| (g.members.is_empty(), g.records())))
+            .or_else(|| (self.streams.get(group_id)).map(|g| (g.members.is_empty(), g.records())));
         if let Some((empty, group_records)) = kept {
             if !empty {
                 return CoordinatorResult::response(errors::NON_EMPTY_GROUP);
@@ -515,6 +569,7 @@ impl GroupShard {
         };
         if self.classic.get(group_id).is_some_and(|g| !g.is_empty())
             || self.share.contains_key(group_id)
+            || self.streams.contains_key(group_id)
         {
             return fail(
                 errors::GROUP_ID_NOT_FOUND,
@@ -583,7 +638,10 @@ impl GroupShard {
         now: i64,
         cfg: &ShareGroupConfig,
     ) -> GroupResult<ShareHeartbeatResult> {
-        if self.classic.contains_key(group_id) || self.consumer.contains_key(group_id) {
+        if self.classic.contains_key(group_id)
+            || self.consumer.contains_key(group_id)
+            || self.streams.contains_key(group_id)
+        {
             return CoordinatorResult::response(ShareHeartbeatResult::error(
                 errors::GROUP_ID_NOT_FOUND,
                 format!("Group {group_id} is not a share group."),
@@ -633,6 +691,98 @@ impl GroupShard {
                     Some(g) => s.share.insert(id, g),
                     None => s.share.remove(&id),
                 };
+            }
+        })
+    }
+}
+
+impl GroupShard {
+    /// StreamsGroupHeartbeat (KIP-1071): joins, stays in or leaves a streams group; every change
+    /// is written as Kafka's StreamsGroup* records. A group id of another type is refused as
+    /// Kafka refuses it (GROUP_ID_NOT_FOUND, "is not a streams group"); an empty classic group
+    /// (offsets only) becomes the streams group, its offsets kept.
+    pub fn streams_heartbeat(
+        &mut self,
+        group_id: &str,
+        hb: StreamsHeartbeat,
+        catalog: &Catalog,
+        now: i64,
+        cfg: &StreamsGroupConfig,
+    ) -> GroupResult<StreamsHeartbeatResult> {
+        let other_type = self.classic.get(group_id).is_some_and(|g| !g.is_empty())
+            || self.consumer.contains_key(group_id)
+            || self.share.contains_key(group_id);
+        if other_type {
+            return CoordinatorResult::response(StreamsHeartbeatResult::error(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} is not a streams group."),
+            ));
+        }
+        let joining = hb.member_epoch == 0;
+        if !self.streams.contains_key(group_id) && !joining {
+            return CoordinatorResult::response(StreamsHeartbeatResult::error(
+                errors::GROUP_ID_NOT_FOUND,
+                format!("Streams group {group_id} not found."),
+            ));
+        }
+        let epoch = hb.member_epoch;
+        let leaving =
+            epoch == super::streams::LEAVE_EPOCH || epoch == super::streams::STATIC_LEAVE_EPOCH;
+        self.streams_op(group_id, joining, |g| match leaving {
+            true => g.leave(&hb.member_id, epoch, hb.shutdown_application),
+            false => g.heartbeat(hb, catalog, now, cfg),
+        })
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Runs `f` on a streams group (creating it when `create`: an empty classic group, offsets
+    /// only, becomes it) and writes the records that changed; a failed append puts the group
+    /// back as it was. A group left without members and never given a topology is not kept
+    /// (a first heartbeat that failed its checks creates nothing).
+    pub fn streams_op<R>(
+        &mut self,
+        group_id: &str,
+        create: bool,
+        f: impl FnOnce(&mut StreamsGroup) -> R,
+    ) -> GroupResult<Option<R>> {
+        let before = self.streams.get(group_id).cloned();
+        if before.is_none() && !create {
+            return CoordinatorResult::response(None);
+        }
+        let replaced = match before {
+            None => self.classic.remove(group_id),
+            Some(_) => None,
+        };
+        let group = self
+            .streams
+            .entry(group_id.to_string())
+            .or_insert_with(|| StreamsGroup::new(group_id));
+        let result = f(group);
+        let old = before
+            .as_ref()
+            .map(StreamsGroup::records)
+            .unwrap_or_default();
+        let records = if before.is_none() && group.members.is_empty() {
+            // Nothing was made: leave no trace.
+            self.streams.remove(group_id);
+            if let Some(g) = replaced {
+                self.classic.insert(group_id.to_string(), g);
+            }
+            return CoordinatorResult::response(Some(result));
+        } else {
+            changed_records(old, &group.records())
+        };
+        let id = group_id.to_string();
+        CoordinatorResult::applied(records, Some(result), move |s: &mut GroupShard, stored| {
+            if let Err(code) = stored {
+                tracing::warn!(group = id, code, "streams group records not persisted");
+                match before {
+                    Some(g) => s.streams.insert(id.clone(), g),
+                    None => s.streams.remove(&id),
+                };
+                if let Some(g) = replaced {
+                    s.classic.insert(id, g);
+                }
             }
         })
     }

@@ -419,25 +419,17 @@ mod tests {
     use std::collections::BTreeMap;
     use uuid::Uuid;
 
-    struct Topics(BTreeMap<String, (Uuid, i32)>);
-
-    impl TopicSource for Topics {
-        fn lookup(&self, name: &str) -> Option<(Uuid, i32)> {
-            self.0.get(name).copied()
-        }
-        fn names(&self) -> Vec<String> {
-            self.0.keys().cloned().collect()
-        }
-    }
+    /// Topics by name: (id, partition count); see the map's TopicSource in `consumer`.
+    type Topics = BTreeMap<String, (Uuid, i32)>;
 
     const T1: Uuid = Uuid::from_u128(1);
     const T2: Uuid = Uuid::from_u128(2);
 
     fn topics(t1_partitions: i32) -> Topics {
-        Topics(BTreeMap::from([
+        BTreeMap::from([
             ("t1".to_string(), (T1, t1_partitions)),
             ("t2".to_string(), (T2, 1)),
-        ]))
+        ])
     }
 
     fn hb(member: &str, epoch: i32, subscribed: Option<&[&str]>) -> ShareHeartbeat {

@@ -68,8 +68,15 @@ pub const FEATURES: &[FeatureSpec] = &[
         settable: (0, 1),
         bootstrap: 1,
     },
-    // KIP-1071 streams groups: not implemented.
-    not_implemented("streams.version"),
+    // KIP-1071 streams groups (StreamsGroupHeartbeat, StreamsGroupDescribe): level 1 serves
+    // them, as Kafka 4.4 does from its 4.2 metadata version on; 0 turns them off (the streams
+    // APIs then answer UNSUPPORTED_VERSION, as Kafka's do).
+    FeatureSpec {
+        name: crate::protocol::streams_group_heartbeat::STREAMS_VERSION_FEATURE,
+        supported: (0, 1),
+        settable: (0, 1),
+        bootstrap: 1,
+    },
 ];
 
 /// A feature Kafka 4.4 has and gregor does not: supported at level 0 only, never finalized.
@@ -227,9 +234,9 @@ mod tests {
         let image = image();
         let err = |u| update(&image, 1, &[u]).unwrap_err();
         assert_eq!(
-            err(upd("streams.version", 1, UPGRADE)),
-            "Invalid update version 1 for feature streams.version. Local controller 1 does not \
-             support this feature."
+            err(upd("eligible.leader.replicas.version", 1, UPGRADE)),
+            "Invalid update version 1 for feature eligible.leader.replicas.version. Local \
+             controller 1 does not support this feature."
         );
         assert_eq!(
             err(upd("transaction.version", 1, SAFE_DOWNGRADE)),

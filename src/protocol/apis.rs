@@ -101,6 +101,10 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ShareGroupDescribe, r(1, 1)),
     (ApiKey::ShareFetch, r(1, 1)),
     (ApiKey::ShareAcknowledge, r(1, 1)),
+    // KIP-1071 streams groups, served while streams.version >= 1 (UNSUPPORTED_VERSION otherwise,
+    // as Kafka 4.4). The vendored crate has them from Kafka 4.4's specs (PATCHED.md).
+    (ApiKey::StreamsGroupHeartbeat, r(0, 1)),
+    (ApiKey::StreamsGroupDescribe, r(0, 1)),
 ];
 
 /// gregor's own range for `api` (what it serves without `--emulate-kafka-version`).
@@ -191,6 +195,8 @@ mod tests {
             ApiKey::ShareGroupDescribe => ShareGroupDescribeRequest::VERSIONS,
             ApiKey::ShareFetch => ShareFetchRequest::VERSIONS,
             ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
+            ApiKey::StreamsGroupHeartbeat => StreamsGroupHeartbeatRequest::VERSIONS,
+            ApiKey::StreamsGroupDescribe => StreamsGroupDescribeRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

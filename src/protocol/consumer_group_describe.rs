@@ -45,6 +45,16 @@ pub(super) fn check_group(ctx: &RequestContext<'_>, group_id: &str) -> Result<()
     super::cluster::check_group_coordinator(ctx, group_id).map_err(|code| (code, None))
 }
 
+/// GROUP_ID_NOT_FOUND's message for a group the describe of one group type did not find: Kafka
+/// names a group of another type ("Group g is not a share group.") apart from no group at all.
+pub(super) fn not_found_message(ctx: &RequestContext<'_>, group_id: &str, kind: &str) -> String {
+    let groups = ctx.broker.groups.list_groups();
+    match groups.iter().any(|g| g.group_id == group_id) {
+        true => format!("Group {group_id} is not a {kind} group."),
+        false => format!("Group {group_id} not found."),
+    }
+}
+
 /// A group whose members name topics the session may not describe is not shown; with
 /// `include_authorized_operations`, the session's operations on the group.
 pub(super) fn check_topics<'t>(

@@ -120,6 +120,8 @@ error_codes! {
     ShareFetchResponse => [error_code] [responses partitions error_code];
     ShareGroupDescribeResponse => [groups error_code];
     ShareGroupHeartbeatResponse => [error_code];
+    StreamsGroupDescribeResponse => [groups error_code];
+    StreamsGroupHeartbeatResponse => [error_code];
     SyncGroupResponse => [error_code];
     TxnOffsetCommitResponse => [topics partitions error_code];
     UnregisterBrokerResponse => [error_code];

@@ -68,6 +68,8 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod streams_group_describe;
+pub mod streams_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -566,6 +568,18 @@ async fn dispatch(
         }
         ApiKey::ShareFetch => respond(ctx, &share_fetch::handle(ctx, decode(f, v)?).await),
         ApiKey::ShareAcknowledge => respond(ctx, &share_acknowledge::handle(ctx, decode(f, v)?)),
+        // Internal topics are created on the request thread, as KafkaApis does after the
+        // coordinator answered.
+        ApiKey::StreamsGroupHeartbeat => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, streams_group_heartbeat::handle).await?,
+            )
+        }
+        ApiKey::StreamsGroupDescribe => {
+            respond(ctx, &streams_group_describe::handle(ctx, decode(f, v)?))
+        }
         ApiKey::DeleteAcls => {
             let req = decode(f, v)?;
             respond(ctx, &off_request_threads(ctx, req, acls::delete).await??)

@@ -7,7 +7,7 @@ use kafka_protocol::messages::share_group_describe_response::{
 use kafka_protocol::messages::{ShareGroupDescribeRequest, ShareGroupDescribeResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::consumer_group_describe::{check_group, check_topics};
+use super::consumer_group_describe::{check_group, check_topics, not_found_message};
 use super::errors;
 use super::RequestContext;
 use crate::group::consumer::{partitions_by_topic, Assignment as Partitions};
@@ -40,11 +40,7 @@ pub fn handle(
             }
             let found = (ctx.broker.groups).with_share_group(id.as_str(), |g| describe(ctx, g));
             let Some(mut described) = found else {
-                let groups = ctx.broker.groups.list_groups();
-                let msg = match groups.iter().any(|g| g.group_id == id.as_str()) {
-                    true => format!("Group {} is not a share group.", id.as_str()),
-                    false => format!("Group {} not found.", id.as_str()),
-                };
+                let msg = not_found_message(ctx, id.as_str(), "share");
                 return failed(id, errors::GROUP_ID_NOT_FOUND, Some(msg));
             };
             described.group_id = id;

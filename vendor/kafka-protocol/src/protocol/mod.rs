@@ -134,15 +134,22 @@ pub(crate) trait NewType<Inner>: From<Inner> + Into<Inner> + Borrow<Inner> {}
 
 impl<T> NewType<T> for T {}
 
-pub(crate) trait Encoder<Value> {
+/// Encodes a value of a protocol type (public in this patched copy: gregor's generated
+/// coordinator records use it).
+pub trait Encoder<Value> {
+    /// Writes the value.
     fn encode<B: ByteBufMut>(&self, buf: &mut B, value: Value) -> Result<()>;
+    /// The bytes `encode` writes.
     fn compute_size(&self, value: Value) -> Result<usize>;
+    /// The size of every value, for fixed-size types.
     fn fixed_size(&self) -> Option<usize> {
         None
     }
 }
 
-pub(crate) trait Decoder<Value> {
+/// Decodes a value of a protocol type (public in this patched copy, as `Encoder`).
+pub trait Decoder<Value> {
+    /// Reads a value.
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Value>;
 }
 

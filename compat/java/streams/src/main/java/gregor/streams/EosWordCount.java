@@ -10,6 +10,7 @@ import java.util.Properties;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongFunction;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -113,13 +114,22 @@ public final class EosWordCount {
     }
 
     private static void produce(Map<String, String> args) throws Exception {
+        produceLines(args, EosWordCount::words, 2);
+    }
+
+    /**
+     * Creates the input and output topics (partitions each) unless they exist, then writes line i
+     * = words(i) for i in [0, lines) at rate lines per second, and prints PRODUCED lines.
+     */
+    static void produceLines(Map<String, String> args, LongFunction<List<String>> words, int partitions)
+            throws Exception {
         String bootstrap = args.get("bootstrap");
         Properties a = new Properties();
         a.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin admin = Admin.create(a)) {
             for (String topic : List.of(args.get("input"), args.get("output"))) {
                 try {
-                    admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+                    admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
                 } catch (ExecutionException e) {
                     if (!(e.getCause() instanceof TopicExistsException)) {
                         throw e;
@@ -143,7 +153,7 @@ public final class EosWordCount {
                 if (wait > 0) {
                     Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
                 }
-                producer.send(new ProducerRecord<>(args.get("input"), "line-" + i, String.join(" ", words(i))));
+                producer.send(new ProducerRecord<>(args.get("input"), "line-" + i, String.join(" ", words.apply(i))));
             }
             producer.flush();
         }
