@@ -417,8 +417,7 @@ async fn share_state_survives_clean_and_crash_restarts() -> Result<()> {
     ensure!(r.responses[0].partitions[0].error_code == NONE, "{r:?}");
     // 2-5 stay acquired by m1 through the restarts; each restart makes them available again,
     // and the member that takes them accepts 2 and keeps the rest.
-    let mut next = 2;
-    for crash in [false, true] {
+    for (next, crash) in [(2, false), (3, true)] {
         drop(c);
         c = b.restart(crash).await?;
         let hb = c.request(V, beat(g, "m1", 1, None)).await?;
@@ -440,7 +439,6 @@ async fn share_state_survives_clean_and_crash_restarts() -> Result<()> {
             )
             .await?;
         ensure!(r.responses[0].partitions[0].error_code == NONE, "{r:?}");
-        next += 1;
     }
     // DeleteGroups: refused while m1 is a member; once it left, the group and its share-partition
     // state go, and the group starts over from the earliest offset.

@@ -160,7 +160,7 @@ async fn a_topology_is_configured_and_its_internal_topics_created_at_every_versi
         create_topic(&mut c, &format!("{app}-in"), 3).await?;
         let r = c.request(v, beat(&app, "m1", 1, None)).await?;
         ensure!(statuses(&r) == vec![MISSING_INTERNAL_TOPICS], "v{v}: {r:?}");
-        ensure!(r.topology_description_required == false, "v{v}");
+        ensure!(!r.topology_description_required, "v{v}");
         for t in ["words-repartition", "counts-changelog"] {
             let n = topic_partitions(&mut c, &format!("{app}-{t}")).await?;
             ensure!(n == Some(3), "v{v}: {app}-{t} has {n:?} partitions");

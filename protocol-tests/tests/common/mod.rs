@@ -22,6 +22,8 @@ use kafka_protocol::protocol::StrBytes;
 pub use protocol_tests::client::*;
 
 pub mod certs;
+// Each test binary compiles this module; those without TLS use none of it.
+#[allow(unused_imports)]
 pub use certs::*;
 pub mod groups;
 #[allow(unused_imports)]
