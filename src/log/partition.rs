@@ -26,7 +26,7 @@ use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
-use super::replication::LeaderState;
+use super::replication::{LeaderState, PendingIsr};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
@@ -132,6 +132,9 @@ pub struct AppendInfo {
     pub duplicate: bool,
     /// Records written (0 for a duplicate): the messages-in metric counts them.
     pub records: u32,
+    /// The batch's last offset (a duplicate's: the original's); acks=all waits until the high
+    /// watermark passes it.
+    pub last_offset: i64,
 }
 
 /// Where a read may start, taken under the partition lock: the segments that can hold the fetch
@@ -828,6 +831,7 @@ impl PartitionLog {
                         log_start_offset: self.log_start_offset,
                         duplicate: true,
                         records: 0,
+                        last_offset: m.last_offset,
                     });
                 }
                 SequenceCheck::InvalidProducerEpoch => return Err(LogError::InvalidProducerEpoch),
@@ -879,6 +883,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
             records: u32::try_from(parsed.record_count).unwrap_or(0),
+            last_offset: parsed.last_offset(),
         })
     }
 
@@ -1703,6 +1708,20 @@ pub struct Partition {
     pub stats: crate::metrics::PartitionStats,
 }
 
+/// Where an acks=all append stands (Partition.checkEnoughReplicasReachOffset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcksAll {
+    /// The high watermark has not passed it yet.
+    Waiting,
+    /// Committed, with the ISR at least min.insync.replicas.
+    Replicated,
+    /// Committed, but the ISR shrank below min.insync.replicas meanwhile
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    NotEnoughReplicas,
+    /// This broker leads the partition no more (NOT_LEADER_OR_FOLLOWER).
+    NotLeader,
+}
+
 /// A fetch from a broker that is not a follower of this leader (Kafka answers it
 /// NOT_LEADER_OR_FOLLOWER): this broker does not lead the replicated partition, or the broker is
 /// not one of its replicas.
@@ -1803,11 +1822,135 @@ impl Partition {
     /// `max_lag_ms` (replica.lag.time.max.ms) to catch up, and the high watermark is kept
     /// apart from the log end, starting where the log had it.
     pub fn make_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) {
+        self.make_follower();
+        self.become_leader(reg, max_lag_ms, now_ms);
+    }
+
+    /// The image names this broker the leader of `reg` (ReplicaManager.applyLocalLeadersDelta
+    /// into Partition.makeLeader): a new leader epoch makes it leader afresh (`make_leader`);
+    /// the epoch it already leads in only takes the committed ISR and partition epoch (an ISR
+    /// change), keeping what it knows of its followers, and the high watermark moves when the
+    /// ISR shrank. Returns whether it took up a new leader epoch.
+    pub fn become_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) -> bool {
         let mut log = self.log.lock();
-        let (leo, hw) = (log.log_end_offset(), log.high_watermark());
-        let state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
-        log.set_high_watermark(state.high_watermark());
-        *self.leader.lock() = Some(state);
+        let mut leader = self.leader.lock();
+        match leader.as_mut() {
+            Some(state) if state.leader_epoch == reg.leader_epoch => {
+                if reg.partition_epoch > state.partition_epoch {
+                    state.on_isr_committed(reg.isr.clone(), reg.partition_epoch);
+                }
+                if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
+                    log.set_high_watermark(hw);
+                }
+                false
+            }
+            _ => {
+                let (leo, hw) = (log.log_end_offset(), log.high_watermark());
+                let mut state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
+                // An ISR of the leader alone commits its whole log at once (makeLeader ends
+                // with maybeIncrementLeaderHW).
+                state.maybe_increment_high_watermark(leo);
+                log.set_high_watermark(state.high_watermark());
+                *leader = Some(state);
+                true
+            }
+        }
+    }
+
+    /// The ISR change this leader should ask the controller for now, if any, marked in flight
+    /// (Partition.maybeShrinkIsr and maybeExpandIsr): without the ISR members not caught up for
+    /// `replica.lag.time.max.ms`, else with one replica that caught up. Returns (leader epoch,
+    /// partition epoch, new ISR); nothing while a change is in flight.
+    pub fn propose_isr_change(&self, now_ms: i64) -> Option<(i32, i32, Vec<i32>)> {
+        let log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let state = leader.as_mut()?;
+        let out = state.out_of_sync(now_ms, log.log_end_offset());
+        let (pending, isr) = if !out.is_empty() {
+            let isr: Vec<i32> = state
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !out.contains(r))
+                .collect();
+            (PendingIsr::Shrink(isr.clone()), isr)
+        } else {
+            let joining = state.joinable().next()?;
+            let mut isr = state.isr.clone();
+            isr.push(joining);
+            (PendingIsr::Expand(joining), isr)
+        };
+        state.pending = Some(pending);
+        Some((state.leader_epoch, state.partition_epoch, isr))
+    }
+
+    /// The controller's answer to this leader's AlterPartition: a committed ISR of this epoch is
+    /// taken at once (the image brings it too); a refusal ends the change in flight, so that the
+    /// next check asks again from what the image says (a stale partition epoch, a fenced epoch,
+    /// an ineligible replica: Partition.handleAlterPartitionError).
+    pub fn on_alter_partition_answer(
+        &self,
+        error_code: i16,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    ) {
+        let mut log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let Some(state) = leader.as_mut() else {
+            return;
+        };
+        if error_code != 0 {
+            state.pending = None;
+            return;
+        }
+        if leader_epoch == state.leader_epoch && partition_epoch > state.partition_epoch {
+            state.on_isr_committed(isr, partition_epoch);
+            if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
+                log.set_high_watermark(hw);
+            }
+        } else if partition_epoch <= state.partition_epoch {
+            state.pending = None;
+        }
+    }
+
+    /// How many replicas the committed ISR of this replicated leader has (`None` when it does
+    /// not lead a replicated partition): acks=all needs min.insync.replicas of them before the
+    /// append (Partition.appendRecordsToLeader's NOT_ENOUGH_REPLICAS).
+    pub fn isr_size(&self) -> Option<usize> {
+        let leader = self.leader.lock();
+        leader.as_ref().map(|s| s.isr.len())
+    }
+
+    /// Whether the records below `required_offset` are committed, for an acks=all produce
+    /// (Partition.checkEnoughReplicasReachOffset).
+    pub fn acks_all(&self, required_offset: i64, min_isr: usize) -> AcksAll {
+        let log = self.log.lock();
+        let leader = self.leader.lock();
+        let Some(state) = leader.as_ref() else {
+            return AcksAll::NotLeader;
+        };
+        if log.high_watermark() < required_offset {
+            AcksAll::Waiting
+        } else if state.isr.len() < min_isr {
+            AcksAll::NotEnoughReplicas
+        } else {
+            AcksAll::Replicated
+        }
+    }
+
+    /// Whether a replica of this replicated leader may join its ISR now.
+    pub fn may_expand_isr(&self) -> bool {
+        let leader = self.leader.lock();
+        leader
+            .as_ref()
+            .is_some_and(|s| s.joinable().next().is_some())
+    }
+
+    /// The ISR of this replicated leader, with the leader epoch (`None` when it does not lead).
+    pub fn leader_isr(&self) -> Option<(i32, Vec<i32>)> {
+        let leader = self.leader.lock();
+        leader.as_ref().map(|s| (s.leader_epoch, s.isr.clone()))
     }
 
     /// This broker follows the replicated partition from now on (Partition.makeFollower): it
@@ -2257,6 +2400,33 @@ mod tests {
         let rest = read_to_log_end(&leader, 2);
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    /// The image naming this broker leader again in the same epoch (an ISR change) keeps what
+    /// it knows of its followers, and a shrink commits what the remaining members have; a new
+    /// epoch starts afresh, the high watermark never going back.
+    #[test]
+    fn an_isr_change_in_the_same_epoch_keeps_the_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let leader = Partition::new("t".into(), 0, log);
+        assert!(leader.become_leader(&registration(vec![1, 2, 3]), 30_000, 0));
+        for i in 0..5 {
+            let b = make_batch(&[b"x"], i, None);
+            leader.append_with_origin(&b, CLIENT, 0).unwrap();
+        }
+        assert_eq!(leader.record_follower_fetch(2, 5, 1), Ok(None));
+        assert_eq!(leader.offsets(), (0, 0), "3 has not fetched");
+        let mut shrunk = registration(vec![1, 2]);
+        shrunk.partition_epoch += 1;
+        assert!(!leader.become_leader(&shrunk, 30_000, 2));
+        assert_eq!(leader.offsets(), (0, 5), "2 had fetched it all");
+        let mut next = registration(vec![1, 2]);
+        next.leader_epoch += 1;
+        next.partition_epoch += 2;
+        assert!(leader.become_leader(&next, 30_000, 3));
+        assert_eq!(leader.offsets(), (0, 5));
+        assert_eq!(leader.record_follower_fetch(2, 5, 4), Ok(None));
     }
 
     /// A replicated leader commits a record once every ISR member has fetched past it; its

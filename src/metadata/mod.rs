@@ -255,6 +255,7 @@ impl Catalog {
             // Other nodes may have committed between this node's appends: the log says all.
             image = load_image(&*log).map_err(io::Error::other)?;
         }
+        let quorum = log.quorum_state().is_some();
         let logs = Arc::new(LogManager::startup(
             storage, data_dir, broker_log, &image, &recovery, now_ms,
         )?);
@@ -267,7 +268,9 @@ impl Catalog {
             publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
             logs,
             create_lock: Mutex::new(()),
-            data_brokers: None,
+            // A process of a quorum holds the data of its own broker only; its logs of
+            // partitions other brokers lead are followers' (see `holds_data_of`).
+            data_brokers: quorum.then(|| [node_id].into()),
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -289,6 +292,11 @@ impl Catalog {
                 else {
                     continue;
                 };
+                // A follower's log learns epochs from its leader's batches only (Kafka's
+                // followers never assign one): only the logs this process leads move.
+                if !self.holds_data_of(reg.leader) {
+                    continue;
+                }
                 if log_epoch > reg.leader_epoch {
                     let mut record = reg.to_record(t.id, p);
                     record.leader_epoch = log_epoch;
@@ -441,7 +449,7 @@ impl Catalog {
     }
 
     /// Whether this process holds the logs of broker `id`'s replicas (in one process every
-    /// broker's; in a quorum of processes, until data replication lands, only its own).
+    /// broker's; in a quorum of processes only its own: the others' come from their leaders).
     pub fn holds_data_of(&self, id: i32) -> bool {
         self.data_brokers
             .as_ref()
@@ -944,6 +952,16 @@ impl Catalog {
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.logs.partitions()
     }
+
+    /// See `LogManager::checkpoint_high_watermarks`.
+    pub fn checkpoint_high_watermarks(&self) -> io::Result<()> {
+        self.logs.checkpoint_high_watermarks()
+    }
+
+    /// See `LogManager::restore_high_watermarks`.
+    pub fn restore_high_watermarks(&self) {
+        self.logs.restore_high_watermarks()
+    }
 }
 
 /// A committed topic or partition whose log the log manager could not make (it says why).
@@ -1165,6 +1183,39 @@ mod tests {
     use super::*;
     use crate::log::manager::delete_dir_name;
     use crate::log::partition::PartitionLog;
+
+    /// A replicated log's high watermark is checkpointed (`replication-offset-checkpoint`, in
+    /// Kafka's format) and given back at start-up; a log that keeps none is not in the file and
+    /// keeps its log end.
+    #[test]
+    fn high_watermarks_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.create("orders", 2, 1, BTreeMap::new(), 0).unwrap();
+        for p in &t.partitions {
+            for _ in 0..5 {
+                let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
+                p.append(&batch, 9, 0).unwrap();
+            }
+        }
+        t.partitions[0].with_log(|l| l.set_high_watermark(3));
+        cat.checkpoint_high_watermarks().unwrap();
+        let file = dir
+            .path()
+            .join(crate::log::checkpoint::REPLICATION_CHECKPOINT);
+        assert_eq!(fs::read_to_string(&file).unwrap(), "0\n1\norders 0 3\n");
+        drop((t, cat));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.get("orders").unwrap();
+        assert_eq!(
+            t.partitions[0].offsets(),
+            (0, 5),
+            "not before it is asked for"
+        );
+        cat.restore_high_watermarks();
+        assert_eq!(t.partitions[0].offsets(), (0, 3));
+        assert_eq!(t.partitions[1].offsets(), (0, 5));
+    }
 
     #[test]
     fn create_reopen_and_errors() {

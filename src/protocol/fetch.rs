@@ -95,16 +95,24 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
             (t, topic)
         })
         .collect();
-    // Kafka's FetchIsolation from the request's isolation_level (1: read_committed).
-    let isolation = match req.isolation_level {
-        1 => FetchIsolation::TxnCommitted,
-        _ => FetchIsolation::HighWatermark,
+    // Kafka's FetchIsolation: a follower reads to the log end, a consumer to the high
+    // watermark or, read_committed (isolation_level 1), the last stable offset.
+    let isolation = match (from_follower, req.isolation_level) {
+        (true, _) => FetchIsolation::LogEnd,
+        (false, 1) => FetchIsolation::TxnCommitted,
+        (false, _) => FetchIsolation::HighWatermark,
     };
+    // The follower (ReplicaState from v15, replica_id before) whose fetch moves its position.
+    let replica_id = match req.replica_state.replica_id.0 {
+        id if id >= 0 => id,
+        _ => req.replica_id.0,
+    };
+    let follower = from_follower.then_some(replica_id);
     let mut watch = None;
     loop {
         // Leadership as of this look: a parked fetch sees a leader change on its next wake.
         let image = ctx.broker.catalog.image();
-        let plans = plan(ctx, &image, &targets, isolation);
+        let plans = plan(ctx, &image, &targets, isolation, follower);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
         let ready = plans.is_empty()
@@ -228,12 +236,16 @@ fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
 }
 
 /// Locates every partition's data (or its error) without reading it. A read_committed plan ends
-/// at the last stable offset, so a parked fetch counts only the bytes below it.
+/// at the last stable offset, so a parked fetch counts only the bytes below it. A follower's
+/// fetch that finds its offset in the log is that follower's position from now
+/// (Partition.fetchRecords: updateFollowerFetchState after the read); when that moves the high
+/// watermark, the requests parked on the partition look again.
 fn plan(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     targets: &[Target],
     isolation: FetchIsolation,
+    follower: Option<i32>,
 ) -> Vec<Result<ReadPlan, i16>> {
     targets
         .iter()
@@ -243,8 +255,24 @@ fn plan(
                 .partition(fp.partition)
                 .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
             cluster::check_leader(ctx, image, t.topic_id, p.index, fp.current_leader_epoch)?;
-            p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
-                .map_err(|e| errors::log_error_code(&e))
+            let plan = p
+                .plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
+                .map_err(|e| errors::log_error_code(&e))?;
+            if let Some(id) = follower {
+                let now = ctx.broker.clock.now_ms();
+                let moved = p
+                    .record_follower_fetch(id, fp.fetch_offset, now)
+                    .map_err(|_| errors::NOT_LEADER_OR_FOLLOWER)?;
+                if moved.is_some() {
+                    ctx.broker.purgatory.check_and_complete(&t.name, p.index);
+                }
+                if p.may_expand_isr() {
+                    if let Some(replicas) = &ctx.broker.replicas {
+                        replicas.isr_check.notify_one();
+                    }
+                }
+            }
+            Ok(plan)
         })
         .collect()
 }
