@@ -159,9 +159,10 @@ fn log_bytes(b: &TestBroker, topic: &str) -> Result<Vec<u8>> {
 /// followers; the followers fetch its batches byte for byte and take its high watermark; a
 /// new leader epoch moves leadership: the old leader answers NOT_LEADER_OR_FOLLOWER (and
 /// FENCED_LEADER_EPOCH to a fetch naming the old epoch) and follows the new one, whose appends
-/// carry the new epoch.
+/// carry the new epoch, after cutting off what it wrote that the new leader never had (KIP-279).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership() -> Result<()> {
+async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership_and_truncates(
+) -> Result<()> {
     let nodes = cluster().await?;
     let topic = "replicated";
     let id = Uuid::new_v4();
@@ -235,6 +236,14 @@ async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership() -> Re
     let code = resp.responses[0].partitions[0].error_code;
     ensure!(code == FENCED_LEADER_EPOCH, "{resp:?}");
 
+    // The old leader had written two batches in epoch 0 that no follower fetched (written
+    // here straight into its log): the new leader's answer names where epoch 0 ended for it
+    // (DivergingEpoch), and node 1 cuts them off before taking the new leader's records.
+    let old = partition(&nodes[0], topic)?;
+    for v in ["lost-1", "lost-2"] {
+        old.append(&values_batch(&[v]), 9, now_ms())?;
+    }
+    ensure!(offsets(&nodes[0], topic).0 == 5);
     let mut new_leader = nodes[1].client().await?;
     ensure!(produce_ok(&mut new_leader, topic, 0, values_batch(&["r3"])).await? == 3);
     for n in &nodes {

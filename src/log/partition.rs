@@ -195,6 +195,7 @@ impl ReadCandidates {
             last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
             aborted_transactions: aborted,
+            diverging_epoch: None,
         })
     }
 }
@@ -208,6 +209,9 @@ pub struct ReadPlan {
     /// read_committed: the aborted transactions overlapping the records read (Fetch's
     /// `aborted_transactions`); `None` for read_uncommitted.
     pub aborted_transactions: Option<Vec<AbortedTxn>>,
+    /// KIP-279: the fetcher's log diverged from this one; nothing is read and the answer names
+    /// this log's (epoch, end offset) for the fetcher's last epoch.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl ReadPlan {
@@ -689,6 +693,32 @@ impl PartitionLog {
         Ok(self
             .leader_epochs
             .end_offset_for(epoch, self.log_end_offset()))
+    }
+
+    /// KIP-279's check of a fetch at `offset` whose last fetched batch was of
+    /// `last_fetched_epoch` (Partition.readRecords): this log's end of that epoch, when the
+    /// fetcher's log diverged from it. An epoch whose end this log cannot tell, or an offset
+    /// below the log start, is out of range.
+    pub fn diverging_epoch(
+        &self,
+        offset: i64,
+        last_fetched_epoch: i32,
+    ) -> Result<Option<(i32, i64)>, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let out_of_range = LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: start,
+            log_end_offset: end,
+        };
+        let leader_end = self.leader_epochs.end_offset_for(last_fetched_epoch, end);
+        if leader_end.0 < 0 || leader_end.1 < 0 || offset < start {
+            return Err(out_of_range);
+        }
+        Ok(super::replication::diverging_epoch(
+            offset,
+            last_fetched_epoch,
+            leader_end,
+        ))
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -1409,6 +1439,13 @@ impl PartitionLog {
         self.bound_high_watermark();
         self.update_leader_epochs(|c| c.truncate_from_end(end))?;
         self.leader_epoch = self.leader_epochs.latest_epoch().unwrap_or(0);
+        // The producers' state forgets the batches cut off (UnifiedLog.truncateTo reloads it),
+        // so that a producer's retry of one is appended again, not taken for a duplicate; the
+        // replay rebuilds the transaction indexes with it.
+        self.producers = ProducerStateTable::default();
+        if let Err(e) = self.load_producer_state(false) {
+            return Err(self.storage_error(e));
+        }
         Ok(())
     }
 
@@ -2041,12 +2078,51 @@ impl Partition {
         isolation: FetchIsolation,
         current_leader_epoch: i32,
     ) -> Result<ReadPlan, LogError> {
+        let no_epoch = NO_PARTITION_LEADER_EPOCH;
+        self.plan_fetch_after(offset, isolation, current_leader_epoch, no_epoch)
+    }
+
+    /// `plan_fetch` for a fetch that names the epoch of the last batch it has (Fetch v12+,
+    /// -1 for none): where that fetcher's log diverged from this one, the plan reads nothing
+    /// and names this log's end of that epoch (`PartitionLog::diverging_epoch`).
+    pub fn plan_fetch_after(
+        &self,
+        offset: i64,
+        isolation: FetchIsolation,
+        current_leader_epoch: i32,
+        last_fetched_epoch: i32,
+    ) -> Result<ReadPlan, LogError> {
         let candidates = {
             let log = self.log.lock();
             log.check_current_leader_epoch(current_leader_epoch)?;
+            if last_fetched_epoch >= 0 {
+                if let Some(d) = log.diverging_epoch(offset, last_fetched_epoch)? {
+                    return Ok(ReadPlan {
+                        reader: None,
+                        high_watermark: log.high_watermark(),
+                        last_stable_offset: log.last_stable_offset(),
+                        log_start_offset: log.log_start_offset(),
+                        aborted_transactions: None,
+                        diverging_epoch: Some(d),
+                    });
+                }
+            }
             log.fetch_candidates(offset, isolation)?
         };
         Ok(candidates.locate()?)
+    }
+
+    /// A follower's truncation on the leader's DivergingEpoch `(epoch, end offset)`
+    /// (AbstractFetcherThread.truncateOnFetchResponse): to where both logs agree
+    /// (`replication::truncation_offset`), the high watermark kept within the log. Returns the
+    /// new log end.
+    pub fn truncate_on_divergence(&self, leader: (i32, i64)) -> Result<i64, LogError> {
+        let mut log = self.log.lock();
+        let leo = log.log_end_offset();
+        let local = log.leader_epochs().end_offset_for(leader.0, leo);
+        let t = super::replication::truncation_offset(leader, local, leo, log.high_watermark());
+        log.truncate_to(t.offset)?;
+        Ok(log.log_end_offset())
     }
 
     /// Begins (or joins) the verification of a producer's transactional batch, under the
@@ -2400,6 +2476,46 @@ mod tests {
         let rest = read_to_log_end(&leader, 2);
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    /// A truncation forgets the producers' batches it cut off: a retry of one is appended
+    /// again rather than answered as a duplicate of records that are gone.
+    #[test]
+    fn a_truncation_forgets_the_producer_state_it_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let batch = |seq| make_batch(&[b"x"], 0, Some((7, 0, seq)));
+        let mut append = |seq| log.append_from(&batch(seq), 9, 0, CLIENT).unwrap();
+        assert_eq!(append(0).base_offset, 0);
+        assert_eq!(append(1).base_offset, 1);
+        assert!(append(1).duplicate);
+        log.truncate_to(1).unwrap();
+        let mut append = |seq| log.append_from(&batch(seq), 9, 0, CLIENT).unwrap();
+        let again = append(1);
+        assert_eq!((again.base_offset, again.duplicate), (1, false));
+        assert!(append(1).duplicate);
+    }
+
+    /// KIP-279 on the leader's log: a fetch whose last epoch ended here before its offset, or
+    /// that names an epoch this log never had after its own, diverges; one at the log start or
+    /// with an epoch this log cannot place is out of range.
+    #[test]
+    fn a_fetch_from_a_diverged_log_learns_where_its_epoch_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..3 {
+            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
+        }
+        log.set_leader_epoch(2).unwrap();
+        log.append(&make_batch(&[b"y"], 3, None), 9, 0).unwrap();
+        assert_eq!(log.diverging_epoch(3, 0).unwrap(), None);
+        assert_eq!(log.diverging_epoch(5, 0).unwrap(), Some((0, 3)));
+        assert_eq!(log.diverging_epoch(4, 2).unwrap(), None);
+        assert_eq!(log.diverging_epoch(4, 1).unwrap(), Some((0, 3)));
+        assert!(matches!(
+            log.diverging_epoch(4, 9),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
     }
 
     /// The image naming this broker leader again in the same epoch (an ISR change) keeps what

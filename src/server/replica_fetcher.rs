@@ -13,9 +13,13 @@
 //! storage error) waits `replica.fetch.backoff.ms` before it is fetched again; a lost connection
 //! is made again after the same pause. Full fetches without a fetch session (session epoch -1).
 //!
+//! A log that diverged from the leader's (the leader answers DivergingEpoch, KIP-279, for the
+//! epoch of the follower's last batch) is truncated to where both agree and fetched again
+//! from there (`Partition::truncate_on_divergence`).
+//!
 //! Not yet: TLS and SASL on the inter-broker listener (a fetcher whose leader's inter-broker
-//! endpoint is not PLAINTEXT logs it and fetches nothing), truncation on divergence (KIP-279's
-//! DivergingEpoch) and on an offset out of range.
+//! endpoint is not PLAINTEXT logs it and fetches nothing), and an offset out of range at the
+//! leader (the partition waits out the backoff and asks again).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -260,6 +264,26 @@ fn apply_response(
                     "replica fetch of a partition failed"
                 );
                 failed.push(key);
+                continue;
+            }
+            let diverging = (pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset);
+            if diverging != (-1, -1) {
+                // KIP-279: cut what the leader never had, then fetch again from there.
+                match partition.truncate_on_divergence(diverging) {
+                    Ok(end) => {
+                        tracing::info!(
+                            topic,
+                            partition = pd.partition_index,
+                            leader,
+                            end,
+                            "truncated a diverging log"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::error!(topic, partition = pd.partition_index, leader, error = %e, "could not truncate a diverging log");
+                        failed.push(key);
+                    }
+                }
                 continue;
             }
             let records = pd.records.unwrap_or_default();
