@@ -325,3 +325,64 @@ async fn acks_all_waits_for_the_isr_which_shrinks_and_expands() -> Result<()> {
     ensure!(produce_ok(&mut leader, three, 0, values_batch(&["x"])).await? == 3);
     Ok(())
 }
+
+/// CreateTopics places a replicated topic (replication factor above 1) on every process's
+/// broker, each partition in sync on all of them and led by one; more replicas than brokers is
+/// INVALID_REPLICATION_FACTOR; a topic of one replica stays on the broker that created it.
+/// acks=all to the leader is answered once its ISR has the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_places_replicated_topics_across_the_processes() -> Result<()> {
+    let nodes = cluster().await?;
+    let mut c = nodes[1].client().await?;
+    let topics = vec![
+        creatable("spread", 3).with_replication_factor(3),
+        creatable("too-many", 1).with_replication_factor(4),
+        creatable("single", 2),
+    ];
+    let created = create_topics(&mut c, CREATE_TOPICS_V, topics, false).await?;
+    let codes: Vec<i16> = created.iter().map(|t| t.error_code).collect();
+    ensure!(
+        codes == [NONE, INVALID_REPLICATION_FACTOR, NONE],
+        "{created:?}"
+    );
+    let image = nodes[1].broker().catalog.image();
+    let spread = image.topics.get_by_name("spread").context("spread")?;
+    let mut leaders = Vec::new();
+    for reg in spread.partitions.values() {
+        let mut replicas = reg.replicas.clone();
+        replicas.sort();
+        ensure!(replicas == [1, 2, 3] && reg.isr.len() == 3, "{reg:?}");
+        leaders.push(reg.leader);
+    }
+    let single = image.topics.get_by_name("single").context("single")?;
+    ensure!(single.partitions.values().all(|r| r.replicas == [2]));
+
+    // Every partition's leader answers acks=all once its ISR (all three) has the batch.
+    for (p, leader) in leaders.iter().enumerate() {
+        let node = &nodes[*leader as usize - 1];
+        until("the leader leads", || {
+            partition_n(node, "spread", p as i32).is_ok_and(|x| x.is_replicated_leader())
+        })
+        .await?;
+        let mut c = node.client().await?;
+        ensure!(produce_ok(&mut c, "spread", p as i32, values_batch(&["v"])).await? == 0);
+        let have = nodes
+            .iter()
+            .filter(|n| {
+                partition_n(n, "spread", p as i32)
+                    .is_ok_and(|x| x.with_log(|l| l.log_end_offset()) == 1)
+            })
+            .count();
+        ensure!(have == 3, "acks=all answered before the ISR had the batch");
+    }
+    Ok(())
+}
+
+fn partition_n(
+    b: &TestBroker,
+    topic: &str,
+    p: i32,
+) -> Result<Arc<gregor::log::partition::Partition>> {
+    let t = b.broker().catalog.get(topic).context("no topic")?;
+    Ok(Arc::clone(t.partition(p).context("no partition")?))
+}

@@ -837,6 +837,7 @@ impl Config {
             .or(s.int("broker.id")?.filter(|&id| id >= 0))
             .unwrap_or(1);
         let quorum = quorum_settings(&s, node_id, src.brokers, &listeners)?;
+        let isr_by_leaders = quorum.is_some();
         Ok(Config {
             listeners,
             data_dir,
@@ -890,6 +891,7 @@ impl Config {
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
                 unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),
+                isr_by_leaders,
             },
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
             offsets_topic_num_partitions: s

@@ -2122,6 +2122,10 @@ impl Partition {
         let local = log.leader_epochs().end_offset_for(leader.0, leo);
         let t = super::replication::truncation_offset(leader, local, leo, log.high_watermark());
         log.truncate_to(t.offset)?;
+        // An epoch this broker started at its log end while it led, and wrote nothing in, goes
+        // too (truncate_to keeps a log it does not shorten as it is): else the next fetch names
+        // it again and the leader finds the same divergence for ever.
+        log.update_leader_epochs(|c| c.truncate_from_end(t.offset))?;
         Ok(log.log_end_offset())
     }
 

@@ -383,7 +383,13 @@ impl Catalog {
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
-        let brokers = self.placement_brokers();
+        let replication_factor = match assignment {
+            Assignment::Placed {
+                replication_factor, ..
+            } => usize::try_from(*replication_factor).unwrap_or(0),
+            Assignment::Manual(lists) => lists.iter().map(Vec::len).max().unwrap_or(0),
+        };
+        let brokers = self.placement_brokers(name, replication_factor);
         if let Assignment::Placed {
             replication_factor, ..
         } = assignment
@@ -440,11 +446,21 @@ impl Catalog {
         Ok(topic)
     }
 
-    /// The brokers whose partition logs this process holds, where new partitions may go: every
-    /// registered broker, unless `with_data_brokers` says otherwise.
-    fn placement_brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
+    /// Where new partitions of topic `name` with `replication_factor` replicas may go: every
+    /// registered broker in one process. In a quorum of processes, a replicated topic's
+    /// (replication factor above 1) on every registered broker, whose followers fetch from
+    /// their leader; a topic of one replica, as before data replication, and an internal topic
+    /// (whose coordinators do not follow their partitions' leaders yet), on this process's
+    /// broker.
+    fn placement_brokers(
+        &self,
+        name: &str,
+        replication_factor: usize,
+    ) -> BTreeMap<i32, BrokerRegistration> {
         let mut brokers = self.brokers();
-        brokers.retain(|id, _| self.holds_data_of(*id));
+        if replication_factor <= 1 || is_internal_name(name) {
+            brokers.retain(|id, _| self.holds_data_of(*id));
+        }
         brokers
     }
 
@@ -646,7 +662,7 @@ impl Catalog {
         }
         let replication_factor = if is_internal_name(name) {
             let live = self
-                .placement_brokers()
+                .placement_brokers(name, 1)
                 .values()
                 .filter(|b| !b.fenced)
                 .count();
@@ -734,7 +750,7 @@ impl Catalog {
             },
         };
         let placed = place(
-            &self.placement_brokers(),
+            &self.placement_brokers(&topic.name, replication_factor as usize),
             &assignment,
             replication_factor as usize,
         )?;
