@@ -2312,16 +2312,22 @@ mod tests {
         assert_eq!(log.plan_read(1).unwrap().available(), 0);
     }
 
+    /// A log of `n` one-record batches (offsets 0..n), in a directory of its own.
+    fn log_of_batches(n: i64) -> (tempfile::TempDir, PartitionLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..n {
+            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
+        }
+        (dir, log)
+    }
+
     /// A replicated partition's high watermark is apart from its log end: consumers read to it
     /// and get nothing (not OFFSET_OUT_OF_RANGE) between it and the log end, a follower's read
     /// (LogEnd) gets everything, and truncation and a moved log start keep it inside the log.
     #[test]
     fn a_tracked_high_watermark_bounds_consumer_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
-        for i in 0..10 {
-            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
-        }
+        let (_dir, mut log) = log_of_batches(10);
         assert!(!log.tracks_high_watermark());
         assert_eq!(log.high_watermark(), 10);
         assert_eq!(log.set_high_watermark(4), 4);
@@ -2505,11 +2511,7 @@ mod tests {
     /// with an epoch this log cannot place is out of range.
     #[test]
     fn a_fetch_from_a_diverged_log_learns_where_its_epoch_ended() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
-        for i in 0..3 {
-            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
-        }
+        let (_dir, mut log) = log_of_batches(3);
         log.set_leader_epoch(2).unwrap();
         log.append(&make_batch(&[b"y"], 3, None), 9, 0).unwrap();
         assert_eq!(log.diverging_epoch(3, 0).unwrap(), None);
