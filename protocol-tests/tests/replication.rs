@@ -21,13 +21,15 @@ async fn cluster() -> Result<Vec<TestBroker>> {
 
 /// `cluster` with more settings on every node.
 async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
-    let controller_ports: Vec<u16> = (0..3)
-        .map(|_| {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        })
+    // Three distinct free ports: the listeners are held until all three are picked.
+    let held = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let controller_ports: Vec<u16> = held
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
         .collect::<Result<_>>()?;
+    drop(held);
     let voters = (1..=3)
         .zip(&controller_ports)
         .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
@@ -55,8 +57,14 @@ async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
             TestBroker::start_with_properties(&props).await
         }
     };
-    let (a, b, c) = tokio::try_join!(start(1), start(2), start(3))?;
-    Ok(vec![a, b, c])
+    // All three run to their end (two of them form the quorum without the third), so that a
+    // failed start is reported rather than dropping the others' runtimes half-way.
+    let (a, b, c) = tokio::join!(start(1), start(2), start(3));
+    Ok(vec![
+        a.context("node 1")?,
+        b.context("node 2")?,
+        c.context("node 3")?,
+    ])
 }
 
 /// A topic of one partition on replicas 1, 2, 3 (node 1 leading), with `configs`.
@@ -111,6 +119,14 @@ fn isr(node: &TestBroker, topic: &str) -> Vec<i32> {
     }
 }
 
+/// One three-process cluster at a time: each is nine runtimes' worth of threads and a quorum
+/// whose elections should not starve.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Commits `records` through `broker`'s catalog (forwarded to the quorum's leader).
 async fn commit(broker: &TestBroker, records: Vec<MetadataRecord>) -> Result<()> {
     let b = Arc::clone(broker.broker());
@@ -163,6 +179,7 @@ fn log_bytes(b: &TestBroker, topic: &str) -> Result<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership_and_truncates(
 ) -> Result<()> {
+    let _one = one_cluster();
     let nodes = cluster().await?;
     let topic = "replicated";
     let id = Uuid::new_v4();
@@ -266,6 +283,7 @@ async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership_and_tru
 /// and joins the ISR again. Each replica checkpoints its high watermark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_waits_for_the_isr_which_shrinks_and_expands() -> Result<()> {
+    let _one = one_cluster();
     let mut nodes = cluster_with(&[
         ("replica.lag.time.max.ms", "1000"),
         ("min.insync.replicas", "2"),
@@ -332,6 +350,7 @@ async fn acks_all_waits_for_the_isr_which_shrinks_and_expands() -> Result<()> {
 /// acks=all to the leader is answered once its ISR has the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_topics_places_replicated_topics_across_the_processes() -> Result<()> {
+    let _one = one_cluster();
     let nodes = cluster().await?;
     let mut c = nodes[1].client().await?;
     let topics = vec![

@@ -1449,6 +1449,33 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// A follower whose log ends below its leader's log start (the leader answered
+    /// OFFSET_OUT_OF_RANGE) starts over there (UnifiedLog.truncateFullyAndStartAt): every
+    /// segment goes, an empty one starts at `offset`, which becomes the log start; the epochs
+    /// and the producers' state are forgotten. An offset not past the log end changes nothing.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        if offset <= self.log_end_offset() {
+            return Ok(());
+        }
+        self.roll_at(offset)?;
+        self.delete_oldest_segments(self.segments.len() - 1);
+        let persisted = self.storage.write_atomically(
+            &self.dir.join(LOG_START_OFFSET_FILE),
+            format!("{offset}\n").as_bytes(),
+        );
+        if let Err(e) = persisted {
+            return Err(self.storage_error(e));
+        }
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.bound_high_watermark();
+        self.producers = ProducerStateTable::default();
+        self.update_leader_epochs(|c| c.truncate_from_end(0))
+    }
+
     /// Drops the `n` oldest segments and their files; the log start moves to the next one.
     fn delete_oldest_segments(&mut self, n: usize) {
         for seg in self.segments.drain(..n).collect::<Vec<_>>() {
@@ -2486,6 +2513,25 @@ mod tests {
         let rest = read_to_log_end(&leader, 2);
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    /// A follower behind its leader's log start starts over there: its old segments go, the
+    /// leader's batches from that offset on append, and the new start survives a reopen.
+    #[test]
+    fn a_follower_behind_the_leaders_start_starts_over_there() {
+        let (dir, mut log) = log_of_batches(5);
+        log.truncate_fully_and_start_at(3).unwrap();
+        assert_eq!(log.log_end_offset(), 5, "not past the log end: nothing");
+        log.truncate_fully_and_start_at(20).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.leader_epochs().latest_epoch(), None);
+        let mut batch = make_batch(&[b"z"], 0, None);
+        batch[..8].copy_from_slice(&20i64.to_be_bytes());
+        assert_eq!(log.append_as_follower(&batch, 0).unwrap(), 21);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 21));
     }
 
     /// A truncation forgets the producers' batches it cut off: a retry of one is appended

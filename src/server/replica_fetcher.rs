@@ -17,9 +17,12 @@
 //! epoch of the follower's last batch) is truncated to where both agree and fetched again
 //! from there (`Partition::truncate_on_divergence`).
 //!
+//! A log that ends below the leader's log start (OFFSET_OUT_OF_RANGE) starts over there
+//! (`PartitionLog::truncate_fully_and_start_at`).
+//!
 //! Not yet: TLS and SASL on the inter-broker listener (a fetcher whose leader's inter-broker
-//! endpoint is not PLAINTEXT logs it and fetches nothing), and an offset out of range at the
-//! leader (the partition waits out the backoff and asks again).
+//! endpoint is not PLAINTEXT logs it and fetches nothing), and an offset out of range past the
+//! leader's log end (the partition waits out the backoff and asks again).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -255,6 +258,33 @@ fn apply_response(
             else {
                 continue;
             };
+            if pd.error_code == errors::OFFSET_OUT_OF_RANGE {
+                // Behind the leader's log start (its retention or DeleteRecords went past this
+                // log's end): start over there (ReplicaFetcherThread's handleOutOfRangeError).
+                // Ahead of its log end with no epoch to tell is not handled yet: the partition
+                // waits out the backoff.
+                let start = pd.log_start_offset;
+                let moved = partition.with_log(|l| {
+                    let behind = start > l.log_end_offset();
+                    behind.then(|| l.truncate_fully_and_start_at(start))
+                });
+                match moved {
+                    Some(Ok(())) => {
+                        tracing::info!(
+                            topic,
+                            partition = pd.partition_index,
+                            leader,
+                            start,
+                            "started over at the leader's log start"
+                        );
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(topic, partition = pd.partition_index, leader, error = %e, "could not start over at the leader's log start");
+                    }
+                    None => {}
+                }
+            }
             if pd.error_code != errors::NONE {
                 tracing::debug!(
                     topic,
