@@ -1380,15 +1380,7 @@ impl PartitionLog {
             self.roll()?;
             self.delete_oldest_segments(1);
         }
-        let persisted = self.storage.write_atomically(
-            &self.dir.join(LOG_START_OFFSET_FILE),
-            format!("{target}\n").as_bytes(),
-        );
-        if let Err(e) = persisted {
-            return Err(self.storage_error(e));
-        }
-        self.log_start_offset = target;
-        self.bound_high_watermark();
+        self.persist_log_start(target)?;
         self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
     }
@@ -1462,6 +1454,15 @@ impl PartitionLog {
         }
         self.roll_at(offset)?;
         self.delete_oldest_segments(self.segments.len() - 1);
+        self.persist_log_start(offset)?;
+        self.recovery_point = offset;
+        self.producers = ProducerStateTable::default();
+        self.update_leader_epochs(|c| c.truncate_from_end(0))
+    }
+
+    /// The log starts at `offset` from now on, written to its log-start-offset file first (so
+    /// that a restart keeps it), the high watermark kept inside the log.
+    fn persist_log_start(&mut self, offset: i64) -> Result<(), LogError> {
         let persisted = self.storage.write_atomically(
             &self.dir.join(LOG_START_OFFSET_FILE),
             format!("{offset}\n").as_bytes(),
@@ -1470,10 +1471,8 @@ impl PartitionLog {
             return Err(self.storage_error(e));
         }
         self.log_start_offset = offset;
-        self.recovery_point = offset;
         self.bound_high_watermark();
-        self.producers = ProducerStateTable::default();
-        self.update_leader_epochs(|c| c.truncate_from_end(0))
+        Ok(())
     }
 
     /// Drops the `n` oldest segments and their files; the log start moves to the next one.
