@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
+use crate::metadata::alter_partition::{AlterPartitionRequest, AlterPartitionResponse};
 use crate::metadata::broker_heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatReply};
 use crate::metadata::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use crate::metadata::records::{
@@ -23,6 +24,7 @@ use crate::protocol::errors;
 use crate::protocol::fetch_session::FetchManager;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
+use crate::server::replica_manager::ReplicaManager;
 use crate::txn::coordinator::{TransactionCoordinator, TxnContext};
 use crate::txn::markers::{LogMarkerWriter, TxnMarkerWriter};
 use crate::txn::producer_ids::{ProducerIdAllocator, ProducerIdError};
@@ -78,7 +80,10 @@ pub struct Broker {
     /// KIP-932 share-partitions and share sessions.
     pub shares: crate::share::manager::SharePartitionManager,
     /// What request handlers, coordinators and their timers take `now` from (tests move it).
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
+    /// In a quorum of processes, which partitions this broker leads or follows, and what its
+    /// replica fetchers fetch (see `server::replica_manager`).
+    pub replicas: Option<Arc<ReplicaManager>>,
     /// The test control plane's state (fault rules, the request journal); idle unless the
     /// admin listener is on.
     pub control: crate::admin::Control,
@@ -178,6 +183,23 @@ impl Broker {
         catalog.subscribe(Arc::clone(&groups) as _);
         let purgatory = Arc::new(Purgatory::new());
         catalog.subscribe(Arc::clone(&purgatory) as _);
+        let clock = Arc::new(match config.manual_clock {
+            true => Clock::manual(),
+            false => Clock::system(),
+        });
+        let replicas = config.quorum.as_ref().map(|q| {
+            let replicas = Arc::new(ReplicaManager::new(
+                config.node_id,
+                q.replication.clone(),
+                Arc::clone(&clock),
+                Arc::clone(&purgatory),
+            ));
+            // What was committed before the restart, before anything leads or follows.
+            catalog.restore_high_watermarks();
+            replicas.apply_image(&catalog, &catalog.image());
+            catalog.subscribe(Arc::clone(&replicas) as _);
+            replicas
+        });
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded committed offsets and groups");
         }
@@ -200,10 +222,6 @@ impl Broker {
             config.quota_window_size_seconds,
             config.quota_window_num,
         );
-        let clock = match config.manual_clock {
-            true => Clock::manual(),
-            false => Clock::system(),
-        };
         let quorum_producer_ids = config
             .quorum
             .as_ref()
@@ -226,6 +244,7 @@ impl Broker {
             quorum_producer_ids,
             purgatory,
             clock,
+            replicas,
             control,
             metrics: Default::default(),
             client_quotas,
@@ -250,6 +269,9 @@ impl Broker {
         }
         if !failed {
             self.catalog.checkpoint_recovery_points()?;
+            if self.replicas.is_some() {
+                self.catalog.checkpoint_high_watermarks()?;
+            }
             write_atomically(&self.config.data_dir.join(CLEAN_SHUTDOWN), "")?;
         }
         Ok(())
@@ -274,6 +296,13 @@ impl Broker {
         }
         if let Err(e) = self.catalog.checkpoint_recovery_points() {
             tracing::error!(error = %e, "could not write the recovery point checkpoint");
+        }
+        // Kafka every replica.high.watermark.checkpoint.interval.ms (5 s); here each tick
+        // that finds one moved.
+        if self.replicas.is_some() {
+            if let Err(e) = self.catalog.checkpoint_high_watermarks() {
+                tracing::error!(error = %e, "could not write the high watermark checkpoint");
+            }
         }
         deleted
     }
@@ -523,6 +552,59 @@ impl Broker {
 }
 
 impl Broker {
+    /// The ISR changes this broker's replicated leaders need (a follower not caught up for
+    /// replica.lag.time.max.ms leaves, one caught up joins), each sent to the active controller
+    /// as an AlterPartition and its answer given to the partition (Kafka's isr-expiration task
+    /// and Partition.maybeExpandIsr; one change in flight per partition). Returns how many
+    /// changes were sent.
+    pub fn update_isrs(&self) -> usize {
+        let mut sent = 0;
+        for p in self.catalog.partitions() {
+            let Some((leader_epoch, partition_epoch, isr)) =
+                p.propose_isr_change(self.clock.now_ms())
+            else {
+                continue;
+            };
+            let image = self.catalog.image();
+            let Some(topic) = image.topics.get_by_name(&p.topic) else {
+                continue;
+            };
+            let epoch_of = |id: i32| image.brokers.get(&id).map_or(-1, |b| b.epoch);
+            let request = AlterPartitionRequest {
+                broker_id: self.node_id,
+                broker_epoch: epoch_of(self.node_id),
+                topic_id: topic.id,
+                partition: p.index,
+                leader_epoch,
+                partition_epoch,
+                new_isr: isr.iter().map(|&id| (id, epoch_of(id))).collect(),
+            };
+            tracing::info!(topic = %p.topic, partition = p.index, isr = ?isr, "asking the controller to change the ISR");
+            sent += 1;
+            let answer = match self
+                .catalog
+                .send_to_controller(ControllerRequest::AlterPartition(request))
+            {
+                Ok(ControllerResponse::AlterPartition(a)) => a,
+                Ok(other) => AlterPartitionResponse::refused(other.error_code()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "AlterPartition not answered");
+                    AlterPartitionResponse::refused(errors::REQUEST_TIMED_OUT)
+                }
+            };
+            if answer.error_code != errors::NONE {
+                tracing::info!(topic = %p.topic, partition = p.index, error = answer.error_code, "the controller refused the ISR change");
+            }
+            p.on_alter_partition_answer(
+                answer.error_code,
+                answer.leader_epoch,
+                answer.isr,
+                answer.partition_epoch,
+            );
+        }
+        sent
+    }
+
     /// The active controller's answer to a heartbeat; the broker's session starts again.
     fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
         let Some(liveness) = &self.liveness else {

@@ -155,6 +155,11 @@ pub async fn start_on(
         tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(server::replica_fetcher::replica_fetchers(
+            Arc::clone(&broker),
+            cancel.clone(),
+        )),
+        tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
     ];
     if let Some(q) = &broker.config.quorum {
         let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
@@ -446,6 +451,25 @@ async fn broker_heartbeats(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// A replicated leader's ISR changes (`Broker::update_isrs`): every half
+/// replica.lag.time.max.ms, as Kafka's isr-expiration task, and at once when a follower caught
+/// up. Nothing outside a quorum.
+async fn isr_updates(broker: Arc<Broker>, cancel: CancellationToken) {
+    let Some(replicas) = broker.replicas.clone() else {
+        return;
+    };
+    let every = Duration::from_millis((replicas.settings.lag_time_max_ms / 2).max(1) as u64);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+            _ = replicas.isr_check.notified() => {}
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.update_isrs()).await;
     }
 }
 

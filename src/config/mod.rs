@@ -142,6 +142,13 @@ const USED: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
     "process.roles",
+    "replica.fetch.backoff.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.lag.time.max.ms",
+    "replica.socket.timeout.ms",
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
     "queued.max.request.bytes",
@@ -411,6 +418,31 @@ pub struct QuorumSettings {
     pub broker_heartbeat_interval_ms: u64,
     /// broker.session.timeout.ms: a broker not heard from for this long is fenced.
     pub broker_session_timeout_ms: i64,
+    /// How followers fetch from their leaders (see `server::replica_fetcher`).
+    pub replication: ReplicationSettings,
+}
+
+/// Kafka's replica fetcher and ISR settings, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationSettings {
+    /// inter.broker.listener.name: the listener followers reach their leaders on (default the
+    /// one named PLAINTEXT, as security.inter.broker.protocol's default, else the first).
+    pub inter_broker_listener: String,
+    /// replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// replica.fetch.wait.max.ms: how long a follower's fetch waits at the leader for data.
+    pub fetch_wait_max_ms: i32,
+    /// replica.fetch.min.bytes.
+    pub fetch_min_bytes: i32,
+    /// replica.fetch.max.bytes: per partition.
+    pub fetch_max_bytes: i32,
+    /// replica.fetch.response.max.bytes: per fetch.
+    pub fetch_response_max_bytes: i32,
+    /// replica.fetch.backoff.ms: the pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// replica.socket.timeout.ms: how long a fetch may go unanswered before the connection is
+    /// dropped.
+    pub socket_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -514,6 +546,7 @@ fn quorum_settings(
     s: &Settings<'_>,
     node_id: i32,
     brokers: Option<u16>,
+    listeners: &[ListenerConfig],
 ) -> Result<Option<QuorumSettings>, ConfigError> {
     let Some(roles) = s.str("process.roles") else {
         return Ok(None);
@@ -596,7 +629,36 @@ fn quorum_settings(
             .positive_int("broker.session.timeout.ms")?
             .unwrap_or(9000)
             .into(),
+        replication: replication_settings(s, listeners)?,
     }))
+}
+
+/// The replica fetcher's settings (see `ReplicationSettings`).
+fn replication_settings(
+    s: &Settings<'_>,
+    listeners: &[ListenerConfig],
+) -> Result<ReplicationSettings, ConfigError> {
+    let inter_broker_listener = match s.str("inter.broker.listener.name") {
+        Some(name) => name.trim().to_ascii_uppercase(),
+        None => listeners
+            .iter()
+            .find(|l| l.name == "PLAINTEXT")
+            .or(listeners.first())
+            .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
+    };
+    let int = |name: &str, default: i32| -> Result<i32, ConfigError> {
+        Ok(s.positive_int(name)?.unwrap_or(default))
+    };
+    Ok(ReplicationSettings {
+        inter_broker_listener,
+        lag_time_max_ms: int("replica.lag.time.max.ms", 30_000)?.into(),
+        fetch_wait_max_ms: int("replica.fetch.wait.max.ms", 500)?,
+        fetch_min_bytes: int("replica.fetch.min.bytes", 1)?,
+        fetch_max_bytes: int("replica.fetch.max.bytes", 1_048_576)?,
+        fetch_response_max_bytes: int("replica.fetch.response.max.bytes", 10_485_760)?,
+        fetch_backoff_ms: int("replica.fetch.backoff.ms", 1000)? as u64,
+        socket_timeout_ms: int("replica.socket.timeout.ms", 30_000)? as u64,
+    })
 }
 
 impl Config {
@@ -798,7 +860,8 @@ impl Config {
             .int("node.id")?
             .or(s.int("broker.id")?.filter(|&id| id >= 0))
             .unwrap_or(1);
-        let quorum = quorum_settings(&s, node_id, src.brokers)?;
+        let quorum = quorum_settings(&s, node_id, src.brokers, &listeners)?;
+        let isr_by_leaders = quorum.is_some();
         Ok(Config {
             listeners,
             data_dir,
@@ -874,6 +937,7 @@ impl Config {
             elections: crate::metadata::election::ElectionPolicy {
                 auto_leader_rebalance: s.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
                 unclean_default: s.bool("unclean.leader.election.enable")?.unwrap_or(false),
+                isr_by_leaders,
             },
             num_partitions: s.positive_int("num.partitions")?.unwrap_or(1),
             offsets_topic_num_partitions: s

@@ -26,6 +26,12 @@ use super::storage::Storage;
 /// segments from it on are verified.
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 
+/// The log directory's checkpoint of each replicated partition's high watermark (ReplicaManager's
+/// highWatermarkCheckpoints): written periodically and at a clean shutdown, read at start-up, so
+/// that a restarted replica does not take records it held but that were never committed for
+/// committed ones.
+pub const REPLICATION_CHECKPOINT: &str = "replication-offset-checkpoint";
+
 /// The only version Kafka writes and reads (CURRENT_VERSION of every checkpoint file).
 pub const VERSION: i32 = 0;
 
@@ -123,15 +129,31 @@ fn parse_offset(fields: &[&str]) -> Option<((String, i32), i64)> {
 pub fn write_recovery_points(
     storage: &dyn Storage,
     dir: &Path,
+    entries: Vec<(String, i32, i64)>,
+) -> io::Result<()> {
+    write_offsets(storage, &dir.join(RECOVERY_POINT_CHECKPOINT), entries)
+}
+
+/// Writes an offset checkpoint at `path` (sorted), unless it already says exactly that.
+pub fn write_offsets(
+    storage: &dyn Storage,
+    path: &Path,
     mut entries: Vec<(String, i32, i64)>,
 ) -> io::Result<()> {
     entries.sort();
     let text = encode_offsets(&entries);
-    let path = dir.join(RECOVERY_POINT_CHECKPOINT);
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    storage.write_atomically(&path, text.as_bytes())
+    storage.write_atomically(path, text.as_bytes())
+}
+
+/// The offsets of the checkpoint at `path`, by (topic, partition); none when it is missing.
+pub fn read_offsets(path: &Path) -> Result<HashMap<(String, i32), i64>, CheckpointError> {
+    Ok(read(path, parse_offset)?
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
 }
 
 /// How the logs of a log directory open: after a clean shutdown every segment is trusted; after
@@ -155,8 +177,8 @@ impl RecoveryPoints {
     /// unreadable, so every segment is verified).
     pub fn after_crash(dir: &Path) -> RecoveryPoints {
         let path = dir.join(RECOVERY_POINT_CHECKPOINT);
-        let points = match read(&path, parse_offset) {
-            Ok(entries) => entries.unwrap_or_default().into_iter().collect(),
+        let points = match read_offsets(&path) {
+            Ok(points) => points,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable recovery point checkpoint: verifying every segment");
                 HashMap::new()
@@ -232,6 +254,22 @@ mod tests {
             parse("0\n4000000000\n", pair),
             Err(CheckpointError::Count { .. })
         ));
+    }
+
+    /// Offset checkpoints round-trip in Kafka's `<topic> <partition> <offset>` lines, sorted.
+    #[test]
+    fn offset_checkpoints_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPLICATION_CHECKPOINT);
+        let storage = crate::log::storage::FileStorage;
+        let entries = vec![("b".to_string(), 0, 7), ("a".to_string(), 1, 3)];
+        write_offsets(&storage, &path, entries).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "0\n2\na 1 3\nb 0 7\n");
+        let read = read_offsets(&path).unwrap();
+        assert_eq!(read.get(&("b".to_string(), 0)), Some(&7));
+        assert_eq!(read.len(), 2);
+        assert!(read_offsets(&dir.path().join("none")).unwrap().is_empty());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
 use crate::config::topic_log_config;
-use crate::log::checkpoint::RecoveryPoints;
+use crate::log::checkpoint::{RecoveryPoints, REPLICATION_CHECKPOINT};
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::Storage;
 use crate::log::LogConfig;
@@ -141,6 +141,40 @@ impl LogManager {
         crate::log::checkpoint::write_recovery_points(&*self.storage, &self.data_dir, entries)
     }
 
+    /// Writes the high watermark of every replicated log (those that keep one apart from their
+    /// log end) to the data directory's `replication-offset-checkpoint`
+    /// (ReplicaManager.checkpointHighWatermarks).
+    pub fn checkpoint_high_watermarks(&self) -> io::Result<()> {
+        let entries = self
+            .partitions()
+            .iter()
+            .filter_map(|p| {
+                p.with_log(|l| l.tracks_high_watermark().then(|| l.high_watermark()))
+                    .map(|hw| (p.topic.clone(), p.index, hw))
+            })
+            .collect();
+        let path = self.data_dir.join(REPLICATION_CHECKPOINT);
+        crate::log::checkpoint::write_offsets(&*self.storage, &path, entries)
+    }
+
+    /// Gives each log the high watermark `replication-offset-checkpoint` names for it (start-up
+    /// of a replica, before it leads or follows): records past it were not known committed.
+    pub fn restore_high_watermarks(&self) {
+        let path = self.data_dir.join(REPLICATION_CHECKPOINT);
+        let saved = match crate::log::checkpoint::read_offsets(&path) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable high watermark checkpoint");
+                return;
+            }
+        };
+        for p in self.partitions() {
+            if let Some(&hw) = saved.get(&(p.topic.clone(), p.index)) {
+                p.with_log(|l| l.set_high_watermark(hw));
+            }
+        }
+    }
+
     /// Makes the logs of the partitions `delta` creates, before its records are committed
     /// (`next` is the image it leads to). On failure nothing it made is left, and the change
     /// must not be committed.
@@ -211,7 +245,12 @@ impl LogManager {
 
     /// Removed topics' logs go; new partitions' logs (prepared, or made now for a change that
     /// was not prepared) are installed; configs and leader epochs reach the logs.
-    fn publish(&self, delta: &MetadataDelta, image: &MetadataImage) {
+    fn publish(
+        &self,
+        delta: &MetadataDelta,
+        image: &MetadataImage,
+        leads_here: impl Fn(i32) -> bool,
+    ) {
         for t in delta.topics().deleted() {
             self.delete(t);
         }
@@ -231,8 +270,13 @@ impl LogManager {
         }
         for (t, ps) in delta.topics().changed_partitions() {
             for &p in ps {
-                if let Some(reg) = t.partitions.get(&p) {
-                    self.sync_leader_epoch(t.id, p, reg.leader_epoch);
+                // Only a leader stamps its epoch; a follower's log takes its leader's (see
+                // `Catalog::holds_data_of`).
+                match t.partitions.get(&p) {
+                    Some(reg) if leads_here(reg.leader) => {
+                        self.sync_leader_epoch(t.id, p, reg.leader_epoch)
+                    }
+                    _ => {}
                 }
             }
         }
@@ -373,8 +417,8 @@ impl MetadataPublisher for LogManager {
         "LogManager"
     }
 
-    fn on_metadata_update(&self, _: &Catalog, delta: &MetadataDelta, image: &MetadataImage) {
-        self.publish(delta, image);
+    fn on_metadata_update(&self, catalog: &Catalog, delta: &MetadataDelta, image: &MetadataImage) {
+        self.publish(delta, image, |leader| catalog.holds_data_of(leader));
     }
 }
 

@@ -26,7 +26,7 @@ use super::control::{end_txn_marker_batch, parse_txn_marker};
 use super::index::AbortedTxn;
 use super::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
 use super::open_files::{is_resource_exhaustion, LogFile};
-use super::replication::LeaderState;
+use super::replication::{LeaderState, PendingIsr};
 use super::segment::{parse_log_file_name, scan, FileRange, OpenMode, Segment, SegmentReader};
 use super::storage::{FileStorage, Storage};
 use super::{AppendOrigin, FetchIsolation, LogConfig, TimestampType};
@@ -132,6 +132,9 @@ pub struct AppendInfo {
     pub duplicate: bool,
     /// Records written (0 for a duplicate): the messages-in metric counts them.
     pub records: u32,
+    /// The batch's last offset (a duplicate's: the original's); acks=all waits until the high
+    /// watermark passes it.
+    pub last_offset: i64,
 }
 
 /// Where a read may start, taken under the partition lock: the segments that can hold the fetch
@@ -192,6 +195,7 @@ impl ReadCandidates {
             last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
             aborted_transactions: aborted,
+            diverging_epoch: None,
         })
     }
 }
@@ -205,6 +209,9 @@ pub struct ReadPlan {
     /// read_committed: the aborted transactions overlapping the records read (Fetch's
     /// `aborted_transactions`); `None` for read_uncommitted.
     pub aborted_transactions: Option<Vec<AbortedTxn>>,
+    /// KIP-279: the fetcher's log diverged from this one; nothing is read and the answer names
+    /// this log's (epoch, end offset) for the fetcher's last epoch.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl ReadPlan {
@@ -688,6 +695,32 @@ impl PartitionLog {
             .end_offset_for(epoch, self.log_end_offset()))
     }
 
+    /// KIP-279's check of a fetch at `offset` whose last fetched batch was of
+    /// `last_fetched_epoch` (Partition.readRecords): this log's end of that epoch, when the
+    /// fetcher's log diverged from it. An epoch whose end this log cannot tell, or an offset
+    /// below the log start, is out of range.
+    pub fn diverging_epoch(
+        &self,
+        offset: i64,
+        last_fetched_epoch: i32,
+    ) -> Result<Option<(i32, i64)>, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        let out_of_range = LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: start,
+            log_end_offset: end,
+        };
+        let leader_end = self.leader_epochs.end_offset_for(last_fetched_epoch, end);
+        if leader_end.0 < 0 || leader_end.1 < 0 || offset < start {
+            return Err(out_of_range);
+        }
+        Ok(super::replication::diverging_epoch(
+            offset,
+            last_fetched_epoch,
+            leader_end,
+        ))
+    }
+
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
@@ -828,6 +861,7 @@ impl PartitionLog {
                         log_start_offset: self.log_start_offset,
                         duplicate: true,
                         records: 0,
+                        last_offset: m.last_offset,
                     });
                 }
                 SequenceCheck::InvalidProducerEpoch => return Err(LogError::InvalidProducerEpoch),
@@ -879,6 +913,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
             records: u32::try_from(parsed.record_count).unwrap_or(0),
+            last_offset: parsed.last_offset(),
         })
     }
 
@@ -1345,15 +1380,7 @@ impl PartitionLog {
             self.roll()?;
             self.delete_oldest_segments(1);
         }
-        let persisted = self.storage.write_atomically(
-            &self.dir.join(LOG_START_OFFSET_FILE),
-            format!("{target}\n").as_bytes(),
-        );
-        if let Err(e) = persisted {
-            return Err(self.storage_error(e));
-        }
-        self.log_start_offset = target;
-        self.bound_high_watermark();
+        self.persist_log_start(target)?;
         self.update_leader_epochs(|c| c.truncate_from_start(target))?;
         Ok(target)
     }
@@ -1404,6 +1431,47 @@ impl PartitionLog {
         self.bound_high_watermark();
         self.update_leader_epochs(|c| c.truncate_from_end(end))?;
         self.leader_epoch = self.leader_epochs.latest_epoch().unwrap_or(0);
+        // The producers' state forgets the batches cut off (UnifiedLog.truncateTo reloads it),
+        // so that a producer's retry of one is appended again, not taken for a duplicate; the
+        // replay rebuilds the transaction indexes with it.
+        self.producers = ProducerStateTable::default();
+        if let Err(e) = self.load_producer_state(false) {
+            return Err(self.storage_error(e));
+        }
+        Ok(())
+    }
+
+    /// A follower whose log ends below its leader's log start (the leader answered
+    /// OFFSET_OUT_OF_RANGE) starts over there (UnifiedLog.truncateFullyAndStartAt): every
+    /// segment goes, an empty one starts at `offset`, which becomes the log start; the epochs
+    /// and the producers' state are forgotten. An offset not past the log end changes nothing.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        if offset <= self.log_end_offset() {
+            return Ok(());
+        }
+        self.roll_at(offset)?;
+        self.delete_oldest_segments(self.segments.len() - 1);
+        self.persist_log_start(offset)?;
+        self.recovery_point = offset;
+        self.producers = ProducerStateTable::default();
+        self.update_leader_epochs(|c| c.truncate_from_end(0))
+    }
+
+    /// The log starts at `offset` from now on, written to its log-start-offset file first (so
+    /// that a restart keeps it), the high watermark kept inside the log.
+    fn persist_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+        let persisted = self.storage.write_atomically(
+            &self.dir.join(LOG_START_OFFSET_FILE),
+            format!("{offset}\n").as_bytes(),
+        );
+        if let Err(e) = persisted {
+            return Err(self.storage_error(e));
+        }
+        self.log_start_offset = offset;
+        self.bound_high_watermark();
         Ok(())
     }
 
@@ -1703,6 +1771,20 @@ pub struct Partition {
     pub stats: crate::metrics::PartitionStats,
 }
 
+/// Where an acks=all append stands (Partition.checkEnoughReplicasReachOffset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcksAll {
+    /// The high watermark has not passed it yet.
+    Waiting,
+    /// Committed, with the ISR at least min.insync.replicas.
+    Replicated,
+    /// Committed, but the ISR shrank below min.insync.replicas meanwhile
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    NotEnoughReplicas,
+    /// This broker leads the partition no more (NOT_LEADER_OR_FOLLOWER).
+    NotLeader,
+}
+
 /// A fetch from a broker that is not a follower of this leader (Kafka answers it
 /// NOT_LEADER_OR_FOLLOWER): this broker does not lead the replicated partition, or the broker is
 /// not one of its replicas.
@@ -1803,11 +1885,135 @@ impl Partition {
     /// `max_lag_ms` (replica.lag.time.max.ms) to catch up, and the high watermark is kept
     /// apart from the log end, starting where the log had it.
     pub fn make_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) {
+        self.make_follower();
+        self.become_leader(reg, max_lag_ms, now_ms);
+    }
+
+    /// The image names this broker the leader of `reg` (ReplicaManager.applyLocalLeadersDelta
+    /// into Partition.makeLeader): a new leader epoch makes it leader afresh (`make_leader`);
+    /// the epoch it already leads in only takes the committed ISR and partition epoch (an ISR
+    /// change), keeping what it knows of its followers, and the high watermark moves when the
+    /// ISR shrank. Returns whether it took up a new leader epoch.
+    pub fn become_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) -> bool {
         let mut log = self.log.lock();
-        let (leo, hw) = (log.log_end_offset(), log.high_watermark());
-        let state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
-        log.set_high_watermark(state.high_watermark());
-        *self.leader.lock() = Some(state);
+        let mut leader = self.leader.lock();
+        match leader.as_mut() {
+            Some(state) if state.leader_epoch == reg.leader_epoch => {
+                if reg.partition_epoch > state.partition_epoch {
+                    state.on_isr_committed(reg.isr.clone(), reg.partition_epoch);
+                }
+                if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
+                    log.set_high_watermark(hw);
+                }
+                false
+            }
+            _ => {
+                let (leo, hw) = (log.log_end_offset(), log.high_watermark());
+                let mut state = LeaderState::new(reg, leo, hw, max_lag_ms, now_ms);
+                // An ISR of the leader alone commits its whole log at once (makeLeader ends
+                // with maybeIncrementLeaderHW).
+                state.maybe_increment_high_watermark(leo);
+                log.set_high_watermark(state.high_watermark());
+                *leader = Some(state);
+                true
+            }
+        }
+    }
+
+    /// The ISR change this leader should ask the controller for now, if any, marked in flight
+    /// (Partition.maybeShrinkIsr and maybeExpandIsr): without the ISR members not caught up for
+    /// `replica.lag.time.max.ms`, else with one replica that caught up. Returns (leader epoch,
+    /// partition epoch, new ISR); nothing while a change is in flight.
+    pub fn propose_isr_change(&self, now_ms: i64) -> Option<(i32, i32, Vec<i32>)> {
+        let log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let state = leader.as_mut()?;
+        let out = state.out_of_sync(now_ms, log.log_end_offset());
+        let (pending, isr) = if !out.is_empty() {
+            let isr: Vec<i32> = state
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !out.contains(r))
+                .collect();
+            (PendingIsr::Shrink(isr.clone()), isr)
+        } else {
+            let joining = state.joinable().next()?;
+            let mut isr = state.isr.clone();
+            isr.push(joining);
+            (PendingIsr::Expand(joining), isr)
+        };
+        state.pending = Some(pending);
+        Some((state.leader_epoch, state.partition_epoch, isr))
+    }
+
+    /// The controller's answer to this leader's AlterPartition: a committed ISR of this epoch is
+    /// taken at once (the image brings it too); a refusal ends the change in flight, so that the
+    /// next check asks again from what the image says (a stale partition epoch, a fenced epoch,
+    /// an ineligible replica: Partition.handleAlterPartitionError).
+    pub fn on_alter_partition_answer(
+        &self,
+        error_code: i16,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    ) {
+        let mut log = self.log.lock();
+        let mut leader = self.leader.lock();
+        let Some(state) = leader.as_mut() else {
+            return;
+        };
+        if error_code != 0 {
+            state.pending = None;
+            return;
+        }
+        if leader_epoch == state.leader_epoch && partition_epoch > state.partition_epoch {
+            state.on_isr_committed(isr, partition_epoch);
+            if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
+                log.set_high_watermark(hw);
+            }
+        } else if partition_epoch <= state.partition_epoch {
+            state.pending = None;
+        }
+    }
+
+    /// How many replicas the committed ISR of this replicated leader has (`None` when it does
+    /// not lead a replicated partition): acks=all needs min.insync.replicas of them before the
+    /// append (Partition.appendRecordsToLeader's NOT_ENOUGH_REPLICAS).
+    pub fn isr_size(&self) -> Option<usize> {
+        let leader = self.leader.lock();
+        leader.as_ref().map(|s| s.isr.len())
+    }
+
+    /// Whether the records below `required_offset` are committed, for an acks=all produce
+    /// (Partition.checkEnoughReplicasReachOffset).
+    pub fn acks_all(&self, required_offset: i64, min_isr: usize) -> AcksAll {
+        let log = self.log.lock();
+        let leader = self.leader.lock();
+        let Some(state) = leader.as_ref() else {
+            return AcksAll::NotLeader;
+        };
+        if log.high_watermark() < required_offset {
+            AcksAll::Waiting
+        } else if state.isr.len() < min_isr {
+            AcksAll::NotEnoughReplicas
+        } else {
+            AcksAll::Replicated
+        }
+    }
+
+    /// Whether a replica of this replicated leader may join its ISR now.
+    pub fn may_expand_isr(&self) -> bool {
+        let leader = self.leader.lock();
+        leader
+            .as_ref()
+            .is_some_and(|s| s.joinable().next().is_some())
+    }
+
+    /// The ISR of this replicated leader, with the leader epoch (`None` when it does not lead).
+    pub fn leader_isr(&self) -> Option<(i32, Vec<i32>)> {
+        let leader = self.leader.lock();
+        leader.as_ref().map(|s| (s.leader_epoch, s.isr.clone()))
     }
 
     /// This broker follows the replicated partition from now on (Partition.makeFollower): it
@@ -1898,12 +2104,55 @@ impl Partition {
         isolation: FetchIsolation,
         current_leader_epoch: i32,
     ) -> Result<ReadPlan, LogError> {
+        let no_epoch = NO_PARTITION_LEADER_EPOCH;
+        self.plan_fetch_after(offset, isolation, current_leader_epoch, no_epoch)
+    }
+
+    /// `plan_fetch` for a fetch that names the epoch of the last batch it has (Fetch v12+,
+    /// -1 for none): where that fetcher's log diverged from this one, the plan reads nothing
+    /// and names this log's end of that epoch (`PartitionLog::diverging_epoch`).
+    pub fn plan_fetch_after(
+        &self,
+        offset: i64,
+        isolation: FetchIsolation,
+        current_leader_epoch: i32,
+        last_fetched_epoch: i32,
+    ) -> Result<ReadPlan, LogError> {
         let candidates = {
             let log = self.log.lock();
             log.check_current_leader_epoch(current_leader_epoch)?;
+            if last_fetched_epoch >= 0 {
+                if let Some(d) = log.diverging_epoch(offset, last_fetched_epoch)? {
+                    return Ok(ReadPlan {
+                        reader: None,
+                        high_watermark: log.high_watermark(),
+                        last_stable_offset: log.last_stable_offset(),
+                        log_start_offset: log.log_start_offset(),
+                        aborted_transactions: None,
+                        diverging_epoch: Some(d),
+                    });
+                }
+            }
             log.fetch_candidates(offset, isolation)?
         };
         Ok(candidates.locate()?)
+    }
+
+    /// A follower's truncation on the leader's DivergingEpoch `(epoch, end offset)`
+    /// (AbstractFetcherThread.truncateOnFetchResponse): to where both logs agree
+    /// (`replication::truncation_offset`), the high watermark kept within the log. Returns the
+    /// new log end.
+    pub fn truncate_on_divergence(&self, leader: (i32, i64)) -> Result<i64, LogError> {
+        let mut log = self.log.lock();
+        let leo = log.log_end_offset();
+        let local = log.leader_epochs().end_offset_for(leader.0, leo);
+        let t = super::replication::truncation_offset(leader, local, leo, log.high_watermark());
+        log.truncate_to(t.offset)?;
+        // An epoch this broker started at its log end while it led, and wrote nothing in, goes
+        // too (truncate_to keeps a log it does not shorten as it is): else the next fetch names
+        // it again and the leader finds the same divergence for ever.
+        log.update_leader_epochs(|c| c.truncate_from_end(t.offset))?;
+        Ok(log.log_end_offset())
     }
 
     /// Begins (or joins) the verification of a producer's transactional batch, under the
@@ -2089,16 +2338,22 @@ mod tests {
         assert_eq!(log.plan_read(1).unwrap().available(), 0);
     }
 
+    /// A log of `n` one-record batches (offsets 0..n), in a directory of its own.
+    fn log_of_batches(n: i64) -> (tempfile::TempDir, PartitionLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        for i in 0..n {
+            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
+        }
+        (dir, log)
+    }
+
     /// A replicated partition's high watermark is apart from its log end: consumers read to it
     /// and get nothing (not OFFSET_OUT_OF_RANGE) between it and the log end, a follower's read
     /// (LogEnd) gets everything, and truncation and a moved log start keep it inside the log.
     #[test]
     fn a_tracked_high_watermark_bounds_consumer_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
-        for i in 0..10 {
-            log.append(&make_batch(&[b"x"], i, None), 9, 0).unwrap();
-        }
+        let (_dir, mut log) = log_of_batches(10);
         assert!(!log.tracks_high_watermark());
         assert_eq!(log.high_watermark(), 10);
         assert_eq!(log.set_high_watermark(4), 4);
@@ -2257,6 +2512,88 @@ mod tests {
         let rest = read_to_log_end(&leader, 2);
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
+    }
+
+    /// A follower behind its leader's log start starts over there: its old segments go, the
+    /// leader's batches from that offset on append, and the new start survives a reopen.
+    #[test]
+    fn a_follower_behind_the_leaders_start_starts_over_there() {
+        let (dir, mut log) = log_of_batches(5);
+        log.truncate_fully_and_start_at(3).unwrap();
+        assert_eq!(log.log_end_offset(), 5, "not past the log end: nothing");
+        log.truncate_fully_and_start_at(20).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.leader_epochs().latest_epoch(), None);
+        let mut batch = make_batch(&[b"z"], 0, None);
+        batch[..8].copy_from_slice(&20i64.to_be_bytes());
+        assert_eq!(log.append_as_follower(&batch, 0).unwrap(), 21);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(), false, 0).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 21));
+    }
+
+    /// A truncation forgets the producers' batches it cut off: a retry of one is appended
+    /// again rather than answered as a duplicate of records that are gone.
+    #[test]
+    fn a_truncation_forgets_the_producer_state_it_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let batch = |seq| make_batch(&[b"x"], 0, Some((7, 0, seq)));
+        let mut append = |seq| log.append_from(&batch(seq), 9, 0, CLIENT).unwrap();
+        assert_eq!(append(0).base_offset, 0);
+        assert_eq!(append(1).base_offset, 1);
+        assert!(append(1).duplicate);
+        log.truncate_to(1).unwrap();
+        let mut append = |seq| log.append_from(&batch(seq), 9, 0, CLIENT).unwrap();
+        let again = append(1);
+        assert_eq!((again.base_offset, again.duplicate), (1, false));
+        assert!(append(1).duplicate);
+    }
+
+    /// KIP-279 on the leader's log: a fetch whose last epoch ended here before its offset, or
+    /// that names an epoch this log never had after its own, diverges; one at the log start or
+    /// with an epoch this log cannot place is out of range.
+    #[test]
+    fn a_fetch_from_a_diverged_log_learns_where_its_epoch_ended() {
+        let (_dir, mut log) = log_of_batches(3);
+        log.set_leader_epoch(2).unwrap();
+        log.append(&make_batch(&[b"y"], 3, None), 9, 0).unwrap();
+        assert_eq!(log.diverging_epoch(3, 0).unwrap(), None);
+        assert_eq!(log.diverging_epoch(5, 0).unwrap(), Some((0, 3)));
+        assert_eq!(log.diverging_epoch(4, 2).unwrap(), None);
+        assert_eq!(log.diverging_epoch(4, 1).unwrap(), Some((0, 3)));
+        assert!(matches!(
+            log.diverging_epoch(4, 9),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    /// The image naming this broker leader again in the same epoch (an ISR change) keeps what
+    /// it knows of its followers, and a shrink commits what the remaining members have; a new
+    /// epoch starts afresh, the high watermark never going back.
+    #[test]
+    fn an_isr_change_in_the_same_epoch_keeps_the_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), config(), true, 0).unwrap();
+        let leader = Partition::new("t".into(), 0, log);
+        assert!(leader.become_leader(&registration(vec![1, 2, 3]), 30_000, 0));
+        for i in 0..5 {
+            let b = make_batch(&[b"x"], i, None);
+            leader.append_with_origin(&b, CLIENT, 0).unwrap();
+        }
+        assert_eq!(leader.record_follower_fetch(2, 5, 1), Ok(None));
+        assert_eq!(leader.offsets(), (0, 0), "3 has not fetched");
+        let mut shrunk = registration(vec![1, 2]);
+        shrunk.partition_epoch += 1;
+        assert!(!leader.become_leader(&shrunk, 30_000, 2));
+        assert_eq!(leader.offsets(), (0, 5), "2 had fetched it all");
+        let mut next = registration(vec![1, 2]);
+        next.leader_epoch += 1;
+        next.partition_epoch += 2;
+        assert!(leader.become_leader(&next, 30_000, 3));
+        assert_eq!(leader.offsets(), (0, 5));
+        assert_eq!(leader.record_follower_fetch(2, 5, 4), Ok(None));
     }
 
     /// A replicated leader commits a record once every ISR member has fetched past it; its

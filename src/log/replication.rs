@@ -224,6 +224,14 @@ impl LeaderState {
         })
     }
 
+    /// The replicas that may join the ISR now (see `may_join_isr`).
+    pub fn joinable(&self) -> impl Iterator<Item = i32> + '_ {
+        self.followers
+            .keys()
+            .copied()
+            .filter(|&id| self.may_join_isr(id))
+    }
+
     /// The controller committed an ISR at `partition_epoch` (an AlterPartition answer, or a
     /// change in the image): the change in flight ends.
     pub fn on_isr_committed(&mut self, isr: Vec<i32>, partition_epoch: i32) {

@@ -46,6 +46,11 @@ pub struct AlterPartitionResponse {
 }
 
 impl AlterPartitionResponse {
+    /// A refusal with `code` (and nothing of the partition).
+    pub fn refused(code: i16) -> Self {
+        Self::error(code)
+    }
+
     fn error(code: i16) -> Self {
         AlterPartitionResponse {
             error_code: code,

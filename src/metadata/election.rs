@@ -53,6 +53,11 @@ pub struct ElectionPolicy {
     pub auto_leader_rebalance: bool,
     /// unclean.leader.election.enable, the broker default a topic config overrides (false).
     pub unclean_default: bool,
+    /// The partitions' data is replicated between processes (a quorum): a replica rejoins an
+    /// ISR only through its leader's AlterPartition once it has caught up, never because its
+    /// broker came back. Without it (one copy of the data under every broker of one process) a
+    /// live replica is in sync at once (`rejoin_isrs`).
+    pub isr_by_leaders: bool,
 }
 
 impl Default for ElectionPolicy {
@@ -60,6 +65,7 @@ impl Default for ElectionPolicy {
         ElectionPolicy {
             auto_leader_rebalance: true,
             unclean_default: false,
+            isr_by_leaders: false,
         }
     }
 }
@@ -310,8 +316,10 @@ pub fn broker_unfenced(
         })
     };
     out.push(leaderless)?;
-    let rejoined = rejoin_isrs(&out.image);
-    out.push(rejoined)?;
+    if !policy.isr_by_leaders {
+        let rejoined = rejoin_isrs(&out.image);
+        out.push(rejoined)?;
+    }
     if policy.auto_leader_rebalance {
         let preferred = preferred_leaders(&out.image);
         out.push(preferred)?;
@@ -602,6 +610,17 @@ pub(crate) mod tests {
                 (3, vec![3, 1], 0)
             ]
         );
+        // With the data replicated between processes, the broker coming back is in no ISR
+        // until its leader says it caught up, so it leads nothing yet.
+        let replicated = ElectionPolicy {
+            isr_by_leaders: true,
+            ..policy
+        };
+        let back = apply(
+            &stopped,
+            &broker_unfenced(&stopped, 1, &replicated).unwrap(),
+        );
+        assert_eq!(layout(&back)[0], (2, vec![2, 3], 1));
         // Without auto.leader.rebalance.enable the leader stays where it moved.
         let manual = ElectionPolicy {
             auto_leader_rebalance: false,

@@ -255,6 +255,7 @@ impl Catalog {
             // Other nodes may have committed between this node's appends: the log says all.
             image = load_image(&*log).map_err(io::Error::other)?;
         }
+        let quorum = log.quorum_state().is_some();
         let logs = Arc::new(LogManager::startup(
             storage, data_dir, broker_log, &image, &recovery, now_ms,
         )?);
@@ -267,7 +268,9 @@ impl Catalog {
             publishers: RwLock::new(vec![Arc::clone(&logs) as Arc<dyn MetadataPublisher>]),
             logs,
             create_lock: Mutex::new(()),
-            data_brokers: None,
+            // A process of a quorum holds the data of its own broker only; its logs of
+            // partitions other brokers lead are followers' (see `holds_data_of`).
+            data_brokers: quorum.then(|| [node_id].into()),
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -289,6 +292,11 @@ impl Catalog {
                 else {
                     continue;
                 };
+                // A follower's log learns epochs from its leader's batches only (Kafka's
+                // followers never assign one): only the logs this process leads move.
+                if !self.holds_data_of(reg.leader) {
+                    continue;
+                }
                 if log_epoch > reg.leader_epoch {
                     let mut record = reg.to_record(t.id, p);
                     record.leader_epoch = log_epoch;
@@ -375,7 +383,13 @@ impl Catalog {
         if partitions <= 0 {
             return Err(CreateTopicError::InvalidPartitions);
         }
-        let brokers = self.placement_brokers();
+        let replication_factor = match assignment {
+            Assignment::Placed {
+                replication_factor, ..
+            } => usize::try_from(*replication_factor).unwrap_or(0),
+            Assignment::Manual(lists) => lists.iter().map(Vec::len).max().unwrap_or(0),
+        };
+        let brokers = self.placement_brokers(name, replication_factor);
         if let Assignment::Placed {
             replication_factor, ..
         } = assignment
@@ -432,16 +446,26 @@ impl Catalog {
         Ok(topic)
     }
 
-    /// The brokers whose partition logs this process holds, where new partitions may go: every
-    /// registered broker, unless `with_data_brokers` says otherwise.
-    fn placement_brokers(&self) -> BTreeMap<i32, BrokerRegistration> {
+    /// Where new partitions of topic `name` with `replication_factor` replicas may go: every
+    /// registered broker in one process. In a quorum of processes, a replicated topic's
+    /// (replication factor above 1) on every registered broker, whose followers fetch from
+    /// their leader; a topic of one replica, as before data replication, and an internal topic
+    /// (whose coordinators do not follow their partitions' leaders yet), on this process's
+    /// broker.
+    fn placement_brokers(
+        &self,
+        name: &str,
+        replication_factor: usize,
+    ) -> BTreeMap<i32, BrokerRegistration> {
         let mut brokers = self.brokers();
-        brokers.retain(|id, _| self.holds_data_of(*id));
+        if replication_factor <= 1 || is_internal_name(name) {
+            brokers.retain(|id, _| self.holds_data_of(*id));
+        }
         brokers
     }
 
     /// Whether this process holds the logs of broker `id`'s replicas (in one process every
-    /// broker's; in a quorum of processes, until data replication lands, only its own).
+    /// broker's; in a quorum of processes only its own: the others' come from their leaders).
     pub fn holds_data_of(&self, id: i32) -> bool {
         self.data_brokers
             .as_ref()
@@ -638,7 +662,7 @@ impl Catalog {
         }
         let replication_factor = if is_internal_name(name) {
             let live = self
-                .placement_brokers()
+                .placement_brokers(name, 1)
                 .values()
                 .filter(|b| !b.fenced)
                 .count();
@@ -726,7 +750,7 @@ impl Catalog {
             },
         };
         let placed = place(
-            &self.placement_brokers(),
+            &self.placement_brokers(&topic.name, replication_factor as usize),
             &assignment,
             replication_factor as usize,
         )?;
@@ -943,6 +967,16 @@ impl Catalog {
     /// Every partition of every topic, for background work (flush, retention, shutdown).
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.logs.partitions()
+    }
+
+    /// See `LogManager::checkpoint_high_watermarks`.
+    pub fn checkpoint_high_watermarks(&self) -> io::Result<()> {
+        self.logs.checkpoint_high_watermarks()
+    }
+
+    /// See `LogManager::restore_high_watermarks`.
+    pub fn restore_high_watermarks(&self) {
+        self.logs.restore_high_watermarks()
     }
 }
 
@@ -1165,6 +1199,39 @@ mod tests {
     use super::*;
     use crate::log::manager::delete_dir_name;
     use crate::log::partition::PartitionLog;
+
+    /// A replicated log's high watermark is checkpointed (`replication-offset-checkpoint`, in
+    /// Kafka's format) and given back at start-up; a log that keeps none is not in the file and
+    /// keeps its log end.
+    #[test]
+    fn high_watermarks_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.create("orders", 2, 1, BTreeMap::new(), 0).unwrap();
+        for p in &t.partitions {
+            for _ in 0..5 {
+                let batch = crate::log::batch::tests::make_batch(&[b"x"], 1, None);
+                p.append(&batch, 9, 0).unwrap();
+            }
+        }
+        t.partitions[0].with_log(|l| l.set_high_watermark(3));
+        cat.checkpoint_high_watermarks().unwrap();
+        let file = dir
+            .path()
+            .join(crate::log::checkpoint::REPLICATION_CHECKPOINT);
+        assert_eq!(fs::read_to_string(&file).unwrap(), "0\n1\norders 0 3\n");
+        drop((t, cat));
+        let cat = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let t = cat.get("orders").unwrap();
+        assert_eq!(
+            t.partitions[0].offsets(),
+            (0, 5),
+            "not before it is asked for"
+        );
+        cat.restore_high_watermarks();
+        assert_eq!(t.partitions[0].offsets(), (0, 3));
+        assert_eq!(t.partitions[1].offsets(), (0, 5));
+    }
 
     #[test]
     fn create_reopen_and_errors() {

@@ -17,6 +17,11 @@
 //! UNKNOWN_LEADER_EPOCH), then a broker that does not lead a partition answers
 //! NOT_LEADER_OR_FOLLOWER for it (`cluster::check_leader`); at v16+ NOT_LEADER_OR_FOLLOWER and
 //! FENCED_LEADER_EPOCH carry the current leader, its epoch and its endpoint (KIP-951).
+//! A fetch naming the epoch of its last batch (v12+, KIP-320) whose log diverged from this one
+//! gets no records but DivergingEpoch, this log's end of that epoch (KIP-279), at once.
+//! A follower's fetch (a replica id; ReplicaState from v15) reads to the log end, needs
+//! CLUSTER_ACTION, and is that follower's position at the leader (`record_follower_fetch`),
+//! which moves the high watermark.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -95,20 +101,30 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
             (t, topic)
         })
         .collect();
-    // Kafka's FetchIsolation from the request's isolation_level (1: read_committed).
-    let isolation = match req.isolation_level {
-        1 => FetchIsolation::TxnCommitted,
-        _ => FetchIsolation::HighWatermark,
+    // Kafka's FetchIsolation: a follower reads to the log end, a consumer to the high
+    // watermark or, read_committed (isolation_level 1), the last stable offset.
+    let isolation = match (from_follower, req.isolation_level) {
+        (true, _) => FetchIsolation::LogEnd,
+        (false, 1) => FetchIsolation::TxnCommitted,
+        (false, _) => FetchIsolation::HighWatermark,
     };
+    // The follower (ReplicaState from v15, replica_id before) whose fetch moves its position.
+    let replica_id = match req.replica_state.replica_id.0 {
+        id if id >= 0 => id,
+        _ => req.replica_id.0,
+    };
+    let follower = from_follower.then_some(replica_id);
     let mut watch = None;
     loop {
         // Leadership as of this look: a parked fetch sees a leader change on its next wake.
         let image = ctx.broker.catalog.image();
-        let plans = plan(ctx, &image, &targets, isolation);
+        let plans = plan(ctx, &image, &targets, isolation, follower);
         // Kafka answers at once when nothing is asked for (a closing consumer sends such a
         // request), when any partition has an error, or when enough bytes are there.
         let ready = plans.is_empty()
-            || plans.iter().any(Result::is_err)
+            || plans
+                .iter()
+                .any(|p| p.as_ref().map_or(true, |p| p.diverging_epoch.is_some()))
             || plans
                 .iter()
                 .map(|p| p.as_ref().map_or(0, ReadPlan::available))
@@ -228,12 +244,16 @@ fn response_limit(ctx: &RequestContext<'_>, req: &FetchRequest) -> usize {
 }
 
 /// Locates every partition's data (or its error) without reading it. A read_committed plan ends
-/// at the last stable offset, so a parked fetch counts only the bytes below it.
+/// at the last stable offset, so a parked fetch counts only the bytes below it. A follower's
+/// fetch that finds its offset in the log is that follower's position from now
+/// (Partition.fetchRecords: updateFollowerFetchState after the read); when that moves the high
+/// watermark, the requests parked on the partition look again.
 fn plan(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     targets: &[Target],
     isolation: FetchIsolation,
+    follower: Option<i32>,
 ) -> Vec<Result<ReadPlan, i16>> {
     targets
         .iter()
@@ -243,8 +263,36 @@ fn plan(
                 .partition(fp.partition)
                 .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
             cluster::check_leader(ctx, image, t.topic_id, p.index, fp.current_leader_epoch)?;
-            p.plan_fetch(fp.fetch_offset, isolation, fp.current_leader_epoch)
-                .map_err(|e| errors::log_error_code(&e))
+            let plan = p
+                .plan_fetch_after(
+                    fp.fetch_offset,
+                    isolation,
+                    fp.current_leader_epoch,
+                    fp.last_fetched_epoch,
+                )
+                .map_err(|e| errors::log_error_code(&e))?;
+            if let Some(id) = follower.filter(|_| plan.diverging_epoch.is_none()) {
+                let now = ctx.broker.clock.now_ms();
+                // A broker that is no replica of the epoch the fetch names is not one yet
+                // (a reassignment adding it): UNKNOWN_LEADER_EPOCH makes it retry
+                // (Partition.followerReplicaOrThrow).
+                let not_a_replica = match fp.current_leader_epoch {
+                    cluster::NO_LEADER_EPOCH => errors::NOT_LEADER_OR_FOLLOWER,
+                    _ => errors::UNKNOWN_LEADER_EPOCH,
+                };
+                let moved = p
+                    .record_follower_fetch(id, fp.fetch_offset, now)
+                    .map_err(|_| not_a_replica)?;
+                if moved.is_some() {
+                    ctx.broker.purgatory.check_and_complete(&t.name, p.index);
+                }
+                if p.may_expand_isr() {
+                    if let Some(replicas) = &ctx.broker.replicas {
+                        replicas.isr_check.notify_one();
+                    }
+                }
+            }
+            Ok(plan)
         })
         .collect()
 }
@@ -362,6 +410,11 @@ fn respond<'t>(
                     pd.high_watermark = plan.high_watermark;
                     pd.last_stable_offset = plan.last_stable_offset;
                     pd.log_start_offset = plan.log_start_offset;
+                    if let Some((epoch, end_offset)) = plan.diverging_epoch {
+                        pd.diverging_epoch = EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset);
+                    }
                     if let Some(aborted) = &plan.aborted_transactions {
                         pd.aborted_transactions =
                             Some(aborted.iter().map(aborted_transaction).collect());

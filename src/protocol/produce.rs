@@ -1,6 +1,11 @@
 //! Produce (key 0): validate each partition's single record batch (header, CRC, records), append
 //! it, and answer per partition. acks=0 requests get no response; if one of their partitions
 //! fails, the connection is closed instead, as Kafka does, so the producer refreshes metadata.
+//! acks=all (-1) on a replicated leader (a quorum of processes) needs min.insync.replicas in
+//! the ISR before the append (NOT_ENOUGH_REPLICAS), then waits in the purgatory until the high
+//! watermark passes the batch (Kafka's DelayedProduce): NOT_ENOUGH_REPLICAS_AFTER_APPEND when
+//! the ISR shrank below it meanwhile, NOT_LEADER_OR_FOLLOWER when leadership moved,
+//! REQUEST_TIMED_OUT after the request's timeout.
 
 use std::sync::Arc;
 
@@ -16,7 +21,7 @@ use super::cluster::{self, CurrentLeaders};
 use super::errors;
 use super::{resolve_authorized_topic, respond, Reply, RequestContext};
 use crate::log::batch::{BatchError, BatchHeader};
-use crate::log::partition::{keyless_record_message, FlushJob, LogError, Partition};
+use crate::log::partition::{keyless_record_message, AcksAll, FlushJob, LogError, Partition};
 use crate::log::record_validator::TimestampError;
 use crate::log::AppendOrigin;
 use crate::metadata::image::MetadataImage;
@@ -68,6 +73,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             .is_some_and(|id| ctx.authorize_transactional_id(AclOperation::Write, id));
     let mut flushes = Vec::new();
     let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
+    // acks=all appends to replicated leaders, until the ISR has them.
+    let mut replicating: Vec<AcksAllWait> = Vec::new();
+    let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     let image = ctx.broker.catalog.image();
     let mut leaders = CurrentLeaders::default();
     let mut responses: Vec<TopicProduceResponse> = req
@@ -95,9 +104,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => {
                             let tx = transactional_id.as_deref();
-                            let (r, flush) = append(ctx, &image, t, pd, tx, now);
+                            let (r, flush, wait) = append(ctx, &image, t, pd, tx, acks, now);
                             if let Some((partition, job)) = flush {
                                 flushes.push(((ti, pi), partition, job));
+                            }
+                            if let Some(wait) = wait {
+                                replicating.push(AcksAllWait {
+                                    slot: (ti, pi),
+                                    ..wait
+                                });
                             }
                             r
                         }
@@ -151,6 +166,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             *r = failed(r.index, errors::log_error_code(&e), Some(e.to_string()));
         }
     }
+    replicating.retain(|w| {
+        let slot = responses
+            .get(w.slot.0)
+            .and_then(|t| t.partition_responses.get(w.slot.1));
+        slot.is_some_and(|r| r.error_code == errors::NONE)
+    });
+    for (slot, code) in wait_for_replicas(ctx, replicating, timeout_ms).await {
+        if let Some(r) = responses
+            .get_mut(slot.0)
+            .and_then(|t| t.partition_responses.get_mut(slot.1))
+        {
+            r.error_code = code;
+        }
+    }
     let node_endpoints = super::cluster::node_endpoints!(leaders, NodeEndpoint);
     ProduceResponse::default()
         .with_responses(responses)
@@ -159,6 +188,76 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
 
 /// Where a partition's answer sits in the response: (topic index, partition index).
 type Slot = (usize, usize);
+
+/// A partition's answer, the fsync to run before it is given, and the ISR to wait for.
+type Appended = (
+    PartitionProduceResponse,
+    Option<(Arc<Partition>, FlushJob)>,
+    Option<AcksAllWait>,
+);
+
+/// An acks=all append waiting for the ISR (Kafka's ProducePartitionStatus).
+struct AcksAllWait {
+    slot: Slot,
+    partition: Arc<Partition>,
+    /// The offset after the batch: the high watermark must reach it.
+    required_offset: i64,
+    min_isr: usize,
+}
+
+/// Waits in the purgatory until each append is committed or fails (DelayedProduce), at most the
+/// request's `timeout_ms`; returns the error of each that did not succeed.
+async fn wait_for_replicas(
+    ctx: &RequestContext<'_>,
+    mut waits: Vec<AcksAllWait>,
+    timeout_ms: i32,
+) -> Vec<(Slot, i16)> {
+    let mut failed = Vec::new();
+    let timeout = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut watch = None;
+    loop {
+        waits.retain(|w| {
+            let code = match w.partition.acks_all(w.required_offset, w.min_isr) {
+                AcksAll::Waiting => return true,
+                AcksAll::Replicated => return false,
+                AcksAll::NotEnoughReplicas => errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                AcksAll::NotLeader => errors::NOT_LEADER_OR_FOLLOWER,
+            };
+            failed.push((w.slot, code));
+            false
+        });
+        if waits.is_empty() {
+            return failed;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            failed.extend(waits.iter().map(|w| (w.slot, errors::REQUEST_TIMED_OUT)));
+            return failed;
+        }
+        let Some(w) = &watch else {
+            // Registered, then checked again before waiting (see `purgatory`).
+            let keys = waits
+                .iter()
+                .map(|w| (w.partition.topic.as_str(), w.partition.index));
+            watch = Some(ctx.broker.purgatory.watch(keys));
+            continue;
+        };
+        tokio::select! {
+            _ = w.woken() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// The topic's min.insync.replicas (its config, else the broker's, else Kafka's default 1).
+fn min_insync_replicas(ctx: &RequestContext<'_>, topic: &Topic) -> usize {
+    const KEY: &str = "min.insync.replicas";
+    let configured = topic
+        .configs
+        .get(KEY)
+        .or(ctx.broker.config.explicit.get(KEY));
+    configured.and_then(|v| v.trim().parse().ok()).unwrap_or(1)
+}
 
 /// The fsyncs flush.messages asked for, run on a blocking thread so that a slow disk stalls only
 /// this produce, not every connection served by the same tokio worker; the produce is answered
@@ -262,18 +361,21 @@ fn append(
     topic: &Topic,
     pd: PartitionProduceData,
     transactional_id: Option<&str>,
+    acks: i16,
     now: i64,
-) -> (PartitionProduceResponse, Option<(Arc<Partition>, FlushJob)>) {
+) -> Appended {
     if topic.is_internal() {
         let msg = format!("Cannot append to internal topic {}", topic.name);
         return (
             failed(pd.index, errors::INVALID_TOPIC_EXCEPTION, Some(msg)),
+            None,
             None,
         );
     }
     let Some(partition) = topic.partition(pd.index) else {
         return (
             failed(pd.index, errors::UNKNOWN_TOPIC_OR_PARTITION, None),
+            None,
             None,
         );
     };
@@ -284,7 +386,24 @@ fn append(
         pd.index,
         cluster::NO_LEADER_EPOCH,
     ) {
-        return (failed(pd.index, code, None), None);
+        return (failed(pd.index, code, None), None, None);
+    }
+    // acks=all on a replicated leader: enough replicas in sync first
+    // (Partition.appendRecordsToLeader).
+    let min_isr = min_insync_replicas(ctx, topic);
+    let replicated = (acks == -1).then(|| partition.isr_size()).flatten();
+    if replicated.is_some_and(|isr| isr < min_isr) {
+        let msg = format!(
+            "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {}-{}",
+            replicated.unwrap_or(0),
+            topic.name,
+            pd.index
+        );
+        return (
+            failed(pd.index, errors::NOT_ENOUGH_REPLICAS, Some(msg)),
+            None,
+            None,
+        );
     }
     let records = pd.records.unwrap_or_default();
     let mut verification_guard = VerificationGuard::SENTINEL;
@@ -295,7 +414,7 @@ fn append(
             verification_guard =
                 partition.maybe_start_transaction_verification(header.producer_id, now);
             if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header, now) {
-                return (failed(pd.index, code, None), None);
+                return (failed(pd.index, code, None), None, None);
             }
         }
     }
@@ -321,6 +440,12 @@ fn append(
                 .with_log_append_time_ms(info.log_append_time)
                 .with_log_start_offset(info.log_start_offset),
             flush.map(|job| (Arc::clone(partition), job)),
+            replicated.map(|_| AcksAllWait {
+                slot: (0, 0),
+                partition: Arc::clone(partition),
+                required_offset: info.last_offset + 1,
+                min_isr,
+            }),
         ),
         Err(e) => {
             tracing::debug!(topic = %topic.name, partition = pd.index, error = %e, "produce rejected");
@@ -347,7 +472,7 @@ fn append(
                 }
                 _ => resp,
             };
-            (resp, None)
+            (resp, None, None)
         }
     }
 }

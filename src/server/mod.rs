@@ -9,6 +9,8 @@ pub mod memory_pool;
 pub mod nodes;
 pub mod purgatory;
 pub mod quotas;
+pub mod replica_fetcher;
+pub mod replica_manager;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -52,6 +52,7 @@ pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;

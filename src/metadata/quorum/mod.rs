@@ -348,7 +348,31 @@ const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 /// runtime of its own, and a call waits on it without blocking that runtime.
 pub struct RaftMetadataLog {
     quorum: Quorum,
-    runtime: tokio::runtime::Runtime,
+    runtime: QuorumRuntime,
+}
+
+/// The quorum node's runtime, shut down in the background when dropped: the last reference to
+/// the broker (and so to this log) may go inside an async task (a process's tasks ending as it
+/// stops), where a runtime may not block to drop.
+struct QuorumRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for QuorumRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        match &self.0 {
+            Some(rt) => rt,
+            None => unreachable!("the runtime is taken only when dropped"),
+        }
+    }
+}
+
+impl Drop for QuorumRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl RaftMetadataLog {
@@ -363,7 +387,10 @@ impl RaftMetadataLog {
             .enable_all()
             .build()?;
         let quorum = wait_on(&runtime, start)??;
-        Ok(RaftMetadataLog { quorum, runtime })
+        Ok(RaftMetadataLog {
+            quorum,
+            runtime: QuorumRuntime(Some(runtime)),
+        })
     }
 
     /// A voter of a quorum between processes: its RPCs served on `listener` (the controller
