@@ -121,10 +121,11 @@ fn isr(node: &TestBroker, topic: &str) -> Vec<i32> {
 
 /// One three-process cluster at a time: each is nine runtimes' worth of threads and a quorum
 /// whose elections should not starve.
-static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// (An async lock: the guard is held across the test's awaits.)
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
-    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+async fn one_cluster() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().await
 }
 
 /// Commits `records` through `broker`'s catalog (forwarded to the quorum's leader).
@@ -179,7 +180,7 @@ fn log_bytes(b: &TestBroker, topic: &str) -> Result<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership_and_truncates(
 ) -> Result<()> {
-    let _one = one_cluster();
+    let _one = one_cluster().await;
     let nodes = cluster().await?;
     let topic = "replicated";
     let id = Uuid::new_v4();
@@ -283,7 +284,7 @@ async fn followers_replicate_the_leader_and_a_new_epoch_moves_leadership_and_tru
 /// and joins the ISR again. Each replica checkpoints its high watermark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_waits_for_the_isr_which_shrinks_and_expands() -> Result<()> {
-    let _one = one_cluster();
+    let _one = one_cluster().await;
     let mut nodes = cluster_with(&[
         ("replica.lag.time.max.ms", "1000"),
         ("min.insync.replicas", "2"),
@@ -350,7 +351,7 @@ async fn acks_all_waits_for_the_isr_which_shrinks_and_expands() -> Result<()> {
 /// acks=all to the leader is answered once its ISR has the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_topics_places_replicated_topics_across_the_processes() -> Result<()> {
-    let _one = one_cluster();
+    let _one = one_cluster().await;
     let nodes = cluster().await?;
     let mut c = nodes[1].client().await?;
     let topics = vec![
