@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     // The broker's clock follows the runtime's paused clock, and the group timers run on it.
     broker.clock = {
         let _runtime = rt.enter();
-        Clock::tokio()
+        std::sync::Arc::new(Clock::tokio())
     };
     let broker = std::sync::Arc::new(broker);
     let mut buf = BytesMut::from(data);
