@@ -163,11 +163,6 @@ async fn quotas_are_set_described_and_removed_at_every_version() -> Result<()> {
             ),
             (
                 &client[..],
-                vec![op("request_percentage", Some(50.0))],
-                "not enforced",
-            ),
-            (
-                &client[..],
                 vec![
                     op("producer_byte_rate", Some(1.0)),
                     op("producer_byte_rate", Some(2.0)),
@@ -279,6 +274,62 @@ async fn a_producer_over_its_quota_is_throttled_and_muted() -> Result<()> {
         waited >= Duration::from_millis(throttle as u64 - 50),
         "answered after {waited:?}, throttled for {throttle} ms"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_over_its_request_percentage_is_throttled_one_window_at_most() -> Result<()> {
+    let (b, mut c) = broker_with_topic("quota-requests", 1).await?;
+    let client_id = c.client_id.clone().unwrap_or_default();
+    // A thousandth of a percent of one thread: 0.1 ms of the broker's time per 10 s window,
+    // which a few requests use up.
+    let r = c
+        .request(
+            1,
+            alter(
+                &[("client-id", Some(&client_id))],
+                vec![op("request_percentage", Some(0.001))],
+            ),
+        )
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    let describe = quotas_of(&mut c, 1, &[("client-id", Some(&client_id))]).await?;
+    ensure!(
+        describe.contains(&("request_percentage".to_string(), 0.001)),
+        "{describe:?}"
+    );
+    let metadata = || {
+        kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(
+                Some(kafka_protocol::messages::TopicName("quota-requests".into())),
+            ),
+        ]))
+    };
+    let mut throttle = 0;
+    for _ in 0..10_000 {
+        let r = c.request(METADATA_V, metadata()).await?;
+        ensure!(r.topics[0].error_code == NONE, "{r:?}");
+        throttle = r.throttle_time_ms;
+        if throttle > 0 {
+            break;
+        }
+    }
+    // Kafka's request quota throttles for one quota window (1 s) at most.
+    ensure!(
+        (1..=1000).contains(&throttle),
+        "10,000 requests over the quota, throttle time {throttle}"
+    );
+    // The connection reads nothing more until the throttle time has passed (KIP-219).
+    let asked = Instant::now();
+    c.request(3, ApiVersionsRequest::default()).await?;
+    ensure!(asked.elapsed() >= Duration::from_millis(throttle as u64 / 2));
+    // Another client id, without a quota, is never throttled.
+    let mut other = b.client().await?;
+    other.client_id = Some("unlimited".into());
+    for _ in 0..100 {
+        let r = other.request(METADATA_V, metadata()).await?;
+        ensure!(r.throttle_time_ms == 0, "{r:?}");
+    }
     Ok(())
 }
 

@@ -508,8 +508,8 @@ fn partition_families(broker: &Broker) -> Vec<Family> {
     gauges
 }
 
-/// Clients with a byte-rate quota: their rate and last throttle time (Kafka's `Produce` and
-/// `Fetch` quota metrics, `kafka.server:type=Produce,user=..,client-id=..`).
+/// Clients with a byte-rate or request quota: their rate and last throttle time (Kafka's
+/// `Produce`, `Fetch` and `Request` quota metrics, `kafka.server:type=Produce,user=..,client-id=..`).
 fn quota_families(broker: &Broker) -> Vec<Family> {
     use crate::server::client_quotas::QuotaType;
     let now = broker.clock.now_ms();
@@ -526,12 +526,17 @@ fn quota_families(broker: &Broker) -> Vec<Family> {
             "kafka_server_fetch_byte_rate",
             "kafka_server_fetch_throttle_time",
         ),
+        (
+            QuotaType::Request,
+            "kafka_server_request_request_time",
+            "kafka_server_request_throttle_time",
+        ),
     ] {
-        let mut rate = Family::new(
-            rate_name,
-            "Bytes per second over the quota window, by client.",
-            MetricType::Gauge,
-        );
+        let help = match q {
+            QuotaType::Request => "Percent of one thread's time spent on the client's requests.",
+            _ => "Bytes per second over the quota window, by client.",
+        };
+        let mut rate = Family::new(rate_name, help, MetricType::Gauge);
         let mut throttle = Family::new(
             throttle_name,
             "The last throttle time given, ms, by client.",

@@ -6,9 +6,9 @@
 //! ClientQuotaRecords in the metadata log, only for values that change. ALTER_CONFIGS on the
 //! cluster is needed.
 //!
-//! gregor enforces the byte rates and the controller mutation rate (`server::client_quotas`). The
-//! keys Kafka also knows but gregor does not enforce (`request_percentage`, an ip's
-//! `connection_creation_rate`) are refused with INVALID_REQUEST saying so, rather than stored and
+//! gregor enforces the byte rates, the request percentage and the controller mutation rate
+//! (`server::client_quotas`). The key Kafka also knows but gregor does not enforce (an ip's
+//! `connection_creation_rate`) is refused with INVALID_REQUEST saying so, rather than stored and
 //! silently ignored.
 
 use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
@@ -21,18 +21,26 @@ use crate::metadata::image::{MetadataImage, QuotaEntity};
 use crate::metadata::records::{ClientQuotaRecord, MetadataRecord};
 use crate::security::authorizer::AclOperation;
 use crate::server::client_quotas::{
-    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
+    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
 };
 
+/// How a quota key's value is typed in Kafka's QuotaConfig, or that gregor does not enforce it.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Long,
+    Double,
+    NotEnforced,
+}
+
 /// The keys Kafka accepts for users and client ids (QuotaConfig.userAndClientQuotaConfigs) and
-/// for ips (ipConfigs); `true` for the ones gregor enforces.
-const USER_AND_CLIENT_KEYS: [(&str, bool); 4] = [
-    (PRODUCER_BYTE_RATE, true),
-    (CONSUMER_BYTE_RATE, true),
-    ("request_percentage", false),
-    (CONTROLLER_MUTATION_RATE, true),
+/// for ips (ipConfigs).
+const USER_AND_CLIENT_KEYS: [(&str, Kind); 4] = [
+    (PRODUCER_BYTE_RATE, Kind::Long),
+    (CONSUMER_BYTE_RATE, Kind::Long),
+    (REQUEST_PERCENTAGE, Kind::Double),
+    (CONTROLLER_MUTATION_RATE, Kind::Double),
 ];
-const IP_KEYS: [(&str, bool); 1] = [("connection_creation_rate", false)];
+const IP_KEYS: [(&str, Kind); 1] = [("connection_creation_rate", Kind::NotEnforced)];
 
 type Outcome = Result<(), (i16, String)>;
 
@@ -67,7 +75,7 @@ fn entity_of(
 }
 
 /// The keys the entity may have (configKeysForEntityType).
-fn keys_for(entity: &QuotaEntity) -> Result<&'static [(&'static str, bool)], (i16, String)> {
+fn keys_for(entity: &QuotaEntity) -> Result<&'static [(&'static str, Kind)], (i16, String)> {
     let Some(ip) = entity.get("ip") else {
         return Ok(&USER_AND_CLIENT_KEYS);
     };
@@ -120,24 +128,23 @@ fn alter_entity(
             }
             continue;
         }
-        let Some((_, enforced)) = keys.iter().find(|(k, _)| *k == key) else {
+        let Some((_, kind)) = keys.iter().find(|(k, _)| *k == key) else {
             return Err(invalid(format!("Invalid configuration key {key}")));
         };
         if op.value <= 0.0 || op.value.is_nan() {
             return Err(invalid(format!("Quota {key} must be greater than 0")));
         }
-        // The enforced keys are LONGs in Kafka's QuotaConfig.
-        if (op.value % 1.0).abs() > 1e-6 {
+        if *kind == Kind::Long && (op.value % 1.0).abs() > 1e-6 {
             return Err(invalid(format!("{key} cannot be a fractional value.")));
         }
-        if op.value > i64::MAX as f64 {
+        if *kind == Kind::Long && op.value > i64::MAX as f64 {
             return Err(invalid(format!(
                 "Proposed value for {key} is too large for a LONG."
             )));
         }
-        if !enforced {
+        if *kind == Kind::NotEnforced {
             return Err(invalid(format!(
-                "gregor does not enforce the quota {key}; it enforces {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE}"
+                "gregor does not enforce the quota {key}; it enforces {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE}, {REQUEST_PERCENTAGE} and {CONTROLLER_MUTATION_RATE}"
             )));
         }
         if current != Some(&op.value) {

@@ -60,6 +60,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> (FetchRespon
     let by_id = ctx.api_version >= TOPIC_ID_VERSION;
     let sessions = &ctx.broker.fetch_sessions;
     let from_follower = req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0;
+    if from_follower {
+        // Replication is not a client's request (Kafka exempts it from the request quota).
+        ctx.exempt_from_request_quota();
+    }
     let meta = FetchMetadata {
         version: ctx.api_version,
         session_id: req.session_id,
@@ -297,10 +301,10 @@ fn plan(
         .collect()
 }
 
-/// A consumer's fetch counted against its byte-rate quota. Over it, the answer carries the
-/// throttle time and no data, and its bytes are taken back (Kafka's getThrottledResponse and
-/// unrecordQuotaSensor); the session keeps what it learned, so the next fetch sends the data.
-/// The flag says whether the data goes out.
+/// A consumer's fetch counted against its byte-rate quota and its request quota. Over either,
+/// the answer carries the longer throttle time and no data, and its bytes are taken back
+/// (Kafka's getThrottledResponse and unrecordQuotaSensor); the session keeps what it learned, so
+/// the next fetch sends the data. The flag says whether the data goes out.
 fn throttled(
     ctx: &RequestContext<'_>,
     resp: FetchResponse,
@@ -310,7 +314,10 @@ fn throttled(
         .flat_map(|t| &t.partitions)
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
-    let throttle = ctx.record_quota(QuotaType::Fetch, bytes);
+    let request_throttle = ctx.request_throttle();
+    let throttle = ctx
+        .record_quota(QuotaType::Fetch, bytes)
+        .max(request_throttle);
     if throttle == 0 {
         return (resp, splices, true);
     }

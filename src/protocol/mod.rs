@@ -59,6 +59,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod request_time;
 pub mod response;
 pub mod sasl;
 pub mod sasl_authenticate;
@@ -85,7 +86,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::broker::Broker;
 use crate::security::{Listener, ANONYMOUS};
-use error_codes::ErrorCodes;
+use error_codes::{ErrorCodes, ThrottleTime};
 use response::{ResponseFrame, Splices, SplicingBuf};
 
 /// What the connection does after a request.
@@ -201,6 +202,9 @@ pub struct RequestContext<'a> {
     /// Set by a handler whose client went over its quota: the connection reads nothing more
     /// for this long after the response (KIP-219; see `server::client_quotas`).
     pub throttle_ms: std::sync::atomic::AtomicI32,
+    /// The time the request keeps the broker busy, and its request quota's verdict once asked
+    /// (`request_throttle`).
+    pub request_time: request_time::RequestTime,
 }
 
 impl<'a> RequestContext<'a> {
@@ -236,6 +240,7 @@ impl<'a> RequestContext<'a> {
             principal: Arc::from(principal),
             answered: None,
             throttle_ms: Default::default(),
+            request_time: Default::default(),
         }
     }
 }
@@ -270,9 +275,33 @@ impl RequestContext<'_> {
         let image = self.broker.catalog.image();
         let now = self.broker.clock.now_ms();
         let quotas = &self.broker.client_quotas;
-        let ms = quotas.record(&image, self.quota_client(quota), bytes, now);
+        let ms = quotas.record(&image, self.quota_client(quota), bytes as f64, now);
         self.throttle(ms);
         ms
+    }
+
+    /// Counts the time this request has kept the broker busy so far against its client's
+    /// `request_percentage` quota, once (the first call decides; the response carries it), and
+    /// returns the throttle time: 0 within the quota, without one, or for a request exempt from
+    /// it (Kafka's sendResponseExemptThrottle: the brokers' and controllers' own requests).
+    pub fn request_throttle(&self) -> i32 {
+        *self.request_time.throttle.get_or_init(|| {
+            let image = self.broker.catalog.image();
+            if image.client_quotas.is_empty() || request_time::exempt(self.api) {
+                return 0;
+            }
+            let percent_seconds = self.request_time.thread.nanos() as f64 * 100.0 / 1e9;
+            let client = self.quota_client(crate::server::client_quotas::QuotaType::Request);
+            let now = self.broker.clock.now_ms();
+            let ms = (self.broker.client_quotas).record(&image, client, percent_seconds, now);
+            self.throttle(ms);
+            ms
+        })
+    }
+
+    /// Keeps this request out of the request quota (a follower's Fetch).
+    pub fn exempt_from_request_quota(&self) {
+        let _ = self.request_time.throttle.set(0);
     }
 
     /// Mutes the connection for at least `ms` after the response (see `throttle_ms`).
@@ -383,6 +412,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         connection_id: session.connection_id,
         answered: None,
         throttle_ms: Default::default(),
+        request_time: Default::default(),
     };
     let started = std::time::Instant::now();
     // The test control plane (fault rules, the request journal): one atomic load when off.
@@ -395,6 +425,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         }
     };
     broker.metrics.request(api, started.elapsed());
+    // A request answered without `respond` (acks=0, a closed connection) still counts.
+    ctx.request_throttle();
     let throttle_ms = ctx.throttle_ms.into_inner();
     if throttle_ms > 0 {
         session.throttled_until =
@@ -420,6 +452,16 @@ fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, ProtocolEr
 /// Routes a decoded request. The match has no wildcard arm: a new API key in the crate breaks the
 /// build until someone decides what gregor does with it.
 async fn dispatch(
+    ctx: &RequestContext<'_>,
+    api: ApiKey,
+    frame: Bytes,
+) -> Result<Reply, ProtocolError> {
+    (ctx.request_time.thread)
+        .measure(dispatch_untimed(ctx, api, frame))
+        .await
+}
+
+async fn dispatch_untimed(
     ctx: &RequestContext<'_>,
     api: ApiKey,
     mut frame: Bytes,
@@ -642,7 +684,7 @@ where
     let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     let connection_id = ctx.connection_id;
-    tokio::task::spawn_blocking(move || {
+    let (resp, throttle_ms) = tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
             api,
@@ -657,11 +699,16 @@ where
             connection_id,
             answered: None,
             throttle_ms: Default::default(),
+            request_time: Default::default(),
         };
-        handler(&ctx, req)
+        let resp = handler(&ctx, req);
+        (resp, ctx.throttle_time_ms())
     })
     .await
-    .map_err(|e| ProtocolError::Handler(e.to_string()))
+    .map_err(|e| ProtocolError::Handler(e.to_string()))?;
+    // A controller mutation quota's throttle mutes the client's connection too.
+    ctx.throttle(throttle_ms);
+    Ok(resp)
 }
 
 /// A topic named by id (when `by_id`: Produce v13, Fetch v13+) or by name, or the error code
@@ -703,14 +750,17 @@ fn resolve_authorized_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion + ErrorCodes>(ctx: &RequestContext<'_>, body: &T) -> Reply {
+fn respond<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime + Clone>(
+    ctx: &RequestContext<'_>,
+    body: &T,
+) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
 
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
 /// Its error codes are counted for the metrics, and noted for the request journal while it
 /// records.
-fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes>(
+fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime + Clone>(
     ctx: &RequestContext<'_>,
     body: &T,
     records: Splices,
@@ -719,6 +769,21 @@ fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes>(
     if let Some(answered) = &ctx.answered {
         *answered.lock() = error_codes::distinct(body);
     }
+    // The request quota's throttle, when longer than the one the handler set (Kafka answers the
+    // longer of a request's throttles). A copy only then: rare, and off the common path.
+    let request_throttle = ctx.request_throttle();
+    let throttled;
+    let body = match body.throttle_time_ms() {
+        Some(t) if t < request_throttle => {
+            throttled = {
+                let mut b = body.clone();
+                b.set_throttle_time_ms(request_throttle);
+                b
+            };
+            &throttled
+        }
+        _ => body,
+    };
     encode(
         ctx.correlation_id,
         T::header_version(ctx.api_version),

@@ -29,6 +29,7 @@ use crate::metadata::image::{MetadataImage, QuotaEntity};
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 
 /// Which quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +38,9 @@ pub enum QuotaType {
     Fetch,
     /// Partitions created or deleted per second (KIP-599; see `ClientQuotaManager::mutate`).
     ControllerMutation,
+    /// The share of one thread's time a client's requests keep the broker busy, in percent
+    /// (ClientRequestQuotaManager; measured by `protocol::request_time`).
+    Request,
 }
 
 impl QuotaType {
@@ -45,6 +49,7 @@ impl QuotaType {
             QuotaType::Produce => PRODUCER_BYTE_RATE,
             QuotaType::Fetch => CONSUMER_BYTE_RATE,
             QuotaType::ControllerMutation => CONTROLLER_MUTATION_RATE,
+            QuotaType::Request => REQUEST_PERCENTAGE,
         }
     }
 }
@@ -236,13 +241,14 @@ impl ClientQuotaManager {
         }
     }
 
-    /// Records `bytes` for the client and returns how long it is throttled (0 when within its
-    /// quota or without one). Nothing is kept for a client without a quota.
+    /// Records `value` (bytes, or for the request quota percent-seconds of busy time) for the
+    /// client and returns how long it is throttled (0 when within its quota or without one).
+    /// Nothing is kept for a client without a quota.
     pub fn record(
         &self,
         image: &MetadataImage,
         client: QuotaClient<'_>,
-        bytes: usize,
+        value: f64,
         now: i64,
     ) -> i32 {
         let Some((bound, key)) = client.find(image) else {
@@ -258,17 +264,22 @@ impl ClientQuotaManager {
             });
         }
         let sensor = sensors.entry(key).or_default();
-        sensor.record(bytes as f64, now, w, n);
+        sensor.record(value, now, w, n);
         let (rate, window) = sensor.rate(now, w, n);
-        let throttle = match rate <= bound {
+        let mut throttle = match rate <= bound {
             true => 0,
             false => ((rate - bound) / bound * window as f64).min(i32::MAX as f64) as i32,
         };
+        if client.quota == QuotaType::Request {
+            // A request quota throttles for one window at most (its maxThrottleTimeMs).
+            throttle = throttle.min(i32::try_from(w).unwrap_or(i32::MAX));
+        }
         sensor.last_throttle_ms = throttle;
         throttle
     }
 
-    /// Every client's rate now (`kafka_server_{produce,fetch}_byte_rate` and `_throttle_time`).
+    /// Every client's rate now (`kafka_server_{produce,fetch}_byte_rate`,
+    /// `kafka_server_request_request_time` and their `_throttle_time`).
     pub fn snapshot(&self, now: i64) -> Vec<RateSnapshot> {
         let (w, n) = (self.window_ms, self.windows);
         let sensors = self.sensors.lock();
@@ -409,23 +420,20 @@ mod tests {
         let m = ClientQuotaManager::new(1, 11);
         // 10 s of 1000 B/s fits: the rate is measured over at least 10 windows.
         assert_eq!(
-            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0),
+            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000.0, 0),
             0
         );
         // 10 kB more in the same instant: 20 kB over 10 s is 2000 B/s, twice the quota, so the
         // client waits one more window size: (2000 - 1000) / 1000 * 10 s.
         assert_eq!(
-            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0),
+            m.record(&img, qc(QuotaType::Produce, "u", "c"), 10_000.0, 0),
             10_000
         );
         // Another client id has no quota.
-        assert_eq!(
-            m.record(&img, qc(QuotaType::Produce, "u", "d"), 1 << 30, 0),
-            0
-        );
+        assert_eq!(m.record(&img, qc(QuotaType::Produce, "u", "d"), 1e9, 0), 0);
         // Unrecorded bytes no longer count.
         m.unrecord(&img, qc(QuotaType::Produce, "u", "c"), 10_000, 0);
-        assert_eq!(m.record(&img, qc(QuotaType::Produce, "u", "c"), 0, 0), 0);
+        assert_eq!(m.record(&img, qc(QuotaType::Produce, "u", "c"), 0.0, 0), 0);
     }
 
     #[test]
@@ -463,13 +471,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_quota_throttles_one_window_at_most() {
+        // 10 % of a thread: 1 percent-second per 10 s window is the quota's worth.
+        let img = image(&[(&[("client-id", Some("c"))], REQUEST_PERCENTAGE, 10.0)]);
+        let m = ClientQuotaManager::new(1, 11);
+        let client = qc(QuotaType::Request, "u", "c");
+        assert_eq!(m.record(&img, client, 100.0, 0), 0);
+        // 200 percent-seconds over 10 s is 20 %: twice the quota, 10 s of throttle by the
+        // byte-rate formula, bounded to one window (1 s).
+        assert_eq!(m.record(&img, client, 100.0, 0), 1000);
+        // The byte rates are not bounded so.
+        let produce = image(&[(&[("client-id", Some("c"))], PRODUCER_BYTE_RATE, 10.0)]);
+        let p = qc(QuotaType::Produce, "u", "c");
+        assert_eq!(m.record(&produce, p, 200.0, 0), 10_000);
+    }
+
+    #[test]
     fn old_samples_leave_the_window() {
         let img = image(&[(&[("client-id", None)], CONSUMER_BYTE_RATE, 1000.0)]);
         let m = ClientQuotaManager::new(1, 11);
-        assert!(m.record(&img, qc(QuotaType::Fetch, "u", "c"), 50_000, 0) > 0);
+        assert!(m.record(&img, qc(QuotaType::Fetch, "u", "c"), 50_000.0, 0) > 0);
         // 11 windows later the burst is forgotten.
         assert_eq!(
-            m.record(&img, qc(QuotaType::Fetch, "u", "c"), 100, 11_000),
+            m.record(&img, qc(QuotaType::Fetch, "u", "c"), 100.0, 11_000),
             0
         );
     }

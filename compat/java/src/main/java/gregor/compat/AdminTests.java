@@ -89,6 +89,7 @@ final class AdminTests {
         report.run(t.label + "/client-quotas", t::clientQuotas);
         report.run(t.label + "/byte-rate-quotas-throttle", t::byteRateQuotasThrottle);
         report.run(t.label + "/controller-mutation-quota", t::controllerMutationQuota);
+        report.run(t.label + "/request-percentage-quota", t::requestPercentageQuota);
     }
 
     private Admin admin() {
@@ -574,6 +575,35 @@ final class AdminTests {
             admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
                     new ClientQuotaAlteration.Op("producer_byte_rate", null),
                     new ClientQuotaAlteration.Op("consumer_byte_rate", null))))).all().get();
+        }
+    }
+
+    /**
+     * request_percentage: the share of one request-handler thread a client's requests may use.
+     * At a hundredth of a percent (1 ms of broker time per 10 s window) a producer sending one
+     * record per request soon goes over; its answers then carry a throttle time, never more than
+     * one quota window (1 s) as Kafka bounds it. A fractional value is accepted (a DOUBLE).
+     */
+    private void requestPercentageQuota() throws Exception {
+        String topic = prefix + "request-quota";
+        String clientId = prefix + "busy";
+        var entity = clientEntity(clientId);
+        try (Admin admin = admin()) {
+            create(admin, topic, 1, Map.of());
+            admin.alterClientQuotas(List.of(quota(entity, "request_percentage", 0.01))).all().get();
+            awaitQuotas(admin, onlyClient(clientId), Map.of(entity, Map.of("request_percentage", 0.01)), "after set");
+            double throttled = 0;
+            try (KafkaProducer<byte[], byte[]> p = Clients.producer(bootstrap, clientId, "none",
+                    Map.of("acks", "1", "enable.idempotence", "false", "linger.ms", "0"))) {
+                long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+                while (throttled == 0 && System.nanoTime() < deadline) {
+                    p.send(new ProducerRecord<>(topic, new byte[100])).get();
+                    throttled = metric(p.metrics(), "producer-metrics", "produce-throttle-time-max");
+                }
+            }
+            check(throttled > 0, "the producer was never throttled (produce-throttle-time-max %s)", throttled);
+            check(throttled <= 1000, "throttled for %s ms, more than one quota window", throttled);
+            admin.alterClientQuotas(List.of(quota(entity, "request_percentage", null))).all().get();
         }
     }
 
