@@ -109,8 +109,24 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
 
 /// gregor's own range for `api` (what it serves without `--emulate-kafka-version`).
 pub fn supported(api: ApiKey) -> Option<VersionRange> {
-    APIS.iter().find(|(k, _)| *k == api).map(|(_, r)| *r)
+    // Asked on every request: one index instead of a scan of the table.
+    let key = usize::try_from(api as i16).ok()?;
+    BY_KEY.get(key).copied().flatten()
 }
+
+/// The highest API key Kafka defines, and more: room for the keys a newer crate adds.
+const KEYS: usize = 128;
+
+/// `APIS` indexed by API key.
+static BY_KEY: [Option<VersionRange>; KEYS] = {
+    let mut table = [None; KEYS];
+    let mut i = 0;
+    while i < APIS.len() {
+        table[APIS[i].0 as i16 as usize] = Some(APIS[i].1);
+        i += 1;
+    }
+    table
+};
 
 /// The versions of `api` advertised and served: gregor's own range, narrowed to what the
 /// emulated Kafka release advertised (`--emulate-kafka-version`, see `emulation`); `None` when
