@@ -401,6 +401,19 @@ admin_tool_cases() {
   "${configs[@]}" --entity-type brokers --entity-default --alter --delete-config log.retention.bytes >>"$base-configs-broker-undo.out" 2>&1
   "${configs[@]}" --entity-type brokers --entity-name 1 --describe >>"$base-configs-broker-undo.out" 2>&1
   admin_check "$label/kafka-configs-broker-dynamic-delete" "$base-configs-broker-undo.out" "Completed updating" "log\.retention\.(ms|bytes)="
+  if [[ "$label" == *4.4* ]]; then
+    # Group configs (KIP-848): a consumer group's own session timeout and heartbeat interval,
+    # within the broker's bounds (45-60 s and 5-15 s by default).
+    "${configs[@]}" --entity-type groups --entity-name "$t-grp" --alter \
+      --add-config consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000 >"$base-configs-group.out" 2>&1
+    "${configs[@]}" --entity-type groups --entity-name "$t-grp" --describe >>"$base-configs-group.out" 2>&1
+    admin_check "$label/kafka-configs-group" "$base-configs-group.out" "^ *consumer\.session\.timeout\.ms=50000 "
+    admin_check "$label/kafka-configs-group-heartbeat" "$base-configs-group.out" "^ *consumer\.heartbeat\.interval\.ms=6000 "
+    "${configs[@]}" --entity-type groups --entity-name "$t-grp" --alter \
+      --add-config consumer.session.timeout.ms=1000 >"$base-configs-group-bad.out" 2>&1
+    admin_check "$label/kafka-configs-group-out-of-range" "$base-configs-group-bad.out" \
+      "consumer\.session\.timeout\.ms must be in the range 45000 to 60000 inclusive" "^Completed"
+  fi
 
   if java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
     --topic "$t-data" --partitions 2 --records 30 >"$base-setup.log" 2>&1; then

@@ -132,3 +132,110 @@ async fn members_carry_on_across_clean_and_crash_restarts() -> Result<()> {
     }
     Ok(())
 }
+
+/// IncrementalAlterConfigs on a group (resource type 32).
+async fn alter_group(
+    c: &mut Client,
+    group: &str,
+    configs: &[(&str, &str)],
+) -> Result<(i16, String)> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s(group))
+            .with_configs(
+                (configs.iter())
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            .with_config_operation(0)
+                            .with_value(Some(s(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let r = c.request(1, req).await?;
+    let res = &r.responses[0];
+    let message = res.error_message.as_ref().map(|m| m.to_string());
+    Ok((res.error_code, message.unwrap_or_default()))
+}
+
+#[tokio::test]
+async fn a_groups_own_session_timeout_and_heartbeat_interval_apply() -> Result<()> {
+    // Wider bounds than Kafka's defaults (45-60 s sessions), as a test suite would set them.
+    let b = start_broker_with(|c| {
+        c.group.initial_rebalance_delay_ms = 0;
+        c.group.consumer_session_bounds = (500, 60_000);
+        c.group.consumer_heartbeat_bounds = (100, 15_000);
+    })
+    .await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "gcfg", 2).await?;
+    // Out of the broker's bounds, or not longer than the heartbeat: INVALID_CONFIG (40).
+    let (code, message) =
+        alter_group(&mut c, "g", &[("consumer.session.timeout.ms", "100")]).await?;
+    ensure!(code == 40, "{code} {message}");
+    ensure!(
+        message == "consumer.session.timeout.ms must be in the range 500 to 60000 inclusive.",
+        "{message}"
+    );
+    let (code, message) =
+        alter_group(&mut c, "g", &[("consumer.session.timeout.ms", "1000")]).await?;
+    ensure!(
+        code == 40,
+        "the broker's 5 s heartbeat is longer: {code} {message}"
+    );
+    let settings = [
+        ("consumer.session.timeout.ms", "1500"),
+        ("consumer.heartbeat.interval.ms", "200"),
+    ];
+    let (code, message) = alter_group(&mut c, "g", &settings).await?;
+    ensure!(code == NONE, "{code} {message}");
+    // DescribeConfigs shows them as the group's, the others at the broker's values.
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s("g")),
+    ]);
+    let r = c.request(4, describe).await?;
+    let entries = &r.results[0].configs;
+    let entry = |n: &str| entries.iter().find(|e| e.name.as_str() == n);
+    let session = entry("consumer.session.timeout.ms").ok_or_else(|| anyhow::anyhow!("{r:?}"))?;
+    ensure!(
+        session.value.as_deref() == Some("1500") && session.config_source == 8,
+        "{session:?}"
+    );
+    let streams = entry("streams.session.timeout.ms").ok_or_else(|| anyhow::anyhow!("{r:?}"))?;
+    ensure!(
+        streams.value.as_deref() == Some("45000") && streams.config_source == 5,
+        "{streams:?}"
+    );
+    // A member is told the group's heartbeat interval.
+    let join = beat("g", "m", 0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name("gcfg")]))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.request(CGH_V, join).await?;
+    ensure!(
+        r.error_code == NONE && r.heartbeat_interval_ms == 200,
+        "{r:?}"
+    );
+    // It stops heartbeating: gone after the group's 1.5 s, long before the broker's 45 s.
+    let started = std::time::Instant::now();
+    loop {
+        let d = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g"))]);
+        let r = c.request(0, d).await?;
+        if r.groups[0].members.is_empty() {
+            break;
+        }
+        ensure!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the member outlived the group's session timeout: {r:?}"
+        );
+        sleep_ms(100).await;
+    }
+    Ok(())
+}

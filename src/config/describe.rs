@@ -161,19 +161,27 @@ fn broker_derived(config: &Config, layers: &Layers, topic_name: &str) -> Option<
 
 /// Every public topic config with its effective value, for a topic with the given overrides.
 /// The group configs gregor serves, with a group's overrides over Kafka's defaults.
-pub fn describe_group(overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-    crate::group::group_config::GROUP_CONFIGS
+pub fn describe_group(
+    overrides: &BTreeMap<String, String>,
+    cfg: &crate::group::GroupConfig,
+) -> Vec<ConfigEntry> {
+    use crate::group::group_config::{broker_default, GROUP_CONFIGS};
+    GROUP_CONFIGS
         .iter()
-        .map(|&(name, default, doc)| {
+        .map(|def| {
+            let (name, doc) = (def.name, def.doc);
             let (value, source) = match overrides.get(name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicGroup),
-                None => (default.to_string(), ConfigSource::Default),
+                None => (broker_default(cfg, name), ConfigSource::Default),
             };
             ConfigEntry {
                 name,
                 value: Some(value.clone()),
                 source,
-                kind: ConfigType::String,
+                kind: match def.int {
+                    true => ConfigType::Int,
+                    false => ConfigType::String,
+                },
                 sensitive: false,
                 read_only: false,
                 synonyms: vec![Synonym {

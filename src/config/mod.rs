@@ -87,6 +87,10 @@ const USED: &[&str] = &[
     "default.replication.factor",
     "fetch.max.bytes",
     "group.consumer.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
+    "group.consumer.max.session.timeout.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.min.session.timeout.ms",
     "group.consumer.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
@@ -98,7 +102,11 @@ const USED: &[&str] = &[
     "group.share.record.lock.duration.ms",
     "group.share.session.timeout.ms",
     "group.streams.heartbeat.interval.ms",
+    "group.streams.max.heartbeat.interval.ms",
+    "group.streams.max.session.timeout.ms",
     "group.streams.max.size",
+    "group.streams.min.heartbeat.interval.ms",
+    "group.streams.min.session.timeout.ms",
     "group.streams.session.timeout.ms",
     "group.min.session.timeout.ms",
     "inter.broker.listener.name",
@@ -770,6 +778,12 @@ impl Config {
         let long = |name: &str, default: i64| -> Result<i64, ConfigError> {
             Ok(s.positive_int(name)?.map_or(default, i64::from))
         };
+        // group.<type>.min.<what> and group.<type>.max.<what>: the range of a group's own value.
+        let bounds = |kind: &str, what: &str, d: (i32, i32)| -> Result<(i32, i32), ConfigError> {
+            let min = s.positive_int(&format!("group.{kind}.min.{what}"))?;
+            let max = s.positive_int(&format!("group.{kind}.max.{what}"))?;
+            Ok((min.unwrap_or(d.0), max.unwrap_or(d.1)))
+        };
         let group = crate::group::GroupConfig {
             min_session_timeout_ms: s
                 .int("group.min.session.timeout.ms")?
@@ -798,6 +812,26 @@ impl Config {
             consumer_heartbeat_interval_ms: s
                 .positive_int("group.consumer.heartbeat.interval.ms")?
                 .unwrap_or(d.consumer_heartbeat_interval_ms),
+            consumer_session_bounds: bounds(
+                "consumer",
+                "session.timeout.ms",
+                d.consumer_session_bounds,
+            )?,
+            consumer_heartbeat_bounds: bounds(
+                "consumer",
+                "heartbeat.interval.ms",
+                d.consumer_heartbeat_bounds,
+            )?,
+            streams_session_bounds: bounds(
+                "streams",
+                "session.timeout.ms",
+                d.streams_session_bounds,
+            )?,
+            streams_heartbeat_bounds: bounds(
+                "streams",
+                "heartbeat.interval.ms",
+                d.streams_heartbeat_bounds,
+            )?,
             offsets_retention_check_interval_ms: s
                 .positive_long("offsets.retention.check.interval.ms")?
                 .unwrap_or(d.offsets_retention_check_interval_ms),

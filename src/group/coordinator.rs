@@ -14,11 +14,12 @@ use super::consumer::{
 use super::offsets_topic::{self, CommittedOffset};
 use super::shard::{GroupResult, GroupShard};
 use super::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult};
-use super::streams::{StreamsGroup, StreamsHeartbeat, StreamsHeartbeatResult};
+use super::streams::{StreamsGroup, StreamsGroupConfig, StreamsHeartbeat, StreamsHeartbeatResult};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
 use crate::metadata::image::{MetadataDelta, MetadataImage};
 use crate::metadata::publisher::MetadataPublisher;
+use crate::metadata::records::RESOURCE_GROUP;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
 use crate::txn::TxnMarker;
@@ -294,7 +295,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(errors::INVALID_GROUP_ID, "the group id is empty".into());
         }
-        let cfg = self.consumer_cfg();
+        let cfg = self.consumer_cfg_of(catalog, group_id);
         let params = p.clone();
         self.write(catalog, group_id, now, |s| {
             s.consumer_heartbeat(group_id, params, catalog, now, &cfg)
@@ -329,7 +330,7 @@ impl GroupCoordinator {
         hb: StreamsHeartbeat,
         now: i64,
     ) -> StreamsHeartbeatResult {
-        let cfg = self.cfg.streams;
+        let cfg = self.streams_cfg_of(catalog, group_id);
         self.write(catalog, group_id, now, |s| {
             s.streams_heartbeat(group_id, hb, catalog, now, &cfg)
         })
@@ -352,6 +353,39 @@ impl GroupCoordinator {
             session_timeout_ms: self.cfg.consumer_session_timeout_ms,
             heartbeat_interval_ms: self.cfg.consumer_heartbeat_interval_ms,
         }
+    }
+
+    /// The consumer-group settings of `group_id`: the broker's, with the group's own
+    /// `consumer.*` configs over them (`group_config`).
+    pub fn consumer_cfg_of(&self, catalog: &Catalog, group_id: &str) -> ConsumerGroupConfig {
+        use super::group_config::{
+            int_override, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS,
+        };
+        let mut cfg = self.consumer_cfg();
+        let own = catalog.image().configs_of(RESOURCE_GROUP, group_id);
+        if let Some(v) = int_override(&own, CONSUMER_SESSION_TIMEOUT_MS) {
+            cfg.session_timeout_ms = i64::from(v);
+        }
+        if let Some(v) = int_override(&own, CONSUMER_HEARTBEAT_INTERVAL_MS) {
+            cfg.heartbeat_interval_ms = v;
+        }
+        cfg
+    }
+
+    /// The streams-group settings of `group_id`, with its own `streams.*` configs.
+    pub fn streams_cfg_of(&self, catalog: &Catalog, group_id: &str) -> StreamsGroupConfig {
+        use super::group_config::{
+            int_override, STREAMS_HEARTBEAT_INTERVAL_MS, STREAMS_SESSION_TIMEOUT_MS,
+        };
+        let mut cfg = self.cfg.streams;
+        let own = catalog.image().configs_of(RESOURCE_GROUP, group_id);
+        if let Some(v) = int_override(&own, STREAMS_SESSION_TIMEOUT_MS) {
+            cfg.session_timeout_ms = i64::from(v);
+        }
+        if let Some(v) = int_override(&own, STREAMS_HEARTBEAT_INTERVAL_MS) {
+            cfg.heartbeat_interval_ms = v;
+        }
+        cfg
     }
 
     /// Runs `f` on a consumer group, if there is one of that id.

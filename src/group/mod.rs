@@ -45,6 +45,13 @@ pub struct GroupConfig {
     /// group.consumer.session.timeout.ms and group.consumer.heartbeat.interval.ms (KIP-848).
     pub consumer_session_timeout_ms: i64,
     pub consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.min/max.session.timeout.ms and .heartbeat.interval.ms: the range a
+    /// group's own `consumer.*` config may take (`group_config`).
+    pub consumer_session_bounds: (i32, i32),
+    pub consumer_heartbeat_bounds: (i32, i32),
+    /// The same for streams groups (group.streams.min/max.*).
+    pub streams_session_bounds: (i32, i32),
+    pub streams_heartbeat_bounds: (i32, i32),
     /// group.share.session.timeout.ms, group.share.heartbeat.interval.ms, group.share.max.size.
     pub share: share::ShareGroupConfig,
     /// group.streams.session.timeout.ms, group.streams.heartbeat.interval.ms,
@@ -69,6 +76,10 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_bounds: (45_000, 60_000),
+            consumer_heartbeat_bounds: (5_000, 15_000),
+            streams_session_bounds: (45_000, 60_000),
+            streams_heartbeat_bounds: (5_000, 15_000),
             share: share::ShareGroupConfig::default(),
             streams: streams::StreamsGroupConfig::default(),
             share_partition: crate::share::partition::SharePartitionConfig::default(),

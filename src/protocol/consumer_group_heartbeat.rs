@@ -42,7 +42,9 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
-    let interval = ctx.broker.groups.cfg.consumer_heartbeat_interval_ms;
+    let groups = &ctx.broker.groups;
+    let interval =
+        (groups.consumer_cfg_of(&ctx.broker.catalog, req.group_id.as_str())).heartbeat_interval_ms;
     let error = |code: i16, msg: &str| {
         ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code)

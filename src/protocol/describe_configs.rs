@@ -106,7 +106,10 @@ fn entries(
                 .catalog
                 .image()
                 .configs_of(crate::metadata::records::RESOURCE_GROUP, name);
-            Ok(crate::config::describe::describe_group(&overrides))
+            Ok(crate::config::describe::describe_group(
+                &overrides,
+                &broker.groups.cfg,
+            ))
         }
         other => Err((
             errors::INVALID_REQUEST,

@@ -122,7 +122,7 @@ fn alter_group(
                 }
             }
         }
-        crate::group::group_config::validate(&next)?;
+        crate::group::group_config::validate(&next, &ctx.broker.groups.cfg)?;
         Ok(next)
     };
     match ctx
