@@ -89,6 +89,19 @@ async fn change_everything(
     Ok(())
 }
 
+/// Begins a transaction of `id` that writes one record to partition 0 of `topic`; returns the
+/// producer.
+async fn transaction_with_one_record(c: &mut Client, id: &str, topic: &str) -> Result<(i64, i16)> {
+    let producer = init_transactional(c, id).await?;
+    ensure!(add_partitions(c, 3, id, producer, &[(topic, 0)]).await? == [NONE]);
+    let batch = txn_batch(&["in-transaction"], producer, 0);
+    let req = produce_request(-1, vec![topic_data(topic, vec![(0, batch)])])
+        .with_transactional_id(Some(txn_id(id)));
+    let code = c.request(9, req).await?.responses[0].partition_responses[0].error_code;
+    ensure!(code == NONE, "transactional produce: {code}");
+    Ok(producer)
+}
+
 #[tokio::test]
 async fn a_restore_brings_back_exactly_the_snapshots_state_and_can_be_repeated() -> Result<()> {
     let b = TestBroker::start_with(|c| {
@@ -105,19 +118,9 @@ async fn a_restore_brings_back_exactly_the_snapshots_state_and_can_be_repeated()
     }
     commit_ok(&mut c, GROUP, "", -1, &[("a", 0, 5, ""), ("b", 0, 3, "")]).await?;
     // A committed transaction on a, one left open on b.
-    let done = init_transactional(&mut c, DONE_TXN).await?;
-    ensure!(add_partitions(&mut c, 3, DONE_TXN, done, &[("a", 0)]).await? == [NONE]);
-    let batch = txn_batch(&["committed"], done, 0);
-    let req = produce_request(-1, vec![topic_data("a", vec![(0, batch)])])
-        .with_transactional_id(Some(txn_id(DONE_TXN)));
-    ensure!(c.request(9, req).await?.responses[0].partition_responses[0].error_code == NONE);
+    let done = transaction_with_one_record(&mut c, DONE_TXN, "a").await?;
     ensure!(end_txn(&mut c, 3, DONE_TXN, done, true).await? == NONE);
-    let open = init_transactional(&mut c, OPEN_TXN).await?;
-    ensure!(add_partitions(&mut c, 3, OPEN_TXN, open, &[("b", 0)]).await? == [NONE]);
-    let batch = txn_batch(&["pending"], open, 0);
-    let req = produce_request(-1, vec![topic_data("b", vec![(0, batch)])])
-        .with_transactional_id(Some(txn_id(OPEN_TXN)));
-    ensure!(c.request(9, req).await?.responses[0].partition_responses[0].error_code == NONE);
+    let open = transaction_with_one_record(&mut c, OPEN_TXN, "b").await?;
     // An idempotent producer at sequence 2 next.
     let idem = init_producer_id(&mut c).await?;
     for seq in 0..2 {
