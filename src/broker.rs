@@ -94,7 +94,8 @@ pub struct Broker {
     /// In a quorum of processes, when the active controller last heard from each broker (used
     /// while this node leads; see `metadata::broker_heartbeat`).
     liveness: Option<parking_lot::Mutex<BrokerHeartbeatManager>>,
-    _lock: File,
+    /// The data directory's lock, held for as long as the broker is open.
+    lock: File,
 }
 
 /// The wall clock, for the log layer and start-up; everything that serves requests reads the
@@ -249,7 +250,7 @@ impl Broker {
             metrics: Default::default(),
             client_quotas,
             liveness,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -275,6 +276,14 @@ impl Broker {
             write_atomically(&self.config.data_dir.join(CLEAN_SHUTDOWN), "")?;
         }
         Ok(())
+    }
+
+    /// Lets go of the data directory's lock after `close`, for a broker that starts on the
+    /// directory in this process while something may still hold this one (a restore).
+    pub fn release_data_dir(&self) {
+        if let Err(e) = self.lock.unlock() {
+            tracing::warn!(error = %e, "could not unlock the data directory");
+        }
     }
 
     /// Background duties: time-based flush, retention and the recovery point checkpoint. Returns

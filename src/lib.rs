@@ -76,10 +76,11 @@ pub struct RunningBroker {
     pub admin_addr: Option<SocketAddr>,
     /// Where the schema registry listens (`--schema-registry-listen`), when it was asked for.
     pub schema_registry_addr: Option<SocketAddr>,
-    broker: Arc<Broker>,
-    /// Each broker's listener, stopped and started through the admin listener.
-    nodes: Arc<server::nodes::Nodes>,
+    /// The broker serving now (a restore starts another; see `server::process`).
+    process: Arc<server::process::Process>,
+    /// The process's: stops the admin listener and the broker.
     cancel: CancellationToken,
+    /// The admin listener's.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -88,19 +89,17 @@ pub async fn start(config: Config) -> std::io::Result<RunningBroker> {
     start_on(Arc::new(log::storage::FileStorage), config).await
 }
 
-/// `start`, with every segment file going through `storage` (tests inject storage faults).
-pub async fn start_on(
-    storage: Arc<dyn log::storage::Storage>,
-    config: Config,
-) -> std::io::Result<RunningBroker> {
-    // Every listener of every broker this process serves: broker i on each listener's port + i
-    // (all on free ports when a listener's port is 0).
-    let listeners = security::listeners(&config).map_err(std::io::Error::other)?;
+/// Binds every listener of every broker this process serves: broker i on each listener's
+/// port + i (all on free ports when a listener's port is 0). Returns them with each broker's
+/// endpoints.
+async fn bind_listeners(
+    config: &Config,
+) -> std::io::Result<(server::process::Bound, Vec<Vec<Endpoint>>)> {
+    let listeners = security::listeners(config).map_err(std::io::Error::other)?;
     let mut bound = Vec::new();
     let mut endpoints = Vec::new();
-    let mut listener_addrs = Vec::new();
     for i in 0..config.brokers {
-        let (mut mine, mut eps, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut mine, mut eps) = (Vec::new(), Vec::new());
         for l in &listeners {
             let c = &l.config;
             let port = if c.port == 0 {
@@ -127,26 +126,107 @@ pub async fn start_on(
                 host,
                 port,
             });
-            addrs.push((c.name.clone(), local));
             mine.push((std::sync::Arc::clone(l), tcp));
         }
         bound.push(mine);
         endpoints.push(eps);
-        listener_addrs.push(addrs);
     }
+    Ok((bound, endpoints))
+}
+
+/// `start`, with every segment file going through `storage` (tests inject storage faults).
+pub async fn start_on(
+    storage: Arc<dyn log::storage::Storage>,
+    config: Config,
+) -> std::io::Result<RunningBroker> {
+    let (bound, endpoints) = bind_listeners(&config).await?;
+    let listener_addrs = (bound.iter())
+        .map(|b| {
+            b.iter()
+                .map(|(l, tcp)| Ok((l.config.name.clone(), tcp.local_addr()?)))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let local_addrs: Vec<SocketAddr> = listener_addrs.iter().map(|a| a[0].1).collect();
     let local_addr = local_addrs[0];
     let admin_listener = match &config.admin_listen {
         Some(addr) => Some(admin::bind(addr).await?),
         None => None,
     };
-    let registry_listener = match &config.schema_registry_listen {
+    let registry = match &config.schema_registry_listen {
         Some(addr) => Some(schema_registry::rest::bind(addr).await?),
         None => None,
     };
-    let broker = Arc::new(Broker::open_on(storage, config, endpoints)?);
-    // A start that fails half-way stops what it had started.
+    let schema_registry_addr = registry.as_ref().map(|r| r.local_addr()).transpose()?;
     let cancel = CancellationToken::new();
+    let listens = (bound.iter())
+        .map(|b| {
+            b.iter()
+                .map(|(l, tcp)| Ok((Arc::clone(l), tcp.local_addr()?)))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let at_first = server::process::StartWith {
+        storage: Arc::clone(&storage),
+        config: config.clone(),
+        bound,
+        endpoints: endpoints.clone(),
+        registry,
+        cancel: cancel.clone(),
+        clock: None,
+    };
+    let life = start_life(at_first).await?;
+    let process = server::process::Process::new(
+        storage,
+        config,
+        listens,
+        endpoints,
+        schema_registry_addr,
+        cancel.clone(),
+        life,
+    );
+    let process = Arc::new(process);
+    let mut tasks = Vec::new();
+    let mut admin_addr = None;
+    if let Some(listener) = admin_listener {
+        admin_addr = Some(listener.local_addr()?);
+        let serve = admin::serve(listener, Arc::clone(&process), cancel.clone());
+        tasks.push(tokio::spawn(serve));
+        tracing::info!(listen = ?admin_addr, "admin listener is ready");
+    }
+    Ok(RunningBroker {
+        local_addr,
+        local_addrs,
+        listener_addrs,
+        admin_addr,
+        schema_registry_addr,
+        process,
+        cancel,
+        tasks,
+    })
+}
+
+/// Opens the data directory and serves on the bound listeners: one life of the broker (the
+/// first, or one after a restore).
+pub(crate) async fn start_life(
+    with: server::process::StartWith,
+) -> std::io::Result<server::process::Life> {
+    let server::process::StartWith {
+        storage,
+        config,
+        bound,
+        endpoints,
+        registry: registry_listener,
+        cancel: process_cancel,
+        clock,
+    } = with;
+    let mut broker = Broker::open_on(storage, config, endpoints)?;
+    if let Some(clock) = clock {
+        broker.clock = clock;
+    }
+    let broker = Arc::new(broker);
+    // A start that fails half-way stops what it had started.
+    let cancel = process_cancel.child_token();
     let stop_on_error = cancel.clone().drop_guard();
     let mut tasks = vec![
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
@@ -211,21 +291,20 @@ pub async fn start_on(
             tracing::info!(%summary, "seed data applied");
         }
     }
+    let listening: Vec<Vec<SocketAddr>> = (bound.iter())
+        .map(|b| {
+            b.iter()
+                .filter_map(|(_, tcp)| tcp.local_addr().ok())
+                .collect()
+        })
+        .collect();
     let nodes = Arc::new(server::nodes::Nodes::serve(
         Arc::clone(&broker),
         bound,
         cancel.clone(),
     )?);
-    let mut admin_addr = None;
-    if let Some(listener) = admin_listener {
-        admin_addr = Some(listener.local_addr()?);
-        let serve = admin::serve(listener, Arc::clone(&nodes), cancel.clone());
-        tasks.push(tokio::spawn(serve));
-        tracing::info!(listen = ?admin_addr, "admin listener is ready");
-    }
-    let mut schema_registry_addr = None;
     if let Some(listener) = registry_listener {
-        schema_registry_addr = Some(listener.local_addr()?);
+        let schema_registry_addr = listener.local_addr()?;
         let b = Arc::clone(&broker);
         let registry =
             tokio::task::spawn_blocking(move || schema_registry::SchemaRegistry::open(b))
@@ -235,16 +314,11 @@ pub async fn start_on(
         tasks.push(tokio::spawn(serve));
         tracing::info!(listen = ?schema_registry_addr, "schema registry is ready");
     }
-    // Started: from here on RunningBroker's drop or shutdown stops the tasks.
+    // Started: from here on the process's stop or restore stops the tasks.
     stop_on_error.disarm();
-    tracing::info!(listen = ?listener_addrs, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
+    tracing::info!(listen = ?listening, advertised = ?broker.endpoints, data_dir = %broker.config.data_dir.display(),
         cluster_id = %broker.cluster_id, "gregor is ready");
-    Ok(RunningBroker {
-        local_addr,
-        local_addrs,
-        listener_addrs,
-        admin_addr,
-        schema_registry_addr,
+    Ok(server::process::Life {
         broker,
         nodes,
         cancel,
@@ -271,13 +345,20 @@ impl RunningBroker {
             .map(|(_, a)| *a)
     }
 
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
+    /// The broker serving now (after a restore, the restored one); `None` while a restore
+    /// restarts it.
+    pub fn broker(&self) -> Option<Arc<Broker>> {
+        Some(Arc::clone(self.process.nodes_now()?.broker()))
     }
 
     /// The brokers' listeners (stop and start them as the admin listener does).
-    pub fn nodes(&self) -> &Arc<server::nodes::Nodes> {
-        &self.nodes
+    pub fn nodes(&self) -> Option<Arc<server::nodes::Nodes>> {
+        self.process.nodes_now()
+    }
+
+    /// The process around the broker (restores; see `server::process`).
+    pub fn process(&self) -> &Arc<server::process::Process> {
+        &self.process
     }
 
     /// Stops accepting and serving, then flushes and closes every log (a clean shutdown).
@@ -286,11 +367,7 @@ impl RunningBroker {
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
-        self.nodes.closed().await;
-        let broker = Arc::clone(&self.broker);
-        tokio::task::spawn_blocking(move || broker.close())
-            .await
-            .map_err(std::io::Error::other)?
+        self.process.stop().await
     }
 }
 

@@ -337,10 +337,11 @@ impl TestBroker {
         self.dir.path()
     }
 
-    /// The running broker, in this process (e.g. to move its clock).
-    pub fn broker(&self) -> &std::sync::Arc<gregor::broker::Broker> {
+    /// The running broker, in this process (e.g. to move its clock); after a restore, the
+    /// restored one.
+    pub fn broker(&self) -> std::sync::Arc<gregor::broker::Broker> {
         let (_, running) = self.running.as_ref().expect("the broker is running");
-        running.broker()
+        running.broker().expect("the broker is not restarting")
     }
 
     pub async fn client(&self) -> Result<Client> {

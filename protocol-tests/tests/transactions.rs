@@ -13,11 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use common::*;
-use kafka_protocol::messages::add_partitions_to_txn_request::{
-    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
-};
-use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnTopicResult;
-use kafka_protocol::messages::describe_transactions_response::TransactionState as Described;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -30,10 +26,6 @@ const OPERATION_NOT_ATTEMPTED: i16 = 55;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const TRANSACTION_ABORTABLE: i16 = 120;
-
-fn txn_id(id: &str) -> TransactionalId {
-    TransactionalId(s(id))
-}
 
 async fn init_txn(
     c: &mut Client,
@@ -49,88 +41,6 @@ async fn init_txn(
     c.request(v, req)
         .await
         .with_context(|| format!("InitProducerId v{v}"))
-}
-
-fn topics(parts: &[(&str, i32)]) -> Vec<AddPartitionsToTxnTopic> {
-    let mut out: Vec<AddPartitionsToTxnTopic> = Vec::new();
-    for (t, p) in parts {
-        match out.iter_mut().find(|x| x.name.as_str() == *t) {
-            Some(x) => x.partitions.push(*p),
-            None => out.push(
-                AddPartitionsToTxnTopic::default()
-                    .with_name(name(t))
-                    .with_partitions(vec![*p]),
-            ),
-        }
-    }
-    out
-}
-
-/// AddPartitionsToTxn in the client form (v0-3): each partition's error code.
-async fn add_partitions(
-    c: &mut Client,
-    v: i16,
-    id: &str,
-    (pid, epoch): (i64, i16),
-    parts: &[(&str, i32)],
-) -> Result<Vec<i16>> {
-    let req = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(txn_id(id))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(topics(parts));
-    let r = c
-        .request(v, req)
-        .await
-        .with_context(|| format!("AddPartitionsToTxn v{v}"))?;
-    Ok(codes_of(&r.results_by_topic_v3_and_below))
-}
-
-fn codes_of(results: &[AddPartitionsToTxnTopicResult]) -> Vec<i16> {
-    results
-        .iter()
-        .flat_map(|t| {
-            t.results_by_partition
-                .iter()
-                .map(|p| p.partition_error_code)
-        })
-        .collect()
-}
-
-async fn end_txn(
-    c: &mut Client,
-    v: i16,
-    id: &str,
-    producer: (i64, i16),
-    commit: bool,
-) -> Result<i16> {
-    Ok(end_txn_response(c, v, id, producer, commit)
-        .await?
-        .error_code)
-}
-
-async fn end_txn_response(
-    c: &mut Client,
-    v: i16,
-    id: &str,
-    (pid, epoch): (i64, i16),
-    commit: bool,
-) -> Result<EndTxnResponse> {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(txn_id(id))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
-    c.request(v, req)
-        .await
-        .with_context(|| format!("EndTxn v{v}"))
-}
-
-async fn describe(c: &mut Client, id: &str) -> Result<Described> {
-    let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]);
-    let mut r = c.request(0, req).await?;
-    ensure!(r.transaction_states.len() == 1, "{r:?}");
-    Ok(r.transaction_states.remove(0))
 }
 
 async fn state_of(c: &mut Client, id: &str) -> Result<String> {
@@ -337,7 +247,7 @@ async fn add_partitions_to_txn_every_version() -> Result<()> {
                 .with_producer_id(ProducerId(pe.0))
                 .with_producer_epoch(pe.1)
                 .with_verify_only(verify_only)
-                .with_topics(topics(parts))
+                .with_topics(txn_topics(parts))
         };
         let req = AddPartitionsToTxnRequest::default()
             .with_transactions(vec![txn(false, &[("data", 1)])]);
@@ -637,19 +547,6 @@ async fn transaction_state_topic_is_created_as_kafka_creates_it() -> Result<()> 
 // ----- Transactional data over the wire: Produce's verification, markers, read_committed -----
 
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-/// The transactional attribute bit of a v2 batch.
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-
-/// A transactional producer's batch: an idempotent batch with the transactional attribute.
-fn txn_batch(values: &[&str], (pid, epoch): (i64, i16), base_seq: i32) -> Bytes {
-    let mut b = idempotent_batch(values, pid, epoch, base_seq).to_vec();
-    let at = header::ATTRIBUTES;
-    let attributes = i16::from_be_bytes([b[at], b[at + 1]]) | ATTR_TRANSACTIONAL;
-    b[at..at + 2].copy_from_slice(&attributes.to_be_bytes());
-    fix_crc(&mut b);
-    Bytes::from(b)
-}
-
 /// Produce of one batch with the request's transactional id; the partition's error code.
 async fn produce_txn(
     c: &mut Client,

@@ -16,6 +16,10 @@
 //! | `POST /v1/reset`              | topics, groups, offsets, transactions gone (see `reset`) |
 //! | `POST /v1/seed`               | topics, records and group offsets from a JSON document (`seed`) |
 //! | `GET /v1/await?...`           | 200 once a condition holds, 408 at timeout (`awaits`)    |
+//! | `POST /v1/snapshot`           | body `{"name": N}`: the broker's state recorded (`snapshot`) |
+//! | `POST /v1/restore`            | body `{"name": N}`: the broker restarted onto it (`server::process`) |
+//! | `GET /v1/snapshots`           | `{"snapshots":[{"name","created_ms","bytes"}]}`          |
+//! | `DELETE /v1/snapshots/{name}` | removes one                                              |
 //! | `GET /metrics`                | Prometheus text format (see `crate::metrics`)            |
 //! | `GET /ui...`                  | the web console (HTML; see `crate::console`)             |
 //!
@@ -37,15 +41,18 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::http::{HttpLimits, HttpRequest, HttpResponse};
 use crate::server::nodes::{NodeError, NodeStatus, Nodes};
+use crate::server::process::{Process, RestartError};
 
 pub mod awaits;
 pub mod faults;
 pub mod journal;
 pub mod reset;
 pub mod seed;
+pub mod snapshot;
 
 /// Admin connections served at once (from one address or all); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -90,6 +97,10 @@ enum Route {
     Reset,
     Seed,
     Await(awaits::Await),
+    Snapshot,
+    Restore,
+    Snapshots,
+    DeleteSnapshot(String),
 }
 
 /// Why a request has no route.
@@ -131,6 +142,10 @@ fn route(req: &HttpRequest) -> Result<Route, Refused> {
         ["v1", "clock", "advance"] => (Method::POST, Route::AdvanceClock),
         ["v1", "reset"] => (Method::POST, Route::Reset),
         ["v1", "seed"] => (Method::POST, Route::Seed),
+        ["v1", "snapshot"] => (Method::POST, Route::Snapshot),
+        ["v1", "restore"] => (Method::POST, Route::Restore),
+        ["v1", "snapshots"] => (Method::GET, Route::Snapshots),
+        ["v1", "snapshots", name] => (Method::DELETE, Route::DeleteSnapshot(name.to_string())),
         ["v1", "await"] => {
             let a = awaits::parse(&req.query).map_err(Refused::BadRequest)?;
             (Method::GET, Route::Await(a))
@@ -166,9 +181,30 @@ fn journal_query(pairs: &[(String, String)]) -> Result<journal::Query, Refused> 
     Ok(q)
 }
 
-async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode, Value) {
+async fn handle(
+    process: &Process,
+    nodes: Arc<Nodes>,
+    route: Route,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    match route {
+        Route::Snapshot | Route::Restore | Route::Snapshots | Route::DeleteSnapshot(_) => {
+            // Not even a restore's own request holds on to the broker it stops.
+            let broker = Arc::clone(nodes.broker());
+            drop(nodes);
+            snapshots(process, broker, route, body).await
+        }
+        route => handle_live(&nodes, route, body).await,
+    }
+}
+
+/// The routes served by the broker serving now.
+async fn handle_live(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode, Value) {
     let control = &nodes.broker().control;
     match route {
+        Route::Snapshot | Route::Restore | Route::Snapshots | Route::DeleteSnapshot(_) => {
+            (StatusCode::NOT_FOUND, json!({"error": "no such path"}))
+        }
         Route::Healthz => (StatusCode::OK, json!({"status": "ok"})),
         Route::Brokers => {
             let brokers: Vec<Value> = nodes.status().await.iter().map(broker_json).collect();
@@ -231,6 +267,95 @@ async fn handle(nodes: &Nodes, route: Route, body: Option<Value>) -> (StatusCode
                 ),
             }
         }
+    }
+}
+
+/// The snapshot routes (see `snapshot`): capture, list and delete off the async workers (they
+/// copy files), restore through the process (a restart).
+async fn snapshots(
+    process: &Process,
+    broker: Arc<Broker>,
+    route: Route,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let name = || match body
+        .as_ref()
+        .and_then(|b| b.get("name"))
+        .and_then(Value::as_str)
+    {
+        Some(name) => Ok(name.to_string()),
+        None => Err(snapshot::SnapshotError::BadName(
+            "the body must be {\"name\": \"...\"}".into(),
+        )),
+    };
+    let unsupported =
+        || snapshot::SnapshotError::Unsupported(process.unsupported().unwrap_or_default().into());
+    let data_dir = broker.config.data_dir.clone();
+    let b = broker;
+    let answer = match route {
+        Route::Snapshot if process.unsupported().is_some() => Err(unsupported()),
+        Route::Snapshot => match name() {
+            Ok(name) => {
+                blocking(move || {
+                    let now = b.clock.now_ms();
+                    snapshot::capture(&b.config.data_dir, b.catalog.write_gate(), &name, now)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        },
+        Route::Restore => match name() {
+            Ok(name) => {
+                drop(b);
+                let started = std::time::Instant::now();
+                match process.restore(&name).await {
+                    Ok(c) => Ok(json!({
+                        "name": name,
+                        "took_ms": started.elapsed().as_secs_f64() * 1000.0,
+                        "files": c.files,
+                        "linked": c.linked,
+                        "copied_bytes": c.copied_bytes,
+                    })),
+                    Err(RestartError::Snapshot(e)) => Err(e),
+                    Err(e @ RestartError::Start(_)) => {
+                        tracing::error!(error = %e, "restore failed");
+                        let e = std::io::Error::other(e.to_string());
+                        Err(snapshot::SnapshotError::Io(e))
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        },
+        Route::Snapshots => blocking(move || Ok(snapshot::list(&data_dir)?)).await,
+        Route::DeleteSnapshot(name) => {
+            blocking(move || {
+                snapshot::delete(&data_dir, &name)?;
+                Ok(json!({ "deleted": name }))
+            })
+            .await
+        }
+        _ => Err(snapshot::SnapshotError::NotFound(String::new())),
+    };
+    match answer {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => {
+            let status = match e {
+                snapshot::SnapshotError::BadName(_) => StatusCode::BAD_REQUEST,
+                snapshot::SnapshotError::NotFound(_) => StatusCode::NOT_FOUND,
+                snapshot::SnapshotError::Unsupported(_) => StatusCode::CONFLICT,
+                snapshot::SnapshotError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, json!({"error": e.to_string()}))
+        }
+    }
+}
+
+async fn blocking(
+    f: impl FnOnce() -> Result<Value, snapshot::SnapshotError> + Send + 'static,
+) -> Result<Value, snapshot::SnapshotError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(snapshot::SnapshotError::Io(std::io::Error::other(e))),
     }
 }
 
@@ -380,7 +505,12 @@ fn answer(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::json(status, "application/json", body)
 }
 
-async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
+async fn respond(process: &Process, req: HttpRequest) -> HttpResponse {
+    // A request during a restore waits for the restored broker.
+    let Some(nodes) = process.current().await else {
+        let body = json!({"error": "the broker is not running (a restore failed: see the log)"});
+        return answer(StatusCode::SERVICE_UNAVAILABLE, &body);
+    };
     if !same_origin(&req) {
         let body = json!({"error": "a request from another site's page (Origin) is refused"});
         return answer(StatusCode::FORBIDDEN, &body);
@@ -401,7 +531,7 @@ async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
             .with_header(hyper::header::WWW_AUTHENTICATE, "Bearer");
     }
     if console {
-        return crate::console::respond(nodes, req).await;
+        return crate::console::respond(&nodes, req).await;
     }
     if req.method == Method::GET && req.segments.is_empty() {
         return HttpResponse::text(StatusCode::SEE_OTHER, "text/plain", String::new())
@@ -413,7 +543,7 @@ async fn respond(nodes: &Nodes, req: HttpRequest) -> HttpResponse {
     }
     let routed = route(&req).and_then(|r| Ok((r, json_body(&req)?)));
     let (status, body) = match routed {
-        Ok((r, body)) => handle(nodes, r, body).await,
+        Ok((r, body)) => handle(process, nodes, r, body).await,
         Err(Refused::NotFound) => (StatusCode::NOT_FOUND, json!({"error": "no such path"})),
         Err(Refused::MethodNotAllowed) => (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -430,7 +560,7 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Serves admin requests until `cancel`, at most MAX_CONNECTIONS connections at once.
-pub async fn serve(listener: TcpListener, nodes: Arc<Nodes>, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, process: Arc<Process>, cancel: CancellationToken) {
     let limits = HttpLimits {
         max_connections: MAX_CONNECTIONS,
         max_body_bytes: MAX_BODY_BYTES,
@@ -440,8 +570,8 @@ pub async fn serve(listener: TcpListener, nodes: Arc<Nodes>, cancel: Cancellatio
         answer(StatusCode::PAYLOAD_TOO_LARGE, &json!({ "error": e }))
     };
     crate::http::serve(listener, limits, cancel, too_large, move |req| {
-        let nodes = Arc::clone(&nodes);
-        async move { respond(&nodes, req).await }
+        let process = Arc::clone(&process);
+        async move { respond(&process, req).await }
     })
     .await
 }

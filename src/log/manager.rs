@@ -39,8 +39,45 @@ use crate::metadata::records::RESOURCE_TOPIC;
 use crate::metadata::topic::{self, Topic};
 use crate::metadata::{write_atomically, Catalog};
 
+/// The one gate of a data directory's writes: every change to it (an append, a roll, a
+/// truncation, retention, DeleteRecords, a cleaning's swap, a log made or deleted, a metadata
+/// change) passes it shared (`enter`), by way of the partition lock (`Partition::lock`) or a
+/// metadata commit; a broker snapshot (`admin::snapshot`) closes it (`close`), so that it finds
+/// every log at one instant with nothing half-written: a state a crash could have left, which
+/// recovery at start-up reads as it reads a crash's. Requests waiting in purgatory do not hold
+/// it, only the change itself.
+///
+/// Entries are recursive (parking_lot's `RecursiveRwLock`): a thread in the gate may enter again
+/// (a metadata commit deletes logs, a coordinator appends to two partitions) even while a
+/// snapshot waits, which a writer-first lock would deadlock on. The price is that a snapshot
+/// waits for a moment with no change under way.
+#[derive(Default)]
+pub struct WriteGate(parking_lot::RecursiveRwLock<()>);
+
+/// Held while a change is made.
+pub type GateEntry<'a> = parking_lot::RecursiveRwLockReadGuard<'a, ()>;
+
+impl WriteGate {
+    /// A change passes (blocks only while a snapshot holds the gate closed).
+    pub fn enter(&self) -> GateEntry<'_> {
+        self.0.read()
+    }
+
+    /// No change passes until the guard is dropped; waits for those under way.
+    pub fn close(&self) -> parking_lot::RecursiveRwLockWriteGuard<'_, ()> {
+        self.0.write()
+    }
+
+    /// `close`, unless a change is under way.
+    pub fn try_close(&self) -> Option<parking_lot::RecursiveRwLockWriteGuard<'_, ()>> {
+        self.0.try_write()
+    }
+}
+
 pub struct LogManager {
     data_dir: PathBuf,
+    /// Every write to the data directory passes it (see `WriteGate`).
+    gate: Arc<WriteGate>,
     /// Where segment files are opened (the file system; a faulty one in tests).
     storage: Arc<dyn Storage>,
     /// Broker-wide log defaults (static and dynamic broker configs); topic configs overlay them.
@@ -67,6 +104,7 @@ impl LogManager {
         remove_stray_logs(data_dir, image);
         let manager = LogManager {
             data_dir: data_dir.to_path_buf(),
+            gate: Arc::default(),
             storage,
             broker_log: RwLock::new(broker_log),
             topics: RwLock::new(HashMap::new()),
@@ -82,6 +120,11 @@ impl LogManager {
             manager.install(image, t, partitions);
         }
         Ok(manager)
+    }
+
+    /// The data directory's write gate (see `WriteGate`).
+    pub fn gate(&self) -> &WriteGate {
+        &self.gate
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -408,7 +451,12 @@ impl LogManager {
             recovery,
             now_ms,
         )?;
-        Ok(Partition::new(t.name.clone(), p, log))
+        Ok(Partition::behind(
+            t.name.clone(),
+            p,
+            log,
+            Arc::clone(&self.gate),
+        ))
     }
 }
 

@@ -1676,11 +1676,11 @@ impl CleanedFiles for PartitionLog {
 /// The same, taking the partition lock for each file (the cleaning itself runs without it).
 impl CleanedFiles for Partition {
     fn create(&self, base_offset: i64) -> io::Result<fs::File> {
-        self.log.lock().create(base_offset)
+        self.lock().create(base_offset)
     }
 
     fn discard(&self, base_offset: i64) {
-        self.log.lock().discard(base_offset)
+        self.lock().discard(base_offset)
     }
 }
 
@@ -1762,6 +1762,9 @@ fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
 pub struct Partition {
     pub topic: String,
     pub index: i32,
+    /// Entered (shared) before `log` is locked, always: a broker snapshot closes it to find every
+    /// log of the data directory at rest (see `manager::WriteGate`).
+    gate: Arc<super::manager::WriteGate>,
     log: Mutex<PartitionLog>,
     /// The leader's view of its followers while this broker leads a replicated partition (see
     /// `make_leader`). Locked after `log`, never before it, so that the high watermark moves
@@ -1792,10 +1795,22 @@ pub enum AcksAll {
 pub struct NotAFollower;
 
 impl Partition {
+    /// A partition behind a gate of its own (tests, tools); the log manager's share one.
     pub fn new(topic: String, index: i32, log: PartitionLog) -> Partition {
+        Self::behind(topic, index, log, Arc::default())
+    }
+
+    /// A partition whose every change passes `gate`.
+    pub fn behind(
+        topic: String,
+        index: i32,
+        log: PartitionLog,
+        gate: Arc<super::manager::WriteGate>,
+    ) -> Partition {
         Partition {
             topic,
             index,
+            gate,
             log: Mutex::new(log),
             leader: Mutex::new(None),
             stats: Default::default(),
@@ -1803,7 +1818,16 @@ impl Partition {
     }
 
     pub fn with_log<R>(&self, f: impl FnOnce(&mut PartitionLog) -> R) -> R {
-        f(&mut self.log.lock())
+        f(&mut self.lock())
+    }
+
+    /// The log, locked, the gate entered first (the one way to it: see `gate`).
+    fn lock(&self) -> LockedLog<'_> {
+        let gate = self.gate.enter();
+        LockedLog {
+            log: self.log.lock(),
+            _gate: gate,
+        }
     }
 
     /// The broker's own records (see `PartitionLog::append`). When flush.messages asks for it,
@@ -1843,7 +1867,7 @@ impl Partition {
         write: impl FnOnce(&mut PartitionLog) -> Result<R, LogError>,
     ) -> Result<R, LogError> {
         let (out, flush) = {
-            let mut log = self.log.lock();
+            let mut log = self.lock();
             let out = write(&mut log)?;
             self.after_leader_append(&mut log);
             (out, log.flush_due_after_append())
@@ -1864,7 +1888,7 @@ impl Partition {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<(AppendInfo, Option<FlushJob>), LogError> {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let info = log.append_from(records, produce_version, now_ms, origin)?;
         self.after_leader_append(&mut log);
         Ok((info, log.flush_due_after_append()))
@@ -1895,7 +1919,7 @@ impl Partition {
     /// change), keeping what it knows of its followers, and the high watermark moves when the
     /// ISR shrank. Returns whether it took up a new leader epoch.
     pub fn become_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) -> bool {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let mut leader = self.leader.lock();
         match leader.as_mut() {
             Some(state) if state.leader_epoch == reg.leader_epoch => {
@@ -1925,7 +1949,7 @@ impl Partition {
     /// `replica.lag.time.max.ms`, else with one replica that caught up. Returns (leader epoch,
     /// partition epoch, new ISR); nothing while a change is in flight.
     pub fn propose_isr_change(&self, now_ms: i64) -> Option<(i32, i32, Vec<i32>)> {
-        let log = self.log.lock();
+        let log = self.lock();
         let mut leader = self.leader.lock();
         let state = leader.as_mut()?;
         let out = state.out_of_sync(now_ms, log.log_end_offset());
@@ -1958,7 +1982,7 @@ impl Partition {
         isr: Vec<i32>,
         partition_epoch: i32,
     ) {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let mut leader = self.leader.lock();
         let Some(state) = leader.as_mut() else {
             return;
@@ -1988,7 +2012,7 @@ impl Partition {
     /// Whether the records below `required_offset` are committed, for an acks=all produce
     /// (Partition.checkEnoughReplicasReachOffset).
     pub fn acks_all(&self, required_offset: i64, min_isr: usize) -> AcksAll {
-        let log = self.log.lock();
+        let log = self.lock();
         let leader = self.leader.lock();
         let Some(state) = leader.as_ref() else {
             return AcksAll::NotLeader;
@@ -2019,7 +2043,7 @@ impl Partition {
     /// This broker follows the replicated partition from now on (Partition.makeFollower): it
     /// no longer tracks followers, and its high watermark comes from its leader's answers.
     pub fn make_follower(&self) {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         *self.leader.lock() = None;
         let hw = log.high_watermark();
         log.set_high_watermark(hw);
@@ -2040,7 +2064,7 @@ impl Partition {
         fetch_offset: i64,
         now_ms: i64,
     ) -> Result<Option<i64>, NotAFollower> {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let mut leader = self.leader.lock();
         let state = leader.as_mut().ok_or(NotAFollower)?;
         if state.follower(replica_id).is_none() {
@@ -2061,7 +2085,7 @@ impl Partition {
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<i64, LogError> {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let leo = log.append_as_follower(records, now_ms)?;
         // It only moves forward (UnifiedLog.maybeUpdateHighWatermark).
         let current = log.tracks_high_watermark().then(|| log.high_watermark());
@@ -2074,12 +2098,12 @@ impl Partition {
     /// Runs `job` without the partition lock, then records its outcome under it.
     pub fn run_flush(&self, job: FlushJob, now_ms: i64) -> Result<(), LogError> {
         let outcome = job.run();
-        self.log.lock().complete_flush(job.upto, outcome, now_ms)
+        self.lock().complete_flush(job.upto, outcome, now_ms)
     }
 
     /// The background flush (flush.ms, and segments rolled since the last flush).
     pub fn flush_in_background(&self, now_ms: i64) -> Result<(), LogError> {
-        let job = self.log.lock().flush_due_in_background(now_ms);
+        let job = self.lock().flush_due_in_background(now_ms);
         match job {
             Some(job) => self.run_flush(job, now_ms),
             None => Ok(()),
@@ -2119,7 +2143,7 @@ impl Partition {
         last_fetched_epoch: i32,
     ) -> Result<ReadPlan, LogError> {
         let candidates = {
-            let log = self.log.lock();
+            let log = self.lock();
             log.check_current_leader_epoch(current_leader_epoch)?;
             if last_fetched_epoch >= 0 {
                 if let Some(d) = log.diverging_epoch(offset, last_fetched_epoch)? {
@@ -2143,7 +2167,7 @@ impl Partition {
     /// (`replication::truncation_offset`), the high watermark kept within the log. Returns the
     /// new log end.
     pub fn truncate_on_divergence(&self, leader: (i32, i64)) -> Result<i64, LogError> {
-        let mut log = self.log.lock();
+        let mut log = self.lock();
         let leo = log.log_end_offset();
         let local = log.leader_epochs().end_offset_for(leader.0, leo);
         let t = super::replication::truncation_offset(leader, local, leo, log.high_watermark());
@@ -2163,35 +2187,53 @@ impl Partition {
         producer_id: i64,
         now_ms: i64,
     ) -> VerificationGuard {
-        self.log
-            .lock()
+        self.lock()
             .producers
             .maybe_start_verification(producer_id, now_ms)
     }
 
     /// See `PartitionLog::last_stable_offset`.
     pub fn last_stable_offset(&self) -> i64 {
-        self.log.lock().last_stable_offset()
+        self.lock().last_stable_offset()
     }
 
     /// Every producer's state, for DescribeProducers.
     pub fn active_producers(&self) -> Vec<ProducerInfo> {
-        self.log.lock().producers().active_producers()
+        self.lock().producers().active_producers()
     }
 
     /// See `PartitionLog::set_leader_epoch`.
     pub fn set_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
-        self.log.lock().set_leader_epoch(epoch)
+        self.lock().set_leader_epoch(epoch)
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.log.lock().leader_epoch()
+        self.lock().leader_epoch()
     }
 
     /// (log start offset, high watermark)
     pub fn offsets(&self) -> (i64, i64) {
-        let log = self.log.lock();
+        let log = self.lock();
         (log.log_start_offset(), log.high_watermark())
+    }
+}
+
+/// A partition's log under its lock, with the write gate entered; the log's lock goes first.
+struct LockedLog<'a> {
+    log: parking_lot::MutexGuard<'a, PartitionLog>,
+    _gate: super::manager::GateEntry<'a>,
+}
+
+impl std::ops::Deref for LockedLog<'_> {
+    type Target = PartitionLog;
+    fn deref(&self) -> &PartitionLog {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for LockedLog<'_> {
+    fn deref_mut(&mut self) -> &mut PartitionLog {
+        &mut self.log
     }
 }
 

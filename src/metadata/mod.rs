@@ -854,6 +854,8 @@ impl Catalog {
         if records.is_empty() {
             return Ok(());
         }
+        // The logs made, the records appended and the logs deleted are one change for a snapshot.
+        let _change = self.logs.gate().enter();
         let base = self.image();
         let mut delta = MetadataDelta::new(Arc::clone(&base));
         for r in records {
@@ -890,6 +892,7 @@ impl Catalog {
     /// Replays and publishes the committed batches after the image, one change each, as
     /// `commit` does its own (create_lock held).
     fn catch_up_locked(&self) -> io::Result<()> {
+        let _change = self.logs.gate().enter();
         let mut image = self.image();
         let from = image.provenance.last_offset + 1;
         for batch in self.metadata_log.read(from).map_err(io::Error::other)? {
@@ -950,6 +953,11 @@ impl Catalog {
     /// Flushes the metadata log (clean shutdown).
     pub fn close_metadata_log(&self, now_ms: i64) -> io::Result<()> {
         self.metadata_log.close(now_ms).map_err(io::Error::other)
+    }
+
+    /// The data directory's write gate (see `log::manager::WriteGate`).
+    pub fn write_gate(&self) -> &crate::log::manager::WriteGate {
+        self.logs.gate()
     }
 
     /// The data directory (DescribeLogDirs).

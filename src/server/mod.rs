@@ -7,6 +7,7 @@ pub mod clock;
 pub mod connection;
 pub mod memory_pool;
 pub mod nodes;
+pub mod process;
 pub mod purgatory;
 pub mod quotas;
 pub mod replica_fetcher;

@@ -143,6 +143,15 @@ class Gregor:
         """Topics, records and committed offsets from a seed document."""
         return self.request("POST", "/v1/seed", document)
 
+    def snapshot(self, name):
+        """Records the broker's whole state as snapshot `name` (replacing one of that name)."""
+        return self.request("POST", "/v1/snapshot", {"name": name})
+
+    def restore(self, name):
+        """Restarts the broker onto snapshot `name`; clients' connections close and they
+        reconnect to the snapshot's state. Answers once the broker serves again."""
+        return self.request("POST", "/v1/restore", {"name": name})
+
     def fault(self, **rule):
         """Arms a fault rule (e.g. api="Produce", action="error", error="NOT_LEADER_OR_FOLLOWER",
         times=1); answers it with its `id`."""

@@ -28,6 +28,9 @@ pub use certs::*;
 pub mod groups;
 #[allow(unused_imports)]
 pub use groups::*;
+pub mod txns;
+#[allow(unused_imports)]
+pub use txns::*;
 pub use uuid::Uuid;
 
 // Kafka error codes used by the tests (org.apache.kafka.common.protocol.Errors).

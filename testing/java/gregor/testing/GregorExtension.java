@@ -160,6 +160,19 @@ public final class GregorExtension implements BeforeAllCallback, BeforeEachCallb
         return request("POST", "/v1/seed", json);
     }
 
+    /** Records the broker's whole state as snapshot {@code name} ([A-Za-z0-9._-], 1 to 64). */
+    public String snapshot(String name) throws IOException, InterruptedException {
+        return request("POST", "/v1/snapshot", "{\"name\": \"" + name + "\"}");
+    }
+
+    /**
+     * Restarts the broker onto snapshot {@code name}: clients' connections close and they
+     * reconnect to the snapshot's state. Returns once the broker serves again.
+     */
+    public String restore(String name) throws IOException, InterruptedException {
+        return request("POST", "/v1/restore", "{\"name\": \"" + name + "\"}");
+    }
+
     /** Arms a fault rule (JSON, e.g. {"api":"Produce","times":1,"action":"close_after"}). */
     public String fault(String rule) throws IOException, InterruptedException {
         return request("POST", "/v1/faults", rule);
