@@ -1647,10 +1647,12 @@ share_tests() {
     "${tool[@]}" --describe --group "$group" --members >"$base-members.out" 2>&1
     cg_check "$label/describe-members" "$base-members.out" -v g="$group" -v t="$topic" \
       '$1 == g && index($0, t ":0") { ok = 1 } END { if (ok) print "ok" }'
-    # Offsets (DescribeShareGroupOffsets): the member accepted its one record, so the
-    # share-partition starts at 1 with nothing left; no reset while it is a member.
+    # Offsets (DescribeShareGroupOffsets): the member accepted its one record, so nothing is
+    # left (lag 0); the start is 1 on gregor, 0 on Kafka 4.4, which persists a start offset's
+    # advance only with the next write. No reset while it is a member.
     "${tool[@]}" --describe --group "$group" >"$base-offsets.out" 2>&1
-    share_offsets_check "$label/describe-offsets" "$base-offsets.out" "$group" "$topic" 1 0
+    cg_check "$label/describe-offsets" "$base-offsets.out" -v g="$group" -v t="$topic" \
+      '$1 == g && $2 == t && $3 == 0 && ($4 == 0 || $4 == 1) && $5 == 0 { ok = 1 } END { if (ok) print "ok" }'
     "${tool[@]}" --reset-offsets --group "$group" --topic "$topic" --to-earliest --execute \
       >"$base-reset-active.out" 2>&1
     cg_check "$label/reset-offsets-refused-while-active" "$base-reset-active.out" -v g="$group" \

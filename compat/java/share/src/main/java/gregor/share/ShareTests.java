@@ -393,8 +393,11 @@ public final class ShareTests {
                 expectCause(GroupNotEmptyException.class, "delete with a member",
                         () -> admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get());
             }
+            // Nothing left (lag 0). Kafka 4.4 persists a start offset's advance with the next
+            // write after the acknowledgement that made it, so it still shows 0; gregor 5.
             String after = offsets(admin, group);
-            check(after.equals(tp + " start 5 lag 0"), "after reading all: %s", after);
+            check(after.equals(tp + " start 5 lag 0") || after.equals(tp + " start 0 lag 0"),
+                    "after reading all: %s", after);
             admin.alterShareGroupOffsets(group, Map.of(tp, 2L)).all().get();
             String moved = offsets(admin, group);
             check(moved.equals(tp + " start 2 lag 3"), "after the alter: %s", moved);
