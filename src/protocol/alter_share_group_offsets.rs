@@ -94,7 +94,7 @@ pub fn handle(
                 }
                 let key = (group_id.to_string(), topic_id, index);
                 let reset =
-                    (ctx.broker.shares).reset_start_offset(catalog, &key, p.start_offset, now);
+                    (ctx.broker.shares).reset_start_offset(catalog, (&key, p.start_offset), now);
                 match reset {
                     Ok(()) => ResponsePartition::default().with_partition_index(index),
                     Err(code) => partition(index, code),

@@ -10,7 +10,7 @@
 //! information to delete."); an unknown one too, with the usual message. Once deleted, a topic's
 //! share-partitions start afresh at the next fetch, where `share.auto.offset.reset` says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic as ResponseTopic;
 use kafka_protocol::messages::{
@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 use super::{errors, RequestContext};
 use crate::security::authorizer::AclOperation;
-use crate::share::state_records::SharePartitionKey;
 
 /// GroupMetadataManager.sharePartitionsEligibleForOffsetDeletion's message.
 const NO_OFFSETS: &str = "There is no offset information to delete.";
@@ -83,10 +82,6 @@ pub fn handle(
         return failed(code, Some(message));
     }
     let shares = &ctx.broker.shares;
-    let mut states: BTreeMap<Uuid, Vec<SharePartitionKey>> = BTreeMap::new();
-    for key in shares.partitions_of_group(group_id) {
-        states.entry(key.1).or_default().push(key);
-    }
     let (mut deleted, mut errors_after) = (Vec::new(), Vec::new());
     let mut seen = BTreeSet::new();
     for name in accepted {
@@ -98,13 +93,12 @@ pub fn handle(
             errors_after.push(topic(name, Uuid::nil(), code, errors::message(code)));
             continue;
         };
-        let Some(keys) = states.get(&t.topic_id) else {
-            let code = errors::UNKNOWN_TOPIC_OR_PARTITION;
-            errors_after.push(topic(name, Uuid::nil(), code, Some(NO_OFFSETS)));
-            continue;
-        };
-        match shares.delete_states(catalog, keys, now) {
-            Ok(()) => deleted.push(topic(name, t.topic_id, errors::NONE, None)),
+        match shares.delete_topic_state(catalog, (group_id, t.topic_id), now) {
+            Ok(true) => deleted.push(topic(name, t.topic_id, errors::NONE, None)),
+            Ok(false) => {
+                let code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                errors_after.push(topic(name, Uuid::nil(), code, Some(NO_OFFSETS)));
+            }
             Err(code) => deleted.push(topic(name, t.topic_id, code, errors::message(code))),
         }
     }

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use uuid::Uuid;
 
 use super::coordinator::ShareCoordinator;
 use super::partition::{
@@ -248,8 +249,7 @@ impl SharePartitionManager {
     pub fn reset_start_offset(
         &self,
         catalog: &Catalog,
-        key: &SharePartitionKey,
-        start_offset: i64,
+        (key, start_offset): (&SharePartitionKey, i64),
         now: i64,
     ) -> Result<(), i16> {
         let mut map = self.partitions.lock();
@@ -259,19 +259,24 @@ impl SharePartitionManager {
         Ok(())
     }
 
-    /// DeleteShareGroupOffsets: the state of these share-partitions goes, in memory and
-    /// persisted; a later fetch starts them afresh.
-    pub fn delete_states(
+    /// DeleteShareGroupOffsets of one topic: the group's share-partitions of it go, in memory
+    /// and persisted, so a later fetch starts them afresh; `Ok(false)` when it had none.
+    pub fn delete_topic_state(
         &self,
         catalog: &Catalog,
-        keys: &[SharePartitionKey],
+        (group_id, topic_id): (&str, Uuid),
         now: i64,
-    ) -> Result<(), i16> {
-        let mut map = self.partitions.lock();
-        for key in keys {
-            map.remove(key);
+    ) -> Result<bool, i16> {
+        let keys: Vec<SharePartitionKey> = (self.partitions_of_group(group_id).into_iter())
+            .filter(|k| k.1 == topic_id)
+            .collect();
+        if keys.is_empty() {
+            return Ok(false);
         }
-        self.coordinator.delete_states(catalog, keys, now)
+        let mut map = self.partitions.lock();
+        map.retain(|k, _| k.0 != group_id || k.1 != topic_id);
+        self.coordinator.delete_states(catalog, &keys, now)?;
+        Ok(true)
     }
 
     /// Runs `f` on a share-partition, if it exists (tests and describe).
@@ -479,7 +484,7 @@ mod tests {
             m.acknowledge(&c, &key(), "a", &ack(0, 9, ACCEPT), 0)
                 .unwrap();
             assert_eq!(m.persisted_state(&key()).unwrap().start_offset, 10);
-            m.reset_start_offset(&c, &key(), 4, 1).unwrap();
+            m.reset_start_offset(&c, (&key(), 4), 1).unwrap();
             let state = m.persisted_state(&key()).unwrap();
             assert_eq!((state.start_offset, state.state_epoch), (4, 1));
             assert_eq!(m.partitions_of_group("g"), vec![key()]);
@@ -493,12 +498,13 @@ mod tests {
         assert_eq!(ranges(&got.records), vec![(4, 9, 1)]);
         m.close_session(&c, "g", "b", 3);
         // -1: the next fetch starts where `init` says.
-        m.reset_start_offset(&c, &key(), -1, 4).unwrap();
+        m.reset_start_offset(&c, (&key(), -1), 4).unwrap();
         let (got, _) = m
             .acquire(&c, (&key(), "t"), "b", 100, 0, 5, || 7, read)
             .unwrap();
         assert_eq!(ranges(&got.records), vec![(7, 9, 1)]);
-        m.delete_states(&c, &[key()], 6).unwrap();
+        assert_eq!(m.delete_topic_state(&c, ("g", T), 6), Ok(true));
+        assert_eq!(m.delete_topic_state(&c, ("g", T), 6), Ok(false));
         assert!(m.persisted_state(&key()).is_none());
         assert!(m.partitions_of_group("g").is_empty());
         let (got, _) = m
