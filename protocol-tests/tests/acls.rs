@@ -896,6 +896,88 @@ async fn authorization_matrix() -> Result<()> {
         format!("ConsumerGroupDescribe without the topic: {code}"),
     );
 
+    // Share-group offsets (KIP-932): the group sg is made by the alter, empty.
+    let sg_describe = || {
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(s("sg")))
+                .with_topics(Some(vec![
+                    describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(name("t"))
+                        .with_partitions(vec![0]),
+                ])),
+        ])
+    };
+    let sg_alter = || {
+        use kafka_protocol::messages::alter_share_group_offsets_request::*;
+        AlterShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(s("sg")))
+            .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(name("t"))
+                .with_partitions(vec![
+                    AlterShareGroupOffsetsRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_start_offset(0),
+                ])])
+    };
+    let sg_delete = || {
+        DeleteShareGroupOffsetsRequest::default()
+            .with_group_id(GroupId(s("sg")))
+            .with_topics(vec![
+                delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(name("t")),
+            ])
+    };
+    row!(m, &b, admin, "AlterShareGroupOffsets", grants: vec![alice(GROUP, "sg", READ), alice(TOPIC, "t", READ)],
+        deny: alice(GROUP, "sg", READ), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, sg_alter()).await?.error_code);
+    row!(m, &b, admin, "DescribeShareGroupOffsets", grants: vec![alice(GROUP, "sg", DESCRIBE), alice(TOPIC, "t", DESCRIBE)],
+        deny: alice(GROUP, "sg", DESCRIBE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(1, sg_describe()).await?.groups[0].error_code);
+    row!(m, &b, admin, "DeleteShareGroupOffsets", grants: vec![alice(GROUP, "sg", DELETE), alice(TOPIC, "t", READ)],
+        deny: alice(GROUP, "sg", DELETE), refused: GROUP_AUTHORIZATION_FAILED, allowed: ok,
+        |c| c.request(0, sg_delete()).await?.error_code);
+    // The group's ACL without the topic's: each topic is refused on its own.
+    clear_acls(admin, "User:alice").await?;
+    grant(
+        admin,
+        vec![
+            alice(GROUP, "sg", READ),
+            alice(GROUP, "sg", DESCRIBE),
+            alice(GROUP, "sg", DELETE),
+        ],
+    )
+    .await?;
+    let r = c.request(0, sg_alter()).await?;
+    let code = r
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-100, |p| p.error_code);
+    check(
+        m,
+        r.error_code == NONE && code == TOPIC_AUTHORIZATION_FAILED,
+        format!("AlterShareGroupOffsets without the topic: {r:?}"),
+    );
+    let r = c.request(1, sg_describe()).await?;
+    let code = r.groups[0]
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-100, |p| p.error_code);
+    check(
+        m,
+        code == TOPIC_AUTHORIZATION_FAILED,
+        format!("DescribeShareGroupOffsets without the topic: {r:?}"),
+    );
+    let r = c.request(0, sg_delete()).await?;
+    let code = r.responses.first().map_or(-100, |t| t.error_code);
+    check(
+        m,
+        r.error_code == NONE && code == TOPIC_AUTHORIZATION_FAILED,
+        format!("DeleteShareGroupOffsets without the topic: {r:?}"),
+    );
+
     // Producers and transactions.
     let init = |id: Option<&str>| {
         InitProducerIdRequest::default()

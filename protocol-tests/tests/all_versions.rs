@@ -105,6 +105,9 @@ async fn every_advertised_key_has_a_version_test_here() -> Result<()> {
         ApiKey::ShareGroupDescribe,
         ApiKey::ShareFetch,
         ApiKey::ShareAcknowledge,
+        ApiKey::DescribeShareGroupOffsets,
+        ApiKey::AlterShareGroupOffsets,
+        ApiKey::DeleteShareGroupOffsets,
         // Per-version tests in streams_groups.rs.
         ApiKey::StreamsGroupHeartbeat,
         ApiKey::StreamsGroupDescribe,

@@ -2,7 +2,9 @@
 //! ShareGroupDescribe, ShareFetch and ShareAcknowledge: membership and its errors, the type
 //! filters of ListGroups, share sessions and their epochs, acquisition, acknowledgement (ACCEPT,
 //! RELEASE, REJECT) and its errors, redelivery after a lock expires on the broker's clock, the
-//! delivery-count limit, and the feature switch (share.version 0 answers UNSUPPORTED_VERSION).
+//! delivery-count limit, and the feature switch (share.version 0 answers UNSUPPORTED_VERSION);
+//! DescribeShareGroupOffsets, AlterShareGroupOffsets and DeleteShareGroupOffsets at every
+//! advertised version, with their errors.
 
 mod common;
 
@@ -10,6 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use common::*;
+use kafka_protocol::messages::alter_share_group_offsets_request::{
+    AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+};
+use kafka_protocol::messages::describe_share_group_offsets_request::{
+    DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -29,6 +37,7 @@ const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
 const FENCED_MEMBER_EPOCH: i16 = 110;
 const INVALID_REQUEST: i16 = 42;
 const UNSUPPORTED_VERSION: i16 = 35;
+const INVALID_GROUP_ID: i16 = 24;
 const ACCEPT: i8 = 1;
 const RELEASE: i8 = 2;
 const REJECT: i8 = 3;
@@ -362,6 +371,263 @@ async fn locks_expire_on_the_broker_clock_and_the_delivery_limit_archives() -> R
     }
 }
 
+fn describe_offsets(
+    group: &str,
+    topics: Option<&[(&str, &[i32])]>,
+) -> DescribeShareGroupOffsetsRequest {
+    let topics = topics.map(|ts| {
+        ts.iter()
+            .map(|(t, ps)| {
+                DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(name(t))
+                    .with_partitions(ps.to_vec())
+            })
+            .collect()
+    });
+    DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(topics),
+    ])
+}
+
+/// (topic, partition, start offset, lag, error) of the only group described.
+fn described(r: &DescribeShareGroupOffsetsResponse) -> Vec<(String, i32, i64, i64, i16)> {
+    (r.groups.iter())
+        .flat_map(|g| &g.topics)
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                let topic = t.topic_name.to_string();
+                (
+                    topic,
+                    p.partition_index,
+                    p.start_offset,
+                    p.lag,
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
+}
+
+fn alter_offsets(group: &str, topics: &[(&str, &[(i32, i64)])]) -> AlterShareGroupOffsetsRequest {
+    let topics = (topics.iter())
+        .map(|(t, ps)| {
+            let partitions = (ps.iter())
+                .map(|&(p, o)| {
+                    AlterShareGroupOffsetsRequestPartition::default()
+                        .with_partition_index(p)
+                        .with_start_offset(o)
+                })
+                .collect();
+            AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(name(t))
+                .with_partitions(partitions)
+        })
+        .collect();
+    AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(topics)
+}
+
+/// (topic, partition, error) of an alter's answer.
+fn altered(r: &AlterShareGroupOffsetsResponse) -> Vec<(String, i32, i16)> {
+    (r.responses.iter())
+        .flat_map(|t| {
+            (t.partitions.iter())
+                .map(|p| (t.topic_name.to_string(), p.partition_index, p.error_code))
+        })
+        .collect()
+}
+
+fn delete_offsets_of(group: &str, topics: &[&str]) -> DeleteShareGroupOffsetsRequest {
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(
+            (topics.iter())
+                .map(|t| DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(name(t)))
+                .collect(),
+        )
+}
+
+/// Where share-partitions start and how far they lag (DescribeShareGroupOffsets v0 and v1);
+/// an alter moves them and a delete forgets them, only while the group has no member; the
+/// errors Kafka 4.4 gives.
+#[tokio::test]
+async fn share_group_offsets_every_version() -> Result<()> {
+    let (_b, mut c) = group_broker_with_topic("sgo-t", 2).await?;
+    create_topic(&mut c, "sgo-u", 1).await?;
+    let id = topic_id(&mut c, "sgo-t").await?;
+    let g = "sgo";
+    earliest(&mut c, g).await?;
+    let hb = c.request(V, beat(g, "m1", 0, Some(&["sgo-t"]))).await?;
+    ensure!(hb.error_code == NONE, "{hb:?}");
+    produce_ok(
+        &mut c,
+        "sgo-t",
+        0,
+        values_batch(&["a", "b", "c", "d", "e", "f"]),
+    )
+    .await?;
+    let r = c.request(V, fetch(g, "m1", 0, id, vec![], 5_000)).await?;
+    ensure!(acquired(&r) == vec![(0, 5, 1)], "{r:?}");
+    // 0 and 2 accepted: the start is 1 (still acquired), 2 is done, so 1 and 3-5 are the lag.
+    let acks = vec![(0, 0, vec![ACCEPT]), (2, 2, vec![ACCEPT])];
+    let r = c.request(V, acknowledge(g, "m1", 1, id, acks)).await?;
+    ensure!(r.responses[0].partitions[0].error_code == NONE, "{r:?}");
+    for v in [0, 1] {
+        let lag = |l: i64| if v >= 1 { l } else { -1 };
+        // Every share-partition with a state (partition 1 was never fetched).
+        let r = c.request(v, describe_offsets(g, None)).await?;
+        ensure!(r.groups[0].error_code == NONE, "v{v}: {r:?}");
+        ensure!(
+            described(&r) == vec![("sgo-t".into(), 0, 1, lag(4), NONE)],
+            "v{v}: {r:?}"
+        );
+        ensure!(r.groups[0].topics[0].topic_id == id, "v{v}: {r:?}");
+        // Listed: a partition without a state, and an unknown topic after the known ones.
+        let listed: &[(&str, &[i32])] = &[("nope", &[0]), ("sgo-t", &[0, 1])];
+        let r = c.request(v, describe_offsets(g, Some(listed))).await?;
+        let want = vec![
+            ("sgo-t".into(), 0, 1, lag(4), NONE),
+            ("sgo-t".into(), 1, -1, -1, NONE),
+            ("nope".into(), 0, -1, -1, NONE),
+        ];
+        ensure!(described(&r) == want, "v{v}: {r:?}");
+        ensure!(r.groups[0].topics[1].topic_id == Uuid::nil(), "v{v}: {r:?}");
+        // No such group: nothing, without an error.
+        let r = c.request(v, describe_offsets("sgo-none", None)).await?;
+        ensure!(
+            r.groups[0].error_code == NONE && r.groups[0].topics.is_empty(),
+            "v{v}: {r:?}"
+        );
+    }
+    // A member is in the group: neither alter nor delete.
+    let r = c
+        .request(0, alter_offsets(g, &[("sgo-t", &[(0, 0)])]))
+        .await?;
+    ensure!(
+        r.error_code == NON_EMPTY_GROUP && r.responses.is_empty(),
+        "{r:?}"
+    );
+    ensure!(
+        r.error_message.as_deref() == Some("The group is not empty."),
+        "{r:?}"
+    );
+    let r = c.request(0, delete_offsets_of(g, &["sgo-t"])).await?;
+    ensure!(r.error_code == NON_EMPTY_GROUP, "{r:?}");
+    let left = c.request(V, beat(g, "m1", -1, None)).await?;
+    ensure!(left.error_code == NONE, "{left:?}");
+    // Alter: partition 0 starts at 4; partition 5 and topic nope do not exist.
+    let req = alter_offsets(g, &[("nope", &[(0, 0)]), ("sgo-t", &[(0, 4), (5, 0)])]);
+    let r = c.request(0, req).await?;
+    let want = vec![
+        ("nope".into(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ("sgo-t".into(), 0, NONE),
+        ("sgo-t".into(), 5, UNKNOWN_TOPIC_OR_PARTITION),
+    ];
+    ensure!(r.error_code == NONE && altered(&r) == want, "{r:?}");
+    let r = c.request(1, describe_offsets(g, None)).await?;
+    ensure!(
+        described(&r) == vec![("sgo-t".into(), 0, 4, 2, NONE)],
+        "{r:?}"
+    );
+    // The next member gets 4 and 5, delivered afresh (it never joins: the group stays empty).
+    let r = c.request(V, fetch(g, "m2", 0, id, vec![], 5_000)).await?;
+    ensure!(acquired(&r) == vec![(4, 5, 1)], "{r:?}");
+    // Delete: sgo-t's state goes; sgo-u has none, nope does not exist.
+    let r = c
+        .request(0, delete_offsets_of(g, &["nope", "sgo-u", "sgo-t"]))
+        .await?;
+    let results: Vec<(String, i16, Option<String>)> = (r.responses.iter())
+        .map(|t| {
+            (
+                t.topic_name.to_string(),
+                t.error_code,
+                t.error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect();
+    let want = vec![
+        ("sgo-t".into(), NONE, None),
+        (
+            "nope".into(),
+            UNKNOWN_TOPIC_OR_PARTITION,
+            Some("This server does not host this topic-partition.".into()),
+        ),
+        (
+            "sgo-u".into(),
+            UNKNOWN_TOPIC_OR_PARTITION,
+            Some("There is no offset information to delete.".into()),
+        ),
+    ];
+    ensure!(r.error_code == NONE && results == want, "{r:?}");
+    let r = c.request(1, describe_offsets(g, None)).await?;
+    ensure!(described(&r).is_empty(), "{r:?}");
+    // The next fetch starts over where share.auto.offset.reset says: the earliest offset.
+    let r = c.request(V, fetch(g, "m3", 0, id, vec![], 5_000)).await?;
+    ensure!(acquired(&r) == vec![(0, 5, 1)], "{r:?}");
+
+    // Group errors: none at all, another type, an empty id. Alter makes a missing one, empty.
+    let r = c
+        .request(0, delete_offsets_of("sgo-none", &["sgo-t"]))
+        .await?;
+    ensure!(r.error_code == GROUP_ID_NOT_FOUND, "{r:?}");
+    ensure!(
+        r.error_message.as_deref() == Some("Group sgo-none not found."),
+        "{r:?}"
+    );
+    let cg = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("sgo-consumer")))
+        .with_member_id(s("c1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name("sgo-u")]))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.request(0, cg).await?;
+    ensure!(r.error_code == NONE, "{r:?}");
+    for req in [alter_offsets("sgo-consumer", &[("sgo-t", &[(0, 0)])])] {
+        let r = c.request(0, req).await?;
+        ensure!(r.error_code == GROUP_ID_NOT_FOUND, "{r:?}");
+        ensure!(
+            r.error_message.as_deref() == Some("Group sgo-consumer is not a share group."),
+            "{r:?}"
+        );
+    }
+    let r = c
+        .request(0, delete_offsets_of("sgo-consumer", &["sgo-t"]))
+        .await?;
+    ensure!(r.error_code == GROUP_ID_NOT_FOUND, "{r:?}");
+    let r = c
+        .request(0, alter_offsets("", &[("sgo-t", &[(0, 0)])]))
+        .await?;
+    ensure!(r.error_code == INVALID_GROUP_ID, "{r:?}");
+    let r = c
+        .request(0, alter_offsets("sgo-new", &[("sgo-t", &[(1, 0)])]))
+        .await?;
+    ensure!(
+        r.error_code == NONE && altered(&r) == vec![("sgo-t".into(), 1, NONE)],
+        "{r:?}"
+    );
+    let d = c
+        .request(
+            V,
+            ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("sgo-new"))]),
+        )
+        .await?;
+    ensure!(
+        d.groups[0].error_code == NONE && d.groups[0].group_state.as_str() == "Empty",
+        "{d:?}"
+    );
+    let r = c.request(1, describe_offsets("sgo-new", None)).await?;
+    ensure!(
+        described(&r) == vec![("sgo-t".into(), 1, 0, 0, NONE)],
+        "{r:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn share_version_zero_turns_share_groups_off() -> Result<()> {
     let (_b, mut c) = group_broker_with_topic("so-t", 1).await?;
@@ -380,6 +646,14 @@ async fn share_version_zero_turns_share_groups_off() -> Result<()> {
     ensure!(f.error_code == UNSUPPORTED_VERSION, "{f:?}");
     let a = c.request(V, acknowledge("so", "m", 1, id, vec![])).await?;
     ensure!(a.error_code == UNSUPPORTED_VERSION, "{a:?}");
+    let d = c.request(1, describe_offsets("so", None)).await?;
+    ensure!(d.groups[0].error_code == UNSUPPORTED_VERSION, "{d:?}");
+    let r = c
+        .request(0, alter_offsets("so", &[("so-t", &[(0, 0)])]))
+        .await?;
+    ensure!(r.error_code == UNSUPPORTED_VERSION, "{r:?}");
+    let r = c.request(0, delete_offsets_of("so", &["so-t"])).await?;
+    ensure!(r.error_code == UNSUPPORTED_VERSION, "{r:?}");
     // Still advertised, as Kafka 4.4 advertises them.
     let versions = api_versions(&mut c).await?;
     ensure!(

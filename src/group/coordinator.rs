@@ -321,6 +321,25 @@ impl GroupCoordinator {
         })
     }
 
+    /// AlterShareGroupOffsets' and DeleteShareGroupOffsets' check of their group (see
+    /// `GroupShard::empty_share_group`): the error code and message when it fails.
+    pub fn empty_share_group(
+        &self,
+        catalog: &Catalog,
+        group_id: &str,
+        create: bool,
+        now: i64,
+    ) -> Result<(), (i16, String)> {
+        if group_id.is_empty() {
+            let code = errors::INVALID_GROUP_ID;
+            return Err((code, errors::message(code).unwrap_or_default().to_string()));
+        }
+        self.write(catalog, group_id, now, |s| {
+            s.empty_share_group(group_id, create)
+        })
+        .unwrap_or_else(|code| Err((code, errors::message(code).unwrap_or_default().to_string())))
+    }
+
     /// StreamsGroupHeartbeat (KIP-1071): the group's changes are written as Kafka's
     /// StreamsGroup* records, so the topology and members carry on across a broker restart.
     pub fn streams_heartbeat(

@@ -664,6 +664,37 @@ impl GroupShard {
         .map(Option::unwrap_or_default)
     }
 
+    /// The check AlterShareGroupOffsets and DeleteShareGroupOffsets make of their group: a share
+    /// group without members (GROUP_ID_NOT_FOUND for another type or, unless `create`, none;
+    /// NON_EMPTY_GROUP with members), with Kafka's messages. Alter creates a missing one, empty,
+    /// as GroupMetadataManager.alterShareGroupOffsets does.
+    pub fn empty_share_group(
+        &mut self,
+        group_id: &str,
+        create: bool,
+    ) -> GroupResult<Result<(), (i16, String)>> {
+        if self.classic.contains_key(group_id)
+            || self.consumer.contains_key(group_id)
+            || self.streams.contains_key(group_id)
+        {
+            let msg = format!("Group {group_id} is not a share group.");
+            return CoordinatorResult::response(Err((errors::GROUP_ID_NOT_FOUND, msg)));
+        }
+        match self.share.get(group_id) {
+            Some(g) if !g.members.is_empty() => {
+                let code = errors::NON_EMPTY_GROUP;
+                let msg = errors::message(code).unwrap_or_default().to_string();
+                CoordinatorResult::response(Err((code, msg)))
+            }
+            Some(_) => CoordinatorResult::response(Ok(())),
+            None if !create => {
+                let msg = format!("Group {group_id} not found.");
+                CoordinatorResult::response(Err((errors::GROUP_ID_NOT_FOUND, msg)))
+            }
+            None => self.share_op(group_id, true, |_| ()).map(|_| Ok(())),
+        }
+    }
+
     /// Runs `f` on a share group (creating it when `create`) and writes the records that
     /// changed; a failed append puts the group back as it was.
     pub fn share_op<R>(

@@ -105,6 +105,12 @@ pub const APIS: &[(ApiKey, VersionRange)] = &[
     // as Kafka 4.4). The vendored crate has them from Kafka 4.4's specs (PATCHED.md).
     (ApiKey::StreamsGroupHeartbeat, r(0, 1)),
     (ApiKey::StreamsGroupDescribe, r(0, 1)),
+    // kafka-share-groups --describe / --reset-offsets / --delete-offsets and the admin client's
+    // share-group offset calls (KIP-932), served while share.version >= 1 as the other share
+    // APIs. DescribeShareGroupOffsets v1 (the lag) is vendored from Kafka 4.4's spec.
+    (ApiKey::DescribeShareGroupOffsets, r(0, 1)),
+    (ApiKey::AlterShareGroupOffsets, r(0, 0)),
+    (ApiKey::DeleteShareGroupOffsets, r(0, 0)),
 ];
 
 /// gregor's own range for `api` (what it serves without `--emulate-kafka-version`).
@@ -213,6 +219,9 @@ mod tests {
             ApiKey::ShareAcknowledge => ShareAcknowledgeRequest::VERSIONS,
             ApiKey::StreamsGroupHeartbeat => StreamsGroupHeartbeatRequest::VERSIONS,
             ApiKey::StreamsGroupDescribe => StreamsGroupDescribeRequest::VERSIONS,
+            ApiKey::DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest::VERSIONS,
+            ApiKey::AlterShareGroupOffsets => AlterShareGroupOffsetsRequest::VERSIONS,
+            ApiKey::DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest::VERSIONS,
             other => panic!("{other:?} advertised but not checked here"),
         };
         r(v.min, v.max)

@@ -104,6 +104,28 @@ pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
 /// Clients older than `since` know PRODUCER_FENCED as INVALID_PRODUCER_EPOCH (KafkaApis maps it
 /// for InitProducerId < v4, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn < v2).
+/// The default message Kafka's `Errors` gives a code (what `Errors.message()` and an
+/// `ApiError` built from the code alone say), for the codes answered with a message; `None` for
+/// the others.
+pub fn message(code: i16) -> Option<&'static str> {
+    Some(match code {
+        UNKNOWN_SERVER_ERROR => {
+            "The server experienced an unexpected error when processing the request."
+        }
+        UNKNOWN_TOPIC_OR_PARTITION => "This server does not host this topic-partition.",
+        COORDINATOR_NOT_AVAILABLE => "The coordinator is not available.",
+        NOT_COORDINATOR => "This is not the correct coordinator.",
+        INVALID_GROUP_ID => "The group id is invalid.",
+        TOPIC_AUTHORIZATION_FAILED => "Topic authorization failed.",
+        GROUP_AUTHORIZATION_FAILED => "Group authorization failed.",
+        UNSUPPORTED_VERSION => "The version of API is not supported.",
+        KAFKA_STORAGE_ERROR => "Disk error when trying to access log file on the disk.",
+        NON_EMPTY_GROUP => "The group is not empty.",
+        GROUP_ID_NOT_FOUND => "The group id does not exist.",
+        _ => return None,
+    })
+}
+
 /// A code's name as Kafka's `Errors` spells it (`NOT_LEADER_OR_FOLLOWER`), from the names
 /// kafka-protocol gives them (`NotLeaderOrFollower`); `NONE` for 0, the number for a code
 /// neither knows.

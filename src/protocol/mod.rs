@@ -12,6 +12,7 @@ pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_share_group_offsets;
 pub mod api_versions;
 pub mod apis;
 pub mod authorized;
@@ -22,6 +23,7 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
 pub mod delete_topics;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
@@ -30,6 +32,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_share_group_offsets;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
@@ -610,6 +613,16 @@ async fn dispatch_untimed(
         }
         ApiKey::ShareFetch => respond(ctx, &share_fetch::handle(ctx, decode(f, v)?).await),
         ApiKey::ShareAcknowledge => respond(ctx, &share_acknowledge::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeShareGroupOffsets => respond(
+            ctx,
+            &describe_share_group_offsets::handle(ctx, decode(f, v)?),
+        ),
+        ApiKey::AlterShareGroupOffsets => {
+            respond(ctx, &alter_share_group_offsets::handle(ctx, decode(f, v)?))
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            respond(ctx, &delete_share_group_offsets::handle(ctx, decode(f, v)?))
+        }
         // Internal topics are created on the request thread, as KafkaApis does after the
         // coordinator answered.
         ApiKey::StreamsGroupHeartbeat => {
@@ -653,10 +666,7 @@ async fn dispatch_untimed(
         | ApiKey::ReadShareGroupState
         | ApiKey::WriteShareGroupState
         | ApiKey::DeleteShareGroupState
-        | ApiKey::ReadShareGroupStateSummary
-        | ApiKey::DescribeShareGroupOffsets
-        | ApiKey::AlterShareGroupOffsets
-        | ApiKey::DeleteShareGroupOffsets => {
+        | ApiKey::ReadShareGroupStateSummary => {
             // Not in the API table, so handle_frame never gets here; close if it ever does.
             Reply::Close(format!("{api:?} is not implemented"))
         }

@@ -86,20 +86,55 @@ impl ShareCoordinator {
             .flatten()
     }
 
+    /// Every share-partition of a group that has a state (Kafka's group coordinator keeps them
+    /// as the group's initialized topics; here the states themselves say it).
+    pub fn keys_of_group(&self, group_id: &str) -> Vec<SharePartitionKey> {
+        let mut keys: Vec<SharePartitionKey> = (0..self.runtime.partitions())
+            .filter_map(|p| self.runtime.read(p, |s| s.keys_of_group(group_id)))
+            .flatten()
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// DeleteShareGroupState for every share-partition of a deleted group; the first write error,
     /// if any.
     pub fn delete_group(&self, catalog: &Catalog, group_id: &str, now: i64) -> Result<(), i16> {
+        let keys = self.keys_of_group(group_id);
+        self.delete_states(catalog, &keys, now)
+    }
+
+    /// DeleteShareGroupState of share-partitions; the first write error, if any.
+    pub fn delete_states(
+        &self,
+        catalog: &Catalog,
+        keys: &[SharePartitionKey],
+        now: i64,
+    ) -> Result<(), i16> {
         let mut outcome = Ok(());
-        for p in 0..self.runtime.partitions() {
-            let keys = self.runtime.read(p, |s| s.keys_of_group(group_id));
-            for key in keys.into_iter().flatten() {
-                let deleted = self
-                    .runtime
-                    .write(catalog, p, now, |s| s.delete_state(&key));
-                outcome = outcome.and(deleted.map(|_| ()));
-            }
+        for key in keys {
+            let deleted = (self.runtime).write(catalog, self.partition_of(key), now, |s| {
+                s.delete_state(key)
+            });
+            outcome = outcome.and(deleted.map(|_| ()));
         }
         outcome
+    }
+
+    /// InitializeShareGroupState: a share-partition starts over at `start_offset` (-1: where
+    /// `share.auto.offset.reset` says, at its next fetch), nothing in flight, its state epoch
+    /// bumped (AlterShareGroupOffsets).
+    pub fn initialize_state(
+        &self,
+        catalog: &Catalog,
+        key: &SharePartitionKey,
+        start_offset: i64,
+        now: i64,
+    ) -> Result<(), i16> {
+        let partition = self.partition_of(key);
+        (self.runtime).write(catalog, partition, now, |s| {
+            s.initialize_state(key, start_offset, now)
+        })
     }
 
     /// WriteShareGroupState: a share-partition's start offset and changed ranges (the first

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use uuid::Uuid;
 
 use super::coordinator::ShareCoordinator;
 use super::partition::{
@@ -30,7 +31,7 @@ use super::partition::{
     StateBatch,
 };
 use super::session::{ShareSession, ShareSessionCache};
-use super::state_records::SharePartitionKey;
+use super::state_records::{ShareGroupOffset, SharePartitionKey};
 use crate::metadata::Catalog;
 use crate::server::purgatory::Purgatory;
 
@@ -230,6 +231,54 @@ impl SharePartitionManager {
         self.coordinator.delete_group(catalog, group_id, now)
     }
 
+    /// The share-partitions of a group that have a state, in key order.
+    pub fn partitions_of_group(&self, group_id: &str) -> Vec<SharePartitionKey> {
+        self.coordinator.keys_of_group(group_id)
+    }
+
+    /// A share-partition's persisted state (ReadShareGroupStateSummary reads the same): every
+    /// change but an acquisition is written before it counts, so it is what the share-partition
+    /// holds.
+    pub fn persisted_state(&self, key: &SharePartitionKey) -> Option<ShareGroupOffset> {
+        self.coordinator.read_state(key)
+    }
+
+    /// AlterShareGroupOffsets of one share-partition (its group is empty): it starts over at
+    /// `start_offset` (-1: as `share.auto.offset.reset` says), and the copy in memory goes, so
+    /// the next fetch loads the new state.
+    pub fn reset_start_offset(
+        &self,
+        catalog: &Catalog,
+        (key, start_offset): (&SharePartitionKey, i64),
+        now: i64,
+    ) -> Result<(), i16> {
+        let mut map = self.partitions.lock();
+        self.coordinator
+            .initialize_state(catalog, key, start_offset, now)?;
+        map.remove(key);
+        Ok(())
+    }
+
+    /// DeleteShareGroupOffsets of one topic: the group's share-partitions of it go, in memory
+    /// and persisted, so a later fetch starts them afresh; `Ok(false)` when it had none.
+    pub fn delete_topic_state(
+        &self,
+        catalog: &Catalog,
+        (group_id, topic_id): (&str, Uuid),
+        now: i64,
+    ) -> Result<bool, i16> {
+        let keys: Vec<SharePartitionKey> = (self.partitions_of_group(group_id).into_iter())
+            .filter(|k| k.1 == topic_id)
+            .collect();
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let mut map = self.partitions.lock();
+        map.retain(|k, _| k.0 != group_id || k.1 != topic_id);
+        self.coordinator.delete_states(catalog, &keys, now)?;
+        Ok(true)
+    }
+
     /// Runs `f` on a share-partition, if it exists (tests and describe).
     pub fn state_of<R>(
         &self,
@@ -309,11 +358,13 @@ impl SharePartitionManager {
         if let Some(e) = map.get(key) {
             return Ok(Arc::clone(e));
         }
+        // A state without a start offset (reset to -1 by AlterShareGroupOffsets) starts where
+        // `init` says, as a new one.
         let sp = match self.coordinator.read_state(key) {
-            Some(state) => {
+            Some(state) if state.start_offset >= 0 => {
                 SharePartition::from_state(self.cfg, state.start_offset, &state.state_batches)
             }
-            None => {
+            _ => {
                 let start = init();
                 self.coordinator
                     .write_state(catalog, key, start, &[], now)?;
@@ -418,6 +469,48 @@ mod tests {
         assert!(fetch(&c, &m, "d", 10 + 29_999).is_empty());
         m.expire_locks(&c, 10 + 30_000);
         assert_eq!(fetch(&c, &m, "d", 10 + 30_000)[0].delivery_count, 4);
+    }
+
+    /// AlterShareGroupOffsets moves a share-partition's start, -1 hands it back to `init`;
+    /// DeleteShareGroupOffsets forgets it. Each survives a restart, and describe reads it back.
+    #[test]
+    fn reset_and_delete_start_the_share_partition_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |from: i64| Ok::<_, i16>((vec![(from.max(0), 9)], ()));
+        {
+            let c = catalog(dir.path(), true);
+            let m = manager(&c);
+            fetch(&c, &m, "a", 0);
+            m.acknowledge(&c, &key(), "a", &ack(0, 9, ACCEPT), 0)
+                .unwrap();
+            assert_eq!(m.persisted_state(&key()).unwrap().start_offset, 10);
+            m.reset_start_offset(&c, (&key(), 4), 1).unwrap();
+            let state = m.persisted_state(&key()).unwrap();
+            assert_eq!((state.start_offset, state.state_epoch), (4, 1));
+            assert_eq!(m.partitions_of_group("g"), vec![key()]);
+            assert!(m.partitions_of_group("other").is_empty());
+        }
+        let c = catalog(dir.path(), false);
+        let m = manager(&c);
+        let (got, _) = m
+            .acquire(&c, (&key(), "t"), "b", 100, 0, 2, || 20, read)
+            .unwrap();
+        assert_eq!(ranges(&got.records), vec![(4, 9, 1)]);
+        m.close_session(&c, "g", "b", 3);
+        // -1: the next fetch starts where `init` says.
+        m.reset_start_offset(&c, (&key(), -1), 4).unwrap();
+        let (got, _) = m
+            .acquire(&c, (&key(), "t"), "b", 100, 0, 5, || 7, read)
+            .unwrap();
+        assert_eq!(ranges(&got.records), vec![(7, 9, 1)]);
+        assert_eq!(m.delete_topic_state(&c, ("g", T), 6), Ok(true));
+        assert_eq!(m.delete_topic_state(&c, ("g", T), 6), Ok(false));
+        assert!(m.persisted_state(&key()).is_none());
+        assert!(m.partitions_of_group("g").is_empty());
+        let (got, _) = m
+            .acquire(&c, (&key(), "t"), "b", 100, 0, 7, || 2, read)
+            .unwrap();
+        assert_eq!(ranges(&got.records), vec![(2, 9, 1)]);
     }
 
     /// What was acknowledged stays done after a restart; what was acquired comes back.

@@ -56,7 +56,7 @@ impl RecordState {
         Self::IDS.iter().find(|&&(_, i)| i == id).map(|&(s, _)| s)
     }
 
-    fn is_terminal(self) -> bool {
+    pub fn is_terminal(self) -> bool {
         matches!(self, RecordState::Acknowledged | RecordState::Archived)
     }
 }

@@ -20,7 +20,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
-use super::partition::StateBatch;
+use super::partition::{RecordState, StateBatch};
 use crate::group::consumer_records::{finish, put_str, put_uvarint, value_header, Reader};
 
 pub const SHARE_SNAPSHOT_KEY: i16 = 0;
@@ -189,6 +189,20 @@ impl ShareGroupOffset {
         }
     }
 
+    /// The records at or past the start offset in a terminal state (acknowledged or archived):
+    /// Kafka's `deliveryCompleteCount`, which its SharePartition keeps as it goes and writes with
+    /// every state; the lag DescribeShareGroupOffsets shows is the records from the start offset
+    /// to the high watermark less these.
+    pub fn delivery_complete_count(&self) -> i64 {
+        (self.state_batches.iter())
+            .filter(|b| {
+                RecordState::from_id(b.delivery_state).is_some_and(RecordState::is_terminal)
+            })
+            .map(|b| b.last_offset - b.first_offset.max(self.start_offset) + 1)
+            .filter(|&n| n > 0)
+            .sum()
+    }
+
     /// Lays an update over the state: its start offset (-1: unchanged) and its batches win over
     /// what they overlap; batches wholly below the start offset are dropped.
     pub fn apply_update(&mut self, u: &ShareUpdate) {
@@ -267,6 +281,29 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn delivery_complete_count_counts_terminal_records_from_the_start_offset() {
+        // 5-7 acknowledged, 8 acquired, 9-12 archived, 13 available; the start is 6.
+        let state = ShareGroupOffset {
+            snapshot_epoch: 0,
+            state_epoch: 0,
+            leader_epoch: 0,
+            start_offset: 6,
+            state_batches: vec![
+                batch(5, 7, 2, 1),
+                batch(8, 8, 1, 1),
+                batch(9, 12, 4, 5),
+                batch(13, 13, 0, 1),
+            ],
+        };
+        assert_eq!(state.delivery_complete_count(), 2 + 4);
+        let none = ShareGroupOffset {
+            state_batches: Vec::new(),
+            ..state
+        };
+        assert_eq!(none.delivery_complete_count(), 0);
     }
 
     /// The bytes Kafka 4.4's own classes write for the same records

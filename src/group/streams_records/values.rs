@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
+use uuid::Uuid;
 
 use kafka_protocol::protocol::{
     buf::{ByteBuf, ByteBufMut},

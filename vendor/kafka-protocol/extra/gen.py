@@ -2,7 +2,7 @@
 """Generates Rust codecs, in the vendored kafka-protocol crate's shape, for Kafka message specs
 the crate (generated from Kafka 4.1.0) lacks. Only what those specs use is supported: flexible
 versions from 0 ("0+"), no tagged fields of their own (tagged fields are kept as unknown ones),
-the primitive types int8/16/32/64, uint16, bool and string, arrays of those or of structs, and
+the primitive types int8/16/32/64, uint16, bool, string and uuid, arrays of those or of structs, and
 (nullable) structs.
 
     gen.py <protocol-path> <out.rs> <spec.json>...
@@ -23,6 +23,7 @@ PRIM = {
     "int64": ("i64", "types::Int64", "0"),
     "uint16": ("u16", "types::UInt16", "0"),
     "string": ("StrBytes", "types::CompactString", "Default::default()"),
+    "uuid": ("Uuid", "types::Uuid", "Uuid::nil()"),
 }
 ENTITY = {"groupId": "super::GroupId", "topicName": "super::TopicName"}
 
@@ -160,6 +161,11 @@ class Gen:
             c = cond(vs, lo, hi)
             if c is None:
                 p.append(f"        {coder}.encode(buf, &self.{fname})?;")
+            elif f.get("ignorable"):
+                # Kafka's generated writers drop an ignorable field the version lacks.
+                p.append(f"        if {c} {{")
+                p.append(f"            {coder}.encode(buf, &self.{fname})?;")
+                p.append("        }")
             else:
                 p.append(f"        if {c} {{")
                 p.append(f"            {coder}.encode(buf, &self.{fname})?;")
@@ -254,6 +260,7 @@ def header(names, protocol):
             "",
             "use anyhow::{bail, Result};",
             "use bytes::Bytes;",
+            "use uuid::Uuid;",
             "",
             f"use {protocol}::{{",
             "    buf::{ByteBuf, ByteBufMut},",

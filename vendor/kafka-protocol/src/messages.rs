@@ -1295,7 +1295,7 @@ pub enum ApiKey {
     StreamsGroupHeartbeat = 88,
     /// API key for request StreamsGroupDescribeRequest (vendored: Kafka 4.4's spec, see PATCHED.md)
     StreamsGroupDescribe = 89,
-    /// API key for request DescribeShareGroupOffsetsRequest
+    /// API key for request DescribeShareGroupOffsetsRequest (vendored: v1 from Kafka 4.4's spec, see PATCHED.md)
     DescribeShareGroupOffsets = 90,
     /// API key for request AlterShareGroupOffsetsRequest
     AlterShareGroupOffsets = 91,
@@ -1639,7 +1639,7 @@ impl ApiKey {
             ApiKey::WriteShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupState => VersionRange { min: 0, max: 0 },
             ApiKey::ReadShareGroupStateSummary => VersionRange { min: 0, max: 0 },
-            ApiKey::DescribeShareGroupOffsets => VersionRange { min: 0, max: 0 },
+            ApiKey::DescribeShareGroupOffsets => VersionRange { min: 0, max: 1 },
             ApiKey::AlterShareGroupOffsets => VersionRange { min: 0, max: 0 },
             ApiKey::DeleteShareGroupOffsets => VersionRange { min: 0, max: 0 },
             ApiKey::StreamsGroupHeartbeat => VersionRange { min: 0, max: 1 },

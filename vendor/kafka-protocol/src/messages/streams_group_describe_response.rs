@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
+use uuid::Uuid;
 
 use crate::protocol::{
     buf::{ByteBuf, ByteBufMut},
@@ -1633,11 +1634,6 @@ impl Encodable for DescribedGroup {
         }
         if version == 1 {
             types::CompactString.encode(buf, &self.assignor_name)?;
-        } else {
-            let default: Option<StrBytes> = None;
-            if self.assignor_name != default {
-                bail!("A field is set that is not available on the selected protocol version");
-            }
         }
         write_tagged_fields(buf, &self.unknown_tagged_fields)
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
+use uuid::Uuid;
 
 use crate::protocol::{
     buf::{ByteBuf, ByteBufMut},
@@ -629,11 +630,6 @@ impl Encodable for StreamsGroupHeartbeatResponse {
         types::Int32.encode(buf, &self.task_offset_interval_ms)?;
         if version == 1 {
             types::Int64.encode(buf, &self.acceptable_recovery_lag)?;
-        } else {
-            let default: i64 = -1;
-            if self.acceptable_recovery_lag != default {
-                bail!("A field is set that is not available on the selected protocol version");
-            }
         }
         types::CompactArray(types::Struct { version }).encode(buf, &self.status)?;
         types::CompactArray(types::Struct { version }).encode(buf, &self.active_tasks)?;
