@@ -135,12 +135,12 @@ class Broker:
     def command(self):
         raise NotImplementedError
 
-    def prepare(self):
+    def prepare(self, logfile):
         pass
 
     def start(self, logfile):
         """Spawns the broker and returns the ms until it answered its first ApiVersions."""
-        self.prepare()
+        self.prepare(logfile)
         self.log = open(logfile, "ab")
         cmd, extra_env = self.command()
         t0 = time.monotonic()
@@ -196,7 +196,7 @@ class Kafka(Broker):
            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
            "-Djava.awt.headless=true"]
 
-    def prepare(self):
+    def prepare(self, logfile):
         cport = free_port()
         props = {
             "process.roles": "broker,controller",
@@ -215,10 +215,15 @@ class Kafka(Broker):
         self.props = os.path.join(self.data, "server.properties")
         with open(self.props, "w") as f:
             f.writelines(f"{k}={v}\n" for k, v in props.items())
-        # Formatting the metadata log is a one-off install step, not part of start-up.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Formatting the metadata log is a one-off install step, not part of start-up. Its output
+        # goes to the broker's log in raw/ (the data directory is removed at the end). An id that
+        # starts with '-' would be read as an option by the tool: Kafka's Uuid.randomUuid draws
+        # again for those, and so does this.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run([*self.env.java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", self.props,
-             "--standalone"], os.path.join(self.data, "format.log"), timeout=120)
+             "--standalone"], logfile, timeout=120)
 
     def command(self):
         return [*self.env.java(self.JVM), "kafka.Kafka", self.props], {}
