@@ -2,22 +2,33 @@
 // the Kafka perf tools). Two jobs the stock tools do not do:
 //
 //   create BOOTSTRAP TOPIC:PARTITIONS...       create topics (Admin), waiting until they exist
-//   e2e BOOTSTRAP TOPIC RATE WARMUP_S SECONDS  end-to-end latency at a fixed rate
+//   e2e BOOTSTRAP TOPIC RATE WARMUP_S SECONDS [CLIENT_PROPERTIES]
+//                                              end-to-end latency at a fixed rate (the properties
+//                                              file adds client settings, e.g. the TLS ones)
+//   tls BOOTSTRAP CLIENT_PROPERTIES            one TLS handshake as the Kafka clients make it;
+//                                              prints `tls protocol=.. cipher_suite=..`
 //
 // Kafka's EndToEndLatency tool sends one record at a time and waits for it (a ping-pong), so it
 // cannot hold a fixed rate. Here a producer sends RATE records/s on a schedule and a consumer in
 // the same JVM reads them back; each record carries the System.nanoTime() of its *scheduled* send
 // in its first 8 bytes, so a stalled producer shows up as latency (no coordinated omission).
 // Prints one line: `e2e count=N missing=N p50_ms=.. p99_ms=.. p999_ms=.. max_ms=..`.
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.LockSupport;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLSession;
+import javax.net.ssl.SSLSocket;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -25,7 +36,10 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigDef;
+import org.apache.kafka.common.config.SslConfigs;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.security.ssl.DefaultSslEngineFactory;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
@@ -36,7 +50,8 @@ public class Bench {
     switch (args[0]) {
       case "create" -> create(args[1], Arrays.copyOfRange(args, 2, args.length));
       case "e2e" -> e2e(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]),
-          Integer.parseInt(args[5]));
+          Integer.parseInt(args[5]), args.length > 6 ? load(args[6]) : new Properties());
+      case "tls" -> tls(args[1], load(args[2]));
       default -> throw new IllegalArgumentException("unknown mode " + args[0]);
     }
   }
@@ -73,14 +88,45 @@ public class Bench {
     }
   }
 
-  static void e2e(String bootstrap, String topic, int rate, int warmupS, int seconds) throws Exception {
+  static Properties load(String path) throws IOException {
+    Properties p = new Properties();
+    try (var in = Files.newInputStream(Path.of(path))) {
+      p.load(in);
+    }
+    return p;
+  }
+
+  // The SSLContext and engine parameters come from kafka-clients' own DefaultSslEngineFactory
+  // (ssl.protocol, ssl.enabled.protocols, ssl.cipher.suites, the truststore, endpoint
+  // identification), so the protocol and suite printed are those the producer and consumer get.
+  static void tls(String bootstrap, Properties client) throws Exception {
+    Map<String, Object> config = new ConfigDef().withClientSslSupport().parse(client);
+    String host = bootstrap.substring(0, bootstrap.lastIndexOf(':'));
+    int port = Integer.parseInt(bootstrap.substring(bootstrap.lastIndexOf(':') + 1));
+    try (DefaultSslEngineFactory factory = new DefaultSslEngineFactory()) {
+      factory.configure(config);
+      SSLEngine engine = factory.createClientSslEngine(host, port,
+          (String) config.get(SslConfigs.SSL_ENDPOINT_IDENTIFICATION_ALGORITHM_CONFIG));
+      try (SSLSocket socket = (SSLSocket) factory.sslContext().getSocketFactory().createSocket(host, port)) {
+        socket.setSSLParameters(engine.getSSLParameters());
+        socket.startHandshake();
+        SSLSession session = socket.getSession();
+        System.out.printf("tls protocol=%s cipher_suite=%s%n", session.getProtocol(), session.getCipherSuite());
+      }
+    }
+  }
+
+  static void e2e(String bootstrap, String topic, int rate, int warmupS, int seconds, Properties client)
+      throws Exception {
     Properties pp = new Properties();
+    pp.putAll(client);
     pp.put("bootstrap.servers", bootstrap);
     // Send each record at once: with the 4.x default linger.ms=5 the figure would mostly be the
     // client's own wait. acks=all is the client default.
     pp.put("linger.ms", "0");
     pp.put("acks", "all");
     Properties cp = new Properties();
+    cp.putAll(client);
     cp.put("bootstrap.servers", bootstrap);
     cp.put("enable.auto.commit", "false");
     cp.put("auto.offset.reset", "earliest");

@@ -41,21 +41,28 @@ WORKLOADS = {
     "produce-1kb": ("2. Java producer, 1 KB, 16 partitions, acks=all", "java-produce", 1024, 16, "all"),
     "produce-txn-1kb": ("2b. Java transactional producer, 1 KB, 16 partitions, 100 ms transactions",
                         "java-produce", 1024, 16, "all"),
+    "produce-tls-1kb": ("2c. Java producer, 1 KB, 1 partition, acks=1, over TLS", "java-produce", 1024, 1, "1"),
     "kcat-100b": ("3a. kcat producer, 100 B, 1 partition, acks=1", "kcat-produce", 100, 1, "1"),
     "kcat-1kb": ("3b. kcat producer, 1 KB, 16 partitions, acks=all", "kcat-produce", 1024, 16, "all"),
     "consume-100b": ("4a. Java consumer over the data of 1", "java-consume", 100, 1, None),
     "kcat-consume-100b": ("4b. kcat consumer over the data of 1", "kcat-consume", 100, 1, None),
     "consume-rc-1kb": ("4c. Java read_committed consumer over the data of 2b", "java-consume", 1024, 16, None),
+    "consume-tls-1kb": ("4d. Java consumer over the data of 2c, over TLS", "java-consume", 1024, 1, None),
     "e2e-1k": ("5a. end-to-end latency at 1,000 records/s", "e2e", 100, 1, "all"),
     "e2e-10k": ("5b. end-to-end latency at 10,000 records/s", "e2e", 100, 1, "all"),
+    "e2e-tls-1k": ("5c. end-to-end latency at 1,000 records/s, over TLS", "e2e", 100, 1, "all"),
 }
 ORDER = list(WORKLOADS)
 # The producer workload whose topic each consumer reads (written first when not chosen).
 SOURCE = {"consume-100b": "produce-100b", "kcat-consume-100b": "produce-100b",
-          "consume-rc-1kb": "produce-txn-1kb"}
+          "consume-rc-1kb": "produce-txn-1kb", "consume-tls-1kb": "produce-tls-1kb"}
 # Producers that write in transactions (ProducerPerformance --transaction-duration-ms); their
 # consumers read with isolation.level=read_committed.
 TRANSACTIONAL = {"produce-txn-1kb"}
+# Workloads (and their topics) whose clients connect to the brokers' SSL listener; topics are
+# still created over PLAINTEXT. Their CPU is left out of the plaintext CPU-per-GB summary row.
+TLS = {"produce-tls-1kb", "consume-tls-1kb", "e2e-tls-1k"}
+E2E_RATE = {"e2e-1k": 1000, "e2e-10k": 10000, "e2e-tls-1k": 1000}
 
 FULL = dict(rounds=3, records_100b=5_000_000, records_1kb=1_000_000, e2e_warmup=5, e2e_seconds=20,
             idle_wait=5, workloads=ORDER)
@@ -129,18 +136,20 @@ class Broker:
         self.env = env
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # An SSL listener beside PLAINTEXT when the run has TLS workloads (env.tls_server's settings).
+        self.tls_bootstrap = f"127.0.0.1:{free_port()}" if env.tls_server else None
         self.data = tempfile.mkdtemp(prefix=f"bench-{self.name}.", dir=env.work)
         self.proc = None
 
     def command(self):
         raise NotImplementedError
 
-    def prepare(self):
+    def prepare(self, logfile):
         pass
 
     def start(self, logfile):
         """Spawns the broker and returns the ms until it answered its first ApiVersions."""
-        self.prepare()
+        self.prepare(logfile)
         self.log = open(logfile, "ab")
         cmd, extra_env = self.command()
         t0 = time.monotonic()
@@ -182,7 +191,11 @@ class Gregor(Broker):
 
     def command(self):
         cmd = [self.env.gregor_bin, "--listen", self.bootstrap, "--data-dir", self.data]
-        for k, v in COMMON.items():
+        settings = dict(COMMON)
+        if self.tls_bootstrap:
+            settings["listeners"] = f"PLAINTEXT://{self.bootstrap},SSL://{self.tls_bootstrap}"
+            settings.update(self.env.tls_server)
+        for k, v in settings.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd, {"RUST_LOG": "warn"}
 
@@ -196,29 +209,36 @@ class Kafka(Broker):
            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
            "-Djava.awt.headless=true"]
 
-    def prepare(self):
+    def prepare(self, logfile):
         cport = free_port()
+        ssl = f",SSL://{self.tls_bootstrap}" if self.tls_bootstrap else ""
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+            "listeners": f"PLAINTEXT://{self.bootstrap}{ssl},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}{ssl}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
             "log.dirs": os.path.join(self.data, "logs"),
             "offsets.topic.replication.factor": "1",
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             **COMMON,
+            **(self.env.tls_server if self.tls_bootstrap else {}),
         }
         self.props = os.path.join(self.data, "server.properties")
         with open(self.props, "w") as f:
             f.writelines(f"{k}={v}\n" for k, v in props.items())
-        # Formatting the metadata log is a one-off install step, not part of start-up.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Formatting the metadata log is a one-off install step, not part of start-up. Its output
+        # goes to the broker's log in raw/ (the data directory is removed at the end). An id that
+        # starts with '-' would be read as an option by the tool: Kafka's Uuid.randomUuid draws
+        # again for those, and so does this.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run([*self.env.java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", self.props,
-             "--standalone"], os.path.join(self.data, "format.log"), timeout=120)
+             "--standalone"], logfile, timeout=120)
 
     def command(self):
         return [*self.env.java(self.JVM), "kafka.Kafka", self.props], {}
@@ -229,13 +249,13 @@ def children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
-def run(cmd, logfile, timeout):
+def run(cmd, logfile, timeout, cwd=None):
     """Runs a client to completion; returns (stdout text, seconds). Output is kept in logfile."""
     t0 = time.monotonic()
     with open(logfile, "ab") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=out, timeout=timeout)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=out, timeout=timeout, cwd=cwd)
         out.write(p.stdout)
     secs = time.monotonic() - t0
     if p.returncode != 0:
@@ -250,10 +270,89 @@ class Env:
         self.gregor_bin = args.gregor_bin
         self.log4j = args.log4j
         self.work = args.work
+        # One JDK for the Kafka broker and every Java client (and keytool), resolved once.
+        self.java_bin = os.path.realpath(shutil.which("java") or "java")
+        # Set by make_tls when a chosen workload runs over TLS: the settings both brokers get
+        # for their SSL listener, and the Java clients' properties file.
+        self.tls_server = None
+        self.tls_client = None
 
     def java(self, jvm=("-Xmx512m",)):
-        return ["java", *jvm, f"-Dlog4j2.configurationFile={self.log4j}",
+        return [self.java_bin, *jvm, f"-Dlog4j2.configurationFile={self.log4j}",
                 "-cp", f"{self.classes}:{self.kafka_lib}/*"]
+
+
+def make_tls(env, directory):
+    """Once per run, into the run's directory: a CA and a server certificate for 127.0.0.1 and
+    localhost (RSA 2048, made with openssl), the server key and chain in a PKCS12 keystore made by
+    keytool (both brokers read it; Kafka's clients and brokers use such stores), the CA in a PKCS12
+    truststore for the Java clients. Both brokers serve TLS 1.3 only, with their default cipher
+    suites, and ask for no client certificate: the workloads measure encryption, not mutual TLS."""
+    os.makedirs(directory, exist_ok=True)
+    logfile = os.path.join(directory, "certificates.log")
+    keytool = os.path.join(os.path.dirname(env.java_bin), "keytool")
+
+    def step(*cmd):
+        run(list(cmd), logfile, timeout=120, cwd=directory)
+
+    with open(os.path.join(directory, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    step("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=gregor-bench-ca")
+    step("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/O=gregor-bench/CN=localhost")
+    step("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    step("openssl", "pkcs12", "-export", "-inkey", "server.key", "-in", "server.pem", "-certfile", "ca.pem",
+         "-name", "server", "-passout", "pass:openssl-secret", "-out", "server-openssl.p12")
+    step(keytool, "-importkeystore", "-noprompt", "-srckeystore", "server-openssl.p12", "-srcstoretype",
+         "PKCS12", "-srcstorepass", "openssl-secret", "-destkeystore", "server.p12", "-deststoretype",
+         "PKCS12", "-deststorepass", "store-secret")
+    step(keytool, "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore",
+         "truststore.p12", "-storetype", "PKCS12", "-storepass", "trust-secret")
+    env.tls_server = {
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": os.path.join(directory, "server.p12"),
+        "ssl.keystore.password": "store-secret",
+        "ssl.enabled.protocols": "TLSv1.3",
+    }
+    env.tls_client = os.path.join(directory, "client.properties")
+    with open(env.tls_client, "w") as f:
+        # Kafka's client defaults otherwise: ssl.protocol TLSv1.3, ssl.enabled.protocols
+        # TLSv1.2,TLSv1.3, the JDK's cipher suites, host name verification (hence the SAN).
+        f.write("security.protocol=SSL\n"
+                "ssl.truststore.type=PKCS12\n"
+                f"ssl.truststore.location={os.path.join(directory, 'truststore.p12')}\n"
+                "ssl.truststore.password=trust-secret\n")
+
+
+def client_bootstrap(broker, topic):
+    """The listener a workload's clients connect to: SSL for the TLS ones."""
+    return broker.tls_bootstrap if topic in TLS else broker.bootstrap
+
+
+def client_config(env, role, topic, lines=()):
+    """A properties file for the role (producer, consumer, e2e) of topic's workload: the given
+    lines, plus the TLS settings for a TLS workload; None when there is nothing to set."""
+    text = "".join(f"{line}\n" for line in lines)
+    if topic in TLS:
+        with open(env.tls_client) as f:
+            text += f.read()
+    if not text:
+        return None
+    path = os.path.join(env.work, f"{role}-{topic}.properties")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def tls_handshake(env, broker, logfile):
+    """Protocol and cipher suite the Java clients negotiate with broker's SSL listener."""
+    out, _ = run([*env.java(), "Bench", "tls", broker.tls_bootstrap, env.tls_client], logfile, timeout=120)
+    m = re.search(r"tls protocol=(\S+) cipher_suite=(\S+)", out)
+    if not m:
+        raise RuntimeError(f"no TLS handshake result; see {logfile}")
+    return {"protocol": m[1], "cipher_suite": m[2]}
 
 
 def prepare_kcat_input(path, size, count):
@@ -277,9 +376,11 @@ PRODUCER_PERF = re.compile(
 def java_produce(env, broker, topic, size, acks, n, logfile):
     txn = ["--transactional-id", f"bench-{topic}", "--transaction-duration-ms", "100"] \
         if topic in TRANSACTIONAL else []
+    config = client_config(env, "producer", topic)
+    config = ["--producer.config", config] if config else []
     out, _ = run([*env.java(), "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                  "--num-records", str(n), "--record-size", str(size), "--throughput", "-1", *txn,
-                  "--producer-props", f"bootstrap.servers={broker.bootstrap}", f"acks={acks}"],
+                  "--num-records", str(n), "--record-size", str(size), "--throughput", "-1", *txn, *config,
+                  "--producer-props", f"bootstrap.servers={client_bootstrap(broker, topic)}", f"acks={acks}"],
                  logfile, timeout=900)
     m = PRODUCER_PERF.findall(out)
     if not m or int(m[-1][0]) != n:
@@ -290,14 +391,11 @@ def java_produce(env, broker, topic, size, acks, n, logfile):
 
 
 def java_consume(env, broker, topic, size, n, logfile):
-    config = []
-    if topic in TRANSACTIONAL:
-        path = os.path.join(env.work, "read-committed.properties")
-        with open(path, "w") as f:
-            f.write("isolation.level=read_committed\n")
-        config = ["--consumer.config", path]
+    config = client_config(env, "consumer", topic,
+                           ["isolation.level=read_committed"] if topic in TRANSACTIONAL else [])
+    config = ["--consumer.config", config] if config else []
     out, _ = run([*env.java(), "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
-                  broker.bootstrap, "--topic", topic, "--messages", str(n), "--timeout", "30000",
+                  client_bootstrap(broker, topic), "--topic", topic, "--messages", str(n), "--timeout", "30000",
                   *config], logfile, timeout=900)
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
     # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
@@ -345,8 +443,9 @@ def kcat_produce(env, broker, topic, size, partitions, acks, n, infile, logfile)
 
 
 def e2e(env, broker, topic, rate, warmup, seconds, logfile):
-    out, _ = run([*env.java(), "Bench", "e2e", broker.bootstrap, topic, str(rate), str(warmup),
-                  str(seconds)], logfile, timeout=warmup + seconds + 120)
+    config = client_config(env, "e2e", topic)
+    out, _ = run([*env.java(), "Bench", "e2e", client_bootstrap(broker, topic), topic, str(rate), str(warmup),
+                  str(seconds), *([config] if config else [])], logfile, timeout=warmup + seconds + 120)
     m = re.search(r"e2e count=(\d+) missing=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+) p999_ms=([\d.]+)"
                   r" max_ms=([\d.]+)", out)
     if not m:
@@ -366,6 +465,9 @@ def run_broker(env, cls, cfg, rnd, raw):
         time.sleep(cfg["idle_wait"])
         res["idle_rss_mb"] = proc.status_kb("VmRSS") / 1024
         log(f"{tag}: answered after {res['startup_ms']:.0f} ms, idle RSS {res['idle_rss_mb']:.1f} MB")
+        if b.tls_bootstrap:
+            res["tls"] = tls_handshake(env, b, os.path.join(raw, f"{tag}-tls.log"))
+            log(f"{tag}: TLS: the Java clients negotiate {res['tls']['protocol']} {res['tls']['cipher_suite']}")
         chosen = cfg["workloads"]
         consumers = [w for w in chosen if WORKLOADS[w][1].endswith("-consume")]
         # Each consumer reads its producer workload's topic; one not chosen writes it first.
@@ -405,8 +507,7 @@ def run_broker(env, cls, cfg, rnd, raw):
             elif kind == "kcat-produce":
                 r = kcat_produce(env, b, w, size, parts, acks, n, infile, lf)
             else:
-                rate = 1000 if w == "e2e-1k" else 10000
-                r = e2e(env, b, w, rate, cfg["e2e_warmup"], cfg["e2e_seconds"], lf)
+                r = e2e(env, b, w, E2E_RATE[w], cfg["e2e_warmup"], cfg["e2e_seconds"], lf)
             r["cpu_s"] = proc.cpu_seconds() - cpu0
             # The clients' CPU (all of them in this workload, start-up included) against the wall
             # time: near the machine's CPU count means the client, not the broker, set the pace.
@@ -424,7 +525,7 @@ def run_broker(env, cls, cfg, rnd, raw):
                 f" in {r['wall_s']:.1f} s")
         res["peak_rss_mb"] = proc.status_kb("VmHWM") / 1024
         res["loadavg_end"] = loadavg()
-        moved = [r for k, r in res["workloads"].items() if "records_per_s" in r]
+        moved = [r for k, r in res["workloads"].items() if "records_per_s" in r and k not in TLS]
         gb = sum(r["bytes"] for r in moved) / 1e9
         res["cpu_s_per_gb"] = sum(r["cpu_s"] for r in moved) / gb if gb else None
         return res
@@ -441,17 +542,21 @@ def metric_rows(workloads):
         if w not in workloads:
             continue
         title, kind = WORKLOADS[w][:2]
+        # Over TLS only the throughput target: issue 14 asks for the comparison, and the plaintext
+        # rows' CPU and latency bounds were set for the plaintext paths (sendfile among them).
+        tls = w in TLS
         if kind == "e2e":
             rows.append((f"{title}: p50", (w, "p50_ms"), "ms", False, None))
-            rows.append((f"{title}: p99", (w, "p99_ms"), "ms", False, 0.5))
+            rows.append((f"{title}: p99", (w, "p99_ms"), "ms", False, None if tls else 0.5))
             rows.append((f"{title}: p99.9", (w, "p999_ms"), "ms", False, None))
         else:
             rows.append((title, (w, "records_per_s"), "records/s", True, 1.5))
-            rows.append((f"{title}: broker CPU", (w, "cpu_s_per_gb"), "CPU s/GB", False, 0.5))
+            rows.append((f"{title}: broker CPU", (w, "cpu_s_per_gb"), "CPU s/GB", False, None if tls else 0.5))
     rows.append(("6. start-up to first answered request", (None, "startup_ms"), "ms", False, 0.01))
     rows.append(("6. idle resident memory", (None, "idle_rss_mb"), "MB", False, 0.05))
     rows.append(("6. peak resident memory (VmHWM)", (None, "peak_rss_mb"), "MB", False, None))
-    rows.append(("6. broker CPU per GB moved (workloads 1-4)", (None, "cpu_s_per_gb"), "CPU s/GB", False, 0.5))
+    rows.append(("6. broker CPU per GB moved (workloads 1-4 without TLS)", (None, "cpu_s_per_gb"), "CPU s/GB",
+                 False, 0.5))
     return rows
 
 
@@ -515,6 +620,11 @@ def markdown(meta, summary):
         f"default 1 GB heap, {java}",
         f"- clients: Kafka {meta['kafka_version']} ProducerPerformance/ConsumerPerformance, "
         f"kcat {meta['kcat_version']}, scripts/bench.d/Bench.java (kafka-clients {meta['kafka_version']})",
+        *([f"- TLS (the rows over TLS): an SSL listener beside PLAINTEXT on both brokers with the same "
+           f"certificate (RSA 2048, a CA made for the run) from a PKCS12 keystore, "
+           f"`ssl.enabled.protocols=TLSv1.3` and the brokers' default cipher suites, no client "
+           f"certificate; the Java clients negotiated {meta['tls']['gregor']} with gregor (rustls) and "
+           f"{meta['tls']['kafka']} with Kafka (the JDK's JSSE)"] if meta.get("tls") else []),
         f"- machine: {meta['machine']}; load average (1 min) {meta['loadavg_start'][0]:g} at the start, "
         f"{meta['loadavg_end'][0]:g} at the end",
         "",
@@ -623,9 +733,11 @@ def main():
         "quick": args.quick, "rounds": cfg["rounds"], "config": cfg,
         "gregor_version": gregor_version[0], "gregor_commit": commit,
         "kafka_version": args.kafka_version, "kcat_version": args.kcat_version,
-        "java": subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+        "java": subprocess.run([env.java_bin, "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "machine": machine(), "loadavg_start": loadavg(),
     }
+    if any(w in TLS for w in cfg["workloads"]):
+        make_tls(env, os.path.join(args.out, "tls"))
     log(f"{'quick' if args.quick else 'full'} run: {cfg['rounds']} round(s) of {', '.join(cfg['workloads'])}")
     results = []
     started = time.monotonic()
@@ -636,6 +748,10 @@ def main():
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     meta["loadavg_end"] = loadavg()
+    if env.tls_server:
+        meta["tls"] = {b: ", ".join(sorted({f"{r['tls']['protocol']} {r['tls']['cipher_suite']}"
+                                            for r in results if r["broker"] == b and "tls" in r})) or "?"
+                       for b in ("gregor", "kafka")}
     meta["duration_s"] = round(time.monotonic() - started)
     summary = summarize(results, cfg["workloads"])
     with open(os.path.join(args.out, "results.json"), "w") as f:
