@@ -12,6 +12,17 @@
 
 COMPAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
+# kafka_cluster_id: a random cluster id for Kafka's storage tool (the reference brokers). Drawn
+# again when it starts with "-", which the tool would read as an option (1 draw in 64), as
+# Kafka's own Uuid.randomUuid draws again.
+kafka_cluster_id() {
+  local id="-"
+  while [[ "$id" == -* ]]; do
+    id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  done
+  echo "$id"
+}
+
 # pem_tls_overrides DIR: sets PEM_TLS_OVERRIDES, the --override arguments of the PEM server
 # keystore (DIR/server-keystore.pem) and CA truststore (DIR/ca.pem) the suites make with
 # openssl, with client certificates required on the listener named SSL.

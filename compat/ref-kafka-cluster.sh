@@ -104,7 +104,7 @@ cmd_start() {
     gregor_free_port >"$DIR/controller$n"
     voters="${voters:+$voters,}$n@127.0.0.1:$(state controller$n)"
   done
-  cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  cluster_id="$(kafka_cluster_id)"
   for n in 1 2 3; do
     mkdir -p "$DIR/node$n"
     cat >"$DIR/node$n/server.properties" <<PROPS

@@ -66,7 +66,7 @@ PROPS
     shift
   done
   local cluster_id
-  cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  cluster_id="$(kafka_cluster_id)"
   java "$KAFKA_REF_LOG" -cp "$KAFKA_REF_CP" kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$GREGOR_DATA/server.properties" >>"$GREGOR_DATA.log" 2>&1 || return 1
   kafka_launch

@@ -8,6 +8,8 @@
 # `mvn dependency:copy-dependencies` on a pom listing those two (and slf4j-simple). Not used by CI.
 # Accepts gregor's CLI: --listen HOST:PORT --data-dir DIR [--override key=value ...].
 set -euo pipefail
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh" # kafka_cluster_id
 
 listen="" data="" overrides=()
 while [ $# -gt 0 ]; do
@@ -51,7 +53,7 @@ done
 } >"$data/server.properties"
 
 if [ ! -f "$data/logs/meta.properties" ]; then
-  cluster_id=$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  cluster_id=$(kafka_cluster_id)
   java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$data/server.properties" --standalone >"$data/format.log" 2>&1
 fi
