@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from clients import admin, consume_partition, create_topic, produce_all
@@ -165,3 +165,30 @@ def test_snapshot_and_restore_round_trip(gregor):
     with pytest.raises(GregorError) as e:
         gregor.restore("before-more")
     assert e.value.status == 404, e.value
+
+
+def test_an_idempotent_producer_that_wrote_after_the_snapshot_fails_after_a_restore(gregor):
+    """A restore undoes writes, as a Kafka broker that lost acknowledged data would: an
+    idempotent producer that wrote after the snapshot has sequence numbers ahead of the
+    snapshot's, and librdkafka treats the broker's OUT_OF_ORDER_SEQUENCE_NUMBER as fatal. A new
+    producer goes on from the snapshot's end."""
+    create_topic(gregor, "snap-idempotent", num_partitions=1)
+    config = {"bootstrap.servers": gregor.bootstrap, "enable.idempotence": True, "linger.ms": 5,
+              "message.timeout.ms": 30000}
+    p = Producer(config)
+    assert produce_all(p, "snap-idempotent", [(None, b"kept", None, 0)]).delivered == [(0, 0)]
+    gregor.snapshot("idempotent")
+    assert produce_all(p, "snap-idempotent", [(None, b"undone", None, 0)]).delivered == [(0, 1)]
+    gregor.restore("idempotent")
+    p.produce("snap-idempotent", value=b"lost", partition=0)
+    # Without an error_cb, confluent-kafka raises the fatal error from flush().
+    with pytest.raises(KafkaException) as raised:
+        p.flush(30)
+    error = raised.value.args[0]
+    assert error.fatal() and error.code() == KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, error
+
+    log = produce_all(Producer(config), "snap-idempotent", [(None, b"next", None, 0)])
+    assert log.delivered == [(0, 1)], (log.delivered, log.errors)
+    values = [m.value() for m in consume_partition(gregor, "snap-idempotent", 0, 2)]
+    assert values == [b"kept", b"next"]
+    gregor.delete_snapshot("idempotent")
