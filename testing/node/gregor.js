@@ -9,6 +9,7 @@
 //   beforeEach(() => g.reset())
 //   await g.fault({ api: 'Produce', times: 1, action: 'error', error: 'NOT_LEADER_OR_FOLLOWER' })
 //   await g.advanceClock(46000)
+//   await g.snapshot('before'); ...; await g.restore('before')
 //   await g.stop()
 'use strict'
 
@@ -82,6 +83,14 @@ class Gregor {
   reset ({ keepTopics = false } = {}) { return this.request('POST', '/v1/reset', { keep_topics: keepTopics }) }
   // Topics, records and committed offsets from a seed document.
   seed (document) { return this.request('POST', '/v1/seed', document) }
+  // Records the broker's whole state as snapshot `name` (replacing one of that name).
+  snapshot (name) { return this.request('POST', '/v1/snapshot', { name }) }
+  // Restarts the broker onto snapshot `name`: clients' connections close and they reconnect to
+  // the snapshot's state. Resolves once the broker serves again.
+  restore (name) { return this.request('POST', '/v1/restore', { name }) }
+  // The snapshots kept: each one's `name`, `created_ms` and `bytes`.
+  async snapshots () { return (await this.request('GET', '/v1/snapshots')).snapshots }
+  deleteSnapshot (name) { return this.request('DELETE', `/v1/snapshots/${encodeURIComponent(name)}`) }
   // Arms a fault rule; answers it with its `id`.
   fault (rule) { return this.request('POST', '/v1/faults', rule) }
   async faults () { return (await this.request('GET', '/v1/faults')).faults }

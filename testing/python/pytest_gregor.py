@@ -152,6 +152,13 @@ class Gregor:
         reconnect to the snapshot's state. Answers once the broker serves again."""
         return self.request("POST", "/v1/restore", {"name": name})
 
+    def snapshots(self):
+        """The snapshots kept: each one's `name`, `created_ms` and `bytes`."""
+        return self.request("GET", "/v1/snapshots")["snapshots"]
+
+    def delete_snapshot(self, name):
+        return self.request("DELETE", "/v1/snapshots/" + urllib.parse.quote(name))
+
     def fault(self, **rule):
         """Arms a fault rule (e.g. api="Produce", action="error", error="NOT_LEADER_OR_FOLLOWER",
         times=1); answers it with its `id`."""

@@ -1,6 +1,7 @@
 // testing/node/gregor.js, the Node helper for applications tested against gregor, used as an
 // application's suite would: a gregor of its own (--clock manual), reset between tests, faults
-// and the journal, seed data and await, the manual clock. gregor only (Kafka has no control plane).
+// and the journal, seed data and await, the manual clock, a snapshot restored twice under a
+// connected producer and a consumer group. gregor only (Kafka has no control plane).
 'use strict'
 
 const { test, before, after, beforeEach } = require('node:test')
@@ -78,4 +79,84 @@ test('helper: seed, await, read; an await that times out; the manual clock', opt
     e => e instanceof GregorError && e.status === 408)
   const before = await g.clock()
   assert.equal(await g.advanceClock(46000), before + 46000)
+})
+
+test('helper: a snapshot brings back records and committed offsets, twice', opts, async () => {
+  const topic = 'helper-snap'
+  const groupId = 'helper-snap-group'
+  const admin = kafka.admin()
+  // Connected from before the snapshot to after each restore: it reconnects and goes on.
+  const producer = kafka.producer()
+  await admin.connect()
+  await producer.connect()
+  // What a snapshot brings back, as clients see it: the topics, the end offset, the committed offset.
+  const state = async () => {
+    const client = kafka.admin()
+    await client.connect()
+    try {
+      const topics = (await client.listTopics()).filter(t => !t.startsWith('__')).sort()
+      const [{ high }] = await client.fetchTopicOffsets(topic)
+      const [{ partitions: [{ offset }] }] = await client.fetchOffsets({ groupId, topics: [topic] })
+      return { topics, high, committed: offset }
+    } finally {
+      await client.disconnect()
+    }
+  }
+  // A member of the group reads `count` records from where the group stands and commits past them.
+  const groupRead = async count => {
+    // A short long poll: disconnect() waits for the fetch in flight.
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
+    await consumer.connect()
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true })
+      const read = []
+      let next
+      await new Promise(resolve => {
+        consumer.run({
+          autoCommit: false,
+          eachMessage: async ({ message }) => {
+            if (read.length === count) return
+            read.push(`${message.offset}:${message.value}`)
+            next = (BigInt(message.offset) + 1n).toString()
+            if (read.length === count) resolve()
+          }
+        })
+      })
+      await consumer.commitOffsets([{ topic, partition: 0, offset: next }])
+      return read
+    } finally {
+      await consumer.disconnect()
+    }
+  }
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+    const values = Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` }))
+    await producer.send({ topic, messages: values })
+    await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '6' }] })
+    assert.equal((await g.snapshot('helper-before')).name, 'helper-before')
+    assert.deepEqual((await g.snapshots()).map(s => s.name), ['helper-before'])
+    const atSnapshot = await state()
+    assert.deepEqual(atSnapshot, { topics: [topic], high: '10', committed: '6' })
+
+    // After the snapshot: more records, the group reads and commits on, another topic.
+    await producer.send({ topic, messages: [{ value: 'later' }, { value: 'later' }] })
+    assert.equal((await groupRead(6)).length, 6)
+    await admin.createTopics({ topics: [{ topic: 'helper-snap-extra' }] })
+    assert.deepEqual(await state(), { topics: ['helper-snap', 'helper-snap-extra'], high: '12', committed: '12' })
+
+    for (const round of [1, 2]) {
+      assert.equal((await g.restore('helper-before')).name, 'helper-before')
+      assert.deepEqual(await state(), atSnapshot, `restore ${round}`)
+      // The group resumes at the snapshot's committed offset.
+      assert.deepEqual(await groupRead(4), ['6:v6', '7:v7', '8:v8', '9:v9'], `restore ${round}`)
+      // The producer's connection was closed by the restore: its next record follows the snapshot's last.
+      const [{ baseOffset }] = await producer.send({ topic, messages: [{ value: `after-${round}` }] })
+      assert.equal(baseOffset, '10', `restore ${round}`)
+    }
+  } finally {
+    await producer.disconnect()
+    await admin.disconnect()
+  }
+  assert.deepEqual(await g.deleteSnapshot('helper-before'), { deleted: 'helper-before' })
+  await assert.rejects(g.restore('helper-before'), e => e instanceof GregorError && e.status === 404)
 })

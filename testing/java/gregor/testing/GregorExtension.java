@@ -173,6 +173,15 @@ public final class GregorExtension implements BeforeAllCallback, BeforeEachCallb
         return request("POST", "/v1/restore", "{\"name\": \"" + name + "\"}");
     }
 
+    /** The snapshots kept, {@code {"snapshots":[{"name","created_ms","bytes"}, ...]}}. */
+    public String snapshots() throws IOException, InterruptedException {
+        return request("GET", "/v1/snapshots", null);
+    }
+
+    public String deleteSnapshot(String name) throws IOException, InterruptedException {
+        return request("DELETE", "/v1/snapshots/" + name, null);
+    }
+
     /** Arms a fault rule (JSON, e.g. {"api":"Produce","times":1,"action":"close_after"}). */
     public String fault(String rule) throws IOException, InterruptedException {
         return request("POST", "/v1/faults", rule);
