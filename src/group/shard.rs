@@ -1062,6 +1062,27 @@ pub(super) mod tests {
         })));
     }
 
+    const CONSUMER_CFG: ConsumerGroupConfig = ConsumerGroupConfig {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+    };
+
+    /// Member "m" joins KIP-848 group "g", subscribed to topic "t"; answers its epoch.
+    fn join_consumer_group(s: &mut GroupShard, catalog: &Catalog) -> i32 {
+        let join = HeartbeatParams {
+            member_id: "m".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        };
+        let r = s.consumer_heartbeat("g", join, catalog, 0, &CONSUMER_CFG);
+        assert_eq!(r.response.error_code, errors::NONE);
+        assert!(r.response.member_epoch > 0);
+        r.response.member_epoch
+    }
+
     #[test]
     fn transactional_commits_validate_as_kafka() {
         // Kafka's validateOffsetCommit / validateTransactionalOffsetCommit: a generation-less
@@ -1098,23 +1119,7 @@ pub(super) mod tests {
         // A KIP-848 member's stale epoch: STALE_MEMBER_EPOCH for OffsetCommit, but
         // ILLEGAL_GENERATION for TxnOffsetCommit (GroupCoordinatorShard maps it).
         let mut s = GroupShard::default();
-        let join = HeartbeatParams {
-            member_id: "m".into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..HeartbeatParams::default()
-        };
-        let consumer_cfg = ConsumerGroupConfig {
-            session_timeout_ms: 45_000,
-            heartbeat_interval_ms: 5_000,
-        };
-        let epoch = s
-            .consumer_heartbeat("g", join, &catalog, 0, &consumer_cfg)
-            .response
-            .member_epoch;
-        assert!(epoch > 0);
+        let epoch = join_consumer_group(&mut s, &catalog);
         for (transactional, want) in [
             (false, errors::STALE_MEMBER_EPOCH),
             (true, errors::ILLEGAL_GENERATION),
@@ -1144,20 +1149,7 @@ pub(super) mod tests {
         catalog.create("t", 1, 1, Default::default(), 0).unwrap();
         catalog.create("u", 2, 1, Default::default(), 0).unwrap();
         let mut s = GroupShard::default();
-        let join = HeartbeatParams {
-            member_id: "m".into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..HeartbeatParams::default()
-        };
-        let cfg = ConsumerGroupConfig {
-            session_timeout_ms: 45_000,
-            heartbeat_interval_ms: 5_000,
-        };
-        let r = s.consumer_heartbeat("g", join, &catalog, 0, &cfg);
-        assert_eq!(r.response.error_code, errors::NONE);
+        join_consumer_group(&mut s, &catalog);
         for (i, (topic, partition)) in [("t", 0), ("u", 0)].into_iter().enumerate() {
             let value = offsets_topic::offset_value(&CommittedOffset {
                 offset: 5,
@@ -1201,7 +1193,7 @@ pub(super) mod tests {
             member_epoch: super::super::consumer::LEAVE_EPOCH,
             ..HeartbeatParams::default()
         };
-        s.consumer_heartbeat("g", leave, &catalog, 1, &cfg);
+        s.consumer_heartbeat("g", leave, &catalog, 1, &CONSUMER_CFG);
         let r = s.delete_offsets("g", &asked[..1], &catalog);
         assert_eq!(tombstoned(&r), vec![offset_tombstone("g", 0)]);
         assert_eq!(r.response, Ok(vec![0]));
