@@ -71,7 +71,9 @@
 #                     on two instances, at_least_once then exactly_once_v2: internal topics made by
 #                     the broker, tasks spread over both, moved when one stops, every input counted
 #                     once (StreamsProtocol); then kafka-streams-groups --list / --describe --state /
-#                     --members (4.4). About 45 s on gregor, 75 s on Kafka 4.4
+#                     --members / --offsets and --delete-offsets refused while it runs (4.4); once
+#                     stopped, --reset-offsets --to-earliest, --delete-offsets, --delete with the
+#                     internal topics. About 45 s on gregor, 75 s on Kafka 4.4
 #   share-<v>/...     share groups (KIP-932) with KafkaShareConsumer 4.4.x (ShareTests): implicit
 #                     acknowledgement, explicit ACCEPT/RELEASE/REJECT, two consumers on one partition,
 #                     redelivery after a consumer closed without acknowledging and after one was
@@ -83,7 +85,7 @@
 #   consumer-groups-<v>/...  kafka-consumer-groups of Apache Kafka 3.9.x and 4.4.x: --list [--state],
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
-#                     refusals while the group is active
+#                     refusals while the group is active; --delete-offsets on a KIP-848 group (4.4)
 #
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
@@ -92,7 +94,8 @@
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams streams-protocol failover
-#                        security control share junit")
+#                        security control share junit"; consumer-groups runs the kafka-consumer-groups
+#                        cases of the groups group alone)
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -1305,16 +1308,70 @@ consumer_groups_cases() {
      $0 == g { listed++ } END { if (okmsg && !listed) print "ok" }'
 }
 
-groups_tests() {
+# consumer_groups_848_cases LABEL CP LOG4J_OPT: kafka-consumer-groups --delete-offsets on a KIP-848
+# group (Kafka 4.4's deleteOffsets): while its member subscribes to one topic, that topic's offsets
+# are refused per partition (GROUP_SUBSCRIBED_TO_TOPIC) and those of another topic the member
+# committed are deleted; once the member left, the first topic's go too.
+consumer_groups_848_cases() {
+  local label="$1" cp="$2" log_opt="$3"
+  local name="${label//./-}" base="$LOGS/$1-848" t
+  local topic="$name-848" other="$name-848-other" group="$name-848-group" stop="$LOGS/$1-848.stop"
+  local cg=(timeout 60 java "$log_opt" -cp "$cp" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+    --bootstrap-server "$GREGOR_BOOTSTRAP" --timeout 30000)
+  for t in "$topic" "$other"; do
+    java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
+      --topic "$t" --partitions 2 --records 10 >>"$base-setup.log" 2>&1 ||
+      { fail "$label/848-setup" "could not create and fill $t" "$base-setup.log"; return; }
+  done
+  rm -f "$stop"
+  timeout 120 java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main group-member --bootstrap "$GREGOR_BOOTSTRAP" \
+    --group "$group" --topic "$topic" --protocol consumer --commit 5 --also-commit "$other" --partitions 2 \
+    --stop-file "$stop" --client-id cg848-member >"$base-member.out" 2>"$base-member.err" &
+  local member=$!
+  if ! wait_for_line "$base-member.out" '^COMMITTED' 40 "$member"; then
+    fail "$label/848-member-joins-and-commits" "the member did not commit within 40 s (output: $(tr '\n' ' ' <"$base-member.out"))" "$base-member.err"
+    touch "$stop"; kill "$member" 2>/dev/null; wait "$member" 2>/dev/null
+    return
+  fi
+  "${cg[@]}" --delete-offsets --group "$group" --topic "$topic" --topic "$other" >"$base-delete-live.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-live.out" 2>&1
+  { cat "$base-delete-live.out"; echo; sed 's/^/DESCRIBED /' "$base-describe-live.out"; } >"$base-delete-live-both.out"
+  cg_check "$label/848-delete-offsets-subscribed-refused-others-deleted" "$base-delete-live-both.out" \
+    -v g="$group" -v t="$topic" -v o="$other" \
+    '/partition-level error/ { partmsg++ }
+     $1 == t && $3 == "Error:" && /actively subscribed/ { refused++ }
+     $1 == o && $3 == "Successful" { deleted++ }
+     $1 == "DESCRIBED" && $2 == g && $3 == t && $5 == 5 { kept++ }
+     $1 == "DESCRIBED" && $2 == g && $3 == o { left++ }
+     END { if (partmsg && refused == 2 && deleted == 2 && kept == 2 && !left) print "ok" }'
+  touch "$stop"
+  wait "$member"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "$label/848-member-exit" "the member exited with status $rc" "$base-member.err"
+  "${cg[@]}" --delete-offsets --group "$group" --topic "$topic" >"$base-delete-empty.out" 2>&1
+  "${cg[@]}" --describe --group "$group" >"$base-describe-empty.out" 2>&1
+  { cat "$base-delete-empty.out"; echo; sed 's/^/DESCRIBED /' "$base-describe-empty.out"; } >"$base-delete-empty-both.out"
+  cg_check "$label/848-delete-offsets-once-empty" "$base-delete-empty-both.out" -v g="$group" -v t="$topic" \
+    '/^Request succeed/ { okmsg++ }
+     $1 == t && $3 == "Successful" { deleted++ }
+     $1 == "DESCRIBED" && $2 == g && $3 == t { left++ }
+     END { if (okmsg && deleted == 2 && !left) print "ok" }'
+}
+
+# groups_broker: the consumer groups' broker of its own (no initial rebalance delay).
+groups_broker() {
   echo "== consumer groups (broker of its own: group.initial.rebalance.delay.ms=0)"
   save_broker_log
   gregor_cleanup
   unset GREGOR_PORT
   BROKER_NAME=groups
-  if ! gregor_start --override group.initial.rebalance.delay.ms=0; then
-    fail groups/broker-start "could not start a broker" "$GREGOR_DATA.log"
-    return
-  fi
+  gregor_start --override group.initial.rebalance.delay.ms=0 && return 0
+  fail groups/broker-start "could not start a broker" "$GREGOR_DATA.log"
+  return 1
+}
+
+groups_tests() {
+  groups_broker || return
   local module version
   for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
@@ -1377,7 +1434,12 @@ groups_tests() {
     wait "$kind" || echo "  (a live member exited with status $?: $LOGS/groups-live-*.err)"
   done
   broker_check groups-restart
+  consumer_groups_tool_tests
+}
 
+# consumer_groups_tool_tests: kafka-consumer-groups 3.9 and 4.4 (the end of the groups group, or
+# alone with JAVA_COMPAT_GROUPS=consumer-groups).
+consumer_groups_tool_tests() {
   local v39 v44
   v39="$(lib_version tools-3.9 kafka_2.13)"
   v44="$(lib_version tools-4.4 kafka-tools)"
@@ -1385,6 +1447,8 @@ groups_tests() {
   consumer_groups_cases "consumer-groups-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
     "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties"
   consumer_groups_cases "consumer-groups-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+  consumer_groups_848_cases "consumer-groups-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
   broker_check consumer-groups
 }
@@ -1600,7 +1664,52 @@ streams_protocol_case() {
   "${tool[@]}" --describe --group "$app" --members >"$base-members.out" 2>&1
   cg_check "$label/describe-members" "$base-members.out" -v g="$app" \
     '$1 == g && /ACTIVE: / && /0:\[0,1,2,3\]/ && /1:\[0,1,2,3\]/ { ok = 1 } END { if (ok) print "ok" }'
+  # The lag of each partition the tasks read: the input's and the repartition topic's.
+  "${tool[@]}" --describe --group "$app" --offsets >"$base-offsets.out" 2>&1
+  cg_check "$label/describe-offsets" "$base-offsets.out" -v g="$app" -v t="$app-in" -v r="$app-words-repartition" \
+    '$1 == g && ($2 == t || $2 == r) && $3 ~ /^[0-3]$/ && $4 ~ /^[0-9]+$/ { n++ } END { if (n == 8) print "ok" }'
+  # OffsetDelete while the application runs: its input topic is refused, partition by partition.
+  "${tool[@]}" --delete-offsets --group "$app" --input-topic "$app-in" >"$base-delete-offsets-live.out" 2>&1
+  cg_check "$label/delete-offsets-of-a-running-app-refused" "$base-delete-offsets-live.out" -v t="$app-in" \
+    '/partition-level error/ { partmsg++ } $1 == t && $3 == "Error:" && /actively subscribed/ { refused++ }
+     END { if (partmsg && refused == 4) print "ok" }'
   streams_protocol_stop "$pb" "$sa" "$sb" "$started" "$label"
+  streams_groups_stopped_cases "$label" "$app" "$base"
+}
+
+# streams_groups_stopped_cases LABEL APP BASE: kafka-streams-groups (4.4) on the group of a stopped
+# application: --reset-offsets --to-earliest --execute, --delete-offsets of its input topic
+# (committed offsets read back with --reset-offsets --to-current --dry-run), --describe --offsets
+# (nothing to show without members, on Kafka too), and --delete with its internal topics.
+streams_groups_stopped_cases() {
+  local label="$1" app="$2" base="$3"
+  local tool=(timeout 60 java "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
+    -cp "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" org.apache.kafka.tools.streams.StreamsGroupCommand
+    --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local current=("${tool[@]}" --reset-offsets --group "$app" --all-input-topics --to-current --dry-run)
+  "${tool[@]}" --reset-offsets --group "$app" --all-input-topics --to-earliest --execute >"$base-reset.out" 2>&1
+  "${current[@]}" >"$base-reset-current.out" 2>&1
+  { sed 's/^/RESET /' "$base-reset.out"; cat "$base-reset-current.out"; } >"$base-reset-both.out"
+  cg_check "$label/reset-offsets-to-earliest-stopped-app" "$base-reset-both.out" -v g="$app" -v t="$app-in" \
+    '$1 == "RESET" && $2 == g && $3 == t && $5 == 0 { reset++ } $1 == g && $2 == t && $4 == 0 { current++ }
+     END { if (reset == 4 && current == 4) print "ok" }'
+  "${tool[@]}" --delete-offsets --group "$app" --input-topic "$app-in" >"$base-delete-offsets.out" 2>&1
+  "${current[@]}" >"$base-deleted-current.out" 2>&1
+  { cat "$base-delete-offsets.out"; sed 's/^/CURRENT /' "$base-deleted-current.out"; } >"$base-delete-offsets-both.out"
+  cg_check "$label/delete-offsets-stopped-app" "$base-delete-offsets-both.out" -v g="$app" -v t="$app-in" \
+    '/^Request succeeded/ { okmsg++ } $1 == t && $3 == "Successful" { deleted++ }
+     $1 == "CURRENT" && $2 == g && $3 == t { left++ } END { if (okmsg && deleted == 4 && !left) print "ok" }'
+  "${tool[@]}" --describe --group "$app" --offsets >"$base-offsets-stopped.out" 2>&1
+  cg_check "$label/describe-offsets-stopped-app" "$base-offsets-stopped.out" -v g="$app" \
+    '/Error|Exception/ { bad++ } $1 == g { rows++ } END { if (!bad && !rows) print "ok" }'
+  "${tool[@]}" --delete --group "$app" --delete-all-internal-topics >"$base-delete.out" 2>&1
+  "${tool[@]}" --list >"$base-list-after.out" 2>&1
+  { cat "$base-delete.out"; sed 's/^/LISTED /' "$base-list-after.out"; } >"$base-delete-both.out"
+  cg_check "$label/delete-stopped-app-and-internal-topics" "$base-delete-both.out" -v g="$app" \
+    'index($0, "Deletion of requested streams groups") && index($0, "was successful") { okmsg++ }
+     index($0, "Deletion of associated internal topics") && index($0, "was successful") { topics++ }
+     $1 == "LISTED" && $2 == g { listed++ } END { if (okmsg && topics && !listed) print "ok" }'
+  broker_check "$label"
 }
 
 # streams_protocol_stop PID STATE_A STATE_B STARTED LABEL: stops the surviving instance.
@@ -1822,6 +1931,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     crash) crash_test ;;
     dedupe) dedupe_test ;;
     groups) groups_tests ;;
+    consumer-groups) groups_broker && consumer_groups_tool_tests ;;
     admin) admin_tests ;;
     txn) txn_tests ;;
     streams) streams_tests ;;

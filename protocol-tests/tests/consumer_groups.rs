@@ -1,5 +1,6 @@
 //! KIP-848 consumer groups over the wire, beyond the per-version checks in all_versions.rs:
-//! regular-expression subscriptions and membership that survives broker restarts.
+//! regular-expression subscriptions, membership that survives broker restarts, and OffsetDelete
+//! of the topics the group does not consume.
 
 mod common;
 
@@ -236,6 +237,73 @@ async fn a_groups_own_session_timeout_and_heartbeat_interval_apply() -> Result<(
             "the member outlived the group's session timeout: {r:?}"
         );
         sleep_ms(100).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn offset_delete_keeps_what_the_members_subscribe_to_at_every_version() -> Result<()> {
+    // Kafka 4.4's deleteOffsets on a KIP-848 group: topics a member names or its regex matched
+    // are GROUP_SUBSCRIBED_TO_TOPIC; other offsets go (a partition without one is NONE too);
+    // once the group is empty nothing is subscribed.
+    let (_b, mut c) = group_broker_with_topic("od-named", 1).await?;
+    create_topic(&mut c, "od-rx-a", 1).await?;
+    create_topic(&mut c, "od-other", 2).await?;
+    for v in advertised_versions(&mut c, ApiKey::OffsetDelete).await? {
+        let g = format!("od-v{v}");
+        let named = beat(&g, "named", 0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![name("od-named")]))
+            .with_topic_partitions(Some(vec![]));
+        let r = c.request(CGH_V, named).await?;
+        ensure!(r.error_code == NONE, "v{v}: {r:?}");
+        let rx = beat(&g, "rx", 0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_regex(Some(s("od-rx-.*")))
+            .with_topic_partitions(Some(vec![]));
+        let r = c.request(CGH_V, rx).await?;
+        ensure!(r.error_code == NONE, "v{v}: {r:?}");
+        let commits = [
+            ("od-named", 0, 1, ""),
+            ("od-rx-a", 0, 2, ""),
+            ("od-other", 0, 3, ""),
+        ];
+        commit_ok(&mut c, &g, "rx", r.member_epoch, &commits).await?;
+        let asked = [
+            ("od-named", 0),
+            ("od-rx-a", 0),
+            ("od-other", 0),
+            ("od-other", 1),
+            ("od-missing", 0),
+        ];
+        let (code, parts) = delete_offsets(&mut c, v, &g, &asked).await?;
+        let codes: Vec<i16> = parts.iter().map(|p| p.2).collect();
+        ensure!(code == NONE, "v{v}: {code}");
+        ensure!(
+            codes
+                == [
+                    GROUP_SUBSCRIBED_TO_TOPIC,
+                    GROUP_SUBSCRIBED_TO_TOPIC,
+                    NONE,
+                    NONE,
+                    UNKNOWN_TOPIC_OR_PARTITION
+                ],
+            "v{v}: {parts:?}"
+        );
+        ensure!(committed(&mut c, &g, "od-named", 0).await? == 1, "v{v}");
+        ensure!(committed(&mut c, &g, "od-rx-a", 0).await? == 2, "v{v}");
+        ensure!(committed(&mut c, &g, "od-other", 0).await? == -1, "v{v}");
+        for m in ["named", "rx"] {
+            let r = c.request(CGH_V, beat(&g, m, -1)).await?;
+            ensure!(r.error_code == NONE, "v{v}: {r:?}");
+        }
+        let (code, parts) = delete_offsets(&mut c, v, &g, &asked[..2]).await?;
+        ensure!(
+            code == NONE && parts.iter().all(|p| p.2 == NONE),
+            "v{v}: empty group: {code} {parts:?}"
+        );
+        ensure!(committed(&mut c, &g, "od-named", 0).await? == -1, "v{v}");
+        ensure!(committed(&mut c, &g, "od-rx-a", 0).await? == -1, "v{v}");
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! created by the broker), tasks assigned and moved between members with revocation first,
 //! membership errors with Kafka's codes (unknown member, fenced epoch, invalid requests, another
 //! group type, an internal topic in the topology), offset commits of members, ListGroups type
-//! `streams`, DeleteGroups, the group after a restart, and the feature switch (streams.version 0
-//! answers UNSUPPORTED_VERSION).
+//! `streams`, DeleteGroups, OffsetDelete (source topics kept while the group has members), the
+//! group after a restart, and the feature switch (streams.version 0 answers UNSUPPORTED_VERSION).
 
 mod common;
 
@@ -413,6 +413,58 @@ async fn streams_version_zero_turns_streams_groups_off() -> Result<()> {
             )
             .await?;
         ensure!(d.groups[0].error_code == UNSUPPORTED_VERSION, "v{v}: {d:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn offset_delete_keeps_the_source_topics_at_every_version() -> Result<()> {
+    // Kafka 4.4's StreamsGroup.isSubscribedToTopic: while the group has members, its source and
+    // repartition source topics are GROUP_SUBSCRIBED_TO_TOPIC; the changelog's and other
+    // topics' offsets go; once the group is empty, all of them may.
+    let (_b, mut c) = group_broker_with_topic("od-other", 1).await?;
+    for v in advertised_versions(&mut c, ApiKey::OffsetDelete).await? {
+        let app = format!("od{v}");
+        let (input, rep, log) = (
+            format!("{app}-in"),
+            format!("{app}-words-repartition"),
+            format!("{app}-counts-changelog"),
+        );
+        create_topic(&mut c, &input, 1).await?;
+        let r = join_ready(&mut c, 1, &app, "m").await?;
+        let commits = [
+            (input.as_str(), 0, 1, ""),
+            (rep.as_str(), 0, 2, ""),
+            (log.as_str(), 0, 3, ""),
+            ("od-other", 0, 4, ""),
+        ];
+        commit_ok(&mut c, &app, "m", r.member_epoch, &commits).await?;
+        let asked = [
+            (input.as_str(), 0),
+            (rep.as_str(), 0),
+            (log.as_str(), 0),
+            ("od-other", 0),
+        ];
+        let (code, parts) = delete_offsets(&mut c, v, &app, &asked).await?;
+        let codes: Vec<i16> = parts.iter().map(|p| p.2).collect();
+        let kept = GROUP_SUBSCRIBED_TO_TOPIC;
+        ensure!(
+            code == NONE && codes == [kept, kept, NONE, NONE],
+            "v{v}: {code} {parts:?}"
+        );
+        ensure!(committed(&mut c, &app, &input, 0).await? == 1, "v{v}");
+        ensure!(committed(&mut c, &app, &rep, 0).await? == 2, "v{v}");
+        ensure!(committed(&mut c, &app, &log, 0).await? == -1, "v{v}");
+        ensure!(committed(&mut c, &app, "od-other", 0).await? == -1, "v{v}");
+        let left = c.request(1, beat(&app, "m", -1, None)).await?;
+        ensure!(left.error_code == NONE, "v{v}: {left:?}");
+        let (code, parts) = delete_offsets(&mut c, v, &app, &asked[..2]).await?;
+        ensure!(
+            code == NONE && parts.iter().all(|p| p.2 == NONE),
+            "v{v}: empty group: {code} {parts:?}"
+        );
+        ensure!(committed(&mut c, &app, &input, 0).await? == -1, "v{v}");
+        ensure!(committed(&mut c, &app, &rep, 0).await? == -1, "v{v}");
     }
     Ok(())
 }

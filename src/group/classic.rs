@@ -8,7 +8,7 @@
 //! it when the rebalance step finishes (or fails it when the member is removed). `tick` applies
 //! the timeouts, so tests drive time by hand.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -845,29 +845,47 @@ impl ClassicGroup {
         errors::NONE
     }
 
-    /// Topics the members subscribe to, from ConsumerProtocolSubscription metadata (for
-    /// OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC check).
-    pub fn subscribed_topics(&self) -> Vec<String> {
+    /// Whether the group runs the consumer protocol (protocol type `consumer`; Kafka's
+    /// usesConsumerGroupProtocol), as opposed to Connect's or another client's.
+    fn uses_consumer_protocol(&self) -> bool {
+        self.protocol_type.as_deref() == Some("consumer")
+    }
+
+    /// OffsetDelete's check of the group (Kafka's ClassicGroup.validateOffsetDelete): a group of
+    /// another protocol type keeps its offsets while it has members (NON_EMPTY_GROUP), as the
+    /// broker cannot tell what they use.
+    pub fn validate_offset_delete(&self) -> Result<(), i16> {
+        match self.state {
+            GroupState::Dead => Err(errors::GROUP_ID_NOT_FOUND),
+            GroupState::Empty => Ok(()),
+            _ if self.uses_consumer_protocol() => Ok(()),
+            _ => Err(errors::NON_EMPTY_GROUP),
+        }
+    }
+
+    /// The topics OffsetDelete keeps the offsets of (Kafka's ClassicGroup.isSubscribedToTopic):
+    /// those of the members' ConsumerProtocolSubscription metadata; none when the group is empty
+    /// or not a consumer group; `None` (every topic) when a consumer group's subscriptions cannot
+    /// be read, as Kafka keeps everything when it does not know them.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::Decodable;
-        let Some(protocol) = &self.protocol_name else {
-            return Vec::new();
-        };
-        let mut topics = Vec::new();
+        if self.state == GroupState::Empty || !self.uses_consumer_protocol() {
+            return Some(BTreeSet::new());
+        }
+        let protocol = self.protocol_name.as_ref()?;
+        let mut topics = BTreeSet::new();
         for m in self.members.values() {
             let mut meta = m.metadata(protocol);
             if meta.len() < 2 {
-                continue;
+                return None;
             }
             let version = i16::from_be_bytes([meta[0], meta[1]]);
             bytes::Buf::advance(&mut meta, 2);
-            if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)) {
-                topics.extend(sub.topics.iter().map(|t| t.to_string()));
-            }
+            let sub = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)).ok()?;
+            topics.extend(sub.topics.iter().map(|t| t.to_string()));
         }
-        topics.sort();
-        topics.dedup();
-        topics
+        Some(topics)
     }
 }
 

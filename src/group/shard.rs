@@ -411,39 +411,60 @@ impl GroupShard {
         CoordinatorResult::new(records, errors::NONE)
     }
 
-    /// OffsetDelete: removes offsets of topics the group's members do not subscribe to.
+    /// OffsetDelete (Kafka's OffsetMetadataManager.deleteOffsets, after the checks of
+    /// KafkaApis): the group type's check, then per partition UNKNOWN_TOPIC_OR_PARTITION for one
+    /// that does not exist, GROUP_SUBSCRIBED_TO_TOPIC for a topic the group consumes, else NONE
+    /// with a tombstone when the partition has a committed or pending offset.
     pub fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
         catalog: &Catalog,
     ) -> GroupResult<Result<Vec<i16>, i16>> {
-        let Some(g) = self.classic.get(group_id) else {
-            return CoordinatorResult::response(Err(errors::GROUP_ID_NOT_FOUND));
-        };
-        let subscribed = if g.state == GroupState::Empty {
-            Vec::new()
-        } else {
-            g.subscribed_topics()
+        let subscribed = match self.offset_delete_subscriptions(group_id) {
+            Ok(subscribed) => subscribed,
+            Err(code) => return CoordinatorResult::response(Err(code)),
         };
         let mut codes = Vec::with_capacity(partitions.len());
         let mut deleted = Vec::new();
         for (t, p) in partitions {
-            let code = if subscribed.contains(t) {
-                errors::GROUP_SUBSCRIBED_TO_TOPIC
-            } else if catalog
-                .get(t)
-                .is_some_and(|topic| topic.partition(*p).is_some())
-            {
-                deleted.push((t.clone(), *p));
-                errors::NONE
-            } else {
+            let exists = (catalog.get(t)).is_some_and(|topic| topic.partition(*p).is_some());
+            let code = if !exists {
                 errors::UNKNOWN_TOPIC_OR_PARTITION
+            } else if subscribed.as_ref().is_none_or(|s| s.contains(t)) {
+                errors::GROUP_SUBSCRIBED_TO_TOPIC
+            } else {
+                let committed =
+                    (self.offsets.get(group_id)).is_some_and(|o| o.contains_key(&(t.clone(), *p)));
+                if committed || self.has_pending_offset(group_id, t, *p) {
+                    deleted.push((t.clone(), *p));
+                }
+                errors::NONE
             };
             codes.push(code);
         }
         let records = Self::offset_tombstones(group_id, &deleted).collect();
         CoordinatorResult::new(records, Ok(codes))
+    }
+
+    /// The topics whose offsets OffsetDelete keeps, by group type (Kafka 4.4's
+    /// validateOffsetDelete and isSubscribedToTopic of each): a KIP-848 group's members'
+    /// subscriptions (names and what their regexes matched), a streams group's source topics
+    /// while it has members, a classic group's as `ClassicGroup::subscribed_topics` says (`None`:
+    /// every topic). Share groups are not consumer groups: GROUP_ID_NOT_FOUND, as for no group.
+    fn offset_delete_subscriptions(&self, group_id: &str) -> Result<Option<BTreeSet<String>>, i16> {
+        if let Some(g) = self.consumer.get(group_id) {
+            return Ok(Some(g.subscribed_topics()));
+        }
+        if let Some(g) = self.streams.get(group_id) {
+            return Ok(Some(g.subscribed_topics()));
+        }
+        let g = self
+            .classic
+            .get(group_id)
+            .ok_or(errors::GROUP_ID_NOT_FOUND)?;
+        g.validate_offset_delete()?;
+        Ok(g.subscribed_topics())
     }
 
     /// Expires committed offsets of empty classic groups older than offsets.retention.minutes
@@ -1041,6 +1062,27 @@ pub(super) mod tests {
         })));
     }
 
+    const CONSUMER_CFG: ConsumerGroupConfig = ConsumerGroupConfig {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+    };
+
+    /// Member "m" joins KIP-848 group "g", subscribed to topic "t"; answers its epoch.
+    fn join_consumer_group(s: &mut GroupShard, catalog: &Catalog) -> i32 {
+        let join = HeartbeatParams {
+            member_id: "m".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        };
+        let r = s.consumer_heartbeat("g", join, catalog, 0, &CONSUMER_CFG);
+        assert_eq!(r.response.error_code, errors::NONE);
+        assert!(r.response.member_epoch > 0);
+        r.response.member_epoch
+    }
+
     #[test]
     fn transactional_commits_validate_as_kafka() {
         // Kafka's validateOffsetCommit / validateTransactionalOffsetCommit: a generation-less
@@ -1077,23 +1119,7 @@ pub(super) mod tests {
         // A KIP-848 member's stale epoch: STALE_MEMBER_EPOCH for OffsetCommit, but
         // ILLEGAL_GENERATION for TxnOffsetCommit (GroupCoordinatorShard maps it).
         let mut s = GroupShard::default();
-        let join = HeartbeatParams {
-            member_id: "m".into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..HeartbeatParams::default()
-        };
-        let consumer_cfg = ConsumerGroupConfig {
-            session_timeout_ms: 45_000,
-            heartbeat_interval_ms: 5_000,
-        };
-        let epoch = s
-            .consumer_heartbeat("g", join, &catalog, 0, &consumer_cfg)
-            .response
-            .member_epoch;
-        assert!(epoch > 0);
+        let epoch = join_consumer_group(&mut s, &catalog);
         for (transactional, want) in [
             (false, errors::STALE_MEMBER_EPOCH),
             (true, errors::ILLEGAL_GENERATION),
@@ -1110,5 +1136,83 @@ pub(super) mod tests {
         }
         let r = s.commit_offsets(who("m", epoch), commit(), true, &catalog, &cfg, 0);
         assert_eq!(r.response, Ok(vec![errors::NONE]));
+    }
+
+    #[test]
+    fn offset_delete_follows_each_group_types_rules() {
+        // Kafka 4.4's deleteOffsets: a KIP-848 group keeps the offsets of the topics its members
+        // subscribe to (GROUP_SUBSCRIBED_TO_TOPIC), deletes the others (a tombstone only where an
+        // offset exists) and all once empty; share groups are GROUP_ID_NOT_FOUND; a classic group
+        // of another protocol type than consumer is NON_EMPTY_GROUP while it has members.
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        catalog.create("t", 1, 1, Default::default(), 0).unwrap();
+        catalog.create("u", 2, 1, Default::default(), 0).unwrap();
+        let mut s = GroupShard::default();
+        join_consumer_group(&mut s, &catalog);
+        for (i, (topic, partition)) in [("t", 0), ("u", 0)].into_iter().enumerate() {
+            let value = offsets_topic::offset_value(&CommittedOffset {
+                offset: 5,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: 0,
+                record_offset: -1,
+            });
+            let key = offsets_topic::offset_key("g", topic, partition);
+            s.replay(
+                at(i as i64, NO_PRODUCER_ID),
+                &CoordinatorRecord::new(key, Some(value)),
+                0,
+            );
+        }
+        let asked: Vec<(String, i32)> = [("t", 0), ("u", 0), ("u", 1), ("u", 2), ("gone", 0)]
+            .iter()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect();
+        let r = s.delete_offsets("g", &asked, &catalog);
+        let (subscribed, unknown) = (
+            errors::GROUP_SUBSCRIBED_TO_TOPIC,
+            errors::UNKNOWN_TOPIC_OR_PARTITION,
+        );
+        assert_eq!(r.response, Ok(vec![subscribed, 0, 0, unknown, unknown]));
+        let deleted: Vec<_> = r
+            .records
+            .iter()
+            .map(|r| offsets_topic::decode(&r.key, None))
+            .collect();
+        let u0 = Some(OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "u".into(),
+            partition: 0,
+            value: None,
+        });
+        assert_eq!(deleted, vec![u0]);
+        // The member leaves: nothing is subscribed any more.
+        let leave = HeartbeatParams {
+            member_id: "m".into(),
+            member_epoch: super::super::consumer::LEAVE_EPOCH,
+            ..HeartbeatParams::default()
+        };
+        s.consumer_heartbeat("g", leave, &catalog, 1, &CONSUMER_CFG);
+        let r = s.delete_offsets("g", &asked[..1], &catalog);
+        assert_eq!(tombstoned(&r), vec![offset_tombstone("g", 0)]);
+        assert_eq!(r.response, Ok(vec![0]));
+
+        let share = ShareHeartbeat {
+            member_id: "s".into(),
+            subscribed_topic_names: Some(vec!["t".into()]),
+            ..ShareHeartbeat::default()
+        };
+        let r = s.share_heartbeat("sh", share, &catalog, 0, &ShareGroupConfig::default());
+        assert_eq!(r.response.error_code, errors::NONE);
+        let r = s.delete_offsets("sh", &asked[1..2], &catalog);
+        assert_eq!(r.response, Err(errors::GROUP_ID_NOT_FOUND));
+
+        let mut connect = ClassicGroup::new("connect");
+        connect.protocol_type = Some("connect".into());
+        connect.state = GroupState::Stable;
+        s.classic.insert("connect".into(), connect);
+        let r = s.delete_offsets("connect", &asked[1..2], &catalog);
+        assert_eq!(r.response, Err(errors::NON_EMPTY_GROUP));
     }
 }

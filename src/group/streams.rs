@@ -711,6 +711,21 @@ impl StreamsGroup {
         }
     }
 
+    /// The topics OffsetDelete keeps the group's offsets of (Kafka 4.4's
+    /// StreamsGroup.isSubscribedToTopic): while the group has members, the topology's source and
+    /// repartition source topics (not those a source regex matches); none once it is empty.
+    pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        let topology = self.topology.as_ref().filter(|_| !self.members.is_empty());
+        let subtopologies = topology.into_iter().flat_map(|t| &t.subtopologies);
+        subtopologies
+            .flat_map(|s| {
+                let repartition = s.repartition_source_topics.iter().map(|r| &r.name);
+                s.source_topics.iter().chain(repartition)
+            })
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     /// One heartbeat (not a leave: see `leave`). The caller checked `validate_heartbeat`. A
     /// heartbeat that fails changes nothing (Kafka writes the records of a successful one only).
     pub fn heartbeat(
@@ -1391,6 +1406,21 @@ mod tests {
             &topics(&[("input", 3), ("rep", 2), ("log", 3)]),
         );
         assert_eq!(c.status.unwrap().0, INCORRECTLY_PARTITIONED_TOPICS);
+    }
+
+    #[test]
+    fn offset_delete_keeps_the_source_topics_while_the_group_has_members() {
+        // Kafka 4.4's StreamsGroup.isSubscribedToTopic: source and repartition source topics of
+        // the topology, not changelogs or sinks; nothing once the group is empty.
+        let t = topics(&[("input", 1), ("rep", 1), ("log", 1)]);
+        let mut g = StreamsGroup::new("g");
+        assert!(g.subscribed_topics().is_empty());
+        let a = g.heartbeat(join("a"), &t, 0, &CFG);
+        assert_eq!(a.error_code, 0);
+        let want: BTreeSet<String> = ["input".into(), "rep".into()].into();
+        assert_eq!(g.subscribed_topics(), want);
+        g.leave("a", LEAVE_EPOCH, false);
+        assert!(g.topology.is_some() && g.subscribed_topics().is_empty());
     }
 
     #[test]

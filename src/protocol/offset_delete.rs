@@ -1,5 +1,5 @@
-//! OffsetDelete (key 47): removes a group's committed offsets for topics its members do not
-//! subscribe to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+//! OffsetDelete (key 47): removes a group's committed offsets for topics it does not consume
+//! (GROUP_SUBSCRIBED_TO_TOPIC otherwise), for classic, KIP-848 and streams groups alike.
 
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,

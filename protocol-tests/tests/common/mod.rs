@@ -495,6 +495,18 @@ pub async fn api_versions(c: &mut Client) -> Result<ApiVersionsResponse> {
     Ok(r)
 }
 
+/// The versions of `key` the broker advertises, for tests that walk each of them.
+pub async fn advertised_versions(
+    c: &mut Client,
+    key: ApiKey,
+) -> Result<std::ops::RangeInclusive<i16>> {
+    let r = api_versions(c).await?;
+    let k = (r.api_keys.iter())
+        .find(|k| k.api_key == key as i16)
+        .with_context(|| format!("{key:?} is not advertised"))?;
+    Ok(k.min_version..=k.max_version)
+}
+
 pub async fn handshake(
     c: &mut Client,
     version: i16,

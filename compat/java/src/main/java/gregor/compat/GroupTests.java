@@ -62,7 +62,8 @@ import org.apache.kafka.common.errors.UnknownMemberIdException;
  * <pre>
  *   groups          --bootstrap B --label L [--quick true] [--only CASE,...]
  *                   the in-JVM cases (quick: the cheaper ones, for the second client version)
- *   group-member    --bootstrap B --group G --topic T [--commit N] [--stop-file F] [--protocol classic|consumer]
+ *   group-member    --bootstrap B --group G --topic T [--commit N [--also-commit T2]] [--stop-file F]
+ *                   [--protocol classic|consumer]
  *                   one member in its own JVM (the SIGKILL case, run.sh's kafka-consumer-groups cases);
  *                   prints "ASSIGNED p,p,..." on each assignment and "COMMITTED" after --commit
  *   groups-setup    --bootstrap B --topic T --partitions P --records N    topic with N records per partition
@@ -990,8 +991,10 @@ final class GroupTests {
     /**
      * One member in a JVM of its own. Prints "ASSIGNED 0,1,..." (partition numbers) after every
      * assignment change. With --commit N it commits offset N for each partition once it owns all
-     * of them, prints "COMMITTED" and pauses (so a lag stays). Runs until killed or until
-     * --stop-file exists, then closes (LeaveGroup).
+     * of them, prints "COMMITTED" and pauses (so a lag stays); with --also-commit TOPIC it
+     * commits offset N for each partition of TOPIC in the same commit, a topic it does not
+     * subscribe to (as an application that moved off a topic leaves its offsets behind). Runs
+     * until killed or until --stop-file exists, then closes (LeaveGroup).
      */
     static void member(Map<String, String> args) throws Exception {
         String topic = Main.required(args, "topic");
@@ -1037,6 +1040,11 @@ final class GroupTests {
                         && (expect == 0 || c.assignment().size() == expect)) {
                     Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
                     c.assignment().forEach(tp -> offsets.put(tp, new OffsetAndMetadata(commit)));
+                    if (args.containsKey("also-commit")) {
+                        String other = args.get("also-commit");
+                        c.partitionsFor(other).forEach(p ->
+                                offsets.put(new TopicPartition(other, p.partition()), new OffsetAndMetadata(commit)));
+                    }
                     c.commitSync(offsets);
                     c.pause(c.assignment());
                     committed = true;
