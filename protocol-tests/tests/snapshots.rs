@@ -222,3 +222,174 @@ async fn several_brokers_in_one_process_refuse_snapshots() -> Result<()> {
     ensure!(status == 409, "{status} {answer}");
     Ok(())
 }
+
+/// What a load client saw: each error code it was answered, and whether its connection closed.
+#[derive(Default, Debug)]
+struct Seen {
+    requests: u64,
+    codes: std::collections::BTreeSet<i16>,
+    reconnects: u64,
+}
+
+/// A client that keeps producing (`produce`) or fetching from the start of partition 0 of
+/// `topic` until `stop`, reconnecting whenever its connection closes (a restore restarts the
+/// broker). Answers are recorded, never asserted here: the test checks them against what Kafka
+/// could answer.
+async fn load(
+    addr: std::net::SocketAddr,
+    topic: &'static str,
+    produce: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut client: Option<Client> = None;
+    let mut next = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let c = match client.as_mut() {
+            Some(c) => c,
+            None => match Client::connect(addr).await {
+                Ok(c) => client.insert(c),
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+        };
+        seen.requests += 1;
+        let code = if produce {
+            produce_at(c, PRODUCE_V, topic, 0, values_batch(&["load", "x"]))
+                .await
+                .map(|p| p.error_code)
+        } else {
+            // Start over from the log start whenever the log is not where it was (a consumer's
+            // auto.offset.reset=earliest).
+            let from = match next {
+                -1 => list_offset(c, topic, 0, -2).await.map(|p| p.offset),
+                n => Ok(n),
+            };
+            match from {
+                Ok(from) => fetch_one(c, topic, 0, from, 64 * 1024).await.map(|p| {
+                    next = if p.error_code == NONE {
+                        p.high_watermark
+                    } else {
+                        -1
+                    };
+                    p.error_code
+                }),
+                Err(e) => Err(e),
+            }
+        };
+        match code {
+            Ok(code) => {
+                seen.codes.insert(code);
+                if code != NONE {
+                    // A client waits for metadata before it retries; this one just backs off.
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+            Err(_) => {
+                seen.reconnects += 1;
+                client = None;
+            }
+        }
+    }
+    seen
+}
+
+/// Issue 16's rule for control operations under load: resets and restores while clients
+/// produce and fetch end with the clients having seen only answers Kafka can give when a topic
+/// is deleted or a broker restarts (or a closed connection), every produce that reconnects
+/// succeeding again, and a data directory that checks clean.
+#[tokio::test]
+async fn resets_and_restores_under_load_leave_clients_working_and_the_logs_clean() -> Result<()> {
+    let mut b = TestBroker::start_with(|c| {
+        c.admin_listen = Some("127.0.0.1:0".into());
+        c.log.segment_bytes = 2000;
+    })
+    .await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "a", 1).await?;
+    for i in 0..20 {
+        produce_ok(&mut c, "a", 0, values_batch(&[&format!("seed{i}")])).await?;
+    }
+    admin_ok(&b, "POST", "/v1/snapshot", json!({"name": "seeded"})).await?;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = [(true, "a"), (true, "a"), (false, "a")]
+        .into_iter()
+        .map(|(producing, topic)| tokio::spawn(load(b.addr, topic, producing, stop.clone())))
+        .collect();
+    // Restores and resets in turn, ending with a restore (whose log starts at 0 again).
+    let mut base = 20;
+    for round in 0..5 {
+        // Wait until the load has written some more, so each operation has work to undo.
+        let mut c = b.client().await?;
+        let mut waited = 0;
+        while list_offset(&mut c, "a", 0, -1).await?.offset <= base + 10 {
+            waited += 1;
+            ensure!(waited < 5000, "round {round}: the load wrote nothing");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        base = if round % 2 == 0 {
+            20
+        } else {
+            list_offset(&mut c, "a", 0, -1).await?.offset
+        };
+        if round % 2 == 0 {
+            admin_ok(&b, "POST", "/v1/restore", json!({"name": "seeded"})).await?;
+        } else {
+            admin_ok(&b, "POST", "/v1/reset", json!({"keep_topics": true})).await?;
+        }
+    }
+    // After the last operation the producers write again.
+    let mut c = b.client().await?;
+    let after = list_offset(&mut c, "a", 0, -1).await?.offset;
+    let mut waited = 0;
+    while list_offset(&mut c, "a", 0, -1).await?.offset <= after {
+        waited += 1;
+        ensure!(waited < 5000, "the producers did not resume");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await?);
+    }
+    eprintln!("load: {seen:?}");
+    // A restore restarts the broker: connections close. A reset with keep_topics empties the
+    // topic: a fetch past the new end is OFFSET_OUT_OF_RANGE. Nothing else.
+    let allowed = [
+        NONE,
+        OFFSET_OUT_OF_RANGE,
+        UNKNOWN_TOPIC_OR_PARTITION,
+        NOT_LEADER_OR_FOLLOWER,
+    ];
+    for s in &seen {
+        ensure!(s.requests > 0, "{s:?}");
+        ensure!(
+            s.codes.iter().all(|code| allowed.contains(code)),
+            "an answer Kafka would not give here: {s:?}"
+        );
+        ensure!(
+            s.reconnects > 0,
+            "two restores close every connection: {s:?}"
+        );
+    }
+    // Every record of the log reads back, offsets dense from the log start.
+    let records = fetch_all(&mut c, "a", 0).await?;
+    ensure!(!records.is_empty());
+    for w in records.windows(2) {
+        ensure!(
+            w[1].offset == w[0].offset + 1,
+            "offsets not dense: {} then {}",
+            w[0].offset,
+            w[1].offset
+        );
+    }
+    drop(c);
+    b.shutdown().await?;
+    let reports = gregor::log::check::check_data_dir(b.data_dir(), Default::default())?;
+    let problems: Vec<_> = reports.iter().flat_map(|r| r.problems.clone()).collect();
+    ensure!(problems.is_empty(), "gregor-check: {problems:?}");
+    Ok(())
+}
