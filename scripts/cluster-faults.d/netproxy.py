@@ -6,9 +6,10 @@ matter of what the proxies forward; clients use another listener, not proxied, a
 real partitioned cluster may still reach the isolated side.
 
 A proxy knows the node behind its listener, not the node that connected: every node connects
-from 127.0.0.1. It learns that one from the kernel: the connecting socket is the one whose local
-port is the peer port the proxy sees (/proc/net/tcp), and the process holding that socket
-(/proc/PID/fd) is one of the nodes. Linux only, no privileges needed (the nodes are our children).
+from 127.0.0.1. It learns that one from the kernel when a partition needs it: the connecting
+socket is the one whose local port is the peer port the proxy sees (/proc/net/tcp), and the
+process holding that socket (/proc/PID/fd) is one of the nodes. Linux only, no privileges needed
+(the nodes are the script's own processes).
 
 isolate(n) blackholes every connection from or to node n in both directions: bytes are read and
 dropped, nothing is answered, new connections are accepted and held without reaching their node,
@@ -20,8 +21,9 @@ import asyncio
 import os
 
 
-def _socket_inode(local_port, remote_port):
-    """The inode of the ESTABLISHED TCP socket from local_port to remote_port, or None."""
+def _socket_inodes():
+    """{(local port, remote port): inode} of the ESTABLISHED TCP sockets."""
+    out = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -30,29 +32,30 @@ def _socket_inode(local_port, remote_port):
                     cols = line.split()
                     if len(cols) < 10 or cols[3] != "01":
                         continue
-                    if int(cols[1].rsplit(":", 1)[1], 16) != local_port:
-                        continue
-                    if int(cols[2].rsplit(":", 1)[1], 16) != remote_port:
-                        continue
-                    return cols[9]
+                    local = int(cols[1].rsplit(":", 1)[1], 16)
+                    remote = int(cols[2].rsplit(":", 1)[1], 16)
+                    out[(local, remote)] = cols[9]
         except OSError:
             continue
-    return None
+    return out
 
 
-def _holds_socket(pid, inode):
-    target = f"socket:[{inode}]"
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
+def _socket_owners(pids):
+    """{socket inode: node} of the sockets the nodes' processes hold ({node: pid})."""
+    out = {}
+    for node, pid in pids.items():
         try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                return True
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
-    return False
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out[link[8:-1]] = node
+    return out
 
 
 class Network:
@@ -77,21 +80,38 @@ class Network:
         )
         self.servers.append(server)
 
-    def source_of(self, peer_port, listen_port, nodes):
-        inode = _socket_inode(peer_port, listen_port)
-        if inode is None:
-            return None
-        for n in nodes:
-            pid = self.pid_of(n)
-            if pid and _holds_socket(pid, inode):
-                return n
-        return None
+    def identify(self, links):
+        """Sets the source node of each link whose source is not known yet. Costs a read of the
+        socket table and of the nodes' descriptors, so it runs only when a partition needs it
+        (never on a healthy network's connection path: a proxy must not slow connections down,
+        the quorum's RPCs time out in a fraction of a second)."""
+        links = [link for link in links if link.source is None]
+        if not links:
+            return
+        inodes = _socket_inodes()
+        owners = _socket_owners({n: self.pid_of(n) for n in self.nodes if self.pid_of(n)})
+        for link in links:
+            inode = inodes.get((link.peer_port, link.listen_port))
+            link.source = owners.get(inode)
+            if link.source is None:
+                # No node holds the connecting socket any more: it was closed meanwhile (a
+                # quorum RPC gives up within a fraction of a second). Counted, and cut while a
+                # partition lasts: a connection that cannot be placed must not cross it.
+                self.unidentified += 1
+                link.source = 0
+
+    def crosses(self, link):
+        """Whether link crosses the partition: from or to an isolated node, or from no node
+        the proxies can name while one is isolated."""
+        if not self.isolated:
+            return False
+        return link.target in self.isolated or link.source in self.isolated or link.source == 0
 
     def isolate(self, node):
         self.isolated.add(node)
+        self.identify([link for link in self.links if link.target != node])
         for link in self.links:
-            if node in (link.source, link.target):
-                link.cut = True
+            link.cut = link.cut or self.crosses(link)
 
     def heal(self):
         self.isolated.clear()
@@ -100,16 +120,12 @@ class Network:
                 link.close()
 
     async def _accept(self, node, listen_port, target_port, reader, writer):
-        peer_port = writer.get_extra_info("peername")[1]
-        source = self.source_of(peer_port, listen_port, self.nodes)
-        if source is None:
-            # The connecting process was not found (it may have died meanwhile): such a link
-            # is cut only by isolating its target. Counted, so a run shows if this happens.
-            self.unidentified += 1
-        link = Link(self, source, node, writer)
+        link = Link(self, node, listen_port, writer)
         self.links.add(link)
-        link.cut = bool({source, node} & self.isolated)
         try:
+            if self.isolated and node not in self.isolated:
+                await asyncio.get_running_loop().run_in_executor(None, self.identify, [link])
+            link.cut = self.crosses(link)
             if link.cut:
                 await link.blackhole(reader)
                 return
@@ -134,10 +150,12 @@ class Network:
 class Link:
     """One proxied connection."""
 
-    def __init__(self, network, source, target, writer):
+    def __init__(self, network, target, listen_port, writer):
         self.network = network
-        self.source = source
+        self.source = None  # the connecting node, once identified (0: not found)
         self.target = target
+        self.listen_port = listen_port
+        self.peer_port = writer.get_extra_info("peername")[1]
         self.downstream = writer
         self.upstream = None
         self.cut = False
