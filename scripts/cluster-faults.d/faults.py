@@ -4,7 +4,9 @@
 Run through scripts/cluster-faults, which builds gregor and names the Kafka jars. Three nodes,
 each a combined broker and controller, talk to each other only through the proxies of
 netproxy.py (the controller listener behind controller.quorum.voters, the inter-broker listener
-REPLICATION behind its advertised address); clients use the PLAINTEXT listener directly.
+REPLICATION behind its advertised address, one proxy per node; the controller listener behind
+one proxy per ordered pair of nodes, each node's controller.quorum.voters naming the ones it
+uses); clients use the PLAINTEXT listener directly.
 FaultLoad.java writes the load and its history; checker.py judges the history.
 
 Each round draws one fault with the seeded generator:
@@ -109,14 +111,24 @@ class Layout:
     def __init__(self):
         base = consecutive_free_ports(len(NODES))
         self.client = {n: base + n - 1 for n in NODES}
-        p = [q for q in free_ports(12 + len(NODES)) if q not in self.client.values()][:12]
-        self.controller = {n: p[n - 1] for n in NODES}
-        self.replication = {n: p[2 + n] for n in NODES}
-        self.controller_proxy = {n: p[5 + n] for n in NODES}
-        self.replication_proxy = {n: p[8 + n] for n in NODES}
+        pairs = [(n, m) for n in NODES for m in NODES if n != m]
+        need = 3 * len(NODES) + len(pairs)
+        p = [q for q in free_ports(need + len(NODES)) if q not in self.client.values()][:need]
+        self.controller = {n: p.pop() for n in NODES}
+        self.replication = {n: p.pop() for n in NODES}
+        self.replication_proxy = {n: p.pop() for n in NODES}
+        # One controller proxy per ordered pair of nodes: node n reaches voter m at
+        # controller_proxy[(n, m)] (each node's controller.quorum.voters names its own), so the
+        # proxy knows both ends without asking the kernel. The quorum's RPCs give up within a
+        # fraction of a second and connect again, faster than a lookup in /proc under load.
+        self.controller_proxy = {pair: p.pop() for pair in pairs}
 
     def properties(self, n):
-        voters = ",".join(f"{m}@127.0.0.1:{self.controller_proxy[m]}" for m in NODES)
+        # Its own entry is its listener (no node connects to itself).
+        voters = ",".join(
+            f"{m}@127.0.0.1:{self.controller[m] if m == n else self.controller_proxy[(n, m)]}"
+            for m in NODES
+        )
         props = {
             "process.roles": "broker,controller",
             "node.id": str(n),
@@ -432,8 +444,9 @@ class Run:
         return True
 
     async def start(self):
+        for (n, m), port in self.layout.controller_proxy.items():
+            await self.network.proxy(m, port, self.layout.controller[m], source=n)
         for n in NODES:
-            await self.network.proxy(n, self.layout.controller_proxy[n], self.layout.controller[n])
             await self.network.proxy(n, self.layout.replication_proxy[n], self.layout.replication[n])
         log(f"seed {self.seed}; work {self.work}; starting {self.args.broker}")
         await self.cluster.start_all()

@@ -5,8 +5,9 @@ the inter-broker listener's advertised address name the proxies), so cutting a n
 matter of what the proxies forward; clients use another listener, not proxied, as clients of a
 real partitioned cluster may still reach the isolated side.
 
-A proxy knows the node behind its listener, not the node that connected: every node connects
-from 127.0.0.1. It learns that one from the kernel when a partition needs it: the connecting
+A proxy knows the node behind its listener; one per pair of nodes (the controller listener's)
+knows the connecting node too. Otherwise every node connects from 127.0.0.1, and the proxy
+learns which one from the kernel when a partition needs it: the connecting
 socket is the one whose local port is the peer port the proxy sees (/proc/net/tcp), and the
 process holding that socket (/proc/PID/fd) is one of the nodes. Linux only, no privileges needed
 (the nodes are the script's own processes).
@@ -71,10 +72,11 @@ class Network:
         self.unidentified = 0
         self.blackholed = 0
 
-    async def proxy(self, node, listen_port, target_port):
-        """Forwards connections to listen_port to node's target_port."""
+    async def proxy(self, node, listen_port, target_port, source=None):
+        """Forwards connections to listen_port to node's target_port; source, if given, is the
+        only node that connects there (else the connecting node is looked up when needed)."""
         server = await asyncio.start_server(
-            lambda r, w: self._accept(node, listen_port, target_port, r, w),
+            lambda r, w: self._accept(node, listen_port, target_port, r, w, source),
             "127.0.0.1",
             listen_port,
         )
@@ -119,11 +121,12 @@ class Network:
             if link.cut:
                 link.close()
 
-    async def _accept(self, node, listen_port, target_port, reader, writer):
+    async def _accept(self, node, listen_port, target_port, reader, writer, source):
         link = Link(self, node, listen_port, writer)
+        link.source = source
         self.links.add(link)
         try:
-            if self.isolated and node not in self.isolated:
+            if self.isolated and node not in self.isolated and link.source is None:
                 await asyncio.get_running_loop().run_in_executor(None, self.identify, [link])
             link.cut = self.crosses(link)
             if link.cut:

@@ -754,7 +754,10 @@ mod tests {
         assert!(decided > last);
         let batches = leading.read(0).unwrap();
         assert_eq!(
-            batches.iter().filter(|b| b.records == s[1..2].to_vec()).count(),
+            batches
+                .iter()
+                .filter(|b| b.records == s[1..2].to_vec())
+                .count(),
             1,
             "only the leader's own decision is in the log"
         );
