@@ -87,29 +87,13 @@ def free_ports(n):
     return ports
 
 
-def consecutive_free_ports(n):
-    while True:
-        base = free_ports(1)[0]
-        socks = []
-        try:
-            for q in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", q))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-
-
 class Layout:
     """The ports: each node's client, controller and inter-broker listeners, and the proxies.
-    The client ports are consecutive (compat/ref-kafka-cluster.sh takes the first)."""
+    The client ports are consecutive from client_base (compat/ref-kafka-cluster.sh takes the
+    first; the wrapper finds them with compat/lib.sh)."""
 
-    def __init__(self):
-        base = consecutive_free_ports(len(NODES))
+    def __init__(self, client_base):
+        base = client_base
         self.client = {n: base + n - 1 for n in NODES}
         pairs = [(n, m) for n in NODES for m in NODES if n != m]
         need = 3 * len(NODES) + len(pairs)
@@ -358,7 +342,7 @@ class Run:
         self.seed = args.seed if args.seed is not None else random.randrange(1 << 31)
         self.rng = random.Random(self.seed)
         self.work = tempfile.mkdtemp(prefix="cluster-faults.")
-        self.layout = Layout()
+        self.layout = Layout(args.client_base)
         if args.broker == "kafka":
             self.cluster = KafkaCluster(self.work, self.layout)
         else:
@@ -573,6 +557,8 @@ def main():
     ap.add_argument("--gregor", help="the gregor binary")
     ap.add_argument("--kafka-libs", required=True, help="Kafka 4.x jars (client, tools, broker)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--client-base", type=int, required=True,
+                    help="the first of three consecutive free ports, the nodes' client listeners")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
