@@ -11,7 +11,9 @@
 #   ref-kafka-cluster.sh stop DIR           stop every node (DIR is kept; remove it yourself)
 #
 # KAFKA_REFERENCE_LIBS=DIR is a folder of Kafka 4.x jars with the broker and the tools (e.g. the 4.4
-# the project matches); KAFKA_REF_EXTRA adds server.properties lines to every node. The settings
+# the project matches); KAFKA_REF_EXTRA adds server.properties lines to every node, and
+# KAFKA_REF_EXTRA_DIR/nodeN.properties (if there) to node N after them, the last of a key winning
+# (scripts/cluster-faults gives each node its own listeners and proxied voters this way). The settings
 # mirror `gregor --brokers 3` as compat/java's failover group starts it:
 # default.replication.factor=3 and auto.leader.rebalance.enable=false (a restarted broker leads
 # again only after a preferred election).
@@ -123,6 +125,9 @@ auto.leader.rebalance.enable=false
 group.initial.rebalance.delay.ms=0
 ${KAFKA_REF_EXTRA:-}
 PROPS
+    if [ -n "${KAFKA_REF_EXTRA_DIR:-}" ] && [ -f "$KAFKA_REF_EXTRA_DIR/node$n.properties" ]; then
+      cat "$KAFKA_REF_EXTRA_DIR/node$n.properties" >>"$DIR/node$n/server.properties"
+    fi
     java "$LOG_OPT" -cp "$CP" kafka.tools.StorageTool format -t "$cluster_id" \
       -c "$DIR/node$n/server.properties" >>"$DIR/node$n.log" 2>&1 || die "formatting node $n failed (see $DIR/node$n.log)"
   done

@@ -107,6 +107,19 @@ pub trait MetadataLog: Send + Sync {
     /// Appends `records` as one batch, all or nothing, and returns the offset of the last one
     /// once it is committed (durable).
     fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError>;
+    /// `append` of the active controller's own decision: committed only while this node leads,
+    /// never forwarded to another leader. The decision was made on this node's image; a node
+    /// deposed meanwhile (cut off from the quorum, it kept deciding on what it had) must not
+    /// have it committed over what the new leader decided since, as Kafka's controller appends
+    /// at its own epoch and an append at a stale epoch fails. A single node's log is always
+    /// its controller's.
+    fn append_as_controller(
+        &self,
+        records: &[MetadataRecord],
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        self.append(records, now_ms)
+    }
     /// The committed batches holding `from_offset` and everything after it, in order.
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError>;
     /// The newest complete snapshot, if any.

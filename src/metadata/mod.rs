@@ -155,6 +155,15 @@ pub enum Assignment {
 /// One new partition's replicas and in-sync replicas (the first replica leads).
 type Placed = Vec<(Vec<i32>, Vec<i32>)>;
 
+/// Who a commit is for: anything the catalog writes (a node that does not lead forwards it to
+/// the leader), or a decision of the active controller (`decide_as_controller`), committed only
+/// where it was decided.
+#[derive(Clone, Copy)]
+enum Writer {
+    Any,
+    Controller,
+}
+
 pub struct Catalog {
     data_dir: PathBuf,
     /// The replica and leader of every partition while no broker is registered (unit tests, and
@@ -569,7 +578,7 @@ impl Catalog {
         let _guard = self.create_lock.lock();
         self.catch_up_locked()?;
         let (records, answer) = decide(&self.image()).map_err(io::Error::other)?;
-        self.commit(&records)?;
+        self.commit_with(&records, crate::broker::now_ms(), Writer::Controller)?;
         Ok(answer)
     }
 
@@ -851,6 +860,15 @@ impl Catalog {
     /// `commit`, the logs it makes starting at `logs_now_ms` (the broker's clock; the metadata
     /// log's append time is the wall clock's).
     fn commit_at(&self, records: &[MetadataRecord], logs_now_ms: i64) -> io::Result<()> {
+        self.commit_with(records, logs_now_ms, Writer::Any)
+    }
+
+    fn commit_with(
+        &self,
+        records: &[MetadataRecord],
+        logs_now_ms: i64,
+        writer: Writer,
+    ) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -864,7 +882,11 @@ impl Catalog {
         }
         self.logs.prepare(&delta, &delta.apply(), logs_now_ms)?;
         let now_ms = crate::broker::now_ms();
-        let last = match self.metadata_log.append(records, now_ms) {
+        let appended = match writer {
+            Writer::Any => self.metadata_log.append(records, now_ms),
+            Writer::Controller => self.metadata_log.append_as_controller(records, now_ms),
+        };
+        let last = match appended {
             Ok(last) => last,
             Err(e) => {
                 self.logs.abort();

@@ -247,7 +247,8 @@ impl Quorum {
         }
     }
 
-    /// `append` on this node only (a write forwarded to it: never forwarded again).
+    /// `append` on this node only (a write forwarded to it, or the active controller's own
+    /// decision: never forwarded); fails where this node does not lead.
     pub async fn append_here(&self, entry: MetadataEntry) -> Result<i64, MetadataLogError> {
         self.write(entry).await.map_err(Written::into_error)
     }
@@ -467,6 +468,31 @@ impl MetadataLog for RaftMetadataLog {
         wait_on(&self.runtime, append)?
     }
 
+    fn append_as_controller(
+        &self,
+        records: &[MetadataRecord],
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        if records.is_empty() {
+            return Ok(self.quorum.applied.end_offset() - 1);
+        }
+        let quorum = self.quorum.clone();
+        let entry = MetadataEntry {
+            records: records.to_vec(),
+            append_time_ms: now_ms,
+        };
+        let append = async move {
+            tokio::time::timeout(APPEND_TIMEOUT, quorum.append_here(entry))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(MetadataLogError::Quorum(
+                        "the metadata quorum did not commit the append in time".into(),
+                    ))
+                })
+        };
+        wait_on(&self.runtime, append)?
+    }
+
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
         self.quorum.read(from_offset)
     }
@@ -669,7 +695,8 @@ mod tests {
 
     /// Three voters over TCP on loopback: they elect a leader, a write on a node that does not
     /// lead is forwarded to the leader and applied everywhere, and after the leader stops the
-    /// other two elect another and take writes.
+    /// other two elect another and take writes. A controller's decision is committed only on
+    /// the leader.
     #[test]
     fn three_voters_over_tcp_forward_writes_and_fail_over() {
         let root = tempfile::tempdir().unwrap();
@@ -716,6 +743,24 @@ mod tests {
             rt.block_on(end.wait_for(|&e| e > last)).unwrap();
             assert_eq!(l.read(0).unwrap().last().unwrap().records, s[..1].to_vec());
         }
+        // A controller's decision is never forwarded: a node that no longer leads (cut off, it
+        // decided on what it had) fails instead of overriding what the new leader decided
+        // (issue 15: a deposed controller's fencing reached the new leader and elected a
+        // replica outside the ISR). The leader commits its own.
+        let refused = follower.append_as_controller(&s[1..2], 5);
+        assert!(refused.is_err(), "{refused:?}");
+        let leading = logs.iter().find(|l| l.quorum().id == leader).unwrap();
+        let decided = leading.append_as_controller(&s[1..2], 5).unwrap();
+        assert!(decided > last);
+        let batches = leading.read(0).unwrap();
+        assert_eq!(
+            batches
+                .iter()
+                .filter(|b| b.records == s[1..2].to_vec())
+                .count(),
+            1,
+            "only the leader's own decision is in the log"
+        );
         // A broker's request on a follower goes to the leader, whose controller answers it;
         // NOT_CONTROLLER until the leader's duties are served.
         let hb = ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
@@ -726,7 +771,6 @@ mod tests {
         let reply = follower.send_to_controller(hb.clone()).unwrap();
         assert_eq!(reply.error_code(), crate::protocol::errors::NOT_CONTROLLER);
         let duties: Arc<dyn ControllerDuties> = Arc::new(EchoController);
-        let leading = logs.iter().find(|l| l.quorum().id == leader).unwrap();
         leading.serve_controller(Arc::downgrade(&duties));
         let reply = follower.send_to_controller(hb.clone()).unwrap();
         assert_eq!(reply, ControllerResponse::Error(7));
