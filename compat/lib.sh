@@ -7,6 +7,7 @@
 #   gregor_kill9                         SIGKILL and wait (crash)
 #   gregor_restart                       start again on the same port and data directory
 #   gregor_free_ports N                  first of N consecutive free ports (for --brokers N)
+#   apt_install PKG[=VERSION]...         Debian packages, refreshing the lists only when needed
 #
 # GREGOR_BIN overrides the binary (default: target/release/gregor of this checkout).
 
@@ -118,6 +119,18 @@ npm_ci_locked() {
     npm ci --cache "$COMPAT_ROOT/.cache/npm" --no-audit --no-fund --loglevel=error >&2 || return 1
     cp package-lock.json node_modules/.gregor-installed-lock
   fi
+}
+
+# apt_install PKG[=VERSION]...: installs Debian packages (as root). The package lists are
+# refreshed, and the install tried again, only when the first try fails: on a fresh image the
+# lists are empty, and on an older one they may still name a version the mirror has dropped
+# (Debian's security archive keeps only the newest build of a package).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  local opts=(-y -qq --no-install-recommends --allow-downgrades)
+  apt-get install "${opts[@]}" "$@" >/dev/null 2>&1 && return 0
+  apt-get update -qq || return 1
+  apt-get install "${opts[@]}" "$@" >/dev/null
 }
 
 # Removes the data directory; call from an EXIT trap after gregor_stop.

@@ -18,7 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../lib.sh
 . "$HERE/../lib.sh"
 
-CHROMIUM_DEB_VERSION="156.0.8078.114-1~deb12u1"
+CHROMIUM_DEB_VERSION="156.0.8078.129-1~deb12u1"
 
 if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
   echo "the web console is gregor's own (Kafka has none): nothing to calibrate"
@@ -38,16 +38,9 @@ install_chromium() {
   have="$(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)"
   [ -n "$have" ] && [ -x /usr/bin/chromium ] && return 0
   echo "installing chromium=$CHROMIUM_DEB_VERSION (Debian)"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-cache show "chromium=$CHROMIUM_DEB_VERSION" >/dev/null 2>&1; then
-    apt-get update -qq || return 1
-  fi
-  if apt-cache show "chromium=$CHROMIUM_DEB_VERSION" >/dev/null 2>&1; then
-    apt-get install -y -qq --no-install-recommends "chromium=$CHROMIUM_DEB_VERSION" >/dev/null
-  else
-    echo "warning: chromium $CHROMIUM_DEB_VERSION is gone from the mirror; installing its current build" >&2
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  fi
+  apt_install "chromium=$CHROMIUM_DEB_VERSION" && return 0
+  echo "warning: chromium $CHROMIUM_DEB_VERSION is gone from the mirror; installing its current build" >&2
+  apt_install chromium
 }
 install_chromium || { echo "could not install chromium" >&2; exit 1; }
 echo "chromium $(dpkg-query -W -f='${Version}' chromium)"

@@ -47,13 +47,7 @@ install_kcat() {
     return 0
   fi
   echo "installing kcat=$KCAT_DEB_VERSION librdkafka1=$LIBRDKAFKA_DEB_VERSION (have: '${have_kcat}' '${have_rdk}')"
-  export DEBIAN_FRONTEND=noninteractive
-  # Only refresh the package lists when apt does not know the pinned version yet (fresh image).
-  if ! apt-cache show "kcat=$KCAT_DEB_VERSION" >/dev/null 2>&1; then
-    apt-get update -qq || return 1
-  fi
-  apt-get install -y -qq --no-install-recommends --allow-downgrades \
-    "kcat=$KCAT_DEB_VERSION" "librdkafka1=$LIBRDKAFKA_DEB_VERSION" python3 >/dev/null || return 1
+  apt_install "kcat=$KCAT_DEB_VERSION" "librdkafka1=$LIBRDKAFKA_DEB_VERSION" python3
 }
 
 # ---------------------------------------------------------------------------------------------
