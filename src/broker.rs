@@ -481,23 +481,34 @@ impl Broker {
     }
 }
 
+/// What a broker learned from its heartbeat (`Broker::send_heartbeat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    /// This node's image has the broker unfenced.
+    pub unfenced: bool,
+    /// The controller granted the controlled shutdown asked for.
+    pub should_shut_down: bool,
+}
+
 /// Broker liveness across processes (a quorum; see `metadata::broker_heartbeat`).
 impl Broker {
     /// Sends this broker's heartbeat to the active controller (every
-    /// broker.heartbeat.interval.ms); a refusal or a controller out of reach is logged, and the
-    /// next heartbeat tries again (the controller fences this broker if none arrives in time).
-    /// Returns whether this node's image has the broker unfenced.
-    pub fn send_heartbeat(&self) -> bool {
+    /// broker.heartbeat.interval.ms), asking for a controlled shutdown when `want_shut_down`; a
+    /// refusal or a controller out of reach is logged, and the next heartbeat tries again (the
+    /// controller fences this broker if none arrives in time).
+    pub fn send_heartbeat(&self, want_shut_down: bool) -> HeartbeatOutcome {
         let image = self.catalog.image();
         let Some(reg) = image.brokers.get(&self.node_id) else {
-            return false;
+            return HeartbeatOutcome::default();
         };
         let heartbeat = BrokerHeartbeat {
             broker_id: self.node_id,
             broker_epoch: reg.epoch,
             current_metadata_offset: image.provenance.last_offset,
+            want_shut_down,
         };
         let request = ControllerRequest::BrokerHeartbeat(heartbeat);
+        let mut should_shut_down = false;
         match self.catalog.send_to_controller(request) {
             Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == errors::NONE => {
                 if !r.is_fenced && reg.fenced {
@@ -506,13 +517,20 @@ impl Broker {
                         tracing::warn!(error = %e, "could not replay the committed metadata");
                     }
                 }
-                if r.is_fenced {
+                if r.is_fenced && !r.should_shut_down {
                     tracing::info!(
                         broker = self.node_id,
                         caught_up = r.is_caught_up,
                         "fenced by the controller"
                     );
                 }
+                if r.in_controlled_shutdown {
+                    tracing::info!(
+                        broker = self.node_id,
+                        "in controlled shutdown: waiting for the controller to move its leaders"
+                    );
+                }
+                should_shut_down = r.should_shut_down;
             }
             Ok(r) => tracing::debug!(
                 broker = self.node_id,
@@ -522,7 +540,10 @@ impl Broker {
             Err(e) => tracing::debug!(broker = self.node_id, error = %e, "heartbeat not answered"),
         }
         let image = self.catalog.image();
-        image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced)
+        HeartbeatOutcome {
+            unfenced: image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced),
+            should_shut_down,
+        }
     }
 
     /// While this node is the active controller, fences the brokers whose session expired at
@@ -614,23 +635,34 @@ impl Broker {
         sent
     }
 
-    /// The active controller's answer to a heartbeat; the broker's session starts again.
+    /// The active controller's answer to a heartbeat; the broker's session starts again. A
+    /// broker that enters controlled shutdown does so at the end of the metadata log as it is
+    /// once its leaderships moved (Kafka: the heartbeat's batch end offset).
     fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
         let Some(liveness) = &self.liveness else {
             return HeartbeatReply::error(errors::NOT_CONTROLLER);
         };
+        let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);
+        let progress = |image: &_| liveness.lock().shutdown_progress(image, id, epoch);
         let reply = self
             .catalog
-            .broker_heartbeat(&heartbeat, &self.config.elections)
+            .broker_heartbeat(&heartbeat, &self.config.elections, progress)
             .unwrap_or_else(|e| {
-                tracing::warn!(broker = heartbeat.broker_id, error = %e, "could not answer a heartbeat");
+                tracing::warn!(broker = id, error = %e, "could not answer a heartbeat");
                 HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
         if reply.error_code == errors::NONE {
             let now = self.clock.now_ms();
-            liveness
-                .lock()
-                .touch(heartbeat.broker_id, heartbeat.broker_epoch, now);
+            let offset = heartbeat.current_metadata_offset;
+            let mut liveness = liveness.lock();
+            liveness.touch(id, epoch, now, offset, reply.is_fenced);
+            if reply.in_controlled_shutdown {
+                let end = self.catalog.image().provenance.last_offset;
+                liveness.enter_controlled_shutdown(id, epoch, end);
+            }
+            if reply.should_shut_down {
+                tracing::info!(broker = id, "controlled shutdown granted");
+            }
         }
         reply
     }

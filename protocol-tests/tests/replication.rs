@@ -406,3 +406,68 @@ fn partition_n(
     let t = b.broker().catalog.get(topic).context("no topic")?;
     Ok(Arc::clone(t.partition(p).context("no partition")?))
 }
+
+/// Controlled shutdown: a clean stop of the process leading a partition of three replicas (what
+/// SIGTERM runs) first asks the active controller to move its leadership. By the time the
+/// process has stopped, every other node's image has another in-sync replica leading at a new
+/// leader epoch and the stopped broker out of the ISR, fenced, having been in controlled
+/// shutdown; with broker.session.timeout.ms far beyond the test's waits, only the controlled
+/// shutdown can have done it. Acknowledged records stay readable at the new leader, which takes
+/// acks=all writes at once; the stopped broker comes back as a follower and rejoins the ISR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_hands_its_partitions_over_before_it_exits() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = cluster_with(&[
+        ("broker.session.timeout.ms", "120000"),
+        ("min.insync.replicas", "2"),
+    ])
+    .await?;
+    let topic = "handed-over";
+    create_replicated(&nodes[1], topic, &[]).await?;
+    until("node 1 leads", || {
+        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    let mut leader = nodes[0].client().await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == i);
+    }
+    let registration = |n: &TestBroker| n.broker().catalog.image().brokers.get(&1).cloned();
+    let layout = |n: &TestBroker| {
+        let image = n.broker().catalog.image();
+        let reg = image.topics.get_by_name(topic)?.partitions.get(&0)?.clone();
+        Some((reg.leader, reg.isr, reg.leader_epoch))
+    };
+    ensure!(layout(&nodes[1]).is_some_and(|(l, isr, e)| l == 1 && isr.len() == 3 && e == 0));
+
+    nodes[0].shutdown().await?;
+    // No waiting for this: the nodes knew before node 1 exited.
+    for n in &nodes[1..] {
+        let (leader, isr, epoch) = layout(n).context("no partition")?;
+        ensure!(
+            leader == 2 && isr == [2, 3] && epoch == 1,
+            "{leader} {isr:?} {epoch}"
+        );
+        let b = registration(n).context("node 1 unregistered")?;
+        ensure!(b.in_controlled_shutdown, "{b:?}");
+    }
+    // The grant fenced it; the others apply that as it commits.
+    for n in &nodes[1..] {
+        until("node 1 is fenced", || {
+            registration(n).is_some_and(|b| b.fenced)
+        })
+        .await?;
+    }
+    let mut new_leader = nodes[1].client().await?;
+    ensure!(produce_ok(&mut new_leader, topic, 0, values_batch(&["w"])).await? == 3);
+    ensure!(fetch_all(&mut new_leader, topic, 0).await?.len() == 4);
+
+    nodes[0].start_again().await?;
+    until("node 1 rejoins the ISR", || {
+        layout(&nodes[1]).is_some_and(|(_, isr, _)| isr.len() == 3)
+    })
+    .await?;
+    ensure!(offsets(&nodes[0], topic).0 == 4, "node 1 caught up");
+    ensure!(registration(&nodes[1]).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown));
+    Ok(())
+}

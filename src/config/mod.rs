@@ -82,6 +82,7 @@ const USED: &[&str] = &[
     "compression.type",
     "connections.max.idle.ms",
     "connections.max.reauth.ms",
+    "controlled.shutdown.enable",
     "controller.listener.names",
     "controller.quorum.voters",
     "default.replication.factor",
@@ -426,6 +427,9 @@ pub struct QuorumSettings {
     pub broker_heartbeat_interval_ms: u64,
     /// broker.session.timeout.ms: a broker not heard from for this long is fenced.
     pub broker_session_timeout_ms: i64,
+    /// controlled.shutdown.enable: a stop asks the active controller to move this broker's
+    /// leaderships first (see `server::broker_lifecycle`).
+    pub controlled_shutdown_enable: bool,
     /// How followers fetch from their leaders (see `server::replica_fetcher`).
     pub replication: ReplicationSettings,
 }
@@ -637,6 +641,7 @@ fn quorum_settings(
             .positive_int("broker.session.timeout.ms")?
             .unwrap_or(9000)
             .into(),
+        controlled_shutdown_enable: s.bool("controlled.shutdown.enable")?.unwrap_or(true),
         replication: replication_settings(s, listeners)?,
     }))
 }
@@ -1431,10 +1436,12 @@ mod tests {
             (2000, 9000)
         );
         assert_eq!(c.broker_rack, None);
+        assert!(q.controlled_shutdown_enable);
         let liveness = [
             "broker.heartbeat.interval.ms=500",
             "broker.session.timeout.ms=3000",
             "broker.rack=r1",
+            "controlled.shutdown.enable=false",
         ];
         let c = load(&[&base[..], &liveness[..]].concat(), &[]).unwrap();
         assert!(c.unused.is_empty(), "{:?}", c.unused);
@@ -1444,6 +1451,7 @@ mod tests {
             (q.broker_heartbeat_interval_ms, q.broker_session_timeout_ms),
             (500, 3000)
         );
+        assert!(!q.controlled_shutdown_enable);
         let with = |change: &str| {
             let key = change.split('=').next().unwrap();
             let mut o: Vec<&str> = base

@@ -722,6 +722,7 @@ mod tests {
             broker_id: 7,
             broker_epoch: 3,
             current_metadata_offset: last,
+            want_shut_down: false,
         });
         let reply = follower.send_to_controller(hb.clone()).unwrap();
         assert_eq!(reply.error_code(), crate::protocol::errors::NOT_CONTROLLER);
