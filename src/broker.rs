@@ -150,7 +150,6 @@ impl Broker {
             None => Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?,
             Some(q) => {
                 let log = open_quorum(&storage, &dir, config.node_id, q, clean)?;
-                let log = Box::new(log);
                 Catalog::open_with_log(
                     storage,
                     log,
@@ -160,7 +159,8 @@ impl Broker {
                     clean,
                     now_ms(),
                 )?
-                .with_data_brokers([config.node_id])
+                // A controller-only process holds no partition's data.
+                .with_data_brokers(q.roles.is_broker().then_some(config.node_id))
             }
         }
         .with_default_replication_factor(config.default_replication_factor);
@@ -168,6 +168,8 @@ impl Broker {
         let rack = config.broker_rack.clone();
         let registrations: Vec<_> = endpoints.iter().map(|e| registration(e, &rack)).collect();
         match (&config.quorum, registrations.first()) {
+            // A controller-only process is no broker: it never registers.
+            (Some(q), _) if !q.roles.is_broker() => {}
             // One broker per process: fenced until the controller hears its first heartbeat.
             (Some(_), Some(r)) => catalog.register_fenced(r.clone())?,
             _ => catalog.register_brokers(registrations, &config.elections)?,
@@ -735,21 +737,19 @@ fn quorum_cluster_id(q: &crate::config::QuorumSettings) -> String {
     kafka_uuid_string(Uuid::from_bytes(bytes))
 }
 
-/// Starts this node's voter of the metadata quorum: its log in the data directory, its RPCs on
-/// the controller listener; returns once it knows a leader (see `RaftMetadataLog::start_tcp`).
+/// Starts this node's part in the metadata quorum: a voter (its log in the data directory, its
+/// RPCs on the controller listener; see `RaftMetadataLog::start_tcp`), or for a broker-only
+/// process an observer fetching from the voters (`quorum::observer`). Returns once it knows a
+/// leader.
 fn open_quorum(
     storage: &Arc<dyn crate::log::storage::Storage>,
     dir: &Path,
     node_id: i32,
     q: &crate::config::QuorumSettings,
     clean: bool,
-) -> io::Result<crate::metadata::quorum::RaftMetadataLog> {
+) -> io::Result<Box<dyn crate::metadata::metadata_log::MetadataLog>> {
+    use crate::metadata::quorum::observer::ObserverMetadataLog;
     use crate::metadata::quorum::{log_store::QuorumLogStore, QuorumNode, RaftMetadataLog};
-    let (host, port) = &q.listen;
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let listener = std::net::TcpListener::bind((host, *port))?;
-    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
-        .map_err(io::Error::other)?;
     let voters = q
         .voters
         .iter()
@@ -761,11 +761,21 @@ fn open_quorum(
             (id as u64, node)
         })
         .collect();
+    let Some((host, port)) = &q.listen else {
+        tracing::info!(node = node_id, "observing the metadata quorum");
+        let log = ObserverMetadataLog::start(node_id, voters).map_err(io::Error::other)?;
+        tracing::info!(node = node_id, "the metadata quorum has a leader");
+        return Ok(Box::new(log));
+    };
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let listener = std::net::TcpListener::bind((host, *port))?;
+    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
+        .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
     let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters)
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, "the metadata quorum has a leader");
-    Ok(log)
+    Ok(Box::new(log))
 }
 
 fn load_or_create_meta(dir: &Path, node_id: i32, shared_id: Option<String>) -> io::Result<String> {

@@ -146,7 +146,11 @@ pub async fn start_on(
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     let local_addrs: Vec<SocketAddr> = listener_addrs.iter().map(|a| a[0].1).collect();
-    let local_addr = local_addrs[0];
+    let local_addr = match local_addrs.first() {
+        Some(a) => *a,
+        // A controller-only process has no broker listener: its controller listener.
+        None => controller_addr(&config)?,
+    };
     let admin_listener = match &config.admin_listen {
         Some(addr) => Some(admin::bind(addr).await?),
         None => None,
@@ -240,10 +244,36 @@ pub(crate) async fn start_life(
         )),
         tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
     ];
-    if let Some(q) = &broker.config.quorum {
+    if let Some(q) = broker
+        .config
+        .quorum
+        .as_ref()
+        .filter(|q| q.roles.is_controller())
+    {
         let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
             Arc::downgrade(&broker) as _;
         broker.catalog.serve_controller(duties);
+        // The controller looks for expired sessions a few times per heartbeat interval, so a
+        // broker is fenced soon after broker.session.timeout.ms.
+        let b = Arc::clone(&broker);
+        let every = Duration::from_millis(q.broker_heartbeat_interval_ms);
+        let check_every = every.min(LIVENESS_CHECK);
+        let check = periodically(
+            Arc::clone(&broker),
+            check_every,
+            cancel.clone(),
+            move |now| {
+                b.fence_expired_brokers(now);
+            },
+        );
+        tasks.push(tokio::spawn(check));
+    }
+    if let Some(q) = broker
+        .config
+        .quorum
+        .as_ref()
+        .filter(|q| q.roles.is_broker())
+    {
         let heartbeat_every = Duration::from_millis(q.broker_heartbeat_interval_ms);
         let shutdown_timeout = Duration::from_millis(q.broker_session_timeout_ms as u64);
         let (handle, task, mut let_in) = server::broker_lifecycle::BrokerLifecycle::start(
@@ -265,19 +295,6 @@ pub(crate) async fn start_life(
                 "the broker stopped before it was unfenced",
             ));
         }
-        // The controller looks for expired sessions a few times per heartbeat interval, so a
-        // broker is fenced soon after broker.session.timeout.ms.
-        let b = Arc::clone(&broker);
-        let check_every = heartbeat_every.min(LIVENESS_CHECK);
-        let check = periodically(
-            Arc::clone(&broker),
-            check_every,
-            cancel.clone(),
-            move |now| {
-                b.fence_expired_brokers(now);
-            },
-        );
-        tasks.push(tokio::spawn(check));
     }
     if let Some(seed) = &broker.config.seed {
         // Before the listeners open, so a client's first look finds the data; once only: a
@@ -326,6 +343,16 @@ pub(crate) async fn start_life(
         tasks,
         lifecycle,
     })
+}
+
+/// Where a controller-only process's controller listener listens.
+fn controller_addr(config: &Config) -> std::io::Result<SocketAddr> {
+    let listen = config.quorum.as_ref().and_then(|q| q.listen.clone());
+    let (host, port) = listen.ok_or_else(|| std::io::Error::other("no listener"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { &host };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the controller listener has no address"))
 }
 
 /// A wildcard bind address is not something a client can dial; advertise loopback instead.
