@@ -570,5 +570,23 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
         })
         .await?;
     }
+
+    // A broker-only process restarted fetches the log again and catches up.
+    let mut brokers = brokers;
+    let follower = brokers.iter().position(|b| b.broker().node_id != leader);
+    let restarted = &mut brokers[follower.context("a follower")?];
+    restarted.crash().await;
+    restarted.start_again().await?;
+    until("the restarted broker has the records", || {
+        offsets(restarted, "spread").0 == 2
+    })
+    .await?;
+    ensure!(restarted
+        .broker()
+        .catalog
+        .image()
+        .topics
+        .get_by_name("spread")
+        .is_some());
     Ok(())
 }
