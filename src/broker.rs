@@ -592,12 +592,15 @@ impl Broker {
     pub fn update_isrs(&self) -> usize {
         let mut sent = 0;
         for p in self.catalog.partitions() {
+            let image = self.catalog.image();
+            let eligible = |id: i32| {
+                (image.brokers.get(&id)).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+            };
             let Some((leader_epoch, partition_epoch, isr)) =
-                p.propose_isr_change(self.clock.now_ms())
+                p.propose_isr_change(self.clock.now_ms(), &eligible)
             else {
                 continue;
             };
-            let image = self.catalog.image();
             let Some(topic) = image.topics.get_by_name(&p.topic) else {
                 continue;
             };
