@@ -535,6 +535,10 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
     let spread = vec![creatable("spread", 2).with_replication_factor(2)];
     let created = create_topics(&mut c, CREATE_TOPICS_V, spread, false).await?;
     ensure!(created[0].error_code == NONE, "{created:?}");
+    until("the other broker has the topic", || {
+        partition(&brokers[1], "spread").is_ok()
+    })
+    .await?;
     let image = brokers[1].broker().catalog.image();
     let topic = image.topics.get_by_name("spread").context("spread")?;
     for reg in topic.partitions.values() {

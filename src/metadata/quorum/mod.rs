@@ -202,6 +202,9 @@ pub struct Quorum {
 const OBSERVER_SESSION: Duration = Duration::from_secs(300);
 /// How long an observer's fetch waits at a voter for something new.
 pub const OBSERVER_FETCH_WAIT: Duration = Duration::from_millis(500);
+/// The records one answer to an observer's fetch holds at most (beyond its first batch): well
+/// inside the transport's frame limit.
+const OBSERVER_FETCH_MAX_RECORDS: usize = 20_000;
 
 impl Quorum {
     /// Starts the node over its opened log; `network` reaches the other voters.
@@ -379,8 +382,9 @@ impl Quorum {
     }
 
     /// An observer's fetch (Kafka's observers Fetch the metadata partition): the committed
-    /// batches from `from_offset` on, waiting up to `max_wait` for one when there is none, with
-    /// the committed end offset, this node's view of the quorum, and where its leader listens.
+    /// batches from `from_offset` on (as many as OBSERVER_FETCH_MAX_RECORDS allows), waiting up
+    /// to `max_wait` for one when there is none, with the end offset they reach, this node's view
+    /// of the quorum (its committed end offset the high watermark), and where its leader listens.
     pub async fn fetch_for_observer(
         &self,
         observer: i32,
@@ -389,7 +393,17 @@ impl Quorum {
     ) -> Result<ObserverFetch, MetadataLogError> {
         let mut end = self.applied.watch_end_offset();
         let _ = tokio::time::timeout(max_wait, end.wait_for(|&e| e > from_offset)).await;
-        let (batches, end_offset) = self.read_committed(from_offset)?;
+        let (mut batches, mut end_offset) = self.read_committed(from_offset)?;
+        // A bounded answer (the frame limit): the observer fetches the rest next.
+        let mut records = 0;
+        let fits = batches.iter().position(|b| {
+            records += b.records.len();
+            records > OBSERVER_FETCH_MAX_RECORDS
+        });
+        if let Some(cut) = fits.filter(|&i| i > 0) {
+            batches.truncate(cut);
+            end_offset = batches.last().map_or(end_offset, |b| b.last_offset() + 1);
+        }
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.id) {
             let mut observers = self.observers.lock();

@@ -58,6 +58,13 @@ impl Fetched {
         quorum.as_ref()?.1.as_ref().map(|(_, node)| node.clone())
     }
 
+    /// The batch holding `from_offset`, and every one after it.
+    fn read(&self, from_offset: i64) -> Vec<MetadataBatch> {
+        let batches = self.batches.lock();
+        let first = batches.partition_point(|b| b.last_offset() < from_offset);
+        batches[first..].to_vec()
+    }
+
     /// Takes a voter's answer to a fetch from this end offset.
     fn take(&self, from: i64, f: ObserverFetch) {
         {
@@ -83,7 +90,8 @@ pub struct ObserverMetadataLog {
 
 impl ObserverMetadataLog {
     /// Starts fetching from `voters`; returns once a voter has answered with a leader known and
-    /// everything committed fetched, so that the image the broker starts from is the quorum's.
+    /// everything it had committed fetched, so that the image the broker starts from is the
+    /// quorum's.
     pub fn start(
         node_id: i32,
         voters: BTreeMap<NodeId, QuorumNode>,
@@ -130,7 +138,7 @@ impl ObserverMetadataLog {
 }
 
 /// The fetch loop: from the leader when known, else the voters in turn; `ready` is told once
-/// the first answer with a leader has been taken.
+/// an answer with a leader known brought everything committed.
 async fn follow(
     node_id: i32,
     voters: Vec<QuorumNode>,
@@ -157,9 +165,10 @@ async fn follow(
         };
         match answer {
             Ok(f) => {
-                let knows_leader = f.leader.is_some();
+                // Ready once a leader is known and everything committed is here.
+                let caught_up = f.leader.is_some() && f.end_offset >= f.state.high_watermark;
                 fetched.take(from, f);
-                if knows_leader {
+                if caught_up {
                     if let Some(r) = ready.take() {
                         let _ = r.send(());
                     }
@@ -218,10 +227,7 @@ impl MetadataLog for ObserverMetadataLog {
     }
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
-        let batches = self.fetched.batches.lock();
-        // The batch holding from_offset, and every one after it.
-        let first = batches.partition_point(|b| b.last_offset() < from_offset);
-        Ok(batches[first..].to_vec())
+        Ok(self.fetched.read(from_offset))
     }
 
     fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
@@ -273,5 +279,61 @@ impl MetadataLog for ObserverMetadataLog {
 impl Drop for ObserverMetadataLog {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::records::tests::samples;
+
+    fn answer(batches: &[(i64, usize)], end_offset: i64, leader: bool) -> ObserverFetch {
+        let records = samples();
+        let batch = |&(base, n): &(i64, usize)| super::super::WireBatch {
+            base_offset: base,
+            epoch: 1,
+            entry: MetadataEntry {
+                records: records[..n].to_vec(),
+                append_time_ms: 0,
+            },
+        };
+        ObserverFetch {
+            batches: batches.iter().map(batch).collect(),
+            end_offset,
+            state: QuorumState {
+                leader_id: 1,
+                leader_epoch: 1,
+                high_watermark: end_offset,
+                voters: vec![(1, end_offset)],
+                observers: vec![],
+            },
+            leader: leader.then(|| (1, QuorumNode::default())),
+        }
+    }
+
+    /// The fetched batches are read back as a voter's log is (the batch holding an offset,
+    /// then the rest; a control batch's offsets, 3 here, are in no batch), an answer from a
+    /// voter behind changes nothing, and the committed end only moves forward.
+    #[test]
+    fn fetched_batches_read_back_as_the_voters_log() {
+        let fetched = Fetched {
+            batches: Mutex::new(Vec::new()),
+            end_offset: watch::channel(0).0,
+            quorum: Mutex::new(None),
+        };
+        fetched.take(0, answer(&[(0, 2), (2, 1)], 4, false));
+        assert_eq!(*fetched.end_offset.borrow(), 4);
+        assert_eq!(fetched.leader(), None);
+        fetched.take(4, answer(&[(4, 2)], 6, true));
+        let bases =
+            |from| -> Vec<i64> { fetched.read(from).iter().map(|b| b.base_offset).collect() };
+        assert_eq!(bases(0), [0, 2, 4]);
+        assert_eq!(bases(1), [0, 2, 4]);
+        assert_eq!(bases(3), [4]);
+        assert_eq!(bases(5), [4]);
+        assert!(bases(6).is_empty());
+        fetched.take(6, answer(&[], 5, true));
+        assert_eq!(*fetched.end_offset.borrow(), 6);
+        assert_eq!(fetched.leader(), Some(QuorumNode::default()));
     }
 }
