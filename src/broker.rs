@@ -150,7 +150,6 @@ impl Broker {
             None => Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?,
             Some(q) => {
                 let log = open_quorum(&storage, &dir, config.node_id, q, clean)?;
-                let log = Box::new(log);
                 Catalog::open_with_log(
                     storage,
                     log,
@@ -160,7 +159,8 @@ impl Broker {
                     clean,
                     now_ms(),
                 )?
-                .with_data_brokers([config.node_id])
+                // A controller-only process holds no partition's data.
+                .with_data_brokers(q.roles.is_broker().then_some(config.node_id))
             }
         }
         .with_default_replication_factor(config.default_replication_factor);
@@ -168,6 +168,8 @@ impl Broker {
         let rack = config.broker_rack.clone();
         let registrations: Vec<_> = endpoints.iter().map(|e| registration(e, &rack)).collect();
         match (&config.quorum, registrations.first()) {
+            // A controller-only process is no broker: it never registers.
+            (Some(q), _) if !q.roles.is_broker() => {}
             // One broker per process: fenced until the controller hears its first heartbeat.
             (Some(_), Some(r)) => catalog.register_fenced(r.clone())?,
             _ => catalog.register_brokers(registrations, &config.elections)?,
@@ -481,23 +483,34 @@ impl Broker {
     }
 }
 
+/// What a broker learned from its heartbeat (`Broker::send_heartbeat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    /// This node's image has the broker unfenced.
+    pub unfenced: bool,
+    /// The controller granted the controlled shutdown asked for.
+    pub should_shut_down: bool,
+}
+
 /// Broker liveness across processes (a quorum; see `metadata::broker_heartbeat`).
 impl Broker {
     /// Sends this broker's heartbeat to the active controller (every
-    /// broker.heartbeat.interval.ms); a refusal or a controller out of reach is logged, and the
-    /// next heartbeat tries again (the controller fences this broker if none arrives in time).
-    /// Returns whether this node's image has the broker unfenced.
-    pub fn send_heartbeat(&self) -> bool {
+    /// broker.heartbeat.interval.ms), asking for a controlled shutdown when `want_shut_down`; a
+    /// refusal or a controller out of reach is logged, and the next heartbeat tries again (the
+    /// controller fences this broker if none arrives in time).
+    pub fn send_heartbeat(&self, want_shut_down: bool) -> HeartbeatOutcome {
         let image = self.catalog.image();
         let Some(reg) = image.brokers.get(&self.node_id) else {
-            return false;
+            return HeartbeatOutcome::default();
         };
         let heartbeat = BrokerHeartbeat {
             broker_id: self.node_id,
             broker_epoch: reg.epoch,
             current_metadata_offset: image.provenance.last_offset,
+            want_shut_down,
         };
         let request = ControllerRequest::BrokerHeartbeat(heartbeat);
+        let mut should_shut_down = false;
         match self.catalog.send_to_controller(request) {
             Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == errors::NONE => {
                 if !r.is_fenced && reg.fenced {
@@ -506,13 +519,20 @@ impl Broker {
                         tracing::warn!(error = %e, "could not replay the committed metadata");
                     }
                 }
-                if r.is_fenced {
+                if r.is_fenced && !r.should_shut_down {
                     tracing::info!(
                         broker = self.node_id,
                         caught_up = r.is_caught_up,
                         "fenced by the controller"
                     );
                 }
+                if r.in_controlled_shutdown {
+                    tracing::info!(
+                        broker = self.node_id,
+                        "in controlled shutdown: waiting for the controller to move its leaders"
+                    );
+                }
+                should_shut_down = r.should_shut_down;
             }
             Ok(r) => tracing::debug!(
                 broker = self.node_id,
@@ -522,7 +542,10 @@ impl Broker {
             Err(e) => tracing::debug!(broker = self.node_id, error = %e, "heartbeat not answered"),
         }
         let image = self.catalog.image();
-        image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced)
+        HeartbeatOutcome {
+            unfenced: image.brokers.get(&self.node_id).is_some_and(|b| !b.fenced),
+            should_shut_down,
+        }
     }
 
     /// While this node is the active controller, fences the brokers whose session expired at
@@ -569,12 +592,15 @@ impl Broker {
     pub fn update_isrs(&self) -> usize {
         let mut sent = 0;
         for p in self.catalog.partitions() {
+            let image = self.catalog.image();
+            let eligible = |id: i32| {
+                (image.brokers.get(&id)).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+            };
             let Some((leader_epoch, partition_epoch, isr)) =
-                p.propose_isr_change(self.clock.now_ms())
+                p.propose_isr_change(self.clock.now_ms(), &eligible)
             else {
                 continue;
             };
-            let image = self.catalog.image();
             let Some(topic) = image.topics.get_by_name(&p.topic) else {
                 continue;
             };
@@ -614,23 +640,34 @@ impl Broker {
         sent
     }
 
-    /// The active controller's answer to a heartbeat; the broker's session starts again.
+    /// The active controller's answer to a heartbeat; the broker's session starts again. A
+    /// broker that enters controlled shutdown does so at the end of the metadata log as it is
+    /// once its leaderships moved (Kafka: the heartbeat's batch end offset).
     fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
         let Some(liveness) = &self.liveness else {
             return HeartbeatReply::error(errors::NOT_CONTROLLER);
         };
+        let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);
+        let progress = |image: &_| liveness.lock().shutdown_progress(image, id, epoch);
         let reply = self
             .catalog
-            .broker_heartbeat(&heartbeat, &self.config.elections)
+            .broker_heartbeat(&heartbeat, &self.config.elections, progress)
             .unwrap_or_else(|e| {
-                tracing::warn!(broker = heartbeat.broker_id, error = %e, "could not answer a heartbeat");
+                tracing::warn!(broker = id, error = %e, "could not answer a heartbeat");
                 HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
         if reply.error_code == errors::NONE {
             let now = self.clock.now_ms();
-            liveness
-                .lock()
-                .touch(heartbeat.broker_id, heartbeat.broker_epoch, now);
+            let offset = heartbeat.current_metadata_offset;
+            let mut liveness = liveness.lock();
+            liveness.touch(id, epoch, now, offset, reply.is_fenced);
+            if reply.in_controlled_shutdown {
+                let end = self.catalog.image().provenance.last_offset;
+                liveness.enter_controlled_shutdown(id, epoch, end);
+            }
+            if reply.should_shut_down {
+                tracing::info!(broker = id, "controlled shutdown granted");
+            }
         }
         reply
     }
@@ -703,21 +740,19 @@ fn quorum_cluster_id(q: &crate::config::QuorumSettings) -> String {
     kafka_uuid_string(Uuid::from_bytes(bytes))
 }
 
-/// Starts this node's voter of the metadata quorum: its log in the data directory, its RPCs on
-/// the controller listener; returns once it knows a leader (see `RaftMetadataLog::start_tcp`).
+/// Starts this node's part in the metadata quorum: a voter (its log in the data directory, its
+/// RPCs on the controller listener; see `RaftMetadataLog::start_tcp`), or for a broker-only
+/// process an observer fetching from the voters (`quorum::observer`). Returns once it knows a
+/// leader.
 fn open_quorum(
     storage: &Arc<dyn crate::log::storage::Storage>,
     dir: &Path,
     node_id: i32,
     q: &crate::config::QuorumSettings,
     clean: bool,
-) -> io::Result<crate::metadata::quorum::RaftMetadataLog> {
+) -> io::Result<Box<dyn crate::metadata::metadata_log::MetadataLog>> {
+    use crate::metadata::quorum::observer::ObserverMetadataLog;
     use crate::metadata::quorum::{log_store::QuorumLogStore, QuorumNode, RaftMetadataLog};
-    let (host, port) = &q.listen;
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let listener = std::net::TcpListener::bind((host, *port))?;
-    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
-        .map_err(io::Error::other)?;
     let voters = q
         .voters
         .iter()
@@ -729,11 +764,21 @@ fn open_quorum(
             (id as u64, node)
         })
         .collect();
+    let Some((host, port)) = &q.listen else {
+        tracing::info!(node = node_id, "observing the metadata quorum");
+        let log = ObserverMetadataLog::start(node_id, voters).map_err(io::Error::other)?;
+        tracing::info!(node = node_id, "the metadata quorum has a leader");
+        return Ok(Box::new(log));
+    };
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let listener = std::net::TcpListener::bind((host, *port))?;
+    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
+        .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
     let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters)
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, "the metadata quorum has a leader");
-    Ok(log)
+    Ok(Box::new(log))
 }
 
 fn load_or_create_meta(dir: &Path, node_id: i32, shared_id: Option<String>) -> io::Result<String> {

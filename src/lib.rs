@@ -56,8 +56,6 @@ const HOUSEKEEPING_TICK: Duration = Duration::from_millis(1000);
 /// How often the active controller of a quorum looks for brokers whose session expired (at
 /// most; more often when broker.heartbeat.interval.ms is shorter).
 const LIVENESS_CHECK: Duration = Duration::from_millis(250);
-/// How often a fenced broker heartbeats (at most; broker.heartbeat.interval.ms when shorter).
-const FENCED_HEARTBEAT: Duration = Duration::from_millis(100);
 /// How often group timeouts are applied.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 /// How often transaction markers that could not be written are tried again (Kafka's marker
@@ -148,7 +146,11 @@ pub async fn start_on(
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     let local_addrs: Vec<SocketAddr> = listener_addrs.iter().map(|a| a[0].1).collect();
-    let local_addr = local_addrs[0];
+    let local_addr = match local_addrs.first() {
+        Some(a) => *a,
+        // A controller-only process has no broker listener: its controller listener.
+        None => controller_addr(&config)?,
+    };
     let admin_listener = match &config.admin_listen {
         Some(addr) => Some(admin::bind(addr).await?),
         None => None,
@@ -228,6 +230,7 @@ pub(crate) async fn start_life(
     // A start that fails half-way stops what it had started.
     let cancel = process_cancel.child_token();
     let stop_on_error = cancel.clone().drop_guard();
+    let mut lifecycle = None;
     let mut tasks = vec![
         tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
         tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
@@ -241,18 +244,46 @@ pub(crate) async fn start_life(
         )),
         tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
     ];
-    if let Some(q) = &broker.config.quorum {
+    if let Some(q) = broker
+        .config
+        .quorum
+        .as_ref()
+        .filter(|q| q.roles.is_controller())
+    {
         let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
             Arc::downgrade(&broker) as _;
         broker.catalog.serve_controller(duties);
+        // The controller looks for expired sessions a few times per heartbeat interval, so a
+        // broker is fenced soon after broker.session.timeout.ms.
+        let b = Arc::clone(&broker);
+        let every = Duration::from_millis(q.broker_heartbeat_interval_ms);
+        let check_every = every.min(LIVENESS_CHECK);
+        let check = periodically(
+            Arc::clone(&broker),
+            check_every,
+            cancel.clone(),
+            move |now| {
+                b.fence_expired_brokers(now);
+            },
+        );
+        tasks.push(tokio::spawn(check));
+    }
+    if let Some(q) = broker
+        .config
+        .quorum
+        .as_ref()
+        .filter(|q| q.roles.is_broker())
+    {
         let heartbeat_every = Duration::from_millis(q.broker_heartbeat_interval_ms);
-        let (unfenced, mut let_in) = tokio::sync::watch::channel(false);
-        tasks.push(tokio::spawn(broker_heartbeats(
+        let shutdown_timeout = Duration::from_millis(q.broker_session_timeout_ms as u64);
+        let (handle, task, mut let_in) = server::broker_lifecycle::BrokerLifecycle::start(
             Arc::clone(&broker),
             heartbeat_every,
-            unfenced,
+            shutdown_timeout,
             cancel.clone(),
-        )));
+        );
+        tasks.push(task);
+        lifecycle = q.controlled_shutdown_enable.then_some(handle);
         // As Kafka's BrokerServer, clients are served once the controller has unfenced this
         // broker (its metadata caught up), so that its first answers are the cluster's.
         tracing::info!(
@@ -264,19 +295,6 @@ pub(crate) async fn start_life(
                 "the broker stopped before it was unfenced",
             ));
         }
-        // The controller looks for expired sessions a few times per heartbeat interval, so a
-        // broker is fenced soon after broker.session.timeout.ms.
-        let b = Arc::clone(&broker);
-        let check_every = heartbeat_every.min(LIVENESS_CHECK);
-        let check = periodically(
-            Arc::clone(&broker),
-            check_every,
-            cancel.clone(),
-            move |now| {
-                b.fence_expired_brokers(now);
-            },
-        );
-        tasks.push(tokio::spawn(check));
     }
     if let Some(seed) = &broker.config.seed {
         // Before the listeners open, so a client's first look finds the data; once only: a
@@ -323,7 +341,18 @@ pub(crate) async fn start_life(
         nodes,
         cancel,
         tasks,
+        lifecycle,
     })
+}
+
+/// Where a controller-only process's controller listener listens.
+fn controller_addr(config: &Config) -> std::io::Result<SocketAddr> {
+    let listen = config.quorum.as_ref().and_then(|q| q.listen.clone());
+    let (host, port) = listen.ok_or_else(|| std::io::Error::other("no listener"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { &host };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the controller listener has no address"))
 }
 
 /// A wildcard bind address is not something a client can dial; advertise loopback instead.
@@ -361,8 +390,10 @@ impl RunningBroker {
         &self.process
     }
 
-    /// Stops accepting and serving, then flushes and closes every log (a clean shutdown).
+    /// Stops accepting and serving, then flushes and closes every log (a clean shutdown); in a
+    /// quorum, a controlled shutdown first.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.process.controlled_shutdown().await;
         self.cancel.cancel();
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
@@ -501,33 +532,6 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
-    }
-}
-
-/// This broker's heartbeats to the active controller of a quorum: the first at once (the broker
-/// registered fenced; this one brings it in), then every broker.heartbeat.interval.ms of real
-/// time (the controller's sessions are what the broker's clock measures); more often while it is
-/// fenced, so that it is let in soon after the controller would. `unfenced` tells whether this
-/// node's image has it unfenced.
-async fn broker_heartbeats(
-    broker: Arc<Broker>,
-    every: Duration,
-    unfenced: tokio::sync::watch::Sender<bool>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let b = Arc::clone(&broker);
-        let live = tokio::task::spawn_blocking(move || b.send_heartbeat()).await;
-        let live = live.unwrap_or(false);
-        unfenced.send_replace(live);
-        let wait = match live {
-            true => every,
-            false => every.min(FENCED_HEARTBEAT),
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
     }
 }
 

@@ -21,20 +21,7 @@ async fn cluster() -> Result<Vec<TestBroker>> {
 
 /// `cluster` with more settings on every node.
 async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
-    // Three distinct free ports: the listeners are held until all three are picked.
-    let held = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let controller_ports: Vec<u16> = held
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<Result<_>>()?;
-    drop(held);
-    let voters = (1..=3)
-        .zip(&controller_ports)
-        .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (controller_ports, voters) = three_voters()?;
     let start = |id: i32| {
         let voters = voters.clone();
         let listeners = format!(
@@ -65,6 +52,25 @@ async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
         b.context("node 2")?,
         c.context("node 3")?,
     ])
+}
+
+/// Controller ports for voters 1-3 and their controller.quorum.voters: three distinct free
+/// ports, the listeners held until all three are picked.
+fn three_voters() -> Result<(Vec<u16>, String)> {
+    let held = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<Result<_>>()?;
+    drop(held);
+    let voters = (1..=3)
+        .zip(&ports)
+        .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok((ports, voters))
 }
 
 /// A topic of one partition on replicas 1, 2, 3 (node 1 leading), with `configs`.
@@ -405,4 +411,186 @@ fn partition_n(
 ) -> Result<Arc<gregor::log::partition::Partition>> {
     let t = b.broker().catalog.get(topic).context("no topic")?;
     Ok(Arc::clone(t.partition(p).context("no partition")?))
+}
+
+/// Controlled shutdown: a clean stop of the process leading a partition of three replicas (what
+/// SIGTERM runs) first asks the active controller to move its leadership. By the time the
+/// process has stopped, every other node's image has another in-sync replica leading at a new
+/// leader epoch and the stopped broker out of the ISR, fenced, having been in controlled
+/// shutdown; with broker.session.timeout.ms far beyond the test's waits, only the controlled
+/// shutdown can have done it. Acknowledged records stay readable at the new leader, which takes
+/// acks=all writes at once; the stopped broker comes back as a follower and rejoins the ISR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_hands_its_partitions_over_before_it_exits() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = cluster_with(&[
+        ("broker.session.timeout.ms", "120000"),
+        ("min.insync.replicas", "2"),
+    ])
+    .await?;
+    let topic = "handed-over";
+    create_replicated(&nodes[1], topic, &[]).await?;
+    until("node 1 leads", || {
+        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    let mut leader = nodes[0].client().await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == i);
+    }
+    let registration = |n: &TestBroker| n.broker().catalog.image().brokers.get(&1).cloned();
+    let layout = |n: &TestBroker| {
+        let image = n.broker().catalog.image();
+        let reg = image.topics.get_by_name(topic)?.partitions.get(&0)?.clone();
+        Some((reg.leader, reg.isr, reg.leader_epoch))
+    };
+    ensure!(layout(&nodes[1]).is_some_and(|(l, isr, e)| l == 1 && isr.len() == 3 && e == 0));
+
+    nodes[0].shutdown().await?;
+    // No waiting for this: the nodes knew before node 1 exited.
+    for n in &nodes[1..] {
+        let (leader, isr, epoch) = layout(n).context("no partition")?;
+        ensure!(
+            leader == 2 && isr == [2, 3] && epoch == 1,
+            "{leader} {isr:?} {epoch}"
+        );
+        let b = registration(n).context("node 1 unregistered")?;
+        ensure!(b.in_controlled_shutdown, "{b:?}");
+    }
+    // The grant fenced it; the others apply that as it commits.
+    for n in &nodes[1..] {
+        until("node 1 is fenced", || {
+            registration(n).is_some_and(|b| b.fenced)
+        })
+        .await?;
+    }
+    let mut new_leader = nodes[1].client().await?;
+    ensure!(produce_ok(&mut new_leader, topic, 0, values_batch(&["w"])).await? == 3);
+    ensure!(fetch_all(&mut new_leader, topic, 0).await?.len() == 4);
+
+    nodes[0].start_again().await?;
+    until("node 1 rejoins the ISR", || {
+        layout(&nodes[1]).is_some_and(|(_, isr, _)| isr.len() == 3)
+    })
+    .await?;
+    ensure!(offsets(&nodes[0], topic).0 == 4, "node 1 caught up");
+    ensure!(registration(&nodes[1]).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown));
+    Ok(())
+}
+
+/// process.roles=controller and process.roles=broker: three controller-only voters and two
+/// broker-only observers. The controllers serve no clients and are no registered brokers; the
+/// brokers learn the metadata log by fetching it, register and heartbeat to the active
+/// controller, and are the only replicas: a topic created through a broker is placed on both,
+/// its leader takes records that the other broker replicates. The leader of the quorum lists
+/// both brokers as observers, and so does a broker asked (it answers with the leader's view).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
+    let _one = one_cluster().await;
+    let (ports, voters) = three_voters()?;
+    let start = |id: i32| {
+        let voters = voters.clone();
+        let (roles, listeners) = match id {
+            1..=3 => (
+                "controller",
+                format!("CONTROLLER://127.0.0.1:{}", ports[id as usize - 1]),
+            ),
+            _ => ("broker", "PLAINTEXT://127.0.0.1:0".to_string()),
+        };
+        async move {
+            let node = id.to_string();
+            let props = [
+                ("process.roles", roles),
+                ("node.id", &node),
+                ("controller.quorum.voters", &voters),
+                ("controller.listener.names", "CONTROLLER"),
+                ("listeners", &listeners),
+                ("broker.heartbeat.interval.ms", "200"),
+                ("replica.fetch.wait.max.ms", "100"),
+                ("replica.fetch.backoff.ms", "100"),
+            ];
+            TestBroker::start_with_properties(&props).await
+        }
+    };
+    let (c1, c2, c3, b4, b5) = tokio::join!(start(1), start(2), start(3), start(4), start(5));
+    let controllers = [c1.context("1")?, c2.context("2")?, c3.context("3")?];
+    let brokers = [b4.context("4")?, b5.context("5")?];
+    for n in controllers.iter().chain(&brokers) {
+        until(
+            "brokers 4 and 5 registered and unfenced, and no other",
+            || {
+                let image = n.broker().catalog.image();
+                let ids: Vec<(i32, bool)> =
+                    image.brokers.values().map(|b| (b.id, b.fenced)).collect();
+                ids == [(4, false), (5, false)]
+            },
+        )
+        .await?;
+    }
+    // A controller has no broker listener: what listens at its address is the quorum's.
+    let mut cc = controllers[0].client().await?;
+    ensure!(metadata(&mut cc, METADATA_V, None, false).await.is_err());
+
+    let mut c = brokers[0].client().await?;
+    let spread = vec![creatable("spread", 2).with_replication_factor(2)];
+    let created = create_topics(&mut c, CREATE_TOPICS_V, spread, false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    until("the other broker has the topic", || {
+        partition(&brokers[1], "spread").is_ok()
+    })
+    .await?;
+    let image = brokers[1].broker().catalog.image();
+    let topic = image.topics.get_by_name("spread").context("spread")?;
+    for reg in topic.partitions.values() {
+        let mut replicas = reg.replicas.clone();
+        replicas.sort();
+        ensure!(replicas == [4, 5] && reg.isr.len() == 2, "{reg:?}");
+    }
+    let leader = topic.partitions[&0].leader;
+    let (lead, follow) = match leader {
+        4 => (&brokers[0], &brokers[1]),
+        _ => (&brokers[1], &brokers[0]),
+    };
+    until("the leader leads", || {
+        partition(lead, "spread").is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    let mut c = lead.client().await?;
+    ensure!(produce_ok(&mut c, "spread", 0, values_batch(&["a", "b"])).await? == 0);
+    until("the other broker replicates it", || {
+        offsets(follow, "spread").0 == 2
+    })
+    .await?;
+    ensure!(fetch_all(&mut c, "spread", 0).await?.len() == 2);
+
+    // DescribeQuorum's view: the three voters, the two brokers observing.
+    for b in &brokers {
+        until("both brokers are observers", || {
+            b.broker().catalog.quorum_state().is_some_and(|q| {
+                let voters: Vec<i32> = q.voters.iter().map(|v| v.0).collect();
+                let observers: Vec<i32> = q.observers.iter().map(|o| o.0).collect();
+                q.leader_id > 0 && voters == [1, 2, 3] && observers == [4, 5]
+            })
+        })
+        .await?;
+    }
+
+    // A broker-only process restarted fetches the log again and catches up.
+    let mut brokers = brokers;
+    let follower = brokers.iter().position(|b| b.broker().node_id != leader);
+    let restarted = &mut brokers[follower.context("a follower")?];
+    restarted.crash().await;
+    restarted.start_again().await?;
+    until("the restarted broker has the records", || {
+        offsets(restarted, "spread").0 == 2
+    })
+    .await?;
+    ensure!(restarted
+        .broker()
+        .catalog
+        .image()
+        .topics
+        .get_by_name("spread")
+        .is_some());
+    Ok(())
 }

@@ -82,6 +82,7 @@ const USED: &[&str] = &[
     "compression.type",
     "connections.max.idle.ms",
     "connections.max.reauth.ms",
+    "controlled.shutdown.enable",
     "controller.listener.names",
     "controller.quorum.voters",
     "default.replication.factor",
@@ -412,20 +413,44 @@ pub struct Sources {
     pub seed: Option<PathBuf>,
 }
 
-/// The metadata quorum this process is a voter of (`process.roles=broker,controller`): see
-/// `metadata::quorum`.
+/// What a process of a quorum is (Kafka's `process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessRoles {
+    /// `broker,controller`: a voter of the quorum and a broker.
+    Combined,
+    /// `broker`: a broker that learns the metadata log from the voters (an observer).
+    Broker,
+    /// `controller`: a voter that serves no clients and holds no partition.
+    Controller,
+}
+
+impl ProcessRoles {
+    pub fn is_broker(self) -> bool {
+        self != ProcessRoles::Controller
+    }
+
+    pub fn is_controller(self) -> bool {
+        self != ProcessRoles::Broker
+    }
+}
+
+/// The metadata quorum this process belongs to (`process.roles`): see `metadata::quorum`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuorumSettings {
+    pub roles: ProcessRoles,
     /// controller.quorum.voters: each voter's node id and controller endpoint.
     pub voters: BTreeMap<i32, (String, u16)>,
     /// Where this node's controller listener binds (the `listeners` entry named in
-    /// controller.listener.names).
-    pub listen: (String, u16),
+    /// controller.listener.names); a broker-only process has none.
+    pub listen: Option<(String, u16)>,
     /// broker.heartbeat.interval.ms: how often this node's broker heartbeats to the active
     /// controller (see `metadata::broker_heartbeat`).
     pub broker_heartbeat_interval_ms: u64,
     /// broker.session.timeout.ms: a broker not heard from for this long is fenced.
     pub broker_session_timeout_ms: i64,
+    /// controlled.shutdown.enable: a stop asks the active controller to move this broker's
+    /// leaderships first (see `server::broker_lifecycle`).
+    pub controlled_shutdown_enable: bool,
     /// How followers fetch from their leaders (see `server::replica_fetcher`).
     pub replication: ReplicationSettings,
 }
@@ -546,16 +571,8 @@ pub struct Config {
 
 pub const DEFAULT_DATA_DIR: &str = "/tmp/gregor-data";
 
-/// Kafka's KRaft settings for a quorum between processes: `process.roles`, `node.id`,
-/// `controller.quorum.voters` (`id@host:port,...`), and the controller listener
-/// (`controller.listener.names` naming a `listeners` entry). Only the combined role is
-/// supported yet: a broker needs a controller in its own process, a controller a broker.
-fn quorum_settings(
-    s: &Settings<'_>,
-    node_id: i32,
-    brokers: Option<u16>,
-    listeners: &[ListenerConfig],
-) -> Result<Option<QuorumSettings>, ConfigError> {
+/// The roles `process.roles` names (`None` without it: a single node with its own log).
+fn process_roles(s: &Settings<'_>) -> Result<Option<ProcessRoles>, ConfigError> {
     let Some(roles) = s.str("process.roles") else {
         return Ok(None);
     };
@@ -566,13 +583,33 @@ fn quorum_settings(
         .collect();
     set.sort();
     set.dedup();
-    if set != ["broker", "controller"] {
-        return Err(invalid(
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    match set.as_slice() {
+        ["broker", "controller"] => Ok(Some(ProcessRoles::Combined)),
+        ["broker"] => Ok(Some(ProcessRoles::Broker)),
+        ["controller"] => Ok(Some(ProcessRoles::Controller)),
+        _ => Err(invalid(
             "process.roles",
             &roles,
-            "only broker,controller (combined mode) is supported yet",
-        ));
+            "expected broker, controller, or broker,controller",
+        )),
     }
+}
+
+/// Kafka's KRaft settings for a quorum between processes: `process.roles`, `node.id`,
+/// `controller.quorum.voters` (`id@host:port,...`), and the controller listener
+/// (`controller.listener.names` naming a `listeners` entry). As Kafka's KafkaConfig checks: a
+/// voter's node id is one of the voters and it has a controller listener; a broker-only node's
+/// is not a voter's.
+fn quorum_settings(
+    s: &Settings<'_>,
+    node_id: i32,
+    brokers: Option<u16>,
+    listeners: &[ListenerConfig],
+) -> Result<Option<QuorumSettings>, ConfigError> {
+    let Some(roles) = process_roles(s)? else {
+        return Ok(None);
+    };
     if brokers.is_some_and(|n| n > 1) {
         return Err(invalid(
             "--brokers",
@@ -613,21 +650,37 @@ fn quorum_settings(
             ));
         }
     }
-    if !voters.contains_key(&node_id) {
-        return Err(invalid(
-            "controller.quorum.voters",
-            &voters_text,
-            format!("node.id {node_id} is not one of the voters"),
-        ));
+    match (roles.is_controller(), voters.contains_key(&node_id)) {
+        (true, false) => {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                format!("node.id {node_id} is not one of the voters"),
+            ))
+        }
+        (false, true) => {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                format!("node.id {node_id} of a broker-only process is a voter's"),
+            ))
+        }
+        _ => {}
     }
-    let listen = listeners::controller_endpoint(|k| s.str(k))?.ok_or_else(|| {
-        invalid(
-            "controller.listener.names",
-            &s.str("controller.listener.names").unwrap_or_default(),
-            "no listeners entry is a controller listener",
-        )
-    })?;
+    let listen = match roles.is_controller() {
+        false => None,
+        true => Some(
+            listeners::controller_endpoint(|k| s.str(k))?.ok_or_else(|| {
+                invalid(
+                    "controller.listener.names",
+                    &s.str("controller.listener.names").unwrap_or_default(),
+                    "no listeners entry is a controller listener",
+                )
+            })?,
+        ),
+    };
     Ok(Some(QuorumSettings {
+        roles,
         voters,
         listen,
         broker_heartbeat_interval_ms: s
@@ -637,6 +690,7 @@ fn quorum_settings(
             .positive_int("broker.session.timeout.ms")?
             .unwrap_or(9000)
             .into(),
+        controlled_shutdown_enable: s.bool("controlled.shutdown.enable")?.unwrap_or(true),
         replication: replication_settings(s, listeners)?,
     }))
 }
@@ -735,14 +789,19 @@ impl Config {
             }
         }
         let s = Settings(&set);
-        let mut listeners = listeners::listeners(|k| s.str(k))?;
-        if let Some(l) = &src.listen {
+        // A controller-only process serves no clients: no broker listener.
+        let controller_only = process_roles(&s)? == Some(ProcessRoles::Controller);
+        let mut listeners = match controller_only {
+            true => vec![],
+            false => listeners::listeners(|k| s.str(k))?,
+        };
+        if let (Some(l), false) = (&src.listen, controller_only) {
             let (host, port) =
                 parse_host_port(l).ok_or_else(|| invalid("--listen", l, "expected HOST:PORT"))?;
             listeners[0].host = host;
             listeners[0].port = port;
         }
-        if let Some(a) = &src.advertised_listener {
+        if let (Some(a), false) = (&src.advertised_listener, controller_only) {
             listeners[0].advertised = Some(
                 parse_host_port(a)
                     .ok_or_else(|| invalid("--advertised-listener", a, "expected HOST:PORT"))?,
@@ -903,6 +962,7 @@ impl Config {
             broker_rack: s.str("broker.rack").filter(|r| !r.is_empty()),
             quorum,
             brokers: match src.brokers {
+                _ if controller_only => 0,
                 Some(0) => return Err(invalid("--brokers", "0", "at least one broker")),
                 Some(n) => n,
                 None => 1,
@@ -1417,7 +1477,8 @@ mod tests {
         ];
         let c = load(&base, &[]).unwrap();
         let q = c.quorum.unwrap();
-        assert_eq!(q.listen, ("127.0.0.1".to_string(), 9095));
+        assert_eq!(q.listen, Some(("127.0.0.1".to_string(), 9095)));
+        assert_eq!(q.roles, ProcessRoles::Combined);
         assert_eq!(q.voters.len(), 3);
         assert_eq!(q.voters[&1], ("h1".to_string(), 9093));
         assert_eq!(
@@ -1431,10 +1492,12 @@ mod tests {
             (2000, 9000)
         );
         assert_eq!(c.broker_rack, None);
+        assert!(q.controlled_shutdown_enable);
         let liveness = [
             "broker.heartbeat.interval.ms=500",
             "broker.session.timeout.ms=3000",
             "broker.rack=r1",
+            "controlled.shutdown.enable=false",
         ];
         let c = load(&[&base[..], &liveness[..]].concat(), &[]).unwrap();
         assert!(c.unused.is_empty(), "{:?}", c.unused);
@@ -1444,6 +1507,7 @@ mod tests {
             (q.broker_heartbeat_interval_ms, q.broker_session_timeout_ms),
             (500, 3000)
         );
+        assert!(!q.controlled_shutdown_enable);
         let with = |change: &str| {
             let key = change.split('=').next().unwrap();
             let mut o: Vec<&str> = base
@@ -1456,7 +1520,7 @@ mod tests {
         };
         for bad in [
             "process.roles=broker",
-            "process.roles=controller",
+            "process.roles=observer",
             "node.id=4",
             "controller.quorum.voters=",
             "controller.quorum.voters=1@h1:9093,1@h2:9093",
@@ -1466,6 +1530,43 @@ mod tests {
             assert!(with(bad).is_err(), "{bad} is refused");
         }
         assert!(load(&[&base[..], &["controller.quorum.voters="]].concat(), &[]).is_err());
+    }
+
+    /// process.roles=broker: an observer of the voters, never one of them, with no controller
+    /// listener of its own; process.roles=controller: a voter with no broker listener.
+    #[test]
+    fn broker_only_and_controller_only_roles() {
+        let voters = "controller.quorum.voters=1@h1:9093,2@h2:9093,3@h3:9093";
+        let broker = [
+            "process.roles=broker",
+            "node.id=4",
+            voters,
+            "controller.listener.names=CONTROLLER",
+            "listeners=PLAINTEXT://127.0.0.1:9092",
+        ];
+        let c = load(&broker, &[]).unwrap();
+        let q = c.quorum.unwrap();
+        assert_eq!((q.roles, q.listen), (ProcessRoles::Broker, None));
+        assert_eq!(c.brokers, 1);
+        let voter_id = [&broker[..], &["node.id=2"]].concat();
+        assert!(
+            load(&voter_id, &[]).is_err(),
+            "a broker-only node is no voter"
+        );
+        let controller = [
+            "process.roles=controller",
+            "node.id=2",
+            voters,
+            "controller.listener.names=CONTROLLER",
+            "listeners=CONTROLLER://127.0.0.1:9093",
+        ];
+        let c = load(&controller, &[]).unwrap();
+        let q = c.quorum.unwrap();
+        assert_eq!(q.roles, ProcessRoles::Controller);
+        assert_eq!(q.listen, Some(("127.0.0.1".to_string(), 9093)));
+        assert!(c.listeners.is_empty() && c.brokers == 0);
+        let not_voter = [&controller[..], &["node.id=4"]].concat();
+        assert!(load(&not_voter, &[]).is_err(), "a controller is a voter");
     }
 
     /// Elections follow Kafka's defaults (auto.leader.rebalance.enable true, unclean elections

@@ -1947,8 +1947,15 @@ impl Partition {
     /// The ISR change this leader should ask the controller for now, if any, marked in flight
     /// (Partition.maybeShrinkIsr and maybeExpandIsr): without the ISR members not caught up for
     /// `replica.lag.time.max.ms`, else with one replica that caught up. Returns (leader epoch,
-    /// partition epoch, new ISR); nothing while a change is in flight.
-    pub fn propose_isr_change(&self, now_ms: i64) -> Option<(i32, i32, Vec<i32>)> {
+    /// partition epoch, new ISR); nothing while a change is in flight. Only a replica
+    /// `isr_eligible` allows may join (Partition.isReplicaIsrEligible: not fenced, not in
+    /// controlled shutdown), so that a broker shutting down, which still fetches, is not asked
+    /// back in.
+    pub fn propose_isr_change(
+        &self,
+        now_ms: i64,
+        isr_eligible: &dyn Fn(i32) -> bool,
+    ) -> Option<(i32, i32, Vec<i32>)> {
         let log = self.lock();
         let mut leader = self.leader.lock();
         let state = leader.as_mut()?;
@@ -1962,7 +1969,7 @@ impl Partition {
                 .collect();
             (PendingIsr::Shrink(isr.clone()), isr)
         } else {
-            let joining = state.joinable().next()?;
+            let joining = state.joinable().find(|&r| isr_eligible(r))?;
             let mut isr = state.isr.clone();
             isr.push(joining);
             (PendingIsr::Expand(joining), isr)

@@ -37,6 +37,9 @@ pub struct BrokerHeartbeat {
     pub broker_epoch: i64,
     /// The offset of the last metadata record the broker has applied.
     pub current_metadata_offset: i64,
+    /// The broker is shutting down and asks for a controlled shutdown (Kafka's wantShutDown).
+    #[serde(default)]
+    pub want_shut_down: bool,
 }
 
 /// The controller's answer (Kafka's BrokerHeartbeatResponse).
@@ -46,6 +49,12 @@ pub struct HeartbeatReply {
     /// The broker has applied the metadata log up to its registration.
     pub is_caught_up: bool,
     pub is_fenced: bool,
+    /// The broker is in controlled shutdown: its leaderships are being moved.
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
+    /// The broker may stop now (it leads nothing, and the active brokers know it).
+    #[serde(default)]
+    pub should_shut_down: bool,
 }
 
 impl HeartbeatReply {
@@ -54,17 +63,80 @@ impl HeartbeatReply {
             error_code: code,
             is_caught_up: false,
             is_fenced: true,
+            in_controlled_shutdown: false,
+            should_shut_down: false,
         }
     }
 }
 
-/// The heartbeat's effect on the image: the records that unfence the broker (none when it stays
-/// as it is) and the answer, or the error for an unknown broker or a stale epoch.
+/// Where a broker stands with the active controller (Kafka's BrokerControlState).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerControlState {
+    Fenced,
+    Unfenced,
+    /// Asked to shut down while leading partitions: they move to other replicas first.
+    ControlledShutdown,
+    /// May stop: fenced at once (it leaves every ISR it is still in).
+    ShutdownNow,
+}
+
+/// What the active controller knows beyond the image for one heartbeat: when the broker entered
+/// controlled shutdown (the metadata offset of that change, kept by `BrokerHeartbeatManager`),
+/// and the lowest metadata offset the active brokers have reported applying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownProgress {
+    pub controlled_shutdown_offset: Option<i64>,
+    pub lowest_active_offset: i64,
+}
+
+impl ShutdownProgress {
+    /// No controlled shutdown under way.
+    pub const NONE: ShutdownProgress = ShutdownProgress {
+        controlled_shutdown_offset: None,
+        lowest_active_offset: i64::MAX,
+    };
+}
+
+/// The broker's next state (BrokerHeartbeatManager.calculateNextBrokerState). A broker in
+/// controlled shutdown may stop once it leads nothing and every active broker has applied the
+/// change that moved its leaderships (so that they all answer clients with the new leaders).
+fn next_state(
+    image: &MetadataImage,
+    hb: &BrokerHeartbeat,
+    fenced: bool,
+    is_caught_up: bool,
+    progress: ShutdownProgress,
+) -> BrokerControlState {
+    use BrokerControlState::*;
+    let current = match (fenced, progress.controlled_shutdown_offset) {
+        (true, _) => Fenced,
+        (false, Some(_)) => ControlledShutdown,
+        (false, None) => Unfenced,
+    };
+    let leads = || election::has_leaderships(image, hb.broker_id);
+    match current {
+        Fenced if hb.want_shut_down => ShutdownNow,
+        Fenced if is_caught_up => Unfenced,
+        Unfenced if hb.want_shut_down && leads() => ControlledShutdown,
+        Unfenced if hb.want_shut_down => ShutdownNow,
+        ControlledShutdown if leads() => ControlledShutdown,
+        ControlledShutdown => match progress.controlled_shutdown_offset {
+            Some(offset) if offset <= progress.lowest_active_offset => ShutdownNow,
+            _ => ControlledShutdown,
+        },
+        state => state,
+    }
+}
+
+/// The heartbeat's effect on the image: the records of the broker's change of state (none when
+/// it stays as it is) and the answer, or the error for an unknown broker or a stale epoch.
 pub fn decide(
     image: &MetadataImage,
     hb: &BrokerHeartbeat,
     policy: &ElectionPolicy,
+    progress: ShutdownProgress,
 ) -> Result<(Vec<MetadataRecord>, HeartbeatReply), ReplayError> {
+    use BrokerControlState::*;
     let Some(reg) = image.brokers.get(&hb.broker_id) else {
         let reply = HeartbeatReply::error(errors::BROKER_ID_NOT_REGISTERED);
         return Ok((vec![], reply));
@@ -73,35 +145,55 @@ pub fn decide(
         return Ok((vec![], HeartbeatReply::error(errors::STALE_BROKER_EPOCH)));
     }
     let is_caught_up = hb.current_metadata_offset >= reg.epoch;
+    let next = next_state(image, hb, reg.fenced, is_caught_up, progress);
     let mut out = Pending::new(image);
-    if reg.fenced && is_caught_up {
-        // A broker registered again (restarted) may still lead or be in ISRs as its earlier
-        // incarnation did: those end first, so that it leads again at a new leader epoch.
-        out.push(election::broker_fenced(image, hb.broker_id, policy))?;
-        let unfenced = election::broker_unfenced(&out.image, hb.broker_id, policy)?;
-        out.push(unfenced)?;
+    match next {
+        Unfenced if reg.fenced => {
+            // A broker registered again (restarted) may still lead or be in ISRs as its earlier
+            // incarnation did: those end first, so that it leads again at a new leader epoch.
+            out.push(election::broker_fenced(image, hb.broker_id, policy))?;
+            let unfenced = election::broker_unfenced(&out.image, hb.broker_id, policy)?;
+            out.push(unfenced)?;
+        }
+        ControlledShutdown if progress.controlled_shutdown_offset.is_none() => {
+            let records = election::broker_in_controlled_shutdown(image, hb.broker_id, policy);
+            out.push(records)?;
+        }
+        ShutdownNow => out.push(election::broker_fenced(image, hb.broker_id, policy))?,
+        _ => {}
     }
-    let is_fenced = out
-        .image
-        .brokers
-        .get(&hb.broker_id)
-        .is_none_or(|b| b.fenced);
     let reply = HeartbeatReply {
         error_code: errors::NONE,
         is_caught_up,
-        is_fenced,
+        is_fenced: matches!(next, Fenced | ShutdownNow),
+        in_controlled_shutdown: next == ControlledShutdown,
+        should_shut_down: next == ShutdownNow,
     };
     Ok((out.records, reply))
 }
 
-/// When the active controller last heard from each broker.
+/// What the active controller last heard from a broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Contact {
+    /// The broker epoch it spoke at.
+    epoch: i64,
+    /// When.
+    at: i64,
+    /// The metadata offset it had applied (-1: not heard from yet).
+    metadata_offset: i64,
+    /// Where it entered controlled shutdown (the end of the metadata log once its leaderships
+    /// were moved), while it is in it.
+    controlled_shutdown_offset: Option<i64>,
+}
+
+/// When the active controller last heard from each broker, what it had applied, and which
+/// brokers are in controlled shutdown (Kafka's BrokerHeartbeatManager).
 #[derive(Debug)]
 pub struct BrokerHeartbeatManager {
     session_timeout_ms: i64,
     /// The Raft term these contacts were heard in (`None`: this node is not active).
     term: Option<i32>,
-    /// Each broker's last contact: the broker epoch it spoke at, and when.
-    contacts: BTreeMap<i32, (i64, i64)>,
+    contacts: BTreeMap<i32, Contact>,
 }
 
 impl BrokerHeartbeatManager {
@@ -114,7 +206,9 @@ impl BrokerHeartbeatManager {
     }
 
     /// This node is the active controller in `term`: a term other than the last forgets every
-    /// contact (each broker's session starts again as it is next looked at).
+    /// contact (each broker's session starts again as it is next looked at; a broker that was
+    /// in controlled shutdown enters it again on its next heartbeat, as with Kafka's new
+    /// active controller).
     pub fn activate(&mut self, term: i32) {
         if self.term != Some(term) {
             self.term = Some(term);
@@ -132,10 +226,74 @@ impl BrokerHeartbeatManager {
         self.term.is_some()
     }
 
-    /// A heartbeat from `broker_id` at `broker_epoch` arrived at `now`.
-    pub fn touch(&mut self, broker_id: i32, broker_epoch: i64, now: i64) {
-        if self.term.is_some() {
-            self.contacts.insert(broker_id, (broker_epoch, now));
+    /// A heartbeat from `broker_id` at `broker_epoch` arrived at `now`, the broker having
+    /// applied the metadata log up to `metadata_offset`. A broker fenced by it leaves
+    /// controlled shutdown (BrokerHeartbeatManager.touch).
+    pub fn touch(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+        now: i64,
+        metadata_offset: i64,
+        fenced: bool,
+    ) {
+        if self.term.is_none() {
+            return;
+        }
+        let contact = self.contacts.entry(broker_id).or_insert(Contact {
+            epoch: broker_epoch,
+            at: now,
+            metadata_offset,
+            controlled_shutdown_offset: None,
+        });
+        if contact.epoch != broker_epoch || fenced {
+            contact.controlled_shutdown_offset = None;
+        }
+        contact.epoch = broker_epoch;
+        contact.at = now;
+        contact.metadata_offset = metadata_offset;
+    }
+
+    /// Broker `broker_id` (at `broker_epoch`) is in controlled shutdown from `offset` on (kept
+    /// from its first such heartbeat; maybeUpdateControlledShutdownOffset).
+    pub fn enter_controlled_shutdown(&mut self, broker_id: i32, broker_epoch: i64, offset: i64) {
+        if let Some(c) = self.contacts.get_mut(&broker_id) {
+            if c.epoch == broker_epoch && c.controlled_shutdown_offset.is_none() {
+                c.controlled_shutdown_offset = Some(offset);
+            }
+        }
+    }
+
+    /// What `decide` needs to know of broker `broker_id`'s controlled shutdown at
+    /// `broker_epoch`: where it began, and the lowest metadata offset the active brokers
+    /// (unfenced in `image`, not shutting down, heard from at their current epoch in this term)
+    /// applied (i64::MAX when there is none).
+    pub fn shutdown_progress(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> ShutdownProgress {
+        let controlled_shutdown_offset = self
+            .contacts
+            .get(&broker_id)
+            .filter(|c| c.epoch == broker_epoch)
+            .and_then(|c| c.controlled_shutdown_offset);
+        let lowest_active_offset =
+            self.contacts
+                .iter()
+                .filter(|(id, c)| {
+                    let active = image.brokers.get(id).is_some_and(|b| {
+                        !b.fenced && !b.in_controlled_shutdown && b.epoch == c.epoch
+                    });
+                    active && c.metadata_offset >= 0 && c.controlled_shutdown_offset.is_none()
+                })
+                .map(|(_, c)| c.metadata_offset)
+                .min()
+                .unwrap_or(i64::MAX);
+        ShutdownProgress {
+            controlled_shutdown_offset,
+            lowest_active_offset,
         }
     }
 
@@ -149,11 +307,17 @@ impl BrokerHeartbeatManager {
         self.contacts.retain(|id, _| image.brokers.contains_key(id));
         let mut out = Vec::new();
         for b in image.brokers.values().filter(|b| !b.fenced) {
-            let contact = self.contacts.entry(b.id).or_insert((b.epoch, now));
-            if contact.0 != b.epoch {
-                *contact = (b.epoch, now);
+            let fresh = Contact {
+                epoch: b.epoch,
+                at: now,
+                metadata_offset: -1,
+                controlled_shutdown_offset: None,
+            };
+            let contact = self.contacts.entry(b.id).or_insert(fresh);
+            if contact.epoch != b.epoch {
+                *contact = fresh;
             }
-            if now - contact.1 > self.session_timeout_ms {
+            if now - contact.at > self.session_timeout_ms {
                 out.push((b.id, b.epoch));
             }
         }
@@ -202,6 +366,7 @@ mod tests {
             broker_id: id,
             broker_epoch: epoch,
             current_metadata_offset: offset,
+            want_shut_down: false,
         }
     }
 
@@ -213,7 +378,7 @@ mod tests {
         let mut m = BrokerHeartbeatManager::new(9000);
         m.activate(1);
         assert!(m.expired(&image, 1000).is_empty(), "sessions start now");
-        m.touch(1, 10, 5000);
+        m.touch(1, 10, 5000, 0, false);
         assert!(m.expired(&image, 10_000).is_empty());
         assert_eq!(m.expired(&image, 10_001), vec![(2, 20)]);
         assert!(m.expired(&image, 14_000).len() == 1);
@@ -241,7 +406,7 @@ mod tests {
         let again = apply(&image, &[register(2, 30, false)]);
         assert_eq!(m.expired(&again, 18_003), vec![(1, 10)]);
         m.deactivate();
-        m.touch(1, 10, 20_000);
+        m.touch(1, 10, 20_000, 0, false);
         assert!(m.expired(&again, 99_999).is_empty());
     }
 
@@ -260,17 +425,21 @@ mod tests {
     fn a_heartbeat_is_checked_against_the_registration() {
         let image = image(false);
         let policy = ElectionPolicy::default();
-        let (records, reply) = decide(&image, &hb(3, 0, 100), &policy).unwrap();
+        let (records, reply) =
+            decide(&image, &hb(3, 0, 100), &policy, ShutdownProgress::NONE).unwrap();
         assert!(records.is_empty());
         assert_eq!(reply.error_code, errors::BROKER_ID_NOT_REGISTERED);
-        let (_, reply) = decide(&image, &hb(1, 9, 100), &policy).unwrap();
+        let (_, reply) = decide(&image, &hb(1, 9, 100), &policy, ShutdownProgress::NONE).unwrap();
         assert_eq!(reply.error_code, errors::STALE_BROKER_EPOCH);
-        let (records, reply) = decide(&image, &hb(1, 10, 100), &policy).unwrap();
+        let (records, reply) =
+            decide(&image, &hb(1, 10, 100), &policy, ShutdownProgress::NONE).unwrap();
         assert!(records.is_empty());
         let live = HeartbeatReply {
             error_code: errors::NONE,
             is_caught_up: true,
             is_fenced: false,
+            in_controlled_shutdown: false,
+            should_shut_down: false,
         };
         assert_eq!(reply, live);
     }
@@ -284,10 +453,12 @@ mod tests {
         let fenced = apply(&live, &election::broker_fenced(&live, 2, &policy));
         assert!(fenced.brokers[&2].fenced);
         assert_eq!(leader(&fenced), crate::metadata::records::NO_LEADER);
-        let (records, reply) = decide(&fenced, &hb(2, 20, 19), &policy).unwrap();
+        let (records, reply) =
+            decide(&fenced, &hb(2, 20, 19), &policy, ShutdownProgress::NONE).unwrap();
         assert!(records.is_empty());
         assert!(reply.is_fenced && !reply.is_caught_up);
-        let (records, reply) = decide(&fenced, &hb(2, 20, 20), &policy).unwrap();
+        let (records, reply) =
+            decide(&fenced, &hb(2, 20, 20), &policy, ShutdownProgress::NONE).unwrap();
         assert!(!reply.is_fenced && reply.is_caught_up);
         let back = apply(&fenced, &records);
         assert!(!back.brokers[&2].fenced);
@@ -303,10 +474,137 @@ mod tests {
         let epoch = |i: &MetadataImage| i.topics.get(TOPIC).unwrap().partitions[&0].leader_epoch;
         let again = apply(&live, &[register(2, 30, true)]);
         assert_eq!(leader(&again), 2);
-        let (records, reply) = decide(&again, &hb(2, 30, 30), &policy).unwrap();
+        let (records, reply) =
+            decide(&again, &hb(2, 30, 30), &policy, ShutdownProgress::NONE).unwrap();
         assert!(!reply.is_fenced);
         let back = apply(&again, &records);
         assert_eq!(leader(&back), 2);
         assert!(epoch(&back) > epoch(&live), "{records:?}");
+    }
+
+    fn shutting_down(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {
+        BrokerHeartbeat {
+            want_shut_down: true,
+            ..hb(id, epoch, offset)
+        }
+    }
+
+    /// (leader, ISR, leader epoch) of each partition of topic `id`.
+    fn layout(image: &MetadataImage, id: Uuid) -> Vec<(i32, Vec<i32>, i32)> {
+        let t = image.topics.get(id).unwrap();
+        (t.partitions.values())
+            .map(|r| (r.leader, r.isr.clone(), r.leader_epoch))
+            .collect()
+    }
+
+    /// The active controller's side of a controlled shutdown, on a manual clock: broker 1 asks
+    /// to shut down while it leads; it enters controlled shutdown, its leaderships move to
+    /// other in-sync replicas at a new leader epoch and it leaves the ISRs (a partition whose
+    /// only ISR member it is loses its leader and keeps it in the ISR, as Kafka's
+    /// generateLeaderAndIsrUpdates does); it may stop only once the active brokers have
+    /// applied that change, and is then fenced.
+    #[test]
+    fn a_broker_in_controlled_shutdown_leads_nothing_and_stops_once_the_others_know() {
+        use crate::metadata::election::tests::image_of;
+        use crate::metadata::records::NO_LEADER;
+        let policy = ElectionPolicy {
+            isr_by_leaders: true,
+            ..ElectionPolicy::default()
+        };
+        let before = image_of(&[1, 2, 3], &[], TOPIC, &[&[1, 2, 3], &[2, 1, 3], &[1]]);
+        let mut m = BrokerHeartbeatManager::new(9000);
+        m.activate(1);
+        for (id, now) in [(1, 0), (2, 10), (3, 20)] {
+            m.touch(id, 0, now, 5, false);
+        }
+        let progress = m.shutdown_progress(&before, 1, 0);
+        assert_eq!(progress.controlled_shutdown_offset, None);
+        let (records, reply) = decide(&before, &shutting_down(1, 0, 5), &policy, progress).unwrap();
+        assert!(reply.in_controlled_shutdown && !reply.should_shut_down && !reply.is_fenced);
+        let moved = apply(&before, &records);
+        assert!(moved.brokers[&1].in_controlled_shutdown && !moved.brokers[&1].fenced);
+        assert!(!election::has_leaderships(&moved, 1));
+        assert_eq!(
+            layout(&moved, TOPIC),
+            vec![
+                (2, vec![2, 3], 1),
+                (2, vec![2, 3], 0),
+                (NO_LEADER, vec![1], 1),
+            ]
+        );
+        // The change ends at offset 9 of the metadata log; brokers 2 and 3 reported 5.
+        m.touch(1, 0, 100, 5, reply.is_fenced);
+        m.enter_controlled_shutdown(1, 0, 9);
+        m.enter_controlled_shutdown(1, 0, 12);
+        let progress = m.shutdown_progress(&moved, 1, 0);
+        assert_eq!(
+            progress,
+            ShutdownProgress {
+                controlled_shutdown_offset: Some(9),
+                lowest_active_offset: 5,
+            }
+        );
+        let (records, reply) = decide(&moved, &shutting_down(1, 0, 9), &policy, progress).unwrap();
+        assert!(records.is_empty());
+        assert!(reply.in_controlled_shutdown && !reply.should_shut_down);
+        // Broker 2 applied it, broker 3 not yet; then both have.
+        m.touch(2, 0, 200, 9, false);
+        let progress = m.shutdown_progress(&moved, 1, 0);
+        assert_eq!(progress.lowest_active_offset, 5);
+        m.touch(3, 0, 300, 10, false);
+        let progress = m.shutdown_progress(&moved, 1, 0);
+        assert_eq!(progress.lowest_active_offset, 9);
+        let (records, reply) = decide(&moved, &shutting_down(1, 0, 9), &policy, progress).unwrap();
+        assert!(reply.should_shut_down && reply.is_fenced && !reply.in_controlled_shutdown);
+        let stopped = apply(&moved, &records);
+        assert!(stopped.brokers[&1].fenced);
+        assert_eq!(layout(&stopped, TOPIC), layout(&moved, TOPIC));
+        m.touch(1, 0, 400, 9, reply.is_fenced);
+        assert_eq!(
+            m.shutdown_progress(&stopped, 1, 0)
+                .controlled_shutdown_offset,
+            None
+        );
+    }
+
+    /// A broker that leads nothing, or is fenced, may stop at once (SHUTDOWN_NOW): fenced, out
+    /// of the ISRs it is in. A broker that does not ask stays as it is.
+    #[test]
+    fn a_broker_that_leads_nothing_shuts_down_at_once() {
+        use crate::metadata::election::tests::image_of;
+        let policy = ElectionPolicy::default();
+        let before = image_of(&[1, 2, 3], &[3], TOPIC, &[&[1, 2]]);
+        let none = ShutdownProgress::NONE;
+        let (records, reply) = decide(&before, &shutting_down(2, 0, 5), &policy, none).unwrap();
+        assert!(reply.should_shut_down && reply.is_fenced);
+        let after = apply(&before, &records);
+        assert!(after.brokers[&2].fenced);
+        assert_eq!(layout(&after, TOPIC), vec![(1, vec![1], 0)]);
+        let (_, reply) = decide(&before, &shutting_down(3, 0, 5), &policy, none).unwrap();
+        assert!(reply.should_shut_down && reply.is_fenced);
+        let (records, reply) = decide(&before, &hb(1, 0, 5), &policy, none).unwrap();
+        assert!(records.is_empty() && !reply.should_shut_down && !reply.in_controlled_shutdown);
+    }
+
+    /// A controller that becomes active forgets where controlled shutdowns began: a broker in
+    /// controlled shutdown that leads nothing any more is let go on its next heartbeat, as by
+    /// Kafka's new active controller (its state starts from UNFENCED).
+    #[test]
+    fn a_new_controller_lets_a_broker_in_controlled_shutdown_go() {
+        use crate::metadata::election::tests::image_of;
+        let policy = ElectionPolicy::default();
+        let before = image_of(&[1, 2], &[], TOPIC, &[&[1, 2]]);
+        let none = ShutdownProgress::NONE;
+        let (records, reply) = decide(&before, &shutting_down(1, 0, 5), &policy, none).unwrap();
+        assert!(reply.in_controlled_shutdown);
+        let moved = apply(&before, &records);
+        let mut m = BrokerHeartbeatManager::new(9000);
+        m.activate(2);
+        m.touch(2, 0, 0, 1, false);
+        let progress = m.shutdown_progress(&moved, 1, 0);
+        assert_eq!(progress.controlled_shutdown_offset, None);
+        let (records, reply) = decide(&moved, &shutting_down(1, 0, 5), &policy, progress).unwrap();
+        assert!(reply.should_shut_down);
+        assert!(apply(&moved, &records).brokers[&1].fenced);
     }
 }

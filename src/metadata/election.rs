@@ -257,32 +257,73 @@ fn changes(
         .collect()
 }
 
-/// ReplicationControlManager.handleBrokerFenced: broker `id` leaves the ISR of every partition
-/// it is in, leaders are elected where it led, then the BrokerRegistrationChangeRecord that fences it (Kafka's
-/// record for it from 3.3-IV2 on).
-pub fn broker_fenced(
-    image: &MetadataImage,
-    id: i32,
-    policy: &ElectionPolicy,
-) -> Vec<MetadataRecord> {
+/// Broker `id` leaves the ISR of every partition it is in, and leaders are elected where it led
+/// (ReplicationControlManager.generateLeaderAndIsrUpdates with it as brokerToRemove): the
+/// changes of a fence and of a controlled shutdown alike. A partition whose only ISR member it
+/// is keeps that member and has no leader (it may not lead), as in Kafka.
+fn leave_isrs(image: &MetadataImage, id: i32, policy: &ElectionPolicy) -> Vec<MetadataRecord> {
     let acceptable = |r: i32| r != id && is_active(image, r);
-    let mut out = changes(image, |t, p, reg| {
+    changes(image, |t, p, reg| {
         if !reg.isr.contains(&id) {
             return None;
         }
         let target: Vec<i32> = reg.isr.iter().copied().filter(|&r| r != id).collect();
         let election = policy.election_for(image, &t.name);
         partition_change((t.id, p), reg, target, election, &acceptable)
-    });
+    })
+}
+
+/// Whether broker `id` leads some partition (BrokersToIsrs.hasLeaderships): a broker in
+/// controlled shutdown may stop once it leads nothing.
+pub fn has_leaderships(image: &MetadataImage, id: i32) -> bool {
+    partitions(image).any(|(_, _, reg)| reg.leader == id)
+}
+
+/// ReplicationControlManager.handleBrokerInControlledShutdown: the BrokerRegistrationChangeRecord
+/// that puts broker `id` in controlled shutdown (unless it is already), then its leaderships and
+/// ISR memberships end as a fence ends them (`leave_isrs`), while it still serves: its clients
+/// move to the new leaders before it stops.
+pub fn broker_in_controlled_shutdown(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    if let Some(b) = image.brokers.get(&id).filter(|b| !b.in_controlled_shutdown) {
+        out.push(registration_change(b, 0, 1));
+    }
+    out.extend(leave_isrs(image, id, policy));
+    out
+}
+
+/// ReplicationControlManager.handleBrokerFenced: broker `id` leaves the ISR of every partition
+/// it is in, leaders are elected where it led (`leave_isrs`), then the
+/// BrokerRegistrationChangeRecord that fences it (Kafka's record for it from 3.3-IV2 on).
+pub fn broker_fenced(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
+    let mut out = leave_isrs(image, id, policy);
     if let Some(b) = image.brokers.get(&id).filter(|b| !b.fenced) {
-        out.push(MetadataRecord::BrokerRegistrationChange {
-            broker_id: id,
-            broker_epoch: b.epoch,
-            fenced: 1,
-            in_controlled_shutdown: 0,
-        });
+        out.push(registration_change(b, 1, 0));
     }
     out
+}
+
+/// The BrokerRegistrationChangeRecord of broker `b` at its epoch: `fenced` and
+/// `in_controlled_shutdown` 1 to set, -1 to clear, 0 to leave as they are.
+fn registration_change(
+    b: &super::image::BrokerRegistration,
+    fenced: i8,
+    in_controlled_shutdown: i8,
+) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange {
+        broker_id: b.id,
+        broker_epoch: b.epoch,
+        fenced,
+        in_controlled_shutdown,
+    }
 }
 
 /// Broker `id` comes back unfenced: the BrokerRegistrationChangeRecord that unfences it (when it
@@ -298,12 +339,7 @@ pub fn broker_unfenced(
 ) -> Result<Vec<MetadataRecord>, ReplayError> {
     let mut out = Pending::new(image);
     if let Some(b) = image.brokers.get(&id).filter(|b| b.fenced) {
-        out.push(vec![MetadataRecord::BrokerRegistrationChange {
-            broker_id: id,
-            broker_epoch: b.epoch,
-            fenced: -1,
-            in_controlled_shutdown: 0,
-        }])?;
+        out.push(vec![registration_change(b, -1, 0)])?;
     }
     let leaderless = {
         let image = &out.image;

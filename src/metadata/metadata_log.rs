@@ -158,7 +158,7 @@ pub trait MetadataLog: Send + Sync {
 }
 
 /// The metadata quorum as one node sees it (Kafka's DescribeQuorum partition data).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumState {
     /// -1 while no leader is known.
     pub leader_id: i32,
@@ -168,6 +168,10 @@ pub struct QuorumState {
     /// Each voter's log end offset: known for every voter on the leader, for itself elsewhere
     /// (-1 when unknown).
     pub voters: Vec<(i32, i64)>,
+    /// The observers (broker-only processes) that fetched from the leader lately, with the
+    /// offset they fetched from: known on the leader only.
+    #[serde(default)]
+    pub observers: Vec<(i32, i64)>,
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per

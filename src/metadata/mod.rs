@@ -600,13 +600,17 @@ impl Catalog {
         })
     }
 
-    /// The active controller's answer to a broker's heartbeat (`broker_heartbeat::decide`).
+    /// The active controller's answer to a broker's heartbeat (`broker_heartbeat::decide`), with
+    /// what `progress` says of its controlled shutdown on the image decided on.
     pub fn broker_heartbeat(
         &self,
         heartbeat: &BrokerHeartbeat,
         policy: &ElectionPolicy,
+        progress: impl FnOnce(&MetadataImage) -> broker_heartbeat::ShutdownProgress,
     ) -> io::Result<HeartbeatReply> {
-        self.decide_as_controller(|image| broker_heartbeat::decide(image, heartbeat, policy))
+        self.decide_as_controller(|image| {
+            broker_heartbeat::decide(image, heartbeat, policy, progress(image))
+        })
     }
 
     /// The active controller's answer to a partition leader's AlterPartition

@@ -69,26 +69,25 @@ pub fn handle(ctx: &RequestContext<'_>, req: DescribeQuorumRequest) -> DescribeQ
 }
 
 /// A quorum of processes: the raft state this node knows (the leader knows every voter's log
-/// end; elsewhere only its own is known, the others -1). Every process is a voter (combined
-/// mode): there are no observers. Fetch times are not tracked: -1, as Kafka answers for a
-/// replica it has not heard from.
+/// end; elsewhere only its own is known, the others -1), and the observers (broker-only
+/// processes) that fetch from the leader, at the offset they last fetched from; a broker-only
+/// process answers with the view of the voter it fetches from, the leader's once it knows it.
+/// Fetch times are not tracked: -1, as Kafka answers for a replica it has not heard from.
 fn quorum_partition(q: &crate::metadata::metadata_log::QuorumState) -> PartitionData {
-    let voters = q
-        .voters
-        .iter()
-        .map(|&(id, end)| {
-            ReplicaState::default()
-                .with_replica_id(BrokerId(id))
-                .with_log_end_offset(end)
-                .with_last_fetch_timestamp(-1)
-                .with_last_caught_up_timestamp(-1)
-        })
-        .collect();
+    let replica = |&(id, end): &(i32, i64)| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(end)
+            .with_last_fetch_timestamp(-1)
+            .with_last_caught_up_timestamp(-1)
+    };
+    let voters = q.voters.iter().map(replica).collect();
+    let observers = q.observers.iter().map(replica).collect();
     PartitionData::default()
         .with_error_message(None)
         .with_leader_id(BrokerId(q.leader_id))
         .with_leader_epoch(q.leader_epoch)
         .with_high_watermark(q.high_watermark)
         .with_current_voters(voters)
-        .with_observers(vec![])
+        .with_observers(observers)
 }

@@ -24,6 +24,7 @@ use crate::broker::{Broker, Endpoint};
 use crate::config::Config;
 use crate::log::storage::Storage;
 use crate::security::Listener;
+use crate::server::broker_lifecycle::BrokerLifecycle;
 use crate::server::nodes::Nodes;
 
 /// Each broker's listeners, bound.
@@ -36,6 +37,9 @@ pub struct Life {
     /// Stops this life's work (a child of the process's token).
     pub cancel: CancellationToken,
     pub tasks: Vec<JoinHandle<()>>,
+    /// In a quorum of processes with controlled.shutdown.enable, the broker's lifecycle with the
+    /// active controller: a stop is a controlled shutdown first.
+    pub lifecycle: Option<BrokerLifecycle>,
 }
 
 impl Life {
@@ -140,6 +144,21 @@ impl Process {
             return Some("snapshots are not supported with --brokers > 1");
         }
         None
+    }
+
+    /// In a quorum, has the active controller move the broker's leaderships away while it still
+    /// serves (`server::broker_lifecycle`): the first step of the process's shutdown, before
+    /// anything stops.
+    pub async fn controlled_shutdown(&self) {
+        if let Some(lifecycle) = self
+            .life
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|l| l.lifecycle.as_ref())
+        {
+            lifecycle.controlled_shutdown().await;
+        }
     }
 
     /// Stops the broker and closes its logs (the process's shutdown).

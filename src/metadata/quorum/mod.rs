@@ -9,10 +9,13 @@
 //! - `Quorum`: one node of the group (async, on any tokio runtime), over any network
 //!   (`openraft::RaftNetworkFactory`: an in-memory one in the simulation test).
 //!
+//! - `observer`: a broker-only process's view of the log, fetched from the voters.
+//!
 //! Not yet: snapshots of the quorum (the log is kept whole and replayed at start-up),
 //! membership changes (the voters are fixed when the quorum is first formed).
 
 pub mod log_store;
+pub mod observer;
 #[cfg(test)]
 mod simulation;
 pub mod state_machine;
@@ -86,6 +89,51 @@ impl TryFrom<WireEntry> for MetadataEntry {
     }
 }
 
+/// A committed batch as an observer fetches it (`observer`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WireBatch {
+    pub base_offset: i64,
+    pub epoch: i32,
+    pub entry: MetadataEntry,
+}
+
+impl From<MetadataBatch> for WireBatch {
+    fn from(b: MetadataBatch) -> WireBatch {
+        WireBatch {
+            base_offset: b.base_offset,
+            epoch: b.epoch,
+            entry: MetadataEntry {
+                records: b.records,
+                append_time_ms: b.append_time_ms,
+            },
+        }
+    }
+}
+
+impl From<WireBatch> for MetadataBatch {
+    fn from(w: WireBatch) -> MetadataBatch {
+        MetadataBatch {
+            base_offset: w.base_offset,
+            epoch: w.epoch,
+            append_time_ms: w.entry.append_time_ms,
+            records: w.entry.records,
+        }
+    }
+}
+
+/// A voter's answer to an observer's fetch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ObserverFetch {
+    /// The committed batches from the offset asked for.
+    pub batches: Vec<WireBatch>,
+    /// The committed end offset they reach.
+    pub end_offset: i64,
+    /// The quorum as the voter sees it.
+    pub state: QuorumState,
+    /// The leader and where it listens, when the voter knows.
+    pub leader: Option<(i32, QuorumNode)>,
+}
+
 /// Where a voter listens (its endpoint on the controller listener).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumNode {
@@ -144,7 +192,19 @@ pub struct Quorum {
     /// What answers the brokers' requests while this node leads (the broker of this process,
     /// once it is up; see `metadata::controller`).
     pub duties: Arc<OnceLock<Weak<dyn ControllerDuties>>>,
+    /// The observers (broker-only processes, `observer`) that fetched from this node: the
+    /// offset each fetched from, and when (a monotonic instant).
+    pub observers: Arc<parking_lot::Mutex<BTreeMap<i32, (i64, std::time::Instant)>>>,
 }
+
+/// An observer not heard from for this long is no longer listed (Kafka's leader forgets an
+/// observer after five minutes without a fetch).
+const OBSERVER_SESSION: Duration = Duration::from_secs(300);
+/// How long an observer's fetch waits at a voter for something new.
+pub const OBSERVER_FETCH_WAIT: Duration = Duration::from_millis(500);
+/// The records one answer to an observer's fetch holds at most (beyond its first batch): well
+/// inside the transport's frame limit.
+const OBSERVER_FETCH_MAX_RECORDS: usize = 20_000;
 
 impl Quorum {
     /// Starts the node over its opened log; `network` reaches the other voters.
@@ -167,6 +227,7 @@ impl Quorum {
             applied,
             forward: false,
             duties: Arc::new(OnceLock::new()),
+            observers: Arc::default(),
         })
     }
 
@@ -308,9 +369,94 @@ impl Quorum {
 
     /// The committed batches from the one holding `from_offset` on.
     pub fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
+        Ok(self.read_committed(from_offset)?.0)
+    }
+
+    /// `read`, with the committed end offset it reads up to.
+    fn read_committed(
+        &self,
+        from_offset: i64,
+    ) -> Result<(Vec<MetadataBatch>, i64), MetadataLogError> {
         let until = self.applied.end_offset();
         let batches = self.store.read_batches(from_offset, until)?;
-        Ok(batches.into_iter().filter_map(|b| b.data).collect())
+        Ok((batches.into_iter().filter_map(|b| b.data).collect(), until))
+    }
+
+    /// An observer's fetch (Kafka's observers Fetch the metadata partition): the committed
+    /// batches from `from_offset` on (as many as OBSERVER_FETCH_MAX_RECORDS allows), waiting up
+    /// to `max_wait` for one when there is none, with the end offset they reach, this node's view
+    /// of the quorum (its committed end offset the high watermark), and where its leader listens.
+    pub async fn fetch_for_observer(
+        &self,
+        observer: i32,
+        from_offset: i64,
+        max_wait: Duration,
+    ) -> Result<ObserverFetch, MetadataLogError> {
+        let mut end = self.applied.watch_end_offset();
+        let _ = tokio::time::timeout(max_wait, end.wait_for(|&e| e > from_offset)).await;
+        let (mut batches, mut end_offset) = self.read_committed(from_offset)?;
+        // A bounded answer (the frame limit): the observer fetches the rest next.
+        let mut records = 0;
+        let fits = batches.iter().position(|b| {
+            records += b.records.len();
+            records > OBSERVER_FETCH_MAX_RECORDS
+        });
+        if let Some(cut) = fits.filter(|&i| i > 0) {
+            batches.truncate(cut);
+            end_offset = batches.last().map_or(end_offset, |b| b.last_offset() + 1);
+        }
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader == Some(self.id) {
+            let mut observers = self.observers.lock();
+            observers.insert(observer, (from_offset, std::time::Instant::now()));
+            observers.retain(|_, (_, at)| at.elapsed() < OBSERVER_SESSION);
+        }
+        let leader = m.current_leader.and_then(|l| {
+            let node = m.membership_config.membership().get_node(&l)?;
+            Some((l as i32, node.clone()))
+        });
+        Ok(ObserverFetch {
+            batches: batches.into_iter().map(WireBatch::from).collect(),
+            end_offset,
+            state: self.quorum_state(),
+            leader,
+        })
+    }
+
+    /// The quorum as this node sees it (see `MetadataLog::quorum_state`).
+    pub fn quorum_state(&self) -> QuorumState {
+        let m = self.raft.metrics().borrow().clone();
+        let store = &self.store;
+        let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
+            log_id.map_or(0, |l| store.end_offset_after(l.index))
+        };
+        let voters = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let end = match &m.replication {
+                    Some(progress) => progress.get(&id).map_or(-1, end_of),
+                    None if id == self.id => store.end_offset(),
+                    None => -1,
+                };
+                (id as i32, end)
+            })
+            .collect();
+        let observers = match m.current_leader == Some(self.id) {
+            true => (self.observers.lock().iter())
+                .filter(|(_, (_, at))| at.elapsed() < OBSERVER_SESSION)
+                .map(|(&id, &(end, _))| (id, end))
+                .collect(),
+            false => vec![],
+        };
+        QuorumState {
+            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            high_watermark: self.applied.end_offset(),
+            voters,
+            observers,
+        }
     }
 
     /// The image of the committed log.
@@ -355,7 +501,7 @@ pub struct RaftMetadataLog {
 /// The quorum node's runtime, shut down in the background when dropped: the last reference to
 /// the broker (and so to this log) may go inside an async task (a process's tasks ending as it
 /// stops), where a runtime may not block to drop.
-struct QuorumRuntime(Option<tokio::runtime::Runtime>);
+pub(super) struct QuorumRuntime(pub(super) Option<tokio::runtime::Runtime>);
 
 impl std::ops::Deref for QuorumRuntime {
     type Target = tokio::runtime::Runtime;
@@ -436,8 +582,21 @@ impl RaftMetadataLog {
     }
 }
 
+/// `append`, given up after APPEND_TIMEOUT (a voter's or an observer's write).
+pub(super) async fn committed_in_time(
+    append: impl std::future::Future<Output = Result<i64, MetadataLogError>>,
+) -> Result<i64, MetadataLogError> {
+    tokio::time::timeout(APPEND_TIMEOUT, append)
+        .await
+        .unwrap_or_else(|_| {
+            Err(MetadataLogError::Quorum(
+                "the metadata quorum did not commit the append in time".into(),
+            ))
+        })
+}
+
 /// Runs `f` on `runtime` and waits for it from a thread that may itself be a runtime's.
-fn wait_on<T: Send + 'static>(
+pub(super) fn wait_on<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, MetadataLogError> {
@@ -456,16 +615,8 @@ impl MetadataLog for RaftMetadataLog {
         }
         let quorum = self.quorum.clone();
         let records = records.to_vec();
-        let append = async move {
-            tokio::time::timeout(APPEND_TIMEOUT, quorum.append(records, now_ms))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(MetadataLogError::Quorum(
-                        "the metadata quorum did not commit the append in time".into(),
-                    ))
-                })
-        };
-        wait_on(&self.runtime, append)?
+        let append = async move { quorum.append(records, now_ms).await };
+        wait_on(&self.runtime, committed_in_time(append))?
     }
 
     fn append_as_controller(
@@ -516,30 +667,7 @@ impl MetadataLog for RaftMetadataLog {
     }
 
     fn quorum_state(&self) -> Option<QuorumState> {
-        let m = self.quorum.raft.metrics().borrow().clone();
-        let store = &self.quorum.store;
-        let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
-            log_id.map_or(0, |l| store.end_offset_after(l.index))
-        };
-        let voters = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .map(|id| {
-                let end = match &m.replication {
-                    Some(progress) => progress.get(&id).map_or(-1, end_of),
-                    None if id == self.quorum.id => store.end_offset(),
-                    None => -1,
-                };
-                (id as i32, end)
-            })
-            .collect();
-        Some(QuorumState {
-            leader_id: m.current_leader.map_or(-1, |l| l as i32),
-            leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
-            high_watermark: self.quorum.applied.end_offset(),
-            voters,
-        })
+        Some(self.quorum.quorum_state())
     }
 
     fn send_to_controller(
@@ -767,6 +895,7 @@ mod tests {
             broker_id: 7,
             broker_epoch: 3,
             current_metadata_offset: last,
+            want_shut_down: false,
         });
         let reply = follower.send_to_controller(hb.clone()).unwrap();
         assert_eq!(reply.error_code(), crate::protocol::errors::NOT_CONTROLLER);

@@ -6,7 +6,8 @@
 //! a 4-byte big-endian length and a JSON message (openraft's own serde forms; a metadata record
 //! as its Kafka encoding in base64). One request at a time per connection, answered in order.
 //! Besides Raft's two RPCs, a node that does not lead forwards a metadata write to the leader
-//! (Kafka's brokers forward their admin writes to the active controller likewise).
+//! (Kafka's brokers forward their admin writes to the active controller likewise), and an
+//! observer (a broker-only process) fetches the committed log and writes through a voter.
 
 use std::io;
 use std::time::Duration;
@@ -23,7 +24,9 @@ use openraft::{RaftNetwork, RaftNetworkFactory};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{MetadataEntry, NodeId, Quorum, QuorumNode, TypeConfig};
+use super::{
+    MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig, OBSERVER_FETCH_WAIT,
+};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::MetadataLogError;
 
@@ -32,6 +35,8 @@ use crate::metadata::metadata_log::MetadataLogError;
 const MAX_FRAME: usize = 64 << 20;
 /// How long a forwarded write waits for the leader's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than its wait at the voter an observer's fetch may take to be answered.
+const FETCH_SLACK: Duration = Duration::from_secs(5);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Request {
@@ -41,6 +46,13 @@ enum Request {
     Append(MetadataEntry),
     /// A broker's request to the active controller (see `metadata::controller`).
     Controller(ControllerRequest),
+    /// An observer's fetch of the committed log (see `observer`).
+    Fetch {
+        observer: i32,
+        from_offset: i64,
+    },
+    /// A metadata write from an observer: the voter forwards it to the leader if need be.
+    ObserverAppend(MetadataEntry),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -50,6 +62,7 @@ enum Response {
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, String>),
     Controller(ControllerResponse),
+    Fetch(Result<ObserverFetch, String>),
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -112,6 +125,25 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
                 Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
             }
             Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
+            Request::Fetch {
+                observer,
+                from_offset,
+            } => {
+                let fetched = q.fetch_for_observer(observer, from_offset, OBSERVER_FETCH_WAIT);
+                Response::Fetch(fetched.await.map_err(|e| e.to_string()))
+            }
+            Request::ObserverAppend(entry) => {
+                let append = tokio::time::timeout(
+                    FORWARD_TIMEOUT,
+                    q.append(entry.records, entry.append_time_ms),
+                );
+                let appended = append.await.unwrap_or_else(|_| {
+                    Err(MetadataLogError::Quorum(
+                        "the write was not committed in time".into(),
+                    ))
+                });
+                Response::Append(appended.map_err(|e| e.to_string()))
+            }
         };
         write_frame(&mut stream, &response).await?;
     }
@@ -263,21 +295,60 @@ pub enum ForwardError {
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
 /// once the leader has committed it.
 pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
-    let mut client = TcpClient {
-        target: 0,
-        node: node.clone(),
-        conn: None,
-    };
-    let failed = |why: String| {
-        ForwardError::Failed(MetadataLogError::Quorum(format!(
-            "forwarding to the leader at {node}: {why}"
-        )))
-    };
-    match client.call(&Request::Append(entry), FORWARD_TIMEOUT).await {
+    let what = format!("forwarding to the leader at {node}");
+    send_write(node, Request::Append(entry), &what).await
+}
+
+/// An observer's metadata write, sent to the voter at `node` (which forwards it to the leader):
+/// the offset of its last record once committed.
+pub async fn observer_append(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
+    let what = format!("writing through the voter at {node}");
+    send_write(node, Request::ObserverAppend(entry), &what).await
+}
+
+async fn send_write(node: &QuorumNode, request: Request, what: &str) -> Result<i64, ForwardError> {
+    let failed =
+        |why: String| ForwardError::Failed(MetadataLogError::Quorum(format!("{what}: {why}")));
+    match TcpClient::to(node).call(&request, FORWARD_TIMEOUT).await {
         Ok(Response::Append(r)) => r.map_err(failed),
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         Err(CallError::Network(e)) => Err(failed(e.to_string())),
+    }
+}
+
+impl TcpClient {
+    /// A connection to the voter at `node`, made on first use (an observer's).
+    pub fn to(node: &QuorumNode) -> TcpClient {
+        TcpClient {
+            target: 0,
+            node: node.clone(),
+            conn: None,
+        }
+    }
+
+    /// Where this client connects.
+    pub fn node(&self) -> &QuorumNode {
+        &self.node
+    }
+
+    /// An observer's fetch from this voter (see `Quorum::fetch_for_observer`).
+    pub async fn fetch(
+        &mut self,
+        observer: i32,
+        from_offset: i64,
+    ) -> Result<ObserverFetch, MetadataLogError> {
+        let node = self.node.clone();
+        let failed = |why: String| MetadataLogError::Quorum(format!("fetching from {node}: {why}"));
+        let request = Request::Fetch {
+            observer,
+            from_offset,
+        };
+        match self.call(&request, OBSERVER_FETCH_WAIT + FETCH_SLACK).await {
+            Ok(Response::Fetch(r)) => r.map_err(failed),
+            Ok(_) => Err(failed("an answer to another request".into())),
+            Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
+        }
     }
 }
 
@@ -288,14 +359,10 @@ pub async fn to_controller(
     request: ControllerRequest,
     timeout: Duration,
 ) -> Result<ControllerResponse, MetadataLogError> {
-    let mut client = TcpClient {
-        target: 0,
-        node: node.clone(),
-        conn: None,
-    };
     let failed = |why: String| {
         MetadataLogError::Quorum(format!("request to the controller at {node}: {why}"))
     };
+    let mut client = TcpClient::to(node);
     match client.call(&Request::Controller(request), timeout).await {
         Ok(Response::Controller(reply)) => Ok(reply),
         Ok(_) => Err(failed("an answer to another request".into())),

@@ -1,0 +1,339 @@
+//! A broker-only process's metadata log (`process.roles=broker`): an observer of the quorum, as
+//! Kafka's brokers are. It is no voter and runs no Raft node: it fetches the committed log from
+//! the voters named by `controller.quorum.voters` (from the leader once it knows it, which lists
+//! it among the observers in DescribeQuorum), each fetch waiting at the voter for something new,
+//! so committed changes reach it at once. Its writes (CreateTopics through this broker, its
+//! registration) go to a voter, which forwards them to the leader; its broker's requests to the
+//! active controller (heartbeats, AlterPartition) go to the leader.
+//!
+//! Why not an openraft learner: a learner is pushed to (AppendEntries), so the broker would need
+//! a listener of its own for the quorum, which Kafka's broker-only configuration does not have
+//! (its controller.listener.names are the controllers'), and a learner is a member of the Raft
+//! membership, kept in the log, whose address a restart on another port would have to change.
+//! Fetching is Kafka's observer model, and needs neither.
+//!
+//! The fetched log is kept in memory: a restarted broker fetches it again before it opens its
+//! catalog (the voters keep the whole log; there are no snapshots of the quorum yet).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::transport::{self, ForwardError, TcpClient};
+use super::{
+    committed_in_time, wait_on, MetadataEntry, NodeId, ObserverFetch, QuorumNode, QuorumRuntime,
+};
+use crate::metadata::controller::{ControllerRequest, ControllerResponse};
+use crate::metadata::image::MetadataImage;
+use crate::metadata::metadata_log::{
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
+};
+use crate::metadata::records::MetadataRecord;
+
+/// The pause after a fetch that failed, before the next voter is asked.
+const FETCH_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a broker's request waits for the controller's answer.
+const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The leader of the quorum and where it listens, when known.
+type Leader = Option<(i32, QuorumNode)>;
+
+/// What the fetches brought.
+struct Fetched {
+    /// The committed data batches, in offset order.
+    batches: Mutex<Vec<MetadataBatch>>,
+    /// The committed end offset fetched up to.
+    end_offset: watch::Sender<i64>,
+    /// The quorum as the last voter answering saw it, and the leader's address.
+    quorum: Mutex<Option<(QuorumState, Leader)>>,
+}
+
+impl Fetched {
+    fn leader(&self) -> Option<QuorumNode> {
+        let quorum = self.quorum.lock();
+        quorum.as_ref()?.1.as_ref().map(|(_, node)| node.clone())
+    }
+
+    /// The batch holding `from_offset`, and every one after it.
+    fn read(&self, from_offset: i64) -> Vec<MetadataBatch> {
+        let batches = self.batches.lock();
+        let first = batches.partition_point(|b| b.last_offset() < from_offset);
+        batches[first..].to_vec()
+    }
+
+    /// Takes a voter's answer to a fetch from this end offset.
+    fn take(&self, from: i64, f: ObserverFetch) {
+        {
+            let mut batches = self.batches.lock();
+            let new = f.batches.into_iter().map(MetadataBatch::from);
+            batches.extend(new.filter(|b| b.base_offset >= from));
+        }
+        *self.quorum.lock() = Some((f.state, f.leader));
+        if f.end_offset > from {
+            self.end_offset.send_replace(f.end_offset);
+        }
+    }
+}
+
+/// The metadata log of a broker-only process (see the module comment).
+pub struct ObserverMetadataLog {
+    node_id: i32,
+    voters: Vec<QuorumNode>,
+    fetched: Arc<Fetched>,
+    cancel: CancellationToken,
+    runtime: QuorumRuntime,
+}
+
+impl ObserverMetadataLog {
+    /// Starts fetching from `voters`; returns once a voter has answered with a leader known and
+    /// everything it had committed fetched, so that the image the broker starts from is the
+    /// quorum's.
+    pub fn start(
+        node_id: i32,
+        voters: BTreeMap<NodeId, QuorumNode>,
+    ) -> Result<ObserverMetadataLog, MetadataLogError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("metadata-observer")
+            .enable_all()
+            .build()?;
+        let voters: Vec<QuorumNode> = voters.into_values().collect();
+        let fetched = Arc::new(Fetched {
+            batches: Mutex::new(Vec::new()),
+            end_offset: watch::channel(0).0,
+            quorum: Mutex::new(None),
+        });
+        let cancel = CancellationToken::new();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        runtime.spawn(follow(
+            node_id,
+            voters.clone(),
+            Arc::clone(&fetched),
+            ready_tx,
+            cancel.clone(),
+        ));
+        ready
+            .recv()
+            .map_err(|_| MetadataLogError::Quorum("the metadata observer stopped".into()))?;
+        Ok(ObserverMetadataLog {
+            node_id,
+            voters,
+            fetched,
+            cancel,
+            runtime: QuorumRuntime(Some(runtime)),
+        })
+    }
+
+    /// The voters to try, the leader first when known.
+    fn targets(&self) -> Vec<QuorumNode> {
+        let leader = self.fetched.leader();
+        let others = self.voters.iter().filter(|v| Some(*v) != leader.as_ref());
+        let others: Vec<QuorumNode> = others.cloned().collect();
+        leader.into_iter().chain(others).collect()
+    }
+}
+
+/// The fetch loop: from the leader when known, else the voters in turn; `ready` is told once
+/// an answer with a leader known brought everything committed.
+async fn follow(
+    node_id: i32,
+    voters: Vec<QuorumNode>,
+    fetched: Arc<Fetched>,
+    ready: std::sync::mpsc::Sender<()>,
+    cancel: CancellationToken,
+) {
+    let mut ready = Some(ready);
+    let mut next_voter = 0;
+    let mut client: Option<TcpClient> = None;
+    loop {
+        let target = fetched.leader().unwrap_or_else(|| {
+            next_voter = (next_voter + 1) % voters.len().max(1);
+            voters.get(next_voter).cloned().unwrap_or_default()
+        });
+        if client.as_ref().is_none_or(|c| *c.node() != target) {
+            client = Some(TcpClient::to(&target));
+        }
+        let Some(c) = client.as_mut() else { continue };
+        let from = *fetched.end_offset.borrow();
+        let answer = tokio::select! {
+            _ = cancel.cancelled() => return,
+            answer = c.fetch(node_id, from) => answer,
+        };
+        match answer {
+            Ok(f) => {
+                // Ready once a leader is known and everything committed is here.
+                let caught_up = f.leader.is_some() && f.end_offset >= f.state.high_watermark;
+                fetched.take(from, f);
+                if caught_up {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(voter = %target, error = %e, "metadata fetch failed");
+                // Forget the leader: the next voter in turn tells who leads now.
+                if let Some(q) = fetched.quorum.lock().as_mut() {
+                    q.1 = None;
+                }
+                client = None;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(FETCH_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
+impl MetadataLog for ObserverMetadataLog {
+    /// Sends the write to a voter (the leader first), which forwards it to the leader; returns
+    /// the offset of its last record once it is committed and fetched here.
+    fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError> {
+        if records.is_empty() {
+            return Ok(*self.fetched.end_offset.borrow() - 1);
+        }
+        let entry = MetadataEntry {
+            records: records.to_vec(),
+            append_time_ms: now_ms,
+        };
+        let targets = self.targets();
+        let mut end = self.fetched.end_offset.subscribe();
+        let append = async move {
+            let mut last_error = None;
+            for target in targets {
+                match transport::observer_append(&target, entry.clone()).await {
+                    Ok(last) => {
+                        let fetched = end.wait_for(|&e| e > last).await;
+                        fetched.map_err(|_| {
+                            MetadataLogError::Quorum("the metadata observer stopped".into())
+                        })?;
+                        return Ok(last);
+                    }
+                    // Not sent: another voter may take it.
+                    Err(ForwardError::Unreachable(e)) => {
+                        last_error = Some(MetadataLogError::Quorum(e.to_string()))
+                    }
+                    Err(ForwardError::Failed(e)) => return Err(e),
+                }
+            }
+            Err(last_error.unwrap_or_else(|| MetadataLogError::Quorum("no voters".into())))
+        };
+        wait_on(&self.runtime, committed_in_time(append))?
+    }
+
+    fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
+        Ok(self.fetched.read(from_offset))
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        Ok(None)
+    }
+
+    fn create_snapshot(
+        &self,
+        _image: &MetadataImage,
+        _now_ms: i64,
+    ) -> Result<SnapshotId, MetadataLogError> {
+        Err(MetadataLogError::Quorum(
+            "snapshots of the metadata quorum are not supported yet".into(),
+        ))
+    }
+
+    fn committed(&self) -> Option<watch::Receiver<i64>> {
+        Some(self.fetched.end_offset.subscribe())
+    }
+
+    /// The quorum as the voter last fetched from sees it (the leader's view, observers
+    /// included, once this node fetches from the leader).
+    fn quorum_state(&self) -> Option<QuorumState> {
+        let quorum = self.fetched.quorum.lock();
+        let mut state = quorum.as_ref()?.0.clone();
+        state.high_watermark = *self.fetched.end_offset.borrow();
+        Some(state)
+    }
+
+    fn send_to_controller(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, MetadataLogError> {
+        let leader = self.fetched.leader().ok_or_else(|| {
+            MetadataLogError::Quorum("no leader of the metadata quorum is known".into())
+        })?;
+        let send =
+            async move { transport::to_controller(&leader, request, CONTROLLER_TIMEOUT).await };
+        wait_on(&self.runtime, send)?
+    }
+
+    fn close(&self, _now_ms: i64) -> Result<(), MetadataLogError> {
+        tracing::debug!(node = self.node_id, "stopping the metadata observer");
+        self.cancel.cancel();
+        Ok(())
+    }
+}
+
+impl Drop for ObserverMetadataLog {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::records::tests::samples;
+
+    fn answer(batches: &[(i64, usize)], end_offset: i64, leader: bool) -> ObserverFetch {
+        let records = samples();
+        let batch = |&(base, n): &(i64, usize)| super::super::WireBatch {
+            base_offset: base,
+            epoch: 1,
+            entry: MetadataEntry {
+                records: records[..n].to_vec(),
+                append_time_ms: 0,
+            },
+        };
+        ObserverFetch {
+            batches: batches.iter().map(batch).collect(),
+            end_offset,
+            state: QuorumState {
+                leader_id: 1,
+                leader_epoch: 1,
+                high_watermark: end_offset,
+                voters: vec![(1, end_offset)],
+                observers: vec![],
+            },
+            leader: leader.then(|| (1, QuorumNode::default())),
+        }
+    }
+
+    /// The fetched batches are read back as a voter's log is (the batch holding an offset,
+    /// then the rest; a control batch's offsets, 3 here, are in no batch), an answer from a
+    /// voter behind changes nothing, and the committed end only moves forward.
+    #[test]
+    fn fetched_batches_read_back_as_the_voters_log() {
+        let fetched = Fetched {
+            batches: Mutex::new(Vec::new()),
+            end_offset: watch::channel(0).0,
+            quorum: Mutex::new(None),
+        };
+        fetched.take(0, answer(&[(0, 2), (2, 1)], 4, false));
+        assert_eq!(*fetched.end_offset.borrow(), 4);
+        assert_eq!(fetched.leader(), None);
+        fetched.take(4, answer(&[(4, 2)], 6, true));
+        let bases =
+            |from| -> Vec<i64> { fetched.read(from).iter().map(|b| b.base_offset).collect() };
+        assert_eq!(bases(0), [0, 2, 4]);
+        assert_eq!(bases(1), [0, 2, 4]);
+        assert_eq!(bases(3), [4]);
+        assert_eq!(bases(5), [4]);
+        assert!(bases(6).is_empty());
+        fetched.take(6, answer(&[], 5, true));
+        assert_eq!(*fetched.end_offset.borrow(), 6);
+        assert_eq!(fetched.leader(), Some(QuorumNode::default()));
+    }
+}

@@ -1,0 +1,127 @@
+//! A broker's life with the active controller of a quorum (Kafka's BrokerLifecycleManager): its
+//! heartbeats, and its controlled shutdown.
+//!
+//! The broker heartbeats at once (it registered fenced; this brings it in), then every
+//! broker.heartbeat.interval.ms of real time (the controller's sessions are what the broker's
+//! clock measures); more often while it is fenced, so that it is let in soon after the controller
+//! would.
+//!
+//! A stop of the process (SIGTERM, `RunningBroker::shutdown`) begins a controlled shutdown when
+//! `controlled.shutdown.enable` (Kafka's default, true): the next heartbeat goes at once with
+//! want_shut_down; the controller moves the broker's leaderships to other in-sync replicas and
+//! takes it out of the ISRs while it still serves (its clients get NOT_LEADER_OR_FOLLOWER and
+//! find the new leaders), and answers should_shut_down once it leads nothing and the active
+//! brokers have applied that change (`metadata::broker_heartbeat`). The heartbeats stop there (the
+//! controller has fenced the broker), and the process stops serving, flushes and checkpoints.
+//! Heartbeats while waiting follow Kafka's: the second 50 ms after the first, then every interval.
+//!
+//! The wait is bounded: Kafka waits for the grant up to its whole shutdown timeout (5 minutes);
+//! gregor up to broker.session.timeout.ms, after which the controller would have fenced the
+//! broker anyway, so that a broker whose controller is unreachable (the last nodes of a quorum
+//! stopping) stops in bounded time, as after a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+
+/// How often a fenced broker heartbeats (at most; broker.heartbeat.interval.ms when shorter).
+const FENCED_HEARTBEAT: Duration = Duration::from_millis(100);
+/// The heartbeat after the first shutdown request comes sooner than the interval (BrokerLifecycleManager: "in the case where controlled shutdown completes
+/// quickly, this will speed things up a little bit").
+const FIRST_SHUTDOWN_RETRY: Duration = Duration::from_millis(50);
+
+/// The handle the process keeps on its broker's lifecycle.
+pub struct BrokerLifecycle {
+    /// Set once: the broker wants to shut down.
+    want_shut_down: watch::Sender<bool>,
+    /// Set once: the controller granted it.
+    granted: watch::Receiver<bool>,
+    /// How long a controlled shutdown may wait for the grant.
+    timeout: Duration,
+}
+
+impl BrokerLifecycle {
+    /// Starts `broker`'s heartbeats; returns the handle, the task, and whether this node's image
+    /// has the broker unfenced, as each heartbeat finds it.
+    pub fn start(
+        broker: Arc<Broker>,
+        every: Duration,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> (
+        BrokerLifecycle,
+        tokio::task::JoinHandle<()>,
+        watch::Receiver<bool>,
+    ) {
+        let (want_shut_down, wanted) = watch::channel(false);
+        let (grant, granted) = watch::channel(false);
+        let (unfenced, let_in) = watch::channel(false);
+        let task = tokio::spawn(heartbeats(broker, every, wanted, grant, unfenced, cancel));
+        let lifecycle = BrokerLifecycle {
+            want_shut_down,
+            granted,
+            timeout,
+        };
+        (lifecycle, task, let_in)
+    }
+
+    /// Asks the controller for a controlled shutdown and waits until it is granted, the
+    /// heartbeats stop, or the timeout passes; returns whether it was granted.
+    pub async fn controlled_shutdown(&self) -> bool {
+        tracing::info!("beginning controlled shutdown");
+        self.want_shut_down.send_replace(true);
+        let mut granted = self.granted.clone();
+        let wait = async move { granted.wait_for(|&g| g).await.is_ok() };
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(granted) => granted,
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "timed out waiting for the controller to grant the controlled shutdown"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// The heartbeat loop (see the module comment): until `cancel`, or until a controlled shutdown
+/// is granted.
+async fn heartbeats(
+    broker: Arc<Broker>,
+    every: Duration,
+    mut wanted: watch::Receiver<bool>,
+    grant: watch::Sender<bool>,
+    unfenced: watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
+    let mut answered_shutdown = false;
+    loop {
+        let want = *wanted.borrow_and_update();
+        let b = Arc::clone(&broker);
+        let sent = tokio::task::spawn_blocking(move || b.send_heartbeat(want)).await;
+        let outcome = sent.unwrap_or_default();
+        unfenced.send_replace(outcome.unfenced);
+        if want && outcome.should_shut_down {
+            grant.send_replace(true);
+            return;
+        }
+        let wait = match (want, outcome.unfenced) {
+            (true, _) if !std::mem::replace(&mut answered_shutdown, true) => {
+                every.min(FIRST_SHUTDOWN_RETRY)
+            }
+            (true, _) | (false, true) => every,
+            (false, false) => every.min(FENCED_HEARTBEAT),
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            // A shutdown request goes at once.
+            changed = wanted.changed() => if changed.is_err() { return },
+        }
+    }
+}
