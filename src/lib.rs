@@ -240,6 +240,7 @@ pub(crate) async fn start_life(
             cancel.clone(),
         )),
         tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(coordinator_loads(Arc::clone(&broker), cancel.clone())),
     ];
     if let Some(q) = &broker.config.quorum {
         let duties: std::sync::Weak<dyn metadata::controller::ControllerDuties> =
@@ -547,6 +548,28 @@ async fn isr_updates(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.update_isrs()).await;
+    }
+}
+
+/// The coordinator shards elections scheduled (`ReplicaManager::run_coordinator_loads`), loaded
+/// as soon as they are scheduled, off the metadata path (Kafka's coordinator event threads).
+/// Nothing outside a quorum: there every shard is loaded at start-up.
+async fn coordinator_loads(broker: Arc<Broker>, cancel: CancellationToken) {
+    let Some(replicas) = broker.replicas.clone() else {
+        return;
+    };
+    // Elections of the start-up image were scheduled before this task ran: look once first.
+    let mut first = true;
+    loop {
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = replicas.loads_scheduled.notified() => {}
+            }
+        }
+        let b = Arc::clone(&broker);
+        let r = Arc::clone(&replicas);
+        let _ = tokio::task::spawn_blocking(move || r.run_coordinator_loads(&b.catalog)).await;
     }
 }
 

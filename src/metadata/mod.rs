@@ -137,7 +137,8 @@ pub enum TopicAdminError {
 /// The node id a catalog opened without one names as every partition's replica and leader.
 pub const DEFAULT_NODE_ID: i32 = 1;
 /// offsets.topic.replication.factor and transaction.state.log.replication.factor (Kafka's default
-/// for both), capped at the brokers there are, so that one broker serves as it always has.
+/// for both); in one process capped at the brokers there are, so that one broker serves as it
+/// always has (see `Catalog::internal_replication_factor`).
 pub const INTERNAL_TOPIC_REPLICATION_FACTOR: i16 = 3;
 
 /// How the replicas of new partitions are chosen (CreateTopics, CreatePartitions).
@@ -175,6 +176,9 @@ pub struct Catalog {
     create_lock: Mutex<()>,
     /// The brokers whose logs this process holds (`with_data_brokers`); `None`: all.
     data_brokers: Option<std::collections::BTreeSet<i32>>,
+    /// offsets.topic.replication.factor and transaction.state.log.replication.factor (see
+    /// `internal_replication_factor`).
+    internal_replication: (i16, i16),
 }
 
 impl Catalog {
@@ -271,6 +275,10 @@ impl Catalog {
             // A process of a quorum holds the data of its own broker only; its logs of
             // partitions other brokers lead are followers' (see `holds_data_of`).
             data_brokers: quorum.then(|| [node_id].into()),
+            internal_replication: (
+                INTERNAL_TOPIC_REPLICATION_FACTOR,
+                INTERNAL_TOPIC_REPLICATION_FACTOR,
+            ),
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -449,19 +457,54 @@ impl Catalog {
     /// Where new partitions of topic `name` with `replication_factor` replicas may go: every
     /// registered broker in one process. In a quorum of processes, a replicated topic's
     /// (replication factor above 1) on every registered broker, whose followers fetch from
-    /// their leader; a topic of one replica, as before data replication, and an internal topic
-    /// (whose coordinators do not follow their partitions' leaders yet), on this process's
-    /// broker.
+    /// their leader, `__consumer_offsets` and `__transaction_state` included (their
+    /// coordinators follow their partitions' leaders); a topic of one replica, as before data
+    /// replication, and `__share_group_state` (its share-partitions call their coordinator in
+    /// this process: there is no Read/WriteShareGroupState between processes yet), on this
+    /// process's broker.
     fn placement_brokers(
         &self,
         name: &str,
         replication_factor: usize,
     ) -> BTreeMap<i32, BrokerRegistration> {
         let mut brokers = self.brokers();
-        if replication_factor <= 1 || is_internal_name(name) {
+        let local_only = name == crate::share::coordinator::SHARE_GROUP_STATE_TOPIC;
+        if replication_factor <= 1 || local_only {
             brokers.retain(|id, _| self.holds_data_of(*id));
         }
         brokers
+    }
+
+    /// offsets.topic.replication.factor and transaction.state.log.replication.factor (Kafka's
+    /// default 3 for both when not given).
+    pub fn with_internal_replication_factors(mut self, offsets: i16, transactions: i16) -> Self {
+        self.internal_replication = (offsets, transactions);
+        self
+    }
+
+    /// The replication factor an internal topic is created with on first use. In a quorum of
+    /// processes Kafka's: `offsets.topic.replication.factor` for `__consumer_offsets`,
+    /// `transaction.state.log.replication.factor` for `__transaction_state`, and a creation
+    /// with fewer registered brokers is refused (INVALID_REPLICATION_FACTOR, which
+    /// FindCoordinator answers as COORDINATOR_NOT_AVAILABLE until enough brokers registered, as
+    /// Kafka's auto topic creation does). In one process, 3 capped at the live brokers there
+    /// are, so that a single node serves groups and transactions out of the box (a Kafka node
+    /// needs the factor set to 1 for that); the same for `__share_group_state` everywhere.
+    fn internal_replication_factor(&self, name: &str) -> i16 {
+        let configured = match name {
+            "__consumer_offsets" => Some(self.internal_replication.0),
+            "__transaction_state" => Some(self.internal_replication.1),
+            _ => None,
+        };
+        if let (Some(rf), Some(_)) = (configured, &self.data_brokers) {
+            return rf;
+        }
+        let live = self
+            .placement_brokers(name, 1)
+            .values()
+            .filter(|b| !b.fenced)
+            .count();
+        INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
     }
 
     /// Whether this process holds the logs of broker `id`'s replicas (in one process every
@@ -661,12 +704,7 @@ impl Catalog {
             return Ok(t);
         }
         let replication_factor = if is_internal_name(name) {
-            let live = self
-                .placement_brokers(name, 1)
-                .values()
-                .filter(|b| !b.fenced)
-                .count();
-            INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
+            self.internal_replication_factor(name)
         } else {
             self.default_replication_factor
         };
