@@ -441,13 +441,16 @@ impl Broker {
         self.groups.delete_group(&self.catalog, group_id, now)
     }
 
-    /// The transaction markers of this broker: data partitions through their logs,
-    /// `__consumer_offsets` through the group coordinator.
+    /// The transaction markers this broker writes: data partitions through their logs,
+    /// `__consumer_offsets` through the group coordinator; in a cluster of processes only those
+    /// it leads (the WriteTxnMarkers handler's).
     pub fn marker_writer(&self) -> LogMarkerWriter<'_> {
         LogMarkerWriter {
             catalog: &self.catalog,
             groups: &self.groups,
             purgatory: &self.purgatory,
+            cluster: self.replicas.as_ref().map(|_| self),
+            forward: false,
         }
     }
 
@@ -469,7 +472,12 @@ impl Broker {
 
     /// Runs `f` with what the transaction coordinator needs from this broker.
     pub fn with_txn_context<R>(&self, f: impl FnOnce(&TxnContext<'_>) -> R) -> R {
-        let markers = self.marker_writer();
+        // The coordinator's markers reach partitions led elsewhere too: its callers run on
+        // blocking threads (EndTxn's and InitProducerId's off the request threads, the timers').
+        let markers = LogMarkerWriter {
+            forward: true,
+            ..self.marker_writer()
+        };
         let new_producer_id = || self.next_producer_id();
         f(&TxnContext {
             catalog: &self.catalog,

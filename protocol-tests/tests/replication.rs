@@ -12,7 +12,10 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use common::*;
 use gregor::metadata::records::{ConfigRecord, MetadataRecord, PartitionRecord, RESOURCE_TOPIC};
-use kafka_protocol::messages::FindCoordinatorRequest;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
+};
 use kafka_protocol::protocol::StrBytes;
 
 /// Three combined broker/controller processes forming a quorum (brokers on free ports, the
@@ -589,5 +592,146 @@ async fn a_group_coordinator_moves_with_its_partition_and_keeps_the_offsets() ->
     let code = commit_offsets(&mut c, group, &[("data", 0, 11, "")]).await?;
     ensure!(code == NONE, "{code}");
     ensure!(committed(&mut c, group, "data", 0).await? == 11);
+    Ok(())
+}
+
+/// InitProducerId of a transactional id on its coordinator, retried while it loads.
+async fn init_transactional(c: &mut Client, id: &str) -> Result<(i64, i16)> {
+    let since = tokio::time::Instant::now();
+    loop {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id(id)))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let r = c.request(4, req).await.context("InitProducerId")?;
+        if !retriable(r.error_code) && r.error_code != CONCURRENT_TRANSACTIONS {
+            ensure!(r.error_code == NONE, "InitProducerId: {r:?}");
+            return Ok((r.producer_id.0, r.producer_epoch));
+        }
+        again("InitProducerId", r.error_code, since).await?;
+    }
+}
+
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+
+/// One transaction of one record on partition 0 of `topic` (led by `leader`), through the
+/// coordinator `coordinator`, left open.
+async fn open_transaction(
+    coordinator: &mut Client,
+    leader: &mut Client,
+    id: &str,
+    producer: (i64, i16),
+    topic: &str,
+    seq: i32,
+) -> Result<()> {
+    let codes = add_partitions(coordinator, 3, id, producer, &[(topic, 0)]).await?;
+    ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
+    let batch = txn_batch(&[&format!("v{seq}")], producer, seq);
+    let req = produce_request(-1, vec![topic_data(topic, vec![(0, batch)])])
+        .with_transactional_id(Some(txn_id(id)));
+    let r = leader.request(9, req).await.context("Produce")?;
+    let p = &r.responses[0].partition_responses[0];
+    ensure!(p.error_code == NONE, "transactional produce: {p:?}");
+    Ok(())
+}
+
+/// (last stable offset, high watermark) of partition 0 of `topic` as its leader `b` has them.
+fn stable_and_high(b: &TestBroker, topic: &str) -> (i64, i64) {
+    partition_n(b, topic, 0).map_or((-1, -1), |x| {
+        (x.last_stable_offset(), x.with_log(|l| l.high_watermark()))
+    })
+}
+
+/// Transactions across processes: the transactional id's coordinator (the leader of its
+/// `__transaction_state` partition, replicated on the three) is not the leader of the data
+/// partition, which verifies the producer's batch with it (AddPartitionsToTxn v4) and gets its
+/// commit marker from it (WriteTxnMarkers). A transaction left open when the coordinator's
+/// process is stopped is committed through the new coordinator, which loaded it from its
+/// replica of the partition, and read_committed sees it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_commits_after_its_coordinator_moved() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = coordinator_cluster().await?;
+    let id = "moving-txn";
+    let first = coordinator_besides(&nodes, 0, 1, id, -1).await?;
+    // The data partition is led by another node, and stays so when `first` stops.
+    let lead = (1..=3).find(|n| *n != first).context("a leader")?;
+    let rest: Vec<i32> = (1..=3).filter(|n| *n != lead).collect();
+    let topic = "txdata";
+    let mut admin = nodes[lead as usize - 1].client().await?;
+    let replicas = [lead, rest[0], rest[1]];
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().copied().map(BrokerId).collect());
+    let spec = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, vec![spec], false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    let dl = lead as usize - 1;
+    until("the data partition is led", || {
+        partition_n(&nodes[dl], topic, 0).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    let mut leader = nodes[dl].client().await?;
+
+    // A first transaction, committed through the first coordinator: its marker reaches the
+    // data partition's leader in another process.
+    let mut c = nodes[first as usize - 1].client().await?;
+    let producer = init_transactional(&mut c, id).await?;
+    open_transaction(&mut c, &mut leader, id, producer, topic, 0).await?;
+    ensure!(end_txn(&mut c, 3, id, producer, true).await? == NONE);
+    until("the first commit marker is on the data partition", || {
+        stable_and_high(&nodes[dl], topic) == (2, 2)
+    })
+    .await?;
+
+    // A second one left open while its coordinator's process stops.
+    open_transaction(&mut c, &mut leader, id, producer, topic, 1).await?;
+    ensure!(
+        stable_and_high(&nodes[dl], topic) == (2, 3),
+        "open transaction"
+    );
+    nodes[first as usize - 1].crash().await;
+    let survivor = lead as usize - 1;
+    let second = coordinator_besides(&nodes, survivor, 1, id, first).await?;
+    let mut c = nodes[second as usize - 1].client().await?;
+    let since = tokio::time::Instant::now();
+    loop {
+        let code = end_txn(&mut c, 3, id, producer, true).await?;
+        if code == NONE {
+            break;
+        }
+        ensure!(
+            retriable(code) || code == CONCURRENT_TRANSACTIONS,
+            "EndTxn: {code}"
+        );
+        again("EndTxn", code, since).await?;
+    }
+    until("the second commit marker is on the data partition", || {
+        stable_and_high(&nodes[dl], topic) == (4, 4)
+    })
+    .await?;
+    // read_committed reads both transactions' records, nothing aborted.
+    let req = fetch_request(
+        vec![fetch_topic(topic, vec![fetch_partition(0, 0, 1 << 20)])],
+        0,
+        0,
+    )
+    .with_isolation_level(1);
+    let r = leader.request(FETCH_V, req).await?;
+    let p = &r.responses[0].partitions[0];
+    ensure!(p.error_code == NONE && p.high_watermark == 4, "{p:?}");
+    ensure!(
+        p.aborted_transactions.iter().flatten().count() == 0,
+        "{p:?}"
+    );
+    ensure!(
+        batch_count(&p.records.clone().unwrap_or_default()) == 4,
+        "two records and two markers: {p:?}"
+    );
     Ok(())
 }

@@ -529,7 +529,15 @@ async fn dispatch_untimed(
                 &off_request_threads(ctx, req, create_topics::handle).await?,
             )
         }
-        ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
+        // A fenced transaction's markers, and producer ids from the metadata quorum: off the
+        // threads serving connections.
+        ApiKey::InitProducerId => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, init_producer_id::handle).await?,
+            )
+        }
         ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
         ApiKey::JoinGroup => respond(ctx, &join_group::handle(ctx, decode(f, v)?).await),
@@ -538,7 +546,9 @@ async fn dispatch_untimed(
         ApiKey::LeaveGroup => respond(ctx, &leave_group::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetCommit => respond(ctx, &offset_commit::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetFetch => respond(ctx, &offset_fetch::handle(ctx, decode(f, v)?)),
-        ApiKey::TxnOffsetCommit => respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?)),
+        ApiKey::TxnOffsetCommit => {
+            respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?).await)
+        }
         ApiKey::ListGroups => respond(ctx, &list_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),

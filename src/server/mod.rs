@@ -5,6 +5,7 @@
 pub mod client_quotas;
 pub mod clock;
 pub mod connection;
+pub mod inter_broker;
 pub mod memory_pool;
 pub mod nodes;
 pub mod process;
