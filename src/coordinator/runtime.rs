@@ -802,6 +802,112 @@ mod tests {
         assert_eq!(rt.read(2, |s| s.0.clone()).unwrap(), live);
     }
 
+    #[test]
+    fn elections_load_shards_from_the_log_end_and_resignations_unload_them() {
+        // Kafka's CoordinatorRuntime.scheduleLoadOperation / scheduleUnloadOperation: a shard
+        // that follows leadership is NOT_COORDINATOR until elected, LOAD_IN_PROGRESS until
+        // replayed, then served; a resignation drops it; an election overtaken by a resignation
+        // or a newer election loads nothing stale.
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), 1 << 20, true);
+        let writer = CoordinatorRuntime::new("__kv", 3, Kv::default);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            let r = put(k, Some(vec![i as u8]));
+            writer
+                .write(&catalog, 1, i as i64, |_| {
+                    CoordinatorResult::new(vec![r], ())
+                })
+                .unwrap();
+        }
+        let live = writer.read(1, |s| s.0.clone()).unwrap();
+        // A new leader's high watermark may lag its log end: the load reads to the end.
+        let log = catalog.get("__kv").unwrap().partition(1).cloned().unwrap();
+        log.with_log(|l| l.set_high_watermark(1));
+        let nothing = |_: &mut Kv| CoordinatorResult::response(());
+
+        let rt = CoordinatorRuntime::new("__kv", 2, Kv::default);
+        rt.follow_leadership();
+        assert_eq!(
+            rt.write(&catalog, 1, 5, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        assert!(rt.read(1, |_| ()).is_none());
+        assert!(rt.schedule_load(1, 4, 3));
+        assert_eq!(rt.partitions(), 3, "the topic's partition count");
+        assert!(!rt.schedule_load(1, 4, 3), "an ISR change keeps the epoch");
+        assert_eq!(
+            rt.write(&catalog, 1, 5, nothing),
+            Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
+        );
+        let seen = std::cell::Cell::new(0);
+        assert_eq!(
+            rt.run_scheduled_loads(&catalog, 6, |_| seen.set(seen.get() + 1)),
+            1
+        );
+        assert_eq!(seen.get(), 1, "on_loaded runs once");
+        assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
+        assert_eq!(
+            rt.write(&catalog, 0, 6, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+
+        rt.unload(1);
+        assert_eq!(
+            rt.write(&catalog, 1, 7, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        // Elected, then resigned before the load ran: nothing is loaded.
+        assert!(rt.schedule_load(1, 5, 3));
+        rt.unload(1);
+        assert_eq!(rt.run_scheduled_loads(&catalog, 8, |_| {}), 0);
+        assert_eq!(
+            rt.write(&catalog, 1, 8, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        // Two elections before the load: the newer one's load serves it.
+        assert!(rt.schedule_load(1, 6, 3));
+        assert!(rt.schedule_load(1, 7, 3));
+        assert!(!rt.schedule_load(1, 6, 3), "an older election is stale");
+        assert_eq!(rt.run_scheduled_loads(&catalog, 9, |_| {}), 1);
+        assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
+    }
+
+    #[test]
+    fn writes_of_a_shard_that_follows_leadership_are_recorded_for_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), 1 << 20, true);
+        let one = |k: &str| {
+            let r = put(k, Some(vec![1]));
+            move |_: &mut Kv| CoordinatorResult::new(vec![r.clone(), r], ())
+        };
+        // Loaded once in one process: a partition of one replica, nothing to wait for.
+        let single = CoordinatorRuntime::new("__kv", 1, Kv::default);
+        let ((), points) = super::super::commit::collect_sync(|| {
+            single.write(&catalog, 0, 1, one("a")).unwrap();
+        });
+        assert!(points.is_empty(), "{points:?}");
+        let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
+        rt.follow_leadership();
+        rt.schedule_load(0, 3, 1);
+        rt.run_scheduled_loads(&catalog, 2, |_| {});
+        let ((), points) = super::super::commit::collect_sync(|| {
+            rt.write(&catalog, 0, 3, one("b")).unwrap();
+            rt.write(&catalog, 0, 3, one("c")).unwrap();
+            rt.complete_transaction(&catalog, 0, end(9, 0, true), 3)
+                .unwrap();
+        });
+        let end_offset = 2 + 2 + 2 + 1;
+        let expected = super::super::commit::CommitPoint {
+            topic: "__kv",
+            partition: 0,
+            leader_epoch: 3,
+            end_offset,
+        };
+        assert_eq!(points, vec![expected], "one point, the furthest write");
+        // Outside a request nothing is recorded (and nothing fails).
+        rt.write(&catalog, 0, 4, one("d")).unwrap();
+    }
+
     /// A batch as it sits in the log: `records` of `producer` (transactional when given) from
     /// `base_offset`.
     fn log_batch(
