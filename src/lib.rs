@@ -558,17 +558,13 @@ async fn coordinator_loads(broker: Arc<Broker>, cancel: CancellationToken) {
     let Some(replicas) = broker.replicas.clone() else {
         return;
     };
-    // Elections of the start-up image were scheduled before this task ran: look once first.
-    let mut first = true;
     loop {
-        if !std::mem::take(&mut first) {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = replicas.loads_scheduled.notified() => {}
-            }
+        // The start-up image's elections ran before this task: `Notify` kept their wake-up.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = replicas.loads_scheduled.notified() => {}
         }
-        let b = Arc::clone(&broker);
-        let r = Arc::clone(&replicas);
+        let (b, r) = (Arc::clone(&broker), Arc::clone(&replicas));
         let _ = tokio::task::spawn_blocking(move || r.run_coordinator_loads(&b.catalog)).await;
     }
 }

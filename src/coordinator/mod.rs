@@ -29,3 +29,33 @@ pub trait PartitionLeadershipListener: Send + Sync {
     /// Runs the loads scheduled by elections (off the metadata path, on a blocking thread).
     fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize;
 }
+
+/// A coordinator on the runtime whose shards follow leadership: it names its runtime and how it
+/// loads scheduled shards (its `on_loaded`); the listener's other duties are the runtime's.
+pub trait FollowsLeadership: Send + Sync {
+    type Shard: runtime::CoordinatorShard;
+
+    fn runtime(&self) -> &runtime::CoordinatorRuntime<Self::Shard>;
+
+    /// Runs the loads elections scheduled (see `PartitionLeadershipListener`).
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize;
+}
+
+impl<C: FollowsLeadership> PartitionLeadershipListener for C {
+    fn topic(&self) -> &'static str {
+        self.runtime().topic()
+    }
+
+    fn on_election(&self, partition: i32, leader_epoch: i32, partitions: i32) -> bool {
+        self.runtime()
+            .schedule_load(partition, leader_epoch, partitions)
+    }
+
+    fn on_resignation(&self, partition: i32) {
+        self.runtime().unload(partition);
+    }
+
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+        FollowsLeadership::run_scheduled_loads(self, catalog, now)
+    }
+}

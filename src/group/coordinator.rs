@@ -17,7 +17,7 @@ use super::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult};
 use super::streams::{StreamsGroup, StreamsGroupConfig, StreamsHeartbeat, StreamsHeartbeatResult};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
-use crate::coordinator::PartitionLeadershipListener;
+use crate::coordinator::FollowsLeadership;
 use crate::metadata::image::{MetadataDelta, MetadataImage};
 use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::records::RESOURCE_GROUP;
@@ -734,23 +734,14 @@ impl GroupCoordinator {
     }
 }
 
-/// Topic deletion reaches the group coordinator as committed metadata (Kafka's
-/// GroupCoordinator.onPartitionsDeleted, called from BrokerMetadataPublisher): every group's
-/// offsets of the removed topics go, with tombstones written when the change was committed.
-impl PartitionLeadershipListener for GroupCoordinator {
-    fn topic(&self) -> &'static str {
-        OFFSETS_TOPIC
-    }
+/// Kafka's GroupCoordinatorService.onElection / onResignation. A resignation drops the shard's
+/// groups: members parked in JoinGroup and SyncGroup get NOT_COORDINATOR (`on_unloaded`) and
+/// ask the new coordinator.
+impl FollowsLeadership for GroupCoordinator {
+    type Shard = GroupShard;
 
-    fn on_election(&self, partition: i32, leader_epoch: i32, partitions: i32) -> bool {
-        self.runtime
-            .schedule_load(partition, leader_epoch, partitions)
-    }
-
-    fn on_resignation(&self, partition: i32) {
-        // Parked JoinGroup and SyncGroup members are answered when their shard's groups are
-        // dropped (their senders go with it), and ask the new coordinator.
-        self.runtime.unload(partition);
+    fn runtime(&self) -> &CoordinatorRuntime<GroupShard> {
+        &self.runtime
     }
 
     fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
@@ -766,6 +757,9 @@ impl PartitionLeadershipListener for GroupCoordinator {
     }
 }
 
+/// Topic deletion reaches the group coordinator as committed metadata (Kafka's
+/// GroupCoordinator.onPartitionsDeleted, called from BrokerMetadataPublisher): every group's
+/// offsets of the removed topics go, with tombstones written when the change was committed.
 impl MetadataPublisher for GroupCoordinator {
     fn name(&self) -> &'static str {
         "GroupCoordinator"

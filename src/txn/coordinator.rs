@@ -17,7 +17,7 @@ use super::metadata::TransactionState;
 use super::shard::{EndOutcome, InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
 use super::TransactionConfig;
 use crate::coordinator::runtime::CoordinatorRuntime;
-use crate::coordinator::PartitionLeadershipListener;
+use crate::coordinator::FollowsLeadership;
 use crate::group::offsets_topic::partition_for;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
@@ -378,18 +378,11 @@ impl TransactionCoordinator {
 /// transactions are completed by the next `complete_prepared`, which resends their markers, and
 /// its open ones time out as anywhere else (their producer may be gone with the old
 /// coordinator).
-impl PartitionLeadershipListener for TransactionCoordinator {
-    fn topic(&self) -> &'static str {
-        TRANSACTION_STATE_TOPIC
-    }
+impl FollowsLeadership for TransactionCoordinator {
+    type Shard = TxnShard;
 
-    fn on_election(&self, partition: i32, leader_epoch: i32, partitions: i32) -> bool {
-        self.runtime
-            .schedule_load(partition, leader_epoch, partitions)
-    }
-
-    fn on_resignation(&self, partition: i32) {
-        self.runtime.unload(partition);
+    fn runtime(&self) -> &CoordinatorRuntime<TxnShard> {
+        &self.runtime
     }
 
     fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {

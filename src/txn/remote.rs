@@ -6,6 +6,7 @@
 //! (`server::inter_broker`); Kafka keeps one channel per broker.
 
 use std::io;
+use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -24,15 +25,37 @@ use crate::broker::Broker;
 use crate::protocol::errors;
 use crate::server::inter_broker::BrokerConnection;
 
-/// A connection to broker `to` for `purpose` (its client id names it).
+/// How long one exchange with another broker may take, connection included, before it is given
+/// up (the marker retried by the coordinator's timer, the verification answered retriable).
+/// Kafka's channels wait request.timeout.ms (30 s), but send markers after EndTxn is answered;
+/// here EndTxn waits for them, and a broker that accepts connections before it serves (one
+/// starting) must not hold a producer's EndTxn past its own request timeout.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to broker `to` for `purpose` (its client id names it), within
+/// [`EXCHANGE_TIMEOUT`].
 async fn connect(broker: &Broker, to: i32, purpose: &str) -> io::Result<BrokerConnection> {
-    let settings = broker
+    let mut settings = broker
         .replicas
         .as_ref()
         .map(|r| r.settings.clone())
         .ok_or_else(|| io::Error::other("not a cluster of processes"))?;
+    let bound = EXCHANGE_TIMEOUT.as_millis() as u64;
+    settings.socket_timeout_ms = settings.socket_timeout_ms.min(bound);
     let client_id = format!("broker-{}-{purpose}", broker.node_id);
     BrokerConnection::open(broker, to, &settings, client_id).await
+}
+
+/// Partitions grouped by topic, in the order topics first appear (each request's topic list).
+fn by_topic(partitions: &[(String, i32)]) -> Vec<(TopicName, Vec<i32>)> {
+    let mut topics: Vec<(TopicName, Vec<i32>)> = Vec::new();
+    for (topic, p) in partitions {
+        match topics.iter_mut().find(|(t, _)| t.as_str() == topic) {
+            Some((_, ps)) => ps.push(*p),
+            None => topics.push((TopicName(StrBytes::from_string(topic.clone())), vec![*p])),
+        }
+    }
+    topics
 }
 
 /// AddPartitionsToTxn v4-5 to the coordinator `coordinator` of `transactional_id`: one
@@ -50,17 +73,14 @@ pub async fn verify_partitions(
     let version = conn
         .version(ApiKey::AddPartitionsToTxn, 4..=5)
         .ok_or_else(|| io::Error::other("the coordinator serves no AddPartitionsToTxn v4+"))?;
-    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
-    for (topic, p) in partitions {
-        match topics.iter_mut().find(|t| t.name.as_str() == topic) {
-            Some(t) => t.partitions.push(*p),
-            None => topics.push(
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partitions(vec![*p]),
-            ),
-        }
-    }
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|(name, ps)| {
+            AddPartitionsToTxnTopic::default()
+                .with_name(name)
+                .with_partitions(ps)
+        })
+        .collect();
     let txn = AddPartitionsToTxnTransaction::default()
         .with_transactional_id(TransactionalId(StrBytes::from_string(
             transactional_id.to_string(),
@@ -101,17 +121,14 @@ pub async fn write_markers(
     let version = conn
         .version(ApiKey::WriteTxnMarkers, 0..=1)
         .ok_or_else(|| io::Error::other("the leader serves no WriteTxnMarkers version"))?;
-    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
-    for (topic, p) in partitions {
-        match topics.iter_mut().find(|t| t.name.as_str() == topic) {
-            Some(t) => t.partition_indexes.push(*p),
-            None => topics.push(
-                WritableTxnMarkerTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partition_indexes(vec![*p]),
-            ),
-        }
-    }
+    let topics = by_topic(partitions)
+        .into_iter()
+        .map(|(name, ps)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(name)
+                .with_partition_indexes(ps)
+        })
+        .collect();
     let request =
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
             .with_producer_id(ProducerId(marker.producer_id))
