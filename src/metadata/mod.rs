@@ -1246,6 +1246,36 @@ mod tests {
     use crate::log::manager::delete_dir_name;
     use crate::log::partition::PartitionLog;
 
+    /// The internal topics' replication factor on first use: in one process capped at its
+    /// brokers; in a cluster of processes Kafka's settings, refused with fewer brokers
+    /// (FindCoordinator's COORDINATOR_NOT_AVAILABLE), `__share_group_state` kept local.
+    #[test]
+    fn internal_topics_take_their_replication_factor_setting_in_a_cluster_of_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let offsets = one.get_or_create("__consumer_offsets", 2, 0).unwrap();
+        let image = one.image();
+        let reg = &image.topics.get(offsets.topic_id).unwrap().partitions[&0];
+        assert_eq!(reg.replicas.len(), 1, "capped at the one broker");
+        drop((offsets, image, one));
+
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Catalog::open(dir.path(), LogConfig::default(), true, 0)
+            .unwrap()
+            .with_data_brokers([DEFAULT_NODE_ID])
+            .with_internal_replication_factors(3, 2);
+        for topic in ["__consumer_offsets", "__transaction_state"] {
+            let refused = cluster.get_or_create(topic, 2, 0).err();
+            assert!(
+                matches!(refused, Some(CreateTopicError::Placement(_))),
+                "{topic}: {refused:?}"
+            );
+        }
+        let cluster = cluster.with_internal_replication_factors(1, 1);
+        assert!(cluster.get_or_create("__transaction_state", 2, 0).is_ok());
+        assert!(cluster.get_or_create("__share_group_state", 2, 0).is_ok());
+    }
+
     /// A replicated log's high watermark is checkpointed (`replication-offset-checkpoint`, in
     /// Kafka's format) and given back at start-up; a log that keeps none is not in the file and
     /// keeps its log end.
