@@ -72,7 +72,7 @@ pub struct Broker {
     /// unique across the processes, and every broker knows which were issued.
     quorum_producer_ids: Option<parking_lot::Mutex<(i64, i64)>>,
     pub groups: Arc<GroupCoordinator>,
-    pub txns: TransactionCoordinator,
+    pub txns: Arc<TransactionCoordinator>,
     /// Parked requests by the partition they wait on; appends wake only that partition's.
     pub purgatory: Arc<Purgatory>,
     /// KIP-227 incremental fetch sessions.
@@ -163,7 +163,11 @@ impl Broker {
                 .with_data_brokers(q.roles.is_broker().then_some(config.node_id))
             }
         }
-        .with_default_replication_factor(config.default_replication_factor);
+        .with_default_replication_factor(config.default_replication_factor)
+        .with_internal_replication_factors(
+            config.offsets_topic_replication_factor,
+            config.transaction_state_log_replication_factor,
+        );
         let endpoints: Vec<(i32, Vec<Endpoint>)> = (config.node_id..).zip(endpoints).collect();
         let rack = config.broker_rack.clone();
         let registrations: Vec<_> = endpoints.iter().map(|e| registration(e, &rack)).collect();
@@ -182,7 +186,22 @@ impl Broker {
             .unwrap_or(-1);
         let producer_ids = ProducerIdAllocator::open(&dir, max_pid + 1)?;
         let groups = Arc::new(GroupCoordinator::new(config.group.clone()));
-        let loaded = groups.load(&catalog, now_ms())?;
+        let txns = Arc::new(TransactionCoordinator::new(config.txn.clone()));
+        if config.quorum.is_some() {
+            // In a cluster of processes a shard is loaded where its partition is led, as the
+            // replica manager elects this broker (below), and unloaded when it moves.
+            groups.follow_leadership();
+            txns.follow_leadership();
+        } else {
+            let loaded = groups.load(&catalog, now_ms())?;
+            if loaded > 0 {
+                tracing::info!(records = loaded, "loaded committed offsets and groups");
+            }
+            let loaded = txns.load(&catalog, now_ms())?;
+            if loaded > 0 {
+                tracing::info!(records = loaded, "loaded transaction state");
+            }
+        }
         catalog.subscribe(Arc::clone(&groups) as _);
         let purgatory = Arc::new(Purgatory::new());
         catalog.subscribe(Arc::clone(&purgatory) as _);
@@ -197,15 +216,14 @@ impl Broker {
                 Arc::clone(&clock),
                 Arc::clone(&purgatory),
             ));
+            replicas.add_coordinator(Arc::clone(&groups) as _);
+            replicas.add_coordinator(Arc::clone(&txns) as _);
             // What was committed before the restart, before anything leads or follows.
             catalog.restore_high_watermarks();
             replicas.apply_image(&catalog, &catalog.image());
             catalog.subscribe(Arc::clone(&replicas) as _);
             replicas
         });
-        if loaded > 0 {
-            tracing::info!(records = loaded, "loaded committed offsets and groups");
-        }
         let shares = crate::share::manager::SharePartitionManager::new(
             config.group.share_partition,
             Arc::clone(&purgatory),
@@ -214,11 +232,6 @@ impl Broker {
         let loaded = shares.load(&catalog, now_ms())?;
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded share-partition state");
-        }
-        let txns = TransactionCoordinator::new(config.txn.clone());
-        let loaded = txns.load(&catalog, now_ms())?;
-        if loaded > 0 {
-            tracing::info!(records = loaded, "loaded transaction state");
         }
         let control = crate::admin::Control::new(&config);
         let client_quotas = crate::server::client_quotas::ClientQuotaManager::new(
@@ -430,13 +443,16 @@ impl Broker {
         self.groups.delete_group(&self.catalog, group_id, now)
     }
 
-    /// The transaction markers of this broker: data partitions through their logs,
-    /// `__consumer_offsets` through the group coordinator.
+    /// The transaction markers this broker writes: data partitions through their logs,
+    /// `__consumer_offsets` through the group coordinator; in a cluster of processes only those
+    /// it leads (the WriteTxnMarkers handler's).
     pub fn marker_writer(&self) -> LogMarkerWriter<'_> {
         LogMarkerWriter {
             catalog: &self.catalog,
             groups: &self.groups,
             purgatory: &self.purgatory,
+            cluster: self.replicas.as_ref().map(|_| self),
+            forward: false,
         }
     }
 
@@ -458,7 +474,12 @@ impl Broker {
 
     /// Runs `f` with what the transaction coordinator needs from this broker.
     pub fn with_txn_context<R>(&self, f: impl FnOnce(&TxnContext<'_>) -> R) -> R {
-        let markers = self.marker_writer();
+        // The coordinator's markers reach partitions led elsewhere too: its callers run on
+        // blocking threads (EndTxn's and InitProducerId's off the request threads, the timers').
+        let markers = LogMarkerWriter {
+            forward: true,
+            ..self.marker_writer()
+        };
         let new_producer_id = || self.next_producer_id();
         f(&TxnContext {
             catalog: &self.catalog,

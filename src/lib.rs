@@ -243,6 +243,7 @@ pub(crate) async fn start_life(
             cancel.clone(),
         )),
         tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
+        tokio::spawn(coordinator_loads(Arc::clone(&broker), cancel.clone())),
     ];
     if let Some(q) = broker
         .config
@@ -551,6 +552,24 @@ async fn isr_updates(broker: Arc<Broker>, cancel: CancellationToken) {
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.update_isrs()).await;
+    }
+}
+
+/// The coordinator shards elections scheduled (`ReplicaManager::run_coordinator_loads`), loaded
+/// as soon as they are scheduled, off the metadata path (Kafka's coordinator event threads).
+/// Nothing outside a quorum: there every shard is loaded at start-up.
+async fn coordinator_loads(broker: Arc<Broker>, cancel: CancellationToken) {
+    let Some(replicas) = broker.replicas.clone() else {
+        return;
+    };
+    loop {
+        // The start-up image's elections ran before this task: `Notify` kept their wake-up.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = replicas.loads_scheduled.notified() => {}
+        }
+        let (b, r) = (Arc::clone(&broker), Arc::clone(&replicas));
+        let _ = tokio::task::spawn_blocking(move || r.run_coordinator_loads(&b.catalog)).await;
     }
 }
 

@@ -12,6 +12,11 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use common::*;
 use gregor::metadata::records::{ConfigRecord, MetadataRecord, PartitionRecord, RESOURCE_TOPIC};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
 
 /// Three combined broker/controller processes forming a quorum (brokers on free ports, the
 /// controllers on ports picked free beforehand: the voters must name them).
@@ -592,5 +597,329 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
         .topics
         .get_by_name("spread")
         .is_some());
+    Ok(())
+}
+
+// ----- Coordinators follow their internal partitions -----
+
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+/// A cluster whose stopped broker is fenced (and its partitions led elsewhere) after 3 s, with
+/// three partitions per internal topic.
+async fn coordinator_cluster() -> Result<Vec<TestBroker>> {
+    cluster_with(&[
+        ("broker.session.timeout.ms", "3000"),
+        ("offsets.topic.num.partitions", "3"),
+        ("transaction.state.log.num.partitions", "3"),
+    ])
+    .await
+}
+
+/// FindCoordinator v4 of one key (0: a group, 1: a transactional id): (error, node id).
+async fn find_coordinator(c: &mut Client, key_type: i8, key: &str) -> Result<(i16, i32)> {
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(key_type)
+        .with_coordinator_keys(vec![StrBytes::from_string(key.to_string())]);
+    let r = c.request(4, req).await.context("FindCoordinator")?;
+    let k = r.coordinators.first().context("no coordinator")?;
+    Ok((k.error_code, k.node_id.0))
+}
+
+/// Asks `nodes[ask]` until it names a live coordinator other than `not`; its node id.
+async fn coordinator_besides(
+    nodes: &[TestBroker],
+    ask: usize,
+    key_type: i8,
+    key: &str,
+    not: i32,
+) -> Result<i32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = nodes[ask].client().await?;
+        let (code, node) = find_coordinator(&mut c, key_type, key).await?;
+        if code == NONE && node != not {
+            return Ok(node);
+        }
+        ensure!(
+            code == NONE || code == COORDINATOR_NOT_AVAILABLE,
+            "FindCoordinator: {code}"
+        );
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no other coordinator for {key}: {code} {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether an answer says to ask again: the coordinator is loading, or not (yet) this node.
+fn retriable(code: i16) -> bool {
+    [
+        COORDINATOR_LOAD_IN_PROGRESS,
+        NOT_COORDINATOR,
+        COORDINATOR_NOT_AVAILABLE,
+    ]
+    .contains(&code)
+}
+
+/// Waits a little before asking again, up to 30 s after `since`.
+async fn again(what: &str, code: i16, since: tokio::time::Instant) -> Result<()> {
+    ensure!(
+        since.elapsed() < Duration::from_secs(30),
+        "{what}: still {code}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+/// A simple (memberless) OffsetCommit, retried while the coordinator loads.
+async fn commit_offsets(c: &mut Client, group: &str, commits: &[Commit<'_>]) -> Result<i16> {
+    let since = tokio::time::Instant::now();
+    loop {
+        let codes = common::groups::commit(c, COMMIT_V, group, "", -1, None, commits).await?;
+        let code = first_error(&codes);
+        if !retriable(code) {
+            return Ok(code);
+        }
+        again("OffsetCommit", code, since).await?;
+    }
+}
+
+/// The first error of an OffsetCommit's partitions (NONE when all were accepted).
+fn first_error(codes: &[(String, i32, i16)]) -> i16 {
+    codes
+        .iter()
+        .map(|c| c.2)
+        .find(|&c| c != NONE)
+        .unwrap_or(NONE)
+}
+
+/// (log end offset, high watermark) of partition `p` of `topic` on `b`.
+fn ends(b: &TestBroker, topic: &str, p: i32) -> (i64, i64) {
+    partition_n(b, topic, p).map_or((-1, -1), |x| {
+        x.with_log(|l| (l.log_end_offset(), l.high_watermark()))
+    })
+}
+
+/// `__consumer_offsets` is replicated on the three processes; the group's coordinator is the
+/// leader of its partition, where a commit is answered once the ISR has it (the high
+/// watermark past it); the other nodes answer NOT_COORDINATOR. Once that process is stopped
+/// (`kill -9`), another replica leads the partition: FindCoordinator on a survivor names it,
+/// its shard loads from its own log, and the committed offsets are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_coordinator_moves_with_its_partition_and_keeps_the_offsets() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = coordinator_cluster().await?;
+    let mut admin = nodes[0].client().await?;
+    let data = vec![creatable("data", 2).with_replication_factor(3)];
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, data, false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    let group = "follows";
+    let first = coordinator_besides(&nodes, 0, 0, group, -1).await?;
+    let offsets = "__consumer_offsets";
+    let image = nodes[0].broker().catalog.image();
+    let topic = image
+        .topics
+        .get_by_name(offsets)
+        .context("no offsets topic")?;
+    ensure!(
+        topic
+            .partitions
+            .values()
+            .all(|r| r.replicas.len() == 3 && r.isr.len() == 3),
+        "__consumer_offsets is not replicated: {:?}",
+        topic.partitions
+    );
+    let p = nodes[0].broker().groups.partition_of(group);
+    ensure!(topic.partitions[&p].leader == first);
+
+    let leader = &nodes[first as usize - 1];
+    let mut c = leader.client().await?;
+    for offset in [5, 9] {
+        let commits = [("data", 0, offset, "m"), ("data", 1, offset * 10, "")];
+        let code = commit_offsets(&mut c, group, &commits).await?;
+        ensure!(code == NONE, "commit {offset}: {code}");
+        // Answered once committed: the high watermark is at the log end.
+        let (leo, hw) = ends(leader, offsets, p);
+        ensure!(
+            leo > 0 && hw == leo,
+            "answered before the ISR had it: {leo} {hw}"
+        );
+    }
+    let other = nodes
+        .iter()
+        .position(|n| n.broker().node_id != first)
+        .context("other")?;
+    let mut elsewhere = nodes[other].client().await?;
+    let (code, _) = fetch_offsets(&mut elsewhere, OFFSET_FETCH_V, group, None).await?;
+    ensure!(
+        code == NOT_COORDINATOR,
+        "a follower answered OffsetFetch: {code}"
+    );
+
+    nodes[first as usize - 1].crash().await;
+    let second = coordinator_besides(&nodes, other, 0, group, first).await?;
+    let mut c = nodes[second as usize - 1].client().await?;
+    let since = tokio::time::Instant::now();
+    let (code, parts) = loop {
+        let (code, parts) =
+            fetch_offsets(&mut c, OFFSET_FETCH_V, group, Some(&[("data", &[0, 1])])).await?;
+        if !retriable(code) {
+            break (code, parts);
+        }
+        again("OffsetFetch", code, since).await?;
+    };
+    ensure!(code == NONE, "OffsetFetch: {code}");
+    let got: Vec<(i32, i64)> = parts.iter().map(|e| (e.partition, e.offset)).collect();
+    ensure!(
+        got == [(0, 9), (1, 90)],
+        "offsets after the move: {parts:?}"
+    );
+    // The new coordinator takes commits.
+    let code = commit_offsets(&mut c, group, &[("data", 0, 11, "")]).await?;
+    ensure!(code == NONE, "{code}");
+    ensure!(committed(&mut c, group, "data", 0).await? == 11);
+    Ok(())
+}
+
+/// InitProducerId of a transactional id on its coordinator, retried while it loads.
+async fn init_transactional(c: &mut Client, id: &str) -> Result<(i64, i16)> {
+    let since = tokio::time::Instant::now();
+    loop {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id(id)))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let r = c.request(4, req).await.context("InitProducerId")?;
+        if !retriable(r.error_code) && r.error_code != CONCURRENT_TRANSACTIONS {
+            ensure!(r.error_code == NONE, "InitProducerId: {r:?}");
+            return Ok((r.producer_id.0, r.producer_epoch));
+        }
+        again("InitProducerId", r.error_code, since).await?;
+    }
+}
+
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+
+/// One transaction of one record on partition 0 of `topic` (led by `leader`), through the
+/// coordinator `coordinator`, left open.
+async fn open_transaction(
+    coordinator: &mut Client,
+    leader: &mut Client,
+    id: &str,
+    producer: (i64, i16),
+    topic: &str,
+    seq: i32,
+) -> Result<()> {
+    let codes = add_partitions(coordinator, 3, id, producer, &[(topic, 0)]).await?;
+    ensure!(codes == [NONE], "AddPartitionsToTxn: {codes:?}");
+    let batch = txn_batch(&[&format!("v{seq}")], producer, seq);
+    let req = produce_request(-1, vec![topic_data(topic, vec![(0, batch)])])
+        .with_transactional_id(Some(txn_id(id)));
+    let r = leader.request(9, req).await.context("Produce")?;
+    let p = &r.responses[0].partition_responses[0];
+    ensure!(p.error_code == NONE, "transactional produce: {p:?}");
+    Ok(())
+}
+
+/// (last stable offset, high watermark) of partition 0 of `topic` as its leader `b` has them.
+fn stable_and_high(b: &TestBroker, topic: &str) -> (i64, i64) {
+    partition_n(b, topic, 0).map_or((-1, -1), |x| {
+        (x.last_stable_offset(), x.with_log(|l| l.high_watermark()))
+    })
+}
+
+/// Transactions across processes: the transactional id's coordinator (the leader of its
+/// `__transaction_state` partition, replicated on the three) is not the leader of the data
+/// partition, which verifies the producer's batch with it (AddPartitionsToTxn v4) and gets its
+/// commit marker from it (WriteTxnMarkers). A transaction left open when the coordinator's
+/// process is stopped is committed through the new coordinator, which loaded it from its
+/// replica of the partition, and read_committed sees it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_commits_after_its_coordinator_moved() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = coordinator_cluster().await?;
+    let id = "moving-txn";
+    let first = coordinator_besides(&nodes, 0, 1, id, -1).await?;
+    // The data partition is led by another node, and stays so when `first` stops.
+    let lead = (1..=3).find(|n| *n != first).context("a leader")?;
+    let rest: Vec<i32> = (1..=3).filter(|n| *n != lead).collect();
+    let topic = "txdata";
+    let mut admin = nodes[lead as usize - 1].client().await?;
+    let replicas = [lead, rest[0], rest[1]];
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().copied().map(BrokerId).collect());
+    let spec = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, vec![spec], false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    let dl = lead as usize - 1;
+    until("the data partition is led", || {
+        partition_n(&nodes[dl], topic, 0).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    let mut leader = nodes[dl].client().await?;
+
+    // A first transaction, committed through the first coordinator: its marker reaches the
+    // data partition's leader in another process.
+    let mut c = nodes[first as usize - 1].client().await?;
+    let producer = init_transactional(&mut c, id).await?;
+    open_transaction(&mut c, &mut leader, id, producer, topic, 0).await?;
+    ensure!(end_txn(&mut c, 3, id, producer, true).await? == NONE);
+    until("the first commit marker is on the data partition", || {
+        stable_and_high(&nodes[dl], topic) == (2, 2)
+    })
+    .await?;
+
+    // A second one left open while its coordinator's process stops.
+    open_transaction(&mut c, &mut leader, id, producer, topic, 1).await?;
+    ensure!(
+        stable_and_high(&nodes[dl], topic) == (2, 3),
+        "open transaction"
+    );
+    nodes[first as usize - 1].crash().await;
+    let survivor = lead as usize - 1;
+    let second = coordinator_besides(&nodes, survivor, 1, id, first).await?;
+    let mut c = nodes[second as usize - 1].client().await?;
+    let since = tokio::time::Instant::now();
+    loop {
+        let code = end_txn(&mut c, 3, id, producer, true).await?;
+        if code == NONE {
+            break;
+        }
+        ensure!(
+            retriable(code) || code == CONCURRENT_TRANSACTIONS,
+            "EndTxn: {code}"
+        );
+        again("EndTxn", code, since).await?;
+    }
+    until("the second commit marker is on the data partition", || {
+        stable_and_high(&nodes[dl], topic) == (4, 4)
+    })
+    .await?;
+    // read_committed reads both transactions' records, nothing aborted.
+    let req = fetch_request(
+        vec![fetch_topic(topic, vec![fetch_partition(0, 0, 1 << 20)])],
+        0,
+        0,
+    )
+    .with_isolation_level(1);
+    let r = leader.request(FETCH_V, req).await?;
+    let p = &r.responses[0].partitions[0];
+    ensure!(p.error_code == NONE && p.high_watermark == 4, "{p:?}");
+    ensure!(
+        p.aborted_transactions.iter().flatten().count() == 0,
+        "{p:?}"
+    );
+    ensure!(
+        batch_count(&p.records.clone().unwrap_or_default()) == 4,
+        "two records and two markers: {p:?}"
+    );
     Ok(())
 }

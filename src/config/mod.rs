@@ -150,6 +150,7 @@ const USED: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offsets.retention.minutes",
     "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
     "process.roles",
     "replica.fetch.backoff.ms",
     "replica.fetch.max.bytes",
@@ -193,6 +194,7 @@ const USED: &[&str] = &[
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
     "transactional.id.expiration.ms",
     "unclean.leader.election.enable",
     "quota.window.num",
@@ -519,6 +521,11 @@ pub struct Config {
     /// Partitions of the internal topics, created on first use as Kafka does.
     pub offsets_topic_num_partitions: i32,
     pub transaction_state_log_num_partitions: i32,
+    /// offsets.topic.replication.factor and transaction.state.log.replication.factor: the
+    /// internal topics' replicas in a cluster of processes (in one process capped at its
+    /// brokers; see `Catalog::internal_replication_factor`).
+    pub offsets_topic_replication_factor: i16,
+    pub transaction_state_log_replication_factor: i16,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
@@ -1038,6 +1045,14 @@ impl Config {
                 .positive_int("offsets.topic.num.partitions")?
                 .unwrap_or(50),
             transaction_state_log_num_partitions: txn.state_log_num_partitions,
+            offsets_topic_replication_factor: replication_factor(
+                &s,
+                "offsets.topic.replication.factor",
+            )?,
+            transaction_state_log_replication_factor: replication_factor(
+                &s,
+                "transaction.state.log.replication.factor",
+            )?,
             default_replication_factor: s.int("default.replication.factor")?.unwrap_or(1) as i16,
             auto_create_topics_enable: s.bool("auto.create.topics.enable")?.unwrap_or(true),
             socket_request_max_bytes,
@@ -1192,6 +1207,12 @@ fn compression_codec(v: &str) -> Option<i16> {
 
 /// max.connections.per.ip.overrides: `address:count` pairs, comma-separated. Kafka also takes
 /// host names here (resolved when a connection arrives); gregor takes IP addresses.
+/// An internal topic's replication factor setting (Kafka: SHORT, at least 1; default 3).
+fn replication_factor(s: &Settings<'_>, name: &str) -> Result<i16, ConfigError> {
+    let value = s.positive_int(name)?.unwrap_or(3);
+    i16::try_from(value).map_err(|_| invalid(name, &value.to_string(), "Value must be a short"))
+}
+
 fn per_ip_overrides(
     v: &str,
 ) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {

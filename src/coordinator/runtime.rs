@@ -27,7 +27,19 @@
 //!   transaction: on commit the producer's records take effect, on abort they are dropped.
 //! - **Loading** replays the partition as Kafka's CoordinatorLoaderImpl does: each record with
 //!   its offset and its batch's producer id, and each control batch (a transaction marker) as
-//!   the end of that producer's transaction, never as a record of the coordinator.
+//!   the end of that producer's transaction, never as a record of the coordinator. It reads to
+//!   the log end: a new leader's log holds everything committed, and what it holds past the high
+//!   watermark becomes committed under it.
+//! - **Following leadership** (a cluster of processes, Kafka's CoordinatorRuntime.
+//!   scheduleLoadOperation / scheduleUnloadOperation, driven by the replica manager through
+//!   [`super::PartitionLeadershipListener`]): a shard is served only while this broker leads its
+//!   partition. An election marks it loading (requests get COORDINATOR_LOAD_IN_PROGRESS) and
+//!   schedules the replay, which `run_scheduled_loads` runs off the metadata path; a resignation
+//!   drops it (NOT_COORDINATOR). In one process every shard is loaded at start-up instead
+//!   (`load_all`) and stays loaded.
+//! - A write to a shard that follows leadership is answered once the high watermark passes it
+//!   (Kafka's runtime completes a write's deferred event then): the runtime records where it
+//!   wrote (`super::commit`) and the request waits for it before its answer leaves.
 //! - Timers (session expiry, rebalance timeouts, offset expiry) are write operations too.
 //! - Reads take the shard's lock and look; they never change it.
 //!
@@ -43,8 +55,9 @@ use kafka_protocol::records::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::log::control::{CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
-use crate::log::AppendOrigin;
+use crate::log::{AppendOrigin, FetchIsolation};
 use crate::metadata::Catalog;
+use crate::protocol::cluster::NO_LEADER_EPOCH;
 use crate::protocol::errors;
 use crate::txn::TxnMarker;
 
@@ -93,6 +106,10 @@ pub trait CoordinatorShard: Send {
     /// Applies a transaction marker: the producer's records replayed since its last marker take
     /// effect (commit) or are dropped (abort). A shard without transactional state ignores it.
     fn replay_end_transaction(&mut self, _marker: &TxnMarker) {}
+
+    /// The shard is dropped, its partition led elsewhere now (Kafka's CoordinatorShard.
+    /// onUnloaded): whatever waits on it is answered.
+    fn on_unloaded(&mut self) {}
 }
 
 /// Runs once the append is decided, with its outcome (the mapped error on failure), under the
@@ -150,8 +167,41 @@ impl<S, T> CoordinatorResult<S, T> {
     }
 }
 
-/// A shard behind its lock; `None` while it is not loaded (the partition is not ours).
-type ShardSlot<S> = Arc<Mutex<Option<S>>>;
+/// Where a shard stands (Kafka's CoordinatorRuntime.CoordinatorState).
+enum ShardState<S> {
+    /// This broker does not lead the partition: NOT_COORDINATOR.
+    Unloaded,
+    /// Elected at this leader epoch, its replay scheduled or running: COORDINATOR_LOAD_IN_PROGRESS.
+    Loading(i32),
+    /// Serving, loaded at this leader epoch ([`NOT_FOLLOWING`] where shards do not follow
+    /// leadership).
+    Loaded(i32, S),
+}
+
+/// The epoch of a shard loaded at start-up in one process (it never moves).
+const NOT_FOLLOWING: i32 = -1;
+
+impl<S> ShardState<S> {
+    /// The shard and the epoch it was loaded at, or the error a request gets.
+    fn loaded(&mut self) -> Result<(i32, &mut S), i16> {
+        match self {
+            ShardState::Loaded(epoch, shard) => Ok((*epoch, shard)),
+            ShardState::Loading(_) => Err(errors::COORDINATOR_LOAD_IN_PROGRESS),
+            ShardState::Unloaded => Err(errors::NOT_COORDINATOR),
+        }
+    }
+
+    /// The leader epoch it is loading or loaded at.
+    fn epoch(&self) -> Option<i32> {
+        match self {
+            ShardState::Loaded(epoch, _) | ShardState::Loading(epoch) => Some(*epoch),
+            ShardState::Unloaded => None,
+        }
+    }
+}
+
+/// A shard behind its lock.
+type ShardSlot<S> = Arc<Mutex<ShardState<S>>>;
 
 pub struct CoordinatorRuntime<S> {
     /// The internal topic, created on the first write with `default_partitions` partitions.
@@ -159,6 +209,8 @@ pub struct CoordinatorRuntime<S> {
     default_partitions: i32,
     new_shard: fn() -> S,
     shards: RwLock<Vec<ShardSlot<S>>>,
+    /// Loads elections scheduled, (partition, leader epoch), for `run_scheduled_loads`.
+    scheduled: Mutex<Vec<(i32, i32)>>,
 }
 
 impl<S: CoordinatorShard> CoordinatorRuntime<S> {
@@ -171,9 +223,23 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             new_shard,
             shards: RwLock::new(
                 (0..partitions)
-                    .map(|_| Arc::new(Mutex::new(Some(new_shard()))))
+                    .map(|_| Arc::new(Mutex::new(ShardState::Loaded(NOT_FOLLOWING, new_shard()))))
                     .collect(),
             ),
+            scheduled: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The internal topic whose partitions are this runtime's shards.
+    pub fn topic(&self) -> &'static str {
+        self.topic
+    }
+
+    /// From now on a shard is served only where this broker leads its partition (a cluster of
+    /// processes): every shard is unloaded until an election loads it (`schedule_load`).
+    pub fn follow_leadership(&self) {
+        for slot in self.shards.read().iter() {
+            *slot.lock() = ShardState::Unloaded;
         }
     }
 
@@ -207,7 +273,8 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             let mut shard = shard;
             on_loaded(&mut shard);
             replayed += n;
-            shards.push(Arc::new(Mutex::new(Some(shard))));
+            let state = ShardState::Loaded(NOT_FOLLOWING, shard);
+            shards.push(Arc::new(Mutex::new(state)));
         }
         *self.shards.write() = shards;
         Ok(replayed)
@@ -217,15 +284,103 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     pub fn load(&self, catalog: &Catalog, partition: i32, now: i64) -> std::io::Result<usize> {
         let (shard, n) = self.replay_partition(catalog, partition, now)?;
         if let Some(slot) = self.slot(partition) {
-            *slot.lock() = Some(shard);
+            *slot.lock() = ShardState::Loaded(NOT_FOLLOWING, shard);
         }
         Ok(n)
     }
 
-    /// Stops serving a shard and drops its state; its operations answer NOT_COORDINATOR.
+    /// This broker leads `partition` (of `partitions`, the topic's count) from `leader_epoch`
+    /// (Kafka's onElection → scheduleLoadOperation): the shard answers
+    /// COORDINATOR_LOAD_IN_PROGRESS until `run_scheduled_loads` has replayed it. An election the
+    /// shard is already loading or loaded at changes nothing (an ISR change keeps the epoch).
+    /// Returns whether a load was scheduled.
+    pub fn schedule_load(&self, partition: i32, leader_epoch: i32, partitions: i32) -> bool {
+        let Ok(index) = usize::try_from(partition) else {
+            return false;
+        };
+        {
+            // The topic's partition count wins over the configured one (partitionFor).
+            let mut shards = self.shards.write();
+            let wanted = usize::try_from(partitions).unwrap_or(0).max(index + 1);
+            while shards.len() < wanted {
+                shards.push(Arc::new(Mutex::new(ShardState::Unloaded)));
+            }
+        }
+        let Some(slot) = self.slot(partition) else {
+            return false;
+        };
+        let mut state = slot.lock();
+        if state.epoch().is_some_and(|e| e >= leader_epoch) {
+            return false;
+        }
+        *state = ShardState::Loading(leader_epoch);
+        self.scheduled.lock().push((partition, leader_epoch));
+        true
+    }
+
+    /// Replays the shards elections scheduled, each from its partition's local log, and serves
+    /// those still elected at the same epoch once replayed (a resignation or a newer election
+    /// meanwhile wins); `on_loaded` runs on each before requests see it. Returns how many were
+    /// loaded. A shard whose log cannot be read stays loading and is tried again at the next
+    /// election (Kafka's load failure leaves the shard failed until then).
+    pub fn run_scheduled_loads(
+        &self,
+        catalog: &Catalog,
+        now: i64,
+        on_loaded: impl Fn(&mut S),
+    ) -> usize {
+        let scheduled = std::mem::take(&mut *self.scheduled.lock());
+        let mut loaded = 0;
+        for (partition, epoch) in scheduled {
+            let Some(slot) = self.slot(partition) else {
+                continue;
+            };
+            let still_elected =
+                |state: &ShardState<S>| matches!(state, ShardState::Loading(e) if *e == epoch);
+            if !still_elected(&slot.lock()) {
+                continue;
+            }
+            // The replay runs without the shard's lock: requests meanwhile answer
+            // COORDINATOR_LOAD_IN_PROGRESS rather than wait.
+            let (mut shard, records) = match self.replay_partition(catalog, partition, now) {
+                Ok(replayed) => replayed,
+                Err(e) => {
+                    tracing::error!(topic = self.topic, partition, error = %e, "cannot load the coordinator shard");
+                    continue;
+                }
+            };
+            let mut state = slot.lock();
+            if still_elected(&state) {
+                on_loaded(&mut shard);
+                *state = ShardState::Loaded(epoch, shard);
+                loaded += 1;
+                tracing::info!(
+                    topic = self.topic,
+                    partition,
+                    epoch,
+                    records,
+                    "loaded the coordinator shard"
+                );
+            }
+        }
+        loaded
+    }
+
+    /// Stops serving a shard and drops its state (Kafka's onResignation →
+    /// scheduleUnloadOperation); its operations answer NOT_COORDINATOR.
     pub fn unload(&self, partition: i32) {
         if let Some(slot) = self.slot(partition) {
-            *slot.lock() = None;
+            let mut state = slot.lock();
+            if let ShardState::Loaded(epoch, shard) = &mut *state {
+                shard.on_unloaded();
+                tracing::info!(
+                    topic = self.topic,
+                    partition,
+                    epoch = *epoch,
+                    "unloaded the coordinator shard"
+                );
+            }
+            *state = ShardState::Unloaded;
         }
     }
 
@@ -244,10 +399,11 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             return Ok((shard, 0));
         };
         let mut replayed = 0;
-        let (mut offset, hw) = p.offsets();
-        while offset < hw {
+        let (mut offset, _) = p.offsets();
+        let end = p.with_log(|l| l.log_end_offset());
+        while offset < end {
             let plan = p
-                .plan_read(offset)
+                .plan_fetch(offset, FetchIsolation::LogEnd, NO_LEADER_EPOCH)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let mut bytes = plan.read(16 << 20, true)?;
             // Continue after the last batch read, whatever its records: compaction may leave
@@ -302,15 +458,18 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     ) -> Result<T, i16> {
         let slot = self.slot(partition).ok_or(errors::NOT_COORDINATOR)?;
         let mut guard = slot.lock();
-        let shard = guard.as_mut().ok_or(errors::NOT_COORDINATOR)?;
+        let (epoch, shard) = guard.loaded()?;
         let result = op(shard);
         let outcome = if result.records.is_empty() {
             Ok(None)
         } else {
             let batch = Batch::Records(&result.records, producer);
-            self.append(catalog, partition, batch, now)
-                .map(Some)
-                .map_err(operation_error)
+            let appended = self.append(catalog, partition, batch, now);
+            if let Ok(base_offset) = appended {
+                let end_offset = base_offset + result.records.len() as i64;
+                self.written(partition, epoch, end_offset);
+            }
+            appended.map(Some).map_err(operation_error)
         };
         if let (Ok(Some(base_offset)), true) = (outcome, result.replay_records) {
             let (producer_id, producer_epoch) =
@@ -346,18 +505,33 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     ) -> Result<(), i16> {
         let slot = self.slot(partition).ok_or(errors::NOT_COORDINATOR)?;
         let mut guard = slot.lock();
-        let shard = guard.as_mut().ok_or(errors::NOT_COORDINATOR)?;
-        self.append(catalog, partition, Batch::Marker(&marker), now)
+        let (epoch, shard) = guard.loaded()?;
+        let offset = self
+            .append(catalog, partition, Batch::Marker(&marker), now)
             .map_err(operation_error)?;
+        self.written(partition, epoch, offset + 1);
         shard.replay_end_transaction(&marker);
         Ok(())
+    }
+
+    /// A write of a shard that follows leadership is committed once the high watermark passes
+    /// `end_offset`: the request being served waits for that before it answers.
+    fn written(&self, partition: i32, epoch: i32, end_offset: i64) {
+        if epoch != NOT_FOLLOWING {
+            super::commit::record(super::commit::CommitPoint {
+                topic: self.topic,
+                partition,
+                leader_epoch: epoch,
+                end_offset,
+            });
+        }
     }
 
     /// Runs `f` on a loaded shard without changing it.
     pub fn read<R>(&self, partition: i32, f: impl FnOnce(&S) -> R) -> Option<R> {
         let slot = self.slot(partition)?;
-        let guard = slot.lock();
-        guard.as_ref().map(f)
+        let mut guard = slot.lock();
+        guard.loaded().ok().map(|(_, shard)| f(shard))
     }
 
     /// The one place a coordinator's writes reach its partition's log (Kafka's
@@ -626,6 +800,112 @@ mod tests {
         );
         rt.load(&catalog, 2, 11).unwrap();
         assert_eq!(rt.read(2, |s| s.0.clone()).unwrap(), live);
+    }
+
+    #[test]
+    fn elections_load_shards_from_the_log_end_and_resignations_unload_them() {
+        // Kafka's CoordinatorRuntime.scheduleLoadOperation / scheduleUnloadOperation: a shard
+        // that follows leadership is NOT_COORDINATOR until elected, LOAD_IN_PROGRESS until
+        // replayed, then served; a resignation drops it; an election overtaken by a resignation
+        // or a newer election loads nothing stale.
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), 1 << 20, true);
+        let writer = CoordinatorRuntime::new("__kv", 3, Kv::default);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            let r = put(k, Some(vec![i as u8]));
+            writer
+                .write(&catalog, 1, i as i64, |_| {
+                    CoordinatorResult::new(vec![r], ())
+                })
+                .unwrap();
+        }
+        let live = writer.read(1, |s| s.0.clone()).unwrap();
+        // A new leader's high watermark may lag its log end: the load reads to the end.
+        let log = catalog.get("__kv").unwrap().partition(1).cloned().unwrap();
+        log.with_log(|l| l.set_high_watermark(1));
+        let nothing = |_: &mut Kv| CoordinatorResult::response(());
+
+        let rt = CoordinatorRuntime::new("__kv", 2, Kv::default);
+        rt.follow_leadership();
+        assert_eq!(
+            rt.write(&catalog, 1, 5, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        assert!(rt.read(1, |_| ()).is_none());
+        assert!(rt.schedule_load(1, 4, 3));
+        assert_eq!(rt.partitions(), 3, "the topic's partition count");
+        assert!(!rt.schedule_load(1, 4, 3), "an ISR change keeps the epoch");
+        assert_eq!(
+            rt.write(&catalog, 1, 5, nothing),
+            Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
+        );
+        let seen = std::cell::Cell::new(0);
+        assert_eq!(
+            rt.run_scheduled_loads(&catalog, 6, |_| seen.set(seen.get() + 1)),
+            1
+        );
+        assert_eq!(seen.get(), 1, "on_loaded runs once");
+        assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
+        assert_eq!(
+            rt.write(&catalog, 0, 6, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+
+        rt.unload(1);
+        assert_eq!(
+            rt.write(&catalog, 1, 7, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        // Elected, then resigned before the load ran: nothing is loaded.
+        assert!(rt.schedule_load(1, 5, 3));
+        rt.unload(1);
+        assert_eq!(rt.run_scheduled_loads(&catalog, 8, |_| {}), 0);
+        assert_eq!(
+            rt.write(&catalog, 1, 8, nothing),
+            Err(errors::NOT_COORDINATOR)
+        );
+        // Two elections before the load: the newer one's load serves it.
+        assert!(rt.schedule_load(1, 6, 3));
+        assert!(rt.schedule_load(1, 7, 3));
+        assert!(!rt.schedule_load(1, 6, 3), "an older election is stale");
+        assert_eq!(rt.run_scheduled_loads(&catalog, 9, |_| {}), 1);
+        assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
+    }
+
+    #[test]
+    fn writes_of_a_shard_that_follows_leadership_are_recorded_for_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = catalog(dir.path(), 1 << 20, true);
+        let one = |k: &str| {
+            let r = put(k, Some(vec![1]));
+            move |_: &mut Kv| CoordinatorResult::new(vec![r.clone(), r], ())
+        };
+        // Loaded once in one process: a partition of one replica, nothing to wait for.
+        let single = CoordinatorRuntime::new("__kv", 1, Kv::default);
+        let ((), points) = super::super::commit::collect_sync(|| {
+            single.write(&catalog, 0, 1, one("a")).unwrap();
+        });
+        assert!(points.is_empty(), "{points:?}");
+        let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
+        rt.follow_leadership();
+        rt.schedule_load(0, 3, 1);
+        rt.run_scheduled_loads(&catalog, 2, |_| {});
+        let ((), points) = super::super::commit::collect_sync(|| {
+            rt.write(&catalog, 0, 3, one("b")).unwrap();
+            rt.write(&catalog, 0, 3, one("c")).unwrap();
+            rt.complete_transaction(&catalog, 0, end(9, 0, true), 3)
+                .unwrap();
+        });
+        let end_offset = 2 + 2 + 2 + 1;
+        let expected = super::super::commit::CommitPoint {
+            topic: "__kv",
+            partition: 0,
+            leader_epoch: 3,
+            end_offset,
+        };
+        assert_eq!(points, vec![expected], "one point, the furthest write");
+        // Outside a request nothing is recorded (and nothing fails).
+        rt.write(&catalog, 0, 4, one("d")).unwrap();
     }
 
     /// A batch as it sits in the log: `records` of `producer` (transactional when given) from

@@ -735,6 +735,20 @@ impl ClassicGroup {
         errors::NONE
     }
 
+    /// The group's shard is unloaded (its partition led elsewhere now): members parked in
+    /// JoinGroup or SyncGroup get NOT_COORDINATOR and find the new coordinator
+    /// (GroupMetadataManager.onUnloaded).
+    pub fn on_unloaded(&mut self) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(JoinResult::error(errors::NOT_COORDINATOR, &m.member_id));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult::error(errors::NOT_COORDINATOR));
+            }
+        }
+    }
+
     fn remove_member(&mut self, id: &str) {
         if let Some(mut m) = self.members.shift_remove(id) {
             if let Some(w) = m.join_waiter.take() {

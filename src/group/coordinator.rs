@@ -17,6 +17,7 @@ use super::share::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult};
 use super::streams::{StreamsGroup, StreamsGroupConfig, StreamsHeartbeat, StreamsHeartbeatResult};
 use super::GroupConfig;
 use crate::coordinator::runtime::{CoordinatorRuntime, ProducerIdAndEpoch};
+use crate::coordinator::FollowsLeadership;
 use crate::metadata::image::{MetadataDelta, MetadataImage};
 use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::records::RESOURCE_GROUP;
@@ -114,8 +115,19 @@ impl GroupCoordinator {
         let applied = self.runtime.load_all(catalog, now, |s| {
             s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
         })?;
-        // Offsets of topics deleted while their tombstones could not be written (a crash
-        // between the two) are dropped now.
+        self.remove_offsets_of_unknown_topics(catalog, now);
+        Ok(applied)
+    }
+
+    /// From now on shards are served only where this broker leads their partition (a cluster of
+    /// processes; see `coordinator::PartitionLeadershipListener`).
+    pub fn follow_leadership(&self) {
+        self.runtime.follow_leadership();
+    }
+
+    /// Offsets of topics deleted while their tombstones could not be written (a crash between
+    /// the two, or a shard led elsewhere then) are dropped from the loaded shards.
+    fn remove_offsets_of_unknown_topics(&self, catalog: &Catalog, now: i64) {
         let mut unknown = std::collections::BTreeSet::new();
         for p in 0..self.runtime.partitions() {
             self.runtime.read(p, |s| {
@@ -130,7 +142,6 @@ impl GroupCoordinator {
             let unknown: Vec<String> = unknown.into_iter().collect();
             self.remove_offsets_of_topics(catalog, &unknown, now);
         }
-        Ok(applied)
     }
 
     /// The `__consumer_offsets` partition of a group (GroupCoordinator.partitionFor).
@@ -720,6 +731,29 @@ impl GroupCoordinator {
             }
         }
         gone
+    }
+}
+
+/// Kafka's GroupCoordinatorService.onElection / onResignation. A resignation drops the shard's
+/// groups: members parked in JoinGroup and SyncGroup get NOT_COORDINATOR (`on_unloaded`) and
+/// ask the new coordinator.
+impl FollowsLeadership for GroupCoordinator {
+    type Shard = GroupShard;
+
+    fn runtime(&self) -> &CoordinatorRuntime<GroupShard> {
+        &self.runtime
+    }
+
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+        let cfg = self.consumer_cfg();
+        let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
+        let loaded = self.runtime.run_scheduled_loads(catalog, now, |s| {
+            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
+        });
+        if loaded > 0 {
+            self.remove_offsets_of_unknown_topics(catalog, now);
+        }
+        loaded
     }
 }
 

@@ -90,6 +90,10 @@ impl CoordinatorShard for GroupShard {
         }
     }
 
+    fn on_unloaded(&mut self) {
+        self.classic.values_mut().for_each(|g| g.on_unloaded());
+    }
+
     /// Kafka's OffsetMetadataManager.replayEndTransactionMarker.
     fn replay_end_transaction(&mut self, marker: &TxnMarker) {
         let Some(pending) = self.pending_offsets.remove(&marker.producer_id) else {

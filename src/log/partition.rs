@@ -2033,6 +2033,24 @@ impl Partition {
         }
     }
 
+    /// Whether the records below `offset` are committed by this leader in `leader_epoch`, for a
+    /// coordinator's write (`coordinator::commit`): `NotLeader` once it leads no more, or leads
+    /// in another epoch (what it wrote may have been truncated meanwhile).
+    pub fn committed_in_epoch(&self, leader_epoch: i32, offset: i64) -> AcksAll {
+        let log = self.lock();
+        let leader = self.leader.lock();
+        match leader.as_ref() {
+            Some(state) if state.leader_epoch == leader_epoch => {
+                if log.high_watermark() < offset {
+                    AcksAll::Waiting
+                } else {
+                    AcksAll::Replicated
+                }
+            }
+            _ => AcksAll::NotLeader,
+        }
+    }
+
     /// Whether a replica of this replicated leader may join its ISR now.
     pub fn may_expand_isr(&self) -> bool {
         let leader = self.leader.lock();

@@ -137,7 +137,8 @@ pub enum TopicAdminError {
 /// The node id a catalog opened without one names as every partition's replica and leader.
 pub const DEFAULT_NODE_ID: i32 = 1;
 /// offsets.topic.replication.factor and transaction.state.log.replication.factor (Kafka's default
-/// for both), capped at the brokers there are, so that one broker serves as it always has.
+/// for both); in one process capped at the brokers there are, so that one broker serves as it
+/// always has (see `Catalog::internal_replication_factor`).
 pub const INTERNAL_TOPIC_REPLICATION_FACTOR: i16 = 3;
 
 /// How the replicas of new partitions are chosen (CreateTopics, CreatePartitions).
@@ -184,6 +185,9 @@ pub struct Catalog {
     create_lock: Mutex<()>,
     /// The brokers whose logs this process holds (`with_data_brokers`); `None`: all.
     data_brokers: Option<std::collections::BTreeSet<i32>>,
+    /// offsets.topic.replication.factor and transaction.state.log.replication.factor (see
+    /// `internal_replication_factor`).
+    internal_replication: (i16, i16),
 }
 
 impl Catalog {
@@ -280,6 +284,10 @@ impl Catalog {
             // A process of a quorum holds the data of its own broker only; its logs of
             // partitions other brokers lead are followers' (see `holds_data_of`).
             data_brokers: quorum.then(|| [node_id].into()),
+            internal_replication: (
+                INTERNAL_TOPIC_REPLICATION_FACTOR,
+                INTERNAL_TOPIC_REPLICATION_FACTOR,
+            ),
         };
         catalog.reconcile_leader_epochs()?;
         Ok(catalog)
@@ -458,19 +466,54 @@ impl Catalog {
     /// Where new partitions of topic `name` with `replication_factor` replicas may go: every
     /// registered broker in one process. In a quorum of processes, a replicated topic's
     /// (replication factor above 1) on every registered broker, whose followers fetch from
-    /// their leader; a topic of one replica, as before data replication, and an internal topic
-    /// (whose coordinators do not follow their partitions' leaders yet), on this process's
-    /// broker.
+    /// their leader, `__consumer_offsets` and `__transaction_state` included (their
+    /// coordinators follow their partitions' leaders); a topic of one replica, as before data
+    /// replication, and `__share_group_state` (its share-partitions call their coordinator in
+    /// this process: there is no Read/WriteShareGroupState between processes yet), on this
+    /// process's broker.
     fn placement_brokers(
         &self,
         name: &str,
         replication_factor: usize,
     ) -> BTreeMap<i32, BrokerRegistration> {
         let mut brokers = self.brokers();
-        if replication_factor <= 1 || is_internal_name(name) {
+        let local_only = name == crate::share::coordinator::SHARE_GROUP_STATE_TOPIC;
+        if replication_factor <= 1 || local_only {
             brokers.retain(|id, _| self.holds_data_of(*id));
         }
         brokers
+    }
+
+    /// offsets.topic.replication.factor and transaction.state.log.replication.factor (Kafka's
+    /// default 3 for both when not given).
+    pub fn with_internal_replication_factors(mut self, offsets: i16, transactions: i16) -> Self {
+        self.internal_replication = (offsets, transactions);
+        self
+    }
+
+    /// The replication factor an internal topic is created with on first use. In a quorum of
+    /// processes Kafka's: `offsets.topic.replication.factor` for `__consumer_offsets`,
+    /// `transaction.state.log.replication.factor` for `__transaction_state`, and a creation
+    /// with fewer registered brokers is refused (INVALID_REPLICATION_FACTOR, which
+    /// FindCoordinator answers as COORDINATOR_NOT_AVAILABLE until enough brokers registered, as
+    /// Kafka's auto topic creation does). In one process, 3 capped at the live brokers there
+    /// are, so that a single node serves groups and transactions out of the box (a Kafka node
+    /// needs the factor set to 1 for that); the same for `__share_group_state` everywhere.
+    fn internal_replication_factor(&self, name: &str) -> i16 {
+        let configured = match name {
+            "__consumer_offsets" => Some(self.internal_replication.0),
+            "__transaction_state" => Some(self.internal_replication.1),
+            _ => None,
+        };
+        if let (Some(rf), Some(_)) = (configured, &self.data_brokers) {
+            return rf;
+        }
+        let live = self
+            .placement_brokers(name, 1)
+            .values()
+            .filter(|b| !b.fenced)
+            .count();
+        INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
     }
 
     /// Whether this process holds the logs of broker `id`'s replicas (in one process every
@@ -674,12 +717,7 @@ impl Catalog {
             return Ok(t);
         }
         let replication_factor = if is_internal_name(name) {
-            let live = self
-                .placement_brokers(name, 1)
-                .values()
-                .filter(|b| !b.fenced)
-                .count();
-            INTERNAL_TOPIC_REPLICATION_FACTOR.min(i16::try_from(live).unwrap_or(i16::MAX).max(1))
+            self.internal_replication_factor(name)
         } else {
             self.default_replication_factor
         };
@@ -1233,6 +1271,36 @@ mod tests {
     use super::*;
     use crate::log::manager::delete_dir_name;
     use crate::log::partition::PartitionLog;
+
+    /// The internal topics' replication factor on first use: in one process capped at its
+    /// brokers; in a cluster of processes Kafka's settings, refused with fewer brokers
+    /// (FindCoordinator's COORDINATOR_NOT_AVAILABLE), `__share_group_state` kept local.
+    #[test]
+    fn internal_topics_take_their_replication_factor_setting_in_a_cluster_of_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        let offsets = one.get_or_create("__consumer_offsets", 2, 0).unwrap();
+        let image = one.image();
+        let reg = &image.topics.get(offsets.topic_id).unwrap().partitions[&0];
+        assert_eq!(reg.replicas.len(), 1, "capped at the one broker");
+        drop((offsets, image, one));
+
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Catalog::open(dir.path(), LogConfig::default(), true, 0)
+            .unwrap()
+            .with_data_brokers([DEFAULT_NODE_ID])
+            .with_internal_replication_factors(3, 2);
+        for topic in ["__consumer_offsets", "__transaction_state"] {
+            let refused = cluster.get_or_create(topic, 2, 0).err();
+            assert!(
+                matches!(refused, Some(CreateTopicError::Placement(_))),
+                "{topic}: {refused:?}"
+            );
+        }
+        let cluster = cluster.with_internal_replication_factors(1, 1);
+        assert!(cluster.get_or_create("__transaction_state", 2, 0).is_ok());
+        assert!(cluster.get_or_create("__share_group_state", 2, 0).is_ok());
+    }
 
     /// A replicated log's high watermark is checkpointed (`replication-offset-checkpoint`, in
     /// Kafka's format) and given back at start-up; a log that keeps none is not in the file and

@@ -248,3 +248,17 @@ fn check_coordinator(
         _ => Ok(()),
     }
 }
+
+/// The broker leading the transactional id's `__transaction_state` partition when it is another
+/// process's (a cluster of processes; -1 when it has no leader now), else `None`.
+pub fn txn_coordinator_elsewhere(ctx: &RequestContext<'_>, transactional_id: &str) -> Option<i32> {
+    ctx.broker.replicas.as_ref()?;
+    let topic = ctx
+        .broker
+        .catalog
+        .get(crate::txn::coordinator::TRANSACTION_STATE_TOPIC)?;
+    let p = ctx.broker.txns.partition_for(transactional_id);
+    let image = ctx.broker.catalog.image();
+    let leader = partition(&image, topic.topic_id, p)?.leader;
+    (leader != ctx.node_id).then_some(leader)
+}

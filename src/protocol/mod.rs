@@ -418,13 +418,30 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
         request_time: Default::default(),
     };
     let started = std::time::Instant::now();
+    let body = frame.clone();
     // The test control plane (fault rules, the request journal): one atomic load when off.
-    let reply = if broker.control.watching() {
-        watched::serve(&mut ctx, session, api, frame).await
-    } else {
-        match dispatch(&ctx, api, frame).await {
-            Ok(reply) => reply,
-            Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
+    let (reply, writes) = crate::coordinator::commit::collect(async {
+        if broker.control.watching() {
+            watched::serve(&mut ctx, session, api, frame).await
+        } else {
+            match dispatch(&ctx, api, frame).await {
+                Ok(reply) => reply,
+                Err(e) => Reply::Close(format!("{api:?} v{version}: {e}")),
+            }
+        }
+    })
+    .await;
+    let reply = match writes.is_empty() {
+        true => reply,
+        false => {
+            after_commit(
+                broker,
+                &writes,
+                reply,
+                (api, version, header.correlation_id),
+                body,
+            )
+            .await
         }
     };
     broker.metrics.request(api, started.elapsed());
@@ -450,6 +467,31 @@ pub enum ProtocolError {
 
 fn decode<T: Decodable>(frame: &mut Bytes, version: i16) -> Result<T, ProtocolError> {
     T::decode(frame, version).map_err(|e| ProtocolError::Decode(e.to_string()))
+}
+
+/// A request whose coordinator writes must be committed before it is answered (see
+/// `coordinator::commit`): its reply once they are, else the request answered with the error
+/// (NOT_COORDINATOR: the leader moved; COORDINATOR_NOT_AVAILABLE: not committed in time), or the
+/// connection closed for an API whose error response is not built here (the client retries
+/// on a new connection, after finding the coordinator again).
+async fn after_commit(
+    broker: &Arc<Broker>,
+    writes: &[crate::coordinator::commit::CommitPoint],
+    reply: Reply,
+    (api, version, correlation_id): (ApiKey, i16, i32),
+    body: Bytes,
+) -> Reply {
+    use crate::coordinator::commit;
+    let timeout = Duration::from_millis(commit::COMMIT_TIMEOUT_MS);
+    let code = commit::committed(&broker.catalog, &broker.purgatory, writes, timeout).await;
+    if code == errors::NONE {
+        return reply;
+    }
+    error_response::build(api, version, correlation_id, body, code).unwrap_or_else(|| {
+        Reply::Close(format!(
+            "{api:?} v{version}: its coordinator write was not committed (error {code})"
+        ))
+    })
 }
 
 /// Routes a decoded request. The match has no wildcard arm: a new API key in the crate breaks the
@@ -487,7 +529,15 @@ async fn dispatch_untimed(
                 &off_request_threads(ctx, req, create_topics::handle).await?,
             )
         }
-        ApiKey::InitProducerId => respond(ctx, &init_producer_id::handle(ctx, decode(f, v)?)),
+        // A fenced transaction's markers, and producer ids from the metadata quorum: off the
+        // threads serving connections.
+        ApiKey::InitProducerId => {
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, init_producer_id::handle).await?,
+            )
+        }
         ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
         ApiKey::JoinGroup => respond(ctx, &join_group::handle(ctx, decode(f, v)?).await),
@@ -496,7 +546,9 @@ async fn dispatch_untimed(
         ApiKey::LeaveGroup => respond(ctx, &leave_group::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetCommit => respond(ctx, &offset_commit::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetFetch => respond(ctx, &offset_fetch::handle(ctx, decode(f, v)?)),
-        ApiKey::TxnOffsetCommit => respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?)),
+        ApiKey::TxnOffsetCommit => {
+            respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?).await)
+        }
         ApiKey::ListGroups => respond(ctx, &list_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
         ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),
@@ -694,7 +746,7 @@ where
     let host = ctx.host.clone();
     let (listener, principal) = (Arc::clone(&ctx.listener), Arc::clone(&ctx.principal));
     let connection_id = ctx.connection_id;
-    let (resp, throttle_ms) = tokio::task::spawn_blocking(move || {
+    let (resp, throttle_ms, writes) = tokio::task::spawn_blocking(move || {
         let ctx = RequestContext {
             broker: &broker,
             api,
@@ -711,11 +763,15 @@ where
             throttle_ms: Default::default(),
             request_time: Default::default(),
         };
-        let resp = handler(&ctx, req);
-        (resp, ctx.throttle_time_ms())
+        let (resp, writes) = crate::coordinator::commit::collect_sync(|| handler(&ctx, req));
+        (resp, ctx.throttle_time_ms(), writes)
     })
     .await
     .map_err(|e| ProtocolError::Handler(e.to_string()))?;
+    // The request's coordinator writes, made on the blocking thread, are waited for as its own.
+    writes
+        .into_iter()
+        .for_each(crate::coordinator::commit::record);
     // A controller mutation quota's throttle mutes the client's connection too.
     ctx.throttle(throttle_ms);
     Ok(resp)

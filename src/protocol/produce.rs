@@ -7,6 +7,7 @@
 //! the ISR shrank below it meanwhile, NOT_LEADER_OR_FOLLOWER when leadership moved,
 //! REQUEST_TIMED_OUT after the request's timeout.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -30,6 +31,7 @@ use crate::security::authorizer::AclOperation;
 use crate::server::client_quotas::QuotaType;
 use crate::txn::metadata::TV_2;
 use crate::txn::producer_state::VerificationGuard;
+use crate::txn::remote;
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -75,6 +77,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
         && !transactional_id
             .as_deref()
             .is_some_and(|id| ctx.authorize_transactional_id(AclOperation::Write, id));
+    let verification = Verification {
+        transactional_id: transactional_id.as_deref(),
+        elsewhere: match (&transactional_id, refused) {
+            (Some(id), false) if has_transactional_records(&req) => {
+                verify_elsewhere(ctx, &req, id, now).await
+            }
+            _ => HashMap::new(),
+        },
+    };
     let mut flushes = Vec::new();
     let mut appended: Vec<(Slot, std::sync::Arc<Topic>, i32)> = Vec::new();
     // acks=all appends to replicated leaders, until the ISR has them.
@@ -107,7 +118,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                         (_, false) => failed(pd.index, errors::INVALID_REQUIRED_ACKS, None),
                         (Err(code), _) => failed(pd.index, *code, None),
                         (Ok(t), true) => {
-                            let tx = transactional_id.as_deref();
+                            let tx = &verification;
                             let (r, flush, wait) = append(ctx, &image, t, pd, tx, acks, now);
                             if let Some((partition, job)) = flush {
                                 flushes.push(((ti, pi), partition, job));
@@ -344,6 +355,11 @@ fn verify_transaction(
             Err(code) => code,
         }
     };
+    verification_outcome(ctx, code)
+}
+
+/// The coordinator's answer to a verification as the producer learns it.
+fn verification_outcome(ctx: &RequestContext<'_>, code: i16) -> Result<(), i16> {
     Err(match code {
         errors::NONE => return Ok(()),
         errors::PRODUCER_FENCED => errors::INVALID_PRODUCER_EPOCH,
@@ -358,13 +374,86 @@ fn verify_transaction(
     })
 }
 
+/// How a request's transactional batches are verified (KIP-890): by this broker's transaction
+/// coordinator, or, where the transactional id's coordinator is another process's, by its
+/// answers, asked before the appends (`verify_elsewhere`).
+struct Verification<'a> {
+    transactional_id: Option<&'a str>,
+    /// (topic, partition) → the other coordinator's answer, and the guard taken before asking.
+    elsewhere: HashMap<(String, i32), (i16, VerificationGuard)>,
+}
+
+/// KIP-890 with a coordinator in another process (Kafka's AddPartitionsToTxnManager): the
+/// transactional batches' partitions this broker leads are verified (Produce before v12) or
+/// added (v12+) there with one AddPartitionsToTxn, each partition's guard taken before asking.
+/// A coordinator that cannot be asked answers COORDINATOR_NOT_AVAILABLE (retriable for the
+/// producer). Empty when the coordinator is this broker's.
+async fn verify_elsewhere(
+    ctx: &RequestContext<'_>,
+    req: &ProduceRequest,
+    transactional_id: &str,
+    now: i64,
+) -> HashMap<(String, i32), (i16, VerificationGuard)> {
+    let mut out = HashMap::new();
+    let Some(coordinator) = cluster::txn_coordinator_elsewhere(ctx, transactional_id) else {
+        return out;
+    };
+    let mut producer = None;
+    let mut guards = Vec::new();
+    for t in &req.topic_data {
+        let Ok(topic) = resolve(ctx, t) else { continue };
+        for pd in &t.partition_data {
+            let header = pd.records.as_deref().and_then(BatchHeader::parse);
+            let (Some(header), Some(partition)) = (header, topic.partition(pd.index)) else {
+                continue;
+            };
+            if header.is_transactional() {
+                producer.get_or_insert((header.producer_id, header.producer_epoch));
+                let guard = partition.maybe_start_transaction_verification(header.producer_id, now);
+                guards.push(((topic.name.clone(), pd.index), guard));
+            }
+        }
+    }
+    let Some(producer) = producer.filter(|_| coordinator >= 0) else {
+        out.extend(
+            guards
+                .into_iter()
+                .map(|(k, g)| (k, (errors::COORDINATOR_NOT_AVAILABLE, g))),
+        );
+        return out;
+    };
+    let partitions: Vec<(String, i32)> = guards.iter().map(|(k, _)| k.clone()).collect();
+    let verify_only = ctx.api_version < ADD_PARTITION_VERSION;
+    let broker = ctx.broker;
+    let asked = remote::verify_partitions(
+        broker,
+        coordinator,
+        transactional_id,
+        producer,
+        &partitions,
+        verify_only,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        tracing::debug!(coordinator, error = %e, "cannot verify the transaction with its coordinator");
+        vec![errors::COORDINATOR_NOT_AVAILABLE; partitions.len()]
+    });
+    out.extend(
+        guards
+            .into_iter()
+            .zip(asked)
+            .map(|((k, g), code)| (k, (code, g))),
+    );
+    out
+}
+
 /// Appends one partition's batch; hands back the fsync flush.messages asks for, if any.
 fn append(
     ctx: &RequestContext<'_>,
     image: &MetadataImage,
     topic: &Topic,
     pd: PartitionProduceData,
-    transactional_id: Option<&str>,
+    verification: &Verification<'_>,
     acks: i16,
     now: i64,
 ) -> Appended {
@@ -411,13 +500,24 @@ fn append(
     }
     let records = pd.records.unwrap_or_default();
     let mut verification_guard = VerificationGuard::SENTINEL;
-    if let (Some(id), Some(header)) = (transactional_id, BatchHeader::parse(&records)) {
+    let id = verification.transactional_id;
+    if let (Some(id), Some(header)) = (id, BatchHeader::parse(&records)) {
         if header.is_transactional() {
             // The guard is taken before the coordinator is asked, so a marker written between
             // its answer and the append (an abort of the transaction) voids it.
-            verification_guard =
-                partition.maybe_start_transaction_verification(header.producer_id, now);
-            if let Err(code) = verify_transaction(ctx, id, &topic.name, pd.index, &header, now) {
+            let key = (topic.name.clone(), pd.index);
+            let verified = match verification.elsewhere.get(&key) {
+                Some(&(code, guard)) => {
+                    verification_guard = guard;
+                    verification_outcome(ctx, code)
+                }
+                None => {
+                    verification_guard =
+                        partition.maybe_start_transaction_verification(header.producer_id, now);
+                    verify_transaction(ctx, id, &topic.name, pd.index, &header, now)
+                }
+            };
+            if let Err(code) = verified {
                 return (failed(pd.index, code, None), None, None);
             }
         }

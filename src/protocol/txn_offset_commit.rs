@@ -25,7 +25,10 @@ const ADD_PARTITION_VERSION: i16 = 5;
 /// First version whose clients know TRANSACTION_ABORTABLE (KIP-890 part 1's genericError).
 const ABORTABLE_VERSION: i16 = 4;
 
-pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
     // WRITE on the transactional id, then READ on the group, then READ on each topic
     // (KafkaApis.handleTxnOffsetCommitRequest).
     let refused =
@@ -61,7 +64,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
     } else if req.group_id.is_empty() {
         errors::NONE
     } else {
-        verify_offsets_partition(ctx, &req)
+        verify_offsets_partition(ctx, &req).await
     };
     let result = match added {
         errors::NONE => ctx.broker.groups.commit_transactional_offsets(
@@ -103,10 +106,28 @@ pub fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffse
 /// adds the partition itself. The coordinator's answers reach the producer as Kafka's
 /// AddPartitionsToTxnManager translates them: PRODUCER_FENCED as INVALID_PRODUCER_EPOCH, and
 /// TRANSACTION_ABORTABLE as INVALID_TXN_STATE below v4, whose clients do not know it.
-fn verify_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest) -> i16 {
+/// In a cluster of processes the transactional id's coordinator may be another process's: it is
+/// asked with AddPartitionsToTxn v4+ (verify only, or the add from v5).
+async fn verify_offsets_partition(ctx: &RequestContext<'_>, req: &TxnOffsetCommitRequest) -> i16 {
     let id = req.transactional_id.as_str();
     let producer = (req.producer_id.0, req.producer_epoch);
-    let code = if ctx.api_version >= ADD_PARTITION_VERSION {
+    let code = if let Some(coordinator) = super::cluster::txn_coordinator_elsewhere(ctx, id) {
+        let partition = ctx.broker.groups.partition_of(req.group_id.as_str());
+        let partitions = [(OFFSETS_TOPIC.to_string(), partition)];
+        let verify_only = ctx.api_version < ADD_PARTITION_VERSION;
+        let asked = match coordinator {
+            -1 => Err(std::io::Error::other("no coordinator")),
+            c => {
+                let b = ctx.broker;
+                crate::txn::remote::verify_partitions(b, c, id, producer, &partitions, verify_only)
+                    .await
+            }
+        };
+        match asked {
+            Ok(codes) => codes.first().copied().unwrap_or(errors::NONE),
+            Err(_) => errors::COORDINATOR_NOT_AVAILABLE,
+        }
+    } else if ctx.api_version >= ADD_PARTITION_VERSION {
         let group = req.group_id.as_str();
         super::add_offsets_to_txn::add_offsets_partition(ctx, id, producer, group, TV_2)
     } else {

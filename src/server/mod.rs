@@ -6,6 +6,7 @@ pub mod broker_lifecycle;
 pub mod client_quotas;
 pub mod clock;
 pub mod connection;
+pub mod inter_broker;
 pub mod memory_pool;
 pub mod nodes;
 pub mod process;

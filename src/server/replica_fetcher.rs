@@ -29,22 +29,16 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse,
-    RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::inter_broker::BrokerConnection;
 use super::replica_manager::{Followed, ReplicaManager};
 use crate::broker::Broker;
-use crate::config::{ReplicationSettings, SecurityProtocol};
+use crate::config::ReplicationSettings;
 use crate::log::partition::LogError;
 use crate::protocol::errors;
 
@@ -91,7 +85,7 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, cancel: CancellationToken)
     };
     let settings = &replicas.settings;
     let backoff = Duration::from_millis(settings.fetch_backoff_ms);
-    let mut connection: Option<LeaderConnection> = None;
+    let mut connection: Option<(BrokerConnection, i16)> = None;
     // Partitions whose last fetch failed, until when they wait.
     let mut delayed: HashMap<(Uuid, i32), Instant> = HashMap::new();
     loop {
@@ -112,9 +106,9 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, cancel: CancellationToken)
             }
             continue;
         }
-        let conn = match &mut connection {
+        let (conn, fetch_version) = match &mut connection {
             Some(c) => c,
-            None => match LeaderConnection::open(&broker, leader, settings).await {
+            None => match open(&broker, leader, settings).await {
                 Ok(c) => connection.insert(c),
                 Err(e) => {
                     tracing::warn!(leader, error = %e, "replica fetcher cannot reach the leader");
@@ -125,10 +119,10 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, cancel: CancellationToken)
                 }
             },
         };
-        let (request, sent) = fetch_request(&broker, &replicas, &ready, conn.fetch_version);
+        let (request, sent) = fetch_request(&broker, &replicas, &ready, *fetch_version);
         let answer = tokio::select! {
             _ = cancel.cancelled() => return,
-            a = conn.request(conn.fetch_version, &request) => a,
+            a = conn.request(*fetch_version, &request) => a,
         };
         match answer {
             Ok(response) if response.error_code == errors::NONE => {
@@ -158,6 +152,21 @@ async fn fetch_from(broker: Arc<Broker>, leader: i32, cancel: CancellationToken)
 }
 
 /// Waits until `until`; true when cancelled first.
+/// A connection to `leader`'s inter-broker listener, and the Fetch version to use with it.
+async fn open(
+    broker: &Broker,
+    leader: i32,
+    settings: &ReplicationSettings,
+) -> io::Result<(BrokerConnection, i16)> {
+    let me = broker.node_id;
+    let client_id = format!("broker-{me}-fetcher-0");
+    let conn = BrokerConnection::open(broker, leader, settings, client_id).await?;
+    let version = conn
+        .version(ApiKey::Fetch, FETCH_VERSIONS)
+        .ok_or_else(|| io::Error::other("the leader serves no Fetch version from 13"))?;
+    Ok((conn, version))
+}
+
 async fn pause_until(until: Instant, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => true,
@@ -332,113 +341,4 @@ fn apply_response(
         }
     }
     failed
-}
-
-/// A connection to a leader's inter-broker listener.
-struct LeaderConnection {
-    stream: TcpStream,
-    next_correlation_id: i32,
-    client_id: StrBytes,
-    fetch_version: i16,
-    /// Answers larger than this close the connection (socket.request.max.bytes).
-    max_frame: usize,
-    timeout: Duration,
-}
-
-impl LeaderConnection {
-    /// Connects to `leader`'s endpoint on the inter-broker listener and learns the Fetch
-    /// version to use (ApiVersions).
-    async fn open(
-        broker: &Broker,
-        leader: i32,
-        settings: &ReplicationSettings,
-    ) -> io::Result<LeaderConnection> {
-        let image = broker.catalog.image();
-        let endpoint = image
-            .brokers
-            .get(&leader)
-            .and_then(|b| (b.endpoints.iter()).find(|e| e.name == settings.inter_broker_listener))
-            .ok_or_else(|| {
-                io::Error::other(format!(
-                    "broker {leader} has no endpoint on the inter-broker listener {}",
-                    settings.inter_broker_listener
-                ))
-            })?;
-        if endpoint.security_protocol != SecurityProtocol::Plaintext.id() {
-            return Err(io::Error::other(format!(
-                "the inter-broker listener {} is not PLAINTEXT: replica fetchers speak PLAINTEXT only yet",
-                settings.inter_broker_listener
-            )));
-        }
-        let timeout = Duration::from_millis(settings.socket_timeout_ms);
-        let addr = (endpoint.host.as_str(), endpoint.port);
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
-        let me = broker.node_id;
-        let mut conn = LeaderConnection {
-            stream,
-            next_correlation_id: 0,
-            client_id: StrBytes::from_string(format!("broker-{me}-fetcher-0")),
-            fetch_version: 0,
-            max_frame: broker.config.socket_request_max_bytes,
-            timeout,
-        };
-        let versions: ApiVersionsResponse = conn.request(2, &ApiVersionsRequest::default()).await?;
-        let theirs = versions
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == ApiKey::Fetch as i16)
-            .map(|k| k.min_version..=k.max_version);
-        conn.fetch_version = theirs
-            .map(|r| (*r.end()).min(*FETCH_VERSIONS.end()))
-            .filter(|v| FETCH_VERSIONS.contains(v))
-            .ok_or_else(|| io::Error::other("the leader serves no Fetch version from 13"))?;
-        Ok(conn)
-    }
-
-    /// Sends `req` at `version` and reads its answer (within replica.socket.timeout.ms).
-    async fn request<R: Request>(&mut self, version: i16, req: &R) -> io::Result<R::Response> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let key = ApiKey::try_from(R::KEY).map_err(|_| io::Error::other("unknown API key"))?;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut out = BytesMut::new();
-        out.put_i32(0);
-        header
-            .encode(&mut out, key.request_header_version(version))
-            .map_err(io::Error::other)?;
-        req.encode(&mut out, version).map_err(io::Error::other)?;
-        let len = i32::try_from(out.len() - 4).map_err(io::Error::other)?;
-        out[..4].copy_from_slice(&len.to_be_bytes());
-        let exchange = async {
-            self.stream.write_all(&out).await?;
-            let size = self.stream.read_i32().await?;
-            let size = usize::try_from(size)
-                .ok()
-                .filter(|&s| s <= self.max_frame)
-                .ok_or_else(|| io::Error::other(format!("answer of {size} bytes")))?;
-            let mut frame = vec![0; size];
-            self.stream.read_exact(&mut frame).await?;
-            Ok::<_, io::Error>(Bytes::from(frame))
-        };
-        let mut frame = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))??;
-        let hv = <R::Response as HeaderVersion>::header_version(version);
-        let header = ResponseHeader::decode(&mut frame, hv).map_err(io::Error::other)?;
-        if header.correlation_id != correlation_id {
-            return Err(io::Error::other("answer to another request"));
-        }
-        let response = R::Response::decode(&mut frame, version).map_err(io::Error::other)?;
-        if frame.has_remaining() {
-            return Err(io::Error::other("bytes after the answer"));
-        }
-        Ok(response)
-    }
 }

@@ -10,6 +10,13 @@
 //!   log takes epochs and the high watermark from the leader's answers only.
 //! - A partition no longer hosted, or without a leader, is fetched by no one.
 //!
+//! - The coordinators of the internal topics (`__consumer_offsets`, `__transaction_state`)
+//!   follow: leading such a partition schedules the load of its shard, no longer leading it
+//!   unloads the shard (`coordinator::PartitionLeadershipListener`, Kafka's
+//!   BrokerMetadataPublisher calling onElection / onResignation). A shard is unloaded before the
+//!   partition becomes a follower, so no coordinator write reaches a follower's log; it is
+//!   loaded after the partition leads, so its replay reads the leader's log.
+//!
 //! What the fetchers must fetch is kept here, by leader: the fetchers read it before each
 //! fetch, and `changed` tells their supervisor (`replica_fetchers` in lib.rs) when a leader gains
 //! or loses partitions. An old leader is fenced by the image: once a change names another
@@ -19,11 +26,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::ReplicationSettings;
+use crate::coordinator::PartitionLeadershipListener;
 use crate::metadata::image::{MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
 use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::Catalog;
@@ -54,6 +62,10 @@ pub struct ReplicaManager {
     /// Wakes the ISR updates (`isr_updates` in lib.rs) before their next tick: a follower
     /// caught up and may join an ISR.
     pub isr_check: tokio::sync::Notify,
+    /// The coordinators following their internal topics' partitions.
+    coordinators: RwLock<Vec<Arc<dyn PartitionLeadershipListener>>>,
+    /// Wakes `coordinator_loads` (lib.rs): an election scheduled a shard's load.
+    pub loads_scheduled: tokio::sync::Notify,
 }
 
 impl ReplicaManager {
@@ -71,7 +83,32 @@ impl ReplicaManager {
             followed: Mutex::new(BTreeMap::new()),
             changed: watch::Sender::new(0),
             isr_check: tokio::sync::Notify::new(),
+            coordinators: RwLock::new(Vec::new()),
+            loads_scheduled: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Registers a coordinator whose shards follow the leadership of its topic's partitions
+    /// (before `apply_image`, which elects it where this broker leads).
+    pub fn add_coordinator(&self, coordinator: Arc<dyn PartitionLeadershipListener>) {
+        self.coordinators.write().push(coordinator);
+    }
+
+    /// Runs the shard loads elections scheduled (`coordinator_loads` in lib.rs, on a blocking
+    /// thread). Returns how many shards were loaded.
+    pub fn run_coordinator_loads(&self, catalog: &Catalog) -> usize {
+        let now = self.clock.now_ms();
+        let coordinators = self.coordinators.read().clone();
+        coordinators
+            .iter()
+            .map(|c| c.run_scheduled_loads(catalog, now))
+            .sum()
+    }
+
+    /// The coordinator of `topic`'s shards, if it is an internal topic one follows.
+    fn coordinator_of(&self, topic: &str) -> Option<Arc<dyn PartitionLeadershipListener>> {
+        let coordinators = self.coordinators.read();
+        coordinators.iter().find(|c| c.topic() == topic).cloned()
     }
 
     pub fn broker_id(&self) -> i32 {
@@ -92,6 +129,9 @@ impl ReplicaManager {
     pub fn apply_delta(&self, catalog: &Catalog, delta: &MetadataDelta, image: &MetadataImage) {
         let mut touched = false;
         for t in delta.topics().deleted() {
+            if let Some(c) = self.coordinator_of(&t.name) {
+                t.partitions.keys().for_each(|&p| c.on_resignation(p));
+            }
             let mut followed = self.followed.lock();
             for parts in followed.values_mut() {
                 parts.retain(|(id, _), _| *id != t.id);
@@ -132,11 +172,23 @@ impl ReplicaManager {
             return;
         };
         let hosted = reg.filter(|r| r.replicas.contains(&self.broker_id));
+        let coordinator = self.coordinator_of(&t.name);
+        let leads = hosted.is_some_and(|r| r.leader == self.broker_id);
+        if let (Some(c), false) = (&coordinator, leads) {
+            // Before the log follows: no coordinator write lands in a follower's log.
+            c.on_resignation(p);
+        }
         match hosted {
             Some(reg) if reg.leader == self.broker_id => {
                 let now = self.clock.now_ms();
                 if partition.become_leader(reg, self.settings.lag_time_max_ms, now) {
                     tracing::info!(topic = %t.name, partition = p, epoch = reg.leader_epoch, "leading the partition");
+                }
+                let partitions = t.partitions.len() as i32;
+                if let Some(c) = &coordinator {
+                    if c.on_election(p, reg.leader_epoch, partitions) {
+                        self.loads_scheduled.notify_one();
+                    }
                 }
             }
             Some(reg) => {

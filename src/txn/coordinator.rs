@@ -17,6 +17,7 @@ use super::metadata::TransactionState;
 use super::shard::{EndOutcome, InitOutcome, NewProducerId, PendingMarkers, TxnResult, TxnShard};
 use super::TransactionConfig;
 use crate::coordinator::runtime::CoordinatorRuntime;
+use crate::coordinator::FollowsLeadership;
 use crate::group::offsets_topic::partition_for;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
@@ -81,6 +82,12 @@ impl TransactionCoordinator {
     /// a load).
     pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
         self.runtime.load_all(catalog, now, |_| {})
+    }
+
+    /// From now on shards are served only where this broker leads their partition (a cluster of
+    /// processes; see `coordinator::PartitionLeadershipListener`).
+    pub fn follow_leadership(&self) {
+        self.runtime.follow_leadership();
     }
 
     /// The `__transaction_state` partition of a transactional id (TransactionStateManager.
@@ -363,6 +370,23 @@ impl TransactionCoordinator {
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
+    }
+}
+
+/// Kafka's TransactionStateManager.loadTransactionsForTxnTopicPartition on election (and
+/// removeTransactionsForTxnTopicPartition on resignation): a loaded shard's prepared
+/// transactions are completed by the next `complete_prepared`, which resends their markers, and
+/// its open ones time out as anywhere else (their producer may be gone with the old
+/// coordinator).
+impl FollowsLeadership for TransactionCoordinator {
+    type Shard = TxnShard;
+
+    fn runtime(&self) -> &CoordinatorRuntime<TxnShard> {
+        &self.runtime
+    }
+
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+        self.runtime.run_scheduled_loads(catalog, now, |_| {})
     }
 }
 

@@ -8,6 +8,7 @@ pub mod markers;
 pub mod metadata;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod remote;
 pub mod shard;
 pub mod transaction_log;
 
