@@ -131,7 +131,8 @@ async fn one_cluster() -> tokio::sync::MutexGuard<'static, ()> {
 /// Commits `records` through `broker`'s catalog (forwarded to the quorum's leader).
 async fn commit(broker: &TestBroker, records: Vec<MetadataRecord>) -> Result<()> {
     let b = broker.broker();
-    tokio::task::spawn_blocking(move || b.catalog.change_image(|_| (records, ()))).await??;
+    tokio::task::spawn_blocking(move || b.catalog.change_image(|_| (records.clone(), ())))
+        .await??;
     Ok(())
 }
 

@@ -71,6 +71,13 @@ pub enum MetadataLogError {
     /// lost its leader, or the quorum is shutting down).
     #[error("metadata quorum: {0}")]
     Quorum(String),
+    /// A conditional append (`MetadataLog::append_decided`) refused: data batches were
+    /// committed after the image it was decided on. This node has applied the log up to this
+    /// end offset, so the catalog, caught up, decides again on what they changed.
+    #[error(
+        "metadata quorum: the write was decided on a stale image (the log has moved to offset {0})"
+    )]
+    StaleImage(i64),
 }
 
 /// A snapshot's identity (Kafka's OffsetAndEpoch): it holds everything before `end_offset`.
@@ -107,15 +114,31 @@ pub trait MetadataLog: Send + Sync {
     /// Appends `records` as one batch, all or nothing, and returns the offset of the last one
     /// once it is committed (durable).
     fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError>;
-    /// `append` of the active controller's own decision: committed only while this node leads,
-    /// never forwarded to another leader. The decision was made on this node's image; a node
-    /// deposed meanwhile (cut off from the quorum, it kept deciding on what it had) must not
-    /// have it committed over what the new leader decided since, as Kafka's controller appends
-    /// at its own epoch and an append at a stale epoch fails. A single node's log is always
-    /// its controller's.
+    /// `append` of records decided on the image of this log up to `decided_on` (the image's
+    /// provenance: the last offset of its last data batch, -1 for none): committed only if no
+    /// data batch was committed after it, else `StaleImage` (decide again on the caught-up
+    /// image). Kafka forwards a write to its controller, which decides on its latest state;
+    /// here any node decides and the quorum's leader checks, as Kafka's raft client takes an
+    /// append only at a required base offset. A single node's log has one writer, the catalog,
+    /// whose image is the log's: no check.
+    fn append_decided(
+        &self,
+        records: &[MetadataRecord],
+        _decided_on: i64,
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        self.append(records, now_ms)
+    }
+    /// `append_decided` of the active controller's own decision: committed only while this
+    /// node leads, never forwarded to another leader. The decision was made on this node's
+    /// image; a node deposed meanwhile (cut off from the quorum, it kept deciding on what it
+    /// had) must not have it committed over what the new leader decided since, as Kafka's
+    /// controller appends at its own epoch and an append at a stale epoch fails. A single
+    /// node's log is always its controller's.
     fn append_as_controller(
         &self,
         records: &[MetadataRecord],
+        _decided_on: i64,
         now_ms: i64,
     ) -> Result<i64, MetadataLogError> {
         self.append(records, now_ms)

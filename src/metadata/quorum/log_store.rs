@@ -14,6 +14,15 @@
 //!
 //! Appends are fsynced before openraft hears they are written (Raft's durability); a conflicting
 //! uncommitted suffix is cut with `PartitionLog::truncate_to`.
+//!
+//! A conditional entry (`MetadataEntry::decided_on`, a write decided on an image of the log) is
+//! checked here, where the leader's appends are serialized and each entry's place is final: it is
+//! written as its records only if the last data batch before it ends at `decided_on`, and
+//! otherwise as a no-op, a LeaderChangeMessage repeating the epoch's leader (openraft's blank
+//! entry; Kafka's readers pass over control batches). The check looks at the leader's whole
+//! log, uncommitted entries too: if the entry commits, so does everything before it (Kafka's
+//! `KafkaRaftClient` checks a required base offset against its log end likewise). Followers get
+//! the entry as the leader wrote it, so every log holds the same batches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -66,6 +75,9 @@ pub(super) struct LogInner {
     starts: Vec<i64>,
     /// Each entry's term, by Raft index.
     terms: Vec<u64>,
+    /// By Raft index, the last offset of the last data batch up to and including the entry
+    /// (-1 before the first): what a conditional entry after it must have been decided on.
+    data_ends: Vec<i64>,
     vote: Option<Vote<NodeId>>,
     /// openraft's purge point: entries are kept (no snapshots yet), only remembered as purged.
     purged: Option<LogId<NodeId>>,
@@ -82,6 +94,7 @@ impl QuorumLogStore {
         let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
         let mut starts = Vec::new();
         let mut terms = Vec::new();
+        let mut data_ends: Vec<i64> = Vec::new();
         let end = log.log_end_offset();
         let mut offset = log.log_start_offset();
         while offset < end {
@@ -90,6 +103,12 @@ impl QuorumLogStore {
             for (_, h) in crate::log::batch::BatchIter::new(&bytes) {
                 starts.push(h.base_offset);
                 terms.push(h.partition_leader_epoch.max(0) as u64);
+                let before = data_ends.last().copied().unwrap_or(-1);
+                data_ends.push(if h.is_control() {
+                    before
+                } else {
+                    h.last_offset()
+                });
                 next = h.next_offset();
             }
             if next == offset {
@@ -105,6 +124,7 @@ impl QuorumLogStore {
                 log,
                 starts,
                 terms,
+                data_ends,
                 vote,
                 purged: None,
             })),
@@ -289,7 +309,20 @@ impl QuorumLogStore {
             let term = entry.log_id.leader_id.term;
             let epoch = i32::try_from(term)
                 .map_err(|_| MetadataLogError::Quorum(format!("term {term} is past an epoch")))?;
-            let batch = encode_entry(&entry.payload, epoch, leader)?;
+            let data_end = inner.data_ends.last().copied().unwrap_or(-1);
+            let payload = match &entry.payload {
+                EntryPayload::Normal(e) if e.decided_on.is_some_and(|d| d != data_end) => {
+                    tracing::debug!(
+                        index,
+                        decided_on = e.decided_on,
+                        data_end,
+                        "a metadata write decided on a stale image: written as a no-op"
+                    );
+                    &EntryPayload::Blank
+                }
+                p => p,
+            };
+            let batch = encode_entry(payload, epoch, leader)?;
             inner.log.set_leader_epoch(epoch)?;
             let now = crate::broker::now_ms();
             let info = inner
@@ -297,6 +330,11 @@ impl QuorumLogStore {
                 .append_from(&batch, i16::MAX, now, AppendOrigin::RaftLeader)?;
             inner.starts.push(info.base_offset);
             inner.terms.push(term);
+            let data_end = match payload {
+                EntryPayload::Normal(_) => info.last_offset,
+                _ => data_end,
+            };
+            inner.data_ends.push(data_end);
         }
         // Raft counts an entry once it is durable: fsynced before openraft hears of it.
         Ok(inner.log.flush(crate::broker::now_ms()))
@@ -310,6 +348,7 @@ impl QuorumLogStore {
             inner.log.truncate_to(offset)?;
             inner.starts.truncate(index);
             inner.terms.truncate(index);
+            inner.data_ends.truncate(index);
         }
         Ok(())
     }
@@ -384,9 +423,11 @@ fn voters_record(m: &Membership<NodeId, QuorumNode>) -> Result<VotersRecord, Met
 fn entry_of(b: ReadBatch, index: u64) -> Result<Entry<TypeConfig>, MetadataLogError> {
     let log_id = LogId::new(CommittedLeaderId::new(b.epoch.max(0) as u64, 0), index);
     let payload = match (b.data, b.control.first()) {
+        // Taken where it was first written: no condition left to check.
         (Some(batch), _) => EntryPayload::Normal(MetadataEntry {
             records: batch.records,
             append_time_ms: batch.append_time_ms,
+            decided_on: None,
         }),
         (None, Some((LEADER_CHANGE, _))) => EntryPayload::Blank,
         (None, Some((KRAFT_VOTERS, value))) => {
@@ -494,6 +535,7 @@ mod tests {
         EntryPayload::Normal(MetadataEntry {
             records,
             append_time_ms: at,
+            decided_on: None,
         })
     }
 

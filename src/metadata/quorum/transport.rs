@@ -48,8 +48,16 @@ enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// The offset of the write's last record once committed, or why not.
-    Append(Result<i64, String>),
+    Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
+}
+
+/// Why the leader did not commit a forwarded write.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Refusal {
+    /// Decided on a stale image (`MetadataLogError::StaleImage`): the leader's applied end.
+    Stale(i64),
+    Failed(String),
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -109,7 +117,10 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             }
             Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
             Request::Append(entry) => {
-                Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
+                Response::Append(q.append_here(entry).await.map_err(|e| match e {
+                    MetadataLogError::StaleImage(end) => Refusal::Stale(end),
+                    e => Refusal::Failed(e.to_string()),
+                }))
             }
             Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         };
@@ -258,6 +269,8 @@ pub enum ForwardError {
     Unreachable(io::Error),
     /// Sent, and refused or unanswered (it may or may not be committed).
     Failed(MetadataLogError),
+    /// Refused as decided on a stale image; the leader had applied its log up to this offset.
+    Stale(i64),
 }
 
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
@@ -274,7 +287,9 @@ pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, For
         )))
     };
     match client.call(&Request::Append(entry), FORWARD_TIMEOUT).await {
-        Ok(Response::Append(r)) => r.map_err(failed),
+        Ok(Response::Append(Ok(last))) => Ok(last),
+        Ok(Response::Append(Err(Refusal::Stale(end)))) => Err(ForwardError::Stale(end)),
+        Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         Err(CallError::Network(e)) => Err(failed(e.to_string())),
