@@ -610,6 +610,72 @@ mod tests {
         assert_eq!(epochs, "0\n3\n0 0\n1 1\n3 5\n");
     }
 
+    fn decided(records: Vec<MetadataRecord>, on: i64) -> EntryPayload<TypeConfig> {
+        EntryPayload::Normal(MetadataEntry {
+            records,
+            append_time_ms: 7,
+            decided_on: Some(on),
+        })
+    }
+
+    /// A conditional entry is written as its records only where the last data batch before it
+    /// ends at the offset it was decided on (control batches in between do not count), and as
+    /// a no-op (a LeaderChangeMessage, read back as a blank entry) otherwise; after a reopen and
+    /// after a truncation the store knows the same data end.
+    #[test]
+    fn a_conditional_entry_is_taken_only_on_the_image_it_was_decided_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let s = samples();
+        store
+            .append_entries(vec![
+                entry(1, 0, EntryPayload::Blank),
+                entry(1, 1, decided(s[..2].to_vec(), -1)),
+                entry(1, 2, EntryPayload::Blank),
+                // Decided on the image ending at offset 2 (the batch at 1-2): taken.
+                entry(1, 3, decided(s[2..3].to_vec(), 2)),
+                // Decided on the same image: a batch came after it, so a no-op.
+                entry(1, 4, decided(s[3..4].to_vec(), 2)),
+            ])
+            .unwrap()
+            .unwrap();
+        let kinds = |store: &mut QuorumLogStore| -> Vec<&'static str> {
+            read_all(store)
+                .iter()
+                .map(|e| match &e.payload {
+                    EntryPayload::Normal(e) => {
+                        assert_eq!(e.decided_on, None, "read back as taken");
+                        "data"
+                    }
+                    EntryPayload::Blank => "no-op",
+                    EntryPayload::Membership(_) => "voters",
+                })
+                .collect()
+        };
+        assert_eq!(
+            kinds(&mut store),
+            ["no-op", "data", "no-op", "data", "no-op"]
+        );
+        assert_eq!(store.end_offset(), 6);
+        let batches = store.read_batches(0, i64::MAX).unwrap();
+        assert_eq!(batches[4].control.first().map(|c| c.0), Some(LEADER_CHANGE));
+        store.close(0).unwrap();
+        drop(store);
+
+        let mut store = open(dir.path());
+        let next = vec![
+            entry(2, 5, decided(s[4..5].to_vec(), 2)),
+            entry(2, 6, decided(s[4..5].to_vec(), 4)),
+        ];
+        store.append_entries(next).unwrap().unwrap();
+        assert_eq!(kinds(&mut store)[5..], ["no-op", "data"]);
+        // Cut back to before the batch at 3: the data end is 2 again.
+        store.truncate_from(3).unwrap();
+        let again = vec![entry(3, 3, decided(s[5..6].to_vec(), 2))];
+        store.append_entries(again).unwrap().unwrap();
+        assert_eq!(kinds(&mut store), ["no-op", "data", "no-op", "data"]);
+    }
+
     /// The vote is Kafka's quorum-state file, and survives a reopen.
     #[test]
     fn the_vote_is_kafkas_quorum_state() {

@@ -952,4 +952,92 @@ mod tests {
             l.close(0).unwrap();
         }
     }
+
+    /// Issue 15 through the catalog: a catalog that has not caught up (the other node's write
+    /// is committed, not yet replayed here) decides on its stale image; the quorum refuses it,
+    /// and the catalog catches up and decides again: the second creation of a topic is
+    /// TOPIC_ALREADY_EXISTS whichever node comes second, both images hold one topic id, and
+    /// producer-id blocks reserved through each node never overlap.
+    #[test]
+    fn a_catalog_deciding_on_a_stale_image_decides_again() {
+        use crate::log::LogConfig;
+        use crate::metadata::{Catalog, CreateTopicError};
+
+        let root = tempfile::tempdir().unwrap();
+        let mut logs = three_voters(root.path());
+        let leader = logs[0]
+            .quorum()
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .unwrap();
+        let mut take = |leads: bool| {
+            let at = logs
+                .iter()
+                .position(|l| (l.quorum().id == leader) == leads)
+                .unwrap();
+            let log = logs.remove(at);
+            let id = log.quorum().id;
+            let dir = root.path().join(format!("node-{id}"));
+            let storage = Arc::new(FileStorage);
+            let log = Box::new(log) as Box<dyn MetadataLog>;
+            Catalog::open_with_log(storage, log, &dir, id as i32, LogConfig::default(), true, 0)
+                .unwrap()
+        };
+        let (leading, following) = (take(true), take(false));
+        let end = |c: &Catalog| *c.committed().unwrap().borrow();
+        let wait_for = |c: &Catalog, until: i64| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut committed = c.committed().unwrap();
+            rt.block_on(committed.wait_for(|&e| e >= until)).unwrap();
+        };
+        // Neither catalog follows the log by itself here (a process's `follow_metadata` task
+        // does): each decides on what it last replayed.
+        for (first, second, name) in [(&leading, &following, "t"), (&following, &leading, "u")] {
+            let created = first.create(name, 2, 1, Default::default(), 0).unwrap();
+            wait_for(second, end(first));
+            assert!(
+                second.image().topics.get_by_name(name).is_none(),
+                "still stale"
+            );
+            let again = second.create(name, 2, 1, Default::default(), 0);
+            assert!(
+                matches!(again, Err(CreateTopicError::AlreadyExists(_))),
+                "{name}: {:?}",
+                again.err()
+            );
+            let id_there = second.image().topics.get_by_name(name).map(|t| t.id);
+            assert_eq!(id_there, Some(created.topic_id), "{name}");
+        }
+        let reserve = |c: &Catalog| {
+            c.change_image(|image| {
+                let start = image.next_producer_id.max(0);
+                let record = crate::metadata::records::ProducerIdsRecord {
+                    broker_id: 1,
+                    broker_epoch: -1,
+                    next_producer_id: start + 1000,
+                };
+                (vec![MetadataRecord::ProducerIds(record)], start)
+            })
+            .unwrap()
+        };
+        let mut starts = vec![reserve(&leading)];
+        wait_for(&following, end(&leading));
+        starts.push(reserve(&following));
+        wait_for(&leading, end(&following));
+        starts.push(reserve(&leading));
+        assert_eq!(starts, [0, 1000, 2000], "blocks never overlap");
+        wait_for(&following, end(&leading));
+        following.catch_up().unwrap();
+        leading.catch_up().unwrap();
+        assert_eq!(following.image().topics, leading.image().topics);
+        leading.close_metadata_log(0).unwrap();
+        following.close_metadata_log(0).unwrap();
+        for l in logs {
+            l.close(0).unwrap();
+        }
+    }
 }
