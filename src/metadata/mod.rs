@@ -53,7 +53,7 @@ use controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{
-    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog,
+    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog, Writer,
 };
 use placement::PlacementError;
 use publisher::MetadataPublisher;
@@ -188,15 +188,6 @@ impl MaybeStale for TopicAdminError {
     fn is_stale(&self) -> bool {
         matches!(self, TopicAdminError::Storage(e) if is_stale_image(e))
     }
-}
-
-/// Who a commit is for: anything the catalog writes (a node that does not lead forwards it to
-/// the leader), or a decision of the active controller (`decide_as_controller`), committed only
-/// where it was decided.
-#[derive(Clone, Copy)]
-enum Writer {
-    Any,
-    Controller,
 }
 
 pub struct Catalog {
@@ -771,18 +762,6 @@ impl Catalog {
     ) -> Result<Arc<Topic>, TopicAdminError> {
         self.decide(|| {
             let assignments = assignments.clone();
-            self.add_partitions_locked(name, count, assignments, validate_only, now_ms)
-        })
-    }
-
-    fn add_partitions_locked(
-        &self,
-        name: &str,
-        count: i32,
-        assignments: Option<Vec<Vec<i32>>>,
-        validate_only: bool,
-        now_ms: i64,
-    ) -> Result<Arc<Topic>, TopicAdminError> {
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
         if count == current {
@@ -839,7 +818,8 @@ impl Catalog {
         // Only the partition records: the topic and its configs are there already. The log
         // manager makes the new logs first, so a failure leaves nothing behind.
         self.commit_at(&records[1..], now_ms)?;
-        self.get(name).ok_or_else(|| missing_log(name).into())
+            self.get(name).ok_or_else(|| missing_log(name).into())
+        })
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
@@ -949,14 +929,9 @@ impl Catalog {
         let now_ms = crate::broker::now_ms();
         // Decided on `base`: a quorum commits it only if nothing came after (`append_decided`).
         let decided_on = base.provenance.last_offset;
-        let appended = match writer {
-            Writer::Any => self
-                .metadata_log
-                .append_decided(records, decided_on, now_ms),
-            Writer::Controller => self
-                .metadata_log
-                .append_as_controller(records, decided_on, now_ms),
-        };
+        let appended = self
+            .metadata_log
+            .append_decided(records, decided_on, writer, now_ms);
         let last = match appended {
             Ok(last) => last,
             // Refused as decided on a stale image, or failed: nothing of it is committed.
@@ -1127,7 +1102,7 @@ fn commit_to(
         return Ok((*image).clone());
     }
     let last = log
-        .append_decided(records, image.provenance.last_offset, now_ms)
+        .append_decided(records, image.provenance.last_offset, Writer::Any, now_ms)
         .map_err(io::Error::other)?;
     let batch = MetadataBatch {
         base_offset: last + 1 - records.len() as i64,

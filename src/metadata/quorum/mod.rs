@@ -31,7 +31,7 @@ use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
 use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId, Writer,
 };
 use super::records::MetadataRecord;
 
@@ -523,13 +523,6 @@ impl RaftMetadataLog {
     }
 }
 
-/// Who appends: any writer (forwarded to the leader), or the active controller (here only).
-#[derive(Clone, Copy)]
-enum Writer {
-    Any,
-    Controller,
-}
-
 /// Runs `f` on `runtime` and waits for it from a thread that may itself be a runtime's.
 fn wait_on<T: Send + 'static>(
     runtime: &tokio::runtime::Runtime,
@@ -551,18 +544,10 @@ impl MetadataLog for RaftMetadataLog {
         &self,
         records: &[MetadataRecord],
         decided_on: i64,
+        writer: Writer,
         now_ms: i64,
     ) -> Result<i64, MetadataLogError> {
-        self.write(records, Some(decided_on), Writer::Any, now_ms)
-    }
-
-    fn append_as_controller(
-        &self,
-        records: &[MetadataRecord],
-        decided_on: i64,
-        now_ms: i64,
-    ) -> Result<i64, MetadataLogError> {
-        self.write(records, Some(decided_on), Writer::Controller, now_ms)
+        self.write(records, Some(decided_on), writer, now_ms)
     }
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
@@ -824,10 +809,12 @@ mod tests {
         // decided on what it had) fails instead of overriding what the new leader decided
         // (issue 15: a deposed controller's fencing reached the new leader and elected a
         // replica outside the ISR). The leader commits its own.
-        let refused = follower.append_as_controller(&s[1..2], last, 5);
+        let refused = follower.append_decided(&s[1..2], last, Writer::Controller, 5);
         assert!(refused.is_err(), "{refused:?}");
         let leading = logs.iter().find(|l| l.quorum().id == leader).unwrap();
-        let decided = leading.append_as_controller(&s[1..2], last, 5).unwrap();
+        let decided = leading
+            .append_decided(&s[1..2], last, Writer::Controller, 5)
+            .unwrap();
         assert!(decided > last);
         let batches = leading.read(0).unwrap();
         assert_eq!(
@@ -917,8 +904,8 @@ mod tests {
         for round in 0..5i64 {
             let on = leading.quorum().image().provenance.last_offset;
             let (a, b) = std::thread::scope(|scope| {
-                let a = scope.spawn(|| follower.append_decided(&s[1..2], on, round));
-                let b = scope.spawn(|| leading.append_decided(&s[2..3], on, round));
+                let a = scope.spawn(|| follower.append_decided(&s[1..2], on, Writer::Any, round));
+                let b = scope.spawn(|| leading.append_decided(&s[2..3], on, Writer::Any, round));
                 (a.join().unwrap(), b.join().unwrap())
             });
             let won: Vec<i64> = [&a, &b]
@@ -942,7 +929,7 @@ mod tests {
         assert_eq!(batches.len(), 5, "{batches:?}");
         // Decided on an image the log has moved past: refused, with nothing written.
         let end = leading.quorum().applied.end_offset();
-        let stale = follower.append_decided(&s[1..2], base, 9);
+        let stale = follower.append_decided(&s[1..2], base, Writer::Any, 9);
         assert!(
             matches!(stale, Err(MetadataLogError::StaleImage(_))),
             "{stale:?}"
