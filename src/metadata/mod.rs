@@ -7,8 +7,10 @@
 //! - `<topic>-<partition>/partition.metadata`: Kafka's `version: 0` / `topic_id: …` file, so that
 //!   Kafka's tools recognise the partition directories.
 //!
-//! A change is committed by appending its records to the metadata log, then replayed into the
-//! image; the publishers (`publisher`) are then given what changed: first the log manager
+//! A change is decided on the image (under the catalog lock, `Catalog::decide`) and committed by
+//! appending its records to the metadata log, conditional on the image it was decided on (in a
+//! quorum another node may have committed since: the write is then decided again on the
+//! caught-up image), then replayed into the image; the publishers (`publisher`) are then given what changed: first the log manager
 //! (`crate::log::manager`), which makes, opens and deletes the partition logs, then the
 //! coordinators that subscribed (the group coordinator drops the offsets of removed topics).
 //! A change that makes logs has them made before its records are appended, so a failure leaves
