@@ -412,7 +412,10 @@ impl Broker {
                 });
                 let start = reserved.map_err(|e| {
                     tracing::error!(error = %e, "cannot reserve producer ids from the quorum");
-                    crate::protocol::errors::UNKNOWN_SERVER_ERROR
+                    crate::protocol::errors::metadata_write_error_code(
+                        &e,
+                        crate::protocol::errors::UNKNOWN_SERVER_ERROR,
+                    )
                 })?;
                 *block = (start, start + BLOCK);
             }

@@ -142,7 +142,8 @@ async fn one_cluster() -> tokio::sync::MutexGuard<'static, ()> {
 /// Commits `records` through `broker`'s catalog (forwarded to the quorum's leader).
 async fn commit(broker: &TestBroker, records: Vec<MetadataRecord>) -> Result<()> {
     let b = broker.broker();
-    tokio::task::spawn_blocking(move || b.catalog.change_image(|_| (records, ()))).await??;
+    tokio::task::spawn_blocking(move || b.catalog.change_image(|_| (records.clone(), ())))
+        .await??;
     Ok(())
 }
 
@@ -920,6 +921,74 @@ async fn a_transaction_commits_after_its_coordinator_moved() -> Result<()> {
     ensure!(
         batch_count(&p.records.clone().unwrap_or_default()) == 4,
         "two records and two markers: {p:?}"
+    );
+    Ok(())
+}
+
+/// Issue 15: a metadata write through any process is decided on the latest committed image.
+/// CreateTopics of one name through the three processes at once: one NONE, the others
+/// TOPIC_ALREADY_EXISTS, and every process's Metadata names the same topic id; InitProducerId
+/// through the three at once (each reserving its first block of producer ids from the metadata
+/// log) never hands out one producer id twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_different_processes_are_decided_once() -> Result<()> {
+    let _one = one_cluster().await;
+    let nodes = cluster().await?;
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(n.client().await?);
+    }
+    for name in ["race-a", "race-b", "race-c"] {
+        let [a, b, c] = &mut clients[..] else {
+            unreachable!()
+        };
+        let create = |c| async move {
+            let topic = vec![creatable(name, 2).with_replication_factor(3)];
+            let r = create_topics(c, CREATE_TOPICS_V, topic, false).await?;
+            ensure!(r.len() == 1, "{r:?}");
+            Ok(r[0].error_code)
+        };
+        let (x, y, z) = tokio::join!(create(a), create(b), create(c));
+        let mut codes = vec![x?, y?, z?];
+        codes.sort();
+        ensure!(
+            codes == [NONE, TOPIC_ALREADY_EXISTS, TOPIC_ALREADY_EXISTS],
+            "{name}: {codes:?}"
+        );
+        let mut ids = Vec::new();
+        for c in clients.iter_mut() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let id = loop {
+                let m = metadata(c, METADATA_V, metadata_topics(&[name]), false).await?;
+                let t = m.topics.first().context("no topic in metadata")?;
+                if t.error_code == NONE {
+                    break t.topic_id;
+                }
+                ensure!(tokio::time::Instant::now() < deadline, "{name}: {t:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            ids.push(id);
+        }
+        ensure!(ids.iter().all(|&i| i == ids[0]), "{name}: {ids:?}");
+    }
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let [a, b, c] = &mut clients[..] else {
+            unreachable!()
+        };
+        let (x, y, z) = tokio::join!(
+            init_producer_id(a),
+            init_producer_id(b),
+            init_producer_id(c)
+        );
+        pids.extend([x?.0, y?.0, z?.0]);
+    }
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    ensure!(
+        distinct.len() == pids.len(),
+        "producer ids handed out twice: {pids:?}"
     );
     Ok(())
 }

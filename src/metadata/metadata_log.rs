@@ -71,6 +71,13 @@ pub enum MetadataLogError {
     /// lost its leader, or the quorum is shutting down).
     #[error("metadata quorum: {0}")]
     Quorum(String),
+    /// A conditional append (`MetadataLog::append_decided`) refused: data batches were
+    /// committed after the image it was decided on. This node has applied the log up to this
+    /// end offset, so the catalog, caught up, decides again on what they changed.
+    #[error(
+        "metadata quorum: the write was decided on a stale image (the log has moved to offset {0})"
+    )]
+    StaleImage(i64),
 }
 
 /// A snapshot's identity (Kafka's OffsetAndEpoch): it holds everything before `end_offset`.
@@ -102,20 +109,37 @@ pub struct MetadataSnapshot {
     pub records: Vec<MetadataRecord>,
 }
 
+/// Who appends a decision (`MetadataLog::append_decided`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Anything the catalog writes: a node that does not lead forwards it to the leader.
+    Any,
+    /// The active controller's own decision: committed only while this node leads, never
+    /// forwarded to another leader. The decision was made on this node's image; a node deposed
+    /// meanwhile (cut off from the quorum, it kept deciding on what it had) must not have it
+    /// committed over what the new leader decided since, as Kafka's controller appends at its
+    /// own epoch and an append at a stale epoch fails.
+    Controller,
+}
+
 /// Where metadata records are kept (Kafka's RaftClient, as far as the broker uses it).
 pub trait MetadataLog: Send + Sync {
     /// Appends `records` as one batch, all or nothing, and returns the offset of the last one
     /// once it is committed (durable).
     fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError>;
-    /// `append` of the active controller's own decision: committed only while this node leads,
-    /// never forwarded to another leader. The decision was made on this node's image; a node
-    /// deposed meanwhile (cut off from the quorum, it kept deciding on what it had) must not
-    /// have it committed over what the new leader decided since, as Kafka's controller appends
-    /// at its own epoch and an append at a stale epoch fails. A single node's log is always
-    /// its controller's.
-    fn append_as_controller(
+    /// `append` of records decided on the image of this log up to `decided_on` (the image's
+    /// provenance: the last offset of its last data batch, -1 for none): committed only if no
+    /// data batch was committed after it, else `StaleImage` (decide again on the caught-up
+    /// image). Kafka forwards a write to its controller, which decides on its latest state;
+    /// here any node decides and the quorum's leader checks, as Kafka's raft client takes an
+    /// append only at a required base offset. `writer` says whether it may be forwarded (see
+    /// `Writer`). A single node's log has one writer, the catalog, whose image is the log's,
+    /// and is always its controller's: no check.
+    fn append_decided(
         &self,
         records: &[MetadataRecord],
+        _decided_on: i64,
+        _writer: Writer,
         now_ms: i64,
     ) -> Result<i64, MetadataLogError> {
         self.append(records, now_ms)

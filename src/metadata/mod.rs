@@ -7,8 +7,10 @@
 //! - `<topic>-<partition>/partition.metadata`: Kafka's `version: 0` / `topic_id: …` file, so that
 //!   Kafka's tools recognise the partition directories.
 //!
-//! A change is committed by appending its records to the metadata log, then replayed into the
-//! image; the publishers (`publisher`) are then given what changed: first the log manager
+//! A change is decided on the image (under the catalog lock, `Catalog::decide`) and committed by
+//! appending its records to the metadata log, conditional on the image it was decided on (in a
+//! quorum another node may have committed since: the write is then decided again on the
+//! caught-up image), then replayed into the image; the publishers (`publisher`) are then given what changed: first the log manager
 //! (`crate::log::manager`), which makes, opens and deletes the partition logs, then the
 //! coordinators that subscribed (the group coordinator drops the offsets of removed topics).
 //! A change that makes logs has them made before its records are appended, so a failure leaves
@@ -53,7 +55,7 @@ use controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use election::ElectionPolicy;
 use image::{BrokerRegistration, MetadataDelta, MetadataImage, Provenance};
 use metadata_log::{
-    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog,
+    batch_delta, load_image, replay_batch, LocalMetadataLog, MetadataBatch, MetadataLog, Writer,
 };
 use placement::PlacementError;
 use publisher::MetadataPublisher;
@@ -156,13 +158,39 @@ pub enum Assignment {
 /// One new partition's replicas and in-sync replicas (the first replica leads).
 type Placed = Vec<(Vec<i32>, Vec<i32>)>;
 
-/// Who a commit is for: anything the catalog writes (a node that does not lead forwards it to
-/// the leader), or a decision of the active controller (`decide_as_controller`), committed only
-/// where it was decided.
-#[derive(Clone, Copy)]
-enum Writer {
-    Any,
-    Controller,
+/// How many times a write is decided (see `Catalog::decide`): a refusal means another write was
+/// committed meanwhile, so a few rounds outlast any burst of concurrent writes.
+const MAX_DECISIONS: usize = 10;
+
+/// Whether an error is a commit the quorum refused as decided on a stale image
+/// (`MetadataLogError::StaleImage`): the write is decided again.
+pub fn is_stale_image(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<metadata_log::MetadataLogError>())
+        .is_some_and(|e| matches!(e, metadata_log::MetadataLogError::StaleImage(_)))
+}
+
+/// The errors of a catalog write that may carry a stale image's refusal.
+trait MaybeStale {
+    fn is_stale(&self) -> bool;
+}
+
+impl MaybeStale for io::Error {
+    fn is_stale(&self) -> bool {
+        is_stale_image(self)
+    }
+}
+
+impl MaybeStale for CreateTopicError {
+    fn is_stale(&self) -> bool {
+        matches!(self, CreateTopicError::Storage(e) if is_stale_image(e))
+    }
+}
+
+impl MaybeStale for TopicAdminError {
+    fn is_stale(&self) -> bool {
+        matches!(self, TopicAdminError::Storage(e) if is_stale_image(e))
+    }
 }
 
 pub struct Catalog {
@@ -258,10 +286,21 @@ impl Catalog {
         };
         let mut image = load_image(&*log).map_err(io::Error::other)?;
         // A new metadata log starts with its finalized features, metadata.version first
-        // (Kafka's bootstrap records); an older one gains those it lacks.
-        let bootstrap = features::bootstrap_records(&image);
-        if !bootstrap.is_empty() {
-            image = commit_to(&*log, image, &bootstrap, now_ms)?;
+        // (Kafka's bootstrap records); an older one gains those it lacks. In a quorum every
+        // node starting decides so: the first one's records make the others' stale, and they
+        // find the features there once caught up.
+        for decision in 1.. {
+            let bootstrap = features::bootstrap_records(&image);
+            match commit_to(&*log, image, &bootstrap, now_ms) {
+                Ok(committed) => {
+                    image = committed;
+                    break;
+                }
+                Err(e) if is_stale_image(&e) && decision < MAX_DECISIONS => {
+                    image = load_image(&*log).map_err(io::Error::other)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         image = migrate_topic_files(&*log, data_dir, image, node_id, now_ms)?;
         if log.committed().is_some() {
@@ -299,6 +338,10 @@ impl Catalog {
     /// epochs the metadata log does not, as in a data directory from elsewhere) has its
     /// partition restated at the log's epoch (a PartitionRecord, as the controller writes one).
     fn reconcile_leader_epochs(&self) -> io::Result<()> {
+        self.decide(|| self.reconcile_leader_epochs_locked())
+    }
+
+    fn reconcile_leader_epochs_locked(&self) -> io::Result<()> {
         let image = self.image();
         let mut restated = Vec::new();
         for t in image.topics.iter() {
@@ -324,11 +367,7 @@ impl Catalog {
                 }
             }
         }
-        if !restated.is_empty() {
-            let _guard = self.create_lock.lock();
-            self.commit(&restated)?;
-        }
-        Ok(())
+        self.commit(&restated)
     }
 
     /// Adds a publisher of committed changes, after those there are (see `publisher`).
@@ -445,22 +484,23 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         now_ms: i64,
     ) -> Result<Arc<Topic>, CreateTopicError> {
-        let _guard = self.create_lock.lock();
-        let (_, placed) = self.validate_assigned(name, assignment, &configs)?;
-        let partitions = placed.len() as i32;
-        let desc = topic::TopicFile {
-            name: name.to_string(),
-            topic_id: new_topic_id(),
-            partitions,
-            configs,
-        };
-        // The log manager makes the logs before the records are committed: a creation that
-        // fails half-way (no descriptors or space left) leaves nothing behind, as Kafka's
-        // controller creates a topic whole or not at all.
-        self.commit_at(&topic_records(&desc, 0, &placed), now_ms)?;
-        let topic = self.get(name).ok_or_else(|| missing_log(name))?;
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        self.decide(|| {
+            let (_, placed) = self.validate_assigned(name, assignment, &configs)?;
+            let partitions = placed.len() as i32;
+            let desc = topic::TopicFile {
+                name: name.to_string(),
+                topic_id: new_topic_id(),
+                partitions,
+                configs: configs.clone(),
+            };
+            // The log manager makes the logs before the records are committed: a creation
+            // that fails half-way (no descriptors or space left) leaves nothing behind, as
+            // Kafka's controller creates a topic whole or not at all.
+            self.commit_at(&topic_records(&desc, 0, &placed), now_ms)?;
+            let topic = self.get(name).ok_or_else(|| missing_log(name))?;
+            tracing::info!(topic = name, partitions, "created topic");
+            Ok(topic)
+        })
     }
 
     /// Where new partitions of topic `name` with `replication_factor` replicas may go: every
@@ -601,7 +641,7 @@ impl Catalog {
         self.change_partitions(|image| {
             broker.broker_epoch = image.provenance.last_offset + 1;
             broker.fenced = true;
-            Ok(vec![MetadataRecord::RegisterBroker(broker)])
+            Ok(vec![MetadataRecord::RegisterBroker(broker.clone())])
         })
     }
 
@@ -616,13 +656,14 @@ impl Catalog {
     /// each operation on its latest state).
     pub fn decide_as_controller<R>(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), image::ReplayError>,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(Vec<MetadataRecord>, R), image::ReplayError>,
     ) -> io::Result<R> {
-        let _guard = self.create_lock.lock();
-        self.catch_up_locked()?;
-        let (records, answer) = decide(&self.image()).map_err(io::Error::other)?;
-        self.commit_with(&records, crate::broker::now_ms(), Writer::Controller)?;
-        Ok(answer)
+        self.decide(|| {
+            self.catch_up_locked()?;
+            let (records, answer) = decide(&self.image()).map_err(io::Error::other)?;
+            self.commit_with(&records, crate::broker::now_ms(), Writer::Controller)?;
+            Ok(answer)
+        })
     }
 
     /// The active controller fences broker `id` whose session expired at `epoch`
@@ -649,7 +690,7 @@ impl Catalog {
         &self,
         heartbeat: &BrokerHeartbeat,
         policy: &ElectionPolicy,
-        progress: impl FnOnce(&MetadataImage) -> broker_heartbeat::ShutdownProgress,
+        progress: impl Fn(&MetadataImage) -> broker_heartbeat::ShutdownProgress,
     ) -> io::Result<HeartbeatReply> {
         self.decide_as_controller(|image| {
             broker_heartbeat::decide(image, heartbeat, policy, progress(image))
@@ -693,11 +734,12 @@ impl Catalog {
     /// requests parked on them.
     pub fn change_partitions(
         &self,
-        f: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
+        mut f: impl FnMut(&MetadataImage) -> Result<Vec<MetadataRecord>, image::ReplayError>,
     ) -> io::Result<()> {
-        let _guard = self.create_lock.lock();
-        let records = f(&self.image()).map_err(io::Error::other)?;
-        self.commit(&records)
+        self.decide(|| {
+            let records = f(&self.image()).map_err(io::Error::other)?;
+            self.commit(&records)
+        })
     }
 
     /// default.replication.factor, for topics created on first use (Metadata auto-creation).
@@ -734,16 +776,17 @@ impl Catalog {
     /// takes it away from lookups, its partition logs refuse further writes and background work,
     /// and its files are removed. Returns the topic.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicAdminError> {
-        let _guard = self.create_lock.lock();
-        let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
-        if topic.is_internal() {
-            return Err(TopicAdminError::InternalTopic(name.to_string()));
-        }
-        self.commit(&[MetadataRecord::RemoveTopic {
-            topic_id: topic.topic_id,
-        }])?;
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic)
+        self.decide(|| {
+            let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+            if topic.is_internal() {
+                return Err(TopicAdminError::InternalTopic(name.to_string()));
+            }
+            self.commit(&[MetadataRecord::RemoveTopic {
+                topic_id: topic.topic_id,
+            }])?;
+            tracing::info!(topic = name, "deleted topic");
+            Ok(topic)
+        })
     }
 
     /// The name of the topic with this id, or UNKNOWN_TOPIC_ID.
@@ -761,7 +804,8 @@ impl Catalog {
         validate_only: bool,
         now_ms: i64,
     ) -> Result<Arc<Topic>, TopicAdminError> {
-        let _guard = self.create_lock.lock();
+        self.decide(|| {
+            let assignments = assignments.clone();
         let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
         if count == current {
@@ -818,7 +862,8 @@ impl Catalog {
         // Only the partition records: the topic and its configs are there already. The log
         // manager makes the new logs first, so a failure leaves nothing behind.
         self.commit_at(&records[1..], now_ms)?;
-        self.get(name).ok_or_else(|| missing_log(name).into())
+            self.get(name).ok_or_else(|| missing_log(name).into())
+        })
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs): validated
@@ -830,7 +875,7 @@ impl Catalog {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicAdminError> {
-        self.update_topic_configs(name, |_| Ok(configs), validate_only)
+        self.update_topic_configs(name, |_| Ok(configs.clone()), validate_only)
     }
 
     /// As `set_topic_configs`, with the new overrides computed from the current ones under the
@@ -838,26 +883,27 @@ impl Catalog {
     pub fn update_topic_configs(
         &self,
         name: &str,
-        change: impl FnOnce(
+        mut change: impl FnMut(
             &BTreeMap<String, String>,
         ) -> Result<BTreeMap<String, String>, TopicAdminError>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicAdminError> {
-        let _guard = self.create_lock.lock();
-        let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
-        let configs = change(&topic.configs)?;
-        topic_log_config(&self.logs.broker_log(), &configs)?;
-        if validate_only {
-            return Ok(topic);
-        }
-        // The log manager applies the committed overrides to every partition log.
-        self.commit(&config_changes(
-            RESOURCE_TOPIC,
-            name,
-            &topic.configs,
-            &configs,
-        ))?;
-        self.get(name).ok_or_else(|| missing_log(name).into())
+        self.decide(|| {
+            let topic = self.get(name).ok_or(TopicAdminError::UnknownTopic)?;
+            let configs = change(&topic.configs)?;
+            topic_log_config(&self.logs.broker_log(), &configs)?;
+            if validate_only {
+                return Ok(topic);
+            }
+            // The log manager applies the committed overrides to every partition log.
+            self.commit(&config_changes(
+                RESOURCE_TOPIC,
+                name,
+                &topic.configs,
+                &configs,
+            ))?;
+            self.get(name).ok_or_else(|| missing_log(name).into())
+        })
     }
 
     /// A group's config overrides (Kafka's GROUP config resource: `share.auto.offset.reset`),
@@ -865,24 +911,25 @@ impl Catalog {
     pub fn update_group_configs<E>(
         &self,
         group_id: &str,
-        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, E>,
+        mut change: impl FnMut(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, E>,
         validate_only: bool,
     ) -> Result<Result<(), E>, io::Error> {
-        let _guard = self.create_lock.lock();
-        let current = self.image().configs_of(RESOURCE_GROUP, group_id);
-        let configs = match change(&current) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        if !validate_only {
-            self.commit(&config_changes(
-                RESOURCE_GROUP,
-                group_id,
-                &current,
-                &configs,
-            ))?;
-        }
-        Ok(Ok(()))
+        self.decide(|| {
+            let current = self.image().configs_of(RESOURCE_GROUP, group_id);
+            let configs = match change(&current) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            if !validate_only {
+                self.commit(&config_changes(
+                    RESOURCE_GROUP,
+                    group_id,
+                    &current,
+                    &configs,
+                ))?;
+            }
+            Ok(Ok(()))
+        })
     }
 
     /// New broker-wide log defaults (dynamic broker configs): every topic's partitions get their
@@ -924,12 +971,14 @@ impl Catalog {
         }
         self.logs.prepare(&delta, &delta.apply(), logs_now_ms)?;
         let now_ms = crate::broker::now_ms();
-        let appended = match writer {
-            Writer::Any => self.metadata_log.append(records, now_ms),
-            Writer::Controller => self.metadata_log.append_as_controller(records, now_ms),
-        };
+        // Decided on `base`: a quorum commits it only if nothing came after (`append_decided`).
+        let decided_on = base.provenance.last_offset;
+        let appended = self
+            .metadata_log
+            .append_decided(records, decided_on, writer, now_ms);
         let last = match appended {
             Ok(last) => last,
+            // Refused as decided on a stale image, or failed: nothing of it is committed.
             Err(e) => {
                 self.logs.abort();
                 return Err(io::Error::other(e));
@@ -999,14 +1048,41 @@ impl Catalog {
     /// appended and replayed before the answer is given back (SCRAM credentials).
     pub fn change_image<R>(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, R),
+        mut decide: impl FnMut(&MetadataImage) -> (Vec<MetadataRecord>, R),
     ) -> io::Result<R> {
-        let _guard = self.create_lock.lock();
-        let (records, answer) = decide(&self.image());
-        if !records.is_empty() {
+        self.decide(|| {
+            let (records, answer) = decide(&self.image());
             self.commit(&records)?;
+            Ok(answer)
+        })
+    }
+
+    /// Runs `attempt` (decide on the image, then commit) under the catalog lock, so that two
+    /// writes of this process never decide on the same image. In a quorum another node may
+    /// have committed after the image (a write through another process, the active
+    /// controller's own decisions): the quorum then refuses the commit (`StaleImage`, see
+    /// `MetadataLog::append_decided`) and `attempt` runs again on the caught-up image, as
+    /// Kafka's controller decides each write on its latest state. After `MAX_DECISIONS` the
+    /// write fails with the stale image's error (REQUEST_TIMED_OUT: the log kept moving).
+    fn decide<R, E: MaybeStale + From<io::Error>>(
+        &self,
+        mut attempt: impl FnMut() -> Result<R, E>,
+    ) -> Result<R, E> {
+        let _guard = self.create_lock.lock();
+        let mut decision = 1;
+        loop {
+            match attempt() {
+                Err(e) if e.is_stale() && decision < MAX_DECISIONS => {
+                    tracing::debug!(
+                        decision,
+                        "a metadata write decided on a stale image; deciding again"
+                    );
+                    self.catch_up_locked()?;
+                    decision += 1;
+                }
+                r => return r,
+            }
         }
-        Ok(answer)
     }
 
     /// The metadata image: topics, their partitions' replicas and leaders, configs.
@@ -1057,7 +1133,8 @@ fn missing_log(name: &str) -> io::Error {
     io::Error::other(format!("the log of topic {name} could not be made"))
 }
 
-/// Appends `records` to `log` as one batch and returns `image` with them replayed.
+/// Appends `records`, decided on `image`, to `log` as one batch and returns `image` with them
+/// replayed.
 fn commit_to(
     log: &dyn MetadataLog,
     image: impl Into<Arc<MetadataImage>>,
@@ -1068,7 +1145,9 @@ fn commit_to(
     if records.is_empty() {
         return Ok((*image).clone());
     }
-    let last = log.append(records, now_ms).map_err(io::Error::other)?;
+    let last = log
+        .append_decided(records, image.provenance.last_offset, Writer::Any, now_ms)
+        .map_err(io::Error::other)?;
     let batch = MetadataBatch {
         base_offset: last + 1 - records.len() as i64,
         epoch: image.provenance.last_epoch,

@@ -262,7 +262,8 @@ pub fn create(
                 Ok(results) => results,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot commit ACLs");
-                    vec![(errors::UNKNOWN_SERVER_ERROR, Some(e.to_string())); checked.len()]
+                    let code = errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR);
+                    vec![(code, Some(e.to_string())); checked.len()]
                 }
             }
         }
@@ -352,7 +353,8 @@ pub fn delete(
             Ok(results) => results,
             Err(e) => {
                 tracing::error!(error = %e, "cannot commit ACL removals");
-                vec![filter_error(errors::UNKNOWN_SERVER_ERROR, e.to_string()); filters.len()]
+                let code = errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR);
+                vec![filter_error(code, e.to_string()); filters.len()]
             }
         },
     };

@@ -181,7 +181,8 @@ pub fn handle(
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(error = %e, "cannot commit client quotas");
-                let failed = || Err((errors::UNKNOWN_SERVER_ERROR, e.to_string()));
+                let code = errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR);
+                let failed = || Err((code, e.to_string()));
                 req.entries.iter().map(|_| failed()).collect()
             }
         }

@@ -73,7 +73,7 @@ fn alter(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
                 .collect();
-            set_topic(ctx, name, validate_only, |_| Ok(next))
+            set_topic(ctx, name, validate_only, |_| Ok(next.clone()))
         }
         RESOURCE_BROKER => {
             // Legacy AlterConfigs replaces the whole layer with the given settings.
@@ -130,7 +130,7 @@ pub fn set_topic(
     ctx: &RequestContext<'_>,
     name: &str,
     validate_only: bool,
-    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AlterError>,
+    mut change: impl FnMut(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AlterError>,
 ) -> Result<(), (i16, String)> {
     validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
     let change = |cur: &BTreeMap<String, String>| change(cur).map_err(TopicAdminError::Alter);

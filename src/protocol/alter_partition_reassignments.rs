@@ -119,7 +119,8 @@ pub fn handle(
         .with_error_message(None);
     if let Err(e) = committed {
         tracing::error!(error = %e, "could not commit partition reassignments");
-        return response.with_error_code(errors::KAFKA_STORAGE_ERROR);
+        let code = errors::metadata_write_error_code(&e, errors::KAFKA_STORAGE_ERROR);
+        return response.with_error_code(code);
     }
     response.with_responses(responses)
 }

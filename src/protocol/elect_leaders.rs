@@ -99,7 +99,8 @@ pub fn handle(ctx: &RequestContext<'_>, req: ElectLeadersRequest) -> ElectLeader
     });
     if let Err(e) = committed {
         tracing::error!(error = %e, "could not commit leader elections");
-        return ElectLeadersResponse::default().with_error_code(errors::KAFKA_STORAGE_ERROR);
+        let code = errors::metadata_write_error_code(&e, errors::KAFKA_STORAGE_ERROR);
+        return ElectLeadersResponse::default().with_error_code(code);
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
 }

@@ -185,7 +185,19 @@ pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
         TopicAdminError::InvalidConfig(_) => INVALID_CONFIG,
         TopicAdminError::Alter(crate::config::alter::AlterError::Config(_)) => INVALID_CONFIG,
         TopicAdminError::Alter(crate::config::alter::AlterError::Request(_)) => INVALID_REQUEST,
-        TopicAdminError::Storage(_) => KAFKA_STORAGE_ERROR,
+        TopicAdminError::Storage(e) => metadata_write_error_code(e, KAFKA_STORAGE_ERROR),
+    }
+}
+
+/// A metadata write that failed: REQUEST_TIMED_OUT where the metadata quorum refused it as
+/// decided on a stale image as many times as the catalog decides again (the log kept moving:
+/// Kafka's forwarding answers a controller that does not get to a request in time so), else
+/// `otherwise` (the handler's code for a write that could not be committed).
+pub fn metadata_write_error_code(e: &std::io::Error, otherwise: i16) -> i16 {
+    if crate::metadata::is_stale_image(e) {
+        REQUEST_TIMED_OUT
+    } else {
+        otherwise
     }
 }
 
@@ -232,7 +244,7 @@ pub fn create_topic_error_code(e: &CreateTopicError) -> i16 {
         CreateTopicError::Placement(p) => placement_error_code(p),
         CreateTopicError::TooManyPartitions => POLICY_VIOLATION,
         CreateTopicError::InvalidConfig(_) => INVALID_CONFIG,
-        CreateTopicError::Storage(_) => KAFKA_STORAGE_ERROR,
+        CreateTopicError::Storage(e) => metadata_write_error_code(e, KAFKA_STORAGE_ERROR),
     }
 }
 

@@ -132,6 +132,9 @@ fn alter_group(
     {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err((errors::INVALID_CONFIG, message)),
-        Err(e) => Err((errors::UNKNOWN_SERVER_ERROR, e.to_string())),
+        Err(e) => Err((
+            errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR),
+            e.to_string(),
+        )),
     }
 }

@@ -159,9 +159,10 @@ pub fn alter(
         Ok(results) => results,
         Err(e) => {
             tracing::error!(error = %e, "cannot commit SCRAM credentials");
+            let code = errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR);
             users_named(&req)
                 .into_iter()
-                .map(|u| (u, errors::UNKNOWN_SERVER_ERROR, Some(e.to_string())))
+                .map(|u| (u, code, Some(e.to_string())))
                 .collect()
         }
     };

@@ -74,7 +74,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: UpdateFeaturesRequest) -> UpdateFea
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot commit feature levels");
-            resp.error_code = errors::UNKNOWN_SERVER_ERROR;
+            resp.error_code = errors::metadata_write_error_code(&e, errors::UNKNOWN_SERVER_ERROR);
             resp.error_message = Some(StrBytes::from_string(e.to_string()));
         }
     }

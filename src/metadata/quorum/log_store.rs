@@ -14,6 +14,15 @@
 //!
 //! Appends are fsynced before openraft hears they are written (Raft's durability); a conflicting
 //! uncommitted suffix is cut with `PartitionLog::truncate_to`.
+//!
+//! A conditional entry (`MetadataEntry::decided_on`, a write decided on an image of the log) is
+//! checked here, where the leader's appends are serialized and each entry's place is final: it is
+//! written as its records only if the last data batch before it ends at `decided_on`, and
+//! otherwise as a no-op, a LeaderChangeMessage repeating the epoch's leader (openraft's blank
+//! entry; Kafka's readers pass over control batches). The check looks at the leader's whole
+//! log, uncommitted entries too: if the entry commits, so does everything before it (Kafka's
+//! `KafkaRaftClient` checks a required base offset against its log end likewise). Followers get
+//! the entry as the leader wrote it, so every log holds the same batches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -66,6 +75,9 @@ pub(super) struct LogInner {
     starts: Vec<i64>,
     /// Each entry's term, by Raft index.
     terms: Vec<u64>,
+    /// By Raft index, the last offset of the last data batch up to and including the entry
+    /// (-1 before the first): what a conditional entry after it must have been decided on.
+    data_ends: Vec<i64>,
     vote: Option<Vote<NodeId>>,
     /// openraft's purge point: entries are kept (no snapshots yet), only remembered as purged.
     purged: Option<LogId<NodeId>>,
@@ -82,6 +94,7 @@ impl QuorumLogStore {
         let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
         let mut starts = Vec::new();
         let mut terms = Vec::new();
+        let mut data_ends: Vec<i64> = Vec::new();
         let end = log.log_end_offset();
         let mut offset = log.log_start_offset();
         while offset < end {
@@ -90,6 +103,12 @@ impl QuorumLogStore {
             for (_, h) in crate::log::batch::BatchIter::new(&bytes) {
                 starts.push(h.base_offset);
                 terms.push(h.partition_leader_epoch.max(0) as u64);
+                let before = data_ends.last().copied().unwrap_or(-1);
+                data_ends.push(if h.is_control() {
+                    before
+                } else {
+                    h.last_offset()
+                });
                 next = h.next_offset();
             }
             if next == offset {
@@ -105,6 +124,7 @@ impl QuorumLogStore {
                 log,
                 starts,
                 terms,
+                data_ends,
                 vote,
                 purged: None,
             })),
@@ -289,7 +309,20 @@ impl QuorumLogStore {
             let term = entry.log_id.leader_id.term;
             let epoch = i32::try_from(term)
                 .map_err(|_| MetadataLogError::Quorum(format!("term {term} is past an epoch")))?;
-            let batch = encode_entry(&entry.payload, epoch, leader)?;
+            let data_end = inner.data_ends.last().copied().unwrap_or(-1);
+            let payload = match &entry.payload {
+                EntryPayload::Normal(e) if e.decided_on.is_some_and(|d| d != data_end) => {
+                    tracing::debug!(
+                        index,
+                        decided_on = e.decided_on,
+                        data_end,
+                        "a metadata write decided on a stale image: written as a no-op"
+                    );
+                    &EntryPayload::Blank
+                }
+                p => p,
+            };
+            let batch = encode_entry(payload, epoch, leader)?;
             inner.log.set_leader_epoch(epoch)?;
             let now = crate::broker::now_ms();
             let info = inner
@@ -297,6 +330,11 @@ impl QuorumLogStore {
                 .append_from(&batch, i16::MAX, now, AppendOrigin::RaftLeader)?;
             inner.starts.push(info.base_offset);
             inner.terms.push(term);
+            let data_end = match payload {
+                EntryPayload::Normal(_) => info.last_offset,
+                _ => data_end,
+            };
+            inner.data_ends.push(data_end);
         }
         // Raft counts an entry once it is durable: fsynced before openraft hears of it.
         Ok(inner.log.flush(crate::broker::now_ms()))
@@ -310,6 +348,7 @@ impl QuorumLogStore {
             inner.log.truncate_to(offset)?;
             inner.starts.truncate(index);
             inner.terms.truncate(index);
+            inner.data_ends.truncate(index);
         }
         Ok(())
     }
@@ -384,9 +423,11 @@ fn voters_record(m: &Membership<NodeId, QuorumNode>) -> Result<VotersRecord, Met
 fn entry_of(b: ReadBatch, index: u64) -> Result<Entry<TypeConfig>, MetadataLogError> {
     let log_id = LogId::new(CommittedLeaderId::new(b.epoch.max(0) as u64, 0), index);
     let payload = match (b.data, b.control.first()) {
+        // Taken where it was first written: no condition left to check.
         (Some(batch), _) => EntryPayload::Normal(MetadataEntry {
             records: batch.records,
             append_time_ms: batch.append_time_ms,
+            decided_on: None,
         }),
         (None, Some((LEADER_CHANGE, _))) => EntryPayload::Blank,
         (None, Some((KRAFT_VOTERS, value))) => {
@@ -494,6 +535,7 @@ mod tests {
         EntryPayload::Normal(MetadataEntry {
             records,
             append_time_ms: at,
+            decided_on: None,
         })
     }
 
@@ -566,6 +608,72 @@ mod tests {
         )
         .unwrap();
         assert_eq!(epochs, "0\n3\n0 0\n1 1\n3 5\n");
+    }
+
+    fn decided(records: Vec<MetadataRecord>, on: i64) -> EntryPayload<TypeConfig> {
+        EntryPayload::Normal(MetadataEntry {
+            records,
+            append_time_ms: 7,
+            decided_on: Some(on),
+        })
+    }
+
+    /// A conditional entry is written as its records only where the last data batch before it
+    /// ends at the offset it was decided on (control batches in between do not count), and as
+    /// a no-op (a LeaderChangeMessage, read back as a blank entry) otherwise; after a reopen and
+    /// after a truncation the store knows the same data end.
+    #[test]
+    fn a_conditional_entry_is_taken_only_on_the_image_it_was_decided_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let s = samples();
+        store
+            .append_entries(vec![
+                entry(1, 0, EntryPayload::Blank),
+                entry(1, 1, decided(s[..2].to_vec(), -1)),
+                entry(1, 2, EntryPayload::Blank),
+                // Decided on the image ending at offset 2 (the batch at 1-2): taken.
+                entry(1, 3, decided(s[2..3].to_vec(), 2)),
+                // Decided on the same image: a batch came after it, so a no-op.
+                entry(1, 4, decided(s[3..4].to_vec(), 2)),
+            ])
+            .unwrap()
+            .unwrap();
+        let kinds = |store: &mut QuorumLogStore| -> Vec<&'static str> {
+            read_all(store)
+                .iter()
+                .map(|e| match &e.payload {
+                    EntryPayload::Normal(e) => {
+                        assert_eq!(e.decided_on, None, "read back as taken");
+                        "data"
+                    }
+                    EntryPayload::Blank => "no-op",
+                    EntryPayload::Membership(_) => "voters",
+                })
+                .collect()
+        };
+        assert_eq!(
+            kinds(&mut store),
+            ["no-op", "data", "no-op", "data", "no-op"]
+        );
+        assert_eq!(store.end_offset(), 6);
+        let batches = store.read_batches(0, i64::MAX).unwrap();
+        assert_eq!(batches[4].control.first().map(|c| c.0), Some(LEADER_CHANGE));
+        store.close(0).unwrap();
+        drop(store);
+
+        let mut store = open(dir.path());
+        let next = vec![
+            entry(2, 5, decided(s[4..5].to_vec(), 2)),
+            entry(2, 6, decided(s[4..5].to_vec(), 4)),
+        ];
+        store.append_entries(next).unwrap().unwrap();
+        assert_eq!(kinds(&mut store)[5..], ["no-op", "data"]);
+        // Cut back to before the batch at 3: the data end is 2 again.
+        store.truncate_from(3).unwrap();
+        let again = vec![entry(3, 3, decided(s[5..6].to_vec(), 2))];
+        store.append_entries(again).unwrap().unwrap();
+        assert_eq!(kinds(&mut store), ["no-op", "data", "no-op", "data"]);
     }
 
     /// The vote is Kafka's quorum-state file, and survives a reopen.

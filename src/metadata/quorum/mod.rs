@@ -34,7 +34,7 @@ use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
 use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId, Writer,
 };
 use super::records::MetadataRecord;
 
@@ -44,17 +44,26 @@ pub type NodeId = u64;
 /// A normal entry: metadata records appended together, stamped with the proposer's clock so
 /// that every node's log and image agree on the batch's time. On the wire (see `transport`)
 /// each record is its Kafka encoding, in base64.
+///
+/// `decided_on` makes the append conditional (Kafka's `RaftClient.prepareAppend` with a required
+/// base offset): the records were decided on the image of the log up to that offset (the last
+/// offset of its last data batch, -1 for none), and the leader's log takes them only if no data
+/// batch came after it; otherwise the entry is written as a no-op (`log_store`). `None`: an
+/// entry as the log holds it (taken where it was first written) or an unconditional append.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "WireEntry", into = "WireEntry")]
 pub struct MetadataEntry {
     pub records: Vec<MetadataRecord>,
     pub append_time_ms: i64,
+    pub decided_on: Option<i64>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct WireEntry {
     time: i64,
     records: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_on: Option<i64>,
 }
 
 impl From<MetadataEntry> for WireEntry {
@@ -64,6 +73,7 @@ impl From<MetadataEntry> for WireEntry {
         WireEntry {
             time: e.append_time_ms,
             records: e.records.iter().map(|r| b64.encode(r.encode())).collect(),
+            decided_on: e.decided_on,
         }
     }
 }
@@ -85,6 +95,7 @@ impl TryFrom<WireEntry> for MetadataEntry {
         Ok(MetadataEntry {
             records,
             append_time_ms: w.time,
+            decided_on: w.decided_on,
         })
     }
 }
@@ -105,6 +116,7 @@ impl From<MetadataBatch> for WireBatch {
             entry: MetadataEntry {
                 records: b.records,
                 append_time_ms: b.append_time_ms,
+                decided_on: None,
             },
         }
     }
@@ -147,11 +159,21 @@ impl fmt::Display for QuorumNode {
     }
 }
 
+/// What a committed entry came to, as the state machine answers its proposer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    /// Its records are in the log and the image; the offset of the last.
+    Appended(i64),
+    /// It is a no-op at this offset: a conditional write decided on a stale image became one
+    /// (see `log_store`), as do Raft's own entries.
+    NoOp(i64),
+}
+
 openraft::declare_raft_types!(
-    /// The quorum's types: entries of metadata records, answered with their last offset.
+    /// The quorum's types: entries of metadata records, answered with their outcome.
     pub TypeConfig:
         D = MetadataEntry,
-        R = i64,
+        R = Outcome,
         NodeId = NodeId,
         Node = QuorumNode,
         SnapshotData = std::io::Cursor<Vec<u8>>,
@@ -250,31 +272,29 @@ impl Quorum {
 
     /// Appends `records` as one entry and returns the offset of the last once it is committed
     /// and applied here. On a node that does not lead, the write is forwarded to the leader
-    /// (with `forward`) and this node waits until it has applied it too.
+    /// (with `forward`) and this node waits until it has applied it too. With `decided_on`, the
+    /// append is conditional (see `MetadataEntry`): `StaleImage` once this node has applied
+    /// what made it stale.
     pub async fn append(
         &self,
         records: Vec<MetadataRecord>,
+        decided_on: Option<i64>,
         now_ms: i64,
     ) -> Result<i64, MetadataLogError> {
         let entry = MetadataEntry {
             records,
             append_time_ms: now_ms,
+            decided_on,
         };
-        loop {
+        let written = loop {
             match self.write(entry.clone()).await {
                 // During an election no node leads: the write waits for one (the caller bounds
                 // how long), as a Kafka broker's controller channel does.
                 Err(Written::Elsewhere(None, _)) => {}
                 Err(Written::Elsewhere(Some(leader), Some(node))) if self.forward => {
                     match transport::forward(&node, entry.clone()).await {
-                        Ok(last) => {
-                            let mut applied = self.applied.watch_end_offset();
-                            let applied = applied.wait_for(|&end| end > last).await;
-                            applied.map_err(|_| {
-                                MetadataLogError::Quorum("the metadata quorum stopped".into())
-                            })?;
-                            return Ok(last);
-                        }
+                        Ok(last) => break Ok(last),
+                        Err(transport::ForwardError::Stale(end)) => break Err(Written::Stale(end)),
                         // The leader this node knows is gone (the request was never sent):
                         // wait for the quorum to elect another.
                         Err(transport::ForwardError::Unreachable(_)) => {
@@ -284,16 +304,14 @@ impl Quorum {
                                 .await
                                 .is_ok();
                             if !moved {
-                                return Err(MetadataLogError::Quorum(
-                                    "the metadata quorum stopped".into(),
-                                ));
+                                return Err(stopped());
                             }
                             continue;
                         }
                         Err(transport::ForwardError::Failed(e)) => return Err(e),
                     }
                 }
-                r => return r.map_err(Written::into_error),
+                r => break r,
             }
             let mut metrics = self.raft.metrics();
             let elected = metrics
@@ -301,11 +319,22 @@ impl Quorum {
                 .await
                 .is_ok();
             if !elected {
-                return Err(MetadataLogError::Quorum(
-                    "the metadata quorum stopped".into(),
-                ));
+                return Err(stopped());
             }
-        }
+        };
+        // Answered once applied here too: the caller reads its write (or, refused, what came
+        // before it) back from this node's log.
+        let until = match &written {
+            Ok(last) => last + 1,
+            Err(Written::Stale(end)) => *end,
+            Err(_) => 0,
+        };
+        let mut applied = self.applied.watch_end_offset();
+        applied
+            .wait_for(|&end| end >= until)
+            .await
+            .map_err(|_| stopped())?;
+        written.map_err(Written::into_error)
     }
 
     /// `append` on this node only (a write forwarded to it, or the active controller's own
@@ -315,8 +344,21 @@ impl Quorum {
     }
 
     async fn write(&self, entry: MetadataEntry) -> Result<i64, Written> {
+        // Already applied here, a data batch after the image the write was decided on makes it
+        // stale whoever leads: refused without a round of the quorum (and without leaving a
+        // no-op in the log). The leader's log checks the rest (`log_store`).
+        let image = self.applied.image();
+        if entry
+            .decided_on
+            .is_some_and(|d| d < image.provenance.last_offset)
+        {
+            return Err(Written::Stale(self.applied.end_offset()));
+        }
         match self.raft.client_write(entry).await {
-            Ok(r) => Ok(r.data),
+            Ok(r) => match r.data {
+                Outcome::Appended(last) => Ok(last),
+                Outcome::NoOp(at) => Err(Written::Stale(at + 1)),
+            },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(Written::Elsewhere(f.leader_id, f.leader_node))
             }
@@ -465,10 +507,16 @@ impl Quorum {
     }
 }
 
+fn stopped() -> MetadataLogError {
+    MetadataLogError::Quorum("the metadata quorum stopped".into())
+}
+
 /// Why a write was not committed here.
 enum Written {
     /// Another node leads (which, and where it listens, if known).
     Elsewhere(Option<NodeId>, Option<QuorumNode>),
+    /// Decided on a stale image; the log end offset that covers what made it so.
+    Stale(i64),
     Failed(String),
 }
 
@@ -479,6 +527,7 @@ impl Written {
                 format!("this node does not lead the metadata quorum; the leader is at {node}")
             }
             Written::Elsewhere(_, None) => "the metadata quorum has no leader".into(),
+            Written::Stale(end) => return MetadataLogError::StaleImage(end),
             Written::Failed(why) => why,
         })
     }
@@ -580,6 +629,39 @@ impl RaftMetadataLog {
     pub fn quorum(&self) -> &Quorum {
         &self.quorum
     }
+
+    /// An append through `Quorum::append` (forwarded where another node leads) or, for the
+    /// controller's own decisions, `Quorum::append_here`; bounded by `APPEND_TIMEOUT`.
+    fn write(
+        &self,
+        records: &[MetadataRecord],
+        decided_on: Option<i64>,
+        writer: Writer,
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        if records.is_empty() {
+            return Ok(self.quorum.applied.end_offset() - 1);
+        }
+        let quorum = self.quorum.clone();
+        let records = records.to_vec();
+        let append = async move {
+            let appended = async {
+                match writer {
+                    Writer::Any => quorum.append(records, decided_on, now_ms).await,
+                    Writer::Controller => {
+                        let entry = MetadataEntry {
+                            records,
+                            append_time_ms: now_ms,
+                            decided_on,
+                        };
+                        quorum.append_here(entry).await
+                    }
+                }
+            };
+            committed_in_time(appended).await
+        };
+        wait_on(&self.runtime, append)?
+    }
 }
 
 /// `append`, given up after APPEND_TIMEOUT (a voter's or an observer's write).
@@ -604,44 +686,22 @@ pub(super) fn wait_on<T: Send + 'static>(
     runtime.spawn(async move {
         let _ = tx.send(f.await);
     });
-    rx.recv()
-        .map_err(|_| MetadataLogError::Quorum("the metadata quorum stopped".into()))
+    rx.recv().map_err(|_| stopped())
 }
 
 impl MetadataLog for RaftMetadataLog {
     fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError> {
-        if records.is_empty() {
-            return Ok(self.quorum.applied.end_offset() - 1);
-        }
-        let quorum = self.quorum.clone();
-        let records = records.to_vec();
-        let append = async move { quorum.append(records, now_ms).await };
-        wait_on(&self.runtime, committed_in_time(append))?
+        self.write(records, None, Writer::Any, now_ms)
     }
 
-    fn append_as_controller(
+    fn append_decided(
         &self,
         records: &[MetadataRecord],
+        decided_on: i64,
+        writer: Writer,
         now_ms: i64,
     ) -> Result<i64, MetadataLogError> {
-        if records.is_empty() {
-            return Ok(self.quorum.applied.end_offset() - 1);
-        }
-        let quorum = self.quorum.clone();
-        let entry = MetadataEntry {
-            records: records.to_vec(),
-            append_time_ms: now_ms,
-        };
-        let append = async move {
-            tokio::time::timeout(APPEND_TIMEOUT, quorum.append_here(entry))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(MetadataLogError::Quorum(
-                        "the metadata quorum did not commit the append in time".into(),
-                    ))
-                })
-        };
-        wait_on(&self.runtime, append)?
+        self.write(records, Some(decided_on), writer, now_ms)
     }
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
@@ -825,9 +885,8 @@ mod tests {
     /// lead is forwarded to the leader and applied everywhere, and after the leader stops the
     /// other two elect another and take writes. A controller's decision is committed only on
     /// the leader.
-    #[test]
-    fn three_voters_over_tcp_forward_writes_and_fail_over() {
-        let root = tempfile::tempdir().unwrap();
+    /// Three voters over TCP on loopback, each in `root/node-<id>`, once they have a leader.
+    fn three_voters(root: &std::path::Path) -> Vec<RaftMetadataLog> {
         let listeners: Vec<std::net::TcpListener> = (0..3)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -845,7 +904,7 @@ mod tests {
             .into_iter()
             .zip(1..)
             .map(|(l, id)| {
-                let dir = root.path().join(format!("node-{id}"));
+                let dir = root.join(format!("node-{id}"));
                 let voters = voters.clone();
                 std::thread::spawn(move || {
                     let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
@@ -853,10 +912,16 @@ mod tests {
                 })
             })
             .collect();
-        let mut logs: Vec<RaftMetadataLog> = starts
+        starts
             .into_iter()
             .map(|t| t.join().unwrap().unwrap())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn three_voters_over_tcp_forward_writes_and_fail_over() {
+        let root = tempfile::tempdir().unwrap();
+        let mut logs = three_voters(root.path());
         let leader_of = |l: &RaftMetadataLog| l.quorum().raft.metrics().borrow().current_leader;
         let leader = leader_of(&logs[0]).unwrap();
         let s = samples();
@@ -875,10 +940,12 @@ mod tests {
         // decided on what it had) fails instead of overriding what the new leader decided
         // (issue 15: a deposed controller's fencing reached the new leader and elected a
         // replica outside the ISR). The leader commits its own.
-        let refused = follower.append_as_controller(&s[1..2], 5);
+        let refused = follower.append_decided(&s[1..2], last, Writer::Controller, 5);
         assert!(refused.is_err(), "{refused:?}");
         let leading = logs.iter().find(|l| l.quorum().id == leader).unwrap();
-        let decided = leading.append_as_controller(&s[1..2], 5).unwrap();
+        let decided = leading
+            .append_decided(&s[1..2], last, Writer::Controller, 5)
+            .unwrap();
         assert!(decided > last);
         let batches = leading.read(0).unwrap();
         assert_eq!(
@@ -935,6 +1002,159 @@ mod tests {
         }
         let again = logs[1].append(&s[2..5], 6).unwrap();
         assert!(again > last);
+        for l in logs {
+            l.close(0).unwrap();
+        }
+    }
+
+    fn wait_applied(log: &RaftMetadataLog, end: i64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut applied = log.quorum().applied.watch_end_offset();
+        rt.block_on(applied.wait_for(|&e| e >= end)).unwrap();
+    }
+
+    /// Issue 15: writes decided on one image through two nodes at once (one forwarded to the
+    /// leader, one the leader's own): exactly one commits, the other is refused as decided on
+    /// a stale image (on whichever node comes second), and only the winner's records are in
+    /// the log. An append decided on the image the log has is taken.
+    #[test]
+    fn conflicting_writes_decided_on_one_image_commit_once() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = three_voters(root.path());
+        let leader = logs[0].quorum().raft.metrics().borrow().current_leader;
+        let leading = logs.iter().find(|l| Some(l.quorum().id) == leader).unwrap();
+        let follower = logs.iter().find(|l| Some(l.quorum().id) != leader).unwrap();
+        let s = samples();
+        let base = follower.append(&s[..1], 5).unwrap();
+        for l in &logs {
+            wait_applied(l, base + 1);
+        }
+        let image = follower.quorum().image().provenance.last_offset;
+        assert_eq!(image, base);
+        for round in 0..5i64 {
+            let on = leading.quorum().image().provenance.last_offset;
+            let (a, b) = std::thread::scope(|scope| {
+                let a = scope.spawn(|| follower.append_decided(&s[1..2], on, Writer::Any, round));
+                let b = scope.spawn(|| leading.append_decided(&s[2..3], on, Writer::Any, round));
+                (a.join().unwrap(), b.join().unwrap())
+            });
+            let won: Vec<i64> = [&a, &b]
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .copied()
+                .collect();
+            assert_eq!(won.len(), 1, "round {round}: {a:?} {b:?}");
+            let lost = [a, b].into_iter().find_map(Result::err).unwrap();
+            let MetadataLogError::StaleImage(end) = lost else {
+                panic!("round {round}: refused with {lost}");
+            };
+            assert!(end > won[0], "the refusal covers the winner");
+            for l in &logs {
+                wait_applied(l, end);
+                assert_eq!(l.quorum().image().provenance.last_offset, won[0]);
+            }
+        }
+        // Every data batch after the base is one round's winner: the losers left nothing.
+        let batches = leading.read(base + 1).unwrap();
+        assert_eq!(batches.len(), 5, "{batches:?}");
+        // Decided on an image the log has moved past: refused, with nothing written.
+        let end = leading.quorum().applied.end_offset();
+        let stale = follower.append_decided(&s[1..2], base, Writer::Any, 9);
+        assert!(
+            matches!(stale, Err(MetadataLogError::StaleImage(_))),
+            "{stale:?}"
+        );
+        assert_eq!(leading.quorum().applied.end_offset(), end);
+        for l in logs {
+            l.close(0).unwrap();
+        }
+    }
+
+    /// Issue 15 through the catalog: a catalog that has not caught up (the other node's write
+    /// is committed, not yet replayed here) decides on its stale image; the quorum refuses it,
+    /// and the catalog catches up and decides again: the second creation of a topic is
+    /// TOPIC_ALREADY_EXISTS whichever node comes second, both images hold one topic id, and
+    /// producer-id blocks reserved through each node never overlap.
+    #[test]
+    fn a_catalog_deciding_on_a_stale_image_decides_again() {
+        use crate::log::LogConfig;
+        use crate::metadata::{Catalog, CreateTopicError};
+
+        let root = tempfile::tempdir().unwrap();
+        let mut logs = three_voters(root.path());
+        let leader = logs[0]
+            .quorum()
+            .raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .unwrap();
+        let mut take = |leads: bool| {
+            let at = logs
+                .iter()
+                .position(|l| (l.quorum().id == leader) == leads)
+                .unwrap();
+            let log = logs.remove(at);
+            let id = log.quorum().id;
+            let dir = root.path().join(format!("node-{id}"));
+            let storage = Arc::new(FileStorage);
+            let log = Box::new(log) as Box<dyn MetadataLog>;
+            Catalog::open_with_log(storage, log, &dir, id as i32, LogConfig::default(), true, 0)
+                .unwrap()
+        };
+        let (leading, following) = (take(true), take(false));
+        let end = |c: &Catalog| *c.committed().unwrap().borrow();
+        let wait_for = |c: &Catalog, until: i64| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut committed = c.committed().unwrap();
+            rt.block_on(committed.wait_for(|&e| e >= until)).unwrap();
+        };
+        // Neither catalog follows the log by itself here (a process's `follow_metadata` task
+        // does): each decides on what it last replayed.
+        for (first, second, name) in [(&leading, &following, "t"), (&following, &leading, "u")] {
+            let created = first.create(name, 2, 1, Default::default(), 0).unwrap();
+            wait_for(second, end(first));
+            assert!(
+                second.image().topics.get_by_name(name).is_none(),
+                "still stale"
+            );
+            let again = second.create(name, 2, 1, Default::default(), 0);
+            assert!(
+                matches!(again, Err(CreateTopicError::AlreadyExists(_))),
+                "{name}: {:?}",
+                again.err()
+            );
+            let id_there = second.image().topics.get_by_name(name).map(|t| t.id);
+            assert_eq!(id_there, Some(created.topic_id), "{name}");
+        }
+        let reserve = |c: &Catalog| {
+            c.change_image(|image| {
+                let start = image.next_producer_id.max(0);
+                let record = crate::metadata::records::ProducerIdsRecord {
+                    broker_id: 1,
+                    broker_epoch: -1,
+                    next_producer_id: start + 1000,
+                };
+                (vec![MetadataRecord::ProducerIds(record)], start)
+            })
+            .unwrap()
+        };
+        let mut starts = vec![reserve(&leading)];
+        wait_for(&following, end(&leading));
+        starts.push(reserve(&following));
+        wait_for(&leading, end(&following));
+        starts.push(reserve(&leading));
+        assert_eq!(starts, [0, 1000, 2000], "blocks never overlap");
+        wait_for(&following, end(&leading));
+        following.catch_up().unwrap();
+        leading.catch_up().unwrap();
+        assert_eq!(following.image().topics, leading.image().topics);
+        leading.close_metadata_log(0).unwrap();
+        following.close_metadata_log(0).unwrap();
         for l in logs {
             l.close(0).unwrap();
         }

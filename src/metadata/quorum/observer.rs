@@ -30,7 +30,7 @@ use super::{
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId, Writer,
 };
 use crate::metadata::records::MetadataRecord;
 
@@ -190,29 +190,48 @@ async fn follow(
     }
 }
 
-impl MetadataLog for ObserverMetadataLog {
+impl ObserverMetadataLog {
     /// Sends the write to a voter (the leader first), which forwards it to the leader; returns
-    /// the offset of its last record once it is committed and fetched here.
-    fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError> {
+    /// the offset of its last record once it is committed and fetched here. A write decided on
+    /// a stale image is refused once this observer has fetched what it missed.
+    fn write(
+        &self,
+        records: &[MetadataRecord],
+        decided_on: Option<i64>,
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
         if records.is_empty() {
             return Ok(*self.fetched.end_offset.borrow() - 1);
         }
         let entry = MetadataEntry {
             records: records.to_vec(),
             append_time_ms: now_ms,
+            decided_on,
         };
         let targets = self.targets();
-        let mut end = self.fetched.end_offset.subscribe();
+        let end = self.fetched.end_offset.subscribe();
         let append = async move {
             let mut last_error = None;
             for target in targets {
+                let fetched_up_to = |until: i64| {
+                    let mut end = end.clone();
+                    async move {
+                        end.wait_for(|&e| e >= until)
+                            .await
+                            .map(|_| ())
+                            .map_err(|_| {
+                                MetadataLogError::Quorum("the metadata observer stopped".into())
+                            })
+                    }
+                };
                 match transport::observer_append(&target, entry.clone()).await {
                     Ok(last) => {
-                        let fetched = end.wait_for(|&e| e > last).await;
-                        fetched.map_err(|_| {
-                            MetadataLogError::Quorum("the metadata observer stopped".into())
-                        })?;
+                        fetched_up_to(last + 1).await?;
                         return Ok(last);
+                    }
+                    Err(ForwardError::Stale(at)) => {
+                        fetched_up_to(at).await?;
+                        return Err(MetadataLogError::StaleImage(at));
                     }
                     // Not sent: another voter may take it.
                     Err(ForwardError::Unreachable(e)) => {
@@ -224,6 +243,23 @@ impl MetadataLog for ObserverMetadataLog {
             Err(last_error.unwrap_or_else(|| MetadataLogError::Quorum("no voters".into())))
         };
         wait_on(&self.runtime, committed_in_time(append))?
+    }
+}
+
+impl MetadataLog for ObserverMetadataLog {
+    fn append(&self, records: &[MetadataRecord], now_ms: i64) -> Result<i64, MetadataLogError> {
+        self.write(records, None, now_ms)
+    }
+
+    /// An observer is never the controller: its writes all go through a voter.
+    fn append_decided(
+        &self,
+        records: &[MetadataRecord],
+        decided_on: i64,
+        _writer: Writer,
+        now_ms: i64,
+    ) -> Result<i64, MetadataLogError> {
+        self.write(records, Some(decided_on), now_ms)
     }
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
@@ -295,6 +331,7 @@ mod tests {
             entry: MetadataEntry {
                 records: records[..n].to_vec(),
                 append_time_ms: 0,
+                decided_on: None,
             },
         };
         ObserverFetch {

@@ -267,7 +267,7 @@ async fn quiesce(sim: &Sim) -> i64 {
         loop {
             if let Some(leader) = sim.leader() {
                 let records = topic("barrier", 1_000_000);
-                if let Ok(offset) = leader.append(records, 0).await {
+                if let Ok(offset) = leader.append(records, None, 0).await {
                     return offset;
                 }
             }
@@ -328,7 +328,7 @@ async fn run(seed: u64) {
                 };
                 n += 1;
                 let name = format!("t{n}");
-                let append = leader.append(topic(&name, n), n as i64);
+                let append = leader.append(topic(&name, n), None, n as i64);
                 // An append that fails or times out may or may not be committed; one that
                 // returns is.
                 if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), append).await {

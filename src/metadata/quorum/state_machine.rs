@@ -15,7 +15,7 @@ use openraft::{
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::{NodeId, QuorumNode, TypeConfig};
+use super::{NodeId, Outcome, QuorumNode, TypeConfig};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::metadata_log::{batch_delta, MetadataBatch};
 
@@ -86,8 +86,10 @@ impl RaftStateMachine<TypeConfig> for QuorumStateMachine {
         Ok((s.last_applied, s.membership.clone()))
     }
 
-    /// Replays each entry; the answer to a normal entry is the Kafka offset of its last record.
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<i64>, StorageError<NodeId>>
+    /// Replays each entry; the answer to a normal entry is the Kafka offset of its last record,
+    /// to any other the offset of its no-op (what a conditional write its leader's log refused
+    /// became: see `log_store`).
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -96,6 +98,7 @@ impl RaftStateMachine<TypeConfig> for QuorumStateMachine {
         let mut s = self.applied.state.lock();
         for entry in entries {
             let base = s.next_offset;
+            let mut outcome = Outcome::NoOp(base);
             let records = match entry.payload {
                 EntryPayload::Blank => 1,
                 EntryPayload::Membership(m) => {
@@ -110,12 +113,13 @@ impl RaftStateMachine<TypeConfig> for QuorumStateMachine {
                         records: e.records,
                     };
                     s.image = Arc::new(batch_delta(Arc::clone(&s.image), &batch, base).apply());
+                    outcome = Outcome::Appended(batch.last_offset());
                     batch.records.len() as i64
                 }
             };
             s.next_offset = base + records;
             s.last_applied = Some(entry.log_id);
-            answers.push(s.next_offset - 1);
+            answers.push(outcome);
         }
         let end = s.next_offset;
         drop(s);

@@ -60,9 +60,26 @@ enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// The offset of the write's last record once committed, or why not.
-    Append(Result<i64, String>),
+    Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
     Fetch(Result<ObserverFetch, String>),
+}
+
+/// Why the leader did not commit a forwarded write.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Refusal {
+    /// Decided on a stale image (`MetadataLogError::StaleImage`): the leader's applied end.
+    Stale(i64),
+    Failed(String),
+}
+
+impl From<MetadataLogError> for Refusal {
+    fn from(e: MetadataLogError) -> Refusal {
+        match e {
+            MetadataLogError::StaleImage(end) => Refusal::Stale(end),
+            e => Refusal::Failed(e.to_string()),
+        }
+    }
 }
 
 async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u8>>> {
@@ -122,7 +139,7 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             }
             Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
             Request::Append(entry) => {
-                Response::Append(q.append_here(entry).await.map_err(|e| e.to_string()))
+                Response::Append(q.append_here(entry).await.map_err(Refusal::from))
             }
             Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
             Request::Fetch {
@@ -135,14 +152,14 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
             Request::ObserverAppend(entry) => {
                 let append = tokio::time::timeout(
                     FORWARD_TIMEOUT,
-                    q.append(entry.records, entry.append_time_ms),
+                    q.append(entry.records, entry.decided_on, entry.append_time_ms),
                 );
                 let appended = append.await.unwrap_or_else(|_| {
                     Err(MetadataLogError::Quorum(
                         "the write was not committed in time".into(),
                     ))
                 });
-                Response::Append(appended.map_err(|e| e.to_string()))
+                Response::Append(appended.map_err(Refusal::from))
             }
         };
         write_frame(&mut stream, &response).await?;
@@ -290,6 +307,8 @@ pub enum ForwardError {
     Unreachable(io::Error),
     /// Sent, and refused or unanswered (it may or may not be committed).
     Failed(MetadataLogError),
+    /// Refused as decided on a stale image; the leader had applied its log up to this offset.
+    Stale(i64),
 }
 
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
@@ -310,7 +329,9 @@ async fn send_write(node: &QuorumNode, request: Request, what: &str) -> Result<i
     let failed =
         |why: String| ForwardError::Failed(MetadataLogError::Quorum(format!("{what}: {why}")));
     match TcpClient::to(node).call(&request, FORWARD_TIMEOUT).await {
-        Ok(Response::Append(r)) => r.map_err(failed),
+        Ok(Response::Append(Ok(last))) => Ok(last),
+        Ok(Response::Append(Err(Refusal::Stale(end)))) => Err(ForwardError::Stale(end)),
+        Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         Err(CallError::Network(e)) => Err(failed(e.to_string())),
