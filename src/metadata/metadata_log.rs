@@ -147,13 +147,21 @@ pub trait MetadataLog: Send + Sync {
     /// The committed batches holding `from_offset` and everything after it, in order.
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError>;
     /// The newest complete snapshot, if any.
-    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError>;
+    /// None by default: the quorum's logs (voters and observers) keep no snapshots yet.
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        Ok(None)
+    }
     /// Writes `image` as a snapshot (it must be the replay of this log up to its provenance).
+    /// Refused by default (see `latest_snapshot`).
     fn create_snapshot(
         &self,
-        image: &MetadataImage,
-        now_ms: i64,
-    ) -> Result<SnapshotId, MetadataLogError>;
+        _image: &MetadataImage,
+        _now_ms: i64,
+    ) -> Result<SnapshotId, MetadataLogError> {
+        Err(MetadataLogError::Quorum(
+            "snapshots of the metadata quorum are not supported yet".into(),
+        ))
+    }
     /// Flushes what is written (clean shutdown).
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
     /// Where other nodes append too (a quorum), the committed end offset as it moves: the

@@ -33,9 +33,7 @@ use self::log_store::QuorumLogStore;
 use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
-use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId, Writer,
-};
+use super::metadata_log::{MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer};
 use super::records::MetadataRecord;
 
 /// A node id of the quorum (Kafka's `node.id`).
@@ -706,20 +704,6 @@ impl MetadataLog for RaftMetadataLog {
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
         self.quorum.read(from_offset)
-    }
-
-    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
-        Ok(None)
-    }
-
-    fn create_snapshot(
-        &self,
-        _image: &MetadataImage,
-        _now_ms: i64,
-    ) -> Result<SnapshotId, MetadataLogError> {
-        Err(MetadataLogError::Quorum(
-            "snapshots of the metadata quorum are not supported yet".into(),
-        ))
     }
 
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {

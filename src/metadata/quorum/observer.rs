@@ -28,9 +28,8 @@ use super::{
     committed_in_time, wait_on, MetadataEntry, NodeId, ObserverFetch, QuorumNode, QuorumRuntime,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
-use crate::metadata::image::MetadataImage;
 use crate::metadata::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, SnapshotId, Writer,
+    MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer,
 };
 use crate::metadata::records::MetadataRecord;
 
@@ -264,20 +263,6 @@ impl MetadataLog for ObserverMetadataLog {
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
         Ok(self.fetched.read(from_offset))
-    }
-
-    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
-        Ok(None)
-    }
-
-    fn create_snapshot(
-        &self,
-        _image: &MetadataImage,
-        _now_ms: i64,
-    ) -> Result<SnapshotId, MetadataLogError> {
-        Err(MetadataLogError::Quorum(
-            "snapshots of the metadata quorum are not supported yet".into(),
-        ))
     }
 
     fn committed(&self) -> Option<watch::Receiver<i64>> {
