@@ -62,6 +62,12 @@ pub fn record(point: CommitPoint) {
     });
 }
 
+/// The writes recorded so far in the request being served (none outside [`collect`]): for an
+/// answer to another request that rests on them (see `group::classic::SyncResult::commit`).
+pub fn recorded() -> Vec<CommitPoint> {
+    WRITES.try_with(|w| w.borrow().clone()).unwrap_or_default()
+}
+
 /// Runs a request's handler, returning its output and the coordinator writes it made.
 pub async fn collect<F: Future>(f: F) -> (F::Output, Vec<CommitPoint>) {
     WRITES

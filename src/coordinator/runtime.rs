@@ -107,6 +107,11 @@ pub trait CoordinatorShard: Send {
     /// effect (commit) or are dropped (abort). A shard without transactional state ignores it.
     fn replay_end_transaction(&mut self, _marker: &TxnMarker) {}
 
+    /// The shard serves from this coordinator epoch: its partition's leader epoch when it was
+    /// elected, 0 where shards do not follow leadership (one process has always led them).
+    /// Kafka's transaction coordinator stamps it on the markers it writes.
+    fn loaded_at(&mut self, _coordinator_epoch: i32) {}
+
     /// The shard is dropped, its partition led elsewhere now (Kafka's CoordinatorShard.
     /// onUnloaded): whatever waits on it is answered.
     fn on_unloaded(&mut self) {}
@@ -180,6 +185,11 @@ enum ShardState<S> {
 
 /// The epoch of a shard loaded at start-up in one process (it never moves).
 const NOT_FOLLOWING: i32 = -1;
+
+/// The coordinator epoch of a shard loaded at `leader_epoch` (see `CoordinatorShard::loaded_at`).
+fn coordinator_epoch(leader_epoch: i32) -> i32 {
+    leader_epoch.max(0)
+}
 
 impl<S> ShardState<S> {
     /// The shard and the epoch it was loaded at, or the error a request gets.
@@ -271,6 +281,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         for p in 0..partitions {
             let (shard, n) = self.replay_partition(catalog, p, now)?;
             let mut shard = shard;
+            shard.loaded_at(coordinator_epoch(NOT_FOLLOWING));
             on_loaded(&mut shard);
             replayed += n;
             let state = ShardState::Loaded(NOT_FOLLOWING, shard);
@@ -282,7 +293,8 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
 
     /// Rebuilds one shard by replaying its partition, then serves it.
     pub fn load(&self, catalog: &Catalog, partition: i32, now: i64) -> std::io::Result<usize> {
-        let (shard, n) = self.replay_partition(catalog, partition, now)?;
+        let (mut shard, n) = self.replay_partition(catalog, partition, now)?;
+        shard.loaded_at(coordinator_epoch(NOT_FOLLOWING));
         if let Some(slot) = self.slot(partition) {
             *slot.lock() = ShardState::Loaded(NOT_FOLLOWING, shard);
         }
@@ -351,6 +363,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             };
             let mut state = slot.lock();
             if still_elected(&state) {
+                shard.loaded_at(coordinator_epoch(epoch));
                 on_loaded(&mut shard);
                 *state = ShardState::Loaded(epoch, shard);
                 loaded += 1;
@@ -461,6 +474,14 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let (epoch, shard) = guard.loaded()?;
         let result = op(shard);
         let outcome = if result.records.is_empty() {
+            // An operation that writes nothing may still answer from earlier writes not yet
+            // committed (a member's assignment from a group record): Kafka's runtime answers it
+            // once the shard's last written offset is committed, and so does this.
+            if epoch != NOT_FOLLOWING {
+                if let Some(end) = self.log_end(catalog, partition) {
+                    self.written(partition, epoch, end);
+                }
+            }
             Ok(None)
         } else {
             let batch = Batch::Records(&result.records, producer);
@@ -512,6 +533,12 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         self.written(partition, epoch, offset + 1);
         shard.replay_end_transaction(&marker);
         Ok(())
+    }
+
+    /// The end of the shard's partition: where its last write ended.
+    fn log_end(&self, catalog: &Catalog, partition: i32) -> Option<i64> {
+        let log = catalog.get(self.topic)?.partition(partition).cloned()?;
+        Some(log.with_log(|l| l.log_end_offset()))
     }
 
     /// A write of a shard that follows leadership is committed once the high watermark passes
@@ -904,8 +931,26 @@ mod tests {
             end_offset,
         };
         assert_eq!(points, vec![expected], "one point, the furthest write");
+        // An operation that writes nothing waits for the writes before it (it may answer from
+        // them), and what a request recorded can be handed to another (`commit::recorded`).
+        let nothing = |_: &mut Kv| CoordinatorResult::response(());
+        let ((), points) = super::super::commit::collect_sync(|| {
+            assert!(super::super::commit::recorded().is_empty());
+            rt.write(&catalog, 0, 3, nothing).unwrap();
+            assert_eq!(super::super::commit::recorded(), vec![expected]);
+        });
+        assert_eq!(
+            points,
+            vec![expected],
+            "an empty write waits for the log end"
+        );
+        let ((), points) = super::super::commit::collect_sync(|| {
+            single.write(&catalog, 0, 3, nothing).unwrap();
+        });
+        assert!(points.is_empty(), "one process: {points:?}");
         // Outside a request nothing is recorded (and nothing fails).
         rt.write(&catalog, 0, 4, one("d")).unwrap();
+        assert!(super::super::commit::recorded().is_empty());
     }
 
     /// A batch as it sits in the log: `records` of `producer` (transactional when given) from

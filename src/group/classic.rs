@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use tokio::sync::oneshot;
 
 use super::GroupConfig;
+use crate::coordinator::commit::CommitPoint;
 use crate::protocol::errors;
 
 /// How long a new member may wait in JoinGroup before it is removed (Kafka's
@@ -91,6 +92,10 @@ pub struct SyncResult {
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
+    /// The coordinator write this answer rests on (the leader's group record): a member answered
+    /// by another member's SyncGroup is answered only once that write is committed, as the
+    /// leader is (Kafka completes the waiting members from the write's append future).
+    pub commit: Vec<CommitPoint>,
 }
 
 impl SyncResult {
@@ -646,11 +651,20 @@ impl ClassicGroup {
     /// (GroupMetadataManager.classicGroupSyncToLeader) resets every assignment, fails the waiting
     /// SyncGroups with the error and starts a new rebalance, so no member works from an
     /// assignment a restart would not know.
-    pub fn assignment_stored(&mut self, stored: Result<(), i16>, now: i64, cfg: &GroupConfig) {
+    pub fn assignment_stored(
+        &mut self,
+        stored: Result<(), i16>,
+        commit: &[CommitPoint],
+        now: i64,
+        cfg: &GroupConfig,
+    ) {
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let result = match stored {
-                Ok(()) => self.sync_result_for(&id),
+                Ok(()) => SyncResult {
+                    commit: commit.to_vec(),
+                    ..self.sync_result_for(&id)
+                },
                 Err(code) => SyncResult::error(code),
             };
             let Some(m) = self.members.get_mut(&id) else {
@@ -679,6 +693,7 @@ impl ClassicGroup {
                 .get(id)
                 .map(|m| m.assignment.clone())
                 .unwrap_or_default(),
+            commit: Vec::new(),
         }
     }
 
@@ -952,7 +967,7 @@ mod tests {
         let before = g.state;
         let reply = g.sync(member_id, instance_id, generation_id, assignments, now);
         if before == GroupState::CompletingRebalance && g.state == GroupState::Stable {
-            g.assignment_stored(stored, now, &cfg());
+            g.assignment_stored(stored, &[], now, &cfg());
         }
         reply
     }

@@ -567,7 +567,8 @@ impl GroupShard {
                     tracing::warn!(group = id, code, "group metadata not persisted");
                 }
                 if let Some(g) = s.classic.get_mut(&id).filter(|_| synced) {
-                    g.assignment_stored(stored, now, &cfg);
+                    // The runtime recorded this write in the leader's request just before.
+                    g.assignment_stored(stored, &crate::coordinator::commit::recorded(), now, &cfg);
                 }
             },
         )

@@ -45,6 +45,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
             ..SyncResult::default()
         }),
     };
+    // Answered by the leader's SyncGroup: this answer too waits until its write is committed.
+    result
+        .commit
+        .iter()
+        .for_each(|p| crate::coordinator::commit::record(*p));
     // v5+ requests name the protocol; a mismatch with the group's is refused.
     let mismatch = |asked: &Option<StrBytes>, have: &Option<String>| {
         asked

@@ -64,17 +64,23 @@ pub type NewProducerId<'a> = &'a dyn Fn() -> Result<i64, i16>;
 /// `txnManager.transactionVersionLevel()`.
 const SERVER_TRANSACTION_VERSION: i16 = super::FINALIZED_TRANSACTION_VERSION;
 
-/// The single node is the only coordinator its `__transaction_state` partitions ever had.
-const COORDINATOR_EPOCH: i32 = 0;
-
 #[derive(Default)]
 pub struct TxnShard {
     pub txns: HashMap<String, TransactionMetadata>,
     /// Transactional ids whose markers a caller is writing.
     sending: HashSet<String>,
+    /// The coordinator epoch the markers carry (Kafka's TxnMetadataCacheEntry.coordinatorEpoch):
+    /// the leader epoch of the `__transaction_state` partition this shard was loaded at, so a
+    /// partition leader refuses the markers of a coordinator that lost the partition since
+    /// (TRANSACTION_COORDINATOR_FENCED, see `producer_state`).
+    coordinator_epoch: i32,
 }
 
 impl CoordinatorShard for TxnShard {
+    fn loaded_at(&mut self, coordinator_epoch: i32) {
+        self.coordinator_epoch = coordinator_epoch;
+    }
+
     fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, _now: i64) {
         let Some(r) = transaction_log::decode(&record.key, record.value.as_deref()) else {
             return;
@@ -104,14 +110,14 @@ fn record_of(m: &TransactionMetadata) -> CoordinatorRecord {
     )
 }
 
-/// The markers a prepared transaction owes its partitions.
-fn pending_markers(m: &TransactionMetadata) -> PendingMarkers {
+/// The markers a prepared transaction owes its partitions, from a coordinator of this epoch.
+fn pending_markers(m: &TransactionMetadata, coordinator_epoch: i32) -> PendingMarkers {
     PendingMarkers {
         transactional_id: m.transactional_id.clone(),
         marker: TxnMarker {
             producer_id: m.producer_id,
             producer_epoch: m.producer_epoch,
-            coordinator_epoch: COORDINATOR_EPOCH,
+            coordinator_epoch,
             commit: m.state == TransactionState::PrepareCommit,
         },
         partitions: m.topic_partitions.iter().cloned().collect(),
@@ -226,7 +232,7 @@ impl TxnShard {
             });
         match next {
             Ok(next) => {
-                let markers = pending_markers(&next);
+                let markers = pending_markers(&next, self.coordinator_epoch);
                 write_transition(next, Ok(respond(markers)))
             }
             Err(code) => CoordinatorResult::response(Err(code)),
@@ -345,7 +351,7 @@ impl TxnShard {
         match next {
             Ok(next) => {
                 let (producer_id, producer_epoch) = next.completed_producer();
-                let markers = Some(pending_markers(&next));
+                let markers = Some(pending_markers(&next, self.coordinator_epoch));
                 let outcome = EndOutcome {
                     markers,
                     producer_id,
@@ -405,7 +411,7 @@ impl TxnShard {
                     TransactionState::PrepareCommit | TransactionState::PrepareAbort
                 ) && !self.sending.contains(&m.transactional_id)
             })
-            .map(pending_markers)
+            .map(|m| pending_markers(m, self.coordinator_epoch))
             .collect();
         self.sending
             .extend(unsent.iter().map(|p| p.transactional_id.clone()));
@@ -566,4 +572,37 @@ fn is_timed_out(m: &TransactionMetadata, now: i64) -> bool {
         && m.txn_start_timestamp
             .saturating_add(i64::from(m.txn_timeout_ms))
             < now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_carry_the_epoch_the_shard_was_loaded_at() {
+        let prepared = |id: &str| {
+            let mut m = TransactionMetadata::new(id, 7, 60_000, 0);
+            m.producer_epoch = 2;
+            m.state = TransactionState::PrepareCommit;
+            m.topic_partitions.insert(("t".to_string(), 0));
+            m
+        };
+        let mut shard = TxnShard::default();
+        shard.txns.insert("a".into(), prepared("a"));
+        let unsent = shard.claim_unsent();
+        assert_eq!(
+            unsent[0].marker.coordinator_epoch, 0,
+            "one process: epoch 0"
+        );
+
+        // Loaded as the new leader of its partition at leader epoch 5: an older coordinator's
+        // markers (epoch 0) are fenced by the partition leaders that saw these.
+        let mut shard = TxnShard::default();
+        shard.loaded_at(5);
+        shard.txns.insert("a".into(), prepared("a"));
+        let unsent = shard.claim_unsent();
+        assert_eq!(unsent.len(), 1);
+        assert_eq!(unsent[0].marker.coordinator_epoch, 5);
+        assert!(unsent[0].marker.commit);
+    }
 }
