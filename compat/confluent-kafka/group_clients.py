@@ -22,6 +22,13 @@ def admin(broker):
     return AdminClient({"bootstrap.servers": broker.bootstrap})
 
 
+def describe(broker, group, **kwargs):
+    """The AdminClient's ConsumerGroupDescription of `group`."""
+    client = admin(broker)  # must outlive the future
+    futures = client.describe_consumer_groups([group], request_timeout=20, **kwargs)
+    return futures[group].result(timeout=30)
+
+
 def produce_numbered(broker, topic, partitions, count, start=0):
     """Writes `count` records with values b"<partition>:<n>" (n from `start`) to each partition;
     returns the acknowledged (partition, offset) pairs."""

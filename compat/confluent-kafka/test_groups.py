@@ -16,7 +16,8 @@ from confluent_kafka import (OFFSET_INVALID, Consumer, ConsumerGroupState,
 
 from clients import create_topic
 from compat_support import unique_topic
-from group_clients import Flow, Member, admin, assignments, group_config, produce_numbered
+from group_clients import (Flow, Member, admin, assignments, describe, group_config,
+                           produce_numbered)
 from group_support import (FAST_GROUPS, MemberProcess, broker, check_consumed_once,  # noqa: F401
                            fast_group_broker, is_even_split, offsets_by_partition, wait_consumed,
                            wait_until)
@@ -82,12 +83,6 @@ def listed_groups(client, **kwargs):
 def group_offsets(client, request):
     return client.list_consumer_group_offsets([request], request_timeout=20)[
         request.group_id].result(timeout=30)
-
-
-def describe(broker, group, **kwargs):
-    client = admin(broker)  # must outlive the future
-    futures = client.describe_consumer_groups([group], request_timeout=20, **kwargs)
-    return futures[group].result(timeout=30)
 
 
 def close_all(members):

@@ -65,8 +65,10 @@
 #   junit-<v>/...     gregor's JUnit 5 extension (testing/java) in its example test class, each test
 #                     method a case (group junit, gregor only)
 #   control-<v>/...   kafka-clients 4.4.x against gregor's test control plane (--clock manual, a broker
-#                     of its own): a member that left without LeaveGroup expired by advancing the clock
-#                     46 s; POST /v1/reset between 100 tests that each create a topic (ControlTests)
+#                     of its own): an idempotent producer through a lost Produce response (fault
+#                     action close_after), every record once; a member that left without LeaveGroup
+#                     expired by advancing the clock 46 s; POST /v1/reset between 100 tests that each
+#                     create a topic (ControlTests)
 #   streams-protocol-<v>/...  a Kafka Streams 4.4 word count with group.protocol=streams (KIP-1071)
 #                     on two instances, at_least_once then exactly_once_v2: internal topics made by
 #                     the broker, tasks spread over both, moved when one stops, every input counted
@@ -1859,7 +1861,8 @@ admin_gregor_cases() {
 }
 
 # control_tests: gregors of their own with the admin listener. With --clock manual
-# (ControlTests): a member expired by advancing the clock 46 s, POST /v1/reset between 100 tests.
+# (ControlTests): an idempotent producer through a lost Produce response, a member expired by
+# advancing the clock 46 s, POST /v1/reset between 100 tests.
 # With --emulate-kafka-version 2.8 (EmulationTests): 4.4 clients use 2.8's request versions.
 # Kafka has neither: gregor only.
 control_tests() {

@@ -66,12 +66,15 @@ class Broker:
     `listeners` adds listeners after the PLAINTEXT one, by name (SSL, SASL_PLAINTEXT, SASL_SSL),
     each on a free port of its own (see `listener`). `schema_registry` turns on gregor's schema
     registry (`--schema-registry-listen`) at `registry_url`; Apache Kafka has none. `seed` (a
-    dict) is gregor's seed data document, applied at start-up (`--seed`).
+    dict) is gregor's seed data document, applied at start-up (`--seed`). `args` are more of
+    gregor's own command-line flags (e.g. ["--clock", "manual"]); Apache Kafka has none of them,
+    so a broker given any refuses to start as Kafka.
     """
 
     def __init__(self, overrides=None, brokers=1, admin=False, listeners=(), schema_registry=False,
-                 seed=None):
+                 seed=None, args=()):
         self.overrides = dict(overrides or {})
+        self.args = list(args)
         self.brokers = brokers
         self.listeners = {name: free_port() for name in listeners}
         self.port = free_ports(brokers)
@@ -186,9 +189,11 @@ class Broker:
             command += ["--override", f"listeners={self._listener_list()}"]
         for key, value in self.overrides.items():
             command += ["--override", f"{key}={value}"]
-        return command
+        return command + self.args
 
     def _kafka_command(self):
+        if self.args:
+            raise RuntimeError(f"gregor's flags {self.args} have no Apache Kafka equivalent")
         props = Path(self.data_dir) / "server.properties"
         classpath = os.path.join(self.kafka_libs, "*")
         if not props.exists():

@@ -24,7 +24,8 @@ import java.util.Map;
  *   acl-client     --bootstrap B --label L --client-config F --action A --topic T --expect E
  *                  one client action under ACLs, ok or refused (see AclTests)
  *   control        --bootstrap B --admin HOST:PORT --label L   the test control plane of a gregor
- *                  started with --clock manual: clock advance, reset (see ControlTests)
+ *                  started with --clock manual: a lost Produce response, clock advance, reset
+ *                  (see ControlTests)
  *   emulation      --bootstrap B --admin HOST:PORT --label L   4.4 clients against a gregor started with
  *                  --emulate-kafka-version 2.8 use 2.8's request versions (see EmulationTests)
  * </pre>
