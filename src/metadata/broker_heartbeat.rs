@@ -172,6 +172,35 @@ pub fn decide(
     Ok((out.records, reply))
 }
 
+/// A broker registers with the controller (`Catalog::register_fenced`): its RegisterBrokerRecord
+/// alone, fenced, its broker epoch the offset the record takes on `image`. Whatever follows is
+/// the active controller's to decide: the first heartbeat that shows the broker caught up
+/// unfences it (`decide`), and a broker that stops heartbeating is fenced (`fence_expired`).
+pub fn register_fenced(
+    image: &MetadataImage,
+    mut broker: super::records::RegisterBrokerRecord,
+) -> Vec<MetadataRecord> {
+    broker.broker_epoch = image.provenance.last_offset + 1;
+    broker.fenced = true;
+    vec![MetadataRecord::RegisterBroker(broker)]
+}
+
+/// The active controller fences broker `id`, whose session expired at `epoch`
+/// (`BrokerHeartbeatManager::expired`), unless it registered again or was fenced since: the
+/// records (`election::broker_fenced`) and whether it does.
+pub fn fence_expired(
+    image: &MetadataImage,
+    id: i32,
+    epoch: i64,
+    policy: &ElectionPolicy,
+) -> (Vec<MetadataRecord>, bool) {
+    let current = image.brokers.get(&id);
+    if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
+        return (vec![], false);
+    }
+    (election::broker_fenced(image, id, policy), true)
+}
+
 /// What the active controller last heard from a broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Contact {
@@ -252,6 +281,28 @@ impl BrokerHeartbeatManager {
         contact.epoch = broker_epoch;
         contact.at = now;
         contact.metadata_offset = metadata_offset;
+    }
+
+    /// The active controller answered `heartbeat` with `reply` (committed) at `now`, the
+    /// metadata log then ending at `end_offset`: an answered broker's session starts again, and
+    /// one that entered controlled shutdown did so at `end_offset` (Kafka: the heartbeat's batch
+    /// end offset, once its leaderships moved).
+    pub fn answered(
+        &mut self,
+        heartbeat: &BrokerHeartbeat,
+        reply: &HeartbeatReply,
+        now: i64,
+        end_offset: i64,
+    ) {
+        if reply.error_code != errors::NONE {
+            return;
+        }
+        let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);
+        let offset = heartbeat.current_metadata_offset;
+        self.touch(id, epoch, now, offset, reply.is_fenced);
+        if reply.in_controlled_shutdown {
+            self.enter_controlled_shutdown(id, epoch, end_offset);
+        }
     }
 
     /// Broker `broker_id` (at `broker_epoch`) is in controlled shutdown from `offset` on (kept

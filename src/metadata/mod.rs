@@ -637,12 +637,8 @@ impl Catalog {
     /// follows is the active controller's to decide on its own image, as Kafka's controller
     /// does: the broker's first heartbeat that shows it caught up unfences it
     /// (`broker_heartbeat::decide`), and a broker that stops heartbeating is fenced.
-    pub fn register_fenced(&self, mut broker: RegisterBrokerRecord) -> io::Result<()> {
-        self.change_partitions(|image| {
-            broker.broker_epoch = image.provenance.last_offset + 1;
-            broker.fenced = true;
-            Ok(vec![MetadataRecord::RegisterBroker(broker.clone())])
-        })
+    pub fn register_fenced(&self, broker: RegisterBrokerRecord) -> io::Result<()> {
+        self.change_partitions(|image| Ok(broker_heartbeat::register_fenced(image, broker.clone())))
     }
 
     /// A broker of this process stops (`election::broker_fenced`).
@@ -676,11 +672,7 @@ impl Catalog {
         policy: &ElectionPolicy,
     ) -> io::Result<bool> {
         self.decide_as_controller(|image| {
-            let current = image.brokers.get(&id);
-            if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
-                return Ok((vec![], false));
-            }
-            Ok((election::broker_fenced(image, id, policy), true))
+            Ok(broker_heartbeat::fence_expired(image, id, epoch, policy))
         })
     }
 
