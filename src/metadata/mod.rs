@@ -1166,7 +1166,13 @@ fn place(
         } => {
             let start = (Uuid::new_v4().as_u128() % brokers.len().max(1) as u128) as usize;
             let lists = placement::place(brokers, *partitions, *replication_factor, start)?;
-            Ok(lists.into_iter().map(|r| (r.clone(), r)).collect())
+            // Kafka's createTopic: the ISR is the placed replicas on active brokers. A fenced
+            // one (registered, not yet unfenced) only makes up the numbers, and joins through
+            // its leader's AlterPartition once it fetches (or at once in one process).
+            lists
+                .into_iter()
+                .map(|r| Ok((r.clone(), placement::placed_in_sync(brokers, &r)?)))
+                .collect()
         }
         Assignment::Manual(lists) => {
             let rf = match replication_factor {
