@@ -175,7 +175,7 @@ impl Broker {
             // A controller-only process is no broker: it never registers.
             (Some(q), _) if !q.roles.is_broker() => {}
             // One broker per process: fenced until the controller hears its first heartbeat.
-            (Some(_), Some(r)) => catalog.register_fenced(r.clone())?,
+            (Some(_), Some(r)) => catalog.register_fenced(r.clone(), &config.elections)?,
             _ => catalog.register_brokers(registrations, &config.elections)?,
         }
         let max_pid = catalog

@@ -632,13 +632,23 @@ impl Catalog {
         })
     }
 
-    /// Registers the broker of this process in a quorum of processes: its RegisterBrokerRecord
-    /// alone, fenced (the broker epoch is the record's offset as this node expects it). Whatever
-    /// follows is the active controller's to decide on its own image, as Kafka's controller
-    /// does: the broker's first heartbeat that shows it caught up unfences it
+    /// Registers the broker of this process in a quorum of processes, fenced, its earlier
+    /// incarnation's leaderships ended (`broker_heartbeat::register_fenced`). Whatever follows
+    /// is the active controller's to decide on its own image, as Kafka's controller does: the
+    /// broker's first heartbeat that shows it caught up unfences it
     /// (`broker_heartbeat::decide`), and a broker that stops heartbeating is fenced.
-    pub fn register_fenced(&self, broker: RegisterBrokerRecord) -> io::Result<()> {
-        self.change_partitions(|image| Ok(broker_heartbeat::register_fenced(image, broker.clone())))
+    pub fn register_fenced(
+        &self,
+        broker: RegisterBrokerRecord,
+        policy: &ElectionPolicy,
+    ) -> io::Result<()> {
+        self.change_partitions(|image| {
+            Ok(broker_heartbeat::register_fenced(
+                image,
+                broker.clone(),
+                policy,
+            ))
+        })
     }
 
     /// A broker of this process stops (`election::broker_fenced`).
