@@ -19,8 +19,9 @@
 //! checker finds it in the log. After quiescence every node holds the same log and image, and
 //! replaying that log batch by batch: every acknowledged decision is there, each was applied on
 //! the very image it was decided on, and the controller's invariants hold after every batch
-//! (`check_batch`). A calm end (no faults, every broker back) checks that the cluster heals:
-//! every broker unfenced, every partition led with its whole ISR.
+//! (`check_batch`). A calm end (no faults, every broker back) checks that the cluster heals
+//! (every broker unfenced, every partition led with its whole ISR), that a broker silent there
+//! is fenced as its session expires, and that the cluster heals again once it is back.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,6 +235,12 @@ impl World {
         self.controllers.lock().remove(&id);
         self.sim.crash(id).await;
         self.stats.lock().crashes += 1;
+    }
+
+    fn set_paused_until(&self, id: i32, until: Instant) {
+        if let Some(b) = self.brokers.lock().get_mut(&id) {
+            b.paused_until = until;
+        }
     }
 
     /// A broker's replica is behind (its leader would see it lag): its node is down, it has not
@@ -704,9 +711,7 @@ async fn run(seed: u64) -> Stats {
                 // A broker stops for a while: past its session (fenced) or not.
                 let id = 1 + plan.below(3) as i32;
                 let pause = plan.below(2 * SESSION_TIMEOUT_MS as u64) + 1000;
-                if let Some(b) = world.brokers.lock().get_mut(&id) {
-                    b.paused_until = Instant::now() + ms(pause);
-                }
+                world.set_paused_until(id, Instant::now() + ms(pause));
                 world.stats.lock().pauses += 1;
             }
             5..=7 => {
@@ -733,23 +738,19 @@ async fn run(seed: u64) -> Stats {
     if let Some(id) = down.take() {
         world.start_node(id).await;
     }
-    for b in world.brokers.lock().values_mut() {
-        b.paused_until = Instant::now();
+    for id in 1..=3 {
+        world.set_paused_until(id, Instant::now());
     }
-    let healing = async {
-        loop {
-            tokio::time::sleep(ms(500)).await;
-            let leader = world.sim.leader();
-            if leader.is_some_and(|q| healed(&q.image()).is_ok()) {
-                break;
-            }
-        }
-    };
-    if tokio::time::timeout(CALM, healing).await.is_err() {
-        let image = world.sim.leader().map(|q| q.image());
-        let why = image.map(|i| healed(&i));
-        panic!("seed {seed}: the cluster did not heal in {CALM:?} of calm: {why:?}");
-    }
+    heal(&world, seed).await;
+    // In the calm, one broker stops for good: its session expires at a controller that stays,
+    // which fences it; it comes back, is unfenced, and the cluster heals again. (In the faulted
+    // schedule a leader crash may give every paused broker a new session first.)
+    let stopped = 1 + plan.below(3) as i32;
+    world.set_paused_until(stopped, Instant::now() + Duration::from_secs(3600));
+    let fenced = |q: &Quorum| q.image().brokers.get(&stopped).is_some_and(|b| b.fenced);
+    until(&world, seed, "a silent broker fenced", fenced).await;
+    world.set_paused_until(stopped, Instant::now());
+    heal(&world, seed).await;
     world.stopping.store(true, Ordering::Relaxed);
     loop {
         let tasks: Vec<_> = world.tasks.lock().drain(..).collect();
@@ -766,6 +767,28 @@ async fn run(seed: u64) -> Stats {
         q.raft.shutdown().await.unwrap();
     }
     stats
+}
+
+/// Waits (on the paused clock, at most CALM) until the leader's image is `what`.
+async fn until(world: &World, seed: u64, what: &str, done: impl Fn(&Quorum) -> bool) {
+    let wait = async {
+        loop {
+            tokio::time::sleep(ms(500)).await;
+            if world.sim.leader().is_some_and(|q| done(&q)) {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(CALM, wait).await.is_err() {
+        let image = world.sim.leader().map(|q| q.image());
+        let healed = image.map(|i| healed(&i));
+        panic!("seed {seed}: not {what} after {CALM:?} of calm: {healed:?}");
+    }
+}
+
+/// Waits until the cluster is `healed`.
+async fn heal(world: &World, seed: u64) {
+    until(world, seed, "healed", |q| healed(&q.image()).is_ok()).await;
 }
 
 /// The checks after quiescence (see the module comment); returns the run's figures.
