@@ -175,7 +175,7 @@ impl Broker {
             // A controller-only process is no broker: it never registers.
             (Some(q), _) if !q.roles.is_broker() => {}
             // One broker per process: fenced until the controller hears its first heartbeat.
-            (Some(_), Some(r)) => catalog.register_fenced(r.clone())?,
+            (Some(_), Some(r)) => catalog.register_fenced(r.clone(), &config.elections)?,
             _ => catalog.register_brokers(registrations, &config.elections)?,
         }
         let max_pid = catalog
@@ -680,18 +680,11 @@ impl Broker {
                 tracing::warn!(broker = id, error = %e, "could not answer a heartbeat");
                 HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
-        if reply.error_code == errors::NONE {
-            let now = self.clock.now_ms();
-            let offset = heartbeat.current_metadata_offset;
-            let mut liveness = liveness.lock();
-            liveness.touch(id, epoch, now, offset, reply.is_fenced);
-            if reply.in_controlled_shutdown {
-                let end = self.catalog.image().provenance.last_offset;
-                liveness.enter_controlled_shutdown(id, epoch, end);
-            }
-            if reply.should_shut_down {
-                tracing::info!(broker = id, "controlled shutdown granted");
-            }
+        let end = self.catalog.image().provenance.last_offset;
+        let now = self.clock.now_ms();
+        liveness.lock().answered(&heartbeat, &reply, now, end);
+        if reply.error_code == errors::NONE && reply.should_shut_down {
+            tracing::info!(broker = id, "controlled shutdown granted");
         }
         reply
     }

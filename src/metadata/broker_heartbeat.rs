@@ -12,9 +12,10 @@
 //! - unfences a fenced broker that heartbeats again once it has applied the metadata log up to its
 //!   own registration (`election::broker_unfenced`), as Kafka's controller does once the broker's
 //!   reported offset passes its RegisterBrokerRecord's. A broker registers fenced
-//!   (`Catalog::register_fenced`), so its first such heartbeat is what brings it in; what its
-//!   earlier incarnation still led or was in sync for is taken from it first, so that it leads
-//!   again at a new leader epoch.
+//!   (`register_fenced`), so its first such heartbeat is what brings it in; what its earlier
+//!   incarnation still led or was in sync for is taken from it when it registers (and, for a
+//!   registration that did not, when it is unfenced), so that it leads again at a new leader
+//!   epoch, and never while fenced.
 //!
 //! A controller that becomes active (a new Raft term) cannot know when the brokers last spoke to
 //! its predecessor: every broker gets a whole session from that moment, as Kafka's new active
@@ -149,7 +150,8 @@ pub fn decide(
     let mut out = Pending::new(image);
     match next {
         Unfenced if reg.fenced => {
-            // A broker registered again (restarted) may still lead or be in ISRs as its earlier
+            // A broker registered again (restarted) by a registration that left them (one
+            // written before `register_fenced` did) may still lead or be in ISRs as its earlier
             // incarnation did: those end first, so that it leads again at a new leader epoch.
             out.push(election::broker_fenced(image, hb.broker_id, policy))?;
             let unfenced = election::broker_unfenced(&out.image, hb.broker_id, policy)?;
@@ -170,6 +172,47 @@ pub fn decide(
         should_shut_down: next == ShutdownNow,
     };
     Ok((out.records, reply))
+}
+
+/// A broker registers with the controller (`Catalog::register_fenced`): its RegisterBrokerRecord,
+/// fenced, its broker epoch the first offset of the batch on `image`. A new incarnation of a
+/// registered broker first leaves every ISR it is in, and each partition it led elects another
+/// in-sync replica or goes offline (`election::broker_unclean_shutdown`), so that it leads
+/// again only once unfenced, at a new leader epoch. Whatever follows is the active controller's
+/// to decide: the first heartbeat that shows the broker caught up unfences it (`decide`), and a
+/// broker that stops heartbeating is fenced (`fence_expired`).
+pub fn register_fenced(
+    image: &MetadataImage,
+    mut broker: super::records::RegisterBrokerRecord,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
+    let id = broker.broker_id;
+    let mut out = match image.brokers.get(&id) {
+        Some(b) if b.incarnation_id != broker.incarnation_id => {
+            election::broker_unclean_shutdown(image, id, policy)
+        }
+        _ => vec![],
+    };
+    broker.broker_epoch = image.provenance.last_offset + 1;
+    broker.fenced = true;
+    out.push(MetadataRecord::RegisterBroker(broker));
+    out
+}
+
+/// The active controller fences broker `id`, whose session expired at `epoch`
+/// (`BrokerHeartbeatManager::expired`), unless it registered again or was fenced since: the
+/// records (`election::broker_fenced`) and whether it does.
+pub fn fence_expired(
+    image: &MetadataImage,
+    id: i32,
+    epoch: i64,
+    policy: &ElectionPolicy,
+) -> (Vec<MetadataRecord>, bool) {
+    let current = image.brokers.get(&id);
+    if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
+        return (vec![], false);
+    }
+    (election::broker_fenced(image, id, policy), true)
 }
 
 /// What the active controller last heard from a broker.
@@ -252,6 +295,28 @@ impl BrokerHeartbeatManager {
         contact.epoch = broker_epoch;
         contact.at = now;
         contact.metadata_offset = metadata_offset;
+    }
+
+    /// The active controller answered `heartbeat` with `reply` (committed) at `now`, the
+    /// metadata log then ending at `end_offset`: an answered broker's session starts again, and
+    /// one that entered controlled shutdown did so at `end_offset` (Kafka: the heartbeat's batch
+    /// end offset, once its leaderships moved).
+    pub fn answered(
+        &mut self,
+        heartbeat: &BrokerHeartbeat,
+        reply: &HeartbeatReply,
+        now: i64,
+        end_offset: i64,
+    ) {
+        if reply.error_code != errors::NONE {
+            return;
+        }
+        let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);
+        let offset = heartbeat.current_metadata_offset;
+        self.touch(id, epoch, now, offset, reply.is_fenced);
+        if reply.in_controlled_shutdown {
+            self.enter_controlled_shutdown(id, epoch, end_offset);
+        }
     }
 
     /// Broker `broker_id` (at `broker_epoch`) is in controlled shutdown from `offset` on (kept
@@ -480,6 +545,42 @@ mod tests {
         let back = apply(&again, &records);
         assert_eq!(leader(&back), 2);
         assert!(epoch(&back) > epoch(&live), "{records:?}");
+    }
+
+    /// A new incarnation of a broker that leads (restarted before its session expired)
+    /// registers fenced and, in the same batch, leaves every ISR: the partitions it led move to
+    /// the next in-sync replica or go offline (Kafka's handleBrokerUncleanShutdown). Its first
+    /// heartbeat caught up unfences it: it leads its offline partition again at a new epoch,
+    /// and rejoins the other's ISR only through that partition's leader.
+    #[test]
+    fn a_new_incarnation_leads_nothing_until_unfenced() {
+        use crate::metadata::election::tests::image_of;
+        use crate::metadata::records::NO_LEADER;
+        let policy = ElectionPolicy {
+            isr_by_leaders: true,
+            ..ElectionPolicy::default()
+        };
+        let before = image_of(&[1, 2, 3], &[], TOPIC, &[&[2, 1, 3], &[2]]);
+        let mut again = before.brokers[&2].to_record();
+        again.incarnation_id = Uuid::from_u128(0x2222);
+        let registered = apply(&before, &register_fenced(&before, again.clone(), &policy));
+        let b = registered.brokers[&2].clone();
+        assert!(b.fenced);
+        assert_eq!(b.epoch, before.provenance.last_offset + 1);
+        assert_eq!(
+            layout(&registered, TOPIC),
+            vec![(1, vec![1, 3], 1), (NO_LEADER, vec![2], 1)]
+        );
+        // The same incarnation registering again has nothing more to end.
+        assert_eq!(register_fenced(&registered, again, &policy).len(), 1);
+        let heartbeat = hb(2, b.epoch, b.epoch);
+        let (records, reply) =
+            decide(&registered, &heartbeat, &policy, ShutdownProgress::NONE).unwrap();
+        assert!(!reply.is_fenced);
+        assert_eq!(
+            layout(&apply(&registered, &records), TOPIC),
+            vec![(1, vec![1, 3], 1), (2, vec![2], 2)]
+        );
     }
 
     fn shutting_down(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeat {

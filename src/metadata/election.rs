@@ -311,6 +311,23 @@ pub fn broker_fenced(
     out
 }
 
+/// ReplicationControlManager.handleBrokerUncleanShutdown: a new incarnation of broker `id`
+/// registers, so its earlier one stopped without a word; that one's leaderships and ISR
+/// memberships end (`leave_isrs`) in the registration's batch. Kafka's controller adds these
+/// records from the metadata.version with eligible leader replicas on, and before that refuses
+/// a new incarnation while the earlier one's session lasts (DuplicateBrokerRegistration), so
+/// that the earlier one is fenced first; gregor's registration is a metadata write of the
+/// broker's own process, which cannot see the controller's sessions, so it always ends them:
+/// a registered broker that never heartbeats would otherwise lead, fenced, for ever (a fenced
+/// broker has no session to expire).
+pub fn broker_unclean_shutdown(
+    image: &MetadataImage,
+    id: i32,
+    policy: &ElectionPolicy,
+) -> Vec<MetadataRecord> {
+    leave_isrs(image, id, policy)
+}
+
 /// The BrokerRegistrationChangeRecord of broker `b` at its epoch: `fenced` and
 /// `in_controlled_shutdown` 1 to set, -1 to clear, 0 to leave as they are.
 fn registration_change(

@@ -632,16 +632,22 @@ impl Catalog {
         })
     }
 
-    /// Registers the broker of this process in a quorum of processes: its RegisterBrokerRecord
-    /// alone, fenced (the broker epoch is the record's offset as this node expects it). Whatever
-    /// follows is the active controller's to decide on its own image, as Kafka's controller
-    /// does: the broker's first heartbeat that shows it caught up unfences it
+    /// Registers the broker of this process in a quorum of processes, fenced, its earlier
+    /// incarnation's leaderships ended (`broker_heartbeat::register_fenced`). Whatever follows
+    /// is the active controller's to decide on its own image, as Kafka's controller does: the
+    /// broker's first heartbeat that shows it caught up unfences it
     /// (`broker_heartbeat::decide`), and a broker that stops heartbeating is fenced.
-    pub fn register_fenced(&self, mut broker: RegisterBrokerRecord) -> io::Result<()> {
+    pub fn register_fenced(
+        &self,
+        broker: RegisterBrokerRecord,
+        policy: &ElectionPolicy,
+    ) -> io::Result<()> {
         self.change_partitions(|image| {
-            broker.broker_epoch = image.provenance.last_offset + 1;
-            broker.fenced = true;
-            Ok(vec![MetadataRecord::RegisterBroker(broker.clone())])
+            Ok(broker_heartbeat::register_fenced(
+                image,
+                broker.clone(),
+                policy,
+            ))
         })
     }
 
@@ -676,11 +682,7 @@ impl Catalog {
         policy: &ElectionPolicy,
     ) -> io::Result<bool> {
         self.decide_as_controller(|image| {
-            let current = image.brokers.get(&id);
-            if current.is_none_or(|b| b.fenced || b.epoch != epoch) {
-                return Ok((vec![], false));
-            }
-            Ok((election::broker_fenced(image, id, policy), true))
+            Ok(broker_heartbeat::fence_expired(image, id, epoch, policy))
         })
     }
 
@@ -1174,7 +1176,13 @@ fn place(
         } => {
             let start = (Uuid::new_v4().as_u128() % brokers.len().max(1) as u128) as usize;
             let lists = placement::place(brokers, *partitions, *replication_factor, start)?;
-            Ok(lists.into_iter().map(|r| (r.clone(), r)).collect())
+            // Kafka's createTopic: the ISR is the placed replicas on active brokers. A fenced
+            // one (registered, not yet unfenced) only makes up the numbers, and joins through
+            // its leader's AlterPartition once it fetches (or at once in one process).
+            lists
+                .into_iter()
+                .map(|r| Ok((r.clone(), placement::placed_in_sync(brokers, &r)?)))
+                .collect()
         }
         Assignment::Manual(lists) => {
             let rf = match replication_factor {

@@ -106,18 +106,41 @@ pub fn validate_manual(
     }
 }
 
-/// The in-sync replicas of a manual assignment: those on unfenced brokers (Kafka's
-/// `clusterControl::isActive`); none is INVALID_REPLICA_ASSIGNMENT.
+/// The replicas on active brokers, in order (registered, unfenced and not in controlled
+/// shutdown: Kafka's `ClusterControlManager.isActive`): a new partition's ISR, placed or
+/// assigned, as Kafka's `ReplicationControlManager.createTopic` makes it.
+pub fn in_sync(brokers: &BTreeMap<i32, BrokerRegistration>, replicas: &[i32]) -> Vec<i32> {
+    replicas
+        .iter()
+        .copied()
+        .filter(|b| (brokers.get(b)).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown))
+        .collect()
+}
+
+/// The in-sync replicas of a placed partition (`in_sync`); none (every broker fenced or in
+/// controlled shutdown) is INVALID_REPLICATION_FACTOR, Kafka's message.
+pub fn placed_in_sync(
+    brokers: &BTreeMap<i32, BrokerRegistration>,
+    replicas: &[i32],
+) -> Result<Vec<i32>, PlacementError> {
+    let isr = in_sync(brokers, replicas);
+    if isr.is_empty() {
+        return Err(PlacementError::ReplicationFactor(format!(
+            "Unable to replicate the partition {} time(s): All brokers are currently fenced or in controlled shutdown.",
+            replicas.len()
+        )));
+    }
+    Ok(isr)
+}
+
+/// The in-sync replicas of a manual assignment (`in_sync`); none is
+/// INVALID_REPLICA_ASSIGNMENT.
 pub fn active_replicas(
     brokers: &BTreeMap<i32, BrokerRegistration>,
     replicas: &[i32],
     partition: i32,
 ) -> Result<Vec<i32>, PlacementError> {
-    let isr: Vec<i32> = replicas
-        .iter()
-        .copied()
-        .filter(|b| brokers.get(b).is_some_and(|b| !b.fenced))
-        .collect();
+    let isr = in_sync(brokers, replicas);
     if isr.is_empty() {
         return Err(PlacementError::Assignment(format!(
             "All brokers specified in the manual partition assignment for partition {partition} are fenced or in controlled shutdown."
@@ -206,5 +229,23 @@ pub(crate) mod tests {
         }
         assert_eq!(active_replicas(&b, &[3, 1], 0).unwrap(), vec![1]);
         assert!(active_replicas(&b, &[3], 0).is_err());
+    }
+
+    /// A placed partition's ISR is its replicas on active brokers, as Kafka's createTopic has
+    /// it: a fenced broker (say, registered and not yet heartbeating) only makes up the
+    /// numbers; a broker in controlled shutdown is not in sync either.
+    #[test]
+    fn a_placed_partition_is_in_sync_on_active_brokers_only() {
+        let mut b = brokers(&[1, 2, 3], &[3]);
+        for r in place(&b, 3, 3, 0).unwrap() {
+            assert_eq!(placed_in_sync(&b, &r).unwrap(), r[..2].to_vec());
+        }
+        b.get_mut(&1).unwrap().in_controlled_shutdown = true;
+        assert_eq!(in_sync(&b, &[1, 2, 3]), vec![2]);
+        b.get_mut(&2).unwrap().in_controlled_shutdown = true;
+        assert!(matches!(
+            placed_in_sync(&b, &[1, 2, 3]),
+            Err(PlacementError::ReplicationFactor(_))
+        ));
     }
 }

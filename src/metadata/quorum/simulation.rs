@@ -5,6 +5,8 @@
 //! timeouts are random). After quiescence every node's image is the same, and every append that
 //! was acknowledged is in it.
 
+mod controller;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io;
@@ -293,9 +295,18 @@ async fn quiesce(sim: &Sim) -> i64 {
     offset
 }
 
+/// Where a run keeps its nodes' logs: in memory (/dev/shm) where the machine has it. A run
+/// waits on little but fsync otherwise, and a simulated crash keeps what the OS holds either way.
+fn sim_dir() -> tempfile::TempDir {
+    let shm = tempfile::Builder::new()
+        .prefix("gregor-sim")
+        .tempdir_in("/dev/shm");
+    shm.or_else(|_| tempfile::tempdir()).unwrap()
+}
+
 /// One seeded run: appends interleaved with message loss and delay and crashes of the leader.
 async fn run(seed: u64) {
-    let root = tempfile::tempdir().unwrap();
+    let root = sim_dir();
     let sim = Sim::new(seed, root.path());
     for id in 1..=3 {
         sim.start(id).await;
