@@ -209,10 +209,14 @@ impl Broker {
             true => Clock::manual(),
             false => Clock::system(),
         });
+        // Built now so that an inter-broker setting that does not work stops start-up.
+        let channel = crate::security::channel::ClientChannel::inter_broker(&config)
+            .map_err(io::Error::other)?;
         let replicas = config.quorum.as_ref().map(|q| {
             let replicas = Arc::new(ReplicaManager::new(
                 config.node_id,
                 q.replication.clone(),
+                channel,
                 Arc::clone(&clock),
                 Arc::clone(&purgatory),
             ));

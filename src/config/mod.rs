@@ -164,6 +164,7 @@ const USED: &[&str] = &[
     "queued.max.request.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
+    "sasl.mechanism.inter.broker.protocol",
     "sasl.oauthbearer.allow.unverified.audience",
     "sasl.oauthbearer.allow.unverified.issuer",
     "sasl.oauthbearer.clock.skew.seconds",
@@ -176,7 +177,9 @@ const USED: &[&str] = &[
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
+    "security.inter.broker.protocol",
     "ssl.client.auth",
+    "ssl.endpoint.identification.algorithm",
     "super.users",
     "ssl.enabled.protocols",
     "ssl.key.password",
@@ -460,9 +463,12 @@ pub struct QuorumSettings {
 /// Kafka's replica fetcher and ISR settings, with Kafka's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicationSettings {
-    /// inter.broker.listener.name: the listener followers reach their leaders on (default the
-    /// one named PLAINTEXT, as security.inter.broker.protocol's default, else the first).
+    /// inter.broker.listener.name, else security.inter.broker.protocol's name: the listener
+    /// brokers reach each other on (default the one named PLAINTEXT, else the first).
     pub inter_broker_listener: String,
+    /// sasl.mechanism.inter.broker.protocol (default GSSAPI, which gregor does not speak): how
+    /// this broker authenticates on a SASL inter-broker listener (see `security::channel`).
+    pub sasl_mechanism_inter_broker_protocol: String,
     /// replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR.
     pub lag_time_max_ms: i64,
     /// replica.fetch.wait.max.ms: how long a follower's fetch waits at the leader for data.
@@ -707,18 +713,55 @@ fn replication_settings(
     s: &Settings<'_>,
     listeners: &[ListenerConfig],
 ) -> Result<ReplicationSettings, ConfigError> {
-    let inter_broker_listener = match s.str("inter.broker.listener.name") {
-        Some(name) => name.trim().to_ascii_uppercase(),
-        None => listeners
+    // KafkaConfig.getInterBrokerListenerNameAndSecurityProtocol: the listener named, else the
+    // one named after security.inter.broker.protocol (default PLAINTEXT); not both.
+    let inter_broker_listener = match (
+        s.str("inter.broker.listener.name"),
+        s.str("security.inter.broker.protocol"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "security.inter.broker.protocol",
+                &s.str("security.inter.broker.protocol").unwrap_or_default(),
+                "only one of inter.broker.listener.name and security.inter.broker.protocol should be set",
+            ))
+        }
+        (Some(name), None) => name.trim().to_ascii_uppercase(),
+        (None, Some(protocol)) => SecurityProtocol::parse(&protocol)
+            .ok_or_else(|| {
+                invalid(
+                    "security.inter.broker.protocol",
+                    &protocol,
+                    "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                )
+            })?
+            .name()
+            .to_string(),
+        // Neither: Kafka's default is the listener named PLAINTEXT. gregor takes the first
+        // listener when there is none of that name, so that a process whose only listener is
+        // secured still starts (Kafka refuses it); its brokers then connect as that listener's
+        // settings say.
+        (None, None) => listeners
             .iter()
             .find(|l| l.name == "PLAINTEXT")
             .or(listeners.first())
             .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
     };
+    if !listeners.is_empty() && !listeners.iter().any(|l| l.name == inter_broker_listener) {
+        // KafkaConfig: the inter-broker listener must be one of the broker's listeners.
+        return Err(invalid(
+            "inter.broker.listener.name",
+            &inter_broker_listener,
+            "must be the name of a listener in listeners",
+        ));
+    }
     let int = |name: &str, default: i32| -> Result<i32, ConfigError> {
         Ok(s.positive_int(name)?.unwrap_or(default))
     };
     Ok(ReplicationSettings {
+        sasl_mechanism_inter_broker_protocol: s
+            .str("sasl.mechanism.inter.broker.protocol")
+            .map_or_else(|| "GSSAPI".to_string(), |m| m.trim().to_string()),
         inter_broker_listener,
         lag_time_max_ms: int("replica.lag.time.max.ms", 30_000)?.into(),
         fetch_wait_max_ms: int("replica.fetch.wait.max.ms", 500)?,
