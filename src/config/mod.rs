@@ -1596,6 +1596,61 @@ mod tests {
         assert!(load(&[&base[..], &["controller.quorum.voters="]].concat(), &[]).is_err());
     }
 
+    /// The inter-broker listener as KafkaConfig picks it: inter.broker.listener.name, else the
+    /// listener named by security.inter.broker.protocol (default PLAINTEXT); never both.
+    #[test]
+    fn the_inter_broker_listener_and_mechanism() {
+        let base = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            "controller.quorum.voters=1@127.0.0.1:9095",
+            "controller.listener.names=CONTROLLER",
+            "listeners=PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,INTERNAL:SSL,CONTROLLER:PLAINTEXT",
+        ];
+        let replication = |extra: &[&str]| {
+            load(&[&base[..], extra].concat(), &[]).map(|c| c.quorum.unwrap().replication)
+        };
+        let r = replication(&[]).unwrap();
+        assert_eq!(r.inter_broker_listener, "PLAINTEXT");
+        assert_eq!(r.sasl_mechanism_inter_broker_protocol, "GSSAPI");
+        let r = replication(&[
+            "security.inter.broker.protocol=SASL_SSL",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        ])
+        .unwrap();
+        assert_eq!(r.inter_broker_listener, "SASL_SSL");
+        assert_eq!(r.sasl_mechanism_inter_broker_protocol, "SCRAM-SHA-512");
+        let c = load(
+            &[
+                &base[..],
+                &[
+                    "inter.broker.listener.name=internal",
+                    "ssl.endpoint.identification.algorithm=",
+                ],
+            ]
+            .concat(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.quorum.unwrap().replication.inter_broker_listener,
+            "INTERNAL"
+        );
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        for bad in [
+            &[
+                "inter.broker.listener.name=INTERNAL",
+                "security.inter.broker.protocol=SSL",
+            ][..],
+            &["security.inter.broker.protocol=SASL_PLAINTEXT"],
+            &["security.inter.broker.protocol=TLS"],
+            &["inter.broker.listener.name=OTHER"],
+        ] {
+            assert!(replication(bad).is_err(), "{bad:?} is refused");
+        }
+    }
+
     /// process.roles=broker: an observer of the voters, never one of them, with no controller
     /// listener of its own; process.roles=controller: a voter with no broker listener.
     #[test]

@@ -433,6 +433,35 @@ pub(crate) mod tests {
             .plain_password_matches("alice", "alice-secret"));
     }
 
+    /// Kafka applies ssl.client.auth to a SASL_SSL listener only when set for that listener.
+    #[test]
+    fn sasl_ssl_takes_client_auth_from_its_own_setting_only() {
+        let data = format!("{}/src/security/testdata", env!("CARGO_MANIFEST_DIR"));
+        let (keystore, truststore) = (format!("{data}/server.jks"), format!("{data}/trust.jks"));
+        let tls = [
+            ("ssl.keystore.location", keystore.as_str()),
+            ("ssl.keystore.password", "store-secret"),
+            ("ssl.key.password", "key-secret"),
+            ("ssl.truststore.location", truststore.as_str()),
+            ("ssl.truststore.password", "trust-secret"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        ];
+        let client_auth = |protocol: &str, extra: (&str, &str)| {
+            let mut settings = tls.to_vec();
+            settings.push(extra);
+            listener(protocol, &settings)
+                .unwrap()
+                .tls
+                .unwrap()
+                .client_auth
+        };
+        let broker_wide = ("ssl.client.auth", "required");
+        assert_eq!(client_auth("SSL", broker_wide), tls::ClientAuth::Required);
+        assert_eq!(client_auth("SASL_SSL", broker_wide), tls::ClientAuth::None);
+        let own = ("listener.name.external.ssl.client.auth", "required");
+        assert_eq!(client_auth("SASL_SSL", own), tls::ClientAuth::Required);
+    }
+
     #[test]
     fn sasl_listener_errors() {
         // GSSAPI (Kafka's default) is not served; nor are validators gregor does not know.
