@@ -1042,13 +1042,15 @@ fn anonymous_may_use_topics() -> MetadataRecord {
 }
 
 /// What every node of the secured clusters shares: clients on EXTERNAL (PLAINTEXT), brokers on
-/// INTERNAL (`protocol`), TLS stores from `certs`, StandardAuthorizer with `super_user`, and a
+/// INTERNAL (`protocol`), the quorum on CONTROLLER over mutual TLS, TLS stores from `certs`
+/// (every node's certificate is CN=localhost's), StandardAuthorizer with `super_users`, and a
 /// short replica.lag.time.max.ms.
-fn secured(certs: &Certs, protocol: &str, super_user: &str) -> Result<Vec<(String, String)>> {
-    let map = format!("EXTERNAL:PLAINTEXT,INTERNAL:{protocol},CONTROLLER:PLAINTEXT");
+fn secured(certs: &Certs, protocol: &str, super_users: &str) -> Result<Vec<(String, String)>> {
+    let map = format!("EXTERNAL:PLAINTEXT,INTERNAL:{protocol},CONTROLLER:SSL");
     Ok([
         ("listener.security.protocol.map", map.as_str()),
         ("inter.broker.listener.name", "INTERNAL"),
+        ("listener.name.controller.ssl.client.auth", "required"),
         ("ssl.keystore.type", "PEM"),
         ("ssl.keystore.location", &certs.server_keystore()?),
         ("ssl.truststore.type", "PEM"),
@@ -1057,7 +1059,7 @@ fn secured(certs: &Certs, protocol: &str, super_user: &str) -> Result<Vec<(Strin
             "authorizer.class.name",
             "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         ),
-        ("super.users", super_user),
+        ("super.users", super_users),
         ("replica.lag.time.max.ms", "1000"),
     ]
     .iter()
@@ -1075,15 +1077,16 @@ fn broker_login(password: &str) -> String {
 
 /// Brokers replicate over a SASL_SSL inter-broker listener: each verifies the other's
 /// certificate and name (127.0.0.1) and logs in with SCRAM-SHA-512 as `broker`, a super user
-/// (a replica's fetch needs CLUSTER_ACTION); acks=all waits for the ISR. A broker whose
-/// password is wrong is refused: it gets no data and leaves the ISR while the others go on;
-/// restarted with the right one, it catches up and joins again.
+/// (a replica's fetch needs CLUSTER_ACTION; the quorum's callers are the certificate's
+/// principal, the other super user); acks=all waits for the ISR. A broker whose password is
+/// wrong is refused: it gets no data and leaves the ISR while the others go on; restarted with
+/// the right one, it catches up and joins again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_replicate_over_sasl_ssl_with_scram_and_a_wrong_password_is_refused() -> Result<()>
 {
     let _one = one_cluster().await;
     let certs = Certs::make()?;
-    let shared = secured(&certs, "SASL_SSL", "User:broker")?;
+    let shared = secured(&certs, "SASL_SSL", "User:broker;User:CN=localhost")?;
     let mut nodes = cluster_of("EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0", |id| {
         let password = if id == 3 {
             "not-the-password"
@@ -1147,7 +1150,8 @@ async fn brokers_replicate_over_sasl_ssl_with_scram_and_a_wrong_password_is_refu
 /// Mutual TLS between brokers: an SSL inter-broker listener with ssl.client.auth=required,
 /// where each broker presents its keystore's certificate as a client too, its subject its
 /// principal (User:CN=localhost), a super user. With min.insync.replicas=3, acks=all is answered
-/// only once both followers fetched over it.
+/// only once both followers fetched over it. The controller listener (mutual TLS too) serves a
+/// caller whose certificate is trusted only if its principal may CLUSTER_ACTION.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_replicate_over_mutual_tls() -> Result<()> {
     let _one = one_cluster().await;
@@ -1176,5 +1180,52 @@ async fn brokers_replicate_over_mutual_tls() -> Result<()> {
         ensure!(offsets(n, topic).0 == 3, "a follower lacks the records");
     }
     ensure!(isr(&nodes[0], topic) == [1, 2, 3]);
+
+    let (host, port) = (nodes[0].config.quorum.as_ref())
+        .and_then(|q| q.listen.clone())
+        .context("no controller listener")?;
+    let addr = format!("{host}:{port}").parse()?;
+    ensure!(
+        quorum_fetch(addr, &certs, "server").await?.is_some(),
+        "a super user's certificate is served"
+    );
+    ensure!(
+        quorum_fetch(addr, &certs, "client").await?.is_none(),
+        "User:CN=alice,OU=eng,O=acme may not CLUSTER_ACTION, yet the quorum answered"
+    );
     Ok(())
+}
+
+/// An observer's fetch of the metadata log (the quorum transport's own framing: a 4-byte length
+/// and JSON) sent to the controller listener at `addr` over TLS with `identity`'s certificate:
+/// the answer, or `None` when the connection closed without one.
+async fn quorum_fetch(
+    addr: std::net::SocketAddr,
+    certs: &Certs,
+    identity: &str,
+) -> Result<Option<Vec<u8>>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (chain, key) = certs.identity(identity)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(certs.roots()?)
+        .with_client_auth_cert(chain, key)?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let body = br#"{"Fetch":{"observer":99,"from_offset":0}}"#;
+    tls.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    tls.write_all(body).await?;
+    tls.flush().await?;
+    let mut len = [0u8; 4];
+    if tls.read_exact(&mut len).await.is_err() {
+        return Ok(None);
+    }
+    let mut answer = vec![0; u32::from_be_bytes(len) as usize];
+    tls.read_exact(&mut answer).await?;
+    Ok(Some(answer))
 }

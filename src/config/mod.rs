@@ -448,6 +448,10 @@ pub struct QuorumSettings {
     /// Where this node's controller listener binds (the `listeners` entry named in
     /// controller.listener.names); a broker-only process has none.
     pub listen: Option<(String, u16)>,
+    /// The controller listener (the first of controller.listener.names) with its security
+    /// protocol: how this process serves the quorum's RPCs and reaches the voters (see
+    /// `metadata::quorum::transport`).
+    pub controller_listener: ListenerConfig,
     /// broker.heartbeat.interval.ms: how often this node's broker heartbeats to the active
     /// controller (see `metadata::broker_heartbeat`).
     pub broker_heartbeat_interval_ms: u64,
@@ -692,10 +696,18 @@ fn quorum_settings(
             })?,
         ),
     };
+    // A process without controller.listener.names (which Kafka requires) reaches the voters
+    // over PLAINTEXT, as before.
+    let controller_listener =
+        listeners::controller_listener(|k| s.str(k))?.unwrap_or_else(|| ListenerConfig {
+            name: "CONTROLLER".into(),
+            ..ListenerConfig::plaintext("", 0)
+        });
     Ok(Some(QuorumSettings {
         roles,
         voters,
         listen,
+        controller_listener,
         broker_heartbeat_interval_ms: s
             .positive_int("broker.heartbeat.interval.ms")?
             .unwrap_or(2000) as u64,

@@ -31,8 +31,8 @@ use super::{jaas, ListenerSettings, SaslMechanism, SecurityError};
 use crate::config::{Config, ListenerConfig, SecurityProtocol};
 
 /// A byte stream to another broker.
-pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> ClientIo for T {}
 
 /// A connection a `ClientChannel` made: TCP, or TLS over TCP.
 pub type ClientStream = Box<dyn ClientIo>;
@@ -138,6 +138,16 @@ impl ClientChannel {
             tls,
             sasl,
         })
+    }
+
+    /// A PLAINTEXT listener's client side.
+    pub fn plaintext(listener: &str) -> ClientChannel {
+        ClientChannel {
+            listener: listener.to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+            sasl: None,
+        }
     }
 
     /// The channel of a broker in a cluster of processes to the others' inter-broker listener
