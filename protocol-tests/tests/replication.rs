@@ -1067,6 +1067,15 @@ fn secured(certs: &Certs, protocol: &str, super_users: &str) -> Result<Vec<(Stri
     .collect())
 }
 
+/// `create_replicated` with `min.insync.replicas`, once node 1 leads it.
+async fn create_led_by_node_1(nodes: &[TestBroker], topic: &str, min_isr: &str) -> Result<()> {
+    create_replicated(&nodes[0], topic, &[("min.insync.replicas", min_isr)]).await?;
+    until("node 1 leads", || {
+        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await
+}
+
 const INTERNAL_SCRAM_JAAS: &str = "listener.name.internal.scram-sha-512.sasl.jaas.config";
 
 fn broker_login(password: &str) -> String {
@@ -1118,11 +1127,7 @@ async fn brokers_replicate_over_sasl_ssl_with_scram_and_a_wrong_password_is_refu
     )
     .await?;
     let topic = "over-scram";
-    create_replicated(&nodes[0], topic, &[("min.insync.replicas", "2")]).await?;
-    until("node 1 leads", || {
-        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
-    })
-    .await?;
+    create_led_by_node_1(&nodes, topic, "2").await?;
     until("node 3 leaves the ISR", || isr(&nodes[0], topic) == [1, 2]).await?;
     let mut leader = nodes[0].client_on("EXTERNAL").await?;
     for i in 0..3 {
@@ -1167,11 +1172,7 @@ async fn brokers_replicate_over_mutual_tls() -> Result<()> {
     .await?;
     commit(&nodes[0], vec![anonymous_may_use_topics()]).await?;
     let topic = "over-mtls";
-    create_replicated(&nodes[0], topic, &[("min.insync.replicas", "3")]).await?;
-    until("node 1 leads", || {
-        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
-    })
-    .await?;
+    create_led_by_node_1(&nodes, topic, "3").await?;
     let mut leader = nodes[0].client_on("EXTERNAL").await?;
     for i in 0..3 {
         ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == i);
@@ -1228,4 +1229,39 @@ async fn quorum_fetch(
     let mut answer = vec![0; u32::from_be_bytes(len) as usize];
     tls.read_exact(&mut answer).await?;
     Ok(Some(answer))
+}
+
+/// PLAIN over SASL_PLAINTEXT between brokers, as Kafka's docs configure it: one JAAS entry holds
+/// the broker's own `username`/`password` and the `user_<name>` passwords it checks others by.
+/// acks=all with min.insync.replicas=3 is answered once both followers logged in and fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_replicate_over_sasl_plaintext_with_plain() -> Result<()> {
+    let _one = one_cluster().await;
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret";"#;
+    let listeners = "EXTERNAL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0";
+    let nodes = cluster_of(listeners, |_| {
+        [
+            (
+                "listener.security.protocol.map",
+                "EXTERNAL:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            // The listener named after the protocol, as Kafka's security docs set it up.
+            ("security.inter.broker.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    })
+    .await?;
+    let topic = "over-plain";
+    create_led_by_node_1(&nodes, topic, "3").await?;
+    let mut leader = nodes[0].client_on("EXTERNAL").await?;
+    ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == 0);
+    for n in &nodes[1..] {
+        ensure!(offsets(n, topic).0 == 1, "a follower lacks the record");
+    }
+    Ok(())
 }

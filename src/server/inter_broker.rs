@@ -117,12 +117,19 @@ impl BrokerConnection {
                 ),
             )
         };
-        let version = self
-            .version(ApiKey::SaslAuthenticate, 0..=2)
-            .ok_or_else(|| refused("it serves no SaslAuthenticate".into()))?;
+        // v1 handshakes carry the tokens in SaslAuthenticate requests (KIP-152); every broker
+        // since Kafka 1.0 serves both.
+        let (Some(handshake_version), Some(version)) = (
+            self.version(ApiKey::SaslHandshake, 1..=1),
+            self.version(ApiKey::SaslAuthenticate, 0..=2),
+        ) else {
+            return Err(refused(
+                "it serves no SaslHandshake v1 and SaslAuthenticate".into(),
+            ));
+        };
         let handshake = SaslHandshakeRequest::default()
             .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name()));
-        let answer = self.exchange(1, &handshake).await?;
+        let answer = self.exchange(handshake_version, &handshake).await?;
         if answer.error_code != errors::NONE {
             let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(refused(format!(
