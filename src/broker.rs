@@ -149,7 +149,7 @@ impl Broker {
         let catalog = match &config.quorum {
             None => Catalog::open_node(storage, &dir, config.node_id, log_config, clean, now_ms())?,
             Some(q) => {
-                let log = open_quorum(&storage, &dir, config.node_id, q, clean)?;
+                let log = open_quorum(&storage, &dir, &config, q, clean)?;
                 Catalog::open_with_log(
                     storage,
                     log,
@@ -209,10 +209,14 @@ impl Broker {
             true => Clock::manual(),
             false => Clock::system(),
         });
+        // Built now so that an inter-broker setting that does not work stops start-up.
+        let channel = crate::security::channel::ClientChannel::inter_broker(&config)
+            .map_err(io::Error::other)?;
         let replicas = config.quorum.as_ref().map(|q| {
             let replicas = Arc::new(ReplicaManager::new(
                 config.node_id,
                 q.replication.clone(),
+                channel,
                 Arc::clone(&clock),
                 Arc::clone(&purgatory),
             ));
@@ -764,12 +768,14 @@ fn quorum_cluster_id(q: &crate::config::QuorumSettings) -> String {
 fn open_quorum(
     storage: &Arc<dyn crate::log::storage::Storage>,
     dir: &Path,
-    node_id: i32,
+    config: &Config,
     q: &crate::config::QuorumSettings,
     clean: bool,
 ) -> io::Result<Box<dyn crate::metadata::metadata_log::MetadataLog>> {
     use crate::metadata::quorum::observer::ObserverMetadataLog;
     use crate::metadata::quorum::{log_store::QuorumLogStore, QuorumNode, RaftMetadataLog};
+    let node_id = config.node_id;
+    let security = quorum_security(config, q)?;
     let voters = q
         .voters
         .iter()
@@ -783,7 +789,8 @@ fn open_quorum(
         .collect();
     let Some((host, port)) = &q.listen else {
         tracing::info!(node = node_id, "observing the metadata quorum");
-        let log = ObserverMetadataLog::start(node_id, voters).map_err(io::Error::other)?;
+        let log = ObserverMetadataLog::start(node_id, voters, security.channel)
+            .map_err(io::Error::other)?;
         tracing::info!(node = node_id, "the metadata quorum has a leader");
         return Ok(Box::new(log));
     };
@@ -792,10 +799,47 @@ fn open_quorum(
     let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
-    let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters)
+    let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters, security)
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, "the metadata quorum has a leader");
     Ok(Box::new(log))
+}
+
+/// How the quorum's connections are secured, from the controller listener's settings (see
+/// `metadata::quorum::transport`): its client side for every process, its TLS side for a voter,
+/// and the authorizer's check of callers.
+fn quorum_security(
+    config: &Config,
+    q: &crate::config::QuorumSettings,
+) -> io::Result<crate::metadata::quorum::transport::Security> {
+    use crate::security::{channel::ClientChannel, tls::TlsSettings, ListenerSettings};
+    let listener = &q.controller_listener;
+    if listener.protocol.is_sasl() {
+        return Err(io::Error::other(format!(
+            "controller listener {}: {} is not served by gregor's quorum transport (its own framing carries no SASL exchange): use SSL (with listener.name.{}.ssl.client.auth=required for mutual TLS) or PLAINTEXT",
+            listener.name,
+            listener.protocol.name(),
+            listener.name.to_ascii_lowercase()
+        )));
+    }
+    // No SASL, so no mechanism.
+    let channel =
+        ClientChannel::build(listener, &config.explicit, "GSSAPI").map_err(io::Error::other)?;
+    let tls = match q.roles.is_controller() && listener.protocol.is_tls() {
+        true => {
+            let s = ListenerSettings {
+                listener,
+                settings: &config.explicit,
+            };
+            Some(TlsSettings::build(&s).map_err(io::Error::other)?)
+        }
+        false => None,
+    };
+    Ok(crate::metadata::quorum::transport::Security {
+        channel: Arc::new(channel),
+        tls,
+        authorizer: config.authorizer.clone(),
+    })
 }
 
 fn load_or_create_meta(dir: &Path, node_id: i32, shared_id: Option<String>) -> io::Result<String> {

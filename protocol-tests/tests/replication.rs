@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use common::*;
-use gregor::metadata::records::{ConfigRecord, MetadataRecord, PartitionRecord, RESOURCE_TOPIC};
+use gregor::metadata::records::{
+    AccessControlEntryRecord, ConfigRecord, MetadataRecord, PartitionRecord,
+    UserScramCredentialRecord, RESOURCE_TOPIC,
+};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
@@ -26,13 +29,26 @@ async fn cluster() -> Result<Vec<TestBroker>> {
 
 /// `cluster` with more settings on every node.
 async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
+    let extra: Vec<(String, String)> = (extra.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    cluster_of("PLAINTEXT://127.0.0.1:0", |_| extra.clone()).await
+}
+
+/// Three processes whose broker listeners are `broker_listeners` (port 0), with node `id`'s own
+/// settings `node(id)` besides the quorum's.
+async fn cluster_of(
+    broker_listeners: &str,
+    node: impl Fn(i32) -> Vec<(String, String)>,
+) -> Result<Vec<TestBroker>> {
     let (controller_ports, voters) = three_voters()?;
     let start = |id: i32| {
         let voters = voters.clone();
         let listeners = format!(
-            "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+            "{broker_listeners},CONTROLLER://127.0.0.1:{}",
             controller_ports[id as usize - 1]
         );
+        let extra = node(id);
         async move {
             let node = id.to_string();
             let mut props = vec![
@@ -45,7 +61,7 @@ async fn cluster_with(extra: &[(&str, &str)]) -> Result<Vec<TestBroker>> {
                 ("replica.fetch.wait.max.ms", "100"),
                 ("replica.fetch.backoff.ms", "100"),
             ];
-            props.extend_from_slice(extra);
+            props.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             TestBroker::start_with_properties(&props).await
         }
     };
@@ -990,5 +1006,262 @@ async fn concurrent_writes_through_different_processes_are_decided_once() -> Res
         distinct.len() == pids.len(),
         "producer ids handed out twice: {pids:?}"
     );
+    Ok(())
+}
+
+// ----- Security between the brokers (inter.broker.listener.name on TLS and SASL) -----
+
+/// A SCRAM-SHA-512 credential for `user`, as AlterUserScramCredentials (kafka-configs) stores it.
+fn scram_credential(user: &str, password: &str) -> MetadataRecord {
+    use gregor::security::scram::{ScramCredential, ScramMechanism};
+    let m = ScramMechanism::Sha512;
+    let c = ScramCredential::from_password(m, password, b"inter-broker-salt", 4096);
+    MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+        name: user.into(),
+        mechanism: m.type_id(),
+        salt: c.salt,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+        iterations: c.iterations,
+    })
+}
+
+/// An ACL letting the test's clients (User:ANONYMOUS on the plaintext listener) do anything to
+/// every topic, as `kafka-acls --add --allow-principal User:ANONYMOUS --operation All --topic '*'`.
+fn anonymous_may_use_topics() -> MetadataRecord {
+    MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+        id: Uuid::new_v4(),
+        resource_type: 2, // TOPIC
+        resource_name: "*".into(),
+        pattern_type: 3, // LITERAL
+        principal: "User:ANONYMOUS".into(),
+        host: "*".into(),
+        operation: 2,       // ALL
+        permission_type: 3, // ALLOW
+    })
+}
+
+/// What every node of the secured clusters shares: clients on EXTERNAL (PLAINTEXT), brokers on
+/// INTERNAL (`protocol`), the quorum on CONTROLLER over mutual TLS, TLS stores from `certs`
+/// (every node's certificate is CN=localhost's), StandardAuthorizer with `super_users`, and a
+/// short replica.lag.time.max.ms.
+fn secured(certs: &Certs, protocol: &str, super_users: &str) -> Result<Vec<(String, String)>> {
+    let map = format!("EXTERNAL:PLAINTEXT,INTERNAL:{protocol},CONTROLLER:SSL");
+    Ok([
+        ("listener.security.protocol.map", map.as_str()),
+        ("inter.broker.listener.name", "INTERNAL"),
+        ("listener.name.controller.ssl.client.auth", "required"),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", &certs.server_keystore()?),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", &certs.path("ca.pem")),
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", super_users),
+        ("replica.lag.time.max.ms", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect())
+}
+
+/// `create_replicated` with `min.insync.replicas`, once node 1 leads it.
+async fn create_led_by_node_1(nodes: &[TestBroker], topic: &str, min_isr: &str) -> Result<()> {
+    create_replicated(&nodes[0], topic, &[("min.insync.replicas", min_isr)]).await?;
+    until("node 1 leads", || {
+        partition(&nodes[0], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await
+}
+
+const INTERNAL_SCRAM_JAAS: &str = "listener.name.internal.scram-sha-512.sasl.jaas.config";
+
+fn broker_login(password: &str) -> String {
+    format!(
+        r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="{password}";"#
+    )
+}
+
+/// Brokers replicate over a SASL_SSL inter-broker listener: each verifies the other's
+/// certificate and name (127.0.0.1) and logs in with SCRAM-SHA-512 as `broker`, a super user
+/// (a replica's fetch needs CLUSTER_ACTION; the quorum's callers are the certificate's
+/// principal, the other super user); acks=all waits for the ISR. A broker whose password is
+/// wrong is refused: it gets no data and leaves the ISR while the others go on; restarted with
+/// the right one, it catches up and joins again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_replicate_over_sasl_ssl_with_scram_and_a_wrong_password_is_refused() -> Result<()>
+{
+    let _one = one_cluster().await;
+    let certs = Certs::make()?;
+    let shared = secured(&certs, "SASL_SSL", "User:broker;User:CN=localhost")?;
+    let mut nodes = cluster_of("EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0", |id| {
+        let password = if id == 3 {
+            "not-the-password"
+        } else {
+            "broker-secret"
+        };
+        let mut props = shared.clone();
+        props.extend(
+            [
+                ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+                (
+                    "listener.name.internal.sasl.enabled.mechanisms",
+                    "SCRAM-SHA-512",
+                ),
+                (INTERNAL_SCRAM_JAAS, &broker_login(password)),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        props
+    })
+    .await?;
+    commit(
+        &nodes[0],
+        vec![
+            scram_credential("broker", "broker-secret"),
+            anonymous_may_use_topics(),
+        ],
+    )
+    .await?;
+    let topic = "over-scram";
+    create_led_by_node_1(&nodes, topic, "2").await?;
+    until("node 3 leaves the ISR", || isr(&nodes[0], topic) == [1, 2]).await?;
+    let mut leader = nodes[0].client_on("EXTERNAL").await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == i);
+        let (_, hw, _) = offsets(&nodes[0], topic);
+        ensure!(hw == i + 1, "acks=all answered before the ISR had it: {hw}");
+    }
+    ensure!(offsets(&nodes[1], topic).0 >= 3, "node 2 replicated");
+    ensure!(
+        offsets(&nodes[2], topic).0 == 0 && isr(&nodes[0], topic) == [1, 2],
+        "node 3 replicated without logging in"
+    );
+
+    nodes[2].crash().await;
+    (nodes[2].config.explicit).insert(INTERNAL_SCRAM_JAAS.into(), broker_login("broker-secret"));
+    nodes[2].start_again().await?;
+    until("node 3 joins the ISR", || {
+        isr(&nodes[0], topic) == [1, 2, 3]
+    })
+    .await?;
+    ensure!(offsets(&nodes[2], topic).0 == 3, "node 3 caught up");
+    Ok(())
+}
+
+/// Mutual TLS between brokers: an SSL inter-broker listener with ssl.client.auth=required,
+/// where each broker presents its keystore's certificate as a client too, its subject its
+/// principal (User:CN=localhost), a super user. With min.insync.replicas=3, acks=all is answered
+/// only once both followers fetched over it. The controller listener (mutual TLS too) serves a
+/// caller whose certificate is trusted only if its principal may CLUSTER_ACTION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_replicate_over_mutual_tls() -> Result<()> {
+    let _one = one_cluster().await;
+    let certs = Certs::make()?;
+    let mut shared = secured(&certs, "SSL", "User:CN=localhost")?;
+    shared.push((
+        "listener.name.internal.ssl.client.auth".into(),
+        "required".into(),
+    ));
+    let nodes = cluster_of("EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0", |_| {
+        shared.clone()
+    })
+    .await?;
+    commit(&nodes[0], vec![anonymous_may_use_topics()]).await?;
+    let topic = "over-mtls";
+    create_led_by_node_1(&nodes, topic, "3").await?;
+    let mut leader = nodes[0].client_on("EXTERNAL").await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == i);
+    }
+    for n in &nodes[1..] {
+        ensure!(offsets(n, topic).0 == 3, "a follower lacks the records");
+    }
+    ensure!(isr(&nodes[0], topic) == [1, 2, 3]);
+
+    let (host, port) = (nodes[0].config.quorum.as_ref())
+        .and_then(|q| q.listen.clone())
+        .context("no controller listener")?;
+    let addr = format!("{host}:{port}").parse()?;
+    ensure!(
+        quorum_fetch(addr, &certs, "server").await?.is_some(),
+        "a super user's certificate is served"
+    );
+    ensure!(
+        quorum_fetch(addr, &certs, "client").await?.is_none(),
+        "User:CN=alice,OU=eng,O=acme may not CLUSTER_ACTION, yet the quorum answered"
+    );
+    Ok(())
+}
+
+/// An observer's fetch of the metadata log (the quorum transport's own framing: a 4-byte length
+/// and JSON) sent to the controller listener at `addr` over TLS with `identity`'s certificate:
+/// the answer, or `None` when the connection closed without one.
+async fn quorum_fetch(
+    addr: std::net::SocketAddr,
+    certs: &Certs,
+    identity: &str,
+) -> Result<Option<Vec<u8>>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (chain, key) = certs.identity(identity)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(certs.roots()?)
+        .with_client_auth_cert(chain, key)?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let body = br#"{"Fetch":{"observer":99,"from_offset":0}}"#;
+    tls.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    tls.write_all(body).await?;
+    tls.flush().await?;
+    let mut len = [0u8; 4];
+    if tls.read_exact(&mut len).await.is_err() {
+        return Ok(None);
+    }
+    let mut answer = vec![0; u32::from_be_bytes(len) as usize];
+    tls.read_exact(&mut answer).await?;
+    Ok(Some(answer))
+}
+
+/// PLAIN over SASL_PLAINTEXT between brokers, as Kafka's docs configure it: one JAAS entry holds
+/// the broker's own `username`/`password` and the `user_<name>` passwords it checks others by.
+/// acks=all with min.insync.replicas=3 is answered once both followers logged in and fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_replicate_over_sasl_plaintext_with_plain() -> Result<()> {
+    let _one = one_cluster().await;
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret";"#;
+    let listeners = "EXTERNAL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0";
+    let nodes = cluster_of(listeners, |_| {
+        [
+            (
+                "listener.security.protocol.map",
+                "EXTERNAL:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ),
+            // The listener named after the protocol, as Kafka's security docs set it up.
+            ("security.inter.broker.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    })
+    .await?;
+    let topic = "over-plain";
+    create_led_by_node_1(&nodes, topic, "3").await?;
+    let mut leader = nodes[0].client_on("EXTERNAL").await?;
+    ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == 0);
+    for n in &nodes[1..] {
+        ensure!(offsets(n, topic).0 == 1, "a follower lacks the record");
+    }
     Ok(())
 }

@@ -140,36 +140,64 @@ fn protocol_map(map: Option<&str>) -> Result<Vec<(String, SecurityProtocol)>, Co
         .collect()
 }
 
+/// The names `controller.listener.names` lists, upper case.
+fn controller_names(get: &impl Fn(&str) -> Option<String>) -> Vec<String> {
+    get("controller.listener.names")
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().to_ascii_uppercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
 /// Where the controller listener binds: the first `listeners` entry that
 /// `controller.listener.names` names (the quorum's RPCs; see `metadata::quorum::transport`).
 pub fn controller_endpoint(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<(String, u16)>, ConfigError> {
-    let names: Vec<String> = get("controller.listener.names")
-        .unwrap_or_default()
-        .split(',')
-        .map(|n| n.trim().to_ascii_uppercase())
-        .filter(|n| !n.is_empty())
-        .collect();
-    let Some(list) = get("listeners") else {
+    Ok(controller_listener(get)?
+        .filter(|l| l.port != 0 || !l.host.is_empty())
+        .map(|l| (l.host, l.port)))
+}
+
+/// The controller listener as its clients and server see it: the first `listeners` entry that
+/// `controller.listener.names` names where this process listens on one (a voter), else the
+/// first name there (what a broker-only process connects to, Kafka's RaftManager's choice; no
+/// host or port); its security protocol from `listener.security.protocol.map`, PLAINTEXT when
+/// the map does not name it (Kafka gives controller listeners PLAINTEXT when the map is not set
+/// and nothing is secured, and refuses a map without them; gregor takes PLAINTEXT either way).
+pub fn controller_listener(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<ListenerConfig>, ConfigError> {
+    let names = controller_names(&get);
+    let Some(first) = names.first() else {
         return Ok(None);
     };
-    Ok(endpoints("listeners", &list)?
-        .into_iter()
-        .find(|(name, _, _)| names.contains(name))
-        .map(|(_, host, port)| (host, port)))
+    let bound = match get("listeners") {
+        Some(list) => endpoints("listeners", &list)?
+            .into_iter()
+            .find(|(name, _, _)| names.contains(name)),
+        None => None,
+    };
+    let (name, host, port) = bound.unwrap_or_else(|| (first.clone(), String::new(), 0));
+    let map = protocol_map(get("listener.security.protocol.map").as_deref())?;
+    let protocol = (map.iter())
+        .find(|(n, _)| *n == name)
+        .map_or(SecurityProtocol::Plaintext, |(_, p)| *p);
+    Ok(Some(ListenerConfig {
+        name,
+        protocol,
+        host,
+        port,
+        advertised: None,
+    }))
 }
 
 /// The listeners the settings describe (see the module comment). `get` looks a setting up.
 pub fn listeners(get: impl Fn(&str) -> Option<String>) -> Result<Vec<ListenerConfig>, ConfigError> {
     let map = protocol_map(get("listener.security.protocol.map").as_deref())?;
-    let controllers: Vec<String> = get("controller.listener.names")
-        .unwrap_or_default()
-        .split(',')
-        .map(|n| n.trim().to_ascii_uppercase())
-        .filter(|n| !n.is_empty())
-        .chain(["CONTROLLER".to_string()])
-        .collect();
+    let mut controllers = controller_names(&get);
+    controllers.push("CONTROLLER".to_string());
     // Without `listeners`, Kafka's default PLAINTEXT listener (whose advertised address
     // `advertised.listeners` may still set).
     let list = get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092".to_string());

@@ -164,6 +164,7 @@ const USED: &[&str] = &[
     "queued.max.request.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
+    "sasl.mechanism.inter.broker.protocol",
     "sasl.oauthbearer.allow.unverified.audience",
     "sasl.oauthbearer.allow.unverified.issuer",
     "sasl.oauthbearer.clock.skew.seconds",
@@ -176,7 +177,9 @@ const USED: &[&str] = &[
     "sasl.server.max.receive.size",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
+    "security.inter.broker.protocol",
     "ssl.client.auth",
+    "ssl.endpoint.identification.algorithm",
     "super.users",
     "ssl.enabled.protocols",
     "ssl.key.password",
@@ -445,6 +448,10 @@ pub struct QuorumSettings {
     /// Where this node's controller listener binds (the `listeners` entry named in
     /// controller.listener.names); a broker-only process has none.
     pub listen: Option<(String, u16)>,
+    /// The controller listener (the first of controller.listener.names) with its security
+    /// protocol: how this process serves the quorum's RPCs and reaches the voters (see
+    /// `metadata::quorum::transport`).
+    pub controller_listener: ListenerConfig,
     /// broker.heartbeat.interval.ms: how often this node's broker heartbeats to the active
     /// controller (see `metadata::broker_heartbeat`).
     pub broker_heartbeat_interval_ms: u64,
@@ -460,9 +467,12 @@ pub struct QuorumSettings {
 /// Kafka's replica fetcher and ISR settings, with Kafka's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicationSettings {
-    /// inter.broker.listener.name: the listener followers reach their leaders on (default the
-    /// one named PLAINTEXT, as security.inter.broker.protocol's default, else the first).
+    /// inter.broker.listener.name, else security.inter.broker.protocol's name: the listener
+    /// brokers reach each other on (default the one named PLAINTEXT, else the first).
     pub inter_broker_listener: String,
+    /// sasl.mechanism.inter.broker.protocol (default GSSAPI, which gregor does not speak): how
+    /// this broker authenticates on a SASL inter-broker listener (see `security::channel`).
+    pub sasl_mechanism_inter_broker_protocol: String,
     /// replica.lag.time.max.ms: a follower not caught up for this long leaves the ISR.
     pub lag_time_max_ms: i64,
     /// replica.fetch.wait.max.ms: how long a follower's fetch waits at the leader for data.
@@ -686,10 +696,18 @@ fn quorum_settings(
             })?,
         ),
     };
+    // A process without controller.listener.names (which Kafka requires) reaches the voters
+    // over PLAINTEXT, as before.
+    let controller_listener =
+        listeners::controller_listener(|k| s.str(k))?.unwrap_or_else(|| ListenerConfig {
+            name: "CONTROLLER".into(),
+            ..ListenerConfig::plaintext("", 0)
+        });
     Ok(Some(QuorumSettings {
         roles,
         voters,
         listen,
+        controller_listener,
         broker_heartbeat_interval_ms: s
             .positive_int("broker.heartbeat.interval.ms")?
             .unwrap_or(2000) as u64,
@@ -707,18 +725,55 @@ fn replication_settings(
     s: &Settings<'_>,
     listeners: &[ListenerConfig],
 ) -> Result<ReplicationSettings, ConfigError> {
-    let inter_broker_listener = match s.str("inter.broker.listener.name") {
-        Some(name) => name.trim().to_ascii_uppercase(),
-        None => listeners
+    // KafkaConfig.getInterBrokerListenerNameAndSecurityProtocol: the listener named, else the
+    // one named after security.inter.broker.protocol (default PLAINTEXT); not both.
+    let inter_broker_listener = match (
+        s.str("inter.broker.listener.name"),
+        s.str("security.inter.broker.protocol"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "security.inter.broker.protocol",
+                &s.str("security.inter.broker.protocol").unwrap_or_default(),
+                "only one of inter.broker.listener.name and security.inter.broker.protocol should be set",
+            ))
+        }
+        (Some(name), None) => name.trim().to_ascii_uppercase(),
+        (None, Some(protocol)) => SecurityProtocol::parse(&protocol)
+            .ok_or_else(|| {
+                invalid(
+                    "security.inter.broker.protocol",
+                    &protocol,
+                    "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                )
+            })?
+            .name()
+            .to_string(),
+        // Neither: Kafka's default is the listener named PLAINTEXT. gregor takes the first
+        // listener when there is none of that name, so that a process whose only listener is
+        // secured still starts (Kafka refuses it); its brokers then connect as that listener's
+        // settings say.
+        (None, None) => listeners
             .iter()
             .find(|l| l.name == "PLAINTEXT")
             .or(listeners.first())
             .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
     };
+    if !listeners.is_empty() && !listeners.iter().any(|l| l.name == inter_broker_listener) {
+        // KafkaConfig: the inter-broker listener must be one of the broker's listeners.
+        return Err(invalid(
+            "inter.broker.listener.name",
+            &inter_broker_listener,
+            "must be the name of a listener in listeners",
+        ));
+    }
     let int = |name: &str, default: i32| -> Result<i32, ConfigError> {
         Ok(s.positive_int(name)?.unwrap_or(default))
     };
     Ok(ReplicationSettings {
+        sasl_mechanism_inter_broker_protocol: s
+            .str("sasl.mechanism.inter.broker.protocol")
+            .map_or_else(|| "GSSAPI".to_string(), |m| m.trim().to_string()),
         inter_broker_listener,
         lag_time_max_ms: int("replica.lag.time.max.ms", 30_000)?.into(),
         fetch_wait_max_ms: int("replica.fetch.wait.max.ms", 500)?,
@@ -1551,6 +1606,61 @@ mod tests {
             assert!(with(bad).is_err(), "{bad} is refused");
         }
         assert!(load(&[&base[..], &["controller.quorum.voters="]].concat(), &[]).is_err());
+    }
+
+    /// The inter-broker listener as KafkaConfig picks it: inter.broker.listener.name, else the
+    /// listener named by security.inter.broker.protocol (default PLAINTEXT); never both.
+    #[test]
+    fn the_inter_broker_listener_and_mechanism() {
+        let base = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            "controller.quorum.voters=1@127.0.0.1:9095",
+            "controller.listener.names=CONTROLLER",
+            "listeners=PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,INTERNAL:SSL,CONTROLLER:PLAINTEXT",
+        ];
+        let replication = |extra: &[&str]| {
+            load(&[&base[..], extra].concat(), &[]).map(|c| c.quorum.unwrap().replication)
+        };
+        let r = replication(&[]).unwrap();
+        assert_eq!(r.inter_broker_listener, "PLAINTEXT");
+        assert_eq!(r.sasl_mechanism_inter_broker_protocol, "GSSAPI");
+        let r = replication(&[
+            "security.inter.broker.protocol=SASL_SSL",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        ])
+        .unwrap();
+        assert_eq!(r.inter_broker_listener, "SASL_SSL");
+        assert_eq!(r.sasl_mechanism_inter_broker_protocol, "SCRAM-SHA-512");
+        let c = load(
+            &[
+                &base[..],
+                &[
+                    "inter.broker.listener.name=internal",
+                    "ssl.endpoint.identification.algorithm=",
+                ],
+            ]
+            .concat(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.quorum.unwrap().replication.inter_broker_listener,
+            "INTERNAL"
+        );
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        for bad in [
+            &[
+                "inter.broker.listener.name=INTERNAL",
+                "security.inter.broker.protocol=SSL",
+            ][..],
+            &["security.inter.broker.protocol=SASL_PLAINTEXT"],
+            &["security.inter.broker.protocol=TLS"],
+            &["inter.broker.listener.name=OTHER"],
+        ] {
+            assert!(replication(bad).is_err(), "{bad:?} is refused");
+        }
     }
 
     /// process.roles=broker: an observer of the voters, never one of them, with no controller

@@ -15,12 +15,6 @@ use std::time::Duration;
 const MAX_JWKS_BYTES: usize = 1 << 20;
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
-/// Where Linux distributions keep the system's CA bundle.
-const SYSTEM_CA_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// An http(s) JWKS endpoint and how to reach it.
 #[derive(Clone)]
@@ -232,34 +226,15 @@ fn dechunk(mut rest: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// The TLS client config of an https endpoint.
+/// The TLS client config of an https endpoint: its truststore from the JAAS options, else the
+/// system's CA bundle.
 fn client_config(jaas_options: &BTreeMap<String, String>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let has_truststore = jaas_options
-        .keys()
-        .any(|k| k == "ssl.truststore.location" || k == "ssl.truststore.certificates");
-    if has_truststore {
-        let listener = crate::config::ListenerConfig::plaintext("", 0);
-        let settings = super::ListenerSettings {
-            listener: &listener,
-            settings: jaas_options,
-        };
-        for cert in super::keystore::truststore(&settings).map_err(|e| e.to_string())? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("bad CA certificate: {e}"))?;
-        }
-    } else {
-        let bundle = SYSTEM_CA_BUNDLES
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .ok_or("no truststore: set ssl.truststore.location in the OAuthBearerLoginModule's JAAS options (no system CA bundle found)")?;
-        let blocks = super::keystore::pem_blocks(&bundle)?;
-        for (_, der) in blocks.into_iter().filter(|(l, _)| l == "CERTIFICATE") {
-            // A bundle may hold certificates webpki cannot use; the others still serve.
-            let _ = roots.add(der.into());
-        }
-    }
+    let listener = crate::config::ListenerConfig::plaintext("", 0);
+    let settings = super::ListenerSettings {
+        listener: &listener,
+        settings: jaas_options,
+    };
+    let roots = super::tls::client_roots(&settings).map_err(|e| e.to_string())?;
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)

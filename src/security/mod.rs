@@ -9,12 +9,14 @@
 //! - `keystore`: JKS, PKCS12 and PEM keystores and truststores (`ssl.keystore.*`,
 //!   `ssl.truststore.*`).
 //! - `tls`: rustls server configs from Kafka's `ssl.*` settings; client certificate principals,
-//!   mapped by `ssl_principal_mapper` (ssl.principal.mapping.rules).
+//!   mapped by `ssl_principal_mapper` (ssl.principal.mapping.rules); the client side's config.
+//! - `channel`: this broker as a client of another broker's listener (inter-broker TLS and SASL).
 //!
 //! The SASL exchange itself (SaslHandshake, SaslAuthenticate and the gate before it) is in
 //! `protocol::sasl`, where requests are dispatched.
 
 pub mod authorizer;
+pub mod channel;
 pub mod jaas;
 pub mod jwks;
 pub mod keystore;
@@ -136,12 +138,25 @@ pub struct ListenerSettings<'a> {
 
 impl ListenerSettings<'_> {
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_raw(name).filter(|v| !v.is_empty())
+    }
+
+    /// `listener.name.<l>.<name>` alone (settings Kafka reads for a listener only when set
+    /// for it).
+    pub fn get_prefixed(&self, name: &str) -> Option<&str> {
         let prefixed = format!("{}{name}", self.listener.config_prefix());
-        self.settings
-            .get(&prefixed)
-            .or_else(|| self.settings.get(name))
+        (self.settings.get(&prefixed))
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Whether `name` is set at all, to an empty value too (`ssl.endpoint.identification.algorithm=`
+    /// means something), per listener first.
+    pub fn get_raw(&self, name: &str) -> Option<&str> {
+        let prefixed = format!("{}{name}", self.listener.config_prefix());
+        (self.settings.get(&prefixed))
+            .or_else(|| self.settings.get(name))
+            .map(|v| v.trim())
     }
 
     pub fn error(&self, setting: &str, reason: impl Into<String>) -> SecurityError {
@@ -204,8 +219,9 @@ impl Listener {
     }
 }
 
-fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError> {
-    // Kafka's default is GSSAPI, which gregor does not serve: the setting is required.
+/// The listener's sasl.enabled.mechanisms, in the order given. Kafka's default is GSSAPI, which
+/// gregor does not serve: the setting is required.
+fn enabled_mechanisms(s: &ListenerSettings<'_>) -> Result<Vec<SaslMechanism>, SecurityError> {
     let list = s.get("sasl.enabled.mechanisms").unwrap_or("GSSAPI");
     let mut mechanisms = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -222,6 +238,11 @@ fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError
     if mechanisms.is_empty() {
         return Err(s.error("sasl.enabled.mechanisms", "no SASL mechanism is enabled"));
     }
+    Ok(mechanisms)
+}
+
+fn sasl_settings(s: &ListenerSettings<'_>) -> Result<SaslSettings, SecurityError> {
+    let mechanisms = enabled_mechanisms(s)?;
     let mut plain_users = BTreeMap::new();
     if mechanisms.contains(&SaslMechanism::Plain) {
         let (name, text) = s.jaas(SaslMechanism::Plain).ok_or_else(|| {
@@ -342,21 +363,30 @@ pub fn listeners(config: &crate::Config) -> Result<Vec<Arc<Listener>>, SecurityE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn listener(protocol: &str, settings: &[(&str, &str)]) -> Result<Listener, SecurityError> {
+    /// Listener `name` on `protocol`, and `settings` as a configuration has them.
+    pub(crate) fn listener_and_settings(
+        name: &str,
+        protocol: &str,
+        settings: &[(&str, &str)],
+    ) -> (ListenerConfig, BTreeMap<String, String>) {
         let config = ListenerConfig {
-            name: "EXTERNAL".into(),
+            name: name.into(),
             protocol: SecurityProtocol::parse(protocol).unwrap(),
             host: "127.0.0.1".into(),
             port: 0,
             advertised: None,
         };
-        let m = settings
-            .iter()
+        let m = (settings.iter())
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        (config, m)
+    }
+
+    fn listener(protocol: &str, settings: &[(&str, &str)]) -> Result<Listener, SecurityError> {
+        let (config, m) = listener_and_settings("EXTERNAL", protocol, settings);
         Listener::build(&config, &m)
     }
 
@@ -401,6 +431,35 @@ mod tests {
             .sasl
             .unwrap()
             .plain_password_matches("alice", "alice-secret"));
+    }
+
+    /// Kafka applies ssl.client.auth to a SASL_SSL listener only when set for that listener.
+    #[test]
+    fn sasl_ssl_takes_client_auth_from_its_own_setting_only() {
+        let data = format!("{}/src/security/testdata", env!("CARGO_MANIFEST_DIR"));
+        let (keystore, truststore) = (format!("{data}/server.jks"), format!("{data}/trust.jks"));
+        let tls = [
+            ("ssl.keystore.location", keystore.as_str()),
+            ("ssl.keystore.password", "store-secret"),
+            ("ssl.key.password", "key-secret"),
+            ("ssl.truststore.location", truststore.as_str()),
+            ("ssl.truststore.password", "trust-secret"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        ];
+        let client_auth = |protocol: &str, extra: (&str, &str)| {
+            let mut settings = tls.to_vec();
+            settings.push(extra);
+            listener(protocol, &settings)
+                .unwrap()
+                .tls
+                .unwrap()
+                .client_auth
+        };
+        let broker_wide = ("ssl.client.auth", "required");
+        assert_eq!(client_auth("SSL", broker_wide), tls::ClientAuth::Required);
+        assert_eq!(client_auth("SASL_SSL", broker_wide), tls::ClientAuth::None);
+        let own = ("listener.name.external.ssl.client.auth", "required");
+        assert_eq!(client_auth("SASL_SSL", own), tls::ClientAuth::Required);
     }
 
     #[test]

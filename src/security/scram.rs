@@ -166,6 +166,16 @@ pub enum ScramError {
     BadProof,
     #[error("unexpected message after the exchange ended")]
     Ended,
+    #[error("the server asks for {0} iterations ({MIN_ITERATIONS} to {MAX_ITERATIONS} taken)")]
+    Iterations(i32),
+    #[error("invalid SCRAM server first message")]
+    BadServerFirst,
+    #[error("invalid SCRAM server final message")]
+    BadServerFinal,
+    #[error("the server refused the exchange: {0}")]
+    ServerError(String),
+    #[error("invalid server signature: the server does not know the credential")]
+    BadServerSignature,
 }
 
 enum State {
@@ -376,6 +386,128 @@ impl ScramServer {
     }
 }
 
+/// The client side of one SCRAM exchange (Kafka's ScramSaslClient), as a broker logs in to
+/// another: client-first (`n,,n=user,r=nonce`), then client-final from server-first, then the
+/// server's signature in server-final checked, so a server that does not know the credential
+/// is not believed.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    username: String,
+    password: String,
+    client_nonce: String,
+    state: ClientState,
+}
+
+enum ClientState {
+    ClientFirst,
+    ServerFirst { client_first_bare: String },
+    ServerFinal { server_signature: Vec<u8> },
+    Ended,
+}
+
+/// `,` and `=` in a user name as SCRAM writes them (ScramFormatter.saslName).
+fn sasl_name(username: &str) -> String {
+    username.replace('=', "=3D").replace(',', "=2C")
+}
+
+impl ScramClient {
+    pub fn new(mechanism: ScramMechanism, username: &str, password: &str) -> ScramClient {
+        ScramClient {
+            mechanism,
+            username: username.to_string(),
+            password: password.to_string(),
+            client_nonce: random_nonce(),
+            state: ClientState::ClientFirst,
+        }
+    }
+
+    /// The client's next message for the server's last one (empty at first); `None` once the
+    /// server proved itself and the exchange is complete.
+    pub fn evaluate(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, ScramError> {
+        let result = match std::mem::replace(&mut self.state, ClientState::Ended) {
+            ClientState::ClientFirst => {
+                let bare = format!("n={},r={}", sasl_name(&self.username), self.client_nonce);
+                let first = format!("n,,{bare}");
+                self.state = ClientState::ServerFirst {
+                    client_first_bare: bare,
+                };
+                Ok(Some(first.into_bytes()))
+            }
+            ClientState::ServerFirst { client_first_bare } => {
+                self.client_final(challenge, &client_first_bare).map(Some)
+            }
+            ClientState::ServerFinal { server_signature } => {
+                Self::server_final(challenge, &server_signature).map(|()| None)
+            }
+            ClientState::Ended => Err(ScramError::Ended),
+        };
+        if result.is_err() {
+            self.state = ClientState::Ended;
+        }
+        result
+    }
+
+    fn client_final(
+        &mut self,
+        server_first: &[u8],
+        client_first_bare: &str,
+    ) -> Result<Vec<u8>, ScramError> {
+        let text = std::str::from_utf8(server_first).map_err(|_| ScramError::BadServerFirst)?;
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attr in text.split(',') {
+            match attr.split_once('=') {
+                Some(("r", v)) => nonce = Some(v),
+                Some(("s", v)) => salt = B64.decode(v).ok(),
+                Some(("i", v)) => iterations = v.parse::<i32>().ok(),
+                _ => {}
+            }
+        }
+        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+            return Err(ScramError::BadServerFirst);
+        };
+        // The server's nonce extends ours (RFC 5802; ScramSaslClient checks it too).
+        if !nonce.starts_with(&self.client_nonce) || !printable(nonce) {
+            return Err(ScramError::BadNonce);
+        }
+        // Kafka's client takes any count from the minimum up; the maximum here (the most a
+        // broker stores, ScramControlManager's) keeps a hostile server from costing us
+        // unbounded hashing.
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(ScramError::Iterations(iterations));
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(self.password.as_bytes(), &salt, iterations as u32);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{client_first_bare},{text},{without_proof}");
+        let client_key = m.hmac(&salted, b"Client Key");
+        let client_signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = (client_key.iter())
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.state = ClientState::ServerFinal {
+            server_signature: m.hmac(&server_key, auth_message.as_bytes()),
+        };
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    fn server_final(message: &[u8], expected: &[u8]) -> Result<(), ScramError> {
+        let text = std::str::from_utf8(message).map_err(|_| ScramError::BadServerFinal)?;
+        let first = text.split(',').next().unwrap_or_default();
+        if let Some(error) = first.strip_prefix("e=") {
+            return Err(ScramError::ServerError(error.to_string()));
+        }
+        let signature = (first.strip_prefix("v="))
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or(ScramError::BadServerFinal)?;
+        if !constant_time_eq(&signature, expected) {
+            return Err(ScramError::BadServerSignature);
+        }
+        Ok(())
+    }
+}
+
 /// Equality that takes as long whatever the first differing byte (MessageDigest.isEqual).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -489,6 +621,73 @@ mod tests {
             s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(low)),
             Err(ScramError::TooFewIterations)
         );
+    }
+
+    /// The client side against RFC 7677's exchange, and against this module's server.
+    #[test]
+    fn client_exchanges() {
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil");
+        c.client_nonce = "rOprNGfwEbeRWgbNEkqO".into();
+        let first = c.evaluate(b"").unwrap().unwrap();
+        assert_eq!(first, CLIENT_FIRST.as_bytes());
+        let last = c.evaluate(SERVER_FIRST.as_bytes()).unwrap().unwrap();
+        assert_eq!(String::from_utf8(last).unwrap(), CLIENT_FINAL);
+        assert_eq!(c.evaluate(SERVER_FINAL.as_bytes()), Ok(None));
+        assert_eq!(c.evaluate(b""), Err(ScramError::Ended));
+
+        // A server that does not know the password cannot forge server-final.
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil");
+        c.client_nonce = "rOprNGfwEbeRWgbNEkqO".into();
+        c.evaluate(b"").unwrap();
+        c.evaluate(SERVER_FIRST.as_bytes()).unwrap();
+        let forged = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+        assert_eq!(
+            c.evaluate(forged.as_bytes()),
+            Err(ScramError::BadServerSignature)
+        );
+        // A server's error, a nonce not extending ours, too many iterations.
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil");
+        c.client_nonce = "rOprNGfwEbeRWgbNEkqO".into();
+        c.evaluate(b"").unwrap();
+        c.evaluate(SERVER_FIRST.as_bytes()).unwrap();
+        assert!(matches!(
+            c.evaluate(b"e=invalid-proof"),
+            Err(ScramError::ServerError(_))
+        ));
+        for server_first in [
+            "r=other,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=2000000000",
+            "r=rOprNGfwEbeRWgbNEkqOx,i=4096",
+        ] {
+            let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil");
+            c.client_nonce = "rOprNGfwEbeRWgbNEkqO".into();
+            c.evaluate(b"").unwrap();
+            assert!(
+                c.evaluate(server_first.as_bytes()).is_err(),
+                "{server_first}"
+            );
+        }
+
+        // Client and server of this module, SHA-512, a name SCRAM escapes.
+        let m = ScramMechanism::Sha512;
+        let cred = ScramCredential::from_password(m, "s3cret", b"salty", 4096);
+        let mut c = ScramClient::new(m, "a,b=c", "s3cret");
+        let mut s = ScramServer::new(m);
+        let first = c.evaluate(b"").unwrap().unwrap();
+        let (sf, _) = s
+            .evaluate(&first, |u| (u == "a,b=c").then(|| cred.clone()))
+            .unwrap();
+        let fin = c.evaluate(&sf).unwrap().unwrap();
+        let (sfin, user) = s.evaluate(&fin, |_| None).unwrap();
+        assert_eq!(user.as_deref(), Some("a,b=c"));
+        assert_eq!(c.evaluate(&sfin), Ok(None));
+        // The wrong password: the server refuses the proof.
+        let mut c = ScramClient::new(m, "a,b=c", "wrong");
+        let mut s = ScramServer::new(m);
+        let first = c.evaluate(b"").unwrap().unwrap();
+        let (sf, _) = s.evaluate(&first, |_| Some(cred.clone())).unwrap();
+        let fin = c.evaluate(&sf).unwrap().unwrap();
+        assert_eq!(s.evaluate(&fin, |_| None), Err(ScramError::BadProof));
     }
 
     #[test]

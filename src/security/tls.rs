@@ -6,6 +6,9 @@
 //! - `ssl.client.auth`: `none` (default), `requested` (a certificate is verified when sent),
 //!   `required`.
 //! - `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
+//! - the client side of a listener (`client_config`, this broker connecting to another's
+//!   inter-broker listener): the truststore verifies the server, whose name is checked per
+//!   `ssl.endpoint.identification.algorithm`; the keystore is the client certificate.
 //!
 //! A client certificate's subject becomes the principal, `User:` + the distinguished name in
 //! RFC 2253 form (Java's X500Principal.getName(), Kafka's default principal builder), e.g.
@@ -13,6 +16,7 @@
 
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
@@ -171,14 +175,35 @@ fn cipher_suites(
     Ok(out)
 }
 
+/// The crypto provider of a listener: ring's, with the listener's `ssl.cipher.suites`. ring
+/// rather than aws-lc-rs keeps the binary small and the build free of cmake; rustls marks it
+/// deprecated only because it lacks post-quantum key exchange.
+fn provider(
+    s: &ListenerSettings<'_>,
+) -> Result<Arc<rustls::crypto::CryptoProvider>, SecurityError> {
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = cipher_suites(s, &provider.cipher_suites)?;
+    Ok(Arc::new(provider))
+}
+
+fn no_suite(s: &ListenerSettings<'_>, e: rustls::Error) -> SecurityError {
+    s.error(
+        "ssl.cipher.suites",
+        format!("no cipher suite for the ssl.enabled.protocols: {e}"),
+    )
+}
+
 impl TlsSettings {
     pub fn build(s: &ListenerSettings<'_>) -> Result<TlsSettings, SecurityError> {
-        let client_auth = match s
-            .get("ssl.client.auth")
-            .unwrap_or("none")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        // Kafka (ChannelBuilders.create) applies ssl.client.auth to a SASL_SSL listener only
+        // when it is set for that listener (`listener.name.<l>.ssl.client.auth`): SASL
+        // authenticates its clients, and the broker-wide setting is meant for SSL listeners.
+        let configured = match s.listener.protocol {
+            crate::config::SecurityProtocol::SaslSsl => s.get_prefixed("ssl.client.auth"),
+            _ => s.get("ssl.client.auth"),
+        };
+        let client_auth = match configured.unwrap_or("none").to_ascii_lowercase().as_str() {
             "none" => ClientAuth::None,
             "requested" => ClientAuth::Requested,
             "required" => ClientAuth::Required,
@@ -190,33 +215,14 @@ impl TlsSettings {
             }
         };
         let super::keystore::KeyStore { certs, key } = super::keystore::keystore(s)?;
-        // ring rather than aws-lc-rs keeps the binary small and the build free of cmake; rustls
-        // marks it deprecated only because it lacks post-quantum key exchange.
-        #[allow(deprecated)]
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider.cipher_suites = cipher_suites(s, &provider.cipher_suites)?;
-        let provider = Arc::new(provider);
+        let provider = provider(s)?;
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&protocol_versions(s)?)
-            .map_err(|e| {
-                s.error(
-                    "ssl.cipher.suites",
-                    format!("no cipher suite for the ssl.enabled.protocols: {e}"),
-                )
-            })?;
+            .map_err(|e| no_suite(s, e))?;
         let builder = match client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             ClientAuth::Requested | ClientAuth::Required => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in super::keystore::truststore(s)? {
-                    roots.add(cert).map_err(|e| {
-                        s.error(
-                            "ssl.truststore.location",
-                            format!("bad CA certificate: {e}"),
-                        )
-                    })?;
-                }
-                let roots = Arc::new(roots);
+                let roots = Arc::new(truststore_roots(s)?);
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
                 let verifier = if client_auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
@@ -242,6 +248,152 @@ impl TlsSettings {
             client_auth,
             principal_mapper,
         })
+    }
+}
+
+/// The truststore's certificates as the roots a peer's certificate is verified against.
+fn truststore_roots(s: &ListenerSettings<'_>) -> Result<rustls::RootCertStore, SecurityError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in super::keystore::truststore(s)? {
+        roots.add(cert).map_err(|e| {
+            s.error(
+                "ssl.truststore.location",
+                format!("bad CA certificate: {e}"),
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Where Linux distributions keep the system's CA bundle.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The certificates a TLS client of `s` trusts: its truststore (`ssl.truststore.location` or
+/// `ssl.truststore.certificates`), else the system's CA bundle (Java: the JVM's cacerts).
+pub fn client_roots(s: &ListenerSettings<'_>) -> Result<rustls::RootCertStore, SecurityError> {
+    if s.get("ssl.truststore.location").is_some() || s.get("ssl.truststore.certificates").is_some()
+    {
+        return truststore_roots(s);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let bundle = SYSTEM_CA_BUNDLES
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .ok_or_else(|| {
+            s.error(
+                "ssl.truststore.location",
+                "no truststore is set and no system CA bundle was found",
+            )
+        })?;
+    let blocks = super::keystore::pem_blocks(&bundle).map_err(|e| {
+        s.error(
+            "ssl.truststore.location",
+            format!("the system CA bundle: {e}"),
+        )
+    })?;
+    for (_, der) in blocks.into_iter().filter(|(l, _)| l == "CERTIFICATE") {
+        // A bundle may hold certificates webpki cannot use; the others still serve.
+        let _ = roots.add(der.into());
+    }
+    Ok(roots)
+}
+
+/// The TLS side of a client of the listener `s` (Kafka's SslFactory in client mode, as a
+/// broker's inter-broker clients configure it from the listener's settings): the server's
+/// certificate verified against `client_roots`, and its name against the host connected to
+/// unless `ssl.endpoint.identification.algorithm` is empty (Kafka's default, `https`, checks
+/// it); `ssl.enabled.protocols` and `ssl.cipher.suites` as the listener serves them; the
+/// listener's keystore, when it has one, presented to a server that asks for a certificate
+/// (`ssl.client.auth` requested or required there).
+pub fn client_config(s: &ListenerSettings<'_>) -> Result<rustls::ClientConfig, SecurityError> {
+    let provider = provider(s)?;
+    let roots = Arc::new(client_roots(s)?);
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+        .build()
+        .map_err(|e| s.error("ssl.truststore.location", e.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&protocol_versions(s)?)
+        .map_err(|e| no_suite(s, e))?;
+    let setting = "ssl.endpoint.identification.algorithm";
+    let builder = match s.get_raw(setting) {
+        None => builder.with_webpki_verifier(verifier),
+        // Java's two algorithms; for a broker's address both check its DNS or IP names.
+        Some(a) if a.eq_ignore_ascii_case("https") || a.eq_ignore_ascii_case("ldaps") => {
+            builder.with_webpki_verifier(verifier)
+        }
+        Some("") => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerName(verifier))),
+        Some(other) => {
+            return Err(s.error(
+                setting,
+                format!("{other}: expected https (the default) or an empty value"),
+            ))
+        }
+    };
+    let has_keystore = ["ssl.keystore.location", "ssl.keystore.key"]
+        .iter()
+        .any(|k| s.get(k).is_some());
+    if !has_keystore {
+        return Ok(builder.with_no_client_auth());
+    }
+    let super::keystore::KeyStore { certs, key } = super::keystore::keystore(s)?;
+    builder
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| s.error("ssl.keystore.key", e.to_string()))
+}
+
+/// A server certificate verifier that checks the chain and not the name
+/// (`ssl.endpoint.identification.algorithm` empty): webpki checks the name after the chain, so
+/// a name mismatch is the one failure let through.
+#[derive(Debug)]
+struct AnyServerName(Arc<WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 

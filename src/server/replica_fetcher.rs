@@ -20,9 +20,12 @@
 //! A log that ends below the leader's log start (OFFSET_OUT_OF_RANGE) starts over there
 //! (`PartitionLog::truncate_fully_and_start_at`).
 //!
-//! Not yet: TLS and SASL on the inter-broker listener (a fetcher whose leader's inter-broker
-//! endpoint is not PLAINTEXT logs it and fetches nothing), and an offset out of range past the
-//! leader's log end (the partition waits out the backoff and asks again).
+//! The connection is `inter_broker::BrokerConnection`, secured as the inter-broker listener
+//! is (TLS, SASL); one that cannot be made (refused login, bad certificate) is logged with why
+//! and tried again after the backoff.
+//!
+//! Not yet: an offset out of range past the leader's log end (the partition waits out the
+//! backoff and asks again).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -160,7 +163,8 @@ async fn open(
 ) -> io::Result<(BrokerConnection, i16)> {
     let me = broker.node_id;
     let client_id = format!("broker-{me}-fetcher-0");
-    let conn = BrokerConnection::open(broker, leader, settings, client_id).await?;
+    let timeout = Duration::from_millis(settings.socket_timeout_ms);
+    let conn = BrokerConnection::open(broker, leader, timeout, client_id).await?;
     let version = conn
         .version(ApiKey::Fetch, FETCH_VERSIONS)
         .ok_or_else(|| io::Error::other("the leader serves no Fetch version from 13"))?;

@@ -35,6 +35,7 @@ use crate::coordinator::PartitionLeadershipListener;
 use crate::metadata::image::{MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
 use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::Catalog;
+use crate::security::channel::ClientChannel;
 use crate::server::clock::Clock;
 use crate::server::purgatory::Purgatory;
 
@@ -53,6 +54,9 @@ pub struct ReplicaManager {
     /// This process's broker.
     broker_id: i32,
     pub settings: ReplicationSettings,
+    /// How this broker connects to the others' inter-broker listener (see
+    /// `server::inter_broker`); `None` in a process that is no broker.
+    pub channel: Option<ClientChannel>,
     clock: Arc<Clock>,
     purgatory: Arc<Purgatory>,
     /// Leader broker -> what this broker fetches from it.
@@ -72,12 +76,14 @@ impl ReplicaManager {
     pub fn new(
         broker_id: i32,
         settings: ReplicationSettings,
+        channel: Option<ClientChannel>,
         clock: Arc<Clock>,
         purgatory: Arc<Purgatory>,
     ) -> ReplicaManager {
         ReplicaManager {
             broker_id,
             settings,
+            channel,
             clock,
             purgatory,
             followed: Mutex::new(BTreeMap::new()),

@@ -35,15 +35,13 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to broker `to` for `purpose` (its client id names it), within
 /// [`EXCHANGE_TIMEOUT`].
 async fn connect(broker: &Broker, to: i32, purpose: &str) -> io::Result<BrokerConnection> {
-    let mut settings = broker
+    let socket_timeout = broker
         .replicas
         .as_ref()
-        .map(|r| r.settings.clone())
+        .map(|r| Duration::from_millis(r.settings.socket_timeout_ms))
         .ok_or_else(|| io::Error::other("not a cluster of processes"))?;
-    let bound = EXCHANGE_TIMEOUT.as_millis() as u64;
-    settings.socket_timeout_ms = settings.socket_timeout_ms.min(bound);
     let client_id = format!("broker-{}-{purpose}", broker.node_id);
-    BrokerConnection::open(broker, to, &settings, client_id).await
+    BrokerConnection::open(broker, to, socket_timeout.min(EXCHANGE_TIMEOUT), client_id).await
 }
 
 /// Partitions grouped by topic, in the order topics first appear (each request's topic list).

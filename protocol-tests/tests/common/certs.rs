@@ -111,9 +111,20 @@ impl Certs {
         Vec<rustls::pki_types::CertificateDer<'static>>,
         rustls::pki_types::PrivateKeyDer<'static>,
     )> {
-        let certs = gregor::security::keystore::pem_blocks(&self.read("client.pem")?)
+        self.identity("client")
+    }
+
+    /// The chain and key of `name` ("client", or "server": the certificate of CN=localhost).
+    pub fn identity(
+        &self,
+        name: &str,
+    ) -> Result<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )> {
+        let certs = gregor::security::keystore::pem_blocks(&self.read(&format!("{name}.pem"))?)
             .map_err(anyhow::Error::msg)?;
-        let key = gregor::security::keystore::pem_blocks(&self.read("client.key")?)
+        let key = gregor::security::keystore::pem_blocks(&self.read(&format!("{name}.key"))?)
             .map_err(anyhow::Error::msg)?;
         Ok((
             certs.into_iter().map(|(_, d)| d.into()).collect(),

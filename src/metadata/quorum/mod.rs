@@ -35,6 +35,7 @@ use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse}
 use super::image::MetadataImage;
 use super::metadata_log::{MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer};
 use super::records::MetadataRecord;
+use crate::security::channel::ClientChannel;
 
 /// A node id of the quorum (Kafka's `node.id`).
 pub type NodeId = u64;
@@ -207,8 +208,9 @@ pub struct Quorum {
     pub store: QuorumLogStore,
     pub applied: Arc<Applied>,
     /// A write on a node that does not lead goes to the leader over the controller listener
-    /// (`transport::forward`); without it (the simulation), it fails naming the leader.
-    pub forward: bool,
+    /// (`transport::forward`) through this channel; without one (the simulation), it fails
+    /// naming the leader.
+    pub forward: Option<Arc<ClientChannel>>,
     /// What answers the brokers' requests while this node leads (the broker of this process,
     /// once it is up; see `metadata::controller`).
     pub duties: Arc<OnceLock<Weak<dyn ControllerDuties>>>,
@@ -245,7 +247,7 @@ impl Quorum {
             raft,
             store,
             applied,
-            forward: false,
+            forward: None,
             duties: Arc::new(OnceLock::new()),
             observers: Arc::default(),
         })
@@ -285,12 +287,12 @@ impl Quorum {
             decided_on,
         };
         let written = loop {
-            match self.write(entry.clone()).await {
+            match (self.write(entry.clone()).await, &self.forward) {
                 // During an election no node leads: the write waits for one (the caller bounds
                 // how long), as a Kafka broker's controller channel does.
-                Err(Written::Elsewhere(None, _)) => {}
-                Err(Written::Elsewhere(Some(leader), Some(node))) if self.forward => {
-                    match transport::forward(&node, entry.clone()).await {
+                (Err(Written::Elsewhere(None, _)), _) => {}
+                (Err(Written::Elsewhere(Some(leader), Some(node))), Some(channel)) => {
+                    match transport::forward(channel, &node, entry.clone()).await {
                         Ok(last) => break Ok(last),
                         Err(transport::ForwardError::Stale(end)) => break Err(Written::Stale(end)),
                         // The leader this node knows is gone (the request was never sent):
@@ -309,7 +311,7 @@ impl Quorum {
                         Err(transport::ForwardError::Failed(e)) => return Err(e),
                     }
                 }
-                r => break r,
+                (r, _) => break r,
             }
             let mut metrics = self.raft.metrics();
             let elected = metrics
@@ -386,7 +388,12 @@ impl Quorum {
             .get_node(&leader)
             .cloned()
             .ok_or_else(|| MetadataLogError::Quorum(format!("no address for leader {leader}")))?;
-        transport::to_controller(&node, request, timeout).await
+        let Some(channel) = &self.forward else {
+            return Err(MetadataLogError::Quorum(format!(
+                "controller {leader} is in another process and this node does not connect to it"
+            )));
+        };
+        transport::to_controller(channel, &node, request, timeout).await
     }
 
     /// A broker's request that reached this node: answered by the controller's duties when this
@@ -596,13 +603,15 @@ impl RaftMetadataLog {
         store: QuorumLogStore,
         listener: std::net::TcpListener,
         voters: BTreeMap<NodeId, QuorumNode>,
+        security: transport::Security,
     ) -> Result<RaftMetadataLog, MetadataLogError> {
         listener.set_nonblocking(true)?;
         let log = RaftMetadataLog::new(async move {
-            let mut q = Quorum::start(id, store, transport::TcpNetwork).await?;
-            q.forward = true;
+            let network = transport::TcpNetwork(Arc::clone(&security.channel));
+            let mut q = Quorum::start(id, store, network).await?;
+            q.forward = Some(Arc::clone(&security.channel));
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(transport::serve(listener, q.clone()));
+            tokio::spawn(transport::serve(listener, q.clone(), security));
             q.bootstrap(voters).await?;
             Ok(q)
         })?;
@@ -750,6 +759,7 @@ mod tests {
         VoteResponse,
     };
     use openraft::RaftNetwork;
+    use transport::Security;
 
     /// A controller whose answer tells which request it had.
     struct EchoController;
@@ -892,7 +902,7 @@ mod tests {
                 let voters = voters.clone();
                 std::thread::spawn(move || {
                     let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
-                    RaftMetadataLog::start_tcp(id, store, l, voters)
+                    RaftMetadataLog::start_tcp(id, store, l, voters, Security::plaintext())
                 })
             })
             .collect();

@@ -32,6 +32,7 @@ use crate::metadata::metadata_log::{
     MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer,
 };
 use crate::metadata::records::MetadataRecord;
+use crate::security::channel::ClientChannel;
 
 /// The pause after a fetch that failed, before the next voter is asked.
 const FETCH_BACKOFF: Duration = Duration::from_millis(100);
@@ -82,6 +83,8 @@ impl Fetched {
 pub struct ObserverMetadataLog {
     node_id: i32,
     voters: Vec<QuorumNode>,
+    /// How the voters are reached (the controller listener's security).
+    channel: Arc<ClientChannel>,
     fetched: Arc<Fetched>,
     cancel: CancellationToken,
     runtime: QuorumRuntime,
@@ -94,6 +97,7 @@ impl ObserverMetadataLog {
     pub fn start(
         node_id: i32,
         voters: BTreeMap<NodeId, QuorumNode>,
+        channel: Arc<ClientChannel>,
     ) -> Result<ObserverMetadataLog, MetadataLogError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -111,6 +115,7 @@ impl ObserverMetadataLog {
         runtime.spawn(follow(
             node_id,
             voters.clone(),
+            Arc::clone(&channel),
             Arc::clone(&fetched),
             ready_tx,
             cancel.clone(),
@@ -121,6 +126,7 @@ impl ObserverMetadataLog {
         Ok(ObserverMetadataLog {
             node_id,
             voters,
+            channel,
             fetched,
             cancel,
             runtime: QuorumRuntime(Some(runtime)),
@@ -141,6 +147,7 @@ impl ObserverMetadataLog {
 async fn follow(
     node_id: i32,
     voters: Vec<QuorumNode>,
+    channel: Arc<ClientChannel>,
     fetched: Arc<Fetched>,
     ready: std::sync::mpsc::Sender<()>,
     cancel: CancellationToken,
@@ -154,7 +161,7 @@ async fn follow(
             voters.get(next_voter).cloned().unwrap_or_default()
         });
         if client.as_ref().is_none_or(|c| *c.node() != target) {
-            client = Some(TcpClient::to(&target));
+            client = Some(TcpClient::to(&channel, &target));
         }
         let Some(c) = client.as_mut() else { continue };
         let from = *fetched.end_offset.borrow();
@@ -208,6 +215,7 @@ impl ObserverMetadataLog {
             decided_on,
         };
         let targets = self.targets();
+        let channel = Arc::clone(&self.channel);
         let end = self.fetched.end_offset.subscribe();
         let append = async move {
             let mut last_error = None;
@@ -223,7 +231,7 @@ impl ObserverMetadataLog {
                             })
                     }
                 };
-                match transport::observer_append(&target, entry.clone()).await {
+                match transport::observer_append(&channel, &target, entry.clone()).await {
                     Ok(last) => {
                         fetched_up_to(last + 1).await?;
                         return Ok(last);
@@ -285,8 +293,10 @@ impl MetadataLog for ObserverMetadataLog {
         let leader = self.fetched.leader().ok_or_else(|| {
             MetadataLogError::Quorum("no leader of the metadata quorum is known".into())
         })?;
-        let send =
-            async move { transport::to_controller(&leader, request, CONTROLLER_TIMEOUT).await };
+        let channel = Arc::clone(&self.channel);
+        let send = async move {
+            transport::to_controller(&channel, &leader, request, CONTROLLER_TIMEOUT).await
+        };
         wait_on(&self.runtime, send)?
     }
 

@@ -8,8 +8,20 @@
 //! Besides Raft's two RPCs, a node that does not lead forwards a metadata write to the leader
 //! (Kafka's brokers forward their admin writes to the active controller likewise), and an
 //! observer (a broker-only process) fetches the committed log and writes through a voter.
+//!
+//! Secured as the controller listener's settings say (`Security`): over TLS when its protocol
+//! (`listener.security.protocol.map`) is SSL, each side verifying the other as on the
+//! inter-broker listener (`security::channel`, `security::tls`; `ssl.client.auth=required` for
+//! mutual TLS); with an authorizer, every request needs CLUSTER_ACTION on the cluster for the
+//! caller's principal (its certificate's subject, else User:ANONYMOUS), as Kafka's controllers
+//! authorize the Raft and broker RPCs: the voters' and brokers' principals belong in
+//! `super.users`. A refused caller's connection is closed and logged. SASL_PLAINTEXT and
+//! SASL_SSL are not served here: the framing is gregor's own, with no SaslHandshake to carry an
+//! exchange (start-up stops with a message saying so).
 
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -29,10 +41,15 @@ use super::{
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::MetadataLogError;
+use crate::security::authorizer::{self, AclOperation, Authorizer, Requester, ResourceType};
+use crate::security::channel::{ClientChannel, ClientStream};
+use crate::security::tls::TlsSettings;
 
 /// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
 /// from a stranger does not make us allocate gigabytes.
 const MAX_FRAME: usize = 64 << 20;
+/// How long a TLS handshake (either side) and a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a forwarded write waits for the leader's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than its wait at the voter an observer's fetch may take to be answered.
@@ -109,8 +126,53 @@ async fn write_frame(
     s.flush().await
 }
 
+/// How this process's quorum connections are secured, from the controller listener's settings.
+#[derive(Clone)]
+pub struct Security {
+    /// How this process reaches the voters.
+    pub channel: Arc<ClientChannel>,
+    /// A voter's side of TLS, on an SSL controller listener.
+    pub tls: Option<TlsSettings>,
+    /// With an authorizer, callers need CLUSTER_ACTION.
+    pub authorizer: Option<Authorizer>,
+}
+
+impl Security {
+    /// Plain TCP, every caller served (the tests' quorums).
+    pub fn plaintext() -> Security {
+        Security {
+            channel: Arc::new(ClientChannel::plaintext("CONTROLLER")),
+            tls: None,
+            authorizer: None,
+        }
+    }
+
+    /// Whether `principal` at `peer` may call: CLUSTER_ACTION on the cluster, by super.users or
+    /// the ACLs of the image this node has applied.
+    fn allows(&self, q: &Quorum, principal: &str, peer: SocketAddr) -> bool {
+        let Some(a) = &self.authorizer else {
+            return true;
+        };
+        let host = authorizer::host_address(peer.ip());
+        let who = Requester {
+            principal,
+            host: &host,
+        };
+        let image = q.image();
+        let cluster = authorizer::CLUSTER_NAME;
+        a.authorize(
+            image.acls.values(),
+            who,
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            cluster,
+        )
+    }
+}
+
 /// Answers the quorum's RPCs on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, quorum: Quorum) {
+pub async fn serve(listener: TcpListener, quorum: Quorum, security: Security) {
+    let security = Arc::new(security);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -120,18 +182,50 @@ pub async fn serve(listener: TcpListener, quorum: Quorum) {
             }
         };
         let q = quorum.clone();
+        let security = Arc::clone(&security);
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, q).await {
+            if let Err(e) = accept(stream, peer, q, &security).await {
                 tracing::debug!(%peer, error = %e, "controller connection closed");
             }
         });
     }
 }
 
-/// One connection: a bad frame closes it.
-async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
+/// One accepted connection: TLS's handshake first on an SSL listener, then the requests.
+async fn accept(stream: TcpStream, peer: SocketAddr, q: Quorum, s: &Security) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let Some(tls) = &s.tls else {
+        return answer(stream, peer, crate::security::ANONYMOUS, q, s).await;
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.acceptor.accept(stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+        .inspect_err(
+            |e| tracing::info!(%peer, error = %e, "controller listener TLS handshake failed"),
+        )?;
+    let certificates = stream.get_ref().1.peer_certificates();
+    let Some(principal) = crate::security::tls::principal(certificates, &tls.principal_mapper)
+    else {
+        tracing::info!(%peer, "no ssl.principal.mapping.rules rule applies to the controller listener client's certificate");
+        return Ok(());
+    };
+    answer(stream, peer, &principal, q, s).await
+}
+
+/// One connection's requests: a bad frame closes it, and so does a caller not allowed.
+async fn answer(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    peer: SocketAddr,
+    principal: &str,
+    q: Quorum,
+    s: &Security,
+) -> io::Result<()> {
     while let Some(frame) = read_frame(&mut stream).await? {
+        // Checked per request, so that an ACL removed meanwhile takes effect.
+        if !s.allows(&q, principal, peer) {
+            tracing::info!(%peer, principal, "refused on the controller listener: CLUSTER_ACTION on the cluster is needed (super.users)");
+            return Ok(());
+        }
         let request: Request = serde_json::from_slice(&frame).map_err(io::Error::other)?;
         let response = match request {
             Request::AppendEntries(rpc) => {
@@ -167,8 +261,8 @@ async fn answer(mut stream: TcpStream, q: Quorum) -> io::Result<()> {
     Ok(())
 }
 
-/// openraft's connections to the other voters, over TCP.
-pub struct TcpNetwork;
+/// openraft's connections to the other voters, over the controller listener.
+pub struct TcpNetwork(pub Arc<ClientChannel>);
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpClient;
@@ -178,6 +272,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
             target,
             node: node.clone(),
             conn: None,
+            channel: Arc::clone(&self.0),
         }
     }
 }
@@ -186,7 +281,8 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
 pub struct TcpClient {
     target: NodeId,
     node: QuorumNode,
-    conn: Option<TcpStream>,
+    conn: Option<ClientStream>,
+    channel: Arc<ClientChannel>,
 }
 
 /// How a call failed: the node could not be reached, or the exchange broke half-way.
@@ -221,11 +317,9 @@ impl TcpClient {
 
     async fn exchange(&mut self, request: &Request) -> Result<Response, CallError> {
         if self.conn.is_none() {
-            let addr = (self.node.host.as_str(), self.node.port);
-            let stream = TcpStream::connect(addr)
-                .await
+            let (host, port) = (self.node.host.as_str(), self.node.port);
+            let stream = (self.channel.connect(host, port, CONNECT_TIMEOUT).await)
                 .map_err(CallError::Unreachable)?;
-            stream.set_nodelay(true).map_err(CallError::Unreachable)?;
             self.conn = Some(stream);
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -313,22 +407,38 @@ pub enum ForwardError {
 
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
 /// once the leader has committed it.
-pub async fn forward(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
+pub async fn forward(
+    channel: &Arc<ClientChannel>,
+    node: &QuorumNode,
+    entry: MetadataEntry,
+) -> Result<i64, ForwardError> {
     let what = format!("forwarding to the leader at {node}");
-    send_write(node, Request::Append(entry), &what).await
+    send_write(channel, node, Request::Append(entry), &what).await
 }
 
 /// An observer's metadata write, sent to the voter at `node` (which forwards it to the leader):
 /// the offset of its last record once committed.
-pub async fn observer_append(node: &QuorumNode, entry: MetadataEntry) -> Result<i64, ForwardError> {
+pub async fn observer_append(
+    channel: &Arc<ClientChannel>,
+    node: &QuorumNode,
+    entry: MetadataEntry,
+) -> Result<i64, ForwardError> {
     let what = format!("writing through the voter at {node}");
-    send_write(node, Request::ObserverAppend(entry), &what).await
+    send_write(channel, node, Request::ObserverAppend(entry), &what).await
 }
 
-async fn send_write(node: &QuorumNode, request: Request, what: &str) -> Result<i64, ForwardError> {
+async fn send_write(
+    channel: &Arc<ClientChannel>,
+    node: &QuorumNode,
+    request: Request,
+    what: &str,
+) -> Result<i64, ForwardError> {
     let failed =
         |why: String| ForwardError::Failed(MetadataLogError::Quorum(format!("{what}: {why}")));
-    match TcpClient::to(node).call(&request, FORWARD_TIMEOUT).await {
+    match TcpClient::to(channel, node)
+        .call(&request, FORWARD_TIMEOUT)
+        .await
+    {
         Ok(Response::Append(Ok(last))) => Ok(last),
         Ok(Response::Append(Err(Refusal::Stale(end)))) => Err(ForwardError::Stale(end)),
         Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
@@ -340,11 +450,12 @@ async fn send_write(node: &QuorumNode, request: Request, what: &str) -> Result<i
 
 impl TcpClient {
     /// A connection to the voter at `node`, made on first use (an observer's).
-    pub fn to(node: &QuorumNode) -> TcpClient {
+    pub fn to(channel: &Arc<ClientChannel>, node: &QuorumNode) -> TcpClient {
         TcpClient {
             target: 0,
             node: node.clone(),
             conn: None,
+            channel: Arc::clone(channel),
         }
     }
 
@@ -376,6 +487,7 @@ impl TcpClient {
 /// Sends a broker's request to the controller at `node` (the quorum's leader) and returns its
 /// answer.
 pub async fn to_controller(
+    channel: &Arc<ClientChannel>,
     node: &QuorumNode,
     request: ControllerRequest,
     timeout: Duration,
@@ -383,7 +495,7 @@ pub async fn to_controller(
     let failed = |why: String| {
         MetadataLogError::Quorum(format!("request to the controller at {node}: {why}"))
     };
-    let mut client = TcpClient::to(node);
+    let mut client = TcpClient::to(channel, node);
     match client.call(&Request::Controller(request), timeout).await {
         Ok(Response::Controller(reply)) => Ok(reply),
         Ok(_) => Err(failed("an answer to another request".into())),
