@@ -122,6 +122,16 @@ impl Broker {
         endpoints: Vec<Vec<Endpoint>>,
     ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
+        let control = crate::admin::Control::new(&config);
+        // With the control plane on, the logs' writes and fsyncs meet its storage rules (a slow
+        // disk armed in a running process); without it they go straight to `storage`.
+        let storage: Arc<dyn crate::log::storage::Storage> = match &config.admin_listen {
+            Some(_) => {
+                let rules = Arc::clone(&control.faults) as _;
+                Arc::new(crate::log::storage::FaultyStorage::ruled(storage, rules))
+            }
+            None => storage,
+        };
         fs::create_dir_all(&dir)?;
         let lock = File::create(dir.join(LOCK_FILE))?;
         lock.try_lock().map_err(|_| {
@@ -233,7 +243,6 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded share-partition state");
         }
-        let control = crate::admin::Control::new(&config);
         let client_quotas = crate::server::client_quotas::ClientQuotaManager::new(
             config.quota_window_size_seconds,
             config.quota_window_num,
