@@ -28,11 +28,17 @@ FAKETIME_TIMESTAMP_FILE, read on every call (FAKETIME_NO_CACHE=1), CLOCK_MONOTON
 (FAKETIME_DONT_FAKE_MONOTONIC=1; and FAKETIME_FORCE_MONOTONIC_FIX=0, without which the JVM's
 timed waits return at once); the file holds the node's offset ("+12", "-12", "+0"). A self-test
 at the start checks that a preloaded process sees the offset. During a clock step or a slow disk
-the round samples every node's Metadata: a broker missing from it (fenced) is an anomaly
-("fenced-by-clock", "fenced-by-slow-disk"): neither takes a broker's heartbeats away, and Kafka
-fences no one under them either (its sessions are on a monotonic clock). How long the producers
-went without an acknowledgement under them is a figure (Kafka's ISR lag is wall-clock time: a
-leader stepped forward drops its followers from the ISR until they catch up again).
+the round samples every node's Metadata (a broker missing from it was fenced), and once the
+cluster has recovered compares every partition's leader epoch with the one before (a leader
+moved) and the quorum's epoch (an election). For gregor a fencing or a leader move under a clock
+step or a slow disk is an anomaly ("fenced-by-clock", "leader-moved-by-clock", and "-slow-disk"):
+its broker sessions and its quorum's timers (openraft) are on monotonic clocks, and neither fault
+takes a heartbeat away. For Kafka they are figures only: Kafka 4.4's sessions are monotonic too,
+but KRaft's election timers run on the wall clock (KafkaRaftClient polls with
+time.milliseconds()): a quorum leader stepped forward resigns, a voter stepped forward campaigns
+and may win, and the controller failover can fence a broker and move leaders (seed 11: 3
+elections in 5 forward steps, broker 2 fenced once, two partitions moved; nothing lost). How long
+the producers went without an acknowledgement is a figure for both.
 An isolation or a pause lasts FAULT_SESSIONS times broker.session.timeout.ms (and a random
 extra second or three), and at least until the nodes on the majority side fence the faulty node
 (their Metadata no longer lists it, it leads no partition and is in no ISR, as Kafka's controller
@@ -449,13 +455,14 @@ def _int32s(b, pos):
 
 
 async def metadata(port, topics, timeout=5.0):
-    """Metadata v4 from the node on port: (brokers, {(topic, partition): (leader, isr)})."""
+    """Metadata v7 from the node on port:
+    (brokers, {(topic, partition): (leader, isr, leader epoch)})."""
 
     async def ask():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             client = b"cluster-faults"
-            header = struct.pack(">hhih", 3, 4, 1, len(client)) + client
+            header = struct.pack(">hhih", 3, 7, 1, len(client)) + client
             body = struct.pack(">i", len(topics))
             for t in topics:
                 body += struct.pack(">h", len(t)) + t.encode()
@@ -491,11 +498,12 @@ async def metadata(port, topics, timeout=5.0):
         (np_,) = struct.unpack_from(">i", b, pos)
         pos += 4
         for _ in range(np_):
-            _, index, leader = struct.unpack_from(">hii", b, pos)
-            pos += 10
+            _, index, leader, epoch = struct.unpack_from(">hiii", b, pos)
+            pos += 14
             _, pos = _int32s(b, pos)
             isr, pos = _int32s(b, pos)
-            parts[(name, index)] = (leader, isr)
+            _, pos = _int32s(b, pos)  # offline replicas
+            parts[(name, index)] = (leader, isr, epoch)
     return tuple(sorted(brokers)), parts
 
 
@@ -521,6 +529,9 @@ class Run:
         self.steps_seen = 0
         self.disk_delays = 0
         self.stalls_s = []
+        # By "clock" and "slow-disk": rounds with a fencing, with a leader move, and quorum
+        # elections, under those faults.
+        self.steady = {}
         self.anomalies = {}
         self.fence_s = []
         self.unfenced = 0
@@ -579,7 +590,7 @@ class Run:
         brokers, parts = first
         if brokers != NODES or len(parts) != PARTITIONS * len(self.topics):
             return None
-        if any(leader not in NODES or isr != NODES for leader, isr in parts.values()):
+        if any(leader not in NODES or isr != NODES for leader, isr, _ in parts.values()):
             return None
         states = set(self.quorum_states().values())
         if len(states) != 1 or next(iter(states))[0] not in NODES:
@@ -595,7 +606,7 @@ class Run:
         for brokers, parts in views.values():
             if node in brokers:
                 return False
-            for leader, isr in parts.values():
+            for leader, isr, _ in parts.values():
                 if leader == node or node in isr:
                     return False
         return True
@@ -642,7 +653,7 @@ class Run:
             target = self.rng.choice(NODES)
         hold = FAULT_SESSIONS * SESSION_MS / 1000 + self.rng.uniform(1, 3)
         if kind in CLOCK_FAULTS or kind == "slow-disk":
-            return await self.steady_round(i, kind, target, hold, partition, leader)
+            return await self.steady_round(i, kind, target, hold, partition, parts)
         before = self.acked().get("acked", 0)
         log(f"round {i}: {kind} node {target} for {hold:.1f}s "
             f"(partition {partition} led by {leader}; {before} acked so far)")
@@ -683,9 +694,16 @@ class Run:
         log(f"round {i}: recovered in {self.recovery_s[-1]}s")
         return True
 
-    async def steady_round(self, i, kind, target, hold, partition, leader):
+    async def steady_round(self, i, kind, target, hold, partition, parts):
         """A fault that takes no heartbeat away (a clock step, a slow disk): no node may be
-        fenced while it lasts (sampled); then it ends and the cluster must recover."""
+        fenced while it lasts (sampled), and no partition may change leaders through it (its
+        leader epoch, compared once the cluster has recovered: a fencing and unfencing quicker
+        than the sampling still moves leaders); then it ends and the cluster must recover."""
+        leader = parts[(DATA_TOPIC, partition)][0]
+        label = "clock" if kind in CLOCK_FAULTS else "slow-disk"
+        seen = self.steady.setdefault(label, {"fencing_rounds": 0, "leader_move_rounds": 0,
+                                              "quorum_elections": 0})
+        quorum_epoch = max((e for _, e in self.quorum_states().values()), default=-1)
         before = self.acked().get("acked", 0)
         step_ms = CLOCK_STEP_MS if kind == "clock-forward" else -CLOCK_STEP_MS
         delay_ms = self.rng.randint(*DISK_DELAY_MS)
@@ -712,13 +730,28 @@ class Run:
             log(f"round {i}: node {target}'s disk was slow {fired} times")
             await self.cluster.admin_request(target, "DELETE", "/v1/faults")
         if fenced:
-            self.anomaly(f"fenced-by-{'clock' if kind in CLOCK_FAULTS else 'slow-disk'}",
-                         f"round {i}: {kind} of node {target}: {fenced}")
+            seen["fencing_rounds"] += 1
+            self.steady_anomaly(f"fenced-by-{label}",
+                                f"round {i}: {kind} of node {target}: "
+                                f"node: nodes not listing it {fenced}")
         t1 = time.monotonic()
         healed_at = self.acked().get("acked", 0)
-        ok = await wait_until(self.healthy, RECOVERY_DEADLINE_S) and await wait_until(
+        view = await wait_until(self.healthy, RECOVERY_DEADLINE_S)
+        ok = view and await wait_until(
             lambda: self.acked().get("acked", 0) > healed_at, RECOVERY_DEADLINE_S
         )
+        if view:
+            moved = {
+                f"{t}-{p}": f"leader {parts[(t, p)][0]}@{parts[(t, p)][2]} -> {lead}@{epoch}"
+                for (t, p), (lead, _, epoch) in view[1].items()
+                if (t, p) in parts and parts[(t, p)][2] != epoch
+            }
+            if moved:
+                seen["leader_move_rounds"] += 1
+                self.steady_anomaly(f"leader-moved-by-{label}",
+                                    f"round {i}: {kind} of node {target}: {moved}")
+        after = max((e for _, e in self.quorum_states().values()), default=-1)
+        seen["quorum_elections"] += max(0, after - quorum_epoch)
         if not ok:
             views = await self.views(NODES)
             self.anomaly("unrecovered", f"round {i}: after {kind} of node {target}: {views} "
@@ -727,6 +760,14 @@ class Run:
         self.recovery_s.append(round(time.monotonic() - t1, 1))
         log(f"round {i}: recovered in {self.recovery_s[-1]}s")
         return True
+
+    def steady_anomaly(self, kind, detail):
+        """An anomaly for gregor; for Kafka, whose KRaft timers run on the wall clock, what it
+        does under a clock step (logged, counted in the figures)."""
+        if isinstance(self.cluster, GregorCluster):
+            self.anomaly(kind, detail)
+        else:
+            log(f"{kind} (as Kafka does): {detail}")
 
     async def check_step(self, node, step_ms):
         """gregor reads the stepped clock (its admin listener's /v1/clock); a step it does not
@@ -810,6 +851,8 @@ class Run:
         if any(k in CLOCK_FAULTS or k == "slow-disk" for k in self.kinds):
             # Rounds of clock steps and slow disks: the longest the producers went unanswered.
             figures["longest_stall_s"] = max(self.stalls_s, default=None)
+        for label, seen in self.steady.items():
+            figures[f"under_{label.replace('-', '_')}"] = seen
         if isinstance(self.cluster, GregorCluster) and self.clocks.lib:
             figures["clock_steps_seen"] = self.steps_seen
         if "slow-disk" in self.kinds:
