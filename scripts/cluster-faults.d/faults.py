@@ -681,18 +681,24 @@ class Run:
             os.kill(self.cluster.pid(target), signal.SIGCONT)
         else:
             await self.cluster.restart(target)
+        return await self.recover(i, kind, target, t1) is not None
+
+    async def recover(self, i, kind, target, healed):
+        """Once a fault is over (since `healed`, monotonic): waits until the cluster is healthy
+        and the producers are acknowledged again, and returns that view; an "unrecovered"
+        anomaly and None when that does not happen within RECOVERY_DEADLINE_S."""
         healed_at = self.acked().get("acked", 0)
-        ok = await wait_until(self.healthy, RECOVERY_DEADLINE_S) and await wait_until(
+        view = await wait_until(self.healthy, RECOVERY_DEADLINE_S)
+        if view and await wait_until(
             lambda: self.acked().get("acked", 0) > healed_at, RECOVERY_DEADLINE_S
-        )
-        if not ok:
-            views = await self.views(NODES)
-            self.anomaly("unrecovered", f"round {i}: after {kind} of node {target}: {views} "
-                         f"quorum {self.quorum_states()}")
-            return False
-        self.recovery_s.append(round(time.monotonic() - t1, 1))
-        log(f"round {i}: recovered in {self.recovery_s[-1]}s")
-        return True
+        ):
+            self.recovery_s.append(round(time.monotonic() - healed, 1))
+            log(f"round {i}: recovered in {self.recovery_s[-1]}s")
+            return view
+        views = await self.views(NODES)
+        self.anomaly("unrecovered", f"round {i}: after {kind} of node {target}: {views} "
+                     f"quorum {self.quorum_states()}")
+        return None
 
     async def steady_round(self, i, kind, target, hold, partition, parts):
         """A fault that takes no heartbeat away (a clock step, a slow disk): no node may be
@@ -721,6 +727,7 @@ class Run:
             if status != 200:
                 raise RuntimeError(f"arming a slow disk on node {target}: {status} {answer}")
         fenced = await self.watch(t0 + hold)
+        t1 = time.monotonic()
         if kind in CLOCK_FAULTS:
             self.clocks.step(target, 0)
         else:
@@ -733,13 +740,8 @@ class Run:
             seen["fencing_rounds"] += 1
             self.steady_anomaly(f"fenced-by-{label}",
                                 f"round {i}: {kind} of node {target}: "
-                                f"node: nodes not listing it {fenced}")
-        t1 = time.monotonic()
-        healed_at = self.acked().get("acked", 0)
-        view = await wait_until(self.healthy, RECOVERY_DEADLINE_S)
-        ok = view and await wait_until(
-            lambda: self.acked().get("acked", 0) > healed_at, RECOVERY_DEADLINE_S
-        )
+                                f"broker: the nodes not listing it {fenced}")
+        view = await self.recover(i, kind, target, t1)
         if view:
             moved = {
                 f"{t}-{p}": f"leader {parts[(t, p)][0]}@{parts[(t, p)][2]} -> {lead}@{epoch}"
@@ -752,14 +754,7 @@ class Run:
                                     f"round {i}: {kind} of node {target}: {moved}")
         after = max((e for _, e in self.quorum_states().values()), default=-1)
         seen["quorum_elections"] += max(0, after - quorum_epoch)
-        if not ok:
-            views = await self.views(NODES)
-            self.anomaly("unrecovered", f"round {i}: after {kind} of node {target}: {views} "
-                         f"quorum {self.quorum_states()}")
-            return False
-        self.recovery_s.append(round(time.monotonic() - t1, 1))
-        log(f"round {i}: recovered in {self.recovery_s[-1]}s")
-        return True
+        return view is not None
 
     def steady_anomaly(self, kind, detail):
         """An anomaly for gregor; for Kafka, whose KRaft timers run on the wall clock, what it

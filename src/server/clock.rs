@@ -20,7 +20,9 @@
 //! jobs (Kafka's scheduler and timer wheel). What Kafka measures on the wall clock stays on
 //! `now_ms`: timestamps that are written or compared with written ones, the ISR lag
 //! (Replica.lastCaughtUpTimeMs), transaction timeouts and producer-id expiry. An advance moves
-//! both readings; `step_wall` moves the wall reading alone, as a clock step does.
+//! both readings; `step_wall` moves the wall reading alone, as a clock step does. Not matched
+//! yet: the group coordinators' session, rebalance and join deadlines are on `now_ms` (their
+//! `now` also stamps what they write), where Kafka schedules them on its (monotonic) timer wheel.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -93,8 +95,8 @@ impl Clock {
             Source::Tokio { base_ms, base } => base_ms + millis(base.elapsed()),
             Source::Manual { base_ms } => *base_ms,
         };
-        let moved =
-            self.offset_ms.load(Ordering::Relaxed) + self.wall_step_ms.load(Ordering::Relaxed);
+        let moved = (self.offset_ms.load(Ordering::Relaxed))
+            .saturating_add(self.wall_step_ms.load(Ordering::Relaxed));
         source.saturating_add(moved)
     }
 
