@@ -13,7 +13,9 @@
 # KAFKA_REFERENCE_LIBS=DIR is a folder of Kafka 4.x jars with the broker and the tools (e.g. the 4.4
 # the project matches); KAFKA_REF_EXTRA adds server.properties lines to every node, and
 # KAFKA_REF_EXTRA_DIR/nodeN.properties (if there) to node N after them, the last of a key winning
-# (scripts/cluster-faults gives each node its own listeners and proxied voters this way). The settings
+# (scripts/cluster-faults gives each node its own listeners and proxied voters this way), and
+# KAFKA_REF_EXTRA_DIR/nodeN.env (if there; KEY=VALUE lines) to node N's environment (its
+# libfaketime for the clock faults). The settings
 # mirror `gregor --brokers 3` as compat/java's failover group starts it:
 # default.replication.factor=3 and auto.leader.rebalance.enable=false (a restarted broker leads
 # again only after a preferred election).
@@ -57,11 +59,25 @@ others() {
   echo "$out"
 }
 
-launch() {
-  local n="$1"
-  java -Xmx512m "$LOG_OPT" -cp "$CP" kafka.Kafka "$DIR/node$n/server.properties" \
+# Node N's extra environment (KAFKA_REF_EXTRA_DIR/nodeN.env), one KEY=VALUE a line.
+node_env() {
+  local f="${KAFKA_REF_EXTRA_DIR:-}/node$1.env"
+  [ -n "${KAFKA_REF_EXTRA_DIR:-}" ] && [ -f "$f" ] && grep -v '^[[:space:]]*\(#\|$\)' "$f"
+  return 0
+}
+
+# Starts node N's broker in the background, with its extra environment.
+run_node() {
+  local n="$1" envs
+  mapfile -t envs < <(node_env "$n")
+  env "${envs[@]}" java -Xmx512m "$LOG_OPT" -cp "$CP" kafka.Kafka "$DIR/node$n/server.properties" \
     >>"$DIR/node$n.log" 2>&1 &
   echo $! >"$DIR/node$n.pid"
+}
+
+launch() {
+  local n="$1"
+  run_node "$n"
   local port=$(( $(state base) + n - 1 )) i
   for i in $(seq 1 $((DEADLINE_S * 10))); do
     port_open "$port" && return 0
@@ -133,8 +149,7 @@ PROPS
   done
   # The three start together: a controller quorum of three needs two to elect a leader.
   for n in 1 2 3; do
-    java -Xmx512m "$LOG_OPT" -cp "$CP" kafka.Kafka "$DIR/node$n/server.properties" >>"$DIR/node$n.log" 2>&1 &
-    echo $! >"$DIR/node$n.pid"
+    run_node "$n"
   done
   for n in 1 2 3; do
     wait_for "node $n to listen" port_open $((base + n - 1))

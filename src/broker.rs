@@ -122,6 +122,16 @@ impl Broker {
         endpoints: Vec<Vec<Endpoint>>,
     ) -> io::Result<Broker> {
         let dir = config.data_dir.clone();
+        let control = crate::admin::Control::new(&config);
+        // With the control plane on, the logs' writes and fsyncs meet its storage rules (a slow
+        // disk armed in a running process); without it they go straight to `storage`.
+        let storage: Arc<dyn crate::log::storage::Storage> = match &config.admin_listen {
+            Some(_) => {
+                let rules = Arc::clone(&control.faults) as _;
+                Arc::new(crate::log::storage::FaultyStorage::ruled(storage, rules))
+            }
+            None => storage,
+        };
         fs::create_dir_all(&dir)?;
         let lock = File::create(dir.join(LOCK_FILE))?;
         lock.try_lock().map_err(|_| {
@@ -237,7 +247,6 @@ impl Broker {
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded share-partition state");
         }
-        let control = crate::admin::Control::new(&config);
         let client_quotas = crate::server::client_quotas::ClientQuotaManager::new(
             config.quota_window_size_seconds,
             config.quota_window_num,
@@ -576,9 +585,12 @@ impl Broker {
         }
     }
 
-    /// While this node is the active controller, fences the brokers whose session expired at
-    /// `now`; returns which.
-    pub fn fence_expired_brokers(&self, now: i64) -> Vec<i32> {
+    /// While this node is the active controller, fences the brokers whose session expired by
+    /// now; returns which. Sessions are measured on the monotonic reading of the clock, as
+    /// Kafka's BrokerHeartbeatTracker measures them on `time.nanoseconds()`: a step of the wall
+    /// clock (NTP, an operator) neither fences every broker nor keeps a silent one in.
+    pub fn fence_expired_brokers(&self) -> Vec<i32> {
+        let now = self.clock.monotonic_ms();
         let (Some(liveness), Some(state)) = (&self.liveness, self.catalog.quorum_state()) else {
             return vec![];
         };
@@ -685,7 +697,8 @@ impl Broker {
                 HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
         let end = self.catalog.image().provenance.last_offset;
-        let now = self.clock.now_ms();
+        // The session's clock (see `fence_expired_brokers`).
+        let now = self.clock.monotonic_ms();
         liveness.lock().answered(&heartbeat, &reply, now, end);
         if reply.error_code == errors::NONE && reply.should_shut_down {
             tracing::info!(broker = id, "controlled shutdown granted");
@@ -857,4 +870,85 @@ fn load_or_create_meta(dir: &Path, node_id: i32, shared_id: Option<String>) -> i
     let text = format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n");
     write_atomically(&path, &text)?;
     Ok(cluster_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sources;
+    use std::collections::BTreeMap;
+
+    const SESSION_MS: i64 = 3000;
+
+    /// A combined broker and controller, the single voter of its quorum, with a manual clock.
+    fn single_voter(dir: &Path) -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let set: BTreeMap<String, String> = [
+            ("process.roles", "broker,controller".to_string()),
+            ("node.id", "1".into()),
+            ("controller.quorum.voters", format!("1@127.0.0.1:{port}")),
+            (
+                "listeners",
+                format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+            ),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("broker.session.timeout.ms", SESSION_MS.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let src = Sources {
+            data_dir: Some(dir.to_path_buf()),
+            ..Sources::default()
+        };
+        let mut config = Config::from_settings(set, &src).unwrap();
+        config.manual_clock = true;
+        let storage = Arc::new(crate::log::storage::FileStorage);
+        let endpoint = Endpoint::plaintext("127.0.0.1", 9092);
+        Broker::open_on(storage, config, vec![vec![endpoint]]).unwrap()
+    }
+
+    fn heartbeat(b: &Broker) -> HeartbeatReply {
+        let epoch = b.catalog.image().brokers[&1].epoch;
+        let hb = BrokerHeartbeat {
+            broker_id: 1,
+            broker_epoch: epoch,
+            current_metadata_offset: b.catalog.image().provenance.last_offset,
+            want_shut_down: false,
+        };
+        match b.handle(ControllerRequest::BrokerHeartbeat(hb)) {
+            ControllerResponse::BrokerHeartbeat(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The controller's broker sessions are durations on the monotonic reading: a step of the
+    /// wall clock by more than broker.session.timeout.ms, either way, fences no one (Kafka's
+    /// BrokerHeartbeatTracker uses `time.nanoseconds()`); the session still passes as time does.
+    #[test]
+    fn a_wall_clock_step_does_not_end_a_broker_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = single_voter(dir.path());
+        let reply = heartbeat(&b);
+        assert!(!reply.is_fenced, "{reply:?}");
+        assert!(b.fence_expired_brokers().is_empty());
+        b.clock.step_wall(10 * SESSION_MS);
+        assert!(b.fence_expired_brokers().is_empty(), "a step forward");
+        assert!(!b.catalog.image().brokers[&1].fenced);
+        b.clock.step_wall(-20 * SESSION_MS);
+        assert!(b.fence_expired_brokers().is_empty(), "a step back");
+        // A heartbeat after the step back starts the session again at the monotonic now.
+        assert!(!heartbeat(&b).is_fenced);
+        b.clock.advance(SESSION_MS);
+        assert!(
+            b.fence_expired_brokers().is_empty(),
+            "the session is not over yet"
+        );
+        b.clock.advance(1);
+        assert_eq!(b.fence_expired_brokers(), vec![1], "its session passed");
+        assert!(b.catalog.image().brokers[&1].fenced);
+    }
 }

@@ -263,8 +263,8 @@ pub(crate) async fn start_life(
             Arc::clone(&broker),
             check_every,
             cancel.clone(),
-            move |now| {
-                b.fence_expired_brokers(now);
+            move |_| {
+                b.fence_expired_brokers();
             },
         );
         tasks.push(tokio::spawn(check));
@@ -426,22 +426,24 @@ pub fn spawn_group_timers(broker: Arc<Broker>) -> CancellationToken {
 async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(GROUP_TICK);
     let mut advanced = broker.clock.subscribe();
-    let mut last_expiry = broker.clock.now_ms();
+    // Intervals on the monotonic reading (Kafka's timers); what is compared with timestamps on
+    // the wall reading.
+    let mut last_expiry = broker.clock.monotonic_ms();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
             _ = advanced.changed() => {}
         }
-        let now = broker.clock.now_ms();
+        let (now, elapsed) = (broker.clock.now_ms(), broker.clock.monotonic_ms());
         for (group, member) in broker.groups.tick(&broker.catalog, now) {
             broker
                 .shares
                 .close_session(&broker.catalog, &group, &member, now);
         }
         broker.shares.expire_locks(&broker.catalog, now);
-        if now - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
-            last_expiry = now;
+        if elapsed - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
+            last_expiry = elapsed;
             let removed = broker.groups.expire_offsets(&broker.catalog, now);
             if removed > 0 {
                 tracing::info!(removed, "expired committed offsets");
@@ -452,7 +454,8 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
 
 /// Runs `job` every `every` until `cancel`, each run off the async workers (jobs take partition
 /// locks, which may be held across an fsync); also as soon as an advance of the broker's clock
-/// (`--clock manual`) makes `every` pass on it.
+/// (`--clock manual`) makes `every` pass on it (its monotonic reading: a step of the wall clock
+/// does not run a job early). `job` gets the wall clock's `now`.
 async fn periodically(
     broker: Arc<Broker>,
     every: Duration,
@@ -461,21 +464,21 @@ async fn periodically(
 ) {
     let mut advanced = broker.clock.subscribe();
     let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
-    let mut last = broker.clock.now_ms();
+    let mut last = broker.clock.monotonic_ms();
     let mut next = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => next = tokio::time::Instant::now() + every,
             _ = advanced.changed() => {
-                if broker.clock.now_ms() - last < every_ms {
+                if broker.clock.monotonic_ms() - last < every_ms {
                     continue;
                 }
             }
         }
-        last = broker.clock.now_ms();
-        let job = job.clone();
-        let _ = tokio::task::spawn_blocking(move || job(last)).await;
+        last = broker.clock.monotonic_ms();
+        let (job, now) = (job.clone(), broker.clock.now_ms());
+        let _ = tokio::task::spawn_blocking(move || job(now)).await;
     }
 }
 
@@ -511,25 +514,28 @@ async fn producer_expiration(broker: Arc<Broker>, cancel: CancellationToken) {
 /// completes transactions found prepared at start-up), timed-out transactions aborted every
 /// transaction.abort.timed.out.transaction.cleanup.interval.ms, idle transactional ids removed
 /// every transaction.remove.expired.transaction.cleanup.interval.ms (those two by the broker's
-/// clock, so also at once when an advance makes them due).
+/// clock, so also at once when an advance makes them due: the intervals on its monotonic
+/// reading, as Kafka's scheduler, the timeouts against the wall reading, as Kafka's
+/// TransactionStateManager compares `time.milliseconds()` with the transactions' timestamps).
 async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
     let cfg = broker.txns.cfg.clone();
     let mut advanced = broker.clock.subscribe();
-    let (mut last_abort, mut last_expiry) = (broker.clock.now_ms(), broker.clock.now_ms());
+    let start = broker.clock.monotonic_ms();
+    let (mut last_abort, mut last_expiry) = (start, start);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(TXN_MARKER_RETRY) => {}
             _ = advanced.changed() => {}
         }
-        let now = broker.clock.now_ms();
-        let abort = now - last_abort >= cfg.abort_timed_out_transaction_cleanup_interval_ms;
+        let (now, elapsed) = (broker.clock.now_ms(), broker.clock.monotonic_ms());
+        let abort = elapsed - last_abort >= cfg.abort_timed_out_transaction_cleanup_interval_ms;
         if abort {
-            last_abort = now;
+            last_abort = elapsed;
         }
-        let expire = now - last_expiry >= cfg.remove_expired_transaction_cleanup_interval_ms;
+        let expire = elapsed - last_expiry >= cfg.remove_expired_transaction_cleanup_interval_ms;
         if expire {
-            last_expiry = now;
+            last_expiry = elapsed;
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
@@ -599,7 +605,9 @@ async fn follow_metadata(broker: Arc<Broker>, cancel: CancellationToken) {
 
 async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
     let retention_every = broker.config.log_retention_check_interval_ms as i64;
-    let mut last_retention = broker.clock.now_ms();
+    // The check's interval on the monotonic reading (Kafka's scheduler), retention itself
+    // against the wall reading (record timestamps).
+    let mut last_retention = broker.clock.monotonic_ms();
     let mut tick = tokio::time::interval(HOUSEKEEPING_TICK);
     let mut advanced = broker.clock.subscribe();
     loop {
@@ -608,10 +616,10 @@ async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
             _ = tick.tick() => {}
             _ = advanced.changed() => {}
         }
-        let now = broker.clock.now_ms();
-        let retention = now - last_retention >= retention_every;
+        let (now, elapsed) = (broker.clock.now_ms(), broker.clock.monotonic_ms());
+        let retention = elapsed - last_retention >= retention_every;
         if retention {
-            last_retention = now;
+            last_retention = elapsed;
         }
         let b = Arc::clone(&broker);
         let _ = tokio::task::spawn_blocking(move || b.housekeeping(now, retention)).await;

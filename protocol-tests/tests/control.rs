@@ -208,6 +208,38 @@ async fn a_delay_still_answers_and_group_rules_match_the_group_named() -> Result
     Ok(())
 }
 
+/// A storage rule armed in the running broker slows the writes of the partition it names (a
+/// slow disk): the produce is still acknowledged and read back; the other partition's writes do
+/// not meet it. Gregor only: Kafka has no way to slow its disk from outside.
+#[tokio::test]
+async fn a_storage_rule_slows_its_partitions_writes_and_they_still_succeed() -> Result<()> {
+    let b = controlled().await?;
+    let mut c = b.client().await?;
+    create_topic(&mut c, "slow", 2).await?;
+    arm(
+        &b,
+        json!({"storage": "write", "topic": "slow", "partition": 0,
+               "action": "delay", "delay_ms": 20}),
+    )
+    .await?;
+    for p in [0, 1] {
+        ensure!(produce_ok(&mut c, "slow", p, values_batch(&["x", "y"])).await? == 0);
+    }
+    ensure!(fetch_all(&mut c, "slow", 0).await?.len() == 2);
+    let rules = faults(&b).await?;
+    let fired = rules[0]["fired"].as_u64().unwrap_or(0);
+    ensure!(fired > 0 && rules[0]["matched"] == fired, "{rules:?}");
+    // A storage rule's action is a delay; a request's fields mean nothing to it.
+    for bad in [
+        json!({"storage": "write", "action": "close_after"}),
+        json!({"storage": "write", "api": "Produce", "action": "delay", "delay_ms": 5}),
+    ] {
+        let (status, answer) = b.admin_json("POST", "/v1/faults", bad).await?;
+        ensure!(status == 400 && answer["error"].is_string(), "{answer}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_journal_shows_what_a_client_sent_and_what_it_was_answered() -> Result<()> {
     let b = controlled().await?;

@@ -27,6 +27,16 @@
 //! Rules are tried in the order they were armed; the first that fires decides. Every rule a
 //! request matches counts it, up to the one that fires. With no rule armed the request path pays
 //! one atomic load (`armed`).
+//!
+//! A storage rule (`"storage"`: `write`, `sync` or `any`) matches the writes or fsyncs of a
+//! partition's segment files instead of requests (`topic` and `partition` narrow it; the other
+//! matching fields are refused), with the same `skip`, `times` and `probability`; its action is
+//! `delay`: the operation waits `delay_ms` on the thread that does it, then succeeds (a slow
+//! disk; `log::storage::FaultyStorage` asks these rules through `StorageFaultRules`):
+//!
+//! ```json
+//! {"storage": "any", "topic": "orders", "partition": 0, "action": "delay", "delay_ms": 50}
+//! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,6 +45,7 @@ use kafka_protocol::messages::ApiKey;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
+use crate::log::storage::{Fault, StorageFaultRules, StorageOp};
 use crate::protocol::{apis, error_response, errors, named::Named};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,10 +121,34 @@ impl Match {
     }
 }
 
+/// What a storage rule matches: which operations (`None`: writes and fsyncs) of which
+/// partitions' segment files.
+#[derive(Debug, Clone)]
+struct StorageMatch {
+    op: Option<StorageOp>,
+    topic: Option<String>,
+    partition: Option<i32>,
+}
+
+impl StorageMatch {
+    fn matches(&self, op: StorageOp, topic: &str, partition: i32) -> bool {
+        self.op.is_none_or(|o| o == op)
+            && self.topic.as_ref().is_none_or(|t| t == topic)
+            && self.partition.is_none_or(|p| p == partition)
+    }
+}
+
+/// What a rule matches: requests, or storage operations.
+#[derive(Debug, Clone)]
+enum Target {
+    Request(Match),
+    Storage(StorageMatch),
+}
+
 struct Rule {
     id: u64,
     spec: Value,
-    matcher: Match,
+    matcher: Target,
     skip: u64,
     times: Option<u64>,
     probability: f64,
@@ -160,7 +195,10 @@ fn unit_interval(state: &mut u64) -> f64 {
 
 #[derive(Default)]
 pub struct Faults {
+    /// A request rule is armed.
     armed: AtomicBool,
+    /// A storage rule is armed.
+    storage_armed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -171,7 +209,7 @@ struct State {
 }
 
 impl Faults {
-    /// Whether any rule is armed: the request path's one check.
+    /// Whether any request rule is armed: the request path's one check.
     pub fn armed(&self) -> bool {
         self.armed.load(Ordering::Relaxed)
     }
@@ -179,12 +217,27 @@ impl Faults {
     /// The rule that fires on `call`, if any.
     pub fn decide(&self, call: &Call<'_>) -> Option<Fired> {
         let mut state = self.state.lock();
-        let rule = (state.rules.iter_mut())
-            .find_map(|r| (r.matcher.matches(call) && r.fires()).then_some(r))?;
+        let rule = state.rules.iter_mut().find_map(|r| {
+            let matches = matches!(&r.matcher, Target::Request(m) if m.matches(call));
+            (matches && r.fires()).then_some(r)
+        })?;
         Some(Fired {
             rule: rule.id,
             action: rule.action.clone(),
         })
+    }
+
+    /// Keeps the flags the request and storage paths check in step with the rules.
+    fn rearm(&self, state: &State) {
+        let (mut requests, mut storage) = (false, false);
+        for r in &state.rules {
+            match r.matcher {
+                Target::Request(_) => requests = true,
+                Target::Storage(_) => storage = true,
+            }
+        }
+        self.armed.store(requests, Ordering::Relaxed);
+        self.storage_armed.store(storage, Ordering::Relaxed);
     }
 
     /// Arms the rule `spec` describes; its JSON (with its id) or why it is refused.
@@ -192,9 +245,17 @@ impl Faults {
         let Value::Object(fields) = &spec else {
             return Err("a fault rule is a JSON object".into());
         };
-        let matcher = parse_match(fields)?;
+        let matcher = match fields.get("storage") {
+            None | Some(Value::Null) => Target::Request(parse_match(fields)?),
+            Some(op) => Target::Storage(parse_storage_match(op, fields)?),
+        };
         let action = parse_action(fields)?;
-        if let Action::Error(_) = action {
+        if let (Target::Storage(_), action) = (&matcher, &action) {
+            if !matches!(action, Action::Delay(_)) {
+                return Err("a storage rule's action is delay (a slow disk)".into());
+            }
+        }
+        if let (Action::Error(_), Target::Request(matcher)) = (&action, &matcher) {
             match matcher.api {
                 Some(api) if error_response::answers_errors(api) => {}
                 Some(api) => {
@@ -233,7 +294,7 @@ impl Faults {
         };
         let answer = rule.to_json();
         state.rules.push(rule);
-        self.armed.store(true, Ordering::Relaxed);
+        self.rearm(&state);
         Ok(answer)
     }
 
@@ -251,7 +312,7 @@ impl Faults {
             Some(id) => state.rules.retain(|r| r.id != id),
             None => state.rules.clear(),
         }
-        self.armed.store(!state.rules.is_empty(), Ordering::Relaxed);
+        self.rearm(&state);
         id.is_none() || state.rules.len() < before
     }
 }
@@ -332,6 +393,36 @@ fn parse_match(f: &Map<String, Value>) -> Result<Match, String> {
     })
 }
 
+/// A storage rule's match: the operation (`write`, `sync`, `any`), `topic` and `partition`;
+/// the request fields mean nothing to a storage operation and are refused.
+fn parse_storage_match(op: &Value, f: &Map<String, Value>) -> Result<StorageMatch, String> {
+    let op = match op.as_str() {
+        Some("write") => Some(StorageOp::Write),
+        Some("sync") => Some(StorageOp::Sync),
+        Some("any") => None,
+        _ => return Err(format!("storage must be write, sync or any, not {op}")),
+    };
+    let request_only = [
+        "api",
+        "min_version",
+        "max_version",
+        "group",
+        "transactional_id",
+        "client_id",
+        "broker",
+    ];
+    if let Some(k) = request_only.iter().find(|k| f.contains_key(**k)) {
+        return Err(format!(
+            "{k} matches requests, not a storage rule's operations"
+        ));
+    }
+    Ok(StorageMatch {
+        op,
+        topic: opt_str(f, "topic")?,
+        partition: opt_int(f, "partition")?,
+    })
+}
+
 fn parse_action(f: &Map<String, Value>) -> Result<Action, String> {
     let action = opt_str(f, "action")?.ok_or("a fault rule needs an action")?;
     Ok(match action.as_str() {
@@ -359,6 +450,26 @@ fn parse_action(f: &Map<String, Value>) -> Result<Action, String> {
             ))
         }
     })
+}
+
+impl StorageFaultRules for Faults {
+    /// The delay of the first storage rule that fires on `op` on `topic`-`partition`; with no
+    /// storage rule armed, one atomic load.
+    fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault {
+        if !self.storage_armed.load(Ordering::Relaxed) {
+            return Fault::None;
+        }
+        let mut state = self.state.lock();
+        let fired = state.rules.iter_mut().find_map(|r| {
+            let matches =
+                matches!(&r.matcher, Target::Storage(m) if m.matches(op, topic, partition));
+            (matches && r.fires()).then(|| r.action.clone())
+        });
+        match fired {
+            Some(Action::Delay(d)) => Fault::Delay(d),
+            _ => Fault::None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +581,55 @@ mod tests {
         // A code works as well as a name.
         f.arm(json!({"api": "Produce", "action": "error", "error": 6}))
             .unwrap();
+    }
+
+    /// A storage rule delays the writes or fsyncs of the partitions it names, never a request;
+    /// a request rule never meets a storage operation.
+    #[test]
+    fn a_storage_rule_slows_its_partitions_operations_only() {
+        let f = Faults::default();
+        let delay = Fault::Delay(Duration::from_millis(30));
+        f.arm(
+            json!({"storage": "write", "topic": "t", "partition": 1, "times": 2,
+                     "action": "delay", "delay_ms": 30}),
+        )
+        .unwrap();
+        assert!(!f.armed(), "the request path is not watched for it");
+        assert_eq!(
+            f.decide(&call(ApiKey::Produce, 9, &produce_to("t", 1))),
+            None
+        );
+        assert_eq!(f.fault(StorageOp::Sync, "t", 1), Fault::None);
+        assert_eq!(f.fault(StorageOp::Write, "t", 0), Fault::None);
+        assert_eq!(f.fault(StorageOp::Write, "u", 1), Fault::None);
+        assert_eq!(f.fault(StorageOp::Write, "t", 1), delay);
+        assert_eq!(f.fault(StorageOp::Write, "t", 1), delay);
+        assert_eq!(f.fault(StorageOp::Write, "t", 1), Fault::None, "times: 2");
+        let rule = &f.list()[0];
+        assert_eq!((&rule["matched"], &rule["fired"]), (&json!(3), &json!(2)));
+        f.arm(json!({"storage": "any", "action": "delay", "delay_ms": 5}))
+            .unwrap();
+        let any = Fault::Delay(Duration::from_millis(5));
+        assert_eq!(f.fault(StorageOp::Sync, "x", 7), any);
+        f.arm(json!({"api": "Produce", "action": "close_after"}))
+            .unwrap();
+        assert!(f.armed());
+        assert_eq!(
+            f.fault(StorageOp::Write, "x", 7),
+            any,
+            "a request rule is not asked"
+        );
+        assert!(f.remove(Some(2)));
+        assert_eq!(f.fault(StorageOp::Sync, "x", 7), Fault::None);
+        for bad in [
+            json!({"storage": "read", "action": "delay", "delay_ms": 5}),
+            json!({"storage": "any", "action": "close_after"}),
+            json!({"storage": "any", "action": "error", "error": "KAFKA_STORAGE_ERROR"}),
+            json!({"storage": "any", "api": "Produce", "action": "delay", "delay_ms": 5}),
+            json!({"storage": "any", "client_id": "app", "action": "delay", "delay_ms": 5}),
+        ] {
+            assert!(f.arm(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

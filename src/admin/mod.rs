@@ -61,7 +61,8 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The test control plane's state, held by the broker: what the request path consults.
 pub struct Control {
-    pub faults: faults::Faults,
+    /// Shared with the broker's storage, which asks the storage rules (see `faults`).
+    pub faults: Arc<faults::Faults>,
     pub journal: journal::Journal,
 }
 
@@ -69,7 +70,7 @@ impl Control {
     /// Idle unless the admin listener is on: then the journal records (`--journal-size`).
     pub fn new(config: &Config) -> Control {
         Control {
-            faults: faults::Faults::default(),
+            faults: Arc::default(),
             journal: journal::Journal::new(config.admin_listen.is_some(), config.journal_size),
         }
     }

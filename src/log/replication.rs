@@ -3,6 +3,12 @@
 //! times are the caller's `now` (the broker's clock), offsets come from the log; what to send
 //! (AlterPartition, a truncation) is returned for the caller to do.
 //!
+//! `now` is the wall reading (`Clock::now_ms`), as Kafka's Partition and ReplicaManager take
+//! `time.milliseconds()` for the fetch times and lastCaughtUpTimeMs: a leader whose wall clock
+//! steps forward by more than replica.lag.time.max.ms finds its lagging followers out of sync
+//! (they rejoin as they catch up), one stepped back keeps them in sync for the step's length
+//! (lastCaughtUpTimeMs only grows), on Kafka as here (scripts/cluster-faults' clock faults).
+//!
 //! On the leader (`LeaderState`):
 //! - each follower's fetch records its fetch offset (its log end offset) and time
 //!   (Replica.updateFetchStateOrThrow); a follower is caught up when it has fetched up to the

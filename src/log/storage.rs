@@ -5,7 +5,11 @@
 //!
 //! `FileStorage` is the real thing (positional reads, `write(2)` appends on an O_APPEND file,
 //! fsync). `FaultyStorage` wraps it for tests: it fails writes or syncs of the files whose path
-//! contains a given text, optionally after writing part of the data first (as a full disk does).
+//! contains a given text, optionally after writing part of the data first (as a full disk does),
+//! or makes them slow (`Fault::Delay`). With the admin listener on, every broker's storage goes
+//! through one too, which asks the control plane's storage rules (`StorageFaultRules`,
+//! `admin::faults`) for each write and fsync of a partition's segment files: a slow disk armed in
+//! a running process (scripts/cluster-faults' `slow-disk`).
 //! Index files are small, rebuilt from the log when unusable, and stay plain files.
 
 use std::fs::{File, OpenOptions};
@@ -14,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -156,27 +161,63 @@ pub enum Fault {
     SyncFails,
     /// Opening fails with EMFILE (the process is out of descriptors).
     OpenFails,
+    /// Writes and fsyncs take this long more, then succeed (a slow disk).
+    Delay(Duration),
 }
 
-/// Test storage: real files, with a fault injected into those whose path contains `target`.
-/// It also counts the fsyncs of each file.
+/// An operation on a segment file, as storage fault rules name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageOp {
+    /// An append (`write(2)`).
+    Write,
+    /// An fsync (fdatasync).
+    Sync,
+}
+
+/// Faults decided outside the storage: the control plane's storage rules (`admin::faults`),
+/// asked for each write and fsync of a segment file of partition `partition` of `topic`.
+pub trait StorageFaultRules: Send + Sync {
+    fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault;
+}
+
+/// Test storage: real files, with a fault injected into those whose path contains `target`,
+/// or decided by storage fault rules. It also counts the fsyncs of each file.
 pub struct FaultyStorage {
+    inner: Arc<dyn Storage>,
     state: Mutex<(String, Fault)>,
+    /// Asked when nothing is injected (`ruled`).
+    rules: Option<Arc<dyn StorageFaultRules>>,
     syncs: Mutex<std::collections::HashMap<String, usize>>,
-    /// Its own cache, so that a test can set a small capacity.
-    open_files: OpenFiles,
+    /// Its own cache, so that a test can set a small capacity (`None`: the inner storage's).
+    open_files: Option<OpenFiles>,
 }
 
 impl FaultyStorage {
+    /// Over the local file system, with faults injected by `inject`.
     pub fn new() -> Arc<FaultyStorage> {
         Arc::new(FaultyStorage {
+            inner: FileStorage::shared(),
             state: Mutex::new((String::new(), Fault::None)),
+            rules: None,
             syncs: Mutex::default(),
-            open_files: OpenFiles::new(OPEN_FILES.capacity()),
+            open_files: Some(OpenFiles::new(OPEN_FILES.capacity())),
         })
     }
 
-    /// How many times files whose path contains `target` were fsynced.
+    /// Over `inner`, each write and fsync of a partition's segment files meeting the fault
+    /// `rules` decide (the admin listener's storage rules).
+    pub fn ruled(inner: Arc<dyn Storage>, rules: Arc<dyn StorageFaultRules>) -> Arc<FaultyStorage> {
+        Arc::new(FaultyStorage {
+            inner,
+            state: Mutex::new((String::new(), Fault::None)),
+            rules: Some(rules),
+            syncs: Mutex::default(),
+            open_files: None,
+        })
+    }
+
+    /// How many times files whose path contains `target` were fsynced (not counted under
+    /// `ruled`).
     pub fn sync_count(&self, target: &str) -> usize {
         let syncs = self.syncs.lock();
         syncs
@@ -199,6 +240,23 @@ impl FaultyStorage {
             Fault::None
         }
     }
+
+    /// The fault `op` on the segment file at `path` meets: the injected one, else the rules'
+    /// for the partition whose directory holds it.
+    fn fault_of(&self, op: StorageOp, path: &str) -> Fault {
+        let injected = self.fault_for(path);
+        let Some(rules) = self.rules.as_ref().filter(|_| injected == Fault::None) else {
+            return injected;
+        };
+        let partition = Path::new(path)
+            .parent()
+            .and_then(|d| d.file_name()?.to_str()?.rsplit_once('-'))
+            .and_then(|(topic, p)| Some((topic, p.parse::<i32>().ok()?)));
+        match partition {
+            Some((topic, p)) => rules.fault(op, topic, p),
+            None => Fault::None,
+        }
+    }
 }
 
 impl Storage for Arc<FaultyStorage> {
@@ -206,7 +264,7 @@ impl Storage for Arc<FaultyStorage> {
         if self.fault_for(&path.to_string_lossy()) == Fault::OpenFails {
             return Err(io::Error::from_raw_os_error(24)); // EMFILE
         }
-        let inner = FileStorage.open_segment(path, create)?;
+        let inner = self.inner.open_segment(path, create)?;
         Ok(Arc::new(FaultyFile {
             inner,
             path: path.to_string_lossy().into_owned(),
@@ -215,14 +273,16 @@ impl Storage for Arc<FaultyStorage> {
     }
 
     fn open_files(&self) -> &OpenFiles {
-        &self.open_files
+        self.open_files
+            .as_ref()
+            .unwrap_or_else(|| self.inner.open_files())
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         match self.fault_for(&path.to_string_lossy()) {
             Fault::WriteFailsAfter(_) => Err(io::Error::from_raw_os_error(28)), // ENOSPC
             Fault::WriteFailsWithEio => Err(io::Error::from_raw_os_error(5)),
-            _ => FileStorage.write_atomically(path, bytes),
+            _ => self.inner.write_atomically(path, bytes),
         }
     }
 }
@@ -241,7 +301,7 @@ impl ReadAt for FaultyFile {
 
 impl SegmentFile for FaultyFile {
     fn append(&self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
-        match self.storage.fault_for(&self.path) {
+        match self.storage.fault_of(StorageOp::Write, &self.path) {
             Fault::WriteFailsAfter(n) => {
                 let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
                 let part = &all[..n.min(all.len())];
@@ -251,19 +311,32 @@ impl SegmentFile for FaultyFile {
                 Err(io::Error::from_raw_os_error(28)) // ENOSPC
             }
             Fault::WriteFailsWithEio => Err(io::Error::from_raw_os_error(5)),
+            Fault::Delay(d) => {
+                // The caller's thread waits, as on a slow device.
+                std::thread::sleep(d);
+                self.inner.append(bufs)
+            }
             _ => self.inner.append(bufs),
         }
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        *self
-            .storage
-            .syncs
-            .lock()
-            .entry(self.path.clone())
-            .or_default() += 1;
-        match self.storage.fault_for(&self.path) {
+        // Counted for tests; a ruled storage serves a broker for as long as it runs, and would
+        // keep a count for every segment it ever synced.
+        if self.storage.rules.is_none() {
+            *self
+                .storage
+                .syncs
+                .lock()
+                .entry(self.path.clone())
+                .or_default() += 1;
+        }
+        match self.storage.fault_of(StorageOp::Sync, &self.path) {
             Fault::SyncFails => Err(io::Error::from_raw_os_error(5)), // EIO
+            Fault::Delay(d) => {
+                std::thread::sleep(d);
+                self.inner.sync_data()
+            }
             _ => self.inner.sync_data(),
         }
     }
@@ -407,6 +480,55 @@ mod tests {
             log.append(&make_batch(&[b"after"], 3, None), 9, 0),
             Err(LogError::Offline)
         ));
+    }
+
+    /// Storage rules that slow partition `slow-0` and note what they were asked.
+    #[derive(Default)]
+    struct SlowRules(Mutex<Vec<(StorageOp, String, i32)>>);
+
+    impl StorageFaultRules for SlowRules {
+        fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault {
+            self.0.lock().push((op, topic.to_string(), partition));
+            match (topic, partition) {
+                ("slow", 0) => Fault::Delay(std::time::Duration::from_millis(1)),
+                _ => Fault::None,
+            }
+        }
+    }
+
+    /// A ruled storage asks its rules for each write and fsync of a segment file by the
+    /// partition whose directory holds it; a delayed operation still succeeds.
+    #[test]
+    fn a_ruled_storage_asks_for_each_write_and_fsync_by_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = Arc::new(SlowRules::default());
+        let storage = FaultyStorage::ruled(FileStorage::shared(), Arc::clone(&rules) as _);
+        let config = LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        for name in ["slow-0", "fast-1"] {
+            let log = PartitionLog::open_on(
+                Arc::new(Arc::clone(&storage)),
+                &dir.path().join(name),
+                config.clone(),
+                true,
+                0,
+            )
+            .unwrap();
+            let log = Partition::new(name.into(), 0, log);
+            log.append(&make_batch(&[b"kept"], 1, None), 9, 0).unwrap();
+            assert_eq!(log.with_log(|l| values(l)), 1);
+        }
+        let asked = rules.0.lock().clone();
+        for (topic, p) in [("slow", 0), ("fast", 1)] {
+            for op in [StorageOp::Write, StorageOp::Sync] {
+                assert!(
+                    asked.contains(&(op, topic.into(), p)),
+                    "{op:?} {topic}: {asked:?}"
+                );
+            }
+        }
     }
 
     /// Kafka's UnifiedLog.flush fsyncs only the segments from the recovery point on, and a

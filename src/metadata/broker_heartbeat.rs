@@ -22,7 +22,9 @@
 //! controller starts its heartbeat manager afresh. Likewise a broker that registers again (a new
 //! epoch) starts a new session.
 //!
-//! Sans-IO: times are the caller's `now` (the broker's clock), the records go to the catalog.
+//! Sans-IO: times are the caller's `now`, the records go to the catalog. `now` is the broker
+//! clock's monotonic reading (`Clock::monotonic_ms`), as Kafka's contact times are
+//! `time.nanoseconds()`: a session is a duration, and a step of the wall clock must not end one.
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,18 @@
 //! The log layer keeps the wall clock for what the file system records (segment file times, the
 //! flush scheduler, recovery); retention and compaction lag compare record timestamps against the
 //! `now` the housekeeping and cleaner timers take from this clock, so they follow it.
+//!
+//! Two readings, as Kafka's `Time` has two: `now_ms` is the wall clock (`time.milliseconds()`,
+//! `System.currentTimeMillis`), which an operator or NTP may step either way; `monotonic_ms` only
+//! moves forward (`time.nanoseconds()` / `hiResClockMs()`, `System.nanoTime`, CLOCK_MONOTONIC
+//! here) from an arbitrary origin, for the durations Kafka measures on it: the controller's
+//! broker sessions (BrokerHeartbeatTracker's contact times) and the intervals of the periodic
+//! jobs (Kafka's scheduler and timer wheel). What Kafka measures on the wall clock stays on
+//! `now_ms`: timestamps that are written or compared with written ones, the ISR lag
+//! (Replica.lastCaughtUpTimeMs), transaction timeouts and producer-id expiry. An advance moves
+//! both readings; `step_wall` moves the wall reading alone, as a clock step does. Not matched
+//! yet: the group coordinators' session, rebalance and join deadlines are on `now_ms` (their
+//! `now` also stamps what they write), where Kafka schedules them on its (monotonic) timer wheel.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,20 +33,22 @@ pub struct Clock {
     source: Source,
     /// How far `advance` has moved the clock ahead of its source.
     offset_ms: AtomicI64,
+    /// How far `step_wall` has moved the wall reading beside that (either way).
+    wall_step_ms: AtomicI64,
     /// Counts advances; timers wait on it beside their ticks.
     advances: watch::Sender<u64>,
 }
 
 enum Source {
-    /// Milliseconds since the epoch.
-    System,
+    /// Milliseconds since the epoch; the monotonic reading counts from `origin`.
+    System { origin: std::time::Instant },
     /// Follows tokio's clock from `base` (which was `base_ms`): with a paused runtime, time
     /// passes only when the runtime advances it.
     Tokio {
         base_ms: i64,
         base: tokio::time::Instant,
     },
-    /// Stands at `base_ms` (the wall clock when made) until advanced.
+    /// Stands at `base_ms` (the wall clock when made; monotonic 0) until advanced.
     Manual { base_ms: i64 },
 }
 
@@ -43,12 +57,15 @@ impl Clock {
         Clock {
             source,
             offset_ms: AtomicI64::new(0),
+            wall_step_ms: AtomicI64::new(0),
             advances: watch::Sender::new(0),
         }
     }
 
     pub fn system() -> Clock {
-        Self::with(Source::System)
+        Self::with(Source::System {
+            origin: std::time::Instant::now(),
+        })
     }
 
     /// A clock that starts at the wall clock and moves only when advanced (`--clock manual`).
@@ -71,20 +88,32 @@ impl Clock {
         })
     }
 
-    /// Milliseconds since the epoch, as this broker sees them.
+    /// Milliseconds since the epoch, as this broker sees them (the wall clock: it may step).
     pub fn now_ms(&self) -> i64 {
         let source = match &self.source {
-            Source::System => system_ms(),
-            Source::Tokio { base_ms, base } => {
-                base_ms + i64::try_from(base.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
-            }
+            Source::System { .. } => system_ms(),
+            Source::Tokio { base_ms, base } => base_ms + millis(base.elapsed()),
             Source::Manual { base_ms } => *base_ms,
+        };
+        let moved = (self.offset_ms.load(Ordering::Relaxed))
+            .saturating_add(self.wall_step_ms.load(Ordering::Relaxed));
+        source.saturating_add(moved)
+    }
+
+    /// Milliseconds from an arbitrary origin on a clock that never runs backwards and does not
+    /// follow steps of the wall clock: what durations are measured on (see the module comment).
+    pub fn monotonic_ms(&self) -> i64 {
+        let source = match &self.source {
+            Source::System { origin } => millis(origin.elapsed()),
+            Source::Tokio { base, .. } => millis(base.elapsed()),
+            Source::Manual { .. } => 0,
         };
         source.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Moves the clock forward by `ms` (negative values are ignored: the coordinators' deadlines
-    /// assume time never runs backwards) and wakes the timers waiting on `subscribe`.
+    /// assume time never runs backwards), both readings, and wakes the timers waiting on
+    /// `subscribe`.
     pub fn advance(&self, ms: i64) {
         if ms > 0 {
             self.offset_ms.fetch_add(ms, Ordering::Relaxed);
@@ -92,10 +121,21 @@ impl Clock {
         }
     }
 
+    /// Steps the wall reading alone by `ms`, forward or back, as an operator or NTP steps a
+    /// host's clock (tests of what must not follow such a step); the monotonic reading stays.
+    pub fn step_wall(&self, ms: i64) {
+        self.wall_step_ms.fetch_add(ms, Ordering::Relaxed);
+        self.advances.send_modify(|n| *n += 1);
+    }
+
     /// Changes each time the clock is advanced: a timer selects on it beside its tick.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.advances.subscribe()
     }
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn system_ms() -> i64 {
@@ -134,6 +174,26 @@ mod tests {
         assert_eq!(c.now_ms(), start + 46_000);
         woken.changed().await.unwrap();
         assert!(c.is_manual() && !Clock::system().is_manual());
+    }
+
+    /// A wall step moves `now_ms` alone, either way; an advance moves both readings.
+    #[test]
+    fn a_wall_step_leaves_the_monotonic_reading() {
+        let c = Clock::manual();
+        let (wall, mono) = (c.now_ms(), c.monotonic_ms());
+        c.step_wall(60_000);
+        assert_eq!((c.now_ms(), c.monotonic_ms()), (wall + 60_000, mono));
+        c.step_wall(-90_000);
+        assert_eq!((c.now_ms(), c.monotonic_ms()), (wall - 30_000, mono));
+        c.advance(1_000);
+        assert_eq!(
+            (c.now_ms(), c.monotonic_ms()),
+            (wall - 29_000, mono + 1_000)
+        );
+        let s = Clock::system();
+        let m = s.monotonic_ms();
+        s.step_wall(-3_600_000);
+        assert!(s.monotonic_ms() >= m && s.now_ms() < system_ms() - 3_000_000);
     }
 
     #[tokio::test]
