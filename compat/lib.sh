@@ -37,29 +37,12 @@ pem_tls_overrides() {
 REPO_ROOT="$(cd "$COMPAT_ROOT/.." && pwd)"
 GREGOR_BIN="${GREGOR_BIN:-$REPO_ROOT/target/release/gregor}"
 
-gregor_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# Ports come from compat/ports.py, below the kernel's ephemeral range (see why there).
+gregor_free_port() { python3 "$COMPAT_ROOT/ports.py" 1; }
 
 # gregor_free_ports N: the first of N consecutive free loopback ports (--brokers N listens on
 # consecutive ports from --listen).
-gregor_free_ports() {
-  python3 -c '
-import socket, sys
-n = int(sys.argv[1])
-while True:
-    s0 = socket.socket(); s0.bind(("127.0.0.1", 0)); p = s0.getsockname()[1]; s0.close()
-    socks = []
-    try:
-        for q in range(p, p + n):
-            s = socket.socket(); socks.append(s); s.bind(("127.0.0.1", q))
-        print(p)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()' "$1"
-}
+gregor_free_ports() { python3 "$COMPAT_ROOT/ports.py" "$1"; }
 
 gregor_wait_ready() {
   local i

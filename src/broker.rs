@@ -882,10 +882,7 @@ mod tests {
 
     /// A combined broker and controller, the single voter of its quorum, with a manual clock.
     fn single_voter(dir: &Path) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = crate::testing::free_ports(1).unwrap()[0];
         let set: BTreeMap<String, String> = [
             ("process.roles", "broker,controller".to_string()),
             ("node.id", "1".into()),

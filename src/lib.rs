@@ -15,7 +15,8 @@
 //! - `admin`: the admin HTTP listener (health, broker stop and start), off unless asked for;
 //! - `console`: the web console the admin listener serves at `/ui`;
 //! - `schema_registry`: the Confluent-compatible schema registry, off unless asked for;
-//! - `http`: the HTTP/JSON plumbing both listeners share.
+//! - `http`: the HTTP/JSON plumbing both listeners share;
+//! - `testing`: free ports for tests that start brokers on fixed ports.
 //!
 //! `start` runs a broker inside the caller's tokio runtime; tests use it with port 0.
 
@@ -37,6 +38,8 @@ pub mod schema_registry;
 pub mod security;
 pub mod server;
 pub mod share;
+#[doc(hidden)]
+pub mod testing;
 pub mod txn;
 
 use std::net::SocketAddr;

@@ -25,7 +25,7 @@ host=${listen%:*}
 
 # The controller endpoint is part of the formatted metadata, so keep its port across restarts.
 if [ ! -f "$data/controller.port" ]; then
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' >"$data/controller.port"
+  python3 "$(dirname "${BASH_SOURCE[0]}")/../ports.py" >"$data/controller.port"
 fi
 cport=$(cat "$data/controller.port")
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -29,28 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_ports(count):
-    """The first of `count` consecutive free loopback ports (`--brokers N` listens on them)."""
-    while True:
-        first = free_port()
-        try:
-            socks = []
-            for port in range(first, first + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
+sys.path.insert(0, str(REPO_ROOT / "compat"))
+from ports import free_port, free_ports  # noqa: E402,F401  (one picker for every script)
 
 
 def unique_topic(prefix):

@@ -76,16 +76,9 @@ async fn cluster_of(
 }
 
 /// Controller ports for voters 1-3 and their controller.quorum.voters: three distinct free
-/// ports, the listeners held until all three are picked.
+/// ports below the ephemeral range (`gregor::testing`), known before the nodes start.
 fn three_voters() -> Result<(Vec<u16>, String)> {
-    let held = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<Result<_>>()?;
-    drop(held);
+    let ports = gregor::testing::free_ports(3)?;
     let voters = (1..=3)
         .zip(&ports)
         .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))

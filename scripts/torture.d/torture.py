@@ -34,6 +34,8 @@ import time
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException,
                              Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "compat"))
+from ports import free_port  # noqa: E402  (compat/ports.py: one picker for every script)
 
 TOPIC = "torture"
 GROUP = "torture-group"
@@ -162,14 +164,6 @@ class Broker:
         self.proc = None
         if code != 0:
             raise Failure(f"broker exited with {code} on SIGTERM; see {self.log_path}")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---------------------------------------------------------------------------------------------
