@@ -1258,3 +1258,62 @@ async fn brokers_replicate_over_sasl_plaintext_with_plain() -> Result<()> {
     }
     Ok(())
 }
+
+/// Every broker fenced at once (the active controller's clock jumps past every session), then
+/// unfenced by their next heartbeats: each partition is led again, every replica returns to
+/// its ISR, and a record produced with acks=all afterwards reaches every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_every_broker_was_fenced_the_replicas_follow_again() -> Result<()> {
+    let _one = one_cluster().await;
+    let nodes = coordinator_cluster().await?;
+    let mut admin = nodes[0].client().await?;
+    let data = vec![creatable("all-fenced", 3).with_replication_factor(3)];
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, data, false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    let topic = "all-fenced";
+    let full = |n: &TestBroker| {
+        let image = n.broker().catalog.image();
+        image.topics.get_by_name(topic).is_some_and(|t| {
+            t.partitions
+                .values()
+                .all(|r| r.leader > 0 && r.isr.len() == 3)
+        })
+    };
+    until("the topic is in sync", || full(&nodes[0])).await?;
+    // Each node's clock in turn: the active controller's jump fences every broker (its own
+    // too); the others' change nothing a controller sees.
+    let mut fenced = false;
+    for n in &nodes {
+        let before = nodes[0].broker().catalog.image().provenance.last_offset;
+        n.broker().clock.advance(10_000);
+        let step = tokio::time::Instant::now();
+        while step.elapsed() < Duration::from_secs(2) && !fenced {
+            let image = nodes[0].broker().catalog.image();
+            fenced = image.provenance.last_offset > before
+                && image.topics.get_by_name(topic).is_some_and(|t| {
+                    t.partitions
+                        .values()
+                        .any(|r| r.isr.len() < 3 || r.leader < 0)
+                });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        until("every partition is led and in sync again", || {
+            full(&nodes[0])
+        })
+        .await?;
+    }
+    ensure!(fenced, "no clock jump fenced a broker");
+    let image = nodes[0].broker().catalog.image();
+    let t = image.topics.get_by_name(topic).context("topic")?;
+    for (p, r) in &t.partitions {
+        let mut c = nodes[r.leader as usize - 1].client().await?;
+        let offset = produce_ok(&mut c, topic, *p, values_batch(&["after"])).await?;
+        until("every replica has the record", || {
+            nodes.iter().all(|n| {
+                partition_n(n, topic, *p).is_ok_and(|x| x.with_log(|l| l.log_end_offset()) > offset)
+            })
+        })
+        .await?;
+    }
+    Ok(())
+}
