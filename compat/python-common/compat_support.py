@@ -1,8 +1,8 @@
 """Client-independent parts of the Python compat suites: the broker process, its pytest
 fixtures (loaded by conftest.py as a plugin) and deterministic test records.
 
-This file is kept identical in compat/confluent-kafka/ and compat/kafka-python/ so that each
-suite stays self-contained; change both copies together.
+Every Python suite (aiokafka, confluent-kafka, kafka-python) loads it from compat/python-common
+through its conftest.py.
 
 The broker is gregor (GREGOR_BIN, default target/release/gregor of this checkout). To check the
 tests themselves against Apache Kafka, set KAFKA_REFERENCE_LIBS to a directory holding the jars
