@@ -195,26 +195,38 @@ impl ClientChannel {
         port: u16,
         timeout: Duration,
     ) -> io::Result<ClientStream> {
-        let timed_out =
-            |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| timed_out("connect"))??;
-        tcp.set_nodelay(true)?;
-        let Some(connector) = &self.tls else {
-            return Ok(Box::new(tcp));
-        };
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| io::Error::other(format!("{host} is not a host name: {e}")))?;
-        let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
-            .await
-            .map_err(|_| timed_out("TLS handshake"))?
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}"))
-            })?;
-        Ok(Box::new(tls))
+        connect(host, port, self.tls.as_ref(), timeout).await
     }
+}
+
+/// A TCP connection to `host:port` (an IPv6 address bracketed or not), with TLS's client
+/// handshake over it when `tls` is given (the server's certificate checked for `host`), each
+/// within `timeout`: how this broker connects as a client, to another broker's listener or to
+/// an OAuth provider's JWKS endpoint (`jwks`).
+pub async fn connect(
+    host: &str,
+    port: u16,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    timeout: Duration,
+) -> io::Result<ClientStream> {
+    let timed_out =
+        |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
+    let host = host.trim_matches(['[', ']']);
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| timed_out("connect"))?
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {host}:{port}: {e}")))?;
+    tcp.set_nodelay(true)?;
+    let Some(connector) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::other(format!("{host} is not a host name: {e}")))?;
+    let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| timed_out("TLS handshake"))?
+        .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}")))?;
+    Ok(Box::new(tls))
 }
 
 /// The mechanism and credentials this broker logs in to listener `s` with.
