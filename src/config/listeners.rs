@@ -163,9 +163,10 @@ pub fn controller_endpoint(
 /// The controller listener as its clients and server see it: the first `listeners` entry that
 /// `controller.listener.names` names where this process listens on one (a voter), else the
 /// first name there (what a broker-only process connects to, Kafka's RaftManager's choice; no
-/// host or port); its security protocol from `listener.security.protocol.map`, PLAINTEXT when
-/// the map does not name it (Kafka gives controller listeners PLAINTEXT when the map is not set
-/// and nothing is secured, and refuses a map without them; gregor takes PLAINTEXT either way).
+/// host or port); its security protocol from `listener.security.protocol.map`. A map that is
+/// set must name it (KafkaConfig's check); without the map it is PLAINTEXT, as Kafka's
+/// effective default map makes it (Kafka refuses that default too when a listener is named
+/// after SSL or SASL_*; gregor does not look).
 pub fn controller_listener(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<ListenerConfig>, ConfigError> {
@@ -180,10 +181,17 @@ pub fn controller_listener(
         None => None,
     };
     let (name, host, port) = bound.unwrap_or_else(|| (first.clone(), String::new(), 0));
-    let map = protocol_map(get("listener.security.protocol.map").as_deref())?;
-    let protocol = (map.iter())
-        .find(|(n, _)| *n == name)
-        .map_or(SecurityProtocol::Plaintext, |(_, p)| *p);
+    let set = get("listener.security.protocol.map");
+    let map = protocol_map(set.as_deref())?;
+    let protocol = match (map.iter().find(|(n, _)| *n == name), set) {
+        (Some((_, p)), _) => *p,
+        (None, None) => SecurityProtocol::Plaintext,
+        (None, Some(set)) => return Err(invalid(
+            "listener.security.protocol.map",
+            &set,
+            format!("Controller listener with name {name} defined in controller.listener.names not found in listener.security.protocol.map (an explicit security mapping for each controller listener is required if listener.security.protocol.map is non-empty)"),
+        )),
+    };
     Ok(Some(ListenerConfig {
         name,
         protocol,
@@ -315,6 +323,37 @@ mod tests {
         assert_eq!(l[2].host, "::1");
         assert_eq!(l[2].protocol, SecurityProtocol::SaslSsl);
         assert_eq!(l[2].config_prefix(), "listener.name.sasl_ssl.");
+    }
+
+    /// The controller listener's protocol: the map's; PLAINTEXT without a map; a map that does
+    /// not name it stops start-up (KafkaConfig: "Controller listener with name CONTROLLER
+    /// defined in controller.listener.names not found in listener.security.protocol.map").
+    #[test]
+    fn the_controller_listener_needs_a_mapping_when_the_map_is_set() {
+        let controller = |map: Option<&str>| {
+            let mut m: BTreeMap<String, String> = [
+                ("listeners", "INTERNAL://:9092,CONTROLLER://:9093"),
+                ("controller.listener.names", "controller"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            if let Some(map) = map {
+                m.insert("listener.security.protocol.map".into(), map.into());
+            }
+            controller_listener(|k| m.get(k).cloned())
+        };
+        let protocol = |map| controller(map).unwrap().unwrap().protocol;
+        assert_eq!(
+            protocol(Some("INTERNAL:SSL,CONTROLLER:SSL")),
+            SecurityProtocol::Ssl
+        );
+        assert_eq!(protocol(None), SecurityProtocol::Plaintext);
+        let e = controller(Some("INTERNAL:SSL")).unwrap_err().to_string();
+        assert!(
+            e.contains("CONTROLLER defined in controller.listener.names not found"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::scram::ScramClient;
+use super::scram::{SaltedPasswordCache, ScramClient};
 use super::{jaas, ListenerSettings, SaslMechanism, SecurityError};
 use crate::config::{Config, ListenerConfig, SecurityProtocol};
 
@@ -61,6 +61,8 @@ pub struct SaslCredentials {
     pub mechanism: SaslMechanism,
     pub username: String,
     password: String,
+    /// SCRAM's salted password, derived once for every login with this password.
+    salted: Arc<SaltedPasswordCache>,
 }
 
 impl std::fmt::Debug for SaslCredentials {
@@ -74,17 +76,25 @@ impl std::fmt::Debug for SaslCredentials {
 }
 
 impl SaslCredentials {
-    /// The client side of one exchange.
-    pub fn client(&self) -> MechanismClient {
+    /// The client side of one exchange. `ClientChannel::build` takes no other mechanism than
+    /// these; another is refused here too rather than answered with PLAIN's token.
+    pub fn client(&self) -> Result<MechanismClient, String> {
         match self.mechanism {
-            SaslMechanism::Scram(m) => MechanismClient::Scram(Box::new(ScramClient::new(
-                m,
-                &self.username,
-                &self.password,
-            ))),
-            _ => MechanismClient::Plain {
+            SaslMechanism::Scram(m) => {
+                Ok(MechanismClient::Scram(Box::new(ScramClient::with_cache(
+                    m,
+                    &self.username,
+                    &self.password,
+                    Arc::clone(&self.salted),
+                ))))
+            }
+            SaslMechanism::Plain => Ok(MechanismClient::Plain {
                 token: Some(plain_token(&self.username, &self.password)),
-            },
+            }),
+            SaslMechanism::OAuthBearer => Err(format!(
+                "{} has no client side in gregor's brokers",
+                self.mechanism.name()
+            )),
         }
     }
 }
@@ -185,26 +195,38 @@ impl ClientChannel {
         port: u16,
         timeout: Duration,
     ) -> io::Result<ClientStream> {
-        let timed_out =
-            |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| timed_out("connect"))??;
-        tcp.set_nodelay(true)?;
-        let Some(connector) = &self.tls else {
-            return Ok(Box::new(tcp));
-        };
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| io::Error::other(format!("{host} is not a host name: {e}")))?;
-        let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
-            .await
-            .map_err(|_| timed_out("TLS handshake"))?
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}"))
-            })?;
-        Ok(Box::new(tls))
+        connect(host, port, self.tls.as_ref(), timeout).await
     }
+}
+
+/// A TCP connection to `host:port` (an IPv6 address bracketed or not), with TLS's client
+/// handshake over it when `tls` is given (the server's certificate checked for `host`), each
+/// within `timeout`: how this broker connects as a client, to another broker's listener or to
+/// an OAuth provider's JWKS endpoint (`jwks`).
+pub async fn connect(
+    host: &str,
+    port: u16,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    timeout: Duration,
+) -> io::Result<ClientStream> {
+    let timed_out =
+        |what: &str| io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"));
+    let host = host.trim_matches(['[', ']']);
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| timed_out("connect"))?
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {host}:{port}: {e}")))?;
+    tcp.set_nodelay(true)?;
+    let Some(connector) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::other(format!("{host} is not a host name: {e}")))?;
+    let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| timed_out("TLS handshake"))?
+        .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake with {host}:{port}: {e}")))?;
+    Ok(Box::new(tls))
 }
 
 /// The mechanism and credentials this broker logs in to listener `s` with.
@@ -245,6 +267,7 @@ fn sasl_credentials(
             mechanism,
             username,
             password,
+            salted: Arc::default(),
         }),
         _ => Err(s.error(
             &found,
@@ -304,9 +327,15 @@ mod tests {
             "PLAIN",
         )
         .unwrap();
-        let mut client = c.sasl().unwrap().client();
+        let mut client = c.sasl().unwrap().client().unwrap();
         assert_eq!(client.evaluate(b"").unwrap().unwrap(), b"\0admin\0pw");
         assert_eq!(client.evaluate(b"").unwrap(), None);
+        // A mechanism without a client side here is refused, not answered with PLAIN's token.
+        let bearer = SaslCredentials {
+            mechanism: SaslMechanism::OAuthBearer,
+            ..c.sasl().unwrap().clone()
+        };
+        assert!(bearer.client().is_err());
         // A plaintext listener has no SASL side.
         assert!(channel("PLAINTEXT", &[], "GSSAPI")
             .unwrap()

@@ -64,9 +64,11 @@ impl Endpoint {
             .url
             .port_u16()
             .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+        let connector =
+            (self.tls.as_ref()).map(|c| tokio_rustls::TlsConnector::from(Arc::clone(c)));
+        let stream = super::channel::connect(host, port, connector.as_ref(), FETCH_TIMEOUT)
             .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let path = self.url.path_and_query().map_or("/", |p| p.as_str());
         let authority = self.url.authority().map_or(host, |a| a.as_str());
         // One request on a connection of its own: `Connection: close` lets a body without a
@@ -74,20 +76,7 @@ impl Endpoint {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
         );
-        match &self.tls {
-            None => exchange(tcp, &request).await,
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from(
-                    host.trim_matches(['[', ']']).to_string(),
-                )
-                .map_err(|e| format!("bad host name: {e}"))?;
-                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS: {e}"))?;
-                exchange(tls, &request).await
-            }
-        }
+        exchange(stream, &request).await
     }
 }
 

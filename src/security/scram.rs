@@ -10,7 +10,10 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use std::sync::Arc;
+
 use hmac::{Hmac, KeyInit, Mac};
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256, Sha512};
 
 /// org.apache.kafka.clients.admin.ScramMechanism: the type ids of the admin API and of
@@ -396,6 +399,51 @@ pub struct ScramClient {
     password: String,
     client_nonce: String,
     state: ClientState,
+    salted: Arc<SaltedPasswordCache>,
+}
+
+/// The salted password (Hi(password, salt, i)) a client derived last, for the salt and count
+/// it was derived with. A broker logs in to the others again and again (each transaction
+/// marker and verification opens a connection), and PBKDF2's thousands of rounds must not run
+/// on a runtime worker each time: the salt and count a server sends for a user change only
+/// with that user's credential, so one entry serves until then. (Kafka's ScramSaslClient
+/// derives it per login, but its brokers keep their connections.)
+#[derive(Default)]
+pub struct SaltedPasswordCache(Mutex<Option<SaltedPassword>>);
+
+struct SaltedPassword {
+    mechanism: ScramMechanism,
+    salt: Vec<u8>,
+    iterations: i32,
+    salted: Arc<[u8]>,
+}
+
+impl SaltedPasswordCache {
+    /// Hi(`password`, `salt`, `iterations`) from the cache when it holds that one, else derived
+    /// (and kept). The cache belongs to one password: its callers' (`SaslCredentials`).
+    fn get(
+        &self,
+        mechanism: ScramMechanism,
+        password: &str,
+        salt: &[u8],
+        iterations: i32,
+    ) -> Arc<[u8]> {
+        if let Some(c) = self.0.lock().as_ref() {
+            if c.mechanism == mechanism && c.salt == salt && c.iterations == iterations {
+                return Arc::clone(&c.salted);
+            }
+        }
+        let salted: Arc<[u8]> = mechanism
+            .salted_password(password.as_bytes(), salt, iterations.max(1) as u32)
+            .into();
+        *self.0.lock() = Some(SaltedPassword {
+            mechanism,
+            salt: salt.to_vec(),
+            iterations,
+            salted: Arc::clone(&salted),
+        });
+        salted
+    }
 }
 
 enum ClientState {
@@ -412,12 +460,24 @@ fn sasl_name(username: &str) -> String {
 
 impl ScramClient {
     pub fn new(mechanism: ScramMechanism, username: &str, password: &str) -> ScramClient {
+        Self::with_cache(mechanism, username, password, Arc::default())
+    }
+
+    /// A client that takes the salted password from `salted` when it holds the one the server
+    /// asks for (see `SaltedPasswordCache`); `salted` must have served only this `password`.
+    pub fn with_cache(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+        salted: Arc<SaltedPasswordCache>,
+    ) -> ScramClient {
         ScramClient {
             mechanism,
             username: username.to_string(),
             password: password.to_string(),
             client_nonce: random_nonce(),
             state: ClientState::ClientFirst,
+            salted,
         }
     }
 
@@ -476,18 +536,20 @@ impl ScramClient {
             return Err(ScramError::Iterations(iterations));
         }
         let m = self.mechanism;
-        let salted = m.salted_password(self.password.as_bytes(), &salt, iterations as u32);
+        let salted = self.salted.get(m, &self.password, &salt, iterations);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{client_first_bare},{text},{without_proof}");
+        // The keys the server keeps of the password (its stored and server keys), as it
+        // computes them.
+        let credential = ScramCredential::from_salted_password(m, &salt, &salted, iterations);
         let client_key = m.hmac(&salted, b"Client Key");
-        let client_signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
+        let client_signature = m.hmac(&credential.stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = (client_key.iter())
             .zip(&client_signature)
             .map(|(a, b)| a ^ b)
             .collect();
-        let server_key = m.hmac(&salted, b"Server Key");
         self.state = ClientState::ServerFinal {
-            server_signature: m.hmac(&server_key, auth_message.as_bytes()),
+            server_signature: m.hmac(&credential.server_key, auth_message.as_bytes()),
         };
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
@@ -688,6 +750,38 @@ mod tests {
         let (sf, _) = s.evaluate(&first, |_| Some(cred.clone())).unwrap();
         let fin = c.evaluate(&sf).unwrap().unwrap();
         assert_eq!(s.evaluate(&fin, |_| None), Err(ScramError::BadProof));
+    }
+
+    /// A client given a cache takes the salted password from it for the salt and count it was
+    /// derived with, and derives (and keeps) another for a new salt: a broker's repeated logins
+    /// do not each run PBKDF2.
+    #[test]
+    fn clients_share_the_salted_password() {
+        let m = ScramMechanism::Sha256;
+        let cache = Arc::new(SaltedPasswordCache::default());
+        let login = |salt: &[u8]| {
+            let cred = ScramCredential::from_password(m, "s3cret", salt, 4096);
+            let mut c = ScramClient::with_cache(m, "broker", "s3cret", Arc::clone(&cache));
+            let mut s = ScramServer::new(m);
+            let first = c.evaluate(b"").unwrap().unwrap();
+            let (sf, _) = s.evaluate(&first, |_| Some(cred.clone())).unwrap();
+            let fin = c.evaluate(&sf).unwrap().unwrap();
+            let (sfin, _) = s.evaluate(&fin, |_| None)?;
+            c.evaluate(&sfin)
+        };
+        assert_eq!(login(b"salt-one"), Ok(None));
+        // The cache is what the next login uses: spoilt, it makes the proof wrong.
+        let spoilt: Arc<[u8]> = vec![0u8; 32].into();
+        {
+            let mut entry = cache.0.lock();
+            let entry = entry.as_mut().expect("the first login's salted password");
+            assert_eq!(entry.salt, b"salt-one");
+            entry.salted = spoilt;
+        }
+        assert_eq!(login(b"salt-one"), Err(ScramError::BadProof));
+        // Another salt (a new credential) is derived again, and replaces it.
+        assert_eq!(login(b"salt-two"), Ok(None));
+        assert_eq!(login(b"salt-two"), Ok(None));
     }
 
     #[test]

@@ -14,12 +14,15 @@
 //! RFC 2253 form (Java's X500Principal.getName(), Kafka's default principal builder), e.g.
 //! `User:CN=alice,OU=eng,O=acme`.
 
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ListenerSettings, SecurityError};
 
@@ -194,7 +197,37 @@ fn no_suite(s: &ListenerSettings<'_>, e: rustls::Error) -> SecurityError {
     )
 }
 
+/// Why a connection's TLS side did not start (`TlsSettings::accept`).
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
+    #[error("TLS handshake timed out")]
+    TimedOut,
+    /// Kafka fails such a connection too.
+    #[error("no ssl.principal.mapping.rules rule applies to the client certificate")]
+    NoPrincipal,
+}
+
 impl TlsSettings {
+    /// The server side of TLS on an accepted connection, its handshake within `timeout`, and
+    /// the client's principal (`principal`): what every TLS listener does first, the client
+    /// listeners and the controller listener alike.
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        timeout: Duration,
+    ) -> Result<(tokio_rustls::server::TlsStream<S>, String), AcceptError> {
+        let stream = tokio::time::timeout(timeout, self.acceptor.accept(stream))
+            .await
+            .map_err(|_| AcceptError::TimedOut)?
+            .map_err(AcceptError::Handshake)?;
+        let certificates = stream.get_ref().1.peer_certificates();
+        let principal =
+            principal(certificates, &self.principal_mapper).ok_or(AcceptError::NoPrincipal)?;
+        Ok((stream, principal))
+    }
+
     pub fn build(s: &ListenerSettings<'_>) -> Result<TlsSettings, SecurityError> {
         // Kafka (ChannelBuilders.create) applies ssl.client.auth to a SASL_SSL listener only
         // when it is set for that listener (`listener.name.<l>.ssl.client.auth`): SASL
@@ -555,6 +588,121 @@ pub fn subject_rfc2253(cert: &[u8]) -> Option<String> {
 mod tests {
     use super::super::ssl_principal_mapper::SslPrincipalMapper;
     use super::*;
+
+    /// Two CAs made with the openssl command line (as protocol-tests' certificates are), each
+    /// signing a server certificate for localhost and 127.0.0.1: `a.pem` (with its key, a PEM
+    /// keystore) by `ca-a.pem`, `b.pem` by `ca-b.pem`.
+    fn two_cas(dir: &std::path::Path) {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "openssl {args:?}: {err}");
+        };
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        for n in ["a", "b"] {
+            let (ca, ca_key) = (format!("ca-{n}.pem"), format!("ca-{n}.key"));
+            let subject = format!("/CN=test-ca-{n}");
+            #[rustfmt::skip]
+            run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &ca_key,
+                "-out", &ca, "-days", "2", "-subj", &subject]);
+            let (key, csr, cert) = (format!("{n}.key"), format!("{n}.csr"), format!("{n}.pem"));
+            #[rustfmt::skip]
+            run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
+                "-subj", "/CN=localhost"]);
+            #[rustfmt::skip]
+            run(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key,
+                "-CAcreateserial", "-out", &cert, "-days", "2", "-extfile", "server.ext"]);
+            let keystore = std::fs::read_to_string(dir.join(&key)).unwrap()
+                + &std::fs::read_to_string(dir.join(&cert)).unwrap();
+            std::fs::write(dir.join(format!("{n}-keystore.pem")), keystore).unwrap();
+        }
+    }
+
+    /// A TLS handshake of the inter-broker client (`client_config` of a listener trusting
+    /// `ca`, with `algorithm` as ssl.endpoint.identification.algorithm when given) connecting
+    /// to `host`, with a server presenting `keystore`: the client's outcome.
+    async fn handshake(
+        dir: &std::path::Path,
+        ca: &str,
+        algorithm: Option<&str>,
+        keystore: &str,
+        host: &str,
+    ) -> Result<(), String> {
+        let path = |f: &str| dir.join(f).display().to_string();
+        let (ca, keystore) = (path(ca), path(keystore));
+        let mut client = vec![
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", ca.as_str()),
+        ];
+        client.extend(algorithm.map(|a| ("ssl.endpoint.identification.algorithm", a)));
+        let server = [
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", keystore.as_str()),
+        ];
+        let build = |settings: &[(&str, &str)]| {
+            super::super::tests::listener_and_settings("INTERNAL", "SSL", settings)
+        };
+        let (listener, settings) = build(&client);
+        let s = ListenerSettings {
+            listener: &listener,
+            settings: &settings,
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&s).unwrap()));
+        let (listener, settings) = build(&server);
+        let s = ListenerSettings {
+            listener: &listener,
+            settings: &settings,
+        };
+        let acceptor = TlsSettings::build(&s).unwrap().acceptor;
+        let (client_end, server_end) = tokio::io::duplex(64 << 10);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+        let (client, _server) = tokio::join!(
+            connector.connect(name, client_end),
+            acceptor.accept(server_end)
+        );
+        client.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The inter-broker client's checks of the other broker's certificate (`AnyServerName`):
+    /// the chain is checked whatever ssl.endpoint.identification.algorithm says, the name only
+    /// with its default (https).
+    #[tokio::test]
+    async fn server_certificates_the_inter_broker_client_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        two_cas(d);
+        // The right CA and name, with either algorithm.
+        assert_eq!(
+            handshake(d, "ca-a.pem", None, "a-keystore.pem", "localhost").await,
+            Ok(())
+        );
+        assert_eq!(
+            handshake(d, "ca-a.pem", Some(""), "a-keystore.pem", "localhost").await,
+            Ok(())
+        );
+        // Another CA's certificate: refused, name check or not.
+        for algorithm in [None, Some("")] {
+            let e = handshake(d, "ca-a.pem", algorithm, "b-keystore.pem", "localhost").await;
+            let e = e.unwrap_err();
+            assert!(e.contains("UnknownIssuer"), "{algorithm:?}: {e}");
+        }
+        // A certificate for another host: refused with the default (https), taken without.
+        for algorithm in [None, Some("https")] {
+            let e = handshake(d, "ca-a.pem", algorithm, "a-keystore.pem", "other.example").await;
+            let e = e.unwrap_err();
+            assert!(e.contains("not valid for name"), "{algorithm:?}: {e}");
+        }
+        let any_name = handshake(d, "ca-a.pem", Some(""), "a-keystore.pem", "other.example");
+        assert_eq!(any_name.await, Ok(()));
+    }
 
     /// A certificate made with `openssl req -x509 -subj '/C=US/O=acme, inc/OU=eng/CN=alice'`.
     #[test]

@@ -138,7 +138,7 @@ impl BrokerConnection {
                 enabled.join(", ")
             )));
         }
-        let mut client = sasl.client();
+        let mut client = sasl.client().map_err(&refused)?;
         let mut token = client.evaluate(&[]).map_err(&refused)?.unwrap_or_default();
         let started = Instant::now();
         loop {

@@ -86,23 +86,12 @@ async fn serve_connection(
         return connection::serve(stream, session, broker, pool).await;
     };
     let idle = std::time::Duration::from_millis(broker.config.connections_max_idle_ms);
-    let stream = match tokio::time::timeout(idle, tls.acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, listener = %listener.name(), error = %e, "TLS handshake failed");
+    let (stream, principal) = match tls.accept(stream, idle).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            tracing::info!(%peer, listener = %listener.name(), error = %e, "TLS connection refused");
             return;
         }
-        Err(_) => {
-            tracing::info!(%peer, listener = %listener.name(), "TLS handshake timed out");
-            return;
-        }
-    };
-    let Some(principal) = security::tls::principal(
-        stream.get_ref().1.peer_certificates(),
-        &tls.principal_mapper,
-    ) else {
-        tracing::info!(%peer, listener = %listener.name(), "no ssl.principal.mapping.rules rule applies to the client certificate");
-        return;
     };
     let session = Session::new(node_id, peer, listener, Arc::from(principal));
     connection::serve(stream, session, broker, pool).await

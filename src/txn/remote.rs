@@ -3,8 +3,10 @@
 //! TransactionMarkerChannelManager), and a partition leader's KIP-890 verification of a
 //! transactional batch with the transaction's coordinator (AddPartitionsToTxn v4+, Kafka's
 //! AddPartitionsToTxnManager). One connection per exchange, over the inter-broker listener
-//! (`server::inter_broker`); Kafka keeps one channel per broker.
+//! (`server::inter_broker`); Kafka keeps one channel per broker. (A SCRAM login's salted
+//! password is derived once per credential, not per connection: `SaltedPasswordCache`.)
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -25,15 +27,39 @@ use crate::broker::Broker;
 use crate::protocol::errors;
 use crate::server::inter_broker::BrokerConnection;
 
-/// How long one exchange with another broker may take, connection included, before it is given
-/// up (the marker retried by the coordinator's timer, the verification answered retriable).
+/// How long one exchange with another broker may take, connection included (TCP, TLS,
+/// ApiVersions, the SASL login and the request together), before it is given up (the marker
+/// retried by the coordinator's timer, the verification answered retriable).
 /// Kafka's channels wait request.timeout.ms (30 s), but send markers after EndTxn is answered;
 /// here EndTxn waits for them, and a broker that accepts connections before it serves (one
 /// starting) must not hold a producer's EndTxn past its own request timeout.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection to broker `to` for `purpose` (its client id names it), within
-/// [`EXCHANGE_TIMEOUT`].
+/// `exchange` on a new connection to broker `to` for `purpose` (its client id names it), the
+/// connection and the exchange within [`EXCHANGE_TIMEOUT`] together.
+async fn with_connection<T>(
+    broker: &Broker,
+    to: i32,
+    purpose: &str,
+    exchange: impl AsyncFnOnce(&mut BrokerConnection) -> io::Result<T>,
+) -> io::Result<T> {
+    within(EXCHANGE_TIMEOUT, async {
+        let mut conn = connect(broker, to, purpose).await?;
+        exchange(&mut conn).await
+    })
+    .await
+}
+
+/// `steps` within `limit` in all (each step of a connection has its own timeout, and a peer
+/// answering each just in time would hold a producer's EndTxn for their sum).
+async fn within<T>(limit: Duration, steps: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "the exchange timed out");
+    tokio::time::timeout(limit, steps)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+/// A connection to broker `to` for `purpose`, each step within [`EXCHANGE_TIMEOUT`].
 async fn connect(broker: &Broker, to: i32, purpose: &str) -> io::Result<BrokerConnection> {
     let socket_timeout = broker
         .replicas
@@ -67,10 +93,7 @@ pub async fn verify_partitions(
     partitions: &[(String, i32)],
     verify_only: bool,
 ) -> io::Result<Vec<i16>> {
-    let mut conn = connect(broker, coordinator, "add-partitions-to-txn").await?;
-    let version = conn
-        .version(ApiKey::AddPartitionsToTxn, 4..=5)
-        .ok_or_else(|| io::Error::other("the coordinator serves no AddPartitionsToTxn v4+"))?;
+    let purpose = "add-partitions-to-txn";
     let topics = by_topic(partitions)
         .into_iter()
         .map(|(name, ps)| {
@@ -88,7 +111,13 @@ pub async fn verify_partitions(
         .with_verify_only(verify_only)
         .with_topics(topics);
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
-    let response = conn.request(version, &request).await?;
+    let response = with_connection(broker, coordinator, purpose, async |conn| {
+        let version = conn
+            .version(ApiKey::AddPartitionsToTxn, 4..=5)
+            .ok_or_else(|| io::Error::other("the coordinator serves no AddPartitionsToTxn v4+"))?;
+        conn.request(version, &request).await
+    })
+    .await?;
     if response.error_code != errors::NONE {
         return Ok(vec![response.error_code; partitions.len()]);
     }
@@ -115,10 +144,6 @@ pub async fn write_markers(
     marker: TxnMarker,
     partitions: &[(String, i32)],
 ) -> io::Result<Vec<i16>> {
-    let mut conn = connect(broker, leader, "txn-marker-sender").await?;
-    let version = conn
-        .version(ApiKey::WriteTxnMarkers, 0..=1)
-        .ok_or_else(|| io::Error::other("the leader serves no WriteTxnMarkers version"))?;
     let topics = by_topic(partitions)
         .into_iter()
         .map(|(name, ps)| {
@@ -134,7 +159,13 @@ pub async fn write_markers(
             .with_transaction_result(marker.commit)
             .with_coordinator_epoch(marker.coordinator_epoch)
             .with_topics(topics)]);
-    let response = conn.request(version, &request).await?;
+    let response = with_connection(broker, leader, "txn-marker-sender", async |conn| {
+        let version = conn
+            .version(ApiKey::WriteTxnMarkers, 0..=1)
+            .ok_or_else(|| io::Error::other("the leader serves no WriteTxnMarkers version"))?;
+        conn.request(version, &request).await
+    })
+    .await?;
     let answered = |topic: &str, p: i32| {
         let m = response.markers.first()?;
         let t = m.topics.iter().find(|t| t.name.as_str() == topic)?;
@@ -145,4 +176,29 @@ pub async fn write_markers(
         .iter()
         .map(|(t, p)| answered(t, *p).unwrap_or(errors::UNKNOWN_SERVER_ERROR))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps each within their own timeout still end at the exchange's limit: a peer answering
+    /// the TLS handshake, ApiVersions, the SASL login and the request each just in time does
+    /// not hold the caller for their sum.
+    #[tokio::test(start_paused = true)]
+    async fn an_exchange_is_bounded_as_a_whole() {
+        let step = EXCHANGE_TIMEOUT * 4 / 5;
+        let started = tokio::time::Instant::now();
+        let steps = async {
+            for _ in 0..5 {
+                tokio::time::timeout(EXCHANGE_TIMEOUT, tokio::time::sleep(step))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
+            }
+            Ok(())
+        };
+        let e = within(EXCHANGE_TIMEOUT, steps).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), EXCHANGE_TIMEOUT);
+    }
 }

@@ -818,7 +818,7 @@ mod tests {
         }
     }
 
-    fn start(dir: &std::path::Path) -> RaftMetadataLog {
+    pub(super) fn start(dir: &std::path::Path) -> RaftMetadataLog {
         let store = QuorumLogStore::open(Arc::new(FileStorage), dir, false, 0).unwrap();
         RaftMetadataLog::new(async move {
             let q = Quorum::start(1, store, Alone).await?;

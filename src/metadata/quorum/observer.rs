@@ -34,8 +34,6 @@ use crate::metadata::metadata_log::{
 use crate::metadata::records::MetadataRecord;
 use crate::security::channel::ClientChannel;
 
-/// The pause after a fetch that failed, before the next voter is asked.
-const FETCH_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a broker's request waits for the controller's answer.
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -155,6 +153,9 @@ async fn follow(
     let mut ready = Some(ready);
     let mut next_voter = 0;
     let mut client: Option<TcpClient> = None;
+    // The pauses after failed fetches, before the next voter is asked: growing while they
+    // fail (a voter refusing this broker, or all down), from the start again once one answers.
+    let mut backoff = transport::reconnect_backoff();
     loop {
         let target = fetched.leader().unwrap_or_else(|| {
             next_voter = (next_voter + 1) % voters.len().max(1);
@@ -171,6 +172,7 @@ async fn follow(
         };
         match answer {
             Ok(f) => {
+                backoff = transport::reconnect_backoff();
                 // Ready once a leader is known and everything committed is here.
                 let caught_up = f.leader.is_some() && f.end_offset >= f.state.high_watermark;
                 fetched.take(from, f);
@@ -189,7 +191,7 @@ async fn follow(
                 client = None;
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(FETCH_BACKOFF) => {}
+                    _ = tokio::time::sleep(backoff.next().unwrap_or_default()) => {}
                 }
             }
         }

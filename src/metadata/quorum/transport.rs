@@ -15,24 +15,34 @@
 //! mutual TLS); with an authorizer, every request needs CLUSTER_ACTION on the cluster for the
 //! caller's principal (its certificate's subject, else User:ANONYMOUS), as Kafka's controllers
 //! authorize the Raft and broker RPCs: the voters' and brokers' principals belong in
-//! `super.users`. A refused caller's connection is closed and logged. SASL_PLAINTEXT and
+//! `super.users`. The principal is the connection's, so it is checked once it is known, before
+//! any frame is read (a refused caller cannot make a voter buffer one), and again for each
+//! request (an ACL removed meanwhile takes effect). A refused caller's connection is closed and
+//! logged, at most one line per `REFUSAL_LOG_INTERVAL`.
+//!
+//! A caller whose connection fails before its first answer (refused, closed, or TLS's
+//! handshake failed, which TLS 1.3 reports to a client only as it reads) treats the voter as
+//! unreachable: openraft then waits before it sends again (it retries a network error at once),
+//! and an observer waits likewise, for Kafka's reconnect backoff (`reconnect_backoff`).
+//! SASL_PLAINTEXT and
 //! SASL_SSL are not served here: the framing is gregor's own, with no SaslHandshake to carry an
 //! exchange (start-up stops with a message saying so).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
-use openraft::network::RPCOption;
+use openraft::network::{Backoff, RPCOption};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::{RaftNetwork, RaftNetworkFactory};
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -54,6 +64,41 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than its wait at the voter an observer's fetch may take to be answered.
 const FETCH_SLACK: Duration = Duration::from_secs(5);
+/// Kafka's reconnect.backoff.ms and reconnect.backoff.max.ms defaults: the first and the
+/// longest pause before a voter that could not be reached is called again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The least time between two log lines of a voter about callers it refused.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The pauses before each next call to a voter that could not be reached (Kafka's
+/// ExponentialBackoff of the reconnect settings: doubling from reconnect.backoff.ms to
+/// reconnect.backoff.max.ms; without its random jitter, which spreads many clients' reconnects
+/// to one broker; a quorum has a few callers).
+pub fn reconnect_backoff() -> impl Iterator<Item = Duration> + Send + 'static {
+    std::iter::successors(Some(RECONNECT_BACKOFF), |d| {
+        Some((*d * 2).min(RECONNECT_BACKOFF_MAX))
+    })
+}
+
+/// Lets one log line through per `REFUSAL_LOG_INTERVAL`, counting the ones held back: a refused
+/// peer calls again and again, and must not fill the log.
+#[derive(Default)]
+struct LogLimiter(Mutex<(Option<Instant>, u64)>);
+
+impl LogLimiter {
+    /// Whether to log at `now`, and how many lines were held back since the last one.
+    fn allow(&self, now: Instant) -> Option<u64> {
+        let mut guard = self.0.lock();
+        let (last, held_back) = &mut *guard;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_INTERVAL) {
+            *held_back += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held_back))
+    }
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Request {
@@ -170,9 +215,33 @@ impl Security {
     }
 }
 
+/// A voter's side of its connections: how they are secured, and its logs of failed callers.
+struct Served {
+    security: Security,
+    refusals: LogLimiter,
+    failed_handshakes: LogLimiter,
+}
+
+impl Served {
+    /// Whether `principal` at `peer` may call; a refusal is logged (rate-limited).
+    fn allows(&self, q: &Quorum, principal: &str, peer: SocketAddr) -> bool {
+        if self.security.allows(q, principal, peer) {
+            return true;
+        }
+        if let Some(held_back) = self.refusals.allow(Instant::now()) {
+            tracing::info!(%peer, principal, held_back, "refused on the controller listener: CLUSTER_ACTION on the cluster is needed (super.users); held_back callers refused since the last such line");
+        }
+        false
+    }
+}
+
 /// Answers the quorum's RPCs on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, quorum: Quorum, security: Security) {
-    let security = Arc::new(security);
+    let security = Arc::new(Served {
+        security,
+        refusals: LogLimiter::default(),
+        failed_handshakes: LogLimiter::default(),
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -192,22 +261,19 @@ pub async fn serve(listener: TcpListener, quorum: Quorum, security: Security) {
 }
 
 /// One accepted connection: TLS's handshake first on an SSL listener, then the requests.
-async fn accept(stream: TcpStream, peer: SocketAddr, q: Quorum, s: &Security) -> io::Result<()> {
+async fn accept(stream: TcpStream, peer: SocketAddr, q: Quorum, s: &Served) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let Some(tls) = &s.tls else {
+    let Some(tls) = &s.security.tls else {
         return answer(stream, peer, crate::security::ANONYMOUS, q, s).await;
     };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.acceptor.accept(stream))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
-        .inspect_err(
-            |e| tracing::info!(%peer, error = %e, "controller listener TLS handshake failed"),
-        )?;
-    let certificates = stream.get_ref().1.peer_certificates();
-    let Some(principal) = crate::security::tls::principal(certificates, &tls.principal_mapper)
-    else {
-        tracing::info!(%peer, "no ssl.principal.mapping.rules rule applies to the controller listener client's certificate");
-        return Ok(());
+    let (stream, principal) = match tls.accept(stream, CONNECT_TIMEOUT).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            if let Some(held_back) = s.failed_handshakes.allow(Instant::now()) {
+                tracing::info!(%peer, error = %e, held_back, "controller listener TLS connection refused; held_back more since the last such line");
+            }
+            return Ok(());
+        }
     };
     answer(stream, peer, &principal, q, s).await
 }
@@ -218,12 +284,16 @@ async fn answer(
     peer: SocketAddr,
     principal: &str,
     q: Quorum,
-    s: &Security,
+    s: &Served,
 ) -> io::Result<()> {
+    // The connection's principal is known: a caller not allowed is closed before it sends a
+    // frame, which this voter would otherwise read (up to MAX_FRAME) first.
+    if !s.allows(&q, principal, peer) {
+        return Ok(());
+    }
     while let Some(frame) = read_frame(&mut stream).await? {
-        // Checked per request, so that an ACL removed meanwhile takes effect.
+        // Checked per request too, so that an ACL removed meanwhile takes effect.
         if !s.allows(&q, principal, peer) {
-            tracing::info!(%peer, principal, "refused on the controller listener: CLUSTER_ACTION on the cluster is needed (super.users)");
             return Ok(());
         }
         let request: Request = serde_json::from_slice(&frame).map_err(io::Error::other)?;
@@ -281,21 +351,43 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
 pub struct TcpClient {
     target: NodeId,
     node: QuorumNode,
-    conn: Option<ClientStream>,
+    conn: Option<Connection>,
     channel: Arc<ClientChannel>,
 }
 
-/// How a call failed: the node could not be reached, or the exchange broke half-way.
+struct Connection {
+    stream: ClientStream,
+    /// Whether the voter has answered on it.
+    answered: bool,
+}
+
+/// How a call failed.
 enum CallError {
+    /// No connection could be made: nothing was sent.
     Unreachable(io::Error),
+    /// A new connection failed before its first answer: the voter refused the caller (its
+    /// authorizer closes the connection), or TLS's handshake failed on the voter's side. The
+    /// request may have been received.
+    Refused(io::Error),
+    /// The exchange broke on a connection the voter had answered on.
     Network(io::Error),
 }
 
 impl CallError {
+    /// openraft waits before it calls an unreachable node again, and retries at once after
+    /// a network error: a refusing voter is unreachable to it.
     fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, QuorumNode, E> {
         match self {
-            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Unreachable(e) | CallError::Refused(e) => {
+                RPCError::Unreachable(Unreachable::new(&e))
+            }
             CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+
+    fn into_io(self) -> io::Error {
+        match self {
+            CallError::Unreachable(e) | CallError::Refused(e) | CallError::Network(e) => e,
         }
     }
 }
@@ -320,16 +412,24 @@ impl TcpClient {
             let (host, port) = (self.node.host.as_str(), self.node.port);
             let stream = (self.channel.connect(host, port, CONNECT_TIMEOUT).await)
                 .map_err(CallError::Unreachable)?;
-            self.conn = Some(stream);
+            self.conn = Some(Connection {
+                stream,
+                answered: false,
+            });
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(CallError::Unreachable(io::Error::other("not connected")));
         };
-        write_frame(conn, request)
+        let failed: fn(io::Error) -> CallError = match conn.answered {
+            true => CallError::Network,
+            false => CallError::Refused,
+        };
+        write_frame(&mut conn.stream, request)
             .await
-            .map_err(CallError::Network)?;
-        let frame = read_frame(conn).await.map_err(CallError::Network)?;
-        let frame = frame.ok_or_else(|| CallError::Network(io::ErrorKind::UnexpectedEof.into()))?;
+            .map_err(failed)?;
+        let frame = read_frame(&mut conn.stream).await.map_err(failed)?;
+        let frame = frame.ok_or_else(|| failed(io::ErrorKind::UnexpectedEof.into()))?;
+        conn.answered = true;
         serde_json::from_slice(&frame).map_err(|e| CallError::Network(io::Error::other(e)))
     }
 }
@@ -356,6 +456,12 @@ fn mismatched<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
 }
 
 impl RaftNetwork<TypeConfig> for TcpClient {
+    /// After an unreachable voter (see `CallError::into_rpc`): Kafka's reconnect backoff, not
+    /// openraft's default of 500 ms each time.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(reconnect_backoff())
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -444,7 +550,10 @@ async fn send_write(
         Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
-        Err(CallError::Network(e)) => Err(failed(e.to_string())),
+        // Perhaps received: not for another voter to take.
+        Err(e @ (CallError::Refused(_) | CallError::Network(_))) => {
+            Err(failed(e.into_io().to_string()))
+        }
     }
 }
 
@@ -479,7 +588,7 @@ impl TcpClient {
         match self.call(&request, OBSERVER_FETCH_WAIT + FETCH_SLACK).await {
             Ok(Response::Fetch(r)) => r.map_err(failed),
             Ok(_) => Err(failed("an answer to another request".into())),
-            Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
+            Err(e) => Err(failed(e.into_io().to_string())),
         }
     }
 }
@@ -499,6 +608,85 @@ pub async fn to_controller(
     match client.call(&Request::Controller(request), timeout).await {
         Ok(Response::Controller(reply)) => Ok(reply),
         Ok(_) => Err(failed("an answer to another request".into())),
-        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(failed(e.to_string())),
+        Err(e) => Err(failed(e.into_io().to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wait_on;
+    use super::*;
+
+    /// Kafka's reconnect backoff: 50 ms doubling up to 1 s; openraft takes it for a voter it
+    /// could not reach.
+    #[test]
+    fn the_reconnect_backoff_doubles_up_to_its_maximum() {
+        let ms: Vec<u128> = reconnect_backoff().take(7).map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [50, 100, 200, 400, 800, 1000, 1000]);
+        let client = TcpClient::to(&Security::plaintext().channel, &QuorumNode::default());
+        let raft: Vec<Duration> = client.backoff().take(7).collect();
+        assert_eq!(raft, reconnect_backoff().take(7).collect::<Vec<_>>());
+    }
+
+    /// One refusal line per REFUSAL_LOG_INTERVAL, telling how many were held back.
+    #[test]
+    fn refusals_are_logged_at_most_once_an_interval() {
+        let log = LogLimiter::default();
+        let t = Instant::now();
+        assert_eq!(log.allow(t), Some(0));
+        assert_eq!(log.allow(t + Duration::from_secs(1)), None);
+        assert_eq!(log.allow(t + REFUSAL_LOG_INTERVAL / 2), None);
+        assert_eq!(log.allow(t + REFUSAL_LOG_INTERVAL), Some(2));
+        assert_eq!(log.allow(t + REFUSAL_LOG_INTERVAL), None);
+    }
+
+    /// A voter with an authorizer closes a caller it refuses before reading a frame (a caller
+    /// that sends nothing sees the connection end), and the caller takes such a voter for
+    /// unreachable, which openraft waits on before calling again; a caller allowed is served.
+    #[test]
+    fn a_refused_caller_is_closed_at_once_and_finds_the_voter_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = super::super::tests::start(dir.path());
+        let q = log.quorum().clone();
+        let served = async move {
+            let mut ports = Vec::new();
+            for super_users in ["User:CN=voter", "User:ANONYMOUS"] {
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                ports.push(listener.local_addr()?.port());
+                let security = Security {
+                    authorizer: Some(Authorizer::new(super_users, false)),
+                    ..Security::plaintext()
+                };
+                tokio::spawn(serve(listener, q.clone(), security));
+            }
+            let node = |port| QuorumNode {
+                host: "127.0.0.1".into(),
+                port,
+            };
+            // Refused: closed without a frame read (the timeout only ends a hang, the failure).
+            let mut raw = TcpStream::connect(("127.0.0.1", ports[0])).await?;
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(60), raw.read(&mut byte)).await;
+            let closed = matches!(read, Ok(Ok(0) | Err(_)));
+            let channel = Arc::clone(&Security::plaintext().channel);
+            let fetch = Request::Fetch {
+                observer: 9,
+                from_offset: 0,
+            };
+            let mut refused = TcpClient::to(&channel, &node(ports[0]));
+            let refused = refused.call(&fetch, FORWARD_TIMEOUT).await;
+            let vote = VoteRequest::new(Default::default(), None);
+            let option = RPCOption::new(FORWARD_TIMEOUT);
+            let mut raft = TcpClient::to(&channel, &node(ports[0]));
+            let raft_vote = raft.vote(vote, option).await;
+            let mut allowed = TcpClient::to(&channel, &node(ports[1]));
+            let allowed = allowed.call(&fetch, FORWARD_TIMEOUT).await;
+            io::Result::Ok((closed, refused, raft_vote, allowed))
+        };
+        let (closed, refused, raft_vote, allowed) = wait_on(&log.runtime, served).unwrap().unwrap();
+        assert!(closed, "the voter waited for the refused caller's frame");
+        assert!(matches!(refused, Err(CallError::Refused(_))));
+        assert!(matches!(raft_vote, Err(RPCError::Unreachable(_))));
+        assert!(matches!(allowed, Ok(Response::Fetch(Ok(_)))));
     }
 }
