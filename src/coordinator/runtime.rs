@@ -556,9 +556,26 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
 
     /// Runs `f` on a loaded shard without changing it.
     pub fn read<R>(&self, partition: i32, f: impl FnOnce(&S) -> R) -> Option<R> {
-        let slot = self.slot(partition)?;
+        self.try_read(partition, f).ok().flatten()
+    }
+
+    /// `read` as Kafka's scheduleReadOperation answers it: COORDINATOR_LOAD_IN_PROGRESS while the
+    /// shard loads and NOT_COORDINATOR where it is not loaded here, so that a request is never
+    /// answered from a shard that has not replayed its partition yet (an OffsetFetch on a new
+    /// coordinator answered "no offsets" while it loaded). `Ok(None)` where the partition has no
+    /// shard at all (a single broker before the internal topic's first write): nothing stored.
+    pub fn try_read<R>(&self, partition: i32, f: impl FnOnce(&S) -> R) -> Result<Option<R>, i16> {
+        let Some(slot) = self.slot(partition) else {
+            return Ok(None);
+        };
         let mut guard = slot.lock();
-        guard.loaded().ok().map(|(_, shard)| f(shard))
+        let (_, shard) = guard.loaded()?;
+        Ok(Some(f(shard)))
+    }
+
+    /// Whether requests for `partition` can be served here now (`try_read`'s errors).
+    pub fn readiness(&self, partition: i32) -> Result<(), i16> {
+        self.try_read(partition, |_| ()).map(|_| ())
     }
 
     /// The one place a coordinator's writes reach its partition's log (Kafka's
@@ -866,6 +883,12 @@ mod tests {
             rt.write(&catalog, 1, 5, nothing),
             Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
         );
+        // Reads answer as writes do: a loading shard is not an empty one.
+        assert_eq!(
+            rt.try_read(1, |s| s.0.len()),
+            Err(errors::COORDINATOR_LOAD_IN_PROGRESS)
+        );
+        assert_eq!(rt.readiness(0), Err(errors::NOT_COORDINATOR));
         let seen = std::cell::Cell::new(0);
         assert_eq!(
             rt.run_scheduled_loads(&catalog, 6, |_| seen.set(seen.get() + 1)),
@@ -873,6 +896,7 @@ mod tests {
         );
         assert_eq!(seen.get(), 1, "on_loaded runs once");
         assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
+        assert_eq!(rt.readiness(1), Ok(()));
         assert_eq!(
             rt.write(&catalog, 0, 6, nothing),
             Err(errors::NOT_COORDINATOR)

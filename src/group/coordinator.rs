@@ -149,6 +149,12 @@ impl GroupCoordinator {
         offsets_topic::partition_for(group_id, self.runtime.partitions())
     }
 
+    /// Whether the group's shard can serve requests here now (COORDINATOR_LOAD_IN_PROGRESS while
+    /// it loads, NOT_COORDINATOR where it is not loaded here).
+    pub fn readiness(&self, group_id: &str) -> Result<(), i16> {
+        self.runtime.readiness(self.partition_of(group_id))
+    }
+
     /// Runs a write operation on the group's shard.
     fn write<T>(
         &self,
@@ -518,8 +524,8 @@ impl GroupCoordinator {
         group_id: &str,
         wanted: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
-    ) -> Vec<FetchedOffset> {
-        self.read(group_id, |s| {
+    ) -> Result<Vec<FetchedOffset>, i16> {
+        let read = self.runtime.try_read(self.partition_of(group_id), |s| {
             let committed = s.offsets.get(group_id);
             let fetched = |t: &str, p: i32, c: Option<&CommittedOffset>| {
                 if require_stable && s.has_pending_offset(group_id, t, p) {
@@ -544,8 +550,8 @@ impl GroupCoordinator {
                     .map(|((t, p), c)| (t.clone(), *p, fetched(t, *p, Some(c))))
                     .collect(),
             }
-        })
-        .unwrap_or_default()
+        })?;
+        Ok(read.unwrap_or_default())
     }
 
     /// Every committed offset: (group, topic, partition, offset), sorted (the metrics' lag).
@@ -839,17 +845,19 @@ mod tests {
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
         assert!(c.load(&catalog, 0).unwrap() >= 4);
-        let g1 = c.fetch_offsets("g1", None, false);
+        let g1 = c.fetch_offsets("g1", None, false).unwrap();
         assert_eq!(g1.len(), 1);
         assert_eq!(
             g1[0].2.as_ref().map(|o| o.as_ref().map(|o| o.offset)),
             Ok(Some(6))
         );
-        assert!(c.fetch_offsets("g2", None, false).is_empty());
+        assert!(c.fetch_offsets("g2", None, false).unwrap().is_empty());
         let groups: Vec<String> = c.list_groups().into_iter().map(|g| g.group_id).collect();
         assert_eq!(groups, vec!["g1".to_string()]);
         // An uncommitted partition reads as "no offset".
-        let one = c.fetch_offsets("g1", Some(vec![("t".into(), vec![1])]), false);
+        let one = c
+            .fetch_offsets("g1", Some(vec![("t".into(), vec![1])]), false)
+            .unwrap();
         assert_eq!(one[0].2, Ok(None));
     }
 
@@ -886,6 +894,7 @@ mod tests {
     ) -> Vec<Result<i64, i16>> {
         let wanted = partitions.map(|ps| vec![("t".to_string(), ps)]);
         c.fetch_offsets("g", wanted, stable)
+            .unwrap()
             .into_iter()
             .map(|(_, _, r)| r.map(|o| o.map_or(-1, |o| o.offset)))
             .collect()
@@ -1087,6 +1096,7 @@ mod tests {
             for g in ["g1", "g2"] {
                 let left: Vec<String> = c
                     .fetch_offsets(g, None, false)
+                    .unwrap()
                     .into_iter()
                     .map(|o| o.0)
                     .collect();
@@ -1107,6 +1117,7 @@ mod tests {
         for g in ["g1", "g2"] {
             let left: Vec<(String, i32)> = c
                 .fetch_offsets(g, None, false)
+                .unwrap()
                 .into_iter()
                 .map(|o| (o.0, o.1))
                 .collect();
@@ -1235,7 +1246,7 @@ mod runtime_tests {
             c.commit_offsets(&catalog, outside("g"), commits("t", 0..50, 9), 2),
             Err(errors::UNKNOWN_SERVER_ERROR)
         );
-        assert_eq!(c.fetch_offsets("g", None, false).len(), 1);
+        assert_eq!(c.fetch_offsets("g", None, false).unwrap().len(), 1);
         // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
         // classic group "g" stays classic with its offsets, and no group "c" appears.
         for group in ["g", "c"] {

@@ -212,11 +212,13 @@ impl CurrentLeaders {
 
 /// Group requests are served by the group's coordinator only, the leader of its
 /// `__consumer_offsets` partition: another broker answers NOT_COORDINATOR, so the client finds
-/// the coordinator again (GroupCoordinatorService: the shard is not loaded there). Before the
+/// the coordinator again (GroupCoordinatorService: the shard is not loaded there), and the leader
+/// answers COORDINATOR_LOAD_IN_PROGRESS until its shard has replayed the partition. Before the
 /// topic exists the first write creates it, so any broker may take the group.
 pub fn check_group_coordinator(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), i16> {
     let partition = ctx.broker.groups.partition_of(group_id);
-    check_coordinator(ctx, crate::group::coordinator::OFFSETS_TOPIC, partition)
+    check_coordinator(ctx, crate::group::coordinator::OFFSETS_TOPIC, partition)?;
+    ctx.broker.groups.readiness(group_id)
 }
 
 /// The same for a transactional id and its `__transaction_state` partition
@@ -228,7 +230,8 @@ pub fn check_txn_coordinator(ctx: &RequestContext<'_>, transactional_id: &str) -
         ctx,
         crate::txn::coordinator::TRANSACTION_STATE_TOPIC,
         partition,
-    )
+    )?;
+    ctx.broker.txns.readiness(transactional_id)
 }
 
 /// NOT_COORDINATOR unless this broker leads `partition` of the internal topic (or the topic does

@@ -95,7 +95,14 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
                         .collect()
                 });
                 let all = wanted.is_none();
-                let found = groups.fetch_offsets(g.group_id.as_str(), wanted, stable);
+                let found = match groups.fetch_offsets(g.group_id.as_str(), wanted, stable) {
+                    Ok(found) => found,
+                    Err(code) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(code)
+                    }
+                };
                 let topics = describable(ctx, by_topic(found), all)
                     .into_iter()
                     .map(|(t, ps)| {
@@ -129,13 +136,17 @@ pub fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchR
     if let Err(code) = super::cluster::check_group_coordinator(ctx, req.group_id.as_str()) {
         return not_coordinator(ctx.api_version, req, code);
     }
-    let wanted = req.topics.map(|ts| {
+    // Cloned: a shard that cannot answer is refused per requested partition before v2.
+    let wanted = req.topics.clone().map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
     let all = wanted.is_none();
-    let found = by_topic(groups.fetch_offsets(req.group_id.as_str(), wanted, stable));
+    let found = match groups.fetch_offsets(req.group_id.as_str(), wanted, stable) {
+        Ok(found) => by_topic(found),
+        Err(code) => return not_coordinator(ctx.api_version, req, code),
+    };
     let topics = describable(ctx, found, all)
         .into_iter()
         .map(|(t, ps)| {
