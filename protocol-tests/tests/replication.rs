@@ -1192,7 +1192,8 @@ async fn brokers_replicate_over_mutual_tls() -> Result<()> {
 
 /// An observer's fetch of the metadata log (the quorum transport's own framing: a 4-byte length
 /// and JSON) sent to the controller listener at `addr` over TLS with `identity`'s certificate:
-/// the answer, or `None` when the connection closed without one.
+/// the answer, or `None` when the connection closed without one (a refused caller is closed
+/// right after the handshake, before any frame is read, so the write itself may fail).
 async fn quorum_fetch(
     addr: std::net::SocketAddr,
     certs: &Certs,
@@ -1212,11 +1213,15 @@ async fn quorum_fetch(
         .connect(name, tcp)
         .await?;
     let body = br#"{"Fetch":{"observer":99,"from_offset":0}}"#;
-    tls.write_all(&(body.len() as u32).to_be_bytes()).await?;
-    tls.write_all(body).await?;
-    tls.flush().await?;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
     let mut len = [0u8; 4];
-    if tls.read_exact(&mut len).await.is_err() {
+    let sent = async {
+        tls.write_all(&frame).await?;
+        tls.flush().await?;
+        tls.read_exact(&mut len).await
+    };
+    if sent.await.is_err() {
         return Ok(None);
     }
     let mut answer = vec![0; u32::from_be_bytes(len) as usize];
@@ -1255,65 +1260,6 @@ async fn brokers_replicate_over_sasl_plaintext_with_plain() -> Result<()> {
     ensure!(produce_ok(&mut leader, topic, 0, values_batch(&["v"])).await? == 0);
     for n in &nodes[1..] {
         ensure!(offsets(n, topic).0 == 1, "a follower lacks the record");
-    }
-    Ok(())
-}
-
-/// Every broker fenced at once (the active controller's clock jumps past every session), then
-/// unfenced by their next heartbeats: each partition is led again, every replica returns to
-/// its ISR, and a record produced with acks=all afterwards reaches every replica.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_every_broker_was_fenced_the_replicas_follow_again() -> Result<()> {
-    let _one = one_cluster().await;
-    let nodes = coordinator_cluster().await?;
-    let mut admin = nodes[0].client().await?;
-    let data = vec![creatable("all-fenced", 3).with_replication_factor(3)];
-    let created = create_topics(&mut admin, CREATE_TOPICS_V, data, false).await?;
-    ensure!(created[0].error_code == NONE, "{created:?}");
-    let topic = "all-fenced";
-    let full = |n: &TestBroker| {
-        let image = n.broker().catalog.image();
-        image.topics.get_by_name(topic).is_some_and(|t| {
-            t.partitions
-                .values()
-                .all(|r| r.leader > 0 && r.isr.len() == 3)
-        })
-    };
-    until("the topic is in sync", || full(&nodes[0])).await?;
-    // Each node's clock in turn: the active controller's jump fences every broker (its own
-    // too); the others' change nothing a controller sees.
-    let mut fenced = false;
-    for n in &nodes {
-        let before = nodes[0].broker().catalog.image().provenance.last_offset;
-        n.broker().clock.advance(10_000);
-        let step = tokio::time::Instant::now();
-        while step.elapsed() < Duration::from_secs(2) && !fenced {
-            let image = nodes[0].broker().catalog.image();
-            fenced = image.provenance.last_offset > before
-                && image.topics.get_by_name(topic).is_some_and(|t| {
-                    t.partitions
-                        .values()
-                        .any(|r| r.isr.len() < 3 || r.leader < 0)
-                });
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        until("every partition is led and in sync again", || {
-            full(&nodes[0])
-        })
-        .await?;
-    }
-    ensure!(fenced, "no clock jump fenced a broker");
-    let image = nodes[0].broker().catalog.image();
-    let t = image.topics.get_by_name(topic).context("topic")?;
-    for (p, r) in &t.partitions {
-        let mut c = nodes[r.leader as usize - 1].client().await?;
-        let offset = produce_ok(&mut c, topic, *p, values_batch(&["after"])).await?;
-        until("every replica has the record", || {
-            nodes.iter().all(|n| {
-                partition_n(n, topic, *p).is_ok_and(|x| x.with_log(|l| l.log_end_offset()) > offset)
-            })
-        })
-        .await?;
     }
     Ok(())
 }
