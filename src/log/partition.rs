@@ -1915,9 +1915,9 @@ impl Partition {
 
     /// The image names this broker the leader of `reg` (ReplicaManager.applyLocalLeadersDelta
     /// into Partition.makeLeader): a new leader epoch makes it leader afresh (`make_leader`);
-    /// the epoch it already leads in only takes the committed ISR and partition epoch (an ISR
-    /// change), keeping what it knows of its followers, and the high watermark moves when the
-    /// ISR shrank. Returns whether it took up a new leader epoch.
+    /// the epoch it already leads in only takes the committed ISR, partition epoch and replicas
+    /// (an ISR change, a reassignment), keeping what it knows of the followers that stay, and
+    /// the high watermark moves when the ISR shrank. Returns whether it took up a new leader epoch.
     pub fn become_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) -> bool {
         let mut log = self.lock();
         let mut leader = self.leader.lock();
@@ -1926,6 +1926,9 @@ impl Partition {
                 if reg.partition_epoch > state.partition_epoch {
                     state.on_isr_committed(reg.isr.clone(), reg.partition_epoch);
                 }
+                // A reassignment may add or remove followers within the epoch (even when an
+                // AlterPartition answer brought its partition epoch first).
+                state.update_assignment(&reg.replicas);
                 if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
                     log.set_high_watermark(hw);
                 }

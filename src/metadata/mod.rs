@@ -564,9 +564,8 @@ impl Catalog {
             .is_none_or(|ids| ids.contains(&id))
     }
 
-    /// Only the brokers `ids` hold their data here: new partitions, their replicas, and
-    /// reassignments stay on them (a quorum of processes without data replication: a replica
-    /// placed in another process would have no data there).
+    /// Only the brokers `ids` hold their data here (a process of a quorum: its own broker; the
+    /// others' replicas fetch from their leaders in their own processes).
     pub fn with_data_brokers(mut self, ids: impl IntoIterator<Item = i32>) -> Self {
         self.data_brokers = Some(ids.into_iter().collect());
         self

@@ -31,6 +31,7 @@ pub use groups::*;
 pub mod txns;
 #[allow(unused_imports)]
 pub use txns::*;
+pub mod reassignments;
 pub use uuid::Uuid;
 
 // Kafka error codes used by the tests (org.apache.kafka.common.protocol.Errors).
