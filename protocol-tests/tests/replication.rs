@@ -1510,3 +1510,66 @@ async fn reassignments_move_replicas_between_processes() -> Result<()> {
     ensure!(follows(&nodes[2], 1, grow) && !follows(&nodes[2], 1, cancelled));
     Ok(())
 }
+
+/// A replica removed while its process was stopped: the reassignment [2, 1] to [2, 3]
+/// completes without node 1 (node 3 catches up and joins the ISR); node 1 starts again with its
+/// old copy and the metadata log it had, and deletes the copy as it catches up with the
+/// completion, fetching nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_removed_while_its_process_was_stopped_goes_when_it_starts() -> Result<()> {
+    use common::reassignments::alter;
+    let _one = one_cluster().await;
+    let mut nodes = cluster_with(&[("min.insync.replicas", "2")]).await?;
+    let topic = "left-behind";
+    let mut admin = nodes[1].client().await?;
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(vec![BrokerId(2), BrokerId(1)]);
+    let spec = creatable(topic, -1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, vec![spec], false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    until("node 2 leads", || {
+        partition(&nodes[1], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut admin, topic, 0, values_batch(&["v"])).await? == i);
+    }
+    until("node 1 has the records", || {
+        offsets(&nodes[0], topic).0 == 3
+    })
+    .await?;
+    nodes[0].shutdown().await?;
+    let got = alter(&mut admin, 1, true, &[(topic, 0, Some(&[2, 3]))]).await?;
+    ensure!(got == vec![(topic.to_string(), 0, NONE, None)], "{got:?}");
+    until("the reassignment completes", || {
+        layout_of(&nodes[1], topic).is_some_and(|l| l.0 == [2, 3] && l.1 == [2, 3])
+    })
+    .await?;
+    ensure!(produce_ok(&mut admin, topic, 0, values_batch(&["w"])).await? == 3);
+    ensure!(log_bytes(&nodes[2], topic)? == log_bytes(&nodes[1], topic)?);
+
+    nodes[0].start_again().await?;
+    until("node 1 knows the reassignment completed", || {
+        layout_of(&nodes[0], topic).is_some_and(|l| l.0 == [2, 3])
+    })
+    .await?;
+    until("node 1 deleted its copy", || {
+        offsets(&nodes[0], topic).0 == 0
+    })
+    .await?;
+    let image = nodes[0].broker().catalog.image();
+    let id = image.topics.get_by_name(topic).context("topic")?.id;
+    let replicas = nodes[0]
+        .broker()
+        .replicas
+        .clone()
+        .context("no replica manager")?;
+    ensure!(
+        !replicas.followed_from(2).contains_key(&(id, 0)),
+        "node 1 still follows"
+    );
+    Ok(())
+}

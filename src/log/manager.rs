@@ -334,6 +334,26 @@ impl LogManager {
         }
     }
 
+    /// Deletes the copies with records of the partitions of `image` no broker of this process
+    /// hosts (see `Catalog::delete_unhosted_copies`); empty logs stay, as every process keeps
+    /// one for each partition it does not host.
+    pub fn delete_unhosted(&self, image: &MetadataImage, holds_data_of: impl Fn(i32) -> bool) {
+        for t in image.topics.iter() {
+            for (&p, reg) in &t.partitions {
+                if reg.replicas.iter().any(|&b| holds_data_of(b)) {
+                    continue;
+                }
+                let holds_records = self
+                    .get_by_id(t.id)
+                    .and_then(|x| x.partition(p).cloned())
+                    .is_some_and(|x| x.with_log(|l| l.log_end_offset() > 0));
+                if holds_records {
+                    self.delete_replica(image, t, p);
+                }
+            }
+        }
+    }
+
     /// This process no longer hosts partition `p` of `t` (a reassignment removed its broker's
     /// replica): its copy is deleted, as Kafka's broker stops a replica the image no longer
     /// names and deletes its log (ReplicaManager.applyDelta, stopPartitions with
