@@ -184,10 +184,11 @@ fn offsets(b: &TestBroker, topic: &str) -> (i64, i64, Option<i32>) {
     })
 }
 
+/// Partition 0's records from its log start, as stored.
 fn log_bytes(b: &TestBroker, topic: &str) -> Result<Vec<u8>> {
     let p = partition(b, topic)?;
     let plan = p.with_log(|l| {
-        l.fetch_candidates(0, gregor::log::FetchIsolation::LogEnd)
+        l.fetch_candidates(l.log_start_offset(), gregor::log::FetchIsolation::LogEnd)
             .and_then(|c| Ok(c.locate()?))
     })?;
     Ok(plan.read(usize::MAX, true)?.to_vec())
@@ -1355,7 +1356,8 @@ async fn produce_at_leader(nodes: &[TestBroker], topic: &str, value: &str) -> Re
 /// stops following, its copy of the records is deleted (the directory that held them removed,
 /// an empty log in its place as for every partition a process does not host), and the
 /// leadership it held passes to node 3 at a new epoch. acks=all (min.insync.replicas 2) is
-/// answered before, during and after.
+/// answered before, during and after. The log grown to three replicas starts at 2
+/// (DeleteRecords), so node 3's replica starts there (OFFSET_OUT_OF_RANGE from 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignments_move_replicas_between_processes() -> Result<()> {
     use common::reassignments::{alter, list};
@@ -1392,6 +1394,8 @@ async fn reassignments_move_replicas_between_processes() -> Result<()> {
             ensure!(produce_at_leader(&nodes, t, "before").await? == i);
         }
     }
+    // One log starts past 0: its new replica, asking from 0, is out of range and starts there.
+    ensure!(delete_records(&mut admin, grow, 0, 2).await? == (NONE, 2));
 
     nodes[2].shutdown().await?;
     until("node 3 is fenced", || {
@@ -1475,6 +1479,8 @@ async fn reassignments_move_replicas_between_processes() -> Result<()> {
             "{t}: node 3's log differs"
         );
     }
+    let start = partition(&nodes[2], grow)?.with_log(|l| l.log_start_offset());
+    ensure!(start == 2, "node 3's copy of {grow} starts at {start}");
     // Node 1 left two of them: nothing of their records is left there and it fetches no more.
     let follows = |n: &TestBroker, leader: i32, t: &str| {
         let image = n.broker().catalog.image();

@@ -207,6 +207,27 @@ pub async fn produce_ok(c: &mut Client, topic: &str, partition: i32, batch: Byte
     Ok(p.base_offset)
 }
 
+/// DeleteRecords (v2) of one partition below `offset`: (error, low watermark).
+pub async fn delete_records(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(i16, i64)> {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset),
+            ])]);
+    let r = c.request(2, req).await?;
+    let p = &r.topics[0].partitions[0];
+    Ok((p.error_code, p.low_watermark))
+}
+
 // ----- Fetch -----
 
 pub fn fetch_partition(partition: i32, offset: i64, max_bytes: i32) -> FetchPartition {
