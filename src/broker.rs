@@ -178,6 +178,9 @@ impl Broker {
             config.offsets_topic_replication_factor,
             config.transaction_state_log_replication_factor,
         );
+        // Copies of replicas removed while this process was stopped (its metadata log has
+        // the reassignment's completion, its data directory still the records).
+        catalog.delete_unhosted_copies();
         let endpoints: Vec<(i32, Vec<Endpoint>)> = (config.node_id..).zip(endpoints).collect();
         let rack = config.broker_rack.clone();
         let registrations: Vec<_> = endpoints.iter().map(|e| registration(e, &rack)).collect();

@@ -9,9 +9,6 @@ use common::*;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
-use kafka_protocol::messages::delete_records_request::{
-    DeleteRecordsPartition, DeleteRecordsTopic,
-};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -56,24 +53,6 @@ async fn incremental(
             )
         })
         .collect())
-}
-
-async fn delete_records(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> Result<(i16, i64)> {
-    let req = DeleteRecordsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![DeleteRecordsTopic::default()
-            .with_name(name(topic))
-            .with_partitions(vec![DeleteRecordsPartition::default()
-                .with_partition_index(partition)
-                .with_offset(offset)])]);
-    let r = c.request(2, req).await?;
-    let p = &r.topics[0].partitions[0];
-    Ok((p.error_code, p.low_watermark))
 }
 
 #[tokio::test]

@@ -7,12 +7,9 @@
 mod common;
 
 use anyhow::{ensure, Result};
+use common::reassignments::{alter, list, Asked};
 use common::*;
 
-use kafka_protocol::messages::alter_partition_reassignments_request::{
-    ReassignablePartition, ReassignableTopic,
-};
-use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::*;
 
 /// Three brokers with the admin listener, auto.leader.rebalance.enable off (leaders stay where
@@ -51,99 +48,11 @@ async fn layout(c: &mut Client, p: usize) -> Result<(i32, i32, Vec<i32>, Vec<i32
     ))
 }
 
-/// One reassignment asked: (topic, partition, target replicas or None to cancel).
-type Asked<'a> = (&'a str, i32, Option<&'a [i32]>);
-
-/// AlterPartitionReassignments at version `v`: (topic, partition, error, message) per partition.
-async fn alter(
-    c: &mut Client,
-    v: i16,
-    allow_rf_change: bool,
-    asked: &[Asked<'_>],
-) -> Result<Vec<(String, i32, i16, Option<String>)>> {
-    let mut topics: Vec<ReassignableTopic> = Vec::new();
-    for (topic, p, target) in asked {
-        let partition = ReassignablePartition::default()
-            .with_partition_index(*p)
-            .with_replicas(target.map(|t| t.iter().map(|&b| BrokerId(b)).collect()));
-        match topics.iter_mut().find(|t| t.name.as_str() == *topic) {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(
-                ReassignableTopic::default()
-                    .with_name(name(topic))
-                    .with_partitions(vec![partition]),
-            ),
-        }
-    }
-    let req = AlterPartitionReassignmentsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_allow_replication_factor_change(allow_rf_change)
-        .with_topics(topics);
-    let r = c.request(v, req).await?;
-    ensure!(
-        r.error_code == NONE && r.error_message.is_none(),
-        "v{v}: {r:?}"
-    );
-    if v >= 1 {
-        ensure!(
-            r.allow_replication_factor_change == allow_rf_change,
-            "{r:?}"
-        );
-    }
-    Ok(r.responses
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| {
-                let message = p.error_message.as_ref().map(|m| m.to_string());
-                (t.name.to_string(), p.partition_index, p.error_code, message)
-            })
-        })
-        .collect())
-}
-
 /// One partition moved: NONE.
 async fn moved(c: &mut Client, v: i16, p: i32, target: &[i32]) -> Result<()> {
     let got = alter(c, v, true, &[("ra", p, Some(target))]).await?;
     ensure!(got == vec![("ra".into(), p, NONE, None)], "v{v}: {got:?}");
     Ok(())
-}
-
-/// ListPartitionReassignments (of `asked`, or every topic): (topic, partition, replicas,
-/// adding, removing).
-async fn list(
-    c: &mut Client,
-    asked: Option<&[(&str, &[i32])]>,
-) -> Result<Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)>> {
-    let topics = asked.map(|a| {
-        a.iter()
-            .map(|(t, ps)| {
-                ListPartitionReassignmentsTopics::default()
-                    .with_name(name(t))
-                    .with_partition_indexes(ps.to_vec())
-            })
-            .collect()
-    });
-    let req = ListPartitionReassignmentsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(topics);
-    let r = c.request(0, req).await?;
-    ensure!(r.error_code == NONE && r.error_message.is_none(), "{r:?}");
-    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
-    Ok(r.topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| {
-                let (r, a, rm) = (&p.replicas, &p.adding_replicas, &p.removing_replicas);
-                (
-                    t.name.to_string(),
-                    p.partition_index,
-                    ids(r),
-                    ids(a),
-                    ids(rm),
-                )
-            })
-        })
-        .collect())
 }
 
 async fn admin_ok(b: &TestBroker, method: &str, path: &str) -> Result<()> {

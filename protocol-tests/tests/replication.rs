@@ -184,10 +184,11 @@ fn offsets(b: &TestBroker, topic: &str) -> (i64, i64, Option<i32>) {
     })
 }
 
+/// Partition 0's records from its log start, as stored.
 fn log_bytes(b: &TestBroker, topic: &str) -> Result<Vec<u8>> {
     let p = partition(b, topic)?;
     let plan = p.with_log(|l| {
-        l.fetch_candidates(0, gregor::log::FetchIsolation::LogEnd)
+        l.fetch_candidates(l.log_start_offset(), gregor::log::FetchIsolation::LogEnd)
             .and_then(|c| Ok(c.locate()?))
     })?;
     Ok(plan.read(usize::MAX, true)?.to_vec())
@@ -1261,5 +1262,266 @@ async fn brokers_replicate_over_sasl_plaintext_with_plain() -> Result<()> {
     for n in &nodes[1..] {
         ensure!(offsets(n, topic).0 == 1, "a follower lacks the record");
     }
+    Ok(())
+}
+
+/// (replicas, ISR sorted, leader, leader epoch, adding, removing) of partition 0 of `topic` in
+/// `node`'s image.
+type Layout = (Vec<i32>, Vec<i32>, i32, i32, Vec<i32>, Vec<i32>);
+
+fn layout_of(node: &TestBroker, topic: &str) -> Option<Layout> {
+    let image = node.broker().catalog.image();
+    let reg = image.topics.get_by_name(topic)?.partitions.get(&0)?.clone();
+    let mut isr = reg.isr;
+    isr.sort();
+    Some((
+        reg.replicas,
+        isr,
+        reg.leader,
+        reg.leader_epoch,
+        reg.adding_replicas,
+        reg.removing_replicas,
+    ))
+}
+
+/// acks=all to partition 0 of `topic` through its leader (in node 1's image); returns the
+/// offset.
+async fn produce_at_leader(nodes: &[TestBroker], topic: &str, value: &str) -> Result<i64> {
+    let leader = layout_of(&nodes[0], topic).map_or(1, |l| l.2);
+    let mut c = nodes[leader as usize - 1].client().await?;
+    produce_ok(&mut c, topic, 0, values_batch(&[value])).await
+}
+
+/// Partition reassignments between processes (Kafka's controller and brokers): topics on
+/// replicas [2, 1], [1, 2] and [1, 2] with records are moved to [2, 3] (a follower replaced),
+/// [1, 2, 3] (a larger replication factor) and [3, 2] (the leader moved off) while node 3 is
+/// stopped, so each is listed in progress with its adding and removing replicas and the ISR
+/// without node 3, and a fourth, [1, 2] to [1, 3], is cancelled back to [1, 2]. Once node 3
+/// starts it fetches each new replica from its leader, byte for byte; the leader's
+/// AlterPartition adds it to the ISR and that completes the reassignment: the removed node 1
+/// stops following, its copy of the records is deleted (the directory that held them removed,
+/// an empty log in its place as for every partition a process does not host), and the
+/// leadership it held passes to node 3 at a new epoch. acks=all (min.insync.replicas 2) is
+/// answered before, during and after. The log grown to three replicas starts at 2
+/// (DeleteRecords), so node 3's replica starts there (OFFSET_OUT_OF_RANGE from 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignments_move_replicas_between_processes() -> Result<()> {
+    use common::reassignments::{alter, list};
+    let _one = one_cluster().await;
+    let mut nodes = cluster_with(&[("min.insync.replicas", "2")]).await?;
+    let (keep, grow, away, cancelled) = ("keep-leader", "grow", "move-leader", "cancelled");
+    let placed = [
+        (keep, [2, 1]),
+        (grow, [1, 2]),
+        (away, [1, 2]),
+        (cancelled, [1, 2]),
+    ];
+    let mut admin = nodes[0].client().await?;
+    let topics = placed
+        .iter()
+        .map(|(t, replicas)| {
+            let assignment = CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(replicas.iter().map(|&b| BrokerId(b)).collect());
+            creatable(t, -1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![assignment])
+        })
+        .collect();
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, topics, false).await?;
+    ensure!(created.iter().all(|t| t.error_code == NONE), "{created:?}");
+    for (t, replicas) in placed {
+        let leader = &nodes[replicas[0] as usize - 1];
+        until("the first replica leads", || {
+            partition(leader, t).is_ok_and(|p| p.is_replicated_leader())
+        })
+        .await?;
+        for i in 0..3 {
+            ensure!(produce_at_leader(&nodes, t, "before").await? == i);
+        }
+    }
+    // One log starts past 0: its new replica, asking from 0, is out of range and starts there.
+    ensure!(delete_records(&mut admin, grow, 0, 2).await? == (NONE, 2));
+
+    nodes[2].shutdown().await?;
+    until("node 3 is fenced", || {
+        let image = nodes[0].broker().catalog.image();
+        image.brokers.get(&3).is_some_and(|b| b.fenced)
+    })
+    .await?;
+    let asked: [(&str, i32, Option<&[i32]>); 4] = [
+        (keep, 0, Some(&[2, 3])),
+        (grow, 0, Some(&[1, 2, 3])),
+        (away, 0, Some(&[3, 2])),
+        (cancelled, 0, Some(&[1, 3])),
+    ];
+    let mut c = nodes[1].client().await?;
+    let got = alter(&mut c, 1, true, &asked).await?;
+    ensure!(got.iter().all(|(_, _, code, _)| *code == NONE), "{got:?}");
+    let in_progress = |t: &str, replicas: Vec<i32>, adding: Vec<i32>, removing: Vec<i32>| {
+        (t.to_string(), 0, replicas, adding, removing)
+    };
+    let waiting = vec![
+        in_progress(cancelled, vec![1, 3, 2], vec![3], vec![2]),
+        in_progress(grow, vec![1, 2, 3], vec![3], vec![]),
+        in_progress(keep, vec![2, 3, 1], vec![3], vec![1]),
+        in_progress(away, vec![3, 2, 1], vec![3], vec![1]),
+    ];
+    ensure!(list(&mut c, None).await? == waiting);
+    // In progress, the ISR without node 3 and the leaders where they were.
+    for (t, leader) in [(keep, 2), (grow, 1), (away, 1), (cancelled, 1)] {
+        let l = layout_of(&nodes[1], t).context("no partition")?;
+        ensure!(l.1 == [1, 2] && l.2 == leader, "{t}: {l:?}");
+        ensure!(produce_at_leader(&nodes, t, "during").await? == 3);
+    }
+    // A cancel reverts to the original replicas.
+    let got = alter(&mut c, 1, true, &[(cancelled, 0, None)]).await?;
+    ensure!(
+        got == vec![(cancelled.to_string(), 0, NONE, None)],
+        "{got:?}"
+    );
+    ensure!(list(&mut c, None).await? == waiting[1..]);
+    let l = layout_of(&nodes[1], cancelled).context("no partition")?;
+    ensure!((&l.0, &l.1, l.2) == (&vec![1, 2], &vec![1, 2], 1), "{l:?}");
+
+    nodes[2].start_again().await?;
+    until("the reassignments complete", || {
+        [keep, grow, away]
+            .iter()
+            .all(|t| layout_of(&nodes[0], t).is_some_and(|l| l.4.is_empty() && l.5.is_empty()))
+    })
+    .await?;
+    ensure!(list(&mut c, None).await?.is_empty());
+    let l = layout_of(&nodes[0], keep).context("keep")?;
+    ensure!((&l.0, &l.1, l.2) == (&vec![2, 3], &vec![2, 3], 2), "{l:?}");
+    let l = layout_of(&nodes[0], grow).context("grow")?;
+    ensure!(
+        (&l.0, &l.1, l.2) == (&vec![1, 2, 3], &vec![1, 2, 3], 1),
+        "{l:?}"
+    );
+    let l = layout_of(&nodes[0], away).context("away")?;
+    ensure!(
+        (&l.0, &l.1, l.2, l.3) == (&vec![3, 2], &vec![2, 3], 3, 1),
+        "{l:?}"
+    );
+
+    // Node 3 has each new replica byte for byte; acks=all goes on at the (new) leaders.
+    for (t, leader) in [(keep, 2), (grow, 1), (away, 3)] {
+        until("the leader leads", || {
+            partition(&nodes[leader as usize - 1], t).is_ok_and(|p| p.is_replicated_leader())
+        })
+        .await?;
+        ensure!(produce_at_leader(&nodes, t, "after").await? == 4);
+        let other = if leader == 2 { 3 } else { 2 };
+        for n in [leader, other] {
+            until("the replica has every record", || {
+                offsets(&nodes[n as usize - 1], t).0 == 5
+            })
+            .await?;
+        }
+        let stored = log_bytes(&nodes[leader as usize - 1], t)?;
+        ensure!(
+            log_bytes(&nodes[2], t)? == stored,
+            "{t}: node 3's log differs"
+        );
+    }
+    let start = partition(&nodes[2], grow)?.with_log(|l| l.log_start_offset());
+    ensure!(start == 2, "node 3's copy of {grow} starts at {start}");
+    // Node 1 left two of them: nothing of their records is left there and it fetches no more.
+    let follows = |n: &TestBroker, leader: i32, t: &str| {
+        let image = n.broker().catalog.image();
+        let id = image.topics.get_by_name(t).map(|x| x.id);
+        let replicas = n.broker().replicas.clone();
+        replicas
+            .is_some_and(|r| id.is_some_and(|id| r.followed_from(leader).contains_key(&(id, 0))))
+    };
+    for (t, leader) in [(keep, 2), (away, 3)] {
+        ensure!(!follows(&nodes[0], leader, t), "node 1 still follows {t}");
+        ensure!(offsets(&nodes[0], t).0 == 0, "node 1 kept {t}'s records");
+        let dir = nodes[0].data_dir().join(format!("{t}-0"));
+        let segments: u64 = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum();
+        ensure!(
+            segments == 0,
+            "{t}: node 1's segments hold {segments} bytes"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(nodes[0].data_dir())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(t) && n.ends_with("-delete"))
+            .collect();
+        ensure!(leftovers.is_empty(), "{leftovers:?}");
+    }
+    // The old leader answers as a non-replica; node 3 holds nothing of the cancelled one.
+    let p = produce(&mut admin, away, 0, values_batch(&["stale"])).await?;
+    ensure!(p.error_code == NOT_LEADER_OR_FOLLOWER, "{p:?}");
+    ensure!(offsets(&nodes[2], cancelled).0 == 0);
+    ensure!(follows(&nodes[2], 1, grow) && !follows(&nodes[2], 1, cancelled));
+    Ok(())
+}
+
+/// A replica removed while its process was stopped: the reassignment [2, 1] to [2, 3]
+/// completes without node 1 (node 3 catches up and joins the ISR); node 1 starts again with its
+/// old copy and the metadata log it had, and deletes the copy as it catches up with the
+/// completion, fetching nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_removed_while_its_process_was_stopped_goes_when_it_starts() -> Result<()> {
+    use common::reassignments::alter;
+    let _one = one_cluster().await;
+    let mut nodes = cluster_with(&[("min.insync.replicas", "2")]).await?;
+    let topic = "left-behind";
+    let mut admin = nodes[1].client().await?;
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(vec![BrokerId(2), BrokerId(1)]);
+    let spec = creatable(topic, -1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let created = create_topics(&mut admin, CREATE_TOPICS_V, vec![spec], false).await?;
+    ensure!(created[0].error_code == NONE, "{created:?}");
+    until("node 2 leads", || {
+        partition(&nodes[1], topic).is_ok_and(|p| p.is_replicated_leader())
+    })
+    .await?;
+    for i in 0..3 {
+        ensure!(produce_ok(&mut admin, topic, 0, values_batch(&["v"])).await? == i);
+    }
+    until("node 1 has the records", || {
+        offsets(&nodes[0], topic).0 == 3
+    })
+    .await?;
+    nodes[0].shutdown().await?;
+    let got = alter(&mut admin, 1, true, &[(topic, 0, Some(&[2, 3]))]).await?;
+    ensure!(got == vec![(topic.to_string(), 0, NONE, None)], "{got:?}");
+    until("the reassignment completes", || {
+        layout_of(&nodes[1], topic).is_some_and(|l| l.0 == [2, 3] && l.1 == [2, 3])
+    })
+    .await?;
+    ensure!(produce_ok(&mut admin, topic, 0, values_batch(&["w"])).await? == 3);
+    ensure!(log_bytes(&nodes[2], topic)? == log_bytes(&nodes[1], topic)?);
+
+    nodes[0].start_again().await?;
+    until("node 1 knows the reassignment completed", || {
+        layout_of(&nodes[0], topic).is_some_and(|l| l.0 == [2, 3])
+    })
+    .await?;
+    until("node 1 deleted its copy", || {
+        offsets(&nodes[0], topic).0 == 0
+    })
+    .await?;
+    let image = nodes[0].broker().catalog.image();
+    let id = image.topics.get_by_name(topic).context("topic")?.id;
+    let replicas = nodes[0]
+        .broker()
+        .replicas
+        .clone()
+        .context("no replica manager")?;
+    ensure!(
+        !replicas.followed_from(2).contains_key(&(id, 0)),
+        "node 1 still follows"
+    );
     Ok(())
 }

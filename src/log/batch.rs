@@ -203,6 +203,20 @@ impl<'a> BatchIter<'a> {
     pub fn valid_len(&self) -> usize {
         self.pos
     }
+
+    /// Whether what follows the whole batches is the start of one cut short (or nothing), as
+    /// a fetch answer cut at its size limit ends, anywhere, even inside the header; bytes that
+    /// declare a size too small for a batch, or a whole batch the iterator did not take, are
+    /// not (Kafka's ByteBufferLogInputStream.nextBatch).
+    pub fn rest_is_partial(&self) -> bool {
+        let rest = &self.buf[self.pos..];
+        if rest.len() < LOG_OVERHEAD {
+            return true;
+        }
+        let length = be_i32(rest, OFF_LENGTH);
+        length >= (HEADER_LEN - LOG_OVERHEAD) as i32
+            && usize::try_from(length).is_ok_and(|l| LOG_OVERHEAD + l > rest.len())
+    }
 }
 
 impl Iterator for BatchIter<'_> {

@@ -32,7 +32,7 @@ use crate::log::checkpoint::{RecoveryPoints, REPLICATION_CHECKPOINT};
 use crate::log::partition::{Partition, PartitionLog};
 use crate::log::storage::Storage;
 use crate::log::LogConfig;
-use crate::metadata::image::{MetadataDelta, MetadataImage, TopicImage};
+use crate::metadata::image::{MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
 use crate::metadata::metadata_log::METADATA_TOPIC;
 use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::records::RESOURCE_TOPIC;
@@ -287,12 +287,14 @@ impl LogManager {
     }
 
     /// Removed topics' logs go; new partitions' logs (prepared, or made now for a change that
-    /// was not prepared) are installed; configs and leader epochs reach the logs.
+    /// was not prepared) are installed; configs and leader epochs reach the logs; the copy of a
+    /// partition that no broker of this process hosts any more is deleted. `holds_data_of`
+    /// says whether a broker's replicas are this process's (`Catalog::holds_data_of`).
     fn publish(
         &self,
         delta: &MetadataDelta,
         image: &MetadataImage,
-        leads_here: impl Fn(i32) -> bool,
+        holds_data_of: impl Fn(i32) -> bool,
     ) {
         for t in delta.topics().deleted() {
             self.delete(t);
@@ -311,18 +313,85 @@ impl LogManager {
                 self.apply_topic_configs(image, name);
             }
         }
+        let hosted = |reg: &PartitionRegistration| reg.replicas.iter().any(|&b| holds_data_of(b));
         for (t, ps) in delta.topics().changed_partitions() {
             for &p in ps {
-                // Only a leader stamps its epoch; a follower's log takes its leader's (see
-                // `Catalog::holds_data_of`).
-                match t.partitions.get(&p) {
-                    Some(reg) if leads_here(reg.leader) => {
-                        self.sync_leader_epoch(t.id, p, reg.leader_epoch)
-                    }
-                    _ => {}
+                let Some(reg) = t.partitions.get(&p) else {
+                    continue;
+                };
+                let before = delta.image().topics.get(t.id);
+                let hosted_before = before
+                    .and_then(|b| b.partitions.get(&p))
+                    .is_some_and(hosted);
+                if hosted_before && !hosted(reg) {
+                    self.delete_replica(image, t, p);
+                } else if holds_data_of(reg.leader) {
+                    // Only a leader stamps its epoch; a follower's log takes its leader's (see
+                    // `Catalog::holds_data_of`).
+                    self.sync_leader_epoch(t.id, p, reg.leader_epoch)
                 }
             }
         }
+    }
+
+    /// Deletes the copies with records of the partitions of `image` no broker of this process
+    /// hosts (see `Catalog::delete_unhosted_copies`); empty logs stay, as every process keeps
+    /// one for each partition it does not host.
+    pub fn delete_unhosted(&self, image: &MetadataImage, holds_data_of: impl Fn(i32) -> bool) {
+        for t in image.topics.iter() {
+            for (&p, reg) in &t.partitions {
+                if reg.replicas.iter().any(|&b| holds_data_of(b)) {
+                    continue;
+                }
+                let holds_records = self
+                    .get_by_id(t.id)
+                    .and_then(|x| x.partition(p).cloned())
+                    .is_some_and(|x| x.with_log(|l| l.log_end_offset() > 0));
+                if holds_records {
+                    self.delete_replica(image, t, p);
+                }
+            }
+        }
+    }
+
+    /// This process no longer hosts partition `p` of `t` (a reassignment removed its broker's
+    /// replica): its copy is deleted, as Kafka's broker stops a replica the image no longer
+    /// names and deletes its log (ReplicaManager.applyDelta, stopPartitions with
+    /// deleteLocalLog), the directory renamed to its `-delete` name and removed. An empty log
+    /// takes its place, as every process keeps one for each partition it does not host; were
+    /// the broker a replica again, it would fetch the partition from its leader from the start.
+    fn delete_replica(&self, image: &MetadataImage, t: &TopicImage, p: i32) {
+        let Some(local) = self.get_by_id(t.id) else {
+            return;
+        };
+        let Some(old) = local.partition(p).cloned() else {
+            return;
+        };
+        // It leads no more: requests parked on this log (acks=all) answer NOT_LEADER_OR_FOLLOWER
+        // rather than wait on a log that is going.
+        old.make_follower();
+        let doomed = self.data_dir.join(delete_dir_name(&t.name, p, t.id));
+        if let Err(e) = old
+            .with_log(|l| l.mark_deleted(&doomed))
+            .and_then(|_| fs::remove_dir_all(&doomed))
+        {
+            tracing::warn!(topic = %t.name, partition = p, error = %e, "could not delete a replica no longer hosted");
+        }
+        let config = self.log_config_of(image, &t.name);
+        let empty = match self.open(t, p, &config, &RecoveryPoints::clean(), image_now(image)) {
+            Ok(log) => Arc::new(log),
+            Err(e) => {
+                // As for a log that cannot be made: unserved here until a restart makes it.
+                tracing::error!(topic = %t.name, partition = p, error = %e, "could not make an empty log for a replica no longer hosted");
+                return;
+            }
+        };
+        let mut partitions = local.partitions.clone();
+        if let Some(slot) = partitions.get_mut(p as usize) {
+            *slot = empty;
+        }
+        self.install(image, t, partitions);
+        tracing::info!(topic = %t.name, partition = p, "deleted the log of a replica no longer hosted");
     }
 
     /// Adds the logs of partitions `ps` (ascending) to topic `t`.

@@ -953,11 +953,10 @@ impl PartitionLog {
             next = h.last_offset() + 1;
             batches.push((batch, h));
         }
-        // A fetch response may end with a partial batch (it was cut at the size limit): it comes
-        // again in the next fetch. Anything else left over is not batches.
-        let rest = &records[it.valid_len()..];
-        if !rest.is_empty() && BatchHeader::parse(rest).is_none_or(|h| h.total_size() <= rest.len())
-        {
+        // A fetch response may end with a partial batch (it was cut at the size limit, maybe
+        // inside the header): it comes again in the next fetch. Anything else left over is not
+        // batches.
+        if !it.rest_is_partial() {
             return Err(LogError::Batch(BatchError::Corrupt("not a record batch")));
         }
         for (batch, h) in batches {
@@ -1915,9 +1914,9 @@ impl Partition {
 
     /// The image names this broker the leader of `reg` (ReplicaManager.applyLocalLeadersDelta
     /// into Partition.makeLeader): a new leader epoch makes it leader afresh (`make_leader`);
-    /// the epoch it already leads in only takes the committed ISR and partition epoch (an ISR
-    /// change), keeping what it knows of its followers, and the high watermark moves when the
-    /// ISR shrank. Returns whether it took up a new leader epoch.
+    /// the epoch it already leads in only takes the committed ISR, partition epoch and replicas
+    /// (an ISR change, a reassignment), keeping what it knows of the followers that stay, and
+    /// the high watermark moves when the ISR shrank. Returns whether it took up a new leader epoch.
     pub fn become_leader(&self, reg: &PartitionRegistration, max_lag_ms: i64, now_ms: i64) -> bool {
         let mut log = self.lock();
         let mut leader = self.leader.lock();
@@ -1926,6 +1925,9 @@ impl Partition {
                 if reg.partition_epoch > state.partition_epoch {
                     state.on_isr_committed(reg.isr.clone(), reg.partition_epoch);
                 }
+                // A reassignment may add or remove followers within the epoch (even when an
+                // AlterPartition answer brought its partition epoch first).
+                state.update_assignment(&reg.replicas);
                 if let Some(hw) = state.maybe_increment_high_watermark(log.log_end_offset()) {
                     log.set_high_watermark(hw);
                 }
@@ -2104,13 +2106,30 @@ impl Partition {
     /// A follower's append of what its leader sent (see `PartitionLog::append_as_follower`),
     /// and the leader's high watermark from the same answer, which the follower takes as far
     /// as its own log goes (ReplicaFetcherThread.processPartitionData). Returns the log end.
+    ///
+    /// `fetched_in` is the leader epoch the fetch was sent in. An answer that arrives after
+    /// this broker took the lead itself (its log moved to a newer epoch, which the log manager
+    /// does before the replica manager stops the fetch) is refused (FencedLeaderEpoch) under
+    /// the partition lock: appended, the old leader's batch would land past the new epoch's
+    /// start, and the new leader's epoch cache would say the old epoch ended before a batch of
+    /// it, so that every follower fetching after it diverges there for ever. Kafka's fetcher
+    /// cannot get there: the replica manager removes a partition from its fetcher (under the
+    /// fetcher's lock, which the processing of an answer holds) before it makes it a leader.
     pub fn append_as_follower(
         &self,
         records: &[u8],
         leader_high_watermark: i64,
         now_ms: i64,
+        fetched_in: i32,
     ) -> Result<i64, LogError> {
         let mut log = self.lock();
+        let current = log.leader_epoch();
+        if current > fetched_in || self.leader.lock().is_some() {
+            return Err(LogError::FencedLeaderEpoch {
+                requested: fetched_in,
+                current,
+            });
+        }
         let leo = log.append_as_follower(records, now_ms)?;
         // It only moves forward (UnifiedLog.maybeUpdateHighWatermark).
         let current = log.tracks_high_watermark().then(|| log.high_watermark());
@@ -2577,6 +2596,14 @@ mod tests {
         let cut = &fetched[..fetched.len() - 2];
         assert_eq!(follower.append_as_follower(cut, 0).unwrap(), 2);
         let rest = read_to_log_end(&leader, 2);
+        // Cut inside the batch's header, or inside its offset and length: partial too.
+        for keep in [30, 5] {
+            assert_eq!(
+                follower.append_as_follower(&rest[..keep], 0).unwrap(),
+                2,
+                "{keep}"
+            );
+        }
         assert_eq!(follower.append_as_follower(&rest, 0).unwrap(), 3);
         assert_eq!(read_to_log_end(&follower, 0), fetched);
     }
@@ -2688,13 +2715,35 @@ mod tests {
 
         // Replica 3 replicates what the leader has and learns its high watermark.
         let fetched = leader.with_log(|l| read_to_log_end(l, 0));
-        assert_eq!(follower.append_as_follower(&fetched, 3, 1).unwrap(), 5);
+        assert_eq!(follower.append_as_follower(&fetched, 3, 1, 5).unwrap(), 5);
         assert_eq!(follower.offsets(), (0, 3));
         assert_eq!(leader.record_follower_fetch(3, 5, 2), Ok(Some(5)));
-        assert_eq!(follower.append_as_follower(&[], 5, 2).unwrap(), 5);
+        assert_eq!(follower.append_as_follower(&[], 5, 2, 5).unwrap(), 5);
         assert_eq!(follower.offsets(), (0, 5));
-        assert_eq!(follower.append_as_follower(&[], 4, 3).unwrap(), 5);
+        assert_eq!(follower.append_as_follower(&[], 4, 3, 5).unwrap(), 5);
         assert_eq!(follower.offsets(), (0, 5), "never goes back");
+        // The follower is made leader in epoch 6 (its log first) while a fetch of epoch 5 is
+        // out: its answer is not appended, and the new epoch starts where the log ended.
+        follower.set_leader_epoch(6).unwrap();
+        let b = make_batch(&[b"late"], 5, None);
+        let late = follower.append_as_follower(&b, 5, 4, 5);
+        assert!(
+            matches!(
+                late,
+                Err(LogError::FencedLeaderEpoch {
+                    requested: 5,
+                    current: 6
+                })
+            ),
+            "{late:?}"
+        );
+        assert_eq!(follower.with_log(|l| l.log_end_offset()), 5);
+        assert_eq!(
+            follower
+                .with_log(|l| l.leader_epochs().end_offset_for(5, 5))
+                .1,
+            5
+        );
 
         // An ISR of the leader alone commits appends at once; a follower no longer counts.
         leader.make_leader(&registration(vec![1]), 30_000, 3);

@@ -144,6 +144,18 @@ impl LeaderState {
         self.high_watermark
     }
 
+    /// The replicas changed within this leader epoch (a reassignment starts or ends without
+    /// moving the leadership; Partition.updateAssignmentAndIsr): replicas that left are no
+    /// longer tracked, and new ones are, from nothing (a new Replica: it has not fetched, and
+    /// being outside the ISR it only joins once it has caught up).
+    pub fn update_assignment(&mut self, replicas: &[i32]) {
+        self.followers
+            .retain(|id, _| replicas.contains(id) && *id != self.leader_id);
+        for &r in replicas.iter().filter(|&&r| r != self.leader_id) {
+            self.followers.entry(r).or_insert_with(ReplicaState::new);
+        }
+    }
+
     pub fn follower(&self, id: i32) -> Option<&ReplicaState> {
         self.followers.get(&id)
     }
@@ -413,6 +425,34 @@ pub(crate) mod tests {
         s.on_isr_committed(vec![1, 2, 3], 8);
         assert_eq!(s.partition_epoch, 8);
         assert_eq!(s.on_follower_fetch(3, 170, 50, 170), Some(170));
+    }
+
+    /// A reassignment within the leader epoch: an added replica is tracked from nothing and
+    /// joins once caught up; a removed one is no longer a follower (its fetches are refused).
+    #[test]
+    fn a_reassignment_adds_and_removes_followers_within_the_epoch() {
+        let mut s = LeaderState::new(
+            &PartitionRegistration {
+                replicas: vec![1, 2],
+                ..registration(vec![1, 2])
+            },
+            100,
+            100,
+            LAG,
+            0,
+        );
+        assert_eq!(s.on_follower_fetch(3, 100, 10, 100), None);
+        assert!(s.follower(3).is_none(), "not a replica yet");
+        s.update_assignment(&[1, 2, 3]);
+        assert_eq!(s.follower(3).map(|f| f.log_end_offset), Some(-1));
+        s.on_follower_fetch(2, 100, 10, 100);
+        assert!(!s.may_join_isr(3), "it has fetched nothing");
+        s.on_follower_fetch(3, 100, 20, 100);
+        assert!(s.may_join_isr(3));
+        // Node 2 leaves: its state goes, node 3's stays; the leader is never its own follower.
+        s.update_assignment(&[3, 1]);
+        assert!(s.follower(2).is_none() && s.follower(1).is_none());
+        assert_eq!(s.follower(3).map(|f| f.log_end_offset), Some(100));
     }
 
     fn cache(entries: &[(i32, i64)]) -> LeaderEpochCache {

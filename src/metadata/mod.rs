@@ -564,9 +564,20 @@ impl Catalog {
             .is_none_or(|ids| ids.contains(&id))
     }
 
-    /// Only the brokers `ids` hold their data here: new partitions, their replicas, and
-    /// reassignments stay on them (a quorum of processes without data replication: a replica
-    /// placed in another process would have no data there).
+    /// Deletes the copy of every partition that holds records here but that no broker of this
+    /// process hosts (Kafka's broker finds such stray logs as it loads its first metadata
+    /// image): a reassignment removed the replica while the process was stopped. Changes
+    /// published later delete them as they come (`log::manager`).
+    pub fn delete_unhosted_copies(&self) {
+        if self.data_brokers.is_none() {
+            return;
+        }
+        let image = self.image();
+        self.logs.delete_unhosted(&image, |b| self.holds_data_of(b));
+    }
+
+    /// Only the brokers `ids` hold their data here (a process of a quorum: its own broker; the
+    /// others' replicas fetch from their leaders in their own processes).
     pub fn with_data_brokers(mut self, ids: impl IntoIterator<Item = i32>) -> Self {
         self.data_brokers = Some(ids.into_iter().collect());
         self

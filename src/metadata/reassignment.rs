@@ -15,6 +15,13 @@
 //! the ISR when the broker starts, and until then the reassignment is in progress: listed by
 //! ListPartitionReassignments, and cancellable (null replicas), which reverts to the original
 //! replicas.
+//!
+//! Across processes (`ElectionPolicy::isr_by_leaders`) a new replica has no data: its broker
+//! creates nothing new (every process keeps a log of every partition) but starts following the
+//! leader, whose AlterPartition adds it to the ISR once it has caught up
+//! (`metadata::alter_partition`, through the same `build_change`), and that change completes the
+//! reassignment; until then it is in progress as above. The removed replicas' brokers then stop
+//! fetching and delete their copy (`log::manager`, `server::replica_manager`).
 
 use super::election::{
     self, build_change, is_active, without, ChangeTarget, Election, ElectionPolicy, Pending,
@@ -203,8 +210,10 @@ fn cancel(
     Ok(build_change((t.id, partition), reg, goal, &acceptable))
 }
 
-/// The changes that follow committed reassignment records at once (see the module comment): new
-/// replicas on live brokers join the ISRs, which completes their reassignments, then, under
+/// The changes that follow committed reassignment records at once (see the module comment): in
+/// one process, new replicas on live brokers join the ISRs, which completes their reassignments
+/// (across processes, `isr_by_leaders`, they join through their leader's AlterPartition once
+/// caught up, and the controller completes the reassignment there), then, under
 /// auto.leader.rebalance.enable, preferred replicas lead (Kafka's periodic rebalance; gregor's
 /// at once, as after a broker starts).
 pub fn settle(
@@ -212,8 +221,10 @@ pub fn settle(
     policy: &ElectionPolicy,
 ) -> Result<Vec<MetadataRecord>, ReplayError> {
     let mut out = Pending::new(image);
-    let rejoined = election::rejoin_isrs(&out.image);
-    out.push(rejoined)?;
+    if !policy.isr_by_leaders {
+        let rejoined = election::rejoin_isrs(&out.image);
+        out.push(rejoined)?;
+    }
     if policy.auto_leader_rebalance {
         let preferred = election::preferred_leaders(&out.image);
         out.push(preferred)?;
@@ -441,6 +452,38 @@ mod tests {
         assert_eq!(
             layout(&back, 0),
             (vec![4, 2], vec![2, 4], 4, 1, vec![], vec![])
+        );
+    }
+
+    /// Across processes a new replica on a live broker is not in sync until its leader says so
+    /// (AlterPartition): the reassignment stays in progress, then that ISR change completes it.
+    #[test]
+    fn across_processes_a_new_replica_joins_through_its_leader() {
+        let before = image(&[&[1, 2]], &[]);
+        let pol = ElectionPolicy {
+            isr_by_leaders: true,
+            ..policy(false)
+        };
+        let change = alter(&before, "t", 0, Some(&[2, 3]), true, &pol).unwrap();
+        let started = apply(&before, &[MetadataRecord::PartitionChange(change.unwrap())]);
+        assert!(settle(&started, &pol).unwrap().is_empty());
+        assert_eq!(
+            layout(&started, 0),
+            (vec![2, 3, 1], vec![1, 2], 1, 0, vec![3], vec![1])
+        );
+        // The leader adds 3 once it caught up: the same change completes the reassignment and
+        // hands the leadership to the first in-sync target replica.
+        let t = started.topics.get(T).unwrap();
+        let target = ChangeTarget {
+            isr: vec![1, 2, 3],
+            ..ChangeTarget::of(&reg(&started, 0))
+        };
+        let acceptable = |r: i32| is_active(&started, r);
+        let done = build_change((t.id, 0), &reg(&started, 0), target, &acceptable).unwrap();
+        let done = apply(&started, &[MetadataRecord::PartitionChange(done)]);
+        assert_eq!(
+            layout(&done, 0),
+            (vec![2, 3], vec![2, 3], 2, 1, vec![], vec![])
         );
     }
 

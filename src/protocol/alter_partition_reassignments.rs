@@ -5,9 +5,11 @@
 //! registered or named twice, a cancel that needs an unclean election),
 //! NO_REASSIGNMENT_IN_PROGRESS for a cancel of none, INVALID_REPLICATION_FACTOR from v1 when the
 //! request does not allow the factor to change (KIP-860); the changes of every partition are
-//! committed together. New replicas on live brokers are in sync at once (one copy of the data),
-//! so their reassignments complete in the same commit. `kafka-reassign-partitions.sh
-//! --execute/--cancel` sends it.
+//! committed together. Among the brokers of one process new replicas on live brokers are in sync
+//! at once (one copy of the data), so their reassignments complete in the same commit; across
+//! processes a new replica fetches from the leader and the reassignment completes when the
+//! leader's AlterPartition adds the last one to the ISR (`metadata::alter_partition`).
+//! `kafka-reassign-partitions.sh --execute/--cancel` sends it.
 
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -23,6 +25,7 @@ use crate::metadata::election::Pending;
 use crate::metadata::reassignment::{alter, settle, ReassignError};
 use crate::metadata::records::MetadataRecord;
 use crate::security::authorizer::AclOperation;
+use crate::share::coordinator::SHARE_GROUP_STATE_TOPIC;
 
 pub fn handle(
     ctx: &RequestContext<'_>,
@@ -68,15 +71,18 @@ pub fn handle(
             for p in &topic.partitions {
                 let target: Option<Vec<i32>> =
                     p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
-                let elsewhere = target
-                    .iter()
-                    .flatten()
-                    .find(|&&b| !ctx.broker.catalog.holds_data_of(b));
+                let elsewhere = (topic.name.as_str() == SHARE_GROUP_STATE_TOPIC)
+                    .then(|| {
+                        let mut target = target.iter().flatten();
+                        target.find(|&&b| !ctx.broker.catalog.holds_data_of(b))
+                    })
+                    .flatten();
                 let altered = match elsewhere {
-                    // A quorum of processes without data replication: the broker would have
-                    // none of the partition's data.
+                    // Its share-partitions call their share coordinator in this process (no
+                    // Read/WriteShareGroupState between processes yet): it stays here, as
+                    // placement keeps it (`Catalog::placement_brokers`).
                     Some(b) => Err(ReassignError::InvalidAssignment(format!(
-                        "The manual partition assignment includes broker {b}, which runs in another process: replicas cannot move between processes until data replication lands."
+                        "The manual partition assignment includes broker {b}, which runs in another process: {SHARE_GROUP_STATE_TOPIC} stays on the broker that created it."
                     ))),
                     None => alter(
                         image,

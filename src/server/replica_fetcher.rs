@@ -331,8 +331,13 @@ fn apply_response(
             }
             let records = pd.records.unwrap_or_default();
             let now = broker.clock.now_ms();
-            match partition.append_as_follower(&records, pd.high_watermark, now) {
+            match partition.append_as_follower(&records, pd.high_watermark, now, *epoch) {
                 Ok(_) => {}
+                Err(e @ LogError::FencedLeaderEpoch { .. }) => {
+                    // This broker leads the partition now (its log moved to the new epoch
+                    // while the fetch was out): the answer is an older leadership's.
+                    tracing::debug!(topic, partition = pd.partition_index, error = %e, "a replica fetch answer of an older leadership");
+                }
                 Err(e @ LogError::UnexpectedAppendOffset { .. }) => {
                     // The log moved under the fetch (a truncation): fetch again from its end.
                     tracing::debug!(topic, partition = pd.partition_index, error = %e, "a replica fetch answer no longer fits the log");

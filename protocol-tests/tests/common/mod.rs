@@ -31,6 +31,7 @@ pub use groups::*;
 pub mod txns;
 #[allow(unused_imports)]
 pub use txns::*;
+pub mod reassignments;
 pub use uuid::Uuid;
 
 // Kafka error codes used by the tests (org.apache.kafka.common.protocol.Errors).
@@ -204,6 +205,27 @@ pub async fn produce_ok(c: &mut Client, topic: &str, partition: i32, batch: Byte
         "produce to {topic}-{partition} failed: {p:?}"
     );
     Ok(p.base_offset)
+}
+
+/// DeleteRecords (v2) of one partition below `offset`: (error, low watermark).
+pub async fn delete_records(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(i16, i64)> {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset),
+            ])]);
+    let r = c.request(2, req).await?;
+    let p = &r.topics[0].partitions[0];
+    Ok((p.error_code, p.low_watermark))
 }
 
 // ----- Fetch -----
