@@ -456,7 +456,7 @@ impl StorageFaultRules for Faults {
     /// The delay of the first storage rule that fires on `op` on `topic`-`partition`; with no
     /// storage rule armed, one atomic load.
     fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault {
-        if !self.storage_armed.load(Ordering::Relaxed) {
+        if !StorageFaultRules::armed(self) {
             return Fault::None;
         }
         let mut state = self.state.lock();
@@ -469,6 +469,11 @@ impl StorageFaultRules for Faults {
             Some(Action::Delay(d)) => Fault::Delay(d),
             _ => Fault::None,
         }
+    }
+
+    /// Whether a storage rule is armed (the request rules have their own flag, `Faults::armed`).
+    fn armed(&self) -> bool {
+        self.storage_armed.load(Ordering::Relaxed)
     }
 }
 
@@ -589,12 +594,14 @@ mod tests {
     fn a_storage_rule_slows_its_partitions_operations_only() {
         let f = Faults::default();
         let delay = Fault::Delay(Duration::from_millis(30));
+        assert!(!StorageFaultRules::armed(&f), "the storage path's one load");
         f.arm(
             json!({"storage": "write", "topic": "t", "partition": 1, "times": 2,
                      "action": "delay", "delay_ms": 30}),
         )
         .unwrap();
         assert!(!f.armed(), "the request path is not watched for it");
+        assert!(StorageFaultRules::armed(&f));
         assert_eq!(
             f.decide(&call(ApiKey::Produce, 9, &produce_to("t", 1))),
             None

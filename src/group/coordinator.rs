@@ -149,12 +149,6 @@ impl GroupCoordinator {
         offsets_topic::partition_for(group_id, self.runtime.partitions())
     }
 
-    /// Whether the group's shard can serve requests here now (COORDINATOR_LOAD_IN_PROGRESS while
-    /// it loads, NOT_COORDINATOR where it is not loaded here).
-    pub fn readiness(&self, group_id: &str) -> Result<(), i16> {
-        self.runtime.readiness(self.partition_of(group_id))
-    }
-
     /// Runs a write operation on the group's shard.
     fn write<T>(
         &self,

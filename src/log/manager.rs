@@ -370,7 +370,9 @@ impl LogManager {
         // It leads no more: requests parked on this log (acks=all) answer NOT_LEADER_OR_FOLLOWER
         // rather than wait on a log that is going.
         old.make_follower();
-        let doomed = self.data_dir.join(delete_dir_name(&t.name, p, t.id));
+        let doomed = self
+            .data_dir
+            .join(delete_dir_name(&t.name, p, Uuid::new_v4()));
         if let Err(e) = old
             .with_log(|l| l.mark_deleted(&doomed))
             .and_then(|_| fs::remove_dir_all(&doomed))
@@ -474,7 +476,9 @@ impl LogManager {
             return;
         };
         for p in &topic.partitions {
-            let doomed = self.data_dir.join(delete_dir_name(&t.name, p.index, t.id));
+            let doomed = self
+                .data_dir
+                .join(delete_dir_name(&t.name, p.index, Uuid::new_v4()));
             if let Err(e) = p
                 .with_log(|l| l.mark_deleted(&doomed))
                 .and_then(|_| fs::remove_dir_all(&doomed))
@@ -608,12 +612,17 @@ fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
 }
 
 /// The name a deleted partition's directory is renamed to before it is removed:
-/// `<topic>-<partition>.<topic id>-delete`, Kafka's form, with the topic cut short so that the
-/// whole name stays within the 255 bytes a file name may have (UnifiedLog.logDeleteDirName;
+/// `<topic>-<partition>.<unique id>-delete`, Kafka's form, with the topic cut short so that the
+/// whole name stays within the 255 bytes a file name may have (LocalLog.logDeleteDirName;
 /// topic names are ASCII, up to 249 characters). Start-up removes what a crash leaves of it.
-pub fn delete_dir_name(topic: &str, partition: i32, topic_id: Uuid) -> String {
+///
+/// Callers pass a fresh random id for each deletion, as Kafka does: one partition of one topic
+/// id may be deleted more than once (a reassignment removes the replica, adds it back, removes
+/// it again), and a name left by an earlier deletion whose removal failed would make the rename
+/// fail, leaving the records where the next log of the partition opens.
+pub fn delete_dir_name(topic: &str, partition: i32, unique_id: Uuid) -> String {
     const MAX_FILE_NAME: usize = 255;
-    let suffix = format!("-{partition}.{}-delete", topic_id.simple());
+    let suffix = format!("-{partition}.{}-delete", unique_id.simple());
     let keep = MAX_FILE_NAME.saturating_sub(suffix.len());
     let prefix: String = topic.chars().take(keep).collect();
     format!("{prefix}{suffix}")
@@ -634,5 +643,86 @@ fn remove_deleted_dirs(data_dir: &Path) {
                 tracing::warn!(dir = %path.display(), error = %err, "could not remove a deleted partition");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+    use crate::log::storage::FileStorage;
+    use crate::metadata::records::{MetadataRecord, PartitionChangeRecord, PartitionRecord};
+
+    /// The delta of `records` over `image`, and the image it leads to.
+    fn change(image: &MetadataImage, records: &[MetadataRecord]) -> (MetadataDelta, MetadataImage) {
+        let mut delta = MetadataDelta::new(Arc::new(image.clone()));
+        for r in records {
+            delta.replay(r).unwrap();
+        }
+        let next = delta.apply();
+        (delta, next)
+    }
+
+    /// A reassignment of partition 0 of `topic_id` to `replicas` completed.
+    fn reassigned(topic_id: Uuid, replicas: &[i32]) -> MetadataRecord {
+        MetadataRecord::PartitionChange(PartitionChangeRecord {
+            partition_id: 0,
+            topic_id,
+            isr: Some(replicas.to_vec()),
+            leader: replicas[0],
+            replicas: Some(replicas.to_vec()),
+            removing_replicas: Some(vec![]),
+            adding_replicas: Some(vec![]),
+            leader_recovery_state: -1,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+            directories: None,
+        })
+    }
+
+    /// A replica removed, added back and removed again, where the first removal could not
+    /// remove its renamed directory: the second removal still deletes the records (its
+    /// `-delete` name is its own, as Kafka's are), and the partition's log here is empty.
+    #[test]
+    fn a_replica_removed_twice_is_deleted_whatever_an_earlier_removal_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::new_v4();
+        let created = [
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            MetadataRecord::Partition(PartitionRecord::new_in_sync(id, 0, vec![1])),
+        ];
+        let (_, image) = change(&MetadataImage::empty(), &created);
+        let storage = FileStorage::shared();
+        let clean = RecoveryPoints::clean();
+        let config = LogConfig::default();
+        let manager = LogManager::startup(storage, dir.path(), config, &image, &clean, 0).unwrap();
+        let log = || manager.get("t").unwrap().partition(0).cloned().unwrap();
+        let hosted_here = |broker: i32| broker == 1;
+        // What a first removal of this partition left when its directory could not be removed
+        // (named as it was before each deletion had its own name).
+        let left = dir.path().join(format!("t-0.{}-delete", id.simple()));
+        fs::create_dir_all(&left).unwrap();
+        fs::write(left.join("00000000000000000000.log"), b"left").unwrap();
+        let mut image = image;
+        for _ in 0..2 {
+            log().append(&make_batch(&[b"r"], 1, None), 9, 0).unwrap();
+            assert_eq!(log().with_log(|l| l.log_end_offset()), 1);
+            let (delta, away) = change(&image, &[reassigned(id, &[2])]);
+            manager.publish(&delta, &away, hosted_here);
+            assert_eq!(log().with_log(|l| l.log_end_offset()), 0);
+            let (delta, back) = change(&away, &[reassigned(id, &[1])]);
+            manager.publish(&delta, &back, hosted_here);
+            image = back;
+        }
+        let doomed: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with("-delete"))
+            .collect();
+        assert_eq!(doomed, [left.file_name().unwrap().to_string_lossy()]);
     }
 }

@@ -17,6 +17,7 @@ use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,6 +179,13 @@ pub enum StorageOp {
 /// asked for each write and fsync of a segment file of partition `partition` of `topic`.
 pub trait StorageFaultRules: Send + Sync {
     fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault;
+
+    /// Whether any rule could fire: when not, `fault` is not asked at all, so that a broker
+    /// with the admin listener on pays one atomic load per segment write and fsync, not a
+    /// lock and a parse of the partition from the path.
+    fn armed(&self) -> bool {
+        true
+    }
 }
 
 /// Test storage: real files, with a fault injected into those whose path contains `target`,
@@ -185,6 +193,8 @@ pub trait StorageFaultRules: Send + Sync {
 pub struct FaultyStorage {
     inner: Arc<dyn Storage>,
     state: Mutex<(String, Fault)>,
+    /// Whether `state` holds a fault (`inject`): read before taking its lock.
+    injected: AtomicBool,
     /// Asked when nothing is injected (`ruled`).
     rules: Option<Arc<dyn StorageFaultRules>>,
     syncs: Mutex<std::collections::HashMap<String, usize>>,
@@ -198,6 +208,7 @@ impl FaultyStorage {
         Arc::new(FaultyStorage {
             inner: FileStorage::shared(),
             state: Mutex::new((String::new(), Fault::None)),
+            injected: AtomicBool::new(false),
             rules: None,
             syncs: Mutex::default(),
             open_files: Some(OpenFiles::new(OPEN_FILES.capacity())),
@@ -210,6 +221,7 @@ impl FaultyStorage {
         Arc::new(FaultyStorage {
             inner,
             state: Mutex::new((String::new(), Fault::None)),
+            injected: AtomicBool::new(false),
             rules: Some(rules),
             syncs: Mutex::default(),
             open_files: None,
@@ -229,10 +241,16 @@ impl FaultyStorage {
 
     /// From now on, files whose path contains `target` suffer `fault` (`Fault::None` heals).
     pub fn inject(&self, target: &str, fault: Fault) {
-        *self.state.lock() = (target.to_string(), fault);
+        let mut state = self.state.lock();
+        *state = (target.to_string(), fault);
+        let injected = !target.is_empty() && fault != Fault::None;
+        self.injected.store(injected, Ordering::Relaxed);
     }
 
     fn fault_for(&self, path: &str) -> Fault {
+        if !self.injected.load(Ordering::Relaxed) {
+            return Fault::None;
+        }
         let s = self.state.lock();
         if !s.0.is_empty() && path.contains(&s.0) {
             s.1
@@ -248,6 +266,10 @@ impl FaultyStorage {
         let Some(rules) = self.rules.as_ref().filter(|_| injected == Fault::None) else {
             return injected;
         };
+        // Checked before the path is parsed: the unarmed path of every write and fsync.
+        if !rules.armed() {
+            return Fault::None;
+        }
         let partition = Path::new(path)
             .parent()
             .and_then(|d| d.file_name()?.to_str()?.rsplit_once('-'))
@@ -482,18 +504,54 @@ mod tests {
         ));
     }
 
-    /// Storage rules that slow partition `slow-0` and note what they were asked.
+    /// Storage rules that slow partition `slow-0` and note what they were asked; unarmed
+    /// when `disarmed` is set.
     #[derive(Default)]
-    struct SlowRules(Mutex<Vec<(StorageOp, String, i32)>>);
+    struct SlowRules {
+        asked: Mutex<Vec<(StorageOp, String, i32)>>,
+        disarmed: AtomicBool,
+    }
 
     impl StorageFaultRules for SlowRules {
         fn fault(&self, op: StorageOp, topic: &str, partition: i32) -> Fault {
-            self.0.lock().push((op, topic.to_string(), partition));
+            self.asked.lock().push((op, topic.to_string(), partition));
             match (topic, partition) {
                 ("slow", 0) => Fault::Delay(std::time::Duration::from_millis(1)),
                 _ => Fault::None,
             }
         }
+
+        fn armed(&self) -> bool {
+            !self.disarmed.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Unarmed rules are not asked at all (the one atomic load of the unarmed path), and
+    /// a fault injected by name still applies to a ruled storage.
+    #[test]
+    fn unarmed_rules_are_not_asked_and_an_injected_fault_still_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = Arc::new(SlowRules::default());
+        rules.disarmed.store(true, Ordering::Relaxed);
+        let storage = FaultyStorage::ruled(FileStorage::shared(), Arc::clone(&rules) as _);
+        let config = LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open_on(
+            Arc::new(Arc::clone(&storage)),
+            &dir.path().join("slow-0"),
+            config,
+            true,
+            0,
+        )
+        .unwrap();
+        let log = Partition::new("slow".into(), 0, log);
+        log.append(&make_batch(&[b"kept"], 1, None), 9, 0).unwrap();
+        assert!(rules.asked.lock().is_empty());
+        storage.inject("slow-0", Fault::WriteFailsWithEio);
+        assert!(log.append(&make_batch(&[b"lost"], 1, None), 9, 0).is_err());
+        assert!(rules.asked.lock().is_empty());
     }
 
     /// A ruled storage asks its rules for each write and fsync of a segment file by the
@@ -520,7 +578,7 @@ mod tests {
             log.append(&make_batch(&[b"kept"], 1, None), 9, 0).unwrap();
             assert_eq!(log.with_log(|l| values(l)), 1);
         }
-        let asked = rules.0.lock().clone();
+        let asked = rules.asked.lock().clone();
         for (topic, p) in [("slow", 0), ("fast", 1)] {
             for op in [StorageOp::Write, StorageOp::Sync] {
                 assert!(

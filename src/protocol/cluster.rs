@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::errors;
 use super::RequestContext;
+use crate::coordinator::FollowsLeadership;
 use crate::log::partition::Partition;
 use crate::metadata::image::{MetadataImage, PartitionRegistration};
 use crate::metadata::Topic;
@@ -216,22 +217,28 @@ impl CurrentLeaders {
 /// answers COORDINATOR_LOAD_IN_PROGRESS until its shard has replayed the partition. Before the
 /// topic exists the first write creates it, so any broker may take the group.
 pub fn check_group_coordinator(ctx: &RequestContext<'_>, group_id: &str) -> Result<(), i16> {
-    let partition = ctx.broker.groups.partition_of(group_id);
-    check_coordinator(ctx, crate::group::coordinator::OFFSETS_TOPIC, partition)?;
-    ctx.broker.groups.readiness(group_id)
+    let groups = ctx.broker.groups.as_ref();
+    check_coordinator_ready(ctx, groups, groups.partition_of(group_id))
 }
 
 /// The same for a transactional id and its `__transaction_state` partition
 /// (TransactionStateManager.getTransactionState: NOT_COORDINATOR where the partition is not
 /// owned).
 pub fn check_txn_coordinator(ctx: &RequestContext<'_>, transactional_id: &str) -> Result<(), i16> {
-    let partition = ctx.broker.txns.partition_for(transactional_id);
-    check_coordinator(
-        ctx,
-        crate::txn::coordinator::TRANSACTION_STATE_TOPIC,
-        partition,
-    )?;
-    ctx.broker.txns.readiness(transactional_id)
+    let txns = ctx.broker.txns.as_ref();
+    check_coordinator_ready(ctx, txns, txns.partition_for(transactional_id))
+}
+
+/// NOT_COORDINATOR unless this broker leads `partition` of the coordinator's internal topic,
+/// then the readiness of its shard there (the runtime's, one mechanism for every coordinator).
+fn check_coordinator_ready<C: FollowsLeadership>(
+    ctx: &RequestContext<'_>,
+    coordinator: &C,
+    partition: i32,
+) -> Result<(), i16> {
+    let runtime = coordinator.runtime();
+    check_coordinator(ctx, runtime.topic(), partition)?;
+    runtime.readiness(partition)
 }
 
 /// NOT_COORDINATOR unless this broker leads `partition` of the internal topic (or the topic does

@@ -220,6 +220,15 @@ fn username(sasl_name: &str) -> Option<String> {
     Some(s.replace("=3D", "="))
 }
 
+/// A client message as text: Kafka's patterns (ScramMessages) take only characters 0x01 to
+/// 0x7F in every attribute, in the client-final message (an extension's value) as in the first.
+fn ascii(message: &[u8]) -> Option<&str> {
+    let all_ascii = message.iter().all(|b| (0x01..=0x7f).contains(b));
+    all_ascii
+        .then(|| std::str::from_utf8(message).ok())
+        .flatten()
+}
+
 fn printable(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
@@ -285,19 +294,24 @@ impl ScramServer {
         message: &[u8],
         credential: impl FnOnce(&str) -> Option<ScramCredential>,
     ) -> Result<Vec<u8>, ScramError> {
-        let msg = std::str::from_utf8(message).map_err(|_| ScramError::BadClientFirst)?;
-        if !msg.bytes().all(|b| (0x01..=0x7f).contains(&b)) {
-            return Err(ScramError::BadClientFirst);
-        }
+        let msg = ascii(message).ok_or(ScramError::BadClientFirst)?;
         let rest = msg.strip_prefix("n,").ok_or(ScramError::BadClientFirst)?;
         let (authzid, bare) = rest.split_once(',').ok_or(ScramError::BadClientFirst)?;
+        // Kafka's pattern: `a=` with a name of at least one character, or nothing.
         let authzid = match authzid {
             "" => "",
-            a => a.strip_prefix("a=").ok_or(ScramError::BadClientFirst)?,
+            a => (a.strip_prefix("a="))
+                .filter(|a| !a.is_empty())
+                .ok_or(ScramError::BadClientFirst)?,
         };
         let mut parts = bare.split(',');
         let mut first = parts.next().ok_or(ScramError::BadClientFirst)?;
-        if first.starts_with("m=") {
+        // The reserved `m=value,` (RFC 5802's mandatory extensions): Kafka's pattern takes and
+        // ignores one with a value.
+        if let Some(reserved) = first.strip_prefix("m=") {
+            if reserved.is_empty() {
+                return Err(ScramError::BadClientFirst);
+            }
             first = parts.next().ok_or(ScramError::BadClientFirst)?;
         }
         let sasl_name = first.strip_prefix("n=").ok_or(ScramError::BadClientFirst)?;
@@ -347,7 +361,7 @@ impl ScramServer {
         nonce: &str,
         credential: &ScramCredential,
     ) -> Result<Vec<u8>, ScramError> {
-        let msg = std::str::from_utf8(message).map_err(|_| ScramError::BadClientFinal)?;
+        let msg = ascii(message).ok_or(ScramError::BadClientFinal)?;
         let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(ScramError::BadClientFinal)?;
         let mut parts = without_proof.split(',');
         let binding = parts
@@ -633,6 +647,21 @@ mod tests {
             Err(ScramError::BadProof)
         );
 
+        // Outside Kafka's characters (an extension's value of 0x01 to 0x7F), or no proof.
+        for bad in [
+            CLIENT_FINAL.replace(",p=", ",ext=caf\u{e9},p="),
+            CLIENT_FINAL.replace(",p=", ",p=,x="),
+            CLIENT_FINAL[..CLIENT_FINAL.find(",p=").unwrap()].to_string(),
+        ] {
+            let mut s = server();
+            s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential()))
+                .unwrap();
+            assert_eq!(
+                s.evaluate(bad.as_bytes(), |_| None),
+                Err(ScramError::BadClientFinal),
+                "{bad}"
+            );
+        }
         let mut s = server();
         s.evaluate(CLIENT_FIRST.as_bytes(), |_| Some(rfc_credential()))
             .unwrap();
@@ -668,6 +697,10 @@ mod tests {
             "n,,n=user,r=a,b",
             "n,,n=user,r=abc,tokenauth=true",
             "n,a=other,n=user,r=abc",
+            // Kafka's pattern wants a name after `a=` and a value after `m=`.
+            "n,a=,n=user,r=abc",
+            "n,,m=,n=user,r=abc",
+            "n,,n=user,r=abc,ext=caf\u{e9}",
         ] {
             let mut s = server();
             assert!(
@@ -676,6 +709,12 @@ mod tests {
                 "{bad}"
             );
         }
+        // A reserved `m=` with a value is taken and ignored, as Kafka's pattern does.
+        let mut s = server();
+        let reserved = CLIENT_FIRST.replace("n,,", "n,,m=x,");
+        assert!(s
+            .evaluate(reserved.as_bytes(), |_| Some(rfc_credential()))
+            .is_ok());
         let mut low = rfc_credential();
         low.iterations = 4095;
         let mut s = server();

@@ -205,7 +205,7 @@ pub enum AcceptError {
     #[error("TLS handshake timed out")]
     TimedOut,
     /// Kafka fails such a connection too.
-    #[error("no ssl.principal.mapping.rules rule applies to the client certificate")]
+    #[error("no principal for the client certificate (no ssl.principal.mapping.rules rule applies, or its subject could not be read)")]
     NoPrincipal,
 }
 
@@ -432,18 +432,19 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerName {
 
 /// The principal of a TLS connection: the client certificate's subject mapped by
 /// ssl.principal.mapping.rules, or ANONYMOUS without one (Kafka's DefaultKafkaPrincipalBuilder).
-/// None when no rule applies to the subject: Kafka fails such a connection.
+/// None when no rule applies to the subject: Kafka fails such a connection. None too for a
+/// certificate whose subject this module cannot read (webpki verifies the chain without
+/// parsing subjects): its sender is not anonymous, and taking it for ANONYMOUS would give it
+/// whatever ACLs grant ANONYMOUS; Java always names the subject, so Kafka never gets here.
 pub fn principal(
     peer_certificates: Option<&[CertificateDer<'_>]>,
     mapper: &super::ssl_principal_mapper::SslPrincipalMapper,
 ) -> Option<String> {
-    match peer_certificates
-        .and_then(|c| c.first())
-        .and_then(|c| subject_rfc2253(c.as_ref()))
-    {
-        Some(dn) => mapper.name(&dn).map(|name| format!("User:{name}")),
-        None => Some(super::ANONYMOUS.to_string()),
-    }
+    let Some(certificate) = peer_certificates.and_then(|c| c.first()) else {
+        return Some(super::ANONYMOUS.to_string());
+    };
+    let dn = subject_rfc2253(certificate.as_ref())?;
+    mapper.name(&dn).map(|name| format!("User:{name}"))
 }
 
 /// A DER element: (tag, contents, rest).
@@ -758,6 +759,9 @@ mod tests {
             principal(None, &Default::default()).as_deref(),
             Some("User:ANONYMOUS")
         );
+        // A certificate whose subject cannot be read names no one, and is not anonymous.
+        let unreadable = CertificateDer::from(tlv(0x30, &tlv(0x30, &tlv(0x02, &[1]))));
+        assert_eq!(principal(Some(&[unreadable]), &Default::default()), None);
         assert_eq!(
             oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
             "1.2.840.113549"

@@ -96,12 +96,6 @@ impl TransactionCoordinator {
         partition_for(transactional_id, self.runtime.partitions())
     }
 
-    /// Whether the transactional id's shard can serve requests here now (COORDINATOR_LOAD_IN_
-    /// PROGRESS while it loads, NOT_COORDINATOR where it is not loaded here).
-    pub fn readiness(&self, transactional_id: &str) -> Result<(), i16> {
-        self.runtime.readiness(self.partition_for(transactional_id))
-    }
-
     fn write<T>(
         &self,
         catalog: &Catalog,
