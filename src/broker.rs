@@ -593,18 +593,26 @@ impl Broker {
     /// Kafka's BrokerHeartbeatTracker measures them on `time.nanoseconds()`: a step of the wall
     /// clock (NTP, an operator) neither fences every broker nor keeps a silent one in.
     pub fn fence_expired_brokers(&self) -> Vec<i32> {
-        let now = self.clock.monotonic_ms();
-        let (Some(liveness), Some(state)) = (&self.liveness, self.catalog.quorum_state()) else {
+        let Some(liveness) = &self.liveness else {
             return vec![];
         };
-        let expired = {
-            let mut liveness = liveness.lock();
-            match state.leader_id == self.node_id {
-                true => liveness.activate(state.leader_epoch),
-                false => liveness.deactivate(),
-            }
-            liveness.expired(&self.catalog.image(), now)
-        };
+        let now = self.clock.monotonic_ms();
+        self.fence_expired_at(&mut liveness.lock(), now)
+    }
+
+    /// `fence_expired_brokers` at `now`, its caller holding the heartbeat manager: the manager
+    /// follows this node's leadership (a new term starts every session afresh), then every
+    /// broker whose session passed by `now` is fenced. Each of the controller's liveness events
+    /// (this check, a heartbeat) runs whole under that lock, one at a time, as Kafka's
+    /// controller runs its events on one thread: a heartbeat answered meanwhile cannot renew a
+    /// session this check already found expired.
+    fn fence_expired_at(&self, liveness: &mut BrokerHeartbeatManager, now: i64) -> Vec<i32> {
+        let state = self.catalog.quorum_state();
+        match state.filter(|s| s.leader_id == self.node_id) {
+            Some(s) => liveness.activate(s.leader_epoch),
+            None => liveness.deactivate(),
+        }
+        let expired = liveness.expired(&self.catalog.image(), now);
         let mut fenced = Vec::new();
         for (id, epoch) in expired {
             match self
@@ -686,12 +694,26 @@ impl Broker {
     /// The active controller's answer to a heartbeat; the broker's session starts again. A
     /// broker that enters controlled shutdown does so at the end of the metadata log as it is
     /// once its leaderships moved (Kafka: the heartbeat's batch end offset).
+    ///
+    /// The sessions that passed by the heartbeat's arrival end first (`fence_expired_at`), the
+    /// heartbeating broker's too (its heartbeat then lets it in again once caught up): Kafka's
+    /// controller runs its fencing check, due at a session's end, before any heartbeat queued
+    /// behind it (KafkaEventQueue takes a deferred event whose time has come first). A jump of
+    /// this node's clock past the session timeout so fences every broker it had not heard from
+    /// within the jump, whichever comes first, this or the periodic check the jump wakes. This
+    /// also makes the manager follow a new term at once, so that the heartbeats this node
+    /// answers as the new controller count from the first (they were dropped until the
+    /// periodic check noticed the term, and a jump before that check fenced no one).
     fn answer_heartbeat(&self, heartbeat: BrokerHeartbeat) -> HeartbeatReply {
         let Some(liveness) = &self.liveness else {
             return HeartbeatReply::error(errors::NOT_CONTROLLER);
         };
+        // The session's clock (see `fence_expired_brokers`), read as the heartbeat arrives.
+        let now = self.clock.monotonic_ms();
+        let mut liveness = liveness.lock();
+        self.fence_expired_at(&mut liveness, now);
         let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);
-        let progress = |image: &_| liveness.lock().shutdown_progress(image, id, epoch);
+        let progress = |image: &_| liveness.shutdown_progress(image, id, epoch);
         let reply = self
             .catalog
             .broker_heartbeat(&heartbeat, &self.config.elections, progress)
@@ -700,9 +722,7 @@ impl Broker {
                 HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
             });
         let end = self.catalog.image().provenance.last_offset;
-        // The session's clock (see `fence_expired_brokers`).
-        let now = self.clock.monotonic_ms();
-        liveness.lock().answered(&heartbeat, &reply, now, end);
+        liveness.answered(&heartbeat, &reply, now, end);
         if reply.error_code == errors::NONE && reply.should_shut_down {
             tracing::info!(broker = id, "controlled shutdown granted");
         }
@@ -950,5 +970,54 @@ mod tests {
         b.clock.advance(1);
         assert_eq!(b.fence_expired_brokers(), vec![1], "its session passed");
         assert!(b.catalog.image().brokers[&1].fenced);
+    }
+
+    /// A jump of the controller's clock past broker.session.timeout.ms (`advance`) right after
+    /// the heartbeat that let the broker in: the check the jump wakes fences it, as Kafka's
+    /// controller fences a broker not heard from within a gap of its clock. (The heartbeat
+    /// used to be dropped until a first periodic check noticed this node leads, and that check
+    /// started the session afresh at the jumped time: no one was fenced.)
+    #[test]
+    fn a_clock_jump_fences_a_broker_heard_from_only_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = single_voter(dir.path());
+        assert!(!heartbeat(&b).is_fenced);
+        b.clock.advance(SESSION_MS + 1);
+        assert_eq!(b.fence_expired_brokers(), vec![1]);
+        assert!(b.catalog.image().brokers[&1].fenced);
+    }
+
+    /// A heartbeat that arrives after the session passed (before any check ran) finds the
+    /// broker fenced first, as Kafka's due fencing check runs before the heartbeat queued
+    /// behind it; being caught up, the same heartbeat lets it in again. A heartbeat within the
+    /// session fences nothing.
+    #[test]
+    fn a_heartbeat_after_the_session_passed_is_answered_after_the_fencing() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = single_voter(dir.path());
+        assert!(!heartbeat(&b).is_fenced);
+        let fenced = |b: &Broker| {
+            let end = b.catalog.image().provenance.last_offset;
+            let fenced = b.catalog.image().brokers[&1].fenced;
+            (end, fenced)
+        };
+        b.clock.advance(SESSION_MS);
+        let (end, _) = fenced(&b);
+        assert!(!heartbeat(&b).is_fenced);
+        assert_eq!(
+            fenced(&b),
+            (end, false),
+            "within the session: nothing written"
+        );
+        b.clock.advance(SESSION_MS + 1);
+        let reply = heartbeat(&b);
+        assert!(!reply.is_fenced && reply.is_caught_up, "{reply:?}");
+        let (after, is_fenced) = fenced(&b);
+        assert!(!is_fenced);
+        assert!(after > end, "fenced and let in again: {end} -> {after}");
+        assert!(
+            b.fence_expired_brokers().is_empty(),
+            "the heartbeat renewed it"
+        );
     }
 }

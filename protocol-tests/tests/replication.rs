@@ -1525,3 +1525,59 @@ async fn a_replica_removed_while_its_process_was_stopped_goes_when_it_starts() -
     );
     Ok(())
 }
+
+/// Records every broker a published image shows fenced (one image per committed batch).
+#[derive(Default)]
+struct FencedSeen(std::sync::Mutex<std::collections::BTreeSet<i32>>);
+
+impl gregor::metadata::publisher::MetadataPublisher for FencedSeen {
+    fn name(&self) -> &'static str {
+        "fenced-seen"
+    }
+
+    fn on_metadata_update(
+        &self,
+        _: &gregor::metadata::Catalog,
+        _: &gregor::metadata::image::MetadataDelta,
+        image: &gregor::metadata::image::MetadataImage,
+    ) {
+        let fenced = image.brokers.values().filter(|b| b.fenced).map(|b| b.id);
+        self.0.lock().unwrap().extend(fenced);
+    }
+}
+
+/// A jump of the active controller's clock past broker.session.timeout.ms: the controller has
+/// heard from no broker within the jumped window, so it fences every one (its own too), as
+/// Kafka's controller runs its due fencing check before the heartbeats waiting behind it; their
+/// next heartbeats let them in again, and a partition of three replicas is led and in sync
+/// again. (The jump comes at once after the start: the controller's first periodic check has
+/// not run yet, and the heartbeats it answered before count.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_of_the_active_controllers_clock_fences_the_brokers_it_did_not_hear_from(
+) -> Result<()> {
+    let _one = one_cluster().await;
+    let nodes = cluster_with(&[("broker.session.timeout.ms", "3000")]).await?;
+    let unfenced = |n: &TestBroker| {
+        let image = n.broker().catalog.image();
+        image.brokers.len() == 3 && image.brokers.values().all(|b| !b.fenced)
+    };
+    until("every broker is unfenced", || unfenced(&nodes[0])).await?;
+    let in_sync = || nodes.iter().any(|n| isr(n, "jumped") == [1, 2, 3]);
+    let state = nodes[0]
+        .broker()
+        .catalog
+        .quorum_state()
+        .context("a quorum")?;
+    let leader = &nodes[usize::try_from(state.leader_id - 1)?];
+    let seen = Arc::new(FencedSeen::default());
+    leader.broker().catalog.subscribe(seen.clone());
+    leader.broker().clock.advance(10_000);
+    until("every broker was fenced", || {
+        seen.0.lock().unwrap().len() == 3
+    })
+    .await?;
+    until("every broker is unfenced again", || unfenced(leader)).await?;
+    create_replicated(&nodes[0], "jumped", &[]).await?;
+    until("the partition is led and in sync", in_sync).await?;
+    Ok(())
+}

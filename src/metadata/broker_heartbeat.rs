@@ -20,7 +20,9 @@
 //! A controller that becomes active (a new Raft term) cannot know when the brokers last spoke to
 //! its predecessor: every broker gets a whole session from that moment, as Kafka's new active
 //! controller starts its heartbeat manager afresh. Likewise a broker that registers again (a new
-//! epoch) starts a new session.
+//! epoch) starts a new session. The moment is the node's first liveness event in the term (a
+//! heartbeat it answers, or its periodic check: `Broker::fence_expired_at` activates the
+//! manager for both), so that every heartbeat the new controller answers counts.
 //!
 //! Sans-IO: times are the caller's `now`, the records go to the catalog. `now` is the broker
 //! clock's monotonic reading (`Clock::monotonic_ms`), as Kafka's contact times are

@@ -550,6 +550,9 @@ const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RaftMetadataLog {
     quorum: Quorum,
     runtime: QuorumRuntime,
+    /// Stops serving the controller listener (`transport::serve`) when closed (dropped, the
+    /// runtime it runs on stops).
+    serving: tokio_util::sync::CancellationToken,
 }
 
 /// The quorum node's runtime, shut down in the background when dropped: the last reference to
@@ -591,6 +594,7 @@ impl RaftMetadataLog {
         Ok(RaftMetadataLog {
             quorum,
             runtime: QuorumRuntime(Some(runtime)),
+            serving: tokio_util::sync::CancellationToken::new(),
         })
     }
 
@@ -606,15 +610,18 @@ impl RaftMetadataLog {
         security: transport::Security,
     ) -> Result<RaftMetadataLog, MetadataLogError> {
         listener.set_nonblocking(true)?;
-        let log = RaftMetadataLog::new(async move {
+        let serving = tokio_util::sync::CancellationToken::new();
+        let cancel = serving.clone();
+        let mut log = RaftMetadataLog::new(async move {
             let network = transport::TcpNetwork(Arc::clone(&security.channel));
             let mut q = Quorum::start(id, store, network).await?;
             q.forward = Some(Arc::clone(&security.channel));
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(transport::serve(listener, q.clone(), security));
+            tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
             q.bootstrap(voters).await?;
             Ok(q)
         })?;
+        log.serving = serving;
         let raft = log.quorum.raft.clone();
         let ready = async move {
             raft.wait(None)
@@ -740,6 +747,9 @@ impl MetadataLog for RaftMetadataLog {
         let raft = self.quorum.raft.clone();
         wait_on(&self.runtime, async move { raft.shutdown().await })?
             .map_err(|e| MetadataLogError::Quorum(e.to_string()))?;
+        // A stopped node answers no more: its listener and connections close (they used to
+        // stay until the log was dropped, each request answered by the stopped Raft node).
+        self.serving.cancel();
         self.quorum.store.close(now_ms)
     }
 }

@@ -28,6 +28,7 @@
 //! SASL_SSL are not served here: the framing is gregor's own, with no SaslHandshake to carry an
 //! exchange (start-up stops with a message saying so).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,10 +55,14 @@ use crate::metadata::metadata_log::MetadataLogError;
 use crate::security::authorizer::{self, AclOperation, Authorizer, Requester, ResourceType};
 use crate::security::channel::{ClientChannel, ClientStream};
 use crate::security::tls::TlsSettings;
+use crate::server::accept_until;
+use crate::server::quotas::ConnectionQuotas;
 
 /// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
 /// from a stranger does not make us allocate gigabytes.
 const MAX_FRAME: usize = 64 << 20;
+/// What a frame's buffer starts at, before its bytes arrive.
+const FRAME_CHUNK: usize = 64 << 10;
 /// How long a TLS handshake (either side) and a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a forwarded write waits for the leader's answer.
@@ -155,8 +160,13 @@ async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u
     if len > MAX_FRAME {
         return Err(io::Error::other(format!("a {len}-byte quorum frame")));
     }
-    let mut body = vec![0; len];
-    s.read_exact(&mut body).await?;
+    // The buffer grows as the bytes arrive: a length alone (a stranger's, or a caller that
+    // stalls) does not make this node hold MAX_FRAME per connection.
+    let mut body = Vec::with_capacity(len.min(FRAME_CHUNK));
+    let read = (&mut *s).take(len as u64).read_to_end(&mut body).await?;
+    if read < len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(body))
 }
 
@@ -235,29 +245,39 @@ impl Served {
     }
 }
 
-/// Answers the quorum's RPCs on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, quorum: Quorum, security: Security) {
+/// The most connections a voter's controller listener holds at once (each a task, and up to
+/// MAX_FRAME of buffer while a frame arrives): its callers are the other voters (one
+/// connection each), each observer's fetch, and the brief connections of forwarded writes and
+/// brokers' requests to the controller, far fewer. Beyond it the listener waits for one to
+/// close before accepting another, as Kafka's max.connections has its acceptor do.
+const MAX_CONNECTIONS: usize = 1000;
+
+/// Answers the quorum's RPCs on `listener` until `cancel` fires; then the listener and every
+/// connection it accepted are closed, so that callers find the voter unreachable (and back
+/// off) rather than answered by a stopped node. On the broker's shared accept loop
+/// (`server::accept_until`): a failed accept (EMFILE) backs off instead of spinning.
+pub async fn serve(
+    listener: TcpListener,
+    quorum: Quorum,
+    security: Security,
+    cancel: tokio_util::sync::CancellationToken,
+) {
     let security = Arc::new(Served {
         security,
         refusals: LogLimiter::default(),
         failed_handshakes: LogLimiter::default(),
     });
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "controller listener accept failed");
-                continue;
-            }
-        };
+    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new());
+    accept_until(listener, quotas, cancel, move |stream, peer| {
         let q = quorum.clone();
         let security = Arc::clone(&security);
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = accept(stream, peer, q, &security).await {
                 tracing::debug!(%peer, error = %e, "controller connection closed");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// One accepted connection: TLS's handshake first on an SSL listener, then the requests.
@@ -640,6 +660,71 @@ mod tests {
         assert_eq!(log.allow(t + REFUSAL_LOG_INTERVAL), None);
     }
 
+    /// A frame is read whole whatever the pieces it arrives in; one cut short, or announcing
+    /// more than MAX_FRAME, is an error (and closes the connection), not a wait or a buffer.
+    #[tokio::test]
+    async fn frames_are_read_whole_and_bounded() {
+        let body = vec![7u8; 3 * FRAME_CHUNK + 5];
+        let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&body);
+        let (mut writer, mut reader) = tokio::io::duplex(1000);
+        let sent = wire.clone();
+        tokio::spawn(async move { writer.write_all(&sent).await });
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(body));
+        assert_eq!(
+            read_frame(&mut reader).await.unwrap(),
+            None,
+            "closed between frames"
+        );
+        let short = &wire[..wire.len() - 1];
+        let err = read_frame(&mut &short[..]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        assert!(read_frame(&mut &huge[..]).await.is_err());
+    }
+
+    /// Serving stops when told (the voter's log closed): the listener closes, and so does a
+    /// connection it had accepted, so that callers find the stopped voter unreachable.
+    #[test]
+    fn a_voter_that_stops_serving_closes_its_listener_and_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = super::super::tests::start(dir.path());
+        let q = log.quorum().clone();
+        let served = async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let serving = tokio::spawn(serve(listener, q, Security::plaintext(), cancel.clone()));
+            let node = QuorumNode {
+                host: "127.0.0.1".into(),
+                port,
+            };
+            let channel = Arc::clone(&Security::plaintext().channel);
+            let mut client = TcpClient::to(&channel, &node);
+            let fetch = Request::Fetch {
+                observer: 9,
+                from_offset: 0,
+            };
+            let answered = matches!(
+                client.call(&fetch, FORWARD_TIMEOUT).await,
+                Ok(Response::Fetch(Ok(_)))
+            );
+            let mut idle = TcpStream::connect(("127.0.0.1", port)).await?;
+            cancel.cancel();
+            let _ = serving.await;
+            // The timeout only ends a hang (the failure).
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(60), idle.read(&mut byte)).await;
+            let closed = matches!(read, Ok(Ok(0) | Err(_)));
+            let refused = TcpStream::connect(("127.0.0.1", port)).await.is_err();
+            io::Result::Ok((answered, closed, refused))
+        };
+        let (answered, closed, refused) = wait_on(&log.runtime, served).unwrap().unwrap();
+        assert!(answered, "served before");
+        assert!(closed, "an accepted connection stayed open");
+        assert!(refused, "the listener still accepts");
+    }
+
     /// A voter with an authorizer closes a caller it refuses before reading a frame (a caller
     /// that sends nothing sees the connection end), and the caller takes such a voter for
     /// unreachable, which openraft waits on before calling again; a caller allowed is served.
@@ -657,7 +742,8 @@ mod tests {
                     authorizer: Some(Authorizer::new(super_users, false)),
                     ..Security::plaintext()
                 };
-                tokio::spawn(serve(listener, q.clone(), security));
+                let cancel = tokio_util::sync::CancellationToken::new();
+                tokio::spawn(serve(listener, q.clone(), security, cancel));
             }
             let node = |port| QuorumNode {
                 host: "127.0.0.1".into(),

@@ -137,11 +137,13 @@ impl Stats {
     }
 }
 
-/// One node's controller: what `Broker` keeps for it (the heartbeat manager) and the catalog's
-/// lock (one decision at a time).
+/// One node's controller: what `Broker` keeps for it (the heartbeat manager, whose lock
+/// `Broker` holds across each liveness event: here `events`, as the manager's own lock may not
+/// be held across an await) and the catalog's lock (one decision at a time).
 struct Controller {
     quorum: Quorum,
     liveness: Mutex<BrokerHeartbeatManager>,
+    events: tokio::sync::Mutex<()>,
     deciding: tokio::sync::Mutex<()>,
 }
 
@@ -216,6 +218,7 @@ impl World {
         let controller = Arc::new(Controller {
             quorum,
             liveness: Mutex::new(BrokerHeartbeatManager::new(SESSION_TIMEOUT_MS)),
+            events: tokio::sync::Mutex::new(()),
             deciding: tokio::sync::Mutex::new(()),
         });
         self.controllers.lock().insert(id, Arc::clone(&controller));
@@ -397,8 +400,13 @@ impl Controller {
         }
     }
 
-    /// `Broker::answer_heartbeat`: decided and committed, then the broker's session.
+    /// `Broker::answer_heartbeat`: the sessions that passed by its arrival end first, then it
+    /// is decided and committed, and the broker's session starts again; one liveness event at
+    /// a time (`events`).
     async fn heartbeat(&self, world: &World, hb: BrokerHeartbeat) -> HeartbeatReply {
+        let _one_at_a_time = self.events.lock().await;
+        let now = world.now_ms();
+        self.fence_expired_at(world, now).await;
         let (id, epoch) = (hb.broker_id, hb.broker_epoch);
         let decide = |image: &MetadataImage| {
             let progress = self.liveness.lock().shutdown_progress(image, id, epoch);
@@ -409,13 +417,18 @@ impl Controller {
             .await;
         let reply = reply.unwrap_or(HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR));
         let end = self.quorum.image().provenance.last_offset;
-        let now = world.now_ms();
         self.liveness.lock().answered(&hb, &reply, now, end);
         reply
     }
 
-    /// `Broker::fence_expired_brokers` with `Catalog::fence_expired_broker`.
+    /// `Broker::fence_expired_brokers`, one liveness event at a time.
     async fn fence_expired_brokers(&self, world: &World) {
+        let _one_at_a_time = self.events.lock().await;
+        self.fence_expired_at(world, world.now_ms()).await;
+    }
+
+    /// `Broker::fence_expired_at` with `Catalog::fence_expired_broker`.
+    async fn fence_expired_at(&self, world: &World, now: i64) {
         let state = self.quorum.quorum_state();
         let expired = {
             let mut liveness = self.liveness.lock();
@@ -423,7 +436,7 @@ impl Controller {
                 true => liveness.activate(state.leader_epoch),
                 false => liveness.deactivate(),
             }
-            liveness.expired(&self.quorum.image(), world.now_ms())
+            liveness.expired(&self.quorum.image(), now)
         };
         for (id, epoch) in expired {
             let decide = |image: &MetadataImage| {
