@@ -1496,8 +1496,12 @@ async fn a_replica_removed_while_its_process_was_stopped_goes_when_it_starts() -
     nodes[0].shutdown().await?;
     let got = alter(&mut admin, 1, true, &[(topic, 0, Some(&[2, 3]))]).await?;
     ensure!(got == vec![(topic.to_string(), 0, NONE, None)], "{got:?}");
+    // The leader's own state too (`isr`), not its image alone: the image can hold the
+    // completed reassignment before the leader's AlterPartition answer sets its ISR, and until
+    // then acks=all with min.insync.replicas=2 is refused (NOT_ENOUGH_REPLICAS), as on Kafka.
     until("the reassignment completes", || {
         layout_of(&nodes[1], topic).is_some_and(|l| l.0 == [2, 3] && l.1 == [2, 3])
+            && isr(&nodes[1], topic) == [2, 3]
     })
     .await?;
     ensure!(produce_ok(&mut admin, topic, 0, values_batch(&["w"])).await? == 3);
