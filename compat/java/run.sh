@@ -1939,6 +1939,8 @@ schema_registry_tests() {
     pid=$!
     if ! http_up "http://127.0.0.1:$((port + 1))/subjects" "$pid"; then
       fail "$label/broker-start-$phase" "gregor with a schema registry did not start" "$LOGS/$label-broker.log"
+      kill "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
       break
     fi
     timeout 120 java "${JAVA_OPTS[@]}" \
