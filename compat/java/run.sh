@@ -88,6 +88,12 @@
 #                     --describe (offsets, lag, --members, --state, --all-groups), --reset-offsets
 #                     (--to-earliest, --to-offset, --dry-run), --delete-offsets, --delete, and the
 #                     refusals while the group is active; --delete-offsets on a KIP-848 group (4.4)
+#   schema-registry-spring-<v>/...  gregor's schema registry (--schema-registry-listen) through
+#                     Spring Cloud Stream's ConfluentSchemaRegistryClient and Avro message converter
+#                     (SpringRegistryTests; the newest Java client on Maven Central that speaks
+#                     Confluent's REST API, see FINDINGS.md): register, evolve, old and new records
+#                     consumed, an incompatible schema refused with 409; after a restart the same
+#                     ids and versions (a gregor of its own; skipped on Kafka)
 #
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
@@ -96,7 +102,7 @@
 #                        in KAFKA_REFERENCE_LIBS (see ../ref-kafka.sh; the failover group, which
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams streams-protocol failover
-#                        security control share junit"; consumer-groups runs the kafka-consumer-groups
+#                        security control share junit schema-registry"; consumer-groups runs the kafka-consumer-groups
 #                        cases of the groups group alone)
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
@@ -501,10 +507,13 @@ admin_tests() {
 
 # admin_up ADMIN_PORT PID: waits until the admin listener of gregor PID answers (false if the
 # process exits or 10 s pass).
-admin_up() {
+admin_up() { http_up "http://127.0.0.1:$1/v1/healthz" "$2"; }
+
+# http_up URL PID: waits (10 s at most) until URL answers 2xx, or the process PID is gone.
+http_up() {
   local i
   for i in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$1/v1/healthz" >/dev/null 2>&1 && return 0
+    curl -sf "$1" >/dev/null 2>&1 && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
   done
@@ -1906,6 +1915,46 @@ junit_tests() {
   tally "$label" "$rc" 180
 }
 
+# ---- the schema registry --------------------------------------------------------------------
+
+# schema_registry_tests: gregor's schema registry (--schema-registry-listen, Confluent's REST API)
+# through Spring Cloud Stream's ConfluentSchemaRegistryClient and Avro message converter
+# (SpringRegistryTests), on a gregor of its own: register, evolve, old and new records consumed,
+# an incompatible schema refused; then a SIGTERM and a restart on the same data, and a new JVM
+# finds the same ids and versions. Apache Kafka has no registry: gregor only.
+schema_registry_tests() {
+  if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
+    echo "SKIP schema-registry: Apache Kafka has no schema registry"
+    return 0
+  fi
+  local version label port data pid phase
+  version="$(lib_version spring-registry-4.2 spring-cloud-stream-schema-registry-client)"
+  label="schema-registry-spring-$version"
+  echo "== schema registry, Spring Cloud Stream's ConfluentSchemaRegistryClient $version"
+  port="$(gregor_free_ports 2)" # the broker, then the registry
+  data="$(mktemp -d /tmp/gregor-registry.XXXXXX)"
+  for phase in write reread; do
+    "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" \
+      --schema-registry-listen "127.0.0.1:$((port + 1))" >>"$LOGS/$label-broker.log" 2>&1 &
+    pid=$!
+    if ! http_up "http://127.0.0.1:$((port + 1))/subjects" "$pid"; then
+      fail "$label/broker-start-$phase" "gregor with a schema registry did not start" "$LOGS/$label-broker.log"
+      kill "$pid" 2>/dev/null
+      wait "$pid" 2>/dev/null
+      break
+    fi
+    timeout 120 java "${JAVA_OPTS[@]}" \
+      -cp "$JAVA_COMPAT_TARGET/spring-registry-4.2/classes:$JAVA_COMPAT_TARGET/spring-registry-4.2/lib/*" \
+      gregor.compat.SpringRegistryTests --phase "$phase" --bootstrap "127.0.0.1:$port" \
+      --registry "http://127.0.0.1:$((port + 1))" --label "$label" --topic "${label//./-}" \
+      --state "$LOGS/$label.ids" >"$LOGS/$label-$phase.out" 2>"$LOGS/$label-$phase.err"
+    tally "$label-$phase" $? 120
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  rm -rf "$data"
+}
+
 # ---- main -----------------------------------------------------------------------------------
 
 # lib.sh's cleanup deletes the broker's data directory and log: keep the log with the step logs.
@@ -1927,7 +1976,7 @@ if ! gregor_start; then
 fi
 echo "broker on $GREGOR_BOOTSTRAP, log $GREGOR_DATA.log, step logs in $LOGS"
 CLIENTS_LABEL= # set by client_tests: the run whose topics the crash group re-reads
-for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams streams-protocol failover security control share junit}; do
+for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn streams streams-protocol failover security control share junit schema-registry}; do
   case "$group" in
     clients) client_tests ;;
     console) console_tests ;;
@@ -1946,6 +1995,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     control) control_tests ;;
     junit) junit_tests ;;
     share) share_tests ;;
+    schema-registry) schema_registry_tests ;;
     *) fail "$group" "unknown group (JAVA_COMPAT_GROUPS)" ;;
   esac
 done

@@ -68,7 +68,7 @@ public final class Main {
         System.exit(report.failed() == 0 ? 0 : 1);
     }
 
-    private static Map<String, String> parseArgs(String[] argv) {
+    static Map<String, String> parseArgs(String[] argv) {
         Map<String, String> args = new HashMap<>();
         for (int i = 0; i < argv.length; i += 2) {
             if (!argv[i].startsWith("--") || i + 1 >= argv.length) {
