@@ -16,6 +16,7 @@ Standard library only; the chart is drawn by plot.py in its own venv.
 import argparse
 import base64
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "compat"))
@@ -66,10 +68,23 @@ TRANSACTIONAL = {"produce-txn-1kb"}
 TLS = {"produce-tls-1kb", "consume-tls-1kb", "e2e-tls-1k"}
 E2E_RATE = {"e2e-1k": 1000, "e2e-10k": 10000, "e2e-tls-1k": 1000}
 
+# The workloads gregor runs a second time in each round with its admin listener on and /metrics
+# scraped (issue 18: metrics cost nothing measurable on the produce and fetch paths): those where
+# the broker, not the client, sets the pace, by "Where the time went" in docs/bench/results.md.
+# kcat-1kb has the largest broker share of any workload (gregor's CPU over half the wall time);
+# the Java producer and consumer over 100 B records are the produce and fetch paths at their
+# highest request and record rates. The quick set repeats only produce-100b (a few seconds).
+ADMIN = ["produce-100b", "kcat-1kb", "consume-100b"]
+# How often the bench scrapes /metrics while gregor runs with the admin listener on: more often
+# than Prometheus is usually set to (its default is 1 min, 15 s is common), so that the cost of
+# producing and serving the scrape is, if anything, overstated.
+SCRAPE_INTERVAL_S = 1.0
+
 FULL = dict(rounds=3, records_100b=5_000_000, records_1kb=1_000_000, e2e_warmup=5, e2e_seconds=20,
-            idle_wait=5, workloads=ORDER)
+            idle_wait=5, workloads=ORDER, admin_workloads=ADMIN)
 QUICK = dict(rounds=1, records_100b=500_000, records_1kb=50_000, e2e_warmup=2, e2e_seconds=5,
-             idle_wait=2, workloads=["produce-100b", "consume-100b", "kcat-1kb", "e2e-1k"])
+             idle_wait=2, workloads=["produce-100b", "consume-100b", "kcat-1kb", "e2e-1k"],
+             admin_workloads=["produce-100b"])
 
 
 def loadavg():
@@ -192,6 +207,103 @@ class Gregor(Broker):
         for k, v in settings.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd, {"RUST_LOG": "warn"}
+
+
+class Scraper(threading.Thread):
+    """Reads GET /metrics every SCRAPE_INTERVAL_S for as long as the broker runs, as a Prometheus
+    server would (a new connection each time, the whole text read), so that the metrics are
+    really produced and served during the workloads. Scrapes keep to a fixed schedule; one that
+    fails (the listener not bound yet right after start-up, a timeout) is counted and skipped."""
+
+    def __init__(self, addr):
+        super().__init__(daemon=True)
+        self.host, port = addr.rsplit(":", 1)
+        self.port = int(port)
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.done = []  # (seconds taken, bytes) of each successful scrape
+        self.failed = 0
+
+    def scrape(self):
+        """One scrape: (text, seconds taken). Raises on anything but a 200."""
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise OSError(f"GET /metrics answered {resp.status}")
+        return body.decode(), time.monotonic() - t0
+
+    def run(self):
+        due = time.monotonic()
+        while True:
+            due += SCRAPE_INTERVAL_S
+            if self.stopping.wait(max(0.0, due - time.monotonic())):
+                return
+            try:
+                text, secs = self.scrape()
+                with self.lock:
+                    self.done.append((secs, len(text)))
+            except (OSError, http.client.HTTPException):
+                with self.lock:
+                    self.failed += 1
+
+    def mark(self):
+        with self.lock:
+            return len(self.done), self.failed
+
+    def since(self, mark):
+        """What the scrapes since mark did: their count, failures, slowest time and size."""
+        with self.lock:
+            done, failed = self.done[mark[0]:], self.failed - mark[1]
+        return {"scrapes": len(done), "scrape_failures": failed,
+                "scrape_max_ms": max((t for t, _ in done), default=0) * 1000,
+                "scrape_bytes": max((n for _, n in done), default=0)}
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+
+
+def metric_value(text, name, topic):
+    """A counter's value for one topic in a Prometheus text exposition, or None."""
+    m = re.search(rf'^{re.escape(name)}{{topic="{re.escape(topic)}"}} (\S+)$', text, re.M)
+    return float(m[1]) if m else None
+
+
+class GregorAdmin(Gregor):
+    """gregor as above with its admin listener on (`--admin-listen`), which also turns on the
+    request journal and the storage fault rules' check on each segment write (what a user who
+    turns the listener on gets), and /metrics scraped by a Scraper from start-up to stop."""
+
+    name = "gregor-admin"
+
+    def __init__(self, env):
+        super().__init__(env)
+        port = free_port()
+        while port == self.port:
+            port = free_port()
+        self.admin = f"127.0.0.1:{port}"
+        self.scraper = None
+
+    def command(self):
+        cmd, extra_env = super().command()
+        return cmd + ["--admin-listen", self.admin], extra_env
+
+    def start(self, logfile):
+        ms = super().start(logfile)
+        self.scraper = Scraper(self.admin)
+        self.scraper.start()
+        return ms
+
+    def stop(self):
+        if self.scraper:
+            self.scraper.stop()
+        super().stop()
 
 
 class Kafka(Broker):
@@ -449,20 +561,36 @@ def e2e(env, broker, topic, rate, warmup, seconds, logfile):
             "bytes": (warmup + seconds) * rate * 100}
 
 
-def run_broker(env, cls, cfg, rnd, raw):
+def check_metrics(scraper, topic, r, consumed):
+    """On gregor with the admin listener on, after a workload: one more scrape, whose counter for
+    the workload's topic must show at least what the workload moved (records in for a producer,
+    bytes out for a consumer; retries and batch headers may add to either), so that what was
+    scraped during the run was the broker's real figures."""
+    text, _ = scraper.scrape()
+    key, name, want = (("metrics_bytes_out", "bytesout_total", r["bytes"]) if consumed
+                       else ("metrics_messages_in", "messagesin_total", r["records"]))
+    got = metric_value(text, f"kafka_server_brokertopicmetrics_{name}", topic)
+    if got is None or got < want:
+        raise RuntimeError(f"/metrics shows {name} {got} for {topic}, expected at least {want}")
+    r[key] = got
+
+
+def run_broker(env, cls, cfg, rnd, raw, chosen):
+    """One broker's part of a round: start it, run the chosen workloads, stop it."""
     b = cls(env)
     tag = f"r{rnd}-{b.name}"
     res = {"broker": b.name, "round": rnd, "workloads": {}, "loadavg_start": loadavg()}
     try:
         res["startup_ms"] = b.start(os.path.join(raw, f"{tag}-broker.log"))
         proc = Proc(b.proc.pid)
+        # gregor with the admin listener on: its /metrics scraper, running from now on.
+        scraper = getattr(b, "scraper", None)
         time.sleep(cfg["idle_wait"])
         res["idle_rss_mb"] = proc.status_kb("VmRSS") / 1024
         log(f"{tag}: answered after {res['startup_ms']:.0f} ms, idle RSS {res['idle_rss_mb']:.1f} MB")
         if b.tls_bootstrap:
             res["tls"] = tls_handshake(env, b, os.path.join(raw, f"{tag}-tls.log"))
             log(f"{tag}: TLS: the Java clients negotiate {res['tls']['protocol']} {res['tls']['cipher_suite']}")
-        chosen = cfg["workloads"]
         consumers = [w for w in chosen if WORKLOADS[w][1].endswith("-consume")]
         # Each consumer reads its producer workload's topic; one not chosen writes it first.
         filled = {w for w in chosen if w not in consumers}
@@ -484,6 +612,7 @@ def run_broker(env, cls, cfg, rnd, raw):
             # the broker as stime when the kernel throttles its writes) does not land on this one.
             os.sync()
             cpu0, sys0, client0, wall0 = proc.cpu_seconds(), proc.syscalls(), children_cpu(), time.monotonic()
+            scrapes0 = scraper.mark() if scraper else None
             if kind == "java-produce":
                 r = java_produce(env, b, w, size, acks, n, lf)
             elif kind.endswith("-consume"):
@@ -494,6 +623,7 @@ def run_broker(env, cls, cfg, rnd, raw):
                     os.sync()
                     cpu0, sys0, client0, wall0 = (proc.cpu_seconds(), proc.syscalls(), children_cpu(),
                                                   time.monotonic())
+                    scrapes0 = scraper.mark() if scraper else None
                 if kind == "java-consume":
                     r = java_consume(env, b, src, size, n, lf)
                 else:
@@ -512,11 +642,16 @@ def run_broker(env, cls, cfg, rnd, raw):
             sys1 = proc.syscalls()
             if sys0 is not None and sys1 is not None:
                 r["syscalls_per_mb"] = (sys1 - sys0) / (r["bytes"] / 1e6)
+            if scraper:
+                r.update(scraper.since(scrapes0))
+                consumed = kind.endswith("-consume")
+                check_metrics(scraper, SOURCE[w] if consumed else w, r, consumed)
             res["workloads"][w] = r
             brief = (f"{r['records_per_s']:,.0f} rec/s, {r['mb_per_s']:.1f} MB/s" if "records_per_s" in r
                      else f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r['p999_ms']:.2f} ms")
+            scraped = f", {r['scrapes']} scrapes of /metrics" if scraper else ""
             log(f"{tag}: {w}: {brief}, broker CPU {r['cpu_s']:.1f} s, clients {r['client_cpu_s']:.1f} s"
-                f" in {r['wall_s']:.1f} s")
+                f" in {r['wall_s']:.1f} s{scraped}")
         res["peak_rss_mb"] = proc.status_kb("VmHWM") / 1024
         res["loadavg_end"] = loadavg()
         moved = [r for k, r in res["workloads"].items() if "records_per_s" in r and k not in TLS]
@@ -560,27 +695,54 @@ def value(res, key):
     return v
 
 
-def summarize(results, workloads):
+def compare(results, rows, first, second):
+    """Each row's medians over the rounds for brokers first and second (results' "broker"), and
+    the median of the per-round ratios first/second: slow drift of the machine cancels out within
+    a round."""
     rounds = sorted({r["round"] for r in results})
     by = {(r["round"], r["broker"]): r for r in results}
     summary = []
-    for label, key, unit, higher, target in metric_rows(workloads):
-        g = [value(by[(n, "gregor")], key) for n in rounds if (n, "gregor") in by]
-        k = [value(by[(n, "kafka")], key) for n in rounds if (n, "kafka") in by]
-        ratios = [value(by[(n, "gregor")], key) / value(by[(n, "kafka")], key) for n in rounds
-                  if (n, "gregor") in by and (n, "kafka") in by
-                  and value(by[(n, "gregor")], key) is not None and value(by[(n, "kafka")], key)]
-        g = [x for x in g if x is not None]
-        k = [x for x in k if x is not None]
-        if not g or not k:
+    for label, key, unit, higher, target in rows:
+        a = [value(by[(n, first)], key) for n in rounds if (n, first) in by]
+        b = [value(by[(n, second)], key) for n in rounds if (n, second) in by]
+        ratios = [value(by[(n, first)], key) / value(by[(n, second)], key) for n in rounds
+                  if (n, first) in by and (n, second) in by
+                  and value(by[(n, first)], key) is not None and value(by[(n, second)], key)]
+        a = [x for x in a if x is not None]
+        b = [x for x in b if x is not None]
+        if not a or not b:
             continue
         ratio = statistics.median(ratios) if ratios else None
         met = None
         if target is not None and ratio is not None:
             met = ratio >= target if higher else ratio <= target
         summary.append({"metric": label, "key": list(key), "unit": unit, "higher_is_better": higher,
-                        "gregor": statistics.median(g), "kafka": statistics.median(k),
+                        first: statistics.median(a), second: statistics.median(b),
                         "ratio": ratio, "ratios": ratios, "target": target, "met": met})
+    return summary
+
+
+def summarize(results, workloads):
+    return compare(results, metric_rows(workloads), "gregor", "kafka")
+
+
+def summarize_admin(results, workloads):
+    """gregor with the admin listener on against gregor without it: the chosen workloads' rows
+    of the main table and the start-up and idle memory rows, without targets (the rule is "no
+    measurable cost"); peak memory and the CPU over all workloads are left out, as the run with
+    the listener on has fewer workloads. Each workload's row also gets the scrapes made during it
+    (median over the rounds) and the slowest one, on its first row."""
+    rows = [(label, key, unit, higher, None) for label, key, unit, higher, _ in metric_rows(workloads)
+            if key[0] is not None or key[1] in ("startup_ms", "idle_rss_mb")]
+    summary = compare(results, rows, GregorAdmin.name, "gregor")
+    for s in summary:
+        if s["key"][1] not in ("records_per_s", "p50_ms"):  # the workload's first row only
+            continue
+        runs = [r["workloads"][s["key"][0]] for r in results
+                if r["broker"] == GregorAdmin.name and s["key"][0] in r["workloads"]]
+        if runs:
+            s["scrapes"] = statistics.median(r["scrapes"] for r in runs)
+            s["scrape_max_ms"] = max(r["scrape_max_ms"] for r in runs)
     return summary
 
 
@@ -637,6 +799,35 @@ def markdown(meta, summary):
     return "\n".join(lines) + "\n"
 
 
+ADMIN_HEADING = "### gregor with the admin listener on and off"
+
+
+def markdown_admin(meta, summary):
+    """The admin listener's table (issue 18), between the main table and the diagnostics, so that
+    publish.py carries it into README.md with the main table."""
+    if not summary:
+        return ""
+    lines = [
+        ADMIN_HEADING,
+        "",
+        f"In each round gregor ran a second time with its admin listener on (`--admin-listen`, which "
+        f"also turns on the request journal) and `/metrics` scraped every {meta['scrape_interval_s']:g} s "
+        f"by the bench for as long as it ran, over {', '.join(meta['admin_workloads'])} (where the "
+        f"broker sets the pace); the two gregor runs took turns going first. \"on/off\" is the median "
+        f"of each round's ratio of the two: near 1 means no measurable cost (throughput: below 1 is "
+        f"slower with the listener on; CPU, start-up and memory: above 1 is more).",
+        "",
+        "| workload / metric | unit | gregor | gregor with admin listener and metrics scraped | on/off "
+        "| per round | scrapes during the workload (slowest) |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for s in summary:
+        scrapes = f"{s['scrapes']:g} ({s['scrape_max_ms']:.0f} ms)" if "scrapes" in s else ""
+        lines.append(f"| {s['metric']} | {s['unit']} | {fmt(s['gregor'])} | {fmt(s[GregorAdmin.name])} | "
+                     f"{fmt_ratio(s['ratio'])} | {', '.join(fmt_ratio(r) for r in s['ratios'])} | {scrapes} |")
+    return "\n".join(lines) + "\n"
+
+
 DIAG_HEADING = "### Where the time went"
 
 
@@ -650,7 +841,7 @@ def diagnostics(results, workloads):
     for w in ORDER:
         if w not in workloads:
             continue
-        for b in ("gregor", "kafka"):
+        for b in ("gregor", GregorAdmin.name, "kafka"):
             rs = [r["workloads"][w] for r in results if r["broker"] == b and w in r["workloads"]]
             if not rs:
                 continue
@@ -685,6 +876,9 @@ def main():
     ap.add_argument("--records-100b", type=int)
     ap.add_argument("--records-1kb", type=int)
     ap.add_argument("--e2e-seconds", type=int)
+    ap.add_argument("--admin-workloads", help="comma-separated workloads gregor repeats with the admin "
+                    "listener on and /metrics scraped, of those chosen, or 'none' (default: "
+                    f"{','.join(ADMIN)}, in --quick {','.join(QUICK['admin_workloads'])}, of those chosen)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--kafka-lib", required=True)
     ap.add_argument("--kafka-version", required=True)
@@ -706,6 +900,14 @@ def main():
     for k in ("records_100b", "records_1kb", "e2e_seconds"):
         if getattr(args, k):
             cfg[k] = getattr(args, k)
+    if args.admin_workloads:
+        admin = [w.strip() for w in args.admin_workloads.split(",") if w.strip() not in ("", "none")]
+        bad = [w for w in admin if w not in cfg["workloads"]]
+        if bad:
+            sys.exit(f"--admin-workloads {bad} not among the chosen workloads {cfg['workloads']}")
+        cfg["admin_workloads"] = admin
+    else:
+        cfg["admin_workloads"] = [w for w in cfg["admin_workloads"] if w in cfg["workloads"]]
 
     raw = os.path.join(args.out, "raw")
     os.makedirs(raw, exist_ok=True)
@@ -729,16 +931,24 @@ def main():
         "kafka_version": args.kafka_version, "kcat_version": args.kcat_version,
         "java": subprocess.run([env.java_bin, "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "machine": machine(), "loadavg_start": loadavg(),
+        "admin_workloads": cfg["admin_workloads"], "scrape_interval_s": SCRAPE_INTERVAL_S,
     }
     if any(w in TLS for w in cfg["workloads"]):
         make_tls(env, os.path.join(args.out, "tls"))
-    log(f"{'quick' if args.quick else 'full'} run: {cfg['rounds']} round(s) of {', '.join(cfg['workloads'])}")
+    log(f"{'quick' if args.quick else 'full'} run: {cfg['rounds']} round(s) of {', '.join(cfg['workloads'])}"
+        + (f"; with the admin listener on: {', '.join(cfg['admin_workloads'])}" if cfg["admin_workloads"] else ""))
     results = []
     started = time.monotonic()
     try:
         for rnd in range(1, cfg["rounds"] + 1):
-            for cls in (Gregor, Kafka):
-                results.append(run_broker(env, cls, cfg, rnd, raw))
+            # The two gregor runs side by side and taking turns going first, so that neither is
+            # always the one after Kafka (or after the other's writeback and file deletions).
+            order = [Gregor]
+            if cfg["admin_workloads"]:
+                order = [Gregor, GregorAdmin] if rnd % 2 else [GregorAdmin, Gregor]
+            for cls in (*order, Kafka):
+                chosen = cfg["admin_workloads"] if cls is GregorAdmin else cfg["workloads"]
+                results.append(run_broker(env, cls, cfg, rnd, raw, chosen))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     meta["loadavg_end"] = loadavg()
@@ -748,9 +958,13 @@ def main():
                        for b in ("gregor", "kafka")}
     meta["duration_s"] = round(time.monotonic() - started)
     summary = summarize(results, cfg["workloads"])
+    admin = summarize_admin(results, cfg["admin_workloads"])
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summary, "runs": results}, f, indent=1)
+        json.dump({"meta": meta, "summary": summary, "admin": admin, "runs": results}, f, indent=1)
     table = markdown(meta, summary)
+    admin_table = markdown_admin(meta, admin)
+    if admin_table:
+        table += "\n" + admin_table
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n" + diagnostics(results, cfg["workloads"]))
     print()

@@ -17,7 +17,8 @@ def main(run, docs, readme):
     shutil.rmtree(os.path.join(docs, "raw"), ignore_errors=True)
     shutil.copytree(os.path.join(run, "raw"), os.path.join(docs, "raw"))
     with open(os.path.join(run, "results.md")) as f:
-        # The main table only; the diagnostics below it stay in docs/bench/results.md.
+        # The main table and the admin listener's on/off table under it; the diagnostics below
+        # them stay in docs/bench/results.md.
         table = f.read().split("### Where the time went")[0].strip()
     rel = os.path.relpath(docs, os.path.dirname(os.path.abspath(readme)))
     block = (f"{BEGIN}\n{table}\n\n![gregor vs Apache Kafka]({rel}/chart.png)\n\n"
