@@ -232,6 +232,44 @@ impl SchemaRegistry {
         })
     }
 
+    /// GET /schemas: the versions of the subjects starting with `prefix` (soft-deleted ones too
+    /// with `deleted`; only each subject's newest with `latest_only`), by subject and version,
+    /// the first `skip` left out and at most `take` given.
+    pub fn schemas(
+        &self,
+        prefix: &str,
+        deleted: bool,
+        latest_only: bool,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<SchemaVersion>> {
+        self.read(|s| {
+            let matching = s
+                .subjects
+                .range(prefix.to_string()..)
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .flat_map(|(_, versions)| {
+                    let shown = versions.values().filter(move |v| deleted || !v.deleted);
+                    let older = match latest_only {
+                        true => shown.clone().count().saturating_sub(1),
+                        false => 0,
+                    };
+                    shown.skip(older)
+                });
+            Ok(matching.skip(skip).take(take).cloned().collect())
+        })
+    }
+
+    /// The largest id given so far (0 before the first), for `fetchMaxId`.
+    pub fn max_id(&self) -> Result<i32> {
+        self.read(|s| Ok(s.max_id))
+    }
+
+    /// The Kafka cluster id of the broker the registry keeps its topic on.
+    pub fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+
     /// The subject versions holding `id`.
     pub fn id_versions(&self, id: i32, deleted: bool) -> Result<Vec<(String, i32)>> {
         self.read(|s| {
@@ -381,7 +419,11 @@ impl SchemaRegistry {
                 Some(VersionSpec::Latest) => {
                     versions_of(s, subject, false).last().into_iter().collect()
                 }
-                Some(spec) => vec![find_version(s, subject, spec, false)?],
+                // Confluent looks the version up alone: where it is missing, also because the
+                // subject is, the answer is 40402 (not 40401 as for GET .../versions/{v}).
+                Some(VersionSpec::Exact(n)) => vec![versions_of(s, subject, false)
+                    .find(|v| v.version == n)
+                    .ok_or(RegistryError::VersionNotFound(n))?],
             };
             let previous: Vec<ParsedSchema> = against
                 .iter()

@@ -17,6 +17,7 @@ import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schema
 import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.CachedSchemaRegistryClient;
 import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.SchemaMetadata;
 import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.SchemaRegistryClient;
+import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.rest.RestService;
 import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.rest.entities.SubjectVersion;
 import org.apache.flink.avro.registry.confluent.shaded.io.confluent.kafka.schemaregistry.client.rest.exceptions.RestClientException;
 import org.apache.flink.avro.shaded.org.apache.avro.Schema;
@@ -24,6 +25,7 @@ import org.apache.flink.avro.shaded.org.apache.avro.generic.GenericData;
 import org.apache.flink.avro.shaded.org.apache.avro.generic.GenericRecord;
 import org.apache.flink.formats.avro.registry.confluent.ConfluentRegistryAvroDeserializationSchema;
 import org.apache.flink.formats.avro.registry.confluent.ConfluentRegistryAvroSerializationSchema;
+import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -250,6 +252,21 @@ public final class FlinkRegistryTests extends RegistryCase {
         refusedWith(() -> client.getLatestSchemaMetadata(topic + "-nothing"), 40401, "an unknown subject");
         refusedWith(() -> client.getSchemaMetadata(subject, 99), 40402, "an unknown version");
         refusedWith(() -> client.getId(subject, avro(V3)), 40403, "a schema not under the subject");
+        // GET /schemas: every version under a subject prefix, or each subject's latest.
+        List<Schema> listed = client.getSchemas(subject, false, false).stream().map(p -> ((AvroSchema) p).rawSchema()).toList();
+        check(listed.equals(List.of(V1, V2)), "getSchemas(%s) %s", subject, listed);
+        listed = client.getSchemas(subject, false, true).stream().map(p -> ((AvroSchema) p).rawSchema()).toList();
+        check(listed.equals(List.of(V2)), "getSchemas(%s, latestOnly) %s", subject, listed);
+        // GET /v1/metadata/id names the Kafka cluster the broker reports.
+        RestService rest = new RestService(registry);
+        Object clusters = rest.getClusterId().getScope().get("clusters");
+        String kafkaCluster;
+        try (Admin admin = Clients.admin(bootstrap, label + "-admin")) {
+            kafkaCluster = admin.describeCluster().clusterId().get();
+        }
+        check(clusters instanceof Map<?, ?> m && kafkaCluster.equals(m.get("kafka-cluster")),
+                "/v1/metadata/id clusters %s, Kafka cluster %s", clusters, kafkaCluster);
+        check(rest.getSchemaRegistryServerVersion().getVersion() != null, "/v1/metadata/version has no version");
         // A new client: its caches cannot answer for the registry.
         SchemaRegistryClient fresh = newClient();
         check(fresh.getSchemaById(ids[1]).equals(avro(V2)), "a fresh client's getSchemaById(%d)", ids[1]);
