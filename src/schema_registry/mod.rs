@@ -128,6 +128,35 @@ impl VersionSpec {
     }
 }
 
+/// Which subjects or versions a listing shows (Confluent's LookupFilter): `deleted=true` adds
+/// the soft-deleted ones, `deletedOnly=true` shows those alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Live,
+    WithDeleted,
+    DeletedOnly,
+}
+
+impl Lookup {
+    fn shows(self, deleted: bool) -> bool {
+        match self {
+            Lookup::Live => !deleted,
+            Lookup::WithDeleted => true,
+            Lookup::DeletedOnly => deleted,
+        }
+    }
+}
+
+/// `deleted`: with the soft-deleted ones or without.
+impl From<bool> for Lookup {
+    fn from(deleted: bool) -> Lookup {
+        match deleted {
+            true => Lookup::WithDeleted,
+            false => Lookup::Live,
+        }
+    }
+}
+
 /// A schema sent to register, look up or check (Confluent's RegisterSchemaRequest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaRequest {
@@ -189,27 +218,35 @@ impl SchemaRegistry {
         })
     }
 
-    pub fn subjects(&self, deleted: bool, prefix: &str) -> Result<Vec<String>> {
+    /// The subjects starting with `prefix`; a subject counts as deleted when all its versions
+    /// are soft-deleted (Confluent's `extractUniqueSubjects`).
+    pub fn subjects(&self, lookup: impl Into<Lookup>, prefix: &str) -> Result<Vec<String>> {
+        let lookup = lookup.into();
         self.read(|s| {
             Ok(s.subjects
-                .iter()
-                .filter(|(name, v)| {
-                    name.starts_with(prefix) && v.values().any(|v| deleted || !v.deleted)
-                })
+                .range(prefix.to_string()..)
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .filter(|(_, v)| lookup.shows(v.values().all(|v| v.deleted)))
                 .map(|(name, _)| name.clone())
                 .collect())
         })
     }
 
-    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>> {
+    /// The subject's versions `lookup` shows: 40401 where the subject has none it could show
+    /// (with `DeletedOnly`, where it has no version at all: an empty list is an answer then).
+    pub fn versions(&self, subject: &str, lookup: impl Into<Lookup>) -> Result<Vec<i32>> {
+        let lookup = lookup.into();
         self.read(|s| {
-            let versions: Vec<i32> = versions_of(s, subject, deleted)
-                .map(|v| v.version)
-                .collect();
-            match versions.is_empty() {
-                true => Err(RegistryError::SubjectNotFound(subject.to_string())),
-                false => Ok(versions),
+            let exists = versions_of(s, subject, lookup != Lookup::Live)
+                .next()
+                .is_some();
+            if !exists {
+                return Err(RegistryError::SubjectNotFound(subject.to_string()));
             }
+            Ok(versions_of(s, subject, true)
+                .filter(|v| lookup.shows(v.deleted))
+                .map(|v| v.version)
+                .collect())
         })
     }
 

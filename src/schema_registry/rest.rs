@@ -10,10 +10,10 @@
 //! | `GET /schemas/ids/{id}/schema`                       | the schema text                                      |
 //! | `GET /schemas/ids/{id}/versions` (`deleted`)         | `[{"subject","version"}]`                            |
 //! | `GET /schemas/ids/{id}/subjects` (`deleted`)         | `["subject"]`                                        |
-//! | `GET /subjects` (`deleted`, `subjectPrefix`)         | `["subject"]`                                        |
+//! | `GET /subjects` (`deleted`, `deletedOnly`, `subjectPrefix`) | `["subject"]`                                 |
 //! | `POST /subjects/{s}` (`normalize`, `deleted`)        | the version holding the schema (lookup)              |
 //! | `DELETE /subjects/{s}` (`permanent`)                 | `[versions deleted]`                                 |
-//! | `GET /subjects/{s}/versions` (`deleted`)             | `[1,2]`                                              |
+//! | `GET /subjects/{s}/versions` (`deleted`, `deletedOnly`) | `[1,2]`                                           |
 //! | `POST /subjects/{s}/versions` (`normalize`)          | `{"id"}` (register)                                  |
 //! | `GET /subjects/{s}/versions/{v}` (`deleted`,`format`)| `{"subject","version","id","schemaType"?,"references"?,"schema"}` |
 //! | `GET /subjects/{s}/versions/{v}/schema`              | the schema text                                      |
@@ -37,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::schema::{CompatibilityLevel, Mode, SchemaContent, SchemaReference, SchemaType};
 use super::store::SchemaVersion;
-use super::{CompatibilityResult, RegistryError, SchemaRegistry, SchemaRequest, VersionSpec};
+use super::{
+    CompatibilityResult, Lookup, RegistryError, SchemaRegistry, SchemaRequest, VersionSpec,
+};
 use crate::http::{HttpLimits, HttpRequest, HttpResponse};
 
 /// Confluent's media type (clients also accept application/json).
@@ -194,7 +196,7 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
         ["subjects"] => {
             allow(*m == M::GET)?;
             let prefix = req.param("subjectPrefix").unwrap_or("");
-            r.subjects(req.flag("deleted"), prefix)
+            r.subjects(lookup(req), prefix)
                 .map(|s| Reply::Json(json!(s)))
         }
         ["subjects", subject] => match *m {
@@ -209,7 +211,7 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
         },
         ["subjects", subject, "versions"] => match *m {
             M::GET => r
-                .versions(subject, req.flag("deleted"))
+                .versions(subject, lookup(req))
                 .map(|v| Reply::Json(json!(v))),
             M::POST => schema_request(req).and_then(|body| {
                 let id = r.register(subject, body, req.flag("normalize"))?;
@@ -369,6 +371,15 @@ fn add_type_and_references(out: &mut Value, content: &SchemaContent) {
     if !content.references.is_empty() {
         let refs: Vec<Value> = content.references.iter().map(|r| r.to_json()).collect();
         out["references"] = Value::Array(refs);
+    }
+}
+
+/// What `deleted` and `deletedOnly` ask a listing to show (`deletedOnly` wins where both are
+/// given, as in Confluent's resources).
+fn lookup(req: &HttpRequest) -> Lookup {
+    match req.flag("deletedOnly") {
+        true => Lookup::DeletedOnly,
+        false => req.flag("deleted").into(),
     }
 }
 

@@ -434,3 +434,51 @@ fn server_metadata_and_max_id() {
         (200, json!({"schema": "\"int\"", "maxId": 2}))
     );
 }
+
+#[test]
+fn deleted_only_lists_what_is_soft_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    r.register("s", record(A), false).unwrap();
+    r.register("s", record(&format!("{A},{B_DEFAULT}")), false)
+        .unwrap();
+    r.register("t", avro(r#""int""#), false).unwrap();
+    r.register("u", avro(r#""long""#), false).unwrap();
+    r.delete_version("s", VersionSpec::Exact(1), false).unwrap();
+    r.delete_subject("t", false).unwrap();
+    // A subject is deleted when all its versions are: s, with one live version, is not.
+    assert_eq!(get(&r, "/subjects?deletedOnly=true"), (200, json!(["t"])));
+    assert_eq!(
+        get(&r, "/subjects?deletedOnly=true&deleted=true"),
+        (200, json!(["t"]))
+    );
+    assert_eq!(get(&r, "/subjects"), (200, json!(["s", "u"])));
+    assert_eq!(
+        get(&r, "/subjects?deleted=true"),
+        (200, json!(["s", "t", "u"]))
+    );
+    assert_eq!(
+        get(&r, "/subjects/s/versions?deletedOnly=true"),
+        (200, json!([1]))
+    );
+    assert_eq!(
+        get(&r, "/subjects/t/versions?deletedOnly=true"),
+        (200, json!([1]))
+    );
+    // A subject with nothing deleted: no versions, not "not found".
+    assert_eq!(
+        get(&r, "/subjects/u/versions?deletedOnly=true"),
+        (200, json!([]))
+    );
+    for target in [
+        "/subjects/t/versions",
+        "/subjects/nope/versions?deletedOnly=true",
+    ] {
+        let (status, body) = get(&r, target);
+        assert_eq!(
+            (status, body["error_code"].clone()),
+            (404, json!(40401)),
+            "{target}"
+        );
+    }
+}

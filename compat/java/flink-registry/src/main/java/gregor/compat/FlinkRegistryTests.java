@@ -279,9 +279,14 @@ public final class FlinkRegistryTests extends RegistryCase {
         client.register(deletedSubject, avro(V2));
         check(client.deleteSchemaVersion(deletedSubject, "2") == 2, "deleteSchemaVersion 2");
         check(client.getAllVersions(deletedSubject).equals(List.of(1)), "versions after deleting 2: %s", client.getAllVersions(deletedSubject));
+        RestService rest = new RestService(registry);
+        check(rest.getDeletedOnlyVersions(deletedSubject).equals(List.of(2)), "deletedOnly versions %s", rest.getDeletedOnlyVersions(deletedSubject));
+        // A subject is deleted once all its versions are.
+        check(rest.getDeletedOnlySubjects(topic).isEmpty(), "deletedOnly subjects %s", rest.getDeletedOnlySubjects(topic));
         check(client.deleteSubject(deletedSubject).equals(List.of(1)), "soft deleteSubject");
         check(!client.getAllSubjects().contains(deletedSubject), "soft-deleted subject listed");
         check(client.getAllSubjects(true).contains(deletedSubject), "soft-deleted subject not listed with deleted=true");
+        check(rest.getDeletedOnlySubjects(topic).equals(List.of(deletedSubject)), "deletedOnly subjects %s", rest.getDeletedOnlySubjects(topic));
         refusedWith(() -> client.getLatestSchemaMetadata(deletedSubject), 40401, "a soft-deleted subject");
         // The schema stays readable by id (records written with it must stay readable).
         check(newClient().getSchemaById(id).equals(avro(V1)), "id %d gone after the soft delete", id);
