@@ -94,6 +94,12 @@
 #                     Confluent's REST API, see FINDINGS.md): register, evolve, old and new records
 #                     consumed, an incompatible schema refused with 409; after a restart the same
 #                     ids and versions (a gregor of its own; skipped on Kafka)
+#   schema-registry-flink-<v>/...  the same registry through Confluent's own Java client 7.5.3 as
+#                     Flink's flink-sql-avro-confluent-registry bundles it (FlinkRegistryTests):
+#                     Flink's Confluent-framed Avro serialization and deserialization schemas
+#                     (magic byte, 4-byte id) over kafka-clients, evolve, 409 refusals, and the
+#                     client's other calls (subjects, ids, versions, testCompatibility, subject
+#                     config BACKWARD/NONE, mode, soft and permanent deletes); the same restart
 #
 # Environment:
 #   GREGOR_BIN           broker binary (default: target/release/gregor of this checkout)
@@ -1918,41 +1924,53 @@ junit_tests() {
 # ---- the schema registry --------------------------------------------------------------------
 
 # schema_registry_tests: gregor's schema registry (--schema-registry-listen, Confluent's REST API)
-# through Spring Cloud Stream's ConfluentSchemaRegistryClient and Avro message converter
-# (SpringRegistryTests), on a gregor of its own: register, evolve, old and new records consumed,
-# an incompatible schema refused; then a SIGTERM and a restart on the same data, and a new JVM
-# finds the same ids and versions. Apache Kafka has no registry: gregor only.
+# through two Java clients, on a gregor of its own: Spring Cloud Stream's
+# ConfluentSchemaRegistryClient and Avro message converter (SpringRegistryTests), and Confluent's
+# own client 7.5.3 as Flink's flink-sql-avro-confluent-registry bundles it, under Flink's
+# Confluent-framed Avro (de)serialization schemas (FlinkRegistryTests). Each registers, evolves,
+# consumes old and new records, is refused an incompatible schema; then a SIGTERM and a restart
+# on the same data, and a new JVM of each finds the same ids and versions. Apache Kafka has no
+# registry: gregor only.
 schema_registry_tests() {
   if [ "${JAVA_COMPAT_BROKER:-gregor}" = kafka ]; then
     echo "SKIP schema-registry: Apache Kafka has no schema registry"
     return 0
   fi
-  local version label port data pid phase
-  version="$(lib_version spring-registry-4.2 spring-cloud-stream-schema-registry-client)"
-  label="schema-registry-spring-$version"
-  echo "== schema registry, Spring Cloud Stream's ConfluentSchemaRegistryClient $version"
+  local spring flink port data pid phase
+  spring="schema-registry-spring-$(lib_version spring-registry-4.2 spring-cloud-stream-schema-registry-client)"
+  flink="schema-registry-flink-$(lib_version flink-registry-2.1 flink-sql-avro-confluent-registry)"
+  echo "== schema registry: Spring Cloud Stream's ConfluentSchemaRegistryClient ${spring##*-}," \
+    "Confluent's client in Flink's flink-sql-avro-confluent-registry ${flink##*-}"
   port="$(gregor_free_ports 2)" # the broker, then the registry
   data="$(mktemp -d /tmp/gregor-registry.XXXXXX)"
   for phase in write reread; do
     "$GREGOR_BIN" --listen "127.0.0.1:$port" --data-dir "$data" \
-      --schema-registry-listen "127.0.0.1:$((port + 1))" >>"$LOGS/$label-broker.log" 2>&1 &
+      --schema-registry-listen "127.0.0.1:$((port + 1))" >>"$LOGS/schema-registry-broker.log" 2>&1 &
     pid=$!
     if ! http_up "http://127.0.0.1:$((port + 1))/subjects" "$pid"; then
-      fail "$label/broker-start-$phase" "gregor with a schema registry did not start" "$LOGS/$label-broker.log"
+      fail "schema-registry/broker-start-$phase" "gregor with a schema registry did not start" \
+        "$LOGS/schema-registry-broker.log"
       kill "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
       break
     fi
-    timeout 120 java "${JAVA_OPTS[@]}" \
-      -cp "$JAVA_COMPAT_TARGET/spring-registry-4.2/classes:$JAVA_COMPAT_TARGET/spring-registry-4.2/lib/*" \
-      gregor.compat.SpringRegistryTests --phase "$phase" --bootstrap "127.0.0.1:$port" \
-      --registry "http://127.0.0.1:$((port + 1))" --label "$label" --topic "${label//./-}" \
-      --state "$LOGS/$label.ids" >"$LOGS/$label-$phase.out" 2>"$LOGS/$label-$phase.err"
-    tally "$label-$phase" $? 120
+    registry_case "$spring" spring-registry-4.2 SpringRegistryTests "$phase" "$port"
+    registry_case "$flink" flink-registry-2.1 FlinkRegistryTests "$phase" "$port"
     kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
   rm -rf "$data"
+}
+
+# registry_case LABEL MODULE CLASS PHASE PORT: one phase of one client's registry tests, against
+# the broker on PORT and its registry on PORT+1; the ids it saves go to $LOGS/LABEL.ids.
+registry_case() {
+  local label="$1" module="$2" class="$3" phase="$4" port="$5"
+  timeout 120 java "${JAVA_OPTS[@]}" -cp "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
+    "gregor.compat.$class" --phase "$phase" --bootstrap "127.0.0.1:$port" \
+    --registry "http://127.0.0.1:$((port + 1))" --label "$label" --topic "${label//./-}" \
+    --state "$LOGS/$label.ids" >"$LOGS/$label-$phase.out" 2>"$LOGS/$label-$phase.err"
+  tally "$label-$phase" $? 120
 }
 
 # ---- main -----------------------------------------------------------------------------------

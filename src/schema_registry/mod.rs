@@ -128,6 +128,35 @@ impl VersionSpec {
     }
 }
 
+/// Which subjects or versions a listing shows (Confluent's LookupFilter): `deleted=true` adds
+/// the soft-deleted ones, `deletedOnly=true` shows those alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Live,
+    WithDeleted,
+    DeletedOnly,
+}
+
+impl Lookup {
+    fn shows(self, deleted: bool) -> bool {
+        match self {
+            Lookup::Live => !deleted,
+            Lookup::WithDeleted => true,
+            Lookup::DeletedOnly => deleted,
+        }
+    }
+}
+
+/// `deleted`: with the soft-deleted ones or without.
+impl From<bool> for Lookup {
+    fn from(deleted: bool) -> Lookup {
+        match deleted {
+            true => Lookup::WithDeleted,
+            false => Lookup::Live,
+        }
+    }
+}
+
 /// A schema sent to register, look up or check (Confluent's RegisterSchemaRequest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaRequest {
@@ -189,27 +218,35 @@ impl SchemaRegistry {
         })
     }
 
-    pub fn subjects(&self, deleted: bool, prefix: &str) -> Result<Vec<String>> {
+    /// The subjects starting with `prefix`; a subject counts as deleted when all its versions
+    /// are soft-deleted (Confluent's `extractUniqueSubjects`).
+    pub fn subjects(&self, lookup: impl Into<Lookup>, prefix: &str) -> Result<Vec<String>> {
+        let lookup = lookup.into();
         self.read(|s| {
             Ok(s.subjects
-                .iter()
-                .filter(|(name, v)| {
-                    name.starts_with(prefix) && v.values().any(|v| deleted || !v.deleted)
-                })
+                .range(prefix.to_string()..)
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .filter(|(_, v)| lookup.shows(v.values().all(|v| v.deleted)))
                 .map(|(name, _)| name.clone())
                 .collect())
         })
     }
 
-    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>> {
+    /// The subject's versions `lookup` shows: 40401 where the subject has none it could show
+    /// (with `DeletedOnly`, where it has no version at all: an empty list is an answer then).
+    pub fn versions(&self, subject: &str, lookup: impl Into<Lookup>) -> Result<Vec<i32>> {
+        let lookup = lookup.into();
         self.read(|s| {
-            let versions: Vec<i32> = versions_of(s, subject, deleted)
-                .map(|v| v.version)
-                .collect();
-            match versions.is_empty() {
-                true => Err(RegistryError::SubjectNotFound(subject.to_string())),
-                false => Ok(versions),
+            let exists = versions_of(s, subject, lookup != Lookup::Live)
+                .next()
+                .is_some();
+            if !exists {
+                return Err(RegistryError::SubjectNotFound(subject.to_string()));
             }
+            Ok(versions_of(s, subject, true)
+                .filter(|v| lookup.shows(v.deleted))
+                .map(|v| v.version)
+                .collect())
         })
     }
 
@@ -230,6 +267,44 @@ impl SchemaRegistry {
                 .map(|v| v.content.clone())
                 .ok_or_else(|| RegistryError::SchemaNotFound(format!("Schema {id} not found")))
         })
+    }
+
+    /// GET /schemas: the versions of the subjects starting with `prefix` (soft-deleted ones too
+    /// with `deleted`; only each subject's newest with `latest_only`), by subject and version,
+    /// the first `skip` left out and at most `take` given.
+    pub fn schemas(
+        &self,
+        prefix: &str,
+        deleted: bool,
+        latest_only: bool,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<SchemaVersion>> {
+        self.read(|s| {
+            let matching = s
+                .subjects
+                .range(prefix.to_string()..)
+                .take_while(|(name, _)| name.starts_with(prefix))
+                .flat_map(|(_, versions)| {
+                    let shown = versions.values().filter(move |v| deleted || !v.deleted);
+                    let older = match latest_only {
+                        true => shown.clone().count().saturating_sub(1),
+                        false => 0,
+                    };
+                    shown.skip(older)
+                });
+            Ok(matching.skip(skip).take(take).cloned().collect())
+        })
+    }
+
+    /// The largest id given so far (0 before the first), for `fetchMaxId`.
+    pub fn max_id(&self) -> Result<i32> {
+        self.read(|s| Ok(s.max_id))
+    }
+
+    /// The Kafka cluster id of the broker the registry keeps its topic on.
+    pub fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
     }
 
     /// The subject versions holding `id`.
@@ -381,7 +456,11 @@ impl SchemaRegistry {
                 Some(VersionSpec::Latest) => {
                     versions_of(s, subject, false).last().into_iter().collect()
                 }
-                Some(spec) => vec![find_version(s, subject, spec, false)?],
+                // Confluent looks the version up alone: where it is missing, also because the
+                // subject is, the answer is 40402 (not 40401 as for GET .../versions/{v}).
+                Some(VersionSpec::Exact(n)) => vec![versions_of(s, subject, false)
+                    .find(|v| v.version == n)
+                    .ok_or(RegistryError::VersionNotFound(n))?],
             };
             let previous: Vec<ParsedSchema> = against
                 .iter()

@@ -5,14 +5,15 @@
 //! |------------------------------------------------------|------------------------------------------------------|
 //! | `GET /`                                              | `{}`                                                 |
 //! | `GET /schemas/types`                                 | `["JSON","PROTOBUF","AVRO"]`                          |
-//! | `GET /schemas/ids/{id}` (`format`)                   | `{"schema", "schemaType"?, "references"?}`            |
+//! | `GET /schemas` (`subjectPrefix`, `deleted`, `latestOnly`, `offset`, `limit`, `format`) | `[{"subject","version","id",...,"schema"}]` |
+//! | `GET /schemas/ids/{id}` (`format`, `fetchMaxId`)     | `{"schema", "schemaType"?, "references"?, "maxId"?}`  |
 //! | `GET /schemas/ids/{id}/schema`                       | the schema text                                      |
 //! | `GET /schemas/ids/{id}/versions` (`deleted`)         | `[{"subject","version"}]`                            |
 //! | `GET /schemas/ids/{id}/subjects` (`deleted`)         | `["subject"]`                                        |
-//! | `GET /subjects` (`deleted`, `subjectPrefix`)         | `["subject"]`                                        |
+//! | `GET /subjects` (`deleted`, `deletedOnly`, `subjectPrefix`) | `["subject"]`                                 |
 //! | `POST /subjects/{s}` (`normalize`, `deleted`)        | the version holding the schema (lookup)              |
 //! | `DELETE /subjects/{s}` (`permanent`)                 | `[versions deleted]`                                 |
-//! | `GET /subjects/{s}/versions` (`deleted`)             | `[1,2]`                                              |
+//! | `GET /subjects/{s}/versions` (`deleted`, `deletedOnly`) | `[1,2]`                                           |
 //! | `POST /subjects/{s}/versions` (`normalize`)          | `{"id"}` (register)                                  |
 //! | `GET /subjects/{s}/versions/{v}` (`deleted`,`format`)| `{"subject","version","id","schemaType"?,"references"?,"schema"}` |
 //! | `GET /subjects/{s}/versions/{v}/schema`              | the schema text                                      |
@@ -21,6 +22,8 @@
 //! | `POST /compatibility/subjects/{s}/versions[/{v}]` (`verbose`) | `{"is_compatible", "messages"?}`            |
 //! | `GET/PUT/DELETE /config[/{s}]` (`defaultToGlobal`)   | `{"compatibilityLevel"}` (PUT: `{"compatibility"}`)  |
 //! | `GET/PUT/DELETE /mode[/{s}]` (`defaultToGlobal`, `force`) | `{"mode"}`                                      |
+//! | `GET /v1/metadata/id`                                | `{"scope":{"path":[],"clusters":{"kafka-cluster","schema-registry-cluster"}}}` |
+//! | `GET /v1/metadata/version`                           | `{"version","commitId"}`                             |
 //!
 //! `{v}` is a version from 1, or `latest` / `-1`. Unknown paths answer 404 and known paths with
 //! another method 405, both with Confluent's (Jersey's) `error_code` body.
@@ -34,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::schema::{CompatibilityLevel, Mode, SchemaContent, SchemaReference, SchemaType};
 use super::store::SchemaVersion;
-use super::{RegistryError, SchemaRegistry, SchemaRequest, VersionSpec};
+use super::{
+    CompatibilityResult, Lookup, RegistryError, SchemaRegistry, SchemaRequest, VersionSpec,
+};
 use crate::http::{HttpLimits, HttpRequest, HttpResponse};
 
 /// Confluent's media type (clients also accept application/json).
@@ -43,6 +48,12 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 const MAX_CONNECTIONS: usize = 256;
 /// The largest request body: a schema with its references fits many times over.
 const MAX_BODY_BYTES: usize = 8 << 20;
+/// The most versions one `GET /schemas` answers, and how many without a `limit` (Confluent's
+/// `schema.search.default.limit` and `schema.search.max.limit`).
+const SCHEMAS_PAGE: i64 = 1000;
+/// The registry's own cluster id in `/v1/metadata/id`: Confluent's default
+/// `schema.registry.group.id` (gregor has one registry per broker, no group).
+const REGISTRY_CLUSTER_ID: &str = "schema-registry";
 
 /// Binds the registry's listener.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
@@ -127,6 +138,37 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
             let types: Vec<&str> = SchemaType::ALL.iter().map(|t| t.name()).collect();
             Ok(Reply::Json(json!(types)))
         }
+        ["schemas"] => {
+            allow(*m == M::GET)?;
+            // Jersey answers an int parameter that does not parse with 404.
+            let (Some(offset), Some(limit)) =
+                (int_param(req, "offset", 0), int_param(req, "limit", -1))
+            else {
+                return Err(Unrouted::NotFound);
+            };
+            // Confluent gives the versions from `offset` up to `offset + limit`, a limit outside
+            // 1..=1000 being 1000 (so a negative offset shortens the page, as it does there).
+            let limit = if (1..=SCHEMAS_PAGE).contains(&limit) {
+                limit
+            } else {
+                SCHEMAS_PAGE
+            };
+            let skip = offset.max(0);
+            let take = (offset + limit - skip).max(0);
+            let prefix = req.param("subjectPrefix").unwrap_or("");
+            let format = req.param("format");
+            r.schemas(
+                prefix,
+                req.flag("deleted"),
+                req.flag("latestOnly"),
+                skip as usize,
+                take as usize,
+            )
+            .map(|vs| {
+                let vs: Vec<Value> = vs.iter().map(|v| version_json(r, v, format)).collect();
+                Reply::Json(json!(vs))
+            })
+        }
         ["schemas", "ids", id, rest @ ..] => {
             allow(*m == M::GET)?;
             let id: i32 = match id.parse() {
@@ -154,7 +196,7 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
         ["subjects"] => {
             allow(*m == M::GET)?;
             let prefix = req.param("subjectPrefix").unwrap_or("");
-            r.subjects(req.flag("deleted"), prefix)
+            r.subjects(lookup(req), prefix)
                 .map(|s| Reply::Json(json!(s)))
         }
         ["subjects", subject] => match *m {
@@ -169,7 +211,7 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
         },
         ["subjects", subject, "versions"] => match *m {
             M::GET => r
-                .versions(subject, req.flag("deleted"))
+                .versions(subject, lookup(req))
                 .map(|v| Reply::Json(json!(v))),
             M::POST => schema_request(req).and_then(|body| {
                 let id = r.register(subject, body, req.flag("normalize"))?;
@@ -208,14 +250,24 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
                 },
                 _ => return Err(Unrouted::NotFound),
             };
-            schema_request(req).and_then(|body| {
-                let result = r.check_compatibility(subject, version, &body)?;
-                let mut answer = json!({"is_compatible": result.is_compatible});
-                if req.flag("verbose") {
-                    answer["messages"] = json!(result.messages);
-                }
-                Ok(Reply::Json(answer))
-            })
+            let verbose = req.flag("verbose");
+            let result = match schema_request(req)
+                .and_then(|b| r.check_compatibility(subject, version, &b))
+            {
+                // Verbose, Confluent answers a schema it cannot parse as incompatible, with
+                // the parser's message, where otherwise it is 42201.
+                Err(e @ RegistryError::InvalidSchema(_)) if verbose => CompatibilityResult {
+                    is_compatible: false,
+                    messages: vec![e.to_string()],
+                },
+                Err(e) => return Ok(Err(e)),
+                Ok(result) => result,
+            };
+            let mut answer = json!({"is_compatible": result.is_compatible});
+            if verbose {
+                answer["messages"] = json!(result.messages);
+            }
+            Ok(Reply::Json(answer))
         }
         ["config", rest @ ..] => {
             let subject = match rest {
@@ -261,6 +313,22 @@ fn route(r: &SchemaRegistry, req: &HttpRequest) -> Result<Handled, Unrouted> {
                 _ => return Err(Unrouted::MethodNotAllowed),
             }
         }
+        ["v1", "metadata", "id"] => {
+            allow(*m == M::GET)?;
+            Ok(Reply::Json(json!({"scope": {"path": [], "clusters": {
+                "kafka-cluster": r.cluster_id(),
+                "schema-registry-cluster": REGISTRY_CLUSTER_ID,
+            }}})))
+        }
+        ["v1", "metadata", "version"] => {
+            allow(*m == M::GET)?;
+            // gregor's own version, not a Confluent Platform one; no commit id is built in, so
+            // "unknown", as Confluent's (and Kafka's) AppInfoParser answers without one.
+            Ok(Reply::Json(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "commitId": "unknown",
+            })))
+        }
         ["contexts"] => {
             allow(*m == M::GET)?;
             Ok(Reply::Json(json!(["."])))
@@ -277,6 +345,9 @@ fn schema_by_id(r: &SchemaRegistry, req: &HttpRequest, id: i32, raw: bool) -> Ha
     }
     let mut v = json!({ "schema": text });
     add_type_and_references(&mut v, &content);
+    if req.flag("fetchMaxId") {
+        v["maxId"] = json!(r.max_id()?);
+    }
     Ok(Reply::Json(v))
 }
 
@@ -300,6 +371,23 @@ fn add_type_and_references(out: &mut Value, content: &SchemaContent) {
     if !content.references.is_empty() {
         let refs: Vec<Value> = content.references.iter().map(|r| r.to_json()).collect();
         out["references"] = Value::Array(refs);
+    }
+}
+
+/// What `deleted` and `deletedOnly` ask a listing to show (`deletedOnly` wins where both are
+/// given, as in Confluent's resources).
+fn lookup(req: &HttpRequest) -> Lookup {
+    match req.flag("deletedOnly") {
+        true => Lookup::DeletedOnly,
+        false => req.flag("deleted").into(),
+    }
+}
+
+/// Query parameter `name` as an integer, `default` when absent, `None` when it does not parse.
+fn int_param(req: &HttpRequest, name: &str, default: i64) -> Option<i64> {
+    match req.param(name) {
+        None => Some(default),
+        Some(v) => v.parse::<i32>().ok().map(i64::from),
     }
 }
 

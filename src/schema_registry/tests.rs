@@ -6,7 +6,10 @@ use std::sync::Arc;
 use super::schema::SchemaType;
 use super::*;
 use crate::broker::Endpoint;
+use crate::http::HttpRequest;
 use crate::Config;
+use hyper::Method;
+use serde_json::{json, Value};
 
 fn open(dir: &std::path::Path) -> SchemaRegistry {
     let config = Config::for_tests(dir.to_path_buf());
@@ -270,4 +273,212 @@ fn a_restart_keeps_ids_versions_and_settings() {
         topic.configs.get("cleanup.policy").map(String::as_str),
         Some("compact")
     );
+}
+
+/// One request through the REST routes: the status and the JSON body.
+fn call(r: &SchemaRegistry, method: Method, target: &str, body: Value) -> (u16, Value) {
+    let body = match body {
+        Value::Null => bytes::Bytes::new(),
+        b => bytes::Bytes::from(b.to_string()),
+    };
+    let answer = rest::answer(r, &HttpRequest::new(method, target, body));
+    (
+        answer.status.as_u16(),
+        serde_json::from_slice(&answer.body).unwrap(),
+    )
+}
+
+fn get(r: &SchemaRegistry, target: &str) -> (u16, Value) {
+    call(r, Method::GET, target, Value::Null)
+}
+
+/// `[(subject, version)]` of a GET /schemas answer.
+fn listed(answer: (u16, Value)) -> Vec<(String, i64)> {
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let list = answer.1.as_array().unwrap().iter();
+    list.map(|v| {
+        (
+            v["subject"].as_str().unwrap().to_string(),
+            v["version"].as_i64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+fn sv(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(s, v)| (s.to_string(), *v)).collect()
+}
+
+#[test]
+fn schemas_are_listed_by_subject_and_version_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    r.register("s-value", record(A), false).unwrap();
+    r.register("s-value", record(&format!("{A},{B_DEFAULT}")), false)
+        .unwrap();
+    r.register("t-value", avro(r#""int""#), false).unwrap();
+    r.register("other", avro(r#""long""#), false).unwrap();
+    let all = sv(&[("other", 1), ("s-value", 1), ("s-value", 2), ("t-value", 1)]);
+    assert_eq!(listed(get(&r, "/schemas")), all);
+    // Each entry is a version as GET /subjects/{s}/versions/{v} answers it.
+    let (_, first) = get(&r, "/schemas?subjectPrefix=t");
+    assert_eq!(
+        first,
+        json!([{"subject": "t-value", "version": 1, "id": 3, "schema": "\"int\""}])
+    );
+    assert_eq!(
+        listed(get(&r, "/schemas?subjectPrefix=s")),
+        sv(&[("s-value", 1), ("s-value", 2)])
+    );
+    assert_eq!(
+        listed(get(&r, "/schemas?latestOnly=true")),
+        sv(&[("other", 1), ("s-value", 2), ("t-value", 1)])
+    );
+    // Soft-deleted versions only with deleted=true; latestOnly picks among those shown.
+    r.delete_version("s-value", VersionSpec::Exact(2), false)
+        .unwrap();
+    assert_eq!(
+        listed(get(&r, "/schemas?subjectPrefix=s&latestOnly=true")),
+        sv(&[("s-value", 1)])
+    );
+    assert_eq!(
+        listed(get(
+            &r,
+            "/schemas?subjectPrefix=s&latestOnly=true&deleted=true"
+        )),
+        sv(&[("s-value", 2)])
+    );
+    // Pages: offset and limit; a limit outside 1..=1000 is 1000; a negative offset shortens
+    // the page as Confluent's arithmetic does; a non-number is Jersey's 404.
+    assert_eq!(
+        listed(get(&r, "/schemas?deleted=true&offset=1&limit=2")),
+        sv(&[("s-value", 1), ("s-value", 2)])
+    );
+    assert_eq!(listed(get(&r, "/schemas?deleted=true&limit=0")), all);
+    assert_eq!(listed(get(&r, "/schemas?deleted=true&limit=-5")), all);
+    assert_eq!(
+        listed(get(&r, "/schemas?offset=-1&limit=2")),
+        sv(&[("other", 1)])
+    );
+    assert_eq!(listed(get(&r, "/schemas?offset=9")), sv(&[]));
+    assert_eq!(get(&r, "/schemas?offset=x").0, 404);
+    assert_eq!(get(&r, "/schemas?limit=99999999999").0, 404);
+    assert_eq!(call(&r, Method::DELETE, "/schemas", Value::Null).0, 405);
+}
+
+#[test]
+fn compatibility_checks_answer_as_confluent() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    r.register("s", record(A), false).unwrap();
+    let int = json!({"schema": "\"int\""});
+    let check = |target: &str, body: &Value| call(&r, Method::POST, target, body.clone());
+    // A version that is not there is 40402, also where the subject is not there either.
+    for target in [
+        "/compatibility/subjects/nope/versions/1",
+        "/compatibility/subjects/s/versions/2",
+    ] {
+        let (status, body) = check(target, &int);
+        assert_eq!(
+            (status, body["error_code"].clone()),
+            (404, json!(40402)),
+            "{target}"
+        );
+    }
+    // "latest" of no subject: nothing to be incompatible with.
+    assert_eq!(
+        check("/compatibility/subjects/nope/versions/latest", &int),
+        (200, json!({"is_compatible": true}))
+    );
+    // A schema that does not parse: 42201, or with verbose an incompatible answer saying why.
+    let broken = json!({"schema": "{\"type\":\"record\""});
+    let (status, body) = check("/compatibility/subjects/s/versions/latest", &broken);
+    assert_eq!((status, body["error_code"].clone()), (422, json!(42201)));
+    let (status, body) = check(
+        "/compatibility/subjects/s/versions/latest?verbose=true",
+        &broken,
+    );
+    assert_eq!((status, body["is_compatible"].clone()), (200, json!(false)));
+    assert_eq!(body["messages"].as_array().map(Vec::len), Some(1), "{body}");
+    let (status, body) = check("/compatibility/subjects/s/versions?verbose=true", &broken);
+    assert_eq!((status, body["is_compatible"].clone()), (200, json!(false)));
+}
+
+#[test]
+fn server_metadata_and_max_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    let (status, body) = get(&r, "/v1/metadata/id");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"scope": {"path": [], "clusters": {
+            "kafka-cluster": r.cluster_id(),
+            "schema-registry-cluster": "schema-registry",
+        }}})
+    );
+    assert!(!r.cluster_id().is_empty());
+    let (status, body) = get(&r, "/v1/metadata/version");
+    assert_eq!(status, 200);
+    assert_eq!(body["version"], json!(env!("CARGO_PKG_VERSION")));
+    assert!(body["commitId"].is_string());
+    r.register("s", avro(r#""int""#), false).unwrap();
+    r.register("t", avro(r#""long""#), false).unwrap();
+    // maxId only when asked for: the largest id given, whichever id is read.
+    assert_eq!(
+        get(&r, "/schemas/ids/1"),
+        (200, json!({"schema": "\"int\""}))
+    );
+    assert_eq!(
+        get(&r, "/schemas/ids/1?fetchMaxId=true"),
+        (200, json!({"schema": "\"int\"", "maxId": 2}))
+    );
+}
+
+#[test]
+fn deleted_only_lists_what_is_soft_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path());
+    r.register("s", record(A), false).unwrap();
+    r.register("s", record(&format!("{A},{B_DEFAULT}")), false)
+        .unwrap();
+    r.register("t", avro(r#""int""#), false).unwrap();
+    r.register("u", avro(r#""long""#), false).unwrap();
+    r.delete_version("s", VersionSpec::Exact(1), false).unwrap();
+    r.delete_subject("t", false).unwrap();
+    // A subject is deleted when all its versions are: s, with one live version, is not.
+    assert_eq!(get(&r, "/subjects?deletedOnly=true"), (200, json!(["t"])));
+    assert_eq!(
+        get(&r, "/subjects?deletedOnly=true&deleted=true"),
+        (200, json!(["t"]))
+    );
+    assert_eq!(get(&r, "/subjects"), (200, json!(["s", "u"])));
+    assert_eq!(
+        get(&r, "/subjects?deleted=true"),
+        (200, json!(["s", "t", "u"]))
+    );
+    assert_eq!(
+        get(&r, "/subjects/s/versions?deletedOnly=true"),
+        (200, json!([1]))
+    );
+    assert_eq!(
+        get(&r, "/subjects/t/versions?deletedOnly=true"),
+        (200, json!([1]))
+    );
+    // A subject with nothing deleted: no versions, not "not found".
+    assert_eq!(
+        get(&r, "/subjects/u/versions?deletedOnly=true"),
+        (200, json!([]))
+    );
+    for target in [
+        "/subjects/t/versions",
+        "/subjects/nope/versions?deletedOnly=true",
+    ] {
+        let (status, body) = get(&r, target);
+        assert_eq!(
+            (status, body["error_code"].clone()),
+            (404, json!(40401)),
+            "{target}"
+        );
+    }
 }

@@ -1,10 +1,11 @@
 package gregor.compat;
 
+import static gregor.compat.RegistryCase.PER_VERSION;
 import static gregor.compat.Report.check;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.Path;
+import gregor.compat.RegistryCase.Reading;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -13,14 +14,11 @@ import java.util.Map;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericRecord;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.header.Header;
 import org.springframework.cache.concurrent.ConcurrentMapCacheManager;
 import org.springframework.cloud.stream.schema.registry.SchemaNotFoundException;
@@ -49,61 +47,30 @@ import org.springframework.web.client.HttpStatusCodeException;
  * refused, produces and consumes, and saves the ids; {@code reread} (a new JVM, empty caches)
  * reads every record back and finds the same ids and versions.
  */
-public final class SpringRegistryTests {
+public final class SpringRegistryTests extends RegistryCase {
     private static final String SUBJECT = "reading"; // DefaultSubjectNamingStrategy: the name, lower case
-    private static final Schema V1 = parse("""
-            {"type":"record","name":"Reading","namespace":"gregor.compat","fields":[
-              {"name":"sensor","type":"string"},{"name":"value","type":"double"}]}""");
-    /** v1 plus a field with a default: BACKWARD compatible, old records read with unit "C". */
-    private static final Schema V2 = parse("""
-            {"type":"record","name":"Reading","namespace":"gregor.compat","fields":[
-              {"name":"sensor","type":"string"},{"name":"value","type":"double"},
-              {"name":"unit","type":"string","default":"C"}]}""");
-    /** value double -> string: a v3 reader cannot read v2's records, refused under BACKWARD. */
-    private static final Schema V3_INCOMPATIBLE = parse("""
-            {"type":"record","name":"Reading","namespace":"gregor.compat","fields":[
-              {"name":"sensor","type":"string"},{"name":"value","type":"string"},
-              {"name":"unit","type":"string","default":"C"}]}""");
-    /** v2 plus an optional field: compatible, registered after the restart as version 3. */
-    private static final Schema V3 = parse("""
-            {"type":"record","name":"Reading","namespace":"gregor.compat","fields":[
-              {"name":"sensor","type":"string"},{"name":"value","type":"double"},
-              {"name":"unit","type":"string","default":"C"},
-              {"name":"note","type":["null","string"],"default":null}]}""");
-    private static final int PER_VERSION = 3;
+    private static final Schema V1 = schema(Reading.V1);
+    private static final Schema V2 = schema(Reading.V2);
+    private static final Schema V3_INCOMPATIBLE = schema(Reading.V3_INCOMPATIBLE);
+    private static final Schema V3 = schema(Reading.V3);
 
-    private final String bootstrap;
-    private final String registry;
-    private final String label;
-    private final String topic;
-    private final Path state;
     private final ConfluentSchemaRegistryClient client;
 
     private SpringRegistryTests(Map<String, String> args) {
-        bootstrap = Main.required(args, "bootstrap");
-        registry = Main.required(args, "registry");
-        label = Main.required(args, "label");
-        topic = Main.required(args, "topic");
-        state = Path.of(Main.required(args, "state"));
+        super(args);
         client = new ConfluentSchemaRegistryClient();
         client.setEndpoint(registry);
     }
 
     public static void main(String[] argv) throws Exception {
         Map<String, String> args = Main.parseArgs(argv);
-        SpringRegistryTests t = new SpringRegistryTests(args);
-        Report report = new Report();
-        switch (Main.required(args, "phase")) {
-            case "write" -> t.write(report);
-            case "reread" -> t.reread(report);
-            default -> throw new IllegalArgumentException("--phase write|reread");
-        }
-        System.exit(report.failed() == 0 ? 0 : 1);
+        new SpringRegistryTests(args).run(args);
     }
 
-    private void write(Report report) throws Exception {
+    @Override
+    void write(Report report) throws Exception {
         Map<String, Integer> ids = new HashMap<>();
-        createTopic();
+        Clients.createTopicIfAbsent(bootstrap, label + "-admin", topic);
         report.run(label + "/register", () -> {
             ids.put("v1", produce(V1, 1));
             check(parse(client.fetch(ids.get("v1"))).equals(V1), "GET /schemas/ids/%d is not v1", ids.get("v1"));
@@ -125,7 +92,8 @@ public final class SpringRegistryTests {
         Files.writeString(state, ids.get("v1") + " " + ids.get("v2") + "\n");
     }
 
-    private void reread(Report report) throws Exception {
+    @Override
+    void reread(Report report) throws Exception {
         String[] saved = Files.readString(state).trim().split(" ");
         report.run(label + "/read-after-restart", this::checkReadBack);
         report.run(label + "/same-ids-after-restart", () -> {
@@ -250,16 +218,6 @@ public final class SpringRegistryTests {
         return out;
     }
 
-    private void createTopic() throws Exception {
-        try (Admin admin = Clients.admin(bootstrap, label + "-admin")) {
-            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get();
-        } catch (java.util.concurrent.ExecutionException e) {
-            if (!(e.getCause() instanceof TopicExistsException)) {
-                throw e;
-            }
-        }
-    }
-
     private static Message<?> toMessage(AvroSchemaRegistryClientMessageConverter c, GenericRecord r) {
         Message<?> m = c.toMessage(r, new MessageHeaders(Map.of()));
         check(m != null, "the converter made no message");
@@ -277,7 +235,7 @@ public final class SpringRegistryTests {
     private static GenericRecord reading(Schema s, int i) {
         GenericRecord r = new GenericData.Record(s);
         r.put("sensor", "s" + s.getFields().size() + "-" + i);
-        r.put("value", s == V3_INCOMPATIBLE ? "warm" : (Object) (20.5 + i));
+        r.put("value", s == V3_INCOMPATIBLE ? "warm" : (Object) RegistryCase.value(i));
         if (s.getField("unit") != null) {
             r.put("unit", "F");
         }
@@ -292,5 +250,9 @@ public final class SpringRegistryTests {
 
     private static Schema parse(String json) {
         return new Schema.Parser().parse(json);
+    }
+
+    private static Schema schema(Reading version) {
+        return parse(version.in("gregor.compat"));
     }
 }
