@@ -231,6 +231,8 @@ const OBSERVER_FETCH_MAX_RECORDS: usize = 20_000;
 /// answer to an observer's fetch holds at most, beyond its first batch (which Kafka's Fetch
 /// also returns whole, whatever its size).
 const OBSERVER_FETCH_MAX_BYTES: usize = MAX_BATCH_BYTES;
+/// The entries an observer's fetch reads from the log at a time, until its answer is full.
+const OBSERVER_FETCH_READ_ENTRIES: usize = 32;
 /// Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the most bytes one write's batch of metadata
 /// records may take (Kafka's BatchAccumulator refuses a larger atomic append with
 /// RecordBatchTooLargeException, which its controller fails the operation with). It also keeps
@@ -480,18 +482,30 @@ impl Quorum {
     ) -> Result<ObserverFetch, MetadataLogError> {
         let mut end = self.applied.watch_end_offset();
         let _ = tokio::time::timeout(max_wait, end.wait_for(|&e| e > from_offset)).await;
-        let (mut batches, mut end_offset) = self.read_committed(from_offset)?;
+        let until = self.applied.end_offset();
+        let mut end_offset = until;
+        let mut batches: Vec<MetadataBatch> = Vec::new();
         // A bounded answer (the frame limit), by records and by bytes as Kafka bounds a
-        // metadata Fetch: the observer fetches the rest next.
+        // metadata Fetch: the observer fetches the rest next. Read a few entries at a time, so
+        // that a fetch far behind reads about what it answers, not the whole log after it.
         let (mut records, mut bytes) = (0, 0);
-        let fits = batches.iter().position(|b| {
-            records += b.records.len();
-            bytes += batch_bytes(&b.records);
-            records > OBSERVER_FETCH_MAX_RECORDS || bytes > OBSERVER_FETCH_MAX_BYTES
-        });
-        if let Some(cut) = fits.filter(|&i| i > 0) {
-            batches.truncate(cut);
-            end_offset = batches.last().map_or(end_offset, |b| b.last_offset() + 1);
+        let mut at = from_offset;
+        'read: while at < until {
+            let window = (self.store)
+                .end_of_entries_from(at, OBSERVER_FETCH_READ_ENTRIES)
+                .min(until);
+            let read = self.store.read_batches(at, window)?;
+            for batch in read.into_iter().filter_map(|b| b.data) {
+                records += batch.records.len();
+                bytes += batch_bytes(&batch.records);
+                let full = records > OBSERVER_FETCH_MAX_RECORDS || bytes > OBSERVER_FETCH_MAX_BYTES;
+                if let Some(last) = batches.last().filter(|_| full) {
+                    end_offset = last.last_offset() + 1;
+                    break 'read;
+                }
+                batches.push(batch);
+            }
+            at = window;
         }
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.id) {
@@ -1026,6 +1040,28 @@ mod tests {
         let bases: Vec<i64> = answers.concat();
         assert_eq!(bases, written, "every batch once, in order");
         assert_eq!(answers.len(), 2, "{answers:?}");
+        // Many small batches, read a window of entries at a time: one answer holds them all,
+        // as the log does, from any offset.
+        let small: Vec<i64> = (0..OBSERVER_FETCH_READ_ENTRIES as i64 * 2 + 5)
+            .map(|i| log.append(&samples()[..1], i).unwrap())
+            .collect();
+        let store = &log.quorum().store;
+        assert_eq!(store.end_of_entries_from(small[0], 2), small[1] + 1);
+        assert_eq!(
+            store.end_of_entries_from(small[3], 1000),
+            store.end_offset()
+        );
+        for from in [small[0], written[3], small[40]] {
+            let f = fetch(from);
+            let read: Vec<WireBatch> = log
+                .read(from)
+                .unwrap()
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            assert_eq!(f.batches, read, "from {from}");
+            assert_eq!(f.end_offset, log.quorum().applied.end_offset());
+        }
         log.close(0).unwrap();
     }
 
