@@ -471,9 +471,9 @@ impl Quorum {
 
     /// An observer's fetch (Kafka's observers Fetch the metadata partition): the committed
     /// batches from `from_offset` on (as many as OBSERVER_FETCH_MAX_RECORDS and
-    /// OBSERVER_FETCH_MAX_BYTES allow, and at least one), waiting up
-    /// to `max_wait` for one when there is none, with the end offset they reach, this node's view
-    /// of the quorum (its committed end offset the high watermark), and where its leader listens.
+    /// OBSERVER_FETCH_MAX_BYTES allow, and at least one), waiting up to `max_wait` for one when
+    /// there is none, with the end offset they reach, this node's view of the quorum (its
+    /// committed end offset the high watermark), and where its leader listens.
     pub async fn fetch_for_observer(
         &self,
         observer: i32,
