@@ -153,6 +153,19 @@ impl QuorumLogStore {
         next.copied().unwrap_or_else(|| inner.log.log_end_offset())
     }
 
+    /// The Kafka offset after the `n` entries from the one holding `offset` (the log end
+    /// offset when fewer follow).
+    pub fn end_of_entries_from(&self, offset: i64, n: usize) -> i64 {
+        let inner = self.inner.lock();
+        let holding = inner
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let end = holding.saturating_add(n);
+        let after = inner.starts.get(end).copied();
+        after.unwrap_or_else(|| inner.log.log_end_offset())
+    }
+
     /// Whether this node has taken part in a quorum (it holds a log entry or a vote).
     pub fn is_used(&self) -> bool {
         let inner = self.inner.lock();

@@ -227,6 +227,31 @@ pub const OBSERVER_FETCH_WAIT: Duration = Duration::from_millis(500);
 /// The records one answer to an observer's fetch holds at most (beyond its first batch): well
 /// inside the transport's frame limit.
 const OBSERVER_FETCH_MAX_RECORDS: usize = 20_000;
+/// Kafka's KafkaRaftClient.MAX_FETCH_SIZE_BYTES (its batch limit): the bytes of batches one
+/// answer to an observer's fetch holds at most, beyond its first batch (which Kafka's Fetch
+/// also returns whole, whatever its size).
+const OBSERVER_FETCH_MAX_BYTES: usize = MAX_BATCH_BYTES;
+/// The entries an observer's fetch reads from the log at a time, until its answer is full.
+const OBSERVER_FETCH_READ_ENTRIES: usize = 32;
+/// Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the most bytes one write's batch of metadata
+/// records may take (Kafka's BatchAccumulator refuses a larger atomic append with
+/// RecordBatchTooLargeException, which its controller fails the operation with). It also keeps
+/// any one entry well inside the transport's frame limit, so that a follower can always be sent
+/// the next entry (see `transport`).
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Kafka's record batch header (DefaultRecordBatch.RECORD_BATCH_OVERHEAD).
+const BATCH_HEADER_BYTES: usize = 61;
+/// The most a record of a metadata batch takes beside its value: its length, attributes,
+/// timestamp and offset deltas, null key, value length and header count (DefaultRecord's
+/// varints at their longest).
+const RECORD_OVERHEAD_BYTES: usize = 5 + 1 + 10 + 5 + 1 + 5 + 1;
+
+/// The bytes `records` take as one Kafka record batch (uncompressed, as the log holds them), or
+/// a little more: what Kafka's batch limit is measured on.
+pub fn batch_bytes(records: &[MetadataRecord]) -> usize {
+    let values: usize = records.iter().map(|r| r.encode().len()).sum();
+    BATCH_HEADER_BYTES + values + records.len() * RECORD_OVERHEAD_BYTES
+}
 
 impl Quorum {
     /// Starts the node over its opened log; `network` reaches the other voters.
@@ -344,6 +369,21 @@ impl Quorum {
     }
 
     async fn write(&self, entry: MetadataEntry) -> Result<i64, Written> {
+        // Kafka's batch limit, checked wherever the write is (an entry in the log could not be
+        // taken back, and one too large for a message would stall any follower behind it).
+        let bytes = batch_bytes(&entry.records);
+        if bytes > MAX_BATCH_BYTES {
+            let records = entry.records.len();
+            tracing::error!(
+                records,
+                bytes,
+                "a metadata write over the batch size limit was refused"
+            );
+            return Err(Written::Failed(format!(
+                "a batch of {records} metadata records takes {bytes} bytes, over the \
+                 {MAX_BATCH_BYTES}-byte limit of a metadata batch"
+            )));
+        }
         // Already applied here, a data batch after the image the write was decided on makes it
         // stale whoever leads: refused without a round of the quorum (and without leaving a
         // no-op in the log). The leader's log checks the rest (`log_store`).
@@ -430,9 +470,10 @@ impl Quorum {
     }
 
     /// An observer's fetch (Kafka's observers Fetch the metadata partition): the committed
-    /// batches from `from_offset` on (as many as OBSERVER_FETCH_MAX_RECORDS allows), waiting up
-    /// to `max_wait` for one when there is none, with the end offset they reach, this node's view
-    /// of the quorum (its committed end offset the high watermark), and where its leader listens.
+    /// batches from `from_offset` on (as many as OBSERVER_FETCH_MAX_RECORDS and
+    /// OBSERVER_FETCH_MAX_BYTES allow, and at least one), waiting up to `max_wait` for one when
+    /// there is none, with the end offset they reach, this node's view of the quorum (its
+    /// committed end offset the high watermark), and where its leader listens.
     pub async fn fetch_for_observer(
         &self,
         observer: i32,
@@ -441,16 +482,30 @@ impl Quorum {
     ) -> Result<ObserverFetch, MetadataLogError> {
         let mut end = self.applied.watch_end_offset();
         let _ = tokio::time::timeout(max_wait, end.wait_for(|&e| e > from_offset)).await;
-        let (mut batches, mut end_offset) = self.read_committed(from_offset)?;
-        // A bounded answer (the frame limit): the observer fetches the rest next.
-        let mut records = 0;
-        let fits = batches.iter().position(|b| {
-            records += b.records.len();
-            records > OBSERVER_FETCH_MAX_RECORDS
-        });
-        if let Some(cut) = fits.filter(|&i| i > 0) {
-            batches.truncate(cut);
-            end_offset = batches.last().map_or(end_offset, |b| b.last_offset() + 1);
+        let until = self.applied.end_offset();
+        let mut end_offset = until;
+        let mut batches: Vec<MetadataBatch> = Vec::new();
+        // A bounded answer (the frame limit), by records and by bytes as Kafka bounds a
+        // metadata Fetch: the observer fetches the rest next. Read a few entries at a time, so
+        // that a fetch far behind reads about what it answers, not the whole log after it.
+        let (mut records, mut bytes) = (0, 0);
+        let mut at = from_offset;
+        'read: while at < until {
+            let window = (self.store)
+                .end_of_entries_from(at, OBSERVER_FETCH_READ_ENTRIES)
+                .min(until);
+            let read = self.store.read_batches(at, window)?;
+            for batch in read.into_iter().filter_map(|b| b.data) {
+                records += batch.records.len();
+                bytes += batch_bytes(&batch.records);
+                let full = records > OBSERVER_FETCH_MAX_RECORDS || bytes > OBSERVER_FETCH_MAX_BYTES;
+                if let Some(last) = batches.last().filter(|_| full) {
+                    end_offset = last.last_offset() + 1;
+                    break 'read;
+                }
+                batches.push(batch);
+            }
+            at = window;
         }
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.id) {
@@ -540,7 +595,7 @@ impl Written {
 
 /// How long an append waits for the quorum to commit it before giving up (Kafka's
 /// request.timeout.ms), so that a caller never hangs on a quorum without a leader.
-const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a broker's request waits for the controller's answer: what it changes is committed
 /// first, within an election timeout or two.
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -678,7 +733,8 @@ impl RaftMetadataLog {
     }
 }
 
-/// `append`, given up after APPEND_TIMEOUT (a voter's or an observer's write).
+/// `append`, given up after APPEND_TIMEOUT (a voter's or an observer's write, and one another
+/// node sent this voter: see `transport`).
 pub(super) async fn committed_in_time(
     append: impl std::future::Future<Output = Result<i64, MetadataLogError>>,
 ) -> Result<i64, MetadataLogError> {
@@ -787,8 +843,13 @@ mod tests {
         }
     }
 
-    /// A single voter's network: there is no one to reach.
-    struct Alone;
+    /// A network where no voter takes an entry: a single voter's (there is no one to reach),
+    /// or, with `votes`, one whose other voters all vote for this node, which leads and
+    /// commits nothing (cut off from them).
+    #[derive(Clone, Copy)]
+    pub(super) struct Alone {
+        pub(super) votes: bool,
+    }
 
     fn alone<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
         RPCError::Unreachable(Unreachable::new(&std::io::Error::other("a single voter")))
@@ -797,7 +858,7 @@ mod tests {
     impl RaftNetworkFactory<TypeConfig> for Alone {
         type Network = Alone;
         async fn new_client(&mut self, _target: NodeId, _node: &QuorumNode) -> Alone {
-            Alone
+            *self
         }
     }
 
@@ -821,17 +882,20 @@ mod tests {
 
         async fn vote(
             &mut self,
-            _rpc: VoteRequest<NodeId>,
+            rpc: VoteRequest<NodeId>,
             _option: RPCOption,
         ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
-            Err(alone())
+            match self.votes {
+                true => Ok(VoteResponse::new(rpc.vote, None, true)),
+                false => Err(alone()),
+            }
         }
     }
 
     pub(super) fn start(dir: &std::path::Path) -> RaftMetadataLog {
         let store = QuorumLogStore::open(Arc::new(FileStorage), dir, false, 0).unwrap();
         RaftMetadataLog::new(async move {
-            let q = Quorum::start(1, store, Alone).await?;
+            let q = Quorum::start(1, store, Alone { votes: false }).await?;
             let node = QuorumNode {
                 host: "127.0.0.1".into(),
                 port: 9093,
@@ -882,6 +946,122 @@ mod tests {
         let json =
             std::fs::read_to_string(dir.path().join("__cluster_metadata-0/quorum-state")).unwrap();
         assert!(json.contains("\"leaderId\":1"), "{json}");
+        log.close(0).unwrap();
+    }
+
+    /// A config record whose value takes `bytes` bytes.
+    fn big_config(bytes: usize) -> MetadataRecord {
+        MetadataRecord::Config(crate::metadata::records::ConfigRecord {
+            resource_type: 2,
+            resource_name: "t".into(),
+            name: "big".into(),
+            value: Some("x".repeat(bytes)),
+        })
+    }
+
+    /// `batch_bytes` is never less than the batch the log writes (Kafka's limit is on that).
+    #[test]
+    fn batch_bytes_covers_the_batch_written() {
+        let mut records = samples();
+        records.push(big_config(300_000));
+        for n in [1, 2, records.len()] {
+            let batch = crate::metadata::metadata_log::encode_batch(
+                records[..n].iter().map(MetadataRecord::encode),
+                0,
+                1,
+                1_700_000_000_000,
+            )
+            .unwrap();
+            let bound = batch_bytes(&records[..n]);
+            assert!(bound >= batch.len(), "{n}: {bound} < {}", batch.len());
+            assert!(
+                bound <= batch.len() + 30 * n,
+                "{n}: {bound} far above {}",
+                batch.len()
+            );
+        }
+    }
+
+    /// A write over Kafka's batch limit (KafkaRaftClient.MAX_BATCH_SIZE_BYTES) is refused before
+    /// it enters the log, so that no entry is too large to send a follower; one at the limit is
+    /// taken.
+    #[test]
+    fn a_write_over_the_batch_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = start(dir.path());
+        let end = log.quorum().applied.end_offset();
+        let over = vec![
+            big_config(MAX_BATCH_BYTES / 2),
+            big_config(MAX_BATCH_BYTES / 2),
+        ];
+        let refused = log.append(&over, 1);
+        assert!(
+            matches!(&refused, Err(MetadataLogError::Quorum(why)) if why.contains("limit")),
+            "{refused:?}"
+        );
+        assert_eq!(log.quorum().applied.end_offset(), end, "nothing written");
+        let at_limit = vec![big_config(MAX_BATCH_BYTES - 200)];
+        assert!(batch_bytes(&at_limit) <= MAX_BATCH_BYTES);
+        let taken = log.append(&at_limit, 2).unwrap();
+        assert_eq!(log.read(taken).unwrap()[0].records, at_limit);
+        log.close(0).unwrap();
+    }
+
+    /// An observer's fetch is bounded by bytes as Kafka's metadata Fetch is (8 MiB), not only
+    /// by records: batches of few large records come over several fetches, each answer ending
+    /// on a whole batch, the first batch whatever its size.
+    #[test]
+    fn an_observers_fetch_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = start(dir.path());
+        let written: Vec<i64> = (0..4)
+            .map(|i| log.append(&[big_config(3 << 20)], i).unwrap())
+            .collect();
+        let fetch = |from| {
+            let q = log.quorum().clone();
+            let fetched = async move { q.fetch_for_observer(9, from, Duration::ZERO).await };
+            wait_on(&log.runtime, fetched).unwrap().unwrap()
+        };
+        let mut from = 0;
+        let mut answers = Vec::new();
+        while from <= written[3] {
+            let f = fetch(from);
+            let bytes: usize = (f.batches.iter())
+                .map(|b| batch_bytes(&b.entry.records))
+                .sum();
+            assert!(!f.batches.is_empty() && f.end_offset > from);
+            assert!(
+                f.batches.len() == 1 || bytes <= OBSERVER_FETCH_MAX_BYTES,
+                "{bytes} bytes"
+            );
+            answers.push(f.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>());
+            from = f.end_offset;
+        }
+        let bases: Vec<i64> = answers.concat();
+        assert_eq!(bases, written, "every batch once, in order");
+        assert_eq!(answers.len(), 2, "{answers:?}");
+        // Many small batches, read a window of entries at a time: one answer holds them all,
+        // as the log does, from any offset.
+        let small: Vec<i64> = (0..OBSERVER_FETCH_READ_ENTRIES as i64 * 2 + 5)
+            .map(|i| log.append(&samples()[..1], i).unwrap())
+            .collect();
+        let store = &log.quorum().store;
+        assert_eq!(store.end_of_entries_from(small[0], 2), small[1] + 1);
+        assert_eq!(
+            store.end_of_entries_from(small[3], 1000),
+            store.end_offset()
+        );
+        for from in [small[0], written[3], small[40]] {
+            let f = fetch(from);
+            let read: Vec<WireBatch> = log
+                .read(from)
+                .unwrap()
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            assert_eq!(f.batches, read, "from {from}");
+            assert_eq!(f.end_offset, log.quorum().applied.end_offset());
+        }
         log.close(0).unwrap();
     }
 

@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption};
 use openraft::raft::{
@@ -48,7 +49,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{
-    MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig, OBSERVER_FETCH_WAIT,
+    committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig,
+    APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::MetadataLogError;
@@ -58,15 +60,17 @@ use crate::security::tls::TlsSettings;
 use crate::server::accept_until;
 use crate::server::quotas::ConnectionQuotas;
 
-/// The largest frame taken: a full AppendEntries of large metadata batches fits, a length
-/// from a stranger does not make us allocate gigabytes.
+/// The largest frame taken: a write at Kafka's batch limit (`MAX_BATCH_BYTES`) fits several
+/// times over, and an AppendEntries of many is cut to fit (`too_large`); a length from a
+/// stranger does not make us allocate gigabytes.
 const MAX_FRAME: usize = 64 << 20;
 /// What a frame's buffer starts at, before its bytes arrive.
 const FRAME_CHUNK: usize = 64 << 10;
 /// How long a TLS handshake (either side) and a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a forwarded write waits for the leader's answer.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a forwarded write waits for the leader's answer: as long as the leader waits for
+/// it to be committed (`committed_in_time`).
+const FORWARD_TIMEOUT: Duration = APPEND_TIMEOUT;
 /// How much longer than its wait at the voter an observer's fetch may take to be answered.
 const FETCH_SLACK: Duration = Duration::from_secs(5);
 /// Kafka's reconnect.backoff.ms and reconnect.backoff.max.ms defaults: the first and the
@@ -170,14 +174,22 @@ async fn read_frame(s: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<Vec<u
     Ok(Some(body))
 }
 
-async fn write_frame(
-    s: &mut (impl AsyncWrite + Unpin),
-    value: &impl serde::Serialize,
-) -> io::Result<()> {
-    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+/// A message as a frame's body.
+fn encode(value: &impl serde::Serialize) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(io::Error::other)
+}
+
+/// Sends `body` as one frame; one over MAX_FRAME is not sent (the other side would refuse it).
+async fn write_frame(s: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> io::Result<()> {
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "a {}-byte quorum frame is over the {MAX_FRAME}-byte limit",
+            body.len()
+        )));
+    }
     let len = u32::try_from(body.len()).map_err(io::Error::other)?;
     s.write_all(&len.to_be_bytes()).await?;
-    s.write_all(&body).await?;
+    s.write_all(body).await?;
     s.flush().await
 }
 
@@ -317,38 +329,36 @@ async fn answer(
             return Ok(());
         }
         let request: Request = serde_json::from_slice(&frame).map_err(io::Error::other)?;
-        let response = match request {
-            Request::AppendEntries(rpc) => {
-                Response::AppendEntries(q.raft.append_entries(rpc).await)
-            }
-            Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
-            Request::Append(entry) => {
-                Response::Append(q.append_here(entry).await.map_err(Refusal::from))
-            }
-            Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
-            Request::Fetch {
-                observer,
-                from_offset,
-            } => {
-                let fetched = q.fetch_for_observer(observer, from_offset, OBSERVER_FETCH_WAIT);
-                Response::Fetch(fetched.await.map_err(|e| e.to_string()))
-            }
-            Request::ObserverAppend(entry) => {
-                let append = tokio::time::timeout(
-                    FORWARD_TIMEOUT,
-                    q.append(entry.records, entry.decided_on, entry.append_time_ms),
-                );
-                let appended = append.await.unwrap_or_else(|_| {
-                    Err(MetadataLogError::Quorum(
-                        "the write was not committed in time".into(),
-                    ))
-                });
-                Response::Append(appended.map_err(Refusal::from))
-            }
-        };
-        write_frame(&mut stream, &response).await?;
+        let response = respond(&q, request).await;
+        write_frame(&mut stream, &encode(&response)?).await?;
     }
     Ok(())
+}
+
+/// This voter's answer to one request.
+async fn respond(q: &Quorum, request: Request) -> Response {
+    match request {
+        Request::AppendEntries(rpc) => Response::AppendEntries(q.raft.append_entries(rpc).await),
+        Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
+        // A write waits no longer here than its caller does (`send_write`): a voter that
+        // cannot commit it (a leader cut off from the others) does not keep the task for ever.
+        Request::Append(entry) => {
+            let appended = committed_in_time(q.append_here(entry)).await;
+            Response::Append(appended.map_err(Refusal::from))
+        }
+        Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
+        Request::Fetch {
+            observer,
+            from_offset,
+        } => {
+            let fetched = q.fetch_for_observer(observer, from_offset, OBSERVER_FETCH_WAIT);
+            Response::Fetch(fetched.await.map_err(|e| e.to_string()))
+        }
+        Request::ObserverAppend(entry) => {
+            let append = q.append(entry.records, entry.decided_on, entry.append_time_ms);
+            Response::Append(committed_in_time(append).await.map_err(Refusal::from))
+        }
+    }
 }
 
 /// openraft's connections to the other voters, over the controller listener.
@@ -391,15 +401,19 @@ enum CallError {
     Refused(io::Error),
     /// The exchange broke on a connection the voter had answered on.
     Network(io::Error),
+    /// The voter's answer is not one this node reads (not gregor's quorum, or another version
+    /// of it): asked again at once, it would answer the same.
+    Garbled(io::Error),
 }
 
 impl CallError {
     /// openraft waits before it calls an unreachable node again, and retries at once after
-    /// a network error: a refusing voter is unreachable to it.
+    /// a network error: a refusing voter, and one whose answers cannot be read, are
+    /// unreachable to it.
     fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, QuorumNode, E> {
         match self {
-            CallError::Unreachable(e) | CallError::Refused(e) => {
-                RPCError::Unreachable(Unreachable::new(&e))
+            CallError::Unreachable(e) | CallError::Refused(e) | CallError::Garbled(e) => {
+                unreachable(e)
             }
             CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
         }
@@ -407,14 +421,23 @@ impl CallError {
 
     fn into_io(self) -> io::Error {
         match self {
-            CallError::Unreachable(e) | CallError::Refused(e) | CallError::Network(e) => e,
+            CallError::Unreachable(e)
+            | CallError::Refused(e)
+            | CallError::Network(e)
+            | CallError::Garbled(e) => e,
         }
     }
 }
 
 impl TcpClient {
     async fn call(&mut self, request: &Request, ttl: Duration) -> Result<Response, CallError> {
-        let result = tokio::time::timeout(ttl, self.exchange(request)).await;
+        let body = encode(request).map_err(CallError::Network)?;
+        self.send(&body, ttl).await
+    }
+
+    /// `call` with the request already encoded (as a frame's body).
+    async fn send(&mut self, body: &[u8], ttl: Duration) -> Result<Response, CallError> {
+        let result = tokio::time::timeout(ttl, self.exchange(body)).await;
         let result = result.unwrap_or_else(|_| {
             Err(CallError::Network(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -427,7 +450,7 @@ impl TcpClient {
         result
     }
 
-    async fn exchange(&mut self, request: &Request) -> Result<Response, CallError> {
+    async fn exchange(&mut self, body: &[u8]) -> Result<Response, CallError> {
         if self.conn.is_none() {
             let (host, port) = (self.node.host.as_str(), self.node.port);
             let stream = (self.channel.connect(host, port, CONNECT_TIMEOUT).await)
@@ -444,13 +467,11 @@ impl TcpClient {
             true => CallError::Network,
             false => CallError::Refused,
         };
-        write_frame(&mut conn.stream, request)
-            .await
-            .map_err(failed)?;
+        write_frame(&mut conn.stream, body).await.map_err(failed)?;
         let frame = read_frame(&mut conn.stream).await.map_err(failed)?;
         let frame = frame.ok_or_else(|| failed(io::ErrorKind::UnexpectedEof.into()))?;
         conn.answered = true;
-        serde_json::from_slice(&frame).map_err(|e| CallError::Network(io::Error::other(e)))
+        serde_json::from_slice(&frame).map_err(|e| CallError::Garbled(io::Error::other(e)))
     }
 }
 
@@ -469,10 +490,45 @@ pub fn no_snapshots() -> SnapshotRpc {
     ))))
 }
 
+/// A voter that openraft waits on before calling again (its `backoff`).
+fn unreachable<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, QuorumNode, E> {
+    RPCError::Unreachable(Unreachable::new(&e))
+}
+
+/// An answer of the wrong kind: garbled, as an undecodable one (`CallError::Garbled`).
 fn mismatched<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, E> {
-    RPCError::Network(NetworkError::new(&io::Error::other(
-        "an answer to another request",
-    )))
+    CallError::Garbled(io::Error::other("an answer to another request")).into_rpc()
+}
+
+/// An AppendEntries of `entries` that came to `bytes`, over the frame limit the voter takes.
+/// More than one entry: openraft is told to send fewer (`PayloadTooLarge`, with a hint in
+/// proportion to the limit, and always fewer than were sent, so that it comes down to a single
+/// entry at worst; it retries at once). A single entry always fits (`Quorum::write` bounds a
+/// write to Kafka's batch limit, well inside the frame's): one that does not is an entry
+/// written before that bound, which no message can carry. Reported as an error, and the voter
+/// as unreachable (openraft backs off, rather than retrying at once, for ever).
+fn too_large<E: std::error::Error>(
+    target: NodeId,
+    entries: usize,
+    bytes: usize,
+) -> RPCError<NodeId, QuorumNode, E> {
+    if entries > 1 {
+        let fitting = (entries as u64 * MAX_FRAME as u64 / bytes as u64).max(1);
+        let hint = fitting.min(entries as u64 - 1);
+        tracing::debug!(
+            target,
+            entries,
+            bytes,
+            hint,
+            "AppendEntries over the frame limit: sending fewer entries"
+        );
+        return RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint));
+    }
+    let e = io::Error::other(format!(
+        "a metadata log entry takes {bytes} bytes to send, over the {MAX_FRAME}-byte frame limit: voter {target} cannot be sent it"
+    ));
+    tracing::error!(target, bytes, "{e}");
+    unreachable(e)
 }
 
 impl RaftNetwork<TypeConfig> for TcpClient {
@@ -488,8 +544,13 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>>
     {
-        let request = Request::AppendEntries(rpc);
-        match self.call(&request, option.hard_ttl()).await {
+        let entries = rpc.entries.len();
+        let body = encode(&Request::AppendEntries(rpc))
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() > MAX_FRAME {
+            return Err(too_large(self.target, entries, body.len()));
+        }
+        match self.send(&body, option.hard_ttl()).await {
             Ok(Response::AppendEntries(r)) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
@@ -571,7 +632,7 @@ async fn send_write(
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         // Perhaps received: not for another voter to take.
-        Err(e @ (CallError::Refused(_) | CallError::Network(_))) => {
+        Err(e @ (CallError::Refused(_) | CallError::Network(_) | CallError::Garbled(_))) => {
             Err(failed(e.into_io().to_string()))
         }
     }
@@ -634,7 +695,7 @@ pub async fn to_controller(
 
 #[cfg(test)]
 mod tests {
-    use super::super::wait_on;
+    use super::super::{batch_bytes, wait_on, MAX_BATCH_BYTES};
     use super::*;
 
     /// Kafka's reconnect backoff: 50 ms doubling up to 1 s; openraft takes it for a voter it
@@ -646,6 +707,159 @@ mod tests {
         let client = TcpClient::to(&Security::plaintext().channel, &QuorumNode::default());
         let raft: Vec<Duration> = client.backoff().take(7).collect();
         assert_eq!(raft, reconnect_backoff().take(7).collect::<Vec<_>>());
+    }
+
+    /// A metadata entry of one config record with a value of `bytes` bytes.
+    fn big_entry(index: u64, bytes: usize) -> openraft::Entry<TypeConfig> {
+        let record = crate::metadata::records::ConfigRecord {
+            resource_type: 2,
+            resource_name: "t".into(),
+            name: "big".into(),
+            value: Some("x".repeat(bytes)),
+        };
+        openraft::Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 0), index),
+            payload: openraft::EntryPayload::Normal(MetadataEntry {
+                records: vec![crate::metadata::records::MetadataRecord::Config(record)],
+                append_time_ms: 0,
+                decided_on: None,
+            }),
+        }
+    }
+
+    fn append_entries(
+        entries: Vec<openraft::Entry<TypeConfig>>,
+    ) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Default::default(),
+            prev_log_id: None,
+            entries,
+            leader_commit: None,
+        }
+    }
+
+    /// An AppendEntries over the frame limit the voter takes is not sent: openraft is told to
+    /// send fewer entries (PayloadTooLarge), fewer each time, until they fit. A single entry
+    /// at Kafka's batch limit (the most a write may take) fits alone; one over the frame limit
+    /// (which no write makes now) fails as unreachable, so that openraft backs off instead of
+    /// retrying it at once for ever.
+    #[tokio::test]
+    async fn an_append_entries_over_the_frame_limit_is_sent_as_fewer_entries() {
+        // No voter listens there: a request that were sent would fail as unreachable.
+        let node = QuorumNode {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let mut client = TcpClient::to(&Security::plaintext().channel, &node);
+        let option = RPCOption::new(FORWARD_TIMEOUT);
+        let mut entries: Vec<_> = (0..5).map(|i| big_entry(i, 16 << 20)).collect();
+        let mut hints = Vec::new();
+        loop {
+            let rpc = append_entries(entries.clone());
+            match client.append_entries(rpc, option.clone()).await {
+                Err(RPCError::PayloadTooLarge(e)) => {
+                    let hint = e.entries_hint() as usize;
+                    assert!(hint < entries.len(), "{hint} of {}", entries.len());
+                    hints.push(hint);
+                    entries.truncate(hint);
+                }
+                Err(RPCError::Unreachable(_)) => break,
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+        assert!(!hints.is_empty(), "a 5-entry request of 80 MiB was sent");
+        let sent = encode(&Request::AppendEntries(append_entries(entries))).unwrap();
+        assert!(sent.len() <= MAX_FRAME, "{} bytes", sent.len());
+
+        let at_limit = big_entry(0, MAX_BATCH_BYTES - 200);
+        let openraft::EntryPayload::Normal(e) = &at_limit.payload else {
+            unreachable!()
+        };
+        let bytes = batch_bytes(&e.records);
+        assert!(
+            bytes <= MAX_BATCH_BYTES && bytes > MAX_BATCH_BYTES - 400,
+            "{bytes}"
+        );
+        let alone = encode(&Request::AppendEntries(append_entries(vec![at_limit]))).unwrap();
+        assert!(alone.len() <= MAX_FRAME / 4, "{} bytes", alone.len());
+
+        let oversized = append_entries(vec![big_entry(0, MAX_FRAME)]);
+        let sent = client.append_entries(oversized, option).await;
+        assert!(matches!(sent, Err(RPCError::Unreachable(_))));
+    }
+
+    /// A write forwarded to a voter that cannot commit it (a leader cut off from the others)
+    /// is answered once the caller's wait is over, as an observer's write is, not waited on
+    /// for ever (on the paused clock: the hour only ends a hang, the failure).
+    #[tokio::test(start_paused = true)]
+    async fn a_forwarded_write_is_waited_on_no_longer_than_its_caller_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::log_store::QuorumLogStore::open(
+            Arc::new(crate::log::storage::FileStorage),
+            dir.path(),
+            false,
+            0,
+        )
+        .unwrap();
+        let cut_off = super::super::tests::Alone { votes: true };
+        let q = Quorum::start(1, store, cut_off).await.unwrap();
+        let voters = (1..=3).map(|id| (id, QuorumNode::default())).collect();
+        q.bootstrap(voters).await.unwrap();
+        let leads = q.raft.wait(Some(Duration::from_secs(3600)));
+        leads
+            .metrics(|m| m.current_leader == Some(1), "leads")
+            .await
+            .unwrap();
+        let entry = || MetadataEntry {
+            records: crate::metadata::records::tests::samples()[..1].to_vec(),
+            append_time_ms: 0,
+            decided_on: None,
+        };
+        for request in [Request::Append(entry()), Request::ObserverAppend(entry())] {
+            let started = tokio::time::Instant::now();
+            let answer = tokio::time::timeout(Duration::from_secs(3600), respond(&q, request));
+            let answer = answer.await.expect("the voter still waits");
+            assert!(
+                matches!(answer, Response::Append(Err(Refusal::Failed(_)))),
+                "committed by a leader alone"
+            );
+            assert!(
+                started.elapsed() <= FORWARD_TIMEOUT,
+                "waited past the caller"
+            );
+        }
+        q.raft.shutdown().await.unwrap();
+    }
+
+    /// A voter whose answers cannot be read (undecodable, or an answer to another request)
+    /// is unreachable to openraft, which backs off before calling it again, as it does a voter
+    /// that refuses; a network error is not (openraft retries it at once).
+    #[tokio::test]
+    async fn a_voter_answering_garbage_is_backed_off_from() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let wrong = encode(&Response::Fetch(Err("not a vote".into()))).unwrap();
+        tokio::spawn(async move {
+            for answer in [b"{not json".to_vec(), wrong] {
+                let (mut s, _) = listener.accept().await?;
+                read_frame(&mut s).await?;
+                write_frame(&mut s, &answer).await?;
+            }
+            io::Result::Ok(())
+        });
+        let node = QuorumNode {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let mut client = TcpClient::to(&Security::plaintext().channel, &node);
+        for _ in 0..2 {
+            let vote = VoteRequest::new(Default::default(), None);
+            let answer = client.vote(vote, RPCOption::new(FORWARD_TIMEOUT)).await;
+            assert!(
+                matches!(answer, Err(RPCError::Unreachable(_))),
+                "{answer:?}"
+            );
+        }
     }
 
     /// One refusal line per REFUSAL_LOG_INTERVAL, telling how many were held back.
