@@ -23,6 +23,7 @@ use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::records::RESOURCE_GROUP;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::server::clock::Now;
 use crate::txn::TxnMarker;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -108,14 +109,15 @@ impl GroupCoordinator {
         GroupCoordinator { cfg, runtime }
     }
 
-    /// Loads every shard by replaying its `__consumer_offsets` partition at start-up.
-    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
+    /// Loads every shard by replaying its `__consumer_offsets` partition at start-up; the loaded
+    /// members' sessions start at `now` (its monotonic reading).
+    pub fn load(&self, catalog: &Catalog, now: Now) -> std::io::Result<usize> {
         let cfg = self.consumer_cfg();
         let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
-        let applied = self.runtime.load_all(catalog, now, |s| {
-            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
+        let applied = self.runtime.load_all(catalog, |s| {
+            s.on_loaded(catalog, now.monotonic_ms, &cfg, &share_cfg, &streams_cfg)
         })?;
-        self.remove_offsets_of_unknown_topics(catalog, now);
+        self.remove_offsets_of_unknown_topics(catalog, now.wall_ms);
         Ok(applied)
     }
 
@@ -179,17 +181,18 @@ impl GroupCoordinator {
     }
 
     /// Runs `f` on a classic group (creating it when `create`), writing its group record when
-    /// the group became Stable or Empty; None when there is no such group.
+    /// the group became Stable or Empty; None when there is no such group. `f` sets deadlines
+    /// on `now.monotonic_ms`; the record is stamped with `now.wall_ms`.
     fn with_group<R>(
         &self,
         catalog: &Catalog,
         group_id: &str,
         create: bool,
-        now: i64,
+        now: Now,
         f: impl FnOnce(&mut super::classic::ClassicGroup) -> R,
     ) -> Result<Option<R>, i16> {
         let cfg = &self.cfg;
-        self.write(catalog, group_id, now, |s| {
+        self.write(catalog, group_id, now.wall_ms, |s| {
             s.classic_op(group_id, create, now, cfg, f)
         })
     }
@@ -199,7 +202,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         p: JoinParams,
-        now: i64,
+        now: Now,
     ) -> Reply<JoinResult> {
         let member_id = p.member_id.clone();
         let fail = |code| {
@@ -226,7 +229,9 @@ impl GroupCoordinator {
         }
         let create = p.member_id.is_empty();
         let cfg = self.cfg.clone();
-        match self.with_group(catalog, group_id, create, now, |g| g.join(p, now, &cfg)) {
+        match self.with_group(catalog, group_id, create, now, |g| {
+            g.join(p, now.monotonic_ms, &cfg)
+        }) {
             Ok(Some(reply)) => reply,
             Ok(None) => fail(errors::UNKNOWN_MEMBER_ID),
             Err(code) => fail(code),
@@ -238,7 +243,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         who: MemberRef<'_>,
         assignments: Vec<(String, Bytes)>,
-        now: i64,
+        now: Now,
     ) -> Reply<SyncResult> {
         let result = self.with_group(catalog, who.group_id, false, now, |g| {
             g.sync(
@@ -246,7 +251,7 @@ impl GroupCoordinator {
                 who.instance_id,
                 who.generation_id,
                 assignments,
-                now,
+                now.monotonic_ms,
             )
         });
         let code = match result {
@@ -260,9 +265,14 @@ impl GroupCoordinator {
         })
     }
 
-    pub fn heartbeat(&self, catalog: &Catalog, who: MemberRef<'_>, now: i64) -> i16 {
+    pub fn heartbeat(&self, catalog: &Catalog, who: MemberRef<'_>, now: Now) -> i16 {
         let result = self.with_group(catalog, who.group_id, false, now, |g| {
-            g.heartbeat(who.member_id, who.instance_id, who.generation_id, now)
+            g.heartbeat(
+                who.member_id,
+                who.instance_id,
+                who.generation_id,
+                now.monotonic_ms,
+            )
         });
         result
             .and_then(|r| r.ok_or(errors::UNKNOWN_MEMBER_ID))
@@ -275,13 +285,13 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         members: &[(String, Option<String>)],
-        now: i64,
+        now: Now,
     ) -> Result<Vec<i16>, i16> {
         let cfg = self.cfg.clone();
         self.with_group(catalog, group_id, false, now, |g| {
             members
                 .iter()
-                .map(|(id, instance)| g.leave(id, instance.as_deref(), now, &cfg))
+                .map(|(id, instance)| g.leave(id, instance.as_deref(), now.monotonic_ms, &cfg))
                 .collect()
         })?
         .ok_or(errors::UNKNOWN_MEMBER_ID)
@@ -294,7 +304,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         p: HeartbeatParams,
-        now: i64,
+        now: Now,
     ) -> HeartbeatResult {
         let fail = |code: i16, msg: String| HeartbeatResult {
             error_code: code,
@@ -308,8 +318,8 @@ impl GroupCoordinator {
         }
         let cfg = self.consumer_cfg_of(catalog, group_id);
         let params = p.clone();
-        self.write(catalog, group_id, now, |s| {
-            s.consumer_heartbeat(group_id, params, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.consumer_heartbeat(group_id, params, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| fail(code, "the group's records could not be written".into()))
     }
@@ -321,11 +331,11 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         hb: ShareHeartbeat,
-        now: i64,
+        now: Now,
     ) -> ShareHeartbeatResult {
         let cfg = self.cfg.share;
-        self.write(catalog, group_id, now, |s| {
-            s.share_heartbeat(group_id, hb, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.share_heartbeat(group_id, hb, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| {
             ShareHeartbeatResult::error(code, "the group's records could not be written")
@@ -358,11 +368,11 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         hb: StreamsHeartbeat,
-        now: i64,
+        now: Now,
     ) -> StreamsHeartbeatResult {
         let cfg = self.streams_cfg_of(catalog, group_id);
-        self.write(catalog, group_id, now, |s| {
-            s.streams_heartbeat(group_id, hb, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.streams_heartbeat(group_id, hb, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| {
             StreamsHeartbeatResult::error(code, "the group's records could not be written")
@@ -677,14 +687,18 @@ impl GroupCoordinator {
     /// Applies session, join and sync timeouts of every group, each as an operation of its
     /// shard, so what they change is written like any request's change. Returns the share-group
     /// members whose session expired (group, member): what they hold must be released.
-    pub fn tick(&self, catalog: &Catalog, now: i64) -> Vec<(String, String)> {
+    /// Deadlines are compared with `now.monotonic_ms` (Kafka's timer wheel), so a step of the
+    /// wall clock neither expires every session nor keeps a dead member in.
+    pub fn tick(&self, catalog: &Catalog, now: Now) -> Vec<(String, String)> {
         let cfg = &self.cfg;
+        let wall = now.wall_ms;
+        let at = now.monotonic_ms;
         let mut gone = Vec::new();
         for p in 0..self.runtime.partitions() {
             let Some((classic, consumer, share, streams)) = self.runtime.read(p, |s| {
-                let expired = s.consumer.values().filter(|g| g.has_expired(now));
-                let share = s.share.values().filter(|g| g.has_expired(now));
-                let streams = s.streams.values().filter(|g| g.has_expired(now));
+                let expired = s.consumer.values().filter(|g| g.has_expired(at));
+                let share = s.share.values().filter(|g| g.has_expired(at));
+                let streams = s.streams.values().filter(|g| g.has_expired(at));
                 (
                     s.classic.keys().cloned().collect::<Vec<_>>(),
                     expired.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
@@ -695,24 +709,24 @@ impl GroupCoordinator {
                 continue;
             };
             for id in streams {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.streams_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.streams_op(&id, false, |g| g.expire(at))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "streams group expiry not written");
                 }
             }
             for id in consumer {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.consumer_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.consumer_op(&id, false, |g| g.expire(at))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "consumer group expiry not written");
                 }
             }
             for id in share {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.share_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.share_op(&id, false, |g| g.expire(at))
                 });
                 match done {
                     Ok(members) => {
@@ -722,8 +736,8 @@ impl GroupCoordinator {
                 }
             }
             for id in classic {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.classic_op(&id, false, now, cfg, |g| g.tick(now, cfg))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.classic_op(&id, false, now, cfg, |g| g.tick(at, cfg))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "classic group timeout not written");
@@ -744,14 +758,14 @@ impl FollowsLeadership for GroupCoordinator {
         &self.runtime
     }
 
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: Now) -> usize {
         let cfg = self.consumer_cfg();
         let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
-        let loaded = self.runtime.run_scheduled_loads(catalog, now, |s| {
-            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
+        let loaded = self.runtime.run_scheduled_loads(catalog, |s| {
+            s.on_loaded(catalog, now.monotonic_ms, &cfg, &share_cfg, &streams_cfg)
         });
         if loaded > 0 {
-            self.remove_offsets_of_unknown_topics(catalog, now);
+            self.remove_offsets_of_unknown_topics(catalog, now.wall_ms);
         }
         loaded
     }
@@ -838,7 +852,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        assert!(c.load(&catalog, 0).unwrap() >= 4);
+        assert!(c.load(&catalog, Now::at(0)).unwrap() >= 4);
         let g1 = c.fetch_offsets("g1", None, false).unwrap();
         assert_eq!(g1.len(), 1);
         assert_eq!(
@@ -950,7 +964,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 5).unwrap();
+        c.load(&catalog, Now::at(5)).unwrap();
         let unstable = Err(errors::UNSTABLE_OFFSET_COMMIT);
         assert_eq!(
             offsets(&c, Some(vec![0, 1, 2]), true),
@@ -998,39 +1012,44 @@ mod tests {
             let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
             catalog.create("t", 4, 1, Default::default(), 0).unwrap();
             let c = GroupCoordinator::new(cfg.clone());
-            let a = c.consumer_heartbeat(&catalog, "g", consumer_join("a", &["t"]), 1);
+            let a = c.consumer_heartbeat(&catalog, "g", consumer_join("a", &["t"]), Now::at(1));
             assert_eq!(a.error_code, errors::NONE);
-            let gone = c.consumer_heartbeat(&catalog, "g", consumer_join("gone", &["t"]), 2);
+            let gone =
+                c.consumer_heartbeat(&catalog, "g", consumer_join("gone", &["t"]), Now::at(2));
             let leave = HeartbeatParams {
                 member_id: "gone".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
             assert_eq!(gone.error_code, errors::NONE);
-            assert_eq!(c.consumer_heartbeat(&catalog, "g", leave, 3).error_code, 0);
+            assert_eq!(
+                c.consumer_heartbeat(&catalog, "g", leave, Now::at(3))
+                    .error_code,
+                0
+            );
             let again = HeartbeatParams {
                 member_id: "a".into(),
                 member_epoch: a.member_epoch,
                 owned: a.assignment.clone(),
                 ..HeartbeatParams::default()
             };
-            let a = c.consumer_heartbeat(&catalog, "g", again, 4);
+            let a = c.consumer_heartbeat(&catalog, "g", again, Now::at(4));
             assert_eq!(a.error_code, errors::NONE);
             // A second group, emptied and deleted: nothing of it may come back.
-            c.consumer_heartbeat(&catalog, "d", consumer_join("x", &["t"]), 5);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("x", &["t"]), Now::at(5));
             let leave_d = HeartbeatParams {
                 member_id: "x".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
-            c.consumer_heartbeat(&catalog, "d", leave_d, 6);
+            c.consumer_heartbeat(&catalog, "d", leave_d, Now::at(6));
             assert_eq!(c.delete_group(&catalog, "d", 7), errors::NONE);
             let assigned = c.with_consumer_group("g", |g| g.target_of("a")).unwrap();
             (a.member_epoch, assigned)
         };
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 1_000).unwrap();
+        c.load(&catalog, Now::at(1_000)).unwrap();
         let listed: Vec<(String, &str)> = c
             .list_groups()
             .into_iter()
@@ -1053,7 +1072,7 @@ mod tests {
             member_epoch: epoch,
             ..HeartbeatParams::default()
         };
-        let r = c.consumer_heartbeat(&catalog, "g", beat, 1_001);
+        let r = c.consumer_heartbeat(&catalog, "g", beat, Now::at(1_001));
         assert_eq!((r.error_code, r.member_epoch), (errors::NONE, epoch));
         assert_eq!(
             r.assignment,
@@ -1107,7 +1126,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 3).unwrap();
+        c.load(&catalog, Now::at(3)).unwrap();
         for g in ["g1", "g2"] {
             let left: Vec<(String, i32)> = c
                 .fetch_offsets(g, None, false)
@@ -1244,7 +1263,7 @@ mod runtime_tests {
         // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
         // classic group "g" stays classic with its offsets, and no group "c" appears.
         for group in ["g", "c"] {
-            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), 3);
+            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), Now::at(3));
             assert_eq!(r.error_code, errors::UNKNOWN_SERVER_ERROR, "{group}");
             assert!(c.with_consumer_group(group, |_| ()).is_none(), "{group}");
         }
@@ -1278,7 +1297,7 @@ mod runtime_tests {
                 .unwrap();
             assert_eq!(c.delete_group(&catalog, "c", 3), errors::NONE);
             // A classic group through a rebalance to Stable, then a commit in its generation.
-            let j = now(c.join(&catalog, "classic", classic_join(""), 4));
+            let j = now(c.join(&catalog, "classic", classic_join(""), Now::at(4)));
             assert_eq!(j.error_code, errors::NONE);
             let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"parts"))];
             let who = MemberRef {
@@ -1288,26 +1307,26 @@ mod runtime_tests {
                 generation_id: j.generation_id,
             };
             assert_eq!(
-                now(c.sync(&catalog, who, assignment, 5)).error_code,
+                now(c.sync(&catalog, who, assignment, Now::at(5))).error_code,
                 errors::NONE
             );
             c.commit_offsets(&catalog, who, commits("t", 0..4, 3), 6)
                 .unwrap();
             // A KIP-848 group, with a member that leaves, over the offsets of group "d".
-            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), 7);
+            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), Now::at(7));
             assert_eq!(r.error_code, errors::NONE);
-            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), 8);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), Now::at(8));
             let leave = HeartbeatParams {
                 member_id: "y".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
-            c.consumer_heartbeat(&catalog, "d", leave, 9);
+            c.consumer_heartbeat(&catalog, "d", leave, Now::at(9));
             image(&c)
         };
         let catalog = catalog(dir.path(), false, 1 << 20);
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 10).unwrap();
+        c.load(&catalog, Now::at(10)).unwrap();
         assert_eq!(image(&c), live);
         assert!(live.values().any(|s| s.contains("Stable")), "{live:?}");
     }
