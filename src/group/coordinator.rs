@@ -1331,3 +1331,243 @@ mod runtime_tests {
         assert!(live.values().any(|s| s.contains("Stable")), "{live:?}");
     }
 }
+
+#[cfg(test)]
+mod clock_tests {
+    //! Every deadline family of the group coordinator runs on the monotonic reading of the
+    //! clock (Kafka's timer wheel): a step of the wall clock alone, forward or back, expires
+    //! nothing; the monotonic reading past the deadline expires it.
+    use super::*;
+    use crate::group::share::ShareHeartbeat;
+    use crate::group::streams::StreamsHeartbeat;
+    use crate::log::LogConfig;
+
+    /// An hour: far past every timeout the tests use.
+    const STEP: i64 = 3_600_000;
+
+    fn setup(initial_rebalance_delay_ms: i64) -> (tempfile::TempDir, Catalog, GroupCoordinator) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        catalog.create("t", 2, 1, Default::default(), 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig {
+            offsets_topic_partitions: 1,
+            initial_rebalance_delay_ms,
+            ..GroupConfig::default()
+        });
+        (dir, catalog, c)
+    }
+
+    /// Where the two readings part: the wall reading far from the monotonic one, as on a host
+    /// whose monotonic clock counts from boot.
+    fn start() -> Now {
+        Now {
+            wall_ms: 1_700_000_000_000,
+            monotonic_ms: 5_000,
+        }
+    }
+
+    /// Ticks with the wall reading stepped forward, then back, by an hour: `alive` must hold;
+    /// then with the monotonic reading `timeout` + 1 ms past `at` (and the wall one still an
+    /// hour back, so a step back keeps no one in): it must not.
+    fn wall_steps_expire_nothing_monotonic_time_does(
+        c: &GroupCoordinator,
+        catalog: &Catalog,
+        at: Now,
+        timeout: i64,
+        alive: impl Fn() -> bool,
+    ) {
+        assert!(alive(), "alive before any tick");
+        for step in [STEP, -STEP] {
+            c.tick(catalog, at.wall_stepped(step));
+            assert!(alive(), "a wall step of {step} ms expired it");
+        }
+        c.tick(catalog, at.wall_stepped(-STEP).later(timeout - 1));
+        assert!(alive(), "expired before its deadline");
+        c.tick(catalog, at.wall_stepped(-STEP).later(timeout + 1));
+        assert!(!alive(), "the monotonic reading passed the deadline");
+    }
+
+    fn classic_join(member_id: &str) -> JoinParams {
+        JoinParams {
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 20_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn answered<T>(r: Reply<T>) -> T {
+        match r {
+            Reply::Now(t) => t,
+            Reply::Later(mut rx) => rx.try_recv().expect("answered"),
+        }
+    }
+
+    /// A classic group, Stable with one member (session 10 s), joined and synced at `at`.
+    fn stable_classic(c: &GroupCoordinator, catalog: &Catalog, at: Now) -> String {
+        let j = answered(c.join(catalog, "g", classic_join(""), at));
+        assert_eq!(j.error_code, errors::NONE);
+        let who = MemberRef {
+            group_id: "g",
+            member_id: &j.member_id,
+            instance_id: None,
+            generation_id: j.generation_id,
+        };
+        let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"p"))];
+        let s = answered(c.sync(catalog, who, assignment, at));
+        assert_eq!(s.error_code, errors::NONE);
+        j.member_id
+    }
+
+    fn classic_members(c: &GroupCoordinator) -> usize {
+        c.describe("g").map_or(0, |d| d.members.len())
+    }
+
+    #[test]
+    fn classic_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        stable_classic(&c, &catalog, start());
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    /// A member's heartbeat renews its session from the monotonic reading, whatever the wall.
+    #[test]
+    fn classic_heartbeats_renew_on_the_monotonic_reading() {
+        let (_dir, catalog, c) = setup(0);
+        let member = stable_classic(&c, &catalog, start());
+        // A heartbeat 8 s later while the wall reads an hour back.
+        let beat = start().wall_stepped(-STEP).later(8_000);
+        let who = MemberRef {
+            group_id: "g",
+            member_id: &member,
+            instance_id: None,
+            generation_id: 1,
+        };
+        assert_eq!(c.heartbeat(&catalog, who, beat), errors::NONE);
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, beat, 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    /// The first join of an empty group waits group.initial.rebalance.delay.ms, on the
+    /// monotonic reading; then the leader's SyncGroup is awaited for the rebalance timeout.
+    #[test]
+    fn classic_initial_delay_and_sync_deadline() {
+        let (_dir, catalog, c) = setup(3_000);
+        let Reply::Later(mut rx) = c.join(&catalog, "g", classic_join(""), start()) else {
+            panic!("the initial delay parks the join");
+        };
+        let state = || c.describe("g").map(|d| d.state);
+        c.tick(&catalog, start().wall_stepped(STEP));
+        assert!(
+            rx.try_recv().is_err(),
+            "a wall step ended the initial delay"
+        );
+        c.tick(&catalog, start().wall_stepped(STEP).later(3_001));
+        let joined = rx
+            .try_recv()
+            .expect("the delay passed on the monotonic reading");
+        assert_eq!(joined.error_code, errors::NONE);
+        assert_eq!(state(), Some("CompletingRebalance"));
+        // The leader never syncs: its rebalance timeout (20 s) on the monotonic reading sends
+        // the group back to rebalancing.
+        let joined_at = start().later(3_001);
+        for step in [STEP, -STEP] {
+            c.tick(&catalog, joined_at.wall_stepped(step));
+            assert_eq!(state(), Some("CompletingRebalance"), "wall step {step}");
+        }
+        c.tick(&catalog, joined_at.wall_stepped(-STEP).later(20_001));
+        assert_ne!(state(), Some("CompletingRebalance"));
+    }
+
+    /// Members loaded at start-up get their sessions from the load's monotonic reading.
+    #[test]
+    fn loaded_classic_sessions() {
+        let (dir, catalog, c) = setup(0);
+        stable_classic(&c, &catalog, start());
+        drop((c, catalog));
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig {
+            offsets_topic_partitions: 1,
+            ..GroupConfig::default()
+        });
+        // The restarted process: a new monotonic origin, the wall clock an hour ahead.
+        let loaded = Now {
+            wall_ms: start().wall_ms + STEP,
+            monotonic_ms: 0,
+        };
+        c.load(&catalog, loaded).unwrap();
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, loaded, 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    #[test]
+    fn consumer_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = HeartbeatParams {
+            member_id: "a".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        };
+        let r = c.consumer_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE);
+        let session = c.cfg.consumer_session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_consumer_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
+    }
+
+    #[test]
+    fn share_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = ShareHeartbeat {
+            member_id: "a".into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            ..ShareHeartbeat::default()
+        };
+        let r = c.share_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE);
+        let session = c.cfg.share.session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_share_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
+    }
+
+    #[test]
+    fn streams_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = StreamsHeartbeat {
+            member_id: "a".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 300_000,
+            topology: Some(Default::default()),
+            process_id: Some("p".into()),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            ..StreamsHeartbeat::default()
+        };
+        let r = c.streams_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE, "{:?}", r.error_message);
+        let session = c.streams_cfg_of(&catalog, "g").session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_streams_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
+    }
+}
