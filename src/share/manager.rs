@@ -454,6 +454,42 @@ mod tests {
         assert_eq!(ranges(&fetch(&c, &m, "b", 0)), vec![(5, 9, 2)]);
     }
 
+    /// Acquisition locks run on the monotonic reading (Kafka's AcquisitionLockTimerTask on
+    /// hiResClockMs): a step of the wall clock either way releases nothing; the monotonic
+    /// reading past the lock duration (30 s by default) does.
+    #[test]
+    fn acquisition_locks_follow_the_monotonic_clock_not_the_wall() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = catalog(dir.path(), true);
+        let m = manager(&c);
+        let at = Now {
+            wall_ms: 1_700_000_000_000,
+            monotonic_ms: 5_000,
+        };
+        let read = |from: i64| Ok::<_, i16>((vec![(from.max(0), 9)], ()));
+        let acquire = |member: &str, now: Now| {
+            (m.acquire(&c, (&key(), "t"), member, 100, 0, now, || 0, read))
+                .unwrap()
+                .0
+                .records
+        };
+        assert_eq!(acquire("a", at).len(), 1);
+        let hour = 3_600_000;
+        for step in [hour, -hour] {
+            m.expire_locks(&c, at.wall_stepped(step));
+            assert!(
+                acquire("b", at.wall_stepped(step)).is_empty(),
+                "step {step}"
+            );
+        }
+        let back = at.wall_stepped(-hour);
+        m.expire_locks(&c, back.later(29_999));
+        assert!(acquire("b", back.later(29_999)).is_empty());
+        m.expire_locks(&c, back.later(30_000));
+        let again = acquire("b", back.later(30_000));
+        assert_eq!((again[0].first_offset, again[0].delivery_count), (0, 2));
+    }
+
     #[test]
     fn leaving_closing_and_expiry_release() {
         let dir = tempfile::tempdir().unwrap();
