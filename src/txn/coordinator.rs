@@ -272,6 +272,13 @@ impl TransactionCoordinator {
 
     /// Aborts the transactions open for longer than their timeout, bumping their producers'
     /// epoch so that a zombie is fenced (abortTimedOutTransactions). Returns how many.
+    ///
+    /// `now` is the wall clock, unlike the group coordinators' deadlines: Kafka compares
+    /// `txnStartTimestamp + txnTimeoutMs` with `time.milliseconds()`
+    /// (TransactionStateManager.timedOutTransactions), the start being a wall timestamp written
+    /// to `__transaction_state` that a new coordinator reads back; a monotonic reading would
+    /// not survive that. So a wall step forward by more than a transaction's timeout aborts it,
+    /// in Kafka as here.
     pub fn abort_timed_out(&self, ctx: &TxnContext<'_>, now: i64) -> usize {
         let mut aborted = 0;
         for p in 0..self.runtime.partitions() {
