@@ -1188,7 +1188,7 @@ mod runtime_tests {
         }
     }
 
-    fn classic_join(member_id: &str) -> JoinParams {
+    pub(super) fn classic_join(member_id: &str) -> JoinParams {
         JoinParams {
             member_id: member_id.into(),
             group_instance_id: None,
@@ -1202,7 +1202,7 @@ mod runtime_tests {
         }
     }
 
-    fn now<T>(r: Reply<T>) -> T {
+    pub(super) fn now<T>(r: Reply<T>) -> T {
         match r {
             Reply::Now(t) => t,
             Reply::Later(mut rx) => rx.try_recv().expect("answered once the write is decided"),
@@ -1337,6 +1337,7 @@ mod clock_tests {
     //! Every deadline family of the group coordinator runs on the monotonic reading of the
     //! clock (Kafka's timer wheel): a step of the wall clock alone, forward or back, expires
     //! nothing; the monotonic reading past the deadline expires it.
+    use super::runtime_tests::{classic_join, now as answered};
     use super::*;
     use crate::group::share::ShareHeartbeat;
     use crate::group::streams::StreamsHeartbeat;
@@ -1385,27 +1386,6 @@ mod clock_tests {
         assert!(alive(), "expired before its deadline");
         c.tick(catalog, at.wall_stepped(-STEP).later(timeout + 1));
         assert!(!alive(), "the monotonic reading passed the deadline");
-    }
-
-    fn classic_join(member_id: &str) -> JoinParams {
-        JoinParams {
-            member_id: member_id.into(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/h".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 20_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
-            require_known_member_id: false,
-        }
-    }
-
-    fn answered<T>(r: Reply<T>) -> T {
-        match r {
-            Reply::Now(t) => t,
-            Reply::Later(mut rx) => rx.try_recv().expect("answered"),
-        }
     }
 
     /// A classic group, Stable with one member (session 10 s), joined and synced at `at`.
@@ -1476,14 +1456,14 @@ mod clock_tests {
             .expect("the delay passed on the monotonic reading");
         assert_eq!(joined.error_code, errors::NONE);
         assert_eq!(state(), Some("CompletingRebalance"));
-        // The leader never syncs: its rebalance timeout (20 s) on the monotonic reading sends
+        // The leader never syncs: its rebalance timeout (10 s) on the monotonic reading sends
         // the group back to rebalancing.
         let joined_at = start().later(3_001);
         for step in [STEP, -STEP] {
             c.tick(&catalog, joined_at.wall_stepped(step));
             assert_eq!(state(), Some("CompletingRebalance"), "wall step {step}");
         }
-        c.tick(&catalog, joined_at.wall_stepped(-STEP).later(20_001));
+        c.tick(&catalog, joined_at.wall_stepped(-STEP).later(10_001));
         assert_ne!(state(), Some("CompletingRebalance"));
     }
 
