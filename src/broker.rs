@@ -200,17 +200,22 @@ impl Broker {
         let producer_ids = ProducerIdAllocator::open(&dir, max_pid + 1)?;
         let groups = Arc::new(GroupCoordinator::new(config.group.clone()));
         let txns = Arc::new(TransactionCoordinator::new(config.txn.clone()));
+        // Before the loads: the loaded members' sessions start on its monotonic reading.
+        let clock = Arc::new(match config.manual_clock {
+            true => Clock::manual(),
+            false => Clock::system(),
+        });
         if config.quorum.is_some() {
             // In a cluster of processes a shard is loaded where its partition is led, as the
             // replica manager elects this broker (below), and unloaded when it moves.
             groups.follow_leadership();
             txns.follow_leadership();
         } else {
-            let loaded = groups.load(&catalog, now_ms())?;
+            let loaded = groups.load(&catalog, clock.now())?;
             if loaded > 0 {
                 tracing::info!(records = loaded, "loaded committed offsets and groups");
             }
-            let loaded = txns.load(&catalog, now_ms())?;
+            let loaded = txns.load(&catalog)?;
             if loaded > 0 {
                 tracing::info!(records = loaded, "loaded transaction state");
             }
@@ -218,10 +223,6 @@ impl Broker {
         catalog.subscribe(Arc::clone(&groups) as _);
         let purgatory = Arc::new(Purgatory::new());
         catalog.subscribe(Arc::clone(&purgatory) as _);
-        let clock = Arc::new(match config.manual_clock {
-            true => Clock::manual(),
-            false => Clock::system(),
-        });
         // Built now so that an inter-broker setting that does not work stops start-up.
         let channel = crate::security::channel::ClientChannel::inter_broker(&config)
             .map_err(io::Error::other)?;
@@ -246,7 +247,7 @@ impl Broker {
             Arc::clone(&purgatory),
             crate::share::coordinator::ShareCoordinator::new(config.share_state_partitions),
         );
-        let loaded = shares.load(&catalog, now_ms())?;
+        let loaded = shares.load(&catalog)?;
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded share-partition state");
         }

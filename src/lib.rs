@@ -438,16 +438,18 @@ async fn group_timeouts(broker: Arc<Broker>, cancel: CancellationToken) {
             _ = tick.tick() => {}
             _ = advanced.changed() => {}
         }
-        let (now, elapsed) = (broker.clock.now_ms(), broker.clock.monotonic_ms());
+        // Deadlines on the monotonic reading, what is written on the wall one (`Now`).
+        let now = broker.clock.now();
         for (group, member) in broker.groups.tick(&broker.catalog, now) {
             broker
                 .shares
-                .close_session(&broker.catalog, &group, &member, now);
+                .close_session(&broker.catalog, &group, &member, now.wall_ms);
         }
         broker.shares.expire_locks(&broker.catalog, now);
+        let elapsed = now.monotonic_ms;
         if elapsed - last_expiry >= broker.groups.cfg.offsets_retention_check_interval_ms {
             last_expiry = elapsed;
-            let removed = broker.groups.expire_offsets(&broker.catalog, now);
+            let removed = broker.groups.expire_offsets(&broker.catalog, now.wall_ms);
             if removed > 0 {
                 tracing::info!(removed, "expired committed offsets");
             }

@@ -51,6 +51,34 @@ async fn moving_the_clock_past_a_session_timeout_expires_the_member() -> Result<
     bail!("the member's session did not expire")
 }
 
+/// Group sessions are deadlines on the broker's monotonic reading (Kafka's timer wheel): a
+/// step of the wall clock by many session timeouts, forward or back, expires no one; the
+/// monotonic reading moving past a session does. Member "early" joined a session before
+/// "fresh": once the monotonic clock expires "early", the timer has run after the wall steps,
+/// and "fresh" (half a session in on the monotonic clock, an hour on the wall) must be in.
+#[tokio::test]
+async fn stepping_the_wall_clock_expires_no_group_session() -> Result<()> {
+    let (b, mut c) = group_broker_with_topic("stepped", 1).await?;
+    let clock = &b.broker().clock;
+    stable_member(&mut c, &JoinSpec::consumer("early", &["stepped"]), b"").await?;
+    let half = i64::from(SESSION_MS) / 2;
+    clock.advance(half + 1_000);
+    stable_member(&mut c, &JoinSpec::consumer("fresh", &["stepped"]), b"").await?;
+    clock.step_wall(3_600_000);
+    clock.step_wall(-7_200_000);
+    clock.advance(half);
+    let deadline = Instant::now() + TIMER_WAIT;
+    while Instant::now() < deadline {
+        if describe_group(&mut c, "early").await?.members.is_empty() {
+            let fresh = describe_group(&mut c, "fresh").await?.members.len();
+            ensure!(fresh == 1, "a wall step expired a session ({fresh} left)");
+            return Ok(());
+        }
+        sleep_ms(50).await;
+    }
+    bail!("the monotonic reading past the session did not expire it")
+}
+
 async fn txn_state(c: &mut Client) -> Result<String> {
     let req = DescribeTransactionsRequest::default()
         .with_transactional_ids(vec![TransactionalId(s("clocked-id"))]);

@@ -26,7 +26,8 @@ use crate::protocol::errors;
 
 pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
     let started = std::time::Instant::now();
-    let now = broker.clock.now_ms();
+    let clock = broker.clock.now();
+    let now = clock.wall_ms;
     // Twice that: what the first expiries left (an aborted transaction, a member whose join
     // the first tick completed) is itself past every timeout then.
     let beyond_any_timeout = now.saturating_add(i64::from(i32::MAX));
@@ -37,7 +38,8 @@ pub fn reset(broker: &Broker, keep_topics: bool) -> Value {
     // The aborts' markers are written by now (or retried by the marker timer): the ids go.
     broker.transaction_timers(beyond_that, false, true);
 
-    for at in [beyond_any_timeout, beyond_that] {
+    let beyond = i64::from(i32::MAX);
+    for at in [clock.later(beyond), clock.later(beyond.saturating_mul(2))] {
         for (group, member) in broker.groups.tick(&broker.catalog, at) {
             broker
                 .shares

@@ -8,6 +8,7 @@ pub mod commit;
 pub mod runtime;
 
 use crate::metadata::Catalog;
+use crate::server::clock::Now;
 
 /// A coordinator whose shards follow the leadership of its internal topic's partitions in a
 /// cluster of processes (Kafka's GroupCoordinatorService.onElection / onResignation, which
@@ -26,8 +27,9 @@ pub trait PartitionLeadershipListener: Send + Sync {
     /// was deleted): unload its shard.
     fn on_resignation(&self, partition: i32);
 
-    /// Runs the loads scheduled by elections (off the metadata path, on a blocking thread).
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize;
+    /// Runs the loads scheduled by elections (off the metadata path, on a blocking thread);
+    /// the loaded shards' deadlines start at `now`.
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: Now) -> usize;
 }
 
 /// A coordinator on the runtime whose shards follow leadership: it names its runtime and how it
@@ -38,7 +40,7 @@ pub trait FollowsLeadership: Send + Sync {
     fn runtime(&self) -> &runtime::CoordinatorRuntime<Self::Shard>;
 
     /// Runs the loads elections scheduled (see `PartitionLeadershipListener`).
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize;
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: Now) -> usize;
 }
 
 impl<C: FollowsLeadership> PartitionLeadershipListener for C {
@@ -55,7 +57,7 @@ impl<C: FollowsLeadership> PartitionLeadershipListener for C {
         self.runtime().unload(partition);
     }
 
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: Now) -> usize {
         FollowsLeadership::run_scheduled_loads(self, catalog, now)
     }
 }

@@ -41,6 +41,11 @@
 //!   (Kafka's runtime completes a write's deferred event then): the runtime records where it
 //!   wrote (`super::commit`) and the request waits for it before its answer leaves.
 //! - Timers (session expiry, rebalance timeouts, offset expiry) are write operations too.
+//! - The `now` the runtime takes is the wall clock (`Clock::now_ms`): it stamps the batches it
+//!   writes, as Kafka's runtime stamps them with `time.milliseconds()`. Deadlines are the
+//!   shards' own, on the monotonic reading their operations capture; a replay takes no time at
+//!   all, so a shard sets the deadlines of what it loaded in its `on_loaded` (Kafka's onLoaded
+//!   schedules the session timers of the loaded members).
 //! - Reads take the shard's lock and look; they never change it.
 //!
 //! The lock is held across the append, as Kafka's runtime runs one event of a shard at a time;
@@ -101,7 +106,7 @@ pub trait CoordinatorShard: Send {
     /// it. Records the shard does not know are skipped (a newer broker may have written them).
     /// A record of a transaction (`at.producer_id` set) is held for that producer until
     /// `replay_end_transaction`.
-    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord, now: i64);
+    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord);
 
     /// Applies a transaction marker: the producer's records replayed since its last marker take
     /// effect (commit) or are dropped (abort). A shard without transactional state ignores it.
@@ -270,7 +275,6 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     pub fn load_all(
         &self,
         catalog: &Catalog,
-        now: i64,
         on_loaded: impl Fn(&mut S),
     ) -> std::io::Result<usize> {
         let partitions = catalog
@@ -279,7 +283,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         let mut replayed = 0;
         let mut shards = Vec::new();
         for p in 0..partitions {
-            let (shard, n) = self.replay_partition(catalog, p, now)?;
+            let (shard, n) = self.replay_partition(catalog, p)?;
             let mut shard = shard;
             shard.loaded_at(coordinator_epoch(NOT_FOLLOWING));
             on_loaded(&mut shard);
@@ -292,8 +296,8 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     }
 
     /// Rebuilds one shard by replaying its partition, then serves it.
-    pub fn load(&self, catalog: &Catalog, partition: i32, now: i64) -> std::io::Result<usize> {
-        let (mut shard, n) = self.replay_partition(catalog, partition, now)?;
+    pub fn load(&self, catalog: &Catalog, partition: i32) -> std::io::Result<usize> {
+        let (mut shard, n) = self.replay_partition(catalog, partition)?;
         shard.loaded_at(coordinator_epoch(NOT_FOLLOWING));
         if let Some(slot) = self.slot(partition) {
             *slot.lock() = ShardState::Loaded(NOT_FOLLOWING, shard);
@@ -335,12 +339,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// meanwhile wins); `on_loaded` runs on each before requests see it. Returns how many were
     /// loaded. A shard whose log cannot be read stays loading and is tried again at the next
     /// election (Kafka's load failure leaves the shard failed until then).
-    pub fn run_scheduled_loads(
-        &self,
-        catalog: &Catalog,
-        now: i64,
-        on_loaded: impl Fn(&mut S),
-    ) -> usize {
+    pub fn run_scheduled_loads(&self, catalog: &Catalog, on_loaded: impl Fn(&mut S)) -> usize {
         let scheduled = std::mem::take(&mut *self.scheduled.lock());
         let mut loaded = 0;
         for (partition, epoch) in scheduled {
@@ -354,7 +353,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             }
             // The replay runs without the shard's lock: requests meanwhile answer
             // COORDINATOR_LOAD_IN_PROGRESS rather than wait.
-            let (mut shard, records) = match self.replay_partition(catalog, partition, now) {
+            let (mut shard, records) = match self.replay_partition(catalog, partition) {
                 Ok(replayed) => replayed,
                 Err(e) => {
                     tracing::error!(topic = self.topic, partition, error = %e, "cannot load the coordinator shard");
@@ -398,12 +397,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     }
 
     /// A fresh shard with every record of the partition replayed, and how many there were.
-    fn replay_partition(
-        &self,
-        catalog: &Catalog,
-        partition: i32,
-        now: i64,
-    ) -> std::io::Result<(S, usize)> {
+    fn replay_partition(&self, catalog: &Catalog, partition: i32) -> std::io::Result<(S, usize)> {
         let mut shard = (self.new_shard)();
         let Some(p) = catalog
             .get(self.topic)
@@ -428,7 +422,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                 break;
             }
             offset = next;
-            replayed += replay_batches(&mut shard, &mut bytes, now);
+            replayed += replay_batches(&mut shard, &mut bytes);
         }
         Ok((shard, replayed))
     }
@@ -501,7 +495,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                     producer_id,
                     producer_epoch,
                 };
-                shard.replay(at, record, now);
+                shard.replay(at, record);
             }
         }
         let outcome = outcome.map(|_| ());
@@ -661,7 +655,7 @@ fn encode_batch(
 /// batch ends its producer's transaction (a COMMIT or ABORT marker; other control records are
 /// skipped), any other batch's records are replayed with their offset and the batch's producer.
 /// A batch that does not decode ends the read. Returns the number of records replayed.
-fn replay_batches<S: CoordinatorShard>(shard: &mut S, bytes: &mut Bytes, now: i64) -> usize {
+fn replay_batches<S: CoordinatorShard>(shard: &mut S, bytes: &mut Bytes) -> usize {
     let mut replayed = 0;
     while !bytes.is_empty() {
         let Ok(set) = RecordBatchDecoder::decode(bytes) else {
@@ -686,7 +680,7 @@ fn replay_batches<S: CoordinatorShard>(shard: &mut S, bytes: &mut Bytes, now: i6
                 producer_id: r.producer_id,
                 producer_epoch: r.producer_epoch,
             };
-            shard.replay(at, &CoordinatorRecord::new(key, r.value), now);
+            shard.replay(at, &CoordinatorRecord::new(key, r.value));
             replayed += 1;
         }
     }
@@ -752,7 +746,7 @@ mod tests {
     }
 
     impl CoordinatorShard for Kv {
-        fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord, _now: i64) {
+        fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord) {
             if at.producer_id == NO_PRODUCER_ID {
                 self.apply(r);
             } else {
@@ -833,7 +827,7 @@ mod tests {
         };
         let catalog = catalog(dir.path(), 1 << 20, false);
         let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
-        assert_eq!(rt.load_all(&catalog, 9, |_| {}).unwrap(), 4);
+        assert_eq!(rt.load_all(&catalog, |_| {}).unwrap(), 4);
         assert_eq!(rt.partitions(), 3, "the topic's partition count wins");
         assert_eq!(rt.read(2, |s| s.0.clone()).unwrap(), live);
         assert!(rt.read(0, |s| s.0.is_empty()).unwrap());
@@ -842,7 +836,7 @@ mod tests {
             rt.write(&catalog, 2, 10, |_| CoordinatorResult::response(())),
             Err(errors::NOT_COORDINATOR)
         );
-        rt.load(&catalog, 2, 11).unwrap();
+        rt.load(&catalog, 2).unwrap();
         assert_eq!(rt.read(2, |s| s.0.clone()).unwrap(), live);
     }
 
@@ -891,7 +885,7 @@ mod tests {
         assert_eq!(rt.readiness(0), Err(errors::NOT_COORDINATOR));
         let seen = std::cell::Cell::new(0);
         assert_eq!(
-            rt.run_scheduled_loads(&catalog, 6, |_| seen.set(seen.get() + 1)),
+            rt.run_scheduled_loads(&catalog, |_| seen.set(seen.get() + 1)),
             1
         );
         assert_eq!(seen.get(), 1, "on_loaded runs once");
@@ -910,7 +904,7 @@ mod tests {
         // Elected, then resigned before the load ran: nothing is loaded.
         assert!(rt.schedule_load(1, 5, 3));
         rt.unload(1);
-        assert_eq!(rt.run_scheduled_loads(&catalog, 8, |_| {}), 0);
+        assert_eq!(rt.run_scheduled_loads(&catalog, |_| {}), 0);
         assert_eq!(
             rt.write(&catalog, 1, 8, nothing),
             Err(errors::NOT_COORDINATOR)
@@ -919,7 +913,7 @@ mod tests {
         assert!(rt.schedule_load(1, 6, 3));
         assert!(rt.schedule_load(1, 7, 3));
         assert!(!rt.schedule_load(1, 6, 3), "an older election is stale");
-        assert_eq!(rt.run_scheduled_loads(&catalog, 9, |_| {}), 1);
+        assert_eq!(rt.run_scheduled_loads(&catalog, |_| {}), 1);
         assert_eq!(rt.read(1, |s| s.0.clone()).unwrap(), live);
     }
 
@@ -940,7 +934,7 @@ mod tests {
         let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
         rt.follow_leadership();
         rt.schedule_load(0, 3, 1);
-        rt.run_scheduled_loads(&catalog, 2, |_| {});
+        rt.run_scheduled_loads(&catalog, |_| {});
         let ((), points) = super::super::commit::collect_sync(|| {
             rt.write(&catalog, 0, 3, one("b")).unwrap();
             rt.write(&catalog, 0, 3, one("c")).unwrap();
@@ -1027,7 +1021,7 @@ mod tests {
         log.extend(marker_batch(5, 8, false));
         log.extend(log_batch(6, &[put("d", Some(vec![4]))], txn(9)));
         let mut shard = Kv::default();
-        let replayed = replay_batches(&mut shard, &mut Bytes::from(log), 0);
+        let replayed = replay_batches(&mut shard, &mut Bytes::from(log));
         assert_eq!(replayed, 5, "markers are not records");
         let map: Vec<_> = shard.0.keys().cloned().collect();
         assert_eq!(map, vec![Bytes::from("b")], "{shard:?}");
@@ -1039,7 +1033,7 @@ mod tests {
     fn replayed_records_carry_their_offsets_and_producer() {
         struct Seen(Vec<(RecordContext, Bytes)>, Vec<TxnMarker>);
         impl CoordinatorShard for Seen {
-            fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord, _now: i64) {
+            fn replay(&mut self, at: RecordContext, r: &CoordinatorRecord) {
                 self.0.push((at, r.key.clone()));
             }
             fn replay_end_transaction(&mut self, marker: &TxnMarker) {
@@ -1049,7 +1043,7 @@ mod tests {
         let mut log = log_batch(10, &[put("x", None), put("y", None)], txn(4));
         log.extend(marker_batch(12, 4, true));
         let mut seen = Seen(Vec::new(), Vec::new());
-        replay_batches(&mut seen, &mut Bytes::from(log), 0);
+        replay_batches(&mut seen, &mut Bytes::from(log));
         let at = |offset| RecordContext {
             offset,
             producer_id: 4,
@@ -1127,7 +1121,7 @@ mod tests {
         );
         let catalog = catalog(dir.path(), 1 << 20, false);
         let rt = CoordinatorRuntime::new("__kv", 1, Kv::default);
-        rt.load_all(&catalog, 9, |_| {}).unwrap();
+        rt.load_all(&catalog, |_| {}).unwrap();
         assert_eq!(rt.read(0, |s| format!("{s:?}")).unwrap(), live);
         rt.unload(0);
         assert_eq!(

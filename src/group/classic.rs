@@ -187,14 +187,10 @@ impl ClassicGroup {
         }
     }
 
-    /// Rebuilds a group from its last group record at start-up (GroupMetadataManager's load):
-    /// members come back with fresh sessions, so they keep their assignment if they heartbeat
-    /// within their session timeout, and are expired otherwise.
-    pub fn restore(
-        group_id: &str,
-        stored: super::offsets_topic::StoredGroup,
-        now: i64,
-    ) -> ClassicGroup {
+    /// Rebuilds a group from its last group record at start-up (GroupMetadataManager's load);
+    /// `start_sessions` then gives its members fresh sessions, so they keep their assignment if
+    /// they heartbeat within their session timeout, and are expired otherwise.
+    pub fn restore(group_id: &str, stored: super::offsets_topic::StoredGroup) -> ClassicGroup {
         let mut g = ClassicGroup::new(group_id);
         g.generation_id = stored.generation;
         g.protocol_type = Some(stored.protocol_type).filter(|t| !t.is_empty());
@@ -217,7 +213,8 @@ impl ClassicGroup {
                 assignment: m.assignment,
                 join_waiter: None,
                 sync_waiter: None,
-                deadline_ms: now + i64::from(m.session_timeout_ms),
+                // Set by `start_sessions` once the shard is loaded.
+                deadline_ms: 0,
                 is_new: false,
             };
             g.members.insert(m.member_id, member);
@@ -748,6 +745,14 @@ impl ClassicGroup {
         self.remove_member(&id);
         self.after_removal(now, cfg);
         errors::NONE
+    }
+
+    /// The shard holding this group was loaded at `now` (monotonic): each member's session
+    /// starts then (GroupMetadataManager.onLoaded reschedules every member's heartbeat).
+    pub fn start_sessions(&mut self, now: i64) {
+        for m in self.members.values_mut() {
+            m.deadline_ms = now.saturating_add(i64::from(m.session_timeout_ms));
+        }
     }
 
     /// The group's shard is unloaded (its partition led elsewhere now): members parked in

@@ -23,6 +23,7 @@ use crate::metadata::publisher::MetadataPublisher;
 use crate::metadata::records::RESOURCE_GROUP;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::server::clock::Now;
 use crate::txn::TxnMarker;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -108,14 +109,15 @@ impl GroupCoordinator {
         GroupCoordinator { cfg, runtime }
     }
 
-    /// Loads every shard by replaying its `__consumer_offsets` partition at start-up.
-    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
+    /// Loads every shard by replaying its `__consumer_offsets` partition at start-up; the loaded
+    /// members' sessions start at `now` (its monotonic reading).
+    pub fn load(&self, catalog: &Catalog, now: Now) -> std::io::Result<usize> {
         let cfg = self.consumer_cfg();
         let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
-        let applied = self.runtime.load_all(catalog, now, |s| {
-            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
+        let applied = self.runtime.load_all(catalog, |s| {
+            s.on_loaded(catalog, now.monotonic_ms, &cfg, &share_cfg, &streams_cfg)
         })?;
-        self.remove_offsets_of_unknown_topics(catalog, now);
+        self.remove_offsets_of_unknown_topics(catalog, now.wall_ms);
         Ok(applied)
     }
 
@@ -179,17 +181,18 @@ impl GroupCoordinator {
     }
 
     /// Runs `f` on a classic group (creating it when `create`), writing its group record when
-    /// the group became Stable or Empty; None when there is no such group.
+    /// the group became Stable or Empty; None when there is no such group. `f` sets deadlines
+    /// on `now.monotonic_ms`; the record is stamped with `now.wall_ms`.
     fn with_group<R>(
         &self,
         catalog: &Catalog,
         group_id: &str,
         create: bool,
-        now: i64,
+        now: Now,
         f: impl FnOnce(&mut super::classic::ClassicGroup) -> R,
     ) -> Result<Option<R>, i16> {
         let cfg = &self.cfg;
-        self.write(catalog, group_id, now, |s| {
+        self.write(catalog, group_id, now.wall_ms, |s| {
             s.classic_op(group_id, create, now, cfg, f)
         })
     }
@@ -199,7 +202,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         p: JoinParams,
-        now: i64,
+        now: Now,
     ) -> Reply<JoinResult> {
         let member_id = p.member_id.clone();
         let fail = |code| {
@@ -226,7 +229,9 @@ impl GroupCoordinator {
         }
         let create = p.member_id.is_empty();
         let cfg = self.cfg.clone();
-        match self.with_group(catalog, group_id, create, now, |g| g.join(p, now, &cfg)) {
+        match self.with_group(catalog, group_id, create, now, |g| {
+            g.join(p, now.monotonic_ms, &cfg)
+        }) {
             Ok(Some(reply)) => reply,
             Ok(None) => fail(errors::UNKNOWN_MEMBER_ID),
             Err(code) => fail(code),
@@ -238,7 +243,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         who: MemberRef<'_>,
         assignments: Vec<(String, Bytes)>,
-        now: i64,
+        now: Now,
     ) -> Reply<SyncResult> {
         let result = self.with_group(catalog, who.group_id, false, now, |g| {
             g.sync(
@@ -246,7 +251,7 @@ impl GroupCoordinator {
                 who.instance_id,
                 who.generation_id,
                 assignments,
-                now,
+                now.monotonic_ms,
             )
         });
         let code = match result {
@@ -260,9 +265,14 @@ impl GroupCoordinator {
         })
     }
 
-    pub fn heartbeat(&self, catalog: &Catalog, who: MemberRef<'_>, now: i64) -> i16 {
+    pub fn heartbeat(&self, catalog: &Catalog, who: MemberRef<'_>, now: Now) -> i16 {
         let result = self.with_group(catalog, who.group_id, false, now, |g| {
-            g.heartbeat(who.member_id, who.instance_id, who.generation_id, now)
+            g.heartbeat(
+                who.member_id,
+                who.instance_id,
+                who.generation_id,
+                now.monotonic_ms,
+            )
         });
         result
             .and_then(|r| r.ok_or(errors::UNKNOWN_MEMBER_ID))
@@ -275,13 +285,13 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         members: &[(String, Option<String>)],
-        now: i64,
+        now: Now,
     ) -> Result<Vec<i16>, i16> {
         let cfg = self.cfg.clone();
         self.with_group(catalog, group_id, false, now, |g| {
             members
                 .iter()
-                .map(|(id, instance)| g.leave(id, instance.as_deref(), now, &cfg))
+                .map(|(id, instance)| g.leave(id, instance.as_deref(), now.monotonic_ms, &cfg))
                 .collect()
         })?
         .ok_or(errors::UNKNOWN_MEMBER_ID)
@@ -294,7 +304,7 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         p: HeartbeatParams,
-        now: i64,
+        now: Now,
     ) -> HeartbeatResult {
         let fail = |code: i16, msg: String| HeartbeatResult {
             error_code: code,
@@ -308,8 +318,8 @@ impl GroupCoordinator {
         }
         let cfg = self.consumer_cfg_of(catalog, group_id);
         let params = p.clone();
-        self.write(catalog, group_id, now, |s| {
-            s.consumer_heartbeat(group_id, params, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.consumer_heartbeat(group_id, params, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| fail(code, "the group's records could not be written".into()))
     }
@@ -321,11 +331,11 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         hb: ShareHeartbeat,
-        now: i64,
+        now: Now,
     ) -> ShareHeartbeatResult {
         let cfg = self.cfg.share;
-        self.write(catalog, group_id, now, |s| {
-            s.share_heartbeat(group_id, hb, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.share_heartbeat(group_id, hb, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| {
             ShareHeartbeatResult::error(code, "the group's records could not be written")
@@ -358,11 +368,11 @@ impl GroupCoordinator {
         catalog: &Catalog,
         group_id: &str,
         hb: StreamsHeartbeat,
-        now: i64,
+        now: Now,
     ) -> StreamsHeartbeatResult {
         let cfg = self.streams_cfg_of(catalog, group_id);
-        self.write(catalog, group_id, now, |s| {
-            s.streams_heartbeat(group_id, hb, catalog, now, &cfg)
+        self.write(catalog, group_id, now.wall_ms, |s| {
+            s.streams_heartbeat(group_id, hb, catalog, now.monotonic_ms, &cfg)
         })
         .unwrap_or_else(|code| {
             StreamsHeartbeatResult::error(code, "the group's records could not be written")
@@ -677,14 +687,18 @@ impl GroupCoordinator {
     /// Applies session, join and sync timeouts of every group, each as an operation of its
     /// shard, so what they change is written like any request's change. Returns the share-group
     /// members whose session expired (group, member): what they hold must be released.
-    pub fn tick(&self, catalog: &Catalog, now: i64) -> Vec<(String, String)> {
+    /// Deadlines are compared with `now.monotonic_ms` (Kafka's timer wheel), so a step of the
+    /// wall clock neither expires every session nor keeps a dead member in.
+    pub fn tick(&self, catalog: &Catalog, now: Now) -> Vec<(String, String)> {
         let cfg = &self.cfg;
+        let wall = now.wall_ms;
+        let at = now.monotonic_ms;
         let mut gone = Vec::new();
         for p in 0..self.runtime.partitions() {
             let Some((classic, consumer, share, streams)) = self.runtime.read(p, |s| {
-                let expired = s.consumer.values().filter(|g| g.has_expired(now));
-                let share = s.share.values().filter(|g| g.has_expired(now));
-                let streams = s.streams.values().filter(|g| g.has_expired(now));
+                let expired = s.consumer.values().filter(|g| g.has_expired(at));
+                let share = s.share.values().filter(|g| g.has_expired(at));
+                let streams = s.streams.values().filter(|g| g.has_expired(at));
                 (
                     s.classic.keys().cloned().collect::<Vec<_>>(),
                     expired.map(|g| g.group_id.clone()).collect::<Vec<_>>(),
@@ -695,24 +709,24 @@ impl GroupCoordinator {
                 continue;
             };
             for id in streams {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.streams_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.streams_op(&id, false, |g| g.expire(at))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "streams group expiry not written");
                 }
             }
             for id in consumer {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.consumer_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.consumer_op(&id, false, |g| g.expire(at))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "consumer group expiry not written");
                 }
             }
             for id in share {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.share_op(&id, false, |g| g.expire(now))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.share_op(&id, false, |g| g.expire(at))
                 });
                 match done {
                     Ok(members) => {
@@ -722,8 +736,8 @@ impl GroupCoordinator {
                 }
             }
             for id in classic {
-                let done = self.runtime.write(catalog, p, now, |s| {
-                    s.classic_op(&id, false, now, cfg, |g| g.tick(now, cfg))
+                let done = self.runtime.write(catalog, p, wall, |s| {
+                    s.classic_op(&id, false, now, cfg, |g| g.tick(at, cfg))
                 });
                 if let Err(code) = done {
                     tracing::warn!(group = id, code, "classic group timeout not written");
@@ -744,14 +758,14 @@ impl FollowsLeadership for GroupCoordinator {
         &self.runtime
     }
 
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
+    fn run_scheduled_loads(&self, catalog: &Catalog, now: Now) -> usize {
         let cfg = self.consumer_cfg();
         let (share_cfg, streams_cfg) = (self.cfg.share, self.cfg.streams);
-        let loaded = self.runtime.run_scheduled_loads(catalog, now, |s| {
-            s.on_loaded(catalog, now, &cfg, &share_cfg, &streams_cfg)
+        let loaded = self.runtime.run_scheduled_loads(catalog, |s| {
+            s.on_loaded(catalog, now.monotonic_ms, &cfg, &share_cfg, &streams_cfg)
         });
         if loaded > 0 {
-            self.remove_offsets_of_unknown_topics(catalog, now);
+            self.remove_offsets_of_unknown_topics(catalog, now.wall_ms);
         }
         loaded
     }
@@ -838,7 +852,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        assert!(c.load(&catalog, 0).unwrap() >= 4);
+        assert!(c.load(&catalog, Now::at(0)).unwrap() >= 4);
         let g1 = c.fetch_offsets("g1", None, false).unwrap();
         assert_eq!(g1.len(), 1);
         assert_eq!(
@@ -950,7 +964,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 5).unwrap();
+        c.load(&catalog, Now::at(5)).unwrap();
         let unstable = Err(errors::UNSTABLE_OFFSET_COMMIT);
         assert_eq!(
             offsets(&c, Some(vec![0, 1, 2]), true),
@@ -998,39 +1012,44 @@ mod tests {
             let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
             catalog.create("t", 4, 1, Default::default(), 0).unwrap();
             let c = GroupCoordinator::new(cfg.clone());
-            let a = c.consumer_heartbeat(&catalog, "g", consumer_join("a", &["t"]), 1);
+            let a = c.consumer_heartbeat(&catalog, "g", consumer_join("a", &["t"]), Now::at(1));
             assert_eq!(a.error_code, errors::NONE);
-            let gone = c.consumer_heartbeat(&catalog, "g", consumer_join("gone", &["t"]), 2);
+            let gone =
+                c.consumer_heartbeat(&catalog, "g", consumer_join("gone", &["t"]), Now::at(2));
             let leave = HeartbeatParams {
                 member_id: "gone".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
             assert_eq!(gone.error_code, errors::NONE);
-            assert_eq!(c.consumer_heartbeat(&catalog, "g", leave, 3).error_code, 0);
+            assert_eq!(
+                c.consumer_heartbeat(&catalog, "g", leave, Now::at(3))
+                    .error_code,
+                0
+            );
             let again = HeartbeatParams {
                 member_id: "a".into(),
                 member_epoch: a.member_epoch,
                 owned: a.assignment.clone(),
                 ..HeartbeatParams::default()
             };
-            let a = c.consumer_heartbeat(&catalog, "g", again, 4);
+            let a = c.consumer_heartbeat(&catalog, "g", again, Now::at(4));
             assert_eq!(a.error_code, errors::NONE);
             // A second group, emptied and deleted: nothing of it may come back.
-            c.consumer_heartbeat(&catalog, "d", consumer_join("x", &["t"]), 5);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("x", &["t"]), Now::at(5));
             let leave_d = HeartbeatParams {
                 member_id: "x".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
-            c.consumer_heartbeat(&catalog, "d", leave_d, 6);
+            c.consumer_heartbeat(&catalog, "d", leave_d, Now::at(6));
             assert_eq!(c.delete_group(&catalog, "d", 7), errors::NONE);
             let assigned = c.with_consumer_group("g", |g| g.target_of("a")).unwrap();
             (a.member_epoch, assigned)
         };
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 1_000).unwrap();
+        c.load(&catalog, Now::at(1_000)).unwrap();
         let listed: Vec<(String, &str)> = c
             .list_groups()
             .into_iter()
@@ -1053,7 +1072,7 @@ mod tests {
             member_epoch: epoch,
             ..HeartbeatParams::default()
         };
-        let r = c.consumer_heartbeat(&catalog, "g", beat, 1_001);
+        let r = c.consumer_heartbeat(&catalog, "g", beat, Now::at(1_001));
         assert_eq!((r.error_code, r.member_epoch), (errors::NONE, epoch));
         assert_eq!(
             r.assignment,
@@ -1107,7 +1126,7 @@ mod tests {
         }
         let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 3).unwrap();
+        c.load(&catalog, Now::at(3)).unwrap();
         for g in ["g1", "g2"] {
             let left: Vec<(String, i32)> = c
                 .fetch_offsets(g, None, false)
@@ -1169,7 +1188,7 @@ mod runtime_tests {
         }
     }
 
-    fn classic_join(member_id: &str) -> JoinParams {
+    pub(super) fn classic_join(member_id: &str) -> JoinParams {
         JoinParams {
             member_id: member_id.into(),
             group_instance_id: None,
@@ -1183,7 +1202,7 @@ mod runtime_tests {
         }
     }
 
-    fn now<T>(r: Reply<T>) -> T {
+    pub(super) fn now<T>(r: Reply<T>) -> T {
         match r {
             Reply::Now(t) => t,
             Reply::Later(mut rx) => rx.try_recv().expect("answered once the write is decided"),
@@ -1244,7 +1263,7 @@ mod runtime_tests {
         // A KIP-848 member whose assignment (200 partitions) cannot be written: the empty
         // classic group "g" stays classic with its offsets, and no group "c" appears.
         for group in ["g", "c"] {
-            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), 3);
+            let r = c.consumer_heartbeat(&catalog, group, consumer_join("m", "t"), Now::at(3));
             assert_eq!(r.error_code, errors::UNKNOWN_SERVER_ERROR, "{group}");
             assert!(c.with_consumer_group(group, |_| ()).is_none(), "{group}");
         }
@@ -1278,7 +1297,7 @@ mod runtime_tests {
                 .unwrap();
             assert_eq!(c.delete_group(&catalog, "c", 3), errors::NONE);
             // A classic group through a rebalance to Stable, then a commit in its generation.
-            let j = now(c.join(&catalog, "classic", classic_join(""), 4));
+            let j = now(c.join(&catalog, "classic", classic_join(""), Now::at(4)));
             assert_eq!(j.error_code, errors::NONE);
             let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"parts"))];
             let who = MemberRef {
@@ -1288,27 +1307,247 @@ mod runtime_tests {
                 generation_id: j.generation_id,
             };
             assert_eq!(
-                now(c.sync(&catalog, who, assignment, 5)).error_code,
+                now(c.sync(&catalog, who, assignment, Now::at(5))).error_code,
                 errors::NONE
             );
             c.commit_offsets(&catalog, who, commits("t", 0..4, 3), 6)
                 .unwrap();
             // A KIP-848 group, with a member that leaves, over the offsets of group "d".
-            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), 7);
+            let r = c.consumer_heartbeat(&catalog, "d", consumer_join("x", "t"), Now::at(7));
             assert_eq!(r.error_code, errors::NONE);
-            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), 8);
+            c.consumer_heartbeat(&catalog, "d", consumer_join("y", "t"), Now::at(8));
             let leave = HeartbeatParams {
                 member_id: "y".into(),
                 member_epoch: super::super::consumer::LEAVE_EPOCH,
                 ..HeartbeatParams::default()
             };
-            c.consumer_heartbeat(&catalog, "d", leave, 9);
+            c.consumer_heartbeat(&catalog, "d", leave, Now::at(9));
             image(&c)
         };
         let catalog = catalog(dir.path(), false, 1 << 20);
         let c = GroupCoordinator::new(cfg);
-        c.load(&catalog, 10).unwrap();
+        c.load(&catalog, Now::at(10)).unwrap();
         assert_eq!(image(&c), live);
         assert!(live.values().any(|s| s.contains("Stable")), "{live:?}");
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    //! Every deadline family of the group coordinator runs on the monotonic reading of the
+    //! clock (Kafka's timer wheel): a step of the wall clock alone, forward or back, expires
+    //! nothing; the monotonic reading past the deadline expires it.
+    use super::runtime_tests::{classic_join, now as answered};
+    use super::*;
+    use crate::group::share::ShareHeartbeat;
+    use crate::group::streams::StreamsHeartbeat;
+    use crate::log::LogConfig;
+
+    /// An hour: far past every timeout the tests use.
+    const STEP: i64 = 3_600_000;
+
+    fn setup(initial_rebalance_delay_ms: i64) -> (tempfile::TempDir, Catalog, GroupCoordinator) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+        catalog.create("t", 2, 1, Default::default(), 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig {
+            offsets_topic_partitions: 1,
+            initial_rebalance_delay_ms,
+            ..GroupConfig::default()
+        });
+        (dir, catalog, c)
+    }
+
+    /// Where the two readings part: the wall reading far from the monotonic one, as on a host
+    /// whose monotonic clock counts from boot.
+    fn start() -> Now {
+        Now {
+            wall_ms: 1_700_000_000_000,
+            monotonic_ms: 5_000,
+        }
+    }
+
+    /// Ticks with the wall reading stepped forward, then back, by an hour: `alive` must hold;
+    /// then with the monotonic reading `timeout` + 1 ms past `at` (and the wall one still an
+    /// hour back, so a step back keeps no one in): it must not.
+    fn wall_steps_expire_nothing_monotonic_time_does(
+        c: &GroupCoordinator,
+        catalog: &Catalog,
+        at: Now,
+        timeout: i64,
+        alive: impl Fn() -> bool,
+    ) {
+        assert!(alive(), "alive before any tick");
+        for step in [STEP, -STEP] {
+            c.tick(catalog, at.wall_stepped(step));
+            assert!(alive(), "a wall step of {step} ms expired it");
+        }
+        c.tick(catalog, at.wall_stepped(-STEP).later(timeout - 1));
+        assert!(alive(), "expired before its deadline");
+        c.tick(catalog, at.wall_stepped(-STEP).later(timeout + 1));
+        assert!(!alive(), "the monotonic reading passed the deadline");
+    }
+
+    /// A classic group, Stable with one member (session 10 s), joined and synced at `at`.
+    fn stable_classic(c: &GroupCoordinator, catalog: &Catalog, at: Now) -> String {
+        let j = answered(c.join(catalog, "g", classic_join(""), at));
+        assert_eq!(j.error_code, errors::NONE);
+        let who = MemberRef {
+            group_id: "g",
+            member_id: &j.member_id,
+            instance_id: None,
+            generation_id: j.generation_id,
+        };
+        let assignment = vec![(j.member_id.clone(), Bytes::from_static(b"p"))];
+        let s = answered(c.sync(catalog, who, assignment, at));
+        assert_eq!(s.error_code, errors::NONE);
+        j.member_id
+    }
+
+    fn classic_members(c: &GroupCoordinator) -> usize {
+        c.describe("g").map_or(0, |d| d.members.len())
+    }
+
+    #[test]
+    fn classic_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        stable_classic(&c, &catalog, start());
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    /// A member's heartbeat renews its session from the monotonic reading, whatever the wall.
+    #[test]
+    fn classic_heartbeats_renew_on_the_monotonic_reading() {
+        let (_dir, catalog, c) = setup(0);
+        let member = stable_classic(&c, &catalog, start());
+        // A heartbeat 8 s later while the wall reads an hour back.
+        let beat = start().wall_stepped(-STEP).later(8_000);
+        let who = MemberRef {
+            group_id: "g",
+            member_id: &member,
+            instance_id: None,
+            generation_id: 1,
+        };
+        assert_eq!(c.heartbeat(&catalog, who, beat), errors::NONE);
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, beat, 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    /// The first join of an empty group waits group.initial.rebalance.delay.ms, on the
+    /// monotonic reading; then the leader's SyncGroup is awaited for the rebalance timeout.
+    #[test]
+    fn classic_initial_delay_and_sync_deadline() {
+        let (_dir, catalog, c) = setup(3_000);
+        let Reply::Later(mut rx) = c.join(&catalog, "g", classic_join(""), start()) else {
+            panic!("the initial delay parks the join");
+        };
+        let state = || c.describe("g").map(|d| d.state);
+        c.tick(&catalog, start().wall_stepped(STEP));
+        assert!(
+            rx.try_recv().is_err(),
+            "a wall step ended the initial delay"
+        );
+        c.tick(&catalog, start().wall_stepped(STEP).later(3_001));
+        let joined = rx
+            .try_recv()
+            .expect("the delay passed on the monotonic reading");
+        assert_eq!(joined.error_code, errors::NONE);
+        assert_eq!(state(), Some("CompletingRebalance"));
+        // The leader never syncs: its rebalance timeout (10 s) on the monotonic reading sends
+        // the group back to rebalancing.
+        let joined_at = start().later(3_001);
+        for step in [STEP, -STEP] {
+            c.tick(&catalog, joined_at.wall_stepped(step));
+            assert_eq!(state(), Some("CompletingRebalance"), "wall step {step}");
+        }
+        c.tick(&catalog, joined_at.wall_stepped(-STEP).later(10_001));
+        assert_ne!(state(), Some("CompletingRebalance"));
+    }
+
+    /// Members loaded at start-up get their sessions from the load's monotonic reading.
+    #[test]
+    fn loaded_classic_sessions() {
+        let (dir, catalog, c) = setup(0);
+        stable_classic(&c, &catalog, start());
+        drop((c, catalog));
+        let catalog = Catalog::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        let c = GroupCoordinator::new(GroupConfig {
+            offsets_topic_partitions: 1,
+            ..GroupConfig::default()
+        });
+        // The restarted process: a new monotonic origin, the wall clock an hour ahead.
+        let loaded = Now {
+            wall_ms: start().wall_ms + STEP,
+            monotonic_ms: 0,
+        };
+        c.load(&catalog, loaded).unwrap();
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, loaded, 10_000, || {
+            classic_members(&c) == 1
+        });
+    }
+
+    #[test]
+    fn consumer_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = HeartbeatParams {
+            member_id: "a".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..HeartbeatParams::default()
+        };
+        let r = c.consumer_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE);
+        let session = c.cfg.consumer_session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_consumer_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
+    }
+
+    #[test]
+    fn share_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = ShareHeartbeat {
+            member_id: "a".into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            ..ShareHeartbeat::default()
+        };
+        let r = c.share_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE);
+        let session = c.cfg.share.session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_share_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
+    }
+
+    #[test]
+    fn streams_group_sessions() {
+        let (_dir, catalog, c) = setup(0);
+        let join = StreamsHeartbeat {
+            member_id: "a".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 300_000,
+            topology: Some(Default::default()),
+            process_id: Some("p".into()),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            ..StreamsHeartbeat::default()
+        };
+        let r = c.streams_heartbeat(&catalog, "g", join, start());
+        assert_eq!(r.error_code, errors::NONE, "{:?}", r.error_message);
+        let session = c.streams_cfg_of(&catalog, "g").session_timeout_ms;
+        wall_steps_expire_nothing_monotonic_time_does(&c, &catalog, start(), session, || {
+            c.with_streams_group("g", |g| g.members.contains_key("a"))
+                .unwrap_or(false)
+        });
     }
 }

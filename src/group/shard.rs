@@ -42,6 +42,7 @@ use crate::coordinator::runtime::{
 };
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::server::clock::Now;
 use crate::txn::TxnMarker;
 
 pub type GroupResult<T> = CoordinatorResult<GroupShard, T>;
@@ -73,10 +74,10 @@ pub struct GroupShard {
 }
 
 impl CoordinatorShard for GroupShard {
-    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord, now: i64) {
+    fn replay(&mut self, at: RecordContext, record: &CoordinatorRecord) {
         let value = record.value.as_deref();
         if let Some(rec) = offsets_topic::decode(&record.key, value) {
-            self.replay_offsets(at, rec, now);
+            self.replay_offsets(at, rec);
         } else if let Some((group, rec)) = consumer_records::decode(&record.key, value) {
             if replay_group_record(&self.consumer, &mut self.restoring, &group, rec) {
                 self.consumer.remove(&group);
@@ -154,7 +155,7 @@ impl GroupShard {
         }
     }
 
-    fn replay_offsets(&mut self, at: RecordContext, rec: OffsetsRecord, now: i64) {
+    fn replay_offsets(&mut self, at: RecordContext, rec: OffsetsRecord) {
         match rec {
             OffsetsRecord::Offset {
                 group,
@@ -213,7 +214,7 @@ impl GroupShard {
                 group,
                 value: Some(stored),
             } => {
-                let restored = ClassicGroup::restore(&group, stored, now);
+                let restored = ClassicGroup::restore(&group, stored);
                 self.classic.insert(group, restored);
             }
             OffsetsRecord::Group { group, value: None } => {
@@ -225,7 +226,8 @@ impl GroupShard {
 
     /// After the partition's replay: KIP-848 groups from their records. A group id is either
     /// classic or consumer; the consumer group's records are the newer (an empty classic group
-    /// is converted when a KIP-848 member joins).
+    /// is converted when a KIP-848 member joins). Every loaded member's session starts at `now`
+    /// (the monotonic reading: Kafka's onLoaded schedules their session timers).
     pub fn on_loaded(
         &mut self,
         catalog: &Catalog,
@@ -234,6 +236,9 @@ impl GroupShard {
         share_cfg: &ShareGroupConfig,
         streams_cfg: &StreamsGroupConfig,
     ) {
+        self.classic
+            .values_mut()
+            .for_each(|g| g.start_sessions(now));
         for (id, stored) in std::mem::take(&mut self.restoring) {
             self.classic.remove(&id);
             let g = ConsumerGroup::restore(&id, stored, catalog, now, cfg);
@@ -533,7 +538,7 @@ impl GroupShard {
         &mut self,
         group_id: &str,
         create: bool,
-        now: i64,
+        now: Now,
         cfg: &GroupConfig,
         f: impl FnOnce(&mut ClassicGroup) -> R,
     ) -> GroupResult<Option<R>> {
@@ -553,7 +558,7 @@ impl GroupShard {
         }
         let record = CoordinatorRecord::new(
             offsets_topic::group_key(group_id),
-            Some(group_record(group, now)),
+            Some(group_record(group, now.wall_ms)),
         );
         // The leader's SyncGroup: its members learn the outcome of this write.
         let synced =
@@ -568,7 +573,12 @@ impl GroupShard {
                 }
                 if let Some(g) = s.classic.get_mut(&id).filter(|_| synced) {
                     // The runtime recorded this write in the leader's request just before.
-                    g.assignment_stored(stored, &crate::coordinator::commit::recorded(), now, &cfg);
+                    g.assignment_stored(
+                        stored,
+                        &crate::coordinator::commit::recorded(),
+                        now.monotonic_ms,
+                        &cfg,
+                    );
                 }
             },
         )
@@ -974,10 +984,10 @@ pub(super) mod tests {
         // commit is pending for its producer; commit makes it the committed offset, abort drops
         // it; a simple group is created for it as for a plain commit.
         let mut s = GroupShard::default();
-        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1), 0);
-        s.replay(at(1, 7), &offset_record("g", 0, 10), 0);
-        s.replay(at(2, 7), &offset_record("g", 1, 11), 0);
-        s.replay(at(3, 8), &offset_record("g", 2, 12), 0);
+        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1));
+        s.replay(at(1, 7), &offset_record("g", 0, 10));
+        s.replay(at(2, 7), &offset_record("g", 1, 11));
+        s.replay(at(3, 8), &offset_record("g", 2, 12));
         assert!(s.classic.contains_key("g"));
         assert_eq!(committed(&s, "g"), vec![(0, 1)]);
         assert!(s.has_pending_offset("g", "t", 0) && s.has_pending_offset("g", "t", 2));
@@ -998,10 +1008,10 @@ pub(super) mod tests {
         // Kafka keeps the most recent committed offset when plain and transactional commits mix
         // (OffsetAndMetadata.recordOffset).
         let mut s = GroupShard::default();
-        s.replay(at(5, 7), &offset_record("g", 0, 50), 0);
-        s.replay(at(6, NO_PRODUCER_ID), &offset_record("g", 0, 60), 0);
-        s.replay(at(7, NO_PRODUCER_ID), &offset_record("g", 1, 70), 0);
-        s.replay(at(8, 7), &offset_record("g", 1, 80), 0);
+        s.replay(at(5, 7), &offset_record("g", 0, 50));
+        s.replay(at(6, NO_PRODUCER_ID), &offset_record("g", 0, 60));
+        s.replay(at(7, NO_PRODUCER_ID), &offset_record("g", 1, 70));
+        s.replay(at(8, 7), &offset_record("g", 1, 80));
         s.replay_end_transaction(&marker(7, true));
         assert_eq!(committed(&s, "g"), vec![(0, 60), (1, 80)]);
     }
@@ -1009,9 +1019,9 @@ pub(super) mod tests {
     #[test]
     fn a_tombstone_removes_pending_offsets_too() {
         let mut s = GroupShard::default();
-        s.replay(at(0, 7), &offset_record("g", 0, 1), 0);
+        s.replay(at(0, 7), &offset_record("g", 0, 1));
         let tombstone = CoordinatorRecord::new(offsets_topic::offset_key("g", "t", 0), None);
-        s.replay(at(1, NO_PRODUCER_ID), &tombstone, 0);
+        s.replay(at(1, NO_PRODUCER_ID), &tombstone);
         assert!(!s.has_pending_offset("g", "t", 0));
         s.replay_end_transaction(&marker(7, true));
         assert!(committed(&s, "g").is_empty());
@@ -1040,10 +1050,10 @@ pub(super) mod tests {
         // cleanupExpiredOffsets keeps an offset with a pending one and a group with open
         // transactions; onPartitionsDeleted covers pending offsets.
         let mut s = GroupShard::default();
-        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1), 0);
-        s.replay(at(1, NO_PRODUCER_ID), &offset_record("g", 1, 1), 0);
-        s.replay(at(2, 7), &offset_record("g", 1, 2), 0);
-        s.replay(at(3, 7), &offset_record("g", 2, 2), 0);
+        s.replay(at(0, NO_PRODUCER_ID), &offset_record("g", 0, 1));
+        s.replay(at(1, NO_PRODUCER_ID), &offset_record("g", 1, 1));
+        s.replay(at(2, 7), &offset_record("g", 1, 2));
+        s.replay(at(3, 7), &offset_record("g", 2, 2));
         let deleted = s.delete_group("g");
         assert_eq!(deleted.response, errors::NONE);
         let mut expected: Vec<_> = (0..3).map(|p| offset_tombstone("g", p)).collect();
@@ -1167,7 +1177,6 @@ pub(super) mod tests {
             s.replay(
                 at(i as i64, NO_PRODUCER_ID),
                 &CoordinatorRecord::new(key, Some(value)),
-                0,
             );
         }
         let asked: Vec<(String, i32)> = [("t", 0), ("u", 0), ("u", 1), ("u", 2), ("gone", 0)]

@@ -85,7 +85,7 @@ pub fn handle(
         &ctx.broker.catalog,
         req.group_id.as_str(),
         params,
-        ctx.broker.clock.now_ms(),
+        ctx.broker.clock.now(),
     );
     let mut resp = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(r.error_code)

@@ -23,6 +23,6 @@ pub fn handle(ctx: &RequestContext<'_>, req: HeartbeatRequest) -> HeartbeatRespo
     let code = ctx
         .broker
         .groups
-        .heartbeat(&ctx.broker.catalog, who, ctx.broker.clock.now_ms());
+        .heartbeat(&ctx.broker.catalog, who, ctx.broker.clock.now());
     HeartbeatResponse::default().with_error_code(code)
 }

@@ -55,7 +55,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGrou
         &ctx.broker.catalog,
         req.group_id.as_str(),
         params,
-        ctx.broker.clock.now_ms(),
+        ctx.broker.clock.now(),
     );
     let result = match reply {
         Reply::Now(r) => r,

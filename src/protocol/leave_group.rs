@@ -24,7 +24,7 @@ pub fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupRes
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let (group_id, now) = (req.group_id.as_str(), ctx.broker.clock.now_ms());
+    let (group_id, now) = (req.group_id.as_str(), ctx.broker.clock.now());
     let authorized = ctx.authorize_group(AclOperation::Read, group_id);
     let result = (if authorized {
         Ok(())

@@ -207,7 +207,7 @@ fn acquire(
     targets: &[(TopicIdPartition, Result<Arc<Topic>, i16>)],
 ) -> Vec<(TopicIdPartition, Answer)> {
     let image = ctx.broker.catalog.image();
-    let now = ctx.broker.clock.now_ms();
+    let now = ctx.broker.clock.now();
     let reset = AutoOffsetReset::parse(
         image
             .configs

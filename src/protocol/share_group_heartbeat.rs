@@ -55,7 +55,7 @@ pub fn handle(
     let broker = ctx.broker;
     let r = broker
         .groups
-        .share_heartbeat(&broker.catalog, group_id, hb, broker.clock.now_ms());
+        .share_heartbeat(&broker.catalog, group_id, hb, broker.clock.now());
     if leaving && r.error_code == errors::NONE {
         // What the member still holds is available to the others at once.
         let now = broker.clock.now_ms();

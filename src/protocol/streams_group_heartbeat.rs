@@ -195,7 +195,7 @@ pub fn handle(
     let broker = ctx.broker;
     let r = broker
         .groups
-        .streams_heartbeat(&broker.catalog, &group_id, hb, broker.clock.now_ms());
+        .streams_heartbeat(&broker.catalog, &group_id, hb, broker.clock.now());
     if r.error_code != errors::NONE {
         return error(r.error_code, r.error_message);
     }

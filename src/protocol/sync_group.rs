@@ -36,7 +36,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
         &ctx.broker.catalog,
         who,
         assignments,
-        ctx.broker.clock.now_ms(),
+        ctx.broker.clock.now(),
     );
     let mut result = match reply {
         Reply::Now(r) => r,

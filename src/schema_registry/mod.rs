@@ -184,7 +184,7 @@ impl SchemaRegistry {
         let now = broker.clock.now_ms();
         ensure_topic(&broker, now)?;
         let runtime = CoordinatorRuntime::new(SCHEMAS_TOPIC, 1, RegistryState::new);
-        let replayed = runtime.load_all(&broker.catalog, now, |_| {})?;
+        let replayed = runtime.load_all(&broker.catalog, |_| {})?;
         tracing::info!(records = replayed, "schema registry loaded");
         Ok(SchemaRegistry { broker, runtime })
     }

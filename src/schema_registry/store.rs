@@ -332,7 +332,7 @@ impl RegistryState {
 }
 
 impl CoordinatorShard for RegistryState {
-    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, _now: i64) {
+    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord) {
         if let Some(r) = RegistryRecord::decode(record) {
             self.apply(r);
         }

@@ -20,9 +20,14 @@
 //! jobs (Kafka's scheduler and timer wheel). What Kafka measures on the wall clock stays on
 //! `now_ms`: timestamps that are written or compared with written ones, the ISR lag
 //! (Replica.lastCaughtUpTimeMs), transaction timeouts and producer-id expiry. An advance moves
-//! both readings; `step_wall` moves the wall reading alone, as a clock step does. Not matched
-//! yet: the group coordinators' session, rebalance and join deadlines are on `now_ms` (their
-//! `now` also stamps what they write), where Kafka schedules them on its (monotonic) timer wheel.
+//! both readings; `step_wall` moves the wall reading alone, as a clock step does.
+//!
+//! The group coordinators' deadlines (classic session, rebalance, join and sync timeouts, the
+//! initial rebalance delay; KIP-848, share and streams sessions and streams revocation timeouts)
+//! and share-partition acquisition locks are on `monotonic_ms`, as Kafka schedules them on its
+//! timer wheel (SystemTimer, `hiResClockMs`); what those coordinators write (commit timestamps,
+//! group and share-state record timestamps, the batches' timestamps) keeps `now_ms`. An operation
+//! that does both takes one [`Now`], both readings taken together.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -111,6 +116,14 @@ impl Clock {
         source.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
+    /// Both readings at once, for an operation that sets deadlines and writes timestamps.
+    pub fn now(&self) -> Now {
+        Now {
+            wall_ms: self.now_ms(),
+            monotonic_ms: self.monotonic_ms(),
+        }
+    }
+
     /// Moves the clock forward by `ms` (negative values are ignored: the coordinators' deadlines
     /// assume time never runs backwards), both readings, and wakes the timers waiting on
     /// `subscribe`.
@@ -131,6 +144,40 @@ impl Clock {
     /// Changes each time the clock is advanced: a timer selects on it beside its tick.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.advances.subscribe()
+    }
+}
+
+/// The two readings of a [`Clock`] at one instant: `wall_ms` for what is written or compared
+/// with written timestamps, `monotonic_ms` for deadlines (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub wall_ms: i64,
+    pub monotonic_ms: i64,
+}
+
+impl Now {
+    /// Both readings at `ms` (tests, where the two clocks start together).
+    pub fn at(ms: i64) -> Now {
+        Now {
+            wall_ms: ms,
+            monotonic_ms: ms,
+        }
+    }
+
+    /// Both readings `ms` later (what an advance of the clock by `ms` would read).
+    pub fn later(self, ms: i64) -> Now {
+        Now {
+            wall_ms: self.wall_ms.saturating_add(ms),
+            monotonic_ms: self.monotonic_ms.saturating_add(ms),
+        }
+    }
+
+    /// The wall reading alone moved by `ms`, either way (what a step of the host's clock reads).
+    pub fn wall_stepped(self, ms: i64) -> Now {
+        Now {
+            wall_ms: self.wall_ms.saturating_add(ms),
+            ..self
+        }
     }
 }
 

@@ -103,7 +103,7 @@ impl ReplicaManager {
     /// Runs the shard loads elections scheduled (`coordinator_loads` in lib.rs, on a blocking
     /// thread). Returns how many shards were loaded.
     pub fn run_coordinator_loads(&self, catalog: &Catalog) -> usize {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let coordinators = self.coordinators.read().clone();
         coordinators
             .iter()

@@ -71,8 +71,8 @@ impl ShareCoordinator {
     }
 
     /// Replays every `__share_group_state` partition at start-up.
-    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
-        self.runtime.load_all(catalog, now, |_| {})
+    pub fn load(&self, catalog: &Catalog) -> std::io::Result<usize> {
+        self.runtime.load_all(catalog, |_| {})
     }
 
     fn partition_of(&self, key: &SharePartitionKey) -> i32 {
@@ -168,7 +168,7 @@ impl Default for ShareCoordinatorShard {
 }
 
 impl CoordinatorShard for ShareCoordinatorShard {
-    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, _now: i64) {
+    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord) {
         let Some((key, rec)) = srec::decode(&record.key, record.value.as_deref()) else {
             return;
         };
@@ -335,7 +335,7 @@ mod tests {
     fn run(shard: &mut ShareCoordinatorShard, result: ShareStateResult<()>) -> usize {
         let n = result.records.len();
         for (i, r) in result.records.iter().enumerate() {
-            shard.replay(at(i as i64), r, 0);
+            shard.replay(at(i as i64), r);
         }
         n
     }
@@ -368,7 +368,7 @@ mod tests {
         // A new shard replaying the same records (a restart) has the same state.
         let mut reloaded = ShareCoordinatorShard::new(3);
         for (i, r) in log.iter().enumerate() {
-            reloaded.replay(at(i as i64), r, 0);
+            reloaded.replay(at(i as i64), r);
         }
         let state = reloaded.read_state(&key()).unwrap().clone();
         assert_eq!(state, shard.read_state(&key()).unwrap().clone());
@@ -427,7 +427,7 @@ mod tests {
         assert!(del.response);
         let records = del.records;
         for r in &records {
-            shard.replay(at(0), r, 0);
+            shard.replay(at(0), r);
         }
         assert!(shard.read_state(&key()).is_none());
         assert!(!shard.delete_state(&key()).response);

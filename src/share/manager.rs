@@ -33,6 +33,7 @@ use super::partition::{
 use super::session::{ShareSession, ShareSessionCache};
 use super::state_records::{ShareGroupOffset, SharePartitionKey};
 use crate::metadata::Catalog;
+use crate::server::clock::Now;
 use crate::server::purgatory::Purgatory;
 
 /// group.share.max.share.sessions's default (Kafka 4.4).
@@ -100,8 +101,8 @@ impl SharePartitionManager {
     }
 
     /// Replays the persisted share-partition state at start-up.
-    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
-        self.coordinator.load(catalog, now)
+    pub fn load(&self, catalog: &Catalog) -> std::io::Result<usize> {
+        self.coordinator.load(catalog)
     }
 
     /// The record lock duration the members are told (ShareFetchResponse's
@@ -155,20 +156,22 @@ impl SharePartitionManager {
         member_id: &str,
         max_records: i64,
         log_start: i64,
-        now: i64,
+        now: Now,
         init: impl FnOnce() -> i64,
         read: impl FnOnce(i64) -> Result<(Vec<(i64, i64)>, R), i16>,
     ) -> Result<(Acquired, Option<R>), i16> {
-        let entry = self.entry(catalog, key, topic, now, init)?;
+        let entry = self.entry(catalog, key, topic, now.wall_ms, init)?;
         let mut sp = entry.state.lock();
         // Records below the log start (retention, DeleteRecords) can never be delivered.
         let archived = sp.update_log_start_offset(log_start);
-        self.persist(catalog, key, &sp, &archived, now);
+        self.persist(catalog, key, &sp, &archived, now.wall_ms);
         if !sp.can_acquire_records() {
             return Ok((Acquired::default(), None));
         }
         let (batches, data) = read(sp.next_fetch_offset())?;
-        let records = sp.acquire(member_id, max_records, &batches, now);
+        // The acquisition locks run on the monotonic reading (Kafka's AcquisitionLockTimerTask
+        // on hiResClockMs): a wall-clock step neither releases nor prolongs them.
+        let records = sp.acquire(member_id, max_records, &batches, now.monotonic_ms);
         if records.is_empty() {
             return Ok((Acquired::default(), None));
         }
@@ -206,17 +209,17 @@ impl SharePartitionManager {
         Ok(())
     }
 
-    /// Releases acquisitions whose lock expired by `now`, waking the fetches parked on their
-    /// partitions.
-    pub fn expire_locks(&self, catalog: &Catalog, now: i64) {
+    /// Releases acquisitions whose lock expired by `now` (its monotonic reading; the state
+    /// written is stamped with its wall reading), waking the fetches parked on their partitions.
+    pub fn expire_locks(&self, catalog: &Catalog, now: Now) {
         for (key, entry) in self.entries() {
             let released = {
                 let mut sp = entry.state.lock();
-                if sp.next_lock_deadline().is_none_or(|d| d > now) {
+                if sp.next_lock_deadline().is_none_or(|d| d > now.monotonic_ms) {
                     continue;
                 }
-                let changes = sp.expire_acquisition_locks(now);
-                self.persist(catalog, &key, &sp, &changes, now);
+                let changes = sp.expire_acquisition_locks(now.monotonic_ms);
+                self.persist(catalog, &key, &sp, &changes, now.wall_ms);
                 !changes.is_empty()
             };
             if released {
@@ -403,7 +406,7 @@ mod tests {
             Arc::new(Purgatory::new()),
             ShareCoordinator::new(3),
         );
-        m.load(c, 0).unwrap();
+        m.load(c).unwrap();
         m
     }
 
@@ -415,7 +418,7 @@ mod tests {
         now: i64,
     ) -> Vec<AcquiredRecords> {
         let read = |from: i64| Ok::<_, i16>((vec![(from.max(0), 9)], ()));
-        m.acquire(c, (&key(), "t"), member, 100, 0, now, || 0, read)
+        m.acquire(c, (&key(), "t"), member, 100, 0, Now::at(now), || 0, read)
             .unwrap()
             .0
             .records
@@ -451,6 +454,42 @@ mod tests {
         assert_eq!(ranges(&fetch(&c, &m, "b", 0)), vec![(5, 9, 2)]);
     }
 
+    /// Acquisition locks run on the monotonic reading (Kafka's AcquisitionLockTimerTask on
+    /// hiResClockMs): a step of the wall clock either way releases nothing; the monotonic
+    /// reading past the lock duration (30 s by default) does.
+    #[test]
+    fn acquisition_locks_follow_the_monotonic_clock_not_the_wall() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = catalog(dir.path(), true);
+        let m = manager(&c);
+        let at = Now {
+            wall_ms: 1_700_000_000_000,
+            monotonic_ms: 5_000,
+        };
+        let read = |from: i64| Ok::<_, i16>((vec![(from.max(0), 9)], ()));
+        let acquire = |member: &str, now: Now| {
+            (m.acquire(&c, (&key(), "t"), member, 100, 0, now, || 0, read))
+                .unwrap()
+                .0
+                .records
+        };
+        assert_eq!(acquire("a", at).len(), 1);
+        let hour = 3_600_000;
+        for step in [hour, -hour] {
+            m.expire_locks(&c, at.wall_stepped(step));
+            assert!(
+                acquire("b", at.wall_stepped(step)).is_empty(),
+                "step {step}"
+            );
+        }
+        let back = at.wall_stepped(-hour);
+        m.expire_locks(&c, back.later(29_999));
+        assert!(acquire("b", back.later(29_999)).is_empty());
+        m.expire_locks(&c, back.later(30_000));
+        let again = acquire("b", back.later(30_000));
+        assert_eq!((again[0].first_offset, again[0].delivery_count), (0, 2));
+    }
+
     #[test]
     fn leaving_closing_and_expiry_release() {
         let dir = tempfile::tempdir().unwrap();
@@ -465,9 +504,9 @@ mod tests {
         assert_eq!(fetch(&c, &m, "b", 0)[0].first_offset, 0);
         m.close_session(&c, "g", "b", 0);
         assert_eq!(fetch(&c, &m, "c", 10)[0].delivery_count, 3);
-        m.expire_locks(&c, 10 + 29_999);
+        m.expire_locks(&c, Now::at(10 + 29_999));
         assert!(fetch(&c, &m, "d", 10 + 29_999).is_empty());
-        m.expire_locks(&c, 10 + 30_000);
+        m.expire_locks(&c, Now::at(10 + 30_000));
         assert_eq!(fetch(&c, &m, "d", 10 + 30_000)[0].delivery_count, 4);
     }
 
@@ -493,14 +532,14 @@ mod tests {
         let c = catalog(dir.path(), false);
         let m = manager(&c);
         let (got, _) = m
-            .acquire(&c, (&key(), "t"), "b", 100, 0, 2, || 20, read)
+            .acquire(&c, (&key(), "t"), "b", 100, 0, Now::at(2), || 20, read)
             .unwrap();
         assert_eq!(ranges(&got.records), vec![(4, 9, 1)]);
         m.close_session(&c, "g", "b", 3);
         // -1: the next fetch starts where `init` says.
         m.reset_start_offset(&c, (&key(), -1), 4).unwrap();
         let (got, _) = m
-            .acquire(&c, (&key(), "t"), "b", 100, 0, 5, || 7, read)
+            .acquire(&c, (&key(), "t"), "b", 100, 0, Now::at(5), || 7, read)
             .unwrap();
         assert_eq!(ranges(&got.records), vec![(7, 9, 1)]);
         assert_eq!(m.delete_topic_state(&c, ("g", T), 6), Ok(true));
@@ -508,7 +547,7 @@ mod tests {
         assert!(m.persisted_state(&key()).is_none());
         assert!(m.partitions_of_group("g").is_empty());
         let (got, _) = m
-            .acquire(&c, (&key(), "t"), "b", 100, 0, 7, || 2, read)
+            .acquire(&c, (&key(), "t"), "b", 100, 0, Now::at(7), || 2, read)
             .unwrap();
         assert_eq!(ranges(&got.records), vec![(2, 9, 1)]);
     }
@@ -536,7 +575,7 @@ mod tests {
         // share-partition here would start at `init` (20): the persisted start wins.
         let read = |from: i64| Ok::<_, i16>((vec![(from.max(0), 9)], ()));
         let (got, _) = m
-            .acquire(&c, (&key(), "t"), "c", 100, 0, 0, || 20, read)
+            .acquire(&c, (&key(), "t"), "c", 100, 0, Now::at(0), || 20, read)
             .unwrap();
         assert_eq!(ranges(&got.records), vec![(3, 3, 2), (6, 9, 1)]);
     }

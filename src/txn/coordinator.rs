@@ -21,6 +21,7 @@ use crate::coordinator::FollowsLeadership;
 use crate::group::offsets_topic::partition_for;
 use crate::metadata::Catalog;
 use crate::protocol::errors;
+use crate::server::clock::Now;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
@@ -80,8 +81,8 @@ impl TransactionCoordinator {
     /// Loads every shard by replaying its `__transaction_state` partition at start-up; prepared
     /// transactions are completed by the next `complete_prepared` (Kafka resends their markers after
     /// a load).
-    pub fn load(&self, catalog: &Catalog, now: i64) -> std::io::Result<usize> {
-        self.runtime.load_all(catalog, now, |_| {})
+    pub fn load(&self, catalog: &Catalog) -> std::io::Result<usize> {
+        self.runtime.load_all(catalog, |_| {})
     }
 
     /// From now on shards are served only where this broker leads their partition (a cluster of
@@ -271,6 +272,13 @@ impl TransactionCoordinator {
 
     /// Aborts the transactions open for longer than their timeout, bumping their producers'
     /// epoch so that a zombie is fenced (abortTimedOutTransactions). Returns how many.
+    ///
+    /// `now` is the wall clock, unlike the group coordinators' deadlines: Kafka compares
+    /// `txnStartTimestamp + txnTimeoutMs` with `time.milliseconds()`
+    /// (TransactionStateManager.timedOutTransactions), the start being a wall timestamp written
+    /// to `__transaction_state` that a new coordinator reads back; a monotonic reading would
+    /// not survive that. So a wall step forward by more than a transaction's timeout aborts it,
+    /// in Kafka as here.
     pub fn abort_timed_out(&self, ctx: &TxnContext<'_>, now: i64) -> usize {
         let mut aborted = 0;
         for p in 0..self.runtime.partitions() {
@@ -385,8 +393,10 @@ impl FollowsLeadership for TransactionCoordinator {
         &self.runtime
     }
 
-    fn run_scheduled_loads(&self, catalog: &Catalog, now: i64) -> usize {
-        self.runtime.run_scheduled_loads(catalog, now, |_| {})
+    /// Nothing here runs on a deadline set at load: transaction timeouts compare the wall clock
+    /// with the start timestamps the records hold (see `txn::coordinator`).
+    fn run_scheduled_loads(&self, catalog: &Catalog, _now: Now) -> usize {
+        self.runtime.run_scheduled_loads(catalog, |_| {})
     }
 }
 
@@ -527,7 +537,7 @@ mod tests {
         let before = c.describe("tx").unwrap();
         let env = env.reopen();
         let c = coordinator();
-        c.load(&env.catalog, 60).unwrap();
+        c.load(&env.catalog).unwrap();
         assert_eq!(c.describe("tx").unwrap(), before);
         // The next InitProducerId bumps the epoch of the same producer id.
         assert_eq!(init(&c, &env, "tx", 70).unwrap(), (100, 1));
@@ -642,7 +652,7 @@ mod tests {
         let env = env.reopen();
         env.markers.failing.lock().clear();
         let c = coordinator();
-        c.load(&env.catalog, 10).unwrap();
+        c.load(&env.catalog).unwrap();
         assert_eq!(state(&c, "tx"), TransactionState::PrepareAbort);
         env.ctx(|ctx| c.complete_prepared(ctx, 11));
         assert_eq!(state(&c, "tx"), TransactionState::CompleteAbort);
@@ -772,7 +782,7 @@ mod tests {
         assert_eq!(c.list(&by_pid, week)[0].transactional_id, "slow");
         let env2 = env.reopen();
         let c2 = coordinator();
-        c2.load(&env2.catalog, week + 2).unwrap();
+        c2.load(&env2.catalog).unwrap();
         assert_eq!(
             c2.describe("idle").unwrap().producer_epoch,
             0,
@@ -858,7 +868,7 @@ mod tests {
         let before = stored(&c, "tx");
         let env = env.reopen();
         let c = coordinator();
-        c.load(&env.catalog, 30).unwrap();
+        c.load(&env.catalog).unwrap();
         let after = stored(&c, "tx");
         assert_eq!(after.client_transaction_version, TV_2);
         assert_eq!(
@@ -920,7 +930,7 @@ mod tests {
         assert_eq!(end_v2(&c, &env, "tx", old, true, 21), Ok(rotated));
         let env = env.reopen();
         let c = coordinator();
-        c.load(&env.catalog, 30).unwrap();
+        c.load(&env.catalog).unwrap();
         assert_eq!(end_v2(&c, &env, "tx", old, true, 31), Ok(rotated));
         // The new producer id goes on from epoch 0.
         assert_eq!(

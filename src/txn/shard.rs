@@ -81,7 +81,7 @@ impl CoordinatorShard for TxnShard {
         self.coordinator_epoch = coordinator_epoch;
     }
 
-    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord, _now: i64) {
+    fn replay(&mut self, _at: RecordContext, record: &CoordinatorRecord) {
         let Some(r) = transaction_log::decode(&record.key, record.value.as_deref()) else {
             return;
         };
