@@ -583,8 +583,8 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
     for b in &brokers {
         until("both brokers are observers", || {
             b.broker().catalog.quorum_state().is_some_and(|q| {
-                let voters: Vec<i32> = q.voters.iter().map(|v| v.0).collect();
-                let observers: Vec<i32> = q.observers.iter().map(|o| o.0).collect();
+                let voters: Vec<i32> = q.voters.iter().map(|v| v.id).collect();
+                let observers: Vec<i32> = q.observers.iter().map(|o| o.id).collect();
                 q.leader_id > 0 && voters == [1, 2, 3] && observers == [4, 5]
             })
         })
