@@ -593,11 +593,7 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
     }
 
     // DescribeQuorum through either broker: the leader's view, both brokers observing.
-    let mut views = Vec::new();
-    for b in &brokers {
-        views.push(described_by_leader(b, &[4, 5]).await?);
-    }
-    ensure!(views[0].leader_id == views[1].leader_id, "{views:?}");
+    described_alike(&brokers.iter().collect::<Vec<_>>(), &[4, 5]).await?;
 
     // A broker-only process restarted fetches the log again and catches up.
     let mut brokers = brokers;
@@ -690,6 +686,31 @@ async fn described_by_leader(
     }
 }
 
+/// The leader's view (`described_by_leader`) through each of `nodes`, once they all name the
+/// same leader in the same epoch (an election between two answers asks them all again).
+async fn described_alike(
+    nodes: &[&TestBroker],
+    observers: &[i32],
+) -> Result<Vec<kafka_protocol::messages::describe_quorum_response::PartitionData>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for n in nodes {
+            views.push(described_by_leader(n, observers).await?);
+        }
+        let same = |v: &&kafka_protocol::messages::describe_quorum_response::PartitionData| {
+            (v.leader_id, v.leader_epoch) == (views[0].leader_id, views[0].leader_epoch)
+        };
+        if views.iter().all(|v| same(&v)) {
+            return Ok(views);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the nodes never agreed on the leader: {views:?}"
+        );
+    }
+}
+
 /// Kafka's kafka-metadata-quorum describe shows the same quorum whichever broker it asks: each
 /// of three processes answers DescribeQuorum with the leader's view, every voter at its log end
 /// offset with its last fetch and caught-up times (the leader's own: now), and the voters'
@@ -698,17 +719,8 @@ async fn described_by_leader(
 async fn every_node_describes_the_quorum_as_its_leader_sees_it() -> Result<()> {
     let _one = one_cluster().await;
     let mut nodes = cluster().await?;
-    let mut views = Vec::new();
-    for n in &nodes {
-        views.push(described_by_leader(n, &[]).await?);
-    }
+    let views = described_alike(&nodes.iter().collect::<Vec<_>>(), &[]).await?;
     let leader = views[0].leader_id.0;
-    ensure!(
-        views
-            .iter()
-            .all(|v| v.leader_id.0 == leader && v.leader_epoch == views[0].leader_epoch),
-        "{views:?}"
-    );
     // The leader's high watermark, as every node tells it, covers what was committed before.
     let committed = nodes[0].broker().catalog.image().provenance.last_offset + 1;
     ensure!(

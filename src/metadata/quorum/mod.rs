@@ -531,8 +531,9 @@ impl Quorum {
     pub fn quorum_state(&self) -> QuorumState {
         let m = self.raft.metrics().borrow().clone();
         let store = &self.store;
+        // A voter no entry is known to match yet: -1, as Kafka's leader has no end offset for it.
         let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
-            log_id.map_or(0, |l| store.end_offset_after(l.index))
+            log_id.map_or(-1, |l| store.end_offset_after(l.index))
         };
         let now = std::time::Instant::now();
         let voters = m
