@@ -17,7 +17,8 @@ use gregor::metadata::records::{
 };
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, InitProducerIdRequest, ProducerId,
+    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, FindCoordinatorRequest,
+    InitProducerIdRequest, ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -583,13 +584,16 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
     for b in &brokers {
         until("both brokers are observers", || {
             b.broker().catalog.quorum_state().is_some_and(|q| {
-                let voters: Vec<i32> = q.voters.iter().map(|v| v.0).collect();
-                let observers: Vec<i32> = q.observers.iter().map(|o| o.0).collect();
+                let voters: Vec<i32> = q.voters.iter().map(|v| v.id).collect();
+                let observers: Vec<i32> = q.observers.iter().map(|o| o.id).collect();
                 q.leader_id > 0 && voters == [1, 2, 3] && observers == [4, 5]
             })
         })
         .await?;
     }
+
+    // DescribeQuorum through either broker: the leader's view, both brokers observing.
+    described_alike(&brokers.iter().collect::<Vec<_>>(), &[4, 5]).await?;
 
     // A broker-only process restarted fetches the log again and catches up.
     let mut brokers = brokers;
@@ -608,11 +612,155 @@ async fn controller_only_voters_and_broker_only_observers() -> Result<()> {
         .topics
         .get_by_name("spread")
         .is_some());
+
+    // No voter left to answer: a broker answers DescribeQuorum as Kafka's does when it cannot
+    // forward to the controller in time, with REQUEST_TIMED_OUT (retriable).
+    let mut controllers = controllers;
+    for c in &mut controllers {
+        c.crash().await;
+    }
+    let r = describe_quorum(&brokers[0]).await?;
+    ensure!(
+        r.error_code == REQUEST_TIMED_OUT && r.topics.is_empty(),
+        "{r:?}"
+    );
+    Ok(())
+}
+
+/// DescribeQuorum (v2) of the metadata partition, through `node`'s broker listener.
+async fn describe_quorum(node: &TestBroker) -> Result<DescribeQuorumResponse> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let topic = TopicData::default()
+        .with_topic_name(name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default()]);
+    let request = DescribeQuorumRequest::default().with_topics(vec![topic]);
+    node.client().await?.request(2, request).await
+}
+
+/// `node`'s DescribeQuorum answer, once it is the leader's view of voters 1-3 and `observers`:
+/// every replica at a real log end offset, fetched and caught up at real times (a node that
+/// answered with its own view, as before, knows neither of the others), and each voter's
+/// endpoint on the controller listener (v2's nodes).
+async fn described_by_leader(
+    node: &TestBroker,
+    observers: &[i32],
+) -> Result<kafka_protocol::messages::describe_quorum_response::PartitionData> {
+    use kafka_protocol::messages::describe_quorum_response::ReplicaState;
+    let known = |r: &ReplicaState| {
+        r.log_end_offset >= 0 && r.last_fetch_timestamp > 0 && r.last_caught_up_timestamp > 0
+    };
+    let ids = |rs: &[ReplicaState]| rs.iter().map(|r| r.replica_id.0).collect::<Vec<_>>();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = describe_quorum(node).await?;
+        let p = r.topics.first().and_then(|t| t.partitions.first());
+        let endpoints: Vec<(i32, String)> = (r.nodes.iter())
+            .map(|n| {
+                let l = &n.listeners[0];
+                (
+                    n.node_id.0,
+                    format!("{}://{}:{}", &*l.name, &*l.host, l.port),
+                )
+            })
+            .collect();
+        if let Some(p) = p.filter(|p| {
+            r.error_code == NONE
+                && p.error_code == NONE
+                && ids(&p.current_voters) == [1, 2, 3]
+                && ids(&p.observers) == observers
+                && p.current_voters.iter().chain(&p.observers).all(known)
+                && p.current_voters.iter().any(|v| v.replica_id == p.leader_id)
+                && endpoints.len() == 3
+                && endpoints
+                    .iter()
+                    .all(|(_, e)| e.starts_with("CONTROLLER://127.0.0.1:"))
+        }) {
+            return Ok(p.clone());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "node {} never described the leader's view: {r:?}",
+            node.broker().node_id
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The leader's view (`described_by_leader`) through each of `nodes`, once they all name the
+/// same leader in the same epoch (an election between two answers asks them all again).
+async fn described_alike(
+    nodes: &[&TestBroker],
+    observers: &[i32],
+) -> Result<Vec<kafka_protocol::messages::describe_quorum_response::PartitionData>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for n in nodes {
+            views.push(described_by_leader(n, observers).await?);
+        }
+        let same = |v: &&kafka_protocol::messages::describe_quorum_response::PartitionData| {
+            (v.leader_id, v.leader_epoch) == (views[0].leader_id, views[0].leader_epoch)
+        };
+        if views.iter().all(|v| same(&v)) {
+            return Ok(views);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the nodes never agreed on the leader: {views:?}"
+        );
+    }
+}
+
+/// Kafka's kafka-metadata-quorum describe shows the same quorum whichever broker it asks: each
+/// of three processes answers DescribeQuorum with the leader's view, every voter at its log end
+/// offset with its last fetch and caught-up times (the leader's own: now), and the voters'
+/// controller endpoints; the leader's follows a change of leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_describes_the_quorum_as_its_leader_sees_it() -> Result<()> {
+    let _one = one_cluster().await;
+    let mut nodes = cluster().await?;
+    let views = described_alike(&nodes.iter().collect::<Vec<_>>(), &[]).await?;
+    let leader = views[0].leader_id.0;
+    // The leader's high watermark, as every node tells it, covers what was committed before.
+    let committed = nodes[0].broker().catalog.image().provenance.last_offset + 1;
+    ensure!(
+        views.iter().all(|v| v.high_watermark >= committed),
+        "{views:?}"
+    );
+
+    // The leader stops: the two others elect another, and both describe the quorum as it sees
+    // it, the two live voters heard from in its term.
+    let at = nodes.iter().position(|n| n.broker().node_id == leader);
+    let at = at.context("the leader")?;
+    nodes[at].crash().await;
+    for (_, n) in nodes.iter().enumerate().filter(|(i, _)| *i != at) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = describe_quorum(n).await?;
+            let p = r.topics.first().and_then(|t| t.partitions.first());
+            let new_leader = p.filter(|p| r.error_code == NONE && p.leader_id.0 != leader);
+            let live = |p: &&kafka_protocol::messages::describe_quorum_response::PartitionData| {
+                let heard = (p.current_voters.iter())
+                    .filter(|v| v.replica_id.0 != leader)
+                    .filter(|v| v.log_end_offset >= 0 && v.last_fetch_timestamp > 0);
+                p.current_voters.len() == 3 && heard.count() == 2
+            };
+            if new_leader.filter(live).is_some() {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no new leader's view: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     Ok(())
 }
 
 // ----- Coordinators follow their internal partitions -----
 
+const REQUEST_TIMED_OUT: i16 = 7;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 

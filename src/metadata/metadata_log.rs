@@ -170,9 +170,16 @@ pub trait MetadataLog: Send + Sync {
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         None
     }
-    /// A quorum's state as this node knows it (DescribeQuorum); `None` for a single node's log.
+    /// A quorum's state as this node knows it; `None` for a single node's log.
     fn quorum_state(&self) -> Option<QuorumState> {
         None
+    }
+    /// The quorum as its leader sees it (DescribeQuorum on a broker, which Kafka forwards to
+    /// the active controller): asked of the leader this node knows, or of the voters in turn
+    /// (a voter that does not lead refuses, naming the leader it knows), for a bounded time;
+    /// an error where no leader answered in it. `None` for a single node's log.
+    fn describe_quorum(&self) -> Result<Option<QuorumState>, MetadataLogError> {
+        Ok(None)
     }
     /// Sends a broker's request to the active controller and returns its answer (a quorum:
     /// see `controller`); a single node's log has no controller to send it to.
@@ -197,13 +204,42 @@ pub struct QuorumState {
     pub leader_epoch: i32,
     /// The committed end offset this node knows.
     pub high_watermark: i64,
-    /// Each voter's log end offset: known for every voter on the leader, for itself elsewhere
-    /// (-1 when unknown).
-    pub voters: Vec<(i32, i64)>,
+    /// Each voter: its log end offset known for every voter on the leader, for itself
+    /// elsewhere (-1 when unknown).
+    pub voters: Vec<ReplicaState>,
     /// The observers (broker-only processes) that fetched from the leader lately, with the
     /// offset they fetched from: known on the leader only.
-    #[serde(default)]
-    pub observers: Vec<(i32, i64)>,
+    pub observers: Vec<ReplicaState>,
+}
+
+/// One replica of the metadata log as the leader tracks it (Kafka's LeaderState.ReplicaState).
+/// The times are ages, in milliseconds before the answer, measured on the leader's monotonic
+/// clock: the node that answers a client turns them into timestamps on its own clock (Kafka's
+/// leader stamps them with its clock; the two agree but for the processes' clock offset, and
+/// an age does not depend on the wall clocks of two processes agreeing). `None`: not heard of.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaState {
+    pub id: i32,
+    /// -1 when unknown.
+    pub log_end_offset: i64,
+    /// Since the replica last fetched from the leader (a voter: since it last acknowledged
+    /// the leader's AppendEntries; the leader itself: 0).
+    pub last_fetch_ms_ago: Option<u64>,
+    /// Since the replica was last known to hold everything the leader had (Kafka's
+    /// lastCaughtUpTimestamp; the leader itself: 0).
+    pub last_caught_up_ms_ago: Option<u64>,
+}
+
+impl ReplicaState {
+    /// A replica whose log end offset alone is known (-1 when not even that).
+    pub fn at(id: i32, log_end_offset: i64) -> ReplicaState {
+        ReplicaState {
+            id,
+            log_end_offset,
+            last_fetch_ms_ago: None,
+            last_caught_up_ms_ago: None,
+        }
+    }
 }
 
 /// Builds the image a log holds: its newest snapshot, then every batch after it, one delta per

@@ -1041,6 +1041,14 @@ impl Catalog {
         self.metadata_log.quorum_state()
     }
 
+    /// The metadata quorum as its leader sees it, asked of the leader (see
+    /// `MetadataLog::describe_quorum`); `None` for a single node's local log.
+    pub fn describe_quorum(&self) -> io::Result<Option<metadata_log::QuorumState>> {
+        self.metadata_log
+            .describe_quorum()
+            .map_err(io::Error::other)
+    }
+
     /// Replays and publishes the batches other nodes committed since the image.
     pub fn catch_up(&self) -> io::Result<()> {
         let _guard = self.create_lock.lock();

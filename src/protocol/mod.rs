@@ -650,7 +650,14 @@ async fn dispatch_untimed(
             )
         }
         ApiKey::UpdateFeatures => respond(ctx, &update_features::handle(ctx, decode(f, v)?)),
-        ApiKey::DescribeQuorum => respond(ctx, &describe_quorum::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeQuorum => {
+            // A broker asks the quorum's leader, waiting for its answer: off the request threads.
+            let req = decode(f, v)?;
+            respond(
+                ctx,
+                &off_request_threads(ctx, req, describe_quorum::handle).await?,
+            )
+        }
         ApiKey::DescribeAcls => respond(ctx, &acls::describe(ctx, decode(f, v)?)?),
         // Append to the metadata log (with fsync): off the threads serving connections.
         ApiKey::CreateAcls => {

@@ -16,6 +16,7 @@
 
 pub mod log_store;
 pub mod observer;
+pub mod replicas;
 #[cfg(test)]
 mod simulation;
 pub mod state_machine;
@@ -33,7 +34,9 @@ use self::log_store::QuorumLogStore;
 use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
-use super::metadata_log::{MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer};
+use super::metadata_log::{
+    MetadataBatch, MetadataLog, MetadataLogError, QuorumState, ReplicaState, Writer,
+};
 use super::records::MetadataRecord;
 use crate::security::channel::ClientChannel;
 
@@ -214,14 +217,11 @@ pub struct Quorum {
     /// What answers the brokers' requests while this node leads (the broker of this process,
     /// once it is up; see `metadata::controller`).
     pub duties: Arc<OnceLock<Weak<dyn ControllerDuties>>>,
-    /// The observers (broker-only processes, `observer`) that fetched from this node: the
-    /// offset each fetched from, and when (a monotonic instant).
-    pub observers: Arc<parking_lot::Mutex<BTreeMap<i32, (i64, std::time::Instant)>>>,
+    /// What this node heard from the other replicas while leading (DescribeQuorum): the voters'
+    /// acknowledgements (recorded by the network, `transport`) and the observers' fetches.
+    pub replicas: Arc<replicas::Replicas>,
 }
 
-/// An observer not heard from for this long is no longer listed (Kafka's leader forgets an
-/// observer after five minutes without a fetch).
-const OBSERVER_SESSION: Duration = Duration::from_secs(300);
 /// How long an observer's fetch waits at a voter for something new.
 pub const OBSERVER_FETCH_WAIT: Duration = Duration::from_millis(500);
 /// The records one answer to an observer's fetch holds at most (beyond its first batch): well
@@ -274,7 +274,7 @@ impl Quorum {
             applied,
             forward: None,
             duties: Arc::new(OnceLock::new()),
-            observers: Arc::default(),
+            replicas: Arc::default(),
         })
     }
 
@@ -480,6 +480,8 @@ impl Quorum {
         from_offset: i64,
         max_wait: Duration,
     ) -> Result<ObserverFetch, MetadataLogError> {
+        // Where the committed log ended as the fetch arrived: caught up if it fetches from there.
+        let (arrived, end_on_arrival) = (std::time::Instant::now(), self.applied.end_offset());
         let mut end = self.applied.watch_end_offset();
         let _ = tokio::time::timeout(max_wait, end.wait_for(|&e| e > from_offset)).await;
         let until = self.applied.end_offset();
@@ -509,9 +511,7 @@ impl Quorum {
         }
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.id) {
-            let mut observers = self.observers.lock();
-            observers.insert(observer, (from_offset, std::time::Instant::now()));
-            observers.retain(|_, (_, at)| at.elapsed() < OBSERVER_SESSION);
+            (self.replicas).observer_fetched(observer, from_offset, end_on_arrival, arrived);
         }
         let leader = m.current_leader.and_then(|l| {
             let node = m.membership_config.membership().get_node(&l)?;
@@ -525,31 +525,37 @@ impl Quorum {
         })
     }
 
-    /// The quorum as this node sees it (see `MetadataLog::quorum_state`).
+    /// The quorum as this node sees it (see `MetadataLog::quorum_state`): on the leader, every
+    /// replica's end offset and times (itself fetched and caught up now, as Kafka's leader
+    /// describes itself); elsewhere its own end offset only.
     pub fn quorum_state(&self) -> QuorumState {
         let m = self.raft.metrics().borrow().clone();
         let store = &self.store;
+        // A voter no entry is known to match yet: -1, as Kafka's leader has no end offset for it.
         let end_of = |log_id: &Option<openraft::LogId<NodeId>>| {
-            log_id.map_or(0, |l| store.end_offset_after(l.index))
+            log_id.map_or(-1, |l| store.end_offset_after(l.index))
         };
+        let now = std::time::Instant::now();
         let voters = m
             .membership_config
             .membership()
             .voter_ids()
-            .map(|id| {
-                let end = match &m.replication {
-                    Some(progress) => progress.get(&id).map_or(-1, end_of),
-                    None if id == self.id => store.end_offset(),
-                    None => -1,
-                };
-                (id as i32, end)
+            .map(|id| match &m.replication {
+                Some(_) if id == self.id => ReplicaState {
+                    last_fetch_ms_ago: Some(0),
+                    last_caught_up_ms_ago: Some(0),
+                    ..ReplicaState::at(id as i32, store.end_offset())
+                },
+                Some(progress) => {
+                    let end = progress.get(&id).map_or(-1, end_of);
+                    self.replicas.voter(id, m.current_term, end, now)
+                }
+                None if id == self.id => ReplicaState::at(id as i32, store.end_offset()),
+                None => ReplicaState::at(id as i32, -1),
             })
             .collect();
         let observers = match m.current_leader == Some(self.id) {
-            true => (self.observers.lock().iter())
-                .filter(|(_, (_, at))| at.elapsed() < OBSERVER_SESSION)
-                .map(|(&id, &(end, _))| (id, end))
-                .collect(),
+            true => self.replicas.observers(now),
             false => vec![],
         };
         QuorumState {
@@ -559,6 +565,41 @@ impl Quorum {
             voters,
             observers,
         }
+    }
+
+    /// The quorum as this node describes it to others: its view while it leads, else a refusal
+    /// naming where the leader it knows listens (KafkaRaftClient answers DescribeQuorum only on
+    /// the leader, NOT_LEADER_OR_FOLLOWER elsewhere).
+    pub fn describe_here(&self) -> Result<QuorumState, Option<QuorumNode>> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(leader) if leader == self.id => Ok(self.quorum_state()),
+            leader => {
+                Err(leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned()))
+            }
+        }
+    }
+
+    /// The quorum as its leader sees it: this node's view while it leads, else the leader's,
+    /// asked over the controller listener (see `transport::describe_quorum`) within `timeout`.
+    pub async fn describe_quorum(
+        &self,
+        timeout: Duration,
+    ) -> Result<QuorumState, MetadataLogError> {
+        let leader = match self.describe_here() {
+            Ok(state) => return Ok(state),
+            Err(leader) => leader,
+        };
+        let Some(channel) = &self.forward else {
+            return Err(MetadataLogError::Quorum(
+                "the leader is in another process and this node does not connect to it".into(),
+            ));
+        };
+        let m = self.raft.metrics().borrow().clone();
+        let voters: Vec<QuorumNode> = (m.membership_config.membership().nodes())
+            .map(|(_, node)| node.clone())
+            .collect();
+        transport::describe_quorum(channel, leader, &voters, timeout).await
     }
 
     /// The image of the committed log.
@@ -668,9 +709,17 @@ impl RaftMetadataLog {
         let serving = tokio_util::sync::CancellationToken::new();
         let cancel = serving.clone();
         let mut log = RaftMetadataLog::new(async move {
-            let network = transport::TcpNetwork(Arc::clone(&security.channel));
+            let tracked = transport::Tracked {
+                store: store.clone(),
+                replicas: Arc::default(),
+            };
+            let network = transport::TcpNetwork {
+                channel: Arc::clone(&security.channel),
+                tracked: tracked.clone(),
+            };
             let mut q = Quorum::start(id, store, network).await?;
             q.forward = Some(Arc::clone(&security.channel));
+            q.replicas = tracked.replicas;
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
             q.bootstrap(voters).await?;
@@ -784,6 +833,12 @@ impl MetadataLog for RaftMetadataLog {
 
     fn quorum_state(&self) -> Option<QuorumState> {
         Some(self.quorum.quorum_state())
+    }
+
+    fn describe_quorum(&self) -> Result<Option<QuorumState>, MetadataLogError> {
+        let quorum = self.quorum.clone();
+        let describe = async move { quorum.describe_quorum(CONTROLLER_TIMEOUT).await };
+        wait_on(&self.runtime, describe)?.map(Some)
     }
 
     fn send_to_controller(
@@ -989,6 +1044,9 @@ mod tests {
     fn a_write_over_the_batch_limit_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let log = start(dir.path());
+        // Once a write is committed, the leader's own first entries are too: the end offset
+        // moves only with writes after this.
+        log.append(&samples()[..1], 0).unwrap();
         let end = log.quorum().applied.end_offset();
         let over = vec![
             big_config(MAX_BATCH_BYTES / 2),

@@ -302,6 +302,16 @@ impl MetadataLog for ObserverMetadataLog {
         wait_on(&self.runtime, send)?
     }
 
+    /// Asked of the leader this observer fetches from, else of the voters in turn.
+    fn describe_quorum(&self) -> Result<Option<QuorumState>, MetadataLogError> {
+        let (channel, voters) = (Arc::clone(&self.channel), self.voters.clone());
+        let leader = self.fetched.leader();
+        let describe = async move {
+            transport::describe_quorum(&channel, leader, &voters, CONTROLLER_TIMEOUT).await
+        };
+        wait_on(&self.runtime, describe)?.map(Some)
+    }
+
     fn close(&self, _now_ms: i64) -> Result<(), MetadataLogError> {
         tracing::debug!(node = self.node_id, "stopping the metadata observer");
         self.cancel.cancel();
@@ -338,7 +348,9 @@ mod tests {
                 leader_id: 1,
                 leader_epoch: 1,
                 high_watermark: end_offset,
-                voters: vec![(1, end_offset)],
+                voters: vec![crate::metadata::metadata_log::ReplicaState::at(
+                    1, end_offset,
+                )],
                 observers: vec![],
             },
             leader: leader.then(|| (1, QuorumNode::default())),

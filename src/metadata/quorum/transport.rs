@@ -6,8 +6,10 @@
 //! a 4-byte big-endian length and a JSON message (openraft's own serde forms; a metadata record
 //! as its Kafka encoding in base64). One request at a time per connection, answered in order.
 //! Besides Raft's two RPCs, a node that does not lead forwards a metadata write to the leader
-//! (Kafka's brokers forward their admin writes to the active controller likewise), and an
-//! observer (a broker-only process) fetches the committed log and writes through a voter.
+//! (Kafka's brokers forward their admin writes to the active controller likewise), an observer
+//! (a broker-only process) fetches the committed log and writes through a voter, and a broker
+//! asks the leader to describe the quorum (Kafka's brokers forward DescribeQuorum to the active
+//! controller, whose raft client answers only while it leads).
 //!
 //! Secured as the controller listener's settings say (`Security`): over TLS when its protocol
 //! (`listener.security.protocol.map`) is SSL, each side verifying the other as on the
@@ -48,12 +50,14 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::log_store::QuorumLogStore;
+use super::replicas::Replicas;
 use super::{
     committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig,
     APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
-use crate::metadata::metadata_log::MetadataLogError;
+use crate::metadata::metadata_log::{MetadataLogError, QuorumState};
 use crate::security::authorizer::{self, AclOperation, Authorizer, Requester, ResourceType};
 use crate::security::channel::{ClientChannel, ClientStream};
 use crate::security::tls::TlsSettings;
@@ -124,6 +128,8 @@ enum Request {
     },
     /// A metadata write from an observer: the voter forwards it to the leader if need be.
     ObserverAppend(MetadataEntry),
+    /// The quorum as the leader sees it (`describe_quorum`): only the leader answers.
+    DescribeQuorum,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -134,6 +140,9 @@ enum Response {
     Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
     Fetch(Result<ObserverFetch, String>),
+    /// The leader's view, or, from a voter that does not lead, where the leader it knows of
+    /// listens (Kafka's NOT_LEADER_OR_FOLLOWER, with the leader as a hint).
+    DescribeQuorum(Result<QuorumState, Option<QuorumNode>>),
 }
 
 /// Why the leader did not commit a forwarded write.
@@ -358,11 +367,23 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             let append = q.append(entry.records, entry.decided_on, entry.append_time_ms);
             Response::Append(committed_in_time(append).await.map_err(Refusal::from))
         }
+        Request::DescribeQuorum => Response::DescribeQuorum(q.describe_here()),
     }
 }
 
 /// openraft's connections to the other voters, over the controller listener.
-pub struct TcpNetwork(pub Arc<ClientChannel>);
+pub struct TcpNetwork {
+    pub channel: Arc<ClientChannel>,
+    /// Where the voters' acknowledgements are recorded, with the log they are measured on.
+    pub tracked: Tracked,
+}
+
+/// The leader's log, and what it heard from the voters (`replicas`).
+#[derive(Clone)]
+pub struct Tracked {
+    pub store: QuorumLogStore,
+    pub replicas: Arc<Replicas>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
     type Network = TcpClient;
@@ -372,7 +393,8 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetwork {
             target,
             node: node.clone(),
             conn: None,
-            channel: Arc::clone(&self.0),
+            channel: Arc::clone(&self.channel),
+            tracked: Some(self.tracked.clone()),
         }
     }
 }
@@ -383,6 +405,8 @@ pub struct TcpClient {
     node: QuorumNode,
     conn: Option<Connection>,
     channel: Arc<ClientChannel>,
+    /// openraft's clients (the leader's) record each acknowledged AppendEntries there.
+    tracked: Option<Tracked>,
 }
 
 struct Connection {
@@ -545,6 +569,12 @@ impl RaftNetwork<TypeConfig> for TcpClient {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>>
     {
         let entries = rpc.entries.len();
+        // What the voter holds once it acknowledges: up to the last entry sent, else the one
+        // before them; and what the leader held as it sent them.
+        let term = rpc.vote.leader_id().get_term();
+        let last_sent = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let sent = Instant::now();
+        let leader_end = self.tracked.as_ref().map(|t| t.store.end_offset());
         let body = encode(&Request::AppendEntries(rpc))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if body.len() > MAX_FRAME {
@@ -552,6 +582,17 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         }
         match self.send(&body, option.hard_ttl()).await {
             Ok(Response::AppendEntries(r)) => {
+                let matched = match &r {
+                    Ok(AppendEntriesResponse::Success) => Some(last_sent),
+                    Ok(AppendEntriesResponse::PartialSuccess(m)) => Some(*m),
+                    _ => None,
+                };
+                if let (Some(t), Some(matched), Some(leader_end)) =
+                    (&self.tracked, matched, leader_end)
+                {
+                    let end = matched.map_or(0, |l| t.store.end_offset_after(l.index));
+                    (t.replicas).voter_acknowledged(self.target, term, end, leader_end, sent);
+                }
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
             Ok(_) => Err(mismatched()),
@@ -646,6 +687,7 @@ impl TcpClient {
             node: node.clone(),
             conn: None,
             channel: Arc::clone(channel),
+            tracked: None,
         }
     }
 
@@ -691,6 +733,62 @@ pub async fn to_controller(
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(e) => Err(failed(e.into_io().to_string())),
     }
+}
+
+/// The quorum as its leader sees it, asked of `leader` (the leader the caller knows) first, then
+/// of `voters` in turn, each refusal that names a leader followed (Kafka's brokers send
+/// DescribeQuorum to the active controller they know, and to the next one they learn of), with
+/// Kafka's reconnect backoff between voters that failed: given up after `timeout`.
+pub async fn describe_quorum(
+    channel: &Arc<ClientChannel>,
+    leader: Option<QuorumNode>,
+    voters: &[QuorumNode],
+    timeout: Duration,
+) -> Result<QuorumState, MetadataLogError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = reconnect_backoff();
+    let mut next = leader;
+    let mut turn = voters.iter().cycle();
+    let mut last_error = String::from("no voter to ask");
+    let mut redirected = false;
+    while let Some(target) = next.take().or_else(|| turn.next().cloned()) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut client = TcpClient::to(channel, &target);
+        match client.call(&Request::DescribeQuorum, left).await {
+            Ok(Response::DescribeQuorum(Ok(state))) => return Ok(state),
+            // Not the leader: ask the one it names, at once unless that is a refusal after a
+            // refusal (leadership moving on): then after a pause, as after a failure.
+            Ok(Response::DescribeQuorum(Err(Some(leader)))) => {
+                last_error = format!("{target} does not lead; {leader} does");
+                let pause = redirected || leader == target;
+                next = Some(leader);
+                redirected = true;
+                if !pause {
+                    continue;
+                }
+            }
+            Ok(Response::DescribeQuorum(Err(None))) => {
+                last_error = format!("{target} does not lead and knows no leader");
+                redirected = false;
+            }
+            Ok(_) => {
+                last_error = format!("{target}: an answer to another request");
+                redirected = false;
+            }
+            Err(e) => {
+                last_error = format!("{target}: {}", e.into_io());
+                redirected = false;
+            }
+        }
+        let pause = backoff.next().unwrap_or(RECONNECT_BACKOFF_MAX);
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+    }
+    Err(MetadataLogError::Quorum(format!(
+        "no leader of the metadata quorum answered in {timeout:?}: {last_error}"
+    )))
 }
 
 #[cfg(test)]
