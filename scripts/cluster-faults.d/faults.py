@@ -625,7 +625,18 @@ class Run:
 
     async def round(self, i):
         kind = self.rng.choice(self.kinds)
+        # The last round ended on a healthy view, but the cluster may have moved on since (the
+        # preferred-leader election moves a leader back once the node is in sync again, and the
+        # nodes' views differ until each has the new epoch): wait for it to settle again.
         view = await self.healthy()
+        if view is None:
+            log(f"round {i}: waiting for the cluster to settle: {await self.views(NODES)} "
+                f"quorum {self.quorum_states()}")
+            view = await wait_until(self.healthy, RECOVERY_DEADLINE_S)
+        if view is None:
+            self.anomaly("unrecovered", f"round {i}: not healthy before the fault: "
+                         f"{await self.views(NODES)} quorum {self.quorum_states()}")
+            return False
         _, parts = view
         partition = self.rng.randrange(PARTITIONS)
         leader = parts[(DATA_TOPIC, partition)][0]
