@@ -186,7 +186,9 @@ pub fn percent_decode(s: &str) -> String {
 pub async fn bind(addr: &str, what: &str) -> std::io::Result<TcpListener> {
     let (host, port) = crate::config::parse_host_port(addr)
         .ok_or_else(|| std::io::Error::other(format!("bad {what} listen address {addr}")))?;
-    TcpListener::bind((host.as_str(), port)).await
+    TcpListener::bind((host.as_str(), port))
+        .await
+        .map_err(|e| crate::server::cannot_listen(format!("{what} {addr}"), e))
 }
 
 /// How one HTTP listener is bounded.

@@ -115,7 +115,9 @@ async fn bind_listeners(
             } else {
                 c.host.as_str()
             };
-            let tcp = TcpListener::bind((host, port)).await?;
+            let tcp = TcpListener::bind((host, port))
+                .await
+                .map_err(|e| server::cannot_listen(format!("{host}:{port}"), e))?;
             let local = tcp.local_addr()?;
             let (host, port) = match &c.advertised {
                 Some((host, port)) => (host.clone(), port.saturating_add(i)),

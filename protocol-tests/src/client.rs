@@ -449,6 +449,46 @@ impl TestBroker {
         if let Some((rt, running)) = self.running.take() {
             drop(running);
             drop_runtime(rt).await;
+            self.await_fixed_ports_released().await;
+        }
+    }
+
+    /// Waits until the ports a start binds again (those configured, not 0) can be bound: a
+    /// killed process's listeners go with it, but in this process the metadata quorum's
+    /// runtime, which serves the controller listener, is shut down in the background (see
+    /// `QuorumRuntime`), so its listener can outlive `crash` by a moment (a restart failed
+    /// "Address already in use", 2 runs in 12 under load).
+    async fn await_fixed_ports_released(&self) {
+        let c = &self.config;
+        let fixed = c
+            .listeners
+            .iter()
+            .map(|l| (l.host.as_str(), l.port))
+            .chain(
+                c.quorum
+                    .iter()
+                    .flat_map(|q| q.listen.iter().map(|(h, p)| (h.as_str(), *p))),
+            )
+            .filter(|&(_, port)| port != 0)
+            .map(|(host, port)| {
+                let host = if host.is_empty() { "127.0.0.1" } else { host };
+                format!("{host}:{port}")
+            })
+            .collect::<Vec<_>>();
+        for addr in fixed {
+            let Ok(addr) = addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            // Bound (with SO_REUSEADDR, as the broker binds) only while no socket listens there.
+            let free = || {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while free().is_err() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 

@@ -141,3 +141,9 @@ pub async fn accept_until<F, Fut>(
     drop(listener);
     connections.shutdown().await;
 }
+
+/// A listener's bind failure naming the address ("Address already in use" alone does not say
+/// which of a node's listeners it was).
+pub fn cannot_listen(addr: impl std::fmt::Display, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+}

@@ -204,12 +204,19 @@ impl Process {
         for listens in &self.listens {
             let mut mine = Vec::new();
             for (listener, addr) in listens {
-                mine.push((Arc::clone(listener), TcpListener::bind(addr).await?));
+                let tcp = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| crate::server::cannot_listen(addr, e))?;
+                mine.push((Arc::clone(listener), tcp));
             }
             bound.push(mine);
         }
         let registry = match self.registry_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| crate::server::cannot_listen(addr, e))?,
+            ),
             None => None,
         };
         crate::start_life(StartWith {
