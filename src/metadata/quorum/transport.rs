@@ -653,7 +653,10 @@ pub async fn unless_leader_moves(
         biased;
         answer = forwarded => answer,
         moved = moved => Err(match moved {
-            Ok(()) => ForwardError::LeaderMoved(node.clone()),
+            Ok(()) => {
+                tracing::info!(leader = %node, "the leader a metadata write was sent to lost the lead before it answered");
+                ForwardError::LeaderMoved(node.clone())
+            }
             Err(e) => ForwardError::Failed(e),
         }),
     }
