@@ -668,6 +668,7 @@ class Run:
             await self.cluster.kill(target)
         if await wait_until(lambda: self.fenced(target), FENCE_DEADLINE_S):
             self.fence_s.append(round(time.monotonic() - t0, 1))
+            log(f"round {i}: node {target} fenced in {self.fence_s[-1]}s")
         else:
             # A figure, not an anomaly: Kafka 4.4 itself once left a cut-off quorum leader
             # unfenced for the whole deadline (1 in 3 such rounds, seed 740977725), so this is

@@ -102,6 +102,31 @@ impl TryFrom<WireEntry> for MetadataEntry {
     }
 }
 
+impl MetadataEntry {
+    /// After the leader this write was forwarded to lost the lead before answering (see
+    /// `transport::unless_leader_moves`): `Ok` to send it again to the next leader, or the
+    /// error to fail with. The old leader may have appended it, and its copy may yet be
+    /// committed (by a new leader whose log holds it) or not (cut from the logs).
+    ///
+    /// A conditional write is sent again: of its two copies, at most one is ever committed.
+    /// The old one, committed, precedes the new one in every log that holds both, whose leader
+    /// then takes the new one as a no-op (a data batch follows `decided_on`: `log_store`), so
+    /// the write is refused as decided on a stale image and the catalog decides again on the
+    /// caught-up image, which holds the old copy. The new one, committed, leaves no log room
+    /// for the old (Raft's log matching: a later term's entries at or past its index). An
+    /// unconditional write has no such check: sending it again could commit it twice, so it
+    /// fails, saying it may be committed (as a request to Kafka's controller that times out).
+    pub fn resend_after_leader_moved(&self, leader: &QuorumNode) -> Result<(), MetadataLogError> {
+        match self.decided_on {
+            Some(_) => Ok(()),
+            None => Err(MetadataLogError::Quorum(format!(
+                "a metadata write forwarded to the leader at {leader} may or may not be \
+                 committed: another node leads now and that one did not answer"
+            ))),
+        }
+    }
+}
+
 /// A committed batch as an observer fetches it (`observer`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WireBatch {
@@ -317,20 +342,22 @@ impl Quorum {
                 // how long), as a Kafka broker's controller channel does.
                 (Err(Written::Elsewhere(None, _)), _) => {}
                 (Err(Written::Elsewhere(Some(leader), Some(node))), Some(channel)) => {
-                    match transport::forward(channel, &node, entry.clone()).await {
+                    let forwarded = transport::forward(channel, &node, entry.clone());
+                    let moved = self.leader_moved_from(leader);
+                    match transport::unless_leader_moves(forwarded, moved, &node).await {
                         Ok(last) => break Ok(last),
                         Err(transport::ForwardError::Stale(end)) => break Err(Written::Stale(end)),
                         // The leader this node knows is gone (the request was never sent):
                         // wait for the quorum to elect another.
                         Err(transport::ForwardError::Unreachable(_)) => {
-                            let mut metrics = self.raft.metrics();
-                            let moved = metrics
-                                .wait_for(|m| m.current_leader != Some(leader))
-                                .await
-                                .is_ok();
-                            if !moved {
-                                return Err(stopped());
-                            }
+                            self.leader_moved_from(leader).await?;
+                            continue;
+                        }
+                        // Sent, and the leader lost the lead before it answered (cut off from
+                        // the others, it answers nothing until FORWARD_TIMEOUT): sent again to
+                        // the next leader, or failed, as the write allows.
+                        Err(transport::ForwardError::LeaderMoved(at)) => {
+                            entry.resend_after_leader_moved(&at)?;
                             continue;
                         }
                         Err(transport::ForwardError::Failed(e)) => return Err(e),
@@ -360,6 +387,14 @@ impl Quorum {
             .await
             .map_err(|_| stopped())?;
         written.map_err(Written::into_error)
+    }
+
+    /// Returns once this node no longer takes `leader` for the quorum's leader: it stood for
+    /// election, voted in one, or heard from a new leader.
+    async fn leader_moved_from(&self, leader: NodeId) -> Result<(), MetadataLogError> {
+        let mut metrics = self.raft.metrics();
+        let moved = metrics.wait_for(|m| m.current_leader != Some(leader)).await;
+        moved.map(|_| ()).map_err(|_| stopped())
     }
 
     /// `append` on this node only (a write forwarded to it, or the active controller's own
@@ -705,6 +740,19 @@ impl RaftMetadataLog {
         voters: BTreeMap<NodeId, QuorumNode>,
         security: transport::Security,
     ) -> Result<RaftMetadataLog, MetadataLogError> {
+        let log = RaftMetadataLog::open_tcp(id, store, listener, voters, security)?;
+        log.wait_ready()?;
+        Ok(log)
+    }
+
+    /// `start_tcp` up to the quorum formed, not waiting for a leader.
+    fn open_tcp(
+        id: NodeId,
+        store: QuorumLogStore,
+        listener: std::net::TcpListener,
+        voters: BTreeMap<NodeId, QuorumNode>,
+        security: transport::Security,
+    ) -> Result<RaftMetadataLog, MetadataLogError> {
         listener.set_nonblocking(true)?;
         let serving = tokio_util::sync::CancellationToken::new();
         let cancel = serving.clone();
@@ -726,7 +774,12 @@ impl RaftMetadataLog {
             Ok(q)
         })?;
         log.serving = serving;
-        let raft = log.quorum.raft.clone();
+        Ok(log)
+    }
+
+    /// Returns once a leader is known and this node has applied what its log holds.
+    fn wait_ready(&self) -> Result<(), MetadataLogError> {
+        let raft = self.quorum.raft.clone();
         let ready = async move {
             raft.wait(None)
                 .metrics(
@@ -740,8 +793,7 @@ impl RaftMetadataLog {
                 .map(|_| ())
                 .map_err(|e| MetadataLogError::Quorum(e.to_string()))
         };
-        wait_on(&log.runtime, ready)??;
-        Ok(log)
+        wait_on(&self.runtime, ready)?
     }
 
     pub fn quorum(&self) -> &Quorum {
@@ -873,6 +925,7 @@ mod tests {
     use crate::metadata::broker_heartbeat::BrokerHeartbeat;
     use crate::metadata::metadata_log::load_image;
     use crate::metadata::records::tests::samples;
+    use crate::metadata::Catalog;
     use openraft::error::{RPCError, Unreachable};
     use openraft::network::RPCOption;
     use openraft::raft::{
@@ -880,6 +933,7 @@ mod tests {
         VoteResponse,
     };
     use openraft::RaftNetwork;
+    use std::collections::BTreeSet;
     use transport::Security;
 
     /// A controller whose answer tells which request it had.
@@ -1321,8 +1375,7 @@ mod tests {
     /// producer-id blocks reserved through each node never overlap.
     #[test]
     fn a_catalog_deciding_on_a_stale_image_decides_again() {
-        use crate::log::LogConfig;
-        use crate::metadata::{Catalog, CreateTopicError};
+        use crate::metadata::CreateTopicError;
 
         let root = tempfile::tempdir().unwrap();
         let mut logs = three_voters(root.path());
@@ -1340,11 +1393,7 @@ mod tests {
                 .unwrap();
             let log = logs.remove(at);
             let id = log.quorum().id;
-            let dir = root.path().join(format!("node-{id}"));
-            let storage = Arc::new(FileStorage);
-            let log = Box::new(log) as Box<dyn MetadataLog>;
-            Catalog::open_with_log(storage, log, &dir, id as i32, LogConfig::default(), true, 0)
-                .unwrap()
+            catalog_over(Box::new(log), root.path(), id as i32)
         };
         let (leading, following) = (take(true), take(false));
         let end = |c: &Catalog| *c.committed().unwrap().borrow();
@@ -1373,18 +1422,7 @@ mod tests {
             let id_there = second.image().topics.get_by_name(name).map(|t| t.id);
             assert_eq!(id_there, Some(created.topic_id), "{name}");
         }
-        let reserve = |c: &Catalog| {
-            c.change_image(|image| {
-                let start = image.next_producer_id.max(0);
-                let record = crate::metadata::records::ProducerIdsRecord {
-                    broker_id: 1,
-                    broker_epoch: -1,
-                    next_producer_id: start + 1000,
-                };
-                (vec![MetadataRecord::ProducerIds(record)], start)
-            })
-            .unwrap()
-        };
+        let reserve = |c: &Catalog| reserve_producer_ids(c).unwrap();
         let mut starts = vec![reserve(&leading)];
         wait_for(&following, end(&leading));
         starts.push(reserve(&following));
@@ -1398,6 +1436,261 @@ mod tests {
         leading.close_metadata_log(0).unwrap();
         following.close_metadata_log(0).unwrap();
         for l in logs {
+            l.close(0).unwrap();
+        }
+    }
+
+    /// A catalog over `log`, its data in `root/node-<id>`.
+    fn catalog_over(log: Box<dyn MetadataLog>, root: &std::path::Path, id: i32) -> Catalog {
+        let dir = root.join(format!("node-{id}"));
+        let config = crate::log::LogConfig::default();
+        Catalog::open_with_log(Arc::new(FileStorage), log, &dir, id, config, true, 0).unwrap()
+    }
+
+    /// Reserves a block of 1000 producer ids through `c` (as `Broker::next_producer_id` does,
+    /// decided on its image): the block's first id.
+    fn reserve_producer_ids(c: &Catalog) -> std::io::Result<i64> {
+        c.change_image(|image| {
+            let start = image.next_producer_id.max(0);
+            let record = crate::metadata::records::ProducerIdsRecord {
+                broker_id: 1,
+                broker_epoch: -1,
+                next_producer_id: start + 1000,
+            };
+            (vec![MetadataRecord::ProducerIds(record)], start)
+        })
+    }
+
+    /// A connection between two nodes: (from, to).
+    type Pair = (NodeId, NodeId);
+
+    /// TCP proxies between nodes, as scripts/cluster-faults puts them: one per ordered pair,
+    /// each node's list of voters naming its own. A pair cut black-holes its connections
+    /// (accepted, bytes dropped, nothing answered), and healing closes those it held.
+    struct Proxies {
+        net: tokio::runtime::Runtime,
+        cut: tokio::sync::watch::Sender<BTreeSet<Pair>>,
+        /// Per pair, the connections it accepted while cut.
+        held: parking_lot::Mutex<BTreeMap<Pair, tokio::sync::watch::Sender<usize>>>,
+    }
+
+    impl Proxies {
+        fn new(cut: impl IntoIterator<Item = Pair>) -> Proxies {
+            let net = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let cut = tokio::sync::watch::channel(cut.into_iter().collect()).0;
+            let held = Default::default();
+            Proxies { net, cut, held }
+        }
+
+        /// Where `pair.0` reaches `pair.1`, which listens at `upstream`.
+        fn route(&self, pair: Pair, upstream: std::net::SocketAddr) -> QuorumNode {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            listener.set_nonblocking(true).unwrap();
+            let held = tokio::sync::watch::channel(0).0;
+            let (counted, cut) = (held.clone(), self.cut.subscribe());
+            self.held.lock().insert(pair, held);
+            self.net.spawn(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                while let Ok((client, _)) = listener.accept().await {
+                    if cut.borrow().contains(&pair) {
+                        counted.send_modify(|n| *n += 1);
+                    }
+                    tokio::spawn(pipe(client, upstream, pair, cut.clone()));
+                }
+            });
+            let host = "127.0.0.1".to_string();
+            QuorumNode { host, port }
+        }
+
+        fn set(&self, cut: impl IntoIterator<Item = Pair>) {
+            self.cut.send_replace(cut.into_iter().collect());
+        }
+
+        /// Returns once `pair` has held `n` connections.
+        fn wait_held(&self, pair: Pair, n: usize) {
+            let mut held = self.held.lock()[&pair].subscribe();
+            self.net.block_on(held.wait_for(|&h| h >= n)).unwrap();
+        }
+    }
+
+    /// Every connection between `node` and `others`, both ways.
+    fn pairs_of(node: NodeId, others: impl IntoIterator<Item = NodeId>) -> Vec<Pair> {
+        let others = others.into_iter().filter(|&o| o != node);
+        others.flat_map(|o| [(node, o), (o, node)]).collect()
+    }
+
+    /// One proxied connection: carried while its pair is not cut; while it is, black-holed;
+    /// healed, closed.
+    async fn pipe(
+        mut client: tokio::net::TcpStream,
+        upstream: std::net::SocketAddr,
+        pair: Pair,
+        mut cut: tokio::sync::watch::Receiver<BTreeSet<Pair>>,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut server, mut held) = (None::<tokio::net::TcpStream>, false);
+        let (mut up, mut down) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+        loop {
+            let black_holed = cut.borrow_and_update().contains(&pair);
+            match (black_holed, held) {
+                (true, _) => held = true,
+                (false, true) => return Ok(()),
+                (false, false) if server.is_none() => {
+                    server = Some(tokio::net::TcpStream::connect(upstream).await?);
+                }
+                (false, false) => {}
+            }
+            tokio::select! {
+                changed = cut.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+                read = client.read(&mut up) => match (read?, server.as_mut()) {
+                    (0, _) => return Ok(()),
+                    (n, Some(s)) if !black_holed => s.write_all(&up[..n]).await?,
+                    _ => {}
+                },
+                read = async {
+                    match server.as_mut() {
+                        Some(s) => s.read(&mut down).await,
+                        None => std::future::pending().await,
+                    }
+                } => match read? {
+                    0 => return Ok(()),
+                    n if !black_holed => client.write_all(&down[..n]).await?,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// cluster-faults seed 357146050: a write forwarded to a quorum leader cut off from the
+    /// others (its connections black-holed) was waited on for FORWARD_TIMEOUT (30 s), and the
+    /// catalog that made it, whose lock it held, followed nothing the new leader committed
+    /// meanwhile. A write sent to a leader that loses the lead now goes to the next one once
+    /// the sender learns of it: producer-id blocks reserved through a follower's catalog and
+    /// an observer's are committed while the old leader is still cut off, the follower's
+    /// catalog then follows the new leader's writes, and neither block is committed twice. An
+    /// unconditional write fails instead, saying it may be committed.
+    #[test]
+    fn a_write_forwarded_to_a_cut_off_leader_goes_on_to_the_next_one() {
+        let root = tempfile::tempdir().unwrap();
+        // Cut until every voter has formed the quorum on its own list of voters (one that
+        // heard from another first would take that one's list, and its proxies).
+        let voters = 1..=3;
+        let proxies = Proxies::new(voters.clone().flat_map(|v| pairs_of(v, 1..=3)));
+        let listeners: BTreeMap<NodeId, std::net::TcpListener> = voters
+            .clone()
+            .map(|id| (id, std::net::TcpListener::bind("127.0.0.1:0").unwrap()))
+            .collect();
+        let at: BTreeMap<NodeId, std::net::SocketAddr> = (listeners.iter())
+            .map(|(&id, l)| (id, l.local_addr().unwrap()))
+            .collect();
+        // An observer (a broker-only process) reaches the voters through proxies too. A voter
+        // never connects to itself: its own entry is where it tells observers it listens.
+        let observer: NodeId = 4;
+        let observing: BTreeMap<NodeId, QuorumNode> = (voters.clone())
+            .map(|id| (id, proxies.route((observer, id), at[&id])))
+            .collect();
+        let route = |from: NodeId| -> BTreeMap<NodeId, QuorumNode> {
+            let to = |id| match id == from {
+                true => observing[&id].clone(),
+                false => proxies.route((from, id), at[&id]),
+            };
+            voters.clone().map(|id| (id, to(id))).collect()
+        };
+        let mut logs: Vec<RaftMetadataLog> = listeners
+            .into_iter()
+            .map(|(id, l)| {
+                let dir = root.path().join(format!("node-{id}"));
+                let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0).unwrap();
+                RaftMetadataLog::open_tcp(id, store, l, route(id), Security::plaintext()).unwrap()
+            })
+            .collect();
+        proxies.set([]);
+        for l in &logs {
+            l.wait_ready().unwrap();
+        }
+        let leader = logs[0].quorum().raft.metrics().borrow().current_leader;
+        let leader = leader.unwrap();
+        let take = |logs: &mut Vec<RaftMetadataLog>, id: NodeId| {
+            let at = logs.iter().position(|l| l.quorum().id == id).unwrap();
+            logs.remove(at)
+        };
+        let follower = take(&mut logs, leader % 3 + 1);
+        let other = take(&mut logs, (leader + 1) % 3 + 1);
+        let old_leader = take(&mut logs, leader);
+        let f = follower.quorum().id;
+        let channel = Arc::clone(&Security::plaintext().channel);
+        let observer_log =
+            observer::ObserverMetadataLog::start(observer as i32, observing.clone(), channel);
+        let observed = catalog_over(
+            Box::new(observer_log.unwrap()),
+            root.path(),
+            observer as i32,
+        );
+        let (quorum, runtime) = (follower.quorum().clone(), follower.runtime.handle().clone());
+        let following = catalog_over(Box::new(follower), root.path(), f as i32);
+        let s = samples();
+
+        // The leader's answers to the follower are black-holed first (the follower still hears
+        // from it and knows no other leader), so that its writes are sent there for certain.
+        proxies.set([(f, leader), (observer, leader)]);
+        std::thread::scope(|scope| {
+            let reserved = scope.spawn(|| reserve_producer_ids(&following));
+            let unconditional =
+                scope.spawn(|| runtime.block_on(quorum.append(s[1..2].to_vec(), None, 7)));
+            let observers = scope.spawn(|| reserve_producer_ids(&observed));
+            proxies.wait_held((f, leader), 2);
+            // Then the leader is cut off from everyone: the other two elect a new one.
+            proxies.set(pairs_of(leader, 1..=observer));
+            let raft = other.quorum().raft.clone();
+            let elected = async move {
+                let new_leader = move |m: &openraft::RaftMetrics<NodeId, QuorumNode>| {
+                    m.current_leader.is_some_and(|l| l != leader)
+                };
+                raft.wait(None).metrics(new_leader, "a new leader").await
+            };
+            wait_on(&other.runtime, elected).unwrap().unwrap();
+            let written = other.append(&s[2..3], 8).unwrap();
+            // The follower's catalog follows it (its lock free again), the old leader still
+            // cut off.
+            following.catch_up().unwrap();
+            let image = following.image();
+            assert!(image.provenance.last_offset >= written, "{image:?}");
+            let unconditional = unconditional.join().unwrap();
+            let Err(MetadataLogError::Quorum(why)) = &unconditional else {
+                panic!("{unconditional:?}");
+            };
+            assert!(why.contains("may or may not be committed"), "{why}");
+            let blocks = [reserved.join().unwrap(), observers.join().unwrap()];
+            let [a, b] = blocks.map(Result::unwrap);
+            assert!(a.abs_diff(b) >= 1000, "blocks {a} and {b} overlap");
+        });
+
+        // Healed: the old leader takes the new one's log, where each block is reserved once.
+        proxies.set([]);
+        wait_applied(&old_leader, other.quorum().applied.end_offset());
+        let reserved = |log: &RaftMetadataLog| -> usize {
+            let batches = log.read(0).unwrap();
+            let records = batches.iter().flat_map(|b| &b.records);
+            records
+                .filter(|r| matches!(r, MetadataRecord::ProducerIds(_)))
+                .count()
+        };
+        assert_eq!(reserved(&other), 2);
+        assert_eq!(reserved(&old_leader), 2);
+        following.close_metadata_log(0).unwrap();
+        observed.close_metadata_log(0).unwrap();
+        for l in [old_leader, other] {
             l.close(0).unwrap();
         }
     }

@@ -37,23 +37,52 @@ use crate::security::channel::ClientChannel;
 /// How long a broker's request waits for the controller's answer.
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The leader of the quorum and where it listens, when known.
-type Leader = Option<(i32, QuorumNode)>;
-
 /// What the fetches brought.
 struct Fetched {
     /// The committed data batches, in offset order.
     batches: Mutex<Vec<MetadataBatch>>,
     /// The committed end offset fetched up to.
     end_offset: watch::Sender<i64>,
-    /// The quorum as the last voter answering saw it, and the leader's address.
-    quorum: Mutex<Option<(QuorumState, Leader)>>,
+    /// The quorum as the last voter answering saw it.
+    quorum: Mutex<Option<QuorumState>>,
+    /// The leader and where it listens, as the last voter answering knew (`None` after a
+    /// failed fetch: the next voter asked tells).
+    leader: watch::Sender<Option<(i32, QuorumNode)>>,
 }
 
 impl Fetched {
+    fn new() -> Fetched {
+        Fetched {
+            batches: Mutex::new(Vec::new()),
+            end_offset: watch::channel(0).0,
+            quorum: Mutex::new(None),
+            leader: watch::channel(None).0,
+        }
+    }
+
     fn leader(&self) -> Option<QuorumNode> {
-        let quorum = self.quorum.lock();
-        quorum.as_ref()?.1.as_ref().map(|(_, node)| node.clone())
+        self.leader.borrow().as_ref().map(|(_, node)| node.clone())
+    }
+
+    fn set_leader(&self, leader: Option<(i32, QuorumNode)>) {
+        self.leader.send_if_modified(|known| {
+            let changed = *known != leader;
+            *known = leader;
+            changed
+        });
+    }
+
+    /// Returns once a voter answering names a leader other than `leader` (the quorum elected
+    /// another); a failed fetch, which forgets the leader, is not enough.
+    fn leader_moved_from(
+        &self,
+        leader: i32,
+    ) -> impl std::future::Future<Output = Result<(), MetadataLogError>> + 'static {
+        let mut known = self.leader.subscribe();
+        async move {
+            let moved = known.wait_for(|l| l.as_ref().is_some_and(|(id, _)| *id != leader));
+            moved.await.map(|_| ()).map_err(|_| observer_stopped())
+        }
     }
 
     /// The batch holding `from_offset`, and every one after it.
@@ -70,7 +99,8 @@ impl Fetched {
             let new = f.batches.into_iter().map(MetadataBatch::from);
             batches.extend(new.filter(|b| b.base_offset >= from));
         }
-        *self.quorum.lock() = Some((f.state, f.leader));
+        *self.quorum.lock() = Some(f.state);
+        self.set_leader(f.leader);
         if f.end_offset > from {
             self.end_offset.send_replace(f.end_offset);
         }
@@ -103,11 +133,7 @@ impl ObserverMetadataLog {
             .enable_all()
             .build()?;
         let voters: Vec<QuorumNode> = voters.into_values().collect();
-        let fetched = Arc::new(Fetched {
-            batches: Mutex::new(Vec::new()),
-            end_offset: watch::channel(0).0,
-            quorum: Mutex::new(None),
-        });
+        let fetched = Arc::new(Fetched::new());
         let cancel = CancellationToken::new();
         let (ready_tx, ready) = std::sync::mpsc::channel();
         runtime.spawn(follow(
@@ -118,9 +144,7 @@ impl ObserverMetadataLog {
             ready_tx,
             cancel.clone(),
         ));
-        ready
-            .recv()
-            .map_err(|_| MetadataLogError::Quorum("the metadata observer stopped".into()))?;
+        ready.recv().map_err(|_| observer_stopped())?;
         Ok(ObserverMetadataLog {
             node_id,
             voters,
@@ -130,14 +154,16 @@ impl ObserverMetadataLog {
             runtime: QuorumRuntime(Some(runtime)),
         })
     }
+}
 
-    /// The voters to try, the leader first when known.
-    fn targets(&self) -> Vec<QuorumNode> {
-        let leader = self.fetched.leader();
-        let others = self.voters.iter().filter(|v| Some(*v) != leader.as_ref());
-        let others: Vec<QuorumNode> = others.cloned().collect();
-        leader.into_iter().chain(others).collect()
-    }
+/// The voters to try, `leader` first when known.
+fn targets(leader: Option<&QuorumNode>, voters: &[QuorumNode]) -> Vec<QuorumNode> {
+    let others = voters.iter().filter(|v| Some(*v) != leader);
+    leader.into_iter().chain(others).cloned().collect()
+}
+
+fn observer_stopped() -> MetadataLogError {
+    MetadataLogError::Quorum("the metadata observer stopped".into())
 }
 
 /// The fetch loop: from the leader when known, else the voters in turn; `ready` is told once
@@ -185,9 +211,7 @@ async fn follow(
             Err(e) => {
                 tracing::debug!(voter = %target, error = %e, "metadata fetch failed");
                 // Forget the leader: the next voter in turn tells who leads now.
-                if let Some(q) = fetched.quorum.lock().as_mut() {
-                    q.1 = None;
-                }
+                fetched.set_leader(None);
                 client = None;
                 tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -216,40 +240,58 @@ impl ObserverMetadataLog {
             append_time_ms: now_ms,
             decided_on,
         };
-        let targets = self.targets();
-        let channel = Arc::clone(&self.channel);
+        let (channel, fetched) = (Arc::clone(&self.channel), Arc::clone(&self.fetched));
+        let voters = self.voters.clone();
         let end = self.fetched.end_offset.subscribe();
-        let append = async move {
-            let mut last_error = None;
-            for target in targets {
-                let fetched_up_to = |until: i64| {
-                    let mut end = end.clone();
-                    async move {
-                        end.wait_for(|&e| e >= until)
-                            .await
-                            .map(|_| ())
-                            .map_err(|_| {
-                                MetadataLogError::Quorum("the metadata observer stopped".into())
-                            })
-                    }
-                };
-                match transport::observer_append(&channel, &target, entry.clone()).await {
-                    Ok(last) => {
-                        fetched_up_to(last + 1).await?;
-                        return Ok(last);
-                    }
-                    Err(ForwardError::Stale(at)) => {
-                        fetched_up_to(at).await?;
-                        return Err(MetadataLogError::StaleImage(at));
-                    }
-                    // Not sent: another voter may take it.
-                    Err(ForwardError::Unreachable(e)) => {
-                        last_error = Some(MetadataLogError::Quorum(e.to_string()))
-                    }
-                    Err(ForwardError::Failed(e)) => return Err(e),
-                }
+        let fetched_up_to = move |until: i64| {
+            let mut end = end.clone();
+            async move {
+                end.wait_for(|&e| e >= until)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| observer_stopped())
             }
-            Err(last_error.unwrap_or_else(|| MetadataLogError::Quorum("no voters".into())))
+        };
+        let append = async move {
+            'send: loop {
+                let leader = fetched.leader.borrow().clone();
+                let mut last_error = None;
+                for target in targets(leader.as_ref().map(|(_, node)| node), &voters) {
+                    let sent = transport::observer_append(&channel, &target, entry.clone());
+                    // Sent to the leader: the observer may learn of the next one before that
+                    // one answers (cut off, it answers nothing until FORWARD_TIMEOUT). Another
+                    // voter forwards it to the leader and does the same itself.
+                    let answer = match &leader {
+                        Some((id, node)) if *node == target => {
+                            let moved = fetched.leader_moved_from(*id);
+                            transport::unless_leader_moves(sent, moved, node).await
+                        }
+                        _ => sent.await,
+                    };
+                    match answer {
+                        Ok(last) => {
+                            fetched_up_to(last + 1).await?;
+                            return Ok(last);
+                        }
+                        Err(ForwardError::Stale(at)) => {
+                            fetched_up_to(at).await?;
+                            return Err(MetadataLogError::StaleImage(at));
+                        }
+                        // Not sent: another voter may take it.
+                        Err(ForwardError::Unreachable(e)) => {
+                            last_error = Some(MetadataLogError::Quorum(e.to_string()))
+                        }
+                        // Sent again through the next leader, or failed, as the write allows.
+                        Err(ForwardError::LeaderMoved(at)) => {
+                            entry.resend_after_leader_moved(&at)?;
+                            continue 'send;
+                        }
+                        Err(ForwardError::Failed(e)) => return Err(e),
+                    }
+                }
+                let none = || MetadataLogError::Quorum("no voters".into());
+                return Err(last_error.unwrap_or_else(none));
+            }
         };
         wait_on(&self.runtime, committed_in_time(append))?
     }
@@ -283,7 +325,7 @@ impl MetadataLog for ObserverMetadataLog {
     /// included, once this node fetches from the leader).
     fn quorum_state(&self) -> Option<QuorumState> {
         let quorum = self.fetched.quorum.lock();
-        let mut state = quorum.as_ref()?.0.clone();
+        let mut state = quorum.as_ref()?.clone();
         state.high_watermark = *self.fetched.end_offset.borrow();
         Some(state)
     }
@@ -362,11 +404,7 @@ mod tests {
     /// voter behind changes nothing, and the committed end only moves forward.
     #[test]
     fn fetched_batches_read_back_as_the_voters_log() {
-        let fetched = Fetched {
-            batches: Mutex::new(Vec::new()),
-            end_offset: watch::channel(0).0,
-            quorum: Mutex::new(None),
-        };
+        let fetched = Fetched::new();
         fetched.take(0, answer(&[(0, 2), (2, 1)], 4, false));
         assert_eq!(*fetched.end_offset.borrow(), 4);
         assert_eq!(fetched.leader(), None);

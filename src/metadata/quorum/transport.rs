@@ -631,6 +631,35 @@ pub enum ForwardError {
     Failed(MetadataLogError),
     /// Refused as decided on a stale image; the leader had applied its log up to this offset.
     Stale(i64),
+    /// Sent to the leader at this address, which lost the lead before it answered
+    /// (`unless_leader_moves`): it may or may not be committed.
+    LeaderMoved(QuorumNode),
+}
+
+/// `forwarded` (a write sent to the leader at `node`) unless `moved` comes first: the caller
+/// learning that `node` no longer leads. A leader cut off from the others (its connections
+/// black-holed: connected, never answered) keeps the write until FORWARD_TIMEOUT, though the
+/// others elect a new leader within an election timeout or two; whoever waits on the write
+/// (the catalog, which holds its lock meanwhile, so that its image follows no committed change)
+/// must not wait out the old one. Kafka's NodeToControllerChannelManager likewise sends its
+/// queued requests to the new controller once it learns of it.
+pub async fn unless_leader_moves(
+    forwarded: impl std::future::Future<Output = Result<i64, ForwardError>>,
+    moved: impl std::future::Future<Output = Result<(), MetadataLogError>>,
+    node: &QuorumNode,
+) -> Result<i64, ForwardError> {
+    tokio::select! {
+        // An answer that is there is taken first: it says what became of the write.
+        biased;
+        answer = forwarded => answer,
+        moved = moved => Err(match moved {
+            Ok(()) => {
+                tracing::info!(leader = %node, "the leader a metadata write was sent to lost the lead before it answered");
+                ForwardError::LeaderMoved(node.clone())
+            }
+            Err(e) => ForwardError::Failed(e),
+        }),
+    }
 }
 
 /// Sends a metadata write to the leader at `node` and returns the offset of its last record
