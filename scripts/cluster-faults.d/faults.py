@@ -108,6 +108,8 @@ DISK_DELAY_MS = (20, 120)
 # How often a clock or disk round looks at every node's Metadata.
 SAMPLE_S = 0.5
 FENCE_DEADLINE_S = 30
+# How long the admin listener of a node with a slow disk may take to answer (see steady_round).
+SLOW_DISK_ADMIN_TIMEOUT_S = 60
 RECOVERY_DEADLINE_S = 120
 START_DEADLINE_S = 120
 # The settings both brokers run with: short sessions so that a round takes seconds.
@@ -299,19 +301,19 @@ class GregorCluster:
         )
         out.close()
 
-    def admin_call(self, n, method, path, body=None):
+    def admin_call(self, n, method, path, body=None, timeout=10):
         """The admin listener of node n: (status, JSON answer)."""
         data = None if body is None else json.dumps(body).encode()
         url = f"http://127.0.0.1:{self.layout.admin[n]}{path}"
         req = urllib.request.Request(url, data=data, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.load(r)
         except urllib.error.HTTPError as e:
             return e.code, json.load(e)
 
-    async def admin_request(self, n, method, path, body=None):
-        return await asyncio.to_thread(self.admin_call, n, method, path, body)
+    async def admin_request(self, n, method, path, body=None, timeout=10):
+        return await asyncio.to_thread(self.admin_call, n, method, path, body, timeout)
 
     async def wall_offset_ms(self, n):
         """How far node n's wall clock is from this script's, as the broker reads it."""
@@ -733,11 +735,19 @@ class Run:
         if kind in CLOCK_FAULTS:
             self.clocks.step(target, 0)
         else:
-            _, answer = await self.cluster.admin_request(target, "GET", "/v1/faults")
+            # The node's request threads are what a slow disk slows: its admin listener shares
+            # them, and answered a GET after 10 s once (the rules disarmed just after).
+            t = time.monotonic()
+            _, answer = await self.cluster.admin_request(target, "GET", "/v1/faults",
+                                                         timeout=SLOW_DISK_ADMIN_TIMEOUT_S)
+            if time.monotonic() - t > 5:
+                log(f"round {i}: node {target}'s admin listener answered after "
+                    f"{time.monotonic() - t:.1f}s under its slow disk")
             fired = sum(r.get("fired", 0) for r in answer.get("faults", []))
             self.disk_delays += fired
             log(f"round {i}: node {target}'s disk was slow {fired} times")
-            await self.cluster.admin_request(target, "DELETE", "/v1/faults")
+            await self.cluster.admin_request(target, "DELETE", "/v1/faults",
+                                             timeout=SLOW_DISK_ADMIN_TIMEOUT_S)
         if fenced:
             seen["fencing_rounds"] += 1
             self.steady_anomaly(f"fenced-by-{label}",
