@@ -514,19 +514,19 @@ async fn dispatch_untimed(
     let v = ctx.api_version;
     let f = &mut frame;
     Ok(match api {
-        ApiKey::ApiVersions => respond(ctx, &api_versions::handle(ctx, decode(f, v)?)),
-        ApiKey::Metadata => respond(ctx, &metadata::handle(ctx, decode(f, v)?)),
+        ApiKey::ApiVersions => respond(ctx, api_versions::handle(ctx, decode(f, v)?)),
+        ApiKey::Metadata => respond(ctx, metadata::handle(ctx, decode(f, v)?)),
         ApiKey::Produce => produce::serve(ctx, decode(f, v)?).await,
         ApiKey::Fetch => {
             let (resp, records) = fetch::handle(ctx, decode(f, v)?).await;
-            respond_spliced(ctx, &resp, records)
+            respond_spliced(ctx, resp, records)
         }
-        ApiKey::ListOffsets => respond(ctx, &list_offsets::handle(ctx, decode(f, v)?)),
+        ApiKey::ListOffsets => respond(ctx, list_offsets::handle(ctx, decode(f, v)?)),
         ApiKey::CreateTopics => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, create_topics::handle).await?,
+                off_request_threads(ctx, req, create_topics::handle).await?,
             )
         }
         // A fenced transaction's markers, and producer ids from the metadata quorum: off the
@@ -535,152 +535,152 @@ async fn dispatch_untimed(
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, init_producer_id::handle).await?,
+                off_request_threads(ctx, req, init_producer_id::handle).await?,
             )
         }
-        ApiKey::FindCoordinator => respond(ctx, &find_coordinator::handle(ctx, decode(f, v)?)),
-        ApiKey::DescribeConfigs => respond(ctx, &describe_configs::handle(ctx, decode(f, v)?)),
-        ApiKey::JoinGroup => respond(ctx, &join_group::handle(ctx, decode(f, v)?).await),
-        ApiKey::SyncGroup => respond(ctx, &sync_group::handle(ctx, decode(f, v)?).await),
-        ApiKey::Heartbeat => respond(ctx, &heartbeat::handle(ctx, decode(f, v)?)),
-        ApiKey::LeaveGroup => respond(ctx, &leave_group::handle(ctx, decode(f, v)?)),
-        ApiKey::OffsetCommit => respond(ctx, &offset_commit::handle(ctx, decode(f, v)?)),
-        ApiKey::OffsetFetch => respond(ctx, &offset_fetch::handle(ctx, decode(f, v)?)),
+        ApiKey::FindCoordinator => respond(ctx, find_coordinator::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeConfigs => respond(ctx, describe_configs::handle(ctx, decode(f, v)?)),
+        ApiKey::JoinGroup => respond(ctx, join_group::handle(ctx, decode(f, v)?).await),
+        ApiKey::SyncGroup => respond(ctx, sync_group::handle(ctx, decode(f, v)?).await),
+        ApiKey::Heartbeat => respond(ctx, heartbeat::handle(ctx, decode(f, v)?)),
+        ApiKey::LeaveGroup => respond(ctx, leave_group::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetCommit => respond(ctx, offset_commit::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetFetch => respond(ctx, offset_fetch::handle(ctx, decode(f, v)?)),
         ApiKey::TxnOffsetCommit => {
-            respond(ctx, &txn_offset_commit::handle(ctx, decode(f, v)?).await)
+            respond(ctx, txn_offset_commit::handle(ctx, decode(f, v)?).await)
         }
-        ApiKey::ListGroups => respond(ctx, &list_groups::handle(ctx, decode(f, v)?)),
-        ApiKey::DescribeGroups => respond(ctx, &describe_groups::handle(ctx, decode(f, v)?)),
-        ApiKey::DeleteGroups => respond(ctx, &delete_groups::handle(ctx, decode(f, v)?)),
-        ApiKey::OffsetDelete => respond(ctx, &offset_delete::handle(ctx, decode(f, v)?)),
+        ApiKey::ListGroups => respond(ctx, list_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeGroups => respond(ctx, describe_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::DeleteGroups => respond(ctx, delete_groups::handle(ctx, decode(f, v)?)),
+        ApiKey::OffsetDelete => respond(ctx, offset_delete::handle(ctx, decode(f, v)?)),
         ApiKey::ConsumerGroupHeartbeat => {
-            respond(ctx, &consumer_group_heartbeat::handle(ctx, decode(f, v)?))
+            respond(ctx, consumer_group_heartbeat::handle(ctx, decode(f, v)?))
         }
         ApiKey::ConsumerGroupDescribe => {
-            respond(ctx, &consumer_group_describe::handle(ctx, decode(f, v)?))
+            respond(ctx, consumer_group_describe::handle(ctx, decode(f, v)?))
         }
         ApiKey::DeleteTopics => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, delete_topics::handle).await?,
+                off_request_threads(ctx, req, delete_topics::handle).await?,
             )
         }
-        ApiKey::DeleteRecords => respond(ctx, &delete_records::handle(ctx, decode(f, v)?)),
+        ApiKey::DeleteRecords => respond(ctx, delete_records::handle(ctx, decode(f, v)?)),
         ApiKey::OffsetForLeaderEpoch => {
-            respond(ctx, &offset_for_leader_epoch::handle(ctx, decode(f, v)?))
+            respond(ctx, offset_for_leader_epoch::handle(ctx, decode(f, v)?))
         }
         ApiKey::CreatePartitions => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, create_partitions::handle).await?,
+                off_request_threads(ctx, req, create_partitions::handle).await?,
             )
         }
-        ApiKey::AlterConfigs => respond(ctx, &alter_configs::handle(ctx, decode(f, v)?)),
+        ApiKey::AlterConfigs => respond(ctx, alter_configs::handle(ctx, decode(f, v)?)),
         ApiKey::IncrementalAlterConfigs => {
-            respond(ctx, &incremental_alter_configs::handle(ctx, decode(f, v)?))
+            respond(ctx, incremental_alter_configs::handle(ctx, decode(f, v)?))
         }
-        ApiKey::DescribeCluster => respond(ctx, &describe_cluster::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeCluster => respond(ctx, describe_cluster::handle(ctx, decode(f, v)?)),
         ApiKey::ElectLeaders => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, elect_leaders::handle).await?,
+                off_request_threads(ctx, req, elect_leaders::handle).await?,
             )
         }
         ApiKey::AlterPartitionReassignments => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, alter_partition_reassignments::handle).await?,
+                off_request_threads(ctx, req, alter_partition_reassignments::handle).await?,
             )
         }
         ApiKey::ListPartitionReassignments => respond(
             ctx,
-            &list_partition_reassignments::handle(ctx, decode(f, v)?),
+            list_partition_reassignments::handle(ctx, decode(f, v)?),
         ),
-        ApiKey::DescribeLogDirs => respond(ctx, &describe_log_dirs::handle(ctx, decode(f, v)?)),
-        ApiKey::DescribeProducers => respond(ctx, &describe_producers::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeLogDirs => respond(ctx, describe_log_dirs::handle(ctx, decode(f, v)?)),
+        ApiKey::DescribeProducers => respond(ctx, describe_producers::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeTopicPartitions => {
-            respond(ctx, &describe_topic_partitions::handle(ctx, decode(f, v)?))
+            respond(ctx, describe_topic_partitions::handle(ctx, decode(f, v)?))
         }
-        ApiKey::SaslHandshake => respond(ctx, &sasl_handshake::handle(ctx, decode(f, v)?)),
-        ApiKey::SaslAuthenticate => respond(ctx, &sasl_authenticate::handle(ctx, decode(f, v)?)),
+        ApiKey::SaslHandshake => respond(ctx, sasl_handshake::handle(ctx, decode(f, v)?)),
+        ApiKey::SaslAuthenticate => respond(ctx, sasl_authenticate::handle(ctx, decode(f, v)?)),
         ApiKey::AddPartitionsToTxn => {
-            respond(ctx, &add_partitions_to_txn::handle(ctx, decode(f, v)?))
+            respond(ctx, add_partitions_to_txn::handle(ctx, decode(f, v)?))
         }
-        ApiKey::AddOffsetsToTxn => respond(ctx, &add_offsets_to_txn::handle(ctx, decode(f, v)?)),
+        ApiKey::AddOffsetsToTxn => respond(ctx, add_offsets_to_txn::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeClientQuotas => {
-            respond(ctx, &describe_client_quotas::handle(ctx, decode(f, v)?))
+            respond(ctx, describe_client_quotas::handle(ctx, decode(f, v)?))
         }
         // Appends to the metadata log (with fsync): off the threads serving connections.
         ApiKey::AlterClientQuotas => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, alter_client_quotas::handle).await?,
+                off_request_threads(ctx, req, alter_client_quotas::handle).await?,
             )
         }
         ApiKey::DescribeUserScramCredentials => {
-            respond(ctx, &scram_credentials::describe(ctx, decode(f, v)?))
+            respond(ctx, scram_credentials::describe(ctx, decode(f, v)?))
         }
         // Appends to the metadata log (with fsync): off the threads serving connections.
         ApiKey::AlterUserScramCredentials => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, scram_credentials::alter).await?,
+                off_request_threads(ctx, req, scram_credentials::alter).await?,
             )
         }
         // Markers go to every partition of the transaction: off the threads serving connections.
         ApiKey::EndTxn => {
             let req = decode(f, v)?;
-            respond(ctx, &off_request_threads(ctx, req, end_txn::handle).await?)
+            respond(ctx, off_request_threads(ctx, req, end_txn::handle).await?)
         }
         ApiKey::DescribeTransactions => {
-            respond(ctx, &describe_transactions::handle(ctx, decode(f, v)?))
+            respond(ctx, describe_transactions::handle(ctx, decode(f, v)?))
         }
-        ApiKey::ListTransactions => respond(ctx, &list_transactions::handle(ctx, decode(f, v)?)),
+        ApiKey::ListTransactions => respond(ctx, list_transactions::handle(ctx, decode(f, v)?)),
         ApiKey::WriteTxnMarkers => {
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, write_txn_markers::handle).await?,
+                off_request_threads(ctx, req, write_txn_markers::handle).await?,
             )
         }
-        ApiKey::UpdateFeatures => respond(ctx, &update_features::handle(ctx, decode(f, v)?)),
+        ApiKey::UpdateFeatures => respond(ctx, update_features::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeQuorum => {
             // A broker asks the quorum's leader, waiting for its answer: off the request threads.
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, describe_quorum::handle).await?,
+                off_request_threads(ctx, req, describe_quorum::handle).await?,
             )
         }
-        ApiKey::DescribeAcls => respond(ctx, &acls::describe(ctx, decode(f, v)?)?),
+        ApiKey::DescribeAcls => respond(ctx, acls::describe(ctx, decode(f, v)?)?),
         // Append to the metadata log (with fsync): off the threads serving connections.
         ApiKey::CreateAcls => {
             let req = decode(f, v)?;
-            respond(ctx, &off_request_threads(ctx, req, acls::create).await??)
+            respond(ctx, off_request_threads(ctx, req, acls::create).await??)
         }
         ApiKey::ShareGroupHeartbeat => {
-            respond(ctx, &share_group_heartbeat::handle(ctx, decode(f, v)?))
+            respond(ctx, share_group_heartbeat::handle(ctx, decode(f, v)?))
         }
         ApiKey::ShareGroupDescribe => {
-            respond(ctx, &share_group_describe::handle(ctx, decode(f, v)?))
+            respond(ctx, share_group_describe::handle(ctx, decode(f, v)?))
         }
-        ApiKey::ShareFetch => respond(ctx, &share_fetch::handle(ctx, decode(f, v)?).await),
-        ApiKey::ShareAcknowledge => respond(ctx, &share_acknowledge::handle(ctx, decode(f, v)?)),
+        ApiKey::ShareFetch => respond(ctx, share_fetch::handle(ctx, decode(f, v)?).await),
+        ApiKey::ShareAcknowledge => respond(ctx, share_acknowledge::handle(ctx, decode(f, v)?)),
         ApiKey::DescribeShareGroupOffsets => respond(
             ctx,
-            &describe_share_group_offsets::handle(ctx, decode(f, v)?),
+            describe_share_group_offsets::handle(ctx, decode(f, v)?),
         ),
         ApiKey::AlterShareGroupOffsets => {
-            respond(ctx, &alter_share_group_offsets::handle(ctx, decode(f, v)?))
+            respond(ctx, alter_share_group_offsets::handle(ctx, decode(f, v)?))
         }
         ApiKey::DeleteShareGroupOffsets => {
-            respond(ctx, &delete_share_group_offsets::handle(ctx, decode(f, v)?))
+            respond(ctx, delete_share_group_offsets::handle(ctx, decode(f, v)?))
         }
         // Internal topics are created on the request thread, as KafkaApis does after the
         // coordinator answered.
@@ -688,15 +688,15 @@ async fn dispatch_untimed(
             let req = decode(f, v)?;
             respond(
                 ctx,
-                &off_request_threads(ctx, req, streams_group_heartbeat::handle).await?,
+                off_request_threads(ctx, req, streams_group_heartbeat::handle).await?,
             )
         }
         ApiKey::StreamsGroupDescribe => {
-            respond(ctx, &streams_group_describe::handle(ctx, decode(f, v)?))
+            respond(ctx, streams_group_describe::handle(ctx, decode(f, v)?))
         }
         ApiKey::DeleteAcls => {
             let req = decode(f, v)?;
-            respond(ctx, &off_request_threads(ctx, req, acls::delete).await??)
+            respond(ctx, off_request_threads(ctx, req, acls::delete).await??)
         }
         ApiKey::AlterReplicaLogDirs
         | ApiKey::CreateDelegationToken
@@ -823,9 +823,13 @@ fn resolve_authorized_topic(
 }
 
 /// Encodes a response with the header version its type prescribes for the request's version.
-fn respond<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime + Clone>(
+///
+/// The response is taken by value: the request quota's throttle is set on it in place. (With a
+/// reference it was cloned for that, and every response type's deep `Clone` was linked into the
+/// binary for a rare path: README, "A small binary".)
+fn respond<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime>(
     ctx: &RequestContext<'_>,
-    body: &T,
+    body: T,
 ) -> Reply {
     respond_spliced(ctx, body, Splices::default())
 }
@@ -833,35 +837,29 @@ fn respond<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime + Clone>(
 /// `respond`, with the records fields in `records` sent from their files (see `response`).
 /// Its error codes are counted for the metrics, and noted for the request journal while it
 /// records.
-fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime + Clone>(
+fn respond_spliced<T: Encodable + HeaderVersion + ErrorCodes + ThrottleTime>(
     ctx: &RequestContext<'_>,
-    body: &T,
+    mut body: T,
     records: Splices,
 ) -> Reply {
-    ctx.broker.metrics.response_errors(ctx.api, body);
+    ctx.broker.metrics.response_errors(ctx.api, &body);
     if let Some(answered) = &ctx.answered {
-        *answered.lock() = error_codes::distinct(body);
+        *answered.lock() = error_codes::distinct(&body);
     }
     // The request quota's throttle, when longer than the one the handler set (Kafka answers the
-    // longer of a request's throttles). A copy only then: rare, and off the common path.
+    // longer of a request's throttles).
     let request_throttle = ctx.request_throttle();
-    let throttled;
-    let body = match body.throttle_time_ms() {
-        Some(t) if t < request_throttle => {
-            throttled = {
-                let mut b = body.clone();
-                b.set_throttle_time_ms(request_throttle);
-                b
-            };
-            &throttled
-        }
-        _ => body,
-    };
+    if body
+        .throttle_time_ms()
+        .is_some_and(|t| t < request_throttle)
+    {
+        body.set_throttle_time_ms(request_throttle);
+    }
     encode(
         ctx.correlation_id,
         T::header_version(ctx.api_version),
         ctx.api_version,
-        body,
+        &body,
         records,
     )
 }

@@ -54,7 +54,7 @@ pub async fn serve(ctx: &RequestContext<'_>, req: ProduceRequest) -> Reply {
     let mut resp = handle(ctx, req).await;
     resp.throttle_time_ms = ctx.record_quota(QuotaType::Produce, bytes);
     if acks != 0 {
-        return respond(ctx, &resp);
+        return respond(ctx, resp);
     }
     let failed = resp
         .responses
