@@ -214,7 +214,7 @@ pub async fn serve<H, F>(
 {
     let handler = Arc::new(handler);
     let n = limits.max_connections;
-    let quotas = ConnectionQuotas::new(n, n, HashMap::new());
+    let quotas = ConnectionQuotas::new(n, n, HashMap::new()).listener("http");
     crate::server::accept_until(listener, quotas, cancel, move |stream, peer| {
         serve_connection(
             stream,

@@ -109,7 +109,7 @@
 #                        needs KAFKA_REFERENCE_LIBS, a three-node one, ../ref-kafka-cluster.sh)
 #   JAVA_COMPAT_GROUPS   which groups to run (default "clients console crash dedupe groups admin txn streams streams-protocol failover
 #                        security control share junit schema-registry"; consumer-groups runs the kafka-consumer-groups
-#                        cases of the groups group alone)
+#                        cases of the groups group alone, quotas the client quota cases of the admin group)
 #
 # Versions are pinned in pom.xml; downloads are cached in compat/.cache/m2 (git-ignored); build
 # output and per-step logs go to compat/java/target (git-ignored).
@@ -435,6 +435,8 @@ admin_tool_cases() {
       "consumer\.session\.timeout\.ms must be in the range 45000 to 60000 inclusive" "^Completed"
   fi
 
+  ip_quota_tool_cases "$label" "$cp" "$log_opt" "$config_command"
+
   if java "${JAVA_OPTS[@]}" -cp "$CLIENT_CP" gregor.compat.Main groups-setup --bootstrap "$GREGOR_BOOTSTRAP" \
     --topic "$t-data" --partitions 2 --records 30 >"$base-setup.log" 2>&1; then
     "${offsets[@]}" --topic "$t-data" >"$base-offsets.out" 2>&1
@@ -458,6 +460,40 @@ admin_tool_cases() {
   admin_check "$label/kafka-topics-delete" "$base-list-after.out" "^$t-rf3$|^$t-data$" "^$t-cfg$"
   "${topics[@]}" --delete --topic "$t-never" >"$base-delete-missing.out" 2>&1
   admin_check "$label/kafka-topics-delete-unknown" "$base-delete-missing.out" "does not exist|UnknownTopicOrPartition"
+}
+
+# ip_quota_tool_cases LABEL CP LOG4J_OPT CONFIG_COMMAND: kafka-configs --entity-type ips (KIP-612's
+# connection_creation_rate) for an address and for the default ip entity: set, described (once the
+# broker shows it: Kafka's a moment after acknowledging), deleted. The rate is high enough never to
+# throttle the tools themselves.
+ip_quota_tool_cases() {
+  local label="$1" cp="$2" log_opt="$3" config_command="$4" base="$LOGS/$1"
+  local configs=(timeout 60 java "$log_opt" -cp "$cp" "$config_command" --bootstrap-server "$GREGOR_BOOTSTRAP")
+  local entity args i
+  for entity in address default; do
+    case "$entity" in
+      address) args=(--entity-type ips --entity-name 127.0.0.1) ;;
+      default) args=(--entity-type ips --entity-default) ;;
+    esac
+    local out="$base-configs-ip-$entity.out"
+    "${configs[@]}" "${args[@]}" --alter --add-config connection_creation_rate=5000 >"$out" 2>&1
+    for i in $(seq 1 20); do
+      "${configs[@]}" "${args[@]}" --describe >"$out.describe" 2>&1
+      grep -qE "connection_creation_rate=5000" "$out.describe" && break
+      sleep 0.5
+    done
+    cat "$out.describe" >>"$out"
+    admin_check "$label/kafka-configs-ip-quota-$entity" "$out" \
+      "^Quota configs for (ip '127\.0\.0\.1'|the default ip) are connection_creation_rate=5000(\.0)?$"
+    "${configs[@]}" "${args[@]}" --alter --delete-config connection_creation_rate >"$out.delete" 2>&1
+    for i in $(seq 1 20); do
+      "${configs[@]}" "${args[@]}" --describe >"$out.describe" 2>&1
+      grep -q "connection_creation_rate" "$out.describe" || break
+      sleep 0.5
+    done
+    cat "$out.delete" "$out.describe" >"$out.after"
+    admin_check "$label/kafka-configs-ip-quota-$entity-delete" "$out.after" "Completed updating" "connection_creation_rate="
+  done
 }
 
 # cluster_tool_cases LABEL CP LOG4J_OPT: kafka-features.sh and kafka-metadata-quorum.sh (4.4).
@@ -485,15 +521,21 @@ cluster_tool_cases() {
   admin_check "$label/kafka-metadata-quorum-replication" "$base-quorum-replication.out" "^[0-9]+[[:space:]]+[^[:space:]]+[[:space:]]+[1-9][0-9]*[[:space:]]+0[[:space:]]+.*Leader"
 }
 
-admin_tests() {
+# admin_client_cases [ARGS...]: AdminTests with kafka-clients 4.4.x and 3.9.x (ARGS: more of its
+# options, e.g. --only quotas).
+admin_client_cases() {
   local module version
   for module in client-4.4 client-3.9; do
     version="$(lib_version "$module" kafka-clients)"
     echo "== AdminClient $version"
     java_cases "admin-$version" 300 "$JAVA_COMPAT_TARGET/$module/classes:$JAVA_COMPAT_TARGET/$module/lib/*" \
-      admin --bootstrap "$GREGOR_BOOTSTRAP" --label "admin-$version"
+      admin --bootstrap "$GREGOR_BOOTSTRAP" --label "admin-$version" "$@"
     broker_check "admin-$version"
   done
+}
+
+admin_tests() {
+  admin_client_cases
   local v39 v44
   v39="$(lib_version tools-3.9 kafka_2.13)"
   v44="$(lib_version tools-4.4 kafka-tools)"
@@ -507,6 +549,20 @@ admin_tests() {
   cluster_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
     "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties"
   broker_check "admin-tools-$v44"
+}
+
+# The client quota cases of the admin group alone: AdminClient's (AdminTests --only quotas) and
+# kafka-configs --entity-type ips of both tool versions.
+quota_tests() {
+  admin_client_cases --only quotas
+  local v39 v44
+  v39="$(lib_version tools-3.9 kafka_2.13)"
+  v44="$(lib_version tools-4.4 kafka-tools)"
+  ip_quota_tool_cases "admin-tools-$v39" "$JAVA_COMPAT_TARGET/tools-3.9/lib/*" \
+    "-Dlog4j.configuration=file:$JAVA_COMPAT_HOME/config/log4j.properties" kafka.admin.ConfigCommand
+  ip_quota_tool_cases "admin-tools-$v44" "$JAVA_COMPAT_TARGET/tools-4.4/lib/*" \
+    "-Dlog4j2.configurationFile=$JAVA_COMPAT_HOME/config/log4j2.properties" org.apache.kafka.tools.ConfigCommand
+  broker_check quotas
 }
 
 # ---- failover -------------------------------------------------------------------------------
@@ -2003,6 +2059,7 @@ for group in ${JAVA_COMPAT_GROUPS:-clients console crash dedupe groups admin txn
     groups) groups_tests ;;
     consumer-groups) groups_broker && consumer_groups_tool_tests ;;
     admin) admin_tests ;;
+    quotas) quota_tests ;;
     txn) txn_tests ;;
     streams) streams_tests ;;
     streams-protocol) streams_protocol_tests ;;

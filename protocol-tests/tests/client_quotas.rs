@@ -2,7 +2,8 @@
 //! and errors, the metadata log keeping them over a restart), and the produce and fetch byte
 //! rates enforced as Kafka's ClientQuotaManager does: throttle_time_ms in the answer, the
 //! connection muted for that long after it, a throttled fetch answered without its data; and the
-//! controller mutation rate (KIP-599) on CreateTopics, CreatePartitions and DeleteTopics.
+//! controller mutation rate (KIP-599) on CreateTopics, CreatePartitions and DeleteTopics; and an
+//! ip's connection_creation_rate (KIP-612), enforced when connections are accepted.
 
 mod common;
 
@@ -11,7 +12,7 @@ const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use common::*;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
@@ -216,6 +217,132 @@ async fn quotas_are_set_described_and_removed_at_every_version() -> Result<()> {
     b.restart_clean().await?;
     let mut c = b.client().await?;
     ensure!(quotas_of(&mut c, 1, &client).await? == [("consumer_byte_rate".to_string(), 5000.0)]);
+    Ok(())
+}
+
+/// An ip entity's connection_creation_rate: set, described and removed for a named address and
+/// for the default ip entity, and refused with Kafka's checks (an address, a whole number within
+/// an INT, only this key on an ip entity and only on ip entities).
+#[tokio::test]
+async fn ip_quotas_are_set_described_checked_and_removed() -> Result<()> {
+    let b = start_broker().await?;
+    let mut c = b.client().await?;
+    let rate = "connection_creation_rate";
+    for v in 0..=1 {
+        for parts in [&[("ip", Some("192.0.2.7"))][..], &[("ip", None)]] {
+            let r = c
+                .request(v, alter(parts, vec![op(rate, Some(50.0))]))
+                .await?;
+            ensure!(r.entries[0].error_code == NONE, "v{v} {parts:?}: {r:?}");
+            let got = quotas_of(&mut c, v, parts).await?;
+            ensure!(got == [(rate.to_string(), 50.0)], "v{v} {parts:?}: {got:?}");
+            let r = c.request(v, alter(parts, vec![op(rate, None)])).await?;
+            ensure!(r.entries[0].error_code == NONE, "v{v} {parts:?}: {r:?}");
+            ensure!(
+                quotas_of(&mut c, v, parts).await?.is_empty(),
+                "v{v} {parts:?}"
+            );
+        }
+        let ip = [("ip", Some("192.0.2.7"))];
+        for (parts, ops, what) in [
+            (
+                &[("ip", Some("not-an-ip"))][..],
+                vec![op(rate, Some(5.0))],
+                "a name",
+            ),
+            (&ip[..], vec![op(rate, Some(1.5))], "fractional"),
+            (&ip[..], vec![op(rate, Some(3e9))], "beyond an INT"),
+            (&ip[..], vec![op(rate, Some(0.0))], "zero"),
+            (
+                &ip[..],
+                vec![op("producer_byte_rate", Some(5.0))],
+                "a client key",
+            ),
+            (
+                &[("user", Some("u"))][..],
+                vec![op(rate, Some(5.0))],
+                "on a user",
+            ),
+        ] {
+            let r = c.request(v, alter(parts, ops)).await?;
+            ensure!(
+                r.entries[0].error_code == INVALID_REQUEST,
+                "v{v} {what}: {r:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// KIP-612: 127.0.0.1 limited to 3 new connections per second (measured over one window:
+/// quota.window.num 2). Three connections within the window are served; the fourth is accepted
+/// but never answered, and closed; once the window has passed (the broker's clock moved), a new
+/// connection is served again. Connections already open are never touched.
+#[tokio::test]
+async fn an_ip_over_its_connection_creation_rate_is_closed_until_the_window_passes() -> Result<()> {
+    let b = start_broker_with(|c| {
+        c.manual_clock = true;
+        c.quota_window_num = 2;
+    })
+    .await?;
+    let mut admin = b.client().await?;
+    let localhost = [("ip", Some("127.0.0.1"))];
+    let rate = "connection_creation_rate";
+    let r = admin
+        .request(1, alter(&localhost, vec![op(rate, Some(3.0))]))
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    let served = |mut c: Client| async move {
+        let r = c.request(2, ApiVersionsRequest::default()).await?;
+        ensure!(r.error_code == NONE, "{r:?}");
+        anyhow::Ok(c)
+    };
+    let mut open = Vec::new();
+    for i in 0..3 {
+        open.push(
+            served(b.client().await?)
+                .await
+                .context(format!("connection {i}"))?,
+        );
+    }
+    let throttled = || async {
+        let mut c = b.client().await?;
+        // The kernel accepts it and the broker holds it without reading, then closes it.
+        c.send_request(2, &ApiVersionsRequest::default()).await.ok();
+        c.expect_closed().await
+    };
+    throttled()
+        .await
+        .context("the fourth connection within the window")?;
+    // A throttled connection is taken back from the rate: the next one is throttled the same
+    // (not longer), and still within the window.
+    throttled()
+        .await
+        .context("the fifth connection within the window")?;
+    let counted = b.broker().metrics.accept_throttles(1, "PLAINTEXT");
+    let closed = counted
+        .ip_throttled
+        .load(std::sync::atomic::Ordering::Relaxed);
+    ensure!(closed == 2, "{closed} connections counted as throttled");
+    for c in open.iter_mut() {
+        c.request(2, ApiVersionsRequest::default()).await?;
+    }
+    b.broker().clock.advance(2_000);
+    open.push(
+        served(b.client().await?)
+            .await
+            .context("after the window")?,
+    );
+    // Without the quota, nothing is throttled.
+    let r = admin
+        .request(1, alter(&localhost, vec![op(rate, None)]))
+        .await?;
+    ensure!(r.entries[0].error_code == NONE, "{r:?}");
+    for i in 0..10 {
+        served(b.client().await?)
+            .await
+            .context(format!("unlimited {i}"))?;
+    }
     Ok(())
 }
 

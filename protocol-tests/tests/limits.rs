@@ -1,5 +1,5 @@
 //! Resource limits over the wire: max.connections, max.connections.per.ip,
-//! connections.max.idle.ms, and a client that does not read its responses (the broker stops
+//! max.connection.creation.rate, connections.max.idle.ms, and a client that does not read its responses (the broker stops
 //! reading from it instead of queueing without bound, and keeps serving everyone else).
 
 mod common;
@@ -66,6 +66,36 @@ async fn at_max_connections_new_ones_wait_for_a_free_slot() -> Result<()> {
     let r = c3.read_response::<ApiVersionsRequest>(2, id).await?;
     ensure!(r.error_code == NONE, "{r:?}");
     api_versions_ok(&mut c2).await
+}
+
+/// max.connection.creation.rate (KIP-612) throttles the acceptor, not the client: with 2 new
+/// connections a second (measured over one window: quota.window.num 2, on a clock that does not
+/// move), the third waits before it is taken on, and is then served.
+#[tokio::test]
+async fn over_max_connection_creation_rate_the_acceptor_waits() -> Result<()> {
+    let b = start_broker_with(|c| {
+        c.manual_clock = true;
+        c.quota_window_num = 2;
+        c.max_connection_creation_rate = 2;
+    })
+    .await?;
+    for i in 0..3 {
+        let mut c = b.client().await?;
+        api_versions_ok(&mut c)
+            .await
+            .with_context(|| format!("connection {i}"))?;
+    }
+    let throttles = b.broker().metrics.accept_throttles(1, "PLAINTEXT");
+    let delayed = throttles.delayed.load(std::sync::atomic::Ordering::Relaxed);
+    let last = throttles
+        .last_delay_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // The third is 3 a second, half over 2: half a window's wait.
+    ensure!(
+        (delayed, last) == (1, 500),
+        "delayed {delayed}, last {last} ms"
+    );
+    Ok(())
 }
 
 #[tokio::test]

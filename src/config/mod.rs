@@ -139,6 +139,7 @@ const USED: &[&str] = &[
     "log.roll.hours",
     "log.roll.ms",
     "log.segment.bytes",
+    "max.connection.creation.rate",
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
@@ -553,6 +554,16 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: u64,
+    /// KIP-612: max.connection.creation.rate, new connections per second the broker takes on
+    /// (i32::MAX, Kafka's default: no limit), and listener.name.<l>.max.connection.creation.rate
+    /// by listener name (see `server::quotas`).
+    pub max_connection_creation_rate: i32,
+    pub listener_max_connection_creation_rate: BTreeMap<String, i32>,
+    /// The listener brokers reach each other on (inter.broker.listener.name, else
+    /// security.inter.broker.protocol's, else PLAINTEXT's or the first), exempt from
+    /// max.connection.creation.rate as in Kafka; `None` when the settings name none of the
+    /// listeners (a single node, which has no inter-broker traffic, starts anyway).
+    pub inter_broker_listener: Option<String>,
     /// quota.window.num and quota.window.size.seconds: the samples client quotas' rates are
     /// measured over (see `server::client_quotas`).
     pub quota_window_num: u32,
@@ -720,14 +731,14 @@ fn quorum_settings(
     }))
 }
 
-/// The replica fetcher's settings (see `ReplicationSettings`).
-fn replication_settings(
+/// The inter-broker listener's name, checked as Kafka's KafkaConfig checks it.
+fn inter_broker_listener(
     s: &Settings<'_>,
     listeners: &[ListenerConfig],
-) -> Result<ReplicationSettings, ConfigError> {
+) -> Result<String, ConfigError> {
     // KafkaConfig.getInterBrokerListenerNameAndSecurityProtocol: the listener named, else the
     // one named after security.inter.broker.protocol (default PLAINTEXT); not both.
-    let inter_broker_listener = match (
+    let name = match (
         s.str("inter.broker.listener.name"),
         s.str("security.inter.broker.protocol"),
     ) {
@@ -759,14 +770,23 @@ fn replication_settings(
             .or(listeners.first())
             .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
     };
-    if !listeners.is_empty() && !listeners.iter().any(|l| l.name == inter_broker_listener) {
+    if !listeners.is_empty() && !listeners.iter().any(|l| l.name == name) {
         // KafkaConfig: the inter-broker listener must be one of the broker's listeners.
         return Err(invalid(
             "inter.broker.listener.name",
-            &inter_broker_listener,
+            &name,
             "must be the name of a listener in listeners",
         ));
     }
+    Ok(name)
+}
+
+/// The replica fetcher's settings (see `ReplicationSettings`).
+fn replication_settings(
+    s: &Settings<'_>,
+    listeners: &[ListenerConfig],
+) -> Result<ReplicationSettings, ConfigError> {
+    let inter_broker_listener = inter_broker_listener(s, listeners)?;
     let int = |name: &str, default: i32| -> Result<i32, ConfigError> {
         Ok(s.positive_int(name)?.unwrap_or(default))
     };
@@ -1017,6 +1037,17 @@ impl Config {
             .unwrap_or(1);
         let quorum = quorum_settings(&s, node_id, src.brokers, &listeners)?;
         let isr_by_leaders = quorum.is_some();
+        let mut listener_max_connection_creation_rate = BTreeMap::new();
+        for l in &listeners {
+            let name = format!("{}max.connection.creation.rate", l.config_prefix());
+            if let Some(rate) = s.non_negative_int(&name)? {
+                listener_max_connection_creation_rate.insert(l.name.clone(), rate);
+            }
+        }
+        let inter_broker_listener = match &quorum {
+            Some(q) => Some(q.replication.inter_broker_listener.clone()),
+            None => inter_broker_listener(&s, &listeners).ok(),
+        };
         Ok(Config {
             listeners,
             data_dir,
@@ -1131,6 +1162,11 @@ impl Config {
             connections_max_idle_ms: s
                 .positive_long("connections.max.idle.ms")?
                 .unwrap_or(600_000) as u64,
+            max_connection_creation_rate: s
+                .non_negative_int("max.connection.creation.rate")?
+                .unwrap_or(i32::MAX),
+            listener_max_connection_creation_rate,
+            inter_broker_listener,
             quota_window_num: s.positive_int("quota.window.num")?.unwrap_or(11) as u32,
             quota_window_size_seconds: s.positive_int("quota.window.size.seconds")?.unwrap_or(1)
                 as u32,
@@ -1606,6 +1642,42 @@ mod tests {
             assert!(with(bad).is_err(), "{bad} is refused");
         }
         assert!(load(&[&base[..], &["controller.quorum.voters="]].concat(), &[]).is_err());
+    }
+
+    /// KIP-612's connection creation rates: broker-wide and per listener (Kafka's INT, at least
+    /// 0, Int.MaxValue by default), and the inter-broker listener they exempt.
+    #[test]
+    fn connection_creation_rates() {
+        let c = load(&[], &[]).unwrap();
+        assert_eq!(c.max_connection_creation_rate, i32::MAX);
+        assert!(c.listener_max_connection_creation_rate.is_empty());
+        assert_eq!(c.inter_broker_listener.as_deref(), Some("PLAINTEXT"));
+        let c = load(
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9094",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+                "inter.broker.listener.name=INTERNAL",
+                "max.connection.creation.rate=0",
+                "listener.name.plaintext.max.connection.creation.rate=20",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.max_connection_creation_rate, 0);
+        let per_listener: Vec<_> = c
+            .listener_max_connection_creation_rate
+            .into_iter()
+            .collect();
+        assert_eq!(per_listener, [("PLAINTEXT".to_string(), 20)]);
+        assert_eq!(c.inter_broker_listener.as_deref(), Some("INTERNAL"));
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        for bad in [
+            "max.connection.creation.rate=-1",
+            "max.connection.creation.rate=many",
+            "listener.name.plaintext.max.connection.creation.rate=-5",
+        ] {
+            assert!(load(&[bad], &[]).is_err(), "{bad} is refused");
+        }
     }
 
     /// The inter-broker listener as KafkaConfig picks it: inter.broker.listener.name, else the

@@ -122,6 +122,24 @@ pub struct BrokerMetrics {
     all_topics: PartitionStats,
     /// Open connections by (broker, listener).
     connections: Mutex<BTreeMap<(i32, String), Arc<AtomicI64>>>,
+    /// Connection creation throttles (KIP-612) by (broker, listener).
+    accept_throttles: Mutex<BTreeMap<(i32, String), Arc<AcceptThrottles>>>,
+}
+
+/// One listener's connection creation throttles (KIP-612), bumped by its acceptor
+/// (`server::quotas`). Kafka's `socket-server-metrics` show the average of the throttle times
+/// given (`connection-accept-throttle-time`, `ip-connection-accept-throttle-time`); here the
+/// last one given, as the client quotas' throttle-time gauges, beside counts of the connections
+/// throttled.
+#[derive(Debug, Default)]
+pub struct AcceptThrottles {
+    /// Connections the acceptor waited before taking on, for max.connection.creation.rate
+    /// (broker-wide or the listener's).
+    pub delayed: AtomicU64,
+    pub last_delay_ms: AtomicI64,
+    /// Connections accepted and closed unserved for their address's connection_creation_rate.
+    pub ip_throttled: AtomicU64,
+    pub last_ip_throttle_ms: AtomicI64,
 }
 
 impl Default for BrokerMetrics {
@@ -131,6 +149,7 @@ impl Default for BrokerMetrics {
             errors: Mutex::default(),
             all_topics: PartitionStats::default(),
             connections: Mutex::default(),
+            accept_throttles: Mutex::default(),
         }
     }
 }
@@ -212,6 +231,12 @@ impl BrokerMetrics {
         );
         gauge.fetch_add(1, Relaxed);
         ConnectionGauge(gauge)
+    }
+
+    /// The connection creation throttles of `node`'s `listener`.
+    pub fn accept_throttles(&self, node: i32, listener: &str) -> Arc<AcceptThrottles> {
+        let mut all = self.accept_throttles.lock();
+        Arc::clone(all.entry((node, listener.to_string())).or_default())
     }
 }
 
@@ -374,16 +399,54 @@ fn traffic_families(broker: &Broker) -> Vec<Family> {
 }
 
 fn connection_families(m: &BrokerMetrics) -> Vec<Family> {
+    let labels = |node: &i32, listener: &String| {
+        vec![("broker", node.to_string()), ("listener", listener.clone())]
+    };
     let mut open = Family::new(
         "kafka_server_socket_server_metrics_connection_count",
         "Open client connections, by broker and listener.",
         MetricType::Gauge,
     );
     for ((node, listener), n) in m.connections.lock().iter() {
-        let labels = vec![("broker", node.to_string()), ("listener", listener.clone())];
-        open.add(labels, n.load(Relaxed));
+        open.add(labels(node, listener), n.load(Relaxed));
     }
-    vec![open]
+    let mut families = vec![open];
+    let throttles = m.accept_throttles.lock();
+    type Figure = fn(&AcceptThrottles) -> i64;
+    let figures: [(&'static str, &'static str, MetricType, Figure); 4] = [
+        (
+            "kafka_server_socket_server_metrics_connection_accept_throttled",
+            "Connections the acceptor waited for under max.connection.creation.rate (broker-wide or the listener's).",
+            MetricType::Counter,
+            |t| t.delayed.load(Relaxed).try_into().unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_server_socket_server_metrics_connection_accept_throttle_time",
+            "The last wait max.connection.creation.rate gave the acceptor, ms.",
+            MetricType::Gauge,
+            |t| t.last_delay_ms.load(Relaxed),
+        ),
+        (
+            "kafka_server_socket_server_metrics_ip_connection_accept_throttled",
+            "Connections closed unserved for their address's connection_creation_rate quota.",
+            MetricType::Counter,
+            |t| t.ip_throttled.load(Relaxed).try_into().unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_server_socket_server_metrics_ip_connection_accept_throttle_time",
+            "The last throttle time an address's connection_creation_rate gave, ms.",
+            MetricType::Gauge,
+            |t| t.last_ip_throttle_ms.load(Relaxed),
+        ),
+    ];
+    for (name, help, kind, figure) in figures {
+        let mut family = Family::new(name, help, kind);
+        for ((node, listener), t) in throttles.iter() {
+            family.add(labels(node, listener), figure(t));
+        }
+        families.push(family);
+    }
+    families
 }
 
 /// Per-partition gauges, in the order `partition_families` fills them: the log's (read under its

@@ -6,10 +6,11 @@
 //! ClientQuotaRecords in the metadata log, only for values that change. ALTER_CONFIGS on the
 //! cluster is needed.
 //!
-//! gregor enforces the byte rates, the request percentage and the controller mutation rate
-//! (`server::client_quotas`). The key Kafka also knows but gregor does not enforce (an ip's
-//! `connection_creation_rate`) is refused with INVALID_REQUEST saying so, rather than stored and
-//! silently ignored.
+//! gregor enforces every key Kafka knows: the byte rates, the request percentage and the
+//! controller mutation rate (`server::client_quotas`), and an ip's `connection_creation_rate`
+//! when connections are accepted (`server::quotas`, KIP-612). An ip entity names an IP address;
+//! Kafka also takes a host name there (InetAddress.getByName), which gregor refuses as not an
+//! address rather than resolve names on the request path.
 
 use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
 use kafka_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasResponse};
@@ -21,15 +22,16 @@ use crate::metadata::image::{MetadataImage, QuotaEntity};
 use crate::metadata::records::{ClientQuotaRecord, MetadataRecord};
 use crate::security::authorizer::AclOperation;
 use crate::server::client_quotas::{
-    CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+    CONNECTION_CREATION_RATE, CONSUMER_BYTE_RATE, CONTROLLER_MUTATION_RATE, PRODUCER_BYTE_RATE,
+    REQUEST_PERCENTAGE,
 };
 
-/// How a quota key's value is typed in Kafka's QuotaConfig, or that gregor does not enforce it.
+/// How a quota key's value is typed in Kafka's QuotaConfig.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Long,
+    Int,
     Double,
-    NotEnforced,
 }
 
 /// The keys Kafka accepts for users and client ids (QuotaConfig.userAndClientQuotaConfigs) and
@@ -40,7 +42,7 @@ const USER_AND_CLIENT_KEYS: [(&str, Kind); 4] = [
     (REQUEST_PERCENTAGE, Kind::Double),
     (CONTROLLER_MUTATION_RATE, Kind::Double),
 ];
-const IP_KEYS: [(&str, Kind); 1] = [("connection_creation_rate", Kind::NotEnforced)];
+const IP_KEYS: [(&str, Kind); 1] = [(CONNECTION_CREATION_RATE, Kind::Int)];
 
 type Outcome = Result<(), (i16, String)>;
 
@@ -86,11 +88,34 @@ fn keys_for(entity: &QuotaEntity) -> Result<&'static [(&'static str, Kind)], (i1
         ));
     }
     match ip {
+        // Kafka's message; gregor also refuses host names (see the module comment).
         Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(invalid(format!(
-            "{ip} is not a valid IP or resolvable host."
+            "{ip} is not a valid IP or resolvable host. gregor takes IP addresses only."
         ))),
         _ => Ok(&IP_KEYS),
     }
+}
+
+/// A value for `key`, checked as ClientQuotaControlManager.validateQuotaKeyValue checks it: above
+/// 0 (and a number: Kafka would store NaN), within its type's range, and whole unless a double.
+fn check_value(key: &str, kind: Kind, value: f64) -> Result<(), (i16, String)> {
+    if value <= 0.0 || value.is_nan() {
+        return Err(invalid(format!("Quota {key} must be greater than 0")));
+    }
+    let too_large = match kind {
+        Kind::Double => return Ok(()),
+        Kind::Int => (value > f64::from(i32::MAX)).then_some("an INT"),
+        Kind::Long => (value > i64::MAX as f64).then_some("a LONG"),
+    };
+    if let Some(kind) = too_large {
+        return Err(invalid(format!(
+            "Proposed value for {key} is too large for {kind}."
+        )));
+    }
+    if (value % 1.0).abs() > 1e-6 {
+        return Err(invalid(format!("{key} cannot be a fractional value.")));
+    }
+    Ok(())
 }
 
 /// The records one entry makes, or why it is refused.
@@ -131,22 +156,7 @@ fn alter_entity(
         let Some((_, kind)) = keys.iter().find(|(k, _)| *k == key) else {
             return Err(invalid(format!("Invalid configuration key {key}")));
         };
-        if op.value <= 0.0 || op.value.is_nan() {
-            return Err(invalid(format!("Quota {key} must be greater than 0")));
-        }
-        if *kind == Kind::Long && (op.value % 1.0).abs() > 1e-6 {
-            return Err(invalid(format!("{key} cannot be a fractional value.")));
-        }
-        if *kind == Kind::Long && op.value > i64::MAX as f64 {
-            return Err(invalid(format!(
-                "Proposed value for {key} is too large for a LONG."
-            )));
-        }
-        if *kind == Kind::NotEnforced {
-            return Err(invalid(format!(
-                "gregor does not enforce the quota {key}; it enforces {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE}, {REQUEST_PERCENTAGE} and {CONTROLLER_MUTATION_RATE}"
-            )));
-        }
+        check_value(&key, *kind, op.value)?;
         if current != Some(&op.value) {
             records.push(record(op.value, false));
         }

@@ -11,7 +11,7 @@
 //! entity that matched decides who shares a rate: a quota on a user alone is shared by all that
 //! user's clients, one on `clients/<default>` is had by each client id separately.
 //!
-//! A rate is measured as Kafka's Rate over a SampledStat: `quota.window.num` samples of
+//! A rate is measured as Kafka's Rate over a SampledStat (`rate`): `quota.window.num` samples of
 //! `quota.window.size.seconds` each; the bytes in the samples still in the window, over the time
 //! they cover but never less than `quota.window.num - 1` windows (so a client's first second
 //! cannot already be over). A request that takes the rate over the quota is still served; the
@@ -20,16 +20,19 @@
 //! (KIP-219). A throttled fetch is answered without its data, as Kafka's
 //! `getThrottledResponse` answers (its bytes are not counted).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
+use super::rate::{Rate, RateWindow};
 use crate::metadata::image::{MetadataImage, QuotaEntity};
 
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// An ip entity's quota (KIP-612), enforced when connections are accepted (`quotas`).
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// Which quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,11 +94,10 @@ pub enum Mutation {
 /// matching quota does not name it.
 type SensorKey = (QuotaType, String, String);
 
-/// Bytes per sample window, oldest first.
+/// One client's rate (Kafka's quota sensor).
 #[derive(Debug, Default)]
 struct Sensor {
-    /// (window start ms, bytes)
-    samples: VecDeque<(i64, f64)>,
+    rate: Rate,
     /// The last throttle time given (Kafka's throttle-time metric).
     last_throttle_ms: i32,
 }
@@ -103,51 +105,6 @@ struct Sensor {
 /// A rate as the metrics show it: (quota type, user, client id, bytes per second, last throttle
 /// time in ms).
 pub type RateSnapshot = (QuotaType, String, String, f64, i32);
-
-impl Sensor {
-    fn purge(&mut self, now: i64, window_ms: i64, windows: usize) {
-        let expire = window_ms * windows as i64;
-        while self
-            .samples
-            .front()
-            .is_some_and(|(start, _)| now - start >= expire)
-        {
-            self.samples.pop_front();
-        }
-    }
-
-    fn record(&mut self, value: f64, now: i64, window_ms: i64, windows: usize) {
-        self.purge(now, window_ms, windows);
-        match self.samples.back_mut() {
-            Some((start, total)) if now < *start + window_ms => *total += value,
-            _ => {
-                self.samples.push_back((now, value));
-                if self.samples.len() > windows {
-                    self.samples.pop_front();
-                }
-            }
-        }
-    }
-
-    /// The time the rate is measured over (Rate.windowSize).
-    fn window_size(&self, now: i64, window_ms: i64, windows: usize) -> i64 {
-        let oldest = self.samples.front().map_or(now, |(start, _)| *start);
-        let mut elapsed = now - oldest;
-        let full = elapsed / window_ms;
-        let min_full = windows as i64 - 1;
-        if full < min_full {
-            elapsed += (min_full - full) * window_ms;
-        }
-        elapsed.max(1)
-    }
-
-    /// Bytes per second now, and the window size it was measured over.
-    fn rate(&self, now: i64, window_ms: i64, windows: usize) -> (f64, i64) {
-        let size = self.window_size(now, window_ms, windows);
-        let total: f64 = self.samples.iter().map(|(_, v)| v).sum();
-        (total / (size as f64 / 1000.0), size)
-    }
-}
 
 /// Who a request is counted for: which rate, and the principal's user name and client id.
 #[derive(Debug, Clone, Copy)]
@@ -166,8 +123,7 @@ impl QuotaClient<'_> {
 }
 
 pub struct ClientQuotaManager {
-    window_ms: i64,
-    windows: usize,
+    window: RateWindow,
     sensors: Mutex<HashMap<SensorKey, Sensor>>,
     buckets: Mutex<HashMap<SensorKey, TokenBucket>>,
 }
@@ -234,8 +190,7 @@ impl ClientQuotaManager {
     /// `quota.window.size.seconds` and `quota.window.num`.
     pub fn new(window_seconds: u32, windows: u32) -> ClientQuotaManager {
         ClientQuotaManager {
-            window_ms: i64::from(window_seconds.max(1)) * 1000,
-            windows: windows.max(1) as usize,
+            window: RateWindow::new(window_seconds, windows),
             sensors: Mutex::default(),
             buckets: Mutex::default(),
         }
@@ -254,26 +209,19 @@ impl ClientQuotaManager {
         let Some((bound, key)) = client.find(image) else {
             return 0;
         };
-        let (w, n) = (self.window_ms, self.windows);
+        let w = self.window;
         let mut sensors = self.sensors.lock();
         if sensors.len() > 10_000 {
             // Forget clients idle for a whole window (Kafka expires sensors after an hour).
-            sensors.retain(|_, s| {
-                s.purge(now, w, n);
-                !s.samples.is_empty()
-            });
+            sensors.retain(|_, s| !s.rate.is_idle(now, w));
         }
         let sensor = sensors.entry(key).or_default();
-        sensor.record(value, now, w, n);
-        let (rate, window) = sensor.rate(now, w, n);
-        let mut throttle = match rate <= bound {
-            true => 0,
-            false => ((rate - bound) / bound * window as f64).min(i32::MAX as f64) as i32,
-        };
+        let mut throttle = sensor.rate.record_and_throttle(value, bound, now, w);
         if client.quota == QuotaType::Request {
             // A request quota throttles for one window at most (its maxThrottleTimeMs).
-            throttle = throttle.min(i32::try_from(w).unwrap_or(i32::MAX));
+            throttle = throttle.min(w.window_ms());
         }
+        let throttle = i32::try_from(throttle).unwrap_or(i32::MAX);
         sensor.last_throttle_ms = throttle;
         throttle
     }
@@ -281,15 +229,15 @@ impl ClientQuotaManager {
     /// Every client's rate now (`kafka_server_{produce,fetch}_byte_rate`,
     /// `kafka_server_request_request_time` and their `_throttle_time`).
     pub fn snapshot(&self, now: i64) -> Vec<RateSnapshot> {
-        let (w, n) = (self.window_ms, self.windows);
-        let sensors = self.sensors.lock();
-        let mut out: Vec<RateSnapshot> = (sensors.iter())
+        let w = self.window;
+        let mut sensors = self.sensors.lock();
+        let mut out: Vec<RateSnapshot> = (sensors.iter_mut())
             .map(|((q, u, c), s)| {
                 (
                     *q,
                     u.clone(),
                     c.clone(),
-                    s.rate(now, w, n).0,
+                    s.rate.measure(now, w).0,
                     s.last_throttle_ms,
                 )
             })
@@ -302,8 +250,9 @@ impl ClientQuotaManager {
     /// fetch is bounded by it, so one answer never holds more than the quota lets through.
     pub fn max_in_window(&self, image: &MetadataImage, client: QuotaClient<'_>) -> Option<usize> {
         let (bound, _) = client.find(image)?;
-        let window_s = self.window_ms as f64 / 1000.0;
-        Some((bound * (self.windows - 1) as f64 * window_s).min(usize::MAX as f64) as usize)
+        let window_s = self.window.window_ms() as f64 / 1000.0;
+        let windows = (self.window.windows() - 1) as f64;
+        Some((bound * windows * window_s).min(usize::MAX as f64) as usize)
     }
 
     /// A controller mutation of `permits` partitions (created, added or deleted) by the client,
@@ -323,7 +272,8 @@ impl ClientQuotaManager {
         let Some((bound, key)) = client.find(image) else {
             return Mutation::Allowed { throttle_ms: 0 };
         };
-        let burst = (self.windows - 1) as f64 * (self.window_ms as f64 / 1000.0) * bound;
+        let w = self.window;
+        let burst = (w.windows() - 1) as f64 * (w.window_ms() as f64 / 1000.0) * bound;
         let mut buckets = self.buckets.lock();
         if buckets.len() > 10_000 {
             // Forget full buckets: a new one starts full too.
@@ -356,7 +306,7 @@ impl ClientQuotaManager {
             return;
         };
         if let Some(s) = self.sensors.lock().get_mut(&key) {
-            s.record(-(bytes as f64), now, self.window_ms, self.windows);
+            s.rate.record(-(bytes as f64), now, self.window);
         }
     }
 }

@@ -12,12 +12,14 @@ pub mod nodes;
 pub mod process;
 pub mod purgatory;
 pub mod quotas;
+pub mod rate;
 pub mod replica_fetcher;
 pub mod replica_manager;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -26,12 +28,13 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::protocol::Session;
 use crate::security::{self, Listener};
-use quotas::ConnectionQuotas;
+use quotas::{ConnectionQuotas, ConnectionRates, ListenerQuotas, Refusal};
 
 /// Accepts connections to broker `node_id` on each of its listeners, one accept loop per
-/// listener, until `cancel` fires, within that broker's connection limits (see `quotas`, shared
-/// by its listeners as Kafka's are). When it returns, the listeners and every connection they
-/// accepted are closed (a broker stopped through the admin listener goes away as in a crash).
+/// listener, until `cancel` fires, within that broker's connection limits and connection
+/// creation rates (see `quotas`, shared by its listeners as Kafka's are). When it returns, the
+/// listeners and every connection they accepted are closed (a broker stopped through the admin
+/// listener goes away as in a crash).
 pub async fn accept_loop(
     listeners: Vec<(Arc<Listener>, TcpListener)>,
     node_id: i32,
@@ -39,14 +42,30 @@ pub async fn accept_loop(
     cancel: CancellationToken,
 ) {
     let c = &broker.config;
-    let quotas = ConnectionQuotas::new(
+    let image_of = Arc::clone(&broker);
+    let mut rates = ConnectionRates::new(
+        rate::RateWindow::new(c.quota_window_size_seconds, c.quota_window_num),
+        Arc::clone(&broker.clock),
+        c.max_connection_creation_rate,
+        c.inter_broker_listener.clone(),
+        Box::new(move |ip| quotas::ip_connection_rate(&image_of.catalog.image(), ip)),
+    );
+    for (listener, _) in &listeners {
+        let name = listener.name();
+        let limit = c.listener_max_connection_creation_rate.get(name).copied();
+        let throttles = broker.metrics.accept_throttles(node_id, name);
+        rates = rates.listener(name, limit.unwrap_or(i32::MAX), throttles);
+    }
+    let quotas = ConnectionQuotas::with_rates(
         c.max_connections,
         c.max_connections_per_ip,
         c.max_connections_per_ip_overrides.clone(),
+        rates,
     );
     let pool = memory_pool::MemoryPool::new(c.queued_max_request_bytes);
     let mut loops = JoinSet::new();
     for (listener, tcp) in listeners {
+        let quotas = quotas.listener(listener.name());
         let (broker, pool) = (Arc::clone(&broker), Arc::clone(&pool));
         let serve = move |stream: TcpStream, peer: SocketAddr| {
             serve_connection(
@@ -58,12 +77,7 @@ pub async fn accept_loop(
                 Arc::clone(&pool),
             )
         };
-        loops.spawn(accept_until(
-            tcp,
-            Arc::clone(&quotas),
-            cancel.clone(),
-            serve,
-        ));
+        loops.spawn(accept_until(tcp, quotas, cancel.clone(), serve));
     }
     while loops.join_next().await.is_some() {}
 }
@@ -102,7 +116,7 @@ async fn serve_connection(
 /// are closed.
 pub async fn accept_until<F, Fut>(
     listener: TcpListener,
-    quotas: Arc<ConnectionQuotas>,
+    quotas: ListenerQuotas,
     cancel: CancellationToken,
     serve: F,
 ) where
@@ -121,16 +135,39 @@ pub async fn accept_until<F, Fut>(
             } => a,
         };
         match accepted {
-            Ok((stream, peer)) => match quotas.acquire(peer.ip()) {
-                Ok(permit) => {
-                    let served = serve(stream, peer);
-                    connections.spawn(async move {
-                        let _permit = permit;
-                        served.await;
-                    });
+            Ok((stream, peer)) => {
+                // Over max.connection.creation.rate this acceptor waits before taking the
+                // connection on, and the ones behind it wait in the backlog (KIP-612).
+                let delay = quotas.accept_delay();
+                if !delay.is_zero() {
+                    tracing::debug!(%peer, ?delay, "connection creation rate: delaying the acceptor");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
                 }
-                Err(e) => tracing::info!(%peer, error = %e, "refusing a connection"),
-            },
+                match quotas.admit(peer.ip()) {
+                    Ok(permit) => {
+                        let served = serve(stream, peer);
+                        connections.spawn(async move {
+                            let _permit = permit;
+                            served.await;
+                        });
+                    }
+                    Err(Refusal::Throttled { throttle_ms, .. }) => {
+                        // Kafka's acceptor keeps such a connection unread until its throttle
+                        // time has passed and then closes it, so that its client does not
+                        // reconnect at once. It is not counted as open.
+                        tracing::debug!(%peer, throttle_ms, "connection creation rate quota: closing the connection after its throttle time");
+                        let hold = Duration::from_millis(throttle_ms.max(0).unsigned_abs());
+                        connections.spawn(async move {
+                            tokio::time::sleep(hold).await;
+                            drop(stream);
+                        });
+                    }
+                    Err(e) => tracing::info!(%peer, error = %e, "refusing a connection"),
+                }
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

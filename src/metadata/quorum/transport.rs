@@ -288,7 +288,11 @@ pub async fn serve(
         refusals: LogLimiter::default(),
         failed_handshakes: LogLimiter::default(),
     });
-    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new());
+    // Kafka's controllers apply max.connection.creation.rate to their listener too; this channel
+    // is gregor's own (not Kafka's wire) and its callers are the cluster's nodes, so it keeps
+    // only the connection bound.
+    let quotas = ConnectionQuotas::new(MAX_CONNECTIONS, MAX_CONNECTIONS, HashMap::new())
+        .listener("controller");
     accept_until(listener, quotas, cancel, move |stream, peer| {
         let q = quorum.clone();
         let security = Arc::clone(&security);

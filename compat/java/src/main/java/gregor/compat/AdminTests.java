@@ -6,6 +6,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -73,23 +74,30 @@ final class AdminTests {
 
     static void run(Map<String, String> args, Report report) {
         AdminTests t = new AdminTests(Main.required(args, "bootstrap"), Main.required(args, "label"));
-        report.run(t.label + "/delete-topics-by-name-and-id", t::deleteTopics);
-        report.run(t.label + "/create-partitions", t::createPartitions);
-        report.run(t.label + "/describe-configs", t::describeConfigs);
-        report.run(t.label + "/incremental-alter-configs", t::incrementalAlterConfigs);
-        report.run(t.label + "/alter-configs-errors", t::alterConfigsErrors);
-        report.run(t.label + "/config-change-applies-live", t::configAppliesLive);
-        report.run(t.label + "/dynamic-broker-config", t::dynamicBrokerConfig);
-        report.run(t.label + "/compacted-topic-needs-keys", t::compactedNeedsKeys);
-        report.run(t.label + "/delete-records", t::deleteRecords);
-        report.run(t.label + "/list-offsets-by-timestamp", t::listOffsetsByTimestamp);
-        report.run(t.label + "/describe-cluster", t::describeCluster);
-        report.run(t.label + "/describe-topics", t::describeTopics);
-        report.run(t.label + "/describe-log-dirs", t::describeLogDirs);
+        if (!"quotas".equals(args.get("only"))) {
+            t.topicAdministration(report);
+        }
         report.run(t.label + "/client-quotas", t::clientQuotas);
         report.run(t.label + "/byte-rate-quotas-throttle", t::byteRateQuotasThrottle);
         report.run(t.label + "/controller-mutation-quota", t::controllerMutationQuota);
         report.run(t.label + "/request-percentage-quota", t::requestPercentageQuota);
+        report.run(t.label + "/ip-connection-creation-rate", t::ipConnectionCreationRate);
+    }
+
+    private void topicAdministration(Report report) {
+        report.run(label + "/delete-topics-by-name-and-id", this::deleteTopics);
+        report.run(label + "/create-partitions", this::createPartitions);
+        report.run(label + "/describe-configs", this::describeConfigs);
+        report.run(label + "/incremental-alter-configs", this::incrementalAlterConfigs);
+        report.run(label + "/alter-configs-errors", this::alterConfigsErrors);
+        report.run(label + "/config-change-applies-live", this::configAppliesLive);
+        report.run(label + "/dynamic-broker-config", this::dynamicBrokerConfig);
+        report.run(label + "/compacted-topic-needs-keys", this::compactedNeedsKeys);
+        report.run(label + "/delete-records", this::deleteRecords);
+        report.run(label + "/list-offsets-by-timestamp", this::listOffsetsByTimestamp);
+        report.run(label + "/describe-cluster", this::describeCluster);
+        report.run(label + "/describe-topics", this::describeTopics);
+        report.run(label + "/describe-log-dirs", this::describeLogDirs);
     }
 
     private Admin admin() {
@@ -508,6 +516,91 @@ final class AdminTests {
                     InvalidRequestException.class, "a fractional byte rate");
             admin.alterClientQuotas(List.of(quota(entity, "producer_byte_rate", null))).all().get();
             awaitQuotas(admin, only, Map.of(), "after removing all");
+        }
+    }
+
+    /**
+     * Opens a connection to the broker and sends it an ApiVersions request (v0, written by hand:
+     * the clients reconnect on their own, hiding what the broker did to one connection). True when
+     * it is answered; false when the broker closes the connection without an answer.
+     */
+    private boolean apiVersionsAnswered(int correlationId) throws Exception {
+        int colon = bootstrap.lastIndexOf(':');
+        String host = bootstrap.substring(0, colon);
+        int port = Integer.parseInt(bootstrap.substring(colon + 1));
+        byte[] clientId = "ip-quota-probe".getBytes(StandardCharsets.UTF_8);
+        var frame = java.nio.ByteBuffer.allocate(4 + 2 + 2 + 4 + 2 + clientId.length);
+        frame.putInt(frame.capacity() - 4).putShort((short) 18).putShort((short) 0)
+                .putInt(correlationId).putShort((short) clientId.length).put(clientId);
+        try (var socket = new java.net.Socket(host, port)) {
+            socket.setSoTimeout(30_000);
+            socket.getOutputStream().write(frame.array());
+            var in = new java.io.DataInputStream(socket.getInputStream());
+            try {
+                int size = in.readInt();
+                int answeredId = in.readInt();
+                check(size > 4 && answeredId == correlationId, "ApiVersions answer of %d bytes for %d",
+                        size, answeredId);
+                return true;
+            } catch (java.io.EOFException | java.net.SocketException closed) {
+                return false;
+            }
+        }
+    }
+
+    /**
+     * An ip's connection_creation_rate (KIP-612) on ClientQuotaEntity.IP: set for the default ip
+     * entity and for 127.0.0.1, described, refused where Kafka refuses it, and enforced. At 2 new
+     * connections a second, measured as every quota is (over at least quota.window.num - 1 = 10
+     * one-second windows), 20 connections from 127.0.0.1 pass at once; the next is accepted and
+     * closed unanswered, and connections are answered again once enough of the window has
+     * passed. The admin client's own connections, opened before, keep working throughout.
+     */
+    private void ipConnectionCreationRate() throws Exception {
+        String key = "connection_creation_rate";
+        var localhost = new ClientQuotaEntity(Collections.singletonMap(ClientQuotaEntity.IP, "127.0.0.1"));
+        var anyIp = new ClientQuotaEntity(Collections.singletonMap(ClientQuotaEntity.IP, null));
+        var ips = ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntityType(ClientQuotaEntity.IP)));
+        try (Admin admin = admin()) {
+            admin.alterClientQuotas(List.of(quota(anyIp, key, 1000.0))).all().get();
+            awaitQuotas(admin, ips, Map.of(anyIp, Map.of(key, 1000.0)), "the default ip entity");
+            expect(admin.alterClientQuotas(List.of(quota(localhost, key, 2.5))).all(),
+                    InvalidRequestException.class, "a fractional connection rate");
+            expect(admin.alterClientQuotas(List.of(quota(localhost, "producer_byte_rate", 5.0))).all(),
+                    InvalidRequestException.class, "a client quota on an ip");
+            expect(admin.alterClientQuotas(List.of(quota(clientEntity(prefix + "c"), key, 5.0))).all(),
+                    InvalidRequestException.class, "a connection rate on a client id");
+            var mixed = new ClientQuotaEntity(Map.of(ClientQuotaEntity.IP, "127.0.0.1", ClientQuotaEntity.USER, "u"));
+            expect(admin.alterClientQuotas(List.of(quota(mixed, key, 5.0))).all(),
+                    InvalidRequestException.class, "an ip with a user");
+            try {
+                admin.alterClientQuotas(List.of(quota(localhost, key, 2.0))).all().get();
+                awaitQuotas(admin, ips, Map.of(anyIp, Map.of(key, 1000.0), localhost, Map.of(key, 2.0)),
+                        "127.0.0.1's own quota beside the default");
+                int answered = 0;
+                while (apiVersionsAnswered(answered)) {
+                    answered++;
+                    check(answered <= 40, "40 connections answered at 2 a second");
+                }
+                // 20 at once, give or take the admin client's own connections since the default
+                // quota (the address's rate counts from then) and, on Kafka, the moment its
+                // broker takes to apply a quota it already describes.
+                check(answered >= 15 && answered <= 24, "%d connections answered before one was closed",
+                        answered);
+                long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+                int refused = 1;
+                while (!apiVersionsAnswered(1000)) {
+                    check(System.nanoTime() < deadline, "no connection answered 30 s after the burst");
+                    refused++;
+                    Thread.sleep(250);
+                }
+                System.err.printf("%s: %d connections answered, then %d closed unanswered, then one answered%n",
+                        label, answered, refused);
+                check(admin.describeCluster().nodes().get().size() == 1, "the admin client's connection");
+            } finally {
+                admin.alterClientQuotas(List.of(quota(localhost, key, null), quota(anyIp, key, null))).all().get();
+            }
+            awaitQuotas(admin, ips, Map.of(), "after removing both");
         }
     }
 

@@ -10,7 +10,8 @@ import java.util.Map;
  * <pre>
  *   clients        --bootstrap B --label L [--count N]     round trips, ListOffsets, admin, edge cases
  *                  [--verify-only true --topics-of L0]     re-check the round trips run L0 wrote
- *   admin          --bootstrap B --label L                 topic administration through AdminClient
+ *   admin          --bootstrap B --label L [--only quotas] topic administration through AdminClient
+ *                  (--only quotas: its client quota cases alone)
  *   console-files  --count N --input F --expected F        input and expected output for the console tools
  *   crash-produce  --bootstrap B --topic T --count N --rate R --acked F
  *   crash-verify   --bootstrap B --topic T --count N --acked F [--label L]
