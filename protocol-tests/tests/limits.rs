@@ -1,6 +1,7 @@
 //! Resource limits over the wire: max.connections, max.connections.per.ip,
-//! max.connection.creation.rate, connections.max.idle.ms, and a client that does not read its responses (the broker stops
-//! reading from it instead of queueing without bound, and keeps serving everyone else).
+//! max.connection.creation.rate, connections.max.idle.ms, and a client that does not read its
+//! responses (the broker stops reading from it instead of queueing without bound, and keeps
+//! serving everyone else).
 
 mod common;
 
