@@ -21,12 +21,12 @@
 //! stopping) stops in bounded time, as after a crash.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, HeartbeatOutcome};
 
 /// How often a fenced broker heartbeats (at most; broker.heartbeat.interval.ms when shorter).
 const FENCED_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -100,11 +100,31 @@ async fn heartbeats(
     cancel: CancellationToken,
 ) {
     let mut answered_shutdown = false;
+    // When the next heartbeat is due (the first at once).
+    let mut due = Instant::now();
     loop {
         let want = *wanted.borrow_and_update();
         let b = Arc::clone(&broker);
-        let sent = tokio::task::spawn_blocking(move || b.send_heartbeat(want)).await;
-        let outcome = sent.unwrap_or_default();
+        let sent = tokio::task::spawn_blocking(move || {
+            let sent = Instant::now();
+            (sent, b.send_heartbeat(want))
+        })
+        .await;
+        let answered = Instant::now();
+        let outcome = match sent {
+            Ok((sent, outcome)) => {
+                // How late the heartbeat left (its thread not run in time) and how long the
+                // controller took to answer: what a session is made of.
+                tracing::debug!(
+                    broker = broker.node_id,
+                    late_ms = sent.saturating_duration_since(due).as_millis() as u64,
+                    answered_ms = answered.saturating_duration_since(sent).as_millis() as u64,
+                    "heartbeat"
+                );
+                outcome
+            }
+            Err(_) => HeartbeatOutcome::default(),
+        };
         unfenced.send_replace(outcome.unfenced);
         if want && outcome.should_shut_down {
             grant.send_replace(true);
@@ -117,11 +137,15 @@ async fn heartbeats(
             (true, _) | (false, true) => every,
             (false, false) => every.min(FENCED_HEARTBEAT),
         };
+        due = answered + wait;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
             // A shutdown request goes at once.
-            changed = wanted.changed() => if changed.is_err() { return },
+            changed = wanted.changed() => {
+                if changed.is_err() { return }
+                due = Instant::now();
+            }
         }
     }
 }
