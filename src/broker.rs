@@ -13,7 +13,9 @@ use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::Config;
 use crate::group::coordinator::GroupCoordinator;
 use crate::metadata::alter_partition::{AlterPartitionRequest, AlterPartitionResponse};
-use crate::metadata::broker_heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatReply};
+use crate::metadata::broker_heartbeat::{
+    BrokerHeartbeat, BrokerHeartbeatManager, BrokerHeartbeatTracker, HeartbeatReply,
+};
 use crate::metadata::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use crate::metadata::records::{
     BrokerEndpoint, BrokerFeature, RegisterBrokerRecord, METADATA_VERSION, METADATA_VERSION_FEATURE,
@@ -94,6 +96,9 @@ pub struct Broker {
     /// In a quorum of processes, when the active controller last heard from each broker (used
     /// while this node leads; see `metadata::broker_heartbeat`).
     liveness: Option<parking_lot::Mutex<BrokerHeartbeatManager>>,
+    /// `liveness`'s tracker, which a heartbeat reaches as it arrives, without waiting for the
+    /// manager.
+    heartbeat_tracker: Option<Arc<BrokerHeartbeatTracker>>,
     /// The data directory's lock, held for as long as the broker is open.
     lock: File,
 }
@@ -259,9 +264,10 @@ impl Broker {
             .quorum
             .as_ref()
             .map(|_| parking_lot::Mutex::new((0, 0)));
-        let liveness = config.quorum.as_ref().map(|q| {
-            parking_lot::Mutex::new(BrokerHeartbeatManager::new(q.broker_session_timeout_ms))
-        });
+        let liveness = (config.quorum.as_ref())
+            .map(|q| BrokerHeartbeatManager::new(q.broker_session_timeout_ms));
+        let heartbeat_tracker = liveness.as_ref().map(BrokerHeartbeatManager::tracker);
+        let liveness = liveness.map(parking_lot::Mutex::new);
         Ok(Broker {
             groups,
             txns,
@@ -282,6 +288,7 @@ impl Broker {
             metrics: Default::default(),
             client_quotas,
             liveness,
+            heartbeat_tracker,
             lock,
         })
     }
@@ -696,12 +703,19 @@ impl Broker {
     /// broker that enters controlled shutdown does so at the end of the metadata log as it is
     /// once its leaderships moved (Kafka: the heartbeat's batch end offset).
     ///
+    /// The heartbeat counts from its arrival, recorded before it waits for its turn
+    /// (`BrokerHeartbeatTracker`, as Kafka 4.4's controller records it on the request handler
+    /// thread): another heartbeat's or the session check's turn may last as long as a commit on
+    /// a slow disk, and the check that follows must not end the sessions of the brokers whose
+    /// heartbeats arrived meanwhile.
+    ///
     /// The sessions that passed by the heartbeat's arrival end first (`fence_expired_at`), the
-    /// heartbeating broker's too (its heartbeat then lets it in again once caught up): Kafka's
-    /// controller runs its fencing check, due at a session's end, before any heartbeat queued
-    /// behind it (KafkaEventQueue takes a deferred event whose time has come first). A jump of
-    /// this node's clock past the session timeout so fences every broker it had not heard from
-    /// within the jump, whichever comes first, this or the periodic check the jump wakes. This
+    /// heartbeating broker's too when its own had ended before the heartbeat arrived (it then
+    /// lets it in again once caught up): Kafka's controller runs its fencing check, due at a
+    /// session's end, before any heartbeat queued behind it (KafkaEventQueue takes a deferred
+    /// event whose time has come first). A jump of this node's clock past the session timeout
+    /// so fences every broker it had not heard from within the jump, whichever comes first,
+    /// this or the periodic check the jump wakes. This
     /// also makes the manager follow a new term at once, so that the heartbeats this node
     /// answers as the new controller count from the first (they were dropped until the
     /// periodic check noticed the term, and a jump before that check fenced no one).
@@ -711,6 +725,9 @@ impl Broker {
         };
         // The session's clock (see `fence_expired_brokers`), read as the heartbeat arrives.
         let now = self.clock.monotonic_ms();
+        if let Some(tracker) = &self.heartbeat_tracker {
+            tracker.arrived(heartbeat.broker_id, heartbeat.broker_epoch, now);
+        }
         let mut liveness = liveness.lock();
         self.fence_expired_at(&mut liveness, now);
         let (id, epoch) = (heartbeat.broker_id, heartbeat.broker_epoch);

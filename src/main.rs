@@ -75,7 +75,11 @@ fn main() -> anyhow::Result<()> {
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // The fmt subscriber's own filter lets everything through: RUST_LOG's directives are the
+    // filter (its default, INFO, dropped every debug line a directive asked for).
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(std::io::stderr);
     match cli.log_format.as_str() {
         // One JSON object per line: timestamp, level, target, and the event's fields flattened
         // beside its message, as log shippers (Vector, Fluent Bit, Loki's promtail) read them.

@@ -42,7 +42,18 @@ async fn cluster_of(
     broker_listeners: &str,
     node: impl Fn(i32) -> Vec<(String, String)>,
 ) -> Result<Vec<TestBroker>> {
+    cluster_configured(broker_listeners, node, |_, _| {}).await
+}
+
+/// `cluster_of`, then `configure(id, config)` changes node `id`'s configuration beyond Kafka's
+/// settings (e.g. gregor's admin listener).
+async fn cluster_configured(
+    broker_listeners: &str,
+    node: impl Fn(i32) -> Vec<(String, String)>,
+    configure: impl Fn(i32, &mut gregor::Config),
+) -> Result<Vec<TestBroker>> {
     let (controller_ports, voters) = three_voters()?;
+    let configure = &configure;
     let start = |id: i32| {
         let voters = voters.clone();
         let listeners = format!(
@@ -63,7 +74,7 @@ async fn cluster_of(
                 ("replica.fetch.backoff.ms", "100"),
             ];
             props.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            TestBroker::start_with_properties(&props).await
+            TestBroker::start_with_properties_and(&props, |c| configure(id, c)).await
         }
     };
     // All three run to their end (two of them form the quorum without the third), so that a
@@ -1735,5 +1746,167 @@ async fn a_jump_of_the_active_controllers_clock_fences_the_brokers_it_did_not_he
     until("every broker is unfenced again", || unfenced(leader)).await?;
     create_replicated(&nodes[0], "jumped", &[]).await?;
     until("the partition is led and in sync", in_sync).await?;
+    Ok(())
+}
+
+/// A slow disk on one node, as `scripts/cluster-faults`' slow-disk fault makes it (a storage
+/// rule on its admin listener: every write and fsync of its logs, the metadata log's included,
+/// waits 100 ms on the thread that does it), while clients produce to the partitions it leads
+/// and the others commit metadata it must append as a voter, for several sessions
+/// (broker.session.timeout.ms 3000, heartbeats every 500 ms, as in that script): the node is
+/// never fenced and keeps leading its partitions at the same epoch. Kafka's broker heartbeats
+/// on a thread of its own and its controller counts a heartbeat as it arrives, so a slow disk
+/// does not end a session; gregor's heartbeats used to wait for async workers held by the
+/// disk (fenced within a few seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_disk_does_not_get_its_broker_fenced() -> Result<()> {
+    let _one = one_cluster().await;
+    const SESSION_MS: u64 = 3000;
+    let session = SESSION_MS.to_string();
+    let settings = vec![
+        ("broker.session.timeout.ms".to_string(), session),
+        (
+            "broker.heartbeat.interval.ms".to_string(),
+            "500".to_string(),
+        ),
+    ];
+    let nodes = cluster_configured(
+        "PLAINTEXT://127.0.0.1:0",
+        |_| settings.clone(),
+        |id, c| {
+            if id == 1 {
+                c.admin_listen = Some("127.0.0.1:0".into());
+            }
+        },
+    )
+    .await?;
+    let all_unfenced = |n: &TestBroker| {
+        let image = n.broker().catalog.image();
+        image.brokers.len() == 3 && image.brokers.values().all(|b| !b.fenced)
+    };
+    until("every broker is unfenced", || {
+        nodes.iter().all(all_unfenced)
+    })
+    .await?;
+    let (topic, partitions) = ("slow-disk", 3);
+    let id = Uuid::new_v4();
+    let mut records = vec![MetadataRecord::Topic {
+        name: topic.into(),
+        topic_id: id,
+    }];
+    records
+        .extend((0..partitions).map(|p| {
+            MetadataRecord::Partition(PartitionRecord::new_in_sync(id, p, vec![1, 2, 3]))
+        }));
+    commit(&nodes[1], records).await?;
+    let led_by_node_1 = |p: i32| {
+        let part = nodes[0].broker().catalog.get(topic);
+        let state = part.and_then(|t| t.partition(p).cloned());
+        state.and_then(|p| p.leader_isr()).is_some()
+    };
+    until("node 1 leads every partition", || {
+        (0..partitions).all(led_by_node_1)
+    })
+    .await?;
+    let epochs = |n: &TestBroker| -> Vec<(i32, i32)> {
+        let image = n.broker().catalog.image();
+        let t = image.topics.get_by_name(topic).cloned();
+        let parts = t.map(|t| t.partitions.values().cloned().collect::<Vec<_>>());
+        (parts.unwrap_or_default().iter())
+            .map(|p| (p.leader, p.leader_epoch))
+            .collect()
+    };
+    let before = epochs(&nodes[1]);
+    ensure!(
+        before.len() == partitions as usize && before.iter().all(|&(l, _)| l == 1),
+        "{before:?}"
+    );
+    // Every image another node publishes from now on (one per committed batch).
+    let seen = Arc::new(FencedSeen::default());
+    nodes[1].broker().catalog.subscribe(seen.clone());
+
+    let rule = serde_json::json!({"storage": "any", "action": "delay", "delay_ms": 100});
+    let (status, answer) = nodes[0].admin_json("POST", "/v1/faults", rule).await?;
+    ensure!(status == 200, "arming the slow disk: {status} {answer}");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    // Producers to node 1's partitions: its async workers append (and wait on the disk).
+    for i in 0..6 {
+        let (stop, addr) = (Arc::clone(&stop), nodes[0].addr);
+        load.spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut acked = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Five in flight, as a Kafka producer's max.in.flight.requests.per.connection.
+                let mut sent = Vec::new();
+                for _ in 0..5 {
+                    let batch = values_batch(&["a slow disk"]);
+                    let data = topic_data(topic, vec![(i % partitions, batch)]);
+                    sent.push(
+                        c.send_request(PRODUCE_V, &produce_request(1, vec![data]))
+                            .await?,
+                    );
+                }
+                for id in sent {
+                    let r = c
+                        .read_response::<kafka_protocol::messages::ProduceRequest>(PRODUCE_V, id)
+                        .await?;
+                    let code = r.responses[0].partition_responses[0].error_code;
+                    ensure!(code == NONE, "produce to node 1: {code}");
+                    acked += 1;
+                }
+            }
+            Ok(acked)
+        });
+    }
+    // Metadata committed through node 2 (a topic config changing): node 1 appends each entry
+    // to its own copy of the metadata log, as a voter, on its slow disk.
+    {
+        let (stop, node) = (Arc::clone(&stop), nodes[1].broker());
+        load.spawn(async move {
+            let mut committed = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let record = MetadataRecord::Config(ConfigRecord {
+                    resource_type: RESOURCE_TOPIC,
+                    resource_name: topic.into(),
+                    name: "retention.ms".into(),
+                    value: Some((86_400_000 + committed).to_string()),
+                });
+                let b = Arc::clone(&node);
+                tokio::task::spawn_blocking(move || {
+                    b.catalog.change_image(|_| (vec![record.clone()], ()))
+                })
+                .await??;
+                committed += 1;
+            }
+            Ok(committed)
+        });
+    }
+    // A few sessions of that (the sessions are what is measured: a broker not heard from for
+    // one is fenced).
+    sleep_ms(4 * SESSION_MS).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut done = Vec::new();
+    while let Some(finished) = load.join_next().await {
+        done.push(finished??);
+    }
+    let (status, answer) = nodes[0]
+        .admin_json("GET", "/v1/faults", serde_json::Value::Null)
+        .await?;
+    ensure!(status == 200, "{status} {answer}");
+    let fired = answer["faults"][0]["fired"].as_u64().unwrap_or(0);
+    let (_, answer) = nodes[0]
+        .admin_json("DELETE", "/v1/faults", serde_json::Value::Null)
+        .await?;
+    ensure!(answer.is_object(), "{answer}");
+    // The load did meet the slow disk: records and metadata entries were written through it.
+    ensure!(
+        fired > 0 && done.iter().all(|&n| n > 0),
+        "fired {fired}, load {done:?}"
+    );
+    let fenced = seen.0.lock().unwrap().clone();
+    ensure!(fenced.is_empty(), "fenced under a slow disk: {fenced:?}");
+    let after = epochs(&nodes[1]);
+    ensure!(after == before, "leaders moved: {before:?} -> {after:?}");
     Ok(())
 }

@@ -219,18 +219,89 @@ pub fn fence_expired(
     (election::broker_fenced(image, id, policy), true)
 }
 
-/// What the active controller last heard from a broker.
+/// What the active controller last heard from a broker, beside when (`BrokerHeartbeatTracker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Contact {
     /// The broker epoch it spoke at.
     epoch: i64,
-    /// When.
-    at: i64,
     /// The metadata offset it had applied (-1: not heard from yet).
     metadata_offset: i64,
     /// Where it entered controlled shutdown (the end of the metadata log once its leaderships
     /// were moved), while it is in it.
     controlled_shutdown_offset: Option<i64>,
+}
+
+/// When a broker was last heard from, at which broker epoch: where its session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Heard {
+    epoch: i64,
+    at: i64,
+}
+
+/// When the active controller last heard from each broker (Kafka 4.4's BrokerHeartbeatTracker):
+/// the sessions, behind a lock of their own, so that a heartbeat counts from its arrival
+/// (`arrived`) rather than from its turn among the controller's liveness events. Those run one
+/// at a time under the `BrokerHeartbeatManager` (see `Broker::answer_heartbeat`), and one may
+/// hold it for as long as its decision takes to commit (a fencing or an unfencing on a slow
+/// disk, a quorum electing a leader): the heartbeats that arrive meanwhile still count, and a
+/// session check that runs late (its runtime starved) still sees them, as Kafka's request
+/// handler threads record a heartbeat's contact time before it queues for the controller's
+/// event thread.
+///
+/// Where gregor differs: a heartbeat that arrives after its broker's session ended continues
+/// nothing (Kafka's tracker takes any arrival until its periodic check has removed the broker):
+/// the broker was silent for longer than the session, and it is fenced first, by the check or by
+/// that heartbeat's own turn (`Broker::answer_heartbeat`), which then lets it in again, whichever
+/// ran first; the outcome does not depend on how late the check runs. (A jump of the
+/// controller's clock past the session so fences every broker, the heartbeating one too.)
+#[derive(Debug)]
+pub struct BrokerHeartbeatTracker {
+    session_timeout_ms: i64,
+    /// By broker id; only while this node is the active controller (cleared by the manager).
+    heard: parking_lot::Mutex<BTreeMap<i32, Heard>>,
+}
+
+impl BrokerHeartbeatTracker {
+    fn new(session_timeout_ms: i64) -> Self {
+        BrokerHeartbeatTracker {
+            session_timeout_ms,
+            heard: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// A heartbeat of broker `broker_id` at `broker_epoch` arrived at `now`: it continues the
+    /// broker's session if that had not ended (see the type's comment). Nothing for a broker
+    /// the manager has not started a session for (this node is not the active controller, or
+    /// has not looked at the broker yet) or at another epoch: the heartbeat's turn decides.
+    pub fn arrived(&self, broker_id: i32, broker_epoch: i64, now: i64) {
+        let mut heard = self.heard.lock();
+        if let Some(h) = heard.get_mut(&broker_id) {
+            let in_session = now - h.at <= self.session_timeout_ms;
+            if h.epoch == broker_epoch && now > h.at && in_session {
+                h.at = now;
+            }
+        }
+    }
+
+    /// Broker `broker_id` was heard from at `broker_epoch` at `now` (its heartbeat's turn):
+    /// its session starts again from there, or from a later arrival already recorded.
+    fn heard(&self, broker_id: i32, broker_epoch: i64, now: i64) {
+        let mut heard = self.heard.lock();
+        let h = heard.entry(broker_id).or_insert(Heard {
+            epoch: broker_epoch,
+            at: now,
+        });
+        if h.epoch != broker_epoch || h.at < now {
+            *h = Heard {
+                epoch: broker_epoch,
+                at: now,
+            };
+        }
+    }
+
+    fn clear(&self) {
+        self.heard.lock().clear();
+    }
 }
 
 /// When the active controller last heard from each broker, what it had applied, and which
@@ -241,6 +312,8 @@ pub struct BrokerHeartbeatManager {
     /// The Raft term these contacts were heard in (`None`: this node is not active).
     term: Option<i32>,
     contacts: BTreeMap<i32, Contact>,
+    /// When each broker was last heard from (shared with the heartbeats' arrival).
+    tracker: std::sync::Arc<BrokerHeartbeatTracker>,
 }
 
 impl BrokerHeartbeatManager {
@@ -249,7 +322,13 @@ impl BrokerHeartbeatManager {
             session_timeout_ms,
             term: None,
             contacts: BTreeMap::new(),
+            tracker: std::sync::Arc::new(BrokerHeartbeatTracker::new(session_timeout_ms)),
         }
+    }
+
+    /// Where heartbeats are recorded as they arrive, without this manager (Kafka's `tracker()`).
+    pub fn tracker(&self) -> std::sync::Arc<BrokerHeartbeatTracker> {
+        std::sync::Arc::clone(&self.tracker)
     }
 
     /// This node is the active controller in `term`: a term other than the last forgets every
@@ -260,6 +339,7 @@ impl BrokerHeartbeatManager {
         if self.term != Some(term) {
             self.term = Some(term);
             self.contacts.clear();
+            self.tracker.clear();
         }
     }
 
@@ -267,6 +347,7 @@ impl BrokerHeartbeatManager {
     pub fn deactivate(&mut self) {
         self.term = None;
         self.contacts.clear();
+        self.tracker.clear();
     }
 
     pub fn is_active(&self) -> bool {
@@ -289,7 +370,6 @@ impl BrokerHeartbeatManager {
         }
         let contact = self.contacts.entry(broker_id).or_insert(Contact {
             epoch: broker_epoch,
-            at: now,
             metadata_offset,
             controlled_shutdown_offset: None,
         });
@@ -297,8 +377,8 @@ impl BrokerHeartbeatManager {
             contact.controlled_shutdown_offset = None;
         }
         contact.epoch = broker_epoch;
-        contact.at = now;
         contact.metadata_offset = metadata_offset;
+        self.tracker.heard(broker_id, broker_epoch, now);
     }
 
     /// The active controller answered `heartbeat` with `reply` (committed) at `now`, the
@@ -369,24 +449,25 @@ impl BrokerHeartbeatManager {
     /// The unfenced brokers of `image` whose session has passed at `now`, by id. A broker not
     /// heard from at its current epoch (registered since, or since this controller became
     /// active) starts a session now. Nothing expires on a controller that is not active.
+    /// Heartbeats count from their arrival (`BrokerHeartbeatTracker::arrived`), answered or not.
     pub fn expired(&mut self, image: &MetadataImage, now: i64) -> Vec<(i32, i64)> {
         if self.term.is_none() {
             return vec![];
         }
         self.contacts.retain(|id, _| image.brokers.contains_key(id));
+        let mut heard = self.tracker.heard.lock();
+        heard.retain(|id, _| image.brokers.contains_key(id));
         let mut out = Vec::new();
         for b in image.brokers.values().filter(|b| !b.fenced) {
-            let fresh = Contact {
+            let fresh = Heard {
                 epoch: b.epoch,
                 at: now,
-                metadata_offset: -1,
-                controlled_shutdown_offset: None,
             };
-            let contact = self.contacts.entry(b.id).or_insert(fresh);
-            if contact.epoch != b.epoch {
-                *contact = fresh;
+            let h = heard.entry(b.id).or_insert(fresh);
+            if h.epoch != b.epoch {
+                *h = fresh;
             }
-            if now - contact.at > self.session_timeout_ms {
+            if now - h.at > self.session_timeout_ms {
                 out.push((b.id, b.epoch));
             }
         }
@@ -452,6 +533,45 @@ mod tests {
         assert_eq!(m.expired(&image, 10_001), vec![(2, 20)]);
         assert!(m.expired(&image, 14_000).len() == 1);
         assert_eq!(m.expired(&image, 14_001), vec![(1, 10), (2, 20)]);
+    }
+
+    /// A heartbeat counts from its arrival, before its turn (the manager busy with another
+    /// liveness event): a check that runs late does not end the session it continued. One that
+    /// arrives after its session ended, or at another epoch, continues nothing; its turn, at its
+    /// arrival time, moves no session back. Nothing is recorded while the controller is not
+    /// active.
+    #[test]
+    fn a_heartbeat_counts_from_its_arrival() {
+        let image = image(false);
+        let mut m = BrokerHeartbeatManager::new(9000);
+        let tracker = m.tracker();
+        tracker.arrived(1, 10, 0);
+        m.activate(1);
+        assert!(m.expired(&image, 0).is_empty(), "sessions start now");
+        tracker.arrived(1, 10, 8000);
+        assert_eq!(m.expired(&image, 12_000), vec![(2, 20)], "a late check");
+        tracker.arrived(2, 20, 12_500);
+        assert_eq!(
+            m.expired(&image, 12_600),
+            vec![(2, 20)],
+            "after its session"
+        );
+        tracker.arrived(1, 9, 16_000);
+        m.touch(1, 10, 7000, 0, false);
+        assert_eq!(m.expired(&image, 17_000), vec![(2, 20)]);
+        assert_eq!(m.expired(&image, 17_001), vec![(1, 10), (2, 20)]);
+        m.deactivate();
+        m.activate(2);
+        tracker.arrived(1, 10, 20_000);
+        assert!(
+            m.expired(&image, 20_001).is_empty(),
+            "a new term's sessions"
+        );
+        assert_eq!(
+            m.expired(&image, 29_002).len(),
+            2,
+            "nothing kept from before"
+        );
     }
 
     /// A new term forgets every contact and gives each broker a whole session; a controller

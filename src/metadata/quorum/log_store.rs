@@ -15,6 +15,19 @@
 //! Appends are fsynced before openraft hears they are written (Raft's durability); a conflicting
 //! uncommitted suffix is cut with `PartitionLog::truncate_to`.
 //!
+//! openraft awaits the store's writes (appends, truncations, the vote) on its core task, on the
+//! quorum's runtime, which also serves the controller listener: the other voters' RPCs, the
+//! writes forwarded to this node and the brokers' heartbeats and AlterPartitions to the active
+//! controller, and this process's own heartbeats. The writes wait on the disk, so each runs in
+//! `blocking_io`: its worker hands the runtime's other tasks to another thread while it waits
+//! (`tokio::task::block_in_place`), as Kafka's KafkaRaftClient appends and flushes its log on its
+//! own thread while the network threads go on. On a slow disk (100 ms a write or fsync) they
+//! otherwise waited behind every append of a busy log, and a broker's heartbeats through that
+//! runtime arrived after its session. The core task itself waits for the disk, as Kafka's raft
+//! thread does. (openraft's `LogFlushed` callback would let `append` return before the fsync,
+//! the entries readable at once and the callback called from another thread once they are
+//! durable; it is called inline here, the core's wait holding up nothing else.)
+//!
 //! A conditional entry (`MetadataEntry::decided_on`, a write decided on an image of the log) is
 //! checked here, where the leader's appends are serialized and each entry's place is final: it is
 //! written as its records only if the last data batch before it ends at `decided_on`, and
@@ -263,9 +276,7 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
         let mut inner = self.inner.lock();
         let path = inner.dir.join(QUORUM_STATE_FILE);
         let text = quorum_state_json(vote);
-        inner
-            .storage
-            .write_atomically(&path, text.as_bytes())
+        blocking_io(|| inner.storage.write_atomically(&path, text.as_bytes()))
             .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
         inner.vote = Some(*vote);
         Ok(())
@@ -284,13 +295,13 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let flushed = self.append_entries(entries).map_err(write_err)?;
+        let flushed = blocking_io(|| self.append_entries(entries)).map_err(write_err)?;
         callback.log_io_completed(flushed.map_err(io::Error::other));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.truncate_from(log_id.index).map_err(write_err)
+        blocking_io(|| self.truncate_from(log_id.index)).map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -299,6 +310,19 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
             inner.purged = Some(log_id);
         }
         Ok(())
+    }
+}
+
+/// Runs `io`, a write of the log or the vote that waits on the disk, from an async task of the
+/// quorum's runtime without keeping that runtime's other tasks waiting (see the module comment).
+/// On a current-thread runtime (the simulation's, some tests') there is no other worker to hand
+/// them to: `io` runs as it is.
+fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let flavor = Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(io),
+        _ => io(),
     }
 }
 

@@ -898,7 +898,18 @@ impl MetadataLog for RaftMetadataLog {
         request: ControllerRequest,
     ) -> Result<ControllerResponse, MetadataLogError> {
         let quorum = self.quorum.clone();
-        let send = async move { quorum.send_to_controller(request, CONTROLLER_TIMEOUT).await };
+        let asked = std::time::Instant::now();
+        let send = async move {
+            // How long the request waited for this runtime to run it, and for the answer.
+            let started = std::time::Instant::now();
+            let answer = quorum.send_to_controller(request, CONTROLLER_TIMEOUT).await;
+            tracing::debug!(
+                queued_ms = started.duration_since(asked).as_millis() as u64,
+                answered_ms = started.elapsed().as_millis() as u64,
+                "a request to the controller"
+            );
+            answer
+        };
         wait_on(&self.runtime, send)?
     }
 
