@@ -165,9 +165,27 @@ const MAX_DECISIONS: usize = 10;
 /// Whether an error is a commit the quorum refused as decided on a stale image
 /// (`MetadataLogError::StaleImage`): the write is decided again.
 pub fn is_stale_image(e: &io::Error) -> bool {
+    metadata_log_error(e)
+        .is_some_and(|e| matches!(e, metadata_log::MetadataLogError::StaleImage(_)))
+}
+
+/// Whether a write failed because the metadata quorum did not commit it (no leader reachable,
+/// leadership lost on the way, the quorum stopping, or refused as decided on a stale image each
+/// time), not because a disk failed: Kafka's broker forwards such a write to the active
+/// controller until the request times out, so its client is told REQUEST_TIMED_OUT and retries.
+pub fn is_uncommitted(e: &io::Error) -> bool {
+    metadata_log_error(e).is_some_and(|e| {
+        matches!(
+            e,
+            metadata_log::MetadataLogError::StaleImage(_)
+                | metadata_log::MetadataLogError::Quorum(_)
+        )
+    })
+}
+
+fn metadata_log_error(e: &io::Error) -> Option<&metadata_log::MetadataLogError> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<metadata_log::MetadataLogError>())
-        .is_some_and(|e| matches!(e, metadata_log::MetadataLogError::StaleImage(_)))
 }
 
 /// The errors of a catalog write that may carry a stale image's refusal.

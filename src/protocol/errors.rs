@@ -189,12 +189,12 @@ pub fn topic_admin_error_code(e: &TopicAdminError) -> i16 {
     }
 }
 
-/// A metadata write that failed: REQUEST_TIMED_OUT where the metadata quorum refused it as
-/// decided on a stale image as many times as the catalog decides again (the log kept moving:
-/// Kafka's forwarding answers a controller that does not get to a request in time so), else
-/// `otherwise` (the handler's code for a write that could not be committed).
+/// A metadata write that failed: REQUEST_TIMED_OUT where the metadata quorum did not commit it
+/// (no leader reachable or leadership lost, or refused as decided on a stale image as many times
+/// as the catalog decides again: Kafka's forwarding answers a controller that does not get to a
+/// request in time so), else `otherwise` (the handler's code for a write that failed on disk).
 pub fn metadata_write_error_code(e: &std::io::Error, otherwise: i16) -> i16 {
-    if crate::metadata::is_stale_image(e) {
+    if crate::metadata::is_uncommitted(e) {
         REQUEST_TIMED_OUT
     } else {
         otherwise
@@ -272,5 +272,32 @@ mod name_tests {
         assert_eq!(code_by_name("6"), Some(6));
         assert_eq!(code_by_name("NONE"), Some(0));
         assert_eq!(code_by_name("NO_SUCH_ERROR"), None);
+    }
+
+    /// A write the quorum did not commit is retried by the client (REQUEST_TIMED_OUT, as a
+    /// Kafka broker's forwarding answers), a disk failure is the handler's own code.
+    #[test]
+    fn uncommitted_metadata_writes_time_out() {
+        use crate::metadata::metadata_log::MetadataLogError;
+        let quorum = std::io::Error::other(MetadataLogError::Quorum("no leader".into()));
+        let stale = std::io::Error::other(MetadataLogError::StaleImage(7));
+        let disk = std::io::Error::other(MetadataLogError::Io(std::io::Error::other("EIO")));
+        let plain = std::io::Error::other("EIO");
+        assert_eq!(
+            metadata_write_error_code(&quorum, KAFKA_STORAGE_ERROR),
+            REQUEST_TIMED_OUT
+        );
+        assert_eq!(
+            metadata_write_error_code(&stale, KAFKA_STORAGE_ERROR),
+            REQUEST_TIMED_OUT
+        );
+        assert_eq!(
+            metadata_write_error_code(&disk, KAFKA_STORAGE_ERROR),
+            KAFKA_STORAGE_ERROR
+        );
+        assert_eq!(
+            metadata_write_error_code(&plain, UNKNOWN_SERVER_ERROR),
+            UNKNOWN_SERVER_ERROR
+        );
     }
 }
