@@ -275,9 +275,10 @@ async fn ip_quotas_are_set_described_checked_and_removed() -> Result<()> {
 }
 
 /// KIP-612: 127.0.0.1 limited to 3 new connections per second (measured over one window:
-/// quota.window.num 2). Three connections within the window are served; the fourth is accepted
-/// but never answered, and closed; once the window has passed (the broker's clock moved), a new
-/// connection is served again. Connections already open are never touched.
+/// quota.window.num 2). Three connections within the window are served; the fourth and fifth are
+/// accepted but never answered, and closed once their throttle time has passed on the broker's
+/// clock; once the window has passed (the clock moved), a new connection is served again.
+/// Connections already open are never touched.
 #[tokio::test]
 async fn an_ip_over_its_connection_creation_rate_is_closed_until_the_window_passes() -> Result<()> {
     let b = start_broker_with(|c| {
@@ -305,29 +306,49 @@ async fn an_ip_over_its_connection_creation_rate_is_closed_until_the_window_pass
                 .context(format!("connection {i}"))?,
         );
     }
-    let throttled = || async {
+    // The kernel accepts them and the broker holds them without reading. A throttled
+    // connection is taken back from the rate: the fifth is throttled as the fourth (not
+    // longer), still within the window.
+    let mut held = Vec::new();
+    for _ in 0..2 {
         let mut c = b.client().await?;
-        // The kernel accepts it and the broker holds it without reading, then closes it.
         c.send_request(2, &ApiVersionsRequest::default()).await.ok();
-        c.expect_closed().await
-    };
-    throttled()
-        .await
-        .context("the fourth connection within the window")?;
-    // A throttled connection is taken back from the rate: the next one is throttled the same
-    // (not longer), and still within the window.
-    throttled()
-        .await
-        .context("the fifth connection within the window")?;
+        held.push(c);
+    }
     let counted = b.broker().metrics.accept_throttles(1, "PLAINTEXT");
-    let closed = counted
-        .ip_throttled
-        .load(std::sync::atomic::Ordering::Relaxed);
-    ensure!(closed == 2, "{closed} connections counted as throttled");
+    let throttled = || {
+        counted
+            .ip_throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while throttled() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ensure!(
+        throttled() == 2,
+        "{} connections counted as throttled",
+        throttled()
+    );
     for c in open.iter_mut() {
         c.request(2, ApiVersionsRequest::default()).await?;
     }
+    // Their throttle is measured on the broker's clock (Kafka's acceptor waits on its `Time`):
+    // standing still, it holds them unanswered (for a second here, three times their throttle
+    // time, which on real time would have closed them); moved past it, they are closed.
+    for c in held.iter_mut() {
+        let r = c.try_read_frame(Duration::from_millis(1_000)).await;
+        ensure!(
+            r.is_err(),
+            "answered or closed while the clock stood still: {r:?}"
+        );
+    }
     b.broker().clock.advance(2_000);
+    for (i, c) in held.iter_mut().enumerate() {
+        c.expect_closed()
+            .await
+            .context(format!("throttled connection {i} after the clock moved"))?;
+    }
     open.push(
         served(b.client().await?)
             .await

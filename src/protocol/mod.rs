@@ -133,8 +133,9 @@ pub struct Session {
     pub reauthenticating: bool,
     /// When the last re-authentication began (ms): Kafka begins at most one a second.
     pub reauthentication_began_ms: Option<i64>,
-    /// A client over its quota: nothing more is read from it before this (KIP-219).
-    pub throttled_until: Option<tokio::time::Instant>,
+    /// A client over its quota: nothing more is read from it before the broker clock's
+    /// monotonic reading gets here (KIP-219; quotas are measured on that clock).
+    pub throttled_until: Option<i64>,
 }
 
 impl Session {
@@ -449,8 +450,12 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, mut frame
     ctx.request_throttle();
     let throttle_ms = ctx.throttle_ms.into_inner();
     if throttle_ms > 0 {
-        session.throttled_until =
-            Some(tokio::time::Instant::now() + Duration::from_millis(throttle_ms as u64));
+        session.throttled_until = Some(
+            broker
+                .clock
+                .monotonic_ms()
+                .saturating_add(i64::from(throttle_ms)),
+        );
     }
     reply
 }

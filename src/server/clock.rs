@@ -145,6 +145,37 @@ impl Clock {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.advances.subscribe()
     }
+
+    /// Waits until `d` has passed on the monotonic reading, as Kafka's throttles (client quotas,
+    /// connection creation rates) wait on its `Time`, the clock their rates are measured on:
+    /// see `sleep_until`.
+    pub async fn sleep(&self, d: std::time::Duration) {
+        self.sleep_until(self.monotonic_ms().saturating_add(millis(d)))
+            .await
+    }
+
+    /// Waits until the monotonic reading reaches `monotonic_ms`: as time passes or the clock is
+    /// advanced, whichever gets there first (a manual clock only as it is advanced).
+    pub async fn sleep_until(&self, monotonic_ms: i64) {
+        let mut advanced = self.subscribe();
+        loop {
+            let left = monotonic_ms.saturating_sub(self.monotonic_ms());
+            if left <= 0 {
+                return;
+            }
+            let passing = async {
+                if self.is_manual() {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(left.unsigned_abs())).await
+                }
+            };
+            tokio::select! {
+                _ = passing => {}
+                changed = advanced.changed() => if changed.is_err() { return },
+            }
+        }
+    }
 }
 
 /// The two readings of a [`Clock`] at one instant: `wall_ms` for what is written or compared
@@ -241,6 +272,30 @@ mod tests {
         let m = s.monotonic_ms();
         s.step_wall(-3_600_000);
         assert!(s.monotonic_ms() >= m && s.now_ms() < system_ms() - 3_000_000);
+    }
+
+    /// A throttle on a manual clock lasts until the clock is advanced past it, not real time.
+    #[tokio::test]
+    async fn a_sleep_on_a_manual_clock_ends_when_advanced_past_it() {
+        let c = std::sync::Arc::new(Clock::manual());
+        let sleeper = tokio::spawn({
+            let c = std::sync::Arc::clone(&c);
+            async move { c.sleep(std::time::Duration::from_millis(1_000)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        c.advance(999);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!sleeper.is_finished(), "999 of 1000 ms advanced");
+        c.advance(1);
+        tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
+            .await
+            .expect("the advance ends the sleep")
+            .expect("no panic");
+        // On the system clock a sleep ends as real time passes, or at once when advanced.
+        let s = Clock::system();
+        let started = std::time::Instant::now();
+        s.sleep(std::time::Duration::from_millis(5)).await;
+        assert!(started.elapsed() >= std::time::Duration::from_millis(4));
     }
 
     #[tokio::test]

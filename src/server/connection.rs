@@ -237,7 +237,7 @@ pub async fn serve<S: Transport>(
                     return;
                 }
                 queued = 0;
-                tokio::time::sleep_until(until).await;
+                broker.clock.sleep_until(until).await;
             }
             if queued >= WRITE_BATCH {
                 if flush(&mut stream, &mut out, idle).await.is_err() {

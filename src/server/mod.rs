@@ -143,7 +143,7 @@ pub async fn accept_until<F, Fut>(
                     tracing::debug!(%peer, ?delay, "connection creation rate: delaying the acceptor");
                     tokio::select! {
                         _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = quotas.throttle(delay) => {}
                     }
                 }
                 match quotas.admit(peer.ip()) {
@@ -160,8 +160,9 @@ pub async fn accept_until<F, Fut>(
                         // reconnect at once. It is not counted as open.
                         tracing::debug!(%peer, throttle_ms, "connection creation rate quota: closing the connection after its throttle time");
                         let hold = Duration::from_millis(throttle_ms.max(0).unsigned_abs());
+                        let held = quotas.throttle(hold);
                         connections.spawn(async move {
-                            tokio::time::sleep(hold).await;
+                            held.await;
                             drop(stream);
                         });
                     }

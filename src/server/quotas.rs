@@ -28,6 +28,7 @@
 //! maxThrottleTimeMs).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -335,6 +336,19 @@ impl ListenerQuotas {
     pub fn accept_delay(&self) -> Duration {
         let ms = (self.quotas.rates.as_ref()).map_or(0, |r| r.record_connection(&self.listener));
         Duration::from_millis(ms.max(0).unsigned_abs())
+    }
+
+    /// Waits `d` on the clock the connection rates are measured on (the broker's: under
+    /// `--clock manual` a throttle lasts until the clock is advanced past it, as Kafka's
+    /// acceptor waits on its `Time`).
+    pub fn throttle(&self, d: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let clock = self.quotas.rates.as_ref().map(|r| Arc::clone(&r.clock));
+        async move {
+            match clock {
+                Some(clock) => clock.sleep(d).await,
+                None => tokio::time::sleep(d).await,
+            }
+        }
     }
 
     /// Takes on a connection from `ip`, or refuses it: over its address's
