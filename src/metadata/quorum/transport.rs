@@ -53,8 +53,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::log_store::QuorumLogStore;
 use super::replicas::Replicas;
 use super::{
-    committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig,
-    APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
+    committed_in_time, not_committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum,
+    QuorumNode, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::{MetadataLogError, QuorumState};
@@ -151,6 +151,11 @@ enum Refusal {
     /// Decided on a stale image (`MetadataLogError::StaleImage`): the leader's applied end.
     Stale(i64),
     Failed(String),
+    /// The voter does not lead (its sender took it for the leader): nothing was proposed.
+    NotLeader,
+    /// Proposed while the voter led, and it stopped leading before the write was committed
+    /// (`check_quorum`): it may or may not be committed.
+    Resigned,
 }
 
 impl From<MetadataLogError> for Refusal {
@@ -353,12 +358,7 @@ async fn respond(q: &Quorum, request: Request) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(q.raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
-        // A write waits no longer here than its caller does (`send_write`): a voter that
-        // cannot commit it (a leader cut off from the others) does not keep the task for ever.
-        Request::Append(entry) => {
-            let appended = committed_in_time(q.append_here(entry)).await;
-            Response::Append(appended.map_err(Refusal::from))
-        }
+        Request::Append(entry) => Response::Append(take_forwarded(q, entry).await),
         Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         Request::Fetch {
             observer,
@@ -372,6 +372,21 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             Response::Append(committed_in_time(append).await.map_err(Refusal::from))
         }
         Request::DescribeQuorum => Response::DescribeQuorum(q.describe_here()),
+    }
+}
+
+/// A write another node forwarded to this one as the leader. It waits no longer here than its
+/// caller does (`send_write`): a voter that cannot commit it (a leader cut off from the others,
+/// until it resigns) does not keep the task for ever. A voter that does not lead says so, and one
+/// that stops leading before the write is committed says that, for the sender to send it to the
+/// next leader (`ForwardError`).
+async fn take_forwarded(q: &Quorum, entry: MetadataEntry) -> Result<i64, Refusal> {
+    match tokio::time::timeout(APPEND_TIMEOUT, q.write(entry)).await {
+        Ok(Ok(last)) => Ok(last),
+        Ok(Err(Written::Elsewhere(..))) => Err(Refusal::NotLeader),
+        Ok(Err(Written::Resigned)) => Err(Refusal::Resigned),
+        Ok(Err(refused)) => Err(Refusal::from(refused.into_error())),
+        Err(_) => Err(Refusal::from(not_committed_in_time())),
     }
 }
 
@@ -629,7 +644,7 @@ impl RaftNetwork<TypeConfig> for TcpClient {
 
 /// Why a forwarded write failed.
 pub enum ForwardError {
-    /// The leader could not be reached: the write was not sent.
+    /// The leader could not be reached, or it does not lead: the write was not taken.
     Unreachable(io::Error),
     /// Sent, and refused or unanswered (it may or may not be committed).
     Failed(MetadataLogError),
@@ -703,6 +718,12 @@ async fn send_write(
         Ok(Response::Append(Ok(last))) => Ok(last),
         Ok(Response::Append(Err(Refusal::Stale(end)))) => Err(ForwardError::Stale(end)),
         Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
+        Ok(Response::Append(Err(Refusal::NotLeader))) => Err(ForwardError::Unreachable(
+            io::Error::other(format!("{what}: it does not lead the metadata quorum")),
+        )),
+        Ok(Response::Append(Err(Refusal::Resigned))) => {
+            Err(ForwardError::LeaderMoved(node.clone()))
+        }
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         // Perhaps received: not for another voter to take.
