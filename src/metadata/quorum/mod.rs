@@ -834,14 +834,10 @@ impl RaftMetadataLog {
                 tracked: tracked.clone(),
             };
             let mut q = Quorum::start(id, store, network).await?;
-            let timeout = check_quorum::check_quorum_timeout(fetch_timeout);
-            tokio::spawn(check_quorum::resign_when_cut_off(
-                q.raft.clone(),
-                id,
-                timeout,
-            ));
             q.forward = Some(Arc::clone(&security.channel));
             q.replicas = tracked.replicas;
+            let timeout = check_quorum::check_quorum_timeout(fetch_timeout);
+            tokio::spawn(check_quorum::resign_when_cut_off(q.clone(), timeout));
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
             q.bootstrap(voters).await?;
@@ -1884,10 +1880,27 @@ mod tests {
         let written = follower.append(&s[2..3], 3).unwrap();
         let m = old_leader.quorum().raft.metrics().borrow().clone();
         assert_eq!(m.current_leader, None, "cut off, it knows no leader: {m:?}");
+        // Cut off, it does not stand for election (each would raise its term, and once healed
+        // end the new leader's): over two election timeouts, which is all it would take.
+        let raft = old_leader.quorum().raft.clone();
+        let campaigns = async move {
+            let mut m = raft.metrics();
+            let raised = m.wait_for(|m| m.current_term > term + 1);
+            let raised = tokio::time::timeout(Duration::from_secs(4), raised).await;
+            raised.is_ok()
+        };
+        assert!(!wait_on(&old_leader.runtime, campaigns).unwrap());
+        let elected = follower.quorum().raft.metrics().borrow().clone();
 
         proxies.set([]);
         wait_applied(&old_leader, written + 1);
         let through_old = old_leader.append(&s[3..4], 4).unwrap();
+        // Healed, it followed the new leader, which leads on in its term.
+        let m = follower.quorum().raft.metrics().borrow().clone();
+        assert_eq!(
+            (m.current_leader, m.current_term),
+            (elected.current_leader, elected.current_term)
+        );
         wait_applied(&other, through_old + 1);
         let log = other.read(0).unwrap();
         assert_eq!(old_leader.read(0).unwrap(), log);

@@ -789,6 +789,14 @@ pub async fn to_controller(
     }
 }
 
+/// Whether the voter at `node` answers within `timeout` (a resigned leader asking whether it can
+/// reach a majority again: `check_quorum`). Any answer counts, so DescribeQuorum, which every
+/// voter answers at once, leader or not.
+pub async fn answers(channel: &Arc<ClientChannel>, node: &QuorumNode, timeout: Duration) -> bool {
+    let mut client = TcpClient::to(channel, node);
+    client.call(&Request::DescribeQuorum, timeout).await.is_ok()
+}
+
 /// The quorum as its leader sees it, asked of `leader` (the leader the caller knows) first, then
 /// of `voters` in turn, each refusal that names a leader followed (Kafka's brokers send
 /// DescribeQuorum to the active controller they know, and to the next one they learn of), with
