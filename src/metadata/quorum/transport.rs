@@ -948,34 +948,47 @@ mod tests {
         assert!(matches!(sent, Err(RPCError::Unreachable(_))));
     }
 
+    /// Voter 1 of three, the others unreachable; they all vote for it if `votes` (it leads and
+    /// commits nothing, cut off from them).
+    async fn voter_of_three(dir: &std::path::Path, votes: bool) -> Quorum {
+        let store = super::super::log_store::QuorumLogStore::open(
+            Arc::new(crate::log::storage::FileStorage),
+            dir,
+            false,
+            0,
+        )
+        .unwrap();
+        let network = super::super::tests::Alone { votes };
+        let q = Quorum::start(1, store, network).await.unwrap();
+        let voters = (1..=3).map(|id| (id, QuorumNode::default())).collect();
+        q.bootstrap(voters).await.unwrap();
+        q
+    }
+
+    fn sample_entry() -> MetadataEntry {
+        MetadataEntry {
+            records: crate::metadata::records::tests::samples()[..1].to_vec(),
+            append_time_ms: 0,
+            decided_on: None,
+        }
+    }
+
     /// A write forwarded to a voter that cannot commit it (a leader cut off from the others)
     /// is answered once the caller's wait is over, as an observer's write is, not waited on
     /// for ever (on the paused clock: the hour only ends a hang, the failure).
     #[tokio::test(start_paused = true)]
     async fn a_forwarded_write_is_waited_on_no_longer_than_its_caller_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::log_store::QuorumLogStore::open(
-            Arc::new(crate::log::storage::FileStorage),
-            dir.path(),
-            false,
-            0,
-        )
-        .unwrap();
-        let cut_off = super::super::tests::Alone { votes: true };
-        let q = Quorum::start(1, store, cut_off).await.unwrap();
-        let voters = (1..=3).map(|id| (id, QuorumNode::default())).collect();
-        q.bootstrap(voters).await.unwrap();
+        let q = voter_of_three(dir.path(), true).await;
         let leads = q.raft.wait(Some(Duration::from_secs(3600)));
         leads
             .metrics(|m| m.current_leader == Some(1), "leads")
             .await
             .unwrap();
-        let entry = || MetadataEntry {
-            records: crate::metadata::records::tests::samples()[..1].to_vec(),
-            append_time_ms: 0,
-            decided_on: None,
-        };
-        for request in [Request::Append(entry()), Request::ObserverAppend(entry())] {
+        for request in [
+            Request::Append(sample_entry()),
+            Request::ObserverAppend(sample_entry()),
+        ] {
             let started = tokio::time::Instant::now();
             let answer = tokio::time::timeout(Duration::from_secs(3600), respond(&q, request));
             let answer = answer.await.expect("the voter still waits");
@@ -988,6 +1001,28 @@ mod tests {
                 "waited past the caller"
             );
         }
+        q.raft.shutdown().await.unwrap();
+    }
+
+    /// A write forwarded to a voter that does not lead (its sender took it for the leader: a
+    /// leader that resigned, `check_quorum`) is refused as such at once, without being
+    /// proposed, so that its sender sends it again once it knows the leader
+    /// (`ForwardError::Unreachable`), whatever the write. Before, it failed at the sender.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_forwarded_to_a_voter_that_does_not_lead_is_refused_unproposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = voter_of_three(dir.path(), false).await;
+        let end = q.store.end_offset();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(3600),
+            respond(&q, Request::Append(sample_entry())),
+        );
+        let answer = answer.await.expect("the voter still waits");
+        assert!(
+            matches!(answer, Response::Append(Err(Refusal::NotLeader))),
+            "not refused as not leading"
+        );
+        assert_eq!(q.store.end_offset(), end, "nothing proposed");
         q.raft.shutdown().await.unwrap();
     }
 
