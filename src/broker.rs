@@ -737,7 +737,7 @@ impl Broker {
             .broker_heartbeat(&heartbeat, &self.config.elections, progress)
             .unwrap_or_else(|e| {
                 tracing::warn!(broker = id, error = %e, "could not answer a heartbeat");
-                HeartbeatReply::error(errors::UNKNOWN_SERVER_ERROR)
+                HeartbeatReply::error(controller_error(&e))
             });
         let end = self.catalog.image().provenance.last_offset;
         liveness.answered(&heartbeat, &reply, now, end);
@@ -759,11 +759,21 @@ impl ControllerDuties for Broker {
                     Ok(answer) => ControllerResponse::AlterPartition(answer),
                     Err(e) => {
                         tracing::warn!(broker = r.broker_id, error = %e, "could not alter a partition");
-                        ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR)
+                        ControllerResponse::Error(controller_error(&e))
                     }
                 }
             }
         }
+    }
+}
+
+/// The error code of a request to the active controller that failed: NOT_CONTROLLER when this
+/// node stopped leading the quorum meanwhile (`metadata::quorum::check_quorum`), so that the
+/// broker asks the next leader, as Kafka's brokers do on NOT_CONTROLLER.
+fn controller_error(e: &io::Error) -> i16 {
+    match crate::metadata::is_not_controller(e) {
+        true => errors::NOT_CONTROLLER,
+        false => errors::UNKNOWN_SERVER_ERROR,
     }
 }
 
@@ -854,8 +864,16 @@ fn open_quorum(
     let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
-    let log = RaftMetadataLog::start_tcp(node_id as u64, store, listener, voters, security)
-        .map_err(io::Error::other)?;
+    let fetch_timeout = std::time::Duration::from_millis(q.fetch_timeout_ms);
+    let log = RaftMetadataLog::start_tcp(
+        node_id as u64,
+        store,
+        listener,
+        voters,
+        security,
+        fetch_timeout,
+    )
+    .map_err(io::Error::other)?;
     tracing::info!(node = node_id, "the metadata quorum has a leader");
     Ok(Box::new(log))
 }

@@ -84,6 +84,7 @@ const USED: &[&str] = &[
     "connections.max.reauth.ms",
     "controlled.shutdown.enable",
     "controller.listener.names",
+    "controller.quorum.fetch.timeout.ms",
     "controller.quorum.voters",
     "default.replication.factor",
     "fetch.max.bytes",
@@ -458,6 +459,9 @@ pub struct QuorumSettings {
     pub broker_heartbeat_interval_ms: u64,
     /// broker.session.timeout.ms: a broker not heard from for this long is fenced.
     pub broker_session_timeout_ms: i64,
+    /// controller.quorum.fetch.timeout.ms: a leader that has not heard from a majority of the
+    /// voters for 1.5 times this long resigns (Kafka's check quorum; see `metadata::quorum`).
+    pub fetch_timeout_ms: u64,
     /// controlled.shutdown.enable: a stop asks the active controller to move this broker's
     /// leaderships first (see `server::broker_lifecycle`).
     pub controlled_shutdown_enable: bool,
@@ -726,6 +730,9 @@ fn quorum_settings(
             .positive_int("broker.session.timeout.ms")?
             .unwrap_or(9000)
             .into(),
+        fetch_timeout_ms: s
+            .positive_int("controller.quorum.fetch.timeout.ms")?
+            .unwrap_or(2000) as u64,
         controlled_shutdown_enable: s.bool("controlled.shutdown.enable")?.unwrap_or(true),
         replication: replication_settings(s, listeners)?,
     }))
@@ -1605,9 +1612,11 @@ mod tests {
         );
         assert_eq!(c.broker_rack, None);
         assert!(q.controlled_shutdown_enable);
+        assert_eq!(q.fetch_timeout_ms, 2000, "Kafka's default");
         let liveness = [
             "broker.heartbeat.interval.ms=500",
             "broker.session.timeout.ms=3000",
+            "controller.quorum.fetch.timeout.ms=500",
             "broker.rack=r1",
             "controlled.shutdown.enable=false",
         ];
@@ -1620,6 +1629,7 @@ mod tests {
             (500, 3000)
         );
         assert!(!q.controlled_shutdown_enable);
+        assert_eq!(q.fetch_timeout_ms, 500);
         let with = |change: &str| {
             let key = change.split('=').next().unwrap();
             let mut o: Vec<&str> = base

@@ -78,6 +78,12 @@ pub enum MetadataLogError {
         "metadata quorum: the write was decided on a stale image (the log has moved to offset {0})"
     )]
     StaleImage(i64),
+    /// This node does not lead the metadata quorum (any more): a write it was to take as the
+    /// leader (the active controller's decision, a write forwarded to it) was not taken, or was
+    /// taken before it stopped leading and may or may not be committed by a later leader
+    /// (`quorum::check_quorum`). The active controller's callers are answered NOT_CONTROLLER.
+    #[error("metadata quorum: {0}")]
+    NotController(String),
 }
 
 /// A snapshot's identity (Kafka's OffsetAndEpoch): it holds everything before `end_offset`.

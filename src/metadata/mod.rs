@@ -179,6 +179,7 @@ pub fn is_uncommitted(e: &io::Error) -> bool {
             e,
             metadata_log::MetadataLogError::StaleImage(_)
                 | metadata_log::MetadataLogError::Quorum(_)
+                | metadata_log::MetadataLogError::NotController(_)
         )
     })
 }
@@ -186,6 +187,14 @@ pub fn is_uncommitted(e: &io::Error) -> bool {
 fn metadata_log_error(e: &io::Error) -> Option<&metadata_log::MetadataLogError> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<metadata_log::MetadataLogError>())
+}
+
+/// Whether an error is a write this node was to take as the leader of the metadata quorum, which
+/// it does not lead (any more: `MetadataLogError::NotController`): a request to the active
+/// controller that fails so is answered NOT_CONTROLLER.
+pub fn is_not_controller(e: &io::Error) -> bool {
+    metadata_log_error(e)
+        .is_some_and(|e| matches!(e, metadata_log::MetadataLogError::NotController(_)))
 }
 
 /// The errors of a catalog write that may carry a stale image's refusal.

@@ -281,6 +281,7 @@ mod name_tests {
         use crate::metadata::metadata_log::MetadataLogError;
         let quorum = std::io::Error::other(MetadataLogError::Quorum("no leader".into()));
         let stale = std::io::Error::other(MetadataLogError::StaleImage(7));
+        let resigned = std::io::Error::other(MetadataLogError::NotController("resigned".into()));
         let disk = std::io::Error::other(MetadataLogError::Io(std::io::Error::other("EIO")));
         let plain = std::io::Error::other("EIO");
         assert_eq!(
@@ -289,6 +290,10 @@ mod name_tests {
         );
         assert_eq!(
             metadata_write_error_code(&stale, KAFKA_STORAGE_ERROR),
+            REQUEST_TIMED_OUT
+        );
+        assert_eq!(
+            metadata_write_error_code(&resigned, KAFKA_STORAGE_ERROR),
             REQUEST_TIMED_OUT
         );
         assert_eq!(

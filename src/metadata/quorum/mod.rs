@@ -9,11 +9,13 @@
 //! - `Quorum`: one node of the group (async, on any tokio runtime), over any network
 //!   (`openraft::RaftNetworkFactory`: an in-memory one in the simulation test).
 //!
-//! - `observer`: a broker-only process's view of the log, fetched from the voters.
+//! - `observer`: a broker-only process's view of the log, fetched from the voters;
+//! - `check_quorum`: a leader no majority hears from resigns (Kafka's check quorum).
 //!
 //! Not yet: snapshots of the quorum (the log is kept whole and replayed at start-up),
 //! membership changes (the voters are fixed when the quorum is first formed).
 
+pub mod check_quorum;
 pub mod log_store;
 pub mod observer;
 pub mod replicas;
@@ -116,13 +118,25 @@ impl MetadataEntry {
     /// for the old (Raft's log matching: a later term's entries at or past its index). An
     /// unconditional write has no such check: sending it again could commit it twice, so it
     /// fails, saying it may be committed (as a request to Kafka's controller that times out).
+    ///
+    /// The same holds for a write this node proposed while it led and stopped leading before it
+    /// was committed (`Written::Resigned`).
     pub fn resend_after_leader_moved(&self, leader: &QuorumNode) -> Result<(), MetadataLogError> {
-        match self.decided_on {
-            Some(_) => Ok(()),
-            None => Err(MetadataLogError::Quorum(format!(
+        self.resend_unless_unconditional(|| {
+            format!(
                 "a metadata write forwarded to the leader at {leader} may or may not be \
                  committed: another node leads now and that one did not answer"
-            ))),
+            )
+        })
+    }
+
+    fn resend_unless_unconditional(
+        &self,
+        why: impl FnOnce() -> String,
+    ) -> Result<(), MetadataLogError> {
+        match self.decided_on {
+            Some(_) => Ok(()),
+            None => Err(MetadataLogError::Quorum(why())),
         }
     }
 }
@@ -363,6 +377,14 @@ impl Quorum {
                         Err(transport::ForwardError::Failed(e)) => return Err(e),
                     }
                 }
+                // Proposed while this node led, which stopped leading before it was committed
+                // (`check_quorum`, or a higher term): sent again to the next leader, or failed,
+                // as for a leader that moved while a forwarded write waited on it.
+                (Err(Written::Resigned), _) => entry.resend_unless_unconditional(|| {
+                    "a metadata write proposed while this node led the quorum may or may not be \
+                     committed: it no longer leads"
+                        .into()
+                })?,
                 (r, _) => break r,
             }
             let mut metrics = self.raft.metrics();
@@ -429,16 +451,48 @@ impl Quorum {
         {
             return Err(Written::Stale(self.applied.end_offset()));
         }
-        match self.raft.client_write(entry).await {
-            Ok(r) => match r.data {
-                Outcome::Appended(last) => Ok(last),
-                Outcome::NoOp(at) => Err(Written::Stale(at + 1)),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(Written::Elsewhere(f.leader_id, f.leader_node))
+        // Proposed only where this node leads (as far as it knows), so that a refusal from
+        // openraft after that means it stopped leading, perhaps with the entry in its log.
+        let term = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            match m.current_leader {
+                Some(leader) if leader == self.id => m.current_term,
+                leader => {
+                    let node = leader.and_then(|l| m.membership_config.membership().get_node(&l));
+                    return Err(Written::Elsewhere(leader, node.cloned()));
+                }
             }
-            Err(e) => Err(Written::Failed(e.to_string())),
+        };
+        // A leader that stops leading (`check_quorum`: cut off from the others) answers for what
+        // it proposed at once, not once the write is truncated or committed by a later leader
+        // (openraft keeps its caller waiting until then: up to APPEND_TIMEOUT).
+        let proposed = self.raft.client_write(entry);
+        let resigned = self.stops_leading(term);
+        tokio::select! {
+            // An answer that is there is taken first: it says what became of the write.
+            biased;
+            written = proposed => match written {
+                Ok(r) => match r.data {
+                    Outcome::Appended(last) => Ok(last),
+                    Outcome::NoOp(at) => Err(Written::Stale(at + 1)),
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    Err(Written::Resigned)
+                }
+                Err(e) => Err(Written::Failed(e.to_string())),
+            },
+            () = resigned => Err(Written::Resigned),
         }
+    }
+
+    /// Returns once this node no longer leads at `term` (or stopped).
+    async fn stops_leading(&self, term: u64) {
+        let mut metrics = self.raft.metrics();
+        let leads = |m: &openraft::RaftMetrics<NodeId, QuorumNode>| {
+            m.current_leader == Some(self.id) && m.current_term == term
+        };
+        let _ = metrics.wait_for(|m| !leads(m)).await;
     }
 
     /// A broker's request, sent to the leader (the active controller): answered here when this
@@ -649,8 +703,11 @@ fn stopped() -> MetadataLogError {
 
 /// Why a write was not committed here.
 enum Written {
-    /// Another node leads (which, and where it listens, if known).
+    /// Another node leads (which, and where it listens, if known): nothing was proposed here.
     Elsewhere(Option<NodeId>, Option<QuorumNode>),
+    /// Proposed while this node led, which stopped leading before it was committed: it may or
+    /// may not be committed (by a later leader whose log holds it).
+    Resigned,
     /// Decided on a stale image; the log end offset that covers what made it so.
     Stale(i64),
     Failed(String),
@@ -658,14 +715,21 @@ enum Written {
 
 impl Written {
     fn into_error(self) -> MetadataLogError {
-        MetadataLogError::Quorum(match self {
-            Written::Elsewhere(_, Some(node)) => {
-                format!("this node does not lead the metadata quorum; the leader is at {node}")
+        match self {
+            Written::Elsewhere(_, Some(node)) => MetadataLogError::NotController(format!(
+                "this node does not lead the metadata quorum; the leader is at {node}"
+            )),
+            Written::Elsewhere(_, None) => {
+                MetadataLogError::NotController("the metadata quorum has no leader".into())
             }
-            Written::Elsewhere(_, None) => "the metadata quorum has no leader".into(),
-            Written::Stale(end) => return MetadataLogError::StaleImage(end),
-            Written::Failed(why) => why,
-        })
+            Written::Resigned => MetadataLogError::NotController(
+                "this node stopped leading the metadata quorum before the write was committed \
+                 (it may or may not be committed)"
+                    .into(),
+            ),
+            Written::Stale(end) => MetadataLogError::StaleImage(end),
+            Written::Failed(why) => MetadataLogError::Quorum(why),
+        }
     }
 }
 
@@ -733,14 +797,17 @@ impl RaftMetadataLog {
     /// listener), the other voters reached over TCP, writes forwarded to the leader. Returns
     /// once a leader is known and this node has applied what its log holds, so that the image
     /// it starts from is the quorum's (as a Kafka broker waits to catch up before serving).
+    /// While it leads, it resigns after 1.5 `fetch_timeout`s without hearing from a majority
+    /// (`check_quorum`).
     pub fn start_tcp(
         id: NodeId,
         store: QuorumLogStore,
         listener: std::net::TcpListener,
         voters: BTreeMap<NodeId, QuorumNode>,
         security: transport::Security,
+        fetch_timeout: Duration,
     ) -> Result<RaftMetadataLog, MetadataLogError> {
-        let log = RaftMetadataLog::open_tcp(id, store, listener, voters, security)?;
+        let log = RaftMetadataLog::open_tcp(id, store, listener, voters, security, fetch_timeout)?;
         log.wait_ready()?;
         Ok(log)
     }
@@ -752,6 +819,7 @@ impl RaftMetadataLog {
         listener: std::net::TcpListener,
         voters: BTreeMap<NodeId, QuorumNode>,
         security: transport::Security,
+        fetch_timeout: Duration,
     ) -> Result<RaftMetadataLog, MetadataLogError> {
         listener.set_nonblocking(true)?;
         let serving = tokio_util::sync::CancellationToken::new();
@@ -768,6 +836,8 @@ impl RaftMetadataLog {
             let mut q = Quorum::start(id, store, network).await?;
             q.forward = Some(Arc::clone(&security.channel));
             q.replicas = tracked.replicas;
+            let timeout = check_quorum::check_quorum_timeout(fetch_timeout);
+            tokio::spawn(check_quorum::resign_when_cut_off(q.clone(), timeout));
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
             q.bootstrap(voters).await?;
@@ -841,11 +911,11 @@ pub(super) async fn committed_in_time(
 ) -> Result<i64, MetadataLogError> {
     tokio::time::timeout(APPEND_TIMEOUT, append)
         .await
-        .unwrap_or_else(|_| {
-            Err(MetadataLogError::Quorum(
-                "the metadata quorum did not commit the append in time".into(),
-            ))
-        })
+        .unwrap_or_else(|_| Err(not_committed_in_time()))
+}
+
+pub(super) fn not_committed_in_time() -> MetadataLogError {
+    MetadataLogError::Quorum("the metadata quorum did not commit the append in time".into())
 }
 
 /// Runs `f` on `runtime` and waits for it from a thread that may itself be a runtime's.
@@ -1215,7 +1285,9 @@ mod tests {
                 let voters = voters.clone();
                 std::thread::spawn(move || {
                     let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
-                    RaftMetadataLog::start_tcp(id, store, l, voters, Security::plaintext())
+                    let fetch_timeout = check_quorum::DEFAULT_FETCH_TIMEOUT;
+                    let security = Security::plaintext();
+                    RaftMetadataLog::start_tcp(id, store, l, voters, security, fetch_timeout)
                 })
             })
             .collect();
@@ -1583,17 +1655,19 @@ mod tests {
         }
     }
 
-    /// cluster-faults seed 357146050: a write forwarded to a quorum leader cut off from the
-    /// others (its connections black-holed) was waited on for FORWARD_TIMEOUT (30 s), and the
-    /// catalog that made it, whose lock it held, followed nothing the new leader committed
-    /// meanwhile. A write sent to a leader that loses the lead now goes to the next one once
-    /// the sender learns of it: producer-id blocks reserved through a follower's catalog and
-    /// an observer's are committed while the old leader is still cut off, the follower's
-    /// catalog then follows the new leader's writes, and neither block is committed twice. An
-    /// unconditional write fails instead, saying it may be committed.
-    #[test]
-    fn a_write_forwarded_to_a_cut_off_leader_goes_on_to_the_next_one() {
-        let root = tempfile::tempdir().unwrap();
+    /// Three voters (ids 1 to 3, in `root/node-<id>`) whose connections go through proxies (see
+    /// `Proxies`), once they have a leader, and where the observer `observer` reaches each voter
+    /// through its own proxies.
+    struct ProxiedQuorum {
+        proxies: Proxies,
+        leader: RaftMetadataLog,
+        /// The voter after the leader, and the other one.
+        follower: RaftMetadataLog,
+        other: RaftMetadataLog,
+        observing: BTreeMap<NodeId, QuorumNode>,
+    }
+
+    fn proxied_quorum(root: &std::path::Path, observer: NodeId) -> ProxiedQuorum {
         // Cut until every voter has formed the quorum on its own list of voters (one that
         // heard from another first would take that one's list, and its proxies).
         let voters = 1..=3;
@@ -1607,7 +1681,6 @@ mod tests {
             .collect();
         // An observer (a broker-only process) reaches the voters through proxies too. A voter
         // never connects to itself: its own entry is where it tells observers it listens.
-        let observer: NodeId = 4;
         let observing: BTreeMap<NodeId, QuorumNode> = (voters.clone())
             .map(|id| (id, proxies.route((observer, id), at[&id])))
             .collect();
@@ -1621,9 +1694,11 @@ mod tests {
         let mut logs: Vec<RaftMetadataLog> = listeners
             .into_iter()
             .map(|(id, l)| {
-                let dir = root.path().join(format!("node-{id}"));
+                let dir = root.join(format!("node-{id}"));
                 let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0).unwrap();
-                RaftMetadataLog::open_tcp(id, store, l, route(id), Security::plaintext()).unwrap()
+                let (security, fetch) =
+                    (Security::plaintext(), check_quorum::DEFAULT_FETCH_TIMEOUT);
+                RaftMetadataLog::open_tcp(id, store, l, route(id), security, fetch).unwrap()
             })
             .collect();
         proxies.set([]);
@@ -1639,6 +1714,47 @@ mod tests {
         let follower = take(&mut logs, leader % 3 + 1);
         let other = take(&mut logs, (leader + 1) % 3 + 1);
         let old_leader = take(&mut logs, leader);
+        ProxiedQuorum {
+            proxies,
+            leader: old_leader,
+            follower,
+            other,
+            observing,
+        }
+    }
+
+    /// Returns once `log`'s node knows a leader other than `old`.
+    fn wait_for_leader_other_than(log: &RaftMetadataLog, old: NodeId) {
+        let raft = log.quorum().raft.clone();
+        let elected = async move {
+            let new_leader = move |m: &openraft::RaftMetrics<NodeId, QuorumNode>| {
+                m.current_leader.is_some_and(|l| l != old)
+            };
+            raft.wait(None).metrics(new_leader, "a new leader").await
+        };
+        wait_on(&log.runtime, elected).unwrap().unwrap();
+    }
+
+    /// cluster-faults seed 357146050: a write forwarded to a quorum leader cut off from the
+    /// others (its connections black-holed) was waited on for FORWARD_TIMEOUT (30 s), and the
+    /// catalog that made it, whose lock it held, followed nothing the new leader committed
+    /// meanwhile. A write sent to a leader that loses the lead now goes to the next one once
+    /// the sender learns of it: producer-id blocks reserved through a follower's catalog and
+    /// an observer's are committed while the old leader is still cut off, the follower's
+    /// catalog then follows the new leader's writes, and neither block is committed twice. An
+    /// unconditional write fails instead, saying it may be committed.
+    #[test]
+    fn a_write_forwarded_to_a_cut_off_leader_goes_on_to_the_next_one() {
+        let root = tempfile::tempdir().unwrap();
+        let observer: NodeId = 4;
+        let ProxiedQuorum {
+            proxies,
+            leader: old_leader,
+            follower,
+            other,
+            observing,
+        } = proxied_quorum(root.path(), observer);
+        let leader = old_leader.quorum().id;
         let f = follower.quorum().id;
         let channel = Arc::clone(&Security::plaintext().channel);
         let observer_log =
@@ -1663,14 +1779,7 @@ mod tests {
             proxies.wait_held((f, leader), 2);
             // Then the leader is cut off from everyone: the other two elect a new one.
             proxies.set(pairs_of(leader, 1..=observer));
-            let raft = other.quorum().raft.clone();
-            let elected = async move {
-                let new_leader = move |m: &openraft::RaftMetrics<NodeId, QuorumNode>| {
-                    m.current_leader.is_some_and(|l| l != leader)
-                };
-                raft.wait(None).metrics(new_leader, "a new leader").await
-            };
-            wait_on(&other.runtime, elected).unwrap().unwrap();
+            wait_for_leader_other_than(&other, leader);
             let written = other.append(&s[2..3], 8).unwrap();
             // The follower's catalog follows it (its lock free again), the old leader still
             // cut off.
@@ -1702,6 +1811,106 @@ mod tests {
         following.close_metadata_log(0).unwrap();
         observed.close_metadata_log(0).unwrap();
         for l in [old_leader, other] {
+            l.close(0).unwrap();
+        }
+    }
+
+    /// Issue 15, Kafka's check quorum (`check_quorum`): a leader cut off from the others (its
+    /// connections black-holed, as scripts/cluster-faults' isolate-quorum-leader does) resigns
+    /// once no majority has acknowledged it for 1.5 fetch timeouts, instead of acting as the
+    /// active controller until it sees a higher term. A decision of its own, waiting to be
+    /// committed as it is cut off, fails as NotController well before APPEND_TIMEOUT (it waited
+    /// all of it before); while still cut off, it knows no leader at a later term and answers a
+    /// broker's request NOT_CONTROLLER at once; the other two elect a leader and take writes.
+    /// Healed, it follows the new leader: its decision, never committed, is gone from its log,
+    /// which is the new leader's, and a write through it is committed.
+    #[test]
+    fn a_leader_cut_off_from_the_others_resigns() {
+        let root = tempfile::tempdir().unwrap();
+        let ProxiedQuorum {
+            proxies,
+            leader: old_leader,
+            follower,
+            other,
+            ..
+        } = proxied_quorum(root.path(), 4);
+        let leader = old_leader.quorum().id;
+        let term = old_leader.quorum().raft.metrics().borrow().current_term;
+        let s = samples();
+        let base = follower.append(&s[..1], 1).unwrap();
+        wait_applied(&old_leader, base + 1);
+        let duties: Arc<dyn ControllerDuties> = Arc::new(EchoController);
+        old_leader.serve_controller(Arc::downgrade(&duties));
+        let heartbeat = ControllerRequest::BrokerHeartbeat(BrokerHeartbeat {
+            broker_id: 7,
+            broker_epoch: 3,
+            current_metadata_offset: base,
+            want_shut_down: false,
+        });
+        let ask = |request: ControllerRequest| {
+            let q = old_leader.quorum().clone();
+            let answer = async move { q.answer_controller_request(request).await };
+            wait_on(&old_leader.runtime, answer).unwrap()
+        };
+        assert_eq!(
+            ask(heartbeat.clone()),
+            ControllerResponse::Error(7),
+            "it leads"
+        );
+
+        proxies.set(pairs_of(leader, 1..=3));
+        let started = std::time::Instant::now();
+        let decided = old_leader.append_decided(&s[1..2], base, Writer::Controller, 2);
+        let waited = started.elapsed();
+        assert!(
+            matches!(&decided, Err(MetadataLogError::NotController(_))),
+            "{decided:?}"
+        );
+        // Generous: the resignation comes after 3 s here; the old leader waited 30 s.
+        assert!(waited < APPEND_TIMEOUT / 2, "failed after {waited:?}");
+        let m = old_leader.quorum().raft.metrics().borrow().clone();
+        assert!(m.current_term > term, "{m:?}");
+        assert_ne!(m.current_leader, Some(leader), "{m:?}");
+        assert_eq!(
+            ask(heartbeat).error_code(),
+            crate::protocol::errors::NOT_CONTROLLER
+        );
+        // The other two elect a leader and go on.
+        wait_for_leader_other_than(&follower, leader);
+        let written = follower.append(&s[2..3], 3).unwrap();
+        let m = old_leader.quorum().raft.metrics().borrow().clone();
+        assert_eq!(m.current_leader, None, "cut off, it knows no leader: {m:?}");
+        // Cut off, it does not stand for election (each would raise its term, and once healed
+        // end the new leader's): over two election timeouts, which is all it would take.
+        let raft = old_leader.quorum().raft.clone();
+        let campaigns = async move {
+            let mut m = raft.metrics();
+            let raised = m.wait_for(|m| m.current_term > term + 1);
+            let raised = tokio::time::timeout(Duration::from_secs(4), raised).await;
+            raised.is_ok()
+        };
+        assert!(!wait_on(&old_leader.runtime, campaigns).unwrap());
+        let elected = follower.quorum().raft.metrics().borrow().clone();
+
+        proxies.set([]);
+        wait_applied(&old_leader, written + 1);
+        let through_old = old_leader.append(&s[3..4], 4).unwrap();
+        // Healed, it followed the new leader, which leads on in its term.
+        let m = follower.quorum().raft.metrics().borrow().clone();
+        assert_eq!(
+            (m.current_leader, m.current_term),
+            (elected.current_leader, elected.current_term)
+        );
+        wait_applied(&other, through_old + 1);
+        let log = other.read(0).unwrap();
+        assert_eq!(old_leader.read(0).unwrap(), log);
+        let decision = log.iter().filter(|b| b.records == s[1..2].to_vec());
+        assert_eq!(
+            decision.count(),
+            0,
+            "the cut-off leader's decision was never committed"
+        );
+        for l in [old_leader, follower, other] {
             l.close(0).unwrap();
         }
     }

@@ -53,8 +53,8 @@ use tokio::net::{TcpListener, TcpStream};
 use super::log_store::QuorumLogStore;
 use super::replicas::Replicas;
 use super::{
-    committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum, QuorumNode, TypeConfig,
-    APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
+    committed_in_time, not_committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum,
+    QuorumNode, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::{MetadataLogError, QuorumState};
@@ -151,6 +151,11 @@ enum Refusal {
     /// Decided on a stale image (`MetadataLogError::StaleImage`): the leader's applied end.
     Stale(i64),
     Failed(String),
+    /// The voter does not lead (its sender took it for the leader): nothing was proposed.
+    NotLeader,
+    /// Proposed while the voter led, and it stopped leading before the write was committed
+    /// (`check_quorum`): it may or may not be committed.
+    Resigned,
 }
 
 impl From<MetadataLogError> for Refusal {
@@ -353,12 +358,7 @@ async fn respond(q: &Quorum, request: Request) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(q.raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
-        // A write waits no longer here than its caller does (`send_write`): a voter that
-        // cannot commit it (a leader cut off from the others) does not keep the task for ever.
-        Request::Append(entry) => {
-            let appended = committed_in_time(q.append_here(entry)).await;
-            Response::Append(appended.map_err(Refusal::from))
-        }
+        Request::Append(entry) => Response::Append(take_forwarded(q, entry).await),
         Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         Request::Fetch {
             observer,
@@ -372,6 +372,21 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             Response::Append(committed_in_time(append).await.map_err(Refusal::from))
         }
         Request::DescribeQuorum => Response::DescribeQuorum(q.describe_here()),
+    }
+}
+
+/// A write another node forwarded to this one as the leader. It waits no longer here than its
+/// caller does (`send_write`): a voter that cannot commit it (a leader cut off from the others,
+/// until it resigns) does not keep the task for ever. A voter that does not lead says so, and one
+/// that stops leading before the write is committed says that, for the sender to send it to the
+/// next leader (`ForwardError`).
+async fn take_forwarded(q: &Quorum, entry: MetadataEntry) -> Result<i64, Refusal> {
+    match tokio::time::timeout(APPEND_TIMEOUT, q.write(entry)).await {
+        Ok(Ok(last)) => Ok(last),
+        Ok(Err(Written::Elsewhere(..))) => Err(Refusal::NotLeader),
+        Ok(Err(Written::Resigned)) => Err(Refusal::Resigned),
+        Ok(Err(refused)) => Err(Refusal::from(refused.into_error())),
+        Err(_) => Err(Refusal::from(not_committed_in_time())),
     }
 }
 
@@ -629,7 +644,7 @@ impl RaftNetwork<TypeConfig> for TcpClient {
 
 /// Why a forwarded write failed.
 pub enum ForwardError {
-    /// The leader could not be reached: the write was not sent.
+    /// The leader could not be reached, or it does not lead: the write was not taken.
     Unreachable(io::Error),
     /// Sent, and refused or unanswered (it may or may not be committed).
     Failed(MetadataLogError),
@@ -703,6 +718,12 @@ async fn send_write(
         Ok(Response::Append(Ok(last))) => Ok(last),
         Ok(Response::Append(Err(Refusal::Stale(end)))) => Err(ForwardError::Stale(end)),
         Ok(Response::Append(Err(Refusal::Failed(why)))) => Err(failed(why)),
+        Ok(Response::Append(Err(Refusal::NotLeader))) => Err(ForwardError::Unreachable(
+            io::Error::other(format!("{what}: it does not lead the metadata quorum")),
+        )),
+        Ok(Response::Append(Err(Refusal::Resigned))) => {
+            Err(ForwardError::LeaderMoved(node.clone()))
+        }
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(CallError::Unreachable(e)) => Err(ForwardError::Unreachable(e)),
         // Perhaps received: not for another voter to take.
@@ -766,6 +787,14 @@ pub async fn to_controller(
         Ok(_) => Err(failed("an answer to another request".into())),
         Err(e) => Err(failed(e.into_io().to_string())),
     }
+}
+
+/// Whether the voter at `node` answers within `timeout` (a resigned leader asking whether it can
+/// reach a majority again: `check_quorum`). Any answer counts, so DescribeQuorum, which every
+/// voter answers at once, leader or not.
+pub async fn answers(channel: &Arc<ClientChannel>, node: &QuorumNode, timeout: Duration) -> bool {
+    let mut client = TcpClient::to(channel, node);
+    client.call(&Request::DescribeQuorum, timeout).await.is_ok()
 }
 
 /// The quorum as its leader sees it, asked of `leader` (the leader the caller knows) first, then
@@ -919,34 +948,47 @@ mod tests {
         assert!(matches!(sent, Err(RPCError::Unreachable(_))));
     }
 
+    /// Voter 1 of three, the others unreachable; they all vote for it if `votes` (it leads and
+    /// commits nothing, cut off from them).
+    async fn voter_of_three(dir: &std::path::Path, votes: bool) -> Quorum {
+        let store = super::super::log_store::QuorumLogStore::open(
+            Arc::new(crate::log::storage::FileStorage),
+            dir,
+            false,
+            0,
+        )
+        .unwrap();
+        let network = super::super::tests::Alone { votes };
+        let q = Quorum::start(1, store, network).await.unwrap();
+        let voters = (1..=3).map(|id| (id, QuorumNode::default())).collect();
+        q.bootstrap(voters).await.unwrap();
+        q
+    }
+
+    fn sample_entry() -> MetadataEntry {
+        MetadataEntry {
+            records: crate::metadata::records::tests::samples()[..1].to_vec(),
+            append_time_ms: 0,
+            decided_on: None,
+        }
+    }
+
     /// A write forwarded to a voter that cannot commit it (a leader cut off from the others)
     /// is answered once the caller's wait is over, as an observer's write is, not waited on
     /// for ever (on the paused clock: the hour only ends a hang, the failure).
     #[tokio::test(start_paused = true)]
     async fn a_forwarded_write_is_waited_on_no_longer_than_its_caller_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::log_store::QuorumLogStore::open(
-            Arc::new(crate::log::storage::FileStorage),
-            dir.path(),
-            false,
-            0,
-        )
-        .unwrap();
-        let cut_off = super::super::tests::Alone { votes: true };
-        let q = Quorum::start(1, store, cut_off).await.unwrap();
-        let voters = (1..=3).map(|id| (id, QuorumNode::default())).collect();
-        q.bootstrap(voters).await.unwrap();
+        let q = voter_of_three(dir.path(), true).await;
         let leads = q.raft.wait(Some(Duration::from_secs(3600)));
         leads
             .metrics(|m| m.current_leader == Some(1), "leads")
             .await
             .unwrap();
-        let entry = || MetadataEntry {
-            records: crate::metadata::records::tests::samples()[..1].to_vec(),
-            append_time_ms: 0,
-            decided_on: None,
-        };
-        for request in [Request::Append(entry()), Request::ObserverAppend(entry())] {
+        for request in [
+            Request::Append(sample_entry()),
+            Request::ObserverAppend(sample_entry()),
+        ] {
             let started = tokio::time::Instant::now();
             let answer = tokio::time::timeout(Duration::from_secs(3600), respond(&q, request));
             let answer = answer.await.expect("the voter still waits");
@@ -959,6 +1001,28 @@ mod tests {
                 "waited past the caller"
             );
         }
+        q.raft.shutdown().await.unwrap();
+    }
+
+    /// A write forwarded to a voter that does not lead (its sender took it for the leader: a
+    /// leader that resigned, `check_quorum`) is refused as such at once, without being
+    /// proposed, so that its sender sends it again once it knows the leader
+    /// (`ForwardError::Unreachable`), whatever the write. Before, it failed at the sender.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_forwarded_to_a_voter_that_does_not_lead_is_refused_unproposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = voter_of_three(dir.path(), false).await;
+        let end = q.store.end_offset();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(3600),
+            respond(&q, Request::Append(sample_entry())),
+        );
+        let answer = answer.await.expect("the voter still waits");
+        assert!(
+            matches!(answer, Response::Append(Err(Refusal::NotLeader))),
+            "not refused as not leading"
+        );
+        assert_eq!(q.store.end_offset(), end, "nothing proposed");
         q.raft.shutdown().await.unwrap();
     }
 
