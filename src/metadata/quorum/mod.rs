@@ -484,7 +484,7 @@ impl Quorum {
             return ControllerResponse::Error(errors::NOT_CONTROLLER);
         };
         // The duties commit to the quorum and wait for it: off this runtime's worker.
-        tokio::task::spawn_blocking(move || duties.handle(request))
+        crate::server::background::spawn_blocking(move || duties.handle(request))
             .await
             .unwrap_or(ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR))
     }
@@ -769,7 +769,12 @@ impl RaftMetadataLog {
             q.forward = Some(Arc::clone(&security.channel));
             q.replicas = tracked.replicas;
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
+            crate::server::background::spawn(transport::serve(
+                listener,
+                q.clone(),
+                security,
+                cancel,
+            ));
             q.bootstrap(voters).await?;
             Ok(q)
         })?;
@@ -854,7 +859,7 @@ pub(super) fn wait_on<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, MetadataLogError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
+    crate::server::background::spawn_on(runtime.handle(), async move {
         let _ = tx.send(f.await);
     });
     rx.recv().map_err(|_| stopped())
