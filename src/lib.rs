@@ -198,7 +198,7 @@ pub async fn start_on(
     if let Some(listener) = admin_listener {
         admin_addr = Some(listener.local_addr()?);
         let serve = admin::serve(listener, Arc::clone(&process), cancel.clone());
-        tasks.push(tokio::spawn(serve));
+        tasks.push(crate::server::background::spawn(serve));
         tracing::info!(listen = ?admin_addr, "admin listener is ready");
     }
     Ok(RunningBroker {
@@ -237,18 +237,18 @@ pub(crate) async fn start_life(
     let stop_on_error = cancel.clone().drop_guard();
     let mut lifecycle = None;
     let mut tasks = vec![
-        tokio::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(server::replica_fetcher::replica_fetchers(
+        crate::server::background::spawn(housekeeping(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(log_cleaner(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(group_timeouts(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(producer_expiration(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(transaction_timers(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(follow_metadata(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(server::replica_fetcher::replica_fetchers(
             Arc::clone(&broker),
             cancel.clone(),
         )),
-        tokio::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
-        tokio::spawn(coordinator_loads(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(isr_updates(Arc::clone(&broker), cancel.clone())),
+        crate::server::background::spawn(coordinator_loads(Arc::clone(&broker), cancel.clone())),
     ];
     if let Some(q) = broker
         .config
@@ -272,7 +272,7 @@ pub(crate) async fn start_life(
                 b.fence_expired_brokers();
             },
         );
-        tasks.push(tokio::spawn(check));
+        tasks.push(crate::server::background::spawn(check));
     }
     if let Some(q) = broker
         .config
@@ -330,12 +330,13 @@ pub(crate) async fn start_life(
     if let Some(listener) = registry_listener {
         let schema_registry_addr = listener.local_addr()?;
         let b = Arc::clone(&broker);
-        let registry =
-            tokio::task::spawn_blocking(move || schema_registry::SchemaRegistry::open(b))
-                .await
-                .map_err(std::io::Error::other)??;
+        let registry = crate::server::background::spawn_blocking(move || {
+            schema_registry::SchemaRegistry::open(b)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         let serve = schema_registry::rest::serve(listener, Arc::new(registry), cancel.clone());
-        tasks.push(tokio::spawn(serve));
+        tasks.push(crate::server::background::spawn(serve));
         tracing::info!(listen = ?schema_registry_addr, "schema registry is ready");
     }
     // Started: from here on the process's stop or restore stops the tasks.
@@ -485,7 +486,7 @@ async fn periodically(
         }
         last = broker.clock.monotonic_ms();
         let (job, now) = (job.clone(), broker.clock.now_ms());
-        let _ = tokio::task::spawn_blocking(move || job(now)).await;
+        let _ = crate::server::background::spawn_blocking(move || job(now)).await;
     }
 }
 
@@ -545,7 +546,10 @@ async fn transaction_timers(broker: Arc<Broker>, cancel: CancellationToken) {
             last_expiry = elapsed;
         }
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.transaction_timers(now, abort, expire)).await;
+        let _ = crate::server::background::spawn_blocking(move || {
+            b.transaction_timers(now, abort, expire)
+        })
+        .await;
     }
 }
 
@@ -564,7 +568,7 @@ async fn isr_updates(broker: Arc<Broker>, cancel: CancellationToken) {
             _ = replicas.isr_check.notified() => {}
         }
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.update_isrs()).await;
+        let _ = crate::server::background::spawn_blocking(move || b.update_isrs()).await;
     }
 }
 
@@ -582,7 +586,9 @@ async fn coordinator_loads(broker: Arc<Broker>, cancel: CancellationToken) {
             _ = replicas.loads_scheduled.notified() => {}
         }
         let (b, r) = (Arc::clone(&broker), Arc::clone(&replicas));
-        let _ = tokio::task::spawn_blocking(move || r.run_coordinator_loads(&b.catalog)).await;
+        let _ =
+            crate::server::background::spawn_blocking(move || r.run_coordinator_loads(&b.catalog))
+                .await;
     }
 }
 
@@ -603,7 +609,8 @@ async fn follow_metadata(broker: Arc<Broker>, cancel: CancellationToken) {
             }
         }
         let b = Arc::clone(&broker);
-        let caught_up = tokio::task::spawn_blocking(move || b.catalog.catch_up()).await;
+        let caught_up =
+            crate::server::background::spawn_blocking(move || b.catalog.catch_up()).await;
         if let Ok(Err(e)) = caught_up {
             tracing::error!(error = %e, "could not replay the committed metadata");
         }
@@ -629,6 +636,7 @@ async fn housekeeping(broker: Arc<Broker>, cancel: CancellationToken) {
             last_retention = elapsed;
         }
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.housekeeping(now, retention)).await;
+        let _ =
+            crate::server::background::spawn_blocking(move || b.housekeeping(now, retention)).await;
     }
 }

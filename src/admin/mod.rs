@@ -260,7 +260,11 @@ async fn handle_live(nodes: &Nodes, route: Route, body: Option<Value>) -> (Statu
             };
             // Deleting topics removes files and syncs the metadata log: off the async workers.
             let broker = std::sync::Arc::clone(nodes.broker());
-            match tokio::task::spawn_blocking(move || reset::reset(&broker, keep_topics)).await {
+            match crate::server::background::spawn_blocking(move || {
+                reset::reset(&broker, keep_topics)
+            })
+            .await
+            {
                 Ok(summary) => (StatusCode::OK, summary),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -354,7 +358,7 @@ async fn snapshots(
 async fn blocking(
     f: impl FnOnce() -> Result<Value, snapshot::SnapshotError> + Send + 'static,
 ) -> Result<Value, snapshot::SnapshotError> {
-    match tokio::task::spawn_blocking(f).await {
+    match crate::server::background::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(snapshot::SnapshotError::Io(std::io::Error::other(e))),
     }

@@ -360,10 +360,11 @@ async fn browse(broker: &Arc<Broker>, name: &str, p: &str, req: &HttpRequest) ->
         (None, None) => From::Earliest,
     };
     // File reads: off the async workers.
-    let page = tokio::task::spawn_blocking(move || records::browse(&partition, from, limit))
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let page =
+        crate::server::background::spawn_blocking(move || records::browse(&partition, from, limit))
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let here = format!("{}/partitions/{index}", topic_href(name));
     let mut table = Table::new(
         "records",

@@ -75,7 +75,7 @@ pub async fn serve(
         let registry = Arc::clone(&registry);
         async move {
             // Writes reach the log (and may wait on an fsync) under the registry's lock.
-            tokio::task::spawn_blocking(move || answer(&registry, &req))
+            crate::server::background::spawn_blocking(move || answer(&registry, &req))
                 .await
                 .unwrap_or_else(|_| error(500, 50001, "Error in the backend data store"))
         }

@@ -70,7 +70,7 @@ impl BrokerLifecycle {
         let (grant, granted) = watch::channel(false);
         let (unfenced, let_in) = watch::channel(false);
         let run = heartbeats(broker, every, wanted, grant, unfenced, cancel);
-        let task = tokio::task::spawn_blocking(move || on_own_runtime(run));
+        let task = super::background::spawn_blocking(move || on_own_runtime(run));
         let lifecycle = BrokerLifecycle {
             want_shut_down,
             granted,
@@ -130,7 +130,7 @@ async fn heartbeats(
     loop {
         let want = *wanted.borrow_and_update();
         let b = Arc::clone(&broker);
-        let sent = tokio::task::spawn_blocking(move || {
+        let sent = super::background::spawn_blocking(move || {
             let sent = Instant::now();
             (sent, b.send_heartbeat(want))
         })

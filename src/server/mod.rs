@@ -2,6 +2,7 @@
 //! task per connection (see `connection.rs`; TLS listeners finish the TLS handshake first), and
 //! the purgatory where long-polling requests wait.
 
+pub mod background;
 pub mod broker_lifecycle;
 pub mod client_quotas;
 pub mod clock;

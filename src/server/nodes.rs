@@ -166,7 +166,7 @@ fn spawn(
     cancel: &CancellationToken,
 ) -> (CancellationToken, JoinHandle<()>) {
     let cancel = cancel.child_token();
-    let task = tokio::spawn(super::accept_loop(
+    let task = super::background::spawn(super::accept_loop(
         listeners,
         id,
         Arc::clone(broker),
@@ -179,7 +179,7 @@ fn spawn(
 async fn blocking(
     f: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    match tokio::task::spawn_blocking(f).await {
+    match super::background::spawn_blocking(f).await {
         Ok(r) => r.map_err(NodeError::Metadata),
         Err(e) => Err(NodeError::Metadata(std::io::Error::other(e))),
     }

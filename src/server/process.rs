@@ -52,7 +52,7 @@ impl Life {
         }
         self.nodes.closed().await;
         let broker = Arc::clone(&self.broker);
-        tokio::task::spawn_blocking(move || broker.close())
+        super::background::spawn_blocking(move || broker.close())
             .await
             .map_err(std::io::Error::other)??;
         Ok(self.broker)
@@ -187,7 +187,7 @@ impl Process {
             release(broker).await;
         }
         let name = name.to_string();
-        let copied = tokio::task::spawn_blocking(move || snapshot::lay_out(&data_dir, &name))
+        let copied = super::background::spawn_blocking(move || snapshot::lay_out(&data_dir, &name))
             .await
             .map_err(|e| SnapshotError::Io(std::io::Error::other(e)))??;
         let started = self.start_again(clock).await.map_err(RestartError::Start)?;

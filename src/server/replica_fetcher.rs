@@ -69,7 +69,7 @@ pub async fn replica_fetchers(broker: Arc<Broker>, cancel: CancellationToken) {
             running.entry(leader).or_insert_with(|| {
                 let stop = cancel.child_token();
                 let fetch = fetch_from(Arc::clone(&broker), leader, stop.clone());
-                (stop, tokio::spawn(fetch))
+                (stop, super::background::spawn(fetch))
             });
         }
         tokio::select! {

@@ -538,7 +538,7 @@ impl Quorum {
             return ControllerResponse::Error(errors::NOT_CONTROLLER);
         };
         // The duties commit to the quorum and wait for it: off this runtime's worker.
-        tokio::task::spawn_blocking(move || duties.handle(request))
+        crate::server::background::spawn_blocking(move || duties.handle(request))
             .await
             .unwrap_or(ControllerResponse::Error(errors::UNKNOWN_SERVER_ERROR))
     }
@@ -839,7 +839,12 @@ impl RaftMetadataLog {
             let timeout = check_quorum::check_quorum_timeout(fetch_timeout);
             tokio::spawn(check_quorum::resign_when_cut_off(q.clone(), timeout));
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(transport::serve(listener, q.clone(), security, cancel));
+            crate::server::background::spawn(transport::serve(
+                listener,
+                q.clone(),
+                security,
+                cancel,
+            ));
             q.bootstrap(voters).await?;
             Ok(q)
         })?;
@@ -924,7 +929,7 @@ pub(super) fn wait_on<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, MetadataLogError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
+    crate::server::background::spawn_on(runtime.handle(), async move {
         let _ = tx.send(f.await);
     });
     rx.recv().map_err(|_| stopped())

@@ -136,14 +136,17 @@ impl ObserverMetadataLog {
         let fetched = Arc::new(Fetched::new());
         let cancel = CancellationToken::new();
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        runtime.spawn(follow(
-            node_id,
-            voters.clone(),
-            Arc::clone(&channel),
-            Arc::clone(&fetched),
-            ready_tx,
-            cancel.clone(),
-        ));
+        crate::server::background::spawn_on(
+            runtime.handle(),
+            follow(
+                node_id,
+                voters.clone(),
+                Arc::clone(&channel),
+                Arc::clone(&fetched),
+                ready_tx,
+                cancel.clone(),
+            ),
+        );
         ready.recv().map_err(|_| observer_stopped())?;
         Ok(ObserverMetadataLog {
             node_id,
