@@ -71,7 +71,8 @@ async fn at_max_connections_new_ones_wait_for_a_free_slot() -> Result<()> {
 
 /// max.connection.creation.rate (KIP-612) throttles the acceptor, not the client: with 2 new
 /// connections a second (measured over one window: quota.window.num 2, on a clock that does not
-/// move), the third waits before it is taken on, and is then served.
+/// move unless advanced), the third waits before it is taken on, for as long as the broker's
+/// clock says (Kafka's acceptor waits on its `Time`), and is then served.
 #[tokio::test]
 async fn over_max_connection_creation_rate_the_acceptor_waits() -> Result<()> {
     let b = start_broker_with(|c| {
@@ -80,22 +81,40 @@ async fn over_max_connection_creation_rate_the_acceptor_waits() -> Result<()> {
         c.max_connection_creation_rate = 2;
     })
     .await?;
-    for i in 0..3 {
+    for i in 0..2 {
         let mut c = b.client().await?;
         api_versions_ok(&mut c)
             .await
             .with_context(|| format!("connection {i}"))?;
     }
+    let mut third = b.client().await?;
+    let id = third
+        .send_request(2, &ApiVersionsRequest::default())
+        .await?;
     let throttles = b.broker().metrics.accept_throttles(1, "PLAINTEXT");
-    let delayed = throttles.delayed.load(std::sync::atomic::Ordering::Relaxed);
-    let last = throttles
-        .last_delay_ms
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let counted = || {
+        let delayed = throttles.delayed.load(std::sync::atomic::Ordering::Relaxed);
+        let last = (throttles.last_delay_ms).load(std::sync::atomic::Ordering::Relaxed);
+        (delayed, last)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counted().0 == 0 && Instant::now() < deadline {
+        sleep_ms(10).await;
+    }
     // The third is 3 a second, half over 2: half a window's wait.
-    ensure!(
-        (delayed, last) == (1, 500),
-        "delayed {delayed}, last {last} ms"
-    );
+    ensure!(counted() == (1, 500), "delayed, last ms: {:?}", counted());
+    // The clock stands still: the acceptor has not taken it on (a second here, twice the wait
+    // on real time).
+    let r = third
+        .try_read_frame(std::time::Duration::from_secs(1))
+        .await;
+    ensure!(r.is_err(), "served while the clock stood still: {r:?}");
+    b.broker().clock.advance(500);
+    let r = third
+        .read_response::<ApiVersionsRequest>(2, id)
+        .await
+        .context("the third connection once the clock moved")?;
+    ensure!(r.error_code == NONE, "{r:?}");
     Ok(())
 }
 
