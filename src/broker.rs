@@ -837,7 +837,9 @@ fn open_quorum(
     clean: bool,
 ) -> io::Result<Box<dyn crate::metadata::metadata_log::MetadataLog>> {
     use crate::metadata::quorum::observer::ObserverMetadataLog;
-    use crate::metadata::quorum::{log_store::QuorumLogStore, QuorumNode, RaftMetadataLog};
+    use crate::metadata::quorum::{
+        log_store::QuorumLogStore, QuorumNode, RaftMetadataLog, TcpVoter,
+    };
     let node_id = config.node_id;
     let security = quorum_security(config, q)?;
     let voters = q
@@ -865,14 +867,14 @@ fn open_quorum(
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
     let fetch_timeout = std::time::Duration::from_millis(q.fetch_timeout_ms);
-    let log = RaftMetadataLog::start_tcp(
-        node_id as u64,
+    let log = RaftMetadataLog::start_tcp(TcpVoter {
+        id: node_id as u64,
         store,
         listener,
         voters,
         security,
         fetch_timeout,
-    )
+    })
     .map_err(io::Error::other)?;
     tracing::info!(node = node_id, "the metadata quorum has a leader");
     Ok(Box::new(log))

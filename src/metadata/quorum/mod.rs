@@ -774,6 +774,18 @@ impl Drop for QuorumRuntime {
     }
 }
 
+/// What a voter of a quorum between processes starts from (`RaftMetadataLog::start_tcp`).
+pub struct TcpVoter {
+    pub id: NodeId,
+    pub store: QuorumLogStore,
+    /// The controller listener, where the other voters' RPCs arrive.
+    pub listener: std::net::TcpListener,
+    pub voters: BTreeMap<NodeId, QuorumNode>,
+    pub security: transport::Security,
+    /// controller.quorum.fetch.timeout.ms: a leader resigns after 1.5 of them without a majority.
+    pub fetch_timeout: Duration,
+}
+
 impl RaftMetadataLog {
     /// Runs `start` (which starts the node) on a runtime of its own.
     pub fn new<F>(start: F) -> Result<RaftMetadataLog, MetadataLogError>
@@ -799,28 +811,22 @@ impl RaftMetadataLog {
     /// it starts from is the quorum's (as a Kafka broker waits to catch up before serving).
     /// While it leads, it resigns after 1.5 `fetch_timeout`s without hearing from a majority
     /// (`check_quorum`).
-    pub fn start_tcp(
-        id: NodeId,
-        store: QuorumLogStore,
-        listener: std::net::TcpListener,
-        voters: BTreeMap<NodeId, QuorumNode>,
-        security: transport::Security,
-        fetch_timeout: Duration,
-    ) -> Result<RaftMetadataLog, MetadataLogError> {
-        let log = RaftMetadataLog::open_tcp(id, store, listener, voters, security, fetch_timeout)?;
+    pub fn start_tcp(voter: TcpVoter) -> Result<RaftMetadataLog, MetadataLogError> {
+        let log = RaftMetadataLog::open_tcp(voter)?;
         log.wait_ready()?;
         Ok(log)
     }
 
     /// `start_tcp` up to the quorum formed, not waiting for a leader.
-    fn open_tcp(
-        id: NodeId,
-        store: QuorumLogStore,
-        listener: std::net::TcpListener,
-        voters: BTreeMap<NodeId, QuorumNode>,
-        security: transport::Security,
-        fetch_timeout: Duration,
-    ) -> Result<RaftMetadataLog, MetadataLogError> {
+    fn open_tcp(voter: TcpVoter) -> Result<RaftMetadataLog, MetadataLogError> {
+        let TcpVoter {
+            id,
+            store,
+            listener,
+            voters,
+            security,
+            fetch_timeout,
+        } = voter;
         listener.set_nonblocking(true)?;
         let serving = tokio_util::sync::CancellationToken::new();
         let cancel = serving.clone();
@@ -1292,7 +1298,14 @@ mod tests {
                     let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
                     let fetch_timeout = check_quorum::DEFAULT_FETCH_TIMEOUT;
                     let security = Security::plaintext();
-                    RaftMetadataLog::start_tcp(id, store, l, voters, security, fetch_timeout)
+                    RaftMetadataLog::start_tcp(TcpVoter {
+                        id,
+                        store,
+                        listener: l,
+                        voters,
+                        security,
+                        fetch_timeout,
+                    })
                 })
             })
             .collect();
@@ -1703,7 +1716,15 @@ mod tests {
                 let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0).unwrap();
                 let (security, fetch) =
                     (Security::plaintext(), check_quorum::DEFAULT_FETCH_TIMEOUT);
-                RaftMetadataLog::open_tcp(id, store, l, route(id), security, fetch).unwrap()
+                RaftMetadataLog::open_tcp(TcpVoter {
+                    id,
+                    store,
+                    listener: l,
+                    voters: route(id),
+                    security,
+                    fetch_timeout: fetch,
+                })
+                .unwrap()
             })
             .collect();
         proxies.set([]);
