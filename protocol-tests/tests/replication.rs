@@ -1758,6 +1758,14 @@ async fn a_jump_of_the_active_controllers_clock_fences_the_brokers_it_did_not_he
 /// on a thread of its own and its controller counts a heartbeat as it arrives, so a slow disk
 /// does not end a session; gregor's heartbeats used to wait for async workers held by the
 /// disk (fenced within a few seconds).
+///
+/// Ignored in the test command until each in-process node has a runtime of its own: the three
+/// nodes share this test's two workers, which node 1's slow appends hold, so the other nodes'
+/// controller and broker tasks starve too (node 3 fenced, or node 1's leadership moved) in about
+/// 1 run in 4 of this file, even on a quiet machine; separate processes do not share workers.
+/// `scripts/cluster-faults` (FAULTS=slow-disk) checks the same across processes in CI's cluster
+/// suite. Run it with `cargo test -p protocol-tests --test replication -- --ignored`.
+#[ignore = "in-process nodes share the test's two workers with the slow disk (see above)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_does_not_get_its_broker_fenced() -> Result<()> {
     let _one = one_cluster().await;
