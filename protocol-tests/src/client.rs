@@ -540,8 +540,11 @@ async fn launch(
     storage: std::sync::Arc<dyn gregor::log::storage::Storage>,
     config: gregor::Config,
 ) -> Result<(tokio::runtime::Runtime, gregor::RunningBroker)> {
+    // Threads named after the node (the first, where one process runs several brokers), so that
+    // a panic, a log line or a thread listing of a multi-node test says which node it came from.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(format!("node-{}", config.node_id))
         .enable_all()
         .build()?;
     let running = rt.spawn(gregor::start_on(storage, config)).await?;

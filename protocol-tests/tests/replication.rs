@@ -1759,13 +1759,19 @@ async fn a_jump_of_the_active_controllers_clock_fences_the_brokers_it_did_not_he
 /// does not end a session; gregor's heartbeats used to wait for async workers held by the
 /// disk (fenced within a few seconds).
 ///
-/// Ignored in the test command until each in-process node has a runtime of its own: the three
-/// nodes share this test's two workers, which node 1's slow appends hold, so the other nodes'
-/// controller and broker tasks starve too (node 3 fenced, or node 1's leadership moved) in about
-/// 1 run in 4 of this file, even on a quiet machine; separate processes do not share workers.
-/// `scripts/cluster-faults` (FAULTS=slow-disk) checks the same across processes in CI's cluster
-/// suite. Run it with `cargo test -p protocol-tests --test replication -- --ignored`.
-#[ignore = "in-process nodes share the test's two workers with the slow disk (see above)"]
+/// Ignored in the test command: it fails when the slow node is also the active controller (in about
+/// half of those runs; 9 of 31 runs in all, as the test does not choose the quorum's leader). Not
+/// for want of runtimes: each in-process node already runs on its own (`TestBroker`), its quorum on
+/// another and its heartbeats on a thread of their own. On a slow active controller each
+/// heartbeat's turn (`Broker::answer_heartbeat`, one at a time under the heartbeat manager's lock)
+/// first catches the catalog up (`Catalog::decide_as_controller`: replaying and publishing to this
+/// node's own broker what the quorum committed, 0.2-0.9 s per heartbeat under the metadata load
+/// here), so the answers take 1-5 s, and a broker, which sends its next heartbeat only once
+/// answered, stays silent past the 3 s session. With another node leading the quorum, answers take
+/// under 0.1 s and the test passes. `scripts/cluster-faults` (FAULTS=slow-disk) checks a slow disk
+/// across processes in CI's cluster suite. Run it with `cargo test -p protocol-tests --test
+/// replication -- --ignored`.
+#[ignore = "flaky while the slow node is the active controller (see above)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_does_not_get_its_broker_fenced() -> Result<()> {
     let _one = one_cluster().await;
