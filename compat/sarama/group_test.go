@@ -38,8 +38,9 @@ func (g *groupLog) snapshot() (distinct, total int, claims map[string][]int32) {
 	return distinct, total, claims
 }
 
-// member is one ConsumerGroup handler: it marks every record it consumes and commits each claim's
-// marks synchronously when the claim ends (auto-commit is off, so commits are the test's own).
+// member is one ConsumerGroup handler: it marks every record it consumes and commits the marks
+// synchronously when it has caught up and when its session ends (auto-commit is off, so the
+// commits are the test's own).
 type member struct {
 	name string
 	log  *groupLog
@@ -77,7 +78,12 @@ func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGr
 			m.log.seen[string(msg.Value)]++
 			m.log.mu.Unlock()
 			s.MarkMessage(msg, "")
-			s.Commit()
+			// Commit once the fetched records are handled, not per record: Sarama sends the
+			// commit on the connection its consumer long-polls with (one broker here), so each
+			// commit waits out a fetch's MaxWaitTime.
+			if len(c.Messages()) == 0 {
+				s.Commit()
+			}
 		case <-s.Context().Done():
 			return nil
 		}
@@ -92,6 +98,9 @@ func runMember(t *testing.T, group, topic, name string, log *groupLog) (stop fun
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+	// Sarama waits Retry.Backoff (2 s by default) before joining again after a failed join
+	// (e.g. REBALANCE_IN_PROGRESS while the other member joins); keep the case short.
+	cfg.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
 	cg, err := sarama.NewConsumerGroup(bootstrap, group, cfg)
 	if err != nil {
 		t.Fatalf("NewConsumerGroup(%s): %v", name, err)
@@ -175,23 +184,29 @@ func TestConsumerGroupTwoMembers(t *testing.T) {
 			return ok, fmt.Sprintf("consumed %d distinct (%d total) of %d, claims %v", distinct, total, want, claims)
 		})
 	}
+	began := time.Now()
+	phase := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }
 	waitShared("both members to share the partitions and consume 40 records", 40)
 
+	phase("both members consumed the first 40")
 	stopB()
 	waitFor(t, 60*time.Second, "member a to hold all four partitions", func() (bool, string) {
 		_, _, claims := glog.snapshot()
 		return len(claims["a"]) == 4, fmt.Sprintf("claims %v", claims)
 	})
+	phase("a holds all partitions")
 	produceValues(t, topic, 40, 60)
 	waitFor(t, 60*time.Second, "member a to consume the 20 new records", func() (bool, string) {
 		distinct, total, _ := glog.snapshot()
 		return distinct == 60, fmt.Sprintf("consumed %d distinct (%d total)", distinct, total)
 	})
 
+	phase("a consumed the next 20")
 	runMember(t, group, topic, "b", glog)
 	produceValues(t, topic, 60, 80)
 	waitShared("the restarted member to rejoin and the group to consume 80 records", 80)
 
+	phase("the restarted b shares the partitions, 80 consumed")
 	_, total, _ := glog.snapshot()
 	if total != 80 {
 		glog.mu.Lock()
