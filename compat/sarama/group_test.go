@@ -99,8 +99,10 @@ func runMember(t *testing.T, group, topic, name string, log *groupLog) (stop fun
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	// Sarama waits Retry.Backoff (2 s by default) before joining again after a failed join
-	// (e.g. REBALANCE_IN_PROGRESS while the other member joins); keep the case short.
+	// (e.g. REBALANCE_IN_PROGRESS while the other member joins, or NOT_COORDINATOR while a new
+	// offsets topic loads); retry as long in total, in shorter steps, to keep the case short.
 	cfg.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
+	cfg.Consumer.Group.Rebalance.Retry.Max = 100
 	cg, err := sarama.NewConsumerGroup(bootstrap, group, cfg)
 	if err != nil {
 		t.Fatalf("NewConsumerGroup(%s): %v", name, err)
