@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -219,5 +220,41 @@ func TestTransactionalConsumeTransformProduce(t *testing.T) {
 	}
 	if want := "[T(r0) T(r1) T(r2) T(r3) T(r4) T(r5)]"; fmt.Sprint(vals) != want {
 		t.Fatalf("read_committed output %v, want %s", vals, want)
+	}
+}
+
+// TestTransactionalZombieFenced: a second producer with the same transactional id fences the
+// first: the first's open transaction cannot commit, and the second's transactions work.
+func TestTransactionalZombieFenced(t *testing.T) {
+	adm := newAdmin(t)
+	topic := createTopic(t, adm, 2, nil)
+	txnID := uniqueName(t, "txn")
+	old := newTxnProducer(t, txnID)
+	if err := old.BeginTxn(); err != nil {
+		t.Fatalf("BeginTxn: %v", err)
+	}
+	sendValues(t, old, topic, "zombie-0", "zombie-1")
+
+	fresh := newTxnProducer(t, txnID) // InitProducerId bumps the epoch and aborts old's transaction
+	if err := fresh.BeginTxn(); err != nil {
+		t.Fatalf("BeginTxn (new producer): %v", err)
+	}
+	sendValues(t, fresh, topic, "fresh-0", "fresh-1")
+	if err := fresh.CommitTxn(); err != nil {
+		t.Fatalf("CommitTxn (new producer): %v", err)
+	}
+
+	err := old.CommitTxn()
+	if err == nil {
+		t.Fatalf("the fenced producer committed")
+	}
+	if !errors.Is(err, sarama.ErrProducerFenced) && !errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		t.Fatalf("the fenced producer's commit failed with %v, want %v or %v", err, sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch)
+	}
+	t.Logf("fenced producer's commit: %v (status %v)", err, old.TxnStatus())
+
+	committed := readUntil(t, topic, sarama.ReadCommitted, [2]string{"fresh-0", "fresh-1"})
+	if fmt.Sprint(committed) != "[fresh-0 fresh-1]" {
+		t.Fatalf("read_committed read %v, want only the new producer's records", committed)
 	}
 }
