@@ -121,3 +121,68 @@ gregor_cleanup() {
   gregor_stop
   [ -n "${GREGOR_DATA:-}" ] && rm -rf "$GREGOR_DATA" "$GREGOR_DATA.log"
 }
+
+# The Go suites (compat/franz-go, compat/sarama): each Test* in the suite's *_test.go is one case,
+# compiled into one test binary that runs against the broker the suite starts.
+#
+#   go_suite_build NAME   from the suite's folder: checks Go, picks the broker (gregor, or with
+#                         KAFKA_REFERENCE_LIBS=DIR a single-node Apache Kafka: ref-kafka.sh, and
+#                         BROKER names it), fetches the pinned modules (go.mod + go.sum) and
+#                         compiles target/NAME-compat.test, so the build does not count against
+#                         the broker or the test timeout
+#   go_suite_run NAME [test binary args...]
+#                         runs it (go test -v output), then prints the failed cases, the seconds
+#                         and "N passed, N failed, N skipped" (top-level cases only); non-zero if
+#                         anything failed
+go_suite_build() {
+  export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+  command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
+  if ! command -v go >/dev/null; then
+    echo "go is not installed (the suite needs Go >= 1.26)" >&2
+    return 1
+  fi
+  if [ -z "${HOME:-}" ]; then
+    # go needs somewhere for its build and module caches; compat/.cache is git-ignored.
+    export GOPATH="${GOPATH:-$COMPAT_ROOT/.cache/go}" GOCACHE="${GOCACHE:-$COMPAT_ROOT/.cache/go-build}"
+  fi
+  if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
+    # shellcheck source=ref-kafka.sh
+    . "$COMPAT_ROOT/ref-kafka.sh"
+    BROKER="Apache Kafka ($KAFKA_REFERENCE_LIBS)"
+  else
+    if [ ! -x "$GREGOR_BIN" ]; then
+      echo "gregor binary not found at $GREGOR_BIN; run cargo build --release or set GREGOR_BIN" >&2
+      return 1
+    fi
+    BROKER="gregor ($GREGOR_BIN)"
+  fi
+  if ! go list -m all >/dev/null 2>&1; then
+    echo "fetching the pinned $1 modules (go.mod/go.sum)" >&2
+    go mod download || return 1
+  fi
+  go test -c -o "target/$1-compat.test" .
+}
+
+go_suite_run() {
+  local name="$1" log status passed failed skipped start
+  shift
+  log="$(mktemp "/tmp/$name-compat.XXXXXX")"
+  start=$(date +%s)
+  "target/$name-compat.test" -test.v -test.count=1 -test.timeout=300s "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # Subtests print indented "--- PASS" lines: only the top-level cases are counted.
+  passed=$(grep -c '^--- PASS' "$log")
+  failed=$(grep -c '^--- FAIL' "$log")
+  skipped=$(grep -c '^--- SKIP' "$log")
+  if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    failed=1 # a panic, timeout or build failure: count it
+    echo "the test binary exited with $status"
+    [ -n "${GREGOR_PID:-}" ] && ! kill -0 "$GREGOR_PID" 2>/dev/null && { echo "the broker died; its log:"; tail -n 40 "$GREGOR_DATA.log"; }
+  fi
+  echo
+  grep -E '^ *--- FAIL' "$log" | sed 's/^ */failed: /'
+  echo "$name: $(($(date +%s) - start)) s"
+  echo "$passed passed, $failed failed, $skipped skipped"
+  rm -f "$log"
+  [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
+}

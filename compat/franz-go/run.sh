@@ -17,44 +17,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../lib.sh
 . "$HERE/../lib.sh"
 
-export GOTOOLCHAIN=local GOFLAGS=-mod=readonly
-command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
-if ! command -v go >/dev/null; then
-  echo "go is not installed (the suite needs Go >= 1.26)" >&2
-  exit 1
-fi
-if [ -z "${HOME:-}" ]; then
-  # go needs somewhere for its build and module caches; compat/.cache is git-ignored.
-  export GOPATH="${GOPATH:-$COMPAT_ROOT/.cache/go}" GOCACHE="${GOCACHE:-$COMPAT_ROOT/.cache/go-build}"
-fi
-
-if [ -n "${KAFKA_REFERENCE_LIBS:-}" ]; then
-  # shellcheck source=../ref-kafka.sh
-  . "$COMPAT_ROOT/ref-kafka.sh"
-  BROKER="Apache Kafka ($KAFKA_REFERENCE_LIBS)"
-else
-  if [ ! -x "$GREGOR_BIN" ]; then
-    echo "gregor binary not found at $GREGOR_BIN; run cargo build --release or set GREGOR_BIN" >&2
-    exit 1
-  fi
-  BROKER="gregor ($GREGOR_BIN)"
-fi
-
 cd "$HERE"
-if ! go list -m all >/dev/null 2>&1; then
-  echo "fetching the pinned franz-go modules (go.mod/go.sum)" >&2
-  go mod download || exit 1
-fi
-# Compile first, so the build does not count against the broker or the test timeout.
-go test -c -o "$HERE/target/franz-go-compat.test" . || exit 1
+go_suite_build franz-go || exit 1
 
-LOG="$(mktemp /tmp/franz-go-compat.XXXXXX)"
 FAILOVER_PID= FAILOVER_DATA=
 failover_cleanup() {
   [ -n "$FAILOVER_PID" ] && kill "$FAILOVER_PID" 2>/dev/null && wait "$FAILOVER_PID" 2>/dev/null
   [ -n "$FAILOVER_DATA" ] && rm -rf "$FAILOVER_DATA"
 }
-trap 'gregor_cleanup; failover_cleanup; rm -f "$LOG"' EXIT
+trap 'gregor_cleanup; failover_cleanup' EXIT
 gregor_start || { echo "could not start $BROKER" >&2; exit 1; }
 echo "franz-go suite against $BROKER at $GREGOR_BOOTSTRAP"
 
@@ -79,20 +50,4 @@ if [ -z "${KAFKA_REFERENCE_LIBS:-}" ]; then
   export GREGOR_FAILOVER_ADMIN="127.0.0.1:$fadmin"
 fi
 
-start=$(date +%s)
-"$HERE/target/franz-go-compat.test" -test.v -test.count=1 -test.timeout=300s "$@" 2>&1 | tee "$LOG"
-status=${PIPESTATUS[0]}
-
-passed=$(grep -c '^--- PASS' "$LOG")
-failed=$(grep -c '^--- FAIL' "$LOG")
-skipped=$(grep -c '^--- SKIP' "$LOG")
-if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
-  failed=1 # a panic, timeout or build failure: count it
-  echo "the test binary exited with $status"
-  [ -n "${GREGOR_PID:-}" ] && ! kill -0 "$GREGOR_PID" 2>/dev/null && { echo "the broker died; its log:"; tail -n 40 "$GREGOR_DATA.log"; }
-fi
-echo
-grep -E '^--- (FAIL)' "$LOG" | sed 's/^/failed: /'
-echo "franz-go: $(( $(date +%s) - start )) s"
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
+go_suite_run franz-go "$@"
