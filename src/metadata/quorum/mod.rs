@@ -12,8 +12,10 @@
 //! - `observer`: a broker-only process's view of the log, fetched from the voters;
 //! - `check_quorum`: a leader no majority hears from resigns (Kafka's check quorum).
 //!
-//! Not yet: snapshots of the quorum (the log is kept whole and replayed at start-up),
-//! membership changes (the voters are fixed when the quorum is first formed).
+//! - `snapshots`: Kafka's checkpoint files of the image, which are openraft's snapshots too, and
+//!   the log's retention behind them.
+//!
+//! Not yet: membership changes (the voters are fixed when the quorum is first formed).
 
 pub mod check_quorum;
 pub mod log_store;
@@ -21,6 +23,7 @@ pub mod observer;
 pub mod replicas;
 #[cfg(test)]
 mod simulation;
+pub mod snapshots;
 pub mod state_machine;
 pub mod transport;
 
@@ -230,8 +233,9 @@ fn raft_config() -> Result<Arc<Config>, MetadataLogError> {
         heartbeat_interval: 100,
         election_timeout_min: 1000,
         election_timeout_max: 2000,
-        // No snapshots of the quorum yet: the log is kept whole, and a follower behind is
-        // always sent entries, never a snapshot.
+        // Snapshots are taken by Kafka's thresholds, and the log purged by Kafka's retention
+        // (`snapshots`), not by openraft's entry counts: a voter behind is sent entries while
+        // the log holds them, the snapshot below its start.
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
         ..Config::default()
@@ -300,13 +304,17 @@ impl Quorum {
         network: N,
     ) -> Result<Quorum, MetadataLogError> {
         let applied = Applied::new();
+        if let Some((snapshot, position)) = store.take_loaded() {
+            applied.load(&snapshot, position)?;
+        }
         let sm = QuorumStateMachine {
             applied: Arc::clone(&applied),
+            store: store.clone(),
         };
         let raft = Raft::new(id, raft_config()?, network, store.clone(), sm)
             .await
             .map_err(|e| MetadataLogError::Quorum(e.to_string()))?;
-        Ok(Quorum {
+        let q = Quorum {
             id,
             raft,
             store,
@@ -314,7 +322,10 @@ impl Quorum {
             forward: None,
             duties: Arc::new(OnceLock::new()),
             replicas: Arc::default(),
-        })
+        };
+        let settings = q.store.settings();
+        tokio::spawn(snapshots::generate_and_clean(q.clone(), settings));
+        Ok(q)
     }
 
     /// Forms the quorum of `voters` if this node has never been part of one (every voter is
@@ -1078,7 +1089,7 @@ mod tests {
             _rpc: InstallSnapshotRequest<TypeConfig>,
             _option: RPCOption,
         ) -> transport::SnapshotRpc {
-            transport::no_snapshots()
+            Err(alone())
         }
 
         async fn vote(

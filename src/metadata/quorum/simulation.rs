@@ -150,10 +150,11 @@ impl RaftNetwork<TypeConfig> for Client {
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> super::transport::SnapshotRpc {
-        super::transport::no_snapshots()
+        self.deliver(|q| async move { q.raft.install_snapshot(rpc).await })
+            .await
     }
 
     async fn vote(

@@ -117,6 +117,8 @@ impl LogLimiter {
 enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
+    /// A chunk of the leader's snapshot (its checkpoint file) for a voter behind its log start.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A metadata write from a node that does not lead.
     Append(MetadataEntry),
     /// A broker's request to the active controller (see `metadata::controller`).
@@ -136,6 +138,7 @@ enum Request {
 enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
@@ -358,6 +361,9 @@ async fn respond(q: &Quorum, request: Request) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(q.raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
+        Request::InstallSnapshot(rpc) => {
+            Response::InstallSnapshot(q.raft.install_snapshot(rpc).await)
+        }
         Request::Append(entry) => Response::Append(take_forwarded(q, entry).await),
         Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         Request::Fetch {
@@ -524,15 +530,6 @@ pub type SnapshotRpc = Result<
     RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
 >;
 
-/// The quorum keeps its whole log and never sends snapshots (see `raft_config`): every network
-/// answers one so. (The error is openraft's type, large as it is.)
-#[allow(clippy::result_large_err)]
-pub fn no_snapshots() -> SnapshotRpc {
-    Err(RPCError::Unreachable(Unreachable::new(&io::Error::other(
-        "snapshots of the metadata quorum are not supported yet",
-    ))))
-}
-
 /// A voter that openraft waits on before calling again (its `backoff`).
 fn unreachable<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, QuorumNode, E> {
     RPCError::Unreachable(Unreachable::new(&e))
@@ -619,12 +616,20 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         }
     }
 
+    /// A chunk of the snapshot (openraft cuts it at `snapshot_max_chunk_size`, well inside
+    /// the frame limit).
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> SnapshotRpc {
-        no_snapshots()
+        match self.call(&Request::InstallSnapshot(rpc), option.hard_ttl()).await {
+            Ok(Response::InstallSnapshot(r)) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(e.into_rpc()),
+        }
     }
 
     async fn vote(
