@@ -163,8 +163,7 @@ pub trait MetadataLog: Send + Sync {
     }
     /// The committed batches holding `from_offset` and everything after it, in order.
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError>;
-    /// The newest complete snapshot, if any.
-    /// None by default: the quorum's logs (voters and observers) keep no snapshots yet.
+    /// The newest complete snapshot, if any (none by default: a log that keeps none).
     fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
         Ok(None)
     }
@@ -181,6 +180,10 @@ pub trait MetadataLog: Send + Sync {
     }
     /// Flushes what is written (clean shutdown).
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
+    /// The first offset `read` returns (what is before it is in the newest snapshot only).
+    fn log_start_offset(&self) -> i64 {
+        0
+    }
     /// Where other nodes append too (a quorum), the committed end offset as it moves: the
     /// catalog replays and publishes what it did not write itself (`Catalog::follow`). `None`
     /// where this process is the only writer.
@@ -279,6 +282,21 @@ pub fn image_of_snapshot(s: &MetadataSnapshot) -> Result<MetadataImage, ReplayEr
     let mut image = replay_all(Arc::new(MetadataImage::empty()), &s.records)?;
     image.provenance = snapshot_provenance(s);
     Ok(image)
+}
+
+/// The change from `image` to the image a snapshot holds (a reader behind the log start takes
+/// the snapshot in place of the log it missed: Kafka's MetadataLoader).
+pub fn snapshot_delta(
+    image: Arc<MetadataImage>,
+    s: &MetadataSnapshot,
+) -> Result<MetadataDelta, ReplayError> {
+    let mut delta = MetadataDelta::new(image);
+    for r in &s.records {
+        delta.replay(r)?;
+    }
+    delta.finish_snapshot();
+    delta.set_provenance(snapshot_provenance(s));
+    Ok(delta)
 }
 
 /// Where a snapshot stands in the log (its last offset, epoch and time).

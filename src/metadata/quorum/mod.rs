@@ -40,7 +40,8 @@ use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
 use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, QuorumState, ReplicaState, Writer,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, ReplicaState,
+    Writer,
 };
 use super::records::MetadataRecord;
 use crate::security::channel::ClientChannel;
@@ -969,6 +970,15 @@ impl MetadataLog for RaftMetadataLog {
 
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError> {
         self.quorum.read(from_offset)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        let files = self.quorum.store.snapshot_files();
+        Ok(snapshots::latest(&files)?.map(|(s, _)| s))
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.quorum.store.start_offset()
     }
 
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
