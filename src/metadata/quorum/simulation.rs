@@ -317,9 +317,10 @@ fn sim_dir() -> tempfile::TempDir {
 }
 
 /// One seeded run: appends interleaved with message loss and delay and crashes of the leader.
-async fn run(seed: u64) {
+async fn run(seed: u64, settings: MetadataLogSettings) {
     let root = sim_dir();
-    let sim = Sim::new(seed, root.path());
+    let mut sim = Sim::new(seed, root.path());
+    sim.settings = settings;
     for id in 1..=3 {
         sim.start(id).await;
     }
@@ -373,6 +374,8 @@ async fn run(seed: u64) {
     let up = sim.up();
     assert_eq!(up.len(), 3);
     let image = up[0].image();
+    // The logs compared from where every node still holds them (snapshots cut them).
+    let from = up.iter().map(|q| q.store.start_offset()).max().unwrap_or(0);
     for q in &up[1..] {
         assert_eq!(
             *q.image(),
@@ -381,10 +384,10 @@ async fn run(seed: u64) {
             q.id,
             up[0].id
         );
-        let read: Vec<_> = q.read(0).unwrap();
+        let read: Vec<_> = q.read(from).unwrap();
         assert_eq!(
             read,
-            up[0].read(0).unwrap(),
+            up[0].read(from).unwrap(),
             "seed {seed}: node {}'s log",
             q.id
         );
@@ -436,7 +439,25 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
             .start_paused(true)
             .build()
             .unwrap();
-        rt.block_on(run(seed));
+        rt.block_on(run(seed, MetadataLogSettings::default()));
+    }
+}
+
+/// The same runs with a snapshot after every write and the logs cut behind them: nodes crashed
+/// and restarted start from their snapshots, and those behind are sent the leader's.
+#[test]
+fn three_nodes_agree_with_snapshots_through_loss_delay_and_leader_crashes() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().unwrap()],
+        Err(_) => (1..=4).collect(),
+    };
+    for seed in seeds {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(run(seed, snapshot_often()));
     }
 }
 
