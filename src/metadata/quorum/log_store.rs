@@ -468,7 +468,7 @@ pub(super) fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
 impl QuorumLogStore {
     /// Writes `entries` (each a batch stamped with its term) and fsyncs them: the outer error is
     /// a write that failed, the inner one the fsync.
-    fn append_entries(
+    pub(super) fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<Result<(), crate::log::partition::LogError>, MetadataLogError> {

@@ -213,6 +213,173 @@ pub fn retained_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use openraft::storage::{RaftLogReader, RaftLogStorage, RaftStateMachine};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, Membership, RaftSnapshotBuilder};
+
+    use crate::log::storage::FileStorage;
+    use crate::metadata::metadata_log::{decode_batches, read_snapshot};
+    use crate::metadata::quorum::log_store::QuorumLogStore;
+    use crate::metadata::quorum::state_machine::{Applied, QuorumStateMachine};
+    use crate::metadata::quorum::MetadataEntry;
+    use crate::metadata::records::MetadataRecord;
+
+    fn entry(term: u64, index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 0), index),
+            payload,
+        }
+    }
+
+    fn topic(n: u128) -> EntryPayload<TypeConfig> {
+        EntryPayload::Normal(MetadataEntry {
+            records: vec![MetadataRecord::Topic {
+                name: format!("t{n}"),
+                topic_id: uuid::Uuid::from_u128(n),
+            }],
+            append_time_ms: 1000 + n as i64,
+            decided_on: None,
+        })
+    }
+
+    fn open(dir: &std::path::Path) -> QuorumLogStore {
+        let settings = MetadataLogSettings {
+            segment_bytes: 200,
+            ..MetadataLogSettings::default()
+        };
+        QuorumLogStore::open_with(Arc::new(FileStorage), dir, settings, false, 0).unwrap()
+    }
+
+    fn machine(store: &QuorumLogStore) -> QuorumStateMachine {
+        let applied = Applied::new();
+        if let Some((s, p)) = store.take_loaded() {
+            applied.load(&s, p).unwrap();
+        }
+        QuorumStateMachine {
+            applied,
+            store: store.clone(),
+        }
+    }
+
+    /// The snapshot is Kafka's checkpoint file (name, header, records, footer, the epoch of its
+    /// last batch), taken at the last data batch with the Raft position in the header; the log
+    /// cut behind it, a reopened store starts after it and the state machine from it; a torn
+    /// newer file and a `.part` are passed over and deleted.
+    #[test]
+    fn a_snapshot_is_a_checkpoint_file_and_the_log_restarts_after_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let voters: BTreeMap<NodeId, QuorumNode> = [(1, QuorumNode::default())].into();
+        let membership = Membership::new(vec![voters.keys().copied().collect()], voters);
+        let mut written = vec![
+            entry(0, 0, EntryPayload::Membership(membership)),
+            entry(1, 1, EntryPayload::Blank),
+        ];
+        written.extend((2..8).map(|i| entry(1, i, topic(i as u128))));
+        written.push(entry(2, 8, EntryPayload::Blank));
+        store.append_entries(written.clone()).unwrap().unwrap();
+        let mut sm = machine(&store);
+        rt.block_on(sm.apply(written.clone())).unwrap();
+        let snapshot = rt.block_on(sm.build_snapshot()).unwrap();
+        // Offsets: 0 voters, 1 leader change, 2..=7 topics, 8 leader change: the image ends at
+        // offset 7, in epoch 1; the snapshot holds entries up to 7.
+        let name = "00000000000000000008-0000000001.checkpoint";
+        assert_eq!(snapshot.meta.snapshot_id, name);
+        assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(7));
+        let files = store.snapshot_files();
+        let bytes = std::fs::read(dir.path().join("__cluster_metadata-0").join(name)).unwrap();
+        assert_eq!(snapshot.snapshot.get_ref(), &bytes);
+        let batches = decode_batches(Bytes::from(bytes.clone())).unwrap();
+        assert_eq!(batches[0].control.first().map(|c| c.0), Some(3), "SnapshotHeader");
+        assert_eq!(batches.last().unwrap().control.last().map(|c| c.0), Some(4), "footer");
+        assert!(batches.iter().all(|b| b.epoch == 1));
+        assert_eq!(batches[0].base_offset, 0);
+        let id = files.ids().unwrap()[0];
+        let read = read_snapshot(&bytes, id).unwrap();
+        assert_eq!(read.records.len(), 6);
+        assert_eq!(read.last_contained_log_timestamp, 1007);
+        assert_eq!(Position::of(&read).unwrap().last_log_id.index, 7);
+        assert_eq!(files.last_contained_log_timestamp(id), Some(1007));
+
+        // openraft purges what the snapshot holds: the log starts at its end.
+        let more: Vec<_> = (9..12).map(|i| entry(2, i, topic(i as u128))).collect();
+        store.append_entries(more.clone()).unwrap().unwrap();
+        rt.block_on(sm.apply(more.clone())).unwrap();
+        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap())).unwrap();
+        assert_eq!(store.start_offset(), 8);
+        let state = rt.block_on(store.get_log_state()).unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
+        assert_eq!(rt.block_on(store.try_get_log_entries(8..)).unwrap(), [&written[8..], &more[..]].concat());
+        let image = sm.applied.image();
+        store.close(0).unwrap();
+        drop((store, sm));
+
+        // A torn newer snapshot and a half-written one.
+        let torn = files.path(SnapshotId { end_offset: 11, epoch: 2 });
+        std::fs::write(&torn, &bytes[..bytes.len() - 10]).unwrap();
+        let mut part = torn.as_os_str().to_owned();
+        part.push(".part");
+        std::fs::write(&part, &bytes).unwrap();
+        let mut store = open(dir.path());
+        assert!(!std::path::Path::new(&part).exists(), "a .part is deleted at start-up");
+        let state = rt.block_on(store.get_log_state()).unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(11));
+        let mut sm = machine(&store);
+        let (applied, _) = rt.block_on(sm.applied_state()).unwrap();
+        assert_eq!(applied.map(|l| l.index), Some(7), "from the snapshot, not the torn one");
+        assert_eq!(sm.applied.end_offset(), 8);
+        let tail = rt.block_on(store.try_get_log_entries(8..)).unwrap();
+        rt.block_on(sm.apply(tail)).unwrap();
+        assert_eq!(*sm.applied.image(), *image);
+        // Appends go on after the log's last entry.
+        let next = vec![entry(3, 12, topic(12))];
+        store.append_entries(next).unwrap().unwrap();
+        assert_eq!(store.end_offset(), 13);
+    }
+
+    /// A snapshot installed from the leader past this node's log: the log starts over at its
+    /// end, the image is the snapshot's, and the file is the leader's bytes.
+    #[test]
+    fn an_installed_snapshot_restarts_the_log_at_its_end() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let leader = open(leader_dir.path());
+        let written: Vec<_> = (0..20).map(|i| entry(1, i, topic(i as u128))).collect();
+        leader.append_entries(written.clone()).unwrap().unwrap();
+        let mut leader_sm = machine(&leader);
+        rt.block_on(leader_sm.apply(written.clone())).unwrap();
+        let snapshot = rt.block_on(leader_sm.build_snapshot()).unwrap();
+
+        let mut store = open(dir.path());
+        store.append_entries(written[..3].to_vec()).unwrap().unwrap();
+        let mut sm = machine(&store);
+        rt.block_on(sm.apply(written[..3].to_vec())).unwrap();
+        let data = snapshot.snapshot.get_ref().clone();
+        rt.block_on(sm.install_snapshot(&snapshot.meta, Box::new(io::Cursor::new(data.clone()))))
+            .unwrap();
+        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap())).unwrap();
+        assert_eq!(store.start_offset(), 20);
+        assert_eq!(store.end_offset(), 20);
+        assert_eq!(*sm.applied.image(), *leader_sm.applied.image());
+        let id = id_of(&snapshot.meta).unwrap();
+        assert_eq!(std::fs::read(store.snapshot_files().path(id)).unwrap(), data);
+        let next = vec![entry(2, 20, topic(20))];
+        store.append_entries(next).unwrap().unwrap();
+        store.close(0).unwrap();
+        drop((store, sm));
+        let mut store = open(dir.path());
+        let state = rt.block_on(store.get_log_state()).unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(19));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(20));
+    }
 
     fn id(end_offset: i64) -> SnapshotId {
         SnapshotId {
