@@ -54,7 +54,7 @@ use super::log_store::QuorumLogStore;
 use super::replicas::Replicas;
 use super::{
     committed_in_time, not_committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum,
-    QuorumNode, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
+    QuorumNode, SnapshotChunk, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::{MetadataLogError, QuorumState};
@@ -130,6 +130,12 @@ enum Request {
     },
     /// A metadata write from an observer: the voter forwards it to the leader if need be.
     ObserverAppend(MetadataEntry),
+    /// A piece of a snapshot, for an observer behind the voter's log start.
+    FetchSnapshot {
+        end_offset: i64,
+        epoch: i32,
+        position: u64,
+    },
     /// The quorum as the leader sees it (`describe_quorum`): only the leader answers.
     DescribeQuorum,
 }
@@ -143,6 +149,7 @@ enum Response {
     Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
     Fetch(Result<ObserverFetch, String>),
+    FetchSnapshot(Result<SnapshotChunk, String>),
     /// The leader's view, or, from a voter that does not lead, where the leader it knows of
     /// listens (Kafka's NOT_LEADER_OR_FOLLOWER, with the leader as a hint).
     DescribeQuorum(Result<QuorumState, Option<QuorumNode>>),
@@ -378,6 +385,14 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             Response::Append(committed_in_time(append).await.map_err(Refusal::from))
         }
         Request::DescribeQuorum => Response::DescribeQuorum(q.describe_here()),
+        Request::FetchSnapshot {
+            end_offset,
+            epoch,
+            position,
+        } => {
+            let chunk = q.fetch_snapshot((end_offset, epoch), position);
+            Response::FetchSnapshot(chunk.map_err(|e| e.to_string()))
+        }
     }
 }
 
@@ -771,6 +786,39 @@ impl TcpClient {
             Ok(Response::Fetch(r)) => r.map_err(failed),
             Ok(_) => Err(failed("an answer to another request".into())),
             Err(e) => Err(failed(e.into_io().to_string())),
+        }
+    }
+}
+
+impl TcpClient {
+    /// An observer's FetchSnapshot: snapshot `id` from this voter, piece by piece.
+    pub async fn fetch_snapshot(&mut self, id: (i64, i32)) -> Result<Vec<u8>, MetadataLogError> {
+        use base64::Engine;
+        let node = self.node.clone();
+        let failed = |why: String| {
+            MetadataLogError::Quorum(format!("fetching a snapshot from {node}: {why}"))
+        };
+        let mut bytes = Vec::new();
+        loop {
+            let request = Request::FetchSnapshot {
+                end_offset: id.0,
+                epoch: id.1,
+                position: bytes.len() as u64,
+            };
+            let chunk = match self.call(&request, OBSERVER_FETCH_WAIT + FETCH_SLACK).await {
+                Ok(Response::FetchSnapshot(r)) => r.map_err(failed)?,
+                Ok(_) => return Err(failed("an answer to another request".into())),
+                Err(e) => return Err(failed(e.into_io().to_string())),
+            };
+            let piece = base64::engine::general_purpose::STANDARD.decode(&chunk.bytes);
+            let piece = piece.map_err(|e| failed(e.to_string()))?;
+            if piece.is_empty() && (bytes.len() as u64) < chunk.size {
+                return Err(failed("the snapshot ended early".into()));
+            }
+            bytes.extend_from_slice(&piece);
+            if bytes.len() as u64 >= chunk.size {
+                return Ok(bytes);
+            }
         }
     }
 }
