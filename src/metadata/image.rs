@@ -689,6 +689,8 @@ impl MetadataDelta {
         for key in base.client_quotas.keys() {
             self.client_quotas.entry(key.clone()).or_insert(None);
         }
+        // A snapshot without a ProducerIdsRecord has handed out none.
+        self.next_producer_id.get_or_insert(MetadataImage::empty().next_producer_id);
     }
 
     /// The image after every replayed record (MetadataDelta.apply).

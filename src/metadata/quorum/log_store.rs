@@ -346,17 +346,22 @@ impl QuorumLogStore {
             if from >= to {
                 return Ok(Vec::new());
             }
+            // Purged (openraft's contract: entries not found are left out): a replication
+            // task of a leader just deposed may still read what a snapshot installed from the
+            // new leader dropped; it gets nothing, as a heartbeat, and stops.
             let Some(first) = inner.slot(from) else {
-                return Err(MetadataLogError::Quorum(format!(
-                    "entry {from} is purged (the log holds entries from {})",
-                    inner.first_index
-                )));
+                return Ok(Vec::new());
             };
             let until = (inner.slot(to).map(|i| inner.starts[i]))
                 .unwrap_or_else(|| inner.log.log_end_offset());
             (inner.starts[first], until, (to - from) as usize)
         };
-        let batches = self.read_batches(start, until)?;
+        let batches = self.read_batches(start, until);
+        // Purged while it was read (the lock is not held meanwhile): nothing, as above.
+        if self.inner.lock().first_index > from {
+            return Ok(Vec::new());
+        }
+        let batches = batches?;
         if batches.len() != count {
             return Err(MetadataLogError::Quorum(format!(
                 "read {} batches of the metadata quorum's log where {count} entries are",

@@ -417,8 +417,8 @@ async fn run(seed: u64, settings: MetadataLogSettings) {
     }
 }
 
-#[test]
-fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+/// Logs what `SIM_LOG` asks for (a tracing filter) to the test's output.
+fn sim_log() {
     let filter: tracing_subscriber::filter::Targets = std::env::var("SIM_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -429,6 +429,11 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
             filter,
         ),
     );
+}
+
+#[test]
+fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+    sim_log();
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => (1..=8).collect(),
@@ -447,6 +452,7 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
 /// and restarted start from their snapshots, and those behind are sent the leader's.
 #[test]
 fn three_nodes_agree_with_snapshots_through_loss_delay_and_leader_crashes() {
+    sim_log();
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => (1..=4).collect(),
