@@ -677,7 +677,9 @@ impl MetadataDelta {
             // Known to the base image, it is removed without error.
             let _ = self.remove_topic(id);
         }
-        self.topics.created.retain(|id| base.topics.get(*id).is_none());
+        self.topics
+            .created
+            .retain(|id| base.topics.get(*id).is_none());
         // Every override goes, and the snapshot's are laid over (`apply_configs`).
         self.cleared_configs.extend(base.configs.keys().cloned());
         for key in base.scram.keys() {
@@ -690,7 +692,8 @@ impl MetadataDelta {
             self.client_quotas.entry(key.clone()).or_insert(None);
         }
         // A snapshot without a ProducerIdsRecord has handed out none.
-        self.next_producer_id.get_or_insert(MetadataImage::empty().next_producer_id);
+        self.next_producer_id
+            .get_or_insert(MetadataImage::empty().next_producer_id);
     }
 
     /// The image after every replayed record (MetadataDelta.apply).

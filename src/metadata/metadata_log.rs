@@ -168,14 +168,15 @@ pub trait MetadataLog: Send + Sync {
         Ok(None)
     }
     /// Writes `image` as a snapshot (it must be the replay of this log up to its provenance).
-    /// Refused by default (see `latest_snapshot`).
+    /// Refused by default: a quorum's voters take theirs by Kafka's thresholds
+    /// (`quorum::snapshots`), and its observers fetch them.
     fn create_snapshot(
         &self,
         _image: &MetadataImage,
         _now_ms: i64,
     ) -> Result<SnapshotId, MetadataLogError> {
         Err(MetadataLogError::Quorum(
-            "snapshots of the metadata quorum are not supported yet".into(),
+            "this metadata log takes its snapshots itself".into(),
         ))
     }
     /// Flushes what is written (clean shutdown).
@@ -465,7 +466,11 @@ impl SnapshotFiles {
 
     /// Deletes the snapshots older than `end_offset` (the log start: nothing needs them).
     pub fn delete_before(&self, end_offset: i64) -> io::Result<()> {
-        for id in self.ids()?.into_iter().filter(|i| i.end_offset < end_offset) {
+        for id in self
+            .ids()?
+            .into_iter()
+            .filter(|i| i.end_offset < end_offset)
+        {
             fs::remove_file(self.path(id))?;
         }
         Ok(())

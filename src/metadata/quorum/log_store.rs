@@ -157,7 +157,8 @@ impl QuorumLogStore {
             segment_bytes: settings.segment_bytes,
             ..metadata_log_config()
         };
-        let (dir, mut log) = open_metadata_partition_with(&storage, data_dir, config, clean, now_ms)?;
+        let (dir, mut log) =
+            open_metadata_partition_with(&storage, data_dir, config, clean, now_ms)?;
         let files = SnapshotFiles::new(&dir, Arc::clone(&storage));
         files.delete_partial()?;
         let newest = snapshots::latest(&files)?;
@@ -282,7 +283,11 @@ impl QuorumLogStore {
     pub fn index_ending_at(&self, end_offset: i64) -> Option<u64> {
         let inner = self.inner.lock();
         let at = inner.starts.partition_point(|&s| s < end_offset);
-        let next = inner.starts.get(at).copied().unwrap_or(inner.log.log_end_offset());
+        let next = inner
+            .starts
+            .get(at)
+            .copied()
+            .unwrap_or(inner.log.log_end_offset());
         (at > 0 && next == end_offset).then(|| inner.first_index + at as u64 - 1)
     }
 

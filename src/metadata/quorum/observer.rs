@@ -237,9 +237,9 @@ async fn follow(
                     end_offset: id.0,
                     epoch: id.1,
                 };
-                match fetched_snapshot.and_then(|bytes| {
-                    read_snapshot(&bytes, id).map_err(MetadataLogError::Quorum)
-                }) {
+                match fetched_snapshot
+                    .and_then(|bytes| read_snapshot(&bytes, id).map_err(MetadataLogError::Quorum))
+                {
                     Ok(s) => {
                         tracing::info!(voter = %target, end_offset = id.end_offset, "fetched a metadata snapshot");
                         fetched.take_snapshot(s);

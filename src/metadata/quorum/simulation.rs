@@ -474,7 +474,10 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(600), wait).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(600), wait)
+        .await
+        .is_err()
+    {
         panic!("never: {what}");
     }
 }
@@ -516,7 +519,10 @@ fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
         sim.crash(down.id).await;
         for n in 0..100u128 {
             let name = format!("t{n}");
-            leader.append(topic(&name, n), None, n as i64).await.unwrap();
+            leader
+                .append(topic(&name, n), None, n as i64)
+                .await
+                .unwrap();
         }
         until("the others' logs start past the down node's end", || {
             sim.up().iter().all(|q| q.store.start_offset() > behind)
@@ -527,7 +533,10 @@ fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
             .count();
-        assert!(segments < 10, "whole segments below the log start deleted: {segments} left");
+        assert!(
+            segments < 10,
+            "whole segments below the log start deleted: {segments} left"
+        );
 
         sim.start(down.id).await;
         quiesce(&sim).await;
@@ -540,11 +549,17 @@ fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
         assert!(start > behind, "{start} > {behind}");
         let files = back.store.snapshot_files();
         let ids = files.ids().unwrap();
-        assert!(ids.iter().any(|id| id.end_offset == start), "{ids:?} {start}");
+        assert!(
+            ids.iter().any(|id| id.end_offset == start),
+            "{ids:?} {start}"
+        );
         let sent = ids.iter().find(|id| id.end_offset == start).unwrap();
         let leaders = leader.store.snapshot_files().path(*sent);
         if leaders.exists() {
-            assert_eq!(std::fs::read(files.path(*sent)).unwrap(), std::fs::read(leaders).unwrap());
+            assert_eq!(
+                std::fs::read(files.path(*sent)).unwrap(),
+                std::fs::read(leaders).unwrap()
+            );
         }
 
         // Every node restarted starts from its newest snapshot, to the same image.

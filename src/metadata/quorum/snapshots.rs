@@ -94,7 +94,10 @@ pub fn latest(files: &SnapshotFiles) -> io::Result<Option<(MetadataSnapshot, Pos
         match files.read(id) {
             Ok(s) => match Position::of(&s) {
                 Some(p) => return Ok(Some((s, p))),
-                None => tracing::warn!(?id, "a metadata snapshot without its Raft position: passed over"),
+                None => tracing::warn!(
+                    ?id,
+                    "a metadata snapshot without its Raft position: passed over"
+                ),
             },
             Err(e) => tracing::warn!(?id, error = %e, "skipping an unreadable metadata snapshot"),
         }
@@ -110,7 +113,8 @@ pub fn anchor(
     newest: Option<&(MetadataSnapshot, Position)>,
 ) -> Result<Option<(i64, Position)>, MetadataLogError> {
     let at_start = files.ids()?.into_iter().find(|id| id.end_offset == start);
-    let at_start = at_start.and_then(|id| Some((id.end_offset, Position::of(&files.read(id).ok()?)?)));
+    let at_start =
+        at_start.and_then(|id| Some((id.end_offset, Position::of(&files.read(id).ok()?)?)));
     Ok(at_start.or_else(|| newest.map(|(s, p)| (s.id.end_offset, p.clone()))))
 }
 
@@ -295,8 +299,16 @@ mod tests {
         let bytes = std::fs::read(dir.path().join("__cluster_metadata-0").join(name)).unwrap();
         assert_eq!(snapshot.snapshot.get_ref(), &bytes);
         let batches = decode_batches(Bytes::from(bytes.clone())).unwrap();
-        assert_eq!(batches[0].control.first().map(|c| c.0), Some(3), "SnapshotHeader");
-        assert_eq!(batches.last().unwrap().control.last().map(|c| c.0), Some(4), "footer");
+        assert_eq!(
+            batches[0].control.first().map(|c| c.0),
+            Some(3),
+            "SnapshotHeader"
+        );
+        assert_eq!(
+            batches.last().unwrap().control.last().map(|c| c.0),
+            Some(4),
+            "footer"
+        );
         assert!(batches.iter().all(|b| b.epoch == 1));
         assert_eq!(batches[0].base_offset, 0);
         let id = files.ids().unwrap()[0];
@@ -310,29 +322,43 @@ mod tests {
         let more: Vec<_> = (9..12).map(|i| entry(2, i, topic(i as u128))).collect();
         store.append_entries(more.clone()).unwrap().unwrap();
         rt.block_on(sm.apply(more.clone())).unwrap();
-        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap())).unwrap();
+        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap()))
+            .unwrap();
         assert_eq!(store.start_offset(), 8);
         let state = rt.block_on(store.get_log_state()).unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
-        assert_eq!(rt.block_on(store.try_get_log_entries(8..)).unwrap(), [&written[8..], &more[..]].concat());
+        assert_eq!(
+            rt.block_on(store.try_get_log_entries(8..)).unwrap(),
+            [&written[8..], &more[..]].concat()
+        );
         let image = sm.applied.image();
         store.close(0).unwrap();
         drop((store, sm));
 
         // A torn newer snapshot and a half-written one.
-        let torn = files.path(SnapshotId { end_offset: 11, epoch: 2 });
+        let torn = files.path(SnapshotId {
+            end_offset: 11,
+            epoch: 2,
+        });
         std::fs::write(&torn, &bytes[..bytes.len() - 10]).unwrap();
         let mut part = torn.as_os_str().to_owned();
         part.push(".part");
         std::fs::write(&part, &bytes).unwrap();
         let mut store = open(dir.path());
-        assert!(!std::path::Path::new(&part).exists(), "a .part is deleted at start-up");
+        assert!(
+            !std::path::Path::new(&part).exists(),
+            "a .part is deleted at start-up"
+        );
         let state = rt.block_on(store.get_log_state()).unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
         assert_eq!(state.last_log_id.map(|l| l.index), Some(11));
         let mut sm = machine(&store);
         let (applied, _) = rt.block_on(sm.applied_state()).unwrap();
-        assert_eq!(applied.map(|l| l.index), Some(7), "from the snapshot, not the torn one");
+        assert_eq!(
+            applied.map(|l| l.index),
+            Some(7),
+            "from the snapshot, not the torn one"
+        );
         assert_eq!(sm.applied.end_offset(), 8);
         let tail = rt.block_on(store.try_get_log_entries(8..)).unwrap();
         rt.block_on(sm.apply(tail)).unwrap();
@@ -359,18 +385,25 @@ mod tests {
         let snapshot = rt.block_on(leader_sm.build_snapshot()).unwrap();
 
         let mut store = open(dir.path());
-        store.append_entries(written[..3].to_vec()).unwrap().unwrap();
+        store
+            .append_entries(written[..3].to_vec())
+            .unwrap()
+            .unwrap();
         let mut sm = machine(&store);
         rt.block_on(sm.apply(written[..3].to_vec())).unwrap();
         let data = snapshot.snapshot.get_ref().clone();
         rt.block_on(sm.install_snapshot(&snapshot.meta, Box::new(io::Cursor::new(data.clone()))))
             .unwrap();
-        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap())).unwrap();
+        rt.block_on(store.purge(snapshot.meta.last_log_id.unwrap()))
+            .unwrap();
         assert_eq!(store.start_offset(), 20);
         assert_eq!(store.end_offset(), 20);
         assert_eq!(*sm.applied.image(), *leader_sm.applied.image());
         let id = id_of(&snapshot.meta).unwrap();
-        assert_eq!(std::fs::read(store.snapshot_files().path(id)).unwrap(), data);
+        assert_eq!(
+            std::fs::read(store.snapshot_files().path(id)).unwrap(),
+            data
+        );
         let next = vec![entry(2, 20, topic(20))];
         store.append_entries(next).unwrap().unwrap();
         store.close(0).unwrap();
@@ -401,13 +434,31 @@ mod tests {
         let facts = |i: SnapshotId| (100, Some(i.end_offset * 1000));
         // 3 snapshots of 100 bytes and a log of 50: 350.
         assert_eq!(retained_from(&ids, &settings(350, -1), 50, 0, facts), None);
-        assert_eq!(retained_from(&ids, &settings(349, -1), 50, 0, facts), Some(id(20)));
-        assert_eq!(retained_from(&ids, &settings(0, -1), 50, 0, facts), Some(id(30)));
+        assert_eq!(
+            retained_from(&ids, &settings(349, -1), 50, 0, facts),
+            Some(id(20))
+        );
+        assert_eq!(
+            retained_from(&ids, &settings(0, -1), 50, 0, facts),
+            Some(id(30))
+        );
         // Times 10 s, 20 s, 30 s: at 35 s with a 10 s retention, the first two are too old.
-        assert_eq!(retained_from(&ids, &settings(-1, 10_000), 0, 35_000, facts), Some(id(30)));
-        assert_eq!(retained_from(&ids, &settings(-1, 20_000), 0, 35_000, facts), Some(id(20)));
-        assert_eq!(retained_from(&ids, &settings(-1, -1), 1 << 40, 1 << 40, facts), None);
-        assert_eq!(retained_from(&ids[..1], &settings(0, 0), 50, 1 << 40, facts), None);
+        assert_eq!(
+            retained_from(&ids, &settings(-1, 10_000), 0, 35_000, facts),
+            Some(id(30))
+        );
+        assert_eq!(
+            retained_from(&ids, &settings(-1, 20_000), 0, 35_000, facts),
+            Some(id(20))
+        );
+        assert_eq!(
+            retained_from(&ids, &settings(-1, -1), 1 << 40, 1 << 40, facts),
+            None
+        );
+        assert_eq!(
+            retained_from(&ids[..1], &settings(0, 0), 50, 1 << 40, facts),
+            None
+        );
     }
 
     #[test]

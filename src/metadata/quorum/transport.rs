@@ -144,7 +144,9 @@ enum Request {
 enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
@@ -638,7 +640,10 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> SnapshotRpc {
-        match self.call(&Request::InstallSnapshot(rpc), option.hard_ttl()).await {
+        match self
+            .call(&Request::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+        {
             Ok(Response::InstallSnapshot(r)) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
