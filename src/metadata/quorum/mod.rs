@@ -257,6 +257,10 @@ fn raft_config() -> Result<Arc<Config>, MetadataLogError> {
         // the log holds them, the snapshot below its start.
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
+        // A snapshot goes to a voter in pieces of 1 MiB (each a frame: see `transport`), each
+        // given Kafka's controller.quorum.request.timeout.ms (2 s) rather than openraft's 200 ms.
+        snapshot_max_chunk_size: 1 << 20,
+        install_snapshot_timeout: 2000,
         ..Config::default()
     };
     config
@@ -1409,6 +1413,67 @@ mod tests {
             .collect()
     }
 
+    /// Settings that snapshot after every write and keep only the newest snapshot and the log
+    /// after it, in small segments.
+    fn snapshot_often() -> crate::config::MetadataLogSettings {
+        crate::config::MetadataLogSettings {
+            max_bytes_between_snapshots: 1,
+            max_snapshot_interval_ms: 0,
+            retention_bytes: 0,
+            retention_ms: -1,
+            segment_bytes: 1024,
+        }
+    }
+
+    /// Waits until every voter's log starts past `offset` (their snapshots cut it there).
+    fn wait_log_start_past(logs: &[&RaftMetadataLog], offset: i64) {
+        for l in logs {
+            let store = &l.quorum().store;
+            while store.start_offset() <= offset {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// A voter cut off while the other two snapshot and cut their logs past its end is sent
+    /// the leader's snapshot over the controller listener (install_snapshot, its checkpoint
+    /// file in pieces) once it is reachable again, and goes on from its end to the leader's
+    /// image.
+    #[test]
+    fn a_voter_behind_the_log_start_is_sent_the_snapshot_over_tcp() {
+        let root = tempfile::tempdir().unwrap();
+        let ProxiedQuorum {
+            proxies,
+            leader,
+            follower,
+            other,
+            ..
+        } = proxied_quorum_with(root.path(), 4, snapshot_often());
+        let f = follower.quorum().id;
+        proxies.set(pairs_of(f, 1..=3));
+        let behind = follower.quorum().store.end_offset();
+        let mut last = 0;
+        for n in 0..30u128 {
+            let topic = MetadataRecord::Topic {
+                name: format!("t{n}"),
+                topic_id: uuid::Uuid::from_u128(n + 1),
+            };
+            last = leader.append(&[topic], n as i64).unwrap();
+        }
+        wait_log_start_past(&[&leader, &other], behind);
+        proxies.set([]);
+        wait_applied(&follower, last + 1);
+        let start = follower.quorum().store.start_offset();
+        assert!(
+            start > behind,
+            "its log starts at the snapshot's end: {start}"
+        );
+        assert_eq!(*follower.quorum().image(), *leader.quorum().image());
+        for l in [leader, follower, other] {
+            l.close(0).unwrap();
+        }
+    }
+
     /// KRaft's observers behind the log start: voters that snapshot after every write and
     /// keep only the log after their newest snapshot; an observer started after them (fetching
     /// from offset 0, below every voter's log start) is told the newest snapshot, fetches it
@@ -1417,14 +1482,7 @@ mod tests {
     #[test]
     fn an_observer_behind_the_log_start_fetches_the_snapshot() {
         let root = tempfile::tempdir().unwrap();
-        let settings = crate::config::MetadataLogSettings {
-            max_bytes_between_snapshots: 1,
-            max_snapshot_interval_ms: 0,
-            retention_bytes: 0,
-            retention_ms: -1,
-            segment_bytes: 1024,
-        };
-        let logs = three_voters_with(root.path(), settings);
+        let logs = three_voters_with(root.path(), snapshot_often());
         let topic = |n: u128| MetadataRecord::Topic {
             name: format!("t{n}"),
             topic_id: uuid::Uuid::from_u128(n + 1),
@@ -1435,11 +1493,8 @@ mod tests {
         }
         for l in &logs {
             wait_applied(l, last + 1);
-            let store = &l.quorum().store;
-            while store.start_offset() == 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
         }
+        wait_log_start_past(&logs.iter().collect::<Vec<_>>(), 0);
         let m = logs[0].quorum().raft.metrics().borrow().clone();
         let voters: BTreeMap<NodeId, QuorumNode> = (m.membership_config.membership().nodes())
             .map(|(id, node)| (*id, node.clone()))
@@ -1843,6 +1898,16 @@ mod tests {
     }
 
     fn proxied_quorum(root: &std::path::Path, observer: NodeId) -> ProxiedQuorum {
+        let settings = crate::config::MetadataLogSettings::default();
+        proxied_quorum_with(root, observer, settings)
+    }
+
+    /// `proxied_quorum` with these metadata log settings.
+    fn proxied_quorum_with(
+        root: &std::path::Path,
+        observer: NodeId,
+        settings: crate::config::MetadataLogSettings,
+    ) -> ProxiedQuorum {
         // Cut until every voter has formed the quorum on its own list of voters (one that
         // heard from another first would take that one's list, and its proxies).
         let voters = 1..=3;
@@ -1870,7 +1935,8 @@ mod tests {
             .into_iter()
             .map(|(id, l)| {
                 let dir = root.join(format!("node-{id}"));
-                let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0).unwrap();
+                let (storage, settings) = (Arc::new(FileStorage), settings.clone());
+                let store = QuorumLogStore::open_with(storage, &dir, settings, true, 0).unwrap();
                 let (security, fetch) =
                     (Security::plaintext(), check_quorum::DEFAULT_FETCH_TIMEOUT);
                 RaftMetadataLog::open_tcp(TcpVoter {

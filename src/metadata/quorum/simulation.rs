@@ -431,12 +431,12 @@ fn sim_log() {
     );
 }
 
-#[test]
-fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+/// `run` of seeds 1 to `seeds` (or of `SIM_SEED` alone), each on a paused clock.
+fn run_seeds(seeds: u64, settings: MetadataLogSettings) {
     sim_log();
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
-        Err(_) => (1..=8).collect(),
+        Err(_) => (1..=seeds).collect(),
     };
     for seed in seeds {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -444,27 +444,20 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
             .start_paused(true)
             .build()
             .unwrap();
-        rt.block_on(run(seed, MetadataLogSettings::default()));
+        rt.block_on(run(seed, settings.clone()));
     }
+}
+
+#[test]
+fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+    run_seeds(8, MetadataLogSettings::default());
 }
 
 /// The same runs with a snapshot after every write and the logs cut behind them: nodes crashed
 /// and restarted start from their snapshots, and those behind are sent the leader's.
 #[test]
 fn three_nodes_agree_with_snapshots_through_loss_delay_and_leader_crashes() {
-    sim_log();
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().unwrap()],
-        Err(_) => (1..=4).collect(),
-    };
-    for seed in seeds {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(run(seed, snapshot_often()));
-    }
+    run_seeds(4, snapshot_often());
 }
 
 /// Waits (on the paused clock) until `done`, checking every 100 ms.

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError, StorageIOError, StoredMembership,
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, StorageError,
+    StorageIOError, StoredMembership,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -121,16 +122,23 @@ fn snapshot_err(
     meta: Option<&SnapshotMeta<NodeId, QuorumNode>>,
     e: impl std::fmt::Display,
 ) -> StorageError<NodeId> {
-    let signature = meta.map(|m| m.signature());
-    StorageIOError::read_snapshot(signature, &std::io::Error::other(e.to_string())).into()
+    snapshot_io_err(ErrorVerb::Read, meta, e)
 }
 
 fn write_snapshot_err(
     meta: Option<&SnapshotMeta<NodeId, QuorumNode>>,
     e: impl std::fmt::Display,
 ) -> StorageError<NodeId> {
-    let signature = meta.map(|m| m.signature());
-    StorageIOError::write_snapshot(signature, &std::io::Error::other(e.to_string())).into()
+    snapshot_io_err(ErrorVerb::Write, meta, e)
+}
+
+fn snapshot_io_err(
+    verb: ErrorVerb,
+    meta: Option<&SnapshotMeta<NodeId, QuorumNode>>,
+    e: impl std::fmt::Display,
+) -> StorageError<NodeId> {
+    let subject = ErrorSubject::Snapshot(meta.map(|m| m.signature()));
+    StorageIOError::new(subject, verb, &std::io::Error::other(e.to_string())).into()
 }
 
 impl RaftStateMachine<TypeConfig> for QuorumStateMachine {
