@@ -863,7 +863,8 @@ fn open_quorum(
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     let listener = std::net::TcpListener::bind((host, *port))
         .map_err(|e| crate::server::cannot_listen(format!("{host}:{port}"), e))?;
-    let store = QuorumLogStore::open(Arc::clone(storage), dir, clean, now_ms())
+    let settings = q.metadata_log.clone();
+    let store = QuorumLogStore::open_with(Arc::clone(storage), dir, settings, clean, now_ms())
         .map_err(io::Error::other)?;
     tracing::info!(node = node_id, listen = %format!("{host}:{port}"), "joining the metadata quorum");
     let fetch_timeout = std::time::Duration::from_millis(q.fetch_timeout_ms);

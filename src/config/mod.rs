@@ -97,6 +97,7 @@ const USED: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.max.session.timeout.ms",
     "group.max.size",
+    "group.min.session.timeout.ms",
     "group.share.delivery.count.limit",
     "group.share.heartbeat.interval.ms",
     "group.share.max.size",
@@ -110,8 +111,8 @@ const USED: &[&str] = &[
     "group.streams.min.heartbeat.interval.ms",
     "group.streams.min.session.timeout.ms",
     "group.streams.session.timeout.ms",
-    "group.min.session.timeout.ms",
     "inter.broker.listener.name",
+    "internal.metadata.log.segment.bytes",
     "listener.security.protocol.map",
     "listeners",
     "log.cleaner.backoff.ms",
@@ -146,6 +147,11 @@ const USED: &[&str] = &[
     "max.connections.per.ip.overrides",
     "max.incremental.fetch.session.cache.slots",
     "message.max.bytes",
+    "metadata.log.max.record.bytes.between.snapshots",
+    "metadata.log.max.snapshot.interval.ms",
+    "metadata.log.segment.bytes",
+    "metadata.max.retention.bytes",
+    "metadata.max.retention.ms",
     "node.id",
     "num.partitions",
     "offset.metadata.max.bytes",
@@ -154,6 +160,11 @@ const USED: &[&str] = &[
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "process.roles",
+    "producer.id.expiration.check.interval.ms",
+    "producer.id.expiration.ms",
+    "queued.max.request.bytes",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "replica.fetch.backoff.ms",
     "replica.fetch.max.bytes",
     "replica.fetch.min.bytes",
@@ -161,9 +172,6 @@ const USED: &[&str] = &[
     "replica.fetch.wait.max.ms",
     "replica.lag.time.max.ms",
     "replica.socket.timeout.ms",
-    "producer.id.expiration.check.interval.ms",
-    "producer.id.expiration.ms",
-    "queued.max.request.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "sasl.mechanism.inter.broker.protocol",
@@ -177,13 +185,13 @@ const USED: &[&str] = &[
     "sasl.oauthbearer.scope.claim.name",
     "sasl.oauthbearer.sub.claim.name",
     "sasl.server.max.receive.size",
+    "security.inter.broker.protocol",
+    "share.coordinator.state.topic.num.partitions",
     "socket.request.max.bytes",
     "ssl.cipher.suites",
-    "security.inter.broker.protocol",
     "ssl.client.auth",
-    "ssl.endpoint.identification.algorithm",
-    "super.users",
     "ssl.enabled.protocols",
+    "ssl.endpoint.identification.algorithm",
     "ssl.key.password",
     "ssl.keystore.certificate.chain",
     "ssl.keystore.key",
@@ -195,6 +203,7 @@ const USED: &[&str] = &[
     "ssl.truststore.location",
     "ssl.truststore.password",
     "ssl.truststore.type",
+    "super.users",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.max.timeout.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
@@ -202,9 +211,6 @@ const USED: &[&str] = &[
     "transaction.state.log.replication.factor",
     "transactional.id.expiration.ms",
     "unclean.leader.election.enable",
-    "quota.window.num",
-    "quota.window.size.seconds",
-    "share.coordinator.state.topic.num.partitions",
 ];
 
 /// Whether gregor acts on a setting: one of USED, also per listener
@@ -467,6 +473,74 @@ pub struct QuorumSettings {
     pub controlled_shutdown_enable: bool,
     /// How followers fetch from their leaders (see `server::replica_fetcher`).
     pub replication: ReplicationSettings,
+    /// When a voter snapshots its metadata log and what it keeps of it (see
+    /// `metadata::quorum::snapshots`).
+    pub metadata_log: MetadataLogSettings,
+}
+
+/// Kafka's metadata log settings (KRaftConfigs / MetadataLogConfig), with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataLogSettings {
+    /// metadata.log.max.record.bytes.between.snapshots: a snapshot once this many bytes of
+    /// records were committed since the last one.
+    pub max_bytes_between_snapshots: u64,
+    /// metadata.log.max.snapshot.interval.ms: a snapshot once this long has passed since the
+    /// last one and records were committed meanwhile (0: never by time).
+    pub max_snapshot_interval_ms: u64,
+    /// metadata.max.retention.bytes: the log and snapshots are cut (the oldest snapshot and the
+    /// log before the next) while together larger than this (-1: never by size).
+    pub retention_bytes: i64,
+    /// metadata.max.retention.ms: likewise while the oldest snapshot's last record is older
+    /// than this (-1: never by time).
+    pub retention_ms: i64,
+    /// metadata.log.segment.bytes: the metadata log's segment size (at least 8 MiB), or
+    /// internal.metadata.log.segment.bytes where given (no minimum: tests).
+    pub segment_bytes: u64,
+}
+
+impl Default for MetadataLogSettings {
+    fn default() -> Self {
+        MetadataLogSettings {
+            max_bytes_between_snapshots: 20 << 20,
+            max_snapshot_interval_ms: 60 * 60 * 1000,
+            retention_bytes: 100 << 20,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            segment_bytes: 1 << 30,
+        }
+    }
+}
+
+fn metadata_log_settings(s: &Settings<'_>) -> Result<MetadataLogSettings, ConfigError> {
+    let d = MetadataLogSettings::default();
+    // Kafka's MetadataLogConfig: at least 8 MiB, unless the internal (testing) setting is given.
+    const MIN_SEGMENT_BYTES: i32 = 8 << 20;
+    let segment_bytes = match s.positive_int("metadata.log.segment.bytes")? {
+        Some(v) if v < MIN_SEGMENT_BYTES => {
+            let why = format!("must be at least {MIN_SEGMENT_BYTES}");
+            return Err(invalid("metadata.log.segment.bytes", &v.to_string(), &why));
+        }
+        v => v.map_or(d.segment_bytes, |v| v as u64),
+    };
+    let internal = s.positive_int("internal.metadata.log.segment.bytes")?;
+    let segment_bytes = internal.map_or(segment_bytes, |v| v as u64);
+    let interval = "metadata.log.max.snapshot.interval.ms";
+    let interval = match s.long(interval)? {
+        Some(v) if v < 0 => return Err(invalid(interval, &v.to_string(), "must be at least 0")),
+        v => v.map_or(d.max_snapshot_interval_ms, |v| v as u64),
+    };
+    Ok(MetadataLogSettings {
+        max_bytes_between_snapshots: s
+            .positive_long("metadata.log.max.record.bytes.between.snapshots")?
+            .map_or(d.max_bytes_between_snapshots, |v| v as u64),
+        max_snapshot_interval_ms: interval,
+        retention_bytes: s
+            .long("metadata.max.retention.bytes")?
+            .unwrap_or(d.retention_bytes),
+        retention_ms: s
+            .long("metadata.max.retention.ms")?
+            .unwrap_or(d.retention_ms),
+        segment_bytes,
+    })
 }
 
 /// Kafka's replica fetcher and ISR settings, with Kafka's defaults.
@@ -735,6 +809,7 @@ fn quorum_settings(
             .unwrap_or(2000) as u64,
         controlled_shutdown_enable: s.bool("controlled.shutdown.enable")?.unwrap_or(true),
         replication: replication_settings(s, listeners)?,
+        metadata_log: metadata_log_settings(s)?,
     }))
 }
 
@@ -1630,6 +1705,29 @@ mod tests {
         );
         assert!(!q.controlled_shutdown_enable);
         assert_eq!(q.fetch_timeout_ms, 500);
+        assert_eq!(
+            load(&base, &[]).unwrap().quorum.unwrap().metadata_log,
+            MetadataLogSettings::default(),
+            "Kafka's defaults"
+        );
+        let snapshots = [
+            "metadata.log.max.record.bytes.between.snapshots=1000",
+            "metadata.log.max.snapshot.interval.ms=0",
+            "metadata.max.retention.bytes=-1",
+            "metadata.max.retention.ms=60000",
+            "internal.metadata.log.segment.bytes=4096",
+        ];
+        let c = load(&[&base[..], &snapshots[..]].concat(), &[]).unwrap();
+        assert!(c.unused.is_empty(), "{:?}", c.unused);
+        let m = c.quorum.unwrap().metadata_log;
+        assert_eq!(
+            (m.max_bytes_between_snapshots, m.max_snapshot_interval_ms),
+            (1000, 0)
+        );
+        assert_eq!((m.retention_bytes, m.retention_ms), (-1, 60000));
+        assert_eq!(m.segment_bytes, 4096);
+        let small = ["metadata.log.segment.bytes=4096"];
+        assert!(load(&[&base[..], &small[..]].concat(), &[]).is_err());
         let with = |change: &str| {
             let key = change.split('=').next().unwrap();
             let mut o: Vec<&str> = base

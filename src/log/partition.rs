@@ -1365,6 +1365,18 @@ impl PartitionLog {
                 high_watermark: hw,
             });
         }
+        self.increment_log_start_offset(target)
+    }
+
+    /// Moves the log start offset up to `target` (at most the log end) and deletes the whole
+    /// segments below it (UnifiedLog.maybeIncrementLogStartOffset and deleteOldSegments):
+    /// DeleteRecords, and the metadata quorum's log once a snapshot covers what it drops.
+    /// Returns the new start.
+    pub fn increment_log_start_offset(&mut self, target: i64) -> Result<i64, LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        let target = target.min(self.log_end_offset());
         if target <= self.log_start_offset {
             return Ok(self.log_start_offset);
         }

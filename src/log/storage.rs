@@ -114,10 +114,15 @@ pub trait Storage: Send + Sync {
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, bytes)?;
-        File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        self.write_atomically_via(Path::new(&tmp), path, bytes)
+    }
+
+    /// `write_atomically` through the temporary file `tmp` (a metadata snapshot is written as
+    /// Kafka's `<name>.checkpoint.part`, which a start-up deletes as a write cut short).
+    fn write_atomically_via(&self, tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        std::fs::write(tmp, bytes)?;
+        File::open(tmp)?.sync_all()?;
+        std::fs::rename(tmp, path)?;
         match path.parent() {
             Some(dir) => File::open(dir)?.sync_all(),
             None => Ok(()),
@@ -300,11 +305,11 @@ impl Storage for Arc<FaultyStorage> {
             .unwrap_or_else(|| self.inner.open_files())
     }
 
-    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn write_atomically_via(&self, tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
         match self.fault_for(&path.to_string_lossy()) {
             Fault::WriteFailsAfter(_) => Err(io::Error::from_raw_os_error(28)), // ENOSPC
             Fault::WriteFailsWithEio => Err(io::Error::from_raw_os_error(5)),
-            _ => self.inner.write_atomically(path, bytes),
+            _ => self.inner.write_atomically_via(tmp, path, bytes),
         }
     }
 }

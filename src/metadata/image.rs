@@ -657,6 +657,45 @@ impl MetadataDelta {
         Ok(())
     }
 
+    /// Ends the replay of a snapshot's records onto the image (Kafka's
+    /// MetadataDelta.finishSnapshot): whatever the image holds that the snapshot does not is
+    /// removed (a node behind the log start takes the snapshot in place of what it missed),
+    /// and a topic the image had is changed by it, not created.
+    pub fn finish_snapshot(&mut self) {
+        let base = Arc::clone(&self.base);
+        for name in base.features.keys() {
+            self.features.entry(name.clone()).or_insert(None);
+        }
+        for id in base.brokers.keys() {
+            self.brokers.entry(*id).or_insert(None);
+        }
+        let gone: Vec<Uuid> = (base.topics.iter())
+            .map(|t| t.id)
+            .filter(|id| !self.topics.changed.contains_key(id))
+            .collect();
+        for id in gone {
+            // Known to the base image, it is removed without error.
+            let _ = self.remove_topic(id);
+        }
+        self.topics
+            .created
+            .retain(|id| base.topics.get(*id).is_none());
+        // Every override goes, and the snapshot's are laid over (`apply_configs`).
+        self.cleared_configs.extend(base.configs.keys().cloned());
+        for key in base.scram.keys() {
+            self.scram.entry(key.clone()).or_insert(None);
+        }
+        for id in base.acls.keys() {
+            self.acls.entry(*id).or_insert(None);
+        }
+        for key in base.client_quotas.keys() {
+            self.client_quotas.entry(key.clone()).or_insert(None);
+        }
+        // A snapshot without a ProducerIdsRecord has handed out none.
+        self.next_producer_id
+            .get_or_insert(MetadataImage::empty().next_producer_id);
+    }
+
     /// The image after every replayed record (MetadataDelta.apply).
     pub fn apply(&self) -> MetadataImage {
         let base = &self.base;
@@ -959,6 +998,40 @@ mod tests {
             let image = replay_all(Arc::new(from_snapshot), &h[cut..]).unwrap();
             assert_eq!(image, full, "snapshot at {cut}");
         }
+    }
+
+    /// A snapshot replayed onto any earlier image (a node behind the log start) gives the
+    /// snapshot's image: what the earlier one had that the snapshot has not is gone, and the
+    /// delta tells the publishers so.
+    #[test]
+    fn a_snapshot_over_an_older_image_is_the_snapshots_image() {
+        let h = history();
+        let full = replay(&h);
+        for cut in 0..=h.len() {
+            let older = Arc::new(replay(&h[..cut]));
+            let mut d = MetadataDelta::new(Arc::clone(&older));
+            for r in full.records() {
+                d.replay(&r).unwrap();
+            }
+            d.finish_snapshot();
+            let mut image = d.apply();
+            image.provenance = full.provenance;
+            assert_eq!(image, full, "over the image at {cut}");
+            for t in d.topics().created() {
+                assert!(older.topics.get(t.id).is_none(), "{} is not new", t.name);
+            }
+            for t in d.topics().deleted() {
+                assert!(full.topics.get(t.id).is_none(), "{} is not gone", t.name);
+            }
+        }
+        // Over an image that has more than the snapshot (a topic the snapshot predates).
+        let mut d = MetadataDelta::new(Arc::new(full.clone()));
+        for r in replay(&[]).records() {
+            d.replay(&r).unwrap();
+        }
+        d.finish_snapshot();
+        assert_eq!(d.apply(), MetadataImage::empty());
+        assert_eq!(d.topics().deleted().count(), full.topics.len());
     }
 
     /// One record per delta (as the log is committed batch by batch) gives the same image as one

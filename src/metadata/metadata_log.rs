@@ -16,10 +16,13 @@
 //!   record batches whose offsets start at 0 and whose partition leader epoch is the snapshot's
 //!   epoch: a control batch holding a SnapshotHeaderRecord (control type 3), the records, and a
 //!   control batch holding a SnapshotFooterRecord (type 4). A file without the footer is a
-//!   snapshot cut short and is not used. Written to a temporary file, fsynced, renamed.
+//!   snapshot cut short and is not used. Written to `<name>.checkpoint.part`, fsynced, renamed
+//!   (a start-up deletes `.part` files, as Kafka's KafkaMetadataLog does); see `SnapshotFiles`.
+//!   A quorum's snapshot also says which Raft entry it ends at, in a tagged field of its header
+//!   (`QUORUM_POSITION_TAG`), which Kafka's readers pass over as an unknown tag.
 //!
-//! The log is never subject to retention: records before the newest snapshot stay (Kafka
-//! deletes them once a snapshot covers them; not done here yet).
+//! The single node's log is never subject to retention: records before the newest snapshot stay.
+//! The quorum's log is (see `quorum::snapshots`).
 
 use std::fs;
 use std::io;
@@ -47,6 +50,12 @@ pub const METADATA_DIR: &str = "__cluster_metadata-0";
 /// Uuid.METADATA_TOPIC_ID in Kafka's text form.
 const METADATA_TOPIC_ID: &str = "AAAAAAAAAAAAAAAAAAAAAQ";
 const SNAPSHOT_SUFFIX: &str = ".checkpoint";
+/// What a snapshot being written is called until it is complete (Snapshots.PARTIAL_SUFFIX).
+const PARTIAL_SUFFIX: &str = ".part";
+/// The tag, in a snapshot's SnapshotHeaderRecord, of the Raft position a quorum's snapshot ends
+/// at (`quorum::snapshots`: openraft's snapshot meta as JSON). Kafka defines no tagged field
+/// in that record, so its readers keep this one as unknown and otherwise pass over it.
+pub const QUORUM_POSITION_TAG: i32 = 10_000;
 /// ControlRecordType ids of the snapshot's first and last records.
 const SNAPSHOT_HEADER: i16 = 3;
 const SNAPSHOT_FOOTER: i16 = 4;
@@ -113,6 +122,8 @@ pub struct MetadataSnapshot {
     pub id: SnapshotId,
     pub last_contained_log_timestamp: i64,
     pub records: Vec<MetadataRecord>,
+    /// A quorum's snapshot: the Raft position it ends at (`QUORUM_POSITION_TAG`).
+    pub quorum_position: Option<Bytes>,
 }
 
 /// Who appends a decision (`MetadataLog::append_decided`).
@@ -152,24 +163,28 @@ pub trait MetadataLog: Send + Sync {
     }
     /// The committed batches holding `from_offset` and everything after it, in order.
     fn read(&self, from_offset: i64) -> Result<Vec<MetadataBatch>, MetadataLogError>;
-    /// The newest complete snapshot, if any.
-    /// None by default: the quorum's logs (voters and observers) keep no snapshots yet.
+    /// The newest complete snapshot, if any (none by default: a log that keeps none).
     fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
         Ok(None)
     }
     /// Writes `image` as a snapshot (it must be the replay of this log up to its provenance).
-    /// Refused by default (see `latest_snapshot`).
+    /// Refused by default: a quorum's voters take theirs by Kafka's thresholds
+    /// (`quorum::snapshots`), and its observers fetch them.
     fn create_snapshot(
         &self,
         _image: &MetadataImage,
         _now_ms: i64,
     ) -> Result<SnapshotId, MetadataLogError> {
         Err(MetadataLogError::Quorum(
-            "snapshots of the metadata quorum are not supported yet".into(),
+            "this metadata log takes its snapshots itself".into(),
         ))
     }
     /// Flushes what is written (clean shutdown).
     fn close(&self, now_ms: i64) -> Result<(), MetadataLogError>;
+    /// The first offset `read` returns (what is before it is in the newest snapshot only).
+    fn log_start_offset(&self) -> i64 {
+        0
+    }
     /// Where other nodes append too (a quorum), the committed end offset as it moves: the
     /// catalog replays and publishes what it did not write itself (`Catalog::follow`). `None`
     /// where this process is the only writer.
@@ -254,18 +269,44 @@ pub fn load_image(log: &dyn MetadataLog) -> Result<MetadataImage, MetadataLogErr
     let mut image = MetadataImage::empty();
     let mut from = 0;
     if let Some(s) = log.latest_snapshot()? {
-        image = replay_all(Arc::new(image), &s.records)?;
-        image.provenance = Provenance {
-            last_offset: s.id.end_offset - 1,
-            last_epoch: s.id.epoch,
-            last_timestamp: s.last_contained_log_timestamp,
-        };
+        image = image_of_snapshot(&s)?;
         from = s.id.end_offset;
     }
     for batch in log.read(from)? {
         image = replay_batch(Arc::new(image), &batch, from)?;
     }
     Ok(image)
+}
+
+/// The image a snapshot holds, as of its last offset.
+pub fn image_of_snapshot(s: &MetadataSnapshot) -> Result<MetadataImage, ReplayError> {
+    let mut image = replay_all(Arc::new(MetadataImage::empty()), &s.records)?;
+    image.provenance = snapshot_provenance(s);
+    Ok(image)
+}
+
+/// The change from `image` to the image a snapshot holds (a reader behind the log start takes
+/// the snapshot in place of the log it missed: Kafka's MetadataLoader).
+pub fn snapshot_delta(
+    image: Arc<MetadataImage>,
+    s: &MetadataSnapshot,
+) -> Result<MetadataDelta, ReplayError> {
+    let mut delta = MetadataDelta::new(image);
+    for r in &s.records {
+        delta.replay(r)?;
+    }
+    delta.finish_snapshot();
+    delta.set_provenance(snapshot_provenance(s));
+    Ok(delta)
+}
+
+/// Where a snapshot stands in the log (its last offset, epoch and time).
+pub fn snapshot_provenance(s: &MetadataSnapshot) -> Provenance {
+    Provenance {
+        last_offset: s.id.end_offset - 1,
+        last_epoch: s.id.epoch,
+        last_timestamp: s.last_contained_log_timestamp,
+    }
 }
 
 /// The image after one batch (records before `from`, already in the image, skipped).
@@ -314,7 +355,7 @@ pub fn batch_delta(image: Arc<MetadataImage>, batch: &MetadataBatch, from: i64) 
 /// The single-node metadata log in `<data dir>/__cluster_metadata-0`.
 pub struct LocalMetadataLog {
     dir: PathBuf,
-    storage: Arc<dyn Storage>,
+    snapshots: SnapshotFiles,
     log: Mutex<PartitionLog>,
 }
 
@@ -326,9 +367,11 @@ impl LocalMetadataLog {
         now_ms: i64,
     ) -> Result<LocalMetadataLog, MetadataLogError> {
         let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
+        let snapshots = SnapshotFiles::new(&dir, storage);
+        snapshots.delete_partial()?;
         Ok(LocalMetadataLog {
             dir,
-            storage,
+            snapshots,
             log: Mutex::new(log),
         })
     }
@@ -342,7 +385,30 @@ impl LocalMetadataLog {
         self.log.lock().log_end_offset()
     }
 
-    fn snapshot_ids(&self) -> io::Result<Vec<SnapshotId>> {
+    #[cfg(test)]
+    fn snapshot_path(&self, id: SnapshotId) -> PathBuf {
+        self.snapshots.path(id)
+    }
+}
+
+/// The snapshot files of a metadata log's directory (Kafka's Snapshots and the snapshot half of
+/// KafkaMetadataLog): named by their id, written whole or not at all, read back only complete.
+#[derive(Clone)]
+pub struct SnapshotFiles {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+}
+
+impl SnapshotFiles {
+    pub fn new(dir: &Path, storage: Arc<dyn Storage>) -> SnapshotFiles {
+        SnapshotFiles {
+            dir: dir.to_path_buf(),
+            storage,
+        }
+    }
+
+    /// The ids of the snapshot files, oldest first.
+    pub fn ids(&self) -> io::Result<Vec<SnapshotId>> {
         let mut ids: Vec<SnapshotId> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| parse_snapshot_name(&e.file_name().to_string_lossy()))
@@ -351,8 +417,85 @@ impl LocalMetadataLog {
         Ok(ids)
     }
 
-    fn snapshot_path(&self, id: SnapshotId) -> PathBuf {
+    pub fn path(&self, id: SnapshotId) -> PathBuf {
         self.dir.join(snapshot_name(id))
+    }
+
+    /// Writes a snapshot file as `<name>.part`, fsynced, then renamed to its name (Kafka's
+    /// FileRawSnapshotWriter.freeze), so that its name is only ever on a complete file.
+    pub fn write(&self, id: SnapshotId, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(id);
+        let mut part = path.as_os_str().to_owned();
+        part.push(PARTIAL_SUFFIX);
+        self.storage
+            .write_atomically_via(Path::new(&part), &path, bytes)
+    }
+
+    /// The snapshot file `id`, checked whole (header and footer).
+    pub fn read(&self, id: SnapshotId) -> Result<MetadataSnapshot, String> {
+        let bytes = fs::read(self.path(id)).map_err(|e| e.to_string())?;
+        read_snapshot(&bytes, id)
+    }
+
+    /// The newest complete snapshot (one cut short, or unreadable, is passed over).
+    pub fn latest(&self) -> io::Result<Option<MetadataSnapshot>> {
+        for id in self.ids()?.into_iter().rev() {
+            match self.read(id) {
+                Ok(s) => return Ok(Some(s)),
+                Err(e) => {
+                    let file = self.path(id);
+                    tracing::warn!(file = %file.display(), error = %e, "skipping an unreadable metadata snapshot")
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the snapshots a crash left half written (KafkaMetadataLog.recoverSnapshots).
+    pub fn delete_partial(&self) -> io::Result<()> {
+        let suffix = format!("{SNAPSHOT_SUFFIX}{PARTIAL_SUFFIX}");
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                tracing::info!(file = %entry.path().display(), "deleting a metadata snapshot cut short");
+                fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the snapshots older than `end_offset` (the log start: nothing needs them).
+    pub fn delete_before(&self, end_offset: i64) -> io::Result<()> {
+        for id in self
+            .ids()?
+            .into_iter()
+            .filter(|i| i.end_offset < end_offset)
+        {
+            fs::remove_file(self.path(id))?;
+        }
+        Ok(())
+    }
+
+    /// A snapshot file's size in bytes (0 if it is gone).
+    pub fn size(&self, id: SnapshotId) -> u64 {
+        fs::metadata(self.path(id)).map_or(0, |m| m.len())
+    }
+
+    /// The append time of the last record a snapshot holds (its header's; Kafka's
+    /// Snapshots.lastContainedLogTimestamp), read from its first batch alone.
+    pub fn last_contained_log_timestamp(&self, id: SnapshotId) -> Option<i64> {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let file = fs::File::open(self.path(id)).ok()?;
+        file.take(READ_CHUNK_BYTES as u64)
+            .read_to_end(&mut head)
+            .ok()?;
+        let batches = decode_batches(Bytes::from(head)).ok()?;
+        let (SNAPSHOT_HEADER, header) = batches.first()?.control.first()? else {
+            return None;
+        };
+        let header = SnapshotHeaderRecord::decode(&mut header.clone(), 0).ok()?;
+        Some(header.last_contained_log_timestamp)
     }
 }
 
@@ -363,6 +506,17 @@ pub(super) fn open_metadata_partition(
     clean: bool,
     now_ms: i64,
 ) -> Result<(PathBuf, PartitionLog), MetadataLogError> {
+    open_metadata_partition_with(storage, data_dir, metadata_log_config(), clean, now_ms)
+}
+
+/// `open_metadata_partition` with its log's settings (the quorum's segment size).
+pub(super) fn open_metadata_partition_with(
+    storage: &Arc<dyn Storage>,
+    data_dir: &Path,
+    config: LogConfig,
+    clean: bool,
+    now_ms: i64,
+) -> Result<(PathBuf, PartitionLog), MetadataLogError> {
     let dir = data_dir.join(METADATA_DIR);
     fs::create_dir_all(&dir)?;
     let meta = dir.join("partition.metadata");
@@ -370,7 +524,6 @@ pub(super) fn open_metadata_partition(
         let text = format!("version: 0\ntopic_id: {METADATA_TOPIC_ID}\n");
         storage.write_atomically(&meta, text.as_bytes())?;
     }
-    let config = metadata_log_config();
     let log = PartitionLog::open_on(Arc::clone(storage), &dir, config, clean, now_ms)?;
     Ok((dir, log))
 }
@@ -401,7 +554,7 @@ pub(super) fn read_batches(
 
 /// The metadata log keeps everything (no retention, no compaction) and takes Kafka's largest
 /// metadata batch.
-fn metadata_log_config() -> LogConfig {
+pub(super) fn metadata_log_config() -> LogConfig {
     LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
@@ -438,17 +591,7 @@ impl MetadataLog for LocalMetadataLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
-        // The newest complete one: a file cut short (no footer) is passed over.
-        for id in self.snapshot_ids()?.into_iter().rev() {
-            let path = self.snapshot_path(id);
-            match read_snapshot(&fs::read(&path)?, id) {
-                Ok(s) => return Ok(Some(s)),
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable metadata snapshot")
-                }
-            }
-        }
-        Ok(None)
+        Ok(self.snapshots.latest()?)
     }
 
     fn create_snapshot(
@@ -461,9 +604,8 @@ impl MetadataLog for LocalMetadataLog {
             end_offset: p.last_offset + 1,
             epoch: p.last_epoch,
         };
-        let bytes = encode_snapshot(image, id, now_ms)?;
-        self.storage
-            .write_atomically(&self.snapshot_path(id), &bytes)?;
+        let bytes = encode_snapshot(image, id, now_ms, None)?;
+        self.snapshots.write(id, &bytes)?;
         Ok(id)
     }
 
@@ -479,11 +621,11 @@ impl LocalMetadataLog {
 }
 
 /// `<end offset, 20 digits>-<epoch, 10 digits>.checkpoint` (Snapshots.filenameFromSnapshotId).
-fn snapshot_name(id: SnapshotId) -> String {
+pub fn snapshot_name(id: SnapshotId) -> String {
     format!("{:020}-{:010}{SNAPSHOT_SUFFIX}", id.end_offset, id.epoch)
 }
 
-fn parse_snapshot_name(name: &str) -> Option<SnapshotId> {
+pub fn parse_snapshot_name(name: &str) -> Option<SnapshotId> {
     let stem = name.strip_suffix(SNAPSHOT_SUFFIX)?;
     let (offset, epoch) = stem.split_once('-')?;
     if offset.len() != 20 || epoch.len() != 10 {
@@ -568,15 +710,20 @@ pub(super) fn encode_message(m: &impl Encodable) -> Result<Bytes, MetadataLogErr
 
 /// A snapshot file (RecordsSnapshotWriter): header batch, the image's records in batches of at
 /// most 1024 records, footer batch, offsets from 0, every batch stamped with the snapshot epoch.
+/// `quorum_position`: see `QUORUM_POSITION_TAG`.
 pub(super) fn encode_snapshot(
     image: &MetadataImage,
     id: SnapshotId,
     now_ms: i64,
+    quorum_position: Option<Bytes>,
 ) -> Result<BytesMut, MetadataLogError> {
     const RECORDS_PER_BATCH: usize = 1024;
-    let header = SnapshotHeaderRecord::default()
+    let mut header = SnapshotHeaderRecord::default()
         .with_version(0)
         .with_last_contained_log_timestamp(image.provenance.last_timestamp.max(0));
+    if let Some(position) = quorum_position {
+        header = header.with_unknown_tagged_field(QUORUM_POSITION_TAG, position);
+    }
     let key = Some(control_key(SNAPSHOT_HEADER));
     let header = batch_record(0, id.epoch, now_ms, key, encode_message(&header)?);
     let mut out = encode_records(&[header])?;
@@ -663,10 +810,12 @@ pub(super) fn read_snapshot(bytes: &[u8], id: SnapshotId) -> Result<MetadataSnap
         .filter_map(|b| b.data)
         .flat_map(|b| b.records)
         .collect();
+    let quorum_position = header.unknown_tagged_fields.get(&QUORUM_POSITION_TAG);
     Ok(MetadataSnapshot {
         id,
         last_contained_log_timestamp: header.last_contained_log_timestamp,
         records,
+        quorum_position: quorum_position.cloned(),
     })
 }
 
@@ -759,7 +908,7 @@ mod tests {
             end_offset: id.end_offset + 1,
             epoch: id.epoch,
         };
-        let bytes = encode_snapshot(&full, newer, 0).unwrap();
+        let bytes = encode_snapshot(&full, newer, 0, None).unwrap();
         let footer_len = encode_records(&[batch_record(
             0,
             0,

@@ -1047,7 +1047,20 @@ impl Catalog {
     fn catch_up_locked(&self) -> io::Result<()> {
         let _change = self.logs.gate().enter();
         let mut image = self.image();
-        let from = image.provenance.last_offset + 1;
+        let mut from = image.provenance.last_offset + 1;
+        // Behind the log start (a voter that installed the leader's snapshot, an observer that
+        // fetched one): the newest snapshot in place of the log it missed.
+        if from < self.metadata_log.log_start_offset() {
+            let log = &self.metadata_log;
+            if let Some(s) = log.latest_snapshot().map_err(io::Error::other)? {
+                let delta = metadata_log::snapshot_delta(Arc::clone(&image), &s)
+                    .map_err(io::Error::other)?;
+                image = Arc::new(delta.apply());
+                *self.image.write() = Arc::clone(&image);
+                self.publish(&delta, &image);
+                from = s.id.end_offset;
+            }
+        }
         for batch in self.metadata_log.read(from).map_err(io::Error::other)? {
             let delta = batch_delta(Arc::clone(&image), &batch, from);
             image = Arc::new(delta.apply());

@@ -6,14 +6,19 @@
 //!   new leader commits first (openraft's blank entry) is a control batch holding a
 //!   LeaderChangeMessage (control type 2); a membership entry is a control batch holding a
 //!   VotersRecord (type 6). An entry therefore spans as many offsets as it has records; the
-//!   Raft index of an entry is its position among the batches (the log is not purged yet, so
-//!   index 0 is the first batch);
+//!   Raft index of an entry is its position among the batches, counted from the first batch
+//!   the log ever held: where the log starts later (below it, snapshots: `snapshots`), the
+//!   snapshot that ends where the log starts says which index that is (`first_index`);
 //! - the vote is `__cluster_metadata-0/quorum-state`, Kafka's FileQuorumStateStore JSON
 //!   (`leaderEpoch` the term, `votedId` the node voted for, `leaderId` once the vote is
 //!   committed), replaced atomically and fsynced before openraft is told it is saved.
 //!
 //! Appends are fsynced before openraft hears they are written (Raft's durability); a conflicting
-//! uncommitted suffix is cut with `PartitionLog::truncate_to`.
+//! uncommitted suffix is cut with `PartitionLog::truncate_to`. openraft's purge moves the log
+//! start up (`PartitionLog::increment_log_start_offset`, whole segments below it deleted) to the
+//! end of a snapshot (see `snapshots`: it purges only what a snapshot holds), and a snapshot
+//! installed from the leader past this log's end starts the log over at the snapshot's end
+//! (`restart_at`, Kafka's truncateToLatestSnapshot).
 //!
 //! openraft awaits the store's writes (appends, truncations, the vote) on its core task, on the
 //! quorum's runtime, which also serves the controller listener: the other voters' RPCs, the
@@ -56,13 +61,16 @@ use openraft::{
 };
 use parking_lot::Mutex;
 
+use super::snapshots::{self, Position};
 use super::{MetadataEntry, NodeId, QuorumNode, TypeConfig};
+use crate::config::MetadataLogSettings;
 use crate::log::partition::PartitionLog;
 use crate::log::storage::Storage;
 use crate::log::AppendOrigin;
 use crate::metadata::metadata_log::{
-    batch_record, control_key, encode_batch, encode_message, encode_records,
-    open_metadata_partition, read_batches, MetadataLogError, ReadBatch,
+    batch_record, control_key, encode_batch, encode_message, encode_records, metadata_log_config,
+    open_metadata_partition_with, read_batches, MetadataLogError, MetadataSnapshot, ReadBatch,
+    SnapshotFiles,
 };
 use crate::metadata::records::MetadataRecord;
 
@@ -84,16 +92,43 @@ pub(super) struct LogInner {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
     log: PartitionLog,
-    /// The Kafka offset each entry starts at, by Raft index.
+    /// The snapshot files beside the log.
+    files: SnapshotFiles,
+    settings: MetadataLogSettings,
+    /// The newest snapshot found at start-up and where it ends in the Raft log: what the state
+    /// machine starts from (taken by `Quorum::start`).
+    loaded: Option<(MetadataSnapshot, Position)>,
+    /// The Raft index of the first entry the log holds (the one at `starts[0]`).
+    first_index: u64,
+    /// The Kafka offset each entry starts at, by Raft index from `first_index`.
     starts: Vec<i64>,
-    /// Each entry's term, by Raft index.
+    /// Each entry's term, likewise.
     terms: Vec<u64>,
-    /// By Raft index, the last offset of the last data batch up to and including the entry
-    /// (-1 before the first): what a conditional entry after it must have been decided on.
+    /// Likewise, the last offset of the last data batch up to and including the entry: what a
+    /// conditional entry after it must have been decided on.
     data_ends: Vec<i64>,
+    /// That offset before the first entry held (-1 before any; a snapshot's last offset).
+    base_data_end: i64,
     vote: Option<Vote<NodeId>>,
-    /// openraft's purge point: entries are kept (no snapshots yet), only remembered as purged.
+    /// openraft's purge point: the entry before `first_index` (None: nothing purged).
     purged: Option<LogId<NodeId>>,
+}
+
+impl LogInner {
+    /// Where entry `index` is in `starts` (None: purged or not written).
+    fn slot(&self, index: u64) -> Option<usize> {
+        let slot = usize::try_from(index.checked_sub(self.first_index)?).ok()?;
+        (slot < self.starts.len()).then_some(slot)
+    }
+
+    /// The Raft index after the last entry held.
+    fn next_index(&self) -> u64 {
+        self.first_index + self.starts.len() as u64
+    }
+
+    fn data_end(&self) -> i64 {
+        self.data_ends.last().copied().unwrap_or(self.base_data_end)
+    }
 }
 
 impl QuorumLogStore {
@@ -104,7 +139,37 @@ impl QuorumLogStore {
         clean: bool,
         now_ms: i64,
     ) -> Result<QuorumLogStore, MetadataLogError> {
-        let (dir, log) = open_metadata_partition(&storage, data_dir, clean, now_ms)?;
+        let settings = MetadataLogSettings::default();
+        QuorumLogStore::open_with(storage, data_dir, settings, clean, now_ms)
+    }
+
+    /// `open` with the metadata log's settings (its segment size, when it snapshots, what it
+    /// keeps). Loads the newest complete snapshot (for the state machine) after deleting those
+    /// cut short and those older than the log start (Kafka's KafkaMetadataLog.recoverSnapshots).
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        settings: MetadataLogSettings,
+        clean: bool,
+        now_ms: i64,
+    ) -> Result<QuorumLogStore, MetadataLogError> {
+        let config = crate::log::LogConfig {
+            segment_bytes: settings.segment_bytes,
+            ..metadata_log_config()
+        };
+        let (dir, mut log) =
+            open_metadata_partition_with(&storage, data_dir, config, clean, now_ms)?;
+        let files = SnapshotFiles::new(&dir, Arc::clone(&storage));
+        files.delete_partial()?;
+        let newest = snapshots::latest(&files)?;
+        // A snapshot past the log's end (installed from the leader, the crash before the log
+        // started over): the log starts over at its end.
+        if let Some((s, _)) = &newest {
+            if log.log_end_offset() < s.id.end_offset {
+                log.truncate_fully_and_start_at(s.id.end_offset)?;
+            }
+        }
+        files.delete_before(log.log_start_offset())?;
         let mut starts = Vec::new();
         let mut terms = Vec::new();
         let mut data_ends: Vec<i64> = Vec::new();
@@ -116,7 +181,7 @@ impl QuorumLogStore {
             for (_, h) in crate::log::batch::BatchIter::new(&bytes) {
                 starts.push(h.base_offset);
                 terms.push(h.partition_leader_epoch.max(0) as u64);
-                let before = data_ends.last().copied().unwrap_or(-1);
+                let before = data_ends.last().copied().unwrap_or(i64::MIN);
                 data_ends.push(if h.is_control() {
                     before
                 } else {
@@ -130,18 +195,100 @@ impl QuorumLogStore {
             offset = next;
         }
         let vote = read_quorum_state(&dir.join(QUORUM_STATE_FILE))?;
+        let start = log.log_start_offset();
+        let anchor = snapshots::anchor(&files, start, newest.as_ref())?;
+        let (first_index, purged, base_data_end) = match anchor {
+            None if start > 0 => {
+                return Err(MetadataLogError::Corrupt(
+                    dir,
+                    format!("the log starts at {start} and no snapshot ends there"),
+                ))
+            }
+            None => (0, None, -1),
+            Some((end_offset, position)) => {
+                // The entries held before the snapshot's end are the last ones it holds.
+                let before = starts.partition_point(|&o| o < end_offset);
+                let first = (position.last_log_id.index + 1).checked_sub(before as u64);
+                let purged = match first {
+                    Some(0) => None,
+                    _ if before == 0 => Some(position.last_log_id),
+                    // Entries below a snapshot that ends inside the log (the log starts at 0):
+                    // counted as purged, as openraft holds them (the term before is unknown).
+                    _ => {
+                        starts.drain(..before);
+                        terms.drain(..before);
+                        data_ends.drain(..before);
+                        Some(position.last_log_id)
+                    }
+                };
+                match purged {
+                    Some(p) => (p.index + 1, purged, end_offset - 1),
+                    None => (0, None, -1),
+                }
+            }
+        };
+        // Each data end, now that the one before the first entry held is known.
+        let mut before = base_data_end;
+        for end in data_ends.iter_mut() {
+            if *end == i64::MIN {
+                *end = before;
+            }
+            before = *end;
+        }
         Ok(QuorumLogStore {
             inner: Arc::new(Mutex::new(LogInner {
                 dir,
                 storage,
                 log,
+                files,
+                settings,
+                loaded: newest,
+                first_index,
                 starts,
                 terms,
                 data_ends,
+                base_data_end,
                 vote,
-                purged: None,
+                purged,
             })),
         })
+    }
+
+    /// The snapshot files beside the log.
+    pub fn snapshot_files(&self) -> SnapshotFiles {
+        self.inner.lock().files.clone()
+    }
+
+    pub fn settings(&self) -> MetadataLogSettings {
+        self.inner.lock().settings.clone()
+    }
+
+    /// The newest snapshot found at start-up, for the state machine to start from (once).
+    pub(super) fn take_loaded(&self) -> Option<(MetadataSnapshot, Position)> {
+        self.inner.lock().loaded.take()
+    }
+
+    /// The offset the log starts at (the end of a snapshot, once a snapshot is taken and the
+    /// log before it dropped).
+    pub fn start_offset(&self) -> i64 {
+        self.inner.lock().log.log_start_offset()
+    }
+
+    /// The bytes of the log's segments (retention weighs them with the snapshots').
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.lock().log.size_bytes()
+    }
+
+    /// The Raft index of the entry that ends at `end_offset`, if the log holds it.
+    pub fn index_ending_at(&self, end_offset: i64) -> Option<u64> {
+        let inner = self.inner.lock();
+        let at = inner.starts.partition_point(|&s| s < end_offset);
+        let next = inner
+            .starts
+            .get(at)
+            .copied()
+            .unwrap_or(inner.log.log_end_offset());
+        (at > 0 && next == end_offset).then(|| inner.first_index + at as u64 - 1)
     }
 
     /// Every batch, data and control, from the one holding `from_offset` to before `until`.
@@ -157,13 +304,15 @@ impl QuorumLogStore {
         )
     }
 
-    /// The Kafka offset after the entry at `index` (its batch's end).
+    /// The Kafka offset after the entry at `index` (its batch's end; the log start for an
+    /// entry purged).
     pub fn end_offset_after(&self, index: u64) -> i64 {
         let inner = self.inner.lock();
-        let next = usize::try_from(index)
-            .ok()
-            .and_then(|i| inner.starts.get(i + 1));
-        next.copied().unwrap_or_else(|| inner.log.log_end_offset())
+        if index < inner.first_index {
+            return inner.log.log_start_offset();
+        }
+        let next = inner.slot(index + 1).map(|i| inner.starts[i]);
+        next.unwrap_or_else(|| inner.log.log_end_offset())
     }
 
     /// The Kafka offset after the `n` entries from the one holding `offset` (the log end
@@ -182,7 +331,7 @@ impl QuorumLogStore {
     /// Whether this node has taken part in a quorum (it holds a log entry or a vote).
     pub fn is_used(&self) -> bool {
         let inner = self.inner.lock();
-        !inner.starts.is_empty() || inner.vote.is_some()
+        !inner.starts.is_empty() || inner.vote.is_some() || inner.purged.is_some()
     }
 
     /// The offset the next record gets.
@@ -198,18 +347,26 @@ impl QuorumLogStore {
     fn entries(&self, from: u64, to: u64) -> Result<Vec<Entry<TypeConfig>>, MetadataLogError> {
         let (start, until, count) = {
             let inner = self.inner.lock();
-            let to = to.min(inner.starts.len() as u64);
+            let to = to.min(inner.next_index());
             if from >= to {
                 return Ok(Vec::new());
             }
-            let until = inner
-                .starts
-                .get(to as usize)
-                .copied()
+            // Purged (openraft's contract: entries not found are left out): a replication
+            // task of a leader just deposed may still read what a snapshot installed from the
+            // new leader dropped; it gets nothing, as a heartbeat, and stops.
+            let Some(first) = inner.slot(from) else {
+                return Ok(Vec::new());
+            };
+            let until = (inner.slot(to).map(|i| inner.starts[i]))
                 .unwrap_or_else(|| inner.log.log_end_offset());
-            (inner.starts[from as usize], until, (to - from) as usize)
+            (inner.starts[first], until, (to - from) as usize)
         };
-        let batches = self.read_batches(start, until)?;
+        let batches = self.read_batches(start, until);
+        // Purged while it was read (the lock is not held meanwhile): nothing, as above.
+        if self.inner.lock().first_index > from {
+            return Ok(Vec::new());
+        }
+        let batches = batches?;
         if batches.len() != count {
             return Err(MetadataLogError::Quorum(format!(
                 "read {} batches of the metadata quorum's log where {count} entries are",
@@ -256,12 +413,8 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let inner = self.inner.lock();
-        let last = inner.terms.last().map(|&term| {
-            LogId::new(
-                CommittedLeaderId::new(term, 0),
-                inner.terms.len() as u64 - 1,
-            )
-        });
+        let last = (inner.terms.last())
+            .map(|&term| LogId::new(CommittedLeaderId::new(term, 0), inner.next_index() - 1));
         Ok(LogState {
             last_purged_log_id: inner.purged,
             last_log_id: last.or(inner.purged),
@@ -305,11 +458,7 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.inner.lock();
-        if inner.purged < Some(log_id) {
-            inner.purged = Some(log_id);
-        }
-        Ok(())
+        blocking_io(|| self.purge_upto(log_id, None)).map_err(write_err)
     }
 }
 
@@ -317,7 +466,7 @@ impl RaftLogStorage<TypeConfig> for QuorumLogStore {
 /// quorum's runtime without keeping that runtime's other tasks waiting (see the module comment).
 /// On a current-thread runtime (the simulation's, some tests') there is no other worker to hand
 /// them to: `io` runs as it is.
-fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
+pub(super) fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let flavor = Handle::try_current().map(|h| h.runtime_flavor());
     match flavor {
@@ -329,7 +478,7 @@ fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
 impl QuorumLogStore {
     /// Writes `entries` (each a batch stamped with its term) and fsyncs them: the outer error is
     /// a write that failed, the inner one the fsync.
-    fn append_entries(
+    pub(super) fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<Result<(), crate::log::partition::LogError>, MetadataLogError> {
@@ -337,16 +486,16 @@ impl QuorumLogStore {
         let leader = inner.vote.and_then(|v| v.leader_id().voted_for());
         for entry in entries {
             let index = entry.log_id.index;
-            if index != inner.starts.len() as u64 {
+            if index != inner.next_index() {
                 return Err(MetadataLogError::Quorum(format!(
                     "entry {index} appended where entry {} is due",
-                    inner.starts.len()
+                    inner.next_index()
                 )));
             }
             let term = entry.log_id.leader_id.term;
             let epoch = i32::try_from(term)
                 .map_err(|_| MetadataLogError::Quorum(format!("term {term} is past an epoch")))?;
-            let data_end = inner.data_ends.last().copied().unwrap_or(-1);
+            let data_end = inner.data_end();
             let payload = match &entry.payload {
                 EntryPayload::Normal(e) if e.decided_on.is_some_and(|d| d != data_end) => {
                     tracing::debug!(
@@ -380,14 +529,71 @@ impl QuorumLogStore {
     /// Removes the entries from `index` on (a suffix that conflicts with the leader's log).
     fn truncate_from(&self, index: u64) -> Result<(), MetadataLogError> {
         let mut inner = self.inner.lock();
-        let index = index as usize;
-        if let Some(&offset) = inner.starts.get(index) {
+        if let Some(slot) = inner.slot(index) {
+            let offset = inner.starts[slot];
             inner.log.truncate_to(offset)?;
-            inner.starts.truncate(index);
-            inner.terms.truncate(index);
-            inner.data_ends.truncate(index);
+            inner.starts.truncate(slot);
+            inner.terms.truncate(slot);
+            inner.data_ends.truncate(slot);
         }
         Ok(())
+    }
+
+    /// Drops the entries up to `log_id` (openraft purges only what a snapshot holds): the log
+    /// starts after it, the whole segments below deleted, and the snapshots older than the new
+    /// start with them. Past the log's end (a snapshot from the leader, this log behind it)
+    /// nothing of the log is kept; `restart` (the installed snapshot's end offset) then starts
+    /// the log over there. (openraft purges on its own task, the state machine installs on
+    /// another: whichever comes first, the log ends up starting at the snapshot's end.)
+    pub(super) fn purge_upto(
+        &self,
+        log_id: LogId<NodeId>,
+        restart: Option<i64>,
+    ) -> Result<(), MetadataLogError> {
+        let mut inner = self.inner.lock();
+        let next = log_id.index + 1;
+        if next > inner.first_index {
+            let keep_from = (next - inner.first_index) as usize;
+            if keep_from <= inner.starts.len() {
+                let start = (inner.starts.get(keep_from).copied())
+                    .unwrap_or_else(|| inner.log.log_end_offset());
+                inner.base_data_end = inner.data_ends[keep_from - 1];
+                inner.starts.drain(..keep_from);
+                inner.terms.drain(..keep_from);
+                inner.data_ends.drain(..keep_from);
+                inner.log.increment_log_start_offset(start)?;
+            } else {
+                inner.starts.clear();
+                inner.terms.clear();
+                inner.data_ends.clear();
+            }
+            inner.first_index = next;
+        }
+        if inner.purged < Some(log_id) {
+            inner.purged = Some(log_id);
+        }
+        if let Some(end) = restart.filter(|_| inner.starts.is_empty()) {
+            // The snapshot ends its last data batch (see `snapshots`).
+            inner.base_data_end = end - 1;
+            if inner.log.log_end_offset() < end {
+                inner.log.truncate_fully_and_start_at(end)?;
+            } else {
+                inner.log.increment_log_start_offset(end)?;
+            }
+        }
+        let start = inner.log.log_start_offset();
+        inner.files.delete_before(start)?;
+        Ok(())
+    }
+
+    /// A snapshot installed from the leader, holding entries up to `log_id` and ending at
+    /// `end_offset`: the log keeps only what follows it.
+    pub(super) fn restart_at(
+        &self,
+        log_id: LogId<NodeId>,
+        end_offset: i64,
+    ) -> Result<(), MetadataLogError> {
+        self.purge_upto(log_id, Some(end_offset))
     }
 }
 

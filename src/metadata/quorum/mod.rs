@@ -12,8 +12,10 @@
 //! - `observer`: a broker-only process's view of the log, fetched from the voters;
 //! - `check_quorum`: a leader no majority hears from resigns (Kafka's check quorum).
 //!
-//! Not yet: snapshots of the quorum (the log is kept whole and replayed at start-up),
-//! membership changes (the voters are fixed when the quorum is first formed).
+//! - `snapshots`: Kafka's checkpoint files of the image, which are openraft's snapshots too, and
+//!   the log's retention behind them.
+//!
+//! Not yet: membership changes (the voters are fixed when the quorum is first formed).
 
 pub mod check_quorum;
 pub mod log_store;
@@ -21,6 +23,7 @@ pub mod observer;
 pub mod replicas;
 #[cfg(test)]
 mod simulation;
+pub mod snapshots;
 pub mod state_machine;
 pub mod transport;
 
@@ -37,7 +40,8 @@ use self::state_machine::{Applied, QuorumStateMachine};
 use super::controller::{ControllerDuties, ControllerRequest, ControllerResponse};
 use super::image::MetadataImage;
 use super::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, QuorumState, ReplicaState, Writer,
+    MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState, ReplicaState,
+    Writer,
 };
 use super::records::MetadataRecord;
 use crate::security::channel::ClientChannel;
@@ -185,7 +189,25 @@ pub struct ObserverFetch {
     pub state: QuorumState,
     /// The leader and where it listens, when the voter knows.
     pub leader: Option<(i32, QuorumNode)>,
+    /// The offset asked for is below the voter's log start: fetch this snapshot (its end
+    /// offset and epoch; `fetch_snapshot`) and go on from its end (Kafka's Fetch answers with
+    /// a SnapshotId likewise, and the observer sends FetchSnapshot).
+    #[serde(default)]
+    pub snapshot_id: Option<(i64, i32)>,
 }
+
+/// A piece of a snapshot file, as an observer fetches it (Kafka's FetchSnapshot).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotChunk {
+    /// The file's bytes from the position asked for, in base64.
+    pub bytes: String,
+    /// The file's whole size.
+    pub size: u64,
+}
+
+/// The most bytes of a snapshot one answer carries (Kafka's FetchSnapshot max bytes, as its
+/// raft client asks: KafkaRaftClient.MAX_FETCH_SIZE_BYTES).
+const SNAPSHOT_CHUNK_BYTES: usize = MAX_BATCH_BYTES;
 
 /// Where a voter listens (its endpoint on the controller listener).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -230,10 +252,15 @@ fn raft_config() -> Result<Arc<Config>, MetadataLogError> {
         heartbeat_interval: 100,
         election_timeout_min: 1000,
         election_timeout_max: 2000,
-        // No snapshots of the quorum yet: the log is kept whole, and a follower behind is
-        // always sent entries, never a snapshot.
+        // Snapshots are taken by Kafka's thresholds, and the log purged by Kafka's retention
+        // (`snapshots`), not by openraft's entry counts: a voter behind is sent entries while
+        // the log holds them, the snapshot below its start.
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
+        // A snapshot goes to a voter in pieces of 1 MiB (each a frame: see `transport`), each
+        // given Kafka's controller.quorum.request.timeout.ms (2 s) rather than openraft's 200 ms.
+        snapshot_max_chunk_size: 1 << 20,
+        install_snapshot_timeout: 2000,
         ..Config::default()
     };
     config
@@ -300,13 +327,17 @@ impl Quorum {
         network: N,
     ) -> Result<Quorum, MetadataLogError> {
         let applied = Applied::new();
+        if let Some((snapshot, position)) = store.take_loaded() {
+            applied.load(&snapshot, position)?;
+        }
         let sm = QuorumStateMachine {
             applied: Arc::clone(&applied),
+            store: store.clone(),
         };
         let raft = Raft::new(id, raft_config()?, network, store.clone(), sm)
             .await
             .map_err(|e| MetadataLogError::Quorum(e.to_string()))?;
-        Ok(Quorum {
+        let q = Quorum {
             id,
             raft,
             store,
@@ -314,7 +345,10 @@ impl Quorum {
             forward: None,
             duties: Arc::new(OnceLock::new()),
             replicas: Arc::default(),
-        })
+        };
+        let settings = q.store.settings();
+        tokio::spawn(snapshots::generate_and_clean(q.clone(), settings));
+        Ok(q)
     }
 
     /// Forms the quorum of `voters` if this node has never been part of one (every voter is
@@ -569,6 +603,21 @@ impl Quorum {
         from_offset: i64,
         max_wait: Duration,
     ) -> Result<ObserverFetch, MetadataLogError> {
+        // Below the log start: the newest snapshot is fetched first.
+        if from_offset < self.store.start_offset() {
+            let files = self.store.snapshot_files();
+            let newest = files.ids()?.last().copied();
+            if let Some(id) = newest {
+                let m = self.raft.metrics().borrow().clone();
+                return Ok(ObserverFetch {
+                    batches: Vec::new(),
+                    end_offset: from_offset,
+                    state: self.quorum_state(),
+                    leader: self.leader_of(&m),
+                    snapshot_id: Some((id.end_offset, id.epoch)),
+                });
+            }
+        }
         // Where the committed log ended as the fetch arrived: caught up if it fetches from there.
         let (arrived, end_on_arrival) = (std::time::Instant::now(), self.applied.end_offset());
         let mut end = self.applied.watch_end_offset();
@@ -602,16 +651,46 @@ impl Quorum {
         if m.current_leader == Some(self.id) {
             (self.replicas).observer_fetched(observer, from_offset, end_on_arrival, arrived);
         }
-        let leader = m.current_leader.and_then(|l| {
-            let node = m.membership_config.membership().get_node(&l)?;
-            Some((l as i32, node.clone()))
-        });
         Ok(ObserverFetch {
             batches: batches.into_iter().map(WireBatch::from).collect(),
             end_offset,
             state: self.quorum_state(),
-            leader,
+            leader: self.leader_of(&m),
+            snapshot_id: None,
         })
+    }
+
+    /// The leader as `m` knows it, with where it listens.
+    fn leader_of(
+        &self,
+        m: &openraft::RaftMetrics<NodeId, QuorumNode>,
+    ) -> Option<(i32, QuorumNode)> {
+        let l = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&l)?;
+        Some((l as i32, node.clone()))
+    }
+
+    /// A piece of snapshot `id` from `position` (an observer's FetchSnapshot); an error where
+    /// the snapshot is gone (retention: the observer fetches again and is told a newer one).
+    pub fn fetch_snapshot(
+        &self,
+        id: (i64, i32),
+        position: u64,
+    ) -> Result<SnapshotChunk, MetadataLogError> {
+        use base64::Engine;
+        use std::io::{Read, Seek};
+        let id = crate::metadata::metadata_log::SnapshotId {
+            end_offset: id.0,
+            epoch: id.1,
+        };
+        let mut file = std::fs::File::open(self.store.snapshot_files().path(id))?;
+        let size = file.metadata()?.len();
+        file.seek(std::io::SeekFrom::Start(position))?;
+        let mut bytes = Vec::new();
+        file.take(SNAPSHOT_CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)?;
+        let bytes = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok(SnapshotChunk { bytes, size })
     }
 
     /// The quorum as this node sees it (see `MetadataLog::quorum_state`): on the leader, every
@@ -960,6 +1039,15 @@ impl MetadataLog for RaftMetadataLog {
         self.quorum.read(from_offset)
     }
 
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        let files = self.quorum.store.snapshot_files();
+        Ok(snapshots::latest(&files)?.map(|(s, _)| s))
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.quorum.store.start_offset()
+    }
+
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
         Some(self.quorum.applied.watch_end_offset())
     }
@@ -1078,7 +1166,7 @@ mod tests {
             _rpc: InstallSnapshotRequest<TypeConfig>,
             _option: RPCOption,
         ) -> transport::SnapshotRpc {
-            transport::no_snapshots()
+            Err(alone())
         }
 
         async fn vote(
@@ -1275,6 +1363,14 @@ mod tests {
     /// the leader.
     /// Three voters over TCP on loopback, each in `root/node-<id>`, once they have a leader.
     fn three_voters(root: &std::path::Path) -> Vec<RaftMetadataLog> {
+        three_voters_with(root, crate::config::MetadataLogSettings::default())
+    }
+
+    /// `three_voters` with these metadata log settings.
+    fn three_voters_with(
+        root: &std::path::Path,
+        settings: crate::config::MetadataLogSettings,
+    ) -> Vec<RaftMetadataLog> {
         let listeners: Vec<std::net::TcpListener> = (0..3)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -1294,8 +1390,10 @@ mod tests {
             .map(|(l, id)| {
                 let dir = root.join(format!("node-{id}"));
                 let voters = voters.clone();
+                let settings = settings.clone();
                 std::thread::spawn(move || {
-                    let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0)?;
+                    let storage = Arc::new(FileStorage);
+                    let store = QuorumLogStore::open_with(storage, &dir, settings, true, 0)?;
                     let fetch_timeout = check_quorum::DEFAULT_FETCH_TIMEOUT;
                     let security = Security::plaintext();
                     RaftMetadataLog::start_tcp(TcpVoter {
@@ -1313,6 +1411,120 @@ mod tests {
             .into_iter()
             .map(|t| t.join().unwrap().unwrap())
             .collect()
+    }
+
+    /// Settings that snapshot after every write and keep only the newest snapshot and the log
+    /// after it, in small segments.
+    fn snapshot_often() -> crate::config::MetadataLogSettings {
+        crate::config::MetadataLogSettings {
+            max_bytes_between_snapshots: 1,
+            max_snapshot_interval_ms: 0,
+            retention_bytes: 0,
+            retention_ms: -1,
+            segment_bytes: 1024,
+        }
+    }
+
+    /// Waits until every voter's log starts past `offset` (their snapshots cut it there).
+    fn wait_log_start_past(logs: &[&RaftMetadataLog], offset: i64) {
+        for l in logs {
+            let store = &l.quorum().store;
+            while store.start_offset() <= offset {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// A voter cut off while the other two snapshot and cut their logs past its end is sent
+    /// the leader's snapshot over the controller listener (install_snapshot, its checkpoint
+    /// file in pieces) once it is reachable again, and goes on from its end to the leader's
+    /// image.
+    #[test]
+    fn a_voter_behind_the_log_start_is_sent_the_snapshot_over_tcp() {
+        let root = tempfile::tempdir().unwrap();
+        let ProxiedQuorum {
+            proxies,
+            leader,
+            follower,
+            other,
+            ..
+        } = proxied_quorum_with(root.path(), 4, snapshot_often());
+        let f = follower.quorum().id;
+        proxies.set(pairs_of(f, 1..=3));
+        let behind = follower.quorum().store.end_offset();
+        let mut last = 0;
+        for n in 0..30u128 {
+            let topic = MetadataRecord::Topic {
+                name: format!("t{n}"),
+                topic_id: uuid::Uuid::from_u128(n + 1),
+            };
+            last = leader.append(&[topic], n as i64).unwrap();
+        }
+        wait_log_start_past(&[&leader, &other], behind);
+        proxies.set([]);
+        wait_applied(&follower, last + 1);
+        let start = follower.quorum().store.start_offset();
+        assert!(
+            start > behind,
+            "its log starts at the snapshot's end: {start}"
+        );
+        assert_eq!(*follower.quorum().image(), *leader.quorum().image());
+        for l in [leader, follower, other] {
+            l.close(0).unwrap();
+        }
+    }
+
+    /// KRaft's observers behind the log start: voters that snapshot after every write and
+    /// keep only the log after their newest snapshot; an observer started after them (fetching
+    /// from offset 0, below every voter's log start) is told the newest snapshot, fetches it
+    /// (FetchSnapshot), and goes on from its end: its catalog's image is the voters', and it
+    /// follows what is committed next.
+    #[test]
+    fn an_observer_behind_the_log_start_fetches_the_snapshot() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = three_voters_with(root.path(), snapshot_often());
+        let topic = |n: u128| MetadataRecord::Topic {
+            name: format!("t{n}"),
+            topic_id: uuid::Uuid::from_u128(n + 1),
+        };
+        let mut last = 0;
+        for n in 0..30 {
+            last = logs[0].append(&[topic(n)], n as i64).unwrap();
+        }
+        for l in &logs {
+            wait_applied(l, last + 1);
+        }
+        wait_log_start_past(&logs.iter().collect::<Vec<_>>(), 0);
+        let m = logs[0].quorum().raft.metrics().borrow().clone();
+        let voters: BTreeMap<NodeId, QuorumNode> = (m.membership_config.membership().nodes())
+            .map(|(id, node)| (*id, node.clone()))
+            .collect();
+        let channel = Arc::clone(&Security::plaintext().channel);
+        let observer = observer::ObserverMetadataLog::start(4, voters, channel).unwrap();
+        assert!(observer.log_start_offset() > 0, "it took a snapshot");
+        assert!(observer.latest_snapshot().unwrap().is_some());
+        let observed = catalog_over(Box::new(observer), root.path(), 4);
+        let voter_image = logs[0].quorum().image();
+        let image = observed.image();
+        assert!(image.provenance.last_offset >= last);
+        for n in 0..30 {
+            let name = format!("t{n}");
+            assert!(image.topics.get_by_name(&name).is_some(), "{name}");
+        }
+        assert_eq!(image.topics, voter_image.topics);
+        // It follows what comes next from the log.
+        let next = logs[1].append(&[topic(30)], 30).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut committed = observed.committed().unwrap();
+        rt.block_on(committed.wait_for(|&e| e > next)).unwrap();
+        observed.catch_up().unwrap();
+        assert!(observed.image().topics.get_by_name("t30").is_some());
+        observed.close_metadata_log(0).unwrap();
+        for l in logs {
+            l.close(0).unwrap();
+        }
     }
 
     #[test]
@@ -1686,6 +1898,16 @@ mod tests {
     }
 
     fn proxied_quorum(root: &std::path::Path, observer: NodeId) -> ProxiedQuorum {
+        let settings = crate::config::MetadataLogSettings::default();
+        proxied_quorum_with(root, observer, settings)
+    }
+
+    /// `proxied_quorum` with these metadata log settings.
+    fn proxied_quorum_with(
+        root: &std::path::Path,
+        observer: NodeId,
+        settings: crate::config::MetadataLogSettings,
+    ) -> ProxiedQuorum {
         // Cut until every voter has formed the quorum on its own list of voters (one that
         // heard from another first would take that one's list, and its proxies).
         let voters = 1..=3;
@@ -1713,7 +1935,8 @@ mod tests {
             .into_iter()
             .map(|(id, l)| {
                 let dir = root.join(format!("node-{id}"));
-                let store = QuorumLogStore::open(Arc::new(FileStorage), &dir, true, 0).unwrap();
+                let (storage, settings) = (Arc::new(FileStorage), settings.clone());
+                let store = QuorumLogStore::open_with(storage, &dir, settings, true, 0).unwrap();
                 let (security, fetch) =
                     (Security::plaintext(), check_quorum::DEFAULT_FETCH_TIMEOUT);
                 RaftMetadataLog::open_tcp(TcpVoter {

@@ -13,7 +13,10 @@
 //! Fetching is Kafka's observer model, and needs neither.
 //!
 //! The fetched log is kept in memory: a restarted broker fetches it again before it opens its
-//! catalog (the voters keep the whole log; there are no snapshots of the quorum yet).
+//! catalog. Where it fetches from below a voter's log start (the log before it cut behind a
+//! snapshot), the voter answers with its newest snapshot's id; the observer fetches that file
+//! (Kafka's FetchSnapshot, in pieces), takes it in place of the log before its end (what it
+//! had fetched before is dropped), and goes on fetching from there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +32,8 @@ use super::{
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::{
-    MetadataBatch, MetadataLog, MetadataLogError, QuorumState, Writer,
+    read_snapshot, MetadataBatch, MetadataLog, MetadataLogError, MetadataSnapshot, QuorumState,
+    SnapshotId, Writer,
 };
 use crate::metadata::records::MetadataRecord;
 use crate::security::channel::ClientChannel;
@@ -39,6 +43,8 @@ const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the fetches brought.
 struct Fetched {
+    /// The snapshot fetched last (the log before its end is not kept).
+    snapshot: Mutex<Option<MetadataSnapshot>>,
     /// The committed data batches, in offset order.
     batches: Mutex<Vec<MetadataBatch>>,
     /// The committed end offset fetched up to.
@@ -53,6 +59,7 @@ struct Fetched {
 impl Fetched {
     fn new() -> Fetched {
         Fetched {
+            snapshot: Mutex::new(None),
             batches: Mutex::new(Vec::new()),
             end_offset: watch::channel(0).0,
             quorum: Mutex::new(None),
@@ -90,6 +97,23 @@ impl Fetched {
         let batches = self.batches.lock();
         let first = batches.partition_point(|b| b.last_offset() < from_offset);
         batches[first..].to_vec()
+    }
+
+    /// Takes a snapshot fetched from a voter in place of the log before its end.
+    fn take_snapshot(&self, s: MetadataSnapshot) {
+        let end = s.id.end_offset;
+        self.batches.lock().retain(|b| b.base_offset >= end);
+        *self.snapshot.lock() = Some(s);
+        self.end_offset.send_if_modified(|e| {
+            let moved = *e < end;
+            *e = (*e).max(end);
+            moved
+        });
+    }
+
+    /// Where the log fetched starts (the snapshot's end, once one was fetched).
+    fn log_start_offset(&self) -> i64 {
+        self.snapshot.lock().as_ref().map_or(0, |s| s.id.end_offset)
     }
 
     /// Takes a voter's answer to a fetch from this end offset.
@@ -198,6 +222,33 @@ async fn follow(
         let answer = tokio::select! {
             _ = cancel.cancelled() => return,
             answer = c.fetch(node_id, from) => answer,
+        };
+        // Below the voter's log start: its snapshot first.
+        let answer = match answer {
+            Ok(ObserverFetch {
+                snapshot_id: Some(id),
+                ..
+            }) => {
+                let fetched_snapshot = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    s = c.fetch_snapshot(id) => s,
+                };
+                let id = SnapshotId {
+                    end_offset: id.0,
+                    epoch: id.1,
+                };
+                match fetched_snapshot
+                    .and_then(|bytes| read_snapshot(&bytes, id).map_err(MetadataLogError::Quorum))
+                {
+                    Ok(s) => {
+                        tracing::info!(voter = %target, end_offset = id.end_offset, "fetched a metadata snapshot");
+                        fetched.take_snapshot(s);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            answer => answer,
         };
         match answer {
             Ok(f) => {
@@ -320,6 +371,14 @@ impl MetadataLog for ObserverMetadataLog {
         Ok(self.fetched.read(from_offset))
     }
 
+    fn latest_snapshot(&self) -> Result<Option<MetadataSnapshot>, MetadataLogError> {
+        Ok(self.fetched.snapshot.lock().clone())
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.fetched.log_start_offset()
+    }
+
     fn committed(&self) -> Option<watch::Receiver<i64>> {
         Some(self.fetched.end_offset.subscribe())
     }
@@ -399,6 +458,7 @@ mod tests {
                 observers: vec![],
             },
             leader: leader.then(|| (1, QuorumNode::default())),
+            snapshot_id: None,
         }
     }
 

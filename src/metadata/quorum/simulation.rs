@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::log_store::QuorumLogStore;
 use super::{NodeId, Quorum, QuorumNode, TypeConfig};
+use crate::config::MetadataLogSettings;
 use crate::log::storage::FileStorage;
 use crate::metadata::records::MetadataRecord;
 
@@ -150,10 +151,11 @@ impl RaftNetwork<TypeConfig> for Client {
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> super::transport::SnapshotRpc {
-        super::transport::no_snapshots()
+        self.deliver(|q| async move { q.raft.install_snapshot(rpc).await })
+            .await
     }
 
     async fn vote(
@@ -170,6 +172,8 @@ struct Sim {
     net: Net,
     dirs: BTreeMap<NodeId, PathBuf>,
     voters: BTreeMap<NodeId, QuorumNode>,
+    /// Each node's metadata log settings (when it snapshots, what it keeps).
+    settings: MetadataLogSettings,
 }
 
 impl Sim {
@@ -197,7 +201,12 @@ impl Sim {
             delivered: 0,
             lost: 0,
         })));
-        Sim { net, dirs, voters }
+        Sim {
+            net,
+            dirs,
+            voters,
+            settings: MetadataLogSettings::default(),
+        }
     }
 
     /// Opens node `id`'s log (as after a crash) and starts it.
@@ -207,7 +216,10 @@ impl Sim {
         // the paused clock would all stand for election at once, every time.
         let stagger = self.roll(1000);
         tokio::time::sleep(Duration::from_millis(stagger)).await;
-        let store = QuorumLogStore::open(Arc::new(FileStorage), &self.dirs[&id], false, 0).unwrap();
+        let settings = self.settings.clone();
+        let dir = &self.dirs[&id];
+        let store = QuorumLogStore::open_with(Arc::new(FileStorage), dir, settings, false, 0);
+        let store = store.unwrap();
         let factory = NodeNet {
             from: id,
             net: self.net.clone(),
@@ -305,9 +317,10 @@ fn sim_dir() -> tempfile::TempDir {
 }
 
 /// One seeded run: appends interleaved with message loss and delay and crashes of the leader.
-async fn run(seed: u64) {
+async fn run(seed: u64, settings: MetadataLogSettings) {
     let root = sim_dir();
-    let sim = Sim::new(seed, root.path());
+    let mut sim = Sim::new(seed, root.path());
+    sim.settings = settings;
     for id in 1..=3 {
         sim.start(id).await;
     }
@@ -361,6 +374,8 @@ async fn run(seed: u64) {
     let up = sim.up();
     assert_eq!(up.len(), 3);
     let image = up[0].image();
+    // The logs compared from where every node still holds them (snapshots cut them).
+    let from = up.iter().map(|q| q.store.start_offset()).max().unwrap_or(0);
     for q in &up[1..] {
         assert_eq!(
             *q.image(),
@@ -369,10 +384,10 @@ async fn run(seed: u64) {
             q.id,
             up[0].id
         );
-        let read: Vec<_> = q.read(0).unwrap();
+        let read: Vec<_> = q.read(from).unwrap();
         assert_eq!(
             read,
-            up[0].read(0).unwrap(),
+            up[0].read(from).unwrap(),
             "seed {seed}: node {}'s log",
             q.id
         );
@@ -402,8 +417,8 @@ async fn run(seed: u64) {
     }
 }
 
-#[test]
-fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+/// Logs what `SIM_LOG` asks for (a tracing filter) to the test's output.
+fn sim_log() {
     let filter: tracing_subscriber::filter::Targets = std::env::var("SIM_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -414,9 +429,14 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
             filter,
         ),
     );
+}
+
+/// `run` of seeds 1 to `seeds` (or of `SIM_SEED` alone), each on a paused clock.
+fn run_seeds(seeds: u64, settings: MetadataLogSettings) {
+    sim_log();
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
-        Err(_) => (1..=8).collect(),
+        Err(_) => (1..=seeds).collect(),
     };
     for seed in seeds {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -424,8 +444,132 @@ fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
             .start_paused(true)
             .build()
             .unwrap();
-        rt.block_on(run(seed));
+        rt.block_on(run(seed, settings.clone()));
     }
+}
+
+#[test]
+fn three_nodes_agree_through_loss_delay_and_leader_crashes() {
+    run_seeds(8, MetadataLogSettings::default());
+}
+
+/// The same runs with a snapshot after every write and the logs cut behind them: nodes crashed
+/// and restarted start from their snapshots, and those behind are sent the leader's.
+#[test]
+fn three_nodes_agree_with_snapshots_through_loss_delay_and_leader_crashes() {
+    run_seeds(4, snapshot_often());
+}
+
+/// Waits (on the paused clock) until `done`, checking every 100 ms.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(600), wait)
+        .await
+        .is_err()
+    {
+        panic!("never: {what}");
+    }
+}
+
+/// Settings that snapshot after every write and keep only the newest snapshot and the log
+/// after it, in small segments (so that whole segments go).
+fn snapshot_often() -> MetadataLogSettings {
+    MetadataLogSettings {
+        max_bytes_between_snapshots: 1,
+        max_snapshot_interval_ms: 0,
+        retention_bytes: 0,
+        retention_ms: -1,
+        segment_bytes: 1024,
+    }
+}
+
+/// KRaft's snapshots in a quorum: a node down while the others snapshot and drop their logs
+/// before the snapshots comes back behind their log start; the leader sends it its snapshot
+/// (its checkpoint file, byte for byte), and it goes on from there to the others' image. A
+/// node restarted then starts from its newest snapshot (its log no longer starts at 0).
+#[test]
+fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let root = sim_dir();
+        let mut sim = Sim::new(11, root.path());
+        sim.settings = snapshot_often();
+        for id in 1..=3 {
+            sim.start(id).await;
+        }
+        quiesce(&sim).await;
+        let leader = sim.leader().expect("a leader after quiescence");
+        let down = sim.up().into_iter().find(|q| q.id != leader.id).unwrap();
+        let behind = down.store.end_offset();
+        sim.crash(down.id).await;
+        for n in 0..100u128 {
+            let name = format!("t{n}");
+            leader
+                .append(topic(&name, n), None, n as i64)
+                .await
+                .unwrap();
+        }
+        until("the others' logs start past the down node's end", || {
+            sim.up().iter().all(|q| q.store.start_offset() > behind)
+        })
+        .await;
+        let dir = sim.dirs[&leader.id].join("__cluster_metadata-0");
+        let segments = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+            .count();
+        assert!(
+            segments < 10,
+            "whole segments below the log start deleted: {segments} left"
+        );
+
+        sim.start(down.id).await;
+        quiesce(&sim).await;
+        let up = sim.up();
+        let back = up.iter().find(|q| q.id == down.id).unwrap();
+        assert_eq!(*back.image(), *leader.image());
+        assert!(back.image().topics.get_by_name("t99").is_some());
+        // Its log starts where the snapshot it was sent ends, and that file is the leader's.
+        let start = back.store.start_offset();
+        assert!(start > behind, "{start} > {behind}");
+        let files = back.store.snapshot_files();
+        let ids = files.ids().unwrap();
+        assert!(
+            ids.iter().any(|id| id.end_offset == start),
+            "{ids:?} {start}"
+        );
+        let sent = ids.iter().find(|id| id.end_offset == start).unwrap();
+        let leaders = leader.store.snapshot_files().path(*sent);
+        if leaders.exists() {
+            assert_eq!(
+                std::fs::read(files.path(*sent)).unwrap(),
+                std::fs::read(leaders).unwrap()
+            );
+        }
+
+        // Every node restarted starts from its newest snapshot, to the same image.
+        for id in 1..=3 {
+            sim.crash(id).await;
+            let q = sim.start(id).await;
+            assert!(q.store.start_offset() > 0);
+        }
+        quiesce(&sim).await;
+        let up = sim.up();
+        for q in &up[1..] {
+            assert_eq!(*q.image(), *up[0].image(), "node {} after a restart", q.id);
+        }
+        for q in sim.up() {
+            q.raft.shutdown().await.unwrap();
+        }
+    });
 }
 
 /// Catalogs over two nodes of a quorum, each `MetadataLog` a `RaftMetadataLog` on its own

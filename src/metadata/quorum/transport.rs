@@ -54,7 +54,7 @@ use super::log_store::QuorumLogStore;
 use super::replicas::Replicas;
 use super::{
     committed_in_time, not_committed_in_time, MetadataEntry, NodeId, ObserverFetch, Quorum,
-    QuorumNode, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
+    QuorumNode, SnapshotChunk, TypeConfig, Written, APPEND_TIMEOUT, OBSERVER_FETCH_WAIT,
 };
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::metadata_log::{MetadataLogError, QuorumState};
@@ -117,6 +117,8 @@ impl LogLimiter {
 enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
+    /// A chunk of the leader's snapshot (its checkpoint file) for a voter behind its log start.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A metadata write from a node that does not lead.
     Append(MetadataEntry),
     /// A broker's request to the active controller (see `metadata::controller`).
@@ -128,6 +130,12 @@ enum Request {
     },
     /// A metadata write from an observer: the voter forwards it to the leader if need be.
     ObserverAppend(MetadataEntry),
+    /// A piece of a snapshot, for an observer behind the voter's log start.
+    FetchSnapshot {
+        end_offset: i64,
+        epoch: i32,
+        position: u64,
+    },
     /// The quorum as the leader sees it (`describe_quorum`): only the leader answers.
     DescribeQuorum,
 }
@@ -136,10 +144,14 @@ enum Request {
 enum Response {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     /// The offset of the write's last record once committed, or why not.
     Append(Result<i64, Refusal>),
     Controller(ControllerResponse),
     Fetch(Result<ObserverFetch, String>),
+    FetchSnapshot(Result<SnapshotChunk, String>),
     /// The leader's view, or, from a voter that does not lead, where the leader it knows of
     /// listens (Kafka's NOT_LEADER_OR_FOLLOWER, with the leader as a hint).
     DescribeQuorum(Result<QuorumState, Option<QuorumNode>>),
@@ -358,6 +370,9 @@ async fn respond(q: &Quorum, request: Request) -> Response {
     match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(q.raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(q.raft.vote(rpc).await),
+        Request::InstallSnapshot(rpc) => {
+            Response::InstallSnapshot(q.raft.install_snapshot(rpc).await)
+        }
         Request::Append(entry) => Response::Append(take_forwarded(q, entry).await),
         Request::Controller(r) => Response::Controller(q.answer_controller_request(r).await),
         Request::Fetch {
@@ -372,6 +387,14 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             Response::Append(committed_in_time(append).await.map_err(Refusal::from))
         }
         Request::DescribeQuorum => Response::DescribeQuorum(q.describe_here()),
+        Request::FetchSnapshot {
+            end_offset,
+            epoch,
+            position,
+        } => {
+            let chunk = q.fetch_snapshot((end_offset, epoch), position);
+            Response::FetchSnapshot(chunk.map_err(|e| e.to_string()))
+        }
     }
 }
 
@@ -524,15 +547,6 @@ pub type SnapshotRpc = Result<
     RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>,
 >;
 
-/// The quorum keeps its whole log and never sends snapshots (see `raft_config`): every network
-/// answers one so. (The error is openraft's type, large as it is.)
-#[allow(clippy::result_large_err)]
-pub fn no_snapshots() -> SnapshotRpc {
-    Err(RPCError::Unreachable(Unreachable::new(&io::Error::other(
-        "snapshots of the metadata quorum are not supported yet",
-    ))))
-}
-
 /// A voter that openraft waits on before calling again (its `backoff`).
 fn unreachable<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, QuorumNode, E> {
     RPCError::Unreachable(Unreachable::new(&e))
@@ -619,12 +633,23 @@ impl RaftNetwork<TypeConfig> for TcpClient {
         }
     }
 
+    /// A chunk of the snapshot (openraft cuts it at `snapshot_max_chunk_size`, well inside
+    /// the frame limit).
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> SnapshotRpc {
-        no_snapshots()
+        match self
+            .call(&Request::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(Response::InstallSnapshot(r)) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(e.into_rpc()),
+        }
     }
 
     async fn vote(
@@ -766,6 +791,39 @@ impl TcpClient {
             Ok(Response::Fetch(r)) => r.map_err(failed),
             Ok(_) => Err(failed("an answer to another request".into())),
             Err(e) => Err(failed(e.into_io().to_string())),
+        }
+    }
+}
+
+impl TcpClient {
+    /// An observer's FetchSnapshot: snapshot `id` from this voter, piece by piece.
+    pub async fn fetch_snapshot(&mut self, id: (i64, i32)) -> Result<Vec<u8>, MetadataLogError> {
+        use base64::Engine;
+        let node = self.node.clone();
+        let failed = |why: String| {
+            MetadataLogError::Quorum(format!("fetching a snapshot from {node}: {why}"))
+        };
+        let mut bytes = Vec::new();
+        loop {
+            let request = Request::FetchSnapshot {
+                end_offset: id.0,
+                epoch: id.1,
+                position: bytes.len() as u64,
+            };
+            let chunk = match self.call(&request, OBSERVER_FETCH_WAIT + FETCH_SLACK).await {
+                Ok(Response::FetchSnapshot(r)) => r.map_err(failed)?,
+                Ok(_) => return Err(failed("an answer to another request".into())),
+                Err(e) => return Err(failed(e.into_io().to_string())),
+            };
+            let piece = base64::engine::general_purpose::STANDARD.decode(&chunk.bytes);
+            let piece = piece.map_err(|e| failed(e.to_string()))?;
+            if piece.is_empty() && (bytes.len() as u64) < chunk.size {
+                return Err(failed("the snapshot ended early".into()));
+            }
+            bytes.extend_from_slice(&piece);
+            if bytes.len() as u64 >= chunk.size {
+                return Ok(bytes);
+            }
         }
     }
 }
