@@ -425,7 +425,12 @@ fn sim_log() {
         .unwrap_or_default();
     let _ = tracing_subscriber::util::SubscriberInitExt::try_init(
         tracing_subscriber::layer::SubscriberExt::with(
-            tracing_subscriber::fmt().with_test_writer().finish(),
+            // The fmt subscriber's own filter passes everything: SIM_LOG's directives are the
+            // filter (its default, INFO, hid every debug and trace line SIM_LOG asked for).
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_test_writer()
+                .finish(),
             filter,
         ),
     );
