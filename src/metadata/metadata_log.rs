@@ -439,11 +439,25 @@ impl SnapshotFiles {
 
     /// The newest complete snapshot (one cut short, or unreadable, is passed over).
     pub fn latest(&self) -> io::Result<Option<MetadataSnapshot>> {
+        Ok(self.latest_with(|_| Some(()))?.map(|(s, ())| s))
+    }
+
+    /// The newest complete snapshot that `accept` takes, with what it made of it (a quorum
+    /// takes only those that say where they end in the Raft log); the others are passed over.
+    pub fn latest_with<T>(
+        &self,
+        accept: impl Fn(&MetadataSnapshot) -> Option<T>,
+    ) -> io::Result<Option<(MetadataSnapshot, T)>> {
         for id in self.ids()?.into_iter().rev() {
+            let file = self.path(id);
             match self.read(id) {
-                Ok(s) => return Ok(Some(s)),
+                Ok(s) => match accept(&s) {
+                    Some(t) => return Ok(Some((s, t))),
+                    None => {
+                        tracing::warn!(file = %file.display(), "passing over a metadata snapshot this log cannot use")
+                    }
+                },
                 Err(e) => {
-                    let file = self.path(id);
                     tracing::warn!(file = %file.display(), error = %e, "skipping an unreadable metadata snapshot")
                 }
             }

@@ -90,19 +90,7 @@ pub fn id_of(meta: &SnapshotMeta<NodeId, QuorumNode>) -> Option<SnapshotId> {
 /// The newest complete snapshot of the quorum, with where it ends (files without a position
 /// are passed over: not written by a quorum).
 pub fn latest(files: &SnapshotFiles) -> io::Result<Option<(MetadataSnapshot, Position)>> {
-    for id in files.ids()?.into_iter().rev() {
-        match files.read(id) {
-            Ok(s) => match Position::of(&s) {
-                Some(p) => return Ok(Some((s, p))),
-                None => tracing::warn!(
-                    ?id,
-                    "a metadata snapshot without its Raft position: passed over"
-                ),
-            },
-            Err(e) => tracing::warn!(?id, error = %e, "skipping an unreadable metadata snapshot"),
-        }
-    }
-    Ok(None)
+    files.latest_with(Position::of)
 }
 
 /// The snapshot that says which Raft entry the log's first one is: the one ending at the log
