@@ -149,10 +149,16 @@ async fn clean(q: &Quorum, settings: &MetadataLogSettings) {
     let files = q.store.snapshot_files();
     let now_ms = crate::broker::now_ms();
     let log_bytes = q.store.size_bytes();
-    let cut = match files.ids() {
-        Ok(ids) => retained_from(&ids, settings, log_bytes, now_ms, |id| {
-            (files.size(id), files.last_contained_log_timestamp(id))
-        }),
+    // Each snapshot's size and header are read from the disk: off the quorum's async workers.
+    let ids = super::log_store::blocking_io(|| {
+        let ids = files.ids()?;
+        let facts: Vec<_> = (ids.iter())
+            .map(|&id| (files.size(id), files.last_contained_log_timestamp(id)))
+            .collect();
+        io::Result::Ok((ids, facts))
+    });
+    let cut = match ids {
+        Ok((ids, facts)) => retained_from(&ids, &facts, settings, log_bytes, now_ms),
         Err(e) => {
             tracing::warn!(error = %e, "could not list the metadata snapshots");
             None
@@ -173,17 +179,16 @@ async fn clean(q: &Quorum, settings: &MetadataLogSettings) {
 }
 
 /// The snapshot the log is to start at under retention (None: nothing to cut), given each
-/// snapshot's size and last record's time: the oldest goes while the log and the snapshots
-/// exceed `metadata.max.retention.bytes`, or while it is older than `metadata.max.retention.ms`;
-/// the newest stays.
+/// snapshot's size and last record's time (`facts`, one per id): the oldest goes while the log
+/// and the snapshots exceed `metadata.max.retention.bytes`, or while it is older than
+/// `metadata.max.retention.ms`; the newest stays.
 pub fn retained_from(
     ids: &[SnapshotId],
+    facts: &[(u64, Option<i64>)],
     settings: &MetadataLogSettings,
     log_bytes: u64,
     now_ms: i64,
-    size_and_time: impl Fn(SnapshotId) -> (u64, Option<i64>),
 ) -> Option<SnapshotId> {
-    let facts: Vec<(u64, Option<i64>)> = ids.iter().map(|&id| size_and_time(id)).collect();
     let mut cut = 0;
     if settings.retention_bytes >= 0 {
         let limit = settings.retention_bytes as u64;
@@ -419,32 +424,34 @@ mod tests {
             retention_ms: ms,
             ..MetadataLogSettings::default()
         };
-        let facts = |i: SnapshotId| (100, Some(i.end_offset * 1000));
+        let facts: Vec<_> = (ids.iter())
+            .map(|i| (100, Some(i.end_offset * 1000)))
+            .collect();
         // 3 snapshots of 100 bytes and a log of 50: 350.
-        assert_eq!(retained_from(&ids, &settings(350, -1), 50, 0, facts), None);
+        assert_eq!(retained_from(&ids, &facts, &settings(350, -1), 50, 0), None);
         assert_eq!(
-            retained_from(&ids, &settings(349, -1), 50, 0, facts),
+            retained_from(&ids, &facts, &settings(349, -1), 50, 0),
             Some(id(20))
         );
         assert_eq!(
-            retained_from(&ids, &settings(0, -1), 50, 0, facts),
+            retained_from(&ids, &facts, &settings(0, -1), 50, 0),
             Some(id(30))
         );
         // Times 10 s, 20 s, 30 s: at 35 s with a 10 s retention, the first two are too old.
         assert_eq!(
-            retained_from(&ids, &settings(-1, 10_000), 0, 35_000, facts),
+            retained_from(&ids, &facts, &settings(-1, 10_000), 0, 35_000),
             Some(id(30))
         );
         assert_eq!(
-            retained_from(&ids, &settings(-1, 20_000), 0, 35_000, facts),
+            retained_from(&ids, &facts, &settings(-1, 20_000), 0, 35_000),
             Some(id(20))
         );
         assert_eq!(
-            retained_from(&ids, &settings(-1, -1), 1 << 40, 1 << 40, facts),
+            retained_from(&ids, &facts, &settings(-1, -1), 1 << 40, 1 << 40),
             None
         );
         assert_eq!(
-            retained_from(&ids[..1], &settings(0, 0), 50, 1 << 40, facts),
+            retained_from(&ids[..1], &facts[..1], &settings(0, 0), 50, 1 << 40),
             None
         );
     }

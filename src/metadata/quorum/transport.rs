@@ -392,7 +392,9 @@ async fn respond(q: &Quorum, request: Request) -> Response {
             epoch,
             position,
         } => {
-            let chunk = q.fetch_snapshot((end_offset, epoch), position);
+            // A read of up to a piece from the disk: off the quorum's async workers, as its writes.
+            let chunk =
+                super::log_store::blocking_io(|| q.fetch_snapshot((end_offset, epoch), position));
             Response::FetchSnapshot(chunk.map_err(|e| e.to_string()))
         }
     }
