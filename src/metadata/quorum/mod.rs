@@ -1429,7 +1429,13 @@ mod tests {
     fn wait_log_start_past(logs: &[&RaftMetadataLog], offset: i64) {
         for l in logs {
             let store = &l.quorum().store;
+            let deadline = std::time::Instant::now() + TEST_WAIT;
             while store.start_offset() <= offset {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the log of node {} still starts at or before {offset}",
+                    l.quorum().id
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -1616,12 +1622,23 @@ mod tests {
         }
     }
 
+    /// How long a test waits for a quorum to get somewhere before it fails (not hangs).
+    const TEST_WAIT: Duration = Duration::from_secs(60);
+
     fn wait_applied(log: &RaftMetadataLog, end: i64) {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         let mut applied = log.quorum().applied.watch_end_offset();
-        rt.block_on(applied.wait_for(|&e| e >= end)).unwrap();
+        let waited = rt.block_on(async {
+            tokio::time::timeout(TEST_WAIT, applied.wait_for(|&e| e >= end)).await
+        });
+        assert!(
+            waited.is_ok_and(|w| w.is_ok()),
+            "node {} did not apply up to {end}",
+            log.quorum().id
+        );
     }
 
     /// Issue 15: writes decided on one image through two nodes at once (one forwarded to the
